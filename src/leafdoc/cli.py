@@ -1,0 +1,323 @@
+"""The `leafdoc` command: thin. Parse, call the library, print (Rich for people, --json for machines).
+
+Errors of the LeafdocError kind are printed as one plain message (no traceback) and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from leafdoc.errors import LeafdocError
+from leafdoc.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
+console = Console(stderr=True)  # people read stderr; stdout is for --json and results
+out = Console()
+
+
+def _settings() -> Settings:
+    s = Settings()
+    s.ensure_home()
+    return s
+
+
+def _emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(description: str, enabled: bool = True):
+    """A Rich progress bar; yields update(done, total)."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _open_data(settings: Settings):
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+
+    return Catalog(settings.catalog_url), open_store(settings.store_location, settings.s3_endpoint_url)
+
+
+def _limits(settings: Settings):
+    from leafdoc.data.sources import Limits
+
+    return Limits(settings.max_image_bytes, settings.max_zip_members, settings.max_zip_uncompressed_bytes)
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path,
+        typer.Argument(help="A folder of class folders, a .zip of one, or a CSV with path,label."),
+    ],
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: the folder or file name).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Check every image and add the new ones to the catalog as a new dataset version."""
+    from leafdoc.data.ingest import ingest as do_ingest
+
+    settings = _settings()
+    catalog, store = _open_data(settings)
+    with _progress(f"Checking {path.name}", not as_json) as update:
+        result = do_ingest(
+            path,
+            catalog,
+            store,
+            dataset,
+            limits=_limits(settings),
+            max_pixels=settings.max_image_pixels,
+            progress=update,
+        )
+    summary = result.to_dict()
+    _save_summary(settings, summary)
+    if as_json:
+        _emit_json(summary)
+    else:
+        _print_ingest(summary)
+    if result.version is None:
+        raise typer.Exit(1)
+
+
+def _save_summary(settings: Settings, summary: dict) -> None:
+    from leafdoc.fsutil import atomic_write_json
+
+    v = summary["version"] if summary["created_version"] else "unchanged"
+    atomic_write_json(settings.home / "ingests" / f"{summary['dataset']}-v{v}.json", summary)
+
+
+def _print_ingest(s: dict) -> None:
+    if s["created_version"]:
+        out.print(f"[bold green]{s['dataset']} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes")
+    elif s["version"] is not None:
+        out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
+    else:
+        out.print(f"[bold red]{s['dataset']}[/]: nothing was ingested")
+    out.print(
+        f"added {s['added']}, duplicates {len(s['duplicates'])}, "
+        f"near-duplicates {len(s['near_duplicates'])}, rejected {len(s['rejected'])}"
+    )
+    if s["rejected"]:
+        table = Table("rejected file", "reason", title="Rejected")
+        for r in s["rejected"]:
+            table.add_row(r["file"], r["reason"])
+        out.print(table)
+
+
+@app.command()
+def train(
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    data: Annotated[Path | None, typer.Option(help="A folder of class folders (ingested first).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="A dataset already in the catalog.")] = None,
+    dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+    backbone: Annotated[
+        str, typer.Option(help="mobilenet_v2 | resnet50 | efficientnet_v2_b0 | baseline_cnn")
+    ] = "mobilenet_v2",
+    weights: Annotated[str, typer.Option(help="imagenet | none | PATH to a backbone weights file")] = "imagenet",
+    alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
+    image_size: Annotated[int, typer.Option(help="Input size in pixels (square).")] = 96,
+    epochs: Annotated[int, typer.Option(help="Head epochs (pretrained) or all epochs (scratch).")] = 10,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs (pretrained only).")] = 5,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    learning_rate: Annotated[float | None, typer.Option(help="Default: 1e-3 scratch, 1e-4 head.")] = None,
+    patience: Annotated[int, typer.Option(help="Early stopping patience (epochs).")] = 8,
+    class_weights: Annotated[bool, typer.Option(help="Weight the loss by inverse class frequency.")] = True,
+    augment: Annotated[bool, typer.Option(help="Flips, rotation, zoom, brightness, contrast.")] = True,
+    morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
+    seed: Annotated[int, typer.Option()] = 0,
+    init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
+):
+    """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
+    from leafdoc.errors import ConfigError
+    from leafdoc.train.config import TrainConfig
+
+    if (data is None) == (dataset is None):
+        raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
+    try:
+        cfg = TrainConfig(
+            backbone=backbone,
+            weights=weights,
+            alpha=alpha,
+            image_size=image_size,
+            epochs=epochs,
+            fine_tune_epochs=fine_tune_epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            patience=patience,
+            class_weights=class_weights,
+            augment=augment,
+            morphology=morphology,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid training options: {exc}") from None
+    card = run_training(
+        cfg,
+        out_dir,
+        data=data,
+        dataset=dataset,
+        version=dataset_version,
+        init_from=init_from,
+        quiet=as_json,
+    )
+    if as_json:
+        _emit_json(card)
+
+
+def run_training(cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False) -> dict:
+    from leafdoc.data.ingest import ingest as do_ingest
+    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.trainer import train as do_train
+
+    settings = _settings()
+    catalog, store = _open_data(settings)
+    if data is not None:
+        with _progress(f"Ingesting {data.name}", not quiet) as update:
+            res = do_ingest(
+                data,
+                catalog,
+                store,
+                dataset,
+                limits=_limits(settings),
+                max_pixels=settings.max_image_pixels,
+                progress=update,
+            )
+        if res.rejected and not quiet:
+            console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
+        dataset = res.dataset
+    with _progress(f"Caching {cfg.image_size}px arrays", not quiet) as update:
+        td = prepare_data(catalog, store, settings.cache_dir, dataset, cfg, version, progress=update)
+    if not quiet:
+        c = td.counts()
+        console.print(
+            f"{td.dataset} v{td.version}: {len(td.classes)} classes; "
+            f"train {c['train']}, val {c['val']}, test {c['test']}"
+        )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task("training", total=None, info="")
+
+        def on_event(e: dict) -> None:
+            if e["event"] == "batch":
+                bar.update(task, completed=e["batch"], total=e["steps"], description=f"{e['phase']} epoch")
+            elif e["event"] == "epoch":
+                info = " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+                bar.update(task, info=info, description=f"{e['phase']} epoch {e['epoch']}")
+                console.log(f"{e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
+            elif e["event"] == "evaluate":
+                bar.update(task, description="evaluating on the test split", info="")
+
+        card = do_train(cfg, td, out_dir, on_event=on_event, init_from=init_from)
+    if not quiet:
+        t = card["metrics"]["test"]
+        out.print(
+            f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
+            f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card['best_epoch']})"
+        )
+    return card
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder.")],
+    images: Annotated[list[Path], typer.Argument(help="One or more photos.")],
+    top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Top-k diagnoses with probabilities for each photo."""
+    from leafdoc.inference.predictor import Predictor
+
+    settings = _settings()
+    predictor = Predictor(model_dir, max_pixels=settings.max_image_pixels)
+    results = predictor.predict_files(images, top_k)
+    if as_json:
+        _emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            if r.error:
+                out.print(f"[bold]{r.file}[/]: [red]{r.error}[/]")
+                continue
+            out.print(f"[bold]{r.file}[/]")
+            for t in r.top_k:
+                out.print(f"  {t['probability']:7.2%}  {t['label']}")
+    if results and all(r.error for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder with model.keras.")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite")] = "onnx",
+):
+    """Write model.onnx or model.tflite from model.keras."""
+    from leafdoc.train.export import export as do_export
+
+    with console.status(f"exporting {fmt}"):
+        path = do_export(model_dir, fmt)
+    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except LeafdocError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}")
+        if exc.hint:
+            console.print(f"[yellow]what to do:[/] {exc.hint}")
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Decode and resize each image once per (dataset version, image size, preprocessing) into a cache.
+
+Epochs then read uint8 arrays from a memory-mapped .npy instead of decoding JPEGs again: this is
+what makes the cached pipeline faster than `image_dataset_from_directory`. The cache is written in
+chunks under a temporary name and renamed when complete, so an interrupted build is never used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.data.store import BlobStore
+from leafdoc.fsutil import atomic_dir
+from leafdoc.images import preprocess
+
+CHUNK = 256
+
+
+def cache_key(dataset: str, version: int, size: int, morphology: str = "none", kernel: int = 3) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+    morph = "" if morphology in ("none", None) else f"-{morphology}{kernel}"
+    return f"{safe}-v{version}-{size}px{morph}"
+
+
+def build_cache(
+    folder: Path,
+    shas: list[str],
+    store: BlobStore,
+    size: int,
+    *,
+    morphology: str = "none",
+    kernel: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 4,
+) -> np.ndarray:
+    """Return a read-only memmap (N, size, size, 3) uint8 of the images, in `shas` order."""
+    folder = Path(folder)
+    index = folder / "index.json"
+    if index.exists() and json.loads(index.read_text())["shas"] == shas:
+        return np.load(folder / "images.npy", mmap_mode="r")
+
+    def load(sha: str) -> np.ndarray:
+        return preprocess(store.get(sha), size, morphology=morphology, morph_kernel=kernel, name=sha)
+
+    with atomic_dir(folder) as tmp:
+        arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(shas), size, size, 3))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(shas), CHUNK):
+                chunk = shas[start : start + CHUNK]
+                arr[start : start + len(chunk)] = np.stack(list(pool.map(load, chunk)))
+                if progress:
+                    progress(start + len(chunk), len(shas))
+        arr.flush()
+        del arr
+        (tmp / "index.json").write_text(json.dumps({"shas": shas, "size": size, "morphology": morphology}))
+    return np.load(folder / "images.npy", mmap_mode="r")

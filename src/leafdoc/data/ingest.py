@@ -1,0 +1,319 @@
+"""Ingest: labelled photos -> content-addressed store + a new immutable dataset version.
+
+Every file is fully decoded; exact duplicates (sha256) are not stored twice; near-duplicates
+(perceptual hash, invariant to flips and rotations) are reported and later kept in one split.
+A bad file is rejected with its reason and never aborts the rest. The version is written in one
+database transaction after all its blobs are in the store, so a failed ingest leaves nothing
+half-registered.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import func, insert, literal, select
+
+from leafdoc.data.catalog import (
+    Catalog,
+    DatasetItemRow,
+    DatasetRow,
+    DatasetVersionRow,
+    ImageRow,
+    to_signed64,
+    to_unsigned64,
+)
+from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
+from leafdoc.data.store import BlobStore
+from leafdoc.errors import DatasetError, LeafdocError, NotFound
+from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, decode, sha256_bytes
+
+NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit canonical hashes
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestResult:
+    dataset: str
+    version: int | None
+    created_version: bool
+    added: int
+    duplicates: list[dict] = field(default_factory=list)
+    near_duplicates: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    n_images: int = 0
+    n_classes: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Decoded:
+    entry: Entry
+    sha: str
+    data: bytes
+    nbytes: int
+    width: int
+    height: int
+    format: str
+    mode: str
+    phash: int
+
+
+def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
+    try:
+        data = entry.read()
+        img = decode(data, entry.name, max_pixels)
+        # Pillow's `format` is lost by convert(); re-read the header cheaply for the record.
+        with Image.open(io.BytesIO(data)) as raw:
+            fmt, mode = raw.format or "?", raw.mode
+        return _Decoded(
+            entry,
+            sha256_bytes(data),
+            data,
+            len(data),
+            img.width,
+            img.height,
+            fmt,
+            mode,
+            canonical_phash(img),
+        )
+    except LeafdocError as exc:
+        return Skipped(entry.name, exc.message.removeprefix(f"{entry.name}: "))
+    except OSError as exc:
+        return Skipped(entry.name, f"cannot read the file ({exc})")
+
+
+def latest_version(catalog: Catalog, dataset: str) -> DatasetVersionRow | None:
+    with catalog.Session() as s:
+        return s.scalars(
+            select(DatasetVersionRow)
+            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .where(DatasetRow.name == dataset)
+            .order_by(DatasetVersionRow.version.desc())
+            .limit(1)
+        ).first()
+
+
+def get_version(catalog: Catalog, dataset: str, version: int | None = None) -> DatasetVersionRow:
+    if version is None:
+        row = latest_version(catalog, dataset)
+        if row is None:
+            raise NotFound(
+                f"dataset {dataset!r} is not in the catalog.",
+                hint="Run `leafdoc ingest PATH --dataset NAME` first.",
+            )
+        return row
+    with catalog.Session() as s:
+        row = s.scalars(
+            select(DatasetVersionRow)
+            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .where(DatasetRow.name == dataset, DatasetVersionRow.version == version)
+        ).first()
+    if row is None:
+        raise NotFound(f"dataset {dataset!r} has no version {version}.")
+    return row
+
+
+def version_items(catalog: Catalog, version_row: DatasetVersionRow) -> list[tuple[str, str, int]]:
+    """(sha256, label, canonical phash) of every image in a dataset version, sorted by sha."""
+    with catalog.Session() as s:
+        rows = s.execute(
+            select(DatasetItemRow.sha256, DatasetItemRow.label, ImageRow.phash)
+            .join(ImageRow, ImageRow.sha256 == DatasetItemRow.sha256)
+            .where(DatasetItemRow.version_id == version_row.id)
+            .order_by(DatasetItemRow.sha256)
+        ).all()
+    return [(sha, label, to_unsigned64(ph)) for sha, label, ph in rows]
+
+
+def list_datasets(catalog: Catalog) -> list[dict]:
+    with catalog.Session() as s:
+        rows = s.execute(
+            select(DatasetRow.name, DatasetVersionRow)
+            .join(DatasetVersionRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .order_by(DatasetRow.name, DatasetVersionRow.version)
+        ).all()
+    out: dict[str, dict] = {}
+    for name, v in rows:
+        d = out.setdefault(name, {"name": name, "versions": []})
+        d["versions"].append(
+            {
+                "version": v.version,
+                "n_images": v.n_images,
+                "n_classes": v.n_classes,
+                "created": v.created.isoformat(),
+                "source": v.source,
+            }
+        )
+    for d in out.values():
+        d["latest"] = d["versions"][-1]["version"]
+    return list(out.values())
+
+
+def _near_duplicates(new: list[_Decoded], existing: np.ndarray, existing_names: list[str]) -> list[dict]:
+    if not new:
+        return []
+    new_h = np.array([d.phash for d in new], dtype=np.uint64)
+    pool = np.concatenate([existing.astype(np.uint64), new_h])
+    names = existing_names + [d.entry.name for d in new]
+    found = []
+    offset = len(existing)
+    for i, h in enumerate(new_h):
+        dist = np.bitwise_count(np.bitwise_xor(pool[: offset + i], h))
+        close = np.nonzero(dist <= NEAR_DUPLICATE_BITS)[0]
+        if close.size:
+            found.append({"file": new[i].entry.name, "similar_to": names[int(close[0])]})
+    return found
+
+
+def ingest(
+    source: Path,
+    catalog: Catalog,
+    store: BlobStore,
+    dataset: str | None = None,
+    *,
+    label: str | None = None,
+    limits: Limits = Limits(),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+    workers: int = 4,
+) -> IngestResult:
+    source = Path(source)
+    dataset = dataset or source.stem
+    items = list(iter_source(source, limits, label))
+    if not items:
+        raise DatasetError(
+            f"{source}: no files found.",
+            hint="Pass a folder with one subfolder per class, each holding photos.",
+        )
+
+    prev = latest_version(catalog, dataset)
+    current: dict[str, str] = {}  # sha -> label of the version being built
+    prev_items: list[tuple[str, str, int]] = []
+    if prev is not None:
+        prev_items = version_items(catalog, prev)
+        current = {sha: lab for sha, lab, _ in prev_items}
+
+    result = IngestResult(dataset=dataset, version=prev.version if prev else None, created_version=False, added=0)
+    entries = [i for i in items if isinstance(i, Entry)]
+    result.rejected = [{"file": i.name, "reason": i.reason} for i in items if isinstance(i, Skipped)]
+
+    added: list[_Decoded] = []
+    first_name: dict[str, str] = {}
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for outcome in pool.map(lambda e: _decode_entry(e, max_pixels), entries):
+            done += 1
+            if progress:
+                progress(done, len(entries))
+            if isinstance(outcome, Skipped):
+                result.rejected.append({"file": outcome.name, "reason": outcome.reason})
+                continue
+            known = current.get(outcome.sha)
+            if known is not None:
+                if known != outcome.entry.label:
+                    result.rejected.append(
+                        {
+                            "file": outcome.entry.name,
+                            "reason": f"the same image is already labelled {known!r}; fix one of the two labels",
+                        }
+                    )
+                else:
+                    result.duplicates.append(
+                        {
+                            "file": outcome.entry.name,
+                            "of": first_name.get(outcome.sha, "earlier version"),
+                        }
+                    )
+                continue
+            store.put(outcome.data)
+            current[outcome.sha] = outcome.entry.label
+            first_name[outcome.sha] = outcome.entry.name
+            outcome.data = b""  # the store has it; free the memory
+            added.append(outcome)
+
+    existing = np.array([ph for _, _, ph in prev_items], dtype=np.uint64)
+    result.near_duplicates = _near_duplicates(added, existing, [f"{sha[:12]} ({lab})" for sha, lab, _ in prev_items])
+    result.added = len(added)
+
+    if added:
+        result.version = _write_version(catalog, dataset, prev, prev_items, added, source, result)
+        result.created_version = True
+    classes: dict[str, int] = {}
+    for lab in current.values():
+        classes[lab] = classes.get(lab, 0) + 1
+    result.classes = dict(sorted(classes.items()))
+    result.n_images = len(current)
+    result.n_classes = len(classes)
+    return result
+
+
+def _write_version(catalog, dataset, prev, prev_items, added, source, result) -> int:
+    labels = {sha: lab for sha, lab, _ in prev_items}
+    labels.update({d.sha: d.entry.label for d in added})
+    with catalog.Session.begin() as s:
+        ds = s.scalars(select(DatasetRow).where(DatasetRow.name == dataset)).first()
+        if ds is None:
+            ds = DatasetRow(name=dataset)
+            s.add(ds)
+            s.flush()
+        known = set(s.scalars(select(ImageRow.sha256).where(ImageRow.sha256.in_([d.sha for d in added]))))
+        for d in added:
+            if d.sha not in known:
+                s.add(
+                    ImageRow(
+                        sha256=d.sha,
+                        width=d.width,
+                        height=d.height,
+                        format=d.format,
+                        mode=d.mode,
+                        nbytes=d.nbytes,
+                        phash=to_signed64(d.phash),
+                    )
+                )
+        # Versions are numbered per dataset; take the next number inside the transaction.
+        top = s.scalar(select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset_id == ds.id))
+        number = (top or 0) + 1
+        summary = {
+            "added": result.added,
+            "duplicates": len(result.duplicates),
+            "near_duplicates": len(result.near_duplicates),
+            "rejected": result.rejected,
+        }
+        row = DatasetVersionRow(
+            dataset_id=ds.id,
+            version=number,
+            parent_version=prev.version if prev else None,
+            n_images=len(labels),
+            n_classes=len(set(labels.values())),
+            source=str(source),
+            summary=summary,
+        )
+        s.add(row)
+        s.flush()
+        if prev is not None:  # a version holds every image of its parent, plus the new ones
+            s.execute(
+                insert(DatasetItemRow).from_select(
+                    ["version_id", "sha256", "label", "source_name"],
+                    select(
+                        literal(row.id),
+                        DatasetItemRow.sha256,
+                        DatasetItemRow.label,
+                        DatasetItemRow.source_name,
+                    ).where(DatasetItemRow.version_id == prev.id),
+                )
+            )
+        s.add_all(
+            DatasetItemRow(version_id=row.id, sha256=d.sha, label=d.entry.label, source_name=d.entry.name)
+            for d in added
+        )
+    return number

@@ -1,0 +1,220 @@
+"""Where labelled photos come from: a folder of class folders, a .zip of one, or a CSV of path,label.
+
+Each source yields `Entry` objects (a name for messages, a label, and a way to read the bytes),
+or `Skipped` objects for files that cannot be entries (with the reason), so nothing is dropped
+silently. Zips are read defensively: `../` or absolute member paths, too many members, and
+members that would unpack past the size limits are refused by name.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from leafdoc.errors import DatasetError
+from leafdoc.images import is_image_name
+
+# The biggest plausible compression ratio for a photo; JPEG/PNG barely compress inside a zip.
+MAX_COMPRESSION_RATIO = 200
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    label: str
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 25 * 1024 * 1024
+    max_zip_members: int = 100_000
+    max_zip_uncompressed_bytes: int = 4 * 1024**3
+
+
+def _is_hidden(parts: tuple[str, ...]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _reader(path: Path, max_bytes: int) -> Callable[[], bytes]:
+    def read() -> bytes:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DatasetError(
+                f"{path}: {size:,} bytes is over the per-file limit of {max_bytes:,} bytes.",
+                hint="Downscale the photo or raise LEAFDOC_MAX_IMAGE_BYTES.",
+            )
+        return path.read_bytes()
+
+    return read
+
+
+def iter_folder(root: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped]:
+    """One subfolder per class; files in nested folders belong to their top-level class folder."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder.", hint="Pass a folder with one subfolder per class.")
+    for path in sorted(root.rglob("*")):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(root)
+        name = str(path)
+        if _is_hidden(rel.parts):
+            yield Skipped(name, "hidden or system file, not a photo")
+            continue
+        if len(rel.parts) < 2:
+            yield Skipped(name, "not inside a class folder (put each photo in a folder named after its label)")
+            continue
+        if not is_image_name(path):
+            yield Skipped(name, f"not an image file type ({path.suffix or 'no suffix'})")
+            continue
+        yield Entry(name, rel.parts[0], _reader(path, limits.max_file_bytes))
+
+
+def _safe_member_parts(member: str) -> tuple[str, ...] | None:
+    """The member's path parts, or None if it could escape the extraction root."""
+    if member.startswith(("/", "\\")) or "\\" in member or (len(member) > 1 and member[1] == ":"):
+        return None
+    parts = PurePosixPath(member).parts
+    if any(p in ("..", "") for p in parts):
+        return None
+    return parts
+
+
+def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -> Iterator[Entry | Skipped]:
+    """A zip of class folders (optionally inside one top folder), or flat photos with `label`."""
+    try:
+        zf = zipfile.ZipFile(zpath)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetError(f"{zpath}: not a readable zip file ({exc}).", hint="Re-create the zip.") from None
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > limits.max_zip_members:
+        raise DatasetError(
+            f"{zpath}: {len(infos):,} files is over the limit of {limits.max_zip_members:,}.",
+            hint="Split the upload into several zips.",
+        )
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_zip_uncompressed_bytes:
+        raise DatasetError(
+            f"{zpath}: unpacks to {declared:,} bytes, over the limit of {limits.max_zip_uncompressed_bytes:,}.",
+            hint="Split the upload into several zips.",
+        )
+    parts_of = {i.filename: _safe_member_parts(i.filename) for i in infos}
+    safe = [p for p in parts_of.values() if p]
+    # A zip made by zipping the dataset folder has one top folder holding the class folders.
+    strip = 0
+    if label is None and safe and len({p[0] for p in safe}) == 1 and all(len(p) >= 3 for p in safe):
+        strip = 1
+    for info in infos:
+        name = f"{zpath.name}:{info.filename}"
+        parts = parts_of[info.filename]
+        if parts is None:
+            yield Skipped(name, "unsafe path in zip (absolute or containing '..'); refused")
+            continue
+        parts = parts[strip:]
+        if _is_hidden(parts):
+            yield Skipped(name, "hidden or system file, not a photo")
+            continue
+        if not is_image_name(info.filename):
+            yield Skipped(
+                name,
+                f"not an image file type ({PurePosixPath(info.filename).suffix or 'no suffix'})",
+            )
+            continue
+        if label is None and len(parts) < 2:
+            yield Skipped(name, "not inside a class folder (put each photo in a folder named after its label)")
+            continue
+        if info.file_size > limits.max_file_bytes:
+            yield Skipped(
+                name,
+                f"{info.file_size:,} bytes is over the per-file limit of {limits.max_file_bytes:,}",
+            )
+            continue
+        if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+            yield Skipped(name, "compression ratio is implausible for a photo (zip bomb?); refused")
+            continue
+        yield Entry(name, label or parts[0], _zip_reader(zf, info, limits.max_file_bytes))
+
+
+def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> Callable[[], bytes]:
+    def read() -> bytes:
+        # Read at most max_bytes+1 so a member that lies about its size still cannot blow up memory.
+        with zf.open(info) as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise DatasetError(f"{info.filename}: unpacks past the per-file limit of {max_bytes:,} bytes.")
+        return data
+
+    return read
+
+
+def iter_csv(cpath: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped]:
+    """A CSV with `path,label` columns; relative paths are relative to the CSV's folder."""
+    try:
+        text = cpath.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{cpath}: cannot read the CSV ({exc}).", hint="Save it as UTF-8 text.") from None
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if "path" not in fields or "label" not in fields:
+        raise DatasetError(
+            f"{cpath}: the CSV needs a header with 'path' and 'label' columns (found: {', '.join(fields) or 'none'})."
+        )
+    for lineno, row in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        where = f"{cpath}:{lineno}"
+        if not row.get("path") or not row.get("label"):
+            yield Skipped(where, "row without a path or label")
+            continue
+        path = Path(row["path"])
+        if not path.is_absolute():
+            path = cpath.parent / path
+        if not path.is_file():
+            yield Skipped(f"{where} ({row['path']})", "file not found")
+            continue
+        if not is_image_name(path):
+            yield Skipped(str(path), f"not an image file type ({path.suffix or 'no suffix'})")
+            continue
+        yield Entry(str(path), row["label"], _reader(path, limits.max_file_bytes))
+
+
+def iter_source(path: Path, limits: Limits = Limits(), label: str | None = None) -> Iterator[Entry | Skipped]:
+    """Dispatch on what PATH is: folder, .zip or .csv."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder.", hint="Check the path.")
+    if path.is_dir():
+        return iter_folder(path, limits)
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return iter_zip(path, limits, label)
+    if suffix == ".csv":
+        return iter_csv(path, limits)
+    raise DatasetError(
+        f"{path}: not a folder, .zip or .csv.",
+        hint="Pass a folder with one subfolder per class, a zip of such a folder, or a CSV with path,label columns.",
+    )
+
+
+def list_labelled_folder(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """(path, label) pairs of a class-folder dataset, for evaluation and stats straight from disk."""
+    entries, skipped = [], []
+    for item in iter_folder(Path(root)):
+        if isinstance(item, Entry):
+            entries.append((Path(item.name), item.label))
+        else:
+            skipped.append(item)
+    if not entries:
+        raise DatasetError(
+            f"{root}: no images found.",
+            hint="Pass a folder with one subfolder per class, each holding photos.",
+        )
+    return entries, skipped

@@ -1,0 +1,101 @@
+"""Content-addressed blob store: a blob's name is the sha256 of its bytes, so it is immutable and
+deduplicated for free. A local folder by default; an S3-compatible bucket with `s3://bucket/prefix`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from leafdoc.errors import ConfigError, NotFound
+from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.images import sha256_bytes
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes) -> str: ...
+    def get(self, sha: str) -> bytes: ...
+    def exists(self, sha: str) -> bool: ...
+
+
+def _check_sha(sha: str) -> str:
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise NotFound(f"{sha!r} is not a blob id (64 hex characters).")
+    return sha
+
+
+class LocalStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, sha: str) -> Path:
+        _check_sha(sha)
+        return self.root / sha[:2] / sha[2:4] / sha
+
+    def put(self, data: bytes) -> str:
+        sha = sha256_bytes(data)
+        path = self._path(sha)
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        try:
+            return self._path(sha).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha} is not in the store at {self.root}.") from None
+
+    def exists(self, sha: str) -> bool:
+        return self._path(sha).exists()
+
+
+class S3Store:
+    """Blobs in an S3-compatible bucket (AWS S3, MinIO, moto). Needs `leafdoc[serve]` (boto3)."""
+
+    def __init__(self, url: str, endpoint_url: str | None = None):
+        import boto3  # only needed at scale
+
+        rest = url.removeprefix("s3://")
+        self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise ConfigError(f"store URL {url!r} has no bucket name.", hint="Use s3://bucket/prefix.")
+        self.prefix = prefix.strip("/")
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, sha: str) -> str:
+        _check_sha(sha)
+        return f"{self.prefix}/{sha[:2]}/{sha}" if self.prefix else f"{sha[:2]}/{sha}"
+
+    def put(self, data: bytes) -> str:
+        sha = sha256_bytes(data)
+        if not self.exists(sha):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(sha), Body=data)
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(sha))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise NotFound(f"blob {sha} is not in bucket {self.bucket}.") from None
+
+    def exists(self, sha: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(sha))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+
+def open_store(location: str, endpoint_url: str | None = None) -> BlobStore:
+    if location.startswith("s3://"):
+        return S3Store(location, endpoint_url)
+    if "://" in location and not location.startswith("file://"):
+        raise ConfigError(
+            f"store URL {location!r} is not supported.",
+            hint="Use a folder path or s3://bucket/prefix.",
+        )
+    return LocalStore(Path(location.removeprefix("file://")))

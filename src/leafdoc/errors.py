@@ -1,0 +1,77 @@
+"""Errors that carry a plain message: what went wrong, on which file or value, and what to do.
+
+The CLI prints them without a traceback and exits non-zero; the API maps them to 4xx answers.
+"""
+
+from __future__ import annotations
+
+
+class LeafdocError(Exception):
+    """Base class. `status` is the HTTP status the API answers with."""
+
+    status = 400
+    code = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message} {hint}")
+
+    def to_dict(self) -> dict:
+        out = {"error": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class ImageError(LeafdocError):
+    """A file or upload that is not a usable image."""
+
+    status = 422
+    code = "bad_image"
+
+
+class ImageTooLarge(ImageError):
+    status = 413
+    code = "image_too_large"
+
+
+class DatasetError(LeafdocError):
+    """A dataset folder, zip, CSV or catalog entry that cannot be used."""
+
+    status = 422
+    code = "bad_dataset"
+
+
+class ModelError(LeafdocError):
+    """A model folder that is missing files or does not match what is asked of it."""
+
+    status = 422
+    code = "bad_model"
+
+
+class NotFound(LeafdocError):
+    status = 404
+    code = "not_found"
+
+
+class ConfigError(LeafdocError):
+    """Bad settings or options (a backbone that does not exist, weights that cannot be had)."""
+
+    status = 400
+    code = "bad_config"
+
+
+class Unauthorized(LeafdocError):
+    status = 401
+    code = "unauthorized"
+
+
+class RequestTooLarge(LeafdocError):
+    status = 413
+    code = "request_too_large"
+
+
+class Conflict(LeafdocError):
+    status = 409
+    code = "conflict"

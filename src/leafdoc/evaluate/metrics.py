@@ -1,0 +1,87 @@
+"""Classification metrics from probabilities: accuracy, top-3, macro F1, ECE, per class, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (y, pred), 1)
+    return cm
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def reliability_bins(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> list[dict]:
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        out.append(
+            {
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": int(m.sum()),
+                "confidence": float(conf[m].mean()) if m.any() else None,
+                "accuracy": float(correct[m].mean()) if m.any() else None,
+            }
+        )
+    return out
+
+
+def compute_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str], summary_only: bool = False) -> dict:
+    y = np.asarray(y, dtype=np.int64)
+    n = len(labels)
+    pred = probs.argmax(axis=1)
+    k = min(3, n)
+    topk = np.argsort(-probs, axis=1)[:, :k]
+    cm = confusion_matrix(y, pred, n)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    present = support > 0  # macro over the classes present in the evaluation data
+    out = {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
+        "top3_accuracy": float((topk == y[:, None]).any(axis=1).mean()) if len(y) else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "ece": expected_calibration_error(probs, y) if len(y) else 0.0,
+    }
+    if summary_only:
+        return {k2: round(v, 6) if isinstance(v, float) else v for k2, v in out.items()}
+    out["labels"] = list(labels)
+    out["per_class"] = {
+        labels[i]: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i in range(n)
+    }
+    out["confusion_matrix"] = cm.tolist()
+    return out
+
+
+def most_confused(cm: np.ndarray, labels: list[str], top: int = 10) -> list[dict]:
+    off = np.array(cm, dtype=np.int64).copy()
+    np.fill_diagonal(off, 0)
+    pairs = [(int(off[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels)) if off[i, j] > 0]
+    pairs.sort(reverse=True)
+    return [{"true": labels[i], "predicted": labels[j], "count": c} for c, i, j in pairs[:top]]

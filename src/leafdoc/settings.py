@@ -1,0 +1,76 @@
+"""Every knob in one place. Read from the environment (prefix LEAFDOC_) once, then passed down."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("leafdoc", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEAFDOC_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Data home: catalog, store, cache, models, queue.",
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the catalog; default: SQLite under home.")
+    store_url: str | None = Field(
+        None, description="Blob store: a folder path or s3://bucket/prefix; default: home/store."
+    )
+    s3_endpoint_url: str | None = Field(None, description="Endpoint of an S3-compatible server (MinIO, moto...).")
+    queue_url: str | None = Field(None, description="Job queue: redis://... at scale; default: SQLite under home.")
+    admin_token: str | None = Field(
+        None, description="Token for uploads, training and promotion; unset = admin routes refuse."
+    )
+
+    # Limits for anything that reads untrusted images.
+    max_image_pixels: int = Field(40_000_000, description="Larger images are refused (decompression bombs).")
+    max_image_bytes: int = Field(25 * 1024 * 1024, description="Largest single image file accepted.")
+    max_request_bytes: int = Field(200 * 1024 * 1024, description="Largest HTTP request body (bulk uploads).")
+    max_zip_members: int = Field(100_000, description="Most files accepted in one zip.")
+    max_zip_uncompressed_bytes: int = Field(4 * 1024**3, description="Largest total size a zip may unpack to.")
+    max_batch_images: int = Field(32, description="Most images in one /v1/predict/batch request.")
+
+    # Serving behaviour.
+    model_dir: Path | None = Field(None, description="Model folder to serve when the registry has none.")
+    top_k: int = 3
+    promote_metric: str = "accuracy"
+    promote_margin: float = Field(0.0, description="A candidate is promoted if metric >= serving metric - margin.")
+    run_consumer: bool = Field(True, description="Run the job consumer beside the API (embedded mode).")
+
+    @cached_property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'catalog.sqlite'}"
+
+    @property
+    def store_location(self) -> str:
+        return self.store_url or str(self.home / "store")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.home / "queue.sqlite"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+    def ensure_home(self) -> Path:
+        for p in (self.home, self.cache_dir, self.models_dir):
+            p.mkdir(parents=True, exist_ok=True)
+        return self.home

@@ -1,0 +1,58 @@
+"""Training settings: one documented default configuration that every entry point reads
+(the CLI, retraining jobs, experiment recipes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Backbone = Literal["mobilenet_v2", "resnet50", "efficientnet_v2_b0", "baseline_cnn"]
+BACKBONES: tuple[str, ...] = ("mobilenet_v2", "resnet50", "efficientnet_v2_b0", "baseline_cnn")
+
+
+class TrainConfig(BaseModel):
+    backbone: Backbone = "mobilenet_v2"
+    weights: str = Field("imagenet", description="imagenet | none | PATH to a backbone weights file")
+    alpha: float = Field(1.0, description="MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)")
+    image_size: int = Field(96, ge=16, le=1024)
+    epochs: int = Field(10, ge=1, description="head epochs (pretrained) or all epochs (from scratch)")
+    fine_tune_epochs: int = Field(5, ge=0, description="pretrained only: epochs of fine-tuning the top")
+    fine_tune_fraction: float = Field(0.3, gt=0, le=1, description="share of backbone layers unfrozen to fine-tune")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float | None = Field(None, description="default: 1e-3 from scratch, 1e-4 for the head")
+    dropout: float = Field(0.5, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: bool = True
+    augment: bool = True
+    morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = "none"
+    morph_kernel: int = Field(3, ge=1)
+    bn_momentum: float | None = Field(
+        0.9,
+        description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",
+    )
+    patience: int = Field(8, ge=1, description="early stopping on validation loss")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 0
+    abstain_target_coverage: float = Field(
+        0.99,
+        gt=0,
+        le=1,
+        description="share of validation images that must be answered by the softmax threshold",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        return v.strip() or "none"
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+    @property
+    def base_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-4 if self.pretrained else 1e-3

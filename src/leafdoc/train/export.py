@@ -1,0 +1,112 @@
+"""Export: the trained Keras model -> model.keras (no optimizer state) and model.onnx with four
+outputs (probabilities, logits, pooled features, class activation maps), or .tflite.
+
+The CAM output is the dense head applied at every cell of the last feature map, so the serving
+path gets Grad-CAM-equivalent heat maps for a pooling + dense head without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leafdoc.errors import ModelError
+
+ONNX_OPSET = 17
+
+
+def save_keras(model, path: Path) -> None:
+    import keras
+
+    clean = keras.models.clone_model(model)  # uncompiled: no optimizer slots in the file
+    clean.set_weights(model.get_weights())
+    clean.save(str(path))
+
+
+def serving_model(model):
+    """A Keras model with the four serving outputs, sharing the trained layers."""
+    import keras
+
+    feats = model.get_layer("pool").input
+    pooled = model.get_layer("pool").output
+    logits = model.get_layer("logits").output
+    probs = model.get_layer("probabilities").output
+    cam = model.get_layer("logits")(feats)
+    return keras.Model(
+        model.inputs,
+        {"probabilities": probs, "logits": logits, "features": pooled, "cam": cam},
+        name="serving",
+    )
+
+
+def _serving_function(model, size: int):
+    import tensorflow as tf
+
+    serving = serving_model(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name="image")])
+    def serve(image):
+        out = serving(image, training=False)
+        return {k: tf.identity(out[k], name=k) for k in ("probabilities", "logits", "features", "cam")}
+
+    return serve
+
+
+def export_onnx(model, path: Path, size: int) -> Path:
+    import tensorflow as tf
+    import tf2onnx
+
+    fn = _serving_function(model, size)
+    spec = (tf.TensorSpec((None, size, size, 3), tf.float32, name="image"),)
+    tf2onnx.convert.from_function(fn, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+    return Path(path)
+
+
+def export_tflite(model, path: Path, size: int) -> Path:
+    import tensorflow as tf
+
+    fn = _serving_function(model, size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    from leafdoc.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), converter.convert())
+    return Path(path)
+
+
+def load_keras(model_dir: Path):
+    import keras
+
+    import leafdoc.train.backbones  # noqa: F401  (registers custom layers)
+
+    path = Path(model_dir) / "model.keras"
+    if not path.is_file():
+        raise ModelError(
+            f"{model_dir}: model.keras is missing.",
+            hint="Exporting needs the Keras model; re-train.",
+        )
+    return keras.saving.load_model(path, compile=False)
+
+
+def export(model_dir: Path, fmt: str) -> Path:
+    """`leafdoc export MODEL_DIR --format onnx|tflite`: (re)write the export from model.keras."""
+    import json
+
+    from leafdoc.fsutil import atomic_write_bytes
+
+    model_dir = Path(model_dir)
+    card_path = model_dir / "card.json"
+    if not card_path.is_file():
+        raise ModelError(
+            f"{model_dir}: card.json is missing.",
+            hint="Pass a model folder written by `leafdoc train`.",
+        )
+    size = int(json.loads(card_path.read_text())["input"]["size"])
+    model = load_keras(model_dir)
+    if fmt == "onnx":
+        tmp = model_dir / ".model.onnx.tmp"
+        export_onnx(model, tmp, size)
+        atomic_write_bytes(model_dir / "model.onnx", tmp.read_bytes())
+        tmp.unlink()
+        return model_dir / "model.onnx"
+    if fmt == "tflite":
+        return export_tflite(model, model_dir / "model.tflite", size)
+    raise ModelError(f"unknown export format {fmt!r}.", hint="Use onnx or tflite.")

@@ -1,0 +1,76 @@
+"""tf.data over the decoded-once cache: shuffle indices, gather uint8 batches from the memmap,
+augment on the batch with Keras layers (training only), prefetch. The model never sees an
+augmentation layer, so nothing training-only ends up in the export."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Flips, rotation, zoom, brightness, contrast: leaves have no canonical orientation."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            layers.RandomRotation(0.15, fill_mode="reflect", seed=seed + 1),
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed + 2),
+            layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed + 3),
+            layers.RandomContrast(0.15, seed=seed + 4),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(
+    images: np.ndarray,
+    indices: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    augment: keras.Sequential | None = None,
+) -> tf.data.Dataset:
+    size = images.shape[1]
+    indices = np.asarray(indices, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int32)
+
+    def gather(pos: np.ndarray):
+        idx = indices[pos]
+        order = np.argsort(idx)  # read the memmap in file order, then restore the batch order
+        batch = np.empty((len(idx), size, size, 3), dtype=np.uint8)
+        batch[order] = images[idx[order]]
+        return batch, labels[pos]
+
+    ds = tf.data.Dataset.range(len(indices))
+    if shuffle:
+        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def load(pos):
+        x, y = tf.numpy_function(gather, [pos], [tf.uint8, tf.int32])
+        x = tf.cast(tf.ensure_shape(x, (None, size, size, 3)), tf.float32)
+        return x, tf.ensure_shape(y, (None,))
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def directory_dataset(folder, size: int, batch_size: int, seed: int = 0, augment=None) -> tf.data.Dataset:
+    """The plain pipeline of the seed notebooks, for the benchmark: decode every JPEG every epoch."""
+    ds = keras.utils.image_dataset_from_directory(
+        folder,
+        image_size=(size, size),
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=True,
+        label_mode="int",
+    )
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
+    return ds

@@ -1,0 +1,356 @@
+"""Training: dataset version -> split -> cached arrays -> Keras model -> model folder.
+
+Recipes, as the field does them:
+- pretrained weights (imagenet or a file): phase 1 trains the head on a frozen backbone called with
+  training=False; phase 2 unfreezes the top of the backbone at a 10x lower learning rate, with
+  BatchNorm kept frozen (inference mode), so the fine-tuning does not wreck its statistics.
+- from scratch (`--weights none`): one phase, Adam with cosine decay, and BatchNorm momentum lowered
+  from Keras applications' 0.999 to 0.9. At 0.999 the moving statistics need thousands of steps to
+  follow the weights; on a few thousand images they lag so far behind that inference-mode accuracy
+  stays near chance while training accuracy climbs (README, "BatchNorm momentum", has the figures).
+- class weights (inverse frequency, normalised to mean 1) in the loss by default: every image is
+  still seen once per epoch, which an oversampler would not give us, and the cached pipeline stays
+  a plain index shuffle.
+- early stopping on validation loss in inference mode; the best epoch's weights are restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc import __version__
+from leafdoc.data.cache import build_cache, cache_key
+from leafdoc.data.catalog import Catalog
+from leafdoc.data.ingest import get_version, version_items
+from leafdoc.data.splits import split_items
+from leafdoc.data.store import BlobStore
+from leafdoc.errors import ConfigError, ModelError
+from leafdoc.fsutil import atomic_dir, atomic_write_json
+from leafdoc.images import RESIZE_RULE
+from leafdoc.train.config import TrainConfig
+
+Event = Callable[[dict], None]
+
+PROVENANCE_NOTE = (
+    "Trained on the images of the dataset version named in `dataset`. See the README's "
+    "'Data and licences' section for sources and licences of the shared datasets."
+)
+
+
+@dataclass
+class TrainData:
+    images: np.ndarray  # (N, S, S, 3) uint8, memmap over the cache
+    shas: list[str]
+    classes: list[str]
+    y: np.ndarray  # class index per image
+    split: np.ndarray  # 'train' | 'val' | 'test' per image
+    dataset: str
+    version: int
+
+    def indices(self, part: str) -> np.ndarray:
+        return np.nonzero(self.split == part)[0]
+
+    def counts(self) -> dict[str, int]:
+        return {p: int((self.split == p).sum()) for p in ("train", "val", "test")}
+
+
+def prepare_data(
+    catalog: Catalog,
+    store: BlobStore,
+    cache_dir: Path,
+    dataset: str,
+    cfg: TrainConfig,
+    version: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainData:
+    row = get_version(catalog, dataset, version)
+    items = version_items(catalog, row)
+    assignment = split_items(items, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction)
+    shas = [sha for sha, _, _ in items]
+    classes = sorted({label for _, label, _ in items})
+    index = {c: i for i, c in enumerate(classes)}
+    key = cache_key(dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel)
+    images = build_cache(
+        cache_dir / key,
+        shas,
+        store,
+        cfg.image_size,
+        morphology=cfg.morphology,
+        kernel=cfg.morph_kernel,
+        progress=progress,
+    )
+    return TrainData(
+        images=images,
+        shas=shas,
+        classes=classes,
+        y=np.array([index[label] for _, label, _ in items], dtype=np.int32),
+        split=np.array([assignment[sha] for sha in shas]),
+        dataset=dataset,
+        version=row.version,
+    )
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    keras.utils.set_random_seed(seed)
+
+
+def build_model(cfg: TrainConfig, n_classes: int):
+    import keras
+    from keras import layers
+
+    from leafdoc.train.backbones import build_backbone, preprocessing_layer
+
+    backbone = build_backbone(cfg.backbone, cfg.weights, cfg.image_size, cfg.alpha)
+    if not cfg.pretrained and cfg.bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = cfg.bn_momentum
+    inputs = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    pre = preprocessing_layer(cfg.backbone)
+    x = pre(inputs) if pre is not None else inputs
+    # Pretrained: BatchNorm always in inference mode (training=False), also while fine-tuning.
+    feats = backbone(x, training=False) if cfg.pretrained else backbone(x)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(feats)
+    h = layers.Dropout(cfg.dropout, name="dropout")(pooled)
+    logits = layers.Dense(n_classes, name="logits")(h)
+    probs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
+    return keras.Model(inputs, probs, name=f"leafdoc_{cfg.backbone}")
+
+
+def warm_start(model, parent_dir: Path, classes: list[str]) -> str:
+    """Copy weights from a parent model folder: all of them if the labels match, else the backbone."""
+    import keras
+
+    parent_dir = Path(parent_dir)
+    try:
+        parent = keras.saving.load_model(parent_dir / "model.keras", compile=False)
+        parent_labels = json.loads((parent_dir / "labels.json").read_text())
+    except Exception as exc:
+        raise ModelError(f"{parent_dir}: cannot load the parent model to warm-start from ({exc}).") from None
+    try:
+        if parent_labels == classes:
+            model.set_weights(parent.get_weights())
+            return "all"
+        model.get_layer("backbone").set_weights(parent.get_layer("backbone").get_weights())
+        return "backbone"
+    except ValueError as exc:
+        raise ModelError(
+            f"{parent_dir}: its architecture does not match this training run ({exc}).",
+            hint="Use the parent's backbone, width and image size, or train without warm start.",
+        ) from None
+
+
+def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
+    import keras
+
+    class Events(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if on_event:
+                on_event({"event": "batch", "phase": phase, "batch": batch + 1, "steps": steps})
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            val_loss = logs.get("val_loss", float("inf"))
+            if val_loss < best["val_loss"]:
+                best.update(val_loss=val_loss, epoch=epoch + 1, weights=self.model.get_weights(), logs=logs)
+            record = {
+                "event": "epoch",
+                "phase": phase,
+                "epoch": epoch + 1,
+                "seconds": time.perf_counter() - self._t,
+                **logs,
+            }
+            best["history"].append(record)
+            if on_event:
+                on_event(record)
+
+    return [Events()]
+
+
+def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None) -> dict:
+    """Train in place; restore the best epoch's weights. Returns {'history', 'best_epoch', ...}."""
+    import keras
+
+    from leafdoc.train.pipeline import augmenter, make_dataset
+
+    tr, va = data.indices("train"), data.indices("val")
+    aug = augmenter(cfg.seed) if cfg.augment else None
+    train_ds = make_dataset(data.images, tr, data.y[tr], cfg.batch_size, shuffle=True, seed=cfg.seed, augment=aug)
+    val_ds = make_dataset(data.images, va, data.y[va], cfg.batch_size, shuffle=False)
+    steps = int(np.ceil(len(tr) / cfg.batch_size))
+    cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
+    best = {"val_loss": float("inf"), "epoch": 0, "weights": None, "history": [], "logs": {}}
+    metrics = ["accuracy"]
+
+    def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        hist = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=initial_epoch + epochs,
+            initial_epoch=initial_epoch,
+            class_weight=cw,
+            callbacks=[*_callbacks(on_event, phase, steps, best), stop],
+            verbose=0,
+        )
+        return initial_epoch + len(hist.history.get("loss", []))
+
+    backbone = model.get_layer("backbone")
+    t0 = time.perf_counter()
+    if cfg.pretrained:
+        backbone.trainable = False
+        done = run("head", cfg.epochs, cfg.base_learning_rate)
+        if cfg.fine_tune_epochs:
+            backbone.trainable = True
+            n_frozen = int(len(backbone.layers) * (1 - cfg.fine_tune_fraction))
+            for i, layer in enumerate(backbone.layers):
+                layer.trainable = i >= n_frozen and not isinstance(layer, keras.layers.BatchNormalization)
+            run("fine_tune", cfg.fine_tune_epochs, cfg.base_learning_rate / 10, initial_epoch=done)
+    else:
+        total = cfg.epochs * steps
+        schedule = keras.optimizers.schedules.CosineDecay(cfg.base_learning_rate, decay_steps=total, alpha=0.01)
+        run("scratch", cfg.epochs, schedule)
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+    return {
+        "history": best["history"],
+        "best_epoch": best["epoch"],
+        "best_val": best["logs"],
+        "train_seconds": time.perf_counter() - t0,
+    }
+
+
+def _loss(cfg: TrainConfig):
+    import keras
+
+    if cfg.label_smoothing:
+        # Label smoothing needs one-hot targets; wrap the sparse labels.
+        base = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+
+        def smoothed(y_true, y_pred):
+            n = keras.ops.shape(y_pred)[-1]
+            y = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), n)
+            return base(y, y_pred)
+
+        return smoothed
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def train(
+    cfg: TrainConfig,
+    data: TrainData,
+    out: Path,
+    *,
+    on_event: Event | None = None,
+    init_from: Path | None = None,
+    parent_version: str | None = None,
+) -> dict:
+    """Train, export and evaluate; write the model folder atomically. Returns the card."""
+    from leafdoc.train.export import export_onnx, save_keras
+
+    counts = data.counts()
+    if counts["train"] == 0 or counts["val"] == 0:
+        raise ConfigError("the split left no training or validation images.", hint="Add images to the dataset.")
+    _seed_everything(cfg.seed)
+    model = build_model(cfg, len(data.classes))
+    warm = warm_start(model, init_from, data.classes) if init_from else None
+    result = fit(model, cfg, data, on_event)
+
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        save_keras(model, tmp / "model.keras")
+        export_onnx(model, tmp / "model.onnx", cfg.image_size)
+        atomic_write_json(tmp / "labels.json", data.classes)
+        card = make_card(cfg, data, result, warm, parent_version)
+        atomic_write_json(tmp / "card.json", card)
+        # Evaluate with the serving path (ONNX Runtime), on images training never saw.
+        from leafdoc.evaluate.metrics import compute_metrics
+        from leafdoc.inference.abstain import calibrate_min_confidence
+        from leafdoc.inference.predictor import Predictor
+
+        if on_event:
+            on_event({"event": "evaluate", "n": counts["test"]})
+        predictor = Predictor(tmp)
+        te, va = data.indices("test"), data.indices("val")
+        test_probs = predictor.predict_arrays(data.images[te])["probabilities"]
+        val_probs = predictor.predict_arrays(data.images[va])["probabilities"]
+        card["metrics"] = {
+            "test": compute_metrics(data.y[te], test_probs, data.classes, summary_only=True),
+            "val": compute_metrics(data.y[va], val_probs, data.classes, summary_only=True),
+        }
+        card["abstain"] = calibrate_min_confidence(val_probs, data.y[va], cfg.abstain_target_coverage)
+        atomic_write_json(tmp / "card.json", card)
+    return card
+
+
+def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> dict:
+    return {
+        "format": 1,
+        "leafdoc_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "backbone": cfg.backbone,
+        "alpha": cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
+        "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
+        "input": {
+            "size": cfg.image_size,
+            "dtype": "float32",
+            "layout": "NHWC",
+            "range": "raw RGB 0-255 (normalisation is inside the model)",
+            "resize": RESIZE_RULE,
+            "morphology": cfg.morphology,
+            "morph_kernel": cfg.morph_kernel,
+        },
+        "outputs": {
+            "probabilities": "softmax over labels.json",
+            "logits": "pre-softmax scores",
+            "features": "global-average-pooled backbone features",
+            "cam": "class activation maps: the dense head applied at every cell of the last feature map",
+        },
+        "n_classes": len(data.classes),
+        "dataset": {
+            "name": data.dataset,
+            "version": data.version,
+            "split": data.counts(),
+            "split_rule": f"by class, near-duplicates grouped, seed {cfg.seed}",
+        },
+        "parent_version": parent,
+        "warm_start": warm,
+        "training": cfg.model_dump(),
+        "best_epoch": result["best_epoch"],
+        "train_seconds": round(result["train_seconds"], 1),
+        "history": result["history"],
+        "provenance": PROVENANCE_NOTE,
+        "limitations": (
+            f"Knows only these {len(data.classes)} classes; any other photo is forced into one of them "
+            "unless leafdoc abstains. Trained on lab photos (plain backgrounds): expect much lower accuracy "
+            "on field photos."
+        ),
+    }
+
+
+def copy_model_dir(src: Path, dst: Path) -> None:
+    with atomic_dir(Path(dst)) as tmp:
+        for name in ("model.keras", "model.onnx", "labels.json", "card.json"):
+            shutil.copy2(Path(src) / name, tmp / name)
