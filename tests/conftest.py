@@ -1,0 +1,91 @@
+"""Shared fixtures. Every test points LEAFDOC_HOME at a tmp dir; data comes from Pillow or from a
+few images of ../shared/datasets, never from the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
+PLANTVILLAGE = SHARED / "plantvillage"
+TINY_CLASSES = ("Apple___Apple_scab", "Apple___healthy", "Corn_(maize)___Common_rust_")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in ("unit", "integration", "e2e"):
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    from leafdoc.settings import Settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEAFDOC_HOME", str(home))
+    s = Settings(home=home)
+    s.ensure_home()
+    return s
+
+
+def make_leaf_folder(dest: Path, classes=TINY_CLASSES, per_class: int = 6) -> Path:
+    """Copy a few real PlantVillage photos per class into dest/<class>/."""
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    for c in classes:
+        (dest / c).mkdir(parents=True, exist_ok=True)
+        for f in sorted((PLANTVILLAGE / c).iterdir())[:per_class]:
+            shutil.copy2(f, dest / c / f.name)
+    return dest
+
+
+@pytest.fixture
+def leaf_folder(tmp_path) -> Path:
+    return make_leaf_folder(tmp_path / "leaves")
+
+
+def synthetic_image(path: Path, size=(48, 40), color=(40, 160, 60), mode="RGB", fmt=None, seed=0) -> Path:
+    """A small noisy image in any Pillow mode, saved to path."""
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array(color, dtype=np.int16) + rng.integers(-30, 30, (size[1], size[0], 3)), 0, 255)
+    img = Image.fromarray(arr.astype(np.uint8), "RGB")
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """One tiny model trained once per test session (32 px, 1 epoch, 3 classes x 6 images)."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.settings import Settings
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import prepare_data, train
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = make_leaf_folder(root / "leaves")
+    s = Settings(home=root / "home")
+    s.ensure_home()
+    catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
+    ingest(data, catalog, store, "tiny")
+    cfg = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=8, alpha=0.35)
+    td = prepare_data(catalog, store, s.cache_dir, "tiny", cfg)
+    out = root / "model"
+    train(cfg, td, out)
+    catalog.dispose()
+    return out
