@@ -3,6 +3,7 @@ layer inside the model, so the model takes raw RGB (0-255) and no client can get
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import keras
@@ -101,7 +102,14 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
             hint="Pass --weights none, imagenet, or the path of a .weights.h5/.h5 file.",
         )
     try:
-        model.load_weights(str(path))
+        # Keras only warns when parts of a file do not match ("Skipping ..."), leaving those layers
+        # randomly initialised: treat that as the error it is.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(str(path))
+        partial = [str(w.message) for w in caught if "skipping" in str(w.message).lower()]
+        if partial:
+            raise ValueError(f"{len(partial)} parts did not match, e.g. {partial[0][:160]}")
     except Exception as exc:
         raise ConfigError(
             f"{path}: cannot load these weights into the backbone ({type(exc).__name__}: {exc}).",

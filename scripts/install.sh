@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install leafdoc into ./.venv from the locked requirements (reproducible), no system changes.
+#   bash scripts/install.sh          # everything: train, serve, desktop, dev tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! command -v uv >/dev/null 2>&1; then
+  "$PY" -m pip install --quiet --disable-pip-version-check uv
+fi
+[ -x .venv/bin/python ] || uv venv --quiet --python "$PY" .venv
+# The lock pins every package of leafdoc[all]; `uv pip sync` makes the venv match it exactly.
+uv pip sync --quiet --python .venv/bin/python requirements.lock
+uv pip install --quiet --python .venv/bin/python --no-deps -e .
+echo "leafdoc installed in $(pwd)/.venv: run .venv/bin/leafdoc --help" >&2

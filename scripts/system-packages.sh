@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System packages the test tiers need (Debian): browser for the web page tests, real servers for
+# the at-scale tests, Xvfb and the libraries Qt needs for the desktop tests. Skipped when not root.
+set -euo pipefail
+PKGS=(chromium chromium-driver postgresql redis-server nginx xvfb xauth
+      libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libfontconfig1
+      libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0
+      libxcb-xinerama0 libxcb-image0)
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "not root or no apt-get: skipping system packages (${PKGS[*]})" >&2
+  exit 0
+fi
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

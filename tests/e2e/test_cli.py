@@ -1,0 +1,129 @@
+"""The CLI as a user runs it: a real subprocess, a tmp data home, real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
+
+
+def leafdoc(*args, home: Path, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, check=check
+    )
+
+
+def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
+    out = tmp_path / "model"
+    r = leafdoc(
+        "train",
+        "--data",
+        leaf_folder,
+        "--out",
+        out,
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--alpha",
+        "0.35",
+        home=tmp_path / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout
+    assert {p.name for p in out.iterdir()} >= {"model.keras", "model.onnx", "labels.json", "card.json"}
+    assert not list(tmp_path.glob(".model.*")), "no temporary folder is left behind"
+
+    photo = next((leaf_folder / "Apple___healthy").iterdir())
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a photo")
+    r = leafdoc("predict", out, photo, bad, "--top-k", "2", "--json", home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    answers = json.loads(r.stdout)
+    assert [a["file"] for a in answers] == [str(photo), str(bad)]
+    assert len(answers[0]["top_k"]) == 2
+    assert sum(t["probability"] for t in answers[0]["top_k"]) <= 1.0 + 1e-6
+    labels = json.loads((out / "labels.json").read_text())
+    assert all(t["label"] in labels for t in answers[0]["top_k"])
+    assert "notes.jpg" in answers[1]["error"] and "top_k" not in answers[1]
+
+    r = leafdoc("export", out, "--format", "tflite", home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.tflite").stat().st_size > 10_000
+
+
+def test_train_refuses_imagenet_offline_with_advice(tmp_path, leaf_folder, monkeypatch):
+    """These machines cannot download ImageNet weights: the message says what to pass instead."""
+    home = tmp_path / "home"
+    keras_home = tmp_path / "keras"  # an empty Keras cache, so nothing is found locally
+    env_backup = os.environ.get("KERAS_HOME")
+    os.environ["KERAS_HOME"] = str(keras_home)
+    try:
+        r = leafdoc(
+            "train",
+            "--data",
+            leaf_folder,
+            "--out",
+            tmp_path / "m",
+            "--weights",
+            "imagenet",
+            "--image-size",
+            "96",
+            "--epochs",
+            "1",
+            home=home,
+        )
+    finally:
+        if env_backup is None:
+            os.environ.pop("KERAS_HOME", None)
+        else:
+            os.environ["KERAS_HOME"] = env_backup
+    if r.returncode == 0:
+        pytest.skip("this machine could download ImageNet weights")
+    assert "--weights none" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "m").exists(), "no half-written model folder"
+
+
+def test_model_folder_missing_a_file(tmp_path, tiny_model):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "labels.json").unlink()
+    r = leafdoc("predict", broken, EXAMPLES[0], home=tmp_path / "home")
+    assert r.returncode == 1
+    assert "labels.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_with_the_starter_model(tmp_path):
+    starter = REPO / "models" / "starter"
+    if not (starter / "model.onnx").is_file():
+        pytest.skip("no starter model committed yet")
+    r = leafdoc("predict", starter, *EXAMPLES, "--json", home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    answers = json.loads(r.stdout)
+    truth = {
+        "apple_cedar_rust.jpg": "Apple___Cedar_apple_rust",
+        "corn_common_rust.jpg": "Corn_(maize)___Common_rust_",
+        "potato_healthy.jpg": "Potato___healthy",
+        "tomato_early_blight.jpg": "Tomato___Early_blight",
+    }
+    right = sum(a["top_k"][0]["label"] == truth[Path(a["file"]).name] for a in answers)
+    assert right >= 3, answers  # held-out photos: the starter model gets (nearly) all of them
+
+
+def test_no_arguments_shows_help(tmp_path):
+    r = leafdoc(home=tmp_path / "home")
+    assert "ingest" in r.stdout + r.stderr and "predict" in r.stdout + r.stderr

@@ -1,0 +1,157 @@
+"""Training, export and serving agree: tiny real runs (32 px, 1 epoch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES
+
+
+def _real_images(n_per_class=2):
+    return [p for c in TINY_CLASSES for p in sorted((PLANTVILLAGE / c).iterdir())[-n_per_class:]]
+
+
+def test_model_folder_has_the_contract_files(tiny_model):
+    for name in ("model.keras", "model.onnx", "labels.json", "card.json"):
+        assert (tiny_model / name).is_file(), name
+    card = json.loads((tiny_model / "card.json").read_text())
+    labels = json.loads((tiny_model / "labels.json").read_text())
+    assert labels == sorted(TINY_CLASSES)
+    assert card["input"]["size"] == 32
+    assert card["backbone"] == "mobilenet_v2"
+    assert card["dataset"]["name"] == "tiny" and card["dataset"]["version"] == 1
+    split = card["dataset"]["split"]
+    assert split["train"] + split["val"] + split["test"] == 18 and split["test"] >= 3
+    assert 0.0 <= card["metrics"]["test"]["accuracy"] <= 1.0
+    assert 0.0 < card["abstain"]["min_confidence"] <= 0.95
+    assert card["history"] and card["history"][0]["epoch"] == 1
+
+
+def test_keras_and_onnx_agree_on_real_images(tiny_model):
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.export import load_keras, serving_model
+
+    predictor = Predictor(tiny_model)
+    x = np.stack([predictor.preprocess(p) for p in _real_images()])
+    onnx_out = predictor.predict_arrays(x)
+    keras_out = serving_model(load_keras(tiny_model))(x.astype(np.float32), training=False)
+    for name in ("probabilities", "logits", "features", "cam"):
+        diff = np.abs(np.asarray(keras_out[name]) - onnx_out[name]).max()
+        assert diff < 1e-4, f"{name}: max abs difference {diff}"
+    assert np.allclose(onnx_out["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_cam_is_the_dense_head_applied_per_cell(tiny_model):
+    """Averaging the CAM over cells gives back the logits (pooling and dense commute)."""
+    from leafdoc.inference.predictor import Predictor
+
+    predictor = Predictor(tiny_model)
+    x = np.stack([predictor.preprocess(p) for p in _real_images(1)])
+    out = predictor.predict_arrays(x)
+    assert out["cam"].shape[0] == len(x) and out["cam"].shape[-1] == len(predictor.labels)
+    assert np.allclose(out["cam"].mean(axis=(1, 2)), out["logits"], atol=1e-4)
+
+
+def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model, fit, prepare_data
+
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(leaf_folder, catalog, store, "seeded")
+    cfg = TrainConfig(weights="none", image_size=16, epochs=1, batch_size=8, backbone="baseline_cnn")
+    data = prepare_data(catalog, store, settings.cache_dir, "seeded", cfg)
+    runs = []
+    for _ in range(2):
+        from leafdoc.train.trainer import _seed_everything
+
+        _seed_everything(cfg.seed)
+        model = build_model(cfg, len(data.classes))
+        result = fit(model, cfg, data)
+        runs.append(result["history"][0]["loss"])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+def test_weights_file_is_loaded_into_the_backbone(tmp_path):
+    from leafdoc.train.backbones import build_backbone
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model
+
+    source = build_backbone("mobilenet_v2", "none", 32, 0.35)
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(str(path))
+    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35)
+    model = build_model(cfg, 3)
+    for a, b in zip(model.get_layer("backbone").get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_weights_file_names_the_file(tmp_path):
+    from leafdoc.errors import ConfigError
+    from leafdoc.train.backbones import build_backbone
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_backbone("mobilenet_v2", str(tmp_path / "missing.weights.h5"), 32, 0.35)
+    other = build_backbone("baseline_cnn", "none", 32)
+    path = tmp_path / "cnn.weights.h5"
+    other.save_weights(str(path))
+    with pytest.raises(ConfigError, match="cnn.weights.h5") as err:
+        build_backbone("mobilenet_v2", str(path), 32, 0.35)
+    assert "same backbone" in err.value.hint
+
+
+def test_imagenet_offline_says_what_to_pass(monkeypatch):
+    """No ImageNet weights can be downloaded here: the error says to pass --weights none or a file."""
+    import keras
+
+    from leafdoc.errors import ConfigError
+    from leafdoc.train.backbones import build_backbone
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline, raising=False)
+    with pytest.raises(ConfigError) as err:
+        build_backbone("mobilenet_v2", "imagenet", 96, 0.35)
+    assert "--weights none" in err.value.hint and "--weights PATH" in err.value.hint
+
+
+def test_warm_start_copies_all_weights_when_labels_match(tiny_model):
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.export import load_keras
+    from leafdoc.train.trainer import build_model, warm_start
+
+    labels = json.loads((tiny_model / "labels.json").read_text())
+    cfg = TrainConfig(weights="none", image_size=32, alpha=0.35)
+    model = build_model(cfg, len(labels))
+    assert warm_start(model, tiny_model, labels) == "all"
+    parent = load_keras(tiny_model)
+    for a, b in zip(model.get_weights(), parent.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    model4 = build_model(cfg, 4)
+    assert warm_start(model4, tiny_model, [*labels, "New___class"]) == "backbone"
+
+
+def test_export_tflite_and_onnx_again(tmp_path, tiny_model):
+    import shutil
+
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.export import export
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model, model_dir)
+    before = Predictor(model_dir)
+    x = np.stack([before.preprocess(p) for p in _real_images(1)])
+    p_before = before.predict_arrays(x)["probabilities"]
+    (model_dir / "model.onnx").unlink()
+    export(model_dir, "onnx")
+    p_after = Predictor(model_dir).predict_arrays(x)["probabilities"]
+    assert np.abs(p_before - p_after).max() < 1e-5
+    tfl = export(model_dir, "tflite")
+    assert tfl.is_file() and tfl.stat().st_size > 10_000
