@@ -297,6 +297,200 @@ def export(
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder.")],
+    data: Annotated[Path, typer.Option(help="A folder with one subfolder per class (any of the model's labels).")],
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.md, index.html and figures into this folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Accuracy, top-3, macro F1, calibration and confusions of a model on labelled photos."""
+    from leafdoc.data.stats import check_replaceable
+    from leafdoc.evaluate.evaluate import evaluate_folder
+
+    if report is not None:  # fail before the slow part, not after it
+        check_replaceable(report, "index.html")
+    settings = _settings()
+    with _progress(f"Evaluating on {data.name}", not as_json) as update:
+        result = evaluate_folder(model_dir, data, settings, progress=update)
+    if report is not None:
+        from leafdoc.evaluate.report import write_report
+
+        with console.status(f"writing the report to {report}"):
+            write_report(result, report)
+        result["report"] = str(report)
+    if as_json:
+        _emit_json(result)
+    else:
+        _print_evaluation(result)
+
+
+def _print_evaluation(r: dict) -> None:
+    table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
+    table.add_row("images", str(r["n"]))
+    for key, name in (("accuracy", "accuracy"), ("top3_accuracy", "top-3 accuracy")):
+        table.add_row(name, f"{r[key]:.2%}")
+    table.add_row("macro F1", f"{r['macro_f1']:.3f}")
+    table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
+    out.print(table)
+    per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
+    for label in r["classes"]:
+        c = r["per_class"][label]
+        per.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+    out.print(per)
+    if r["most_confused"]:
+        conf = Table("true", "predicted as", "count", title="Most confused")
+        for p in r["most_confused"][:5]:
+            conf.add_row(p["true"], p["predicted"], str(p["count"]))
+        out.print(conf)
+    if r["skipped"]:
+        out.print(f"[yellow]{len(r['skipped'])} files skipped[/] (see --json for the reasons)")
+    if r.get("report"):
+        out.print(f"report: {Path(r['report']) / 'index.html'}")
+
+
+@app.command()
+def stats(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for stats.json and the PNG plots.")],
+    data: Annotated[Path | None, typer.Option(help="A folder of class folders, read from disk.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="A dataset in the catalog.")] = None,
+    dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Measure at most N images per class.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print stats.json to stdout too.")] = False,
+):
+    """Class balance, image sizes, colour, brightness and sharpness of a dataset, as numbers and plots."""
+    from leafdoc.data.stats import catalog_entries, check_replaceable, compute_stats, folder_entries, write_stats
+    from leafdoc.errors import ConfigError
+
+    if (data is None) == (dataset is None):
+        raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
+    check_replaceable(out_dir, "stats.json")
+    settings = _settings()
+    skipped: list = []
+    if data is not None:
+        entries, skipped = folder_entries(data, _limits(settings))
+        source = str(data)
+    else:
+        catalog, store = _open_data(settings)
+        try:
+            entries, version = catalog_entries(catalog, store, dataset, dataset_version)
+        finally:
+            catalog.dispose()
+        source = f"{dataset} v{version}"
+    with _progress(f"Measuring {source}", not as_json) as update:
+        result = compute_stats(
+            entries,
+            sample=sample,
+            skipped=skipped,
+            source=source,
+            max_pixels=settings.max_image_pixels,
+            progress=update,
+        )
+    with console.status(f"writing plots to {out_dir}"):
+        write_stats(result, out_dir, entries)
+    if as_json:
+        _emit_json(result)
+    else:
+        _print_stats(result, out_dir)
+
+
+def _print_stats(s: dict, out_dir: Path) -> None:
+    ratio = s["imbalance_ratio"]
+    out.print(
+        f"[bold]{s['source']}[/]: {s['n_images']} images in {s['n_classes']} classes, "
+        f"{s['n_measured']} measured; imbalance max/min {ratio:.2f}"
+        if ratio
+        else f"[bold]{s['source']}[/]: no images measured"
+    )
+    table = Table("class", "images", "mean R,G,B", "brightness", "sharpness (median)", title="Per class")
+    for label, c in s["per_class"].items():
+        rgb = ",".join(f"{v:.0f}" for v in c["mean_rgb"])
+        table.add_row(
+            label, str(s["class_counts"][label]), rgb, f"{c['brightness']['mean']:.0f}", f"{c['sharpness']['p50']:.0f}"
+        )
+    out.print(table)
+    if s["skipped"]:
+        out.print(f"[yellow]{len(s['skipped'])} files skipped[/] (see {out_dir / 'stats.json'})")
+    out.print(f"wrote {out_dir}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
+    consumer: Annotated[
+        bool | None,
+        typer.Option(
+            "--consumer/--no-consumer",
+            help="Run one training-job consumer beside the API (default: LEAFDOC_RUN_CONSUMER, true).",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+):
+    """Serve the web API (docs at /docs); embedded, a training-job consumer runs beside it."""
+    import os
+    import shutil
+    import subprocess
+
+    import uvicorn
+
+    from leafdoc.service.app import build_state
+
+    settings = _settings()
+    # Check the settings and seed the registry once, before any worker starts.
+    build_state(settings).catalog.dispose()
+    if workers > 1:  # one /metrics scrape sums every worker (prometheus-client's multiprocess mode)
+        metrics_dir = settings.home / "prometheus" / str(os.getpid())
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    run_consumer = settings.run_consumer if consumer is None else consumer
+    child = None
+    if run_consumer:
+        cmd = [sys.executable, "-m", "leafdoc.cli", "worker", "--parent-pid", str(os.getpid())]
+        child = subprocess.Popen(cmd)
+        queue = settings.queue_url or settings.queue_path
+        console.print(f"training consumer started (pid {child.pid}); queue: {queue}")
+    try:
+        uvicorn.run(
+            "leafdoc.service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if workers > 1:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty instead of waiting for jobs.")] = False,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="Exit when this process is gone.")] = None,
+):
+    """Run training jobs from the queue, one at a time, until stopped (SIGTERM or Ctrl-C)."""
+    import logging
+
+    from leafdoc.service.worker import serve_forever
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    console.print(f"worker: queue {settings.queue_url or settings.queue_path}, catalog {settings.catalog_url}")
+    serve_forever(settings, burst=burst, parent_pid=parent_pid)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     promote_metric: str = "accuracy"
     promote_margin: float = Field(0.0, description="A candidate is promoted if metric >= serving metric - margin.")
     run_consumer: bool = Field(True, description="Run the job consumer beside the API (embedded mode).")
+    default_dataset: str | None = Field(
+        None,
+        description="Dataset that uploads and retraining use when a request names none; "
+        "default: the dataset of the serving model.",
+    )
+    model_check_seconds: float = Field(1.0, description="How often each API worker checks the serving pointer.")
+    job_lease_seconds: float = Field(
+        60.0, description="A training job or lock not renewed for this long belongs to a dead process."
+    )
+    worker_poll_seconds: float = Field(1.0, description="How often an idle worker looks at the queue.")
+    upload_wait_seconds: float = Field(
+        600.0, description="How long an upload waits for another upload to the same dataset to finish."
+    )
 
     @cached_property
     def catalog_url(self) -> str:

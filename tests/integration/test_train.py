@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES
 
 

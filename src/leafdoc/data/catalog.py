@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -74,6 +75,86 @@ class DatasetItemRow(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), primary_key=True)
     label: Mapped[str] = mapped_column(String(200), index=True)
     source_name: Mapped[str] = mapped_column(Text)
+
+
+# Model registry, serving pointer, training jobs, uploads and leases (migration 0002). The rows live
+# here with the rest of the catalog so every API replica and worker shares one source of truth.
+
+
+class ModelVersionRow(Base):
+    """A registered model: its files are blobs in the store (sha256 per file name), so any machine
+    can materialise the folder. Inserted only after every file is in the store."""
+
+    __tablename__ = "model_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # candidate | serving | archived | rejected
+    source: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    parent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dataset: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    dataset_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    files: Mapped[dict] = mapped_column(JSON)
+    labels: Mapped[list] = mapped_column(JSON)
+    card: Mapped[dict] = mapped_column(JSON)
+    promotion: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServingEventRow(Base):
+    """The serving pointer with its history: the newest row names the serving version."""
+
+    __tablename__ = "serving_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
+    previous_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(16))  # seed | promote | auto_promote | rollback
+    reason: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TrainingJobRow(Base):
+    __tablename__ = "training_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | succeeded | failed
+    dataset: Mapped[str] = mapped_column(String(200))
+    dataset_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    options: Mapped[dict] = mapped_column(JSON)
+    warm_start: Mapped[bool] = mapped_column(Boolean, default=True)
+    parent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    upload_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    promotion: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class UploadRow(Base):
+    __tablename__ = "uploads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_version: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict] = mapped_column(JSON)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LeaseRow(Base):
+    """A named lock with an expiry, shared by every process that uses the catalog (see data/leases.py)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 def to_signed64(x: int) -> int:

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from sqlalchemy import func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 
 from leafdoc.data.catalog import (
     Catalog,
@@ -30,8 +30,8 @@ from leafdoc.data.catalog import (
 )
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import DatasetError, LeafdocError, NotFound
-from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, decode, sha256_bytes
+from leafdoc.errors import Conflict, DatasetError, LeafdocError, NotFound
+from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, decode, near_duplicate_pairs, sha256_bytes
 
 NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit canonical hashes
 
@@ -87,9 +87,17 @@ def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
             canonical_phash(img),
         )
     except LeafdocError as exc:
-        return Skipped(entry.name, exc.message.removeprefix(f"{entry.name}: "))
+        return Skipped(entry.name, _reason(exc, entry.name))
     except OSError as exc:
-        return Skipped(entry.name, f"cannot read the file ({exc})")
+        return Skipped(entry.name, f"cannot read the file ({exc}); check that it exists and is readable")
+    except Exception as exc:  # one odd file must never abort the rest of the ingest
+        return Skipped(entry.name, f"cannot be read as an image ({type(exc).__name__}: {exc}); re-export the photo")
+
+
+def _reason(exc: LeafdocError, name: str) -> str:
+    """The error's message without the file name (the summary shows it beside), plus what to do."""
+    message = exc.message.removeprefix(f"{name}: ")
+    return f"{message} {exc.hint}" if exc.hint else message
 
 
 def latest_version(catalog: Catalog, dataset: str) -> DatasetVersionRow | None:
@@ -159,20 +167,47 @@ def list_datasets(catalog: Catalog) -> list[dict]:
     return list(out.values())
 
 
-def _near_duplicates(new: list[_Decoded], existing: np.ndarray, existing_names: list[str]) -> list[dict]:
+def _near_duplicates(new: list[_Decoded], existing: list[int], existing_names: list[str]) -> list[dict]:
+    """Each new image that is a near-duplicate of an earlier one (existing first), with the first match."""
     if not new:
         return []
-    new_h = np.array([d.phash for d in new], dtype=np.uint64)
-    pool = np.concatenate([existing.astype(np.uint64), new_h])
+    hashes = list(existing) + [d.phash for d in new]
     names = existing_names + [d.entry.name for d in new]
-    found = []
-    offset = len(existing)
-    for i, h in enumerate(new_h):
-        dist = np.bitwise_count(np.bitwise_xor(pool[: offset + i], h))
-        close = np.nonzero(dist <= NEAR_DUPLICATE_BITS)[0]
-        if close.size:
-            found.append({"file": new[i].entry.name, "similar_to": names[int(close[0])]})
-    return found
+    first: dict[int, int] = {}
+    for i, j in near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS, start=len(existing)):
+        first.setdefault(i, j)
+    return [{"file": names[i], "similar_to": names[j]} for i, j in sorted(first.items())]
+
+
+def _default_name(source: Path) -> str:
+    # `leafdoc ingest .` names the dataset after the folder, not "" (Path(".").stem is empty).
+    path = source.resolve() if source.name in ("", ".", "..") else source
+    return path.name if source.is_dir() else path.stem
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name is used in file names (summaries, caches): refuse ones that are empty or a path."""
+    bad = not name.strip() or name != name.strip() or name.startswith(".") or any(c in name for c in "/\\\0")
+    if bad or len(name) > 200:
+        raise DatasetError(
+            f"{name!r} cannot be a dataset name.",
+            hint="Pass --dataset NAME: up to 200 characters, without '/' or '\\', not starting with '.'.",
+        )
+    return name
+
+
+def _put(store: BlobStore, d: _Decoded, dataset: str, prev: DatasetVersionRow | None) -> None:
+    try:
+        store.put(d.data)
+    except LeafdocError:
+        raise
+    except Exception as exc:  # disk full, bucket unreachable...: stop, and say that nothing was registered
+        state = f"still at version {prev.version}" if prev else "not created"
+        raise DatasetError(
+            f"{d.entry.name}: could not be written to the store ({type(exc).__name__}: {exc}). "
+            f"Nothing was registered: dataset {dataset!r} is {state}.",
+            hint="Fix the store (free disk space, check the bucket and its credentials) and run the ingest again.",
+        ) from exc
 
 
 def ingest(
@@ -188,7 +223,7 @@ def ingest(
     workers: int = 4,
 ) -> IngestResult:
     source = Path(source)
-    dataset = dataset or source.stem
+    dataset = check_dataset_name(dataset or _default_name(source))
     items = list(iter_source(source, limits, label))
     if not items:
         raise DatasetError(
@@ -235,18 +270,21 @@ def ingest(
                         }
                     )
                 continue
-            store.put(outcome.data)
+            _put(store, outcome, dataset, prev)
             current[outcome.sha] = outcome.entry.label
             first_name[outcome.sha] = outcome.entry.name
             outcome.data = b""  # the store has it; free the memory
             added.append(outcome)
 
-    existing = np.array([ph for _, _, ph in prev_items], dtype=np.uint64)
+    existing = [ph for _, _, ph in prev_items]
     result.near_duplicates = _near_duplicates(added, existing, [f"{sha[:12]} ({lab})" for sha, lab, _ in prev_items])
     result.added = len(added)
 
     if added:
-        result.version = _write_version(catalog, dataset, prev, prev_items, added, source, result)
+        try:
+            result.version = _write_version(catalog, dataset, prev, prev_items, added, source, result)
+        except IntegrityError:
+            raise _conflict(dataset, prev, "another ingest wrote the same dataset or photos") from None
         result.created_version = True
     classes: dict[str, int] = {}
     for lab in current.values():
@@ -255,6 +293,15 @@ def ingest(
     result.n_images = len(current)
     result.n_classes = len(classes)
     return result
+
+
+def _conflict(dataset: str, prev: DatasetVersionRow | None, what: str) -> Conflict:
+    start = f"version {prev.version}" if prev else "no version"
+    return Conflict(
+        f"dataset {dataset!r}: {what} while this ingest ran (it started from {start}). "
+        "Nothing was registered by this ingest.",
+        hint="Run the same ingest again: photos already in the store are not copied twice.",
+    )
 
 
 def _write_version(catalog, dataset, prev, prev_items, added, source, result) -> int:
@@ -280,8 +327,13 @@ def _write_version(catalog, dataset, prev, prev_items, added, source, result) ->
                         phash=to_signed64(d.phash),
                     )
                 )
-        # Versions are numbered per dataset; take the next number inside the transaction.
+        # Versions are numbered per dataset; take the next number inside the transaction. If another
+        # ingest registered a version since this one read its parent, writing ours would drop that
+        # version's new images from the latest version: refuse instead (the unique constraint on
+        # (dataset, version) catches the same race when both commit at once).
         top = s.scalar(select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset_id == ds.id))
+        if top != (prev.version if prev else None):
+            raise _conflict(dataset, prev, f"another ingest registered version {top}")
         number = (top or 0) + 1
         summary = {
             "added": result.added,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -108,8 +109,9 @@ def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -
             hint="Split the upload into several zips.",
         )
     parts_of = {i.filename: _safe_member_parts(i.filename) for i in infos}
-    safe = [p for p in parts_of.values() if p]
-    # A zip made by zipping the dataset folder has one top folder holding the class folders.
+    # A zip made by zipping the dataset folder has one top folder holding the class folders. Only photos
+    # count: macOS adds a __MACOSX/ top folder and .DS_Store files beside the class folders.
+    safe = [p for p in parts_of.values() if p and not _is_hidden(p) and is_image_name(p[-1])]
     strip = 0
     if label is None and safe and len({p[0] for p in safe}) == 1 and all(len(p) >= 3 for p in safe):
         strip = 1
@@ -117,7 +119,11 @@ def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -
         name = f"{zpath.name}:{info.filename}"
         parts = parts_of[info.filename]
         if parts is None:
-            yield Skipped(name, "unsafe path in zip (absolute or containing '..'); refused")
+            yield Skipped(
+                name,
+                "unsafe path in the zip (absolute or containing '..'), refused; "
+                "re-create the zip from the dataset folder",
+            )
             continue
         parts = parts[strip:]
         if _is_hidden(parts):
@@ -135,22 +141,37 @@ def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -
         if info.file_size > limits.max_file_bytes:
             yield Skipped(
                 name,
-                f"{info.file_size:,} bytes is over the per-file limit of {limits.max_file_bytes:,}",
+                f"{info.file_size:,} bytes is over the per-file limit of {limits.max_file_bytes:,}; "
+                "downscale the photo or raise LEAFDOC_MAX_IMAGE_BYTES",
             )
             continue
         if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-            yield Skipped(name, "compression ratio is implausible for a photo (zip bomb?); refused")
+            yield Skipped(
+                name,
+                f"compresses {info.file_size / info.compress_size:,.0f} to 1, implausible for a photo "
+                "(a zip bomb?), refused; zip the original photos",
+            )
             continue
-        yield Entry(name, label or parts[0], _zip_reader(zf, info, limits.max_file_bytes))
+        yield Entry(name, label or parts[0], _zip_reader(zf, info, limits.max_file_bytes, name))
 
 
-def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> Callable[[], bytes]:
+def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int, name: str) -> Callable[[], bytes]:
     def read() -> bytes:
         # Read at most max_bytes+1 so a member that lies about its size still cannot blow up memory.
-        with zf.open(info) as fh:
-            data = fh.read(max_bytes + 1)
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(max_bytes + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+            # bad CRC, corrupt deflate data, truncated zip, encrypted member, unsupported compression
+            raise DatasetError(
+                f"{name}: cannot be unpacked ({exc}).",
+                hint="Re-create the zip (without a password) and upload it again.",
+            ) from None
         if len(data) > max_bytes:
-            raise DatasetError(f"{info.filename}: unpacks past the per-file limit of {max_bytes:,} bytes.")
+            raise DatasetError(
+                f"{name}: unpacks past the per-file limit of {max_bytes:,} bytes (its header says less).",
+                hint="Re-create the zip from the original photos.",
+            )
         return data
 
     return read
@@ -166,19 +187,26 @@ def iter_csv(cpath: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "path" not in fields or "label" not in fields:
         raise DatasetError(
-            f"{cpath}: the CSV needs a header with 'path' and 'label' columns (found: {', '.join(fields) or 'none'})."
+            f"{cpath}: the CSV needs a header with 'path' and 'label' columns (found: {', '.join(fields) or 'none'}).",
+            hint="Add a first line 'path,label' and one photo per line.",
         )
     for lineno, row in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         where = f"{cpath}:{lineno}"
+        if None in row:  # more fields than the header: often a path with an unquoted comma
+            yield Skipped(where, "the row has more fields than the header; quote paths and labels that contain commas")
+            continue
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("path") or not row.get("label"):
-            yield Skipped(where, "row without a path or label")
+            yield Skipped(where, "row without a path or label; fill in both columns")
             continue
         path = Path(row["path"])
         if not path.is_absolute():
             path = cpath.parent / path
         if not path.is_file():
-            yield Skipped(f"{where} ({row['path']})", "file not found")
+            yield Skipped(
+                f"{where} ({row['path']})",
+                "file not found; check the path (relative paths start at the CSV's folder)",
+            )
             continue
         if not is_image_name(path):
             yield Skipped(str(path), f"not an image file type ({path.suffix or 'no suffix'})")

@@ -14,15 +14,16 @@ import numpy as np
 
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
 from leafdoc.errors import DatasetError
+from leafdoc.images import near_duplicate_pairs
 
 SPLITS = ("train", "val", "test")
 MIN_PER_CLASS = 3
 
 
 def near_duplicate_groups(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS) -> list[int]:
-    """Group id per item: items within `max_bits` of each other (transitively) share a group."""
-    n = len(hashes)
-    parent = list(range(n))
+    """Group id per item: items within `max_bits` of each other under some flip/rotation (transitively)
+    share a group."""
+    parent = list(range(len(hashes)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -30,16 +31,11 @@ def near_duplicate_groups(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS
             i = parent[i]
         return i
 
-    arr = np.array(hashes, dtype=np.uint64)
-    for i in range(n):
-        if i + 1 >= n:
-            break
-        dist = np.bitwise_count(np.bitwise_xor(arr[i + 1 :], arr[i]))
-        for j in np.nonzero(dist <= max_bits)[0]:
-            a, b = find(i), find(i + 1 + int(j))
-            if a != b:
-                parent[b] = a
-    return [find(i) for i in range(n)]
+    for i, j in near_duplicate_pairs(hashes, max_bits):
+        a, b = find(j), find(i)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(len(hashes))]
 
 
 def check_classes(counts: dict[str, int], where: str = "the dataset") -> None:
