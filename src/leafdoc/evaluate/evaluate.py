@@ -1,0 +1,125 @@
+"""Evaluate a model folder on a labelled class-folder dataset, through the serving path (ONNX Runtime).
+
+The images go through `Predictor.preprocess`, the same pipeline as training and serving, so the
+numbers are what users will get. Unreadable images are listed with their reason and never stop
+the run; a class folder the model has never heard of stops it before any work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.data.sources import list_labelled_folder
+from leafdoc.errors import DatasetError, LeafdocError
+from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins
+from leafdoc.images import DEFAULT_MAX_PIXELS
+from leafdoc.inference.predictor import Predictor
+from leafdoc.settings import Settings
+
+Progress = Callable[[int, int], None]
+
+# Preprocess and predict in chunks so a 50k-image folder never sits in memory at once.
+CHUNK = 64
+RELIABILITY_BINS = 10
+
+
+def check_classes(data_labels: set[str], model_labels: list[str], model_dir: Path, data_dir: Path) -> None:
+    """Refuse class folders the model cannot predict: their images would all count as wrong."""
+    unknown = sorted(data_labels - set(model_labels))
+    if unknown:
+        raise DatasetError(
+            f"{data_dir}: class folder(s) {', '.join(repr(u) for u in unknown)} are not labels of the model "
+            f"in {model_dir} (it knows {len(model_labels)}: {', '.join(model_labels[:8])}"
+            f"{', ...' if len(model_labels) > 8 else ''}).",
+            hint="Rename the folder to the model's label, or remove it from the evaluation data.",
+        )
+
+
+def _error_text(exc: LeafdocError, name: str) -> str:
+    return exc.message.removeprefix(f"{name}: ") + (f" {exc.hint}" if exc.hint else "")
+
+
+def predict_files(
+    predictor: Predictor,
+    files: list[tuple[Path, str]],
+    progress: Progress | None = None,
+) -> tuple[list[tuple[Path, str]], np.ndarray, list[dict]]:
+    """Probabilities for every readable file: (kept (path, label) pairs, probs (N, C), skipped)."""
+    kept: list[tuple[Path, str]] = []
+    skipped: list[dict] = []
+    parts: list[np.ndarray] = []
+    for start in range(0, len(files), CHUNK):
+        arrays = []
+        for path, label in files[start : start + CHUNK]:
+            try:
+                arrays.append(predictor.preprocess(path, name=str(path)))
+                kept.append((path, label))
+            except LeafdocError as exc:
+                skipped.append({"file": str(path), "reason": _error_text(exc, str(path))})
+            except OSError as exc:
+                skipped.append({"file": str(path), "reason": f"cannot read the file ({exc})"})
+        if arrays:
+            parts.append(predictor.predict_arrays(np.stack(arrays), ["probabilities"])["probabilities"])
+        if progress:
+            progress(min(start + CHUNK, len(files)), len(files))
+    probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
+    return kept, probs, skipped
+
+
+def per_image(kept: list[tuple[Path, str]], probs: np.ndarray, labels: list[str]) -> list[dict]:
+    """One row per image: what it is, what the model said, how sure it was."""
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    rows = []
+    for (path, true), p, i in zip(kept, probs, pred, strict=True):
+        rows.append(
+            {
+                "file": str(path),
+                "true": true,
+                "predicted": labels[int(i)],
+                "confidence": round(float(p[int(i)]), 6),
+                "correct": labels[int(i)] == true,
+            }
+        )
+    return rows
+
+
+def evaluate_folder(
+    model_dir: Path,
+    data_dir: Path,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    predictor: Predictor | None = None,
+) -> dict:
+    """Metrics of the model in `model_dir` on the class folders of `data_dir`.
+
+    Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
+    labels, per_class, confusion_matrix) plus most_confused, reliability, predictions (per image),
+    skipped (file + reason), classes (those in the data), model and data.
+    """
+    model_dir, data_dir = Path(model_dir), Path(data_dir)
+    max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
+    predictor = predictor or Predictor(model_dir, max_pixels=max_pixels)
+    files, not_images = list_labelled_folder(data_dir)
+    data_labels = {label for _, label in files}
+    check_classes(data_labels, predictor.labels, model_dir, data_dir)
+
+    kept, probs, skipped = predict_files(predictor, files, progress)
+    skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + skipped
+    if not kept:
+        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"{data_dir}: none of the {len(files)} images could be read ({first}).")
+
+    index = {label: i for i, label in enumerate(predictor.labels)}
+    y = np.array([index[label] for _, label in kept], dtype=np.int64)
+    result = compute_metrics(y, probs, predictor.labels)
+    result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
+    result["reliability"] = reliability_bins(probs, y, RELIABILITY_BINS)
+    result["classes"] = sorted(data_labels)
+    result["predictions"] = per_image(kept, probs, predictor.labels)
+    result["skipped"] = skipped
+    result["model"] = str(model_dir)
+    result["data"] = str(data_dir)
+    return result

@@ -1,0 +1,297 @@
+"""An evaluation report a person reads: report.md and index.html with PNG figures next to them.
+
+Every figure is a small function returning a matplotlib Figure, so a notebook or the desktop app
+can draw the same pictures from the same `evaluate_folder` result without writing a report.
+Figures are built with `Figure()`, not pyplot: no global backend or figure registry to leak on a
+server, and a notebook or Qt canvas can still show them; PNGs are rendered with Agg.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from leafdoc.data.stats import check_replaceable, figure_png
+from leafdoc.errors import LeafdocError
+from leafdoc.fsutil import atomic_dir
+from leafdoc.images import decode, read_source
+
+GALLERY_LIMIT = 48
+THUMB_PX = 160
+LABEL_CHARS = 56
+
+
+def display_label(label: str, max_chars: int = LABEL_CHARS) -> str:
+    """PlantVillage-style `Crop___Disease_name` as `Crop: Disease name`, shortened for axes."""
+    crop, sep, disease = label.partition("___")
+    text = f"{crop}: {disease}" if sep else label
+    text = " ".join(text.replace("_", " ").split())
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def active_classes(cm: np.ndarray) -> list[int]:
+    """Indices of classes that are in the data or were predicted: the rest of the matrix is zeros."""
+    cm = np.asarray(cm)
+    return [i for i in range(len(cm)) if cm[i, :].sum() or cm[:, i].sum()]
+
+
+def plot_confusion_matrix(cm: np.ndarray | list, labels: list[str], normalize: bool = True) -> Figure:
+    """Rows are true classes, columns predictions; colour is the row share, numbers are counts.
+
+    Colouring by row share keeps small classes visible next to big ones; the cell text keeps the counts.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    n = len(labels)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0) if normalize else cm
+    cell = 0.32 if n > 12 else 0.6  # inches per class; 30 classes still fit a screen width
+    side = max(4.0, cell * n + 1.5)
+    fig = Figure(figsize=(side + 3.5, side + 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    names = [display_label(lab) for lab in labels]
+    font = 8 if n > 12 else 10
+    ax.set_xticks(range(n), names, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
+    ax.set_yticks(range(n), names, fontsize=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix" + (" (colour: share of the true class)" if normalize else ""))
+    for i, j in zip(*np.nonzero(cm), strict=True):
+        dark = share[i, j] > (0.5 if normalize else share.max() / 2)
+        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=font - 1, color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, shrink=0.6)
+    return fig
+
+
+def plot_reliability(bins: list[dict], ece: float | None = None) -> Figure:
+    """Accuracy against confidence per bin; bars below the diagonal mean over-confidence."""
+    fig = Figure(figsize=(5.5, 6), layout="constrained")
+    ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    width = (bins[0]["hi"] - bins[0]["lo"]) * 0.9 if bins else 0.09
+    filled = [b for b in bins if b["n"]]  # an empty bin has no accuracy; drawing 0 would look like a failure
+    centres = [(b["lo"] + b["hi"]) / 2 for b in filled]
+    ax.bar(centres, [b["accuracy"] for b in filled], width=width, color="#4c72b0", label="accuracy")
+    ax.bar(
+        centres,
+        [b["confidence"] for b in filled],
+        width=width,
+        fill=False,
+        edgecolor="#c44e52",
+        hatch="//",
+        label="mean confidence",
+    )
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax_n.bar(centres, [b["n"] for b in filled], width=width, color="grey")
+    ax_n.set_xlabel("confidence")
+    ax_n.set_ylabel("images")
+    return fig
+
+
+def misclassified(predictions: list[dict], limit: int | None = None) -> list[dict]:
+    """Wrong predictions, most confident first: confident mistakes are the ones that hurt users."""
+    wrong = [p for p in predictions if p["predicted"] != p["true"]]
+    wrong.sort(key=lambda p: (-p["confidence"], p["file"]))
+    return wrong[:limit] if limit is not None else wrong
+
+
+def thumbnail(path: str | Path, size: int = THUMB_PX) -> Image.Image:
+    """The photo as the decoder sees it (upright RGB), fitted in a size x size box."""
+    data, name = read_source(path)
+    img = decode(data, name)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return img
+
+
+def image_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def summary_rows(result: dict) -> list[tuple[str, str]]:
+    return [
+        ("images evaluated", str(result["n"])),
+        ("accuracy", _pct(result["accuracy"])),
+        ("top-3 accuracy", _pct(result["top3_accuracy"])),
+        ("macro F1", f"{result['macro_f1']:.3f}"),
+        ("expected calibration error", f"{result['ece']:.3f}"),
+        ("classes in the data", f"{len(result.get('classes', []))} of {len(result['labels'])} model labels"),
+        ("skipped files", str(len(result.get("skipped", [])))),
+    ]
+
+
+def class_rows(result: dict) -> list[tuple[str, str, str, str, int]]:
+    """Per-class rows for the classes in the data or predicted (others have nothing to say)."""
+    cm = np.asarray(result["confusion_matrix"])
+    rows = []
+    for i in active_classes(cm):
+        label = result["labels"][i]
+        c = result["per_class"][label]
+        rows.append((label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]))
+    return rows
+
+
+def gallery_title(result: dict, gallery: list[dict]) -> str:
+    wrong = len(misclassified(result.get("predictions", [])))
+    return f"Misclassified images ({len(gallery)} of {wrong} shown, most confident first)"
+
+
+def _md_table(header: list[str], rows: list) -> str:
+    def esc(v) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(result: dict, figures: dict[str, str], gallery: list[dict]) -> str:
+    parts = [
+        "# Evaluation report",
+        f"Model `{result['model']}` on `{result['data']}`, {result.get('created', '')}",
+        "## Metrics",
+        _md_table(["metric", "value"], summary_rows(result)),
+        "## Per class",
+        _md_table(["class", "precision", "recall", "F1", "support"], class_rows(result)),
+        "## Confusion matrix",
+        f"![confusion matrix]({figures['confusion_matrix']})",
+        "## Most confused pairs",
+        _md_table(
+            ["true", "predicted as", "count"],
+            [(p["true"], p["predicted"], p["count"]) for p in result["most_confused"]],
+        )
+        if result["most_confused"]
+        else "No image was misclassified.",
+        "## Calibration",
+        f"![reliability diagram]({figures['reliability']})",
+        f"## {gallery_title(result, gallery)}",
+    ]
+    parts.append(
+        _md_table(
+            ["image", "true", "predicted", "confidence", "file"],
+            [
+                (f"![]({g['thumbnail']})", g["true"], g["predicted"], _pct(g["confidence"]), f"`{g['file']}`")
+                for g in gallery
+            ],
+        )
+        if gallery
+        else "None."
+    )
+    if result.get("skipped"):
+        parts += [
+            "## Skipped files",
+            _md_table(["file", "reason"], [(s["file"], s["reason"]) for s in result["skipped"]]),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img.figure { max-width: 100%; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 1rem; }
+figure { margin: 0; font-size: 0.8rem; word-break: break-word; }
+figcaption .wrong { color: #b00020; }
+"""
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?%?")
+
+
+def _html_table(header: list[str], rows: list) -> str:
+    def td(v) -> str:
+        cls = ' class="num"' if _NUMBER.fullmatch(str(v)) else ""
+        return f"<td{cls}>{html.escape(str(v))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(td(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> str:
+    e = html.escape
+    confused = (
+        _html_table(
+            ["true", "predicted as", "count"],
+            [(p["true"], p["predicted"], p["count"]) for p in result["most_confused"]],
+        )
+        if result["most_confused"]
+        else "<p>No image was misclassified.</p>"
+    )
+    cards = "".join(
+        f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
+        f'<figcaption>true: <b>{e(g["true"])}</b><br>predicted: <b class="wrong">{e(g["predicted"])}</b> '
+        f"({_pct(g['confidence'])})<br><small>{e(g['file'])}</small></figcaption></figure>"
+        for g in gallery
+    )
+    skipped = (
+        "<h2>Skipped files</h2>"
+        + _html_table(["file", "reason"], [(s["file"], s["reason"]) for s in result["skipped"]])
+        if result.get("skipped")
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>leafdoc evaluation: {e(Path(result["model"]).name)}</title>
+<style>{_CSS}</style></head><body>
+<h1>Evaluation report</h1>
+<p>Model <code>{e(result["model"])}</code> on <code>{e(result["data"])}</code>, {e(result.get("created", ""))}</p>
+<h2>Metrics</h2>{_html_table(["metric", "value"], summary_rows(result))}
+<h2>Per class</h2>{_html_table(["class", "precision", "recall", "F1", "support"], class_rows(result))}
+<h2>Confusion matrix</h2><img class="figure" src="{e(figures["confusion_matrix"])}" alt="confusion matrix">
+<h2>Most confused pairs</h2>{confused}
+<h2>Calibration</h2><img class="figure" src="{e(figures["reliability"])}" alt="reliability diagram">
+<h2>{e(gallery_title(result, gallery))}</h2>
+<div class="gallery">{cards or "<p>None.</p>"}</div>
+{skipped}
+</body></html>
+"""
+
+
+def _write_gallery(tmp: Path, predictions: list[dict], limit: int) -> list[dict]:
+    gallery = []
+    for k, p in enumerate(misclassified(predictions, limit)):
+        name = f"misclassified_{k:03d}.png"
+        try:
+            (tmp / name).write_bytes(image_png(thumbnail(p["file"])))
+        except (LeafdocError, OSError):
+            continue  # the file changed or vanished since evaluation; the tables still list it
+        gallery.append({**p, "thumbnail": name})
+    return gallery
+
+
+def write_report(result: dict, out_dir: Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
+    """Write report.md, index.html and their PNGs into `out_dir`, atomically; returns out_dir."""
+    out_dir = Path(out_dir)
+    check_replaceable(out_dir, "index.html")
+    result = {**result, "created": result.get("created") or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    cm = np.asarray(result["confusion_matrix"])
+    keep = active_classes(cm) or list(range(len(result["labels"])))
+    figures = {"confusion_matrix": "confusion_matrix.png", "reliability": "reliability.png"}
+    with atomic_dir(out_dir) as tmp:
+        sub = cm[np.ix_(keep, keep)]
+        fig = plot_confusion_matrix(sub, [result["labels"][i] for i in keep])
+        (tmp / figures["confusion_matrix"]).write_bytes(figure_png(fig))
+        fig = plot_reliability(result["reliability"], result["ece"])
+        (tmp / figures["reliability"]).write_bytes(figure_png(fig))
+        gallery = _write_gallery(tmp, result.get("predictions", []), gallery_limit)
+        (tmp / "report.md").write_text(render_markdown(result, figures, gallery), encoding="utf-8")
+        (tmp / "index.html").write_text(render_html(result, figures, gallery), encoding="utf-8")
+    return out_dir

@@ -1,0 +1,161 @@
+"""`leafdoc evaluate` on a tiny real model (ONNX Runtime) and real PlantVillage photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tests.conftest import TINY_CLASSES, synthetic_image
+from typer.testing import CliRunner
+
+from leafdoc.cli import app
+
+REQUIRED = (
+    "accuracy",
+    "top3_accuracy",
+    "macro_f1",
+    "ece",
+    "n",
+    "labels",
+    "per_class",
+    "confusion_matrix",
+    "most_confused",
+    "skipped",
+    "model",
+    "data",
+)
+
+
+def run_evaluate(*args: str) -> dict:
+    result = CliRunner().invoke(app, ["evaluate", *map(str, args), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def n_images(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file())
+
+
+def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, settings):
+    r = run_evaluate(tiny_model, "--data", leaf_folder)
+    assert set(REQUIRED) <= set(r)
+    assert r["n"] == n_images(leaf_folder) == 18
+    assert r["labels"] == json.loads((tiny_model / "labels.json").read_text())
+    cm = r["confusion_matrix"]
+    assert sum(map(sum, cm)) == r["n"]
+    assert r["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(len(cm))) / r["n"])
+    assert r["accuracy"] <= r["top3_accuracy"] <= 1.0
+    assert 0.0 <= r["ece"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
+    for label in TINY_CLASSES:
+        assert set(r["per_class"][label]) == {"precision", "recall", "f1", "support"}
+        assert r["per_class"][label]["support"] == 6
+    assert len(r["predictions"]) == r["n"]
+    assert sum(not p["correct"] for p in r["predictions"]) == r["n"] - round(r["accuracy"] * r["n"])
+    assert r["skipped"] == []
+    assert r["model"] == str(tiny_model) and r["data"] == str(leaf_folder)
+
+
+def test_a_subset_of_the_model_classes_is_evaluated(tiny_model, leaf_folder, settings):
+    shutil.rmtree(leaf_folder / TINY_CLASSES[2])
+    r = run_evaluate(tiny_model, "--data", leaf_folder)
+    assert r["n"] == 12
+    assert r["classes"] == sorted(TINY_CLASSES[:2])
+    assert r["per_class"][TINY_CLASSES[2]]["support"] == 0
+    assert len(r["confusion_matrix"]) == len(r["labels"]) == 3  # predictions may still name the absent class
+
+
+def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder, settings):
+    synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
+    # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.
+    proc = subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli", "evaluate", str(tiny_model), "--data", str(leaf_folder), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Banana___Mystery_spot" in proc.stderr
+    assert str(tiny_model) in proc.stderr.replace("\n", "")
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_corrupt_images_are_listed_as_skipped_and_the_rest_evaluated(tiny_model, leaf_folder, settings):
+    broken = leaf_folder / TINY_CLASSES[0] / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    truncated = leaf_folder / TINY_CLASSES[1] / "truncated.jpg"
+    data = sorted((leaf_folder / TINY_CLASSES[1]).iterdir())[0].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    r = run_evaluate(tiny_model, "--data", leaf_folder)
+    skipped = {s["file"]: s["reason"] for s in r["skipped"]}
+    assert set(skipped) == {str(broken), str(truncated)}
+    assert "not an image" in skipped[str(broken)]
+    assert "corrupt or truncated" in skipped[str(truncated)]
+    assert r["n"] == 18
+    assert str(broken) not in {p["file"] for p in r["predictions"]}
+
+
+@pytest.fixture
+def confusing_folder(tmp_path, leaf_folder) -> Path:
+    """The same photos filed under two classes: whatever the model says, half of them are wrong."""
+    root = tmp_path / "confusing"
+    shutil.copytree(leaf_folder, root)
+    src = root / TINY_CLASSES[0]
+    dst = root / TINY_CLASSES[1]
+    for f in sorted(src.iterdir())[:4]:
+        shutil.copy2(f, dst / f"copy_{f.name}")
+    return root
+
+
+def test_report_has_markdown_html_figures_and_names_the_confused_pairs(
+    tiny_model, confusing_folder, tmp_path, settings
+):
+    report = tmp_path / "report"
+    r = run_evaluate(tiny_model, "--data", confusing_folder, "--report", report)
+    assert r["most_confused"], "identical photos under two labels must produce confusions"
+    assert {"report.md", "index.html", "confusion_matrix.png", "reliability.png"} <= {p.name for p in report.iterdir()}
+    for png in report.glob("*.png"):
+        with Image.open(png) as img:
+            img.verify()
+    html = (report / "index.html").read_text()
+    md = (report / "report.md").read_text()
+    confused = html.split("Most confused pairs", 1)[1].split("<h2>", 1)[0]
+    for pair in r["most_confused"]:
+        assert pair["true"] in confused and pair["predicted"] in confused
+        assert pair["true"] in md
+    # The gallery shows every mistake here (fewer than the cap), each as a thumbnail next to the page.
+    wrong = [p for p in r["predictions"] if not p["correct"]]
+    thumbs = sorted(report.glob("misclassified_*.png"))
+    assert len(thumbs) == len(wrong) >= 4
+    for t in thumbs:
+        assert f'src="{t.name}"' in html
+        with Image.open(t) as img:
+            assert max(img.size) <= 160
+    assert "http://" not in html and "https://" not in html  # self-contained: works offline
+    assert f"{r['accuracy']:.1%}" in html
+
+
+def test_rich_summary_for_people(tiny_model, leaf_folder, settings):
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.stdout and "macro F1" in result.stdout
+    for label in TINY_CLASSES:
+        assert label in result.stdout
+
+
+def test_evaluation_and_stats_need_no_tensorflow():
+    """A serving install has no TensorFlow; evaluate, report and stats must work there."""
+    code = (
+        "import sys, leafdoc.evaluate.evaluate, leafdoc.evaluate.report, leafdoc.data.stats; "
+        "print('tensorflow' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
