@@ -27,8 +27,8 @@ from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
-console = Console(stderr=True)  # people read stderr; stdout is for --json and results
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # people read stderr; stdout is for --json and results
+out = Console(soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -158,6 +158,9 @@ def train(
     morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
     seed: Annotated[int, typer.Option()] = 0,
     init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
+    provenance: Annotated[
+        Path | None, typer.Option(help="A text file on the data's sources and licences, copied into card.json.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ):
     """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
@@ -184,6 +187,11 @@ def train(
         )
     except ValueError as exc:
         raise ConfigError(f"invalid training options: {exc}") from None
+    note = None
+    if provenance is not None:
+        if not provenance.is_file():
+            raise ConfigError(f"{provenance}: no such file.", hint="Pass a text file describing the data's sources.")
+        note = provenance.read_text(encoding="utf-8")
     card = run_training(
         cfg,
         out_dir,
@@ -192,12 +200,15 @@ def train(
         version=dataset_version,
         init_from=init_from,
         quiet=as_json,
+        provenance=note,
     )
     if as_json:
         _emit_json(card)
 
 
-def run_training(cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False) -> dict:
+def run_training(
+    cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False, provenance=None
+) -> dict:
     from leafdoc.data.ingest import ingest as do_ingest
     from leafdoc.train.trainer import prepare_data
     from leafdoc.train.trainer import train as do_train
@@ -247,7 +258,7 @@ def run_training(cfg, out_dir: Path, *, data=None, dataset=None, version=None, i
             elif e["event"] == "evaluate":
                 bar.update(task, description="evaluating on the test split", info="")
 
-        card = do_train(cfg, td, out_dir, on_event=on_event, init_from=init_from)
+        card = do_train(cfg, td, out_dir, on_event=on_event, init_from=init_from, provenance=provenance)
     if not quiet:
         t = card["metrics"]["test"]
         out.print(

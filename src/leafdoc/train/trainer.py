@@ -59,6 +59,13 @@ class TrainData:
     def indices(self, part: str) -> np.ndarray:
         return np.nonzero(self.split == part)[0]
 
+    def split_record(self, seed: int) -> dict:
+        """Which images were train/val/test: evaluation can prove it never scores a training image."""
+        out = {"dataset": self.dataset, "version": self.version, "seed": seed}
+        for part in ("train", "val", "test"):
+            out[part] = sorted(self.shas[i] for i in self.indices(part))
+        return out
+
     def counts(self) -> dict[str, int]:
         return {p: int((self.split == p).sum()) for p in ("train", "val", "test")}
 
@@ -266,6 +273,7 @@ def train(
     on_event: Event | None = None,
     init_from: Path | None = None,
     parent_version: str | None = None,
+    provenance: str | None = None,
 ) -> dict:
     """Train, export and evaluate; write the model folder atomically. Returns the card."""
     from leafdoc.train.export import export_onnx, save_keras
@@ -283,7 +291,10 @@ def train(
         save_keras(model, tmp / "model.keras")
         export_onnx(model, tmp / "model.onnx", cfg.image_size)
         atomic_write_json(tmp / "labels.json", data.classes)
+        atomic_write_json(tmp / "split.json", data.split_record(cfg.seed))
         card = make_card(cfg, data, result, warm, parent_version)
+        if provenance:
+            card["provenance"] = provenance
         atomic_write_json(tmp / "card.json", card)
         # Evaluate with the serving path (ONNX Runtime), on images training never saw.
         from leafdoc.evaluate.metrics import compute_metrics
