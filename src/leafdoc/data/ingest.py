@@ -33,7 +33,7 @@ from leafdoc.data.store import BlobStore
 from leafdoc.errors import Conflict, DatasetError, LeafdocError, NotFound
 from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, decode, near_duplicate_pairs, sha256_bytes
 
-NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit canonical hashes
+NEAR_DUPLICATE_BITS = 4  # bits apart under the closest flip/rotation (images.phash_distance)
 
 Progress = Callable[[int, int], None]
 

@@ -1,0 +1,201 @@
+"""sources.py: folders, zips and CSVs become labelled entries; anything that cannot be an entry is
+skipped by name with a reason, and unsafe zips are refused."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tests.conftest import synthetic_image
+
+from leafdoc.data.sources import Entry, Limits, Skipped, iter_csv, iter_folder, iter_source, iter_zip
+from leafdoc.errors import DatasetError
+
+
+def split(items) -> tuple[list[Entry], dict[str, str]]:
+    items = list(items)
+    return [i for i in items if isinstance(i, Entry)], {i.name: i.reason for i in items if isinstance(i, Skipped)}
+
+
+def labels(entries: list[Entry]) -> dict[str, str]:
+    return {Path(e.name.split(":")[-1]).name: e.label for e in entries}
+
+
+def jpeg(seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (seed, 100, 50)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def make_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name), data, compress_type=compression)
+    return path
+
+
+# --- folders -------------------------------------------------------------------------------------
+
+
+def test_folder_labels_come_from_top_level_class_folders(tmp_path):
+    synthetic_image(tmp_path / "healthy" / "a.jpg")
+    synthetic_image(tmp_path / "rust" / "field 2" / "b.png")
+    (tmp_path / "rust" / "notes.txt").write_text("seen on Monday")
+    (tmp_path / "rust" / ".DS_Store").write_bytes(b"\0")
+    synthetic_image(tmp_path / "stray.jpg")
+    entries, skipped = split(iter_folder(tmp_path))
+    assert labels(entries) == {"a.jpg": "healthy", "b.png": "rust"}
+    assert "not an image file type (.txt)" in skipped[str(tmp_path / "rust" / "notes.txt")]
+    assert "hidden or system file" in skipped[str(tmp_path / "rust" / ".DS_Store")]
+    assert "put each photo in a folder named after its label" in skipped[str(tmp_path / "stray.jpg")]
+    assert entries[0].read() == (tmp_path / "healthy" / "a.jpg").read_bytes()
+
+
+def test_a_file_is_not_a_folder(tmp_path):
+    with pytest.raises(DatasetError, match="not a folder"):
+        list(iter_folder(synthetic_image(tmp_path / "x.jpg")))
+
+
+def test_folder_file_over_the_size_limit_is_refused_when_read(tmp_path):
+    path = synthetic_image(tmp_path / "big" / "a.png", size=(64, 64))
+    (entry,) = iter_folder(tmp_path, Limits(max_file_bytes=100))
+    with pytest.raises(DatasetError, match="over the per-file limit of 100 bytes") as err:
+        entry.read()
+    assert str(path) in err.value.message
+
+
+# --- zips ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("top", ["", "leaves/"])
+def test_zip_with_or_without_one_top_folder(tmp_path, top):
+    zpath = make_zip(tmp_path / "leaves.zip", {f"{top}healthy/a.jpg": jpeg(1), f"{top}rust/b.jpg": jpeg(2)})
+    entries, skipped = split(iter_zip(zpath))
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
+    assert skipped == {}
+    assert [e.read() for e in entries] == [jpeg(1), jpeg(2)]
+
+
+def test_zip_made_on_a_mac_still_has_its_top_folder_stripped(tmp_path):
+    """Finder adds __MACOSX/ and .DS_Store: they must not turn every photo's label into 'leaves'."""
+    zpath = make_zip(
+        tmp_path / "leaves.zip",
+        {
+            "leaves/healthy/a.jpg": jpeg(1),
+            "leaves/rust/b.jpg": jpeg(2),
+            "leaves/.DS_Store": b"\0\0",
+            "__MACOSX/leaves/healthy/._a.jpg": b"\0\5\26\7",
+        },
+    )
+    entries, skipped = split(iter_zip(zpath))
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
+    assert all("hidden or system file" in r for r in skipped.values()) and len(skipped) == 2
+
+
+def test_zip_paths_that_escape_are_refused_by_name_and_the_rest_is_kept(tmp_path):
+    zpath = make_zip(
+        tmp_path / "upload.zip",
+        {"healthy/a.jpg": jpeg(1), "../evil.jpg": jpeg(2), "/etc/evil.jpg": jpeg(3), "rust/../../up.jpg": jpeg(4)},
+    )
+    entries, skipped = split(iter_zip(zpath))
+    assert labels(entries) == {"a.jpg": "healthy"}
+    assert set(skipped) == {"upload.zip:../evil.jpg", "upload.zip:/etc/evil.jpg", "upload.zip:rust/../../up.jpg"}
+    for reason in skipped.values():
+        assert reason.startswith("unsafe path in the zip") and "re-create the zip" in reason
+
+
+def test_zip_bomb_member_is_refused(tmp_path):
+    zpath = make_zip(
+        tmp_path / "bomb.zip",
+        {"healthy/a.jpg": jpeg(1), "healthy/bomb.jpg": b"\0" * 5_000_000},
+        compression=zipfile.ZIP_DEFLATED,
+    )
+    entries, skipped = split(iter_zip(zpath))
+    assert labels(entries) == {"a.jpg": "healthy"}
+    assert "implausible for a photo (a zip bomb?), refused" in skipped["bomb.zip:healthy/bomb.jpg"]
+
+
+def test_zip_limits_refuse_the_whole_zip(tmp_path):
+    zpath = make_zip(tmp_path / "many.zip", {f"c/{i}.jpg": jpeg(i) for i in range(3)})
+    with pytest.raises(DatasetError, match="3 files is over the limit of 2"):
+        list(iter_zip(zpath, Limits(max_zip_members=2)))
+    with pytest.raises(DatasetError, match="unpacks to .* bytes, over the limit of 10"):
+        list(iter_zip(zpath, Limits(max_zip_uncompressed_bytes=10)))
+
+
+def test_not_a_zip(tmp_path):
+    fake = tmp_path / "photos.zip"
+    fake.write_text("not a zip")
+    with pytest.raises(DatasetError, match="photos.zip: not a readable zip file") as err:
+        list(iter_zip(fake))
+    assert "Re-create the zip" in err.value.hint
+
+
+def test_corrupt_zip_member_fails_with_its_name_when_read(tmp_path):
+    member = bytes(range(256)) * 8 + jpeg(1)
+    zpath = make_zip(tmp_path / "c.zip", {"healthy/a.jpg": member}, compression=zipfile.ZIP_DEFLATED)
+    data = bytearray(zpath.read_bytes())
+    start = data.index(b"healthy/a.jpg") + len("healthy/a.jpg")  # the local header; the data follows
+    for i in range(start + 10, start + 60):  # scramble the compressed bytes
+        data[i] ^= 0x5A
+    zpath.write_bytes(bytes(data))
+    (entry,) = [i for i in iter_zip(zpath) if isinstance(i, Entry)]
+    with pytest.raises(DatasetError, match=r"c.zip:healthy/a.jpg: cannot be unpacked"):
+        entry.read()
+
+
+def test_flat_zip_with_a_label(tmp_path):
+    zpath = make_zip(tmp_path / "rust.zip", {"a.jpg": jpeg(1), "b.jpg": jpeg(2)})
+    entries, _ = split(iter_zip(zpath, label="rust"))
+    assert labels(entries) == {"a.jpg": "rust", "b.jpg": "rust"}
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def test_csv_paths_are_relative_to_the_csv(tmp_path):
+    synthetic_image(tmp_path / "img" / "a.jpg")
+    synthetic_image(tmp_path / "img" / "b.jpg")
+    cpath = tmp_path / "labels.csv"
+    cpath.write_text("Path,Label\nimg/a.jpg,healthy\nimg/b.jpg, rust \n")
+    entries, skipped = split(iter_csv(cpath))
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
+    assert skipped == {}
+
+
+def test_csv_without_the_columns_says_which_it_found(tmp_path):
+    cpath = tmp_path / "labels.csv"
+    cpath.write_text("file,class\na.jpg,healthy\n")
+    with pytest.raises(DatasetError) as err:
+        list(iter_csv(cpath))
+    assert "needs a header with 'path' and 'label' columns (found: file, class)" in err.value.message
+    assert str(cpath) in err.value.message
+    assert "path,label" in err.value.hint
+
+
+def test_csv_rows_that_cannot_be_used_are_skipped_by_line(tmp_path):
+    synthetic_image(tmp_path / "a.jpg")
+    cpath = tmp_path / "labels.csv"
+    cpath.write_text("path,label\na.jpg,healthy\nmissing.jpg,rust\nb, c.jpg,rust\n,rust\nnotes.txt,rust\n")
+    (tmp_path / "notes.txt").write_text("x")
+    entries, skipped = split(iter_csv(cpath))
+    assert labels(entries) == {"a.jpg": "healthy"}
+    assert "file not found; check the path" in skipped[f"{cpath}:3 (missing.jpg)"]
+    assert "more fields than the header" in skipped[f"{cpath}:4"]
+    assert "without a path or label" in skipped[f"{cpath}:5"]
+    assert "not an image file type (.txt)" in skipped[str(tmp_path / "notes.txt")]
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+def test_source_that_does_not_exist_or_is_not_supported(tmp_path):
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        iter_source(tmp_path / "nope")
+    other = tmp_path / "photos.rar"
+    other.write_bytes(b"x")
+    with pytest.raises(DatasetError, match=r"photos.rar: not a folder, .zip or .csv"):
+        iter_source(other)
