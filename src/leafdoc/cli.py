@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -120,7 +121,7 @@ def _save_summary(settings: Settings, summary: dict) -> None:
 
 def _print_ingest(s: dict) -> None:
     if s["created_version"]:
-        out.print(f"[bold green]{s['dataset']} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes")
+        out.print(f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes")
     elif s["version"] is not None:
         out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
     else:
@@ -132,7 +133,7 @@ def _print_ingest(s: dict) -> None:
     if s["rejected"]:
         table = Table("rejected file", "reason", title="Rejected")
         for r in s["rejected"]:
-            table.add_row(r["file"], r["reason"])
+            table.add_row(esc(r["file"]), esc(r["reason"]))
         out.print(table)
 
 
@@ -286,9 +287,9 @@ def predict(
     else:
         for r in results:
             if r.error:
-                out.print(f"[bold]{r.file}[/]: [red]{r.error}[/]")
+                out.print(f"[bold]{esc(r.file)}[/]: [red]{esc(r.error)}[/]")
                 continue
-            out.print(f"[bold]{r.file}[/]")
+            out.print(f"[bold]{esc(r.file)}[/]")
             for t in r.top_k:
                 out.print(f"  {t['probability']:7.2%}  {t['label']}")
     if results and all(r.error for r in results):
@@ -506,9 +507,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except LeafdocError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {esc(exc.message)}")
         if exc.hint:
-            console.print(f"[yellow]what to do:[/] {exc.hint}")
+            console.print(f"[yellow]what to do:[/] {esc(exc.hint)}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
