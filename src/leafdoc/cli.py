@@ -121,7 +121,9 @@ def _save_summary(settings: Settings, summary: dict) -> None:
 
 def _print_ingest(s: dict) -> None:
     if s["created_version"]:
-        out.print(f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes")
+        out.print(
+            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
+        )
     elif s["version"] is not None:
         out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
     else:
