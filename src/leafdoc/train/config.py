@@ -22,6 +22,10 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     learning_rate: float | None = Field(None, description="default: 1e-3 from scratch, 1e-4 for the head")
     dropout: float = Field(0.5, ge=0, lt=1)
+    head_units: list[int] = Field(
+        default_factory=list,
+        description="hidden Dense+ReLU layers (each followed by dropout) between pooling and the logits",
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: bool = True
     augment: bool = True
@@ -41,6 +45,13 @@ class TrainConfig(BaseModel):
         le=1,
         description="share of validation images that must be answered by the softmax threshold",
     )
+
+    @field_validator("head_units")
+    @classmethod
+    def _head_units(cls, v: list[int]) -> list[int]:
+        if any(u < 1 for u in v):
+            raise ValueError("every hidden layer needs at least 1 unit")
+        return v
 
     @field_validator("weights")
     @classmethod

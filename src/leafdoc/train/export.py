@@ -2,7 +2,9 @@
 outputs (probabilities, logits, pooled features, class activation maps), or .tflite.
 
 The CAM output is the dense head applied at every cell of the last feature map, so the serving
-path gets Grad-CAM-equivalent heat maps for a pooling + dense head without TensorFlow.
+path gets Grad-CAM-equivalent heat maps for a pooling + dense head without TensorFlow. With hidden
+dense layers (`head_units`) the whole head is applied per cell: still a heat map of the class's
+evidence, but no longer exactly Grad-CAM (the head is not linear).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ def serving_model(model):
     pooled = model.get_layer("pool").output
     logits = model.get_layer("logits").output
     probs = model.get_layer("probabilities").output
-    cam = model.get_layer("logits")(feats)
+    # Hidden head layers (TrainConfig.head_units) act on the last axis, so they too apply per cell;
+    # dropout is the identity at inference and is skipped.
+    x = feats
+    for layer in model.layers:
+        if layer.name.startswith("head_dense"):
+            x = layer(x)
+    cam = model.get_layer("logits")(x)
     return keras.Model(
         model.inputs,
         {"probabilities": probs, "logits": logits, "features": pooled, "cam": cam},

@@ -136,7 +136,11 @@ def build_model(cfg: TrainConfig, n_classes: int):
     # Pretrained: BatchNorm always in inference mode (training=False), also while fine-tuning.
     feats = backbone(x, training=False) if cfg.pretrained else backbone(x)
     pooled = layers.GlobalAveragePooling2D(name="pool")(feats)
-    h = layers.Dropout(cfg.dropout, name="dropout")(pooled)
+    h = pooled
+    for i, units in enumerate(cfg.head_units):
+        h = layers.Dense(units, activation="relu", name=f"head_dense{i}")(h)
+        h = layers.Dropout(cfg.dropout, name=f"head_dropout{i}")(h)
+    h = layers.Dropout(cfg.dropout, name="dropout")(h)
     logits = layers.Dense(n_classes, name="logits")(h)
     probs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probs, name=f"leafdoc_{cfg.backbone}")
@@ -153,7 +157,9 @@ def warm_start(model, parent_dir: Path, classes: list[str]) -> str:
     except Exception as exc:
         raise ModelError(f"{parent_dir}: cannot load the parent model to warm-start from ({exc}).") from None
     try:
-        if parent_labels == classes:
+        # Same labels and same head (e.g. a later stage of a recipe): every weight carries over. A
+        # different head (extra dense layers) keeps only the backbone, like a change of labels.
+        if parent_labels == classes and _same_shapes(model, parent):
             model.set_weights(parent.get_weights())
             return "all"
         model.get_layer("backbone").set_weights(parent.get_layer("backbone").get_weights())
@@ -163,6 +169,11 @@ def warm_start(model, parent_dir: Path, classes: list[str]) -> str:
             f"{parent_dir}: its architecture does not match this training run ({exc}).",
             hint="Use the parent's backbone, width and image size, or train without warm start.",
         ) from None
+
+
+def _same_shapes(a, b) -> bool:
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(x.shape == y.shape for x, y in zip(wa, wb, strict=True))
 
 
 def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
@@ -337,7 +348,12 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "probabilities": "softmax over labels.json",
             "logits": "pre-softmax scores",
             "features": "global-average-pooled backbone features",
-            "cam": "class activation maps: the dense head applied at every cell of the last feature map",
+            "cam": (
+                "class activation maps: the dense head applied at every cell of the last feature map"
+                if not cfg.head_units
+                else "heat maps: the whole head (hidden ReLU layers, then logits) applied at every cell of the "
+                "last feature map; the head is not linear, so their mean over cells is not the logits"
+            ),
         },
         "n_classes": len(data.classes),
         "dataset": {
