@@ -505,6 +505,97 @@ def worker(
     serve_forever(settings, burst=burst, parent_pid=parent_pid)
 
 
+@app.command()
+def experiment(
+    recipe: Annotated[str, typer.Argument(help="A recipe file (.yaml/.toml) or the name of one in recipes/.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Folder holding the recipe's data folders (default: ../shared/datasets).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="The recipe's small subset and settings: minutes on 2 cores.")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Experiment folder (default: runs/RECIPE or runs/RECIPE-quick).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="none | imagenet | PATH, for every run (default: the recipe's).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store (default: sqlite under OUT/home/mlruns).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
+):
+    """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves."""
+    from leafdoc.experiments.recipe import DEFAULT_DATA_ROOT, load_recipe
+    from leafdoc.experiments.runner import run_experiment
+
+    spec = load_recipe(recipe)
+    out_dir = out_dir or Path("runs") / (f"{spec.name}-quick" if quick else spec.name)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=as_json,
+    ) as bar:
+        runs = bar.add_task("runs", total=None, info="")
+        steps = bar.add_task("preparing", total=None, info="")
+
+        def on_event(e: dict) -> None:
+            kind = e["event"]
+            if kind == "run":
+                bar.update(runs, description=f"run {e['run']}", completed=e["index"], total=e["total"], info=e["note"])
+            elif kind in ("progress", "batch"):
+                what = e["what"] if kind == "progress" else f"{e['run']}: {e['phase']} epoch"
+                done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
+                bar.update(steps, description=what, completed=done, total=total)
+            elif kind == "epoch":
+                info = " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+                bar.update(steps, info=info)
+                console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
+            elif kind == "evaluate":
+                bar.update(steps, description=f"{e['run']}: evaluating", info="")
+            elif kind == "message":
+                console.log(esc(e["text"]))
+
+        results = run_experiment(
+            spec,
+            data_root=data or DEFAULT_DATA_ROOT,
+            out=out_dir,
+            quick=quick,
+            weights=weights,
+            tracking_uri=tracking_uri,
+            on_event=on_event,
+        )
+    if as_json:
+        _emit_json(results)
+        return
+    _print_experiment(results)
+
+
+def _print_experiment(r: dict) -> None:
+    from leafdoc.experiments.report import comparison_rows
+
+    header, rows = comparison_rows(r)
+    table = Table(*header, title=f"{r['title'] or r['recipe']} ({r['mode']}, weights {r['weights']})")
+    for row in rows:
+        table.add_row(*(esc(str(v)) for v in row))
+    out.print(table)
+    if r["tuning"]:
+        t = r["tuning"]
+        best = ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
+        out.print(f"Optuna: best of {len(t['trials'])} trials: {best} ({t['metric']} {t['best_value']:.1%})")
+    if r["pipeline"]:
+        p = r["pipeline"]
+        out.print(
+            f"input pipeline: cached {p['cached_median']:.2f} s/epoch, directory {p['plain_median']:.2f} s/epoch: "
+            f"speed-up {p['speedup']:.2f}x over {p['n_images']} images"
+        )
+    out.print(f"best run (validation accuracy): [bold]{esc(r['best']['run'])}[/]")
+    out.print(f"report: {esc(r['report'])}")
+    out.print(f"MLflow: {esc(r['tracking_uri'])}")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

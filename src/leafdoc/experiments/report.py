@@ -1,0 +1,241 @@
+"""The experiment's report: report.md with the comparison table, the learning curves as a PNG, what
+the source reported and why these figures may differ, and the machine that measured them."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from leafdoc.data.stats import figure_png
+from leafdoc.evaluate.report import _md_table
+from leafdoc.fsutil import atomic_write_bytes
+
+CURVES = "learning_curves.png"
+
+
+def machine() -> dict:
+    """What a reader needs to compare timings: CPU model, cores, memory, OS, library versions."""
+    cpu = platform.processor() or platform.machine()
+    memory = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+                break
+    except OSError:  # not Linux: platform's answer is the best there is
+        pass
+    out = {"cpu": cpu, "cores": os.cpu_count(), "memory": memory, "os": platform.platform()}
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def plot_learning_curves(runs: list[dict], key: str = "val_accuracy") -> Figure:
+    """One line per run; a run that continues another starts where its parent stopped."""
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for run in runs:
+        points = [(run["offset"] + h["epoch"], h[key]) for h in run["history"] if key in h]
+        if not points:
+            continue
+        xs, ys = zip(*points, strict=True)
+        line = ax.plot(xs, ys, marker="o", markersize=3, label=run["name"])[0]
+        best = run.get("best_epoch")
+        if best:
+            hit = [y for h, y in zip(run["history"], ys, strict=False) if h["epoch"] == best]
+            if hit:
+                ax.plot([run["offset"] + best], hit, marker="*", markersize=11, color=line.get_color())
+    ax.set_xlabel("epoch (a run that continues another starts where it stopped)")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{key.replace('_', ' ')} per epoch (star: best epoch, restored)")
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
+    runs, reported = results["runs"], results["reported"]
+    ref = next((r for r in runs if r["name"] == results["reference"]), runs[0])
+    external = any(r["external_test"] for r in runs)
+    header = ["run", "settings that differ from base"]
+    if reported:
+        header.append("source reported")
+    header += ["test acc", "macro F1", f"Δ acc vs {ref['name']}"]
+    if external:
+        header += ["test folder acc", "test folder F1"]
+    header += ["val acc", "best epoch", "epochs", "s/epoch", "wall s"]
+    rows = []
+    for r in runs:
+        row = [r["name"], "; ".join(r["differs"]) or "(base)"]
+        if reported:
+            row.append(str(reported.get(r["name"], "")))
+        delta = (r["test"]["accuracy"] - ref["test"]["accuracy"]) * 100
+        row += [
+            _pct(r["test"]["accuracy"]),
+            f"{r['test']['macro_f1']:.3f}",
+            "" if r is ref else f"{delta:+.1f} pts",
+        ]
+        if external:
+            ext = r["external_test"] or {}
+            row += [_pct(ext.get("accuracy")), f"{ext['macro_f1']:.3f}" if ext else ""]
+        spe = r["seconds_per_epoch"]
+        row += [
+            _pct(r["val"]["accuracy"]),
+            str(r["best_epoch"]),
+            str(r["epochs"]),
+            f"{spe:.1f}" if spe is not None else "",
+            f"{r['wall_seconds']:.0f}",
+        ]
+        rows.append(row)
+    return header, rows
+
+
+def _notes(results: dict) -> list[str]:
+    base = results["base"]
+    notes = []
+    if results["weights"] == "none":
+        notes.append(
+            "**Weights: none** — every run trained from scratch (ImageNet weights cannot be downloaded on this "
+            "machine). A pretrained recipe's 'frozen base' and 'fine-tuning' stages have no pretrained features "
+            "to keep, so the library trains the whole network in one phase (`fine_tune_epochs` and "
+            "`fine_tune_fraction` have no effect) and the recipe's `scratch:` settings apply. Where the source "
+            "used ImageNet weights, expect lower figures, most of all on small datasets."
+        )
+    else:
+        notes.append(f"**Weights: {results['weights']}** (the basic CNN, if any, always trains from scratch).")
+    if results["mode"] == "quick":
+        d = results["data"]
+        notes.append(
+            f"**Quick mode** — {len(d['classes'])} classes, {sum(d['split'].values())} images, "
+            f"{base['image_size']} px, {base['epochs']} epoch(s): a check that the recipe runs end to end, "
+            "not a result. Its figures say nothing about what the full mode reaches."
+        )
+    d = results["data"]
+    split = d["split"]
+    notes.append(
+        f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}, "
+        f"val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
+        "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path)."
+    )
+    if d["test_folder"]:
+        notes.append(
+            f"'test folder' columns: the recipe's own test set `{d['test_folder']}` "
+            f"({d['test_folder_images']} images), never seen in training or model selection."
+        )
+    notes.append(
+        "The best epoch (lowest validation loss) is restored in each model; the best run is chosen by validation "
+        f"accuracy, never test: **{results['best']['run']}**"
+        + (f", copied to `{results['best']['kept']}`." if results["best"]["kept"] else ".")
+    )
+    return notes
+
+
+def render_markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# {results['title'] or results['recipe']} — {results['mode']} mode",
+        "",
+        f"Recipe `{results['recipe']}`"
+        + (f" (`{results['recipe_file']}`)" if results["recipe_file"] else "")
+        + f", run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {results['seconds'] / 60:.1f} min on "
+        f"{m['cpu']}, {m['cores']} cores, {m.get('memory') or '? GiB'}, {m['os']}"
+        + (f", TensorFlow {m['tensorflow']}" if m.get("tensorflow") else "")
+        + ".",
+        "",
+    ]
+    if results["source"]:
+        lines += ["## What the source reported", "", results["source"].strip(), ""]
+    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(results)] + [""]
+    header, rows = comparison_rows(results)
+    lines += ["## Runs", "", _md_table(header, rows), ""]
+    described = [r for r in results["runs"] if r["note"]]
+    if described:
+        lines += [f"- **{r['name']}**: {r['note']}" for r in described] + [""]
+    lines += [f"![validation accuracy per epoch]({CURVES})", ""]
+    if results["tuning"]:
+        t = results["tuning"]
+        keys = list(t["best_params"])
+        lines += [
+            "## Hyperparameter search (Optuna, TPE)",
+            "",
+            f"{len(t['trials'])} trials from the settings of `{t['from_run'] or 'base'}`, scored by "
+            f"{t['metric']} (validation split). Best: trial {t['best_trial']}, "
+            + ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
+            + f" ({t['metric']} {t['best_value']:.1%}); its model is run **{t['name']}** above.",
+            "",
+            _md_table(
+                ["trial", *keys, t["metric"], "seconds"],
+                [
+                    [str(row["trial"]), *(f"{row[k]:.3g}" for k in keys), _pct(row[t["metric"]]), f"{row['seconds']}"]
+                    for row in t["trials"]
+                ],
+            ),
+            "",
+        ]
+    if results["pipeline"]:
+        p = results["pipeline"]
+        n = max(len(p["cached_seconds"]), len(p["plain_seconds"]))
+        rows = []
+        for i in range(n):
+            c = p["cached_seconds"][i] if i < len(p["cached_seconds"]) else None
+            d = p["plain_seconds"][i] if i < len(p["plain_seconds"]) else None
+            rows.append(
+                [
+                    str(i + 1),
+                    f"{c:.2f}" if c else "",
+                    f"{d:.2f}" if d else "",
+                    f"{d / c:.2f}×" if c and d else "",
+                ]
+            )
+        rows.append(["median", f"{p['cached_median']:.2f}", f"{p['plain_median']:.2f}", f"**{p['speedup']:.2f}×**"])
+        cache = p.get("cache_build_seconds")
+        lines += [
+            "## Input pipeline speed",
+            "",
+            f"Seconds per training epoch over the same {p['n_images']} images, model of run `{p['run']}` "
+            f"({p['backbone']}, {p['image_size']} px, batch {p['batch_size']}, same augmentation): leafdoc's cached "
+            "pipeline (decoded once into a memory-mapped array, tf.data) against `directory_dataset` (Keras "
+            "`image_dataset_from_directory`, decodes every file every epoch). Two rounds of each, alternated; the "
+            "first epoch of each round (graph tracing) is dropped."
+            + (f" Building the cache took {cache:.1f} s, once per dataset version and size." if cache else ""),
+            "",
+            _md_table(["epoch", "cached s", "directory s", "speed-up"], rows),
+            "",
+        ]
+    lines += [
+        "## Where things are",
+        "",
+        f"- MLflow: `{results['tracking_uri']}`, experiment `{results['mlflow_experiment']}` "
+        f"(`mlflow ui --backend-store-uri {results['tracking_uri']}`)",
+        "- Model folders: " + ", ".join(f"`{r['model_dir']}`" for r in results["runs"]),
+        "- Every figure above, per run and per epoch: `results.json`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out: Path) -> Path:
+    out = Path(out)
+    atomic_write_bytes(out / CURVES, figure_png(plot_learning_curves(results["runs"])))
+    path = out / "report.md"
+    atomic_write_bytes(path, render_markdown(results).encode())
+    return path

@@ -1,0 +1,551 @@
+"""Run a recipe: ingest its data into the experiment's own data home, train every run with the library
+on one split and seed (so they are comparable), optionally search settings with Optuna and time the
+input pipeline, track everything in MLflow, and write report.md with the comparison table and the
+learning curves.
+
+Layout of OUT:
+    home/               the experiment's data home: catalog, store, cache, mlruns/ (MLflow, SQLite)
+    data/               the subset as a path,label CSV (and class folders for the pipeline benchmark)
+    runs/NAME/          one model folder per run (model.keras, model.onnx, labels.json, card.json)
+    tune/               Optuna trials while the search runs; the best one ends in runs/<tune.name>
+    best/               a copy of the best model by validation accuracy (recipes with keep_best)
+    report.md, learning_curves.png, results.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.errors import ConfigError
+from leafdoc.experiments.data import Selection, link_folder, select, write_csv
+from leafdoc.experiments.recipe import Recipe, RunSpec
+from leafdoc.experiments.tracking import Tracker, default_tracking_uri
+from leafdoc.fsutil import atomic_write_json
+from leafdoc.settings import Settings
+from leafdoc.train.config import TrainConfig
+
+Event = Callable[[dict], None]
+MARKER = ".leafdoc-experiment"
+# Settings that make no difference to a from-scratch run (one phase, nothing frozen).
+PRETRAINED_ONLY = ("fine_tune_epochs", "fine_tune_fraction")
+NOT_SETTINGS = ("seed", "abstain_target_coverage")  # never shown as "differs"
+
+
+@dataclass
+class RunResult:
+    name: str
+    kind: str  # "run" or "tuned"
+    config: TrainConfig
+    differs: list[str]
+    model_dir: Path
+    card: dict
+    wall_seconds: float
+    mlflow_run_id: str
+    init_from: str | None = None
+    note: str = ""
+    external: dict | None = None  # metrics on the recipe's explicit test folder
+    offset: int = 0  # epochs of the runs it continues from, for the learning curves
+
+    @property
+    def history(self) -> list[dict]:
+        return self.card.get("history", [])
+
+    @property
+    def test(self) -> dict:
+        return self.card["metrics"]["test"]
+
+    @property
+    def val(self) -> dict:
+        return self.card["metrics"]["val"]
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        secs = [h["seconds"] for h in self.history if "seconds" in h]
+        return statistics.median(secs) if secs else None
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "note": self.note,
+            "init_from": self.init_from,
+            "differs": self.differs,
+            "settings": self.config.model_dump(),
+            "model_dir": str(self.model_dir),
+            "mlflow_run_id": self.mlflow_run_id,
+            "test": self.test,
+            "val": self.val,
+            "external_test": self.external,
+            "best_epoch": self.card.get("best_epoch"),
+            "epochs": len(self.history),
+            "train_seconds": self.card.get("train_seconds"),
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "warm_start": self.card.get("warm_start"),
+            "history": self.history,
+            "offset": self.offset,
+        }
+
+
+@dataclass
+class Experiment:
+    """Everything one `leafdoc experiment` invocation needs while it runs."""
+
+    recipe: Recipe
+    out: Path
+    quick: bool
+    weights: str
+    settings: Settings
+    selection: Selection
+    tracker: Tracker
+    on_event: Event | None
+    catalog: object = None
+    store: object = None
+    results: dict[str, RunResult] = field(default_factory=dict)
+    cache_seconds: dict[str, float] = field(default_factory=dict)
+
+    def emit(self, event: dict) -> None:
+        if self.on_event:
+            self.on_event(event)
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "full"
+
+    def config(self, run: RunSpec | None) -> TrainConfig:
+        return self.recipe.config(run, quick=self.quick, weights=self.weights)
+
+
+def differs(cfg: TrainConfig, base: TrainConfig) -> list[str]:
+    """`key=value` for every setting where a run departs from the recipe's base (same mode)."""
+    a, b = cfg.model_dump(), base.model_dump()
+    out = []
+    for key, value in a.items():
+        if key in NOT_SETTINGS or value == b[key]:
+            continue
+        if key in PRETRAINED_ONLY and not cfg.pretrained:
+            continue
+        out.append(f"{key}={_fmt(value)}")
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
+
+
+def imbalance(data, ratio: float, seed: int):
+    """A copy of TrainData whose training split keeps class k of n with ratio^(-k/(n-1)) of its images
+    (the rest marked 'unused'); validation and test stay as they were, so scores stay comparable."""
+    split = data.split.copy()
+    rng = np.random.default_rng(seed)
+    n = len(data.classes)
+    for k in range(n):
+        idx = np.nonzero((split == "train") & (data.y == k))[0]
+        keep = max(1, round(len(idx) * ratio ** (-k / max(n - 1, 1))))
+        split[rng.permutation(idx)[keep:]] = "unused"
+    return dataclasses.replace(data, split=split)
+
+
+def _progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
+    return lambda done, total: exp.emit({"event": "progress", "what": what, "done": done, "total": total})
+
+
+def _prepare(exp: Experiment, cfg: TrainConfig):
+    from leafdoc.train.trainer import prepare_data
+
+    key = f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}"
+    t = time.perf_counter()
+    data = prepare_data(
+        exp.catalog,
+        exp.store,
+        exp.settings.cache_dir,
+        exp.selection.dataset,
+        cfg,
+        progress=_progress(exp, f"caching {key}"),
+    )
+    exp.cache_seconds.setdefault(key, time.perf_counter() - t)
+    return data
+
+
+def _ingest(exp: Experiment) -> None:
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest, latest_version
+    from leafdoc.data.store import open_store
+
+    s = exp.settings
+    exp.catalog, exp.store = Catalog(s.catalog_url), open_store(s.store_location, s.s3_endpoint_url)
+    sel = exp.selection
+    # The name carries a digest of the selection, so an existing dataset is exactly this selection.
+    if latest_version(exp.catalog, sel.dataset) is not None:
+        exp.emit({"event": "message", "text": f"reusing dataset {sel.dataset} from {s.home}"})
+        return
+    csv_path = write_csv(sel, exp.out / "data" / f"{sel.dataset}.csv")
+    result = ingest(
+        csv_path,
+        exp.catalog,
+        exp.store,
+        sel.dataset,
+        progress=_progress(exp, "ingesting"),
+    )
+    if result.version is None:
+        raise ConfigError(f"{exp.recipe.where()}: none of the {len(sel.files)} selected images could be ingested.")
+    exp.emit(
+        {
+            "event": "message",
+            "text": f"ingested {result.n_images} images in {result.n_classes} classes as {sel.dataset} "
+            f"({len(result.rejected)} rejected, {len(result.duplicates)} duplicates)",
+        }
+    )
+
+
+def _external_metrics(model_dir: Path, files: list[tuple[Path, str]]) -> dict:
+    from leafdoc.evaluate.evaluate import predict_files
+    from leafdoc.evaluate.metrics import compute_metrics
+    from leafdoc.inference.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    kept, probs, _ = predict_files(predictor, files)
+    index = {label: i for i, label in enumerate(predictor.labels)}
+    y = np.array([index[label] for _, label in kept], dtype=np.int64)
+    return compute_metrics(y, probs, predictor.labels, summary_only=True)
+
+
+def _params(exp: Experiment, cfg: TrainConfig, data, **extra) -> dict:
+    return {
+        **cfg.model_dump(),
+        "recipe": exp.recipe.name,
+        "mode": exp.mode,
+        "dataset": data.dataset,
+        "dataset_version": data.version,
+        "n_classes": len(data.classes),
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+def _final_metrics(card: dict, external: dict | None, wall: float) -> dict[str, float]:
+    out = {f"test_{k}": v for k, v in card["metrics"]["test"].items() if k != "n"}
+    # Not `val_accuracy`: that name holds the per-epoch curve (Keras, training graph), this is the
+    # restored best model scored through ONNX Runtime.
+    out.update({f"final_val_{k}": v for k, v in card["metrics"]["val"].items() if k != "n"})
+    if external:
+        out.update({f"test_folder_{k}": v for k, v in external.items() if k != "n"})
+    out.update(
+        wall_seconds=wall,
+        train_seconds=card.get("train_seconds"),
+        best_epoch=card.get("best_epoch"),
+        epochs_run=len(card.get("history", [])),
+    )
+    return out
+
+
+def _train_tracked(
+    exp: Experiment,
+    name: str,
+    cfg: TrainConfig,
+    data,
+    model_dir: Path,
+    *,
+    kind: str,
+    init_from: Path | None,
+    params: dict,
+    parent_run: str | None = None,
+) -> tuple[dict, dict | None, float, str]:
+    """Train one model folder, tracked as one MLflow run: (card, external metrics, wall seconds, run id)."""
+    from leafdoc.train.trainer import train
+
+    tags = {
+        "leafdoc.recipe": exp.recipe.name,
+        "leafdoc.mode": exp.mode,
+        "leafdoc.kind": kind,
+        "leafdoc.model_dir": str(model_dir.resolve()),
+    }
+    run_id = exp.tracker.start(name, params, tags, parent=parent_run)
+
+    def on_event(e: dict) -> None:
+        if e.get("event") == "epoch":
+            exp.tracker.epoch(run_id, e)
+        exp.emit({**e, "run": name})
+
+    t0 = time.perf_counter()
+    try:
+        card = train(cfg, data, model_dir, on_event=on_event, init_from=init_from)
+        external = None
+        if exp.selection.test_files:
+            exp.emit({"event": "evaluate", "run": name, "n": len(exp.selection.test_files)})
+            external = _external_metrics(model_dir, exp.selection.test_files)
+        wall = time.perf_counter() - t0
+    except BaseException as exc:
+        exp.tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    exp.tracker.finish(run_id, _final_metrics(card, external, wall), artifacts=[model_dir / "card.json"])
+    return card, external, wall, run_id
+
+
+def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> RunResult:
+    cfg = exp.config(run)
+    exp.emit({"event": "run", "run": run.name, "index": index, "total": len(exp.recipe.runs), "note": run.note})
+    data = _prepare(exp, cfg)
+    if run.train_imbalance:
+        data = imbalance(data, run.train_imbalance, cfg.seed)
+    parent = exp.results[run.init_from] if run.init_from else None
+    model_dir = exp.out / "runs" / run.name
+    extra = {"init_from": run.init_from, "train_imbalance": run.train_imbalance, "train_images": data.counts()["train"]}
+    card, external, wall, run_id = _train_tracked(
+        exp,
+        run.name,
+        cfg,
+        data,
+        model_dir,
+        kind="run",
+        init_from=parent.model_dir if parent else None,
+        params=_params(exp, cfg, data, **extra),
+    )
+    notes = differs(cfg, base)
+    if run.init_from:
+        notes.insert(0, f"continues {run.init_from}")
+    if run.train_imbalance:
+        notes.append(f"train_imbalance={run.train_imbalance:g}")
+    return RunResult(
+        name=run.name,
+        kind="run",
+        config=cfg,
+        differs=notes,
+        model_dir=model_dir,
+        card=card,
+        wall_seconds=wall,
+        mlflow_run_id=run_id,
+        init_from=run.init_from,
+        note=run.note,
+        external=external,
+        offset=(parent.offset + len(parent.history)) if parent else 0,
+    )
+
+
+def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
+    """Optuna (TPE, seeded) over the recipe's space, scored on the validation split; the best trial's
+    model folder is kept as runs/<tune.name>, the others are deleted as the search goes."""
+    import optuna
+
+    spec = exp.recipe.tune
+    start = exp.recipe.run(spec.from_run) if spec.from_run else None
+    start_cfg = exp.config(start)
+    trials = (exp.recipe.quick.trials or min(spec.trials, 2)) if exp.quick else spec.trials
+    data = _prepare(exp, start_cfg)
+    if start and start.train_imbalance:
+        data = imbalance(data, start.train_imbalance, start_cfg.seed)
+    parent = exp.results[start.init_from] if start and start.init_from else None
+    metric = spec.metric.removeprefix("val_")
+    tune_dir = exp.out / "tune"
+    shutil.rmtree(tune_dir, ignore_errors=True)
+    search_id = exp.tracker.start(
+        f"{spec.name} (search)",
+        {"trials": trials, "metric": spec.metric, "from_run": spec.from_run or "base", **_space_params(spec)},
+        {"leafdoc.recipe": exp.recipe.name, "leafdoc.mode": exp.mode, "leafdoc.kind": "search"},
+    )
+    best: dict = {"value": -np.inf}
+    rows: list[dict] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in spec.space.items()}
+        cfg = TrainConfig(**{**start_cfg.model_dump(), **values})
+        name = f"{spec.name}-trial-{trial.number:03d}"
+        exp.emit({"event": "run", "run": name, "index": trial.number, "total": trials, "note": "Optuna trial"})
+        trial_dir = tune_dir / f"trial-{trial.number:03d}"
+        card, external, wall, run_id = _train_tracked(
+            exp,
+            name,
+            cfg,
+            data,
+            trial_dir,
+            kind="trial",
+            init_from=parent.model_dir if parent else None,
+            params=_params(exp, cfg, data, trial=trial.number, init_from=start.init_from if start else None),
+            parent_run=search_id,
+        )
+        value = float(card["metrics"]["val"][metric])
+        rows.append({"trial": trial.number, **values, spec.metric: value, "seconds": round(wall, 1)})
+        if value > best["value"]:
+            if best.get("dir"):
+                shutil.rmtree(best["dir"], ignore_errors=True)
+            best.update(value=value, dir=trial_dir, card=card, external=external, wall=wall, run_id=run_id, cfg=cfg)
+            best["trial"] = trial.number
+        else:
+            shutil.rmtree(trial_dir, ignore_errors=True)
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=start_cfg.seed))
+    try:
+        study.optimize(objective, n_trials=trials)
+    except BaseException as exc:
+        exp.tracker.fail(search_id, f"{type(exc).__name__}: {exc}")
+        raise
+    final_dir = exp.out / "runs" / spec.name
+    shutil.rmtree(final_dir, ignore_errors=True)
+    shutil.move(str(best["dir"]), final_dir)
+    shutil.rmtree(tune_dir, ignore_errors=True)
+    exp.tracker.client.set_tag(best["run_id"], "leafdoc.model_dir", str(final_dir.resolve()))
+    summary = {
+        "name": spec.name,
+        "from_run": spec.from_run,
+        "metric": spec.metric,
+        "trials": rows,
+        "best_trial": best["trial"],
+        "best_params": {k: best["cfg"].model_dump()[k] for k in spec.space},
+        "best_value": best["value"],
+    }
+    exp.tracker.finish(search_id, {f"best_{spec.metric}": best["value"]}, {"leafdoc.best_trial": best["trial"]})
+    notes = [f"tuned from {spec.from_run or 'base'} ({trials} trials)", *differs(best["cfg"], base)]
+    result = RunResult(
+        name=spec.name,
+        kind="tuned",
+        config=best["cfg"],
+        differs=notes,
+        model_dir=final_dir,
+        card=best["card"],
+        wall_seconds=best["wall"],
+        mlflow_run_id=best["run_id"],
+        init_from=start.init_from if start else None,
+        note=f"best of {trials} Optuna trials by {spec.metric}",
+        external=best["external"],
+        offset=(parent.offset + len(parent.history)) if parent else 0,
+    )
+    return result, summary
+
+
+def _space_params(spec) -> dict:
+    return {f"space.{k}": f"{r.low:g}..{r.high:g}{' log' if r.log else ''}" for k, r in spec.space.items()}
+
+
+def _pipeline(exp: Experiment) -> dict:
+    from leafdoc.experiments.speed import pipeline_speed
+
+    spec = exp.recipe.pipeline
+    cfg = exp.config(exp.recipe.run(spec.run))
+    epochs = (exp.recipe.quick.pipeline_epochs or 2) if exp.quick else spec.epochs
+    exp.emit({"event": "run", "run": "pipeline speed", "index": 0, "total": 1, "note": spec.run})
+    data = _prepare(exp, cfg)
+    folder = link_folder(exp.selection, exp.out / "data" / f"{exp.selection.dataset}-folder")
+    result = pipeline_speed(
+        cfg,
+        data,
+        folder,
+        epochs,
+        on_epoch=lambda name, s: exp.emit({"event": "message", "text": f"pipeline {name}: epoch {s:.1f}s"}),
+    )
+    result["run"] = spec.run
+    result["cache_build_seconds"] = exp.cache_seconds.get(f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}")
+    return result
+
+
+def _check_out(out: Path) -> None:
+    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists()):
+        raise ConfigError(
+            f"{out}: already exists and is not the folder of an earlier `leafdoc experiment`; it would be overwritten.",
+            hint="Pass --out with a new or empty folder.",
+        )
+
+
+def run_experiment(
+    recipe: Recipe,
+    *,
+    data_root: Path,
+    out: Path,
+    quick: bool = False,
+    weights: str | None = None,
+    tracking_uri: str | None = None,
+    home: Path | None = None,
+    on_event: Event | None = None,
+) -> dict:
+    """Run every run of the recipe (then the search and the pipeline benchmark), write the report.
+
+    Returns results.json's content. Re-running into the same OUT reuses its ingested data and caches
+    and replaces its model folders; MLflow keeps every invocation's runs.
+    """
+    from leafdoc.experiments.report import machine, write_report
+
+    out = Path(out)
+    _check_out(out)
+    weights = weights or recipe.weights
+    # Fail on a bad --weights value before ingesting anything.
+    for run in recipe.runs:
+        recipe.config(run, quick=quick, weights=weights)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+    settings = Settings(home=Path(home) if home else out / "home")
+    settings.ensure_home()
+    selection = select(recipe, data_root, quick)
+    mode = "quick" if quick else "full"
+    tracker = Tracker(
+        tracking_uri or default_tracking_uri(settings.home),
+        f"{recipe.name} ({mode})",
+        settings.mlruns_dir / "artifacts",
+    )
+    exp = Experiment(recipe, out, quick, weights, settings, selection, tracker, on_event)
+    t0 = time.perf_counter()
+    try:
+        _ingest(exp)
+        base = exp.config(None)
+        for i, run in enumerate(recipe.runs):
+            exp.results[run.name] = _run_one(exp, i, run, base)
+        tuning = None
+        if recipe.tune:
+            tuned, tuning = _tune(exp, base)
+            exp.results[tuned.name] = tuned
+        pipeline = _pipeline(exp) if recipe.pipeline else None
+    finally:
+        if exp.catalog is not None:
+            exp.catalog.dispose()
+    best = max(exp.results.values(), key=lambda r: r.val["accuracy"])  # never chosen on test
+    if recipe.keep_best:
+        from leafdoc.train.trainer import copy_model_dir
+
+        copy_model_dir(best.model_dir, out / "best")
+    first = next(iter(exp.results.values()))
+    results = {
+        "recipe": recipe.name,
+        "title": recipe.title,
+        "source": recipe.source,
+        "reported": recipe.reported,
+        "recipe_file": str(recipe.path) if recipe.path else None,
+        "mode": mode,
+        "weights": weights,
+        "machine": machine(),
+        "data": {
+            "root": str(selection.root),
+            "dataset": first.card["dataset"]["name"],
+            "version": first.card["dataset"]["version"],
+            "classes": selection.classes,
+            "split": first.card["dataset"]["split"],
+            "test_folder": str(recipe.data.test_path) if recipe.data.test_path else None,
+            "test_folder_images": len(selection.test_files),
+        },
+        "base": exp.config(None).model_dump(),
+        "reference": recipe.reference_run,
+        "runs": [r.summary() for r in exp.results.values()],
+        "tuning": tuning,
+        "pipeline": pipeline,
+        "best": {
+            "run": best.name,
+            "val_accuracy": best.val["accuracy"],
+            "kept": str(out / "best") if recipe.keep_best else None,
+        },
+        "tracking_uri": tracker.uri,
+        "mlflow_experiment": f"{recipe.name} ({mode})",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    results["report"] = str(write_report(results, out))
+    atomic_write_json(out / "results.json", results)
+    return results
