@@ -269,7 +269,7 @@ def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return out
 
 
 def _parse(path: Path) -> dict:
@@ -296,7 +296,8 @@ def parse_recipe(raw: dict, path: Path | None = None) -> Recipe:
         lines = []
         for err in exc.errors()[:5]:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{_loc(err['loc'])}: {msg}")
+            loc = _loc(err["loc"])  # empty for checks across fields, whose message names them
+            lines.append(f"{loc}: {msg}" if loc else msg)
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
         raise ConfigError(f"{where}: " + "; ".join(lines) + more + ".", hint="Fix the recipe.") from None
     recipe.path = path

@@ -480,6 +480,11 @@ def run_experiment(
     _check_out(out)
     weights = weights or recipe.weights
     # Fail on a bad --weights value before ingesting anything.
+    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+        raise ConfigError(
+            f"weights file {weights} does not exist.",
+            hint="Pass --weights none, imagenet, or the path of a backbone .weights.h5/.h5 file.",
+        )
     for run in recipe.runs:
         recipe.config(run, quick=quick, weights=weights)
     out.mkdir(parents=True, exist_ok=True)

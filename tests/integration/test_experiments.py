@@ -1,0 +1,170 @@
+"""`leafdoc experiment` end to end on a tiny recipe (3 PlantVillage classes, 16 px, 1 epoch): both runs
+tracked in MLflow with parameters and metrics, a report with the table and a real PNG, a continued run
+with an extra dense layer whose export still agrees with Keras, an Optuna trial, a pipeline timing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.conftest import TINY_CLASSES, make_leaf_folder
+from typer.testing import CliRunner
+
+RECIPE = """\
+name: tiny-leaves
+title: Tiny leaves
+source: a test
+reported: {base: "50%"}
+data:
+  path: leaves
+  test_path: leaves-test
+base:
+  backbone: baseline_cnn
+  image_size: 64
+  epochs: 3
+  batch_size: 8
+runs:
+  - name: base
+    note: the base settings
+  - name: wider-head
+    init_from: base
+    head_units: [8]
+    class_weights: false
+tune:
+  from_run: base
+  trials: 5
+  space:
+    learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
+pipeline:
+  run: base
+  epochs: 3
+quick:
+  image_size: 16
+  epochs: 1
+  per_class: 8
+  trials: 1
+  pipeline_epochs: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """One quick experiment through the CLI, shared by the tests below (training is the slow part)."""
+    root = tmp_path_factory.mktemp("experiment")
+    data = root / "datasets"
+    make_leaf_folder(data / "leaves", per_class=10)
+    test = make_leaf_folder(root / "spare", per_class=12)
+    for c in TINY_CLASSES:  # the test folder holds images the training folder does not
+        (data / "leaves-test" / c).mkdir(parents=True)
+        for f in sorted((test / c).iterdir())[10:]:
+            f.rename(data / "leaves-test" / c / f.name)
+    recipe = root / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = root / "out"
+    from leafdoc.cli import app
+
+    result = CliRunner().invoke(app, ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, result.output
+
+
+def _runs(out):
+    from mlflow.tracking import MlflowClient
+
+    results = json.loads((out / "results.json").read_text())
+    client = MlflowClient(tracking_uri=results["tracking_uri"])
+    exp = client.get_experiment_by_name("tiny-leaves (quick)")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    return client, runs, results
+
+
+def test_mlflow_has_both_runs_with_params_and_metrics(experiment):
+    out, _ = experiment
+    client, runs, results = _runs(out)
+    assert results["tracking_uri"].startswith("sqlite:///") and str(out / "home" / "mlruns") in results["tracking_uri"]
+    for name in ("base", "wider-head"):
+        run = runs[name]
+        assert run.info.status == "FINISHED"
+        assert run.data.params["image_size"] == "16" and run.data.params["backbone"] == "baseline_cnn"
+        assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
+        assert 0.0 <= run.data.metrics["test_folder_accuracy"] <= 1.0
+        assert run.data.metrics["wall_seconds"] > 0
+        curve = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in curve] == [1]
+        assert (out / "runs" / name / "model.onnx").is_file()
+        assert run.data.tags["leafdoc.model_dir"] == str((out / "runs" / name).resolve())
+    assert runs["wider-head"].data.params["init_from"] == "base"
+    assert runs["wider-head"].data.params["head_units"] == "8"
+    # The search is one parent run with its trial nested under it.
+    search = runs["tuned (search)"]
+    trial = runs["tuned-trial-000"]
+    assert trial.data.tags["mlflow.parentRunId"] == search.info.run_id
+
+
+def test_report_has_the_table_and_a_real_png(experiment):
+    out, output = experiment
+    report = (out / "report.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| run | settings that differ from base | source reported | test acc | macro F1")
+    assert "test folder acc" in table[0]
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in table[1:]}
+    assert {"base", "wider-head", "tuned"} <= set(rows)
+    assert "continues base" in rows["wider-head"] and "head_units=[8]" in rows["wider-head"]
+    assert "class_weights=False" in rows["wider-head"] and "50%" in rows["base"]
+    assert "Quick mode" in report and "Weights: none" in report
+    assert "## Input pipeline speed" in report and "## Hyperparameter search" in report
+    with Image.open(out / "learning_curves.png") as img:
+        img.verify()
+        assert img.format == "PNG" and img.size[0] > 300
+    assert "](learning_curves.png)" in report
+    # What the CLI printed: the table and where the report is.
+    assert "wider-head" in output and f"report: {out / 'report.md'}" in output.replace("\n", "")
+
+
+def test_results_record_the_search_and_the_pipeline_timing(experiment):
+    out, _ = experiment
+    results = json.loads((out / "results.json").read_text())
+    assert results["tuning"]["best_params"].keys() == {"learning_rate"}
+    assert 1e-4 <= results["tuning"]["best_params"]["learning_rate"] <= 1e-2
+    assert (out / "runs" / "tuned" / "card.json").is_file() and not (out / "tune").exists()
+    pipe = results["pipeline"]
+    assert len(pipe["cached_seconds"]) == 2 and len(pipe["plain_seconds"]) == 2  # 2 rounds, first epoch dropped
+    assert pipe["speedup"] > 0 and pipe["n_images"] == 24
+    assert results["data"]["test_folder_images"] == 6
+    assert results["best"]["run"] in {"base", "wider-head", "tuned"}
+
+
+def test_continued_run_with_hidden_layer_exports_what_keras_computes(experiment):
+    """The extra dense layer is in the head, the base came from the parent, and ONNX agrees with Keras
+    on all four outputs, the heat maps included."""
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.export import load_keras, serving_model
+
+    out, _ = experiment
+    model_dir = out / "runs" / "wider-head"
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["warm_start"] == "backbone" and card["training"]["head_units"] == [8]
+    assert "not the logits" in card["outputs"]["cam"]
+    predictor = Predictor(model_dir)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    onnx_out = predictor.predict_arrays(x)
+    keras_out = serving_model(load_keras(model_dir))(x, training=False)
+    for name in ("probabilities", "logits", "features", "cam"):
+        assert np.abs(np.asarray(keras_out[name]) - onnx_out[name]).max() < 1e-4, name
+
+
+def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
+    from leafdoc.errors import ConfigError
+    from leafdoc.experiments.recipe import parse_recipe
+    from leafdoc.experiments.runner import run_experiment
+
+    recipe = parse_recipe({"name": "x", "data": {"path": "leaves"}, "runs": [{"name": "a"}]})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="not the folder of an earlier"):
+        run_experiment(recipe, data_root=tmp_path, out=tmp_path / "mine")
+    with pytest.raises(ConfigError, match="weights file"):
+        run_experiment(recipe, data_root=tmp_path, out=tmp_path / "new", weights=str(tmp_path / "none.h5"))
+    assert not (tmp_path / "new").exists()
