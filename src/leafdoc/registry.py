@@ -1,0 +1,424 @@
+"""Model versions: register, promote, roll back, and the serving pointer every API worker follows.
+
+- A version's files are blobs in the content-addressed store (the row maps file name -> sha256), so
+  any machine can rebuild the folder `models_dir/<version>`; the row is inserted only after every
+  blob is stored, in one transaction with whatever else must change with it (the job's outcome,
+  the serving pointer), so a version is never half-registered.
+- The serving pointer is an append-only history (`serving_events`): the newest row names the
+  serving version and its id is a cheap stamp that API workers poll to hot-swap their model.
+  Rollback replays the history as a stack (seed/promote push, rollback pops).
+- Automatic promotion compares the candidate and the serving model on the same images with
+  `settings.promote_metric` and `settings.promote_margin`; both figures and the decision are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+import leafdoc
+from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
+from leafdoc.data.leases import hold
+from leafdoc.data.store import BlobStore
+from leafdoc.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
+from leafdoc.inference.predictor import SERVING_FILES, check_model_dir
+from leafdoc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("candidate", "serving", "archived", "rejected")
+MODEL_FILES = ("model.onnx", "model.keras", "labels.json", "card.json", "model.tflite")
+PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
+LOWER_IS_BETTER = frozenset({"ece"})
+POINTER_LEASE = "serving-pointer"
+
+
+class NoModel(LeafdocError):
+    status = 503
+    code = "no_model"
+
+
+def starter_model_dir() -> Path:
+    """The starter model shipped in the repository (`<repo>/models/starter`)."""
+    return Path(leafdoc.__file__).resolve().parents[2] / "models" / "starter"
+
+
+def check_promote_metric(metric: str) -> str:
+    if metric not in PROMOTE_METRICS:
+        raise ConfigError(
+            f"LEAFDOC_PROMOTE_METRIC={metric!r} is not one of {', '.join(PROMOTE_METRICS)}.",
+            hint="Pick one of those metrics.",
+        )
+    return metric
+
+
+@dataclass(frozen=True)
+class ServingPointer:
+    version: int
+    stamp: int  # id of the newest serving event: changes whenever the pointer moves
+
+
+def version_dict(row: ModelVersionRow, serving: int | None = None, full: bool = False) -> dict:
+    out = {
+        "version": row.version,
+        "status": row.status,
+        "serving": row.version == serving,
+        "created": row.created.isoformat(),
+        "source": row.source,
+        "job_id": row.job_id,
+        "parent_version": row.parent_version,
+        "dataset": row.dataset,
+        "dataset_version": row.dataset_version,
+        "labels": list(row.labels),
+        "metrics": (row.card or {}).get("metrics"),
+        "promotion": row.promotion,
+    }
+    if full:
+        out["card"] = row.card
+        out["files"] = row.files
+    return out
+
+
+def event_dict(ev: ServingEventRow) -> dict:
+    return {
+        "id": ev.id,
+        "version": ev.version,
+        "previous_version": ev.previous_version,
+        "action": ev.action,
+        "reason": ev.reason,
+        "created": ev.created.isoformat(),
+    }
+
+
+def _int_or_none(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+class Registry:
+    def __init__(self, settings: Settings, catalog: Catalog, store: BlobStore):
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self._materialise_lock = threading.Lock()
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def get(self, version: int) -> ModelVersionRow:
+        with self.catalog.Session() as s:
+            row = s.get(ModelVersionRow, version)
+        if row is None:
+            raise NotFound(f"model version {version} is not in the registry.", hint="GET /v1/models lists them.")
+        return row
+
+    def versions(self) -> list[ModelVersionRow]:
+        with self.catalog.Session() as s:
+            return list(s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.version)))
+
+    def count(self) -> int:
+        with self.catalog.Session() as s:
+            return int(s.scalar(select(func.count()).select_from(ModelVersionRow)) or 0)
+
+    def serving(self) -> ServingPointer | None:
+        with self.catalog.Session() as s:
+            ev = s.scalars(select(ServingEventRow).order_by(ServingEventRow.id.desc()).limit(1)).first()
+        return ServingPointer(ev.version, ev.id) if ev else None
+
+    def history(self) -> list[dict]:
+        with self.catalog.Session() as s:
+            return [event_dict(e) for e in s.scalars(select(ServingEventRow).order_by(ServingEventRow.id))]
+
+    def local_dir(self, version: int) -> Path:
+        """The version's folder under models_dir, rebuilt from the store if this machine lacks it."""
+        final = self.settings.models_dir / str(version)
+        row = self.get(version)
+        if all((final / name).is_file() for name in row.files):
+            return final
+        with self._materialise_lock:
+            if all((final / name).is_file() for name in row.files):
+                return final
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{version}.", suffix=".partial"))
+            try:
+                for name, sha in row.files.items():
+                    data = self.store.get(sha)
+                    if hashlib.sha256(data).hexdigest() != sha:
+                        raise ModelError(f"model version {version}: {name} in the store does not match its sha256.")
+                    (tmp / name).write_bytes(data)
+                if final.exists():  # an incomplete leftover (files missing): replace it
+                    shutil.rmtree(final, ignore_errors=True)
+                try:
+                    os.rename(tmp, final)
+                except OSError:  # another process finished first; theirs is as good as ours
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return final
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def register(
+        self,
+        folder: Path,
+        *,
+        source: str,
+        status: str = "candidate",
+        job_id: str | None = None,
+        promotion: dict | None = None,
+        serve: str | None = None,
+        expected_serving: int | None | bool = False,
+        on_commit=None,
+        move: bool = False,
+    ) -> tuple[int, bool]:
+        """Store the folder's files, then insert the version row (and, with `serve` = an action name,
+        point serving at it) in one transaction. `expected_serving`: promote only if the serving
+        version is still this one (False = do not check). `on_commit(session, version, served)` runs
+        inside the same transaction. Returns (version, served)."""
+        folder = check_model_dir(Path(folder), SERVING_FILES)
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r}")
+        files = {}
+        for name in MODEL_FILES:
+            p = folder / name
+            if p.is_file():
+                files[name] = self.store.put(p.read_bytes())
+        try:
+            card = json.loads((folder / "card.json").read_text())
+            labels = json.loads((folder / "labels.json").read_text())
+        except ValueError as exc:
+            raise ModelError(f"{folder}: card.json or labels.json is not valid JSON ({exc}).") from None
+        ds = card.get("dataset") or {}
+        promotion = dict(promotion) if promotion else None
+
+        def write(s: Session) -> tuple[int, bool]:
+            row = ModelVersionRow(
+                status=status,
+                source=source,
+                job_id=job_id,
+                parent_version=_int_or_none(card.get("parent_version")),
+                dataset=ds.get("name"),
+                dataset_version=_int_or_none(ds.get("version")),
+                files=files,
+                labels=labels,
+                card=card,
+                promotion=promotion,
+            )
+            s.add(row)
+            s.flush()
+            served = False
+            if serve:
+                cur = self._serving_in(s)
+                current = cur.version if cur else None
+                if expected_serving is not False and current != expected_serving:
+                    row.status = "candidate"
+                    if promotion is not None:
+                        row.promotion = {
+                            **promotion,
+                            "promoted": False,
+                            "note": (
+                                f"the serving model changed (v{expected_serving} -> v{current}) while this "
+                                "candidate was evaluated; it was left as a candidate: promote it by hand if wanted"
+                            ),
+                        }
+                else:
+                    self._switch(s, row.version, serve, (promotion or {}).get("reason", serve), cur)
+                    served = True
+            if on_commit:
+                on_commit(s, row.version, served)
+            return row.version, served
+
+        if serve:
+            with self._pointer_lease(), self.catalog.Session.begin() as s:
+                version, served = write(s)
+        else:
+            with self.catalog.Session.begin() as s:
+                version, served = write(s)
+        final = self.settings.models_dir / str(version)
+        if move and not final.exists():
+            with contextlib.suppress(OSError):  # if it fails, materialised from the store on first use
+                os.rename(folder, final)
+        return version, served
+
+    def _pointer_lease(self):
+        return hold(self.catalog, POINTER_LEASE, ttl=30, wait=60, what="the serving pointer")
+
+    def _serving_in(self, s: Session) -> ServingEventRow | None:
+        return s.scalars(select(ServingEventRow).order_by(ServingEventRow.id.desc()).limit(1)).first()
+
+    def _switch(self, s: Session, version: int, action: str, reason: str, cur: ServingEventRow | None) -> None:
+        s.execute(
+            update(ModelVersionRow)
+            .where(ModelVersionRow.status == "serving", ModelVersionRow.version != version)
+            .values(status="archived")
+        )
+        s.execute(update(ModelVersionRow).where(ModelVersionRow.version == version).values(status="serving"))
+        s.add(
+            ServingEventRow(
+                version=version,
+                previous_version=cur.version if cur else None,
+                action=action,
+                reason=reason,
+            )
+        )
+
+    def promote(self, version: int, *, reason: str = "promoted by an admin", action: str = "promote") -> dict:
+        with self._pointer_lease(), self.catalog.Session.begin() as s:
+            row = s.get(ModelVersionRow, version)
+            if row is None:
+                raise NotFound(f"model version {version} is not in the registry.", hint="GET /v1/models lists them.")
+            cur = self._serving_in(s)
+            if cur is not None and cur.version == version:
+                raise Conflict(f"model version {version} is already serving.")
+            self.get_files_ok(row)
+            self._switch(s, version, action, reason, cur)
+            s.flush()
+            ev = self._serving_in(s)
+            return event_dict(ev)
+
+    def get_files_ok(self, row: ModelVersionRow) -> None:
+        missing = [n for n in SERVING_FILES if n not in row.files]
+        if missing:
+            raise ModelError(f"model version {row.version} lacks {', '.join(missing)}; it cannot serve.")
+
+    def rollback(self, reason: str = "rolled back by an admin") -> dict:
+        with self._pointer_lease(), self.catalog.Session.begin() as s:
+            events = list(s.scalars(select(ServingEventRow).order_by(ServingEventRow.id)))
+            stack: list[int] = []
+            for ev in events:
+                if ev.action == "rollback":
+                    if stack:
+                        stack.pop()
+                elif not stack or stack[-1] != ev.version:
+                    stack.append(ev.version)
+            if len(stack) < 2:
+                raise Conflict(
+                    "there is no earlier serving version to roll back to.",
+                    hint="Promote a version instead: POST /v1/models/{version}/promote.",
+                )
+            current, target = stack[-1], stack[-2]
+            s.execute(update(ModelVersionRow).where(ModelVersionRow.version == current).values(status="archived"))
+            s.execute(update(ModelVersionRow).where(ModelVersionRow.version == target).values(status="serving"))
+            ev = ServingEventRow(version=target, previous_version=current, action="rollback", reason=reason)
+            s.add(ev)
+            s.flush()
+            return event_dict(ev)
+
+    def seed(self) -> int | None:
+        """Empty registry + LEAFDOC_MODEL_DIR (or the repo's starter model): register it as version 1
+        and serve it. Returns the version, or None when there was nothing to do."""
+        if self.count():
+            return None
+        folder = self.settings.model_dir
+        if folder is None:
+            starter = starter_model_dir()
+            if not (starter / "model.onnx").is_file():
+                return None
+            folder = starter
+        folder = check_model_dir(Path(folder))
+        with hold(self.catalog, "registry-seed", ttl=120, wait=120, what="the model registry"):
+            if self.count():  # another worker seeded while we waited
+                return None
+            version, _ = self.register(
+                folder,
+                source=f"seed:{folder}",
+                status="serving",
+                serve="seed",
+                promotion={"decision": "seed", "promoted": True, "reason": f"first model, from {folder}"},
+            )
+        log.info("registered %s as model version %s and serving it", folder, version)
+        return version
+
+
+# ---- the promotion rule ----------------------------------------------------------------------------
+
+
+def _probs_in(labels: list[str], probs: np.ndarray, union: list[str]) -> np.ndarray:
+    out = np.zeros((len(probs), len(union)), dtype=np.float64)
+    index = {lab: i for i, lab in enumerate(union)}
+    for j, lab in enumerate(labels):
+        out[:, index[lab]] = probs[:, j]
+    return out
+
+
+def score_models(
+    model_dirs: list[Path], images: list[bytes], labels: list[str], max_pixels: int
+) -> tuple[list[dict], int]:
+    """Evaluate each model folder on the same labelled images with the serving path (ONNX Runtime);
+    labels a model does not know count as wrong for it. Returns (summary metrics per model, n used)."""
+    from leafdoc.evaluate.metrics import compute_metrics
+    from leafdoc.inference.predictor import Predictor
+
+    predictors = [Predictor(d, max_pixels=max_pixels) for d in model_dirs]
+    union = sorted(set(labels).union(*(p.labels for p in predictors)))
+    index = {lab: i for i, lab in enumerate(union)}
+    y = np.array([index[lab] for lab in labels], dtype=np.int64)
+    out = []
+    for p in predictors:
+        x = np.stack([p.preprocess(b, f"test image {i}") for i, b in enumerate(images)])
+        probs = p.predict_arrays(x, ["probabilities"])["probabilities"]
+        out.append(compute_metrics(y, _probs_in(p.labels, probs, union), union, summary_only=True))
+    return out, len(labels)
+
+
+def promotion_decision(
+    candidate_dir: Path,
+    serving_dir: Path | None,
+    serving_version: int | None,
+    images: list[bytes],
+    labels: list[str],
+    *,
+    metric: str,
+    margin: float,
+    max_pixels: int,
+) -> dict:
+    """Should the candidate replace the serving model? Both are scored on the same images."""
+    check_promote_metric(metric)
+    lower = metric in LOWER_IS_BETTER
+    rule = f"candidate {metric} {'<=' if lower else '>='} serving {metric} {'+' if lower else '-'} {margin}"
+    base = {
+        "metric": metric,
+        "margin": margin,
+        "rule": rule,
+        "n_images": len(labels),
+        "serving_version": serving_version,
+    }
+    if serving_dir is None:
+        cand = score_models([candidate_dir], images, labels, max_pixels)[0][0] if labels else {}
+        return {
+            **base,
+            "candidate": cand.get(metric),
+            "serving": None,
+            "promote": True,
+            "reason": "no model was serving",
+        }
+    if not labels:
+        return {**base, "candidate": None, "serving": None, "promote": False, "reason": "no evaluation images"}
+    (cand, serv), _ = score_models([candidate_dir, serving_dir], images, labels, max_pixels)
+    c, sv = float(cand[metric]), float(serv[metric])
+    ok = c <= sv + margin if lower else c >= sv - margin
+    verdict = "at least as good as" if ok else "worse than"
+    return {
+        **base,
+        "candidate": c,
+        "serving": sv,
+        "promote": ok,
+        "reason": (
+            f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} "
+            f"(margin {margin}) on {len(labels)} test images"
+        ),
+    }

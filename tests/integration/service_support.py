@@ -1,0 +1,79 @@
+"""Helpers shared by the service tests (test_service*.py, test_registry.py): settings for a tmp data
+home serving a copy of the tiny model, photos and zips to send, the admin header."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from leafdoc.settings import Settings
+
+TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def service_settings(home: Path, model_dir: Path | None, **overrides) -> Settings:
+    values = dict(
+        home=home,
+        model_dir=model_dir,
+        admin_token=TOKEN,
+        model_check_seconds=0.0,  # follow the serving pointer at every request
+        worker_poll_seconds=0.1,
+        default_dataset="tiny",
+    )
+    values.update(overrides)
+    s = Settings(**values)
+    s.ensure_home()
+    return s
+
+
+def model_copy(src: Path, dest: Path, *, min_confidence: float | None = None, note: str | None = None) -> Path:
+    """A copy of a model folder, optionally with another abstention threshold in its card."""
+    shutil.copytree(src, dest)
+    card = json.loads((dest / "card.json").read_text())
+    if min_confidence is not None:
+        card["abstain"] = {**(card.get("abstain") or {}), "min_confidence": min_confidence}
+    if note is not None:
+        card["note"] = note
+    (dest / "card.json").write_text(json.dumps(card))
+    return dest
+
+
+def leaf_photos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def photo_bytes(seed: int = 0, size=(64, 48), fmt: str = "JPEG") -> bytes:
+    """A noisy green photo (not a leaf, but a usable image)."""
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array([50, 150, 60]) + rng.integers(-40, 40, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def flat_photo(colour=(128, 128, 128), size=(64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def class_zip(folder: Path, top: str = "leaves", extra: dict[str, bytes] | None = None) -> bytes:
+    """A zip of a class-folder dataset (inside one top folder, as zipping the folder makes it)."""
+    members = {f"{top}/{p.parent.name}/{p.name}": p.read_bytes() for p in leaf_photos(folder)}
+    members.update(extra or {})
+    return zip_of(members)

@@ -1,0 +1,197 @@
+"""The model registry: versions stored in the blob store and rebuilt on any machine, the serving
+pointer with its history (promote, rollback), seeding, the promotion rule, and leases."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from service_support import leaf_photos, model_copy, service_settings
+from sqlalchemy import inspect
+
+from leafdoc.data import leases
+from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
+from leafdoc.data.store import open_store
+from leafdoc.errors import ConfigError, Conflict, ModelError, NotFound
+from leafdoc.registry import Registry, promotion_decision
+
+
+@pytest.fixture
+def make_registry(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setattr("leafdoc.registry.starter_model_dir", lambda: tmp_path / "no-starter")
+
+    def make(model_dir=tiny_model, home=None) -> Registry:
+        s = service_settings(home or tmp_path / "home", model_dir)
+        return Registry(s, Catalog(s.catalog_url), open_store(s.store_location))
+
+    return make
+
+
+@pytest.fixture
+def registry(make_registry):
+    r = make_registry()
+    assert r.seed() == 1
+    return r
+
+
+def test_seed_registers_the_model_dir_once_and_serves_it(registry, tiny_model):
+    assert registry.seed() is None  # not empty any more
+    row = registry.get(1)
+    assert row.status == "serving" and row.source == f"seed:{tiny_model}"
+    assert set(row.files) == {"model.onnx", "model.keras", "labels.json", "card.json"}
+    assert registry.serving().version == 1
+    assert [e["action"] for e in registry.history()] == ["seed"]
+
+
+def test_concurrent_seeding_registers_one_version(make_registry):
+    registries = [make_registry() for _ in range(3)]
+    results = []
+    threads = [threading.Thread(target=lambda r=r: results.append(r.seed())) for r in registries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str) == [1, None, None]
+    assert registries[0].count() == 1
+
+
+def test_seeds_the_repository_starter_model_when_no_model_dir_is_set(make_registry, tiny_model, tmp_path, monkeypatch):
+    starter = model_copy(tiny_model, tmp_path / "repo" / "models" / "starter")
+    monkeypatch.setattr("leafdoc.registry.starter_model_dir", lambda: starter)
+    r = make_registry(model_dir=None)
+    assert r.seed() == 1 and r.get(1).source == f"seed:{starter}"
+
+
+def test_nothing_to_seed_and_a_bad_model_dir(make_registry, tmp_path):
+    assert make_registry(model_dir=None).seed() is None
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="missing model.onnx"):
+        make_registry(model_dir=tmp_path / "empty", home=tmp_path / "h2").seed()
+
+
+def test_a_version_is_rebuilt_from_the_store_on_a_machine_without_its_folder(registry, tiny_model, tmp_path):
+    folder = registry.local_dir(1)
+    shutil.rmtree(folder)
+    other = Registry(
+        registry.settings.model_copy(update={"home": tmp_path / "other-machine"}), registry.catalog, registry.store
+    )
+    rebuilt = other.local_dir(1)
+    assert rebuilt != folder and (rebuilt / "model.onnx").read_bytes() == (tiny_model / "model.onnx").read_bytes()
+    assert registry.local_dir(1) == folder and (folder / "card.json").is_file()
+    with pytest.raises(NotFound):
+        registry.local_dir(42)
+
+
+def test_register_is_all_or_nothing(registry, tiny_model, tmp_path):
+    def boom(session, version, served):
+        raise RuntimeError("the job's update failed")
+
+    with pytest.raises(RuntimeError):
+        registry.register(model_copy(tiny_model, tmp_path / "c"), source="test", serve="promote", on_commit=boom)
+    assert registry.count() == 1 and registry.serving().version == 1 and len(registry.history()) == 1
+    with pytest.raises(ModelError):
+        registry.register(tmp_path / "does-not-exist", source="test")
+    assert registry.count() == 1
+
+
+def test_auto_promotion_is_skipped_if_the_serving_model_changed_meanwhile(registry, tiny_model, tmp_path):
+    v2, _ = registry.register(model_copy(tiny_model, tmp_path / "v2"), source="test")
+    registry.promote(v2)
+    decision = {"promote": True, "reason": "better", "promoted": True}
+    v3, served = registry.register(
+        model_copy(tiny_model, tmp_path / "v3"),
+        source="test",
+        promotion=decision,
+        serve="auto_promote",
+        expected_serving=1,  # evaluated against v1, but v2 serves now
+    )
+    assert served is False and registry.serving().version == v2
+    row = registry.get(v3)
+    assert row.status == "candidate" and row.promotion["promoted"] is False and "changed" in row.promotion["note"]
+
+
+def test_promote_and_rollback_follow_the_history_as_a_stack(registry, tiny_model, tmp_path):
+    v2, _ = registry.register(model_copy(tiny_model, tmp_path / "v2"), source="test")
+    v3, _ = registry.register(model_copy(tiny_model, tmp_path / "v3"), source="test", status="rejected")
+    registry.promote(v2)
+    registry.promote(v3, reason="rejected by the rule, promoted by hand")
+    assert {r.version: r.status for r in registry.versions()} == {1: "archived", v2: "archived", v3: "serving"}
+    with pytest.raises(Conflict):
+        registry.promote(v3)
+    assert registry.rollback()["version"] == v2
+    assert registry.rollback()["version"] == 1
+    with pytest.raises(Conflict):
+        registry.rollback()
+    assert {r.version: r.status for r in registry.versions()} == {1: "serving", v2: "archived", v3: "archived"}
+    actions = [(e["action"], e["version"], e["previous_version"]) for e in registry.history()]
+    assert actions == [
+        ("seed", 1, None),
+        ("promote", v2, 1),
+        ("promote", v3, v2),
+        ("rollback", v2, v3),
+        ("rollback", 1, v2),
+    ]
+    with pytest.raises(NotFound):
+        registry.promote(99)
+
+
+def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model, leaf_folder):
+    photos = leaf_photos(leaf_folder)[:6]
+    images = [p.read_bytes() for p in photos]
+    labels = [p.parent.name for p in photos]
+    same = promotion_decision(
+        tiny_model, tiny_model, 1, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8
+    )
+    assert same["candidate"] == same["serving"] and same["promote"] is True and same["n_images"] == 6
+    strict = promotion_decision(
+        tiny_model, tiny_model, 1, images, labels, metric="macro_f1", margin=-0.01, max_pixels=10**8
+    )
+    assert strict["promote"] is False and "worse than" in strict["reason"] and strict["rule"].endswith("- -0.01")
+    ece = promotion_decision(tiny_model, tiny_model, 1, images, labels, metric="ece", margin=0.0, max_pixels=10**8)
+    assert ece["promote"] is True and "<=" in ece["rule"]
+    first = promotion_decision(tiny_model, None, None, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8)
+    assert first["promote"] is True and first["serving"] is None and "no model" in first["reason"]
+    # A label the serving model does not know counts as wrong for it.
+    unknown = promotion_decision(
+        tiny_model, tiny_model, 1, images[:1], ["Tomato___new"], metric="accuracy", margin=0.0, max_pixels=10**8
+    )
+    assert unknown["candidate"] == unknown["serving"] == 0.0
+    with pytest.raises(ConfigError):
+        promotion_decision(tiny_model, None, None, images, labels, metric="speed", margin=0, max_pixels=10**8)
+
+
+def test_leases_exclude_expire_and_release(tmp_path):
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    assert leases.try_acquire(catalog, "x", "a", ttl=60)
+    assert leases.try_acquire(catalog, "x", "a", ttl=60)  # re-entrant for its holder
+    assert not leases.try_acquire(catalog, "x", "b", ttl=60)
+    leases.release(catalog, "x", "a")
+    assert leases.try_acquire(catalog, "x", "b", ttl=0.2)
+    time.sleep(0.3)
+    assert leases.current_holder(catalog, "x") is None  # expired: its holder died
+    assert leases.try_acquire(catalog, "x", "c", ttl=60)
+    with pytest.raises(Conflict, match="busy"), leases.hold(catalog, "x", wait=0.3, what="the thing"):
+        pass
+    leases.release(catalog, "x", "c")
+    with leases.hold(catalog, "x", ttl=0.3) as holder:
+        time.sleep(0.5)  # renewed in the background meanwhile
+        assert leases.current_holder(catalog, "x") == holder
+    assert leases.current_holder(catalog, "x") is None
+
+
+def test_an_older_catalog_upgrades_in_place(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assert "model_versions" not in inspect(engine).get_table_names()
+    catalog = Catalog(url)
+    tables = set(inspect(catalog.engine).get_table_names())
+    assert {"model_versions", "serving_events", "training_jobs", "uploads", "leases", "images"} <= tables
