@@ -1,0 +1,95 @@
+"""The app factory: `create_app(settings)` builds one FastAPI app around one Settings object.
+
+Embedded by default (SQLite catalog, SQLite queue and a local store under the data home); the same
+code at scale with LEAFDOC_DATABASE_URL, LEAFDOC_QUEUE_URL and LEAFDOC_STORE_URL. The factory starts
+no process: `leafdoc serve` runs the job consumer beside it, `leafdoc worker` anywhere else.
+uvicorn's `--factory` calls `create_app()` with settings read from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from leafdoc import __version__
+from leafdoc.data.catalog import Catalog
+from leafdoc.data.store import open_store
+from leafdoc.registry import Registry, check_promote_metric
+from leafdoc.service import errors
+from leafdoc.service.deps import AppState
+from leafdoc.service.jobs import JobQueue, counts_by_state
+from leafdoc.service.metrics import ServiceMetrics
+from leafdoc.service.middleware import BodyLimit, RequestMetrics
+from leafdoc.service.routes import datasets, health, jobs, models, predict, uploads
+from leafdoc.service.serving import ModelHolder
+from leafdoc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MULTIPART_OVERHEAD = 256 * 1024
+
+DESCRIPTION = """
+Diagnose plant diseases from leaf photos, explain the diagnosis, and run the model's life:
+bulk uploads, retraining, promotion and rollback.
+
+Prediction routes are open. Uploads, training and promotion need the admin token
+(`Authorization: Bearer <LEAFDOC_ADMIN_TOKEN>`). Every error answers
+`{"error": code, "message": ..., "hint": ...}`.
+"""
+
+
+def body_limits(settings: Settings):
+    """Per-route request size limits: one image, a batch of images, or a bulk upload."""
+    single = min(settings.max_request_bytes, settings.max_image_bytes + MULTIPART_OVERHEAD)
+    batch = min(settings.max_request_bytes, settings.max_batch_images * settings.max_image_bytes + MULTIPART_OVERHEAD)
+
+    def limit_for(path: str) -> int:
+        if path in ("/v1/predict", "/v1/explain"):
+            return single
+        if path == "/v1/predict/batch":
+            return batch
+        return settings.max_request_bytes
+
+    return limit_for
+
+
+def build_state(settings: Settings) -> AppState:
+    settings.ensure_home()
+    check_promote_metric(settings.promote_metric)
+    catalog = Catalog(settings.catalog_url)
+    store = open_store(settings.store_location, settings.s3_endpoint_url)
+    registry = Registry(settings, catalog, store)
+    registry.seed()
+    metrics = ServiceMetrics(lambda: counts_by_state(catalog))
+    holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)
+    return AppState(settings, catalog, store, registry, holder, JobQueue(settings), metrics)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.catalog.dispose()
+
+    app = FastAPI(
+        title="leafdoc",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.leafdoc = state
+    errors.install(app)
+    for module in (predict, uploads, jobs, models, datasets, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: sees every answer, 413s too
+    try:
+        state.holder.maybe_refresh()  # load the serving model now, not on the first request
+    except Exception:
+        log.exception("the serving model could not be loaded at start")
+    return app

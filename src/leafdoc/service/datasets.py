@@ -1,0 +1,31 @@
+"""Dataset statistics for the API: `leafdoc stats` as JSON, cached per immutable dataset version."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from leafdoc.data.catalog import Catalog
+from leafdoc.data.store import BlobStore
+from leafdoc.fsutil import atomic_write_json
+from leafdoc.settings import Settings
+
+
+def dataset_stats(
+    settings: Settings, catalog: Catalog, store: BlobStore, name: str, version: int | None, sample: int | None
+) -> dict:
+    # stats.py draws with matplotlib: import it only when someone asks for statistics.
+    from leafdoc.data.stats import catalog_entries, compute_stats
+
+    entries, number = catalog_entries(catalog, store, name, version)  # NotFound for unknown names/versions
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    cached = settings.cache_dir / "stats" / f"{safe}-v{number}-sample{sample or 'all'}.json"
+    if cached.is_file():
+        try:
+            return json.loads(cached.read_text())
+        except ValueError:
+            pass
+    result = compute_stats(entries, sample=sample, source=f"{name} v{number}", max_pixels=settings.max_image_pixels)
+    result["dataset"], result["version"] = name, number
+    atomic_write_json(cached, result)
+    return result

@@ -1,0 +1,60 @@
+"""What routes get injected: the app's state (settings, catalog, store, registry, serving model,
+queue, metrics) and the admin check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from leafdoc.data.catalog import Catalog
+from leafdoc.data.store import BlobStore
+from leafdoc.errors import Unauthorized
+from leafdoc.registry import Registry
+from leafdoc.service.errors import AdminDisabled
+from leafdoc.service.jobs import JobQueue
+from leafdoc.service.metrics import ServiceMetrics
+from leafdoc.service.serving import ModelHolder
+from leafdoc.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    store: BlobStore
+    registry: Registry
+    holder: ModelHolder
+    queue: JobQueue
+    metrics: ServiceMetrics
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.leafdoc
+
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token (LEAFDOC_ADMIN_TOKEN).")
+_header = APIKeyHeader(name="X-Admin-Token", auto_error=False, description="The admin token, as a header.")
+
+
+def require_admin(
+    state: AppState = Depends(get_state),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header: str | None = Depends(_header),
+) -> None:
+    expected = state.settings.admin_token
+    if not expected:
+        raise AdminDisabled(
+            "admin routes are disabled on this server: no admin token is configured.",
+            hint="Start the server with LEAFDOC_ADMIN_TOKEN set.",
+        )
+    given = (bearer.credentials if bearer else None) or header
+    if not given:
+        raise Unauthorized(
+            "this route needs the admin token.",
+            hint="Send `Authorization: Bearer <token>` (or `X-Admin-Token: <token>`).",
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("the admin token is wrong.", hint="Check LEAFDOC_ADMIN_TOKEN on the server.")

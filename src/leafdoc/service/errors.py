@@ -1,0 +1,89 @@
+"""Errors the API adds to leafdoc's, and the handlers that turn every error into one JSON shape:
+`{"error": code, "message": ..., "hint": ...}` with the error's HTTP status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from leafdoc.errors import LeafdocError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class InvalidRequest(LeafdocError):
+    status = 422
+    code = "invalid_request"
+
+
+class BadUpload(LeafdocError):
+    status = 422
+    code = "bad_upload"
+
+
+class AdminDisabled(LeafdocError):
+    status = 403
+    code = "admin_disabled"
+
+
+def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+    for d in details:
+        d.pop("input", None)  # may echo a whole upload back
+        d.pop("url", None)
+    first = details[0] if details else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return JSONResponse(
+        {
+            "error": "invalid_request",
+            "message": f"the request is not valid: {where}: {first.get('msg', 'invalid')}"
+            + (f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""),
+            "hint": "See the API documentation at /docs.",
+            "details": details,
+        },
+        status_code=422,
+    )
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"there is no route {request.url.path}."
+    body = {"error": HTTP_CODES.get(exc.status_code, "http_error"), "message": message}
+    if exc.status_code == 404:
+        body["hint"] = "See /docs for the routes."
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"error": "internal", "message": f"an unexpected error happened ({type(exc).__name__}); it was logged."},
+        status_code=500,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LeafdocError, _leafdoc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

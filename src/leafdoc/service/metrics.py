@@ -1,0 +1,96 @@
+"""Prometheus metrics: requests and latency by route, predictions by label, abstentions, the serving
+model version, and (read from the catalog at scrape time, so every replica agrees) the queue length
+and training jobs by state.
+
+With several uvicorn workers, `leafdoc serve` sets PROMETHEUS_MULTIPROC_DIR (prometheus-client's own
+convention) so one scrape sums every worker's counters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _CatalogCollector:
+    """Queue length and job states, read when scraped."""
+
+    def __init__(self, job_counts: Callable[[], dict[str, int]]):
+        self.job_counts = job_counts
+
+    def collect(self):
+        try:
+            counts = self.job_counts()
+        except Exception:  # an unreachable catalog must not break the scrape
+            return
+        queue = GaugeMetricFamily("leafdoc_queue_length", "Training jobs waiting in the queue.")
+        queue.add_metric([], counts.get("queued", 0))
+        yield queue
+        states = GaugeMetricFamily("leafdoc_training_jobs", "Training jobs by state.", labels=["state"])
+        for state, n in sorted(counts.items()):
+            states.add_metric([state], n)
+        yield states
+
+
+class ServiceMetrics:
+    def __init__(self, job_counts: Callable[[], dict[str, int]]):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "leafdoc_http_requests",
+            "HTTP requests by route, method and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "leafdoc_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter("leafdoc_predictions", "Diagnoses given, by label.", ["label"], registry=r)
+        self.abstentions = Counter("leafdoc_abstentions", "Abstentions, by reason.", ["reason"], registry=r)
+        self.model_version = Gauge(
+            "leafdoc_serving_model_version",
+            "Model version this worker serves.",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.catalog_registry = CollectorRegistry(auto_describe=False)
+        self.catalog_registry.register(_CatalogCollector(job_counts))
+
+    def record_answers(self, answers: list[dict]) -> None:
+        for a in answers:
+            if a["abstained"]:
+                self.abstentions.labels(a["reason"] or "unknown").inc()
+            else:
+                self.predictions.labels(a["label"]).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        mp = multiprocess_dir()
+        if mp:
+            from prometheus_client import multiprocess
+
+            reg = CollectorRegistry()
+            multiprocess.MultiProcessCollector(reg, path=mp)
+            body = generate_latest(reg)
+        else:
+            body = generate_latest(self.registry)
+        return body + generate_latest(self.catalog_registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,23 @@
+"""The API's routes, one module per resource. Routes stay thin: parse, call the library, answer."""
+
+from __future__ import annotations
+
+from leafdoc.service.schemas import ErrorAnswer
+
+DESCRIPTIONS = {
+    401: "The admin token is missing or wrong.",
+    403: "Admin routes are disabled (no LEAFDOC_ADMIN_TOKEN on the server).",
+    404: "No such resource.",
+    409: "Conflicts with the current state.",
+    413: "The request, an image, or a batch is over a configured limit.",
+    422: "An unusable image, upload, or invalid request.",
+    503: "No model is serving.",
+}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI `responses` for the error answers a route can give (all share ErrorAnswer)."""
+    return {c: {"model": ErrorAnswer, "description": DESCRIPTIONS.get(c, "Error.")} for c in codes}
+
+
+ADMIN = (401, 403)

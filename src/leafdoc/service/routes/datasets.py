@@ -1,0 +1,33 @@
+"""/v1/datasets: what is in the catalog, and the features of `leafdoc stats` as JSON."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from leafdoc.data.ingest import list_datasets
+from leafdoc.service.datasets import dataset_stats
+from leafdoc.service.deps import AppState, get_state
+from leafdoc.service.routes import errors
+from leafdoc.service.schemas import DatasetList
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+@router.get("", response_model=DatasetList, summary="Datasets and their versions")
+def datasets(state: AppState = Depends(get_state)) -> dict:
+    return {"datasets": list_datasets(state.catalog)}
+
+
+@router.get(
+    "/{name}/stats",
+    summary="Class balance, sizes, colour, brightness and sharpness of a dataset version",
+    responses=errors(404, 422),
+)
+async def stats(
+    name: str,
+    version: int | None = Query(None, ge=1, description="Default: the latest version."),
+    sample: int | None = Query(None, ge=1, description="Measure at most this many images per class."),
+    state: AppState = Depends(get_state),
+) -> dict:
+    return await run_in_threadpool(dataset_stats, state.settings, state.catalog, state.store, name, version, sample)

@@ -1,0 +1,54 @@
+"""/healthz (the process answers), /readyz (it can serve: catalog, model, queue), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from leafdoc.errors import LeafdocError
+from leafdoc.service.deps import AppState, get_state
+from leafdoc.service.schemas import Health, Ready
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    summary="Readiness: catalog reachable, a model serving, queue reachable (503 otherwise)",
+    responses={503: {"model": Ready, "description": "Not ready; `checks` says why."}},
+)
+def readyz(state: AppState = Depends(get_state)):
+    checks: dict[str, str] = {}
+    version = None
+    try:
+        with state.catalog.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["catalog"] = "ok"
+    except Exception as exc:
+        checks["catalog"] = f"unreachable: {exc}"
+    try:
+        version = state.holder.current().version
+        checks["model"] = "ok"
+    except LeafdocError as exc:
+        checks["model"] = exc.message
+    try:
+        state.queue.length()
+        checks["queue"] = "ok"
+    except Exception as exc:
+        checks["queue"] = f"unreachable: {exc}"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"ready": ready, "checks": checks, "model_version": version}
+    return body if ready else JSONResponse(body, status_code=503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(state: AppState = Depends(get_state)) -> Response:
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)

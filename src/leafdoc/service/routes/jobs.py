@@ -1,0 +1,58 @@
+"""/v1/training-jobs: start a retraining (admin), follow it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from leafdoc.service import jobs, training
+from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.routes import ADMIN, errors
+from leafdoc.service.schemas import TrainingJob, TrainingJobCreate, TrainingJobList
+
+router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
+
+
+@router.post(
+    "",
+    response_model=TrainingJob,
+    status_code=202,
+    summary="Retrain on the latest dataset version, warm-started from the serving model",
+    responses=errors(*ADMIN, 400, 404, 422),
+    dependencies=[Depends(require_admin)],
+)
+async def create_job(body: TrainingJobCreate | None = Body(None), state: AppState = Depends(get_state)) -> dict:
+    body = body or TrainingJobCreate()
+    return await run_in_threadpool(
+        training.submit,
+        state.settings,
+        state.catalog,
+        state.registry,
+        state.queue,
+        dataset=body.dataset,
+        dataset_version=body.dataset_version,
+        options=body.options.model_dump(exclude_none=True),
+        warm_start=body.warm_start,
+    )
+
+
+@router.get("", response_model=TrainingJobList, summary="Training jobs, newest first")
+def list_jobs(
+    state_filter: Literal["queued", "running", "succeeded", "failed"] | None = Query(None, alias="state"),
+    limit: int = Query(100, ge=1, le=1000),
+    state: AppState = Depends(get_state),
+) -> dict:
+    rows = jobs.list_jobs(state.catalog, state_filter, limit)
+    return {"jobs": [jobs.job_dict(r) for r in rows], "queue_length": jobs.counts_by_state(state.catalog)["queued"]}
+
+
+@router.get(
+    "/{job_id}",
+    response_model=TrainingJob,
+    summary="A job's state, epoch, metrics so far, error",
+    responses=errors(404),
+)
+def get_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
+    return jobs.job_dict(jobs.get_job(state.catalog, job_id))

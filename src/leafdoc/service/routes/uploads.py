@@ -1,0 +1,86 @@
+"""POST /v1/uploads (bulk labelled photos -> a new dataset version), GET /v1/uploads[/{id}]: admin only."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from leafdoc.service import uploads
+from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.routes import ADMIN, errors
+from leafdoc.service.schemas import UploadAnswer, UploadList
+
+router = APIRouter(prefix="/v1", tags=["uploads"], dependencies=[Depends(require_admin)])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A zip of class folders as `file`; or photos as `files` with a `label`. "
+        "`dataset`, `label` and `retrain` may also be form fields.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "dataset": {"type": "string"},
+                        "label": {"type": "string"},
+                        "retrain": {"type": "boolean"},
+                    },
+                }
+            },
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+TRUE = {"1", "true", "yes", "on"}
+
+
+@router.post(
+    "/uploads",
+    response_model=UploadAnswer,
+    status_code=201,
+    summary="Add labelled photos: a new dataset version (optionally retrain)",
+    responses=errors(*ADMIN, 404, 409, 413, 422),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def create_upload(
+    request: Request,
+    dataset: str | None = Query(None, description="Dataset to add to (default: the serving model's)."),
+    label: str | None = Query(None, description="Label of every photo (a flat zip, or files)."),
+    retrain: bool = Query(False, description="Queue a retraining when the upload adds photos."),
+    state: AppState = Depends(get_state),
+) -> dict:
+    upload_id, folder = uploads.new_upload_folder(state.settings)
+    try:
+        spooled = await uploads.spool_request(request, folder)
+        f = spooled.fields
+        return await run_in_threadpool(
+            uploads.process_upload,
+            state.settings,
+            state.catalog,
+            state.store,
+            state.registry,
+            state.queue,
+            upload_id,
+            spooled,
+            dataset=f.get("dataset") or dataset,
+            label=f.get("label") or label,
+            retrain=(f["retrain"].strip().lower() in TRUE) if "retrain" in f else retrain,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@router.get("/uploads", response_model=UploadList, summary="Recent uploads", responses=errors(*ADMIN))
+def list_uploads(limit: int = Query(100, ge=1, le=1000), state: AppState = Depends(get_state)) -> dict:
+    return {"uploads": [uploads.upload_dict(r, state.catalog) for r in uploads.list_uploads(state.catalog, limit)]}
+
+
+@router.get("/uploads/{upload_id}", response_model=UploadAnswer, summary="One upload", responses=errors(*ADMIN, 404))
+def get_upload(upload_id: str, state: AppState = Depends(get_state)) -> dict:
+    return uploads.upload_dict(uploads.get_upload(state.catalog, upload_id), state.catalog)

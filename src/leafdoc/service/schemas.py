@@ -1,0 +1,234 @@
+"""Pydantic models of every request and answer of the API (storage models live in data/catalog.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from leafdoc.train.config import TrainConfig
+
+
+class ErrorAnswer(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. bad_image, unauthorized, not_found.")
+    message: str = Field(description="What went wrong, in plain words.")
+    hint: str | None = Field(None, description="What to do about it.")
+    details: list[dict[str, Any]] | None = Field(None, description="Field-level problems of an invalid request.")
+
+
+# ---- predictions -----------------------------------------------------------------------------------
+
+
+class LabelScore(BaseModel):
+    label: str
+    probability: float
+
+
+class PredictAnswer(BaseModel):
+    file: str | None = Field(None, description="The file name the image was sent with, if any.")
+    model_version: int
+    label: str | None = Field(description="The diagnosis; null when the model abstains.")
+    confidence: float = Field(description="Probability of the most likely label.")
+    top_k: list[LabelScore]
+    abstained: bool
+    reason: Literal["unsure", "poor_photo"] | None = Field(None, description="Why the model abstained.")
+    message: str | None = Field(None, description="The abstention explained for a person.")
+    candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
+    min_confidence: float = Field(description="The model's calibrated confidence threshold.")
+
+
+class BatchItem(BaseModel):
+    file: str | None
+    prediction: PredictAnswer | None = None
+    error: ErrorAnswer | None = None
+
+
+class BatchAnswer(BaseModel):
+    model_version: int
+    n: int
+    results: list[BatchItem]
+
+
+class ExplainAnswer(PredictAnswer):
+    explained_label: str = Field(description="The label whose heat map this is (the top label by default).")
+    heatmap: list[list[float]] = Field(
+        description="Class activation map at the last feature map's resolution (rows x columns), ReLU'd and "
+        "scaled to 0..1."
+    )
+    heatmap_scale: float = Field(description="The map's maximum before scaling: raw map = heatmap * heatmap_scale.")
+    overlay_png: str = Field(description="Base64 PNG: the heat map coloured and blended over the photo.")
+    overlay_size: int
+
+
+# ---- uploads ---------------------------------------------------------------------------------------
+
+
+class RejectedFile(BaseModel):
+    file: str
+    reason: str
+
+
+class DuplicateFile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    file: str
+
+
+class TrainingJob(BaseModel):
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    dataset: str
+    dataset_version: int | None
+    options: dict[str, Any]
+    warm_start: bool
+    parent_version: int | None = Field(description="The serving model version when the job was submitted.")
+    upload_id: str | None
+    created: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    epoch: int
+    epochs: int
+    progress: dict[str, Any] | None
+    metrics: dict[str, Any] | None = Field(description="`last` epoch, `history` of epochs, `test` when done.")
+    error: str | None
+    candidate_version: int | None
+    promotion: dict[str, Any] | None = Field(description="The promotion rule, both figures and the decision.")
+
+
+class UploadAnswer(BaseModel):
+    upload_id: str
+    dataset: str
+    version: int | None = Field(description="Dataset version after the upload (null: nothing was ever added).")
+    created_version: bool
+    added: int
+    duplicates: list[DuplicateFile]
+    near_duplicates: list[DuplicateFile]
+    rejected: list[RejectedFile]
+    n_images: int
+    n_classes: int
+    classes: dict[str, int]
+    created: datetime
+    training_job: TrainingJob | None = None
+    retrain: str | None = Field(None, description="What happened to retrain=true.")
+
+
+class UploadList(BaseModel):
+    uploads: list[UploadAnswer]
+
+
+# ---- training jobs ---------------------------------------------------------------------------------
+
+
+# Every option of `leafdoc train`, all optional: unset ones come from the serving model's card.
+def _optional(field) -> object:
+    """The field's type with its constraints (ge, le...), made optional."""
+    typ = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return typ | None
+
+
+TrainOptions = create_model(
+    "TrainOptions",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        name: (_optional(field), Field(None, description=field.description))
+        for name, field in TrainConfig.model_fields.items()
+    },
+)
+
+
+class TrainingJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str | None = Field(None, description="Default: LEAFDOC_DEFAULT_DATASET, else the serving model's.")
+    dataset_version: int | None = Field(None, description="Default: the latest version.")
+    warm_start: bool = Field(True, description="Start from the serving model's weights.")
+    options: TrainOptions = Field(default_factory=TrainOptions)  # type: ignore[valid-type]
+
+
+class TrainingJobList(BaseModel):
+    jobs: list[TrainingJob]
+    queue_length: int
+
+
+# ---- models ----------------------------------------------------------------------------------------
+
+
+class ModelVersion(BaseModel):
+    version: int
+    status: Literal["candidate", "serving", "archived", "rejected"]
+    serving: bool
+    created: datetime
+    source: str
+    job_id: str | None
+    parent_version: int | None
+    dataset: str | None
+    dataset_version: int | None
+    labels: list[str]
+    metrics: dict[str, Any] | None
+    promotion: dict[str, Any] | None
+
+
+class ModelVersionDetail(ModelVersion):
+    card: dict[str, Any]
+    files: dict[str, str] = Field(description="File name -> sha256 of the blob in the store.")
+
+
+class ServingEvent(BaseModel):
+    id: int
+    version: int
+    previous_version: int | None
+    action: Literal["seed", "promote", "auto_promote", "rollback"]
+    reason: str
+    created: datetime
+
+
+class ModelList(BaseModel):
+    serving_version: int | None
+    models: list[ModelVersion]
+    history: list[ServingEvent]
+
+
+class PointerAnswer(BaseModel):
+    serving_version: int
+    previous_version: int | None
+    event: ServingEvent
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = None
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = None
+
+
+# ---- datasets and health ---------------------------------------------------------------------------
+
+
+class DatasetVersion(BaseModel):
+    version: int
+    n_images: int
+    n_classes: int
+    created: datetime
+    source: str
+
+
+class Dataset(BaseModel):
+    name: str
+    latest: int
+    versions: list[DatasetVersion]
+
+
+class DatasetList(BaseModel):
+    datasets: list[Dataset]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+    model_version: int | None

@@ -1,0 +1,191 @@
+"""The serving model of one API worker, swapped without a restart, and predictions made with it.
+
+Each worker follows the registry's serving pointer: at most every `model_check_seconds` it reads
+the pointer's stamp (one indexed row), and when it moved, loads the new version fully and then
+swaps one reference. A request holds the `Loaded` it started with, so it finishes on that model
+even if the pointer moves meanwhile: promotion never fails a request in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from leafdoc.errors import ImageTooLarge, LeafdocError
+from leafdoc.inference.abstain import decide
+from leafdoc.inference.predictor import Predictor
+from leafdoc.registry import NoModel, Registry
+from leafdoc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: int
+    stamp: int
+    predictor: Predictor
+
+
+class ModelHolder:
+    def __init__(self, settings: Settings, registry: Registry, on_swap: Callable[[int], None] | None = None):
+        self.settings = settings
+        self.registry = registry
+        self.on_swap = on_swap
+        self._loaded: Loaded | None = None
+        self._lock = threading.Lock()
+        self._checked = float("-inf")
+        self.last_error: str | None = None
+
+    @property
+    def loaded(self) -> Loaded | None:
+        return self._loaded
+
+    def current(self) -> Loaded:
+        self.maybe_refresh()
+        loaded = self._loaded
+        if loaded is None:
+            raise NoModel(
+                "no model is serving yet." + (f" Last error: {self.last_error}" if self.last_error else ""),
+                hint="Set LEAFDOC_MODEL_DIR to a model folder before starting, or promote a registered "
+                "version with POST /v1/models/{version}/promote.",
+            )
+        return loaded
+
+    def maybe_refresh(self) -> None:
+        if time.monotonic() - self._checked < self.settings.model_check_seconds:
+            return
+        # The first load waits; later checks are skipped by requests that find another one checking.
+        if not self._lock.acquire(blocking=self._loaded is None):
+            return
+        try:
+            if time.monotonic() - self._checked >= self.settings.model_check_seconds:
+                self._refresh_locked()
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> Loaded | None:
+        """Check the pointer now (after this worker promoted or rolled back, say)."""
+        with self._lock:
+            self._refresh_locked()
+        return self._loaded
+
+    def _refresh_locked(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            ptr = self.registry.serving()
+        except Exception as exc:  # the catalog is unreachable: keep serving what we have
+            self.last_error = f"cannot read the serving pointer ({exc})"
+            log.warning(self.last_error)
+            return
+        current = self._loaded
+        if ptr is None or (current is not None and current.stamp == ptr.stamp):
+            return
+        if current is not None and current.version == ptr.version:
+            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor)
+            return
+        try:
+            folder = self.registry.local_dir(ptr.version)
+            predictor = Predictor(folder, max_pixels=self.settings.max_image_pixels)
+        except LeafdocError as exc:
+            self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
+            log.error(self.last_error)
+            return
+        self._loaded = Loaded(ptr.version, ptr.stamp, predictor)  # the swap: one reference
+        self.last_error = None
+        log.info("serving model version %s", ptr.version)
+        if self.on_swap:
+            self.on_swap(ptr.version)
+
+
+def check_size(data: bytes, name: str, settings: Settings) -> bytes:
+    if len(data) > settings.max_image_bytes:
+        raise ImageTooLarge(
+            f"{name}: {len(data):,} bytes is over the limit of {settings.max_image_bytes:,} bytes per image.",
+            hint="Send a smaller photo (about 1000 pixels across is plenty), or raise LEAFDOC_MAX_IMAGE_BYTES.",
+        )
+    return data
+
+
+def answer(loaded: Loaded, probs: np.ndarray, image: np.ndarray, name: str | None, top_k: int) -> dict:
+    """One prediction as the API answers it: top-k, and the diagnosis or an abstention with its reason."""
+    p = loaded.predictor
+    d = decide(probs, p.labels, p.card, image=image)
+    top = p.top_k(probs, top_k)
+    return {
+        "file": name,
+        "model_version": loaded.version,
+        "label": None if d.abstained else top[0]["label"],
+        "confidence": top[0]["probability"],
+        "top_k": top,
+        "abstained": d.abstained,
+        "reason": d.reason,
+        "message": d.message,
+        "candidates": list(d.candidates),
+        "min_confidence": round(d.threshold, 6),
+    }
+
+
+def predict_many(loaded: Loaded, arrays: list[np.ndarray], names: list[str | None], top_k: int) -> list[dict]:
+    if not arrays:
+        return []
+    probs = loaded.predictor.predict_arrays(np.stack(arrays), ["probabilities"])["probabilities"]
+    return [answer(loaded, pr, x, n, top_k) for pr, x, n in zip(probs, arrays, names, strict=True)]
+
+
+def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:
+    loaded = holder.current()
+    x = loaded.predictor.preprocess(check_size(data, name or "image", settings), name or "image")
+    return predict_many(loaded, [x], [name], top_k)[0]
+
+
+def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str | None, bytes]], top_k: int) -> dict:
+    """Every image gets its answer or its own error: one bad photo never fails the batch."""
+    loaded = holder.current()
+    results: list[dict] = [{"file": name, "prediction": None, "error": None} for name, _ in items]
+    arrays, slots = [], []
+    for i, (name, data) in enumerate(items):
+        label = name or f"image {i + 1}"
+        try:
+            arrays.append(loaded.predictor.preprocess(check_size(data, label, settings), label))
+            slots.append(i)
+        except LeafdocError as exc:
+            results[i]["error"] = exc.to_dict()
+    answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k)
+    for i, a in zip(slots, answers, strict=True):
+        results[i]["prediction"] = a
+    return {"model_version": loaded.version, "n": len(items), "results": results}
+
+
+def explain_bytes(
+    holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int, label: str | None
+) -> dict:
+    from leafdoc.inference.explain import DISPLAY_SIZE
+    from leafdoc.inference.explain import explain_bytes as explain
+    from leafdoc.service.errors import InvalidRequest
+
+    loaded = holder.current()
+    p = loaded.predictor
+    index = None
+    if label is not None:
+        if label not in p.labels:
+            raise InvalidRequest(
+                f"label {label!r} is not one of the model's labels.",
+                hint="GET /v1/models/{version} lists them; leave `label` out to explain the top one.",
+            )
+        index = p.labels.index(label)
+    ex = explain(p, check_size(data, name or "image", settings), name or "image", index)
+    out = answer(loaded, ex.probabilities, ex.image, name, top_k)
+    out.update(
+        explained_label=p.labels[ex.class_index],
+        heatmap=[[round(float(v), 5) for v in row] for row in ex.heatmap],
+        heatmap_scale=round(ex.scale, 6),
+        overlay_png=ex.overlay_base64(),
+        overlay_size=max(p.size, DISPLAY_SIZE),
+    )
+    return out

@@ -1,0 +1,235 @@
+"""Retraining: submit a job (API side), and run one (in its own process, started by a worker).
+
+`python -m leafdoc.service.training JOB_ID` reads the settings as JSON on stdin, trains on the job's
+dataset version warm-started from the serving model, scores the candidate and the serving model on
+the candidate's test images, and registers the candidate (promoting it if the rule says so) in the
+same transaction that marks the job succeeded. Any error marks the job failed with its message and
+registers nothing. This is the only module of the service that imports TensorFlow, and only here,
+in the job's own process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
+from leafdoc.data.ingest import get_version
+from leafdoc.errors import ConfigError, LeafdocError
+from leafdoc.registry import Registry
+from leafdoc.service.errors import InvalidRequest
+from leafdoc.service.jobs import JobQueue, create_job, fail, get_job, job_dict, update_job
+from leafdoc.settings import Settings
+from leafdoc.train.config import TrainConfig
+
+PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
+
+
+def base_options(registry: Registry) -> dict:
+    """The serving model's training options: a retrain keeps its architecture, so it can warm-start."""
+    ptr = registry.serving()
+    if ptr is None:
+        return {}
+    training = (registry.get(ptr.version).card or {}).get("training") or {}
+    return {k: v for k, v in training.items() if k in TrainConfig.model_fields}
+
+
+def default_dataset(settings: Settings, registry: Registry) -> str:
+    if settings.default_dataset:
+        return settings.default_dataset
+    ptr = registry.serving()
+    if ptr is not None:
+        name = (registry.get(ptr.version).card.get("dataset") or {}).get("name")
+        if name:
+            return name
+    raise ConfigError(
+        "no dataset named, and there is no default.",
+        hint="Pass `dataset`, or set LEAFDOC_DEFAULT_DATASET.",
+    )
+
+
+def resolve_config(registry: Registry, options: dict | None) -> TrainConfig:
+    merged = {**base_options(registry), **{k: v for k, v in (options or {}).items() if v is not None}}
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequest(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
+
+
+def submit(
+    settings: Settings,
+    catalog: Catalog,
+    registry: Registry,
+    queue: JobQueue,
+    *,
+    dataset: str | None = None,
+    dataset_version: int | None = None,
+    options: dict | None = None,
+    warm_start: bool = True,
+    upload_id: str | None = None,
+) -> dict:
+    """Record a queued job (on the latest dataset version unless one is named) and enqueue it."""
+    dataset = dataset or default_dataset(settings, registry)
+    version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
+    cfg = resolve_config(registry, options)
+    ptr = registry.serving()
+    epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
+    row = create_job(
+        catalog,
+        dataset=dataset,
+        dataset_version=version,
+        options=cfg.model_dump(),
+        warm_start=warm_start,
+        parent_version=ptr.version if ptr else None,
+        epochs=epochs,
+        upload_id=upload_id,
+    )
+    try:
+        queue.enqueue(row.id)
+    except Exception as exc:  # the row stays; a worker re-enqueues queued jobs it does not find
+        update_job(catalog, row.id, progress={"phase": f"waiting: could not reach the queue ({exc})"})
+    return job_dict(get_job(catalog, row.id))
+
+
+# ---- the job's own process -------------------------------------------------------------------------
+
+
+def job_folder(settings: Settings, job_id: str) -> Path:
+    """Where a job writes its model folder before it is registered (under models_dir: same disk)."""
+    return settings.models_dir / ".jobs" / job_id
+
+
+class _Reporter:
+    """Training events -> the job row (epochs always; batches at most every PROGRESS_EVERY seconds)."""
+
+    def __init__(self, catalog: Catalog, job_id: str):
+        self.catalog, self.job_id = catalog, job_id
+        self.history: list[dict] = []
+        self._last = 0.0
+
+    def __call__(self, e: dict) -> None:
+        now = time.monotonic()
+        if e["event"] == "epoch":
+            rec = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in e.items() if k != "event"}
+            self.history.append(rec)
+            update_job(
+                self.catalog,
+                self.job_id,
+                epoch=int(e["epoch"]),
+                metrics={"last": rec, "history": self.history},
+                progress={"phase": e.get("phase"), "epoch": int(e["epoch"])},
+                heartbeat=utcnow(),
+            )
+            self._last = now
+        elif e["event"] == "batch" and now - self._last >= PROGRESS_EVERY:
+            update_job(
+                self.catalog,
+                self.job_id,
+                progress={"phase": e.get("phase"), "batch": e["batch"], "steps": e["steps"]},
+                heartbeat=utcnow(),
+            )
+            self._last = now
+        elif e["event"] == "evaluate":
+            update_job(self.catalog, self.job_id, progress={"phase": "evaluating on the test split"})
+
+
+def run_job(settings: Settings, job_id: str) -> int:
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import promotion_decision
+    from leafdoc.train.trainer import prepare_data, train
+
+    catalog = Catalog(settings.catalog_url)
+    store = open_store(settings.store_location, settings.s3_endpoint_url)
+    registry = Registry(settings, catalog, store)
+    out = job_folder(settings, job_id)
+    try:
+        row = get_job(catalog, job_id)
+        cfg = TrainConfig.model_validate(row.options)
+        serving = registry.serving()
+        init_from = registry.local_dir(serving.version) if (row.warm_start and serving) else None
+        update_job(catalog, job_id, progress={"phase": "preparing data"}, heartbeat=utcnow())
+        data = prepare_data(catalog, store, settings.cache_dir, row.dataset, cfg, row.dataset_version)
+        update_job(
+            catalog,
+            job_id,
+            dataset_version=data.version,
+            progress={"phase": "training", "split": data.counts()},
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        reporter = _Reporter(catalog, job_id)
+        card = train(
+            cfg,
+            data,
+            out,
+            on_event=reporter,
+            init_from=init_from,
+            parent_version=str(serving.version) if serving else None,
+        )
+        update_job(catalog, job_id, progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
+        test = data.indices("test")
+        images = [store.get(data.shas[i]) for i in test]
+        labels = [data.classes[int(data.y[i])] for i in test]
+        now_serving = registry.serving()
+        decision = promotion_decision(
+            out,
+            registry.local_dir(now_serving.version) if now_serving else None,
+            now_serving.version if now_serving else None,
+            images,
+            labels,
+            metric=settings.promote_metric,
+            margin=settings.promote_margin,
+            max_pixels=settings.max_image_pixels,
+        )
+        decision["promoted"] = decision["promote"]
+
+        def finish(s, version: int, served: bool) -> None:
+            job = s.get(TrainingJobRow, job_id)
+            promotion = s.get(ModelVersionRow, version).promotion or {}
+            job.state = "succeeded"
+            job.finished = utcnow()
+            job.candidate_version = version
+            job.promotion = {**promotion, "promoted": served}
+            job.metrics = {**(job.metrics or {}), "test": (card.get("metrics") or {}).get("test")}
+            job.progress = {"phase": "done"}
+
+        registry.register(
+            out,
+            source=f"job:{job_id}",
+            status="candidate" if decision["promote"] else "rejected",
+            job_id=job_id,
+            promotion=decision,
+            serve="auto_promote" if decision["promote"] else None,
+            expected_serving=now_serving.version if now_serving else None,
+            on_commit=finish,
+            move=True,
+        )
+        return 0
+    except LeafdocError as exc:
+        fail(catalog, job_id, exc.message + (f" {exc.hint}" if exc.hint else ""))
+        return 0
+    except BaseException as exc:
+        traceback.print_exc()
+        fail(catalog, job_id, f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        catalog.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m leafdoc.service.training JOB_ID  (settings as JSON on stdin)", file=sys.stderr)
+        return 2
+    settings = Settings.model_validate_json(sys.stdin.read())
+    return run_job(settings, argv[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

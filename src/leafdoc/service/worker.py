@@ -1,0 +1,236 @@
+"""The job consumer (`leafdoc worker`, or the one `leafdoc serve` starts beside the API).
+
+One loop, one job at a time: take a task from the Huey queue, take the cluster-wide training lease,
+claim the job, and run it in a child process (`python -m leafdoc.service.training`). The child can
+crash, run out of memory or be killed without harming the worker or the API: the worker then marks
+the job failed with what happened. While the child runs, the worker renews the lease and the job's
+heartbeat; a worker that dies stops renewing, and the next worker to start marks its job failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from leafdoc.data import leases
+from leafdoc.data.catalog import Catalog, utcnow
+from leafdoc.service.jobs import (
+    TRAINING_LEASE,
+    JobQueue,
+    claim,
+    fail,
+    get_job,
+    queued_jobs,
+    running_jobs,
+    stale_running,
+    update_job,
+)
+from leafdoc.service.training import job_folder
+from leafdoc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+LOG_TAIL_LINES = 8
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _describe_exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"the training process was killed ({name})"
+    return f"the training process exited with code {rc}"
+
+
+def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+class Worker:
+    def __init__(self, settings: Settings, *, parent_pid: int | None = None):
+        settings.ensure_home()
+        self.settings = settings
+        self.catalog = Catalog(settings.catalog_url)
+        self.queue = JobQueue(settings, runner=self.run_job)
+        self.stop_event = threading.Event()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.parent_pid = parent_pid
+        self.child: subprocess.Popen | None = None
+        self.logs_dir = settings.home / "jobs"
+
+    # ---- housekeeping --------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Fail jobs whose worker is gone; put queued jobs the queue lost back into it."""
+        host = socket.gethostname()
+        for job in running_jobs(self.catalog):
+            owner_host, _, owner_pid = (job.worker or "").rpartition(":")
+            dead_here = owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid))
+            if dead_here:
+                fail(self.catalog, job.id, "interrupted: the worker running this job stopped before it finished.")
+        for job in stale_running(self.catalog, self.settings.job_lease_seconds):
+            fail(
+                self.catalog,
+                job.id,
+                f"interrupted: no sign of life from its worker ({job.worker}) for over "
+                f"{self.settings.job_lease_seconds:.0f} s.",
+            )
+        waiting = self.queue.waiting_job_ids()
+        for job in queued_jobs(self.catalog):
+            if job.id not in waiting:
+                log.info("re-queueing job %s, which the queue did not hold", job.id)
+                self.queue.enqueue(job.id)
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Move due scheduled tasks to the queue, then run one task. False if there was none."""
+        huey = self.queue.huey
+        for task in huey.read_schedule():
+            huey.enqueue(task)
+        task = huey.dequeue()
+        if task is None:
+            return False
+        try:
+            huey.execute(task)
+        except Exception:
+            log.exception("task %s failed", task.id)
+        return True
+
+    def run(self, burst: bool = False) -> None:
+        """Until stop() (or, with burst, until the queue and schedule are empty)."""
+        self.recover()
+        while not self.stop_event.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("parent process %s is gone; stopping", self.parent_pid)
+                break
+            if self.run_once():
+                continue
+            if burst and self.queue.huey.scheduled_count() == 0:
+                break
+            self.stop_event.wait(self.settings.worker_poll_seconds)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        self.catalog.dispose()
+
+    # ---- one job -------------------------------------------------------------------------------
+
+    def run_job(self, job_id: str) -> None:
+        holder = f"{self.name}:{job_id}"
+        ttl = self.settings.job_lease_seconds
+        if not leases.try_acquire(self.catalog, TRAINING_LEASE, holder, ttl):
+            # Another worker is training: look again later, the job stays queued.
+            self.queue.schedule(job_id, delay=max(1.0, self.settings.worker_poll_seconds * 5))
+            return
+        try:
+            if not claim(self.catalog, job_id, self.name):
+                return  # already run, failed, or taken by another worker
+            self._run_child(job_id, holder, ttl)
+        finally:
+            leases.release(self.catalog, TRAINING_LEASE, holder)
+
+    def _run_child(self, job_id: str, holder: str, ttl: float) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{job_id}.log"
+        cmd = [sys.executable, "-m", "leafdoc.service.training", job_id]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        interrupted = False
+        try:
+            with open(log_path, "ab") as logf:
+                child = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+                self.child = child
+                update_job(self.catalog, job_id, pid=child.pid)
+                try:
+                    child.stdin.write(self.settings.model_dump_json().encode())
+                    child.stdin.close()
+                except BrokenPipeError:
+                    pass
+                beat = time.monotonic()
+                while True:
+                    try:
+                        rc = child.wait(timeout=0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if self.stop_event.is_set() or (self.parent_pid is not None and os.getppid() != self.parent_pid):
+                        interrupted = True
+                        rc = self._stop_child(child)
+                        break
+                    if time.monotonic() - beat >= min(10.0, ttl / 4):
+                        beat = time.monotonic()
+                        try:
+                            leases.renew(self.catalog, TRAINING_LEASE, holder, ttl)
+                            update_job(self.catalog, job_id, heartbeat=utcnow())
+                        except Exception:
+                            log.exception("could not renew the heartbeat of job %s", job_id)
+        except OSError as exc:
+            fail(self.catalog, job_id, f"could not start the training process ({exc}).")
+            return
+        finally:
+            self.child = None
+        job = get_job(self.catalog, job_id)
+        if job.state == "running":
+            if interrupted:
+                error = "interrupted: the worker was stopped while this job ran; submit it again."
+            else:
+                error = _describe_exit(rc) + " before it finished."
+                tail = _tail(log_path)
+                if tail:
+                    error += f" Last lines of its log ({log_path}):\n{tail}"
+            fail(self.catalog, job_id, error)
+        shutil.rmtree(job_folder(self.settings, job_id), ignore_errors=True)
+
+    def _stop_child(self, child: subprocess.Popen) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            return child.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            return child.wait()
+
+
+def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | None = None) -> None:
+    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job failed)."""
+    worker = Worker(settings, parent_pid=parent_pid)
+
+    def on_signal(signum, frame) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        worker.run(burst=burst)
+    finally:
+        worker.close()

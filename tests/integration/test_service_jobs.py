@@ -1,0 +1,195 @@
+"""Training jobs run by a real consumer (the worker loop over the SQLite Huey queue, each job in its
+own process): a job that succeeds registers and promotes a candidate the API then serves without a
+restart; a job that fails or is killed is marked failed with its error and leaves the serving model
+and the registry untouched; queued jobs survive a restart; one training runs at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from service_support import ADMIN, class_zip, leaf_photos, service_settings, zip_of
+
+from leafdoc.data import leases
+from leafdoc.data.catalog import Catalog, utcnow
+from leafdoc.data.ingest import ingest
+from leafdoc.data.store import open_store
+from leafdoc.service.app import create_app
+from leafdoc.service.jobs import TRAINING_LEASE, JobQueue, create_job, get_job, update_job
+from leafdoc.service.worker import Worker
+
+ZIP = "application/zip"
+TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
+
+
+@pytest.fixture
+def settings_(tmp_path, tiny_model):
+    return service_settings(tmp_path / "home", tiny_model)
+
+
+def app_client(settings) -> TestClient:
+    c = TestClient(create_app(settings), raise_server_exceptions=False)
+    c.__enter__()
+    return c
+
+
+def ingest_folder(settings, folder, dataset: str = "tiny") -> None:
+    catalog = Catalog(settings.catalog_url)
+    ingest(folder, catalog, open_store(settings.store_location), dataset)
+    catalog.dispose()
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def assert_registry_untouched(client, settings) -> None:
+    models = client.get("/v1/models").json()
+    assert models["serving_version"] == 1
+    assert [m["version"] for m in models["models"]] == [1]
+    assert sorted(p.name for p in settings.models_dir.iterdir() if not p.name.startswith(".")) == ["1"]
+    jobs_dir = settings.models_dir / ".jobs"
+    assert not jobs_dir.exists() or not any(jobs_dir.iterdir())  # no half-written candidate left
+    assert leases.current_holder(Catalog(settings.catalog_url), TRAINING_LEASE) is None
+
+
+def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder):
+    s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
+    first = app_client(s)
+    up = first.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
+    assert up.status_code == 201, up.text
+    r = first.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    first.__exit__(None, None, None)
+
+    api = app_client(s)  # the server restarted; the job is still queued, in the catalog and the queue
+    assert api.get(f"/v1/training-jobs/{job_id}").json()["state"] == "queued"
+    Worker(s).run(burst=True)
+
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "succeeded", job["error"]
+    assert job["epoch"] == job["epochs"] == 1
+    [epoch] = job["metrics"]["history"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epoch)
+    assert 0 <= job["metrics"]["test"]["accuracy"] <= 1
+    assert job["candidate_version"] == 2 and job["finished"] and job["error"] is None
+    p = job["promotion"]
+    assert p["metric"] == "accuracy" and p["margin"] == 1.0 and p["serving_version"] == 1
+    assert isinstance(p["candidate"], float) and isinstance(p["serving"], float)
+    assert p["promote"] is True and p["promoted"] is True and "serving v1" in p["reason"]
+
+    models = api.get("/v1/models").json()
+    assert models["serving_version"] == 2
+    assert models["history"][-1]["action"] == "auto_promote"
+    v2 = api.get("/v1/models/2").json()
+    assert v2["status"] == "serving" and v2["job_id"] == job_id and v2["promotion"] == p
+    assert v2["card"]["warm_start"] == "all" and v2["parent_version"] == 1
+    assert (s.models_dir / "2" / "model.onnx").is_file() and not any((s.models_dir / ".jobs").iterdir())
+    photo = leaf_photos(leaf_folder)[0].read_bytes()
+    assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).json()["model_version"] == 2  # no restart
+    assert 'leafdoc_training_jobs{state="succeeded"} 1.0' in api.get("/metrics").text
+    assert api.post("/v1/models/rollback", headers=ADMIN).json()["serving_version"] == 1
+
+
+def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_folder):
+    api = app_client(settings_)
+    one_class = zip_of({f"only/{p.name}": p.read_bytes() for p in leaf_photos(leaf_folder / "Apple___healthy")})
+    up = api.post("/v1/uploads?dataset=oneclass", headers=ADMIN, files={"file": ("o.zip", one_class, ZIP)})
+    assert up.status_code == 201
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"dataset": "oneclass", "options": TINY}).json()["id"]
+    Worker(settings_).run(burst=True)
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "failed"
+    assert "1 class" in job["error"] and "at least 2" in job["error"]
+    assert job["candidate_version"] is None and job["finished"]
+    assert_registry_untouched(api, settings_)
+    assert 'leafdoc_training_jobs{state="failed"} 1.0' in api.get("/metrics").text
+
+
+def _start_job_in_a_worker(settings, leaf_folder):
+    ingest_folder(settings, leaf_folder)
+    api = app_client(settings)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    catalog = Catalog(settings.catalog_url)
+    row = wait_for(lambda: (j := get_job(catalog, job_id)).state == "running" and j.pid and j)
+    return api, worker, thread, job_id, row.pid
+
+
+def test_a_killed_training_process_fails_its_job_and_leaves_serving_untouched(settings_, leaf_folder):
+    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder)
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "failed" and "killed (SIGKILL)" in job["error"]
+    assert_registry_untouched(api, settings_)
+    photo = leaf_photos(leaf_folder)[0].read_bytes()
+    assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).status_code == 200
+
+
+def test_stopping_the_worker_stops_the_job_and_marks_it_failed(settings_, leaf_folder):
+    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder)
+    worker.stop()  # what SIGTERM does to `leafdoc worker`
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "failed" and job["error"].startswith("interrupted")
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert_registry_untouched(api, settings_)
+
+
+def test_worker_start_fails_orphaned_jobs_and_requeues_lost_ones(settings_):
+    catalog = Catalog(settings_.catalog_url)
+    common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = create_job(catalog, **common).id
+    update_job(
+        catalog, orphan, state="running", worker=f"{socket.gethostname()}:{dead.stdout.strip()}", heartbeat=utcnow()
+    )
+    stale = create_job(catalog, **common).id
+    update_job(catalog, stale, state="running", worker="elsewhere:1", heartbeat=utcnow() - timedelta(hours=1))
+    alive = create_job(catalog, **common).id
+    update_job(catalog, alive, state="running", worker="elsewhere:2", heartbeat=utcnow())
+    lost = create_job(catalog, **common).id  # recorded, but never reached the queue
+
+    worker = Worker(settings_)
+    worker.recover()
+    assert get_job(catalog, orphan).state == "failed" and "interrupted" in get_job(catalog, orphan).error
+    assert get_job(catalog, stale).state == "failed" and "no sign of life" in get_job(catalog, stale).error
+    assert get_job(catalog, alive).state == "running"
+    assert worker.queue.waiting_job_ids() == {lost}
+    worker.recover()  # idempotent: not queued twice
+    assert worker.queue.length() == 1
+
+
+def test_one_training_at_a_time_others_wait_queued(settings_):
+    catalog = Catalog(settings_.catalog_url)
+    assert leases.try_acquire(catalog, TRAINING_LEASE, "another-worker", 60)
+    job = create_job(
+        catalog, dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1
+    )
+    JobQueue(settings_).enqueue(job.id)
+    worker = Worker(settings_)
+    assert worker.run_once() is True  # took the task, found the lease taken, put the job back for later
+    assert get_job(catalog, job.id).state == "queued" and get_job(catalog, job.id).started is None
+    assert worker.queue.waiting_job_ids() == {job.id}
+    assert leases.current_holder(catalog, TRAINING_LEASE) == "another-worker"
