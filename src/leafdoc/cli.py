@@ -430,6 +430,14 @@ def _print_stats(s: dict, out_dir: Path) -> None:
     out.print(f"wrote {out_dir}")
 
 
+class _StopServing(Exception):
+    pass
+
+
+def _stop_serving(signum, frame) -> None:
+    raise _StopServing(signum)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -447,6 +455,7 @@ def serve(
     """Serve the web API (docs at /docs); embedded, a training-job consumer runs beside it."""
     import os
     import shutil
+    import signal
     import subprocess
 
     import uvicorn
@@ -468,6 +477,9 @@ def serve(
         child = subprocess.Popen(cmd)
         queue = settings.queue_url or settings.queue_path
         console.print(f"training consumer started (pid {child.pid}); queue: {queue}")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: turn that into an
+    # exception so the consumer is stopped below and the command exits 0.
+    previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         uvicorn.run(
             "leafdoc.service.app:create_app",
@@ -477,7 +489,11 @@ def serve(
             workers=workers,
             log_level=log_level,
         )
+    except _StopServing:
+        pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if child is not None:
             child.terminate()
             try:

@@ -1,0 +1,108 @@
+"""`leafdoc serve` as a user runs it: one command, a real HTTP server with its training consumer beside
+it, answering predictions and running jobs, and stopping cleanly (consumer too) on SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+TOKEN = "e2e-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out.extend(int(x) for x in text)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def server(tmp_path, tiny_model):
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEAFDOC_HOME": str(tmp_path / "home"),
+        "LEAFDOC_MODEL_DIR": str(tiny_model),
+        "LEAFDOC_ADMIN_TOKEN": TOKEN,
+        "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
+    }
+    exe = Path(sys.executable).with_name("leafdoc")
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 120, "the server to answer")
+            yield proc, base, tmp_path / "serve.log"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folder):
+    proc, base, log = server
+    photo = next((leaf_folder / "Apple___healthy").iterdir()).read_bytes()
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("leaf.jpg", photo, "image/jpeg")}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["model_version"] == 1 and len(r.json()["top_k"]) == 3
+    assert httpx.get(f"{base}/readyz").json()["ready"] is True
+
+    [consumer] = wait_for(lambda: children_of(proc.pid), 30, "the consumer process")
+
+    # The consumer beside the API takes jobs: this one fails fast (one class) and says why.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in sorted((leaf_folder / "Apple___healthy").iterdir()):
+            z.writestr(f"Apple___healthy/{p.name}", p.read_bytes())
+    up = httpx.post(f"{base}/v1/uploads?dataset=one", headers=ADMIN, files={"file": ("one.zip", buf.getvalue())})
+    assert up.status_code == 201, up.text
+    job = httpx.post(f"{base}/v1/training-jobs", headers=ADMIN, json={"dataset": "one"}).json()
+    done = wait_for(
+        lambda: (j := httpx.get(f"{base}/v1/training-jobs/{job['id']}").json())["state"] == "failed" and j,
+        120,
+        "the consumer to run the job",
+    )
+    assert "at least 2" in done["error"]
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    wait_for(lambda: not alive(consumer), 30, "the consumer to stop")
