@@ -216,7 +216,12 @@ def render_markdown(results: dict) -> str:
             "pipeline (decoded once into a memory-mapped array, tf.data) against `directory_dataset` (Keras "
             "`image_dataset_from_directory`, decodes every file every epoch). Two rounds of each, alternated; the "
             "first epoch of each round (graph tracing) is dropped."
-            + (f" Building the cache took {cache:.1f} s, once per dataset version and size." if cache else ""),
+            + (
+                f" Building the cache (decoding and resizing every image once) took {cache:.1f} s; it is reused "
+                "by every later run at this size."
+                if cache
+                else ""
+            ),
             "",
             _md_table(["epoch", "cached s", "directory s", "speed-up"], rows),
             "",
