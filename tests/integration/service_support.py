@@ -10,8 +10,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from leafdoc.service.app import create_app
 from leafdoc.settings import Settings
 
 TOKEN = "test-admin-token"
@@ -31,6 +33,32 @@ def service_settings(home: Path, model_dir: Path | None, **overrides) -> Setting
     s = Settings(**values)
     s.ensure_home()
     return s
+
+
+class Clients:
+    """TestClients on new apps (each one like an API worker process), all closed by close()."""
+
+    def __init__(self) -> None:
+        self.opened: list[TestClient] = []
+
+    def __call__(self, settings: Settings) -> TestClient:
+        c = TestClient(create_app(settings), raise_server_exceptions=False)
+        c.__enter__()
+        self.opened.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self.opened:
+            c.__exit__(None, None, None)
+
+
+def assert_error(r, status: int, code: str) -> dict:
+    """An error answer: this status, this code, a message."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == code, body
+    assert body["message"]
+    return body
 
 
 def model_copy(src: Path, dest: Path, *, min_confidence: float | None = None, note: str | None = None) -> Path:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 from service_support import (
     ADMIN,
     TOKEN,
+    Clients,
+    assert_error,
     flat_photo,
     leaf_photos,
     model_copy,
@@ -31,7 +32,6 @@ from leafdoc.data.catalog import Catalog
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.inference.predictor import Predictor
-from leafdoc.service.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +46,11 @@ def models(tiny_model, tmp_path_factory):
 
 @pytest.fixture
 def make_client(tmp_path):
-    clients = []
-
-    def make(model_dir, home=None, **overrides) -> TestClient:
-        s = service_settings(home or tmp_path / "home", model_dir, **overrides)
-        c = TestClient(create_app(s), raise_server_exceptions=False)
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    clients = Clients()
+    yield lambda model_dir, home=None, **overrides: clients(
+        service_settings(home or tmp_path / "home", model_dir, **overrides)
+    )
+    clients.close()
 
 
 @pytest.fixture
@@ -81,14 +74,6 @@ def leaf_folder_module(tmp_path_factory):
     from tests.conftest import make_leaf_folder
 
     return make_leaf_folder(tmp_path_factory.mktemp("leaves") / "leaves", per_class=4)
-
-
-def assert_error(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] == code, body
-    assert body["message"]
-    return body
 
 
 # ---- predict ---------------------------------------------------------------------------------------

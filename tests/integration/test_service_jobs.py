@@ -15,14 +15,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
-from service_support import ADMIN, class_zip, leaf_photos, service_settings, zip_of
+from service_support import ADMIN, Clients, class_zip, leaf_photos, service_settings, zip_of
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
-from leafdoc.service.app import create_app
 from leafdoc.service.jobs import TRAINING_LEASE, JobQueue, create_job, get_job, update_job
 from leafdoc.service.worker import Worker
 
@@ -35,10 +33,11 @@ def settings_(tmp_path, tiny_model):
     return service_settings(tmp_path / "home", tiny_model)
 
 
-def app_client(settings) -> TestClient:
-    c = TestClient(create_app(settings), raise_server_exceptions=False)
-    c.__enter__()
-    return c
+@pytest.fixture
+def app_client():
+    clients = Clients()
+    yield clients
+    clients.close()
 
 
 def ingest_folder(settings, folder, dataset: str = "tiny") -> None:
@@ -67,7 +66,7 @@ def assert_registry_untouched(client, settings) -> None:
     assert leases.current_holder(Catalog(settings.catalog_url), TRAINING_LEASE) is None
 
 
-def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder):
+def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder, app_client):
     s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
     first = app_client(s)
     up = first.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
@@ -106,7 +105,7 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     assert api.post("/v1/models/rollback", headers=ADMIN).json()["serving_version"] == 1
 
 
-def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_folder):
+def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_folder, app_client):
     api = app_client(settings_)
     one_class = zip_of({f"only/{p.name}": p.read_bytes() for p in leaf_photos(leaf_folder / "Apple___healthy")})
     up = api.post("/v1/uploads?dataset=oneclass", headers=ADMIN, files={"file": ("o.zip", one_class, ZIP)})
@@ -121,7 +120,7 @@ def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_fo
     assert 'leafdoc_training_jobs{state="failed"} 1.0' in api.get("/metrics").text
 
 
-def _start_job_in_a_worker(settings, leaf_folder):
+def _start_job_in_a_worker(settings, leaf_folder, app_client):
     ingest_folder(settings, leaf_folder)
     api = app_client(settings)
     job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
@@ -133,8 +132,8 @@ def _start_job_in_a_worker(settings, leaf_folder):
     return api, worker, thread, job_id, row.pid
 
 
-def test_a_killed_training_process_fails_its_job_and_leaves_serving_untouched(settings_, leaf_folder):
-    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder)
+def test_a_killed_training_process_fails_its_job_and_leaves_serving_untouched(settings_, leaf_folder, app_client):
+    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder, app_client)
     os.kill(pid, signal.SIGKILL)
     thread.join(timeout=120)
     assert not thread.is_alive()
@@ -145,8 +144,8 @@ def test_a_killed_training_process_fails_its_job_and_leaves_serving_untouched(se
     assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).status_code == 200
 
 
-def test_stopping_the_worker_stops_the_job_and_marks_it_failed(settings_, leaf_folder):
-    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder)
+def test_stopping_the_worker_stops_the_job_and_marks_it_failed(settings_, leaf_folder, app_client):
+    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder, app_client)
     worker.stop()  # what SIGTERM does to `leafdoc worker`
     thread.join(timeout=120)
     assert not thread.is_alive()

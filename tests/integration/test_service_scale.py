@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from service_support import ADMIN, class_zip, leaf_photos, model_copy, service_settings, zip_of
+from service_support import ADMIN, Clients, class_zip, leaf_photos, model_copy, service_settings, zip_of
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog
-from leafdoc.service.app import create_app
 from leafdoc.service.worker import Worker
 
 ZIP = "application/zip"
@@ -136,20 +134,13 @@ def cluster(postgres_url, redis_url, tmp_path, tiny_model):
         queue_url=redis_url,
         store_url=str(tmp_path / "shared-store"),
     )
-    clients = []
+    clients = Clients()
 
-    def machine(name: str, model_dir=tiny_model):
-        return service_settings(tmp_path / name, model_dir, **shared)
+    def machine(name: str):
+        return service_settings(tmp_path / name, tiny_model, **shared)
 
-    def api(name: str) -> TestClient:
-        c = TestClient(create_app(machine(name)), raise_server_exceptions=False)
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield machine, api
-    for c in clients:
-        c.__exit__(None, None, None)
+    yield machine, lambda name: clients(machine(name))
+    clients.close()
 
 
 def test_replicas_share_models_uploads_promotions_and_jobs(cluster, leaf_folder, tmp_path):

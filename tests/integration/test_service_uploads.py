@@ -7,10 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from fastapi.testclient import TestClient
-from service_support import ADMIN, class_zip, leaf_photos, photo_bytes, service_settings, zip_of
-
-from leafdoc.service.app import create_app
+from service_support import ADMIN, Clients, assert_error, class_zip, leaf_photos, photo_bytes, service_settings, zip_of
 
 ZIP = "application/zip"
 
@@ -22,17 +19,9 @@ def home(tmp_path):
 
 @pytest.fixture
 def make_client(home, tiny_model):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        c = TestClient(create_app(service_settings(home, tiny_model, **overrides)), raise_server_exceptions=False)
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    clients = Clients()
+    yield lambda **overrides: clients(service_settings(home, tiny_model, **overrides))
+    clients.close()
 
 
 @pytest.fixture
@@ -43,12 +32,6 @@ def client(make_client):
 def upload(client, *, files=None, content=None, params=None, data=None, headers=None):
     h = {**ADMIN, **(headers or {})}
     return client.post("/v1/uploads", files=files, content=content, params=params, data=data, headers=h)
-
-
-def assert_error(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code, r.json()
-    return r.json()
 
 
 def test_zip_with_a_corrupt_image_and_an_unsafe_path_rejects_those_alone(client, leaf_folder):
