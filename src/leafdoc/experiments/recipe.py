@@ -88,7 +88,7 @@ class QuickSpec(_Settings):
     per_class: int | None = Field(None, ge=3)
     test_per_class: int | None = Field(None, ge=1)
     trials: int | None = Field(None, ge=1, description="Optuna trial budget in quick mode")
-    pipeline_epochs: int | None = Field(None, ge=2, description="epochs per pipeline in the speed benchmark")
+    pipeline_epochs: int | None = Field(None, ge=1, description="epochs per pipeline and round in the speed benchmark")
 
 
 class RunSpec(_Settings):
@@ -150,7 +150,7 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run: str = Field(description="the run whose model and settings the benchmark uses")
-    epochs: int = Field(4, ge=2, description="epochs per pipeline and round; the first (graph tracing) is dropped")
+    epochs: int = Field(3, ge=1, description="epochs per pipeline in each of two rounds, after one warm-up epoch")
 
 
 class Recipe(BaseModel):

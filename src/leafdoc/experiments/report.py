@@ -134,7 +134,9 @@ def _notes(results: dict) -> list[str]:
     notes.append(
         f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}, "
         f"val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
-        "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path)."
+        "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path). "
+        "'s/epoch' is the median of the epochs after the first of each phase (the first also builds the graph); "
+        "'wall s' covers training, export and evaluation."
     )
     if d["test_folder"]:
         notes.append(
@@ -180,7 +182,12 @@ def render_markdown(results: dict) -> str:
             f"{len(t['trials'])} trials from the settings of `{t['from_run'] or 'base'}`, scored by "
             f"{t['metric']} (validation split). Best: trial {t['best_trial']}, "
             + ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
-            + f" ({t['metric']} {t['best_value']:.1%}); its model is run **{t['name']}** above.",
+            + f" ({t['metric']} {t['best_value']:.1%}); its model is run **{t['name']}** above."
+            + (
+                " Without pretrained weights nothing is frozen, so `fine_tune_fraction` had no effect here."
+                if results["weights"] == "none" and "fine_tune_fraction" in t["best_params"]
+                else ""
+            ),
             "",
             _md_table(
                 ["trial", *keys, t["metric"], "seconds"],
@@ -214,8 +221,8 @@ def render_markdown(results: dict) -> str:
             f"Seconds per training epoch over the same {p['n_images']} images, model of run `{p['run']}` "
             f"({p['backbone']}, {p['image_size']} px, batch {p['batch_size']}, same augmentation): leafdoc's cached "
             "pipeline (decoded once into a memory-mapped array, tf.data) against `directory_dataset` (Keras "
-            "`image_dataset_from_directory`, decodes every file every epoch). Two rounds of each, alternated; the "
-            "first epoch of each round (graph tracing) is dropped."
+            "`image_dataset_from_directory`, decodes every file every epoch). One model for both; after one warm-up "
+            "epoch each (graph tracing, first reads; not counted), two rounds of each, alternated."
             + (
                 f" Building the cache (decoding and resizing every image once) took {cache:.1f} s; it is reused "
                 "by every later run at this size."

@@ -68,7 +68,13 @@ class RunResult:
 
     @property
     def seconds_per_epoch(self) -> float | None:
-        secs = [h["seconds"] for h in self.history if "seconds" in h]
+        """Median seconds of the steady epochs: the first epoch of each phase also traces the graph
+        (tens of seconds on a small CPU), so it is left out where the phase has more than one."""
+        by_phase: dict[str, list[float]] = {}
+        for h in self.history:
+            if "seconds" in h:
+                by_phase.setdefault(h.get("phase", ""), []).append(h["seconds"])
+        secs = [s for phase in by_phase.values() for s in (phase[1:] if len(phase) > 1 else phase)]
         return statistics.median(secs) if secs else None
 
     def summary(self) -> dict:
@@ -139,7 +145,7 @@ def differs(cfg: TrainConfig, base: TrainConfig) -> list[str]:
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.3g}"
     if isinstance(value, list):
         return "[" + ",".join(map(str, value)) + "]"
     return str(value)

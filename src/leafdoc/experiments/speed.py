@@ -1,7 +1,8 @@
 """Input pipeline speed, side by side: leafdoc's cached pipeline (decode once, memmap, tf.data) against
 `train.pipeline.directory_dataset` (decode every JPEG every epoch), same model, same images, same batch
-size and augmentation. The two alternate (cached, plain, cached, plain) so drift in the machine's load
-hits both alike; the first epoch of each round traces the graph and is dropped."""
+size and augmentation. One model serves both, so the training step is traced once: one warm-up epoch
+per pipeline (tracing, first reads) is not counted. Then the two alternate (cached, plain, cached,
+plain) so drift in the machine's load hits both alike."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _epoch_seconds(model, ds, epochs: int, on_epoch: Callable[[str, float], None
         out.append(time.perf_counter() - t)
         if on_epoch:
             on_epoch(name, out[-1])
-    return out[1:]
+    return out
 
 
 def pipeline_speed(
@@ -34,8 +35,9 @@ def pipeline_speed(
     epochs: int,
     on_epoch: Callable[[str, float], None] | None = None,
 ) -> dict:
-    """Seconds per steady-state epoch of both pipelines over all of `data`'s images (`folder` holds the
-    same images as class folders). Returns per-epoch lists, medians and the speed-up (plain / cached)."""
+    """Seconds per epoch of both pipelines over all of `data`'s images (`folder` holds the same images as
+    class folders), `epochs` per pipeline in each of two rounds. Returns per-epoch lists, medians and the
+    speed-up (plain / cached)."""
     import keras
 
     from leafdoc.train.pipeline import augmenter, directory_dataset, make_dataset
@@ -47,15 +49,15 @@ def pipeline_speed(
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Found N files" to stdout (--json)
         plain = directory_dataset(folder, cfg.image_size, cfg.batch_size, seed=cfg.seed, augment=aug)
 
-    def fresh():
-        _seed_everything(cfg.seed)
-        model = build_model(cfg, len(data.classes))
-        model.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss="sparse_categorical_crossentropy")
-        return model
-
+    _seed_everything(cfg.seed)
+    model = build_model(cfg, len(data.classes))
+    model.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss="sparse_categorical_crossentropy")
+    pipelines = (("cached", cached), ("plain", plain))
+    for name, ds in pipelines:  # warm-up, not counted: traces the step, first reads of the files
+        _epoch_seconds(model, ds, 1, on_epoch, f"{name} (warm-up)")
     seconds: dict[str, list[float]] = {"cached": [], "plain": []}
-    for name, ds in (("cached", cached), ("plain", plain), ("cached", cached), ("plain", plain)):
-        seconds[name] += _epoch_seconds(fresh(), ds, epochs, on_epoch, name)
+    for name, ds in pipelines * 2:
+        seconds[name] += _epoch_seconds(model, ds, epochs, on_epoch, name)
     cached_s, plain_s = statistics.median(seconds["cached"]), statistics.median(seconds["plain"])
     return {
         "n_images": len(idx),
