@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from leafdoc.errors import ConfigError
 from leafdoc.train.config import TrainConfig
@@ -170,7 +170,7 @@ class Recipe(BaseModel):
     pipeline: PipelineSpec | None = None
     keep_best: bool = Field(False, description="copy the best model (by validation accuracy) to OUT/best")
     reference: str | None = Field(None, description="run the others are compared with (default: the first)")
-    path: Path | None = Field(None, exclude=True)
+    _path: Path | None = PrivateAttr(None)  # set by the loader, never by the file itself
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -207,6 +207,10 @@ class Recipe(BaseModel):
             if key not in seen and not (self.tune and key == self.tune.name):
                 raise ValueError(f"reported: {key!r} is not one of the runs ({', '.join(seen)})")
         return self
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
 
     def run(self, name: str) -> RunSpec:
         return next(r for r in self.runs if r.name == name)
@@ -300,7 +304,7 @@ def parse_recipe(raw: dict, path: Path | None = None) -> Recipe:
             lines.append(f"{loc}: {msg}" if loc else msg)
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
         raise ConfigError(f"{where}: " + "; ".join(lines) + more + ".", hint="Fix the recipe.") from None
-    recipe.path = path
+    recipe._path = path
     # Resolve every run in both modes now, so a bad value fails before hours of training, not during.
     for quick in (False, True):
         recipe.config(None, quick=quick)

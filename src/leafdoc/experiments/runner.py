@@ -178,7 +178,7 @@ def _prepare(exp: Experiment, cfg: TrainConfig):
     data = prepare_data(
         exp.catalog,
         exp.store,
-        exp.settings.cache_dir,
+        cache_dir,
         exp.selection.dataset,
         cfg,
         progress=_progress(exp, f"caching {key}"),
