@@ -42,11 +42,23 @@ def main() -> int:
             dest = Path(tmp) / r["class"]
             dest.mkdir(exist_ok=True)
             shutil.copy2(args.data / r["relative_path"], dest)
-        cmd = [sys.executable, "-m", "leafdoc.cli", "evaluate", str(args.model), "--data", tmp,
-               "--report", str(args.report), "--json"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "leafdoc.cli",
+            "evaluate",
+            str(args.model),
+            "--data",
+            tmp,
+            "--report",
+            str(args.report),
+            "--json",
+        ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    print(f"starter model on its held-out test split: n={result['n']}, accuracy {result['accuracy']:.4f}, "
-          f"top-3 {result['top3_accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}, ECE {result['ece']:.4f}")
+    print(
+        f"starter model on its held-out test split: n={result['n']}, accuracy {result['accuracy']:.4f}, "
+        f"top-3 {result['top3_accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}, ECE {result['ece']:.4f}"
+    )
     for pair in result["most_confused"][:5]:
         print(f"  {pair['count']} x {pair['true']} -> {pair['predicted']}")
     print(f"report: {args.report / 'index.html'}")
