@@ -19,7 +19,9 @@ ONNX_OPSET = 17
 def save_keras(model, path: Path) -> None:
     import keras
 
-    clean = keras.models.clone_model(model)  # uncompiled: no optimizer slots in the file
+    # Rebuilt from its config, the model is uncompiled: the file holds no optimizer slots (which
+    # would triple its size). clone_model is not enough: Keras 3 carries the optimizer over.
+    clean = keras.Model.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     clean.save(str(path))
 
