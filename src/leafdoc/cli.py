@@ -209,6 +209,23 @@ def train(
         _emit_json(card)
 
 
+def _training_bar(disable: bool) -> Progress:
+    """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=disable,
+    )
+
+
+def _epoch_info(e: dict) -> str:
+    return " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+
+
 def run_training(
     cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False, provenance=None
 ) -> dict:
@@ -240,22 +257,14 @@ def run_training(
             f"{td.dataset} v{td.version}: {len(td.classes)} classes; "
             f"train {c['train']}, val {c['val']}, test {c['test']}"
         )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=quiet,
-    ) as bar:
+    with _training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
         def on_event(e: dict) -> None:
             if e["event"] == "batch":
                 bar.update(task, completed=e["batch"], total=e["steps"], description=f"{e['phase']} epoch")
             elif e["event"] == "epoch":
-                info = " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+                info = _epoch_info(e)
                 bar.update(task, info=info, description=f"{e['phase']} epoch {e['epoch']}")
                 console.log(f"{e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
             elif e["event"] == "evaluate":
@@ -545,15 +554,7 @@ def experiment(
 
     spec = load_recipe(recipe)
     out_dir = out_dir or Path("runs") / (f"{spec.name}-quick" if quick else spec.name)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=as_json,
-    ) as bar:
+    with _training_bar(as_json) as bar:
         runs = bar.add_task("runs", total=None, info="")
         steps = bar.add_task("preparing", total=None, info="")
 
@@ -566,7 +567,7 @@ def experiment(
                 done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
                 bar.update(steps, description=what, completed=done, total=total)
             elif kind == "epoch":
-                info = " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+                info = _epoch_info(e)
                 bar.update(steps, info=info)
                 console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
             elif kind == "evaluate":
