@@ -154,3 +154,40 @@ def test_export_tflite_and_onnx_again(tmp_path, tiny_model):
     assert np.abs(p_before - p_after).max() < 1e-5
     tfl = export(model_dir, "tflite")
     assert tfl.is_file() and tfl.stat().st_size > 10_000
+
+
+def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_folder):
+    """With a weights file: the head trains on a frozen backbone, then the top is fine-tuned with BatchNorm frozen."""
+    import keras
+
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.backbones import build_backbone
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model, fit, prepare_data
+
+    path = tmp_path / "own.weights.h5"
+    build_backbone("mobilenet_v2", "none", 32, 0.35).save_weights(str(path))
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(leaf_folder, catalog, store, "pre")
+    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=1, batch_size=8)
+    data = prepare_data(catalog, store, settings.cache_dir, "pre", cfg)
+    model = build_model(cfg, len(data.classes))
+    bn_before = [
+        w.copy()
+        for layer in model.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for w in layer.get_weights()
+    ]
+    result = fit(model, cfg, data)
+    assert [h["phase"] for h in result["history"]] == ["head", "fine_tune"]
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    bn_after = [
+        w
+        for layer in model.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for w in layer.get_weights()
+    ]
+    for a, b in zip(bn_before, bn_after, strict=True):
+        np.testing.assert_array_equal(a, b)  # BatchNorm frozen in both phases (statistics included)
