@@ -1,0 +1,82 @@
+"""LEAFDOC_STORE_URL=s3://… against a real S3-compatible HTTP server (moto's server mode on loopback):
+the blob store itself, then the service storing uploads and model files in the bucket."""
+
+from __future__ import annotations
+
+import socket
+
+import boto3
+import pytest
+from tests.integration.service_support import ADMIN, Clients, class_zip, leaf_photos, service_settings
+
+from leafdoc.data.store import S3Store, open_store
+from leafdoc.errors import NotFound
+from leafdoc.images import sha256_bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - moto[server] is in leafdoc[dev]
+        pytest.skip(f"moto[server] is not installed: {exc}")
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch, request):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "leafdoc-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leafdoc-test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = f"leafdoc-{request.node.name.replace('_', '-')[:40].lower()}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def test_s3_store_is_content_addressed(s3_endpoint, bucket):
+    store = open_store(f"s3://{bucket}/blobs", s3_endpoint)
+    assert isinstance(store, S3Store)
+    data = b"a leaf, as bytes"
+    sha = store.put(data)
+    assert sha == sha256_bytes(data)
+    assert store.exists(sha) and store.get(sha) == data
+    assert store.put(data) == sha  # idempotent
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [f"blobs/{sha[:2]}/{sha}"]
+    missing = "0" * 64
+    assert not store.exists(missing)
+    with pytest.raises(NotFound):
+        store.get(missing)
+
+
+def test_service_keeps_uploads_and_models_in_the_bucket(tmp_path, s3_endpoint, bucket, tiny_model, leaf_folder):
+    settings = service_settings(
+        tmp_path / "home", tiny_model, store_url=f"s3://{bucket}/leafdoc", s3_endpoint_url=s3_endpoint
+    )
+    clients = Clients()
+    try:
+        client = clients(settings)
+        r = client.post(
+            "/v1/uploads", files={"file": ("leaves.zip", class_zip(leaf_folder), "application/zip")}, headers=ADMIN
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["added"] == len(leaf_photos(leaf_folder))
+        store = open_store(settings.store_location, s3_endpoint)
+        for photo in leaf_photos(leaf_folder):
+            assert store.exists(sha256_bytes(photo.read_bytes())), photo
+        # The served model's files were registered as blobs too, so another machine can rebuild them.
+        assert store.exists(sha256_bytes((tiny_model / "model.onnx").read_bytes()))
+        r = client.post("/v1/predict", files={"file": ("leaf.jpg", leaf_photos(leaf_folder)[0].read_bytes())})
+        assert r.status_code == 200 and r.json()["top_k"], r.text
+    finally:
+        clients.close()
