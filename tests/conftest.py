@@ -89,3 +89,17 @@ def tiny_model(tmp_path_factory) -> Path:
     train(cfg, td, out)
     catalog.dispose()
     return out
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, tiny_model):
+    """One real `leafdoc serve` per test session, serving an answering copy of the tiny model, with the
+    `tiny` dataset (3 classes x 6 PlantVillage photos) ingested. Tests must not promote or roll back on it
+    (use `start_server` for that)."""
+    from tests.live_server import answering_copy, start_server
+
+    root = tmp_path_factory.mktemp("live")
+    model = answering_copy(tiny_model, root / "model")
+    server = start_server(root, model, dataset=make_leaf_folder(root / "leaves"))
+    yield server
+    server.stop()

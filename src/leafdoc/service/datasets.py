@@ -7,7 +7,8 @@ import re
 
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore
-from leafdoc.fsutil import atomic_write_json
+from leafdoc.errors import NotFound
+from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
 from leafdoc.settings import Settings
 
 
@@ -29,3 +30,37 @@ def dataset_stats(
     result["dataset"], result["version"] = name, number
     atomic_write_json(cached, result)
     return result
+
+
+PLOT_KINDS = ("class_distribution", "sizes", "colour", "sharpness", "samples")
+
+
+def dataset_plot(
+    settings: Settings,
+    catalog: Catalog,
+    store: BlobStore,
+    name: str,
+    kind: str,
+    version: int | None,
+    sample: int | None,
+) -> bytes:
+    """One picture of `leafdoc stats` as PNG bytes, cached beside the statistics it draws."""
+    from leafdoc.data.stats import PLOTS, catalog_entries, figure_png, load_samples, plot_samples
+
+    stats = dataset_stats(settings, catalog, store, name, version, sample)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    cached = settings.cache_dir / "stats" / f"{safe}-v{stats['version']}-sample{sample or 'all'}-{kind}.png"
+    if cached.is_file():
+        return cached.read_bytes()
+    if not stats.get("n_measured"):
+        raise NotFound(
+            f"dataset {name} v{stats['version']} has no readable image to draw.",
+            hint="Upload photos to it first (POST /v1/uploads).",
+        )
+    if kind == "samples":
+        entries, _ = catalog_entries(catalog, store, name, stats["version"])
+        png = figure_png(plot_samples(load_samples(stats, entries)))
+    else:
+        png = figure_png(PLOTS[f"{kind}.png"](stats))
+    atomic_write_bytes(cached, png)
+    return png

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from leafdoc.data.ingest import list_datasets
-from leafdoc.service.datasets import dataset_stats
+from leafdoc.service.datasets import dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.routes import errors
 from leafdoc.service.schemas import DatasetList
@@ -31,3 +34,20 @@ async def stats(
     state: AppState = Depends(get_state),
 ) -> dict:
     return await run_in_threadpool(dataset_stats, state.settings, state.catalog, state.store, name, version, sample)
+
+
+@router.get(
+    "/{name}/plots/{kind}.png",
+    summary="One picture of the dataset's features (the same PNGs as `leafdoc stats`)",
+    responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
+    response_class=Response,
+)
+async def plot(
+    name: str,
+    kind: Literal["class_distribution", "sizes", "colour", "sharpness", "samples"],
+    version: int | None = Query(None, ge=1, description="Default: the latest version."),
+    sample: int | None = Query(None, ge=1, description="Measure at most this many images per class."),
+    state: AppState = Depends(get_state),
+) -> Response:
+    png = await run_in_threadpool(dataset_plot, state.settings, state.catalog, state.store, name, kind, version, sample)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})

@@ -1,0 +1,219 @@
+"""A small client for the leafdoc API, shared by the web page (/ui) and the desktop app.
+
+Both apps talk to the service through this one class, so they show the same answers, datasets and model
+versions. Every failure is an `ApiError` whose message a person can read (server down, wrong token,
+bad photo), with the server's own hint when it sent one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+UPLOAD_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+
+
+class ApiError(Exception):
+    """What went wrong talking to the server, in plain words."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.status, self.code = message, hint, status, code
+
+    def __str__(self) -> str:
+        return self.message + (f"\n{self.hint}" if self.hint else "")
+
+
+class LeafdocClient:
+    def __init__(self, base_url: str, admin_token: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT):
+        self.base_url = base_url.rstrip("/")
+        self.admin_token = admin_token or None
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LeafdocClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def _headers(self, admin: bool) -> dict[str, str]:
+        if not admin:
+            return {}
+        if not self.admin_token:
+            raise ApiError("This needs the admin token.", hint="Enter the server's admin token (LEAFDOC_ADMIN_TOKEN).")
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def request(
+        self, method: str, path: str, *, admin: bool = False, headers: dict | None = None, **kwargs
+    ) -> httpx.Response:
+        try:
+            r = self._http.request(method, path, headers={**self._headers(admin), **(headers or {})}, **kwargs)
+        except httpx.TimeoutException:
+            raise ApiError(
+                f"The leafdoc server at {self.base_url} did not answer in time.",
+                hint="It may be busy (training?); try again in a moment.",
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"Cannot reach the leafdoc server at {self.base_url} ({exc.__class__.__name__}).",
+                hint="Check that it is running (`leafdoc serve`) and that the address is right.",
+            ) from None
+        if r.status_code >= 400:
+            raise _error_from(r)
+        return r
+
+    def get_json(self, path: str, *, admin: bool = False, **params) -> Any:
+        params = {k: v for k, v in params.items() if v is not None}
+        return self.request("GET", path, admin=admin, params=params).json()
+
+    # ---- diagnosis ---------------------------------------------------------------------------
+
+    def predict(self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None) -> dict:
+        return self._post_image("/v1/predict", image, filename, top_k)
+
+    def explain(self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None) -> dict:
+        """The diagnosis plus `overlay_png` (base64): the heat map of where the model looked."""
+        return self._post_image("/v1/explain", image, filename, top_k)
+
+    def predict_batch(self, images: list[tuple[str, bytes]], top_k: int | None = None) -> dict:
+        files = [("files", (name, data, "application/octet-stream")) for name, data in images]
+        params = {"top_k": top_k} if top_k else {}
+        return self.request("POST", "/v1/predict/batch", files=files, params=params).json()
+
+    def _post_image(self, path: str, image: bytes, filename: str, top_k: int | None) -> dict:
+        params = {"top_k": top_k} if top_k else {}
+        files = {"file": (Path(filename).name or "photo.jpg", image, "application/octet-stream")}
+        return self.request("POST", path, files=files, params=params).json()
+
+    # ---- service state -----------------------------------------------------------------------
+
+    def ready(self) -> dict:
+        try:
+            return self.request("GET", "/readyz").json()
+        except ApiError as exc:
+            if exc.status == 503:  # not ready yet: its body still says why
+                return {"ready": False, "checks": {"server": exc.message}, "model_version": None}
+            raise
+
+    def datasets(self) -> list[dict]:
+        return self.get_json("/v1/datasets")["datasets"]
+
+    def dataset_stats(self, name: str, version: int | None = None, sample: int | None = None) -> dict:
+        return self.get_json(f"/v1/datasets/{name}/stats", version=version, sample=sample)
+
+    def dataset_plot(self, name: str, kind: str, version: int | None = None, sample: int | None = None) -> bytes:
+        """PNG bytes; kind is class_distribution, sizes, colour, sharpness or samples."""
+        params = {k: v for k, v in {"version": version, "sample": sample}.items() if v is not None}
+        return self.request("GET", f"/v1/datasets/{name}/plots/{kind}.png", params=params).content
+
+    def models(self) -> dict:
+        """{serving_version, models: [...], history: [...]}"""
+        return self.get_json("/v1/models")
+
+    def model(self, version: int) -> dict:
+        return self.get_json(f"/v1/models/{version}")
+
+    # ---- admin -------------------------------------------------------------------------------
+
+    def check_token(self) -> None:
+        """Raises ApiError if the admin token is missing or wrong."""
+        self.get_json("/v1/uploads", admin=True, limit=1)
+
+    def upload(
+        self,
+        path: Path,
+        dataset: str | None = None,
+        label: str | None = None,
+        retrain: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> dict:
+        """Send a zip of class folders (or a folder, zipped on the fly) as one bulk upload.
+
+        `on_progress(sent_bytes, total_bytes)` is called while the body goes out.
+        """
+        path = Path(path)
+        if path.is_dir():
+            data = zip_folder(path)
+            name = path.name + ".zip"
+        elif path.is_file():
+            data = path.read_bytes()
+            name = path.name
+        else:
+            raise ApiError(f"{path}: no such file or folder.", hint="Pick a zip of class folders, or a folder.")
+        params = {k: v for k, v in {"dataset": dataset, "label": label}.items() if v}
+        if retrain:
+            params["retrain"] = "true"
+        boundary = "leafdoc-upload-boundary-7f3a"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        total = len(head) + len(data) + len(tail)
+
+        def body() -> Iterator[bytes]:
+            sent = 0
+            for chunk in (head, *(data[i : i + 256 * 1024] for i in range(0, len(data), 256 * 1024)), tail):
+                yield chunk
+                sent += len(chunk)
+                if on_progress:
+                    on_progress(sent, total)
+
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total)}
+        r = self.request(
+            "POST", "/v1/uploads", admin=True, params=params, content=body(), headers=headers, timeout=UPLOAD_TIMEOUT
+        )
+        return r.json()
+
+    def start_training(self, dataset: str | None = None, warm_start: bool = True, options: dict | None = None) -> dict:
+        body: dict[str, Any] = {"warm_start": warm_start, "options": options or {}}
+        if dataset:
+            body["dataset"] = dataset
+        return self.request("POST", "/v1/training-jobs", admin=True, json=body).json()
+
+    def jobs(self, limit: int = 20) -> list[dict]:
+        return self.get_json("/v1/training-jobs", admin=True, limit=limit)["jobs"]
+
+    def job(self, job_id: str) -> dict:
+        return self.get_json(f"/v1/training-jobs/{job_id}", admin=True)
+
+    def promote(self, version: int, reason: str | None = None) -> dict:
+        return self.request("POST", f"/v1/models/{version}/promote", admin=True, json={"reason": reason}).json()
+
+    def rollback(self, reason: str | None = None) -> dict:
+        return self.request("POST", "/v1/models/rollback", admin=True, json={"reason": reason}).json()
+
+
+def _error_from(r: httpx.Response) -> ApiError:
+    try:
+        body = r.json()
+    except (json.JSONDecodeError, ValueError):
+        body = {}
+    if isinstance(body, dict) and "message" in body:
+        return ApiError(body["message"], body.get("hint"), r.status_code, body.get("error"))
+    text = r.text.strip()[:200] or r.reason_phrase
+    return ApiError(f"The server answered {r.status_code}: {text}", status=r.status_code)
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A folder of class folders as zip bytes (relative paths only; symlinks are not followed)."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                zf.write(p, p.relative_to(folder).as_posix())
+    return buf.getvalue()

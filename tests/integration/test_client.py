@@ -1,0 +1,85 @@
+"""leafdoc.client against a real `leafdoc serve`: what the web page and the desktop app rely on."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES
+from tests.live_server import free_port
+
+from leafdoc.client import ApiError, LeafdocClient, zip_folder
+
+
+@pytest.fixture
+def client(live_server):
+    with LeafdocClient(live_server.base, admin_token=live_server.token) as c:
+        yield c
+
+
+def leaf_bytes() -> bytes:
+    return sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10].read_bytes()
+
+
+def test_predict_explain_and_batch(client):
+    a = client.predict(leaf_bytes(), "leaf.jpg", top_k=2)
+    assert a["file"] == "leaf.jpg" and len(a["top_k"]) == 2 and a["label"] in TINY_CLASSES
+    e = client.explain(leaf_bytes(), "leaf.jpg")
+    assert e["overlay_png"] and e["explained_label"] in TINY_CLASSES
+    b = client.predict_batch([("a.jpg", leaf_bytes()), ("bad.jpg", b"not an image")])
+    assert b["results"][0]["prediction"]["label"] in TINY_CLASSES
+    assert b["results"][1]["error"]["error"] == "bad_image"
+
+
+def test_bad_photo_is_a_readable_error(client):
+    with pytest.raises(ApiError) as err:
+        client.predict(b"\x89PNG but not really", "broken.png")
+    assert err.value.status == 422 and "broken.png" in err.value.message
+
+
+def test_datasets_stats_and_plots(client):
+    [ds] = [d for d in client.datasets() if d["name"] == "tiny"]
+    stats = client.dataset_stats("tiny", sample=3)
+    assert set(stats["class_counts"]) == set(TINY_CLASSES)
+    for kind in ("class_distribution", "sizes", "colour", "sharpness", "samples"):
+        png = client.dataset_plot("tiny", kind, sample=3)
+        img = Image.open(io.BytesIO(png))
+        assert img.format == "PNG" and img.width > 200, kind
+    with pytest.raises(ApiError) as err:
+        client.dataset_plot("no-such-dataset", "sizes")
+    assert err.value.status == 404
+    assert ds["latest"] >= 1
+
+
+def test_admin_token_checked(live_server):
+    with LeafdocClient(live_server.base, admin_token="wrong") as c, pytest.raises(ApiError) as err:
+        c.check_token()
+    assert err.value.status == 401 and "wrong" in str(err.value)
+    with LeafdocClient(live_server.base) as c, pytest.raises(ApiError) as err:
+        c.jobs()
+    assert "admin token" in err.value.message
+    with LeafdocClient(live_server.base, admin_token=live_server.token) as c:
+        c.check_token()  # no error
+
+
+def test_upload_folder_with_progress(client, tmp_path):
+    folder = tmp_path / "new"
+    for cls in TINY_CLASSES[:2]:
+        (folder / cls).mkdir(parents=True)
+        for f in sorted((PLANTVILLAGE / cls).iterdir())[20:22]:
+            (folder / cls / f.name).write_bytes(f.read_bytes())
+    (folder / TINY_CLASSES[0] / "notes.txt").write_text("not a photo")
+    seen = []
+    up = client.upload(folder, dataset="client-upload", on_progress=lambda sent, total: seen.append((sent, total)))
+    assert up["added"] == 4 and up["dataset"] == "client-upload"
+    assert [r["file"].endswith("notes.txt") for r in up["rejected"]] == [True]
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert {n for n in zipfile.ZipFile(io.BytesIO(zip_folder(folder))).namelist()} >= {f"{TINY_CLASSES[0]}/notes.txt"}
+
+
+def test_server_down_is_a_readable_error():
+    with LeafdocClient(f"http://127.0.0.1:{free_port()}") as c, pytest.raises(ApiError) as err:
+        c.models()
+    assert "Cannot reach the leafdoc server" in err.value.message and "leafdoc serve" in err.value.hint

@@ -1,0 +1,103 @@
+"""A real `leafdoc serve` process for tests that talk HTTP (the client, the web page, the desktop app).
+
+It serves a copy of the session's tiny model whose abstention threshold is lowered so that it answers
+(the tiny model is barely better than chance, so its calibrated threshold abstains on almost everything),
+holds the admin token, and has a small real dataset ingested, so every tab has something to show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+TOKEN = "live-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def answering_copy(model_dir: Path, dest: Path, min_confidence: float = 0.0) -> Path:
+    """A copy of a model folder whose card answers above `min_confidence` (no OOD thresholds)."""
+    shutil.copytree(model_dir, dest)
+    card = json.loads((dest / "card.json").read_text())
+    card["abstain"] = {"min_confidence": min_confidence}
+    card.pop("ood", None)
+    (dest / "card.json").write_text(json.dumps(card))
+    return dest
+
+
+@dataclass
+class LiveServer:
+    base: str
+    proc: subprocess.Popen
+    home: Path
+    log: Path
+    token: str = TOKEN
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(root: Path, model_dir: Path, dataset: Path | None = None, **env_extra: str) -> LiveServer:
+    """Start `leafdoc serve` on a free port with its data home under root; ingest `dataset` as `tiny` first."""
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "home"
+    env = {
+        **os.environ,
+        "LEAFDOC_HOME": str(home),
+        "LEAFDOC_MODEL_DIR": str(model_dir),
+        "LEAFDOC_ADMIN_TOKEN": TOKEN,
+        "LEAFDOC_DEFAULT_DATASET": "tiny",
+        "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
+        "LEAFDOC_MODEL_CHECK_SECONDS": "0",
+        **env_extra,
+    }
+    exe = Path(sys.executable).with_name("leafdoc")
+    if dataset is not None:
+        subprocess.run(
+            [str(exe), "ingest", str(dataset), "--dataset", "tiny"], env=env, check=True, capture_output=True
+        )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = root / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = LiveServer(base, proc, home, log)
+    try:
+        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, "the server to be ready")
+    except AssertionError:
+        server.stop()
+        raise AssertionError("leafdoc serve did not start:\n" + log.read_text()[-3000:]) from None
+    return server
