@@ -32,7 +32,9 @@ class PredictAnswer(BaseModel):
     confidence: float = Field(description="Probability of the most likely label.")
     top_k: list[LabelScore]
     abstained: bool
-    reason: Literal["unsure", "poor_photo"] | None = Field(None, description="Why the model abstained.")
+    reason: Literal["poor_photo", "not_a_leaf", "unsure"] | None = Field(
+        None, description="Why the model abstained: poor_photo, not_a_leaf or unsure."
+    )
     message: str | None = Field(None, description="The abstention explained for a person.")
     candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
     min_confidence: float = Field(description="The model's calibrated confidence threshold.")
