@@ -613,6 +613,26 @@ def _print_experiment(r: dict) -> None:
     out.print(f"MLflow: {esc(r['tracking_uri'])}")
 
 
+@app.command()
+def desktop(
+    server: Annotated[
+        str | None,
+        typer.Option(help="URL of a leafdoc server (default: start a built-in one, stopped when the window closes)."),
+    ] = None,
+):
+    """Open the desktop app: diagnose photos, look at datasets, upload photos and retrain."""
+    try:
+        from leafdoc.desktop.app import run
+    except ImportError as exc:
+        if not (exc.name or "").startswith(("PySide6", "shiboken6")):
+            raise
+        raise LeafdocError(
+            f"The desktop app needs PySide6, which is not installed ({exc}).",
+            hint="Install it with: pip install 'leafdoc[desktop]'",
+        ) from None
+    raise typer.Exit(run(server))
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

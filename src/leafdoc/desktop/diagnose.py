@@ -1,0 +1,461 @@
+"""Diagnose tab: drop or pick leaf photos; each gets its diagnosis, confidence bars and heat map.
+
+Every photo is sent to the server's /v1/explain (diagnosis + heat map in one answer) from a worker
+thread. When the model abstains, the card says so in the server's own words and asks for a clearer
+photo. Each answer also goes into this session's history, which can be saved as CSV.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QImageReader
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from leafdoc.client import LeafdocClient
+from leafdoc.desktop import dialogs
+from leafdoc.desktop.prefs import get_int, get_str
+from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
+from leafdoc.fsutil import atomic_write_bytes
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
+HISTORY_COLUMNS = ["Time", "Photo", "Diagnosis", "Confidence", "Answer", "Model"]
+CSV_FIELDS = [
+    "time",
+    "file",
+    "path",
+    "diagnosis",
+    "confidence",
+    "abstained",
+    "reason",
+    "message",
+    "top_k",
+    "model_version",
+]
+UNSURE_TITLE = "Not sure — please take a clearer photo"
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become the photos inside them (sorted). Runs in a worker."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def load_thumbnail(data: bytes, size: int = THUMB) -> QImage:
+    """Decode (EXIF orientation applied) and scale down; a null QImage when Qt cannot read it."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    buf = QBuffer()
+    buf.setData(QByteArray(data))
+    buf.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buf)
+    reader.setAutoTransform(True)
+    image = reader.read()
+    if image.isNull():
+        return image
+    if image.width() > size or image.height() > size:
+        image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    return image
+
+
+def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> dict:
+    """Worker: read the photo, show it (progress), ask the server; returns the answer + overlay QImage."""
+    data = path.read_bytes()
+    progress("photo", load_thumbnail(data))
+    answer = client.explain(data, path.name, top_k=top_k)
+    overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))
+    answer.pop("heatmap", None)
+    answer["overlay"] = overlay
+    return answer
+
+
+class ResultCard(QFrame):
+    """One photo: the photo, the heat map, and the answer."""
+
+    def __init__(self, path: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.path = path
+        self.answer: dict | None = None
+        self.error: str | None = None
+        self.setObjectName("resultCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#resultCard { background: white; border: 1px solid #d0d7d0; border-radius: 6px; }")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setSpacing(12)
+        self.photo = ImageView("Loading the photo…", QSize(180, 180))
+        self.photo.setFixedSize(200, 200)
+        self.heatmap = ImageView("The heat map appears here", QSize(180, 180))
+        self.heatmap.setFixedSize(200, 200)
+        self.heatmap.setToolTip("Where the model looked: red areas weighed most in its diagnosis.")
+        photo_box, heat_box = QVBoxLayout(), QVBoxLayout()
+        photo_box.addWidget(self.photo)
+        photo_box.addWidget(_caption("Your photo"))
+        heat_box.addWidget(self.heatmap)
+        self.heat_caption = _caption("Where the model looked")
+        heat_box.addWidget(self.heat_caption)
+        layout.addLayout(photo_box)
+        layout.addLayout(heat_box)
+
+        right = QVBoxLayout()
+        right.setSpacing(6)
+        self.title = QLabel("Diagnosing…")
+        self.title.setObjectName("diagnosis")
+        self.title.setWordWrap(True)
+        self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #1d5e33;")
+        self.subtitle = QLabel(path.name)
+        self.subtitle.setStyleSheet("color: #555;")
+        self.subtitle.setWordWrap(True)
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
+        self.bars_box = QVBoxLayout()
+        self.bars_box.setSpacing(4)
+        self.bars: list[ConfidenceBar] = []
+        right.addWidget(self.title)
+        right.addWidget(self.subtitle)
+        right.addWidget(self.notice)
+        right.addLayout(self.bars_box)
+        right.addStretch(1)
+        layout.addLayout(right, 1)
+
+    def show_photo(self, image: QImage) -> None:
+        self.photo.set_image(image, placeholder="No preview for this file type")
+
+    def show_answer(self, answer: dict) -> None:
+        self.answer = answer
+        abstained = bool(answer.get("abstained"))
+        if abstained:
+            self.title.setText(UNSURE_TITLE)
+            self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #9a5b00;")
+            message = answer.get("message") or "The model is not sure about this photo."
+            self._notice(message, "#fff4e0", "#e0a040")
+        else:
+            self.title.setText(pretty_label(answer.get("label")))
+        version = answer.get("model_version")
+        self.subtitle.setText(f"{self.path.name} · model version {version}")
+        top = answer.get("top_k") or []
+        for i, item in enumerate(top):
+            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0 and not abstained))
+            self.bars.append(bar)
+            self.bars_box.addWidget(bar)
+        overlay = answer.get("overlay")
+        self.heatmap.set_image(overlay, placeholder="No heat map")
+        explained = answer.get("explained_label")
+        if explained:
+            self.heat_caption.setText(f"Where the model looked for “{pretty_label(explained)}”")
+            self.heat_caption.setToolTip(explained)
+
+    def show_error(self, text: str) -> None:
+        self.error = text
+        self.title.setText("Could not diagnose this photo")
+        self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #a02020;")
+        self._notice(text, "#fde8e8", "#d07070")
+        self.heatmap.set_message("")
+        if not self.photo.has_image():
+            self.photo.set_message("No preview")
+
+    def _notice(self, text: str, background: str, border: str) -> None:
+        self.notice.setText(text)
+        self.notice.setStyleSheet(
+            f"QLabel {{ background: {background}; border: 1px solid {border}; border-radius: 4px; padding: 6px; }}"
+        )
+        self.notice.setVisible(True)
+
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setMaximumWidth(200)
+    label.setStyleSheet("color: #555; font-size: 9pt;")
+    return label
+
+
+class DropZone(QFrame):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("dropZone")
+        self._style(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 14)
+        text = QLabel(
+            "<b>Drop leaf photos here</b> (or a folder of them)<br>"
+            "<span style='color:#555'>One leaf per photo, in daylight, filling most of the picture.</span>"
+        )
+        text.setTextFormat(Qt.TextFormat.RichText)
+        self.pick = QPushButton("Choose photos…")
+        self.pick.setMinimumHeight(34)
+        layout.addWidget(text, 1)
+        layout.addWidget(self.pick)
+
+    def highlight(self, on: bool) -> None:
+        self._style(on)
+
+    def _style(self, on: bool) -> None:
+        colour = "#3a9d5d" if on else "#9bbfa6"
+        background = "#e6f4ea" if on else "#f4faf5"
+        self.setStyleSheet(
+            f"#dropZone {{ border: 2px dashed {colour}; border-radius: 8px; background: {background}; }}"
+        )
+
+
+class DiagnoseTab(QWidget):
+    def __init__(self, window):
+        super().__init__()
+        self.window_ = window
+        self.session, self.tasks, self.settings = window.session, window.tasks, window.settings
+        self.cards: list[ResultCard] = []
+        self.history: list[dict] = []
+        self._pending = 0
+        self._batch_errors: list[tuple[str, BaseException]] = []
+        self._batch_size = 0
+        self.setAcceptDrops(True)
+
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.drop_zone = DropZone()
+        self.drop_zone.pick.clicked.connect(self.pick_photos)
+        top.addWidget(self.drop_zone, 1)
+        k_box = QVBoxLayout()
+        k_box.addWidget(QLabel("Answers to show"))
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 10)
+        self.top_k.setValue(get_int(self.settings, "diagnose/top_k", 3))
+        self.top_k.setToolTip("How many possible diagnoses to list for each photo, most likely first.")
+        self.top_k.valueChanged.connect(lambda v: self.settings.setValue("diagnose/top_k", v))
+        k_box.addWidget(self.top_k)
+        top.addLayout(k_box)
+        layout.addLayout(top)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.cards_widget = QWidget()
+        self.cards_layout = QVBoxLayout(self.cards_widget)
+        self.cards_layout.setSpacing(10)
+        self.empty_hint = QLabel("Your diagnoses will appear here, newest first.")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setStyleSheet("color: #777; font-size: 11pt; padding: 30px;")
+        self.cards_layout.addWidget(self.empty_hint)
+        self.cards_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.cards_widget)
+        splitter.addWidget(scroll)
+
+        history_box = QGroupBox("History of this session")
+        hl = QVBoxLayout(history_box)
+        self.table = QTableWidget(0, len(HISTORY_COLUMNS))
+        self.table.setHorizontalHeaderLabels(HISTORY_COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        hl.addWidget(self.table)
+        buttons = QHBoxLayout()
+        self.save_csv_button = QPushButton("Save history as CSV…")
+        self.save_csv_button.clicked.connect(self.save_history)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear)
+        buttons.addStretch(1)
+        buttons.addWidget(self.clear_button)
+        buttons.addWidget(self.save_csv_button)
+        hl.addLayout(buttons)
+        splitter.addWidget(history_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout.addWidget(splitter, 1)
+
+    # ---- adding photos -----------------------------------------------------------------------
+
+    def pick_photos(self) -> None:
+        start = get_str(self.settings, "folders/photos", str(Path.home()))
+        names, _ = QFileDialog.getOpenFileNames(
+            self, "Choose leaf photos", start, "Photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
+        )
+        if names:
+            self.add_paths([Path(n) for n in names])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+            self.drop_zone.highlight(True)
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self.drop_zone.highlight(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self.drop_zone.highlight(False)
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+
+    def add_paths(self, paths: list[Path]) -> None:
+        """Diagnose these photos (folders: the photos inside them)."""
+        if self.session.client is None or not self.session.is_connected:
+            dialogs.show_error(
+                self,
+                "Not connected",
+                "The app is not connected to a leafdoc server yet.",
+                hint="Wait until the status bar says it is connected, or pick a server in the Server menu.",
+            )
+            return
+        self.settings.setValue("folders/photos", str(paths[0] if paths[0].is_dir() else paths[0].parent))
+        self.tasks.run(expand_paths, list(paths), on_done=self._diagnose_all)
+
+    def _diagnose_all(self, files: list[Path]) -> None:
+        if not files:
+            dialogs.show_error(self, "No photos", "There are no photos in what you picked.")
+            return
+        client, top_k = self.session.client, self.top_k.value()
+        if client is None:
+            return
+        if self._pending == 0:
+            self._batch_errors, self._batch_size = [], 0
+        self.empty_hint.setVisible(False)
+        for path in files:
+            card = ResultCard(path)
+            self.cards.append(card)
+            self.cards_layout.insertWidget(0, card)
+            self._pending += 1
+            self._batch_size += 1
+            self.tasks.run(
+                diagnose_file,
+                client,
+                path,
+                top_k,
+                on_progress=lambda what, image, card=card: card.show_photo(image),
+                on_done=lambda answer, card=card: self._answered(card, answer),
+                on_error=lambda exc, card=card: self._failed(card, exc),
+                on_finally=self._one_done,
+            )
+
+    def _answered(self, card: ResultCard, answer: dict) -> None:
+        card.show_answer(answer)
+        top = answer.get("top_k") or []
+        row = {
+            "time": datetime.now().isoformat(timespec="seconds"),
+            "file": card.path.name,
+            "path": str(card.path),
+            "diagnosis": answer.get("label") or "",
+            "confidence": f"{float(answer.get('confidence') or 0):.4f}",
+            "abstained": "yes" if answer.get("abstained") else "no",
+            "reason": answer.get("reason") or "",
+            "message": answer.get("message") or "",
+            "top_k": "; ".join(f"{t['label']}={float(t['probability']):.4f}" for t in top),
+            "model_version": answer.get("model_version", ""),
+        }
+        self.history.append(row)
+        self._add_history_row(row)
+
+    def _add_history_row(self, row: dict) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        answer = f"not sure ({row['reason']})" if row["abstained"] == "yes" else "diagnosed"
+        cells = [
+            row["time"].replace("T", " "),
+            row["file"],
+            pretty_label(row["diagnosis"]) or "—",
+            f"{float(row['confidence']):.1%}",
+            answer,
+            str(row["model_version"]),
+        ]
+        for c, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            if c == 2:
+                item.setToolTip(row["diagnosis"])
+            if c == 4 and row["message"]:
+                item.setToolTip(row["message"])
+            self.table.setItem(r, c, item)
+        self.table.scrollToBottom()
+
+    def _failed(self, card: ResultCard, exc: BaseException) -> None:
+        text, hint = dialogs.describe(exc)
+        card.show_error(text + (f"\n{hint}" if hint else ""))
+        self._batch_errors.append((card.path.name, exc))
+
+    def _one_done(self) -> None:
+        self._pending -= 1
+        if self._pending > 0 or not self._batch_errors:
+            return
+        errors, total = self._batch_errors, self._batch_size
+        self._batch_errors = []
+        if len(errors) == 1:
+            dialogs.show_error(self, "Could not diagnose a photo", errors[0][1])
+            return
+        lines = "\n".join(f"• {name}: {dialogs.describe(exc)[0]}" for name, exc in errors)
+        dialogs.show_error(
+            self,
+            "Could not diagnose some photos",
+            f"{len(errors)} of {total} photos could not be diagnosed:\n{lines}",
+            hint="Check that each file is a photo (JPEG or PNG) and try again.",
+        )
+
+    def clear(self) -> None:
+        for card in self.cards:
+            card.setParent(None)
+            card.deleteLater()
+        self.cards.clear()
+        self.history.clear()
+        self.table.setRowCount(0)
+        self.empty_hint.setVisible(True)
+
+    # ---- saving the history ------------------------------------------------------------------
+
+    def history_csv(self) -> bytes:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        return buf.getvalue().encode("utf-8")
+
+    def save_history(self) -> None:
+        if not self.history:
+            dialogs.show_error(self, "Nothing to save", "There is no diagnosis in this session's history yet.")
+            return
+        folder = get_str(self.settings, "folders/save", str(Path.home()))
+        default = str(Path(folder) / f"leafdoc-diagnoses-{datetime.now():%Y%m%d-%H%M}.csv")
+        name, _ = QFileDialog.getSaveFileName(self, "Save the history as CSV", default, "CSV files (*.csv)")
+        if not name:
+            return
+        path = Path(name)
+        if path.suffix.lower() != ".csv":
+            path = path.with_name(path.name + ".csv")
+        self.settings.setValue("folders/save", str(path.parent))
+        self.tasks.run(
+            atomic_write_bytes,
+            path,
+            self.history_csv(),
+            on_done=lambda _: self.window_.flash(f"Saved {len(self.history)} diagnoses to {path}"),
+            on_error=lambda exc: dialogs.show_error(self, "Could not save the history", exc),
+        )

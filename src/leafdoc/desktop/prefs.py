@@ -1,0 +1,88 @@
+"""What the app remembers between runs (QSettings) and where it keeps admin tokens (the OS keyring).
+
+The settings file is the platform's usual place unless `LEAFDOC_DESKTOP_SETTINGS` (or the
+`settings_path` argument) names an INI file: tests and portable installs use that.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from PySide6.QtCore import QSettings
+
+SETTINGS_ENV = "LEAFDOC_DESKTOP_SETTINGS"
+KEYRING_SERVICE = "leafdoc-desktop"
+
+
+def open_settings(path: str | Path | None = None) -> QSettings:
+    path = path or os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, "leafdoc", "leafdoc-desktop")
+
+
+def get_int(settings: QSettings, key: str, default: int) -> int:
+    try:
+        return int(settings.value(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def get_str(settings: QSettings, key: str, default: str = "") -> str:
+    value = settings.value(key, default)
+    return value if isinstance(value, str) else default
+
+
+class TokenStore:
+    """Admin tokens per server: the OS keyring when there is one, else the settings file.
+
+    A machine without a keyring backend (a headless Linux box, a minimal desktop) is normal, not an
+    error: the token then lives in the settings file, readable only by this user.
+    """
+
+    def __init__(self, settings: QSettings):
+        self.settings = settings
+        self.last_place = ""  # "keyring" or "settings": where the last token was kept
+
+    @staticmethod
+    def _key(server: str) -> str:
+        return "admin_tokens/" + quote(server.rstrip("/"), safe="")
+
+    def get(self, server: str) -> str | None:
+        token = _keyring_call("get_password", KEYRING_SERVICE, server.rstrip("/"))
+        if token:
+            return token
+        value = self.settings.value(self._key(server))
+        return value if isinstance(value, str) and value else None
+
+    def set(self, server: str, token: str) -> str:
+        """Keep the token; returns where: "keyring" or "settings"."""
+        if _keyring_call("set_password", KEYRING_SERVICE, server.rstrip("/"), token, ok=True):
+            self.settings.remove(self._key(server))
+            self.last_place = "keyring"
+        else:
+            self.settings.setValue(self._key(server), token)
+            self.last_place = "settings"
+        self.settings.sync()
+        return self.last_place
+
+    def forget(self, server: str) -> None:
+        _keyring_call("delete_password", KEYRING_SERVICE, server.rstrip("/"))
+        self.settings.remove(self._key(server))
+        self.settings.sync()
+
+
+def _keyring_call(name: str, *args, ok: bool = False):
+    """Call keyring.<name>; None (or False) when there is no keyring or it refuses, quietly."""
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        return False if ok else None
+    try:
+        result = getattr(keyring, name)(*args)
+    except (keyring.errors.KeyringError, RuntimeError, OSError):
+        return False if ok else None
+    return True if ok else result

@@ -1,0 +1,95 @@
+"""Small widgets shared by the tabs: a picture that scales to its box, confidence bars, labels."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
+
+
+def pretty_label(label: str | None) -> str:
+    """'Corn_(maize)___Common_rust_' -> 'Corn (maize) — Common rust' (PlantVillage's plant___disease)."""
+    if not label:
+        return ""
+    plant, sep, disease = label.partition("___")
+    clean = [" ".join(part.replace("_", " ").split()) for part in (plant, disease)]
+    return f"{clean[0]} — {clean[1]}" if sep else clean[0]
+
+
+class ImageView(QLabel):
+    """Shows an image scaled to fit, keeping its aspect ratio; text when there is none."""
+
+    def __init__(self, placeholder: str = "", min_size: QSize = QSize(120, 120), parent: QWidget | None = None):
+        super().__init__(parent)
+        self._pixmap = QPixmap()
+        self._placeholder = placeholder
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(min_size)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setWordWrap(True)
+        self.setStyleSheet("QLabel { color: #666; }")
+        self.setText(placeholder)
+
+    def set_image(self, image: QImage | QPixmap | None, placeholder: str | None = None) -> None:
+        if image is None or image.isNull():
+            self._pixmap = QPixmap()
+            self.clear()
+            self.setText(self._placeholder if placeholder is None else placeholder)
+            return
+        self._pixmap = image if isinstance(image, QPixmap) else QPixmap.fromImage(image)
+        self._rescale()
+
+    def set_message(self, text: str) -> None:
+        self._pixmap = QPixmap()
+        self.clear()
+        self.setText(text)
+
+    def source_pixmap(self) -> QPixmap:
+        return self._pixmap
+
+    def has_image(self) -> bool:
+        return not self._pixmap.isNull()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap.isNull():
+            return
+        size = self.contentsRect().size()
+        if size.width() < 2 or size.height() < 2:
+            return
+        scaled = self._pixmap.scaled(
+            size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        self.setPixmap(scaled)
+
+
+class ConfidenceBar(QWidget):
+    """A label and how sure the model is of it, as a bar with the percentage."""
+
+    def __init__(self, label: str, probability: float, highlight: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label, self.probability = label, probability
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.name = QLabel(pretty_label(label))
+        self.name.setToolTip(label)
+        self.name.setMinimumWidth(220)
+        self.name.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        if highlight:
+            self.name.setStyleSheet("font-weight: bold;")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(round(max(0.0, min(1.0, probability)) * 1000))
+        self.bar.setFormat(f"{probability:.1%}")
+        self.bar.setTextVisible(True)
+        self.bar.setFixedWidth(200)
+        colour = "#3a9d5d" if highlight else "#8fb9a0"
+        self.bar.setStyleSheet(
+            "QProgressBar { border: 1px solid #bbb; border-radius: 3px; background: #f4f4f4; text-align: center; }"
+            f"QProgressBar::chunk {{ background: {colour}; }}"
+        )
+        layout.addWidget(self.name, 1)
+        layout.addWidget(self.bar)

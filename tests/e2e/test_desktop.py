@@ -1,0 +1,407 @@
+"""The desktop app (`leafdoc desktop`) as a person uses it, against real `leafdoc serve` processes.
+
+Qt runs offscreen. Dialogs are real QMessageBoxes, read from the screen's top-level windows; only the
+blocking ones (file pickers, the token prompt, yes/no questions) are answered by monkeypatching.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never read or write the real keyring of whoever runs the tests: with no backend the app falls back
+# to its settings file, which is what a headless machine does anyway.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
+import csv  # noqa: E402
+import io  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder  # noqa: E402
+from tests.live_server import answering_copy, free_port  # noqa: E402
+
+pytest.importorskip("PySide6.QtWidgets")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+
+from leafdoc.desktop import dialogs  # noqa: E402
+from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
+from leafdoc.desktop.prefs import TokenStore, open_settings  # noqa: E402
+from leafdoc.desktop.widgets import pretty_label  # noqa: E402
+from leafdoc.desktop.window import MainWindow  # noqa: E402
+
+SLOW = 60_000  # ms: two shared cores, other engineers' tests beside ours
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def open_window(qtbot, server: str | None, settings: Path, wait: bool = True) -> MainWindow:
+    window = MainWindow(server, settings_path=settings)
+    qtbot.addWidget(window)
+    window.show()
+    if wait:
+        qtbot.waitUntil(lambda: window.session.is_connected, timeout=SLOW * 2)
+    return window
+
+
+def error_dialogs() -> list[QMessageBox]:
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+
+
+def next_error(qtbot, timeout: int = SLOW) -> tuple[str, str, str]:
+    """Wait for the app's next error dialog; returns (title, text, what to do) and closes it."""
+    qtbot.waitUntil(lambda: bool(error_dialogs()), timeout=timeout)
+    box = error_dialogs()[0]
+    seen = (box.windowTitle(), box.text(), box.informativeText())
+    box.close()
+    qtbot.waitUntil(lambda: box not in error_dialogs(), timeout=5000)
+    return seen
+
+
+def drop_files(widget, paths: list[Path]) -> None:
+    """What the window system delivers when photos are dragged from a file manager and dropped."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    widget.dropEvent(event)
+    assert event.isAccepted()
+
+
+def save_as(monkeypatch, path: Path) -> None:
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(path), "")))
+
+
+def answer_token(monkeypatch, token: str | None) -> list[str]:
+    asked: list[str] = []
+
+    def fake(parent, title, label, *args, **kwargs):
+        asked.append(label)
+        return (token or "", token is not None)
+
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(fake))
+    return asked
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(x) for x in (task / "children").read_text().split())
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())  # a zombie is gone too
+
+
+def upload_folder(tmp_path: Path, per_class: int = 2, offset: int = 30) -> Path:
+    """A small folder of class folders with photos the `tiny` dataset does not have, plus one non-photo."""
+    folder = tmp_path / "new-photos"
+    for cls in TINY_CLASSES[:2]:
+        (folder / cls).mkdir(parents=True)
+        for f in sorted((PLANTVILLAGE / cls).iterdir())[offset : offset + per_class]:
+            (folder / cls / f.name).write_bytes(f.read_bytes())
+    (folder / TINY_CLASSES[0] / "notes.txt").write_text("not a photo")
+    return folder
+
+
+@pytest.fixture
+def settings_file(tmp_path) -> Path:
+    return tmp_path / "desktop.ini"
+
+
+# ---- Diagnose ------------------------------------------------------------------------------------
+
+
+def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
+    qtbot, live_server, settings_file, tmp_path, monkeypatch
+):
+    window = open_window(qtbot, live_server.base, settings_file)
+    assert "model version" in window.connection_label.text()
+    tab = window.diagnose
+    tab.top_k.setValue(2)
+    leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]
+    dark = tmp_path / "in-the-dark.jpg"
+    Image.new("RGB", (200, 200), (3, 4, 3)).save(dark)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a photo")
+
+    drop_files(tab, [leaf, dark, broken])
+    qtbot.waitUntil(lambda: len(tab.cards) == 3 and all(c.answer or c.error for c in tab.cards), timeout=SLOW)
+    cards = {c.path.name: c for c in tab.cards}
+
+    good = cards[leaf.name]
+    assert good.answer["label"] in TINY_CLASSES and not good.answer["abstained"]
+    assert good.title.text() == pretty_label(good.answer["label"])
+    assert len(good.bars) == 2 and good.bars[0].label == good.answer["label"]
+    assert good.bars[0].bar.value() == round(good.answer["top_k"][0]["probability"] * 1000)
+    assert good.bars[0].bar.text().endswith("%")
+    assert good.photo.has_image() and good.heatmap.has_image()
+    assert good.heatmap.source_pixmap().width() >= 100  # the server's overlay, not a placeholder
+
+    unsure = cards[dark.name]
+    assert unsure.answer["abstained"] and unsure.answer["reason"] == "poor_photo"
+    assert unsure.title.text() == UNSURE_TITLE
+    assert unsure.notice.isVisible() and unsure.notice.text() == unsure.answer["message"]
+
+    bad = cards[broken.name]
+    assert bad.error and "broken.jpg" in bad.error
+    title, text, _ = next_error(qtbot)  # one dialog for the batch
+    assert title == "Could not diagnose a photo" and "broken.jpg" in text
+
+    assert tab.table.rowCount() == 2  # the answered ones
+    save_as(monkeypatch, tmp_path / "out" / "history")
+    tab.save_csv_button.click()
+    saved = tmp_path / "out" / "history.csv"
+    qtbot.waitUntil(saved.exists, timeout=10_000)
+    rows = {r["file"]: r for r in csv.DictReader(io.StringIO(saved.read_text()))}
+    assert rows[leaf.name]["diagnosis"] == good.answer["label"] and rows[leaf.name]["abstained"] == "no"
+    assert rows[dark.name]["abstained"] == "yes" and rows[dark.name]["reason"] == "poor_photo"
+    assert rows[leaf.name]["model_version"] == str(good.answer["model_version"])
+
+    # Settings persist: top-k, the photo folder and the window geometry are there on the next start.
+    window.resize(900, 650)
+    size = window.size()
+    window.close()
+    settings = open_settings(settings_file)
+    assert settings.value("diagnose/top_k") in (2, "2")
+    assert settings.value("folders/photos") == str(leaf.parent)
+    again = open_window(qtbot, live_server.base, settings_file, wait=False)
+    assert again.diagnose.top_k.value() == 2 and again.size() == size
+
+
+# ---- Dataset insights ----------------------------------------------------------------------------
+
+
+def test_dataset_tab_shows_plots_and_saves_png(qtbot, live_server, settings_file, tmp_path, monkeypatch):
+    window = open_window(qtbot, live_server.base, settings_file)
+    tab = window.dataset
+    window.tabs.setCurrentWidget(tab)  # loads the catalog when first shown
+    qtbot.waitUntil(lambda: tab.dataset_box.findData("tiny") >= 0, timeout=SLOW)
+    tab.dataset_box.setCurrentIndex(tab.dataset_box.findData("tiny"))
+    tab.sample.setValue(3)
+    tab._sample_changed()
+    qtbot.waitUntil(lambda: tab.plot.has_image() and "3 classes" in tab.summary.text(), timeout=SLOW)
+    assert "tiny v1" in tab.summary.text()
+
+    shown = {}
+    for row in range(tab.kinds.count()):  # every picture: balance, sizes, colour, sharpness, samples
+        tab.kinds.setCurrentRow(row)
+        qtbot.waitUntil(lambda: tab.plot.has_image() and tab.save_button.isEnabled(), timeout=SLOW)
+        shown[tab.selected_kind()] = tab.plot.source_pixmap().size().toTuple()
+    assert set(shown) == {"class_distribution", "sizes", "colour", "sharpness", "samples"}
+    assert all(w > 200 and h > 100 for w, h in shown.values())
+
+    tab.kinds.setCurrentRow(0)
+    qtbot.waitUntil(tab.save_button.isEnabled, timeout=SLOW)
+    save_as(monkeypatch, tmp_path / "balance.png")
+    tab.save_button.click()
+    qtbot.waitUntil((tmp_path / "balance.png").exists, timeout=10_000)
+    img = Image.open(tmp_path / "balance.png")
+    assert img.format == "PNG" and img.width > 200
+
+
+# ---- Retrain: token, upload, versions -------------------------------------------------------------
+
+
+def test_retrain_wrong_token_then_upload_with_progress_and_versions(
+    qtbot, live_server, settings_file, tmp_path, monkeypatch
+):
+    window = open_window(qtbot, live_server.base, settings_file)
+    tab = window.retrain
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.table.rowCount() >= 1, timeout=SLOW)
+    versions = [tab.table.item(r, 0).text() for r in range(tab.table.rowCount())]
+    assert "1" in versions and "version 1" in tab.serving_label.text()
+
+    tab.set_source(upload_folder(tmp_path))
+    tab.dataset_box.setEditText("desktop-upload")
+
+    asked = answer_token(monkeypatch, "not-the-token")
+    tab.upload_button.click()
+    title, text, hint = next_error(qtbot)
+    assert asked and title == "Admin token refused"
+    assert "admin token is wrong" in text.lower() and "asked again" in hint
+    assert window.session.client.admin_token is None and tab.last_upload is None
+
+    percents = []
+    tab.upload_bar.valueChanged.connect(percents.append)
+    asked = answer_token(monkeypatch, live_server.token)
+    tab.upload_button.click()
+    qtbot.waitUntil(lambda: tab.last_upload is not None, timeout=SLOW)
+    assert len(asked) == 1 and percents and percents[-1] == 100
+    up = tab.last_upload
+    assert up["added"] == 4 and up["dataset"] == "desktop-upload"
+    assert "4 new photos accepted" in tab.upload_result.text() and "1 rejected" in tab.upload_result.text()
+    assert tab.problems.isVisible() and tab.problems.rowCount() == 1
+    assert tab.problems.item(0, 0).text().endswith("notes.txt")
+    assert tab.problems.item(0, 1).text().startswith("rejected:")
+
+    # The same folder again: nothing new, every photo a duplicate, and no second question for the token.
+    tab.upload_button.click()
+    qtbot.waitUntil(lambda: tab.last_upload is not up, timeout=SLOW)
+    assert tab.last_upload["added"] == 0 and "4 duplicates" in tab.upload_result.text()
+    assert len(asked) == 1
+
+    # The token was kept (no keyring on this machine: in the settings file) and the next start uses it.
+    window.close()
+    assert TokenStore(open_settings(settings_file)).get(live_server.base) == live_server.token
+    again = open_window(qtbot, live_server.base, settings_file)
+    assert again.session.client.admin_token == live_server.token
+    assert "entered" in again.retrain.token_label.text()
+
+
+def test_server_down_is_a_readable_dialog(qtbot, settings_file, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    window = open_window(qtbot, url, settings_file, wait=False)
+    title, text, hint = next_error(qtbot)
+    assert title == "Cannot connect" and f"Cannot reach the leafdoc server at {url}" in text
+    assert "leafdoc serve" in hint
+    assert window.connection_label.text().startswith("Not connected")
+    window.diagnose.add_paths([tmp_path / "leaf.jpg"])
+    title, text, _ = next_error(qtbot)
+    assert title == "Not connected" and "not connected" in text
+
+
+# ---- the built-in server: promote, roll back, upload, retrain, stop ------------------------------
+
+
+def two_model_versions(home: Path, model: Path) -> None:
+    """A data home whose registry has version 1 serving and version 2 as a candidate (no training needed)."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import Registry
+    from leafdoc.settings import Settings
+
+    settings = Settings(home=home, model_dir=model)
+    settings.ensure_home()
+    catalog = Catalog(settings.catalog_url)
+    registry = Registry(settings, catalog, open_store(settings.store_location))
+    registry.seed()
+    registry.register(model, source="a second version, registered by the test")
+    catalog.dispose()
+
+
+def descendants(pid: int) -> list[int]:
+    out = []
+    for child in children_of(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
+def test_builtin_server_promotes_rolls_back_uploads_retrains_and_stops_on_close(
+    qtbot, tiny_model, settings_file, tmp_path, monkeypatch
+):
+    model = answering_copy(tiny_model, tmp_path / "model")
+    two_model_versions(tmp_path / "home", model)
+    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LEAFDOC_MODEL_DIR", str(model))
+    monkeypatch.setenv("LEAFDOC_WORKER_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("LEAFDOC_MODEL_CHECK_SECONDS", "0")
+    asked = answer_token(monkeypatch, None)  # the built-in server's token is the app's own: never asked
+    monkeypatch.setattr(dialogs, "confirm", lambda *a: True)
+
+    window = open_window(qtbot, None, settings_file)
+    local = window.session.local
+    assert local is not None and local.base.startswith("http://127.0.0.1:")
+    assert "built-in server" in window.connection_label.text()
+
+    tab = window.retrain
+    window.tabs.setCurrentWidget(tab)
+    assert "built-in" in tab.token_label.text() and not tab.token_button.isVisible()
+    qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)
+    assert tab.models["serving_version"] == 1
+    tab.table.selectRow(next(r for r in range(2) if tab.table.item(r, 0).text() == "2"))
+    assert tab.promote_button.isEnabled()
+    tab.promote_button.click()
+    qtbot.waitUntil(lambda: tab.models["serving_version"] == 2, timeout=SLOW)
+    assert "version 2" in tab.serving_label.text()
+    qtbot.waitUntil(lambda: "serving model version 2" in window.connection_label.text(), timeout=SLOW)
+    tab.rollback_button.click()
+    qtbot.waitUntil(lambda: tab.models["serving_version"] == 1, timeout=SLOW)
+    qtbot.waitUntil(lambda: "serving model version 1" in window.connection_label.text(), timeout=SLOW)
+
+    tab.set_source(make_leaf_folder(tmp_path / "mine"))
+    tab.dataset_box.setEditText("mine")
+    tab.upload_button.click()
+    qtbot.waitUntil(lambda: tab.last_upload is not None, timeout=SLOW)
+    assert tab.last_upload["added"] == 18 and tab.last_upload["n_classes"] == 3
+
+    # A real job starts and is followed; finishing one takes minutes on two busy cores, so the test
+    # closes the app while it runs: the server, its consumer and the training process must all stop.
+    tab.epochs.setValue(1)
+    tab.train_button.click()
+    qtbot.waitUntil(lambda: "<b>running</b>" in tab.job_label.text(), timeout=SLOW)
+    assert "on <b>mine</b>" in tab.job_label.text() and not tab.train_button.isEnabled()
+    assert tab.poll_timer.isActive()
+    assert not asked and not error_dialogs()
+
+    server_pid = local.proc.pid
+    family = [server_pid, *descendants(server_pid)]
+    assert len(family) >= 2  # the server and its training consumer (and maybe the job's process)
+    window.close()
+    assert local.proc.poll() is not None  # closing waits for the server to stop
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in family)
+
+
+# ---- the command -----------------------------------------------------------------------------------
+
+
+def test_leafdoc_desktop_command_runs_and_quits_on_sigterm(live_server, tmp_path):
+    exe = Path(sys.executable).with_name("leafdoc")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LEAFDOC_DESKTOP_SETTINGS": str(tmp_path / "d.ini")}
+    proc = subprocess.Popen(
+        [str(exe), "desktop", "--server", live_server.base], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        lines = [proc.stderr.readline() for _ in range(1)]
+        while lines[-1] and "leafdoc desktop:" not in lines[-1]:  # Qt may warn first
+            lines.append(proc.stderr.readline())
+        assert f"leafdoc desktop: connecting to {live_server.base}" in lines[-1], lines
+        time.sleep(1.0)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "d.ini").exists()  # it saved its settings on the way out
+
+
+def test_without_pyside6_the_command_says_what_to_install():
+    code = (
+        "import sys; sys.modules['PySide6'] = None; sys.argv = ['leafdoc', 'desktop']\n"
+        "from leafdoc.cli import main; main()"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "pip install 'leafdoc[desktop]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_desktop_package_never_imports_tensorflow():
+    code = (
+        "import sys, leafdoc.desktop.app, leafdoc.desktop.serve_child, leafdoc.client\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "False"]
