@@ -59,6 +59,14 @@ class Settings(BaseSettings):
         600.0, description="How long an upload waits for another upload to the same dataset to finish."
     )
 
+    # The web page (Gradio, mounted at /ui).
+    ui: bool = Field(True, description="Mount the web page at /ui (false: API only, and Gradio is never imported).")
+    ui_api_url: str | None = Field(
+        None,
+        description="Base URL of the API the web page talks to; default: this same server (the address "
+        "the request arrived on).",
+    )
+
     @cached_property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'catalog.sqlite'}"

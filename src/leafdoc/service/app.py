@@ -86,6 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (predict, uploads, jobs, models, datasets, health):
         app.include_router(module.router)
+    if settings.ui:  # the web page at /ui, built (Gradio imported) on its first visit
+        from leafdoc.ui import mount_ui
+
+        mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: sees every answer, 413s too
     try:

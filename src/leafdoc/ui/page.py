@@ -1,0 +1,505 @@
+"""The Gradio page: Diagnose, Dataset and Retrain tabs, every action an HTTP call through LeafdocClient.
+
+Handlers never raise at the user: an `ApiError` (server down, wrong token, bad photo) becomes a readable
+message in the page and a toast; anything unexpected is logged here and shown as one plain sentence.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gradio as gr
+from fastapi import FastAPI
+from PIL import Image
+from starlette.routing import Mount
+
+from leafdoc.client import ApiError, LeafdocClient
+from leafdoc.settings import Settings
+from leafdoc.ui import text
+from leafdoc.ui.mount import api_base
+
+log = logging.getLogger(__name__)
+
+PLOTS = ("class_distribution", "sizes", "colour", "sharpness", "samples")
+PLOT_TITLES = {
+    "class_distribution": "Photos per class",
+    "sizes": "Image sizes",
+    "colour": "Colour and brightness per class",
+    "sharpness": "Sharpness",
+    "samples": "Sample photos per class",
+}
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)
+JOB_POLL_SECONDS = 3.0
+
+CSS = """
+#leafdoc-header { display: flex; align-items: center; gap: 0.8em; }
+#leafdoc-header h1 { margin: 0; font-size: 2em; }
+#leafdoc-header p { margin: 0.1em 0 0 0; font-size: 1.05em; }
+.block.verdict { border-radius: 10px; padding: 0.2em 1em 0.6em 1em !important; border: 2px solid transparent !important;
+                 min-height: 8em; }
+.verdict h3 { font-size: 1.6em !important; margin: 0.4em 0 0.2em 0 !important; }
+.block.verdict-ok { background: #eef8ee; border-color: #4f9d4f !important; }
+.block.verdict-sick { background: #fff6e5; border-color: #d9902b !important; }
+.block.verdict-unsure, .block.verdict-error { background: #fdf1f1; border-color: #c94a4a !important; }
+.block.verdict-empty { background: #f5f7f5; border-color: #d8ddd8 !important; color: #555; }
+.block.status-error { background: #fdf1f1; border: 2px solid #c94a4a !important; border-radius: 8px;
+                      padding: 0.3em 0.9em !important; }
+.block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;
+                   padding: 0.3em 0.9em !important; }
+.small-note { color: #666; font-size: 0.9em; }
+"""
+
+HEADER = """
+<div id="leafdoc-header">
+  <svg width="52" height="52" viewBox="0 0 64 64" aria-hidden="true">
+    <path d="M54 8C30 8 10 20 10 40c0 6 2 11 5 15 3-12 11-23 25-30-11 9-18 19-21 32 4 2 8 3 13 3 20 0 30-22 22-52z"
+          fill="#3f8f3f"/>
+  </svg>
+  <div>
+    <h1>leafdoc</h1>
+    <p>Photograph a sick leaf and get a diagnosis in seconds, with a heat map of the spots that led to it.
+       The model knows the diseases it was trained on; when it is not sure, it says so.</p>
+  </div>
+</div>
+"""
+
+EMPTY_VERDICT = (
+    "### Your diagnosis appears here\n\nAdd a photo of one leaf on the left: upload it or take it with the camera."
+)
+
+
+def theme() -> gr.themes.Base:
+    # System fonts only: the page must not wait for a font server (farms, offline machines).
+    return gr.themes.Soft(
+        primary_hue="green",
+        secondary_hue="lime",
+        neutral_hue="stone",
+        font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+def _client(settings: Settings, request: gr.Request | None, token: str | None = None) -> LeafdocClient:
+    scope = getattr(getattr(request, "request", None), "scope", None) if request is not None else None
+    return LeafdocClient(api_base(settings, scope), admin_token=(token or "").strip() or None)
+
+
+def _png(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def _status(message: str, ok: bool) -> dict:
+    return gr.update(value=message, elem_classes=["status-box", "status-ok" if ok else "status-error"])
+
+
+def _problem(exc: Exception, what: str) -> tuple[str, str | None]:
+    """(message, hint) for a failure, logged when it is not the server's own answer."""
+    if isinstance(exc, ApiError):
+        return exc.message, exc.hint
+    log.exception("web page: %s failed", what)
+    return (
+        f"{what} failed: {exc.__class__.__name__}: {exc}",
+        "This is a bug in the web page; the server log has the details.",
+    )
+
+
+def _fail(exc: Exception, what: str) -> dict:
+    message, hint = _problem(exc, what)
+    gr.Warning(message + (f" {hint}" if hint else ""))
+    return _status(text.error_text(message, hint, title=f"{what} failed"), ok=False)
+
+
+# ---- Diagnose ---------------------------------------------------------------------------------------
+
+
+def _verdict_update(md: str, kind: str) -> dict:
+    return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
+
+
+def diagnose_handler(settings: Settings) -> Callable:
+    def diagnose(photo: str | None, request: gr.Request):
+        if not photo:
+            return _verdict_update(EMPTY_VERDICT, "empty"), None, None
+        path = Path(photo)
+        try:
+            with _client(settings, request) as api:
+                answer = api.explain(path.read_bytes(), path.name)
+        except Exception as exc:
+            message, hint = _problem(exc, "Diagnosis")
+            return (
+                _verdict_update(text.error_text(message, hint, title="Could not diagnose this photo"), "error"),
+                None,
+                None,
+            )
+        if answer.get("abstained"):
+            kind = "unsure"
+        else:
+            kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
+        heat = _png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
+        return _verdict_update(text.verdict(answer), kind), text.top_k_scores(answer), heat
+
+    return diagnose
+
+
+def diagnose_tab(settings: Settings) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            photo = gr.Image(
+                sources=["upload", "webcam"],
+                type="filepath",
+                image_mode=None,  # keep the file as sent: the server decodes it (EXIF, modes) like in training
+                label="Leaf photo",
+                height=380,
+                elem_id="leaf-photo",
+            )
+            button = gr.Button("Diagnose", variant="primary", elem_id="diagnose-button")
+            examples = sorted(EXAMPLES_DIR.glob("*.jpg")) if EXAMPLES_DIR.is_dir() else []
+            if examples:
+                gr.Examples(
+                    [[str(p)] for p in examples],
+                    inputs=[photo],
+                    label="No photo at hand? Try one of these",
+                    example_labels=[p.stem.replace("_", " ") for p in examples],
+                )
+            gr.Markdown(
+                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus. "
+                "The photo is used for this diagnosis only.",
+                elem_classes=["small-note"],
+            )
+        with gr.Column(scale=1):
+            verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
+            scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
+            heat = gr.Image(
+                label="Where the model looked (red: what drove the answer)",
+                type="pil",
+                format="png",
+                interactive=False,
+                height=320,
+                elem_id="heat-map",
+            )
+    fn = diagnose_handler(settings)
+    outputs = [verdict, scores, heat]
+    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal")
+    button.click(fn, [photo], outputs, concurrency_limit=4)
+
+
+# ---- Dataset ----------------------------------------------------------------------------------------
+
+
+def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "What the model learns from: pick a dataset and one of its versions (every upload makes a new one).",
+        elem_classes=["small-note"],
+    )
+    with gr.Row():
+        name = gr.Dropdown(label="Dataset", choices=[], interactive=True, elem_id="dataset-name", scale=2)
+        version = gr.Dropdown(label="Version", choices=[], interactive=True, elem_id="dataset-version", scale=3)
+        sample = gr.Dropdown(
+            label="Photos measured per class",
+            choices=[("all", 0), ("up to 20 (fast)", 20), ("up to 50", 50), ("up to 200", 200)],
+            value=0,
+            interactive=True,
+            scale=2,
+        )
+        show = gr.Button("Show", variant="primary", scale=1, elem_id="dataset-show")
+    summary = gr.Markdown(elem_id="dataset-summary")
+    # One picture per row: they are wide matplotlib figures whose small print needs the full width.
+    images = {
+        kind: gr.Image(
+            label=PLOT_TITLES[kind],
+            show_label=False,
+            type="pil",
+            format="png",
+            interactive=False,
+            buttons=["download", "fullscreen"],
+            elem_id=f"plot-{kind}",
+        )
+        for kind in PLOTS
+    }
+
+    def list_datasets(current: str | None, request: gr.Request):
+        """The catalog's datasets: keep the one shown (at its latest version), else the serving model's."""
+        try:
+            with _client(settings, request) as api:
+                datasets = api.datasets()
+                models = api.models() if current is None else {}
+        except Exception as exc:
+            message, hint = _problem(exc, "Loading the datasets")
+            return gr.update(choices=[]), gr.update(choices=[]), text.error_text(message, hint, "No datasets")
+        names = [d["name"] for d in datasets]
+        if not names:
+            return gr.update(choices=[]), gr.update(choices=[]), "No dataset yet: ingest or upload photos first."
+        serving = next((m for m in models.get("models", []) if m.get("serving")), {})
+        first = next((n for n in (current, serving.get("dataset")) if n in names), names[0])
+        versions = text.version_choices(next(d for d in datasets if d["name"] == first))
+        return (
+            gr.update(choices=names, value=first),
+            gr.update(choices=versions, value=versions[0][1] if versions else None),
+            gr.skip(),
+        )
+
+    def draw(
+        dataset: str | None, number: int | None, per_class: int | None, request: gr.Request, progress=gr.Progress()
+    ):
+        empty = [None] * len(PLOTS)
+        if not dataset:
+            return ["Pick a dataset first.", *empty]
+        per_class = int(per_class) or None
+        number = int(number) if number else None
+        try:
+            with _client(settings, request) as api:
+                progress(0.05, desc="Measuring the photos (the first time can take a while)…")
+                stats = api.dataset_stats(dataset, number, per_class)
+                progress(0.5, desc="Drawing the pictures…")
+                with ThreadPoolExecutor(max_workers=3) as pool:
+                    pngs = list(pool.map(lambda k: api.dataset_plot(dataset, k, stats["version"], per_class), PLOTS))
+        except Exception as exc:
+            message, hint = _problem(exc, "Drawing the dataset")
+            return [text.error_text(message, hint, title="Could not show this dataset"), *empty]
+        return [text.stats_summary(stats), *(_png(p) for p in pngs)]
+
+    choose, inputs, outputs = [name, version, summary], [name, version, sample], [summary, *images.values()]
+    draws = {"fn": draw, "inputs": inputs, "outputs": outputs, "concurrency_limit": 2, "concurrency_id": "draw"}
+    blocks.load(list_datasets, [name], choose)
+    # Drawn when asked (the tab opened, a dataset or version picked, Show), not on every page load:
+    # measuring a big dataset the first time takes a while, and most visitors only diagnose.
+    tab.select(list_datasets, [name], choose).then(**draws)
+    name.input(list_datasets, [name], choose).then(**draws)
+    for event in (version.input, sample.input, show.click):
+        event(**draws)
+
+
+# ---- Retrain ----------------------------------------------------------------------------------------
+
+
+def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
+    gr.Markdown(
+        "For the people who look after the model: add labelled photos, retrain, and choose which model version "
+        "answers. Every action here needs the server's admin token (`LEAFDOC_ADMIN_TOKEN`).",
+        elem_classes=["small-note"],
+    )
+    with gr.Row(equal_height=True):
+        token = gr.Textbox(
+            label="Admin token", type="password", placeholder="paste the admin token", scale=4, elem_id="admin-token"
+        )
+        check = gr.Button("Check token", scale=1, elem_id="check-token")
+    status = gr.Markdown(elem_id="retrain-status", elem_classes=["status-box"])
+
+    gr.Markdown("### 1 · Add labelled photos")
+    with gr.Row():
+        archive = gr.File(
+            label="Zip of class folders (one folder per disease, named like the label)",
+            file_types=[".zip"],
+            height=170,
+            scale=3,
+            elem_id="upload-zip",
+        )
+        with gr.Column(scale=2):
+            upload_dataset = gr.Textbox(
+                label="Dataset", placeholder="default: the serving model's dataset", elem_id="upload-dataset"
+            )
+            retrain_after = gr.Checkbox(label="Retrain when the upload is in", value=False)
+            upload_button = gr.Button("Upload", variant="primary", elem_id="upload-button")
+    upload_result = gr.Markdown(elem_id="upload-result")
+
+    gr.Markdown("### 2 · Retrain on the latest photos")
+    with gr.Row(equal_height=True):
+        epochs = gr.Textbox(label="Epochs", placeholder="as the serving model", scale=2, elem_id="train-epochs")
+        train_button = gr.Button("Start retraining", variant="primary", scale=1, elem_id="train-button")
+        refresh_job = gr.Button("Refresh", scale=1, elem_id="refresh-job")
+    job = gr.Markdown("Enter the admin token to follow training jobs.", elem_id="job-status")
+    timer = gr.Timer(JOB_POLL_SECONDS, active=False)
+
+    gr.Markdown("### 3 · Model versions")
+    table = gr.Dataframe(
+        headers=text.MODEL_COLUMNS,
+        datatype=["str"] * len(text.MODEL_COLUMNS),
+        interactive=False,
+        wrap=True,
+        column_widths=["8%", "11%", "13%", "17%", "12%", "9%", "8%", "22%"],
+        max_height=360,
+        elem_id="model-versions",
+    )
+    with gr.Row(equal_height=True):
+        chosen = gr.Dropdown(label="Version", choices=[], interactive=True, scale=3, elem_id="promote-version")
+        reason = gr.Textbox(label="Reason (kept in the history)", scale=3)
+        promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
+        rollback = gr.Button("Roll back", variant="stop", scale=1, elem_id="rollback-button")
+        refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
+
+    def models_view(api: LeafdocClient) -> tuple[list[list[str]], dict]:
+        models = api.models()
+        options = text.version_options(models)
+        return text.model_rows(models), gr.update(choices=options)
+
+    def show_models(request: gr.Request):
+        try:
+            with _client(settings, request) as api:
+                return models_view(api)
+        except Exception as exc:
+            _fail(exc, "Loading the model versions")
+            return gr.skip(), gr.skip()
+
+    def latest(api: LeafdocClient) -> dict | None:
+        jobs = api.jobs(limit=1)
+        return jobs[0] if jobs else None
+
+    def check_token(key: str, request: gr.Request):
+        try:
+            with _client(settings, request, key) as api:
+                api.check_token()
+                current = latest(api)
+        except Exception as exc:
+            return _fail(exc, "Checking the token"), gr.skip(), gr.skip()
+        return (
+            _status("✓ Token accepted.", ok=True),
+            text.job_summary(current),
+            gr.Timer(active=text.job_is_active(current)),
+        )
+
+    def upload(path: str | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
+        if not path:
+            return (
+                _status(text.error_text("Pick a zip file first.", title="Nothing to upload"), ok=False),
+                "",
+                gr.skip(),
+            )
+        size = Path(path).stat().st_size
+
+        def sent(done: int, total: int) -> None:
+            if done < total:
+                progress(done / total, desc=f"Sending {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            else:
+                progress(0.99, desc="Sent; the server is checking every photo…")
+
+        try:
+            progress(0, desc=f"Sending {size / 1e6:.1f} MB")
+            with _client(settings, request, key) as api:
+                answer = api.upload(Path(path), dataset=dataset.strip() or None, retrain=retrain, on_progress=sent)
+        except Exception as exc:
+            return _fail(exc, "Upload"), "", gr.skip()
+        gr.Info(f"{answer['added']} photo(s) added to {answer['dataset']}.")
+        following = bool(answer.get("training_job"))
+        return _status("✓ Upload done.", ok=True), text.upload_summary(answer), gr.Timer(active=following)
+
+    def start(key: str, dataset: str, n_epochs: str, request: gr.Request):
+        n_epochs = (n_epochs or "").strip()
+        if n_epochs and not (n_epochs.isdigit() and int(n_epochs) > 0):
+            message = f"Epochs must be a whole number above 0, not {n_epochs!r}."
+            return (
+                _status(
+                    text.error_text(message, "Leave it blank to train as long as the serving model did."), ok=False
+                ),
+                gr.skip(),
+                gr.skip(),
+            )
+        options = {"epochs": int(n_epochs)} if n_epochs else {}
+        try:
+            with _client(settings, request, key) as api:
+                started = api.start_training(dataset=dataset.strip() or None, options=options)
+        except Exception as exc:
+            return _fail(exc, "Starting the training"), gr.skip(), gr.skip()
+        return (
+            _status(f"✓ Training job {started['id'][:8]} queued.", ok=True),
+            text.job_summary(started),
+            gr.Timer(active=True),
+        )
+
+    def poll(key: str, request: gr.Request):
+        """The latest job; models are re-read once it finishes (a new version may be serving)."""
+        if not (key or "").strip():
+            return "Enter the admin token to follow training jobs.", gr.Timer(active=False), gr.skip(), gr.skip()
+        try:
+            with _client(settings, request, key) as api:
+                current = latest(api)
+                active = text.job_is_active(current)
+                rows, options = (gr.skip(), gr.skip()) if active else models_view(api)
+        except Exception as exc:
+            message, hint = _problem(exc, "Following the training job")
+            return text.error_text(message, hint, "Cannot follow the job"), gr.Timer(active=False), gr.skip(), gr.skip()
+        return text.job_summary(current), gr.Timer(active=active), rows, options
+
+    def pointer(action: str) -> Callable:
+        def act(key: str, version: int | None, why: str, request: gr.Request):
+            try:
+                with _client(settings, request, key) as api:
+                    if action == "promote":
+                        if version is None:
+                            raise ApiError("Pick the version to promote first.")
+                        done = api.promote(int(version), why.strip() or None)
+                    else:
+                        done = api.rollback(why.strip() or None)
+                    rows, options = models_view(api)
+            except Exception as exc:
+                return _fail(exc, "Promotion" if action == "promote" else "Rollback"), gr.skip(), gr.skip()
+            verb = "promoted" if action == "promote" else "rolled back"
+            message = f"✓ {verb.capitalize()}: version {done['serving_version']} is now serving"
+            if done.get("previous_version"):
+                message += f" (was {done['previous_version']})"
+            gr.Info(message.removeprefix("✓ ") + ".")
+            return _status(message + ".", ok=True), rows, options
+
+        return act
+
+    blocks.load(show_models, None, [table, chosen])
+    check.click(check_token, [token], [status, job, timer])
+    token.submit(check_token, [token], [status, job, timer])
+    upload_button.click(upload, [archive, token, upload_dataset, retrain_after], [status, upload_result, timer])
+    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer])
+    refresh_job.click(poll, [token], [job, timer, table, chosen])
+    timer.tick(poll, [token], [job, timer, table, chosen], show_progress="hidden")
+    promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
+    rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
+    refresh_models.click(show_models, None, [table, chosen])
+
+
+# ---- the page ---------------------------------------------------------------------------------------
+
+
+def build_page(settings: Settings) -> gr.Blocks:
+    with gr.Blocks(
+        title="leafdoc · plant disease diagnosis", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as blocks:
+        gr.HTML(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Diagnose", id="diagnose"):
+                diagnose_tab(settings)
+            with gr.Tab("Dataset", id="dataset") as tab:
+                dataset_tab(settings, blocks, tab)
+            with gr.Tab("Retrain", id="retrain"):
+                retrain_tab(settings, blocks)
+        gr.Markdown(
+            "leafdoc · [API documentation](../docs) · answers come from the leafdoc service; "
+            "a diagnosis is advice, not a lab test.",
+            elem_classes=["small-note"],
+        )
+    return blocks
+
+
+def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks]:
+    """The page as Gradio's own ASGI app, configured for `path`, and its Blocks (see ui/mount.py)."""
+    blocks = build_page(settings)
+    holder = FastAPI()  # gr.mount_gradio_app configures the page for `path`; ui/mount.py serves it there
+    gr.mount_gradio_app(
+        holder,
+        blocks,
+        path=path,
+        theme=theme(),
+        css=CSS,
+        footer_links=[],
+        run_history=False,
+        show_error=True,
+        max_file_size=settings.max_request_bytes,
+        ssr_mode=False,
+        mcp_server=False,
+        allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else None,
+    )
+    [app] = [r.app for r in holder.routes if isinstance(r, Mount) and r.path == path]
+    return app, blocks

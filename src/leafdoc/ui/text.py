@@ -1,0 +1,232 @@
+"""What the web page says: API answers turned into short Markdown and table rows for people.
+
+Pure functions of the JSON the API sends (no Gradio here), so the words can be tested without a browser.
+Anything that came from outside (labels, file names, server messages) is escaped before it goes into
+Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+# Reason-specific advice; any other reason code still gets the server's own message.
+ADVICE = {
+    "poor_photo": "Take the photo again in daylight, close enough that one leaf fills most of the picture, and "
+    "hold still so it is sharp.",
+    "not_a_leaf": "Photograph a single leaf of the plant, on its own, filling most of the picture.",
+    "unsure": "Try another photo of an affected leaf, from closer. If it stays unclear, ask an adviser to "
+    "look at the plant.",
+}
+
+MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
+
+
+def esc(value: Any) -> str:
+    """Text safe inside Markdown: HTML escaped and Markdown's emphasis/link characters neutralised."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
+
+
+def pretty_label(label: str) -> str:
+    """`Corn_(maize)___Common_rust_` -> `Corn (maize) — Common rust` (PlantVillage's plant___condition)."""
+    parts = [re.sub(r"\s+", " ", p.replace("_", " ")).strip() for p in label.split("___")]
+    parts = [p for p in parts if p]
+    return " — ".join(parts) if parts else label
+
+
+def percent(p: float | None) -> str:
+    return "–" if p is None else f"{100 * p:.0f}%"
+
+
+def top_k_scores(answer: dict) -> dict[str, float]:
+    """{readable label: probability} for gr.Label, most likely first."""
+    out: dict[str, float] = {}
+    for item in answer.get("top_k") or []:
+        name = pretty_label(item["label"])
+        if name in out:  # two raw labels that read the same: keep both apart
+            name = f"{name} ({item['label']})"
+        out[name] = float(item["probability"])
+    return out
+
+
+def verdict(answer: dict) -> str:
+    """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained."""
+    version = answer.get("model_version")
+    footer = f"model version {version}" if version is not None else ""
+    if answer.get("abstained"):
+        lines = ["### Not sure: no diagnosis for this photo"]
+        message = answer.get("message") or "The model is not sure enough to give a diagnosis."
+        lines.append(f"**{esc(message)}**")
+        candidates = [pretty_label(c) for c in answer.get("candidates") or []]
+        if candidates:
+            lines.append("It hesitates between: " + ", ".join(esc(c) for c in candidates) + ".")
+        advice = ADVICE.get(answer.get("reason") or "")
+        if advice:
+            lines.append(esc(advice))
+        reason = answer.get("reason")
+        tail = [t for t in (f"reason: {esc(reason)}" if reason else "", footer) if t]
+        if tail:
+            lines.append(" · ".join(tail))
+        return "\n\n".join(lines)
+    label = answer.get("label") or ""
+    name = pretty_label(label)
+    healthy = "healthy" in label.lower()
+    lines = [
+        f"### {esc(name)}",
+        f"**{percent(answer.get('confidence'))} sure** · "
+        + ("no disease found" if healthy else "disease found")
+        + (f" · {footer}" if footer else ""),
+        f"<small>label: {esc(label)}</small>",
+    ]
+    return "\n\n".join(lines)
+
+
+def error_text(message: str, hint: str | None = None, title: str = "Something went wrong") -> str:
+    lines = [f"### {esc(title)}", f"**{esc(message)}**"]
+    if hint:
+        lines.append(esc(hint))
+    return "\n\n".join(lines)
+
+
+# ---- datasets -----------------------------------------------------------------------------------
+
+
+def version_choices(dataset: dict) -> list[tuple[str, int]]:
+    """Dropdown choices, newest first: ("v3 — 4,500 images, 30 classes (latest)", 3)."""
+    out = []
+    for v in reversed(dataset.get("versions") or []):
+        latest = " (latest)" if v["version"] == dataset.get("latest") else ""
+        out.append((f"v{v['version']} — {v['n_images']:,} images, {v['n_classes']} classes{latest}", v["version"]))
+    return out
+
+
+def stats_summary(stats: dict) -> str:
+    n, k = stats.get("n_images", 0), stats.get("n_classes", 0)
+    ratio = stats.get("imbalance_ratio")
+    head = f"**{esc(stats.get('dataset', ''))} v{stats.get('version', '?')}**: {n:,} images in {k} classes"
+    lines = [head]
+    counts = stats.get("class_counts") or {}
+    if counts:
+        small = min(counts, key=counts.get)
+        big = max(counts, key=counts.get)
+        imbalance = f"{ratio:.2f}" if ratio is not None else "–"
+        if counts[small] == counts[big]:
+            detail = f"balanced: every class has {counts[big]:,} images"
+        else:
+            detail = (
+                f"largest {esc(pretty_label(big))} ({counts[big]:,}), "
+                f"smallest {esc(pretty_label(small))} ({counts[small]:,})"
+            )
+        lines.append(f"Imbalance (largest / smallest class): **{imbalance}** — {detail}")
+    width = (stats.get("size") or {}).get("width") or {}
+    height = (stats.get("size") or {}).get("height") or {}
+    if width.get("median") and height.get("median"):
+        lines.append(f"Typical size: {width['median']:.0f} × {height['median']:.0f} px")
+    measured, sample = stats.get("n_measured"), stats.get("sample_per_class")
+    if sample:
+        lines.append(f"Pictures measured on up to {sample} images per class ({measured:,} in all).")
+    skipped = stats.get("skipped") or []
+    if skipped:
+        lines.append(f"{len(skipped)} unreadable file(s) left out.")
+    return "  \n".join(lines)
+
+
+# ---- models and jobs ----------------------------------------------------------------------------
+
+
+def _metric(m: dict | None, key: str) -> str:
+    value = ((m or {}).get("test") or {}).get(key)
+    return f"{value:.3f}" if isinstance(value, int | float) else "–"
+
+
+def model_rows(models: dict) -> list[list[str]]:
+    """One row per model version, newest first (columns: MODEL_COLUMNS)."""
+    rows = []
+    for m in sorted(models.get("models") or [], key=lambda m: -m["version"]):
+        status = "▶ serving" if m.get("serving") else m.get("status", "")
+        ds = m.get("dataset")
+        dataset = f"{ds} v{m['dataset_version']}" if ds and m.get("dataset_version") else (ds or "–")
+        promo = m.get("promotion") or {}
+        decision = promo.get("reason") or ("promoted" if promo.get("promote") else "")
+        rows.append(
+            [
+                str(m["version"]),
+                status,
+                (m.get("created") or "")[:16].replace("T", " "),
+                m.get("source") or "",
+                dataset,
+                _metric(m.get("metrics"), "accuracy"),
+                _metric(m.get("metrics"), "macro_f1"),
+                decision,
+            ]
+        )
+    return rows
+
+
+def version_options(models: dict) -> list[tuple[str, int]]:
+    out = []
+    for m in sorted(models.get("models") or [], key=lambda m: -m["version"]):
+        tag = "serving" if m.get("serving") else m.get("status", "")
+        out.append((f"v{m['version']} ({tag}, test accuracy {_metric(m.get('metrics'), 'accuracy')})", m["version"]))
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def job_summary(job: dict | None) -> str:
+    if not job:
+        return "No training job yet. Upload photos with *Retrain when the upload is in*, or press *Start retraining*."
+    state = job.get("state", "?")
+    icon = {"succeeded": "✓", "failed": "✗"}.get(state, "…" if state in ("queued", "running") else "")
+    lines = [f"**Job {esc(job['id'][:8])}: {icon} {esc(state)}** — dataset {esc(job.get('dataset', ''))}"]
+    if job.get("dataset_version"):
+        lines[0] += f" v{job['dataset_version']}"
+    phase = (job.get("progress") or {}).get("phase")
+    if job.get("epochs"):
+        lines.append(f"Epoch **{job.get('epoch', 0)} / {job['epochs']}**" + (f" · {esc(phase)}" if phase else ""))
+    elif phase:
+        lines.append(esc(phase))
+    last = (job.get("metrics") or {}).get("last") or {}
+    shown = {k: v for k, v in last.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    if shown:
+        lines.append("Last epoch: " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
+    test = (job.get("metrics") or {}).get("test") or {}
+    if test:
+        lines.append("Test: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "n"))
+    if job.get("error"):
+        lines.append(f"**Error:** {esc(job['error'])}")
+    if job.get("candidate_version"):
+        promo = job.get("promotion") or {}
+        served = "now serving" if promo.get("promoted") else "not promoted"
+        lines.append(f"New model **v{job['candidate_version']}**: {served}. {esc(promo.get('reason') or '')}")
+    return "  \n".join(lines)
+
+
+def job_is_active(job: dict | None) -> bool:
+    return bool(job) and job.get("state") in ("queued", "running")
+
+
+def upload_summary(up: dict) -> str:
+    lines = [
+        f"**Uploaded to {esc(up['dataset'])}"
+        + (f" v{up['version']}" if up.get("version") else "")
+        + f"**: {up['added']} new photo(s) added, {len(up.get('duplicates') or [])} exact duplicate(s) skipped, "
+        f"{len(up.get('rejected') or [])} file(s) rejected.",
+        f"The dataset now holds {up.get('n_images', 0):,} images in {up.get('n_classes', 0)} classes.",
+    ]
+    near = up.get("near_duplicates") or []
+    if near:
+        lines.append(f"{len(near)} near-duplicate(s) of photos already there (kept, grouped in splits).")
+    rejected = up.get("rejected") or []
+    for r in rejected[:10]:
+        lines.append(f"- rejected {esc(r['file'])}: {esc(r['reason'])}")
+    if len(rejected) > 10:
+        lines.append(f"- … and {len(rejected) - 10} more")
+    if up.get("training_job"):
+        lines.append(f"Retraining queued: job {esc(up['training_job']['id'][:8])}.")
+    elif up.get("retrain"):
+        lines.append(esc(up["retrain"]))
+    return "  \n".join(lines)

@@ -1,0 +1,128 @@
+"""What the web page says about API answers (leafdoc.ui.text), and which address it calls the API at."""
+
+from __future__ import annotations
+
+from leafdoc.settings import Settings
+from leafdoc.ui import api_base, text
+
+
+def answer(**kw) -> dict:
+    base = {
+        "model_version": 3,
+        "label": "Corn_(maize)___Common_rust_",
+        "confidence": 0.874,
+        "top_k": [
+            {"label": "Corn_(maize)___Common_rust_", "probability": 0.874},
+            {"label": "Corn_(maize)___healthy", "probability": 0.1},
+        ],
+        "abstained": False,
+        "reason": None,
+        "message": None,
+        "candidates": [],
+    }
+    return {**base, **kw}
+
+
+def test_labels_read_like_words():
+    assert text.pretty_label("Corn_(maize)___Common_rust_") == "Corn (maize) — Common rust"
+    assert text.pretty_label("Pepper,_bell___Bacterial_spot") == "Pepper, bell — Bacterial spot"
+    assert text.pretty_label("rose") == "rose"
+    assert list(text.top_k_scores(answer())) == ["Corn (maize) — Common rust", "Corn (maize) — healthy"]
+
+
+def test_a_diagnosis_names_the_disease_and_how_sure():
+    md = text.verdict(answer())
+    assert "### Corn (maize) — Common rust" in md and "87% sure" in md and "model version 3" in md
+    assert "no disease found" in text.verdict(answer(label="Apple___healthy"))
+
+
+def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
+    known = text.verdict(
+        answer(
+            label=None,
+            abstained=True,
+            reason="unsure",
+            message="The model hesitates between two diseases.",
+            candidates=["Tomato___Early_blight", "Tomato___Late_blight"],
+        )
+    )
+    assert known.startswith("### Not sure")
+    assert "**The model hesitates between two diseases.**" in known
+    assert "Tomato — Early blight, Tomato — Late blight" in known
+    # A reason code this page has never heard of still shows the server's words, and says "not sure".
+    new = text.verdict(answer(label=None, abstained=True, reason="too_far_away", message="Come closer."))
+    assert new.startswith("### Not sure") and "**Come closer.**" in new and "too" in new
+    bare = text.verdict(answer(label=None, abstained=True, reason=None, message=None))
+    assert "not sure enough" in bare
+
+
+def test_outside_text_cannot_inject_markup():
+    md = text.verdict(answer(label="<img src=x onerror=alert(1)>___*bold*"))
+    assert "<img" not in md and "&lt;img" in md and "\\*bold\\*" in md
+
+
+def test_dataset_summary():
+    stats = {
+        "dataset": "plantvillage",
+        "version": 2,
+        "n_images": 4500,
+        "n_classes": 3,
+        "n_measured": 4500,
+        "class_counts": {"A___x": 100, "A___y": 250, "B___z": 150},
+        "imbalance_ratio": 2.5,
+        "size": {"width": {"median": 256.0}, "height": {"median": 256.0}},
+        "skipped": [{"file": "bad.jpg", "reason": "truncated"}],
+    }
+    md = text.stats_summary(stats)
+    assert "plantvillage v2" in md and "4,500 images in 3 classes" in md and "**2.50**" in md
+    assert "largest A — y (250)" in md and "smallest A — x (100)" in md
+    assert "256 × 256 px" in md and "1 unreadable" in md
+    balanced = text.stats_summary({**stats, "class_counts": {"a": 5, "b": 5}, "imbalance_ratio": 1.0})
+    assert "every class has 5 images" in balanced
+
+
+def test_model_versions_table_and_job():
+    models = {
+        "models": [
+            {"version": 1, "status": "archived", "serving": False, "created": "2026-11-20T10:00:00", "source": "seed",
+             "dataset": "pv", "dataset_version": 1, "metrics": {"test": {"accuracy": 0.9, "macro_f1": 0.88}},
+             "promotion": None},
+            {"version": 2, "status": "candidate", "serving": True, "created": "2026-11-21T11:30:00",
+             "source": "job:abc", "dataset": "pv", "dataset_version": 2, "metrics": None,
+             "promotion": {"promote": True, "reason": "candidate accuracy 0.91 is at least as good"}},
+        ]
+    }  # fmt: skip
+    rows = text.model_rows(models)
+    assert rows[0][:5] == ["2", "▶ serving", "2026-11-21 11:30", "job:abc", "pv v2"]
+    assert rows[0][5] == "–" and "at least as good" in rows[0][7]
+    assert rows[1][5:7] == ["0.900", "0.880"]
+    assert text.version_options(models)[0] == ("v2 (serving, test accuracy –)", 2)
+
+    job = {
+        "id": "0123456789abcdef",
+        "state": "running",
+        "dataset": "pv",
+        "dataset_version": 2,
+        "epoch": 3,
+        "epochs": 10,
+        "progress": {"phase": "scratch"},
+        "metrics": {"last": {"epoch": 3, "loss": 0.5, "val_accuracy": 0.81, "seconds": 12.0}},
+    }
+    md = text.job_summary(job)
+    assert "running" in md and "Epoch **3 / 10**" in md and "val_accuracy 0.8100" in md and "seconds" not in md
+    assert text.job_is_active(job) and not text.job_is_active({**job, "state": "failed"})
+    failed = text.job_summary({**job, "state": "failed", "error": "out of memory"})
+    assert "**Error:** out of memory" in failed
+    assert "No training job yet" in text.job_summary(None)
+
+
+def test_the_page_calls_its_own_server_unless_told_otherwise(tmp_path):
+    s = Settings(home=tmp_path)
+    assert api_base(s, {"server": ("127.0.0.1", 8000)}) == "http://127.0.0.1:8000"
+    assert (
+        api_base(s, {"server": ("10.0.0.5", 9000), "headers": [(b"host", b"evil.example")]}) == "http://10.0.0.5:9000"
+    )
+    assert api_base(s, {"server": ("::1", 8000)}) == "http://[::1]:8000"
+    assert api_base(s, {"server": ("/run/leafdoc.sock", None)}) == "http://127.0.0.1:8000"
+    told = Settings(home=tmp_path, ui_api_url="http://api.internal:8000/")
+    assert api_base(told, {"server": ("127.0.0.1", 8000)}) == "http://api.internal:8000"
