@@ -3,10 +3,9 @@ the blob store itself, then the service storing uploads and model files in the b
 
 from __future__ import annotations
 
-import socket
-
 import boto3
 import pytest
+from tests.backends import S3_ENV, create_bucket, s3_server
 from tests.integration.service_support import ADMIN, Clients, class_zip, leaf_photos, service_settings
 
 from leafdoc.data.store import S3Store, open_store
@@ -14,33 +13,17 @@ from leafdoc.errors import NotFound
 from leafdoc.images import sha256_bytes
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # pragma: no cover - moto[server] is in leafdoc[dev]
-        pytest.skip(f"moto[server] is not installed: {exc}")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch, request):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "leafdoc-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leafdoc-test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    name = f"leafdoc-{request.node.name.replace('_', '-')[:40].lower()}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    return create_bucket(s3_endpoint, f"leafdoc-{request.node.name.replace('_', '-')[:40].lower()}")
 
 
 def test_s3_store_is_content_addressed(s3_endpoint, bucket):

@@ -1,134 +1,40 @@
 """The same code at scale, by settings alone: a PostgreSQL catalog, a Redis queue and a store shared by
 several API replicas and a worker, each with its own data home (its own machine). The servers are
-started here in tmp folders from the binaries the system packages install (scripts/system-packages.sh);
-a test that needs one is skipped, with the reason, only when it cannot be started."""
+started in tmp folders from the binaries the system packages install (scripts/system-packages.sh), by
+tests/backends.py; a test that needs one is skipped, with the reason, only when it cannot be started."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
-from pathlib import Path
 
 import pytest
 from service_support import ADMIN, Clients, class_zip, leaf_photos, model_copy, service_settings, zip_of
+from tests.backends import flush_redis, postgres_server, redis_server, reset_postgres
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog
 from leafdoc.service.worker import Worker
 
 ZIP = "application/zip"
-PG_BIN = Path("/usr/lib/postgresql")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    versions = sorted(PG_BIN.glob("*/bin/pg_ctl")) if PG_BIN.is_dir() else []
-    return versions[-1].parent if versions else None
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return cmd
-    return ["runuser", "-u", "postgres", "--", *cmd]  # PostgreSQL refuses to run as root
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
-    # Not under pytest's tmp folder: that one is private to root, and PostgreSQL runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="leafdoc-pg-"))
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-    port = free_port()
-    init = subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        capture_output=True,
-        text=True,
-    )
-    if init.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"PostgreSQL could not be initialised: {init.stderr[-500:]}")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = subprocess.run(
-        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
-        capture_output=True,
-        text=True,
-    )
-    if start.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"PostgreSQL could not be started: {start.stderr[-500:]}")
-    try:
-        import psycopg
-
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
-            conn.execute("CREATE DATABASE leafdoc")
-        yield f"postgresql://postgres@127.0.0.1:{port}/leafdoc"
-    finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]))
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (scripts/system-packages.sh installs it)")
-    port = free_port()
-    root = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import redis
-
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.skip("redis-server could not be started")
-                time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture
 def cluster(postgres_url, redis_url, tmp_path, tiny_model):
     """Settings for 'machines' that share the catalog, the queue and the store, each with its own home."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:  # a clean catalog for every test
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+    reset_postgres(postgres_url)  # a clean catalog and queue for every test
+    flush_redis(redis_url)
     shared = dict(
         database_url=postgres_url,
         queue_url=redis_url,
