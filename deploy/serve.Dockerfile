@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# The serving image: the API (`leafdoc serve`), the web page, predictions on ONNX Runtime.
+# No TensorFlow: the base install + the [serve] extra, pinned by deploy/requirements-serve.lock
+# (compiled from pyproject.toml under the constraints of the repository's requirements.lock).
+# Build from the repository root:  docker build -f deploy/serve.Dockerfile -t leafdoc-serve .
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/leafdoc
+COPY deploy/requirements-serve.lock /tmp/requirements.lock
+RUN /opt/leafdoc/bin/pip install --no-compile -r /tmp/requirements.lock
+COPY pyproject.toml README.md /src/
+COPY src /src/src
+RUN /opt/leafdoc/bin/pip install --no-deps /src \
+ && /opt/leafdoc/bin/python -m compileall -q /opt/leafdoc/lib
+
+FROM ${PYTHON_IMAGE}
+# libgomp: OpenMP runtime for ONNX Runtime and OpenCV.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/leafdoc --create-home leafdoc
+COPY --from=build /opt/leafdoc /opt/leafdoc
+# The starter model seeds the registry on first start (LEAFDOC_MODEL_DIR); later versions live in the store.
+COPY models/starter /opt/leafdoc-models/starter
+ENV PATH=/opt/leafdoc/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    LEAFDOC_HOME=/var/lib/leafdoc \
+    LEAFDOC_MODEL_DIR=/opt/leafdoc-models/starter \
+    LEAFDOC_RUN_CONSUMER=false \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    FORWARDED_ALLOW_IPS=*
+USER leafdoc
+WORKDIR /var/lib/leafdoc
+EXPOSE 8000
+# Liveness. Orchestrators should route traffic on /readyz (catalog, model and queue all reachable).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# One uvicorn worker per container: scale with replicas. `--workers N` also works (one /metrics sums them).
+CMD ["leafdoc", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-consumer"]

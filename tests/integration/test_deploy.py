@@ -1,0 +1,471 @@
+"""deploy/ agrees with the code. There is no Docker engine or cluster here, so what can be checked without
+one is: the compose file and the Kubernetes manifests parse; every LEAFDOC_ variable they set is a real
+setting and its value validates; every probe and health check asks a route the app has, on the port the
+container's command listens on; every command they run is a real `leafdoc` command with real options;
+the Dockerfiles copy only what their .dockerignore sends; the serving lock has no TensorFlow yet holds
+every package the serving path imports; nginx accepts the load balancer's config, and in front of a real
+`leafdoc serve` it proxies, and answers an oversized upload with the service's JSON error."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import typer
+import yaml
+from tests.live_server import free_port, wait_for
+
+from leafdoc.cli import app as cli_app
+from leafdoc.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+DOCKERFILES = {"serve": DEPLOY / "serve.Dockerfile", "worker": DEPLOY / "worker.Dockerfile"}
+NGINX_CONF = DEPLOY / "nginx" / "nginx.conf"
+TF_PACKAGES = {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "tf-keras"}
+
+
+# ---- reading deploy/ ---------------------------------------------------------------------------------
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def k8s_docs() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
+
+
+def k8s_kind(kind: str) -> list[dict]:
+    return [d for d in k8s_docs() if d.get("kind") == kind]
+
+
+def containers() -> list[dict]:
+    return [c for d in k8s_kind("Deployment") for c in d["spec"]["template"]["spec"]["containers"]]
+
+
+def dockerfile(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the final stage's and earlier stages' lines, continuations joined."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;]+)", line)
+        if m:
+            pins[canonical(m.group(1))] = m.group(3)
+    return pins
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def all_env() -> dict[str, str]:
+    """Every environment variable deploy/ sets for a leafdoc process, with its value."""
+    env: dict[str, str] = {}
+    c = compose()
+    for svc in c["services"].values():
+        if str(svc.get("image", "")).startswith("leafdoc") or "build" in svc:
+            env.update({k: str(v) for k, v in (svc.get("environment") or {}).items()})
+    env.update(env_file(DEPLOY / "leafdoc.env.example"))
+    for doc in k8s_kind("ConfigMap"):
+        env.update(doc["data"])
+    for doc in k8s_kind("Secret"):
+        env.update(doc["stringData"])
+    for c_ in containers():
+        env.update({e["name"]: e["value"] for e in c_.get("env", [])})
+    for name in DOCKERFILES:
+        env.update(image_env(name))
+    return env
+
+
+def image_env(name: str) -> dict[str, str]:
+    """The ENV of a Dockerfile."""
+    env = {}
+    for word, rest in dockerfile(DOCKERFILES[name]):
+        if word == "ENV":
+            env.update(dict(pair.split("=", 1) for pair in shlex.split(rest)))
+    return env
+
+
+# ---- settings ----------------------------------------------------------------------------------------
+
+
+def test_every_leafdoc_variable_deploy_sets_is_a_setting_and_its_value_is_valid(monkeypatch, tmp_path):
+    env = all_env()
+    fields = {f"LEAFDOC_{name.upper()}" for name in Settings.model_fields}
+    leafdoc_vars = {k for k in env if k.startswith("LEAFDOC_")}
+    assert leafdoc_vars, "deploy/ sets no LEAFDOC_ variable at all?"
+    assert leafdoc_vars <= fields, f"not settings: {sorted(leafdoc_vars - fields)}"
+    # The values validate as the processes would read them (compose's ${...} filled in as compose does).
+    for key, value in env.items():
+        if key.startswith("LEAFDOC_"):
+            monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret", value))
+    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path))
+    s = Settings()
+    assert s.queue_url.startswith("redis://") and s.store_location.startswith("s3://")
+    assert s.run_consumer is False
+
+
+def test_api_replicas_share_catalog_queue_and_store_and_run_no_consumer():
+    c = compose()
+    anchor = c["services"]["api"]["environment"]
+    for name in ("api", "ui", "worker"):
+        env = c["services"][name]["environment"]
+        for key in ("LEAFDOC_DATABASE_URL", "LEAFDOC_QUEUE_URL", "LEAFDOC_STORE_URL", "LEAFDOC_S3_ENDPOINT_URL"):
+            assert env[key] == anchor[key], (name, key)
+    assert c["services"]["api"]["deploy"]["replicas"] > 1
+    assert c["services"]["api"]["environment"]["LEAFDOC_UI"] == "false"
+    assert c["services"]["ui"]["deploy"]["replicas"] == 1  # Gradio's queue lives in its process
+    # The bucket the minio-bucket job creates is the one LEAFDOC_STORE_URL names.
+    bucket = anchor["LEAFDOC_STORE_URL"].removeprefix("s3://").split("/")[0]
+    assert f"store/{bucket}" in " ".join(c["services"]["minio-bucket"]["command"])
+    assert (DEPLOY / ".gitignore").read_text().split() == ["leafdoc.env"]  # secrets stay out of git
+    for d in k8s_kind("Deployment"):
+        sources = {
+            next(iter(e.values()))["name"] for c_ in d["spec"]["template"]["spec"]["containers"] for e in c_["envFrom"]
+        }
+        assert sources == {"leafdoc-settings", "leafdoc-secrets"}, d["metadata"]["name"]
+    [cm] = k8s_kind("ConfigMap")
+    assert cm["data"]["LEAFDOC_RUN_CONSUMER"] == "false"
+    [secret] = k8s_kind("Secret")
+    assert "LEAFDOC_DATABASE_URL" in secret["stringData"] and "LEAFDOC_ADMIN_TOKEN" in secret["stringData"]
+
+
+# ---- commands, ports, probes -------------------------------------------------------------------------
+
+
+def check_leafdoc_command(argv: list[str]) -> dict[str, str | bool]:
+    """argv is `leafdoc CMD --opt value...` for a real command and real options; returns the options."""
+    assert argv[0] == "leafdoc", argv
+    group = typer.main.get_command(cli_app)
+    cmd = group.commands.get(argv[1])
+    assert cmd is not None, f"`leafdoc {argv[1]}` is not a command"
+    ctx = cmd.make_context(f"leafdoc {argv[1]}", list(argv[2:]), resilient_parsing=False)
+    return ctx.params
+
+
+def served_port(argv: list[str]) -> int:
+    return int(check_leafdoc_command(argv)["port"])
+
+
+@pytest.fixture(scope="module")
+def app_routes(tmp_path_factory) -> set[tuple[str, str]]:
+    """(METHOD, path) of every route of the app `leafdoc serve` runs (serving the starter model)."""
+    from leafdoc.service.app import create_app
+
+    app = create_app(Settings(home=tmp_path_factory.mktemp("routes"), run_consumer=False))
+    try:
+        paths = app.openapi()["paths"]
+        return {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    finally:
+        app.state.leafdoc.catalog.dispose()
+
+
+def test_dockerfiles_run_real_commands_and_check_real_routes(app_routes):
+    for name, path in DOCKERFILES.items():
+        steps = dockerfile(path)
+        [cmd] = [json.loads(rest) for word, rest in steps if word == "CMD"]
+        params = check_leafdoc_command(cmd)
+        if name == "serve":
+            assert cmd[1] == "serve" and params["host"] == "0.0.0.0" and params["consumer"] is False
+            [expose] = [rest for word, rest in steps if word == "EXPOSE"]
+            assert int(expose) == served_port(cmd)
+            [health] = [rest for word, rest in steps if word == "HEALTHCHECK"]
+            url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", health)
+            assert int(url.group(1)) == served_port(cmd) and ("GET", url.group(2)) in app_routes
+        else:
+            assert cmd[1:] == ["worker"]
+        assert ("USER", "leafdoc") in steps, f"{path.name} must not run as root"
+
+
+def test_dockerfiles_copy_only_what_their_dockerignore_sends():
+    for path in DOCKERFILES.values():
+        lines = [ln.strip() for ln in Path(f"{path}.dockerignore").read_text().splitlines()]
+        ignore = [ln for ln in lines if ln and not ln.startswith("#")]
+        assert ignore[0] == "*", f"{path.name}.dockerignore: an allow-list (everything out, then !path) expected"
+        allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+        for word, rest in dockerfile(path):
+            if word == "COPY" and not rest.startswith("--from"):
+                *sources, _dest = rest.split()
+                for src in sources:
+                    assert src.rstrip("/") in allowed, f"{path.name}: COPY {src} is not sent by the .dockerignore"
+                    assert (REPO / src).exists(), f"{path.name}: COPY {src}: no such file"
+
+
+def test_kubernetes_probes_ask_real_routes_on_the_served_port(app_routes):
+    deployments = {d["metadata"]["name"]: d for d in k8s_kind("Deployment")}
+    assert set(deployments) == {"leafdoc-api", "leafdoc-ui", "leafdoc-worker"}
+    for name in ("leafdoc-api", "leafdoc-ui"):
+        [c] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        port = served_port(c["command"])
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports == {"http": port}
+        assert check_leafdoc_command(c["command"])["consumer"] is False
+        probes = {k: c[k] for k in ("startupProbe", "livenessProbe", "readinessProbe")}
+        assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        for probe in probes.values():
+            assert ("GET", probe["httpGet"]["path"]) in app_routes
+            assert ports[probe["httpGet"]["port"]] == port
+        assert c["resources"]["requests"] and c["resources"]["limits"]
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert "/tmp" in mounts and image_env("serve")["LEAFDOC_HOME"] in mounts
+    [worker] = deployments["leafdoc-worker"]["spec"]["template"]["spec"]["containers"]
+    assert check_leafdoc_command(worker["command"]) is not None and worker["command"][1] == "worker"
+    assert image_env("worker")["LEAFDOC_HOME"] in {m["mountPath"] for m in worker["volumeMounts"]}
+    for d in deployments.values():
+        assert d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    # Services and the ingress point at those pods and ports.
+    services = {s["metadata"]["name"]: s for s in k8s_kind("Service")}
+    for name in ("leafdoc-api", "leafdoc-ui"):
+        pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert services[name]["spec"]["selector"].items() <= pod_labels.items()
+    [ingress] = k8s_kind("Ingress")
+    backends = {
+        p["path"]: p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+    }
+    assert backends == {"/": "leafdoc-api", "/ui": "leafdoc-ui"}
+
+
+def test_hpa_scales_the_api_deployment_on_cpu_requests():
+    [hpa] = k8s_kind("HorizontalPodAutoscaler")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "leafdoc-api")
+    assert 1 < hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    [metric] = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    [api] = [c for c in containers() if c["name"] == "api"]
+    assert "cpu" in api["resources"]["requests"]  # utilisation is measured against the request
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed <= on_disk and on_disk - listed == {"store-pvc.yaml"}  # the optional one is documented
+
+
+def test_compose_health_checks_and_commands(app_routes):
+    c = compose()
+    for name in ("api", "ui"):
+        svc = c["services"][name]
+        path = re.search(r"http://127\.0\.0\.1:8000(/\w+)", " ".join(svc["healthcheck"]["test"])).group(1)
+        assert ("GET", path) in app_routes
+    check_leafdoc_command(c["services"]["worker"]["command"])
+    assert c["services"]["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert list(c["services"]["nginx"]["ports"]) == ["8080:8080"]  # the only published port
+    assert all("ports" not in s for n, s in c["services"].items() if n != "nginx")
+
+
+# ---- the locks: a serving image without TensorFlow that still has everything serving imports ------------
+
+
+def test_deploy_locks_pin_the_same_versions_as_requirements_lock():
+    main = lock_pins(REPO / "requirements.lock")
+    serve, worker = lock_pins(DEPLOY / "requirements-serve.lock"), lock_pins(DEPLOY / "requirements-worker.lock")
+    for name, pins in (("serve", serve), ("worker", worker)):
+        drift = {k: (v, main.get(k)) for k, v in pins.items() if main.get(k) != v}
+        assert not drift, f"requirements-{name}.lock differs from requirements.lock (re-run its uv command): {drift}"
+    assert not TF_PACKAGES & set(serve)
+    assert {"tensorflow", "tf2onnx", "onnxruntime", "huey", "redis", "psycopg", "boto3"} <= set(worker)
+    assert set(serve) <= set(worker)
+
+
+def test_the_serving_image_environment_serves_without_tensorflow(tmp_path):
+    """What the serving image installs, built here without Docker: a fresh venv with exactly
+    deploy/requirements-serve.lock (uv, offline: from the cache scripts/install.sh filled) and leafdoc's
+    sources. `leafdoc serve` runs in it as the image's CMD does: ready, predicts, explains, shows the page."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (scripts/install.sh installs it)")
+    venv = tmp_path / "venv"
+    made = subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    python = venv / "bin" / "python"
+    lock = DEPLOY / "requirements-serve.lock"
+    installed = subprocess.run(
+        [uv, "pip", "install", "-q", "--offline", "--python", str(python), "-r", str(lock)],
+        capture_output=True,
+        text=True,
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"the serving lock's packages are not all in uv's cache (offline): {installed.stderr[-500:]}")
+    env = {
+        **image_env("serve"),  # the image's environment, with its paths moved here
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO / "src"),  # the image installs these same sources
+        "LEAFDOC_HOME": str(tmp_path / "home"),
+        "LEAFDOC_MODEL_DIR": str(REPO / "models" / "starter"),
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),
+    }
+    no_tf = subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True, text=True, env=env)
+    assert "No module named 'tensorflow'" in no_tf.stderr
+    [cmd] = [json.loads(rest) for word, rest in dockerfile(DOCKERFILES["serve"]) if word == "CMD"]
+    port = free_port()
+    argv = [str(python), "-m", "leafdoc.cli", *cmd[1:]]
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).json()["ready"], 180, "the server to be ready")
+        photo = REPO / "examples" / "apple_cedar_rust.jpg"
+        r = httpx.post(f"{base}/v1/predict", files={"file": (photo.name, photo.read_bytes())}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["top_k"][0]["label"] == "Apple___Cedar_apple_rust"
+        r = httpx.post(f"{base}/v1/explain", files={"file": (photo.name, photo.read_bytes())}, timeout=60)
+        assert r.status_code == 200 and r.json()["overlay_png"], r.text
+        page = httpx.get(f"{base}/ui/", timeout=300, follow_redirects=True)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    except BaseException:
+        print((tmp_path / "serve.log").read_text()[-3000:])
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log_text = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+# ---- nginx ---------------------------------------------------------------------------------------------
+
+
+def nginx() -> str:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        pytest.skip("nginx is not installed (scripts/system-packages.sh installs it)")
+    return exe
+
+
+def nginx_size(value: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].isalpha() else int(value)
+
+
+def directive(conf: str, name: str, block: str | None = None) -> list[str]:
+    text = conf
+    if block:
+        start = conf.index(block)
+        text = conf[start : conf.index("}", start)]
+    return re.findall(rf"^\s*{name}\s+([^;]+);", text, re.M)
+
+
+def test_nginx_accepts_the_config_and_its_limits_match_the_service(tmp_path):
+    result = subprocess.run(
+        [nginx(), "-t", "-q", "-e", "stderr", "-p", str(tmp_path), "-c", str(NGINX_CONF)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    conf = NGINX_CONF.read_text()
+    s = Settings(home=tmp_path)
+    [body] = directive(conf, "client_max_body_size")
+    assert nginx_size(body) == s.max_request_bytes
+    [upload_timeout] = directive(conf, "proxy_read_timeout", "location = /v1/uploads")
+    assert int(upload_timeout.rstrip("s")) >= s.upload_wait_seconds
+    [ingress] = k8s_kind("Ingress")
+    assert nginx_size(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]) == (
+        s.max_request_bytes
+    )
+    [cm] = k8s_kind("ConfigMap")
+    assert int(cm["data"]["LEAFDOC_MAX_REQUEST_BYTES"]) == s.max_request_bytes
+
+
+def raw_request(port: int, head: str) -> tuple[int, dict, bytes]:
+    """Send only a request head (no body) and read the answer: what nginx says before any body arrives."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head_bytes, _, body = data.partition(b"\r\n\r\n")
+        lines = head_bytes.decode().split("\r\n")
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+        while len(body) < int(headers.get("content-length", 0)):
+            body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_nginx_in_front_of_a_real_server(tmp_path, live_server):
+    """The deploy config, run by nginx, with only what ties it to Docker changed: the listen port, the
+    upstream names (Docker DNS) and the pid file."""
+    port = free_port()
+    upstream = live_server.base.removeprefix("http://")
+    conf = NGINX_CONF.read_text()
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("http://api:8000", f"http://{upstream}").replace("http://ui:8000", f"http://{upstream}")
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    for kind in ("client-body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        conf = conf.replace(f"/tmp/nginx-{kind}", f"{tmp_path}/temp-{kind}")
+    user = "" if os.geteuid() != 0 else "user root;\n"  # as root, workers would become `nobody`
+    (tmp_path / "nginx.conf").write_text(user + "daemon off;\n" + conf)
+    with open(tmp_path / "nginx.log", "wb") as log:
+        proc = subprocess.Popen(
+            [nginx(), "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/nginx-healthz", timeout=2).status_code == 200, 30, "nginx")
+        assert httpx.get(f"{base}/readyz", timeout=30).json()["ready"] is True
+        photo = next((REPO / "examples").glob("*.jpg")).read_bytes()
+        r = httpx.post(f"{base}/v1/predict", files={"file": ("leaf.jpg", photo, "image/jpeg")}, timeout=60)
+        assert r.status_code == 200 and r.json()["top_k"], r.text
+        # Over the limit: refused from the declared length, before any byte of the body, in the API's format.
+        too_big = Settings(home=tmp_path).max_request_bytes + 1
+        status, headers, body = raw_request(
+            port,
+            f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: application/zip\r\n"
+            f"Content-Length: {too_big}\r\nConnection: close\r\n\r\n",
+        )
+        assert status == 413 and headers["content-type"] == "application/json"
+        answer = json.loads(body)
+        assert answer["error"] == "request_too_large" and answer["message"] and answer["hint"]
+        # Just under the limit: nginx passes it on and the API itself judges the body.
+        status, headers, body = raw_request(
+            port,
+            "POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: application/zip\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        assert status == 401 and json.loads(body)["error"] == "unauthorized"  # the API's answer: no token
+        metrics = httpx.get(f"{base}/metrics", timeout=30)
+        assert metrics.status_code == 200  # from loopback, a private address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
