@@ -50,9 +50,13 @@ def summary_text(stats: dict) -> str:
     if counts:
         most = max(counts, key=counts.get)
         least = min(counts, key=counts.get)
-        parts.append(
-            f"most photos: {pretty_label(most)} ({counts[most]}), fewest: {pretty_label(least)} ({counts[least]})"
-        )
+        if counts[most] == counts[least]:
+            parts.append(f"every class has {counts[most]:,} photos")
+        else:
+            parts.append(
+                f"most photos: {pretty_label(most)} ({counts[most]:,}), "
+                f"fewest: {pretty_label(least)} ({counts[least]:,})"
+            )
     overall = stats.get("overall") or {}
     details = []
     if overall.get("width") and overall.get("height"):
@@ -84,6 +88,7 @@ class DatasetTab(QWidget):
         row.addWidget(QLabel("Dataset"))
         self.dataset_box = QComboBox()
         self.dataset_box.setMinimumWidth(220)
+        self.dataset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.dataset_box.currentIndexChanged.connect(self._dataset_changed)
         row.addWidget(self.dataset_box)
         row.addWidget(QLabel("Version"))

@@ -137,12 +137,16 @@ class ResultCard(QFrame):
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.setVisible(False)
+        self.bars_title = QLabel()
+        self.bars_title.setStyleSheet("color: #555;")
+        self.bars_title.setVisible(False)
         self.bars_box = QVBoxLayout()
         self.bars_box.setSpacing(4)
         self.bars: list[ConfidenceBar] = []
         right.addWidget(self.title)
         right.addWidget(self.subtitle)
         right.addWidget(self.notice)
+        right.addWidget(self.bars_title)
         right.addLayout(self.bars_box)
         right.addStretch(1)
         layout.addLayout(right, 1)
@@ -163,8 +167,12 @@ class ResultCard(QFrame):
         version = answer.get("model_version")
         self.subtitle.setText(f"{self.path.name} · model version {version}")
         top = answer.get("top_k") or []
+        self.bars_title.setText(
+            "The model's guesses (not reliable for this photo):" if abstained else "How sure the model is:"
+        )
+        self.bars_title.setVisible(bool(top))
         for i, item in enumerate(top):
-            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0 and not abstained))
+            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0), muted=abstained)
             self.bars.append(bar)
             self.bars_box.addWidget(bar)
         overlay = answer.get("overlay")
@@ -293,6 +301,7 @@ class DiagnoseTab(QWidget):
         splitter.addWidget(history_box)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 240])  # most of the room for the photos; the history below
         layout.addWidget(splitter, 1)
 
     # ---- adding photos -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ The settings file is the platform's usual place unless `LEAFDOC_DESKTOP_SETTINGS
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -66,12 +67,21 @@ class TokenStore:
             self.settings.setValue(self._key(server), token)
             self.last_place = "settings"
         self.settings.sync()
+        if self.last_place == "settings":
+            _owner_only(self.settings.fileName())
         return self.last_place
 
     def forget(self, server: str) -> None:
         _keyring_call("delete_password", KEYRING_SERVICE, server.rstrip("/"))
         self.settings.remove(self._key(server))
         self.settings.sync()
+
+
+def _owner_only(path: str) -> None:
+    """The settings file holds a token: readable and writable by this user only."""
+    if os.name == "posix" and path and os.path.isfile(path):
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
 
 
 def _keyring_call(name: str, *args, ok: bool = False):

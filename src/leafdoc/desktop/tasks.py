@@ -62,6 +62,7 @@ class Tasks(QObject):
         self.pool.setMaxThreadCount(threads)
         self._callbacks: dict[int, _Callbacks] = {}
         self.default_error: Callable[[BaseException], None] | None = None  # for tasks with no on_error
+        self.closed = False
         self._ids = itertools.count(1)
         self._done.connect(self._on_done)
         self._failed.connect(self._on_failed)
@@ -79,6 +80,8 @@ class Tasks(QObject):
     ) -> int:
         """Run fn(*args, **kwargs) in a worker; with on_progress, fn also gets `progress=callable(*values)`."""
         task_id = next(self._ids)
+        if self.closed:
+            return task_id
         self._callbacks[task_id] = _Callbacks(on_done, on_error, on_progress, on_finally)
         self.pool.start(_Runnable(self, task_id, fn, args, kwargs, on_progress is not None))
         return task_id
@@ -87,15 +90,18 @@ class Tasks(QObject):
     def busy(self) -> int:
         return len(self._callbacks)
 
-    def wait(self, msecs: int = 5000) -> bool:
-        """Wait for running tasks (at close); queued ones that have not started are dropped."""
+    def shutdown(self, msecs: int = 5000) -> bool:
+        """At close: drop queued tasks, wait for running ones, and call back nothing from now on
+        (a request cut short by the closing window is not an error to show)."""
+        self.closed = True
+        self._callbacks.clear()
         self.pool.clear()
         return self.pool.waitForDone(msecs)
 
     @Slot(int, object)
     def _on_done(self, task_id: int, result: object) -> None:
         cb = self._callbacks.pop(task_id, None)
-        if cb is None:
+        if cb is None or self.closed:
             return
         try:
             if cb.on_done:
@@ -106,7 +112,7 @@ class Tasks(QObject):
     @Slot(int, object)
     def _on_failed(self, task_id: int, exc: object) -> None:
         cb = self._callbacks.pop(task_id, None)
-        if cb is None:
+        if cb is None or self.closed:
             return
         try:
             handler = cb.on_error or self.default_error
@@ -118,7 +124,7 @@ class Tasks(QObject):
     @Slot(int, object)
     def _on_progress(self, task_id: int, values: object) -> None:
         cb = self._callbacks.get(task_id)
-        if cb is not None and cb.on_progress:
+        if cb is not None and cb.on_progress and not self.closed:
             cb.on_progress(*values)  # type: ignore[misc]
 
     def _finish(self, cb: _Callbacks) -> None:

@@ -69,7 +69,14 @@ class ImageView(QLabel):
 class ConfidenceBar(QWidget):
     """A label and how sure the model is of it, as a bar with the percentage."""
 
-    def __init__(self, label: str, probability: float, highlight: bool = False, parent: QWidget | None = None):
+    def __init__(
+        self,
+        label: str,
+        probability: float,
+        highlight: bool = False,
+        muted: bool = False,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.label, self.probability = label, probability
         layout = QHBoxLayout(self)
@@ -78,15 +85,17 @@ class ConfidenceBar(QWidget):
         self.name.setToolTip(label)
         self.name.setMinimumWidth(220)
         self.name.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        if highlight:
+        if highlight and not muted:
             self.name.setStyleSheet("font-weight: bold;")
+        elif muted:
+            self.name.setStyleSheet("color: #777;")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(round(max(0.0, min(1.0, probability)) * 1000))
         self.bar.setFormat(f"{probability:.1%}")
         self.bar.setTextVisible(True)
         self.bar.setFixedWidth(200)
-        colour = "#3a9d5d" if highlight else "#8fb9a0"
+        colour = "#c8c8c8" if muted else "#3a9d5d" if highlight else "#8fb9a0"
         self.bar.setStyleSheet(
             "QProgressBar { border: 1px solid #bbb; border-radius: 3px; background: #f4f4f4; text-align: center; }"
             f"QProgressBar::chunk {{ background: {colour}; }}"

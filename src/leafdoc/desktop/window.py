@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
             self.settings.sync()
             self.retrain.poll_timer.stop()
             self.hide()
+            self.tasks.closed = True  # from now on nothing calls back, so no dialog from a closed window
             self.session.close()  # stops the built-in server (blocks until it is gone)
-            self.tasks.wait(5000)
+            self.tasks.shutdown(5000)
         event.accept()
