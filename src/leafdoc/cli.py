@@ -161,6 +161,10 @@ def train(
     morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
     seed: Annotated[int, typer.Option()] = 0,
     init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
+    nonleaf: Annotated[
+        list[Path] | None,
+        typer.Option(help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable)."),
+    ] = None,
     provenance: Annotated[
         Path | None, typer.Option(help="A text file on the data's sources and licences, copied into card.json.")
     ] = None,
@@ -187,6 +191,7 @@ def train(
             augment=augment,
             morphology=morphology,
             seed=seed,
+            nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []],
         )
     except ValueError as exc:
         raise ConfigError(f"invalid training options: {exc}") from None
@@ -300,11 +305,43 @@ def predict(
             if r.error:
                 out.print(f"[bold]{esc(r.file)}[/]: [red]{esc(r.error)}[/]")
                 continue
-            out.print(f"[bold]{esc(r.file)}[/]")
+            d = r.decision
+            if d is not None and d.abstained:
+                out.print(f"[bold]{esc(r.file)}[/]: [yellow]not sure ({d.reason})[/] {esc(d.message or '')}")
+            else:
+                out.print(f"[bold]{esc(r.file)}[/]: [green]{esc(r.top_k[0]['label'])}[/]")
             for t in r.top_k:
                 out.print(f"  {t['probability']:7.2%}  {t['label']}")
     if results and all(r.error for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder with split.json.")],
+    data: Annotated[Path, typer.Option(help="The folder of class folders the model was trained on.")],
+    nonleaf: Annotated[
+        list[Path] | None, typer.Option(help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...")
+    ] = None,
+    target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """(Re)fit the not-a-leaf check of a model folder: training split statistics, validation threshold."""
+    from leafdoc.inference.calibrate import calibrate_model_dir
+
+    section = calibrate_model_dir(model_dir, data, nonleaf or [], target, max_pixels=_settings().max_image_pixels)
+    if as_json:
+        _emit_json(section)
+        return
+    out.print(
+        f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "
+        f"{section['val_refused']:.1%} of {section['n_val']} validation leaf photos"
+        + (
+            f" and {section['nonleaf_refused']:.1%} of {section['n_nonleaf']} non-leaf photos"
+            if "nonleaf_refused" in section
+            else ""
+        )
+    )
 
 
 @app.command()
@@ -327,9 +364,12 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Write report.md, index.html and figures into this folder.")
     ] = None,
+    ood: Annotated[
+        Path | None, typer.Option(help="A folder of photos that are not leaves: report the share refused.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
-    """Accuracy, top-3, macro F1, calibration and confusions of a model on labelled photos."""
+    """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
     from leafdoc.data.stats import check_replaceable
     from leafdoc.evaluate.evaluate import evaluate_folder
 
@@ -337,7 +377,7 @@ def evaluate(
         check_replaceable(report, "index.html")
     settings = _settings()
     with _progress(f"Evaluating on {data.name}", not as_json) as update:
-        result = evaluate_folder(model_dir, data, settings, progress=update)
+        result = evaluate_folder(model_dir, data, settings, progress=update, ood_dir=ood)
     if report is not None:
         from leafdoc.evaluate.report import write_report
 
@@ -357,6 +397,18 @@ def _print_evaluation(r: dict) -> None:
         table.add_row(name, f"{r[key]:.2%}")
     table.add_row("macro F1", f"{r['macro_f1']:.3f}")
     table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
+    sel = r.get("selective")
+    if sel:
+        reasons = ", ".join(f"{k} {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
+        table.add_row("answered (coverage)", f"{sel['coverage']:.2%} ({sel['abstained']} abstained: {reasons})")
+        if sel["accuracy_answered"] is not None:
+            table.add_row("accuracy on answered", f"{sel['accuracy_answered']:.2%}")
+        at = sel["accuracy_at"]
+        table.add_row("accuracy at 50/80/100% coverage", " / ".join(f"{at[k]:.2%}" for k in ("50%", "80%", "100%")))
+        table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
+    if r.get("ood"):
+        o = r["ood"]
+        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} (not_a_leaf {o['not_a_leaf']:.2%})")
     out.print(table)
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
     for label in r["classes"]:

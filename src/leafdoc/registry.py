@@ -39,7 +39,7 @@ from leafdoc.settings import Settings
 log = logging.getLogger(__name__)
 
 STATUSES = ("candidate", "serving", "archived", "rejected")
-MODEL_FILES = ("model.onnx", "model.keras", "labels.json", "card.json", "model.tflite")
+MODEL_FILES = ("model.onnx", "model.keras", "labels.json", "card.json", "model.tflite", "ood.npz")
 PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
 LOWER_IS_BETTER = frozenset({"ece"})
 POINTER_LEASE = "serving-pointer"

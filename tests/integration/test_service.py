@@ -116,7 +116,8 @@ def test_abstains_on_a_photo_that_is_not_usable(client):
     assert body["abstained"] is True and body["reason"] == "poor_photo"
     assert "dark" in body["message"]
     body = client.post("/v1/predict", files={"file": ("grey.png", flat_photo((128, 128, 128)))}).json()
-    assert body["reason"] == "poor_photo" and "flat colour" in body["message"]
+    assert body["reason"] == "poor_photo" and "one colour" in body["message"]
+    assert body["problems"] == ["one_colour"]
 
 
 # ---- batch -----------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import numpy as np
 
 from leafdoc.data.sources import list_labelled_folder
 from leafdoc.errors import DatasetError, LeafdocError
-from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins
-from leafdoc.images import DEFAULT_MAX_PIXELS
+from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
+from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
+from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
 from leafdoc.settings import Settings
 
@@ -46,43 +47,52 @@ def predict_files(
     predictor: Predictor,
     files: list[tuple[Path, str]],
     progress: Progress | None = None,
-) -> tuple[list[tuple[Path, str]], np.ndarray, list[dict]]:
-    """Probabilities for every readable file: (kept (path, label) pairs, probs (N, C), skipped)."""
+) -> tuple[list[tuple[Path, str]], np.ndarray, list[dict], list[Decision]]:
+    """Probabilities and leafdoc's decision for every readable file:
+    (kept (path, label) pairs, probs (N, C), skipped, decisions)."""
     kept: list[tuple[Path, str]] = []
     skipped: list[dict] = []
     parts: list[np.ndarray] = []
+    decisions: list[Decision] = []
     for start in range(0, len(files), CHUNK):
-        arrays = []
+        photos = []
         for path, label in files[start : start + CHUNK]:
             try:
-                arrays.append(predictor.preprocess(path, name=str(path)))
+                photos.append(predictor.load(path, name=str(path)))
                 kept.append((path, label))
             except LeafdocError as exc:
                 skipped.append({"file": str(path), "reason": _error_text(exc, str(path))})
             except OSError as exc:
                 skipped.append({"file": str(path), "reason": f"cannot read the file ({exc})"})
-        if arrays:
-            parts.append(predictor.predict_arrays(np.stack(arrays), ["probabilities"])["probabilities"])
+        if photos:
+            out = predictor.predict_arrays(np.stack([ph.x for ph in photos]), predictor.decision_outputs)
+            parts.append(out["probabilities"])
+            for i, ph in enumerate(photos):
+                decisions.append(predictor.decide({k: v[i] for k, v in out.items()}, ph))
         if progress:
             progress(min(start + CHUNK, len(files)), len(files))
     probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
-    return kept, probs, skipped
+    return kept, probs, skipped, decisions
 
 
-def per_image(kept: list[tuple[Path, str]], probs: np.ndarray, labels: list[str]) -> list[dict]:
-    """One row per image: what it is, what the model said, how sure it was."""
+def per_image(
+    kept: list[tuple[Path, str]], probs: np.ndarray, labels: list[str], decisions: list[Decision] | None = None
+) -> list[dict]:
+    """One row per image: what it is, what the model said, how sure it was, and whether it abstained."""
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     rows = []
-    for (path, true), p, i in zip(kept, probs, pred, strict=True):
-        rows.append(
-            {
-                "file": str(path),
-                "true": true,
-                "predicted": labels[int(i)],
-                "confidence": round(float(p[int(i)]), 6),
-                "correct": labels[int(i)] == true,
-            }
-        )
+    for k, ((path, true), p, i) in enumerate(zip(kept, probs, pred, strict=True)):
+        row = {
+            "file": str(path),
+            "true": true,
+            "predicted": labels[int(i)],
+            "confidence": round(float(p[int(i)]), 6),
+            "correct": labels[int(i)] == true,
+        }
+        if decisions is not None:
+            row["abstained"] = decisions[k].abstained
+            row["reason"] = decisions[k].reason
+        rows.append(row)
     return rows
 
 
@@ -92,8 +102,10 @@ def evaluate_folder(
     settings: Settings | None = None,
     progress: Progress | None = None,
     predictor: Predictor | None = None,
+    ood_dir: Path | None = None,
 ) -> dict:
-    """Metrics of the model in `model_dir` on the class folders of `data_dir`.
+    """Metrics of the model in `model_dir` on the class folders of `data_dir`
+    (and with `ood_dir`, the share of those photos, none a leaf of the model's classes, it abstained on).
 
     Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
     labels, per_class, confusion_matrix) plus most_confused, reliability, predictions (per image),
@@ -106,7 +118,7 @@ def evaluate_folder(
     data_labels = {label for _, label in files}
     check_classes(data_labels, predictor.labels, model_dir, data_dir)
 
-    kept, probs, skipped = predict_files(predictor, files, progress)
+    kept, probs, skipped, decisions = predict_files(predictor, files, progress)
     skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + skipped
     if not kept:
         first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
@@ -118,8 +130,34 @@ def evaluate_folder(
     result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
     result["reliability"] = reliability_bins(probs, y, RELIABILITY_BINS)
     result["classes"] = sorted(data_labels)
-    result["predictions"] = per_image(kept, probs, predictor.labels)
+    result["predictions"] = per_image(kept, probs, predictor.labels, decisions)
+    result["selective"] = selective_metrics(y, probs, [d.reason for d in decisions])
+    if ood_dir is not None:
+        result["ood"] = evaluate_ood(predictor, Path(ood_dir))
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["data"] = str(data_dir)
     return result
+
+
+def evaluate_ood(predictor: Predictor, folder: Path) -> dict:
+    """Photos that are not leaves of the model's classes (any images under `folder`): how many it refused."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder.", hint="Pass a folder of photos that are not leaves.")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+    if not paths:
+        raise DatasetError(f"{folder}: no image files in it.", hint="Pass a folder of photos that are not leaves.")
+    kept, _, skipped, decisions = predict_files(predictor, [(p, "") for p in paths])
+    reasons: dict[str, int] = {}
+    for d in decisions:
+        key = d.reason or "answered"
+        reasons[key] = reasons.get(key, 0) + 1
+    n = len(decisions)
+    return {
+        "data": str(folder),
+        "n": n,
+        "abstained": round(sum(d.abstained for d in decisions) / n, 4) if n else None,
+        "not_a_leaf": round(reasons.get("not_a_leaf", 0) / n, 4) if n else None,
+        "by_reason": reasons,
+        "skipped": len(skipped),
+    }

@@ -85,3 +85,57 @@ def most_confused(cm: np.ndarray, labels: list[str], top: int = 10) -> list[dict
     pairs = [(int(off[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels)) if off[i, j] > 0]
     pairs.sort(reverse=True)
     return [{"true": labels[i], "predicted": labels[j], "count": c} for c, i, j in pairs[:top]]
+
+
+# ---- selective prediction: what the model answers, and how well ---------------------------------
+
+COVERAGE_POINTS = (0.5, 0.8, 1.0)
+
+
+def risk_coverage(y: np.ndarray, probs: np.ndarray, points: int = 101) -> dict:
+    """Answer the most confident photos first: the error rate (risk) at each share answered (coverage).
+
+    Returns {"curve": {"coverage": [...], "risk": [...]}, "aurc": area under the curve (lower is better),
+    "accuracy_at": {"50%": ..., "80%": ..., "100%": ...}}.
+    """
+    n = len(y)
+    if n == 0:
+        return {"curve": {"coverage": [], "risk": []}, "aurc": None, "accuracy_at": {}}
+    conf = probs.max(axis=1)
+    order = np.argsort(-conf, kind="stable")
+    wrong = (probs.argmax(axis=1) != y)[order].astype(np.float64)
+    cum_risk = np.cumsum(wrong) / np.arange(1, n + 1)  # risk when answering the k most confident
+    cover = np.arange(1, n + 1) / n
+    grid = np.linspace(1 / n, 1.0, min(points, n))
+    idx = np.clip(np.ceil(grid * n).astype(int) - 1, 0, n - 1)
+    at = {}
+    for c in COVERAGE_POINTS:
+        k = max(1, int(np.ceil(c * n)))
+        at[f"{c:.0%}"] = round(float(1 - cum_risk[k - 1]), 4)
+    return {
+        "curve": {
+            "coverage": [round(float(c), 4) for c in cover[idx]],
+            "risk": [round(float(r), 4) for r in cum_risk[idx]],
+        },
+        "aurc": round(float(cum_risk.mean()), 4),
+        "accuracy_at": at,
+    }
+
+
+def selective_metrics(y: np.ndarray, probs: np.ndarray, reasons: list[str | None]) -> dict:
+    """Coverage and accuracy of leafdoc's own decision (reason None = answered), plus the risk-coverage curve."""
+    answered = np.array([r is None for r in reasons], dtype=bool)
+    correct = probs.argmax(axis=1) == y if len(y) else np.zeros(0, dtype=bool)
+    by_reason: dict[str, int] = {}
+    for r in reasons:
+        if r is not None:
+            by_reason[r] = by_reason.get(r, 0) + 1
+    return {
+        "coverage": round(float(answered.mean()), 4) if len(y) else None,
+        "answered": int(answered.sum()),
+        "abstained": int((~answered).sum()),
+        "abstained_by_reason": by_reason,
+        "accuracy_answered": round(float(correct[answered].mean()), 4) if answered.any() else None,
+        "accuracy_all": round(float(correct.mean()), 4) if len(y) else None,
+        **risk_coverage(y, probs),
+    }

@@ -99,6 +99,57 @@ def plot_reliability(bins: list[dict], ece: float | None = None) -> Figure:
     return fig
 
 
+def plot_risk_coverage(sel: dict) -> Figure:
+    """Error rate among the answered photos as the model answers more of them, most confident first."""
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(
+        sel["curve"]["coverage"],
+        sel["curve"]["risk"],
+        color="#4c72b0",
+        label=f"softmax ranking (AURC {sel['aurc']:.3f})",
+    )
+    if sel.get("accuracy_answered") is not None:
+        ax.plot(
+            [sel["coverage"]],
+            [1 - sel["accuracy_answered"]],
+            "o",
+            color="#c44e52",
+            label="leafdoc's decision (abstains below)",
+        )
+    ax.set_xlabel("coverage (share of photos answered)")
+    ax.set_ylabel("risk (error rate on answered photos)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Risk-coverage")
+    return fig
+
+
+def selective_rows(result: dict) -> list[tuple[str, str]]:
+    sel = result.get("selective")
+    if not sel:
+        return []
+    reasons = ", ".join(f"{k}: {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
+    rows = [
+        ("answered (coverage)", _pct(sel["coverage"])),
+        ("abstained", f"{sel['abstained']} ({reasons})"),
+        (
+            "accuracy on answered photos",
+            _pct(sel["accuracy_answered"]) if sel["accuracy_answered"] is not None else "-",
+        ),
+        ("accuracy on all photos", _pct(sel["accuracy_all"])),
+        *((f"accuracy at {k} coverage", _pct(v)) for k, v in sel["accuracy_at"].items()),
+        ("AURC (area under risk-coverage, lower is better)", f"{sel['aurc']:.4f}"),
+    ]
+    if result.get("ood"):
+        o = result["ood"]
+        rows.append((f"non-leaf photos refused ({o['n']} in {o['data']})", f"{_pct(o['abstained'])}"))
+        rows.append(("  of which as not_a_leaf", _pct(o["not_a_leaf"])))
+    return rows
+
+
 def misclassified(predictions: list[dict], limit: int | None = None) -> list[dict]:
     """Wrong predictions, most confident first: confident mistakes are the ones that hurt users."""
     wrong = [p for p in predictions if p["predicted"] != p["true"]]
@@ -180,8 +231,14 @@ def render_markdown(result: dict, figures: dict[str, str], gallery: list[dict]) 
         else "No image was misclassified.",
         "## Calibration",
         f"![reliability diagram]({figures['reliability']})",
-        f"## {gallery_title(result, gallery)}",
     ]
+    if "risk_coverage" in figures:
+        parts += [
+            "## Abstention (selective prediction)",
+            _md_table(["measure", "value"], selective_rows(result)),
+            f"![risk-coverage curve]({figures['risk_coverage']})",
+        ]
+    parts += [f"## {gallery_title(result, gallery)}"]
     parts.append(
         _md_table(
             ["image", "true", "predicted", "confidence", "file"],
@@ -248,6 +305,13 @@ def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> s
         if result.get("skipped")
         else ""
     )
+    selective = (
+        "<h2>Abstention (selective prediction)</h2>"
+        + _html_table(["measure", "value"], selective_rows(result))
+        + f'<img class="figure" src="{e(figures["risk_coverage"])}" alt="risk-coverage curve">'
+        if "risk_coverage" in figures
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>leafdoc evaluation: {e(Path(result["model"]).name)}</title>
 <style>{_CSS}</style></head><body>
@@ -258,6 +322,7 @@ def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> s
 <h2>Confusion matrix</h2><img class="figure" src="{e(figures["confusion_matrix"])}" alt="confusion matrix">
 <h2>Most confused pairs</h2>{confused}
 <h2>Calibration</h2><img class="figure" src="{e(figures["reliability"])}" alt="reliability diagram">
+{selective}
 <h2>{e(gallery_title(result, gallery))}</h2>
 <div class="gallery">{cards or "<p>None.</p>"}</div>
 {skipped}
@@ -291,6 +356,9 @@ def write_report(result: dict, out_dir: Path, gallery_limit: int = GALLERY_LIMIT
         (tmp / figures["confusion_matrix"]).write_bytes(figure_png(fig))
         fig = plot_reliability(result["reliability"], result["ece"])
         (tmp / figures["reliability"]).write_bytes(figure_png(fig))
+        if result.get("selective") and result["selective"].get("coverage") is not None:
+            figures["risk_coverage"] = "risk_coverage.png"
+            (tmp / figures["risk_coverage"]).write_bytes(figure_png(plot_risk_coverage(result["selective"])))
         gallery = _write_gallery(tmp, result.get("predictions", []), gallery_limit)
         (tmp / "report.md").write_text(render_markdown(result, figures, gallery), encoding="utf-8")
         (tmp / "index.html").write_text(render_html(result, figures, gallery), encoding="utf-8")

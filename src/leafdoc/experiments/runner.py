@@ -225,7 +225,7 @@ def _external_metrics(model_dir: Path, files: list[tuple[Path, str]]) -> dict:
     from leafdoc.inference.predictor import Predictor
 
     predictor = Predictor(model_dir)
-    kept, probs, _ = predict_files(predictor, files)
+    kept, probs, _, _ = predict_files(predictor, files)
     index = {label: i for i, label in enumerate(predictor.labels)}
     y = np.array([index[label] for _, label in kept], dtype=np.int64)
     return compute_metrics(y, probs, predictor.labels, summary_only=True)

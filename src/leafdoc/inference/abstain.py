@@ -7,9 +7,12 @@ threshold that still answers `target_coverage` of validation images. It is store
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from leafdoc.inference.quality import PhotoProblem
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold
 
@@ -36,35 +39,25 @@ def min_confidence(card: dict) -> float:
 
 
 # ---- the decision at prediction time -----------------------------------------------------------
-# One function, checks in order; a later check (not_a_leaf, blur, framing) is one more `if` here.
+# One function, checks in order: the photo itself, then "is this a leaf like the training ones", then
+# the softmax. Every abstention has a reason code and a message a grower understands.
 
-POOR_PHOTO_STD = 4.0  # grey levels: below this the resized photo is one flat colour
-DARK_MEAN, BRIGHT_MEAN = 12.0, 245.0
 PHOTO_ADVICE = "Take another photo of a single leaf, in daylight, filling most of the frame."
+NOT_A_LEAF = (
+    "Not sure this is a leaf photo like the ones this model knows: it looks unlike every leaf it was "
+    "trained on, so any diagnosis would be a guess. Photograph one leaf, close up, on a plain background."
+)
 
 
 @dataclass(frozen=True)
 class Decision:
     abstained: bool
-    reason: str | None = None  # "unsure" | "poor_photo"
+    reason: str | None = None  # "poor_photo" | "not_a_leaf" | "unsure"
     message: str | None = None
     candidates: tuple[str, ...] = ()
     threshold: float = DEFAULT_MIN_CONFIDENCE
-
-
-def photo_problem(image: np.ndarray) -> str | None:
-    """What makes a model-ready uint8 RGB array unusable as a leaf photo, in plain words, or None."""
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.size == 0:
-        return "the image has no pixels"
-    mean, std = float(arr.mean()), float(arr.std())
-    if mean < DARK_MEAN:
-        return "the photo is almost black (too dark, or the lens was covered)"
-    if mean > BRIGHT_MEAN:
-        return "the photo is almost white (over-exposed or washed out)"
-    if std < POOR_PHOTO_STD:
-        return "the photo is one flat colour with no visible leaf"
-    return None
+    problems: tuple[str, ...] = ()  # photo problem codes, for poor_photo
+    ood_score: float | None = None
 
 
 def hesitation(probs: np.ndarray, labels: list[str], cover: float = 0.9) -> list[int]:
@@ -79,17 +72,27 @@ def hesitation(probs: np.ndarray, labels: list[str], cover: float = 0.9) -> list
     return picked[: max(1, min(3, len(labels)))]
 
 
-def decide(probs: np.ndarray, labels: list[str], card: dict, image: np.ndarray | None = None) -> Decision:
-    """Answer, or abstain with a reason code and a message a grower understands."""
+def decide(
+    probs: np.ndarray,
+    labels: list[str],
+    card: dict,
+    problems: Sequence[PhotoProblem] = (),
+    ood_score: float | None = None,
+) -> Decision:
+    """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, or unsure (between which)."""
     threshold = min_confidence(card)
-    if image is not None:
-        problem = photo_problem(image)
-        if problem:
-            return Decision(True, "poor_photo", f"Not a usable photo: {problem}. {PHOTO_ADVICE}", (), threshold)
+    ood_score = None if ood_score is None else round(float(ood_score), 4)
+    if problems:
+        what = "; ".join(p.message for p in problems)
+        codes = tuple(p.code for p in problems)
+        return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
+    ood_threshold = (card.get("ood") or {}).get("threshold")
+    if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
+        return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
     probs = np.asarray(probs, dtype=np.float64)
     top = float(probs.max()) if probs.size else 0.0
     if top >= threshold:
-        return Decision(False, threshold=threshold)
+        return Decision(False, threshold=threshold, ood_score=ood_score)
     idx = hesitation(probs, labels)
     names = [labels[i] for i in idx]
     listed = [f"{labels[i]} ({probs[i]:.0%})" for i in idx]
@@ -99,4 +102,4 @@ def decide(probs: np.ndarray, labels: list[str], card: dict, image: np.ndarray |
         f"Not sure: the model hesitates between {between}. Its confidence ({top:.{digits}%}) is below the "
         f"{threshold:.{digits}%} it needs to give an answer. {PHOTO_ADVICE}"
     )
-    return Decision(True, "unsure", message, tuple(names), threshold)
+    return Decision(True, "unsure", message, tuple(names), threshold, (), ood_score)

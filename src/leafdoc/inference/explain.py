@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from leafdoc.images import decode, resize_square
-from leafdoc.inference.predictor import Predictor
+from leafdoc.inference.predictor import Photo, Predictor
 
 DISPLAY_SIZE = 224  # overlays are drawn at least this big, whatever the model's input size
 OVERLAY_ALPHA = 0.45
@@ -29,7 +29,8 @@ class Explanation:
     heatmap: np.ndarray  # (h, w) float32 in 0..1 at the feature-map resolution
     scale: float  # the ReLU'd map's maximum before scaling: raw = heatmap * scale
     overlay_png: bytes
-    image: np.ndarray  # the model-ready array the prediction was made on
+    photo: Photo  # the model-ready array the prediction was made on, and the quality checks' findings
+    outputs: dict[str, np.ndarray]  # this photo's row of every output asked for (for the decision)
 
     def overlay_base64(self) -> str:
         return base64.b64encode(self.overlay_png).decode("ascii")
@@ -67,8 +68,9 @@ def explain_bytes(
     predictor: Predictor, data: bytes, name: str = "image", class_index: int | None = None
 ) -> Explanation:
     """Predict one photo and explain the top class (or `class_index`)."""
-    x = predictor.preprocess(data, name)
-    out = predictor.predict_arrays(x[None], ["probabilities", "cam"])
+    photo = predictor.load(data, name)
+    x = photo.x
+    out = predictor.predict_arrays(x[None], [*predictor.decision_outputs, "cam"])
     if "cam" not in out:
         from leafdoc.errors import ModelError
 
@@ -80,5 +82,6 @@ def explain_bytes(
     k = int(np.argmax(probs)) if class_index is None else int(class_index)
     heat, scale = class_activation_map(out["cam"][0], k)
     display = max(predictor.size, DISPLAY_SIZE)
-    photo = resize_square(decode(data, name, predictor.max_pixels), display) if display != predictor.size else x
-    return Explanation(probs, k, heat, scale, png_bytes(overlay(photo, heat)), x)
+    shown = resize_square(decode(data, name, predictor.max_pixels), display) if display != predictor.size else x
+    row = {n: v[0] for n, v in out.items() if n != "cam"}
+    return Explanation(probs, k, heat, scale, png_bytes(overlay(shown, heat)), photo, row)

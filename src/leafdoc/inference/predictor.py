@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.errors import LeafdocError, ModelError
-from leafdoc.images import DEFAULT_MAX_PIXELS, preprocess
+from leafdoc.images import DEFAULT_MAX_PIXELS, apply_morphology, decode, preprocess, read_source, resize_square
+from leafdoc.inference.abstain import Decision, decide
+from leafdoc.inference.ood import OodCheck
+from leafdoc.inference.quality import PhotoProblem, check_photo
 
 SERVING_FILES = ("model.onnx", "labels.json", "card.json")
 
@@ -31,18 +34,38 @@ def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> 
     return model_dir
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A photo ready for the model (uint8 S x S x 3) and what the quality checks found on the original."""
+
+    x: np.ndarray
+    problems: tuple[PhotoProblem, ...] = ()
+
+
 @dataclass
 class Prediction:
     file: str
     top_k: list[dict] = field(default_factory=list)
+    decision: Decision | None = None
     error: str | None = None
 
     def to_dict(self) -> dict:
-        d = {"file": self.file}
+        d: dict = {"file": self.file}
         if self.error is not None:
             d["error"] = self.error
-        else:
-            d["top_k"] = self.top_k
+            return d
+        d["top_k"] = self.top_k
+        if self.decision is not None:
+            dec = self.decision
+            d.update(
+                label=None if dec.abstained else self.top_k[0]["label"],
+                abstained=dec.abstained,
+                reason=dec.reason,
+                message=dec.message,
+                candidates=list(dec.candidates),
+                problems=list(dec.problems),
+                ood_score=dec.ood_score,
+            )
         return d
 
 
@@ -82,6 +105,32 @@ class Predictor:
             raise ModelError(
                 f"{self.model_dir}: labels.json has {len(self.labels)} labels but the model has {n_out} outputs."
             )
+        try:  # model folders from before the OOD check have none: softmax threshold only
+            self.ood = OodCheck.from_model_dir(self.model_dir, self.card) if "features" in self.output_names else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(
+                f"{self.model_dir}/ood.npz: cannot be read ({exc}).",
+                hint="Re-run `leafdoc calibrate MODEL_DIR --data DIR`, or delete `ood` from card.json.",
+            ) from None
+        # What one decision needs from the network: the softmax, and the features when there is an OOD check.
+        self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
+
+    def load(self, source: bytes | str | Path, name: str | None = None) -> Photo:
+        """Decode once: quality checks on the photo as sent, then the model's own preprocessing."""
+        data, name = read_source(source, name)
+        img = decode(data, name, self.max_pixels)
+        x = apply_morphology(resize_square(img, self.size), self.morphology, self.morph_kernel)
+        return Photo(x, tuple(check_photo(img, self.size)))
+
+    def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
+        """The answer or abstention for one photo, from its row of `decision_outputs`."""
+        score = None
+        if self.ood is not None and "features" in outputs:
+            score = float(self.ood.scores(outputs["features"][None], photo.x[None])[0])
+        return decide(outputs["probabilities"], self.labels, self.card, photo.problems, score)
+
+    def ood_scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray | None:
+        return None if self.ood is None else self.ood.scores(features, images)
 
     def preprocess(self, source: bytes | str | Path, name: str | None = None) -> np.ndarray:
         return preprocess(
@@ -111,17 +160,19 @@ class Predictor:
     def predict_files(self, paths: list[str | Path], k: int = 3) -> list[Prediction]:
         """Each file gets its top-k, or an `error` if it cannot be read; one bad file never stops the rest."""
         results: list[Prediction] = []
-        arrays, slots = [], []
+        photos, slots = [], []
         for p in paths:
             pred = Prediction(file=str(p))
             try:
-                arrays.append(self.preprocess(p))
+                photos.append(self.load(p))
                 slots.append(pred)
             except LeafdocError as exc:
                 pred.error = exc.message + (f" {exc.hint}" if exc.hint else "")
             results.append(pred)
-        if arrays:
-            probs = self.predict_arrays(np.stack(arrays), ["probabilities"])["probabilities"]
-            for pred, p in zip(slots, probs, strict=True):
-                pred.top_k = self.top_k(p, k)
+        if photos:
+            out = self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)
+            for i, (pred, photo) in enumerate(zip(slots, photos, strict=True)):
+                row = {n: v[i] for n, v in out.items()}
+                pred.top_k = self.top_k(row["probabilities"], k)
+                pred.decision = self.decide(row, photo)
         return results

@@ -37,6 +37,13 @@ class PredictAnswer(BaseModel):
     )
     message: str | None = Field(None, description="The abstention explained for a person.")
     candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="For poor_photo: what is wrong with it (too_small, too_dark, too_bright, blurred, one_colour).",
+    )
+    ood_score: float | None = Field(
+        None, description="How unlike the training leaf photos this one is (not_a_leaf above the card's threshold)."
+    )
     min_confidence: float = Field(description="The model's calibrated confidence threshold.")
 
 

@@ -4,6 +4,10 @@ Each worker follows the registry's serving pointer: at most every `model_check_s
 the pointer's stamp (one indexed row), and when it moved, loads the new version fully and then
 swaps one reference. A request holds the `Loaded` it started with, so it finishes on that model
 even if the pointer moves meanwhile: promotion never fails a request in flight.
+
+The fast path (measured with `python -m loadtest.run`, see the README's "Load tests"): each ONNX Runtime
+session runs on one intra-op thread, and concurrent single-photo requests of a worker share ONNX calls
+(`Batcher`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,85 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafdoc.errors import ImageTooLarge, LeafdocError
-from leafdoc.inference.abstain import decide
-from leafdoc.inference.predictor import Predictor
+from leafdoc.inference.predictor import Photo, Predictor
 from leafdoc.registry import NoModel, Registry
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# One intra-op thread per ONNX Runtime session. Parallelism comes from concurrent requests (threadpool) and
+# from API workers; ONNX Runtime's default (a thread per core, spinning while it waits for work) made every
+# call slower and burnt CPU that decoding and the other workers needed, most of all on a shared machine.
+SESSION_THREADS = 1
+# Most single photos one ONNX call takes when concurrent requests of a worker are batched together.
+MAX_BATCH = 16
+
+
+class Batcher:
+    """Concurrent single-photo predictions of one worker share ONNX Runtime calls, without waiting.
+
+    The first request to arrive when no call is running leads: it runs the photos waiting then (its own
+    included, up to MAX_BATCH), hands the answers out, and passes the lead to the first photo that arrived
+    meanwhile, if any. A lone request therefore runs at once as a batch of one; under load, the photos that
+    arrive during one call form the next batch. No request runs more than one call for others.
+    """
+
+    def __init__(self, predictor: Predictor, max_batch: int = MAX_BATCH):
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._running = False
+
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """This photo's row of the predictor's `decision_outputs` (probabilities, and features if needed)."""
+        slot = _Slot(x)
+        with self._lock:
+            self._pending.append(slot)
+            lead = not self._running
+            self._running = True
+        if not lead:
+            slot.done.wait()
+            if not slot.lead:
+                return slot.result()
+        with self._lock:  # this slot is first in line: it is in the batch
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        try:
+            out = self.predictor.predict_arrays(np.stack([s.x for s in batch]), self.predictor.decision_outputs)
+        except BaseException as exc:
+            for s in batch:
+                s.error = exc
+        else:
+            for i, s in enumerate(batch):
+                s.probs = {name: v[i] for name, v in out.items()}
+        finally:
+            with self._lock:
+                if self._pending:
+                    nxt = self._pending[0]
+                    nxt.lead = True
+                    nxt.done.set()
+                else:
+                    self._running = False
+            for s in batch:
+                if s is not slot:
+                    s.done.set()
+        return slot.result()
+
+
+class _Slot:
+    __slots__ = ("x", "done", "probs", "error", "lead")
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self.done = threading.Event()
+        self.probs: dict[str, np.ndarray] | None = None
+        self.error: BaseException | None = None
+        self.lead = False
+
+    def result(self) -> dict[str, np.ndarray]:
+        if self.error is not None:
+            raise self.error
+        return self.probs
 
 
 @dataclass(frozen=True)
@@ -30,6 +107,7 @@ class Loaded:
     version: int
     stamp: int
     predictor: Predictor
+    batcher: Batcher | None = None
 
 
 class ModelHolder:
@@ -87,16 +165,16 @@ class ModelHolder:
         if ptr is None or (current is not None and current.stamp == ptr.stamp):
             return
         if current is not None and current.version == ptr.version:
-            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor)
+            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor, current.batcher)
             return
         try:
             folder = self.registry.local_dir(ptr.version)
-            predictor = Predictor(folder, max_pixels=self.settings.max_image_pixels)
+            predictor = Predictor(folder, threads=SESSION_THREADS, max_pixels=self.settings.max_image_pixels)
         except LeafdocError as exc:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
             log.error(self.last_error)
             return
-        self._loaded = Loaded(ptr.version, ptr.stamp, predictor)  # the swap: one reference
+        self._loaded = Loaded(ptr.version, ptr.stamp, predictor, Batcher(predictor))  # the swap: one reference
         self.last_error = None
         log.info("serving model version %s", ptr.version)
         if self.on_swap:
@@ -112,11 +190,11 @@ def check_size(data: bytes, name: str, settings: Settings) -> bytes:
     return data
 
 
-def answer(loaded: Loaded, probs: np.ndarray, image: np.ndarray, name: str | None, top_k: int) -> dict:
+def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: str | None, top_k: int) -> dict:
     """One prediction as the API answers it: top-k, and the diagnosis or an abstention with its reason."""
     p = loaded.predictor
-    d = decide(probs, p.labels, p.card, image=image)
-    top = p.top_k(probs, top_k)
+    d = p.decide(outputs, photo)
+    top = p.top_k(outputs["probabilities"], top_k)
     return {
         "file": name,
         "model_version": loaded.version,
@@ -127,21 +205,29 @@ def answer(loaded: Loaded, probs: np.ndarray, image: np.ndarray, name: str | Non
         "reason": d.reason,
         "message": d.message,
         "candidates": list(d.candidates),
+        "problems": list(d.problems),
+        "ood_score": d.ood_score,
         "min_confidence": round(d.threshold, 6),
     }
 
 
-def predict_many(loaded: Loaded, arrays: list[np.ndarray], names: list[str | None], top_k: int) -> list[dict]:
-    if not arrays:
+def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[dict]:
+    if not photos:
         return []
-    probs = loaded.predictor.predict_arrays(np.stack(arrays), ["probabilities"])["probabilities"]
-    return [answer(loaded, pr, x, n, top_k) for pr, x, n in zip(probs, arrays, names, strict=True)]
+    p = loaded.predictor
+    out = p.predict_arrays(np.stack([ph.x for ph in photos]), p.decision_outputs)
+    return [
+        answer(loaded, {k: v[i] for k, v in out.items()}, ph, n, top_k)
+        for i, (ph, n) in enumerate(zip(photos, names, strict=True))
+    ]
 
 
 def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:
     loaded = holder.current()
-    x = loaded.predictor.preprocess(check_size(data, name or "image", settings), name or "image")
-    return predict_many(loaded, [x], [name], top_k)[0]
+    photo = loaded.predictor.load(check_size(data, name or "image", settings), name or "image")
+    if loaded.batcher is None:
+        return predict_many(loaded, [photo], [name], top_k)[0]
+    return answer(loaded, loaded.batcher.outputs(photo.x), photo, name, top_k)
 
 
 def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str | None, bytes]], top_k: int) -> dict:
@@ -152,7 +238,7 @@ def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str
     for i, (name, data) in enumerate(items):
         label = name or f"image {i + 1}"
         try:
-            arrays.append(loaded.predictor.preprocess(check_size(data, label, settings), label))
+            arrays.append(loaded.predictor.load(check_size(data, label, settings), label))
             slots.append(i)
         except LeafdocError as exc:
             results[i]["error"] = exc.to_dict()
@@ -180,7 +266,7 @@ def explain_bytes(
             )
         index = p.labels.index(label)
     ex = explain(p, check_size(data, name or "image", settings), name or "image", index)
-    out = answer(loaded, ex.probabilities, ex.image, name, top_k)
+    out = answer(loaded, ex.outputs, ex.photo, name, top_k)
     out.update(
         explained_label=p.labels[ex.class_index],
         heatmap=[[round(float(v), 5) for v in row] for row in ex.heatmap],

@@ -45,6 +45,13 @@ class TrainConfig(BaseModel):
         le=1,
         description="share of validation images that must be answered by the softmax threshold",
     )
+    nonleaf_dirs: list[str] = Field(
+        default_factory=list,
+        description="folders of non-leaf photos (e.g. flowers, CIFAR-10) for calibrating the not-a-leaf check",
+    )
+    ood_target: float = Field(
+        0.01, gt=0, lt=0.5, description="share of validation leaf photos the not-a-leaf threshold may refuse"
+    )
 
     @field_validator("head_units")
     @classmethod

@@ -323,6 +323,17 @@ def train(
             "val": compute_metrics(data.y[va], val_probs, data.classes, summary_only=True),
         }
         card["abstain"] = calibrate_min_confidence(val_probs, data.y[va], cfg.abstain_target_coverage)
+        # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
+        from leafdoc.inference.ood import fit_model_dir
+
+        if on_event:
+            on_event({"event": "calibrate", "nonleaf_dirs": list(cfg.nonleaf_dirs)})
+        tr = data.indices("train")
+        ood = fit_model_dir(
+            tmp, predictor, (data.images[tr], data.y[tr]), data.images[va], cfg.nonleaf_dirs, cfg.ood_target
+        )
+        if ood:
+            card["ood"] = ood
         atomic_write_json(tmp / "card.json", card)
     return card
 
@@ -379,5 +390,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
 
 def copy_model_dir(src: Path, dst: Path) -> None:
     with atomic_dir(Path(dst)) as tmp:
-        for name in ("model.keras", "model.onnx", "labels.json", "card.json"):
+        for name in ("model.keras", "model.onnx", "labels.json", "card.json", "ood.npz"):
+            if name == "ood.npz" and not (Path(src) / name).is_file():
+                continue  # model folders from before the not-a-leaf check
             shutil.copy2(Path(src) / name, tmp / name)

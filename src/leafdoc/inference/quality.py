@@ -1,0 +1,61 @@
+"""Photo quality checks, run on the decoded photo before the model sees it.
+
+Each problem has a code and a plain-language sentence that says what to fix. Thresholds were set on
+PlantVillage photos (which must all pass) and on the same photos blurred or darkened (which must not):
+see benchmarks/ood.py for the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+MIN_SIDE = 64  # pixels; a smaller photo is capped by the model's own input size (tiny test models)
+DARK_MEAN, BRIGHT_MEAN = 25.0, 240.0  # mean grey level 0-255
+BLUR_LAPLACIAN_VAR = 10.0  # variance of the Laplacian, greyscale, long side scaled down to 256 px
+ONE_COLOUR_SHARE = 0.9  # share of pixels in the most common coarse colour (8 levels per channel)
+MEASURE_PX = 256
+
+
+@dataclass(frozen=True)
+class PhotoProblem:
+    code: str  # too_small | too_dark | too_bright | blurred | one_colour
+    message: str
+
+
+def check_photo(img: Image.Image, model_size: int | None = None) -> list[PhotoProblem]:
+    """What makes this decoded RGB photo a poor one to diagnose, worst first; [] for a usable photo."""
+    w, h = img.size
+    if w == 0 or h == 0:
+        return [PhotoProblem("too_small", "the image has no pixels")]
+    problems = []
+    min_side = min(MIN_SIDE, model_size) if model_size else MIN_SIDE
+    if min(w, h) < min_side:
+        problems.append(
+            PhotoProblem(
+                "too_small",
+                f"the photo is too small ({w}x{h} pixels): send one at least {min_side} pixels on its short side",
+            )
+        )
+    small = img.copy()
+    small.thumbnail((MEASURE_PX, MEASURE_PX))
+    rgb = np.asarray(small.convert("RGB"))
+    grey = np.asarray(small.convert("L"), dtype=np.float32)
+    mean = float(grey.mean())
+    if mean < DARK_MEAN:
+        problems.append(PhotoProblem("too_dark", "the photo is too dark: take it in daylight, or uncover the lens"))
+    elif mean > BRIGHT_MEAN:
+        problems.append(
+            PhotoProblem("too_bright", "the photo is over-exposed (almost white): avoid direct sun or flash")
+        )
+    codes = (rgb // 32).astype(np.int32)
+    flat = codes[..., 0] * 64 + codes[..., 1] * 8 + codes[..., 2]
+    one_colour = np.bincount(flat.ravel(), minlength=512).max() / flat.size >= ONE_COLOUR_SHARE
+    if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
+        problems.append(PhotoProblem("one_colour", "the photo is almost all one colour, with no leaf to see"))
+    if not one_colour and float(cv2.Laplacian(grey, cv2.CV_32F).var()) < BLUR_LAPLACIAN_VAR:
+        problems.append(PhotoProblem("blurred", "the photo is blurred: hold the camera still and focus on the leaf"))
+    return problems

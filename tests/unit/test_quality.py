@@ -1,0 +1,59 @@
+"""Photo quality checks on real photos (PlantVillage leaves) and photos made for each problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageFilter
+from tests.conftest import PLANTVILLAGE
+
+from leafdoc.inference.quality import check_photo
+
+
+def leaves(n: int = 40) -> list[Image.Image]:
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip("shared datasets not found")
+    files = sorted(PLANTVILLAGE.glob("*/*.jpg"))
+    picks = np.random.default_rng(3).choice(len(files), n, replace=False)
+    return [Image.open(files[i]).convert("RGB") for i in picks]
+
+
+def codes(img: Image.Image, size: int = 96) -> list[str]:
+    return [p.code for p in check_photo(img, size)]
+
+
+def test_ordinary_leaves_pass():
+    assert [codes(img) for img in leaves()] == [[]] * 40
+
+
+def test_black_photo_is_too_dark():
+    problems = check_photo(Image.new("RGB", (300, 200)), 96)
+    assert [p.code for p in problems] == ["too_dark"]
+    assert "daylight" in problems[0].message
+
+
+def test_darkened_leaf_is_too_dark_and_overexposed_leaf_too_bright():
+    leaf = leaves(1)[0]
+    assert "too_dark" in codes(ImageEnhance.Brightness(leaf).enhance(0.1))
+    assert "too_bright" in codes(Image.blend(leaf, Image.new("RGB", leaf.size, (255, 255, 255)), 0.95))
+
+
+@pytest.mark.parametrize("radius", [3, 5])
+def test_blurred_leaf(radius):
+    for leaf in leaves(5):
+        problems = check_photo(leaf.filter(ImageFilter.GaussianBlur(radius)), 96)
+        assert [p.code for p in problems] == ["blurred"], radius
+        assert "focus" in problems[0].message
+
+
+def test_small_photo():
+    leaf = leaves(1)[0].resize((40, 40))
+    problems = check_photo(leaf, 96)
+    assert problems[0].code == "too_small" and "40x40" in problems[0].message
+    assert codes(leaf, size=32) == []  # a tiny model's own input size is small enough
+
+
+def test_one_colour_photo():
+    img = Image.new("RGB", (200, 200), (40, 120, 200))
+    img.paste((200, 60, 40), (90, 90, 100, 100))  # a small spot does not make it a photo of something
+    assert codes(img) == ["one_colour"]
