@@ -175,6 +175,12 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert title == "Could not diagnose a photo" and "broken.jpg" in text
 
     assert tab.table.rowCount() == 2  # the answered ones
+
+    other = sorted((PLANTVILLAGE / TINY_CLASSES[2]).iterdir())[10]  # the same through "Choose photos…"
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(other)], "")))
+    tab.drop_zone.pick.click()
+    qtbot.waitUntil(lambda: tab.table.rowCount() == 3, timeout=SLOW)
+    assert tab.cards[-1].path == other and tab.cards[-1].heatmap.has_image()
     save_as(monkeypatch, tmp_path / "out" / "history")
     tab.save_csv_button.click()
     saved = tmp_path / "out" / "history.csv"
@@ -183,6 +189,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert rows[leaf.name]["diagnosis"] == good.answer["label"] and rows[leaf.name]["abstained"] == "no"
     assert rows[dark.name]["abstained"] == "yes" and rows[dark.name]["reason"] == "poor_photo"
     assert rows[leaf.name]["model_version"] == str(good.answer["model_version"])
+    assert rows[other.name]["diagnosis"] in TINY_CLASSES and len(rows) == 3
 
     # Settings persist: top-k, the photo folder and the window geometry are there on the next start.
     window.resize(900, 650)
@@ -190,7 +197,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     window.close()
     settings = open_settings(settings_file)
     assert settings.value("diagnose/top_k") in (2, "2")
-    assert settings.value("folders/photos") == str(leaf.parent)
+    assert settings.value("folders/photos") == str(other.parent)  # the last folder photos came from
     again = open_window(qtbot, live_server.base, settings_file, wait=False)
     assert again.diagnose.top_k.value() == 2 and again.size() == size
 
@@ -409,6 +416,13 @@ def test_without_pyside6_the_command_says_what_to_install():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "pip install 'leafdoc[desktop]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_a_display_the_command_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    exe = Path(sys.executable).with_name("leafdoc")
+    r = subprocess.run([str(exe), "desktop"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "No display" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_desktop_package_never_imports_tensorflow():
