@@ -170,6 +170,13 @@ class Worker:
                 )
                 self.child = child
                 update_job(self.catalog, job_id, pid=child.pid)
+                log.info(
+                    "job %s: claimed by worker %s; training in process %s (log %s)",
+                    job_id,
+                    self.name,
+                    child.pid,
+                    log_path,
+                )
                 try:
                     child.stdin.write(self.settings.model_dump_json().encode())
                     child.stdin.close()
@@ -208,6 +215,10 @@ class Worker:
                 if tail:
                     error += f" Last lines of its log ({log_path}):\n{tail}"
             fail(self.catalog, job_id, error)
+        job = get_job(self.catalog, job_id)
+        log.info(
+            "job %s: %s%s", job_id, job.state, f" (candidate v{job.candidate_version})" if job.candidate_version else ""
+        )
         shutil.rmtree(job_folder(self.settings, job_id), ignore_errors=True)
 
     def _stop_child(self, child: subprocess.Popen) -> int:

@@ -1,0 +1,209 @@
+"""Every at-scale backend at once, every part its own process, as a cluster runs them: the catalog in
+PostgreSQL, the job queue in Redis, the blob store in an S3-compatible bucket (moto's server on
+loopback); two `leafdoc serve` replicas without a consumer, each with its own data home (its own
+machine), and one `leafdoc worker` that consumes the queue. Settings reach every process only as
+LEAFDOC_ environment variables, as in deploy/.
+
+The flow a user goes through: upload a zip of labelled photos, retrain, the candidate is registered,
+an admin promotes it, predictions come from the new version on both replicas, an admin rolls back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.backends import (
+    S3_ENV,
+    bucket_keys,
+    create_bucket,
+    new_database,
+    postgres_server,
+    redis_server,
+    s3_server,
+)
+from tests.integration.service_support import class_zip, leaf_photos
+from tests.live_server import ADMIN, answering_copy, start_server, wait_for
+
+from leafdoc.data.catalog import Catalog, TrainingJobRow
+from leafdoc.images import sha256_bytes
+from leafdoc.service.jobs import JobQueue
+from leafdoc.settings import Settings
+
+ZIP = "application/zip"
+TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    with (
+        postgres_server() as database_url,
+        redis_server(tmp_path_factory.mktemp("redis")) as queue_url,
+        s3_server() as s3_endpoint,
+    ):
+        yield database_url, queue_url, s3_endpoint
+
+
+def _post(base: str, path: str, **kw) -> httpx.Response:
+    return httpx.post(f"{base}{path}", timeout=60, **kw)
+
+
+def _get(base: str, path: str, **kw) -> httpx.Response:
+    return httpx.get(f"{base}{path}", timeout=60, **kw)
+
+
+def _predicted_version(base: str, photo: bytes) -> int:
+    r = _post(base, "/v1/predict", files={"file": ("leaf.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    return r.json()["model_version"]
+
+
+@contextlib.contextmanager
+def worker_process(root: Path, env: dict[str, str]):
+    """`leafdoc worker` as a separate machine runs it: its own data home, its output in worker.log."""
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "worker.log"
+    exe = Path(sys.executable).with_name("leafdoc")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "worker"],
+            env={**os.environ, **env, "LEAFDOC_HOME": str(root / "home")},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_upload_retrain_promote_predict_rollback_on_postgres_redis_s3(backends, tmp_path, tiny_model, leaf_folder):
+    database_url, queue_url, s3_endpoint = backends
+    bucket = create_bucket(s3_endpoint, "leafdoc-full")
+    env = {
+        **S3_ENV,
+        "LEAFDOC_DATABASE_URL": database_url,
+        "LEAFDOC_QUEUE_URL": queue_url,
+        "LEAFDOC_STORE_URL": f"s3://{bucket}/leafdoc",
+        "LEAFDOC_S3_ENDPOINT_URL": s3_endpoint,
+        "LEAFDOC_RUN_CONSUMER": "false",  # the API replicas train nothing: the worker does
+        # A rule no candidate can pass (accuracy >= serving + 2): promotion is the admin's act here.
+        "LEAFDOC_PROMOTE_MARGIN": "-2",
+    }
+    seed_model = answering_copy(tiny_model, tmp_path / "seed-model")
+    servers = []
+    try:
+        servers.append(start_server(tmp_path / "replica-a", seed_model, **env))
+        servers.append(start_server(tmp_path / "replica-b", seed_model, **env))
+        a, b = (s.base for s in servers)
+        photo = leaf_photos(leaf_folder)[0].read_bytes()
+
+        # One registry for both replicas: v1 seeded once, its files in the bucket, both serve it.
+        models = _get(b, "/v1/models").json()
+        assert models["serving_version"] == 1 and [m["version"] for m in models["models"]] == [1]
+        keys = set(bucket_keys(s3_endpoint, bucket, "leafdoc/"))
+        onnx_sha = sha256_bytes((seed_model / "model.onnx").read_bytes())
+        assert f"leafdoc/{onnx_sha[:2]}/{onnx_sha}" in keys
+        assert _predicted_version(a, photo) == _predicted_version(b, photo) == 1
+        for base in (a, b):
+            ready = _get(base, "/readyz").json()
+            assert ready["ready"] is True and ready["checks"] == {"catalog": "ok", "model": "ok", "queue": "ok"}
+
+        # Upload through replica A: every photo lands in the bucket, replica B sees the dataset.
+        up = _post(a, "/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
+        assert up.status_code == 201, up.text
+        assert up.json()["added"] == len(leaf_photos(leaf_folder))
+        keys = set(bucket_keys(s3_endpoint, bucket, "leafdoc/"))
+        for p in leaf_photos(leaf_folder):
+            sha = sha256_bytes(p.read_bytes())
+            assert f"leafdoc/{sha[:2]}/{sha}" in keys, p
+        [ds] = _get(b, "/v1/datasets").json()["datasets"]
+        assert ds["name"] == "tiny" and ds["latest"] == 1
+
+        # Retrain through replica B: the job waits in Redis until a worker takes it.
+        r = _post(b, "/v1/training-jobs", headers=ADMIN, json={"options": TINY})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        probe = Settings(home=tmp_path / "probe", queue_url=queue_url)
+        assert JobQueue(probe).waiting_job_ids() == {job_id}
+        assert _get(a, f"/v1/training-jobs/{job_id}").json()["state"] == "queued"
+
+        with worker_process(tmp_path / "worker", env) as (worker, worker_log):
+            job = wait_for(
+                lambda: (j := _get(a, f"/v1/training-jobs/{job_id}").json())["state"] in ("succeeded", "failed") and j,
+                600,
+                "the worker to run the training job",
+            )
+            assert job["state"] == "succeeded", job["error"]
+            assert JobQueue(probe).waiting_job_ids() == set()
+
+            # The worker process ran it, not a replica: the catalog, its log and its data home say so.
+            catalog = Catalog(database_url)
+            with catalog.Session() as s:
+                assert s.get(TrainingJobRow, job_id).worker == f"{socket.gethostname()}:{worker.pid}"
+            catalog.dispose()
+            text = worker_log.read_text()
+            assert f"job {job_id}: claimed by worker {socket.gethostname()}:{worker.pid}" in text
+            wait_for(lambda: f"job {job_id}: succeeded (candidate v2)" in worker_log.read_text(), 60, "the worker log")
+            assert (tmp_path / "worker" / "home" / "jobs" / f"{job_id}.log").is_file()
+            for server in servers:
+                assert not (server.home / "jobs").exists()
+
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0, worker_log.read_text()[-3000:]
+
+        # The candidate is registered (not promoted by the rule), its files in the bucket.
+        assert job["epoch"] == job["epochs"] == 1 and job["candidate_version"] == 2
+        p = job["promotion"]
+        assert p["promote"] is False and p["promoted"] is False and "worse than serving v1" in p["reason"]
+        v2 = _get(a, "/v1/models/2").json()
+        assert v2["status"] == "rejected" and v2["job_id"] == job_id and v2["serving"] is False
+        assert v2["card"]["warm_start"] == "all" and v2["parent_version"] == 1
+        keys = set(bucket_keys(s3_endpoint, bucket, "leafdoc/"))
+        assert {f"leafdoc/{sha[:2]}/{sha}" for sha in v2["files"].values()} <= keys
+        assert _predicted_version(a, photo) == _predicted_version(b, photo) == 1
+
+        # An admin promotes v2 on replica A: both replicas answer with v2, rebuilt from the bucket.
+        r = _post(a, "/v1/models/2/promote", headers=ADMIN, json={"reason": "checked by hand"})
+        assert r.status_code == 200, r.text
+        assert r.json()["serving_version"] == 2 and r.json()["previous_version"] == 1
+        assert _predicted_version(b, photo) == 2
+        assert _predicted_version(a, photo) == 2
+        for server in servers:
+            assert (server.home / "models" / "2" / "model.onnx").is_file()
+            assert _get(server.base, "/readyz").json()["model_version"] == 2
+
+        # An admin rolls back on replica B: both replicas answer with v1 again.
+        r = _post(b, "/v1/models/rollback", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["serving_version"] == 1
+        assert _predicted_version(a, photo) == _predicted_version(b, photo) == 1
+        history = [(e["action"], e["version"]) for e in _get(a, "/v1/models").json()["history"]]
+        assert history == [("seed", 1), ("promote", 2), ("rollback", 1)]
+        assert 'leafdoc_training_jobs{state="succeeded"} 1.0' in _get(b, "/metrics").text
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_processes_starting_together_on_a_fresh_postgres_all_start(backends):
+    """Replicas and workers of a new deployment start at once, each bringing the catalog schema to head."""
+    url = new_database(backends[0], "fresh")
+    code = "import sys; from leafdoc.data.catalog import Catalog; Catalog(sys.argv[1]).dispose()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(errors)[-3000:]
+    catalog = Catalog(url)
+    with catalog.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    catalog.dispose()
