@@ -1,0 +1,128 @@
+"""Each abstention reason produced by a real photo made or picked for it, on the starter model (calibrated
+with flowers and CIFAR-10 train photos as non-leaf examples); old model folders keep working."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image, ImageFilter
+from tests.conftest import PLANTVILLAGE, REPO, SHARED
+
+from leafdoc.evaluate.evaluate import evaluate_folder
+from leafdoc.inference.predictor import Predictor
+
+STARTER = REPO / "models" / "starter"
+FLOWER = SHARED / "flowers" / "daisy" / "10140303196_b88d3d6cec.jpg"
+TRUCK = SHARED / "cifar10" / "test" / "truck" / "test_batch_00011.png"  # not used for calibration (test part)
+UNSURE_LEAF = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_471.jpg"  # test split: training never saw it
+
+
+@pytest.fixture(scope="module")
+def starter():
+    if not FLOWER.is_file():
+        pytest.skip("shared datasets not found")
+    return Predictor(STARTER)
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decide(p: Predictor, data: bytes):
+    photo = p.load(data, "photo")
+    out = p.predict_arrays(photo.x[None], p.decision_outputs)
+    return p.decide({k: v[0] for k, v in out.items()}, photo)
+
+
+def test_starter_card_has_a_calibrated_check(starter):
+    ood = starter.card["ood"]
+    assert starter.ood is not None and starter.decision_outputs == ["probabilities", "features"]
+    assert ood["val_refused"] <= 0.011 and ood["nonleaf_refused"] >= 0.9
+    assert ood["n_nonleaf"] >= 1000 and any("flowers" in s for s in ood["nonleaf_sources"])
+
+
+def test_ordinary_leaves_are_answered(starter):
+    for f in sorted((REPO / "examples").glob("*.jpg")):
+        d = decide(starter, f.read_bytes())
+        assert not d.abstained, (f.name, d.reason, d.message)
+
+
+def test_black_photo_is_poor(starter):
+    d = decide(starter, png(Image.new("RGB", (400, 300))))
+    assert d.reason == "poor_photo" and d.problems == ("too_dark",) and "daylight" in d.message
+
+
+def test_blurred_leaf_is_poor(starter):
+    leaf = Image.open(REPO / "examples" / "potato_healthy.jpg").filter(ImageFilter.GaussianBlur(4))
+    d = decide(starter, png(leaf))
+    assert d.reason == "poor_photo" and d.problems == ("blurred",) and "focus" in d.message
+
+
+def test_flower_is_not_a_leaf(starter):
+    d = decide(starter, FLOWER.read_bytes())
+    assert d.abstained and d.reason == "not_a_leaf", d
+    assert d.ood_score > starter.card["ood"]["threshold"]
+
+
+def test_cifar_truck(starter):
+    small = decide(starter, TRUCK.read_bytes())
+    assert small.reason == "poor_photo" and small.problems == ("too_small",) and "32x32" in small.message
+    # The same truck sent large and sharp (nearest-neighbour upscaling keeps its edges): not a leaf.
+    big = Image.open(TRUCK).convert("RGB").resize((256, 256), Image.Resampling.NEAREST)
+    d = decide(starter, png(big))
+    assert d.reason == "not_a_leaf", d
+
+
+def test_hesitant_leaf_is_unsure(starter):
+    d = decide(starter, UNSURE_LEAF.read_bytes())
+    assert d.reason == "unsure" and 2 <= len(d.candidates) <= 3
+    assert all(c in d.message for c in d.candidates)
+
+
+def test_model_folder_from_before_the_check_still_predicts(tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(STARTER, old)
+    (old / "ood.npz").unlink()
+    card = json.loads((old / "card.json").read_text())
+    del card["ood"]
+    (old / "card.json").write_text(json.dumps(card))
+    p = Predictor(old)
+    assert p.ood is None and p.decision_outputs == ["probabilities"]
+    [leaf, flower] = p.predict_files([REPO / "examples" / "potato_healthy.jpg", FLOWER])
+    assert leaf.to_dict()["label"] == "Potato___healthy"
+    assert flower.decision.reason != "not_a_leaf"  # the softmax alone: answered or unsure, never not_a_leaf
+
+
+def test_trained_model_fits_its_own_check(tiny_model):
+    card = json.loads((tiny_model / "card.json").read_text())
+    assert (tiny_model / "ood.npz").is_file() and card["ood"]["n_val"] > 0
+    assert card["ood"]["weights_rule"].startswith("equal weights")  # no non-leaf photos given
+    assert Predictor(tiny_model).ood is not None
+
+
+def test_evaluate_reports_selective_figures_and_ood(starter, tmp_path):
+    data = tmp_path / "data"
+    for cls in ("Potato___healthy", "Tomato___Late_blight"):
+        (data / cls).mkdir(parents=True)
+        for f in sorted((PLANTVILLAGE / cls).iterdir())[:8]:
+            shutil.copy2(f, data / cls / f.name)
+    shutil.copy2(UNSURE_LEAF, data / "Tomato___Late_blight" / UNSURE_LEAF.name)
+    ood = tmp_path / "ood"
+    ood.mkdir()
+    for f in sorted((SHARED / "flowers" / "roses").iterdir())[:10]:
+        shutil.copy2(f, ood / f.name)
+    r = evaluate_folder(STARTER, data, predictor=starter, ood_dir=ood)
+    sel = r["selective"]
+    assert sel["answered"] + sel["abstained"] == r["n"] == len(list(data.rglob("*.jpg")))
+    assert sel["abstained_by_reason"].get("unsure", 0) >= 1
+    assert set(sel["accuracy_at"]) == {"50%", "80%", "100%"} and sel["accuracy_at"]["100%"] == pytest.approx(
+        r["accuracy"], abs=1e-4
+    )
+    assert len(sel["curve"]["coverage"]) == len(sel["curve"]["risk"]) and sel["aurc"] is not None
+    assert r["ood"]["n"] == 10 and r["ood"]["abstained"] >= 0.8
+    assert [p["reason"] for p in r["predictions"] if p["file"].endswith(UNSURE_LEAF.name)] == ["unsure"]
