@@ -163,7 +163,11 @@ def train(
     init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
     nonleaf: Annotated[
         list[Path] | None,
-        typer.Option(help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable)."),
+        typer.Option(
+            help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable).",
+            exists=True,
+            file_okay=False,
+        ),
     ] = None,
     provenance: Annotated[
         Path | None, typer.Option(help="A text file on the data's sources and licences, copied into card.json.")
@@ -321,7 +325,10 @@ def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="A model folder with split.json.")],
     data: Annotated[Path, typer.Option(help="The folder of class folders the model was trained on.")],
     nonleaf: Annotated[
-        list[Path] | None, typer.Option(help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...")
+        list[Path] | None,
+        typer.Option(
+            help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...", exists=True, file_okay=False
+        ),
     ] = None,
     target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
     as_json: Annotated[bool, typer.Option("--json")] = False,

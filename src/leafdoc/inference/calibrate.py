@@ -81,5 +81,7 @@ def calibrate_model_dir(
     section = fit_model_dir(model_dir, predictor, train, val_images, [str(p) for p in nonleaf], target)
     card = json.loads((model_dir / "card.json").read_text())
     card["ood"] = section
+    if isinstance(card.get("training"), dict):  # retraining recalibrates with the same non-leaf folders
+        card["training"]["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
     atomic_write_json(model_dir / "card.json", card)  # after ood.npz: a card never names a missing file
     return section

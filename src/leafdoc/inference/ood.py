@@ -189,8 +189,11 @@ class OodCheck:
 NONLEAF_PER_FOLDER = 1000  # at most this many photos from each non-leaf folder (a seeded sample)
 
 
-def load_nonleaf(folders: list[str | Path], size: int, limit: int = NONLEAF_PER_FOLDER, seed: int = 0):
-    """Model-ready arrays of non-leaf example photos (any image files under each folder, recursively)."""
+def load_nonleaf(
+    folders: list[str | Path], size: int, limit: int = NONLEAF_PER_FOLDER, seed: int = 0, missing_ok: bool = False
+):
+    """Model-ready arrays of non-leaf example photos (any image files under each folder, recursively).
+    `missing_ok`: skip (and name) folders that are gone, as when a retraining job runs on another machine."""
     import random
 
     from leafdoc.errors import ConfigError, LeafdocError
@@ -199,6 +202,9 @@ def load_nonleaf(folders: list[str | Path], size: int, limit: int = NONLEAF_PER_
     arrays, sources = [], []
     for folder in folders:
         folder = Path(folder)
+        if not folder.is_dir() and missing_ok:
+            sources.append(f"{folder} (missing: skipped)")
+            continue
         if not folder.is_dir():
             raise ConfigError(
                 f"{folder}: no such folder of non-leaf photos.",
@@ -239,7 +245,7 @@ def fit_model_dir(
     nonleaf = None
     sources: list[str] = []
     if nonleaf_folders:
-        arrays, sources = load_nonleaf(list(nonleaf_folders), predictor.size)
+        arrays, sources = load_nonleaf(list(nonleaf_folders), predictor.size, missing_ok=True)
         if predictor.morphology not in ("none", None):
             from leafdoc.images import apply_morphology
 
