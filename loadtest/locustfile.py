@@ -1,0 +1,159 @@
+"""Locust load test of `leafdoc serve` with real leaf photos.
+
+Each simulated user sends, with no pause between requests (a closed loop: the number of users is the
+number of requests in flight), mostly single-photo diagnoses (`POST /v1/predict`), some batches of a few
+photos (`POST /v1/predict/batch`), and a few catalogue and statistics reads (`/v1/datasets`,
+`/v1/datasets/{name}/stats`, `/v1/models`, `/metrics`). Request names in Locust's statistics are the
+request types the load-test report shows: `predict single`, `predict batch`, and the read routes.
+
+    locust -f loadtest/locustfile.py --headless -u 8 -t 30s -H http://127.0.0.1:8000 [--images DIR]
+
+Photos come from `--images DIR` or LEAFDOC_LOADTEST_IMAGES, else ../shared/datasets/plantvillage, else
+examples/ (see loadtest/images.py). Tags select a workload: `--tags single` sends single diagnoses only.
+
+FastHttpUser (geventhttpclient) rather than HttpUser (requests): on a 2-core machine the client shares
+the CPU with the server, and it costs several times less CPU per request.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import time
+import uuid
+
+import gevent
+from locust import FastHttpUser, constant, events, tag, task
+
+try:  # run by Locust from the repository root or by the load-test runner
+    from loadtest.images import image_dir, load_images
+except ImportError:  # locust -f loadtest/locustfile.py with loadtest/ itself on sys.path
+    from images import image_dir, load_images
+
+SINGLE, BATCH = "predict single", "predict batch"
+IMAGES: list[tuple[str, bytes]] = []
+BATCH_SIZE = 4
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser):
+    parser.add_argument("--images", default=None, help="Folder of leaf photos (default: see loadtest/images.py).")
+    parser.add_argument("--image-limit", type=int, default=300, help="Photos to load from the folder (sampled).")
+    parser.add_argument("--batch-size", type=int, default=4, help="Photos per /v1/predict/batch request.")
+    parser.add_argument("--cpu-file", default=None, help="Write the CPU seconds Locust used during the test here.")
+
+
+@events.init.add_listener
+def _load(environment, **_):
+    global BATCH_SIZE
+    opts = environment.parsed_options
+    folder = image_dir(getattr(opts, "images", None))
+    IMAGES[:] = load_images(folder, limit=getattr(opts, "image_limit", 300))
+    BATCH_SIZE = max(1, getattr(opts, "batch_size", 4))
+    # gevent's loop caches "now": after a slow start-up (imports, reading photos on a busy machine) Locust's
+    # --run-time timer, set right after this, would otherwise fire seconds early.
+    gevent.get_hub().loop.update_now()
+
+
+_CLOCKS: dict[str, float] = {}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@events.test_start.add_listener
+def _start_clock(environment, **_):
+    _CLOCKS.update(cpu=_cpu(), wall=time.monotonic())
+
+
+@events.test_stop.add_listener
+def _stop_clock(environment, **_):
+    """The client's own CPU use while it sent requests (not its start-up): the load test reports it."""
+    path = getattr(environment.parsed_options, "cpu_file", None)
+    if path and _CLOCKS:
+        cpu, wall = _cpu() - _CLOCKS["cpu"], time.monotonic() - _CLOCKS["wall"]
+        with open(path, "w") as f:
+            json.dump({"cpu_s": cpu, "wall_s": wall}, f)
+
+
+def multipart(field: str, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body with each photo as `field`, and its content type."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, data in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        parts += [head, data, b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class LeafdocUser(FastHttpUser):
+    wait_time = constant(0)
+    # A slow answer is a measurement, not a failure; a refused connection or a 5xx is a failure.
+    network_timeout = 60.0
+    connection_timeout = 10.0
+
+    def on_start(self):
+        self.rng = random.Random()
+        self.dataset = None
+        with self.client.get("/v1/datasets", name="/v1/datasets", catch_response=True) as r:
+            if r.status_code == 200:
+                names = [d["name"] for d in r.json().get("datasets", [])]
+                self.dataset = names[0] if names else None
+
+    def _photos(self, n: int) -> list[tuple[str, bytes]]:
+        return [self.rng.choice(IMAGES) for _ in range(n)]
+
+    @tag("single", "predict")
+    @task(30)
+    def predict_single(self):
+        body, ctype = multipart("file", self._photos(1))
+        with self.client.post(
+            "/v1/predict", data=body, headers={"Content-Type": ctype}, name=SINGLE, catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
+            elif b'"top_k"' not in r.content:
+                r.failure(f"no top_k in the answer: {r.text[:200]}")
+
+    @tag("batch", "predict")
+    @task(3)
+    def predict_batch(self):
+        body, ctype = multipart("files", self._photos(BATCH_SIZE))
+        with self.client.post(
+            "/v1/predict/batch", data=body, headers={"Content-Type": ctype}, name=BATCH, catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
+                return
+            results = json.loads(r.content)["results"]
+            errors = [x["error"] for x in results if x["error"] or not x["prediction"]]
+            if len(results) != BATCH_SIZE or errors:
+                r.failure(f"{len(results)} results, errors: {errors[:2]}")
+
+    @tag("reads")
+    @task(1)
+    def datasets(self):
+        self.client.get("/v1/datasets", name="/v1/datasets")
+
+    @tag("reads")
+    @task(1)
+    def models(self):
+        self.client.get("/v1/models", name="/v1/models")
+
+    @tag("reads")
+    @task(1)
+    def dataset_stats(self):
+        if self.dataset:
+            self.client.get(f"/v1/datasets/{self.dataset}/stats?sample=5", name="/v1/datasets/{name}/stats")
+
+    @tag("reads")
+    @task(1)
+    def metrics(self):
+        self.client.get("/metrics", name="/metrics")

@@ -1,0 +1,339 @@
+"""The load-test report: medians over repeats, as Markdown tables and one figure.
+
+python -m loadtest.report loadtest/reports/<date>/results.json   # re-draw from saved results
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SINGLE, BATCH, ALL = "predict single", "predict batch", "Aggregated"
+TARGET_RPS, TARGET_P95_MS, TARGET_RSS_MB = 150.0, 100.0, 400.0
+RAW_REFERENCE = "onnx b1 t1 x2"  # batch 1, one ONNX thread per call, 2 calls at once: both cores, like serving
+PIPELINE_REFERENCE = "pipeline b1 t1 x2"  # bytes -> probabilities in-process on both cores: serving minus HTTP
+
+
+def med(values) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def _fmt(v: float, digits: int = 0) -> str:
+    return "–" if v != v else f"{v:,.{digits}f}"  # NaN -> dash
+
+
+def group(results: dict) -> dict[tuple[str, str], list[dict]]:
+    """(setup key, workload) -> the measurements of every repeat, in the order they were run."""
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for m in results["measurements"]:
+        s = m["setup"]
+        key = f"{'lb' if s['lb'] else 'direct'}-w{s['workers']}-{s['variant']}"
+        out[(key, m["workload"])].append(m)
+    return out
+
+
+def summarize(ms: list[dict]) -> dict:
+    """Medians over repeats for one setup and workload."""
+
+    def stat(name: str, field: str) -> float:
+        return med([m["stats"].get(name, {}).get(field) for m in ms])
+
+    types = sorted({n for m in ms for n in m["stats"]})
+    per_type = {
+        n: {
+            "rps": stat(n, "rps"),
+            "p50": stat(n, "p50"),
+            "p95": stat(n, "p95"),
+            "p99": stat(n, "p99"),
+            "requests": sum(m["stats"].get(n, {}).get("requests", 0) for m in ms),
+            "failures": sum(m["stats"].get(n, {}).get("failures", 0) for m in ms),
+        }
+        for n in types
+    }
+    batch = ms[0].get("batch_size", 4)
+    images = med(
+        [m["stats"].get(SINGLE, {}).get("rps", 0) + batch * m["stats"].get(BATCH, {}).get("rps", 0) for m in ms]
+    )
+
+    def per_request(field: str) -> float:
+        return med([1000 * m[field] / max(1, m["stats"].get(ALL, {}).get("requests", 0)) for m in ms])
+
+    return {
+        "setup": ms[0]["setup"],
+        "runs": len(ms),
+        "types": per_type,
+        "images_per_s": images,
+        "peak_process_mb": max(m["peak_process_mb"] for m in ms),
+        "peak_serve_mb": max(m["peak_serve_mb"] for m in ms),
+        "peak_nginx_mb": max(m["peak_nginx_mb"] for m in ms),
+        "n_processes": max(m["n_processes"] for m in ms),
+        "server_cpu_ms": per_request("server_cpu_s"),
+        "client_cpu_ms": per_request("client_cpu_s"),
+        "other_cores": med([m["other_cpu_s"] / m["seconds"] for m in ms]),
+        "server_cores": med([m["server_cpu_s"] / m["seconds"] for m in ms]),
+        "client_cores": med([m["client_cpu_s"] / m["seconds"] for m in ms]),
+        "loadavg": [m["loadavg_before"] for m in ms],
+        "failures": [f for m in ms for f in m["failures"]],
+    }
+
+
+def raw_medians(results: dict) -> dict[str, float]:
+    names = {n for r in results["raw_onnx"] for n in r["img_per_s"]}
+    return {n: med([r["img_per_s"].get(n) for r in results["raw_onnx"]]) for n in sorted(names)}
+
+
+def target_met(s: dict) -> bool:
+    t = s["types"].get(SINGLE)
+    return bool(
+        t
+        and t["rps"] >= TARGET_RPS
+        and t["p95"] < TARGET_P95_MS
+        and t["failures"] == 0
+        and s["peak_process_mb"] < TARGET_RSS_MB
+    )
+
+
+def _setup_order(summaries: dict) -> list[str]:
+    def order(key):
+        s = summaries[key]["setup"]
+        return (s["lb"], s["workers"], s["variant"] != "current", s["variant"])
+
+    return sorted(summaries, key=order)
+
+
+def _label(setup: dict) -> str:
+    name = f"nginx + {setup['workers']}x serve -w1" if setup["lb"] else f"serve -w{setup['workers']}"
+    return name if setup["variant"] == "current" else f"{name} [{setup['variant']}]"
+
+
+def single_table(summaries: dict, raw: dict) -> list[str]:
+    ref = raw.get(RAW_REFERENCE, float("nan"))
+    pipe = raw.get(PIPELINE_REFERENCE, float("nan"))
+    lines = [
+        "| setup | predictions/s | p50 ms | p95 ms | p99 ms | errors | peak RSS, largest process MB "
+        "| peak RSS, all serve processes MB (nginx) | server CPU ms/prediction | of raw ONNX | of in-process "
+        "| target met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in _setup_order(summaries):
+        s = summaries[key]
+        t = s["types"].get(SINGLE)
+        if not t:
+            continue
+        nginx = f" (+{s['peak_nginx_mb']:.0f})" if s["setup"]["lb"] else ""
+        lines.append(
+            f"| {_label(s['setup'])} | {_fmt(t['rps'], 1)} | {_fmt(t['p50'])} | {_fmt(t['p95'])} | {_fmt(t['p99'])} "
+            f"| {t['failures']} | {s['peak_process_mb']:.0f} | {s['peak_serve_mb']:.0f}{nginx} "
+            f"| {_fmt(s['server_cpu_ms'], 1)} | {t['rps'] / ref:.0%} | {t['rps'] / pipe:.0%} "
+            f"| {'**yes**' if target_met(s) else 'no'} |"
+        )
+    return lines
+
+
+def mixed_table(summaries: dict) -> list[str]:
+    lines = [
+        "| setup | request type | requests/s | p50 ms | p95 ms | p99 ms | errors | images/s (all predictions) "
+        "| peak RSS, largest process MB | peak RSS, all serve processes MB (nginx) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in _setup_order(summaries):
+        s = summaries[key]
+        nginx = f" (+{s['peak_nginx_mb']:.0f})" if s["setup"]["lb"] else ""
+        mem = [f"{s['peak_process_mb']:.0f}", f"{s['peak_serve_mb']:.0f}{nginx}"]
+        for i, (name, shown) in enumerate(((SINGLE, "single"), (BATCH, "batch"), (ALL, "all, incl. reads"))):
+            t = s["types"].get(name)
+            if not t:
+                continue
+            head = [_label(s["setup"]), _fmt(s["images_per_s"], 1), *mem] if i == 0 else [""] * 4
+            lines.append(
+                f"| {head[0]} | {shown} | {_fmt(t['rps'], 1)} | {_fmt(t['p50'])} | {_fmt(t['p95'])} "
+                f"| {_fmt(t['p99'])} | {t['failures']} | {head[1]} | {head[2]} | {head[3]} |"
+            )
+    return lines
+
+
+def cpu_table(summaries_by_workload: dict[str, dict]) -> list[str]:
+    lines = [
+        "| workload | setup | server CPU ms/request | client CPU ms/request | cores: server | client | "
+        "everything else | load average before (each run) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for workload, summaries in summaries_by_workload.items():
+        for key in _setup_order(summaries):
+            s = summaries[key]
+            loads = ", ".join(f"{x:.1f}" for x in s["loadavg"])
+            lines.append(
+                f"| {workload} | {_label(s['setup'])} | {_fmt(s['server_cpu_ms'], 1)} | {_fmt(s['client_cpu_ms'], 1)} "
+                f"| {_fmt(s['server_cores'], 2)} | {_fmt(s['client_cores'], 2)} | {_fmt(s['other_cores'], 2)} "
+                f"| {loads} |"
+            )
+    return lines
+
+
+def variant_table(summaries_by_workload: dict[str, dict], variants: list[str]) -> list[str]:
+    """Each variant against the first one, in the same setup and workload (measured alternately)."""
+    if len(variants) < 2:
+        return []
+    base = variants[0]
+    lines = [
+        f"| workload | setup | variant | predictions/s (single) | p95 ms | server CPU ms/request | vs {base} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for workload, summaries in summaries_by_workload.items():
+        by_setup: dict[tuple, dict[str, dict]] = defaultdict(dict)
+        for s in summaries.values():
+            by_setup[(s["setup"]["lb"], s["setup"]["workers"])][s["setup"]["variant"]] = s
+        for (lb, workers), vs in sorted(by_setup.items()):
+            ref = vs.get(base)
+            for v in variants:
+                if v not in vs:
+                    continue
+                t = vs[v]["types"].get(SINGLE, {})
+                ratio = (
+                    f"{t.get('rps', 0) / ref['types'][SINGLE]['rps']:.2f}x"
+                    if ref and v != base and ref["types"].get(SINGLE)
+                    else ""
+                )
+                name = f"nginx + {workers}x serve -w1" if lb else f"serve -w{workers}"
+                lines.append(
+                    f"| {workload} | {name} | {v} | {_fmt(t.get('rps', float('nan')), 1)} "
+                    f"| {_fmt(t.get('p95', float('nan')))} | {_fmt(vs[v]['server_cpu_ms'], 1)} | {ratio} |"
+                )
+    return lines
+
+
+def raw_table(results: dict) -> list[str]:
+    runs = results["raw_onnx"]
+    lines = [
+        "| configuration | " + " | ".join(f"img/s, run {i + 1}" for i in range(len(runs))) + " | median |",
+        "|---|" + "---|" * (len(runs) + 1),
+    ]
+    for name, value in raw_medians(results).items():
+        cells = " | ".join(_fmt(r["img_per_s"].get(name, float("nan")), 1) for r in runs)
+        lines.append(f"| {name} | {cells} | {_fmt(value, 1)} |")
+    return lines
+
+
+def plot(summaries_by_workload: dict[str, dict], raw: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    workload = "single" if "single" in summaries_by_workload else next(iter(summaries_by_workload))
+    summaries = summaries_by_workload[workload]
+    keys = [k for k in _setup_order(summaries) if SINGLE in summaries[k]["types"]]
+    labels = [_label(summaries[k]["setup"]).replace(" [", "\n[").replace("nginx + ", "nginx +\n") for k in keys]
+    x = np.arange(len(keys))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.26
+    for i, (p, color) in enumerate((("p50", "#9ecae1"), ("p95", "#3182bd"), ("p99", "#08519c"))):
+        ax1.bar(x + (i - 1) * width, [summaries[k]["types"][SINGLE][p] for k in keys], width, label=p, color=color)
+    ax1.axhline(TARGET_P95_MS, color="#d62728", ls="--", lw=1, label=f"target p95 < {TARGET_P95_MS:.0f} ms")
+    ax1.set_title(f"/v1/predict latency ({workload} workload, median of runs)")
+    ax1.set_ylabel("ms")
+    ax1.set_xticks(x, labels, fontsize=8)
+    ax1.legend(fontsize=8)
+    width = 0.8 / max(1, len(summaries_by_workload))
+    for i, (w, sums) in enumerate(summaries_by_workload.items()):
+        vals = [sums[k]["types"].get(SINGLE, {}).get("rps", 0) if k in sums else 0 for k in keys]
+        ax2.bar(x + (i - (len(summaries_by_workload) - 1) / 2) * width, vals, width, label=f"{w} workload")
+    ax2.axhline(TARGET_RPS, color="#d62728", ls="--", lw=1, label=f"target {TARGET_RPS:.0f}/s")
+    if RAW_REFERENCE in raw:
+        ax2.axhline(raw[RAW_REFERENCE], color="#2ca02c", ls=":", lw=1.5, label="raw ONNX b1, 2 cores")
+    if PIPELINE_REFERENCE in raw:
+        ax2.axhline(raw[PIPELINE_REFERENCE], color="#9467bd", ls="-.", lw=1.2, label="in-process decode+ONNX")
+    ax2.set_title("single-image predictions/s")
+    ax2.set_xticks(x, labels, fontsize=8)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(results: dict, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    groups = group(results)
+    by_workload: dict[str, dict] = defaultdict(dict)
+    for (key, workload), ms in groups.items():
+        by_workload[workload][key] = summarize(ms)
+    raw = raw_medians(results)
+    mach = results["machine"]
+    repeats = max((m["repeat"] for m in results["measurements"]), default=0)
+    opts = results["options"]
+    variants = list(results["variants"])
+    lines = [
+        f"# leafdoc load test, {results['started'][:10]}",
+        "",
+        "```bash",
+        results["command"],
+        "```",
+        "",
+        f"- Commit {results['commit']}; started {results['started']}, finished {results.get('finished', '?')}.",
+        f"- Machine: {mach['cpus']} CPUs ({mach['cpu_model']}), {mach['memory_gb']} GB RAM, Python {mach['python']}.",
+        f"- {repeats} run(s) of every setup; each: {opts['warmup']:.0f} s warm-up, then {opts['duration']:.0f} s "
+        f"measured with {opts['users']} Locust users sending requests back to back (closed loop, no think time). "
+        "Figures are medians over the runs; errors are summed; peak memory is the highest of the runs.",
+        "- Locust (one process, FastHttpUser) runs on the same machine and eats CPU the server cannot use: "
+        "its CPU per request is in the CPU table. "
+        + (f"Client pinned to CPUs {opts['client_cpus']}. " if opts.get("client_cpus") else "Client not pinned. ")
+        + (f"Servers pinned to CPUs {opts['server_cpus']}." if opts.get("server_cpus") else "Servers not pinned."),
+        "- Other engineers' jobs shared the machine: `everything else` in the CPU table is the CPU they used "
+        "during each measurement, in cores.",
+        "- Setups: `serve -wN` is `leafdoc serve --workers N` (uvicorn workers on one shared socket); "
+        "`nginx + Nx serve -w1` is nginx (1 worker process) balancing round robin over N single-worker "
+        "replicas on their own ports, sharing one data home. All run with `--no-consumer`.",
+        "",
+        f"## Single-image predictions (`/v1/predict` only): the target is ≥ {TARGET_RPS:.0f}/s at p95 < "
+        f"{TARGET_P95_MS:.0f} ms, no errors, every serving process < {TARGET_RSS_MB:.0f} MB",
+        "",
+    ]
+    if "single" in by_workload:
+        lines += single_table(by_workload["single"], raw)
+        lines += [
+            "",
+            f"`of raw ONNX`: predictions/s over raw ONNX Runtime `{RAW_REFERENCE}` "
+            f"({_fmt(raw.get(RAW_REFERENCE, float('nan')), 1)} "
+            f"img/s: batch 1, 2 calls at once on 1-thread sessions, preprocessed arrays). `of in-process`: over "
+            f"`{PIPELINE_REFERENCE}` ({_fmt(raw.get(PIPELINE_REFERENCE, float('nan')), 1)} img/s: JPEG bytes to "
+            "probabilities, decode and resize included, no HTTP).",
+            "",
+        ]
+    if "mixed" in by_workload:
+        lines += [
+            "## Mixed workload (the locustfile's mix: single predictions, batches, catalogue and stats reads)",
+            "",
+            *mixed_table(by_workload["mixed"]),
+            "",
+        ]
+    lines += ["## CPU", "", *cpu_table(dict(by_workload)), ""]
+    vt = variant_table(dict(by_workload), variants)
+    if vt:
+        lines += ["## Variants, measured alternately in the same run", "", *vt, ""]
+        lines += [f"- `{v}`: {what}" for v, what in results["variants"].items()] + [""]
+    lines += ["## Raw ONNX Runtime on the same photos (start and end of the run)", "", *raw_table(results), ""]
+    lines += [
+        "Configurations: `bN` batch size, `tN` intra-op threads per session (`default`: ONNX Runtime's own "
+        "choice), `xN` threads calling `run` at once; `preprocess` is decode + resize only; `pipeline` is "
+        "decode + resize + run.",
+        "",
+        "![latency and throughput](latency.png)",
+        "",
+    ]
+    failures = [f for ws in by_workload.values() for s in ws.values() for f in s["failures"]]
+    if failures:
+        lines += ["## Failures seen", "", *[f"- {f}" for f in failures[:20]], ""]
+    plot(dict(by_workload), raw, out_dir / "latency.png")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+if __name__ == "__main__":
+    src = Path(sys.argv[1])
+    print(write_report(json.loads(src.read_text()), src.parent))
