@@ -46,7 +46,9 @@ def _whitener(residuals: np.ndarray, shrink: float) -> np.ndarray:
     if shrink:
         cov = (1 - shrink) * cov + shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
     w, v = np.linalg.eigh(cov)
-    return v / np.sqrt(np.maximum(w, 1e-9 * max(float(w.max()), 1e-12)))
+    # Floor the variances at 1e-4 of their mean: directions the training photos never vary in (fewer photos
+    # than features) would otherwise get near-infinite weight. The starter's smallest is 1e-3 of the mean.
+    return v / np.sqrt(np.maximum(w, 1e-4 * max(float(w.mean()), 1e-12)))
 
 
 @dataclass
@@ -70,25 +72,42 @@ class OodScorer:
         whiten = _whitener(z - means[[index[c] for c in y]], shrink=0.0)
         col = colour_features(images).astype(np.float64)
         cmean = col.mean(0)
-        scorer = cls(
-            mean.astype(np.float32),
-            whiten.astype(np.float32),
-            (means @ whiten).astype(np.float32),
-            cmean.astype(np.float32),
-            _whitener(col - cmean, shrink=0.1).astype(np.float32),
-            np.zeros(2, np.float32),
-            np.ones(2, np.float32),
-        )
+
+        def build(w: np.ndarray) -> OodScorer:
+            return cls(
+                mean.astype(np.float32),
+                w.astype(np.float32),
+                (means @ w.astype(np.float64)).astype(np.float32),
+                cmean.astype(np.float32),
+                _whitener(col - cmean, shrink=0.1).astype(np.float32),
+                np.zeros(2, np.float32),
+                np.ones(2, np.float32),
+            )
+
+        scorer = build(whiten)
         raw = scorer.log_distances(features, images)
+        # Half precision halves ood.npz (3.5 MB for 1280 features); keep it only if the distances agree.
+        half = whiten.astype(np.float16)
+        if np.isfinite(half).all():
+            small = build(half)
+            raw_half = small.log_distances(features, images)
+            if np.abs(raw_half - raw).max() < 0.01:
+                scorer, raw = small, raw_half
         q1, med, q3 = np.percentile(raw, [25, 50, 75], axis=0)
-        scorer.centre, scorer.spread = med.astype(np.float32), np.maximum(q3 - q1, 1e-6).astype(np.float32)
+        # Floor the spread: a tiny training set can put every photo at the same distance (spread 0).
+        scorer.centre, scorer.spread = med.astype(np.float32), np.maximum(q3 - q1, 0.05).astype(np.float32)
         return scorer
 
     def log_distances(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         """(N, 2): log Mahalanobis distance of the features to the nearest class, and of the colours."""
         zw = (np.asarray(features, dtype=np.float32) - self.feat_mean) @ self.feat_whiten
         m = self.class_means_w
-        d2 = (zw**2).sum(1)[:, None] - 2 * zw @ m.T + (m**2).sum(1)[None, :]
+        # Differences, not |z|^2 - 2 z.m + |m|^2: that expansion cancels badly near a class mean.
+        d2 = (
+            np.concatenate([((zw[i : i + 128, None, :] - m[None]) ** 2).sum(-1) for i in range(0, len(zw), 128)])
+            if len(zw)
+            else np.zeros((0, len(m)), np.float32)
+        )
         cw = (colour_features(images) - self.colour_mean) @ self.colour_whiten
         return np.log(np.maximum(np.c_[d2.min(1), (cw**2).sum(1)], 1e-6))
 
@@ -104,7 +123,9 @@ class OodScorer:
         buf = io.BytesIO()
         # The big matrix in half precision: scores move by ~1e-3, the file halves (3 MB for 1280 features).
         arrays = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        arrays["feat_whiten"] = arrays["feat_whiten"].astype(np.float16)
+        half = arrays["feat_whiten"].astype(np.float16)
+        if np.array_equal(half.astype(np.float32), arrays["feat_whiten"]):  # fit() chose half precision
+            arrays["feat_whiten"] = half
         np.savez(buf, format=np.array(FORMAT), **arrays)
         atomic_write_bytes(Path(path), buf.getvalue())
 
@@ -123,7 +144,7 @@ def fit_weights(val: np.ndarray, nonleaf: np.ndarray | None) -> tuple[list[float
     sw = np.where(t == 1, len(val) / len(nonleaf), 1.0)  # balance the two sides
     w, b = np.zeros(2), 0.0
     for _ in range(2000):  # plain gradient descent: two weights do not need a solver
-        p = 1 / (1 + np.exp(-(x @ w + b)))
+        p = 1 / (1 + np.exp(-np.clip(x @ w + b, -50, 50)))
         g = (p - t) * sw
         w -= 0.1 * (x.T @ g / sw.sum() + 1e-3 * w)
         b -= 0.1 * g.sum() / sw.sum()
