@@ -309,7 +309,12 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
             upload_button = gr.Button("Upload", variant="primary", elem_id="upload-button")
     upload_result = gr.Markdown(elem_id="upload-result")
 
-    gr.Markdown("### 2 · Retrain on the latest photos")
+    gr.Markdown(
+        "### 2 · Retrain on the latest photos\n"
+        "Of the dataset named above; the new model starts from the serving one and replaces it only if it does at "
+        "least as well on held-out photos (the server's promotion rule).",
+        elem_classes=["section-head"],
+    )
     with gr.Row(equal_height=True):
         epochs = gr.Textbox(label="Epochs", placeholder="as the serving model", scale=2, elem_id="train-epochs")
         train_button = gr.Button("Start retraining", variant="primary", scale=1, elem_id="train-button")
@@ -395,7 +400,10 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
             message = f"Epochs must be a whole number above 0, not {n_epochs!r}."
             return (
                 _status(
-                    text.error_text(message, "Leave it blank to train as long as the serving model did."), ok=False
+                    text.error_text(
+                        message, "Leave it blank to train as long as the serving model did.", "Not started"
+                    ),
+                    ok=False,
                 ),
                 gr.skip(),
                 gr.skip(),
@@ -407,7 +415,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         except Exception as exc:
             return _fail(exc, "Starting the training"), gr.skip(), gr.skip()
         return (
-            _status(f"✓ Training job {started['id'][:8]} queued.", ok=True),
+            _status(f"✓ Training job {started['id'][:8]} started: follow it below.", ok=True),
             text.job_summary(started),
             gr.Timer(active=True),
         )

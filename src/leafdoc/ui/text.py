@@ -20,6 +20,9 @@ ADVICE = {
     "look at the plant.",
 }
 
+# Training phases as the trainer names them, in words.
+PHASES = {"scratch": "training", "head": "training the new head", "fine_tune": "fine-tuning the backbone"}
+
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
 
@@ -154,7 +157,7 @@ def model_rows(models: dict) -> list[list[str]]:
                 str(m["version"]),
                 status,
                 (m.get("created") or "")[:16].replace("T", " "),
-                m.get("source") or "",
+                re.sub(r"^job:(\w{8})\w+$", r"job \1", m.get("source") or ""),
                 dataset,
                 _metric(m.get("metrics"), "accuracy"),
                 _metric(m.get("metrics"), "macro_f1"),
@@ -184,7 +187,10 @@ def job_summary(job: dict | None) -> str:
     lines = [f"**Job {esc(job['id'][:8])}: {icon} {esc(state)}** — dataset {esc(job.get('dataset', ''))}"]
     if job.get("dataset_version"):
         lines[0] += f" v{job['dataset_version']}"
-    phase = (job.get("progress") or {}).get("phase")
+    progress = job.get("progress") or {}
+    phase = PHASES.get(progress.get("phase"), progress.get("phase"))
+    if phase and progress.get("batch") and progress.get("steps"):
+        phase += f", batch {progress['batch']} / {progress['steps']}"
     if job.get("epochs"):
         lines.append(f"Epoch **{job.get('epoch', 0)} / {job['epochs']}**" + (f" · {esc(phase)}" if phase else ""))
     elif phase:
