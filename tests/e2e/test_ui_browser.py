@@ -1,0 +1,278 @@
+"""The web page at /ui in a real browser (Debian's headless Chromium driven by Playwright), against a real
+`leafdoc serve`: what a farmer or an admin sees and clicks."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES
+
+from leafdoc.client import LeafdocClient
+from leafdoc.ui.text import pretty_label
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+WAIT_MS = 90_000  # one answer on a busy two-core machine
+
+
+# ---- helpers, shared with scripts/ui_screenshots.py -------------------------------------------------
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
+def warm_up(base: str) -> str:
+    """The page is built on its first request (seconds; more on a busy machine): do that before the browser
+    starts counting. Returns the page's URL."""
+    url = f"{base}/ui/"
+    httpx.get(url, timeout=300).raise_for_status()
+    return url
+
+
+def open_page(browser, url: str, outside: list[str] | None = None):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(WAIT_MS)
+    if outside is not None:  # every request the page makes beyond this machine
+        page.on("request", lambda r: outside.append(r.url) if _is_outside(r.url) else None)
+    page.goto(url)
+    page.wait_for_selector("#leaf-photo")
+    return page
+
+
+def _is_outside(url: str) -> bool:
+    host = httpx.URL(url).host
+    return bool(host) and host not in ("127.0.0.1", "localhost", "::1")
+
+
+def diagnose(page, photo: Path) -> None:
+    page.get_by_role("tab", name="Diagnose").click()
+    page.set_input_files("#leaf-photo input[type=file]", str(photo))
+    page.wait_for_selector("#heat-map img")
+    page.wait_for_function("document.querySelector('#heat-map img').naturalWidth > 0")
+
+
+def text_of(page, elem_id: str) -> str:
+    """The words of a Markdown box (without Gradio's busy timer)."""
+    return page.inner_text(f"#{elem_id} [data-testid='markdown']")
+
+
+def wait_for_text(page, elem_id: str, words: str) -> str:
+    page.wait_for_function(
+        "([id, words]) => (document.querySelector(`#${id} [data-testid='markdown']`) || {innerText: ''})"
+        ".innerText.includes(words)",
+        arg=[elem_id, words],
+    )
+    return text_of(page, elem_id)
+
+
+def fill(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id}").get_by_role("textbox").fill(value)
+
+
+def show_dataset(page) -> None:
+    page.get_by_role("tab", name="Dataset").click()  # opening the tab draws the chosen dataset
+    for kind in ("class_distribution", "samples"):
+        page.wait_for_function(
+            f"(document.querySelector('#plot-{kind} img') || {{naturalWidth: 0}}).naturalWidth > 200"
+        )
+
+
+def enter_token(page, token: str, expect: str) -> str:
+    """Type the token, press Check token, wait for `expect` in the status box; its text."""
+    page.get_by_role("tab", name="Retrain").click()
+    fill(page, "admin-token", token)
+    page.click("#check-token")
+    return wait_for_text(page, "retrain-status", expect)
+
+
+def versions_table(page) -> list[list[str]]:
+    """The model versions table as the user sees it (Gradio draws it as a grid of divs)."""
+    rows = page.locator("#model-versions .virtual-body [role=row]")
+    rows.first.wait_for()
+    return [[c.strip() for c in rows.nth(i).locator("[role=gridcell]").all_inner_texts()] for i in range(rows.count())]
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (scripts/system-packages.sh installs it)")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def ui_url(live_server) -> str:
+    return warm_up(live_server.base)
+
+
+def _own_server(model: Path, root: Path):
+    """`leafdoc serve` with the tiny model as v1, a copy registered as candidate v2, the page built."""
+    from tests.live_server import answering_copy, start_server
+
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import Registry
+    from leafdoc.settings import Settings
+
+    server = start_server(root, answering_copy(model, root / "v1"))
+    try:
+        s = Settings(home=server.home)
+        catalog = Catalog(s.catalog_url)
+        Registry(s, catalog, open_store(s.store_location)).register(
+            answering_copy(model, root / "v2"), source="test: a second version"
+        )
+        catalog.dispose()
+        warm_up(server.base)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def own_server_starting(tiny_model, tmp_path_factory) -> Iterator[Future]:
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_own_server, tiny_model, tmp_path_factory.mktemp("own"))
+        yield future
+        if future.exception() is None:
+            future.result().stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_own_server_early(request):
+    """Start the promotion test's server while the other tests run (two servers starting take a while)."""
+    if any(item.name == "test_promote_and_roll_back_from_the_page" for item in request.session.items):
+        request.getfixturevalue("own_server_starting")
+
+
+@pytest.fixture
+def own_server(own_server_starting):
+    return own_server_starting.result(timeout=600)
+
+
+@pytest.fixture
+def outside() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser, ui_url, outside):
+    p = open_page(browser, ui_url, outside)
+    yield p
+    p.close()
+
+
+def leaf_photo(i: int = 10) -> Path:
+    return sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[i]
+
+
+# ---- tests ------------------------------------------------------------------------------------------
+
+
+def test_diagnose_a_leaf_shows_the_label_scores_and_heat_map(page, live_server, outside):
+    photo = leaf_photo()
+    with LeafdocClient(live_server.base) as api:
+        expected = api.predict(photo.read_bytes(), photo.name)
+    assert not expected["abstained"]
+
+    diagnose(page, photo)
+
+    shown = text_of(page, "verdict")
+    assert pretty_label(expected["label"]) in shown and "sure" in shown
+    assert f"model version {expected['model_version']}" in shown
+    assert pretty_label(expected["top_k"][0]["label"]) in page.inner_text("#top-k")
+    assert re.search(r"\d+%", page.inner_text("#top-k"))
+    heat = page.evaluate("[...document.querySelectorAll('#heat-map img')].map(i => i.naturalWidth)")
+    assert max(heat) >= 96
+    assert outside == [], f"the page reached beyond this machine: {outside[:5]}"
+
+
+def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
+    dark = tmp_path / "lens-cap.jpg"
+    Image.new("RGB", (200, 160), (3, 4, 3)).save(dark)
+    with LeafdocClient(live_server.base) as api:
+        expected = api.predict(dark.read_bytes(), dark.name)
+    assert expected["abstained"] and expected["reason"] == "poor_photo"
+
+    diagnose(page, dark)
+
+    shown = text_of(page, "verdict")
+    assert "Not sure" in shown
+    assert expected["message"] in shown  # the server's own words, prominently
+
+
+def test_dataset_tab_draws_the_features(page):
+    show_dataset(page)
+    summary = text_of(page, "dataset-summary")
+    assert "tiny" in summary and "18 images in 3 classes" in summary and "Imbalance" in summary
+    for kind in ("sizes", "colour", "sharpness"):
+        page.wait_for_function(f"document.querySelector('#plot-{kind} img').naturalWidth > 200")
+
+
+def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
+    wrong = enter_token(page, "not-the-token", expect="failed")
+    assert "admin token is wrong" in wrong and "Traceback" not in wrong
+
+    enter_token(page, live_server.token, expect="Token accepted")
+    rows = versions_table(page)
+    assert any(r[0] == "1" and "serving" in r[1] for r in rows), rows
+
+    archive = tmp_path / "new-photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for cls in TINY_CLASSES[:2]:
+            for f in sorted((PLANTVILLAGE / cls).iterdir())[30:32]:
+                zf.write(f, f"{cls}/{f.name}")
+        zf.writestr("notes.txt", "not a photo")
+    page.set_input_files("#upload-zip input[type=file]", str(archive))
+    fill(page, "upload-dataset", "ui-upload")
+    page.click("#upload-button")
+    result = wait_for_text(page, "upload-result", "Uploaded")
+    assert "ui-upload" in result and "4 new photo(s) added" in result and "notes.txt" in result
+
+
+def test_promote_and_roll_back_from_the_page(browser, own_server):
+    """On a server of its own with a second version registered: promotion would move the shared server's model."""
+    page = open_page(browser, f"{own_server.base}/ui/")
+    enter_token(page, own_server.token, expect="Token accepted")
+    page.click("#refresh-models")
+    page.wait_for_function("document.querySelector('#model-versions').innerText.includes('candidate')")
+
+    page.click("#promote-version input")
+    page.get_by_role("option", name=re.compile(r"^v2 ")).click()
+    page.click("#promote-button")
+    wait_for_text(page, "retrain-status", "version 2 is now serving")
+    assert [r[1] for r in versions_table(page) if r[0] == "2"] == ["▶ serving"]
+
+    page.click("#rollback-button")
+    wait_for_text(page, "retrain-status", "version 1 is now serving")
+    assert [r[1] for r in versions_table(page) if r[0] == "1"] == ["▶ serving"]
+    with LeafdocClient(own_server.base) as api:
+        assert api.models()["serving_version"] == 1
+
+    page.click("#rollback-button")  # nothing older to go back to: the server's reason, readable
+    assert "Traceback" not in wait_for_text(page, "retrain-status", "Rollback failed")
+    page.close()
