@@ -223,6 +223,7 @@ def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
     shown = text_of(page, "verdict")
     assert "Not sure" in shown
     assert expected["message"] in shown  # the server's own words, prominently
+    assert "not a diagnosis" in page.inner_text("#top-k")  # its guesses are not shown as an answer
 
 
 def test_dataset_tab_draws_the_features(page):

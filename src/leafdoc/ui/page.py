@@ -119,6 +119,10 @@ def _fail(exc: Exception, what: str) -> dict:
 # ---- Diagnose ---------------------------------------------------------------------------------------
 
 
+def _no_scores() -> dict:
+    return gr.update(value=None, label="Most likely")
+
+
 def _verdict_update(md: str, kind: str) -> dict:
     return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
 
@@ -126,7 +130,7 @@ def _verdict_update(md: str, kind: str) -> dict:
 def diagnose_handler(settings: Settings) -> Callable:
     def diagnose(photo: str | None, request: gr.Request):
         if not photo:
-            return _verdict_update(EMPTY_VERDICT, "empty"), None, None
+            return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None
         path = Path(photo)
         try:
             with _client(settings, request) as api:
@@ -135,7 +139,7 @@ def diagnose_handler(settings: Settings) -> Callable:
             message, hint = _problem(exc, "Diagnosis")
             return (
                 _verdict_update(text.error_text(message, hint, title="Could not diagnose this photo"), "error"),
-                None,
+                _no_scores(),
                 None,
             )
         if answer.get("abstained"):
@@ -143,7 +147,12 @@ def diagnose_handler(settings: Settings) -> Callable:
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = _png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
-        return _verdict_update(text.verdict(answer), kind), text.top_k_scores(answer), heat
+        guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
+        return (
+            _verdict_update(text.verdict(answer), kind),
+            gr.update(value=text.top_k_scores(answer), label=guesses),
+            heat,
+        )
 
     return diagnose
 

@@ -11,15 +11,6 @@ import html
 import re
 from typing import Any
 
-# Reason-specific advice; any other reason code still gets the server's own message.
-ADVICE = {
-    "poor_photo": "Take the photo again in daylight, close enough that one leaf fills most of the picture, and "
-    "hold still so it is sharp.",
-    "not_a_leaf": "Photograph a single leaf of the plant, on its own, filling most of the picture.",
-    "unsure": "Try another photo of an affected leaf, from closer. If it stays unclear, ask an adviser to "
-    "look at the plant.",
-}
-
 # Training phases as the trainer names them, in words.
 PHASES = {"scratch": "training", "head": "training the new head", "fine_tune": "fine-tuning the backbone"}
 
@@ -54,7 +45,11 @@ def top_k_scores(answer: dict) -> dict[str, float]:
 
 
 def verdict(answer: dict) -> str:
-    """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained."""
+    """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained.
+
+    The server's message says what went wrong and what to do, for every reason code (poor_photo, not_a_leaf,
+    unsure, and any added later), so it is shown as it is rather than replaced by words of our own.
+    """
     version = answer.get("model_version")
     footer = f"model version {version}" if version is not None else ""
     if answer.get("abstained"):
@@ -64,9 +59,6 @@ def verdict(answer: dict) -> str:
         candidates = [pretty_label(c) for c in answer.get("candidates") or []]
         if candidates:
             lines.append("It hesitates between: " + ", ".join(esc(c) for c in candidates) + ".")
-        advice = ADVICE.get(answer.get("reason") or "")
-        if advice:
-            lines.append(esc(advice))
         reason = answer.get("reason")
         tail = [t for t in (f"reason: {esc(reason)}" if reason else "", footer) if t]
         if tail:
