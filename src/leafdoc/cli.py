@@ -160,6 +160,10 @@ def train(
     augment: Annotated[bool, typer.Option(help="Flips, rotation, zoom, brightness, contrast.")] = True,
     morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
     seed: Annotated[int, typer.Option()] = 0,
+    distribute: Annotated[
+        str,
+        typer.Option(help="auto | mirrored | none: tf.distribute.MirroredStrategy over several GPUs (auto: if >1)."),
+    ] = "auto",
     init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
     nonleaf: Annotated[
         list[Path] | None,
@@ -195,6 +199,7 @@ def train(
             augment=augment,
             morphology=morphology,
             seed=seed,
+            distribute=distribute,
             nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []],
         )
     except ValueError as exc:

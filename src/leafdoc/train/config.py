@@ -39,6 +39,12 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     seed: int = 0
+    distribute: Literal["auto", "mirrored", "none"] = Field(
+        "auto",
+        description="auto: tf.distribute.MirroredStrategy when more than one GPU is visible, else one device; "
+        "mirrored: MirroredStrategy on every visible GPU (or the CPU); none: one device. "
+        "batch_size is the global batch, split across the replicas",
+    )
     abstain_target_coverage: float = Field(
         0.99,
         gt=0,

@@ -119,6 +119,60 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def make_strategy(mode: str):
+    """The tf.distribute strategy for TrainConfig.distribute. `auto` mirrors only when more than one GPU is
+    visible: on one device, MirroredStrategy adds per-step overhead and nothing else."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if mode == "none" or (mode == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()  # the default strategy: one device, no mirroring
+    if mode not in ("auto", "mirrored"):
+        raise ConfigError(f"distribute={mode!r} is not one of auto, mirrored, none.")
+    # Every GPU; without one, every CPU device (one, unless the CPU was split into logical devices).
+    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def describe_strategy(strategy, requested: str) -> dict:
+    """What the card records: the strategy that trained the model, its replicas and devices."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        name, devices = type(strategy).__name__, list(strategy.extended.worker_devices)
+    else:  # the default strategy places ops on the first GPU, else on the CPU
+        name = "default"
+        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[:1]]
+    return {
+        "requested": requested,
+        "strategy": name,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "devices": devices,
+    }
+
+
+def split_for_replicas(indices: np.ndarray, batch_size: int, part: str, seed: int) -> tuple[np.ndarray, int]:
+    """Images and global batch size for one split under the current strategy (one replica: unchanged).
+
+    With several replicas every batch must give each replica at least one image (an empty replica batch
+    breaks BatchNorm), and the first batch must split evenly (Keras reduces it across replicas to build the
+    model). So the batch becomes a multiple of the replica count and the split leaves out `len % replicas`
+    of its images (fewer than the replicas; chosen with the seed, so a run repeats)."""
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+        return indices, batch_size
+    if len(indices) < replicas:
+        raise ConfigError(
+            f"the {part} split has {len(indices)} images, fewer than the {replicas} replicas training in parallel.",
+            hint="Add images to the dataset, or train with --distribute none.",
+        )
+    keep = len(indices) - len(indices) % replicas
+    kept = np.sort(np.random.default_rng(seed).choice(indices, keep, replace=False))
+    return kept, max(replicas, batch_size // replicas * replicas)
+
+
 def build_model(cfg: TrainConfig, n_classes: int):
     import keras
     from keras import layers
@@ -212,11 +266,12 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None)
 
     from leafdoc.train.pipeline import augmenter, make_dataset
 
-    tr, va = data.indices("train"), data.indices("val")
+    tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
+    va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
     aug = augmenter(cfg.seed) if cfg.augment else None
-    train_ds = make_dataset(data.images, tr, data.y[tr], cfg.batch_size, shuffle=True, seed=cfg.seed, augment=aug)
-    val_ds = make_dataset(data.images, va, data.y[va], cfg.batch_size, shuffle=False)
-    steps = int(np.ceil(len(tr) / cfg.batch_size))
+    train_ds = make_dataset(data.images, tr, data.y[tr], train_batch, shuffle=True, seed=cfg.seed, augment=aug)
+    val_ds = make_dataset(data.images, va, data.y[va], val_batch, shuffle=False)
+    steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
     best = {"val_loss": float("inf"), "epoch": 0, "weights": None, "history": [], "logs": {}}
     metrics = ["accuracy"]
@@ -293,9 +348,12 @@ def train(
     if counts["train"] == 0 or counts["val"] == 0:
         raise ConfigError("the split left no training or validation images.", hint="Add images to the dataset.")
     _seed_everything(cfg.seed)
-    model = build_model(cfg, len(data.classes))
-    warm = warm_start(model, init_from, data.classes) if init_from else None
-    result = fit(model, cfg, data, on_event)
+    strategy = make_strategy(cfg.distribute)
+    with strategy.scope():  # the model's and the optimizer's variables live on every replica
+        model = build_model(cfg, len(data.classes))
+        warm = warm_start(model, init_from, data.classes) if init_from else None
+        result = fit(model, cfg, data, on_event)
+    result["strategy"] = describe_strategy(strategy, cfg.distribute)
 
     out = Path(out)
     with atomic_dir(out) as tmp:
@@ -375,7 +433,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
         },
         "parent_version": parent,
         "warm_start": warm,
-        "training": cfg.model_dump(),
+        "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
         "best_epoch": result["best_epoch"],
         "train_seconds": round(result["train_seconds"], 1),
         "history": result["history"],
