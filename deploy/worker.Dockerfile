@@ -37,6 +37,6 @@ ENV PATH=/opt/leafdoc/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2
 USER leafdoc
 WORKDIR /var/lib/leafdoc
-# No HTTP port: a worker that cannot reach the catalog or the queue exits and is restarted. A job whose
+# No HTTP port: a worker that loses the queue (or, at start, the catalog) exits and is restarted. A job whose
 # worker dies is marked failed by the next worker after LEAFDOC_JOB_LEASE_SECONDS.
 CMD ["leafdoc", "worker"]

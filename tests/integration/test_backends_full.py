@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -31,9 +32,10 @@ from tests.backends import (
 from tests.integration.service_support import class_zip, leaf_photos
 from tests.live_server import ADMIN, answering_copy, start_server, wait_for
 
-from leafdoc.data.catalog import Catalog, TrainingJobRow
+from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
 from leafdoc.images import sha256_bytes
-from leafdoc.service.jobs import JobQueue
+from leafdoc.service.jobs import JobQueue, create_job, get_job, update_job
+from leafdoc.service.worker import Worker
 from leafdoc.settings import Settings
 
 ZIP = "application/zip"
@@ -198,12 +200,43 @@ def test_processes_starting_together_on_a_fresh_postgres_all_start(backends):
     """Replicas and workers of a new deployment start at once, each bringing the catalog schema to head."""
     url = new_database(backends[0], "fresh")
     code = "import sys; from leafdoc.data.catalog import Catalog; Catalog(sys.argv[1]).dispose()"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(errors)[-3000:]
     catalog = Catalog(url)
     with catalog.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
     catalog.dispose()
+
+
+def test_a_job_orphaned_by_a_worker_restart_fails_once_its_heartbeat_is_older_than_the_lease(backends, tmp_path):
+    """A worker pod dies mid-job and its replacement starts at once (under another host name, or as pid 1
+    again in the same container): the job's heartbeat is still fresh then, so the start-up check leaves it.
+    The running worker must fail it once the heartbeat is older than the lease, not leave it running forever."""
+    database_url, queue_url, _ = backends
+    settings = Settings(
+        home=tmp_path / "worker",
+        database_url=new_database(database_url, "orphan"),
+        queue_url=queue_url.rsplit("/", 1)[0] + "/1",  # a Redis database of its own
+        job_lease_seconds=3,
+        worker_poll_seconds=0.2,
+    )
+    catalog = Catalog(settings.catalog_url)
+    job = create_job(
+        catalog, dataset="tiny", dataset_version=1, options={}, warm_start=False, parent_version=None, epochs=1
+    )
+    update_job(
+        catalog, job.id, state="running", worker="leafdoc-worker-5d8f7-old:1", started=utcnow(), heartbeat=utcnow()
+    )
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert get_job(catalog, job.id).state == "running"  # fresh heartbeat: left alone at start
+        failed = wait_for(lambda: (j := get_job(catalog, job.id)).state == "failed" and j, 30, "the job to be failed")
+        assert "no sign of life" in failed.error and "leafdoc-worker-5d8f7-old:1" in failed.error
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        worker.close()
+        catalog.dispose()

@@ -93,6 +93,16 @@ class Worker:
             dead_here = owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid))
             if dead_here:
                 fail(self.catalog, job.id, "interrupted: the worker running this job stopped before it finished.")
+        self.fail_stale()
+        waiting = self.queue.waiting_job_ids()
+        for job in queued_jobs(self.catalog):
+            if job.id not in waiting:
+                log.info("re-queueing job %s, which the queue did not hold", job.id)
+                self.queue.enqueue(job.id)
+
+    def fail_stale(self) -> None:
+        """Fail running jobs whose heartbeat is older than the lease. Checked at start and then every half
+        lease: a worker replaced at once (a restarted pod) finds its predecessor's job still fresh."""
         for job in stale_running(self.catalog, self.settings.job_lease_seconds):
             fail(
                 self.catalog,
@@ -100,11 +110,6 @@ class Worker:
                 f"interrupted: no sign of life from its worker ({job.worker}) for over "
                 f"{self.settings.job_lease_seconds:.0f} s.",
             )
-        waiting = self.queue.waiting_job_ids()
-        for job in queued_jobs(self.catalog):
-            if job.id not in waiting:
-                log.info("re-queueing job %s, which the queue did not hold", job.id)
-                self.queue.enqueue(job.id)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -125,10 +130,17 @@ class Worker:
     def run(self, burst: bool = False) -> None:
         """Until stop() (or, with burst, until the queue and schedule are empty)."""
         self.recover()
+        checked = time.monotonic()
         while not self.stop_event.is_set():
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.warning("parent process %s is gone; stopping", self.parent_pid)
                 break
+            if time.monotonic() - checked >= self.settings.job_lease_seconds / 2:
+                checked = time.monotonic()
+                try:
+                    self.fail_stale()
+                except Exception:  # the catalog may be briefly unreachable: look again next time
+                    log.exception("could not check for jobs whose worker is gone")
             if self.run_once():
                 continue
             if burst and self.queue.huey.scheduled_count() == 0:
