@@ -14,11 +14,15 @@ small dataset first so the catalogue routes have something to read, and measures
   `leafdoc serve` processes (API workers and their supervisor) and over nginx, sampled every 0.5 s;
 - CPU: seconds used by the server processes, by the client, and by everything else on the machine.
 
-Raw ONNX Runtime throughput on the same photos (loadtest/onnx_bench.py) is measured at the start and
-the end of the run. `--variant NAME` (repeatable; loadtest/variants.py) serves a copy of this checkout
-with a fast-path knob turned back, or `--variant NAME=SRC` the code of another `src/` folder (e.g. a
-worktree of an earlier commit), alternating with the current code in each setup, so a change is
-measured side by side. Repeats run the whole matrix again; the report shows medians.
+Each setup is started once, warmed up, then measured `--repeats` times for `--duration` seconds; the
+report shows medians. Raw ONNX Runtime throughput on the same photos (loadtest/onnx_bench.py) is
+measured at the start and the end of the run.
+
+`--variant NAME` (repeatable; see loadtest/variants.py) also serves a copy of this checkout with a
+fast-path knob turned back, `--variant NAME=SRC` the leafdoc package of another `src/` folder (e.g. a
+worktree of an earlier commit). A change is then measured side by side: the variants' servers of a
+setup run at the same time (all idle but the one measured) and are measured in turns, A B A B..., so
+the background load hits them alike.
 Writes loadtest/reports/<date>[-<name>]/{report.md,latency.png,results.json}.
 """
 
@@ -94,6 +98,7 @@ class Deployment:
         self.nginx: Nginx | None = None
         self.log_level, self.server_cpus = log_level, server_cpus
         self.ports: list[int] = []
+        self.base = ""
 
     def _serve(self, port: int, workers: int, i: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "leafdoc.cli", "serve", "--port", str(port), "--workers", str(workers)]
@@ -309,47 +314,54 @@ def machine_busy_seconds() -> float:
     return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
 
 
-def measure(setup: Setup, workload: str, repeat: int, env: dict, root: Path, opts: Options, args) -> Measurement:
-    folder = root / f"{setup.key}-{workload}-r{repeat}"
+def start_deployment(setup: Setup, workload: str, env: dict, root: Path, opts: Options, args) -> Deployment:
+    folder = root / f"{setup.key}-{workload}"
     folder.mkdir(parents=True)
     dep = Deployment(setup, folder, env, args.log_level, args.server_cpus)
     try:
-        base = dep.start()
-        if opts.warmup > 0:
-            run_locust(base, workload, opts.warmup, opts, None)
-        sampler = MemorySampler(dep)
-        loadavg = os.getloadavg()[0]
-        procs = dep.serve_processes() + dep.nginx_processes()
-        s0, c0, m0, t0 = cpu_seconds(procs), children_cpu(), machine_busy_seconds(), time.monotonic()
-        sampler.start()
-        out = run_locust(base, workload, opts.duration, opts, folder / "locust")
-        sampler.stop()
-        s1, c1, m1, t1 = cpu_seconds(procs), children_cpu(), machine_busy_seconds(), time.monotonic()
-        client = json.loads((folder / "locust_cpu.json").read_text()) if (folder / "locust_cpu.json").is_file() else {}
-        (folder / "locust.out").write_text(out)
-        try:
-            stats = read_stats(folder / "locust")
-        except FileNotFoundError:
-            raise RuntimeError(f"locust wrote no statistics:\n{out[-3000:]}") from None
-        return Measurement(
-            setup=setup,
-            workload=workload,
-            repeat=repeat,
-            stats=stats,
-            failures=read_failures(folder / "locust"),
-            seconds=round(t1 - t0, 2),
-            loadavg_before=loadavg,
-            server_cpu_s=round(s1 - s0, 2),
-            client_cpu_s=round(client.get("cpu_s", c1 - c0), 2),
-            other_cpu_s=round(max(0.0, (m1 - m0) - (s1 - s0) - (c1 - c0)), 2),
-            peak_process_mb=round(sampler.peak_process / 2**20, 1),
-            peak_serve_mb=round(sampler.peak_serve / 2**20, 1),
-            peak_nginx_mb=round(sampler.peak_nginx / 2**20, 1),
-            n_processes=sampler.n_processes,
-            batch_size=opts.batch_size,
-        )
-    finally:
+        dep.base = dep.start()
+    except BaseException:
         dep.stop()
+        raise
+    return dep
+
+
+def measure(dep: Deployment, workload: str, repeat: int, opts: Options) -> Measurement:
+    """One measured slice of `opts.duration` seconds on a running, warmed-up deployment."""
+    folder = dep.root / f"r{repeat}"
+    folder.mkdir()
+    sampler = MemorySampler(dep)
+    loadavg = os.getloadavg()[0]
+    procs = dep.serve_processes() + dep.nginx_processes()
+    s0, c0, m0, t0 = cpu_seconds(procs), children_cpu(), machine_busy_seconds(), time.monotonic()
+    sampler.start()
+    out = run_locust(dep.base, workload, opts.duration, opts, folder / "locust")
+    sampler.stop()
+    s1, c1, m1, t1 = cpu_seconds(procs), children_cpu(), machine_busy_seconds(), time.monotonic()
+    (folder / "locust.out").write_text(out)
+    cpu_file = folder / "locust_cpu.json"
+    client = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
+    try:
+        stats = read_stats(folder / "locust")
+    except FileNotFoundError:
+        raise RuntimeError(f"locust wrote no statistics:\n{out[-3000:]}") from None
+    return Measurement(
+        setup=dep.setup,
+        workload=workload,
+        repeat=repeat,
+        stats=stats,
+        failures=read_failures(folder / "locust"),
+        seconds=round(t1 - t0, 2),
+        loadavg_before=loadavg,
+        server_cpu_s=round(s1 - s0, 2),
+        client_cpu_s=round(client.get("cpu_s", c1 - c0), 2),
+        other_cpu_s=round(max(0.0, (m1 - m0) - (s1 - s0) - (c1 - c0)), 2),
+        peak_process_mb=round(sampler.peak_process / 2**20, 1),
+        peak_serve_mb=round(sampler.peak_serve / 2**20, 1),
+        peak_nginx_mb=round(sampler.peak_nginx / 2**20, 1),
+        n_processes=sampler.n_processes,
+        batch_size=opts.batch_size,
+    )
 
 
 # ---- preparation ---------------------------------------------------------------------------------
@@ -368,12 +380,12 @@ def prepare_home(root: Path, model: Path, images: Path, env: dict) -> None:
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
 
 
-def raw_onnx(model: Path, images: Path, seconds: float, server_cpus: str | None) -> dict:
+def raw_onnx(model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None) -> dict:
     cmd = [sys.executable, "-m", "loadtest.onnx_bench", "--json", "--model", str(model), "--images", str(images)]
     cmd += ["--seconds", str(seconds)]
     if server_cpus:
         cmd = ["taskset", "-c", server_cpus, *cmd]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, str(REPO)) if p)}
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=REPO, timeout=900)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["loadavg_before"] = os.getloadavg()[0]
@@ -421,7 +433,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", default="1,2,4", help="Worker counts (comma-separated).")
     ap.add_argument("--lb", default="off,on", help="off: serve --workers N; on: nginx + N replicas (or both).")
     ap.add_argument("--workloads", default="mixed,single", help="mixed: the locustfile's mix; single: /v1/predict.")
-    ap.add_argument("--repeats", type=int, default=1, help="Times to run the whole matrix (medians reported).")
+    ap.add_argument("--repeats", type=int, default=3, help="Measurements per setup (medians reported).")
     ap.add_argument("--duration", type=float, default=40, help="Measured seconds per setup.")
     ap.add_argument("--warmup", type=float, default=10, help="Seconds of load before measuring.")
     ap.add_argument("--users", type=int, default=8, help="Locust users (requests in flight; no think time).")
@@ -446,8 +458,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def run_group(
+    group: list[Setup],
+    workload: str,
+    variants: dict,
+    base_env: dict,
+    root: Path,
+    opts: Options,
+    args,
+    results: dict,
+    out_dir: Path,
+) -> None:
+    """One setup in each variant: all started side by side, warmed up, then measured in turns (A B A B...)."""
+    deployments: list[Deployment] = []
+    try:
+        for setup in group:
+            env = dict(base_env)
+            if variants[setup.variant]:
+                env["PYTHONPATH"] = variants[setup.variant]
+            log(f"starting {setup.label} for the {workload} workload")
+            deployments.append(start_deployment(setup, workload, env, root, opts, args))
+        if opts.warmup > 0:
+            for dep in deployments:
+                run_locust(dep.base, workload, opts.warmup, opts, None)
+        for repeat in range(1, args.repeats + 1):
+            for dep in deployments:
+                log(f"run {repeat}/{args.repeats}: {dep.setup.label}, {workload} (load {os.getloadavg()[0]:.2f})")
+                m = measure(dep, workload, repeat, opts)
+                single = m.stats.get(SINGLE, {})
+                log(
+                    f"  single {single.get('rps', 0):.1f}/s p95 {single.get('p95', 0):.0f} ms; "
+                    f"failures {sum(r['failures'] for n, r in m.stats.items() if n != 'Aggregated')}; "
+                    f"peak RSS {m.peak_process_mb:.0f} MB/process, {m.peak_serve_mb:.0f} MB total"
+                )
+                results["measurements"].append(m.to_dict())
+                (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    finally:
+        for dep in deployments:
+            dep.stop()
+
+
+def _stop_on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the `finally`s that stop the servers
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    # Started in the background, a process may inherit SIGINT ignored; SIGTERM would skip the clean-up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     if find_nginx() is None and "on" in _csv_list(args.lb):
         raise SystemExit("nginx is not installed (Debian: apt-get install nginx); or pass --lb off")
     images = image_dir(args.images).resolve()
@@ -458,7 +517,9 @@ def main(argv: list[str] | None = None) -> Path:
     opts = Options(args.users, args.duration, args.warmup, images, args.client_cpus, args.batch_size)
     command = "python -m loadtest.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     root = Path(tempfile.mkdtemp(prefix="leafdoc-loadtest-"))
-    variants: dict[str, str | None] = {} if args.no_current else {"current": None}
+    # Every server of the run imports one snapshot of this checkout's src/, taken now: edits made meanwhile
+    # (other people work in this repository too) do not change the code half-way through a run.
+    variants: dict[str, str | None] = {} if args.no_current else {"current": str(make_variant("current", root))}
     described: dict[str, str] = {} if args.no_current else {"current": "this checkout"}
     for v in args.variant:
         name, _, src = v.partition("=")
@@ -468,9 +529,6 @@ def main(argv: list[str] | None = None) -> Path:
             variants[name], described[name] = str(Path(src).resolve()), f"the leafdoc package in {src}"
         else:
             variants[name], described[name] = str(make_variant(name, root / "variants")), VARIANTS[name][0]
-    setups = [
-        Setup(int(w), lb == "on", v) for lb in _csv_list(args.lb) for w in _csv_list(args.workers) for v in variants
-    ]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LEAFDOC_") and k != "PYTHONPATH"}
     base_env.update(LEAFDOC_HOME=str(root / "home"), LEAFDOC_MODEL_DIR=str(model))
     started = dt.datetime.now()
@@ -488,25 +546,18 @@ def main(argv: list[str] | None = None) -> Path:
     try:
         prepare_home(root, model, images, base_env)
         log("raw ONNX Runtime throughput (start)")
-        results["raw_onnx"].append(raw_onnx(model, images, args.onnx_seconds, args.server_cpus))
-        for repeat in range(1, args.repeats + 1):
-            for setup in setups:
+        results["raw_onnx"].append(
+            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
+        )
+        for lb in _csv_list(args.lb):
+            for workers in _csv_list(args.workers):
                 for workload in _csv_list(args.workloads):
-                    env = dict(base_env)
-                    if variants[setup.variant]:
-                        env["PYTHONPATH"] = variants[setup.variant]
-                    log(f"run {repeat}/{args.repeats}: {setup.label}, {workload} (load {os.getloadavg()[0]:.2f})")
-                    m = measure(setup, workload, repeat, env, root, opts, args)
-                    single = m.stats.get(SINGLE, {})
-                    log(
-                        f"  single {single.get('rps', 0):.1f}/s p95 {single.get('p95', 0):.0f} ms; "
-                        f"failures {sum(r['failures'] for n, r in m.stats.items() if n != 'Aggregated')}; "
-                        f"peak RSS {m.peak_process_mb:.0f} MB/process, {m.peak_serve_mb:.0f} MB total"
-                    )
-                    results["measurements"].append(m.to_dict())
-                    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+                    group = [Setup(int(workers), lb == "on", v) for v in variants]
+                    run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
         log("raw ONNX Runtime throughput (end)")
-        results["raw_onnx"].append(raw_onnx(model, images, args.onnx_seconds, args.server_cpus))
+        results["raw_onnx"].append(
+            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
+        )
     finally:
         results["finished"] = dt.datetime.now().isoformat(timespec="seconds")
         (out_dir / "results.json").write_text(json.dumps(results, indent=1))

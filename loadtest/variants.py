@@ -18,6 +18,13 @@ _DEFAULT_THREADS = (SERVING, "SESSION_THREADS = 1\n", "SESSION_THREADS = None  #
 # Every single-photo request runs its own ONNX call instead of sharing one with concurrent requests.
 _NO_BATCHING = (SERVING, "Batcher(predictor))  # the swap", "None)  # variant: no batching; the swap")
 
+# NumPy's BLAS keeps OpenBLAS's default threads (one per core) in the API workers.
+_BLAS_DEFAULT = (
+    SERVING,
+    "        one_blas_thread()  # process-wide",
+    "        pass  # variant: BLAS threads by default;",
+)
+
 VARIANTS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "ort-default": (
         "ONNX Runtime's default threads per session, no batching (the serving path before)",
@@ -25,16 +32,21 @@ VARIANTS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     ),
     "no-batching": ("one ONNX thread per session, each request its own ONNX call", [_NO_BATCHING]),
     "threads-default": ("ONNX Runtime's default threads per session, with batching", [_DEFAULT_THREADS]),
+    "blas-default": ("NumPy's BLAS with its default threads (one per core) in API workers", [_BLAS_DEFAULT]),
+    "before": (
+        "ONNX Runtime's and BLAS's default threads, no batching (the serving path before these changes)",
+        [_DEFAULT_THREADS, _NO_BATCHING, _BLAS_DEFAULT],
+    ),
 }
 
 
 def make_variant(name: str, dest: Path, src: Path = REPO / "src") -> Path:
-    """Copy `src` to dest/<name>/src with the variant's edits; return that src folder."""
-    if name not in VARIANTS:
+    """Copy `src` to dest/<name>/src with the variant's edits (none for "current"); return that src folder."""
+    if name not in VARIANTS and name != "current":
         raise SystemExit(f"unknown variant {name!r}: one of {', '.join(VARIANTS)}, or NAME=SRC_FOLDER")
     out = Path(dest) / name / "src"
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for rel, old, new in VARIANTS[name][1]:
+    for rel, old, new in VARIANTS.get(name, ("", []))[1]:
         path = out / rel
         text = path.read_text()
         if text.count(old) != 1:

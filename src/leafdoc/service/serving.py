@@ -6,8 +6,8 @@ swaps one reference. A request holds the `Loaded` it started with, so it finishe
 even if the pointer moves meanwhile: promotion never fails a request in flight.
 
 The fast path (measured with `python -m loadtest.run`, see the README's "Load tests"): each ONNX Runtime
-session runs on one intra-op thread, and concurrent single-photo requests of a worker share ONNX calls
-(`Batcher`).
+session runs on one intra-op thread, NumPy's BLAS on one thread per worker process, and concurrent
+single-photo requests of a worker share ONNX calls (`Batcher`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,22 @@ log = logging.getLogger(__name__)
 SESSION_THREADS = 1
 # Most single photos one ONNX call takes when concurrent requests of a worker are batched together.
 MAX_BATCH = 16
+
+
+def one_blas_thread() -> bool:
+    """NumPy's BLAS on one thread in this process (an API worker); False if threadpoolctl is missing.
+
+    The not-a-leaf score multiplies each photo's features by a 1280 x 1280 matrix. With OpenBLAS's default
+    (a thread per core, busy-waiting for each other), concurrent requests made that product cost 5-10 times
+    the CPU on 2 shared cores; requests and workers already run in parallel, so one thread each is enough.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log.warning("threadpoolctl is not installed: NumPy's BLAS keeps a thread per core (slower under load)")
+        return False
+    threadpool_limits(1, user_api="blas")
+    return True
 
 
 class Batcher:
@@ -119,6 +135,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self.last_error: str | None = None
+        one_blas_thread()  # process-wide: this process serves requests
 
     @property
     def loaded(self) -> Loaded | None:
