@@ -42,7 +42,7 @@ def test_seed_registers_the_model_dir_once_and_serves_it(registry, tiny_model):
     assert registry.seed() is None  # not empty any more
     row = registry.get(1)
     assert row.status == "serving" and row.source == f"seed:{tiny_model}"
-    assert set(row.files) == {"model.onnx", "model.keras", "labels.json", "card.json"}
+    assert set(row.files) == {"model.onnx", "model.keras", "labels.json", "card.json", "ood.npz"}
     assert registry.serving().version == 1
     assert [e["action"] for e in registry.history()] == ["seed"]
 
