@@ -15,27 +15,26 @@ from loadtest.images import REPO
 SERVING = "leafdoc/service/serving.py"
 # ONNX Runtime's default session threads (one per core, spinning) instead of one thread per session.
 _DEFAULT_THREADS = (SERVING, "SESSION_THREADS = 1\n", "SESSION_THREADS = None  # variant: ONNX Runtime's default\n")
-# Every single-photo request runs its own ONNX call instead of sharing one with concurrent requests.
-_NO_BATCHING = (SERVING, "Batcher(predictor))  # the swap", "None)  # variant: no batching; the swap")
-
 # NumPy's BLAS keeps OpenBLAS's default threads (one per core) in the API workers.
 _BLAS_DEFAULT = (
     SERVING,
     "        one_blas_thread()  # process-wide",
     "        pass  # variant: BLAS threads by default;",
 )
+# Python's default GIL switch interval (5 ms) in the API workers.
+_SWITCH_DEFAULT = (
+    SERVING,
+    "        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)\n",
+    "        pass  # variant: Python's default switch interval\n",
+)
 
 VARIANTS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
-    "ort-default": (
-        "ONNX Runtime's default threads per session, no batching (the serving path before)",
-        [_DEFAULT_THREADS, _NO_BATCHING],
-    ),
-    "no-batching": ("one ONNX thread per session, each request its own ONNX call", [_NO_BATCHING]),
-    "threads-default": ("ONNX Runtime's default threads per session, with batching", [_DEFAULT_THREADS]),
+    "threads-default": ("ONNX Runtime's default threads per session", [_DEFAULT_THREADS]),
     "blas-default": ("NumPy's BLAS with its default threads (one per core) in API workers", [_BLAS_DEFAULT]),
+    "switch-default": ("Python's default GIL switch interval (5 ms) in API workers", [_SWITCH_DEFAULT]),
     "before": (
-        "ONNX Runtime's and BLAS's default threads, no batching (the serving path before these changes)",
-        [_DEFAULT_THREADS, _NO_BATCHING, _BLAS_DEFAULT],
+        "ONNX Runtime's and BLAS's default threads, default switch interval (the serving path before)",
+        [_DEFAULT_THREADS, _BLAS_DEFAULT, _SWITCH_DEFAULT],
     ),
 }
 

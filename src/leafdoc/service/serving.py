@@ -6,13 +6,15 @@ swaps one reference. A request holds the `Loaded` it started with, so it finishe
 even if the pointer moves meanwhile: promotion never fails a request in flight.
 
 The fast path (measured with `python -m loadtest.run`, see the README's "Load tests"): each ONNX Runtime
-session runs on one intra-op thread, NumPy's BLAS on one thread per worker process, and concurrent
-single-photo requests of a worker share ONNX calls (`Batcher`).
+session runs on one intra-op thread, NumPy's BLAS on one thread per worker process, and the worker hands
+the GIL around every millisecond. (Batching concurrent single requests into one ONNX call was measured
+too, and gave nothing measurable on this model: it was taken out.)
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +33,10 @@ log = logging.getLogger(__name__)
 # from API workers; ONNX Runtime's default (a thread per core, spinning while it waits for work) made every
 # call slower and burnt CPU that decoding and the other workers needed, most of all on a shared machine.
 SESSION_THREADS = 1
-# Most single photos one ONNX call takes when concurrent requests of a worker are batched together.
-MAX_BATCH = 16
+# How often a thread holding the GIL is asked to let another run (Python's default: 5 ms). An API worker's
+# event loop needs the GIL to read requests and write answers while threadpool threads decode and score
+# photos; handing it around sooner let one worker answer more requests in less time.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def one_blas_thread() -> bool:
@@ -51,79 +55,11 @@ def one_blas_thread() -> bool:
     return True
 
 
-class Batcher:
-    """Concurrent single-photo predictions of one worker share ONNX Runtime calls, without waiting.
-
-    The first request to arrive when no call is running leads: it runs the photos waiting then (its own
-    included, up to MAX_BATCH), hands the answers out, and passes the lead to the first photo that arrived
-    meanwhile, if any. A lone request therefore runs at once as a batch of one; under load, the photos that
-    arrive during one call form the next batch. No request runs more than one call for others.
-    """
-
-    def __init__(self, predictor: Predictor, max_batch: int = MAX_BATCH):
-        self.predictor = predictor
-        self.max_batch = max_batch
-        self._lock = threading.Lock()
-        self._pending: list[_Slot] = []
-        self._running = False
-
-    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """This photo's row of the predictor's `decision_outputs` (probabilities, and features if needed)."""
-        slot = _Slot(x)
-        with self._lock:
-            self._pending.append(slot)
-            lead = not self._running
-            self._running = True
-        if not lead:
-            slot.done.wait()
-            if not slot.lead:
-                return slot.result()
-        with self._lock:  # this slot is first in line: it is in the batch
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-        try:
-            out = self.predictor.predict_arrays(np.stack([s.x for s in batch]), self.predictor.decision_outputs)
-        except BaseException as exc:
-            for s in batch:
-                s.error = exc
-        else:
-            for i, s in enumerate(batch):
-                s.probs = {name: v[i] for name, v in out.items()}
-        finally:
-            with self._lock:
-                if self._pending:
-                    nxt = self._pending[0]
-                    nxt.lead = True
-                    nxt.done.set()
-                else:
-                    self._running = False
-            for s in batch:
-                if s is not slot:
-                    s.done.set()
-        return slot.result()
-
-
-class _Slot:
-    __slots__ = ("x", "done", "probs", "error", "lead")
-
-    def __init__(self, x: np.ndarray):
-        self.x = x
-        self.done = threading.Event()
-        self.probs: dict[str, np.ndarray] | None = None
-        self.error: BaseException | None = None
-        self.lead = False
-
-    def result(self) -> dict[str, np.ndarray]:
-        if self.error is not None:
-            raise self.error
-        return self.probs
-
-
 @dataclass(frozen=True)
 class Loaded:
     version: int
     stamp: int
     predictor: Predictor
-    batcher: Batcher | None = None
 
 
 class ModelHolder:
@@ -135,7 +71,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self.last_error: str | None = None
-        one_blas_thread()  # process-wide: this process serves requests
+        one_blas_thread()  # process-wide, like the switch interval: this process serves requests
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
     @property
     def loaded(self) -> Loaded | None:
@@ -182,7 +119,7 @@ class ModelHolder:
         if ptr is None or (current is not None and current.stamp == ptr.stamp):
             return
         if current is not None and current.version == ptr.version:
-            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor, current.batcher)
+            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor)
             return
         try:
             folder = self.registry.local_dir(ptr.version)
@@ -191,7 +128,7 @@ class ModelHolder:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
             log.error(self.last_error)
             return
-        self._loaded = Loaded(ptr.version, ptr.stamp, predictor, Batcher(predictor))  # the swap: one reference
+        self._loaded = Loaded(ptr.version, ptr.stamp, predictor)  # the swap: one reference
         self.last_error = None
         log.info("serving model version %s", ptr.version)
         if self.on_swap:
@@ -242,9 +179,7 @@ def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], t
 def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:
     loaded = holder.current()
     photo = loaded.predictor.load(check_size(data, name or "image", settings), name or "image")
-    if loaded.batcher is None:
-        return predict_many(loaded, [photo], [name], top_k)[0]
-    return answer(loaded, loaded.batcher.outputs(photo.x), photo, name, top_k)
+    return predict_many(loaded, [photo], [name], top_k)[0]
 
 
 def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str | None, bytes]], top_k: int) -> dict:
