@@ -428,10 +428,24 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def setup_list(args: argparse.Namespace) -> list[tuple[bool, int]]:
+    """(load-balanced, workers) of each setup: --setups if given (w2 = serve -w2, lb2 = nginx + 2 replicas)."""
+    if args.setups:
+        out = []
+        for item in _csv_list(args.setups):
+            lb, _, n = item.partition("w") if item.startswith("w") else ("lb", "", item.removeprefix("lb"))
+            if not n.isdigit():
+                raise SystemExit(f"--setups {item}: expected wN (serve --workers N) or lbN (nginx + N replicas)")
+            out.append((lb == "lb", int(n)))
+        return out
+    return [(lb == "on", int(w)) for lb in _csv_list(args.lb) for w in _csv_list(args.workers)]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2,4", help="Worker counts (comma-separated).")
     ap.add_argument("--lb", default="off,on", help="off: serve --workers N; on: nginx + N replicas (or both).")
+    ap.add_argument("--setups", default=None, help="Instead of --workers/--lb: e.g. w1,w2,lb2.")
     ap.add_argument("--workloads", default="mixed,single", help="mixed: the locustfile's mix; single: /v1/predict.")
     ap.add_argument("--repeats", type=int, default=3, help="Measurements per setup (medians reported).")
     ap.add_argument("--duration", type=float, default=40, help="Measured seconds per setup.")
@@ -507,7 +521,7 @@ def main(argv: list[str] | None = None) -> Path:
     # Started in the background, a process may inherit SIGINT ignored; SIGTERM would skip the clean-up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    if find_nginx() is None and "on" in _csv_list(args.lb):
+    if find_nginx() is None and any(lb for lb, _ in setup_list(args)):
         raise SystemExit("nginx is not installed (Debian: apt-get install nginx); or pass --lb off")
     images = image_dir(args.images).resolve()
     model = args.model.resolve()
@@ -549,11 +563,10 @@ def main(argv: list[str] | None = None) -> Path:
         results["raw_onnx"].append(
             raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
         )
-        for lb in _csv_list(args.lb):
-            for workers in _csv_list(args.workers):
-                for workload in _csv_list(args.workloads):
-                    group = [Setup(int(workers), lb == "on", v) for v in variants]
-                    run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
+        for lb, workers in setup_list(args):
+            for workload in _csv_list(args.workloads):
+                group = [Setup(workers, lb, v) for v in variants]
+                run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
         log("raw ONNX Runtime throughput (end)")
         results["raw_onnx"].append(
             raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
