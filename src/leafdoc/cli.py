@@ -610,9 +610,14 @@ def experiment(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow store (default: sqlite under OUT/home/mlruns).")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Reuse the runs an earlier invocation into the same --out finished (same settings).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
 ):
-    """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves."""
+    """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves.
+
+    The report is rewritten after every run; if the command stops part-way, run it again with --resume."""
     from leafdoc.experiments.recipe import DEFAULT_DATA_ROOT, load_recipe
     from leafdoc.experiments.runner import run_experiment
 
@@ -646,6 +651,7 @@ def experiment(
             quick=quick,
             weights=weights,
             tracking_uri=tracking_uri,
+            resume=resume,
             on_event=on_event,
         )
     if as_json:
@@ -673,6 +679,8 @@ def _print_experiment(r: dict) -> None:
             f"speed-up {p['speedup']:.2f}x over {p['n_images']} images"
         )
     out.print(f"best run (validation accuracy): [bold]{esc(r['best']['run'])}[/]")
+    if r["reused"]:
+        out.print(f"reused from an earlier invocation: {esc(', '.join(r['reused']))}")
     out.print(f"report: {esc(r['report'])}")
     out.print(f"MLflow: {esc(r['tracking_uri'])}")
 

@@ -155,6 +155,70 @@ def test_continued_run_with_hidden_layer_exports_what_keras_computes(experiment)
         assert np.abs(np.asarray(keras_out[name]) - onnx_out[name]).max() < 1e-4, name
 
 
+def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experiment, tmp_path, monkeypatch):
+    """A run that fails part-way leaves a report marked incomplete with the finished runs; `--resume`
+    reuses those (no new MLflow runs for them) and trains only what is missing."""
+    import shutil
+
+    from leafdoc.cli import app
+    from leafdoc.experiments import runner
+
+    done, _ = experiment
+    out = tmp_path / "out"
+    shutil.copytree(done, out)
+    (out / "runs" / "wider-head" / "run.json").unlink()  # as if it had not finished
+    recipe, data = done.parent / "tiny.yaml", done.parent / "datasets"
+    argv = ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out), "--resume"]
+    _, before, _ = _runs(out)
+
+    real = runner._train_tracked
+
+    def stop_at_wider_head(exp, name, *args, **kwargs):
+        if name == "wider-head":
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during this run
+        return real(exp, name, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_train_tracked", stop_at_wider_head)
+    stopped = CliRunner().invoke(app, argv)
+    assert stopped.exit_code != 0
+    partial = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in partial["runs"]] == ["base"] and partial["reused"] == ["base"]
+    assert partial["pending"] == ["wider-head", "tuned", "pipeline speed"]
+    report = (out / "report.md").read_text()
+    assert "(incomplete: 1 of 4 runs)" in report and "Not run yet: wider-head, tuned, pipeline speed" in report
+    assert "--resume" in report
+
+    monkeypatch.setattr(runner, "_train_tracked", real)
+    resumed = CliRunner().invoke(app, argv)
+    assert resumed.exit_code == 0, resumed.output + repr(resumed.exception)
+    client, after, results = _runs(out)
+    assert results["pending"] == [] and results["reused"] == ["base", "tuned", "pipeline"]
+    assert (
+        set(after) - set(before) == set()
+        and len(client.search_runs([client.get_experiment_by_name("tiny-leaves (quick)").experiment_id]))
+        == len(before) + 1
+    )  # only wider-head trained again
+    assert results["runs"][0]["mlflow_run_id"] == before["base"].info.run_id
+    assert (out / "runs" / "wider-head" / "run.json").is_file()
+    assert "incomplete" not in (out / "report.md").read_text() and "reused from" in resumed.output
+
+    # A run whose settings changed since is trained again; the others are still reused.
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(recipe.read_text().replace("head_units: [8]", "head_units: [4]"))
+    from leafdoc.experiments.recipe import load_recipe
+
+    calls = []
+
+    def counting(exp, name, *args, **kwargs):
+        calls.append(name)
+        return real(exp, name, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_train_tracked", counting)
+    again = runner.run_experiment(load_recipe(str(changed)), data_root=data, out=out, quick=True, resume=True)
+    assert calls == ["wider-head"] and again["reused"] == ["base", "tuned", "pipeline"]
+    assert again["runs"][1]["settings"]["head_units"] == [4]
+
+
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     from leafdoc.errors import ConfigError
     from leafdoc.experiments.recipe import parse_recipe

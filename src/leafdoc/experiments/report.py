@@ -146,6 +146,7 @@ def _notes(results: dict) -> list[str]:
     notes.append(
         "The best epoch (lowest validation loss) is restored in each model; the best run is chosen by validation "
         f"accuracy, never test: **{results['best']['run']}**"
+        + (" (so far)" if results.get("pending") else "")
         + (f", copied to `{results['best']['kept']}`." if results["best"]["kept"] else ".")
     )
     return notes
@@ -153,17 +154,33 @@ def _notes(results: dict) -> list[str]:
 
 def render_markdown(results: dict) -> str:
     m = results["machine"]
+    pending, reused = results.get("pending") or [], results.get("reused") or []
+    done = len(results["runs"])
     lines = [
-        f"# {results['title'] or results['recipe']} — {results['mode']} mode",
+        f"# {results['title'] or results['recipe']} — {results['mode']} mode"
+        + (f" (incomplete: {done} of {done + len(pending)} runs)" if pending else ""),
         "",
         f"Recipe `{results['recipe']}`"
         + (f" (`{results['recipe_file']}`)" if results["recipe_file"] else "")
         + f", run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {results['seconds'] / 60:.1f} min on "
         f"{m['cpu']}, {m['cores']} cores, {m.get('memory') or '? GiB'}, {m['os']}"
         + (f", TensorFlow {m['tensorflow']}" if m.get("tensorflow") else "")
-        + ".",
+        + "."
+        + (
+            f" Reused from an earlier invocation (`--resume`), with their own wall times: {', '.join(reused)}."
+            if reused
+            else ""
+        ),
         "",
     ]
+    if pending:
+        lines += [
+            f"**Incomplete.** Not run yet: {', '.join(pending)}. This report is rewritten after every run; "
+            f"continue with `leafdoc experiment {results['recipe']}"
+            + (" --quick" if results["mode"] == "quick" else "")
+            + " --resume` (finished runs are reused).",
+            "",
+        ]
     if results["source"]:
         lines += ["## What the source reported", "", results["source"].strip(), ""]
     lines += ["## Notes", ""] + [f"- {n}" for n in _notes(results)] + [""]

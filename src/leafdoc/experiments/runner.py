@@ -7,14 +7,17 @@ Layout of OUT:
     home/               the experiment's data home: catalog, store, cache, mlruns/ (MLflow, SQLite)
     data/               the subset as a path,label CSV (and class folders for the pipeline benchmark)
     runs/NAME/          one model folder per run (model.keras, model.onnx, labels.json, card.json)
+    runs/NAME/run.json  the run's row, written when it finishes: `--resume` reuses runs that have one
     tune/               Optuna trials while the search runs; the best one ends in runs/<tune.name>
     best/               a copy of the best model by validation accuracy (recipes with keep_best)
-    report.md, learning_curves.png, results.json
+    pipeline.json       the input-pipeline timing, for `--resume`
+    report.md, learning_curves.png, results.json   rewritten after every run (marked incomplete until the end)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import statistics
 import time
@@ -34,6 +37,8 @@ from leafdoc.train.config import TrainConfig
 
 Event = Callable[[dict], None]
 MARKER = ".leafdoc-experiment"
+RUN_RECORD = "run.json"  # in a run's model folder once the run has finished
+PIPELINE_RECORD = "pipeline.json"
 # Settings that make no difference to a from-scratch run (one phase, nothing frozen).
 PRETRAINED_ONLY = ("fine_tune_epochs", "fine_tune_fraction")
 NOT_SETTINGS = ("abstain_target_coverage",)  # no effect on the table's figures
@@ -115,7 +120,9 @@ class Experiment:
     on_event: Event | None
     catalog: object = None
     store: object = None
+    resume: bool = False
     results: dict[str, RunResult] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)  # runs taken from an earlier invocation (--resume)
     cache_seconds: dict[str, float] = field(default_factory=dict)
 
     def emit(self, event: dict) -> None:
@@ -141,6 +148,62 @@ def differs(cfg: TrainConfig, base: TrainConfig) -> list[str]:
             continue
         out.append(f"{key}={_fmt(value)}")
     return out
+
+
+def _settings_json(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(cfg.model_dump(mode="json"), default=str))
+
+
+def _save_run(exp: Experiment, result: RunResult, basis: TrainConfig, **extra) -> None:
+    """Record a finished run beside its model: what `--resume` needs to reuse it instead of training again."""
+    record = {**result.summary(), "basis": _settings_json(basis), "data": exp.selection.digest(), **extra}
+    atomic_write_json(result.model_dir / RUN_RECORD, record)
+
+
+def _reusable(exp: Experiment, name: str, basis: TrainConfig, parent: str | None, **extra) -> dict | None:
+    """The saved record of a finished run, if `--resume` may reuse it: the run finished (run.json and
+    card.json are there), it was trained with the same settings (`basis`, plus `extra`), and the run it
+    continues was reused too (a parent trained again makes its children stale)."""
+    record_path = exp.out / "runs" / name / RUN_RECORD
+    if not exp.resume or not record_path.is_file():
+        return None
+    if parent and parent not in exp.reused:
+        exp.emit({"event": "message", "text": f"{name}: training again, because {parent} was trained again"})
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        card = json.loads((record_path.parent / "card.json").read_text())
+    except (OSError, ValueError) as exc:
+        exp.emit({"event": "message", "text": f"{name}: training again, its earlier record is unreadable ({exc})"})
+        return None
+    if record.get("data") != exp.selection.digest():
+        exp.emit({"event": "message", "text": f"{name}: training again, the recipe's images changed"})
+        return None
+    if record.get("basis") != _settings_json(basis) or any(record.get(k) != v for k, v in extra.items()):
+        exp.emit({"event": "message", "text": f"{name}: training again, the recipe's settings for it changed"})
+        return None
+    record["card"] = card
+    exp.reused.append(name)
+    accuracy = card["metrics"]["test"]["accuracy"]
+    exp.emit({"event": "message", "text": f"{name}: reusing the run finished earlier (test accuracy {accuracy:.1%})"})
+    return record
+
+
+def _from_record(record: dict, cfg: TrainConfig, model_dir: Path) -> RunResult:
+    return RunResult(
+        name=record["name"],
+        kind=record["kind"],
+        config=cfg,
+        differs=record["differs"],
+        model_dir=model_dir,
+        card=record["card"],
+        wall_seconds=record["wall_seconds"],
+        mlflow_run_id=record["mlflow_run_id"],
+        init_from=record["init_from"],
+        note=record["note"],
+        external=record["external_test"],
+        offset=record["offset"],
+    )
 
 
 def _fmt(value) -> str:
@@ -305,11 +368,15 @@ def _train_tracked(
 def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> RunResult:
     cfg = exp.config(run)
     exp.emit({"event": "run", "run": run.name, "index": index, "total": len(exp.recipe.runs), "note": run.note})
+    model_dir = exp.out / "runs" / run.name
+    record = _reusable(exp, run.name, cfg, run.init_from, train_imbalance=run.train_imbalance)
+    if record:
+        return _from_record(record, cfg, model_dir)
+    (model_dir / RUN_RECORD).unlink(missing_ok=True)  # a run that fails now must not look finished
     data = _prepare(exp, cfg)
     if run.train_imbalance:
         data = imbalance(data, run.train_imbalance, cfg.seed)
     parent = exp.results[run.init_from] if run.init_from else None
-    model_dir = exp.out / "runs" / run.name
     extra = {"init_from": run.init_from, "train_imbalance": run.train_imbalance, "train_images": data.counts()["train"]}
     card, external, wall, run_id = _train_tracked(
         exp,
@@ -326,7 +393,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> Ru
         notes.insert(0, f"continues {run.init_from}")
     if run.train_imbalance:
         notes.append(f"train_imbalance={run.train_imbalance:g}")
-    return RunResult(
+    result = RunResult(
         name=run.name,
         kind="run",
         config=cfg,
@@ -340,6 +407,8 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> Ru
         external=external,
         offset=(parent.offset + len(parent.history)) if parent else 0,
     )
+    _save_run(exp, result, cfg, train_imbalance=run.train_imbalance)
+    return result
 
 
 def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
@@ -351,6 +420,14 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
     start = exp.recipe.run(spec.from_run) if spec.from_run else None
     start_cfg = exp.config(start)
     trials = (exp.recipe.quick.trials or min(spec.trials, 2)) if exp.quick else spec.trials
+    final_dir = exp.out / "runs" / spec.name
+    space = _space_params(spec)
+    parent_name = start.init_from if start else None
+    record = _reusable(exp, spec.name, start_cfg, parent_name, trials=trials, space=space, metric=spec.metric)
+    if record:
+        tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
+        return _from_record(record, tuned_cfg, final_dir), record["tuning"]
+    (final_dir / RUN_RECORD).unlink(missing_ok=True)
     data = _prepare(exp, start_cfg)
     if start and start.train_imbalance:
         data = imbalance(data, start.train_imbalance, start_cfg.seed)
@@ -360,7 +437,7 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
     shutil.rmtree(tune_dir, ignore_errors=True)
     search_id = exp.tracker.start(
         f"{spec.name} (search)",
-        {"trials": trials, "metric": spec.metric, "from_run": spec.from_run or "base", **_space_params(spec)},
+        {"trials": trials, "metric": spec.metric, "from_run": spec.from_run or "base", **space},
         {"leafdoc.recipe": exp.recipe.name, "leafdoc.mode": exp.mode, "leafdoc.kind": "search"},
     )
     best: dict = {"value": -np.inf}
@@ -401,7 +478,6 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
     except BaseException as exc:
         exp.tracker.fail(search_id, f"{type(exc).__name__}: {exc}")
         raise
-    final_dir = exp.out / "runs" / spec.name
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.move(str(best["dir"]), final_dir)
     shutil.rmtree(tune_dir, ignore_errors=True)
@@ -431,6 +507,7 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
         external=best["external"],
         offset=(parent.offset + len(parent.history)) if parent else 0,
     )
+    _save_run(exp, result, start_cfg, trials=trials, space=space, metric=spec.metric, tuning=summary)
     return result, summary
 
 
@@ -445,6 +522,15 @@ def _pipeline(exp: Experiment) -> dict:
     cfg = exp.config(exp.recipe.run(spec.run))
     epochs = (exp.recipe.quick.pipeline_epochs or 2) if exp.quick else spec.epochs
     exp.emit({"event": "run", "run": "pipeline speed", "index": 0, "total": 1, "note": spec.run})
+    record_path = exp.out / PIPELINE_RECORD
+    basis = {"settings": _settings_json(cfg), "epochs": epochs, "data": exp.selection.digest()}
+    if exp.resume and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("basis") == basis:
+            exp.emit({"event": "message", "text": "pipeline speed: reusing the timing measured earlier"})
+            exp.reused.append("pipeline")
+            return record["result"]
+    record_path.unlink(missing_ok=True)
     data = _prepare(exp, cfg)
     folder = link_folder(exp.selection, exp.out / "data" / f"{exp.selection.dataset}-folder")
     result = pipeline_speed(
@@ -456,6 +542,7 @@ def _pipeline(exp: Experiment) -> dict:
     )
     result["run"] = spec.run
     result["cache_build_seconds"] = exp.cache_seconds.get(f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}")
+    atomic_write_json(record_path, {"basis": basis, "result": result})
     return result
 
 
@@ -476,15 +563,16 @@ def run_experiment(
     weights: str | None = None,
     tracking_uri: str | None = None,
     home: Path | None = None,
+    resume: bool = False,
     on_event: Event | None = None,
 ) -> dict:
     """Run every run of the recipe (then the search and the pipeline benchmark), write the report.
 
     Returns results.json's content. Re-running into the same OUT reuses its ingested data and caches
-    and replaces its model folders; MLflow keeps every invocation's runs.
+    and replaces its model folders; MLflow keeps every invocation's runs. With `resume`, runs that
+    finished in an earlier invocation with the same settings and images are reused, not trained again.
+    The report is rewritten after every run, marked incomplete until the last one.
     """
-    from leafdoc.experiments.report import machine, write_report
-
     out = Path(out)
     _check_out(out)
     weights = weights or recipe.weights
@@ -507,23 +595,46 @@ def run_experiment(
         f"{recipe.name} ({mode})",
         settings.mlruns_dir / "artifacts",
     )
-    exp = Experiment(recipe, out, quick, weights, settings, selection, tracker, on_event)
+    exp = Experiment(recipe, out, quick, weights, settings, selection, tracker, on_event, resume=resume)
     t0 = time.perf_counter()
+    tuning = pipeline = None
     try:
         _ingest(exp)
         base = exp.config(None)
         for i, run in enumerate(recipe.runs):
             exp.results[run.name] = _run_one(exp, i, run, base)
-        tuning = None
+            _publish(exp, t0, tuning, pipeline)
         if recipe.tune:
             tuned, tuning = _tune(exp, base)
             exp.results[tuned.name] = tuned
-        pipeline = _pipeline(exp) if recipe.pipeline else None
+            _publish(exp, t0, tuning, pipeline)
+        if recipe.pipeline:
+            pipeline = _pipeline(exp)
     finally:
         if exp.catalog is not None:
             exp.catalog.dispose()
+    return _publish(exp, t0, tuning, pipeline)
+
+
+def _pending(exp: Experiment, pipeline: dict | None) -> list[str]:
+    names = [r.name for r in exp.recipe.runs]
+    if exp.recipe.tune:
+        names.append(exp.recipe.tune.name)
+    pending = [n for n in names if n not in exp.results]
+    if exp.recipe.pipeline and pipeline is None:
+        pending.append("pipeline speed")
+    return pending
+
+
+def _publish(exp: Experiment, t0: float, tuning: dict | None, pipeline: dict | None) -> dict:
+    """Write results.json, report.md and the curves for the runs finished so far; keep the best model
+    once every run is done."""
+    from leafdoc.experiments.report import machine, write_report
+
+    recipe, out = exp.recipe, exp.out
+    pending = _pending(exp, pipeline)
     best = max(exp.results.values(), key=lambda r: r.val["accuracy"])  # never chosen on test
-    if recipe.keep_best:
+    if recipe.keep_best and not pending:
         from leafdoc.train.trainer import copy_model_dir
 
         copy_model_dir(best.model_dir, out / "best")
@@ -534,17 +645,17 @@ def run_experiment(
         "source": recipe.source,
         "reported": recipe.reported,
         "recipe_file": str(recipe.path) if recipe.path else None,
-        "mode": mode,
-        "weights": weights,
+        "mode": exp.mode,
+        "weights": exp.weights,
         "machine": machine(),
         "data": {
-            "root": str(selection.root),
+            "root": str(exp.selection.root),
             "dataset": first.card["dataset"]["name"],
             "version": first.card["dataset"]["version"],
-            "classes": selection.classes,
+            "classes": exp.selection.classes,
             "split": first.card["dataset"]["split"],
             "test_folder": str(recipe.data.test_path) if recipe.data.test_path else None,
-            "test_folder_images": len(selection.test_files),
+            "test_folder_images": len(exp.selection.test_files),
         },
         "base": exp.config(None).model_dump(),
         "reference": recipe.reference_run,
@@ -554,10 +665,12 @@ def run_experiment(
         "best": {
             "run": best.name,
             "val_accuracy": best.val["accuracy"],
-            "kept": str(out / "best") if recipe.keep_best else None,
+            "kept": str(out / "best") if recipe.keep_best and not pending else None,
         },
-        "tracking_uri": tracker.uri,
-        "mlflow_experiment": f"{recipe.name} ({mode})",
+        "pending": pending,
+        "reused": list(exp.reused),
+        "tracking_uri": exp.tracker.uri,
+        "mlflow_experiment": f"{recipe.name} ({exp.mode})",
         "seconds": round(time.perf_counter() - t0, 1),
     }
     results["report"] = str(write_report(results, out))
