@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="Dataset that uploads and retraining use when a request names none; "
         "default: the dataset of the serving model.",
     )
+    nonleaf_dirs: str = Field(
+        "",
+        description="Folders of photos that are not leaves (separated by ':'): retraining jobs calibrate the "
+        "not-a-leaf check with them when neither the job's options nor the serving model's card name any.",
+    )
     model_check_seconds: float = Field(1.0, description="How often each API worker checks the serving pointer.")
     job_lease_seconds: float = Field(
         60.0, description="A training job or lock not renewed for this long belongs to a dead process."

@@ -192,3 +192,21 @@ def test_one_training_at_a_time_others_wait_queued(settings_):
     assert get_job(catalog, job.id).state == "queued" and get_job(catalog, job.id).started is None
     assert worker.queue.waiting_job_ids() == {job.id}
     assert leases.current_holder(catalog, TRAINING_LEASE) == "another-worker"
+
+
+def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path, tiny_model, leaf_folder, app_client):
+    """The starter's card names no non-leaf folders, so a retrain takes LEAFDOC_NONLEAF_DIRS; a job's own
+    option wins over the setting."""
+    flowers, cifar, mine = (str(tmp_path / n) for n in ("flowers", "cifar", "mine"))
+    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, nonleaf_dirs=f"{flowers}:{cifar}")
+    api = app_client(s)
+    up = api.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
+    assert up.status_code == 201, up.text
+    job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
+    assert job["options"]["nonleaf_dirs"] == [flowers, cifar]
+    own = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, "nonleaf_dirs": [mine]}}).json()
+    assert own["options"]["nonleaf_dirs"] == [mine]
+    plain = service_settings(tmp_path / "home2", tiny_model, run_consumer=False)
+    api2 = app_client(plain)
+    assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
+    assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["nonleaf_dirs"] == []

@@ -53,8 +53,12 @@ def default_dataset(settings: Settings, registry: Registry) -> str:
     )
 
 
-def resolve_config(registry: Registry, options: dict | None) -> TrainConfig:
+def resolve_config(registry: Registry, options: dict | None, settings: Settings | None = None) -> TrainConfig:
+    """The job's training options: the serving model's, overridden by the request's; non-leaf folders from
+    LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none)."""
     merged = {**base_options(registry), **{k: v for k, v in (options or {}).items() if v is not None}}
+    if not merged.get("nonleaf_dirs") and settings is not None and settings.nonleaf_dirs.strip():
+        merged["nonleaf_dirs"] = [d for d in settings.nonleaf_dirs.split(":") if d.strip()]
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
@@ -77,7 +81,7 @@ def submit(
     """Record a queued job (on the latest dataset version unless one is named) and enqueue it."""
     dataset = dataset or default_dataset(settings, registry)
     version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
-    cfg = resolve_config(registry, options)
+    cfg = resolve_config(registry, options, settings)
     ptr = registry.serving()
     epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
     row = create_job(
