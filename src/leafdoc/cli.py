@@ -78,6 +78,17 @@ def _limits(settings: Settings):
     return Limits(settings.max_image_bytes, settings.max_zip_members, settings.max_zip_uncompressed_bytes)
 
 
+def _ingest(settings: Settings, catalog, store, path: Path, dataset: str | None, show: bool):
+    """Ingest with the settings' limits and a progress bar (when `show`)."""
+    from leafdoc.data.ingest import ingest as do_ingest
+
+    limits = _limits(settings)
+    with _progress(f"Ingesting {path.name}", show) as update:
+        return do_ingest(
+            path, catalog, store, dataset, limits=limits, max_pixels=settings.max_image_pixels, progress=update
+        )
+
+
 @app.command()
 def ingest(
     path: Annotated[
@@ -88,20 +99,9 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Check every image and add the new ones to the catalog as a new dataset version."""
-    from leafdoc.data.ingest import ingest as do_ingest
-
     settings = _settings()
     catalog, store = _open_data(settings)
-    with _progress(f"Checking {path.name}", not as_json) as update:
-        result = do_ingest(
-            path,
-            catalog,
-            store,
-            dataset,
-            limits=_limits(settings),
-            max_pixels=settings.max_image_pixels,
-            progress=update,
-        )
+    result = _ingest(settings, catalog, store, path, dataset, not as_json)
     summary = result.to_dict()
     _save_summary(settings, summary)
     if as_json:
@@ -243,23 +243,13 @@ def _epoch_info(e: dict) -> str:
 def run_training(
     cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False, provenance=None
 ) -> dict:
-    from leafdoc.data.ingest import ingest as do_ingest
     from leafdoc.train.trainer import prepare_data
     from leafdoc.train.trainer import train as do_train
 
     settings = _settings()
     catalog, store = _open_data(settings)
     if data is not None:
-        with _progress(f"Ingesting {data.name}", not quiet) as update:
-            res = do_ingest(
-                data,
-                catalog,
-                store,
-                dataset,
-                limits=_limits(settings),
-                max_pixels=settings.max_image_pixels,
-                progress=update,
-            )
+        res = _ingest(settings, catalog, store, data, dataset, not quiet)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
         dataset = res.dataset
