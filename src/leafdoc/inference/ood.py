@@ -124,7 +124,8 @@ class OodScorer:
         buf = io.BytesIO()
         # The big matrix in half precision: scores move by ~1e-3, the file halves (3 MB for 1280 features).
         arrays = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        half = arrays["feat_whiten"].astype(np.float16)
+        with np.errstate(over="ignore"):  # values past float16's range fail the check below: kept in float32
+            half = arrays["feat_whiten"].astype(np.float16)
         if np.array_equal(half.astype(np.float32), arrays["feat_whiten"]):  # fit() chose half precision
             arrays["feat_whiten"] = half
         np.savez(buf, format=np.array(FORMAT), **arrays)
