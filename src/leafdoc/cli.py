@@ -156,6 +156,9 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 32,
     learning_rate: Annotated[float | None, typer.Option(help="Default: 1e-3 scratch, 1e-4 head.")] = None,
     patience: Annotated[int, typer.Option(help="Early stopping patience (epochs).")] = 8,
+    restore_best: Annotated[
+        str, typer.Option(help="val_loss | val_accuracy: the epoch restored at the end; early stopping watches it.")
+    ] = "val_loss",
     class_weights: Annotated[bool, typer.Option(help="Weight the loss by inverse class frequency.")] = True,
     augment: Annotated[bool, typer.Option(help="Flips, rotation, zoom, brightness, contrast.")] = True,
     morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
@@ -195,6 +198,7 @@ def train(
             batch_size=batch_size,
             learning_rate=learning_rate,
             patience=patience,
+            restore_best=restore_best,
             class_weights=class_weights,
             augment=augment,
             morphology=morphology,

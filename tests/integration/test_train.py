@@ -76,6 +76,33 @@ def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
     assert runs[0] == pytest.approx(runs[1], rel=1e-4)
 
 
+@pytest.mark.parametrize("key", ["val_loss", "val_accuracy"])
+def test_the_restored_epoch_is_the_best_by_the_chosen_figure(tmp_path, settings, leaf_folder, key):
+    """`restore_best` picks the epoch restored at the end: the lowest validation loss or the highest
+    validation accuracy (the first such epoch on ties), and the restored weights are that epoch's."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model, fit, prepare_data
+
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(leaf_folder, catalog, store, "restore")
+    cfg = TrainConfig(
+        weights="none", image_size=16, epochs=4, patience=4, batch_size=8, backbone="baseline_cnn", restore_best=key
+    )
+    data = prepare_data(catalog, store, settings.cache_dir, "restore", cfg)
+    model = build_model(cfg, len(data.classes))
+    result = fit(model, cfg, data)
+    values = [h[key] for h in result["history"]]
+    pick = (min if key == "val_loss" else max)(values)
+    assert result["best_epoch"] == values.index(pick) + 1
+    assert result["best_val"][key] == pick
+    va = data.indices("val")
+    restored = model.evaluate(data.images[va].astype("float32"), data.y[va], verbose=0, return_dict=True)
+    assert restored["loss"] == pytest.approx(result["best_val"]["val_loss"], rel=1e-3, abs=1e-4)
+
+
 def test_weights_file_is_loaded_into_the_backbone(tmp_path):
     from leafdoc.train.backbones import build_backbone
     from leafdoc.train.config import TrainConfig

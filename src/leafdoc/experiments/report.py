@@ -109,6 +109,10 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def _restored(base: dict) -> str:
+    return "highest validation accuracy" if base.get("restore_best") == "val_accuracy" else "lowest validation loss"
+
+
 def _notes(results: dict) -> list[str]:
     base = results["base"]
     notes = []
@@ -144,7 +148,7 @@ def _notes(results: dict) -> list[str]:
             f"({d['test_folder_images']} images), never seen in training or model selection."
         )
     notes.append(
-        "The best epoch (lowest validation loss) is restored in each model; the best run is chosen by validation "
+        f"The best epoch ({_restored(base)}) is restored in each model; the best run is chosen by validation "
         f"accuracy, never test: **{results['best']['run']}**"
         + (" (so far)" if results.get("pending") else "")
         + (f", copied to `{results['best']['kept']}`." if results["best"]["kept"] else ".")

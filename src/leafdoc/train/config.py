@@ -35,7 +35,12 @@ class TrainConfig(BaseModel):
         0.9,
         description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",
     )
-    patience: int = Field(8, ge=1, description="early stopping on validation loss")
+    patience: int = Field(8, ge=1, description="early stopping: epochs without improvement of `restore_best`")
+    restore_best: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss",
+        description="the validation figure that picks the epoch restored at the end (lowest loss or highest "
+        "accuracy) and that early stopping watches",
+    )
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     seed: int = 0

@@ -230,6 +230,10 @@ def _same_shapes(a, b) -> bool:
     return len(wa) == len(wb) and all(x.shape == y.shape for x, y in zip(wa, wb, strict=True))
 
 
+def _better(key: str, value: float, best: float) -> bool:
+    return value > best if key.endswith("accuracy") else value < best
+
+
 def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
     import keras
 
@@ -243,9 +247,10 @@ def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            val_loss = logs.get("val_loss", float("inf"))
-            if val_loss < best["val_loss"]:
-                best.update(val_loss=val_loss, epoch=epoch + 1, weights=self.model.get_weights(), logs=logs)
+            value = logs.get(best["key"])
+            usable = value is not None and value == value  # not missing, not NaN
+            if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
+                best.update(value=value, epoch=epoch + 1, weights=self.model.get_weights(), logs=logs)
             record = {
                 "event": "epoch",
                 "phase": phase,
@@ -273,12 +278,13 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None)
     val_ds = make_dataset(data.images, va, data.y[va], val_batch, shuffle=False)
     steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
-    best = {"val_loss": float("inf"), "epoch": 0, "weights": None, "history": [], "logs": {}}
+    best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
     metrics = ["accuracy"]
 
     def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        mode = "max" if cfg.restore_best.endswith("accuracy") else "min"
+        stop = keras.callbacks.EarlyStopping(monitor=cfg.restore_best, mode=mode, patience=cfg.patience)
         hist = model.fit(
             train_ds,
             validation_data=val_ds,
