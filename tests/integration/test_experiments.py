@@ -216,6 +216,14 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     monkeypatch.setattr(runner, "_train_tracked", counting)
     again = runner.run_experiment(load_recipe(str(changed)), data_root=data, out=out, quick=True, resume=True)
     assert calls == ["wider-head"] and again["reused"] == ["base", "tuned", "pipeline"]
+
+    # A record written before a setting existed still matches while the recipe leaves it at its default.
+    from leafdoc.train.config import TrainConfig
+
+    assert runner._same_settings(
+        {k: v for k, v in runner._settings_json(TrainConfig()).items() if k != "restore_best"}, TrainConfig()
+    )
+    assert not runner._same_settings({}, TrainConfig(restore_best="val_accuracy"))
     assert again["runs"][1]["settings"]["head_units"] == [4]
 
 

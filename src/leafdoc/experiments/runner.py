@@ -154,6 +154,12 @@ def _settings_json(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(cfg.model_dump(mode="json"), default=str))
 
 
+def _same_settings(saved: dict, cfg: TrainConfig) -> bool:
+    """The saved settings are cfg's; a setting added to TrainConfig since counts as same at its default."""
+    now, defaults = _settings_json(cfg), _settings_json(TrainConfig())
+    return set(saved) <= set(now) and all(saved.get(k, defaults.get(k)) == v for k, v in now.items())
+
+
 def _save_run(exp: Experiment, result: RunResult, basis: TrainConfig, **extra) -> None:
     """Record a finished run beside its model: what `--resume` needs to reuse it instead of training again."""
     record = {**result.summary(), "basis": _settings_json(basis), "data": exp.selection.digest(), **extra}
@@ -179,7 +185,7 @@ def _reusable(exp: Experiment, name: str, basis: TrainConfig, parent: str | None
     if record.get("data") != exp.selection.digest():
         exp.emit({"event": "message", "text": f"{name}: training again, the recipe's images changed"})
         return None
-    if record.get("basis") != _settings_json(basis) or any(record.get(k) != v for k, v in extra.items()):
+    if not _same_settings(record.get("basis") or {}, basis) or any(record.get(k) != v for k, v in extra.items()):
         exp.emit({"event": "message", "text": f"{name}: training again, the recipe's settings for it changed"})
         return None
     record["card"] = card
