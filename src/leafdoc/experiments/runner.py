@@ -151,7 +151,18 @@ def differs(cfg: TrainConfig, base: TrainConfig) -> list[str]:
 
 
 def _settings_json(cfg: TrainConfig) -> dict:
-    return json.loads(json.dumps(cfg.model_dump(mode="json"), default=str))
+    return cfg.model_dump(mode="json")
+
+
+def _read_record(exp: Experiment, what: str, path: Path) -> dict | None:
+    """A record an earlier invocation wrote, if `--resume` asks for it and it can be read."""
+    if not exp.resume or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        exp.emit({"event": "message", "text": f"{what}: running again, its earlier record is unreadable ({exc})"})
+        return None
 
 
 def _same_settings(saved: dict, cfg: TrainConfig) -> bool:
@@ -170,17 +181,14 @@ def _reusable(exp: Experiment, name: str, basis: TrainConfig, parent: str | None
     """The saved record of a finished run, if `--resume` may reuse it: the run finished (run.json and
     card.json are there), it was trained with the same settings (`basis`, plus `extra`), and the run it
     continues was reused too (a parent trained again makes its children stale)."""
-    record_path = exp.out / "runs" / name / RUN_RECORD
-    if not exp.resume or not record_path.is_file():
+    folder = exp.out / "runs" / name
+    if not exp.resume or not (folder / RUN_RECORD).is_file():
         return None
     if parent and parent not in exp.reused:
         exp.emit({"event": "message", "text": f"{name}: training again, because {parent} was trained again"})
         return None
-    try:
-        record = json.loads(record_path.read_text())
-        card = json.loads((record_path.parent / "card.json").read_text())
-    except (OSError, ValueError) as exc:
-        exp.emit({"event": "message", "text": f"{name}: training again, its earlier record is unreadable ({exc})"})
+    record, card = _read_record(exp, name, folder / RUN_RECORD), _read_record(exp, name, folder / "card.json")
+    if record is None or card is None:
         return None
     if record.get("data") != exp.selection.digest():
         exp.emit({"event": "message", "text": f"{name}: training again, the recipe's images changed"})
@@ -530,12 +538,11 @@ def _pipeline(exp: Experiment) -> dict:
     exp.emit({"event": "run", "run": "pipeline speed", "index": 0, "total": 1, "note": spec.run})
     record_path = exp.out / PIPELINE_RECORD
     basis = {"settings": _settings_json(cfg), "epochs": epochs, "data": exp.selection.digest()}
-    if exp.resume and record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("basis") == basis:
-            exp.emit({"event": "message", "text": "pipeline speed: reusing the timing measured earlier"})
-            exp.reused.append("pipeline")
-            return record["result"]
+    record = _read_record(exp, "pipeline speed", record_path)
+    if record and record.get("basis") == basis:
+        exp.emit({"event": "message", "text": "pipeline speed: reusing the timing measured earlier"})
+        exp.reused.append("pipeline")
+        return record["result"]
     record_path.unlink(missing_ok=True)
     data = _prepare(exp, cfg)
     folder = link_folder(exp.selection, exp.out / "data" / f"{exp.selection.dataset}-folder")

@@ -230,8 +230,13 @@ def _same_shapes(a, b) -> bool:
     return len(wa) == len(wb) and all(x.shape == y.shape for x, y in zip(wa, wb, strict=True))
 
 
+def _mode(key: str) -> str:
+    """Whether a validation figure is better higher (accuracy) or lower (loss), in Keras' words."""
+    return "max" if key.endswith("accuracy") else "min"
+
+
 def _better(key: str, value: float, best: float) -> bool:
-    return value > best if key.endswith("accuracy") else value < best
+    return value > best if _mode(key) == "max" else value < best
 
 
 def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
@@ -283,8 +288,8 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None)
 
     def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
-        mode = "max" if cfg.restore_best.endswith("accuracy") else "min"
-        stop = keras.callbacks.EarlyStopping(monitor=cfg.restore_best, mode=mode, patience=cfg.patience)
+        key = cfg.restore_best
+        stop = keras.callbacks.EarlyStopping(monitor=key, mode=_mode(key), patience=cfg.patience)
         hist = model.fit(
             train_ds,
             validation_data=val_ds,
