@@ -183,6 +183,34 @@ def test_export_tflite_and_onnx_again(tmp_path, tiny_model):
     assert tfl.is_file() and tfl.stat().st_size > 10_000
 
 
+def test_export_collecting_garbage_per_pass_gives_the_same_model(tmp_path, tiny_model, monkeypatch):
+    """Large models are exported with a garbage collection after every optimizer pass (the path ResNet50
+    takes); forced here on the tiny model, it writes a model that answers as the usual export does."""
+    import gc
+    import shutil
+
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train import export as export_mod
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model, model_dir)
+    (model_dir / "model.onnx").unlink()
+    collections = []
+    gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2 and collections.append(1))
+    monkeypatch.setattr(export_mod, "BIG_WEIGHTS", 0)
+    try:
+        model = export_mod.load_keras(tiny_model)
+        export_mod.export_onnx(model, model_dir / "model.onnx", 32)
+    finally:
+        gc.callbacks.pop()
+    assert len(collections) > 12  # one per optimizer pass (12 passes per round), more than the two it always does
+    usual = Predictor(tiny_model)
+    x = np.stack([usual.preprocess(p) for p in _real_images(1)])
+    collected = Predictor(model_dir).predict_arrays(x)
+    for name, value in usual.predict_arrays(x).items():
+        assert np.abs(value - collected[name]).max() < 1e-5, name
+
+
 def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_folder):
     """With a weights file: the head trains on a frozen backbone, then the top is fine-tuned with BatchNorm frozen."""
     import keras
