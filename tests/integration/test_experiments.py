@@ -227,6 +227,100 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     assert again["runs"][1]["settings"]["head_units"] == [4]
 
 
+SEARCH_RECIPE = """\
+name: tiny-search
+title: Tiny search
+source: a test
+data:
+  path: leaves
+base:
+  backbone: baseline_cnn
+  image_size: 16
+  epochs: 3
+  batch_size: 8
+runs:
+  - name: base
+tune:
+  from_run: base
+  trials: 4
+  prune_startup_trials: 1
+  prune_warmup_epochs: 2
+  space:
+    learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
+quick:
+  per_class: 8
+  trials: 4
+"""
+
+
+def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(experiment, tmp_path, monkeypatch):
+    """A trial the pruner stops ends at that epoch (MLflow run KILLED, its folder deleted, its row marked);
+    a search interrupted part-way is continued by `--resume` from Optuna's journal: only the missing
+    trial trains, and the best so far stays the candidate. Optuna's own median rule is replaced by a
+    scripted one (trial 2 stops at epoch 2) so the test does not depend on which trial happens to lag."""
+    import optuna
+
+    from leafdoc.experiments import runner
+    from leafdoc.experiments.recipe import load_recipe
+
+    class Scripted(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return trial.number == 2 and trial.last_step >= 2
+
+    made = []
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: made.append(kw) or Scripted())
+    recipe_path = tmp_path / "search.yaml"
+    recipe_path.write_text(SEARCH_RECIPE)
+    recipe = load_recipe(str(recipe_path))
+    data, out = experiment[0].parent / "datasets", tmp_path / "out"
+    real, calls = runner._train_tracked, []
+
+    def stop_at_trial_3(exp, name, *args, **kwargs):
+        calls.append(name)
+        if name == "tuned-trial-003":
+            raise KeyboardInterrupt
+        return real(exp, name, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_train_tracked", stop_at_trial_3)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
+    assert made == [{"n_startup_trials": 1, "n_warmup_steps": 2}]
+    assert calls == ["base", "tuned-trial-000", "tuned-trial-001", "tuned-trial-002", "tuned-trial-003"]
+    assert (out / "tune" / "journal.log").is_file() and not (out / "runs" / "tuned").exists()
+    kept = sorted(p.name for p in (out / "tune").glob("trial-*"))
+    assert len(kept) == 1 and kept[0] in {"trial-000", "trial-001"}  # only the best finished trial is kept
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["pending"] == ["tuned"]
+
+    calls.clear()
+    monkeypatch.setattr(runner, "_train_tracked", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    results = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
+    assert calls == ["tuned-trial-004"]  # trial 3 failed when interrupted; one more makes four finished
+    tuning = results["tuning"]
+    rows = {r["trial"]: r for r in tuning["trials"]}
+    assert sorted(rows) == [0, 1, 2, 4] and tuning["pruned"] == 1
+    assert rows[2]["pruned_at"] == 2 and rows[2]["val_accuracy"] is None
+    assert all(rows[n]["pruned_at"] is None and 0.0 <= rows[n]["val_accuracy"] <= 1.0 for n in (0, 1, 4))
+    assert tuning["best_trial"] in {0, 1, 4} and tuning["best_value"] == max(rows[n]["val_accuracy"] for n in (0, 1, 4))
+    assert (out / "runs" / "tuned" / "card.json").is_file() and not (out / "tune").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=results["tracking_uri"])
+    runs = {
+        r.info.run_name: r
+        for r in client.search_runs([client.get_experiment_by_name("tiny-search (quick)").experiment_id])
+    }
+    stopped = runs["tuned-trial-002"]
+    assert stopped.info.status == "KILLED" and stopped.data.tags["leafdoc.pruned_at_epoch"] == "2"
+    assert [m.step for m in client.get_metric_history(stopped.info.run_id, "val_accuracy")] == [1, 2]  # of 3
+    assert "tuned-trial-003" not in runs  # interrupted before its training started
+    searches = [r for r in runs.values() if r.info.run_name == "tuned (search)"]
+    assert len(searches) == 1 and runs["tuned-trial-004"].data.tags["mlflow.parentRunId"] == searches[0].info.run_id
+    report = (out / "report.md").read_text()
+    assert "stopped at epoch 2" in report and "1 of 4 stopped" in report and "incomplete" not in report
+
+
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     from leafdoc.errors import ConfigError
     from leafdoc.experiments.recipe import parse_recipe

@@ -134,6 +134,17 @@ class TuneSpec(BaseModel):
     trials: int = Field(20, ge=1)
     metric: Literal["val_accuracy", "val_macro_f1"] = "val_accuracy"
     space: dict[str, ParamRange] = Field(min_length=1)
+    prune: bool = Field(
+        True,
+        description="stop a trial whose best validation accuracy so far is below the median of the earlier "
+        "trials' at the same epoch (Optuna's MedianPruner)",
+    )
+    prune_startup_trials: int = Field(5, ge=0, description="trials that run to the end before any is stopped")
+    prune_warmup_epochs: int = Field(
+        5,
+        ge=0,
+        description="epochs every trial runs before it can be stopped (at the end of that epoch at the earliest)",
+    )
 
     @field_validator("space")
     @classmethod

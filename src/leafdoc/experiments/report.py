@@ -201,7 +201,9 @@ def render_markdown(results: dict) -> str:
             "## Hyperparameter search (Optuna, TPE)",
             "",
             f"{len(t['trials'])} trials from the settings of `{t['from_run'] or 'base'}`, scored by "
-            f"{t['metric']} (validation split). Best: trial {t['best_trial']}, "
+            f"{t['metric']} (validation split)"
+            + _pruning_note(t)
+            + f". Best: trial {t['best_trial']}, "
             + ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
             + f" ({t['metric']} {t['best_value']:.1%}); its model is run **{t['name']}** above."
             + (
@@ -213,7 +215,7 @@ def render_markdown(results: dict) -> str:
             _md_table(
                 ["trial", *keys, t["metric"], "seconds"],
                 [
-                    [str(row["trial"]), *(f"{row[k]:.3g}" for k in keys), _pct(row[t["metric"]]), f"{row['seconds']}"]
+                    [str(row["trial"]), *(f"{row[k]:.3g}" for k in keys), _trial_score(row, t), f"{row['seconds']}"]
                     for row in t["trials"]
                 ],
             ),
@@ -272,3 +274,21 @@ def write_report(results: dict, out: Path) -> Path:
     path = out / "report.md"
     atomic_write_bytes(path, render_markdown(results).encode())
     return path
+
+
+def _pruning_note(t: dict) -> str:
+    p = t.get("pruning") or {}
+    if not p.get("prune"):
+        return ""
+    earliest = max(1, p["warmup_epochs"])
+    return (
+        f"; a trial whose best validation accuracy fell below the median of the earlier trials' at the same "
+        f"epoch was stopped there (after {p['startup_trials']} whole trials, at epoch {earliest} or later): "
+        f"{t.get('pruned', 0)} of {len(t['trials'])} stopped"
+    )
+
+
+def _trial_score(row: dict, t: dict) -> str:
+    if row.get("pruned_at") is not None:
+        return f"stopped at epoch {row['pruned_at']}"
+    return _pct(row[t["metric"]])

@@ -8,7 +8,8 @@ Layout of OUT:
     data/               the subset as a path,label CSV (and class folders for the pipeline benchmark)
     runs/NAME/          one model folder per run (model.keras, model.onnx, labels.json, card.json)
     runs/NAME/run.json  the run's row, written when it finishes: `--resume` reuses runs that have one
-    tune/               Optuna trials while the search runs; the best one ends in runs/<tune.name>
+    tune/               the search while it runs: Optuna's journal (trials finished, for `--resume`),
+                        search.json (what it searches) and the best trial so far; ends in runs/<tune.name>
     best/               a copy of the best model by validation accuracy (recipes with keep_best)
     pipeline.json       the input-pipeline timing, for `--resume`
     report.md, learning_curves.png, results.json   rewritten after every run (marked incomplete until the end)
@@ -39,9 +40,18 @@ Event = Callable[[dict], None]
 MARKER = ".leafdoc-experiment"
 RUN_RECORD = "run.json"  # in a run's model folder once the run has finished
 PIPELINE_RECORD = "pipeline.json"
+SEARCH_RECORD = "search.json"  # in tune/: the settings the journal's trials were run with
 # Settings that make no difference to a from-scratch run (one phase, nothing frozen).
 PRETRAINED_ONLY = ("fine_tune_epochs", "fine_tune_fraction")
 NOT_SETTINGS = ("abstain_target_coverage",)  # no effect on the table's figures
+
+
+class Pruned(Exception):
+    """Raised from an epoch callback to stop an Optuna trial that is doing worse than the others."""
+
+    def __init__(self, epoch: int, value: float):
+        super().__init__(f"pruned at epoch {epoch}")
+        self.epoch, self.value = epoch, value
 
 
 @dataclass
@@ -347,8 +357,10 @@ def _train_tracked(
     init_from: Path | None,
     params: dict,
     parent_run: str | None = None,
+    on_epoch: Event | None = None,
 ) -> tuple[dict, dict | None, float, str]:
-    """Train one model folder, tracked as one MLflow run: (card, external metrics, wall seconds, run id)."""
+    """Train one model folder, tracked as one MLflow run: (card, external metrics, wall seconds, run id).
+    `on_epoch` sees every epoch's record; raising Pruned there stops the run (MLflow status KILLED)."""
     from leafdoc.train.trainer import train
 
     tags = {
@@ -363,6 +375,8 @@ def _train_tracked(
         if e.get("event") == "epoch":
             exp.tracker.epoch(run_id, e)
         exp.emit({**e, "run": name})
+        if on_epoch and e.get("event") == "epoch":
+            on_epoch(e)
 
     t0 = time.perf_counter()
     try:
@@ -372,6 +386,9 @@ def _train_tracked(
             exp.emit({"event": "evaluate", "run": name, "n": len(exp.selection.test_files)})
             external = _external_metrics(model_dir, exp.selection.test_files)
         wall = time.perf_counter() - t0
+    except Pruned as stop:
+        exp.tracker.finish(run_id, {}, {"leafdoc.pruned_at_epoch": str(stop.epoch)}, status="KILLED")
+        raise
     except BaseException as exc:
         exp.tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -426,18 +443,28 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> Ru
 
 
 def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
-    """Optuna (TPE, seeded) over the recipe's space, scored on the validation split; the best trial's
-    model folder is kept as runs/<tune.name>, the others are deleted as the search goes."""
+    """Optuna (TPE, seeded) over the recipe's space, scored on the validation split; trials doing worse
+    than the median of the earlier ones are stopped early (MedianPruner). The best trial's model folder
+    is kept as runs/<tune.name>, the others are deleted as the search goes. Finished trials are written
+    to Optuna's journal in tune/, so `--resume` continues an interrupted search at its next trial."""
     import optuna
+    from optuna.trial import TrialState
 
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
     spec = exp.recipe.tune
     start = exp.recipe.run(spec.from_run) if spec.from_run else None
     start_cfg = exp.config(start)
     trials = (exp.recipe.quick.trials or min(spec.trials, 2)) if exp.quick else spec.trials
     final_dir = exp.out / "runs" / spec.name
     space = _space_params(spec)
+    pruning = {
+        "prune": spec.prune,
+        "startup_trials": spec.prune_startup_trials,
+        "warmup_epochs": spec.prune_warmup_epochs,
+    }
     parent_name = start.init_from if start else None
-    record = _reusable(exp, spec.name, start_cfg, parent_name, trials=trials, space=space, metric=spec.metric)
+    basis = dict(trials=trials, space=space, metric=spec.metric, pruning=pruning)
+    record = _reusable(exp, spec.name, start_cfg, parent_name, **basis)
     if record:
         tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
         return _from_record(record, tuned_cfg, final_dir), record["tuning"]
@@ -445,84 +472,189 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
     data = _prepare(exp, start_cfg)
     if start and start.train_imbalance:
         data = imbalance(data, start.train_imbalance, start_cfg.seed)
-    parent = exp.results[start.init_from] if start and start.init_from else None
+    parent = exp.results[parent_name] if parent_name else None
     metric = spec.metric.removeprefix("val_")
     tune_dir = exp.out / "tune"
-    shutil.rmtree(tune_dir, ignore_errors=True)
-    search_id = exp.tracker.start(
-        f"{spec.name} (search)",
-        {"trials": trials, "metric": spec.metric, "from_run": spec.from_run or "base", **space},
-        {"leafdoc.recipe": exp.recipe.name, "leafdoc.mode": exp.mode, "leafdoc.kind": "search"},
-    )
-    best: dict = {"value": -np.inf}
-    rows: list[dict] = []
+    search = {**basis, "settings": _settings_json(start_cfg), "data": exp.selection.digest()}
+    study, search_id = _open_search(exp, tune_dir, search, parent_name, spec, start_cfg)
+    done = [t for t in study.trials if t.state in finished]
+    best = _best_kept(study, tune_dir)
 
     def objective(trial: optuna.Trial) -> float:
+        nonlocal best
         values = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in spec.space.items()}
         cfg = TrainConfig(**{**start_cfg.model_dump(), **values})
         name = f"{spec.name}-trial-{trial.number:03d}"
         exp.emit({"event": "run", "run": name, "index": trial.number, "total": trials, "note": "Optuna trial"})
         trial_dir = tune_dir / f"trial-{trial.number:03d}"
-        card, external, wall, run_id = _train_tracked(
-            exp,
-            name,
-            cfg,
-            data,
-            trial_dir,
-            kind="trial",
-            init_from=parent.model_dir if parent else None,
-            params=_params(exp, cfg, data, trial=trial.number, init_from=start.init_from if start else None),
-            parent_run=search_id,
-        )
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        so_far: list[float] = []
+
+        def report(e: dict) -> None:
+            if "val_accuracy" not in e:
+                return
+            so_far.append(float(e["val_accuracy"]))
+            trial.report(max(so_far), int(e["epoch"]))
+            if trial.should_prune():
+                raise Pruned(int(e["epoch"]), max(so_far))
+
+        t0 = time.perf_counter()
+        try:
+            card, external, wall, run_id = _train_tracked(
+                exp,
+                name,
+                cfg,
+                data,
+                trial_dir,
+                kind="trial",
+                init_from=parent.model_dir if parent else None,
+                params=_params(exp, cfg, data, trial=trial.number, init_from=parent_name),
+                parent_run=search_id,
+                on_epoch=report,
+            )
+        except Pruned as stop:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+            trial.set_user_attr("pruned_at", stop.epoch)
+            exp.emit(
+                {
+                    "event": "message",
+                    "text": f"{name}: stopped at epoch {stop.epoch}, its best validation accuracy so far "
+                    f"({stop.value:.1%}) below the median of the earlier trials'",
+                }
+            )
+            raise optuna.TrialPruned() from None
         value = float(card["metrics"]["val"][metric])
-        rows.append({"trial": trial.number, **values, spec.metric: value, "seconds": round(wall, 1)})
-        if value > best["value"]:
-            if best.get("dir"):
-                shutil.rmtree(best["dir"], ignore_errors=True)
-            best.update(value=value, dir=trial_dir, card=card, external=external, wall=wall, run_id=run_id, cfg=cfg)
-            best["trial"] = trial.number
+        trial.set_user_attr("seconds", round(wall, 1))
+        trial.set_user_attr("run_id", run_id)
+        trial.set_user_attr("external", external)
+        if best is None or value > best.value:
+            if best is not None:
+                shutil.rmtree(tune_dir / f"trial-{best.number:03d}", ignore_errors=True)
+            best = _Best(trial.number, value)
         else:
             shutil.rmtree(trial_dir, ignore_errors=True)
         return value
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=start_cfg.seed))
+    if done:
+        exp.emit({"event": "message", "text": f"{spec.name}: {len(done)} of {trials} trials reused from the search"})
     try:
-        study.optimize(objective, n_trials=trials)
+        study.optimize(objective, n_trials=max(0, trials - len(done)))
     except BaseException as exc:
         exp.tracker.fail(search_id, f"{type(exc).__name__}: {exc}")
         raise
+    if best is None:
+        raise ConfigError(f"{exp.recipe.name}: no trial of the search finished.", hint="See the trials' errors above.")
+    ended = [t for t in study.trials if t.state in finished]  # read before tune/ (and the journal) goes
+    winner = next(t for t in ended if t.number == best.number)
+    best_dir = tune_dir / f"trial-{best.number:03d}"
+    card = json.loads((best_dir / "card.json").read_text())
+    best_cfg = TrainConfig(**{**start_cfg.model_dump(), **winner.params})
     shutil.rmtree(final_dir, ignore_errors=True)
-    shutil.move(str(best["dir"]), final_dir)
+    shutil.move(str(best_dir), final_dir)
     shutil.rmtree(tune_dir, ignore_errors=True)
-    exp.tracker.client.set_tag(best["run_id"], "leafdoc.model_dir", str(final_dir.resolve()))
+    run_id = winner.user_attrs["run_id"]
+    exp.tracker.client.set_tag(run_id, "leafdoc.model_dir", str(final_dir.resolve()))
+    rows = [
+        {
+            "trial": t.number,
+            **t.params,
+            spec.metric: t.value if t.state == TrialState.COMPLETE else None,
+            "pruned_at": t.user_attrs.get("pruned_at"),
+            "seconds": t.user_attrs.get("seconds"),
+        }
+        for t in ended
+    ]
     summary = {
         "name": spec.name,
         "from_run": spec.from_run,
         "metric": spec.metric,
         "trials": rows,
-        "best_trial": best["trial"],
-        "best_params": {k: best["cfg"].model_dump()[k] for k in spec.space},
-        "best_value": best["value"],
+        "pruning": pruning,
+        "pruned": sum(r["pruned_at"] is not None for r in rows),
+        "best_trial": best.number,
+        "best_params": {k: best_cfg.model_dump()[k] for k in spec.space},
+        "best_value": best.value,
     }
-    exp.tracker.finish(search_id, {f"best_{spec.metric}": best["value"]}, {"leafdoc.best_trial": best["trial"]})
-    notes = [f"tuned from {spec.from_run or 'base'} ({trials} trials)", *differs(best["cfg"], base)]
+    exp.tracker.finish(search_id, {f"best_{spec.metric}": best.value}, {"leafdoc.best_trial": best.number})
+    notes = [f"tuned from {spec.from_run or 'base'} ({trials} trials)", *differs(best_cfg, base)]
     result = RunResult(
         name=spec.name,
         kind="tuned",
-        config=best["cfg"],
+        config=best_cfg,
         differs=notes,
         model_dir=final_dir,
-        card=best["card"],
-        wall_seconds=best["wall"],
-        mlflow_run_id=best["run_id"],
-        init_from=start.init_from if start else None,
+        card=card,
+        wall_seconds=winner.user_attrs["seconds"],
+        mlflow_run_id=run_id,
+        init_from=parent_name,
         note=f"best of {trials} Optuna trials by {spec.metric}",
-        external=best["external"],
+        external=winner.user_attrs.get("external"),
         offset=(parent.offset + len(parent.history)) if parent else 0,
     )
-    _save_run(exp, result, start_cfg, trials=trials, space=space, metric=spec.metric, tuning=summary)
+    _save_run(exp, result, start_cfg, tuning=summary, **basis)
     return result, summary
+
+
+@dataclass
+class _Best:
+    number: int
+    value: float
+
+
+def _open_search(exp: Experiment, tune_dir: Path, search: dict, parent_name: str | None, spec, start_cfg):
+    """The Optuna study in tune/ (a journal file) and its MLflow parent run: the one left by an
+    interrupted search when `--resume` may continue it (same settings, images and parent run), else new
+    ones. A trial the interruption left running stays so in the journal (neither counted nor sampled
+    from); its folder is deleted with every other trial's but the best's, by _best_kept."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    previous = _read_record(exp, spec.name, tune_dir / SEARCH_RECORD) if (tune_dir / SEARCH_RECORD).is_file() else None
+    same = previous and {k: previous.get(k) for k in search} == search
+    if not (exp.resume and same and (not parent_name or parent_name in exp.reused)):
+        shutil.rmtree(tune_dir, ignore_errors=True)
+        previous = None
+    tune_dir.mkdir(parents=True, exist_ok=True)
+    if previous:
+        search_id = previous["mlflow_run_id"]
+    else:
+        search_id = exp.tracker.start(
+            f"{spec.name} (search)",
+            {"trials": search["trials"], "metric": spec.metric, "from_run": spec.from_run or "base", **search["space"]},
+            {"leafdoc.recipe": exp.recipe.name, "leafdoc.mode": exp.mode, "leafdoc.kind": "search"},
+        )
+        atomic_write_json(tune_dir / SEARCH_RECORD, {**search, "mlflow_run_id": search_id})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(tune_dir / "journal.log")))
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=spec.prune_startup_trials, n_warmup_steps=spec.prune_warmup_epochs)
+        if spec.prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        study_name="search", storage=storage, load_if_exists=True, direction="maximize", pruner=pruner
+    )
+    # A resumed search's sampler is seeded past the trials it has, so it does not repeat their settings.
+    sampler = optuna.samplers.TPESampler(seed=start_cfg.seed + len(study.trials))
+    return optuna.load_study(study_name="search", storage=storage, sampler=sampler, pruner=pruner), search_id
+
+
+def _best_kept(study, tune_dir: Path) -> _Best | None:
+    """The best finished trial whose model folder is in tune/; the other trials' folders are deleted
+    (a search keeps only its best, and a trial that was interrupted left a partial one)."""
+    from optuna.trial import TrialState
+
+    kept = [
+        t
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and (tune_dir / f"trial-{t.number:03d}" / "card.json").is_file()
+    ]
+    top = max(kept, key=lambda t: t.value) if kept else None
+    for folder in tune_dir.glob("trial-*"):
+        if top is None or folder.name != f"trial-{top.number:03d}":
+            shutil.rmtree(folder, ignore_errors=True)
+    return _Best(top.number, float(top.value)) if top else None
 
 
 def _space_params(spec) -> dict:
