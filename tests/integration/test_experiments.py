@@ -321,6 +321,37 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     assert "stopped at epoch 2" in report and "1 of 4 stopped" in report and "incomplete" not in report
 
 
+def test_run_stopped_mid_training_continues_from_its_checkpoint(experiment, tmp_path):
+    """A run stopped during its second epoch: `--resume` goes on at that epoch (not the first), the
+    MLflow run and the report carry all its epochs, and the checkpoint is gone once the run is done."""
+    from leafdoc.experiments import runner
+    from leafdoc.experiments.recipe import load_recipe
+
+    path = tmp_path / "runs.yaml"
+    path.write_text(SEARCH_RECIPE.split("tune:")[0] + "quick:\n  per_class: 8\n")
+    recipe = load_recipe(str(path))
+    data, out = experiment[0].parent / "datasets", tmp_path / "out"
+    epochs = []
+
+    def stop_in_epoch_2(e):
+        if e["event"] == "epoch":
+            epochs.append(e["epoch"])
+        if e["event"] == "batch" and epochs == [1]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, on_event=stop_in_epoch_2)
+    state = json.loads((out / "runs" / ".base.checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1 and not (out / "runs" / "base").exists()
+
+    events = []
+    results = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, on_event=events.append)
+    assert "base: continuing from its checkpoint after epoch 1" in [e.get("text") for e in events]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2, 3]
+    assert [h["epoch"] for h in results["runs"][0]["history"]] == [1, 2, 3]
+    assert not (out / "runs" / ".base.checkpoint").exists() and (out / "runs" / "base" / "run.json").is_file()
+
+
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     from leafdoc.errors import ConfigError
     from leafdoc.experiments.recipe import parse_recipe

@@ -246,3 +246,90 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_
     ]
     for a, b in zip(bn_before, bn_after, strict=True):
         np.testing.assert_array_equal(a, b)  # BatchNorm frozen in both phases (statistics included)
+
+
+def _interrupted_fit(cfg, data, folder, stop_after_epoch: int):
+    """fit() with a checkpoint, stopped (as by Ctrl-C) during the epoch after `stop_after_epoch`."""
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.trainer import build_model, fit
+
+    epochs = []
+
+    def on_event(e):
+        if e["event"] == "epoch":
+            epochs.append(e["epoch"])
+        if e["event"] == "batch" and len(epochs) == stop_after_epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(build_model(cfg, len(data.classes)), cfg, data, on_event, Checkpoint(folder, fingerprint(cfg, data)))
+    return epochs
+
+
+def _resumed_fit(cfg, data, folder):
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.trainer import build_model, fit
+
+    events = []
+    result = fit(
+        build_model(cfg, len(data.classes)), cfg, data, events.append, Checkpoint(folder, fingerprint(cfg, data))
+    )
+    return result, [e for e in events if e["event"] in ("epoch", "resume")]
+
+
+def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf_folder):
+    """From scratch: stopped in epoch 3 of 4, the run continues at epoch 3 with the optimizer's step count
+    (the cosine schedule's position) and the best epoch so far; other settings start over."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import prepare_data
+
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(leaf_folder, catalog, store, "ck")
+    cfg = TrainConfig(weights="none", backbone="baseline_cnn", image_size=16, epochs=4, batch_size=4, patience=10)
+    data = prepare_data(catalog, store, settings.cache_dir, "ck", cfg)
+    folder = tmp_path / "ck"
+    assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]
+    saved = Checkpoint(folder, fingerprint(cfg, data))
+    steps = int(np.ceil(data.counts()["train"] / cfg.batch_size))
+    assert saved.state["epoch"] == 2 and saved.state["phase"] == "scratch" and not saved.state["finished"]
+    assert [h["epoch"] for h in saved.state["history"]] == [1, 2] and saved.arrays("best") is not None
+    assert int(saved.arrays("optimizer")[0]) == 2 * steps  # Adam's iteration count, first of its variables
+
+    result, events = _resumed_fit(cfg, data, folder)
+    assert events[0] == {"event": "resume", "phase": "scratch", "epoch": 2}
+    assert [e["epoch"] for e in events[1:]] == [3, 4]  # epochs 1-2 not trained again
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
+    assert 1 <= result["best_epoch"] <= 4
+    assert Checkpoint(folder, fingerprint(cfg, data)).state["finished"]
+
+    other = cfg.model_copy(update={"learning_rate": cfg.base_learning_rate / 2})
+    assert Checkpoint(folder, fingerprint(other, data)).state is None  # other settings: not continued
+    _, events = _resumed_fit(other, data, folder)
+    assert [e["epoch"] for e in events] == [1, 2, 3, 4]
+
+
+def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, settings, leaf_folder):
+    """With a weights file: stopped during fine-tuning, the head phase is not run again."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.backbones import build_backbone
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import prepare_data
+
+    path = tmp_path / "own.weights.h5"
+    build_backbone("mobilenet_v2", "none", 32, 0.35).save_weights(str(path))
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(leaf_folder, catalog, store, "ck2")
+    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=2, batch_size=8)
+    data = prepare_data(catalog, store, settings.cache_dir, "ck2", cfg)
+    folder = tmp_path / "ck"
+    assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]  # head 1, fine-tune 2
+    result, events = _resumed_fit(cfg, data, folder)
+    assert events[0] == {"event": "resume", "phase": "fine_tune", "epoch": 2}
+    assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 3)]
+    assert [(h["phase"], h["epoch"]) for h in result["history"]] == [("head", 1), ("fine_tune", 2), ("fine_tune", 3)]

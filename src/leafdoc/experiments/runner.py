@@ -8,6 +8,7 @@ Layout of OUT:
     data/               the subset as a path,label CSV (and class folders for the pipeline benchmark)
     runs/NAME/          one model folder per run (model.keras, model.onnx, labels.json, card.json)
     runs/NAME/run.json  the run's row, written when it finishes: `--resume` reuses runs that have one
+    runs/.NAME.checkpoint/  a run's state after its last epoch while it trains: `--resume` continues it
     tune/               the search while it runs: Optuna's journal (trials finished, for `--resume`),
                         search.json (what it searches) and the best trial so far; ends in runs/<tune.name>
     best/               a copy of the best model by validation accuracy (recipes with keep_best)
@@ -358,6 +359,7 @@ def _train_tracked(
     params: dict,
     parent_run: str | None = None,
     on_epoch: Event | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[dict, dict | None, float, str]:
     """Train one model folder, tracked as one MLflow run: (card, external metrics, wall seconds, run id).
     `on_epoch` sees every epoch's record; raising Pruned there stops the run (MLflow status KILLED)."""
@@ -374,13 +376,15 @@ def _train_tracked(
     def on_event(e: dict) -> None:
         if e.get("event") == "epoch":
             exp.tracker.epoch(run_id, e)
+        if e.get("event") == "resume":
+            e = {"event": "message", "text": f"{name}: continuing from its checkpoint after epoch {e['epoch']}"}
         exp.emit({**e, "run": name})
         if on_epoch and e.get("event") == "epoch":
             on_epoch(e)
 
     t0 = time.perf_counter()
     try:
-        card = train(cfg, data, model_dir, on_event=on_event, init_from=init_from)
+        card = train(cfg, data, model_dir, on_event=on_event, init_from=init_from, checkpoint_dir=checkpoint_dir)
         external = None
         if exp.selection.test_files:
             exp.emit({"event": "evaluate", "run": name, "n": len(exp.selection.test_files)})
@@ -418,6 +422,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> Ru
         kind="run",
         init_from=parent.model_dir if parent else None,
         params=_params(exp, cfg, data, **extra),
+        checkpoint_dir=_checkpoint_dir(exp, run),
     )
     notes = differs(cfg, base)
     if run.init_from:
@@ -440,6 +445,16 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> Ru
     )
     _save_run(exp, result, cfg, train_imbalance=run.train_imbalance)
     return result
+
+
+def _checkpoint_dir(exp: Experiment, run: RunSpec) -> Path:
+    """Where a run saves its state after every epoch. `--resume` continues a run stopped part-way from
+    it (the trainer checks settings and split); otherwise, or when the run it continues was trained
+    again, it starts from the first epoch."""
+    folder = exp.out / "runs" / f".{run.name}.checkpoint"
+    if not exp.resume or (run.init_from and run.init_from not in exp.reused):
+        shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:

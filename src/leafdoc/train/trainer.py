@@ -270,8 +270,11 @@ def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
     return [Events()]
 
 
-def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None) -> dict:
-    """Train in place; restore the best epoch's weights. Returns {'history', 'best_epoch', ...}."""
+def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None, checkpoint=None) -> dict:
+    """Train in place; restore the best epoch's weights. Returns {'history', 'best_epoch', ...}.
+
+    With a Checkpoint, the state is saved after every epoch, and a checkpoint of the same settings and
+    split is continued: finished phases are skipped and the current one goes on from its next epoch."""
     import keras
 
     from leafdoc.train.pipeline import augmenter, make_dataset
@@ -284,28 +287,53 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None)
     steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
     best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
+    saved = checkpoint.state if checkpoint else None
+    if saved:
+        best.update(saved["best"], history=saved["history"], weights=checkpoint.arrays("best"))
+        if on_event:
+            on_event({"event": "resume", "phase": saved["phase"], "epoch": saved["epoch"]})
     metrics = ["accuracy"]
 
     def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
+        nonlocal saved
+        end = initial_epoch + epochs
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
-        key = cfg.restore_best
-        stop = keras.callbacks.EarlyStopping(monitor=key, mode=_mode(key), patience=cfg.patience)
+        stop = _early_stopping(cfg.restore_best, cfg.patience)
+        start = initial_epoch
+        if saved and saved["phase"] == phase:
+            if not checkpoint.restore(model):
+                raise ModelError(
+                    f"{checkpoint.folder}: the checkpoint does not fit this model.",
+                    hint="Delete the folder to train from the first epoch.",
+                )
+            start, stop.saved = saved["epoch"], saved["stop"]
+            if saved["finished"]:
+                start = end
+        saved = None
+        if start >= end:
+            return start
+        callbacks = [*_callbacks(on_event, phase, steps, best), stop]
+        if checkpoint:
+            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop))
         hist = model.fit(
             train_ds,
             validation_data=val_ds,
-            epochs=initial_epoch + epochs,
-            initial_epoch=initial_epoch,
+            epochs=end,
+            initial_epoch=start,
             class_weight=cw,
-            callbacks=[*_callbacks(on_event, phase, steps, best), stop],
+            callbacks=callbacks,
             verbose=0,
         )
-        return initial_epoch + len(hist.history.get("loss", []))
+        return start + len(hist.history.get("loss", []))
 
     backbone = model.get_layer("backbone")
     t0 = time.perf_counter()
     if cfg.pretrained:
         backbone.trainable = False
-        done = run("head", cfg.epochs, cfg.base_learning_rate)
+        if saved and saved["phase"] == "fine_tune":  # the head phase ended before the checkpoint
+            done = saved["phase_start"]
+        else:
+            done = run("head", cfg.epochs, cfg.base_learning_rate)
         if cfg.fine_tune_epochs:
             backbone.trainable = True
             n_frozen = int(len(backbone.layers) * (1 - cfg.fine_tune_fraction))
@@ -324,6 +352,42 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None)
         "best_val": best["logs"],
         "train_seconds": time.perf_counter() - t0,
     }
+
+
+def _early_stopping(key: str, patience: int):
+    """Keras' early stopping, whose count can be carried over from a checkpoint (set `.saved`)."""
+    import keras
+
+    class EarlyStopping(keras.callbacks.EarlyStopping):
+        saved: dict | None = None
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if self.saved:
+                self.wait, self.best = self.saved["wait"], self.saved["best"]
+
+    return EarlyStopping(monitor=key, mode=_mode(key), patience=patience)
+
+
+def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop):
+    import keras
+
+    class Saver(keras.callbacks.Callback):
+        """Saves the checkpoint after each epoch, after early stopping has had its say."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            finished = bool(self.model.stop_training) or epoch + 1 >= end
+            checkpoint.save(
+                self.model,
+                phase=phase,
+                phase_start=phase_start,
+                epoch=epoch + 1,
+                finished=finished,
+                best=best,
+                stop=stop,
+            )
+
+    return Saver()
 
 
 def _loss(cfg: TrainConfig):
@@ -351,8 +415,13 @@ def train(
     init_from: Path | None = None,
     parent_version: str | None = None,
     provenance: str | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> dict:
-    """Train, export and evaluate; write the model folder atomically. Returns the card."""
+    """Train, export and evaluate; write the model folder atomically. Returns the card.
+
+    With `checkpoint_dir`, the training state is saved there after every epoch and a run stopped
+    part-way continues from it (same settings and split only); it is deleted once the folder is written."""
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.export import export_onnx, save_keras
 
     counts = data.counts()
@@ -363,7 +432,8 @@ def train(
     with strategy.scope():  # the model's and the optimizer's variables live on every replica
         model = build_model(cfg, len(data.classes))
         warm = warm_start(model, init_from, data.classes) if init_from else None
-        result = fit(model, cfg, data, on_event)
+        checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
+        result = fit(model, cfg, data, on_event, checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
 
     out = Path(out)
@@ -404,6 +474,8 @@ def train(
         if ood:
             card["ood"] = ood
         atomic_write_json(tmp / "card.json", card)
+    if checkpoint:
+        checkpoint.clear()
     return card
 
 

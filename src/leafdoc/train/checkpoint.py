@@ -1,0 +1,102 @@
+"""Training state saved after every epoch, so that a run stopped part-way (Ctrl-C, a killed worker, the
+end of a session) continues from its last finished epoch instead of its first.
+
+A checkpoint folder holds the model's weights, the optimizer's slots and step count (a learning-rate
+schedule goes on from where it was), the best epoch so far with its weights, the history, and early
+stopping's count; state.json says which phase and epoch it was saved after and what it was trained
+on. It is used only by a run with the same settings and the same split (its `key`); anything else
+starts over. The folder is replaced whole after each epoch (fsutil.atomic_dir), so a kill while it
+is written leaves the previous epoch's. A resumed run is not bit-identical to an uninterrupted one:
+the shuffling order starts again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.fsutil import atomic_dir, atomic_write_json
+
+VERSION = 1
+STATE = "state.json"
+
+
+def fingerprint(cfg, data) -> str:
+    """Settings and split: a checkpoint of other settings or other images must not be continued."""
+    h = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+    h.update(json.dumps(data.classes).encode())
+    for part in ("train", "val"):
+        idx = data.indices(part)
+        h.update(part.encode())
+        h.update(np.asarray([data.shas[i] for i in idx]).astype("S64").tobytes())
+        h.update(np.asarray(data.y[idx], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+class Checkpoint:
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = Path(folder), key
+        self.state = self._load()
+
+    def _load(self) -> dict | None:
+        path = self.folder / STATE
+        if not path.is_file():
+            return None
+        try:
+            state = json.loads(path.read_text())
+        except ValueError:
+            return None
+        if state.get("version") != VERSION or state.get("key") != self.key:
+            return None
+        return state
+
+    def save(self, model, *, phase: str, phase_start: int, epoch: int, finished: bool, best: dict, stop) -> None:
+        state = {
+            "version": VERSION,
+            "key": self.key,
+            "phase": phase,
+            "phase_start": phase_start,
+            "epoch": epoch,
+            "finished": finished,
+            "best": {"value": best["value"], "epoch": best["epoch"], "logs": best["logs"]},
+            "history": best["history"],
+            "stop": {"wait": int(stop.wait), "best": None if stop.best is None else float(stop.best)},
+        }
+        with atomic_dir(self.folder) as tmp:
+            np.savez(tmp / "weights.npz", *model.get_weights())
+            np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
+            if best["weights"] is not None:
+                np.savez(tmp / "best.npz", *best["weights"])
+            atomic_write_json(tmp / STATE, state)
+        self.state = state
+
+    def arrays(self, name: str) -> list[np.ndarray] | None:
+        path = self.folder / f"{name}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+    def restore(self, model) -> bool:
+        """Put the saved weights and optimizer slots into a compiled model; False if they do not fit."""
+        weights, slots = self.arrays("weights"), self.arrays("optimizer")
+        if weights is None or slots is None or len(weights) != len(model.get_weights()):
+            return False
+        opt = model.optimizer
+        opt.build(model.trainable_variables)
+        if len(slots) != len(opt.variables) or any(
+            tuple(v.shape) != a.shape for v, a in zip(opt.variables, slots, strict=True)
+        ):
+            return False
+        model.set_weights(weights)
+        for v, a in zip(opt.variables, slots, strict=True):
+            v.assign(a)
+        return True
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder.with_name(f".{self.folder.name}.old"), ignore_errors=True)
