@@ -6,6 +6,7 @@ Errors of the LeafdocError kind are printed as one plain message (no traceback) 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,6 +180,13 @@ def train(
     provenance: Annotated[
         Path | None, typer.Option(help="A text file on the data's sources and licences, copied into card.json.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue a run to the same --out that was stopped part-way, from its last finished epoch "
+            "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ):
     """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
@@ -222,6 +230,7 @@ def train(
         init_from=init_from,
         quiet=as_json,
         provenance=note,
+        resume=resume,
     )
     if as_json:
         _emit_json(card)
@@ -245,7 +254,16 @@ def _epoch_info(e: dict) -> str:
 
 
 def run_training(
-    cfg, out_dir: Path, *, data=None, dataset=None, version=None, init_from=None, quiet=False, provenance=None
+    cfg,
+    out_dir: Path,
+    *,
+    data=None,
+    dataset=None,
+    version=None,
+    init_from=None,
+    quiet=False,
+    provenance=None,
+    resume=False,
 ) -> dict:
     from leafdoc.train.trainer import prepare_data
     from leafdoc.train.trainer import train as do_train
@@ -277,8 +295,23 @@ def run_training(
                 console.log(f"{e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
             elif e["event"] == "evaluate":
                 bar.update(task, description="evaluating on the test split", info="")
+            elif e["event"] == "resume":
+                console.log(f"continuing from the checkpoint after {e['phase']} epoch {e['epoch']}")
 
-        card = do_train(cfg, td, out_dir, on_event=on_event, init_from=init_from, provenance=provenance)
+        checkpoint = out_dir.parent / f".{out_dir.name}.checkpoint"
+        if not resume:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        elif not (checkpoint / "state.json").is_file() and not quiet:
+            console.log(f"no checkpoint at {checkpoint}: training from the first epoch")
+        card = do_train(
+            cfg,
+            td,
+            out_dir,
+            on_event=on_event,
+            init_from=init_from,
+            provenance=provenance,
+            checkpoint_dir=checkpoint,
+        )
     if not quiet:
         t = card["metrics"]["test"]
         out.print(

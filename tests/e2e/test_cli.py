@@ -65,6 +65,42 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
     assert (out / "model.tflite").stat().st_size > 10_000
 
 
+def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder):
+    """Killed (SIGTERM: a stopped container or session) after epoch 2 of 8, the run leaves its checkpoint
+    beside --out; `--resume` trains only the epochs after it."""
+    import signal
+
+    out, home = tmp_path / "model", tmp_path / "home"
+    args = ["train", "--data", leaf_folder, "--out", out, "--weights", "none", "--backbone", "baseline_cnn"]
+    args += ["--image-size", "16", "--epochs", "8", "--batch-size", "4", "--patience", "10"]
+    env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
+    env["PYTHONUNBUFFERED"] = "1"  # each log line as it is written
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leafdoc.cli", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "scratch epoch 2:" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.stdout.read()
+    assert proc.wait(timeout=120) != 0, "".join(seen)
+    state = json.loads((tmp_path / ".model.checkpoint" / "state.json").read_text())
+    assert 1 <= state["epoch"] < 8 and not out.exists()  # epoch 2 is logged just before it is saved
+
+    r = leafdoc(*args, "--resume", "--json", home=home)
+    assert r.returncode == 0, r.stderr
+    card = json.loads(r.stdout)
+    assert [h["epoch"] for h in card["history"]] == list(range(1, 9))
+    assert f"continuing from the checkpoint after scratch epoch {state['epoch']}" in r.stderr + r.stdout
+    assert not (tmp_path / ".model.checkpoint").exists()
+
+
 def test_train_refuses_imagenet_offline_with_advice(tmp_path, leaf_folder, monkeypatch):
     """These machines cannot download ImageNet weights: the message says what to pass instead."""
     home = tmp_path / "home"

@@ -98,5 +98,7 @@ class Checkpoint:
         return True
 
     def clear(self) -> None:
+        """The folder, and what a kill in the middle of a save left beside it (fsutil.atomic_dir's names)."""
         shutil.rmtree(self.folder, ignore_errors=True)
-        shutil.rmtree(self.folder.with_name(f".{self.folder.name}.old"), ignore_errors=True)
+        for left in self.folder.parent.glob(f".{self.folder.name}.*"):
+            shutil.rmtree(left, ignore_errors=True)
