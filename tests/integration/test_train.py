@@ -333,3 +333,9 @@ def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, sett
     assert events[0] == {"event": "resume", "phase": "fine_tune", "epoch": 2}
     assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 3)]
     assert [(h["phase"], h["epoch"]) for h in result["history"]] == [("head", 1), ("fine_tune", 2), ("fine_tune", 3)]
+    # Stopped between the phases: the finished head phase is skipped, fine-tuning starts at epoch 2.
+    between = tmp_path / "between"
+    assert _interrupted_fit(cfg, data, between, stop_after_epoch=1) == [1]
+    result, events = _resumed_fit(cfg, data, between)
+    assert events[0] == {"event": "resume", "phase": "head", "epoch": 1}
+    assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 2), ("fine_tune", 3)]

@@ -299,18 +299,16 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         end = initial_epoch + epochs
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
         stop = _early_stopping(cfg.restore_best, cfg.patience)
-        start = initial_epoch
+        start, finished = initial_epoch, False
         if saved and saved["phase"] == phase:
             if not checkpoint.restore(model):
                 raise ModelError(
                     f"{checkpoint.folder}: the checkpoint does not fit this model.",
                     hint="Delete the folder to train from the first epoch.",
                 )
-            start, stop.saved = saved["epoch"], saved["stop"]
-            if saved["finished"]:
-                start = end
+            start, finished, stop.saved = saved["epoch"], saved["finished"], saved["stop"]
         saved = None
-        if start >= end:
+        if finished or start >= end:  # the phase had ended (early stopping or its last epoch)
             return start
         callbacks = [*_callbacks(on_event, phase, steps, best), stop]
         if checkpoint:
