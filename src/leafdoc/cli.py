@@ -265,6 +265,7 @@ def run_training(
     provenance=None,
     resume=False,
 ) -> dict:
+    from leafdoc.train.checkpoint import STATE, beside
     from leafdoc.train.trainer import prepare_data
     from leafdoc.train.trainer import train as do_train
 
@@ -298,10 +299,10 @@ def run_training(
             elif e["event"] == "resume":
                 console.log(f"continuing from the checkpoint after {e['phase']} epoch {e['epoch']}")
 
-        checkpoint = out_dir.parent / f".{out_dir.name}.checkpoint"
+        checkpoint = beside(out_dir)
         if not resume:
             shutil.rmtree(checkpoint, ignore_errors=True)
-        elif not (checkpoint / "state.json").is_file() and not quiet:
+        elif not (checkpoint / STATE).is_file() and not quiet:
             console.log(f"no checkpoint at {checkpoint}: training from the first epoch")
         card = do_train(
             cfg,

@@ -13,6 +13,27 @@ def _real_images(n_per_class=2):
     return [p for c in TINY_CLASSES for p in sorted((PLANTVILLAGE / c).iterdir())[-n_per_class:]]
 
 
+def _own_weights(tmp_path):
+    """A no-top MobileNetV2 weights file of our own (32 px, alpha 0.35), as a user would pass with --weights PATH."""
+    from leafdoc.train.backbones import build_backbone
+
+    path = tmp_path / "own.weights.h5"
+    build_backbone("mobilenet_v2", "none", 32, 0.35).save_weights(str(path))
+    return path
+
+
+def _prepared(settings, folder, name, cfg):
+    """The folder ingested as dataset `name` and prepared for cfg (split, cached arrays)."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.trainer import prepare_data
+
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(folder, catalog, store, name)
+    return prepare_data(catalog, store, settings.cache_dir, name, cfg)
+
+
 def test_model_folder_has_the_contract_files(tiny_model):
     for name in ("model.keras", "model.onnx", "labels.json", "card.json"):
         assert (tiny_model / name).is_file(), name
@@ -55,16 +76,11 @@ def test_cam_is_the_dense_head_applied_per_cell(tiny_model):
 
 
 def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
-    from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model, fit, prepare_data
+    from leafdoc.train.trainer import build_model, fit
 
-    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
-    ingest(leaf_folder, catalog, store, "seeded")
     cfg = TrainConfig(weights="none", image_size=16, epochs=1, batch_size=8, backbone="baseline_cnn")
-    data = prepare_data(catalog, store, settings.cache_dir, "seeded", cfg)
+    data = _prepared(settings, leaf_folder, "seeded", cfg)
     runs = []
     for _ in range(2):
         from leafdoc.train.trainer import _seed_everything
@@ -80,18 +96,13 @@ def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
 def test_the_restored_epoch_is_the_best_by_the_chosen_figure(tmp_path, settings, leaf_folder, key):
     """`restore_best` picks the epoch restored at the end: the lowest validation loss or the highest
     validation accuracy (the first such epoch on ties), and the restored weights are that epoch's."""
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
-    from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model, fit, prepare_data
+    from leafdoc.train.trainer import build_model, fit
 
-    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
-    ingest(leaf_folder, catalog, store, "restore")
     cfg = TrainConfig(
         weights="none", image_size=16, epochs=4, patience=4, batch_size=8, backbone="baseline_cnn", restore_best=key
     )
-    data = prepare_data(catalog, store, settings.cache_dir, "restore", cfg)
+    data = _prepared(settings, leaf_folder, "restore", cfg)
     model = build_model(cfg, len(data.classes))
     result = fit(model, cfg, data)
     values = [h[key] for h in result["history"]]
@@ -215,19 +226,12 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_
     """With a weights file: the head trains on a frozen backbone, then the top is fine-tuned with BatchNorm frozen."""
     import keras
 
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
-    from leafdoc.data.store import open_store
-    from leafdoc.train.backbones import build_backbone
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model, fit, prepare_data
+    from leafdoc.train.trainer import build_model, fit
 
-    path = tmp_path / "own.weights.h5"
-    build_backbone("mobilenet_v2", "none", 32, 0.35).save_weights(str(path))
-    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
-    ingest(leaf_folder, catalog, store, "pre")
+    path = _own_weights(tmp_path)
     cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=1, batch_size=8)
-    data = prepare_data(catalog, store, settings.cache_dir, "pre", cfg)
+    data = _prepared(settings, leaf_folder, "pre", cfg)
     model = build_model(cfg, len(data.classes))
     bn_before = [
         w.copy()
@@ -280,17 +284,11 @@ def _resumed_fit(cfg, data, folder):
 def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf_folder):
     """From scratch: stopped in epoch 3 of 4, the run continues at epoch 3 with the optimizer's step count
     (the cosine schedule's position) and the best epoch so far; other settings start over."""
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
-    from leafdoc.data.store import open_store
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data
 
-    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
-    ingest(leaf_folder, catalog, store, "ck")
     cfg = TrainConfig(weights="none", backbone="baseline_cnn", image_size=16, epochs=4, batch_size=4, patience=10)
-    data = prepare_data(catalog, store, settings.cache_dir, "ck", cfg)
+    data = _prepared(settings, leaf_folder, "ck", cfg)
     folder = tmp_path / "ck"
     assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]
     saved = Checkpoint(folder, fingerprint(cfg, data))
@@ -314,19 +312,12 @@ def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf
 
 def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, settings, leaf_folder):
     """With a weights file: stopped during fine-tuning, the head phase is not run again."""
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
-    from leafdoc.data.store import open_store
-    from leafdoc.train.backbones import build_backbone
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data
 
-    path = tmp_path / "own.weights.h5"
-    build_backbone("mobilenet_v2", "none", 32, 0.35).save_weights(str(path))
-    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
-    ingest(leaf_folder, catalog, store, "ck2")
-    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=2, batch_size=8)
-    data = prepare_data(catalog, store, settings.cache_dir, "ck2", cfg)
+    cfg = TrainConfig(
+        weights=str(_own_weights(tmp_path)), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=2, batch_size=8
+    )
+    data = _prepared(settings, leaf_folder, "ck2", cfg)
     folder = tmp_path / "ck"
     assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]  # head 1, fine-tune 2
     result, events = _resumed_fit(cfg, data, folder)

@@ -165,6 +165,12 @@ def _settings_json(cfg: TrainConfig) -> dict:
     return cfg.model_dump(mode="json")
 
 
+def _parent_kept(exp: Experiment, parent: str | None) -> bool:
+    """Whether what a run continues from (`init_from`) was reused, not trained again: a parent trained
+    again makes the run's record, checkpoint and search stale."""
+    return not parent or parent in exp.reused
+
+
 def _read_record(exp: Experiment, what: str, path: Path) -> dict | None:
     """A record an earlier invocation wrote, if `--resume` asks for it and it can be read."""
     if not exp.resume or not path.is_file():
@@ -195,7 +201,7 @@ def _reusable(exp: Experiment, name: str, basis: TrainConfig, parent: str | None
     folder = exp.out / "runs" / name
     if not exp.resume or not (folder / RUN_RECORD).is_file():
         return None
-    if parent and parent not in exp.reused:
+    if not _parent_kept(exp, parent):
         exp.emit({"event": "message", "text": f"{name}: training again, because {parent} was trained again"})
         return None
     record, card = _read_record(exp, name, folder / RUN_RECORD), _read_record(exp, name, folder / "card.json")
@@ -451,8 +457,10 @@ def _checkpoint_dir(exp: Experiment, run: RunSpec) -> Path:
     """Where a run saves its state after every epoch. `--resume` continues a run stopped part-way from
     it (the trainer checks settings and split); otherwise, or when the run it continues was trained
     again, it starts from the first epoch."""
-    folder = exp.out / "runs" / f".{run.name}.checkpoint"
-    if not exp.resume or (run.init_from and run.init_from not in exp.reused):
+    from leafdoc.train.checkpoint import beside
+
+    folder = beside(exp.out / "runs" / run.name)
+    if not exp.resume or not _parent_kept(exp, run.init_from):
         shutil.rmtree(folder, ignore_errors=True)
     return folder
 
@@ -502,7 +510,6 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
         name = f"{spec.name}-trial-{trial.number:03d}"
         exp.emit({"event": "run", "run": name, "index": trial.number, "total": trials, "note": "Optuna trial"})
         trial_dir = tune_dir / f"trial-{trial.number:03d}"
-        shutil.rmtree(trial_dir, ignore_errors=True)
         so_far: list[float] = []
 
         def report(e: dict) -> None:
@@ -625,9 +632,9 @@ def _open_search(exp: Experiment, tune_dir: Path, search: dict, parent_name: str
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    previous = _read_record(exp, spec.name, tune_dir / SEARCH_RECORD) if (tune_dir / SEARCH_RECORD).is_file() else None
+    previous = _read_record(exp, spec.name, tune_dir / SEARCH_RECORD)  # None without --resume
     same = previous and {k: previous.get(k) for k in search} == search
-    if not (exp.resume and same and (not parent_name or parent_name in exp.reused)):
+    if not (same and _parent_kept(exp, parent_name)):
         shutil.rmtree(tune_dir, ignore_errors=True)
         previous = None
     tune_dir.mkdir(parents=True, exist_ok=True)

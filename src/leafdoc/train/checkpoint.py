@@ -25,6 +25,11 @@ VERSION = 1
 STATE = "state.json"
 
 
+def beside(out: Path) -> Path:
+    """The checkpoint folder of a training run that writes the model folder `out`."""
+    return Path(out).parent / f".{Path(out).name}.checkpoint"
+
+
 def fingerprint(cfg, data) -> str:
     """Settings and split: a checkpoint of other settings or other images must not be continued."""
     h = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
