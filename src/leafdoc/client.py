@@ -187,6 +187,11 @@ class LeafdocClient:
     def job(self, job_id: str) -> dict:
         return self.get_json(f"/v1/training-jobs/{job_id}", admin=True)
 
+    def cancel_job(self, job_id: str) -> dict:
+        """Cancel a queued job (at once) or a running one (its state stays `running`, with `cancel_requested`,
+        until its worker has stopped it: then `cancelled`). ApiError 409 if it already finished."""
+        return self.request("POST", f"/v1/training-jobs/{job_id}/cancel", admin=True).json()
+
     def promote(self, version: int, reason: str | None = None) -> dict:
         return self.request("POST", f"/v1/models/{version}/promote", admin=True, json={"reason": reason}).json()
 

@@ -240,3 +240,35 @@ def test_a_job_orphaned_by_a_worker_restart_fails_once_its_heartbeat_is_older_th
         thread.join(timeout=30)
         worker.close()
         catalog.dispose()
+
+
+def test_cancelling_on_postgres_ends_a_job_once_and_blocks_its_success(backends):
+    """Migration 0003 on PostgreSQL, and the conditional UPDATEs that make cancel, success and failure exclusive."""
+    from leafdoc.errors import Conflict
+    from leafdoc.service.jobs import JobCancelled, cancel, claim, fail, succeed
+
+    catalog = Catalog(new_database(backends[0], "cancel"))
+    common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=False, parent_version=None, epochs=1)
+    try:
+        queued = create_job(catalog, **common).id
+        assert cancel(catalog, queued).state == "cancelled"
+        assert not claim(catalog, queued, "w:1")  # the worker skips it
+
+        running = create_job(catalog, **common).id
+        assert claim(catalog, running, "w:1")
+        assert cancel(catalog, running).cancel_requested is not None
+        with pytest.raises(JobCancelled), catalog.Session.begin() as s:
+            succeed(s, running, candidate_version=7)
+        assert fail(catalog, running, "the training process was killed (SIGTERM) before it finished.")
+        job = get_job(catalog, running)
+        assert job.state == "cancelled" and job.candidate_version is None and "cancelled by an admin" in job.error
+
+        done = create_job(catalog, **common).id
+        assert claim(catalog, done, "w:1")
+        with catalog.Session.begin() as s:
+            succeed(s, done, candidate_version=8)
+        with pytest.raises(Conflict, match="already succeeded"):
+            cancel(catalog, done)
+        assert get_job(catalog, done).state == "succeeded" and get_job(catalog, done).cancel_requested is None
+    finally:
+        catalog.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -83,3 +84,25 @@ def test_server_down_is_a_readable_error():
     with LeafdocClient(f"http://127.0.0.1:{free_port()}") as c, pytest.raises(ApiError) as err:
         c.models()
     assert "Cannot reach the leafdoc server" in err.value.message and "leafdoc serve" in err.value.hint
+
+
+def test_cancel_a_job(client, live_server):
+    job = client.start_training(options={"epochs": 1, "batch_size": 8, "image_size": 32, "weights": "none"})
+    answer = client.cancel_job(job["id"])
+    assert answer["id"] == job["id"] and answer["cancel_requested"]
+    assert answer["state"] in ("cancelled", "running")  # queued: at once; running: once its worker stopped it
+    deadline = time.monotonic() + 60
+    while client.job(job["id"])["state"] != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    done = client.job(job["id"])
+    assert done["state"] == "cancelled" and done["candidate_version"] is None and done["finished"]
+    assert client.models()["serving_version"] == 1
+    with pytest.raises(ApiError) as err:
+        client.cancel_job(job["id"])
+    assert err.value.status == 409 and err.value.code == "conflict" and "already been cancelled" in err.value.message
+    with pytest.raises(ApiError) as err:
+        client.cancel_job("no-such-job")
+    assert err.value.status == 404
+    with LeafdocClient(live_server.base, admin_token="wrong") as c, pytest.raises(ApiError) as err:
+        c.cancel_job(job["id"])
+    assert err.value.status == 401

@@ -18,6 +18,7 @@ from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
 from leafdoc.data.store import open_store
 from leafdoc.errors import ConfigError, Conflict, ModelError, NotFound
 from leafdoc.registry import Registry, promotion_decision
+from leafdoc.service.jobs import cancel, get_job
 
 
 @pytest.fixture
@@ -195,3 +196,24 @@ def test_an_older_catalog_upgrades_in_place(tmp_path):
     catalog = Catalog(url)
     tables = set(inspect(catalog.engine).get_table_names())
     assert {"model_versions", "serving_events", "training_jobs", "uploads", "leases", "images"} <= tables
+
+
+def test_a_catalog_from_before_job_cancelling_upgrades_and_keeps_its_jobs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.exec_driver_sql(
+            "INSERT INTO training_jobs (id, state, dataset, options, warm_start, created, epoch, epochs) "
+            "VALUES ('old', 'running', 'tiny', '{}', 1, '2026-01-01 00:00:00', 0, 1)"
+        )
+    assert "cancel_requested" not in {c["name"] for c in inspect(engine).get_columns("training_jobs")}
+    catalog = Catalog(url)
+    assert "cancel_requested" in {c["name"] for c in inspect(catalog.engine).get_columns("training_jobs")}
+    job = get_job(catalog, "old")
+    assert job.state == "running" and job.cancel_requested is None
+    assert cancel(catalog, "old").cancel_requested is not None  # the old running job can be cancelled
+    catalog.dispose()

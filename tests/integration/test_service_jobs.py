@@ -1,7 +1,8 @@
 """Training jobs run by a real consumer (the worker loop over the SQLite Huey queue, each job in its
 own process): a job that succeeds registers and promotes a candidate the API then serves without a
 restart; a job that fails or is killed is marked failed with its error and leaves the serving model
-and the registry untouched; queued jobs survive a restart; one training runs at a time."""
+and the registry untouched; queued jobs survive a restart; one training runs at a time; an admin
+cancels a queued job (it never runs) or a running one (its process is stopped, nothing registered)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,37 @@ import time
 from datetime import timedelta
 
 import pytest
-from service_support import ADMIN, Clients, class_zip, leaf_photos, service_settings, zip_of
+from service_support import (
+    ADMIN,
+    TOKEN,
+    Clients,
+    assert_error,
+    class_zip,
+    leaf_photos,
+    model_copy,
+    service_settings,
+    zip_of,
+)
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
-from leafdoc.service.jobs import TRAINING_LEASE, JobQueue, create_job, get_job, update_job
+from leafdoc.errors import Conflict
+from leafdoc.registry import Registry
+from leafdoc.service.jobs import (
+    CANCELLED_RUNNING,
+    TRAINING_LEASE,
+    JobCancelled,
+    JobQueue,
+    cancel,
+    claim,
+    create_job,
+    fail,
+    get_job,
+    succeed,
+    update_job,
+)
 from leafdoc.service.worker import Worker
 
 ZIP = "application/zip"
@@ -210,3 +235,160 @@ def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path,
     api2 = app_client(plain)
     assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["nonleaf_dirs"] == []
+
+
+# ---- cancelling ------------------------------------------------------------------------------------
+
+# Long enough to be caught mid-training (tiny images, many epochs, no early stop), never waited for.
+LONG = {**TINY, "epochs": 300, "patience": 300}
+
+
+def test_a_cancelled_queued_job_never_runs(settings_, leaf_folder, app_client):
+    ingest_folder(settings_, leaf_folder)
+    api = app_client(settings_)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    r = api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["state"] == "cancelled" and job["finished"] and job["cancel_requested"] and job["started"] is None
+    assert "before it started" in job["error"]
+
+    worker = Worker(settings_)
+    assert worker.queue.waiting_job_ids() == {job_id}  # its task is still in the queue...
+    worker.run(burst=True)  # ...and the worker takes it and skips it
+    assert worker.queue.length() == 0
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "cancelled" and job["started"] is None and job["candidate_version"] is None
+    assert not (settings_.home / "jobs" / f"{job_id}.log").exists()  # no training process was started
+    assert_registry_untouched(api, settings_)
+    assert 'leafdoc_training_jobs{state="cancelled"} 1.0' in api.get("/metrics").text
+    assert [j["id"] for j in api.get("/v1/training-jobs?state=cancelled").json()["jobs"]] == [job_id]
+
+    again = assert_error(api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN), 409, "conflict")
+    assert "already been cancelled" in again["message"]
+
+
+def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_runs(settings_, leaf_folder, app_client):
+    ingest_folder(settings_, leaf_folder)
+    api = app_client(settings_)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": LONG}).json()["id"]
+    next_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    worker = Worker(settings_)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    try:
+        catalog = Catalog(settings_.catalog_url)
+        row = wait_for(lambda: (j := get_job(catalog, job_id)).epoch >= 1 and j, timeout=300)  # mid-training
+        assert row.state == "running" and _alive(row.pid)
+
+        r = api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN)
+        asked = time.monotonic()
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "running" and r.json()["cancel_requested"]  # its worker ends it
+        assert api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN).json()["state"] in ("running", "cancelled")
+
+        job = wait_for(lambda: (j := api.get(f"/v1/training-jobs/{job_id}").json())["state"] != "running" and j, 60)
+        assert time.monotonic() - asked < 15  # a check every second, then SIGTERM to the training process
+        assert job["state"] == "cancelled" and job["finished"] and job["candidate_version"] is None
+        assert "cancelled by an admin while it ran" in job["error"] and 1 <= job["epoch"] < job["epochs"]
+        assert not _alive(row.pid)
+        assert api.get("/v1/models").json()["serving_version"] == 1
+
+        after = wait_for(lambda: (j := get_job(catalog, next_id)).state in ("succeeded", "failed") and j, 300)
+        assert after.state == "succeeded", after.error  # the queued job behind it still ran
+    finally:
+        worker.stop()
+        thread.join(timeout=120)
+    assert not thread.is_alive()
+    models = api.get("/v1/models").json()["models"]
+    assert [m["job_id"] for m in models if m["job_id"]] == [next_id]  # nothing was registered for the cancelled job
+    assert get_job(catalog, job_id).state == "cancelled"  # and it stayed so
+    jobs_dir = settings_.models_dir / ".jobs"
+    assert not jobs_dir.exists() or not any(jobs_dir.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child the worker has not reaped yet is a zombie: dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admin_token(
+    tmp_path, tiny_model, app_client
+):
+    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False)
+    api = app_client(s)
+    catalog = Catalog(s.catalog_url)
+    common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1)
+    for state in ("succeeded", "failed"):
+        job_id = create_job(catalog, **common).id
+        update_job(catalog, job_id, state=state, finished=utcnow())
+        body = assert_error(api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN), 409, "conflict")
+        assert f"already {state}" in body["message"] and body["hint"]
+        assert get_job(catalog, job_id).state == state and get_job(catalog, job_id).cancel_requested is None
+
+    body = assert_error(api.post("/v1/training-jobs/no-such-job/cancel", headers=ADMIN), 404, "not_found")
+    assert "no-such-job" in body["message"]
+
+    queued = create_job(catalog, **common).id
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert (
+        "wrong"
+        in assert_error(api.post(f"/v1/training-jobs/{queued}/cancel", headers=wrong), 401, "unauthorized")["message"]
+    )
+    assert_error(api.post(f"/v1/training-jobs/{queued}/cancel"), 401, "unauthorized")
+    open_server = app_client(service_settings(tmp_path / "home", tiny_model, run_consumer=False, admin_token=None))
+    assert_error(open_server.post(f"/v1/training-jobs/{queued}/cancel", headers=ADMIN), 403, "admin_disabled")
+    assert get_job(catalog, queued).state == "queued"  # none of those touched it
+    assert api.post(f"/v1/training-jobs/{queued}/cancel", headers={"X-Admin-Token": TOKEN}).json()["state"] == (
+        "cancelled"
+    )
+
+
+def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_model):
+    """The child's last step races the cancel: the job is marked succeeded only inside the transaction that
+    registers its candidate, and only if it is running with no cancel requested, so the registration rolls back."""
+    s = service_settings(tmp_path / "home", tiny_model)
+    catalog = Catalog(s.catalog_url)
+    registry = Registry(s, catalog, open_store(s.store_location))
+    registry.seed()
+    common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1)
+    job_id = create_job(catalog, **common).id
+    assert claim(catalog, job_id, "here:1")
+    assert cancel(catalog, job_id).state == "running"
+
+    with pytest.raises(JobCancelled):
+        registry.register(
+            model_copy(tiny_model, tmp_path / "candidate"),
+            source=f"job:{job_id}",
+            job_id=job_id,
+            serve="auto_promote",
+            on_commit=lambda session, version, served: succeed(session, job_id, candidate_version=version),
+        )
+    assert [v.version for v in registry.versions()] == [1] and registry.serving().version == 1
+    assert fail(catalog, job_id, "the training process was killed (SIGTERM) before it finished.")
+    job = get_job(catalog, job_id)
+    assert job.state == "cancelled" and job.error == CANCELLED_RUNNING and job.candidate_version is None
+    assert not fail(catalog, job_id, "again")  # exactly one terminal state
+    with pytest.raises(Conflict):
+        cancel(catalog, job_id)
+
+    other = create_job(catalog, **common).id  # no cancel: it succeeds, and then cannot be cancelled
+    assert claim(catalog, other, "here:1")
+    version, _ = registry.register(
+        model_copy(tiny_model, tmp_path / "candidate2"),
+        source=f"job:{other}",
+        job_id=other,
+        on_commit=lambda session, version, served: succeed(session, other, candidate_version=version),
+    )
+    assert get_job(catalog, other).state == "succeeded" and get_job(catalog, other).candidate_version == version == 2
+    with pytest.raises(Conflict, match="already succeeded"):
+        cancel(catalog, other)
+    catalog.dispose()

@@ -116,7 +116,7 @@ class ServingEventRow(Base):
 class TrainingJobRow(Base):
     __tablename__ = "training_jobs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | succeeded | failed
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | succeeded | failed | cancelled
     dataset: Mapped[str] = mapped_column(String(200))
     dataset_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     options: Mapped[dict] = mapped_column(JSON)
@@ -127,6 +127,8 @@ class TrainingJobRow(Base):
     started: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Set when an admin cancels a running job (migration 0003); its worker stops the training process.
+    cancel_requested: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     epoch: Mapped[int] = mapped_column(Integer, default=0)

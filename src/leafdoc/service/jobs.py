@@ -2,7 +2,14 @@
 queue that carries their ids to a worker (SqliteHuey file under the data home, or Redis at scale).
 
 The queue only says "look at job X"; everything else is in the row. A task for a job that is no
-longer queued does nothing, so a job enqueued twice (after a restart, say) still runs once.
+longer queued does nothing, so a job enqueued twice (after a restart, say) still runs once, and a job
+cancelled while queued never runs.
+
+Cancelling a running job only sets `cancel_requested`: its worker sees it within a second, stops the
+training process and ends the job `cancelled`. Every way a job ends is one conditional UPDATE on its
+state, so a job cancelled as it finishes ends in exactly one terminal state, and a candidate is
+registered only if the job is still running with no cancel requested (checked in the transaction that
+registers it).
 """
 
 from __future__ import annotations
@@ -11,16 +18,18 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
-from leafdoc.errors import ConfigError, NotFound
+from leafdoc.errors import ConfigError, Conflict, NotFound
 from leafdoc.settings import Settings
 
-JOB_STATES = ("queued", "running", "succeeded", "failed")
-TERMINAL = ("succeeded", "failed")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled")
 TASK_NAME = "leafdoc.train_job"
 TRAINING_LEASE = "training"  # one training job at a time, across every worker
+CANCELLED_QUEUED = "cancelled by an admin before it started."
+CANCELLED_RUNNING = "cancelled by an admin while it ran: its training process was stopped and nothing was registered."
 
 
 def make_huey(settings: Settings):
@@ -86,6 +95,7 @@ def job_dict(row: TrainingJobRow) -> dict:
         "created": row.created.isoformat() if row.created else None,
         "started": row.started.isoformat() if row.started else None,
         "finished": row.finished.isoformat() if row.finished else None,
+        "cancel_requested": row.cancel_requested.isoformat() if row.cancel_requested else None,
         "epoch": row.epoch,
         "epochs": row.epochs,
         "progress": row.progress,
@@ -167,14 +177,80 @@ def claim(catalog: Catalog, job_id: str, worker: str) -> bool:
 
 
 def fail(catalog: Catalog, job_id: str, error: str) -> bool:
-    """Mark a job failed unless it already finished. True if this call marked it."""
+    """Mark a job failed unless it already finished; `cancelled` instead if an admin asked to cancel it
+    (however its process then ended). One statement, so a cancel request arriving meanwhile is not
+    lost. True if this call ended the job."""
+    cancelling = TrainingJobRow.cancel_requested.is_not(None)
     with catalog.Session.begin() as s:
         res = s.execute(
             update(TrainingJobRow)
             .where(TrainingJobRow.id == job_id, TrainingJobRow.state.not_in(TERMINAL))
-            .values(state="failed", error=error[:4000], finished=utcnow())
+            .values(
+                state=case((cancelling, "cancelled"), else_="failed"),
+                error=case((cancelling, CANCELLED_RUNNING), else_=error[:4000]),
+                finished=utcnow(),
+            )
         )
         return res.rowcount == 1
+
+
+class JobCancelled(Conflict):
+    """The job was cancelled, or ended by a worker that lost it, before it could succeed."""
+
+
+def cancel(catalog: Catalog, job_id: str) -> TrainingJobRow:
+    """An admin's cancel: a queued job is cancelled at once; a running one gets `cancel_requested` and its
+    worker ends it. Asking again while it runs changes nothing. Conflict if it already finished."""
+    now = utcnow()
+    job = TrainingJobRow
+    with catalog.Session.begin() as s:
+        # Each UPDATE re-checks the state under the row's write lock: a worker claiming the job or the
+        # job finishing at the same moment makes the first one match nothing, never both.
+        done = s.execute(
+            update(job)
+            .where(job.id == job_id, job.state == "queued")
+            .values(state="cancelled", cancel_requested=now, finished=now, error=CANCELLED_QUEUED)
+        ).rowcount
+        if not done:
+            s.execute(
+                update(job)
+                .where(job.id == job_id, job.state == "running", job.cancel_requested.is_(None))
+                .values(cancel_requested=now)
+            )
+        row = s.get(job, job_id, populate_existing=True)
+        if row is None:
+            raise NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
+        if row.state in TERMINAL and not done:
+            raise Conflict(
+                f"training job {job_id} has already {'been ' if row.state == 'cancelled' else ''}{row.state}; "
+                "only a queued or running job can be cancelled.",
+                hint="Start a new job to train again.",
+            )
+        return row
+
+
+def cancel_requested(catalog: Catalog, job_id: str) -> bool:
+    with catalog.Session() as s:
+        return s.scalar(select(TrainingJobRow.cancel_requested).where(TrainingJobRow.id == job_id)) is not None
+
+
+def succeed(session, job_id: str, **values) -> None:
+    """Inside the transaction that registers the job's candidate: running -> succeeded, or JobCancelled
+    (which rolls the registration back) if the job was cancelled or already ended."""
+    res = session.execute(
+        update(TrainingJobRow)
+        .where(
+            TrainingJobRow.id == job_id,
+            TrainingJobRow.state == "running",
+            TrainingJobRow.cancel_requested.is_(None),
+        )
+        .values(state="succeeded", finished=utcnow(), **values)
+    )
+    if res.rowcount != 1:
+        raise JobCancelled(
+            f"training job {job_id} was cancelled (or ended by its worker) before its candidate was registered; "
+            "nothing was registered."
+        )
 
 
 def stale_running(catalog: Catalog, lease_seconds: float) -> list[TrainingJobRow]:

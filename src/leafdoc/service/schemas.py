@@ -83,9 +83,12 @@ class DuplicateFile(BaseModel):
     file: str
 
 
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
 class TrainingJob(BaseModel):
     id: str
-    state: Literal["queued", "running", "succeeded", "failed"]
+    state: JobState
     dataset: str
     dataset_version: int | None
     options: dict[str, Any]
@@ -95,6 +98,9 @@ class TrainingJob(BaseModel):
     created: datetime | None
     started: datetime | None
     finished: datetime | None
+    cancel_requested: datetime | None = Field(
+        None, description="When an admin asked to cancel it; a running job then ends `cancelled` within seconds."
+    )
     epoch: int
     epochs: int
     progress: dict[str, Any] | None

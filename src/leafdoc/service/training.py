@@ -3,9 +3,10 @@
 `python -m leafdoc.service.training JOB_ID` reads the settings as JSON on stdin, trains on the job's
 dataset version warm-started from the serving model, scores the candidate and the serving model on
 the candidate's test images, and registers the candidate (promoting it if the rule says so) in the
-same transaction that marks the job succeeded. Any error marks the job failed with its message and
-registers nothing. This is the only module of the service that imports TensorFlow, and only here,
-in the job's own process.
+same transaction that marks the job succeeded, if it is still running with no cancel requested. Any
+error marks the job failed (cancelled, if an admin asked) with its message and registers nothing.
+This is the only module of the service that imports TensorFlow, and only here, in the job's own
+process.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import traceback
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
 from leafdoc.data.ingest import get_version
 from leafdoc.errors import ConfigError, LeafdocError
 from leafdoc.registry import Registry
 from leafdoc.service.errors import InvalidRequest
-from leafdoc.service.jobs import JobQueue, create_job, fail, get_job, job_dict, update_job
+from leafdoc.service.jobs import JobQueue, create_job, fail, get_job, job_dict, succeed, update_job
 from leafdoc.settings import Settings
 from leafdoc.train.config import TrainConfig
 
@@ -193,14 +195,17 @@ def run_job(settings: Settings, job_id: str) -> int:
         decision["promoted"] = decision["promote"]
 
         def finish(s, version: int, served: bool) -> None:
-            job = s.get(TrainingJobRow, job_id)
+            # Raises JobCancelled if the job was cancelled meanwhile: the whole registration rolls back.
+            metrics = s.scalar(select(TrainingJobRow.metrics).where(TrainingJobRow.id == job_id)) or {}
             promotion = s.get(ModelVersionRow, version).promotion or {}
-            job.state = "succeeded"
-            job.finished = utcnow()
-            job.candidate_version = version
-            job.promotion = {**promotion, "promoted": served}
-            job.metrics = {**(job.metrics or {}), "test": (card.get("metrics") or {}).get("test")}
-            job.progress = {"phase": "done"}
+            succeed(
+                s,
+                job_id,
+                candidate_version=version,
+                promotion={**promotion, "promoted": served},
+                metrics={**metrics, "test": (card.get("metrics") or {}).get("test")},
+                progress={"phase": "done"},
+            )
 
         registry.register(
             out,

@@ -4,7 +4,9 @@ One loop, one job at a time: take a task from the Huey queue, take the cluster-w
 claim the job, and run it in a child process (`python -m leafdoc.service.training`). The child can
 crash, run out of memory or be killed without harming the worker or the API: the worker then marks
 the job failed with what happened. While the child runs, the worker renews the lease and the job's
-heartbeat; a worker that dies stops renewing, and the next worker to start marks its job failed.
+heartbeat; a worker that dies stops renewing, and the next worker to start marks its job failed. It
+also looks every second for an admin's cancel request: then it stops the child the same way and the
+job ends `cancelled` (the child registers a candidate only if no cancel was requested).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from pathlib import Path
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
+from leafdoc.errors import NotFound
 from leafdoc.service.jobs import (
+    CANCELLED_RUNNING,
     TRAINING_LEASE,
     JobQueue,
+    cancel_requested,
     claim,
     fail,
     get_job,
@@ -40,6 +45,7 @@ from leafdoc.settings import Settings
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+CANCEL_CHECK_SECONDS = 1.0
 LOG_TAIL_LINES = 8
 
 
@@ -156,6 +162,13 @@ class Worker:
     # ---- one job -------------------------------------------------------------------------------
 
     def run_job(self, job_id: str) -> None:
+        try:
+            state = get_job(self.catalog, job_id).state
+        except NotFound:
+            state = None
+        if state != "queued":  # cancelled while queued, already run, or gone: nothing to wait for
+            log.info("job %s: %s, skipped", job_id, state or "not in the catalog")
+            return
         holder = f"{self.name}:{job_id}"
         ttl = self.settings.job_lease_seconds
         if not leases.try_acquire(self.catalog, TRAINING_LEASE, holder, ttl):
@@ -174,7 +187,7 @@ class Worker:
         log_path = self.logs_dir / f"{job_id}.log"
         cmd = [sys.executable, "-m", "leafdoc.service.training", job_id]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        interrupted = False
+        interrupted = cancelled = False
         try:
             with open(log_path, "ab") as logf:
                 child = subprocess.Popen(
@@ -194,7 +207,7 @@ class Worker:
                     child.stdin.close()
                 except BrokenPipeError:
                     pass
-                beat = time.monotonic()
+                beat = looked = time.monotonic()
                 while True:
                     try:
                         rc = child.wait(timeout=0.5)
@@ -205,6 +218,16 @@ class Worker:
                         interrupted = True
                         rc = self._stop_child(child)
                         break
+                    if time.monotonic() - looked >= CANCEL_CHECK_SECONDS:
+                        looked = time.monotonic()
+                        try:
+                            cancelled = cancel_requested(self.catalog, job_id)
+                        except Exception:  # the catalog may be briefly unreachable: look again next time
+                            log.exception("could not check whether job %s was cancelled", job_id)
+                        if cancelled:
+                            log.info("job %s: cancelled by an admin; stopping process %s", job_id, child.pid)
+                            rc = self._stop_child(child)
+                            break
                     if time.monotonic() - beat >= min(10.0, ttl / 4):
                         beat = time.monotonic()
                         try:
@@ -219,7 +242,9 @@ class Worker:
             self.child = None
         job = get_job(self.catalog, job_id)
         if job.state == "running":
-            if interrupted:
+            if cancelled:
+                error = CANCELLED_RUNNING  # fail() ends it `cancelled`, since the cancel was requested
+            elif interrupted:
                 error = "interrupted: the worker was stopped while this job ran; submit it again."
             else:
                 error = _describe_exit(rc) + " before it finished."

@@ -1,8 +1,6 @@
-"""/v1/training-jobs: start a retraining (admin), follow it."""
+"""/v1/training-jobs: start a retraining (admin), follow it, cancel it (admin)."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from leafdoc.service import jobs, training
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.routes import ADMIN, errors
-from leafdoc.service.schemas import TrainingJob, TrainingJobCreate, TrainingJobList
+from leafdoc.service.schemas import JobState, TrainingJob, TrainingJobCreate, TrainingJobList
 
 router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
 
@@ -40,7 +38,7 @@ async def create_job(body: TrainingJobCreate | None = Body(None), state: AppStat
 
 @router.get("", response_model=TrainingJobList, summary="Training jobs, newest first")
 def list_jobs(
-    state_filter: Literal["queued", "running", "succeeded", "failed"] | None = Query(None, alias="state"),
+    state_filter: JobState | None = Query(None, alias="state"),
     limit: int = Query(100, ge=1, le=1000),
     state: AppState = Depends(get_state),
 ) -> dict:
@@ -56,3 +54,18 @@ def list_jobs(
 )
 def get_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
     return jobs.job_dict(jobs.get_job(state.catalog, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=TrainingJob,
+    summary="Cancel a job: a queued one at once, a running one within seconds (its worker stops it)",
+    description="A queued job answers `cancelled`. A running job answers `running` with `cancel_requested` set; "
+    "its worker stops the training process, registers nothing and ends it `cancelled`. "
+    "409 if the job already finished.",
+    responses=errors(*ADMIN, 404, 409),
+    dependencies=[Depends(require_admin)],
+)
+async def cancel_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
+    row = await run_in_threadpool(jobs.cancel, state.catalog, job_id)
+    return jobs.job_dict(row)
