@@ -361,13 +361,23 @@ def test_builtin_server_promotes_rolls_back_uploads_retrains_and_stops_on_close(
     qtbot.waitUntil(lambda: tab.last_upload is not None, timeout=SLOW)
     assert tab.last_upload["added"] == 18 and tab.last_upload["n_classes"] == 3
 
-    # A real job starts and is followed; finishing one takes minutes on two busy cores, so the test
-    # closes the app while it runs: the server, its consumer and the training process must all stop.
+    # A real job starts, is followed and cancelled while it runs: the button is there only while it can be.
+    assert not tab.cancel_button.isEnabled()
     tab.epochs.setValue(1)
     tab.train_button.click()
     qtbot.waitUntil(lambda: "<b>running</b>" in tab.job_label.text(), timeout=SLOW)
+    assert tab.cancel_button.isEnabled()
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: "<b>cancelled</b>" in tab.job_label.text(), timeout=SLOW)
+    assert "nothing was registered" in tab.job_label.text() and not error_dialogs(window)
+    assert tab.train_button.isEnabled() and not tab.cancel_button.isEnabled() and not tab.poll_timer.isActive()
+
+    # Finishing one takes minutes on two busy cores, so the test closes the app while the next one
+    # runs: the server, its consumer and the training process must all stop.
+    tab.train_button.click()
+    qtbot.waitUntil(lambda: "<b>running</b>" in tab.job_label.text(), timeout=SLOW)
     assert "on <b>mine</b>" in tab.job_label.text() and not tab.train_button.isEnabled()
-    assert tab.poll_timer.isActive()
+    assert tab.poll_timer.isActive() and tab.cancel_button.isEnabled()
     assert not asked and not error_dialogs(window)
 
     server_pid = local.proc.pid

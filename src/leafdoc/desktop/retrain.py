@@ -2,7 +2,8 @@
 
 1. Upload a folder of class folders (zipped on the fly) or a zip of one, with a progress bar; the
    answer lists how many photos were accepted, and which were duplicates or rejected, and why.
-2. Start a retraining job and follow it (state, epoch of epochs, metrics) by polling the server.
+2. Start a retraining job and follow it (state, epoch of epochs, metrics) by polling the server;
+   cancel it while it is queued or running.
 3. See every model version with its test metrics; promote one or roll back to the previous one.
 
 All of it needs the admin token: the built-in server's own, or one asked once and kept.
@@ -37,7 +38,7 @@ from leafdoc.desktop.prefs import get_str
 
 POLL_MS = 1500
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
-FINISHED = ("succeeded", "failed")
+FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def upload(client, path: Path, dataset: str | None, progress) -> dict:
@@ -79,6 +80,10 @@ def job_progress(job: dict) -> tuple[int, str]:
         return 100, "finished"
     if state == "failed":
         return 0, "failed"
+    if state == "cancelled":
+        return 0, "cancelled"
+    if job.get("cancel_requested"):
+        return round(100 * epoch / epochs) if epochs else 0, "cancelling: the training is being stopped"
     fraction = epoch / epochs if epochs else 0.0
     if epochs and progress.get("steps") and epoch < epochs:
         fraction = (epoch + progress.get("batch", 0) / progress["steps"]) / epochs
@@ -188,11 +193,16 @@ class RetrainTab(QWidget):
         self.train_button = QPushButton("Start retraining")
         self.train_button.clicked.connect(self.start_training)
         grid.addWidget(self.train_button, 0, 2)
+        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button.setToolTip("Stop the job shown: nothing it trained is kept.")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        grid.addWidget(self.cancel_button, 0, 3)
         self.job_bar = QProgressBar()
         self.job_bar.setRange(0, 100)
         self.job_bar.setValue(0)
         self.job_bar.setFormat("no retraining running")
-        grid.addWidget(self.job_bar, 0, 3)
+        grid.addWidget(self.job_bar, 0, 4)
         self.job_label = QLabel(
             "Retraining starts from the serving model and uses the latest version of the dataset. The new "
             "version replaces the serving one only if it scores at least as well on the test photos."
@@ -200,8 +210,8 @@ class RetrainTab(QWidget):
         self.job_label.setObjectName("jobStatus")
         self.job_label.setWordWrap(True)
         self.job_label.setTextFormat(Qt.TextFormat.RichText)
-        grid.addWidget(self.job_label, 1, 0, 1, 4)
-        grid.setColumnStretch(3, 1)
+        grid.addWidget(self.job_label, 1, 0, 1, 5)
+        grid.setColumnStretch(4, 1)
         return box
 
     def _models_box(self) -> QGroupBox:
@@ -420,6 +430,34 @@ class RetrainTab(QWidget):
 
         self.tasks.run(client.job, self.job["id"], on_done=done, on_error=failed, on_finally=always)
 
+    def cancel_job(self) -> None:
+        job = self.job
+        if job is None or job["state"] in FINISHED:
+            return
+        if not dialogs.confirm(
+            self,
+            "Cancel this job?",
+            f"Stop the training job {job['id'][:8]}? What it has trained so far is not kept.",
+        ):
+            return
+        self.session.with_admin(self, lambda: self._cancel(job["id"]))
+
+    def _cancel(self, job_id: str) -> None:
+        client = self.session.client
+        if client is None:
+            return
+        self.cancel_button.setEnabled(False)
+
+        def done(job: dict) -> None:
+            if self.job is not None and job["id"] == self.job["id"]:
+                self._follow(job)
+
+        def failed(exc: BaseException) -> None:
+            self.cancel_button.setEnabled(self.job is not None and self.job["state"] not in FINISHED)
+            self.session.admin_error(self, exc, "Could not cancel the job")
+
+        self.tasks.run(client.cancel_job, job_id, on_done=done, on_error=failed)
+
     def _show_job(self, job: dict) -> None:
         percent, words = job_progress(job)
         self.job_bar.setValue(percent)
@@ -428,6 +466,7 @@ class RetrainTab(QWidget):
         metrics = job.get("metrics") or {}
         if metrics.get("last"):
             lines.append("Last epoch: " + metrics_text(metrics["last"]))
+        self.cancel_button.setEnabled(job["state"] not in FINISHED and not job.get("cancel_requested"))
         if job["state"] in FINISHED:
             self.poll_timer.stop()
             self.train_button.setEnabled(True)
@@ -442,6 +481,10 @@ class RetrainTab(QWidget):
             self.job = None
             self.refresh()
             self.window_.model_changed()
+        elif job["state"] == "cancelled":
+            self.job = None
+            why = job.get("error") or "Cancelled."
+            lines.append(f"<span style='color:#555'>{why} The serving model is unchanged.</span>")
         elif job["state"] == "failed":
             self.job = None
             lines.append(f"<span style='color:#a02020'>{job.get('error') or 'The job failed.'}</span>")
