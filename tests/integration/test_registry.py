@@ -184,14 +184,22 @@ def test_leases_exclude_expire_and_release(tmp_path):
     assert leases.current_holder(catalog, "x") is None
 
 
-def test_an_older_catalog_upgrades_in_place(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+def _old_catalog(url: str, revision: str, *sql: str):
+    """A catalog file migrated only up to `revision` (as an older leafdoc left it), with rows from `sql`."""
     engine = make_engine(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+        command.upgrade(cfg, revision)
+        for statement in sql:
+            conn.exec_driver_sql(statement)
+    return engine
+
+
+def test_an_older_catalog_upgrades_in_place(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = _old_catalog(url, "0001")
     assert "model_versions" not in inspect(engine).get_table_names()
     catalog = Catalog(url)
     tables = set(inspect(catalog.engine).get_table_names())
@@ -200,16 +208,12 @@ def test_an_older_catalog_upgrades_in_place(tmp_path):
 
 def test_a_catalog_from_before_job_cancelling_upgrades_and_keeps_its_jobs(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    engine = make_engine(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
-        conn.exec_driver_sql(
-            "INSERT INTO training_jobs (id, state, dataset, options, warm_start, created, epoch, epochs) "
-            "VALUES ('old', 'running', 'tiny', '{}', 1, '2026-01-01 00:00:00', 0, 1)"
-        )
+    engine = _old_catalog(
+        url,
+        "0002",
+        "INSERT INTO training_jobs (id, state, dataset, options, warm_start, created, epoch, epochs) "
+        "VALUES ('old', 'running', 'tiny', '{}', 1, '2026-01-01 00:00:00', 0, 1)",
+    )
     assert "cancel_requested" not in {c["name"] for c in inspect(engine).get_columns("training_jobs")}
     catalog = Catalog(url)
     assert "cancel_requested" in {c["name"] for c in inspect(catalog.engine).get_columns("training_jobs")}
