@@ -255,6 +255,26 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
     assert "ui-upload" in result and "4 new photo(s) added" in result and "notes.txt" in result
 
 
+def test_cancel_the_followed_job_from_the_page(page, live_server):
+    with LeafdocClient(live_server.base, admin_token=live_server.token) as api:
+        long = {"epochs": 300, "patience": 300, "batch_size": 8, "image_size": 32, "weights": "none"}
+        job = api.start_training(options=long)
+        try:
+            enter_token(page, live_server.token, expect="Token accepted")
+            wait_for_text(page, "job-status", job["id"][:8])
+            page.wait_for_selector("#cancel-job:not([disabled])")
+            page.click("#cancel-job")
+            said = wait_for_text(page, "retrain-status", job["id"][:8])
+            assert "✓" in said and "ancel" in said and "Traceback" not in said
+            wait_for_text(page, "job-status", "cancelled")  # followed until its worker has stopped it
+            page.wait_for_selector("#cancel-job[disabled]")
+            done = api.job(job["id"])
+            assert done["state"] == "cancelled" and done["candidate_version"] is None
+        finally:
+            if api.job(job["id"])["state"] in ("queued", "running"):  # never leave a long job on the shared server
+                api.cancel_job(job["id"])
+
+
 def test_promote_and_roll_back_from_the_page(browser, own_server):
     """On a server of its own with a second version registered: promotion would move the shared server's model."""
     page = open_page(browser, f"{own_server.base}/ui/")

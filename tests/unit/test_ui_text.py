@@ -114,6 +114,12 @@ def test_model_versions_table_and_job():
     failed = text.job_summary({**job, "state": "failed", "error": "out of memory"})
     assert "**Error:** out of memory" in failed
     assert "No training job yet" in text.job_summary(None)
+    assert text.job_can_cancel(job) and text.job_can_cancel({**job, "state": "queued"})
+    cancelling = {**job, "cancel_requested": "2026-11-21T11:31:00"}
+    assert "cancelling" in text.job_summary(cancelling) and not text.job_can_cancel(cancelling)
+    cancelled = {**cancelling, "state": "cancelled", "error": "cancelled by an admin while it ran"}
+    assert "⊘ cancelled" in text.job_summary(cancelled) and "cancelled by an admin" in text.job_summary(cancelled)
+    assert not text.job_is_active(cancelled) and not text.job_can_cancel(cancelled) and not text.job_can_cancel(None)
 
 
 def test_the_page_calls_its_own_server_unless_told_otherwise(tmp_path):

@@ -328,7 +328,9 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         epochs = gr.Textbox(label="Epochs", placeholder="as the serving model", scale=2, elem_id="train-epochs")
         train_button = gr.Button("Start retraining", variant="primary", scale=1, elem_id="train-button")
         refresh_job = gr.Button("Refresh", scale=1, elem_id="refresh-job")
+        cancel_job = gr.Button("Cancel job", variant="stop", scale=1, interactive=False, elem_id="cancel-job")
     job = gr.Markdown("Enter the admin token to follow training jobs.", elem_id="job-status")
+    followed = gr.State(None)  # the id of the job shown, which *Cancel job* cancels
     timer = gr.Timer(JOB_POLL_SECONDS, active=False)
 
     gr.Markdown("### 3 · Model versions")
@@ -365,17 +367,22 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         jobs = api.jobs(limit=1)
         return jobs[0] if jobs else None
 
+    def follow(current: dict | None) -> tuple[str | None, dict]:
+        """The followed job's id and the *Cancel job* button, enabled while it can be cancelled."""
+        return (current or {}).get("id"), gr.update(interactive=text.job_can_cancel(current))
+
     def check_token(key: str, request: gr.Request):
         try:
             with _client(settings, request, key) as api:
                 api.check_token()
                 current = latest(api)
         except Exception as exc:
-            return _fail(exc, "Checking the token"), gr.skip(), gr.skip()
+            return _fail(exc, "Checking the token"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
             _status("✓ Token accepted.", ok=True),
             text.job_summary(current),
             gr.Timer(active=text.job_is_active(current)),
+            *follow(current),
         )
 
     def upload(path: str | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
@@ -416,23 +423,27 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
                 ),
                 gr.skip(),
                 gr.skip(),
+                gr.skip(),
+                gr.skip(),
             )
         options = {"epochs": int(n_epochs)} if n_epochs else {}
         try:
             with _client(settings, request, key) as api:
                 started = api.start_training(dataset=dataset.strip() or None, options=options)
         except Exception as exc:
-            return _fail(exc, "Starting the training"), gr.skip(), gr.skip()
+            return _fail(exc, "Starting the training"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
             _status(f"✓ Training job {started['id'][:8]} started: follow it below.", ok=True),
             text.job_summary(started),
             gr.Timer(active=True),
+            *follow(started),
         )
 
     def poll(key: str, request: gr.Request):
         """The latest job; models are re-read once it finishes (a new version may be serving)."""
+        idle = (None, gr.update(interactive=False))
         if not (key or "").strip():
-            return "Enter the admin token to follow training jobs.", gr.Timer(active=False), gr.skip(), gr.skip()
+            return "Enter the admin token to follow training jobs.", gr.Timer(active=False), gr.skip(), gr.skip(), *idle
         try:
             with _client(settings, request, key) as api:
                 current = latest(api)
@@ -440,8 +451,30 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
                 rows, options = (gr.skip(), gr.skip()) if active else models_view(api)
         except Exception as exc:
             message, hint = _problem(exc, "Following the training job")
-            return text.error_text(message, hint, "Cannot follow the job"), gr.Timer(active=False), gr.skip(), gr.skip()
-        return text.job_summary(current), gr.Timer(active=active), rows, options
+            error = text.error_text(message, hint, "Cannot follow the job")
+            return error, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return text.job_summary(current), gr.Timer(active=active), rows, options, *follow(current)
+
+    def cancel(key: str, job_id: str | None, request: gr.Request):
+        """Cancel the job shown: a queued one ends at once, a running one once its worker has stopped it."""
+        if not job_id:
+            message = text.error_text("There is no job to cancel.", title="Nothing cancelled")
+            return _status(message, ok=False), gr.skip(), gr.skip(), gr.update(interactive=False)
+        try:
+            with _client(settings, request, key) as api:
+                current = api.cancel_job(job_id)
+        except Exception as exc:
+            return _fail(exc, "Cancelling the job"), gr.skip(), gr.skip(), gr.skip()
+        if current["state"] == "cancelled":
+            message = f"✓ Training job {job_id[:8]} cancelled: it never ran."
+        else:
+            message = f"✓ Cancelling training job {job_id[:8]}: its training is being stopped; nothing will be kept."
+        return (
+            _status(message, ok=True),
+            text.job_summary(current),
+            gr.Timer(active=text.job_is_active(current)),
+            gr.update(interactive=text.job_can_cancel(current)),
+        )
 
     def pointer(action: str) -> Callable:
         def act(key: str, version: int | None, why: str, request: gr.Request):
@@ -466,12 +499,13 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         return act
 
     blocks.load(show_models, None, [table, chosen])
-    check.click(check_token, [token], [status, job, timer])
-    token.submit(check_token, [token], [status, job, timer])
+    check.click(check_token, [token], [status, job, timer, followed, cancel_job])
+    token.submit(check_token, [token], [status, job, timer, followed, cancel_job])
     upload_button.click(upload, [archive, token, upload_dataset, retrain_after], [status, upload_result, timer])
-    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer])
-    refresh_job.click(poll, [token], [job, timer, table, chosen])
-    timer.tick(poll, [token], [job, timer, table, chosen], show_progress="hidden")
+    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job])
+    refresh_job.click(poll, [token], [job, timer, table, chosen, followed, cancel_job])
+    timer.tick(poll, [token], [job, timer, table, chosen, followed, cancel_job], show_progress="hidden")
+    cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job])
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
     refresh_models.click(show_models, None, [table, chosen])

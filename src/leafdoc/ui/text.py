@@ -175,8 +175,9 @@ def job_summary(job: dict | None) -> str:
     if not job:
         return "No training job yet. Upload photos with *Retrain when the upload is in*, or press *Start retraining*."
     state = job.get("state", "?")
-    icon = {"succeeded": "✓", "failed": "✗"}.get(state, "…" if state in ("queued", "running") else "")
-    lines = [f"**Job {esc(job['id'][:8])}: {icon} {esc(state)}** — dataset {esc(job.get('dataset', ''))}"]
+    icon = {"succeeded": "✓", "failed": "✗", "cancelled": "⊘"}.get(state, "…" if state in ("queued", "running") else "")
+    shown = "cancelling" if state == "running" and job.get("cancel_requested") else state
+    lines = [f"**Job {esc(job['id'][:8])}: {icon} {esc(shown)}** — dataset {esc(job.get('dataset', ''))}"]
     if job.get("dataset_version"):
         lines[0] += f" v{job['dataset_version']}"
     progress = job.get("progress") or {}
@@ -205,6 +206,11 @@ def job_summary(job: dict | None) -> str:
 
 def job_is_active(job: dict | None) -> bool:
     return bool(job) and job.get("state") in ("queued", "running")
+
+
+def job_can_cancel(job: dict | None) -> bool:
+    """Queued or running, and no cancel asked yet."""
+    return job_is_active(job) and not job.get("cancel_requested")
 
 
 def upload_summary(up: dict) -> str:
