@@ -298,6 +298,8 @@ def run_training(
                 bar.update(task, description="evaluating on the test split", info="")
             elif e["event"] == "resume":
                 console.log(f"continuing from the checkpoint after {e['phase']} epoch {e['epoch']}")
+            elif e["event"] == "restart":
+                console.log(f"[yellow]{e['reason']}[/]: training from the first epoch (it is replaced after it)")
 
         checkpoint = beside(out_dir)
         if not resume:
@@ -646,6 +648,8 @@ def experiment(
     """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves.
 
     The report is rewritten after every run; if the command stops part-way, run it again with --resume."""
+    import signal
+
     from leafdoc.experiments.recipe import DEFAULT_DATA_ROOT, load_recipe
     from leafdoc.experiments.runner import run_experiment
 
@@ -672,16 +676,23 @@ def experiment(
             elif kind == "message":
                 console.log(esc(e["text"]))
 
-        results = run_experiment(
-            spec,
-            data_root=data or DEFAULT_DATA_ROOT,
-            out=out_dir,
-            quick=quick,
-            weights=weights,
-            tracking_uri=tracking_uri,
-            resume=resume,
-            on_event=on_event,
-        )
+        def interrupt(signum, frame):  # a kill (stopped container, ended session) ends like Ctrl-C, so the
+            raise KeyboardInterrupt  # report says how far each run got
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            results = run_experiment(
+                spec,
+                data_root=data or DEFAULT_DATA_ROOT,
+                out=out_dir,
+                quick=quick,
+                weights=weights,
+                tracking_uri=tracking_uri,
+                resume=resume,
+                on_event=on_event,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if as_json:
         _emit_json(results)
         return
@@ -735,7 +746,12 @@ def desktop(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode, Typer returns the code of a typer.Exit (130 for Ctrl-C) instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            if code == 130:
+                console.print("stopped")
+            sys.exit(code)
     except LeafdocError as exc:
         console.print(f"[bold red]error:[/] {esc(exc.message)}")
         if exc.hint:

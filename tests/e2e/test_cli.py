@@ -59,6 +59,8 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
     labels = json.loads((out / "labels.json").read_text())
     assert all(t["label"] in labels for t in answers[0]["top_k"])
     assert "notes.jpg" in answers[1]["error"] and "top_k" not in answers[1]
+    r = leafdoc("predict", out, bad, home=tmp_path / "home")  # nothing could be read: the shell must know
+    assert r.returncode == 1 and "notes.jpg" in r.stdout + r.stderr
 
     r = leafdoc("export", out, "--format", "tflite", home=tmp_path / "home")
     assert r.returncode == 0, r.stderr

@@ -51,7 +51,9 @@ class Tracker:
             # Without an explicit location, a SQLite store puts artifacts in ./mlruns of whatever the
             # current folder is; keep them beside the database.
             Path(artifact_root).mkdir(parents=True, exist_ok=True)
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_root.as_uri())
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=Path(artifact_root).resolve().as_uri()
+            )
 
     def start(self, name: str, params: dict, tags: dict[str, str], parent: str | None = None) -> str:
         from mlflow.entities import Param
