@@ -5,6 +5,7 @@ with an extra dense layer whose export still agrees with Keras, an Optuna trial,
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -290,7 +291,8 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     kept = sorted(p.name for p in (out / "tune").glob("trial-*"))
     assert len(kept) == 1 and kept[0] in {"trial-000", "trial-001"}  # only the best finished trial is kept
     partial = json.loads((out / "results.json").read_text())
-    assert partial["pending"] == ["tuned"]
+    assert partial["pending"] == ["tuned"] and partial["progress"] == {"tuned": "3 of 4 trials finished"}
+    assert "Part-way: tuned (3 of 4 trials finished)" in (out / "report.md").read_text()
 
     calls.clear()
     monkeypatch.setattr(runner, "_train_tracked", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
@@ -321,35 +323,48 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     assert "stopped at epoch 2" in report and "1 of 4 stopped" in report and "incomplete" not in report
 
 
-def test_run_stopped_mid_training_continues_from_its_checkpoint(experiment, tmp_path):
-    """A run stopped during its second epoch: `--resume` goes on at that epoch (not the first), the
-    MLflow run and the report carry all its epochs, and the checkpoint is gone once the run is done."""
+def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_checkpoint(experiment, tmp_path):
+    """`leafdoc experiment` killed (SIGTERM: a stopped container or session) during the second epoch of its
+    second run: the report says how far that run got; `--resume` reuses the first run and goes on with the
+    second at the epoch it reached (not the first); the MLflow run and the report carry all its epochs."""
+    import signal
+    import subprocess
+    import sys
+
     from leafdoc.experiments import runner
     from leafdoc.experiments.recipe import load_recipe
 
     path = tmp_path / "runs.yaml"
-    path.write_text(SEARCH_RECIPE.split("tune:")[0] + "quick:\n  per_class: 8\n")
-    recipe = load_recipe(str(path))
+    path.write_text(SEARCH_RECIPE.split("tune:")[0] + "  - name: longer\n    epochs: 8\nquick:\n  per_class: 8\n")
     data, out = experiment[0].parent / "datasets", tmp_path / "out"
-    epochs = []
-
-    def stop_in_epoch_2(e):
-        if e["event"] == "epoch":
-            epochs.append(e["epoch"])
-        if e["event"] == "batch" and epochs == [1]:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, on_event=stop_in_epoch_2)
-    state = json.loads((out / "runs" / ".base.checkpoint" / "state.json").read_text())
-    assert state["epoch"] == 1 and not (out / "runs" / "base").exists()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "leafdoc.cli", "experiment", str(path), "--data", str(data), "--quick"]
+    cmd += ["--out", "out", "--resume"]  # relative to the working folder, as a user types it
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "longer scratch epoch 2:" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.stdout.read()
+    assert proc.wait(timeout=120) == 130, "".join(seen)  # as for Ctrl-C
+    state = json.loads((out / "runs" / ".longer.checkpoint" / "state.json").read_text())
+    assert 1 <= state["epoch"] < 8 and not (out / "runs" / "longer").exists()  # epoch 2 is logged, then saved
+    partial = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in partial["runs"]] == ["base"] and partial["pending"] == ["longer"]
+    assert partial["progress"] == {"longer": f"checkpoint after epoch {state['epoch']} of 8"}
+    assert f"Part-way: longer (checkpoint after epoch {state['epoch']} of 8)" in (out / "report.md").read_text()
 
     events = []
+    recipe = load_recipe(str(path))
     results = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, on_event=events.append)
-    assert "base: continuing from its checkpoint after epoch 1" in [e.get("text") for e in events]
-    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2, 3]
-    assert [h["epoch"] for h in results["runs"][0]["history"]] == [1, 2, 3]
-    assert not (out / "runs" / ".base.checkpoint").exists() and (out / "runs" / "base" / "run.json").is_file()
+    assert f"longer: continuing from its checkpoint after epoch {state['epoch']}" in [e.get("text") for e in events]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(state["epoch"] + 1, 9))
+    assert results["reused"] == ["base"] and results["pending"] == [] and results["progress"] == {}
+    assert [h["epoch"] for h in results["runs"][1]["history"]] == list(range(1, 9))
+    assert not (out / "runs" / ".longer.checkpoint").exists() and (out / "runs" / "longer" / "run.json").is_file()
+    assert "incomplete" not in (out / "report.md").read_text()
 
 
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):

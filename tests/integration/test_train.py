@@ -278,7 +278,7 @@ def _resumed_fit(cfg, data, folder):
     result = fit(
         build_model(cfg, len(data.classes)), cfg, data, events.append, Checkpoint(folder, fingerprint(cfg, data))
     )
-    return result, [e for e in events if e["event"] in ("epoch", "resume")]
+    return result, [e for e in events if e["event"] in ("epoch", "resume", "restart")]
 
 
 def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf_folder):
@@ -307,7 +307,12 @@ def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf
     other = cfg.model_copy(update={"learning_rate": cfg.base_learning_rate / 2})
     assert Checkpoint(folder, fingerprint(other, data)).state is None  # other settings: not continued
     _, events = _resumed_fit(other, data, folder)
-    assert [e["epoch"] for e in events] == [1, 2, 3, 4]
+    assert events[0] == {"event": "restart", "reason": f"{folder} was saved with other settings or another split"}
+    assert [e["epoch"] for e in events[1:]] == [1, 2, 3, 4]
+    (folder / "state.json").write_text("{not json")  # a damaged checkpoint: said, then replaced
+    _, events = _resumed_fit(other, data, folder)
+    assert events[0]["event"] == "restart" and "not readable JSON" in events[0]["reason"]
+    assert Checkpoint(folder, fingerprint(other, data)).state["finished"]
 
 
 def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, settings, leaf_folder):

@@ -178,8 +178,14 @@ def render_markdown(results: dict) -> str:
         "",
     ]
     if pending:
+        progress = results.get("progress") or {}
+        started = [f"{name} ({progress[name]})" for name in pending if name in progress]
+        waiting = [name for name in pending if name not in progress]
         lines += [
-            f"**Incomplete.** Not run yet: {', '.join(pending)}. This report is rewritten after every run; "
+            "**Incomplete.** "
+            + (f"Part-way: {', '.join(started)}. " if started else "")
+            + (f"Not run yet: {', '.join(waiting)}. " if waiting else "")
+            + "This report is rewritten after every run; "
             f"continue with `leafdoc experiment {results['recipe']}"
             + (" --quick" if results["mode"] == "quick" else "")
             + " --resume` (finished runs are reused).",

@@ -135,6 +135,8 @@ class Experiment:
     results: dict[str, RunResult] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)  # runs taken from an earlier invocation (--resume)
     cache_seconds: dict[str, float] = field(default_factory=dict)
+    progress: dict[str, str] = field(default_factory=dict)  # how far an unfinished run or search got
+    started: float = field(default_factory=time.perf_counter)
 
     def emit(self, event: dict) -> None:
         if self.on_event:
@@ -384,6 +386,8 @@ def _train_tracked(
             exp.tracker.epoch(run_id, e)
         if e.get("event") == "resume":
             e = {"event": "message", "text": f"{name}: continuing from its checkpoint after epoch {e['epoch']}"}
+        elif e.get("event") == "restart":
+            e = {"event": "message", "text": f"{name}: {e['reason']}: training from the first epoch"}
         exp.emit({**e, "run": name})
         if on_epoch and e.get("event") == "epoch":
             on_epoch(e)
@@ -557,10 +561,15 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
             shutil.rmtree(trial_dir, ignore_errors=True)
         return value
 
+    def after_trial(study, _trial) -> None:  # the report says how far the search got
+        exp.progress[spec.name] = f"{sum(t.state in finished for t in study.trials)} of {trials} trials finished"
+        _publish(exp, None, None)
+
     if done:
         exp.emit({"event": "message", "text": f"{spec.name}: {len(done)} of {trials} trials reused from the search"})
+        exp.progress[spec.name] = f"{len(done)} of {trials} trials finished"
     try:
-        study.optimize(objective, n_trials=max(0, trials - len(done)))
+        study.optimize(objective, n_trials=max(0, trials - len(done)), callbacks=[after_trial])
     except BaseException as exc:
         exp.tracker.fail(search_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -648,6 +657,8 @@ def _open_search(exp: Experiment, tune_dir: Path, search: dict, parent_name: str
         )
         atomic_write_json(tune_dir / SEARCH_RECORD, {**search, "mlflow_run_id": search_id})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()  # its handler keeps the stderr of the first caller, which
+    optuna.logging.enable_propagation()  # may be closed by the next (a test runner): use Python's logging
     storage = JournalStorage(JournalFileBackend(str(tune_dir / "journal.log")))
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=spec.prune_startup_trials, n_warmup_steps=spec.prune_warmup_epochs)
@@ -763,24 +774,27 @@ def run_experiment(
         settings.mlruns_dir / "artifacts",
     )
     exp = Experiment(recipe, out, quick, weights, settings, selection, tracker, on_event, resume=resume)
-    t0 = time.perf_counter()
     tuning = pipeline = None
     try:
         _ingest(exp)
         base = exp.config(None)
         for i, run in enumerate(recipe.runs):
             exp.results[run.name] = _run_one(exp, i, run, base)
-            _publish(exp, t0, tuning, pipeline)
+            _publish(exp, tuning, pipeline)
         if recipe.tune:
             tuned, tuning = _tune(exp, base)
             exp.results[tuned.name] = tuned
-            _publish(exp, t0, tuning, pipeline)
+            _publish(exp, tuning, pipeline)
         if recipe.pipeline:
             pipeline = _pipeline(exp)
+    except BaseException:
+        if exp.results:  # stopped part-way (Ctrl-C, SIGTERM, an error): say how far each run got
+            _publish(exp, tuning, pipeline)
+        raise
     finally:
         if exp.catalog is not None:
             exp.catalog.dispose()
-    return _publish(exp, t0, tuning, pipeline)
+    return _publish(exp, tuning, pipeline)
 
 
 def _pending(exp: Experiment, pipeline: dict | None) -> list[str]:
@@ -793,7 +807,26 @@ def _pending(exp: Experiment, pipeline: dict | None) -> list[str]:
     return pending
 
 
-def _publish(exp: Experiment, t0: float, tuning: dict | None, pipeline: dict | None) -> dict:
+def _progress(exp: Experiment, pending: list[str]) -> dict[str, str]:
+    """For the report of an unfinished experiment: how far each pending run's checkpoint got, and how
+    many trials the search has finished."""
+    from leafdoc.train.checkpoint import STATE, beside
+
+    found = {}
+    for run in exp.recipe.runs:
+        if run.name not in pending:
+            continue
+        try:
+            state = json.loads((beside(exp.out / "runs" / run.name) / STATE).read_text())
+            cfg = exp.config(run)
+            total = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
+            found[run.name] = f"checkpoint after epoch {int(state['epoch'])} of {total}"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found | {k: v for k, v in exp.progress.items() if k in pending}
+
+
+def _publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dict:
     """Write results.json, report.md and the curves for the runs finished so far; keep the best model
     once every run is done."""
     from leafdoc.experiments.report import machine, write_report
@@ -835,10 +868,11 @@ def _publish(exp: Experiment, t0: float, tuning: dict | None, pipeline: dict | N
             "kept": str(out / "best") if recipe.keep_best and not pending else None,
         },
         "pending": pending,
+        "progress": _progress(exp, pending),
         "reused": list(exp.reused),
         "tracking_uri": exp.tracker.uri,
         "mlflow_experiment": f"{recipe.name} ({exp.mode})",
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(time.perf_counter() - exp.started, 1),
     }
     results["report"] = str(write_report(results, out))
     atomic_write_json(out / "results.json", results)

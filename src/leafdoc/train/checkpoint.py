@@ -45,6 +45,7 @@ def fingerprint(cfg, data) -> str:
 class Checkpoint:
     def __init__(self, folder: Path, key: str):
         self.folder, self.key = Path(folder), key
+        self.ignored: str | None = None  # why a checkpoint found in the folder is not continued
         self.state = self._load()
 
     def _load(self) -> dict | None:
@@ -54,10 +55,13 @@ class Checkpoint:
         try:
             state = json.loads(path.read_text())
         except ValueError:
+            self.ignored = f"{path} is not readable JSON"
             return None
-        if state.get("version") != VERSION or state.get("key") != self.key:
-            return None
-        return state
+        if state.get("version") != VERSION:
+            self.ignored = f"{self.folder} was written by another version of leafdoc"
+        elif state.get("key") != self.key:
+            self.ignored = f"{self.folder} was saved with other settings or another split"
+        return None if self.ignored else state
 
     def save(self, model, *, phase: str, phase_start: int, epoch: int, finished: bool, best: dict, stop) -> None:
         state = {

@@ -288,6 +288,8 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
     best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
     saved = checkpoint.state if checkpoint else None
+    if checkpoint and checkpoint.ignored and on_event:
+        on_event({"event": "restart", "reason": checkpoint.ignored})
     if saved:
         best.update(saved["best"], history=saved["history"], weights=checkpoint.arrays("best"))
         if on_event:
