@@ -18,9 +18,11 @@ import io  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import keyring.backend  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder  # noqa: E402
@@ -29,13 +31,13 @@ from tests.live_server import answering_copy, free_port  # noqa: E402
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
-from leafdoc.desktop.prefs import TokenStore, open_settings  # noqa: E402
+from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
 from leafdoc.desktop.widgets import pretty_label  # noqa: E402
 from leafdoc.desktop.window import MainWindow  # noqa: E402
 
@@ -283,6 +285,100 @@ def test_retrain_wrong_token_then_upload_with_progress_and_versions(
     again = open_window(qtbot, live_server.base, settings_file)
     assert again.session.client.admin_token == live_server.token
     assert "entered" in again.retrain.token_label.text()
+
+
+class SlowKeyring(keyring.backend.KeyringBackend):
+    """A keyring that takes its time, as a locked one waiting for its password does: every call waits
+    until the test opens the gate (or 60 s), and notes whether it ran on the UI thread."""
+
+    priority = 1
+
+    def __init__(self):
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+        self.gate = threading.Event()
+        self.waiting: list[str] = []  # calls now waiting at the gate
+        self.calls: list[tuple[str, bool]] = []  # (call, on the UI thread?)
+
+    def _wait(self, name: str) -> None:
+        self.calls.append((name, threading.current_thread() is threading.main_thread()))
+        self.waiting.append(name)
+        try:
+            self.gate.wait(timeout=60)
+        finally:
+            self.waiting.remove(name)
+
+    def get_password(self, service, username):
+        self._wait("get")
+        return self.passwords.get((service, username))
+
+    def set_password(self, service, username, password):
+        self._wait("set")
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self._wait("delete")
+        self.passwords.pop((service, username), None)
+
+
+@pytest.fixture
+def slow_keyring():
+    before = keyring.get_keyring()
+    slow = SlowKeyring()
+    keyring.set_keyring(slow)
+    yield slow
+    slow.gate.set()
+    keyring.set_keyring(before)
+
+
+def test_a_slow_keyring_never_freezes_the_window_and_its_token_is_used(
+    qtbot, live_server, settings_file, tmp_path, monkeypatch, slow_keyring
+):
+    slow_keyring.passwords[(KEYRING_SERVICE, live_server.base)] = live_server.token
+    asked = answer_token(monkeypatch, None)  # the keyring holds the token: the app must not ask for one
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+
+    window = open_window(qtbot, live_server.base, settings_file, wait=False)
+    tab = window.retrain
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: slow_keyring.waiting == ["get"], timeout=SLOW)
+    # The keyring is busy, and the window still paints, connects and answers clicks.
+    qtbot.waitUntil(lambda: window.session.is_connected, timeout=SLOW)
+    assert "reading it from the system keyring" in tab.token_label.text()
+    assert not tab.token_button.isEnabled()
+    tab.set_source(upload_folder(tmp_path, offset=40))
+    tab.dataset_box.setEditText("desktop-keyring")
+    tab.upload_button.click()  # before the token has arrived: it waits for it, it does not ask
+    seen = len(ticks)
+    qtbot.wait(500)
+    assert len(ticks) - seen >= 5 and slow_keyring.waiting == ["get"] and tab.last_upload is None
+
+    slow_keyring.gate.set()
+    qtbot.waitUntil(lambda: tab.last_upload is not None, timeout=SLOW)
+    assert asked == [] and tab.last_upload["dataset"] == "desktop-keyring"
+    assert window.session.client.admin_token == live_server.token
+    assert "kept in the system keyring" in tab.token_label.text() and tab.token_button.isEnabled()
+
+    # Changing the token: forgetting and keeping the new one wait for the keyring too, in that order.
+    slow_keyring.gate.clear()
+    asked = answer_token(monkeypatch, live_server.token)
+    tab.token_button.click()
+    qtbot.waitUntil(lambda: "being saved" in tab.token_label.text(), timeout=SLOW)
+    assert len(asked) == 1 and slow_keyring.waiting == ["delete"]
+    seen = len(ticks)
+    qtbot.wait(300)
+    assert len(ticks) - seen >= 3
+    slow_keyring.gate.set()
+    qtbot.waitUntil(lambda: "kept in the system keyring" in tab.token_label.text(), timeout=SLOW)
+    assert slow_keyring.passwords == {(KEYRING_SERVICE, live_server.base): live_server.token}
+    assert TokenStore(open_settings(settings_file)).from_settings(live_server.base) is None
+    assert [name for name, _ in slow_keyring.calls] == ["get", "delete", "set"]
+    assert not any(on_ui_thread for _, on_ui_thread in slow_keyring.calls)
+    timer.stop()
 
 
 def test_server_down_is_a_readable_dialog(qtbot, settings_file, tmp_path):

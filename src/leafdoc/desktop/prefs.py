@@ -41,26 +41,52 @@ class TokenStore:
 
     A machine without a keyring backend (a headless Linux box, a minimal desktop) is normal, not an
     error: the token then lives in the settings file, readable only by this user.
+
+    A keyring call can take seconds (a locked keyring waits for its password, a remote backend for the
+    network), so the app makes it in a worker thread: the `from_keyring`, `to_keyring` and
+    `drop_from_keyring` halves touch no QSettings and may run anywhere; the settings halves
+    (`from_settings`, `kept`, `forget_in_settings`) run on the UI thread that owns the QSettings.
+    `get`, `set` and `forget` do both halves in one go, for scripts and tests.
     """
 
     def __init__(self, settings: QSettings):
         self.settings = settings
-        self.last_place = ""  # "keyring" or "settings": where the last token was kept
+        self.last_place = ""  # "keyring" or "settings": where the last token was kept or found
 
     @staticmethod
     def _key(server: str) -> str:
         return "admin_tokens/" + quote(server.rstrip("/"), safe="")
 
-    def get(self, server: str) -> str | None:
-        token = _keyring_call("get_password", KEYRING_SERVICE, server.rstrip("/"))
-        if token:
-            return token
+    # ---- the keyring half (blocking; any thread) ----------------------------------------------
+
+    @staticmethod
+    def from_keyring(server: str) -> str | None:
+        return _keyring_call("get_password", KEYRING_SERVICE, server.rstrip("/")) or None
+
+    @staticmethod
+    def to_keyring(server: str, token: str) -> bool:
+        return _keyring_call("set_password", KEYRING_SERVICE, server.rstrip("/"), token, ok=True)
+
+    @staticmethod
+    def drop_from_keyring(server: str) -> None:
+        _keyring_call("delete_password", KEYRING_SERVICE, server.rstrip("/"))
+
+    # ---- the settings half (the thread that owns the QSettings) ------------------------------
+
+    def from_settings(self, server: str) -> str | None:
         value = self.settings.value(self._key(server))
         return value if isinstance(value, str) and value else None
 
-    def set(self, server: str, token: str) -> str:
-        """Keep the token; returns where: "keyring" or "settings"."""
-        if _keyring_call("set_password", KEYRING_SERVICE, server.rstrip("/"), token, ok=True):
+    def found(self, server: str, keyring_token: str | None) -> str | None:
+        """The token to use, given what the keyring answered: the keyring's, else the settings file's."""
+        token = keyring_token or self.from_settings(server)
+        if token:
+            self.last_place = "keyring" if keyring_token else "settings"
+        return token
+
+    def kept(self, server: str, token: str, in_keyring: bool) -> str:
+        """Finish keeping a token once the keyring has answered; returns where: "keyring" or "settings"."""
+        if in_keyring:
             self.settings.remove(self._key(server))
             self.last_place = "keyring"
         else:
@@ -71,10 +97,22 @@ class TokenStore:
             _owner_only(self.settings.fileName())
         return self.last_place
 
-    def forget(self, server: str) -> None:
-        _keyring_call("delete_password", KEYRING_SERVICE, server.rstrip("/"))
+    def forget_in_settings(self, server: str) -> None:
         self.settings.remove(self._key(server))
         self.settings.sync()
+
+    # ---- both halves at once (blocking) ------------------------------------------------------
+
+    def get(self, server: str) -> str | None:
+        return self.found(server, self.from_keyring(server))
+
+    def set(self, server: str, token: str) -> str:
+        """Keep the token; returns where: "keyring" or "settings"."""
+        return self.kept(server, token, self.to_keyring(server, token))
+
+    def forget(self, server: str) -> None:
+        self.drop_from_keyring(server)
+        self.forget_in_settings(server)
 
 
 def _owner_only(path: str) -> None:

@@ -118,7 +118,7 @@ class RetrainTab(QWidget):
         token_row.addWidget(self.token_label, 1)
         token_row.addWidget(self.token_button)
         layout.addLayout(token_row)
-        self.session.token_changed.connect(self.update_token_status)
+        self.session.token_changed.connect(self._token_changed)
 
         layout.addWidget(self._upload_box())
         layout.addWidget(self._train_box())
@@ -249,6 +249,11 @@ class RetrainTab(QWidget):
     def update_token_status(self) -> None:
         self.token_label.setText(f"Admin token: {self.session.token_status()}")
         self.token_button.setVisible(not self.session.builtin and self.session.client is not None)
+        self.token_button.setEnabled(not self.session.token_loading)
+
+    def _token_changed(self) -> None:
+        self.update_token_status()
+        self._pick_up_job()  # the token may have just come from the keyring, after the first refresh
 
     # ---- connecting --------------------------------------------------------------------------
 
@@ -264,7 +269,12 @@ class RetrainTab(QWidget):
             on_error=lambda exc: dialogs.show_error(self, "Could not list the model versions", exc),
         )
         self.tasks.run(client.datasets, on_done=lambda ds: self._got_datasets(client, ds), on_error=lambda exc: None)
-        if client.admin_token and self.job is None:
+        self._pick_up_job()
+
+    def _pick_up_job(self) -> None:
+        """Follow a job still queued or running on the server (one started before the app was opened)."""
+        client = self.session.client
+        if client is not None and self.session.is_connected and client.admin_token and self.job is None:
             self.tasks.run(client.jobs, 5, on_done=lambda jobs: self._got_jobs(client, jobs), on_error=lambda e: None)
 
     def _got_datasets(self, client, datasets: list[dict]) -> None:

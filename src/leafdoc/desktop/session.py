@@ -2,13 +2,17 @@
 
 One `Session` per window. It owns the `LeafdocClient` every tab uses, the built-in server when the
 app started one, and asking for, checking and remembering the admin token.
+
+The system keyring can take seconds to answer (locked, or a slow backend), so it is never called on
+the UI thread: the token is read in the background after connecting, and an admin action asked for
+before it has arrived waits for it (rather than asking for a token the keyring already holds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Signal
 from PySide6.QtWidgets import QWidget
 
 from leafdoc.client import ApiError, LeafdocClient
@@ -42,6 +46,11 @@ class Session(QObject):
         self._generation = 0  # answers for a server we have since left are ignored
         self._closing = False
         self._old_clients: list[LeafdocClient] = []
+        # Keyring calls run one at a time, in the order asked: a token kept and then forgotten ends
+        # forgotten, and a read started at connecting finishes before anything is written.
+        self.keyring = Tasks(self, threads=1)
+        self.token_loading = False  # the keyring has not answered for this server yet
+        self._waiting_for_token: list[tuple[QWidget, Callable[[], None]]] = []
 
     # ---- connecting ---------------------------------------------------------------------------
 
@@ -57,8 +66,9 @@ class Session(QObject):
         """Talk to the server at url (stopping the built-in one, if any)."""
         url = normalise_url(url)
         self._leave()
-        self.client = LeafdocClient(url, admin_token=self.tokens.get(url))
+        self.client = LeafdocClient(url)
         self.settings.setValue("server/url", url)
+        self._load_token(self.client)
         self.token_changed.emit()
         self._check_ready(f"Connecting to {url}…")
 
@@ -113,6 +123,8 @@ class Session(QObject):
         self._generation += 1
         self.is_connected = False
         self.ready = {}
+        self.token_loading = False
+        self._waiting_for_token = []
         if self.client is not None:
             # Tasks in flight may still be using it: close it at exit, not now.
             self._old_clients.append(self.client)
@@ -131,18 +143,63 @@ class Session(QObject):
         self._old_clients, self.client = [], None
         if self.local is not None:
             self.local.stop()
+        # A token just entered may still be on its way to the keyring: let that finish and write the
+        # settings-file fallback if it was refused. A keyring that hangs is left behind.
+        if self.keyring.pool.waitForDone(2000):
+            QCoreApplication.sendPostedEvents(self.keyring)
+        self.keyring.shutdown(0)
 
     # ---- the admin token ----------------------------------------------------------------------
+
+    def _load_token(self, client: LeafdocClient) -> None:
+        """Read the server's token from the keyring in the background, then the settings file."""
+        self.token_loading = True
+        self._waiting_for_token = []
+
+        def loaded(from_keyring: str | None) -> None:
+            if client is not self.client or not self.token_loading or self._closing:
+                return
+            self.token_loading = False
+            if not client.admin_token:
+                client.admin_token = self.tokens.found(client.base_url, from_keyring)
+            self.token_changed.emit()
+            waiting, self._waiting_for_token = self._waiting_for_token, []
+            for parent, action in waiting:
+                self.with_admin(parent, action)
+
+        self.keyring.run(self.tokens.from_keyring, client.base_url, on_done=loaded, on_error=lambda _: loaded(None))
+
+    def _keep_token(self, client: LeafdocClient, token: str) -> None:
+        """Keep an accepted token: the keyring in the background, the settings file if it refuses."""
+        url = client.base_url
+        self.tokens.last_place = ""
+
+        def stored(in_keyring: bool) -> None:
+            if client.admin_token == token:  # not refused or changed while the keyring was busy
+                self.tokens.kept(url, token, in_keyring)
+                self.token_changed.emit()
+
+        self.keyring.run(self.tokens.to_keyring, url, token, on_done=stored, on_error=lambda _: stored(False))
+
+    def _forget_token(self) -> None:
+        url = self.client.base_url
+        self.client.admin_token = None
+        self.tokens.last_place = ""
+        self.tokens.forget_in_settings(url)
+        self.keyring.run(self.tokens.drop_from_keyring, url, on_error=lambda _: None)
+        self.token_changed.emit()
 
     def token_status(self) -> str:
         if self.builtin:
             return "the built-in server's own token (nothing to enter)"
         if self.client is None:
             return "not connected"
+        if self.token_loading:
+            return "reading it from the system keyring…"
         if not self.client.admin_token:
             return "not entered yet: you will be asked the first time it is needed"
-        place = "the system keyring" if self.tokens.last_place != "settings" else "the app's settings file"
-        return f"entered (kept in {place})"
+        place = {"keyring": "the system keyring", "settings": "the app's settings file"}.get(self.tokens.last_place)
+        return f"entered (kept in {place})" if place else "entered (being saved…)"
 
     def with_admin(self, parent: QWidget, action: Callable[[], None]) -> None:
         """Run action once the client holds an admin token: ask for one the first time and check it."""
@@ -152,6 +209,10 @@ class Session(QObject):
             return
         if client.admin_token:
             action()
+            return
+        if self.token_loading:  # asked again once the keyring has answered
+            if (parent, action) not in self._waiting_for_token:
+                self._waiting_for_token.append((parent, action))
             return
         token = dialogs.ask_token(parent, client.base_url)
         if not token:
@@ -165,26 +226,22 @@ class Session(QObject):
             if self.client is not client:
                 return
             client.admin_token = token
-            self.tokens.set(client.base_url, token)
+            self._keep_token(client, token)
             self.token_changed.emit()
             action()
 
         self.tasks.run(check, on_done=accepted, on_error=lambda exc: self.admin_error(parent, exc))
 
     def change_token(self, parent: QWidget) -> None:
-        if self.client is None or self.builtin:
+        if self.client is None or self.builtin or self.token_loading:
             return
-        self.tokens.forget(self.client.base_url)
-        self.client.admin_token = None
-        self.token_changed.emit()
+        self._forget_token()
         self.with_admin(parent, lambda: None)
 
     def admin_error(self, parent: QWidget, exc: BaseException, title: str = "Admin token") -> None:
         """Show an admin action's error; a refused token is forgotten so the next try asks again."""
         if isinstance(exc, ApiError) and exc.status == 401 and self.client is not None and not self.builtin:
-            self.tokens.forget(self.client.base_url)
-            self.client.admin_token = None
-            self.token_changed.emit()
+            self._forget_token()
             dialogs.show_error(
                 parent,
                 "Admin token refused",
