@@ -68,14 +68,11 @@ with `figure_png`; tables are shown as Markdown.""",
         "code",
         """import base64
 import io
-import random
-import tempfile
 
 import numpy as np
 from IPython.display import HTML, Image, Markdown, display
 from PIL import Image as PILImage
 
-from leafdoc.data.sources import list_labelled_folder
 from leafdoc.data.stats import (
     compute_stats,
     figure_png,
@@ -125,24 +122,7 @@ def table(header, rows):
 
 
 def png_tag(data: bytes, width: int = 160) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}" width="{width}">'
-
-
-def sample_folder(src: Path, per_class: int, seed: int = SEED) -> Path:
-    \"\"\"A temporary copy of `src` (symlinks) with at most `per_class` random photos per class folder.\"\"\"
-    if per_class <= 0:
-        return src
-    files, _ = list_labelled_folder(src)
-    by_class = {}
-    for path, label in files:
-        by_class.setdefault(label, []).append(path)
-    dest = Path(tempfile.mkdtemp(prefix="leafdoc-nb-")) / f"{src.name}-{per_class}-per-class"
-    rng = random.Random(seed)
-    for label, paths in by_class.items():
-        (dest / label).mkdir(parents=True)
-        for p in rng.sample(paths, min(per_class, len(paths))):
-            (dest / label / p.name).symlink_to(p.resolve())
-    return dest""",
+    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}" width="{width}">'""",
     ),
     (
         "md",
@@ -155,9 +135,9 @@ counts how many non-leaf photos the model refused.""",
     (
         "code",
         """predictor = Predictor(MODEL)
-data_dir = sample_folder(DATA, LIMIT)
-ood_dir = sample_folder(Path(OOD), LIMIT) if OOD else None
-result = evaluate_folder(MODEL, data_dir, predictor=predictor, ood_dir=ood_dir)
+result = evaluate_folder(
+    MODEL, DATA, predictor=predictor, ood_dir=Path(OOD) if OOD else None, per_class=LIMIT or None, seed=SEED
+)
 print(f"{result['n']} photos of {len(result['classes'])} classes evaluated; accuracy {result['accuracy']:.4f}")""",
     ),
     (

@@ -409,6 +409,11 @@ def evaluate(
     ood: Annotated[
         Path | None, typer.Option(help="A folder of photos that are not leaves: report the share refused.")
     ] = None,
+    per_class: Annotated[
+        int | None,
+        typer.Option(min=1, help="Evaluate at most N random photos per class (and per --ood folder): a quick look."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --per-class draw.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
@@ -419,7 +424,9 @@ def evaluate(
         check_replaceable(report, "index.html")
     settings = _settings()
     with _progress(f"Evaluating on {data.name}", not as_json) as update:
-        result = evaluate_folder(model_dir, data, settings, progress=update, ood_dir=ood)
+        result = evaluate_folder(
+            model_dir, data, settings, progress=update, ood_dir=ood, per_class=per_class, seed=seed
+        )
     if report is not None:
         from leafdoc.evaluate.report import write_report
 
@@ -433,8 +440,10 @@ def evaluate(
 
 
 def _print_evaluation(r: dict) -> None:
+    from leafdoc.evaluate.report import images_evaluated
+
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
-    table.add_row("images", str(r["n"]))
+    table.add_row("images", images_evaluated(r))
     for key, name in (("accuracy", "accuracy"), ("top3_accuracy", "top-3 accuracy")):
         table.add_row(name, f"{r[key]:.2%}")
     table.add_row("macro F1", f"{r['macro_f1']:.3f}")

@@ -70,6 +70,24 @@ def test_a_subset_of_the_model_classes_is_evaluated(tiny_model, leaf_folder, set
     assert len(r["confusion_matrix"]) == len(r["labels"]) == 3  # predictions may still name the absent class
 
 
+def test_per_class_evaluates_a_seeded_random_sample_of_each_class(tiny_model, leaf_folder, settings, tmp_path):
+    ood = tmp_path / "ood"
+    for folder, n in (("cars", 5), ("walls", 2)):
+        for i in range(n):
+            synthetic_image(ood / folder / f"{i}.png", size=(80, 80), color=(120, 120, 200), seed=i)
+    r = run_evaluate(tiny_model, "--data", leaf_folder, "--ood", ood, "--per-class", "4", "--seed", "3")
+    assert r["n"] == 12 and {c["support"] for c in r["per_class"].values()} == {4}  # 4 of each class's 6
+    assert r["sample"] == {"per_class": 4, "seed": 3, "photos": 12, "of": 18}
+    assert r["ood"]["n"] + r["ood"]["skipped"] == 4 + 2  # per folder too
+    again = run_evaluate(tiny_model, "--data", leaf_folder, "--per-class", "4", "--seed", "3")
+    other = run_evaluate(tiny_model, "--data", leaf_folder, "--per-class", "4", "--seed", "4")
+    files = [sorted(p["file"] for p in x["predictions"]) for x in (r, again, other)]
+    assert files[0] == files[1] and files[0] != files[2]  # the seed decides which photos
+    assert run_evaluate(tiny_model, "--data", leaf_folder)["sample"] is None
+    bad = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder), "--per-class", "0"])
+    assert bad.exit_code != 0 and "--per-class" in bad.output
+
+
 def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder, settings):
     synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
     # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.data.sources import list_labelled_folder
-from leafdoc.errors import DatasetError, LeafdocError
+from leafdoc.errors import ConfigError, DatasetError, LeafdocError
 from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
 from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
 from leafdoc.inference.abstain import Decision
@@ -103,9 +103,13 @@ def evaluate_folder(
     progress: Progress | None = None,
     predictor: Predictor | None = None,
     ood_dir: Path | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """Metrics of the model in `model_dir` on the class folders of `data_dir`
     (and with `ood_dir`, the share of those photos, none a leaf of the model's classes, it abstained on).
+    With `per_class`, at most that many photos of each class (and of each folder under `ood_dir`) are
+    evaluated, drawn at random with `seed` (a quick look at a big folder; the result says so).
 
     Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
     labels, per_class, confusion_matrix) plus most_confused, reliability, predictions (per image),
@@ -117,6 +121,8 @@ def evaluate_folder(
     files, not_images = list_labelled_folder(data_dir)
     data_labels = {label for _, label in files}
     check_classes(data_labels, predictor.labels, model_dir, data_dir)
+    found = len(files)
+    files = sample_per_group(files, per_class, seed)
 
     kept, probs, skipped, decisions = predict_files(predictor, files, progress)
     skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + skipped
@@ -133,21 +139,41 @@ def evaluate_folder(
     result["predictions"] = per_image(kept, probs, predictor.labels, decisions)
     result["selective"] = selective_metrics(y, probs, [d.reason for d in decisions])
     if ood_dir is not None:
-        result["ood"] = evaluate_ood(predictor, Path(ood_dir))
+        result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
+    result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["data"] = str(data_dir)
     return result
 
 
-def evaluate_ood(predictor: Predictor, folder: Path) -> dict:
-    """Photos that are not leaves of the model's classes (any images under `folder`): how many it refused."""
+def sample_per_group(files: list[tuple[Path, str]], per_group: int | None, seed: int) -> list[tuple[Path, str]]:
+    """At most `per_group` of the (path, group) pairs of each group, drawn at random with `seed`, in their order."""
+    if not per_group:
+        return files
+    if per_group < 0:
+        raise ConfigError(f"per_class must be positive (got {per_group}).", hint="Leave it out to use every photo.")
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[int]] = {}
+    for i, (_, group) in enumerate(files):
+        by_group.setdefault(group, []).append(i)
+    keep = set()
+    for group in sorted(by_group):
+        idx = by_group[group]
+        keep.update(rng.choice(idx, size=min(per_group, len(idx)), replace=False).tolist())
+    return [f for i, f in enumerate(files) if i in keep]
+
+
+def evaluate_ood(predictor: Predictor, folder: Path, per_folder: int | None = None, seed: int = 0) -> dict:
+    """Photos that are not leaves of the model's classes (any images under `folder`): how many it refused.
+    With `per_folder`, at most that many photos of each folder, drawn at random with `seed`."""
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such folder.", hint="Pass a folder of photos that are not leaves.")
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
     if not paths:
         raise DatasetError(f"{folder}: no image files in it.", hint="Pass a folder of photos that are not leaves.")
-    kept, _, skipped, decisions = predict_files(predictor, [(p, "") for p in paths])
+    files = sample_per_group([(p, str(p.parent)) for p in paths], per_folder, seed)
+    kept, _, skipped, decisions = predict_files(predictor, [(p, "") for p, _ in files])
     reasons: dict[str, int] = {}
     for d in decisions:
         key = d.reason or "answered"

@@ -175,9 +175,16 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
+def images_evaluated(result: dict) -> str:
+    sample = result.get("sample")
+    if not sample:
+        return str(result["n"])
+    return f"{result['n']} (at most {sample['per_class']} per class, seed {sample['seed']}, of {sample['of']})"
+
+
 def summary_rows(result: dict) -> list[tuple[str, str]]:
     return [
-        ("images evaluated", str(result["n"])),
+        ("images evaluated", images_evaluated(result)),
         ("accuracy", _pct(result["accuracy"])),
         ("top-3 accuracy", _pct(result["top3_accuracy"])),
         ("macro F1", f"{result['macro_f1']:.3f}"),
