@@ -3,11 +3,11 @@
     .venv/bin/python scripts/desktop_screenshots.py                  # a demo data home, the built-in server
     .venv/bin/python scripts/desktop_screenshots.py --server URL     # an existing server (needs its token)
 
-Without --server it makes a throw-away data home, ingests a few PlantVillage classes from
-../shared/datasets as the dataset `plantvillage-sample`, and lets the app start its built-in server
-(which serves the starter model). Then it drives the app as a person would: diagnoses the example
-photos (and one taken in the dark), opens the dataset's class balance, uploads a folder of new photos
-and, unless --no-retrain, retrains to the end. Qt runs offscreen; each tab is saved with
+Without --server it makes a throw-away data home (scripts/demo_home.py: a few PlantVillage classes
+from ../shared/datasets ingested as the dataset `plantvillage-sample`) and lets the app start its
+built-in server (which serves the starter model). Then it drives the app as a person would: diagnoses
+the example photos (and one taken in the dark), opens the dataset's class balance, uploads a folder of
+new photos and, unless --no-retrain, retrains to the end. Qt runs offscreen; each tab is saved with
 QWidget.grab(), shrunk to a 256-colour palette if it is over 300 KB.
 """
 
@@ -17,50 +17,16 @@ import argparse
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from demo_home import CLASSES, DATASET, PLANTVILLAGE, REPO, copy_photos, make_demo_home
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO = Path(__file__).resolve().parents[1]
-PLANTVILLAGE = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets" / "plantvillage"
-CLASSES = [
-    "Apple___Apple_scab",
-    "Apple___Cedar_apple_rust",
-    "Apple___healthy",
-    "Corn_(maize)___Common_rust_",
-    "Potato___Early_blight",
-    "Potato___healthy",
-    "Tomato___Early_blight",
-    "Tomato___healthy",
-]
 MAX_BYTES = 300 * 1024
-
-
-def copy_photos(dest: Path, start: int, count: int) -> Path:
-    for cls in CLASSES:
-        (dest / cls).mkdir(parents=True, exist_ok=True)
-        for f in sorted((PLANTVILLAGE / cls).iterdir())[start : start + count]:
-            shutil.copy2(f, dest / cls / f.name)
-    return dest
-
-
-def demo_home(root: Path) -> None:
-    """A data home with a sample dataset; the built-in server seeds the starter model into it."""
-    home = root / "home"
-    os.environ["LEAFDOC_HOME"] = str(home)
-    os.environ.setdefault("LEAFDOC_WORKER_POLL_SECONDS", "0.5")
-    os.environ.pop("LEAFDOC_MODEL_DIR", None)
-    sample = copy_photos(root / "plantvillage-sample", 0, 12)
-    exe = Path(sys.executable).with_name("leafdoc")
-    subprocess.run(
-        [str(exe), "ingest", str(sample), "--dataset", "plantvillage-sample", "--json"],
-        check=True,
-        capture_output=True,
-    )
 
 
 def pump(app, until, timeout: float, what: str) -> None:
@@ -116,7 +82,7 @@ def main() -> None:
     os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # never the real keyring
     if not args.server:
         print("making a demo data home…")
-        demo_home(root)
+        make_demo_home(root, 12)
 
     from PIL import Image, ImageEnhance
     from PySide6.QtWidgets import QApplication, QInputDialog
@@ -150,7 +116,7 @@ def main() -> None:
         ds = window.dataset
         pump(app, lambda: ds.dataset_box.count() > 0, 120, "the datasets")
         if not args.server:
-            ds.dataset_box.setCurrentIndex(ds.dataset_box.findData("plantvillage-sample"))
+            ds.dataset_box.setCurrentIndex(ds.dataset_box.findData(DATASET))
         ds.kinds.setCurrentRow(0)
         pump(app, lambda: ds.plot.has_image() and "photos in" in ds.summary.text(), 300, "the dataset plot")
         no_dialogs(app)
@@ -164,7 +130,7 @@ def main() -> None:
         (new / CLASSES[1] / "notes.txt").write_text("where these leaves were picked")
         rt.set_source(new)
         if not args.server:
-            rt.dataset_box.setEditText("plantvillage-sample")
+            rt.dataset_box.setEditText(DATASET)
         rt.upload_button.click()
         pump(app, lambda: rt.last_upload is not None, 300, "the upload")
         no_dialogs(app)

@@ -1,7 +1,7 @@
 """Screenshots of the web page for the README: docs/screenshots/ui-diagnose.png, ui-dataset.png, ui-retrain.png.
 
-Starts its own `leafdoc serve` in a temporary folder, serving the starter model (models/starter), with a
-sample of PlantVillage (../shared/datasets/plantvillage) ingested as `plantvillage-sample`, and drives
+Starts its own `leafdoc serve` over a throw-away data home (scripts/demo_home.py: the starter model, a
+sample of PlantVillage from ../shared/datasets ingested as `plantvillage-sample`), and drives
 Debian's headless Chromium the way tests/e2e/test_ui_browser.py does: diagnoses an example photo, opens
 the dataset, uploads a zip of new photos and (unless --no-retrain) retrains for one epoch to the end.
 The PNGs are reduced to 256 colours so that each stays well under 300 KB.
@@ -12,20 +12,16 @@ The PNGs are reduced to 256 colours so that each stays well under 300 KB.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from demo_home import DATASET, REPO, copy_photos, make_demo_home
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # for the browser test's helpers
 
-from tests.conftest import PLANTVILLAGE  # noqa: E402
 from tests.e2e.test_ui_browser import (  # noqa: E402
     diagnose,
     enter_token,
@@ -36,28 +32,8 @@ from tests.e2e.test_ui_browser import (  # noqa: E402
     wait_for_text,
     warm_up,
 )
-from tests.live_server import start_server  # noqa: E402
 
-CLASSES = (
-    "Apple___Apple_scab",
-    "Apple___Cedar_apple_rust",
-    "Apple___healthy",
-    "Corn_(maize)___Common_rust_",
-    "Potato___Early_blight",
-    "Potato___healthy",
-    "Tomato___Early_blight",
-    "Tomato___Late_blight",
-)
-DATASET = "plantvillage-sample"
-
-
-def sample_folder(dest: Path, first: int, count: int, taper: int = 0) -> Path:
-    """Photos of each class from index `first` on: `count` of the first class, `taper` fewer for each next one."""
-    for k, cls in enumerate(CLASSES):
-        (dest / cls).mkdir(parents=True)
-        for f in sorted((PLANTVILLAGE / cls).iterdir())[first : first + count - taper * k]:
-            shutil.copy2(f, dest / cls / f.name)
-    return dest
+from leafdoc.desktop.local_server import LocalServer  # noqa: E402
 
 
 def small_png(path: Path, height: int | None = None) -> int:
@@ -85,16 +61,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="leafdoc-shots-") as tmp:
         root = Path(tmp)
-        leaves = sample_folder(root / "leaves", 0, 40, taper=3)
-        env_home = root / "server"
-        subprocess.run(
-            [str(Path(sys.executable).with_name("leafdoc")), "ingest", str(leaves), "--dataset", DATASET],
-            env={**os.environ, "LEAFDOC_HOME": str(env_home / "home")},
-            check=True,
-            capture_output=True,
-        )
-        server = start_server(env_home, REPO / "models" / "starter", LEAFDOC_DEFAULT_DATASET=DATASET)
+        make_demo_home(root, 40, taper=3)
+        server = LocalServer(root / "serve.log")
+        server.start()
         try:
+            server.wait_ready()
             url = warm_up(server.base)
             with sync_playwright() as p:
                 browser = launch(p)
@@ -115,7 +86,7 @@ def main() -> int:
 
                 enter_token(page, server.token, expect="Token accepted")
                 archive = root / "new-photos.zip"
-                new = sample_folder(root / "new", 60, 3)
+                new = copy_photos(root / "new", 60, 3)
                 with zipfile.ZipFile(archive, "w") as zf:
                     for f in sorted(new.rglob("*.jpg")):
                         zf.write(f, f.relative_to(new).as_posix())
