@@ -1,9 +1,14 @@
 """Content-addressed blob store: a blob's name is the sha256 of its bytes, so it is immutable and
 deduplicated for free. A local folder by default; an S3-compatible bucket with `s3://bucket/prefix`.
+
+Beside the blobs, a few named objects that change (a training job's checkpoint, replaced every epoch
+and deleted when the job ends), under `named/`. Writing one replaces it whole at once (a rename on
+disk, one PUT on S3): a reader, or a process killed while writing, finds the old one or the new one.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +21,19 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, sha: str) -> bytes: ...
     def exists(self, sha: str) -> bool: ...
+    def write_named(self, name: str, data: bytes) -> None: ...
+    def read_named(self, name: str) -> bytes | None: ...
+    def delete_named(self, name: str) -> None: ...
+
+
+NAMED = "named"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a name for the store (letters, digits, '.', '_', '-').")
+    return name
 
 
 def _check_sha(sha: str) -> str:
@@ -47,6 +65,21 @@ class LocalStore:
 
     def exists(self, sha: str) -> bool:
         return self._path(sha).exists()
+
+    def _named(self, name: str) -> Path:
+        return self.root / NAMED / _check_name(name)
+
+    def write_named(self, name: str, data: bytes) -> None:
+        atomic_write_bytes(self._named(name), data)
+
+    def read_named(self, name: str) -> bytes | None:
+        try:
+            return self._named(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete_named(self, name: str) -> None:
+        self._named(name).unlink(missing_ok=True)
 
 
 class S3Store:
@@ -88,6 +121,22 @@ class S3Store:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+    def _named_key(self, name: str) -> str:
+        _check_name(name)
+        return f"{self.prefix}/{NAMED}/{name}" if self.prefix else f"{NAMED}/{name}"
+
+    def write_named(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._named_key(name), Body=data)
+
+    def read_named(self, name: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._named_key(name))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def delete_named(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._named_key(name))  # no error if absent
 
 
 def open_store(location: str, endpoint_url: str | None = None) -> BlobStore:

@@ -314,7 +314,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
             return start
         callbacks = [*_callbacks(on_event, phase, steps, best), stop]
         if checkpoint:
-            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop))
+            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, on_event))
         hist = model.fit(
             train_ds,
             validation_data=val_ds,
@@ -369,11 +369,12 @@ def _early_stopping(key: str, patience: int):
     return EarlyStopping(monitor=key, mode=_mode(key), patience=patience)
 
 
-def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop):
+def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, on_event: Event | None = None):
     import keras
 
     class Saver(keras.callbacks.Callback):
-        """Saves the checkpoint after each epoch, after early stopping has had its say."""
+        """Saves the checkpoint after each epoch, after early stopping has had its say; then a `checkpoint`
+        event (a service job copies the folder to the shared store)."""
 
         def on_epoch_end(self, epoch, logs=None):
             finished = bool(self.model.stop_training) or epoch + 1 >= end
@@ -386,6 +387,8 @@ def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop)
                 best=best,
                 stop=stop,
             )
+            if on_event:
+                on_event({"event": "checkpoint", "phase": phase, "epoch": epoch + 1, "folder": str(checkpoint.folder)})
 
     return Saver()
 
