@@ -109,7 +109,11 @@ def test_model_versions_table_and_job():
         "metrics": {"last": {"epoch": 3, "loss": 0.5, "val_accuracy": 0.81, "seconds": 12.0}},
     }
     md = text.job_summary(job)
-    assert "running" in md and "Epoch **3 / 10**" in md and "val_accuracy 0.8100" in md and "seconds" not in md
+    assert "running" in md and "Epoch **3 / 10**" in md and "seconds" not in md
+    assert "Last epoch: loss 0.500 · validation accuracy 81.0%" in md
+    test = {"accuracy": 0.641, "ece": 0.2, "n": 39}
+    done = text.job_summary({**job, "state": "succeeded", "metrics": {"test": test}})
+    assert "Test (39 held-out photos): accuracy 64.1% · calibration error 0.200" in done
     assert text.job_is_active(job) and not text.job_is_active({**job, "state": "failed"})
     failed = text.job_summary({**job, "state": "failed", "error": "out of memory"})
     assert "**Error:** out of memory" in failed

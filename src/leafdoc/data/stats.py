@@ -244,7 +244,7 @@ def plot_sizes(stats: dict) -> Figure:
     for ax, key, title in zip(
         fig.subplots(1, 3),
         ("width", "height", "aspect"),
-        ("width (px)", "height (px)", "aspect ratio (width / height)"),
+        ("width (px)", "height (px)", "aspect (w / h)"),  # short: the web page's icons cover a title's right end
         strict=True,
     ):
         h, summary = hists[key], stats["size"][key]

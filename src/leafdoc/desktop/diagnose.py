@@ -55,6 +55,7 @@ CSV_FIELDS = [
     "model_version",
 ]
 UNSURE_TITLE = "Not sure — please take a clearer photo"
+REASON_WORDS = {"poor_photo": "photo not usable", "not_a_leaf": "not a leaf it knows", "unsure": "between diseases"}
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -390,12 +391,14 @@ class DiagnoseTab(QWidget):
     def _add_history_row(self, row: dict) -> None:
         r = self.table.rowCount()
         self.table.insertRow(r)
-        answer = f"not sure ({row['reason']})" if row["abstained"] == "yes" else "diagnosed"
+        unsure = row["abstained"] == "yes"
+        answer = f"not sure: {REASON_WORDS.get(row['reason'], row['reason'])}" if unsure else "diagnosed"
+        guess = pretty_label(row["diagnosis"])
         cells = [
             row["time"].replace("T", " "),
             row["file"],
-            pretty_label(row["diagnosis"]) or "—",
-            f"{float(row['confidence']):.1%}",
+            (f"({guess}?)" if unsure else guess) if guess else "—",  # a refused answer's label is only a guess
+            "—" if unsure else f"{float(row['confidence']):.1%}",
             answer,
             str(row["model_version"]),
         ]

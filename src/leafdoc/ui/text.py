@@ -167,8 +167,25 @@ def version_options(models: dict) -> list[tuple[str, int]]:
     return out
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+METRIC_NAMES = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "val_loss": "validation loss",
+    "val_accuracy": "validation accuracy",
+    "top3_accuracy": "top-3",
+    "macro_f1": "macro F1",
+    "ece": "calibration error",
+}
+
+
+def _metrics(values: dict) -> str:
+    """`accuracy 81.0% · validation loss 0.512`: shares as percentages, the rest with three decimals."""
+    shown = []
+    for key, name in METRIC_NAMES.items():
+        v = values.get(key)
+        if isinstance(v, int | float):
+            shown.append(f"{name} {v:.1%}" if "accuracy" in key else f"{name} {v:.3f}")
+    return " · ".join(shown)
 
 
 def job_summary(job: dict | None) -> str:
@@ -188,13 +205,13 @@ def job_summary(job: dict | None) -> str:
         lines.append(f"Epoch **{job.get('epoch', 0)} / {job['epochs']}**" + (f" · {esc(phase)}" if phase else ""))
     elif phase:
         lines.append(esc(phase))
-    last = (job.get("metrics") or {}).get("last") or {}
-    shown = {k: v for k, v in last.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-    if shown:
-        lines.append("Last epoch: " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
+    last = _metrics((job.get("metrics") or {}).get("last") or {})
+    if last:
+        lines.append("Last epoch: " + last)
     test = (job.get("metrics") or {}).get("test") or {}
-    if test:
-        lines.append("Test: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items() if k != "n"))
+    if _metrics(test):
+        photos = f" ({test['n']} held-out photos)" if test.get("n") else ""
+        lines.append(f"Test{photos}: {_metrics(test)}")
     if job.get("error"):
         lines.append(f"**Error:** {esc(job['error'])}")
     if job.get("candidate_version"):
