@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(
         60.0, description="A training job or lock not renewed for this long belongs to a dead process."
     )
+    job_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="How many times a training job is run when its worker is lost (killed, evicted, restarted); "
+        "each attempt continues from the checkpoint of the last finished epoch.",
+    )
     worker_poll_seconds: float = Field(1.0, description="How often an idle worker looks at the queue.")
     upload_wait_seconds: float = Field(
         600.0, description="How long an upload waits for another upload to the same dataset to finish."

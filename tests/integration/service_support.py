@@ -3,9 +3,13 @@ home serving a copy of the tiny model, photos and zips to send, the admin header
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -105,3 +109,24 @@ def class_zip(folder: Path, top: str = "leaves", extra: dict[str, bytes] | None 
     members = {f"{top}/{p.parent.name}/{p.name}": p.read_bytes() for p in leaf_photos(folder)}
     members.update(extra or {})
     return zip_of(members)
+
+
+@contextlib.contextmanager
+def worker_process(home: Path, env: dict[str, str], log: Path):
+    """`leafdoc worker` as its own process (as a pod or a machine runs it), its output in `log`; killed at the end
+    if still running."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("leafdoc")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(exe), "worker"],
+            env={**os.environ, **env, "LEAFDOC_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -209,10 +209,11 @@ def test_processes_starting_together_on_a_fresh_postgres_all_start(backends):
     catalog.dispose()
 
 
-def test_a_job_orphaned_by_a_worker_restart_fails_once_its_heartbeat_is_older_than_the_lease(backends, tmp_path):
+def test_a_job_orphaned_by_a_worker_restart_ends_once_its_heartbeat_is_older_than_the_lease(backends, tmp_path):
     """A worker pod dies mid-job and its replacement starts at once (under another host name, or as pid 1
     again in the same container): the job's heartbeat is still fresh then, so the start-up check leaves it.
-    The running worker must fail it once the heartbeat is older than the lease, not leave it running forever."""
+    The running worker must end that attempt once the heartbeat is older than the lease, not leave it running
+    forever: here it was the job's last attempt, so the job fails."""
     database_url, queue_url, _ = backends
     settings = Settings(
         home=tmp_path / "worker",
@@ -220,13 +221,20 @@ def test_a_job_orphaned_by_a_worker_restart_fails_once_its_heartbeat_is_older_th
         queue_url=queue_url.rsplit("/", 1)[0] + "/1",  # a Redis database of its own
         job_lease_seconds=3,
         worker_poll_seconds=0.2,
+        job_max_attempts=1,
     )
     catalog = Catalog(settings.catalog_url)
     job = create_job(
         catalog, dataset="tiny", dataset_version=1, options={}, warm_start=False, parent_version=None, epochs=1
     )
     update_job(
-        catalog, job.id, state="running", worker="leafdoc-worker-5d8f7-old:1", started=utcnow(), heartbeat=utcnow()
+        catalog,
+        job.id,
+        state="running",
+        attempts=1,
+        worker="leafdoc-worker-5d8f7-old:1",
+        started=utcnow(),
+        heartbeat=utcnow(),
     )
     worker = Worker(settings)
     thread = threading.Thread(target=worker.run)
@@ -235,6 +243,7 @@ def test_a_job_orphaned_by_a_worker_restart_fails_once_its_heartbeat_is_older_th
         assert get_job(catalog, job.id).state == "running"  # fresh heartbeat: left alone at start
         failed = wait_for(lambda: (j := get_job(catalog, job.id)).state == "failed" and j, 30, "the job to be failed")
         assert "no sign of life" in failed.error and "leafdoc-worker-5d8f7-old:1" in failed.error
+        assert failed.error.startswith("gave up after attempt 1 of 1 (LEAFDOC_JOB_MAX_ATTEMPTS)")
     finally:
         worker.stop()
         thread.join(timeout=30)
@@ -272,3 +281,89 @@ def test_cancelling_on_postgres_ends_a_job_once_and_blocks_its_success(backends)
         assert get_job(catalog, done).state == "succeeded" and get_job(catalog, done).cancel_requested is None
     finally:
         catalog.dispose()
+
+
+def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_checkpoint_in_the_bucket(
+    backends, tmp_path, tiny_model, leaf_folder, monkeypatch
+):
+    """Two `leafdoc worker` processes with data homes of their own (two machines): the checkpoint reaches the
+    second one only through the S3 bucket. Worker A is killed with SIGKILL in epoch 2 or later; B takes the
+    job over once A's heartbeat is older than the lease and continues after the epoch A saved."""
+    import re
+
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import Registry
+    from leafdoc.service import checkpoints
+    from leafdoc.service.training import submit
+
+    database_url, queue_url, s3_endpoint = backends
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    bucket = create_bucket(s3_endpoint, "leafdoc-takeover")
+    env = {
+        **S3_ENV,
+        "LEAFDOC_DATABASE_URL": new_database(database_url, "takeover"),
+        "LEAFDOC_QUEUE_URL": queue_url.rsplit("/", 1)[0] + "/2",  # a Redis database of its own
+        "LEAFDOC_STORE_URL": f"s3://{bucket}/leafdoc",
+        "LEAFDOC_S3_ENDPOINT_URL": s3_endpoint,
+        "LEAFDOC_JOB_LEASE_SECONDS": "3",
+        "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
+    }
+    settings = Settings(
+        home=tmp_path / "api",
+        model_dir=answering_copy(tiny_model, tmp_path / "seed-model"),
+        database_url=env["LEAFDOC_DATABASE_URL"],
+        queue_url=env["LEAFDOC_QUEUE_URL"],
+        store_url=env["LEAFDOC_STORE_URL"],
+        s3_endpoint_url=s3_endpoint,
+    )
+    settings.ensure_home()
+    catalog = Catalog(settings.catalog_url)
+    store = open_store(settings.store_location, s3_endpoint)
+    registry = Registry(settings, catalog, store)
+    registry.seed()
+    ingest(leaf_folder, catalog, store, "tiny")
+    epochs = 12
+    options = {**TINY, "epochs": epochs, "patience": epochs}
+    job_id = submit(settings, catalog, registry, JobQueue(settings), dataset="tiny", options=options)["id"]
+    saved_key = f"leafdoc/named/{checkpoints.name(job_id)}"
+
+    def saved_epochs() -> list[int]:
+        log = tmp_path / "a" / "home" / "jobs" / f"{job_id}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return [int(n) for n in re.findall(r"checkpoint after epoch (\d+) saved to the store", text)]
+
+    with worker_process(tmp_path / "a", env) as (a, _):
+        running = wait_for(lambda: (j := get_job(catalog, job_id)).state == "running" and j.pid and j, 120, "A")
+        with worker_process(tmp_path / "b", env) as (b, b_log):
+            wait_for(lambda: max(saved_epochs(), default=0) >= 2, 300, "epoch 2 in A's log")
+            assert saved_key in bucket_keys(s3_endpoint, bucket, "leafdoc/named/")
+            a.kill()
+            a.wait()
+            wait_for(lambda: not os.path.exists(f"/proc/{running.pid}/stat") or _zombie(running.pid), 30, "A's child")
+            saved = max(saved_epochs())
+            job = wait_for(
+                lambda: (j := get_job(catalog, job_id)).state not in ("queued", "running") and j, 600, "B to finish"
+            )
+            assert job.state == "succeeded", job.error
+            assert job.worker == f"{socket.gethostname()}:{b.pid}" and job.attempts == 2
+            wait_for(lambda: f"job {job_id}: succeeded (candidate v2)" in b_log.read_text(), 60, "B's log")
+
+    assert job.resumed_epoch == saved >= 2 and job.epoch == epochs and job.candidate_version == 2
+    history = job.metrics["history"]
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+    assert [h["attempt"] for h in history] == [1] * saved + [2] * (epochs - saved)
+    b_job_log = (tmp_path / "b" / "home" / "jobs" / f"{job_id}.log").read_text()  # B's own data home
+    assert "attempt 2 of 3: found its checkpoint in the store" in b_job_log
+    assert f"attempt 2 of 3: continuing after epoch {saved}" in b_job_log
+    assert saved_key not in bucket_keys(s3_endpoint, bucket, "leafdoc/named/")  # deleted when the job ended
+    catalog.dispose()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,12 +1,15 @@
 """Training jobs run by a real consumer (the worker loop over the SQLite Huey queue, each job in its
 own process): a job that succeeds registers and promotes a candidate the API then serves without a
-restart; a job that fails or is killed is marked failed with its error and leaves the serving model
-and the registry untouched; queued jobs survive a restart; one training runs at a time; an admin
-cancels a queued job (it never runs) or a running one (its process is stopped, nothing registered)."""
+restart; a job that fails is marked failed with its error and leaves the serving model and the
+registry untouched; queued jobs survive a restart; one training runs at a time; an admin cancels a
+queued job (it never runs) or a running one (its process is stopped, nothing registered); a job whose
+worker is killed is taken over by another worker and continues after its last checkpoint, until its
+attempts run out."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +28,7 @@ from service_support import (
     leaf_photos,
     model_copy,
     service_settings,
+    worker_process,
     zip_of,
 )
 
@@ -34,6 +38,7 @@ from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.errors import Conflict
 from leafdoc.registry import Registry
+from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
     TRAINING_LEASE,
@@ -140,6 +145,7 @@ def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_fo
     job = api.get(f"/v1/training-jobs/{job_id}").json()
     assert job["state"] == "failed"
     assert "1 class" in job["error"] and "at least 2" in job["error"]
+    assert job["attempts"] == 1  # its own failure: not tried again, though LEAFDOC_JOB_MAX_ATTEMPTS is 3
     assert job["candidate_version"] is None and job["finished"]
     assert_registry_untouched(api, settings_)
     assert 'leafdoc_training_jobs{state="failed"} 1.0' in api.get("/metrics").text
@@ -157,52 +163,117 @@ def _start_job_in_a_worker(settings, leaf_folder, app_client):
     return api, worker, thread, job_id, row.pid
 
 
-def test_a_killed_training_process_fails_its_job_and_leaves_serving_untouched(settings_, leaf_folder, app_client):
-    api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder, app_client)
-    os.kill(pid, signal.SIGKILL)
-    thread.join(timeout=120)
-    assert not thread.is_alive()
+def test_a_killed_training_process_is_tried_again_from_its_checkpoint_until_its_attempts_run_out(
+    tmp_path, tiny_model, leaf_folder, app_client
+):
+    """Killed by a signal (the OOM killer, an operator), not failed by itself: the job is queued again and the
+    next attempt continues after the saved epoch; when the last attempt is killed too, the job fails."""
+    s = service_settings(tmp_path / "home", tiny_model, job_max_attempts=2)
+    ingest_folder(s, leaf_folder)
+    api = app_client(s)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": LONG}).json()["id"]
+    worker = Worker(s)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    catalog = Catalog(s.catalog_url)
+    try:
+        first = wait_for(lambda: (j := get_job(catalog, job_id)).epoch >= 1 and _saved_epochs(s, job_id) and j, 300)
+        assert first.attempts == 1 and first.resumed_epoch is None
+        os.kill(first.pid, signal.SIGKILL)
+
+        second = wait_for(lambda: (j := get_job(catalog, job_id)).resumed_epoch and j.pid != first.pid and j, 300)
+        assert second.state == "running" and second.attempts == 2 and second.resumed_epoch >= 1
+        assert "attempt 2 of 2: continuing after epoch" in second.progress["phase"]
+        os.kill(second.pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    finally:
+        worker.stop()
+        thread.join(timeout=120)
     job = api.get(f"/v1/training-jobs/{job_id}").json()
-    assert job["state"] == "failed" and "killed (SIGKILL)" in job["error"]
-    assert_registry_untouched(api, settings_)
+    assert job["state"] == "failed" and job["attempts"] == 2
+    assert job["error"].startswith("gave up after attempt 2 of 2 (LEAFDOC_JOB_MAX_ATTEMPTS)")
+    assert "killed (SIGKILL)" in job["error"] and job["candidate_version"] is None
+    assert checkpoints.name(job_id) not in _named(s)  # a finished job's checkpoint is deleted
+    assert_registry_untouched(api, s)
     photo = leaf_photos(leaf_folder)[0].read_bytes()
     assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).status_code == 200
 
 
-def test_stopping_the_worker_stops_the_job_and_marks_it_failed(settings_, leaf_folder, app_client):
+def _saved_epochs(settings, job_id: str) -> list[int]:
+    """The epochs whose checkpoint the job's training process says it wrote to the store (its log)."""
+    log = settings.home / "jobs" / f"{job_id}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [int(n) for n in re.findall(r"checkpoint after epoch (\d+) saved to the store", text)]
+
+
+def _named(settings) -> list[str]:
+    folder = settings.home / "store" / "named"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_stopping_the_worker_stops_the_job_and_queues_it_again_for_the_next_worker(settings_, leaf_folder, app_client):
+    """SIGTERM to `leafdoc worker` (a pod evicted, a container stopped): the job goes back to the queue at once."""
     api, worker, thread, job_id, pid = _start_job_in_a_worker(settings_, leaf_folder, app_client)
     worker.stop()  # what SIGTERM does to `leafdoc worker`
     thread.join(timeout=120)
     assert not thread.is_alive()
     job = api.get(f"/v1/training-jobs/{job_id}").json()
-    assert job["state"] == "failed" and job["error"].startswith("interrupted")
+    assert job["state"] == "queued" and job["attempts"] == 1 and job["error"] is None
+    assert job["progress"]["phase"].startswith("queued again after attempt 1 of 3")
+    assert "the worker was stopped" in job["progress"]["phase"]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert_registry_untouched(api, settings_)
+
+    Worker(settings_).run(burst=True)  # the next worker
+    job = api.get(f"/v1/training-jobs/{job_id}").json()
+    assert job["state"] == "succeeded" and job["attempts"] == 2 and job["candidate_version"] == 2, job["error"]
+    assert "attempt 2 of 3" in (settings_.home / "jobs" / f"{job_id}.log").read_text()
 
 
 def test_worker_start_fails_orphaned_jobs_and_requeues_lost_ones(settings_):
     catalog = Catalog(settings_.catalog_url)
     common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = create_job(catalog, **common).id
+    here_dead = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    orphan = create_job(catalog, **common).id  # its worker on this machine is gone: retried at once
+    update_job(catalog, orphan, state="running", attempts=1, worker=here_dead, heartbeat=utcnow())
+    stale = create_job(catalog, **common).id  # its worker elsewhere fell silent: retried
     update_job(
-        catalog, orphan, state="running", worker=f"{socket.gethostname()}:{dead.stdout.strip()}", heartbeat=utcnow()
+        catalog, stale, state="running", attempts=2, worker="elsewhere:1", heartbeat=utcnow() - timedelta(hours=1)
     )
-    stale = create_job(catalog, **common).id
-    update_job(catalog, stale, state="running", worker="elsewhere:1", heartbeat=utcnow() - timedelta(hours=1))
+    last = create_job(catalog, **common).id  # same, in its last attempt: failed
+    update_job(
+        catalog, last, state="running", attempts=3, worker="elsewhere:3", heartbeat=utcnow() - timedelta(hours=1)
+    )
+    cancelling = create_job(catalog, **common).id  # an admin asked to cancel it: never retried
+    update_job(catalog, cancelling, state="running", attempts=1, worker=here_dead, heartbeat=utcnow())
+    cancel(catalog, cancelling)
     alive = create_job(catalog, **common).id
-    update_job(catalog, alive, state="running", worker="elsewhere:2", heartbeat=utcnow())
+    update_job(catalog, alive, state="running", attempts=1, worker="elsewhere:2", heartbeat=utcnow())
     lost = create_job(catalog, **common).id  # recorded, but never reached the queue
 
     worker = Worker(settings_)
     worker.recover()
-    assert get_job(catalog, orphan).state == "failed" and "interrupted" in get_job(catalog, orphan).error
-    assert get_job(catalog, stale).state == "failed" and "no sign of life" in get_job(catalog, stale).error
+    job = get_job(catalog, orphan)
+    assert job.state == "queued" and job.attempts == 1 and job.worker is None
+    assert (
+        "queued again after attempt 1 of 3" in job.progress["phase"]
+        and "stopped before it finished" in (job.progress["phase"])
+    )
+    job = get_job(catalog, stale)
+    assert job.state == "queued" and "after attempt 2 of 3" in job.progress["phase"]
+    assert "no sign of life" in job.progress["phase"]
+    job = get_job(catalog, last)
+    assert job.state == "failed" and job.error.startswith("gave up after attempt 3 of 3 (LEAFDOC_JOB_MAX_ATTEMPTS)")
+    assert "no sign of life from its worker (elsewhere:3)" in job.error
+    assert get_job(catalog, cancelling).state == "cancelled"
     assert get_job(catalog, alive).state == "running"
-    assert worker.queue.waiting_job_ids() == {lost}
+    assert worker.queue.waiting_job_ids() == {orphan, stale, lost}
     worker.recover()  # idempotent: not queued twice
-    assert worker.queue.length() == 1
+    assert worker.queue.length() == 3
+    assert claim(catalog, stale, "here:1") == 3  # the next claim is its third attempt
 
 
 def test_one_training_at_a_time_others_wait_queued(settings_):
@@ -391,4 +462,64 @@ def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_mo
     assert get_job(catalog, other).state == "succeeded" and get_job(catalog, other).candidate_version == version == 2
     with pytest.raises(Conflict, match="already succeeded"):
         cancel(catalog, other)
+    catalog.dispose()
+
+
+# ---- a lost worker ---------------------------------------------------------------------------------
+
+# Long enough to kill its worker in epoch 2 or later, short enough to be waited for.
+RESUMABLE = {**TINY, "epochs": 12, "patience": 12}
+
+
+def test_a_worker_killed_mid_job_is_replaced_by_a_standby_that_continues_after_the_saved_epoch(
+    tmp_path, tiny_model, leaf_folder, app_client
+):
+    """Two `leafdoc worker` processes, as two pods: A trains, B waits. A is killed with SIGKILL after a few
+    epochs (its training process stops by itself). Once A's heartbeat is older than the lease, B queues the
+    job again, takes the training lease, and continues after the last epoch A saved, not from epoch 1."""
+    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, job_lease_seconds=3)
+    env = {"LEAFDOC_JOB_LEASE_SECONDS": "3", "LEAFDOC_WORKER_POLL_SECONDS": "0.1"}
+    ingest_folder(s, leaf_folder)
+    api = app_client(s)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": RESUMABLE}).json()["id"]
+    catalog = Catalog(s.catalog_url)
+    with worker_process(s.home, env, tmp_path / "a.log") as a:
+        running = wait_for(lambda: (j := get_job(catalog, job_id)).state == "running" and j.pid and j, 120)
+        assert running.worker == f"{socket.gethostname()}:{a.pid}" and running.attempts == 1
+        with worker_process(s.home, env, tmp_path / "b.log") as b:
+            wait_for(lambda: max(_saved_epochs(s, job_id), default=0) >= 2, 300, every=0.05)
+            a.kill()  # SIGKILL: no goodbye, the pod is gone
+            a.wait()
+            killed_at = time.monotonic()
+            wait_for(lambda: not _alive(running.pid), 30)  # its training process noticed and stopped
+            saved = max(_saved_epochs(s, job_id))
+
+            job = wait_for(
+                lambda: (
+                    (j := api.get(f"/v1/training-jobs/{job_id}").json())["state"] not in ("queued", "running") and j
+                ),
+                300,
+            )
+            assert job["state"] == "succeeded", job["error"]
+            b_log = (tmp_path / "b.log").read_text()
+            assert f"claimed by worker {socket.gethostname()}:{b.pid} (attempt 2 of 3)" in b_log
+            assert "no sign of life from its worker" in b_log
+            wait_for(lambda: leases.current_holder(catalog, TRAINING_LEASE) is None, 60)  # B let go of it
+    assert time.monotonic() - killed_at > 3  # B waited for the lease to run out
+
+    assert job["attempts"] == 2 and job["resumed_epoch"] == saved >= 2
+    assert job["epoch"] == job["epochs"] == RESUMABLE["epochs"] and job["candidate_version"] == 2
+    history = job["metrics"]["history"]
+    assert [h["epoch"] for h in history] == list(range(1, RESUMABLE["epochs"] + 1))  # each epoch once
+    assert {h["attempt"] for h in history if h["epoch"] <= saved} == {1}
+    assert {h["attempt"] for h in history if h["epoch"] > saved} == {2}  # epoch 1 was not trained again
+    text = (s.home / "jobs" / f"{job_id}.log").read_text()
+    assert f"attempt 2 of 3: continuing after epoch {saved}" in text
+    assert f"its worker (process {a.pid}) is gone: stopping" in text
+
+    v2 = api.get("/v1/models/2").json()
+    assert v2["job_id"] == job_id and v2["card"]["training"]["epochs"] == RESUMABLE["epochs"]
+    assert checkpoints.name(job_id) not in _named(s)  # deleted once the job ended
+    jobs_dir = s.models_dir / ".jobs"
+    assert not jobs_dir.exists() or not any(jobs_dir.iterdir())
     catalog.dispose()

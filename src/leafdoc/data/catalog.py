@@ -133,6 +133,10 @@ class TrainingJobRow(Base):
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a worker claimed it (migration 0004): a job whose worker is lost is queued again,
+    # up to LEAFDOC_JOB_MAX_ATTEMPTS, and the next attempt continues after the checkpoint's epoch.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resumed_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

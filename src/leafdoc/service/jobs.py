@@ -10,6 +10,12 @@ training process and ends the job `cancelled`. Every way a job ends is one condi
 state, so a job cancelled as it finishes ends in exactly one terminal state, and a candidate is
 registered only if the job is still running with no cancel requested (checked in the transaction that
 registers it).
+
+A job whose worker is lost (killed, evicted, restarted, or silent for longer than the lease) is queued
+again, up to LEAFDOC_JOB_MAX_ATTEMPTS attempts (`attempts` counts the claims), and its next attempt
+continues from the checkpoint saved after its last finished epoch. A job its own training failed is
+not retried, nor a cancelled one. Every write of an attempt's worker or training process names the
+attempt, so one that lost its job (and later wakes up) cannot change or end the next attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, select, true, update
 
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
 from leafdoc.errors import ConfigError, Conflict, NotFound
@@ -98,6 +104,8 @@ def job_dict(row: TrainingJobRow) -> dict:
         "cancel_requested": row.cancel_requested.isoformat() if row.cancel_requested else None,
         "epoch": row.epoch,
         "epochs": row.epochs,
+        "attempts": row.attempts or 0,
+        "resumed_epoch": row.resumed_epoch,
         "progress": row.progress,
         "metrics": row.metrics,
         "error": row.error,
@@ -159,32 +167,64 @@ def counts_by_state(catalog: Catalog) -> dict[str, int]:
     return out
 
 
-def update_job(catalog: Catalog, job_id: str, **values) -> None:
-    with catalog.Session.begin() as s:
-        s.execute(update(TrainingJobRow).where(TrainingJobRow.id == job_id).values(**values))
+def _attempt_is(attempt: int | None):
+    """The condition that the job is still running this attempt (None: any state, any attempt). A job put
+    back in the queue, or running a later attempt, is out of reach of the attempt it left."""
+    if attempt is None:
+        return true()
+    return and_(TrainingJobRow.attempts == attempt, TrainingJobRow.state == "running")
 
 
-def claim(catalog: Catalog, job_id: str, worker: str) -> bool:
-    """queued -> running, atomically: only one worker ever runs a job."""
-    now = utcnow()
+def update_job(catalog: Catalog, job_id: str, attempt: int | None = None, **values) -> bool:
+    """Set columns; with `attempt`, only while the job runs that attempt. True if the row changed."""
+    cond = _attempt_is(attempt)
     with catalog.Session.begin() as s:
-        res = s.execute(
-            update(TrainingJobRow)
-            .where(TrainingJobRow.id == job_id, TrainingJobRow.state == "queued")
-            .values(state="running", started=now, heartbeat=now, worker=worker, error=None)
-        )
+        res = s.execute(update(TrainingJobRow).where(TrainingJobRow.id == job_id, cond).values(**values))
         return res.rowcount == 1
 
 
-def fail(catalog: Catalog, job_id: str, error: str) -> bool:
+def holds(catalog: Catalog, job_id: str, attempt: int) -> bool:
+    """Whether the job is still running this attempt (not ended, not queued again, not taken over)."""
+    with catalog.Session() as s:
+        row = s.execute(
+            select(TrainingJobRow.state, TrainingJobRow.attempts).where(TrainingJobRow.id == job_id)
+        ).first()
+    return row is not None and row.state == "running" and row.attempts == attempt
+
+
+def claim(catalog: Catalog, job_id: str, worker: str) -> int:
+    """queued -> running, atomically: only one worker ever runs a job. Returns the attempt it starts
+    (1 for the first), or 0 if the job was not queued."""
+    now = utcnow()
+    job = TrainingJobRow
+    with catalog.Session.begin() as s:
+        res = s.execute(
+            update(job)
+            .where(job.id == job_id, job.state == "queued")
+            .values(
+                state="running",
+                started=func.coalesce(job.started, now),
+                heartbeat=now,
+                worker=worker,
+                error=None,
+                attempts=job.attempts + 1,
+                resumed_epoch=None,
+            )
+        )
+        if res.rowcount != 1:
+            return 0
+        return int(s.scalar(select(job.attempts).where(job.id == job_id)))
+
+
+def fail(catalog: Catalog, job_id: str, error: str, attempt: int | None = None) -> bool:
     """Mark a job failed unless it already finished; `cancelled` instead if an admin asked to cancel it
     (however its process then ended). One statement, so a cancel request arriving meanwhile is not
-    lost. True if this call ended the job."""
+    lost. With `attempt`, only if the job is still running that attempt. True if this call ended the job."""
     cancelling = TrainingJobRow.cancel_requested.is_not(None)
     with catalog.Session.begin() as s:
         res = s.execute(
             update(TrainingJobRow)
-            .where(TrainingJobRow.id == job_id, TrainingJobRow.state.not_in(TERMINAL))
+            .where(TrainingJobRow.id == job_id, TrainingJobRow.state.not_in(TERMINAL), _attempt_is(attempt))
             .values(
                 state=case((cancelling, "cancelled"), else_="failed"),
                 error=case((cancelling, CANCELLED_RUNNING), else_=error[:4000]),
@@ -192,6 +232,47 @@ def fail(catalog: Catalog, job_id: str, error: str) -> bool:
             )
         )
         return res.rowcount == 1
+
+
+def retry_or_fail(catalog: Catalog, job: TrainingJobRow, max_attempts: int, why: str) -> str | None:
+    """The worker of `job` (a row read while it ran) was lost, `why` says how. Queued again for its next
+    attempt if attempts are left and no cancel was requested; else failed (or cancelled). Nothing happens
+    if the job has meanwhile ended or moved on to another attempt. Returns the state it was put in, or None.
+    The caller enqueues a job put back in `queued` (if that fails, a starting worker re-queues it)."""
+    row = TrainingJobRow
+    attempt = max(job.attempts or 0, 1)  # a row from before migration 0004 was in its first attempt
+    if attempt < max_attempts:
+        with catalog.Session.begin() as s:
+            res = s.execute(
+                update(row)
+                .where(
+                    row.id == job.id,
+                    row.state == "running",
+                    row.attempts == job.attempts,
+                    row.cancel_requested.is_(None),
+                )
+                .values(
+                    state="queued",
+                    worker=None,
+                    pid=None,
+                    resumed_epoch=None,
+                    progress={
+                        "phase": f"queued again after attempt {attempt} of {max_attempts}, to continue from its "
+                        f"last checkpoint: {why}"
+                    },
+                )
+            )
+            if res.rowcount == 1:
+                return "queued"
+        error = why  # a cancel was requested (fail() then ends it cancelled), or it moved on (then nothing)
+    else:
+        error = (
+            f"gave up after attempt {attempt} of {max_attempts} (LEAFDOC_JOB_MAX_ATTEMPTS): each one lost "
+            f"its worker. The last: {why}"
+        )
+    if fail(catalog, job.id, error, attempt=job.attempts):
+        return get_job(catalog, job.id).state
+    return None
 
 
 class JobCancelled(Conflict):
@@ -234,21 +315,24 @@ def cancel_requested(catalog: Catalog, job_id: str) -> bool:
         return s.scalar(select(TrainingJobRow.cancel_requested).where(TrainingJobRow.id == job_id)) is not None
 
 
-def succeed(session, job_id: str, **values) -> None:
+def succeed(session, job_id: str, attempt: int | None = None, **values) -> None:
     """Inside the transaction that registers the job's candidate: running -> succeeded, or JobCancelled
-    (which rolls the registration back) if the job was cancelled or already ended."""
+    (which rolls the registration back) if the job was cancelled, already ended or (with `attempt`) is no
+    longer in that attempt."""
     res = session.execute(
         update(TrainingJobRow)
         .where(
             TrainingJobRow.id == job_id,
             TrainingJobRow.state == "running",
             TrainingJobRow.cancel_requested.is_(None),
+            _attempt_is(attempt),
         )
         .values(state="succeeded", finished=utcnow(), **values)
     )
     if res.rowcount != 1:
         raise JobCancelled(
-            f"training job {job_id} was cancelled (or ended by its worker) before its candidate was registered; "
+            f"training job {job_id} was cancelled (or ended by its worker, or taken over by another attempt) before "
+            "its candidate was registered; "
             "nothing was registered."
         )
 

@@ -103,6 +103,14 @@ class TrainingJob(BaseModel):
     )
     epoch: int
     epochs: int
+    attempts: int = Field(
+        0,
+        description="How many times a worker started it: a job whose worker is lost is queued again, up to "
+        "LEAFDOC_JOB_MAX_ATTEMPTS, and continues from its last checkpoint.",
+    )
+    resumed_epoch: int | None = Field(
+        None, description="The epoch the current (or last) attempt continued after; null if it started at epoch 1."
+    )
     progress: dict[str, Any] | None
     metrics: dict[str, Any] | None = Field(description="`last` epoch, `history` of epochs, `test` when done.")
     error: str | None

@@ -5,14 +5,21 @@ dataset version warm-started from the serving model, scores the candidate and th
 the candidate's test images, and registers the candidate (promoting it if the rule says so) in the
 same transaction that marks the job succeeded, if it is still running with no cancel requested. Any
 error marks the job failed (cancelled, if an admin asked) with its message and registers nothing.
+
+The training state is saved after every epoch (train/checkpoint.py) and copied to the shared store
+(service/checkpoints.py): an attempt after a lost worker starts from it, on whichever machine, and
+says so in the job's progress and log ("attempt 2 of 3: continuing after epoch N"). Every write names
+the attempt (jobs.py), and the process stops itself if its worker dies, so it cannot outlive the lease.
 This is the only module of the service that imports TensorFlow, and only here, in the job's own
 process.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -24,12 +31,14 @@ from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcno
 from leafdoc.data.ingest import get_version
 from leafdoc.errors import ConfigError, LeafdocError
 from leafdoc.registry import Registry
+from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
-from leafdoc.service.jobs import JobQueue, create_job, fail, get_job, job_dict, succeed, update_job
+from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
 from leafdoc.settings import Settings
 from leafdoc.train.config import TrainConfig
 
 PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
+ORPHAN_CHECK_SECONDS = 1.0
 
 
 def base_options(registry: Registry) -> dict:
@@ -111,64 +120,114 @@ def job_folder(settings: Settings, job_id: str) -> Path:
     return settings.models_dir / ".jobs" / job_id
 
 
-class _Reporter:
-    """Training events -> the job row (epochs always; batches at most every PROGRESS_EVERY seconds)."""
+def say(text: str) -> None:
+    """A line in the job's log (this process's output goes there)."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
 
-    def __init__(self, catalog: Catalog, job_id: str):
-        self.catalog, self.job_id = catalog, job_id
-        self.history: list[dict] = []
+
+class _Reporter:
+    """Training events -> the job row (epochs always; batches at most every PROGRESS_EVERY seconds), and
+    each epoch's checkpoint -> the shared store. Every write is for this attempt only."""
+
+    def __init__(self, catalog: Catalog, store, job_id: str, attempt: int, max_attempts: int, history: list[dict]):
+        self.catalog, self.store, self.job_id = catalog, store, job_id
+        self.attempt, self.max_attempts = attempt, max_attempts
+        self.history = history  # earlier attempts' epochs, cut back to the checkpoint's on `resume`
         self._last = 0.0
+
+    def update(self, **values) -> None:
+        update_job(self.catalog, self.job_id, attempt=self.attempt, **values)
+
+    @property
+    def prefix(self) -> str:
+        return f"attempt {self.attempt} of {self.max_attempts}: " if self.attempt > 1 else ""
 
     def __call__(self, e: dict) -> None:
         now = time.monotonic()
-        if e["event"] == "epoch":
+        kind = e["event"]
+        if kind == "epoch":
             rec = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in e.items() if k != "event"}
+            rec["attempt"] = self.attempt
             self.history.append(rec)
-            update_job(
-                self.catalog,
-                self.job_id,
+            self.update(
                 epoch=int(e["epoch"]),
                 metrics={"last": rec, "history": self.history},
-                progress={"phase": e.get("phase"), "epoch": int(e["epoch"])},
+                progress={"phase": e.get("phase"), "epoch": int(e["epoch"]), "attempt": self.attempt},
                 heartbeat=utcnow(),
             )
             self._last = now
-        elif e["event"] == "batch" and now - self._last >= PROGRESS_EVERY:
-            update_job(
-                self.catalog,
-                self.job_id,
-                progress={"phase": e.get("phase"), "batch": e["batch"], "steps": e["steps"]},
+        elif kind == "checkpoint":
+            if holds(self.catalog, self.job_id, self.attempt):  # a process that lost its job writes nothing
+                t0 = time.perf_counter()
+                size = checkpoints.upload(self.store, self.job_id, Path(e["folder"]))
+                say(
+                    f"checkpoint after epoch {e['epoch']} saved to the store "
+                    f"({size / 1e6:.2f} MB in {time.perf_counter() - t0:.2f} s)"
+                )
+        elif kind == "resume":
+            n = int(e["epoch"])
+            self.history[:] = [h for h in self.history if int(h.get("epoch", 0)) <= n]
+            text = f"{self.prefix}continuing after epoch {n}"
+            say(text)
+            self.update(
+                epoch=n,
+                resumed_epoch=n,
+                metrics={"last": self.history[-1] if self.history else None, "history": self.history},
+                progress={"phase": text, "epoch": n, "attempt": self.attempt},
+                heartbeat=utcnow(),
+            )
+        elif kind == "restart":
+            text = f"{self.prefix}starting again from epoch 1: {e['reason']}"
+            say(text)
+            self.history.clear()
+            self.update(progress={"phase": text, "attempt": self.attempt}, metrics={"history": []})
+        elif kind == "batch" and now - self._last >= PROGRESS_EVERY:
+            self.update(
+                progress={"phase": e.get("phase"), "batch": e["batch"], "steps": e["steps"], "attempt": self.attempt},
                 heartbeat=utcnow(),
             )
             self._last = now
-        elif e["event"] == "evaluate":
-            update_job(self.catalog, self.job_id, progress={"phase": "evaluating on the test split"})
+        elif kind == "evaluate":
+            self.update(progress={"phase": "evaluating on the test split", "attempt": self.attempt})
 
 
-def run_job(settings: Settings, job_id: str) -> int:
+def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
     from leafdoc.data.store import open_store
     from leafdoc.registry import promotion_decision
+    from leafdoc.train.checkpoint import beside
     from leafdoc.train.trainer import prepare_data, train
 
     catalog = Catalog(settings.catalog_url)
     store = open_store(settings.store_location, settings.s3_endpoint_url)
     registry = Registry(settings, catalog, store)
     out = job_folder(settings, job_id)
+    saved = beside(out)  # this machine's copy of the checkpoint; the store's is the one that counts
     try:
         row = get_job(catalog, job_id)
+        attempt = attempt or max(row.attempts or 0, 1)
         cfg = TrainConfig.model_validate(row.options)
         serving = registry.serving()
         init_from = registry.local_dir(serving.version) if (row.warm_start and serving) else None
-        update_job(catalog, job_id, progress={"phase": "preparing data"}, heartbeat=utcnow())
+        history: list[dict] = []
+        resumable = False
+        if attempt > 1:
+            history = list((row.metrics or {}).get("history") or [])
+            resumable = checkpoints.download(store, job_id, saved)
+            say(
+                f"attempt {attempt} of {settings.job_max_attempts}: "
+                + ("found its checkpoint in the store" if resumable else "no checkpoint was saved: from epoch 1")
+            )
+        if not resumable:
+            shutil.rmtree(saved, ignore_errors=True)
+            history = []
+        reporter = _Reporter(catalog, store, job_id, attempt, settings.job_max_attempts, history)
+        reporter.update(progress={"phase": f"{reporter.prefix}preparing data"}, heartbeat=utcnow())
         data = prepare_data(catalog, store, settings.cache_dir, row.dataset, cfg, row.dataset_version)
-        update_job(
-            catalog,
-            job_id,
+        reporter.update(
             dataset_version=data.version,
-            progress={"phase": "training", "split": data.counts()},
+            progress={"phase": f"{reporter.prefix}training", "split": data.counts()},
         )
         shutil.rmtree(out, ignore_errors=True)
-        reporter = _Reporter(catalog, job_id)
         card = train(
             cfg,
             data,
@@ -176,8 +235,9 @@ def run_job(settings: Settings, job_id: str) -> int:
             on_event=reporter,
             init_from=init_from,
             parent_version=str(serving.version) if serving else None,
+            checkpoint_dir=saved,
         )
-        update_job(catalog, job_id, progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
+        reporter.update(progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
         test = data.indices("test")
         images = [store.get(data.shas[i]) for i in test]
         labels = [data.classes[int(data.y[i])] for i in test]
@@ -195,12 +255,13 @@ def run_job(settings: Settings, job_id: str) -> int:
         decision["promoted"] = decision["promote"]
 
         def finish(s, version: int, served: bool) -> None:
-            # Raises JobCancelled if the job was cancelled meanwhile: the whole registration rolls back.
+            # Raises JobCancelled if the job was cancelled (or taken over) meanwhile: the registration rolls back.
             metrics = s.scalar(select(TrainingJobRow.metrics).where(TrainingJobRow.id == job_id)) or {}
             promotion = s.get(ModelVersionRow, version).promotion or {}
             succeed(
                 s,
                 job_id,
+                attempt=attempt,
                 candidate_version=version,
                 promotion={**promotion, "promoted": served},
                 metrics={**metrics, "test": (card.get("metrics") or {}).get("test")},
@@ -220,24 +281,48 @@ def run_job(settings: Settings, job_id: str) -> int:
         )
         return 0
     except LeafdocError as exc:
-        fail(catalog, job_id, exc.message + (f" {exc.hint}" if exc.hint else ""))
+        fail(catalog, job_id, exc.message + (f" {exc.hint}" if exc.hint else ""), attempt=attempt)
         return 0
     except BaseException as exc:
         traceback.print_exc()
-        fail(catalog, job_id, f"{type(exc).__name__}: {exc}")
+        fail(catalog, job_id, f"{type(exc).__name__}: {exc}", attempt=attempt)
         return 1
     finally:
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(saved, ignore_errors=True)
+        try:
+            if get_job(catalog, job_id).state in TERMINAL:
+                checkpoints.discard(store, job_id)
+        except Exception:  # the worker discards it too once it sees the job ended
+            traceback.print_exc()
         catalog.dispose()
+
+
+def _stop_when_orphaned() -> None:
+    """A training process whose worker died (killed with it gone, or its pod's main process gone) stops at
+    once: it would otherwise go on training with nobody renewing the lease, beside the next attempt."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+            if os.getppid() != parent:
+                say(f"its worker (process {parent}) is gone: stopping; the job's next attempt continues it")
+                os._exit(3)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m leafdoc.service.training JOB_ID  (settings as JSON on stdin)", file=sys.stderr)
+    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
+        print(
+            "usage: python -m leafdoc.service.training JOB_ID [ATTEMPT]  (settings as JSON on stdin)", file=sys.stderr
+        )
         return 2
     settings = Settings.model_validate_json(sys.stdin.read())
-    return run_job(settings, argv[0])
+    _stop_when_orphaned()
+    return run_job(settings, argv[0], int(argv[1]) if len(argv) == 2 else None)
 
 
 if __name__ == "__main__":

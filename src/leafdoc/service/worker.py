@@ -1,12 +1,19 @@
 """The job consumer (`leafdoc worker`, or the one `leafdoc serve` starts beside the API).
 
 One loop, one job at a time: take a task from the Huey queue, take the cluster-wide training lease,
-claim the job, and run it in a child process (`python -m leafdoc.service.training`). The child can
-crash, run out of memory or be killed without harming the worker or the API: the worker then marks
-the job failed with what happened. While the child runs, the worker renews the lease and the job's
-heartbeat; a worker that dies stops renewing, and the next worker to start marks its job failed. It
-also looks every second for an admin's cancel request: then it stops the child the same way and the
-job ends `cancelled` (the child registers a candidate only if no cancel was requested).
+claim the job, and run it in a child process (`python -m leafdoc.service.training JOB ATTEMPT`). The
+child can crash, run out of memory or be killed without harming the worker or the API. While the child
+runs, the worker renews the lease and the job's heartbeat; it also looks every second for an admin's
+cancel request: then it stops the child and the job ends `cancelled` (the child registers a candidate
+only if no cancel was requested).
+
+A lost worker costs the job an attempt, not its progress: a job whose child was killed by a signal, or
+whose worker was stopped (SIGTERM: a pod evicted), is queued again at once; one whose worker died
+(SIGKILL, a lost machine) is queued again by any worker once its heartbeat is older than the lease (or
+at once by a worker starting on the same host). The next attempt continues from the checkpoint in the
+store; after LEAFDOC_JOB_MAX_ATTEMPTS the job fails. A child that failed by itself (an exception in
+training, bad data) fails the job for good. A worker that finds its job taken from it (queued again
+while it could not reach the catalog) stops its child and leaves the job alone.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import time
 from pathlib import Path
 
 from leafdoc.data import leases
-from leafdoc.data.catalog import Catalog, utcnow
+from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
 from leafdoc.errors import NotFound
+from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
+    TERMINAL,
     TRAINING_LEASE,
     JobQueue,
     cancel_requested,
@@ -35,12 +44,14 @@ from leafdoc.service.jobs import (
     fail,
     get_job,
     queued_jobs,
+    retry_or_fail,
     running_jobs,
     stale_running,
     update_job,
 )
 from leafdoc.service.training import job_folder
 from leafdoc.settings import Settings
+from leafdoc.train.checkpoint import beside
 
 log = logging.getLogger(__name__)
 
@@ -88,34 +99,60 @@ class Worker:
         self.parent_pid = parent_pid
         self.child: subprocess.Popen | None = None
         self.logs_dir = settings.home / "jobs"
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from leafdoc.data.store import open_store
+
+            self._store = open_store(self.settings.store_location, self.settings.s3_endpoint_url)
+        return self._store
 
     # ---- housekeeping --------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Fail jobs whose worker is gone; put queued jobs the queue lost back into it."""
+        """Retry (or fail) jobs whose worker is gone; put queued jobs the queue lost back into it."""
         host = socket.gethostname()
         for job in running_jobs(self.catalog):
             owner_host, _, owner_pid = (job.worker or "").rpartition(":")
             dead_here = owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid))
             if dead_here:
-                fail(self.catalog, job.id, "interrupted: the worker running this job stopped before it finished.")
-        self.fail_stale()
+                self.worker_lost(job, f"interrupted: its worker ({job.worker}) stopped before it finished.")
+        self.retry_stale()
         waiting = self.queue.waiting_job_ids()
         for job in queued_jobs(self.catalog):
             if job.id not in waiting:
                 log.info("re-queueing job %s, which the queue did not hold", job.id)
                 self.queue.enqueue(job.id)
 
-    def fail_stale(self) -> None:
-        """Fail running jobs whose heartbeat is older than the lease. Checked at start and then every half
-        lease: a worker replaced at once (a restarted pod) finds its predecessor's job still fresh."""
+    def retry_stale(self) -> None:
+        """Retry (or fail) running jobs whose heartbeat is older than the lease. Checked at start and then
+        every half lease: a worker replaced at once (a restarted pod) finds its predecessor's job still fresh."""
         for job in stale_running(self.catalog, self.settings.job_lease_seconds):
-            fail(
-                self.catalog,
-                job.id,
+            self.worker_lost(
+                job,
                 f"interrupted: no sign of life from its worker ({job.worker}) for over "
                 f"{self.settings.job_lease_seconds:.0f} s.",
             )
+
+    def worker_lost(self, job: TrainingJobRow, why: str) -> None:
+        """The attempt `job` (a row read while it ran) lost its worker: queue it again, or end it."""
+        state = retry_or_fail(self.catalog, job, self.settings.job_max_attempts, why)
+        log.warning("job %s: %s -> %s", job.id, why, state or "already moved on")
+        if state == "queued":
+            try:
+                self.queue.enqueue(job.id)
+            except Exception:  # the row says queued: a starting worker puts it back in the queue
+                log.exception("could not enqueue job %s again", job.id)
+        elif state in TERMINAL:
+            self.discard_checkpoint(job.id)
+
+    def discard_checkpoint(self, job_id: str) -> None:
+        try:
+            checkpoints.discard(self.store, job_id)
+        except Exception:  # a leftover costs only space; never fail a worker over it
+            log.exception("could not delete the checkpoint of job %s from the store", job_id)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -144,7 +181,7 @@ class Worker:
             if time.monotonic() - checked >= self.settings.job_lease_seconds / 2:
                 checked = time.monotonic()
                 try:
-                    self.fail_stale()
+                    self.retry_stale()
                 except Exception:  # the catalog may be briefly unreachable: look again next time
                     log.exception("could not check for jobs whose worker is gone")
             if self.run_once():
@@ -168,6 +205,8 @@ class Worker:
             state = None
         if state != "queued":  # cancelled while queued, already run, or gone: nothing to wait for
             log.info("job %s: %s, skipped", job_id, state or "not in the catalog")
+            if state in TERMINAL:  # cancelled between two attempts: its checkpoint is of no more use
+                self.discard_checkpoint(job_id)
             return
         holder = f"{self.name}:{job_id}"
         ttl = self.settings.job_lease_seconds
@@ -176,29 +215,34 @@ class Worker:
             self.queue.schedule(job_id, delay=max(1.0, self.settings.worker_poll_seconds * 5))
             return
         try:
-            if not claim(self.catalog, job_id, self.name):
+            attempt = claim(self.catalog, job_id, self.name)
+            if not attempt:
                 return  # already run, failed, or taken by another worker
-            self._run_child(job_id, holder, ttl)
+            self._run_child(job_id, holder, ttl, attempt)
         finally:
             leases.release(self.catalog, TRAINING_LEASE, holder)
 
-    def _run_child(self, job_id: str, holder: str, ttl: float) -> None:
+    def _run_child(self, job_id: str, holder: str, ttl: float, attempt: int) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{job_id}.log"
-        cmd = [sys.executable, "-m", "leafdoc.service.training", job_id]
+        cmd = [sys.executable, "-m", "leafdoc.service.training", job_id, str(attempt)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        interrupted = cancelled = False
+        of = f"attempt {attempt} of {self.settings.job_max_attempts}"
+        interrupted = cancelled = taken = False
         try:
             with open(log_path, "ab") as logf:
+                logf.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {of}, by worker {self.name}\n".encode())
+                logf.flush()
                 child = subprocess.Popen(
                     cmd, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True
                 )
                 self.child = child
-                update_job(self.catalog, job_id, pid=child.pid)
+                update_job(self.catalog, job_id, attempt=attempt, pid=child.pid)
                 log.info(
-                    "job %s: claimed by worker %s; training in process %s (log %s)",
+                    "job %s: claimed by worker %s (%s); training in process %s (log %s)",
                     job_id,
                     self.name,
+                    of,
                     child.pid,
                     log_path,
                 )
@@ -232,31 +276,43 @@ class Worker:
                         beat = time.monotonic()
                         try:
                             leases.renew(self.catalog, TRAINING_LEASE, holder, ttl)
-                            update_job(self.catalog, job_id, heartbeat=utcnow())
+                            taken = not update_job(self.catalog, job_id, attempt=attempt, heartbeat=utcnow())
                         except Exception:
                             log.exception("could not renew the heartbeat of job %s", job_id)
+                        if taken:  # queued again (this worker looked lost), ended, or another attempt runs it
+                            log.warning(
+                                "job %s: %s is no longer running here; stopping process %s", job_id, of, child.pid
+                            )
+                            rc = self._stop_child(child)
+                            break
         except OSError as exc:
-            fail(self.catalog, job_id, f"could not start the training process ({exc}).")
+            fail(self.catalog, job_id, f"could not start the training process ({exc}).", attempt=attempt)
             return
         finally:
             self.child = None
         job = get_job(self.catalog, job_id)
-        if job.state == "running":
+        if job.state == "running" and job.attempts == attempt and not taken:
             if cancelled:
-                error = CANCELLED_RUNNING  # fail() ends it `cancelled`, since the cancel was requested
+                fail(self.catalog, job_id, CANCELLED_RUNNING, attempt=attempt)  # ends `cancelled`: it was requested
             elif interrupted:
-                error = "interrupted: the worker was stopped while this job ran; submit it again."
+                self.worker_lost(job, "interrupted: the worker was stopped while this job ran.")
             else:
                 error = _describe_exit(rc) + " before it finished."
                 tail = _tail(log_path)
                 if tail:
                     error += f" Last lines of its log ({log_path}):\n{tail}"
-            fail(self.catalog, job_id, error)
+                if rc < 0:  # killed by a signal (the OOM killer, an operator): not a failure of its own
+                    self.worker_lost(job, error)
+                else:
+                    fail(self.catalog, job_id, error, attempt=attempt)
         job = get_job(self.catalog, job_id)
         log.info(
             "job %s: %s%s", job_id, job.state, f" (candidate v{job.candidate_version})" if job.candidate_version else ""
         )
+        if job.state in TERMINAL:
+            self.discard_checkpoint(job_id)
         shutil.rmtree(job_folder(self.settings, job_id), ignore_errors=True)
+        shutil.rmtree(beside(job_folder(self.settings, job_id)), ignore_errors=True)
 
     def _stop_child(self, child: subprocess.Popen) -> int:
         with contextlib.suppress(ProcessLookupError):
