@@ -358,6 +358,7 @@ def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_check
     assert "attempt 2 of 3: found its checkpoint in the store" in b_job_log
     assert f"attempt 2 of 3: continuing after epoch {saved}" in b_job_log
     assert saved_key not in bucket_keys(s3_endpoint, bucket, "leafdoc/named/")  # deleted when the job ended
+    assert "no longer running here" not in b_log.read_text()  # a job that ended is not taken for a lost one
     catalog.dispose()
 
 

@@ -276,7 +276,9 @@ class Worker:
                         beat = time.monotonic()
                         try:
                             leases.renew(self.catalog, TRAINING_LEASE, holder, ttl)
-                            taken = not update_job(self.catalog, job_id, attempt=attempt, heartbeat=utcnow())
+                            if not update_job(self.catalog, job_id, attempt=attempt, heartbeat=utcnow()):
+                                # Ended (the child is finishing: let it) or no longer this attempt's (stop it).
+                                taken = get_job(self.catalog, job_id).state not in TERMINAL
                         except Exception:
                             log.exception("could not renew the heartbeat of job %s", job_id)
                         if taken:  # queued again (this worker looked lost), ended, or another attempt runs it
@@ -306,11 +308,11 @@ class Worker:
                 else:
                     fail(self.catalog, job_id, error, attempt=attempt)
         job = get_job(self.catalog, job_id)
+        if job.state in TERMINAL:
+            self.discard_checkpoint(job_id)
         log.info(
             "job %s: %s%s", job_id, job.state, f" (candidate v{job.candidate_version})" if job.candidate_version else ""
         )
-        if job.state in TERMINAL:
-            self.discard_checkpoint(job_id)
         shutil.rmtree(job_folder(self.settings, job_id), ignore_errors=True)
         shutil.rmtree(beside(job_folder(self.settings, job_id)), ignore_errors=True)
 
