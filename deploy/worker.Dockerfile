@@ -38,5 +38,6 @@ ENV PATH=/opt/leafdoc/bin:$PATH \
 USER leafdoc
 WORKDIR /var/lib/leafdoc
 # No HTTP port: a worker that loses the queue (or, at start, the catalog) exits and is restarted. A job whose
-# worker dies is marked failed by the next worker after LEAFDOC_JOB_LEASE_SECONDS.
+# worker dies is queued again by the next worker after LEAFDOC_JOB_LEASE_SECONDS (at most
+# LEAFDOC_JOB_MAX_ATTEMPTS runs) and continues after the last epoch its checkpoint in the store holds.
 CMD ["leafdoc", "worker"]
