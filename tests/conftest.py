@@ -103,3 +103,20 @@ def live_server(tmp_path_factory, tiny_model):
     server = start_server(root, model, dataset=make_leaf_folder(root / "leaves"))
     yield server
     server.stop()
+
+
+def run_until_killed(cmd: list, marker: str, **popen) -> tuple[int, str]:
+    """Run `cmd`, send it SIGTERM (a stopped container or session) once a line of its output contains
+    `marker`; returns its exit code and the output read up to then."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.stdout.read()
+    return proc.wait(timeout=120), "".join(seen)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO
+from tests.conftest import REPO, run_until_killed
 
 EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
 
@@ -70,28 +70,14 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
 def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder):
     """Killed (SIGTERM: a stopped container or session) after epoch 2 of 8, the run leaves its checkpoint
     beside --out; `--resume` trains only the epochs after it."""
-    import signal
 
     out, home = tmp_path / "model", tmp_path / "home"
     args = ["train", "--data", leaf_folder, "--out", out, "--weights", "none", "--backbone", "baseline_cnn"]
     args += ["--image-size", "16", "--epochs", "8", "--batch-size", "4", "--patience", "10"]
     env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
     env["PYTHONUNBUFFERED"] = "1"  # each log line as it is written
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leafdoc.cli", *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "scratch epoch 2:" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    proc.stdout.read()
-    assert proc.wait(timeout=120) != 0, "".join(seen)
+    code, seen = run_until_killed([sys.executable, "-m", "leafdoc.cli", *map(str, args)], "scratch epoch 2:", env=env)
+    assert code != 0, seen
     state = json.loads((tmp_path / ".model.checkpoint" / "state.json").read_text())
     assert 1 <= state["epoch"] < 8 and not out.exists()  # epoch 2 is logged just before it is saved
 

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import TINY_CLASSES, make_leaf_folder
+from tests.conftest import TINY_CLASSES, make_leaf_folder, run_until_killed
 from typer.testing import CliRunner
 
 RECIPE = """\
@@ -327,8 +327,6 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
     """`leafdoc experiment` killed (SIGTERM: a stopped container or session) during the second epoch of its
     second run: the report says how far that run got; `--resume` reuses the first run and goes on with the
     second at the epoch it reached (not the first); the MLflow run and the report carry all its epochs."""
-    import signal
-    import subprocess
     import sys
 
     from leafdoc.experiments import runner
@@ -340,15 +338,8 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "leafdoc.cli", "experiment", str(path), "--data", str(data), "--quick"]
     cmd += ["--out", "out", "--resume"]  # relative to the working folder, as a user types it
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "longer scratch epoch 2:" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    proc.stdout.read()
-    assert proc.wait(timeout=120) == 130, "".join(seen)  # as for Ctrl-C
+    code, seen = run_until_killed(cmd, "longer scratch epoch 2:", cwd=tmp_path, env=env)
+    assert code == 130, seen  # as for Ctrl-C
     state = json.loads((out / "runs" / ".longer.checkpoint" / "state.json").read_text())
     assert 1 <= state["epoch"] < 8 and not (out / "runs" / "longer").exists()  # epoch 2 is logged, then saved
     partial = json.loads((out / "results.json").read_text())

@@ -151,10 +151,10 @@ def test_a_failing_job_is_marked_failed_and_registers_nothing(settings_, leaf_fo
     assert 'leafdoc_training_jobs{state="failed"} 1.0' in api.get("/metrics").text
 
 
-def _start_job_in_a_worker(settings, leaf_folder, app_client):
+def _start_job_in_a_worker(settings, leaf_folder, app_client, options=TINY):
     ingest_folder(settings, leaf_folder)
     api = app_client(settings)
-    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": options}).json()["id"]
     worker = Worker(settings)
     thread = threading.Thread(target=worker.run, kwargs={"burst": True})
     thread.start()
@@ -169,12 +169,7 @@ def test_a_killed_training_process_is_tried_again_from_its_checkpoint_until_its_
     """Killed by a signal (the OOM killer, an operator), not failed by itself: the job is queued again and the
     next attempt continues after the saved epoch; when the last attempt is killed too, the job fails."""
     s = service_settings(tmp_path / "home", tiny_model, job_max_attempts=2)
-    ingest_folder(s, leaf_folder)
-    api = app_client(s)
-    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": LONG}).json()["id"]
-    worker = Worker(s)
-    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
-    thread.start()
+    api, worker, thread, job_id, _ = _start_job_in_a_worker(s, leaf_folder, app_client, options=LONG)
     catalog = Catalog(s.catalog_url)
     try:
         first = wait_for(lambda: (j := get_job(catalog, job_id)).epoch >= 1 and _saved_epochs(s, job_id) and j, 300)
