@@ -7,4 +7,4 @@ bash scripts/install.sh
 export QT_QPA_PLATFORM=offscreen TF_CPP_MIN_LOG_LEVEL=3
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"

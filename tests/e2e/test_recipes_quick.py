@@ -20,7 +20,10 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
     from leafdoc.experiments.runner import run_experiment
 
     recipe = load_recipe(name)
-    results = run_experiment(recipe, data_root=SHARED, out=tmp_path / name, quick=True)
+    events = []
+    results = run_experiment(recipe, data_root=SHARED, out=tmp_path / name, quick=True, on_event=events.append)
+    steps = {e["what"].split()[0] for e in events if e["event"] == "progress" and e["done"] == e["total"]}
+    assert {"ingesting", "caching"} <= steps, steps  # the command's progress bar is fed
     assert results["pending"] == [] and results["mode"] == "quick" and results["weights"] == "none"
     names = [r["name"] for r in results["runs"]]
     assert names[: len(recipe.runs)] == [r.name for r in recipe.runs]

@@ -807,7 +807,7 @@ def _pending(exp: Experiment, pipeline: dict | None) -> list[str]:
     return pending
 
 
-def _progress(exp: Experiment, pending: list[str]) -> dict[str, str]:
+def _how_far(exp: Experiment, pending: list[str]) -> dict[str, str]:
     """For the report of an unfinished experiment: how far each pending run's checkpoint got, and how
     many trials the search has finished."""
     from leafdoc.train.checkpoint import STATE, beside
@@ -868,7 +868,7 @@ def _publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dic
             "kept": str(out / "best") if recipe.keep_best and not pending else None,
         },
         "pending": pending,
-        "progress": _progress(exp, pending),
+        "progress": _how_far(exp, pending),
         "reused": list(exp.reused),
         "tracking_uri": exp.tracker.uri,
         "mlflow_experiment": f"{recipe.name} ({exp.mode})",
