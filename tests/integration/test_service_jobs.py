@@ -334,6 +334,29 @@ def test_a_cancelled_queued_job_never_runs(settings_, leaf_folder, app_client):
     assert "already been cancelled" in again["message"]
 
 
+def test_a_job_that_ended_leaves_no_half_written_folder_on_the_machine(settings_, leaf_folder, app_client):
+    # A training process stopped while it saved (SIGTERM on cancel comes at any moment) leaves atomic_dir's
+    # temp folders: `.JOB.checkpoint.XXXX.partial`, `.JOB.checkpoint.old`, `.JOB.XXXX.partial`.
+    ingest_folder(settings_, leaf_folder)
+    api = app_client(settings_)
+    job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    other = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    jobs_dir = settings_.models_dir / ".jobs"
+    left = [job_id, f".{job_id}.checkpoint", f".{job_id}.checkpoint.k2j4.partial", f".{job_id}.checkpoint.old"]
+    for name in left + [f".{job_id}.q8w1.partial", f".{other}.checkpoint", other]:
+        (jobs_dir / name).mkdir(parents=True)
+        (jobs_dir / name / "weights.npz").write_bytes(b"x" * 100)
+    (jobs_dir / f".{job_id}.tmp").write_bytes(b"half a file")
+    assert api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN).json()["state"] == "cancelled"
+
+    worker = Worker(settings_)
+    try:
+        worker.run_job(job_id)  # the worker meets the cancelled job and cleans up after it
+    finally:
+        worker.close()
+    assert sorted(p.name for p in jobs_dir.iterdir()) == sorted([f".{other}.checkpoint", other])  # not another job's
+
+
 def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_runs(settings_, leaf_folder, app_client):
     ingest_folder(settings_, leaf_folder)
     api = app_client(settings_)

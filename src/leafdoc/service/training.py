@@ -120,6 +120,18 @@ def job_folder(settings: Settings, job_id: str) -> Path:
     return settings.models_dir / ".jobs" / job_id
 
 
+def remove_job_files(settings: Settings, job_id: str) -> None:
+    """Everything a job left on this machine: its model folder, its copy of the checkpoint, and any folder
+    half-written beside them (`.JOB.….partial`, `.JOB.….old`: left when its process was stopped while it
+    saved, which SIGTERM on cancel or a worker's stop can do at any moment)."""
+    root = job_folder(settings, job_id).parent
+    for path in [root / job_id, *root.glob(f".{job_id}.*")]:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def say(text: str) -> None:
     """A line in the job's log (this process's output goes there)."""
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
@@ -288,8 +300,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
         fail(catalog, job_id, f"{type(exc).__name__}: {exc}", attempt=attempt)
         return 1
     finally:
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(saved, ignore_errors=True)
+        remove_job_files(settings, job_id)
         try:
             if get_job(catalog, job_id).state in TERMINAL:
                 checkpoints.discard(store, job_id)

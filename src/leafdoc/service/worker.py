@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -49,9 +48,8 @@ from leafdoc.service.jobs import (
     stale_running,
     update_job,
 )
-from leafdoc.service.training import job_folder
+from leafdoc.service.training import remove_job_files
 from leafdoc.settings import Settings
-from leafdoc.train.checkpoint import beside
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +205,7 @@ class Worker:
             log.info("job %s: %s, skipped", job_id, state or "not in the catalog")
             if state in TERMINAL:  # cancelled between two attempts: its checkpoint is of no more use
                 self.discard_checkpoint(job_id)
+                remove_job_files(self.settings, job_id)
             return
         holder = f"{self.name}:{job_id}"
         ttl = self.settings.job_lease_seconds
@@ -313,8 +312,7 @@ class Worker:
         log.info(
             "job %s: %s%s", job_id, job.state, f" (candidate v{job.candidate_version})" if job.candidate_version else ""
         )
-        shutil.rmtree(job_folder(self.settings, job_id), ignore_errors=True)
-        shutil.rmtree(beside(job_folder(self.settings, job_id)), ignore_errors=True)
+        remove_job_files(self.settings, job_id)  # half-written folders too: the process may have died saving
 
     def _stop_child(self, child: subprocess.Popen) -> int:
         with contextlib.suppress(ProcessLookupError):

@@ -322,6 +322,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
             initial_epoch=start,
             class_weight=cw,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn that it ignores this
             verbose=0,
         )
         return start + len(hist.history.get("loss", []))
