@@ -38,7 +38,7 @@ from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.errors import Conflict
 from leafdoc.registry import Registry
-from leafdoc.service import checkpoints
+from leafdoc.service import checkpoints, training
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
     TRAINING_LEASE,
@@ -49,6 +49,7 @@ from leafdoc.service.jobs import (
     create_job,
     fail,
     get_job,
+    retry_or_fail,
     succeed,
     update_job,
 )
@@ -480,6 +481,38 @@ def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_mo
     assert get_job(catalog, other).state == "succeeded" and get_job(catalog, other).candidate_version == version == 2
     with pytest.raises(Conflict, match="already succeeded"):
         cancel(catalog, other)
+    catalog.dispose()
+
+
+def test_every_attempt_warm_starts_from_the_model_serving_when_the_first_attempt_started(
+    settings_, leaf_folder, tiny_model, tmp_path, app_client
+):
+    """A job's parent is the model serving when its first attempt starts (not when it was submitted); a later
+    attempt starts from that same parent even if another model was promoted in between."""
+    ingest_folder(settings_, leaf_folder)
+    api = app_client(settings_)
+    catalog = Catalog(settings_.catalog_url)
+    registry = Registry(settings_, catalog, open_store(settings_.store_location))
+    first = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
+    assert first["parent_version"] == 1
+    v2, _ = registry.register(model_copy(tiny_model, tmp_path / "v2", note="v2"), source="test")
+    registry.promote(v2)
+    assert claim(catalog, first["id"], "here:1") == 1
+    assert training.run_job(settings_, first["id"], 1) == 0  # in this process: the worker's child, without it
+    job = api.get(f"/v1/training-jobs/{first['id']}").json()
+    assert job["state"] == "succeeded" and job["parent_version"] == v2  # v2 served as it started
+    assert registry.get(job["candidate_version"]).card["parent_version"] == str(v2)
+
+    second = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
+    assert claim(catalog, second["id"], "here:1") == 1
+    update_job(catalog, second["id"], attempt=1, parent_version=v2)  # what attempt 1 recorded as it started
+    assert retry_or_fail(catalog, get_job(catalog, second["id"]), 3, "its worker was lost") == "queued"
+    registry.promote(1)  # meanwhile an admin serves v1 again
+    assert claim(catalog, second["id"], "here:2") == 2
+    assert training.run_job(settings_, second["id"], 2) == 0
+    job = api.get(f"/v1/training-jobs/{second['id']}").json()
+    assert job["state"] == "succeeded", job["error"]
+    assert job["parent_version"] == v2 and registry.get(job["candidate_version"]).card["parent_version"] == str(v2)
     catalog.dispose()
 
 

@@ -218,8 +218,13 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
         row = get_job(catalog, job_id)
         attempt = attempt or max(row.attempts or 0, 1)
         cfg = TrainConfig.model_validate(row.options)
-        serving = registry.serving()
-        init_from = registry.local_dir(serving.version) if (row.warm_start and serving) else None
+        if attempt == 1:  # the model serving as training starts is its parent (it may differ from at submit)
+            serving = registry.serving()
+            parent = serving.version if serving else None
+            update_job(catalog, job_id, attempt=attempt, parent_version=parent)
+        else:  # every attempt starts from the same parent, even if another model was promoted meanwhile
+            parent = row.parent_version
+        init_from = registry.local_dir(parent) if (row.warm_start and parent is not None) else None
         history: list[dict] = []
         resumable = False
         if attempt > 1:
@@ -246,7 +251,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             out,
             on_event=reporter,
             init_from=init_from,
-            parent_version=str(serving.version) if serving else None,
+            parent_version=str(parent) if parent is not None else None,
             checkpoint_dir=saved,
         )
         reporter.update(progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
