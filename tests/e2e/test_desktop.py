@@ -36,6 +36,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 from leafdoc.desktop import dialogs  # noqa: E402
+from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
 from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
 from leafdoc.desktop.widgets import pretty_label  # noqa: E402
@@ -382,6 +383,31 @@ def test_a_slow_keyring_never_freezes_the_window_and_its_token_is_used(
     assert [name for name, _ in slow_keyring.calls] == ["get", "delete", "set"]
     assert not any(on_ui_thread for _, on_ui_thread in slow_keyring.calls)
     timer.stop()
+
+
+def test_a_keyring_that_never_answers_is_not_waited_for(
+    qtbot, live_server, settings_file, tmp_path, monkeypatch, slow_keyring
+):
+    """A locked keyring whose password prompt nobody sees never answers: after KEYRING_WAIT_MS the app asks
+    for the token, the admin action goes ahead, and the token is kept in the settings file instead."""
+    monkeypatch.setattr(session_module, "KEYRING_WAIT_MS", 1500)
+    slow_keyring.passwords[(KEYRING_SERVICE, live_server.base)] = "in-the-keyring-but-never-read"
+    asked = answer_token(monkeypatch, live_server.token)
+    window = open_window(qtbot, live_server.base, settings_file, wait=False)
+    tab = window.retrain
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: window.session.is_connected and slow_keyring.waiting == ["get"], timeout=SLOW)
+    tab.set_source(upload_folder(tmp_path, offset=60))
+    tab.dataset_box.setEditText("desktop-silent-keyring")
+    started = time.monotonic()
+    tab.upload_button.click()  # waits for the keyring, then gives up on it and asks
+    qtbot.waitUntil(lambda: tab.last_upload is not None, timeout=SLOW)
+    assert time.monotonic() - started >= 1.0 and len(asked) == 1
+    assert tab.last_upload["dataset"] == "desktop-silent-keyring"
+    assert window.session.keyring_silent and slow_keyring.waiting == ["get"]  # still stuck; nothing queued
+    assert "kept in the app's settings file" in tab.token_label.text()
+    assert TokenStore(open_settings(settings_file)).from_settings(live_server.base) == live_server.token
+    assert [name for name, _ in slow_keyring.calls] == ["get"]
 
 
 def test_server_down_is_a_readable_dialog(qtbot, settings_file, tmp_path):

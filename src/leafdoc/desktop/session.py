@@ -5,14 +5,16 @@ app started one, and asking for, checking and remembering the admin token.
 
 The system keyring can take seconds to answer (locked, or a slow backend), so it is never called on
 the UI thread: the token is read in the background after connecting, and an admin action asked for
-before it has arrived waits for it (rather than asking for a token the keyring already holds).
+before it has arrived waits for it (rather than asking for a token the keyring already holds). A keyring
+that has not answered in KEYRING_WAIT_MS (locked, its password prompt never seen) is not waited for: the
+settings file's token is used, or the user is asked, and tokens are kept in the settings file from then on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from leafdoc.client import ApiError, LeafdocClient
@@ -27,6 +29,9 @@ def normalise_url(url: str) -> str:
     if url and "://" not in url:
         url = "http://" + url
     return url
+
+
+KEYRING_WAIT_MS = 10_000
 
 
 class Session(QObject):
@@ -50,6 +55,7 @@ class Session(QObject):
         # forgotten, and a read started at connecting finishes before anything is written.
         self.keyring = Tasks(self, threads=1)
         self.token_loading = False  # the keyring has not answered for this server yet
+        self.keyring_silent = False  # it once did not answer in KEYRING_WAIT_MS: it is not used again
         self._waiting_for_token: list[tuple[QWidget, Callable[[], None]]] = []
 
     # ---- connecting ---------------------------------------------------------------------------
@@ -156,10 +162,11 @@ class Session(QObject):
         self.token_loading = True
         self._waiting_for_token = []
 
-        def loaded(from_keyring: str | None) -> None:
+        def loaded(from_keyring: str | None, timed_out: bool = False) -> None:
             if client is not self.client or not self.token_loading or self._closing:
-                return
+                return  # (a keyring answering after the app stopped waiting is ignored)
             self.token_loading = False
+            self.keyring_silent = self.keyring_silent or timed_out
             if not client.admin_token:
                 client.admin_token = self.tokens.found(client.base_url, from_keyring)
             self.token_changed.emit()
@@ -167,12 +174,20 @@ class Session(QObject):
             for parent, action in waiting:
                 self.with_admin(parent, action)
 
+        if self.keyring_silent:
+            loaded(None)
+            return
         self.keyring.run(self.tokens.from_keyring, client.base_url, on_done=loaded, on_error=lambda _: loaded(None))
+        QTimer.singleShot(KEYRING_WAIT_MS, self, lambda: loaded(None, timed_out=True))
 
     def _keep_token(self, client: LeafdocClient, token: str) -> None:
         """Keep an accepted token: the keyring in the background, the settings file if it refuses."""
         url = client.base_url
         self.tokens.last_place = ""
+        if self.keyring_silent:  # it would wait behind the call that never came back
+            self.tokens.kept(url, token, False)
+            self.token_changed.emit()
+            return
 
         def stored(in_keyring: bool) -> None:
             if client.admin_token == token:  # not refused or changed while the keyring was busy
@@ -197,7 +212,8 @@ class Session(QObject):
         if self.token_loading:
             return "reading it from the system keyring…"
         if not self.client.admin_token:
-            return "not entered yet: you will be asked the first time it is needed"
+            silent = " (the system keyring did not answer)" if self.keyring_silent else ""
+            return f"not entered yet{silent}: you will be asked the first time it is needed"
         place = {"keyring": "the system keyring", "settings": "the app's settings file"}.get(self.tokens.last_place)
         return f"entered (kept in {place})" if place else "entered (being saved…)"
 
