@@ -74,6 +74,11 @@ def _describe_exit(rc: int) -> str:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
+        if -rc == signal.SIGKILL:  # not one of leafdoc's own stops (those are described by their cause)
+            name += (
+                ": often the kernel's out-of-memory killer, see `dmesg`;"
+                " a smaller batch_size or image_size needs less memory"
+            )
         return f"the training process was killed ({name})"
     return f"the training process exited with code {rc}"
 
