@@ -151,7 +151,7 @@ def test_continued_run_with_hidden_layer_exports_what_keras_computes(experiment)
     predictor = Predictor(model_dir)
     x = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
     onnx_out = predictor.predict_arrays(x)
-    keras_out = serving_model(load_keras(model_dir))(x, training=False)
+    keras_out = serving_model(load_keras(model_dir))({"image": x}, training=False)
     for name in ("probabilities", "logits", "features", "cam"):
         assert np.abs(np.asarray(keras_out[name]) - onnx_out[name]).max() < 1e-4, name
 

@@ -57,7 +57,7 @@ def test_keras_and_onnx_agree_on_real_images(tiny_model):
     predictor = Predictor(tiny_model)
     x = np.stack([predictor.preprocess(p) for p in _real_images()])
     onnx_out = predictor.predict_arrays(x)
-    keras_out = serving_model(load_keras(tiny_model))(x.astype(np.float32), training=False)
+    keras_out = serving_model(load_keras(tiny_model))({"image": x.astype(np.float32)}, training=False)
     for name in ("probabilities", "logits", "features", "cam"):
         diff = np.abs(np.asarray(keras_out[name]) - onnx_out[name]).max()
         assert diff < 1e-4, f"{name}: max abs difference {diff}"
