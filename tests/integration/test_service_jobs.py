@@ -358,6 +358,21 @@ def test_a_job_that_ended_leaves_no_half_written_folder_on_the_machine(settings_
         worker.close()
     assert sorted(p.name for p in jobs_dir.iterdir()) == sorted([f".{other}.checkpoint", other])  # not another job's
 
+    # A worker killed mid-job cleans up nothing: the next worker to start removes what ended jobs left,
+    # and nothing of a job that is running (perhaps under a worker beside it on this machine) or queued.
+    catalog = Catalog(settings_.catalog_url)
+    done = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    assert claim(catalog, done, "gone:1") and fail(catalog, done, "its worker was killed")
+    assert claim(catalog, other, "beside:1")  # running
+    waiting = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
+    for name in (done, f".{done}.checkpoint", f".{done}.x1.partial", "not-a-job", ".not-a-job.checkpoint", waiting):
+        (jobs_dir / name).mkdir()
+    starting = Worker(settings_)
+    starting.recover()
+    starting.close()
+    assert sorted(p.name for p in jobs_dir.iterdir()) == sorted([f".{other}.checkpoint", other, waiting])
+    catalog.dispose()
+
 
 def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_runs(settings_, leaf_folder, app_client):
     ingest_folder(settings_, leaf_folder)

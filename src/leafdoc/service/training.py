@@ -115,16 +115,20 @@ def submit(
 # ---- the job's own process -------------------------------------------------------------------------
 
 
+def jobs_root(settings: Settings) -> Path:
+    """Where jobs write their model folders before they are registered (under models_dir: same disk)."""
+    return settings.models_dir / ".jobs"
+
+
 def job_folder(settings: Settings, job_id: str) -> Path:
-    """Where a job writes its model folder before it is registered (under models_dir: same disk)."""
-    return settings.models_dir / ".jobs" / job_id
+    return jobs_root(settings) / job_id
 
 
 def remove_job_files(settings: Settings, job_id: str) -> None:
     """Everything a job left on this machine: its model folder, its copy of the checkpoint, and any folder
     half-written beside them (`.JOB.….partial`, `.JOB.….old`: left when its process was stopped while it
     saved, which SIGTERM on cancel or a worker's stop can do at any moment)."""
-    root = job_folder(settings, job_id).parent
+    root = jobs_root(settings)
     for path in [root / job_id, *root.glob(f".{job_id}.*")]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

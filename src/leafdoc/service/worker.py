@@ -48,7 +48,7 @@ from leafdoc.service.jobs import (
     stale_running,
     update_job,
 )
-from leafdoc.service.training import remove_job_files
+from leafdoc.service.training import jobs_root, remove_job_files
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,25 @@ class Worker:
             if job.id not in waiting:
                 log.info("re-queueing job %s, which the queue did not hold", job.id)
                 self.queue.enqueue(job.id)
+        try:
+            self.remove_leftovers()
+        except Exception:  # a leftover costs only space; never fail a worker over it
+            log.exception("could not remove what ended jobs left in %s", jobs_root(self.settings))
+
+    def remove_leftovers(self) -> None:
+        """Folders on this machine of jobs that have ended (a worker killed mid-job cleans up nothing). Only
+        ended ones: a worker beside this one, on the same models_dir, may be running or about to run the rest."""
+        root = jobs_root(self.settings)
+        names = [p.name for p in root.iterdir()] if root.is_dir() else []
+        # JOB, or .JOB.checkpoint, .JOB.checkpoint.XXXX.partial, ...: the job id is the first dotted part
+        for job_id in sorted({name.lstrip(".").split(".")[0] for name in names}):
+            try:
+                ended = get_job(self.catalog, job_id).state in TERMINAL
+            except NotFound:
+                ended = True
+            if ended:
+                log.info("removing what job %s left in %s", job_id, root)
+                remove_job_files(self.settings, job_id)
 
     def retry_stale(self) -> None:
         """Retry (or fail) running jobs whose heartbeat is older than the lease. Checked at start and then
