@@ -7,13 +7,10 @@ statistics JSON. Any picture can be saved as a PNG file.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -292,16 +289,10 @@ class DatasetTab(QWidget):
         if not self.current_png:
             return
         png = self.current_png
-        folder = get_str(self.settings, "folders/save", str(Path.home()))
-        version = self.selected_version()
-        default = Path(folder) / f"{self.selected_name()}-v{version or 'latest'}-{self.selected_kind()}.png"
-        name, _ = QFileDialog.getSaveFileName(self, "Save the picture", str(default), "PNG images (*.png)")
-        if not name:
+        file_name = f"{self.selected_name()}-v{self.selected_version() or 'latest'}-{self.selected_kind()}.png"
+        path = dialogs.ask_save_path(self, self.settings, "Save the picture", file_name, "PNG images")
+        if path is None:
             return
-        path = Path(name)
-        if path.suffix.lower() != ".png":
-            path = path.with_name(path.name + ".png")
-        self.settings.setValue("folders/save", str(path.parent))
         self.tasks.run(
             atomic_write_bytes,
             path,

@@ -455,15 +455,10 @@ class DiagnoseTab(QWidget):
         if not self.history:
             dialogs.show_error(self, "Nothing to save", "There is no diagnosis in this session's history yet.")
             return
-        folder = get_str(self.settings, "folders/save", str(Path.home()))
-        default = str(Path(folder) / f"leafdoc-diagnoses-{datetime.now():%Y%m%d-%H%M}.csv")
-        name, _ = QFileDialog.getSaveFileName(self, "Save the history as CSV", default, "CSV files (*.csv)")
-        if not name:
+        file_name = f"leafdoc-diagnoses-{datetime.now():%Y%m%d-%H%M}.csv"
+        path = dialogs.ask_save_path(self, self.settings, "Save the history as CSV", file_name, "CSV files")
+        if path is None:
             return
-        path = Path(name)
-        if path.suffix.lower() != ".csv":
-            path = path.with_name(path.name + ".csv")
-        self.settings.setValue("folders/save", str(path.parent))
         self.tasks.run(
             atomic_write_bytes,
             path,

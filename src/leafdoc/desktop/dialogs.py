@@ -1,11 +1,15 @@
-"""Every error the app shows is one readable dialog: what went wrong, then what to do about it."""
+"""Every error the app shows is one readable dialog: what went wrong, then what to do about it. Also the
+app's other small dialogs: confirmations, the admin token, where to save a file."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from leafdoc.client import ApiError
+from leafdoc.desktop.prefs import get_str
 
 
 def describe(error: BaseException | str) -> tuple[str, str]:
@@ -65,3 +69,18 @@ def ask_token(parent: QWidget | None, server: str, again: bool = False) -> str |
     text, ok = QInputDialog.getText(parent, "Admin token", prompt, QLineEdit.EchoMode.Password)
     text = text.strip()
     return text if ok and text else None
+
+
+def ask_save_path(parent: QWidget, settings: QSettings, title: str, file_name: str, kind: str) -> Path | None:
+    """Where to save a file (None if the user cancelled): offered in the folder saved to last, which is
+    remembered; the suffix of `file_name` is added when the user's name lacks it. `kind`: "PNG images"."""
+    suffix = Path(file_name).suffix
+    folder = get_str(settings, "folders/save", str(Path.home()))
+    name, _ = QFileDialog.getSaveFileName(parent, title, str(Path(folder) / file_name), f"{kind} (*{suffix})")
+    if not name:
+        return None
+    path = Path(name)
+    if path.suffix.lower() != suffix:
+        path = path.with_name(path.name + suffix)
+    settings.setValue("folders/save", str(path.parent))
+    return path

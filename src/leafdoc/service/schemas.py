@@ -93,7 +93,9 @@ class TrainingJob(BaseModel):
     dataset_version: int | None
     options: dict[str, Any]
     warm_start: bool
-    parent_version: int | None = Field(description="The serving model version when the job was submitted.")
+    parent_version: int | None = Field(
+        description="The model serving when its first attempt started; every attempt warm-starts from it."
+    )
     upload_id: str | None
     created: datetime | None
     started: datetime | None
