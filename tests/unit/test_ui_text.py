@@ -136,3 +136,17 @@ def test_the_page_calls_its_own_server_unless_told_otherwise(tmp_path):
     assert api_base(s, {"server": ("/run/leafdoc.sock", None)}) == "http://127.0.0.1:8000"
     told = Settings(home=tmp_path, ui_api_url="http://api.internal:8000/")
     assert api_base(told, {"server": ("127.0.0.1", 8000)}) == "http://api.internal:8000"
+
+
+def test_the_end_of_a_followed_job_is_said_in_one_line():
+    job = {"id": "0123456789abcdef", "state": "succeeded", "candidate_version": 4}
+    promoted = {**job, "promotion": {"promoted": True, "reason": "accuracy 0.91 >= 0.90"}}
+    assert text.job_outcome(promoted) == ("✓ Training job 01234567 finished: version 4 is now serving.", True)
+    kept, ok = text.job_outcome({**job, "promotion": {"promoted": False, "reason": "accuracy 0.80 < 0.90"}})
+    assert ok and "version 4 was kept, not promoted (accuracy 0.80 &lt; 0.90)" in kept
+    failed, ok = text.job_outcome({**job, "state": "failed", "error": "out of <b>memory</b>"})
+    assert not ok and failed.startswith("✗ Training job 01234567 failed: out of") and "<b>" not in failed
+    assert text.job_outcome({**job, "state": "cancelled"}) == (
+        "⊘ Training job 01234567 was cancelled: nothing was kept.",
+        True,
+    )

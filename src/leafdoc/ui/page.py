@@ -331,6 +331,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         cancel_job = gr.Button("Cancel job", variant="stop", scale=1, interactive=False, elem_id="cancel-job")
     job = gr.Markdown("Enter the admin token to follow training jobs.", elem_id="job-status")
     followed = gr.State(None)  # the id of the job shown, which *Cancel job* cancels
+    watched = gr.State(None)  # the id of a job this page saw queued or running: its end is announced once
     timer = gr.Timer(JOB_POLL_SECONDS, active=False)
 
     gr.Markdown("### 3 · Model versions")
@@ -377,12 +378,14 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
                 api.check_token()
                 current = latest(api)
         except Exception as exc:
-            return _fail(exc, "Checking the token"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return _fail(exc, "Checking the token"), *(gr.skip(),) * 5
+        active = text.job_is_active(current)
         return (
             _status("✓ Token accepted.", ok=True),
             text.job_summary(current),
-            gr.Timer(active=text.job_is_active(current)),
+            gr.Timer(active=active),
             *follow(current),
+            current["id"] if active else None,
         )
 
     def upload(path: str | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
@@ -390,6 +393,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
             return (
                 _status(text.error_text("Pick a zip file first.", title="Nothing to upload"), ok=False),
                 "",
+                gr.skip(),
                 gr.skip(),
             )
         size = Path(path).stat().st_size
@@ -405,10 +409,11 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
             with _client(settings, request, key) as api:
                 answer = api.upload(Path(path), dataset=dataset.strip() or None, retrain=retrain, on_progress=sent)
         except Exception as exc:
-            return _fail(exc, "Upload"), "", gr.skip()
+            return _fail(exc, "Upload"), "", gr.skip(), gr.skip()
         gr.Info(f"{answer['added']} photo(s) added to {answer['dataset']}.")
-        following = bool(answer.get("training_job"))
-        return _status("✓ Upload done.", ok=True), text.upload_summary(answer), gr.Timer(active=following)
+        queued = answer.get("training_job")  # then follow it; else leave the following of any other job alone
+        follow_it = (gr.Timer(active=True), queued["id"]) if queued else (gr.skip(), gr.skip())
+        return _status("✓ Upload done.", ok=True), text.upload_summary(answer), *follow_it
 
     def start(key: str, dataset: str, n_epochs: str, request: gr.Request):
         n_epochs = (n_epochs or "").strip()
@@ -421,29 +426,29 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
                     ),
                     ok=False,
                 ),
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
+                *(gr.skip(),) * 5,
             )
         options = {"epochs": int(n_epochs)} if n_epochs else {}
         try:
             with _client(settings, request, key) as api:
                 started = api.start_training(dataset=dataset.strip() or None, options=options)
         except Exception as exc:
-            return _fail(exc, "Starting the training"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return _fail(exc, "Starting the training"), *(gr.skip(),) * 5
         return (
             _status(f"✓ Training job {started['id'][:8]} started: follow it below.", ok=True),
             text.job_summary(started),
             gr.Timer(active=True),
             *follow(started),
+            started["id"],
         )
 
-    def poll(key: str, request: gr.Request):
-        """The latest job; models are re-read once it finishes (a new version may be serving)."""
+    def poll(key: str, watched: str | None, request: gr.Request):
+        """The latest job; models are re-read once it finishes (a new version may be serving). When the job
+        this page saw queued or running has ended, the status box says how, once."""
         idle = (None, gr.update(interactive=False))
         if not (key or "").strip():
-            return "Enter the admin token to follow training jobs.", gr.Timer(active=False), gr.skip(), gr.skip(), *idle
+            message = "Enter the admin token to follow training jobs."
+            return message, gr.Timer(active=False), gr.skip(), gr.skip(), *idle, gr.skip(), None
         try:
             with _client(settings, request, key) as api:
                 current = latest(api)
@@ -452,28 +457,37 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         except Exception as exc:
             message, hint = _problem(exc, "Following the training job")
             error = text.error_text(message, hint, "Cannot follow the job")
-            return error, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return text.job_summary(current), gr.Timer(active=active), rows, options, *follow(current)
+            return error, gr.Timer(active=False), *(gr.skip(),) * 6
+        status, watching = gr.skip(), watched
+        if active:
+            watching = current["id"]
+        elif current and current["id"] == watched:
+            message, ok = text.job_outcome(current)
+            (gr.Info if ok else gr.Warning)(message)
+            status, watching = _status(message, ok=ok), None
+        return text.job_summary(current), gr.Timer(active=active), rows, options, *follow(current), status, watching
 
     def cancel(key: str, job_id: str | None, request: gr.Request):
         """Cancel the job shown: a queued one ends at once, a running one once its worker has stopped it."""
         if not job_id:
             message = text.error_text("There is no job to cancel.", title="Nothing cancelled")
-            return _status(message, ok=False), gr.skip(), gr.skip(), gr.update(interactive=False)
+            return _status(message, ok=False), gr.skip(), gr.skip(), gr.update(interactive=False), gr.skip()
         try:
             with _client(settings, request, key) as api:
                 current = api.cancel_job(job_id)
         except Exception as exc:
-            return _fail(exc, "Cancelling the job"), gr.skip(), gr.skip(), gr.skip()
-        if current["state"] == "cancelled":
-            message = f"✓ Training job {job_id[:8]} cancelled: it never ran."
+            return _fail(exc, "Cancelling the job"), *(gr.skip(),) * 4
+        active = text.job_is_active(current)
+        if not active:
+            message = f"⊘ Training job {job_id[:8]} was cancelled: it never ran."
         else:
             message = f"✓ Cancelling training job {job_id[:8]}: its training is being stopped; nothing will be kept."
         return (
             _status(message, ok=True),
             text.job_summary(current),
-            gr.Timer(active=text.job_is_active(current)),
+            gr.Timer(active=active),
             gr.update(interactive=text.job_can_cancel(current)),
+            job_id if active else None,  # a running job's end is announced once its worker has stopped it
         )
 
     def pointer(action: str) -> Callable:
@@ -499,13 +513,16 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         return act
 
     blocks.load(show_models, None, [table, chosen])
-    check.click(check_token, [token], [status, job, timer, followed, cancel_job])
-    token.submit(check_token, [token], [status, job, timer, followed, cancel_job])
-    upload_button.click(upload, [archive, token, upload_dataset, retrain_after], [status, upload_result, timer])
-    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job])
-    refresh_job.click(poll, [token], [job, timer, table, chosen, followed, cancel_job])
-    timer.tick(poll, [token], [job, timer, table, chosen, followed, cancel_job], show_progress="hidden")
-    cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job])
+    check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
+    token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
+    upload_button.click(
+        upload, [archive, token, upload_dataset, retrain_after], [status, upload_result, timer, watched]
+    )
+    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job, watched])
+    polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
+    refresh_job.click(poll, [token, watched], polled)
+    timer.tick(poll, [token, watched], polled, show_progress="hidden")
+    cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
     refresh_models.click(show_models, None, [table, chosen])

@@ -221,6 +221,22 @@ def job_summary(job: dict | None) -> str:
     return "  \n".join(lines)
 
 
+def job_outcome(job: dict) -> tuple[str, bool]:
+    """One line for the status box when a followed job ends, and whether it went well."""
+    name = f"Training job {esc(job['id'][:8])}"
+    state = job.get("state")
+    if state == "succeeded":
+        promo = job.get("promotion") or {}
+        version = job.get("candidate_version")
+        if promo.get("promoted"):
+            return f"✓ {name} finished: version {version} is now serving.", True
+        why = f" ({esc(promo['reason'])})" if promo.get("reason") else ""
+        return f"✓ {name} finished: version {version} was kept, not promoted{why}.", True
+    if state == "cancelled":
+        return f"⊘ {name} was cancelled: nothing was kept.", True
+    return f"✗ {name} failed: {esc(job.get('error') or 'no reason given')}", False
+
+
 def job_is_active(job: dict | None) -> bool:
     return bool(job) and job.get("state") in ("queued", "running")
 
