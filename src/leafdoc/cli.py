@@ -652,6 +652,13 @@ def experiment(
     resume: Annotated[
         bool, typer.Option(help="Reuse the runs an earlier invocation into the same --out finished (same settings).")
     ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Train only these runs (comma-separated names; the search by its name); with --resume the "
+            "runs finished earlier are reported too, so a long recipe can be split over several sittings."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json.")] = False,
 ):
     """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves.
@@ -698,6 +705,7 @@ def experiment(
                 weights=weights,
                 tracking_uri=tracking_uri,
                 resume=resume,
+                only=only.split(",") if only else None,
                 on_event=on_event,
             )
         finally:
@@ -729,6 +737,8 @@ def _print_experiment(r: dict) -> None:
     out.print(f"best run (validation accuracy): [bold]{esc(r['best']['run'])}[/]")
     if r["reused"]:
         out.print(f"reused from an earlier invocation: {esc(', '.join(r['reused']))}")
+    if r["pending"]:
+        out.print(f"not run yet: {esc(', '.join(r['pending']))} (continue with --resume)")
     out.print(f"report: {esc(r['report'])}")
     out.print(f"MLflow: {esc(r['tracking_uri'])}")
 

@@ -228,6 +228,53 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     assert again["runs"][1]["settings"]["head_units"] == [4]
 
 
+def test_only_trains_the_runs_named_and_resume_gathers_them_in_one_report(experiment, tmp_path, monkeypatch):
+    """`--only` splits a long recipe over several sittings: each invocation trains the runs it names, and
+    with `--resume` the report also holds the runs finished earlier; names are checked before any work."""
+    from leafdoc.cli import app
+    from leafdoc.errors import ConfigError
+    from leafdoc.experiments import runner
+    from leafdoc.experiments.recipe import load_recipe
+
+    done, _ = experiment
+    recipe, data, out = load_recipe(str(done.parent / "tiny.yaml")), done.parent / "datasets", tmp_path / "out"
+    calls: list[str] = []
+    real = runner._train_tracked
+
+    def counting(exp, name, *args, **kwargs):
+        calls.append(name)
+        return real(exp, name, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_train_tracked", counting)
+    argv = ["experiment", str(recipe.path), "--data", str(data), "--quick", "--out", str(out), "--only", "base"]
+    first = CliRunner().invoke(app, argv)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    results = json.loads((out / "results.json").read_text())
+    assert calls == ["base"] and [r["name"] for r in results["runs"]] == ["base"]
+    assert results["pending"] == ["wider-head", "tuned", "pipeline speed"] and "not run yet" in first.output
+    assert "Not run yet: wider-head, tuned, pipeline speed" in (out / "report.md").read_text()
+
+    with pytest.raises(ConfigError, match="has no run of that name") as unknown:
+        runner.run_experiment(recipe, data_root=data, out=out, quick=True, only=["base", "nope"])
+    assert "base, wider-head, tuned" in unknown.value.hint
+    with pytest.raises(ConfigError, match="continues from base, which has not finished") as orphan:
+        runner.run_experiment(recipe, data_root=data, out=out, quick=True, only=["wider-head"])  # no --resume
+    assert "Add base to --only" in orphan.value.hint
+    assert calls == ["base"]  # refused before any training
+
+    calls.clear()
+    second = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, only=["wider-head"])
+    assert calls == ["wider-head"] and second["reused"] == ["base"]
+    assert [r["name"] for r in second["runs"]] == ["base", "wider-head"]
+    assert second["pending"] == ["tuned", "pipeline speed"]
+
+    calls.clear()
+    last = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
+    assert "base" not in calls and "wider-head" not in calls and last["pending"] == []
+    assert [r["name"] for r in last["runs"]] == ["base", "wider-head", "tuned"] and last["pipeline"]
+    assert "incomplete" not in (out / "report.md").read_text()
+
+
 SEARCH_RECIPE = """\
 name: tiny-search
 title: Tiny search

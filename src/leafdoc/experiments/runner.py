@@ -196,24 +196,28 @@ def _save_run(exp: Experiment, result: RunResult, basis: TrainConfig, **extra) -
     atomic_write_json(result.model_dir / RUN_RECORD, record)
 
 
-def _reusable(exp: Experiment, name: str, basis: TrainConfig, parent: str | None, **extra) -> dict | None:
+def _reusable(
+    exp: Experiment, name: str, basis: TrainConfig, parent: str | None, train: bool = True, **extra
+) -> dict | None:
     """The saved record of a finished run, if `--resume` may reuse it: the run finished (run.json and
     card.json are there), it was trained with the same settings (`basis`, plus `extra`), and the run it
-    continues was reused too (a parent trained again makes its children stale)."""
+    continues was reused too (a parent trained again makes its children stale). `train`: whether the run
+    is trained when it cannot be reused (False: left out by --only)."""
     folder = exp.out / "runs" / name
     if not exp.resume or not (folder / RUN_RECORD).is_file():
         return None
+    again = "training again" if train else "left out by --only, and its earlier run is out of date"
     if not _parent_kept(exp, parent):
-        exp.emit({"event": "message", "text": f"{name}: training again, because {parent} was trained again"})
+        exp.emit({"event": "message", "text": f"{name}: {again}, because {parent} was trained again"})
         return None
     record, card = _read_record(exp, name, folder / RUN_RECORD), _read_record(exp, name, folder / "card.json")
     if record is None or card is None:
         return None
     if record.get("data") != exp.selection.digest():
-        exp.emit({"event": "message", "text": f"{name}: training again, the recipe's images changed"})
+        exp.emit({"event": "message", "text": f"{name}: {again}, the recipe's images changed"})
         return None
     if not _same_settings(record.get("basis") or {}, basis) or any(record.get(k) != v for k, v in extra.items()):
-        exp.emit({"event": "message", "text": f"{name}: training again, the recipe's settings for it changed"})
+        exp.emit({"event": "message", "text": f"{name}: {again}, the recipe's settings for it changed"})
         return None
     record["card"] = card
     exp.reused.append(name)
@@ -410,13 +414,22 @@ def _train_tracked(
     return card, external, wall, run_id
 
 
-def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig) -> RunResult:
+def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train: bool = True) -> RunResult | None:
+    """Train one run, or reuse its earlier result (--resume); None if it is left out (--only) and has none."""
     cfg = exp.config(run)
-    exp.emit({"event": "run", "run": run.name, "index": index, "total": len(exp.recipe.runs), "note": run.note})
+    if train:
+        exp.emit({"event": "run", "run": run.name, "index": index, "total": len(exp.recipe.runs), "note": run.note})
     model_dir = exp.out / "runs" / run.name
-    record = _reusable(exp, run.name, cfg, run.init_from, train_imbalance=run.train_imbalance)
+    record = _reusable(exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance)
     if record:
         return _from_record(record, cfg, model_dir)
+    if not train:
+        return None
+    if run.init_from and run.init_from not in exp.results:  # left out by --only, its earlier run out of date
+        raise ConfigError(
+            f"{run.name} continues from {run.init_from}, which has no up-to-date result in {exp.out}.",
+            hint=f"Add {run.init_from} to --only.",
+        )
     (model_dir / RUN_RECORD).unlink(missing_ok=True)  # a run that fails now must not look finished
     data = _prepare(exp, cfg)
     if run.train_imbalance:
@@ -469,7 +482,7 @@ def _checkpoint_dir(exp: Experiment, run: RunSpec) -> Path:
     return folder
 
 
-def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
+def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunResult | None, dict | None]:
     """Optuna (TPE, seeded) over the recipe's space, scored on the validation split; trials doing worse
     than the median of the earlier ones are stopped early (MedianPruner). The best trial's model folder
     is kept as runs/<tune.name>, the others are deleted as the search goes. Finished trials are written
@@ -491,10 +504,17 @@ def _tune(exp: Experiment, base: TrainConfig) -> tuple[RunResult, dict]:
     }
     parent_name = start.init_from if start else None
     basis = dict(trials=trials, space=space, metric=spec.metric, pruning=pruning)
-    record = _reusable(exp, spec.name, start_cfg, parent_name, **basis)
+    record = _reusable(exp, spec.name, start_cfg, parent_name, train, **basis)
     if record:
         tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
         return _from_record(record, tuned_cfg, final_dir), record["tuning"]
+    if not train:
+        return None, None
+    if parent_name and parent_name not in exp.results:  # left out by --only, its earlier run out of date
+        raise ConfigError(
+            f"{spec.name} continues from {parent_name}, which has no up-to-date result in {exp.out}.",
+            hint=f"Add {parent_name} to --only.",
+        )
     (final_dir / RUN_RECORD).unlink(missing_ok=True)
     data = _prepare(exp, start_cfg)
     if start and start.train_imbalance:
@@ -742,6 +762,7 @@ def run_experiment(
     tracking_uri: str | None = None,
     home: Path | None = None,
     resume: bool = False,
+    only: list[str] | None = None,
     on_event: Event | None = None,
 ) -> dict:
     """Run every run of the recipe (then the search and the pipeline benchmark), write the report.
@@ -749,10 +770,14 @@ def run_experiment(
     Returns results.json's content. Re-running into the same OUT reuses its ingested data and caches
     and replaces its model folders; MLflow keeps every invocation's runs. With `resume`, runs that
     finished in an earlier invocation with the same settings and images are reused, not trained again.
-    The report is rewritten after every run, marked incomplete until the last one.
+    `only` names the runs (or the search) to train now; the others are reused if `resume` finds them
+    finished, else reported as not run yet (the pipeline benchmark runs only without `only`): a long
+    recipe split over several sittings still ends in one report. The report is rewritten after every
+    run, marked incomplete until the last one.
     """
     out = Path(out)
     _check_out(out)
+    chosen = _check_only(recipe, only, out, resume)
     weights = weights or recipe.weights
     # Fail on a bad --weights value before ingesting anything.
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
@@ -779,13 +804,16 @@ def run_experiment(
         _ingest(exp)
         base = exp.config(None)
         for i, run in enumerate(recipe.runs):
-            exp.results[run.name] = _run_one(exp, i, run, base)
-            _publish(exp, tuning, pipeline)
+            result = _run_one(exp, i, run, base, train=chosen is None or run.name in chosen)
+            if result:
+                exp.results[run.name] = result
+                _publish(exp, tuning, pipeline)
         if recipe.tune:
-            tuned, tuning = _tune(exp, base)
-            exp.results[tuned.name] = tuned
-            _publish(exp, tuning, pipeline)
-        if recipe.pipeline:
+            tuned, tuning = _tune(exp, base, train=chosen is None or recipe.tune.name in chosen)
+            if tuned:
+                exp.results[tuned.name] = tuned
+                _publish(exp, tuning, pipeline)
+        if recipe.pipeline and chosen is None:
             pipeline = _pipeline(exp)
     except BaseException:
         if exp.results:  # stopped part-way (Ctrl-C, SIGTERM, an error): say how far each run got
@@ -795,6 +823,30 @@ def run_experiment(
         if exp.catalog is not None:
             exp.catalog.dispose()
     return _publish(exp, tuning, pipeline)
+
+
+def _check_only(recipe: Recipe, only: list[str] | None, out: Path, resume: bool) -> set[str] | None:
+    """The names --only picks, checked before anything is ingested: each is a run or the search of the
+    recipe, and what a picked one continues from is picked too or finished in OUT (with --resume)."""
+    if not only:
+        return None
+    chosen = {n.strip() for n in only if n.strip()}
+    known = [r.name for r in recipe.runs] + ([recipe.tune.name] if recipe.tune else [])
+    for name in sorted(chosen - set(known)):
+        raise ConfigError(
+            f"--only {name}: {recipe.where()} has no run of that name.", hint=f"Its runs: {', '.join(known)}."
+        )
+    needs = {r.name: r.init_from for r in recipe.runs}
+    if recipe.tune:
+        needs[recipe.tune.name] = recipe.run(recipe.tune.from_run).init_from if recipe.tune.from_run else None
+    for name in sorted(chosen):
+        parent = needs[name]
+        if parent and parent not in chosen and not (resume and (out / "runs" / parent / RUN_RECORD).is_file()):
+            raise ConfigError(
+                f"--only {name}: it continues from {parent}, which has not finished in {out}.",
+                hint=f"Add {parent} to --only, or finish it first and pass --resume.",
+            )
+    return chosen
 
 
 def _pending(exp: Experiment, pipeline: dict | None) -> list[str]:
