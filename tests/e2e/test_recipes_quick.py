@@ -41,3 +41,11 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
         assert all(0.0 <= r["external_test"]["accuracy"] <= 1.0 for r in results["runs"])
     report = (tmp_path / name / "report.md").read_text()
     assert "Quick mode" in report and "incomplete" not in report
+    split_train = results["data"]["split"]["train"]
+    for spec in recipe.runs:  # a thinned training split is said in its row, and is not "the split"
+        run = next(r for r in results["runs"] if r["name"] == spec.name)
+        if spec.train_imbalance:
+            assert run["train_images"] < split_train
+            assert f"{run['train_images']} of {split_train} training images" in report
+        else:
+            assert run["train_images"] == split_train

@@ -84,8 +84,12 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
         header += ["test folder acc", "test folder F1"]
     header += ["val acc", "best epoch", "epochs", "s/epoch", "wall s"]
     rows = []
+    split_train = results["data"]["split"]["train"]
     for r in runs:
-        row = [r["name"], "; ".join(r["differs"]) or "(base)"]
+        differs = list(r["differs"])
+        if r.get("train_images") and r["train_images"] != split_train:  # train_imbalance left some out
+            differs.append(f"{r['train_images']} of {split_train} training images")
+        row = [r["name"], "; ".join(differs) or "(base)"]
         if reported:
             row.append(str(reported.get(r["name"], "")))
         delta = (r["test"]["accuracy"] - ref["test"]["accuracy"]) * 100
@@ -135,9 +139,11 @@ def _notes(results: dict) -> list[str]:
         )
     d = results["data"]
     split = d["split"]
+    fewer = any(r.get("train_images", split["train"]) < split["train"] for r in results["runs"])
     notes.append(
-        f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}, "
-        f"val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
+        f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}"
+        + (" (runs with train_imbalance train on fewer, as their rows say)" if fewer else "")
+        + f", val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
         "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path). "
         "'s/epoch' is the median of the epochs after the first of each phase (the first also builds the graph); "
         "'wall s' covers training, export and evaluation."

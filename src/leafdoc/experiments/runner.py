@@ -106,6 +106,7 @@ class RunResult:
             "test": self.test,
             "val": self.val,
             "external_test": self.external,
+            "train_images": self.card["dataset"]["split"]["train"],  # fewer than the split's with train_imbalance
             "best_epoch": self.card.get("best_epoch"),
             "epochs": len(self.history),
             "train_seconds": self.card.get("train_seconds"),
@@ -890,7 +891,8 @@ def _publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dic
         from leafdoc.train.trainer import copy_model_dir
 
         copy_model_dir(best.model_dir, out / "best")
-    first = next(iter(exp.results.values()))
+    # The split as every run has it, but for the training images a train_imbalance run leaves out.
+    first = max(exp.results.values(), key=lambda r: r.card["dataset"]["split"]["train"])
     results = {
         "recipe": recipe.name,
         "title": recipe.title,
