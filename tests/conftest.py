@@ -120,3 +120,24 @@ def run_until_killed(cmd: list, marker: str, **popen) -> tuple[int, str]:
             break
     proc.stdout.read()
     return proc.wait(timeout=120), "".join(seen)
+
+
+def children_of(pid: int) -> list[int]:
+    """The process ids of `pid`'s children (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(x) for x in (task / "children").read_text().split())
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs; a child its parent has not reaped yet (a zombie) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import keyring.backend  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder  # noqa: E402
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES, alive, children_of, make_leaf_folder  # noqa: E402
 from tests.live_server import answering_copy, free_port  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets")
@@ -104,22 +104,6 @@ def answer_token(monkeypatch, token: str | None) -> list[str]:
 
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(fake))
     return asked
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out.extend(int(x) for x in (task / "children").read_text().split())
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "State:\tZ" in status.read_text())  # a zombie is gone too
 
 
 def upload_folder(tmp_path: Path, per_class: int = 2, offset: int = 30) -> Path:

@@ -13,26 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import alive, children_of
 from tests.live_server import free_port, wait_for
 
 TOKEN = "e2e-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out.extend(int(x) for x in text)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

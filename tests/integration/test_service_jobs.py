@@ -31,6 +31,7 @@ from service_support import (
     worker_process,
     zip_of,
 )
+from tests.conftest import alive
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
@@ -385,7 +386,7 @@ def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_r
     try:
         catalog = Catalog(settings_.catalog_url)
         row = wait_for(lambda: (j := get_job(catalog, job_id)).epoch >= 1 and j, timeout=300)  # mid-training
-        assert row.state == "running" and _alive(row.pid)
+        assert row.state == "running" and alive(row.pid)
 
         r = api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN)
         asked = time.monotonic()
@@ -397,7 +398,7 @@ def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_r
         assert time.monotonic() - asked < 15  # a check every second, then SIGTERM to the training process
         assert job["state"] == "cancelled" and job["finished"] and job["candidate_version"] is None
         assert "cancelled by an admin while it ran" in job["error"] and 1 <= job["epoch"] < job["epochs"]
-        assert not _alive(row.pid)
+        assert not alive(row.pid)
         assert api.get("/v1/models").json()["serving_version"] == 1
 
         after = wait_for(lambda: (j := get_job(catalog, next_id)).state in ("succeeded", "failed") and j, 300)
@@ -411,19 +412,6 @@ def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_r
     assert get_job(catalog, job_id).state == "cancelled"  # and it stayed so
     jobs_dir = settings_.models_dir / ".jobs"
     assert not jobs_dir.exists() or not any(jobs_dir.iterdir())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A child the worker has not reaped yet is a zombie: dead for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admin_token(
@@ -558,7 +546,7 @@ def test_a_worker_killed_mid_job_is_replaced_by_a_standby_that_continues_after_t
             a.kill()  # SIGKILL: no goodbye, the pod is gone
             a.wait()
             killed_at = time.monotonic()
-            wait_for(lambda: not _alive(running.pid), 30)  # its training process noticed and stopped
+            wait_for(lambda: not alive(running.pid), 30)  # its training process noticed and stopped
             saved = max(_saved_epochs(s, job_id))
 
             job = wait_for(
