@@ -143,7 +143,7 @@ def test_the_end_of_a_followed_job_is_said_in_one_line():
     promoted = {**job, "promotion": {"promoted": True, "reason": "accuracy 0.91 >= 0.90"}}
     assert text.job_outcome(promoted) == ("✓ Training job 01234567 finished: version 4 is now serving.", True)
     kept, ok = text.job_outcome({**job, "promotion": {"promoted": False, "reason": "accuracy 0.80 < 0.90"}})
-    assert ok and "version 4 was kept, not promoted (accuracy 0.80 &lt; 0.90)" in kept
+    assert ok and "version 4 was not promoted (accuracy 0.80 &lt; 0.90)" in kept
     failed, ok = text.job_outcome({**job, "state": "failed", "error": "out of <b>memory</b>"})
     assert not ok and failed.startswith("✗ Training job 01234567 failed: out of") and "<b>" not in failed
     assert text.job_outcome({**job, "state": "cancelled"}) == (

@@ -231,7 +231,7 @@ def job_outcome(job: dict) -> tuple[str, bool]:
         if promo.get("promoted"):
             return f"✓ {name} finished: version {version} is now serving.", True
         why = f" ({esc(promo['reason'])})" if promo.get("reason") else ""
-        return f"✓ {name} finished: version {version} was kept, not promoted{why}.", True
+        return f"✓ {name} finished: version {version} was not promoted{why}.", True
     if state == "cancelled":
         return f"⊘ {name} was cancelled: nothing was kept.", True
     return f"✗ {name} failed: {esc(job.get('error') or 'no reason given')}", False
