@@ -55,6 +55,7 @@ from leafdoc.service.jobs import (
     update_job,
 )
 from leafdoc.service.worker import Worker
+from leafdoc.train.checkpoint import beside
 
 ZIP = "application/zip"
 TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
@@ -337,18 +338,40 @@ def test_a_cancelled_queued_job_never_runs(settings_, leaf_folder, app_client):
     assert "already been cancelled" in again["message"]
 
 
+def _killed_while_saving(folder) -> list[str]:
+    """What a process killed in the middle of fsutil.atomic_dir(folder) leaves beside `folder` (the real
+    temp names, made by the real code in a process that dies mid-save), as the names under its parent."""
+    code = (
+        "import os, sys; from pathlib import Path; from leafdoc.fsutil import atomic_dir\n"
+        "with atomic_dir(Path(sys.argv[1])) as tmp:\n"
+        "    (tmp / 'weights.npz').write_bytes(b'half')\n"
+        "    os._exit(9)\n"
+    )
+    before = set(os.listdir(folder.parent)) if folder.parent.exists() else set()
+    assert subprocess.run([sys.executable, "-c", code, str(folder)]).returncode == 9
+    return sorted(set(os.listdir(folder.parent)) - before)
+
+
 def test_a_job_that_ended_leaves_no_half_written_folder_on_the_machine(settings_, leaf_folder, app_client):
     # A training process stopped while it saved (SIGTERM on cancel comes at any moment) leaves atomic_dir's
-    # temp folders: `.JOB.checkpoint.XXXX.partial`, `.JOB.checkpoint.old`, `.JOB.XXXX.partial`.
+    # temp folders beside its model folder JOB and its checkpoint `.JOB.checkpoint`.
     ingest_folder(settings_, leaf_folder)
     api = app_client(settings_)
     job_id = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
     other = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
     jobs_dir = settings_.models_dir / ".jobs"
-    left = [job_id, f".{job_id}.checkpoint", f".{job_id}.checkpoint.k2j4.partial", f".{job_id}.checkpoint.old"]
-    for name in left + [f".{job_id}.q8w1.partial", f".{other}.checkpoint", other]:
+    for name in [
+        job_id,
+        f".{job_id}.checkpoint",
+        f"..{job_id}.checkpoint.old",
+        f".{job_id}.old",
+        f".{other}.checkpoint",
+        other,
+    ]:
         (jobs_dir / name).mkdir(parents=True)
         (jobs_dir / name / "weights.npz").write_bytes(b"x" * 100)
+    half = _killed_while_saving(jobs_dir / job_id) + _killed_while_saving(beside(jobs_dir / job_id))
+    assert len(half) == 2 and all(name.endswith(".partial") for name in half), half
     (jobs_dir / f".{job_id}.tmp").write_bytes(b"half a file")
     assert api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN).json()["state"] == "cancelled"
 
@@ -366,7 +389,15 @@ def test_a_job_that_ended_leaves_no_half_written_folder_on_the_machine(settings_
     assert claim(catalog, done, "gone:1") and fail(catalog, done, "its worker was killed")
     assert claim(catalog, other, "beside:1")  # running
     waiting = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["id"]
-    for name in (done, f".{done}.checkpoint", f".{done}.x1.partial", "not-a-job", ".not-a-job.checkpoint", waiting):
+    for name in (
+        done,
+        f".{done}.checkpoint",
+        f".{done}.x1.partial",
+        f"..{done}.checkpoint.x2.partial",
+        "not-a-job",
+        ".not-a-job.checkpoint",
+        waiting,
+    ):
         (jobs_dir / name).mkdir()
     starting = Worker(settings_)
     starting.recover()
@@ -411,7 +442,8 @@ def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_r
     assert [m["job_id"] for m in models if m["job_id"]] == [next_id]  # nothing was registered for the cancelled job
     assert get_job(catalog, job_id).state == "cancelled"  # and it stayed so
     jobs_dir = settings_.models_dir / ".jobs"
-    assert not jobs_dir.exists() or not any(jobs_dir.iterdir())
+    left = sorted(str(p.relative_to(jobs_dir)) for p in jobs_dir.rglob("*")) if jobs_dir.exists() else []
+    assert left == [], (job_id, next_id, left)
 
 
 def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admin_token(

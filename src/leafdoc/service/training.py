@@ -124,12 +124,20 @@ def job_folder(settings: Settings, job_id: str) -> Path:
     return jobs_root(settings) / job_id
 
 
+def job_of(name: str) -> str:
+    """The job a name under jobs_root belongs to: JOB, .JOB.checkpoint, ..JOB.checkpoint.XXXX.partial (a
+    half-saved checkpoint: fsutil.atomic_dir's temp name beside `.JOB.checkpoint`), .JOB.XXXX.partial, .JOB.old."""
+    return name.lstrip(".").split(".")[0]
+
+
 def remove_job_files(settings: Settings, job_id: str) -> None:
     """Everything a job left on this machine: its model folder, its copy of the checkpoint, and any folder
-    half-written beside them (`.JOB.….partial`, `.JOB.….old`: left when its process was stopped while it
-    saved, which SIGTERM on cancel or a worker's stop can do at any moment)."""
+    half-written beside them (left when its process was stopped while it saved, which SIGTERM on cancel or
+    a worker's stop can do at any moment)."""
     root = jobs_root(settings)
-    for path in [root / job_id, *root.glob(f".{job_id}.*")]:
+    for path in root.iterdir() if root.is_dir() else []:
+        if job_of(path.name) != job_id:
+            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

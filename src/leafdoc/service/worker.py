@@ -48,7 +48,7 @@ from leafdoc.service.jobs import (
     stale_running,
     update_job,
 )
-from leafdoc.service.training import jobs_root, remove_job_files
+from leafdoc.service.training import job_of, jobs_root, remove_job_files
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,7 @@ class Worker:
         ended ones: a worker beside this one, on the same models_dir, may be running or about to run the rest."""
         root = jobs_root(self.settings)
         names = [p.name for p in root.iterdir()] if root.is_dir() else []
-        # JOB, or .JOB.checkpoint, .JOB.checkpoint.XXXX.partial, ...: the job id is the first dotted part
-        for job_id in sorted({name.lstrip(".").split(".")[0] for name in names}):
+        for job_id in sorted({job_of(name) for name in names}):
             try:
                 ended = get_job(self.catalog, job_id).state in TERMINAL
             except NotFound:
