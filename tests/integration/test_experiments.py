@@ -400,7 +400,13 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
     assert f"longer: continuing from its checkpoint after epoch {state['epoch']}" in [e.get("text") for e in events]
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(state["epoch"] + 1, 9))
     assert results["reused"] == ["base"] and results["pending"] == [] and results["progress"] == {}
-    assert [h["epoch"] for h in results["runs"][1]["history"]] == list(range(1, 9))
+    longer = results["runs"][1]
+    assert [h["epoch"] for h in longer["history"]] == list(range(1, 9))
+    # its times count the epochs trained before the kill too, not only this invocation's
+    card = json.loads((out / "runs" / "longer" / "card.json").read_text())
+    assert card["train_seconds_before_resume"] == round(state["train_seconds"], 1) > 0
+    epochs = sum(h["seconds"] for h in longer["history"])
+    assert longer["wall_seconds"] >= longer["train_seconds"] >= epochs > state["train_seconds"]
     assert not (out / "runs" / ".longer.checkpoint").exists() and (out / "runs" / "longer" / "run.json").is_file()
     assert "incomplete" not in (out / "report.md").read_text()
 

@@ -146,7 +146,8 @@ def _notes(results: dict) -> list[str]:
         + f", val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
         "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path). "
         "'s/epoch' is the median of the epochs after the first of each phase (the first also builds the graph); "
-        "'wall s' covers training, export and evaluation."
+        "'wall s' covers training (every invocation's, for a run continued from its checkpoint), export and "
+        "evaluation."
     )
     if d["test_folder"]:
         notes.append(

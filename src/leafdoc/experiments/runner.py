@@ -404,7 +404,8 @@ def _train_tracked(
         if exp.selection.test_files:
             exp.emit({"event": "evaluate", "run": name, "n": len(exp.selection.test_files)})
             external = _external_metrics(model_dir, exp.selection.test_files)
-        wall = time.perf_counter() - t0
+        # with the training done before a checkpoint this run continued from (earlier invocations)
+        wall = time.perf_counter() - t0 + float(card.get("train_seconds_before_resume") or 0.0)
     except Pruned as stop:
         exp.tracker.finish(run_id, {}, {"leafdoc.pruned_at_epoch": str(stop.epoch)}, status="KILLED")
         raise

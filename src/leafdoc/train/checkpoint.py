@@ -63,7 +63,9 @@ class Checkpoint:
             self.ignored = f"{self.folder} was saved with other settings or another split"
         return None if self.ignored else state
 
-    def save(self, model, *, phase: str, phase_start: int, epoch: int, finished: bool, best: dict, stop) -> None:
+    def save(
+        self, model, *, phase: str, phase_start: int, epoch: int, finished: bool, best: dict, stop, train_seconds: float
+    ) -> None:
         state = {
             "version": VERSION,
             "key": self.key,
@@ -74,6 +76,7 @@ class Checkpoint:
             "best": {"value": best["value"], "epoch": best["epoch"], "logs": best["logs"]},
             "history": best["history"],
             "stop": {"wait": int(stop.wait), "best": None if stop.best is None else float(stop.best)},
+            "train_seconds": round(train_seconds, 3),  # so far, over every process that trained it
         }
         with atomic_dir(self.folder) as tmp:
             np.savez(tmp / "weights.npz", *model.get_weights())

@@ -296,6 +296,12 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
             on_event({"event": "resume", "phase": saved["phase"], "epoch": saved["epoch"]})
     metrics = ["accuracy"]
 
+    t0 = time.perf_counter()
+    before = float((saved or {}).get("train_seconds") or 0.0)  # trained before the checkpoint, in other processes
+
+    def trained() -> float:
+        return before + time.perf_counter() - t0
+
     def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
         nonlocal saved
         end = initial_epoch + epochs
@@ -314,7 +320,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
             return start
         callbacks = [*_callbacks(on_event, phase, steps, best), stop]
         if checkpoint:
-            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, on_event))
+            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, trained, on_event))
         hist = model.fit(
             train_ds,
             validation_data=val_ds,
@@ -328,7 +334,6 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         return start + len(hist.history.get("loss", []))
 
     backbone = model.get_layer("backbone")
-    t0 = time.perf_counter()
     if cfg.pretrained:
         backbone.trainable = False
         if saved and saved["phase"] == "fine_tune":  # the head phase ended before the checkpoint
@@ -351,7 +356,8 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         "history": best["history"],
         "best_epoch": best["epoch"],
         "best_val": best["logs"],
-        "train_seconds": time.perf_counter() - t0,
+        "train_seconds": trained(),  # with the part before a checkpoint this run continued from
+        "train_seconds_before_resume": before,
     }
 
 
@@ -370,7 +376,9 @@ def _early_stopping(key: str, patience: int):
     return EarlyStopping(monitor=key, mode=_mode(key), patience=patience)
 
 
-def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, on_event: Event | None = None):
+def _saver(
+    checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, trained, on_event: Event | None = None
+):
     import keras
 
     class Saver(keras.callbacks.Callback):
@@ -387,6 +395,7 @@ def _saver(checkpoint, phase: str, phase_start: int, end: int, best: dict, stop,
                 finished=finished,
                 best=best,
                 stop=stop,
+                train_seconds=trained(),
             )
             if on_event:
                 on_event({"event": "checkpoint", "phase": phase, "epoch": epoch + 1, "folder": str(checkpoint.folder)})
@@ -523,6 +532,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
         "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
         "best_epoch": result["best_epoch"],
         "train_seconds": round(result["train_seconds"], 1),
+        "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
         "history": result["history"],
         "provenance": PROVENANCE_NOTE,
         "limitations": (
