@@ -47,5 +47,7 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
         if spec.train_imbalance:
             assert run["train_images"] < split_train
             assert f"{run['train_images']} of {split_train} training images" in report
+            assert sum(c["train"] for c in run["per_class"].values()) == run["train_images"]
+            assert "## Per class, by training images" in report and f"| {run['name']} | " in report
         else:
             assert run["train_images"] == split_train

@@ -275,6 +275,67 @@ def test_only_trains_the_runs_named_and_resume_gathers_them_in_one_report(experi
     assert "incomplete" not in (out / "report.md").read_text()
 
 
+IMBALANCED_RECIPE = """\
+name: tiny-imbalance
+title: Tiny imbalance
+source: a test
+data:
+  path: leaves
+base:
+  backbone: baseline_cnn
+  image_size: 16
+  epochs: 1
+  batch_size: 8
+runs:
+  - name: balanced
+  - name: thinned
+    train_imbalance: 4
+quick:
+  per_class: 10
+"""
+
+
+def test_a_thinned_run_records_each_class_and_the_report_groups_them_by_training_images(experiment, tmp_path):
+    """A train_imbalance run records every class's training images and test recall/F1 (consistent with its
+    test accuracy); the report groups the classes by training images. A run finished before runs recorded
+    this gets it on --resume, without training again."""
+    import yaml
+
+    from leafdoc.experiments import runner
+    from leafdoc.experiments.recipe import parse_recipe
+
+    recipe = parse_recipe(yaml.safe_load(IMBALANCED_RECIPE))
+    data, out = experiment[0].parent / "datasets", tmp_path / "out"
+    results = runner.run_experiment(recipe, data_root=data, out=out, quick=True)
+    balanced, thinned = results["runs"]
+    assert balanced["per_class"] is None
+    pc = thinned["per_class"]
+    assert sorted(pc) == sorted(TINY_CLASSES)
+    assert sum(c["train"] for c in pc.values()) == thinned["train_images"] < balanced["train_images"]
+    train = [pc[c]["train"] for c in results["data"]["classes"]]
+    assert train == sorted(train, reverse=True) and train[0] >= 3 * train[-1]  # ratio 4, thinned in class order
+    assert sum(c["test"] for c in pc.values()) == thinned["test"]["n"]
+    correct = sum(round(c["recall"] * c["test"]) for c in pc.values())
+    assert correct == round(thinned["test"]["accuracy"] * thinned["test"]["n"])  # the same predictions
+    report = (out / "report.md").read_text()
+    assert "## Per class, by training images" in report
+    by_train = sorted(pc, key=lambda c: pc[c]["train"])  # 3 classes: a third is one class
+    worst = min(sorted(pc), key=lambda c: pc[c]["recall"])
+    cells = [f"{pc[c]['recall']:.1%}" for c in by_train]
+    cells.append(f"{pc[worst]['recall']:.1%} ({worst}, {pc[worst]['train']} training images)")
+    assert "| thinned | " + " | ".join(cells) + " |" in report.splitlines()
+    assert f"| run | rarest 1 class ({pc[by_train[0]]['train']} training images) | middle 1 class (" in report
+
+    record_path = out / "runs" / "thinned" / "run.json"
+    record = json.loads(record_path.read_text())
+    del record["per_class"]  # as a run finished by an earlier leafdoc left it
+    record_path.write_text(json.dumps(record))
+    again = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
+    assert again["reused"] == ["balanced", "thinned"]
+    assert again["runs"][1]["per_class"] == pc  # computed again from the model folder, the same
+    assert json.loads(record_path.read_text())["per_class"] == pc
+
+
 SEARCH_RECIPE = """\
 name: tiny-search
 title: Tiny search

@@ -113,6 +113,40 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def per_class_rows(results: dict) -> tuple[str, list[str], list[list]] | None:
+    """Runs that recorded per-class figures (train_imbalance runs): mean test recall over the rarest,
+    middle and commonest third of the classes by training images, and each run's worst class."""
+    runs = [r for r in results["runs"] if r.get("per_class")]
+    if not runs:
+        return None
+    counts = runs[0]["per_class"]  # the thinned training split; the same for runs of one ratio and seed
+    order = sorted(counts, key=lambda c: (counts[c]["train"], c))
+    size = len(order) // 3
+    groups = [("rarest", order[:size]), ("middle", order[size : len(order) - size]), ("commonest", order[-size:])]
+    groups = [(name, g) for name, g in groups if g] if size else [("all", order)]
+    header = ["run"]
+    for name, g in groups:
+        lo, hi = counts[g[0]]["train"], counts[g[-1]]["train"]
+        span = f"{lo}–{hi}" if lo != hi else f"{lo}"
+        header.append(f"{name} {len(g)} {'class' if len(g) == 1 else 'classes'} ({span} training images)")
+    header.append("lowest class recall")
+    rows = []
+    for r in runs:
+        pc = r["per_class"]
+        worst = min(order, key=lambda c: (pc[c]["recall"], c))
+        rows.append(
+            [r["name"]]
+            + [_pct(sum(pc[c]["recall"] for c in g) / len(g)) for _, g in groups]
+            + [f"{_pct(pc[worst]['recall'])} ({worst}, {pc[worst]['train']} training images)"]
+        )
+    intro = (
+        f"Mean recall on the test split (whose classes were not thinned) over the classes grouped by how many "
+        f"training images they had in {runs[0]['name']}'s training split. Per-class figures of every run: "
+        "`per_class` in `results.json`."
+    )
+    return intro, header, rows
+
+
 def _restored(base: dict) -> str:
     return "highest validation accuracy" if base.get("restore_best") == "val_accuracy" else "lowest validation loss"
 
@@ -206,6 +240,10 @@ def render_markdown(results: dict) -> str:
     described = [r for r in results["runs"] if r["note"]]
     if described:
         lines += [f"- **{r['name']}**: {r['note']}" for r in described] + [""]
+    by_class = per_class_rows(results)
+    if by_class:
+        intro, header, rows = by_class
+        lines += ["## Per class, by training images", "", intro, "", _md_table(header, rows), ""]
     lines += [f"![validation accuracy per epoch]({CURVES})", ""]
     if results["tuning"]:
         t = results["tuning"]

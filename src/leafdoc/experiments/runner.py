@@ -69,6 +69,7 @@ class RunResult:
     note: str = ""
     external: dict | None = None  # metrics on the recipe's explicit test folder
     offset: int = 0  # epochs of the runs it continues from, for the learning curves
+    per_class: dict | None = None  # train_imbalance runs: each class's training images and test recall/F1
 
     @property
     def history(self) -> list[dict]:
@@ -115,6 +116,7 @@ class RunResult:
             "warm_start": self.card.get("warm_start"),
             "history": self.history,
             "offset": self.offset,
+            "per_class": self.per_class,
         }
 
 
@@ -241,6 +243,7 @@ def _from_record(record: dict, cfg: TrainConfig, model_dir: Path) -> RunResult:
         note=record["note"],
         external=record["external_test"],
         offset=record["offset"],
+        per_class=record.get("per_class"),
     )
 
 
@@ -263,6 +266,27 @@ def imbalance(data, ratio: float, seed: int):
         keep = max(1, round(len(idx) * ratio ** (-k / max(n - 1, 1))))
         split[rng.permutation(idx)[keep:]] = "unused"
     return dataclasses.replace(data, split=split)
+
+
+def per_class(model_dir: Path, data) -> dict:
+    """Each class's training images and its recall and F1 on the test split (ONNX Runtime, the serving
+    path): what class weights are for, which accuracy over all classes hides."""
+    from leafdoc.evaluate.metrics import compute_metrics
+    from leafdoc.inference.predictor import Predictor
+
+    te = data.indices("test")
+    probs = Predictor(model_dir).predict_arrays(data.images[te])["probabilities"]
+    found = compute_metrics(data.y[te], probs, data.classes)["per_class"]
+    train = np.bincount(data.y[data.indices("train")], minlength=len(data.classes))
+    return {
+        c: {
+            "train": int(train[i]),
+            "test": found[c]["support"],
+            "recall": round(found[c]["recall"], 4),
+            "f1": round(found[c]["f1"], 4),
+        }
+        for i, c in enumerate(data.classes)
+    }
 
 
 def _progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
@@ -424,7 +448,13 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     model_dir = exp.out / "runs" / run.name
     record = _reusable(exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance)
     if record:
-        return _from_record(record, cfg, model_dir)
+        result = _from_record(record, cfg, model_dir)
+        if run.train_imbalance and result.per_class is None:  # finished before runs recorded it
+            data = imbalance(_prepare(exp, cfg), run.train_imbalance, cfg.seed)
+            result.per_class = per_class(model_dir, data)
+            kept = {k: v for k, v in record.items() if k != "card"}  # _reusable added the card
+            atomic_write_json(model_dir / RUN_RECORD, {**kept, "per_class": result.per_class})
+        return result
     if not train:
         return None
     if run.init_from and run.init_from not in exp.results:  # left out by --only, its earlier run out of date
@@ -467,6 +497,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         note=run.note,
         external=external,
         offset=(parent.offset + len(parent.history)) if parent else 0,
+        per_class=per_class(model_dir, data) if run.train_imbalance else None,
     )
     _save_run(exp, result, cfg, train_imbalance=run.train_imbalance)
     return result
