@@ -120,6 +120,9 @@ def test_report_has_the_table_and_a_real_png(experiment):
         img.verify()
         assert img.format == "PNG" and img.size[0] > 300
     assert "](learning_curves.png)" in report
+    # Paths inside the experiment's folder are relative to it, so the report reads right when copied.
+    assert str(out.resolve()) not in report and str(out) not in report
+    assert "`sqlite:///home/mlruns/mlflow.db`" in report and "`runs/base`, `runs/wider-head`" in report
     # What the CLI printed: the table and where the report is.
     assert "wider-head" in output and f"report: {out / 'report.md'}" in output.replace("\n", "")
 
@@ -135,6 +138,8 @@ def test_results_record_the_search_and_the_pipeline_timing(experiment):
     assert pipe["speedup"] > 0 and pipe["n_images"] == 24
     assert results["data"]["test_folder_images"] == 6
     assert results["best"]["run"] in {"base", "wider-head", "tuned"}
+    # The report's date is when the results were written, not when it was last re-rendered.
+    assert f"run {results['written_at']} UTC in" in (out / "report.md").read_text()
 
 
 def test_continued_run_with_hidden_layer_exports_what_keras_computes(experiment):
@@ -485,3 +490,14 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(ConfigError, match="weights file"):
         run_experiment(recipe, data_root=tmp_path, out=tmp_path / "new", weights=str(tmp_path / "none.h5"))
     assert not (tmp_path / "new").exists()
+
+
+def test_the_relative_tracking_uri_in_the_report_opens_the_store_from_the_report_folder(experiment, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    out, _ = experiment
+    report = (out / "report.md").read_text()
+    uri = report.split("--backend-store-uri ")[1].split("`")[0]
+    assert uri == "sqlite:///home/mlruns/mlflow.db"
+    monkeypatch.chdir(out)
+    assert MlflowClient(tracking_uri=uri).get_experiment_by_name("tiny-leaves (quick)") is not None

@@ -151,7 +151,7 @@ def _restored(base: dict) -> str:
     return "highest validation accuracy" if base.get("restore_best") == "val_accuracy" else "lowest validation loss"
 
 
-def _notes(results: dict) -> list[str]:
+def _notes(results: dict, out: Path | None = None) -> list[str]:
     base = results["base"]
     notes = []
     if results["weights"] == "none":
@@ -192,13 +192,16 @@ def _notes(results: dict) -> list[str]:
         f"The best epoch ({_restored(base)}) is restored in each model; the best run is chosen by validation "
         f"accuracy, never test: **{results['best']['run']}**"
         + (" (so far)" if results.get("pending") else "")
-        + (f", copied to `{results['best']['kept']}`." if results["best"]["kept"] else ".")
+        + (f", copied to `{_here(results['best']['kept'], out)}`." if results["best"]["kept"] else ".")
     )
     return notes
 
 
-def render_markdown(results: dict) -> str:
+def render_markdown(results: dict, out: Path | None = None) -> str:
+    """The report; with `out` (the experiment's folder), paths inside it are written relative to it."""
     m = results["machine"]
+    uri = _here_uri(results["tracking_uri"], out)
+    written = results.get("written_at") or f"{datetime.now(UTC):%Y-%m-%d %H:%M}"  # older results lack it
     pending, reused = results.get("pending") or [], results.get("reused") or []
     done = len(results["runs"])
     lines = [
@@ -207,7 +210,7 @@ def render_markdown(results: dict) -> str:
         "",
         f"Recipe `{results['recipe']}`"
         + (f" (`{results['recipe_file']}`)" if results["recipe_file"] else "")
-        + f", run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {results['seconds'] / 60:.1f} min on "
+        + f", run {written} UTC in {results['seconds'] / 60:.1f} min on "
         f"{m['cpu']}, {m['cores']} cores, {m.get('memory') or '? GiB'}, {m['os']}"
         + (f", TensorFlow {m['tensorflow']}" if m.get("tensorflow") else "")
         + "."
@@ -234,7 +237,7 @@ def render_markdown(results: dict) -> str:
         ]
     if results["source"]:
         lines += ["## What the source reported", "", results["source"].strip(), ""]
-    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(results)] + [""]
+    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(results, out)] + [""]
     header, rows = comparison_rows(results)
     lines += ["## Runs", "", _md_table(header, rows), ""]
     described = [r for r in results["runs"] if r["note"]]
@@ -310,20 +313,41 @@ def render_markdown(results: dict) -> str:
     lines += [
         "## Where things are",
         "",
-        f"- MLflow: `{results['tracking_uri']}`, experiment `{results['mlflow_experiment']}` "
-        f"(`mlflow ui --backend-store-uri {results['tracking_uri']}`)",
-        "- Model folders: " + ", ".join(f"`{r['model_dir']}`" for r in results["runs"]),
+        "Paths are relative to this report's folder where they are inside it (run the commands from there).",
+        "",
+        f"- MLflow: `{uri}`, experiment `{results['mlflow_experiment']}` (`mlflow ui --backend-store-uri {uri}`)",
+        "- Model folders: " + ", ".join(f"`{_here(r['model_dir'], out)}`" for r in results["runs"]),
         "- Every figure above, per run and per epoch: `results.json`",
         "",
     ]
     return "\n".join(lines)
 
 
+def _here(path: str, out: Path | None) -> str:
+    """`path` relative to the experiment's folder when it lies inside it, so a report copied elsewhere
+    (with its folder, or into docs/) does not name one machine's absolute paths."""
+    if out is None:
+        return path
+    try:
+        return Path(path).resolve().relative_to(Path(out).resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def _here_uri(uri: str, out: Path | None) -> str:
+    """A sqlite:////abs/path tracking URI inside the experiment's folder as sqlite:///relative/path."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    rel = _here(uri[len(prefix) :], out)
+    return uri if rel.startswith("/") else prefix + rel
+
+
 def write_report(results: dict, out: Path) -> Path:
     out = Path(out)
     atomic_write_bytes(out / CURVES, figure_png(plot_learning_curves(results["runs"])))
     path = out / "report.md"
-    atomic_write_bytes(path, render_markdown(results).encode())
+    atomic_write_bytes(path, render_markdown(results, out).encode())
     return path
 
 

@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -959,6 +960,7 @@ def _publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dic
         "tracking_uri": exp.tracker.uri,
         "mlflow_experiment": f"{recipe.name} ({exp.mode})",
         "seconds": round(time.perf_counter() - exp.started, 1),
+        "written_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
     }
     results["report"] = str(write_report(results, out))
     atomic_write_json(out / "results.json", results)
