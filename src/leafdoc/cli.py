@@ -27,6 +27,7 @@ from rich.table import Table
 
 from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
+from leafdoc.train.stopping import stop_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
 console = Console(stderr=True, soft_wrap=True)  # people read stderr; stdout is for --json and results
@@ -221,17 +222,18 @@ def train(
         if not provenance.is_file():
             raise ConfigError(f"{provenance}: no such file.", hint="Pass a text file describing the data's sources.")
         note = provenance.read_text(encoding="utf-8")
-    card = run_training(
-        cfg,
-        out_dir,
-        data=data,
-        dataset=dataset,
-        version=dataset_version,
-        init_from=init_from,
-        quiet=as_json,
-        provenance=note,
-        resume=resume,
-    )
+    with stop_on_signals():  # Ctrl-C or SIGTERM mid-epoch stops at the batch's end (leafdoc.train.stopping)
+        card = run_training(
+            cfg,
+            out_dir,
+            data=data,
+            dataset=dataset,
+            version=dataset_version,
+            init_from=init_from,
+            quiet=as_json,
+            provenance=note,
+            resume=resume,
+        )
     if as_json:
         _emit_json(card)
 
@@ -664,8 +666,6 @@ def experiment(
     """Train and compare the runs of a recipe; track them in MLflow; write report.md with table and curves.
 
     The report is rewritten after every run; if the command stops part-way, run it again with --resume."""
-    import signal
-
     from leafdoc.experiments.recipe import DEFAULT_DATA_ROOT, load_recipe
     from leafdoc.experiments.runner import run_experiment
 
@@ -692,11 +692,9 @@ def experiment(
             elif kind == "message":
                 console.log(esc(e["text"]))
 
-        def interrupt(signum, frame):  # a kill (stopped container, ended session) ends like Ctrl-C, so the
-            raise KeyboardInterrupt  # report says how far each run got
-
-        previous = signal.signal(signal.SIGTERM, interrupt)
-        try:
+        # A kill (stopped container, ended session) ends like Ctrl-C, so the report says how far each run
+        # got; during an epoch it waits for the batch to end (see leafdoc.train.stopping).
+        with stop_on_signals():
             results = run_experiment(
                 spec,
                 data_root=data or DEFAULT_DATA_ROOT,
@@ -708,8 +706,6 @@ def experiment(
                 only=only.split(",") if only else None,
                 on_event=on_event,
             )
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     if as_json:
         _emit_json(results)
         return

@@ -413,7 +413,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     assert calls == ["tuned-trial-004"]  # trial 3 failed when interrupted; one more makes four finished
     tuning = results["tuning"]
     rows = {r["trial"]: r for r in tuning["trials"]}
-    assert sorted(rows) == [0, 1, 2, 4] and tuning["pruned"] == 1
+    assert sorted(rows) == [0, 1, 2, 4] and tuning["pruned"] == 1 and tuning["interrupted"] == [3]
     assert rows[2]["pruned_at"] == 2 and rows[2]["val_accuracy"] is None
     assert all(rows[n]["pruned_at"] is None and 0.0 <= rows[n]["val_accuracy"] <= 1.0 for n in (0, 1, 4))
     assert tuning["best_trial"] in {0, 1, 4} and tuning["best_value"] == max(rows[n]["val_accuracy"] for n in (0, 1, 4))
@@ -434,6 +434,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     assert len(searches) == 1 and runs["tuned-trial-004"].data.tags["mlflow.parentRunId"] == searches[0].info.run_id
     report = (out / "report.md").read_text()
     assert "stopped at epoch 2" in report and "1 of 4 stopped" in report and "incomplete" not in report
+    assert "Trial 3 did not finish: the search was interrupted during it" in report
 
 
 def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_checkpoint(experiment, tmp_path):

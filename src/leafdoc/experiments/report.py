@@ -264,7 +264,8 @@ def render_markdown(results: dict, out: Path | None = None) -> str:
                 " Without pretrained weights nothing is frozen, so `fine_tune_fraction` had no effect here."
                 if results["weights"] == "none" and "fine_tune_fraction" in t["best_params"]
                 else ""
-            ),
+            )
+            + _interrupted_note(t),
             "",
             _md_table(
                 ["trial", *keys, t["metric"], "seconds"],
@@ -349,6 +350,18 @@ def write_report(results: dict, out: Path) -> Path:
     path = out / "report.md"
     atomic_write_bytes(path, render_markdown(results, out).encode())
     return path
+
+
+def _interrupted_note(t: dict) -> str:
+    gone = t.get("interrupted") or []
+    if not gone:
+        return ""
+    which = ", ".join(str(n) for n in gone)
+    return (
+        f" Trial{'s' if len(gone) > 1 else ''} {which} did not finish: the search was interrupted during "
+        f"{'them' if len(gone) > 1 else 'it'} and continued by `--resume` with new trials, so "
+        f"{'they are' if len(gone) > 1 else 'it is'} not in the table or the count."
+    )
 
 
 def _pruning_note(t: dict) -> str:

@@ -630,6 +630,7 @@ def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRe
     if best is None:
         raise ConfigError(f"{exp.recipe.name}: no trial of the search finished.", hint="See the trials' errors above.")
     ended = [t for t in study.trials if t.state in finished]  # read before tune/ (and the journal) goes
+    interrupted = [t.number for t in study.trials if t.state not in finished]  # by a stop, then --resume
     winner = next(t for t in ended if t.number == best.number)
     best_dir = tune_dir / f"trial-{best.number:03d}"
     card = json.loads((best_dir / "card.json").read_text())
@@ -656,6 +657,7 @@ def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRe
         "trials": rows,
         "pruning": pruning,
         "pruned": sum(r["pruned_at"] is not None for r in rows),
+        "interrupted": interrupted,
         "best_trial": best.number,
         "best_params": {k: best_cfg.model_dump()[k] for k in spec.space},
         "best_value": best.value,

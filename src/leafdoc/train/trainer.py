@@ -37,6 +37,7 @@ from leafdoc.errors import ConfigError, ModelError
 from leafdoc.fsutil import atomic_dir, atomic_write_json
 from leafdoc.images import RESIZE_RULE
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.stopping import fitting, stop_when_asked
 
 Event = Callable[[dict], None]
 
@@ -321,16 +322,18 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         callbacks = [*_callbacks(on_event, phase, steps, best), stop]
         if checkpoint:
             callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, trained, on_event))
-        hist = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=end,
-            initial_epoch=start,
-            class_weight=cw,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn that it ignores this
-            verbose=0,
-        )
+        callbacks.append(stop_when_asked())  # last: a signal stops the fit after the epoch's checkpoint
+        with fitting():
+            hist = model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=end,
+                initial_epoch=start,
+                class_weight=cw,
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn that it ignores this
+                verbose=0,
+            )
         return start + len(hist.history.get("loss", []))
 
     backbone = model.get_layer("backbone")
