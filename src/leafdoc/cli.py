@@ -443,11 +443,12 @@ def evaluate(
 
 def _print_evaluation(r: dict) -> None:
     from leafdoc.evaluate.report import images_evaluated
+    from leafdoc.evaluate.significance import accuracy_interval_text
 
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
     table.add_row("images", images_evaluated(r))
-    for key, name in (("accuracy", "accuracy"), ("top3_accuracy", "top-3 accuracy")):
-        table.add_row(name, f"{r[key]:.2%}")
+    table.add_row("accuracy", accuracy_interval_text(r["accuracy"], r["n"]))
+    table.add_row("top-3 accuracy", f"{r['top3_accuracy']:.2%}")
     table.add_row("macro F1", f"{r['macro_f1']:.3f}")
     table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
     sel = r.get("selective")

@@ -15,6 +15,7 @@ from tests.conftest import TINY_CLASSES, synthetic_image
 from typer.testing import CliRunner
 
 from leafdoc.cli import app
+from leafdoc.evaluate.significance import accuracy_interval_text, wilson_interval
 
 REQUIRED = (
     "accuracy",
@@ -51,6 +52,9 @@ def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, set
     assert sum(map(sum, cm)) == r["n"]
     assert r["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(len(cm))) / r["n"])
     assert r["accuracy"] <= r["top3_accuracy"] <= 1.0
+    lo, hi = r["accuracy_ci95"]  # 95% Wilson interval: on 18 photos, wide
+    assert lo <= r["accuracy"] <= hi and hi - lo > 0.2
+    assert [lo, hi] == pytest.approx(wilson_interval(round(r["accuracy"] * r["n"]), r["n"]), abs=1e-4)
     assert 0.0 <= r["ece"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
     for label in TINY_CLASSES:
         assert set(r["per_class"][label]) == {"precision", "recall", "f1", "support"}
@@ -164,6 +168,8 @@ def test_rich_summary_for_people(tiny_model, leaf_folder, settings):
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout and "macro F1" in result.stdout
+    r = run_evaluate(tiny_model, "--data", leaf_folder)
+    assert accuracy_interval_text(r["accuracy"], r["n"]) in result.stdout  # "88.9% (95% CI 67.2–96.9%)"
     for label in TINY_CLASSES:
         assert label in result.stdout
 

@@ -108,7 +108,10 @@ def test_report_has_the_table_and_a_real_png(experiment):
     out, output = experiment
     report = (out / "report.md").read_text()
     table = [line for line in report.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| run | settings that differ from base | source reported | test acc | macro F1")
+    assert table[0].startswith(
+        "| run | settings that differ from base | source reported | test acc (95% CI) | macro F1 | "
+        "Δ acc vs base (McNemar p) |"
+    )
     assert "test folder acc" in table[0]
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in table[1:]}
     assert {"base", "wider-head", "tuned"} <= set(rows)
@@ -140,6 +143,27 @@ def test_results_record_the_search_and_the_pipeline_timing(experiment):
     assert results["best"]["run"] in {"base", "wider-head", "tuned"}
     # The report's date is when the results were written, not when it was last re-rendered.
     assert f"run {results['written_at']} UTC in" in (out / "report.md").read_text()
+
+
+def test_each_run_records_its_test_outcomes_and_the_report_pairs_them(experiment):
+    """Every run and the tuned one record which test images they got right (as many as their accuracy
+    says, on one set of images), and the table's p is McNemar's test of those against the reference."""
+    from leafdoc.evaluate.significance import mcnemar
+    from leafdoc.experiments.report import _p
+
+    out, _ = experiment
+    results = json.loads((out / "results.json").read_text())
+    runs = {r["name"]: r for r in results["runs"]}
+    assert set(runs) == {"base", "wider-head", "tuned"}
+    for run in runs.values():
+        outcomes = run["test_outcomes"]
+        assert len(outcomes["correct"]) == run["test"]["n"] == results["data"]["split"]["test"]
+        assert outcomes["correct"].count("1") == round(run["test"]["accuracy"] * run["test"]["n"])
+        assert outcomes["images"] == runs["base"]["test_outcomes"]["images"]
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in (out / "report.md").read_text().splitlines()}
+    for name in ("wider-head", "tuned"):
+        p = mcnemar(runs[name]["test_outcomes"]["correct"], runs["base"]["test_outcomes"]["correct"])["p"]
+        assert f"({_p(p)}) |" in rows[name]
 
 
 def test_continued_run_with_hidden_layer_exports_what_keras_computes(experiment):
@@ -333,12 +357,17 @@ def test_a_thinned_run_records_each_class_and_the_report_groups_them_by_training
 
     record_path = out / "runs" / "thinned" / "run.json"
     record = json.loads(record_path.read_text())
+    outcomes = record.pop("test_outcomes")
+    assert len(outcomes["correct"]) == thinned["test"]["n"]
     del record["per_class"]  # as a run finished by an earlier leafdoc left it
     record_path.write_text(json.dumps(record))
     again = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
     assert again["reused"] == ["balanced", "thinned"]
     assert again["runs"][1]["per_class"] == pc  # computed again from the model folder, the same
-    assert json.loads(record_path.read_text())["per_class"] == pc
+    assert again["runs"][1]["test_outcomes"] == outcomes
+    kept = json.loads(record_path.read_text())
+    assert kept["per_class"] == pc and kept["test_outcomes"] == outcomes
+    assert "Every run was reused from earlier invocations" in (out / "report.md").read_text()
 
 
 SEARCH_RECIPE = """\

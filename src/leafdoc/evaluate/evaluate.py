@@ -15,6 +15,7 @@ import numpy as np
 from leafdoc.data.sources import list_labelled_folder
 from leafdoc.errors import ConfigError, DatasetError, LeafdocError
 from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
+from leafdoc.evaluate.significance import wilson_interval
 from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
@@ -112,8 +113,9 @@ def evaluate_folder(
     evaluated, drawn at random with `seed` (a quick look at a big folder; the result says so).
 
     Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
-    labels, per_class, confusion_matrix) plus most_confused, reliability, predictions (per image),
-    skipped (file + reason), classes (those in the data), model and data.
+    labels, per_class, confusion_matrix) plus accuracy_ci95 (95% Wilson interval), most_confused,
+    reliability, predictions (per image), skipped (file + reason), classes (those in the data), model
+    and data.
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
@@ -133,6 +135,7 @@ def evaluate_folder(
     index = {label: i for i, label in enumerate(predictor.labels)}
     y = np.array([index[label] for _, label in kept], dtype=np.int64)
     result = compute_metrics(y, probs, predictor.labels)
+    result["accuracy_ci95"] = [round(v, 4) for v in wilson_interval(int((probs.argmax(axis=1) == y).sum()), len(y))]
     result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
     result["reliability"] = reliability_bins(probs, y, RELIABILITY_BINS)
     result["classes"] = sorted(data_labels)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from leafdoc.data.stats import check_replaceable, figure_png
 from leafdoc.errors import LeafdocError
+from leafdoc.evaluate.significance import accuracy_interval_text
 from leafdoc.fsutil import atomic_dir
 from leafdoc.images import decode, read_source
 
@@ -185,7 +186,7 @@ def images_evaluated(result: dict) -> str:
 def summary_rows(result: dict) -> list[tuple[str, str]]:
     return [
         ("images evaluated", images_evaluated(result)),
-        ("accuracy", _pct(result["accuracy"])),
+        ("accuracy", accuracy_interval_text(result["accuracy"], result["n"])),
         ("top-3 accuracy", _pct(result["top3_accuracy"])),
         ("macro F1", f"{result['macro_f1']:.3f}"),
         ("expected calibration error", f"{result['ece']:.3f}"),

@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from leafdoc.data.stats import figure_png
 from leafdoc.evaluate.report import _md_table
+from leafdoc.evaluate.significance import mcnemar, wilson_interval
 from leafdoc.fsutil import atomic_write_bytes
 
 CURVES = "learning_curves.png"
@@ -79,7 +80,8 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     header = ["run", "settings that differ from base"]
     if reported:
         header.append("source reported")
-    header += ["test acc", "macro F1", f"Δ acc vs {ref['name']}"]
+    tested = any(paired_test(r, ref) for r in runs)
+    header += ["test acc (95% CI)", "macro F1", f"Δ acc vs {ref['name']}" + (" (McNemar p)" if tested else "")]
     if external:
         header += ["test folder acc", "test folder F1"]
     header += ["val acc", "best epoch", "epochs", "s/epoch", "wall s"]
@@ -93,10 +95,11 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
         if reported:
             row.append(str(reported.get(r["name"], "")))
         delta = (r["test"]["accuracy"] - ref["test"]["accuracy"]) * 100
+        paired = paired_test(r, ref)
         row += [
-            _pct(r["test"]["accuracy"]),
+            _with_interval(r["test"]),
             f"{r['test']['macro_f1']:.3f}",
-            "" if r is ref else f"{delta:+.1f} pts",
+            "" if r is ref else f"{delta:+.1f} pts" + (f" ({_p(paired['p'])})" if paired else ""),
         ]
         if external:
             ext = r["external_test"] or {}
@@ -111,6 +114,56 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
         ]
         rows.append(row)
     return header, rows
+
+
+def _with_interval(scores: dict) -> str:
+    n = scores.get("n")
+    if not n:
+        return _pct(scores["accuracy"])
+    lo, hi = wilson_interval(round(scores["accuracy"] * n), n)
+    return f"{scores['accuracy']:.1%} ({lo * 100:.1f}–{hi * 100:.1f})"
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}"
+
+
+def paired_test(run: dict, ref: dict) -> dict | None:
+    """McNemar's test of a run against the reference on the same test images; None where either lacks
+    the outcomes (finished before leafdoc recorded them) or they were scored on different images."""
+    a, b = run.get("test_outcomes"), ref.get("test_outcomes")
+    if run is ref or not a or not b or a["images"] != b["images"]:
+        return None
+    return mcnemar(a["correct"], b["correct"])
+
+
+def _significance_note(results: dict) -> str:
+    runs = results["runs"]
+    ref = next((r for r in runs if r["name"] == results["reference"]), runs[0])
+    others = [r for r in runs if r is not ref]
+    paired = [r for r in others if paired_test(r, ref)]
+    note = (
+        "'95% CI': the Wilson interval of the test accuracy; another sample of photos like these could "
+        "plausibly give any figure in it."
+    )
+    if not others:
+        return note
+    if paired:
+        note += (
+            f" 'McNemar p': the exact McNemar test of each run against {ref['name']} on the same "
+            f"{ref['test']['n']} test images (only those exactly one of the two got right count): the chance of "
+            "a gap at least this large between two equally good models. Each of the "
+            f"{len(others)} comparisons is a separate test, so a p just under 0.05 is weak evidence."
+        )
+    missing = [r["name"] for r in others if r not in paired]
+    if missing:
+        note += (
+            f" No p for {', '.join(missing)}: "
+            + ("it" if len(missing) == 1 else "they")
+            + " or the reference finished before leafdoc recorded each test image's outcome"
+            + " (`--resume` adds it while the model folders are there)."
+        )
+    return note
 
 
 def per_class_rows(results: dict) -> tuple[str, list[str], list[list]] | None:
@@ -183,6 +236,7 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
         "'wall s' covers training (every invocation's, for a run continued from its checkpoint), export and "
         "evaluation."
     )
+    notes.append(_significance_note(results))
     if d["test_folder"]:
         notes.append(
             f"'test folder' columns: the recipe's own test set `{d['test_folder']}` "
@@ -204,18 +258,25 @@ def render_markdown(results: dict, out: Path | None = None) -> str:
     written = results.get("written_at") or f"{datetime.now(UTC):%Y-%m-%d %H:%M}"  # older results lack it
     pending, reused = results.get("pending") or [], results.get("reused") or []
     done = len(results["runs"])
+    all_reused = bool(reused) and not pending and {r["name"] for r in results["runs"]} <= set(reused)
     lines = [
         f"# {results['title'] or results['recipe']} — {results['mode']} mode"
         + (f" (incomplete: {done} of {done + len(pending)} runs)" if pending else ""),
         "",
         f"Recipe `{results['recipe']}`"
         + (f" (`{results['recipe_file']}`)" if results["recipe_file"] else "")
-        + f", run {written} UTC in {results['seconds'] / 60:.1f} min on "
-        f"{m['cpu']}, {m['cores']} cores, {m.get('memory') or '? GiB'}, {m['os']}"
+        + (
+            f", written {written} UTC by an invocation that trained nothing ({results['seconds'] / 60:.1f} min), on "
+            if all_reused
+            else f", run {written} UTC in {results['seconds'] / 60:.1f} min on "
+        )
+        + f"{m['cpu']}, {m['cores']} cores, {m.get('memory') or '? GiB'}, {m['os']}"
         + (f", TensorFlow {m['tensorflow']}" if m.get("tensorflow") else "")
         + "."
         + (
-            f" Reused from an earlier invocation (`--resume`), with their own wall times: {', '.join(reused)}."
+            " Every run was reused from earlier invocations (`--resume`) and keeps its own wall time."
+            if all_reused
+            else f" Reused from an earlier invocation (`--resume`), with their own wall times: {', '.join(reused)}."
             if reused
             else ""
         ),

@@ -19,6 +19,7 @@ Layout of OUT:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import statistics
@@ -71,6 +72,7 @@ class RunResult:
     external: dict | None = None  # metrics on the recipe's explicit test folder
     offset: int = 0  # epochs of the runs it continues from, for the learning curves
     per_class: dict | None = None  # train_imbalance runs: each class's training images and test recall/F1
+    outcomes: dict | None = None  # test_outcomes(): each test image right or wrong, for paired comparisons
 
     @property
     def history(self) -> list[dict]:
@@ -118,6 +120,7 @@ class RunResult:
             "history": self.history,
             "offset": self.offset,
             "per_class": self.per_class,
+            "test_outcomes": self.outcomes,
         }
 
 
@@ -245,6 +248,7 @@ def _from_record(record: dict, cfg: TrainConfig, model_dir: Path) -> RunResult:
         external=record["external_test"],
         offset=record["offset"],
         per_class=record.get("per_class"),
+        outcomes=record.get("test_outcomes"),
     )
 
 
@@ -269,25 +273,68 @@ def imbalance(data, ratio: float, seed: int):
     return dataclasses.replace(data, split=split)
 
 
-def per_class(model_dir: Path, data) -> dict:
-    """Each class's training images and its recall and F1 on the test split (ONNX Runtime, the serving
-    path): what class weights are for, which accuracy over all classes hides."""
-    from leafdoc.evaluate.metrics import compute_metrics
+def _test_probs(model_dir: Path, data) -> tuple[np.ndarray, np.ndarray]:
+    """The test split's indices and the model's probabilities for them (ONNX Runtime, the serving path)."""
     from leafdoc.inference.predictor import Predictor
 
     te = data.indices("test")
-    probs = Predictor(model_dir).predict_arrays(data.images[te])["probabilities"]
-    found = compute_metrics(data.y[te], probs, data.classes)["per_class"]
+    return te, Predictor(model_dir).predict_arrays(data.images[te])["probabilities"]
+
+
+def test_outcomes(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Which test images the model got right ('1') or wrong ('0'), ordered by the images' content hashes,
+    and an id of that set of images. Two runs with the same id were scored on the same images, so the
+    report can pair them (McNemar's test): accuracy alone cannot say whether they differ beyond chance."""
+    te, probs = found or _test_probs(model_dir, data)
+    right = probs.argmax(axis=1) == data.y[te]
+    shas = [data.shas[i] for i in te]
+    order = sorted(range(len(te)), key=shas.__getitem__)
+    return {
+        "images": hashlib.sha256("\n".join(sorted(shas)).encode()).hexdigest()[:16],
+        "correct": "".join("1" if right[i] else "0" for i in order),
+    }
+
+
+def per_class(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Each class's training images and its recall and F1 on the test split: what class weights are
+    for, which accuracy over all classes hides."""
+    from leafdoc.evaluate.metrics import compute_metrics
+
+    te, probs = found or _test_probs(model_dir, data)
+    scores = compute_metrics(data.y[te], probs, data.classes)["per_class"]
     train = np.bincount(data.y[data.indices("train")], minlength=len(data.classes))
     return {
         c: {
             "train": int(train[i]),
-            "test": found[c]["support"],
-            "recall": round(found[c]["recall"], 4),
-            "f1": round(found[c]["f1"], 4),
+            "test": scores[c]["support"],
+            "recall": round(scores[c]["recall"], 4),
+            "f1": round(scores[c]["f1"], 4),
         }
         for i, c in enumerate(data.classes)
     }
+
+
+def _test_records(model_dir: Path, data, by_class: bool) -> tuple[dict, dict | None]:
+    """test_outcomes and (for train_imbalance runs) per_class, from one pass over the test split."""
+    found = _test_probs(model_dir, data)
+    return test_outcomes(model_dir, data, found), per_class(model_dir, data, found) if by_class else None
+
+
+def _complete(exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, ratio: float | None) -> None:
+    """Add to a run reused from an earlier invocation what leafdoc records now but did not then (each
+    test image's outcome; per-class figures of a train_imbalance run), without training it again."""
+    if result.outcomes is not None and (result.per_class is not None or not ratio):
+        return
+    exp.emit({"event": "message", "text": f"{result.name}: scoring its test images again for the figures it lacks"})
+    data = _prepare(exp, cfg)
+    if ratio:
+        data = imbalance(data, ratio, cfg.seed)
+    result.outcomes, by_class = _test_records(result.model_dir, data, bool(ratio))
+    result.per_class = result.per_class or by_class
+    kept = {k: v for k, v in record.items() if k != "card"}  # _reusable added the card
+    atomic_write_json(
+        result.model_dir / RUN_RECORD, {**kept, "test_outcomes": result.outcomes, "per_class": result.per_class}
+    )
 
 
 def _progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
@@ -450,11 +497,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     record = _reusable(exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance)
     if record:
         result = _from_record(record, cfg, model_dir)
-        if run.train_imbalance and result.per_class is None:  # finished before runs recorded it
-            data = imbalance(_prepare(exp, cfg), run.train_imbalance, cfg.seed)
-            result.per_class = per_class(model_dir, data)
-            kept = {k: v for k, v in record.items() if k != "card"}  # _reusable added the card
-            atomic_write_json(model_dir / RUN_RECORD, {**kept, "per_class": result.per_class})
+        _complete(exp, result, record, cfg, run.train_imbalance)
         return result
     if not train:
         return None
@@ -480,6 +523,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         params=_params(exp, cfg, data, **extra),
         checkpoint_dir=_checkpoint_dir(exp, run),
     )
+    outcomes, by_class = _test_records(model_dir, data, bool(run.train_imbalance))
     notes = differs(cfg, base)
     if run.init_from:
         notes.insert(0, f"continues {run.init_from}")
@@ -498,7 +542,8 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         note=run.note,
         external=external,
         offset=(parent.offset + len(parent.history)) if parent else 0,
-        per_class=per_class(model_dir, data) if run.train_imbalance else None,
+        per_class=by_class,
+        outcomes=outcomes,
     )
     _save_run(exp, result, cfg, train_imbalance=run.train_imbalance)
     return result
@@ -541,7 +586,9 @@ def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRe
     record = _reusable(exp, spec.name, start_cfg, parent_name, train, **basis)
     if record:
         tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
-        return _from_record(record, tuned_cfg, final_dir), record["tuning"]
+        result = _from_record(record, tuned_cfg, final_dir)
+        _complete(exp, result, record, tuned_cfg, start.train_imbalance if start else None)
+        return result, record["tuning"]
     if not train:
         return None, None
     if parent_name and parent_name not in exp.results:  # left out by --only, its earlier run out of date
@@ -640,6 +687,7 @@ def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRe
     shutil.rmtree(tune_dir, ignore_errors=True)
     run_id = winner.user_attrs["run_id"]
     exp.tracker.client.set_tag(run_id, "leafdoc.model_dir", str(final_dir.resolve()))
+    outcomes, by_class = _test_records(final_dir, data, bool(start and start.train_imbalance))
     rows = [
         {
             "trial": t.number,
@@ -677,6 +725,8 @@ def _tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRe
         note=f"best of {trials} Optuna trials by {spec.metric}",
         external=winner.user_attrs.get("external"),
         offset=(parent.offset + len(parent.history)) if parent else 0,
+        outcomes=outcomes,
+        per_class=by_class,
     )
     _save_run(exp, result, start_cfg, tuning=summary, **basis)
     return result, summary
