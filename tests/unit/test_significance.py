@@ -92,3 +92,18 @@ def test_committed_reports_without_outcomes_still_render_intervals():
     assert header[header.index("macro F1") - 1] == "test acc (95% CI)"
     assert all(" (" in row[header.index("test acc (95% CI)")] for row in rows)
     assert "No p for" in render_markdown(results)
+
+
+def test_the_chosen_run_says_how_far_ahead_it_is_on_validation():
+    """flowers: the kept model led by 2 of 90 validation photos (within chance); plantvillage-rest: size-128
+    led by 31 of 663 (beyond the chosen run's interval)."""
+    flowers = render_markdown(json.loads((DOCS / "flowers-resnet50" / "results.json").read_text()))
+    assert (
+        "**morph-opening**, copied to `/work/runs/flowers-search2/best`. It is 2 of 90 validation images ahead of "
+        "baseline, whose validation accuracy lies inside the chosen run's 95% interval: the choice may be chance"
+    ) in flowers
+    rest = render_markdown(json.loads((DOCS / "plantvillage-mobilenetv2" / "results-rest.json").read_text()))
+    assert "It is 31 of 663 validation images ahead of size-64, whose validation accuracy lies below" in rest
+    one = json.loads((DOCS / "flowers-resnet50" / "results.json").read_text())
+    one["runs"] = [r for r in one["runs"] if r["name"] == one["best"]["run"]]
+    assert "validation images ahead" not in render_markdown(one)  # nothing to compare with

@@ -247,8 +247,28 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
         f"accuracy, never test: **{results['best']['run']}**"
         + (" (so far)" if results.get("pending") else "")
         + (f", copied to `{_here(results['best']['kept'], out)}`." if results["best"]["kept"] else ".")
+        + _selection_margin(results)
     )
     return notes
+
+
+def _selection_margin(results: dict) -> str:
+    """How far the chosen run's validation accuracy is ahead of the next one's, in images, and whether
+    that is more than chance: on a small validation split the choice is often a coin toss."""
+    by_name = {r["name"]: r for r in results["runs"]}
+    best = by_name.get(results["best"]["run"])
+    others = [r for r in results["runs"] if r is not best]
+    n = best["val"].get("n") if best else None
+    if not others or not n:
+        return ""
+    second = max(others, key=lambda r: r["val"]["accuracy"])
+    lead = round((best["val"]["accuracy"] - second["val"]["accuracy"]) * n)
+    lo, _ = wilson_interval(round(best["val"]["accuracy"] * n), n)
+    ahead = f"tied with {second['name']}" if lead <= 0 else f"{lead} of {n} validation images ahead of {second['name']}"
+    inside = second["val"]["accuracy"] >= lo
+    return f" It is {ahead}, whose validation accuracy lies {'inside' if inside else 'below'} the chosen run's 95% " + (
+        "interval: the choice may be chance; read the test column too." if inside else "interval."
+    )
 
 
 def render_markdown(results: dict, out: Path | None = None) -> str:
