@@ -15,7 +15,7 @@ import numpy as np
 from leafdoc.data.sources import list_labelled_folder
 from leafdoc.errors import ConfigError, DatasetError, LeafdocError
 from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
-from leafdoc.evaluate.significance import wilson_interval
+from leafdoc.evaluate.significance import accuracy_interval
 from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
@@ -135,7 +135,7 @@ def evaluate_folder(
     index = {label: i for i, label in enumerate(predictor.labels)}
     y = np.array([index[label] for _, label in kept], dtype=np.int64)
     result = compute_metrics(y, probs, predictor.labels)
-    result["accuracy_ci95"] = [round(v, 4) for v in wilson_interval(int((probs.argmax(axis=1) == y).sum()), len(y))]
+    result["accuracy_ci95"] = [round(v, 4) for v in accuracy_interval(result["accuracy"], result["n"])]
     result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
     result["reliability"] = reliability_bins(probs, y, RELIABILITY_BINS)
     result["classes"] = sorted(data_labels)

@@ -18,9 +18,14 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy measured on n images."""
+    return wilson_interval(round(accuracy * n), n)
+
+
 def accuracy_interval_text(accuracy: float, n: int) -> str:
     """ "84.4% (95% CI 75.6–90.5%)": an accuracy as people should read it when n is small."""
-    lo, hi = wilson_interval(round(accuracy * n), n)
+    lo, hi = accuracy_interval(accuracy, n)
     return f"{accuracy:.1%} (95% CI {lo:.1%}–{hi:.1%})"
 
 

@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from leafdoc.data.stats import figure_png
 from leafdoc.evaluate.report import _md_table
-from leafdoc.evaluate.significance import mcnemar, wilson_interval
+from leafdoc.evaluate.significance import accuracy_interval, mcnemar
 from leafdoc.fsutil import atomic_write_bytes
 
 CURVES = "learning_curves.png"
@@ -73,21 +73,26 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
+def _reference(results: dict) -> dict:
+    """The run the others are compared with: the recipe's `reference`, else the first."""
+    return next((r for r in results["runs"] if r["name"] == results["reference"]), results["runs"][0])
+
+
 def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     runs, reported = results["runs"], results["reported"]
-    ref = next((r for r in runs if r["name"] == results["reference"]), runs[0])
+    ref = _reference(results)
+    pairs = [paired_test(r, ref) for r in runs]
     external = any(r["external_test"] for r in runs)
     header = ["run", "settings that differ from base"]
     if reported:
         header.append("source reported")
-    tested = any(paired_test(r, ref) for r in runs)
-    header += ["test acc (95% CI)", "macro F1", f"Δ acc vs {ref['name']}" + (" (McNemar p)" if tested else "")]
+    header += ["test acc (95% CI)", "macro F1", f"Δ acc vs {ref['name']}" + (" (McNemar p)" if any(pairs) else "")]
     if external:
         header += ["test folder acc", "test folder F1"]
     header += ["val acc", "best epoch", "epochs", "s/epoch", "wall s"]
     rows = []
     split_train = results["data"]["split"]["train"]
-    for r in runs:
+    for r, paired in zip(runs, pairs, strict=True):
         differs = list(r["differs"])
         if r.get("train_images") and r["train_images"] != split_train:  # train_imbalance left some out
             differs.append(f"{r['train_images']} of {split_train} training images")
@@ -95,7 +100,6 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
         if reported:
             row.append(str(reported.get(r["name"], "")))
         delta = (r["test"]["accuracy"] - ref["test"]["accuracy"]) * 100
-        paired = paired_test(r, ref)
         row += [
             _with_interval(r["test"]),
             f"{r['test']['macro_f1']:.3f}",
@@ -120,7 +124,7 @@ def _with_interval(scores: dict) -> str:
     n = scores.get("n")
     if not n:
         return _pct(scores["accuracy"])
-    lo, hi = wilson_interval(round(scores["accuracy"] * n), n)
+    lo, hi = accuracy_interval(scores["accuracy"], n)
     return f"{scores['accuracy']:.1%} ({lo * 100:.1f}–{hi * 100:.1f})"
 
 
@@ -138,9 +142,8 @@ def paired_test(run: dict, ref: dict) -> dict | None:
 
 
 def _significance_note(results: dict) -> str:
-    runs = results["runs"]
-    ref = next((r for r in runs if r["name"] == results["reference"]), runs[0])
-    others = [r for r in runs if r is not ref]
+    ref = _reference(results)
+    others = [r for r in results["runs"] if r is not ref]
     paired = [r for r in others if paired_test(r, ref)]
     note = (
         "'95% CI': the Wilson interval of the test accuracy; another sample of photos like these could "
@@ -255,15 +258,14 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
 def _selection_margin(results: dict) -> str:
     """How far the chosen run's validation accuracy is ahead of the next one's, in images, and whether
     that is more than chance: on a small validation split the choice is often a coin toss."""
-    by_name = {r["name"]: r for r in results["runs"]}
-    best = by_name.get(results["best"]["run"])
+    best = next((r for r in results["runs"] if r["name"] == results["best"]["run"]), None)
     others = [r for r in results["runs"] if r is not best]
     n = best["val"].get("n") if best else None
     if not others or not n:
         return ""
     second = max(others, key=lambda r: r["val"]["accuracy"])
     lead = round((best["val"]["accuracy"] - second["val"]["accuracy"]) * n)
-    lo, _ = wilson_interval(round(best["val"]["accuracy"] * n), n)
+    lo, _ = accuracy_interval(best["val"]["accuracy"], n)
     ahead = f"tied with {second['name']}" if lead <= 0 else f"{lead} of {n} validation images ahead of {second['name']}"
     inside = second["val"]["accuracy"] >= lo
     return f" It is {ahead}, whose validation accuracy lies {'inside' if inside else 'below'} the chosen run's 95% " + (

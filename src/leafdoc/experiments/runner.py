@@ -281,11 +281,12 @@ def _test_probs(model_dir: Path, data) -> tuple[np.ndarray, np.ndarray]:
     return te, Predictor(model_dir).predict_arrays(data.images[te])["probabilities"]
 
 
-def test_outcomes(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def test_outcomes(data, found: tuple[np.ndarray, np.ndarray]) -> dict:
     """Which test images the model got right ('1') or wrong ('0'), ordered by the images' content hashes,
     and an id of that set of images. Two runs with the same id were scored on the same images, so the
-    report can pair them (McNemar's test): accuracy alone cannot say whether they differ beyond chance."""
-    te, probs = found or _test_probs(model_dir, data)
+    report can pair them (McNemar's test): accuracy alone cannot say whether they differ beyond chance.
+    `found`: _test_probs()."""
+    te, probs = found
     right = probs.argmax(axis=1) == data.y[te]
     shas = [data.shas[i] for i in te]
     order = sorted(range(len(te)), key=shas.__getitem__)
@@ -295,12 +296,12 @@ def test_outcomes(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | 
     }
 
 
-def per_class(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def per_class(data, found: tuple[np.ndarray, np.ndarray]) -> dict:
     """Each class's training images and its recall and F1 on the test split: what class weights are
-    for, which accuracy over all classes hides."""
+    for, which accuracy over all classes hides. `found`: _test_probs()."""
     from leafdoc.evaluate.metrics import compute_metrics
 
-    te, probs = found or _test_probs(model_dir, data)
+    te, probs = found
     scores = compute_metrics(data.y[te], probs, data.classes)["per_class"]
     train = np.bincount(data.y[data.indices("train")], minlength=len(data.classes))
     return {
@@ -317,7 +318,7 @@ def per_class(model_dir: Path, data, found: tuple[np.ndarray, np.ndarray] | None
 def _test_records(model_dir: Path, data, by_class: bool) -> tuple[dict, dict | None]:
     """test_outcomes and (for train_imbalance runs) per_class, from one pass over the test split."""
     found = _test_probs(model_dir, data)
-    return test_outcomes(model_dir, data, found), per_class(model_dir, data, found) if by_class else None
+    return test_outcomes(data, found), per_class(data, found) if by_class else None
 
 
 def _complete(exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, ratio: float | None) -> None:
