@@ -20,10 +20,14 @@ TRUCK = SHARED / "cifar10" / "test" / "truck" / "test_batch_00011.png"  # not us
 UNSURE_LEAF = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_471.jpg"  # test split: training never saw it
 
 
+def need_shared() -> None:
+    if not FLOWER.is_file():
+        pytest.skip(f"shared datasets not found at {SHARED}")
+
+
 @pytest.fixture(scope="module")
 def starter():
-    if not FLOWER.is_file():
-        pytest.skip("shared datasets not found")
+    need_shared()
     return Predictor(STARTER)
 
 
@@ -85,6 +89,7 @@ def test_hesitant_leaf_is_unsure(starter):
 
 
 def test_model_folder_from_before_the_check_still_predicts(tmp_path):
+    need_shared()  # the flower photo
     old = tmp_path / "old"
     shutil.copytree(STARTER, old)
     (old / "ood.npz").unlink()
