@@ -127,14 +127,53 @@ def _collecting(factory):
 
 
 def export_tflite(model, path: Path, size: int) -> Path:
+    """The serving model as a float32 .tflite with one signature, `serving_default`: input `image` (raw RGB
+    0-255, N x size x size x 3), outputs `probabilities`, `logits`, `features`, `cam` as in model.onnx.
+
+    The route is Keras 3's own: an ExportArchive (a SavedModel that holds the variables) read by
+    `TFLiteConverter.from_saved_model`. `from_concrete_functions(fns, model)` does not work with Keras 3:
+    the converter saves `model` as a SavedModel first, Keras 3 layers do not hand their variables to
+    tf.saved_model, so the weights were left out (191 KB for the starter) and read back as NaN."""
+    import tempfile
+
+    import keras
     import tensorflow as tf
 
-    fn = _serving_function(model, size)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
     from leafdoc.fsutil import atomic_write_bytes
 
-    atomic_write_bytes(Path(path), converter.convert())
+    serving = serving_model(model)
+
+    def serve(image):
+        out = serving(image, training=False)
+        return {k: out[k] for k in TFLITE_OUTPUTS}
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving)
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name="image")]
+    )
+    with tempfile.TemporaryDirectory(prefix="leafdoc-tflite-") as tmp:
+        archive.write_out(tmp, verbose=False)
+        flat = tf.lite.TFLiteConverter.from_saved_model(tmp).convert()
+    atomic_write_bytes(Path(path), _name_tensors(flat))
     return Path(path)
+
+
+TFLITE_OUTPUTS = ("probabilities", "logits", "features", "cam")
+
+
+def _name_tensors(flat: bytes) -> bytes:
+    """Give the input and output tensors their signature names (`image`, `probabilities`, ...): the
+    converter names them after graph nodes (`serving_default_image:0`, `StatefulPartitionedCall:0..3`),
+    and tools that list a .tflite's tensors (Netron, Android Studio's model binding) show those."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    fb = flatbuffer_utils.read_model_from_bytearray(bytearray(flat))
+    for sig in fb.signatureDefs or []:
+        tensors = fb.subgraphs[sig.subgraphIndex].tensors
+        for io in list(sig.inputs or []) + list(sig.outputs or []):
+            tensors[io.tensorIndex].name = io.name
+    return flatbuffer_utils.convert_object_to_bytearray(fb)
 
 
 def load_keras(model_dir: Path):
