@@ -27,6 +27,7 @@ from rich.table import Table
 
 from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
+from leafdoc.train.registry import help_text as backbone_help
 from leafdoc.train.stopping import stop_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
@@ -147,9 +148,7 @@ def train(
     data: Annotated[Path | None, typer.Option(help="A folder of class folders (ingested first).")] = None,
     dataset: Annotated[str | None, typer.Option(help="A dataset already in the catalog.")] = None,
     dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
-    backbone: Annotated[
-        str, typer.Option(help="mobilenet_v2 | resnet50 | efficientnet_v2_b0 | baseline_cnn")
-    ] = "mobilenet_v2",
+    backbone: Annotated[str, typer.Option(help=backbone_help())] = "mobilenet_v2",
     weights: Annotated[str, typer.Option(help="imagenet | none | PATH to a backbone weights file")] = "imagenet",
     alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
     image_size: Annotated[int, typer.Option(help="Input size in pixels (square).")] = 96,
@@ -328,7 +327,7 @@ def run_training(
 
 @app.command()
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder.")],
+    model_dir: Annotated[Path, typer.Argument(help="A model folder, or a .tflite file inside one (to check it).")],
     images: Annotated[list[Path], typer.Argument(help="One or more photos.")],
     top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json")] = False,

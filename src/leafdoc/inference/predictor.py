@@ -9,9 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from leafdoc.errors import LeafdocError, ModelError
-from leafdoc.images import DEFAULT_MAX_PIXELS, apply_morphology, decode, preprocess, read_source, resize_square
+from leafdoc.images import (
+    DEFAULT_MAX_PIXELS,
+    apply_morphology,
+    min_side_for,
+    open_photo,
+    preprocess,
+    read_source,
+    resize_square,
+)
 from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
@@ -40,6 +49,8 @@ class Photo:
 
     x: np.ndarray
     problems: tuple[PhotoProblem, ...] = ()
+    image: Image.Image | None = None  # the upright RGB photo as decoded (no larger than the model needs)
+    own_size: tuple[int, int] | None = None  # the photo's size as sent (upright)
 
 
 @dataclass
@@ -69,13 +80,68 @@ class Prediction:
         return d
 
 
+class _Output:
+    def __init__(self, name: str, shape: list):
+        self.name, self.shape = name, shape
+
+
+class TFLiteSession:
+    """A .tflite file behind the few methods of an ONNX Runtime session the Predictor uses, so `leafdoc
+    predict` can run the very file that goes on a phone. The interpreter (LiteRT's `ai_edge_litert`, or
+    the one TensorFlow ships) is imported here only: the ONNX serving path never loads TensorFlow."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import warnings
+
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:
+                from tensorflow.lite.python.interpreter import Interpreter
+            except ImportError:
+                raise ModelError(
+                    f"{path}: running a .tflite needs a TFLite interpreter.",
+                    hint="Install ai-edge-litert (or tensorflow), or predict with the folder's model.onnx.",
+                ) from None
+        try:
+            with warnings.catch_warnings():  # TensorFlow's copy warns that it is deprecated for LiteRT's
+                warnings.simplefilter("ignore")
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.runner = self.interpreter.get_signature_runner("serving_default")
+        except Exception as exc:
+            raise ModelError(
+                f"{path}: the TFLite interpreter cannot load it ({exc}).",
+                hint="Re-run `leafdoc export MODEL_DIR --format tflite`.",
+            ) from None
+        details = self.runner.get_output_details()
+        order = ["probabilities", "logits", "features", "cam"]
+        names = sorted(details, key=lambda n: order.index(n) if n in order else len(order))
+        self._outputs = [_Output(n, [int(d) for d in details[n]["shape"]]) for n in names]
+        self._inputs = [_Output(n, []) for n in self.runner.get_input_details()]
+
+    def get_inputs(self) -> list[_Output]:
+        return self._inputs
+
+    def get_outputs(self) -> list[_Output]:
+        return self._outputs
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = self.runner(**feeds)  # resizes the batch dimension to the input's
+        return [np.asarray(out[n]) for n in names]
+
+
 class Predictor:
-    """Loads model.onnx, labels.json and card.json; answers for arrays, files or bytes."""
+    """Loads model.onnx (or a .tflite file inside the folder), labels.json and card.json; answers for arrays,
+    files or bytes."""
 
     def __init__(self, model_dir: Path, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
-        import onnxruntime as ort
-
-        self.model_dir = check_model_dir(model_dir)
+        model_dir = Path(model_dir)
+        if model_dir.suffix == ".tflite":
+            self.model_file = model_dir
+            self.model_dir = check_model_dir(model_dir.parent, (model_dir.name, "labels.json", "card.json"))
+        else:
+            self.model_file = None
+            self.model_dir = check_model_dir(model_dir)
         try:
             self.labels: list[str] = json.loads((self.model_dir / "labels.json").read_text())
             self.card: dict = json.loads((self.model_dir / "card.json").read_text())
@@ -85,18 +151,10 @@ class Predictor:
         self.morphology = self.card["input"].get("morphology", "none")
         self.morph_kernel = int(self.card["input"].get("morph_kernel", 3))
         self.max_pixels = max_pixels
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(self.model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ModelError(
-                f"{self.model_dir}/model.onnx: ONNX Runtime cannot load it ({exc}).",
-                hint="Re-run `leafdoc export MODEL_DIR --format onnx`.",
-            ) from None
+        if self.model_file is not None:
+            self.session = TFLiteSession(self.model_file, threads)
+        else:
+            self.session = self._onnx_session(threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
@@ -115,12 +173,26 @@ class Predictor:
         # What one decision needs from the network: the softmax, and the features when there is an OOD check.
         self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
 
+    def _onnx_session(self, threads: int | None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            return ort.InferenceSession(str(self.model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(
+                f"{self.model_dir}/model.onnx: ONNX Runtime cannot load it ({exc}).",
+                hint="Re-run `leafdoc export MODEL_DIR --format onnx`.",
+            ) from None
+
     def load(self, source: bytes | str | Path, name: str | None = None) -> Photo:
         """Decode once: quality checks on the photo as sent, then the model's own preprocessing."""
         data, name = read_source(source, name)
-        img = decode(data, name, self.max_pixels)
-        x = apply_morphology(resize_square(img, self.size), self.morphology, self.morph_kernel)
-        return Photo(x, tuple(check_photo(img, self.size)))
+        img, own_size = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
+        x = apply_morphology(resize_square(img, self.size, own_size), self.morphology, self.morph_kernel)
+        return Photo(x, tuple(check_photo(img, self.size, own_size)), img, own_size)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
