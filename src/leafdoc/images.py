@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from leafdoc.errors import ImageError, ImageTooLarge
 
@@ -41,7 +41,23 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
+# Bytes per pixel of each mode as it is decoded and converted here. A palette or 1-bit image is converted
+# to RGBA/L before it is reduced (resampling a palette would pick colours, not average them), so it costs
+# what it will be converted to.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 4, "PA": 4, "LA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+BYTES_PER_BUDGET_PIXEL = 3  # the decoded-bytes budget is an 8-bit RGB image at the pixel limit
+
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Bytes the decoder will hold for an image of this mode and size (before any conversion)."""
+    return size[0] * size[1] * _MODE_BYTES.get(mode, 4 if mode in ("RGBA", "RGBa", "CMYK", "I", "F", "RGBX") else 3)
+
+
+def _open_checked(
+    data: bytes, name: str, max_pixels: int, min_side: int | None = None, max_bytes: int | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Open, check the header against the limits, and decode (at a reduced JPEG scale when `min_side` allows).
+    Returns the image and its size as stored (before orientation or any reduction)."""
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes).", hint="Re-export or re-copy the photo.")
     try:
@@ -61,11 +77,25 @@ def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
         )
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels ({w}x{h}).")
+    if min_side and img.format == "JPEG":
+        # libjpeg scales by 1/2, 1/4 or 1/8 while decoding, to the smallest size whose sides are still
+        # >= min_side: a 12 MP phone photo costs a 1/8 decode instead of 36 MB of pixels.
+        with contextlib.suppress(Exception):
+            img.draft(img.mode, (min_side, min_side))
+    budget = max_bytes if max_bytes is not None else BYTES_PER_BUDGET_PIXEL * max_pixels
+    need = decoded_bytes(img.mode, img.size)
+    if need > budget:
+        raise ImageTooLarge(
+            f"{name}: a {w}x{h} {img.mode} image decodes to {need / 2**20:,.0f} MiB, over the budget of "
+            f"{budget / 2**20:,.0f} MiB of decoded pixels per image.",
+            hint="Send the photo as an 8-bit JPEG or a smaller PNG, or raise LEAFDOC_MAX_IMAGE_PIXELS "
+            "(the budget is 3 bytes per allowed pixel) if you trust the file.",
+        )
     try:
         img.load()
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError... on bad data
         raise _corrupt(name, exc) from None
-    return img
+    return img, (w, h)
 
 
 def _corrupt(name: str, exc: Exception) -> ImageError:
@@ -75,45 +105,130 @@ def _corrupt(name: str, exc: Exception) -> ImageError:
     )
 
 
+_ROWS = 512  # rows converted at a time: a 16-bit or float image never gets a full-size float copy
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A 16/32-bit integer or float greyscale image as 8-bit L, scaled (not clipped), in row blocks."""
+    arr = np.asarray(img)
+    if img.mode == "F":
+        lo, hi = float(arr.min()), float(arr.max())
+        scale, offset = 255.0 / (hi - lo or 1.0), -lo
+    else:
+        top = 65535.0 if img.mode.startswith("I;16") or int(arr.max()) > 255 else 255.0
+        scale, offset = 255.0 / top, 0.0
+    out = np.empty(arr.shape, dtype=np.uint8)
+    for r in range(0, arr.shape[0], _ROWS):
+        block = (arr[r : r + _ROWS].astype(np.float32) + offset) * scale
+        if img.mode != "F":
+            block += 0.5  # round to nearest, as the scaled 16-bit conversion always did
+        out[r : r + _ROWS] = np.clip(block, 0, 255)
+    return Image.fromarray(out, "L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr8 = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
-    if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr8 = ((arr - lo) / (hi - lo or 1.0) * 255.0).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _to_8bit(img).convert("RGB")
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = img.convert("RGBA") if mode != "RGBA" else img
+        out = Image.new("RGB", rgba.size, (255, 255, 255))  # transparency composited on white
+        out.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
+        return out
     return img.convert("RGB")
 
 
-def decode(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Bytes -> upright 8-bit RGB Pillow image, or ImageError naming `name` and what to do."""
-    img = _open_checked(data, name, max_pixels)
-    with contextlib.suppress(Exception):  # a broken EXIF block should not cost the photo
-        img = ImageOps.exif_transpose(img)
-    return _to_rgb(img)
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
-def resize_square(img: Image.Image, size: int) -> np.ndarray:
-    """Resize the shorter side to `size`, crop the centre: uint8 array (size, size, 3)."""
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block should not cost the photo
+        return 1
+
+
+def _reduce(img: Image.Image, min_side: int) -> Image.Image:
+    """Box-average the image down by a whole factor while its shorter side stays >= min_side."""
+    factor = min(img.size) // min_side
+    if factor < 2:
+        return img
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
     w, h = img.size
+    return img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX)
+
+
+def open_photo(
+    data: bytes,
+    name: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    min_side: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Bytes -> (upright 8-bit RGB image, the photo's own upright size), or ImageError naming `name`.
+
+    With `min_side`, the image is decoded no larger than needed for a shorter side of at least `min_side`
+    (JPEG: scaled while decoding; other formats: box-averaged by a whole factor right after decoding, in their
+    own mode), so a phone photo costs what the model needs. Without it the image is decoded whole. Either way
+    the decoded pixels may take at most `max_bytes` (default: 3 bytes per allowed pixel).
+    """
+    img, (w, h) = _open_checked(data, name, max_pixels, min_side, max_bytes)
+    orientation = _orientation(img)
+    if min_side:
+        img = _reduce(img, min_side)
+    if orientation in _EXIF_TRANSPOSE:
+        img = img.transpose(_EXIF_TRANSPOSE[orientation])
+        if orientation >= 5:
+            w, h = h, w
+    return _to_rgb(img), (w, h)
+
+
+def decode(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS, **kw) -> Image.Image:
+    """Bytes -> upright 8-bit RGB Pillow image, or ImageError naming `name` and what to do (see open_photo)."""
+    return open_photo(data, name, max_pixels, **kw)[0]
+
+
+def min_side_for(size: int) -> int:
+    """The shorter side a photo is decoded at for a model of input `size`: twice the input (the final
+    antialiased resize still averages over at least 2x2 source pixels) and at least the 256 px the photo
+    quality checks measure at. PlantVillage's 256 px photos are therefore decoded whole for models up to 128 px."""
+    return max(2 * size, 256)
+
+
+def resize_square(img: Image.Image, size: int, own_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize the shorter side to `size`, crop the centre: uint8 array (size, size, 3).
+
+    `own_size`: the photo's size before a reduced-scale decode (open_photo). The crop is then the same
+    region of the photo as at full size, to the sub-pixel, so reduced and whole decoding differ only by
+    the decoder's own averaging."""
+    w, h = own_size or img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    resized = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
     left, top = (nw - size) // 2, (nh - size) // 2
+    factor = round(w / img.width) if own_size else 1
+    if factor >= 2:
+        fx, fy = nw / w * factor, nh / h * factor  # resized-photo pixels per decoded pixel
+        box = (left / fx, top / fy, (left + size) / fx, (top + size) / fy)
+        out = img.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
+        return np.asarray(out, dtype=np.uint8)
+    resized = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
     out = resized.crop((left, top, left + size, top + size))
     return np.asarray(out, dtype=np.uint8)
 
@@ -126,7 +241,8 @@ def load_array(
 ) -> np.ndarray:
     """A file path or bytes -> model-ready uint8 RGB array (size, size, 3)."""
     data, name = read_source(source, name)
-    return resize_square(decode(data, name, max_pixels), size)
+    img, own_size = open_photo(data, name, max_pixels, min_side=min_side_for(size))
+    return resize_square(img, size, own_size)
 
 
 def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_zip_members: int = Field(100_000, description="Most files accepted in one zip.")
     max_zip_uncompressed_bytes: int = Field(4 * 1024**3, description="Largest total size a zip may unpack to.")
     max_batch_images: int = Field(32, description="Most images in one /v1/predict/batch request.")
+    max_concurrent_decodes: int = Field(
+        4,
+        ge=1,
+        description="Photos decoded at once per API worker. Each may hold up to 3 bytes x max_image_pixels of "
+        "decoded pixels, so a worker's photos never hold more than this many times that.",
+    )
 
     # Serving behaviour.
     model_dir: Path | None = Field(None, description="Model folder to serve when the registry has none.")

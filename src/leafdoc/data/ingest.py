@@ -31,7 +31,9 @@ from leafdoc.data.catalog import (
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import Conflict, DatasetError, LeafdocError, NotFound
-from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, decode, near_duplicate_pairs, sha256_bytes
+from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, near_duplicate_pairs, open_photo, sha256_bytes
+
+INGEST_MIN_SIDE = 256  # the perceptual hash reads a 32 px thumbnail; 256 px keeps it as from the whole photo
 
 NEAR_DUPLICATE_BITS = 4  # bits apart under the closest flip/rotation (images.phash_distance)
 
@@ -71,7 +73,8 @@ class _Decoded:
 def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
     try:
         data = entry.read()
-        img = decode(data, entry.name, max_pixels)
+        # Decoded whole (a truncated file fails here), but no larger than the hash and checks need.
+        img, (width, height) = open_photo(data, entry.name, max_pixels, min_side=INGEST_MIN_SIDE)
         # Pillow's `format` is lost by convert(); re-read the header cheaply for the record.
         with Image.open(io.BytesIO(data)) as raw:
             fmt, mode = raw.format or "?", raw.mode
@@ -80,8 +83,8 @@ def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
             sha256_bytes(data),
             data,
             len(data),
-            img.width,
-            img.height,
+            width,
+            height,
             fmt,
             mode,
             canonical_phash(img),

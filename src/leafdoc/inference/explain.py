@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from leafdoc.images import decode, resize_square
+from leafdoc.images import resize_square
 from leafdoc.inference.predictor import Photo, Predictor
 
 DISPLAY_SIZE = 224  # overlays are drawn at least this big, whatever the model's input size
@@ -82,6 +82,6 @@ def explain_bytes(
     k = int(np.argmax(probs)) if class_index is None else int(class_index)
     heat, scale = class_activation_map(out["cam"][0], k)
     display = max(predictor.size, DISPLAY_SIZE)
-    shown = resize_square(decode(data, name, predictor.max_pixels), display) if display != predictor.size else x
+    shown = x if display == predictor.size else resize_square(photo.image, display, photo.own_size)
     row = {n: v[0] for n, v in out.items() if n != "cam"}
     return Explanation(probs, k, heat, scale, png_bytes(overlay(shown, heat)), photo, row)

@@ -26,9 +26,13 @@ class PhotoProblem:
     message: str
 
 
-def check_photo(img: Image.Image, model_size: int | None = None) -> list[PhotoProblem]:
-    """What makes this decoded RGB photo a poor one to diagnose, worst first; [] for a usable photo."""
-    w, h = img.size
+def check_photo(
+    img: Image.Image, model_size: int | None = None, own_size: tuple[int, int] | None = None
+) -> list[PhotoProblem]:
+    """What makes this decoded RGB photo a poor one to diagnose, worst first; [] for a usable photo.
+
+    `own_size` is the photo's size as sent when `img` was decoded at a reduced scale (images.open_photo)."""
+    w, h = own_size or img.size
     if w == 0 or h == 0:
         return [PhotoProblem("too_small", "the image has no pixels")]
     problems = []

@@ -71,6 +71,9 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self.last_error: str | None = None
+        # Decoding is where a photo costs memory (up to 3 bytes x max_image_pixels each, images.open_photo):
+        # at most this many at once per worker, whatever the threadpool's size.
+        self.decoding = threading.BoundedSemaphore(settings.max_concurrent_decodes)
         one_blas_thread()  # process-wide, like the switch interval: this process serves requests
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
@@ -134,13 +137,23 @@ class ModelHolder:
         if self.on_swap:
             self.on_swap(ptr.version)
 
+    def load(self, loaded: Loaded, data: bytes, name: str) -> Photo:
+        """A photo ready for `loaded`'s model, decoded within this worker's decoding slots."""
+        check_size(data, name, self.settings)
+        with self.decoding:
+            return loaded.predictor.load(data, name)
+
+
+def image_too_large(name: str, size: int, limit: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"{name}: {size:,} bytes is over the limit of {limit:,} bytes per image.",
+        hint="Send a smaller photo (about 1000 pixels across is plenty), or raise LEAFDOC_MAX_IMAGE_BYTES.",
+    )
+
 
 def check_size(data: bytes, name: str, settings: Settings) -> bytes:
     if len(data) > settings.max_image_bytes:
-        raise ImageTooLarge(
-            f"{name}: {len(data):,} bytes is over the limit of {settings.max_image_bytes:,} bytes per image.",
-            hint="Send a smaller photo (about 1000 pixels across is plenty), or raise LEAFDOC_MAX_IMAGE_BYTES.",
-        )
+        raise image_too_large(name, len(data), settings.max_image_bytes)
     return data
 
 
@@ -178,7 +191,7 @@ def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], t
 
 def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:
     loaded = holder.current()
-    photo = loaded.predictor.load(check_size(data, name or "image", settings), name or "image")
+    photo = holder.load(loaded, data, name or "image")
     return predict_many(loaded, [photo], [name], top_k)[0]
 
 
@@ -189,8 +202,11 @@ def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str
     arrays, slots = [], []
     for i, (name, data) in enumerate(items):
         label = name or f"image {i + 1}"
+        if isinstance(data, LeafdocError):  # refused while it streamed in (routes/predict.py)
+            results[i]["error"] = data.to_dict()
+            continue
         try:
-            arrays.append(loaded.predictor.load(check_size(data, label, settings), label))
+            arrays.append(holder.load(loaded, data, label))
             slots.append(i)
         except LeafdocError as exc:
             results[i]["error"] = exc.to_dict()
@@ -217,7 +233,9 @@ def explain_bytes(
                 hint="GET /v1/models/{version} lists them; leave `label` out to explain the top one.",
             )
         index = p.labels.index(label)
-    ex = explain(p, check_size(data, name or "image", settings), name or "image", index)
+    check_size(data, name or "image", settings)
+    with holder.decoding:
+        ex = explain(p, data, name or "image", index)
     out = answer(loaded, ex.outputs, ex.photo, name, top_k)
     out.update(
         explained_label=p.labels[ex.class_index],

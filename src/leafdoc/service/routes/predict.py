@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from leafdoc.errors import RequestTooLarge
+from leafdoc.errors import LeafdocError, RequestTooLarge
 from leafdoc.service import serving
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.errors import InvalidRequest
@@ -27,18 +26,107 @@ def _image_body(field: str, many: bool) -> dict:
     return {"requestBody": {"required": True, "content": content}}
 
 
-async def read_images(request: Request) -> list[tuple[str | None, bytes]]:
-    """Files of a multipart form (any field name), or the raw body as one image."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=100_000, max_fields=1_000)
+MAX_PARTS = 1_000  # parts of one multipart body, files and fields together
+
+
+class _ImageParts:
+    """multipart/form-data parsed as it streams: each file part (any field name) is kept in memory up to the
+    per-image limit; a larger one is dropped the moment it passes the limit and stands as its own error.
+    Fields without a file name are skipped, not kept."""
+
+    def __init__(self, boundary: bytes, limit: int):
+        from python_multipart.multipart import MultipartParser
+
+        self.limit = limit
+        self.items: list[tuple[str | None, bytes | LeafdocError]] = []
+        self.parts = 0
+        self._header: list[bytes] = [b"", b""]
+        self._headers: dict[bytes, bytes] = {}
+        self._buf: bytearray | None = None
+        self._size = 0
+        self._name: str | None = None
+        self._is_file = False
+        self.refused: LeafdocError | None = None  # the first file refused as too large
+        callbacks = {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda d, a, b: self._header.__setitem__(0, self._header[0] + d[a:b]),
+            "on_header_value": lambda d, a, b: self._header.__setitem__(1, self._header[1] + d[a:b]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
+        self.parser = MultipartParser(boundary, callbacks)
+
+    def _begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"the form has more than {MAX_PARTS} parts.", hint="Send fewer files per request.")
+        self._headers, self._buf, self._size, self._name, self._is_file = {}, None, 0, None, False
+
+    def _header_end(self) -> None:
+        self._headers[self._header[0].strip().lower()] = self._header[1].strip()
+        self._header = [b"", b""]
+
+    def _headers_done(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if b"filename" in params:
+            self._is_file = True
+            self._name = params[b"filename"].decode("utf-8", "replace")
+            self._buf = bytearray()
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if not self._is_file:
+            return
+        self._size += end - start
+        if self._buf is not None and self._size > self.limit:
+            self._buf = None  # refused now: the rest of this part is counted, never kept
+            self.refused = self.refused or serving.image_too_large(self._name or "image", self._size, self.limit)
+        if self._buf is not None:
+            self._buf += data[start:end]
+
+    def _end(self) -> None:
+        if not self._is_file:
+            return
+        if self._buf is None:
+            self.items.append((self._name, serving.image_too_large(self._name or "image", self._size, self.limit)))
+        else:
+            self.items.append((self._name, bytes(self._buf)))
+        self._buf = None
+
+
+async def read_images(
+    request: Request, limit: int, stop_at_too_large: bool
+) -> list[tuple[str | None, bytes | LeafdocError]]:
+    """Files of a multipart form (any field name), or the raw body as one image; a file over `limit` bytes is
+    refused while it streams in: at once (`stop_at_too_large`), or as that file's own error in the list."""
+    from python_multipart.multipart import parse_options_header
+
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    name = request.query_params.get("filename")
+    if ctype == b"multipart/form-data":
+        if not params.get(b"boundary"):
+            raise InvalidRequest("the multipart body has no boundary.", hint="Let your HTTP client build the form.")
+        parts = _ImageParts(params[b"boundary"], limit)
         try:
-            return [
-                (value.filename, await value.read()) for _, value in form.multi_items() if isinstance(value, UploadFile)
-            ]
-        finally:
-            await form.close()
-    body = await request.body()
-    return [(request.query_params.get("filename"), body)] if body else []
+            async for chunk in request.stream():
+                parts.parser.write(chunk)
+                if stop_at_too_large and parts.refused:
+                    raise parts.refused
+            parts.parser.finalize()
+        except LeafdocError:
+            raise
+        except Exception as exc:
+            raise InvalidRequest(f"the multipart body cannot be parsed ({exc}).") from None
+        return parts.items
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise serving.image_too_large(name or "image", len(body), limit)
+    return [(name, bytes(body))] if body else []
 
 
 def _one(items: list[tuple[str | None, bytes]]) -> tuple[str | None, bytes]:
@@ -66,7 +154,7 @@ TopK = Query(None, ge=1, le=100, description="How many labels to return (default
     openapi_extra=_image_body("file", many=False),
 )
 async def predict(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> dict:
-    name, data = _one(await read_images(request))
+    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
     result = await run_in_threadpool(
         serving.predict_bytes, state.holder, state.settings, data, name, _top_k(state, top_k)
     )
@@ -82,7 +170,7 @@ async def predict(request: Request, top_k: int | None = TopK, state: AppState = 
     openapi_extra=_image_body("files", many=True),
 )
 async def predict_batch(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> dict:
-    items = await read_images(request)
+    items = await read_images(request, state.settings.max_image_bytes, stop_at_too_large=False)
     limit = state.settings.max_batch_images
     if len(items) > limit:
         raise RequestTooLarge(
@@ -109,7 +197,7 @@ async def explain(
     label: str | None = Query(None, description="Explain this label instead of the top one."),
     state: AppState = Depends(get_state),
 ) -> dict:
-    name, data = _one(await read_images(request))
+    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
     result = await run_in_threadpool(
         serving.explain_bytes, state.holder, state.settings, data, name, _top_k(state, top_k), label
     )
