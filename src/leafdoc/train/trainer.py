@@ -190,7 +190,10 @@ def build_model(cfg: TrainConfig, n_classes: int, weights_cache: Path | None = N
     inputs = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     pre = preprocessing_layer(cfg.backbone)
     x = pre(inputs) if pre is not None else inputs
-    # Pretrained: BatchNorm always in inference mode (training=False), also while fine-tuning.
+    # Pretrained: the backbone always in inference mode (training=False), also while fine-tuning: BatchNorm
+    # keeps its ImageNet statistics, dropout inside it (EfficientNetV2's stochastic depth) is off.
+    if cfg.pretrained:
+        _inference_mode(backbone)
     feats = backbone(x, training=False) if cfg.pretrained else backbone(x)
     pooled = layers.GlobalAveragePooling2D(name="pool")(feats)
     h = pooled
@@ -201,6 +204,14 @@ def build_model(cfg: TrainConfig, n_classes: int, weights_cache: Path | None = N
     logits = layers.Dense(n_classes, name="logits")(h)
     probs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(inputs, probs, name=f"leafdoc_{cfg.backbone}")
+
+
+def _inference_mode(backbone) -> None:
+    """Make `backbone(x, training=False)` inside a functional model mean it. Keras 3.15 overrides that
+    argument with the outer call's (model.fit calls with training=True; keras-team/keras#23364 fixes it
+    upstream), which ran the frozen backbone's dropout during training. A layer not taking part in the
+    call context keeps the training=False it was called with, and passes it to every layer inside."""
+    backbone._call_context_args = set(getattr(backbone, "_call_context_args", ())) - {"training"}
 
 
 def warm_start(model, parent_dir: Path, classes: list[str]) -> str:

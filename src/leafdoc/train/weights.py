@@ -174,7 +174,7 @@ def _tensor(storage: np.ndarray, ref: _TensorRef) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(
         storage[ref.offset :], shape=ref.shape, strides=[s * item for s in ref.stride], writeable=False
     )
-    return np.ascontiguousarray(view).astype(storage.dtype.newbyteorder("="), copy=False)
+    return np.array(view, dtype=storage.dtype.newbyteorder("="), order="C")  # a copy (ascontiguousarray makes 0-d 1-d)
 
 
 # ---- Conversions from PyTorch's layouts to Keras'.
