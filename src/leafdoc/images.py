@@ -17,6 +17,7 @@ import hashlib
 import io
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +171,36 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
         img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
     elif img.mode == "1":
         img = img.convert("L")
-    w, h = img.size
-    return img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX)
+    # Whole blocks only (the last partial row and column of blocks are left out), so each decoded pixel is
+    # exactly the mean of a factor x factor block and the mapping back to the photo stays exact.
+    w, h = img.size[0] // factor, img.size[1] // factor
+    return img.resize((w, h), Image.Resampling.BOX, box=(0, 0, w * factor, h * factor))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a decoded image sits in the photo as sent (images.open_photo): the photo's own upright size, the
+    whole factor it was decoded smaller by, and where the photo's origin lies in the decoded image (in decoded
+    pixels). A reduced axis ends in a partial block of pixels; an EXIF rotation or flip that mirrors the axis
+    brings that block first, which shifts the origin by the part of the block that lies outside the photo."""
+
+    size: tuple[int, int]
+    factor: int = 1
+    offset: tuple[float, float] = (0.0, 0.0)
+
+
+# For each EXIF orientation: which stored axis (0: x, 1: y) becomes the upright x and y, and whether it is
+# mirrored on the way (see the Image.Transpose each orientation uses above).
+_UPRIGHT_AXES = {
+    1: ((0, False), (1, False)),
+    2: ((0, True), (1, False)),
+    3: ((0, True), (1, True)),
+    4: ((0, False), (1, True)),
+    5: ((1, False), (0, False)),
+    6: ((1, True), (0, False)),
+    7: ((1, True), (0, True)),
+    8: ((1, False), (0, True)),
+}
 
 
 def open_photo(
@@ -181,23 +210,27 @@ def open_photo(
     *,
     min_side: int | None = None,
     max_bytes: int | None = None,
-) -> tuple[Image.Image, tuple[int, int]]:
-    """Bytes -> (upright 8-bit RGB image, the photo's own upright size), or ImageError naming `name`.
+) -> tuple[Image.Image, Frame]:
+    """Bytes -> (upright 8-bit RGB image, where it sits in the photo), or ImageError naming `name`.
 
     With `min_side`, the image is decoded no larger than needed for a shorter side of at least `min_side`
     (JPEG: scaled while decoding; other formats: box-averaged by a whole factor right after decoding, in their
     own mode), so a phone photo costs what the model needs. Without it the image is decoded whole. Either way
     the decoded pixels may take at most `max_bytes` (default: 3 bytes per allowed pixel).
     """
-    img, (w, h) = _open_checked(data, name, max_pixels, min_side, max_bytes)
+    img, stored = _open_checked(data, name, max_pixels, min_side, max_bytes)
     orientation = _orientation(img)
     if min_side:
         img = _reduce(img, min_side)
+    factor = max(1, round(stored[0] / img.width))
+    # Decoded pixels past the photo's edge on each stored axis: ceil(L / f) * f - L, in decoded pixels.
+    spill = [(n * factor - length) / factor for n, length in zip(img.size, stored, strict=True)]
+    axes = _UPRIGHT_AXES.get(orientation, _UPRIGHT_AXES[1])
     if orientation in _EXIF_TRANSPOSE:
         img = img.transpose(_EXIF_TRANSPOSE[orientation])
-        if orientation >= 5:
-            w, h = h, w
-    return _to_rgb(img), (w, h)
+    size = (stored[axes[0][0]], stored[axes[1][0]])
+    offset = tuple(spill[axis] if mirrored else 0.0 for axis, mirrored in axes)
+    return _to_rgb(img), Frame(size, factor, offset)
 
 
 def decode(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS, **kw) -> Image.Image:
@@ -212,20 +245,22 @@ def min_side_for(size: int) -> int:
     return max(2 * size, 256)
 
 
-def resize_square(img: Image.Image, size: int, own_size: tuple[int, int] | None = None) -> np.ndarray:
+def resize_square(img: Image.Image, size: int, frame: Frame | None = None) -> np.ndarray:
     """Resize the shorter side to `size`, crop the centre: uint8 array (size, size, 3).
 
-    `own_size`: the photo's size before a reduced-scale decode (open_photo). The crop is then the same
-    region of the photo as at full size, to the sub-pixel, so reduced and whole decoding differ only by
-    the decoder's own averaging."""
-    w, h = own_size or img.size
+    `frame`: where a reduced-scale decode sits in the photo (open_photo). The crop is then the same region
+    of the photo as at full size, to the sub-pixel, so reduced and whole decoding differ only by the
+    decoder's own averaging."""
+    w, h = frame.size if frame else img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     left, top = (nw - size) // 2, (nh - size) // 2
-    factor = round(w / img.width) if own_size else 1
-    if factor >= 2:
-        fx, fy = nw / w * factor, nh / h * factor  # resized-photo pixels per decoded pixel
-        box = (left / fx, top / fy, (left + size) / fx, (top + size) / fy)
+    if frame and frame.factor >= 2:
+        fx, fy = nw / w * frame.factor, nh / h * frame.factor  # resized-photo pixels per decoded pixel
+        ox, oy = frame.offset
+        box = (ox + left / fx, oy + top / fy, ox + (left + size) / fx, oy + (top + size) / fy)
+        # A whole-block reduction leaves out the photo's last partial block: at most a decoded pixel's edge.
+        box = (max(0.0, box[0]), max(0.0, box[1]), min(img.width, box[2]), min(img.height, box[3]))
         out = img.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
         return np.asarray(out, dtype=np.uint8)
     resized = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
@@ -241,8 +276,8 @@ def load_array(
 ) -> np.ndarray:
     """A file path or bytes -> model-ready uint8 RGB array (size, size, 3)."""
     data, name = read_source(source, name)
-    img, own_size = open_photo(data, name, max_pixels, min_side=min_side_for(size))
-    return resize_square(img, size, own_size)
+    img, frame = open_photo(data, name, max_pixels, min_side=min_side_for(size))
+    return resize_square(img, size, frame)
 
 
 def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:

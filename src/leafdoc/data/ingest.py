@@ -28,6 +28,7 @@ from leafdoc.data.catalog import (
     to_signed64,
     to_unsigned64,
 )
+from leafdoc.data.names import name_problem, shown
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import Conflict, DatasetError, LeafdocError, NotFound
@@ -74,7 +75,8 @@ def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
     try:
         data = entry.read()
         # Decoded whole (a truncated file fails here), but no larger than the hash and checks need.
-        img, (width, height) = open_photo(data, entry.name, max_pixels, min_side=INGEST_MIN_SIDE)
+        img, frame = open_photo(data, entry.name, max_pixels, min_side=INGEST_MIN_SIDE)
+        width, height = frame.size
         # Pillow's `format` is lost by convert(); re-read the header cheaply for the record.
         with Image.open(io.BytesIO(data)) as raw:
             fmt, mode = raw.format or "?", raw.mode
@@ -190,11 +192,12 @@ def _default_name(source: Path) -> str:
 
 def check_dataset_name(name: str) -> str:
     """A dataset name is used in file names (summaries, caches): refuse ones that are empty or a path."""
-    bad = not name.strip() or name != name.strip() or name.startswith(".") or any(c in name for c in "/\\\0")
-    if bad or len(name) > 200:
+    problem = name_problem(name)
+    if problem:
         raise DatasetError(
-            f"{name!r} cannot be a dataset name.",
-            hint="Pass --dataset NAME: up to 200 characters, without '/' or '\\', not starting with '.'.",
+            f"{shown(name)} cannot be a dataset name: {problem}.",
+            hint="Pass --dataset NAME: up to 200 printable characters, without '/' or '\\', not starting with "
+            "'.' or a space.",
         )
     return name
 
@@ -224,13 +227,16 @@ def ingest(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
     workers: int = 4,
+    source_name: str | None = None,
 ) -> IngestResult:
+    """`source_name`: what to call a source the server made of an upload (the client's file name); files are
+    then named inside it, and no message or record names where the server keeps it."""
     source = Path(source)
     dataset = check_dataset_name(dataset or _default_name(source))
-    items = list(iter_source(source, limits, label))
+    items = list(iter_source(source, limits, label, relative_names=source_name is not None))
     if not items:
         raise DatasetError(
-            f"{source}: no files found.",
+            f"{source_name or source}: no files found.",
             hint="Pass a folder with one subfolder per class, each holding photos.",
         )
 
@@ -242,8 +248,15 @@ def ingest(
         current = {sha: lab for sha, lab, _ in prev_items}
 
     result = IngestResult(dataset=dataset, version=prev.version if prev else None, created_version=False, added=0)
-    entries = [i for i in items if isinstance(i, Entry)]
     result.rejected = [{"file": i.name, "reason": i.reason} for i in items if isinstance(i, Skipped)]
+    entries = []
+    for item in (i for i in items if isinstance(i, Entry)):
+        problem = name_problem(item.label)
+        if problem:  # one rule for every source of labels: zip and folder names, CSV columns, form fields
+            reason = f"its label {shown(item.label)} cannot be used: {problem}; rename the class folder or label"
+            result.rejected.append({"file": item.name, "reason": reason})
+        else:
+            entries.append(item)
 
     added: list[_Decoded] = []
     first_name: dict[str, str] = {}
@@ -285,7 +298,9 @@ def ingest(
 
     if added:
         try:
-            result.version = _write_version(catalog, dataset, prev, prev_items, added, source, result)
+            result.version = _write_version(
+                catalog, dataset, prev, prev_items, added, source_name or str(source), result
+            )
         except IntegrityError:
             raise _conflict(dataset, prev, "another ingest wrote the same dataset or photos") from None
         result.created_version = True
@@ -350,7 +365,7 @@ def _write_version(catalog, dataset, prev, prev_items, added, source, result) ->
             parent_version=prev.version if prev else None,
             n_images=len(labels),
             n_classes=len(set(labels.values())),
-            source=str(source),
+            source=source,
             summary=summary,
         )
         s.add(row)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from leafdoc.data.names import printable
 from leafdoc.errors import DatasetError
 from leafdoc.images import is_image_name
 
@@ -46,12 +47,12 @@ def _is_hidden(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
-def _reader(path: Path, max_bytes: int) -> Callable[[], bytes]:
+def _reader(path: Path, max_bytes: int, name: str) -> Callable[[], bytes]:
     def read() -> bytes:
         size = path.stat().st_size
         if size > max_bytes:
             raise DatasetError(
-                f"{path}: {size:,} bytes is over the per-file limit of {max_bytes:,} bytes.",
+                f"{name}: {size:,} bytes is over the per-file limit of {max_bytes:,} bytes.",
                 hint="Downscale the photo or raise LEAFDOC_MAX_IMAGE_BYTES.",
             )
         return path.read_bytes()
@@ -59,15 +60,16 @@ def _reader(path: Path, max_bytes: int) -> Callable[[], bytes]:
     return read
 
 
-def iter_folder(root: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped]:
-    """One subfolder per class; files in nested folders belong to their top-level class folder."""
+def iter_folder(root: Path, limits: Limits = Limits(), relative_names: bool = False) -> Iterator[Entry | Skipped]:
+    """One subfolder per class; files in nested folders belong to their top-level class folder. Files are named
+    by their path, or (`relative_names`: a folder the server made of an upload) by their path inside `root`."""
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder.", hint="Pass a folder with one subfolder per class.")
     for path in sorted(root.rglob("*")):
         if path.is_dir():
             continue
         rel = path.relative_to(root)
-        name = str(path)
+        name = printable(str(rel) if relative_names else str(path))
         if _is_hidden(rel.parts):
             yield Skipped(name, "hidden or system file, not a photo")
             continue
@@ -77,7 +79,7 @@ def iter_folder(root: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipp
         if not is_image_name(path):
             yield Skipped(name, f"not an image file type ({path.suffix or 'no suffix'})")
             continue
-        yield Entry(name, rel.parts[0], _reader(path, limits.max_file_bytes))
+        yield Entry(name, rel.parts[0], _reader(path, limits.max_file_bytes, name))
 
 
 def _safe_member_parts(member: str) -> tuple[str, ...] | None:
@@ -90,22 +92,35 @@ def _safe_member_parts(member: str) -> tuple[str, ...] | None:
     return parts
 
 
-def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -> Iterator[Entry | Skipped]:
+def iter_zip(
+    zpath: Path, limits: Limits = Limits(), label: str | None = None, relative_names: bool = False
+) -> Iterator[Entry | Skipped]:
     """A zip of class folders (optionally inside one top folder), or flat photos with `label`."""
+
+    def shown_as(p: Path) -> str:
+        return p.name if relative_names else str(p)
+
     try:
         zf = zipfile.ZipFile(zpath)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DatasetError(f"{zpath}: not a readable zip file ({exc}).", hint="Re-create the zip.") from None
+        raise DatasetError(f"{shown_as(zpath)}: not a readable zip file ({exc}).", hint="Re-create the zip.") from None
+    except UnicodeDecodeError:
+        raise DatasetError(
+            f"{shown_as(zpath)}: not a readable zip file (file names marked as UTF-8 are not valid UTF-8).",
+            hint="Re-create the zip with a tool that writes UTF-8 names (e.g. `zip` or your system's "
+            "'Compress'), or rename the files to plain letters and digits first.",
+        ) from None
     infos = [i for i in zf.infolist() if not i.is_dir()]
     if len(infos) > limits.max_zip_members:
         raise DatasetError(
-            f"{zpath}: {len(infos):,} files is over the limit of {limits.max_zip_members:,}.",
+            f"{shown_as(zpath)}: {len(infos):,} files is over the limit of {limits.max_zip_members:,}.",
             hint="Split the upload into several zips.",
         )
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_zip_uncompressed_bytes:
         raise DatasetError(
-            f"{zpath}: unpacks to {declared:,} bytes, over the limit of {limits.max_zip_uncompressed_bytes:,}.",
+            f"{shown_as(zpath)}: unpacks to {declared:,} bytes, "
+            f"over the limit of {limits.max_zip_uncompressed_bytes:,}.",
             hint="Split the upload into several zips.",
         )
     parts_of = {i.filename: _safe_member_parts(i.filename) for i in infos}
@@ -116,7 +131,7 @@ def iter_zip(zpath: Path, limits: Limits = Limits(), label: str | None = None) -
     if label is None and safe and len({p[0] for p in safe}) == 1 and all(len(p) >= 3 for p in safe):
         strip = 1
     for info in infos:
-        name = f"{zpath.name}:{info.filename}"
+        name = f"{zpath.name}:{printable(info.filename)}"
         parts = parts_of[info.filename]
         if parts is None:
             yield Skipped(
@@ -211,19 +226,22 @@ def iter_csv(cpath: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped
         if not is_image_name(path):
             yield Skipped(str(path), f"not an image file type ({path.suffix or 'no suffix'})")
             continue
-        yield Entry(str(path), row["label"], _reader(path, limits.max_file_bytes))
+        yield Entry(printable(str(path)), row["label"], _reader(path, limits.max_file_bytes, printable(str(path))))
 
 
-def iter_source(path: Path, limits: Limits = Limits(), label: str | None = None) -> Iterator[Entry | Skipped]:
-    """Dispatch on what PATH is: folder, .zip or .csv."""
+def iter_source(
+    path: Path, limits: Limits = Limits(), label: str | None = None, relative_names: bool = False
+) -> Iterator[Entry | Skipped]:
+    """Dispatch on what PATH is: folder, .zip or .csv. `relative_names`: the source is a file or folder the server
+    made of an upload, so names and messages say where things are inside it, never where the server keeps it."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder.", hint="Check the path.")
     if path.is_dir():
-        return iter_folder(path, limits)
+        return iter_folder(path, limits, relative_names)
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return iter_zip(path, limits, label)
+        return iter_zip(path, limits, label, relative_names)
     if suffix == ".csv":
         return iter_csv(path, limits)
     raise DatasetError(

@@ -14,6 +14,7 @@ from PIL import Image
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.images import (
     DEFAULT_MAX_PIXELS,
+    Frame,
     apply_morphology,
     min_side_for,
     open_photo,
@@ -50,7 +51,7 @@ class Photo:
     x: np.ndarray
     problems: tuple[PhotoProblem, ...] = ()
     image: Image.Image | None = None  # the upright RGB photo as decoded (no larger than the model needs)
-    own_size: tuple[int, int] | None = None  # the photo's size as sent (upright)
+    frame: Frame | None = None  # where `image` sits in the photo as sent (its own size, the reduction)
 
 
 @dataclass
@@ -190,9 +191,9 @@ class Predictor:
     def load(self, source: bytes | str | Path, name: str | None = None) -> Photo:
         """Decode once: quality checks on the photo as sent, then the model's own preprocessing."""
         data, name = read_source(source, name)
-        img, own_size = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
-        x = apply_morphology(resize_square(img, self.size, own_size), self.morphology, self.morph_kernel)
-        return Photo(x, tuple(check_photo(img, self.size, own_size)), img, own_size)
+        img, frame = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
+        x = apply_morphology(resize_square(img, self.size, frame), self.morphology, self.morph_kernel)
+        return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""

@@ -8,12 +8,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from leafdoc.errors import LeafdocError
+from leafdoc.service.redact import redact
 
 log = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499  # the client closed the connection before the answer (nginx's code)
 
 HTTP_CODES = {
     400: "bad_request",
@@ -42,7 +46,7 @@ class AdminDisabled(LeafdocError):
 
 
 def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    return JSONResponse(redact(exc.to_dict()), status_code=exc.status)
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,6 +78,13 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+    """The client hung up before its request was read: no server error, nobody to answer. Logged in one line
+    and counted as 499 (nginx's code for it), apart from the 5xx answers."""
+    log.warning("client disconnected before sending the whole request: %s %s", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse(
@@ -83,6 +94,7 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(LeafdocError, _leafdoc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -8,17 +8,18 @@ so two concurrent uploads must not both start from the same N (each would drop t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
+from starlette.requests import ClientDisconnect
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, UploadRow, utcnow
 from leafdoc.data.ingest import ingest
+from leafdoc.data.names import name_problem, shown
 from leafdoc.data.sources import Limits
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import DatasetError, LeafdocError, NotFound
@@ -29,7 +30,6 @@ from leafdoc.service.training import default_dataset, submit
 from leafdoc.settings import Settings
 
 CHUNK = 1024 * 1024
-NAME_RE = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
 
 
 @dataclass
@@ -54,10 +54,13 @@ def safe_name(name: str | None, default: str) -> str:
 
 
 def check_name(value: str, what: str) -> str:
+    """A form field's label or dataset name, by the rule every source of names follows (data/names.py)."""
     value = value.strip()
-    if not NAME_RE.match(value) or value.startswith(".") or value in ("..",):
+    problem = name_problem(value)
+    if problem:
         raise BadUpload(
-            f"{what} {value!r} is not usable: use 1-200 printable characters, no slashes, not starting with a dot."
+            f"{what} {shown(value)} is not usable: {problem}.",
+            hint="Use 1-200 printable characters, no slashes, not starting with a dot.",
         )
     return value
 
@@ -110,7 +113,7 @@ async def spool_request(request, folder: Path) -> Spooled:
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()
-        except LeafdocError:
+        except (LeafdocError, ClientDisconnect):
             raise
         except Exception as exc:
             raise BadUpload(f"the multipart body cannot be parsed ({exc}).") from None
@@ -230,7 +233,14 @@ def process_upload(
     ):
         try:
             result = ingest(
-                source, catalog, store, dataset, label=label, limits=limits, max_pixels=settings.max_image_pixels
+                source,
+                catalog,
+                store,
+                dataset,
+                label=label,
+                limits=limits,
+                max_pixels=settings.max_image_pixels,
+                source_name=f"upload {upload_id}: {', '.join(f.name for f in spooled.files)[:300]}",
             )
         except DatasetError as exc:
             raise BadUpload(exc.message, hint=exc.hint) from None

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from leafdoc.data.ingest import list_datasets
 from leafdoc.service.datasets import dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
+from leafdoc.service.redact import redact
 from leafdoc.service.routes import errors
 from leafdoc.service.schemas import DatasetList
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 @router.get("", response_model=DatasetList, summary="Datasets and their versions")
 def datasets(state: AppState = Depends(get_state)) -> dict:
-    return {"datasets": list_datasets(state.catalog)}
+    return redact({"datasets": list_datasets(state.catalog)})
 
 
 @router.get(
@@ -33,7 +34,8 @@ async def stats(
     sample: int | None = Query(None, ge=1, description="Measure at most this many images per class."),
     state: AppState = Depends(get_state),
 ) -> dict:
-    return await run_in_threadpool(dataset_stats, state.settings, state.catalog, state.store, name, version, sample)
+    answer = await run_in_threadpool(dataset_stats, state.settings, state.catalog, state.store, name, version, sample)
+    return redact(answer)
 
 
 @router.get(

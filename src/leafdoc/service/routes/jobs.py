@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.service import jobs, training
 from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import JobState, TrainingJob, TrainingJobCreate, TrainingJobList
 
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
 )
 async def create_job(body: TrainingJobCreate | None = Body(None), state: AppState = Depends(get_state)) -> dict:
     body = body or TrainingJobCreate()
-    return await run_in_threadpool(
+    answer = await run_in_threadpool(
         training.submit,
         state.settings,
         state.catalog,
@@ -34,6 +35,7 @@ async def create_job(body: TrainingJobCreate | None = Body(None), state: AppStat
         options=body.options.model_dump(exclude_none=True),
         warm_start=body.warm_start,
     )
+    return redact(answer)
 
 
 @router.get("", response_model=TrainingJobList, summary="Training jobs, newest first")
@@ -43,7 +45,9 @@ def list_jobs(
     state: AppState = Depends(get_state),
 ) -> dict:
     rows = jobs.list_jobs(state.catalog, state_filter, limit)
-    return {"jobs": [jobs.job_dict(r) for r in rows], "queue_length": jobs.counts_by_state(state.catalog)["queued"]}
+    return redact(
+        {"jobs": [jobs.job_dict(r) for r in rows], "queue_length": jobs.counts_by_state(state.catalog)["queued"]}
+    )
 
 
 @router.get(
@@ -53,7 +57,7 @@ def list_jobs(
     responses=errors(404),
 )
 def get_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
-    return jobs.job_dict(jobs.get_job(state.catalog, job_id))
+    return redact(jobs.job_dict(jobs.get_job(state.catalog, job_id)))
 
 
 @router.post(
@@ -68,4 +72,4 @@ def get_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
 )
 async def cancel_job(job_id: str, state: AppState = Depends(get_state)) -> dict:
     row = await run_in_threadpool(jobs.cancel, state.catalog, job_id)
-    return jobs.job_dict(row)
+    return redact(jobs.job_dict(row))

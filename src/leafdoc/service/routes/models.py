@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.registry import version_dict
 from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
 
@@ -15,18 +16,20 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 def _pointer_answer(state: AppState, event: dict) -> dict:
     state.holder.refresh()  # this worker switches now; the others within LEAFDOC_MODEL_CHECK_SECONDS
-    return {"serving_version": event["version"], "previous_version": event["previous_version"], "event": event}
+    return redact({"serving_version": event["version"], "previous_version": event["previous_version"], "event": event})
 
 
 @router.get("", response_model=ModelList, summary="Model versions, the serving one, and the pointer's history")
 def list_models(state: AppState = Depends(get_state)) -> dict:
     ptr = state.registry.serving()
     serving = ptr.version if ptr else None
-    return {
-        "serving_version": serving,
-        "models": [version_dict(r, serving) for r in state.registry.versions()],
-        "history": state.registry.history(),
-    }
+    return redact(
+        {
+            "serving_version": serving,
+            "models": [version_dict(r, serving) for r in state.registry.versions()],
+            "history": state.registry.history(),
+        }
+    )
 
 
 @router.post(
@@ -45,7 +48,7 @@ async def rollback(body: RollbackRequest | None = Body(None), state: AppState = 
 @router.get("/{version}", response_model=ModelVersionDetail, summary="One version with its card", responses=errors(404))
 def get_model(version: int, state: AppState = Depends(get_state)) -> dict:
     ptr = state.registry.serving()
-    return version_dict(state.registry.get(version), ptr.version if ptr else None, full=True)
+    return redact(version_dict(state.registry.get(version), ptr.version if ptr else None, full=True))
 
 
 @router.post(

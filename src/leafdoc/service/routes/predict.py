@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from leafdoc.errors import LeafdocError, RequestTooLarge
 from leafdoc.service import serving
@@ -116,7 +117,7 @@ async def read_images(
                 if stop_at_too_large and parts.refused:
                     raise parts.refused
             parts.parser.finalize()
-        except LeafdocError:
+        except (LeafdocError, ClientDisconnect):
             raise
         except Exception as exc:
             raise InvalidRequest(f"the multipart body cannot be parsed ({exc}).") from None

@@ -1,0 +1,99 @@
+"""Photos are decoded no larger than the model needs (images.open_photo): the pixels the model gets stay
+those of a whole decode, on real photos, for every way a photo arrives (baseline and progressive JPEG,
+EXIF rotation, PNG), and a big photo costs a fraction of the work."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.conftest import SHARED
+
+from leafdoc.errors import ImageTooLarge
+from leafdoc.images import decode, decoded_bytes, min_side_for, open_photo, resize_square
+
+pytestmark = pytest.mark.unit
+
+FIELD = SHARED / "field-corn"
+
+
+def field_photos(n: int) -> list[Image.Image]:
+    if not FIELD.is_dir():
+        pytest.skip(f"shared field photos not found at {FIELD}")
+    big = [p for p in sorted(FIELD.rglob("*.jpg")) if min(Image.open(p).size) >= 1500]
+    return [Image.open(p).convert("RGB") for p in big[:n]]
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def full_then_reduced(data: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    full = resize_square(decode(data), size)  # no min_side: decoded whole, as before
+    img, frame = open_photo(data, min_side=min_side_for(size))
+    return full, resize_square(img, size, frame)
+
+
+@pytest.mark.parametrize("size", [96, 224])
+@pytest.mark.parametrize(
+    "how",
+    ["baseline", "progressive", "exif-rotated", "png"],
+)
+def test_reduced_decoding_gives_the_pixels_of_a_whole_decode_on_real_field_photos(size, how):
+    diffs = []
+    for photo in field_photos(4):
+        if how == "exif-rotated":
+            exif = Image.Exif()
+            exif[0x0112] = 6  # stored on its side, shown upright
+            data = encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif)
+        elif how == "png":
+            data = encode(photo.resize((photo.width // 2, photo.height // 2)), "PNG")
+        else:
+            data = encode(photo, "JPEG", quality=92, progressive=how == "progressive")
+        full, reduced = full_then_reduced(data, size)
+        diffs.append(np.abs(full.astype(np.float32) - reduced).mean())
+    # Measured: 0.2-0.7 grey levels of 255 on average; a wrong crop or orientation costs tens.
+    assert max(diffs) < 1.5, diffs
+
+
+def test_exif_rotation_is_applied_to_the_reduced_photo_and_to_its_size():
+    photo = field_photos(1)[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif)
+    img, frame = open_photo(data, min_side=256)
+    assert frame.size == photo.size  # upright: as the person saw it
+    assert (img.width > img.height) == (photo.width > photo.height)
+    assert img.width < photo.width  # and decoded smaller
+
+
+def test_a_12_megapixel_jpeg_is_decoded_at_an_eighth_of_its_size():
+    """What makes it cheap (the time is in benchmarks/decode.py): libjpeg decodes 1/8 of each side."""
+    photo = field_photos(1)[0].resize((4000, 3000))
+    img, frame = open_photo(encode(photo, "JPEG", quality=92), min_side=min_side_for(96))
+    assert frame.size == (4000, 3000) and frame.factor == 8
+    assert img.size == (500, 375)
+
+
+def test_plantvillage_sized_photos_are_decoded_whole_for_small_models():
+    """256 px photos (PlantVillage, the starter's training set) give exactly the pixels they always gave."""
+    rng = np.random.default_rng(0)
+    data = encode(Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)), "JPEG")
+    for size in (96, 128):
+        full, reduced = full_then_reduced(data, size)
+        assert np.array_equal(full, reduced)
+
+
+def test_the_decoded_bytes_budget_counts_bytes_not_pixels():
+    assert decoded_bytes("I;16", (100, 100)) == 20_000
+    assert decoded_bytes("RGBA", (100, 100)) == 40_000
+    assert decoded_bytes("RGB", (100, 100)) == 30_000
+    rgba = encode(Image.new("RGBA", (400, 400), (1, 2, 3, 4)), "PNG")
+    with pytest.raises(ImageTooLarge, match="decodes to"):
+        decode(rgba, "x.png", max_pixels=400 * 400)  # 4 bytes a pixel > 3 bytes x the pixel limit
+    rgb = encode(Image.new("RGB", (400, 400), (1, 2, 3)), "PNG")
+    assert decode(rgb, "x.png", max_pixels=400 * 400).size == (400, 400)
