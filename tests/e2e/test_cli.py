@@ -64,7 +64,16 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
 
     r = leafdoc("export", out, "--format", "tflite", home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
-    assert (out / "model.tflite").stat().st_size > 10_000
+    # the file for the phone, checked as a user checks it: it answers as model.onnx does on the same photos
+    photos = [next((leaf_folder / c).iterdir()) for c in sorted(p.name for p in leaf_folder.iterdir())]
+    answers = {}
+    for model in (out, out / "model.tflite"):
+        r = leafdoc("predict", model, *photos, "--top-k", str(len(labels)), "--json", home=tmp_path / "home")
+        assert r.returncode == 0, r.stderr
+        answers[model.name] = [{t["label"]: t["probability"] for t in a["top_k"]} for a in json.loads(r.stdout)]
+    for onnx, tfl in zip(answers["model"], answers["model.tflite"], strict=True):
+        assert onnx.keys() == tfl.keys() == set(labels)
+        assert max(abs(onnx[k] - tfl[k]) for k in labels) < 1e-4
 
 
 def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder):
