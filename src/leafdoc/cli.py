@@ -5,12 +5,14 @@ Errors of the LeafdocError kind are printed as one plain message (no traceback) 
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import typer
 from rich.console import Console
@@ -142,78 +144,84 @@ def _print_ingest(s: dict) -> None:
         out.print(table)
 
 
-@app.command()
-def train(
-    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
-    data: Annotated[Path | None, typer.Option(help="A folder of class folders (ingested first).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="A dataset already in the catalog.")] = None,
-    dataset_version: Annotated[int | None, typer.Option(help="Dataset version (default: latest).")] = None,
-    backbone: Annotated[str, typer.Option(help=backbone_help())] = "mobilenet_v2",
-    weights: Annotated[str, typer.Option(help="imagenet | none | PATH to a backbone weights file")] = "imagenet",
-    alpha: Annotated[float, typer.Option(help="MobileNetV2 width multiplier.")] = 1.0,
-    image_size: Annotated[int, typer.Option(help="Input size in pixels (square).")] = 96,
-    epochs: Annotated[int, typer.Option(help="Head epochs (pretrained) or all epochs (scratch).")] = 10,
-    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs (pretrained only).")] = 5,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    learning_rate: Annotated[float | None, typer.Option(help="Default: 1e-3 scratch, 1e-4 head.")] = None,
-    patience: Annotated[int, typer.Option(help="Early stopping patience (epochs).")] = 8,
-    restore_best: Annotated[
-        str, typer.Option(help="val_loss | val_accuracy: the epoch restored at the end; early stopping watches it.")
-    ] = "val_loss",
-    class_weights: Annotated[bool, typer.Option(help="Weight the loss by inverse class frequency.")] = True,
-    augment: Annotated[bool, typer.Option(help="Flips, rotation, zoom, brightness, contrast.")] = True,
-    morphology: Annotated[str, typer.Option(help="none | opening | closing | tophat | blackhat")] = "none",
-    seed: Annotated[int, typer.Option()] = 0,
-    distribute: Annotated[
-        str,
-        typer.Option(help="auto | mirrored | none: tf.distribute.MirroredStrategy over several GPUs (auto: if >1)."),
-    ] = "auto",
-    init_from: Annotated[Path | None, typer.Option(help="Warm-start from this model folder.")] = None,
-    nonleaf: Annotated[
+# `leafdoc train`'s options: the run's own (where data comes from, where the model goes), then one per
+# TrainConfig field, generated from it with its description and default (issue: no field restated by hand).
+_TRAIN_RUN_OPTIONS = [
+    ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
+    ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
+    ("dataset", str | None, typer.Option(help="A dataset already in the catalog."), None),
+    ("dataset_version", int | None, typer.Option(help="Dataset version (default: latest)."), None),
+    ("init_from", Path | None, typer.Option(help="Warm-start from this model folder."), None),
+    (
+        "nonleaf",
         list[Path] | None,
         typer.Option(
             help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable).",
             exists=True,
             file_okay=False,
         ),
-    ] = None,
-    provenance: Annotated[
-        Path | None, typer.Option(help="A text file on the data's sources and licences, copied into card.json.")
-    ] = None,
-    resume: Annotated[
+        None,
+    ),
+    (
+        "provenance",
+        Path | None,
+        typer.Option(help="A text file on the data's sources and licences, copied into card.json."),
+        None,
+    ),
+    (
+        "resume",
         bool,
         typer.Option(
             help="Continue a run to the same --out that was stopped part-way, from its last finished epoch "
             "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training)."
         ),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
-):
+        False,
+    ),
+    ("as_json", bool, typer.Option("--json", help="Print the model card as JSON."), False),
+]
+_NOT_OPTIONS = {"nonleaf_dirs"}  # set through --nonleaf (folders that must exist)
+
+
+def _config_parameters(model) -> list[inspect.Parameter]:
+    """One Typer option per field of a pydantic config: its type (a Literal becomes a string whose choices the
+    help lists; the config checks it), its description as help, its default."""
+    params = []
+    for name, field in model.model_fields.items():
+        if name in _NOT_OPTIONS:
+            continue
+        kind, hint = field.annotation, field.description or ""
+        args = [a for a in get_args(kind) if a is not type(None)]
+        if get_origin(kind) is Literal:
+            kind, hint = str, " | ".join(map(str, get_args(kind))) + (f": {hint}" if hint else "")
+        elif get_origin(kind) in (Union, UnionType) and len(args) == 1:
+            inner = args[0]
+            kind = (str if get_origin(inner) is Literal else inner) | None
+        if name == "backbone":
+            hint = backbone_help()
+        default = field.get_default(call_default_factory=True)
+        if get_origin(kind) is list:
+            default = None  # repeatable; empty means the config's default
+        option = typer.Option(help=hint or None)
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        )
+    return params
+
+
+def train(**options):
     """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
     from leafdoc.errors import ConfigError
     from leafdoc.train.config import TrainConfig
 
+    out_dir, data, dataset = options.pop("out_dir"), options.pop("data"), options.pop("dataset")
+    dataset_version, init_from = options.pop("dataset_version"), options.pop("init_from")
+    nonleaf, provenance = options.pop("nonleaf"), options.pop("provenance")
+    resume, as_json = options.pop("resume"), options.pop("as_json")
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
+    given = {k: v for k, v in options.items() if v is not None}
     try:
-        cfg = TrainConfig(
-            backbone=backbone,
-            weights=weights,
-            alpha=alpha,
-            image_size=image_size,
-            epochs=epochs,
-            fine_tune_epochs=fine_tune_epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            restore_best=restore_best,
-            class_weights=class_weights,
-            augment=augment,
-            morphology=morphology,
-            seed=seed,
-            distribute=distribute,
-            nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []],
-        )
+        cfg = TrainConfig(**given, nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []])
     except ValueError as exc:
         raise ConfigError(f"invalid training options: {exc}") from None
     note = None
@@ -235,6 +243,20 @@ def train(
         )
     if as_json:
         _emit_json(card)
+
+
+def _train_signature() -> inspect.Signature:
+    from leafdoc.train.config import TrainConfig
+
+    run = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        for name, kind, option, default in _TRAIN_RUN_OPTIONS
+    ]
+    return inspect.Signature(run + _config_parameters(TrainConfig))
+
+
+train.__signature__ = _train_signature()
+app.command()(train)
 
 
 def _training_bar(disable: bool) -> Progress:

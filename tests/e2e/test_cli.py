@@ -159,3 +159,30 @@ def test_predict_with_the_starter_model(tmp_path):
 def test_no_arguments_shows_help(tmp_path):
     r = leafdoc(home=tmp_path / "home")
     assert "ingest" in r.stdout + r.stderr and "predict" in r.stdout + r.stderr
+
+
+def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_path):
+    """`leafdoc train`'s options are generated from TrainConfig: a field added there is an option here."""
+    from typing import get_args
+
+    from leafdoc.train.config import TrainConfig
+
+    r = subprocess.run(
+        [str(Path(sys.executable).with_name("leafdoc")), "train", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "400", "LEAFDOC_HOME": str(tmp_path), "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    for name, field in TrainConfig.model_fields.items():
+        if name == "nonleaf_dirs":
+            assert "--nonleaf" in text
+            continue
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
+        if name == "backbone":  # its help is the registry's list
+            assert all(b in text for b in get_args(field.annotation)), text
+            continue
+        assert field.description and field.description.split(":")[0][:40] in text, name
+    assert "[default: 0.3]" in text  # fine_tune_fraction's default, which the hand-written options left out

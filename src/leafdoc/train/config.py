@@ -17,22 +17,24 @@ class TrainConfig(BaseModel):
     backbone: Backbone = "mobilenet_v2"
     weights: str = Field("imagenet", description="imagenet | none | PATH to a backbone weights file")
     alpha: float = Field(1.0, description="MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)")
-    image_size: int = Field(96, ge=16, le=1024)
+    image_size: int = Field(96, ge=16, le=1024, description="input size in pixels (square)")
     epochs: int = Field(10, ge=1, description="head epochs (pretrained) or all epochs (from scratch)")
     fine_tune_epochs: int = Field(5, ge=0, description="pretrained only: epochs of fine-tuning the top")
     fine_tune_fraction: float = Field(0.3, gt=0, le=1, description="share of backbone layers unfrozen to fine-tune")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="images per training step")
     learning_rate: float | None = Field(None, description="default: 1e-3 from scratch, 1e-4 for the head")
-    dropout: float = Field(0.5, ge=0, lt=1)
+    dropout: float = Field(0.5, ge=0, lt=1, description="dropout before the logits (and after each hidden layer)")
     head_units: list[int] = Field(
         default_factory=list,
         description="hidden Dense+ReLU layers (each followed by dropout) between pooling and the logits",
     )
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    class_weights: bool = True
-    augment: bool = True
-    morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = "none"
-    morph_kernel: int = Field(3, ge=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of the target spread over the other classes")
+    class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
+    augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
+    morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = Field(
+        "none", description="OpenCV morphology applied to every image before the model (training and serving)"
+    )
+    morph_kernel: int = Field(3, ge=1, description="size of the morphology kernel in pixels")
     bn_momentum: float | None = Field(
         0.9,
         description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",
@@ -43,9 +45,9 @@ class TrainConfig(BaseModel):
         description="the validation figure that picks the epoch restored at the end (lowest loss or highest "
         "accuracy) and that early stopping watches",
     )
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    seed: int = 0
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out to pick the epoch")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out for the final figures")
+    seed: int = Field(0, description="seed of the split, the initial weights and the augmentation")
     distribute: Literal["auto", "mirrored", "none"] = Field(
         "auto",
         description="auto: tf.distribute.MirroredStrategy when more than one GPU is visible, else one device; "

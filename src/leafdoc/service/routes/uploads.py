@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.service import uploads
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import UploadAnswer, UploadList
 
@@ -73,7 +72,7 @@ async def create_upload(
             label=f.get("label") or label,
             retrain=(f["retrain"].strip().lower() in TRUE) if "retrain" in f else retrain,
         )
-        return redact(answer)
+        return answer  # names in it are the client's own (zip members, file names): shown as sent
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -81,9 +80,9 @@ async def create_upload(
 @router.get("/uploads", response_model=UploadList, summary="Recent uploads", responses=errors(*ADMIN))
 def list_uploads(limit: int = Query(100, ge=1, le=1000), state: AppState = Depends(get_state)) -> dict:
     rows = uploads.list_uploads(state.catalog, limit)
-    return redact({"uploads": [uploads.upload_dict(r, state.catalog) for r in rows]})
+    return {"uploads": [uploads.upload_dict(r, state.catalog) for r in rows]}
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadAnswer, summary="One upload", responses=errors(*ADMIN, 404))
 def get_upload(upload_id: str, state: AppState = Depends(get_state)) -> dict:
-    return redact(uploads.upload_dict(uploads.get_upload(state.catalog, upload_id), state.catalog))
+    return uploads.upload_dict(uploads.get_upload(state.catalog, upload_id), state.catalog)
