@@ -56,6 +56,7 @@ def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, set
     assert lo <= r["accuracy"] <= hi and hi - lo > 0.2
     assert [lo, hi] == pytest.approx(wilson_interval(round(r["accuracy"] * r["n"]), r["n"]), abs=1e-4)
     assert 0.0 <= r["ece"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
+    check_reliability_figure_agrees_with_ece(r)
     for label in TINY_CLASSES:
         assert set(r["per_class"][label]) == {"precision", "recall", "f1", "support"}
         assert r["per_class"][label]["support"] == 6
@@ -63,6 +64,22 @@ def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, set
     assert sum(not p["correct"] for p in r["predictions"]) == r["n"] - round(r["accuracy"] * r["n"])
     assert r["skipped"] == []
     assert r["model"] == str(tiny_model) and r["data"] == str(leaf_folder)
+
+
+def check_reliability_figure_agrees_with_ece(r: dict) -> None:
+    """The reliability figure the report draws from this result: its bars' weighted gap is the ECE the
+    result (and the figure's title) reports, on the same bins (a 10-bin figure beside a 15-bin ECE said
+    0.0226 under a title of 0.025)."""
+    from leafdoc.evaluate.metrics import CALIBRATION_BINS
+    from leafdoc.evaluate.report import plot_reliability
+
+    assert len(r["reliability"]) == CALIBRATION_BINS and sum(b["n"] for b in r["reliability"]) == r["n"]
+    ax, ax_n = plot_reliability(r["reliability"], r["ece"]).axes[:2]
+    half = len(ax.patches) // 2
+    accuracy, confidence, counts = ax.patches[:half], ax.patches[half:], [b.get_height() for b in ax_n.patches]
+    gap = sum(n * abs(a.get_height() - c.get_height()) for n, a, c in zip(counts, accuracy, confidence, strict=True))
+    assert gap / r["n"] == pytest.approx(r["ece"], abs=1e-6)
+    assert f"ECE {r['ece']:.3f}" in ax.get_title()
 
 
 def test_a_subset_of_the_model_classes_is_evaluated(tiny_model, leaf_folder, settings):

@@ -157,8 +157,26 @@ def test_confusion_matrix_picture_fits_30_long_labels_without_clipping():
 
 def test_reliability_figure_draws_one_bar_per_filled_bin():
     bins = reliability_bins(PROBS, Y, bins=10)
-    fig = plot_reliability(bins, ece=0.1)
+    fig = plot_reliability(bins)
     filled = sum(1 for b in bins if b["n"])
     assert len(fig.axes[0].patches) == 2 * filled  # accuracy + confidence per bin
-    assert "ECE 0.100" in fig.axes[0].get_title()
     assert _png(fig).size[0] > 300
+
+
+def test_reliability_figure_shows_the_calibration_error_in_its_title():
+    """The bars' weighted gap is the ECE the title, the card and `leafdoc evaluate` report. Confidences 0.62
+    (both right) and 0.68 (both wrong) share a bin of a 10-bin figure but not of the 15 bins the ECE uses:
+    by hand, 15 bins give (2 * 0.38 + 2 * 0.68 + 2 * 0.10) / 6 = 0.3867; 10 bins would draw 0.1333."""
+    probs = np.array([[0.62, 0.38], [0.62, 0.38], [0.68, 0.32], [0.68, 0.32], [0.9, 0.1], [0.9, 0.1]])
+    y = np.array([0, 0, 1, 1, 0, 0])
+    ece = compute_metrics(y, probs, ["a", "b"])["ece"]
+    assert ece == pytest.approx(2.32 / 6)
+    fig = plot_reliability(reliability_bins(probs, y), ece)  # as evaluate's report draws it
+    ax, ax_n = fig.axes[:2]
+    bars = ax.patches
+    accuracy, confidence = bars[: len(bars) // 2], bars[len(bars) // 2 :]
+    counts = [b.get_height() for b in ax_n.patches]
+    gap = sum(n * abs(a.get_height() - c.get_height()) for n, a, c in zip(counts, accuracy, confidence, strict=True))
+    assert sum(counts) == len(y)
+    assert gap / sum(counts) == pytest.approx(ece)
+    assert f"ECE {ece:.3f}" in ax.get_title()

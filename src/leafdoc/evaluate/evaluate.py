@@ -25,7 +25,6 @@ Progress = Callable[[int, int], None]
 
 # Preprocess and predict in chunks so a 50k-image folder never sits in memory at once.
 CHUNK = 64
-RELIABILITY_BINS = 10
 
 
 def check_classes(data_labels: set[str], model_labels: list[str], model_dir: Path, data_dir: Path) -> None:
@@ -137,7 +136,7 @@ def evaluate_folder(
     result = compute_metrics(y, probs, predictor.labels)
     result["accuracy_ci95"] = [round(v, 4) for v in accuracy_interval(result["accuracy"], result["n"])]
     result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
-    result["reliability"] = reliability_bins(probs, y, RELIABILITY_BINS)
+    result["reliability"] = reliability_bins(probs, y)
     result["classes"] = sorted(data_labels)
     result["predictions"] = per_image(kept, probs, predictor.labels, decisions)
     result["selective"] = selective_metrics(y, probs, [d.reason for d in decisions])

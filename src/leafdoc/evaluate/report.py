@@ -20,6 +20,7 @@ from PIL import Image
 
 from leafdoc.data.stats import check_replaceable, figure_png
 from leafdoc.errors import LeafdocError
+from leafdoc.evaluate.metrics import calibration_error_of_bins
 from leafdoc.evaluate.significance import accuracy_interval_text
 from leafdoc.fsutil import atomic_dir
 from leafdoc.images import decode, read_source
@@ -72,7 +73,9 @@ def plot_confusion_matrix(cm: np.ndarray | list, labels: list[str], normalize: b
 
 
 def plot_reliability(bins: list[dict], ece: float | None = None) -> Figure:
-    """Accuracy against confidence per bin; bars below the diagonal mean over-confidence."""
+    """Accuracy against confidence per bin; bars below the diagonal mean over-confidence. The title's ECE is
+    the bars' own weighted gap (the calibration error is defined on these bins), so the two always agree;
+    `ece` is accepted for older callers and not used: a number from another binning would contradict the bars."""
     fig = Figure(figsize=(5.5, 6), layout="constrained")
     ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     width = (bins[0]["hi"] - bins[0]["lo"]) * 0.9 if bins else 0.09
@@ -93,7 +96,7 @@ def plot_reliability(bins: list[dict], ece: float | None = None) -> Figure:
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax.set_title(f"Reliability (ECE {calibration_error_of_bins(bins):.3f}, {len(bins)} bins)")
     ax_n.bar(centres, [b["n"] for b in filled], width=width, color="grey")
     ax_n.set_xlabel("confidence")
     ax_n.set_ylabel("images")
