@@ -177,3 +177,46 @@ def test_stats_never_replaces_a_folder_it_did_not_write(known_folder, tmp_path, 
     for _ in range(2):
         assert CliRunner().invoke(app, ["stats", "--data", str(known_folder), "--out", str(out)]).exit_code == 0
     assert (out / "stats.json").is_file()
+
+
+def test_cli_stats_plots_show_the_known_counts_sizes_and_colours(known_folder, tmp_path, settings):
+    """`leafdoc stats` on images whose answers are known by construction: stats.json holds them, and the
+    figures drawn from it (as the CLI, API, web page and desktop draw them) show those numbers, bar by bar."""
+    from leafdoc.data.stats import plot_class_distribution, plot_colour, plot_sizes
+
+    out = tmp_path / "stats"
+    result = CliRunner().invoke(app, ["stats", "--data", str(known_folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "stats.json").read_text())
+
+    counts = {"blue": 4, "blurry": 3, "red": 2, "sharp": 3}
+    assert s["class_counts"] == counts
+    ax = plot_class_distribution(s).axes[0]
+    shown = {t.get_text(): bar.get_width() for t, bar in zip(ax.get_yticklabels(), ax.patches, strict=True)}
+    assert shown == counts
+
+    widths = [40, 60, 20, 24, 28, 32, 64, 72, 80, 64, 72, 80]  # red, blue, sharp, blurry
+    heights = [20, 30, 20, 24, 28, 32, 64, 72, 80, 64, 72, 80]
+    assert s["size"]["width"]["mean"] == pytest.approx(np.mean(widths))
+    assert s["size"]["height"]["mean"] == pytest.approx(np.mean(heights))
+    assert (s["size"]["width"]["min"], s["size"]["width"]["max"]) == (20, 80)
+    axes = plot_sizes(s).axes
+    for ax, known in zip(axes, (widths, heights), strict=False):
+        bars = ax.patches
+        edges = [b.get_x() for b in bars] + [bars[-1].get_x() + bars[-1].get_width()]
+        expected, _ = np.histogram(known, bins=np.asarray(edges))
+        assert [b.get_height() for b in bars] == expected.tolist()
+
+    per = s["per_class"]
+    assert per["red"]["mean_rgb"] == [255.0, 0.0, 0.0]
+    assert per["sharp"]["mean_rgb"] == [127.5, 127.5, 127.5]  # half the checkerboard is white
+    assert per["blue"]["mean_rgb"] == pytest.approx([0, 0, 255], abs=3)  # JPEG
+    ax_rgb, ax_b = plot_colour(s).axes[:2]
+    labels = list(per)
+    rgb_bars = ax_rgb.patches[: 3 * len(labels)]
+    for k in range(3):  # one R, G, B bar per class, in the order of the labels
+        drawn = [bar.get_width() for bar in rgb_bars[k * len(labels) : (k + 1) * len(labels)]]
+        assert drawn == pytest.approx([per[c]["mean_rgb"][k] for c in labels])
+    brightness = [bar.get_width() for bar in ax_b.patches]
+    assert brightness == pytest.approx([per[c]["brightness"]["mean"] for c in labels])
+    assert brightness[labels.index("red")] == pytest.approx(0.299 * 255, abs=1)
