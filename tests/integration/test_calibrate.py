@@ -1,0 +1,68 @@
+"""`leafdoc calibrate` as a user runs it: an old model folder without the not-a-leaf check gets one fitted on
+its own training and validation leaves and on non-leaf photos, and then refuses other non-leaf photos it
+never saw while still answering leaves. The starter model is used: the session's tiny model has 3
+validation photos, fewer than calibration needs (10)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from tests.conftest import PLANTVILLAGE, REPO, SHARED
+from typer.testing import CliRunner
+
+from leafdoc.cli import app
+from leafdoc.inference.calibrate import split_photos
+from leafdoc.inference.predictor import Predictor
+
+STARTER = REPO / "models" / "starter"
+DAISIES = SHARED / "flowers" / "daisy"  # given to calibrate
+ROSES = SHARED / "flowers" / "roses"  # never seen by it
+CIFAR_TEST = SHARED / "cifar10" / "test"  # never seen by it
+
+
+def refused_share(p: Predictor, files) -> float:
+    return float(np.mean([r.decision.reason == "not_a_leaf" for r in p.predict_files(files)]))
+
+
+def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, settings):
+    if not (DAISIES.is_dir() and ROSES.is_dir() and CIFAR_TEST.is_dir() and PLANTVILLAGE.is_dir()):
+        pytest.skip(f"shared datasets not found at {SHARED}")
+    old = tmp_path / "old"  # a model folder from before the check: no ood.npz, no `ood` in the card
+    old.mkdir()
+    for name in ("card.json", "labels.json", "model.onnx", "split.json"):
+        shutil.copy2(STARTER / name, old / name)
+    card = json.loads((old / "card.json").read_text())
+    del card["ood"]
+    (old / "card.json").write_text(json.dumps(card))
+    roses = sorted(p for p in ROSES.iterdir() if p.suffix == ".jpg")[::5]
+    cifar = [f for c in sorted(CIFAR_TEST.iterdir()) for f in sorted(c.iterdir())[:6]]
+    assert Predictor(old).ood is None
+    assert refused_share(Predictor(old), roses) == 0.0  # the softmax alone never says "not a leaf"
+
+    result = CliRunner().invoke(
+        app, ["calibrate", str(old), "--data", str(PLANTVILLAGE), "--nonleaf", str(DAISIES), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    section = json.loads(result.stdout)
+    card = json.loads((old / "card.json").read_text())
+    assert card["ood"] == section and (old / section["file"]).is_file()
+    assert card["training"]["nonleaf_dirs"] == [str(DAISIES.resolve())]  # retraining recalibrates with them
+    split = json.loads((old / "split.json").read_text())
+    assert section["n_val"] == len(split["val"]) and section["n_nonleaf"] == 300
+    assert section["nonleaf_sources"] == ["flowers/daisy (300 photos)"]
+    assert section["threshold"] > 0 and section["val_refused"] <= 0.011  # the default target: 1% of leaves
+    assert section["nonleaf_refused"] >= 0.9
+    assert section["weights_rule"].startswith("logistic regression")  # fitted with non-leaf photos
+
+    p = Predictor(old)
+    assert p.ood is not None and p.decision_outputs == ["probabilities", "features"]
+    assert refused_share(p, roses) >= 0.8, "flowers it never saw"
+    # CIFAR-10's 32 px photos are refused as too small before the check; the check alone refuses them too
+    x = np.stack([p.preprocess(f) for f in cifar])
+    scores = p.ood_scores(p.predict_arrays(x, ["features"])["features"], x)
+    assert np.mean(scores > section["threshold"]) >= 0.8, "CIFAR-10 test photos"
+    test_leaves = [path for path, _ in split_photos(PLANTVILLAGE, split, p.labels)["test"]][::4]
+    assert len(test_leaves) > 150 and refused_share(p, test_leaves) <= 0.03, "test leaves are answered"
