@@ -2,6 +2,10 @@
 
 Handlers never raise at the user: an `ApiError` (server down, wrong token, bad photo) becomes a readable
 message in the page and a toast; anything unexpected is logged here and shown as one plain sentence.
+
+Files: a visitor sends Gradio a file *description* (a path), not the file, so every path an event brings
+is hostile. The page opens only what a visitor uploaded through it (see `PageFiles`); Gradio's own checks
+are configured in `build_app` (see also `ui/mount.py`: the page's own folder).
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +28,7 @@ from starlette.routing import Mount
 from leafdoc.client import ApiError, LeafdocClient
 from leafdoc.settings import Settings
 from leafdoc.ui import text
-from leafdoc.ui.mount import api_base
+from leafdoc.ui.mount import api_base, use_page_folder
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ PLOT_TITLES = {
     "samples": "Sample photos per class",
 }
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)
+EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
 JOB_POLL_SECONDS = 3.0
 
 CSS = """
@@ -100,14 +108,64 @@ def _status(message: str, ok: bool) -> dict:
 
 
 def _problem(exc: Exception, what: str) -> tuple[str, str | None]:
-    """(message, hint) for a failure, logged when it is not the server's own answer."""
-    if isinstance(exc, ApiError):
+    """(message, hint) for a failure, logged when it is not the server's own answer. An unexpected
+    exception's own text is not shown: it can name a server path."""
+    if isinstance(exc, (ApiError, NotSent)):
         return exc.message, exc.hint
     log.exception("web page: %s failed", what)
     return (
-        f"{what} failed: {exc.__class__.__name__}: {exc}",
+        f"{what} failed ({exc.__class__.__name__}).",
         "This is a bug in the web page; the server log has the details.",
     )
+
+
+# ---- files a visitor sends ----------------------------------------------------------------------------
+
+
+class NotSent(Exception):
+    """An event named a file the page did not receive from a visitor (or no longer has)."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def sent_name(value: dict | None) -> str:
+    """The file's name as the visitor sent it: a base name, never a path (of theirs or of the server)."""
+    value = value if isinstance(value, dict) else {}
+    for raw in (value.get("orig_name"), value.get("path")):
+        if isinstance(raw, str) and (name := raw.replace("\\", "/").rsplit("/", 1)[-1].strip()):
+            return name if len(name) <= 120 else name[:117] + "..."
+    return "The file"
+
+
+@dataclass(frozen=True)
+class PageFiles:
+    """Which files the page may open: those a visitor uploaded through Gradio's upload route into the
+    page's own folder, and the example photos. Gradio checks this too (`build_app`); this is the page's
+    own check, so that no change in Gradio's can make a handler read a server file."""
+
+    folder: Path  # the page's own folder (GRADIO_TEMP_DIR), resolved
+    examples: frozenset[Path]  # resolved
+    uploads: Callable[[], set[str]]  # the paths Gradio's upload route wrote (Blocks.upload_file_set)
+
+    def open(self, value: dict | None) -> tuple[Path, str]:
+        """(the file, its name as sent) for an event's file value; raises NotSent for anything else."""
+        name = sent_name(value)
+        raw = value.get("path") if isinstance(value, dict) else None
+        if not isinstance(raw, str) or not raw:
+            raise NotSent(f"{name} did not arrive.", "Upload it again.")
+        given = Path(os.path.abspath(raw))
+        real = given.resolve()  # follows every symlink: a link out of the folder ends outside it
+        if given in self.examples and real in self.examples:
+            return real, name
+        uploaded = raw in self.uploads() or str(given) in self.uploads()
+        if not (uploaded and given.is_relative_to(self.folder) and real.is_relative_to(self.folder)):
+            log.warning("web page: refused a file that was not uploaded through the page: %s", raw)
+            raise NotSent(f"{name} was not uploaded through this page.", "Upload it with the page's upload button.")
+        if not real.is_file():
+            raise NotSent(f"{name} is no longer on the server.", "Upload it again.")
+        return real, name
 
 
 def _fail(exc: Exception, what: str) -> dict:
@@ -127,14 +185,16 @@ def _verdict_update(md: str, kind: str) -> dict:
     return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
 
 
-def diagnose_handler(settings: Settings) -> Callable:
-    def diagnose(photo: str | None, request: gr.Request):
+def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
+    def diagnose(photo: dict | None, request: gr.Request):
+        """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
+        it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
         if not photo:
             return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None
-        path = Path(photo)
         try:
+            path, name = files.open(photo)
             with _client(settings, request) as api:
-                answer = api.explain(path.read_bytes(), path.name)
+                answer = api.explain(path.read_bytes(), name)
         except Exception as exc:
             message, hint = _problem(exc, "Diagnosis")
             return (
@@ -157,7 +217,7 @@ def diagnose_handler(settings: Settings) -> Callable:
     return diagnose
 
 
-def diagnose_tab(settings: Settings) -> None:
+def diagnose_tab(settings: Settings, files: PageFiles) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             photo = gr.Image(
@@ -169,13 +229,12 @@ def diagnose_tab(settings: Settings) -> None:
                 elem_id="leaf-photo",
             )
             button = gr.Button("Diagnose", variant="primary", elem_id="diagnose-button")
-            examples = sorted(EXAMPLES_DIR.glob("*.jpg")) if EXAMPLES_DIR.is_dir() else []
-            if examples:
+            if EXAMPLES:  # served as they are (static paths, see build_app), never copied
                 gr.Examples(
-                    [[str(p)] for p in examples],
+                    [[str(p)] for p in EXAMPLES],
                     inputs=[photo],
                     label="No photo at hand? Try one of these",
-                    example_labels=[p.stem.replace("_", " ") for p in examples],
+                    example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
                 )
             gr.Markdown(
                 "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus. "
@@ -193,10 +252,10 @@ def diagnose_tab(settings: Settings) -> None:
                 height=320,
                 elem_id="heat-map",
             )
-    fn = diagnose_handler(settings)
+    fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat]
-    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal")
-    button.click(fn, [photo], outputs, concurrency_limit=4)
+    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
+    button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
 
 
 # ---- Dataset ----------------------------------------------------------------------------------------
@@ -288,7 +347,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
 # ---- Retrain ----------------------------------------------------------------------------------------
 
 
-def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
+def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None:
     gr.Markdown(
         "For the people who look after the model: add labelled photos, retrain, and choose which model version "
         "answers. Every action here needs the server's admin token (`LEAFDOC_ADMIN_TOKEN`).",
@@ -388,17 +447,25 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
             current["id"] if active else None,
         )
 
-    def upload(path: str | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
-        if not path:
+    def upload(sent: dict | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
+        """`sent` is Gradio's file description (preprocess=False): checked and opened by the page."""
+        if not sent:
             return (
                 _status(text.error_text("Pick a zip file first.", title="Nothing to upload"), ok=False),
                 "",
                 gr.skip(),
                 gr.skip(),
             )
-        size = Path(path).stat().st_size
+        try:
+            path, name = files.open(sent)
+        except NotSent as exc:
+            return _fail(exc, "Upload"), "", gr.skip(), gr.skip()
+        if not name.lower().endswith(".zip"):
+            message = f"{name} is not a zip file."
+            return _fail(NotSent(message, "Pick a .zip of class folders."), "Upload"), "", gr.skip(), gr.skip()
+        size = path.stat().st_size
 
-        def sent(done: int, total: int) -> None:
+        def progressed(done: int, total: int) -> None:
             if done < total:
                 progress(done / total, desc=f"Sending {done / 1e6:.1f} of {total / 1e6:.1f} MB")
             else:
@@ -407,7 +474,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
         try:
             progress(0, desc=f"Sending {size / 1e6:.1f} MB")
             with _client(settings, request, key) as api:
-                answer = api.upload(Path(path), dataset=dataset.strip() or None, retrain=retrain, on_progress=sent)
+                answer = api.upload(path, dataset=dataset.strip() or None, retrain=retrain, on_progress=progressed)
         except Exception as exc:
             return _fail(exc, "Upload"), "", gr.skip(), gr.skip()
         gr.Info(f"{answer['added']} photo(s) added to {answer['dataset']}.")
@@ -516,7 +583,10 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
     check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     upload_button.click(
-        upload, [archive, token, upload_dataset, retrain_after], [status, upload_result, timer, watched]
+        upload,
+        [archive, token, upload_dataset, retrain_after],
+        [status, upload_result, timer, watched],
+        preprocess=False,
     )
     train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job, watched])
     polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
@@ -531,18 +601,24 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks) -> None:
 # ---- the page ---------------------------------------------------------------------------------------
 
 
-def build_page(settings: Settings) -> gr.Blocks:
+def build_page(settings: Settings, folder: Path) -> gr.Blocks:
+    """The page; `folder` is its own folder for Gradio's uploads and cache (see `use_page_folder`)."""
     with gr.Blocks(
         title="leafdoc · plant disease diagnosis", analytics_enabled=False, delete_cache=(3600, 3600)
     ) as blocks:
+        files = PageFiles(
+            folder=folder.resolve(),
+            examples=frozenset(p.resolve() for p in EXAMPLES),
+            uploads=lambda: blocks.upload_file_set,
+        )
         gr.HTML(HEADER)
         with gr.Tabs():
             with gr.Tab("Diagnose", id="diagnose"):
-                diagnose_tab(settings)
+                diagnose_tab(settings, files)
             with gr.Tab("Dataset", id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
             with gr.Tab("Retrain", id="retrain"):
-                retrain_tab(settings, blocks)
+                retrain_tab(settings, blocks, files)
         gr.Markdown(
             "leafdoc · [API documentation](../docs) · answers come from the leafdoc service; "
             "a diagnosis is advice, not a lab test.",
@@ -551,9 +627,36 @@ def build_page(settings: Settings) -> gr.Blocks:
     return blocks
 
 
+def blocked_paths(settings: Settings, folder: Path) -> list[str]:
+    """What Gradio must never copy or serve even if a later change allowed it: the data home's own files,
+    the served model, and the system temp dir (when the page's folder is not inside it)."""
+    paths = [settings.queue_path, settings.models_dir, settings.mlruns_dir, settings.model_dir]
+    if settings.catalog_url.startswith("sqlite:///"):
+        paths.append(Path(settings.catalog_url.removeprefix("sqlite:///")))
+    if "://" not in settings.store_location:
+        paths.append(Path(settings.store_location))
+    temp = Path(tempfile.gettempdir()).resolve()
+    if not folder.resolve().is_relative_to(temp):
+        paths.append(temp)
+    return [str(Path(p).resolve()) for p in paths if p is not None]
+
+
 def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks]:
-    """The page as Gradio's own ASGI app, configured for `path`, and its Blocks (see ui/mount.py)."""
-    blocks = build_page(settings)
+    """The page as Gradio's own ASGI app, configured for `path`, and its Blocks (see ui/mount.py).
+
+    What a visitor can make Gradio open or serve (a visitor sends paths, not files):
+    - Gradio's uploads and cache go to the page's own folder, which nothing else writes to;
+    - events take only files from that folder (Gradio's "uploaded by a user" check, which Gradio skips
+      for a page that was mounted rather than launched: `has_launched` below), and handlers open only
+      what the upload route wrote there or an example photo (`PageFiles`);
+    - the `file=` route serves only that folder and the example photos (exact files, not their folder);
+    - errors Gradio raises reach the visitor as a bare "Error" (`show_error=False`): their text names
+      server paths. The page's own handlers catch everything and say what went wrong themselves.
+    """
+    folder = use_page_folder(settings)
+    # Served as they are and never copied: a copy would be deleted with the cache after an hour.
+    gr.set_static_paths(list(EXAMPLES))
+    blocks = build_page(settings, folder)
     holder = FastAPI()  # gr.mount_gradio_app configures the page for `path`; ui/mount.py serves it there
     gr.mount_gradio_app(
         holder,
@@ -563,11 +666,15 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         css=CSS,
         footer_links=[],
         run_history=False,
-        show_error=True,
+        show_error=False,
         max_file_size=settings.max_request_bytes,
         ssr_mode=False,
         mcp_server=False,
-        allowed_paths=[str(EXAMPLES_DIR)] if EXAMPLES_DIR.is_dir() else None,
+        allowed_paths=[str(p) for p in EXAMPLES],
+        blocked_paths=blocked_paths(settings, folder),
     )
+    # Gradio checks that an event's files were uploaded by a visitor only once `launch()` has run; a mounted
+    # page is never launched, so without this any path a visitor names is copied into the cache and served.
+    blocks.has_launched = True
     [app] = [r.app for r in holder.routes if isinstance(r, Mount) and r.path == path]
     return app, blocks
