@@ -43,3 +43,42 @@ def image_paths(folder: Path, limit: int = 300, seed: int = 0) -> list[Path]:
 
 def load_images(folder: Path, limit: int = 300, seed: int = 0) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in image_paths(folder, limit, seed)]
+
+
+# Phone photos: what people send. Real field photos of 1,500 px or more on the short side (field-corn), and
+# 12 MP (4000 x 3000) baseline JPEGs made from real photos, as a phone camera writes them.
+PHONE_DIRS = (
+    Path("/work/shared/datasets/field-corn"),
+    REPO.parent / "shared" / "datasets" / "field-corn",
+)
+PHONE_MIN_SIDE = 1500
+TWELVE_MP = (4000, 3000)
+
+
+def phone_photos(folder: Path | None = None, limit: int = 40, made: int = 10) -> list[tuple[str, bytes]]:
+    """Up to `limit` real large photos as published, plus `made` 12 MP JPEGs resized from the largest of them
+    (quality 90, baseline, as phone cameras save them)."""
+    import io
+
+    from PIL import Image
+
+    folder = folder or next((d for d in PHONE_DIRS if d.is_dir()), None)
+    if folder is None or not folder.is_dir():
+        raise SystemExit(f"no field photos found in {', '.join(map(str, PHONE_DIRS))}; pass --phone-images DIR.")
+    big = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+        with Image.open(path) as img:
+            if min(img.size) >= PHONE_MIN_SIDE:
+                big.append((min(img.size), path))
+    if not big:
+        raise SystemExit(f"{folder}: no photo of {PHONE_MIN_SIDE} px or more on its short side.")
+    chosen = sorted(random.Random(0).sample(big, min(limit, len(big))), key=lambda t: t[1])
+    photos = [(p.name, p.read_bytes()) for _, p in chosen]
+    for _, path in sorted(big, reverse=True)[:made]:
+        with Image.open(path) as img:
+            upright = img.convert("RGB")
+            w, h = TWELVE_MP if upright.width >= upright.height else TWELVE_MP[::-1]
+            buf = io.BytesIO()
+            upright.resize((w, h), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=90)
+        photos.append((f"12mp-{path.stem}.jpg", buf.getvalue()))
+    return photos

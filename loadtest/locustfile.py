@@ -10,6 +10,7 @@ request types the load-test report shows: `predict single`, `predict batch`, and
 
 Photos come from `--images DIR` or LEAFDOC_LOADTEST_IMAGES, else ../shared/datasets/plantvillage, else
 examples/ (see loadtest/images.py). Tags select a workload: `--tags single` sends single diagnoses only.
+`--phone` sends phone photos instead (real field photos of 1,500 px or more, and 12 MP JPEGs made from them).
 
 FastHttpUser (geventhttpclient) rather than HttpUser (requests): on a 2-core machine the client shares
 the CPU with the server, and it costs several times less CPU per request.
@@ -22,14 +23,15 @@ import random
 import resource
 import time
 import uuid
+from pathlib import Path
 
 import gevent
 from locust import FastHttpUser, constant, events, tag, task
 
 try:  # run by Locust from the repository root or by the load-test runner
-    from loadtest.images import image_dir, load_images
+    from loadtest.images import image_dir, load_images, phone_photos
 except ImportError:  # locust -f loadtest/locustfile.py with loadtest/ itself on sys.path
-    from images import image_dir, load_images
+    from images import image_dir, load_images, phone_photos
 
 SINGLE, BATCH = "predict single", "predict batch"
 IMAGES: list[tuple[str, bytes]] = []
@@ -42,6 +44,14 @@ def _options(parser):
     parser.add_argument("--image-limit", type=int, default=300, help="Photos to load from the folder (sampled).")
     parser.add_argument("--batch-size", type=int, default=4, help="Photos per /v1/predict/batch request.")
     parser.add_argument("--cpu-file", default=None, help="Write the CPU seconds Locust used during the test here.")
+    parser.add_argument(
+        "--phone",
+        action="store_true",
+        help="Send phone photos instead: real field photos of 1,500 px or more and 12 MP JPEGs made from them.",
+    )
+    parser.add_argument(
+        "--phone-images", default=None, help="Folder of large photos for --phone (default: field-corn)."
+    )
 
 
 @events.init.add_listener
@@ -49,7 +59,11 @@ def _load(environment, **_):
     global BATCH_SIZE
     opts = environment.parsed_options
     folder = image_dir(getattr(opts, "images", None))
-    IMAGES[:] = load_images(folder, limit=getattr(opts, "image_limit", 300))
+    if getattr(opts, "phone", False):
+        phone_dir = getattr(opts, "phone_images", None)
+        IMAGES[:] = phone_photos(Path(phone_dir) if phone_dir else None)
+    else:
+        IMAGES[:] = load_images(folder, limit=getattr(opts, "image_limit", 300))
     BATCH_SIZE = max(1, getattr(opts, "batch_size", 4))
     # gevent's loop caches "now": after a slow start-up (imports, reading photos on a busy machine) Locust's
     # --run-time timer, set right after this, would otherwise fire seconds early.

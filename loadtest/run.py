@@ -56,7 +56,7 @@ from loadtest.nginx import Nginx, find_nginx, start_nginx
 from loadtest.variants import VARIANTS, make_variant
 
 SINGLE, BATCH = "predict single", "predict batch"
-WORKLOAD_TAGS = {"mixed": [], "single": ["--tags", "single"]}
+WORKLOAD_TAGS = {"mixed": [], "single": ["--tags", "single"], "phone": ["--tags", "single", "--phone"]}
 TARGET_RPS, TARGET_P95_MS, TARGET_RSS_MB = 150.0, 100.0, 400.0
 
 
@@ -446,7 +446,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", default="1,2,4", help="Worker counts (comma-separated).")
     ap.add_argument("--lb", default="off,on", help="off: serve --workers N; on: nginx + N replicas (or both).")
     ap.add_argument("--setups", default=None, help="Instead of --workers/--lb: e.g. w1,w2,lb2.")
-    ap.add_argument("--workloads", default="mixed,single", help="mixed: the locustfile's mix; single: /v1/predict.")
+    ap.add_argument(
+        "--workloads",
+        default="mixed,single",
+        help="mixed: the locustfile's mix; single: /v1/predict; phone: /v1/predict with phone photos.",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="Measurements per setup (medians reported).")
     ap.add_argument("--duration", type=float, default=40, help="Measured seconds per setup.")
     ap.add_argument("--warmup", type=float, default=10, help="Seconds of load before measuring.")

@@ -30,3 +30,31 @@ def test_locustfile_runs_headless_against_a_live_server_without_failures(live_se
     assert stats["Aggregated"]["requests"] > stats["predict single"]["requests"]  # the reads ran too
     failed = {name: row["failures"] for name, row in stats.items() if row["failures"]}
     assert not failed, f"failed requests: {failed}\n{done.stderr[-3000:]}"
+
+
+def test_the_phone_photo_workload_sends_large_photos_and_every_one_is_answered(live_server, tmp_path):
+    """`--phone`: real field photos of 1,500 px or more and 12 MP JPEGs made from them, as people send."""
+    if importlib.util.find_spec("locust") is None:
+        pytest.skip("locust is not installed (the dev extra)")
+    from loadtest.images import PHONE_DIRS, phone_photos
+    from loadtest.run import read_stats
+
+    if not any(d.is_dir() for d in PHONE_DIRS):
+        pytest.skip(f"field photos not found in {PHONE_DIRS}")
+    photos = phone_photos(limit=3, made=1)
+    assert len(photos) == 4 and photos[-1][0].startswith("12mp-")
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert Image.open(BytesIO(photos[-1][1])).size in ((4000, 3000), (3000, 4000))
+    assert all(min(Image.open(BytesIO(d)).size) >= 1500 for _, d in photos)
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"), "--headless"]
+    cmd += ["-u", "2", "-r", "2", "-t", "6s", "-H", live_server.base, "--only-summary", "--tags", "single", "--phone"]
+    cmd += ["--csv", str(tmp_path / "phone"), "--exit-code-on-error", "1"]
+    done = subprocess.run(
+        cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stats = read_stats(tmp_path / "phone")
+    assert stats["predict single"]["requests"] > 0 and not stats["predict single"]["failures"], stats
