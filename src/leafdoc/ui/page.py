@@ -28,7 +28,7 @@ from starlette.routing import Mount
 from leafdoc.client import ApiError, LeafdocClient
 from leafdoc.settings import Settings
 from leafdoc.ui import text
-from leafdoc.ui.mount import api_base, use_page_folder
+from leafdoc.ui.where import api_base, use_page_folder
 
 log = logging.getLogger(__name__)
 

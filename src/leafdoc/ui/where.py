@@ -1,0 +1,52 @@
+"""Where the web page keeps its files and which API it talks to: used by the mount (before Gradio is
+imported) and by the page itself, so neither imports the other for it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leafdoc.settings import Settings
+
+FALLBACK_API_URL = "http://127.0.0.1:8000"
+
+
+def page_folder(settings: Settings) -> Path:
+    """The page's own folder: visitors' uploads, the pictures it shows. Nothing else writes there."""
+    return settings.cache_dir / "ui"
+
+
+def use_page_folder(settings: Settings) -> Path:
+    """Point Gradio's cache at the page's own folder (resolved: Gradio compares resolved paths) and return it.
+
+    Gradio reads its folders from the environment (GRADIO_TEMP_DIR: uploads and cache, which the page serves;
+    GRADIO_EXAMPLES_CACHE: cached example outputs, served too), some of it when Gradio is imported, so this
+    runs before that. One page per process: the folder is the process's.
+    """
+    folder = page_folder(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = folder.resolve()
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder / "examples")
+    return folder
+
+
+def api_base(settings: Settings, scope: dict[str, Any] | None) -> str:
+    """The API's base URL for one page request.
+
+    By default the page talks to the server it is mounted in, at the local address the browser's request
+    arrived on (the ASGI scope's `server`: the socket `leafdoc serve --host/--port` bound, e.g.
+    127.0.0.1:8000). That is the server's own socket, so it stays right behind a reverse proxy, and a forged
+    Host header cannot send the admin token elsewhere. Plain http: `leafdoc serve` terminates no TLS.
+    """
+    if settings.ui_api_url:
+        return settings.ui_api_url.rstrip("/")
+    server = (scope or {}).get("server")
+    if server and server[1]:
+        host, port = server
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+    return FALLBACK_API_URL
