@@ -388,16 +388,39 @@ def calibrate(
             help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...", exists=True, file_okay=False
         ),
     ] = None,
+    field: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of field photos (repeatable): fits the unlike-training check on the half of them whose "
+            "sha256 starts with 0-7; the rest stay held out.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """(Re)fit the not-a-leaf check of a model folder: training split statistics, validation threshold."""
+    """(Re)fit the not-a-leaf check of a model folder (and, with --field, the unlike-training check)."""
     from leafdoc.inference.calibrate import calibrate_model_dir
 
-    section = calibrate_model_dir(model_dir, data, nonleaf or [], target, max_pixels=_settings().max_image_pixels)
+    section = calibrate_model_dir(
+        model_dir, data, nonleaf or [], target, max_pixels=_settings().max_image_pixels, field=field or []
+    )
+    field_section = json.loads((Path(model_dir) / "card.json").read_text()).get("field")
     if as_json:
-        _emit_json(section)
+        _emit_json({**section, "field": field_section} if field_section else section)
         return
+    if field_section:
+        out.print(
+            f"[bold green]{esc(str(model_dir))}[/]: unlike-training threshold {field_section['threshold']:.3f} "
+            f"refuses {field_section['val_refused']:.1%} of {field_section['n_val']} validation leaf photos, "
+            f"{field_section['field_refused']:.1%} of {field_section['n_field']} field photos"
+            + (
+                f" and {field_section['nonleaf_refused']:.1%} of {field_section['n_nonleaf']} non-leaf photos"
+                if "nonleaf_refused" in field_section
+                else ""
+            )
+        )
     out.print(
         f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "
         f"{section['val_refused']:.1%} of {section['n_val']} validation leaf photos"

@@ -551,3 +551,19 @@ def test_desktop_package_never_imports_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
+    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, ResultCard
+    from leafdoc.inference.abstain import UNLIKE_TRAINING
+
+    card = ResultCard(tmp_path / "field.jpg")
+    qtbot.addWidget(card)
+    card.show()
+    top = [{"label": "Corn_(maize)___Common_rust_", "probability": 0.6}]
+    card.show_answer(
+        {"abstained": True, "reason": "unlike_training", "message": UNLIKE_TRAINING, "top_k": top, "model_version": 1}
+    )
+    assert card.title.text() == REASON_TITLES["unlike_training"] and "plain paper" in card.title.text()
+    assert card.notice.isVisible() and "sheet of paper" in card.notice.text()
+    assert "field photo" in REASON_WORDS["unlike_training"]

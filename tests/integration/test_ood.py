@@ -16,6 +16,7 @@ from leafdoc.inference.predictor import Predictor
 
 STARTER = REPO / "models" / "starter"
 FLOWER = SHARED / "flowers" / "daisy" / "10140303196_b88d3d6cec.jpg"
+ROSE = SHARED / "flowers" / "roses" / "10090824183_d02c613f10_m.jpg"
 TRUCK = SHARED / "cifar10" / "test" / "truck" / "test_batch_00011.png"  # not used for calibration (test part)
 UNSURE_LEAF = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_471.jpg"  # test split: training never saw it
 
@@ -68,9 +69,12 @@ def test_blurred_leaf_is_poor(starter):
 
 
 def test_flower_is_not_a_leaf(starter):
-    d = decide(starter, FLOWER.read_bytes())
+    d = decide(starter, ROSE.read_bytes())
     assert d.abstained and d.reason == "not_a_leaf", d
     assert d.ood_score > starter.card["ood"]["threshold"]
+    # A daisy among green foliage is mostly leaf-coloured: refused too, as a field photo (unlike_training).
+    d = decide(starter, FLOWER.read_bytes())
+    assert d.abstained and d.reason in ("not_a_leaf", "unlike_training"), d
 
 
 def test_cifar_truck(starter):
@@ -131,3 +135,61 @@ def test_evaluate_reports_selective_figures_and_ood(starter, tmp_path):
     assert len(sel["curve"]["coverage"]) == len(sel["curve"]["risk"]) and sel["aurc"] is not None
     assert r["ood"]["n"] == 10 and r["ood"]["abstained"] >= 0.8
     assert [p["reason"] for p in r["predictions"] if p["file"].endswith(UNSURE_LEAF.name)] == ["unsure"]
+
+
+# ---- field photos (issue 21 item 3): unlike_training, fitted by `leafdoc calibrate --field` ------------------
+FIELD = SHARED / "field-corn"
+# Held out of the field check's calibration (sha256 starting 8-f): the check never saw them.
+FIELD_PHOTOS = [
+    FIELD / "Corn_(maize)___Common_rust_" / "Corn_Common_Rust_11_f4435c1c.jpg",
+    FIELD / "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot" / "Corn_Gray_Spot_14_8546324a.jpg",
+]
+
+
+def test_field_photos_are_unlike_training_with_advice_and_lab_photos_are_answered(starter):
+    from leafdoc.inference.field import calibration_part
+
+    assert starter.field is not None and starter.card["field"]["val_refused"] <= 0.011
+    for f in FIELD_PHOTOS:
+        assert not calibration_part(f), f"{f.name} was used to calibrate the check"
+        d = decide(starter, f.read_bytes())
+        assert d.abstained and d.reason == "unlike_training", (f.name, d)
+        assert "plain background" in d.message and "sheet of paper" in d.message
+    # PlantVillage photos of the model's test split (never used for training or calibration), several crops.
+    split = json.loads((STARTER / "split.json").read_text())["test"]
+    from leafdoc.inference.calibrate import split_photos
+
+    test = split_photos(PLANTVILLAGE, {"test": split}, starter.labels)["test"]
+    picked = {}
+    for path, _y in test:
+        picked.setdefault(path.parent.name.split("___")[0], path)
+    answers = starter.predict_files(sorted(picked.values()))
+    reasons = [a.decision.reason for a in answers]
+    assert "unlike_training" not in reasons and reasons.count(None) >= len(reasons) - 1, reasons
+
+
+def test_field_photo_through_the_cli(starter):
+    from typer.testing import CliRunner
+
+    from leafdoc.cli import app
+
+    result = CliRunner().invoke(app, ["predict", str(STARTER), str(FIELD_PHOTOS[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    (answer,) = json.loads(result.output) if result.output.lstrip().startswith("[") else [json.loads(result.output)]
+    answer = answer if "reason" in answer else answer["results"][0]
+    assert answer["abstained"] and answer["reason"] == "unlike_training" and "sheet of paper" in answer["message"]
+
+
+def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_drops_it(tmp_path):
+    need_shared()
+    from leafdoc.inference.calibrate import calibrate_model_dir
+
+    model = tmp_path / "m"
+    shutil.copytree(STARTER, model)
+    calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"], field=[FIELD])
+    section = json.loads((model / "card.json").read_text())["field"]
+    assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.8 and len(section["weights"]) == 4
+    assert 80 <= section["n_field"] <= 170 and "held out" in section["sources"][0]
+    calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"])
+    assert "field" not in json.loads((model / "card.json").read_text())
+    assert Predictor(model).field is None

@@ -150,3 +150,11 @@ def test_the_end_of_a_followed_job_is_said_in_one_line():
         "⊘ Training job 01234567 was cancelled: nothing was kept.",
         True,
     )
+
+
+def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
+    from leafdoc.inference.abstain import UNLIKE_TRAINING
+
+    md = text.verdict(answer(abstained=True, label=None, reason="unlike_training", message=UNLIKE_TRAINING))
+    assert md.startswith("### Not sure: this looks like a field photo")
+    assert "sheet of paper" in md and "plain background" in md and "reason: unlike\\_training" in md

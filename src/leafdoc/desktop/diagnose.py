@@ -55,7 +55,14 @@ CSV_FIELDS = [
     "model_version",
 ]
 UNSURE_TITLE = "Not sure — please take a clearer photo"
-REASON_WORDS = {"poor_photo": "photo not usable", "not_a_leaf": "not a leaf it knows", "unsure": "between diseases"}
+# A field photo is not unclear: it needs another kind of photo, so it gets its own title.
+REASON_TITLES = {"unlike_training": "Not sure — a field photo: photograph one leaf on plain paper"}
+REASON_WORDS = {
+    "poor_photo": "photo not usable",
+    "not_a_leaf": "not a leaf it knows",
+    "unlike_training": "field photo: one leaf on plain paper, please",
+    "unsure": "between diseases",
+}
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -159,7 +166,7 @@ class ResultCard(QFrame):
         self.answer = answer
         abstained = bool(answer.get("abstained"))
         if abstained:
-            self.title.setText(UNSURE_TITLE)
+            self.title.setText(REASON_TITLES.get(answer.get("reason"), UNSURE_TITLE))
             self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #9a5b00;")
             message = answer.get("message") or "The model is not sure about this photo."
             self._notice(message, "#fff4e0", "#e0a040")

@@ -47,12 +47,18 @@ NOT_A_LEAF = (
     "Not sure this is a leaf photo like the ones this model knows: it looks unlike every leaf it was "
     "trained on, so any diagnosis would be a guess. Photograph one leaf, close up, on a plain background."
 )
+UNLIKE_TRAINING = (
+    "Not sure: this looks like a leaf photographed in the field (other leaves, soil, hands or sky around it), "
+    "and this model learned from lab photos of single leaves, so any diagnosis would be a guess. Pick one "
+    "leaf, lay it on a plain background such as a sheet of paper, and take the photo from above so the leaf "
+    "fills most of the frame."
+)
 
 
 @dataclass(frozen=True)
 class Decision:
     abstained: bool
-    reason: str | None = None  # "poor_photo" | "not_a_leaf" | "unsure"
+    reason: str | None = None  # "poor_photo" | "not_a_leaf" | "unlike_training" | "unsure"
     message: str | None = None
     candidates: tuple[str, ...] = ()
     threshold: float = DEFAULT_MIN_CONFIDENCE
@@ -78,15 +84,27 @@ def decide(
     card: dict,
     problems: Sequence[PhotoProblem] = (),
     ood_score: float | None = None,
+    field_score: float | None = None,
+    leafy_share: float | None = None,
 ) -> Decision:
-    """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, or unsure (between which)."""
+    """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, unlike_training (a field photo
+    to a model of lab photos: how to take one it can read), or unsure (between which).
+
+    With a `field` section in the card (inference/field.py), its score decides whether the photo is like
+    the training photos, and the photo's leaf-coloured share whether it is a field photo or no leaf at all;
+    without one, the not-a-leaf score alone does."""
     threshold = min_confidence(card)
     ood_score = None if ood_score is None else round(float(ood_score), 4)
     if problems:
         what = "; ".join(p.message for p in problems)
         codes = tuple(p.code for p in problems)
         return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
-    ood_threshold = (card.get("ood") or {}).get("threshold")
+    field = card.get("field") if card.get("ood") else None
+    if field and field_score is not None and field_score > float(field["threshold"]):
+        leafy = leafy_share is not None and leafy_share >= float(field.get("leafy_share", 0.3))
+        reason, message = ("unlike_training", UNLIKE_TRAINING) if leafy else ("not_a_leaf", NOT_A_LEAF)
+        return Decision(True, reason, message, (), threshold, (), ood_score)
+    ood_threshold = None if field and field_score is not None else (card.get("ood") or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
         return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
     probs = np.asarray(probs, dtype=np.float64)

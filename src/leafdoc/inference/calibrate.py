@@ -34,13 +34,65 @@ def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, li
     return found
 
 
+def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray, list[str]]:
+    """Model-ready arrays of the calibration part of the photos under each folder; the rest is never read."""
+    from leafdoc.inference.field import calibration_part
+
+    xs, sources = [], []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"{folder}: no such folder of field photos.", hint="Pass a folder of field photos.")
+        n = 0
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_name(p)):
+            data = path.read_bytes()
+            if not calibration_part(data):
+                continue
+            try:
+                xs.append(predictor.preprocess(data, name=path.name))
+                n += 1
+            except LeafdocError:
+                continue
+        sources.append(f"{Path(folder).name} ({n} photos: sha256 first hex digit 0-7; the rest held out)")
+    if len(xs) < 10:
+        raise ConfigError(f"{', '.join(map(str, folders))}: fewer than 10 usable field photos for calibration.")
+    return np.stack(xs), sources
+
+
+def fit_field(model_dir, predictor, train_images, val_images, field, nonleaf, target) -> dict:
+    """The card's `field` section for a model folder whose ood.npz was just written."""
+    from leafdoc.inference import field as fieldcheck
+    from leafdoc.inference.ood import OOD_FILE, OodScorer, load_nonleaf
+
+    scorer = OodScorer.load(Path(model_dir) / OOD_FILE)
+
+    def pair(images):
+        feats = predictor.predict_arrays(images, ["features"])["features"]
+        return scorer.components(feats, images), fieldcheck.photo_features(images)
+
+    field_images, sources = _field_photos(field, predictor)
+    nonleaf_pair = None
+    if nonleaf:
+        arrays, _ = load_nonleaf(list(nonleaf), predictor.size, missing_ok=True)
+        if len(arrays) and predictor.morphology not in ("none", None):
+            from leafdoc.images import apply_morphology
+
+            arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
+        nonleaf_pair = pair(arrays) if len(arrays) else None
+    return fieldcheck.calibrate(
+        fieldcheck.photo_features(train_images), pair(val_images), pair(field_images), nonleaf_pair, sources, target
+    )
+
+
 def calibrate_model_dir(
     model_dir: Path,
     data_dir: Path,
     nonleaf: list[Path] = (),
     target: float = DEFAULT_TARGET,
     max_pixels: int | None = None,
+    field: list[Path] = (),
 ) -> dict:
+    """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
+    check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part)."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     predictor = Predictor(model_dir, **({"max_pixels": max_pixels} if max_pixels else {}))
     if not data_dir.is_dir():
@@ -81,6 +133,9 @@ def calibrate_model_dir(
     section = fit_model_dir(model_dir, predictor, train, val_images, [str(p) for p in nonleaf], target)
     card = json.loads((model_dir / "card.json").read_text())
     card["ood"] = section
+    card.pop("field", None)  # fitted against the old not-a-leaf statistics: refit below or drop
+    if field:
+        card["field"] = fit_field(model_dir, predictor, train[0], val_images, list(field), list(nonleaf), target)
     if isinstance(card.get("training"), dict):  # retraining recalibrates with the same non-leaf folders
         card["training"]["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
     atomic_write_json(model_dir / "card.json", card)  # after ood.npz: a card never names a missing file

@@ -23,6 +23,7 @@ from leafdoc.images import (
     resize_square,
 )
 from leafdoc.inference.abstain import Decision, decide
+from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
 
@@ -171,6 +172,7 @@ class Predictor:
                 f"{self.model_dir}/ood.npz: cannot be read ({exc}).",
                 hint="Re-run `leafdoc calibrate MODEL_DIR --data DIR`, or delete `ood` from card.json.",
             ) from None
+        self.field = FieldCheck.from_card(self.card) if self.ood is not None else None
         # What one decision needs from the network: the softmax, and the features when there is an OOD check.
         self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
 
@@ -197,10 +199,14 @@ class Predictor:
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
-        score = None
+        score = field_score = leafy = None
         if self.ood is not None and "features" in outputs:
-            score = float(self.ood.scores(outputs["features"][None], photo.x[None])[0])
-        return decide(outputs["probabilities"], self.labels, self.card, photo.problems, score)
+            components = self.ood.scorer.components(outputs["features"][None], photo.x[None])
+            score = float((components @ self.ood.weights)[0])
+            if self.field is not None:
+                measured = photo_features(photo.x[None])
+                field_score, leafy = float(self.field.scores(components, measured)[0]), float(measured[0, 2])
+        return decide(outputs["probabilities"], self.labels, self.card, photo.problems, score, field_score, leafy)
 
     def ood_scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray | None:
         return None if self.ood is None else self.ood.scores(features, images)

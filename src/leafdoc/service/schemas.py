@@ -32,8 +32,10 @@ class PredictAnswer(BaseModel):
     confidence: float = Field(description="Probability of the most likely label.")
     top_k: list[LabelScore]
     abstained: bool
-    reason: Literal["poor_photo", "not_a_leaf", "unsure"] | None = Field(
-        None, description="Why the model abstained: poor_photo, not_a_leaf or unsure."
+    reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unsure"] | None = Field(
+        None,
+        description="Why the model abstained: poor_photo, not_a_leaf, unlike_training (a field photo to a model "
+        "of lab photos) or unsure.",
     )
     message: str | None = Field(None, description="The abstention explained for a person.")
     candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")

@@ -44,6 +44,12 @@ def top_k_scores(answer: dict) -> dict[str, float]:
     return out
 
 
+# Headlines for reasons that need another kind of photo rather than a better one (the message says how).
+REASON_HEADLINES = {
+    "unlike_training": "### Not sure: this looks like a field photo, and this model knows lab photos of one leaf"
+}
+
+
 def verdict(answer: dict) -> str:
     """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained.
 
@@ -53,7 +59,7 @@ def verdict(answer: dict) -> str:
     version = answer.get("model_version")
     footer = f"model version {version}" if version is not None else ""
     if answer.get("abstained"):
-        lines = ["### Not sure: no diagnosis for this photo"]
+        lines = [REASON_HEADLINES.get(answer.get("reason"), "### Not sure: no diagnosis for this photo")]
         message = answer.get("message") or "The model is not sure enough to give a diagnosis."
         lines.append(f"**{esc(message)}**")
         candidates = [pretty_label(c) for c in answer.get("candidates") or []]
