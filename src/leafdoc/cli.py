@@ -589,14 +589,6 @@ def _print_stats(s: dict, out_dir: Path) -> None:
     out.print(f"wrote {out_dir}")
 
 
-class _StopServing(Exception):
-    pass
-
-
-def _stop_serving(signum, frame) -> None:
-    raise _StopServing(signum)
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -612,56 +604,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ):
     """Serve the web API (docs at /docs); embedded, a training-job consumer runs beside it."""
-    import os
-    import shutil
-    import signal
-    import subprocess
+    from leafdoc.service.run import serve as run_service
 
-    import uvicorn
-
-    from leafdoc.service.app import build_state
-
-    settings = _settings()
-    # Check the settings and seed the registry once, before any worker starts.
-    build_state(settings).catalog.dispose()
-    if workers > 1:  # one /metrics scrape sums every worker (prometheus-client's multiprocess mode)
-        metrics_dir = settings.home / "prometheus" / str(os.getpid())
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    run_consumer = settings.run_consumer if consumer is None else consumer
-    child = None
-    if run_consumer:
-        cmd = [sys.executable, "-m", "leafdoc.cli", "worker", "--parent-pid", str(os.getpid())]
-        child = subprocess.Popen(cmd)
-        queue = settings.queue_url or settings.queue_path
-        console.print(f"training consumer started (pid {child.pid}); queue: {queue}")
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: turn that into an
-    # exception so the consumer is stopped below and the command exits 0.
-    previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        uvicorn.run(
-            "leafdoc.service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-        )
-    except _StopServing:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if child is not None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        if workers > 1:
-            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+    run_service(_settings(), host, port, workers, consumer, log_level, say=console.print)
 
 
 @app.command()

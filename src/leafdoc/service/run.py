@@ -1,0 +1,80 @@
+"""The serve runtime: `leafdoc serve` and the desktop app's own server run the API through here.
+
+uvicorn serves `create_app` (one or several worker processes); embedded, one training-job consumer
+(`leafdoc worker`) runs beside it as a child process and stops with it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+from leafdoc.settings import Settings
+
+
+class _StopServing(Exception):
+    pass
+
+
+def _stop_serving(signum, frame) -> None:
+    raise _StopServing(signum)
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    consumer: bool | None = None,
+    log_level: str = "info",
+    say: Callable[[str], None] = print,
+) -> None:
+    """Run the API until SIGTERM or SIGINT (then return normally), with a consumer beside it if asked."""
+    import uvicorn
+
+    from leafdoc.service.app import build_state
+
+    # Check the settings and seed the registry once, before any worker starts.
+    build_state(settings).catalog.dispose()
+    if workers > 1:  # one /metrics scrape sums every worker (prometheus-client's multiprocess mode)
+        metrics_dir = settings.home / "prometheus" / str(os.getpid())
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    run_consumer = settings.run_consumer if consumer is None else consumer
+    child = None
+    if run_consumer:
+        cmd = [sys.executable, "-m", "leafdoc.cli", "worker", "--parent-pid", str(os.getpid())]
+        child = subprocess.Popen(cmd)
+        queue = settings.queue_url or settings.queue_path
+        say(f"training consumer started (pid {child.pid}); queue: {queue}")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: turn that into an
+    # exception so the consumer is stopped below and the command exits 0.
+    previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.run(
+            "leafdoc.service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    except _StopServing:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if workers > 1:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
