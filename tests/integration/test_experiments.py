@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,7 @@ quick:
   per_class: 8
   trials: 1
   pipeline_epochs: 2
+keep_best: true
 """
 
 
@@ -140,7 +142,15 @@ def test_results_record_the_search_and_the_pipeline_timing(experiment):
     assert len(pipe["cached_seconds"]) == 4 and len(pipe["plain_seconds"]) == 4  # 2 rounds of 2 after a warm-up
     assert pipe["speedup"] > 0 and pipe["n_images"] == 24
     assert results["data"]["test_folder_images"] == 6
-    assert results["best"]["run"] in {"base", "wider-head", "tuned"}
+    # best/ is the run with the best validation accuracy (never chosen on test), copied whole
+    val = {r["name"]: r["val"]["accuracy"] for r in results["runs"]}
+    assert set(val) == {"base", "wider-head", "tuned"}
+    chosen = results["best"]["run"]
+    assert val[chosen] == max(val.values()) == results["best"]["val_accuracy"]
+    assert results["best"]["kept"] == str(out / "best")
+    run_dir = next(Path(r["model_dir"]) for r in results["runs"] if r["name"] == chosen)
+    for name in ("model.onnx", "card.json", "labels.json"):
+        assert (out / "best" / name).read_bytes() == (run_dir / name).read_bytes(), name
     # The report's date is when the results were written, not when it was last re-rendered.
     assert f"run {results['written_at']} UTC in" in (out / "report.md").read_text()
 
