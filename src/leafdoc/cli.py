@@ -506,7 +506,8 @@ def _print_evaluation(r: dict) -> None:
         table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
     if r.get("ood"):
         o = r["ood"]
-        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} (not_a_leaf {o['not_a_leaf']:.2%})")
+        why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
+        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} ({why})")
     out.print(table)
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
     for label in r["classes"]:

@@ -150,7 +150,9 @@ def selective_rows(result: dict) -> list[tuple[str, str]]:
     if result.get("ood"):
         o = result["ood"]
         rows.append((f"non-leaf photos refused ({o['n']} in {o['data']})", f"{_pct(o['abstained'])}"))
-        rows.append(("  of which as not_a_leaf", _pct(o["not_a_leaf"])))
+        for reason, count in sorted(o.get("by_reason", {}).items()):
+            if reason != "answered":
+                rows.append((f"  of which as {reason}", _pct(count / o["n"])))
     return rows
 
 
