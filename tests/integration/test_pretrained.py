@@ -239,3 +239,19 @@ def test_registry_is_the_one_list_of_backbones():
     assert all(name in help_text for name in registry.NAMES)
     code = "import sys, leafdoc.train.registry, leafdoc.train.config; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_every_registered_backbone_builds_from_scratch_with_its_preprocessing(name):
+    """A registry entry whose builder does not take what build_backbone passes breaks `leafdoc train` for it
+    (baseline_cnn did, and the recipes that use it with it)."""
+    from leafdoc.train.backbones import build_backbone, preprocessing_layer
+
+    model = build_backbone(name, "none", 32)
+    assert model.name == "backbone"
+    out = model(np.zeros((1, 32, 32, 3), dtype=np.float32))
+    assert len(out.shape) == 4 and out.shape[0] == 1 and np.all(np.isfinite(np.asarray(out)))
+    layer = preprocessing_layer(name)
+    if layer is not None:
+        scaled = np.asarray(layer(np.full((1, 2, 2, 3), 255.0, dtype=np.float32)))
+        assert np.all(np.isfinite(scaled)) and np.abs(scaled).max() < 300

@@ -35,7 +35,7 @@ def preprocessing_layer(name: str) -> layers.Layer | None:
     return None  # EfficientNetV2 carries its own Rescaling (include_preprocessing=True)
 
 
-def baseline_cnn(size: int) -> keras.Model:
+def baseline_cnn(size: int, **_) -> keras.Model:
     """The seed projects' basic CNN: four conv blocks, BatchNorm, ReLU, max pooling."""
     inp = keras.Input((size, size, 3))
     x = inp
