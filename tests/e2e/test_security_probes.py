@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.conftest import synthetic_image
+from tests.integration.service_support import zip_of
 from tests.live_server import ADMIN, answering_copy, start_server
 
 pytestmark = pytest.mark.e2e
@@ -194,14 +195,6 @@ def upload(server, zip_bytes: bytes, name: str = "photos.zip", dataset: str = "p
         headers=ADMIN,
         timeout=120,
     )
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def test_a_zip_whose_names_are_flagged_utf8_but_are_not_is_a_clear_rejection(server):
