@@ -567,3 +567,29 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
     assert card.title.text() == REASON_TITLES["unlike_training"] and "plain paper" in card.title.text()
     assert card.notice.isVisible() and "sheet of paper" in card.notice.text()
     assert "field photo" in REASON_WORDS["unlike_training"]
+
+
+def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot, settings_file):
+    """The same entries as the web page's guide, from the Diagnose tab, even with no server to talk to."""
+    from leafdoc import guide
+    from leafdoc.desktop.guide import PhotoGuideDialog
+
+    window = open_window(qtbot, f"http://127.0.0.1:{free_port()}", settings_file, wait=False)
+    next_error(qtbot, window)  # "Cannot connect": the guide needs no server
+    window.diagnose.drop_zone.guide.click()
+    dialog = window.diagnose.guide_dialog
+    assert isinstance(dialog, PhotoGuideDialog)
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+
+    pictured = guide.pictured()
+    assert [card.entry for card in dialog.cards] == list(pictured) and len(pictured) == 4
+    for card in dialog.cards:
+        assert card.isVisible() and not card.photo.pixmap().isNull()
+        assert card.photo.pixmap().height() > 100  # a thumbnail one can see, not an icon
+        assert card.entry.caption in card.caption.text()
+        assert card.height() >= card.sizeHint().height()  # no caption squeezed under the next row
+    shown = " ".join(label.text() for label in dialog.findChildren(type(dialog.cards[0].caption)))
+    assert "(unsure)" in shown and "sheet of paper" in shown and "Mitchell Haindfield" in shown
+
+    window.diagnose.drop_zone.guide.click()  # a second click shows the same window, not another
+    assert window.diagnose.guide_dialog is dialog

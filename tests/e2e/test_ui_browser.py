@@ -226,6 +226,30 @@ def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
     assert "not a diagnosis" in page.inner_text("#top-k")  # its guesses are not shown as an answer
 
 
+def test_the_photo_guide_opens_with_its_example_photos_and_what_leafdoc_answers(page, ui_url):
+    from leafdoc import guide
+
+    pictured = guide.pictured()
+    assert len(pictured) == 4
+    shown = "[...document.querySelectorAll('#photo-guide img')].filter(i => i.naturalWidth > 0 && i.offsetParent)"
+    assert page.evaluate(f"{shown}.length") == 0  # folded away until asked for
+
+    page.locator("#photo-guide").get_by_role("button", name=guide.TITLE).click()
+    page.wait_for_function(f"{shown}.length >= {len(pictured)}")
+
+    words = page.inner_text("#photo-guide")
+    for entry in guide.ENTRIES:
+        assert entry.caption in words
+    assert "sheet of paper" in words and "Mitchell Haindfield" in words
+    sources = page.evaluate(f"{shown}.map(i => i.src)")
+    assert [s.rsplit("/", 1)[-1] for s in sources] == [e.file for e in pictured]
+    for src, entry in zip(sources, pictured, strict=True):  # the files as they are, from the page's server
+        assert httpx.get(src, timeout=30).content == entry.path.read_bytes()
+    # Exactly those files: not what lies beside them.
+    beside = sources[0].rsplit("/", 2)[0] + "/README.md"
+    assert httpx.get(beside, timeout=30).status_code in (403, 404)
+
+
 def test_dataset_tab_draws_the_features(page):
     show_dataset(page)
     summary = text_of(page, "dataset-summary")

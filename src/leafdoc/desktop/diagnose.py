@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.client import LeafdocClient
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
 from leafdoc.fsutil import atomic_write_bytes
@@ -230,7 +231,11 @@ class DropZone(QFrame):
         text.setTextFormat(Qt.TextFormat.RichText)
         self.pick = QPushButton("Choose photos…")
         self.pick.setMinimumHeight(34)
+        self.guide = QPushButton("Photo guide")
+        self.guide.setMinimumHeight(34)
+        self.guide.setToolTip("How to take a photo leafdoc can read, with examples of what it answers.")
         layout.addWidget(text, 1)
+        layout.addWidget(self.guide)
         layout.addWidget(self.pick)
 
     def highlight(self, on: bool) -> None:
@@ -260,6 +265,8 @@ class DiagnoseTab(QWidget):
         top = QHBoxLayout()
         self.drop_zone = DropZone()
         self.drop_zone.pick.clicked.connect(self.pick_photos)
+        self.drop_zone.guide.clicked.connect(self.show_guide)
+        self.guide_dialog: PhotoGuideDialog | None = None
         top.addWidget(self.drop_zone, 1)
         k_box = QVBoxLayout()
         k_box.addWidget(QLabel("Answers to show"))
@@ -311,6 +318,14 @@ class DiagnoseTab(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([520, 240])  # most of the room for the photos; the history below
         layout.addWidget(splitter, 1)
+
+    def show_guide(self) -> None:
+        """The photo guide, in a window of its own beside this one (opened once, then raised)."""
+        if self.guide_dialog is None:
+            self.guide_dialog = PhotoGuideDialog(self)
+        self.guide_dialog.show()
+        self.guide_dialog.raise_()
+        self.guide_dialog.activateWindow()
 
     # ---- adding photos -----------------------------------------------------------------------
 

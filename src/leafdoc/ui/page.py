@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from PIL import Image
 from starlette.routing import Mount
 
+from leafdoc import guide
 from leafdoc.client import ApiError, LeafdocClient
 from leafdoc.settings import Settings
 from leafdoc.ui import text
@@ -42,6 +43,7 @@ PLOT_TITLES = {
 }
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)
 EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
+GUIDE_PHOTOS = tuple(e.path for e in guide.pictured())  # the photo guide's pictures (examples/guide/)
 JOB_POLL_SECONDS = 3.0
 
 CSS = """
@@ -60,6 +62,13 @@ CSS = """
 .block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;
                    padding: 0.3em 0.9em !important; }
 .small-note { color: #666; font-size: 0.9em; }
+.guide-entry { border-radius: 8px; padding: 0.4em !important; border-top: 4px solid transparent;
+               justify-content: flex-start !important; }
+.guide-good { background: #eef8ee; border-top-color: #4f9d4f; }
+.guide-bad { background: #fdf1f1; border-top-color: #c94a4a; }
+.guide-photo { flex: 0 0 150px !important; height: 150px !important; }
+.guide-photo img { height: 150px !important; width: 100% !important; object-fit: contain !important; }
+.guide-entry p { font-size: 0.9em; margin: 0.2em 0 !important; }
 """
 
 HEADER = """
@@ -237,7 +246,8 @@ def diagnose_tab(settings: Settings, files: PageFiles) -> None:
                     example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
                 )
             gr.Markdown(
-                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus. "
+                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus "
+                "(examples below, in *How to take a photo leafdoc can read*). "
                 "The photo is used for this diagnosis only.",
                 elem_classes=["small-note"],
             )
@@ -252,10 +262,38 @@ def diagnose_tab(settings: Settings, files: PageFiles) -> None:
                 height=320,
                 elem_id="heat-map",
             )
+    photo_guide()
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat]
     photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
+
+
+def photo_guide() -> None:
+    """How to take a photo leafdoc can read: tips, then example photos with what leafdoc answers for each
+    (the words are leafdoc/guide.py's, shared with the desktop app)."""
+    with gr.Accordion(guide.TITLE, open=False, elem_id="photo-guide"):
+        gr.Markdown("\n".join(f"- {tip}" for tip in guide.TIPS))
+        shown = guide.pictured()
+        with gr.Row(equal_height=True):
+            for entry in shown:
+                kind = "guide-good" if entry.good else "guide-bad"
+                with gr.Column(min_width=170, elem_classes=["guide-entry", kind]):
+                    gr.Image(  # served as it is (static paths, see build_app), never copied
+                        str(entry.path),
+                        show_label=False,
+                        interactive=False,
+                        container=False,
+                        height=150,
+                        buttons=[],
+                        elem_classes=["guide-photo"],
+                    )
+                    gr.Markdown(f"**{text.esc(entry.caption)}**\n\n{text.esc(entry.photo)} {text.esc(entry.answer)}")
+        for entry in guide.ENTRIES:
+            if entry not in shown:
+                gr.Markdown(f"**{text.esc(entry.caption)}**: {text.esc(entry.photo)} {text.esc(entry.answer)}")
+        if shown:
+            gr.Markdown(text.esc(guide.credits()), elem_classes=["small-note"])
 
 
 # ---- Dataset ----------------------------------------------------------------------------------------
@@ -649,13 +687,14 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
     - events take only files from that folder (Gradio's "uploaded by a user" check, which Gradio skips
       for a page that was mounted rather than launched: `has_launched` below), and handlers open only
       what the upload route wrote there or an example photo (`PageFiles`);
-    - the `file=` route serves only that folder and the example photos (exact files, not their folder);
+    - the `file=` route serves only that folder, the example photos and the photo guide's (exact files, not
+      their folder);
     - errors Gradio raises reach the visitor as a bare "Error" (`show_error=False`): their text names
       server paths. The page's own handlers catch everything and say what went wrong themselves.
     """
     folder = use_page_folder(settings)
     # Served as they are and never copied: a copy would be deleted with the cache after an hour.
-    gr.set_static_paths(list(EXAMPLES))
+    gr.set_static_paths([*EXAMPLES, *GUIDE_PHOTOS])
     blocks = build_page(settings, folder)
     holder = FastAPI()  # gr.mount_gradio_app configures the page for `path`; ui/mount.py serves it there
     gr.mount_gradio_app(
@@ -670,7 +709,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         max_file_size=settings.max_request_bytes,
         ssr_mode=False,
         mcp_server=False,
-        allowed_paths=[str(p) for p in EXAMPLES],
+        allowed_paths=[str(p) for p in (*EXAMPLES, *GUIDE_PHOTOS)],
         blocked_paths=blocked_paths(settings, folder),
     )
     # Gradio checks that an event's files were uploaded by a visitor only once `launch()` has run; a mounted

@@ -1,0 +1,109 @@
+"""The photo guide: how to take a photo leafdoc can read, with good and bad example photos and what leafdoc
+answers for each. One list of words, shown by the web page (ui/page.py) and the desktop app
+(desktop/guide.py), so both say the same; nothing here imports Gradio or Qt.
+
+The captions say what the starter model answers for these exact files
+(`leafdoc predict models/starter examples/guide/*.jpg`); the pictures are made by scripts/guide_photos.py,
+and their sources and licences are in examples/README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+GUIDE_DIR = Path(__file__).resolve().parents[2] / "examples" / "guide"  # the repository's examples/guide (src layout)
+
+TITLE = "How to take a photo leafdoc can read"
+
+TIPS = (
+    "**One leaf**, filling most of the picture.",
+    "**On a plain background**: pick the leaf and lay it on a sheet of paper.",
+    "**From above, in daylight**: no flash, no deep shade.",
+    "**In focus**: hold still and let the camera focus on the leaf.",
+    "**Of a plant it knows**: the model knows only the plants and diseases it was trained on (the starter "
+    "model: 30 kinds of leaf of 10 crops: apple, blueberry, cherry, corn, orange, bell pepper, potato, "
+    "raspberry, strawberry, tomato).",
+)
+
+
+@dataclass(frozen=True)
+class GuideEntry:
+    caption: str  # short, under the picture: "✓ diagnosed" / "✗ field photo: not sure (unlike_training)"
+    photo: str  # what the photo shows
+    answer: str  # what leafdoc answers for it, in words
+    reason: str | None  # the reason code leafdoc answers with; None for a diagnosis
+    file: str | None = None  # in GUIDE_DIR; None for an entry without a picture
+    credit: str = ""  # who made the picture, and its licence (shown once per distinct credit)
+
+    @property
+    def good(self) -> bool:
+        return self.reason is None
+
+    @property
+    def path(self) -> Path | None:
+        return GUIDE_DIR / self.file if self.file else None
+
+
+PLANTVILLAGE = "the leaf: PlantVillage, Hughes & Salathé 2015 (CC BY-SA 3.0)"
+
+ENTRIES: tuple[GuideEntry, ...] = (
+    GuideEntry(
+        caption="✓ diagnosed",
+        photo="One leaf filling the frame, on a plain background, in daylight, in focus.",
+        answer="A diagnosis: Potato — Early blight, over 99% sure (right).",
+        reason=None,
+        file="good_leaf.jpg",
+        credit=PLANTVILLAGE,
+    ),
+    GuideEntry(
+        caption="✗ field photo: not sure (unlike_training)",
+        photo="A leaf on the plant, with other leaves and stems around it.",
+        answer=(
+            "Not sure: a field photo. Pick one leaf, lay it on paper, photograph it from above. (Its guess "
+            "would have been Pepper — Bacterial spot: wrong. Some field photos still get a diagnosis, often wrong.)"
+        ),
+        reason="unlike_training",
+        file="field_photo.jpg",
+        credit="the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)",
+    ),
+    GuideEntry(
+        caption="✗ blurred: not a usable photo (poor_photo)",
+        photo="The same leaf, out of focus (blurred here on purpose).",
+        answer=(
+            "Not a usable photo: blurred; hold the camera still and focus on the leaf. Too dark, too bright or "
+            "too small photos get this answer too, saying what to fix."
+        ),
+        reason="poor_photo",
+        file="blurred_leaf.jpg",
+        credit=PLANTVILLAGE,
+    ),
+    GuideEntry(
+        caption="✗ not a leaf: not sure (not_a_leaf)",
+        photo="A daisy: not a leaf.",
+        answer="Not sure this is a leaf photo like the ones the model knows: no diagnosis.",
+        reason="not_a_leaf",
+        file="not_a_leaf.jpg",
+        credit="the daisy: Mitchell Haindfield (CC BY 2.0)",
+    ),
+    GuideEntry(
+        caption="? a plant or disease it does not know: not sure (unsure), or a wrong answer",
+        photo="A leaf of a plant, or with a disease, that the model was not trained on.",
+        answer=(
+            "It may hesitate between diseases it knows (not sure, naming the two or three), or name one of them "
+            "wrongly: see the list of plants it knows above."
+        ),
+        reason="unsure",
+    ),
+)
+
+
+def pictured() -> tuple[GuideEntry, ...]:
+    """The entries with a picture that is there (a package installed without the repository's examples/
+    has none: the guide then shows its words only)."""
+    return tuple(e for e in ENTRIES if e.path is not None and e.path.is_file())
+
+
+def credits() -> str:
+    shown = dict.fromkeys(e.credit for e in ENTRIES if e.file and e.credit)  # in order, once each
+    return "Example photos: " + "; ".join(shown) + "."
