@@ -61,7 +61,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
         photo="A leaf on the plant, with other leaves and stems around it.",
         answer=(
             "Not sure: a field photo. Pick one leaf, lay it on paper, photograph it from above. (Its guess "
-            "would have been Pepper — Bacterial spot: wrong. Some field photos still get a diagnosis, often wrong.)"
+            "would have been wrong. Some field photos still get a diagnosis, often a wrong one.)"
         ),
         reason="unlike_training",
         file="field_photo.jpg",
