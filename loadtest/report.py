@@ -134,6 +134,31 @@ def single_table(summaries: dict, raw: dict, raw_cpu: dict) -> list[str]:
     return lines
 
 
+PHONE_P95_RATIO = 2.0  # a phone photo's p95 within this many times a 256-px photo's, at the same load
+
+
+def phone_table(phone: dict, single: dict) -> list[str]:
+    """Phone photos against the 256-px photos of the same setup: throughput, latency, memory, CPU."""
+    lines = [
+        "| setup | predictions/s | p50 ms | p95 ms | p99 ms | errors | peak RSS, largest process MB "
+        "| server CPU ms/prediction | p95 vs 256-px photos | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in _setup_order(phone):
+        s, t = phone[key], phone[key]["types"].get(SINGLE)
+        if not t:
+            continue
+        base = (single.get(key) or {}).get("types", {}).get(SINGLE)
+        ratio = t["p95"] / base["p95"] if base else float("nan")
+        met = base is not None and ratio <= PHONE_P95_RATIO and not t["failures"]
+        lines.append(
+            f"| {_label(s['setup'])} | {_fmt(t['rps'], 1)} | {_fmt(t['p50'])} | {_fmt(t['p95'])} | {_fmt(t['p99'])} "
+            f"| {t['failures']} | {s['peak_process_mb']:.0f} | {_fmt(s['server_cpu_ms'], 1)} | {ratio:.1f}x "
+            f"| {'**yes**' if met else 'no'} |"
+        )
+    return lines
+
+
 def mixed_table(summaries: dict) -> list[str]:
     lines = [
         "| setup | request type | requests/s | p50 ms | p95 ms | p99 ms | errors | images/s (all predictions) "
@@ -309,6 +334,15 @@ def write_report(results: dict, out_dir: Path) -> Path:
             f"minus the CPU of `{PIPELINE_REFERENCE}` ({_fmt(raw_cpu.get(PIPELINE_REFERENCE, float('nan')), 2)} "
             "ms: JPEG bytes to the answer in-process, i.e. decode, quality checks, resize, ONNX, decision), "
             "that is HTTP, multipart parsing, FastAPI, threadpool hand-offs and metrics.",
+            "",
+        ]
+    if "phone" in by_workload:
+        lines += [
+            "## Phone photos (`/v1/predict` with real field photos of 1,500 px or more on the short side and 12 MP "
+            f"JPEGs made from them): the target is a p95 within {PHONE_P95_RATIO:.0f}x of the 256-px photos' "
+            "at the same load",
+            "",
+            *phone_table(by_workload["phone"], by_workload.get("single", {})),
             "",
         ]
     if "mixed" in by_workload:
