@@ -104,7 +104,7 @@ def test_keras_and_onnx_runtime_agree_on_real_leaves(tmp_path):
     assert sim[same].mean() > sim[~np.kron(np.eye(3), np.ones((3, 3))).astype(bool)].mean()
 
 
-def test_leafdoc_train_with_imagenet_weights_offline(tmp_path):
+def test_leafdoc_train_with_imagenet_weights_offline_and_a_warm_start_keeps_the_provenance(tmp_path):
     """`leafdoc train --backbone efficientnet_lite0 --weights imagenet` as a user runs it, with every
     download blocked: the model folder is written and its card says where the weights came from."""
     leaves = make_leaf_folder(tmp_path / "leaves", per_class=5)
@@ -125,6 +125,19 @@ def test_leafdoc_train_with_imagenet_weights_offline(tmp_path):
     assert card["pretrained"]["licence"] == "Apache-2.0"
     assert [r["phase"] for r in card["history"]] == ["head"]
     assert (home / "cache" / "weights" / f"efficientnet_lite0-{found.sha256}.weights.h5").is_file()
+
+    # Retraining warm-starts from it (as `leafdoc train --init-from` and the service's jobs do): the new card
+    # still says where the backbone's weights first came from, and that it started from this model.
+    again = tmp_path / "model2"
+    args = [*args[: args.index("--out")], "--out", again, *args[args.index("--out") + 2 :], "--init-from", out]
+    proc = subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    child = json.loads((again / "card.json").read_text())
+    assert child["pretrained"] == card["pretrained"]
+    assert child["warm_start"] == "all"
+    assert json.loads((again / "split.json").read_text()) == json.loads((out / "split.json").read_text())
 
 
 def _bn_stats(backbone) -> list[np.ndarray]:
