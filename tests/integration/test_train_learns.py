@@ -1,0 +1,167 @@
+"""Training learns, and its options change what is trained.
+
+A model that learns nothing must fail here: a tiny task with a clear visual signal (three classes of
+distinct colour under pixel noise) is trained for real and scored on fresh held-out photos through the
+serving path. `--morphology`, `--no-augment` and `--no-class-weights` are checked by what reaches the
+network: the cached pixels, the batches `fit` trains on, the class weights it passes to Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.conftest import synthetic_image
+
+COLOURS = {"blue": (40, 60, 200), "green": (40, 160, 60), "red": (200, 40, 40)}
+
+
+def _colour_folder(dest, per_class, seed0=0, size=(40, 40)):
+    """dest/<colour>/*.png: noisy solid-colour photos, `per_class[c]` of each colour."""
+    for c, (name, colour) in enumerate(COLOURS.items()):
+        for i in range(per_class[name] if isinstance(per_class, dict) else per_class):
+            synthetic_image(dest / name / f"{name}{i}.png", size=size, color=colour, seed=seed0 + 1000 * c + i)
+    return dest
+
+
+def _prepared(settings, folder, name, cfg):
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.train.trainer import prepare_data
+
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(folder, catalog, store, name)
+    return prepare_data(catalog, store, settings.cache_dir, name, cfg), store
+
+
+class _FitSpy:
+    """Stands in for `model.fit`: records what `leafdoc.train.trainer.fit` hands to Keras, trains nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, x, **kwargs):
+        self.calls.append({"x": x, **kwargs})
+
+        class History:
+            history = {"loss": [0.0]}
+
+        return History()
+
+
+def _spied_fit(cfg, data):
+    from leafdoc.train.trainer import build_model, fit
+
+    model = build_model(cfg, len(data.classes))
+    spy = _FitSpy()
+    model.fit = spy
+    fit(model, cfg, data)
+    assert len(spy.calls) == 1
+    return spy.calls[0]
+
+
+def _batches(ds):
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds), strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_training_learns_a_visually_separable_task(tmp_path, settings):
+    """Three colours under noise, 32 px, 12 short epochs from scratch (~5 s): the model folder's own test figure and
+    fresh photos it never saw (scored with ONNX Runtime, as served) are far above chance (1/3)."""
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import train
+
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12)
+    data, _ = _prepared(settings, _colour_folder(tmp_path / "colours", 14), "colours", cfg)
+    assert data.counts()["test"] >= 6  # the split kept images of every class apart (no near-duplicate groups)
+    card = train(cfg, data, tmp_path / "model")
+    assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]
+    fresh = _colour_folder(tmp_path / "fresh", 10, seed0=500)
+    predictor = Predictor(tmp_path / "model")
+    truth = [name for name in COLOURS for _ in range(10)]
+    x = np.stack([predictor.preprocess(fresh / name / f"{name}{i}.png") for name in COLOURS for i in range(10)])
+    probs = predictor.predict_arrays(x)["probabilities"]
+    predicted = [predictor.labels[i] for i in probs.argmax(axis=1)]
+    accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    assert accuracy >= 0.9, list(zip(truth, predicted, strict=True))
+
+
+def test_morphology_changes_the_cached_pixels_and_serving_applies_it(tmp_path, settings, leaf_folder, tiny_model):
+    """`--morphology tophat`: the cache the pipeline reads holds the top-hat of each photo, the card says so,
+    and a model folder with that card preprocesses a photo into exactly the pixels training saw."""
+    import json
+    import shutil
+
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.images import apply_morphology
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import make_card, prepare_data
+
+    plain_cfg = TrainConfig(weights="none", image_size=32)
+    morph_cfg = TrainConfig(weights="none", image_size=32, morphology="tophat", morph_kernel=5)
+    plain, store = _prepared(settings, leaf_folder, "morph", plain_cfg)
+    morph = prepare_data(Catalog(settings.catalog_url), store, settings.cache_dir, "morph", morph_cfg)
+    assert morph.shas == plain.shas
+    assert np.abs(morph.images.astype(int) - plain.images.astype(int)).mean() > 5  # a visible change
+    for i in range(len(plain.shas)):
+        np.testing.assert_array_equal(morph.images[i], apply_morphology(plain.images[i], "tophat", 5))
+
+    card = make_card(morph_cfg, morph, {"history": [], "best_epoch": 1, "train_seconds": 0.0}, None, None)
+    assert card["input"]["morphology"] == "tophat" and card["input"]["morph_kernel"] == 5
+    served = tmp_path / "served"
+    shutil.copytree(tiny_model, served)
+    served_card = json.loads((served / "card.json").read_text())
+    served_card["input"] = card["input"]
+    (served / "card.json").write_text(json.dumps(served_card))
+    plain_predictor, morph_predictor = Predictor(tiny_model), Predictor(served)
+    for i in (0, 7, 13):
+        photo = store.get(plain.shas[i])
+        x = morph_predictor.preprocess(photo)
+        np.testing.assert_array_equal(x, apply_morphology(plain_predictor.preprocess(photo), "tophat", 5))
+        np.testing.assert_array_equal(x, morph.images[i])  # training and serving see the same pixels
+        assert np.array_equal(morph_predictor.load(photo).x, x)  # the route's decode-once path too
+
+
+def test_no_augment_trains_on_the_cached_images_and_augment_changes_them(settings, tmp_path):
+    """`--no-augment`: every training batch is the cached images themselves (in shuffled order);
+    with augmentation (the default) the batches are no longer the cached pixels."""
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=1, batch_size=4)
+    data, _ = _prepared(settings, _colour_folder(tmp_path / "colours", 5), "aug", cfg)
+    tr = data.indices("train")
+    cached = {data.images[i].tobytes(): int(data.y[i]) for i in tr}
+
+    plain = _spied_fit(cfg.model_copy(update={"augment": False}), data)
+    for _ in range(2):  # two epochs: the same images each time, reshuffled
+        x, y = _batches(plain["x"])
+        assert len(x) == len(tr)
+        got = {xi.astype(np.uint8).tobytes(): int(yi) for xi, yi in zip(x, y, strict=True)}
+        assert np.array_equal(x, x.astype(np.uint8))
+        assert got == cached
+
+    augmented = _spied_fit(cfg, data)
+    x, y = _batches(augmented["x"])
+    assert len(x) == len(tr)
+    changed = [xi.round().astype(np.uint8).tobytes() not in cached for xi in x]
+    assert sum(changed) >= len(x) - 1, "augmentation left the training images as cached"
+
+
+def test_class_weights_are_inverse_frequency_and_no_class_weights_passes_none(settings, tmp_path):
+    """On an imbalanced dataset (12 / 6 / 4 photos) the loss weights are n / (classes x count) per class,
+    so the rare class weighs most; `--no-class-weights` passes no weights to Keras (every image weighs 1)."""
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=1, batch_size=8)
+    folder = _colour_folder(tmp_path / "colours", {"blue": 12, "green": 6, "red": 4})
+    data, _ = _prepared(settings, folder, "imbalanced", cfg)
+    counts = np.bincount(data.y[data.indices("train")], minlength=3)
+    assert counts[0] > counts[1] > counts[2] > 0
+
+    weighted = _spied_fit(cfg, data)["class_weight"]
+    assert weighted == pytest.approx({i: counts.sum() / (3 * counts[i]) for i in range(3)})
+    assert weighted[0] < 1 < weighted[2]
+    assert sum(weighted[i] * counts[i] for i in range(3)) == pytest.approx(counts.sum())  # mean weight per image 1
+
+    assert _spied_fit(cfg.model_copy(update={"class_weights": False}), data)["class_weight"] is None
