@@ -70,8 +70,11 @@ class LiveServer:
                 self.proc.wait()
 
 
-def start_server(root: Path, model_dir: Path, dataset: Path | None = None, **env_extra: str) -> LiveServer:
-    """Start `leafdoc serve` on a free port with its data home under root; ingest `dataset` as `tiny` first."""
+def start_server(
+    root: Path, model_dir: Path, dataset: Path | None = None, workers: int = 1, **env_extra: str
+) -> LiveServer:
+    """Start `leafdoc serve` (`--workers workers`) on a free port with its data home under root; ingest
+    `dataset` as `tiny` first."""
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     env = {
@@ -93,7 +96,8 @@ def start_server(root: Path, model_dir: Path, dataset: Path | None = None, **env
     base = f"http://127.0.0.1:{port}"
     log = root / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers)]
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(base, proc, home, log)
     try:
         wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, "the server to be ready")

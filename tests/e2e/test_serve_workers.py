@@ -1,0 +1,70 @@
+"""`leafdoc serve --workers 2`: one /metrics scrape counts the requests of every worker process, whichever
+worker answers the scrape (prometheus-client's multiprocess mode), so a dashboard's totals are the service's."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from tests.conftest import make_leaf_folder
+from tests.live_server import answering_copy, start_server
+
+PREDICT_200 = re.compile(
+    r'^leafdoc_http_requests_total\{(?=[^}]*route="/v1/predict")(?=[^}]*status="200")[^}]*\} (\S+)$'
+)
+PREDICTED = re.compile(r'^leafdoc_predictions_total\{label="([^"]+)"\} (\S+)$')
+
+
+def _answered_per_worker(metrics_dir) -> dict[str, float]:
+    """/v1/predict requests each worker process answered with 200, from its own multiprocess file."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    out = {}
+    for f in sorted(metrics_dir.glob("counter_*.db")):
+        out[f.stem] = sum(
+            s.value
+            for m in MultiProcessCollector.merge([str(f)])
+            for s in m.samples
+            if s.name == "leafdoc_http_requests_total"
+            and s.labels.get("route") == "/v1/predict"
+            and s.labels.get("status") == "200"
+        )
+    return out
+
+
+def test_metrics_sum_the_requests_of_every_worker(tmp_path, tiny_model):
+    leaves = make_leaf_folder(tmp_path / "leaves", per_class=2)
+    photos = [p.read_bytes() for p in sorted(leaves.rglob("*.jpg"))]
+    model = answering_copy(tiny_model, tmp_path / "model")
+    server = start_server(tmp_path / "server", model, workers=2)
+    try:
+        metrics_dir = server.home / "prometheus" / str(server.proc.pid)
+        assert metrics_dir.is_dir(), "serve --workers 2 set no PROMETHEUS_MULTIPROC_DIR"
+
+        def predict(i: int) -> str:
+            r = httpx.post(
+                f"{server.base}/v1/predict", files={"file": ("leaf.jpg", photos[i % len(photos)])}, timeout=60
+            )
+            assert r.status_code == 200, r.text
+            return r.json()["label"]
+
+        labels: list[str] = []
+        with ThreadPoolExecutor(4) as pool:  # concurrent requests, until both workers have answered some
+            for _ in range(20):
+                labels += pool.map(predict, range(len(labels), len(labels) + 8))
+                per_worker = _answered_per_worker(metrics_dir)
+                if sum(1 for v in per_worker.values() if v > 0) >= 2:
+                    break
+        assert sorted(v > 0 for v in per_worker.values()) == [True, True], per_worker
+        n = len(labels)
+        assert sum(per_worker.values()) == n
+
+        for _ in range(6):  # new connections: the scrapes land on either worker, and each says n
+            text = httpx.get(f"{server.base}/metrics", timeout=30).text.splitlines()
+            assert sum(float(m[1]) for line in text if (m := PREDICT_200.match(line))) == n, per_worker
+            predicted = {m[1]: float(m[2]) for line in text if (m := PREDICTED.match(line))}
+            assert predicted == {label: float(k) for label, k in Counter(labels).items()}
+    finally:
+        server.stop()
