@@ -67,6 +67,18 @@ def synthetic_image(path: Path, size=(48, 40), color=(40, 160, 60), mode="RGB", 
     return path
 
 
+COLOURS = {"blue": (40, 60, 200), "green": (40, 160, 60), "red": (200, 40, 40)}
+
+
+def colour_folder(dest: Path, per_class: int | dict[str, int], seed0: int = 0, size=(40, 40)) -> Path:
+    """dest/<colour>/<colour><i>.png: a task a model that learns anything gets right (three colours under
+    pixel noise), `per_class` photos of each colour (or a count per colour name)."""
+    for c, (name, colour) in enumerate(COLOURS.items()):
+        for i in range(per_class[name] if isinstance(per_class, dict) else per_class):
+            synthetic_image(dest / name / f"{name}{i}.png", size=size, color=colour, seed=seed0 + 1000 * c + i)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """One tiny model trained once per test session (32 px, 1 epoch, 3 classes x 6 images)."""

@@ -51,7 +51,7 @@ def test_auto_and_none_use_the_default_strategy_without_several_gpus():
     assert [d.rsplit("/", 1)[-1] for d in devices] == [d.name.rsplit("/", 1)[-1] for d in expected]
 
 
-def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logical_cpus: int = 1):
+def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logical_cpus: int = 1, args=TINY_ARGS):
     """`leafdoc train ... --distribute MODE` in a fresh process (TensorFlow's devices are fixed at start)."""
     code = textwrap.dedent(
         f"""
@@ -65,7 +65,7 @@ def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logi
         main()
         """
     )
-    args = ["train", "--data", str(leaf_folder), "--out", str(out), *TINY_ARGS, "--distribute", mode, "--json"]
+    args = ["train", "--data", str(leaf_folder), "--out", str(out), *args, "--distribute", mode, "--json"]
     env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home")}
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -102,3 +102,22 @@ def test_mirrored_on_two_replicas_trains_a_model_that_serves(tmp_path, leaf_fold
     # Every replica batch holds at least one image: the 3 validation images are scored as 2 (an even split).
     assert card["dataset"]["split"]["val"] == 3 and epoch["val_accuracy"] in (0.0, 0.5, 1.0)
     _serves(tmp_path / "model", leaf_folder)
+
+
+def test_mirrored_on_two_replicas_learns_a_separable_task(tmp_path):
+    """Two replicas whose gradients are combined wrongly (summed twice, or one replica's dropped) would still
+    train without error: the model must learn three colours under noise as one device does (test >= 0.9)."""
+    from tests.conftest import COLOURS, colour_folder
+
+    from leafdoc.inference.predictor import Predictor
+
+    args = ["--backbone", "baseline_cnn", "--weights", "none", "--image-size", "32", "--epochs", "12"]
+    args += ["--patience", "12", "--batch-size", "8"]
+    card = _leafdoc_train(tmp_path, colour_folder(tmp_path / "colours", 14), tmp_path / "model", "mirrored", 2, args)
+    assert card["training"]["strategy"]["replicas"] == 2
+    assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]
+    fresh = colour_folder(tmp_path / "fresh", 10, seed0=500)
+    predictor = Predictor(tmp_path / "model")
+    x = np.stack([predictor.preprocess(fresh / c / f"{c}{i}.png") for c in COLOURS for i in range(10)])
+    predicted = np.array(predictor.labels)[predictor.predict_arrays(x)["probabilities"].argmax(axis=1)]
+    assert np.mean(predicted == np.repeat(list(COLOURS), 10)) >= 0.9, predicted.tolist()

@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import synthetic_image
-
-COLOURS = {"blue": (40, 60, 200), "green": (40, 160, 60), "red": (200, 40, 40)}
-
-
-def _colour_folder(dest, per_class, seed0=0, size=(40, 40)):
-    """dest/<colour>/*.png: noisy solid-colour photos, `per_class[c]` of each colour."""
-    for c, (name, colour) in enumerate(COLOURS.items()):
-        for i in range(per_class[name] if isinstance(per_class, dict) else per_class):
-            synthetic_image(dest / name / f"{name}{i}.png", size=size, color=colour, seed=seed0 + 1000 * c + i)
-    return dest
+from tests.conftest import COLOURS
+from tests.conftest import colour_folder as _colour_folder
 
 
 def _prepared(settings, folder, name, cfg):
