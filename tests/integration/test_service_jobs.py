@@ -99,6 +99,34 @@ def assert_registry_untouched(client, settings) -> None:
     assert leases.current_holder(Catalog(settings.catalog_url), TRAINING_LEASE) is None
 
 
+def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(tmp_path, tiny_model, app_client):
+    """Upload a task a learning model gets right (three colours under noise), retrain through the API: the
+    job's test figure is far above chance (1/3), and once promoted the API names fresh photos' colours."""
+    from tests.conftest import COLOURS, colour_folder
+
+    s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
+    api = app_client(s)
+    colours = class_zip(colour_folder(tmp_path / "colours", 14))
+    assert api.post("/v1/uploads", headers=ADMIN, files={"file": ("colours.zip", colours, ZIP)}).status_code == 201
+    options = {"backbone": "baseline_cnn", "weights": "none", "image_size": 32, "epochs": 12, "patience": 12}
+    body = {"options": {**options, "batch_size": 8}, "warm_start": False}  # another backbone than the serving one
+    r = api.post("/v1/training-jobs", headers=ADMIN, json=body)
+    assert r.status_code == 202, r.text
+    Worker(s).run(burst=True)
+    job = api.get(f"/v1/training-jobs/{r.json()['id']}").json()
+    assert job["state"] == "succeeded", job["error"]
+    assert job["metrics"]["test"]["accuracy"] >= 0.9, job["metrics"]["test"]
+    assert api.get("/v1/models").json()["serving_version"] == job["candidate_version"] == 2
+    fresh = colour_folder(tmp_path / "fresh", 3, seed0=500)
+    answers = {
+        (c, i): api.post("/v1/predict", files={"file": ("p.png", (fresh / c / f"{c}{i}.png").read_bytes())}).json()
+        for c in COLOURS
+        for i in range(3)
+    }
+    assert all(a["model_version"] == 2 for a in answers.values())
+    assert all(a["top_k"][0]["label"] == c for (c, _), a in answers.items()), answers
+
+
 def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder, app_client):
     s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
     first = app_client(s)
