@@ -83,6 +83,18 @@ def _runs(out):
     return client, runs, results
 
 
+def _folder_accuracy(model_dir: Path, results: dict) -> float:
+    """The model's accuracy on the recipe's test folder (one subfolder per class), scored here with ONNX Runtime."""
+    from leafdoc.inference.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    folder = Path(results["data"]["root"]).parent / results["data"]["test_folder"]  # both under --data
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert len(files) == results["data"]["test_folder_images"]
+    probs = predictor.predict_arrays(np.stack([predictor.preprocess(p) for p in files]))["probabilities"]
+    return float(np.mean([predictor.labels[i] == p.parent.name for i, p in zip(probs.argmax(1), files, strict=True)]))
+
+
 def test_mlflow_has_both_runs_with_params_and_metrics(experiment):
     out, _ = experiment
     client, runs, results = _runs(out)
@@ -91,11 +103,17 @@ def test_mlflow_has_both_runs_with_params_and_metrics(experiment):
         run = runs[name]
         assert run.info.status == "FINISHED"
         assert run.data.params["image_size"] == "16" and run.data.params["backbone"] == "baseline_cnn"
-        assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
-        assert 0.0 <= run.data.metrics["test_folder_accuracy"] <= 1.0
+        # The figures MLflow shows are the run's: its card, results.json, and the model scored afresh.
+        card = json.loads((out / "runs" / name / "card.json").read_text())
+        summary = next(r for r in results["runs"] if r["name"] == name)
+        assert run.data.metrics["test_accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"])
+        assert run.data.metrics["test_accuracy"] == pytest.approx(summary["test"]["accuracy"])
+        assert run.data.metrics["final_val_accuracy"] == pytest.approx(card["metrics"]["val"]["accuracy"])
+        assert run.data.metrics["test_folder_accuracy"] == pytest.approx(_folder_accuracy(out / "runs" / name, results))
         assert run.data.metrics["wall_seconds"] > 0
         curve = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.step for m in curve] == [1]
+        assert curve[0].value == pytest.approx(card["history"][0]["val_accuracy"])
         assert (out / "runs" / name / "model.onnx").is_file()
         assert run.data.tags["leafdoc.model_dir"] == str((out / "runs" / name).resolve())
     assert runs["wider-head"].data.params["init_from"] == "base"
