@@ -1,0 +1,89 @@
+"""What a diagnosis costs on the CPU, per backbone and input size: ONNX Runtime, one intra-op thread,
+batch 1 (as one API request is served). Prints a table; not a test.
+
+    python benchmarks/serving_cost.py [--sizes 128,160,224] [--runs 200] [--model DIR ...]
+
+Each configuration is a real leafdoc model (backbone + head, built untrained: the cost does not depend on
+the weights) exported with leafdoc's own ONNX export; `--model DIR` adds existing model folders (e.g. the
+starter). The configurations are timed in turns, round after round, so a busy machine slows them alike;
+the table gives each one's median milliseconds per image and its ratio to the first model folder given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+
+def build(backbone: str, size: int, dest: Path, alpha: float = 1.0) -> Path:
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.export import export_onnx
+    from leafdoc.train.trainer import build_model
+
+    cfg = TrainConfig(backbone=backbone, weights="none", image_size=size, alpha=alpha)
+    model = build_model(cfg, 30)
+    return export_onnx(model, dest / f"{backbone}-{size}.onnx", size)
+
+
+def session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="128,160,224")
+    ap.add_argument("--backbones", default="efficientnet_lite0")
+    ap.add_argument("--model", action="append", default=[], help="A model folder to time beside them.")
+    ap.add_argument("--runs", type=int, default=200, help="Timed calls per configuration (in rounds of 10).")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    configs: dict[str, tuple] = {}
+    for folder in args.model:
+        card = json.loads((Path(folder) / "card.json").read_text())
+        name = f"{Path(folder).name} ({card.get('backbone')}, {card['input']['size']} px)"
+        configs[name] = (session(Path(folder) / "model.onnx"), int(card["input"]["size"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for backbone in args.backbones.split(","):
+            for size in map(int, args.sizes.split(",")):
+                configs[f"{backbone}, {size} px (untrained)"] = (session(build(backbone, size, Path(tmp))), size)
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for sess, size in configs.values():  # warm-up
+        x = rng.integers(0, 255, (1, size, size, 3)).astype(np.float32)
+        for _ in range(5):
+            sess.run(["probabilities"], {sess.get_inputs()[0].name: x})
+    for _ in range(max(1, args.runs // 10)):
+        for name, (sess, size) in configs.items():
+            x = rng.integers(0, 255, (1, size, size, 3)).astype(np.float32)
+            feed = {sess.get_inputs()[0].name: x}
+            for _ in range(10):
+                start = time.perf_counter()
+                sess.run(["probabilities"], feed)
+                times[name].append((time.perf_counter() - start) * 1000)
+    first = next(iter(times))
+    rows = {k: statistics.median(v) for k, v in times.items()}
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"| model | ms per image (median of {len(times[first])}) | vs {first} |")
+    print("|---|---|---|")
+    for name, ms in rows.items():
+        print(f"| {name} | {ms:.2f} | {ms / rows[first]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
