@@ -319,16 +319,21 @@ def test_one_training_at_a_time_others_wait_queued(settings_):
 
 def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path, tiny_model, leaf_folder, app_client):
     """The starter's card names no non-leaf folders, so a retrain takes LEAFDOC_NONLEAF_DIRS; a job's own
-    option wins over the setting."""
+    option wins over the setting. The job keeps the folders; its answers name them without the server's path."""
+    from leafdoc.service.jobs import get_job
+
     flowers, cifar, mine = (str(tmp_path / n) for n in ("flowers", "cifar", "mine"))
     s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, nonleaf_dirs=f"{flowers}:{cifar}")
     api = app_client(s)
     up = api.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
     assert up.status_code == 201, up.text
     job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
-    assert job["options"]["nonleaf_dirs"] == [flowers, cifar]
+    assert job["options"]["nonleaf_dirs"] == ["flowers", "cifar"]  # no server path in an answer
+    catalog = Catalog(s.catalog_url)
+    assert get_job(catalog, job["id"]).options["nonleaf_dirs"] == [flowers, cifar]
     own = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, "nonleaf_dirs": [mine]}}).json()
-    assert own["options"]["nonleaf_dirs"] == [mine]
+    assert get_job(catalog, own["id"]).options["nonleaf_dirs"] == [mine]
+    catalog.dispose()
     plain = service_settings(tmp_path / "home2", tiny_model, run_consumer=False)
     api2 = app_client(plain)
     assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
