@@ -45,13 +45,17 @@ def sha256_bytes(data: bytes) -> str:
 # Bytes per pixel of each mode as it is decoded and converted here. A palette or 1-bit image is converted
 # to RGBA/L before it is reduced (resampling a palette would pick colours, not average them), so it costs
 # what it will be converted to.
-_MODE_BYTES = {"1": 1, "L": 1, "P": 4, "PA": 4, "LA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_MODE_BYTES = {
+    **dict.fromkeys(("1", "L"), 1),
+    **dict.fromkeys(("LA", "La", "I;16", "I;16L", "I;16B", "I;16N"), 2),
+    **dict.fromkeys(("P", "PA", "RGBA", "RGBa", "RGBX", "CMYK", "I", "F"), 4),
+}  # every other mode (RGB, YCbCr, LAB, HSV): 3
 BYTES_PER_BUDGET_PIXEL = 3  # the decoded-bytes budget is an 8-bit RGB image at the pixel limit
 
 
 def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
     """Bytes the decoder will hold for an image of this mode and size (before any conversion)."""
-    return size[0] * size[1] * _MODE_BYTES.get(mode, 4 if mode in ("RGBA", "RGBa", "CMYK", "I", "F", "RGBX") else 3)
+    return size[0] * size[1] * _MODE_BYTES.get(mode, 3)
 
 
 def _open_checked(
