@@ -354,28 +354,75 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """Top-k diagnoses with probabilities for each photo."""
+    """Top-k diagnoses with probabilities for each photo, and what to do about the diagnosis."""
+    from leafdoc.advice import shipped_knowledge
     from leafdoc.inference.predictor import Predictor
 
     settings = _settings()
+    knowledge = shipped_knowledge(settings.advice_dir)
     predictor = Predictor(model_dir, max_pixels=settings.max_image_pixels)
-    results = predictor.predict_files(images, top_k)
+    answers = [r.to_dict(knowledge) for r in predictor.predict_files(images, top_k)]
     if as_json:
-        _emit_json([r.to_dict() for r in results])
+        _emit_json(answers)
     else:
-        for r in results:
-            if r.error:
-                out.print(f"[bold]{esc(r.file)}[/]: [red]{esc(r.error)}[/]")
+        for a in answers:
+            if "error" in a:
+                out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
                 continue
-            d = r.decision
-            if d is not None and d.abstained:
-                out.print(f"[bold]{esc(r.file)}[/]: [yellow]not sure ({d.reason})[/] {esc(d.message or '')}")
+            if a["abstained"]:
+                out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
             else:
-                out.print(f"[bold]{esc(r.file)}[/]: [green]{esc(r.top_k[0]['label'])}[/]")
-            for t in r.top_k:
+                out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
+            for t in a["top_k"]:
                 out.print(f"  {t['probability']:7.2%}  {t['label']}")
-    if results and all(r.error for r in results):
+            _print_advice(a["advice"])
+    if answers and all("error" in a for a in answers):
         raise typer.Exit(1)
+
+
+def _print_advice(advice: dict | None) -> None:
+    """The summary under the diagnosis, and where the full entry is (an abstention has no advice)."""
+    if advice is None:
+        return
+    if not advice["available"]:
+        out.print(f"  [yellow]{esc(advice['message'])}[/]")
+        return
+    out.print(f"  [bold]What to do:[/] {esc(advice['summary'])}")
+    sources = "; ".join(s["title"] for s in advice["sources"])
+    out.print(f'  [dim]Full advice: leafdoc advice "{esc(advice["label"])}" (or GET {esc(advice["route"])})[/]')
+    out.print(f"  [dim]Sources: {esc(sources)}[/]")
+
+
+@app.command()
+def advice(
+    label: Annotated[str | None, typer.Argument(help="A label as the model answers it; none: list them.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """What to do about a diagnosis: the knowledge entry of a label (symptoms, look-alikes, actions, sources)."""
+    from rich.markdown import Markdown
+
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.advice.render import details_markdown
+    from leafdoc.errors import NotFound
+
+    knowledge = shipped_knowledge(_settings().advice_dir)
+    if label is None:
+        if as_json:
+            _emit_json([{"label": e.label, "title": e.title} for e in knowledge.entries.values()])
+            return
+        for e in sorted(knowledge.entries.values(), key=lambda e: e.label):
+            out.print(f"{esc(e.label)}  [dim]{esc(e.title)}[/]")
+        return
+    entry = knowledge.get(label)
+    if entry is None:
+        raise NotFound(
+            f"leafdoc has no advice for label {label!r}.", hint="`leafdoc advice` lists the labels it has advice for."
+        )
+    data = entry.model_dump(mode="json")
+    if as_json:
+        _emit_json(data)
+        return
+    Console(soft_wrap=False).print(Markdown(f"# {entry.title}\n\n{entry.summary}\n\n" + details_markdown(data)))
 
 
 @app.command()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -94,6 +95,10 @@ class LeafdocClient:
         params = {"top_k": top_k} if top_k else {}
         files = {"file": (Path(filename).name or "photo.jpg", image, "application/octet-stream")}
         return self.request("POST", path, files=files, params=params).json()
+
+    def advice(self, label: str) -> dict:
+        """A label's full knowledge entry: symptoms, look-alikes, what to do, sources (GET /v1/advice/{label})."""
+        return self.get_json("/v1/advice/" + quote(label, safe=""))
 
     # ---- service state -----------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="Folders of photos that are not leaves (separated by ':'): retraining jobs calibrate the "
         "not-a-leaf check with them when neither the job's options nor the serving model's card name any.",
     )
+    advice_dir: Path | None = Field(
+        None,
+        description="A folder of knowledge files (*.toml, see leafdoc/advice/knowledge/README.md) that add advice "
+        "for labels of your own or replace shipped entries, label by label.",
+    )
     model_check_seconds: float = Field(1.0, description="How often each API worker checks the serving pointer.")
     job_lease_seconds: float = Field(
         60.0, description="A training job or lock not renewed for this long belongs to a dead process."

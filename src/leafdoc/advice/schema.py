@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, computed_field, model_validator
 
 PathogenKind = Literal["fungus", "oomycete", "bacterium", "virus", "mite", "insect", "fungal complex"]
 
@@ -78,6 +78,7 @@ class Entry(_Strict):
                 raise ValueError(f"a disease entry needs {', '.join(missing)}")
         return self
 
+    @computed_field
     @property
     def title(self) -> str:
         return f"{self.crop} — {self.condition}"

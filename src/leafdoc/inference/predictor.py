@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from leafdoc.advice import Knowledge
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.images import (
     DEFAULT_MAX_PIXELS,
@@ -22,6 +23,7 @@ from leafdoc.images import (
     read_source,
     resize_square,
 )
+from leafdoc.inference import answer
 from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
@@ -62,24 +64,14 @@ class Prediction:
     decision: Decision | None = None
     error: str | None = None
 
-    def to_dict(self) -> dict:
-        d: dict = {"file": self.file}
-        if self.error is not None:
-            d["error"] = self.error
-            return d
-        d["top_k"] = self.top_k
-        if self.decision is not None:
-            dec = self.decision
-            d.update(
-                label=None if dec.abstained else self.top_k[0]["label"],
-                abstained=dec.abstained,
-                reason=dec.reason,
-                message=dec.message,
-                candidates=list(dec.candidates),
-                problems=list(dec.problems),
-                ood_score=dec.ood_score,
-            )
-        return d
+    def to_dict(self, knowledge: Knowledge) -> dict:
+        """The answer in the shape the API gives (inference/answer.py); a file that could not be read is
+        `{"file", "error"}`. A model folder has no registry version: `model_version` is null."""
+        if self.error is not None or self.decision is None:
+            return {"file": self.file, "error": self.error or "no prediction was made."}
+        return answer.build(
+            file=self.file, model_version=None, top_k=self.top_k, decision=self.decision, knowledge=knowledge
+        )
 
 
 class _Output:

@@ -22,7 +22,7 @@ from leafdoc.service.deps import AppState
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import BodyLimit, RequestMetrics
-from leafdoc.service.routes import datasets, health, jobs, models, predict, uploads
+from leafdoc.service.routes import advice, datasets, health, jobs, models, predict, uploads
 from leafdoc.service.serving import ModelHolder
 from leafdoc.settings import Settings
 
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.leafdoc = state
     errors.install(app)
-    for module in (predict, uploads, jobs, models, datasets, health):
+    for module in (predict, advice, uploads, jobs, models, datasets, health):
         app.include_router(module.router)
     if settings.ui:  # the web page at /ui, built (Gradio imported) on its first visit
         from leafdoc.ui import mount_ui

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from leafdoc.advice.schema import Entry
 from leafdoc.train.config import TrainConfig
 
 
@@ -23,6 +24,26 @@ class ErrorAnswer(BaseModel):
 class LabelScore(BaseModel):
     label: str
     probability: float
+
+
+class AdviceSource(BaseModel):
+    title: str
+    author: str | None = None
+    publisher: str
+    year: int | None = None
+    url: str | None = None
+
+
+class AdviceRef(BaseModel):
+    """What a diagnosis carries from the knowledge base (leafdoc/advice/knowledge)."""
+
+    label: str
+    available: bool = Field(description="False: leafdoc has no knowledge file for this label (see `message`).")
+    title: str | None = Field(None, description="Crop and condition in words, e.g. 'Tomato — Early blight'.")
+    summary: str | None = Field(None, description="Two or three sentences: what it is and what to do first.")
+    route: str | None = Field(None, description="GET it for the full entry, e.g. /v1/advice/Tomato___Early_blight.")
+    sources: list[AdviceSource] = Field(default_factory=list, description="What the entry rests on.")
+    message: str | None = Field(None, description="Why there is no advice, when `available` is false.")
 
 
 class PredictAnswer(BaseModel):
@@ -47,6 +68,11 @@ class PredictAnswer(BaseModel):
         None, description="How unlike the training leaf photos this one is (not_a_leaf above the card's threshold)."
     )
     min_confidence: float = Field(description="The model's calibrated confidence threshold.")
+    advice: AdviceRef | None = Field(
+        None,
+        description="What to do about the diagnosis: summary, the full entry's route, sources. Null when the "
+        "model abstained (no diagnosis, so no advice).",
+    )
 
 
 class BatchItem(BaseModel):
@@ -259,3 +285,21 @@ class Ready(BaseModel):
     ready: bool
     checks: dict[str, str]
     model_version: int | None
+
+
+# ---- advice ----------------------------------------------------------------------------------------
+
+
+# A knowledge file as the API serves it: leafdoc/advice/schema.py's fields, and its title.
+AdviceEntry = Entry
+
+
+class AdviceListItem(BaseModel):
+    label: str
+    title: str
+    healthy: bool
+    route: str
+
+
+class AdviceList(BaseModel):
+    entries: list[AdviceListItem]

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import ImageTooLarge, LeafdocError
+from leafdoc.inference.answer import build as build_answer
 from leafdoc.inference.predictor import Photo, Predictor
 from leafdoc.registry import NoModel, Registry
 from leafdoc.settings import Settings
@@ -60,6 +62,7 @@ class Loaded:
     version: int
     stamp: int
     predictor: Predictor
+    knowledge: Knowledge  # the advice its answers carry (leafdoc/advice)
 
 
 class ModelHolder:
@@ -71,6 +74,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._checked = float("-inf")
         self.last_error: str | None = None
+        # Read and checked once, at start: a broken knowledge file stops the server with its name and field.
+        self.knowledge = shipped_knowledge(settings.advice_dir)
         # Decoding is where a photo costs memory (up to 3 bytes x max_image_pixels each, images.open_photo):
         # at most this many at once per worker, whatever the threadpool's size.
         self.decoding = threading.BoundedSemaphore(settings.max_concurrent_decodes)
@@ -122,7 +127,7 @@ class ModelHolder:
         if ptr is None or (current is not None and current.stamp == ptr.stamp):
             return
         if current is not None and current.version == ptr.version:
-            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor)
+            self._loaded = Loaded(ptr.version, ptr.stamp, current.predictor, self.knowledge)
             return
         try:
             folder = self.registry.local_dir(ptr.version)
@@ -131,7 +136,7 @@ class ModelHolder:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
             log.error(self.last_error)
             return
-        self._loaded = Loaded(ptr.version, ptr.stamp, predictor)  # the swap: one reference
+        self._loaded = Loaded(ptr.version, ptr.stamp, predictor, self.knowledge)  # the swap: one reference
         self.last_error = None
         log.info("serving model version %s", ptr.version)
         if self.on_swap:
@@ -158,24 +163,16 @@ def check_size(data: bytes, name: str, settings: Settings) -> bytes:
 
 
 def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: str | None, top_k: int) -> dict:
-    """One prediction as the API answers it: top-k, and the diagnosis or an abstention with its reason."""
+    """One prediction as the API answers it (inference/answer.py): top-k, the diagnosis with its advice, or an
+    abstention with its reason."""
     p = loaded.predictor
-    d = p.decide(outputs, photo)
-    top = p.top_k(outputs["probabilities"], top_k)
-    return {
-        "file": name,
-        "model_version": loaded.version,
-        "label": None if d.abstained else top[0]["label"],
-        "confidence": top[0]["probability"],
-        "top_k": top,
-        "abstained": d.abstained,
-        "reason": d.reason,
-        "message": d.message,
-        "candidates": list(d.candidates),
-        "problems": list(d.problems),
-        "ood_score": d.ood_score,
-        "min_confidence": round(d.threshold, 6),
-    }
+    return build_answer(
+        file=name,
+        model_version=loaded.version,
+        top_k=p.top_k(outputs["probabilities"], top_k),
+        decision=p.decide(outputs, photo),
+        knowledge=loaded.knowledge,
+    )
 
 
 def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[dict]:

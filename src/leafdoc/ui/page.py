@@ -28,7 +28,7 @@ from starlette.routing import Mount
 from leafdoc import guide
 from leafdoc.client import ApiError, LeafdocClient
 from leafdoc.settings import Settings
-from leafdoc.ui import text
+from leafdoc.ui import advice, text
 from leafdoc.ui.where import api_base, use_page_folder
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
             path, name = files.open(photo)
             with _client(settings, request) as api:
                 answer = api.explain(path.read_bytes(), name)
+                entry = advice.fetch_entry(api, answer)
         except Exception as exc:
             message, hint = _problem(exc, "Diagnosis")
             return (
@@ -218,7 +219,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         heat = _png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
         guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
         return (
-            _verdict_update(text.verdict(answer), kind),
+            _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             gr.update(value=text.top_k_scores(answer), label=guesses),
             heat,
         )

@@ -1,0 +1,38 @@
+"""One prediction answer, the same shape everywhere: `leafdoc predict --json`, the API's /v1/predict,
+/v1/predict/batch and /v1/explain, and so the web page and the desktop app (which read the API's JSON).
+
+The fields and their meaning are documented in service/schemas.py (PredictAnswer). `advice` is the
+knowledge base's reference for the diagnosed label (summary, route of the full entry, sources), or a note
+that there is none; an abstention carries no advice, since there is no diagnosis to act on.
+"""
+
+from __future__ import annotations
+
+from leafdoc.advice import Knowledge
+from leafdoc.inference.abstain import Decision
+
+
+def build(
+    *,
+    file: str | None,
+    model_version: int | None,
+    top_k: list[dict],
+    decision: Decision,
+    knowledge: Knowledge,
+) -> dict:
+    label = None if decision.abstained else top_k[0]["label"]
+    return {
+        "file": file,
+        "model_version": model_version,
+        "label": label,
+        "confidence": top_k[0]["probability"],
+        "top_k": top_k,
+        "abstained": decision.abstained,
+        "reason": decision.reason,
+        "message": decision.message,
+        "candidates": list(decision.candidates),
+        "problems": list(decision.problems),
+        "ood_score": decision.ood_score,
+        "min_confidence": round(decision.threshold, 6),
+        "advice": None if label is None else knowledge.reference(label),
+    }
