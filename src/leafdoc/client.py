@@ -8,6 +8,7 @@ bad photo), with the server's own hint when it sent one.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import httpx
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 UPLOAD_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -99,6 +103,18 @@ class LeafdocClient:
     def advice(self, label: str) -> dict:
         """A label's full knowledge entry: symptoms, look-alikes, what to do, sources (GET /v1/advice/{label})."""
         return self.get_json("/v1/advice/" + quote(label, safe=""))
+
+    def advice_for(self, answer: dict) -> dict | None:
+        """The full entry behind a prediction answer's `advice`, or None: abstained, no entry for its label,
+        or the server could not give it (the answer's summary still stands)."""
+        advice = answer.get("advice")
+        if answer.get("abstained") or not advice or not advice.get("available"):
+            return None
+        try:
+            return self.advice(advice["label"])
+        except ApiError as exc:
+            log.warning("the advice for %r could not be fetched: %s", advice["label"], exc)
+            return None
 
     # ---- service state -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
+from leafdoc.advice import shipped_knowledge  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
@@ -150,11 +151,21 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert good.bars[0].bar.text().endswith("%")
     assert good.photo.has_image() and good.heatmap.has_image()
     assert good.heatmap.source_pixmap().width() >= 100  # the server's overlay, not a placeholder
+    # What to do: the summary under the diagnosis, the full entry one click away.
+    entry = shipped_knowledge().get(good.answer["label"])
+    assert good.advice.isVisible() and good.advice.summary.isVisible()
+    assert " ".join(entry.summary.split()) in " ".join(good.advice.summary.text().split())
+    assert good.advice.toggle.isVisible() and not good.advice.details.isVisible()
+    good.advice.toggle.click()
+    assert good.advice.details.isVisible()
+    details = " ".join(good.advice.details.text().split())
+    assert " ".join(entry.symptoms.split()) in details and entry.sources[0].title in details
 
     unsure = cards[dark.name]
     assert unsure.answer["abstained"] and unsure.answer["reason"] == "poor_photo"
     assert unsure.title.text() == UNSURE_TITLE
     assert unsure.notice.isVisible() and unsure.notice.text() == unsure.answer["message"]
+    assert unsure.answer["advice"] is None and not unsure.advice.isVisible()  # no diagnosis, no advice
 
     bad = cards[broken.name]
     assert bad.error and "broken.jpg" in bad.error

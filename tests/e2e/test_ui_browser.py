@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES
 
+from leafdoc.advice import shipped_knowledge
 from leafdoc.client import LeafdocClient
 from leafdoc.ui.text import pretty_label
 
@@ -208,6 +209,16 @@ def test_diagnose_a_leaf_shows_the_label_scores_and_heat_map(page, live_server, 
     assert re.search(r"\d+%", page.inner_text("#top-k"))
     heat = page.evaluate("[...document.querySelectorAll('#heat-map img')].map(i => i.naturalWidth)")
     assert max(heat) >= 96
+
+    # What to do about it: the summary under the diagnosis, the full entry folded until asked for.
+    entry = shipped_knowledge().get(expected["label"])
+    assert "What to do: " + " ".join(entry.summary.split()) in " ".join(shown.split())
+    details = page.locator("#verdict details")
+    assert not details.locator("text=What it looks like").is_visible()
+    details.locator("summary").click()
+    opened = " ".join(details.inner_text().split())
+    assert "What it looks like" in opened and " ".join(entry.symptoms.split()) in opened
+    assert entry.sources[0].title in opened and entry.actions.cultural[0] in opened
     assert outside == [], f"the page reached beyond this machine: {outside[:5]}"
 
 
@@ -224,6 +235,8 @@ def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
     assert "Not sure" in shown
     assert expected["message"] in shown  # the server's own words, prominently
     assert "not a diagnosis" in page.inner_text("#top-k")  # its guesses are not shown as an answer
+    assert expected["advice"] is None  # no diagnosis, no advice: none on the page either
+    assert "What to do" not in shown and page.locator("#verdict details").count() == 0
 
 
 def test_the_photo_guide_opens_with_its_example_photos_and_what_leafdoc_answers(page, ui_url):

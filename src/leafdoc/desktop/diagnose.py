@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.client import LeafdocClient
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
@@ -99,6 +100,7 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> di
     data = path.read_bytes()
     progress("photo", load_thumbnail(data))
     answer = client.explain(data, path.name, top_k=top_k)
+    answer["advice_entry"] = client.advice_for(answer)
     overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))
     answer.pop("heatmap", None)
     answer["overlay"] = overlay
@@ -130,6 +132,8 @@ class ResultCard(QFrame):
         heat_box.addWidget(self.heatmap)
         self.heat_caption = _caption("Where the model looked")
         heat_box.addWidget(self.heat_caption)
+        photo_box.addStretch(1)  # the photos stay at the top of a card the advice makes tall
+        heat_box.addStretch(1)
         layout.addLayout(photo_box)
         layout.addLayout(heat_box)
 
@@ -157,6 +161,8 @@ class ResultCard(QFrame):
         right.addWidget(self.notice)
         right.addWidget(self.bars_title)
         right.addLayout(self.bars_box)
+        self.advice = AdvicePanel()
+        right.addWidget(self.advice)
         right.addStretch(1)
         layout.addLayout(right, 1)
 
@@ -184,6 +190,7 @@ class ResultCard(QFrame):
             bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0), muted=abstained)
             self.bars.append(bar)
             self.bars_box.addWidget(bar)
+        self.advice.show_advice(answer)
         overlay = answer.get("overlay")
         self.heatmap.set_image(overlay, placeholder="No heat map")
         explained = answer.get("explained_label")

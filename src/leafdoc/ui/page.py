@@ -204,7 +204,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
             path, name = files.open(photo)
             with _client(settings, request) as api:
                 answer = api.explain(path.read_bytes(), name)
-                entry = advice.fetch_entry(api, answer)
+                entry = api.advice_for(answer)
         except Exception as exc:
             message, hint = _problem(exc, "Diagnosis")
             return (
