@@ -156,6 +156,36 @@ def test_predict_with_the_starter_model(tmp_path):
     assert right >= 3, answers  # held-out photos: the starter model gets (nearly) all of them
 
 
+def test_predict_prints_what_to_do_and_its_json_has_the_apis_answer_shape(tmp_path):
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.service.schemas import PredictAnswer
+
+    starter = REPO / "models" / "starter"
+    if not (starter / "model.onnx").is_file():
+        pytest.skip("no starter model committed yet")
+    photo = REPO / "examples" / "tomato_early_blight.jpg"
+    entry = shipped_knowledge().get("Tomato___Early_blight")
+
+    r = leafdoc("predict", starter, photo, home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert "Tomato___Early_blight" in said and "What to do: " + " ".join(entry.summary.split()) in said
+    assert 'leafdoc advice "Tomato___Early_blight"' in said and entry.sources[0].title in said
+
+    answer = json.loads(leafdoc("predict", starter, photo, "--json", home=tmp_path / "home").stdout)[0]
+    assert answer["advice"]["summary"] == entry.summary and answer["advice"]["route"].endswith("Early_blight")
+    assert answer["model_version"] is None  # a model folder, not a registry version
+    api_fields = set(PredictAnswer.model_fields)
+    assert set(answer) == api_fields  # the same fields as the API's answer
+    PredictAnswer.model_validate({**answer, "model_version": 0})
+
+    full = leafdoc("advice", "Tomato___Early_blight", home=tmp_path / "home")
+    assert full.returncode == 0 and "What it looks like" in full.stdout and entry.sources[0].title in full.stdout
+    missing = leafdoc("advice", "Tomato___Purple_spots", home=tmp_path / "home")
+    assert missing.returncode == 1 and "no advice for label 'Tomato___Purple_spots'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_no_arguments_shows_help(tmp_path):
     r = leafdoc(home=tmp_path / "home")
     assert "ingest" in r.stdout + r.stderr and "predict" in r.stdout + r.stderr
