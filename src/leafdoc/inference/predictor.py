@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leafdoc.advice import Knowledge
+from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.images import (
     DEFAULT_MAX_PIXELS,
@@ -64,13 +64,18 @@ class Prediction:
     decision: Decision | None = None
     error: str | None = None
 
-    def to_dict(self, knowledge: Knowledge) -> dict:
-        """The answer in the shape the API gives (inference/answer.py); a file that could not be read is
-        `{"file", "error"}`. A model folder has no registry version: `model_version` is null."""
+    def to_dict(self, knowledge: Knowledge | None = None) -> dict:
+        """The answer in the shape the API gives (inference/answer.py), with advice from `knowledge` (default:
+        the shipped entries); a file that could not be read is `{"file", "error"}`. A model folder has no
+        registry version: `model_version` is null."""
         if self.error is not None or self.decision is None:
             return {"file": self.file, "error": self.error or "no prediction was made."}
         return answer.build(
-            file=self.file, model_version=None, top_k=self.top_k, decision=self.decision, knowledge=knowledge
+            file=self.file,
+            model_version=None,
+            top_k=self.top_k,
+            decision=self.decision,
+            knowledge=knowledge or shipped_knowledge(),
         )
 
 
