@@ -285,11 +285,13 @@ def test_no_answer_names_where_the_server_keeps_things(server):
     good = upload(server, zip_of({"Apple___healthy/p.png": leaf_jpeg(5)}), "good.zip", dataset="paths")
     assert good.status_code == 201, good.text
     answers = [not_zip, good]
-    for route in ("/v1/datasets", "/v1/models", "/v1/models/1", "/v1/datasets/paths/stats"):
+    for route in ("/v1/datasets", "/v1/models", "/v1/models/1", "/v1/datasets/paths/stats", "/v1/advice"):
         answers.append(httpx.get(f"{server.base}{route}", timeout=60))
     for route in ("/v1/uploads", "/v1/training-jobs"):
         answers.append(httpx.get(f"{server.base}{route}", headers=ADMIN, timeout=60))
     answers.append(httpx.post(f"{server.base}/v1/models/999/promote", headers=ADMIN, timeout=30))
+    for label in ("Apple___healthy", "..%2F..%2Fetc%2Fpasswd", "No___such_label"):  # the advice of a label
+        answers.append(httpx.get(f"{server.base}/v1/advice/{label}", timeout=30))
     for r in answers:
         assert r.status_code < 500, r.text
         assert_names_no_server_path(server, r.text)
