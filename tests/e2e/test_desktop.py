@@ -580,6 +580,20 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
     assert "field photo" in REASON_WORDS["unlike_training"]
 
 
+def test_a_label_without_advice_says_so_on_the_card(qtbot, tmp_path):
+    from leafdoc.desktop.diagnose import ResultCard
+
+    card = ResultCard(tmp_path / "leaf.jpg")
+    qtbot.addWidget(card)
+    card.show()
+    label = "Cassava___Mosaic"
+    top = [{"label": label, "probability": 0.9}]
+    advice = shipped_knowledge().reference(label)
+    card.show_answer({"abstained": False, "label": label, "top_k": top, "model_version": 1, "advice": advice})
+    assert card.advice.isVisible() and "no advice for 'Cassava___Mosaic' yet" in card.advice.summary.text()
+    assert not card.advice.toggle.isVisible()  # nothing to unfold
+
+
 def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot, settings_file):
     """The same entries as the web page's guide, from the Diagnose tab, even with no server to talk to."""
     from leafdoc import guide

@@ -152,3 +152,18 @@ def _toml(data: dict) -> str:
 
 def _plain(v) -> bool:
     return isinstance(v, list) and (not v or not isinstance(v[0], dict))
+
+
+def test_the_page_shows_the_summary_a_note_or_nothing(kb):
+    from leafdoc.ui.advice import DETAILS_TITLE, advice_markdown
+
+    label = "Apple___Apple_scab"
+    answer = {"abstained": False, "label": label, "advice": kb.reference(label)}
+    entry = kb.get(label).model_dump(mode="json")
+    md = advice_markdown(answer, entry)
+    assert md.index("**What to do:**") < md.index(f'<details class="advice-details"><summary>{DETAILS_TITLE}')
+    assert "Venturia inaequalis" in md and md.rstrip().endswith("</details>")
+    assert "<details" not in advice_markdown(answer, None)  # the entry could not be fetched: the summary alone
+    missing = {"abstained": False, "label": "Cassava___Mosaic", "advice": kb.reference("Cassava___Mosaic")}
+    assert "no advice for 'Cassava___Mosaic' yet" in advice_markdown(missing, None)
+    assert advice_markdown({"abstained": True, "label": None, "advice": None}, None) == ""
