@@ -85,9 +85,10 @@ def tiny_model(tmp_path_factory) -> Path:
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
+    from leafdoc.lifecycle.training import train_model
     from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data, train
+    from leafdoc.train.trainer import prepare_data
 
     root = tmp_path_factory.mktemp("tiny")
     data = make_leaf_folder(root / "leaves")
@@ -98,7 +99,7 @@ def tiny_model(tmp_path_factory) -> Path:
     cfg = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=8, alpha=0.35)
     td = prepare_data(catalog, store, s.cache_dir, "tiny", cfg)
     out = root / "model"
-    train(cfg, td, out)
+    train_model(cfg, td, out)
     catalog.dispose()
     return out
 

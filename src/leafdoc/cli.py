@@ -5,17 +5,14 @@ Errors of the LeafdocError kind are printed as one plain message (no traceback) 
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape as esc
 from rich.progress import (
     BarColumn,
@@ -25,16 +22,23 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
+from leafdoc.cli_options import train_signature
+from leafdoc.cli_print import (
+    console,
+    epoch_info,
+    out,
+    print_evaluation,
+    print_experiment,
+    print_ingest,
+    print_stats,
+    training_bar,
+)
 from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
-from leafdoc.train.registry import help_text as backbone_help
 from leafdoc.train.stopping import stop_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
-console = Console(stderr=True, soft_wrap=True)  # people read stderr; stdout is for --json and results
-out = Console(soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -71,10 +75,10 @@ def _progress(description: str, enabled: bool = True):
 
 
 def _open_data(settings: Settings):
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.store import open_store
+    from leafdoc.lifecycle.workspace import Workspace
 
-    return Catalog(settings.catalog_url), open_store(settings.store_location, settings.s3_endpoint_url)
+    ws = Workspace.open(settings)
+    return ws.catalog, ws.store
 
 
 def _limits(settings: Settings):
@@ -112,7 +116,7 @@ def ingest(
     if as_json:
         _emit_json(summary)
     else:
-        _print_ingest(summary)
+        print_ingest(summary)
     if result.version is None:
         raise typer.Exit(1)
 
@@ -122,90 +126,6 @@ def _save_summary(settings: Settings, summary: dict) -> None:
 
     v = summary["version"] if summary["created_version"] else "unchanged"
     atomic_write_json(settings.home / "ingests" / f"{summary['dataset']}-v{v}.json", summary)
-
-
-def _print_ingest(s: dict) -> None:
-    if s["created_version"]:
-        out.print(
-            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
-        )
-    elif s["version"] is not None:
-        out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
-    else:
-        out.print(f"[bold red]{s['dataset']}[/]: nothing was ingested")
-    out.print(
-        f"added {s['added']}, duplicates {len(s['duplicates'])}, "
-        f"near-duplicates {len(s['near_duplicates'])}, rejected {len(s['rejected'])}"
-    )
-    if s["rejected"]:
-        table = Table("rejected file", "reason", title="Rejected")
-        for r in s["rejected"]:
-            table.add_row(esc(r["file"]), esc(r["reason"]))
-        out.print(table)
-
-
-# `leafdoc train`'s options: the run's own (where data comes from, where the model goes), then one per
-# TrainConfig field, generated from it with its description and default (issue: no field restated by hand).
-_TRAIN_RUN_OPTIONS = [
-    ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
-    ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
-    ("dataset", str | None, typer.Option(help="A dataset already in the catalog."), None),
-    ("dataset_version", int | None, typer.Option(help="Dataset version (default: latest)."), None),
-    ("init_from", Path | None, typer.Option(help="Warm-start from this model folder."), None),
-    (
-        "nonleaf",
-        list[Path] | None,
-        typer.Option(
-            help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable).",
-            exists=True,
-            file_okay=False,
-        ),
-        None,
-    ),
-    (
-        "provenance",
-        Path | None,
-        typer.Option(help="A text file on the data's sources and licences, copied into card.json."),
-        None,
-    ),
-    (
-        "resume",
-        bool,
-        typer.Option(
-            help="Continue a run to the same --out that was stopped part-way, from its last finished epoch "
-            "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training)."
-        ),
-        False,
-    ),
-    ("as_json", bool, typer.Option("--json", help="Print the model card as JSON."), False),
-]
-_NOT_OPTIONS = {"nonleaf_dirs"}  # set through --nonleaf (folders that must exist)
-
-
-def _config_parameters(model) -> list[inspect.Parameter]:
-    """One Typer option per field of a pydantic config: its type (a Literal becomes a string whose choices the
-    help lists; the config checks it), its description as help, its default."""
-    params = []
-    for name, field in model.model_fields.items():
-        if name in _NOT_OPTIONS:
-            continue
-        kind, hint = field.annotation, field.description or ""
-        args = [a for a in get_args(kind) if a is not type(None)]
-        if get_origin(kind) is Literal:
-            kind, hint = str, " | ".join(map(str, get_args(kind))) + (f": {hint}" if hint else "")
-        elif get_origin(kind) in (Union, UnionType) and len(args) == 1:
-            inner = args[0]
-            kind = (str if get_origin(inner) is Literal else inner) | None
-        if name == "backbone":
-            hint = backbone_help()
-        default = field.get_default(call_default_factory=True)
-        if get_origin(kind) is list:
-            default = None  # repeatable; empty means the config's default
-        option = typer.Option(help=hint or None)
-        params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
-        )
-    return params
 
 
 def train(**options):
@@ -242,38 +162,11 @@ def train(**options):
             resume=resume,
         )
     if as_json:
-        _emit_json(card)
+        _emit_json(card.to_dict())
 
 
-def _train_signature() -> inspect.Signature:
-    from leafdoc.train.config import TrainConfig
-
-    run = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
-        for name, kind, option, default in _TRAIN_RUN_OPTIONS
-    ]
-    return inspect.Signature(run + _config_parameters(TrainConfig))
-
-
-train.__signature__ = _train_signature()
+train.__signature__ = train_signature()
 app.command()(train)
-
-
-def _training_bar(disable: bool) -> Progress:
-    """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=disable,
-    )
-
-
-def _epoch_info(e: dict) -> str:
-    return " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
 
 
 def run_training(
@@ -288,48 +181,49 @@ def run_training(
     provenance=None,
     resume=False,
 ) -> dict:
+    from leafdoc.lifecycle import events
+    from leafdoc.lifecycle.training import prepare, train_model
+    from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
-    from leafdoc.train.trainer import prepare_data
-    from leafdoc.train.trainer import train as do_train
 
-    settings = _settings()
-    catalog, store = _open_data(settings)
+    ws = Workspace.open(_settings())
     if data is not None:
-        res = _ingest(settings, catalog, store, data, dataset, not quiet)
+        res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
         dataset = res.dataset
     with _progress(f"Caching {cfg.image_size}px arrays", not quiet) as update:
-        td = prepare_data(catalog, store, settings.cache_dir, dataset, cfg, version, progress=update)
+        td = prepare(ws, dataset, cfg, version, progress=update)
     if not quiet:
         c = td.counts()
         console.print(
             f"{td.dataset} v{td.version}: {len(td.classes)} classes; "
             f"train {c['train']}, val {c['val']}, test {c['test']}"
         )
-    with _training_bar(quiet) as bar:
+    with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
-        def on_event(e: dict) -> None:
-            if e["event"] == "batch":
-                bar.update(task, completed=e["batch"], total=e["steps"], description=f"{e['phase']} epoch")
-            elif e["event"] == "epoch":
-                info = _epoch_info(e)
-                bar.update(task, info=info, description=f"{e['phase']} epoch {e['epoch']}")
-                console.log(f"{e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
-            elif e["event"] == "evaluate":
-                bar.update(task, description="evaluating on the test split", info="")
-            elif e["event"] == "resume":
-                console.log(f"continuing from the checkpoint after {e['phase']} epoch {e['epoch']}")
-            elif e["event"] == "restart":
-                console.log(f"[yellow]{e['reason']}[/]: training from the first epoch (it is replaced after it)")
+        def on_event(e: events.TrainEvent) -> None:
+            match e:
+                case events.Batch(phase=phase, batch=batch, steps=steps):
+                    bar.update(task, completed=batch, total=steps, description=f"{phase} epoch")
+                case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
+                    info = epoch_info(e.to_dict())
+                    bar.update(task, info=info, description=f"{phase} epoch {epoch}")
+                    console.log(f"{phase} epoch {epoch}: {info} ({seconds:.0f}s)")
+                case events.Evaluating():
+                    bar.update(task, description="evaluating on the test split", info="")
+                case events.Resumed(phase=phase, epoch=epoch):
+                    console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
+                case events.Restarted(reason=reason):
+                    console.log(f"[yellow]{reason}[/]: training from the first epoch (it is replaced after it)")
 
         checkpoint = beside(out_dir)
         if not resume:
             shutil.rmtree(checkpoint, ignore_errors=True)
         elif not (checkpoint / STATE).is_file() and not quiet:
             console.log(f"no checkpoint at {checkpoint}: training from the first epoch")
-        card = do_train(
+        card = train_model(
             cfg,
             td,
             out_dir,
@@ -337,12 +231,12 @@ def run_training(
             init_from=init_from,
             provenance=provenance,
             checkpoint_dir=checkpoint,
-        )
+        ).card
     if not quiet:
-        t = card["metrics"]["test"]
+        t = card.test_metrics
         out.print(
             f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
-            f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card['best_epoch']})"
+            f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})"
         )
     return card
 
@@ -453,7 +347,9 @@ def calibrate(
     section = calibrate_model_dir(
         model_dir, data, nonleaf or [], target, max_pixels=_settings().max_image_pixels, field=field or []
     )
-    field_section = json.loads((Path(model_dir) / "card.json").read_text()).get("field")
+    from leafdoc.modelfolder import read_card
+
+    field_section = read_card(model_dir).field
     if as_json:
         _emit_json({**section, "field": field_section} if field_section else section)
         return
@@ -529,47 +425,7 @@ def evaluate(
     if as_json:
         _emit_json(result)
     else:
-        _print_evaluation(result)
-
-
-def _print_evaluation(r: dict) -> None:
-    from leafdoc.evaluate.report import images_evaluated
-    from leafdoc.evaluate.significance import accuracy_interval_text
-
-    table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
-    table.add_row("images", images_evaluated(r))
-    table.add_row("accuracy", accuracy_interval_text(r["accuracy"], r["n"]))
-    table.add_row("top-3 accuracy", f"{r['top3_accuracy']:.2%}")
-    table.add_row("macro F1", f"{r['macro_f1']:.3f}")
-    table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
-    sel = r.get("selective")
-    if sel:
-        reasons = ", ".join(f"{k} {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
-        table.add_row("answered (coverage)", f"{sel['coverage']:.2%} ({sel['abstained']} abstained: {reasons})")
-        if sel["accuracy_answered"] is not None:
-            table.add_row("accuracy on answered", f"{sel['accuracy_answered']:.2%}")
-        at = sel["accuracy_at"]
-        table.add_row("accuracy at 50/80/100% coverage", " / ".join(f"{at[k]:.2%}" for k in ("50%", "80%", "100%")))
-        table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
-    if r.get("ood"):
-        o = r["ood"]
-        why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
-        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} ({why})")
-    out.print(table)
-    per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
-    for label in r["classes"]:
-        c = r["per_class"][label]
-        per.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
-    out.print(per)
-    if r["most_confused"]:
-        conf = Table("true", "predicted as", "count", title="Most confused")
-        for p in r["most_confused"][:5]:
-            conf.add_row(p["true"], p["predicted"], str(p["count"]))
-        out.print(conf)
-    if r["skipped"]:
-        out.print(f"[yellow]{len(r['skipped'])} files skipped[/] (see --json for the reasons)")
-    if r.get("report"):
-        out.print(f"report: {Path(r['report']) / 'index.html'}")
+        print_evaluation(result)
 
 
 @app.command()
@@ -614,27 +470,7 @@ def stats(
     if as_json:
         _emit_json(result)
     else:
-        _print_stats(result, out_dir)
-
-
-def _print_stats(s: dict, out_dir: Path) -> None:
-    ratio = s["imbalance_ratio"]
-    out.print(
-        f"[bold]{s['source']}[/]: {s['n_images']} images in {s['n_classes']} classes, "
-        f"{s['n_measured']} measured; imbalance max/min {ratio:.2f}"
-        if ratio
-        else f"[bold]{s['source']}[/]: no images measured"
-    )
-    table = Table("class", "images", "mean R,G,B", "brightness", "sharpness (median)", title="Per class")
-    for label, c in s["per_class"].items():
-        rgb = ",".join(f"{v:.0f}" for v in c["mean_rgb"])
-        table.add_row(
-            label, str(s["class_counts"][label]), rgb, f"{c['brightness']['mean']:.0f}", f"{c['sharpness']['p50']:.0f}"
-        )
-    out.print(table)
-    if s["skipped"]:
-        out.print(f"[yellow]{len(s['skipped'])} files skipped[/] (see {out_dir / 'stats.json'})")
-    out.print(f"wrote {out_dir}")
+        print_stats(result, out_dir)
 
 
 @app.command()
@@ -709,7 +545,7 @@ def experiment(
 
     spec = load_recipe(recipe)
     out_dir = out_dir or Path("runs") / (f"{spec.name}-quick" if quick else spec.name)
-    with _training_bar(as_json) as bar:
+    with training_bar(as_json) as bar:
         runs = bar.add_task("runs", total=None, info="")
         steps = bar.add_task("preparing", total=None, info="")
 
@@ -722,7 +558,7 @@ def experiment(
                 done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
                 bar.update(steps, description=what, completed=done, total=total)
             elif kind == "epoch":
-                info = _epoch_info(e)
+                info = epoch_info(e)
                 bar.update(steps, info=info)
                 console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
             elif kind == "evaluate":
@@ -747,34 +583,7 @@ def experiment(
     if as_json:
         _emit_json(results)
         return
-    _print_experiment(results)
-
-
-def _print_experiment(r: dict) -> None:
-    from leafdoc.experiments.report import comparison_rows
-
-    header, rows = comparison_rows(r)
-    table = Table(*header, title=f"{r['title'] or r['recipe']} ({r['mode']}, weights {r['weights']})")
-    for row in rows:
-        table.add_row(*(esc(str(v)) for v in row))
-    out.print(table)
-    if r["tuning"]:
-        t = r["tuning"]
-        best = ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
-        out.print(f"Optuna: best of {len(t['trials'])} trials: {best} ({t['metric']} {t['best_value']:.1%})")
-    if r["pipeline"]:
-        p = r["pipeline"]
-        out.print(
-            f"input pipeline: cached {p['cached_median']:.2f} s/epoch, directory {p['plain_median']:.2f} s/epoch: "
-            f"speed-up {p['speedup']:.2f}x over {p['n_images']} images"
-        )
-    out.print(f"best run (validation accuracy): [bold]{esc(r['best']['run'])}[/]")
-    if r["reused"]:
-        out.print(f"reused from an earlier invocation: {esc(', '.join(r['reused']))}")
-    if r["pending"]:
-        out.print(f"not run yet: {esc(', '.join(r['pending']))} (continue with --resume)")
-    out.print(f"report: {esc(r['report'])}")
-    out.print(f"MLflow: {esc(r['tracking_uri'])}")
+    print_experiment(results)
 
 
 @app.command()

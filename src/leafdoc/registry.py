@@ -7,15 +7,15 @@
 - The serving pointer is an append-only history (`serving_events`): the newest row names the
   serving version and its id is a cheap stamp that API workers poll to hot-swap their model.
   Rollback replays the history as a stack (seed/promote push, rollback pops).
-- Automatic promotion compares the candidate and the serving model on the same images with
-  `settings.promote_metric` and `settings.promote_margin`; both figures and the decision are kept.
+- Automatic promotion (the rule is lifecycle/promotion.py) compares the candidate and the serving model on the
+  same images with `settings.promote_metric` and `settings.promote_margin`; both figures and the decision are
+  kept in the version's row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -33,13 +32,12 @@ from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
 from leafdoc.data.leases import hold
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
-from leafdoc.inference.predictor import SERVING_FILES, check_model_dir
+from leafdoc.modelfolder import MODEL_FILES, SERVING_FILES, check_model_dir, read_card, read_labels
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("candidate", "serving", "archived", "rejected")
-MODEL_FILES = ("model.onnx", "model.keras", "labels.json", "card.json", "model.tflite", "ood.npz")
 PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
 LOWER_IS_BETTER = frozenset({"ece"})
 POINTER_LEASE = "serving-pointer"
@@ -197,12 +195,8 @@ class Registry:
             p = folder / name
             if p.is_file():
                 files[name] = self.store.put(p.read_bytes())
-        try:
-            card = json.loads((folder / "card.json").read_text())
-            labels = json.loads((folder / "labels.json").read_text())
-        except ValueError as exc:
-            raise ModelError(f"{folder}: card.json or labels.json is not valid JSON ({exc}).") from None
-        ds = card.get("dataset") or {}
+        card, labels = read_card(folder), read_labels(folder)
+        ds = card.dataset
         promotion = dict(promotion) if promotion else None
 
         def write(s: Session) -> tuple[int, bool]:
@@ -210,12 +204,12 @@ class Registry:
                 status=status,
                 source=source,
                 job_id=job_id,
-                parent_version=_int_or_none(card.get("parent_version")),
-                dataset=ds.get("name"),
-                dataset_version=_int_or_none(ds.get("version")),
+                parent_version=_int_or_none(card.parent_version),
+                dataset=ds.name if ds else None,
+                dataset_version=ds.version if ds else None,
                 files=files,
                 labels=labels,
-                card=card,
+                card=card.to_dict(),
                 promotion=promotion,
             )
             s.add(row)
@@ -342,83 +336,3 @@ class Registry:
             )
         log.info("registered %s as model version %s and serving it", folder, version)
         return version
-
-
-# ---- the promotion rule ----------------------------------------------------------------------------
-
-
-def _probs_in(labels: list[str], probs: np.ndarray, union: list[str]) -> np.ndarray:
-    out = np.zeros((len(probs), len(union)), dtype=np.float64)
-    index = {lab: i for i, lab in enumerate(union)}
-    for j, lab in enumerate(labels):
-        out[:, index[lab]] = probs[:, j]
-    return out
-
-
-def score_models(
-    model_dirs: list[Path], images: list[bytes], labels: list[str], max_pixels: int
-) -> tuple[list[dict], int]:
-    """Evaluate each model folder on the same labelled images with the serving path (ONNX Runtime);
-    labels a model does not know count as wrong for it. Returns (summary metrics per model, n used)."""
-    from leafdoc.evaluate.metrics import compute_metrics
-    from leafdoc.inference.predictor import Predictor
-
-    predictors = [Predictor(d, max_pixels=max_pixels) for d in model_dirs]
-    union = sorted(set(labels).union(*(p.labels for p in predictors)))
-    index = {lab: i for i, lab in enumerate(union)}
-    y = np.array([index[lab] for lab in labels], dtype=np.int64)
-    out = []
-    for p in predictors:
-        x = np.stack([p.preprocess(b, f"test image {i}") for i, b in enumerate(images)])
-        probs = p.predict_arrays(x, ["probabilities"])["probabilities"]
-        out.append(compute_metrics(y, _probs_in(p.labels, probs, union), union, summary_only=True))
-    return out, len(labels)
-
-
-def promotion_decision(
-    candidate_dir: Path,
-    serving_dir: Path | None,
-    serving_version: int | None,
-    images: list[bytes],
-    labels: list[str],
-    *,
-    metric: str,
-    margin: float,
-    max_pixels: int,
-) -> dict:
-    """Should the candidate replace the serving model? Both are scored on the same images."""
-    check_promote_metric(metric)
-    lower = metric in LOWER_IS_BETTER
-    rule = f"candidate {metric} {'<=' if lower else '>='} serving {metric} {'+' if lower else '-'} {margin}"
-    base = {
-        "metric": metric,
-        "margin": margin,
-        "rule": rule,
-        "n_images": len(labels),
-        "serving_version": serving_version,
-    }
-    if serving_dir is None:
-        cand = score_models([candidate_dir], images, labels, max_pixels)[0][0] if labels else {}
-        return {
-            **base,
-            "candidate": cand.get(metric),
-            "serving": None,
-            "promote": True,
-            "reason": "no model was serving",
-        }
-    if not labels:
-        return {**base, "candidate": None, "serving": None, "promote": False, "reason": "no evaluation images"}
-    (cand, serv), _ = score_models([candidate_dir, serving_dir], images, labels, max_pixels)
-    c, sv = float(cand[metric]), float(serv[metric])
-    ok = c <= sv + margin if lower else c >= sv - margin
-    verdict = "at least as good as" if ok else "worse than"
-    return {
-        **base,
-        "candidate": c,
-        "serving": sv,
-        "promote": ok,
-        "reason": (
-            f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} "
-            f"(margin {margin}) on {len(labels)} test images"
-        ),
-    }

@@ -219,7 +219,7 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     import shutil
 
     from leafdoc.cli import app
-    from leafdoc.experiments import runner
+    from leafdoc.experiments import records, runner, tracked
 
     done, _ = experiment
     out = tmp_path / "out"
@@ -229,14 +229,14 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     argv = ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out), "--resume"]
     _, before, _ = _runs(out)
 
-    real = runner._train_tracked
+    real = tracked.train_tracked
 
     def stop_at_wider_head(exp, name, *args, **kwargs):
         if name == "wider-head":
             raise KeyboardInterrupt  # the user pressed Ctrl-C during this run
         return real(exp, name, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_train_tracked", stop_at_wider_head)
+    monkeypatch.setattr(tracked, "train_tracked", stop_at_wider_head)
     stopped = CliRunner().invoke(app, argv)
     assert stopped.exit_code != 0
     partial = json.loads((out / "results.json").read_text())
@@ -246,7 +246,7 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     assert "(incomplete: 1 of 4 runs)" in report and "Not run yet: wider-head, tuned, pipeline speed" in report
     assert "--resume" in report
 
-    monkeypatch.setattr(runner, "_train_tracked", real)
+    monkeypatch.setattr(tracked, "train_tracked", real)
     resumed = CliRunner().invoke(app, argv)
     assert resumed.exit_code == 0, resumed.output + repr(resumed.exception)
     client, after, results = _runs(out)
@@ -271,17 +271,17 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
         calls.append(name)
         return real(exp, name, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_train_tracked", counting)
+    monkeypatch.setattr(tracked, "train_tracked", counting)
     again = runner.run_experiment(load_recipe(str(changed)), data_root=data, out=out, quick=True, resume=True)
     assert calls == ["wider-head"] and again["reused"] == ["base", "tuned", "pipeline"]
 
     # A record written before a setting existed still matches while the recipe leaves it at its default.
     from leafdoc.train.config import TrainConfig
 
-    assert runner._same_settings(
-        {k: v for k, v in runner._settings_json(TrainConfig()).items() if k != "restore_best"}, TrainConfig()
+    assert records.same_settings(
+        {k: v for k, v in records.settings_json(TrainConfig()).items() if k != "restore_best"}, TrainConfig()
     )
-    assert not runner._same_settings({}, TrainConfig(restore_best="val_accuracy"))
+    assert not records.same_settings({}, TrainConfig(restore_best="val_accuracy"))
     assert again["runs"][1]["settings"]["head_units"] == [4]
 
 
@@ -290,19 +290,19 @@ def test_only_trains_the_runs_named_and_resume_gathers_them_in_one_report(experi
     with `--resume` the report also holds the runs finished earlier; names are checked before any work."""
     from leafdoc.cli import app
     from leafdoc.errors import ConfigError
-    from leafdoc.experiments import runner
+    from leafdoc.experiments import runner, tracked
     from leafdoc.experiments.recipe import load_recipe
 
     done, _ = experiment
     recipe, data, out = load_recipe(str(done.parent / "tiny.yaml")), done.parent / "datasets", tmp_path / "out"
     calls: list[str] = []
-    real = runner._train_tracked
+    real = tracked.train_tracked
 
     def counting(exp, name, *args, **kwargs):
         calls.append(name)
         return real(exp, name, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_train_tracked", counting)
+    monkeypatch.setattr(tracked, "train_tracked", counting)
     argv = ["experiment", str(recipe.path), "--data", str(data), "--quick", "--out", str(out), "--only", "base"]
     first = CliRunner().invoke(app, argv)
     assert first.exit_code == 0, first.output + repr(first.exception)
@@ -431,7 +431,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     scripted one (trial 2 stops at epoch 2) so the test does not depend on which trial happens to lag."""
     import optuna
 
-    from leafdoc.experiments import runner
+    from leafdoc.experiments import runner, tracked
     from leafdoc.experiments.recipe import load_recipe
 
     class Scripted(optuna.pruners.BasePruner):
@@ -444,7 +444,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     recipe_path.write_text(SEARCH_RECIPE)
     recipe = load_recipe(str(recipe_path))
     data, out = experiment[0].parent / "datasets", tmp_path / "out"
-    real, calls = runner._train_tracked, []
+    real, calls = tracked.train_tracked, []
 
     def stop_at_trial_3(exp, name, *args, **kwargs):
         calls.append(name)
@@ -452,7 +452,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
             raise KeyboardInterrupt
         return real(exp, name, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_train_tracked", stop_at_trial_3)
+    monkeypatch.setattr(tracked, "train_tracked", stop_at_trial_3)
     with pytest.raises(KeyboardInterrupt):
         runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
     assert made == [{"n_startup_trials": 1, "n_warmup_steps": 2}]
@@ -465,7 +465,7 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     assert "Part-way: tuned (3 of 4 trials finished)" in (out / "report.md").read_text()
 
     calls.clear()
-    monkeypatch.setattr(runner, "_train_tracked", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr(tracked, "train_tracked", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     results = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True)
     assert calls == ["tuned-trial-004"]  # trial 3 failed when interrupted; one more makes four finished
     tuning = results["tuning"]

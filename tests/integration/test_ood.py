@@ -45,7 +45,7 @@ def decide(p: Predictor, data: bytes):
 
 
 def test_starter_card_has_a_calibrated_check(starter):
-    ood = starter.card["ood"]
+    ood = starter.card.ood
     assert starter.ood is not None and starter.decision_outputs == ["probabilities", "features"]
     assert ood["val_refused"] <= 0.011 and ood["nonleaf_refused"] >= 0.9
     assert ood["n_nonleaf"] >= 1000 and any("flowers" in s for s in ood["nonleaf_sources"])
@@ -71,7 +71,7 @@ def test_blurred_leaf_is_poor(starter):
 def test_flower_is_not_a_leaf(starter):
     d = decide(starter, ROSE.read_bytes())
     assert d.abstained and d.reason == "not_a_leaf", d
-    assert d.ood_score > starter.card["ood"]["threshold"]
+    assert d.ood_score > starter.card.ood["threshold"]
     # A daisy among green foliage is mostly leaf-coloured: refused too, as a field photo (unlike_training).
     d = decide(starter, FLOWER.read_bytes())
     assert d.abstained and d.reason in ("not_a_leaf", "unlike_training"), d
@@ -149,7 +149,7 @@ FIELD_PHOTOS = [
 def test_field_photos_are_unlike_training_with_advice_and_lab_photos_are_answered(starter):
     from leafdoc.inference.field import calibration_part
 
-    assert starter.field is not None and starter.card["field"]["val_refused"] <= 0.011
+    assert starter.field is not None and starter.card.field["val_refused"] <= 0.011
     for f in FIELD_PHOTOS:
         assert not calibration_part(f), f"{f.name} was used to calibrate the check"
         d = decide(starter, f.read_bytes())

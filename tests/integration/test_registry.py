@@ -17,7 +17,8 @@ from leafdoc.data import leases
 from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
 from leafdoc.data.store import open_store
 from leafdoc.errors import ConfigError, Conflict, ModelError, NotFound
-from leafdoc.registry import Registry, promotion_decision
+from leafdoc.lifecycle.promotion import promotion_decision
+from leafdoc.registry import Registry
 from leafdoc.service.jobs import cancel, get_job
 
 

@@ -294,14 +294,15 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_
 def _interrupted_fit(cfg, data, folder, stop_after_epoch: int):
     """fit() with a checkpoint, stopped (as by Ctrl-C) during the epoch after `stop_after_epoch`."""
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.events import Batch, Epoch
     from leafdoc.train.trainer import build_model, fit
 
     epochs = []
 
     def on_event(e):
-        if e["event"] == "epoch":
-            epochs.append(e["epoch"])
-        if e["event"] == "batch" and len(epochs) == stop_after_epoch:
+        if isinstance(e, Epoch):
+            epochs.append(e.epoch)
+        if isinstance(e, Batch) and len(epochs) == stop_after_epoch:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -315,7 +316,11 @@ def _resumed_fit(cfg, data, folder):
 
     events = []
     result = fit(
-        build_model(cfg, len(data.classes)), cfg, data, events.append, Checkpoint(folder, fingerprint(cfg, data))
+        build_model(cfg, len(data.classes)),
+        cfg,
+        data,
+        lambda e: events.append(e.to_dict()),  # the records a job's row and an experiment's stream keep
+        Checkpoint(folder, fingerprint(cfg, data)),
     )
     return result, [e for e in events if e["event"] in ("epoch", "resume", "restart")]
 

@@ -59,14 +59,14 @@ def test_training_learns_a_visually_separable_task(tmp_path, settings):
     """Three colours under noise, 32 px, 12 short epochs from scratch (~5 s): the model folder's own test figure and
     fresh photos it never saw (scored with ONNX Runtime, as served) are far above chance (1/3)."""
     from leafdoc.inference.predictor import Predictor
+    from leafdoc.lifecycle.training import train_model
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import train
 
     cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12)
     data, _ = _prepared(settings, _colour_folder(tmp_path / "colours", 14), "colours", cfg)
     assert data.counts()["test"] >= 6  # the split kept images of every class apart (no near-duplicate groups)
-    card = train(cfg, data, tmp_path / "model")
-    assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]
+    card = train_model(cfg, data, tmp_path / "model").card
+    assert card.metrics.test["accuracy"] >= 0.9, card.metrics.test
     fresh = _colour_folder(tmp_path / "fresh", 10, seed0=500)
     predictor = Predictor(tmp_path / "model")
     truth = [name for name in COLOURS for _ in range(10)]
@@ -99,11 +99,11 @@ def test_morphology_changes_the_cached_pixels_and_serving_applies_it(tmp_path, s
         np.testing.assert_array_equal(morph.images[i], apply_morphology(plain.images[i], "tophat", 5))
 
     card = make_card(morph_cfg, morph, {"history": [], "best_epoch": 1, "train_seconds": 0.0}, None, None)
-    assert card["input"]["morphology"] == "tophat" and card["input"]["morph_kernel"] == 5
+    assert card.input.morphology == "tophat" and card.input.morph_kernel == 5
     served = tmp_path / "served"
     shutil.copytree(tiny_model, served)
     served_card = json.loads((served / "card.json").read_text())
-    served_card["input"] = card["input"]
+    served_card["input"] = card.input.model_dump()
     (served / "card.json").write_text(json.dumps(served_card))
     plain_predictor, morph_predictor = Predictor(tiny_model), Predictor(served)
     for i in (0, 7, 13):

@@ -7,6 +7,7 @@ import numpy as np
 from leafdoc.evaluate.metrics import risk_coverage, selective_metrics
 from leafdoc.inference.abstain import decide
 from leafdoc.inference.quality import PhotoProblem
+from leafdoc.modelfolder import ModelCard
 
 
 def test_risk_coverage_by_hand():
@@ -29,7 +30,7 @@ def test_selective_metrics_counts_reasons():
     assert s["accuracy_answered"] == 1.0 and s["accuracy_all"] == 0.75
 
 
-CARD = {"abstain": {"min_confidence": 0.5}, "ood": {"threshold": 2.0}}
+CARD = ModelCard(abstain={"min_confidence": 0.5}, ood={"threshold": 2.0})
 LABELS = ["a", "b", "c"]
 
 
@@ -46,6 +47,6 @@ def test_checks_in_order():
 
 
 def test_card_without_ood_uses_the_softmax_alone():
-    old = {"abstain": {"min_confidence": 0.5}}
+    old = ModelCard(abstain={"min_confidence": 0.5})
     assert not decide(np.array([0.9, 0.05, 0.05]), LABELS, old, (), ood_score=99.0).abstained
     assert decide(np.array([0.4, 0.35, 0.25]), LABELS, old, (), ood_score=None).reason == "unsure"

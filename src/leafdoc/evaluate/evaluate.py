@@ -13,18 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.data.sources import list_labelled_folder
-from leafdoc.errors import ConfigError, DatasetError, LeafdocError
-from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
-from leafdoc.evaluate.significance import accuracy_interval
+from leafdoc.errors import ConfigError, DatasetError
+from leafdoc.evaluate.score import score_files
 from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
 from leafdoc.settings import Settings
 
 Progress = Callable[[int, int], None]
-
-# Preprocess and predict in chunks so a 50k-image folder never sits in memory at once.
-CHUNK = 64
 
 
 def check_classes(data_labels: set[str], model_labels: list[str], model_dir: Path, data_dir: Path) -> None:
@@ -37,42 +33,6 @@ def check_classes(data_labels: set[str], model_labels: list[str], model_dir: Pat
             f"{', ...' if len(model_labels) > 8 else ''}).",
             hint="Rename the folder to the model's label, or remove it from the evaluation data.",
         )
-
-
-def _error_text(exc: LeafdocError, name: str) -> str:
-    return exc.message.removeprefix(f"{name}: ") + (f" {exc.hint}" if exc.hint else "")
-
-
-def predict_files(
-    predictor: Predictor,
-    files: list[tuple[Path, str]],
-    progress: Progress | None = None,
-) -> tuple[list[tuple[Path, str]], np.ndarray, list[dict], list[Decision]]:
-    """Probabilities and leafdoc's decision for every readable file:
-    (kept (path, label) pairs, probs (N, C), skipped, decisions)."""
-    kept: list[tuple[Path, str]] = []
-    skipped: list[dict] = []
-    parts: list[np.ndarray] = []
-    decisions: list[Decision] = []
-    for start in range(0, len(files), CHUNK):
-        photos = []
-        for path, label in files[start : start + CHUNK]:
-            try:
-                photos.append(predictor.load(path, name=str(path)))
-                kept.append((path, label))
-            except LeafdocError as exc:
-                skipped.append({"file": str(path), "reason": _error_text(exc, str(path))})
-            except OSError as exc:
-                skipped.append({"file": str(path), "reason": f"cannot read the file ({exc})"})
-        if photos:
-            out = predictor.predict_arrays(np.stack([ph.x for ph in photos]), predictor.decision_outputs)
-            parts.append(out["probabilities"])
-            for i, ph in enumerate(photos):
-                decisions.append(predictor.decide({k: v[i] for k, v in out.items()}, ph))
-        if progress:
-            progress(min(start + CHUNK, len(files)), len(files))
-    probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
-    return kept, probs, skipped, decisions
 
 
 def per_image(
@@ -125,21 +85,16 @@ def evaluate_folder(
     found = len(files)
     files = sample_per_group(files, per_class, seed)
 
-    kept, probs, skipped, decisions = predict_files(predictor, files, progress)
-    skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + skipped
+    found_scores = score_files(predictor, files, progress)  # the one prediction pass: every figure from it
+    scores, kept = found_scores.scores, found_scores.kept
+    skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + found_scores.skipped
     if not kept:
         first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"{data_dir}: none of the {len(files)} images could be read ({first}).")
 
-    index = {label: i for i, label in enumerate(predictor.labels)}
-    y = np.array([index[label] for _, label in kept], dtype=np.int64)
-    result = compute_metrics(y, probs, predictor.labels)
-    result["accuracy_ci95"] = [round(v, 4) for v in accuracy_interval(result["accuracy"], result["n"])]
-    result["most_confused"] = most_confused(np.array(result["confusion_matrix"]), predictor.labels)
-    result["reliability"] = reliability_bins(probs, y)
+    result = scores.figures()
     result["classes"] = sorted(data_labels)
-    result["predictions"] = per_image(kept, probs, predictor.labels, decisions)
-    result["selective"] = selective_metrics(y, probs, [d.reason for d in decisions])
+    result["predictions"] = per_image(kept, scores.probs, predictor.labels, scores.decisions)
     if ood_dir is not None:
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
@@ -175,7 +130,8 @@ def evaluate_ood(predictor: Predictor, folder: Path, per_folder: int | None = No
     if not paths:
         raise DatasetError(f"{folder}: no image files in it.", hint="Pass a folder of photos that are not leaves.")
     files = sample_per_group([(p, str(p.parent)) for p in paths], per_folder, seed)
-    kept, _, skipped, decisions = predict_files(predictor, [(p, "") for p, _ in files])
+    found = score_files(predictor, [(p, "") for p, _ in files], labelled=False)
+    skipped, decisions = found.skipped, found.scores.decisions
     reasons: dict[str, int] = {}
     for d in decisions:
         key = d.reason or "answered"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafdoc.inference.quality import PhotoProblem
+from leafdoc.modelfolder import ModelCard
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold
 
@@ -34,8 +35,8 @@ def calibrate_min_confidence(val_probs: np.ndarray, val_y: np.ndarray, target_co
     }
 
 
-def min_confidence(card: dict) -> float:
-    return float((card.get("abstain") or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE))
+def min_confidence(card: ModelCard) -> float:
+    return float((card.abstain or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE))
 
 
 # ---- the decision at prediction time -----------------------------------------------------------
@@ -81,7 +82,7 @@ def hesitation(probs: np.ndarray, labels: list[str], cover: float = 0.9) -> list
 def decide(
     probs: np.ndarray,
     labels: list[str],
-    card: dict,
+    card: ModelCard,
     problems: Sequence[PhotoProblem] = (),
     ood_score: float | None = None,
     field_score: float | None = None,
@@ -99,12 +100,12 @@ def decide(
         what = "; ".join(p.message for p in problems)
         codes = tuple(p.code for p in problems)
         return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
-    field = card.get("field") if card.get("ood") else None
+    field = card.field if card.ood else None
     if field and field_score is not None and field_score > float(field["threshold"]):
         leafy = leafy_share is not None and leafy_share >= float(field.get("leafy_share", 0.3))
         reason, message = ("unlike_training", UNLIKE_TRAINING) if leafy else ("not_a_leaf", NOT_A_LEAF)
         return Decision(True, reason, message, (), threshold, (), ood_score)
-    ood_threshold = None if field and field_score is not None else (card.get("ood") or {}).get("threshold")
+    ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
         return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
     probs = np.asarray(probs, dtype=np.float64)

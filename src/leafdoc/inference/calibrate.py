@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
-from leafdoc.fsutil import atomic_write_json
 from leafdoc.images import is_image_name, sha256_bytes
 from leafdoc.inference.ood import DEFAULT_TARGET, fit_model_dir
 from leafdoc.inference.predictor import Predictor
+from leafdoc.modelfolder import SPLIT_FILE, read_card, write_card
 
 
 def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, list[tuple[Path, int]]]:
@@ -97,7 +97,7 @@ def calibrate_model_dir(
     predictor = Predictor(model_dir, **({"max_pixels": max_pixels} if max_pixels else {}))
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir}: no such folder.", hint="Pass the folder of class folders the model saw.")
-    split_file = model_dir / "split.json"
+    split_file = model_dir / SPLIT_FILE
     if not split_file.is_file():
         raise ModelError(
             f"{model_dir}: no split.json, so the training and validation photos are unknown.",
@@ -131,12 +131,12 @@ def calibrate_model_dir(
             hint="Re-export it with `leafdoc export MODEL_DIR --format onnx`.",
         )
     section = fit_model_dir(model_dir, predictor, train, val_images, [str(p) for p in nonleaf], target)
-    card = json.loads((model_dir / "card.json").read_text())
-    card["ood"] = section
-    card.pop("field", None)  # fitted against the old not-a-leaf statistics: refit below or drop
+    card = read_card(model_dir)
+    card.ood = section
+    card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
     if field:
-        card["field"] = fit_field(model_dir, predictor, train[0], val_images, list(field), list(nonleaf), target)
-    if isinstance(card.get("training"), dict):  # retraining recalibrates with the same non-leaf folders
-        card["training"]["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
-    atomic_write_json(model_dir / "card.json", card)  # after ood.npz: a card never names a missing file
+        card.field = fit_field(model_dir, predictor, train[0], val_images, list(field), list(nonleaf), target)
+    if card.training is not None:  # retraining recalibrates with the same non-leaf folders
+        card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
+    write_card(model_dir, card)  # after ood.npz: a card never names a missing file
     return section

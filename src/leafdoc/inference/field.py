@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from leafdoc.modelfolder import ModelCard
+
 MEASURE_PX = 96  # every image is measured at this size, so the check does not depend on the model's input
 BORDER = 8  # the border ring is 1/8 of the side wide
 SMOOTH_STD = 6.0  # local (5x5) grey-level standard deviation under which a pixel is smooth
@@ -103,9 +105,8 @@ class FieldCheck:
         return self.inputs(ood_components, photo, self.centre, self.spread) @ self.weights
 
     @classmethod
-    def from_card(cls, card: dict) -> FieldCheck | None:
-        section = card.get("field")
-        return cls(section) if section and card.get("ood") else None
+    def from_card(cls, card: ModelCard) -> FieldCheck | None:
+        return cls(card.field) if card.field and card.ood else None
 
 
 def calibrate(

@@ -23,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-OOD_FILE = "ood.npz"
+from leafdoc.modelfolder import OOD_FILE, ModelCard
+
 HUE_BINS, SAT_BINS, VAL_BINS = 18, 4, 8
 DEFAULT_TARGET = 0.01  # share of validation leaf photos the threshold refuses
 FORMAT = 1
@@ -195,9 +196,9 @@ class OodCheck:
     threshold: float
 
     @classmethod
-    def from_model_dir(cls, model_dir: Path, card: dict) -> OodCheck | None:
+    def from_model_dir(cls, model_dir: Path, card: ModelCard) -> OodCheck | None:
         """The model's OOD check, or None for model folders from before it (softmax threshold only)."""
-        section = card.get("ood")
+        section = card.ood
         path = Path(model_dir) / OOD_FILE
         if not section or not path.is_file():
             return None

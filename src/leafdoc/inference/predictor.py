@@ -3,7 +3,6 @@ No TensorFlow here: a serving install does not have it."""
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,23 +27,7 @@ from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
-
-SERVING_FILES = ("model.onnx", "labels.json", "card.json")
-
-
-def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> Path:
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: no such model folder.", hint="Pass a folder written by `leafdoc train`.")
-    missing = [f for f in files if not (model_dir / f).is_file()]
-    if missing:
-        hint = (
-            "Re-run `leafdoc export MODEL_DIR --format onnx`."
-            if missing == ["model.onnx"]
-            else ("Copy the whole model folder again, or re-train it.")
-        )
-        raise ModelError(f"{model_dir}: the model folder is missing {', '.join(missing)}.", hint=hint)
-    return model_dir
+from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, ModelCard, check_model_dir, read_card, read_labels
 
 
 @dataclass(frozen=True)
@@ -137,18 +120,17 @@ class Predictor:
         model_dir = Path(model_dir)
         if model_dir.suffix == ".tflite":
             self.model_file = model_dir
-            self.model_dir = check_model_dir(model_dir.parent, (model_dir.name, "labels.json", "card.json"))
+            self.model_dir = check_model_dir(model_dir.parent, (model_dir.name, LABELS_FILE, CARD_FILE))
         else:
             self.model_file = None
             self.model_dir = check_model_dir(model_dir)
-        try:
-            self.labels: list[str] = json.loads((self.model_dir / "labels.json").read_text())
-            self.card: dict = json.loads((self.model_dir / "card.json").read_text())
-            self.size = int(self.card["input"]["size"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"{self.model_dir}: labels.json or card.json is not valid ({exc}).") from None
-        self.morphology = self.card["input"].get("morphology", "none")
-        self.morph_kernel = int(self.card["input"].get("morph_kernel", 3))
+        self.labels: list[str] = read_labels(self.model_dir)
+        self.card: ModelCard = read_card(self.model_dir)
+        if self.card.input is None:
+            raise ModelError(f"{self.model_dir}/{CARD_FILE}: it says nothing of the model's input (no `input`).")
+        self.size = self.card.input.size
+        self.morphology = self.card.input.morphology
+        self.morph_kernel = self.card.input.morph_kernel
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)

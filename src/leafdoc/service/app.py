@@ -14,9 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from leafdoc import __version__
-from leafdoc.data.catalog import Catalog
-from leafdoc.data.store import open_store
-from leafdoc.registry import Registry, check_promote_metric
+from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.registry import check_promote_metric
 from leafdoc.service import errors
 from leafdoc.service.deps import AppState
 from leafdoc.service.jobs import JobQueue, counts_by_state
@@ -58,9 +57,8 @@ def body_limits(settings: Settings):
 def build_state(settings: Settings) -> AppState:
     settings.ensure_home()
     check_promote_metric(settings.promote_metric)
-    catalog = Catalog(settings.catalog_url)
-    store = open_store(settings.store_location, settings.s3_endpoint_url)
-    registry = Registry(settings, catalog, store)
+    ws = Workspace.open(settings)
+    catalog, store, registry = ws.catalog, ws.store, ws.registry
     registry.seed()
     metrics = ServiceMetrics(lambda: counts_by_state(catalog))
     holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -30,6 +29,9 @@ from sqlalchemy import select
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
 from leafdoc.data.ingest import get_version
 from leafdoc.errors import ConfigError, LeafdocError
+from leafdoc.lifecycle import events
+from leafdoc.modelfolder import ModelCard
+from leafdoc.parentwatch import on_parent_exit
 from leafdoc.registry import Registry
 from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
@@ -46,7 +48,7 @@ def base_options(registry: Registry) -> dict:
     ptr = registry.serving()
     if ptr is None:
         return {}
-    training = (registry.get(ptr.version).card or {}).get("training") or {}
+    training = ModelCard.from_dict(registry.get(ptr.version).card or {}).training or {}
     return {k: v for k, v in training.items() if k in TrainConfig.model_fields}
 
 
@@ -55,9 +57,9 @@ def default_dataset(settings: Settings, registry: Registry) -> str:
         return settings.default_dataset
     ptr = registry.serving()
     if ptr is not None:
-        name = (registry.get(ptr.version).card.get("dataset") or {}).get("name")
-        if name:
-            return name
+        dataset = ModelCard.from_dict(registry.get(ptr.version).card or {}).dataset
+        if dataset and dataset.name:
+            return dataset.name
     raise ConfigError(
         "no dataset named, and there is no default.",
         hint="Pass `dataset`, or set LEAFDOC_DEFAULT_DATASET.",
@@ -166,64 +168,63 @@ class _Reporter:
     def prefix(self) -> str:
         return f"attempt {self.attempt} of {self.max_attempts}: " if self.attempt > 1 else ""
 
-    def __call__(self, e: dict) -> None:
+    def __call__(self, e: events.TrainEvent) -> None:
         now = time.monotonic()
-        kind = e["event"]
-        if kind == "epoch":
-            rec = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in e.items() if k != "event"}
-            rec["attempt"] = self.attempt
-            self.history.append(rec)
-            self.update(
-                epoch=int(e["epoch"]),
-                metrics={"last": rec, "history": self.history},
-                progress={"phase": e.get("phase"), "epoch": int(e["epoch"]), "attempt": self.attempt},
-                heartbeat=utcnow(),
-            )
-            self._last = now
-        elif kind == "checkpoint":
-            if holds(self.catalog, self.job_id, self.attempt):  # a process that lost its job writes nothing
-                t0 = time.perf_counter()
-                size = checkpoints.upload(self.store, self.job_id, Path(e["folder"]))
-                say(
-                    f"checkpoint after epoch {e['epoch']} saved to the store "
-                    f"({size / 1e6:.2f} MB in {time.perf_counter() - t0:.2f} s)"
+        match e:
+            case events.Epoch(phase=phase, epoch=epoch):
+                record = {k: v for k, v in e.to_dict().items() if k != "event"}
+                rec = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}
+                rec["attempt"] = self.attempt
+                self.history.append(rec)
+                self.update(
+                    epoch=epoch,
+                    metrics={"last": rec, "history": self.history},
+                    progress={"phase": phase, "epoch": epoch, "attempt": self.attempt},
+                    heartbeat=utcnow(),
                 )
-        elif kind == "resume":
-            n = int(e["epoch"])
-            self.history[:] = [h for h in self.history if int(h.get("epoch", 0)) <= n]
-            text = f"{self.prefix}continuing after epoch {n}"
-            say(text)
-            self.update(
-                epoch=n,
-                resumed_epoch=n,
-                metrics={"last": self.history[-1] if self.history else None, "history": self.history},
-                progress={"phase": text, "epoch": n, "attempt": self.attempt},
-                heartbeat=utcnow(),
-            )
-        elif kind == "restart":
-            text = f"{self.prefix}starting again from epoch 1: {e['reason']}"
-            say(text)
-            self.history.clear()
-            self.update(progress={"phase": text, "attempt": self.attempt}, metrics={"history": []})
-        elif kind == "batch" and now - self._last >= PROGRESS_EVERY:
-            self.update(
-                progress={"phase": e.get("phase"), "batch": e["batch"], "steps": e["steps"], "attempt": self.attempt},
-                heartbeat=utcnow(),
-            )
-            self._last = now
-        elif kind == "evaluate":
-            self.update(progress={"phase": "evaluating on the test split", "attempt": self.attempt})
+                self._last = now
+            case events.Checkpointed(epoch=epoch, folder=folder):
+                if holds(self.catalog, self.job_id, self.attempt):  # a process that lost its job writes nothing
+                    t0 = time.perf_counter()
+                    size = checkpoints.upload(self.store, self.job_id, Path(folder))
+                    say(
+                        f"checkpoint after epoch {epoch} saved to the store "
+                        f"({size / 1e6:.2f} MB in {time.perf_counter() - t0:.2f} s)"
+                    )
+            case events.Resumed(epoch=n):
+                self.history[:] = [h for h in self.history if int(h.get("epoch", 0)) <= n]
+                text = f"{self.prefix}continuing after epoch {n}"
+                say(text)
+                self.update(
+                    epoch=n,
+                    resumed_epoch=n,
+                    metrics={"last": self.history[-1] if self.history else None, "history": self.history},
+                    progress={"phase": text, "epoch": n, "attempt": self.attempt},
+                    heartbeat=utcnow(),
+                )
+            case events.Restarted(reason=reason):
+                text = f"{self.prefix}starting again from epoch 1: {reason}"
+                say(text)
+                self.history.clear()
+                self.update(progress={"phase": text, "attempt": self.attempt}, metrics={"history": []})
+            case events.Batch(phase=phase, batch=batch, steps=steps) if now - self._last >= PROGRESS_EVERY:
+                self.update(
+                    progress={"phase": phase, "batch": batch, "steps": steps, "attempt": self.attempt},
+                    heartbeat=utcnow(),
+                )
+                self._last = now
+            case events.Evaluating():
+                self.update(progress={"phase": "evaluating on the test split", "attempt": self.attempt})
 
 
 def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
-    from leafdoc.data.store import open_store
-    from leafdoc.registry import promotion_decision
+    from leafdoc.lifecycle.promotion import promotion_decision
+    from leafdoc.lifecycle.training import prepare, train_model
+    from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import beside
-    from leafdoc.train.trainer import prepare_data, train
 
-    catalog = Catalog(settings.catalog_url)
-    store = open_store(settings.store_location, settings.s3_endpoint_url)
-    registry = Registry(settings, catalog, store)
+    ws = Workspace.open(settings)
+    catalog, store, registry = ws.catalog, ws.store, ws.registry
     out = job_folder(settings, job_id)
     saved = beside(out)  # this machine's copy of the checkpoint; the store's is the one that counts
     try:
@@ -251,13 +252,13 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             history = []
         reporter = _Reporter(catalog, store, job_id, attempt, settings.job_max_attempts, history)
         reporter.update(progress={"phase": f"{reporter.prefix}preparing data"}, heartbeat=utcnow())
-        data = prepare_data(catalog, store, settings.cache_dir, row.dataset, cfg, row.dataset_version)
+        data = prepare(ws, row.dataset, cfg, row.dataset_version)
         reporter.update(
             dataset_version=data.version,
             progress={"phase": f"{reporter.prefix}training", "split": data.counts()},
         )
         shutil.rmtree(out, ignore_errors=True)
-        card = train(
+        trained = train_model(
             cfg,
             data,
             out,
@@ -266,6 +267,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             parent_version=str(parent) if parent is not None else None,
             checkpoint_dir=saved,
         )
+        card = trained.card
         reporter.update(progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
         test = data.indices("test")
         images = [store.get(data.shas[i]) for i in test]
@@ -280,6 +282,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             metric=settings.promote_metric,
             margin=settings.promote_margin,
             max_pixels=settings.max_image_pixels,
+            candidate=trained.test.summary(),  # the candidate's test split is predicted once, in train_model
         )
         decision["promoted"] = decision["promote"]
 
@@ -293,7 +296,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
                 attempt=attempt,
                 candidate_version=version,
                 promotion={**promotion, "promoted": served},
-                metrics={**metrics, "test": (card.get("metrics") or {}).get("test")},
+                metrics={**metrics, "test": card.test_metrics},
                 progress={"phase": "done"},
             )
 
@@ -331,14 +334,11 @@ def _stop_when_orphaned() -> None:
     once: it would otherwise go on training with nobody renewing the lease, beside the next attempt."""
     parent = os.getppid()
 
-    def watch() -> None:
-        while True:
-            time.sleep(ORPHAN_CHECK_SECONDS)
-            if os.getppid() != parent:
-                say(f"its worker (process {parent}) is gone: stopping; the job's next attempt continues it")
-                os._exit(3)
+    def stop() -> None:
+        say(f"its worker (process {parent}) is gone: stopping; the job's next attempt continues it")
+        os._exit(3)
 
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+    on_parent_exit(stop, parent, every=ORPHAN_CHECK_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,15 @@ def fingerprint(cfg, data) -> str:
     return h.hexdigest()[:16]
 
 
+def clear(folder: Path) -> None:
+    """Delete a checkpoint folder, and what a kill in the middle of a save left beside it (fsutil.atomic_dir's
+    names): once its model folder is written whole, a run's checkpoint has served."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    for left in folder.parent.glob(f".{folder.name}.*"):
+        shutil.rmtree(left, ignore_errors=True)
+
+
 class Checkpoint:
     def __init__(self, folder: Path, key: str):
         self.folder, self.key = Path(folder), key
@@ -110,7 +119,4 @@ class Checkpoint:
         return True
 
     def clear(self) -> None:
-        """The folder, and what a kill in the middle of a save left beside it (fsutil.atomic_dir's names)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        for left in self.folder.parent.glob(f".{self.folder.name}.*"):
-            shutil.rmtree(left, ignore_errors=True)
+        clear(self.folder)

@@ -192,18 +192,14 @@ def load_keras(model_dir: Path):
 
 def export(model_dir: Path, fmt: str) -> Path:
     """`leafdoc export MODEL_DIR --format onnx|tflite`: (re)write the export from model.keras."""
-    import json
-
     from leafdoc.fsutil import atomic_write_bytes
+    from leafdoc.modelfolder import CARD_FILE, check_model_dir, read_card
 
-    model_dir = Path(model_dir)
-    card_path = model_dir / "card.json"
-    if not card_path.is_file():
-        raise ModelError(
-            f"{model_dir}: card.json is missing.",
-            hint="Pass a model folder written by `leafdoc train`.",
-        )
-    size = int(json.loads(card_path.read_text())["input"]["size"])
+    model_dir = check_model_dir(Path(model_dir), (CARD_FILE,))
+    card = read_card(model_dir)
+    if card.input is None:
+        raise ModelError(f"{model_dir}/{CARD_FILE}: it says nothing of the model's input (no `input`).")
+    size = card.input.size
     model = load_keras(model_dir)
     if fmt == "onnx":
         tmp = model_dir / ".model.onnx.tmp"

@@ -1,4 +1,5 @@
-"""Training: dataset version -> split -> cached arrays -> Keras model -> model folder.
+"""Training: dataset version -> split -> cached arrays -> Keras model -> exported files (lifecycle/training.py
+scores and calibrates them into a model folder).
 
 Recipes, as the field does them:
 - pretrained weights (imagenet or a file): phase 1 trains the head on a frozen backbone called with
@@ -16,9 +17,7 @@ Recipes, as the field does them:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +33,14 @@ from leafdoc.data.ingest import get_version, version_items
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import ConfigError, ModelError
-from leafdoc.fsutil import atomic_dir, atomic_write_json
+from leafdoc.fsutil import atomic_write_json
 from leafdoc.images import RESIZE_RULE
+from leafdoc.modelfolder import KERAS_FILE, ONNX_FILE, SPLIT_FILE, ModelCard, read_labels, write_card, write_labels
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.events import Batch, Checkpointed, Epoch, Restarted, Resumed, TrainEvent
 from leafdoc.train.stopping import fitting, stop_when_asked
 
-Event = Callable[[dict], None]
+Event = Callable[[TrainEvent], None]
 
 PROVENANCE_NOTE = (
     "Trained on the images of the dataset version named in `dataset`. See the README's "
@@ -221,7 +222,7 @@ def warm_start(model, parent_dir: Path, classes: list[str]) -> str:
     parent_dir = Path(parent_dir)
     try:
         parent = keras.saving.load_model(parent_dir / "model.keras", compile=False)
-        parent_labels = json.loads((parent_dir / "labels.json").read_text())
+        parent_labels = read_labels(parent_dir)
     except Exception as exc:
         raise ModelError(f"{parent_dir}: cannot load the parent model to warm-start from ({exc}).") from None
     try:
@@ -262,7 +263,7 @@ def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
 
         def on_train_batch_end(self, batch, logs=None):
             if on_event:
-                on_event({"event": "batch", "phase": phase, "batch": batch + 1, "steps": steps})
+                on_event(Batch(phase, batch + 1, steps))
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -270,16 +271,10 @@ def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
             usable = value is not None and value == value  # not missing, not NaN
             if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
                 best.update(value=value, epoch=epoch + 1, weights=self.model.get_weights(), logs=logs)
-            record = {
-                "event": "epoch",
-                "phase": phase,
-                "epoch": epoch + 1,
-                "seconds": time.perf_counter() - self._t,
-                **logs,
-            }
-            best["history"].append(record)
+            event = Epoch(phase, epoch + 1, time.perf_counter() - self._t, logs)
+            best["history"].append(event.to_dict())
             if on_event:
-                on_event(record)
+                on_event(event)
 
     return [Events()]
 
@@ -303,11 +298,11 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
     saved = checkpoint.state if checkpoint else None
     if checkpoint and checkpoint.ignored and on_event:
-        on_event({"event": "restart", "reason": checkpoint.ignored})
+        on_event(Restarted(checkpoint.ignored))
     if saved:
         best.update(saved["best"], history=saved["history"], weights=checkpoint.arrays("best"))
         if on_event:
-            on_event({"event": "resume", "phase": saved["phase"], "epoch": saved["epoch"]})
+            on_event(Resumed(saved["phase"], saved["epoch"]))
     metrics = ["accuracy"]
 
     t0 = time.perf_counter()
@@ -419,7 +414,7 @@ def _saver(
                 train_seconds=trained(),
             )
             if on_event:
-                on_event({"event": "checkpoint", "phase": phase, "epoch": epoch + 1, "folder": str(checkpoint.folder)})
+                on_event(Checkpointed(phase, epoch + 1, str(checkpoint.folder)))
 
     return Saver()
 
@@ -443,18 +438,21 @@ def _loss(cfg: TrainConfig):
 def train(
     cfg: TrainConfig,
     data: TrainData,
-    out: Path,
+    folder: Path,
     *,
     on_event: Event | None = None,
     init_from: Path | None = None,
     parent_version: str | None = None,
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
-) -> dict:
-    """Train, export and evaluate; write the model folder atomically. Returns the card.
+) -> ModelCard:
+    """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
+    figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
+    lifecycle.training's: `folder` is its temp folder.
 
     With `checkpoint_dir`, the training state is saved there after every epoch and a run stopped
-    part-way continues from it (same settings and split only); it is deleted once the folder is written."""
+    part-way continues from it (same settings and split only); the caller clears it (`checkpoint.clear`)
+    once the model folder is complete."""
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.export import export_onnx, save_keras
 
@@ -470,106 +468,69 @@ def train(
         result = fit(model, cfg, data, on_event, checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
 
-    out = Path(out)
-    with atomic_dir(out) as tmp:
-        save_keras(model, tmp / "model.keras")
-        export_onnx(model, tmp / "model.onnx", cfg.image_size)
-        atomic_write_json(tmp / "labels.json", data.classes)
-        atomic_write_json(tmp / "split.json", data.split_record(cfg.seed))
-        card = make_card(cfg, data, result, warm, parent_version)
-        if provenance:
-            card["provenance"] = provenance
-        atomic_write_json(tmp / "card.json", card)
-        # Evaluate with the serving path (ONNX Runtime), on images training never saw.
-        from leafdoc.evaluate.metrics import compute_metrics
-        from leafdoc.inference.abstain import calibrate_min_confidence
-        from leafdoc.inference.predictor import Predictor
-
-        if on_event:
-            on_event({"event": "evaluate", "n": counts["test"]})
-        predictor = Predictor(tmp)
-        te, va = data.indices("test"), data.indices("val")
-        test_probs = predictor.predict_arrays(data.images[te])["probabilities"]
-        val_probs = predictor.predict_arrays(data.images[va])["probabilities"]
-        card["metrics"] = {
-            "test": compute_metrics(data.y[te], test_probs, data.classes, summary_only=True),
-            "val": compute_metrics(data.y[va], val_probs, data.classes, summary_only=True),
-        }
-        card["abstain"] = calibrate_min_confidence(val_probs, data.y[va], cfg.abstain_target_coverage)
-        # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
-        from leafdoc.inference.ood import fit_model_dir
-
-        if on_event:
-            on_event({"event": "calibrate", "nonleaf_dirs": list(cfg.nonleaf_dirs)})
-        tr = data.indices("train")
-        ood = fit_model_dir(
-            tmp, predictor, (data.images[tr], data.y[tr]), data.images[va], cfg.nonleaf_dirs, cfg.ood_target
-        )
-        if ood:
-            card["ood"] = ood
-        atomic_write_json(tmp / "card.json", card)
-    if checkpoint:
-        checkpoint.clear()
+    folder = Path(folder)
+    save_keras(model, folder / KERAS_FILE)
+    export_onnx(model, folder / ONNX_FILE, cfg.image_size)
+    write_labels(folder, data.classes)
+    atomic_write_json(folder / SPLIT_FILE, data.split_record(cfg.seed))
+    card = make_card(cfg, data, result, warm, parent_version)
+    if provenance:
+        card.provenance = provenance
+    write_card(folder, card)
     return card
 
 
-def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> dict:
+def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> ModelCard:
     from leafdoc.train.backbones import weights_provenance
 
-    return {
-        "format": 1,
-        "leafdoc_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "backbone": cfg.backbone,
-        "alpha": cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
-        "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
-        "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
-        "input": {
-            "size": cfg.image_size,
-            "dtype": "float32",
-            "layout": "NHWC",
-            "range": "raw RGB 0-255 (normalisation is inside the model)",
-            "resize": RESIZE_RULE,
-            "morphology": cfg.morphology,
-            "morph_kernel": cfg.morph_kernel,
-        },
-        "outputs": {
-            "probabilities": "softmax over labels.json",
-            "logits": "pre-softmax scores",
-            "features": "global-average-pooled backbone features",
-            "cam": (
-                "class activation maps: the dense head applied at every cell of the last feature map"
-                if not cfg.head_units
-                else "heat maps: the whole head (hidden ReLU layers, then logits) applied at every cell of the "
-                "last feature map; the head is not linear, so their mean over cells is not the logits"
+    return ModelCard.from_dict(
+        {
+            "format": 1,
+            "leafdoc_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "backbone": cfg.backbone,
+            "alpha": cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
+            "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
+            "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
+            "input": {
+                "size": cfg.image_size,
+                "dtype": "float32",
+                "layout": "NHWC",
+                "range": "raw RGB 0-255 (normalisation is inside the model)",
+                "resize": RESIZE_RULE,
+                "morphology": cfg.morphology,
+                "morph_kernel": cfg.morph_kernel,
+            },
+            "outputs": {
+                "probabilities": "softmax over labels.json",
+                "logits": "pre-softmax scores",
+                "features": "global-average-pooled backbone features",
+                "cam": (
+                    "class activation maps: the dense head applied at every cell of the last feature map"
+                    if not cfg.head_units
+                    else "heat maps: the whole head (hidden ReLU layers, then logits) applied at every cell of the "
+                    "last feature map; the head is not linear, so their mean over cells is not the logits"
+                ),
+            },
+            "n_classes": len(data.classes),
+            "dataset": {
+                "name": data.dataset,
+                "version": data.version,
+                "split": data.counts(),
+                "split_rule": f"by class, near-duplicates grouped, seed {cfg.seed}",
+            },
+            "parent_version": parent,
+            "warm_start": warm,
+            "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
+            "best_epoch": result["best_epoch"],
+            "train_seconds": round(result["train_seconds"], 1),
+            "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
+            "history": result["history"],
+            "provenance": PROVENANCE_NOTE,
+            "limitations": (
+                f"Knows only these {len(data.classes)} classes; any other photo is forced into one of them "
+                "unless leafdoc abstains. Trained on lab photos (plain backgrounds): expect much lower accuracy "
+                "on field photos."
             ),
-        },
-        "n_classes": len(data.classes),
-        "dataset": {
-            "name": data.dataset,
-            "version": data.version,
-            "split": data.counts(),
-            "split_rule": f"by class, near-duplicates grouped, seed {cfg.seed}",
-        },
-        "parent_version": parent,
-        "warm_start": warm,
-        "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
-        "best_epoch": result["best_epoch"],
-        "train_seconds": round(result["train_seconds"], 1),
-        "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
-        "history": result["history"],
-        "provenance": PROVENANCE_NOTE,
-        "limitations": (
-            f"Knows only these {len(data.classes)} classes; any other photo is forced into one of them "
-            "unless leafdoc abstains. Trained on lab photos (plain backgrounds): expect much lower accuracy "
-            "on field photos."
-        ),
-    }
-
-
-def copy_model_dir(src: Path, dst: Path) -> None:
-    with atomic_dir(Path(dst)) as tmp:
-        for name in ("model.keras", "model.onnx", "labels.json", "card.json", "ood.npz"):
-            if name == "ood.npz" and not (Path(src) / name).is_file():
-                continue  # model folders from before the not-a-leaf check
-            shutil.copy2(Path(src) / name, tmp / name)
+        }
+    )

@@ -1,0 +1,84 @@
+"""`leafdoc train`'s options: the run's own (where data comes from, where the model goes), then one per
+TrainConfig field, generated from it with its description and default: no field is restated by hand."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
+
+import typer
+
+from leafdoc.train.registry import help_text as backbone_help
+
+TRAIN_RUN_OPTIONS = [
+    ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
+    ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
+    ("dataset", str | None, typer.Option(help="A dataset already in the catalog."), None),
+    ("dataset_version", int | None, typer.Option(help="Dataset version (default: latest)."), None),
+    ("init_from", Path | None, typer.Option(help="Warm-start from this model folder."), None),
+    (
+        "nonleaf",
+        list[Path] | None,
+        typer.Option(
+            help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable).",
+            exists=True,
+            file_okay=False,
+        ),
+        None,
+    ),
+    (
+        "provenance",
+        Path | None,
+        typer.Option(help="A text file on the data's sources and licences, copied into card.json."),
+        None,
+    ),
+    (
+        "resume",
+        bool,
+        typer.Option(
+            help="Continue a run to the same --out that was stopped part-way, from its last finished epoch "
+            "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training)."
+        ),
+        False,
+    ),
+    ("as_json", bool, typer.Option("--json", help="Print the model card as JSON."), False),
+]
+NOT_OPTIONS = {"nonleaf_dirs"}  # set through --nonleaf (folders that must exist)
+
+
+def config_parameters(model) -> list[inspect.Parameter]:
+    """One Typer option per field of a pydantic config: its type (a Literal becomes a string whose choices the
+    help lists; the config checks it), its description as help, its default."""
+    params = []
+    for name, field in model.model_fields.items():
+        if name in NOT_OPTIONS:
+            continue
+        kind, hint = field.annotation, field.description or ""
+        args = [a for a in get_args(kind) if a is not type(None)]
+        if get_origin(kind) is Literal:
+            kind, hint = str, " | ".join(map(str, get_args(kind))) + (f": {hint}" if hint else "")
+        elif get_origin(kind) in (Union, UnionType) and len(args) == 1:
+            inner = args[0]
+            kind = (str if get_origin(inner) is Literal else inner) | None
+        if name == "backbone":
+            hint = backbone_help()
+        default = field.get_default(call_default_factory=True)
+        if get_origin(kind) is list:
+            default = None  # repeatable; empty means the config's default
+        option = typer.Option(help=hint or None)
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        )
+    return params
+
+
+def train_signature() -> inspect.Signature:
+    from leafdoc.train.config import TrainConfig
+
+    run = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        for name, kind, option, default in TRAIN_RUN_OPTIONS
+    ]
+    return inspect.Signature(run + config_parameters(TrainConfig))

@@ -1,0 +1,137 @@
+"""How `leafdoc`'s commands show their results to people (Rich); `--json` prints the same dicts for machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape as esc
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True, soft_wrap=True)  # people read stderr; stdout is for --json and results
+out = Console(soft_wrap=True)
+
+
+def print_ingest(s: dict) -> None:
+    if s["created_version"]:
+        out.print(
+            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
+        )
+    elif s["version"] is not None:
+        out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
+    else:
+        out.print(f"[bold red]{s['dataset']}[/]: nothing was ingested")
+    out.print(
+        f"added {s['added']}, duplicates {len(s['duplicates'])}, "
+        f"near-duplicates {len(s['near_duplicates'])}, rejected {len(s['rejected'])}"
+    )
+    if s["rejected"]:
+        table = Table("rejected file", "reason", title="Rejected")
+        for r in s["rejected"]:
+            table.add_row(esc(r["file"]), esc(r["reason"]))
+        out.print(table)
+
+
+def training_bar(disable: bool) -> Progress:
+    """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=disable,
+    )
+
+
+def epoch_info(e: dict) -> str:
+    return " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+
+
+def print_evaluation(r: dict) -> None:
+    from leafdoc.evaluate.report import images_evaluated
+    from leafdoc.evaluate.significance import accuracy_interval_text
+
+    table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
+    table.add_row("images", images_evaluated(r))
+    table.add_row("accuracy", accuracy_interval_text(r["accuracy"], r["n"]))
+    table.add_row("top-3 accuracy", f"{r['top3_accuracy']:.2%}")
+    table.add_row("macro F1", f"{r['macro_f1']:.3f}")
+    table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
+    sel = r.get("selective")
+    if sel:
+        reasons = ", ".join(f"{k} {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
+        table.add_row("answered (coverage)", f"{sel['coverage']:.2%} ({sel['abstained']} abstained: {reasons})")
+        if sel["accuracy_answered"] is not None:
+            table.add_row("accuracy on answered", f"{sel['accuracy_answered']:.2%}")
+        at = sel["accuracy_at"]
+        table.add_row("accuracy at 50/80/100% coverage", " / ".join(f"{at[k]:.2%}" for k in ("50%", "80%", "100%")))
+        table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
+    if r.get("ood"):
+        o = r["ood"]
+        why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
+        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} ({why})")
+    out.print(table)
+    per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
+    for label in r["classes"]:
+        c = r["per_class"][label]
+        per.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+    out.print(per)
+    if r["most_confused"]:
+        conf = Table("true", "predicted as", "count", title="Most confused")
+        for p in r["most_confused"][:5]:
+            conf.add_row(p["true"], p["predicted"], str(p["count"]))
+        out.print(conf)
+    if r["skipped"]:
+        out.print(f"[yellow]{len(r['skipped'])} files skipped[/] (see --json for the reasons)")
+    if r.get("report"):
+        out.print(f"report: {Path(r['report']) / 'index.html'}")
+
+
+def print_stats(s: dict, out_dir: Path) -> None:
+    ratio = s["imbalance_ratio"]
+    out.print(
+        f"[bold]{s['source']}[/]: {s['n_images']} images in {s['n_classes']} classes, "
+        f"{s['n_measured']} measured; imbalance max/min {ratio:.2f}"
+        if ratio
+        else f"[bold]{s['source']}[/]: no images measured"
+    )
+    table = Table("class", "images", "mean R,G,B", "brightness", "sharpness (median)", title="Per class")
+    for label, c in s["per_class"].items():
+        rgb = ",".join(f"{v:.0f}" for v in c["mean_rgb"])
+        table.add_row(
+            label, str(s["class_counts"][label]), rgb, f"{c['brightness']['mean']:.0f}", f"{c['sharpness']['p50']:.0f}"
+        )
+    out.print(table)
+    if s["skipped"]:
+        out.print(f"[yellow]{len(s['skipped'])} files skipped[/] (see {out_dir / 'stats.json'})")
+    out.print(f"wrote {out_dir}")
+
+
+def print_experiment(r: dict) -> None:
+    from leafdoc.experiments.report import comparison_rows
+
+    header, rows = comparison_rows(r)
+    table = Table(*header, title=f"{r['title'] or r['recipe']} ({r['mode']}, weights {r['weights']})")
+    for row in rows:
+        table.add_row(*(esc(str(v)) for v in row))
+    out.print(table)
+    if r["tuning"]:
+        t = r["tuning"]
+        best = ", ".join(f"{k}={v:.3g}" for k, v in t["best_params"].items())
+        out.print(f"Optuna: best of {len(t['trials'])} trials: {best} ({t['metric']} {t['best_value']:.1%})")
+    if r["pipeline"]:
+        p = r["pipeline"]
+        out.print(
+            f"input pipeline: cached {p['cached_median']:.2f} s/epoch, directory {p['plain_median']:.2f} s/epoch: "
+            f"speed-up {p['speedup']:.2f}x over {p['n_images']} images"
+        )
+    out.print(f"best run (validation accuracy): [bold]{esc(r['best']['run'])}[/]")
+    if r["reused"]:
+        out.print(f"reused from an earlier invocation: {esc(', '.join(r['reused']))}")
+    if r["pending"]:
+        out.print(f"not run yet: {esc(', '.join(r['pending']))} (continue with --resume)")
+    out.print(f"report: {esc(r['report'])}")
+    out.print(f"MLflow: {esc(r['tracking_uri'])}")

@@ -1,0 +1,107 @@
+"""A training run, from a dataset version to a scored model folder: train -> export -> score -> calibrate -> card.
+
+`leafdoc train` (cli.py), the service's training job (service/training.py) and the experiment runner
+(experiments/runner.py) all call these two functions; what differs between them is only how they report
+progress and what they do with the folder afterwards.
+
+    prepare(workspace, dataset, cfg)      the version's photos, split and cached as arrays (train/trainer.py)
+    train_model(cfg, data, out)           train and export (train/trainer.py), then, with ONNX Runtime:
+        score the test and validation splits ONCE each (evaluate/score.py),
+        the abstention threshold from the validation pass (inference/abstain.py),
+        the not-a-leaf check (inference/ood.py), the card's figures from those passes,
+        and the folder written atomically: it exists whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from leafdoc.evaluate.score import Scores, score
+from leafdoc.fsutil import atomic_dir
+from leafdoc.inference.abstain import calibrate_min_confidence
+from leafdoc.inference.ood import fit_model_dir
+from leafdoc.inference.predictor import Predictor
+from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
+from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.modelfolder import CardMetrics, ModelCard, write_card
+from leafdoc.train.checkpoint import clear as clear_checkpoint
+from leafdoc.train.config import TrainConfig
+from leafdoc.train.trainer import TrainData, prepare_data
+from leafdoc.train.trainer import train as train_and_export
+
+
+@dataclass
+class TrainedModel:
+    """A model folder just written, its card, and the one scoring pass over each held-out split."""
+
+    folder: Path
+    card: ModelCard
+    test: Scores
+    val: Scores
+    data: TrainData
+
+    @property
+    def test_shas(self) -> list[str]:
+        return [self.data.shas[i] for i in self.data.indices("test")]
+
+
+def prepare(
+    ws: Workspace,
+    dataset: str,
+    cfg: TrainConfig,
+    version: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainData:
+    """The dataset version's photos split by class (near-duplicates together) and decoded once into the cache."""
+    return prepare_data(ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress)
+
+
+def train_model(
+    cfg: TrainConfig,
+    data: TrainData,
+    out: Path,
+    *,
+    on_event: OnEvent | None = None,
+    init_from: Path | None = None,
+    parent_version: str | None = None,
+    provenance: str | None = None,
+    checkpoint_dir: Path | None = None,
+) -> TrainedModel:
+    """Train, export, score, calibrate; write the model folder `out` atomically (it replaces an older one only
+    once complete). With `checkpoint_dir` a run stopped part-way continues from its last epoch; the
+    checkpoint is deleted once the folder is written."""
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        card = train_and_export(
+            cfg,
+            data,
+            tmp,
+            on_event=on_event,
+            init_from=init_from,
+            parent_version=parent_version,
+            provenance=provenance,
+            checkpoint_dir=checkpoint_dir,
+        )
+        te, va, tr = data.indices("test"), data.indices("val"), data.indices("train")
+        if on_event:
+            on_event(Evaluating(len(te)))
+        # With the serving path (ONNX Runtime), on images training never saw: one pass per split.
+        predictor = Predictor(tmp)
+        test = score(predictor, data.images[te], data.y[te], data.classes)
+        val = score(predictor, data.images[va], data.y[va], data.classes)
+        card.metrics = CardMetrics(test=test.summary(), val=val.summary())
+        card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
+        # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
+        if on_event:
+            on_event(Calibrating(list(cfg.nonleaf_dirs)))
+        ood = fit_model_dir(
+            tmp, predictor, (data.images[tr], data.y[tr]), data.images[va], cfg.nonleaf_dirs, cfg.ood_target
+        )
+        if ood:
+            card.ood = ood
+        write_card(tmp, card)
+    if checkpoint_dir:
+        clear_checkpoint(checkpoint_dir)
+    return TrainedModel(out, card, test, val, data)

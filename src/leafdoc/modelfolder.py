@@ -1,0 +1,178 @@
+"""The model folder: the contract between training and serving.
+
+A model folder holds `model.onnx` (what serving runs), `model.keras` (what retraining starts from),
+`labels.json` (the classes, in the order of the model's outputs), `card.json` (how the model was made and
+what it expects: `ModelCard`), and when it has them `split.json` (which photos were train/val/test),
+`ood.npz` (the not-a-leaf check) and `model.tflite`. This module is the one place that knows those names
+and reads or writes the card; it imports nothing of leafdoc above the base layer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from leafdoc.errors import ModelError
+from leafdoc.fsutil import atomic_dir, atomic_write_json
+
+ONNX_FILE = "model.onnx"
+KERAS_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
+LABELS_FILE = "labels.json"
+CARD_FILE = "card.json"
+SPLIT_FILE = "split.json"
+OOD_FILE = "ood.npz"
+
+SERVING_FILES = (ONNX_FILE, LABELS_FILE, CARD_FILE)  # what a Predictor needs
+MODEL_FILES = (ONNX_FILE, KERAS_FILE, LABELS_FILE, CARD_FILE, TFLITE_FILE, OOD_FILE)  # what a registry version keeps
+COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE)  # what copy_model_dir carries
+
+# Sections a card may lack (folders from before the check, or not yet scored); never written as null.
+OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field")
+
+
+class _Section(BaseModel):
+    # Tolerant: keys a later leafdoc adds are kept (and written back), not refused.
+    model_config = ConfigDict(extra="allow")
+
+
+class CardInput(_Section):
+    """What the model takes: raw RGB of `size` x `size`, resized by images.py's rule, optionally morphology."""
+
+    size: int
+    dtype: str = "float32"
+    layout: str = "NHWC"
+    range: str = "raw RGB 0-255 (normalisation is inside the model)"
+    resize: str | None = None
+    morphology: str = "none"
+    morph_kernel: int = 3
+
+
+class CardDataset(_Section):
+    name: str | None = None
+    version: int | None = None
+    split: dict[str, int] = {}  # images per part: train, val, test
+    split_rule: str | None = None
+
+
+class CardMetrics(_Section):
+    """Summary figures (n, accuracy, top3_accuracy, macro_f1, ece) of the test and validation splits."""
+
+    test: dict[str, Any] | None = None
+    val: dict[str, Any] | None = None
+
+
+class ModelCard(_Section):
+    format: int = 1
+    leafdoc_version: str | None = None
+    created: str | None = None
+    backbone: str | None = None
+    alpha: float | None = None
+    weights: str | None = None
+    pretrained: dict[str, Any] | None = None  # where the backbone's ImageNet weights came from
+    input: CardInput | None = None
+    outputs: dict[str, str] = {}
+    n_classes: int | None = None
+    dataset: CardDataset | None = None
+    parent_version: str | int | None = None  # the registry version it was retrained from
+    warm_start: str | None = None
+    training: dict[str, Any] | None = None  # TrainConfig's fields, plus the strategy that trained it
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+    train_seconds_before_resume: float | None = None
+    history: list[dict[str, Any]] = []
+    provenance: str | None = None
+    limitations: str | None = None
+    metrics: CardMetrics | None = None
+    abstain: dict[str, Any] | None = None  # the softmax threshold below which leafdoc does not answer
+    ood: dict[str, Any] | None = None  # the not-a-leaf check (its arrays in ood.npz)
+    field: dict[str, Any] | None = None  # the unlike-training check (fitted with field photos)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "card.json") -> ModelCard:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            at = ".".join(str(p) for p in first["loc"])
+            raise ModelError(
+                f"{where}: not a valid model card ({at}: {first['msg']}).",
+                hint="Copy the whole model folder again, or re-train it.",
+            ) from None
+
+    def to_dict(self) -> dict:
+        """The card as JSON: every field read or set, none of the optional sections as null."""
+        out = self.model_dump(mode="json", exclude_unset=True)
+        for key in OPTIONAL_SECTIONS:
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
+    @property
+    def test_metrics(self) -> dict[str, Any] | None:
+        return self.metrics.test if self.metrics else None
+
+    @property
+    def nonleaf_dirs(self) -> list[str]:
+        return list((self.training or {}).get("nonleaf_dirs") or [])
+
+
+def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> Path:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: no such model folder.", hint="Pass a folder written by `leafdoc train`.")
+    missing = [f for f in files if not (model_dir / f).is_file()]
+    if missing:
+        hint = (
+            "Re-run `leafdoc export MODEL_DIR --format onnx`."
+            if missing == [ONNX_FILE]
+            else ("Copy the whole model folder again, or re-train it.")
+        )
+        raise ModelError(f"{model_dir}: the model folder is missing {', '.join(missing)}.", hint=hint)
+    return model_dir
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file.", hint="Copy the whole model folder again, or re-train it.") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot be read as JSON ({exc}).") from None
+
+
+def read_card(model_dir: Path) -> ModelCard:
+    path = Path(model_dir) / CARD_FILE
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: not a valid model card (not a JSON object).")
+    return ModelCard.from_dict(data, str(path))
+
+
+def write_card(model_dir: Path, card: ModelCard) -> None:
+    atomic_write_json(Path(model_dir) / CARD_FILE, card.to_dict())
+
+
+def read_labels(model_dir: Path) -> list[str]:
+    path = Path(model_dir) / LABELS_FILE
+    labels = _read_json(path)
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"{path}: not a list of label names.")
+    return labels
+
+
+def write_labels(model_dir: Path, labels: list[str]) -> None:
+    atomic_write_json(Path(model_dir) / LABELS_FILE, list(labels))
+
+
+def copy_model_dir(src: Path, dst: Path) -> None:
+    """Copy a model folder's files (atomically: `dst` appears whole or not at all)."""
+    with atomic_dir(Path(dst)) as tmp:
+        for name in COPIED_FILES:
+            if name == OOD_FILE and not (Path(src) / name).is_file():
+                continue  # model folders from before the not-a-leaf check
+            shutil.copy2(Path(src) / name, tmp / name)

@@ -1,0 +1,30 @@
+"""Stop when the process that started this one is gone: written once for the three processes that need it.
+
+The job worker beside `leafdoc serve` (service/worker.py), a job's training process (service/training.py) and
+the desktop app's own server (desktop/serve_child.py) each have a parent that normally stops them; when the
+parent is killed or crashes instead, a daemon thread notices (its parent process id changes, POSIX) and runs
+the process's own way of stopping."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+
+def on_parent_exit(action: Callable[[], None], parent_pid: int | None = None, every: float = 1.0) -> threading.Thread:
+    """Call `action()` once, from a daemon thread, when the parent (`parent_pid`, default: the current one) is
+    gone. Checks every `every` seconds."""
+    parent = os.getppid() if parent_pid is None else parent_pid
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                action()
+                return
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread

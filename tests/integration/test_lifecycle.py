@@ -1,0 +1,98 @@
+"""A training run through lifecycle.training predicts each held-out split once: the card's figures, the
+abstention threshold and (in a retraining job) the promotion decision all come from that one pass."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import pytest
+from service_support import ADMIN, Clients, service_settings
+
+from leafdoc.inference.predictor import Predictor
+
+TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
+
+pytestmark = pytest.mark.integration
+
+
+def _row(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.uint8).tobytes()).hexdigest()
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """Every image row that went through a model for its probabilities: (model folder name, pixels' hash)."""
+    seen: Counter = Counter()
+    real = Predictor.predict_arrays
+
+    def counting(self, x, outputs=None):
+        if outputs is None or "probabilities" in outputs:
+            seen.update((self.model_dir.name, _row(row)) for row in x)
+        return real(self, x, outputs)
+
+    monkeypatch.setattr(Predictor, "predict_arrays", counting)
+    return seen
+
+
+def test_training_scores_each_test_image_once_and_every_figure_comes_from_that_pass(
+    tmp_path, settings, leaf_folder, passes
+):
+    from leafdoc.data.ingest import ingest
+    from leafdoc.lifecycle.training import prepare, train_model
+    from leafdoc.lifecycle.workspace import Workspace
+    from leafdoc.train.config import TrainConfig
+
+    with Workspace.open(settings) as ws:
+        ingest(leaf_folder, ws.catalog, ws.store, "tiny")
+        cfg = TrainConfig(**TINY)
+        data = prepare(ws, "tiny", cfg)
+        trained = train_model(cfg, data, tmp_path / "model")
+    te = data.indices("test")
+    test_rows = [_row(data.images[i]) for i in te]
+    assert len(set(test_rows)) == len(te) >= 3
+    per_image = {r: sum(n for (_, h), n in passes.items() if h == r) for r in test_rows}
+    assert set(per_image.values()) == {1}, per_image  # each test image predicted exactly once
+    # The card's figures and the run's Scores are the same pass; a fresh pass gives the same probabilities.
+    assert trained.card.metrics.test == trained.test.summary() and trained.test.n == len(te)
+    again = Predictor(tmp_path / "model").predict_arrays(data.images[te], ["probabilities"])["probabilities"]
+    np.testing.assert_allclose(trained.test.probs, again, atol=1e-5)
+    figures = trained.test.figures()
+    assert figures["n"] == len(te) and sum(map(sum, figures["confusion_matrix"])) == len(te)
+    assert trained.card.abstain["val_accuracy"] == round(float(trained.val.correct.mean()), 4)
+
+
+def test_a_retraining_job_predicts_the_candidates_test_split_once(tmp_path, tiny_model, leaf_folder, passes):
+    """The job compares its candidate with the serving model on the test split: the serving model predicts it,
+    the candidate's figures are those of its training's pass (was: the candidate predicted it a second time)."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import Registry
+    from leafdoc.service import training
+    from leafdoc.service.jobs import claim
+
+    settings = service_settings(tmp_path / "home", tiny_model)
+    clients = Clients()
+    try:
+        api = clients(settings)
+        catalog = Catalog(settings.catalog_url)
+        ingest(leaf_folder, catalog, open_store(settings.store_location), "tiny")
+        job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
+        assert claim(catalog, job["id"], "here:1") == 1
+        assert training.run_job(settings, job["id"], 1) == 0
+        done = api.get(f"/v1/training-jobs/{job['id']}").json()
+        assert done["state"] == "succeeded", done["error"]
+        registry = Registry(settings, catalog, open_store(settings.store_location))
+        card = registry.get(done["candidate_version"]).card
+        n_test, n_val = card["dataset"]["split"]["test"], card["dataset"]["split"]["val"]
+        serving = {"1"}  # the tiny model, served as version 1, is scored in its own folder
+        candidate = sum(n for (folder, _), n in passes.items() if folder not in serving)
+        assert candidate == n_test + n_val  # its test split once, its validation split once
+        assert sum(n for (folder, _), n in passes.items() if folder in serving) == n_test
+        promotion = registry.get(done["candidate_version"]).promotion
+        assert promotion["candidate"] == card["metrics"]["test"][promotion["metric"]]
+        catalog.dispose()
+    finally:
+        clients.close()
