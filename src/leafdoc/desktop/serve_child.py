@@ -11,22 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-import time
 
-
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
+from leafdoc.parentwatch import on_parent_exit
 
 
 def main(argv: list[str]) -> None:
     parent_pid, args = int(argv[0]), argv[1:]
     if os.name == "posix":
-        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+        on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     import argparse
 
     from leafdoc.service.run import serve

@@ -32,6 +32,7 @@ from pathlib import Path
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
 from leafdoc.errors import NotFound
+from leafdoc.parentwatch import on_parent_exit
 from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
@@ -100,6 +101,8 @@ class Worker:
         self.stop_event = threading.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.parent_pid = parent_pid
+        if parent_pid is not None:  # `leafdoc serve` started it: stop with it (a running job's process too)
+            on_parent_exit(self._parent_gone, parent_pid, every=0.5)
         self.child: subprocess.Popen | None = None
         self.logs_dir = settings.home / "jobs"
         self._store = None
@@ -196,9 +199,6 @@ class Worker:
         self.recover()
         checked = time.monotonic()
         while not self.stop_event.is_set():
-            if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                log.warning("parent process %s is gone; stopping", self.parent_pid)
-                break
             if time.monotonic() - checked >= self.settings.job_lease_seconds / 2:
                 checked = time.monotonic()
                 try:
@@ -213,6 +213,10 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _parent_gone(self) -> None:
+        log.warning("parent process %s is gone; stopping", self.parent_pid)
+        self.stop()
 
     def close(self) -> None:
         self.catalog.dispose()
@@ -280,7 +284,7 @@ class Worker:
                         break
                     except subprocess.TimeoutExpired:
                         pass
-                    if self.stop_event.is_set() or (self.parent_pid is not None and os.getppid() != self.parent_pid):
+                    if self.stop_event.is_set():
                         interrupted = True
                         rc = self._stop_child(child)
                         break
