@@ -26,13 +26,17 @@ from rich.progress import (
 from leafdoc.cli_options import train_signature
 from leafdoc.cli_print import (
     console,
-    epoch_info,
+    experiment_events,
     out,
+    print_advice_entry,
+    print_advice_labels,
+    print_answers,
     print_evaluation,
     print_experiment,
     print_ingest,
     print_stats,
     training_bar,
+    training_events,
 )
 from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
@@ -181,7 +185,6 @@ def run_training(
     provenance=None,
     resume=False,
 ) -> dict:
-    from leafdoc.lifecycle import events
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
@@ -203,20 +206,7 @@ def run_training(
     with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
-        def on_event(e: events.TrainEvent) -> None:
-            match e:
-                case events.Batch(phase=phase, batch=batch, steps=steps):
-                    bar.update(task, completed=batch, total=steps, description=f"{phase} epoch")
-                case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
-                    info = epoch_info(e.to_dict())
-                    bar.update(task, info=info, description=f"{phase} epoch {epoch}")
-                    console.log(f"{phase} epoch {epoch}: {info} ({seconds:.0f}s)")
-                case events.Evaluating():
-                    bar.update(task, description="evaluating on the test split", info="")
-                case events.Resumed(phase=phase, epoch=epoch):
-                    console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
-                case events.Restarted(reason=reason):
-                    console.log(f"[yellow]{reason}[/]: training from the first epoch (it is replaced after it)")
+        on_event = training_events(bar, task)
 
         checkpoint = beside(out_dir)
         if not resume:
@@ -259,32 +249,9 @@ def predict(
     if as_json:
         _emit_json(answers)
     else:
-        for a in answers:
-            if "error" in a:
-                out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
-                continue
-            if a["abstained"]:
-                out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
-            else:
-                out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
-            for t in a["top_k"]:
-                out.print(f"  {t['probability']:7.2%}  {t['label']}")
-            _print_advice(a["advice"])
+        print_answers(answers)
     if answers and all("error" in a for a in answers):
         raise typer.Exit(1)
-
-
-def _print_advice(advice: dict | None) -> None:
-    """The summary under the diagnosis, and where the full entry is (an abstention has no advice)."""
-    if advice is None:
-        return
-    if not advice["available"]:
-        out.print(f"  [yellow]{esc(advice['message'])}[/]")
-        return
-    out.print(f"  [bold]What to do:[/] {esc(advice['summary'])}")
-    sources = "; ".join(s["title"] for s in advice["sources"])
-    out.print(f'  [dim]Full advice: leafdoc advice "{esc(advice["label"])}" (or GET {esc(advice["route"])})[/]')
-    out.print(f"  [dim]Sources: {esc(sources)}[/]")
 
 
 @app.command()
@@ -293,10 +260,7 @@ def advice(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
     """What to do about a diagnosis: the knowledge entry of a label (symptoms, look-alikes, actions, sources)."""
-    from rich.markdown import Markdown
-
     from leafdoc.advice import shipped_knowledge
-    from leafdoc.advice.render import details_markdown
     from leafdoc.errors import NotFound
 
     knowledge = shipped_knowledge(_settings().advice_dir)
@@ -304,8 +268,7 @@ def advice(
         if as_json:
             _emit_json([{"label": e.label, "title": e.title} for e in knowledge.entries.values()])
             return
-        for e in sorted(knowledge.entries.values(), key=lambda e: e.label):
-            out.print(f"{esc(e.label)}  [dim]{esc(e.title)}[/]")
+        print_advice_labels(knowledge)
         return
     entry = knowledge.get(label)
     if entry is None:
@@ -316,7 +279,7 @@ def advice(
     if as_json:
         _emit_json(data)
         return
-    Console(soft_wrap=False).print(Markdown(f"# {entry.title}\n\n{entry.summary}\n\n" + details_markdown(data)))
+    print_advice_entry(entry, data)
 
 
 @app.command()
@@ -546,25 +509,7 @@ def experiment(
     spec = load_recipe(recipe)
     out_dir = out_dir or Path("runs") / (f"{spec.name}-quick" if quick else spec.name)
     with training_bar(as_json) as bar:
-        runs = bar.add_task("runs", total=None, info="")
-        steps = bar.add_task("preparing", total=None, info="")
-
-        def on_event(e: dict) -> None:
-            kind = e["event"]
-            if kind == "run":
-                bar.update(runs, description=f"run {e['run']}", completed=e["index"], total=e["total"], info=e["note"])
-            elif kind in ("progress", "batch"):
-                what = e["what"] if kind == "progress" else f"{e['run']}: {e['phase']} epoch"
-                done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
-                bar.update(steps, description=what, completed=done, total=total)
-            elif kind == "epoch":
-                info = epoch_info(e)
-                bar.update(steps, info=info)
-                console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
-            elif kind == "evaluate":
-                bar.update(steps, description=f"{e['run']}: evaluating", info="")
-            elif kind == "message":
-                console.log(esc(e["text"]))
+        on_event = experiment_events(bar)
 
         # A kill (stopped container, ended session) ends like Ctrl-C, so the report says how far each run
         # got; during an epoch it waits for the batch to end (see leafdoc.train.stopping).

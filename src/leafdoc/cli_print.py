@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -135,3 +136,92 @@ def print_experiment(r: dict) -> None:
         out.print(f"not run yet: {esc(', '.join(r['pending']))} (continue with --resume)")
     out.print(f"report: {esc(r['report'])}")
     out.print(f"MLflow: {esc(r['tracking_uri'])}")
+
+
+def print_answers(answers: list[dict]) -> None:
+    """`leafdoc predict`: each photo's diagnosis (or why leafdoc is not sure), its top labels, and the advice."""
+    for a in answers:
+        if "error" in a:
+            out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
+            continue
+        if a["abstained"]:
+            out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
+        else:
+            out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
+        for t in a["top_k"]:
+            out.print(f"  {t['probability']:7.2%}  {t['label']}")
+        print_advice(a["advice"])
+
+
+def print_advice(advice: dict | None) -> None:
+    """The summary under the diagnosis, and where the full entry is (an abstention has no advice)."""
+    if advice is None:
+        return
+    if not advice["available"]:
+        out.print(f"  [yellow]{esc(advice['message'])}[/]")
+        return
+    out.print(f"  [bold]What to do:[/] {esc(advice['summary'])}")
+    sources = "; ".join(s["title"] for s in advice["sources"])
+    out.print(f'  [dim]Full advice: leafdoc advice "{esc(advice["label"])}" (or GET {esc(advice["route"])})[/]')
+    out.print(f"  [dim]Sources: {esc(sources)}[/]")
+
+
+def print_advice_labels(knowledge) -> None:
+    for e in sorted(knowledge.entries.values(), key=lambda e: e.label):
+        out.print(f"{esc(e.label)}  [dim]{esc(e.title)}[/]")
+
+
+def print_advice_entry(entry, data: dict) -> None:
+    """`leafdoc advice LABEL`: the whole entry as Markdown."""
+    from rich.markdown import Markdown
+
+    from leafdoc.advice.render import details_markdown
+
+    Console(soft_wrap=False).print(Markdown(f"# {entry.title}\n\n{entry.summary}\n\n" + details_markdown(data)))
+
+
+def training_events(bar: Progress, task) -> Callable:
+    """`leafdoc train`'s progress: the bar follows the batches, each epoch is logged with its figures."""
+    from leafdoc.lifecycle import events
+
+    def on_event(e: events.TrainEvent) -> None:
+        match e:
+            case events.Batch(phase=phase, batch=batch, steps=steps):
+                bar.update(task, completed=batch, total=steps, description=f"{phase} epoch")
+            case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
+                info = epoch_info(e.to_dict())
+                bar.update(task, info=info, description=f"{phase} epoch {epoch}")
+                console.log(f"{phase} epoch {epoch}: {info} ({seconds:.0f}s)")
+            case events.Evaluating():
+                bar.update(task, description="evaluating on the test split", info="")
+            case events.Resumed(phase=phase, epoch=epoch):
+                console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
+            case events.Restarted(reason=reason):
+                console.log(f"[yellow]{reason}[/]: training from the first epoch (it is replaced after it)")
+
+    return on_event
+
+
+def experiment_events(bar: Progress) -> Callable[[dict], None]:
+    """`leafdoc experiment`'s progress: one bar for the runs, one for the current step, epochs logged."""
+    runs = bar.add_task("runs", total=None, info="")
+    steps = bar.add_task("preparing", total=None, info="")
+
+    def on_event(e: dict) -> None:
+        kind = e["event"]
+        if kind == "run":
+            bar.update(runs, description=f"run {e['run']}", completed=e["index"], total=e["total"], info=e["note"])
+        elif kind in ("progress", "batch"):
+            what = e["what"] if kind == "progress" else f"{e['run']}: {e['phase']} epoch"
+            done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
+            bar.update(steps, description=what, completed=done, total=total)
+        elif kind == "epoch":
+            info = epoch_info(e)
+            bar.update(steps, info=info)
+            console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
+        elif kind == "evaluate":
+            bar.update(steps, description=f"{e['run']}: evaluating", info="")
+        elif kind == "message":
+            console.log(esc(e["text"]))
+
+    return on_event

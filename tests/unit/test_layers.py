@@ -15,7 +15,18 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Bottom to top; a module may import from its own layer or below (within a layer, see SIDEWAYS).
 LAYERS = [
-    {"leafdoc", "settings", "errors", "fsutil", "images", "modelfolder", "guide", "client", "parentwatch"},  # base
+    {
+        "leafdoc",
+        "settings",
+        "errors",
+        "fsutil",
+        "images",
+        "modelfolder",
+        "guide",
+        "client",
+        "parentwatch",
+        "advice",
+    },  # base
     {"data"},
     {"train", "evaluate", "inference", "registry"},  # the verbs, and the registry of their models
     {"lifecycle"},
