@@ -27,6 +27,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from leafdoc.modelfolder import read_card
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "plantvillage"
 
@@ -143,7 +145,7 @@ def main() -> int:
         folder = subset(args.data, args.classes, Path(tmp) / "data")
         train = bench_training(folder, Path(tmp) / "home", args.size, args.batch, args.epochs, args.alpha)
         infer = bench_inference(args.model, folder, args.repeats)
-    card = json.loads((args.model / "card.json").read_text())
+    card = read_card(args.model)
 
     cached, plain = statistics.median(train["cached"]), statistics.median(train["plain"])
     rows = [
@@ -158,11 +160,11 @@ def main() -> int:
             (f"inference img/s batch {b}, Keras model.predict", f"{r['keras']:.1f}", ""),
             ("  ratio ONNX / Keras", f"{r['onnx'] / r['keras']:.2f}x", "target 2x"),
         ]
-    test = card["metrics"]["test"]
+    test = card.metrics.test
     rows += [
         ("starter test accuracy", f"{test['accuracy']:.4f}", f"n={test['n']} held out (from card)"),
         ("starter test top-3 / macro F1", f"{test['top3_accuracy']:.4f} / {test['macro_f1']:.4f}", ""),
-        ("starter training wall time (s)", f"{card['train_seconds']:.0f}", f"best epoch {card['best_epoch']}"),
+        ("starter training wall time (s)", f"{card.train_seconds:.0f}", f"best epoch {card.best_epoch}"),
     ]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(

@@ -23,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from leafdoc.modelfolder import ONNX_FILE, read_card
+
 
 def build(backbone: str, size: int, dest: Path, alpha: float = 1.0) -> Path:
     from leafdoc.train.config import TrainConfig
@@ -53,9 +55,9 @@ def main() -> None:
 
     configs: dict[str, tuple] = {}
     for folder in args.model:
-        card = json.loads((Path(folder) / "card.json").read_text())
-        name = f"{Path(folder).name} ({card.get('backbone')}, {card['input']['size']} px)"
-        configs[name] = (session(Path(folder) / "model.onnx"), int(card["input"]["size"]))
+        card = read_card(Path(folder))
+        name = f"{Path(folder).name} ({card.backbone}, {card.input.size} px)"
+        configs[name] = (session(Path(folder) / ONNX_FILE), card.input.size)
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones.split(","):
             for size in map(int, args.sizes.split(",")):
