@@ -244,7 +244,7 @@ def predict(
 
     settings = _settings()
     knowledge = shipped_knowledge(settings.advice_dir)
-    predictor = Predictor(model_dir, max_pixels=settings.max_image_pixels)
+    predictor = Predictor(model_dir, max_pixels=settings.max_image_pixels, variant=settings.onnx_variant)
     answers = [r.to_dict(knowledge) for r in predictor.predict_files(images, top_k)]
     if as_json:
         _emit_json(answers)
@@ -341,9 +341,25 @@ def calibrate(
 @app.command()
 def export(
     model_dir: Annotated[Path, typer.Argument(help="A model folder with model.keras.")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite | onnx-int8 | onnx-fp16")] = "onnx",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="onnx-int8/fp16: the folder of class folders the model was trained on (calibration, check)."),
+    ] = None,
 ):
-    """Write model.onnx or model.tflite from model.keras."""
+    """Write model.onnx or model.tflite from model.keras, or an int8/fp16 copy of model.onnx beside it."""
+    if fmt.startswith("onnx-"):  # from model.onnx with ONNX Runtime's tools: no TensorFlow
+        from leafdoc.inference.quantize import quantize_model_dir
+
+        with console.status(f"converting model.onnx to {fmt[5:]}, checking it on the validation photos"):
+            path = quantize_model_dir(model_dir, fmt[5:], data)
+        check = json.loads((Path(model_dir) / "card.json").read_text())["onnx_variants"][fmt[5:]]["validation_vs_fp32"]
+        out.print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): same top-1 as model.onnx on "
+            f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
+            f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
+        )
+        return
     from leafdoc.train.export import export as do_export
 
     with console.status(f"exporting {fmt}"):

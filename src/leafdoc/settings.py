@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
 
     # Serving behaviour.
     model_dir: Path | None = Field(None, description="Model folder to serve when the registry has none.")
+    onnx_variant: Literal["fp32", "int8", "fp16"] = Field(
+        "fp32",
+        description="Which ONNX file of a model folder predictions run on: model.onnx (fp32), or the copy that "
+        "`leafdoc export --format onnx-int8|onnx-fp16` wrote beside it. The API serves a model version that has "
+        "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it.",
+    )
     top_k: int = 3
     promote_metric: str = "accuracy"
     promote_margin: float = Field(0.0, description="A candidate is promoted if metric >= serving metric - margin.")

@@ -27,6 +27,7 @@ from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
+from leafdoc.inference.quantize import variant_file
 from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, ModelCard, check_model_dir, read_card, read_labels
 
 
@@ -113,10 +114,16 @@ class TFLiteSession:
 
 
 class Predictor:
-    """Loads model.onnx (or a .tflite file inside the folder), labels.json and card.json; answers for arrays,
-    files or bytes."""
+    """Loads model.onnx (or its int8/fp16 copy when `variant` says so, or a .tflite file inside the folder),
+    labels.json and card.json; answers for arrays, files or bytes."""
 
-    def __init__(self, model_dir: Path, threads: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        model_dir: Path,
+        threads: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        variant: str = "fp32",
+    ):
         model_dir = Path(model_dir)
         if model_dir.suffix == ".tflite":
             self.model_file = model_dir
@@ -134,7 +141,8 @@ class Predictor:
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
-        else:
+        else:  # model.onnx, or the int8/fp16 copy beside it that card.json lists (inference/quantize.py)
+            self.model_file = variant_file(self.model_dir, self.card, variant)
             self.session = self._onnx_session(threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -162,10 +170,10 @@ class Predictor:
         if threads:
             opts.intra_op_num_threads = threads
         try:
-            return ort.InferenceSession(str(self.model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(self.model_file), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(
-                f"{self.model_dir}/model.onnx: ONNX Runtime cannot load it ({exc}).",
+                f"{self.model_file}: ONNX Runtime cannot load it ({exc}).",
                 hint="Re-run `leafdoc export MODEL_DIR --format onnx`.",
             ) from None
 

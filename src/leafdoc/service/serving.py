@@ -26,6 +26,7 @@ from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import ImageTooLarge, LeafdocError
 from leafdoc.inference.answer import build as build_answer
 from leafdoc.inference.predictor import Photo, Predictor
+from leafdoc.inference.quantize import read_card, variant_file
 from leafdoc.registry import NoModel, Registry
 from leafdoc.settings import Settings
 
@@ -131,7 +132,12 @@ class ModelHolder:
             return
         try:
             folder = self.registry.local_dir(ptr.version)
-            predictor = Predictor(folder, threads=SESSION_THREADS, max_pixels=self.settings.max_image_pixels)
+            predictor = Predictor(
+                folder,
+                threads=SESSION_THREADS,
+                max_pixels=self.settings.max_image_pixels,
+                variant=self._variant(folder, ptr.version),
+            )
         except LeafdocError as exc:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
             log.error(self.last_error)
@@ -141,6 +147,17 @@ class ModelHolder:
         log.info("serving model version %s", ptr.version)
         if self.on_swap:
             self.on_swap(ptr.version)
+
+    def _variant(self, folder, version) -> str:
+        """LEAFDOC_ONNX_VARIANT when the folder has that copy; a version without it (a fresh retraining, say)
+        is served with model.onnx rather than not at all."""
+        wanted = self.settings.onnx_variant
+        try:
+            variant_file(folder, read_card(folder), wanted)
+        except (LeafdocError, OSError, ValueError):
+            log.warning("model version %s has no %s ONNX file: serving its model.onnx", version, wanted)
+            return "fp32"
+        return wanted
 
     def load(self, loaded: Loaded, data: bytes, name: str) -> Photo:
         """A photo ready for `loaded`'s model, decoded within this worker's decoding slots."""
