@@ -142,9 +142,17 @@ def test_predict_runs_the_int8_copy_when_selected(quantised, tmp_path):
         if (model / f).is_file():
             (bare / f).write_bytes((model / f).read_bytes())
     card = json.loads((bare / "card.json").read_text())
-    card.pop("onnx_variants")
+    variants = card.pop("onnx_variants")
     (bare / "card.json").write_text(json.dumps(card))
     proc = cli("predict", bare, photo, home=home, LEAFDOC_ONNX_VARIANT="int8")
     assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
     said = " ".join((proc.stdout + proc.stderr).split())
     assert "has no int8 ONNX file" in said and "--format onnx-int8" in said and "bare" in said
+
+    # A copy made from another model.onnx (re-exported since, say) is refused, not served.
+    (bare / "model.int8.onnx").write_bytes((model / "model.int8.onnx").read_bytes())
+    variants["int8"]["source_sha256"] = "0" * 64
+    (bare / "card.json").write_text(json.dumps({**card, "onnx_variants": variants}))
+    proc = cli("predict", bare, photo, home=home, LEAFDOC_ONNX_VARIANT="int8")
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and "made from an earlier model.onnx" in said and "--format onnx-int8" in said

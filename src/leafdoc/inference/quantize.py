@@ -223,6 +223,7 @@ def quantize_model_dir(
     card.setdefault("onnx_variants", {})[variant] = {
         "file": dest.name,
         "sha256": sha256_bytes(data),
+        "source_sha256": sha256_bytes((model_dir / "model.onnx").read_bytes()),
         "bytes": len(data),
         "method": method,
         "calibration": {"split": "train", "photos": len(calibration)} if variant == "int8" else None,
@@ -243,10 +244,13 @@ def variant_file(model_dir: Path, card: dict, variant: str) -> Path:
         return Path(model_dir) / "model.onnx"
     entry = (card.get("onnx_variants") or {}).get(variant)
     path = Path(model_dir) / (entry or {}).get("file", VARIANT_FILES.get(variant, f"model.{variant}.onnx"))
+    hint = (
+        f"Write it with `leafdoc export {model_dir} --format onnx-{variant} --data DATA_DIR`, "
+        "or set LEAFDOC_ONNX_VARIANT=fp32."
+    )
     if not entry or not path.is_file():
-        raise ModelError(
-            f"{model_dir}: the model folder has no {variant} ONNX file.",
-            hint=f"Write it with `leafdoc export {model_dir} --format onnx-{variant} --data DATA_DIR`, "
-            "or set LEAFDOC_ONNX_VARIANT=fp32.",
-        )
+        raise ModelError(f"{model_dir}: the model folder has no {variant} ONNX file.", hint=hint)
+    source = Path(model_dir) / "model.onnx"
+    if entry.get("source_sha256") and source.is_file() and sha256_bytes(source.read_bytes()) != entry["source_sha256"]:
+        raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
     return path
