@@ -156,3 +156,39 @@ def test_predict_runs_the_int8_copy_when_selected(quantised, tmp_path):
     proc = cli("predict", bare, photo, home=home, LEAFDOC_ONNX_VARIANT="int8")
     said = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0 and "made from an earlier model.onnx" in said and "--format onnx-int8" in said
+
+
+def test_the_api_serves_the_int8_copy_when_selected_and_model_onnx_for_a_version_without_one(quantised, tmp_path):
+    """LEAFDOC_ONNX_VARIANT=int8 in the API: the registered version's int8 copy travels through the registry's
+    store and is what the worker's session runs; a version without a copy (a fresh retraining, say) is served
+    with its model.onnx rather than not at all."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.registry import Registry
+    from leafdoc.service.serving import ModelHolder
+    from leafdoc.settings import Settings
+
+    model = quantised[0]
+    s = Settings(home=tmp_path / "home", onnx_variant="int8", model_check_seconds=0)
+    s.ensure_home()
+    catalog = Catalog(s.catalog_url)
+    try:
+        registry = Registry(s, catalog, open_store(s.store_location))
+        registry.register(model, source="test", serve="promote")
+        holder = ModelHolder(s, registry)
+        served = holder.current().predictor
+        assert served.model_file.name == "model.int8.onnx" and served.model_file.parent != model
+        assert served.model_file.read_bytes() == (model / "model.int8.onnx").read_bytes()
+
+        bare = tmp_path / "bare"
+        bare.mkdir()
+        for f in ("model.onnx", "labels.json", "ood.npz"):
+            if (model / f).is_file():
+                (bare / f).write_bytes((model / f).read_bytes())
+        card = json.loads((model / "card.json").read_text())
+        card.pop("onnx_variants")
+        (bare / "card.json").write_text(json.dumps(card))
+        registry.register(bare, source="test", serve="promote")
+        assert holder.refresh().predictor.model_file.name == "model.onnx"
+    finally:
+        catalog.dispose()
