@@ -120,8 +120,8 @@ def test_int8_copy_holds_int8_weights(quantised):
     assert (model / "model.int8.onnx").stat().st_size < 0.4 * (model / "model.onnx").stat().st_size
 
 
-def test_predict_runs_the_int8_copy_when_selected(quantised, tmp_path):
-    model, _, home, _ = quantised
+def test_predict_and_evaluate_run_the_int8_copy_when_selected(quantised, tmp_path):
+    model, leaves, home, _ = quantised
     photo = real_photos()[0]
     proc = cli("predict", model, photo, "--json", "--top-k", "3", home=home, LEAFDOC_ONNX_VARIANT="int8")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -134,6 +134,15 @@ def test_predict_runs_the_int8_copy_when_selected(quantised, tmp_path):
     int8, fp32 = probs("int8"), probs("fp32")
     assert all(abs(v - int8[k]) < 2e-6 for k, v in answered.items())  # the int8 file's numbers ...
     assert any(abs(v - fp32[k]) > 1e-5 for k, v in answered.items())  # ... not model.onnx's
+
+    scored = {}
+    for variant in ("int8", "fp32"):
+        proc = cli("evaluate", model, "--data", leaves, "--json", home=home, LEAFDOC_ONNX_VARIANT=variant)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        scored[variant] = json.loads(proc.stdout)
+    assert scored["int8"]["model_file"] == "model.int8.onnx" and scored["fp32"]["model_file"] == "model.onnx"
+    assert scored["int8"]["predictions"] != scored["fp32"]["predictions"]
+    assert abs(scored["int8"]["accuracy"] - scored["fp32"]["accuracy"]) <= 0.1
 
     # A folder without the copy: a plain message naming the folder and the command that writes it.
     bare = tmp_path / "bare"

@@ -78,7 +78,8 @@ def evaluate_folder(
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
-    predictor = predictor or Predictor(model_dir, max_pixels=max_pixels)
+    variant = settings.onnx_variant if settings else "fp32"  # LEAFDOC_ONNX_VARIANT: evaluate what is served
+    predictor = predictor or Predictor(model_dir, max_pixels=max_pixels, variant=variant)
     files, not_images = list_labelled_folder(data_dir)
     data_labels = {label for _, label in files}
     check_classes(data_labels, predictor.labels, model_dir, data_dir)
@@ -100,6 +101,7 @@ def evaluate_folder(
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["skipped"] = skipped
     result["model"] = str(model_dir)
+    result["model_file"] = predictor.model_file.name
     result["data"] = str(data_dir)
     return result
 
