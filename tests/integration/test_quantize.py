@@ -17,6 +17,7 @@ from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder
 
 from leafdoc.images import sha256_bytes
 from leafdoc.inference.predictor import Predictor
+from leafdoc.inference.quantize import quantize_model_dir
 from leafdoc.train.registry import BACKBONES
 
 LITE0 = BACKBONES["efficientnet_lite0"].pretrained
@@ -201,3 +202,19 @@ def test_the_api_serves_the_int8_copy_when_selected_and_model_onnx_for_a_version
         assert holder.refresh().predictor.model_file.name == "model.onnx"
     finally:
         catalog.dispose()
+
+
+def test_fp16_copy_holds_float16_weights_and_answers_like_fp32(quantised):
+    import onnx
+
+    model, leaves, _, _ = quantised
+    path = quantize_model_dir(model, "fp16", leaves)
+    q = onnx.load(str(path))
+    weights = {i.name: i.data_type for i in q.graph.initializer}
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    assert convs and all(weights.get(n.input[1]) == onnx.TensorProto.FLOAT16 for n in convs)
+    fp32, fp16 = Predictor(model), Predictor(model, variant="fp16")
+    assert set(fp16.output_names) == OUTPUTS
+    x = np.stack([fp32.preprocess(f) for f in real_photos()])
+    a, b = fp32.predict_arrays(x)["probabilities"], fp16.predict_arrays(x)["probabilities"]
+    assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 0.02, np.abs(a - b).max()
