@@ -7,6 +7,8 @@ Each configuration is a real leafdoc model (backbone + head, built untrained: th
 the weights) exported with leafdoc's own ONNX export; `--model DIR` adds existing model folders (e.g. the
 starter). The configurations are timed in turns, round after round, so a busy machine slows them alike;
 the table gives each one's median milliseconds per image and its ratio to the first model folder given.
+`--int8` adds each untrained build's int8 copy (leafdoc.inference.quantize, calibrated on 50 PlantVillage photos:
+the ranges do not change the cost, only the answers, which are not looked at here).
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ def build(backbone: str, size: int, dest: Path, alpha: float = 1.0) -> Path:
     return export_onnx(model, dest / f"{backbone}-{size}.onnx", size)
 
 
+def int8_copy(path: Path, size: int) -> Path:
+    from leafdoc.images import preprocess
+    from leafdoc.inference.quantize import quantize_int8
+
+    photos = sorted((Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plantvillage").rglob("*.jpg"))
+    images = np.stack([preprocess(p, size) for p in photos[:: max(1, len(photos) // 50)][:50]])
+    dest = path.with_suffix(".int8.onnx")
+    quantize_int8(path, dest, images)
+    return dest
+
+
 def session(path: Path):
     import onnxruntime as ort
 
@@ -51,6 +64,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="A model folder to time beside them.")
     ap.add_argument("--runs", type=int, default=200, help="Timed calls per configuration (in rounds of 10).")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--int8", action="store_true", help="Also time an int8 copy of every untrained build.")
     args = ap.parse_args()
 
     configs: dict[str, tuple] = {}
@@ -61,7 +75,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones.split(","):
             for size in map(int, args.sizes.split(",")):
-                configs[f"{backbone}, {size} px (untrained)"] = (session(build(backbone, size, Path(tmp))), size)
+                path = build(backbone, size, Path(tmp))
+                configs[f"{backbone}, {size} px (untrained)"] = (session(path), size)
+                if args.int8:
+                    configs[f"{backbone}, {size} px (untrained) int8"] = (session(int8_copy(path, size)), size)
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {k: [] for k in configs}
     for sess, size in configs.values():  # warm-up
