@@ -9,6 +9,7 @@ and reads or writes the card; it imports nothing of leafdoc above the base layer
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -34,7 +35,7 @@ MODEL_FILES = (ONNX_FILE, KERAS_FILE, LABELS_FILE, CARD_FILE, TFLITE_FILE, OOD_F
 COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE)  # what copy_model_dir carries
 
 # Sections a card may lack (folders from before the check, or not yet scored); never written as null.
-OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field")
+OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field", "onnx_variants")
 
 
 class _Section(BaseModel):
@@ -93,6 +94,7 @@ class ModelCard(_Section):
     abstain: dict[str, Any] | None = None  # the softmax threshold below which leafdoc does not answer
     ood: dict[str, Any] | None = None  # the not-a-leaf check (its arrays in ood.npz)
     field: dict[str, Any] | None = None  # the unlike-training check (fitted with field photos)
+    onnx_variants: dict[str, dict[str, Any]] | None = None  # int8/fp16 copies of model.onnx (inference/quantize.py)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "card.json") -> ModelCard:
@@ -178,3 +180,25 @@ def copy_model_dir(src: Path, dst: Path) -> None:
             if name == OOD_FILE and not (Path(src) / name).is_file():
                 continue  # model folders from before the not-a-leaf check
             shutil.copy2(Path(src) / name, tmp / name)
+
+
+def variant_file(model_dir: Path, card: ModelCard, variant: str) -> Path:
+    """The ONNX file of `variant` (fp32: model.onnx) in a model folder, or a ModelError saying how to make it."""
+    if variant in ("fp32", "", None):
+        return Path(model_dir) / ONNX_FILE
+    entry = (card.onnx_variants or {}).get(variant)
+    path = Path(model_dir) / (entry or {}).get("file", VARIANT_FILES.get(variant, f"model.{variant}.onnx"))
+    hint = (
+        f"Write it with `leafdoc export {model_dir} --format onnx-{variant} --data DATA_DIR`, "
+        "or set LEAFDOC_ONNX_VARIANT=fp32."
+    )
+    if not entry or not path.is_file():
+        raise ModelError(f"{model_dir}: the model folder has no {variant} ONNX file.", hint=hint)
+    source = Path(model_dir) / ONNX_FILE
+    if (
+        entry.get("source_sha256")
+        and source.is_file()
+        and hashlib.sha256(source.read_bytes()).hexdigest() != entry["source_sha256"]
+    ):
+        raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
+    return path

@@ -27,8 +27,15 @@ from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
-from leafdoc.inference.quantize import variant_file
-from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, ModelCard, check_model_dir, read_card, read_labels
+from leafdoc.modelfolder import (
+    CARD_FILE,
+    LABELS_FILE,
+    ModelCard,
+    check_model_dir,
+    read_card,
+    read_labels,
+    variant_file,
+)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import numpy as np
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
 from leafdoc.images import sha256_bytes
+from leafdoc.modelfolder import VARIANT_FILES
 
-VARIANT_FILES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 OUTPUTS = ("probabilities", "logits", "features", "cam")
 CALIBRATION_PHOTOS = 300  # training photos, spread over the classes; more barely moves MinMax ranges
 CALIBRATION_BATCH = 10
@@ -232,25 +232,3 @@ def quantize_model_dir(
     }
     atomic_write_json(model_dir / "card.json", card)
     return dest
-
-
-def read_card(model_dir: Path) -> dict:
-    return json.loads((Path(model_dir) / "card.json").read_text())
-
-
-def variant_file(model_dir: Path, card: dict, variant: str) -> Path:
-    """The ONNX file of `variant` (fp32: model.onnx) in a model folder, or a ModelError saying how to make it."""
-    if variant in ("fp32", "", None):
-        return Path(model_dir) / "model.onnx"
-    entry = (card.get("onnx_variants") or {}).get(variant)
-    path = Path(model_dir) / (entry or {}).get("file", VARIANT_FILES.get(variant, f"model.{variant}.onnx"))
-    hint = (
-        f"Write it with `leafdoc export {model_dir} --format onnx-{variant} --data DATA_DIR`, "
-        "or set LEAFDOC_ONNX_VARIANT=fp32."
-    )
-    if not entry or not path.is_file():
-        raise ModelError(f"{model_dir}: the model folder has no {variant} ONNX file.", hint=hint)
-    source = Path(model_dir) / "model.onnx"
-    if entry.get("source_sha256") and source.is_file() and sha256_bytes(source.read_bytes()) != entry["source_sha256"]:
-        raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
-    return path

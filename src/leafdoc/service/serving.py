@@ -26,7 +26,7 @@ from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import ImageTooLarge, LeafdocError
 from leafdoc.inference.answer import build as build_answer
 from leafdoc.inference.predictor import Photo, Predictor
-from leafdoc.inference.quantize import read_card, variant_file
+from leafdoc.modelfolder import read_card, variant_file
 from leafdoc.registry import NoModel, Registry
 from leafdoc.settings import Settings
 
