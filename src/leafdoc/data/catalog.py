@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -162,6 +163,33 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PredictionRow(Base):
+    """One answer the API gave (migration 0005), written off the request path (service/predictionlog.py),
+    with a user's feedback and an admin's review when they come. `hour` (hours since the epoch, UTC) and
+    `score_bin` (the not-a-leaf score as a tenth of the model's threshold, data/predictions.py) let the
+    monitoring aggregate in SQL on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "predictions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+    hour: Mapped[int] = mapped_column(Integer, index=True)
+    model_version: Mapped[int] = mapped_column(Integer, index=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the top label, even when abstained
+    confidence: Mapped[float] = mapped_column(Float)
+    abstained: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ood_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score_bin: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    photo_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    feedback_correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    feedback_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    feedback_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    reviewed_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    review_upload_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 def to_signed64(x: int) -> int:

@@ -1,0 +1,133 @@
+"""The catalog's record of answers (PredictionRow): written in batches, feedback and review set on one row,
+the review queue, and the hourly/daily figures monitoring reads — aggregated in SQL, so a window of
+millions of answers costs a few grouped queries, never a row each in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, insert, select
+
+from leafdoc.data.catalog import Catalog, PredictionRow, utcnow
+from leafdoc.errors import NotFound
+
+PERIOD_HOURS = {"hour": 1, "day": 24}
+
+
+def hour_of(when: datetime) -> int:
+    return int(when.replace(tzinfo=UTC).timestamp() // 3600)
+
+
+def insert_many(catalog: Catalog, rows: list[dict]) -> None:
+    if rows:
+        with catalog.Session.begin() as s:
+            s.execute(insert(PredictionRow), rows)
+
+
+def _not_found(prediction_id: str) -> NotFound:
+    return NotFound(
+        f"prediction {prediction_id[:64]!r} does not exist.",
+        hint="Use the prediction_id of an answer of this server; answers are recorded within a second.",
+    )
+
+
+def get(catalog: Catalog, prediction_id: str) -> PredictionRow:
+    with catalog.Session() as s:
+        row = s.get(PredictionRow, prediction_id)
+    if row is None:
+        raise _not_found(prediction_id)
+    return row
+
+
+def set_feedback(catalog: Catalog, prediction_id: str, correct: bool, label: str | None) -> PredictionRow:
+    """A user's feedback; a second one replaces the first."""
+    with catalog.Session.begin() as s:
+        row = s.get(PredictionRow, prediction_id)
+        if row is None:
+            raise _not_found(prediction_id)
+        row.feedback_correct, row.feedback_label, row.feedback_at = correct, label, utcnow()
+    return row
+
+
+def set_review(catalog: Catalog, prediction_id: str, label: str, upload_id: str | None) -> PredictionRow:
+    with catalog.Session.begin() as s:
+        row = s.get(PredictionRow, prediction_id)
+        if row is None:
+            raise _not_found(prediction_id)
+        row.reviewed_label, row.reviewed_at, row.review_upload_id = label, utcnow(), upload_id
+    return row
+
+
+def review_queue(catalog: Catalog, limit: int = 50, with_photo_only: bool = False) -> list[PredictionRow]:
+    """Answers not yet reviewed that have feedback or abstained, the most informative first: a user said it
+    was wrong, then abstentions and other feedback, each by rising confidence."""
+    P = PredictionRow
+    rank = case((P.feedback_correct.is_(False), 0), (P.abstained.is_(True), 1), else_=2)
+    q = select(P).where(P.reviewed_label.is_(None), (P.feedback_correct.is_not(None)) | P.abstained.is_(True))
+    if with_photo_only:
+        q = q.where(P.photo_sha256.is_not(None))
+    with catalog.Session() as s:
+        return list(s.scalars(q.order_by(rank, P.confidence, P.created.desc()).limit(limit)))
+
+
+def _bucket(period: str):
+    width = PERIOD_HOURS[period]
+    return PredictionRow.hour if width == 1 else PredictionRow.hour // width
+
+
+def _start(bucket: int, period: str) -> str:
+    hours = int(bucket) * PERIOD_HOURS[period]
+    return datetime.fromtimestamp(hours * 3600, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def aggregates(catalog: Catalog, period: str, since: datetime, model_version: int | None = None) -> list[dict]:
+    """Per hour or day since `since`: answers, abstentions by reason, labels given, not-a-leaf score bins,
+    feedback given and agreed with. Oldest first."""
+    P = PredictionRow
+    b = _bucket(period).label("b")
+    where = [P.hour >= hour_of(since)]
+    if model_version is not None:
+        where.append(P.model_version == model_version)
+    buckets: dict[int, dict] = defaultdict(
+        lambda: {"answers": 0, "abstentions": {}, "labels": {}, "score_bins": {}, "feedback": 0, "agreed": 0}
+    )
+    with catalog.Session() as s:
+        for bucket, abstained, reason, label, n in s.execute(
+            select(b, P.abstained, P.reason, P.label, func.count())
+            .where(*where)
+            .group_by(b, P.abstained, P.reason, P.label)
+        ):
+            d = buckets[int(bucket)]
+            d["answers"] += n
+            if abstained:
+                d["abstentions"][reason or "unknown"] = d["abstentions"].get(reason or "unknown", 0) + n
+            elif label is not None:
+                d["labels"][label] = d["labels"].get(label, 0) + n
+        for bucket, sbin, n in s.execute(
+            select(b, P.score_bin, func.count()).where(*where, P.score_bin.is_not(None)).group_by(b, P.score_bin)
+        ):
+            buckets[int(bucket)]["score_bins"][int(sbin)] = n
+        for bucket, correct, n in s.execute(
+            select(b, P.feedback_correct, func.count())
+            .where(*where, P.feedback_correct.is_not(None))
+            .group_by(b, P.feedback_correct)
+        ):
+            d = buckets[int(bucket)]
+            d["feedback"] += n
+            d["agreed"] += n if correct else 0
+    return [{"start": _start(k, period), "bucket": k, **buckets[k]} for k in sorted(buckets)]
+
+
+def merged(windows: list[dict]) -> dict:
+    """Several buckets as one window (drift is checked over the whole of them)."""
+    out = {"answers": 0, "abstentions": {}, "labels": {}, "score_bins": {}, "feedback": 0, "agreed": 0}
+    for w in windows:
+        out["answers"] += w["answers"]
+        out["feedback"] += w["feedback"]
+        out["agreed"] += w["agreed"]
+        for key in ("abstentions", "labels", "score_bins"):
+            for k, n in w[key].items():
+                out[key][k] = out[key].get(k, 0) + n
+    return out
