@@ -15,6 +15,7 @@ import numpy as np
 
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.images import is_image_name, sha256_bytes
+from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, fit_model_dir
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import SPLIT_FILE, read_card, write_card
@@ -139,4 +140,6 @@ def calibrate_model_dir(
     if card.training is not None:  # retraining recalibrates with the same non-leaf folders
         card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
     write_card(model_dir, card)  # after ood.npz: a card never names a missing file
+    # The validation answers monitoring compares served answers with (card `baseline`), under the new check.
+    write_baseline(model_dir, [path for path, _ in photos["val"]], max_pixels)
     return section

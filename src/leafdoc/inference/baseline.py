@@ -1,0 +1,113 @@
+"""The training baseline monitoring compares served answers with (inference/drift.py): the model's own
+answers on its validation photos — how often it abstained and why, the not-a-leaf score's histogram, the
+mix of labels it gave. Kept in the model card as `baseline`, so it travels with the model.
+
+`leafdoc calibrate` writes it; for a model folder calibrated before it existed:
+`python -m leafdoc.inference.baseline MODEL_DIR DATA_DIR` (the folder of class folders it was trained on;
+split.json names the validation photos).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.errors import LeafdocError, ModelError
+from leafdoc.fsutil import atomic_write_json
+from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS, score_bin
+from leafdoc.inference.predictor import Predictor
+
+BATCH = 64
+
+
+def ood_threshold(card) -> float | None:
+    """The not-a-leaf threshold of a card (a ModelCard, or the card's JSON as a dict)."""
+    ood = card.get("ood") if isinstance(card, dict) else card.ood
+    t = (ood or {}).get("threshold")
+    return float(t) if t else None
+
+
+def card_baseline(card) -> dict | None:
+    """The card's `baseline` section (kept by ModelCard as an extra key), or None."""
+    if isinstance(card, dict):
+        return card.get("baseline")
+    return (card.model_extra or {}).get("baseline")
+
+
+def baseline_of(predictor: Predictor, paths: list[Path]) -> dict:
+    """Answer every photo as the API would and summarise: answers, abstentions by reason, score bins, labels."""
+    threshold = ood_threshold(predictor.card)
+    abstentions: Counter = Counter()
+    labels: Counter = Counter()
+    bins = np.zeros(SCORE_BINS, dtype=int)
+    n = 0
+    for start in range(0, len(paths), BATCH):
+        photos = []
+        for path in paths[start : start + BATCH]:
+            try:
+                photos.append(predictor.load(path))
+            except LeafdocError:
+                continue
+        if not photos:
+            continue
+        out = predictor.predict_arrays(np.stack([p.x for p in photos]), predictor.decision_outputs)
+        for i, photo in enumerate(photos):
+            d = predictor.decide({k: v[i] for k, v in out.items()}, photo)
+            n += 1
+            if d.abstained:
+                abstentions[d.reason or "unknown"] += 1
+            else:
+                labels[predictor.labels[int(np.argmax(out["probabilities"][i]))]] += 1
+            b = score_bin(d.ood_score, threshold)
+            if b is not None:
+                bins[b] += 1
+    if n == 0:
+        raise ModelError("no validation photo could be read, so there is no baseline.")
+    return {
+        "source": "the model's answers on its validation photos",
+        "answers": n,
+        "abstentions": dict(sorted(abstentions.items())),
+        "score_bins": bins.tolist(),
+        "score_bin_width": SCORE_BIN_WIDTH,
+        "score_threshold": threshold,
+        "labels": dict(sorted(labels.items())),
+    }
+
+
+def write_baseline(model_dir: Path, val_paths: list[Path], max_pixels: int | None = None) -> dict:
+    model_dir = Path(model_dir)
+    predictor = Predictor(model_dir, **({"max_pixels": max_pixels} if max_pixels else {}))
+    baseline = baseline_of(predictor, val_paths)
+    card = json.loads((model_dir / "card.json").read_text())
+    card["baseline"] = baseline
+    atomic_write_json(model_dir / "card.json", card)
+    return baseline
+
+
+def main(argv: list[str]) -> int:
+    from leafdoc.inference.calibrate import split_photos
+
+    if len(argv) != 2:
+        print("usage: python -m leafdoc.inference.baseline MODEL_DIR DATA_DIR", file=sys.stderr)
+        return 2
+    model_dir, data_dir = Path(argv[0]), Path(argv[1])
+    try:
+        labels = json.loads((model_dir / "labels.json").read_text())
+        split = json.loads((model_dir / "split.json").read_text())
+        val = [p for p, _ in split_photos(data_dir, split, labels)["val"]]
+        if not val:
+            raise ModelError(f"{data_dir}: none of the validation photos split.json names is there.")
+        b = write_baseline(model_dir, val)
+    except (LeafdocError, OSError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    print(f"baseline of {b['answers']} validation photos written to {model_dir / 'card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
