@@ -88,6 +88,32 @@ class Settings(BaseSettings):
         600.0, description="How long an upload waits for another upload to the same dataset to finish."
     )
 
+    # Predictions, feedback and monitoring (service/predictionlog.py, routes/feedback.py, routes/monitoring.py).
+    keep_photos: bool = Field(
+        False,
+        description="Keep each predicted photo in the store (content-addressed, as uploads are) so an admin can "
+        "review it and add it to a dataset. Off by default: only the answer and any feedback are recorded.",
+    )
+    prediction_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Prediction records waiting to be written to the catalog, per API worker; when full, new "
+        "records are dropped and counted (leafdoc_prediction_records_dropped).",
+    )
+    prediction_buffer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="With keep_photos: bytes of photos waiting to be stored, per API worker; over it, a record "
+        "is kept without its photo (counted).",
+    )
+    prediction_flush_seconds: float = Field(0.5, gt=0, description="How often buffered records are written.")
+    feedback_per_minute: int = Field(
+        20, ge=1, description="Feedback requests one client address may send per minute (then 429)."
+    )
+    rate_limit_clients: int = Field(
+        10_000, ge=1, description="Client addresses the feedback rate limiter remembers (oldest forgotten first)."
+    )
+
     # The web page (Gradio, mounted at /ui).
     ui: bool = Field(True, description="Mount the web page at /ui (false: API only, and Gradio is never imported).")
     ui_api_url: str | None = Field(

@@ -22,6 +22,7 @@ def build(
 ) -> dict:
     label = None if decision.abstained else top_k[0]["label"]
     return {
+        "prediction_id": None,  # the API sets one (service/serving.py); `leafdoc predict` records nothing
         "file": file,
         "model_version": model_version,
         "label": label,

@@ -21,7 +21,20 @@ from leafdoc.service.deps import AppState
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import BodyLimit, RequestMetrics
-from leafdoc.service.routes import advice, datasets, health, jobs, models, predict, uploads
+from leafdoc.service.monitoring import Monitor
+from leafdoc.service.predictionlog import PredictionLog
+from leafdoc.service.ratelimit import RateLimiter
+from leafdoc.service.routes import (
+    advice,
+    datasets,
+    feedback,
+    health,
+    jobs,
+    models,
+    monitoring,
+    predict,
+    uploads,
+)
 from leafdoc.service.serving import ModelHolder
 from leafdoc.settings import Settings
 
@@ -62,7 +75,11 @@ def build_state(settings: Settings) -> AppState:
     registry.seed()
     metrics = ServiceMetrics(lambda: counts_by_state(catalog))
     holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)
-    return AppState(settings, catalog, store, registry, holder, JobQueue(settings), metrics)
+    log_ = PredictionLog(settings, catalog, store, metrics.records_dropped.inc, metrics.photos_dropped.inc)
+    limiter = RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)
+    monitor = Monitor(catalog, holder)
+    metrics.watch_drift(monitor)
+    return AppState(settings, catalog, store, registry, holder, JobQueue(settings), metrics, log_, limiter, monitor)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        state.prediction_log.close()  # what is still buffered is written before the catalog closes
         state.catalog.dispose()
 
     app = FastAPI(
@@ -82,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.leafdoc = state
     errors.install(app)
-    for module in (predict, advice, uploads, jobs, models, datasets, health):
+    for module in (predict, advice, feedback, monitoring, uploads, jobs, models, datasets, health):
         app.include_router(module.router)
     if settings.ui:  # the web page at /ui, built (Gradio imported) on its first visit
         from leafdoc.ui import mount_ui

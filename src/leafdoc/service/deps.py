@@ -1,5 +1,5 @@
 """What routes get injected: the app's state (settings, catalog, store, registry, serving model,
-queue, metrics) and the admin check."""
+queue, metrics, the record of answers, the feedback rate limit, monitoring) and the admin check."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from leafdoc.registry import Registry
 from leafdoc.service.errors import AdminDisabled
 from leafdoc.service.jobs import JobQueue
 from leafdoc.service.metrics import ServiceMetrics
+from leafdoc.service.monitoring import Monitor
+from leafdoc.service.predictionlog import PredictionLog
+from leafdoc.service.ratelimit import RateLimiter
 from leafdoc.service.serving import ModelHolder
 from leafdoc.settings import Settings
 
@@ -29,6 +32,9 @@ class AppState:
     holder: ModelHolder
     queue: JobQueue
     metrics: ServiceMetrics
+    prediction_log: PredictionLog
+    feedback_limit: RateLimiter
+    monitor: Monitor
 
 
 def get_state(request: Request) -> AppState:

@@ -46,7 +46,7 @@ class AdminDisabled(LeafdocError):
 
 
 def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
-    return JSONResponse(redact(exc.to_dict()), status_code=exc.status)
+    return JSONResponse(redact(exc.to_dict()), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,6 +22,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The not-a-leaf score as a multiple of the model's threshold (1.0: refused from there on).
+SCORE_RATIO_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
 def multiprocess_dir() -> str | None:
@@ -46,6 +48,41 @@ class _CatalogCollector:
         for state, n in sorted(counts.items()):
             states.add_metric([state], n)
         yield states
+
+
+class _DriftCollector:
+    """The drift check of the last 24 hours (service/monitoring.py, cached there), read when scraped."""
+
+    def __init__(self, monitor):
+        self.monitor = monitor
+
+    def collect(self):
+        try:
+            report = self.monitor.report("hour", None)
+        except Exception:  # an unreachable catalog must not break the scrape
+            return
+        d = report["drift"]
+        warn = GaugeMetricFamily(
+            "leafdoc_drift_warning", "1 while this drift warning holds over the last 24 hours.", labels=["kind"]
+        )
+        kinds = {w["kind"] for w in d.get("warnings", [])}
+        for kind in ("abstentions", "score", "labels"):
+            warn.add_metric([kind], 1.0 if kind in kinds else 0.0)
+        yield warn
+        psi = GaugeMetricFamily("leafdoc_drift_psi", "PSI of the last 24 hours against validation.", labels=["of"])
+        bound = GaugeMetricFamily("leafdoc_drift_psi_bound", "The PSI bound calibrated on validation.", labels=["of"])
+        for of in ("score", "label"):
+            if f"{of}_psi" in d:
+                psi.add_metric([of], d[f"{of}_psi"]["value"])
+                bound.add_metric([of], d[f"{of}_psi"]["bound"])
+        yield psi
+        yield bound
+        rate = GaugeMetricFamily("leafdoc_abstention_rate", "Share of answers that abstained.", labels=["window"])
+        if d.get("abstention_rate"):
+            rate.add_metric(["24h"], d["abstention_rate"]["window"])
+        if report.get("baseline"):
+            rate.add_metric(["validation"], report["baseline"]["abstention_rate"])
+        yield rate
 
 
 class ServiceMetrics:
@@ -73,15 +110,33 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self.score_ratio = Histogram(
+            "leafdoc_nonleaf_score_ratio",
+            "The not-a-leaf score of each answer, as a multiple of the model's threshold.",
+            buckets=SCORE_RATIO_BUCKETS,
+            registry=r,
+        )
+        self.feedback = Counter("leafdoc_feedback", "Feedback received, by `correct`.", ["correct"], registry=r)
+        self.records_dropped = Counter(
+            "leafdoc_prediction_records_dropped", "Answers not recorded: the buffer was full.", registry=r
+        )
+        self.photos_dropped = Counter(
+            "leafdoc_prediction_photos_dropped", "Photos not kept (keep_photos): the buffer was full.", registry=r
+        )
         self.catalog_registry = CollectorRegistry(auto_describe=False)
         self.catalog_registry.register(_CatalogCollector(job_counts))
 
-    def record_answers(self, answers: list[dict]) -> None:
+    def watch_drift(self, monitor) -> None:
+        self.catalog_registry.register(_DriftCollector(monitor))
+
+    def record_answers(self, answers: list[dict], threshold: float | None = None) -> None:
         for a in answers:
             if a["abstained"]:
                 self.abstentions.labels(a["reason"] or "unknown").inc()
             else:
                 self.predictions.labels(a["label"]).inc()
+            if threshold and a.get("ood_score") is not None:
+                self.score_ratio.observe(a["ood_score"] / threshold)
 
     def render(self) -> tuple[bytes, str]:
         mp = multiprocess_dir()

@@ -47,6 +47,10 @@ class AdviceRef(BaseModel):
 
 
 class PredictAnswer(BaseModel):
+    prediction_id: str | None = Field(
+        description="This answer's id (unguessable): send feedback to POST /v1/predictions/{prediction_id}/feedback. "
+        "Always set by the API; null in `leafdoc predict --json` (nothing is recorded there)."
+    )
     file: str | None = Field(None, description="The file name the image was sent with, if any.")
     model_version: int
     label: str | None = Field(description="The diagnosis; null when the model abstains.")

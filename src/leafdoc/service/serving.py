@@ -14,6 +14,7 @@ too, and gave nothing measurable on this model: it was taken out.)
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import threading
 import time
@@ -183,13 +184,17 @@ def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: s
     """One prediction as the API answers it (inference/answer.py): top-k, the diagnosis with its advice, or an
     abstention with its reason."""
     p = loaded.predictor
-    return build_answer(
-        file=name,
-        model_version=loaded.version,
-        top_k=p.top_k(outputs["probabilities"], top_k),
-        decision=p.decide(outputs, photo),
-        knowledge=loaded.knowledge,
-    )
+    # 128 random bits: feedback names it (routes/feedback.py), nobody can guess one.
+    return {
+        **build_answer(
+            file=name,
+            model_version=loaded.version,
+            top_k=p.top_k(outputs["probabilities"], top_k),
+            decision=p.decide(outputs, photo),
+            knowledge=loaded.knowledge,
+        ),
+        "prediction_id": secrets.token_urlsafe(16),
+    }
 
 
 def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[dict]:

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from leafdoc.errors import LeafdocError, RequestTooLarge
+from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.errors import InvalidRequest
@@ -144,6 +145,15 @@ def _top_k(state: AppState, top_k: int | None) -> int:
     return top_k or state.settings.top_k
 
 
+def _record(state: AppState, answers: list[tuple[dict, bytes]]) -> None:
+    """Count the answers and queue their records (service/predictionlog.py: off the request path)."""
+    loaded = state.holder.loaded
+    threshold = ood_threshold(loaded.predictor.card) if loaded else None
+    for answer, data in answers:
+        state.prediction_log.record(answer, threshold, data)
+    state.metrics.record_answers([a for a, _ in answers], threshold)
+
+
 TopK = Query(None, ge=1, le=100, description="How many labels to return (default: LEAFDOC_TOP_K).")
 
 
@@ -159,7 +169,7 @@ async def predict(request: Request, top_k: int | None = TopK, state: AppState = 
     result = await run_in_threadpool(
         serving.predict_bytes, state.holder, state.settings, data, name, _top_k(state, top_k)
     )
-    state.metrics.record_answers([result])
+    _record(state, [(result, data)])
     return result
 
 
@@ -181,7 +191,7 @@ async def predict_batch(request: Request, top_k: int | None = TopK, state: AppSt
     if not items:
         raise InvalidRequest("the batch holds no image.", hint="Send the photos as multipart files (field `files`).")
     result = await run_in_threadpool(serving.predict_batch, state.holder, state.settings, items, _top_k(state, top_k))
-    state.metrics.record_answers([r["prediction"] for r in result["results"] if r["prediction"]])
+    _record(state, [(r["prediction"], items[i][1]) for i, r in enumerate(result["results"]) if r["prediction"]])
     return result
 
 
@@ -202,5 +212,5 @@ async def explain(
     result = await run_in_threadpool(
         serving.explain_bytes, state.holder, state.settings, data, name, _top_k(state, top_k), label
     )
-    state.metrics.record_answers([result])
+    _record(state, [(result, data)])
     return result

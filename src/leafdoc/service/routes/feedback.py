@@ -1,0 +1,91 @@
+"""POST /v1/predictions/{id}/feedback (open, rate-limited per client address); GET /v1/review,
+GET /v1/review/{id}/photo, POST /v1/review/{id} (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from leafdoc.data import predictions
+from leafdoc.errors import NotFound
+from leafdoc.service import review
+from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.review_schemas import FeedbackAnswer, FeedbackRequest, ReviewAnswer, ReviewList, ReviewRequest
+from leafdoc.service.routes import ADMIN, errors
+
+router = APIRouter(prefix="/v1", tags=["feedback and review"])
+
+PredictionId = Path(max_length=64, description="The `prediction_id` of an answer.")
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/predictions/{prediction_id}/feedback",
+    response_model=FeedbackAnswer,
+    summary="Say whether an answer was right (and what the leaf actually has)",
+    responses=errors(404, 422, 429),
+)
+async def feedback(
+    body: FeedbackRequest,
+    request: Request,
+    prediction_id: str = PredictionId,
+    state: AppState = Depends(get_state),
+) -> dict:
+    state.feedback_limit.take(_client(request), "feedback requests")
+
+    def give() -> dict:
+        try:
+            row = review.give_feedback(state, prediction_id, body.correct, body.label)
+        except NotFound:
+            state.prediction_log.flush()  # answered moments ago by this worker, not written yet
+            row = review.give_feedback(state, prediction_id, body.correct, body.label)
+        return review.feedback_dict(row)
+
+    answer = await run_in_threadpool(give)
+    state.metrics.feedback.labels("true" if body.correct else "false").inc()
+    return answer
+
+
+@router.get(
+    "/review",
+    response_model=ReviewList,
+    summary="Answers to review: feedback and abstentions, the most informative first",
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN),
+)
+async def review_list(
+    limit: int = Query(50, ge=1, le=500),
+    with_photo: bool = Query(False, description="Only answers whose photo was kept."),
+    state: AppState = Depends(get_state),
+) -> dict:
+    rows = await run_in_threadpool(predictions.review_queue, state.catalog, limit, with_photo)
+    return {"keep_photos": state.settings.keep_photos, "items": [review.item_dict(r) for r in rows]}
+
+
+@router.get(
+    "/review/{prediction_id}/photo",
+    summary="The kept photo of an answer",
+    dependencies=[Depends(require_admin)],
+    responses={**errors(*ADMIN, 404, 409), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    response_class=Response,
+)
+async def review_photo(prediction_id: str = PredictionId, state: AppState = Depends(get_state)) -> Response:
+    data, media_type = await run_in_threadpool(review.photo_of, state, prediction_id)
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post(
+    "/review/{prediction_id}",
+    response_model=ReviewAnswer,
+    summary="Label a reviewed photo: it joins a new dataset version",
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN, 404, 409, 422),
+)
+async def review_label(
+    body: ReviewRequest, prediction_id: str = PredictionId, state: AppState = Depends(get_state)
+) -> dict:
+    return await run_in_threadpool(review.label_photo, state, prediction_id, body.label, body.dataset)
