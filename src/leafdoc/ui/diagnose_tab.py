@@ -1,0 +1,129 @@
+"""The Diagnose tab: a photo in, the verdict, the most likely labels and the heat map out, and under the
+answer "was this right?" (thumbs up / down, and "it is actually ..."), sent to the feedback route."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import gradio as gr
+
+from leafdoc import guide
+from leafdoc.settings import Settings
+from leafdoc.ui import advice, text
+from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
+
+EMPTY_VERDICT = (
+    "### Your diagnosis appears here\n\nAdd a photo of one leaf on the left: upload it or take it with the camera."
+)
+
+
+def _no_scores() -> dict:
+    return gr.update(value=None, label="Most likely")
+
+
+def _verdict_update(md: str, kind: str) -> dict:
+    return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
+
+
+def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
+    def diagnose(photo: dict | None, request: gr.Request):
+        """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
+        it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
+        if not photo:
+            return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None
+        try:
+            path, name = files.open(photo)
+            with api_client(settings, request) as api:
+                answer = api.explain(path.read_bytes(), name)
+                entry = api.advice_for(answer)
+        except Exception as exc:
+            message, hint = problem(exc, "Diagnosis")
+            return (
+                _verdict_update(text.error_text(message, hint, title="Could not diagnose this photo"), "error"),
+                _no_scores(),
+                None,
+            )
+        if answer.get("abstained"):
+            kind = "unsure"
+        else:
+            kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
+        heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
+        guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
+        return (
+            _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
+            gr.update(value=text.top_k_scores(answer), label=guesses),
+            heat,
+        )
+
+    return diagnose
+
+
+def diagnose_tab(settings: Settings, files: PageFiles) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            photo = gr.Image(
+                sources=["upload", "webcam"],
+                type="filepath",
+                image_mode=None,  # keep the file as sent: the server decodes it (EXIF, modes) like in training
+                label="Leaf photo",
+                height=380,
+                elem_id="leaf-photo",
+            )
+            button = gr.Button("Diagnose", variant="primary", elem_id="diagnose-button")
+            if EXAMPLES:  # served as they are (static paths, see build_app), never copied
+                gr.Examples(
+                    [[str(p)] for p in EXAMPLES],
+                    inputs=[photo],
+                    label="No photo at hand? Try one of these",
+                    example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
+                )
+            gr.Markdown(
+                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus "
+                "(examples below, in *How to take a photo leafdoc can read*). "
+                "The photo is used for this diagnosis only.",
+                elem_classes=["small-note"],
+            )
+        with gr.Column(scale=1):
+            verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
+            scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
+            heat = gr.Image(
+                label="Where the model looked (red: what drove the answer)",
+                type="pil",
+                format="png",
+                interactive=False,
+                height=320,
+                elem_id="heat-map",
+            )
+    photo_guide()
+    fn = diagnose_handler(settings, files)
+    outputs = [verdict, scores, heat]
+    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
+    button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
+
+
+def photo_guide() -> None:
+    """How to take a photo leafdoc can read: tips, then example photos with what leafdoc answers for each
+    (the words are leafdoc/guide.py's, shared with the desktop app)."""
+    with gr.Accordion(guide.TITLE, open=False, elem_id="photo-guide"):
+        gr.Markdown("\n".join(f"- {tip}" for tip in guide.TIPS))
+        shown = guide.pictured()
+        with gr.Row(equal_height=True):
+            for entry in shown:
+                kind = "guide-good" if entry.good else "guide-bad"
+                with gr.Column(min_width=170, elem_classes=["guide-entry", kind]):
+                    gr.Image(  # served as it is (static paths, see build_app), never copied
+                        str(entry.path),
+                        show_label=False,
+                        interactive=False,
+                        container=False,
+                        height=150,
+                        buttons=[],
+                        elem_classes=["guide-photo"],
+                    )
+                    gr.Markdown(f"**{text.esc(entry.caption)}**\n\n{text.esc(entry.photo)} {text.esc(entry.answer)}")
+        for entry in guide.ENTRIES:
+            if entry not in shown:
+                gr.Markdown(f"**{text.esc(entry.caption)}**: {text.esc(entry.photo)} {text.esc(entry.answer)}")
+        if shown:
+            gr.Markdown(text.esc(guide.credits()), elem_classes=["small-note"])

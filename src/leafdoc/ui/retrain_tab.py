@@ -1,0 +1,265 @@
+"""The Retrain tab (admin token): upload labelled photos, retrain, follow the job, promote or roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from leafdoc.client import ApiError, LeafdocClient
+from leafdoc.settings import Settings
+from leafdoc.ui import text
+from leafdoc.ui.common import NotSent, PageFiles, api_client, fail, problem, status_box
+
+JOB_POLL_SECONDS = 3.0
+
+
+def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None:
+    gr.Markdown(
+        "For the people who look after the model: add labelled photos, retrain, and choose which model version "
+        "answers. Every action here needs the server's admin token (`LEAFDOC_ADMIN_TOKEN`).",
+        elem_classes=["small-note"],
+    )
+    with gr.Row(equal_height=True):
+        token = gr.Textbox(
+            label="Admin token", type="password", placeholder="paste the admin token", scale=4, elem_id="admin-token"
+        )
+        check = gr.Button("Check token", scale=1, elem_id="check-token")
+    status = gr.Markdown(elem_id="retrain-status", elem_classes=["status-box"])
+
+    gr.Markdown("### 1 · Add labelled photos")
+    with gr.Row():
+        archive = gr.File(
+            label="Zip of class folders (one folder per disease, named like the label)",
+            file_types=[".zip"],
+            height=170,
+            scale=3,
+            elem_id="upload-zip",
+        )
+        with gr.Column(scale=2):
+            upload_dataset = gr.Textbox(
+                label="Dataset", placeholder="default: the serving model's dataset", elem_id="upload-dataset"
+            )
+            retrain_after = gr.Checkbox(label="Retrain when the upload is in", value=False)
+            upload_button = gr.Button("Upload", variant="primary", elem_id="upload-button")
+    upload_result = gr.Markdown(elem_id="upload-result")
+
+    gr.Markdown(
+        "### 2 · Retrain on the latest photos\n"
+        "Of the dataset named above; the new model starts from the serving one and replaces it only if it does at "
+        "least as well on held-out photos (the server's promotion rule).",
+        elem_classes=["section-head"],
+    )
+    with gr.Row(equal_height=True):
+        epochs = gr.Textbox(label="Epochs", placeholder="as the serving model", scale=2, elem_id="train-epochs")
+        train_button = gr.Button("Start retraining", variant="primary", scale=1, elem_id="train-button")
+        refresh_job = gr.Button("Refresh", scale=1, elem_id="refresh-job")
+        cancel_job = gr.Button("Cancel job", variant="stop", scale=1, interactive=False, elem_id="cancel-job")
+    job = gr.Markdown("Enter the admin token to follow training jobs.", elem_id="job-status")
+    followed = gr.State(None)  # the id of the job shown, which *Cancel job* cancels
+    watched = gr.State(None)  # the id of a job this page saw queued or running: its end is announced once
+    timer = gr.Timer(JOB_POLL_SECONDS, active=False)
+
+    gr.Markdown("### 3 · Model versions")
+    table = gr.Dataframe(
+        headers=text.MODEL_COLUMNS,
+        datatype=["str"] * len(text.MODEL_COLUMNS),
+        interactive=False,
+        wrap=True,
+        column_widths=["8%", "11%", "13%", "17%", "12%", "9%", "8%", "22%"],
+        max_height=360,
+        elem_id="model-versions",
+    )
+    with gr.Row(equal_height=True):
+        chosen = gr.Dropdown(label="Version", choices=[], interactive=True, scale=3, elem_id="promote-version")
+        reason = gr.Textbox(label="Reason (kept in the history)", scale=3)
+        promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
+        rollback = gr.Button("Roll back", variant="stop", scale=1, elem_id="rollback-button")
+        refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
+
+    def models_view(api: LeafdocClient) -> tuple[list[list[str]], dict]:
+        models = api.models()
+        options = text.version_options(models)
+        return text.model_rows(models), gr.update(choices=options)
+
+    def show_models(request: gr.Request):
+        try:
+            with api_client(settings, request) as api:
+                return models_view(api)
+        except Exception as exc:
+            fail(exc, "Loading the model versions")
+            return gr.skip(), gr.skip()
+
+    def latest(api: LeafdocClient) -> dict | None:
+        jobs = api.jobs(limit=1)
+        return jobs[0] if jobs else None
+
+    def follow(current: dict | None) -> tuple[str | None, dict]:
+        """The followed job's id and the *Cancel job* button, enabled while it can be cancelled."""
+        return (current or {}).get("id"), gr.update(interactive=text.job_can_cancel(current))
+
+    def check_token(key: str, request: gr.Request):
+        try:
+            with api_client(settings, request, key) as api:
+                api.check_token()
+                current = latest(api)
+        except Exception as exc:
+            return fail(exc, "Checking the token"), *(gr.skip(),) * 5
+        active = text.job_is_active(current)
+        return (
+            status_box("✓ Token accepted.", ok=True),
+            text.job_summary(current),
+            gr.Timer(active=active),
+            *follow(current),
+            current["id"] if active else None,
+        )
+
+    def upload(sent: dict | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
+        """`sent` is Gradio's file description (preprocess=False): checked and opened by the page."""
+        if not sent:
+            return (
+                status_box(text.error_text("Pick a zip file first.", title="Nothing to upload"), ok=False),
+                "",
+                gr.skip(),
+                gr.skip(),
+            )
+        try:
+            path, name = files.open(sent)
+        except NotSent as exc:
+            return fail(exc, "Upload"), "", gr.skip(), gr.skip()
+        if not name.lower().endswith(".zip"):
+            message = f"{name} is not a zip file."
+            return fail(NotSent(message, "Pick a .zip of class folders."), "Upload"), "", gr.skip(), gr.skip()
+        size = path.stat().st_size
+
+        def progressed(done: int, total: int) -> None:
+            if done < total:
+                progress(done / total, desc=f"Sending {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            else:
+                progress(0.99, desc="Sent; the server is checking every photo…")
+
+        try:
+            progress(0, desc=f"Sending {size / 1e6:.1f} MB")
+            with api_client(settings, request, key) as api:
+                answer = api.upload(path, dataset=dataset.strip() or None, retrain=retrain, on_progress=progressed)
+        except Exception as exc:
+            return fail(exc, "Upload"), "", gr.skip(), gr.skip()
+        gr.Info(f"{answer['added']} photo(s) added to {answer['dataset']}.")
+        queued = answer.get("training_job")  # then follow it; else leave the following of any other job alone
+        follow_it = (gr.Timer(active=True), queued["id"]) if queued else (gr.skip(), gr.skip())
+        return status_box("✓ Upload done.", ok=True), text.upload_summary(answer), *follow_it
+
+    def start(key: str, dataset: str, n_epochs: str, request: gr.Request):
+        n_epochs = (n_epochs or "").strip()
+        if n_epochs and not (n_epochs.isdigit() and int(n_epochs) > 0):
+            message = f"Epochs must be a whole number above 0, not {n_epochs!r}."
+            return (
+                status_box(
+                    text.error_text(
+                        message, "Leave it blank to train as long as the serving model did.", "Not started"
+                    ),
+                    ok=False,
+                ),
+                *(gr.skip(),) * 5,
+            )
+        options = {"epochs": int(n_epochs)} if n_epochs else {}
+        try:
+            with api_client(settings, request, key) as api:
+                started = api.start_training(dataset=dataset.strip() or None, options=options)
+        except Exception as exc:
+            return fail(exc, "Starting the training"), *(gr.skip(),) * 5
+        return (
+            status_box(f"✓ Training job {started['id'][:8]} started: follow it below.", ok=True),
+            text.job_summary(started),
+            gr.Timer(active=True),
+            *follow(started),
+            started["id"],
+        )
+
+    def poll(key: str, watched: str | None, request: gr.Request):
+        """The latest job; models are re-read once it finishes (a new version may be serving). When the job
+        this page saw queued or running has ended, the status box says how, once."""
+        idle = (None, gr.update(interactive=False))
+        if not (key or "").strip():
+            message = "Enter the admin token to follow training jobs."
+            return message, gr.Timer(active=False), gr.skip(), gr.skip(), *idle, gr.skip(), None
+        try:
+            with api_client(settings, request, key) as api:
+                current = latest(api)
+                active = text.job_is_active(current)
+                rows, options = (gr.skip(), gr.skip()) if active else models_view(api)
+        except Exception as exc:
+            message, hint = problem(exc, "Following the training job")
+            error = text.error_text(message, hint, "Cannot follow the job")
+            return error, gr.Timer(active=False), *(gr.skip(),) * 6
+        status, watching = gr.skip(), watched
+        if active:
+            watching = current["id"]
+        elif current and current["id"] == watched:
+            message, ok = text.job_outcome(current)
+            (gr.Info if ok else gr.Warning)(message)
+            status, watching = status_box(message, ok=ok), None
+        return text.job_summary(current), gr.Timer(active=active), rows, options, *follow(current), status, watching
+
+    def cancel(key: str, job_id: str | None, request: gr.Request):
+        """Cancel the job shown: a queued one ends at once, a running one once its worker has stopped it."""
+        if not job_id:
+            message = text.error_text("There is no job to cancel.", title="Nothing cancelled")
+            return status_box(message, ok=False), gr.skip(), gr.skip(), gr.update(interactive=False), gr.skip()
+        try:
+            with api_client(settings, request, key) as api:
+                current = api.cancel_job(job_id)
+        except Exception as exc:
+            return fail(exc, "Cancelling the job"), *(gr.skip(),) * 4
+        active = text.job_is_active(current)
+        if not active:
+            message = f"⊘ Training job {job_id[:8]} was cancelled: it never ran."
+        else:
+            message = f"✓ Cancelling training job {job_id[:8]}: its training is being stopped; nothing will be kept."
+        return (
+            status_box(message, ok=True),
+            text.job_summary(current),
+            gr.Timer(active=active),
+            gr.update(interactive=text.job_can_cancel(current)),
+            job_id if active else None,  # a running job's end is announced once its worker has stopped it
+        )
+
+    def pointer(action: str) -> Callable:
+        def act(key: str, version: int | None, why: str, request: gr.Request):
+            try:
+                with api_client(settings, request, key) as api:
+                    if action == "promote":
+                        if version is None:
+                            raise ApiError("Pick the version to promote first.")
+                        done = api.promote(int(version), why.strip() or None)
+                    else:
+                        done = api.rollback(why.strip() or None)
+                    rows, options = models_view(api)
+            except Exception as exc:
+                return fail(exc, "Promotion" if action == "promote" else "Rollback"), gr.skip(), gr.skip()
+            verb = "promoted" if action == "promote" else "rolled back"
+            message = f"✓ {verb.capitalize()}: version {done['serving_version']} is now serving"
+            if done.get("previous_version"):
+                message += f" (was {done['previous_version']})"
+            gr.Info(message.removeprefix("✓ ") + ".")
+            return status_box(message + ".", ok=True), rows, options
+
+        return act
+
+    blocks.load(show_models, None, [table, chosen])
+    check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
+    token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
+    upload_button.click(
+        upload,
+        [archive, token, upload_dataset, retrain_after],
+        [status, upload_result, timer, watched],
+        preprocess=False,
+    )
+    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job, watched])
+    polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
+    refresh_job.click(poll, [token, watched], polled)
+    timer.tick(poll, [token, watched], polled, show_progress="hidden")
+    cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
+    promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
+    rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
+    refresh_models.click(show_models, None, [table, chosen])
