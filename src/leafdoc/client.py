@@ -116,6 +116,14 @@ class LeafdocClient:
             log.warning("the advice for %r could not be fetched: %s", advice["label"], exc)
             return None
 
+    def feedback(self, prediction_id: str, correct: bool, label: str | None = None) -> dict:
+        """Was this answer right? (and, when not, what the leaf actually has: one of the model's labels)"""
+        body = {"correct": correct, **({"label": label} if label else {})}
+        return self.request("POST", f"/v1/predictions/{prediction_id}/feedback", json=body).json()
+
+    def monitoring(self, period: str = "hour", hours: int | None = None) -> dict:
+        return self.get_json("/v1/monitoring", period=period, hours=hours)
+
     # ---- service state -----------------------------------------------------------------------
 
     def ready(self) -> dict:
@@ -212,6 +220,22 @@ class LeafdocClient:
         """Cancel a queued job (at once) or a running one (its state stays `running`, with `cancel_requested`,
         until its worker has stopped it: then `cancelled`). ApiError 409 if it already finished."""
         return self.request("POST", f"/v1/training-jobs/{job_id}/cancel", admin=True).json()
+
+    def review(self, limit: int = 50, with_photo: bool = False) -> dict:
+        """{keep_photos, items}: answers with feedback or abstentions, the most informative first."""
+        return self.get_json("/v1/review", admin=True, limit=limit, with_photo=with_photo or None)
+
+    def review_photo(self, prediction_id: str) -> bytes:
+        return self.request("GET", f"/v1/review/{prediction_id}/photo", admin=True).content
+
+    def review_label(self, prediction_id: str, label: str, dataset: str | None = None) -> dict:
+        """The admin's label: the kept photo joins a new dataset version. {prediction, upload}"""
+        body = {"label": label, **({"dataset": dataset} if dataset else {})}
+        return self.request("POST", f"/v1/review/{prediction_id}", admin=True, json=body).json()
+
+    def review_dismiss(self, prediction_id: str) -> dict:
+        """Out of the review queue, into no dataset (not a leaf, unusable)."""
+        return self.request("POST", f"/v1/review/{prediction_id}/dismiss", admin=True).json()
 
     def promote(self, version: int, reason: str | None = None) -> dict:
         return self.request("POST", f"/v1/models/{version}/promote", admin=True, json={"reason": reason}).json()

@@ -175,6 +175,12 @@ def test_review_queue_puts_disagreement_then_low_confidence_first(make_client):
     order = [i["prediction_id"] for i in client.get("/v1/review", headers=ADMIN).json()["items"]]
     assert order == ["wrong-unsure", "wrong-sure", "abstained", "agreed-low"]
 
+    assert_error(client.post("/v1/review/abstained/dismiss"), 401, "unauthorized")
+    r = client.post("/v1/review/abstained/dismiss", headers=ADMIN)  # e.g. a photo of a rose
+    assert r.status_code == 200 and r.json()["reviewed"] is True and r.json()["reviewed_label"] is None
+    order = [i["prediction_id"] for i in client.get("/v1/review", headers=ADMIN).json()["items"]]
+    assert order == ["wrong-unsure", "wrong-sure", "agreed-low"]
+
 
 def test_monitoring_counts_answers_abstentions_and_feedback(make_client, leaf_folder):
     client = make_client()

@@ -51,7 +51,8 @@ def set_feedback(catalog: Catalog, prediction_id: str, correct: bool, label: str
     return row
 
 
-def set_review(catalog: Catalog, prediction_id: str, label: str, upload_id: str | None) -> PredictionRow:
+def set_review(catalog: Catalog, prediction_id: str, label: str | None, upload_id: str | None) -> PredictionRow:
+    """An admin's review: a label (the photo joined a dataset with `upload_id`), or none (dismissed)."""
     with catalog.Session.begin() as s:
         row = s.get(PredictionRow, prediction_id)
         if row is None:
@@ -65,7 +66,7 @@ def review_queue(catalog: Catalog, limit: int = 50, with_photo_only: bool = Fals
     was wrong, then abstentions and other feedback, each by rising confidence."""
     P = PredictionRow
     rank = case((P.feedback_correct.is_(False), 0), (P.abstained.is_(True), 1), else_=2)
-    q = select(P).where(P.reviewed_label.is_(None), (P.feedback_correct.is_not(None)) | P.abstained.is_(True))
+    q = select(P).where(P.reviewed_at.is_(None), (P.feedback_correct.is_not(None)) | P.abstained.is_(True))
     if with_photo_only:
         q = q.where(P.photo_sha256.is_not(None))
     with catalog.Session() as s:

@@ -72,6 +72,7 @@ def item_dict(row: PredictionRow) -> dict:
         "feedback_label": row.feedback_label,
         "has_photo": row.photo_sha256 is not None,
         "photo_url": f"/v1/review/{row.id}/photo" if row.photo_sha256 else None,
+        "reviewed": row.reviewed_at is not None,
         "reviewed_label": row.reviewed_label,
         "review_upload_id": row.review_upload_id,
     }
@@ -135,3 +136,9 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
         shutil.rmtree(folder, ignore_errors=True)
     reviewed = predictions.set_review(state.catalog, prediction_id, label, upload_id)
     return {"prediction": item_dict(reviewed), "upload": answer}
+
+
+def dismiss(state: AppState, prediction_id: str) -> dict:
+    """An admin's "nothing to learn from this one" (not a leaf, unusable): it leaves the queue, enters no dataset."""
+    predictions.get(state.catalog, prediction_id)
+    return item_dict(predictions.set_review(state.catalog, prediction_id, None, None))

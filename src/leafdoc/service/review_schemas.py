@@ -39,6 +39,7 @@ class ReviewItem(BaseModel):
     feedback_label: str | None
     has_photo: bool
     photo_url: str | None = Field(description="GET it with the admin token; null when the photo was not kept.")
+    reviewed: bool = Field(description="An admin labelled or dismissed it.")
     reviewed_label: str | None
     review_upload_id: str | None
 

@@ -289,6 +289,7 @@ class Ready(BaseModel):
     ready: bool
     checks: dict[str, str]
     model_version: int | None
+    keep_photos: bool = Field(False, description="Whether predicted photos are kept for review (LEAFDOC_KEEP_PHOTOS).")
 
 
 # ---- advice ----------------------------------------------------------------------------------------

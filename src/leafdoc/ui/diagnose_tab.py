@@ -10,7 +10,7 @@ import gradio as gr
 
 from leafdoc import guide
 from leafdoc.settings import Settings
-from leafdoc.ui import advice, text
+from leafdoc.ui import advice, feedback_text, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 
 EMPTY_VERDICT = (
@@ -30,19 +30,22 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
     def diagnose(photo: dict | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
+        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "")
         if not photo:
-            return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None
+            return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None, *no_feedback
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
                 answer = api.explain(path.read_bytes(), name)
                 entry = api.advice_for(answer)
+                labels = api.model(answer["model_version"]).get("labels", [])
         except Exception as exc:
             message, hint = problem(exc, "Diagnosis")
             return (
                 _verdict_update(text.error_text(message, hint, title="Could not diagnose this photo"), "error"),
                 _no_scores(),
                 None,
+                *no_feedback,
             )
         if answer.get("abstained"):
             kind = "unsure"
@@ -50,16 +53,50 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
         guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
+        choices = [(text.pretty_label(x), x) for x in labels if x != answer.get("label")]
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             gr.update(value=text.top_k_scores(answer), label=guesses),
             heat,
+            {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
+            gr.update(visible=True),
+            gr.update(choices=choices, value=None),
+            "",
         )
 
     return diagnose
 
 
-def diagnose_tab(settings: Settings, files: PageFiles) -> None:
+def feedback_handler(settings: Settings, correct: bool) -> Callable:
+    def send(answer: dict | None, actual: str | None, request: gr.Request):
+        """Yes (thumbs up), No (thumbs down), with "it is actually ..." when picked, for the answer shown."""
+        if not answer:
+            return "Diagnose a photo first."
+        label = None if correct else (actual or None)
+        try:
+            with api_client(settings, request) as api:
+                api.feedback(answer["prediction_id"], correct, label)
+        except Exception as exc:
+            message, hint = problem(exc, "Sending the feedback")
+            return text.error_text(message, hint, title="Feedback not sent")
+        return feedback_text.thanks(correct, label)
+
+    return send
+
+
+def privacy_handler(settings: Settings) -> Callable:
+    def privacy(request: gr.Request):
+        try:
+            with api_client(settings, request) as api:
+                keep = bool(api.ready().get("keep_photos"))
+        except Exception:
+            keep = None
+        return feedback_text.privacy_note(keep)
+
+    return privacy
+
+
+def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             photo = gr.Image(
@@ -80,13 +117,29 @@ def diagnose_tab(settings: Settings, files: PageFiles) -> None:
                 )
             gr.Markdown(
                 "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus "
-                "(examples below, in *How to take a photo leafdoc can read*). "
-                "The photo is used for this diagnosis only.",
+                "(examples below, in *How to take a photo leafdoc can read*).",
                 elem_classes=["small-note"],
+            )
+            privacy = gr.Markdown(
+                feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
         with gr.Column(scale=1):
             verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
             scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
+            shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
+            with gr.Group(visible=False, elem_id="feedback") as feedback_box:
+                with gr.Row(equal_height=True):
+                    gr.Markdown("**Was this right?**", elem_classes=["feedback-question"])
+                    up = gr.Button("✓ Yes", size="sm", elem_id="feedback-up")
+                    down = gr.Button("✗ No", size="sm", elem_id="feedback-down")
+                actual = gr.Dropdown(
+                    label="It is actually… (pick the right one, then ✗ No)",
+                    choices=[],
+                    value=None,
+                    interactive=True,
+                    elem_id="feedback-actual",
+                )
+                said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
                 label="Where the model looked (red: what drove the answer)",
                 type="pil",
@@ -97,9 +150,12 @@ def diagnose_tab(settings: Settings, files: PageFiles) -> None:
             )
     photo_guide()
     fn = diagnose_handler(settings, files)
-    outputs = [verdict, scores, heat]
+    outputs = [verdict, scores, heat, shown, feedback_box, actual, said]
     photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
+    up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
+    down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
+    blocks.load(privacy_handler(settings), None, [privacy])
 
 
 def photo_guide() -> None:

@@ -16,7 +16,9 @@ from leafdoc.settings import Settings
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
+from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.retrain_tab import retrain_tab
+from leafdoc.ui.review_tab import review_tab
 from leafdoc.ui.where import use_page_folder
 
 CSS = """
@@ -86,11 +88,15 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
         gr.HTML(HEADER)
         with gr.Tabs():
             with gr.Tab("Diagnose", id="diagnose"):
-                diagnose_tab(settings, files)
+                diagnose_tab(settings, files, blocks)
             with gr.Tab("Dataset", id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
             with gr.Tab("Retrain", id="retrain"):
                 retrain_tab(settings, blocks, files)
+            with gr.Tab("Review", id="review"):
+                review_tab(settings)
+            with gr.Tab("Monitor", id="monitor") as tab:
+                monitor_tab(settings, tab)
         gr.Markdown(
             "leafdoc · [API documentation](../docs) · answers come from the leafdoc service; "
             "a diagnosis is advice, not a lab test.",

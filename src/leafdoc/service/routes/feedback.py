@@ -1,5 +1,5 @@
 """POST /v1/predictions/{id}/feedback (open, rate-limited per client address); GET /v1/review,
-GET /v1/review/{id}/photo, POST /v1/review/{id} (admin)."""
+GET /v1/review/{id}/photo, POST /v1/review/{id}, POST /v1/review/{id}/dismiss (admin)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from leafdoc.data import predictions
 from leafdoc.errors import NotFound
 from leafdoc.service import review
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.service.review_schemas import FeedbackAnswer, FeedbackRequest, ReviewAnswer, ReviewList, ReviewRequest
+from leafdoc.service.review_schemas import (
+    FeedbackAnswer,
+    FeedbackRequest,
+    ReviewAnswer,
+    ReviewItem,
+    ReviewList,
+    ReviewRequest,
+)
 from leafdoc.service.routes import ADMIN, errors
 
 router = APIRouter(prefix="/v1", tags=["feedback and review"])
@@ -89,3 +96,14 @@ async def review_label(
     body: ReviewRequest, prediction_id: str = PredictionId, state: AppState = Depends(get_state)
 ) -> dict:
     return await run_in_threadpool(review.label_photo, state, prediction_id, body.label, body.dataset)
+
+
+@router.post(
+    "/review/{prediction_id}/dismiss",
+    response_model=ReviewItem,
+    summary="Take an answer out of the review queue without adding its photo anywhere",
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN, 404),
+)
+async def review_dismiss(prediction_id: str = PredictionId, state: AppState = Depends(get_state)) -> dict:
+    return await run_in_threadpool(review.dismiss, state, prediction_id)

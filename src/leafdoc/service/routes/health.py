@@ -44,7 +44,7 @@ def readyz(state: AppState = Depends(get_state)):
     except Exception as exc:
         checks["queue"] = f"unreachable: {exc}"
     ready = all(v == "ok" for v in checks.values())
-    body = {"ready": ready, "checks": checks, "model_version": version}
+    body = {"ready": ready, "checks": checks, "model_version": version, "keep_photos": state.settings.keep_photos}
     return body if ready else JSONResponse(body, status_code=503)
 
 

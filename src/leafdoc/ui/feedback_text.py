@@ -1,0 +1,88 @@
+"""The words of feedback, review and monitoring on the web page (pure functions of the API's answers)."""
+
+from __future__ import annotations
+
+from leafdoc.ui.text import esc, percent, pretty_label
+
+
+def privacy_note(keep_photos: bool | None) -> str:
+    if keep_photos:
+        return (
+            "**Photos are kept on this server** (it runs with `LEAFDOC_KEEP_PHOTOS=true`): an admin may look at "
+            "yours and, once labelled, add it to the training photos."
+        )
+    if keep_photos is None:
+        return "Your photo is sent to the leafdoc server for the diagnosis."
+    return "The photo is used for this diagnosis only: the server keeps the answer (and your feedback), not the photo."
+
+
+def thanks(correct: bool, label: str | None) -> str:
+    if correct:
+        return "✓ Thank you: recorded as right."
+    said = f" (it is actually {esc(pretty_label(label))})" if label else ""
+    return (
+        f"✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
+    )
+
+
+REVIEW_COLUMNS = ["when", "answer", "sure", "user said", "photo", "id"]
+
+
+def review_rows(items: list[dict]) -> list[list[str]]:
+    rows = []
+    for i in items:
+        if i["abstained"]:
+            answer = f"abstained ({i['reason']}); best guess {pretty_label(i['top_label'] or '?')}"
+        else:
+            answer = pretty_label(i["label"] or "?")
+        if i["feedback_correct"] is None:
+            said = "—"
+        elif i["feedback_correct"]:
+            said = "✓ right"
+        else:
+            said = "✗ wrong" + (f": {pretty_label(i['feedback_label'])}" if i["feedback_label"] else "")
+        rows.append(
+            [
+                str(i["created"])[:16].replace("T", " "),
+                answer,
+                percent(i["confidence"]),
+                said,
+                "kept" if i["has_photo"] else "not kept",
+                i["prediction_id"][:10],
+            ]
+        )
+    return rows
+
+
+def review_choice(item: dict) -> str:
+    return f"{item['prediction_id'][:10]} · {pretty_label(item['top_label'] or '?')}"
+
+
+def reviewed(answer: dict) -> str:
+    up = answer["upload"]
+    return (
+        f"✓ Labelled **{esc(pretty_label(answer['prediction']['reviewed_label']))}**: the photo is in "
+        f"**{esc(up['dataset'])} v{up['version']}** ({up['n_images']} photos). Retrain on it in the Retrain tab."
+        if up["created_version"]
+        else f"✓ Labelled; the photo was already in {esc(up['dataset'])} v{up['version']}, so no new version."
+    )
+
+
+def drift_summary(report: dict) -> str:
+    d = report["drift"]
+    w = report["drift_window"]
+    head = f"**Last {w['hours']} hours, model version {report['model_version']}:** {w['answers']} answers"
+    if w["answers"]:
+        head += f", {percent(w['abstention_rate'])} abstained"
+        if w["feedback"]:
+            head += f", feedback agreed {w['agreed']} of {w['feedback']} times"
+    base = report.get("baseline")
+    if base:
+        head += f". On its {base['answers']} validation photos it abstained on {percent(base['abstention_rate'])}."
+    else:
+        head += ". This model has no validation baseline, so drift is not checked."
+    if not d.get("checked"):
+        return head + (f"\n\nNo drift verdict: {esc(d.get('why', ''))}." if base else "")
+    if not d["warnings"]:
+        return head + "\n\n✓ **No drift:** the answers look like those on the validation photos."
+    return head + "\n\n" + "\n".join(f"- ⚠ **{esc(x['message'])}**" for x in d["warnings"])

@@ -1,0 +1,96 @@
+"""The Monitor tab's pictures (matplotlib, no display): served answers against the validation baseline.
+Each function takes GET /v1/monitoring's answer and returns PNG bytes (also used by the desktop app)."""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.figure import Figure
+
+from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS
+from leafdoc.ui.text import pretty_label
+
+SERVED, BASELINE, WARN = "#3f8f3f", "#777777", "#c94a4a"
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def activity(report: dict) -> bytes:
+    """Answers per hour/day (bars) and the share that abstained (line), against validation's (dashed)."""
+    buckets = report["buckets"]
+    fig = Figure(figsize=(9, 3.2))
+    ax = fig.add_subplot()
+    xs = [b["start"][5:16].replace("T", " ") if report["period"] == "hour" else b["start"][:10] for b in buckets]
+    ax.bar(range(len(xs)), [b["answers"] for b in buckets], color=SERVED, alpha=0.55, label="answers")
+    ax.set_ylabel("answers")
+    ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right", fontsize=7)
+    ax2 = ax.twinx()
+    rates = [100 * (b["abstention_rate"] or 0) for b in buckets]
+    ax2.plot(range(len(xs)), rates, "o-", color=WARN, label="abstained %")
+    base = report.get("baseline")
+    if base:
+        ax2.axhline(100 * base["abstention_rate"], ls="--", color=BASELINE, label="abstained % on validation")
+        ax2.axhline(200 * base["abstention_rate"], ls=":", color=WARN, label="twice validation")
+    ax2.set_ylabel("abstained (%)")
+    ax2.set_ylim(0, max([*rates, 100 * 2.5 * (base["abstention_rate"] if base else 0), 5]) * 1.1)
+    fig.legend(loc="upper left", fontsize=7, ncols=4)
+    ax.set_title(f"Answers per {report['period']}", fontsize=10, loc="left")
+    return _png(fig)
+
+
+def _shares(bins: dict) -> list[float]:
+    counts = [0.0] * SCORE_BINS
+    for k, n in bins.items():
+        counts[min(int(k), SCORE_BINS - 1)] += n
+    total = sum(counts) or 1.0
+    return [c / total for c in counts]
+
+
+def scores(report: dict) -> bytes:
+    """The not-a-leaf score's distribution in the drift window against validation's, in units of the threshold."""
+    fig = Figure(figsize=(9, 3.0))
+    ax = fig.add_subplot()
+    edges = [i * SCORE_BIN_WIDTH for i in range(SCORE_BINS)]
+    window = report["drift_window"]
+    ax.bar(edges, _shares(window["score_bins"]), width=SCORE_BIN_WIDTH, align="edge", color=SERVED, alpha=0.6,
+           label=f"last {window['hours']} h ({window['answers']} answers)")  # fmt: skip
+    if report.get("baseline"):
+        ax.step(edges, _shares(report["baseline"]["score_bins"]), where="post", color=BASELINE, lw=2,
+                label="validation photos")  # fmt: skip
+    ax.axvline(1.0, color=WARN, ls="--", label="threshold: refused as not a leaf from here")
+    psi = report["drift"].get("score_psi")
+    title = "Not-a-leaf score (1 = the model's threshold)"
+    if not window["score_bins"]:
+        title += " · no scores yet (or this model has no not-a-leaf check)"
+    if psi:
+        title += f" · PSI {psi['value']:.2f} (bound {psi['bound']:.2f})"
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel("score / threshold")
+    ax.set_ylabel("share of answers")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def labels(report: dict, top: int = 12) -> bytes:
+    """The mix of diagnoses in the drift window against validation's, for the most frequent labels."""
+    window = report["drift_window"]["labels"]
+    total = sum(window.values()) or 1
+    base = (report.get("baseline") or {}).get("label_shares", {})
+    names = sorted(set(window) | set(base), key=lambda k: -(window.get(k, 0) / total + base.get(k, 0)))[:top]
+    fig = Figure(figsize=(9, 0.3 * max(len(names), 3) + 1.0))
+    ax = fig.add_subplot()
+    ys = range(len(names))
+    ax.barh([y + 0.2 for y in ys], [window.get(n, 0) / total for n in names], 0.4, color=SERVED, label="served")
+    ax.barh([y - 0.2 for y in ys], [base.get(n, 0) for n in names], 0.4, color=BASELINE, label="validation")
+    ax.set_yticks(list(ys), [pretty_label(n)[:40] for n in names], fontsize=7)
+    ax.invert_yaxis()
+    psi = report["drift"].get("label_psi")
+    title = "Mix of diagnoses" + (f" · PSI {psi['value']:.2f} (bound {psi['bound']:.2f})" if psi else "")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel("share of answers")
+    ax.legend(fontsize=7)
+    return _png(fig)

@@ -1,0 +1,116 @@
+"""The Review tab (admin token): answers users said were wrong, then abstentions and other feedback, the most
+informative first; the admin looks at a kept photo, sets its label, and it joins a new dataset version
+(through the same path as an upload), ready for retraining in the Retrain tab."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from leafdoc.settings import Settings
+from leafdoc.ui import feedback_text, text
+from leafdoc.ui.common import api_client, fail, png, problem, status_box
+
+
+def review_tab(settings: Settings) -> None:
+    gr.Markdown(
+        "Answers to check: those a user said were wrong first, then abstentions and other feedback, the least sure "
+        "first. Label a photo and it joins a new version of the dataset; nothing a user says enters training "
+        "without an admin's label. Needs the admin token; photos exist only if the server keeps them "
+        "(`LEAFDOC_KEEP_PHOTOS=true`).",
+        elem_classes=["small-note"],
+    )
+    with gr.Row(equal_height=True):
+        token = gr.Textbox(label="Admin token", type="password", scale=4, elem_id="review-token")
+        load = gr.Button("Load the queue", variant="primary", scale=1, elem_id="review-load")
+    status = gr.Markdown(elem_id="review-status", elem_classes=["status-box"])
+    table = gr.Dataframe(
+        headers=feedback_text.REVIEW_COLUMNS,
+        datatype=["str"] * len(feedback_text.REVIEW_COLUMNS),
+        interactive=False,
+        wrap=True,
+        max_height=300,
+        elem_id="review-queue",
+    )
+    items = gr.State([])
+    with gr.Row(equal_height=False):
+        photo = gr.Image(label="Photo", type="pil", interactive=False, height=260, scale=1, elem_id="review-photo")
+        with gr.Column(scale=2):
+            chosen = gr.Dropdown(label="Answer to review", choices=[], interactive=True, elem_id="review-chosen")
+            label = gr.Dropdown(
+                label="What it shows (a class of the model, or a new one)",
+                choices=[],
+                allow_custom_value=True,
+                interactive=True,
+                elem_id="review-label",
+            )
+            dataset = gr.Textbox(label="Dataset", placeholder="default: the serving model's", elem_id="review-dataset")
+            with gr.Row():
+                add = gr.Button("Add to the dataset", variant="primary", scale=2, elem_id="review-add")
+                dismiss = gr.Button("Nothing to learn: dismiss", scale=1, elem_id="review-dismiss")
+
+    def refresh(key: str, request: gr.Request):
+        try:
+            with api_client(settings, request, key) as api:
+                queue = api.review()
+                models = api.models()
+        except Exception as exc:
+            return fail(exc, "Loading the review queue"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        found = queue["items"]
+        serving = next((m for m in models.get("models", []) if m.get("serving")), {})
+        labels = [(text.pretty_label(x), x) for x in serving.get("labels", [])]
+        choices = [(feedback_text.review_choice(i), i["prediction_id"]) for i in found]
+        note = f"✓ {len(found)} answer(s) to review." + ("" if queue["keep_photos"] else " Photos are not kept.")
+        return (
+            status_box(note, ok=True),
+            feedback_text.review_rows(found),
+            found,
+            gr.update(choices=choices, value=choices[0][1] if choices else None),
+            gr.update(choices=labels),
+        )
+
+    def show(key: str, pid: str | None, found: list[dict], request: gr.Request):
+        item = next((i for i in found if i["prediction_id"] == pid), None)
+        if item is None:
+            return None, gr.skip()
+        # What a user said, never the model's own guess: one click must not file a rose under a disease.
+        guess = item["feedback_label"] or (item["label"] if item["feedback_correct"] else None)
+        if not item["has_photo"]:
+            return None, gr.update(value=guess)
+        try:
+            with api_client(settings, request, key) as api:
+                return png(api.review_photo(pid)), gr.update(value=guess)
+        except Exception as exc:
+            problem(exc, "Loading the photo")
+            return None, gr.update(value=guess)
+
+    def label_it(key: str, pid: str | None, value: str | None, name: str, request: gr.Request):
+        if not pid or not (value or "").strip():
+            message = text.error_text("Pick an answer and the label first.", title="Nothing labelled")
+            return status_box(message, ok=False), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            with api_client(settings, request, key) as api:
+                done = api.review_label(pid, value.strip(), name.strip() or None)
+        except Exception as exc:
+            return fail(exc, "Labelling the photo"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        gr.Info("Added to the dataset.")
+        refreshed = refresh(key, request)
+        return status_box(feedback_text.reviewed(done), ok=True), *refreshed[1:]
+
+    def dismiss_it(key: str, pid: str | None, request: gr.Request):
+        if not pid:
+            message = text.error_text("Pick an answer first.", title="Nothing dismissed")
+            return status_box(message, ok=False), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            with api_client(settings, request, key) as api:
+                api.review_dismiss(pid)
+        except Exception as exc:
+            return fail(exc, "Dismissing the answer"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        refreshed = refresh(key, request)
+        return status_box(f"✓ Dismissed {pid[:10]}: it enters no dataset.", ok=True), *refreshed[1:]
+
+    listed = [status, table, items, chosen, label]
+    load.click(refresh, [token], listed)
+    token.submit(refresh, [token], listed)
+    chosen.change(show, [token, chosen, items], [photo, label])
+    add.click(label_it, [token, chosen, label, dataset], listed)
+    dismiss.click(dismiss_it, [token, chosen], listed)

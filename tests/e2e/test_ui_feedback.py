@@ -1,0 +1,89 @@
+"""Feedback, review and monitoring on the web page in a real browser, against a real `leafdoc serve` that
+keeps photos: a user gives a thumbs down saying what the leaf actually is; an admin reviews it in the Review
+tab, labels it, and sees the new dataset version; the Monitor tab shows the answers. Screenshots of each step
+go to the test's tmp folder (LEAFDOC_SCREENSHOTS=dir keeps them elsewhere)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from tests.conftest import TINY_CLASSES, make_leaf_folder
+from tests.e2e.test_ui_browser import CHROMIUM, fill, launch, leaf_photo, open_page, wait_for_text, warm_up
+from tests.live_server import TOKEN, answering_copy, start_server
+
+from leafdoc.client import LeafdocClient
+from leafdoc.ui.text import pretty_label
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+
+@pytest.fixture(scope="module")
+def keeping_server(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("keeping")
+    server = start_server(
+        root,
+        answering_copy(tiny_model, root / "model"),
+        dataset=make_leaf_folder(root / "leaves"),
+        LEAFDOC_KEEP_PHOTOS="true",
+    )
+    try:
+        warm_up(server.base)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_thumbs_down_then_admin_review_makes_a_new_dataset_version(keeping_server, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    shots = Path(os.environ.get("LEAFDOC_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    base = keeping_server.base
+    with LeafdocClient(base) as api:
+        [before] = api.datasets()
+    actually = TINY_CLASSES[2]  # a photo of the first class, said to be of the third
+
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = open_page(browser, f"{base}/ui/")
+            wait_for_text(page, "photo-privacy", "Photos are kept on this server")
+            page.set_input_files("#leaf-photo input[type=file]", str(leaf_photo()))
+            page.wait_for_selector("#feedback-down", state="visible")
+            page.click("#feedback-actual input")
+            page.get_by_role("option", name=pretty_label(actually)).click()
+            page.click("#feedback-down")
+            said = wait_for_text(page, "feedback-status", "recorded as wrong")
+            assert pretty_label(actually) in said
+            page.screenshot(path=str(shots / "feedback.png"), full_page=True)
+
+            page.get_by_role("tab", name="Review").click()
+            fill(page, "review-token", TOKEN)
+            page.click("#review-load")
+            wait_for_text(page, "review-status", "1 answer(s) to review")
+            page.wait_for_function(
+                "(document.querySelector('#review-photo img') || {naturalWidth: 0}).naturalWidth > 0"
+            )
+            assert page.input_value("#review-label input") == pretty_label(actually)
+            page.screenshot(path=str(shots / "review.png"), full_page=True)
+            page.click("#review-add")
+            done = wait_for_text(page, "review-status", "the photo is in")
+            assert re.search(rf"tiny v{before['latest'] + 1}\b", done), done
+
+            page.get_by_role("tab", name="Monitor").click()
+            summary = wait_for_text(page, "monitor-summary", "answers")
+            assert "1 answers" in summary and "feedback agreed 0 of 1" in summary
+            page.wait_for_function(
+                "(document.querySelector('#monitor-activity img') || {naturalWidth: 0}).naturalWidth > 0"
+            )
+            page.screenshot(path=str(shots / "monitor.png"), full_page=True)
+        finally:
+            browser.close()
+
+    with LeafdocClient(base) as api:
+        [after] = api.datasets()
+    assert after["latest"] == before["latest"] + 1
+    assert after["versions"][-1]["n_images"] == before["versions"][-1]["n_images"] + 1
