@@ -474,3 +474,42 @@ def test_nginx_in_front_of_a_real_server(tmp_path, live_server):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_alert_rules_parse_and_ask_metrics_the_service_exports(tmp_path, tiny_model):
+    """deploy/prometheus: every metric an alert asks for is one a serving leafdoc exports (after it has
+    answered and had feedback), so no alert silently watches nothing."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from leafdoc.service.app import create_app
+
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "leafdoc-alerts.yaml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert len(exprs) >= 5
+    asked = {m for e in exprs for m in re.findall(r"\b(leafdoc_[a-z_]+)", e)}
+    from tests.conftest import PLANTVILLAGE
+
+    from leafdoc.inference.baseline import write_baseline
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    photos = sorted((PLANTVILLAGE / "Apple___healthy").iterdir())[:8]
+    write_baseline(model, photos)  # the validation baseline the drift gauges compare with
+    s = Settings(home=tmp_path / "home", model_dir=model, ui=False)
+    with TestClient(create_app(s)) as client:
+        a = client.post("/v1/predict", files={"file": ("leaf.jpg", photos[0].read_bytes(), "image/jpeg")}).json()
+        assert client.post(f"/v1/predictions/{a['prediction_id']}/feedback", json={"correct": True}).status_code == 200
+        grey = io.BytesIO()
+        Image.new("RGB", (300, 300), (128, 128, 128)).save(grey, "PNG")  # a poor photo: an abstention
+        assert client.post("/v1/predict", files={"file": ("grey.png", grey.getvalue(), "image/png")}).json()[
+            "abstained"
+        ]
+        client.app.state.leafdoc.prediction_log.flush()
+        exported = set(
+            re.findall(r"^(leafdoc_[a-z_]+?)(?:_total|_bucket|_count|_sum)?[{ ]", client.get("/metrics").text, re.M)
+        )
+    asked = {re.sub(r"_total$", "", m) for m in asked}
+    assert asked <= exported, asked - exported
