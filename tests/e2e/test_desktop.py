@@ -203,6 +203,29 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert again.diagnose.top_k.value() == 2 and again.size() == size
 
 
+def test_feedback_from_a_diagnosis_card_reaches_the_review_queue(qtbot, live_server, settings_file, tmp_path):
+    """✗ No with "It is actually…" on a card: the server records it, and an admin sees it in the review queue."""
+    import httpx
+    from tests.live_server import ADMIN
+
+    window = open_window(qtbot, live_server.base, settings_file)
+    tab = window.diagnose
+    leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[11]
+    drop_files(tab, [leaf])
+    qtbot.waitUntil(lambda: bool(tab.cards) and tab.cards[-1].feedback is not None, timeout=SLOW)
+    card = tab.cards[-1]
+    bar = card.feedback
+    actually = next(x for x in TINY_CLASSES if x != card.answer["label"])
+    bar.actual.setCurrentIndex(bar.actual.findData(actually))
+    bar.no.click()
+    qtbot.waitUntil(lambda: "recorded as wrong" in bar.status.text(), timeout=SLOW)
+    assert pretty_label(actually) in bar.status.text()
+    card.grab().save(str(tmp_path / "desktop-feedback.png"))
+    queue = httpx.get(f"{live_server.base}/v1/review", headers=ADMIN, timeout=30).json()["items"]
+    mine = next(i for i in queue if i["prediction_id"] == card.answer["prediction_id"])
+    assert mine["feedback_correct"] is False and mine["feedback_label"] == actually
+
+
 # ---- Dataset insights ----------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Diagnose tab: drop or pick leaf photos; each gets its diagnosis, confidence bars and heat map.
+"""Diagnose tab: drop or pick leaf photos; each gets its diagnosis, confidence bars, heat map and a
+"was this right?" bar (desktop/feedback.py).
 
 Every photo is sent to the server's /v1/explain (diagnosis + heat map in one answer) from a worker
 thread. When the model abstains, the card says so in the server's own words and asks for a clearer
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 from leafdoc.client import LeafdocClient
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
+from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
@@ -101,6 +103,7 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> di
     progress("photo", load_thumbnail(data))
     answer = client.explain(data, path.name, top_k=top_k)
     answer["advice_entry"] = client.advice_for(answer)
+    answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
     overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))
     answer.pop("heatmap", None)
     answer["overlay"] = overlay
@@ -163,6 +166,9 @@ class ResultCard(QFrame):
         right.addLayout(self.bars_box)
         self.advice = AdvicePanel()
         right.addWidget(self.advice)
+        self.feedback: FeedbackBar | None = None
+        self.feedback_box = QVBoxLayout()
+        right.addLayout(self.feedback_box)
         right.addStretch(1)
         layout.addLayout(right, 1)
 
@@ -197,6 +203,10 @@ class ResultCard(QFrame):
         if explained:
             self.heat_caption.setText(f"Where the model looked for “{pretty_label(explained)}”")
             self.heat_caption.setToolTip(explained)
+
+    def add_feedback(self, bar: FeedbackBar) -> None:
+        self.feedback = bar
+        self.feedback_box.addWidget(bar)
 
     def show_error(self, text: str) -> None:
         self.error = text
@@ -401,6 +411,8 @@ class DiagnoseTab(QWidget):
 
     def _answered(self, card: ResultCard, answer: dict) -> None:
         card.show_answer(answer)
+        if answer.get("prediction_id") and self.session.client is not None:
+            card.add_feedback(FeedbackBar(answer, answer.get("model_labels", []), self._feedback_sender(answer)))
         top = answer.get("top_k") or []
         row = {
             "time": datetime.now().isoformat(timespec="seconds"),
@@ -416,6 +428,14 @@ class DiagnoseTab(QWidget):
         }
         self.history.append(row)
         self._add_history_row(row)
+
+    def _feedback_sender(self, answer: dict):
+        client = self.session.client
+
+        def send(correct: bool, label: str | None, on_done, on_error) -> None:
+            self.tasks.run(client.feedback, answer["prediction_id"], correct, label, on_done=on_done, on_error=on_error)
+
+        return send
 
     def _add_history_row(self, row: dict) -> None:
         r = self.table.rowCount()
