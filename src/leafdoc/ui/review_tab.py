@@ -10,6 +10,8 @@ from leafdoc.settings import Settings
 from leafdoc.ui import feedback_text, text
 from leafdoc.ui.common import api_client, fail, png, problem, status_box
 
+QUEUE_LIMIT = 50
+
 
 def review_tab(settings: Settings) -> None:
     gr.Markdown(
@@ -51,7 +53,7 @@ def review_tab(settings: Settings) -> None:
     def refresh(key: str, request: gr.Request):
         try:
             with api_client(settings, request, key) as api:
-                queue = api.review()
+                queue = api.review(limit=QUEUE_LIMIT)
                 models = api.models()
         except Exception as exc:
             return fail(exc, "Loading the review queue"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -59,7 +61,8 @@ def review_tab(settings: Settings) -> None:
         serving = next((m for m in models.get("models", []) if m.get("serving")), {})
         labels = [(text.pretty_label(x), x) for x in serving.get("labels", [])]
         choices = [(feedback_text.review_choice(i), i["prediction_id"]) for i in found]
-        note = f"✓ {len(found)} answer(s) to review." + ("" if queue["keep_photos"] else " Photos are not kept.")
+        shown = f"the first {len(found)}" if len(found) >= QUEUE_LIMIT else str(len(found))
+        note = f"✓ {shown} answer(s) to review." + ("" if queue["keep_photos"] else " Photos are not kept.")
         return (
             status_box(note, ok=True),
             feedback_text.review_rows(found),
