@@ -225,6 +225,15 @@ def test_feedback_from_a_diagnosis_card_reaches_the_review_queue(qtbot, live_ser
     mine = next(i for i in queue if i["prediction_id"] == card.answer["prediction_id"])
     assert mine["feedback_correct"] is False and mine["feedback_label"] == actually
 
+    window.tabs.setCurrentWidget(window.monitor)  # the Monitor tab counts it (the server is shared: at least)
+    window.monitor.refresh()
+    qtbot.waitUntil(lambda: window.monitor.report is not None, timeout=SLOW)
+    window_figures = window.monitor.report["drift_window"]
+    assert window_figures["answers"] >= 1 and window_figures["feedback"] >= 1
+    assert "answers" in window.monitor.summary.text()
+    assert all(view.has_image() for view in window.monitor.pictures)
+    window.monitor.grab().save(str(tmp_path / "desktop-monitor.png"))
+
 
 # ---- Dataset insights ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The main window: three tabs (Diagnose, Dataset insights, Retrain), a Server menu and a status bar."""
+"""The main window: four tabs (Diagnose, Dataset insights, Retrain, Monitor), a Server menu and a status bar."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QT
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.dataset import DatasetTab
 from leafdoc.desktop.diagnose import DiagnoseTab
+from leafdoc.desktop.monitor import MonitorTab
 from leafdoc.desktop.prefs import get_int, get_str, open_settings
 from leafdoc.desktop.retrain import RetrainTab
 from leafdoc.desktop.session import Session
@@ -35,9 +36,11 @@ class MainWindow(QMainWindow):
         self.diagnose = DiagnoseTab(self)
         self.dataset = DatasetTab(self)
         self.retrain = RetrainTab(self)
+        self.monitor = MonitorTab(self)
         self.tabs.addTab(self.diagnose, "Diagnose")
         self.tabs.addTab(self.dataset, "Dataset insights")
         self.tabs.addTab(self.retrain, "Retrain")
+        self.tabs.addTab(self.monitor, "Monitor")
         self._stale: set[QWidget] = set()
         self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
@@ -98,7 +101,7 @@ class MainWindow(QMainWindow):
     def _connected(self, ready: dict) -> None:
         self.connection_label.setText(self._status_text(ready))
         self.retrain.update_token_status()
-        self._stale = {self.diagnose, self.dataset, self.retrain}
+        self._stale = {self.diagnose, self.dataset, self.retrain, self.monitor}
         self._tab_shown(self.tabs.currentIndex())
 
     def _status_text(self, ready: dict) -> str:
