@@ -235,6 +235,51 @@ def test_feedback_from_a_diagnosis_card_reaches_the_review_queue(qtbot, live_ser
     window.monitor.grab().save(str(tmp_path / "desktop-monitor.png"))
 
 
+def test_review_tab_labels_a_kept_photo_into_a_new_dataset_version(
+    qtbot, tiny_model, settings_file, tmp_path, monkeypatch
+):
+    """On a server that keeps photos: a ✗ No with "It is actually…", then the Review tab (admin token asked
+    once) shows it first with its photo and the user's label; Add to the dataset makes a new version."""
+    import httpx
+    from tests.live_server import TOKEN, start_server
+
+    server = start_server(
+        tmp_path / "keeping",
+        answering_copy(tiny_model, tmp_path / "model"),
+        dataset=make_leaf_folder(tmp_path / "leaves"),
+        LEAFDOC_KEEP_PHOTOS="true",
+    )
+    try:
+        before = httpx.get(f"{server.base}/v1/datasets", timeout=30).json()["datasets"][0]["latest"]
+        window = open_window(qtbot, server.base, settings_file)
+        tab = window.diagnose
+        drop_files(tab, [sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[12]])
+        qtbot.waitUntil(lambda: bool(tab.cards) and tab.cards[-1].feedback is not None, timeout=SLOW)
+        bar = tab.cards[-1].feedback
+        actually = next(x for x in TINY_CLASSES if x != tab.cards[-1].answer["label"])
+        bar.actual.setCurrentIndex(bar.actual.findData(actually))
+        bar.no.click()
+        qtbot.waitUntil(lambda: "recorded as wrong" in bar.status.text(), timeout=SLOW)
+
+        asked = answer_token(monkeypatch, TOKEN)
+        review = window.review
+        window.tabs.setCurrentWidget(review)
+        review.load_button.click()
+        qtbot.waitUntil(lambda: review.table.rowCount() == 1 and review.photo.has_image(), timeout=SLOW)
+        assert len(asked) == 1
+        assert review.label.currentData() == actually  # prefilled with what the user said
+        review.grab().save(str(tmp_path / "desktop-review.png"))
+        review.add_button.click()
+        qtbot.waitUntil(lambda: "the photo is in" in review.status.text(), timeout=SLOW)
+        assert f"tiny v{before + 1}" in review.status.text()
+        qtbot.waitUntil(lambda: review.table.rowCount() == 0, timeout=SLOW)
+        after = httpx.get(f"{server.base}/v1/datasets", timeout=30).json()["datasets"][0]["latest"]
+        assert after == before + 1
+        window.close()
+    finally:
+        server.stop()
+
+
 # ---- Dataset insights ----------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The main window: four tabs (Diagnose, Dataset insights, Retrain, Monitor), a Server menu and a status bar."""
+"""The main window: five tabs (Diagnose, Dataset insights, Retrain, Review, Monitor), a Server menu and a status
+bar."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from leafdoc.desktop.diagnose import DiagnoseTab
 from leafdoc.desktop.monitor import MonitorTab
 from leafdoc.desktop.prefs import get_int, get_str, open_settings
 from leafdoc.desktop.retrain import RetrainTab
+from leafdoc.desktop.review import ReviewTab
 from leafdoc.desktop.session import Session
 from leafdoc.desktop.tasks import Tasks
 
@@ -36,10 +38,12 @@ class MainWindow(QMainWindow):
         self.diagnose = DiagnoseTab(self)
         self.dataset = DatasetTab(self)
         self.retrain = RetrainTab(self)
+        self.review = ReviewTab(self)
         self.monitor = MonitorTab(self)
         self.tabs.addTab(self.diagnose, "Diagnose")
         self.tabs.addTab(self.dataset, "Dataset insights")
         self.tabs.addTab(self.retrain, "Retrain")
+        self.tabs.addTab(self.review, "Review")
         self.tabs.addTab(self.monitor, "Monitor")
         self._stale: set[QWidget] = set()
         self.tabs.currentChanged.connect(self._tab_shown)
