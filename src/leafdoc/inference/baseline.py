@@ -3,14 +3,13 @@ answers on its validation photos — how often it abstained and why, the not-a-l
 mix of labels it gave. Kept in the model card as `baseline`, so it travels with the model.
 
 `leafdoc calibrate` writes it; for a model folder calibrated before it existed:
-`python -m leafdoc.inference.baseline MODEL_DIR DATA_DIR` (the folder of class folders it was trained on;
+`python -m leafdoc.inference.add_baseline MODEL_DIR DATA_DIR` (the folder of class folders it was trained on;
 split.json names the validation photos).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -86,28 +85,3 @@ def write_baseline(model_dir: Path, val_paths: list[Path], max_pixels: int | Non
     card["baseline"] = baseline
     atomic_write_json(model_dir / "card.json", card)
     return baseline
-
-
-def main(argv: list[str]) -> int:
-    from leafdoc.inference.calibrate import split_photos
-
-    if len(argv) != 2:
-        print("usage: python -m leafdoc.inference.baseline MODEL_DIR DATA_DIR", file=sys.stderr)
-        return 2
-    model_dir, data_dir = Path(argv[0]), Path(argv[1])
-    try:
-        labels = json.loads((model_dir / "labels.json").read_text())
-        split = json.loads((model_dir / "split.json").read_text())
-        val = [p for p, _ in split_photos(data_dir, split, labels)["val"]]
-        if not val:
-            raise ModelError(f"{data_dir}: none of the validation photos split.json names is there.")
-        b = write_baseline(model_dir, val)
-    except (LeafdocError, OSError) as exc:
-        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
-        return 1
-    print(f"baseline of {b['answers']} validation photos written to {model_dir / 'card.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

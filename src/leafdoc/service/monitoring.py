@@ -12,6 +12,7 @@ from datetime import timedelta
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.inference import drift
+from leafdoc.inference.baseline import card_baseline
 from leafdoc.service.serving import ModelHolder
 
 DRIFT_HOURS = 24
@@ -76,7 +77,7 @@ class Monitor:
         buckets = predictions.aggregates(self.catalog, period, now - timedelta(hours=hours))
         loaded = self.holder.loaded
         version = loaded.version if loaded else None
-        baseline = loaded.predictor.card.get("baseline") if loaded else None
+        baseline = card_baseline(loaded.predictor.card) if loaded else None
         recent = predictions.aggregates(self.catalog, "hour", now - timedelta(hours=DRIFT_HOURS - 1), version)
         window = predictions.merged(recent)
         return {
