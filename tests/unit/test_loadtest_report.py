@@ -1,0 +1,172 @@
+"""The load test's figures, from Locust's raw samples to what a reader sees: `loadtest.run.measure` reads
+Locust's statistics into results.json, and `loadtest.report` renders report.md and latency.png from
+them. Known samples (no server, no network) must come out as known percentiles, throughput and errors,
+medians over repeats must be medians, errors sums, and the picture must draw the table's numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("locust")
+pytest.importorskip("matplotlib")
+
+from loadtest import report, run  # noqa: E402
+
+SINGLE, BATCH = "predict single", "predict batch"
+
+
+def samples(p50: int, p95: int, p99: int) -> list[int]:
+    """100 response times (ms) whose 50th, 95th and 99th percentiles are p50, p95, p99 by any convention:
+    40 fast ones, 40 at p50, 16 at p95, 4 at p99."""
+    return [p50 // 2] * 40 + [p50] * 40 + [p95] * 16 + [p99] * 4
+
+
+def write_locust_csv(prefix: Path, rows: dict[str, tuple[list[int], int]], seconds: float) -> None:
+    """What `locust --csv prefix` writes, made by Locust's own statistics and CSV code from the given
+    samples: {request name: (response times in ms, failed requests)}, spread over `seconds`."""
+    from locust.env import Environment
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    env = Environment()
+    for name, (times, failed) in rows.items():
+        for t in times:
+            env.stats.log_request("POST", name, t, 1000)
+        for _ in range(failed):  # Locust logs a failed request as a request and an error
+            env.stats.log_request("POST", name, 5, 0)
+            env.stats.log_error("POST", name, "HTTPError('503 Server Error: Service Unavailable')")
+    env.stats.total.start_time, env.stats.total.last_request_timestamp = 1000.0, 1000.0 + seconds
+    writer = StatsCSV(env, PERCENTILES_TO_REPORT)
+    with open(f"{prefix}_stats.csv", "w", newline="") as f:
+        writer.requests_csv(csv.writer(f))
+    with open(f"{prefix}_failures.csv", "w", newline="") as f:
+        writer.failures_csv(csv.writer(f))
+
+
+class FakeDeployment:
+    """A deployment whose 'server' is this test process: measure() samples its memory and CPU."""
+
+    def __init__(self, root: Path, setup: run.Setup):
+        import psutil
+
+        self.root, self.setup, self.base, self._me = root, setup, "http://127.0.0.1:9", psutil.Process()
+
+    def serve_processes(self):
+        return [self._me]
+
+    def nginx_processes(self):
+        return []
+
+
+# (setup workers, repeat) -> single: (p50, p95, p99, failed, seconds); batch: (p50, p95, p99)
+PLAN = {
+    (1, 1): ((40, 90, 130, 0, 0.5), (200, 400, 600)),
+    (1, 2): ((50, 110, 150, 2, 0.4), (220, 420, 700)),
+    (1, 3): ((60, 120, 170, 1, 0.8), (240, 460, 800)),
+    (2, 1): ((20, 60, 80, 0, 0.4), (100, 200, 300)),
+    (2, 2): ((30, 70, 90, 0, 0.5), (110, 210, 320)),
+    (2, 3): ((10, 40, 60, 0, 0.625), (120, 230, 340)),
+}
+
+
+def measured(tmp_path, monkeypatch) -> dict:
+    """results.json as `loadtest.run` writes it, for two setups x three repeats of known samples."""
+    plan = iter(PLAN.items())
+
+    def fake_locust(base, workload, seconds, opts, csv_prefix):
+        _, ((p50, p95, p99, failed, secs), batch) = next(plan)
+        rows = {SINGLE: (samples(p50, p95, p99), failed), BATCH: (samples(*batch), 0)}
+        write_locust_csv(csv_prefix, rows, secs)
+        time.sleep(0.05)  # a measurement takes time: figures per second divide by it
+        return "locust output"
+
+    monkeypatch.setattr(run, "run_locust", fake_locust)
+    opts = run.Options(users=8, duration=1, warmup=0, images=tmp_path, client_cpus=None, batch_size=4)
+    results = {
+        "command": "python -m loadtest.run --workers 1,2 --workloads single --repeats 3",
+        "commit": "abc1234",
+        "started": "2026-11-23T10:00:00",
+        "finished": "2026-11-23T10:30:00",
+        "machine": {"cpus": 2, "cpu_model": "test CPU", "memory_gb": 8, "python": "3.11"},
+        "options": {"warmup": 0, "duration": 1, "users": 8, "client_cpus": None, "server_cpus": None},
+        "variants": {"current": "this checkout"},
+        "raw_onnx": [{"img_per_s": {report.RAW_REFERENCE: 300.0}, "cpu_ms_per_img": {}}],
+        "measurements": [],
+    }
+    for workers in (1, 2):
+        dep = FakeDeployment(tmp_path / f"w{workers}", run.Setup(workers, lb=False))
+        dep.root.mkdir()
+        for repeat in (1, 2, 3):
+            results["measurements"].append(run.measure(dep, "single", repeat, opts).to_dict())
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    return json.loads((tmp_path / "results.json").read_text())
+
+
+def test_measure_reads_locusts_percentiles_throughput_and_errors_from_its_samples(tmp_path, monkeypatch):
+    results = measured(tmp_path, monkeypatch)
+    for m, ((workers, repeat), ((p50, p95, p99, failed, secs), batch)) in zip(
+        results["measurements"], PLAN.items(), strict=True
+    ):
+        assert (m["setup"]["workers"], m["repeat"], m["workload"]) == (workers, repeat, "single")
+        single = m["stats"][SINGLE]
+        assert (single["p50"], single["p95"], single["p99"]) == (p50, p95, p99)
+        assert single["requests"] == 100 + failed and single["failures"] == failed
+        assert single["rps"] == pytest.approx((100 + failed) / secs)
+        assert (m["stats"][BATCH]["p50"], m["stats"][BATCH]["p95"]) == batch[:2]
+        assert m["stats"]["Aggregated"]["requests"] == 200 + failed
+        assert bool(m["failures"]) == bool(failed)
+        if failed:
+            assert m["failures"] == [f"{SINGLE}: HTTPError('503 Server Error: Service Unavailable') (x{failed})"]
+        assert m["peak_process_mb"] > 10 and m["n_processes"] == 1  # this process, sampled
+
+
+def test_report_shows_medians_over_repeats_summed_errors_and_the_target_verdict(tmp_path, monkeypatch):
+    results = measured(tmp_path, monkeypatch)
+    path = report.write_report(results, tmp_path)
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ") for line in path.read_text().splitlines()}
+    # serve -w1: rps per repeat 200, 255, 126.25 -> 200.0; p50 40/50/60 -> 50; p95 90/110/120 -> 110;
+    # p99 130/150/170 -> 150; errors 0 + 2 + 1 = 3; p95 over 100 ms: target not met.
+    w1 = rows["serve -w1"]
+    assert w1[1:6] == ["200.0", "50", "110", "150", "3"]
+    assert w1[-1] == "no |" and w1[-2] == f"{200.0 / 300.0:.0%}"
+    # serve -w2: rps 250, 200, 160 -> 200.0; p50 20/30/10 -> 20; p95 60/70/40 -> 60; p99 80/90/60 -> 80.
+    w2 = rows["serve -w2"]
+    assert w2[1:6] == ["200.0", "20", "60", "80", "0"] and w2[-1] == "**yes** |"
+    # Server CPU per prediction: the median over repeats of each repeat's CPU over its requests.
+    for workers, row in ((1, w1), (2, w2)):
+        ms = [m for m in results["measurements"] if m["setup"]["workers"] == workers]
+        per = sorted(1000 * m["server_cpu_s"] / m["stats"]["Aggregated"]["requests"] for m in ms)
+        assert row[8] == f"{per[1]:,.1f}"
+    text = path.read_text()
+    assert "## Failures seen" in text and f"- {SINGLE}: HTTPError('503 Server Error" in text
+    assert "3 run(s) of every setup" in text
+
+
+def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    results = measured(tmp_path, monkeypatch)
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    report.write_report(results, tmp_path)
+    monkeypatch.setattr(plt, "close", real_close)
+    (fig,) = figures
+    latency, throughput = fig.axes
+    labels = [t.get_text() for t in latency.get_xticklabels()]
+    assert labels == ["serve -w1", "serve -w2"]
+    bars = {c.get_label(): [round(b.get_height(), 6) for b in c] for c in latency.containers}
+    assert bars == {"p50": [50, 20], "p95": [110, 60], "p99": [150, 80]}
+    (rps,) = throughput.containers
+    assert [b.get_height() for b in rps] == pytest.approx([200.0, 200.0])
+    lines = {line.get_label(): line.get_ydata()[0] for line in latency.lines + throughput.lines}
+    assert lines["target p95 < 100 ms"] == 100 and lines["raw ONNX b1, 2 cores"] == 300.0
+    real_close(fig)
+    from PIL import Image
+
+    with Image.open(tmp_path / "latency.png") as img:
+        assert img.format == "PNG" and img.size == (1170, 495)  # 13 x 5.5 in at 90 dpi
