@@ -1,6 +1,11 @@
-"""`leafdoc experiment` end to end on a tiny recipe (3 PlantVillage classes, 16 px, 1 epoch): both runs
-tracked in MLflow with parameters and metrics, a report with the table and a real PNG, a continued run
-with an extra dense layer whose export still agrees with Keras, an Optuna trial, a pipeline timing."""
+"""`leafdoc experiment` end to end on a tiny recipe with a task a learning model gets right (three colours
+under pixel noise, 16 px, 8 epochs): both runs tracked in MLflow with parameters and metrics that are the
+run's own (test and validation figures of the right split, scored again here), a report with the table and
+a real PNG, a continued run with an extra dense layer whose export still agrees with Keras, an Optuna
+trial, a pipeline timing.
+
+A few blue photos are filed under `red` (MISLABELLED): a model that learned colours gets them wrong
+wherever the split put them, so the test and validation figures differ and a swap of the two shows."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import TINY_CLASSES, make_leaf_folder, run_until_killed
+from tests.conftest import COLOURS, colour_folder, run_until_killed, synthetic_image
 from typer.testing import CliRunner
 
 RECIPE = """\
@@ -27,6 +32,7 @@ base:
   image_size: 64
   epochs: 3
   batch_size: 8
+  patience: 20
 runs:
   - name: base
     note: the base settings
@@ -44,12 +50,14 @@ pipeline:
   epochs: 3
 quick:
   image_size: 16
-  epochs: 1
-  per_class: 8
+  epochs: 8
   trials: 1
   pipeline_epochs: 2
 keep_best: true
 """
+
+
+PER_CLASS, MISLABELLED = 12, 4  # seeds 9016-9019: the split puts one in val, two in test, one in train
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +65,10 @@ def experiment(tmp_path_factory):
     """One quick experiment through the CLI, shared by the tests below (training is the slow part)."""
     root = tmp_path_factory.mktemp("experiment")
     data = root / "datasets"
-    make_leaf_folder(data / "leaves", per_class=10)
-    test = make_leaf_folder(root / "spare", per_class=12)
-    for c in TINY_CLASSES:  # the test folder holds images the training folder does not
-        (data / "leaves-test" / c).mkdir(parents=True)
-        for f in sorted((test / c).iterdir())[10:]:
-            f.rename(data / "leaves-test" / c / f.name)
+    colour_folder(data / "leaves", PER_CLASS)
+    for i in range(MISLABELLED):
+        synthetic_image(data / "leaves" / "red" / f"blue-filed-as-red{i}.png", (40, 40), COLOURS["blue"], seed=9016 + i)
+    colour_folder(data / "leaves-test", 2, seed0=500)  # photos the training folder does not have
     recipe = root / "tiny.yaml"
     recipe.write_text(RECIPE)
     out = root / "out"
@@ -95,6 +101,30 @@ def _folder_accuracy(model_dir: Path, results: dict) -> float:
     return float(np.mean([predictor.labels[i] == p.parent.name for i, p in zip(probs.argmax(1), files, strict=True)]))
 
 
+def _split_answers(model_dir: Path, results: dict) -> dict[str, dict[str, str]]:
+    """{part: {file name: predicted label}} for the val and test photos the run's split.json names (by
+    sha256), scored here with ONNX Runtime: what the run's figures must be computed from."""
+    import hashlib
+
+    from leafdoc.inference.predictor import Predictor
+
+    split = json.loads((model_dir / "split.json").read_text())
+    part_of = {sha: part for part in ("val", "test") for sha in split[part]}
+    predictor = Predictor(model_dir)
+    found: dict[str, dict[str, str]] = {"val": {}, "test": {}}
+    for f in sorted(p for p in Path(results["data"]["root"]).rglob("*") if p.is_file()):
+        part = part_of.get(hashlib.sha256(f.read_bytes()).hexdigest())
+        if part:
+            probs = predictor.predict_arrays(predictor.preprocess(f)[None])["probabilities"][0]
+            found[part][f"{f.parent.name}/{f.name}"] = predictor.labels[int(probs.argmax())]
+    assert sum(map(len, found.values())) == len(split["val"]) + len(split["test"])
+    return found
+
+
+def _accuracy(answers: dict[str, str]) -> float:
+    return float(np.mean([name.split("/")[0] == label for name, label in answers.items()]))
+
+
 def test_mlflow_has_both_runs_with_params_and_metrics(experiment):
     out, _ = experiment
     client, runs, results = _runs(out)
@@ -103,17 +133,30 @@ def test_mlflow_has_both_runs_with_params_and_metrics(experiment):
         run = runs[name]
         assert run.info.status == "FINISHED"
         assert run.data.params["image_size"] == "16" and run.data.params["backbone"] == "baseline_cnn"
-        # The figures MLflow shows are the run's: its card, results.json, and the model scored afresh.
+        # The figures MLflow shows are the run's: its card, results.json, and the model scored afresh on
+        # the photos its split.json names as validation and as test (which differ: see MISLABELLED).
         card = json.loads((out / "runs" / name / "card.json").read_text())
         summary = next(r for r in results["runs"] if r["name"] == name)
-        assert run.data.metrics["test_accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"])
-        assert run.data.metrics["test_accuracy"] == pytest.approx(summary["test"]["accuracy"])
-        assert run.data.metrics["final_val_accuracy"] == pytest.approx(card["metrics"]["val"]["accuracy"])
-        assert run.data.metrics["test_folder_accuracy"] == pytest.approx(_folder_accuracy(out / "runs" / name, results))
+        answers = _split_answers(out / "runs" / name, results)
+        test, val = _accuracy(answers["test"]), _accuracy(answers["val"])
+        assert test != val, answers  # the fixture's premise: otherwise a swap could not show
+        assert run.data.metrics["test_accuracy"] == pytest.approx(test)
+        assert run.data.metrics["final_val_accuracy"] == pytest.approx(val)
+        assert card["metrics"]["test"]["accuracy"] == pytest.approx(test) == summary["test"]["accuracy"]
+        assert card["metrics"]["val"]["accuracy"] == pytest.approx(val) == summary["val"]["accuracy"]
+        folder = _folder_accuracy(out / "runs" / name, results)
+        assert run.data.metrics["test_folder_accuracy"] == pytest.approx(folder)
+        # The model learned the colours: every fresh photo of the test folder, and every held-out photo
+        # but the blue ones filed under red, which it calls blue (chance would be 1/3).
+        assert folder == 1.0, name
+        for part in ("val", "test"):
+            for photo, label in answers[part].items():
+                assert label == ("blue" if "blue-filed-as-red" in photo else photo.split("/")[0]), (name, photo)
         assert run.data.metrics["wall_seconds"] > 0
         curve = client.get_metric_history(run.info.run_id, "val_accuracy")
-        assert [m.step for m in curve] == [1]
-        assert curve[0].value == pytest.approx(card["history"][0]["val_accuracy"])
+        assert [m.step for m in curve] == list(range(1, 9))
+        assert [m.value for m in curve] == pytest.approx([h["val_accuracy"] for h in card["history"]])
+        assert max(m.value for m in curve) >= 0.75  # the curve MLflow draws climbs above chance
         assert (out / "runs" / name / "model.onnx").is_file()
         assert run.data.tags["leafdoc.model_dir"] == str((out / "runs" / name).resolve())
     assert runs["wider-head"].data.params["init_from"] == "base"
@@ -158,7 +201,7 @@ def test_results_record_the_search_and_the_pipeline_timing(experiment):
     assert (out / "runs" / "tuned" / "card.json").is_file() and not (out / "tune").exists()
     pipe = results["pipeline"]
     assert len(pipe["cached_seconds"]) == 4 and len(pipe["plain_seconds"]) == 4  # 2 rounds of 2 after a warm-up
-    assert pipe["speedup"] > 0 and pipe["n_images"] == 24
+    assert pipe["speedup"] > 0 and pipe["n_images"] == 3 * PER_CLASS + MISLABELLED
     assert results["data"]["test_folder_images"] == 6
     # best/ is the run with the best validation accuracy (never chosen on test), copied whole
     val = {r["name"]: r["val"]["accuracy"] for r in results["runs"]}
@@ -367,7 +410,7 @@ def test_a_thinned_run_records_each_class_and_the_report_groups_them_by_training
     balanced, thinned = results["runs"]
     assert balanced["per_class"] is None
     pc = thinned["per_class"]
-    assert sorted(pc) == sorted(TINY_CLASSES)
+    assert sorted(pc) == sorted(COLOURS)
     assert sum(c["train"] for c in pc.values()) == thinned["train_images"] < balanced["train_images"]
     train = [pc[c]["train"] for c in results["data"]["classes"]]
     assert train == sorted(train, reverse=True) and train[0] >= 3 * train[-1]  # ratio 4, thinned in class order
