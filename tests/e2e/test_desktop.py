@@ -494,6 +494,95 @@ def test_server_down_is_a_readable_dialog(qtbot, settings_file, tmp_path):
     assert title == "Not connected" and "not connected" in text
 
 
+def colour_model(root: Path) -> Path:
+    """A small CNN that has learned the 3-colour task (32 px, ~10 s to train), as a serving model."""
+    from tests.conftest import colour_folder
+
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.settings import Settings
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import prepare_data, train
+
+    s = Settings(home=root / "train-home")
+    s.ensure_home()
+    catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
+    ingest(colour_folder(root / "colours", 14), catalog, store, "tiny")
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12)
+    card = train(cfg, prepare_data(catalog, store, s.cache_dir, "tiny", cfg), root / "model")
+    catalog.dispose()
+    assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]
+    return answering_copy(root / "model", root / "serving")
+
+
+def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promotion(
+    qtbot, settings_file, tmp_path, monkeypatch
+):
+    """Retrain from the app and wait: the tab shows the job queued or running, its epochs, then succeeded with
+    the new version's test accuracy and whether it now serves (and why), as the server recorded them; the
+    versions table and the serving line follow. The data is the 3-colour task, so the figure is far above
+    chance (1/3) for a retraining that learns."""
+    import httpx
+    from tests.conftest import colour_folder
+    from tests.live_server import ADMIN, start_server
+
+    from leafdoc.desktop.retrain import FINISHED
+
+    model = colour_model(tmp_path)
+    server = start_server(tmp_path / "server", model, dataset=colour_folder(tmp_path / "data", 14))
+    try:
+        answer_token(monkeypatch, server.token)
+        window = open_window(qtbot, server.base, settings_file)
+        tab = window.retrain
+        window.tabs.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.table.rowCount() == 1, timeout=SLOW)
+        shown: list[tuple[dict, str, int]] = []  # every job answer the tab showed: (job, its words, bar)
+        real_show = tab._show_job
+
+        def show(job):
+            real_show(job)
+            shown.append((job, tab.job_label.text(), tab.job_bar.value()))
+
+        tab._show_job = show
+        tab.dataset_box.setEditText("tiny")
+        tab.epochs.setValue(3)
+        tab.train_button.click()
+        qtbot.waitUntil(lambda: bool(shown) and shown[-1][0]["state"] in FINISHED, timeout=SLOW * 8)
+        job, text, bar = shown[-1]
+        truth = httpx.get(f"{server.base}/v1/training-jobs/{job['id']}", headers=ADMIN, timeout=30).json()
+        assert truth["state"] == "succeeded", truth.get("error")
+
+        states = [j["state"] for j, _, _ in shown]
+        assert "running" in states and states[-1] == "succeeded"
+        assert states.index("running") < len(states) - 1 and set(states) <= {"queued", "running", "succeeded"}
+        running = [(words, value) for j, words, value in shown if j["state"] == "running"]
+        assert all("<b>running</b>" in words for words, _ in running)
+        assert [value for _, value in running] == sorted(value for _, value in running)  # the bar never goes back
+        assert bar == 100 and "<b>succeeded</b> — finished" in text and not tab.poll_timer.isActive()
+        assert tab.train_button.isEnabled() and not tab.cancel_button.isEnabled()
+
+        # The final figures and the promotion decision are the server's, in words.
+        accuracy = truth["metrics"]["test"]["accuracy"]
+        assert accuracy >= 0.9, truth["metrics"]["test"]
+        version, promotion = truth["candidate_version"], truth["promotion"]
+        verdict = "is now serving" if promotion["promoted"] else "was kept as a candidate, not served"
+        assert f"Version <b>{version}</b> {verdict}. Test accuracy {accuracy:.1%}." in text
+        assert f"Why: {promotion['reason']}" in text
+
+        models = httpx.get(f"{server.base}/v1/models", timeout=30).json()
+        qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)
+        row = next(r for r in range(2) if tab.table.item(r, 0).text() == str(version))
+        assert tab.table.item(row, 4).text() == f"{accuracy:.1%}"
+        assert tab.table.item(row, 1).text().endswith("✔") == promotion["promoted"]
+        assert f"version {models['serving_version']}</b>" in tab.serving_label.text()
+        assert (models["serving_version"] == version) == promotion["promoted"]
+        assert not error_dialogs(window)
+        window.close()
+    finally:
+        server.stop()
+
+
 # ---- the built-in server: promote, roll back, upload, retrain, stop ------------------------------
 
 
