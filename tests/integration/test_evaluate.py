@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from tests.conftest import TINY_CLASSES, synthetic_image
@@ -55,7 +56,7 @@ def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, set
     lo, hi = r["accuracy_ci95"]  # 95% Wilson interval: on 18 photos, wide
     assert lo <= r["accuracy"] <= hi and hi - lo > 0.2
     assert [lo, hi] == pytest.approx(wilson_interval(round(r["accuracy"] * r["n"]), r["n"]), abs=1e-4)
-    assert 0.0 <= r["ece"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
+    check_per_class_figures_and_calibration_from_the_answers(r)
     check_reliability_figure_agrees_with_ece(r)
     for label in TINY_CLASSES:
         assert set(r["per_class"][label]) == {"precision", "recall", "f1", "support"}
@@ -64,6 +65,28 @@ def test_json_has_every_key_with_consistent_numbers(tiny_model, leaf_folder, set
     assert sum(not p["correct"] for p in r["predictions"]) == r["n"] - round(r["accuracy"] * r["n"])
     assert r["skipped"] == []
     assert r["model"] == str(tiny_model) and r["data"] == str(leaf_folder)
+
+
+def check_per_class_figures_and_calibration_from_the_answers(r: dict) -> None:
+    """Precision, recall, F1 and macro F1 are those of the confusion matrix, and the ECE is that of the
+    per-image answers' confidences (15 equal bins, lo < confidence <= hi), recomputed here from scratch."""
+    cm = np.array(r["confusion_matrix"])
+    f1s = []
+    for i, label in enumerate(r["labels"]):
+        tp, support, predicted = cm[i, i], cm[i].sum(), cm[:, i].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        got = r["per_class"][label]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((precision, recall, f1), abs=1e-6), label
+        f1s.append(f1)
+    assert r["macro_f1"] == pytest.approx(np.mean(f1s), abs=1e-6)
+    conf = np.array([p["confidence"] for p in r["predictions"]])
+    right = np.array([p["predicted"] == p["true"] for p in r["predictions"]])
+    edges = np.linspace(0, 1, 16)
+    bins = [(conf > lo) & (conf <= hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    ece = sum(m.sum() / len(conf) * abs(right[m].mean() - conf[m].mean()) for m in bins if m.any())
+    assert r["ece"] == pytest.approx(ece, abs=1e-5)  # confidences are rounded to 6 places in the answers
 
 
 def check_reliability_figure_agrees_with_ece(r: dict) -> None:
