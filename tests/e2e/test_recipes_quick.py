@@ -27,20 +27,47 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
     assert results["pending"] == [] and results["mode"] == "quick" and results["weights"] == "none"
     names = [r["name"] for r in results["runs"]]
     assert names[: len(recipe.runs)] == [r.name for r in recipe.runs]
+    report = (tmp_path / name / "report.md").read_text()
+    assert "Quick mode" in report and "incomplete" not in report
+    rows: dict[str, str] = {}  # each run's row of the comparison table, the first table that names it
+    for line in report.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[0].removeprefix("| "), line)
+    specs = {spec.name: spec for spec in recipe.runs}
     for run in results["runs"]:
-        assert 0.0 <= run["test"]["accuracy"] <= 1.0 and run["epochs"] >= 1
-        assert (tmp_path / name / "runs" / run["name"] / "model.onnx").is_file()
-        assert json.loads((tmp_path / name / "runs" / run["name"] / "run.json").read_text())["name"] == run["name"]
+        folder = tmp_path / name / "runs" / run["name"]
+        assert json.loads((folder / "run.json").read_text())["name"] == run["name"]
+        # The model trained is the one the recipe describes (quick settings), continuing where it says.
+        card = json.loads((folder / "card.json").read_text())
+        if run["name"] in specs:
+            cfg = recipe.config(specs[run["name"]], quick=True)
+            for key in ("backbone", "image_size", "head_units", "morphology", "augment", "class_weights", "epochs"):
+                assert card["training"][key] == getattr(cfg, key), (run["name"], key)
+            assert bool(card.get("warm_start")) == bool(specs[run["name"]].init_from), run["name"]
+        # Its figures come from one scoring of its test split, and the report prints those figures.
+        correct = run["test_outcomes"]["correct"]
+        assert len(correct) == run["test"]["n"] == results["data"]["split"]["test"] and run["epochs"] >= 1
+        assert run["test"]["accuracy"] == pytest.approx(correct.count("1") / len(correct))
+        assert f" | {run['test']['accuracy']:.1%} (" in rows[run["name"]]
+        assert f" | {run['val']['accuracy']:.1%} | " in rows[run["name"]]
+        assert card["metrics"]["test"]["accuracy"] == pytest.approx(run["test"]["accuracy"])
+        assert card["metrics"]["val"]["accuracy"] == pytest.approx(run["val"]["accuracy"])
     if recipe.tune:
         assert results["tuning"]["trials"] and recipe.tune.name in names
     if recipe.pipeline:
-        assert results["pipeline"]["speedup"] > 0
-    if recipe.keep_best:
-        assert (tmp_path / name / "best" / "model.onnx").is_file()
+        pipe = results["pipeline"]
+        assert pipe["speedup"] > 0 and len(pipe["cached_seconds"]) == len(pipe["plain_seconds"]) >= 2
+    if recipe.keep_best:  # the run with the best validation accuracy, copied whole
+        val = {r["name"]: r["val"]["accuracy"] for r in results["runs"]}
+        assert val[results["best"]["run"]] == max(val.values())
+        chosen = tmp_path / name / "runs" / results["best"]["run"] / "model.onnx"
+        assert (tmp_path / name / "best" / "model.onnx").read_bytes() == chosen.read_bytes()
     if recipe.data.test_path:
-        assert all(0.0 <= r["external_test"]["accuracy"] <= 1.0 for r in results["runs"])
-    report = (tmp_path / name / "report.md").read_text()
-    assert "Quick mode" in report and "incomplete" not in report
+        n_classes = len(results["data"]["classes"])
+        assert results["data"]["test_folder_images"] == n_classes * recipe.quick.test_per_class
+        for r in results["runs"]:
+            assert r["external_test"]["n"] == results["data"]["test_folder_images"]
+            assert f" | {r['external_test']['accuracy']:.1%} | " in rows[r["name"]]
     split_train = results["data"]["split"]["train"]
     for spec in recipe.runs:  # a thinned training split is said in its row, and is not "the split"
         run = next(r for r in results["runs"] if r["name"] == spec.name)
