@@ -15,6 +15,7 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 import csv  # noqa: E402
 import io  # noqa: E402
+import json  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -501,17 +502,19 @@ def colour_model(root: Path) -> Path:
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
+    from leafdoc.lifecycle.training import train_model
     from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data, train
+    from leafdoc.train.trainer import prepare_data
 
     s = Settings(home=root / "train-home")
     s.ensure_home()
     catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
     ingest(colour_folder(root / "colours", 14), catalog, store, "tiny")
     cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12)
-    card = train(cfg, prepare_data(catalog, store, s.cache_dir, "tiny", cfg), root / "model")
+    train_model(cfg, prepare_data(catalog, store, s.cache_dir, "tiny", cfg), root / "model")
     catalog.dispose()
+    card = json.loads((root / "model" / "card.json").read_text())
     assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]
     return answering_copy(root / "model", root / "serving")
 
