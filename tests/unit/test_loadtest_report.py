@@ -5,14 +5,17 @@ medians over repeats must be medians, errors sums, and the picture must draw the
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("locust")
+if importlib.util.find_spec("locust") is None:
+    pytest.skip("locust is not installed (the dev extra)", allow_module_level=True)
 pytest.importorskip("matplotlib")
 
 from loadtest import report, run  # noqa: E402
@@ -26,25 +29,38 @@ def samples(p50: int, p95: int, p99: int) -> list[int]:
     return [p50 // 2] * 40 + [p50] * 40 + [p95] * 16 + [p99] * 4
 
 
+# Locust's own statistics and CSV code, run in a child process: importing locust monkey-patches the standard
+# library with gevent, which breaks `ssl` in a process (this test session) that imported it before.
+LOCUST_CSV = """
+import csv, json, sys
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+prefix, rows, seconds = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+env = Environment()
+for name, (times, failed) in rows.items():
+    for t in times:
+        env.stats.log_request("POST", name, t, 1000)
+    for _ in range(failed):  # Locust logs a failed request as a request and an error
+        env.stats.log_request("POST", name, 5, 0)
+        env.stats.log_error("POST", name, "HTTPError('503 Server Error: Service Unavailable')")
+env.stats.total.start_time, env.stats.total.last_request_timestamp = 1000.0, 1000.0 + seconds
+writer = StatsCSV(env, PERCENTILES_TO_REPORT)
+with open(f"{prefix}_stats.csv", "w", newline="") as f:
+    writer.requests_csv(csv.writer(f))
+with open(f"{prefix}_failures.csv", "w", newline="") as f:
+    writer.failures_csv(csv.writer(f))
+"""
+
+
 def write_locust_csv(prefix: Path, rows: dict[str, tuple[list[int], int]], seconds: float) -> None:
     """What `locust --csv prefix` writes, made by Locust's own statistics and CSV code from the given
     samples: {request name: (response times in ms, failed requests)}, spread over `seconds`."""
-    from locust.env import Environment
-    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
-
-    env = Environment()
-    for name, (times, failed) in rows.items():
-        for t in times:
-            env.stats.log_request("POST", name, t, 1000)
-        for _ in range(failed):  # Locust logs a failed request as a request and an error
-            env.stats.log_request("POST", name, 5, 0)
-            env.stats.log_error("POST", name, "HTTPError('503 Server Error: Service Unavailable')")
-    env.stats.total.start_time, env.stats.total.last_request_timestamp = 1000.0, 1000.0 + seconds
-    writer = StatsCSV(env, PERCENTILES_TO_REPORT)
-    with open(f"{prefix}_stats.csv", "w", newline="") as f:
-        writer.requests_csv(csv.writer(f))
-    with open(f"{prefix}_failures.csv", "w", newline="") as f:
-        writer.failures_csv(csv.writer(f))
+    subprocess.run(
+        [sys.executable, "-c", LOCUST_CSV, str(prefix), json.dumps(rows), str(seconds)],
+        check=True,
+        timeout=120,
+    )
 
 
 class FakeDeployment:
