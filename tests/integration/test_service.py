@@ -406,7 +406,13 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "checks": {"catalog": "ok", "model": "ok", "queue": "ok"}, "model_version": 1}
+    # keep_photos: the page tells visitors whether their photos are kept; off unless LEAFDOC_KEEP_PHOTOS=true
+    assert r.json() == {
+        "ready": True,
+        "checks": {"catalog": "ok", "model": "ok", "queue": "ok"},
+        "model_version": 1,
+        "keep_photos": False,
+    }
 
 
 def test_metrics_has_the_named_series(make_client, models, leaf, tmp_path):
