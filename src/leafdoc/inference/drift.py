@@ -85,6 +85,15 @@ def _bins(counts: dict | list) -> np.ndarray:
     return out
 
 
+def _psi_check(out: dict, key: str, kind: str, observed: np.ndarray, expected: np.ndarray, message: str) -> None:
+    """PSI of `observed` against `expected` and its chance bound, recorded in out[key]; a warning of `kind`
+    (message formatted with value and bound) when the PSI passes the bound."""
+    value, bound = psi(observed, expected), psi_bound(expected, int(observed.sum()))
+    out[key] = {"value": round(value, 4), "bound": round(bound, 4)}
+    if value > bound:
+        out["warnings"].append({"kind": kind, "message": message.format(value=value, bound=bound)})
+
+
 def check(window: dict, baseline: dict | None) -> dict:
     """Drift figures and plain-words warnings for one window of answers.
 
@@ -114,28 +123,25 @@ def check(window: dict, baseline: dict | None) -> dict:
 
     observed = _bins(window.get("score_bins", {}))
     if observed.sum() >= MIN_ANSWERS:
-        expected = _bins(baseline["score_bins"])
-        value, bound = psi(observed, expected), psi_bound(expected, int(observed.sum()))
-        out["score_psi"] = {"value": round(value, 4), "bound": round(bound, 4)}
-        if value > bound:
-            warnings.append(
-                {
-                    "kind": "score",
-                    "message": f"The not-a-leaf scores have moved away from those of the validation photos (PSI "
-                    f"{value:.2f}, bound {bound:.2f}): the photos look less like the ones the model was trained on.",
-                }
-            )
+        _psi_check(
+            out,
+            "score_psi",
+            "score",
+            observed,
+            _bins(baseline["score_bins"]),
+            "The not-a-leaf scores have moved away from those of the validation photos (PSI {value:.2f}, bound "
+            "{bound:.2f}): the photos look less like the ones the model was trained on.",
+        )
 
     labels_w, labels_b = _aligned(window.get("labels", {}), baseline.get("labels", {}))
     if labels_w.sum() >= MIN_ANSWERS and labels_b.sum() > 0:
-        value, bound = psi(labels_w, labels_b), psi_bound(labels_b, int(labels_w.sum()))
-        out["label_psi"] = {"value": round(value, 4), "bound": round(bound, 4)}
-        if value > bound:
-            warnings.append(
-                {
-                    "kind": "labels",
-                    "message": f"The mix of diagnoses differs from the validation photos' (PSI {value:.2f}, bound "
-                    f"{bound:.2f}). A season or a local outbreak does this; so do photos of crops it does not know.",
-                }
-            )
+        _psi_check(
+            out,
+            "label_psi",
+            "labels",
+            labels_w,
+            labels_b,
+            "The mix of diagnoses differs from the validation photos' (PSI {value:.2f}, bound {bound:.2f}). A "
+            "season or a local outbreak does this; so do photos of crops it does not know.",
+        )
     return out
