@@ -46,7 +46,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose pla
 
 
 def _settings() -> Settings:
-    s = Settings()
+    s = Settings.load()
     s.ensure_home()
     return s
 

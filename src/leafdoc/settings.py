@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leafdoc.errors import ConfigError
 
 
 def _default_home() -> Path:
@@ -145,6 +147,22 @@ class Settings(BaseSettings):
     @property
     def mlruns_dir(self) -> Path:
         return self.home / "mlruns"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings from the environment; a bad LEAFDOC_* value is a ConfigError naming the variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"]) or "?"
+                shown = repr(err.get("input"))[:80]
+                problems.append(f"LEAFDOC_{field.upper()}={shown}: {err['msg']}")
+            raise ConfigError(
+                "Bad setting in the environment: " + "; ".join(problems) + ".",
+                hint="Fix or unset the variable (see the README's Settings table for what each one takes).",
+            ) from None
 
     def ensure_home(self) -> Path:
         for p in (self.home, self.cache_dir, self.models_dir):

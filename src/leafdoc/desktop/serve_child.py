@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--log-level", default="info")
     opts = ap.parse_args(args)
-    settings = Settings()
+    settings = Settings.load()
     settings.ensure_home()
     serve(settings, opts.host, opts.port, log_level=opts.log_level)
 

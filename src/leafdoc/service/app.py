@@ -83,7 +83,7 @@ def build_state(settings: Settings) -> AppState:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     state = build_state(settings)
 
     @asynccontextmanager
