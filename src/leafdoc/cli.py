@@ -23,7 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from leafdoc.cli_options import train_signature
+from leafdoc.cli_options import SPLIT_HELP, train_signature
 from leafdoc.cli_print import (
     console,
     experiment_events,
@@ -382,6 +382,7 @@ def evaluate(
         typer.Option(min=1, help="Evaluate at most N random photos per class (and per --ood folder): a quick look."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --per-class draw.")] = 0,
+    split: Annotated[str | None, typer.Option(help=SPLIT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
@@ -392,9 +393,7 @@ def evaluate(
         check_replaceable(report, "index.html")
     settings = _settings()
     with _progress(f"Evaluating on {data.name}", not as_json) as update:
-        result = evaluate_folder(
-            model_dir, data, settings, progress=update, ood_dir=ood, per_class=per_class, seed=seed
-        )
+        result = evaluate_folder(model_dir, data, settings, update, None, ood, per_class, seed, split)
     if report is not None:
         from leafdoc.evaluate.report import write_report
 

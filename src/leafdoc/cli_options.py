@@ -12,6 +12,10 @@ import typer
 
 from leafdoc.train.registry import help_text as backbone_help
 
+SPLIT_HELP = (
+    "Only the photos the model's split.json puts in this part: train, val, test, or unseen (neither train nor val)."
+)
+
 TRAIN_RUN_OPTIONS = [
     ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
     ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),

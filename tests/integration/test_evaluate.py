@@ -132,6 +132,36 @@ def test_per_class_evaluates_a_seeded_random_sample_of_each_class(tiny_model, le
     assert bad.exit_code != 0 and "--per-class" in bad.output
 
 
+def test_split_scores_only_the_photos_split_json_puts_in_that_part(tiny_model, leaf_folder, settings, tmp_path):
+    from leafdoc.images import sha256_bytes
+
+    split = json.loads((tiny_model / "split.json").read_text())
+    hash_of = {str(p): sha256_bytes(p.read_bytes()) for p in leaf_folder.rglob("*") if p.is_file()}
+    for part in ("train", "val", "test"):
+        r = run_evaluate(tiny_model, "--data", leaf_folder, "--split", part)
+        scored = {hash_of[p["file"]] for p in r["predictions"]}
+        assert scored == set(split[part]) and r["n"] == len(split[part]) > 0, part
+        assert r["split"] == {"part": part, "photos": r["n"], "of": 18}
+    unseen = run_evaluate(tiny_model, "--data", leaf_folder, "--split", "unseen")
+    assert {hash_of[p["file"]] for p in unseen["predictions"]} == set(split["test"])  # this folder: all in split
+    assert run_evaluate(tiny_model, "--data", leaf_folder)["split"] is None
+
+    other = tmp_path / "other"  # photos the model never saw are all unseen, and none are its test photos
+    for label in TINY_CLASSES:
+        synthetic_image(other / label / "new.png", size=(80, 80), seed=TINY_CLASSES.index(label))
+    assert run_evaluate(tiny_model, "--data", other, "--split", "unseen")["n"] == 3
+    none = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(other), "--split", "test"])
+    assert none.exit_code != 0 and "none of its 3 photos are the model's test photos" in str(none.exception)
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model, bare)
+    (bare / "split.json").unlink()
+    missing = CliRunner().invoke(app, ["evaluate", str(bare), "--data", str(leaf_folder), "--split", "test"])
+    assert missing.exit_code != 0 and "split.json: no such file" in str(missing.exception)
+    wrong = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder), "--split", "tset"])
+    assert wrong.exit_code != 0 and "train, val, test, unseen" in str(wrong.exception)
+
+
 def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder, settings):
     synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
     # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.

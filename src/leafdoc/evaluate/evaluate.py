@@ -7,17 +7,19 @@ the run; a class folder the model has never heard of stops it before any work is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from leafdoc.data.sources import list_labelled_folder
-from leafdoc.errors import ConfigError, DatasetError
+from leafdoc.errors import ConfigError, DatasetError, ModelError
 from leafdoc.evaluate.score import score_files
-from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name
+from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
+from leafdoc.modelfolder import SPLIT_FILE
 from leafdoc.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -65,11 +67,15 @@ def evaluate_folder(
     ood_dir: Path | None = None,
     per_class: int | None = None,
     seed: int = 0,
+    split: str | None = None,
 ) -> dict:
     """Metrics of the model in `model_dir` on the class folders of `data_dir`
     (and with `ood_dir`, the share of those photos, none a leaf of the model's classes, it abstained on).
     With `per_class`, at most that many photos of each class (and of each folder under `ood_dir`) are
     evaluated, drawn at random with `seed` (a quick look at a big folder; the result says so).
+    With `split` (train, val, test or unseen), only the photos the model folder's split.json puts in that part
+    (by content hash; `unseen`: in neither train nor val) are evaluated, so a folder the model was trained on
+    can be scored on what the model never saw.
 
     Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
     labels, per_class, confusion_matrix) plus accuracy_ci95 (95% Wilson interval), most_confused,
@@ -84,6 +90,10 @@ def evaluate_folder(
     data_labels = {label for _, label in files}
     check_classes(data_labels, predictor.labels, model_dir, data_dir)
     found = len(files)
+    split_info = None
+    if split is not None:
+        files, split_info = in_split(files, model_dir, data_dir, split)
+        found = len(files)
     files = sample_per_group(files, per_class, seed)
 
     found_scores = score_files(predictor, files, progress)  # the one prediction pass: every figure from it
@@ -99,11 +109,46 @@ def evaluate_folder(
     if ood_dir is not None:
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
+    result["split"] = split_info
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
     result["data"] = str(data_dir)
     return result
+
+
+SPLIT_PARTS = ("train", "val", "test", "unseen")
+
+
+def in_split(
+    files: list[tuple[Path, str]], model_dir: Path, data_dir: Path, part: str
+) -> tuple[list[tuple[Path, str]], dict]:
+    """The (path, label) pairs whose content split.json puts in `part` (`unseen`: in neither train nor val)."""
+    if part not in SPLIT_PARTS:
+        raise ConfigError(f"--split {part!r}: not a part of a split.", hint=f"Use one of {', '.join(SPLIT_PARTS)}.")
+    path = model_dir / SPLIT_FILE
+    try:
+        record = json.loads(path.read_text())
+        parts = {name: set(record.get(name, [])) for name in ("train", "val", "test")}
+    except FileNotFoundError:
+        raise ModelError(
+            f"{path}: no such file, so which photos the model saw is unknown.",
+            hint="Leave out --split (every photo is scored), or evaluate a folder the model never saw.",
+        ) from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{path}: cannot be read as a split ({exc}).") from None
+    if part == "unseen":
+        seen = parts["train"] | parts["val"]
+        keep = [(p, label) for p, label in files if sha256_bytes(p.read_bytes()) not in seen]
+    else:
+        keep = [(p, label) for p, label in files if sha256_bytes(p.read_bytes()) in parts[part]]
+    if not keep:
+        listed = f"split.json lists {len(parts[part])}" if part != "unseen" else "all were used in training"
+        raise DatasetError(
+            f"{data_dir}: none of its {len(files)} photos are the model's {part} photos ({listed}).",
+            hint="Pass the folder the model was trained from, or leave out --split.",
+        )
+    return keep, {"part": part, "photos": len(keep), "of": len(files)}
 
 
 def sample_per_group(files: list[tuple[Path, str]], per_group: int | None, seed: int) -> list[tuple[Path, str]]:

@@ -182,10 +182,13 @@ def _pct(x: float) -> str:
 
 
 def images_evaluated(result: dict) -> str:
-    sample = result.get("sample")
-    if not sample:
-        return str(result["n"])
-    return f"{result['n']} (at most {sample['per_class']} per class, seed {sample['seed']}, of {sample['of']})"
+    sample, split = result.get("sample"), result.get("split")
+    text = str(result["n"])
+    if sample:
+        text += f" (at most {sample['per_class']} per class, seed {sample['seed']}, of {sample['of']})"
+    if split:
+        text += f"; the model's {split['part']} photos: {split['photos']} of the folder's {split['of']}"
+    return text
 
 
 def summary_rows(result: dict) -> list[tuple[str, str]]:
