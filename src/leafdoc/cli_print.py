@@ -202,26 +202,29 @@ def training_events(bar: Progress, task) -> Callable:
     return on_event
 
 
-def experiment_events(bar: Progress) -> Callable[[dict], None]:
+def experiment_events(bar: Progress) -> Callable:
     """`leafdoc experiment`'s progress: one bar for the runs, one for the current step, epochs logged."""
+    from leafdoc.experiments import events as xe
+    from leafdoc.lifecycle import events
+
     runs = bar.add_task("runs", total=None, info="")
     steps = bar.add_task("preparing", total=None, info="")
 
-    def on_event(e: dict) -> None:
-        kind = e["event"]
-        if kind == "run":
-            bar.update(runs, description=f"run {e['run']}", completed=e["index"], total=e["total"], info=e["note"])
-        elif kind in ("progress", "batch"):
-            what = e["what"] if kind == "progress" else f"{e['run']}: {e['phase']} epoch"
-            done, total = (e["done"], e["total"]) if kind == "progress" else (e["batch"], e["steps"])
-            bar.update(steps, description=what, completed=done, total=total)
-        elif kind == "epoch":
-            info = epoch_info(e)
-            bar.update(steps, info=info)
-            console.log(f"{esc(e['run'])} {e['phase']} epoch {e['epoch']}: {info} ({e['seconds']:.0f}s)")
-        elif kind == "evaluate":
-            bar.update(steps, description=f"{e['run']}: evaluating", info="")
-        elif kind == "message":
-            console.log(esc(e["text"]))
+    def on_event(e: xe.ExperimentEvent) -> None:
+        match e:
+            case xe.RunStarted(run=run, index=index, total=total, note=note):
+                bar.update(runs, description=f"run {run}", completed=index, total=total, info=note or "")
+            case xe.Progress(what=what, done=done, total=total):
+                bar.update(steps, description=what, completed=done, total=total)
+            case xe.InRun(run=run, event=events.Batch(phase=phase, batch=batch, steps=n)):
+                bar.update(steps, description=f"{run}: {phase} epoch", completed=batch, total=n)
+            case xe.InRun(run=run, event=events.Epoch(phase=phase, epoch=epoch, seconds=seconds) as ep):
+                info = epoch_info(ep.to_dict())
+                bar.update(steps, info=info)
+                console.log(f"{esc(run)} {phase} epoch {epoch}: {info} ({seconds:.0f}s)")
+            case xe.InRun(run=run, event=events.Evaluating()):
+                bar.update(steps, description=f"{run}: evaluating", info="")
+            case xe.Message(text=text):
+                console.log(esc(text))
 
     return on_event

@@ -10,6 +10,7 @@ import json
 import pytest
 from tests.conftest import SHARED
 
+from leafdoc.experiments.events import Progress
 from leafdoc.experiments.recipe import available_recipes, load_recipe
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
@@ -22,7 +23,7 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
     recipe = load_recipe(name)
     events = []
     results = run_experiment(recipe, data_root=SHARED, out=tmp_path / name, quick=True, on_event=events.append)
-    steps = {e["what"].split()[0] for e in events if e["event"] == "progress" and e["done"] == e["total"]}
+    steps = {e.what.split()[0] for e in events if isinstance(e, Progress) and e.done == e.total}
     assert {"ingesting", "caching"} <= steps, steps  # the command's progress bar is fed
     assert results["pending"] == [] and results["mode"] == "quick" and results["weights"] == "none"
     names = [r["name"] for r in results["runs"]]

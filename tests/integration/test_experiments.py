@@ -19,6 +19,9 @@ from PIL import Image
 from tests.conftest import COLOURS, colour_folder, run_until_killed, synthetic_image
 from typer.testing import CliRunner
 
+from leafdoc.experiments.events import InRun, Message
+from leafdoc.lifecycle.events import Epoch
+
 RECIPE = """\
 name: tiny-leaves
 title: Tiny leaves
@@ -564,8 +567,10 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
     events = []
     recipe = load_recipe(str(path))
     results = runner.run_experiment(recipe, data_root=data, out=out, quick=True, resume=True, on_event=events.append)
-    assert f"longer: continuing from its checkpoint after epoch {state['epoch']}" in [e.get("text") for e in events]
-    assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(state["epoch"] + 1, 9))
+    texts = [e.text for e in events if isinstance(e, Message)]
+    assert f"longer: continuing from its checkpoint after epoch {state['epoch']}" in texts
+    epochs_run = [e.event.epoch for e in events if isinstance(e, InRun) and isinstance(e.event, Epoch)]
+    assert epochs_run == list(range(state["epoch"] + 1, 9))
     assert results["reused"] == ["base"] and results["pending"] == [] and results["progress"] == {}
     longer = results["runs"][1]
     assert [h["epoch"] for h in longer["history"]] == list(range(1, 9))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from leafdoc.errors import LeafdocError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.experiments.data import Selection
+from leafdoc.experiments.events import ExperimentEvent, Message, OnExperimentEvent
 from leafdoc.experiments.recipe import Recipe, RunSpec
 from leafdoc.experiments.tracking import Tracker
 from leafdoc.fsutil import atomic_write_json
@@ -26,7 +26,6 @@ from leafdoc.modelfolder import ModelCard, copy_model_dir, read_card
 from leafdoc.settings import Settings
 from leafdoc.train.config import TrainConfig
 
-Event = Callable[[dict], None]
 RUN_RECORD = "run.json"  # in a run's model folder once the run has finished
 # Settings that make no difference to a from-scratch run (one phase, nothing frozen).
 PRETRAINED_ONLY = ("fine_tune_epochs", "fine_tune_fraction")
@@ -111,7 +110,7 @@ class Experiment:
     settings: Settings
     selection: Selection
     tracker: Tracker
-    on_event: Event | None
+    on_event: OnExperimentEvent | None
     workspace: Workspace | None = None
     resume: bool = False
     results: dict[str, RunResult] = field(default_factory=dict)
@@ -120,7 +119,7 @@ class Experiment:
     progress: dict[str, str] = field(default_factory=dict)  # how far an unfinished run or search got
     started: float = field(default_factory=time.perf_counter)
 
-    def emit(self, event: dict) -> None:
+    def emit(self, event: ExperimentEvent) -> None:
         if self.on_event:
             self.on_event(event)
 
@@ -162,7 +161,7 @@ def read_record(exp: Experiment, what: str, path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        exp.emit({"event": "message", "text": f"{what}: running again, its earlier record is unreadable ({exc})"})
+        exp.emit(Message(f"{what}: running again, its earlier record is unreadable ({exc})"))
         return None
 
 
@@ -190,26 +189,26 @@ def reusable(
         return None
     again = "training again" if train else "left out by --only, and its earlier run is out of date"
     if not parent_kept(exp, parent):
-        exp.emit({"event": "message", "text": f"{name}: {again}, because {parent} was trained again"})
+        exp.emit(Message(f"{name}: {again}, because {parent} was trained again"))
         return None
     record = read_record(exp, name, folder / RUN_RECORD)
     try:
         card = read_card(folder)
     except LeafdocError as exc:
-        exp.emit({"event": "message", "text": f"{name}: running again, its earlier card is unreadable ({exc.message})"})
+        exp.emit(Message(f"{name}: running again, its earlier card is unreadable ({exc.message})"))
         return None
     if record is None:
         return None
     if record.get("data") != exp.selection.digest():
-        exp.emit({"event": "message", "text": f"{name}: {again}, the recipe's images changed"})
+        exp.emit(Message(f"{name}: {again}, the recipe's images changed"))
         return None
     if not same_settings(record.get("basis") or {}, basis) or any(record.get(k) != v for k, v in extra.items()):
-        exp.emit({"event": "message", "text": f"{name}: {again}, the recipe's settings for it changed"})
+        exp.emit(Message(f"{name}: {again}, the recipe's settings for it changed"))
         return None
     record["card"] = card
     exp.reused.append(name)
     accuracy = card.test_metrics["accuracy"]
-    exp.emit({"event": "message", "text": f"{name}: reusing the run finished earlier (test accuracy {accuracy:.1%})"})
+    exp.emit(Message(f"{name}: reusing the run finished earlier (test accuracy {accuracy:.1%})"))
     return record
 
 

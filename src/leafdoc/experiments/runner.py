@@ -24,10 +24,10 @@ from pathlib import Path
 from leafdoc.errors import ConfigError
 from leafdoc.experiments import tracked
 from leafdoc.experiments.data import link_folder, select, write_csv
+from leafdoc.experiments.events import Message, OnExperimentEvent, RunStarted
 from leafdoc.experiments.recipe import Recipe, RunSpec
 from leafdoc.experiments.records import (
     RUN_RECORD,
-    Event,
     Experiment,
     RunResult,
     differs,
@@ -60,7 +60,7 @@ def _ingest(exp: Experiment) -> None:
     sel = exp.selection
     # The name carries a digest of the selection, so an existing dataset is exactly this selection.
     if latest_version(ws.catalog, sel.dataset) is not None:
-        exp.emit({"event": "message", "text": f"reusing dataset {sel.dataset} from {s.home}"})
+        exp.emit(Message(f"reusing dataset {sel.dataset} from {s.home}"))
         return
     csv_path = write_csv(sel, exp.out / "data" / f"{sel.dataset}.csv")
     result = ingest(
@@ -73,11 +73,10 @@ def _ingest(exp: Experiment) -> None:
     if result.version is None:
         raise ConfigError(f"{exp.recipe.where()}: none of the {len(sel.files)} selected images could be ingested.")
     exp.emit(
-        {
-            "event": "message",
-            "text": f"ingested {result.n_images} images in {result.n_classes} classes as {sel.dataset} "
-            f"({len(result.rejected)} rejected, {len(result.duplicates)} duplicates)",
-        }
+        Message(
+            f"ingested {result.n_images} images in {result.n_classes} classes as {sel.dataset} "
+            f"({len(result.rejected)} rejected, {len(result.duplicates)} duplicates)"
+        )
     )
 
 
@@ -85,7 +84,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     """Train one run, or reuse its earlier result (--resume); None if it is left out (--only) and has none."""
     cfg = exp.config(run)
     if train:
-        exp.emit({"event": "run", "run": run.name, "index": index, "total": len(exp.recipe.runs), "note": run.note})
+        exp.emit(RunStarted(run.name, index, len(exp.recipe.runs), run.note))
     model_dir = exp.out / "runs" / run.name
     record = reusable(exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance)
     if record:
@@ -160,12 +159,12 @@ def _pipeline(exp: Experiment) -> dict:
     spec = exp.recipe.pipeline
     cfg = exp.config(exp.recipe.run(spec.run))
     epochs = (exp.recipe.quick.pipeline_epochs or 2) if exp.quick else spec.epochs
-    exp.emit({"event": "run", "run": "pipeline speed", "index": 0, "total": 1, "note": spec.run})
+    exp.emit(RunStarted("pipeline speed", 0, 1, spec.run))
     record_path = exp.out / PIPELINE_RECORD
     basis = {"settings": settings_json(cfg), "epochs": epochs, "data": exp.selection.digest()}
     record = read_record(exp, "pipeline speed", record_path)
     if record and record.get("basis") == basis:
-        exp.emit({"event": "message", "text": "pipeline speed: reusing the timing measured earlier"})
+        exp.emit(Message("pipeline speed: reusing the timing measured earlier"))
         exp.reused.append("pipeline")
         return record["result"]
     record_path.unlink(missing_ok=True)
@@ -176,7 +175,7 @@ def _pipeline(exp: Experiment) -> dict:
         data,
         folder,
         epochs,
-        on_epoch=lambda name, s: exp.emit({"event": "message", "text": f"pipeline {name}: epoch {s:.1f}s"}),
+        on_epoch=lambda name, s: exp.emit(Message(f"pipeline {name}: epoch {s:.1f}s")),
     )
     result["run"] = spec.run
     result["cache_build_seconds"] = exp.cache_seconds.get(f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}")
@@ -203,7 +202,7 @@ def run_experiment(
     home: Path | None = None,
     resume: bool = False,
     only: list[str] | None = None,
-    on_event: Event | None = None,
+    on_event: OnExperimentEvent | None = None,
 ) -> dict:
     """Run every run of the recipe (then the search and the pipeline benchmark), write the report.
 

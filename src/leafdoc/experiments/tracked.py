@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.evaluate.score import score_files
+from leafdoc.experiments.events import InRun, Message, Progress
 from leafdoc.experiments.records import RUN_RECORD, Experiment, RunResult, score_test, test_records
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.inference.predictor import Predictor
@@ -29,7 +30,7 @@ class Pruned(Exception):
 
 
 def progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
-    return lambda done, total: exp.emit({"event": "progress", "what": what, "done": done, "total": total})
+    return lambda done, total: exp.emit(Progress(what, done, total))
 
 
 def prepare_run_data(exp: Experiment, cfg: TrainConfig):
@@ -116,22 +117,16 @@ def train_tracked(
     def on_event(e: events.TrainEvent) -> None:
         match e:
             case events.Resumed(epoch=epoch):
-                exp.emit(
-                    {
-                        "event": "message",
-                        "text": f"{name}: continuing from its checkpoint after epoch {epoch}",
-                        "run": name,
-                    }
-                )
+                exp.emit(Message(f"{name}: continuing from its checkpoint after epoch {epoch}"))
             case events.Restarted(reason=reason):
-                exp.emit({"event": "message", "text": f"{name}: {reason}: training from the first epoch", "run": name})
+                exp.emit(Message(f"{name}: {reason}: training from the first epoch"))
             case events.Epoch():
                 exp.tracker.epoch(run_id, e.to_dict())
-                exp.emit({**e.to_dict(), "run": name})
+                exp.emit(InRun(name, e))
                 if on_epoch:
                     on_epoch(e)
             case _:
-                exp.emit({**e.to_dict(), "run": name})
+                exp.emit(InRun(name, e))
 
     t0 = time.perf_counter()
     try:
@@ -141,7 +136,7 @@ def train_tracked(
         card = trained.card
         external = None
         if exp.selection.test_files:
-            exp.emit({"event": "evaluate", "run": name, "n": len(exp.selection.test_files)})
+            exp.emit(InRun(name, events.Evaluating(len(exp.selection.test_files))))
             external = external_metrics(model_dir, exp.selection.test_files)
         # with the training done before a checkpoint this run continued from (earlier invocations)
         wall = time.perf_counter() - t0 + float(card.train_seconds_before_resume or 0.0)
@@ -160,7 +155,7 @@ def complete(exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig,
     test image's outcome; per-class figures of a train_imbalance run), without training it again."""
     if result.outcomes is not None and (result.per_class is not None or not ratio):
         return
-    exp.emit({"event": "message", "text": f"{result.name}: scoring its test images again for the figures it lacks"})
+    exp.emit(Message(f"{result.name}: scoring its test images again for the figures it lacks"))
     data = prepare_run_data(exp, cfg)
     if ratio:
         data = imbalance(data, ratio, cfg.seed)

@@ -11,6 +11,7 @@ from pathlib import Path
 from leafdoc.errors import ConfigError
 from leafdoc.evaluate.score import Scores
 from leafdoc.experiments import tracked
+from leafdoc.experiments.events import Message, RunStarted
 from leafdoc.experiments.records import (
     RUN_RECORD,
     Experiment,
@@ -87,7 +88,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
         values = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in spec.space.items()}
         cfg = TrainConfig(**{**start_cfg.model_dump(), **values})
         name = f"{spec.name}-trial-{trial.number:03d}"
-        exp.emit({"event": "run", "run": name, "index": trial.number, "total": trials, "note": "Optuna trial"})
+        exp.emit(RunStarted(name, trial.number, trials, "Optuna trial"))
         trial_dir = tune_dir / f"trial-{trial.number:03d}"
         so_far: list[float] = []
 
@@ -117,11 +118,10 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
             trial.set_user_attr("pruned_at", stop.epoch)
             exp.emit(
-                {
-                    "event": "message",
-                    "text": f"{name}: stopped at epoch {stop.epoch}, its best validation accuracy so far "
-                    f"({stop.value:.1%}) below the median of the earlier trials'",
-                }
+                Message(
+                    f"{name}: stopped at epoch {stop.epoch}, its best validation accuracy so far "
+                    f"({stop.value:.1%}) below the median of the earlier trials'"
+                )
             )
             raise optuna.TrialPruned() from None
         value = float(trained.card.metrics.val[metric])
@@ -141,7 +141,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
         publish(exp, None, None)
 
     if done:
-        exp.emit({"event": "message", "text": f"{spec.name}: {len(done)} of {trials} trials reused from the search"})
+        exp.emit(Message(f"{spec.name}: {len(done)} of {trials} trials reused from the search"))
         exp.progress[spec.name] = f"{len(done)} of {trials} trials finished"
     try:
         study.optimize(objective, n_trials=max(0, trials - len(done)), callbacks=[after_trial])

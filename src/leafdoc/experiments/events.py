@@ -1,0 +1,64 @@
+"""The named, typed events of `leafdoc experiment`'s stream: a run starts, a step makes progress, a message
+for the person watching, and each run's training events (lifecycle/events.py) with the run's name.
+
+Callers match on the class (`case InRun(run=name, event=Epoch(epoch=n))`), never on strings; `to_dict()` gives
+the flat record ({"event": kind, ...fields}; a run's training event keeps its own kind, with "run" added)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from leafdoc.lifecycle.events import TrainEvent
+
+
+@dataclass(frozen=True)
+class ExperimentEvent:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(ExperimentEvent):
+    """Run `run` (number `index` of `total`: a recipe's run, an Optuna trial, the pipeline timing) starts."""
+
+    kind: ClassVar[str] = "run"
+    run: str
+    index: int
+    total: int
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress(ExperimentEvent):
+    """A step that is not a training run (ingesting, caching at a size) has done `done` of `total`."""
+
+    kind: ClassVar[str] = "progress"
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Message(ExperimentEvent):
+    """A line for the person watching: a run reused, trained again and why, a trial pruned, ..."""
+
+    kind: ClassVar[str] = "message"
+    text: str
+
+
+@dataclass(frozen=True)
+class InRun(ExperimentEvent):
+    """One of run `run`'s training events (Batch, Epoch, Evaluating, ...)."""
+
+    run: str
+    event: TrainEvent
+
+    def to_dict(self) -> dict:
+        return {**self.event.to_dict(), "run": self.run}
+
+
+OnExperimentEvent = Callable[[ExperimentEvent], None]
