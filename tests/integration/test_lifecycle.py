@@ -1,10 +1,12 @@
 """A training run through lifecycle.training predicts each held-out split once: the card's figures, the
-abstention threshold and (in a retraining job) the promotion decision all come from that one pass."""
+abstention threshold, the not-a-leaf check's calibration and (in a retraining job) the promotion decision all
+come from that one pass."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -21,16 +23,29 @@ def _row(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x, dtype=np.uint8).tobytes()).hexdigest()
 
 
+@dataclass
+class Passes:
+    """Image rows that went through a model, as (model folder name, pixels' hash): `probs` for their
+    probabilities, `every` for any output (probabilities, features for the not-a-leaf check, ...)."""
+
+    probs: Counter = field(default_factory=Counter)
+    every: Counter = field(default_factory=Counter)
+
+    def of(self, row: str) -> int:
+        return sum(n for (_, h), n in self.every.items() if h == row)
+
+
 @pytest.fixture
 def passes(monkeypatch):
-    """Every image row that went through a model for its probabilities: (model folder name, pixels' hash)."""
-    seen: Counter = Counter()
+    seen = Passes()
     real = Predictor.predict_arrays
 
-    def counting(self, x, outputs=None):
+    def counting(self, x, outputs=None, **kw):
+        rows = [(self.model_dir.name, _row(row)) for row in x]
+        seen.every.update(rows)
         if outputs is None or "probabilities" in outputs:
-            seen.update((self.model_dir.name, _row(row)) for row in x)
-        return real(self, x, outputs)
+            seen.probs.update(rows)
+        return real(self, x, outputs, **kw)
 
     monkeypatch.setattr(Predictor, "predict_arrays", counting)
     return seen
@@ -49,11 +64,16 @@ def test_training_scores_each_test_image_once_and_every_figure_comes_from_that_p
         cfg = TrainConfig(**TINY)
         data = prepare(ws, "tiny", cfg)
         trained = train_model(cfg, data, tmp_path / "model")
-    te = data.indices("test")
-    test_rows = [_row(data.images[i]) for i in te]
-    assert len(set(test_rows)) == len(te) >= 3
-    per_image = {r: sum(n for (_, h), n in passes.items() if h == r) for r in test_rows}
+    te, va = data.indices("test"), data.indices("val")
+    test_rows, val_rows = [_row(data.images[i]) for i in te], [_row(data.images[i]) for i in va]
+    assert len(set(test_rows)) == len(te) >= 3 and len(set(val_rows)) == len(va) >= 3
+    per_image = {r: passes.of(r) for r in test_rows}
     assert set(per_image.values()) == {1}, per_image  # each test image predicted exactly once
+    # Each validation image too: its probabilities (abstention) and its features (the not-a-leaf check's
+    # calibration) come from one pass.
+    per_image = {r: passes.of(r) for r in val_rows}
+    assert set(per_image.values()) == {1}, per_image
+    assert trained.card.ood and (tmp_path / "model" / "ood.npz").is_file()  # the check was fitted
     # The card's figures and the run's Scores are the same pass; a fresh pass gives the same probabilities.
     assert trained.card.metrics.test == trained.test.summary() and trained.test.n == len(te)
     again = Predictor(tmp_path / "model").predict_arrays(data.images[te], ["probabilities"])["probabilities"]
@@ -88,9 +108,9 @@ def test_a_retraining_job_predicts_the_candidates_test_split_once(tmp_path, tiny
         card = registry.get(done["candidate_version"]).card
         n_test, n_val = card["dataset"]["split"]["test"], card["dataset"]["split"]["val"]
         serving = {"1"}  # the tiny model, served as version 1, is scored in its own folder
-        candidate = sum(n for (folder, _), n in passes.items() if folder not in serving)
+        candidate = sum(n for (folder, _), n in passes.probs.items() if folder not in serving)
         assert candidate == n_test + n_val  # its test split once, its validation split once
-        assert sum(n for (folder, _), n in passes.items() if folder in serving) == n_test
+        assert sum(n for (folder, _), n in passes.probs.items() if folder in serving) == n_test
         promotion = registry.get(done["candidate_version"]).promotion
         assert promotion["candidate"] == card["metrics"]["test"][promotion["metric"]]
         catalog.dispose()

@@ -32,12 +32,14 @@ CHUNK = 64
 @dataclass
 class Scores:
     """What one prediction pass over labelled images found: y (true class index into `labels`), the
-    probabilities, and leafdoc's decision per image when the pass made them."""
+    probabilities, leafdoc's decision per image when the pass made them, and the network's features when
+    asked for (the not-a-leaf check is calibrated on the validation pass's)."""
 
     labels: list[str]
     y: np.ndarray
     probs: np.ndarray
     decisions: list[Decision] | None = None
+    features: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -83,14 +85,16 @@ def score(
     images: np.ndarray,
     y: np.ndarray,
     labels: list[str] | None = None,
+    features: bool = False,
 ) -> Scores:
     """One pass of the model over model-ready arrays (N, S, S, 3) with their class indices into `labels`
-    (the model's labels by default)."""
+    (the model's labels by default); with `features`, the same pass keeps the network's features too (None
+    for a model without that output)."""
     labels = list(labels if labels is not None else predictor.labels)
     if not len(images):
         return Scores(labels, np.zeros(0, dtype=np.int64), np.zeros((0, len(predictor.labels)), dtype=np.float32))
-    probs = predictor.predict_arrays(np.asarray(images), ["probabilities"])["probabilities"]
-    return Scores(labels, np.asarray(y, dtype=np.int64), probs)
+    out = predictor.predict_arrays(np.asarray(images), ["probabilities", "features"] if features else ["probabilities"])
+    return Scores(labels, np.asarray(y, dtype=np.int64), out["probabilities"], features=out.get("features"))
 
 
 def _error_text(exc: LeafdocError, name: str) -> str:

@@ -255,8 +255,11 @@ def fit_model_dir(
     val_images: np.ndarray,
     nonleaf_folders: list[str | Path] = (),
     target: float = DEFAULT_TARGET,
+    val_features: np.ndarray | None = None,
 ) -> dict | None:
     """Fit the check on the training split, calibrate it on validation (+ non-leaf photos), write ood.npz.
+    `val_features`: the validation images' features when the caller already has them from its own pass
+    (a training run scores validation once for everything); otherwise they are predicted here.
 
     Returns the card's `ood` section, or None when the model has no `features` output.
     """
@@ -265,7 +268,9 @@ def fit_model_dir(
     images, y = train
     feats = predictor.predict_arrays(images, ["features"])["features"]
     scorer = OodScorer.fit(feats, y, images)
-    val = (predictor.predict_arrays(val_images, ["features"])["features"], val_images)
+    if val_features is None:
+        val_features = predictor.predict_arrays(val_images, ["features"])["features"]
+    val = (val_features, val_images)
     nonleaf = None
     sources: list[str] = []
     if nonleaf_folders:

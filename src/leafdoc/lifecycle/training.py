@@ -7,8 +7,9 @@ progress and what they do with the folder afterwards.
     prepare(workspace, dataset, cfg)      the version's photos, split and cached as arrays (train/trainer.py)
     train_model(cfg, data, out)           train and export (train/trainer.py), then, with ONNX Runtime:
         score the test and validation splits ONCE each (evaluate/score.py),
-        the abstention threshold from the validation pass (inference/abstain.py),
-        the not-a-leaf check (inference/ood.py), the card's figures from those passes,
+        the abstention threshold from the validation pass's probabilities (inference/abstain.py),
+        the not-a-leaf check (inference/ood.py) calibrated on the same pass's features,
+        the card's figures from those passes,
         and the folder written atomically: it exists whole or not at all.
 """
 
@@ -90,14 +91,21 @@ def train_model(
         # With the serving path (ONNX Runtime), on images training never saw: one pass per split.
         predictor = Predictor(tmp)
         test = score(predictor, data.images[te], data.y[te], data.classes)
-        val = score(predictor, data.images[va], data.y[va], data.classes)
+        # Validation's probabilities (abstention) and features (the not-a-leaf check) from the same pass.
+        val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
         card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
         # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
         if on_event:
             on_event(Calibrating(list(cfg.nonleaf_dirs)))
         ood = fit_model_dir(
-            tmp, predictor, (data.images[tr], data.y[tr]), data.images[va], cfg.nonleaf_dirs, cfg.ood_target
+            tmp,
+            predictor,
+            (data.images[tr], data.y[tr]),
+            data.images[va],
+            cfg.nonleaf_dirs,
+            cfg.ood_target,
+            val_features=val.features,
         )
         if ood:
             card.ood = ood
