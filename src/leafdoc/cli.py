@@ -386,8 +386,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
-    from leafdoc.data.stats import check_replaceable
     from leafdoc.evaluate.evaluate import evaluate_folder
+    from leafdoc.fsutil import check_replaceable
 
     if report is not None:  # fail before the slow part, not after it
         check_replaceable(report, "index.html")
@@ -416,8 +416,9 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print stats.json to stdout too.")] = False,
 ):
     """Class balance, image sizes, colour, brightness and sharpness of a dataset, as numbers and plots."""
-    from leafdoc.data.stats import catalog_entries, check_replaceable, compute_stats, folder_entries, write_stats
+    from leafdoc.data.stats import catalog_entries, compute_stats, folder_entries, write_stats
     from leafdoc.errors import ConfigError
+    from leafdoc.fsutil import check_replaceable
 
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")

@@ -9,6 +9,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from leafdoc.errors import ConfigError
+
 
 def _read_umask() -> int:
     mask = os.umask(0o022)  # the only way to read the umask is to set it; put it back at once
@@ -65,3 +67,13 @@ def atomic_dir(final: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_replaceable(out_dir: Path, marker: str) -> None:
+    """Refuse to replace a folder we did not write: atomic_dir swaps the whole folder, contents and all."""
+    out_dir = Path(out_dir)
+    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file()):
+        raise ConfigError(
+            f"{out_dir}: already exists and is not an earlier leafdoc output (no {marker}); it would be replaced.",
+            hint="Pass a new or empty folder.",
+        )

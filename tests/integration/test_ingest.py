@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from tests.conftest import synthetic_image
 
 from leafdoc.data.catalog import Catalog, DatasetVersionRow, ImageRow
-from leafdoc.data.ingest import get_version, ingest, latest_version, list_datasets, version_items
+from leafdoc.data.datasets import get_version, latest_version, list_datasets, version_items
+from leafdoc.data.ingest import ingest
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import LocalStore, open_store
 from leafdoc.errors import Conflict, DatasetError, NotFound

@@ -13,16 +13,9 @@ from PIL import Image, ImageFile
 from tests.conftest import synthetic_image
 
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
+from leafdoc.data.phash import canonical_phash, near_duplicate_pairs, perceptual_hashes, phash_distance
 from leafdoc.errors import ImageError, ImageTooLarge
-from leafdoc.images import (
-    canonical_phash,
-    decode,
-    load_array,
-    near_duplicate_pairs,
-    perceptual_hashes,
-    phash_distance,
-    read_source,
-)
+from leafdoc.images import decode, load_array, read_source
 
 T = Image.Transpose
 

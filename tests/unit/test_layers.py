@@ -20,6 +20,7 @@ LAYERS = [
         "settings",
         "errors",
         "fsutil",
+        "figures",
         "images",
         "modelfolder",
         "guide",

@@ -26,17 +26,18 @@ from leafdoc.data.catalog import (
     DatasetVersionRow,
     ImageRow,
     to_signed64,
-    to_unsigned64,
 )
+from leafdoc.data.datasets import latest_version, version_items
 from leafdoc.data.names import name_problem, shown
+from leafdoc.data.phash import canonical_phash, near_duplicate_pairs
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import Conflict, DatasetError, LeafdocError, NotFound
-from leafdoc.images import DEFAULT_MAX_PIXELS, canonical_phash, near_duplicate_pairs, open_photo, sha256_bytes
+from leafdoc.errors import Conflict, DatasetError, LeafdocError
+from leafdoc.images import DEFAULT_MAX_PIXELS, open_photo, sha256_bytes
 
 INGEST_MIN_SIDE = 256  # the perceptual hash reads a 32 px thumbnail; 256 px keeps it as from the whole photo
 
-NEAR_DUPLICATE_BITS = 4  # bits apart under the closest flip/rotation (images.phash_distance)
+NEAR_DUPLICATE_BITS = 4  # bits apart under the closest flip/rotation (data/phash.phash_distance)
 
 Progress = Callable[[int, int], None]
 
@@ -103,73 +104,6 @@ def _reason(exc: LeafdocError, name: str) -> str:
     """The error's message without the file name (the summary shows it beside), plus what to do."""
     message = exc.message.removeprefix(f"{name}: ")
     return f"{message} {exc.hint}" if exc.hint else message
-
-
-def latest_version(catalog: Catalog, dataset: str) -> DatasetVersionRow | None:
-    with catalog.Session() as s:
-        return s.scalars(
-            select(DatasetVersionRow)
-            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
-            .where(DatasetRow.name == dataset)
-            .order_by(DatasetVersionRow.version.desc())
-            .limit(1)
-        ).first()
-
-
-def get_version(catalog: Catalog, dataset: str, version: int | None = None) -> DatasetVersionRow:
-    if version is None:
-        row = latest_version(catalog, dataset)
-        if row is None:
-            raise NotFound(
-                f"dataset {dataset!r} is not in the catalog.",
-                hint="Run `leafdoc ingest PATH --dataset NAME` first.",
-            )
-        return row
-    with catalog.Session() as s:
-        row = s.scalars(
-            select(DatasetVersionRow)
-            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
-            .where(DatasetRow.name == dataset, DatasetVersionRow.version == version)
-        ).first()
-    if row is None:
-        raise NotFound(f"dataset {dataset!r} has no version {version}.")
-    return row
-
-
-def version_items(catalog: Catalog, version_row: DatasetVersionRow) -> list[tuple[str, str, int]]:
-    """(sha256, label, canonical phash) of every image in a dataset version, sorted by sha."""
-    with catalog.Session() as s:
-        rows = s.execute(
-            select(DatasetItemRow.sha256, DatasetItemRow.label, ImageRow.phash)
-            .join(ImageRow, ImageRow.sha256 == DatasetItemRow.sha256)
-            .where(DatasetItemRow.version_id == version_row.id)
-            .order_by(DatasetItemRow.sha256)
-        ).all()
-    return [(sha, label, to_unsigned64(ph)) for sha, label, ph in rows]
-
-
-def list_datasets(catalog: Catalog) -> list[dict]:
-    with catalog.Session() as s:
-        rows = s.execute(
-            select(DatasetRow.name, DatasetVersionRow)
-            .join(DatasetVersionRow, DatasetRow.id == DatasetVersionRow.dataset_id)
-            .order_by(DatasetRow.name, DatasetVersionRow.version)
-        ).all()
-    out: dict[str, dict] = {}
-    for name, v in rows:
-        d = out.setdefault(name, {"name": name, "versions": []})
-        d["versions"].append(
-            {
-                "version": v.version,
-                "n_images": v.n_images,
-                "n_classes": v.n_classes,
-                "created": v.created.isoformat(),
-                "source": v.source,
-            }
-        )
-    for d in out.values():
-        d["latest"] = d["versions"][-1]["version"]
-    return list(out.values())
 
 
 def _near_duplicates(new: list[_Decoded], existing: list[int], existing_names: list[str]) -> list[dict]:

@@ -13,8 +13,8 @@ from collections import defaultdict
 import numpy as np
 
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
+from leafdoc.data.phash import near_duplicate_pairs
 from leafdoc.errors import DatasetError
-from leafdoc.images import near_duplicate_pairs
 
 SPLITS = ("train", "val", "test")
 MIN_PER_CLASS = 3

@@ -8,7 +8,6 @@ writes the files, and each `plot_*` returns a matplotlib Figure a notebook or th
 
 from __future__ import annotations
 
-import io
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -18,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_folder
-from leafdoc.errors import ConfigError, DatasetError, LeafdocError
-from leafdoc.fsutil import atomic_dir
+from leafdoc.errors import DatasetError, LeafdocError
+from leafdoc.figures import figure_png
+from leafdoc.fsutil import atomic_dir, check_replaceable
 from leafdoc.images import DEFAULT_MAX_PIXELS, decode
 
 if TYPE_CHECKING:
@@ -208,7 +207,7 @@ def catalog_entries(
     catalog: Catalog, store: BlobStore, dataset: str, version: int | None = None
 ) -> tuple[list[Entry], int]:
     """The images of a catalog dataset version (blobs read lazily from the store), and its version number."""
-    from leafdoc.data.ingest import get_version, version_items
+    from leafdoc.data.datasets import get_version, version_items
 
     row = get_version(catalog, dataset, version)
     items = version_items(catalog, row)
@@ -342,25 +341,6 @@ def load_samples(stats: dict, entries: Sequence[Entry], thumb_px: int = 128) -> 
             thumbs.append(img)
         out[label] = thumbs
     return out
-
-
-def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    """A Figure as PNG bytes, rendered with Agg whatever backend the caller's process chose."""
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)
-    # bbox tight: long class names grow past the axes; never cut them off.
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def check_replaceable(out_dir: Path, marker: str) -> None:
-    """Refuse to replace a folder we did not write: atomic_dir swaps the whole folder, contents and all."""
-    out_dir = Path(out_dir)
-    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file()):
-        raise ConfigError(
-            f"{out_dir}: already exists and is not an earlier leafdoc output (no {marker}); it would be replaced.",
-            hint="Pass a new or empty folder.",
-        )
 
 
 PLOTS: dict[str, Callable[[dict], Figure]] = {

@@ -18,11 +18,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from leafdoc.data.stats import check_replaceable, figure_png
 from leafdoc.errors import LeafdocError
 from leafdoc.evaluate.metrics import calibration_error_of_bins
 from leafdoc.evaluate.significance import accuracy_interval_text
-from leafdoc.fsutil import atomic_dir
+from leafdoc.figures import figure_png
+from leafdoc.fsutil import atomic_dir, check_replaceable
 from leafdoc.images import decode, read_source
 
 GALLERY_LIMIT = 48

@@ -11,9 +11,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from leafdoc.data.stats import figure_png
 from leafdoc.evaluate.report import _md_table
 from leafdoc.evaluate.significance import accuracy_interval, mcnemar
+from leafdoc.figures import figure_png
 from leafdoc.fsutil import atomic_write_bytes
 
 CURVES = "learning_curves.png"

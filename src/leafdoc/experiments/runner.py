@@ -53,7 +53,8 @@ PIPELINE_RECORD = "pipeline.json"
 
 
 def _ingest(exp: Experiment) -> None:
-    from leafdoc.data.ingest import ingest, latest_version
+    from leafdoc.data.datasets import latest_version
+    from leafdoc.data.ingest import ingest
 
     s = exp.settings
     exp.workspace = ws = Workspace.open(s)

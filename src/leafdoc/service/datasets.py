@@ -45,7 +45,8 @@ def dataset_plot(
     sample: int | None,
 ) -> bytes:
     """One picture of `leafdoc stats` as PNG bytes, cached beside the statistics it draws."""
-    from leafdoc.data.stats import PLOTS, catalog_entries, figure_png, load_samples, plot_samples
+    from leafdoc.data.stats import PLOTS, catalog_entries, load_samples, plot_samples
+    from leafdoc.figures import figure_png
 
     stats = dataset_stats(settings, catalog, store, name, version, sample)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
-from leafdoc.data.ingest import get_version
+from leafdoc.data.datasets import get_version
 from leafdoc.errors import ConfigError, LeafdocError
 from leafdoc.lifecycle import events
 from leafdoc.modelfolder import ModelCard

@@ -29,7 +29,7 @@ import numpy as np
 from leafdoc import __version__
 from leafdoc.data.cache import build_cache, cache_key
 from leafdoc.data.catalog import Catalog
-from leafdoc.data.ingest import get_version, version_items
+from leafdoc.data.datasets import get_version, version_items
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import ConfigError, ModelError

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from leafdoc.data.ingest import list_datasets
+from leafdoc.data.datasets import list_datasets
 from leafdoc.service.datasets import dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.redact import redact

@@ -1,0 +1,76 @@
+"""Queries over the catalog's datasets: their versions (the latest, or one by number) and a version's items;
+what training, stats, the experiment runner and the API read. Ingest (data/ingest.py) writes them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from leafdoc.data.catalog import Catalog, DatasetItemRow, DatasetRow, DatasetVersionRow, ImageRow, to_unsigned64
+from leafdoc.errors import NotFound
+
+
+def latest_version(catalog: Catalog, dataset: str) -> DatasetVersionRow | None:
+    with catalog.Session() as s:
+        return s.scalars(
+            select(DatasetVersionRow)
+            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .where(DatasetRow.name == dataset)
+            .order_by(DatasetVersionRow.version.desc())
+            .limit(1)
+        ).first()
+
+
+def get_version(catalog: Catalog, dataset: str, version: int | None = None) -> DatasetVersionRow:
+    if version is None:
+        row = latest_version(catalog, dataset)
+        if row is None:
+            raise NotFound(
+                f"dataset {dataset!r} is not in the catalog.",
+                hint="Run `leafdoc ingest PATH --dataset NAME` first.",
+            )
+        return row
+    with catalog.Session() as s:
+        row = s.scalars(
+            select(DatasetVersionRow)
+            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .where(DatasetRow.name == dataset, DatasetVersionRow.version == version)
+        ).first()
+    if row is None:
+        raise NotFound(f"dataset {dataset!r} has no version {version}.")
+    return row
+
+
+def version_items(catalog: Catalog, version_row: DatasetVersionRow) -> list[tuple[str, str, int]]:
+    """(sha256, label, canonical phash) of every image in a dataset version, sorted by sha."""
+    with catalog.Session() as s:
+        rows = s.execute(
+            select(DatasetItemRow.sha256, DatasetItemRow.label, ImageRow.phash)
+            .join(ImageRow, ImageRow.sha256 == DatasetItemRow.sha256)
+            .where(DatasetItemRow.version_id == version_row.id)
+            .order_by(DatasetItemRow.sha256)
+        ).all()
+    return [(sha, label, to_unsigned64(ph)) for sha, label, ph in rows]
+
+
+def list_datasets(catalog: Catalog) -> list[dict]:
+    with catalog.Session() as s:
+        rows = s.execute(
+            select(DatasetRow.name, DatasetVersionRow)
+            .join(DatasetVersionRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .order_by(DatasetRow.name, DatasetVersionRow.version)
+        ).all()
+    out: dict[str, dict] = {}
+    for name, v in rows:
+        d = out.setdefault(name, {"name": name, "versions": []})
+        d["versions"].append(
+            {
+                "version": v.version,
+                "n_images": v.n_images,
+                "n_classes": v.n_classes,
+                "created": v.created.isoformat(),
+                "source": v.source,
+            }
+        )
+    for d in out.values():
+        d["latest"] = d["versions"][-1]["version"]
+    return list(out.values())
