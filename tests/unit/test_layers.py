@@ -24,6 +24,7 @@ LAYERS = [
         "images",
         "modelfolder",
         "guide",
+        "jobwords",
         "client",
         "parentwatch",
         "advice",

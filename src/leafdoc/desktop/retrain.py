@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_str
+from leafdoc.jobwords import phase_words
 
 POLL_MS = 1500
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
@@ -67,9 +68,6 @@ def metrics_text(last: dict | None) -> str:
     return " · ".join(parts)
 
 
-PHASES = {"head": "training the new head", "fine_tune": "fine-tuning", "scratch": "training"}
-
-
 def job_progress(job: dict) -> tuple[int, str]:
     """(percent, words) for a training job."""
     state, epochs, epoch = job.get("state"), int(job.get("epochs") or 0), int(job.get("epoch") or 0)
@@ -87,8 +85,7 @@ def job_progress(job: dict) -> tuple[int, str]:
     fraction = epoch / epochs if epochs else 0.0
     if epochs and progress.get("steps") and epoch < epochs:
         fraction = (epoch + progress.get("batch", 0) / progress["steps"]) / epochs
-    phase = progress.get("phase") or "running"
-    words = PHASES.get(phase, phase.replace("_", " "))
+    words = phase_words(progress.get("phase")) or "running"
     if epochs:
         words += f" — {epoch} of {epochs} epochs done"
     return round(min(1.0, fraction) * 100), words

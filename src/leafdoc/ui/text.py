@@ -11,8 +11,7 @@ import html
 import re
 from typing import Any
 
-# Training phases as the trainer names them, in words.
-PHASES = {"scratch": "training", "head": "training the new head", "fine_tune": "fine-tuning the backbone"}
+from leafdoc.jobwords import phase_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
@@ -204,7 +203,7 @@ def job_summary(job: dict | None) -> str:
     if job.get("dataset_version"):
         lines[0] += f" v{job['dataset_version']}"
     progress = job.get("progress") or {}
-    phase = PHASES.get(progress.get("phase"), progress.get("phase"))
+    phase = phase_words(progress.get("phase"))
     if phase and progress.get("batch") and progress.get("steps"):
         phase += f", batch {progress['batch']} / {progress['steps']}"
     if job.get("epochs"):
