@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 from leafdoc.data import leases
-from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
+from leafdoc.data.catalog import TrainingJobRow, utcnow
 from leafdoc.errors import NotFound
+from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.parentwatch import on_parent_exit
 from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
@@ -96,7 +97,8 @@ class Worker:
     def __init__(self, settings: Settings, *, parent_pid: int | None = None):
         settings.ensure_home()
         self.settings = settings
-        self.catalog = Catalog(settings.catalog_url)
+        self.workspace = Workspace.open(settings)  # the catalog of jobs, the store of their checkpoints
+        self.catalog = self.workspace.catalog
         self.queue = JobQueue(settings, runner=self.run_job)
         self.stop_event = threading.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -105,15 +107,6 @@ class Worker:
             on_parent_exit(self._parent_gone, parent_pid, every=0.5)
         self.child: subprocess.Popen | None = None
         self.logs_dir = settings.home / "jobs"
-        self._store = None
-
-    @property
-    def store(self):
-        if self._store is None:
-            from leafdoc.data.store import open_store
-
-            self._store = open_store(self.settings.store_location, self.settings.s3_endpoint_url)
-        return self._store
 
     # ---- housekeeping --------------------------------------------------------------------------
 
@@ -174,7 +167,7 @@ class Worker:
 
     def discard_checkpoint(self, job_id: str) -> None:
         try:
-            checkpoints.discard(self.store, job_id)
+            checkpoints.discard(self.workspace.store, job_id)
         except Exception:  # a leftover costs only space; never fail a worker over it
             log.exception("could not delete the checkpoint of job %s from the store", job_id)
 
@@ -219,7 +212,7 @@ class Worker:
         self.stop()
 
     def close(self) -> None:
-        self.catalog.dispose()
+        self.workspace.close()
 
     # ---- one job -------------------------------------------------------------------------------
 
