@@ -25,7 +25,7 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
     results = run_experiment(recipe, data_root=SHARED, out=tmp_path / name, quick=True, on_event=events.append)
     steps = {e.what.split()[0] for e in events if isinstance(e, Progress) and e.done == e.total}
     assert {"ingesting", "caching"} <= steps, steps  # the command's progress bar is fed
-    assert results["pending"] == [] and results["mode"] == "quick" and results["weights"] == "none"
+    assert results["pending"] == [] and results["mode"] == "quick" and results["weights"] == recipe.weights
     names = [r["name"] for r in results["runs"]]
     assert names[: len(recipe.runs)] == [r.name for r in recipe.runs]
     report = (tmp_path / name / "report.md").read_text()
@@ -77,5 +77,47 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
             assert f"{run['train_images']} of {split_train} training images" in report
             assert sum(c["train"] for c in run["per_class"].values()) == run["train_images"]
             assert "## Per class, by training images" in report and f"| {run['name']} | " in report
+        elif spec.with_extra:
+            assert run["train_images"] == split_train + results["data"]["extra_training_images"]
         else:
             assert run["train_images"] == split_train
+    if recipe.data.extra:
+        check_extra_source(recipe, results, tmp_path / name, rows)
+
+
+def check_extra_source(recipe, results, out, rows) -> None:
+    """A recipe with a training-only extra source (field-corn-learning): the 'test folder' figures are the
+    held-out half's (sha256 8-f, never trained on), scored again here; the runs with and without the extra
+    photos have the same validation and test split, and the one with them trained on the other half too."""
+    import hashlib
+
+    from leafdoc.experiments.data import select
+    from leafdoc.inference.predictor import Predictor
+
+    sel = select(recipe, SHARED, quick=True)
+    held = {hashlib.sha256(p.read_bytes()).hexdigest(): (p, c) for p, c in sel.test_files}
+    extra = sel.extra_shas()
+    assert held and all(s[0] in "89abcdef" for s in held) and all(s[0] in "01234567" for s in extra)
+    assert results["data"]["test_folder_images"] == len(held) and results["data"]["extra_training_images"] == len(extra)
+    splits = {}
+    for r in results["runs"]:
+        split = json.loads((out / "runs" / r["name"] / "split.json").read_text())
+        splits[r["name"]] = split
+        assert not set(held) & {s for part in ("train", "val", "test") for s in split[part]}
+        assert (set(split["train"]) >= extra) == r["with_extra"] and not extra & set(split["val"] + split["test"])
+        # The held-out figures are this model's on the held-out photos, and the report prints them.
+        predictor = Predictor(out / "runs" / r["name"])
+        files = list(held.values())
+        preds = predictor.predict_files([p for p, _ in files])
+        accuracy = sum(pr.top_k[0]["label"] == c for pr, (_, c) in zip(preds, files, strict=True)) / len(files)
+        answered = sum(not pr.decision.abstained for pr in preds) / len(files)
+        ext = r["external_test"]
+        assert ext["n"] == len(files) and ext["accuracy"] == pytest.approx(accuracy)
+        assert ext["answered"] == pytest.approx(answered)
+        assert f" | {ext['accuracy']:.1%} | " in rows[r["name"]]
+        report = (out / "report.md").read_text()
+        trained = "yes" if r["with_extra"] else "no"
+        assert f"| {r['name']} | {trained} | {accuracy:.1%} | {answered:.1%} | " in report
+    lab, field = (next(splits[r["name"]] for r in results["runs"] if r["with_extra"] is w) for w in (False, True))
+    assert lab["val"] == field["val"] and lab["test"] == field["test"]
+    assert set(field["train"]) == set(lab["train"]) | extra

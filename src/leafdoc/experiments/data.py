@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from leafdoc.data.sources import list_labelled_folder
 from leafdoc.errors import ConfigError
 from leafdoc.experiments.recipe import Recipe
 from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.images import sha256_bytes
+from leafdoc.inference.field import calibration_part
 
 
 @dataclass
@@ -27,9 +29,18 @@ class Selection:
     test_files: list[tuple[Path, str]]  # (path, label), the explicit test folder's (may be empty)
     classes: list[str]
     dataset: str  # name in the experiment's catalog
+    extra_files: list[tuple[Path, str]] = field(default_factory=list)  # (path, label), data.extra's training half
+    extra_root: Path | None = None
+    extra_nonleaf: list[Path] = field(default_factory=list)  # data.extra.nonleaf, for the unlike-training check
 
     def digest(self) -> str:
-        return _digest(self.files, self.root)
+        if not self.extra_files:
+            return _digest(self.files, self.root)
+        return _digest(self.files + self.extra_files, self.root)
+
+    def extra_shas(self) -> frozenset[str]:
+        """The training half of data.extra by content: what prepare(train_only=...) keeps out of the split."""
+        return frozenset(sha256_bytes(p.read_bytes()) for p, _ in self.extra_files)
 
 
 def _digest(files: list[tuple[Path, str]], root: Path) -> str:
@@ -93,8 +104,29 @@ def select(recipe: Recipe, data_root: Path, quick: bool) -> Selection:
         test_grouped = _by_class(list_labelled_folder(test_root)[0])
         test_cap = q.test_per_class if quick and q.test_per_class is not None else spec.test_per_class
         test_files = [(p, c) for c in classes for p in _sample(test_grouped.get(c, []), test_cap)]
+    extra_files: list[tuple[Path, str]] = []
+    extra_root = None
+    if spec.extra:
+        extra_root = _folder(Path(data_root), spec.extra.path, "data.extra.path", recipe)
+        extra_grouped = _by_class(list_labelled_folder(extra_root)[0])
+        unknown = sorted(set(extra_grouped) - set(grouped))
+        if unknown:
+            raise ConfigError(
+                f"{recipe.where()}: data.extra {extra_root} has class folders that {root} lacks: "
+                f"{', '.join(map(repr, unknown))}.",
+                hint="Name the extra source's class folders like the main folder's.",
+            )
+        cap = spec.extra.per_class if quick else None
+        for c in classes:
+            picked = _sample(extra_grouped.get(c, []), None)
+            train_half = [p for p in picked if calibration_part(p)]
+            held = [p for p in picked if not calibration_part(p)]
+            extra_files += [(p, c) for p in _sample(train_half, cap)]
+            test_files += [(p, c) for p in _sample(held, cap)]
     name = spec.name or recipe.name
-    sel = Selection(root, files, test_files, classes, name)
+    sel = Selection(root, files, test_files, classes, name, extra_files, extra_root)
+    if spec.extra:
+        sel.extra_nonleaf = [_folder(Path(data_root), d, "data.extra.nonleaf", recipe) for d in spec.extra.nonleaf]
     sel.dataset = f"{name}-{sel.digest()}"
     return sel
 
@@ -103,7 +135,7 @@ def write_csv(sel: Selection, path: Path) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["path", "label"])
-    for p, label in sel.files:
+    for p, label in sel.files + sel.extra_files:
         writer.writerow([str(p.resolve()), label])
     atomic_write_bytes(path, buf.getvalue().encode())
     return path

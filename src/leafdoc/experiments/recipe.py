@@ -62,6 +62,22 @@ class _Settings(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ExtraSpec(BaseModel):
+    """A training-only extra source (e.g. field photos), split in two by content: photos whose sha256 starts
+    with 0-7 are trained on by the runs that say `with_extra: true` (never in validation or test, so the main
+    folder's split is the same for every run); those starting with 8-f are held out and scored for every run,
+    without and with abstention. The same halves `leafdoc calibrate --field` and benchmarks/field_photos.py use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="a folder of class folders named like data.path's, relative to --data or absolute")
+    nonleaf: list[str] = Field(
+        default_factory=list,
+        description="folders of non-leaf photos for the unlike-training check's calibration (calibrate --nonleaf)",
+    )
+    per_class: int | None = Field(None, ge=1, description="at most N photos per class in quick mode")
+
+
 class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +87,7 @@ class DataSpec(BaseModel):
     per_class: int | None = Field(None, ge=3, description="at most N images per class")
     test_per_class: int | None = Field(None, ge=1, description="at most N images per class of test_path")
     name: str | None = Field(None, description="dataset name in the catalog (default: the recipe's name)")
+    extra: ExtraSpec | None = Field(None, description="a training-only extra source, half held out (ExtraSpec)")
 
     @field_validator("classes")
     @classmethod
@@ -80,6 +97,12 @@ class DataSpec(BaseModel):
         if isinstance(v, list) and len(set(v)) < 2:
             raise ValueError("list at least 2 different class folders")
         return v
+
+    @model_validator(mode="after")
+    def _one_test_folder(self):
+        if self.extra is not None and self.test_path:
+            raise ValueError("data.extra's held-out half is the test folder: drop data.test_path, or data.extra")
+        return self
 
 
 class QuickSpec(_Settings):
@@ -102,6 +125,7 @@ class RunSpec(_Settings):
         description="keep class k of n with ratio^(-k/(n-1)) of its training images (val/test untouched), "
         "so the first class has `ratio` times as many as the last",
     )
+    with_extra: bool = Field(False, description="also train on the training half of data.extra")
     quick: _Settings = Field(default_factory=_Settings)
     scratch: _Settings = Field(default_factory=_Settings)
 
@@ -207,6 +231,9 @@ class Recipe(BaseModel):
                     f"(earlier runs: {', '.join(seen) or 'none'})"
                 )
             seen.append(run.name)
+        for i, run in enumerate(self.runs):
+            if run.with_extra and self.data.extra is None:
+                raise ValueError(f"runs[{i}] ({run.name}): with_extra needs data.extra (the extra source's folder)")
         checks = [("reference", self.reference), ("pipeline.run", self.pipeline and self.pipeline.run)]
         if self.tune:
             if self.tune.name in seen:

@@ -48,6 +48,7 @@ class RunResult:
     offset: int = 0  # epochs of the runs it continues from, for the learning curves
     per_class: dict | None = None  # train_imbalance runs: each class's training images and test recall/F1
     outcomes: dict | None = None  # test_outcomes(): each test image right or wrong, for paired comparisons
+    with_extra: bool = False  # trained on data.extra's training half too
 
     @property
     def history(self) -> list[dict]:
@@ -96,6 +97,7 @@ class RunResult:
             "offset": self.offset,
             "per_class": self.per_class,
             "test_outcomes": self.outcomes,
+            "with_extra": self.with_extra,
         }
 
 
@@ -228,6 +230,7 @@ def from_record(record: dict, cfg: TrainConfig, model_dir: Path) -> RunResult:
         offset=record["offset"],
         per_class=record.get("per_class"),
         outcomes=record.get("test_outcomes"),
+        with_extra=bool(record.get("with_extra")),
     )
 
 
@@ -306,8 +309,10 @@ def publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dict
     best = max(exp.results.values(), key=lambda r: r.val["accuracy"])  # never chosen on test
     if recipe.keep_best and not pending:
         copy_model_dir(best.model_dir, out / "best")
-    # The split as every run has it, but for the training images a train_imbalance run leaves out.
-    first = max(exp.results.values(), key=lambda r: r.card.dataset.split["train"])
+    # The split as every run has it, but for the training images a train_imbalance run leaves out (and the
+    # training-only extra photos a with_extra run adds).
+    plain = [r for r in exp.results.values() if not r.with_extra] or list(exp.results.values())
+    first = max(plain, key=lambda r: r.card.dataset.split["train"])
     results = {
         "recipe": recipe.name,
         "title": recipe.title,
@@ -323,7 +328,10 @@ def publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dict
             "version": first.card.dataset.version,
             "classes": exp.selection.classes,
             "split": first.card.dataset.split,
-            "test_folder": str(recipe.data.test_path) if recipe.data.test_path else None,
+            "test_folder": str(recipe.data.test_path)
+            if recipe.data.test_path
+            else (f"{recipe.data.extra.path} (held-out half: sha256 8-f)" if recipe.data.extra else None),
+            "extra_training_images": len(exp.selection.extra_files),
             "test_folder_images": len(exp.selection.test_files),
         },
         "base": exp.config(None).model_dump(),

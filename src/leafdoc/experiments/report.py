@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from leafdoc.evaluate.report import _md_table
 from leafdoc.evaluate.significance import accuracy_interval, mcnemar
+from leafdoc.experiments.heldout import held_out_rows
 from leafdoc.figures import figure_png
 from leafdoc.fsutil import atomic_write_bytes
 
@@ -94,7 +95,7 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     split_train = results["data"]["split"]["train"]
     for r, paired in zip(runs, pairs, strict=True):
         differs = list(r["differs"])
-        if r.get("train_images") and r["train_images"] != split_train:  # train_imbalance left some out
+        if r.get("train_images") and r["train_images"] < split_train:  # train_imbalance left some out
             differs.append(f"{r['train_images']} of {split_train} training images")
         row = [r["name"], "; ".join(differs) or "(base)"]
         if reported:
@@ -233,6 +234,11 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
     notes.append(
         f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}"
         + (" (runs with train_imbalance train on fewer, as their rows say)" if fewer else "")
+        + (
+            f" (runs with `with_extra` add the {d['extra_training_images']} training-only photos of data.extra)"
+            if d.get("extra_training_images")
+            else ""
+        )
         + f", val {split['val']}, test {split['test']} images; near-duplicates are kept in one split. "
         "'test acc' and 'macro F1' are on the held-out test split, computed with ONNX Runtime (the serving path). "
         "'s/epoch' is the median of the epochs after the first of each phase (the first also builds the graph); "
@@ -326,6 +332,22 @@ def render_markdown(results: dict, out: Path | None = None) -> str:
     described = [r for r in results["runs"] if r["note"]]
     if described:
         lines += [f"- **{r['name']}**: {r['note']}" for r in described] + [""]
+    header, rows = held_out_rows(results["runs"])
+    if rows:
+        d = results["data"]
+        lines += [
+            "## Held-out extra photos, without and with abstention",
+            "",
+            f"`{d['test_folder']}`: {d['test_folder_images']} photos no run trained on or was selected by. "
+            f"Runs marked 'trained on extra' also trained on the other half ({d.get('extra_training_images', 0)} "
+            "photos, kept out of validation and test, so every run has the main folder's split). 'As trained': "
+            "leafdoc's decisions with the model folder's own checks (confidence, not-a-leaf). '+ unlike-training "
+            "check': a copy calibrated as `leafdoc calibrate --field` does, on the half that runs with extra "
+            "trained on; for those runs it refuses what they have learnt, and is shown only to say so.",
+            "",
+            _md_table(header, rows),
+            "",
+        ]
     by_class = per_class_rows(results)
     if by_class:
         intro, header, rows = by_class

@@ -87,10 +87,12 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     if train:
         exp.emit(RunStarted(run.name, index, len(exp.recipe.runs), run.note))
     model_dir = exp.out / "runs" / run.name
-    record = reusable(exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance)
+    record = reusable(
+        exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance, with_extra=run.with_extra or None
+    )
     if record:
         result = from_record(record, cfg, model_dir)
-        complete(exp, result, record, cfg, run.train_imbalance)
+        complete(exp, result, record, cfg, run.train_imbalance, run.with_extra)
         return result
     if not train:
         return None
@@ -100,11 +102,16 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
             hint=f"Add {run.init_from} to --only.",
         )
     (model_dir / RUN_RECORD).unlink(missing_ok=True)  # a run that fails now must not look finished
-    data = prepare_run_data(exp, cfg)
+    data = prepare_run_data(exp, cfg, with_extra=run.with_extra)
     if run.train_imbalance:
         data = imbalance(data, run.train_imbalance, cfg.seed)
     parent = exp.results[run.init_from] if run.init_from else None
-    extra = {"init_from": run.init_from, "train_imbalance": run.train_imbalance, "train_images": data.counts()["train"]}
+    extra = {
+        "init_from": run.init_from,
+        "train_imbalance": run.train_imbalance,
+        "with_extra": run.with_extra or None,
+        "train_images": data.counts()["train"],
+    }
     trained, external, wall, run_id = tracked.train_tracked(
         exp,
         run.name,
@@ -122,6 +129,8 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         notes.insert(0, f"continues {run.init_from}")
     if run.train_imbalance:
         notes.append(f"train_imbalance={run.train_imbalance:g}")
+    if run.with_extra:
+        notes.append(f"+ {len(exp.selection.extra_files)} training-only photos of data.extra")
     result = RunResult(
         name=run.name,
         kind="run",
@@ -137,8 +146,9 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         offset=(parent.offset + len(parent.history)) if parent else 0,
         per_class=by_class,
         outcomes=outcomes,
+        with_extra=run.with_extra,
     )
-    save_run(exp, result, cfg, train_imbalance=run.train_imbalance)
+    save_run(exp, result, cfg, train_imbalance=run.train_imbalance, with_extra=run.with_extra or None)
     return result
 
 

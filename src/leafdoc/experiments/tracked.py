@@ -12,6 +12,7 @@ import numpy as np
 
 from leafdoc.evaluate.score import score_files
 from leafdoc.experiments.events import InRun, Message, Progress
+from leafdoc.experiments.heldout import held_out_figures
 from leafdoc.experiments.records import RUN_RECORD, Experiment, RunResult, score_test, test_records
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.inference.predictor import Predictor
@@ -33,14 +34,23 @@ def progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
     return lambda done, total: exp.emit(Progress(what, done, total))
 
 
-def prepare_run_data(exp: Experiment, cfg: TrainConfig):
+def prepare_run_data(exp: Experiment, cfg: TrainConfig, with_extra: bool = False):
+    """The run's data. data.extra's training half is kept out of the split (so the main folder's split is the
+    same for every run) and trained on only by `with_extra` runs; the others mark it 'unused'."""
     key = f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}"
     cache_dir = exp.settings.cache_dir
     before = set(cache_dir.iterdir()) if cache_dir.is_dir() else set()
     t = time.perf_counter()
-    data = prepare(exp.workspace, exp.selection.dataset, cfg, progress=progress(exp, f"caching {key}"))
+    extra = exp.selection.extra_shas()
+    data = prepare(
+        exp.workspace, exp.selection.dataset, cfg, progress=progress(exp, f"caching {key}"), train_only=extra
+    )
     if set(cache_dir.iterdir()) - before:  # built now, not reused: its time is the one-off decoding cost
         exp.cache_seconds[key] = time.perf_counter() - t
+    if extra and not with_extra:
+        split = data.split.copy()
+        split[np.isin(np.asarray(data.shas), list(extra))] = "unused"
+        data = dataclasses.replace(data, split=split)
     return data
 
 
@@ -135,9 +145,19 @@ def train_tracked(
         )
         card = trained.card
         external = None
-        if exp.selection.test_files:
-            exp.emit(InRun(name, events.Evaluating(len(exp.selection.test_files))))
-            external = external_metrics(model_dir, exp.selection.test_files)
+        sel = exp.selection
+        if sel.test_files:
+            exp.emit(InRun(name, events.Evaluating(len(sel.test_files))))
+            if sel.extra_root is not None:
+                external = held_out_figures(
+                    model_dir,
+                    sel.test_files,
+                    lab_root=sel.root,
+                    extra_root=sel.extra_root,
+                    nonleaf=sel.extra_nonleaf,
+                )
+            else:
+                external = external_metrics(model_dir, sel.test_files)
         # with the training done before a checkpoint this run continued from (earlier invocations)
         wall = time.perf_counter() - t0 + float(card.train_seconds_before_resume or 0.0)
     except Pruned as stop:
@@ -150,13 +170,15 @@ def train_tracked(
     return trained, external, wall, run_id
 
 
-def complete(exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, ratio: float | None) -> None:
+def complete(
+    exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, ratio: float | None, with_extra: bool = False
+) -> None:
     """Add to a run reused from an earlier invocation what leafdoc records now but did not then (each
     test image's outcome; per-class figures of a train_imbalance run), without training it again."""
     if result.outcomes is not None and (result.per_class is not None or not ratio):
         return
     exp.emit(Message(f"{result.name}: scoring its test images again for the figures it lacks"))
-    data = prepare_run_data(exp, cfg)
+    data = prepare_run_data(exp, cfg, with_extra=with_extra)
     if ratio:
         data = imbalance(data, ratio, cfg.seed)
     result.outcomes, by_class = test_records(data, score_test(result.model_dir, data), bool(ratio))

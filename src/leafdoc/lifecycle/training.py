@@ -54,9 +54,13 @@ def prepare(
     cfg: TrainConfig,
     version: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    train_only: frozenset[str] = frozenset(),
 ) -> TrainData:
-    """The dataset version's photos split by class (near-duplicates together) and decoded once into the cache."""
-    return prepare_data(ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress)
+    """The dataset version's photos split by class (near-duplicates together) and decoded once into the cache;
+    `train_only` sha256s go to training whole (see prepare_data)."""
+    return prepare_data(
+        ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress, train_only=train_only
+    )
 
 
 def train_model(

@@ -82,10 +82,15 @@ def prepare_data(
     cfg: TrainConfig,
     version: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    train_only: frozenset[str] = frozenset(),
 ) -> TrainData:
+    """`train_only`: sha256s that always go to the training split and take no part in splitting the others,
+    so adding them leaves the other images' train/val/test exactly as they were (an experiment's extra source)."""
     row = get_version(catalog, dataset, version)
     items = version_items(catalog, row)
-    assignment = split_items(items, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction)
+    rest = [it for it in items if it[0] not in train_only]
+    assignment = split_items(rest, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction)
+    assignment.update({sha: "train" for sha, _, _ in items if sha in train_only})
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
     index = {c: i for i, c in enumerate(classes)}
