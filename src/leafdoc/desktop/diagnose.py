@@ -42,6 +42,7 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
 from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.upload_size import shrink_for_upload
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif"}
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
@@ -101,7 +102,8 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> di
     """Worker: read the photo, show it (progress), ask the server; returns the answer + overlay QImage."""
     data = path.read_bytes()
     progress("photo", load_thumbnail(data))
-    answer = client.explain(data, path.name, top_k=top_k)
+    upload, name = shrink_for_upload(data, path.name)  # a phone photo is sent at 1024 px (upload_size.py says why)
+    answer = client.explain(upload, name, top_k=top_k)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
     overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))

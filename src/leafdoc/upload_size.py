@@ -1,0 +1,54 @@
+"""A large photo made smaller before it is sent to the service (the desktop app does this; the web page does the same
+in the browser, ui/downscale.js), so a 12 MP phone photo costs the server a 1 MP decode and the phone a few
+hundred KB of upload instead of several MB.
+
+Why 1024 px on the long side, JPEG quality 90: everything leafdoc looks at is far smaller. The model sees the
+shorter side resized to its input (160 px for the starter), the blur check measures at 256 px on the long side,
+the unlike-training check at 96 px, and `too_small` refuses photos under 64 px; 1024 px keeps the shorter side of
+a 4:3 photo at 768 px (576 px at 16:9), at least twice the largest of those, so the server's own downscaling
+(antialiased) still has several source pixels per pixel it keeps. Quality 90 keeps JPEG's blocking far below what
+a 160 px input can show. EXIF orientation is applied first (the result carries no EXIF), through images.open_photo,
+the decoder the server uses, so the photo is turned the same way. A photo already at or under 1024 px, or one
+that cannot be decoded, is sent as it is: the server gives its own answer (and its own error message) for it.
+tests/integration/test_upload_size.py checks that real large photos get the same answer either way.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+from PIL import Image
+
+from leafdoc.errors import LeafdocError
+from leafdoc.images import open_photo
+
+LONG_SIDE = 1024
+JPEG_QUALITY = 90
+
+
+def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tuple[bytes, str]:
+    """(bytes, file name) to send: a JPEG with the long side `long_side`, or the photo as it is when it is
+    not larger than that or not a photo Pillow can read."""
+    try:
+        with Image.open(io.BytesIO(data)) as head:
+            width, height = head.size
+    except Exception:  # not an image: the server says why
+        return data, name
+    if max(width, height) <= long_side:
+        return data, name
+    try:
+        img, _ = open_photo(data, name, min_side=math.ceil(long_side * min(width, height) / max(width, height)))
+    except LeafdocError:
+        return data, name
+    scale = long_side / max(img.size)
+    if scale < 1:
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    small = out.getvalue()
+    if len(small) >= len(data):  # a photo that was already small in bytes gains nothing
+        return data, name
+    return small, f"{Path(name).stem or 'photo'}.jpg"
