@@ -114,6 +114,11 @@ def test_toml_recipes_work_too(tmp_path):
         (MINIMAL + "pipeline: {run: nope}\n", ["pipeline.run", "'nope' is not one of the runs"]),
         (MINIMAL + "quick: {per_class: 1}\n", ["quick.per_class", "greater than or equal to 3"]),
         (MINIMAL.replace("name: mini", "name: mini\ncolour: red"), ["colour", "Extra inputs are not permitted"]),
+        (MINIMAL + "    with_extra: true\n", ["runs[1] (b): with_extra needs data.extra"]),
+        (
+            MINIMAL.replace("{path: plantvillage}", "{path: pv, test_path: t, extra: {path: field-corn}}"),
+            ["data", "held-out half is the test folder"],
+        ),
         ("name: [oops\n", ["not valid YAML"]),
         ("- just\n- a list\n", ["a recipe is a mapping"]),
     ],
