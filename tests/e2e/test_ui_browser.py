@@ -194,6 +194,32 @@ def leaf_photo(i: int = 10) -> Path:
 # ---- tests ------------------------------------------------------------------------------------------
 
 
+def test_a_large_photo_is_downscaled_in_the_browser_before_upload(page, live_server):
+    """A 4032 px phone photo whose EXIF says to turn it (ui/downscale.py) arrives as an upright 768x1024 JPEG of
+    a fraction of the bytes, and the page shows the answer the service gives for the photo as taken."""
+    from tests.conftest import SHARED
+
+    from leafdoc.settings import Settings
+    from leafdoc.ui.where import page_folder
+
+    photo = SHARED / "field-corn" / "Corn_(maize)___Common_rust_" / "Corn_Common_Rust_1264_b9257f3a.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not found")
+    with LeafdocClient(live_server.base) as api:
+        expected = api.predict(photo.read_bytes(), photo.name)
+    folder = page_folder(Settings(home=live_server.home))
+    before = set(folder.rglob(photo.name))
+
+    diagnose(page, photo)
+
+    [arrived] = set(folder.rglob(photo.name)) - before  # what the browser uploaded
+    with Image.open(arrived) as img:
+        assert img.format == "JPEG" and img.size == (768, 1024)  # turned by its EXIF (stored 4032x3024)
+        assert img.getexif().get(0x0112, 1) == 1
+    assert arrived.stat().st_size < photo.stat().st_size / 4
+    assert pretty_label(expected["top_k"][0]["label"]) in page.inner_text("#top-k")
+
+
 def test_diagnose_a_leaf_shows_the_label_scores_and_heat_map(page, live_server, outside):
     photo = leaf_photo()
     with LeafdocClient(live_server.base) as api:

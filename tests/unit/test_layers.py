@@ -25,6 +25,7 @@ LAYERS = [
         "modelfolder",
         "guide",
         "jobwords",
+        "upload_size",
         "client",
         "parentwatch",
         "advice",

@@ -16,6 +16,7 @@ from leafdoc.settings import Settings
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
+from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
@@ -143,6 +144,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         path=path,
         theme=theme(),
         css=CSS,
+        head=DOWNSCALE_HEAD,  # large photos are made smaller in the browser before upload (ui/downscale.py)
         footer_links=[],
         run_history=False,
         show_error=False,
