@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from tests.conftest import make_leaf_folder
-from tests.live_server import answering_copy, start_server
+from tests.live_server import TOKEN, answering_copy, start_server
 
 PREDICT_200 = re.compile(
     r'^leafdoc_http_requests_total\{(?=[^}]*route="/v1/predict")(?=[^}]*status="200")[^}]*\} (\S+)$'
@@ -68,3 +68,37 @@ def test_metrics_sum_the_requests_of_every_worker(tmp_path, tiny_model):
             assert predicted == {label: float(k) for label, k in Counter(labels).items()}
     finally:
         server.stop()
+
+
+def test_feedback_sent_to_another_server_process_moments_after_the_answer_is_recorded(tmp_path, tiny_model):
+    """Two `leafdoc serve` processes over one data home (as two workers or replicas are): each writes its
+    answers every prediction_flush_seconds (2 s here), so feedback sent to the other one at once finds no
+    record yet; it waits for it instead of answering 404. (Under `--workers 2` the kernel picks the worker, so
+    which one gets the feedback cannot be chosen; two processes on two ports make it certain.)"""
+    leaves = make_leaf_folder(tmp_path / "leaves", per_class=2)
+    photos = [p.read_bytes() for p in sorted(leaves.rglob("*.jpg"))]
+    model = answering_copy(tiny_model, tmp_path / "model")
+    slow = {"LEAFDOC_PREDICTION_FLUSH_SECONDS": "2"}
+    a = start_server(tmp_path / "a", model, **slow)
+    try:
+        b = start_server(tmp_path / "b", model, LEAFDOC_HOME=str(a.home), **slow)
+        try:
+            for i, photo in enumerate(photos[:3]):
+                answer = httpx.post(f"{a.base}/v1/predict", files={"file": ("leaf.jpg", photo)}, timeout=60)
+                assert answer.status_code == 200, answer.text
+                pid = answer.json()["prediction_id"]
+                said = httpx.post(f"{b.base}/v1/predictions/{pid}/feedback", json={"correct": i == 0}, timeout=60)
+                assert said.status_code == 200, said.text
+                assert said.json()["prediction_id"] == pid and said.json()["correct"] is (i == 0)
+            queue = httpx.get(f"{b.base}/v1/review", headers={"X-Admin-Token": TOKEN}, timeout=60).json()["items"]
+            assert sorted(i["feedback_correct"] for i in queue if i["feedback_correct"] is not None) == [
+                False,
+                False,
+                True,
+            ]
+            missing = httpx.post(f"{b.base}/v1/predictions/{'x' * 22}/feedback", json={"correct": True}, timeout=60)
+            assert missing.status_code == 404  # an id nobody gave is still refused, after the wait
+        finally:
+            b.stop()
+    finally:
+        a.stop()

@@ -42,8 +42,8 @@ def cluster(postgres_url, redis_url, tmp_path, tiny_model):
     )
     clients = Clients()
 
-    def machine(name: str):
-        return service_settings(tmp_path / name, tiny_model, **shared)
+    def machine(name: str, **overrides):
+        return service_settings(tmp_path / name, tiny_model, **shared, **overrides)
 
     yield machine, lambda name: clients(machine(name))
     clients.close()
@@ -117,3 +117,24 @@ def test_leases_on_postgresql(cluster):
     for t in threads:
         t.join()
     assert sorted(got) == [False, False, False, True]
+
+
+def test_feedback_rate_limit_is_shared_by_replicas_through_redis(cluster, leaf_folder):
+    """With a Redis queue the feedback buckets are in Redis: two replicas give one address 3 a minute in all,
+    not 3 each; feedback sent to replica b for an answer replica a gave a moment ago waits for its record."""
+    machine, _ = cluster
+    clients = Clients()
+    try:
+        a, b = (clients(machine(n, feedback_per_minute=3)) for n in ("limit-a", "limit-b"))
+        pid = a.post("/v1/predict", files={"file": ("a.jpg", leaf_photos(leaf_folder)[0].read_bytes())}).json()[
+            "prediction_id"
+        ]
+        said = [b.post(f"/v1/predictions/{pid}/feedback", json={"correct": True})]  # a's record: not written yet
+        said += [c.post(f"/v1/predictions/{pid}/feedback", json={"correct": True}) for c in (a, b)]
+        assert [r.status_code for r in said] == [200, 200, 200], [r.text for r in said]
+        over = a.post(f"/v1/predictions/{pid}/feedback", json={"correct": False})
+        assert over.status_code == 429 and over.json()["error"] == "rate_limited", over.text
+        assert int(over.headers["Retry-After"]) >= 1
+        assert b.post(f"/v1/predictions/{pid}/feedback", json={"correct": False}).status_code == 429
+    finally:
+        clients.close()

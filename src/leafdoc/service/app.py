@@ -23,7 +23,7 @@ from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import BodyLimit, RequestMetrics
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
-from leafdoc.service.ratelimit import RateLimiter
+from leafdoc.service.ratelimit import rate_limiter
 from leafdoc.service.routes import (
     advice,
     datasets,
@@ -76,7 +76,7 @@ def build_state(settings: Settings) -> AppState:
     metrics = ServiceMetrics(lambda: counts_by_state(catalog))
     holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)
     log_ = PredictionLog(settings, catalog, store, metrics.records_dropped.inc, metrics.photos_dropped.inc)
-    limiter = RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)
+    limiter = rate_limiter(settings)
     monitor = Monitor(catalog, holder)
     metrics.watch_drift(monitor)
     return AppState(settings, catalog, store, registry, holder, JobQueue(settings), metrics, log_, limiter, monitor)

@@ -18,7 +18,7 @@ from leafdoc.service.jobs import JobQueue
 from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
-from leafdoc.service.ratelimit import RateLimiter
+from leafdoc.service.ratelimit import RateLimiter, RedisRateLimiter
 from leafdoc.service.serving import ModelHolder
 from leafdoc.settings import Settings
 
@@ -33,7 +33,7 @@ class AppState:
     queue: JobQueue
     metrics: ServiceMetrics
     prediction_log: PredictionLog
-    feedback_limit: RateLimiter
+    feedback_limit: RateLimiter | RedisRateLimiter
     monitor: Monitor
 
 

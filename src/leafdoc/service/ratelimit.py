@@ -1,16 +1,25 @@
 """A per-client rate limit for open routes that write (feedback): a token bucket per client address,
-`per_minute` tokens refilled evenly, at most `max_clients` addresses remembered (least recently seen
-forgotten first), so a flood of addresses costs bounded memory. Per API worker: with N workers a client
-gets at most N times the rate."""
+`per_minute` tokens refilled evenly.
+
+With a Redis queue (LEAFDOC_QUEUE_URL=redis://...) the buckets live in that Redis, so every API worker and
+every replica draws from the same bucket (RedisRateLimiter: one atomic script per request, each bucket
+expiring once it is full again). Otherwise they live in each API worker's memory (RateLimiter: at most
+`max_clients` addresses remembered, least recently seen forgotten first, so a flood of addresses costs
+bounded memory), and with N workers a client gets at most N times the rate. If Redis cannot be reached the
+worker's own buckets stand in, so the limit never stops feedback because Redis is down."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
 
 from leafdoc.errors import LeafdocError
+from leafdoc.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class RateLimited(LeafdocError):
@@ -42,12 +51,71 @@ class RateLimiter:
             tokens = min(self.burst, tokens + (now - at) * self.rate)
             if tokens < 1.0:
                 self._buckets[client] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) / self.rate)
-                raise RateLimited(
-                    f"too many {what} from this address: at most {int(self.burst)} a minute.",
-                    hint=f"Wait {wait} s and send it again.",
-                    retry_after=wait,
-                )
+                raise limited(what, self.burst, self.rate, tokens)
             self._buckets[client] = (tokens - 1.0, now)
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
+
+
+def limited(what: str, burst: float, rate: float, tokens: float) -> RateLimited:
+    wait = math.ceil((1.0 - tokens) / rate)
+    return RateLimited(
+        f"too many {what} from this address: at most {int(burst)} a minute.",
+        hint=f"Wait {wait} s and send it again.",
+        retry_after=wait,
+    )
+
+
+# The same bucket as RateLimiter.take, atomically in Redis, on Redis's clock: [1 if taken, tokens left].
+_TAKE = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = math.min(burst, (tonumber(v[1]) or burst) + (now - (tonumber(v[2]) or now)) * rate)
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1)
+return {taken, tostring(tokens)}
+"""
+
+
+class RedisRateLimiter:
+    """Buckets shared by every API worker through Redis; this worker's own buckets when Redis fails."""
+
+    def __init__(self, url: str, per_minute: int, max_clients: int, prefix: str = "leafdoc:ratelimit:"):
+        import redis
+
+        self.rate = per_minute / 60.0
+        self.burst = float(per_minute)
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.script = self.client.register_script(_TAKE)
+        self.fallback = RateLimiter(per_minute, max_clients)
+        self._warned = False
+
+    def take(self, client: str, what: str) -> None:
+        import redis
+
+        try:
+            taken, tokens = self.script(keys=[self.prefix + client], args=[self.rate, self.burst])
+        except redis.RedisError as exc:
+            if not self._warned:
+                log.warning("rate limit: Redis cannot be reached (%s); this worker's own limit applies", exc)
+                self._warned = True
+            return self.fallback.take(client, what)
+        self._warned = False
+        if not int(taken):
+            raise limited(what, self.burst, self.rate, float(tokens))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
+    """The feedback limit: shared through Redis when the job queue is in Redis, else per API worker."""
+    url = settings.queue_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisRateLimiter(url, settings.feedback_per_minute, settings.rate_limit_clients)
+    return RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)

@@ -3,6 +3,10 @@ GET /v1/review/{id}/photo, POST /v1/review/{id}, POST /v1/review/{id}/dismiss (a
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -45,16 +49,49 @@ async def feedback(
     state.feedback_limit.take(_client(request), "feedback requests")
 
     def give() -> dict:
+        return review.feedback_dict(review.give_feedback(state, prediction_id, body.correct, body.label))
+
+    def give_after_flush() -> dict:
         try:
-            row = review.give_feedback(state, prediction_id, body.correct, body.label)
+            return give()
         except NotFound:
             state.prediction_log.flush()  # answered moments ago by this worker, not written yet
-            row = review.give_feedback(state, prediction_id, body.correct, body.label)
-        return review.feedback_dict(row)
+            return give()
 
-    answer = await run_in_threadpool(give)
+    try:
+        answer = await run_in_threadpool(give_after_flush)
+    except NotFound as missing:
+        answer = await _when_written(state, prediction_id, give, missing)
     state.metrics.feedback.labels("true" if body.correct else "false").inc()
     return answer
+
+
+# An id as service/serving.py makes them (secrets.token_urlsafe(16)): only such ids are waited for.
+_AN_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+POLL_SECONDS = 0.2
+MAX_WAITING = 64  # feedback requests one API worker keeps waiting at once; the next ones get their 404 at once
+_waiting = 0
+
+
+async def _when_written(state: AppState, prediction_id: str, give, missing: NotFound) -> dict:
+    """Feedback for an answer another API worker gave moments ago: its record is still in that worker's
+    buffer (written every `prediction_flush_seconds`). Look again until two flush periods and a second have
+    passed, then 404. Waiting is asleep on the event loop, not in a thread, and bounded in number."""
+    global _waiting
+    if not _AN_ID.fullmatch(prediction_id) or _waiting >= MAX_WAITING:
+        raise missing
+    deadline = time.monotonic() + 2 * state.settings.prediction_flush_seconds + 1.0
+    _waiting += 1
+    try:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                return await run_in_threadpool(give)
+            except NotFound:
+                if time.monotonic() >= deadline:
+                    raise
+    finally:
+        _waiting -= 1
 
 
 @router.get(
