@@ -221,6 +221,7 @@ def run_training(
             init_from=init_from,
             provenance=provenance,
             checkpoint_dir=checkpoint,
+            originals=ws.store.get,
         ).card
     if not quiet:
         t = card.test_metrics

@@ -162,6 +162,14 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     assert (s.models_dir / "2" / "model.onnx").is_file() and not any((s.models_dir / ".jobs").iterdir())
     photo = leaf_photos(leaf_folder)[0].read_bytes()
     assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).json()["model_version"] == 2  # no restart
+    # The new model has its own monitoring baseline: its answers on every validation photo of the job's split.
+    baseline = v2["card"]["baseline"]
+    assert baseline["answers"] == v2["card"]["dataset"]["split"]["val"] > 0
+    assert sum(baseline["abstentions"].values()) + sum(baseline["labels"].values()) == baseline["answers"]
+    assert sum(baseline["score_bins"]) == baseline["answers"]
+    seen = api.get("/v1/monitoring").json()
+    assert seen["model_version"] == 2 and seen["baseline"]["answers"] == baseline["answers"]
+    assert "no validation baseline" not in seen["drift"].get("why", "")
     assert 'leafdoc_training_jobs{state="succeeded"} 1.0' in api.get("/metrics").text
     assert api.post("/v1/models/rollback", headers=ADMIN).json()["serving_version"] == 1
 

@@ -2,15 +2,18 @@
 answers on its validation photos — how often it abstained and why, the not-a-leaf score's histogram, the
 mix of labels it gave. Kept in the model card as `baseline`, so it travels with the model.
 
-`leafdoc calibrate` writes it; for a model folder calibrated before it existed:
-`python -m leafdoc.inference.add_baseline MODEL_DIR DATA_DIR` (the folder of class folders it was trained on;
-split.json names the validation photos).
+`leafdoc calibrate` writes it, and so does every training run (lifecycle/training.py: `leafdoc train`, the
+service's retraining jobs, experiments) from the validation pass it already made (baseline_of_pass), with
+the photo-quality checks run on the originals where the run has the store. For a model folder
+calibrated before it existed: `python -m leafdoc.inference.add_baseline MODEL_DIR DATA_DIR` (the folder of
+class folders it was trained on; split.json names the validation photos).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ import numpy as np
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS, score_bin
-from leafdoc.inference.predictor import Predictor
+from leafdoc.inference.predictor import Photo, Predictor
 
 BATCH = 64
 
@@ -39,11 +42,7 @@ def card_baseline(card) -> dict | None:
 
 def baseline_of(predictor: Predictor, paths: list[Path]) -> dict:
     """Answer every photo as the API would and summarise: answers, abstentions by reason, score bins, labels."""
-    threshold = ood_threshold(predictor.card)
-    abstentions: Counter = Counter()
-    labels: Counter = Counter()
-    bins = np.zeros(SCORE_BINS, dtype=int)
-    n = 0
+    answers = []
     for start in range(0, len(paths), BATCH):
         photos = []
         for path in paths[start : start + BATCH]:
@@ -54,21 +53,49 @@ def baseline_of(predictor: Predictor, paths: list[Path]) -> dict:
         if not photos:
             continue
         out = predictor.predict_arrays(np.stack([p.x for p in photos]), predictor.decision_outputs)
-        for i, photo in enumerate(photos):
-            d = predictor.decide({k: v[i] for k, v in out.items()}, photo)
-            n += 1
-            if d.abstained:
-                abstentions[d.reason or "unknown"] += 1
-            else:
-                labels[predictor.labels[int(np.argmax(out["probabilities"][i]))]] += 1
-            b = score_bin(d.ood_score, threshold)
-            if b is not None:
-                bins[b] += 1
-    if n == 0:
+        answers += [
+            (predictor.decide({k: v[i] for k, v in out.items()}, p), out["probabilities"][i])
+            for i, p in enumerate(photos)
+        ]
+    return summarise(predictor, answers)
+
+
+def baseline_of_pass(
+    predictor: Predictor,
+    probs: np.ndarray,
+    features: np.ndarray | None,
+    images: np.ndarray,
+    problems: Sequence[tuple] | None = None,
+) -> dict:
+    """The same summary from a validation pass already made (a training run's: its probabilities and features
+    of `images`), without predicting again; `problems` are the photo-quality findings on each original."""
+    answers = []
+    for i in range(len(probs)):
+        outputs = {"probabilities": probs[i]} | ({"features": features[i]} if features is not None else {})
+        photo = Photo(np.asarray(images[i]), tuple(problems[i]) if problems else ())
+        answers.append((predictor.decide(outputs, photo), probs[i]))
+    return summarise(predictor, answers)
+
+
+def summarise(predictor: Predictor, answers: list) -> dict:
+    """(decision, probabilities) per photo -> the card's `baseline`."""
+    threshold = ood_threshold(predictor.card)
+    abstentions: Counter = Counter()
+    labels: Counter = Counter()
+    bins = np.zeros(SCORE_BINS, dtype=int)
+    for d, probs in answers:
+        if d.abstained:
+            abstentions[d.reason or "unknown"] += 1
+        else:
+            labels[predictor.labels[int(np.argmax(probs))]] += 1
+        b = score_bin(d.ood_score, threshold)
+        if b is not None:
+            bins[b] += 1
+    if not answers:
         raise ModelError("no validation photo could be read, so there is no baseline.")
     return {
         "source": "the model's answers on its validation photos",
-        "answers": n,
+        "answers": len(answers),
         "abstentions": dict(sorted(abstentions.items())),
         "score_bins": bins.tolist(),
         "score_bin_width": SCORE_BIN_WIDTH,

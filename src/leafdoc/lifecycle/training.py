@@ -10,6 +10,7 @@ progress and what they do with the folder afterwards.
         the abstention threshold from the validation pass's probabilities (inference/abstain.py),
         the not-a-leaf check (inference/ood.py) calibrated on the same pass's features,
         the card's figures from those passes,
+        the monitoring baseline (inference/baseline.py: the answers on the validation photos),
         and the folder written atomically: it exists whole or not at all.
 """
 
@@ -19,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.fsutil import atomic_dir
 from leafdoc.inference.abstain import calibrate_min_confidence
+from leafdoc.inference.baseline import baseline_of_pass
 from leafdoc.inference.ood import fit_model_dir
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
@@ -73,10 +76,13 @@ def train_model(
     parent_version: str | None = None,
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
+    originals: Callable[[str], bytes] | None = None,
 ) -> TrainedModel:
     """Train, export, score, calibrate; write the model folder `out` atomically (it replaces an older one only
     once complete). With `checkpoint_dir` a run stopped part-way continues from its last epoch; the
-    checkpoint is deleted once the folder is written."""
+    checkpoint is deleted once the folder is written. `originals` (a store's `get`) gives a photo's bytes by
+    sha256: the monitoring baseline then counts the photo-quality abstentions of the validation photos as sent
+    (without it, none)."""
     out = Path(out)
     with atomic_dir(out) as tmp:
         card = train_and_export(
@@ -114,6 +120,31 @@ def train_model(
         if ood:
             card.ood = ood
         write_card(tmp, card)
+        # What monitoring compares served answers with (card `baseline`): under the final not-a-leaf check.
+        card.baseline = validation_baseline(tmp, data, va, val, originals)
+        write_card(tmp, card)
     if checkpoint_dir:
         clear_checkpoint(checkpoint_dir)
     return TrainedModel(out, card, test, val, data)
+
+
+def validation_baseline(
+    folder: Path, data: TrainData, va, val: Scores, originals: Callable[[str], bytes] | None
+) -> dict | None:
+    """From the validation pass already made (no second one), under the card's final abstention threshold and
+    not-a-leaf check; with `originals`, the photo-quality checks on each original photo, as when serving. None
+    when it cannot be made: the model then serves without drift checks (monitoring says so), rather than the
+    whole run failing over it."""
+    predictor = Predictor(folder)  # re-read: the card now has the abstention threshold and not-a-leaf check
+    problems = [quality_problems(predictor, originals, data.shas[i]) for i in va] if originals else None
+    try:
+        return baseline_of_pass(predictor, val.probs, val.features, data.images[va], problems)
+    except ModelError:
+        return None
+
+
+def quality_problems(predictor: Predictor, originals: Callable[[str], bytes], sha: str) -> tuple:
+    try:
+        return predictor.load(originals(sha)).problems  # decoded and checked only: not through the model
+    except LeafdocError:
+        return ()

@@ -266,6 +266,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             init_from=init_from,
             parent_version=str(parent) if parent is not None else None,
             checkpoint_dir=saved,
+            originals=store.get,
         )
         card = trained.card
         reporter.update(progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
