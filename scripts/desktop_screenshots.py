@@ -1,4 +1,5 @@
-"""Screenshots of the desktop app's three tabs, for the README: docs/screenshots/desktop-*.png.
+"""Screenshots of the desktop app for the README: docs/screenshots/desktop-*.png (three tabs, and a diagnosis
+card with its advice unfolded).
 
     .venv/bin/python scripts/desktop_screenshots.py                  # a demo data home, the built-in server
     .venv/bin/python scripts/desktop_screenshots.py --server URL     # an existing server (needs its token)
@@ -6,8 +7,9 @@
 Without --server it makes a throw-away data home (scripts/demo_home.py: a few PlantVillage classes
 from ../shared/datasets ingested as the dataset `plantvillage-sample`) and lets the app start its
 built-in server (which serves the starter model). Then it drives the app as a person would: diagnoses
-the example photos (and one taken in the dark), opens the dataset's class balance, uploads a folder of
-new photos and, unless --no-retrain, retrains to the end. Qt runs offscreen; each tab is saved with
+the example photos (one taken in the dark, and a late blight leaf the model gets wrong, answered with
+"✗ No, it is actually Tomato — Late blight"), unfolds one card's advice, opens the dataset's class balance,
+uploads a folder of new photos and, unless --no-retrain, retrains to the end. Qt runs offscreen; each tab is saved with
 QWidget.grab(), shrunk to a 256-colour palette if it is over 300 KB.
 """
 
@@ -41,13 +43,15 @@ def pump(app, until, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def save(widget, path: Path) -> None:
+def save(widget, path: Path, height: int | None = None) -> None:
+    """The widget as PNG (its top `height` pixels when given)."""
     from PIL import Image
-    from PySide6.QtCore import QBuffer, QIODevice
+    from PySide6.QtCore import QBuffer, QIODevice, QRect
 
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    widget.grab().save(buf, "PNG")
+    shot = widget.grab(QRect(0, 0, widget.width(), min(height, widget.height()))) if height else widget.grab()
+    shot.save(buf, "PNG")
     data = bytes(buf.data())
     if len(data) > MAX_BYTES:
         img = Image.open(io.BytesIO(data)).convert("RGB")
@@ -106,10 +110,24 @@ def main() -> None:
         dark = root / "taken-in-the-dark.jpg"
         ImageEnhance.Brightness(Image.open(photos[-1]).convert("RGB")).enhance(0.05).save(dark, quality=90)
         tab = window.diagnose
-        tab.add_paths([*photos[:2], dark, photos[2]])  # newest on top: the dark one second
+        # Newest on top: a late blight leaf the starter model takes for early blight, then the dark one.
+        wrong = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_782.jpg"
+        tab.add_paths([photos[0], REPO / "examples" / "tomato_early_blight.jpg", dark, wrong])
         pump(app, lambda: len(tab.cards) == 4 and all(c.answer or c.error for c in tab.cards), 300, "the diagnoses")
+        pump(app, lambda: all(c.feedback or c.answer.get("abstained") for c in tab.cards), 60, "the feedback bars")
         no_dialogs(app)
+        # "Was this right?" No: it is actually late blight.
+        bar = next(c.feedback for c in tab.cards if c.path.name == wrong.name)
+        bar.actual.setCurrentIndex(bar.actual.findData("Tomato___Late_blight"))
+        bar.no.click()
+        pump(app, lambda: "recorded as wrong" in bar.status.text(), 60, "the feedback to be recorded")
         save(window, args.out / "desktop-diagnose.png")
+
+        # One card with its advice unfolded (the top of it: the full entry is long).
+        card = next(c for c in tab.cards if c.path.name == "tomato_early_blight.jpg")
+        card.advice.toggle.click()
+        pump(app, lambda: card.advice.details.isVisible(), 30, "the advice")
+        save(card, args.out / "desktop-advice.png", height=760)
 
         # Dataset insights: the class balance of the sample dataset.
         window.tabs.setCurrentWidget(window.dataset)
