@@ -71,7 +71,8 @@ def reviewed(answer: dict) -> str:
 def drift_summary(report: dict) -> str:
     d = report["drift"]
     w = report["drift_window"]
-    head = f"**Last {w['hours']} hours, model version {report['model_version']}:** {w['answers']} answers"
+    who = f"the serving model (version {report['model_version']})"
+    head = f"**Last {w['hours']} hours, by {who}:** {w['answers']} answers"
     if w["answers"]:
         head += f", {percent(w['abstention_rate'])} abstained"
         if w["feedback"]:

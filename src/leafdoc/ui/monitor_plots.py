@@ -38,7 +38,7 @@ def activity(report: dict) -> bytes:
     ax2.set_ylabel("abstained (%)")
     ax2.set_ylim(0, max([*rates, 100 * 2.5 * (base["abstention_rate"] if base else 0), 5]) * 1.1)
     fig.legend(loc="upper left", fontsize=7, ncols=4)
-    ax.set_title(f"Answers per {report['period']}", fontsize=10, loc="left")
+    ax.set_title(f"Answers per {report['period']}, every model version", fontsize=10, loc="left")
     return _png(fig)
 
 
