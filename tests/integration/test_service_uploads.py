@@ -55,6 +55,18 @@ def test_zip_with_a_corrupt_image_and_an_unsafe_path_rejects_those_alone(client,
     assert body["training_job"] is None and body["retrain"] is None
     [ds] = client.get("/v1/datasets").json()["datasets"]
     assert ds["versions"][0]["n_images"] == n_good
+    # What training will read: every good photo, byte for byte, under its class folder's label.
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import get_version, version_items
+    from leafdoc.data.store import open_store
+    from leafdoc.images import sha256_bytes
+
+    settings = client.app.state.leafdoc.settings
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    items = {sha: label for sha, label, _ in version_items(catalog, get_version(catalog, "tiny", 1))}
+    catalog.dispose()
+    assert items == {sha256_bytes(p.read_bytes()): p.parent.name for p in leaf_photos(leaf_folder)}
+    assert all(sha256_bytes(store.get(sha)) == sha for sha in items)
 
     again = upload(client, files={"file": ("leaves.zip", data, ZIP)}).json()  # the same photos again
     assert again["created_version"] is False and again["added"] == 0 and len(again["duplicates"]) == n_good
