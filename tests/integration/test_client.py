@@ -24,14 +24,33 @@ def leaf_bytes() -> bytes:
     return sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10].read_bytes()
 
 
-def test_predict_explain_and_batch(client):
+def test_predict_explain_and_batch(client, tiny_model):
+    """What the client hands back is the served model's answer on the photo: the two most likely labels
+    with the probabilities the model gives them (ONNX Runtime here), the same in a batch, explained for the top one."""
+    import numpy as np
+
+    from leafdoc.inference.predictor import Predictor
+
+    p = Predictor(tiny_model)
+    probs = p.predict_arrays(p.preprocess(leaf_bytes())[None])["probabilities"][0]
+    top2 = [(p.labels[i], float(probs[i])) for i in np.argsort(-probs)[:2]]
     a = client.predict(leaf_bytes(), "leaf.jpg", top_k=2)
-    assert a["file"] == "leaf.jpg" and len(a["top_k"]) == 2 and a["label"] in TINY_CLASSES
+    assert a["file"] == "leaf.jpg" and a["label"] == top2[0][0]
+    assert [t["label"] for t in a["top_k"]] == [label for label, _ in top2]
+    assert [t["probability"] for t in a["top_k"]] == pytest.approx([q for _, q in top2], abs=1e-5)
     e = client.explain(leaf_bytes(), "leaf.jpg")
-    assert e["overlay_png"] and e["explained_label"] in TINY_CLASSES
+    assert e["explained_label"] == a["label"] and Image.open(io.BytesIO(_b64(e["overlay_png"]))).format == "PNG"
     b = client.predict_batch([("a.jpg", leaf_bytes()), ("bad.jpg", b"not an image")])
-    assert b["results"][0]["prediction"]["label"] in TINY_CLASSES
-    assert b["results"][1]["error"]["error"] == "bad_image"
+    batched = b["results"][0]["prediction"]["top_k"][:2]
+    assert [t["label"] for t in batched] == [t["label"] for t in a["top_k"]]
+    assert [t["probability"] for t in batched] == pytest.approx([t["probability"] for t in a["top_k"]], abs=1e-5)
+    assert b["results"][1]["error"]["error"] == "bad_image" and "bad.jpg" in b["results"][1]["error"]["message"]
+
+
+def _b64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
 
 
 def test_bad_photo_is_a_readable_error(client):

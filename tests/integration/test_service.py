@@ -91,6 +91,11 @@ def test_predict_multipart_gives_top_k_with_probabilities_and_model_version(clie
     assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-3
     assert body["abstained"] is False and body["label"] == body["top_k"][0]["label"]
     assert body["reason"] is None and body["message"] is None
+    # The answer is the model's own on this photo (ONNX Runtime here), each probability under its label.
+    p = Predictor(models["answers"])
+    own = p.predict_arrays(p.preprocess(leaf)[None])["probabilities"][0]
+    answered = {t["label"]: t["probability"] for t in body["top_k"]}
+    assert answered == pytest.approx(dict(zip(labels, own, strict=True)), abs=1e-5)
 
 
 def test_predict_raw_body_answers_like_multipart(client, leaf):
@@ -138,6 +143,13 @@ def test_batch_answers_each_image_and_a_bad_one_alone(client, leaf):
     assert broken["prediction"] is None and broken["error"]["error"] == "bad_image"
     assert "broken.jpg" in broken["error"]["message"]
     assert b["prediction"]["file"] == "b.jpg"
+    # Each answer of the batch is the one the photo gets alone.
+    for name, photo, got in (("a.jpg", leaf, a), ("b.jpg", photo_bytes(1), b)):
+        alone = client.post("/v1/predict", files={"file": (name, photo, "image/jpeg")}).json()
+        assert [t["label"] for t in got["prediction"]["top_k"]] == [t["label"] for t in alone["top_k"]]
+        assert [t["probability"] for t in got["prediction"]["top_k"]] == pytest.approx(
+            [t["probability"] for t in alone["top_k"]], abs=1e-5
+        )
 
 
 def test_batch_over_the_configured_limit_is_413(make_client, models):
@@ -161,6 +173,9 @@ def test_explain_returns_heat_map_of_the_feature_map_and_a_png_overlay(client, l
     assert heat.shape == cam.shape[1:3]
     assert heat.min() >= 0 and heat.max() <= 1
     assert body["explained_label"] == body["top_k"][0]["label"]
+    # The map shown is that label's class activation map of the model (ReLU'd, scaled to 0..1).
+    own = np.maximum(cam[0][..., p.labels.index(body["explained_label"])], 0)
+    np.testing.assert_allclose(heat * body["heatmap_scale"], own, atol=1e-4 * max(1.0, own.max()))
     png = base64.b64decode(body["overlay_png"])
     assert png.startswith(b"\x89PNG")
     img = Image.open(io.BytesIO(png))
@@ -169,6 +184,10 @@ def test_explain_returns_heat_map_of_the_feature_map_and_a_png_overlay(client, l
     other = body["top_k"][-1]["label"]
     r2 = client.post(f"/v1/explain?label={other}", files={"file": ("leaf.jpg", leaf)})
     assert r2.json()["explained_label"] == other
+    own = np.maximum(cam[0][..., p.labels.index(other)], 0)
+    np.testing.assert_allclose(
+        np.array(r2.json()["heatmap"]) * r2.json()["heatmap_scale"], own, atol=1e-4 * max(1.0, own.max())
+    )
     assert_error(client.post("/v1/explain?label=Banana", files={"file": ("leaf.jpg", leaf)}), 422, "invalid_request")
 
 
