@@ -166,6 +166,41 @@ def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model, leaf
         promotion_decision(tiny_model, None, None, images, labels, metric="speed", margin=0, max_pixels=10**8)
 
 
+def test_promotion_rule_promotes_the_better_model_and_keeps_the_worse_one_out(tiny_model, leaf_folder, tmp_path):
+    """Two models that answer differently on the same photos: the rule's figures are their accuracies as
+    scored here, the better one is promoted over the worse, never the reverse."""
+    import itertools
+    import json
+
+    import numpy as np
+
+    from leafdoc.inference.predictor import Predictor
+
+    by_class = {}
+    for p in leaf_photos(leaf_folder):
+        by_class.setdefault(p.parent.name, []).append(p)
+    photos = [*by_class[sorted(by_class)[0]][:4]] + [by_class[c][0] for c in sorted(by_class)[1:]]  # 4 / 1 / 1
+    images, labels = [p.read_bytes() for p in photos], [p.parent.name for p in photos]
+    tiny = Predictor(tiny_model)
+    predicted = tiny.predict_arrays(np.stack([tiny.preprocess(b) for b in images]))["probabilities"].argmax(1)
+
+    def accuracy(names):
+        return float(np.mean([names[i] == label for i, label in zip(predicted, labels, strict=True)]))
+
+    # The same network with its labels in another order: it names other classes, so it scores differently.
+    names = next(list(n) for n in itertools.permutations(tiny.labels) if accuracy(list(n)) != accuracy(tiny.labels))
+    other = model_copy(tiny_model, tmp_path / "relabelled")
+    (other / "labels.json").write_text(json.dumps(names))
+    figures = {tiny_model: accuracy(tiny.labels), other: accuracy(names)}
+    better, worse = sorted(figures, key=figures.get, reverse=True)
+    up = promotion_decision(better, worse, 1, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8)
+    assert up["promote"] is True
+    assert (up["candidate"], up["serving"]) == pytest.approx((figures[better], figures[worse]), abs=1e-6)
+    down = promotion_decision(worse, better, 1, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8)
+    assert down["promote"] is False and "worse than" in down["reason"]
+    assert (down["candidate"], down["serving"]) == pytest.approx((figures[worse], figures[better]), abs=1e-6)
+
+
 def test_leases_exclude_expire_and_release(tmp_path):
     catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
     assert leases.try_acquire(catalog, "x", "a", ttl=60)
