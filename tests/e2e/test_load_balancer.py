@@ -50,9 +50,13 @@ def test_nginx_balances_predictions_over_two_replicas_and_survives_losing_one(tm
         ports = [int(r.base.rsplit(":", 1)[1]) for r in replicas]
         nginx = start_nginx(tmp_path / "nginx", free_port(), ports)
 
-        answers = [predict(nginx.base, photos[i % len(photos)]) for i in range(12)]
+        answers = [predict(nginx.base, photos[i // 2]) for i in range(12)]  # each photo twice in a row
         assert [r.status_code for r in answers] == [200] * 12, [r.text for r in answers if r.status_code != 200]
         assert all(r.json()["top_k"] and r.json()["model_version"] == 1 for r in answers)
+        # Whichever replica answered (round robin: the other one, the second time), a photo gets the same
+        # answer: both serve the one registered model.
+        for i in range(len(photos)):
+            assert answers[2 * i].json()["top_k"] == answers[2 * i + 1].json()["top_k"], i
         counts = [predictions_answered(r.base) for r in replicas]
         assert sum(counts) == 12 and min(counts) >= 3, f"requests per replica: {counts}"
 
