@@ -94,12 +94,17 @@ def _runs(out):
 
 def _folder_accuracy(model_dir: Path, results: dict) -> float:
     """The model's accuracy on the recipe's test folder (one subfolder per class), scored here with ONNX Runtime."""
+    folder = Path(results["data"]["root"]).parent / results["data"]["test_folder"]  # both under --data
+    assert sum(p.is_file() for p in folder.rglob("*")) == results["data"]["test_folder_images"]
+    return _accuracy_on(model_dir, folder)
+
+
+def _accuracy_on(model_dir: Path, folder: Path) -> float:
+    """The model's accuracy on a folder of class folders, scored here with ONNX Runtime."""
     from leafdoc.inference.predictor import Predictor
 
     predictor = Predictor(model_dir)
-    folder = Path(results["data"]["root"]).parent / results["data"]["test_folder"]  # both under --data
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    assert len(files) == results["data"]["test_folder_images"]
     probs = predictor.predict_arrays(np.stack([predictor.preprocess(p) for p in files]))["probabilities"]
     return float(np.mean([predictor.labels[i] == p.parent.name for i, p in zip(probs.argmax(1), files, strict=True)]))
 
@@ -202,6 +207,12 @@ def test_results_record_the_search_and_the_pipeline_timing(experiment):
     assert results["tuning"]["best_params"].keys() == {"learning_rate"}
     assert 1e-4 <= results["tuning"]["best_params"]["learning_rate"] <= 1e-2
     assert (out / "runs" / "tuned" / "card.json").is_file() and not (out / "tune").exists()
+    # The search's pick learned the colours: the fresh photos of the test folder, scored here (chance 1/3).
+    tuned = next(r for r in results["runs"] if r["name"] == "tuned")
+    folder = _folder_accuracy(out / "runs" / "tuned", results)
+    assert folder == pytest.approx(tuned["external_test"]["accuracy"], abs=1e-6) and folder >= 5 / 6, folder
+    assert results["tuning"]["trials"][0]["val_accuracy"] == pytest.approx(tuned["val"]["accuracy"], abs=1e-6)
+    assert tuned["val"]["accuracy"] >= 0.75
     pipe = results["pipeline"]
     assert len(pipe["cached_seconds"]) == 4 and len(pipe["plain_seconds"]) == 4  # 2 rounds of 2 after a warm-up
     assert pipe["speedup"] > 0 and pipe["n_images"] == 3 * PER_CLASS + MISLABELLED
@@ -518,9 +529,15 @@ def test_search_stops_trials_early_and_resume_continues_it_at_the_next_trial(exp
     rows = {r["trial"]: r for r in tuning["trials"]}
     assert sorted(rows) == [0, 1, 2, 4] and tuning["pruned"] == 1 and tuning["interrupted"] == [3]
     assert rows[2]["pruned_at"] == 2 and rows[2]["val_accuracy"] is None
-    assert all(rows[n]["pruned_at"] is None and 0.0 <= rows[n]["val_accuracy"] <= 1.0 for n in (0, 1, 4))
+    assert all(rows[n]["pruned_at"] is None and rows[n]["val_accuracy"] is not None for n in (0, 1, 4))
     assert tuning["best_trial"] in {0, 1, 4} and tuning["best_value"] == max(rows[n]["val_accuracy"] for n in (0, 1, 4))
     assert (out / "runs" / "tuned" / "card.json").is_file() and not (out / "tune").exists()
+    # The model the search kept learned the colours (chance 1/3; 3 epochs, 8 photos a class): its validation
+    # figure (blue photos filed under red are among them) and fresh photos it never saw (4 of 6 measured).
+    tuned = json.loads((out / "runs" / "tuned" / "card.json").read_text())
+    assert tuned["metrics"]["val"]["accuracy"] == pytest.approx(tuning["best_value"])
+    fresh = _accuracy_on(out / "runs" / "tuned", data / "leaves-test")
+    assert tuning["best_value"] >= 0.6 and fresh >= 4 / 6, (tuning["best_value"], fresh)
 
     from mlflow.tracking import MlflowClient
 
