@@ -57,7 +57,7 @@ def test_zip_with_a_corrupt_image_and_an_unsafe_path_rejects_those_alone(client,
     assert ds["versions"][0]["n_images"] == n_good
     # What training will read: every good photo, byte for byte, under its class folder's label.
     from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import get_version, version_items
+    from leafdoc.data.datasets import get_version, version_items
     from leafdoc.data.store import open_store
     from leafdoc.images import sha256_bytes
 
