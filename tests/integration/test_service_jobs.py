@@ -127,6 +127,26 @@ def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(t
     assert all(a["top_k"][0]["label"] == c for (c, _), a in answers.items()), answers
 
 
+def _test_photos(model_dir, folder) -> list:
+    """The photos of `folder` that the model folder's split.json holds out as test (by sha256)."""
+    import hashlib
+    import json
+
+    wanted = set(json.loads((model_dir / "split.json").read_text())["test"])
+    return [p for p in leaf_photos(folder) if hashlib.sha256(p.read_bytes()).hexdigest() in wanted]
+
+
+def _accuracy(model_dir, folder, split_of) -> float:
+    """`model_dir`'s accuracy on the test photos of `split_of`'s split, with ONNX Runtime."""
+    import numpy as np
+
+    from leafdoc.inference.predictor import Predictor
+
+    photos, predictor = _test_photos(split_of, folder), Predictor(model_dir)
+    probs = predictor.predict_arrays(np.stack([predictor.preprocess(p) for p in photos]))["probabilities"]
+    return float(np.mean([predictor.labels[i] == p.parent.name for i, p in zip(probs.argmax(1), photos, strict=True)]))
+
+
 def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder, app_client):
     s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
     first = app_client(s)
@@ -146,9 +166,10 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     assert job["epoch"] == job["epochs"] == 1
     [epoch] = job["metrics"]["history"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epoch)
-    assert 0 <= job["metrics"]["test"]["accuracy"] <= 1
     assert job["candidate_version"] == 2 and job["finished"] and job["error"] is None
     p = job["promotion"]
+    # One figure for the candidate: the job's test accuracy is the one the promotion rule compared.
+    assert job["metrics"]["test"]["accuracy"] == pytest.approx(p["candidate"], abs=1e-6)
     assert p["metric"] == "accuracy" and p["margin"] == 1.0 and p["serving_version"] == 1
     assert isinstance(p["candidate"], float) and isinstance(p["serving"], float)
     assert p["promote"] is True and p["promoted"] is True and "serving v1" in p["reason"]
@@ -159,6 +180,11 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     v2 = api.get("/v1/models/2").json()
     assert v2["status"] == "serving" and v2["job_id"] == job_id and v2["promotion"] == p
     assert v2["card"]["warm_start"] == "all" and v2["parent_version"] == 1
+    assert v2["card"]["metrics"]["test"]["accuracy"] == pytest.approx(p["candidate"], abs=1e-6)
+    # Both figures are the two models' accuracies on the candidate's test photos, scored again here.
+    assert p["n_images"] == len(_test_photos(s.models_dir / "2", leaf_folder))
+    assert p["candidate"] == pytest.approx(_accuracy(s.models_dir / "2", leaf_folder, s.models_dir / "2"), abs=1e-6)
+    assert p["serving"] == pytest.approx(_accuracy(tiny_model, leaf_folder, s.models_dir / "2"), abs=1e-6)
     assert (s.models_dir / "2" / "model.onnx").is_file() and not any((s.models_dir / ".jobs").iterdir())
     photo = leaf_photos(leaf_folder)[0].read_bytes()
     assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).json()["model_version"] == 2  # no restart
