@@ -93,7 +93,8 @@ class Walk:
     actual: str
     new_photos: Path  # a zip of class folders to upload
     dataset: str
-    epochs: int | None = None  # the Retrain tab's Epochs box; None: as the serving model was trained
+    epochs: int | None = None  # the Retrain tab's Head epochs box; None: as the serving model was trained
+    fine_tune_epochs: int | None = None  # its Fine-tuning epochs box; None: as the serving model was trained
 
 
 def step_diagnose(film: Film, walk: Walk) -> None:
@@ -153,10 +154,11 @@ def step_upload(film: Film, walk: Walk) -> None:
 
 def step_retrain(film: Film, walk: Walk) -> None:
     page = film.page
-    if walk.epochs:  # else as the serving model was trained
-        fill(page, "train-epochs", str(walk.epochs))
-        page.locator("#train-epochs").get_by_role("textbox").press("Tab")  # Gradio takes the value on blur
-        page.wait_for_timeout(800)
+    for box, value in (("train-epochs", walk.epochs), ("train-fine-tune-epochs", walk.fine_tune_epochs)):
+        if value is not None:  # else as the serving model was trained
+            fill(page, box, str(value))
+            page.locator(f"#{box}").get_by_role("textbox").press("Tab")  # Gradio takes the value on blur
+            page.wait_for_timeout(800)
     page.click("#train-button")
     wait_for_text(page, "retrain-status", "Training job")
     film.while_waiting(

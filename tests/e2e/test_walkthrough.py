@@ -55,6 +55,8 @@ def test_the_walkthrough_steps_run_on_the_page(server, tmp_path):
         actual=TINY_CLASSES[2],
         new_photos=archive,
         dataset="tiny",
+        epochs=2,
+        fine_tune_epochs=0,
     )
     with LeafdocClient(server.base) as api:
         [before] = api.datasets()
@@ -76,8 +78,10 @@ def test_the_walkthrough_steps_run_on_the_page(server, tmp_path):
         [after] = api.datasets()
         models = api.models()
         v2 = api.model(2)
+        job = api.job(v2["job_id"])
     assert after["latest"] == before["latest"] + 2  # the reviewed photo, then the upload
     assert after["versions"][-1]["n_images"] == before["versions"][-1]["n_images"] + 1 + 2 * len(TINY_CLASSES)
     assert served == models["serving_version"] == 2
     assert v2["job_id"] and v2["card"]["baseline"]["answers"] > 0  # made by the job, with a monitoring baseline
+    assert (job["options"]["epochs"], job["options"]["fine_tune_epochs"]) == (2, 0)  # both Retrain boxes sent
     assert models["history"][-1]["action"] == "promote"

@@ -180,13 +180,20 @@ class RetrainTab(QWidget):
     def _train_box(self) -> QGroupBox:
         box = QGroupBox("2. Retrain the model")
         grid = QGridLayout(box)
-        grid.addWidget(QLabel("Epochs"), 0, 0)
+        grid.addWidget(QLabel("Head epochs"), 0, 0)
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 500)
         self.epochs.setSpecialValueText("as the serving model")
-        self.epochs.setToolTip("How many passes over the photos; 0 keeps the serving model's setting.")
+        self.epochs.setToolTip("Training the head on the frozen backbone (from scratch: every epoch).")
         self.epochs.setMinimumWidth(170)
         grid.addWidget(self.epochs, 0, 1)
+        grid.addWidget(QLabel("Fine-tuning epochs"), 1, 0)
+        self.fine_tune = QSpinBox()
+        self.fine_tune.setRange(-1, 500)  # -1 shows "as the serving model"; 0 is no fine-tuning
+        self.fine_tune.setSpecialValueText("as the serving model")
+        self.fine_tune.setValue(-1)
+        self.fine_tune.setToolTip("Then the backbone, at a lower rate (0: none; pretrained models only).")
+        grid.addWidget(self.fine_tune, 1, 1)
         self.train_button = QPushButton("Start retraining")
         self.train_button.clicked.connect(self.start_training)
         grid.addWidget(self.train_button, 0, 2)
@@ -396,6 +403,8 @@ class RetrainTab(QWidget):
             return
         dataset = self.dataset_box.currentText().strip() or None
         options = {"epochs": self.epochs.value()} if self.epochs.value() else {}
+        if self.fine_tune.value() >= 0:
+            options["fine_tune_epochs"] = self.fine_tune.value()
         self.train_button.setEnabled(False)
         self.job_label.setText("Starting…")
         self.tasks.run(

@@ -51,7 +51,20 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         elem_classes=["section-head"],
     )
     with gr.Row(equal_height=True):
-        epochs = gr.Textbox(label="Epochs", placeholder="as the serving model", scale=2, elem_id="train-epochs")
+        epochs = gr.Textbox(
+            label="Head epochs",
+            info="Training the head on the frozen backbone (from scratch: every epoch).",
+            placeholder="as the serving model",
+            scale=2,
+            elem_id="train-epochs",
+        )
+        fine_tune = gr.Textbox(
+            label="Fine-tuning epochs",
+            info="Then the backbone, at a lower rate (0: none; pretrained models only).",
+            placeholder="as the serving model",
+            scale=2,
+            elem_id="train-fine-tune-epochs",
+        )
         train_button = gr.Button("Start retraining", variant="primary", scale=1, elem_id="train-button")
         refresh_job = gr.Button("Refresh", scale=1, elem_id="refresh-job")
         cancel_job = gr.Button("Cancel job", variant="stop", scale=1, interactive=False, elem_id="cancel-job")
@@ -149,20 +162,17 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         follow_it = (gr.Timer(active=True), queued["id"]) if queued else (gr.skip(), gr.skip())
         return status_box("✓ Upload done.", ok=True), text.upload_summary(answer), *follow_it
 
-    def start(key: str, dataset: str, n_epochs: str, request: gr.Request):
-        n_epochs = (n_epochs or "").strip()
-        if n_epochs and not (n_epochs.isdigit() and int(n_epochs) > 0):
-            message = f"Epochs must be a whole number above 0, not {n_epochs!r}."
-            return (
-                status_box(
-                    text.error_text(
-                        message, "Leave it blank to train as long as the serving model did.", "Not started"
-                    ),
-                    ok=False,
-                ),
-                *(gr.skip(),) * 5,
-            )
-        options = {"epochs": int(n_epochs)} if n_epochs else {}
+    def start(key: str, dataset: str, n_epochs: str, n_fine_tune: str, request: gr.Request):
+        options = {}
+        boxes = (("epochs", "Head epochs", n_epochs, 1), ("fine_tune_epochs", "Fine-tuning epochs", n_fine_tune, 0))
+        for field, what, value, least in boxes:
+            value = (value or "").strip()
+            if value and not (value.isdigit() and int(value) >= least):
+                message = f"{what} must be a whole number of at least {least}, not {value!r}."
+                hint = "Leave it blank to train as long as the serving model did."
+                return status_box(text.error_text(message, hint, "Not started"), ok=False), *(gr.skip(),) * 5
+            if value:
+                options[field] = int(value)
         try:
             with api_client(settings, request, key) as api:
                 started = api.start_training(dataset=dataset.strip() or None, options=options)
@@ -255,7 +265,9 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         [status, upload_result, timer, watched],
         preprocess=False,
     )
-    train_button.click(start, [token, upload_dataset, epochs], [status, job, timer, followed, cancel_job, watched])
+    train_button.click(
+        start, [token, upload_dataset, epochs, fine_tune], [status, job, timer, followed, cancel_job, watched]
+    )
     polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
     refresh_job.click(poll, [token, watched], polled)
     timer.tick(poll, [token, watched], polled, show_progress="hidden")
