@@ -70,17 +70,19 @@ async def feedback(
 _AN_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 POLL_SECONDS = 0.2
 MAX_WAITING = 64  # feedback requests one API worker keeps waiting at once; the next ones get their 404 at once
+MAX_WAIT_SECONDS = 5.0  # however long the flush period is set: a request is not held for minutes
 _waiting = 0
 
 
 async def _when_written(state: AppState, prediction_id: str, give, missing: NotFound) -> dict:
     """Feedback for an answer another API worker gave moments ago: its record is still in that worker's
     buffer (written every `prediction_flush_seconds`). Look again until two flush periods and a second have
-    passed, then 404. Waiting is asleep on the event loop, not in a thread, and bounded in number."""
+    passed (at most MAX_WAIT_SECONDS), then 404. Waiting is asleep on the event loop, not in a thread, and
+    bounded in number."""
     global _waiting
     if not _AN_ID.fullmatch(prediction_id) or _waiting >= MAX_WAITING:
         raise missing
-    deadline = time.monotonic() + 2 * state.settings.prediction_flush_seconds + 1.0
+    deadline = time.monotonic() + min(2 * state.settings.prediction_flush_seconds + 1.0, MAX_WAIT_SECONDS)
     _waiting += 1
     try:
         while True:
