@@ -157,6 +157,24 @@ def read_card(model_dir: Path) -> ModelCard:
     return ModelCard.from_dict(data, str(path))
 
 
+SPLIT_LISTS = ("train", "val", "test")
+
+
+def read_split(model_dir: Path) -> dict:
+    """split.json: which photos (by sha256) were train, val and test; ModelError naming the file when it is
+    missing or not a split."""
+    path = Path(model_dir) / SPLIT_FILE
+    split = _read_json(path)
+    if not isinstance(split, dict) or not all(isinstance(split.get(p, []), list) for p in SPLIT_LISTS):
+        raise ModelError(f"{path}: not a split (lists of sha256 under train, val and test).")
+    return split
+
+
+def split_parts(split: dict) -> dict[str, str]:
+    """{sha256: part} of a split read by read_split."""
+    return {sha: part for part in SPLIT_LISTS for sha in split.get(part, [])}
+
+
 def write_card(model_dir: Path, card: ModelCard) -> None:
     atomic_write_json(Path(model_dir) / CARD_FILE, card.to_dict())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leafdoc.errors import ModelError
-from leafdoc.modelfolder import ModelCard, check_model_dir, read_card, write_card
+from leafdoc.modelfolder import ModelCard, check_model_dir, read_card, read_split, split_parts, write_card
 
 STARTER = Path(__file__).resolve().parents[2] / "models" / "starter"
 
@@ -63,3 +63,22 @@ def test_a_folder_missing_files_names_them(tmp_path):
 def test_a_card_built_in_code_writes_only_what_was_given():
     card = ModelCard(backbone="baseline_cnn", input={"size": 32})
     assert card.to_dict() == {"backbone": "baseline_cnn", "input": {"size": 32}}
+
+
+def test_the_starters_split_reads_as_parts_of_each_photo():
+    split = read_split(STARTER)
+    parts = split_parts(split)
+    assert len(parts) == sum(len(split[p]) for p in ("train", "val", "test"))  # each photo in one part
+    assert sum(1 for part in parts.values() if part == "test") == len(split["test"]) == 663
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [(None, "no such file"), ("{not json", "cannot be read as JSON"), ('{"train": "abc"}', "not a split")],
+)
+def test_a_broken_split_is_a_model_error_naming_the_file(tmp_path, text, said):
+    if text is not None:
+        (tmp_path / "split.json").write_text(text)
+    with pytest.raises(ModelError) as info:
+        read_split(tmp_path)
+    assert str(tmp_path / "split.json") in str(info.value) and said in str(info.value)

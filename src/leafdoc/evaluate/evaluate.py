@@ -7,7 +7,6 @@ the run; a class folder the model has never heard of stops it before any work is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from leafdoc.evaluate.score import score_files
 from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
-from leafdoc.modelfolder import SPLIT_FILE
+from leafdoc.modelfolder import SPLIT_FILE, read_split, split_parts
 from leafdoc.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -127,23 +126,21 @@ def in_split(
     if part not in SPLIT_PARTS:
         raise ConfigError(f"--split {part!r}: not a part of a split.", hint=f"Use one of {', '.join(SPLIT_PARTS)}.")
     path = model_dir / SPLIT_FILE
-    try:
-        record = json.loads(path.read_text())
-        parts = {name: set(record.get(name, [])) for name in ("train", "val", "test")}
-    except FileNotFoundError:
+    if not path.is_file():
         raise ModelError(
             f"{path}: no such file, so which photos the model saw is unknown.",
             hint="Leave out --split (every photo is scored), or evaluate a folder the model never saw.",
-        ) from None
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelError(f"{path}: cannot be read as a split ({exc}).") from None
-    if part == "unseen":
-        seen = parts["train"] | parts["val"]
-        keep = [(p, label) for p, label in files if sha256_bytes(p.read_bytes()) not in seen]
-    else:
-        keep = [(p, label) for p, label in files if sha256_bytes(p.read_bytes()) in parts[part]]
+        )
+    split = read_split(model_dir)
+    part_of = split_parts(split)
+
+    def wanted(sha: str) -> bool:
+        got = part_of.get(sha)
+        return got not in ("train", "val") if part == "unseen" else got == part
+
+    keep = [(p, label) for p, label in files if wanted(sha256_bytes(p.read_bytes()))]
     if not keep:
-        listed = f"split.json lists {len(parts[part])}" if part != "unseen" else "all were used in training"
+        listed = f"split.json lists {len(split.get(part, []))}" if part != "unseen" else "all were used in training"
         raise DatasetError(
             f"{data_dir}: none of its {len(files)} photos are the model's {part} photos ({listed}).",
             hint="Pass the folder the model was trained from, or leave out --split.",

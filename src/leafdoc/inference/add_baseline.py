@@ -4,13 +4,13 @@ model was trained on; split.json names its validation photos. The not-a-leaf che
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.calibrate import split_photos
+from leafdoc.modelfolder import read_labels, read_split
 
 
 def main(argv: list[str]) -> int:
@@ -19,8 +19,8 @@ def main(argv: list[str]) -> int:
         return 2
     model_dir, data_dir = Path(argv[0]), Path(argv[1])
     try:
-        labels = json.loads((model_dir / "labels.json").read_text())
-        split = json.loads((model_dir / "split.json").read_text())
+        labels = read_labels(model_dir)
+        split = read_split(model_dir)
         val = [p for p, _ in split_photos(data_dir, split, labels)["val"]]
         if not val:
             raise ModelError(f"{data_dir}: none of the validation photos split.json names is there.")

@@ -8,7 +8,6 @@ never touched.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,12 @@ from leafdoc.images import is_image_name, sha256_bytes
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, fit_model_dir
 from leafdoc.inference.predictor import Predictor
-from leafdoc.modelfolder import SPLIT_FILE, read_card, write_card
+from leafdoc.modelfolder import SPLIT_FILE, read_card, read_split, split_parts, write_card
 
 
 def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, list[tuple[Path, int]]]:
     """{part: [(path, label index)]} for the photos of data_dir/<class>/ whose sha256 split.json lists."""
-    part_of = {sha: part for part in ("train", "val", "test") for sha in split.get(part, [])}
+    part_of = split_parts(split)
     index = {name: i for i, name in enumerate(labels)}
     found: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
     for path in sorted(Path(data_dir).rglob("*")):
@@ -104,7 +103,7 @@ def calibrate_model_dir(
             f"{model_dir}: no split.json, so the training and validation photos are unknown.",
             hint="Retrain with `leafdoc train` (it fits the check itself).",
         )
-    split = json.loads(split_file.read_text())
+    split = read_split(model_dir)
     photos = split_photos(data_dir, split, predictor.labels)
     for part in ("train", "val"):
         want = len(split.get(part, []))

@@ -25,7 +25,7 @@ import numpy as np
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
 from leafdoc.images import sha256_bytes
-from leafdoc.modelfolder import VARIANT_FILES
+from leafdoc.modelfolder import SPLIT_FILE, VARIANT_FILES, read_split
 
 OUTPUTS = ("probabilities", "logits", "features", "cam")
 CALIBRATION_PHOTOS = 300  # training photos, spread over the classes; more barely moves MinMax ranges
@@ -168,7 +168,7 @@ def quantize_model_dir(
         raise ConfigError(f"unknown ONNX variant {variant!r}.", hint=f"Use one of {', '.join(VARIANT_FILES)}.")
     model_dir = Path(model_dir)
     predictor = Predictor(model_dir)  # model.onnx: the reference, and the model's own preprocessing
-    split_file = model_dir / "split.json"
+    split_file = model_dir / SPLIT_FILE
     if data_dir is None or not Path(data_dir).is_dir():
         raise ConfigError(
             f"{data_dir}: no such folder." if data_dir else "converting needs the photos the model was trained on.",
@@ -179,7 +179,7 @@ def quantize_model_dir(
             f"{model_dir}: no split.json, so the training photos are unknown.",
             hint="Use a model folder written by `leafdoc train`.",
         )
-    split = json.loads(split_file.read_text())
+    split = read_split(model_dir)
     photos = split_photos(Path(data_dir), split, predictor.labels)
     short = [p for p in ("train", "val") if len(photos[p]) < max(1, len(split.get(p, [])) // 2)]
     if short:
