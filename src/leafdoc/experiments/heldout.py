@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.evaluate.score import score_files
+from leafdoc.evaluate.score import Scores, score_files
 from leafdoc.inference.calibrate import calibrate_model_dir
 from leafdoc.inference.predictor import Predictor
 
 
-def _answered(model_dir: Path, files: list[tuple[Path, str]]) -> tuple[float, float | None]:
-    """(share of photos answered, accuracy on the answered ones) with leafdoc's decisions."""
-    scored = score_files(Predictor(model_dir), files, decide=True).scores
+def _answered(scored: Scores) -> tuple[float, float | None]:
+    """(share of photos answered, accuracy on the answered ones) from a pass with leafdoc's decisions."""
     answered = np.array([not d.abstained for d in scored.decisions], dtype=bool)
     share = float(answered.mean()) if scored.n else 0.0
     accuracy = float(scored.correct[answered].mean()) if answered.any() else None
@@ -38,14 +37,15 @@ def held_out_figures(
     nonleaf: list[Path],
 ) -> dict:
     """Every figure of the held-out half for one model folder (floats only: they go to MLflow too)."""
-    out = score_files(Predictor(model_dir), files, decide=False).scores.summary()
-    share, acc = _answered(model_dir, files)
+    scored = score_files(Predictor(model_dir), files, decide=True).scores  # one pass: top answers and decisions
+    out = scored.summary()
+    share, acc = _answered(scored)
     out.update(answered=share, answered_accuracy=acc)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "model"
         shutil.copytree(model_dir, copy)
         calibrate_model_dir(copy, lab_root, list(nonleaf), field=[extra_root])
-        share, acc = _answered(copy, files)
+        share, acc = _answered(score_files(Predictor(copy), files, decide=True).scores)
     out.update(field_check_answered=share, field_check_answered_accuracy=acc)
     return {k: v for k, v in out.items() if v is not None}
 
