@@ -118,9 +118,9 @@ def select(recipe: Recipe, data_root: Path, quick: bool) -> Selection:
             )
         cap = spec.extra.per_class if quick else None
         for c in classes:
-            picked = _sample(extra_grouped.get(c, []), None)
-            train_half = [p for p in picked if calibration_part(p)]
-            held = [p for p in picked if not calibration_part(p)]
+            train_half, held = [], []
+            for p in _sample(extra_grouped.get(c, []), None):  # each photo read and hashed once
+                (train_half if calibration_part(p) else held).append(p)
             extra_files += [(p, c) for p in _sample(train_half, cap)]
             test_files += [(p, c) for p in _sample(held, cap)]
     name = spec.name or recipe.name
