@@ -206,6 +206,19 @@ def test_monitoring_counts_answers_abstentions_and_feedback(make_client, leaf_fo
     assert day["buckets"][0]["answers"] == 4 and day["buckets"][0]["start"].endswith("T00:00Z")
 
 
+def test_monitoring_shows_feedback_at_once_though_its_figures_are_cached(make_client, leaf_folder):
+    """/v1/monitoring is cached for 30 s per worker; feedback given to that worker is counted on its next
+    call (the desktop app's Monitor tab, opened just after a thumbs-down, said 0 feedback)."""
+    client = make_client()
+    answer = predict(client, leaf_photos(leaf_folder)[0].read_bytes())
+    client.app.state.leafdoc.prediction_log.flush()
+    [hour] = client.get("/v1/monitoring").json()["buckets"]  # now cached
+    assert hour["answers"] == 1 and hour["feedback"] == 0
+    feedback(client, answer["prediction_id"], correct=False)
+    [hour] = client.get("/v1/monitoring").json()["buckets"]
+    assert hour["answers"] == 1 and hour["feedback"] == 1 and hour["agreed"] == 0
+
+
 def test_records_wait_in_a_bounded_buffer_and_are_written_in_batches(make_client, leaf_folder):
     client = make_client(prediction_buffer=2, prediction_flush_seconds=60.0)
     state = client.app.state.leafdoc

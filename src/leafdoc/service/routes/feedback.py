@@ -63,6 +63,7 @@ async def feedback(
     except NotFound as missing:
         answer = await _when_written(state, prediction_id, give, missing)
     state.metrics.feedback.labels("true" if body.correct else "false").inc()
+    state.monitor.forget()  # this worker's Monitor tab shows it at once, not after CACHE_SECONDS
     return answer
 
 
