@@ -179,8 +179,9 @@ def test_upload_retrain_promote_predict_rollback_on_postgres_redis_s3(backends, 
         assert r.json()["serving_version"] == 2 and r.json()["previous_version"] == 1
         assert _predicted_version(b, photo) == 2
         assert _predicted_version(a, photo) == 2
-        for server in servers:
-            assert (server.home / "models" / "2" / "model.onnx").is_file()
+        for server in servers:  # each replica's copy is v2's network, byte for byte, as the bucket holds it
+            onnx = (server.home / "models" / "2" / "model.onnx").read_bytes()
+            assert sha256_bytes(onnx) == v2["files"]["model.onnx"] != onnx_sha
             assert _get(server.base, "/readyz").json()["model_version"] == 2
 
         # An admin rolls back on replica B: both replicas answer with v1 again.

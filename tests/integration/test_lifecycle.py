@@ -83,9 +83,13 @@ def test_training_scores_each_test_image_once_and_every_figure_comes_from_that_p
     assert trained.card.abstain["val_accuracy"] == round(float(trained.val.correct.mean()), 4)
 
 
-def test_a_retraining_job_predicts_the_candidates_test_split_once(tmp_path, tiny_model, leaf_folder, passes):
+def test_a_retraining_job_learns_and_predicts_the_candidates_test_split_once(tmp_path, tiny_model, leaf_folder, passes):
     """The job compares its candidate with the serving model on the test split: the serving model predicts it,
-    the candidate's figures are those of its training's pass (was: the candidate predicted it a second time)."""
+    the candidate's figures are those of its training's pass (was: the candidate predicted it a second time).
+    And the candidate a job trains (with a configuration that learns) answers photos it never saw far above
+    chance: a job whose training learned nothing would otherwise pass."""
+    from tests.conftest import LEARNS, fresh_accuracy
+
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
@@ -99,7 +103,7 @@ def test_a_retraining_job_predicts_the_candidates_test_split_once(tmp_path, tiny
         api = clients(settings)
         catalog = Catalog(settings.catalog_url)
         ingest(leaf_folder, catalog, open_store(settings.store_location), "tiny")
-        job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
+        job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": LEARNS}).json()
         assert claim(catalog, job["id"], "here:1") == 1
         assert training.run_job(settings, job["id"], 1) == 0
         done = api.get(f"/v1/training-jobs/{job['id']}").json()
@@ -113,6 +117,8 @@ def test_a_retraining_job_predicts_the_candidates_test_split_once(tmp_path, tiny
         assert sum(n for (folder, _), n in passes.probs.items() if folder in serving) == n_test
         promotion = registry.get(done["candidate_version"]).promotion
         assert promotion["candidate"] == card["metrics"]["test"][promotion["metric"]]
+        assert card["training"]["backbone"] == "efficientnet_lite0"  # the job's options were used
+        assert fresh_accuracy(registry.local_dir(done["candidate_version"])) >= 0.6  # chance: 1/3
         catalog.dispose()
     finally:
         clients.close()

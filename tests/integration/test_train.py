@@ -57,12 +57,13 @@ def test_model_folder_has_the_contract_files(tiny_model):
     labels = json.loads((tiny_model / "labels.json").read_text())
     assert labels == sorted(TINY_CLASSES)
     assert card["input"]["size"] == 32
-    assert card["backbone"] == "mobilenet_v2"
+    assert card["backbone"] == "efficientnet_lite0" and card["weights"] == "imagenet"
+    assert card["pretrained"]["sha256"] and card["pretrained"]["licence"] == "Apache-2.0"
     assert card["dataset"]["name"] == "tiny" and card["dataset"]["version"] == 1
     split = card["dataset"]["split"]
     assert split["train"] + split["val"] + split["test"] == 18 and split["test"] >= 3
     # The card's test figure is the model's answers on the photos split.json holds out, scored again here
-    # (whether training learns is test_train_learns.py's: 1 epoch at 32 px from scratch answers near chance).
+    # (whether it learns is test_train_learns.py's).
     assert card["metrics"]["test"]["accuracy"] == pytest.approx(_split_accuracy(tiny_model, "test"))
     assert 0.0 < card["abstain"]["min_confidence"] <= 0.95
     assert card["history"] and card["history"][0]["epoch"] == 1
@@ -178,12 +179,14 @@ def test_imagenet_offline_says_what_to_pass(monkeypatch):
 
 
 def test_warm_start_copies_all_weights_when_labels_match(tiny_model):
+    from tests.conftest import LEARNS
+
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.export import load_keras
     from leafdoc.train.trainer import build_model, warm_start
 
     labels = json.loads((tiny_model / "labels.json").read_text())
-    cfg = TrainConfig(weights="none", image_size=32, alpha=0.35)
+    cfg = TrainConfig(**{**LEARNS, "weights": "none"})  # the tiny model's network, its weights from the parent
     model = build_model(cfg, len(labels))
     assert warm_start(model, tiny_model, labels) == "all"
     parent = load_keras(tiny_model)
