@@ -30,16 +30,42 @@ def write(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
     return path
 
 
-def test_the_four_recipes_ship_and_parse_in_both_modes():
+def test_the_four_recipes_ship_with_imagenet_weights_and_parse_in_both_modes():
+    """Each recipe starts from EfficientNet-Lite0's ImageNet weights (the ones leafdoc has offline); its basic
+    CNN, if it has one, trains from scratch; `--weights none` trains the source's network from scratch."""
     assert set(SHIPPED) <= set(available_recipes())
     for name in SHIPPED:
         recipe = load_recipe(name)
-        assert recipe.name == name and recipe.weights == "none", name
+        assert recipe.name == name and recipe.weights == "imagenet", name
         for quick in (False, True):
             configs = [recipe.config(run, quick=quick) for run in recipe.runs]
-            assert all(c.weights == "none" for c in configs)
+            for c in configs:
+                assert (c.backbone, c.weights) in {("efficientnet_lite0", "imagenet"), ("baseline_cnn", "none")}
+            scratch = [recipe.config(run, quick=quick, weights="none") for run in recipe.runs]
+            assert all(c.weights == "none" and c.backbone != "efficientnet_lite0" for c in scratch), name
         quick_sizes = {recipe.config(run, quick=True).image_size for run in recipe.runs}
         assert max(quick_sizes) <= 64, f"{name}: quick mode must stay small"
+
+
+def test_weights_none_trains_what_the_committed_from_scratch_reports_trained():
+    """docs/experiments/NAME/ holds each recipe's full run from scratch (from before leafdoc had ImageNet
+    weights); `--weights none` must still train every one of those runs with the same settings, or the README
+    would quote figures the recipe no longer makes."""
+    import json
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "experiments"
+    for name in SHIPPED:
+        recipe = load_recipe(name)
+        results = json.loads((docs / name / "results.json").read_text())
+        assert results["weights"] == "none" and results["mode"] == "full", name
+        specs = {run.name: run for run in recipe.runs}
+        for run in results["runs"]:
+            if run["name"] not in specs:  # the search's winner
+                continue
+            now = recipe.config(specs[run["name"]], quick=False, weights="none").model_dump()
+            then = run["settings"]
+            differs = {k: (then[k], now[k]) for k in then.keys() & now.keys() if then[k] != now[k]}
+            assert not differs, (name, run["name"], differs)
 
 
 def test_shipped_recipes_say_what_the_source_used(tmp_path):
