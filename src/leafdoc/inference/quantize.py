@@ -19,6 +19,7 @@ import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from leafdoc.modelfolder import SPLIT_FILE, VARIANT_FILES, read_split
 OUTPUTS = ("probabilities", "logits", "features", "cam")
 CALIBRATION_PHOTOS = 300  # training photos, spread over the classes; more barely moves MinMax ranges
 CALIBRATION_BATCH = 10
+T = TypeVar("T")
 
 
 def _onnx():
@@ -43,9 +45,10 @@ def _onnx():
     return onnx
 
 
-def spread(photos: list[tuple[Path, int]], n: int) -> list[tuple[Path, int]]:
-    """Up to n photos, as many from each class as the classes allow, deterministic (sorted paths)."""
-    by_class: dict[int, list[Path]] = {}
+def spread(photos: list[tuple[T, int]], n: int) -> list[tuple[T, int]]:
+    """Up to n photos (paths, or indices into an array), as many from each class as the classes allow,
+    deterministic (sorted)."""
+    by_class: dict[int, list[T]] = {}
     for path, y in sorted(photos):
         by_class.setdefault(y, []).append(path)
     per_class = max(1, -(-n // max(1, len(by_class))))
@@ -159,15 +162,14 @@ def check_outputs(path: Path, sess) -> None:
 def quantize_model_dir(
     model_dir: Path, variant: str, data_dir: Path | None = None, n_calibration: int = CALIBRATION_PHOTOS
 ) -> Path:
-    """Write model.<variant>.onnx beside model.onnx, check it against model.onnx on the validation photos
-    and record it (file, sha256, method, agreement) in card.json's `onnx_variants`."""
+    """`leafdoc export --format onnx-int8|onnx-fp16`: the model's training and validation photos read from
+    `data_dir` (split.json says which), then make_variant."""
     from leafdoc.inference.calibrate import split_photos
     from leafdoc.inference.predictor import Predictor
 
-    if variant not in VARIANT_FILES:
-        raise ConfigError(f"unknown ONNX variant {variant!r}.", hint=f"Use one of {', '.join(VARIANT_FILES)}.")
+    _check_variant(variant)
     model_dir = Path(model_dir)
-    predictor = Predictor(model_dir)  # model.onnx: the reference, and the model's own preprocessing
+    predictor = Predictor(model_dir)  # the model's own preprocessing
     split_file = model_dir / SPLIT_FILE
     if data_dir is None or not Path(data_dir).is_dir():
         raise ConfigError(
@@ -196,14 +198,38 @@ def quantize_model_dir(
                 xs.append(predictor.preprocess(path))
             except LeafdocError:
                 continue
-        return np.stack(xs)
+        return np.stack(xs) if xs else np.zeros((0, predictor.size, predictor.size, 3), np.float32)
 
-    calibration = spread(photos["train"], n_calibration)
+    return make_variant(model_dir, variant, arrays(spread(photos["train"], n_calibration)), arrays(photos["val"]))
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANT_FILES:
+        raise ConfigError(f"unknown ONNX variant {variant!r}.", hint=f"Use one of {', '.join(VARIANT_FILES)}.")
+
+
+def make_variant(model_dir: Path, variant: str, calibration: np.ndarray, val: np.ndarray) -> Path:
+    """Write model.<variant>.onnx beside model.onnx (int8: calibrated on `calibration`, model-ready arrays of
+    training photos), check it against model.onnx on `val` (the validation photos) and record it (file,
+    sha256, method, agreement) in card.json's `onnx_variants`. `leafdoc export` and a retraining job
+    (lifecycle/serving_copy.py) both make their copy here."""
+    _check_variant(variant)
+    model_dir = Path(model_dir)
+    if variant == "int8" and not len(calibration):
+        raise ConfigError(
+            f"{model_dir}: no training photos to calibrate the int8 copy with.",
+            hint="Train on a dataset with photos in the training split, or serve model.onnx (fp32).",
+        )
+    if not len(val):
+        raise ConfigError(
+            f"{model_dir}: no validation photos to check the {variant} copy against model.onnx.",
+            hint="Train on a dataset large enough to have a validation split, or serve model.onnx (fp32).",
+        )
     dest = model_dir / VARIANT_FILES[variant]
     tmp = model_dir / f".{dest.name}.tmp"
     try:
         if variant == "int8":
-            quantize_int8(model_dir / "model.onnx", tmp, arrays(calibration))
+            quantize_int8(model_dir / "model.onnx", tmp, calibration)
             method = (
                 f"ONNX Runtime static quantisation, QDQ, int8 weights per channel, uint8 activations, MinMax "
                 f"ranges over {len(calibration)} training photos; pooling and classifier head kept float32"
@@ -213,7 +239,6 @@ def quantize_model_dir(
             method = "float16 weights and activations (onnxruntime.transformers.float16), float32 input and outputs"
         sess = session(tmp)
         check_outputs(dest, sess)
-        val = arrays(photos["val"])
         checked = agreement(run(session(model_dir / "model.onnx"), val), run(sess, val))
         data = tmp.read_bytes()
         atomic_write_bytes(dest, data)
