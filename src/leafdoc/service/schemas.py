@@ -149,7 +149,11 @@ class TrainingJob(BaseModel):
     metrics: dict[str, Any] | None = Field(description="`last` epoch, `history` of epochs, `test` when done.")
     error: str | None
     candidate_version: int | None
-    promotion: dict[str, Any] | None = Field(description="The promotion rule, both figures and the decision.")
+    promotion: dict[str, Any] | None = Field(
+        description="The promotion rule, both figures and the decision; with LEAFDOC_ONNX_VARIANT int8 or fp16, "
+        "`serving_copy`: whether the copy the service serves was made (`made`, `file`, `seconds`), its "
+        "`validation_vs_fp32` agreement with model.onnx on the validation photos, or the `warning` why not."
+    )
 
 
 class UploadAnswer(BaseModel):
@@ -289,6 +293,11 @@ class Ready(BaseModel):
     ready: bool
     checks: dict[str, str]
     model_version: int | None
+    model_file: str | None = Field(
+        None,
+        description="The ONNX file the serving version runs: model.onnx, or the model.int8.onnx / model.fp16.onnx "
+        "copy LEAFDOC_ONNX_VARIANT asks for (a version without that copy is served with model.onnx).",
+    )
     keep_photos: bool = Field(False, description="Whether predicted photos are kept for review (LEAFDOC_KEEP_PHOTOS).")
 
 

@@ -145,7 +145,7 @@ class ModelHolder:
             return
         self._loaded = Loaded(ptr.version, ptr.stamp, predictor, self.knowledge)  # the swap: one reference
         self.last_error = None
-        log.info("serving model version %s", ptr.version)
+        log.info("serving model version %s with its %s", ptr.version, predictor.model_file.name)
         if self.on_swap:
             self.on_swap(ptr.version)
 
@@ -155,8 +155,9 @@ class ModelHolder:
         wanted = self.settings.onnx_variant
         try:
             variant_file(folder, read_card(folder), wanted)
-        except (LeafdocError, OSError, ValueError):
-            log.warning("model version %s has no %s ONNX file: serving its model.onnx", version, wanted)
+        except (LeafdocError, OSError, ValueError) as exc:
+            why = exc.message if isinstance(exc, LeafdocError) else str(exc)
+            log.warning("model version %s: serving its model.onnx, not the %s copy (%s)", version, wanted, why)
             return "fp32"
         return wanted
 

@@ -219,6 +219,7 @@ class _Reporter:
 
 def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
     from leafdoc.lifecycle.promotion import promotion_decision
+    from leafdoc.lifecycle.serving_copy import make_serving_copy
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import beside
@@ -269,6 +270,11 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             originals=store.get,
         )
         card = trained.card
+        copy = None
+        if settings.onnx_variant != "fp32":  # what the service serves: made now, stored with the version
+            reporter.update(progress={"phase": f"making the {settings.onnx_variant} copy to serve"}, heartbeat=utcnow())
+            copy = make_serving_copy(trained, settings.onnx_variant)
+            say(copy.warning or f"{copy.file} made in {copy.seconds:.1f} s: {copy.validation_vs_fp32}")
         reporter.update(progress={"phase": "comparing with the serving model"}, heartbeat=utcnow())
         test = data.indices("test")
         images = [store.get(data.shas[i]) for i in test]
@@ -286,6 +292,8 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             candidate=trained.test.summary(),  # the candidate's test split is predicted once, in train_model
         )
         decision["promoted"] = decision["promote"]
+        if copy is not None:  # beside the figures the admin promotes by: what will be served, and how it agrees
+            decision["serving_copy"] = copy.to_dict()
 
         def finish(s, version: int, served: bool) -> None:
             # Raises JobCancelled if the job was cancelled (or taken over) meanwhile: the registration rolls back.

@@ -26,7 +26,7 @@ def healthz() -> dict:
 )
 def readyz(state: AppState = Depends(get_state)):
     checks: dict[str, str] = {}
-    version = None
+    version = model_file = None
     try:
         with state.catalog.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -34,7 +34,8 @@ def readyz(state: AppState = Depends(get_state)):
     except Exception as exc:
         checks["catalog"] = f"unreachable: {exc}"
     try:
-        version = state.holder.current().version
+        loaded = state.holder.current()
+        version, model_file = loaded.version, loaded.predictor.model_file.name  # the name only: no server path
         checks["model"] = "ok"
     except LeafdocError as exc:
         checks["model"] = exc.message
@@ -44,7 +45,13 @@ def readyz(state: AppState = Depends(get_state)):
     except Exception as exc:
         checks["queue"] = f"unreachable: {exc}"
     ready = all(v == "ok" for v in checks.values())
-    body = {"ready": ready, "checks": checks, "model_version": version, "keep_photos": state.settings.keep_photos}
+    body = {
+        "ready": ready,
+        "checks": checks,
+        "model_version": version,
+        "model_file": model_file,
+        "keep_photos": state.settings.keep_photos,
+    }
     return body if ready else JSONResponse(body, status_code=503)
 
 
