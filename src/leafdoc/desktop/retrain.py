@@ -11,6 +11,7 @@ All of it needs the admin token: the built-in server's own, or one asked once an
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -35,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_str
-from leafdoc.jobwords import phase_words
+from leafdoc.jobwords import phase_words, serving_copy_words
 
 POLL_MS = 1500
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
@@ -492,8 +493,8 @@ class RetrainTab(QWidget):
             promotion = job.get("promotion") or {}
             verdict = "is now serving" if promotion.get("promoted") else "was kept as a candidate, not served"
             lines.append(f"Version <b>{version}</b> {verdict}. Test accuracy {_pct(test.get('accuracy'))}.")
-            if promotion.get("reason"):
-                lines.append(f"<span style='color:#555'>Why: {promotion['reason']}</span>")
+            said = [f"Why: {promotion['reason']}" if promotion.get("reason") else None, serving_copy_words(promotion)]
+            lines += [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
             self.job = None
             self.refresh()
             self.window_.model_changed()
@@ -530,7 +531,8 @@ class RetrainTab(QWidget):
             self.table.insertRow(r)
             test = (m.get("metrics") or {}).get("test") or {}
             trained_on = f"{m['dataset']} v{m['dataset_version']}" if m.get("dataset") else "—"
-            notes = (m.get("promotion") or {}).get("reason") or m.get("source") or ""
+            promo = m.get("promotion") or {}
+            notes = " ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo)]))
             cells = [
                 str(m["version"]),
                 m["status"] + (" ✔" if m.get("serving") else ""),

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from leafdoc.jobwords import phase_words
+from leafdoc.jobwords import phase_words, serving_copy_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
@@ -149,6 +149,7 @@ def model_rows(models: dict) -> list[list[str]]:
         dataset = f"{ds} v{m['dataset_version']}" if ds and m.get("dataset_version") else (ds or "–")
         promo = m.get("promotion") or {}
         decision = promo.get("reason") or ("promoted" if promo.get("promote") else "")
+        decision = " ".join(filter(None, [decision, serving_copy_words(promo)]))
         rows.append(
             [
                 str(m["version"]),
@@ -223,6 +224,8 @@ def job_summary(job: dict | None) -> str:
         promo = job.get("promotion") or {}
         served = "now serving" if promo.get("promoted") else "not promoted"
         lines.append(f"New model **v{job['candidate_version']}**: {served}. {esc(promo.get('reason') or '')}")
+        if serving_copy_words(promo):
+            lines.append(esc(serving_copy_words(promo)))
     return "  \n".join(lines)
 
 
