@@ -430,6 +430,7 @@ def test_health_and_readiness(client):
         "ready": True,
         "checks": {"catalog": "ok", "model": "ok", "queue": "ok"},
         "model_version": 1,
+        "model_file": "model.onnx",  # LEAFDOC_ONNX_VARIANT unset: fp32 (test_job_serving_copy: the int8 file)
         "keep_photos": False,
     }
 

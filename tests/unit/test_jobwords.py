@@ -28,3 +28,44 @@ def test_the_page_and_the_app_say_the_same_words_for_a_phase(phase, words):
     job = {**RUNNING, "progress": {"phase": phase}}
     assert f"Epoch **1 / 4** · {words}" in job_summary(job)
     assert job_progress(job) == (25, f"{words} — 1 of 4 epochs done")
+
+
+MADE = {
+    "variant": "int8",
+    "made": True,
+    "file": "model.int8.onnx",
+    "seconds": 3.2,
+    "validation_vs_fp32": {"n": 663, "top1_agreement": 0.991, "max_abs_prob_diff": 0.3512, "mean_abs_prob_diff": 0.002},
+}
+NOT_MADE = {
+    "variant": "int8",
+    "made": False,
+    "file": None,
+    "seconds": 0.4,
+    "warning": "the int8 copy could not be made (x)",
+}
+
+
+@pytest.mark.parametrize(
+    ("copy", "said"),
+    [
+        (
+            MADE,
+            "Served as model.int8.onnx: same top-1 as model.onnx on 99.1% of 663 validation photos, "
+            "probabilities within 0.351.",
+        ),
+        (NOT_MADE, "Warning: the int8 copy could not be made (x)."),
+    ],
+)
+def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said):
+    """Before an admin promotes: the job's detail and the models table say it (the desktop app uses the same words)."""
+    from leafdoc.jobwords import serving_copy_words
+    from leafdoc.ui.text import model_rows
+
+    promotion = {"promote": False, "promoted": False, "reason": "candidate accuracy 0.5 is worse", "serving_copy": copy}
+    job = {**RUNNING, "state": "succeeded", "candidate_version": 2, "promotion": promotion}
+    assert serving_copy_words(promotion) == said
+    assert said in job_summary(job).replace("\\", "")
+    row = model_rows({"models": [{"version": 2, "status": "candidate", "promotion": promotion}]})[0]
+    assert row[-1] == f"candidate accuracy 0.5 is worse {said}"
+    assert serving_copy_words({"reason": "no copy asked (fp32)"}) is None
