@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         "fp32",
         description="Which ONNX file of a model folder predictions run on: model.onnx (fp32), or the copy that "
         "`leafdoc export --format onnx-int8|onnx-fp16` wrote beside it. The API serves a model version that has "
-        "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it.",
+        "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
+        "copy of its candidate before registering it.",
     )
     top_k: int = 3
     promote_metric: str = "accuracy"
