@@ -17,16 +17,23 @@ def phase_words(phase: str | None) -> str | None:
     return PHASES.get(phase, phase.replace("_", " "))
 
 
-def serving_copy_words(promotion: dict | None) -> str | None:
+def serving_copy_words(promotion: dict | None, short: bool = False) -> str | None:
     """What a job's `promotion.serving_copy` (service/training.py) says of the int8/fp16 copy the service will
-    serve: its agreement with model.onnx on the validation photos, or why it was not made; None without one."""
+    serve: its agreement with model.onnx on the validation photos, or why it was not made; None without one.
+    `short`: for a table cell."""
     copy = (promotion or {}).get("serving_copy")
     if not copy:
         return None
+    variant = copy.get("variant") or "the"
     if not copy.get("made"):
+        if short:
+            return f"No {variant} copy: served with model.onnx."
         return f"Warning: {copy.get('warning') or 'no copy was made for serving'}."
     check = copy.get("validation_vs_fp32") or {}
+    agree, n = f"{check.get('top1_agreement', 0):.1%}", check.get("n", 0)
+    if short:
+        return f"{variant} copy: same top-1 as model.onnx on {agree} of {n} validation photos."
     return (
-        f"Served as {copy['file']}: same top-1 as model.onnx on {check.get('top1_agreement', 0):.1%} of "
-        f"{check.get('n', 0)} validation photos, probabilities within {check.get('max_abs_prob_diff', 0):.3f}."
+        f"Served as {copy['file']}: same top-1 as model.onnx on {agree} of {n} validation photos, "
+        f"probabilities within {check.get('max_abs_prob_diff', 0):.4f}."
     )

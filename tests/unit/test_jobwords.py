@@ -47,17 +47,18 @@ NOT_MADE = {
 
 
 @pytest.mark.parametrize(
-    ("copy", "said"),
+    ("copy", "said", "in_table"),
     [
         (
             MADE,
             "Served as model.int8.onnx: same top-1 as model.onnx on 99.1% of 663 validation photos, "
-            "probabilities within 0.351.",
+            "probabilities within 0.3512.",
+            "int8 copy: same top-1 as model.onnx on 99.1% of 663 validation photos.",
         ),
-        (NOT_MADE, "Warning: the int8 copy could not be made (x)."),
+        (NOT_MADE, "Warning: the int8 copy could not be made (x).", "No int8 copy: served with model.onnx."),
     ],
 )
-def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said):
+def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said, in_table):
     """Before an admin promotes: the job's detail and the models table say it (the desktop app uses the same words)."""
     from leafdoc.jobwords import serving_copy_words
     from leafdoc.ui.text import model_rows
@@ -67,5 +68,5 @@ def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_non
     assert serving_copy_words(promotion) == said
     assert said in job_summary(job).replace("\\", "")
     row = model_rows({"models": [{"version": 2, "status": "candidate", "promotion": promotion}]})[0]
-    assert row[-1] == f"candidate accuracy 0.5 is worse {said}"
+    assert row[-1] == f"candidate accuracy 0.5 is worse. {in_table}"
     assert serving_copy_words({"reason": "no copy asked (fp32)"}) is None

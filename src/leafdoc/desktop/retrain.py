@@ -532,7 +532,7 @@ class RetrainTab(QWidget):
             test = (m.get("metrics") or {}).get("test") or {}
             trained_on = f"{m['dataset']} v{m['dataset_version']}" if m.get("dataset") else "—"
             promo = m.get("promotion") or {}
-            notes = " ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo)]))
+            notes = ". ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo, True)]))
             cells = [
                 str(m["version"]),
                 m["status"] + (" ✔" if m.get("serving") else ""),

@@ -149,7 +149,7 @@ def model_rows(models: dict) -> list[list[str]]:
         dataset = f"{ds} v{m['dataset_version']}" if ds and m.get("dataset_version") else (ds or "–")
         promo = m.get("promotion") or {}
         decision = promo.get("reason") or ("promoted" if promo.get("promote") else "")
-        decision = " ".join(filter(None, [decision, serving_copy_words(promo)]))
+        decision = ". ".join(filter(None, [decision, serving_copy_words(promo, short=True)]))
         rows.append(
             [
                 str(m["version"]),
