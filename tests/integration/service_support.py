@@ -56,6 +56,26 @@ class Clients:
             c.__exit__(None, None, None)
 
 
+def job_run_here(api: TestClient, settings: Settings, folder: Path, options: dict):
+    """A real retraining job on `folder` (ingested as `tiny`), submitted through `api` and run in this process as a
+    worker's training process runs it. Returns the finished job's record (asserted succeeded) and the catalog
+    (the caller disposes of it)."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.service import training
+    from leafdoc.service.jobs import claim
+
+    catalog = Catalog(settings.catalog_url)
+    ingest(folder, catalog, open_store(settings.store_location), "tiny")
+    job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": options}).json()
+    assert claim(catalog, job["id"], "here:1") == 1
+    assert training.run_job(settings, job["id"], 1) == 0
+    done = api.get(f"/v1/training-jobs/{job['id']}").json()
+    assert done["state"] == "succeeded", done["error"]
+    return done, catalog
+
+
 def assert_error(r, status: int, code: str) -> dict:
     """An error answer: this status, this code, a message."""
     assert r.status_code == status, r.text

@@ -10,16 +10,13 @@ import logging
 
 import numpy as np
 import pytest
-from service_support import ADMIN, Clients, service_settings
+from service_support import ADMIN, Clients, job_run_here, service_settings
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES
 
 from leafdoc.data.catalog import Catalog
-from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.inference.predictor import Predictor
 from leafdoc.registry import Registry
-from leafdoc.service import training
-from leafdoc.service.jobs import claim
 from leafdoc.ui.text import job_summary
 
 pytestmark = pytest.mark.integration
@@ -40,13 +37,7 @@ def run_a_job(settings, leaf_folder) -> tuple[dict, Registry, Catalog, object]:
     """A real retraining job, run in this process as a worker's training process runs it; the API beside it."""
     clients = Clients()
     api = clients(settings)
-    catalog = Catalog(settings.catalog_url)
-    ingest(leaf_folder, catalog, open_store(settings.store_location), "tiny")
-    job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
-    assert claim(catalog, job["id"], "here:1") == 1
-    assert training.run_job(settings, job["id"], 1) == 0
-    done = api.get(f"/v1/training-jobs/{job['id']}").json()
-    assert done["state"] == "succeeded", done["error"]
+    done, catalog = job_run_here(api, settings, leaf_folder, TINY)
     return done, Registry(settings, catalog, open_store(settings.store_location)), catalog, (api, clients)
 
 

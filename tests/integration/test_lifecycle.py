@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from service_support import ADMIN, Clients, service_settings
+from service_support import Clients, job_run_here, service_settings
 
 from leafdoc.inference.predictor import Predictor
 
@@ -90,24 +90,13 @@ def test_a_retraining_job_learns_and_predicts_the_candidates_test_split_once(tmp
     chance: a job whose training learned nothing would otherwise pass."""
     from tests.conftest import LEARNS, fresh_accuracy
 
-    from leafdoc.data.catalog import Catalog
-    from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.registry import Registry
-    from leafdoc.service import training
-    from leafdoc.service.jobs import claim
 
     settings = service_settings(tmp_path / "home", tiny_model)
     clients = Clients()
     try:
-        api = clients(settings)
-        catalog = Catalog(settings.catalog_url)
-        ingest(leaf_folder, catalog, open_store(settings.store_location), "tiny")
-        job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": LEARNS}).json()
-        assert claim(catalog, job["id"], "here:1") == 1
-        assert training.run_job(settings, job["id"], 1) == 0
-        done = api.get(f"/v1/training-jobs/{job['id']}").json()
-        assert done["state"] == "succeeded", done["error"]
+        done, catalog = job_run_here(clients(settings), settings, leaf_folder, LEARNS)
         registry = Registry(settings, catalog, open_store(settings.store_location))
         card = registry.get(done["candidate_version"]).card
         n_test, n_val = card["dataset"]["split"]["test"], card["dataset"]["split"]["val"]
