@@ -33,6 +33,22 @@ def unseen_photos() -> list:
     return [f for c in TINY_CLASSES for f in sorted((PLANTVILLAGE / c).iterdir())[20:24]]
 
 
+@pytest.fixture
+def phases(monkeypatch) -> list[str]:
+    """The phases the job writes into its row (what the page and the desktop app show), in order."""
+    from leafdoc.service import training
+
+    seen, real = [], training.update_job
+
+    def recording(catalog, job_id, attempt=None, **values):
+        if (values.get("progress") or {}).get("phase"):
+            seen.append(values["progress"]["phase"])
+        return real(catalog, job_id, attempt, **values)
+
+    monkeypatch.setattr(training, "update_job", recording)
+    return seen
+
+
 def run_a_job(settings, leaf_folder) -> tuple[dict, Registry, Catalog, object]:
     """A real retraining job, run in this process as a worker's training process runs it; the API beside it."""
     clients = Clients()
@@ -52,11 +68,14 @@ def served_file(api, version: int) -> str:
     return loaded.predictor.model_file.name
 
 
-def test_a_retraining_job_makes_the_int8_copy_the_service_then_serves(tmp_path, tiny_model, leaf_folder):
+def test_a_retraining_job_makes_the_int8_copy_the_service_then_serves(tmp_path, tiny_model, leaf_folder, phases):
     # promote_margin -1: the rule keeps the candidate back (needs +1 accuracy), so an admin promotes it by hand
     settings = service_settings(tmp_path / "home", tiny_model, onnx_variant="int8", promote_margin=-1.0)
     job, registry, catalog, (api, clients) = run_a_job(settings, leaf_folder)
     try:
+        # The job says what it does, after training and before the comparison that decides promotion.
+        making = phases.index("making the int8 copy to serve")
+        assert phases.index("comparing with the serving model") == making + 1 and "training" in phases[:making]
         # Version 1 (the seeded tiny model) has no int8 copy: it is served with its model.onnx, and says so.
         assert api.get("/readyz").json()["model_file"] == "model.onnx"
         v = job["candidate_version"]
