@@ -122,6 +122,14 @@ def test_a_retraining_job_makes_the_int8_copy_the_service_then_serves(tmp_path, 
         expected_int8, expected_fp32 = probs(int8), probs(fp32)
         assert all(abs(got[k] - expected_int8[k]) < 2e-6 for k in got), (got, expected_int8)
         assert any(abs(got[k] - expected_fp32[k]) > 1e-5 for k in got), (got, expected_fp32)
+
+        # A replica on another machine (its own data home; the catalog and the store shared) rebuilds the version
+        # from the store, int8 copy included, and serves that file.
+        shared = {"database_url": settings.catalog_url, "store_url": settings.store_location}
+        replica = clients(service_settings(tmp_path / "replica", tiny_model, onnx_variant="int8", **shared))
+        assert replica.get("/readyz").json()["model_file"] == "model.int8.onnx"
+        there = replica.app.state.leafdoc.holder.current().predictor.model_file
+        assert there.is_relative_to(tmp_path / "replica") and there.read_bytes() == int8_bytes
     finally:
         clients.close()
         catalog.dispose()
