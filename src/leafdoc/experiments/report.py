@@ -213,11 +213,12 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
     notes = []
     if results["weights"] == "none":
         notes.append(
-            "**Weights: none** — every run trained from scratch (ImageNet weights cannot be downloaded on this "
-            "machine). A pretrained recipe's 'frozen base' and 'fine-tuning' stages have no pretrained features "
-            "to keep, so the library trains the whole network in one phase (`fine_tune_epochs` and "
-            "`fine_tune_fraction` have no effect) and the recipe's `scratch:` settings apply. Where the source "
-            "used ImageNet weights, expect lower figures, most of all on small datasets."
+            "**Weights: none** — every run trained from scratch (`--weights none`; the shipped recipes start from "
+            "EfficientNet-Lite0's ImageNet weights, installed offline). A pretrained recipe's 'frozen base' and "
+            "'fine-tuning' stages have no pretrained features to keep, so the library trains the whole network in "
+            "one phase (`fine_tune_epochs` and `fine_tune_fraction` have no effect) and the recipe's `scratch:` "
+            "settings apply. Where the source used ImageNet weights, expect lower figures, most of all on small "
+            "datasets."
         )
     else:
         notes.append(f"**Weights: {results['weights']}** (the basic CNN, if any, always trains from scratch).")
