@@ -96,6 +96,7 @@ class Deployment:
         self.setup, self.root, self.env = setup, root, env
         self.serves: list[subprocess.Popen] = []
         self.nginx: Nginx | None = None
+        self.model_file: str | None = None  # what /readyz says is served
         self.log_level, self.server_cpus = log_level, server_cpus
         self.ports: list[int] = []
         self.base = ""
@@ -125,7 +126,9 @@ class Deployment:
                 if dead:
                     raise RuntimeError(f"{s.label}: leafdoc serve exited:\n{self.logs()}")
                 try:
-                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    ready = httpx.get(f"{base}/readyz", timeout=5)
+                    if ready.status_code == 200:
+                        self.model_file = ready.json().get("model_file")  # the file served (fp32 / int8 copy)
                         break
                 except httpx.HTTPError:
                     pass
@@ -320,6 +323,12 @@ def start_deployment(setup: Setup, workload: str, env: dict, root: Path, opts: O
     dep = Deployment(setup, folder, env, args.log_level, args.server_cpus)
     try:
         dep.base = dep.start()
+        served = dep.model_file
+        if args.onnx_variant != "fp32" and args.onnx_variant not in (served or ""):
+            raise SystemExit(
+                f"--onnx-variant {args.onnx_variant}: the server serves {served}, not that copy: make it with "
+                f"`leafdoc export {args.model} --format onnx-{args.onnx_variant} --data DIR` (see the server log)"
+            )
     except BaseException:
         dep.stop()
         raise
@@ -459,6 +468,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--images", default=None, help="Folder of leaf photos (default: see loadtest/images.py).")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
     ap.add_argument(
+        "--onnx-variant",
+        choices=("fp32", "int8", "fp16"),
+        default="fp32",
+        help="LEAFDOC_ONNX_VARIANT of every server: the model folder's copy to serve (card.json onnx_variants).",
+    )
+    ap.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -549,6 +564,7 @@ def main(argv: list[str] | None = None) -> Path:
             variants[name], described[name] = str(make_variant(name, root / "variants")), VARIANTS[name][0]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LEAFDOC_") and k != "PYTHONPATH"}
     base_env.update(LEAFDOC_HOME=str(root / "home"), LEAFDOC_MODEL_DIR=str(model))
+    base_env["LEAFDOC_ONNX_VARIANT"] = args.onnx_variant
     started = dt.datetime.now()
     log(f"temp folder {root}; images {images}; report {out_dir}")
     results: dict = {

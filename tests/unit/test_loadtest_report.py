@@ -193,3 +193,24 @@ def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
 
     with Image.open(tmp_path / "latency.png") as img:
         assert img.format == "PNG" and img.size == (1170, 495)  # 13 x 5.5 in at 90 dpi
+
+
+def test_a_load_test_of_the_int8_copy_refuses_a_server_that_serves_model_onnx(tmp_path, monkeypatch):
+    """`--onnx-variant int8` sets LEAFDOC_ONNX_VARIANT for every server and checks /readyz's `model_file`: a model
+    folder without the copy is served with model.onnx, and its figures must not be reported as int8's."""
+    stopped = []
+
+    def start(dep, served):
+        dep.model_file = served
+        return "http://127.0.0.1:1"
+
+    monkeypatch.setattr(run.Deployment, "stop", lambda dep: stopped.append(dep))
+    args = run.parse_args(["--onnx-variant", "int8", "--model", str(tmp_path / "m")])
+    setup = run.Setup(workers=4, lb=False)
+    monkeypatch.setattr(run.Deployment, "start", lambda dep: start(dep, "model.onnx"))
+    with pytest.raises(SystemExit, match="serves model.onnx, not that copy"):
+        run.start_deployment(setup, "single", {}, tmp_path / "a", None, args)
+    assert len(stopped) == 1  # the servers started are stopped
+    monkeypatch.setattr(run.Deployment, "start", lambda dep: start(dep, "model.int8.onnx"))
+    assert run.start_deployment(setup, "single", {}, tmp_path / "b", None, args).model_file == "model.int8.onnx"
+    assert run.parse_args([]).onnx_variant == "fp32"
