@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pytest
 from service_support import ADMIN, Clients, job_run_here, service_settings
-from tests.conftest import LEARNS, PLANTVILLAGE, TINY_CLASSES
+from tests.conftest import LEARNS, fresh_photos
 
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import open_store
@@ -21,9 +21,6 @@ from leafdoc.ui.text import job_summary
 
 pytestmark = pytest.mark.integration
 
-# A job that learns (the tiny model's configuration): its copy must keep peaked, differing answers, which a
-# near-uniform model would keep whatever the quantiser did.
-TINY = LEARNS
 # The README's tolerances for an int8 copy against its model.onnx ("Faster serving: int8"), the same as
 # tests/integration/test_quantize.py's: probabilities at most 0.4 apart on any photo, 0.05 on average.
 MAX_PROB_DIFF = 0.4
@@ -31,8 +28,8 @@ MAX_MEAN_PROB_DIFF = 0.05
 
 
 def unseen_photos() -> list:
-    """Real photos of the tiny dataset's classes that it does not hold (it has each class's first 6)."""
-    return [f for c in TINY_CLASSES for f in sorted((PLANTVILLAGE / c).iterdir())[20:24]]
+    """Real photos of the tiny dataset's classes that it does not hold (conftest's `fresh_photos`, 4 per class)."""
+    return [f for f, _ in fresh_photos(n=4)]
 
 
 @pytest.fixture
@@ -55,7 +52,9 @@ def run_a_job(settings, leaf_folder) -> tuple[dict, Registry, Catalog, object]:
     """A real retraining job, run in this process as a worker's training process runs it; the API beside it."""
     clients = Clients()
     api = clients(settings)
-    done, catalog = job_run_here(api, settings, leaf_folder, TINY)
+    # A job that learns (the tiny model's configuration): its copy must keep peaked, differing answers, which a
+    # near-uniform model would keep whatever the quantiser did.
+    done, catalog = job_run_here(api, settings, leaf_folder, LEARNS)
     return done, Registry(settings, catalog, open_store(settings.store_location)), catalog, (api, clients)
 
 

@@ -224,8 +224,9 @@ def job_summary(job: dict | None) -> str:
         promo = job.get("promotion") or {}
         served = "now serving" if promo.get("promoted") else "not promoted"
         lines.append(f"New model **v{job['candidate_version']}**: {served}. {esc(promo.get('reason') or '')}")
-        if serving_copy_words(promo):
-            lines.append(esc(serving_copy_words(promo)))
+        copy = serving_copy_words(promo)
+        if copy:
+            lines.append(esc(copy))
     return "  \n".join(lines)
 
 
