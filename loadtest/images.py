@@ -55,9 +55,12 @@ PHONE_MIN_SIDE = 1500
 TWELVE_MP = (4000, 3000)
 
 
-def phone_photos(folder: Path | None = None, limit: int = 40, made: int = 10) -> list[tuple[str, bytes]]:
+def phone_photos(
+    folder: Path | None = None, limit: int = 40, made: int = 10, shrink: bool = False
+) -> list[tuple[str, bytes]]:
     """Up to `limit` real large photos as published, plus `made` 12 MP JPEGs resized from the largest of them
-    (quality 90, baseline, as phone cameras save them)."""
+    (quality 90, baseline, as phone cameras save them). `shrink`: the same photos as leafdoc's web page and desktop
+    app send them (leafdoc.upload_size: 1024 px on the long side, JPEG 90, EXIF applied)."""
     import io
 
     from PIL import Image
@@ -81,4 +84,8 @@ def phone_photos(folder: Path | None = None, limit: int = 40, made: int = 10) ->
             buf = io.BytesIO()
             upright.resize((w, h), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=90)
         photos.append((f"12mp-{path.stem}.jpg", buf.getvalue()))
+    if shrink:
+        from leafdoc.upload_size import shrink_for_upload
+
+        photos = [shrink_for_upload(data, name)[::-1] for name, data in photos]
     return photos

@@ -52,6 +52,11 @@ def _options(parser):
     parser.add_argument(
         "--phone-images", default=None, help="Folder of large photos for --phone (default: field-corn)."
     )
+    parser.add_argument(
+        "--shrink",
+        action="store_true",
+        help="With --phone: send the photos as leafdoc's web page and desktop app do (1024 px long side, JPEG 90).",
+    )
 
 
 @events.init.add_listener
@@ -61,7 +66,8 @@ def _load(environment, **_):
     folder = image_dir(getattr(opts, "images", None))
     if getattr(opts, "phone", False):
         phone_dir = getattr(opts, "phone_images", None)
-        IMAGES[:] = phone_photos(Path(phone_dir) if phone_dir else None)
+        shrink = getattr(opts, "shrink", False)
+        IMAGES[:] = phone_photos(Path(phone_dir) if phone_dir else None, shrink=shrink)
     else:
         IMAGES[:] = load_images(folder, limit=getattr(opts, "image_limit", 300))
     BATCH_SIZE = max(1, getattr(opts, "batch_size", 4))

@@ -56,7 +56,12 @@ from loadtest.nginx import Nginx, find_nginx, start_nginx
 from loadtest.variants import VARIANTS, make_variant
 
 SINGLE, BATCH = "predict single", "predict batch"
-WORKLOAD_TAGS = {"mixed": [], "single": ["--tags", "single"], "phone": ["--tags", "single", "--phone"]}
+WORKLOAD_TAGS = {
+    "mixed": [],
+    "single": ["--tags", "single"],
+    "phone": ["--tags", "single", "--phone"],
+    "phone-sent": ["--tags", "single", "--phone", "--shrink"],  # as the web page and desktop app send them
+}
 TARGET_RPS, TARGET_P95_MS, TARGET_RSS_MB = 150.0, 100.0, 400.0
 
 
@@ -458,7 +463,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--workloads",
         default="mixed,single",
-        help="mixed: the locustfile's mix; single: /v1/predict; phone: /v1/predict with phone photos.",
+        help="mixed: the locustfile's mix; single: /v1/predict; phone: /v1/predict with phone photos; "
+        "phone-sent: the same photos as the web page and desktop app send them (1024 px, JPEG 90).",
     )
     ap.add_argument("--repeats", type=int, default=3, help="Measurements per setup (medians reported).")
     ap.add_argument("--duration", type=float, default=40, help="Measured seconds per setup.")

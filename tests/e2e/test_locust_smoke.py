@@ -32,26 +32,34 @@ def test_locustfile_runs_headless_against_a_live_server_without_failures(live_se
     assert not failed, f"failed requests: {failed}\n{done.stderr[-3000:]}"
 
 
-def test_the_phone_photo_workload_sends_large_photos_and_every_one_is_answered(live_server, tmp_path):
-    """`--phone`: real field photos of 1,500 px or more and 12 MP JPEGs made from them, as people send."""
+@pytest.mark.parametrize("shrink", [False, True], ids=["as-taken", "as-the-page-sends"])
+def test_the_phone_photo_workload_sends_large_photos_and_every_one_is_answered(live_server, tmp_path, shrink):
+    """`--phone`: real field photos of 1,500 px or more and 12 MP JPEGs made from them, as people send; with
+    `--shrink`, the same photos as the web page and desktop app send them (1024 px on the long side, JPEG)."""
     if importlib.util.find_spec("locust") is None:
         pytest.skip("locust is not installed (the dev extra)")
     from loadtest.images import PHONE_DIRS, phone_photos
-    from loadtest.run import read_stats
+    from loadtest.run import WORKLOAD_TAGS, read_stats
 
     if not any(d.is_dir() for d in PHONE_DIRS):
         pytest.skip(f"field photos not found in {PHONE_DIRS}")
-    photos = phone_photos(limit=3, made=1)
-    assert len(photos) == 4 and photos[-1][0].startswith("12mp-")
     from io import BytesIO
 
     from PIL import Image
 
-    assert Image.open(BytesIO(photos[-1][1])).size in ((4000, 3000), (3000, 4000))
-    assert all(min(Image.open(BytesIO(d)).size) >= 1500 for _, d in photos)
+    photos = phone_photos(limit=3, made=1, shrink=shrink)
+    assert len(photos) == 4 and photos[-1][0].startswith("12mp-")
+    sizes = [Image.open(BytesIO(d)).size for _, d in photos]
+    if shrink:
+        assert all(max(s) == 1024 for s in sizes), sizes
+        assert all(Image.open(BytesIO(d)).format == "JPEG" for _, d in photos)
+        assert "--shrink" in WORKLOAD_TAGS["phone-sent"]
+    else:
+        assert sizes[-1] in ((4000, 3000), (3000, 4000))
+        assert all(min(s) >= 1500 for s in sizes)
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"), "--headless"]
     cmd += ["-u", "2", "-r", "2", "-t", "6s", "-H", live_server.base, "--only-summary", "--tags", "single", "--phone"]
-    cmd += ["--csv", str(tmp_path / "phone"), "--exit-code-on-error", "1"]
+    cmd += ["--csv", str(tmp_path / "phone"), "--exit-code-on-error", "1", *(["--shrink"] if shrink else [])]
     done = subprocess.run(
         cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=120
     )
