@@ -299,6 +299,15 @@ def how_far(exp: Experiment, pending: list[str]) -> dict[str, str]:
     return found | {k: v for k, v in exp.progress.items() if k in pending}
 
 
+def shown_path(path: Path) -> str:
+    """A path as a report shows it: relative to the working directory when it is under it (a report is shared, and
+    `recipes/x.yaml` says more than one machine's absolute path), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dict:
     """Write results.json, report.md and the curves for the runs finished so far; keep the best model
     once every run is done."""
@@ -318,7 +327,7 @@ def publish(exp: Experiment, tuning: dict | None, pipeline: dict | None) -> dict
         "title": recipe.title,
         "source": recipe.source,
         "reported": recipe.reported,
-        "recipe_file": str(recipe.path) if recipe.path else None,
+        "recipe_file": shown_path(recipe.path) if recipe.path else None,
         "mode": exp.mode,
         "weights": exp.weights,
         "machine": machine(),
