@@ -24,6 +24,19 @@ def _stop_serving(signum, frame) -> None:
     raise _StopServing(signum)
 
 
+def log_config(log_level: str) -> dict:
+    """uvicorn's logging, with leafdoc's own loggers printed the same way at the same level (each worker applies
+    it), so `leafdoc serve` says which model version it serves, and why it falls back to model.onnx."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
+    config["loggers"]["leafdoc"] = {"handlers": ["default"], "level": level, "propagate": False}
+    return config
+
+
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -63,6 +76,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
+            log_config=log_config(log_level),
         )
     except _StopServing:
         pass
