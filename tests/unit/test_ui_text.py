@@ -97,6 +97,10 @@ def test_model_versions_table_and_job():
     assert rows[0][5] == "–" and "at least as good" in rows[0][7]
     assert rows[1][5:7] == ["0.900", "0.880"]
     assert text.version_options(models)[0] == ("v2 (serving, test accuracy –)", 2)
+    # A candidate the rule did not promote is stored as "rejected"; an admin can still promote it: not "rejected".
+    kept_out = {"version": 3, "status": "rejected", "serving": False, "promotion": {"promote": False, "reason": "x"}}
+    assert text.model_rows({"models": [kept_out]})[0][1] == "not promoted"
+    assert text.version_options({"models": [kept_out]})[0][0].startswith("v3 (not promoted, ")
 
     job = {
         "id": "0123456789abcdef",
