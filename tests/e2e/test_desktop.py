@@ -331,6 +331,9 @@ def test_retrain_wrong_token_then_upload_with_progress_and_versions(
     qtbot.waitUntil(lambda: tab.table.rowCount() >= 1, timeout=SLOW)
     versions = [tab.table.item(r, 0).text() for r in range(tab.table.rowCount())]
     assert "1" in versions and "version 1" in tab.serving_label.text()
+    # The job's status text sits under the epoch boxes, not on top of them (it shared their row once).
+    for widget in (tab.epochs, tab.fine_tune, tab.train_button):
+        assert not tab.job_label.geometry().intersects(widget.geometry()), widget
 
     tab.set_source(upload_folder(tmp_path))
     tab.dataset_box.setEditText("desktop-upload")

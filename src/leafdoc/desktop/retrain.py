@@ -215,7 +215,7 @@ class RetrainTab(QWidget):
         self.job_label.setObjectName("jobStatus")
         self.job_label.setWordWrap(True)
         self.job_label.setTextFormat(Qt.TextFormat.RichText)
-        grid.addWidget(self.job_label, 1, 0, 1, 5)
+        grid.addWidget(self.job_label, 2, 0, 1, 5)  # under the two epoch rows
         grid.setColumnStretch(4, 1)
         return box
 
