@@ -38,16 +38,21 @@ def copy_photos(dest: Path, first: int, count: int, taper: int = 0) -> Path:
     return dest
 
 
-def make_demo_home(root: Path, count: int, taper: int = 0) -> Path:
-    """A data home under root holding the sample dataset (see copy_photos); LEAFDOC_* now point at it."""
-    home = root / "home"
-    os.environ.pop("LEAFDOC_MODEL_DIR", None)  # the starter model
+def use_home(home: Path, folder: Path, dataset: str) -> Path:
+    """LEAFDOC_* now point at the data home `home`, whose dataset `dataset` (the default for uploads and
+    retraining) is `folder` (class folders), ingested with `leafdoc ingest`. The served model stays the one
+    LEAFDOC_MODEL_DIR names, the starter if unset."""
     os.environ["LEAFDOC_HOME"] = str(home)
-    os.environ["LEAFDOC_DEFAULT_DATASET"] = DATASET  # uploads and retraining go to the sample
+    os.environ["LEAFDOC_DEFAULT_DATASET"] = dataset  # uploads and retraining go to it
     os.environ.setdefault("LEAFDOC_WORKER_POLL_SECONDS", "0.5")
-    sample = copy_photos(root / DATASET, 0, count, taper)
     exe = Path(sys.executable).with_name("leafdoc")
-    done = subprocess.run([str(exe), "ingest", str(sample), "--dataset", DATASET], capture_output=True, text=True)
+    done = subprocess.run([str(exe), "ingest", str(folder), "--dataset", dataset], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"leafdoc ingest failed:\n{done.stdout}{done.stderr}")
     return home
+
+
+def make_demo_home(root: Path, count: int, taper: int = 0) -> Path:
+    """A data home under root holding the sample dataset (see copy_photos); LEAFDOC_* now point at it."""
+    os.environ.pop("LEAFDOC_MODEL_DIR", None)  # the starter model
+    return use_home(root / "home", copy_photos(root / DATASET, 0, count, taper), DATASET)
