@@ -141,20 +141,20 @@ def nonleaf_sample(dest: Path, per_set: int) -> list[Path]:
 @contextlib.contextmanager
 def scoped_env(**values: str | None) -> Iterator[None]:
     """Set (or, with None, remove) environment variables, and put back what was there on the way out."""
+
+    def put(pairs: dict[str, str | None]) -> None:
+        for k, v in pairs.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
     before = {k: os.environ.get(k) for k in (*values, *ENV)}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(values)
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(before)
 
 
 def ask(client: LeafdocClient, photos: list[tuple[Path, str]], say: Callable[[str], None]) -> list[dict]:
