@@ -265,6 +265,7 @@ def main() -> int:
     ap.add_argument("--arms", default="ce,kd", help="ce (hard labels), kd (distillation), or both, in that order.")
     ap.add_argument("--per-class", type=int, help="Smoke run: only the first N photos of each class per split.")
     ap.add_argument("--runs", type=int, default=300, help="Timed calls per model (in rounds of 10).")
+    ap.add_argument("--no-int8", dest="int8", action="store_false", help="Skip the students' int8 copies.")
     ap.add_argument("--prepare", action="store_true", help="Only compute and cache the inputs and teacher logits.")
     ap.add_argument("--tag", default="lite0-96", help="Names the exported students and the JSON in the out folder.")
     args = ap.parse_args()
@@ -340,19 +341,18 @@ def main() -> int:
         dest = OUT / f"{args.tag}-{arm}.onnx"
         log(f"arm {arm} (alpha {arms[arm]}): training")
         record = train_arm(arm, arms[arm], cfg, inputs, len(labels), args.augment, dest)
-        sess = session(dest)
-        for part in ("val", "test"):
-            logits = run_logits(sess, inputs[f"x_{part}"])
-            record[part] = score(logits, inputs[f"y_{part}"])
-            record[part]["same_top1_as_teacher"] = float(
-                (logits.argmax(1) == inputs[f"teacher_{part}"].argmax(1)).mean()
-            )
-            if part == "test":
-                outcomes[arm] = "".join("1" if r else "0" for r in logits.argmax(1) == inputs["y_test"])
-        record["onnx_mb"] = round(dest.stat().st_size / 1e6, 1)
-        result["arms"][arm] = record
+        record.update(score_file(dest, inputs))
+        outcomes[arm] = record.pop("test_outcomes")
         files[f"student {arm}"], sizes[f"student {arm}"] = dest, args.size
-    teacher_test = "".join("1" if r else "0" for r in inputs["teacher_test"].argmax(1) == inputs["y_test"])
+        if args.int8:
+            t = time.perf_counter()
+            small = int8_copy(dest, inputs)
+            record["int8"] = score_file(small, inputs)
+            record["int8"]["seconds"] = round(time.perf_counter() - t, 1)
+            record["int8"].pop("test_outcomes")
+            files[f"student {arm} int8"], sizes[f"student {arm} int8"] = small, args.size
+        result["arms"][arm] = record
+    teacher_test = outcome_string(inputs["teacher_test"], inputs["y_test"])
     if len(outcomes) == 2:
         result["mcnemar_test_ce_vs_kd"] = mcnemar(outcomes["ce"], outcomes["kd"])
     for arm, o in outcomes.items():
@@ -364,6 +364,35 @@ def main() -> int:
     (OUT / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
     print_table(result, ms, args, teacher_size)
     return 0
+
+
+def outcome_string(logits: np.ndarray, y: np.ndarray) -> str:
+    """'1' for a photo the model got right, '0' for a wrong one, in the photos' order (McNemar's input)."""
+    return "".join("1" if r else "0" for r in logits.argmax(1) == y)
+
+
+def score_file(path: Path, inputs: dict) -> dict:
+    """Validation and test accuracy of an ONNX student through ONNX Runtime, and its agreement with the teacher."""
+    sess = session(path)
+    out = {"onnx_mb": round(path.stat().st_size / 1e6, 1)}
+    for part in ("val", "test"):
+        logits = run_logits(sess, inputs[f"x_{part}"])
+        out[part] = score(logits, inputs[f"y_{part}"])
+        out[part]["same_top1_as_teacher"] = float((logits.argmax(1) == inputs[f"teacher_{part}"].argmax(1)).mean())
+        if part == "test":
+            out["test_outcomes"] = outcome_string(logits, inputs["y_test"])
+    return out
+
+
+def int8_copy(src: Path, inputs: dict) -> Path:
+    """The student's int8 copy, made as `leafdoc export --format onnx-int8` makes the teacher's: leafdoc's
+    quantize_int8 calibrated on 300 training photos spread over the classes."""
+    from leafdoc.inference.quantize import CALIBRATION_PHOTOS, quantize_int8, spread
+
+    picked = spread(list(enumerate(inputs["y_train"].tolist())), CALIBRATION_PHOTOS)
+    dest = src.with_name(f"{src.stem}.int8.onnx")
+    quantize_int8(src, dest, inputs["x_train"][[i for i, _ in picked]])
+    return dest
 
 
 def print_table(result: dict, ms: dict, args, teacher_size: int) -> None:
@@ -394,17 +423,28 @@ def print_table(result: dict, ms: dict, args, teacher_size: int) -> None:
         name = (
             "student, hard labels (CE)" if arm == "ce" else f"student, distilled (KD, T={TEMPERATURE:g}, α={ALPHA:g})"
         )
-        print(
-            f"| {name} | {pct(r['val'])} | {pct(r['test'])} | {r['test']['same_top1_as_teacher']:.1%} "
-            f"| {r['best_epoch']} of {len(r['history'])} | {r['train_seconds'] / 60:.1f} min "
-            f"| {ms[f'student {arm}']:.2f} | {ms[f'student {arm}'] / t:.2f}× |"
-        )
+        rows = [(name, r, f"{r['best_epoch']} of {len(r['history'])}", f"{r['train_seconds'] / 60:.1f} min", "")]
+        if "int8" in r:
+            rows.append((f"{name}, int8", r["int8"], "same", f"+{r['int8']['seconds']:.0f} s to quantise", " int8"))
+        for label, x, epoch, wall, key in rows:
+            m = ms[f"student {arm}{key}"]
+            print(
+                f"| {label} | {pct(x['val'])} | {pct(x['test'])} | {x['test']['same_top1_as_teacher']:.1%} "
+                f"| {epoch} | {wall} | {m:.2f} | {m / t:.2f}× |"
+            )
     if "mcnemar_test_ce_vs_kd" in result:
         m = result["mcnemar_test_ce_vs_kd"]
         print(
             f"McNemar, test, CE vs KD: {m['only_a']} photos right only with CE, {m['only_b']} only with KD, "
             f"p = {m['p']:.3g}"
         )
+    for arm, r in result["arms"].items():
+        m = r["mcnemar_test_vs_teacher"]
+        print(
+            f"McNemar, test, {arm} vs teacher: {m['only_a']} right only with {arm}, "
+            f"{m['only_b']} only with the teacher, p = {m['p']:.3g}"
+        )
+    print(f"teacher logits (decode at both sizes + ONNX Runtime, all photos): {result['teacher_logits_seconds']:.0f} s")
     print(f"raw figures: {(OUT / f'{args.tag}.json').relative_to(REPO)}")
 
 
