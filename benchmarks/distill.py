@@ -407,9 +407,15 @@ def int8_copy(src: Path, inputs: dict) -> Path:
 def print_table(result: dict, ms: dict, args, teacher_size: int) -> None:
     t = ms["teacher fp32"]
     n = result["n"]
+    width = f" alpha {args.width:g}" if args.backbone == "mobilenet_v2" else ""
+    schedule = (
+        f"{args.head_epochs} head + {args.fine_tune_epochs} fine-tuning epochs"
+        if args.weights != "none"
+        else f"{args.head_epochs} epochs from scratch"
+    )
     print(
-        f"teacher {args.model.name} ({teacher_size} px); students {args.backbone} {args.weights} {args.size} px, "
-        f"{args.head_epochs}+{args.fine_tune_epochs} epochs; photos train/val/test "
+        f"teacher {args.model.name} ({teacher_size} px); students {args.backbone}{width}, {args.size} px, {schedule}; "
+        f"photos train/val/test "
         f"{n['train']}/{n['val']}/{n['test']}; "
         f"T={TEMPERATURE:g}, alpha={ALPHA:g}; augmentation {args.augment}; ms: median of {args.runs}, batch 1, 1 thread"
     )
