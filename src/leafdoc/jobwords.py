@@ -37,3 +37,12 @@ def serving_copy_words(promotion: dict | None, short: bool = False) -> str | Non
         f"Served as {copy['file']}: same top-1 as model.onnx on {agree} of {n} validation photos, "
         f"probabilities within {check.get('max_abs_prob_diff', 0):.4f}."
     )
+
+
+# The registry's "rejected" is a candidate the promotion rule did not promote: an admin can still promote it.
+STATUS_WORDS = {"rejected": "not promoted"}
+
+
+def version_status_words(m: dict) -> str:
+    """A model version's status as the page and the desktop app show it."""
+    return "serving" if m.get("serving") else STATUS_WORDS.get(m.get("status", ""), m.get("status", ""))

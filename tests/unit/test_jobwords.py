@@ -70,3 +70,11 @@ def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_non
     row = model_rows({"models": [{"version": 2, "status": "candidate", "promotion": promotion}]})[0]
     assert row[-1] == f"candidate accuracy 0.5 is worse. {in_table}"
     assert serving_copy_words({"reason": "no copy asked (fp32)"}) is None
+
+
+def test_a_version_the_rule_kept_out_reads_not_promoted_on_page_and_desktop():
+    from leafdoc.jobwords import version_status_words
+
+    assert version_status_words({"status": "rejected", "serving": False}) == "not promoted"
+    assert version_status_words({"status": "serving", "serving": True}) == "serving"
+    assert version_status_words({"status": "archived", "serving": False}) == "archived"

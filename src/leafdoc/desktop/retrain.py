@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_str
-from leafdoc.jobwords import phase_words, serving_copy_words
+from leafdoc.jobwords import phase_words, serving_copy_words, version_status_words
 
 POLL_MS = 1500
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
@@ -535,7 +535,7 @@ class RetrainTab(QWidget):
             notes = ". ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo, True)]))
             cells = [
                 str(m["version"]),
-                m["status"] + (" ✔" if m.get("serving") else ""),
+                version_status_words(m) + (" ✔" if m.get("serving") else ""),
                 str(m.get("created") or "")[:16].replace("T", " "),
                 trained_on,
                 _pct(test.get("accuracy")),

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from leafdoc.jobwords import phase_words, serving_copy_words
+from leafdoc.jobwords import phase_words, serving_copy_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
@@ -140,19 +140,11 @@ def _metric(m: dict | None, key: str) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "–"
 
 
-# The registry's "rejected" is a candidate the promotion rule did not promote: an admin can still promote it.
-STATUS_WORDS = {"rejected": "not promoted"}
-
-
-def status_words(m: dict) -> str:
-    return "serving" if m.get("serving") else STATUS_WORDS.get(m.get("status", ""), m.get("status", ""))
-
-
 def model_rows(models: dict) -> list[list[str]]:
     """One row per model version, newest first (columns: MODEL_COLUMNS)."""
     rows = []
     for m in sorted(models.get("models") or [], key=lambda m: -m["version"]):
-        status = "▶ serving" if m.get("serving") else status_words(m)
+        status = "▶ serving" if m.get("serving") else version_status_words(m)
         ds = m.get("dataset")
         dataset = f"{ds} v{m['dataset_version']}" if ds and m.get("dataset_version") else (ds or "–")
         promo = m.get("promotion") or {}
@@ -177,7 +169,7 @@ def version_options(models: dict) -> list[tuple[str, int]]:
     out = []
     for m in sorted(models.get("models") or [], key=lambda m: -m["version"]):
         accuracy = _metric(m.get("metrics"), "accuracy")
-        out.append((f"v{m['version']} ({status_words(m)}, test accuracy {accuracy})", m["version"]))
+        out.append((f"v{m['version']} ({version_status_words(m)}, test accuracy {accuracy})", m["version"]))
     return out
 
 
