@@ -447,18 +447,11 @@ def print_table(result: dict, ms: dict, args, teacher_size: int) -> None:
                 f"| {label} | {pct(x['val'])} | {pct(x['test'])} | {x['test']['same_top1_as_teacher']:.1%} "
                 f"| {epoch} | {wall} | {m:.2f} | {m / t:.2f}× |"
             )
-    if "mcnemar_test_ce_vs_kd" in result:
-        m = result["mcnemar_test_ce_vs_kd"]
-        print(
-            f"McNemar, test, CE vs KD: {m['only_a']} photos right only with CE, {m['only_b']} only with KD, "
-            f"p = {m['p']:.3g}"
-        )
-    for arm, r in result["arms"].items():
-        m = r["mcnemar_test_vs_teacher"]
-        print(
-            f"McNemar, test, {arm} vs teacher: {m['only_a']} right only with {arm}, "
-            f"{m['only_b']} only with the teacher, p = {m['p']:.3g}"
-        )
+    pairs = [("CE", "KD", result["mcnemar_test_ce_vs_kd"])] if "mcnemar_test_ce_vs_kd" in result else []
+    pairs += [(arm, "the teacher", r["mcnemar_test_vs_teacher"]) for arm, r in result["arms"].items()]
+    for a, b, m in pairs:
+        print(f"McNemar, test, {a} vs {b}: {m['only_a']} right only with {a}, {m['only_b']} only with {b}, ", end="")
+        print(f"p = {m['p']:.3g}")
     print(f"teacher logits (decode at both sizes + ONNX Runtime, all photos): {result['teacher_logits_seconds']:.0f} s")
     print(f"raw figures: {(OUT / f'{args.tag}.json').relative_to(REPO)}")
 
