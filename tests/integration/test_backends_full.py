@@ -351,7 +351,11 @@ def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_check
             assert job.worker == f"{socket.gethostname()}:{b.pid}" and job.attempts == 2
             wait_for(lambda: f"job {job_id}: succeeded (candidate v2)" in b_log.read_text(), 60, "B's log")
 
-    assert job.resumed_epoch == saved >= 2 and job.epoch == epochs and job.candidate_version == 2
+    # A's training process may upload one more checkpoint after the last log line we read (the line is written
+    # after the upload, and the process can stop in between): B continues after the newest checkpoint in the bucket.
+    assert saved <= job.resumed_epoch <= saved + 1 and saved >= 2
+    saved = job.resumed_epoch
+    assert job.epoch == epochs and job.candidate_version == 2
     history = job.metrics["history"]
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
     assert [h["attempt"] for h in history] == [1] * saved + [2] * (epochs - saved)

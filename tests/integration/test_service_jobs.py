@@ -661,7 +661,10 @@ def test_a_worker_killed_mid_job_is_replaced_by_a_standby_that_continues_after_t
             wait_for(lambda: leases.current_holder(catalog, TRAINING_LEASE) is None, 60)  # B let go of it
     assert time.monotonic() - killed_at > 3  # B waited for the lease to run out
 
-    assert job["attempts"] == 2 and job["resumed_epoch"] == saved >= 2
+    # A's training process may upload one more checkpoint after the last log line we read (the line is written
+    # after the upload, and the process can stop in between): B continues after the newest checkpoint in the store.
+    assert job["attempts"] == 2 and saved <= job["resumed_epoch"] <= saved + 1 and saved >= 2
+    saved = job["resumed_epoch"]
     assert job["epoch"] == job["epochs"] == RESUMABLE["epochs"] and job["candidate_version"] == 2
     history = job["metrics"]["history"]
     assert [h["epoch"] for h in history] == list(range(1, RESUMABLE["epochs"] + 1))  # each epoch once
