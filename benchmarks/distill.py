@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ OUT = REPO / "benchmarks" / "out" / "distill"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from distill_loss import ALPHA, TEMPERATURE, distillation_loss, pack_targets  # noqa: E402
+from timing import timed_in_turns  # noqa: E402
 
 from leafdoc.evaluate.significance import mcnemar, wilson_interval  # noqa: E402
 from leafdoc.images import preprocess  # noqa: E402
@@ -232,24 +232,16 @@ def score(logits: np.ndarray, y: np.ndarray) -> dict:
 
 
 def timings(files: dict[str, Path], sizes: dict[str, int], runs: int) -> dict[str, float]:
-    """Median ms per photo, batch 1, one thread; the models timed in turns, 10 calls each per round."""
+    """Median ms per photo, batch 1, one thread; the models timed in turns (timing.timed_in_turns)."""
     sessions = {k: session(p, threads=1) for k, p in files.items()}
     rng = np.random.default_rng(0)
     feeds = {
         k: {s.get_inputs()[0].name: rng.integers(0, 255, (1, sizes[k], sizes[k], 3)).astype(np.float32)}
         for k, s in sessions.items()
     }
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for k, s in sessions.items():  # warm-up
-        for _ in range(5):
-            s.run(TIMED_OUTPUTS, feeds[k])
-    for _ in range(max(1, runs // 10)):
-        for k, s in sessions.items():
-            for _ in range(10):
-                start = time.perf_counter()
-                s.run(TIMED_OUTPUTS, feeds[k])
-                times[k].append((time.perf_counter() - start) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return timed_in_turns(
+        {k: (lambda s=s, feed=feeds[k]: s.run(TIMED_OUTPUTS, feed)) for k, s in sessions.items()}, runs
+    )
 
 
 def pct(r: dict) -> str:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
+
+from timing import timed_in_turns  # noqa: E402
 
 from leafdoc.errors import LeafdocError  # noqa: E402
 from leafdoc.images import is_image_name  # noqa: E402
@@ -75,18 +75,12 @@ def decisions(p: Predictor, photos: list) -> tuple[np.ndarray, list[str]]:
 
 def timings(sessions: dict[str, Predictor], runs: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    feeds = {k: rng.integers(0, 255, (1, p.size, p.size, 3)).astype(np.float32) for k, p in sessions.items()}
-    for k, p in sessions.items():  # warm-up
-        for _ in range(5):
-            p.session.run(p.decision_outputs, {p.input_name: feeds[k]})
-    for _ in range(max(1, runs // 10)):
-        for k, p in sessions.items():
-            for _ in range(10):
-                start = time.perf_counter()
-                p.session.run(p.decision_outputs, {p.input_name: feeds[k]})
-                times[k].append((time.perf_counter() - start) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
+    feeds = {
+        k: {p.input_name: rng.integers(0, 255, (1, p.size, p.size, 3)).astype(np.float32)} for k, p in sessions.items()
+    }
+    return timed_in_turns(
+        {k: (lambda p=p, feed=feeds[k]: p.session.run(p.decision_outputs, feed)) for k, p in sessions.items()}, runs
+    )
 
 
 def main() -> None:
