@@ -60,6 +60,11 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def by_reason(m: dict) -> str:
+    counts = {k: round(v * m["n"]) for k, v in sorted(m["reasons"].items())}
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
 def main(model_dir: Path) -> None:
     field_all = files(SHARED / "field-corn")
     held = [f for f in field_all if not calibration_part(f)]
@@ -98,14 +103,14 @@ def main(model_dir: Path) -> None:
     print(f"Model: {model_dir.name}; field-corn held out: {len(held)} photos; PlantVillage test split: {len(pv)}\n")
     print(
         "| check | field-corn held out: abstained | as unlike_training / not_a_leaf | accuracy on answered "
-        "| PV test abstained | PV accuracy on answered | non-leaf (held out) abstained |"
+        "| PV test abstained | by reason | PV accuracy on answered | non-leaf (held out) abstained |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, f, t, nl, nl_name in rows:
         print(
             f"| {name} | **{pct(f['abstained'])}** | {pct(f['reasons'].get('unlike_training', 0))} / "
             f"{pct(f['reasons'].get('not_a_leaf', 0))} | {pct(f['answered_accuracy'])} | **{pct(t['abstained'])}** "
-            f"| {pct(t['answered_accuracy'])} | {nl_name} ({nl['n']}): **{pct(nl['abstained'])}** |"
+            f"| {by_reason(t)} | {pct(t['answered_accuracy'])} | {nl_name} ({nl['n']}): **{pct(nl['abstained'])}** |"
         )
 
 

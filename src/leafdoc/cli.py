@@ -5,25 +5,17 @@ Errors of the LeafdocError kind are printed as one plain message (no traceback) 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape as esc
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from leafdoc.cli_options import SPLIT_HELP, train_signature
+from leafdoc.cli_common import emit_json, load_settings, progress_bar
+from leafdoc.cli_model import calibrate, evaluate, export
+from leafdoc.cli_options import train_signature
 from leafdoc.cli_print import (
     console,
     experiment_events,
@@ -31,7 +23,6 @@ from leafdoc.cli_print import (
     print_advice_entry,
     print_advice_labels,
     print_answers,
-    print_evaluation,
     print_experiment,
     print_ingest,
     print_stats,
@@ -43,39 +34,6 @@ from leafdoc.settings import Settings
 from leafdoc.train.stopping import stop_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
-
-
-def _settings() -> Settings:
-    s = Settings.load()
-    s.ensure_home()
-    return s
-
-
-def _emit_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
-
-
-@contextmanager
-def _progress(description: str, enabled: bool = True):
-    """A Rich progress bar; yields update(done, total)."""
-    if not enabled:
-        yield lambda done, total: None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _open_data(settings: Settings):
@@ -96,7 +54,7 @@ def _ingest(settings: Settings, catalog, store, path: Path, dataset: str | None,
     from leafdoc.data.ingest import ingest as do_ingest
 
     limits = _limits(settings)
-    with _progress(f"Ingesting {path.name}", show) as update:
+    with progress_bar(f"Ingesting {path.name}", show) as update:
         return do_ingest(
             path, catalog, store, dataset, limits=limits, max_pixels=settings.max_image_pixels, progress=update
         )
@@ -112,13 +70,13 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Check every image and add the new ones to the catalog as a new dataset version."""
-    settings = _settings()
+    settings = load_settings()
     catalog, store = _open_data(settings)
     result = _ingest(settings, catalog, store, path, dataset, not as_json)
     summary = result.to_dict()
     _save_summary(settings, summary)
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
     else:
         print_ingest(summary)
     if result.version is None:
@@ -166,7 +124,7 @@ def train(**options):
             resume=resume,
         )
     if as_json:
-        _emit_json(card.to_dict())
+        emit_json(card.to_dict())
 
 
 train.__signature__ = train_signature()
@@ -189,13 +147,13 @@ def run_training(
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
 
-    ws = Workspace.open(_settings())
+    ws = Workspace.open(load_settings())
     if data is not None:
         res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
         dataset = res.dataset
-    with _progress(f"Caching {cfg.image_size}px arrays", not quiet) as update:
+    with progress_bar(f"Caching {cfg.image_size}px arrays", not quiet) as update:
         td = prepare(ws, dataset, cfg, version, progress=update)
     if not quiet:
         c = td.counts()
@@ -243,12 +201,12 @@ def predict(
     from leafdoc.advice import shipped_knowledge
     from leafdoc.inference.predictor import Predictor
 
-    settings = _settings()
+    settings = load_settings()
     knowledge = shipped_knowledge(settings.advice_dir)
     predictor = Predictor(model_dir, max_pixels=settings.max_image_pixels, variant=settings.onnx_variant)
     answers = [r.to_dict(knowledge) for r in predictor.predict_files(images, top_k)]
     if as_json:
-        _emit_json(answers)
+        emit_json(answers)
     else:
         print_answers(answers)
     if answers and all("error" in a for a in answers):
@@ -264,10 +222,10 @@ def advice(
     from leafdoc.advice import shipped_knowledge
     from leafdoc.errors import NotFound
 
-    knowledge = shipped_knowledge(_settings().advice_dir)
+    knowledge = shipped_knowledge(load_settings().advice_dir)
     if label is None:
         if as_json:
-            _emit_json([{"label": e.label, "title": e.title} for e in knowledge.entries.values()])
+            emit_json([{"label": e.label, "title": e.title} for e in knowledge.entries.values()])
             return
         print_advice_labels(knowledge)
         return
@@ -278,133 +236,14 @@ def advice(
         )
     data = entry.model_dump(mode="json")
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     print_advice_entry(entry, data)
 
 
-@app.command()
-def calibrate(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder with split.json.")],
-    data: Annotated[Path, typer.Option(help="The folder of class folders the model was trained on.")],
-    nonleaf: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...", exists=True, file_okay=False
-        ),
-    ] = None,
-    field: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="A folder of field photos (repeatable): fits the unlike-training check on the half of them whose "
-            "sha256 starts with 0-7; the rest stay held out.",
-            exists=True,
-            file_okay=False,
-        ),
-    ] = None,
-    target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-):
-    """(Re)fit the not-a-leaf check of a model folder (and, with --field, the unlike-training check)."""
-    from leafdoc.inference.calibrate import calibrate_model_dir
-
-    section = calibrate_model_dir(
-        model_dir, data, nonleaf or [], target, max_pixels=_settings().max_image_pixels, field=field or []
-    )
-    from leafdoc.modelfolder import read_card
-
-    field_section = read_card(model_dir).field
-    if as_json:
-        _emit_json({**section, "field": field_section} if field_section else section)
-        return
-    if field_section:
-        out.print(
-            f"[bold green]{esc(str(model_dir))}[/]: unlike-training threshold {field_section['threshold']:.3f} "
-            f"refuses {field_section['val_refused']:.1%} of {field_section['n_val']} validation leaf photos, "
-            f"{field_section['field_refused']:.1%} of {field_section['n_field']} field photos"
-            + (
-                f" and {field_section['nonleaf_refused']:.1%} of {field_section['n_nonleaf']} non-leaf photos"
-                if "nonleaf_refused" in field_section
-                else ""
-            )
-        )
-    out.print(
-        f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "
-        f"{section['val_refused']:.1%} of {section['n_val']} validation leaf photos"
-        + (
-            f" and {section['nonleaf_refused']:.1%} of {section['n_nonleaf']} non-leaf photos"
-            if "nonleaf_refused" in section
-            else ""
-        )
-    )
-
-
-@app.command()
-def export(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder with model.keras.")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite | onnx-int8 | onnx-fp16")] = "onnx",
-    data: Annotated[
-        Path | None,
-        typer.Option(help="onnx-int8/fp16: the folder of class folders the model was trained on (calibration, check)."),
-    ] = None,
-):
-    """Write model.onnx or model.tflite from model.keras, or an int8/fp16 copy of model.onnx beside it."""
-    if fmt.startswith("onnx-"):  # from model.onnx with ONNX Runtime's tools: no TensorFlow
-        from leafdoc.inference.quantize import quantize_model_dir
-
-        with console.status(f"converting model.onnx to {fmt[5:]}, checking it on the validation photos"):
-            path = quantize_model_dir(model_dir, fmt[5:], data)
-        check = json.loads((Path(model_dir) / "card.json").read_text())["onnx_variants"][fmt[5:]]["validation_vs_fp32"]
-        out.print(
-            f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): same top-1 as model.onnx on "
-            f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
-            f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
-        )
-        return
-    from leafdoc.train.export import export as do_export
-
-    with console.status(f"exporting {fmt}"):
-        path = do_export(model_dir, fmt)
-    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-
-
-@app.command()
-def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="A model folder.")],
-    data: Annotated[Path, typer.Option(help="A folder with one subfolder per class (any of the model's labels).")],
-    report: Annotated[
-        Path | None, typer.Option(help="Write report.md, index.html and figures into this folder.")
-    ] = None,
-    ood: Annotated[
-        Path | None, typer.Option(help="A folder of photos that are not leaves: report the share refused.")
-    ] = None,
-    per_class: Annotated[
-        int | None,
-        typer.Option(min=1, help="Evaluate at most N random photos per class (and per --ood folder): a quick look."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the --per-class draw.")] = 0,
-    split: Annotated[str | None, typer.Option(help=SPLIT_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-):
-    """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
-    from leafdoc.evaluate.evaluate import evaluate_folder
-    from leafdoc.fsutil import check_replaceable
-
-    if report is not None:  # fail before the slow part, not after it
-        check_replaceable(report, "index.html")
-    settings = _settings()
-    with _progress(f"Evaluating on {data.name}", not as_json) as update:
-        result = evaluate_folder(model_dir, data, settings, update, None, ood, per_class, seed, split)
-    if report is not None:
-        from leafdoc.evaluate.report import write_report
-
-        with console.status(f"writing the report to {report}"):
-            write_report(result, report)
-        result["report"] = str(report)
-    if as_json:
-        _emit_json(result)
-    else:
-        print_evaluation(result)
+app.command()(calibrate)
+app.command()(export)
+app.command()(evaluate)
 
 
 @app.command()
@@ -424,7 +263,7 @@ def stats(
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
     check_replaceable(out_dir, "stats.json")
-    settings = _settings()
+    settings = load_settings()
     skipped: list = []
     if data is not None:
         entries, skipped = folder_entries(data, _limits(settings))
@@ -436,7 +275,7 @@ def stats(
         finally:
             catalog.dispose()
         source = f"{dataset} v{version}"
-    with _progress(f"Measuring {source}", not as_json) as update:
+    with progress_bar(f"Measuring {source}", not as_json) as update:
         result = compute_stats(
             entries,
             sample=sample,
@@ -448,7 +287,7 @@ def stats(
     with console.status(f"writing plots to {out_dir}"):
         write_stats(result, out_dir, entries)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     else:
         print_stats(result, out_dir)
 
@@ -470,7 +309,7 @@ def serve(
     """Serve the web API (docs at /docs); embedded, a training-job consumer runs beside it."""
     from leafdoc.service.run import serve as run_service
 
-    run_service(_settings(), host, port, workers, consumer, log_level, say=console.print)
+    run_service(load_settings(), host, port, workers, consumer, log_level, say=console.print)
 
 
 @app.command()
@@ -483,7 +322,7 @@ def worker(
 
     from leafdoc.service.worker import serve_forever
 
-    settings = _settings()
+    settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     console.print(f"worker: queue {settings.queue_url or settings.queue_path}, catalog {settings.catalog_url}")
     serve_forever(settings, burst=burst, parent_pid=parent_pid)
@@ -543,7 +382,7 @@ def experiment(
                 on_event=on_event,
             )
     if as_json:
-        _emit_json(results)
+        emit_json(results)
         return
     print_experiment(results)
 

@@ -201,7 +201,9 @@ def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_
     shutil.copytree(STARTER, model)
     calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"], field=[FIELD])
     section = json.loads((model / "card.json").read_text())["field"]
-    assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.8 and len(section["weights"]) == 4
+    assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.8 and len(section["weights"]) == 5
+    # Cross-validated: with the softmax's and the photo checks' refusals, at most the budget of unseen lab photos.
+    assert section["val_abstained_cv"] <= section["budget"] == 0.0175 and section["field_refused_cv"] >= 0.8
     assert 80 <= section["n_field"] <= 170 and "held out" in section["sources"][0]
     calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"])
     assert "field" not in json.loads((model / "card.json").read_text())

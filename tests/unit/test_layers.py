@@ -33,7 +33,17 @@ LAYERS = [
     {"data"},
     {"train", "evaluate", "inference", "registry"},  # the verbs, and the registry of their models
     {"lifecycle"},
-    {"cli", "cli_options", "cli_print", "service", "ui", "desktop", "experiments"},  # the faces
+    {
+        "cli",
+        "cli_common",
+        "cli_model",
+        "cli_options",
+        "cli_print",
+        "service",
+        "ui",
+        "desktop",
+        "experiments",
+    },  # the faces
 ]
 # Within the verbs only these arrows: evaluating runs the serving path. Training imports no scoring and no
 # serving (lifecycle/training.py joins them), serving imports no training (and so no TensorFlow).

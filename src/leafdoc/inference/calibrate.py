@@ -14,6 +14,7 @@ import numpy as np
 
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.images import is_image_name, sha256_bytes
+from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, fit_model_dir
 from leafdoc.inference.predictor import Predictor
@@ -58,28 +59,38 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
     return np.stack(xs), sources
 
 
-def fit_field(model_dir, predictor, train_images, val_images, field, nonleaf, target) -> dict:
-    """The card's `field` section for a model folder whose ood.npz was just written."""
+def fit_field(model_dir, predictor, train_images, val_images, field, nonleaf, val_poor=None, budget=None) -> dict:
+    """The card's `field` section for a model folder whose ood.npz was just written. `val_poor`: which
+    validation photos the photo checks refuse (they count in the abstention budget with the softmax's)."""
     from leafdoc.inference import field as fieldcheck
     from leafdoc.inference.ood import OOD_FILE, OodScorer, load_nonleaf
 
     scorer = OodScorer.load(Path(model_dir) / OOD_FILE)
 
-    def pair(images):
-        feats = predictor.predict_arrays(images, ["features"])["features"]
-        return scorer.components(feats, images), fieldcheck.photo_features(images)
+    def triple(images):
+        out = predictor.predict_arrays(images, ["probabilities", "features"])
+        return scorer.components(out["features"], images), fieldcheck.photo_features(images), out["probabilities"]
 
     field_images, sources = _field_photos(field, predictor)
-    nonleaf_pair = None
+    nonleaf_triple = None
     if nonleaf:
         arrays, _ = load_nonleaf(list(nonleaf), predictor.size, missing_ok=True)
         if len(arrays) and predictor.morphology not in ("none", None):
             from leafdoc.images import apply_morphology
 
             arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
-        nonleaf_pair = pair(arrays) if len(arrays) else None
+        nonleaf_triple = triple(arrays) if len(arrays) else None
+    val = triple(val_images)
+    unsure = val[2].max(axis=1) < min_confidence(predictor.card)
+    poor = np.zeros(len(unsure), bool) if val_poor is None else np.asarray(val_poor, bool)
     return fieldcheck.calibrate(
-        fieldcheck.photo_features(train_images), pair(val_images), pair(field_images), nonleaf_pair, sources, target
+        fieldcheck.photo_features(train_images),
+        val,
+        triple(field_images),
+        nonleaf_triple,
+        sources,
+        budget or fieldcheck.DEFAULT_BUDGET,
+        unsure | poor,
     )
 
 
@@ -90,6 +101,7 @@ def calibrate_model_dir(
     target: float = DEFAULT_TARGET,
     max_pixels: int | None = None,
     field: list[Path] = (),
+    field_budget: float | None = None,
 ) -> dict:
     """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
     check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part)."""
@@ -113,18 +125,22 @@ def calibrate_model_dir(
                 hint="Pass the same folder of class folders the model was trained on.",
             )
 
-    def arrays(part: str) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
+    def arrays(part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Model-ready images, labels, and whether the photo checks refuse each (as serving would)."""
+        xs, ys, poor = [], [], []
         for path, y in photos[part]:
             try:
-                xs.append(predictor.preprocess(path))
-                ys.append(y)
+                photo = predictor.load(path)
             except LeafdocError:
                 continue
-        return np.stack(xs), np.asarray(ys)
+            xs.append(photo.x)
+            ys.append(y)
+            poor.append(bool(photo.problems))
+        return np.stack(xs), np.asarray(ys), np.asarray(poor)
 
-    train = arrays("train")
-    val_images, _ = arrays("val")
+    train_x, train_y, _ = arrays("train")
+    train = (train_x, train_y)
+    val_images, _, val_poor = arrays("val")
     if "features" not in predictor.output_names:
         raise ModelError(
             f"{model_dir}/model.onnx has no `features` output.",
@@ -135,7 +151,9 @@ def calibrate_model_dir(
     card.ood = section
     card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
     if field:
-        card.field = fit_field(model_dir, predictor, train[0], val_images, list(field), list(nonleaf), target)
+        card.field = fit_field(
+            model_dir, predictor, train_x, val_images, list(field), list(nonleaf), val_poor, field_budget
+        )
     if card.training is not None:  # retraining recalibrates with the same non-leaf folders
         card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
     write_card(model_dir, card)  # after ood.npz: a card never names a missing file

@@ -199,7 +199,8 @@ class Predictor:
             score = float((components @ self.ood.weights)[0])
             if self.field is not None:
                 measured = photo_features(photo.x[None])
-                field_score, leafy = float(self.field.scores(components, measured)[0]), float(measured[0, 2])
+                probs = outputs["probabilities"][None]
+                field_score, leafy = float(self.field.scores(components, measured, probs)[0]), float(measured[0, 2])
         return decide(outputs["probabilities"], self.labels, self.card, photo.problems, score, field_score, leafy)
 
     def ood_scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,155 @@
+"""`leafdoc calibrate`, `leafdoc export` and `leafdoc evaluate`: commands on a model folder (cli.py registers them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape as esc
+
+from leafdoc.cli_common import emit_json, load_settings, progress_bar
+from leafdoc.cli_options import SPLIT_HELP
+from leafdoc.cli_print import console, out, print_evaluation
+
+
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder with split.json.")],
+    data: Annotated[Path, typer.Option(help="The folder of class folders the model was trained on.")],
+    nonleaf: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...", exists=True, file_okay=False
+        ),
+    ] = None,
+    field: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of field photos (repeatable): fits the unlike-training check on the half of them whose "
+            "sha256 starts with 0-7; the rest stay held out.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
+    field_budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            max=0.2,
+            help="With --field: the share of unseen lab photos the model may abstain on, all checks together "
+            "(the unlike-training threshold is set for it by cross-validation). Default: 0.0175.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """(Re)fit the not-a-leaf check of a model folder (and, with --field, the unlike-training check)."""
+    from leafdoc.inference.calibrate import calibrate_model_dir
+
+    section = calibrate_model_dir(
+        model_dir,
+        data,
+        nonleaf or [],
+        target,
+        max_pixels=load_settings().max_image_pixels,
+        field=field or [],
+        field_budget=field_budget,
+    )
+    from leafdoc.modelfolder import read_card
+
+    field_section = read_card(model_dir).field
+    if as_json:
+        emit_json({**section, "field": field_section} if field_section else section)
+        return
+    if field_section:
+        f = field_section
+        nonleaf_part = (
+            f" and {f['nonleaf_refused']:.1%} of {f['n_nonleaf']} non-leaf photos" if "n_nonleaf" in f else ""
+        )
+        cv_part = (
+            f"; by cross-validation, the model abstains on {f['val_abstained_cv']:.1%} of unseen lab photos (all "
+            f"checks; budget {f['budget']:.2%}) and refuses {f['field_refused_cv']:.1%} of unseen field photos"
+            if "val_abstained_cv" in f
+            else ""
+        )
+        out.print(
+            f"[bold green]{esc(str(model_dir))}[/]: unlike-training threshold {f['threshold']:.3f} refuses "
+            f"{f['val_refused']:.1%} of {f['n_val']} validation leaf photos, {f['field_refused']:.1%} of "
+            f"{f['n_field']} field photos{nonleaf_part}{cv_part}"
+        )
+    out.print(
+        f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "
+        f"{section['val_refused']:.1%} of {section['n_val']} validation leaf photos"
+        + (
+            f" and {section['nonleaf_refused']:.1%} of {section['n_nonleaf']} non-leaf photos"
+            if "nonleaf_refused" in section
+            else ""
+        )
+    )
+
+
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder with model.keras.")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite | onnx-int8 | onnx-fp16")] = "onnx",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="onnx-int8/fp16: the folder of class folders the model was trained on (calibration, check)."),
+    ] = None,
+):
+    """Write model.onnx or model.tflite from model.keras, or an int8/fp16 copy of model.onnx beside it."""
+    if fmt.startswith("onnx-"):  # from model.onnx with ONNX Runtime's tools: no TensorFlow
+        from leafdoc.inference.quantize import quantize_model_dir
+
+        with console.status(f"converting model.onnx to {fmt[5:]}, checking it on the validation photos"):
+            path = quantize_model_dir(model_dir, fmt[5:], data)
+        check = json.loads((Path(model_dir) / "card.json").read_text())["onnx_variants"][fmt[5:]]["validation_vs_fp32"]
+        out.print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): same top-1 as model.onnx on "
+            f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
+            f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
+        )
+        return
+    from leafdoc.train.export import export as do_export
+
+    with console.status(f"exporting {fmt}"):
+        path = do_export(model_dir, fmt)
+    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder.")],
+    data: Annotated[Path, typer.Option(help="A folder with one subfolder per class (any of the model's labels).")],
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.md, index.html and figures into this folder.")
+    ] = None,
+    ood: Annotated[
+        Path | None, typer.Option(help="A folder of photos that are not leaves: report the share refused.")
+    ] = None,
+    per_class: Annotated[
+        int | None,
+        typer.Option(min=1, help="Evaluate at most N random photos per class (and per --ood folder): a quick look."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --per-class draw.")] = 0,
+    split: Annotated[str | None, typer.Option(help=SPLIT_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
+    from leafdoc.evaluate.evaluate import evaluate_folder
+    from leafdoc.fsutil import check_replaceable
+
+    if report is not None:  # fail before the slow part, not after it
+        check_replaceable(report, "index.html")
+    settings = load_settings()
+    with progress_bar(f"Evaluating on {data.name}", not as_json) as update:
+        result = evaluate_folder(model_dir, data, settings, update, None, ood, per_class, seed, split)
+    if report is not None:
+        from leafdoc.evaluate.report import write_report
+
+        with console.status(f"writing the report to {report}"):
+            write_report(result, report)
+        result["report"] = str(report)
+    if as_json:
+        emit_json(result)
+    else:
+        print_evaluation(result)

@@ -1,0 +1,104 @@
+"""The unlike-training check's calibration (inference/field.py): its threshold is set by cross-validation for a
+budget shared with the model's other checks, and old (format 1) card sections still score as they did."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from leafdoc.inference import field as fieldcheck
+
+N_CLASSES = 10
+
+
+def _photos(rng, n: int, shift: float, sure: bool):
+    """(ood components, photo features, softmax) of n synthetic photos; `shift` moves every strangeness measure."""
+    comps = rng.normal(shift, 1.0, (n, 2))
+    photo = np.c_[rng.normal(0.3 + 0.1 * shift, 0.1, (n, 2)), rng.uniform(0, 1, n)]
+    logits = rng.normal(0, 1, (n, N_CLASSES))
+    logits[:, 0] += 9.0 if sure else 1.5 + rng.uniform(0, 2, n)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return comps, photo.astype(np.float32), probs
+
+
+def _calibrate(rng, n_val=600, val_other=None, budget=fieldcheck.DEFAULT_BUDGET, with_val=False):
+    train_photo = _photos(rng, 400, 0.0, True)[1]
+    val = _photos(rng, n_val, 0.0, True)
+    field = _photos(rng, 90, 2.5, False)
+    nonleaf = _photos(rng, 300, 4.0, False)
+    section = fieldcheck.calibrate(train_photo, val, field, nonleaf, ["synthetic"], budget, val_other)
+    return (section, val) if with_val else section
+
+
+def test_uncertainty_orders_sure_and_unsure_answers():
+    sure = np.r_[0.99, np.full(N_CLASSES - 1, 0.01 / (N_CLASSES - 1))]
+    torn = np.r_[0.5, 0.5, np.zeros(N_CLASSES - 2)]
+    flat = np.full(N_CLASSES, 1 / N_CLASSES)
+    u = fieldcheck.uncertainty(np.stack([sure, torn, flat]))
+    assert u[0] < u[1] < u[2] and abs(u[2]) < 1e-3  # no idea at all: log(1) = 0
+
+
+def test_cross_validated_threshold_keeps_its_promise_on_fresh_leaves():
+    """Fresh leaves from the same source as the validation leaves are refused about as often as the budget says
+    (averaged over several draws: one draw of 300 validation leaves is noisy), and less often than with the
+    threshold a fit on the same leaves alone would choose (the quantile of the very scores the weights were fitted
+    to: optimistic)."""
+    budget = fieldcheck.DEFAULT_BUDGET
+    fresh = _photos(np.random.default_rng(99), 20000, 0.0, True)
+    by_cv, in_sample = [], []
+    for seed in range(6):
+        section, val = _calibrate(np.random.default_rng(100 + seed), n_val=300, with_val=True)
+        check = fieldcheck.FieldCheck(section)
+        assert section["val_abstained_cv"] <= budget and len(section["weights"]) == 5 and section["format"] == 2
+        fresh_scores = check.scores(*fresh)
+        by_cv.append(np.mean(fresh_scores > check.threshold))
+        naive = np.quantile(check.scores(*val), 1 - budget, method="higher")  # refuses <= budget of these leaves
+        in_sample.append(np.mean(fresh_scores > naive))
+    assert np.mean(by_cv) <= budget + 0.0035, (by_cv, budget)
+    assert np.mean(by_cv) < np.mean(in_sample) - 0.002, (by_cv, in_sample)
+    field_fresh = _photos(np.random.default_rng(98), 5000, 2.5, False)
+    assert np.mean(check.scores(*field_fresh) > check.threshold) > 0.6
+
+
+def test_the_budget_is_shared_with_the_other_checks():
+    """Leaves the softmax or the photo checks refuse anyway use up the budget: the check then refuses fewer
+    leaves (and fewer field photos), so that all checks together still abstain on about `budget` of leaves."""
+    alone = _calibrate(np.random.default_rng(2))
+    other = np.zeros(600, bool)
+    other[:9] = True  # 1.5% of the validation leaves already refused by the other checks
+    shared = _calibrate(np.random.default_rng(2), val_other=other)
+    assert shared["threshold"] > alone["threshold"]
+    assert shared["val_refused"] < alone["val_refused"]
+    assert shared["val_abstained_cv"] <= fieldcheck.DEFAULT_BUDGET
+
+
+def test_format_1_sections_score_as_before():
+    """Cards calibrated before the uncertainty input (four weights, two centres) keep their scores."""
+    section = {
+        "format": 1,
+        "weights": [1.5, 1.0, 0.8, 0.7],
+        "centre": [0.3, 0.06],
+        "spread": [0.2, 0.05],
+        "threshold": 10.0,
+    }
+    comps, photo, probs = _photos(np.random.default_rng(3), 5, 0.0, True)
+    expected = np.c_[comps, (photo[:, :2] - [0.3, 0.06]) / [0.2, 0.05]] @ section["weights"]
+    check = fieldcheck.FieldCheck(section)
+    assert np.allclose(check.scores(comps, photo, probs), expected)
+    assert np.allclose(check.scores(comps, photo), expected)
+
+
+def test_a_larger_budget_refuses_more_leaves_and_more_field_photos():
+    small = _calibrate(np.random.default_rng(4), budget=0.01)
+    large = _calibrate(np.random.default_rng(4), budget=0.03)
+    assert small["val_abstained_cv"] <= 0.01 and large["val_abstained_cv"] <= 0.03
+    assert large["threshold"] < small["threshold"]
+    assert large["val_refused"] > small["val_refused"] and large["field_refused_cv"] >= small["field_refused_cv"]
+
+
+def test_the_cli_names_the_default_budget():
+    from typer.testing import CliRunner
+
+    from leafdoc.cli import app
+
+    result = CliRunner().invoke(app, ["calibrate", "--help"], terminal_width=200)
+    assert f"Default: {fieldcheck.DEFAULT_BUDGET}" in " ".join(result.output.split()), result.output
