@@ -70,7 +70,7 @@ def calibrate(
         cv_part = (
             f"; by cross-validation, the model abstains on {f['val_abstained_cv']:.1%} of unseen lab photos (all "
             f"checks; budget {f['budget']:.2%}) and refuses {f['field_refused_cv']:.1%} of unseen field photos"
-            if "val_abstained_cv" in f
+            if f.get("val_abstained_cv") is not None
             else ""
         )
         out.print(

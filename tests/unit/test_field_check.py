@@ -102,3 +102,17 @@ def test_the_cli_names_the_default_budget():
 
     result = CliRunner().invoke(app, ["calibrate", "--help"], terminal_width=200)
     assert f"Default: {fieldcheck.DEFAULT_BUDGET}" in " ".join(result.output.split()), result.output
+
+
+def test_a_handful_of_validation_photos_still_calibrates():
+    """A tiny dataset (a few validation photos, as a quick retrain has): no cross-validation is possible with one
+    photo; with a few it still runs; either way the section is complete and the threshold refuses no leaf."""
+    rng = np.random.default_rng(5)
+    train_photo = _photos(rng, 20, 0.0, True)[1]
+    field = _photos(rng, 12, 2.5, False)
+    for n_val in (1, 4):
+        val = _photos(rng, n_val, 0.0, True)
+        section = fieldcheck.calibrate(train_photo, val, field, None, ["synthetic"])
+        check = fieldcheck.FieldCheck(section)
+        assert np.isfinite(section["threshold"]) and not (check.scores(*val) > check.threshold).any()
+        assert (section["val_abstained_cv"] is None) == (n_val == 1)

@@ -142,7 +142,11 @@ def _refused_out_of_fold(xv, xf, xn, other, shares, folds=CV_FOLDS, repeats=CV_R
     """For each candidate `share` (the threshold at the (1 - share) quantile of the validation leaves the weights
     were fitted on): the share of *other* validation leaves refused (by this check or the `other` checks) and of
     other field photos refused, by K-fold cross-validation. Fitting the weights and the threshold on the same
-    photos makes both look better than they are on photos the check never saw; these figures do not."""
+    photos makes both look better than they are on photos the check never saw; these figures do not.
+    None when there are too few photos to hold any out (fewer than 2 leaves or field photos)."""
+    folds = min(folds, len(xv), len(xf))
+    if folds < 2:
+        return None
     rng = np.random.default_rng(0)
     val_refused, field_refused = np.zeros(len(shares)), np.zeros(len(shares))
     for _ in range(repeats):
@@ -152,9 +156,9 @@ def _refused_out_of_fold(xv, xf, xn, other, shares, folds=CV_FOLDS, repeats=CV_R
             fitted, held_v, held_f = xv[fv != k] @ w, xv[fv == k] @ w, xf[ff == k] @ w
             for i, share in enumerate(shares):
                 t = np.quantile(fitted, 1 - share, method="higher")
-                val_refused[i] += np.mean((held_v > t) | other[fv == k]) / (folds * repeats)
-                field_refused[i] += np.mean(held_f > t) / (folds * repeats)
-    return val_refused, field_refused
+                val_refused[i] += np.sum((held_v > t) | other[fv == k])
+                field_refused[i] += np.sum(held_f > t)
+    return val_refused / (repeats * len(xv)), field_refused / (repeats * len(xf))
 
 
 def calibrate(
@@ -182,9 +186,9 @@ def calibrate(
     xn = x(nonleaf) if nonleaf is not None and len(nonleaf[0]) else np.zeros((0, xv.shape[1]))
     other = np.zeros(len(xv), bool) if val_other is None else np.asarray(val_other, bool)
     shares = np.linspace(0.001, 0.03, 59)
-    cv_val, cv_field = _refused_out_of_fold(xv, xf, xn, other, shares)
-    fits = np.flatnonzero(np.maximum.accumulate(cv_val) <= budget)  # refusals only grow with the share
-    i = int(fits[-1]) if len(fits) else 0
+    cv = _refused_out_of_fold(xv, xf, xn, other, shares)
+    fits = np.flatnonzero(np.maximum.accumulate(cv[0]) <= budget) if cv else []  # refusals only grow with the share
+    i = int(fits[-1]) if len(fits) else 0  # too few photos to cross-validate: the strictest threshold tried
     w = _fit(xv, xf, xn)
     sv = xv @ w
     threshold = float(np.quantile(sv, 1 - shares[i], method="higher"))
@@ -202,10 +206,10 @@ def calibrate(
         f"other checks, by {CV_FOLDS}-fold cross-validation; unlike_training when at least {LEAFY_SHARE:.0%} of the "
         "photo is leaf-coloured, else not_a_leaf",
         "val_refused": round(float(np.mean(sv > threshold)), 4),
-        "val_abstained_cv": round(float(cv_val[i]), 4),
+        "val_abstained_cv": round(float(cv[0][i]), 4) if cv else None,
         "n_val": int(len(sv)),
         "field_refused": round(float(np.mean(xf @ w > threshold)), 4),
-        "field_refused_cv": round(float(cv_field[i]), 4),
+        "field_refused_cv": round(float(cv[1][i]), 4) if cv else None,
         "n_field": int(len(xf)),
         "sources": sources or [],
     }
