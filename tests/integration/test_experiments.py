@@ -624,3 +624,51 @@ def test_the_relative_tracking_uri_in_the_report_opens_the_store_from_the_report
     assert uri == "sqlite:///home/mlruns/mlflow.db"
     monkeypatch.chdir(out)
     assert MlflowClient(tracking_uri=uri).get_experiment_by_name("tiny-leaves (quick)") is not None
+
+
+EXTRA_RECIPE = """\
+name: tiny-extra
+data:
+  path: leaves
+  extra: {path: extra}
+base: {backbone: baseline_cnn, image_size: 16, epochs: 2, batch_size: 8, patience: 20}
+runs:
+  - name: field
+    with_extra: true
+tune:
+  name: field-tuned
+  from_run: field
+  trials: 1
+  prune: false
+  space:
+    learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}
+quick: {image_size: 16, epochs: 2, trials: 1}
+"""
+
+
+def test_a_search_from_a_run_with_extra_photos_trains_on_them_too(tmp_path):
+    """`tune.from_run` names a run that trains on data.extra's training half: every trial, and so the tuned
+    model, trains on those photos too (it used to train on the main folder alone and say nothing)."""
+    import hashlib
+
+    data = tmp_path / "datasets"
+    colour_folder(data / "leaves", 24)
+    colour_folder(data / "extra", 10, seed0=700)
+    extra_train = {
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (data / "extra").rglob("*.png")
+        if hashlib.sha256(p.read_bytes()).hexdigest()[0] in "01234567"
+    }
+    recipe = tmp_path / "extra.yaml"
+    recipe.write_text(EXTRA_RECIPE)
+    out = tmp_path / "out"
+    from leafdoc.cli import app
+
+    result = CliRunner().invoke(app, ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = {r["name"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert extra_train and runs["field-tuned"]["with_extra"]
+    for name in ("field", "field-tuned"):
+        split = json.loads((out / "runs" / name / "split.json").read_text())
+        assert extra_train <= set(split["train"]), name
+    assert runs["field-tuned"]["train_images"] == runs["field"]["train_images"]

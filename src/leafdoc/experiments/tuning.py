@@ -57,12 +57,13 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
         "warmup_epochs": spec.prune_warmup_epochs,
     }
     parent_name = start.init_from if start else None
-    basis = dict(trials=trials, space=space, metric=spec.metric, pruning=pruning)
+    with_extra = bool(start and start.with_extra)  # the trials train on what the run they start from trained on
+    basis = dict(trials=trials, space=space, metric=spec.metric, pruning=pruning, with_extra=with_extra or None)
     record = reusable(exp, spec.name, start_cfg, parent_name, train, **basis)
     if record:
         tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
         result = from_record(record, tuned_cfg, final_dir)
-        complete(exp, result, record, tuned_cfg, start.train_imbalance if start else None)
+        complete(exp, result, record, tuned_cfg, start.train_imbalance if start else None, with_extra)
         return result, record["tuning"]
     if not train:
         return None, None
@@ -72,7 +73,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
             hint=f"Add {parent_name} to --only.",
         )
     (final_dir / RUN_RECORD).unlink(missing_ok=True)
-    data = prepare_run_data(exp, start_cfg)
+    data = prepare_run_data(exp, start_cfg, with_extra=with_extra)
     if start and start.train_imbalance:
         data = imbalance(data, start.train_imbalance, start_cfg.seed)
     parent = exp.results[parent_name] if parent_name else None
@@ -110,7 +111,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
                 trial_dir,
                 kind="trial",
                 init_from=parent.model_dir if parent else None,
-                params=params(exp, cfg, data, trial=trial.number, init_from=parent_name),
+                params=params(exp, cfg, data, trial=trial.number, init_from=parent_name, with_extra=with_extra or None),
                 parent_run=search_id,
                 on_epoch=report,
             )
@@ -188,6 +189,8 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
     }
     exp.tracker.finish(search_id, {f"best_{spec.metric}": best.value}, {"leafdoc.best_trial": best.number})
     notes = [f"tuned from {spec.from_run or 'base'} ({trials} trials)", *differs(best_cfg, base)]
+    if with_extra:
+        notes.append(f"+ {len(exp.selection.extra_files)} training-only photos of data.extra")
     result = RunResult(
         name=spec.name,
         kind="tuned",
@@ -203,6 +206,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
         offset=(parent.offset + len(parent.history)) if parent else 0,
         outcomes=outcomes,
         per_class=by_class,
+        with_extra=with_extra,
     )
     save_run(exp, result, start_cfg, tuning=summary, **basis)
     return result, summary
