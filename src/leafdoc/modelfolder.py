@@ -30,8 +30,17 @@ OOD_FILE = "ood.npz"
 
 SERVING_FILES = (ONNX_FILE, LABELS_FILE, CARD_FILE)  # what a Predictor needs
 VARIANT_FILES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}  # copies of model.onnx (inference/quantize.py)
-# what a registry version keeps
-MODEL_FILES = (ONNX_FILE, KERAS_FILE, LABELS_FILE, CARD_FILE, TFLITE_FILE, OOD_FILE, *VARIANT_FILES.values())
+# what a registry version keeps (split.json: the promotion rule leaves out the photos a serving model trained on)
+MODEL_FILES = (
+    ONNX_FILE,
+    KERAS_FILE,
+    LABELS_FILE,
+    CARD_FILE,
+    TFLITE_FILE,
+    OOD_FILE,
+    SPLIT_FILE,
+    *VARIANT_FILES.values(),
+)
 COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE)  # what copy_model_dir carries
 
 # Sections a card may lack (folders from before the check, or not yet scored); never written as null.

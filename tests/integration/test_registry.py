@@ -10,8 +10,9 @@ import time
 import pytest
 from alembic import command
 from alembic.config import Config
-from service_support import leaf_photos, model_copy, service_settings
+from service_support import model_copy, service_settings
 from sqlalchemy import inspect
+from tests.conftest import fresh_photos
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
@@ -44,7 +45,7 @@ def test_seed_registers_the_model_dir_once_and_serves_it(registry, tiny_model):
     assert registry.seed() is None  # not empty any more
     row = registry.get(1)
     assert row.status == "serving" and row.source == f"seed:{tiny_model}"
-    assert set(row.files) == {"model.onnx", "model.keras", "labels.json", "card.json", "ood.npz"}
+    assert set(row.files) == {"model.onnx", "model.keras", "labels.json", "card.json", "ood.npz", "split.json"}
     assert registry.serving().version == 1
     assert [e["action"] for e in registry.history()] == ["seed"]
 
@@ -83,6 +84,8 @@ def test_a_version_is_rebuilt_from_the_store_on_a_machine_without_its_folder(reg
     )
     rebuilt = other.local_dir(1)
     assert rebuilt != folder and (rebuilt / "model.onnx").read_bytes() == (tiny_model / "model.onnx").read_bytes()
+    # and which photos it trained on, which the promotion rule leaves out when it compares a candidate with it
+    assert (rebuilt / "split.json").read_bytes() == (tiny_model / "split.json").read_bytes()
     assert registry.local_dir(1) == folder and (folder / "card.json").is_file()
     with pytest.raises(NotFound):
         registry.local_dir(42)
@@ -141,10 +144,10 @@ def test_promote_and_rollback_follow_the_history_as_a_stack(registry, tiny_model
         registry.promote(99)
 
 
-def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model, leaf_folder):
-    photos = leaf_photos(leaf_folder)[:6]
-    images = [p.read_bytes() for p in photos]
-    labels = [p.parent.name for p in photos]
+def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model):
+    photos = fresh_photos(n=2)  # photos the serving model never trained on: none is left out
+    images = [p.read_bytes() for p, _ in photos]
+    labels = [label for _, label in photos]
     same = promotion_decision(
         tiny_model, tiny_model, 1, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8
     )
@@ -166,7 +169,7 @@ def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model, leaf
         promotion_decision(tiny_model, None, None, images, labels, metric="speed", margin=0, max_pixels=10**8)
 
 
-def test_promotion_rule_promotes_the_better_model_and_keeps_the_worse_one_out(tiny_model, leaf_folder, tmp_path):
+def test_promotion_rule_promotes_the_better_model_and_keeps_the_worse_one_out(tiny_model, tmp_path):
     """Two models that answer differently on the same photos: the rule's figures are their accuracies as
     scored here, the better one is promoted over the worse, never the reverse."""
     import itertools
@@ -177,8 +180,8 @@ def test_promotion_rule_promotes_the_better_model_and_keeps_the_worse_one_out(ti
     from leafdoc.inference.predictor import Predictor
 
     by_class = {}
-    for p in leaf_photos(leaf_folder):
-        by_class.setdefault(p.parent.name, []).append(p)
+    for p, label in fresh_photos(n=4):  # photos neither model trained on
+        by_class.setdefault(label, []).append(p)
     photos = [*by_class[sorted(by_class)[0]][:4]] + [by_class[c][0] for c in sorted(by_class)[1:]]  # 4 / 1 / 1
     images, labels = [p.read_bytes() for p in photos], [p.parent.name for p in photos]
     tiny = Predictor(tiny_model)

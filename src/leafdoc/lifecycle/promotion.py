@@ -1,19 +1,30 @@
 """The promotion rule: should a freshly trained candidate replace the serving model?
 
-Both are scored on the same labelled images (the candidate's test split) with the serving path, on
-`settings.promote_metric` with `settings.promote_margin`; the decision, with both figures and the rule in
-words, is kept in the candidate's registry row.
+Both are scored on the same labelled images with the serving path, on `settings.promote_metric` with
+`settings.promote_margin`; the decision, with both figures and the rule in words, is kept in the candidate's
+registry row. The images are the candidate's test split less every photo the serving model trained on or was
+validated on (its split.json, by sha256): after an upload the new dataset version's split is drawn again, so its
+test photos include some the serving model learnt, and it scores near 1.0 on those (training accuracy), which
+would keep a better candidate out. When that leaves fewer than MIN_FAIR_IMAGES photos, the figures are too noisy
+to replace a model automatically: the candidate is kept back and an admin can promote it by hand. A serving model
+without split.json (older folders, `--weights` imports) is compared on the whole test split, and the decision
+says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from leafdoc.errors import ModelError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.inference.predictor import Predictor
+from leafdoc.modelfolder import SPLIT_FILE, read_split
 from leafdoc.registry import LOWER_IS_BETTER, check_promote_metric
+
+MIN_FAIR_IMAGES = 20  # test photos left, once the serving model's own are left out, to promote automatically
 
 
 def _probs_in(labels: list[str], probs: np.ndarray, union: list[str]) -> np.ndarray:
@@ -41,6 +52,19 @@ def score_models(
     return out, len(labels)
 
 
+def trained_on(model_dir: Path) -> frozenset[str] | None:
+    """The sha256s of the photos a model folder's split.json puts in train or val (an experiment's training-only
+    extras are listed under train: prepare_data assigns them there); None when the split is unknown (no
+    split.json, or one that cannot be read)."""
+    if not (Path(model_dir) / SPLIT_FILE).is_file():
+        return None
+    try:
+        split = read_split(model_dir)
+    except ModelError:
+        return None
+    return frozenset(split.get("train", [])) | frozenset(split.get("val", []))
+
+
 def promotion_decision(
     candidate_dir: Path,
     serving_dir: Path | None,
@@ -51,12 +75,13 @@ def promotion_decision(
     metric: str,
     margin: float,
     max_pixels: int,
-    candidate: dict | None = None,
+    candidate: Scores | None = None,
 ) -> dict:
-    """Should the candidate replace the serving model? Both are scored on the same images. `candidate`: its
-    summary figures on those images from the pass that scored it after training (then only the serving
-    model predicts them here; the candidate's figures are the same either way: a label only the serving
-    model knows is one the candidate never predicts)."""
+    """Should the candidate replace the serving model? Both are scored on the same images: `images` (the
+    candidate's test split) less those the serving model trained on. `candidate`: the pass that scored the
+    candidate on `images` (in that order) after training; its rows for the images kept give its figures, and
+    only the serving model predicts here (the figures are the same either way: a label only the serving model
+    knows is one the candidate never predicts)."""
     check_promote_metric(metric)
     lower = metric in LOWER_IS_BETTER
     rule = f"candidate {metric} {'<=' if lower else '>='} serving {metric} {'+' if lower else '-'} {margin}"
@@ -68,7 +93,9 @@ def promotion_decision(
         "serving_version": serving_version,
     }
     if serving_dir is None:
-        cand = candidate or (score_models([candidate_dir], images, labels, max_pixels)[0][0] if labels else {})
+        cand = candidate.summary() if candidate is not None else {}
+        if candidate is None and labels:
+            cand = score_models([candidate_dir], images, labels, max_pixels)[0][0]
         return {
             **base,
             "candidate": cand.get(metric),
@@ -76,22 +103,36 @@ def promotion_decision(
             "promote": True,
             "reason": "no model was serving",
         }
-    if not labels:
-        return {**base, "candidate": None, "serving": None, "promote": False, "reason": "no evaluation images"}
-    if candidate is not None:
-        cand, serv = candidate, score_models([serving_dir], images, labels, max_pixels)[0][0]
+
+    seen = trained_on(serving_dir)
+    keep = [i for i, b in enumerate(images) if seen is None or hashlib.sha256(b).hexdigest() not in seen]
+    left_out = None if seen is None else len(images) - len(keep)
+    base.update(n_images=len(keep), n_test_images=len(labels), n_left_out=left_out)
+    if seen is None:
+        where = f"on all {len(keep)} test images (the serving model's split is unknown: none left out)"
+    elif left_out:
+        where = f"on {len(keep)} test images ({left_out} left out: the serving model trained on them)"
     else:
-        (cand, serv), _ = score_models([candidate_dir, serving_dir], images, labels, max_pixels)
+        where = f"on {len(keep)} test images (none of them was in the serving model's training)"
+    if not keep:
+        why = "no evaluation images" if not labels else f"no test image is left: {where}"
+        return {**base, "candidate": None, "serving": None, "promote": False, "reason": why}
+
+    kept_images, kept_labels = [images[i] for i in keep], [labels[i] for i in keep]
+    if candidate is not None:
+        rows = np.asarray(keep, dtype=np.int64)
+        cand = Scores(candidate.labels, candidate.y[rows], candidate.probs[rows]).summary()
+        serv = score_models([serving_dir], kept_images, kept_labels, max_pixels)[0][0]
+    else:
+        (cand, serv), _ = score_models([candidate_dir, serving_dir], kept_images, kept_labels, max_pixels)
     c, sv = float(cand[metric]), float(serv[metric])
     ok = c <= sv + margin if lower else c >= sv - margin
     verdict = "at least as good as" if ok else "worse than"
-    return {
-        **base,
-        "candidate": c,
-        "serving": sv,
-        "promote": ok,
-        "reason": (
-            f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} "
-            f"(margin {margin}) on {len(labels)} test images"
-        ),
-    }
+    reason = f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} (margin {margin}) {where}"
+    too_few = bool(left_out) and len(keep) < MIN_FAIR_IMAGES
+    if ok and too_few:
+        reason += (
+            f"; fewer than {MIN_FAIR_IMAGES} test images are left, too few to replace the serving model "
+            "automatically: an admin can promote it by hand"
+        )
+    return {**base, "candidate": c, "serving": sv, "promote": ok and not too_few, "reason": reason}

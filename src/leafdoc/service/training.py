@@ -2,9 +2,10 @@
 
 `python -m leafdoc.service.training JOB_ID` reads the settings as JSON on stdin, trains on the job's
 dataset version warm-started from the serving model, scores the candidate and the serving model on
-the candidate's test images, and registers the candidate (promoting it if the rule says so) in the
-same transaction that marks the job succeeded, if it is still running with no cancel requested. Any
-error marks the job failed (cancelled, if an admin asked) with its message and registers nothing.
+the candidate's test images the serving model did not train on (lifecycle/promotion.py), and registers
+the candidate (promoting it if the rule says so) in the same transaction that marks the job succeeded,
+if it is still running with no cancel requested. Any error marks the job failed (cancelled, if an
+admin asked) with its message and registers nothing.
 
 The training state is saved after every epoch (train/checkpoint.py) and copied to the shared store
 (service/checkpoints.py): an attempt after a lost worker starts from it, on whichever machine, and
@@ -289,7 +290,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
             metric=settings.promote_metric,
             margin=settings.promote_margin,
             max_pixels=settings.max_image_pixels,
-            candidate=trained.test.summary(),  # the candidate's test split is predicted once, in train_model
+            candidate=trained.test,  # the candidate's test split is predicted once, in train_model
         )
         decision["promoted"] = decision["promote"]
         if copy is not None:  # beside the figures the admin promotes by: what will be served, and how it agrees
