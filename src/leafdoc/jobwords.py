@@ -39,6 +39,16 @@ def serving_copy_words(promotion: dict | None, short: bool = False) -> str | Non
     )
 
 
+def split_words(progress: dict | None) -> str | None:
+    """How many of the job's photos went to training, validation and test (`progress.split`, kept from the
+    moment the data is split to the end of the job); None before then."""
+    split = (progress or {}).get("split")
+    if not split:
+        return None
+    parts = (("train", "training"), ("val", "validation"), ("test", "test"))
+    return "Photos: " + ", ".join(f"{split.get(k, 0):,} for {name}" for k, name in parts)
+
+
 # The registry's "rejected" is a candidate the promotion rule did not promote: an admin can still promote it.
 STATUS_WORDS = {"rejected": "not promoted"}
 

@@ -540,6 +540,7 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
     from tests.live_server import ADMIN, start_server
 
     from leafdoc.desktop.retrain import FINISHED
+    from leafdoc.jobwords import split_words
 
     model = colour_model(tmp_path)
     server = start_server(tmp_path / "server", model, dataset=colour_folder(tmp_path / "data", 14))
@@ -584,6 +585,10 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         verdict = "is now serving" if promotion["promoted"] else "was kept as a candidate, not served"
         assert f"Version <b>{version}</b> {verdict}. Test accuracy {accuracy:.1%}." in text
         assert f"Why: {promotion['reason']}" in text
+        # How the job's photos were split, still there once it finished: the new version's split, in words.
+        card = httpx.get(f"{server.base}/v1/models/{version}", timeout=30).json()["card"]
+        assert truth["progress"]["split"] == card["dataset"]["split"] and sum(card["dataset"]["split"].values()) == 42
+        assert split_words(truth["progress"]) in text
 
         models = httpx.get(f"{server.base}/v1/models", timeout=30).json()
         qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)

@@ -8,6 +8,7 @@ attempts run out."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -56,6 +57,7 @@ from leafdoc.service.jobs import (
 )
 from leafdoc.service.worker import Worker
 from leafdoc.train.checkpoint import beside
+from leafdoc.ui.text import job_summary
 
 ZIP = "application/zip"
 TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
@@ -130,7 +132,6 @@ def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(t
 def _test_photos(model_dir, folder) -> list:
     """The photos of `folder` that the model folder's split.json holds out as test (by sha256)."""
     import hashlib
-    import json
 
     wanted = set(json.loads((model_dir / "split.json").read_text())["test"])
     return [p for p in leaf_photos(folder) if hashlib.sha256(p.read_bytes()).hexdigest() in wanted]
@@ -167,12 +168,20 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     [epoch] = job["metrics"]["history"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epoch)
     assert job["candidate_version"] == 2 and job["finished"] and job["error"] is None
+    # A finished job still says how its photos were split: the new version's split.json, counted here.
+    split = json.loads((s.models_dir / "2" / "split.json").read_text())
+    counts = {part: len(split[part]) for part in ("train", "val", "test")}
+    assert job["progress"] == {"phase": "done", "split": counts} and sum(counts.values()) == 18
+    said = f"Photos: {counts['train']} for training, {counts['val']} for validation, {counts['test']} for test"
+    assert said in job_summary(job)  # what the page shows
     p = job["promotion"]
     # One figure for the candidate: the job's test accuracy is the one the promotion rule compared.
     assert job["metrics"]["test"]["accuracy"] == pytest.approx(p["candidate"], abs=1e-6)
     assert p["metric"] == "accuracy" and p["margin"] == 1.0 and p["serving_version"] == 1
     assert isinstance(p["candidate"], float) and isinstance(p["serving"], float)
     assert p["promote"] is True and p["promoted"] is True and "serving v1" in p["reason"]
+    # The serving model split the same 18 photos with the same seed: no test photo is one it trained on.
+    assert p["n_left_out"] == 0 and p["n_images"] == p["n_test_images"] == counts["test"]
 
     models = api.get("/v1/models").json()
     assert models["serving_version"] == 2

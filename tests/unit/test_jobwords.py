@@ -72,6 +72,16 @@ def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_non
     assert serving_copy_words({"reason": "no copy asked (fp32)"}) is None
 
 
+def test_a_finished_job_still_says_how_its_photos_were_split():
+    from leafdoc.jobwords import split_words
+
+    split = {"train": 1240, "val": 215, "test": 214}
+    done = {**RUNNING, "state": "succeeded", "progress": {"phase": "done", "split": split}}
+    said = "Photos: 1,240 for training, 215 for validation, 214 for test"
+    assert split_words(done["progress"]) == said and said in job_summary(done)
+    assert split_words({"phase": "preparing data"}) is None and "Photos:" not in job_summary(RUNNING)
+
+
 def test_a_version_the_rule_kept_out_reads_not_promoted_on_page_and_desktop():
     from leafdoc.jobwords import version_status_words
 

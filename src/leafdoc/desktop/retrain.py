@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_str
-from leafdoc.jobwords import phase_words, serving_copy_words, version_status_words
+from leafdoc.jobwords import phase_words, serving_copy_words, split_words, version_status_words
 
 POLL_MS = 1500
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
@@ -480,6 +480,7 @@ class RetrainTab(QWidget):
         self.job_bar.setValue(percent)
         self.job_bar.setFormat(f"{percent}%")
         lines = [f"Job <b>{job['id'][:8]}</b> on <b>{job['dataset']}</b>: <b>{job['state']}</b> — {words}"]
+        lines += filter(None, [split_words(job.get("progress"))])
         metrics = job.get("metrics") or {}
         if metrics.get("last"):
             lines.append("Last epoch: " + metrics_text(metrics["last"]))

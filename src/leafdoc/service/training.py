@@ -160,9 +160,12 @@ class _Reporter:
         self.catalog, self.store, self.job_id = catalog, store, job_id
         self.attempt, self.max_attempts = attempt, max_attempts
         self.history = history  # earlier attempts' epochs, cut back to the checkpoint's on `resume`
+        self.split: dict[str, int] | None = None  # photos per part, once the data is split: in every progress
         self._last = 0.0
 
     def update(self, **values) -> None:
+        if self.split and values.get("progress") is not None:  # each write replaces the whole progress
+            values["progress"] = {**values["progress"], "split": self.split}
         update_job(self.catalog, self.job_id, attempt=self.attempt, **values)
 
     @property
@@ -255,10 +258,8 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
         reporter = _Reporter(catalog, store, job_id, attempt, settings.job_max_attempts, history)
         reporter.update(progress={"phase": f"{reporter.prefix}preparing data"}, heartbeat=utcnow())
         data = prepare(ws, row.dataset, cfg, row.dataset_version)
-        reporter.update(
-            dataset_version=data.version,
-            progress={"phase": f"{reporter.prefix}training", "split": data.counts()},
-        )
+        reporter.split = data.counts()
+        reporter.update(dataset_version=data.version, progress={"phase": f"{reporter.prefix}training"})
         shutil.rmtree(out, ignore_errors=True)
         trained = train_model(
             cfg,
@@ -307,7 +308,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
                 candidate_version=version,
                 promotion={**promotion, "promoted": served},
                 metrics={**metrics, "test": card.test_metrics},
-                progress={"phase": "done"},
+                progress={"phase": "done", "split": reporter.split},
             )
 
         registry.register(

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from leafdoc.jobwords import phase_words, serving_copy_words, version_status_words
+from leafdoc.jobwords import phase_words, serving_copy_words, split_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
@@ -211,6 +211,8 @@ def job_summary(job: dict | None) -> str:
         lines.append(f"Epoch **{job.get('epoch', 0)} / {job['epochs']}**" + (f" · {esc(phase)}" if phase else ""))
     elif phase:
         lines.append(esc(phase))
+    if split_words(progress):
+        lines.append(esc(split_words(progress)))
     last = _metrics((job.get("metrics") or {}).get("last") or {})
     if last:
         lines.append("Last epoch: " + last)
