@@ -235,7 +235,8 @@ def run(sizes: Sizes, root: Path, say: Callable[[str], None] = print) -> dict:
     """Everything above in `root` (a throw-away folder); the figures as a dict."""
     t_start = time.perf_counter()
     labels = read_labels(sizes.model)
-    never = set(read_split(sizes.model).get("test", []))
+    served_split = read_split(sizes.model)
+    never = set(served_split.get("test", []))
     lab_data, lab_eval = lab_photos(labels, never, sizes.per_class, sizes.lab_eval_per_class)
     upload, held_out = field_halves(sizes.field_classes, sizes.field_per_class, sizes.held_out_per_class)
     if not upload or not held_out or not lab_eval:
@@ -250,6 +251,8 @@ def run(sizes: Sizes, root: Path, say: Callable[[str], None] = print) -> dict:
         "uploaded field photos": {sha256(p) for p, _ in upload},
         "held-out field photos": {sha256(p) for p, _ in held_out},
         "compared lab photos": {sha256(p) for p, _ in lab_eval},
+        # what the promotion rule leaves out of the job's test split (lifecycle/promotion.py)
+        "the serving model's training and validation photos": set(served_split["train"]) | set(served_split["val"]),
     }
     assert not shas["held-out field photos"] & shas["uploaded field photos"], "a held-out photo would be uploaded"
     nonleaf = nonleaf_sample(root / "nonleaf", sizes.nonleaf_per_set) if sizes.nonleaf_per_set else []

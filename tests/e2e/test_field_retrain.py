@@ -47,6 +47,17 @@ def test_field_photos_uploaded_through_the_service_are_learnt_by_the_retraining_
     assert splits["uploaded field photos"]["train"] >= 10, splits  # 13 when measured; 15% each to val, test
     assert splits["held-out field photos"] == {"train": 0, "val": 0, "test": 0}, splits
     assert splits["compared lab photos"] == {"train": 0, "val": 0, "test": 0}, splits
+    # The promotion rule compared the two models on the job's test photos less those the serving model trained or
+    # was validated on (the dataset's lab photos mostly are): exactly those of its split the job's test split
+    # holds were left out, and said so; with fewer than 20 left, the rule did not promote on its own.
+    promotion, left_out = results["job"]["promotion"], splits["the serving model's training and validation photos"]
+    assert left_out["test"] > 0 and promotion["n_left_out"] == left_out["test"], (promotion, left_out)
+    assert promotion["n_test_images"] == results["job"]["split"]["test"]  # the job's whole test split
+    assert promotion["n_images"] == promotion["n_test_images"] - left_out["test"]
+    assert f"({left_out['test']} left out: the serving model trained on them)" in promotion["reason"]
+    assert (
+        promotion["n_images"] < 20 and promotion["promote"] is False and results["promoted_by"].startswith("an admin")
+    )
 
     # The same held-out field photos through /v1/predict: the serving model cannot say the blight it never saw;
     # the job's version, promoted, answers them with the uploaded field classes, blight included.

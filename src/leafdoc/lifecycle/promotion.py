@@ -113,9 +113,14 @@ def promotion_decision(
     elif left_out:
         where = f"on {len(keep)} test images ({left_out} left out: the serving model trained on them)"
     else:
-        where = f"on {len(keep)} test images (none of them was in the serving model's training)"
+        where = f"on {len(keep)} test images (none left out: the serving model trained on none of them)"
     if not keep:
-        why = "no evaluation images" if not labels else f"no test image is left: {where}"
+        why = "no evaluation images"
+        if labels:
+            why = (
+                f"no test image is left to compare on: the serving model trained on all {left_out}; "
+                "an admin can promote it by hand"
+            )
         return {**base, "candidate": None, "serving": None, "promote": False, "reason": why}
 
     kept_images, kept_labels = [images[i] for i in keep], [labels[i] for i in keep]
