@@ -195,16 +195,26 @@ def test_field_photo_through_the_cli(starter):
 
 def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_drops_it(tmp_path):
     need_shared()
+    from typer.testing import CliRunner
+
+    from leafdoc.cli import app
     from leafdoc.inference.calibrate import calibrate_model_dir
 
     model = tmp_path / "m"
     shutil.copytree(STARTER, model)
-    calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"], field=[FIELD])
+    args = ["calibrate", str(model), "--data", str(PLANTVILLAGE), "--nonleaf", str(SHARED / "flowers")]
+    result = CliRunner().invoke(app, [*args, "--field", str(FIELD), "--field-budget", "0.02"], terminal_width=400)
+    assert result.exit_code == 0, result.output
     section = json.loads((model / "card.json").read_text())["field"]
     assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.8 and len(section["weights"]) == 5
     # Cross-validated: with the softmax's and the photo checks' refusals, at most the budget of unseen lab photos.
-    assert section["val_abstained_cv"] <= section["budget"] == 0.0175 and section["field_refused_cv"] >= 0.8
+    assert section["val_abstained_cv"] <= section["budget"] == 0.02 and section["field_refused_cv"] >= 0.8
     assert 80 <= section["n_field"] <= 170 and "held out" in section["sources"][0]
+    said = " ".join(result.output.split())
+    assert (
+        f"the model abstains on {section['val_abstained_cv']:.1%} of unseen lab photos (all checks; budget 2.00%) "
+        f"and refuses {section['field_refused_cv']:.1%} of unseen field photos" in said
+    ), said
     calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"])
     assert "field" not in json.loads((model / "card.json").read_text())
     assert Predictor(model).field is None
