@@ -1,5 +1,5 @@
 """How a training job's phase is said to people: one wording, shown by the web page (ui/text.py) and the
-desktop app (desktop/retrain.py), so both say the same; nothing here imports Gradio or Qt.
+desktop app (desktop/jobs.py, desktop/versions.py), so both say the same; nothing here imports Gradio or Qt.
 
 A job's `progress.phase` (service/training.py) is either the trainer's name for a phase (below) or already
 words ("preparing data", "evaluating on the test split", "queued again after attempt 1 of 3, ...")."""

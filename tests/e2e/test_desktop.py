@@ -539,7 +539,7 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
     from tests.conftest import colour_folder
     from tests.live_server import ADMIN, start_server
 
-    from leafdoc.desktop.retrain import FINISHED
+    from leafdoc.desktop.jobs import FINISHED
     from leafdoc.jobwords import split_words
 
     model = colour_model(tmp_path)
@@ -551,13 +551,13 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         window.tabs.setCurrentWidget(tab)
         qtbot.waitUntil(lambda: tab.table.rowCount() == 1, timeout=SLOW)
         shown: list[tuple[dict, str, int]] = []  # every job answer the tab showed: (job, its words, bar)
-        real_show = tab._show_job
+        real_show = tab.training._show_job
 
         def show(job):
             real_show(job)
             shown.append((job, tab.job_label.text(), tab.job_bar.value()))
 
-        tab._show_job = show
+        tab.training._show_job = show
         tab.dataset_box.setEditText("tiny")
         tab.epochs.setValue(3)
         assert tab.fine_tune.text() == "as the serving model"

@@ -23,7 +23,7 @@ RUNNING = {"id": "0123456789abcdef", "state": "running", "dataset": "pv", "epoch
 )
 def test_the_page_and_the_app_say_the_same_words_for_a_phase(phase, words):
     pytest.importorskip("PySide6")
-    from leafdoc.desktop.retrain import job_progress
+    from leafdoc.desktop.jobs import job_progress
 
     job = {**RUNNING, "progress": {"phase": phase}}
     assert f"Epoch **1 / 4** · {words}" in job_summary(job)

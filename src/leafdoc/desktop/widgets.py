@@ -16,6 +16,11 @@ def pretty_label(label: str | None) -> str:
     return f"{clean[0]} — {clean[1]}" if sep else clean[0]
 
 
+def percent_text(value) -> str:
+    """0.812 -> '81.2%'; anything not a number (a figure the server did not send) -> '—'."""
+    return f"{float(value):.1%}" if isinstance(value, (int, float)) else "—"
+
+
 class ImageView(QLabel):
     """Shows an image scaled to fit, keeping its aspect ratio; text when there is none."""
 

@@ -164,7 +164,7 @@ class MainWindow(QMainWindow):
             self.settings.setValue("window/geometry", self.saveGeometry())
             self.settings.setValue("window/tab", self.tabs.currentIndex())
             self.settings.sync()
-            self.retrain.poll_timer.stop()
+            self.retrain.training.poll_timer.stop()
             self.hide()
             self.tasks.closed = True  # from now on nothing calls back, so no dialog from a closed window
             self.session.close()  # stops the built-in server (blocks until it is gone)

@@ -1,0 +1,157 @@
+"""The Retrain tab's model versions box: every version with its test figures, and which one serves.
+
+Promote the selected version or roll back to the previous one (both need the admin token). The box loads
+the versions itself; its Refresh button and a change of the serving version reload the whole tab, which
+connects `refresh_button` and `serving_changed`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from leafdoc.desktop import dialogs
+from leafdoc.desktop.widgets import percent_text
+from leafdoc.jobwords import serving_copy_words, version_status_words
+
+MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
+
+
+def version_cells(m: dict) -> list[str]:
+    """One row of the table for one version of GET /v1/models."""
+    test = (m.get("metrics") or {}).get("test") or {}
+    trained_on = f"{m['dataset']} v{m['dataset_version']}" if m.get("dataset") else "—"
+    promo = m.get("promotion") or {}
+    notes = ". ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo, True)]))
+    return [
+        str(m["version"]),
+        version_status_words(m) + (" ✔" if m.get("serving") else ""),
+        str(m.get("created") or "")[:16].replace("T", " "),
+        trained_on,
+        percent_text(test.get("accuracy")),
+        percent_text(test.get("macro_f1")),
+        notes,
+    ]
+
+
+class VersionsBox(QGroupBox):
+    serving_changed = Signal()  # a promotion or a rollback went through
+
+    def __init__(self, window):
+        super().__init__("3. Model versions")
+        self.window_ = window
+        self.session, self.tasks = window.session, window.tasks
+        self.models: dict = {}
+        layout = QVBoxLayout(self)
+        self.serving_label = QLabel()
+        self.serving_label.setObjectName("servingLabel")
+        layout.addWidget(self.serving_label)
+        self.table = QTableWidget(0, len(MODEL_COLUMNS))
+        self.table.setHorizontalHeaderLabels(MODEL_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(MODEL_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.refresh_button = QPushButton("Refresh")
+        self.promote_button = QPushButton("Serve the selected version")
+        self.promote_button.setEnabled(False)
+        self.promote_button.clicked.connect(self.promote_selected)
+        self.rollback_button = QPushButton("Roll back to the previous version")
+        self.rollback_button.clicked.connect(self.rollback)
+        buttons.addWidget(self.refresh_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.promote_button)
+        buttons.addWidget(self.rollback_button)
+        layout.addLayout(buttons)
+
+    def load(self, client) -> None:
+        self.tasks.run(
+            client.models,
+            on_done=lambda models: self._got_models(client, models),
+            on_error=lambda exc: dialogs.show_error(self, "Could not list the model versions", exc),
+        )
+
+    def _got_models(self, client, models: dict) -> None:
+        if client is not self.session.client:
+            return
+        self.models = models
+        serving = models.get("serving_version")
+        self.serving_label.setText(
+            f"Serving now: <b>version {serving}</b>" if serving else "No model version is serving."
+        )
+        selected = self.selected_version()
+        self.table.setRowCount(0)
+        for m in sorted(models.get("models", []), key=lambda m: -m["version"]):
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            cells = version_cells(m)
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, m["version"])
+                if c == len(cells) - 1:
+                    item.setToolTip(text)
+                if m.get("serving"):
+                    font = QFont(item.font())
+                    font.setBold(True)
+                    item.setFont(font)
+                    item.setBackground(QBrush(QColor("#e6f4ea")))
+                self.table.setItem(r, c, item)
+            if m["version"] == selected:
+                self.table.selectRow(r)
+        self._selection_changed()
+
+    def selected_version(self) -> int | None:
+        items = self.table.selectedItems()
+        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def _selection_changed(self) -> None:
+        version = self.selected_version()
+        self.promote_button.setEnabled(version is not None and version != self.models.get("serving_version"))
+
+    def promote_selected(self) -> None:
+        version = self.selected_version()
+        if version is None:
+            return
+        if not dialogs.confirm(self, "Serve this version?", f"Serve model version {version} from now on?"):
+            return
+        self.session.with_admin(self, lambda: self._pointer_change("promote", version))
+
+    def rollback(self) -> None:
+        if not dialogs.confirm(
+            self, "Roll back?", "Go back to the model version that was serving before the current one?"
+        ):
+            return
+        self.session.with_admin(self, lambda: self._pointer_change("rollback", None))
+
+    def _pointer_change(self, action: str, version: int | None) -> None:
+        client = self.session.client
+        if client is None:
+            return
+        if action == "promote":
+            call, args, title = client.promote, (version, "promoted from the desktop app"), "Could not promote"
+        else:
+            call, args, title = client.rollback, ("rolled back from the desktop app",), "Could not roll back"
+
+        def done(answer: dict) -> None:
+            self.window_.flash(f"Model version {answer['serving_version']} is now serving.")
+            self.serving_changed.emit()
+            self.window_.model_changed()
+
+        self.tasks.run(call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, exc, title))
