@@ -116,3 +116,19 @@ def test_a_handful_of_validation_photos_still_calibrates():
         check = fieldcheck.FieldCheck(section)
         assert np.isfinite(section["threshold"]) and not (check.scores(*val) > check.threshold).any()
         assert (section["val_abstained_cv"] is None) == (n_val == 1)
+
+
+def test_a_section_of_a_newer_format_is_not_applied(caplog):
+    """A model folder calibrated by a later leafdoc (a format this one does not know) is served without the check,
+    with a warning, instead of being read wrongly or failing."""
+    from leafdoc.modelfolder import ModelCard
+
+    section = {"format": fieldcheck.FORMAT + 1, "weights": [1.0] * 7, "centre": [0.0] * 5, "spread": [1.0] * 5}
+    card = ModelCard.model_construct(field={**section, "threshold": 1.0}, ood={"threshold": 1.0})
+    with caplog.at_level("WARNING"):
+        assert fieldcheck.FieldCheck.from_card(card) is None
+    assert "newer than this leafdoc" in caplog.text
+    current = ModelCard.model_construct(field={**section, "format": fieldcheck.FORMAT, "threshold": 1.0}, ood={})
+    assert fieldcheck.FieldCheck.from_card(current) is None  # no not-a-leaf check: nothing to weigh it with
+    current.ood = {"threshold": 1.0}
+    assert isinstance(fieldcheck.FieldCheck.from_card(current), fieldcheck.FieldCheck)

@@ -21,12 +21,15 @@ fits it (card.json `field`). Only NumPy and OpenCV.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from leafdoc.modelfolder import ModelCard
+
+log = logging.getLogger(__name__)
 
 MEASURE_PX = 96  # every image is measured at this size, so the check does not depend on the model's input
 BORDER = 8  # the border ring is 1/8 of the side wide
@@ -116,7 +119,19 @@ class FieldCheck:
 
     @classmethod
     def from_card(cls, card: ModelCard) -> FieldCheck | None:
-        return cls(card.field) if card.field and card.ood else None
+        """The check, or None without one; a section of a format newer than this leafdoc knows is not applied
+        (the not-a-leaf check then decides alone) rather than read wrongly, and the log says so."""
+        if not (card.field and card.ood):
+            return None
+        if int(card.field.get("format", 1)) > FORMAT:
+            log.warning(
+                "card.json's unlike-training check has format %s, newer than this leafdoc's %s: not applied "
+                "(upgrade leafdoc, or re-run `leafdoc calibrate --field`)",
+                card.field.get("format"),
+                FORMAT,
+            )
+            return None
+        return cls(card.field)
 
 
 def uncertainty(probs: np.ndarray) -> np.ndarray:
