@@ -324,6 +324,7 @@ def worker(
 
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin and migration chatter is not the job's
     console.print(f"worker: queue {settings.queue_url or settings.queue_path}, catalog {settings.catalog_url}")
     serve_forever(settings, burst=burst, parent_pid=parent_pid)
 

@@ -1,4 +1,10 @@
-"""What `leafdoc serve` prints: which model version it serves, with which file (an operator reads this first)."""
+"""What `leafdoc serve` prints: which model version it serves, with which file (an operator reads this first);
+what `leafdoc worker` prints: its queue and catalog, not the catalog library's chatter."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
@@ -7,3 +13,12 @@ def test_serve_says_which_model_version_and_file_it_serves(live_server):
     answer = httpx.get(f"{live_server.base}/readyz", timeout=10).json()
     line = f"serving model version {answer['model_version']} with its {answer['model_file']}"
     assert line in live_server.log.read_text()
+
+
+def test_worker_prints_its_queue_not_the_migration_librarys_chatter(tmp_path):
+    exe = Path(sys.executable).with_name("leafdoc")
+    env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(exe), "worker", "--burst"], env=env, capture_output=True, text=True, timeout=120)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0 and "worker: queue" in said, said
+    assert "alembic" not in said and "Context impl" not in said, said  # 9 lines of it on a fresh home before
