@@ -169,10 +169,9 @@ def _refused_out_of_fold(xv, xf, xn, other, shares, folds=CV_FOLDS, repeats=CV_R
         for k in range(folds):
             w = _fit(xv[fv != k], xf[ff != k], xn)
             fitted, held_v, held_f = xv[fv != k] @ w, xv[fv == k] @ w, xf[ff == k] @ w
-            for i, share in enumerate(shares):
-                t = np.quantile(fitted, 1 - share, method="higher")
-                val_refused[i] += np.sum((held_v > t) | other[fv == k])
-                field_refused[i] += np.sum(held_f > t)
+            t = np.quantile(fitted, 1 - np.asarray(shares), method="higher")[:, None]  # one threshold per share
+            val_refused += ((held_v[None] > t) | other[fv == k][None]).sum(axis=1)
+            field_refused += (held_f[None] > t).sum(axis=1)
     return val_refused / (repeats * len(xv)), field_refused / (repeats * len(xf))
 
 

@@ -13,13 +13,13 @@ says so.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from leafdoc.errors import ModelError
 from leafdoc.evaluate.score import Scores, score
+from leafdoc.images import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import SPLIT_FILE, read_split
 from leafdoc.registry import LOWER_IS_BETTER, check_promote_metric
@@ -105,7 +105,7 @@ def promotion_decision(
         }
 
     seen = trained_on(serving_dir)
-    keep = [i for i, b in enumerate(images) if seen is None or hashlib.sha256(b).hexdigest() not in seen]
+    keep = [i for i, b in enumerate(images) if seen is None or sha256_bytes(b) not in seen]
     left_out = None if seen is None else len(images) - len(keep)
     base.update(n_images=len(keep), n_test_images=len(labels), n_left_out=left_out)
     if seen is None:

@@ -211,8 +211,8 @@ def job_summary(job: dict | None) -> str:
         lines.append(f"Epoch **{job.get('epoch', 0)} / {job['epochs']}**" + (f" · {esc(phase)}" if phase else ""))
     elif phase:
         lines.append(esc(phase))
-    if split_words(progress):
-        lines.append(esc(split_words(progress)))
+    if split := split_words(progress):
+        lines.append(esc(split))
     last = _metrics((job.get("metrics") or {}).get("last") or {})
     if last:
         lines.append("Last epoch: " + last)
