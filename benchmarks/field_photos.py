@@ -3,7 +3,11 @@
 For a model folder (default models/starter), on copies of it calibrated in a temporary folder:
 - before: the not-a-leaf check alone (as calibrated in the folder's card);
 - after: `leafdoc calibrate --field field-corn` (the unlike-training check, inference/field.py), with the
-  non-leaf photos of one set and tested on the other (CIFAR-10 train -> flowers; flowers -> CIFAR-10 test).
+  non-leaf photos of one set and tested on the other (CIFAR-10 train -> flowers; flowers -> CIFAR-10 test);
+- as shipped: calibrated with both (flowers and CIFAR-10 train), tested on CIFAR-10 test photos enlarged to
+  256 px (nearest neighbour), so that they reach the checks instead of being refused as too small.
+For the refused non-leaf photos, the table also says how many were called `not_a_leaf` (the rest
+`unlike_training`, i.e. taken for field photos, or poor photos).
 Field-corn is split by sha256 (first hex digit 0-7: calibration; 8-f: held out, used here only). PlantVillage:
 the model's own test split (split.json), never used for training or calibration.
 
@@ -19,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
@@ -77,10 +82,18 @@ def main(model_dir: Path) -> None:
     cifar = files(SHARED / "cifar10" / "test", CIFAR_TEST_LIMIT)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "cifar-256"
+        big.mkdir()
+        cifar_big = []
+        for f in cifar:
+            cifar_big.append(big / f"{f.parent.name}-{f.name}")
+            Image.open(f).convert("RGB").resize((256, 256), Image.Resampling.NEAREST).save(cifar_big[-1])
+        both = [SHARED / "flowers", SHARED / "cifar10" / "train"]
         configs = [
             ("before: not-a-leaf check only (card as shipped before)", None, None, flowers),
             ("after: --field field-corn --nonleaf cifar10/train", [SHARED / "cifar10" / "train"], True, flowers),
             ("after: --field field-corn --nonleaf flowers", [SHARED / "flowers"], True, cifar),
+            ("as shipped: --field field-corn --nonleaf flowers --nonleaf cifar10/train", both, True, cifar_big),
         ]
         for name, nonleaf, with_field, nonleaf_test in configs:
             d = Path(tmp) / "m"
@@ -97,20 +110,21 @@ def main(model_dir: Path) -> None:
             f = measure(d, held, held_truth)
             t = measure(d, pv, pv_truth)
             nl = measure(d, nonleaf_test, [None] * len(nonleaf_test))
-            nl_name = "flowers" if nonleaf_test is flowers else "CIFAR-10 test"
+            nl_name = {id(flowers): "flowers", id(cifar): "CIFAR-10 test"}.get(id(nonleaf_test), "CIFAR-10, 256 px")
             rows.append((name, f, t, nl, nl_name))
             print(f"done: {name}", file=sys.stderr, flush=True)
     print(f"Model: {model_dir.name}; field-corn held out: {len(held)} photos; PlantVillage test split: {len(pv)}\n")
     print(
         "| check | field-corn held out: abstained | as unlike_training / not_a_leaf | accuracy on answered "
-        "| PV test abstained | by reason | PV accuracy on answered | non-leaf (held out) abstained |"
+        "| PV test abstained | by reason | PV accuracy on answered | non-leaf (held out) abstained | as not_a_leaf |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, f, t, nl, nl_name in rows:
         print(
             f"| {name} | **{pct(f['abstained'])}** | {pct(f['reasons'].get('unlike_training', 0))} / "
             f"{pct(f['reasons'].get('not_a_leaf', 0))} | {pct(f['answered_accuracy'])} | **{pct(t['abstained'])}** "
-            f"| {by_reason(t)} | {pct(t['answered_accuracy'])} | {nl_name} ({nl['n']}): **{pct(nl['abstained'])}** |"
+            f"| {by_reason(t)} | {pct(t['answered_accuracy'])} | {nl_name} ({nl['n']}): **{pct(nl['abstained'])}** "
+            f"| {pct(nl['reasons'].get('not_a_leaf', 0))} |"
         )
 
 

@@ -73,10 +73,19 @@ def calibrate(
             if f.get("val_abstained_cv") is not None
             else ""
         )
+        r = f.get("reason")
+        reason_part = (
+            f"; a refused photo is called a field photo (unlike_training) or no leaf (not_a_leaf) by a rule that, "
+            f"cross-validated, names {r['field_as_unlike_training_cv']:.1%} of field photos and "
+            f"{r['nonleaf_as_not_a_leaf_cv']:.1%} of non-leaf photos right"
+            if r
+            else f"; without non-leaf photos, a refused photo at least {f['leafy_share']:.0%} leaf-coloured is "
+            "unlike_training, any other not_a_leaf"
+        )
         out.print(
             f"[bold green]{esc(str(model_dir))}[/]: unlike-training threshold {f['threshold']:.3f} refuses "
             f"{f['val_refused']:.1%} of {f['n_val']} validation leaf photos, {f['field_refused']:.1%} of "
-            f"{f['n_field']} field photos{nonleaf_part}{cv_part}"
+            f"{f['n_field']} field photos{nonleaf_part}{cv_part}{reason_part}"
         )
     out.print(
         f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "

@@ -154,7 +154,7 @@ def test_evaluate_reports_selective_figures_and_ood(starter, tmp_path):
 FIELD = SHARED / "field-corn"
 # Held out of the field check's calibration (sha256 starting 8-f): the check never saw them.
 FIELD_PHOTOS = [
-    FIELD / "Corn_(maize)___Common_rust_" / "Corn_Common_Rust_11_f4435c1c.jpg",
+    FIELD / "Corn_(maize)___Common_rust_" / "Corn_Common_Rust_1264_b9257f3a.jpg",
     FIELD / "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot" / "Corn_Gray_Spot_14_8546324a.jpg",
 ]
 
@@ -179,6 +179,24 @@ def test_field_photos_are_unlike_training_with_advice_and_lab_photos_are_answere
     answers = starter.predict_files(sorted(picked.values()))
     reasons = [a.decision.reason for a in answers]
     assert "unlike_training" not in reasons and reasons.count(None) >= len(reasons) - 1, reasons
+
+
+def test_a_pale_field_photo_is_a_field_photo_and_a_green_daisy_is_no_leaf(starter):
+    """Which refused photos are field photos and which are no leaf is fitted (card `field.reason`), not read off
+    the share of leaf-coloured pixels: a pale field photo (held out of calibration) under 30% leaf-coloured is
+    still `unlike_training`, and a daisy in green foliage (a non-leaf calibration example) over 90% leaf-coloured
+    is still `not_a_leaf`. Under the old leaf-colour rule both reasons were the other way round."""
+    from leafdoc.inference.field import calibration_part, photo_features
+
+    assert starter.field.reason_weights is not None
+    pale = FIELD / "Corn_(maize)___Northern_Leaf_Blight" / "Corn_Blight_24_d385bac1.jpg"
+    daisy = SHARED / "flowers" / "daisy" / "11891885265_ccefec7284_n.jpg"
+    assert not calibration_part(pale)
+    for path, leafy, reason in ((pale, lambda s: s < 0.3, "unlike_training"), (daisy, lambda s: s > 0.9, "not_a_leaf")):
+        photo = starter.load(path.read_bytes(), path.name)
+        assert leafy(float(photo_features(photo.x[None])[0, 2])), path.name
+        d = decide(starter, path.read_bytes())
+        assert d.abstained and d.reason == reason, (path.name, d)
 
 
 def test_field_photo_through_the_cli(starter):

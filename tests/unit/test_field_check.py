@@ -132,3 +132,48 @@ def test_a_section_of_a_newer_format_is_not_applied(caplog):
     assert fieldcheck.FieldCheck.from_card(current) is None  # no not-a-leaf check: nothing to weigh it with
     current.ood = {"threshold": 1.0}
     assert isinstance(fieldcheck.FieldCheck.from_card(current), fieldcheck.FieldCheck)
+
+
+def _reason_photos(rng, n: int, kind: str):
+    """(ood components, photo features) where leaf colour alone cannot tell field photos from non-leaf ones: both
+    are often leafy (foliage behind a flower) or not (a pale, dry field photo), but a leaf in a field is much
+    nearer the training leaves (the two not-a-leaf distances) than a flower or a truck is."""
+    far = {"field": 2.0, "nonleaf": 5.0}[kind]
+    comps = rng.normal(far, 1.0, (n, 2))
+    leafy = rng.uniform(0.1, 0.9, n) if kind == "field" else rng.uniform(0.0, 0.7, n)
+    return comps, np.c_[rng.uniform(0, 1, (n, 2)), leafy].astype(np.float32)
+
+
+def test_refused_photos_are_told_apart_by_distance_and_leaf_colour_not_leaf_colour_alone():
+    """With non-leaf examples, calibration fits which refused photos are field photos (unlike_training, advice on
+    how to take one the model can read) and which are no leaf (not_a_leaf): on fresh photos it names both far
+    better than the leaf-colour share it falls back on without them, and its cross-validated figures say so."""
+    rng = np.random.default_rng(5)
+    field, nonleaf = _reason_photos(rng, 90, "field"), _reason_photos(rng, 600, "nonleaf")
+    reason = fieldcheck.fit_reason(field, nonleaf)
+    assert reason["inputs"] == ["features distance", "colour distance", "leaf-coloured share"]
+    assert reason["field_as_unlike_training_cv"] >= 0.9 and reason["nonleaf_as_not_a_leaf_cv"] >= 0.9, reason
+    section = {"weights": [1, 1, 1, 1], "centre": [0, 0], "spread": [1, 1], "threshold": 0.0, "leafy_share": 0.3}
+    by_colour = fieldcheck.FieldCheck(section)
+    fitted = fieldcheck.FieldCheck({**section, "reason": reason})
+    fresh_field, fresh_nonleaf = _reason_photos(rng, 2000, "field"), _reason_photos(rng, 2000, "nonleaf")
+
+    def named_right(check) -> float:  # the mean of the two shares named right
+        return (check.field_like(*fresh_field).mean() + (~check.field_like(*fresh_nonleaf)).mean()) / 2
+
+    assert named_right(fitted) >= 0.9
+    assert named_right(by_colour) < 0.8  # leaf colour alone: the photos were drawn so that it cannot tell them apart
+    assert abs(fitted.field_like(*fresh_field).mean() - reason["field_as_unlike_training_cv"]) < 0.06
+
+
+def test_calibration_without_non_leaf_photos_keeps_the_leaf_colour_rule():
+    rng = np.random.default_rng(6)
+    train_photo = _photos(rng, 400, 0.0, True)[1]
+    val, field = _photos(rng, 300, 0.0, True), _photos(rng, 90, 2.5, False)
+    section = fieldcheck.calibrate(train_photo, val, field, None, ["synthetic"])
+    assert "reason" not in section and "leaf-coloured share" in section["rule"]
+    check = fieldcheck.FieldCheck(section)
+    photo = np.array([[0.5, 0.5, 0.31], [0.5, 0.5, 0.29]], np.float32)
+    assert check.field_like(np.zeros((2, 2)), photo).tolist() == [True, False]
+    with_nonleaf = _calibrate(rng)
+    assert "reason" in with_nonleaf and "`reason`" in with_nonleaf["rule"]

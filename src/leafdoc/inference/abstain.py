@@ -86,14 +86,14 @@ def decide(
     problems: Sequence[PhotoProblem] = (),
     ood_score: float | None = None,
     field_score: float | None = None,
-    leafy_share: float | None = None,
+    field_like: bool = False,
 ) -> Decision:
     """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, unlike_training (a field photo
     to a model of lab photos: how to take one it can read), or unsure (between which).
 
     With a `field` section in the card (inference/field.py), its score decides whether the photo is like
-    the training photos, and the photo's leaf-coloured share whether it is a field photo or no leaf at all;
-    without one, the not-a-leaf score alone does."""
+    the training photos, and `field_like` (FieldCheck.field_like) whether a refused one is a field photo or no
+    leaf at all; without one, the not-a-leaf score alone does."""
     threshold = min_confidence(card)
     ood_score = None if ood_score is None else round(float(ood_score), 4)
     if problems:
@@ -102,8 +102,7 @@ def decide(
         return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
     field = card.field if card.ood else None
     if field and field_score is not None and field_score > float(field["threshold"]):
-        leafy = leafy_share is not None and leafy_share >= float(field.get("leafy_share", 0.3))
-        reason, message = ("unlike_training", UNLIKE_TRAINING) if leafy else ("not_a_leaf", NOT_A_LEAF)
+        reason, message = ("unlike_training", UNLIKE_TRAINING) if field_like else ("not_a_leaf", NOT_A_LEAF)
         return Decision(True, reason, message, (), threshold, (), ood_score)
     ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):

@@ -59,16 +59,19 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
     return np.stack(xs), sources
 
 
-def fit_field(model_dir, predictor, train_images, val_images, field, nonleaf, val_poor=None, budget=None) -> dict:
+def fit_field(
+    model_dir, predictor, train_images, val_images, field, nonleaf, val_poor=None, budget=None, val_out=None
+) -> dict:
     """The card's `field` section for a model folder whose ood.npz was just written. `val_poor`: which
-    validation photos the photo checks refuse (they count in the abstention budget with the softmax's)."""
+    validation photos the photo checks refuse (they count in the abstention budget with the softmax's).
+    `val_out`: the network's probabilities and features for `val_images`, when the caller has them."""
     from leafdoc.inference import field as fieldcheck
     from leafdoc.inference.ood import OOD_FILE, OodScorer, load_nonleaf
 
     scorer = OodScorer.load(Path(model_dir) / OOD_FILE)
 
-    def triple(images):
-        out = predictor.predict_arrays(images, ["probabilities", "features"])
+    def triple(images, out=None):
+        out = out or predictor.predict_arrays(images, ["probabilities", "features"])
         return scorer.components(out["features"], images), fieldcheck.photo_features(images), out["probabilities"]
 
     field_images, sources = _field_photos(field, predictor)
@@ -80,7 +83,7 @@ def fit_field(model_dir, predictor, train_images, val_images, field, nonleaf, va
 
             arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
         nonleaf_triple = triple(arrays) if len(arrays) else None
-    val = triple(val_images)
+    val = triple(val_images, val_out)
     unsure = val[2].max(axis=1) < min_confidence(predictor.card)
     poor = np.zeros(len(unsure), bool) if val_poor is None else np.asarray(val_poor, bool)
     return fieldcheck.calibrate(
@@ -146,13 +149,15 @@ def calibrate_model_dir(
             f"{model_dir}/model.onnx has no `features` output.",
             hint="Re-export it with `leafdoc export MODEL_DIR --format onnx`.",
         )
-    section = fit_model_dir(model_dir, predictor, train, val_images, [str(p) for p in nonleaf], target)
+    val_out = predictor.predict_arrays(val_images, ["probabilities", "features"])  # one pass for both checks
+    nonleaf_dirs = [str(p) for p in nonleaf]
+    section = fit_model_dir(model_dir, predictor, train, val_images, nonleaf_dirs, target, val_out["features"])
     card = read_card(model_dir)
     card.ood = section
     card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
     if field:
         card.field = fit_field(
-            model_dir, predictor, train_x, val_images, list(field), list(nonleaf), val_poor, field_budget
+            model_dir, predictor, train_x, val_images, list(field), list(nonleaf), val_poor, field_budget, val_out
         )
     if card.training is not None:  # retraining recalibrates with the same non-leaf folders
         card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]

@@ -13,9 +13,12 @@ together with the model's two not-a-leaf distances (ood.py) into one score; weig
 validation leaf photos against example field photos and non-leaf photos, the threshold at the (1 - target)
 quantile of validation leaf photos, so the check refuses about `target` of unseen lab photos in all.
 
-A refused photo is `unlike_training` when it is mostly leaf-coloured (a field photo: advise a lab-like
-photo) and `not_a_leaf` otherwise. benchmarks/field_photos.py measures it; `leafdoc calibrate --field DIR`
-fits it (card.json `field`). Only NumPy and OpenCV.
+A refused photo is `unlike_training` (a field photo: advise a lab-like photo) or `not_a_leaf` (no leaf at all) by
+a second logistic regression (`reason`), of the calibration field photos against the non-leaf examples, on the
+two not-a-leaf distances and the share of leaf-coloured pixels: a leaf in a field is much nearer the training
+leaves than a flower is, whatever its colour. Without non-leaf examples, by the leaf-coloured share alone.
+benchmarks/field_photos.py measures it; `leafdoc calibrate --field DIR` fits it (card.json `field`). Only NumPy
+and OpenCV.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ SMOOTH_STD = 6.0  # local (5x5) grey-level standard deviation under which a pixe
 # PlantVillage's grey, white, black and purple backgrounds fall outside; rust and blight lesions inside.
 LEAF_HUE = (10, 95)
 LEAF_MIN_SAT, LEAF_MIN_VAL = 80, 40
-# A refused photo with at least this share of leaf-coloured pixels is `unlike_training`, else `not_a_leaf`.
-# Measured (benchmarks/field_photos.py): medians field-corn 0.61, PlantVillage 0.33, flowers 0.26; 82% of
-# held-out field-corn photos and 43% of flowers are at or above it. Green foliage behind a flower looks leafy.
+# Without a fitted `reason` (no non-leaf examples at calibration): a refused photo with at least this share of
+# leaf-coloured pixels is `unlike_training`, else `not_a_leaf`. Measured (benchmarks/field_photos.py): medians
+# field-corn 0.61, PlantVillage 0.33, flowers 0.26; 82% of held-out field-corn photos and 43% of flowers are at
+# or above it. Green foliage behind a flower looks leafy.
 LEAFY_SHARE = 0.3
 # The share of unseen lab photos the model may abstain on, all checks together (issue 21: at most 2%; a quarter
 # point kept for the noise of ~660 validation photos). The threshold is set for it by cross-validation.
@@ -81,8 +85,8 @@ def calibration_part(path_or_bytes: Path | bytes) -> bool:
     return int(hashlib.sha256(data).hexdigest()[0], 16) < 8
 
 
-def _logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2) -> np.ndarray:
-    """Weights (no intercept kept) of a class-balanced logistic regression; plain gradient descent."""
+def _logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Weights and intercept of a class-balanced logistic regression; plain gradient descent."""
     sw = np.where(t == 1, (t == 0).sum() / max((t == 1).sum(), 1), 1.0)
     w, b = np.zeros(x.shape[1]), 0.0
     for _ in range(iters):
@@ -90,7 +94,7 @@ def _logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2)
         g = (p - t) * sw
         w -= 0.5 * (x.T @ g / sw.sum() + l2 * w)
         b -= 0.5 * g.sum() / sw.sum()
-    return np.maximum(w, 0.0)  # each number only ever makes a photo stranger
+    return w, b
 
 
 class FieldCheck:
@@ -103,6 +107,9 @@ class FieldCheck:
         self.spread = np.asarray(section["spread"], dtype=np.float64)
         self.threshold = float(section["threshold"])
         self.leafy_share = float(section.get("leafy_share", LEAFY_SHARE))
+        reason = section.get("reason") or {}
+        self.reason_weights = np.asarray(reason["weights"], np.float64) if "weights" in reason else None
+        self.reason_bias = float(reason.get("bias", 0.0))
 
     @staticmethod
     def inputs(ood_components, photo, centre, spread, probs=None) -> np.ndarray:
@@ -116,6 +123,14 @@ class FieldCheck:
 
     def scores(self, ood_components: np.ndarray, photo: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
         return self.inputs(ood_components, photo, self.centre, self.spread, probs) @ self.weights
+
+    def field_like(self, ood_components: np.ndarray, photo: np.ndarray) -> np.ndarray:
+        """For photos this check refuses: True for a field photo (`unlike_training`), False for no leaf at all
+        (`not_a_leaf`). By the card's `reason` model where calibration had non-leaf examples, else by the share
+        of leaf-coloured pixels."""
+        if self.reason_weights is not None:
+            return reason_inputs(ood_components, photo) @ self.reason_weights + self.reason_bias > 0
+        return np.asarray(photo, np.float64)[:, 2] >= self.leafy_share
 
     @classmethod
     def from_card(cls, card: ModelCard) -> FieldCheck | None:
@@ -147,7 +162,8 @@ def _fit(xv: np.ndarray, xf: np.ndarray, xn: np.ndarray) -> np.ndarray:
     field and non-leaf photos weigh the same in the fit, whatever their numbers."""
     reps = max(1, round(len(xn) / max(len(xf), 1)))
     strange = np.r_[np.repeat(xf, reps, axis=0), xn]
-    w = _logistic(np.r_[xv, strange], np.r_[np.zeros(len(xv)), np.ones(len(strange))])
+    w, _ = _logistic(np.r_[xv, strange], np.r_[np.zeros(len(xv)), np.ones(len(strange))])
+    w = np.maximum(w, 0.0)  # each number only ever makes a photo stranger
     if w.sum() <= 0:
         w = np.ones(xv.shape[1])
     return w / w.sum() * xv.shape[1]
@@ -173,6 +189,47 @@ def _refused_out_of_fold(xv, xf, xn, other, shares, folds=CV_FOLDS, repeats=CV_R
             val_refused += ((held_v[None] > t) | other[fv == k][None]).sum(axis=1)
             field_refused += (held_f[None] > t).sum(axis=1)
     return val_refused / (repeats * len(xv)), field_refused / (repeats * len(xf))
+
+
+def reason_inputs(ood_components: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """What tells a field photo from no leaf at all: the two not-a-leaf distances (a leaf in a field is nearer
+    the training leaves than a flower or a truck) and the share of leaf-coloured pixels."""
+    return np.c_[np.asarray(ood_components, np.float64), np.asarray(photo, np.float64)[:, 2]]
+
+
+def _fit_reason(xf: np.ndarray, xn: np.ndarray) -> tuple[np.ndarray, float]:
+    """Field photos (1) against non-leaf photos (0), class-balanced, on standardised inputs; returned as weights
+    and bias of the raw inputs."""
+    x = np.r_[xf, xn]
+    mu, sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+    w, b = _logistic((x - mu) / sd, np.r_[np.ones(len(xf)), np.zeros(len(xn))])
+    return w / sd, b - float((w * mu / sd).sum())
+
+
+def fit_reason(field: tuple[np.ndarray, np.ndarray], nonleaf: tuple[np.ndarray, np.ndarray]) -> dict | None:
+    """The card's `field.reason`: which refused photos are field photos (`unlike_training`) and which are no leaf
+    (`not_a_leaf`), fitted on the calibration field photos against the non-leaf examples, each (ood components,
+    photo_features). With its 5-fold cross-validated figures. None with fewer than 5 photos of either kind."""
+    xf, xn = reason_inputs(*field), reason_inputs(*nonleaf)
+    if min(len(xf), len(xn)) < CV_FOLDS:
+        return None
+    rng = np.random.default_rng(0)
+    ff, fn = rng.permutation(len(xf)) % CV_FOLDS, rng.permutation(len(xn)) % CV_FOLDS
+    field_right = nonleaf_right = 0
+    for k in range(CV_FOLDS):
+        w, b = _fit_reason(xf[ff != k], xn[fn != k])
+        field_right += int((xf[ff == k] @ w + b > 0).sum())
+        nonleaf_right += int((xn[fn == k] @ w + b <= 0).sum())
+    w, b = _fit_reason(xf, xn)
+    return {
+        "inputs": ["features distance", "colour distance", "leaf-coloured share"],
+        "weights": [round(float(v), 6) for v in w],
+        "bias": round(b, 6),
+        "rule": "unlike_training when weights . inputs + bias > 0 (logistic regression of the calibration field "
+        "photos against the non-leaf examples), else not_a_leaf",
+        "field_as_unlike_training_cv": round(field_right / len(xf), 4),
+        "nonleaf_as_not_a_leaf_cv": round(nonleaf_right / len(xn), 4),
+    }
 
 
 def calibrate(
@@ -205,6 +262,7 @@ def calibrate(
     i = int(fits[-1]) if len(fits) else 0  # too few photos to cross-validate: the strictest threshold tried
     w = _fit(xv, xf, xn)
     sv = xv @ w
+    reason = fit_reason(field[:2], nonleaf[:2]) if len(xn) else None
     threshold = float(np.quantile(sv, 1 - shares[i], method="higher"))
     section = {
         "format": FORMAT,
@@ -217,8 +275,8 @@ def calibrate(
         "leafy_share": LEAFY_SHARE,
         "budget": budget,
         "rule": f"the lowest threshold abstaining on at most {budget:.2%} of unseen validation leaf photos with the "
-        f"other checks, by {CV_FOLDS}-fold cross-validation; unlike_training when at least {LEAFY_SHARE:.0%} of the "
-        "photo is leaf-coloured, else not_a_leaf",
+        f"other checks, by {CV_FOLDS}-fold cross-validation; a refused photo is unlike_training or not_a_leaf by "
+        + ("`reason`" if reason else f"its leaf-coloured share (at least {LEAFY_SHARE:.0%}: unlike_training)"),
         "val_refused": round(float(np.mean(sv > threshold)), 4),
         "val_abstained_cv": round(float(cv[0][i]), 4) if cv else None,
         "n_val": int(len(sv)),
@@ -227,6 +285,8 @@ def calibrate(
         "n_field": int(len(xf)),
         "sources": sources or [],
     }
+    if reason:
+        section["reason"] = reason
     if len(xn):
         section["nonleaf_refused"] = round(float(np.mean(xn @ w > threshold)), 4)
         section["n_nonleaf"] = int(len(xn))

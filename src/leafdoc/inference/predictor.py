@@ -193,15 +193,17 @@ class Predictor:
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
-        score = field_score = leafy = None
+        score = field_score = None
+        field_like = False
         if self.ood is not None and "features" in outputs:
             components = self.ood.scorer.components(outputs["features"][None], photo.x[None])
             score = float((components @ self.ood.weights)[0])
             if self.field is not None:
                 measured = photo_features(photo.x[None])
-                probs = outputs["probabilities"][None]
-                field_score, leafy = float(self.field.scores(components, measured, probs)[0]), float(measured[0, 2])
-        return decide(outputs["probabilities"], self.labels, self.card, photo.problems, score, field_score, leafy)
+                field_score = float(self.field.scores(components, measured, outputs["probabilities"][None])[0])
+                field_like = bool(self.field.field_like(components, measured)[0])
+        probs = outputs["probabilities"]
+        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like)
 
     def ood_scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray | None:
         return None if self.ood is None else self.ood.scores(features, images)
