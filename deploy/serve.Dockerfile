@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The serving image: the API (`leafdoc serve`), the web page, predictions on ONNX Runtime.
-# No TensorFlow: the base install + the [serve] extra, pinned by deploy/requirements-serve.lock
+# No TensorFlow: the base install + the [serve] and [heic] extras, pinned by deploy/requirements-serve.lock
 # (compiled from pyproject.toml under the constraints of the repository's requirements.lock).
 # Build from the repository root:  docker build -f deploy/serve.Dockerfile -t leafdoc-serve .
 

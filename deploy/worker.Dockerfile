@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The training worker image: `leafdoc worker` takes training jobs from the queue (Redis at scale) and
-# runs each in its own process with TensorFlow. The [train] and [serve] extras (the worker needs the
+# runs each in its own process with TensorFlow. The [train], [serve] and [heic] extras (the worker needs the
 # queue, catalog and store clients of [serve]), pinned by deploy/requirements-worker.lock.
 # Build from the repository root:  docker build -f deploy/worker.Dockerfile -t leafdoc-worker .
 # GPUs: run on a node with the NVIDIA container toolkit; with more than one GPU visible, training uses

@@ -13,6 +13,7 @@ The model itself holds its own normalisation, so the array is plain RGB uint8.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import warnings
@@ -26,7 +27,10 @@ from leafdoc.errors import ImageError, ImageTooLarge
 
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+# HEIC/HEIF (iPhones' default photo format): an ISO-BMFF file whose `ftyp` box names one of these major brands.
+# Pillow reads it through pillow-heif (the [heic] extra), registered the first time such a photo arrives.
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 # We enforce our own limit (and raise ImageTooLarge); Pillow's own bomb check would only warn
 # below 2x its limit, so turn it off and check the header size ourselves.
@@ -57,6 +61,23 @@ def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
     return size[0] * size[1] * _MODE_BYTES.get(mode, 3)
 
 
+def is_heif(data: bytes) -> bool:
+    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
+@functools.cache
+def heif_support() -> bool:
+    """Register pillow-heif's opener with Pillow (once); False when it is not installed. libheif applies the
+    photo's own rotation while decoding and pillow-heif resets the EXIF orientation to 1, so such a photo is
+    upright like any other (tests/unit/test_heic.py)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def _open_checked(
     data: bytes, name: str, max_pixels: int, min_side: int | None = None, max_bytes: int | None = None
 ) -> tuple[Image.Image, tuple[int, int]]:
@@ -64,6 +85,13 @@ def _open_checked(
     Returns the image and its size as stored (before orientation or any reduction)."""
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes).", hint="Re-export or re-copy the photo.")
+    if is_heif(data) and not heif_support():
+        raise ImageError(
+            f"{name}: an HEIC photo (the format iPhones save by default), and this leafdoc cannot read HEIC: its "
+            "optional package pillow-heif is not installed.",
+            hint="Send the photo as JPEG (on an iPhone: Settings > Camera > Formats > Most Compatible), or install "
+            "leafdoc's [heic] extra where leafdoc runs.",
+        )
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

@@ -9,7 +9,9 @@ a 4:3 photo at 768 px (576 px at 16:9), at least twice the largest of those, so 
 (antialiased) still has several source pixels per pixel it keeps. Quality 90 keeps JPEG's blocking far below what
 a 160 px input can show. EXIF orientation is applied first (the result carries no EXIF), through images.open_photo,
 the decoder the server uses, so the photo is turned the same way. A photo already at or under 1024 px, or one
-that cannot be decoded, is sent as it is: the server gives its own answer (and its own error message) for it.
+that cannot be decoded, is sent as it is: the server gives its own answer (and its own error message) for it. An
+HEIC photo (iPhones' default) is always sent as a JPEG when this machine can read HEIC (the [heic] extra), so a
+server without it still answers, and the desktop app can show it (Qt cannot read HEIC).
 tests/integration/test_upload_size.py checks that real large photos get the same answer either way.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from leafdoc.errors import LeafdocError
-from leafdoc.images import open_photo
+from leafdoc.images import heif_support, is_heif, open_photo
 
 LONG_SIDE = 1024
 JPEG_QUALITY = 90
@@ -30,13 +32,14 @@ JPEG_QUALITY = 90
 
 def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tuple[bytes, str]:
     """(bytes, file name) to send: a JPEG with the long side `long_side`, or the photo as it is when it is
-    not larger than that or not a photo Pillow can read."""
+    not larger than that (and not HEIC) or not a photo Pillow can read."""
+    heic = is_heif(data) and heif_support()
     try:
         with Image.open(io.BytesIO(data)) as head:
             width, height = head.size
     except Exception:  # not an image: the server says why
         return data, name
-    if max(width, height) <= long_side:
+    if max(width, height) <= long_side and not heic:
         return data, name
     try:
         img, _ = open_photo(data, name, min_side=math.ceil(long_side * min(width, height) / max(width, height)))
@@ -49,6 +52,6 @@ def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tup
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     small = out.getvalue()
-    if len(small) >= len(data):  # a photo that was already small in bytes gains nothing
+    if len(small) >= len(data) and not heic:  # a photo that was already small in bytes gains nothing
         return data, name
     return small, f"{Path(name).stem or 'photo'}.jpg"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -218,6 +219,23 @@ def test_a_large_photo_is_downscaled_in_the_browser_before_upload(page, live_ser
         assert img.getexif().get(0x0112, 1) == 1
     assert arrived.stat().st_size < photo.stat().st_size / 4
     assert pretty_label(expected["top_k"][0]["label"]) in page.inner_text("#top-k")
+
+
+def test_an_heic_photo_chromium_cannot_read_is_still_uploaded_and_diagnosed(page, live_server, tmp_path):
+    """Chromium gives an .HEIC file (an iPhone photo copied to a computer) no MIME type and cannot decode it;
+    Gradio used to drop it without a word. ui/downscale.py types it, and the server reads it (the [heic] extra)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the [heic] extra (pillow-heif) is not installed")
+    photo = tmp_path / "IMG_0001.HEIC"
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(leaf_photo()).convert("RGB")).save(buf, quality=90)
+    photo.write_bytes(buf.getvalue())
+    with LeafdocClient(live_server.base) as api:
+        expected = api.predict(photo.read_bytes(), photo.name)
+
+    diagnose(page, photo)
+
+    assert pretty_label(expected["top_k"][0]["label"]) in page.inner_text("#top-k")
+    assert f"model version {expected['model_version']}" in text_of(page, "verdict")
 
 
 def test_diagnose_a_leaf_shows_the_label_scores_and_heat_map(page, live_server, outside):

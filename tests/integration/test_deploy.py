@@ -8,6 +8,7 @@ every package the serving path imports; nginx accepts the load balancer's config
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -352,6 +353,15 @@ def test_the_serving_image_environment_serves_without_tensorflow(tmp_path):
         assert r.json()["top_k"][0]["label"] == "Apple___Cedar_apple_rust"
         r = httpx.post(f"{base}/v1/explain", files={"file": (photo.name, photo.read_bytes())}, timeout=60)
         assert r.status_code == 200 and r.json()["overlay_png"], r.text
+        # The same photo as an iPhone stores it (HEIC): the image reads it with the [heic] extra of its lock.
+        import pillow_heif
+        from PIL import Image
+
+        heic = io.BytesIO()
+        pillow_heif.from_pillow(Image.open(photo).convert("RGB")).save(heic, quality=92)
+        r = httpx.post(f"{base}/v1/predict", files={"file": ("IMG_0001.HEIC", heic.getvalue())}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["top_k"][0]["label"] == "Apple___Cedar_apple_rust"
         page = httpx.get(f"{base}/ui/", timeout=300, follow_redirects=True)
         assert page.status_code == 200 and "<html" in page.text.lower()
         proc.send_signal(signal.SIGTERM)

@@ -42,9 +42,10 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
 from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
 HISTORY_COLUMNS = ["Time", "Photo", "Diagnosis", "Confidence", "Answer", "Model"]
 CSV_FIELDS = [
@@ -75,7 +76,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_name(f)))
         else:
             out.append(p)
     return out
@@ -101,8 +102,11 @@ def load_thumbnail(data: bytes, size: int = THUMB) -> QImage:
 def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> dict:
     """Worker: read the photo, show it (progress), ask the server; returns the answer + overlay QImage."""
     data = path.read_bytes()
-    progress("photo", load_thumbnail(data))
+    thumbnail = load_thumbnail(data)
+    progress("photo", thumbnail)
     upload, name = shrink_for_upload(data, path.name)  # a phone photo is sent at 1024 px (upload_size.py says why)
+    if thumbnail.isNull() and upload is not data:  # Qt cannot read HEIC: show the JPEG that is sent
+        progress("photo", load_thumbnail(upload))
     answer = client.explain(upload, name, top_k=top_k)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
@@ -350,9 +354,7 @@ class DiagnoseTab(QWidget):
 
     def pick_photos(self) -> None:
         start = get_str(self.settings, "folders/photos", str(Path.home()))
-        names, _ = QFileDialog.getOpenFileNames(
-            self, "Choose leaf photos", start, "Photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
-        )
+        names, _ = QFileDialog.getOpenFileNames(self, "Choose leaf photos", start, PHOTO_FILTER)
         if names:
             self.add_paths([Path(n) for n in names])
 

@@ -3,7 +3,9 @@ larger than 1024 px on its long side is turned by its EXIF orientation (createIm
 at 1024 px and uploaded as a JPEG of quality 0.9, as the desktop app does with upload_size.shrink_for_upload
 (whose docstring says why that size keeps everything the model and the quality checks need). A phone photo then
 costs a few hundred KB of upload instead of several MB, and the server a 1 MP decode. A photo already small, one
-the browser cannot decode, or a browser without createImageBitmap/DataTransfer sends the file as it is.
+the browser cannot decode, or a browser without createImageBitmap/DataTransfer sends the file as it is; an HEIC
+photo the browser cannot decode (Chromium, Firefox) is given its MIME type first, which those browsers leave
+empty and without which Gradio drops the file without a word.
 
 How: a capture-phase listener on the document sees the file input's `change` (and a `drop` on the photo box)
 before Gradio's own handler, stops it, puts the smaller file into the same input and sends `change` again.
@@ -36,11 +38,17 @@ _SCRIPT = """
     const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
     return new File([blob], stem + ".jpg", {type: "image/jpeg", lastModified: file.lastModified});
   }
+  function typed(file) {
+    // Chromium and Firefox cannot decode HEIC (iPhones' photos) and give it no type, so Gradio would drop it
+    // silently; with its type it is uploaded as it is and the server reads it.
+    if (file.type || !/\\.(heic|heif)$/i.test(file.name)) return file;
+    return new File([file], file.name, {type: "image/heic", lastModified: file.lastModified});
+  }
   async function send(input, file) {
     let small = null;
     try { small = await shrink(file); } catch (e) { small = null; }
     const dt = new DataTransfer();
-    dt.items.add(small || file);
+    dt.items.add(small || typed(file));
     input.files = dt.files;
     input.dataset.leafdocReady = "1";
     input.dispatchEvent(new Event("change", {bubbles: true}));
