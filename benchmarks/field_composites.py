@@ -207,7 +207,8 @@ def report(model_dir: Path, made: list[dict], results: dict[str, list[dict]], sk
     field = card.get("field")
     check = (
         f"unlike-training check format {field.get('format')}, threshold {field.get('threshold')}, fitted on "
-        f"{'; '.join(field.get('sources', []))}"
+        f"{'; '.join(field.get('sources', []))}; refusals named by "
+        f"{'its fitted reason rule (field.reason)' if field.get('reason') else 'the leaf-coloured share'}"
         if field
         else "no unlike-training check in its card (the not-a-leaf check alone)"
     )
