@@ -165,3 +165,32 @@ def test_class_weights_are_inverse_frequency_and_no_class_weights_passes_none(se
     assert sum(weighted[i] * counts[i] for i in range(3)) == pytest.approx(counts.sum())  # mean weight per image 1
 
     assert _spied_fit(cfg.model_copy(update={"class_weights": False}), data)["class_weight"] is None
+
+
+def test_background_swap_reaches_the_training_batches_and_nothing_else(settings, leaf_folder):
+    """`--background-swap 1`: every training photo whose leaf is found arrives on a new sheet, its leaf as cached;
+    validation photos are never swapped (they pick the epoch, as serving would see them)."""
+    from leafdoc.train import backgrounds
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.pipeline import make_dataset
+
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=64, epochs=1, batch_size=4, augment=False)
+    data, _ = _prepared(settings, leaf_folder, "swap", cfg)
+    tr = data.indices("train")
+    cached = {data.images[i].tobytes(): i for i in tr}
+    swappable = {i for i in tr if backgrounds.MIN_LEAF <= backgrounds.leaf_mask(data.images[i]).mean() <= 0.8}
+    swappable = {i for i in swappable if backgrounds.solidity(backgrounds.leaf_mask(data.images[i])) >= 0.8}
+    assert len(swappable) >= len(tr) // 2
+
+    call = _spied_fit(cfg.model_copy(update={"background_swap": 1.0}), data)
+    x, _ = _batches(call["x"])
+    x = x.astype(np.uint8)
+    unchanged = [cached[xi.tobytes()] for xi in x if xi.tobytes() in cached]
+    assert len(x) == len(tr) and set(unchanged) == set(tr) - swappable
+    val_x, _ = _batches(call["validation_data"])
+    val = {data.images[i].tobytes() for i in data.indices("val")}
+    assert {xi.astype(np.uint8).tobytes() for xi in val_x} == val
+    # The same seed gives the same batches; the default (0) leaves every photo as cached.
+    assert np.array_equal(x, _batches(_spied_fit(cfg.model_copy(update={"background_swap": 1.0}), data)["x"])[0])
+    plain = make_dataset(data.images, tr, data.y[tr], 4, shuffle=False)
+    assert {xi.astype(np.uint8).tobytes() for xi in _batches(plain)[0]} == set(cached)

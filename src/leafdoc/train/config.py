@@ -31,6 +31,13 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of the target spread over the other classes")
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
+    background_swap: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of training photos whose leaf is put on a new plain background (paper, grey, beige, "
+        "dark; lit unevenly) while training, so the model does not learn the lab's sheets (train/backgrounds.py)",
+    )
     morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = Field(
         "none", description="OpenCV morphology applied to every image before the model (training and serving)"
     )

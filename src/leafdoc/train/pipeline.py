@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from leafdoc.train.backgrounds import swap_backgrounds
+
 
 def augmenter(seed: int) -> keras.Sequential:
     """Flips, rotation, zoom, brightness, contrast: leaves have no canonical orientation."""
@@ -33,7 +35,10 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     augment: keras.Sequential | None = None,
+    background_swap: float = 0.0,
 ) -> tf.data.Dataset:
+    """`background_swap`: the share of photos put on a new plain background (train/backgrounds.py), drawn
+    per batch from a generator seeded by `seed` and the batch's positions, so a seeded run repeats."""
     size = images.shape[1]
     indices = np.asarray(indices, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int32)
@@ -43,6 +48,8 @@ def make_dataset(
         order = np.argsort(idx)  # read the memmap in file order, then restore the batch order
         batch = np.empty((len(idx), size, size, 3), dtype=np.uint8)
         batch[order] = images[idx[order]]
+        if background_swap > 0:
+            batch = swap_backgrounds(batch, background_swap, np.random.default_rng([seed, *pos[:8].tolist()]))
         return batch, labels[pos]
 
     ds = tf.data.Dataset.range(len(indices))

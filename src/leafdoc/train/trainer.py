@@ -297,7 +297,16 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
     aug = augmenter(cfg.seed) if cfg.augment else None
-    train_ds = make_dataset(data.images, tr, data.y[tr], train_batch, shuffle=True, seed=cfg.seed, augment=aug)
+    train_ds = make_dataset(
+        data.images,
+        tr,
+        data.y[tr],
+        train_batch,
+        shuffle=True,
+        seed=cfg.seed,
+        augment=aug,
+        background_swap=cfg.background_swap,
+    )
     val_ds = make_dataset(data.images, va, data.y[va], val_batch, shuffle=False)
     steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
