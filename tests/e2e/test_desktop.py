@@ -210,6 +210,27 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert again.diagnose.top_k.value() == 2 and again.size() == size
 
 
+def test_an_heic_photo_is_shown_and_diagnosed_like_the_jpeg_it_was_made_from(
+    qtbot, live_server, settings_file, tmp_path
+):
+    """An iPhone photo (HEIC), which Qt cannot read: the card shows the JPEG the app sends, with the answer the
+    same photo gets as a JPEG (upload_size.shrink_for_upload converts it)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the [heic] extra (pillow-heif) is not installed")
+    leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]
+    heic = tmp_path / "IMG_0001.HEIC"
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(leaf).convert("RGB")).save(buf, quality=92)
+    heic.write_bytes(buf.getvalue())
+    window = open_window(qtbot, live_server.base, settings_file)
+    tab = window.diagnose
+    drop_files(tab, [leaf, heic])
+    qtbot.waitUntil(lambda: len(tab.cards) == 2 and all(c.answer or c.error for c in tab.cards), timeout=SLOW)
+    as_jpeg, as_heic = tab.cards
+    assert as_heic.error is None and as_heic.photo.has_image() and as_heic.heatmap.has_image()
+    assert as_heic.answer["label"] == as_jpeg.answer["label"]
+    assert abs(as_heic.answer["confidence"] - as_jpeg.answer["confidence"]) < 0.05
+
+
 def test_feedback_from_a_diagnosis_card_reaches_the_review_queue(qtbot, live_server, settings_file, tmp_path):
     """✗ No with "It is actually…" on a card: the server records it, and an admin sees it in the review queue."""
     import httpx
