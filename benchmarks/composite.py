@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-# A pixel is leaf when its colour is far enough from the background's in Lab's (a, b) plane: PlantVillage's
-# grey/white backgrounds (and the leaf's own shadow on them) are nearly colourless, a leaf is green, yellow or
-# brown. The distance threshold is Otsu's, kept within these bounds so a photo with little contrast still splits.
-MIN_SPLIT, MAX_SPLIT = 6.0, 30.0
+from leafdoc.train.backgrounds import largest_filled, sheet_distance
+
+# A pixel is leaf when its colour is far enough from the background's in Lab's (a, b) plane (the training
+# augmentation's own measure, leafdoc.train.backgrounds.sheet_distance): PlantVillage's grey/white backgrounds
+# (and the leaf's own shadow on them) are nearly colourless, a leaf is green, yellow or brown.
 FEATHER_SIGMA = 1.2  # px at the composite's size: a soft edge, as a lens gives, not a scissor cut
 
 
@@ -27,19 +28,7 @@ def segment_leaf(rgb: np.ndarray) -> np.ndarray:
     Colour distance from the background seeds GrabCut (sure leaf / probably leaf / probably background), which
     cleans the edges; then the largest connected part, holes filled (lesions and glare inside the leaf)."""
     h, w = rgb.shape[:2]
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    ring = np.ones((h, w), bool)
-    bw = max(2, min(h, w) // 16)
-    ring[bw:-bw, bw:-bw] = False
-    ab = lab[..., 1:]
-    # The background's colour: the border's least yellow part. A leaf (green, yellow, brown) is yellower than
-    # PlantVillage's grey, white, bluish or purple sheets, and it may cover much of the border.
-    border = ab[ring]
-    bg = np.median(border[border[:, 1] <= np.percentile(border[:, 1], 40)], axis=0)
-    dist = np.hypot(ab[..., 0] - bg[0], ab[..., 1] - bg[1])
-    d8 = np.clip(dist * 4, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    split = float(np.clip(otsu / 4, MIN_SPLIT, MAX_SPLIT))
+    dist, split = sheet_distance(rgb)
     seed = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     seed[dist > split] = cv2.GC_PR_FGD
     seed[dist > 2 * split] = cv2.GC_FGD
@@ -49,18 +38,7 @@ def segment_leaf(rgb: np.ndarray) -> np.ndarray:
     # GrabCut needs both leaf and background in the seed; when it refuses, the seed alone is the mask.
     with contextlib.suppress(cv2.error):
         cv2.grabCut(rgb[..., ::-1].copy(), seed, None, np.zeros((1, 65)), np.zeros((1, 65)), 3, cv2.GC_INIT_WITH_MASK)
-    mask = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
-    n, lab_img, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
-        return np.zeros((h, w), bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    mask = (lab_img == largest).astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    filled = np.zeros_like(mask)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    return filled.astype(bool)
+    return largest_filled(np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)))
 
 
 def usable(mask: np.ndarray, min_share: float = 0.1, max_share: float = 0.85, max_edge: float = 0.08) -> bool:

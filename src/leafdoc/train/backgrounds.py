@@ -37,29 +37,41 @@ PALETTE = np.array(
 )
 
 
-def leaf_mask(rgb: np.ndarray) -> np.ndarray:
-    """Boolean mask of the leaf in a lab photo (H x W x 3 uint8 RGB: one leaf on a plain background)."""
+def sheet_distance(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each pixel's colour distance from the sheet in Lab's (a, b) plane, and the distance that splits leaf from
+    sheet (Otsu's, within MIN_SPLIT-MAX_SPLIT). The sheet's colour: the border's least yellow part (a leaf, green
+    to brown, is yellower than the sheet, and may cover much of the border)."""
     h, w = rgb.shape[:2]
     ab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
     ring = np.ones((h, w), bool)
     bw = max(2, min(h, w) // 16)
     ring[bw:-bw, bw:-bw] = False
     border = ab[ring]
-    # The sheet's colour: the border's least yellow part (a leaf, green to brown, is yellower than the sheet).
     bg = np.median(border[border[:, 1] <= np.percentile(border[:, 1], 40)], axis=0)
     dist = np.hypot(ab[..., 0] - bg[0], ab[..., 1] - bg[1])
     otsu, _ = cv2.threshold(np.clip(dist * 4, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = (dist > float(np.clip(otsu / 4, MIN_SPLIT, MAX_SPLIT))).astype(np.uint8)
+    return dist, float(np.clip(otsu / 4, MIN_SPLIT, MAX_SPLIT))
+
+
+def largest_filled(mask: np.ndarray) -> np.ndarray:
+    """A rough 0/1 leaf mask cleaned (opened, closed), its largest part kept, holes filled (lesions and glare
+    inside the leaf stay leaf)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
+    mask = cv2.morphologyEx(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
     n, parts, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
-        return np.zeros((h, w), bool)
+        return np.zeros(mask.shape, bool)
     largest = (parts == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
     contours, _ = cv2.findContours(largest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     filled = np.zeros_like(largest)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)  # lesions and glare inside the leaf stay leaf
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled.astype(bool)
+
+
+def leaf_mask(rgb: np.ndarray) -> np.ndarray:
+    """Boolean mask of the leaf in a lab photo (H x W x 3 uint8 RGB: one leaf on a plain background)."""
+    dist, split = sheet_distance(rgb)
+    return largest_filled(dist > split)
 
 
 def solidity(mask: np.ndarray) -> float:
