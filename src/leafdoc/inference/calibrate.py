@@ -16,7 +16,7 @@ from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.images import is_image_name, sha256_bytes
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
-from leafdoc.inference.ood import DEFAULT_TARGET, fit_model_dir
+from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import SPLIT_FILE, read_card, read_split, split_parts, write_card
 
@@ -60,36 +60,42 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
 
 
 def fit_field(
-    model_dir, predictor, train_images, val_images, field, nonleaf, val_poor=None, budget=None, val_out=None
+    model_dir,
+    predictor,
+    train_images,
+    val_images,
+    field,
+    nonleaf: NonleafPhotos | None,
+    val_poor=None,
+    budget=None,
+    val_out=None,
 ) -> dict:
-    """The card's `field` section for a model folder whose ood.npz was just written. `val_poor`: which
-    validation photos the photo checks refuse (they count in the abstention budget with the softmax's).
-    `val_out`: the network's probabilities and features for `val_images`, when the caller has them."""
+    """The card's `field` section for a model folder whose ood.npz was just written. `nonleaf`: the non-leaf
+    examples as scored for the not-a-leaf check (nonleaf_photos). `val_poor`: which validation photos the photo
+    checks refuse (they count in the abstention budget with the softmax's). `val_out`: the network's
+    probabilities and features for `val_images`, when the caller has them."""
     from leafdoc.inference import field as fieldcheck
-    from leafdoc.inference.ood import OOD_FILE, OodScorer, load_nonleaf
+    from leafdoc.inference.ood import OOD_FILE, OodScorer
 
     scorer = OodScorer.load(Path(model_dir) / OOD_FILE)
 
-    def triple(images, out=None):
-        out = out or predictor.predict_arrays(images, ["probabilities", "features"])
+    def triple(images, out):
         return scorer.components(out["features"], images), fieldcheck.photo_features(images), out["probabilities"]
+
+    def scored(images):
+        return triple(images, predictor.predict_arrays(images, ["probabilities", "features"]))
 
     field_images, sources = _field_photos(field, predictor)
     nonleaf_triple = None
-    if nonleaf:
-        arrays, _ = load_nonleaf(list(nonleaf), predictor.size, missing_ok=True)
-        if len(arrays) and predictor.morphology not in ("none", None):
-            from leafdoc.images import apply_morphology
-
-            arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
-        nonleaf_triple = triple(arrays) if len(arrays) else None
-    val = triple(val_images, val_out)
+    if nonleaf is not None and len(nonleaf.images):
+        nonleaf_triple = triple(nonleaf.images, {"features": nonleaf.features, "probabilities": nonleaf.probabilities})
+    val = triple(val_images, val_out) if val_out is not None else scored(val_images)
     unsure = val[2].max(axis=1) < min_confidence(predictor.card)
     poor = np.zeros(len(unsure), bool) if val_poor is None else np.asarray(val_poor, bool)
     return fieldcheck.calibrate(
         fieldcheck.photo_features(train_images),
         val,
-        triple(field_images),
+        scored(field_images),
         nonleaf_triple,
         sources,
         budget or fieldcheck.DEFAULT_BUDGET,
@@ -150,14 +156,14 @@ def calibrate_model_dir(
             hint="Re-export it with `leafdoc export MODEL_DIR --format onnx`.",
         )
     val_out = predictor.predict_arrays(val_images, ["probabilities", "features"])  # one pass for both checks
-    nonleaf_dirs = [str(p) for p in nonleaf]
-    section = fit_model_dir(model_dir, predictor, train, val_images, nonleaf_dirs, target, val_out["features"])
+    examples = nonleaf_photos([str(p) for p in nonleaf], predictor)  # scored once for both checks
+    section = fit_model_dir(model_dir, predictor, train, val_images, examples, target, val_out["features"])
     card = read_card(model_dir)
     card.ood = section
     card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
     if field:
         card.field = fit_field(
-            model_dir, predictor, train_x, val_images, list(field), list(nonleaf), val_poor, field_budget, val_out
+            model_dir, predictor, train_x, val_images, list(field), examples, val_poor, field_budget, val_out
         )
     if card.training is not None:  # retraining recalibrates with the same non-leaf folders
         card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]

@@ -248,18 +248,44 @@ def load_nonleaf(
     return (np.stack(arrays) if arrays else empty), sources
 
 
+@dataclass
+class NonleafPhotos:
+    """Non-leaf example photos, model-ready and scored once: both checks are calibrated against them."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8, after the model's morphology
+    features: np.ndarray  # (N, D)
+    probabilities: np.ndarray  # (N, C)
+    sources: list[str]  # what each folder gave, for the card
+
+
+def nonleaf_photos(folders: list[str | Path], predictor) -> NonleafPhotos | None:
+    """Load the non-leaf folders (missing ones named and skipped) and score them with `predictor`;
+    None when no folder is given."""
+    if not folders:
+        return None
+    arrays, sources = load_nonleaf(list(folders), predictor.size, missing_ok=True)
+    if len(arrays) and predictor.morphology not in ("none", None):
+        from leafdoc.images import apply_morphology
+
+        arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
+    if not len(arrays):
+        return NonleafPhotos(arrays, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), sources)
+    out = predictor.predict_arrays(arrays, ["probabilities", "features"])
+    return NonleafPhotos(arrays, out["features"], out["probabilities"], sources)
+
+
 def fit_model_dir(
     model_dir: Path,
     predictor,
     train: tuple[np.ndarray, np.ndarray],
     val_images: np.ndarray,
-    nonleaf_folders: list[str | Path] = (),
+    nonleaf: NonleafPhotos | None = None,
     target: float = DEFAULT_TARGET,
     val_features: np.ndarray | None = None,
 ) -> dict | None:
     """Fit the check on the training split, calibrate it on validation (+ non-leaf photos), write ood.npz.
-    `val_features`: the validation images' features when the caller already has them from its own pass
-    (a training run scores validation once for everything); otherwise they are predicted here.
+    `nonleaf`: from nonleaf_photos(). `val_features`: the validation images' features when the caller already
+    has them from its own pass (a training run scores validation once for everything); otherwise predicted here.
 
     Returns the card's `ood` section, or None when the model has no `features` output.
     """
@@ -271,16 +297,7 @@ def fit_model_dir(
     if val_features is None:
         val_features = predictor.predict_arrays(val_images, ["features"])["features"]
     val = (val_features, val_images)
-    nonleaf = None
-    sources: list[str] = []
-    if nonleaf_folders:
-        arrays, sources = load_nonleaf(list(nonleaf_folders), predictor.size, missing_ok=True)
-        if predictor.morphology not in ("none", None):
-            from leafdoc.images import apply_morphology
-
-            arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
-        if len(arrays):
-            nonleaf = (predictor.predict_arrays(arrays, ["features"])["features"], arrays)
-    section = calibrate(scorer, val, nonleaf, sources, target)
+    examples = (nonleaf.features, nonleaf.images) if nonleaf is not None and len(nonleaf.images) else None
+    section = calibrate(scorer, val, examples, nonleaf.sources if nonleaf else [], target)
     scorer.save(Path(model_dir) / OOD_FILE)
     return section

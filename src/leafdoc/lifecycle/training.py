@@ -25,7 +25,7 @@ from leafdoc.evaluate.score import Scores, score
 from leafdoc.fsutil import atomic_dir
 from leafdoc.inference.abstain import calibrate_min_confidence
 from leafdoc.inference.baseline import baseline_of_pass
-from leafdoc.inference.ood import fit_model_dir
+from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
 from leafdoc.lifecycle.workspace import Workspace
@@ -113,7 +113,7 @@ def train_model(
             predictor,
             (data.images[tr], data.y[tr]),
             data.images[va],
-            cfg.nonleaf_dirs,
+            nonleaf_photos(cfg.nonleaf_dirs, predictor),
             cfg.ood_target,
             val_features=val.features,
         )
