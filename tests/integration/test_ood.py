@@ -224,9 +224,13 @@ def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_
     result = CliRunner().invoke(app, [*args, "--field", str(FIELD), "--field-budget", "0.02"], terminal_width=400)
     assert result.exit_code == 0, result.output
     section = json.loads((model / "card.json").read_text())["field"]
-    assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.8 and len(section["weights"]) == 5
-    # Cross-validated: with the softmax's and the photo checks' refusals, at most the budget of unseen lab photos.
-    assert section["val_abstained_cv"] <= section["budget"] == 0.02 and section["field_refused_cv"] >= 0.8
+    assert section["val_refused"] <= 0.011 and section["field_refused"] >= 0.9 and len(section["weights"]) == 6
+    # The scene measure: taught on the training photos' leaves, on plain sheets and in the field photos' scenes.
+    assert section["format"] == 3 and len(section["scene"]["weights"]) == 1280
+    assert section["scene"]["examples"] >= 4000 and section["scene"]["examples_right"] >= 0.95
+    # Cross-validated: with the softmax's and the photo checks' refusals, at most the budget of unseen lab photos;
+    # the border measures alone refused 92% of unseen field photos (2026-11-24).
+    assert section["val_abstained_cv"] <= section["budget"] == 0.02 and section["field_refused_cv"] >= 0.95
     assert 80 <= section["n_field"] <= 170 and "held out" in section["sources"][0]
     said = " ".join(result.output.split())
     assert (
@@ -236,3 +240,64 @@ def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_
     calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"])
     assert "field" not in json.loads((model / "card.json").read_text())
     assert Predictor(model).field is None
+
+
+def close_ups(starter, n_leaves: int = 12):
+    """PlantVillage test-split leaves of the crops with no field photos (one per class, cut cleanly from their
+    sheet), each put in place (a) on a held-out field-corn photo out of focus, as a phone's close-up of one leaf
+    on the plant shows it, and (b) on white paper, as leafdoc's advice asks: pairs of JPEG bytes, and the labels."""
+    import cv2
+    import numpy as np
+
+    from leafdoc.inference.calibrate import split_photos
+    from leafdoc.inference.field import calibration_part
+    from leafdoc.train.backgrounds import MAX_LEAF, MIN_LEAF, MIN_SOLIDITY, leaf_mask, solidity
+
+    split = json.loads((STARTER / "split.json").read_text())["test"]
+    test = split_photos(PLANTVILLAGE, {"test": split}, starter.labels)["test"]
+    fields = sorted(p for p in FIELD.rglob("*.jpg") if not calibration_part(p))
+    pairs, labels, seen = [], [], set()
+    for path, y in test:
+        if path.parent.name in seen or path.parent.name.startswith("Corn"):
+            continue
+        leaf = np.asarray(Image.open(path).convert("RGB"))
+        mask = leaf_mask(leaf)
+        if not MIN_LEAF <= mask.mean() <= MAX_LEAF or solidity(mask) < MIN_SOLIDITY:
+            continue
+        seen.add(path.parent.name)
+        scene = Image.open(fields[len(pairs) * 7 % len(fields)]).convert("RGB")
+        side = min(scene.size)
+        scene = scene.crop((0, 0, side, side)).resize(leaf.shape[:2][::-1], Image.Resampling.BOX)
+        blurred = cv2.GaussianBlur(np.asarray(scene, np.float32), (0, 0), 4.0)
+        alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]
+        made = []
+        for background in (blurred, np.full(leaf.shape, (245, 245, 242), np.float32)):
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(np.rint(alpha * leaf + (1 - alpha) * background), 0, 255).astype(np.uint8)).save(
+                buf, format="JPEG", quality=90
+            )
+            made.append(buf.getvalue())
+        pairs.append(made)
+        labels.append(starter.labels[y])
+        if len(pairs) == n_leaves:
+            break
+    return pairs, labels
+
+
+def test_a_leaf_on_the_plant_out_of_focus_is_unlike_training_and_the_same_leaf_on_paper_is_answered(starter):
+    """The close-up people take (one leaf on the plant, the rest out of focus) has no busy border, so the border
+    measures alone let 38% of such photos of other crops through; the scene measure (card `field.scene`) catches
+    them. The same leaves on white paper, as the advice asks, are still answered, and mostly right."""
+    assert starter.field is not None and starter.field.scene is not None
+    pairs, labels = close_ups(starter)
+    assert len(pairs) == 12
+    in_field = [decide(starter, field) for field, _ in pairs]
+    assert sum(d.reason == "unlike_training" for d in in_field) >= 10, [(d.reason, d.ood_score) for d in in_field]
+    answered = right = 0
+    for (_, paper), label in zip(pairs, labels, strict=True):
+        photo = starter.load(paper, "paper.jpg")
+        out = starter.predict_arrays(photo.x[None], starter.decision_outputs)
+        if not starter.decide({k: v[0] for k, v in out.items()}, photo).abstained:
+            answered += 1
+            right += starter.labels[int(out["probabilities"][0].argmax())] == label
+    assert answered >= 10 and right >= answered - 3, (answered, right)

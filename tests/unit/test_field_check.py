@@ -177,3 +177,39 @@ def test_calibration_without_non_leaf_photos_keeps_the_leaf_colour_rule():
     assert check.field_like(np.zeros((2, 2)), photo).tolist() == [True, False]
     with_nonleaf = _calibrate(rng)
     assert "reason" in with_nonleaf and "`reason`" in with_nonleaf["rule"]
+
+
+def test_the_scene_measure_catches_leaves_the_border_measures_miss():
+    """A leaf photographed on the plant against an out-of-focus background is like a lab photo on every measure
+    but the scene measure (here: one direction of the features). Fitted on examples (the same leaves on plain
+    backgrounds and in scenes), the check with it refuses such photos; the same calibration without it does not,
+    and both stay within the budget on fresh lab leaves. The served score is the one calibration fitted."""
+    from leafdoc.inference import scenes
+
+    rng = np.random.default_rng(7)
+    dims, u = 24, np.eye(24)[3]  # the features' direction a scene moves them along
+
+    def feats(n, in_scene):
+        return rng.normal(0, 1, (n, dims)) + (6.0 * u if in_scene else 0)
+
+    scene = scenes.fit(feats(400, False), feats(400, True))
+    assert scene["examples_right"] > 0.95 and len(scene["weights"]) == dims
+    train_photo = _photos(rng, 400, 0.0, True)[1]
+    # Field photos: half strange on every measure, half (close-ups) like lab photos but for the scene.
+    busy, close = _photos(rng, 45, 2.5, False), _photos(rng, 45, 0.0, True)
+    val, field, nonleaf = (
+        (*_photos(rng, 600, 0.0, True), feats(600, False)),
+        (*(np.r_[a, b] for a, b in zip(busy, close, strict=True)), feats(90, True)),
+        (*_photos(rng, 300, 4.0, False), feats(300, False)),
+    )
+    with_scene = fieldcheck.calibrate(train_photo, val, field, nonleaf, ["synthetic"], scene=scene)
+    without = fieldcheck.calibrate(train_photo, val[:3], field[:3], nonleaf[:3], ["synthetic"])
+    assert with_scene["format"] == 3 and len(with_scene["weights"]) == 6 and without["format"] == 2
+    blurred = (*_photos(rng, 2000, 0.0, True), feats(2000, True))  # lab-like on all but the scene measure
+    fresh = (*_photos(rng, 2000, 0.0, True), feats(2000, False))
+    check, old = fieldcheck.FieldCheck(with_scene), fieldcheck.FieldCheck(without)
+    assert np.mean(check.scores(*blurred) > check.threshold) > 0.9
+    assert np.mean(old.scores(*blurred[:3]) > old.threshold) < 0.1
+    assert np.mean(check.scores(*fresh) > check.threshold) <= fieldcheck.DEFAULT_BUDGET + 0.01
+    # The card rounds weights and threshold: a photo at the threshold may fall either side.
+    assert abs(np.mean(check.scores(*val) > check.threshold) - with_scene["val_refused"]) <= 2 / 600

@@ -35,11 +35,14 @@ def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, li
     return found
 
 
-def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray, list[str]]:
-    """Model-ready arrays of the calibration part of the photos under each folder; the rest is never read."""
+def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+    """Model-ready arrays of the calibration part of the photos under each folder, the same photos as scenes
+    (RGB, at most SCENE_MAX_SIDE px) for the scene measure, and where they came from; the rest is never read."""
+    from leafdoc.images import decode
     from leafdoc.inference.field import calibration_part
+    from leafdoc.inference.scenes import SCENE_MAX_SIDE
 
-    xs, sources = [], []
+    xs, scenes, sources = [], [], []
     for folder in folders:
         if not Path(folder).is_dir():
             raise ConfigError(f"{folder}: no such folder of field photos.", hint="Pass a folder of field photos.")
@@ -50,13 +53,16 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
                 continue
             try:
                 xs.append(predictor.preprocess(data, name=path.name))
+                scene = decode(data, path.name, min_side=SCENE_MAX_SIDE)
+                scene.thumbnail((SCENE_MAX_SIDE, SCENE_MAX_SIDE))
+                scenes.append(np.asarray(scene))
                 n += 1
             except LeafdocError:
                 continue
         sources.append(f"{Path(folder).name} ({n} photos: sha256 first hex digit 0-7; the rest held out)")
     if len(xs) < 10:
         raise ConfigError(f"{', '.join(map(str, folders))}: fewer than 10 usable field photos for calibration.")
-    return np.stack(xs), sources
+    return np.stack(xs), scenes, sources
 
 
 def fit_field(
@@ -70,36 +76,45 @@ def fit_field(
     budget=None,
     val_out=None,
 ) -> dict:
-    """The card's `field` section for a model folder whose ood.npz was just written. `nonleaf`: the non-leaf
-    examples as scored for the not-a-leaf check (nonleaf_photos). `val_poor`: which validation photos the photo
-    checks refuse (they count in the abstention budget with the softmax's). `val_out`: the network's
+    """The card's `field` section for a model folder whose ood.npz was just written, with its scene measure
+    taught by examples made from `train_images` and the field photos (inference/scenes.py). `nonleaf`: the
+    non-leaf examples as scored for the not-a-leaf check (nonleaf_photos). `val_poor`: which validation photos the
+    photo checks refuse (they count in the abstention budget with the softmax's). `val_out`: the network's
     probabilities and features for `val_images`, when the caller has them."""
     from leafdoc.inference import field as fieldcheck
+    from leafdoc.inference import scenes as scenemeasure
     from leafdoc.inference.ood import OOD_FILE, OodScorer
 
     scorer = OodScorer.load(Path(model_dir) / OOD_FILE)
 
-    def triple(images, out):
-        return scorer.components(out["features"], images), fieldcheck.photo_features(images), out["probabilities"]
+    def group(images, out):
+        photo = fieldcheck.photo_features(images)
+        return scorer.components(out["features"], images), photo, out["probabilities"], out["features"]
 
     def scored(images):
-        return triple(images, predictor.predict_arrays(images, ["probabilities", "features"]))
+        return group(images, predictor.predict_arrays(images, ["probabilities", "features"]))
 
-    field_images, sources = _field_photos(field, predictor)
-    nonleaf_triple = None
+    def features(images):
+        return predictor.predict_arrays(images, ["features"])["features"]
+
+    field_images, scenes, sources = _field_photos(field, predictor)
+    plain, in_scenes, _ = scenemeasure.make_examples(train_images, scenes, np.random.default_rng(0))
+    scene = scenemeasure.fit(features(plain), features(in_scenes)) if len(plain) else None
+    nonleaf_group = None
     if nonleaf is not None and len(nonleaf.images):
-        nonleaf_triple = triple(nonleaf.images, {"features": nonleaf.features, "probabilities": nonleaf.probabilities})
-    val = triple(val_images, val_out) if val_out is not None else scored(val_images)
+        nonleaf_group = group(nonleaf.images, {"features": nonleaf.features, "probabilities": nonleaf.probabilities})
+    val = group(val_images, val_out) if val_out is not None else scored(val_images)
     unsure = val[2].max(axis=1) < min_confidence(predictor.card)
     poor = np.zeros(len(unsure), bool) if val_poor is None else np.asarray(val_poor, bool)
     return fieldcheck.calibrate(
         fieldcheck.photo_features(train_images),
         val,
         scored(field_images),
-        nonleaf_triple,
+        nonleaf_group,
         sources,
         budget or fieldcheck.DEFAULT_BUDGET,
         unsure | poor,
+        scene,
     )
 
 

@@ -8,8 +8,11 @@ properties, measured on the border of the model-ready image, say "lab" or "field
   photo shows background around the leaf on at least part of its border; a field photo shows more leaves,
   soil or a hand there, or a piece of leaf that fills the frame.
 - `clutter`: the share of the border that is edges (Canny, at 96 px).
-Neither looks at what crop or disease is shown. They are standardised on the training split and weighed
-together with the model's two not-a-leaf distances (ood.py) into one score; weights by logistic regression of
+Neither looks at what crop or disease is shown. Neither sees a leaf photographed on the plant against an
+out-of-focus background, so (format 3) a third measure does: `scene`, a direction in the network's features that
+tells a leaf on a plain background from the same leaf in a scene, taught by examples made from the training photos
+(inference/scenes.py). They are standardised and weighed together with the model's two not-a-leaf distances
+(ood.py) and its uncertainty into one score; weights by logistic regression of
 validation leaf photos against example field photos and non-leaf photos, the threshold at the (1 - target)
 quantile of validation leaf photos, so the check refuses about `target` of unseen lab photos in all.
 
@@ -50,7 +53,7 @@ LEAFY_SHARE = 0.3
 # point kept for the noise of ~660 validation photos). The threshold is set for it by cross-validation.
 DEFAULT_BUDGET = 0.0175
 CV_FOLDS, CV_REPEATS = 5, 4
-FORMAT = 2
+FORMAT = 3
 
 
 def _leaf_mask(hsv: np.ndarray) -> np.ndarray:
@@ -85,7 +88,7 @@ def calibration_part(path_or_bytes: Path | bytes) -> bool:
     return int(hashlib.sha256(data).hexdigest()[0], 16) < 8
 
 
-def _logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+def logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2) -> tuple[np.ndarray, float]:
     """Weights and intercept of a class-balanced logistic regression; plain gradient descent."""
     sw = np.where(t == 1, (t == 0).sum() / max((t == 1).sum(), 1), 1.0)
     w, b = np.zeros(x.shape[1]), 0.0
@@ -97,9 +100,16 @@ def _logistic(x: np.ndarray, t: np.ndarray, iters: int = 3000, l2: float = 1e-2)
     return w, b
 
 
+def scene_scores(features: np.ndarray, scene: dict) -> np.ndarray:
+    """(N,) the `scene` measure of the network's pooled features (card `field.scene`, fitted by scenes.fit):
+    above 0 a leaf in a scene, below 0 a leaf on a plain background."""
+    return np.asarray(features, np.float64) @ np.asarray(scene["weights"], np.float64) + float(scene["bias"])
+
+
 class FieldCheck:
     """The card's `field` section, applied: score = weights . [ood distances (2), busy, clutter standardised,
-    and (format 2) the model's own uncertainty: log of its normalised softmax entropy, standardised]."""
+    (format 2) the model's own uncertainty: log of its normalised softmax entropy, standardised, and (format 3,
+    with `scene`) the scene measure of the features, standardised]."""
 
     def __init__(self, section: dict):
         self.weights = np.asarray(section["weights"], dtype=np.float64)
@@ -110,19 +120,32 @@ class FieldCheck:
         reason = section.get("reason") or {}
         self.reason_weights = np.asarray(reason["weights"], np.float64) if "weights" in reason else None
         self.reason_bias = float(reason.get("bias", 0.0))
+        self.scene = section.get("scene") if len(self.centre) > 3 else None
 
     @staticmethod
-    def inputs(ood_components, photo, centre, spread, probs=None) -> np.ndarray:
+    def inputs(ood_components, photo, centre, spread, probs=None, scene=None) -> np.ndarray:
         """The score's inputs. `probs` (N, classes) adds the uncertainty column when `centre` has a third
-        entry (format 2); format-1 sections (four inputs) ignore it."""
+        entry (format 2), `scene` (N,) the scene column when it has a fourth (format 3 with a scene measure);
+        sections with fewer entries ignore them."""
         centre, spread = np.asarray(centre, np.float64), np.asarray(spread, np.float64)
         cols = [np.asarray(ood_components, np.float64), (photo[:, :2] - centre[:2]) / spread[:2]]
         if len(centre) > 2:
             cols.append(((uncertainty(probs) - centre[2]) / spread[2])[:, None])
+        if len(centre) > 3:
+            cols.append(((np.asarray(scene, np.float64) - centre[3]) / spread[3])[:, None])
         return np.concatenate(cols, axis=1)
 
-    def scores(self, ood_components: np.ndarray, photo: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
-        return self.inputs(ood_components, photo, self.centre, self.spread, probs) @ self.weights
+    def scores(
+        self,
+        ood_components: np.ndarray,
+        photo: np.ndarray,
+        probs: np.ndarray | None = None,
+        features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The check's score per photo; `features` (the network's pooled features) are needed with a scene
+        measure."""
+        scene = scene_scores(features, self.scene) if self.scene else None
+        return self.inputs(ood_components, photo, self.centre, self.spread, probs, scene) @ self.weights
 
     def field_like(self, ood_components: np.ndarray, photo: np.ndarray) -> np.ndarray:
         """For photos this check refuses: True for a field photo (`unlike_training`), False for no leaf at all
@@ -162,7 +185,7 @@ def _fit(xv: np.ndarray, xf: np.ndarray, xn: np.ndarray) -> np.ndarray:
     field and non-leaf photos weigh the same in the fit, whatever their numbers."""
     reps = max(1, round(len(xn) / max(len(xf), 1)))
     strange = np.r_[np.repeat(xf, reps, axis=0), xn]
-    w, _ = _logistic(np.r_[xv, strange], np.r_[np.zeros(len(xv)), np.ones(len(strange))])
+    w, _ = logistic(np.r_[xv, strange], np.r_[np.zeros(len(xv)), np.ones(len(strange))])
     w = np.maximum(w, 0.0)  # each number only ever makes a photo stranger
     if w.sum() <= 0:
         w = np.ones(xv.shape[1])
@@ -202,7 +225,7 @@ def _fit_reason(xf: np.ndarray, xn: np.ndarray) -> tuple[np.ndarray, float]:
     and bias of the raw inputs."""
     x = np.r_[xf, xn]
     mu, sd = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
-    w, b = _logistic((x - mu) / sd, np.r_[np.ones(len(xf)), np.zeros(len(xn))])
+    w, b = logistic((x - mu) / sd, np.r_[np.ones(len(xf)), np.zeros(len(xn))])
     return w / sd, b - float((w * mu / sd).sum())
 
 
@@ -240,18 +263,26 @@ def calibrate(
     sources: list[str] | None = None,
     budget: float = DEFAULT_BUDGET,
     val_other: np.ndarray | None = None,
+    scene: dict | None = None,
 ) -> dict:
-    """The card's `field` section. Each triple is (ood components (N, 2), photo_features (N, 3), softmax (N, C)).
+    """The card's `field` section. Each group is (ood components (N, 2), photo_features (N, 3), softmax (N, C)),
+    and with `scene` (the fitted scene measure, scenes.fit) a fourth entry: the network's features (N, D).
     `val_other`: which validation leaves the model's other checks refuse anyway (poor photo, unsure). The
     threshold is the lowest that, in cross-validation, abstains on at most `budget` of unseen validation leaves
     with those checks together."""
     q1, med, q3 = np.percentile(train_photo[:, :2], [25, 50, 75], axis=0)
-    uq1, umed, uq3 = np.percentile(uncertainty(val[2]), [25, 50, 75])  # the training split's is near 0 for all
+    # Uncertainty and the scene measure are standardised on validation: the training split's are all alike.
+    uq1, umed, uq3 = np.percentile(uncertainty(val[2]), [25, 50, 75])
     centre = np.r_[med, umed]
     spread = np.maximum(np.r_[q3 - q1, uq3 - uq1], 0.01)
+    if scene:
+        sq1, smed, sq3 = np.percentile(scene_scores(val[3], scene), [25, 50, 75])
+        centre, spread = np.r_[centre, smed], np.r_[spread, max(sq3 - sq1, 0.01)]
 
-    def x(triple):
-        return FieldCheck.inputs(triple[0], triple[1], centre, spread, triple[2])
+    def x(group):
+        return FieldCheck.inputs(
+            group[0], group[1], centre, spread, group[2], scene_scores(group[3], scene) if scene else None
+        )
 
     xv, xf = x(val), x(field)
     xn = x(nonleaf) if nonleaf is not None and len(nonleaf[0]) else np.zeros((0, xv.shape[1]))
@@ -265,9 +296,9 @@ def calibrate(
     reason = fit_reason(field[:2], nonleaf[:2]) if len(xn) else None
     threshold = float(np.quantile(sv, 1 - shares[i], method="higher"))
     section = {
-        "format": FORMAT,
-        "method": "weighted sum of the two not-a-leaf distances, two border measures (busy, clutter) and the "
-        "model's uncertainty (softmax entropy)",
+        "format": FORMAT if scene else 2,  # without a scene measure, leafdocs that read format 2 can apply it
+        "method": "weighted sum of the two not-a-leaf distances, two border measures (busy, clutter), the "
+        "model's uncertainty (softmax entropy)" + (" and the scene measure of its features" if scene else ""),
         "weights": [round(float(v), 4) for v in w],
         "centre": [round(float(v), 6) for v in centre],
         "spread": [round(float(v), 6) for v in spread],
@@ -290,4 +321,6 @@ def calibrate(
     if len(xn):
         section["nonleaf_refused"] = round(float(np.mean(xn @ w > threshold)), 4)
         section["n_nonleaf"] = int(len(xn))
+    if scene:
+        section["scene"] = scene  # last: 1,280 weights
     return section
