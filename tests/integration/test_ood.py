@@ -251,7 +251,7 @@ def close_ups(starter, n_leaves: int = 12):
 
     from leafdoc.inference.calibrate import split_photos
     from leafdoc.inference.field import calibration_part
-    from leafdoc.train.backgrounds import MAX_LEAF, MIN_LEAF, MIN_SOLIDITY, leaf_mask, solidity
+    from leafdoc.leafcut import clean_cut, leaf_mask
 
     split = json.loads((STARTER / "split.json").read_text())["test"]
     test = split_photos(PLANTVILLAGE, {"test": split}, starter.labels)["test"]
@@ -262,7 +262,7 @@ def close_ups(starter, n_leaves: int = 12):
             continue
         leaf = np.asarray(Image.open(path).convert("RGB"))
         mask = leaf_mask(leaf)
-        if not MIN_LEAF <= mask.mean() <= MAX_LEAF or solidity(mask) < MIN_SOLIDITY:
+        if not clean_cut(mask):
             continue
         seen.add(path.parent.name)
         scene = Image.open(fields[len(pairs) * 7 % len(fields)]).convert("RGB")

@@ -170,7 +170,7 @@ def test_class_weights_are_inverse_frequency_and_no_class_weights_passes_none(se
 def test_background_swap_reaches_the_training_batches_and_nothing_else(settings, leaf_folder):
     """`--background-swap 1`: every training photo whose leaf is found arrives on a new sheet, its leaf as cached;
     validation photos are never swapped (they pick the epoch, as serving would see them)."""
-    from leafdoc.train import backgrounds
+    from leafdoc import leafcut
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import make_dataset
 
@@ -178,8 +178,7 @@ def test_background_swap_reaches_the_training_batches_and_nothing_else(settings,
     data, _ = _prepared(settings, leaf_folder, "swap", cfg)
     tr = data.indices("train")
     cached = {data.images[i].tobytes(): i for i in tr}
-    swappable = {i for i in tr if backgrounds.MIN_LEAF <= backgrounds.leaf_mask(data.images[i]).mean() <= 0.8}
-    swappable = {i for i in swappable if backgrounds.solidity(backgrounds.leaf_mask(data.images[i])) >= 0.8}
+    swappable = {i for i in tr if leafcut.clean_cut(leafcut.leaf_mask(data.images[i]))}
     assert len(swappable) >= len(tr) // 2
 
     call = _spied_fit(cfg.model_copy(update={"background_swap": 1.0}), data)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE
 
+from leafdoc import leafcut
 from leafdoc.images import load_array
 from leafdoc.train import backgrounds
 
@@ -29,19 +30,19 @@ def leaf_coloured(rgb: np.ndarray) -> np.ndarray:
 
 def test_the_leaf_is_found_on_real_lab_photos(photos):
     for name, x in zip(CLASSES, photos, strict=True):
-        mask = backgrounds.leaf_mask(x)
+        mask = leafcut.leaf_mask(x)
         colour = leaf_coloured(x)
         assert 0.15 <= mask.mean() <= 0.8, (name, mask.mean())
         assert colour[mask].mean() > 0.6, name  # what it keeps is leaf
         assert colour[~mask].mean() < 0.1, name  # what it replaces is sheet (and shadow)
-        assert backgrounds.solidity(mask) >= backgrounds.MIN_SOLIDITY, name
+        assert leafcut.solidity(mask) >= leafcut.MIN_SOLIDITY, name
 
 
 def test_the_leaf_keeps_its_pixels_and_the_sheet_is_replaced_by_a_plain_one(photos):
     out = backgrounds.swap_backgrounds(photos, 1.0, np.random.default_rng(0))
     assert out.shape == photos.shape and out.dtype == np.uint8
     for name, x, y in zip(CLASSES, photos, out, strict=True):
-        mask = backgrounds.leaf_mask(x)
+        mask = leafcut.leaf_mask(x)
         inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # clear of the soft edge
         outer = ~cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         assert np.array_equal(y[inner], x[inner]), name

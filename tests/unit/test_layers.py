@@ -26,6 +26,7 @@ LAYERS = [
         "guide",
         "jobwords",
         "upload_size",
+        "leafcut",
         "client",
         "parentwatch",
         "advice",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE, SHARED
 
+from leafdoc import leafcut
 from leafdoc.images import is_image_name, load_array
 from leafdoc.inference import scenes
-from leafdoc.train import backgrounds
 
 CLASSES = ["Apple___Apple_scab", "Cherry_(including_sour)___Powdery_mildew", "Pepper,_bell___healthy",
            "Potato___Early_blight", "Strawberry___healthy", "Tomato___Bacterial_spot"]  # fmt: skip
@@ -41,7 +41,7 @@ def test_each_leaf_is_kept_and_only_its_background_changes(photos, field_scene):
     on_sheet = sharp = 0
     for name, i, p, s in zip(CLASSES, kept, plain, scene, strict=True):
         x = batch[i]
-        mask = backgrounds.leaf_mask(x)
+        mask = leafcut.leaf_mask(x)
         inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # clear of the soft edge
         outer = ~cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         assert np.array_equal(s[inner], x[inner]) and np.array_equal(p[inner], x[inner]), name

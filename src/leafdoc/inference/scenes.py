@@ -6,12 +6,12 @@ cluttered border, so the border measures miss it (composites of other crops' lea
 61.5% refused). This measure is taught by examples made from the model's own training photos, so the leaves are
 of every crop and disease the model knows and only the background differs:
 - `plain`: a training photo as it is (PlantVillage's sheet), or its leaf on a new plain sheet (paper white, grey,
-  beige, dark: train/backgrounds.plain_background), as leafdoc's advice asks;
+  beige, dark: leafcut.plain_background), as leafdoc's advice asks;
 - `scene`: the same leaf in place on a crop of a calibration field photo, sharp or out of focus.
 A class-balanced logistic regression on the network's pooled features (the ONNX `features` output) separates the
 two; its score (field.scene_scores) is one more input of the check (inference/field.py), weighed with the others
 on validation leaves against real field photos. The leaves are cut as the background swap cuts them
-(train/backgrounds.leaf_mask); photos whose leaf cannot be cut cleanly are passed over. NumPy and OpenCV only.
+(leafdoc/leafcut.py); photos whose leaf cannot be cut cleanly are passed over. NumPy and OpenCV only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from leafdoc.inference.field import logistic
-from leafdoc.train.backgrounds import MAX_LEAF, MIN_LEAF, MIN_SOLIDITY, leaf_mask, plain_background, solidity
+from leafdoc.leafcut import clean_cut, leaf_mask, plain_background
 
 SCENE_MAX_SIDE = 640  # field photos are kept at most this large to crop scenes from
 CROP_SHARE = (0.35, 1.0)  # a scene is a square crop of this share of the field photo's shorter side
@@ -54,7 +54,7 @@ def make_examples(
     size = images.shape[1]
     for i, x in enumerate(images):
         mask = leaf_mask(x)
-        if not MIN_LEAF <= mask.mean() <= MAX_LEAF or solidity(mask) < MIN_SOLIDITY:
+        if not clean_cut(mask):
             continue
         alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # a soft edge, as a lens gives
 

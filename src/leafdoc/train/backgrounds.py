@@ -3,11 +3,11 @@
 PlantVillage photographed each leaf on a sheet, and the sheets, their shade and the leaves' shadows differ from one
 session to the next, so from one class to another: a model can learn the sheet. leafdoc's advice asks users for one
 leaf on a plain background such as a sheet of paper, which is not PlantVillage's sheet. With `background_swap` (a
-share of the training photos), each of those photos has its leaf cut out (colour distance from the border's colour
-in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled) and put on a new plain background:
-paper white, grey, beige or dark, lit unevenly, with a little sensor noise. Photos whose leaf cannot be found
-cleanly (under 8% or over 80% of the frame, or a ragged outline that usually means dark or dry parts of the leaf
-were taken for background) are left as they are.
+share of the training photos), each of those photos has its leaf cut out (leafdoc/leafcut.py: colour distance from
+the border's colour in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled) and put on a new
+plain background: paper white, grey, beige or dark, lit unevenly, with a little sensor noise. Photos whose leaf
+cannot be found cleanly (under 8% or over 80% of the frame, or a ragged outline that usually means dark or dry parts
+of the leaf were taken for background) are left as they are.
 
 NumPy and OpenCV only, on uint8 batches, before the Keras augmentation layers (train/pipeline.py).
 """
@@ -17,80 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MIN_LEAF, MAX_LEAF = 0.08, 0.8  # share of the frame a found leaf must cover for the swap to be trusted
-# A found leaf must also fill at least this share of its convex hull: a ragged mask is usually a leaf whose dark,
-# dry or necrotic parts (as colourless as the sheet) were taken for background, and swapping would cut them off.
-MIN_SOLIDITY = 0.8
-MIN_SPLIT, MAX_SPLIT = 6.0, 30.0  # bounds on the (a, b) distance that splits leaf from background
-# Background colours (RGB) drawn from: white and off-white paper, grey and beige card, a dark table.
-PALETTE = np.array(
-    [
-        [245, 245, 242],
-        [232, 230, 222],
-        [215, 215, 215],
-        [170, 170, 168],
-        [225, 210, 180],
-        [200, 185, 160],
-        [60, 58, 55],
-    ],
-    np.float32,
-)
-
-
-def sheet_distance(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Each pixel's colour distance from the sheet in Lab's (a, b) plane, and the distance that splits leaf from
-    sheet (Otsu's, within MIN_SPLIT-MAX_SPLIT). The sheet's colour: the border's least yellow part (a leaf, green
-    to brown, is yellower than the sheet, and may cover much of the border)."""
-    h, w = rgb.shape[:2]
-    ab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
-    ring = np.ones((h, w), bool)
-    bw = max(2, min(h, w) // 16)
-    ring[bw:-bw, bw:-bw] = False
-    border = ab[ring]
-    bg = np.median(border[border[:, 1] <= np.percentile(border[:, 1], 40)], axis=0)
-    dist = np.hypot(ab[..., 0] - bg[0], ab[..., 1] - bg[1])
-    otsu, _ = cv2.threshold(np.clip(dist * 4, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return dist, float(np.clip(otsu / 4, MIN_SPLIT, MAX_SPLIT))
-
-
-def largest_filled(mask: np.ndarray) -> np.ndarray:
-    """A rough 0/1 leaf mask cleaned (opened, closed), its largest part kept, holes filled (lesions and glare
-    inside the leaf stay leaf)."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
-    n, parts, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
-        return np.zeros(mask.shape, bool)
-    largest = (parts == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    contours, _ = cv2.findContours(largest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    filled = np.zeros_like(largest)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    return filled.astype(bool)
-
-
-def leaf_mask(rgb: np.ndarray) -> np.ndarray:
-    """Boolean mask of the leaf in a lab photo (H x W x 3 uint8 RGB: one leaf on a plain background)."""
-    dist, split = sheet_distance(rgb)
-    return largest_filled(dist > split)
-
-
-def solidity(mask: np.ndarray) -> float:
-    """The mask's area over its convex hull's (1 for a convex leaf)."""
-    points = cv2.findNonZero(mask.astype(np.uint8))
-    if points is None:
-        return 0.0
-    hull = cv2.contourArea(cv2.convexHull(points))
-    return float(mask.sum()) / hull if hull > 0 else 0.0
-
-
-def plain_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A plain sheet (float32 H x W x 3): a palette colour, tinted a little, lit by a gentle gradient, with noise."""
-    colour = PALETTE[rng.integers(len(PALETTE))] + rng.normal(0, 8, 3)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * (xx / w - 0.5) + np.sin(angle) * (yy / h - 0.5)) * rng.uniform(0, 0.35)
-    sheet = colour * (1 + ramp)[..., None] + rng.normal(0, rng.uniform(1, 5), (h, w, 1))
-    return np.clip(sheet, 0, 255)
+from leafdoc.leafcut import clean_cut, leaf_mask, plain_background
 
 
 def swap_backgrounds(batch: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,7 +28,7 @@ def swap_backgrounds(batch: np.ndarray, share: float, rng: np.random.Generator) 
     h, w = batch.shape[1:3]
     for i in np.flatnonzero(rng.random(len(batch)) < share):
         mask = leaf_mask(batch[i])
-        if not MIN_LEAF <= mask.mean() <= MAX_LEAF or solidity(mask) < MIN_SOLIDITY:
+        if not clean_cut(mask):
             continue
         alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # a soft edge, as a lens gives
         blend = alpha * batch[i] + (1 - alpha) * plain_background(rng, h, w)
