@@ -12,9 +12,9 @@ Neither looks at what crop or disease is shown. Neither sees a leaf photographed
 out-of-focus background, so (format 3) a third measure does: `scene`, a direction in the network's features that
 tells a leaf on a plain background from the same leaf in a scene, taught by examples made from the training photos
 (inference/scenes.py). They are standardised and weighed together with the model's two not-a-leaf distances
-(ood.py) and its uncertainty into one score; weights by logistic regression of
-validation leaf photos against example field photos and non-leaf photos, the threshold at the (1 - target)
-quantile of validation leaf photos, so the check refuses about `target` of unseen lab photos in all.
+(ood.py) and its uncertainty into one score; weights by logistic regression of validation leaf photos against
+example field photos and non-leaf photos, the threshold the lowest at which, by cross-validation, the model abstains
+on at most a budget of unseen lab photos with all its checks together (calibrate below).
 
 A refused photo is `unlike_training` (a field photo: advise a lab-like photo) or `not_a_leaf` (no leaf at all) by
 a second logistic regression (`reason`), of the calibration field photos against the non-leaf examples, on the
