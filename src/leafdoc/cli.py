@@ -97,13 +97,17 @@ def train(**options):
 
     out_dir, data, dataset = options.pop("out_dir"), options.pop("data"), options.pop("dataset")
     dataset_version, init_from = options.pop("dataset_version"), options.pop("init_from")
-    nonleaf, provenance = options.pop("nonleaf"), options.pop("provenance")
+    nonleaf, field, provenance = options.pop("nonleaf"), options.pop("field"), options.pop("provenance")
     resume, as_json = options.pop("resume"), options.pop("as_json")
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        cfg = TrainConfig(**given, nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []])
+        cfg = TrainConfig(
+            **given,
+            nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []],
+            field_dirs=[str(p.resolve()) for p in field] if field else None,
+        )
     except ValueError as exc:
         raise ConfigError(f"invalid training options: {exc}") from None
     note = None
@@ -187,6 +191,13 @@ def run_training(
             f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
             f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})"
         )
+        if card.field:
+            f = card.field
+            cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
+            out.print(
+                f"unlike-training check: refuses {f['field_refused']:.1%} of {f['n_field']} calibration field "
+                f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos"
+            )
     return card
 
 

@@ -33,6 +33,17 @@ TRAIN_RUN_OPTIONS = [
         None,
     ),
     (
+        "field",
+        list[Path] | None,
+        typer.Option(
+            help="A folder of field photos to calibrate the unlike-training check with (repeatable; as `leafdoc "
+            "calibrate --field`). Leave it out for a model trained on field photos.",
+            exists=True,
+            file_okay=False,
+        ),
+        None,
+    ),
+    (
         "provenance",
         Path | None,
         typer.Option(help="A text file on the data's sources and licences, copied into card.json."),
@@ -49,7 +60,7 @@ TRAIN_RUN_OPTIONS = [
     ),
     ("as_json", bool, typer.Option("--json", help="Print the model card as JSON."), False),
 ]
-NOT_OPTIONS = {"nonleaf_dirs"}  # set through --nonleaf (folders that must exist)
+NOT_OPTIONS = {"nonleaf_dirs", "field_dirs"}  # set through --nonleaf and --field (folders that must exist)
 
 
 def config_parameters(model) -> list[inspect.Parameter]:

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="Folders of photos that are not leaves (separated by ':'): retraining jobs calibrate the "
         "not-a-leaf check with them when neither the job's options nor the serving model's card name any.",
     )
+    field_dirs: str = Field(
+        "",
+        description="Folders of field photos (separated by ':'): retraining jobs calibrate the unlike-training check "
+        "with them when neither the job's options nor the serving model's card say which (an empty list in either "
+        "says: none, as for a model trained on field photos).",
+    )
     advice_dir: Path | None = Field(
         None,
         description="A folder of knowledge files (*.toml, see leafdoc/advice/knowledge/README.md) that add advice "

@@ -212,8 +212,8 @@ def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_p
     assert r.returncode == 0, r.stderr
     text = " ".join(r.stdout.split())
     for name, field in TrainConfig.model_fields.items():
-        if name == "nonleaf_dirs":
-            assert "--nonleaf" in text
+        if name in ("nonleaf_dirs", "field_dirs"):  # folders that must exist: --nonleaf DIR, --field DIR
+            assert "--" + name.removesuffix("_dirs") in text
             continue
         flag = "--" + name.replace("_", "-")
         assert flag in text, flag

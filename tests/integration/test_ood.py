@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from PIL import Image, ImageFilter
-from tests.conftest import PLANTVILLAGE, REPO, SHARED
+from tests.conftest import LEARNS, PLANTVILLAGE, REPO, SHARED, make_leaf_folder
 
 from leafdoc.evaluate.evaluate import evaluate_folder
 from leafdoc.inference.predictor import Predictor
@@ -301,3 +301,51 @@ def test_a_leaf_on_the_plant_out_of_focus_is_unlike_training_and_the_same_leaf_o
             answered += 1
             right += starter.labels[int(out["probabilities"][0].argmax())] == label
     assert answered >= 10 and right >= answered - 3, (answered, right)
+
+
+def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_path):
+    """`leafdoc train --field DIR` (a job's `field_dirs`) fits the unlike-training check as `leafdoc calibrate
+    --field` does, on the calibration part of the folder only, so a retrained model keeps it; the served model
+    refuses field photos the check never saw as `unlike_training` and answers the lab photos it was trained on.
+    A folder that is not there stops the run before any training."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.ingest import ingest
+    from leafdoc.data.store import open_store
+    from leafdoc.errors import ConfigError
+    from leafdoc.inference.field import calibration_part
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.settings import Settings
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import prepare_data
+
+    need_shared()
+    photos = sorted(p for p in FIELD.rglob("*.jpg"))
+    calibration = [p for p in photos if calibration_part(p)][:30]
+    held_out = [p for p in photos if not calibration_part(p)][:20]
+    field = tmp_path / "field"
+    field.mkdir()
+    for p in calibration + held_out[:5]:  # held-out photos in the folder too: the check must not read them
+        shutil.copy2(p, field / p.name)
+    s = Settings(home=tmp_path / "home")
+    s.ensure_home()
+    catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
+    ingest(make_leaf_folder(tmp_path / "leaves"), catalog, store, "tiny")
+    cfg = TrainConfig(**LEARNS, field_dirs=[str(field)])
+    data = prepare_data(catalog, store, s.cache_dir, "tiny", cfg)
+    with pytest.raises(ConfigError, match="nowhere"):
+        train_model(cfg.model_copy(update={"field_dirs": [str(tmp_path / "nowhere")]}), data, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    out = tmp_path / "model"
+    card = json.loads((train_model(cfg, data, out).folder / "card.json").read_text())
+    catalog.dispose()
+    section = card["field"]
+    assert section["n_field"] == 30 and "field (30 photos" in section["sources"][0], section["sources"]
+    assert section["val_refused"] == 0  # of the few validation leaves (the budget is for ~660, not 3)
+    assert card["training"]["field_dirs"] == [str(field)]
+    predictor = Predictor(out)
+    assert predictor.field is not None
+    refused = [a.decision.reason for a in predictor.predict_files(held_out)]
+    # The tiny model's not-a-leaf check takes some for no leaf; without the field check none is unlike_training.
+    assert refused.count("unlike_training") >= 10 and refused.count(None) <= 2, refused
+    lab = [a.decision.reason for a in predictor.predict_files(sorted((tmp_path / "leaves").rglob("*.jpg")))]
+    assert lab.count("unlike_training") <= 2, lab

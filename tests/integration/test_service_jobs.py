@@ -383,6 +383,33 @@ def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path,
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["nonleaf_dirs"] == []
 
 
+def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
+    tmp_path, tiny_model, leaf_folder, app_client
+):
+    """LEAFDOC_FIELD_DIRS gives a retrain the unlike-training check's field photos when neither the job nor the
+    serving model's card says which; a job's own list wins, and an empty one says: no such check (a model
+    trained on field photos would refuse what it learnt). Answers name the folders without the server's path."""
+    from leafdoc.service.jobs import get_job
+
+    corn, mine = str(tmp_path / "corn"), str(tmp_path / "mine")
+    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, field_dirs=corn)
+    api = app_client(s)
+    assert api.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
+    catalog = Catalog(s.catalog_url)
+    jobs = {
+        name: api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, **extra}}).json()
+        for name, extra in (("setting", {}), ("own", {"field_dirs": [mine]}), ("none", {"field_dirs": []}))
+    }
+    assert jobs["setting"]["options"]["field_dirs"] == ["corn"]  # no server path in an answer
+    stored = {name: get_job(catalog, job["id"]).options["field_dirs"] for name, job in jobs.items()}
+    assert stored == {"setting": [corn], "own": [mine], "none": []}
+    catalog.dispose()
+    plain = service_settings(tmp_path / "home2", tiny_model, run_consumer=False)
+    api2 = app_client(plain)
+    assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
+    assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["field_dirs"] is None
+
+
 # ---- cancelling ------------------------------------------------------------------------------------
 
 # Long enough to be caught mid-training (tiny images, many epochs, no early stop), never waited for.

@@ -7,7 +7,7 @@ since train/ imports nothing above it; the run's later steps (Evaluating, Calibr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from leafdoc.train.events import Batch, Checkpointed, Epoch, Restarted, Resumed, TrainEvent
@@ -35,10 +35,12 @@ class Evaluating(TrainEvent):
 
 @dataclass(frozen=True)
 class Calibrating(TrainEvent):
-    """The not-a-leaf check is being fitted (with these folders of non-leaf photos)."""
+    """The not-a-leaf check is being fitted (with these folders of non-leaf photos), and the unlike-training
+    check with these folders of field photos, if any."""
 
     kind: ClassVar[str] = "calibrate"
     nonleaf_dirs: list[str]
+    field_dirs: list[str] = field(default_factory=list)
 
 
 OnEvent = Callable[[TrainEvent], None]

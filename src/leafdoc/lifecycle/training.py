@@ -9,6 +9,7 @@ progress and what they do with the folder afterwards.
         score the test and validation splits ONCE each (evaluate/score.py),
         the abstention threshold from the validation pass's probabilities (inference/abstain.py),
         the not-a-leaf check (inference/ood.py) calibrated on the same pass's features,
+        with `field_dirs`, the unlike-training check (inference/field.py, as `leafdoc calibrate --field`),
         the card's figures from those passes,
         the monitoring baseline (inference/baseline.py: the answers on the validation photos),
         and the folder written atomically: it exists whole or not at all.
@@ -20,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.errors import LeafdocError, ModelError
+from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.fsutil import atomic_dir
 from leafdoc.inference.abstain import calibrate_min_confidence
 from leafdoc.inference.baseline import baseline_of_pass
+from leafdoc.inference.calibrate import fit_field
 from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
@@ -84,6 +86,12 @@ def train_model(
     sha256: the monitoring baseline then counts the photo-quality abstentions of the validation photos as sent
     (without it, none)."""
     out = Path(out)
+    for folder in cfg.field_dirs or []:  # before training, not after it
+        if not Path(folder).is_dir():
+            raise ConfigError(
+                f"{folder}: no such folder of field photos for the unlike-training check.",
+                hint="Pass folders that exist, or none (field_dirs: []) for a model without that check.",
+            )
     with atomic_dir(out) as tmp:
         card = train_and_export(
             cfg,
@@ -107,21 +115,33 @@ def train_model(
         card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
         # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
         if on_event:
-            on_event(Calibrating(list(cfg.nonleaf_dirs)))
+            on_event(Calibrating(list(cfg.nonleaf_dirs), list(cfg.field_dirs or [])))
+        nonleaf = nonleaf_photos(cfg.nonleaf_dirs, predictor)
         ood = fit_model_dir(
             tmp,
             predictor,
             (data.images[tr], data.y[tr]),
             data.images[va],
-            nonleaf_photos(cfg.nonleaf_dirs, predictor),
+            nonleaf,
             cfg.ood_target,
             val_features=val.features,
         )
         if ood:
             card.ood = ood
         write_card(tmp, card)
-        # What monitoring compares served answers with (card `baseline`): under the final not-a-leaf check.
-        card.baseline = validation_baseline(tmp, data, va, val, originals)
+        predictor = Predictor(tmp)  # re-read: the card now has the abstention threshold and not-a-leaf check
+        # The photo-quality findings on each original validation photo, as when serving (without originals: none).
+        problems = [quality_problems(predictor, originals, data.shas[i]) for i in va] if originals else None
+        if ood and cfg.field_dirs:  # the unlike-training check, as `leafdoc calibrate --field` fits it
+            val_out = {"probabilities": val.probs, "features": val.features}
+            poor = [bool(p) for p in problems] if problems else None
+            card.field = fit_field(
+                tmp, predictor, data.images[tr], data.images[va], cfg.field_dirs, nonleaf, poor, None, val_out
+            )
+            write_card(tmp, card)
+            predictor = Predictor(tmp)
+        # What monitoring compares served answers with (card `baseline`): under the final checks.
+        card.baseline = validation_baseline(predictor, data, va, val, problems)
         write_card(tmp, card)
     if checkpoint_dir:
         clear_checkpoint(checkpoint_dir)
@@ -129,14 +149,12 @@ def train_model(
 
 
 def validation_baseline(
-    folder: Path, data: TrainData, va, val: Scores, originals: Callable[[str], bytes] | None
+    predictor: Predictor, data: TrainData, va, val: Scores, problems: list[tuple] | None
 ) -> dict | None:
     """From the validation pass already made (no second one), under the card's final abstention threshold and
-    not-a-leaf check; with `originals`, the photo-quality checks on each original photo, as when serving. None
-    when it cannot be made: the model then serves without drift checks (monitoring says so), rather than the
-    whole run failing over it."""
-    predictor = Predictor(folder)  # re-read: the card now has the abstention threshold and not-a-leaf check
-    problems = [quality_problems(predictor, originals, data.shas[i]) for i in va] if originals else None
+    checks (`predictor` read from the folder once they are in its card); `problems`: the photo-quality findings on
+    each original photo, as when serving (None: none). None when it cannot be made: the model then serves without
+    drift checks (monitoring says so), rather than the whole run failing over it."""
     try:
         return baseline_of_pass(predictor, val.probs, val.features, data.images[va], problems)
     except ModelError:

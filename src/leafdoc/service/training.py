@@ -69,10 +69,13 @@ def default_dataset(settings: Settings, registry: Registry) -> str:
 
 def resolve_config(registry: Registry, options: dict | None, settings: Settings | None = None) -> TrainConfig:
     """The job's training options: the serving model's, overridden by the request's; non-leaf folders from
-    LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none)."""
+    LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none), field-photo folders
+    from LEAFDOC_FIELD_DIRS when neither says which (an empty list says: no unlike-training check)."""
     merged = {**base_options(registry), **{k: v for k, v in (options or {}).items() if v is not None}}
     if not merged.get("nonleaf_dirs") and settings is not None and settings.nonleaf_dirs.strip():
         merged["nonleaf_dirs"] = [d for d in settings.nonleaf_dirs.split(":") if d.strip()]
+    if merged.get("field_dirs") is None and settings is not None and settings.field_dirs.strip():
+        merged["field_dirs"] = [d for d in settings.field_dirs.split(":") if d.strip()]
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:

@@ -74,6 +74,12 @@ class TrainConfig(BaseModel):
     ood_target: float = Field(
         0.01, gt=0, lt=0.5, description="share of validation leaf photos the not-a-leaf threshold may refuse"
     )
+    field_dirs: list[str] | None = Field(
+        None,
+        description="folders of field photos (leaves on the plant) for calibrating the unlike-training check, as "
+        "`leafdoc calibrate --field` does (only each folder's calibration part is read); none: no such check. Leave "
+        "it out for a model trained on field photos: it would refuse the photos it learnt to read",
+    )
 
     @field_validator("head_units")
     @classmethod
