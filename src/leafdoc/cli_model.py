@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape as esc
 
 from leafdoc.cli_common import emit_json, load_settings, progress_bar
-from leafdoc.cli_options import SPLIT_HELP
+from leafdoc.cli_options import SPLIT_HELP, folders_option
 from leafdoc.cli_print import console, out, print_evaluation
 
 
@@ -18,18 +18,13 @@ def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="A model folder with split.json.")],
     data: Annotated[Path, typer.Option(help="The folder of class folders the model was trained on.")],
     nonleaf: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...", exists=True, file_okay=False
-        ),
+        list[Path] | None, folders_option("A folder of non-leaf photos (repeatable): flowers, CIFAR-10, ...")
     ] = None,
     field: Annotated[
         list[Path] | None,
-        typer.Option(
-            help="A folder of field photos (repeatable): fits the unlike-training check on the half of them whose "
-            "sha256 starts with 0-7; the rest stay held out.",
-            exists=True,
-            file_okay=False,
+        folders_option(
+            "A folder of field photos (repeatable): fits the unlike-training check on the half of them whose "
+            "sha256 starts with 0-7; the rest stay held out."
         ),
     ] = None,
     target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,

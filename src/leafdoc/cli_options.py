@@ -16,6 +16,12 @@ SPLIT_HELP = (
     "Only the photos the model's split.json puts in this part: train, val, test, or unseen (neither train nor val)."
 )
 
+
+def folders_option(help_text: str):
+    """A repeatable option naming folders that must exist (non-leaf photos, field photos)."""
+    return typer.Option(help=help_text, exists=True, file_okay=False)
+
+
 TRAIN_RUN_OPTIONS = [
     ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
     ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
@@ -25,21 +31,15 @@ TRAIN_RUN_OPTIONS = [
     (
         "nonleaf",
         list[Path] | None,
-        typer.Option(
-            help="A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable).",
-            exists=True,
-            file_okay=False,
-        ),
+        folders_option("A folder of non-leaf photos to calibrate the not-a-leaf check (repeatable)."),
         None,
     ),
     (
         "field",
         list[Path] | None,
-        typer.Option(
-            help="A folder of field photos to calibrate the unlike-training check with (repeatable; as `leafdoc "
-            "calibrate --field`). Leave it out for a model trained on field photos.",
-            exists=True,
-            file_okay=False,
+        folders_option(
+            "A folder of field photos to calibrate the unlike-training check with (repeatable; as `leafdoc "
+            "calibrate --field`). Leave it out for a model trained on field photos."
         ),
         None,
     ),
