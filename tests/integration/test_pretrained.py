@@ -172,7 +172,7 @@ def _bn_stats(backbone) -> list[np.ndarray]:
     ]
 
 
-def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings):
+def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings, monkeypatch):
     """Head phase: every backbone weight (BatchNorm's moving statistics too) ends as it began, while the
     head learns. Fine-tuning: the top of the backbone learns, its BatchNorm statistics still do not move,
     and the bottom stays put."""
@@ -204,6 +204,10 @@ def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings):
     assert not np.array_equal(model.get_layer("logits").get_weights()[0], head_before)
 
     cfg2 = cfg.model_copy(update={"fine_tune_epochs": 1, "epochs": 1})
+    # fit() restores its best epoch by validation loss, and the second fit's head epoch (backbone frozen) may beat
+    # its fine-tuning epoch on these 3 validation photos (CI saw it once): keep the last epoch, to see what
+    # fine-tuning did to the weights.
+    monkeypatch.setattr("leafdoc.train.trainer._better", lambda key, value, best: True)
     fit(model, cfg2, data)
     assert all(np.array_equal(a, b) for a, b in zip(_bn_stats(backbone), bn_before, strict=True))
     assert not np.array_equal(backbone.get_layer("top_conv").get_weights()[0], top_before)  # top: fine-tuned
