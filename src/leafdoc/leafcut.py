@@ -90,3 +90,17 @@ def plain_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def clean_cut(mask: np.ndarray) -> bool:
     """Whether a found leaf can be trusted: MIN_LEAF-MAX_LEAF of the frame, and solid (MIN_SOLIDITY)."""
     return MIN_LEAF <= mask.mean() <= MAX_LEAF and solidity(mask) >= MIN_SOLIDITY
+
+
+def cut(rgb: np.ndarray) -> np.ndarray | None:
+    """The leaf of a lab photo as an (H, W, 1) float32 alpha with a soft edge (as a lens gives), or None when the
+    leaf cannot be found cleanly (clean_cut)."""
+    mask = leaf_mask(rgb)
+    if not clean_cut(mask):
+        return None
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]
+
+
+def paste(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The leaf of `rgb` (its `alpha` from cut) in place on `background` (same size), as uint8 RGB."""
+    return np.clip(np.rint(alpha * rgb + (1 - alpha) * background), 0, 255).astype(np.uint8)

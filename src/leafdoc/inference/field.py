@@ -120,7 +120,9 @@ class FieldCheck:
         reason = section.get("reason") or {}
         self.reason_weights = np.asarray(reason["weights"], np.float64) if "weights" in reason else None
         self.reason_bias = float(reason.get("bias", 0.0))
-        self.scene = section.get("scene") if len(self.centre) > 3 else None
+        scene = section.get("scene") if len(self.centre) > 3 else None
+        # The 1,280 weights as an array once, not per photo served.
+        self.scene = {**scene, "weights": np.asarray(scene["weights"], np.float64)} if scene else None
 
     @staticmethod
     def inputs(ood_components, photo, centre, spread, probs=None, scene=None) -> np.ndarray:

@@ -200,11 +200,8 @@ class Predictor:
             score = float((components @ self.ood.weights)[0])
             if self.field is not None:
                 measured = photo_features(photo.x[None])
-                field_score = float(
-                    self.field.scores(components, measured, outputs["probabilities"][None], outputs["features"][None])[
-                        0
-                    ]
-                )
+                prob_row, feature_row = outputs["probabilities"][None], outputs["features"][None]
+                field_score = float(self.field.scores(components, measured, prob_row, feature_row)[0])
                 field_like = bool(self.field.field_like(components, measured)[0])
         probs = outputs["probabilities"]
         return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like)

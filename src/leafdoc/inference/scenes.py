@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from leafdoc.inference.field import logistic
-from leafdoc.leafcut import clean_cut, leaf_mask, plain_background
+from leafdoc.leafcut import cut, paste, plain_background
 
 SCENE_MAX_SIDE = 640  # field photos are kept at most this large to crop scenes from
 CROP_SHARE = (0.35, 1.0)  # a scene is a square crop of this share of the field photo's shorter side
@@ -53,16 +53,11 @@ def make_examples(
     plain, scene, kept = [], [], []
     size = images.shape[1]
     for i, x in enumerate(images):
-        mask = leaf_mask(x)
-        if not clean_cut(mask):
+        alpha = cut(x)
+        if alpha is None:
             continue
-        alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # a soft edge, as a lens gives
-
-        def on(background: np.ndarray, x=x, alpha=alpha) -> np.ndarray:
-            return np.clip(np.rint(alpha * x + (1 - alpha) * background), 0, 255).astype(np.uint8)
-
-        scene.append(on(scene_crop(scenes, size, rng)))
-        plain.append(on(plain_background(rng, size, size)) if rng.random() < ON_PLAIN_SHEET else x)
+        scene.append(paste(x, alpha, scene_crop(scenes, size, rng)))
+        plain.append(paste(x, alpha, plain_background(rng, size, size)) if rng.random() < ON_PLAIN_SHEET else x)
         kept.append(i)
     empty = np.zeros((0, *images.shape[1:]), np.uint8)
     return (np.stack(plain) if plain else empty), (np.stack(scene) if scene else empty), np.asarray(kept, int)

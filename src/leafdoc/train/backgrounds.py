@@ -14,10 +14,9 @@ NumPy and OpenCV only, on uint8 batches, before the Keras augmentation layers (t
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from leafdoc.leafcut import clean_cut, leaf_mask, plain_background
+from leafdoc.leafcut import cut, paste, plain_background
 
 
 def swap_backgrounds(batch: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -27,10 +26,7 @@ def swap_backgrounds(batch: np.ndarray, share: float, rng: np.random.Generator) 
     out = batch.copy()
     h, w = batch.shape[1:3]
     for i in np.flatnonzero(rng.random(len(batch)) < share):
-        mask = leaf_mask(batch[i])
-        if not clean_cut(mask):
-            continue
-        alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # a soft edge, as a lens gives
-        blend = alpha * batch[i] + (1 - alpha) * plain_background(rng, h, w)
-        out[i] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+        alpha = cut(batch[i])
+        if alpha is not None:
+            out[i] = paste(batch[i], alpha, plain_background(rng, h, w))
     return out
