@@ -39,13 +39,13 @@ def settings(tmp_path, monkeypatch):
     return s
 
 
-def make_leaf_folder(dest: Path, classes=TINY_CLASSES, per_class: int = 6) -> Path:
-    """Copy a few real PlantVillage photos per class into dest/<class>/."""
+def make_leaf_folder(dest: Path, classes=TINY_CLASSES, per_class: int = 6, skip: int = 0) -> Path:
+    """Copy a few real PlantVillage photos per class into dest/<class>/ (after the first `skip` of each)."""
     if not PLANTVILLAGE.is_dir():
         pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
     for c in classes:
         (dest / c).mkdir(parents=True, exist_ok=True)
-        for f in sorted((PLANTVILLAGE / c).iterdir())[:per_class]:
+        for f in sorted((PLANTVILLAGE / c).iterdir())[skip : skip + per_class]:
             shutil.copy2(f, dest / c / f.name)
     return dest
 

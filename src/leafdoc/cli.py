@@ -110,6 +110,8 @@ def train(**options):
         )
     except ValueError as exc:
         raise ConfigError(f"invalid training options: {exc}") from None
+    if init_from is not None and cfg.field_dirs is None and not as_json:
+        warn_field_check_dropped(init_from)
     note = None
     if provenance is not None:
         if not provenance.is_file():
@@ -129,6 +131,23 @@ def train(**options):
         )
     if as_json:
         emit_json(card.to_dict())
+
+
+def warn_field_check_dropped(init_from: Path) -> None:
+    """The model warm-started from refuses field photos; without --field the new one will not (as a retraining job
+    of the service refuses to do unsaid: service/training.py `keeps_field_check`)."""
+    from leafdoc.modelfolder import read_card
+
+    try:
+        has_check = read_card(Path(init_from)).field is not None
+    except LeafdocError:
+        return  # the run itself says what is wrong with the folder
+    if has_check:
+        console.print(
+            f"[yellow]note:[/] {esc(str(init_from))} refuses field photos (leaves on the plant) as `unlike_training`; "
+            "this run names no --field folder, so the new model will guess on them instead. Pass --field DIR "
+            "(folders of field photos) to keep that check."
+        )
 
 
 train.__signature__ = train_signature()

@@ -165,10 +165,12 @@ class LeafdocClient:
         label: str | None = None,
         retrain: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        learn_field: bool = False,
     ) -> dict:
         """Send a zip of class folders (or a folder, zipped on the fly) as one bulk upload.
 
-        `on_progress(sent_bytes, total_bytes)` is called while the body goes out.
+        `on_progress(sent_bytes, total_bytes)` is called while the body goes out. `learn_field` (with `retrain`):
+        the photos include field photos the new model should learn, so it gets no unlike-training check.
         """
         path = Path(path)
         if path.is_dir():
@@ -182,6 +184,8 @@ class LeafdocClient:
         params = {k: v for k, v in {"dataset": dataset, "label": label}.items() if v}
         if retrain:
             params["retrain"] = "true"
+        if retrain and learn_field:
+            params["learn_field"] = "true"
         boundary = "leafdoc-upload-boundary-7f3a"
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'

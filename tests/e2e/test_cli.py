@@ -222,3 +222,18 @@ def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_p
             continue
         assert field.description and field.description.split(":")[0][:40] in text, name
     assert "[default: 0.3]" in text  # fine_tune_fraction's default, which the hand-written options left out
+
+
+def test_train_from_a_model_that_refuses_field_photos_says_the_new_one_will_not(tiny_model):
+    """`leafdoc train --init-from MODEL` without --field: when MODEL has the unlike-training check (the starter),
+    the run says the new model will guess on field photos and how to keep the check; a model without it, nothing."""
+    from leafdoc.cli import warn_field_check_dropped
+    from leafdoc.cli_print import console
+
+    with console.capture() as said:
+        warn_field_check_dropped(REPO / "models" / "starter")
+    text = " ".join(said.get().split())
+    assert "refuses field photos" in text and "will guess on them" in text and "--field DIR" in text
+    with console.capture() as quiet:
+        warn_field_check_dropped(tiny_model)
+    assert quiet.get() == ""

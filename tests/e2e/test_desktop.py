@@ -583,12 +583,14 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         tab.epochs.setValue(3)
         assert tab.fine_tune.text() == "as the serving model"
         tab.fine_tune.setValue(0)  # the colour model trains from scratch: no fine-tuning phase either way
+        tab.training.learn_field.setChecked(True)  # "the photos include field photos": no unlike-training check
         tab.train_button.click()
         qtbot.waitUntil(lambda: bool(shown) and shown[-1][0]["state"] in FINISHED, timeout=SLOW * 8)
         job, text, bar = shown[-1]
         truth = httpx.get(f"{server.base}/v1/training-jobs/{job['id']}", headers=ADMIN, timeout=30).json()
         assert truth["state"] == "succeeded", truth.get("error")
         assert (truth["options"]["epochs"], truth["options"]["fine_tune_epochs"]) == (3, 0)  # both boxes sent
+        assert truth["options"]["field_dirs"] == []  # and the field-photo choice
 
         states = [j["state"] for j, _, _ in shown]
         assert "running" in states and states[-1] == "succeeded"

@@ -340,6 +340,37 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
     assert "ui-upload" in result and "4 new photo(s) added" in result and "notes.txt" in result
 
 
+def test_a_retrain_from_the_page_says_whether_the_new_model_learns_field_photos(browser, tmp_path):
+    """Served by the starter, which refuses field photos: *Start retraining* unticked is refused with what to do
+    (the new version would guess on them); ticked, the job learns them (`field_dirs: []`). No job runs here."""
+    from tests.conftest import REPO, make_leaf_folder
+    from tests.live_server import start_server
+
+    server = start_server(
+        tmp_path / "server",
+        REPO / "models" / "starter",
+        dataset=make_leaf_folder(tmp_path / "leaves"),
+        LEAFDOC_RUN_CONSUMER="false",  # the job stays queued: nothing trains
+    )
+    try:
+        page = open_page(browser, warm_up(server.base))
+        enter_token(page, server.token, expect="Token accepted")
+        page.click("#train-button")
+        said = wait_for_text(page, "retrain-status", "refuses field photos")
+        assert "would guess on them" in said and "The photos include field photos" in said
+        with LeafdocClient(server.base, admin_token=server.token) as api:
+            assert api.jobs() == []
+        page.check("#learn-field input[type=checkbox]")
+        page.click("#train-button")
+        started = wait_for_text(page, "retrain-status", "started")
+        with LeafdocClient(server.base, admin_token=server.token) as api:
+            [job] = api.jobs()
+        assert job["id"][:8] in started and job["options"]["field_dirs"] == []
+        page.close()
+    finally:
+        server.stop()
+
+
 def test_cancel_the_followed_job_from_the_page(page, live_server):
     with LeafdocClient(live_server.base, admin_token=live_server.token) as api:
         long = {"epochs": 300, "patience": 300, "batch_size": 8, "image_size": 32, "weights": "none"}

@@ -12,11 +12,11 @@ import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QSpinBox
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import percent_text
-from leafdoc.jobwords import phase_words, serving_copy_words, split_words
+from leafdoc.jobwords import LEARN_FIELD_INFO, LEARN_FIELD_LABEL, phase_words, serving_copy_words, split_words
 
 POLL_MS = 1500
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -92,6 +92,9 @@ class TrainingBox(QGroupBox):
         self.fine_tune.setValue(-1)
         self.fine_tune.setToolTip("Then the backbone, at a lower rate (0: none; pretrained models only).")
         grid.addWidget(self.fine_tune, 1, 1)
+        self.learn_field = QCheckBox(LEARN_FIELD_LABEL)
+        self.learn_field.setToolTip(LEARN_FIELD_INFO)
+        grid.addWidget(self.learn_field, 2, 0, 1, 5)
         self.train_button = QPushButton("Start retraining")
         self.train_button.clicked.connect(self.start_training)
         grid.addWidget(self.train_button, 0, 2)
@@ -112,7 +115,7 @@ class TrainingBox(QGroupBox):
         self.job_label.setObjectName("jobStatus")
         self.job_label.setWordWrap(True)
         self.job_label.setTextFormat(Qt.TextFormat.RichText)
-        grid.addWidget(self.job_label, 2, 0, 1, 5)  # under the two epoch rows
+        grid.addWidget(self.job_label, 3, 0, 1, 5)  # under the two epoch rows and the field-photo choice
         grid.setColumnStretch(4, 1)
 
     def pick_up(self) -> None:
@@ -138,6 +141,8 @@ class TrainingBox(QGroupBox):
         options = {"epochs": self.epochs.value()} if self.epochs.value() else {}
         if self.fine_tune.value() >= 0:
             options["fine_tune_epochs"] = self.fine_tune.value()
+        if self.learn_field.isChecked():
+            options["field_dirs"] = []  # the new version learns field photos: no unlike-training check
         self.train_button.setEnabled(False)
         self.job_label.setText("Starting…")
         self.tasks.run(

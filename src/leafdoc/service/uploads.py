@@ -218,8 +218,10 @@ def process_upload(
     dataset: str | None,
     label: str | None,
     retrain: bool,
+    learn_field: bool = False,
 ) -> dict:
-    """Ingest the spooled upload, record it, and queue a retraining if asked and something was added."""
+    """Ingest the spooled upload, record it, and queue a retraining if asked and something was added
+    (`learn_field`: one that learns the field photos among them, with no unlike-training check)."""
     dataset = check_name(dataset, "dataset name") if dataset else default_dataset(settings, registry)
     label = check_name(label, "label") if label else None
     source = source_for(spooled, label)
@@ -258,7 +260,8 @@ def process_upload(
     if retrain:
         if result.created_version:
             try:
-                job = submit(settings, catalog, registry, queue, dataset=dataset, upload_id=upload_id)
+                options = {"field_dirs": []} if learn_field else None
+                job = submit(settings, catalog, registry, queue, dataset=dataset, options=options, upload_id=upload_id)
                 row.job_id = job["id"]
                 summary["retrain"] = f"training job {job['id']} queued on {dataset} v{result.version}"
             except LeafdocError as exc:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from leafdoc.client import ApiError, LeafdocClient
+from leafdoc.jobwords import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 from leafdoc.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, api_client, fail, problem, status_box
@@ -41,13 +42,17 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
                 label="Dataset", placeholder="default: the serving model's dataset", elem_id="upload-dataset"
             )
             retrain_after = gr.Checkbox(label="Retrain when the upload is in", value=False)
+            learn_field = gr.Checkbox(
+                label=LEARN_FIELD_LABEL, info=LEARN_FIELD_INFO, value=False, elem_id="learn-field"
+            )
             upload_button = gr.Button("Upload", variant="primary", elem_id="upload-button")
     upload_result = gr.Markdown(elem_id="upload-result")
 
     gr.Markdown(
         "### 2 · Retrain on the latest photos\n"
         "Of the dataset named above; the new model starts from the serving one and replaces it only if it does at "
-        "least as well on held-out photos (the server's promotion rule).",
+        "least as well on held-out photos (the server's promotion rule). Tick *The photos include field photos* "
+        "above if the new model should learn to answer photos of leaves on the plant.",
         elem_classes=["section-head"],
     )
     with gr.Row(equal_height=True):
@@ -127,7 +132,15 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
             current["id"] if active else None,
         )
 
-    def upload(sent: dict | None, key: str, dataset: str, retrain: bool, request: gr.Request, progress=gr.Progress()):
+    def upload(
+        sent: dict | None,
+        key: str,
+        dataset: str,
+        retrain: bool,
+        field: bool,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         """`sent` is Gradio's file description (preprocess=False): checked and opened by the page."""
         if not sent:
             return (
@@ -154,7 +167,9 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         try:
             progress(0, desc=f"Sending {size / 1e6:.1f} MB")
             with api_client(settings, request, key) as api:
-                answer = api.upload(path, dataset=dataset.strip() or None, retrain=retrain, on_progress=progressed)
+                answer = api.upload(
+                    path, dataset=dataset.strip() or None, retrain=retrain, on_progress=progressed, learn_field=field
+                )
         except Exception as exc:
             return fail(exc, "Upload"), "", gr.skip(), gr.skip()
         gr.Info(f"{answer['added']} photo(s) added to {answer['dataset']}.")
@@ -162,8 +177,8 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         follow_it = (gr.Timer(active=True), queued["id"]) if queued else (gr.skip(), gr.skip())
         return status_box("✓ Upload done.", ok=True), text.upload_summary(answer), *follow_it
 
-    def start(key: str, dataset: str, n_epochs: str, n_fine_tune: str, request: gr.Request):
-        options = {}
+    def start(key: str, dataset: str, n_epochs: str, n_fine_tune: str, field: bool, request: gr.Request):
+        options: dict = {"field_dirs": []} if field else {}
         boxes = (("epochs", "Head epochs", n_epochs, 1), ("fine_tune_epochs", "Fine-tuning epochs", n_fine_tune, 0))
         for field, what, value, least in boxes:
             value = (value or "").strip()
@@ -261,12 +276,14 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     upload_button.click(
         upload,
-        [archive, token, upload_dataset, retrain_after],
+        [archive, token, upload_dataset, retrain_after, learn_field],
         [status, upload_result, timer, watched],
         preprocess=False,
     )
     train_button.click(
-        start, [token, upload_dataset, epochs, fine_tune], [status, job, timer, followed, cancel_job, watched]
+        start,
+        [token, upload_dataset, epochs, fine_tune, learn_field],
+        [status, job, timer, followed, cancel_job, watched],
     )
     polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
     refresh_job.click(poll, [token, watched], polled)

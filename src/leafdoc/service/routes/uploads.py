@@ -18,7 +18,7 @@ _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "description": "A zip of class folders as `file`; or photos as `files` with a `label`. "
-        "`dataset`, `label` and `retrain` may also be form fields.",
+        "`dataset`, `label`, `retrain` and `learn_field` may also be form fields.",
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -29,6 +29,7 @@ _UPLOAD_BODY = {
                         "dataset": {"type": "string"},
                         "label": {"type": "string"},
                         "retrain": {"type": "boolean"},
+                        "learn_field": {"type": "boolean"},
                     },
                 }
             },
@@ -53,6 +54,11 @@ async def create_upload(
     dataset: str | None = Query(None, description="Dataset to add to (default: the serving model's)."),
     label: str | None = Query(None, description="Label of every photo (a flat zip, or files)."),
     retrain: bool = Query(False, description="Queue a retraining when the upload adds photos."),
+    learn_field: bool = Query(
+        False,
+        description="With `retrain`: the photos include field photos (leaves on the plant) the new model should "
+        "learn to answer, so it gets no unlike-training check (the job's `field_dirs: []`).",
+    ),
     state: AppState = Depends(get_state),
 ) -> dict:
     upload_id, folder = uploads.new_upload_folder(state.settings)
@@ -71,6 +77,7 @@ async def create_upload(
             dataset=f.get("dataset") or dataset,
             label=f.get("label") or label,
             retrain=(f["retrain"].strip().lower() in TRUE) if "retrain" in f else retrain,
+            learn_field=(f["learn_field"].strip().lower() in TRUE) if "learn_field" in f else learn_field,
         )
         return answer  # names in it are the client's own (zip members, file names): shown as sent
     finally:
