@@ -101,7 +101,7 @@ def held_out(model_dir: Path, data: Path, photos: dict, calib: Path, test_name: 
         m = Path(tmp) / "model"
         shutil.copytree(model_dir, m)
         (m / "ood.npz").unlink(missing_ok=True)
-        section = calibrate_model_dir(m, data, [calib])
+        section = calibrate_model_dir(m, data, [calib], drop_field=True)  # the not-a-leaf check alone
         pv = decisions(m, [f for f, _ in photos["test"]])
         other = decisions(m, test)
     labels = json.loads((model_dir / "labels.json").read_text())

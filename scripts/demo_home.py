@@ -55,9 +55,4 @@ def use_home(home: Path, folder: Path, dataset: str) -> Path:
 def make_demo_home(root: Path, count: int, taper: int = 0) -> Path:
     """A data home under root holding the sample dataset (see copy_photos); LEAFDOC_* now point at it."""
     os.environ.pop("LEAFDOC_MODEL_DIR", None)  # the starter model
-    # The starter refuses field photos; the demo uploads lab photos, so its retrains keep that check, refitted
-    # with the calibration part of field-corn (without a choice the service refuses a retrain of the starter).
-    field = PLANTVILLAGE.parent / "field-corn"
-    if field.is_dir():
-        os.environ.setdefault("LEAFDOC_FIELD_DIRS", str(field))
     return use_home(root / "home", copy_photos(root / DATASET, 0, count, taper), DATASET)

@@ -186,3 +186,18 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def without_carried_photos(src: Path, dest: Path) -> Path:
+    """A copy of a model folder with the unlike-training check but not the field photos it was calibrated with
+    (a folder from before field_photos.zip): a retrain cannot refit the check from it."""
+    import json
+
+    from leafdoc.modelfolder import FIELD_PHOTOS_FILE
+
+    shutil.copytree(src, dest)
+    (dest / FIELD_PHOTOS_FILE).unlink(missing_ok=True)
+    card = json.loads((dest / "card.json").read_text())
+    card["field"].pop("carried_photos", None)
+    (dest / "card.json").write_text(json.dumps(card))
+    return dest

@@ -37,9 +37,18 @@ def calibrate(
             "(the unlike-training threshold is set for it by cross-validation). Default: 0.0175.",
         ),
     ] = None,
+    drop_field: Annotated[
+        bool,
+        typer.Option(
+            "--drop-field",
+            help="Remove the unlike-training check and the field photos the model carries. Without it or --field, "
+            "a model with that check refits it with the field photos it carries (field_photos.zip).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """(Re)fit the not-a-leaf check of a model folder (and, with --field, the unlike-training check)."""
+    """(Re)fit the not-a-leaf check of a model folder (and the unlike-training check: with --field, or with the
+    field photos the model carries)."""
     from leafdoc.inference.calibrate import calibrate_model_dir
 
     section = calibrate_model_dir(
@@ -50,6 +59,7 @@ def calibrate(
         max_pixels=load_settings().max_image_pixels,
         field=field or [],
         field_budget=field_budget,
+        drop_field=drop_field,
     )
     from leafdoc.modelfolder import read_card
 

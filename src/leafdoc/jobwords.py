@@ -6,12 +6,13 @@ words ("preparing data", "evaluating on the test split", "queued again after att
 
 from __future__ import annotations
 
-# The choice a retraining asks for when the serving model refuses field photos (service/training.py
+# The choice a retraining makes when the serving model refuses field photos (service/training.py
 # `keeps_field_check`): ticked, the job's `field_dirs` is [] and the new version learns to answer them.
 LEARN_FIELD_LABEL = "The photos include field photos: learn to answer them"
 LEARN_FIELD_INFO = (
     "Photos of leaves on the plant. Ticked, the new version answers such photos instead of asking for a leaf on "
-    "a plain sheet. Unticked, it keeps refusing them, which needs field photos on the server (LEAFDOC_FIELD_DIRS)."
+    "a plain sheet. Unticked, it keeps refusing them, refitting that check with the field photos the serving model "
+    "carries (or LEAFDOC_FIELD_DIRS)."
 )
 
 # The trainer's phases (train/trainer.py), in words.

@@ -3,7 +3,8 @@
 A model folder holds `model.onnx` (what serving runs), `model.keras` (what retraining starts from),
 `labels.json` (the classes, in the order of the model's outputs), `card.json` (how the model was made and
 what it expects: `ModelCard`), and when it has them `split.json` (which photos were train/val/test),
-`ood.npz` (the not-a-leaf check) and `model.tflite`. This module is the one place that knows those names
+`ood.npz` (the not-a-leaf check), `field_photos.zip` (the field photos the unlike-training check was
+calibrated with, so a retrain can refit it) and `model.tflite`. This module is the one place that knows those names
 and reads or writes the card; it imports nothing of leafdoc above the base layer.
 """
 
@@ -27,6 +28,7 @@ LABELS_FILE = "labels.json"
 CARD_FILE = "card.json"
 SPLIT_FILE = "split.json"
 OOD_FILE = "ood.npz"
+FIELD_PHOTOS_FILE = "field_photos.zip"  # the unlike-training check's calibration field photos, for retrains
 
 SERVING_FILES = (ONNX_FILE, LABELS_FILE, CARD_FILE)  # what a Predictor needs
 VARIANT_FILES = {"int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}  # copies of model.onnx (inference/quantize.py)
@@ -38,10 +40,13 @@ MODEL_FILES = (
     CARD_FILE,
     TFLITE_FILE,
     OOD_FILE,
+    FIELD_PHOTOS_FILE,
     SPLIT_FILE,
     *VARIANT_FILES.values(),
 )
-COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE)  # what copy_model_dir carries
+# what copy_model_dir carries
+COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE, FIELD_PHOTOS_FILE)
+OPTIONAL_COPIED = (OOD_FILE, FIELD_PHOTOS_FILE)  # folders from before the checks, or without the field check
 
 # Sections a card may lack (folders from before the check, or not yet scored); never written as null.
 OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field", "onnx_variants")
@@ -204,8 +209,8 @@ def copy_model_dir(src: Path, dst: Path) -> None:
     """Copy a model folder's files (atomically: `dst` appears whole or not at all)."""
     with atomic_dir(Path(dst)) as tmp:
         for name in COPIED_FILES:
-            if name == OOD_FILE and not (Path(src) / name).is_file():
-                continue  # model folders from before the not-a-leaf check
+            if name in OPTIONAL_COPIED and not (Path(src) / name).is_file():
+                continue
             shutil.copy2(Path(src) / name, tmp / name)
 
 

@@ -224,16 +224,22 @@ def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_p
     assert "[default: 0.3]" in text  # fine_tune_fraction's default, which the hand-written options left out
 
 
-def test_train_from_a_model_that_refuses_field_photos_says_the_new_one_will_not(tiny_model):
-    """`leafdoc train --init-from MODEL` without --field: when MODEL has the unlike-training check (the starter),
-    the run says the new model will guess on field photos and how to keep the check; a model without it, nothing."""
+def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_new_one_will_not(tmp_path, tiny_model):
+    """`leafdoc train --init-from MODEL` without --field: when MODEL has the unlike-training check but not the field
+    photos to refit it with (a folder from before field_photos.zip), the run says the new model will guess on field
+    photos and how to keep the check; the starter carries its photos (the check is refitted), so nothing is said;
+    nor for a model without the check."""
+    from tests.conftest import without_carried_photos
+
     from leafdoc.cli import warn_field_check_dropped
     from leafdoc.cli_print import console
 
+    older = without_carried_photos(REPO / "models" / "starter", tmp_path / "older")
     with console.capture() as said:
-        warn_field_check_dropped(REPO / "models" / "starter")
+        warn_field_check_dropped(older)
     text = " ".join(said.get().split())
     assert "refuses field photos" in text and "will guess on them" in text and "--field DIR" in text
-    with console.capture() as quiet:
-        warn_field_check_dropped(tiny_model)
-    assert quiet.get() == ""
+    for quiet_model in (REPO / "models" / "starter", tiny_model):
+        with console.capture() as quiet:
+            warn_field_check_dropped(quiet_model)
+        assert quiet.get() == ""

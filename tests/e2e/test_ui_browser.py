@@ -341,14 +341,15 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
 
 
 def test_a_retrain_from_the_page_says_whether_the_new_model_learns_field_photos(browser, tmp_path):
-    """Served by the starter, which refuses field photos: *Start retraining* unticked is refused with what to do
-    (the new version would guess on them); ticked, the job learns them (`field_dirs: []`). No job runs here."""
-    from tests.conftest import REPO, make_leaf_folder
+    """Served by a model that refuses field photos and carries none to refit that check with (the starter, as
+    before field_photos.zip): *Start retraining* unticked is refused with what to do (the new version would guess
+    on them); ticked, the job learns them (`field_dirs: []`). No job runs here."""
+    from tests.conftest import REPO, make_leaf_folder, without_carried_photos
     from tests.live_server import start_server
 
     server = start_server(
         tmp_path / "server",
-        REPO / "models" / "starter",
+        without_carried_photos(REPO / "models" / "starter", tmp_path / "model"),
         dataset=make_leaf_folder(tmp_path / "leaves"),
         LEAFDOC_RUN_CONSUMER="false",  # the job stays queued: nothing trains
     )

@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 from tests.conftest import LEARNS, PLANTVILLAGE, REPO, SHARED, make_leaf_folder
 
 from leafdoc.evaluate.evaluate import evaluate_folder
@@ -211,12 +211,15 @@ def test_field_photo_through_the_cli(starter):
     assert answer["abstained"] and answer["reason"] == "unlike_training" and "sheet of paper" in answer["message"]
 
 
-def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_drops_it(tmp_path):
+def test_calibrate_with_field_photos_writes_the_check_and_its_photos_and_recalibrating_refits_or_drops_it(tmp_path):
     need_shared()
     from typer.testing import CliRunner
 
     from leafdoc.cli import app
-    from leafdoc.inference.calibrate import calibrate_model_dir
+    from leafdoc.images import is_image_name
+    from leafdoc.inference.calibrate import calibrate_model_dir, carried_photos
+    from leafdoc.inference.field import calibration_part
+    from leafdoc.modelfolder import FIELD_PHOTOS_FILE
 
     model = tmp_path / "m"
     shutil.copytree(STARTER, model)
@@ -237,9 +240,27 @@ def test_calibrate_with_field_photos_writes_the_check_and_recalibrating_without_
         f"the model abstains on {section['val_abstained_cv']:.1%} of unseen lab photos (all checks; budget 2.00%) "
         f"and refuses {section['field_refused_cv']:.1%} of unseen field photos" in said
     ), said
-    calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers"])
+    # The field photos it was calibrated with travel with the model (a retrain refits the check with them): the
+    # calibration photos as the scene measure saw them, at most 640 px, and none of the held-out ones.
+    carried = list(carried_photos(model / FIELD_PHOTOS_FILE))
+    assert len(carried) == section["carried_photos"] == section["n_field"]
+    sizes = [Image.open(io.BytesIO(data)).size for _, data in carried]
+    originals = [p for p in sorted(FIELD.rglob("*")) if p.is_file() and is_image_name(p) and calibration_part(p)]
+    assert len(originals) == len(sizes)
+    for path, size in zip(originals, sizes, strict=True):  # the same photos, upright, long side min(640, its own)
+        upright = ImageOps.exif_transpose(Image.open(path)).size
+        assert abs(max(size) - min(640, max(upright))) <= 1 and (size[0] >= size[1]) == (upright[0] >= upright[1])
+    assert sum(len(data) for _, data in carried) < 5e6  # models/ stays under its 40 MB budget
+    # Recalibrated with other non-leaf photos and no --field, it refits the check with the photos it carries
+    # (same photos, same budget); --drop-field removes the check and the photos.
+    calibrate_model_dir(model, PLANTVILLAGE, [SHARED / "flowers" / "daisy"])
+    again = json.loads((model / "card.json").read_text())["field"]
+    assert again["n_field"] == section["n_field"] and again["budget"] == 0.02 and "carried" in again["sources"][0]
+    assert again["field_refused_cv"] >= 0.95 and len(list(carried_photos(model / FIELD_PHOTOS_FILE))) == len(carried)
+    result = CliRunner().invoke(app, [*args, "--drop-field"], terminal_width=400)
+    assert result.exit_code == 0, result.output
     assert "field" not in json.loads((model / "card.json").read_text())
-    assert Predictor(model).field is None
+    assert Predictor(model).field is None and not (model / FIELD_PHOTOS_FILE).exists()
 
 
 def close_ups(starter, n_leaves: int = 12):
@@ -312,8 +333,10 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.errors import ConfigError
+    from leafdoc.inference.calibrate import carried_photos
     from leafdoc.inference.field import calibration_part
     from leafdoc.lifecycle.training import train_model
+    from leafdoc.modelfolder import FIELD_PHOTOS_FILE
     from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
@@ -349,3 +372,23 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     assert refused.count("unlike_training") >= 10 and refused.count(None) <= 2, refused
     lab = [a.decision.reason for a in predictor.predict_files(sorted((tmp_path / "leaves").rglob("*.jpg")))]
     assert lab.count("unlike_training") <= 2, lab
+    # A retrain warm-started from it that names no field folder (a service job with no field_dirs) refits the
+    # check with the 30 photos the model carries, and carries them on; `field_dirs: []` means no check.
+    assert len(list(carried_photos(out / FIELD_PHOTOS_FILE))) == 30
+    shutil.rmtree(field)  # the folder is gone: only the carried copies are left
+    again = TrainConfig(**{**LEARNS, "epochs": 1})
+    catalog = Catalog(s.catalog_url)
+    data = prepare_data(catalog, store, s.cache_dir, "tiny", again)
+    catalog.dispose()
+    kept = json.loads((train_model(again, data, tmp_path / "kept", init_from=out).folder / "card.json").read_text())
+    assert kept["field"]["n_field"] == 30 and "carried by the model" in kept["field"]["sources"][0]
+    assert len(list(carried_photos(tmp_path / "kept" / FIELD_PHOTOS_FILE))) == 30
+    assert sum(r == "unlike_training" for r in decisions(tmp_path / "kept", held_out)) >= 10
+    learns = again.model_copy(update={"field_dirs": []})
+    dropped = train_model(learns, data, tmp_path / "learns", init_from=out).folder
+    assert "field" not in json.loads((dropped / "card.json").read_text())
+    assert not (dropped / FIELD_PHOTOS_FILE).exists()
+
+
+def decisions(model, paths) -> list[str | None]:
+    return [a.decision.reason for a in Predictor(model).predict_files(paths)]

@@ -32,7 +32,7 @@ from service_support import (
     worker_process,
     zip_of,
 )
-from tests.conftest import REPO, alive, make_leaf_folder
+from tests.conftest import REPO, alive, make_leaf_folder, without_carried_photos
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
@@ -410,16 +410,26 @@ def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["field_dirs"] is None
 
 
-def test_a_retrain_of_a_model_that_refuses_field_photos_must_say_whether_to_keep_refusing_them(
+def test_a_retrain_of_a_model_that_refuses_field_photos_keeps_that_check_or_says_it_learns_them(
     tmp_path, leaf_folder, app_client
 ):
-    """The starter refuses field photos (`unlike_training`). A retrain that names no field photos could not refit
-    that check, so its new version would guess on them: the job is refused with what to do, unless it says it
-    learns them (`field_dirs: []`, an upload's `learn_field`) or LEAFDOC_FIELD_DIRS names folders to refit it."""
+    """The starter refuses field photos (`unlike_training`) and carries the field photos it was calibrated with:
+    a warm-started retrain that names none refits the check with those. Without them (an older model folder, or no
+    warm start) the retrain could not refit it, so its new version would guess on field photos: the job is
+    refused with what to do, unless it says it learns them (`field_dirs: []`, an upload's `learn_field`) or
+    LEAFDOC_FIELD_DIRS names folders to refit it with."""
     from leafdoc.service.jobs import get_job
 
     starter = REPO / "models" / "starter"
-    s = service_settings(tmp_path / "home", starter, run_consumer=False)
+    carries = app_client(service_settings(tmp_path / "carries", starter, run_consumer=False))
+    assert carries.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
+    kept = carries.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY})
+    assert kept.status_code == 202 and kept.json()["options"]["field_dirs"] is None  # the carried photos
+    cold = carries.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY, "warm_start": False})
+    assert "without a warm start" in assert_error(cold, 422, "invalid_request")["message"]
+
+    older = without_carried_photos(starter, tmp_path / "older")
+    s = service_settings(tmp_path / "home", older, run_consumer=False)
     api = app_client(s)
     up = api.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)})
     assert up.status_code == 201, up.text
@@ -434,17 +444,17 @@ def test_a_retrain_of_a_model_that_refuses_field_photos_must_say_whether_to_keep
     assert get_job(catalog, learns.json()["id"]).options["field_dirs"] == []
     # An upload that asks for a retrain: without learn_field it is stored and says why no job started.
     photos = class_zip(make_leaf_folder(tmp_path / "again", skip=6))
-    kept = api.post("/v1/uploads?retrain=true", headers=ADMIN, files={"file": ("a.zip", photos, ZIP)}).json()
-    assert kept["added"] > 0 and kept["training_job"] is None
-    assert kept["retrain"].startswith("retraining was not started: the serving model (version 1) refuses field")
+    stored = api.post("/v1/uploads?retrain=true", headers=ADMIN, files={"file": ("a.zip", photos, ZIP)}).json()
+    assert stored["added"] > 0 and stored["training_job"] is None
+    assert stored["retrain"].startswith("retraining was not started: the serving model (version 1) refuses field")
     more = class_zip(make_leaf_folder(tmp_path / "more", skip=12))
     form = {"retrain": "true", "learn_field": "true"}
     with_job = api.post("/v1/uploads", headers=ADMIN, data=form, files={"file": ("m.zip", more, ZIP)}).json()
     assert get_job(catalog, with_job["training_job"]["id"]).options["field_dirs"] == []
     catalog.dispose()
-    # With field folders on the server, the retrain keeps the check and needs no choice.
+    # With field folders on the server, the retrain refits the check with them and needs no choice.
     corn = str(tmp_path / "corn")
-    api2 = app_client(service_settings(tmp_path / "home2", starter, run_consumer=False, field_dirs=corn))
+    api2 = app_client(service_settings(tmp_path / "home2", older, run_consumer=False, field_dirs=corn))
     assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     kept_check = api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY})
     assert kept_check.status_code == 202 and kept_check.json()["options"]["field_dirs"] == ["corn"]

@@ -8,17 +8,19 @@ never touched.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
+from leafdoc.fsutil import atomic_write_bytes
 from leafdoc.images import is_image_name, sha256_bytes
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
-from leafdoc.modelfolder import SPLIT_FILE, read_card, read_split, split_parts, write_card
+from leafdoc.modelfolder import FIELD_PHOTOS_FILE, SPLIT_FILE, read_card, read_split, split_parts, write_card
 
 
 def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, list[tuple[Path, int]]]:
@@ -35,34 +37,79 @@ def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, li
     return found
 
 
+CARRIED_QUALITY = 75  # JPEG quality of the carried field photos (94 of them: 3.4 MB, inside models/' budget)
+
+
 def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
     """Model-ready arrays of the calibration part of the photos under each folder, the same photos as scenes
-    (RGB, at most SCENE_MAX_SIDE px) for the scene measure, and where they came from; the rest is never read."""
+    (RGB, at most SCENE_MAX_SIDE px) for the scene measure, and where they came from; the rest is never read.
+    A model folder's field_photos.zip (carried_photos) stands for the folder it was made from: all of it."""
     from leafdoc.images import decode
     from leafdoc.inference.field import calibration_part
     from leafdoc.inference.scenes import SCENE_MAX_SIDE
 
     xs, scenes, sources = [], [], []
     for folder in folders:
-        if not Path(folder).is_dir():
+        carried = Path(folder).name == FIELD_PHOTOS_FILE and Path(folder).is_file()
+        if not carried and not Path(folder).is_dir():
             raise ConfigError(f"{folder}: no such folder of field photos.", hint="Pass a folder of field photos.")
         n = 0
-        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_name(p)):
-            data = path.read_bytes()
-            if not calibration_part(data):
+        for name, data in carried_photos(Path(folder)) if carried else _folder_photos(Path(folder)):
+            if not carried and not calibration_part(data):
                 continue
             try:
-                xs.append(predictor.preprocess(data, name=path.name))
-                scene = decode(data, path.name, min_side=SCENE_MAX_SIDE)
+                xs.append(predictor.preprocess(data, name=name))
+                scene = decode(data, name, min_side=SCENE_MAX_SIDE)
                 scene.thumbnail((SCENE_MAX_SIDE, SCENE_MAX_SIDE))
                 scenes.append(np.asarray(scene))
                 n += 1
             except LeafdocError:
                 continue
-        sources.append(f"{Path(folder).name} ({n} photos: sha256 first hex digit 0-7; the rest held out)")
+        if carried:
+            sources.append(f"{n} field photos carried by the model it was retrained from ({FIELD_PHOTOS_FILE})")
+        else:
+            sources.append(f"{Path(folder).name} ({n} photos: sha256 first hex digit 0-7; the rest held out)")
     if len(xs) < 10:
         raise ConfigError(f"{', '.join(map(str, folders))}: fewer than 10 usable field photos for calibration.")
     return np.stack(xs), scenes, sources
+
+
+def _folder_photos(folder: Path):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p)):
+        yield path.name, path.read_bytes()
+
+
+def carried_photos(path: Path):
+    """(name, JPEG bytes) of a model folder's field_photos.zip, as write_carried_photos wrote them."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist()[:MAX_CARRIED]:
+                if info.filename.endswith(".jpg") and info.file_size <= MAX_CARRIED_BYTES:
+                    yield info.filename, zf.read(info)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(
+            f"{path}: not a readable zip of field photos ({exc}).",
+            hint="Recalibrate the model it belongs to with `leafdoc calibrate --field DIR`.",
+        ) from None
+
+
+MAX_CARRIED, MAX_CARRIED_BYTES = 2_000, 4 * 2**20
+
+
+def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
+    """The field photos the unlike-training check was calibrated with, as the scenes it saw (at most
+    SCENE_MAX_SIDE px, JPEG), into the model folder: a retrain refits the check with them (lifecycle/training.py)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i, scene in enumerate(scenes):
+            photo = io.BytesIO()
+            Image.fromarray(scene).save(photo, "JPEG", quality=CARRIED_QUALITY)
+            zf.writestr(f"{i:04d}.jpg", photo.getvalue())
+    atomic_write_bytes(Path(model_dir) / FIELD_PHOTOS_FILE, buf.getvalue())
 
 
 def fit_field(
@@ -106,7 +153,7 @@ def fit_field(
     val = group(val_images, val_out) if val_out is not None else scored(val_images)
     unsure = val[2].max(axis=1) < min_confidence(predictor.card)
     poor = np.zeros(len(unsure), bool) if val_poor is None else np.asarray(val_poor, bool)
-    return fieldcheck.calibrate(
+    section = fieldcheck.calibrate(
         fieldcheck.photo_features(train_images),
         val,
         scored(field_images),
@@ -116,6 +163,9 @@ def fit_field(
         unsure | poor,
         scene,
     )
+    write_carried_photos(model_dir, scenes)
+    scene_part = {"scene": section.pop("scene")} if "scene" in section else {}
+    return {**section, "carried_photos": len(scenes), **scene_part}  # the scene's 1,280 weights stay last
 
 
 def calibrate_model_dir(
@@ -126,10 +176,17 @@ def calibrate_model_dir(
     max_pixels: int | None = None,
     field: list[Path] = (),
     field_budget: float | None = None,
+    drop_field: bool = False,
 ) -> dict:
     """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
-    check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part)."""
+    check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part).
+    Without `field`, a model with the check refits it with the field photos it carries (field_photos.zip, at
+    the budget it had), unless `drop_field`: then it has none."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
+    old_field = read_card(model_dir).field
+    if not field and not drop_field and old_field is not None and (model_dir / FIELD_PHOTOS_FILE).is_file():
+        field = [model_dir / FIELD_PHOTOS_FILE]
+        field_budget = field_budget or old_field.get("budget")
     predictor = Predictor(model_dir, **({"max_pixels": max_pixels} if max_pixels else {}))
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir}: no such folder.", hint="Pass the folder of class folders the model saw.")
@@ -180,6 +237,8 @@ def calibrate_model_dir(
         card.field = fit_field(
             model_dir, predictor, train_x, val_images, list(field), examples, val_poor, field_budget, val_out
         )
+    else:
+        (model_dir / FIELD_PHOTOS_FILE).unlink(missing_ok=True)  # no check, so nothing to refit it with
     if card.training is not None:  # retraining recalibrates with the same non-leaf folders
         card.training["nonleaf_dirs"] = [str(Path(d).resolve()) for d in nonleaf]
     write_card(model_dir, card)  # after ood.npz: a card never names a missing file

@@ -9,7 +9,8 @@ progress and what they do with the folder afterwards.
         score the test and validation splits ONCE each (evaluate/score.py),
         the abstention threshold from the validation pass's probabilities (inference/abstain.py),
         the not-a-leaf check (inference/ood.py) calibrated on the same pass's features,
-        with `field_dirs`, the unlike-training check (inference/field.py, as `leafdoc calibrate --field`),
+        with `field_dirs` (unset: the field photos the warm start carries), the unlike-training check
+        (inference/field.py, as `leafdoc calibrate --field`),
         the card's figures from those passes,
         the monitoring baseline (inference/baseline.py: the answers on the validation photos),
         and the folder written atomically: it exists whole or not at all.
@@ -31,7 +32,7 @@ from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.modelfolder import CardMetrics, ModelCard, write_card
+from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, read_card, write_card
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.trainer import TrainData, prepare_data
@@ -92,6 +93,7 @@ def train_model(
                 f"{folder}: no such folder of field photos for the unlike-training check.",
                 hint="Pass folders that exist, or none (field_dirs: []) for a model without that check.",
             )
+    field = field_sources(cfg, init_from)
     with atomic_dir(out) as tmp:
         card = train_and_export(
             cfg,
@@ -115,7 +117,7 @@ def train_model(
         card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
         # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
         if on_event:
-            on_event(Calibrating(list(cfg.nonleaf_dirs), list(cfg.field_dirs or [])))
+            on_event(Calibrating(list(cfg.nonleaf_dirs), field))
         nonleaf = nonleaf_photos(cfg.nonleaf_dirs, predictor)
         ood = fit_model_dir(
             tmp,
@@ -132,12 +134,11 @@ def train_model(
         predictor = Predictor(tmp)  # re-read: the card now has the abstention threshold and not-a-leaf check
         # The photo-quality findings on each original validation photo, as when serving (without originals: none).
         problems = [quality_problems(predictor, originals, data.shas[i]) for i in va] if originals else None
-        if ood and cfg.field_dirs:  # the unlike-training check, as `leafdoc calibrate --field` fits it
+        if ood and field:  # the unlike-training check, as `leafdoc calibrate --field` fits it
             val_out = {"probabilities": val.probs, "features": val.features}
             poor = [bool(p) for p in problems] if problems else None
-            card.field = fit_field(
-                tmp, predictor, data.images[tr], data.images[va], cfg.field_dirs, nonleaf, poor, None, val_out
-            )
+            train_x, val_x = data.images[tr], data.images[va]
+            card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, None, val_out)
             write_card(tmp, card)
             predictor = Predictor(tmp)
         # What monitoring compares served answers with (card `baseline`): under the final checks.
@@ -146,6 +147,17 @@ def train_model(
     if checkpoint_dir:
         clear_checkpoint(checkpoint_dir)
     return TrainedModel(out, card, test, val, data)
+
+
+def field_sources(cfg: TrainConfig, init_from: Path | None) -> list[str]:
+    """Where the unlike-training check's field photos come from: `field_dirs` when set ([]: no check); unset,
+    the photos the model warm-started from carries (its field_photos.zip), if it has the check."""
+    if cfg.field_dirs is not None:
+        return list(cfg.field_dirs)
+    carried = Path(init_from) / FIELD_PHOTOS_FILE if init_from is not None else None
+    if carried is not None and carried.is_file() and read_card(Path(init_from)).field is not None:
+        return [str(carried)]
+    return []
 
 
 def validation_baseline(

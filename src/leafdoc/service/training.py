@@ -83,19 +83,22 @@ def resolve_config(registry: Registry, options: dict | None, settings: Settings 
         raise InvalidRequest(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
 
 
-def keeps_field_check(registry: Registry, cfg: TrainConfig) -> None:
+def keeps_field_check(registry: Registry, cfg: TrainConfig, warm_start: bool) -> None:
     """A retrain must not silently drop the serving model's unlike-training check: the new version would guess
-    on the field photos the serving one refuses. It is refitted only with field photos (`field_dirs`, else the
-    serving card's, else LEAFDOC_FIELD_DIRS), so with none named the admin must say `field_dirs: []`."""
+    on the field photos the serving one refuses. It is refitted with field photos: `field_dirs`, else the serving
+    card's, else LEAFDOC_FIELD_DIRS, else (a warm start) the ones the serving model carries (field_photos.zip);
+    with none of those the admin must say `field_dirs: []`."""
     ptr = registry.serving()
     if cfg.field_dirs is not None or ptr is None:
         return
-    if ModelCard.from_dict(registry.get(ptr.version).card or {}).field is None:
+    field = ModelCard.from_dict(registry.get(ptr.version).card or {}).field
+    if field is None or (warm_start and field.get("carried_photos")):
         return
     raise InvalidRequest(
         f"the serving model (version {ptr.version}) refuses field photos (leaves on the plant) as "
-        "`unlike_training`, and this retraining names no field photos to refit that check with, so the new "
-        "version would guess on them instead.",
+        "`unlike_training`, and this retraining has no field photos to refit that check with"
+        + ("" if warm_start else " (without a warm start it cannot use the ones the serving model carries)")
+        + ", so the new version would guess on them instead.",
         hint="If the new photos are field photos the model should learn to answer, say so: `learn_field` on an "
         'upload, or the option `"field_dirs": []` (the page and the desktop app: tick "The photos include field '
         'photos"). To keep the check, set LEAFDOC_FIELD_DIRS on the server to folders of field photos.',
@@ -119,7 +122,7 @@ def submit(
     version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
     cfg = resolve_config(registry, options, settings)
     ptr = registry.serving()
-    keeps_field_check(registry, cfg)
+    keeps_field_check(registry, cfg, warm_start)
     epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
     row = create_job(
         catalog,
