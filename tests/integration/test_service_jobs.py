@@ -39,6 +39,7 @@ from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.errors import Conflict
+from leafdoc.modelfolder import FIELD_PHOTOS_FILE
 from leafdoc.registry import Registry
 from leafdoc.service import checkpoints, training
 from leafdoc.service.jobs import (
@@ -421,7 +422,12 @@ def test_a_retrain_of_a_model_that_refuses_field_photos_keeps_that_check_or_says
     from leafdoc.service.jobs import get_job
 
     starter = REPO / "models" / "starter"
-    carries = app_client(service_settings(tmp_path / "carries", starter, run_consumer=False))
+    carrying = service_settings(tmp_path / "carries", starter, run_consumer=False)
+    carries = app_client(carrying)
+    catalog = Catalog(carrying.catalog_url)
+    local = Registry(carrying, catalog, open_store(carrying.store_location)).local_dir(1)  # what a job starts from
+    assert (local / FIELD_PHOTOS_FILE).read_bytes() == (starter / FIELD_PHOTOS_FILE).read_bytes()
+    catalog.dispose()
     assert carries.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     kept = carries.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY})
     assert kept.status_code == 202 and kept.json()["options"]["field_dirs"] is None  # the carried photos
