@@ -137,13 +137,13 @@ def warn_field_check_dropped(init_from: Path) -> None:
     """The model warm-started from refuses field photos but carries none to refit that check with (folders from
     before field_photos.zip); without --field the new model will not refuse them (a retraining job of the service
     is refused instead: service/training.py `keeps_field_check`)."""
-    from leafdoc.modelfolder import FIELD_PHOTOS_FILE, read_card
+    from leafdoc.modelfolder import carries_field_photos, read_card
 
     try:
         has_check = read_card(Path(init_from)).field is not None
     except LeafdocError:
         return  # the run itself says what is wrong with the folder
-    if has_check and not (Path(init_from) / FIELD_PHOTOS_FILE).is_file():
+    if has_check and not carries_field_photos(init_from):
         console.print(
             f"[yellow]note:[/] {esc(str(init_from))} refuses field photos (leaves on the plant) as `unlike_training`; "
             "this run names no --field folder, so the new model will guess on them instead. Pass --field DIR "

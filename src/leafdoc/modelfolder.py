@@ -189,6 +189,12 @@ def split_parts(split: dict) -> dict[str, str]:
     return {sha: part for part in SPLIT_LISTS for sha in split.get(part, [])}
 
 
+def carries_field_photos(model_dir: Path) -> bool:
+    """The folder has the unlike-training check and the field photos it was calibrated with (field_photos.zip),
+    so the check can be refitted for a recalibrated or retrained model."""
+    return (Path(model_dir) / FIELD_PHOTOS_FILE).is_file() and read_card(Path(model_dir)).field is not None
+
+
 def write_card(model_dir: Path, card: ModelCard) -> None:
     atomic_write_json(Path(model_dir) / CARD_FILE, card.to_dict())
 

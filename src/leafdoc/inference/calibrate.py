@@ -20,7 +20,15 @@ from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
-from leafdoc.modelfolder import FIELD_PHOTOS_FILE, SPLIT_FILE, read_card, read_split, split_parts, write_card
+from leafdoc.modelfolder import (
+    FIELD_PHOTOS_FILE,
+    SPLIT_FILE,
+    carries_field_photos,
+    read_card,
+    read_split,
+    split_parts,
+    write_card,
+)
 
 
 def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, list[tuple[Path, int]]]:
@@ -38,6 +46,7 @@ def split_photos(data_dir: Path, split: dict, labels: list[str]) -> dict[str, li
 
 
 CARRIED_QUALITY = 75  # JPEG quality of the carried field photos (94 of them: 3.4 MB, inside models/' budget)
+MAX_CARRIED, MAX_CARRIED_BYTES = 2_000, 4 * 2**20  # what is read of a field_photos.zip: photos, bytes per photo
 
 
 def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
@@ -91,9 +100,6 @@ def carried_photos(path: Path):
             f"{path}: not a readable zip of field photos ({exc}).",
             hint="Recalibrate the model it belongs to with `leafdoc calibrate --field DIR`.",
         ) from None
-
-
-MAX_CARRIED, MAX_CARRIED_BYTES = 2_000, 4 * 2**20
 
 
 def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
@@ -183,10 +189,9 @@ def calibrate_model_dir(
     Without `field`, a model with the check refits it with the field photos it carries (field_photos.zip, at
     the budget it had), unless `drop_field`: then it has none."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
-    old_field = read_card(model_dir).field
-    if not field and not drop_field and old_field is not None and (model_dir / FIELD_PHOTOS_FILE).is_file():
+    if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]
-        field_budget = field_budget or old_field.get("budget")
+        field_budget = field_budget or read_card(model_dir).field.get("budget")
     predictor = Predictor(model_dir, **({"max_pixels": max_pixels} if max_pixels else {}))
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir}: no such folder.", hint="Pass the folder of class folders the model saw.")

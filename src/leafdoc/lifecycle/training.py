@@ -32,7 +32,7 @@ from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, read_card, write_card
+from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, carries_field_photos, write_card
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.trainer import TrainData, prepare_data
@@ -154,9 +154,8 @@ def field_sources(cfg: TrainConfig, init_from: Path | None) -> list[str]:
     the photos the model warm-started from carries (its field_photos.zip), if it has the check."""
     if cfg.field_dirs is not None:
         return list(cfg.field_dirs)
-    carried = Path(init_from) / FIELD_PHOTOS_FILE if init_from is not None else None
-    if carried is not None and carried.is_file() and read_card(Path(init_from)).field is not None:
-        return [str(carried)]
+    if init_from is not None and carries_field_photos(init_from):
+        return [str(Path(init_from) / FIELD_PHOTOS_FILE)]
     return []
 
 

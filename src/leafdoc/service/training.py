@@ -33,7 +33,7 @@ from leafdoc.errors import ConfigError, LeafdocError
 from leafdoc.lifecycle import events
 from leafdoc.modelfolder import ModelCard
 from leafdoc.parentwatch import on_parent_exit
-from leafdoc.registry import Registry
+from leafdoc.registry import Registry, ServingPointer
 from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
@@ -83,12 +83,11 @@ def resolve_config(registry: Registry, options: dict | None, settings: Settings 
         raise InvalidRequest(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
 
 
-def keeps_field_check(registry: Registry, cfg: TrainConfig, warm_start: bool) -> None:
+def keeps_field_check(registry: Registry, ptr: ServingPointer | None, cfg: TrainConfig, warm_start: bool) -> None:
     """A retrain must not silently drop the serving model's unlike-training check: the new version would guess
     on the field photos the serving one refuses. It is refitted with field photos: `field_dirs`, else the serving
     card's, else LEAFDOC_FIELD_DIRS, else (a warm start) the ones the serving model carries (field_photos.zip);
     with none of those the admin must say `field_dirs: []`."""
-    ptr = registry.serving()
     if cfg.field_dirs is not None or ptr is None:
         return
     field = ModelCard.from_dict(registry.get(ptr.version).card or {}).field
@@ -122,7 +121,7 @@ def submit(
     version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
     cfg = resolve_config(registry, options, settings)
     ptr = registry.serving()
-    keeps_field_check(registry, cfg, warm_start)
+    keeps_field_check(registry, ptr, cfg, warm_start)
     epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
     row = create_job(
         catalog,

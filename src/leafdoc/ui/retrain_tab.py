@@ -137,7 +137,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         key: str,
         dataset: str,
         retrain: bool,
-        field: bool,
+        learns_field: bool,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -168,7 +168,11 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
             progress(0, desc=f"Sending {size / 1e6:.1f} MB")
             with api_client(settings, request, key) as api:
                 answer = api.upload(
-                    path, dataset=dataset.strip() or None, retrain=retrain, on_progress=progressed, learn_field=field
+                    path,
+                    dataset=dataset.strip() or None,
+                    retrain=retrain,
+                    on_progress=progressed,
+                    learn_field=learns_field,
                 )
         except Exception as exc:
             return fail(exc, "Upload"), "", gr.skip(), gr.skip()
@@ -177,8 +181,8 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
         follow_it = (gr.Timer(active=True), queued["id"]) if queued else (gr.skip(), gr.skip())
         return status_box("✓ Upload done.", ok=True), text.upload_summary(answer), *follow_it
 
-    def start(key: str, dataset: str, n_epochs: str, n_fine_tune: str, field: bool, request: gr.Request):
-        options: dict = {"field_dirs": []} if field else {}
+    def start(key: str, dataset: str, n_epochs: str, n_fine_tune: str, learns_field: bool, request: gr.Request):
+        options: dict = {"field_dirs": []} if learns_field else {}
         boxes = (("epochs", "Head epochs", n_epochs, 1), ("fine_tune_epochs", "Fine-tuning epochs", n_fine_tune, 0))
         for field, what, value, least in boxes:
             value = (value or "").strip()
