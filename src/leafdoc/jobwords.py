@@ -58,6 +58,20 @@ def split_words(progress: dict | None) -> str | None:
     return "Photos: " + ", ".join(f"{split.get(k, 0):,} for {name}" for k, name in parts)
 
 
+def field_check_words(progress: dict | None) -> str | None:
+    """What a finished job's new version does with field photos (`progress.field_check`, service/training.py):
+    refuses them as `unlike_training`, fitted with what, or answers them; None before the job ends."""
+    check = (progress or {}).get("field_check")
+    if not check:
+        return None
+    if not check.get("refuses"):
+        return "Field photos (leaves on the plant): the new version answers them; it has no unlike-training check."
+    sources = "; ".join(check.get("sources") or []) or "field photos"
+    refused = check.get("refused")
+    share = f", {refused:.0%} of them refused" if isinstance(refused, int | float) else ""
+    return f"Field photos (leaves on the plant): the new version refuses them, its check fitted with {sources}{share}."
+
+
 # The registry's "rejected" is a candidate the promotion rule did not promote: an admin can still promote it.
 STATUS_WORDS = {"rejected": "not promoted"}
 

@@ -612,6 +612,8 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         card = httpx.get(f"{server.base}/v1/models/{version}", timeout=30).json()["card"]
         assert truth["progress"]["split"] == card["dataset"]["split"] and sum(card["dataset"]["split"].values()) == 42
         assert split_words(truth["progress"]) in text
+        assert truth["progress"]["field_check"] == {"refuses": False}  # it learns field photos: no such check
+        assert "the new version answers them; it has no unlike-training check" in text
 
         models = httpx.get(f"{server.base}/v1/models", timeout=30).json()
         qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)

@@ -326,7 +326,8 @@ def test_a_leaf_on_the_plant_out_of_focus_is_unlike_training_and_the_same_leaf_o
 
 def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_path):
     """`leafdoc train --field DIR` (a job's `field_dirs`) fits the unlike-training check as `leafdoc calibrate
-    --field` does, on the calibration part of the folder only, so a retrained model keeps it; the served model
+    --field` does, on the calibration part of the folder only, so a retrained model keeps it (with its budget, and
+    the job says so); the served model
     refuses field photos the check never saw as `unlike_training` and answers the lab photos it was trained on.
     A folder that is not there stops the run before any training."""
     from leafdoc.data.catalog import Catalog
@@ -335,8 +336,10 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     from leafdoc.errors import ConfigError
     from leafdoc.inference.calibrate import carried_photos
     from leafdoc.inference.field import calibration_part
+    from leafdoc.jobwords import field_check_words
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.modelfolder import FIELD_PHOTOS_FILE
+    from leafdoc.modelfolder import FIELD_PHOTOS_FILE, ModelCard
+    from leafdoc.service.training import field_check_summary
     from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
@@ -376,12 +379,16 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     # check with the 30 photos the model carries, and carries them on; `field_dirs: []` means no check.
     assert len(list(carried_photos(out / FIELD_PHOTOS_FILE))) == 30
     shutil.rmtree(field)  # the folder is gone: only the carried copies are left
+    (out / "card.json").write_text(json.dumps({**card, "field": {**section, "budget": 0.03}}))  # an admin's choice
     again = TrainConfig(**{**LEARNS, "epochs": 1})
     catalog = Catalog(s.catalog_url)
     data = prepare_data(catalog, store, s.cache_dir, "tiny", again)
     catalog.dispose()
     kept = json.loads((train_model(again, data, tmp_path / "kept", init_from=out).folder / "card.json").read_text())
     assert kept["field"]["n_field"] == 30 and "carried by the model" in kept["field"]["sources"][0]
+    assert kept["field"]["budget"] == 0.03  # the check's budget is kept with it
+    said = field_check_words({"field_check": field_check_summary(ModelCard.from_dict(kept))})
+    assert "refuses them, its check fitted with 30 field photos carried by the model folder" in said, said
     assert len(list(carried_photos(tmp_path / "kept" / FIELD_PHOTOS_FILE))) == 30
     assert sum(r == "unlike_training" for r in decisions(tmp_path / "kept", held_out)) >= 10
     learns = again.model_copy(update={"field_dirs": []})

@@ -119,6 +119,7 @@ def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(t
     job = api.get(f"/v1/training-jobs/{r.json()['id']}").json()
     assert job["state"] == "succeeded", job["error"]
     assert job["metrics"]["test"]["accuracy"] >= 0.9, job["metrics"]["test"]
+    assert job["progress"]["field_check"] == {"refuses": False}  # the tiny serving model had no such check
     assert api.get("/v1/models").json()["serving_version"] == job["candidate_version"] == 2
     fresh = colour_folder(tmp_path / "fresh", 3, seed0=500)
     answers = {

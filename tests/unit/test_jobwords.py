@@ -82,6 +82,27 @@ def test_a_finished_job_still_says_how_its_photos_were_split():
     assert split_words({"phase": "preparing data"}) is None and "Photos:" not in job_summary(RUNNING)
 
 
+def test_a_finished_job_says_whether_its_new_version_refuses_field_photos():
+    """A retrain keeps the unlike-training check (refitted with the photos the serving model carries), or drops it
+    when told the uploads teach field photos: the job says which, with what the check was fitted on."""
+    from leafdoc.jobwords import field_check_words
+    from leafdoc.modelfolder import ModelCard
+    from leafdoc.service.training import field_check_summary
+
+    carried = "94 field photos carried by the model folder it started from (field_photos.zip)"
+    card = ModelCard.from_dict({"field": {"sources": [carried], "field_refused": 0.97, "field_refused_cv": 0.9894}})
+    kept = {"phase": "done", "field_check": field_check_summary(card)}
+    said = field_check_words(kept)
+    assert said.startswith("Field photos (leaves on the plant): the new version refuses them")
+    assert carried in said and said.endswith("99% of them refused.")
+    assert said in job_summary({**RUNNING, "state": "succeeded", "progress": kept}).replace("\\", "")
+    learnt = {"phase": "done", "field_check": field_check_summary(ModelCard.from_dict({}))}
+    assert field_check_words(learnt) == (
+        "Field photos (leaves on the plant): the new version answers them; it has no unlike-training check."
+    )
+    assert field_check_words({"phase": "training"}) is None and "Field photos" not in job_summary(RUNNING)
+
+
 def test_a_version_the_rule_kept_out_reads_not_promoted_on_page_and_desktop():
     from leafdoc.jobwords import version_status_words
 

@@ -16,7 +16,14 @@ from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QProgre
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import percent_text
-from leafdoc.jobwords import LEARN_FIELD_INFO, LEARN_FIELD_LABEL, phase_words, serving_copy_words, split_words
+from leafdoc.jobwords import (
+    LEARN_FIELD_INFO,
+    LEARN_FIELD_LABEL,
+    field_check_words,
+    phase_words,
+    serving_copy_words,
+    split_words,
+)
 
 POLL_MS = 1500
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -232,6 +239,7 @@ class TrainingBox(QGroupBox):
             verdict = "is now serving" if promotion.get("promoted") else "was kept as a candidate, not served"
             lines.append(f"Version <b>{version}</b> {verdict}. Test accuracy {percent_text(test.get('accuracy'))}.")
             said = [f"Why: {promotion['reason']}" if promotion.get("reason") else None, serving_copy_words(promotion)]
+            said.append(field_check_words(job.get("progress")))
             lines += [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
             self.job = None
             self.succeeded.emit()

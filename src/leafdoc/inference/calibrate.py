@@ -75,7 +75,7 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
             except LeafdocError:
                 continue
         if carried:
-            sources.append(f"{n} field photos carried by the model it was retrained from ({FIELD_PHOTOS_FILE})")
+            sources.append(f"{n} field photos carried by the model folder it started from ({FIELD_PHOTOS_FILE})")
         else:
             sources.append(f"{Path(folder).name} ({n} photos: sha256 first hex digit 0-7; the rest held out)")
     if len(xs) < 10:

@@ -32,7 +32,7 @@ from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, carries_field_photos, write_card
+from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, carries_field_photos, read_card, write_card
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.trainer import TrainData, prepare_data
@@ -138,7 +138,8 @@ def train_model(
             val_out = {"probabilities": val.probs, "features": val.features}
             poor = [bool(p) for p in problems] if problems else None
             train_x, val_x = data.images[tr], data.images[va]
-            card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, None, val_out)
+            budget = field_budget(init_from)
+            card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, budget, val_out)
             write_card(tmp, card)
             predictor = Predictor(tmp)
         # What monitoring compares served answers with (card `baseline`): under the final checks.
@@ -157,6 +158,14 @@ def field_sources(cfg: TrainConfig, init_from: Path | None) -> list[str]:
     if init_from is not None and carries_field_photos(init_from):
         return [str(Path(init_from) / FIELD_PHOTOS_FILE)]
     return []
+
+
+def field_budget(init_from: Path | None) -> float | None:
+    """The share of leaf photos the unlike-training check may refuse, as the model warm-started from had it (an
+    admin's choice: `leafdoc calibrate --field-budget`); None (the default) when it has no such check."""
+    if init_from is None:
+        return None
+    return (read_card(Path(init_from)).field or {}).get("budget")
 
 
 def validation_baseline(

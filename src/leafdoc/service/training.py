@@ -244,6 +244,20 @@ class _Reporter:
                 self._last = now
             case events.Evaluating():
                 self.update(progress={"phase": "evaluating on the test split", "attempt": self.attempt})
+            case events.Calibrating(field_dirs=field):
+                checks = "the not-a-leaf and unlike-training checks" if field else "the not-a-leaf check"
+                self.update(progress={"phase": f"fitting {checks}", "attempt": self.attempt}, heartbeat=utcnow())
+
+
+def field_check_summary(card: ModelCard) -> dict:
+    """What a job's new version does with field photos, for its `progress.field_check` (in words:
+    jobwords.field_check_words): refuses them (the unlike-training check: what it was fitted with, and the share
+    of those photos it refuses), or answers them (no such check)."""
+    if card.field is None:
+        return {"refuses": False}
+    field = card.field
+    refused = field.get("field_refused_cv", field.get("field_refused"))
+    return {"refuses": True, "sources": list(field.get("sources") or []), "refused": refused}
 
 
 def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
@@ -333,7 +347,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
                 candidate_version=version,
                 promotion={**promotion, "promoted": served},
                 metrics={**metrics, "test": card.test_metrics},
-                progress={"phase": "done", "split": reporter.split},
+                progress={"phase": "done", "split": reporter.split, "field_check": field_check_summary(card)},
             )
 
         registry.register(

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from leafdoc.jobwords import phase_words, serving_copy_words, split_words, version_status_words
+from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 
@@ -229,6 +229,8 @@ def job_summary(job: dict | None) -> str:
         copy = serving_copy_words(promo)
         if copy:
             lines.append(esc(copy))
+    if field := field_check_words(progress):
+        lines.append(esc(field))
     return "  \n".join(lines)
 
 
