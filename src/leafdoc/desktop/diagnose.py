@@ -17,18 +17,15 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QImageReader
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -40,7 +37,7 @@ from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label
+from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
 from leafdoc.fsutil import atomic_write_bytes
 from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
@@ -318,14 +315,7 @@ class DiagnoseTab(QWidget):
 
         history_box = QGroupBox("History of this session")
         hl = QVBoxLayout(history_box)
-        self.table = QTableWidget(0, len(HISTORY_COLUMNS))
-        self.table.setHorizontalHeaderLabels(HISTORY_COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(HISTORY_COLUMNS, stretch=2)
         hl.addWidget(self.table)
         buttons = QHBoxLayout()
         self.save_csv_button = QPushButton("Save history as CSV…")

@@ -15,16 +15,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -33,6 +30,7 @@ from PySide6.QtWidgets import (
 from leafdoc.desktop.jobs import TrainingBox
 from leafdoc.desktop.prefs import get_str
 from leafdoc.desktop.versions import VersionsBox
+from leafdoc.desktop.widgets import read_only_table
 
 
 def upload(client, path: Path, dataset: str | None, progress) -> dict:
@@ -128,12 +126,7 @@ class RetrainTab(QWidget):
         self.upload_result.setTextFormat(Qt.TextFormat.RichText)
         self.upload_result.setVisible(False)
         layout.addWidget(self.upload_result)
-        self.problems = QTableWidget(0, 2)
-        self.problems.setHorizontalHeaderLabels(["File", "What happened"])
-        self.problems.verticalHeader().setVisible(False)
-        self.problems.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.problems.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.problems.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.problems = read_only_table(["File", "What happened"], stretch=1)
         self.problems.setVisible(False)
         layout.addWidget(self.problems)
         return box

@@ -7,20 +7,17 @@ from __future__ import annotations
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import ImageView, pretty_label
+from leafdoc.desktop.widgets import ImageView, pretty_label, read_only_table
 from leafdoc.ui import feedback_text
 
 QUEUE_LIMIT = 50
@@ -47,12 +44,7 @@ class ReviewTab(QWidget):
         self.status.setWordWrap(True)
         top.addWidget(self.status, 1)
         layout.addLayout(top)
-        self.table = QTableWidget(0, len(feedback_text.REVIEW_COLUMNS))
-        self.table.setHorizontalHeaderLabels(feedback_text.REVIEW_COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(feedback_text.REVIEW_COLUMNS, stretch=1, select="row")
         self.table.itemSelectionChanged.connect(self._selected)
         layout.addWidget(self.table, 1)
         bottom = QHBoxLayout()

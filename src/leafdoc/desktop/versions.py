@@ -10,19 +10,16 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import percent_text
+from leafdoc.desktop.widgets import percent_text, read_only_table
 from leafdoc.jobwords import serving_copy_words, version_status_words
 
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
@@ -57,15 +54,7 @@ class VersionsBox(QGroupBox):
         self.serving_label = QLabel()
         self.serving_label.setObjectName("servingLabel")
         layout.addWidget(self.serving_label)
-        self.table = QTableWidget(0, len(MODEL_COLUMNS))
-        self.table.setHorizontalHeaderLabels(MODEL_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(MODEL_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(MODEL_COLUMNS, stretch=len(MODEL_COLUMNS) - 1, select="row")
         self.table.itemSelectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()

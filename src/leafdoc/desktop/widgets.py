@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QTableWidget,
+    QWidget,
+)
 
 
 def pretty_label(label: str | None) -> str:
@@ -19,6 +28,25 @@ def pretty_label(label: str | None) -> str:
 def percent_text(value) -> str:
     """0.812 -> '81.2%'; anything not a number (a figure the server did not send) -> '—'."""
     return f"{float(value):.1%}" if isinstance(value, (int, float)) else "—"
+
+
+def read_only_table(columns: list[str], stretch: int, select: str | None = "rows") -> QTableWidget:
+    """A table people read and pick rows from, never edit: no row numbers, columns as wide as their contents and
+    column `stretch` taking the rest. `select`: "rows" (any number of whole rows), "row" (one), None (none)."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    if select is None:
+        table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+    else:
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        if select == "row":
+            table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    return table
 
 
 class ImageView(QLabel):
