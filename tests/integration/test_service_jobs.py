@@ -173,7 +173,8 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     # A finished job still says how its photos were split: the new version's split.json, counted here.
     split = json.loads((s.models_dir / "2" / "split.json").read_text())
     counts = {part: len(split[part]) for part in ("train", "val", "test")}
-    assert job["progress"] == {"phase": "done", "split": counts} and sum(counts.values()) == 18
+    assert sum(counts.values()) == 18
+    assert job["progress"] == {"phase": "done", "split": counts, "field_check": {"refuses": False}}
     said = f"Photos: {counts['train']} for training, {counts['val']} for validation, {counts['test']} for test"
     assert said in job_summary(job)  # what the page shows
     p = job["promotion"]
