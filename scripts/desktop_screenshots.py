@@ -155,9 +155,9 @@ def main() -> None:
         if not args.no_retrain:
             rt.epochs.setValue(1)
             rt.train_button.click()
-            pump(app, lambda: rt.job is not None, 60, "the training job to start")
+            pump(app, lambda: rt.training.job is not None, 60, "the training job to start")
             print("retraining (minutes on two cores)…")
-            pump(app, lambda: rt.job is None and rt.train_button.isEnabled(), 1800, "the retraining")
+            pump(app, lambda: rt.training.job is None and rt.train_button.isEnabled(), 1800, "the retraining")
             pump(app, lambda: rt.table.rowCount() >= 2, 60, "the new model version")
             no_dialogs(app)
         save(window, args.out / "desktop-retrain.png")
