@@ -238,8 +238,11 @@ class TrainingBox(QGroupBox):
             promotion = job.get("promotion") or {}
             verdict = "is now serving" if promotion.get("promoted") else "was kept as a candidate, not served"
             lines.append(f"Version <b>{version}</b> {verdict}. Test accuracy {percent_text(test.get('accuracy'))}.")
-            said = [f"Why: {promotion['reason']}" if promotion.get("reason") else None, serving_copy_words(promotion)]
-            said.append(field_check_words(job.get("progress")))
+            said = [
+                f"Why: {promotion['reason']}" if promotion.get("reason") else None,
+                serving_copy_words(promotion),
+                field_check_words(job.get("progress")),
+            ]
             lines += [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
             self.job = None
             self.succeeded.emit()

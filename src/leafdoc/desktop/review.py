@@ -44,7 +44,7 @@ class ReviewTab(QWidget):
         self.status.setWordWrap(True)
         top.addWidget(self.status, 1)
         layout.addLayout(top)
-        self.table = read_only_table(feedback_text.REVIEW_COLUMNS, stretch=1, select="row")
+        self.table = read_only_table(feedback_text.REVIEW_COLUMNS, stretch=1, single=True)
         self.table.itemSelectionChanged.connect(self._selected)
         layout.addWidget(self.table, 1)
         bottom = QHBoxLayout()

@@ -54,7 +54,7 @@ class VersionsBox(QGroupBox):
         self.serving_label = QLabel()
         self.serving_label.setObjectName("servingLabel")
         layout.addWidget(self.serving_label)
-        self.table = read_only_table(MODEL_COLUMNS, stretch=len(MODEL_COLUMNS) - 1, select="row")
+        self.table = read_only_table(MODEL_COLUMNS, stretch=len(MODEL_COLUMNS) - 1, single=True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()

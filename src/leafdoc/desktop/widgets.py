@@ -30,19 +30,16 @@ def percent_text(value) -> str:
     return f"{float(value):.1%}" if isinstance(value, (int, float)) else "—"
 
 
-def read_only_table(columns: list[str], stretch: int, select: str | None = "rows") -> QTableWidget:
-    """A table people read and pick rows from, never edit: no row numbers, columns as wide as their contents and
-    column `stretch` taking the rest. `select`: "rows" (any number of whole rows), "row" (one), None (none)."""
+def read_only_table(columns: list[str], stretch: int, single: bool = False) -> QTableWidget:
+    """A table people read and pick whole rows from (one row only if `single`), never edit: no row numbers,
+    columns as wide as their contents and column `stretch` taking the rest."""
     table = QTableWidget(0, len(columns))
     table.setHorizontalHeaderLabels(columns)
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    if select is None:
-        table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-    else:
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        if select == "row":
-            table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    if single:
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
