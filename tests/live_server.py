@@ -96,7 +96,8 @@ def start_server(
     base = f"http://127.0.0.1:{port}"
     log = root / "serve.log"
     with open(log, "wb") as out:
-        cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers)]
+        # --parent-pid: a test run killed part-way (no teardown) leaves no server behind
+        cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--parent-pid", str(os.getpid())]
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(base, proc, home, log)
     try:

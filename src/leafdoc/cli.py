@@ -336,11 +336,12 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="Stop when this process is gone.")] = None,
 ):
     """Serve the web API (docs at /docs); embedded, a training-job consumer runs beside it."""
     from leafdoc.service.run import serve as run_service
 
-    run_service(load_settings(), host, port, workers, consumer, log_level, say=console.print)
+    run_service(load_settings(), host, port, workers, consumer, log_level, say=console.print, parent_pid=parent_pid)
 
 
 @app.command()

@@ -78,3 +78,36 @@ def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folde
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
     wait_for(lambda: not alive(consumer), 30, "the consumer to stop")
+
+
+PARENT = """
+import subprocess, sys, time
+serve = subprocess.Popen(sys.argv[1:] + ["--parent-pid", str(__import__("os").getpid())])
+print(serve.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_serve_with_parent_pid_stops_itself_and_its_consumer_when_the_parent_is_killed(tmp_path, tiny_model):
+    """`leafdoc serve --parent-pid` (what the desktop app and the tests' servers use): the parent killed outright,
+    no teardown, and the server shuts down by itself, its training consumer too; nothing is left running."""
+    port = free_port()
+    env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home"), "LEAFDOC_MODEL_DIR": str(tiny_model)}
+    exe = Path(sys.executable).with_name("leafdoc")
+    cmd = [str(exe), "serve", "--port", str(port)]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *cmd], env=env, stdout=subprocess.PIPE, text=True)
+    serve_pid = int(parent.stdout.readline())
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 120, "the server to answer")
+        [consumer] = wait_for(lambda: children_of(serve_pid), 30, "the consumer process")
+        assert alive(serve_pid) and alive(consumer)  # the parent is alive: the server keeps serving
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not alive(serve_pid), 60, "the server to stop once its parent was killed")
+        wait_for(lambda: not alive(consumer), 30, "the consumer to stop with it")
+    finally:
+        parent.kill()
+        for pid in (serve_pid,):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

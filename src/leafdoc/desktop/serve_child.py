@@ -1,24 +1,18 @@
 """The service for the desktop app (leafdoc.service.run, as `leafdoc serve`), stopping by itself when the
 app that started it is gone.
 
-The app stops its server on a normal exit; this covers the rest (the app killed or crashed): a
-thread checks every second whether the parent process still exists and, when not, sends this
-process SIGTERM, which `leafdoc serve` handles by shutting down cleanly (its training consumer too).
+The app stops its server on a normal exit; this covers the rest (the app killed or crashed): given the app's
+process id, the serve runtime watches it and, once it is gone, shuts down cleanly (its training consumer too),
+as `leafdoc serve --parent-pid` does.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-
-from leafdoc.parentwatch import on_parent_exit
 
 
 def main(argv: list[str]) -> None:
     parent_pid, args = int(argv[0]), argv[1:]
-    if os.name == "posix":
-        on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     import argparse
 
     from leafdoc.service.run import serve
@@ -31,7 +25,7 @@ def main(argv: list[str]) -> None:
     opts = ap.parse_args(args)
     settings = Settings.load()
     settings.ensure_home()
-    serve(settings, opts.host, opts.port, log_level=opts.log_level)
+    serve(settings, opts.host, opts.port, log_level=opts.log_level, parent_pid=parent_pid)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def serve(
     consumer: bool | None = None,
     log_level: str = "info",
     say: Callable[[str], None] = print,
+    parent_pid: int | None = None,
 ) -> None:
-    """Run the API until SIGTERM or SIGINT (then return normally), with a consumer beside it if asked."""
+    """Run the API until SIGTERM or SIGINT (then return normally), with a consumer beside it if asked. With
+    `parent_pid` (the process that started this one: the desktop app, a test run), a SIGTERM to itself once that
+    process is gone, so a killed parent leaves no server (nor its consumer) behind."""
     import uvicorn
 
     from leafdoc.service.app import build_state
@@ -68,6 +71,10 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: turn that into an
     # exception so the consumer is stopped below and the command exits 0.
     previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if parent_pid is not None and os.name == "posix":
+        from leafdoc.parentwatch import on_parent_exit
+
+        on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     try:
         uvicorn.run(
             "leafdoc.service.app:create_app",
