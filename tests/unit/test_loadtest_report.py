@@ -112,7 +112,12 @@ def measured(tmp_path, monkeypatch) -> dict:
         "machine": {"cpus": 2, "cpu_model": "test CPU", "memory_gb": 8, "python": "3.11"},
         "options": {"warmup": 0, "duration": 1, "users": 8, "client_cpus": None, "server_cpus": None},
         "variants": {"current": "this checkout"},
-        "raw_onnx": [{"img_per_s": {report.RAW_REFERENCE: 300.0}, "cpu_ms_per_img": {}}],
+        "raw_onnx": [
+            {
+                "img_per_s": {report.RAW_REFERENCE: 300.0, report.PROCESSES_REFERENCE: 250.0},
+                "cpu_ms_per_img": {report.PIPELINE_REFERENCE: 8.0},
+            }
+        ],
         "measurements": [],
     }
     server = subprocess.Popen(["sleep", "600"])
@@ -164,9 +169,24 @@ def test_report_shows_medians_over_repeats_summed_errors_and_the_target_verdict(
         ms = [m for m in results["measurements"] if m["setup"]["workers"] == workers]
         per = sorted(1000 * m["server_cpu_s"] / m["stats"]["Aggregated"]["requests"] for m in ms)
         assert row[8] == f"{per[1]:,.1f}"
+        assert row[11] == f"{200.0 / 250.0:.0%}"  # predictions/s over the in-process path's rate on 2 processes
     text = path.read_text()
     assert "## Failures seen" in text and f"- {SINGLE}: HTTPError('503 Server Error" in text
     assert "3 run(s) of every setup" in text
+
+
+def test_the_service_is_compared_with_the_in_process_path_by_cpu_and_by_throughput():
+    """Server CPU per prediction against the in-process path's (8 ms of 10: 80%), and predictions/s against the
+    in-process path run in two processes at once (175 of 220/s: 80%); no in-process figure: a dash, not 'nan%'."""
+    setup = {"lb": False, "workers": 4, "variant": "current"}
+    single = {"rps": 176.0, "p50": 40, "p95": 80, "p99": 95, "failures": 0}
+    summary = {"setup": setup, "types": {SINGLE: single}, "peak_process_mb": 300, "peak_serve_mb": 1200}
+    summaries = {"w4": {**summary, "server_cpu_ms": 10.0}}
+    raw = {report.RAW_REFERENCE: 400.0, report.PROCESSES_REFERENCE: 220.0}
+    [row] = [r.split(" | ") for r in report.single_table(summaries, raw, {report.PIPELINE_REFERENCE: 8.0})[2:]]
+    assert row[8:12] == ["10.0", "2.0", "80%", "80%"] and row[12] == "44%"
+    [row] = [r.split(" | ") for r in report.single_table(summaries, {report.RAW_REFERENCE: 400.0}, {})[2:]]
+    assert row[9:12] == ["–", "–", "–"]
 
 
 def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
