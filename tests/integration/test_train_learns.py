@@ -193,3 +193,46 @@ def test_background_swap_reaches_the_training_batches_and_nothing_else(settings,
     assert np.array_equal(x, _batches(_spied_fit(cfg.model_copy(update={"background_swap": 1.0}), data)["x"])[0])
     plain = make_dataset(data.images, tr, data.y[tr], 4, shuffle=False)
     assert {xi.astype(np.uint8).tobytes() for xi in _batches(plain)[0]} == set(cached)
+
+
+def test_mixup_blends_training_photos_and_their_labels_alike_and_still_learns(tmp_path, settings):
+    """`--mixup 0.4`: every training photo is a blend of two cached photos of the batch, and its label row gives
+    each photo's class the blend's weight; validation photos and labels are as cached (one-hot rows). A real
+    fit with mixup on the colour task still learns it (its test figure through the serving path)."""
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12, augment=False
+    )
+    data, _ = _prepared(settings, _colour_folder(tmp_path / "colours", 14), "mix", cfg)
+    mixed = cfg.model_copy(update={"mixup": 0.4})
+    call = _spied_fit(mixed, data)
+    x, y = _batches(call["x"])
+    tr = data.indices("train")
+    cached = data.images[tr].astype(np.float32)
+    assert y.shape == (len(tr), len(data.classes)) and np.allclose(y.sum(axis=1), 1)
+    labels = data.y[tr]
+    two_classes = 0
+    for xi, yi in zip(x, y, strict=True):
+        classes = np.flatnonzero(yi > 1e-6)
+        if len(classes) == 1:  # paired with a photo of its own class: the label stays one-hot
+            assert yi[classes[0]] == pytest.approx(1.0)
+            continue
+        two_classes += 1
+        (c1, c2), w = classes, yi[classes[0]]
+        assert yi[c2] == pytest.approx(1 - w, abs=1e-6)
+        # the pixels are that blend of a photo of each class, to within rounding
+        gap = min(
+            np.abs(xi - np.rint(w * cached[a] + (1 - w) * cached[b])).max()
+            for a in np.flatnonzero(labels == c1)
+            for b in np.flatnonzero(labels == c2)
+        )
+        assert gap <= 1.0, gap
+    assert two_classes >= len(tr) * 0.4  # 3 balanced classes: about 2 of 3 pairs mix two of them
+    val_x, val_y = _batches(call["validation_data"])
+    va = data.indices("val")
+    assert np.array_equal(val_x.astype(np.uint8), data.images[va])
+    assert np.array_equal(val_y, np.eye(len(data.classes), dtype=np.float32)[data.y[va]])
+    card = train_model(mixed, data, tmp_path / "model").card
+    assert card.metrics.test["accuracy"] >= 0.9, card.metrics.test

@@ -29,6 +29,12 @@ class TrainConfig(BaseModel):
         description="hidden Dense+ReLU layers (each followed by dropout) between pooling and the logits",
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of the target spread over the other classes")
+    mixup: float = Field(
+        0.0,
+        ge=0,
+        description="mixup's alpha: each training photo blended with another of its batch and their labels alike, "
+        "the blend's weight drawn from Beta(alpha, alpha) (0: off; 0.2-0.4 usual)",
+    )
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
     background_swap: float = Field(

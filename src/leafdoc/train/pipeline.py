@@ -36,9 +36,16 @@ def make_dataset(
     seed: int = 0,
     augment: keras.Sequential | None = None,
     background_swap: float = 0.0,
+    one_hot: int | None = None,
+    mixup: float = 0.0,
 ) -> tf.data.Dataset:
     """`background_swap`: the share of photos put on a new plain background (train/backgrounds.py), drawn
-    per batch from a generator seeded by `seed` and the batch's positions, so a seeded run repeats."""
+    per batch from a generator seeded by `seed` and the batch's positions, so a seeded run repeats.
+    `one_hot`: the number of classes, to give labels as one-hot rows (float) instead of class numbers; needed by
+    `mixup`: each photo blended with another of its batch, weight w ~ Beta(mixup, mixup) for the first photo and
+    1 - w for the other, and their labels blended alike (Zhang et al. 2018)."""
+    if mixup > 0 and not one_hot:
+        raise ValueError("mixup blends labels: give one_hot, the number of classes")
     size = images.shape[1]
     indices = np.asarray(indices, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int32)
@@ -48,9 +55,15 @@ def make_dataset(
         order = np.argsort(idx)  # read the memmap in file order, then restore the batch order
         batch = np.empty((len(idx), size, size, 3), dtype=np.uint8)
         batch[order] = images[idx[order]]
+        rng = np.random.default_rng([seed, *pos[:8].tolist()])
         if background_swap > 0:
-            batch = swap_backgrounds(batch, background_swap, np.random.default_rng([seed, *pos[:8].tolist()]))
-        return batch, labels[pos]
+            batch = swap_backgrounds(batch, background_swap, rng)
+        if not one_hot:
+            return batch, labels[pos]
+        y = np.eye(one_hot, dtype=np.float32)[labels[pos]]
+        if mixup > 0:
+            batch, y = mix(batch, y, mixup, rng)
+        return batch, y
 
     ds = tf.data.Dataset.range(len(indices))
     if shuffle:
@@ -58,9 +71,9 @@ def make_dataset(
     ds = ds.batch(batch_size)
 
     def load(pos):
-        x, y = tf.numpy_function(gather, [pos], [tf.uint8, tf.int32])
+        x, y = tf.numpy_function(gather, [pos], [tf.uint8, tf.float32 if one_hot else tf.int32])
         x = tf.cast(tf.ensure_shape(x, (None, size, size, 3)), tf.float32)
-        return x, tf.ensure_shape(y, (None,))
+        return x, tf.ensure_shape(y, (None, one_hot) if one_hot else (None,))
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
@@ -69,6 +82,15 @@ def make_dataset(
         # It is cheap on a batch and prefetch still overlaps it with the training step.
         ds = ds.map(lambda x, y: (augment(x, training=True), y))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def mix(batch: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup on one uint8 batch and its one-hot labels: photo i becomes w_i * photo i + (1 - w_i) * photo p(i),
+    p a random pairing within the batch, w_i ~ Beta(alpha, alpha); labels alike. Rounded back to uint8."""
+    w = rng.beta(alpha, alpha, size=len(batch)).astype(np.float32)
+    other = rng.permutation(len(batch))
+    blended = w[:, None, None, None] * batch + (1 - w[:, None, None, None]) * batch[other]
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8), w[:, None] * y + (1 - w[:, None]) * y[other]
 
 
 def directory_dataset(folder, size: int, batch_size: int, seed: int = 0, augment=None) -> tf.data.Dataset:

@@ -295,6 +295,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     from leafdoc.train.pipeline import augmenter, make_dataset
 
     tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
+    one_hot = len(data.classes) if cfg.mixup else None  # mixup blends labels: one-hot rows, validation's too
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
     aug = augmenter(cfg.seed) if cfg.augment else None
     train_ds = make_dataset(
@@ -306,8 +307,10 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         seed=cfg.seed,
         augment=aug,
         background_swap=cfg.background_swap,
+        one_hot=one_hot,
+        mixup=cfg.mixup,
     )
-    val_ds = make_dataset(data.images, va, data.y[va], val_batch, shuffle=False)
+    val_ds = make_dataset(data.images, va, data.y[va], val_batch, shuffle=False, one_hot=one_hot)
     steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
     best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
@@ -437,6 +440,8 @@ def _saver(
 def _loss(cfg: TrainConfig):
     import keras
 
+    if cfg.mixup:  # the pipeline gives one-hot (blended) labels
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     if cfg.label_smoothing:
         # Label smoothing needs one-hot targets; wrap the sparse labels.
         base = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
