@@ -1,23 +1,31 @@
-"""Screenshots of the web page for the README: docs/screenshots/ui-diagnose.png, ui-dataset.png, ui-retrain.png.
+"""Screenshots of the web page for the README: docs/screenshots/ui-diagnose.png, ui-advice.png, ui-feedback.png,
+ui-review.png, ui-monitor.png, ui-dataset.png, ui-retrain.png.
 
 Starts its own `leafdoc serve` over a throw-away data home (scripts/demo_home.py: the starter model, a
-sample of PlantVillage from ../shared/datasets ingested as `plantvillage-sample`), and drives
-Debian's headless Chromium the way tests/e2e/test_ui_browser.py does: diagnoses an example photo, opens
+sample of PlantVillage from ../shared/datasets ingested as `plantvillage-sample`) with
+LEAFDOC_KEEP_PHOTOS=true, and drives Debian's headless Chromium the way tests/e2e/test_ui_browser.py and
+tests/e2e/test_ui_feedback.py do: diagnoses an example photo and unfolds its advice; diagnoses a late
+blight leaf the starter model takes for early blight and answers "✗ No, it is actually Tomato — Late
+blight"; sends about 190 more photos through the API (PlantVillage leaves, some with feedback, field photos
+of corn and flowers, so that the model abstains on some); loads the Review queue and the Monitor tab; opens
 the dataset, uploads a zip of new photos and (unless --no-retrain) retrains for one epoch to the end.
-The PNGs are reduced to 256 colours so that each stays well under 300 KB.
+The PNGs are reduced to 256 colours so that each stays under 300 KB. 50 to 75 s with --no-retrain on two
+cores; the retraining adds minutes.
 
-    .venv/bin/python scripts/ui_screenshots.py [--out docs/screenshots]
+    .venv/bin/python scripts/ui_screenshots.py [--out docs/screenshots] [--no-retrain]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
-from demo_home import DATASET, REPO, copy_photos, make_demo_home
+from demo_home import DATASET, PLANTVILLAGE, REPO, copy_photos, make_demo_home
 from PIL import Image
 
 sys.path.insert(0, str(REPO))  # for the browser test's helpers
@@ -33,7 +41,15 @@ from tests.e2e.test_ui_browser import (  # noqa: E402
     warm_up,
 )
 
+from leafdoc.client import LeafdocClient  # noqa: E402
 from leafdoc.desktop.local_server import LocalServer  # noqa: E402
+from leafdoc.ui.text import pretty_label  # noqa: E402
+
+SHARED = PLANTVILLAGE.parent
+# The starter model says Tomato early blight (99% sure) for this late blight leaf (as in scripts/walkthrough.py).
+WRONG_PHOTO = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_782.jpg"
+ACTUAL = "Tomato___Late_blight"
+FEEDBACK = 15  # leaves answered through the API that get feedback (the server allows 20 a minute per address)
 
 
 def small_png(path: Path, height: int | None = None) -> int:
@@ -45,9 +61,48 @@ def small_png(path: Path, height: int | None = None) -> int:
     return path.stat().st_size
 
 
+def save(page, path: Path, height: int | None = None, **options) -> None:
+    page.mouse.move(0, 0)  # no button in its hover colour
+    page.wait_for_timeout(500)
+    page.screenshot(path=path, full_page=True, **options)
+    print(f"{path}: {small_png(path, height):,} bytes", flush=True)
+
+
 def close_toasts(page) -> None:
     page.evaluate("document.querySelectorAll('.toast-close').forEach(b => b.click())")
     page.wait_for_timeout(600)
+
+
+def recorded(api: LeafdocClient) -> int:
+    """Answers of the last 24 hours in the catalog."""
+    return sum(b["answers"] for b in api.monitoring()["buckets"])
+
+
+def more_answers(base: str) -> None:
+    """The traffic the Review and Monitor tabs show: 4 PlantVillage leaves of each class (the first FEEDBACK
+    of them with a user's feedback: right, or wrong and what the leaf is), 3 field photos of each corn
+    disease and 60 flowers, in batches through /v1/predict/batch."""
+    leaves = [(f, c.name) for c in sorted(PLANTVILLAGE.iterdir()) if c.is_dir() for f in sorted(c.iterdir())[-4:]]
+    fields = [f for c in sorted((SHARED / "field-corn").iterdir()) if c.is_dir() for f in sorted(c.iterdir())[:3]]
+    flowers = [f for kind in ("daisy", "roses") for f in sorted((SHARED / "flowers" / kind).iterdir())[:30]]
+    photos = [f for f, _ in leaves] + fields + flowers
+    answers = []
+    with LeafdocClient(base) as api:
+        before = recorded(api)
+        for i in range(0, len(photos), 32):
+            batch = api.predict_batch([(f.name, f.read_bytes()) for f in photos[i : i + 32]])
+            answers += [r["prediction"] for r in batch["results"]]
+        given = 0
+        for (_, truth), answer in zip(leaves, answers, strict=False):
+            if answer and not answer["abstained"] and given < FEEDBACK:
+                right = answer["label"] == truth
+                api.feedback(answer["prediction_id"], right, None if right else truth)
+                given += 1
+        deadline = time.monotonic() + 60  # the server writes its records (and photos) in the background
+        while recorded(api) < before + len(answers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    abstained = sum(1 for a in answers if a and a["abstained"])
+    print(f"{len(answers)} more answers ({abstained} abstentions), feedback on {given}", flush=True)
 
 
 def main() -> int:
@@ -59,6 +114,7 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
+    os.environ["LEAFDOC_KEEP_PHOTOS"] = "true"  # the Review tab shows the photos
     with tempfile.TemporaryDirectory(prefix="leafdoc-shots-") as tmp:
         root = Path(tmp)
         make_demo_home(root, 40, taper=3)
@@ -72,17 +128,44 @@ def main() -> int:
                 page = open_page(browser, url)
 
                 diagnose(page, REPO / "examples" / "tomato_early_blight.jpg")
-                page.mouse.move(0, 0)
-                page.wait_for_timeout(500)
-                shot = args.out / "ui-diagnose.png"
-                page.screenshot(path=shot, full_page=True)
-                print(f"{shot}: {small_png(shot, 1000):,} bytes")
+                save(page, args.out / "ui-diagnose.png", 1000)
+
+                page.locator("#verdict details summary").click()  # the advice, unfolded
+                top = page.locator("[role=tablist]").first.bounding_box()["y"] - 8
+                save(page, args.out / "ui-advice.png", clip={"x": 0, "y": top, "width": 1280, "height": 1100})
+
+                before = page.get_attribute("#heat-map img", "src")
+                diagnose(page, WRONG_PHOTO)  # waits for a heat map: wait for this photo's
+                page.wait_for_function(
+                    "old => document.querySelector('#heat-map img').getAttribute('src') !== old", arg=before
+                )
+                page.evaluate("document.querySelectorAll('#verdict details').forEach(d => d.open = false)")
+                page.click("#feedback-actual input")
+                page.get_by_role("option", name=pretty_label(ACTUAL)).click()
+                page.click("#feedback-down")
+                wait_for_text(page, "feedback-status", "recorded as wrong")
+                save(page, args.out / "ui-feedback.png", 1120)
+
+                more_answers(server.base)
+                page.get_by_role("tab", name="Review").click()
+                fill(page, "review-token", server.token)
+                page.click("#review-load")
+                wait_for_text(page, "review-status", "answer(s) to review")
+                page.wait_for_function(
+                    "(document.querySelector('#review-photo img') || {naturalWidth: 0}).naturalWidth > 0"
+                )
+                save(page, args.out / "ui-review.png", 1150)
+
+                page.get_by_role("tab", name="Monitor").click()
+                wait_for_text(page, "monitor-summary", "answers")
+                for kind in ("activity", "scores", "labels"):
+                    page.wait_for_function(
+                        f"(document.querySelector('#monitor-{kind} img') || {{naturalWidth: 0}}).naturalWidth > 0"
+                    )
+                save(page, args.out / "ui-monitor.png")
 
                 show_dataset(page)
-                page.wait_for_timeout(500)
-                shot = args.out / "ui-dataset.png"
-                page.screenshot(path=shot, full_page=True)
-                print(f"{shot}: {small_png(shot, 1500):,} bytes")
+                save(page, args.out / "ui-dataset.png", 1500)
 
                 enter_token(page, server.token, expect="Token accepted")
                 archive = root / "new-photos.zip"
@@ -105,11 +188,11 @@ def main() -> int:
                     )
                     page.wait_for_function("document.querySelector('#model-versions').innerText.includes('job ')")
                 close_toasts(page)
-                page.mouse.move(0, 0)  # no button in its hover colour
-                shot = args.out / "ui-retrain.png"
-                page.screenshot(path=shot, full_page=True)
-                print(f"{shot}: {small_png(shot):,} bytes")
+                save(page, args.out / "ui-retrain.png")
                 browser.close()
+        except Exception:
+            print(server.log_tail(), file=sys.stderr)
+            raise
         finally:
             server.stop()
     return 0
