@@ -343,10 +343,9 @@ def write_report(results: dict, out_dir: Path) -> Path:
             f"minus the CPU of `{PIPELINE_REFERENCE}` ({_fmt(raw_cpu.get(PIPELINE_REFERENCE, float('nan')), 2)} "
             "ms: JPEG bytes to the answer in-process, i.e. decode, quality checks, resize, ONNX, decision), "
             "that is HTTP, multipart parsing, FastAPI, threadpool hand-offs and metrics. `of the in-process path's "
-            "throughput`: predictions/s over `{}` ({} photos/s: the same path in two processes at once, each "
-            "on one thread, counted together; the issue's target is 80%).".format(
-                PROCESSES_REFERENCE, _fmt(raw.get(PROCESSES_REFERENCE, float("nan")), 1)
-            ),
+            f"throughput`: predictions/s over `{PROCESSES_REFERENCE}` "
+            f"({_fmt(raw.get(PROCESSES_REFERENCE, float('nan')), 1)} photos/s: the same path in two processes at "
+            "once, each on one thread, counted together; the issue's target is 80%).",
             "",
         ]
     if "phone" in by_workload:

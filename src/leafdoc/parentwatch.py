@@ -2,9 +2,8 @@
 
 The job worker beside `leafdoc serve` (service/worker.py), a job's training process (service/training.py) and
 `leafdoc serve --parent-pid` (service/run.py: the desktop app's own server, the tests' servers) each have a parent
-that normally stops them; when the
-parent is killed or crashes instead, a daemon thread notices (its parent process id changes, POSIX) and runs
-the process's own way of stopping."""
+that normally stops them; when the parent is killed or crashes instead, a daemon thread notices (its parent
+process id changes, POSIX) and runs the process's own way of stopping."""
 
 from __future__ import annotations
 

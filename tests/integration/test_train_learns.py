@@ -236,3 +236,28 @@ def test_mixup_blends_training_photos_and_their_labels_alike_and_still_learns(tm
     assert np.array_equal(val_y, np.eye(len(data.classes), dtype=np.float32)[data.y[va]])
     card = train_model(mixed, data, tmp_path / "model").card
     assert card.metrics.test["accuracy"] >= 0.9, card.metrics.test
+
+
+def test_label_smoothing_trains_on_one_hot_rows_and_still_learns(tmp_path, settings):
+    """`--label-smoothing 0.1`: the pipeline hands Keras one-hot rows of each photo's own class (training and
+    validation; the loss spreads them), and a real fit still learns the colour task."""
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        backbone="baseline_cnn", weights="none", image_size=32, epochs=12, batch_size=8, patience=12,
+        augment=False, label_smoothing=0.1,
+    )  # fmt: skip
+    data, _ = _prepared(settings, _colour_folder(tmp_path / "colours", 14), "smooth", cfg)
+    call = _spied_fit(cfg, data)
+    eye = np.eye(len(data.classes), dtype=np.float32)
+    x, y = _batches(call["x"])
+    rows = {xi.astype(np.uint8).tobytes(): yi for xi, yi in zip(x, y, strict=True)}
+    tr = data.indices("train")
+    assert len(rows) == len(tr)
+    for i in tr:
+        assert np.array_equal(rows[data.images[i].tobytes()], eye[data.y[i]])
+    _, val_y = _batches(call["validation_data"])
+    assert np.array_equal(val_y, eye[data.y[data.indices("val")]])
+    card = train_model(cfg, data, tmp_path / "model").card
+    assert card.metrics.test["accuracy"] >= 0.9, card.metrics.test

@@ -295,8 +295,8 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     from leafdoc.train.pipeline import augmenter, make_dataset
 
     tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
-    one_hot = len(data.classes) if cfg.mixup else None  # mixup blends labels: one-hot rows, validation's too
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
+    one_hot = _one_hot(cfg, len(data.classes))  # validation's labels too: one loss scores both
     aug = augmenter(cfg.seed) if cfg.augment else None
     train_ds = make_dataset(
         data.images,
@@ -437,21 +437,17 @@ def _saver(
     return Saver()
 
 
+def _one_hot(cfg: TrainConfig, n_classes: int) -> int | None:
+    """The number of classes when the loss needs one-hot label rows (label smoothing spreads them, mixup blends
+    them), for the pipeline to give them so; None for class numbers."""
+    return n_classes if cfg.mixup or cfg.label_smoothing else None
+
+
 def _loss(cfg: TrainConfig):
     import keras
 
-    if cfg.mixup:  # the pipeline gives one-hot (blended) labels
+    if cfg.mixup or cfg.label_smoothing:  # the pipeline gives one-hot rows (_one_hot)
         return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    if cfg.label_smoothing:
-        # Label smoothing needs one-hot targets; wrap the sparse labels.
-        base = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-
-        def smoothed(y_true, y_pred):
-            n = keras.ops.shape(y_pred)[-1]
-            y = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), n)
-            return base(y, y_pred)
-
-        return smoothed
     return keras.losses.SparseCategoricalCrossentropy()
 
 
