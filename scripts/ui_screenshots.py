@@ -37,6 +37,7 @@ from tests.e2e.test_ui_browser import (  # noqa: E402
     launch,
     open_page,
     show_dataset,
+    wait_for_image,
     wait_for_text,
     warm_up,
 )
@@ -151,17 +152,13 @@ def main() -> int:
                 fill(page, "review-token", server.token)
                 page.click("#review-load")
                 wait_for_text(page, "review-status", "answer(s) to review")
-                page.wait_for_function(
-                    "(document.querySelector('#review-photo img') || {naturalWidth: 0}).naturalWidth > 0"
-                )
+                wait_for_image(page, "review-photo")
                 save(page, args.out / "ui-review.png", 1150)
 
                 page.get_by_role("tab", name="Monitor").click()
                 wait_for_text(page, "monitor-summary", "answers")
                 for kind in ("activity", "scores", "labels"):
-                    page.wait_for_function(
-                        f"(document.querySelector('#monitor-{kind} img') || {{naturalWidth: 0}}).naturalWidth > 0"
-                    )
+                    wait_for_image(page, f"monitor-{kind}")
                 save(page, args.out / "ui-monitor.png")
 
                 show_dataset(page)

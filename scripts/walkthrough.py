@@ -31,7 +31,14 @@ SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
 sys.path.insert(0, str(REPO))  # for the browser test's helpers
 
-from tests.e2e.test_ui_browser import diagnose, enter_token, fill, versions_table, wait_for_text  # noqa: E402
+from tests.e2e.test_ui_browser import (  # noqa: E402
+    diagnose,
+    enter_token,
+    fill,
+    versions_table,
+    wait_for_image,
+    wait_for_text,
+)
 
 from leafdoc.ui.text import pretty_label  # noqa: E402
 
@@ -132,7 +139,7 @@ def step_review(film: Film, walk: Walk) -> None:
     fill(page, "review-token", walk.token)
     page.click("#review-load")
     wait_for_text(page, "review-status", "answer(s) to review")
-    page.wait_for_function("(document.querySelector('#review-photo img') || {naturalWidth: 0}).naturalWidth > 0")
+    wait_for_image(page, "review-photo")
     film.shot("6 · The admin's review queue: disagreements and low confidence first", 4000)
     if page.input_value("#review-label input") != pretty_label(walk.actual):
         raise AssertionError(f"the review tab does not offer {walk.actual!r} for the photo")

@@ -90,12 +90,18 @@ def fill(page, elem_id: str, value: str) -> None:
     page.locator(f"#{elem_id}").get_by_role("textbox").fill(value)
 
 
+def wait_for_image(page, elem_id: str, wider_than: int = 0) -> None:
+    """Until the image in the element `elem_id` has loaded (more than `wider_than` pixels wide); the element may
+    not exist yet."""
+    page.wait_for_function(
+        f"(document.querySelector('#{elem_id} img') || {{naturalWidth: 0}}).naturalWidth > {wider_than}"
+    )
+
+
 def show_dataset(page) -> None:
     page.get_by_role("tab", name="Dataset").click()  # opening the tab draws the chosen dataset
     for kind in ("class_distribution", "samples"):
-        page.wait_for_function(
-            f"(document.querySelector('#plot-{kind} img') || {{naturalWidth: 0}}).naturalWidth > 200"
-        )
+        wait_for_image(page, f"plot-{kind}", wider_than=200)
 
 
 def enter_token(page, token: str, expect: str) -> str:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import TINY_CLASSES, make_leaf_folder
-from tests.e2e.test_ui_browser import CHROMIUM, fill, launch, leaf_photo, open_page, wait_for_text, warm_up
+from tests.e2e.test_ui_browser import (
+    CHROMIUM,
+    fill,
+    launch,
+    leaf_photo,
+    open_page,
+    wait_for_image,
+    wait_for_text,
+    warm_up,
+)
 from tests.live_server import TOKEN, answering_copy, start_server
 
 from leafdoc.client import LeafdocClient
@@ -64,9 +73,7 @@ def test_thumbs_down_then_admin_review_makes_a_new_dataset_version(keeping_serve
             fill(page, "review-token", TOKEN)
             page.click("#review-load")
             wait_for_text(page, "review-status", "1 answer(s) to review")
-            page.wait_for_function(
-                "(document.querySelector('#review-photo img') || {naturalWidth: 0}).naturalWidth > 0"
-            )
+            wait_for_image(page, "review-photo")
             assert page.input_value("#review-label input") == pretty_label(actually)
             page.screenshot(path=str(shots / "review.png"), full_page=True)
             page.click("#review-add")
@@ -76,9 +83,7 @@ def test_thumbs_down_then_admin_review_makes_a_new_dataset_version(keeping_serve
             page.get_by_role("tab", name="Monitor").click()
             summary = wait_for_text(page, "monitor-summary", "answers")
             assert "1 answers" in summary and "feedback agreed 0 of 1" in summary
-            page.wait_for_function(
-                "(document.querySelector('#monitor-activity img') || {naturalWidth: 0}).naturalWidth > 0"
-            )
+            wait_for_image(page, "monitor-activity")
             page.screenshot(path=str(shots / "monitor.png"), full_page=True)
         finally:
             browser.close()
