@@ -108,6 +108,5 @@ def test_serve_with_parent_pid_stops_itself_and_its_consumer_when_the_parent_is_
         wait_for(lambda: not alive(consumer), 30, "the consumer to stop with it")
     finally:
         parent.kill()
-        for pid in (serve_pid,):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        if alive(serve_pid):
+            os.kill(serve_pid, signal.SIGKILL)
