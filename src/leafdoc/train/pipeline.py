@@ -42,8 +42,9 @@ def make_dataset(
     """`background_swap`: the share of photos put on a new plain background (train/backgrounds.py), drawn
     per batch from a generator seeded by `seed` and the batch's positions, so a seeded run repeats.
     `one_hot`: the number of classes, to give labels as one-hot rows (float) instead of class numbers (for a loss
-    with label smoothing, and for mixup, which needs them). `mixup`: each photo blended with another of its batch, weight w ~ Beta(mixup, mixup) for the first photo and
-    1 - w for the other, and their labels blended alike (Zhang et al. 2018)."""
+    with label smoothing, and for mixup, which needs them). `mixup`: each photo blended with another of its batch,
+    weight w ~ Beta(mixup, mixup) for the first photo and 1 - w for the other, and their labels blended alike
+    (Zhang et al. 2018)."""
     if mixup > 0 and not one_hot:
         raise ValueError("mixup blends labels: give one_hot, the number of classes")
     size = images.shape[1]
