@@ -88,6 +88,9 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
             assert f"{run['train_images']} of {split_train} training images" in report
             assert sum(c["train"] for c in run["per_class"].values()) == run["train_images"]
             assert "## Per class, by training images" in report and f"| {run['name']} | " in report
+        elif spec.train_share:
+            assert run["train_images"] < split_train
+            assert f"{run['train_images']} of {split_train} training images" in rows[run["name"]]
         elif spec.with_extra:
             assert run["train_images"] == split_train + results["data"]["extra_training_images"]
         else:

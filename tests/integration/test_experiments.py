@@ -455,6 +455,57 @@ def test_a_thinned_run_records_each_class_and_the_report_groups_them_by_training
     assert "Every run was reused from earlier invocations" in (out / "report.md").read_text()
 
 
+SHARE_RECIPE = """\
+name: tiny-share
+title: Tiny learning curve
+source: a test
+data:
+  path: leaves
+base:
+  backbone: baseline_cnn
+  image_size: 16
+  epochs: 1
+  batch_size: 8
+reference: all
+runs:
+  - name: half
+    train_share: 0.5
+  - name: all
+quick:
+  per_class: 12
+"""
+
+
+def test_a_share_run_trains_on_part_of_each_class_and_a_larger_share_adds_photos(experiment, tmp_path):
+    """A train_share run trains on that share of the split's training photos (the rest are not in its model
+    folder's split), scored on the same validation and test photos as the others; its row says so. Changing
+    the share trains it again on --resume, and the larger share's photos include the smaller one's."""
+    import yaml
+
+    from leafdoc.experiments import runner
+    from leafdoc.experiments.recipe import parse_recipe
+
+    data, out = experiment[0].parent / "datasets", tmp_path / "out"
+    results = runner.run_experiment(parse_recipe(yaml.safe_load(SHARE_RECIPE)), data_root=data, out=out, quick=True)
+    half, full = results["runs"]
+    splits = {name: json.loads((out / "runs" / name / "split.json").read_text()) for name in ("half", "all")}
+    assert set(splits["half"]["train"]) < set(splits["all"]["train"])
+    assert 0.4 <= len(splits["half"]["train"]) / len(splits["all"]["train"]) <= 0.6
+    assert half["train_images"] == len(splits["half"]["train"]) and full["train_images"] == len(splits["all"]["train"])
+    for part in ("val", "test"):
+        assert splits["half"][part] == splits["all"][part]
+    assert half["test"]["n"] == full["test"]["n"]
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| half | "))
+    assert "train_share=0.5" in row and f"{half['train_images']} of {full['train_images']} training images" in row
+
+    more = parse_recipe(yaml.safe_load(SHARE_RECIPE.replace("train_share: 0.5", "train_share: 0.75")))
+    again = runner.run_experiment(more, data_root=data, out=out, quick=True, resume=True)
+    assert again["reused"] == ["all"]  # the share changed: trained again
+    three_quarters = json.loads((out / "runs" / "half" / "split.json").read_text())["train"]
+    assert set(splits["half"]["train"]) < set(three_quarters) <= set(splits["all"]["train"])
+
+
 SEARCH_RECIPE = """\
 name: tiny-search
 title: Tiny search

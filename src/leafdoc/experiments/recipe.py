@@ -125,6 +125,13 @@ class RunSpec(_Settings):
         description="keep class k of n with ratio^(-k/(n-1)) of its training images (val/test untouched), "
         "so the first class has `ratio` times as many as the last",
     )
+    train_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="keep this share of each class's training images (val/test untouched); nested, so a "
+        "smaller share's images are among a larger one's: a learning curve",
+    )
     with_extra: bool = Field(False, description="also train on the training half of data.extra")
     quick: _Settings = Field(default_factory=_Settings)
     scratch: _Settings = Field(default_factory=_Settings)

@@ -95,7 +95,7 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list]]:
     split_train = results["data"]["split"]["train"]
     for r, paired in zip(runs, pairs, strict=True):
         differs = list(r["differs"])
-        if r.get("train_images") and r["train_images"] < split_train:  # train_imbalance left some out
+        if r.get("train_images") and r["train_images"] < split_train:  # train_share / train_imbalance left some out
             differs.append(f"{r['train_images']} of {split_train} training images")
         row = [r["name"], "; ".join(differs) or "(base)"]
         if reported:
@@ -234,7 +234,7 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
     fewer = any(r.get("train_images", split["train"]) < split["train"] for r in results["runs"])
     notes.append(
         f"All runs use one split of `{d['dataset']}` v{d['version']} (seed {base['seed']}): train {split['train']}"
-        + (" (runs with train_imbalance train on fewer, as their rows say)" if fewer else "")
+        + (" (runs with train_share or train_imbalance train on fewer, as their rows say)" if fewer else "")
         + (
             f" (runs with `with_extra` add the {d['extra_training_images']} training-only photos of data.extra)"
             if d.get("extra_training_images")

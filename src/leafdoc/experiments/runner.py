@@ -40,7 +40,7 @@ from leafdoc.experiments.records import (
     settings_json,
     test_records,
 )
-from leafdoc.experiments.tracked import complete, imbalance, params, prepare_run_data, progress
+from leafdoc.experiments.tracked import complete, params, prepare_run_data, progress, thinned
 from leafdoc.experiments.tracking import Tracker, default_tracking_uri
 from leafdoc.experiments.tuning import tune
 from leafdoc.fsutil import atomic_write_json
@@ -87,12 +87,10 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     if train:
         exp.emit(RunStarted(run.name, index, len(exp.recipe.runs), run.note))
     model_dir = exp.out / "runs" / run.name
-    record = reusable(
-        exp, run.name, cfg, run.init_from, train, train_imbalance=run.train_imbalance, with_extra=run.with_extra or None
-    )
+    record = reusable(exp, run.name, cfg, run.init_from, train, **_thinning(run), with_extra=run.with_extra or None)
     if record:
         result = from_record(record, cfg, model_dir)
-        complete(exp, result, record, cfg, run.train_imbalance, run.with_extra)
+        complete(exp, result, record, cfg, run)
         return result
     if not train:
         return None
@@ -102,13 +100,11 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
             hint=f"Add {run.init_from} to --only.",
         )
     (model_dir / RUN_RECORD).unlink(missing_ok=True)  # a run that fails now must not look finished
-    data = prepare_run_data(exp, cfg, with_extra=run.with_extra)
-    if run.train_imbalance:
-        data = imbalance(data, run.train_imbalance, cfg.seed)
+    data = thinned(prepare_run_data(exp, cfg, with_extra=run.with_extra), run, cfg.seed)
     parent = exp.results[run.init_from] if run.init_from else None
     extra = {
         "init_from": run.init_from,
-        "train_imbalance": run.train_imbalance,
+        **_thinning(run),
         "with_extra": run.with_extra or None,
         "train_images": data.counts()["train"],
     }
@@ -127,8 +123,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
     notes = differs(cfg, base)
     if run.init_from:
         notes.insert(0, f"continues {run.init_from}")
-    if run.train_imbalance:
-        notes.append(f"train_imbalance={run.train_imbalance:g}")
+    notes += [f"{key}={value:g}" for key, value in _thinning(run).items() if value is not None]
     if run.with_extra:
         notes.append(f"+ {len(exp.selection.extra_files)} training-only photos of data.extra")
     result = RunResult(
@@ -148,8 +143,13 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         outcomes=outcomes,
         with_extra=run.with_extra,
     )
-    save_run(exp, result, cfg, train_imbalance=run.train_imbalance, with_extra=run.with_extra or None)
+    save_run(exp, result, cfg, **_thinning(run), with_extra=run.with_extra or None)
     return result
+
+
+def _thinning(run: RunSpec) -> dict[str, float | None]:
+    """How the run thins its training split, as its record keeps it (so --resume sees a change)."""
+    return {"train_share": run.train_share, "train_imbalance": run.train_imbalance}
 
 
 def _checkpoint_dir(exp: Experiment, run: RunSpec) -> Path:

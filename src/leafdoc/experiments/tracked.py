@@ -1,5 +1,6 @@
-"""One run of a recipe: its data prepared through lifecycle.training (cached, optionally a class imbalance
-made on purpose), trained and scored by lifecycle.training.train_model, tracked as one MLflow run."""
+"""One run of a recipe: its data prepared through lifecycle.training (cached, optionally thinned on purpose:
+a share of the training images, a class imbalance), trained and scored by lifecycle.training.train_model,
+tracked as one MLflow run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from leafdoc.evaluate.score import score_files
 from leafdoc.experiments.events import InRun, Message, Progress
 from leafdoc.experiments.heldout import held_out_figures
+from leafdoc.experiments.recipe import RunSpec
 from leafdoc.experiments.records import RUN_RECORD, Experiment, RunResult, score_test, test_records
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.inference.predictor import Predictor
@@ -48,16 +50,44 @@ def prepare_run_data(exp: Experiment, cfg: TrainConfig, with_extra: bool = False
     if set(cache_dir.iterdir()) - before:  # built now, not reused: its time is the one-off decoding cost
         exp.cache_seconds[key] = time.perf_counter() - t
     if extra and not with_extra:
-        split = data.split.copy()
+        split = _split_copy(data)
         split[np.isin(np.asarray(data.shas), list(extra))] = "unused"
         data = dataclasses.replace(data, split=split)
     return data
 
 
+def _split_copy(data) -> np.ndarray:
+    """A copy of the split wide enough for 'unused' (np.array(["train", "val", "test"]) is '<U5', and would
+    keep 'unuse': unseen while only `== "train"` is asked, wrong the day 'unused' is)."""
+    return data.split.astype("<U8")
+
+
+def thinned(data, run: RunSpec | None, seed: int):
+    """The run's data with its training split thinned as the run says (`train_share`, then `train_imbalance`);
+    validation and test stay as they were, so every run of a recipe is scored on the same images."""
+    if run is not None and run.train_share is not None and run.train_share < 1:
+        data = share(data, run.train_share, seed)
+    if run is not None and run.train_imbalance:
+        data = imbalance(data, run.train_imbalance, seed)
+    return data
+
+
+def share(data, fraction: float, seed: int):
+    """A copy of TrainData whose training split keeps `fraction` of each class's images (at least one; the
+    rest marked 'unused'). Nested: each class's images are taken in one seeded order, whatever the fraction,
+    so a smaller share's images are among a larger one's and a learning curve only ever adds photos."""
+    split = _split_copy(data)
+    rng = np.random.default_rng(seed)
+    for k in range(len(data.classes)):
+        idx = np.nonzero((split == "train") & (data.y == k))[0]
+        split[rng.permutation(idx)[max(1, round(len(idx) * fraction)) :]] = "unused"
+    return dataclasses.replace(data, split=split)
+
+
 def imbalance(data, ratio: float, seed: int):
     """A copy of TrainData whose training split keeps class k of n with ratio^(-k/(n-1)) of its images
     (the rest marked 'unused'); validation and test stay as they were, so scores stay comparable."""
-    split = data.split.copy()
+    split = _split_copy(data)
     rng = np.random.default_rng(seed)
     n = len(data.classes)
     for k in range(n):
@@ -170,17 +200,14 @@ def train_tracked(
     return trained, external, wall, run_id
 
 
-def complete(
-    exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, ratio: float | None, with_extra: bool = False
-) -> None:
+def complete(exp: Experiment, result: RunResult, record: dict, cfg: TrainConfig, run: RunSpec | None) -> None:
     """Add to a run reused from an earlier invocation what leafdoc records now but did not then (each
     test image's outcome; per-class figures of a train_imbalance run), without training it again."""
+    ratio = run.train_imbalance if run is not None else None
     if result.outcomes is not None and (result.per_class is not None or not ratio):
         return
     exp.emit(Message(f"{result.name}: scoring its test images again for the figures it lacks"))
-    data = prepare_run_data(exp, cfg, with_extra=with_extra)
-    if ratio:
-        data = imbalance(data, ratio, cfg.seed)
+    data = thinned(prepare_run_data(exp, cfg, with_extra=bool(run and run.with_extra)), run, cfg.seed)
     result.outcomes, by_class = test_records(data, score_test(result.model_dir, data), bool(ratio))
     result.per_class = result.per_class or by_class
     kept = {k: v for k, v in record.items() if k != "card"}  # reusable added the card

@@ -27,7 +27,7 @@ from leafdoc.experiments.records import (
     settings_json,
     test_records,
 )
-from leafdoc.experiments.tracked import Pruned, complete, imbalance, params, prepare_run_data
+from leafdoc.experiments.tracked import Pruned, complete, params, prepare_run_data, thinned
 from leafdoc.fsutil import atomic_write_json
 from leafdoc.lifecycle.events import Epoch
 from leafdoc.modelfolder import CARD_FILE, read_card
@@ -63,7 +63,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
     if record:
         tuned_cfg = TrainConfig(**{**start_cfg.model_dump(), **record["tuning"]["best_params"]})
         result = from_record(record, tuned_cfg, final_dir)
-        complete(exp, result, record, tuned_cfg, start.train_imbalance if start else None, with_extra)
+        complete(exp, result, record, tuned_cfg, start)
         return result, record["tuning"]
     if not train:
         return None, None
@@ -73,9 +73,7 @@ def tune(exp: Experiment, base: TrainConfig, train: bool = True) -> tuple[RunRes
             hint=f"Add {parent_name} to --only.",
         )
     (final_dir / RUN_RECORD).unlink(missing_ok=True)
-    data = prepare_run_data(exp, start_cfg, with_extra=with_extra)
-    if start and start.train_imbalance:
-        data = imbalance(data, start.train_imbalance, start_cfg.seed)
+    data = thinned(prepare_run_data(exp, start_cfg, with_extra=with_extra), start, start_cfg.seed)
     parent = exp.results[parent_name] if parent_name else None
     metric = spec.metric.removeprefix("val_")
     tune_dir = exp.out / "tune"
