@@ -95,6 +95,11 @@ def test_shipped_recipe_runs_in_quick_mode(name, tmp_path):
             assert run["train_images"] == split_train + results["data"]["extra_training_images"]
         else:
             assert run["train_images"] == split_train
+    if any(spec.train_share for spec in recipe.runs):  # a learning curve: its fit, through every run's point
+        assert "## Accuracy against training photos" in report
+        for run in results["runs"]:
+            per_class = run["train_images"] / len(results["data"]["classes"])
+            assert f"| {run['name']} | {per_class:.1f} | {run['test']['accuracy']:.1%} | " in report
     if recipe.data.extra:
         check_extra_source(recipe, results, tmp_path / name, rows)
 

@@ -49,6 +49,7 @@ class RunResult:
     per_class: dict | None = None  # train_imbalance runs: each class's training images and test recall/F1
     outcomes: dict | None = None  # test_outcomes(): each test image right or wrong, for paired comparisons
     with_extra: bool = False  # trained on data.extra's training half too
+    train_share: float | None = None  # trained on this share of each class's training photos (a learning curve)
 
     @property
     def history(self) -> list[dict]:
@@ -86,7 +87,7 @@ class RunResult:
             "test": self.test,
             "val": self.val,
             "external_test": self.external,
-            "train_images": self.card.dataset.split["train"],  # fewer than the split's with train_imbalance
+            "train_images": self.card.dataset.split["train"],  # fewer with train_share or train_imbalance
             "best_epoch": self.card.best_epoch,
             "epochs": len(self.history),
             "train_seconds": self.card.train_seconds,
@@ -98,6 +99,7 @@ class RunResult:
             "per_class": self.per_class,
             "test_outcomes": self.outcomes,
             "with_extra": self.with_extra,
+            "train_share": self.train_share,
         }
 
 
@@ -231,6 +233,7 @@ def from_record(record: dict, cfg: TrainConfig, model_dir: Path) -> RunResult:
         per_class=record.get("per_class"),
         outcomes=record.get("test_outcomes"),
         with_extra=bool(record.get("with_extra")),
+        train_share=record.get("train_share"),
     )
 
 

@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from leafdoc.evaluate.report import _md_table
 from leafdoc.evaluate.significance import accuracy_interval, mcnemar
+from leafdoc.experiments.datacurve import curve_runs, curve_section, fit_curve
 from leafdoc.experiments.heldout import held_out_rows
 from leafdoc.figures import figure_png
 from leafdoc.fsutil import atomic_write_bytes
@@ -353,6 +354,9 @@ def render_markdown(results: dict, out: Path | None = None) -> str:
     if by_class:
         intro, header, rows = by_class
         lines += ["## Per class, by training images", "", intro, "", _md_table(header, rows), ""]
+    curve = fit_curve(curve_runs(results), len(results["data"]["classes"]))
+    if curve:
+        lines += curve_section(curve)
     lines += [f"![validation accuracy per epoch]({CURVES})", ""]
     if results["tuning"]:
         t = results["tuning"]

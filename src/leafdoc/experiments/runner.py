@@ -142,6 +142,7 @@ def _run_one(exp: Experiment, index: int, run: RunSpec, base: TrainConfig, train
         per_class=by_class,
         outcomes=outcomes,
         with_extra=run.with_extra,
+        train_share=run.train_share,
     )
     save_run(exp, result, cfg, **_thinning(run), with_extra=run.with_extra or None)
     return result
