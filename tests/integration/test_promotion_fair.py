@@ -18,8 +18,9 @@ from service_support import model_copy
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES, fresh_photos
 
 from leafdoc.evaluate.score import score
+from leafdoc.evaluate.significance import mcnemar
 from leafdoc.inference.predictor import Predictor
-from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
+from leafdoc.lifecycle.promotion import CLEAR_P, MIN_FAIR_IMAGES, promotion_decision
 
 RULE = {"metric": "accuracy", "max_pixels": 10**8}
 
@@ -88,6 +89,7 @@ def test_too_few_photos_left_and_none_left_keep_the_candidate_back(tiny_model, p
     d = promotion_decision(tiny_model, tiny_model, 1, images, labels, margin=1.0, **RULE)  # any figure passes
     assert (d["n_images"], d["n_left_out"]) == (5, len(trained))
     assert d["promote"] is False and d["candidate"] is not None
+    assert d["paired"] == {"candidate_only": 0, "serving_only": 0, "p": 1.0}  # the same model: no photo differs
     assert f"fewer than {MIN_FAIR_IMAGES} test images are left" in d["reason"] and "by hand" in d["reason"]
     # Nothing to compare on at all: no figures, not promoted, and the reason says why.
     none = promotion_decision(
@@ -112,3 +114,47 @@ def test_a_serving_model_without_split_json_is_compared_on_the_whole_test_split(
     assert d["n_images"] == d["n_test_images"] == len(mixed) and d["n_left_out"] is None
     assert "the serving model's split is unknown" in d["reason"]
     assert d["serving"] == pytest.approx(right(Predictor(imported), mixed).mean(), abs=1e-6)
+
+
+def deranged_copy(model_dir, dest):
+    """The same network with every label moved one place on: it names a wrong class wherever the original
+    names the right one."""
+    copy = model_copy(model_dir, dest)
+    labels = json.loads((copy / "labels.json").read_text())
+    (copy / "labels.json").write_text(json.dumps(labels[1:] + labels[:1]))
+    return copy
+
+
+def test_a_candidate_plainly_better_on_few_photos_is_promoted_and_one_plainly_worse_is_not(
+    tiny_model, photos, tmp_path
+):
+    """Under MIN_FAIR_IMAGES photos left, McNemar's test on the photos the models disagree on decides: the tiny
+    model against a copy that is wrong wherever it is right, on the fresh photos the tiny model gets right."""
+    trained, fresh = photos
+    tiny = Predictor(tiny_model)
+    good = [p for p, ok in zip(fresh, right(tiny, fresh), strict=True) if ok][: MIN_FAIR_IMAGES - 1]
+    assert len(good) >= 6, "the tiny model must get at least 6 fresh photos right for this test"
+    wrong = deranged_copy(tiny_model, tmp_path / "wrong")  # keeps the tiny model's split.json: same left out
+    images, labels = [b for b, _ in trained + good], [c for _, c in trained + good]
+    # Independently: the copy is right on none of them, and McNemar's p for n against 0 is 2 / 2^n.
+    assert not right(Predictor(wrong), good).any()
+    expected_p = mcnemar("1" * len(good), "0" * len(good))["p"]
+    assert expected_p == pytest.approx(2 / 2 ** len(good)) and expected_p < CLEAR_P
+
+    up = promotion_decision(tiny_model, wrong, 1, images, labels, margin=0.0, **RULE)
+    assert (up["n_images"], up["n_left_out"]) == (len(good), len(trained)) and len(good) < MIN_FAIR_IMAGES
+    assert (up["candidate"], up["serving"]) == (1.0, 0.0)
+    assert up["paired"] == {"candidate_only": len(good), "serving_only": 0, "p": pytest.approx(expected_p, abs=1e-6)}
+    assert up["promote"] is True, up["reason"]
+    assert "better beyond chance" in up["reason"] and f"alone is right on {len(good)}," in up["reason"]
+
+    down = promotion_decision(wrong, tiny_model, 1, images, labels, margin=1.0, **RULE)  # the margin lets any figure
+    assert down["paired"]["serving_only"] == len(good) and down["paired"]["candidate_only"] == 0
+    assert down["promote"] is False and "by hand" in down["reason"]
+
+    # Too few disagreements for the test to tell: kept back, although the candidate's figure is higher.
+    few = promotion_decision(
+        tiny_model, wrong, 1, images[: len(trained) + 4], labels[: len(trained) + 4], margin=0.0, **RULE
+    )
+    assert few["candidate"] > few["serving"] and few["paired"]["p"] >= CLEAR_P
+    assert few["promote"] is False and "do not show the candidate better beyond chance" in few["reason"]

@@ -6,7 +6,9 @@ registry row. The images are the candidate's test split less every photo the ser
 validated on (its split.json, by sha256): after an upload the new dataset version's split is drawn again, so its
 test photos include some the serving model learnt, and it scores near 1.0 on those (training accuracy), which
 would keep a better candidate out. When that leaves fewer than MIN_FAIR_IMAGES photos, the figures are too noisy
-to replace a model automatically: the candidate is kept back and an admin can promote it by hand. A serving model
+to replace a model automatically, unless the candidate is plainly better on them: right on more of the photos the
+two models disagree on than chance allows (McNemar's exact test, p < CLEAR_P). Otherwise the candidate is kept
+back and an admin can promote it by hand. Every decision records that paired count. A serving model
 without split.json (older folders, `--weights` imports) is compared on the whole test split, and the decision
 says so.
 """
@@ -19,12 +21,14 @@ import numpy as np
 
 from leafdoc.errors import ModelError
 from leafdoc.evaluate.score import Scores, score
+from leafdoc.evaluate.significance import mcnemar
 from leafdoc.images import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import SPLIT_FILE, read_split
 from leafdoc.registry import LOWER_IS_BETTER, check_promote_metric
 
 MIN_FAIR_IMAGES = 20  # test photos left, once the serving model's own are left out, to promote automatically
+CLEAR_P = 0.05  # ... or fewer, when McNemar's test on them says the candidate is better beyond chance
 
 
 def _probs_in(labels: list[str], probs: np.ndarray, union: list[str]) -> np.ndarray:
@@ -35,11 +39,10 @@ def _probs_in(labels: list[str], probs: np.ndarray, union: list[str]) -> np.ndar
     return out
 
 
-def score_models(
-    model_dirs: list[Path], images: list[bytes], labels: list[str], max_pixels: int
-) -> tuple[list[dict], int]:
+def score_models(model_dirs: list[Path], images: list[bytes], labels: list[str], max_pixels: int) -> list[Scores]:
     """Evaluate each model folder on the same labelled images with the serving path (ONNX Runtime), one
-    pass each; labels a model does not know count as wrong for it. Returns (summary per model, n used)."""
+    pass each, with every model's probabilities over the union of the labels (a label a model does not know
+    counts as wrong for it)."""
     predictors = [Predictor(d, max_pixels=max_pixels) for d in model_dirs]
     union = sorted(set(labels).union(*(p.labels for p in predictors)))
     index = {lab: i for i, lab in enumerate(union)}
@@ -48,8 +51,8 @@ def score_models(
     for p in predictors:
         x = np.stack([p.preprocess(b, f"test image {i}") for i, b in enumerate(images)])
         own = score(p, x, np.zeros(len(x), dtype=np.int64))  # the pass; its labels mapped into the union below
-        out.append(Scores(union, y, _probs_in(p.labels, own.probs, union)).summary())
-    return out, len(labels)
+        out.append(Scores(union, y, _probs_in(p.labels, own.probs, union)))
+    return out
 
 
 def trained_on(model_dir: Path) -> frozenset[str] | None:
@@ -95,7 +98,7 @@ def promotion_decision(
     if serving_dir is None:
         cand = candidate.summary() if candidate is not None else {}
         if candidate is None and labels:
-            cand = score_models([candidate_dir], images, labels, max_pixels)[0][0]
+            cand = score_models([candidate_dir], images, labels, max_pixels)[0].summary()
         return {
             **base,
             "candidate": cand.get(metric),
@@ -126,18 +129,42 @@ def promotion_decision(
     kept_images, kept_labels = [images[i] for i in keep], [labels[i] for i in keep]
     if candidate is not None:
         rows = np.asarray(keep, dtype=np.int64)
-        cand = Scores(candidate.labels, candidate.y[rows], candidate.probs[rows]).summary()
-        serv = score_models([serving_dir], kept_images, kept_labels, max_pixels)[0][0]
+        cand_scores = Scores(candidate.labels, candidate.y[rows], candidate.probs[rows])
+        (serv_scores,) = score_models([serving_dir], kept_images, kept_labels, max_pixels)
     else:
-        (cand, serv), _ = score_models([candidate_dir, serving_dir], kept_images, kept_labels, max_pixels)
-    c, sv = float(cand[metric]), float(serv[metric])
+        cand_scores, serv_scores = score_models([candidate_dir, serving_dir], kept_images, kept_labels, max_pixels)
+    c, sv = float(cand_scores.summary()[metric]), float(serv_scores.summary()[metric])
+    paired = paired_outcomes(cand_scores.correct, serv_scores.correct)
     ok = c <= sv + margin if lower else c >= sv - margin
     verdict = "at least as good as" if ok else "worse than"
-    reason = f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} (margin {margin}) {where}"
+    reason = (
+        f"candidate {metric} {c:.4f} is {verdict} serving v{serving_version} {sv:.4f} (margin {margin}) {where}; "
+        f"{paired_text(paired)}"
+    )
+    clearly_better = paired["candidate_only"] > paired["serving_only"] and paired["p"] < CLEAR_P
     too_few = bool(left_out) and len(keep) < MIN_FAIR_IMAGES
-    if ok and too_few:
+    if ok and too_few and clearly_better:
+        reason += f"; fewer than {MIN_FAIR_IMAGES} test images are left, but the candidate is better beyond chance"
+    elif ok and too_few:
         reason += (
-            f"; fewer than {MIN_FAIR_IMAGES} test images are left, too few to replace the serving model "
-            "automatically: an admin can promote it by hand"
+            f"; fewer than {MIN_FAIR_IMAGES} test images are left and they do not show the candidate better beyond "
+            "chance: too few to replace the serving model automatically, an admin can promote it by hand"
         )
-    return {**base, "candidate": c, "serving": sv, "promote": ok and not too_few, "reason": reason}
+    promote = ok and (not too_few or clearly_better)
+    return {**base, "candidate": c, "serving": sv, "paired": paired, "promote": promote, "reason": reason}
+
+
+def paired_outcomes(candidate_right: np.ndarray, serving_right: np.ndarray) -> dict:
+    """The photos only one of the two models names rightly (top-1), and McNemar's exact two-sided p of that
+    split under "equally good"."""
+    test = mcnemar(
+        "".join("1" if r else "0" for r in candidate_right), "".join("1" if r else "0" for r in serving_right)
+    )
+    return {"candidate_only": test["only_a"], "serving_only": test["only_b"], "p": round(test["p"], 6)}
+
+
+def paired_text(paired: dict) -> str:
+    return (
+        f"on the same photos the candidate alone is right on {paired['candidate_only']}, the serving model alone on "
+        f"{paired['serving_only']} (McNemar p = {paired['p']:.2g})"
+    )
