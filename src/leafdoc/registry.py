@@ -157,11 +157,17 @@ class Registry:
                     if hashlib.sha256(data).hexdigest() != sha:
                         raise ModelError(f"model version {version}: {name} in the store does not match its sha256.")
                     (tmp / name).write_bytes(data)
-                if final.exists():  # an incomplete leftover (files missing): replace it
+                # Another worker process may have finished first (they all start together on a fresh
+                # machine). Its folder is whole (folders only appear by renaming a whole copy) and others may be
+                # loading from it: keep it. Only a leftover with files missing is replaced.
+                if all((final / name).is_file() for name in row.files):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                if final.exists():
                     shutil.rmtree(final, ignore_errors=True)
                 try:
                     os.rename(tmp, final)
-                except OSError:  # another process finished first; theirs is as good as ours
+                except OSError:  # another process renamed its whole copy in between; theirs is as good as ours
                     shutil.rmtree(tmp, ignore_errors=True)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@ pointer with its history (promote, rollback), seeding, the promotion rule, and l
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -89,6 +90,33 @@ def test_a_version_is_rebuilt_from_the_store_on_a_machine_without_its_folder(reg
     assert registry.local_dir(1) == folder and (folder / "card.json").is_file()
     with pytest.raises(NotFound):
         registry.local_dir(42)
+
+
+def test_a_version_folder_another_process_finished_first_is_kept_not_replaced(registry, tmp_path, monkeypatch):
+    """`leafdoc serve --workers 4` on a fresh machine: every worker rebuilds the serving version at once. One
+    that finishes its copy second must not delete the first one's folder, which the others are loading from
+    (it did: a worker failed with "model.onnx: File doesn't exist")."""
+    folder = registry.local_dir(1)
+    whole = {p.name: p.read_bytes() for p in folder.iterdir()}
+    shutil.rmtree(folder)
+    get = registry.store.get
+    theirs = []
+
+    def racing_get(sha):  # while this process copies from the store, another worker renames its whole copy
+        if not folder.exists():
+            staged = tmp_path / "other-worker"
+            staged.mkdir()
+            for name, data in whole.items():
+                (staged / name).write_bytes(data)
+            os.rename(staged, folder)
+            theirs.append(folder.stat().st_ino)
+        return get(sha)
+
+    monkeypatch.setattr(registry.store, "get", racing_get)
+    assert registry.local_dir(1) == folder
+    assert theirs and folder.stat().st_ino == theirs[0], "the other worker's folder was replaced"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == whole
+    assert not list(folder.parent.glob(".1.*.partial")), "this process's own copy is cleaned up"
 
 
 def test_register_is_all_or_nothing(registry, tiny_model, tmp_path):
