@@ -28,10 +28,18 @@ _SWITCH_DEFAULT = (
     "        pass  # variant: Python's default switch interval\n",
 )
 
+# uvicorn's own accept (each worker's event loop takes whatever connections are waiting) for --workers > 1.
+_ACCEPT_UVICORN = (
+    "leafdoc/service/run.py",
+    "        if workers > 1:  # connections handed to the workers in turn: service/balance.py\n",
+    "        if False:  # variant: uvicorn's own accept\n",
+)
+
 VARIANTS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "threads-default": ("ONNX Runtime's default threads per session", [_DEFAULT_THREADS]),
     "blas-default": ("NumPy's BLAS with its default threads (one per core) in API workers", [_BLAS_DEFAULT]),
     "switch-default": ("Python's default GIL switch interval (5 ms) in API workers", [_SWITCH_DEFAULT]),
+    "accept-uvicorn": ("uvicorn's own accept: no handing of connections to the workers in turn", [_ACCEPT_UVICORN]),
     "before": (
         "ONNX Runtime's and BLAS's default threads, default switch interval (the serving path before)",
         [_DEFAULT_THREADS, _BLAS_DEFAULT, _SWITCH_DEFAULT],

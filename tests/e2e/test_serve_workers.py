@@ -1,9 +1,13 @@
-"""`leafdoc serve --workers 2`: one /metrics scrape counts the requests of every worker process, whichever
-worker answers the scrape (prometheus-client's multiprocess mode), so a dashboard's totals are the service's."""
+"""`leafdoc serve --workers N`: one /metrics scrape counts the requests of every worker process, whichever
+worker answers the scrape (prometheus-client's multiprocess mode), so a dashboard's totals are the service's; and
+new connections go to the workers in turn (service/balance.py), also to a worker that replaced a killed one."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -102,3 +106,72 @@ def test_feedback_sent_to_another_server_process_moments_after_the_answer_is_rec
             b.stop()
     finally:
         a.stop()
+
+
+def _workers(server) -> list:
+    """The worker processes of a `leafdoc serve --workers N` (uvicorn's spawned children)."""
+    import psutil
+
+    workers = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:  # a killed worker stays a zombie until the supervisor reaps it
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return workers
+
+
+def _kept_alive_per_worker(server, photo: bytes, n: int = 8) -> tuple[list[int], list[str]]:
+    """Open n kept-alive connections one after another, each sending one prediction; how many each worker
+    holds (sorted, a worker with none counts 0), and the answers' labels."""
+    import psutil
+
+    port = int(server.base.rsplit(":", 1)[1])
+    clients, labels = [], []
+    try:
+        for _ in range(n):
+            client = httpx.Client(base_url=server.base, timeout=60)
+            clients.append(client)
+            r = client.post("/v1/predict", files={"file": ("leaf.jpg", photo)})
+            assert r.status_code == 200, r.text
+            labels.append(r.json()["label"])
+            time.sleep(0.05)
+        held = []
+        for w in _workers(server):
+            conns = w.net_connections(kind="tcp")
+            held.append(sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port for c in conns))
+        return sorted(held, reverse=True), labels
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_connections_go_to_the_workers_in_turn_also_to_one_that_replaced_a_killed_worker(tmp_path, tiny_model):
+    """uvicorn's own accept let the first worker to wake take every waiting connection: 8 kept-alive clients
+    over 4 workers were held 4/2/1/1 or 3/3/1/1 in five rounds of six, leaving cores idle under load."""
+    leaves = make_leaf_folder(tmp_path / "leaves", per_class=1)
+    photo = sorted(leaves.rglob("*.jpg"))[0].read_bytes()
+    model = answering_copy(tiny_model, tmp_path / "model")
+    server = start_server(tmp_path / "server", model, workers=4)
+    try:
+        assert len(_workers(server)) == 4
+        for _ in range(3):
+            held, labels = _kept_alive_per_worker(server, photo)
+            assert held == [2, 2, 2, 2], held
+            assert len(set(labels)) == 1  # every worker serves the same model: the same photo, the same answer
+
+        killed = _workers(server)[0].pid
+        os.kill(killed, signal.SIGKILL)
+        deadline, held = time.monotonic() + 120, []
+        while True:  # uvicorn's supervisor starts a replacement, which joins the turns once it has started
+            workers = _workers(server)
+            if len(workers) == 4 and killed not in {w.pid for w in workers}:
+                held, _ = _kept_alive_per_worker(server, photo)
+                if held == [2, 2, 2, 2]:
+                    break
+            assert time.monotonic() < deadline, f"no balanced replacement: {len(workers)} workers, held {held}"
+            time.sleep(1)
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0  # SIGTERM: the workers and the supervisor stop cleanly

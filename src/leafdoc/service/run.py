@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from leafdoc.settings import Settings
 
+APP = "leafdoc.service.app:create_app"
+
 
 class _StopServing(Exception):
     pass
@@ -53,6 +55,7 @@ def serve(
     import uvicorn
 
     from leafdoc.service.app import build_state
+    from leafdoc.service.balance import run_workers
 
     # Check the settings and seed the registry once, before any worker starts.
     build_state(settings).catalog.dispose()
@@ -75,16 +78,13 @@ def serve(
         from leafdoc.parentwatch import on_parent_exit
 
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
+    options = dict(factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    options["log_config"] = log_config(log_level)
     try:
-        uvicorn.run(
-            "leafdoc.service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            log_config=log_config(log_level),
-        )
+        if workers > 1:  # connections handed to the workers in turn: service/balance.py
+            run_workers(uvicorn.Config(APP, **options))
+        else:
+            uvicorn.run(APP, **options)
     except _StopServing:
         pass
     finally:
