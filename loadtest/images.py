@@ -56,11 +56,13 @@ TWELVE_MP = (4000, 3000)
 
 
 def phone_photos(
-    folder: Path | None = None, limit: int = 40, made: int = 10, shrink: bool = False
+    folder: Path | None = None, limit: int = 40, made: int = 10, shrink: bool = False, only_12mp: bool = False
 ) -> list[tuple[str, bytes]]:
     """Up to `limit` real large photos as published, plus `made` 12 MP JPEGs resized from the largest of them
     (quality 90, baseline, as phone cameras save them). `shrink`: the same photos as leafdoc's web page and desktop
-    app send them (leafdoc.upload_size: 1024 px on the long side, JPEG 90, EXIF applied)."""
+    app send them (leafdoc.upload_size: 1024 px on the long side, JPEG 90, EXIF applied). `only_12mp`: the 12 MP
+    JPEGs alone (the published field photos are mostly progressive, re-encoded for the web, which phones do not
+    write)."""
     import io
 
     from PIL import Image
@@ -76,7 +78,7 @@ def phone_photos(
     if not big:
         raise SystemExit(f"{folder}: no photo of {PHONE_MIN_SIDE} px or more on its short side.")
     chosen = sorted(random.Random(0).sample(big, min(limit, len(big))), key=lambda t: t[1])
-    photos = [(p.name, p.read_bytes()) for _, p in chosen]
+    photos = [] if only_12mp else [(p.name, p.read_bytes()) for _, p in chosen]
     for _, path in sorted(big, reverse=True)[:made]:
         with Image.open(path) as img:
             upright = img.convert("RGB")

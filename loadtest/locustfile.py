@@ -10,7 +10,9 @@ request types the load-test report shows: `predict single`, `predict batch`, and
 
 Photos come from `--images DIR` or LEAFDOC_LOADTEST_IMAGES, else ../shared/datasets/plantvillage, else
 examples/ (see loadtest/images.py). Tags select a workload: `--tags single` sends single diagnoses only.
-`--phone` sends phone photos instead (real field photos of 1,500 px or more, and 12 MP JPEGs made from them).
+`--phone` sends phone photos instead (real field photos of 1,500 px or more, and 12 MP JPEGs made from them);
+`--only-12mp` keeps the 12 MP JPEGs alone. `--phone-share F` keeps the leaf photos and makes a share F of the single
+diagnoses 12 MP JPEGs instead, named `predict 12 MP` in the statistics: both kinds of photo at the same load.
 
 FastHttpUser (geventhttpclient) rather than HttpUser (requests): on a 2-core machine the client shares
 the CPU with the server, and it costs several times less CPU per request.
@@ -33,8 +35,10 @@ try:  # run by Locust from the repository root or by the load-test runner
 except ImportError:  # locust -f loadtest/locustfile.py with loadtest/ itself on sys.path
     from images import image_dir, load_images, phone_photos
 
-SINGLE, BATCH = "predict single", "predict batch"
+SINGLE, BATCH, TWELVE_MP = "predict single", "predict batch", "predict 12 MP"
 IMAGES: list[tuple[str, bytes]] = []
+PHONE: list[tuple[str, bytes]] = []  # --phone-share: the 12 MP JPEGs sent among IMAGES
+PHONE_SHARE = 0.0
 BATCH_SIZE = 4
 
 
@@ -52,6 +56,13 @@ def _options(parser):
     parser.add_argument(
         "--phone-images", default=None, help="Folder of large photos for --phone (default: field-corn)."
     )
+    parser.add_argument("--only-12mp", action="store_true", help="With --phone: the 12 MP JPEGs alone.")
+    parser.add_argument(
+        "--phone-share",
+        type=float,
+        default=0.0,
+        help="Send this share of the single diagnoses as 12 MP JPEGs, the rest as the leaf photos.",
+    )
     parser.add_argument(
         "--shrink",
         action="store_true",
@@ -61,15 +72,19 @@ def _options(parser):
 
 @events.init.add_listener
 def _load(environment, **_):
-    global BATCH_SIZE
+    global BATCH_SIZE, PHONE_SHARE
     opts = environment.parsed_options
     folder = image_dir(getattr(opts, "images", None))
+    phone_dir = getattr(opts, "phone_images", None)
+    phone_dir = Path(phone_dir) if phone_dir else None
     if getattr(opts, "phone", False):
-        phone_dir = getattr(opts, "phone_images", None)
-        shrink = getattr(opts, "shrink", False)
-        IMAGES[:] = phone_photos(Path(phone_dir) if phone_dir else None, shrink=shrink)
+        shrink, only_12mp = getattr(opts, "shrink", False), getattr(opts, "only_12mp", False)
+        IMAGES[:] = phone_photos(phone_dir, shrink=shrink, only_12mp=only_12mp)
     else:
         IMAGES[:] = load_images(folder, limit=getattr(opts, "image_limit", 300))
+    PHONE_SHARE = min(1.0, max(0.0, getattr(opts, "phone_share", 0.0) or 0.0))
+    if PHONE_SHARE:
+        PHONE[:] = phone_photos(phone_dir, only_12mp=True)
     BATCH_SIZE = max(1, getattr(opts, "batch_size", 4))
     # gevent's loop caches "now": after a slow start-up (imports, reading photos on a busy machine) Locust's
     # --run-time timer, set right after this, would otherwise fire seconds early.
@@ -133,9 +148,14 @@ class LeafdocUser(FastHttpUser):
     @tag("single", "predict")
     @task(30)
     def predict_single(self):
-        body, ctype = multipart("file", self._photos(1))
+        phone = PHONE_SHARE and self.rng.random() < PHONE_SHARE
+        body, ctype = multipart("file", [self.rng.choice(PHONE)] if phone else self._photos(1))
         with self.client.post(
-            "/v1/predict", data=body, headers={"Content-Type": ctype}, name=SINGLE, catch_response=True
+            "/v1/predict",
+            data=body,
+            headers={"Content-Type": ctype},
+            name=TWELVE_MP if phone else SINGLE,
+            catch_response=True,
         ) as r:
             if r.status_code != 200:
                 r.failure(f"HTTP {r.status_code}: {r.text[:200]}")

@@ -61,6 +61,8 @@ WORKLOAD_TAGS = {
     "single": ["--tags", "single"],
     "phone": ["--tags", "single", "--phone"],
     "phone-sent": ["--tags", "single", "--phone", "--shrink"],  # as the web page and desktop app send them
+    "12mp": ["--tags", "single", "--phone", "--only-12mp"],  # 12 MP baseline JPEGs alone, as phones write them
+    "phone-mix": ["--tags", "single", "--phone-share", "0.1"],  # one diagnosis in ten a 12 MP JPEG, the rest 256 px
 }
 TARGET_RPS, TARGET_P95_MS, TARGET_RSS_MB = 150.0, 100.0, 400.0
 
@@ -464,7 +466,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workloads",
         default="mixed,single",
         help="mixed: the locustfile's mix; single: /v1/predict; phone: /v1/predict with phone photos; "
-        "phone-sent: the same photos as the web page and desktop app send them (1024 px, JPEG 90).",
+        "phone-sent: the same photos as the web page and desktop app send them (1024 px, JPEG 90); "
+        "12mp: 12 MP JPEGs alone; phone-mix: one diagnosis in ten a 12 MP JPEG, the rest 256-px photos.",
     )
     ap.add_argument("--repeats", type=int, default=3, help="Measurements per setup (medians reported).")
     ap.add_argument("--duration", type=float, default=40, help="Measured seconds per setup.")

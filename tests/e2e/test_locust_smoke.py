@@ -66,3 +66,35 @@ def test_the_phone_photo_workload_sends_large_photos_and_every_one_is_answered(l
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     stats = read_stats(tmp_path / "phone")
     assert stats["predict single"]["requests"] > 0 and not stats["predict single"]["failures"], stats
+
+
+def test_twelve_megapixel_photos_sent_among_leaf_photos_are_counted_apart(live_server, tmp_path):
+    """`--phone-share`: some single diagnoses are 12 MP JPEGs, named apart in Locust's statistics, so the report
+    compares the two kinds of photo at the same load; every one is answered."""
+    if importlib.util.find_spec("locust") is None:
+        pytest.skip("locust is not installed (the dev extra)")
+    from loadtest.images import PHONE_DIRS, phone_photos
+    from loadtest.run import WORKLOAD_TAGS, read_stats
+
+    if not any(d.is_dir() for d in PHONE_DIRS):
+        pytest.skip(f"field photos not found in {PHONE_DIRS}")
+    from io import BytesIO
+
+    from PIL import Image
+
+    made = phone_photos(made=2, only_12mp=True)
+    assert [n[:5] for n, _ in made] == ["12mp-", "12mp-"]
+    assert all(Image.open(BytesIO(d)).size in ((4000, 3000), (3000, 4000)) for _, d in made)
+    assert "--only-12mp" in WORKLOAD_TAGS["12mp"] and "--phone-share" in WORKLOAD_TAGS["phone-mix"]
+    images = make_leaf_folder(tmp_path / "photos", per_class=3)
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"), "--headless"]
+    cmd += ["-u", "2", "-r", "2", "-t", "8s", "-H", live_server.base, "--only-summary", "--tags", "single"]
+    cmd += ["--images", str(images), "--phone-share", "0.5"]
+    cmd += ["--csv", str(tmp_path / "mix"), "--exit-code-on-error", "1"]
+    done = subprocess.run(
+        cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stats = read_stats(tmp_path / "mix")
+    for name in ("predict single", "predict 12 MP"):
+        assert stats[name]["requests"] > 0 and not stats[name]["failures"], stats

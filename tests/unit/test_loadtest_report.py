@@ -234,3 +234,24 @@ def test_a_load_test_of_the_int8_copy_refuses_a_server_that_serves_model_onnx(tm
     monkeypatch.setattr(run.Deployment, "start", lambda dep: start(dep, "model.int8.onnx"))
     assert run.start_deployment(setup, "single", {}, tmp_path / "b", None, args).model_file == "model.int8.onnx"
     assert run.parse_args([]).onnx_variant == "fp32"
+
+
+def test_twelve_megapixel_photos_among_small_ones_are_compared_run_by_run():
+    """One stream, two kinds of photo: each run's 12 MP p95 over its 256-px p95, the median of those ratios, and
+    the verdict against 2x; a run with an error fails the target whatever its ratio."""
+    setup = {"lb": False, "workers": 4, "variant": "current"}
+
+    def run(small_p95, big_p95, failures=0):
+        small = {"rps": 150.0, "p95": small_p95, "failures": 0}
+        big = {"rps": 15.0, "p95": big_p95, "failures": failures}
+        return {"setup": setup, "stats": {SINGLE: small, report.TWELVE_MP: big}, "peak_process_mb": 350}
+
+    ms = [run(80, 120), run(100, 250), run(90, 180)]  # 1.5x, 2.5x, 2.0x -> median 2.0x: met
+    [row] = [r.split(" | ") for r in report.phone_mix_table({"w4": ms})[2:]]
+    assert row[1:5] == ["3", "150.0", "15.0", "90"] and row[5] == "180"
+    assert row[6] == "1.50x, 2.50x, 2.00x" and row[7] == "2.00x" and row[-1] == "**yes** |"
+    ms[0] = run(80, 200)  # 2.5x, 2.5x, 2.0x -> 2.5x: missed
+    [row] = [r.split(" | ") for r in report.phone_mix_table({"w4": ms})[2:]]
+    assert row[7] == "2.50x" and row[-1] == "no |"
+    [row] = [r.split(" | ") for r in report.phone_mix_table({"w4": [run(80, 120, failures=1)]})[2:]]
+    assert row[8] == "1" and row[-1] == "no |"
