@@ -3,6 +3,9 @@ what they change, beside model.onnx. Prints Markdown tables; not a test.
 
     .venv/bin/python benchmarks/quantized.py MODEL_DIR [MODEL_DIR ...] [--runs 300] [--json OUT]
 
+On an x86 CPU without VNNI leafdoc refuses to run int8 copies (leafdoc/cpuflags.py); to measure them there anyway,
+run with LEAFDOC_INT8_ANY_CPU=1.
+
 Per model folder and variant (fp32 = model.onnx, and each copy card.json lists under `onnx_variants`):
 - ms per photo: ONNX Runtime, batch 1, one intra-op thread (as the API serves one request), the decision
   outputs (`probabilities`, `features`); every (model, variant) timed in turns, round after round, so a busy

@@ -12,6 +12,7 @@ from rich.markup import escape as esc
 from leafdoc.cli_common import emit_json, load_settings, progress_bar
 from leafdoc.cli_options import SPLIT_HELP, folders_option
 from leafdoc.cli_print import console, out, print_evaluation
+from leafdoc.cpuflags import int8_problem
 
 
 def calibrate(
@@ -123,6 +124,8 @@ def export(
             f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
             f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
         )
+        if fmt == "onnx-int8" and (why := int8_problem(honour_override=False)):
+            out.print(f"Those figures are this machine's, and leafdoc will not serve the copy on it: {why}.")
         return
     from leafdoc.train.export import export as do_export
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from leafdoc.cpuflags import ANY_CPU_ENV, int8_problem
 from leafdoc.errors import ModelError
 from leafdoc.fsutil import atomic_dir, atomic_write_json
 
@@ -239,4 +240,10 @@ def variant_file(model_dir: Path, card: ModelCard, variant: str) -> Path:
         and hashlib.sha256(source.read_bytes()).hexdigest() != entry["source_sha256"]
     ):
         raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
+    if variant == "int8" and (why := int8_problem()):
+        raise ModelError(
+            f"{path}: not run on this machine: {why}.",
+            hint="Use model.onnx here (LEAFDOC_ONNX_VARIANT=fp32, the default): the int8 copy is for CPUs with VNNI "
+            f"(Intel since Cascade Lake, AMD since Zen 4). To run it anyway, to measure it, set {ANY_CPU_ENV}=1.",
+        )
     return path

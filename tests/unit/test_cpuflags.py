@@ -1,0 +1,48 @@
+"""leafdoc/cpuflags.py: the int8 copy is not run on x86 CPUs without VNNI, read from /proc/cpuinfo's flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from leafdoc import cpuflags
+
+ZEN1 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse4_1 sse4_2 avx avx2 fma\n\nprocessor\t: 1\n"
+XEON = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 avx512f avx512_vnni\n"
+ALDER_LAKE = "processor\t: 0\nflags\t\t: fpu avx avx2 avx_vnni\n"
+
+
+@pytest.fixture
+def cpu(tmp_path, monkeypatch):
+    monkeypatch.delenv(cpuflags.ANY_CPU_ENV, raising=False)
+    monkeypatch.setattr(cpuflags.platform, "machine", lambda: "x86_64")
+
+    def use(text: str | None):
+        path = tmp_path / "cpuinfo"
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+        monkeypatch.setattr(cpuflags, "CPUINFO", path)
+
+    return use
+
+
+def test_an_avx2_cpu_without_vnni_is_not_trusted_with_int8_and_says_why(cpu, monkeypatch):
+    cpu(ZEN1)
+    why = cpuflags.int8_problem()
+    assert why is not None and "no VNNI" in why and "answers differently from model.onnx" in why
+    monkeypatch.setenv(cpuflags.ANY_CPU_ENV, "1")  # the override, to measure the copy there
+    assert cpuflags.int8_problem() is None and cpuflags.int8_problem(honour_override=False) == why
+
+
+@pytest.mark.parametrize("text", [XEON, ALDER_LAKE, None, "processor\t: 0\n"])
+def test_vnni_or_an_unreadable_cpu_leaves_the_int8_copy_alone(cpu, text):
+    cpu(text)
+    assert cpuflags.int8_problem() is None
+
+
+def test_only_x86_is_judged(cpu, monkeypatch):
+    cpu(ZEN1)
+    monkeypatch.setattr(cpuflags.platform, "machine", lambda: "aarch64")
+    assert cpuflags.int8_problem() is None
+    assert cpuflags.cpu_flags(ZEN1) == {"fpu", "sse4_1", "sse4_2", "avx", "avx2", "fma"}
