@@ -3,8 +3,8 @@ what they change, beside model.onnx. Prints Markdown tables; not a test.
 
     .venv/bin/python benchmarks/quantized.py MODEL_DIR [MODEL_DIR ...] [--runs 300] [--json OUT]
 
-On an x86 CPU without VNNI leafdoc refuses to run int8 copies (leafdoc/cpuflags.py); to measure them there anyway,
-run with LEAFDOC_INT8_ANY_CPU=1.
+It runs int8 copies on any CPU, also x86 CPUs without VNNI, where leafdoc itself serves model.onnx instead
+(leafdoc/cpuflags.py): there the figures show what the copy would answer.
 
 Per model folder and variant (fp32 = model.onnx, and each copy card.json lists under `onnx_variants`):
 - ms per photo: ONNX Runtime, batch 1, one intra-op thread (as the API serves one request), the decision
@@ -98,7 +98,7 @@ def main() -> None:
     for model_dir in args.models:
         card = json.loads((model_dir / "card.json").read_text())
         variants = ["fp32", *sorted(card.get("onnx_variants", {}))]
-        predictors = {v: Predictor(model_dir, threads=1, variant=v) for v in variants}
+        predictors = {v: Predictor(model_dir, threads=1, variant=v, any_cpu=True) for v in variants}
         sets = photo_sets(predictors["fp32"], model_dir, args.data)
         reference = {name: decisions(predictors["fp32"], photos) for name, (photos, _) in sets.items()}
         for v, p in predictors.items():

@@ -333,8 +333,9 @@ def start_deployment(setup: Setup, workload: str, env: dict, root: Path, opts: O
         served = dep.model_file
         if args.onnx_variant != "fp32" and args.onnx_variant not in (served or ""):
             raise SystemExit(
-                f"--onnx-variant {args.onnx_variant}: the server serves {served}, not that copy: make it with "
-                f"`leafdoc export {args.model} --format onnx-{args.onnx_variant} --data DIR` (see the server log)"
+                f"--onnx-variant {args.onnx_variant}: the server serves {served}, not that copy (the server log says "
+                f"why): make it with `leafdoc export {args.model} --format onnx-{args.onnx_variant} --data DIR`, or, "
+                "on a CPU without VNNI, where leafdoc does not run int8 copies, set LEAFDOC_INT8_ANY_CPU=true"
             )
     except BaseException:
         dep.stop()

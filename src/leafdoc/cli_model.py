@@ -124,7 +124,7 @@ def export(
             f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
             f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
         )
-        if fmt == "onnx-int8" and (why := int8_problem(honour_override=False)):
+        if fmt == "onnx-int8" and (why := int8_problem()):
             out.print(f"Those figures are this machine's, and leafdoc will not serve the copy on it: {why}.")
         return
     from leafdoc.train.export import export as do_export

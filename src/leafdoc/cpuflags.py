@@ -5,18 +5,17 @@ AMD EPYC before Zen 4, Intel before Cascade Lake). Its 16-bit sums saturate, so 
 differently from model.onnx on some photos, and it is no faster. Measured on the starter (2026-11-25): same top-1
 as model.onnx on 94.7% of its 663 validation photos on an AMD EPYC (Zen 1, AVX2) against 99.1% on an Intel Xeon
 with VNNI, and 15.6 against 14.3 ms a photo there. 7-bit weights (`reduce_range`) gave 97.0%; uint8 weights
-agreed (98.3%) but ran 4.6 times slower. So leafdoc serves model.onnx on such a CPU and says why.
+agreed (98.3%) but ran 4.6 times slower. So leafdoc serves model.onnx on such a CPU and says why, unless
+LEAFDOC_INT8_ANY_CPU (Settings.int8_any_cpu) says to run the copy anyway.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-ANY_CPU_ENV = "LEAFDOC_INT8_ANY_CPU"  # "1": run the int8 copy whatever the CPU (to measure it, say)
 
 
 def cpu_flags(cpuinfo: str) -> frozenset[str]:
@@ -28,10 +27,8 @@ def cpu_flags(cpuinfo: str) -> frozenset[str]:
     return frozenset()
 
 
-def int8_problem(honour_override: bool = True) -> str | None:
+def int8_problem() -> str | None:
     """Why the int8 copy is not to be run on this CPU, or None when it may be (VNNI, not x86, or unknown)."""
-    if honour_override and os.environ.get(ANY_CPU_ENV) == "1":
-        return None
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return None
     try:

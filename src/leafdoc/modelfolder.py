@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from leafdoc.cpuflags import ANY_CPU_ENV, int8_problem
+from leafdoc.cpuflags import int8_problem
 from leafdoc.errors import ModelError
 from leafdoc.fsutil import atomic_dir, atomic_write_json
 
@@ -221,8 +221,9 @@ def copy_model_dir(src: Path, dst: Path) -> None:
             shutil.copy2(Path(src) / name, tmp / name)
 
 
-def variant_file(model_dir: Path, card: ModelCard, variant: str) -> Path:
-    """The ONNX file of `variant` (fp32: model.onnx) in a model folder, or a ModelError saying how to make it."""
+def variant_file(model_dir: Path, card: ModelCard, variant: str, any_cpu: bool = False) -> Path:
+    """The ONNX file of `variant` (fp32: model.onnx) in a model folder, or a ModelError saying how to make it;
+    an int8 copy only on a CPU that runs it as it was checked, unless `any_cpu` (leafdoc/cpuflags.py)."""
     if variant in ("fp32", "", None):
         return Path(model_dir) / ONNX_FILE
     entry = (card.onnx_variants or {}).get(variant)
@@ -240,10 +241,11 @@ def variant_file(model_dir: Path, card: ModelCard, variant: str) -> Path:
         and hashlib.sha256(source.read_bytes()).hexdigest() != entry["source_sha256"]
     ):
         raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
-    if variant == "int8" and (why := int8_problem()):
+    if variant == "int8" and not any_cpu and (why := int8_problem()):
         raise ModelError(
             f"{path}: not run on this machine: {why}.",
             hint="Use model.onnx here (LEAFDOC_ONNX_VARIANT=fp32, the default): the int8 copy is for CPUs with VNNI "
-            f"(Intel since Cascade Lake, AMD since Zen 4). To run it anyway, to measure it, set {ANY_CPU_ENV}=1.",
+            "(Intel since Cascade Lake, AMD since Zen 4). To run it anyway (to measure it), set "
+            "LEAFDOC_INT8_ANY_CPU=true.",
         )
     return path

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
         "copy of its candidate before registering it.",
     )
+    int8_any_cpu: bool = Field(
+        False,
+        description="Run a model's int8 copy on x86 CPUs without VNNI too, where its answers differ from "
+        "model.onnx's and it is no faster (leafdoc/cpuflags.py): to measure it there. Off: such CPUs use model.onnx.",
+    )
     top_k: int = 3
     promote_metric: str = "accuracy"
     promote_margin: float = Field(0.0, description="A candidate is promoted if metric >= serving metric - margin.")

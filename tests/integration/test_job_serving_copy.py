@@ -13,7 +13,7 @@ import pytest
 from service_support import ADMIN, Clients, job_run_here, service_settings
 from tests.conftest import LEARNS, fresh_photos
 
-from leafdoc.cpuflags import ANY_CPU_ENV, int8_problem
+from leafdoc.cpuflags import int8_problem
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import open_store
 from leafdoc.inference.predictor import Predictor
@@ -36,7 +36,7 @@ def unseen_photos() -> list:
 @pytest.fixture(autouse=True)
 def int8_on_any_cpu(monkeypatch):
     """The service serves the int8 copy whatever the CPU; where its numbers depend on VNNI, the test says so."""
-    monkeypatch.setenv(ANY_CPU_ENV, "1")
+    monkeypatch.setenv("LEAFDOC_INT8_ANY_CPU", "1")
 
 
 @pytest.fixture
@@ -113,8 +113,8 @@ def test_a_retraining_job_makes_the_int8_copy_the_service_then_serves(tmp_path, 
 
         # On real photos the job never saw, the copy answers within the README's tolerance of model.onnx: on a CPU
         # with VNNI, the only CPUs leafdoc serves it on unless told otherwise (leafdoc/cpuflags.py).
-        fp32, int8 = Predictor(folder), Predictor(folder, variant="int8")
-        if int8_problem(honour_override=False) is None:
+        fp32, int8 = Predictor(folder), Predictor(folder, variant="int8", any_cpu=True)
+        if int8_problem() is None:
             x = np.stack([fp32.preprocess(p) for p in unseen_photos()])
             diff = np.abs(fp32.predict_arrays(x)["probabilities"] - int8.predict_arrays(x)["probabilities"])
             assert diff.max() <= MAX_PROB_DIFF and diff.mean() <= MAX_MEAN_PROB_DIFF, (diff.max(), diff.mean())

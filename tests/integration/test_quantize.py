@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder
 
-from leafdoc.cpuflags import ANY_CPU_ENV, int8_problem
+from leafdoc.cpuflags import int8_problem
 from leafdoc.images import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.inference.quantize import quantize_model_dir
@@ -73,12 +73,12 @@ def real_photos() -> list[Path]:
 @pytest.fixture(autouse=True)
 def int8_on_any_cpu(monkeypatch):
     """These tests run the int8 copy whatever the CPU; where its numbers depend on VNNI, the test says so."""
-    monkeypatch.setenv(ANY_CPU_ENV, "1")
+    monkeypatch.setenv("LEAFDOC_INT8_ANY_CPU", "1")
 
 
 def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
     model, _, _, stdout = quantised
-    fp32, int8 = Predictor(model), Predictor(model, variant="int8")
+    fp32, int8 = Predictor(model), Predictor(model, variant="int8", any_cpu=True)
     assert int8.model_file.name == "model.int8.onnx" and fp32.model_file.name == "model.onnx"
     x = np.stack([fp32.preprocess(f) for f in real_photos()])
     a, b = fp32.predict_arrays(x), int8.predict_arrays(x)
@@ -91,7 +91,7 @@ def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
     assert entry["calibration"]["split"] == "train" and entry["validation_vs_fp32"]["n"] >= 9
     assert f"{entry['validation_vs_fp32']['top1_agreement']:.1%}" in stdout
 
-    why = int8_problem(honour_override=False)
+    why = int8_problem()
     assert ("leafdoc will not serve the copy on it" in " ".join(stdout.split())) is bool(why), stdout
     if why:  # leafdoc does not serve the copy there (the test below)
         pytest.skip(f"the int8 copy's agreement is promised on CPUs with VNNI only: {why}")
@@ -140,7 +140,7 @@ def test_predict_and_evaluate_run_the_int8_copy_when_selected(quantised, tmp_pat
     answered = {t["label"]: t["probability"] for t in json.loads(proc.stdout)[0]["top_k"]}
 
     def probs(variant):
-        p = Predictor(model, variant=variant)
+        p = Predictor(model, variant=variant, any_cpu=True)
         return dict(zip(p.labels, p.predict_arrays(p.preprocess(photo)[None])["probabilities"][0], strict=True))
 
     int8, fp32 = probs("int8"), probs("fp32")
@@ -228,7 +228,7 @@ def test_on_a_cpu_without_vnni_the_service_serves_model_onnx_and_says_why(quanti
     from leafdoc.service.serving import ModelHolder
     from leafdoc.settings import Settings
 
-    monkeypatch.delenv(ANY_CPU_ENV)
+    monkeypatch.delenv("LEAFDOC_INT8_ANY_CPU")
     (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.setattr(cpuflags, "CPUINFO", tmp_path / "cpuinfo")
     monkeypatch.setattr(cpuflags.platform, "machine", lambda: "x86_64")

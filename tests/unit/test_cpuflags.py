@@ -13,7 +13,6 @@ ALDER_LAKE = "processor\t: 0\nflags\t\t: fpu avx avx2 avx_vnni\n"
 
 @pytest.fixture
 def cpu(tmp_path, monkeypatch):
-    monkeypatch.delenv(cpuflags.ANY_CPU_ENV, raising=False)
     monkeypatch.setattr(cpuflags.platform, "machine", lambda: "x86_64")
 
     def use(text: str | None):
@@ -27,12 +26,23 @@ def cpu(tmp_path, monkeypatch):
     return use
 
 
-def test_an_avx2_cpu_without_vnni_is_not_trusted_with_int8_and_says_why(cpu, monkeypatch):
+def test_an_avx2_cpu_without_vnni_is_not_trusted_with_int8_and_says_why(cpu, tmp_path):
+    from leafdoc.errors import ModelError
+    from leafdoc.modelfolder import ModelCard, variant_file
+
     cpu(ZEN1)
     why = cpuflags.int8_problem()
     assert why is not None and "no VNNI" in why and "answers differently from model.onnx" in why
-    monkeypatch.setenv(cpuflags.ANY_CPU_ENV, "1")  # the override, to measure the copy there
-    assert cpuflags.int8_problem() is None and cpuflags.int8_problem(honour_override=False) == why
+    # A model folder's int8 copy: refused with the file, the reason and what to do; run with the override.
+    (tmp_path / "model.int8.onnx").write_bytes(b"onnx")
+    card = ModelCard.model_validate({"onnx_variants": {"int8": {"file": "model.int8.onnx"}}})
+    with pytest.raises(ModelError) as refused:
+        variant_file(tmp_path, card, "int8")
+    said = f"{refused.value.message} {refused.value.hint}"
+    assert str(tmp_path / "model.int8.onnx") in said and "no VNNI" in said and "LEAFDOC_ONNX_VARIANT=fp32" in said
+    assert "LEAFDOC_INT8_ANY_CPU=true" in said
+    assert variant_file(tmp_path, card, "int8", any_cpu=True) == tmp_path / "model.int8.onnx"
+    assert variant_file(tmp_path, card, "fp32") == tmp_path / "model.onnx"
 
 
 @pytest.mark.parametrize("text", [XEON, ALDER_LAKE, None, "processor\t: 0\n"])

@@ -20,6 +20,7 @@ LAYERS = [
         "settings",
         "errors",
         "fsutil",
+        "cpuflags",
         "figures",
         "images",
         "modelfolder",

@@ -130,6 +130,7 @@ class Predictor:
         threads: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         variant: str = "fp32",
+        any_cpu: bool = False,
     ):
         model_dir = Path(model_dir)
         if model_dir.suffix == ".tflite":
@@ -149,7 +150,7 @@ class Predictor:
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
         else:  # model.onnx, or the int8/fp16 copy beside it that card.json lists (inference/quantize.py)
-            self.model_file = variant_file(self.model_dir, self.card, variant)
+            self.model_file = variant_file(self.model_dir, self.card, variant, any_cpu)
             self.session = self._onnx_session(threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -138,6 +138,7 @@ class ModelHolder:
                 threads=SESSION_THREADS,
                 max_pixels=self.settings.max_image_pixels,
                 variant=self._variant(folder, ptr.version),
+                any_cpu=self.settings.int8_any_cpu,
             )
         except LeafdocError as exc:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
@@ -154,7 +155,7 @@ class ModelHolder:
         is served with model.onnx rather than not at all."""
         wanted = self.settings.onnx_variant
         try:
-            variant_file(folder, read_card(folder), wanted)
+            variant_file(folder, read_card(folder), wanted, self.settings.int8_any_cpu)
         except (LeafdocError, OSError, ValueError) as exc:
             why = exc.message if isinstance(exc, LeafdocError) else str(exc)
             log.warning("model version %s: serving its model.onnx, not the %s copy (%s)", version, wanted, why)
