@@ -118,10 +118,12 @@ def export(
 
         with console.status(f"converting model.onnx to {fmt[5:]}, checking it on the validation photos"):
             path = quantize_model_dir(model_dir, fmt[5:], data)
-        check = json.loads((Path(model_dir) / "card.json").read_text())["onnx_variants"][fmt[5:]]["validation_vs_fp32"]
+        entry = json.loads((Path(model_dir) / "card.json").read_text())["onnx_variants"][fmt[5:]]
+        check = entry["validation_vs_fp32"]
         out.print(
             f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): same top-1 as model.onnx on "
-            f"{check['top1_agreement']:.1%} of {check['n']} validation photos, probabilities within "
+            f"{check['top1_agreement']:.1%} of {check['n']} validation photos on this CPU "
+            f"({entry['checked_on']['model']}), probabilities within "
             f"{check['max_abs_prob_diff']:.3f}. Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}."
         )
         if fmt == "onnx-int8" and (why := int8_problem()):

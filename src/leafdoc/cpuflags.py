@@ -27,6 +27,30 @@ def cpu_flags(cpuinfo: str) -> frozenset[str]:
     return frozenset()
 
 
+def _field(cpuinfo: str, name: str) -> str | None:
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def describe() -> dict:
+    """This CPU as a model card records where an int8 copy was checked: its model name, architecture and
+    whether it has VNNI (None when unknown or not x86)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        text = ""
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    flags = cpu_flags(text)
+    return {
+        "model": _field(text, "model name") or platform.processor() or "unknown",
+        "machine": platform.machine(),
+        "vnni": bool(flags & VNNI_FLAGS) if x86 and flags else None,
+    }
+
+
 def int8_problem() -> str | None:
     """Why the int8 copy is not to be run on this CPU, or None when it may be (VNNI, not x86, or unknown)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):

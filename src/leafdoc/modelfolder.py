@@ -242,8 +242,10 @@ def variant_file(model_dir: Path, card: ModelCard, variant: str, any_cpu: bool =
     ):
         raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
     if variant == "int8" and not any_cpu and (why := int8_problem()):
+        made_on = (entry.get("checked_on") or {}).get("model")
         raise ModelError(
-            f"{path}: not run on this machine: {why}.",
+            f"{path}: not run on this machine: {why}"
+            + (f" (its card says it was checked against model.onnx on {made_on})." if made_on else "."),
             hint="Use model.onnx here (LEAFDOC_ONNX_VARIANT=fp32, the default): the int8 copy is for CPUs with VNNI "
             "(Intel since Cascade Lake, AMD since Zen 4). To run it anyway (to measure it), set "
             "LEAFDOC_INT8_ANY_CPU=true.",

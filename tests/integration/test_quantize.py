@@ -90,6 +90,10 @@ def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
     assert entry["file"] == "model.int8.onnx" and entry["sha256"] == sha256_bytes(data)
     assert entry["calibration"]["split"] == "train" and entry["validation_vs_fp32"]["n"] >= 9
     assert f"{entry['validation_vs_fp32']['top1_agreement']:.1%}" in stdout
+    # Where the comparison ran: int8 answers differ by CPU (cpuflags.py), so the card and the export say which.
+    from leafdoc import cpuflags
+
+    assert entry["checked_on"] == cpuflags.describe() and entry["checked_on"]["model"] in " ".join(stdout.split())
 
     why = int8_problem()
     assert ("leafdoc will not serve the copy on it" in " ".join(stdout.split())) is bool(why), stdout
@@ -247,6 +251,9 @@ def test_on_a_cpu_without_vnni_the_service_serves_model_onnx_and_says_why(quanti
         said = " ".join(r.getMessage() for r in records)
         assert served.model_file.name == ("model.int8.onnx" if vnni else "model.onnx")
         assert ("serving its model.onnx, not the int8 copy" in said and "no VNNI" in said) is not vnni, said
+        if not vnni:  # and it names the CPU the copy was checked on, from the card
+            checked_on = json.loads((quantised[0] / "card.json").read_text())["onnx_variants"]["int8"]["checked_on"]
+            assert f"checked against model.onnx on {checked_on['model']}" in said, said
     finally:
         logging.getLogger("leafdoc").removeHandler(handler)
         catalog.dispose()

@@ -35,12 +35,13 @@ def test_an_avx2_cpu_without_vnni_is_not_trusted_with_int8_and_says_why(cpu, tmp
     assert why is not None and "no VNNI" in why and "answers differently from model.onnx" in why
     # A model folder's int8 copy: refused with the file, the reason and what to do; run with the override.
     (tmp_path / "model.int8.onnx").write_bytes(b"onnx")
-    card = ModelCard.model_validate({"onnx_variants": {"int8": {"file": "model.int8.onnx"}}})
+    checked_on = {"model": "Intel(R) Xeon(R) Platinum 8375C CPU", "machine": "x86_64", "vnni": True}
+    card = ModelCard.model_validate({"onnx_variants": {"int8": {"file": "model.int8.onnx", "checked_on": checked_on}}})
     with pytest.raises(ModelError) as refused:
         variant_file(tmp_path, card, "int8")
     said = f"{refused.value.message} {refused.value.hint}"
     assert str(tmp_path / "model.int8.onnx") in said and "no VNNI" in said and "LEAFDOC_ONNX_VARIANT=fp32" in said
-    assert "LEAFDOC_INT8_ANY_CPU=true" in said
+    assert "LEAFDOC_INT8_ANY_CPU=true" in said and "checked against model.onnx on Intel(R) Xeon(R) Platinum" in said
     assert variant_file(tmp_path, card, "int8", any_cpu=True) == tmp_path / "model.int8.onnx"
     assert variant_file(tmp_path, card, "fp32") == tmp_path / "model.onnx"
 
@@ -56,3 +57,23 @@ def test_only_x86_is_judged(cpu, monkeypatch):
     monkeypatch.setattr(cpuflags.platform, "machine", lambda: "aarch64")
     assert cpuflags.int8_problem() is None
     assert cpuflags.cpu_flags(ZEN1) == {"fpu", "sse4_1", "sse4_2", "avx", "avx2", "fma"}
+
+
+@pytest.mark.parametrize(
+    ("text", "machine", "vnni"),
+    [
+        ("processor\t: 0\nmodel name\t: AMD EPYC 7551 32-Core Processor\n" + ZEN1, "x86_64", False),
+        ("model name\t: Intel(R) Xeon(R) Platinum 8375C CPU\n" + XEON, "x86_64", True),
+        ("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\n", "aarch64", None),
+        (None, "x86_64", None),
+    ],
+)
+def test_a_cpu_is_described_as_the_card_records_where_an_int8_copy_was_checked(cpu, monkeypatch, text, machine, vnni):
+    cpu(text)
+    monkeypatch.setattr(cpuflags.platform, "machine", lambda: machine)
+    got = cpuflags.describe()
+    assert got["vnni"] is vnni and got["machine"] == machine
+    if text and "model name" in text:
+        assert got["model"] == text.split("model name\t: ")[1].splitlines()[0]
+    else:
+        assert isinstance(got["model"], str) and got["model"]

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from leafdoc import cpuflags
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
 from leafdoc.images import sha256_bytes
@@ -211,8 +212,8 @@ def _check_variant(variant: str) -> None:
 def make_variant(model_dir: Path, variant: str, calibration: np.ndarray, val: np.ndarray) -> Path:
     """Write model.<variant>.onnx beside model.onnx (int8: calibrated on `calibration`, model-ready arrays of
     training photos), check it against model.onnx on `val` (the validation photos) and record it (file,
-    sha256, method, agreement) in card.json's `onnx_variants`. `leafdoc export` and a retraining job
-    (lifecycle/serving_copy.py) both make their copy here."""
+    sha256, method, agreement, the CPU it was checked on) in card.json's `onnx_variants`. `leafdoc export` and a
+    retraining job (lifecycle/serving_copy.py) both make their copy here."""
     _check_variant(variant)
     model_dir = Path(model_dir)
     if variant == "int8" and not len(calibration):
@@ -253,6 +254,7 @@ def make_variant(model_dir: Path, variant: str, calibration: np.ndarray, val: np
         "method": method,
         "calibration": {"split": "train", "photos": len(calibration)} if variant == "int8" else None,
         "validation_vs_fp32": checked,
+        "checked_on": cpuflags.describe(),  # the CPU the comparison ran on (int8 differs by CPU: cpuflags.py)
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(model_dir / "card.json", card)
