@@ -42,8 +42,9 @@ def calibrate(
         bool,
         typer.Option(
             "--drop-field",
-            help="Remove the unlike-training check and the field photos the model carries. Without it or --field, "
-            "a model with that check refits it with the field photos it carries (field_photos.zip).",
+            help="Remove the unlike-training check and the field photos the model carries (without --nonleaf, the "
+            "not-a-leaf check is kept as fitted: seconds, not minutes). Without it or --field, a model with that "
+            "check refits it with the field photos it carries (field_photos.zip).",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,

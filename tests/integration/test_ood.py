@@ -257,10 +257,17 @@ def test_calibrate_with_field_photos_writes_the_check_and_its_photos_and_recalib
     again = json.loads((model / "card.json").read_text())["field"]
     assert again["n_field"] == section["n_field"] and again["budget"] == 0.02 and "carried" in again["sources"][0]
     assert again["field_refused_cv"] >= 0.95 and len(list(carried_photos(model / FIELD_PHOTOS_FILE))) == len(carried)
-    result = CliRunner().invoke(app, [*args, "--drop-field"], terminal_width=400)
+    # --drop-field without --nonleaf keeps the not-a-leaf check as fitted and makes the monitoring baseline again.
+    before = json.loads((model / "card.json").read_text())
+    ood_stats = (model / "ood.npz").read_bytes()
+    drop = ["calibrate", str(model), "--data", str(PLANTVILLAGE), "--drop-field"]
+    result = CliRunner().invoke(app, drop, terminal_width=400)
     assert result.exit_code == 0, result.output
-    assert "field" not in json.loads((model / "card.json").read_text())
+    after = json.loads((model / "card.json").read_text())
+    assert "field" not in after and after["ood"] == before["ood"] and (model / "ood.npz").read_bytes() == ood_stats
     assert Predictor(model).field is None and not (model / FIELD_PHOTOS_FILE).exists()
+    # The baseline is the validation photos' answers under the checks left: none is unlike_training any more.
+    assert after["baseline"] != before["baseline"] and "unlike_training" not in json.dumps(after["baseline"])
 
 
 def close_ups(starter, n_leaves: int = 12):

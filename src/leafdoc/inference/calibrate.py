@@ -187,7 +187,8 @@ def calibrate_model_dir(
     """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
     check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part).
     Without `field`, a model with the check refits it with the field photos it carries (field_photos.zip, at
-    the budget it had), unless `drop_field`: then it has none."""
+    the budget it had), unless `drop_field`: then it has none, and without `nonleaf` folders the not-a-leaf check
+    is kept as it was fitted (only the monitoring baseline is made again, under the checks left)."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]
@@ -224,6 +225,18 @@ def calibrate_model_dir(
             poor.append(bool(photo.problems))
         return np.stack(xs), np.asarray(ys), np.asarray(poor)
 
+    if drop_field and not nonleaf and not field:  # nothing to refit: drop the check, keep the not-a-leaf one
+        card = read_card(model_dir)
+        if card.ood is None:
+            raise ModelError(
+                f"{model_dir}: it has no not-a-leaf check to keep.",
+                hint="Fit one: pass --nonleaf DIR (non-leaf example photos) with --drop-field.",
+            )
+        card.field = None
+        write_card(model_dir, card)  # before the photos go: a card never names a missing file
+        (model_dir / FIELD_PHOTOS_FILE).unlink(missing_ok=True)
+        write_baseline(model_dir, [path for path, _ in photos["val"]], max_pixels)
+        return card.ood
     train_x, train_y, _ = arrays("train")
     train = (train_x, train_y)
     val_images, _, val_poor = arrays("val")
