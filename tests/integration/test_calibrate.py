@@ -41,6 +41,11 @@ def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, se
     cifar = [f for c in sorted(CIFAR_TEST.iterdir()) for f in sorted(c.iterdir())[:6]]
     assert Predictor(old).ood is None
     assert refused_share(Predictor(old), roses) == 0.0  # the softmax alone never says "not a leaf"
+    # --drop-field alone keeps the not-a-leaf check as fitted: here there is none, and it says how to fit one.
+    result = CliRunner().invoke(app, ["calibrate", str(old), "--data", str(PLANTVILLAGE), "--drop-field"])
+    said = f"{result.exception.message} {result.exception.hint}"  # leafdoc's main prints these two, no traceback
+    assert result.exit_code != 0 and str(old) in said and "no not-a-leaf check to keep" in said, said
+    assert "--nonleaf" in said and "ood" not in json.loads((old / "card.json").read_text())
 
     result = CliRunner().invoke(
         app, ["calibrate", str(old), "--data", str(PLANTVILLAGE), "--nonleaf", str(DAISIES), "--json"]
