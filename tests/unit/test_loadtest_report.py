@@ -189,6 +189,25 @@ def test_the_service_is_compared_with_the_in_process_path_by_cpu_and_by_throughp
     assert row[9:12] == ["–", "–", "–"]
 
 
+@pytest.mark.parametrize(("cpus", "n"), [(None, None), ("1", 1), ("0-1", 2), ("0,2-3", 3)])
+def test_a_taskset_list_is_counted(cpus, n):
+    assert report.cpu_count(cpus) == n
+
+
+def test_servers_pinned_to_one_cpu_are_held_to_the_in_process_path_in_one_process_there():
+    """Pinned to one CPU (the raw measurements too), two in-process paths on that CPU only take turns: the service
+    is held to one (104 of 135/s: 77%), and the table says so; on two CPUs, to two processes."""
+    setup = {"lb": False, "workers": 1, "variant": "current"}
+    single = {"rps": 104.0, "p50": 76, "p95": 90, "p99": 100, "failures": 0}
+    summaries = {"w1": {"setup": setup, "types": {SINGLE: single}, "peak_process_mb": 307, "peak_serve_mb": 307,
+                        "server_cpu_ms": 9.9}}  # fmt: skip
+    raw = {report.RAW_REFERENCE: 266.0, report.PROCESSES_REFERENCE: 115.0, report.PIPELINE_REFERENCE: 135.0}
+    header, _, line = report.single_table(summaries, raw, {report.PIPELINE_REFERENCE: 7.4}, "1")
+    assert "throughput (1 process on CPU 1)" in header and line.split(" | ")[11] == "77%"
+    header, _, line = report.single_table(summaries, raw, {report.PIPELINE_REFERENCE: 7.4}, "0-1")
+    assert "throughput (2 processes)" in header and line.split(" | ")[11] == "90%"
+
+
 def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
@@ -208,6 +227,7 @@ def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
     assert [b.get_height() for b in rps] == pytest.approx([200.0, 200.0])
     lines = {line.get_label(): line.get_ydata()[0] for line in latency.lines + throughput.lines}
     assert lines["target p95 < 100 ms"] == 100 and lines["raw ONNX b1, 2 cores"] == 300.0
+    assert lines["in-process serving path, 2 processes"] == 250.0  # what the table holds the service to
     real_close(fig)
     from PIL import Image
 
