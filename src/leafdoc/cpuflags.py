@@ -16,18 +16,11 @@ from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-
-
-def cpu_flags(cpuinfo: str) -> frozenset[str]:
-    """The first processor's flags in /proc/cpuinfo's text (x86: the `flags` line)."""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+X86 = ("x86_64", "amd64", "i686", "x86")
 
 
 def _field(cpuinfo: str, name: str) -> str | None:
+    """The first processor's `name` line in /proc/cpuinfo's text."""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == name:
@@ -35,14 +28,24 @@ def _field(cpuinfo: str, name: str) -> str | None:
     return None
 
 
-def describe() -> dict:
-    """This CPU as a model card records where an int8 copy was checked: its model name, architecture and
-    whether it has VNNI (None when unknown or not x86)."""
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The first processor's flags in /proc/cpuinfo's text (x86: the `flags` line)."""
+    return frozenset((_field(cpuinfo, "flags") or "").split())
+
+
+def _this_cpu() -> tuple[bool, str]:
+    """Whether this machine is x86, and its /proc/cpuinfo ("" when there is none)."""
     try:
         text = CPUINFO.read_text()
     except OSError:
         text = ""
-    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    return platform.machine().lower() in X86, text
+
+
+def describe() -> dict:
+    """This CPU as a model card records where an int8 copy was checked: its model name, architecture and
+    whether it has VNNI (None when unknown or not x86)."""
+    x86, text = _this_cpu()
     flags = cpu_flags(text)
     return {
         "model": _field(text, "model name") or platform.processor() or "unknown",
@@ -53,13 +56,9 @@ def describe() -> dict:
 
 def int8_problem() -> str | None:
     """Why the int8 copy is not to be run on this CPU, or None when it may be (VNNI, not x86, or unknown)."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return None
-    try:
-        flags = cpu_flags(CPUINFO.read_text())
-    except OSError:
-        return None
-    if not flags or flags & VNNI_FLAGS:
+    x86, text = _this_cpu()
+    flags = cpu_flags(text)
+    if not x86 or not flags or flags & VNNI_FLAGS:
         return None
     return (
         "this CPU has no VNNI (AVX512-VNNI or AVX-VNNI), where ONNX Runtime's int8 sums saturate: the int8 copy "
