@@ -57,6 +57,19 @@ class Settings(BaseSettings):
         "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
         "copy of its candidate before registering it.",
     )
+    predict_on_loop: bool | None = Field(
+        None,
+        description="Predict a single photo on the API worker's event loop rather than in its threadpool (no "
+        "thread hand-off: less CPU per request). Unset: `leafdoc serve` turns it on when it runs at least one worker "
+        "per CPU it may use, where a worker has no second core to give its threads anyway.",
+    )
+    loop_decode_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="With predict_on_loop, only photos whose decoding costs less than this go on the loop (a JPEG's "
+        "size, else its pixels x 3 from the header); others, and any other format, go to the threadpool, so one "
+        "photo never holds up the worker's other requests for long.",
+    )
     int8_any_cpu: bool = Field(
         False,
         description="Run a model's int8 copy on x86 CPUs without VNNI too, where its answers differ from "

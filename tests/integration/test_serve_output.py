@@ -15,6 +15,14 @@ def test_serve_says_which_model_version_and_file_it_serves(live_server):
     assert line in live_server.log.read_text()
 
 
+def test_serve_says_where_single_predictions_run(live_server):
+    from leafdoc.service.run import usable_cpus
+
+    cpus = usable_cpus()  # the live server runs one worker, on this machine's CPUs
+    where = "on each worker's event loop" if cpus == 1 else "in each worker's threadpool"
+    assert f"single predictions run {where} (1 worker for {cpus} CPU" in live_server.log.read_text()
+
+
 def test_worker_prints_its_queue_not_the_migration_librarys_chatter(tmp_path):
     exe = Path(sys.executable).with_name("leafdoc")
     env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home")}

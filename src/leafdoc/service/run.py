@@ -6,16 +6,45 @@ uvicorn serves `create_app` (one or several worker processes); embedded, one tra
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from leafdoc.settings import Settings
 
 APP = "leafdoc.service.app:create_app"
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: its affinity (taskset), capped by a cgroup v2 CPU quota (a container's
+    `--cpus`, a Kubernetes CPU limit), rounded up."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def choose_predict_on_loop(settings: Settings, workers: int, cpus: int) -> tuple[bool, str]:
+    """Settings.predict_on_loop as set, or on when there are at least as many workers as CPUs: a worker's
+    threadpool only pays when it has a second core to run on (docs/load-tests.md, "Predictions on the loop")."""
+    if settings.predict_on_loop is not None:
+        why = f"LEAFDOC_PREDICT_ON_LOOP={str(settings.predict_on_loop).lower()}"
+        return settings.predict_on_loop, why
+    on = workers >= cpus
+    return on, f"{workers} worker{'s' * (workers > 1)} for {cpus} CPU{'s' * (cpus > 1)}"
 
 
 class _StopServing(Exception):
@@ -64,6 +93,11 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    on_loop, why = choose_predict_on_loop(settings, workers, usable_cpus())
+    where = "on each worker's event loop" if on_loop else "in each worker's threadpool"
+    say(f"single predictions run {where} ({why})")
+    loop_was = os.environ.get("LEAFDOC_PREDICT_ON_LOOP")
+    os.environ["LEAFDOC_PREDICT_ON_LOOP"] = str(on_loop).lower()  # what the workers' create_app() reads
     run_consumer = settings.run_consumer if consumer is None else consumer
     child = None
     if run_consumer:
@@ -99,3 +133,7 @@ def serve(
                 child.wait()
         if workers > 1:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+        if loop_was is None:
+            os.environ.pop("LEAFDOC_PREDICT_ON_LOOP", None)
+        else:
+            os.environ["LEAFDOC_PREDICT_ON_LOOP"] = loop_was

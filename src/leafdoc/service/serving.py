@@ -99,8 +99,12 @@ class ModelHolder:
             )
         return loaded
 
+    def refresh_due(self) -> bool:
+        """Whether the next request reads the serving pointer (and may load a new version: seconds)."""
+        return time.monotonic() - self._checked >= self.settings.model_check_seconds
+
     def maybe_refresh(self) -> None:
-        if time.monotonic() - self._checked < self.settings.model_check_seconds:
+        if not self.refresh_due():
             return
         # The first load waits; later checks are skipped by requests that find another one checking.
         if not self._lock.acquire(blocking=self._loaded is None):
@@ -208,6 +212,32 @@ def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], t
         answer(loaded, {k: v[i] for k, v in out.items()}, ph, n, top_k)
         for i, (ph, n) in enumerate(zip(photos, names, strict=True))
     ]
+
+
+JPEG = b"\xff\xd8\xff"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_cost(data: bytes) -> int | None:
+    """About how many bytes decoding this photo works through, from its first bytes alone: a JPEG's own size
+    (decoded at reduced scale, its every coefficient is still read), a PNG's pixels x 3 (its header's width and
+    height); None for any other format, or a header too short to say."""
+    if data.startswith(JPEG):
+        return len(data)
+    if data.startswith(PNG) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big") * 3
+    return None
+
+
+def on_loop(holder: ModelHolder, data: bytes) -> bool:
+    """Whether this single photo is predicted on the worker's event loop (Settings.predict_on_loop): only when
+    it is cheap to decode, and when this request will not read the serving pointer (a database read, and maybe a
+    new version loaded): those go to the threadpool, so the loop never waits for long."""
+    settings = holder.settings
+    if not settings.predict_on_loop or holder.refresh_due():
+        return False
+    cost = decode_cost(data)
+    return cost is not None and cost <= settings.loop_decode_bytes
 
 
 def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:

@@ -166,9 +166,11 @@ TopK = Query(None, ge=1, le=100, description="How many labels to return (default
 )
 async def predict(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> dict:
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
-    result = await run_in_threadpool(
-        serving.predict_bytes, state.holder, state.settings, data, name, _top_k(state, top_k)
-    )
+    args = (state.holder, state.settings, data, name, _top_k(state, top_k))
+    if serving.on_loop(state.holder, data):  # no thread hand-off: docs/load-tests.md, "Predictions on the loop"
+        result = serving.predict_bytes(*args)
+    else:
+        result = await run_in_threadpool(serving.predict_bytes, *args)
     _record(state, [(result, data)])
     return result
 

@@ -1,0 +1,111 @@
+"""Single predictions on the API worker's event loop (Settings.predict_on_loop): a cheap photo is predicted there
+and answers exactly as through the threadpool; a costly one, another format, or a request that reads the serving
+pointer goes to the threadpool; errors answer the same either way."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+from service_support import Clients, assert_error, leaf_photos, model_copy, photo_bytes, service_settings
+
+from leafdoc.service import serving
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model, tmp_path_factory):
+    return model_copy(tiny_model, tmp_path_factory.mktemp("model") / "answers", min_confidence=0.0)
+
+
+@pytest.fixture
+def make_client(tmp_path, model):
+    clients = Clients()
+    n = iter(range(100))
+
+    def make(**overrides):
+        values = dict(model_check_seconds=3600.0, predict_on_loop=True)
+        values.update(overrides)
+        return clients(service_settings(tmp_path / f"home{next(n)}", model, **values))
+
+    yield make
+    clients.close()
+
+
+@pytest.fixture
+def where(monkeypatch):
+    """Where each prediction ran: "loop" (the request's event loop thread) or "thread" (a threadpool thread)."""
+    seen: list[str] = []
+    real = serving.predict_bytes
+
+    def spy(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            seen.append("loop")
+        except RuntimeError:
+            seen.append("thread")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(serving, "predict_bytes", spy)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def leaf(tmp_path_factory):
+    from tests.conftest import make_leaf_folder
+
+    return leaf_photos(make_leaf_folder(tmp_path_factory.mktemp("leaves") / "leaves", per_class=1))[0].read_bytes()
+
+
+def without_id(answer: dict) -> dict:
+    return {k: v for k, v in answer.items() if k != "prediction_id"}
+
+
+def test_a_cheap_photo_is_predicted_on_the_loop_and_answers_as_in_the_threadpool(make_client, where, leaf):
+    on, off = make_client(), make_client(predict_on_loop=False)
+    a = on.post("/v1/predict", files={"file": ("leaf.jpg", leaf)})
+    b = off.post("/v1/predict", files={"file": ("leaf.jpg", leaf)})
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    assert where == ["loop", "thread"]
+    assert without_id(a.json()) == without_id(b.json())
+    png = photo_bytes(3, (64, 48), "PNG")  # a small PNG is cheap too, and the raw body the same as multipart
+    r = on.post("/v1/predict", content=png, headers={"content-type": "image/png"})
+    assert r.status_code == 200 and where[-1] == "loop"
+    # Both answers are counted on this path too (diagnoses and abstentions).
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in on.get("/metrics").text.splitlines()
+        if line.startswith(("leafdoc_predictions_total{", "leafdoc_abstentions_total{"))
+    ]
+    assert sum(counted) == 2
+
+
+def test_costly_photos_other_formats_and_a_due_pointer_check_go_to_the_threadpool(make_client, where):
+    c = make_client(loop_decode_bytes=20_000)
+    big_png = photo_bytes(0, (100, 100), "PNG")  # 100 x 100 x 3 = 30,000 decoded bytes: over the 20,000
+    small_png = photo_bytes(0, (80, 80), "PNG")  # 19,200: under
+    big_jpeg = photo_bytes(1, (400, 300), "JPEG")
+    assert len(big_jpeg) > 20_000
+    webp = io.BytesIO()
+    Image.open(io.BytesIO(small_png)).save(webp, "WEBP")
+    for data in (big_png, small_png, big_jpeg, webp.getvalue()):
+        assert c.post("/v1/predict", files={"file": ("p", data)}).status_code == 200
+    assert where == ["thread", "loop", "thread", "thread"]
+    # Every request reads the serving pointer (and may load a new version): never on the loop.
+    due = make_client(model_check_seconds=0.0)
+    assert due.post("/v1/predict", files={"file": ("p", small_png)}).status_code == 200
+    assert where[-1] == "thread"
+
+
+def test_errors_on_the_loop_answer_as_in_the_threadpool(make_client, where):
+    for on_loop in (True, False):
+        c = make_client(predict_on_loop=on_loop, max_image_pixels=50_000)
+        broken = b"\xff\xd8\xff\xe0" + b"not the rest of a JPEG" * 10  # a JPEG's first bytes, then garbage
+        body = assert_error(c.post("/v1/predict", files={"file": ("broken.jpg", broken)}), 422, "bad_image")
+        assert "broken.jpg" in body["message"] and body["hint"]
+        huge = photo_bytes(2, (400, 300), "JPEG")  # 120,000 pixels: over the limit, refused from the header
+        body = assert_error(c.post("/v1/predict", files={"file": ("huge.jpg", huge)}), 413, "image_too_large")
+        assert "pixels" in body["message"]
+        assert c.get("/healthz").status_code == 200  # the loop is still serving after the errors
+    assert where == ["loop", "loop", "thread", "thread"]

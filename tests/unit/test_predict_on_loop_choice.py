@@ -1,0 +1,60 @@
+"""Which single photos go on the API worker's event loop, and when `leafdoc serve` turns that on: a photo's decoding
+cost read from its first bytes, the CPUs a process may use (affinity and a cgroup quota), and the choice from them."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leafdoc.service.run import choose_predict_on_loop, usable_cpus
+from leafdoc.service.serving import decode_cost
+from leafdoc.settings import Settings
+
+
+def encoded(fmt: str, size=(120, 80), **save) -> bytes:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def test_decode_cost_is_a_jpegs_size_and_a_pngs_pixels_times_three():
+    jpeg, progressive = encoded("JPEG"), encoded("JPEG", progressive=True)
+    assert decode_cost(jpeg) == len(jpeg) and decode_cost(progressive) == len(progressive)
+    assert decode_cost(encoded("PNG", (120, 80))) == 120 * 80 * 3
+    # A small file can still decode to many pixels (a flat PNG): its header says so.
+    flat = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (90, 140, 60)).save(flat, "PNG")
+    assert len(flat.getvalue()) < 200_000 and decode_cost(flat.getvalue()) == 4000 * 3000 * 3
+
+
+@pytest.mark.parametrize("data", [encoded("WEBP"), encoded("BMP"), encoded("PNG")[:20], b"", b"hello"])
+def test_decode_cost_is_unknown_for_other_formats_and_short_headers(data):
+    assert decode_cost(data) is None
+
+
+def test_usable_cpus_is_the_affinity_capped_by_the_cgroup_quota(tmp_path):
+    mine = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert usable_cpus(tmp_path / "absent") == mine
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == mine
+    cpu_max.write_text("150000 100000\n")  # --cpus 1.5: rounded up to 2, never above the affinity
+    assert usable_cpus(cpu_max) == min(mine, 2)
+    cpu_max.write_text("50000 100000\n")  # half a CPU: still one
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text("garbage\n")
+    assert usable_cpus(cpu_max) == mine
+
+
+def test_serve_puts_predictions_on_the_loop_with_a_worker_per_cpu_unless_told(tmp_path):
+    auto = Settings(home=tmp_path)
+    assert choose_predict_on_loop(auto, workers=2, cpus=2) == (True, "2 workers for 2 CPUs")
+    assert choose_predict_on_loop(auto, workers=1, cpus=1) == (True, "1 worker for 1 CPU")
+    assert choose_predict_on_loop(auto, workers=1, cpus=2) == (False, "1 worker for 2 CPUs")
+    told = Settings(home=tmp_path, predict_on_loop=False)
+    assert choose_predict_on_loop(told, workers=4, cpus=2) == (False, "LEAFDOC_PREDICT_ON_LOOP=false")
