@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 
 import pytest
 from PIL import Image
-from service_support import Clients, assert_error, leaf_photos, model_copy, photo_bytes, service_settings
+from service_support import ADMIN, Clients, assert_error, leaf_photos, model_copy, photo_bytes, service_settings
 
 from leafdoc.service import serving
 
@@ -24,10 +25,10 @@ def make_client(tmp_path, model):
     clients = Clients()
     n = iter(range(100))
 
-    def make(**overrides):
+    def make(home=None, **overrides):
         values = dict(model_check_seconds=3600.0, predict_on_loop=True)
         values.update(overrides)
-        return clients(service_settings(tmp_path / f"home{next(n)}", model, **values))
+        return clients(service_settings(home or tmp_path / f"home{next(n)}", model, **values))
 
     yield make
     clients.close()
@@ -81,7 +82,7 @@ def test_a_cheap_photo_is_predicted_on_the_loop_and_answers_as_in_the_threadpool
     assert sum(counted) == 2
 
 
-def test_costly_photos_other_formats_and_a_due_pointer_check_go_to_the_threadpool(make_client, where):
+def test_costly_photos_and_other_formats_go_to_the_threadpool(make_client, where):
     c = make_client(loop_decode_bytes=20_000)
     big_png = photo_bytes(0, (100, 100), "PNG")  # 100 x 100 x 3 = 30,000 decoded bytes: over the 20,000
     small_png = photo_bytes(0, (80, 80), "PNG")  # 19,200: under
@@ -92,10 +93,29 @@ def test_costly_photos_other_formats_and_a_due_pointer_check_go_to_the_threadpoo
     for data in (big_png, small_png, big_jpeg, webp.getvalue()):
         assert c.post("/v1/predict", files={"file": ("p", data)}).status_code == 200
     assert where == ["thread", "loop", "thread", "thread"]
-    # Every request reads the serving pointer (and may load a new version): never on the loop.
-    due = make_client(model_check_seconds=0.0)
-    assert due.post("/v1/predict", files={"file": ("p", small_png)}).status_code == 200
-    assert where[-1] == "thread"
+
+
+def test_a_promotion_reaches_a_worker_predicting_on_its_loop_without_holding_a_request(
+    make_client, where, tmp_path, model
+):
+    """Two API workers on one data home; the second predicts on its loop and checks the serving pointer at every
+    request: in a thread of its own, so the request that finds the check due is answered by the version loaded
+    now, and the promoted version serves the requests after the check."""
+    a = make_client(home=tmp_path / "shared")
+    b = make_client(home=tmp_path / "shared", model_check_seconds=0.0)
+    photo = photo_bytes(0)
+    assert b.post("/v1/predict", files={"file": ("p.jpg", photo)}).json()["model_version"] == 1
+    registry = a.app.state.leafdoc.registry
+    v2, _ = registry.register(model_copy(model, tmp_path / "v2", note="v2"), source="test:v2")
+    assert a.post(f"/v1/models/{v2}/promote", headers=ADMIN).status_code == 200
+    holder = b.app.state.leafdoc.holder
+    deadline = time.monotonic() + 60
+    versions = []
+    while time.monotonic() < deadline and (not versions or versions[-1] != v2):
+        versions.append(b.post("/v1/predict", files={"file": ("p.jpg", photo)}).json()["model_version"])
+        time.sleep(0.05)
+    assert versions[-1] == v2 and set(versions) <= {1, v2}, versions
+    assert holder.loaded.version == v2 and set(where) == {"loop"}, where
 
 
 def test_errors_on_the_loop_answer_as_in_the_threadpool(make_client, where):

@@ -75,6 +75,7 @@ class ModelHolder:
         self._loaded: Loaded | None = None
         self._lock = threading.Lock()
         self._checked = float("-inf")
+        self._checking = False  # a check started by current(wait=False) is running in its own thread
         self.last_error: str | None = None
         # Read and checked once, at start: a broken knowledge file stops the server with its name and field.
         self.knowledge = shipped_knowledge(settings.advice_dir)
@@ -88,8 +89,15 @@ class ModelHolder:
     def loaded(self) -> Loaded | None:
         return self._loaded
 
-    def current(self) -> Loaded:
-        self.maybe_refresh()
+    def current(self, wait: bool = True) -> Loaded:
+        """The version to serve this request with. `wait=False` (on the event loop): a due check of the serving
+        pointer (a database read, and maybe a new version loaded) runs in a thread of its own, and this request is
+        served by the version loaded now."""
+        if wait:
+            self.maybe_refresh()
+        elif self.refresh_due() and not self._checking:
+            self._checking = True
+            threading.Thread(target=self._check_in_background, name="leafdoc-model-check", daemon=True).start()
         loaded = self._loaded
         if loaded is None:
             raise NoModel(
@@ -114,6 +122,12 @@ class ModelHolder:
                 self._refresh_locked()
         finally:
             self._lock.release()
+
+    def _check_in_background(self) -> None:
+        try:
+            self.maybe_refresh()
+        finally:
+            self._checking = False
 
     def refresh(self) -> Loaded | None:
         """Check the pointer now (after this worker promoted or rolled back, say)."""
@@ -230,18 +244,20 @@ def decode_cost(data: bytes) -> int | None:
 
 
 def on_loop(holder: ModelHolder, data: bytes) -> bool:
-    """Whether this single photo is predicted on the worker's event loop (Settings.predict_on_loop): only when
-    it is cheap to decode, and when this request will not read the serving pointer (a database read, and maybe a
-    new version loaded): those go to the threadpool, so the loop never waits for long."""
+    """Whether this single photo is predicted on the worker's event loop (Settings.predict_on_loop): only when it
+    is cheap to decode and a model is loaded, so the loop never waits for long (the serving pointer is then checked
+    in a thread: ModelHolder.current(wait=False))."""
     settings = holder.settings
-    if not settings.predict_on_loop or holder.refresh_due():
+    if not settings.predict_on_loop or holder.loaded is None:
         return False
     cost = decode_cost(data)
     return cost is not None and cost <= settings.loop_decode_bytes
 
 
-def predict_bytes(holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int) -> dict:
-    loaded = holder.current()
+def predict_bytes(
+    holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int, on_loop: bool = False
+) -> dict:
+    loaded = holder.current(wait=not on_loop)
     photo = holder.load(loaded, data, name or "image")
     return predict_many(loaded, [photo], [name], top_k)[0]
 

@@ -168,7 +168,7 @@ async def predict(request: Request, top_k: int | None = TopK, state: AppState = 
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
     args = (state.holder, state.settings, data, name, _top_k(state, top_k))
     if serving.on_loop(state.holder, data):  # no thread hand-off: docs/load-tests.md, "Predictions on the loop"
-        result = serving.predict_bytes(*args)
+        result = serving.predict_bytes(*args, on_loop=True)
     else:
         result = await run_in_threadpool(serving.predict_bytes, *args)
     _record(state, [(result, data)])
