@@ -122,21 +122,34 @@ def _workers(server) -> list:
     return workers
 
 
-def _kept_alive_per_worker(server, photo: bytes, n: int = 8) -> tuple[list[int], list[str]]:
-    """Open n kept-alive connections one after another, each sending one prediction; how many each worker
-    holds (sorted, a worker with none counts 0), and the answers' labels."""
+def _kept_alive_per_worker(server, photo: bytes, n: int = 8, at_once: bool = False) -> tuple[list[int], list[str]]:
+    """Open n kept-alive connections one after another (or all at once, as a load test's users start), each
+    sending one prediction; how many each worker holds (sorted, a worker with none counts 0), and the labels."""
+    import threading
+
     import psutil
 
     port = int(server.base.rsplit(":", 1)[1])
     clients, labels = [], []
+    start = threading.Barrier(n)
+
+    def one() -> None:
+        client = httpx.Client(base_url=server.base, timeout=60)
+        clients.append(client)
+        if at_once:
+            start.wait()
+        r = client.post("/v1/predict", files={"file": ("leaf.jpg", photo)})
+        assert r.status_code == 200, r.text
+        labels.append(r.json()["label"])
+
     try:
-        for _ in range(n):
-            client = httpx.Client(base_url=server.base, timeout=60)
-            clients.append(client)
-            r = client.post("/v1/predict", files={"file": ("leaf.jpg", photo)})
-            assert r.status_code == 200, r.text
-            labels.append(r.json()["label"])
-            time.sleep(0.05)
+        if at_once:
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(lambda _: one(), range(n)))
+        else:
+            for _ in range(n):
+                one()
+                time.sleep(0.05)
         held = []
         for w in _workers(server):
             conns = w.net_connections(kind="tcp")
@@ -149,7 +162,8 @@ def _kept_alive_per_worker(server, photo: bytes, n: int = 8) -> tuple[list[int],
 
 def test_connections_go_to_the_workers_in_turn_also_to_one_that_replaced_a_killed_worker(tmp_path, tiny_model):
     """uvicorn's own accept let the first worker to wake take every waiting connection: 8 kept-alive clients
-    over 4 workers were held 4/2/1/1 or 3/3/1/1 in five rounds of six, leaving cores idle under load."""
+    over 4 workers were held 4/2/1/1 or 3/3/1/1 in five rounds of six, leaving cores idle under load. Opened all
+    at once, connections queue with no acceptor waiting: the worker holding fewer comes back to accept first."""
     leaves = make_leaf_folder(tmp_path / "leaves", per_class=1)
     photo = sorted(leaves.rglob("*.jpg"))[0].read_bytes()
     model = answering_copy(tiny_model, tmp_path / "model")
@@ -160,6 +174,9 @@ def test_connections_go_to_the_workers_in_turn_also_to_one_that_replaced_a_kille
             held, labels = _kept_alive_per_worker(server, photo)
             assert held == [2, 2, 2, 2], held
             assert len(set(labels)) == 1  # every worker serves the same model: the same photo, the same answer
+        for _ in range(3):  # opened all at once: the least loaded worker accepts first (held 6/2 or 7/1 over 2 before)
+            held, _ = _kept_alive_per_worker(server, photo, at_once=True)
+            assert sum(held) == 8 and min(held) >= 1 and max(held) <= 3, held
 
         killed = _workers(server)[0].pid
         os.kill(killed, signal.SIGKILL)

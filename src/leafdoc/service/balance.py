@@ -8,8 +8,15 @@ connections then stay where they landed, so 8 clients over 4 workers were split 
 Here each worker accepts in a thread of its own with a blocking `accept()`. Linux wakes one blocked acceptor per
 connection, the one that has waited longest, so connections go round the workers in turn, as they do for
 pre-forked servers. The thread hands the connection to the worker's event loop, where uvicorn serves it as if its
-own server had accepted it. uvicorn's supervisor (health checks, replacing a dead worker, SIGHUP, SIGTERM) is
-unchanged: only the worker's server class differs.
+own server had accepted it. Clients that open their connections all at once (a load test starting its users) find
+no acceptor waiting after the first few: the connections queue, and whichever acceptor comes back to `accept()`
+first takes them. So after each connection an acceptor waits a little for every connection its worker already
+holds (ACCEPT_PAUSE_SECONDS each, at most ACCEPT_PAUSE_MAX_SECONDS) before accepting again, and the least loaded
+worker comes back first (nginx's `accept_mutex` and `ngx_accept_disabled` do the like). Without it, 8 connections
+opened at once were held 6/2 or 7/1 by 2 workers, leaving a core idle in some load-test runs.
+
+uvicorn's supervisor (health checks, replacing a dead worker, SIGHUP, SIGTERM) is unchanged: only the worker's
+server class differs.
 """
 
 from __future__ import annotations
@@ -18,16 +25,26 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from contextlib import suppress
 
 import uvicorn
 from uvicorn.supervisors import multiprocess
 
 logger = logging.getLogger("uvicorn.error")
+ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each accept (see the module's docstring)
+ACCEPT_PAUSE_MAX_SECONDS = 0.02
 
 
 class TurnServer(uvicorn.Server):
     """A uvicorn server whose connections come from an accepting thread (see the module's docstring)."""
+
+    accepted = 0  # by the accepting thread; `adopted` by the event loop: the difference is on its way to the loop
+    adopted = 0
+
+    def held(self) -> int:
+        """The connections this worker serves or is about to."""
+        return len(self.server_state.connections) + self.accepted - self.adopted
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app's startup and uvicorn's state, listening on nothing
@@ -61,17 +78,20 @@ class TurnServer(uvicorn.Server):
             conn.setblocking(False)
             with suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.accepted += 1
             try:
                 loop.call_soon_threadsafe(self._adopt, loop, conn, protocol)
             except RuntimeError:  # the loop has closed: this worker is gone
                 conn.close()
                 return
+            time.sleep(min(ACCEPT_PAUSE_SECONDS * self.held(), ACCEPT_PAUSE_MAX_SECONDS))
 
     def _adopt(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, protocol) -> None:
         task = loop.create_task(loop.connect_accepted_socket(protocol, sock=conn))
         self.server_state.tasks.add(task)
 
         def done(t: asyncio.Task) -> None:
+            self.adopted += 1  # now in server_state.connections (or closed)
             self.server_state.tasks.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 logger.warning("serving an accepted connection failed: %s", t.exception())
