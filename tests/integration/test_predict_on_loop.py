@@ -82,17 +82,18 @@ def test_a_cheap_photo_is_predicted_on_the_loop_and_answers_as_in_the_threadpool
     assert sum(counted) == 2
 
 
-def test_costly_photos_and_other_formats_go_to_the_threadpool(make_client, where):
+def test_costly_photos_progressive_jpegs_and_other_formats_go_to_the_threadpool(make_client, where):
     c = make_client(loop_decode_bytes=20_000)
     big_png = photo_bytes(0, (100, 100), "PNG")  # 100 x 100 x 3 = 30,000 decoded bytes: over the 20,000
     small_png = photo_bytes(0, (80, 80), "PNG")  # 19,200: under
     big_jpeg = photo_bytes(1, (400, 300), "JPEG")
     assert len(big_jpeg) > 20_000
-    webp = io.BytesIO()
+    webp, progressive = io.BytesIO(), io.BytesIO()
     Image.open(io.BytesIO(small_png)).save(webp, "WEBP")
-    for data in (big_png, small_png, big_jpeg, webp.getvalue()):
+    Image.open(io.BytesIO(small_png)).save(progressive, "JPEG", progressive=True)
+    for data in (big_png, small_png, big_jpeg, webp.getvalue(), progressive.getvalue()):
         assert c.post("/v1/predict", files={"file": ("p", data)}).status_code == 200
-    assert where == ["thread", "loop", "thread", "thread"]
+    assert where == ["thread", "loop", "thread", "thread", "thread"]
 
 
 def test_a_promotion_reaches_a_worker_predicting_on_its_loop_without_holding_a_request(
@@ -121,7 +122,8 @@ def test_a_promotion_reaches_a_worker_predicting_on_its_loop_without_holding_a_r
 def test_errors_on_the_loop_answer_as_in_the_threadpool(make_client, where):
     for on_loop in (True, False):
         c = make_client(predict_on_loop=on_loop, max_image_pixels=50_000)
-        broken = b"\xff\xd8\xff\xe0" + b"not the rest of a JPEG" * 10  # a JPEG's first bytes, then garbage
+        whole = photo_bytes(4, (64, 48), "JPEG")
+        broken = whole[: len(whole) // 2]  # a sequential JPEG's headers, then half its data
         body = assert_error(c.post("/v1/predict", files={"file": ("broken.jpg", broken)}), 422, "bad_image")
         assert "broken.jpg" in body["message"] and body["hint"]
         huge = photo_bytes(2, (400, 300), "JPEG")  # 120,000 pixels: over the limit, refused from the header

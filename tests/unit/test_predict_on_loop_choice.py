@@ -22,9 +22,16 @@ def encoded(fmt: str, size=(120, 80), **save) -> bytes:
     return buf.getvalue()
 
 
-def test_decode_cost_is_a_jpegs_size_and_a_pngs_pixels_times_three():
-    jpeg, progressive = encoded("JPEG"), encoded("JPEG", progressive=True)
-    assert decode_cost(jpeg) == len(jpeg) and decode_cost(progressive) == len(progressive)
+def test_decode_cost_is_a_sequential_jpegs_size_and_a_pngs_pixels_times_three():
+    jpeg = encoded("JPEG")
+    assert decode_cost(jpeg) == len(jpeg)
+    # A phone's JPEG: a large EXIF segment (and a thumbnail) before the frame, found by walking the segments.
+    exif = Image.Exif()
+    exif[0x010F] = "x" * 50_000  # Make
+    with_exif = encoded("JPEG", exif=exif.tobytes())
+    assert len(with_exif) > len(jpeg) + 50_000 and decode_cost(with_exif) == len(with_exif)
+    # Progressive: its data is read once per scan (a crafted one has hundreds): not counted as cheap.
+    assert decode_cost(encoded("JPEG", progressive=True)) is None
     assert decode_cost(encoded("PNG", (120, 80))) == 120 * 80 * 3
     # A small file can still decode to many pixels (a flat PNG): its header says so.
     flat = io.BytesIO()
@@ -32,7 +39,9 @@ def test_decode_cost_is_a_jpegs_size_and_a_pngs_pixels_times_three():
     assert len(flat.getvalue()) < 200_000 and decode_cost(flat.getvalue()) == 4000 * 3000 * 3
 
 
-@pytest.mark.parametrize("data", [encoded("WEBP"), encoded("BMP"), encoded("PNG")[:20], b"", b"hello"])
+@pytest.mark.parametrize(
+    "data", [encoded("WEBP"), encoded("BMP"), encoded("PNG")[:20], encoded("JPEG")[:30], b"", b"hello"]
+)
 def test_decode_cost_is_unknown_for_other_formats_and_short_headers(data):
     assert decode_cost(data) is None
 

@@ -232,12 +232,36 @@ JPEG = b"\xff\xd8\xff"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+BASELINE_SOF = (0xC0, 0xC1)  # a JPEG's frame marker: baseline or extended sequential, one pass over the data
+OTHER_SOF = frozenset(range(0xC2, 0xD0)) - {0xC4, 0xC8, 0xCC}  # progressive, lossless, arithmetic: several passes
+
+
+def _baseline_jpeg(data: bytes, within: int = 256 * 1024) -> bool:
+    """Whether a JPEG's frame (its first SOF marker, found by walking the segments before it) is sequential: its
+    data is then read once. A progressive JPEG is read once per scan, and a crafted one can have hundreds."""
+    i = 2
+    while i + 4 <= min(len(data), within):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in BASELINE_SOF:
+            return True
+        if marker in OTHER_SOF or marker == 0xDA:  # progressive and the like, or the scan before any frame
+            return False
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return False
+
+
 def decode_cost(data: bytes) -> int | None:
-    """About how many bytes decoding this photo works through, from its first bytes alone: a JPEG's own size
-    (decoded at reduced scale, its every coefficient is still read), a PNG's pixels x 3 (its header's width and
-    height); None for any other format, or a header too short to say."""
+    """About how many bytes decoding this photo works through, from its first bytes alone: a sequential JPEG's
+    own size (decoded at reduced scale, its every coefficient is still read once), a PNG's pixels x 3 (its header's
+    width and height); None for other JPEGs (progressive: read once per scan), any other format, or a header too
+    short to say."""
     if data.startswith(JPEG):
-        return len(data)
+        return len(data) if _baseline_jpeg(data) else None
     if data.startswith(PNG) and len(data) >= 24 and data[12:16] == b"IHDR":
         return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big") * 3
     return None
