@@ -66,9 +66,9 @@ class Settings(BaseSettings):
     loop_decode_bytes: int = Field(
         8 * 1024 * 1024,
         ge=0,
-        description="With predict_on_loop, only photos whose decoding costs less than this go on the loop (a JPEG's "
-        "size, else its pixels x 3 from the header); others, and any other format, go to the threadpool, so one "
-        "photo never holds up the worker's other requests for long.",
+        description="With predict_on_loop, only photos whose decoding costs less than this go on the loop (a "
+        "sequential JPEG's size, a PNG's pixels x 3 from its header); others, progressive JPEGs and any other format "
+        "go to the threadpool, so one photo never holds up the worker's other requests for long.",
     )
     int8_any_cpu: bool = Field(
         False,

@@ -1,6 +1,7 @@
 """Single predictions on the API worker's event loop (Settings.predict_on_loop): a cheap photo is predicted there
-and answers exactly as through the threadpool; a costly one, another format, or a request that reads the serving
-pointer goes to the threadpool; errors answer the same either way."""
+and answers exactly as through the threadpool; a costly one, a progressive JPEG or another format goes to the
+threadpool; the serving pointer is checked in a thread of its own, so a promotion still reaches the worker; errors
+answer the same either way."""
 
 from __future__ import annotations
 
