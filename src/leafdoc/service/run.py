@@ -18,6 +18,7 @@ from pathlib import Path
 from leafdoc.settings import Settings
 
 APP = "leafdoc.service.app:create_app"
+HTTP_PROTOCOL = "leafdoc.service.protocol:ReadAheadProtocol"  # bodies read ahead: service/protocol.py
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
@@ -68,6 +69,19 @@ def log_config(log_level: str) -> dict:
     return config
 
 
+def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
+    """What `serve` runs uvicorn with: the app factory, leafdoc's logging, request bodies read ahead."""
+    return dict(
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_config=log_config(log_level),
+        http=HTTP_PROTOCOL,
+    )
+
+
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -112,8 +126,7 @@ def serve(
         from leafdoc.parentwatch import on_parent_exit
 
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
-    options = dict(factory=True, host=host, port=port, workers=workers, log_level=log_level)
-    options["log_config"] = log_config(log_level)
+    options = uvicorn_options(host, port, workers, log_level)
     try:
         if workers > 1:  # connections handed to the workers in turn: service/balance.py
             run_workers(uvicorn.Config(APP, **options))
