@@ -1,6 +1,6 @@
 """Request bodies read ahead (service/protocol.py): the uvicorn that `leafdoc serve` runs takes up to 1 MiB of a
 request body while the app is busy elsewhere, so a 2 MB phone photo reaches the app in two or three steps of the
-worker's event loop, not the ten of uvicorn's own 64 KiB (under load, 2.3 against 1.55 times a small
+worker's event loop, not the ten of uvicorn's own 64 KiB (under load, 2.3 against 1.55-1.59 times a small
 photo's p95: docs/load-tests.md)."""
 
 from __future__ import annotations
