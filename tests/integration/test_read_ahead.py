@@ -6,6 +6,8 @@ photo's p95: docs/load-tests.md)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import random
 import threading
 import time
 
@@ -17,6 +19,7 @@ from leafdoc.service.protocol import READ_AHEAD_BYTES
 from leafdoc.service.run import uvicorn_options
 
 BODY = 2 * 1024 * 1024  # a 12 MP phone photo is about 2.1 MB
+PAYLOAD = random.Random(0).randbytes(BODY)  # not one repeated byte: a chunk lost, doubled or reordered shows
 
 
 def _chunks_seen(http: str | None) -> list[int]:
@@ -27,13 +30,14 @@ def _chunks_seen(http: str | None) -> list[int]:
     async def app(scope, receive, send):
         assert scope["type"] == "http"
         await asyncio.sleep(0.5)  # the event loop is busy with other requests while the body arrives
-        more = True
+        digest, more = hashlib.sha256(), True
         while more:
             message = await receive()
             seen.append(len(message.get("body", b"")))
+            digest.update(message.get("body", b""))
             more = message.get("more_body", False)
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": str(sum(seen)).encode()})
+        await send({"type": "http.response.body", "body": digest.hexdigest().encode()})
 
     port = free_port()
     options = uvicorn_options("127.0.0.1", port, 1, "warning")
@@ -48,8 +52,8 @@ def _chunks_seen(http: str | None) -> list[int]:
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.02)
-        r = httpx.post(f"http://127.0.0.1:{port}/", content=b"x" * BODY, timeout=30)
-        assert r.status_code == 200 and r.text == str(BODY)
+        r = httpx.post(f"http://127.0.0.1:{port}/", content=PAYLOAD, timeout=30)
+        assert r.status_code == 200 and r.text == hashlib.sha256(PAYLOAD).hexdigest()  # the body, whole and in order
     finally:
         server.should_exit = True
         thread.join(timeout=30)
