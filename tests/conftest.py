@@ -175,6 +175,23 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def consumer_and_api_workers(pid: int) -> tuple[list[int], list[int]]:
+    """`leafdoc serve`'s children (`pid` is the serve process): its training consumers (`leafdoc worker`) and its
+    API worker processes (uvicorn spawns them; none with one worker, which serves in the serve process itself).
+    Other children (multiprocessing's resource tracker) are neither."""
+    consumers, workers = [], []
+    for child in children_of(pid):
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in args and b"--parent-pid" in args:
+            consumers.append(child)
+        elif b"--multiprocessing-fork" in args:
+            workers.append(child)
+    return consumers, workers
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs; a child its parent has not reaped yet (a zombie) counts as dead."""
     try:

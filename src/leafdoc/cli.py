@@ -329,7 +329,14 @@ def stats(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="API worker processes (default: LEAFDOC_API_WORKERS; else one with the web page, as the page needs; "
+            "with LEAFDOC_UI=false, one per CPU this process may use, at most 4).",
+        ),
+    ] = None,
     consumer: Annotated[
         bool | None,
         typer.Option(

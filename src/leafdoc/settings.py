@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leafdoc.errors import ConfigError
 
+MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this
+
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("leafdoc", appauthor=False))
@@ -56,6 +58,14 @@ class Settings(BaseSettings):
         "`leafdoc export --format onnx-int8|onnx-fp16` wrote beside it. The API serves a model version that has "
         "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
         "copy of its candidate before registering it.",
+    )
+    api_workers: int | None = Field(
+        None,
+        ge=1,
+        description="API worker processes `leafdoc serve` runs (its --workers). Unset: one while it serves the web "
+        "page (ui: Gradio keeps each visit in one process); with ui false, one per CPU this process may use (its "
+        f"affinity, capped by a container's CPU quota), at most {MAX_AUTO_API_WORKERS}: each holds its own copy of "
+        "the model (about 250-290 MB), so beyond that run more replicas or say how many.",
     )
     predict_on_loop: bool | None = Field(
         None,

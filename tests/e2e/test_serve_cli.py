@@ -1,5 +1,6 @@
-"""`leafdoc serve` as a user runs it: one command, a real HTTP server with its training consumer beside
-it, answering predictions and running jobs, and stopping cleanly (consumer too) on SIGTERM."""
+"""`leafdoc serve` as a user runs it: one command, a real HTTP server (a worker process per CPU) with its training
+consumer beside it, answering predictions and running jobs, and stopping cleanly (workers and consumer too) on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,11 +14,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import alive, children_of
+from tests.conftest import alive, consumer_and_api_workers
 from tests.live_server import free_port, wait_for
 
 TOKEN = "e2e-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def api_workers_per_cpu() -> int:
+    from leafdoc.service.run import usable_cpus
+
+    return min(usable_cpus(), 4)
+
+
+def children(serve_pid: int, n: int) -> tuple[int, list[int]]:
+    """The serve process's consumer and its `n` API workers, once all are up (one worker runs in the serve
+    process itself)."""
+    [consumer], api_workers = wait_for(
+        lambda: (c := consumer_and_api_workers(serve_pid))[0] and len(c[1]) == (n if n > 1 else 0) and c,
+        60,
+        "the consumer and the API workers",
+    )
+    return consumer, api_workers
 
 
 @pytest.fixture
@@ -29,6 +47,7 @@ def server(tmp_path, tiny_model):
         "LEAFDOC_MODEL_DIR": str(tiny_model),
         "LEAFDOC_ADMIN_TOKEN": TOKEN,
         "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
+        "LEAFDOC_UI": "false",  # an API server: a worker per CPU (the web page needs one worker; the test below)
     }
     exe = Path(sys.executable).with_name("leafdoc")
     base = f"http://127.0.0.1:{port}"
@@ -58,7 +77,14 @@ def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folde
     assert answered == pytest.approx(dict(zip(own.labels, probs.tolist(), strict=True)), abs=1e-5)
     assert httpx.get(f"{base}/readyz").json()["ready"] is True
 
-    [consumer] = wait_for(lambda: children_of(proc.pid), 30, "the consumer process")
+    # Told nothing, without the web page, it runs one API worker per CPU it may use (at most 4): on 2 CPUs, 2
+    # workers predicting on their event loops, where one worker in its threadpool answered 0.73 as many a second.
+    n = api_workers_per_cpu()
+    said = log.read_text()
+    assert f"{n} API worker{'s' * (n > 1)} (one per CPU" in said, said
+    assert f"single predictions run on each worker's event loop ({n} worker" in said, said
+    assert "some visits get no answer" not in said
+    consumer, api_workers = children(proc.pid, n)
 
     # The consumer beside the API takes jobs: this one fails fast (one class) and says why.
     buf = io.BytesIO()
@@ -78,11 +104,13 @@ def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folde
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
     wait_for(lambda: not alive(consumer), 30, "the consumer to stop")
+    wait_for(lambda: not any(alive(w) for w in api_workers), 30, "the API workers to stop")
 
 
 PARENT = """
 import subprocess, sys, time
-serve = subprocess.Popen(sys.argv[1:] + ["--parent-pid", str(__import__("os").getpid())])
+log = open(sys.argv[1], "wb")
+serve = subprocess.Popen(sys.argv[2:] + ["--parent-pid", str(__import__("os").getpid())], stdout=log, stderr=log)
 print(serve.pid, flush=True)
 time.sleep(120)
 """
@@ -95,17 +123,21 @@ def test_serve_with_parent_pid_stops_itself_and_its_consumer_when_the_parent_is_
     env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home"), "LEAFDOC_MODEL_DIR": str(tiny_model)}
     exe = Path(sys.executable).with_name("leafdoc")
     cmd = [str(exe), "serve", "--port", str(port)]
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, *cmd], env=env, stdout=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, log, *cmd], env=env, stdout=subprocess.PIPE, text=True)
     serve_pid = int(parent.stdout.readline())
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 120, "the server to answer")
-        [consumer] = wait_for(lambda: children_of(serve_pid), 30, "the consumer process")
+        consumer, api_workers = children(serve_pid, 1)  # with the web page (the default): one worker
+        said = " ".join(log.read_text().split())
+        assert "1 API worker (the web page at /ui keeps each visit in the process that served it" in said, said
         assert alive(serve_pid) and alive(consumer)  # the parent is alive: the server keeps serving
         parent.kill()
         parent.wait()
         wait_for(lambda: not alive(serve_pid), 60, "the server to stop once its parent was killed")
         wait_for(lambda: not alive(consumer), 30, "the consumer to stop with it")
+        wait_for(lambda: not any(alive(w) for w in api_workers), 30, "the API workers to stop with it")
     finally:
         parent.kill()
         if alive(serve_pid):

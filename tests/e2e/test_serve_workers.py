@@ -46,6 +46,9 @@ def test_metrics_sum_the_requests_of_every_worker(tmp_path, tiny_model):
     try:
         metrics_dir = server.home / "prometheus" / str(server.proc.pid)
         assert metrics_dir.is_dir(), "serve --workers 2 set no PROMETHEUS_MULTIPROC_DIR"
+        # Told to run the web page (on by default) on 2 workers, it warns that the page needs one.
+        said = " ".join(server.log.read_text().split())
+        assert "with 2 workers some visits get no answer: serve the page from a server of one worker" in said, said
 
         def predict(i: int) -> str:
             r = httpx.post(

@@ -140,6 +140,60 @@ def test_every_leafdoc_variable_deploy_sets_is_a_setting_and_its_value_is_valid(
     assert s.run_consumer is False
 
 
+WORKER_RSS = 300e6  # an API worker serving photos (measured 239-290 MB)
+SERVE_RSS = 200e6  # serve's own process and multiprocessing's resource tracker (measured 167 + 12 MB)
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes or compose quantity: "500m" CPUs, "1536Mi" or "2g" bytes."""
+    units = {"m": 1e-3, "k": 1e3, "K": 1e3, "Ki": 2**10, "M": 1e6, "Mi": 2**20, "g": 1e9, "G": 1e9, "Gi": 2**30}
+    m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text))
+    return float(m.group(1)) * units.get(m.group(2), 1)
+
+
+def serve_containers() -> list[tuple[str, dict[str, str], float, float]]:
+    """Every container deploy/ runs `leafdoc serve` in: (name, its LEAFDOC_ environment, CPU limit, memory limit)."""
+    out = []
+    c = compose()
+    for name in ("api", "ui"):
+        limits = c["services"][name]["deploy"]["resources"]["limits"]
+        out.append((f"compose {name}", c["services"][name]["environment"], limits["cpus"], limits["memory"]))
+    [configmap] = k8s_kind("ConfigMap")
+    for d in k8s_kind("Deployment"):
+        for c_ in d["spec"]["template"]["spec"]["containers"]:
+            if c_["command"][:2] == ["leafdoc", "serve"]:
+                env = {**configmap["data"], **{e["name"]: e["value"] for e in c_.get("env", [])}}
+                limits = c_["resources"]["limits"]
+                out.append((f"k8s {d['metadata']['name']}", env, limits["cpu"], limits["memory"]))
+    return out
+
+
+def test_serving_containers_memory_limits_hold_their_workers_at_the_decoding_bound(monkeypatch, tmp_path):
+    """`leafdoc serve` picks its workers from the container's CPU limit (one per CPU without the web page), and each
+    worker may hold max_concurrent_decodes photos of max_image_pixels decoded at once: the memory limit must hold
+    that, or a burst of large PNGs gets the container killed. API containers predict on their workers' loops."""
+    from leafdoc.service.run import choose_predict_on_loop, choose_workers
+
+    found = serve_containers()
+    assert {name for name, *_ in found} >= {"compose api", "compose ui", "k8s leafdoc-api", "k8s leafdoc-ui"}
+    for name, env, cpu, memory in found:
+        for key in [k for k in os.environ if k.startswith("LEAFDOC_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            if key.startswith("LEAFDOC_"):
+                monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret", str(value)))
+        monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path))
+        s = Settings()
+        cpus = -(-quantity(cpu) // 1)
+        workers = choose_workers(s, int(cpus))[0]
+        worst = SERVE_RSS + workers * (WORKER_RSS + s.max_concurrent_decodes * 3 * s.max_image_pixels)
+        assert quantity(memory) >= worst, f"{name}: {workers} workers may take {worst / 2**30:.2f} GiB"
+        if not s.ui:
+            assert workers == cpus and choose_predict_on_loop(s, workers, int(cpus))[0], name
+        else:
+            assert workers == 1, name
+
+
 def test_api_replicas_share_catalog_queue_and_store_and_run_no_consumer():
     c = compose()
     anchor = c["services"]["api"]["environment"]

@@ -1,5 +1,6 @@
 """Which single photos go on the API worker's event loop, and when `leafdoc serve` turns that on: a photo's decoding
-cost read from its first bytes, the CPUs a process may use (affinity and a cgroup quota), and the choice from them."""
+cost read from its first bytes, the CPUs a process may use (affinity and a cgroup quota), and the choices from them:
+how many API workers, and whether they predict on their loops."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from leafdoc.service.run import choose_predict_on_loop, usable_cpus
+from leafdoc.service.run import choose_predict_on_loop, choose_workers, usable_cpus
 from leafdoc.service.serving import decode_cost
 from leafdoc.settings import Settings
 
@@ -67,3 +68,24 @@ def test_serve_puts_predictions_on_the_loop_with_a_worker_per_cpu_unless_told(tm
     assert choose_predict_on_loop(auto, workers=1, cpus=2) == (False, "1 worker for 2 CPUs")
     told = Settings(home=tmp_path, predict_on_loop=False)
     assert choose_predict_on_loop(told, workers=4, cpus=2) == (False, "LEAFDOC_PREDICT_ON_LOOP=false")
+
+
+def test_serve_runs_one_worker_with_the_web_page_else_one_per_cpu_up_to_four_unless_told(tmp_path, monkeypatch):
+    page = Settings(home=tmp_path)  # the web page is on by default: Gradio keeps a visit in one process
+    assert choose_workers(page, cpus=8) == (
+        1,
+        "the web page at /ui keeps each visit in the process that served it; with LEAFDOC_UI=false, one per CPU",
+    )
+    api = Settings(home=tmp_path, ui=False)
+    assert choose_workers(api, cpus=1)[0] == 1
+    assert choose_workers(api, cpus=2) == (2, "one per CPU, no web page; --workers or LEAFDOC_API_WORKERS to choose")
+    assert choose_workers(api, cpus=64)[0] == 4 and "one per CPU, at most 4," in choose_workers(api, cpus=64)[1]
+    # So an API-only `leafdoc serve` predicts on the loop wherever 4 workers cover the CPUs.
+    for cpus in (1, 2, 3, 4):
+        assert choose_predict_on_loop(api, choose_workers(api, cpus)[0], cpus)[0] is True
+    assert choose_predict_on_loop(api, choose_workers(api, 8)[0], 8)[0] is False
+    monkeypatch.setenv("LEAFDOC_API_WORKERS", "3")
+    assert choose_workers(Settings(home=tmp_path), cpus=64) == (3, "LEAFDOC_API_WORKERS=3")
+    monkeypatch.setenv("LEAFDOC_API_WORKERS", "0")
+    with pytest.raises(ValueError, match="api_workers"):
+        Settings(home=tmp_path)

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> None:
     opts = ap.parse_args(args)
     settings = Settings.load()
     settings.ensure_home()
-    serve(settings, opts.host, opts.port, log_level=opts.log_level, parent_pid=parent_pid)
+    # One person at a desk sends one photo at a time: one worker, one copy of the model, a quicker start.
+    serve(settings, opts.host, opts.port, workers=1, log_level=opts.log_level, parent_pid=parent_pid)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from leafdoc.settings import Settings
+from leafdoc.settings import MAX_AUTO_API_WORKERS, Settings
 
 APP = "leafdoc.service.app:create_app"
 HTTP_PROTOCOL = "leafdoc.service.protocol:ReadAheadProtocol"  # bodies read ahead: service/protocol.py
@@ -36,6 +36,24 @@ def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     except (OSError, ValueError):
         pass
     return n
+
+
+UI_NEEDS_ONE_WORKER = "the web page at /ui keeps each visit in the process that served it"
+
+
+def choose_workers(settings: Settings, cpus: int) -> tuple[int, str]:
+    """How many API workers `serve` runs when not told by --workers: LEAFDOC_API_WORKERS; one while it serves the
+    web page (Gradio keeps a visit's session in one process); else one per CPU it may use, at most
+    MAX_AUTO_API_WORKERS. One worker is bound by its own GIL (1.3 of 2 cores in the load tests), and with a worker
+    per CPU predictions run on the workers' event loops: on 2 CPUs, 2 workers answered 186 predictions/s where 1
+    answered 136 (README, "Load tests")."""
+    if settings.api_workers is not None:
+        return settings.api_workers, f"LEAFDOC_API_WORKERS={settings.api_workers}"
+    if settings.ui:
+        return 1, f"{UI_NEEDS_ONE_WORKER}; with LEAFDOC_UI=false, one per CPU"
+    n = min(cpus, MAX_AUTO_API_WORKERS)
+    capped = f", at most {MAX_AUTO_API_WORKERS}" if cpus > MAX_AUTO_API_WORKERS else ""
+    return n, f"one per CPU{capped}, no web page; --workers or LEAFDOC_API_WORKERS to choose"
 
 
 def choose_predict_on_loop(settings: Settings, workers: int, cpus: int) -> tuple[bool, str]:
@@ -86,15 +104,16 @@ def serve(
     settings: Settings,
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: int | None = None,
     consumer: bool | None = None,
     log_level: str = "info",
     say: Callable[[str], None] = print,
     parent_pid: int | None = None,
 ) -> None:
-    """Run the API until SIGTERM or SIGINT (then return normally), with a consumer beside it if asked. With
-    `parent_pid` (the process that started this one: the desktop app, a test run), a SIGTERM to itself once that
-    process is gone, so a killed parent leaves no server (nor its consumer) behind."""
+    """Run the API until SIGTERM or SIGINT (then return normally), with a consumer beside it if asked; `workers`
+    unset, as many API workers as `choose_workers` says. With `parent_pid` (the process that started this one: the
+    desktop app, a test run), a SIGTERM to itself once that process is gone, so a killed parent leaves no server (nor
+    its consumer) behind."""
     import uvicorn
 
     from leafdoc.service.app import build_state
@@ -102,12 +121,21 @@ def serve(
 
     # Check the settings and seed the registry once, before any worker starts.
     build_state(settings).catalog.dispose()
+    cpus = usable_cpus()
+    if workers is None:
+        workers, why = choose_workers(settings, cpus)
+        say(f"{workers} API worker{'s' * (workers > 1)} ({why})")
+    if workers > 1 and settings.ui:
+        say(
+            f"warning: {UI_NEEDS_ONE_WORKER}, so with {workers} workers some visits get no answer: serve the page "
+            'from a server of one worker, and set LEAFDOC_UI=false here (README, "The web page")'
+        )
     if workers > 1:  # one /metrics scrape sums every worker (prometheus-client's multiprocess mode)
         metrics_dir = settings.home / "prometheus" / str(os.getpid())
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    on_loop, why = choose_predict_on_loop(settings, workers, usable_cpus())
+    on_loop, why = choose_predict_on_loop(settings, workers, cpus)
     where = "on each worker's event loop" if on_loop else "in each worker's threadpool"
     say(f"single predictions run {where} ({why})")
     loop_was = os.environ.get("LEAFDOC_PREDICT_ON_LOOP")
