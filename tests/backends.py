@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_server import free_port
+
 PG_BIN = Path("/usr/lib/postgresql")
 
 # Credentials moto accepts (any); set in the test process and passed to every leafdoc process.
@@ -29,12 +30,6 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "leafdoc-test",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin() -> Path | None:
