@@ -19,13 +19,29 @@ TINY_CLASSES = ("Apple___Apple_scab", "Apple___healthy", "Corn_(maize)___Common_
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--serial-tests",
+        choices=("with", "without", "only"),
+        default="with",
+        help="with (default): every test; without: leave out the tests marked serial (scripts/test.sh runs the others "
+        "in parallel first); only: just those, which measure how the machine shares work out and so run alone.",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e."""
+    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e. --serial-tests picks
+    the tests marked serial or the others."""
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in ("unit", "integration", "e2e"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+    which = config.getoption("--serial-tests")
+    if which != "with":
+        keep = [item for item in items if (item.get_closest_marker("serial") is not None) == (which == "only")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 @pytest.fixture
