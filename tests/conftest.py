@@ -39,8 +39,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, tier))
     which = config.getoption("--serial-tests")
     if which != "with":
-        keep = [item for item in items if (item.get_closest_marker("serial") is not None) == (which == "only")]
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        keep, drop = [], []
+        for item in items:
+            (keep if (item.get_closest_marker("serial") is not None) == (which == "only") else drop).append(item)
+        config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 

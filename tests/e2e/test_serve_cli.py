@@ -25,7 +25,8 @@ def api_workers_per_cpu() -> tuple[int, int]:
     """How many API workers an API-only `leafdoc serve` runs here, and the CPUs it may use."""
     from leafdoc.service.run import usable_cpus
 
-    return min(usable_cpus(), 4), usable_cpus()
+    cpus = usable_cpus()
+    return min(cpus, 4), cpus
 
 
 def children(serve_pid: int, n: int) -> tuple[int, list[int]]:

@@ -124,6 +124,18 @@ def image_env(name: str) -> dict[str, str]:
 # ---- settings ----------------------------------------------------------------------------------------
 
 
+def settings_as_deployed(env: dict, monkeypatch, home) -> Settings:
+    """The Settings a leafdoc process reads from `env` alone (no LEAFDOC_ variable of this test run's; compose's
+    ${...} filled in as compose does), with its data home at `home`."""
+    for key in [k for k in os.environ if k.startswith("LEAFDOC_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("LEAFDOC_"):
+            monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret", str(value)))
+    monkeypatch.setenv("LEAFDOC_HOME", str(home))
+    return Settings()
+
+
 def test_every_leafdoc_variable_deploy_sets_is_a_setting_and_its_value_is_valid(monkeypatch, tmp_path):
     env = all_env()
     fields = {f"LEAFDOC_{name.upper()}" for name in Settings.model_fields}
@@ -131,11 +143,7 @@ def test_every_leafdoc_variable_deploy_sets_is_a_setting_and_its_value_is_valid(
     assert leafdoc_vars, "deploy/ sets no LEAFDOC_ variable at all?"
     assert leafdoc_vars <= fields, f"not settings: {sorted(leafdoc_vars - fields)}"
     # The values validate as the processes would read them (compose's ${...} filled in as compose does).
-    for key, value in env.items():
-        if key.startswith("LEAFDOC_"):
-            monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret", value))
-    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path))
-    s = Settings()
+    s = settings_as_deployed(env, monkeypatch, tmp_path)
     assert s.queue_url.startswith("redis://") and s.store_location.startswith("s3://")
     assert s.run_consumer is False
 
@@ -177,13 +185,7 @@ def test_serving_containers_memory_limits_hold_their_workers_at_the_decoding_bou
     found = serve_containers()
     assert {name for name, *_ in found} >= {"compose api", "compose ui", "k8s leafdoc-api", "k8s leafdoc-ui"}
     for name, env, cpu, memory in found:
-        for key in [k for k in os.environ if k.startswith("LEAFDOC_")]:
-            monkeypatch.delenv(key)
-        for key, value in env.items():
-            if key.startswith("LEAFDOC_"):
-                monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret", str(value)))
-        monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path))
-        s = Settings()
+        s = settings_as_deployed(env, monkeypatch, tmp_path)
         cpus = -(-quantity(cpu) // 1)
         workers = choose_workers(s, int(cpus))[0]
         worst = SERVE_RSS + workers * (WORKER_RSS + s.max_concurrent_decodes * 3 * s.max_image_pixels)
