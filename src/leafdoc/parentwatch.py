@@ -1,7 +1,8 @@
-"""Stop when the process that started this one is gone: written once for the three processes that need it.
+"""Stop when the process that started this one is gone: written once for the four processes that need it.
 
-The job worker beside `leafdoc serve` (service/worker.py), a job's training process (service/training.py) and
-`leafdoc serve --parent-pid` (service/run.py: the desktop app's own server, the tests' servers) each have a parent
+The job worker beside `leafdoc serve` (service/worker.py), a job's training process (service/training.py),
+`leafdoc serve --parent-pid` (service/run.py: the desktop app's own server, the tests' servers) and the API worker
+processes of `leafdoc serve --workers N` (service/balance.py) each have a parent
 that normally stops them; when the parent is killed or crashes instead, a daemon thread notices (its parent
 process id changes, POSIX) and runs the process's own way of stopping."""
 

@@ -110,6 +110,17 @@ def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folde
     wait_for(lambda: not any(alive(w) for w in api_workers), 30, "the API workers to stop")
 
 
+def test_serve_killed_outright_leaves_no_api_worker_nor_consumer_behind(server):
+    """SIGKILL to `leafdoc serve` (an OOM kill, `kill -9`): uvicorn's supervisor cannot stop its workers, so each
+    API worker notices its parent is gone and shuts down, as the consumer does; none keeps the port or its model."""
+    proc, base, log = server
+    consumer, api_workers = children(proc.pid, api_workers_per_cpu()[0])
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: not any(alive(w) for w in api_workers), 30, "the API workers to stop once serve was killed")
+    wait_for(lambda: not alive(consumer), 30, "the consumer to stop once serve was killed")
+
+
 PARENT = """
 import subprocess, sys, time
 log = open(sys.argv[1], "wb")

@@ -31,6 +31,8 @@ from contextlib import suppress
 import uvicorn
 from uvicorn.supervisors import multiprocess
 
+from leafdoc.parentwatch import on_parent_exit
+
 logger = logging.getLogger("uvicorn.error")
 ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each accept (see the module's docstring)
 ACCEPT_PAUSE_MAX_SECONDS = 0.02
@@ -50,6 +52,8 @@ class TurnServer(uvicorn.Server):
         await super().startup(sockets=[])  # the app's startup and uvicorn's state, listening on nothing
         if self.should_exit or not self.started:
             return
+        # uvicorn's supervisor stops its workers, unless it is killed outright: then each shuts down by itself.
+        on_parent_exit(lambda: setattr(self, "should_exit", True))
         loop = asyncio.get_running_loop()
         config = self.config
 
