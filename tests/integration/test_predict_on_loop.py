@@ -83,6 +83,31 @@ def test_a_cheap_photo_is_predicted_on_the_loop_and_answers_as_in_the_threadpool
     assert sum(counted) == 2
 
 
+def test_a_prediction_on_the_loop_hands_nothing_to_the_threadpool(make_client, leaf, monkeypatch):
+    """Dependencies included: FastAPI runs a plain `def` dependency (get_state, require_admin) in its threadpool,
+    a hand-off and back on every request that costs the loop what predicting there saves."""
+    import anyio.to_thread
+
+    handed: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def spy(func, *args, **kwargs):
+        handed.append(getattr(func, "func", func).__qualname__)  # Starlette wraps the call in functools.partial
+        return await real(func, *args, **kwargs)
+
+    c = make_client()
+    assert c.post("/v1/predict", files={"file": ("leaf.jpg", leaf)}).status_code == 200  # warm: the first loads
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    for _ in range(3):
+        r = c.post("/v1/predict", files={"file": ("leaf.jpg", leaf)})
+        assert r.status_code == 200 and r.json()["label"] is not None, r.text
+    assert handed == [], f"handed to the threadpool during predictions on the loop: {handed}"
+    # The spy does see a hand-off: the same photo through the threadpool path is one per request.
+    off = make_client(predict_on_loop=False)
+    assert off.post("/v1/predict", files={"file": ("leaf.jpg", leaf)}).status_code == 200
+    assert handed == ["predict_bytes"], handed
+
+
 def test_costly_photos_progressive_jpegs_and_other_formats_go_to_the_threadpool(make_client, where):
     c = make_client(loop_decode_bytes=20_000)
     big_png = photo_bytes(0, (100, 100), "PNG")  # 100 x 100 x 3 = 30,000 decoded bytes: over the 20,000

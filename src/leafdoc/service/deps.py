@@ -37,7 +37,9 @@ class AppState:
     monitor: Monitor
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """async though it awaits nothing: FastAPI runs a plain `def` dependency in its threadpool, a thread hand-off
+    and back on every request (docs/load-tests.md, "The threadpool hand-off of the dependencies")."""
     return request.app.state.leafdoc
 
 
@@ -45,7 +47,7 @@ _bearer = HTTPBearer(auto_error=False, description="The admin token (LEAFDOC_ADM
 _header = APIKeyHeader(name="X-Admin-Token", auto_error=False, description="The admin token, as a header.")
 
 
-def require_admin(
+async def require_admin(  # async for the same reason as get_state: it does no I/O
     state: AppState = Depends(get_state),
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header: str | None = Depends(_header),
