@@ -39,7 +39,7 @@ class AppState:
 
 async def get_state(request: Request) -> AppState:
     """async though it awaits nothing: FastAPI runs a plain `def` dependency in its threadpool, a thread hand-off
-    and back on every request (docs/load-tests.md, "The threadpool hand-off of the dependencies")."""
+    and back on every request (docs/load-tests.md, "The dependencies' threadpool hand-off")."""
     return request.app.state.leafdoc
 
 

@@ -1,0 +1,132 @@
+"""What leafdoc's HTTP app adds to a prediction, in process: CPU per `/v1/predict` request through the whole ASGI
+app (middleware, routing, FastAPI's dependencies, the multipart parser, the response model, the prediction log and
+metrics) against the serving function the route calls (`serving.predict_bytes`), on the same photos. No uvicorn,
+no sockets, no load generator: what is left is the app's own cost. Prints a line per block and the medians; not
+a test.
+
+    python benchmarks/app_overhead.py [--images DIR] [--blocks 12] [--per-block 64] [--model DIR]
+
+The app predicts on its event loop, as `leafdoc serve` does with a worker per CPU (LEAFDOC_PREDICT_ON_LOOP).
+Blocks of `--per-block` requests alternate between the two ways, so a busy machine slows both alike; CPU time is
+the whole process's (threads included: the prediction log's writer is charged to the app, as in a server). To
+compare two versions of the code, run it with PYTHONPATH pointing at each one's `src/` in turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loadtest.images import image_dir, load_images  # noqa: E402
+
+BOUNDARY = b"leafdoc-benchmark-boundary"
+
+
+def multipart(name: str, data: bytes) -> bytes:
+    head = f'--{BOUNDARY.decode()}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+    return head.encode() + b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--" + BOUNDARY + b"--\r\n"
+
+
+async def post(app, body: bytes) -> None:
+    """One POST /v1/predict through the ASGI app, the body in one message as uvicorn hands over a small one."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predict",
+        "raw_path": b"/v1/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    status = []
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # never: the app has the whole body
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    if status != [200]:
+        raise SystemExit(f"POST /v1/predict answered {status}: is a model serving (--model)?")
+
+
+async def measure(args) -> None:
+    from leafdoc.service import serving
+    from leafdoc.service.app import create_app
+
+    photos = load_images(image_dir(args.images), limit=args.per_block)
+    bodies = [multipart(name, data) for name, data in photos]
+    app = create_app()
+    state = app.state.leafdoc
+
+    def direct(i: int) -> None:
+        name, data = photos[i % len(photos)]
+        serving.predict_bytes(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+
+    async with app.router.lifespan_context(app):
+        for i in range(len(bodies)):  # warm-up: both ways, every photo once
+            direct(i)
+            await post(app, bodies[i])
+        times: dict[str, list[float]] = {"predict_bytes": [], "app": []}
+        for block in range(args.blocks):
+            c0 = time.process_time()
+            for i in range(args.per_block):
+                direct(i)
+            c1 = time.process_time()
+            for i in range(args.per_block):
+                await post(app, bodies[i % len(bodies)])
+            c2 = time.process_time()
+            times["predict_bytes"].append(1000 * (c1 - c0) / args.per_block)
+            times["app"].append(1000 * (c2 - c1) / args.per_block)
+            direct_ms, app_ms = times["predict_bytes"][-1], times["app"][-1]
+            print(f"block {block + 1}: predict_bytes {direct_ms:.2f} ms, app {app_ms:.2f} ms")
+    gaps = [a - d for d, a in zip(times["predict_bytes"], times["app"], strict=True)]
+    direct_ms, app_ms = statistics.median(times["predict_bytes"]), statistics.median(times["app"])
+    print(f"\nCPU ms per request, medians of {args.blocks} blocks of {args.per_block}:")
+    print(f"  serving.predict_bytes  {direct_ms:.2f}")
+    print(f"  the whole ASGI app     {app_ms:.2f}")
+    print(f"  the app's own cost     {statistics.median(gaps):.2f} (median of the blocks' differences)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", help="Photos to send (default: the shared PlantVillage photos).")
+    ap.add_argument("--model", help="The model folder to serve (default: LEAFDOC_MODEL_DIR, else the starter).")
+    ap.add_argument("--blocks", type=int, default=12)
+    ap.add_argument("--per-block", type=int, default=64)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["LEAFDOC_HOME"] = home  # a throw-away catalog and store: the prediction log writes there
+        os.environ["LEAFDOC_PREDICT_ON_LOOP"] = "true"
+        os.environ["LEAFDOC_UI"] = "false"
+        if args.model:
+            os.environ["LEAFDOC_MODEL_DIR"] = args.model
+        asyncio.run(measure(args))
+
+
+if __name__ == "__main__":
+    main()
