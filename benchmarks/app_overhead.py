@@ -100,15 +100,14 @@ async def measure(args) -> None:
             for i in range(args.per_block):
                 await post(app, bodies[i % len(bodies)])
             c2 = time.process_time()
-            times["predict_bytes"].append(1000 * (c1 - c0) / args.per_block)
-            times["app"].append(1000 * (c2 - c1) / args.per_block)
-            direct_ms, app_ms = times["predict_bytes"][-1], times["app"][-1]
+            direct_ms, app_ms = 1000 * (c1 - c0) / args.per_block, 1000 * (c2 - c1) / args.per_block
+            times["predict_bytes"].append(direct_ms)
+            times["app"].append(app_ms)
             print(f"block {block + 1}: predict_bytes {direct_ms:.2f} ms, app {app_ms:.2f} ms")
     gaps = [a - d for d, a in zip(times["predict_bytes"], times["app"], strict=True)]
-    direct_ms, app_ms = statistics.median(times["predict_bytes"]), statistics.median(times["app"])
     print(f"\nCPU ms per request, medians of {args.blocks} blocks of {args.per_block}:")
-    print(f"  serving.predict_bytes  {direct_ms:.2f}")
-    print(f"  the whole ASGI app     {app_ms:.2f}")
+    print(f"  serving.predict_bytes  {statistics.median(times['predict_bytes']):.2f}")
+    print(f"  the whole ASGI app     {statistics.median(times['app']):.2f}")
     print(f"  the app's own cost     {statistics.median(gaps):.2f} (median of the blocks' differences)")
 
 
