@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import httpx
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 UPLOAD_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+BUSY_RETRIES = 3  # a prediction the server shed as `busy` (503, nothing done) is sent again after its Retry-After
+BUSY_WAIT_MAX_SECONDS = 5.0
 
 
 log = logging.getLogger(__name__)
@@ -61,8 +64,20 @@ class LeafdocClient:
     def request(
         self, method: str, path: str, *, admin: bool = False, headers: dict | None = None, **kwargs
     ) -> httpx.Response:
+        headers = {**self._headers(admin), **(headers or {})}
+        r = self._send(method, path, headers, kwargs)
+        for _ in range(BUSY_RETRIES):
+            if not _busy(r):
+                break
+            time.sleep(_retry_after(r))
+            r = self._send(method, path, headers, kwargs)
+        if r.status_code >= 400:
+            raise _error_from(r)
+        return r
+
+    def _send(self, method: str, path: str, headers: dict, kwargs: dict) -> httpx.Response:
         try:
-            r = self._http.request(method, path, headers={**self._headers(admin), **(headers or {})}, **kwargs)
+            return self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException:
             raise ApiError(
                 f"The leafdoc server at {self.base_url} did not answer in time.",
@@ -73,9 +88,6 @@ class LeafdocClient:
                 f"Cannot reach the leafdoc server at {self.base_url} ({exc.__class__.__name__}).",
                 hint="Check that it is running (`leafdoc serve`) and that the address is right.",
             ) from None
-        if r.status_code >= 400:
-            raise _error_from(r)
-        return r
 
     def get_json(self, path: str, *, admin: bool = False, **params) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
@@ -246,6 +258,23 @@ class LeafdocClient:
 
     def rollback(self, reason: str | None = None) -> dict:
         return self.request("POST", "/v1/models/rollback", admin=True, json={"reason": reason}).json()
+
+
+def _busy(r: httpx.Response) -> bool:
+    """The server turned the request away unread as busy (load shedding): sending it again is safe."""
+    if r.status_code != 503:
+        return False
+    try:
+        return r.json().get("error") == "busy"
+    except (json.JSONDecodeError, ValueError, AttributeError):
+        return False
+
+
+def _retry_after(r: httpx.Response) -> float:
+    try:
+        return min(max(float(r.headers.get("retry-after", "1")), 0.0), BUSY_WAIT_MAX_SECONDS)
+    except ValueError:
+        return 1.0
 
 
 def _error_from(r: httpx.Response) -> ApiError:

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     max_zip_members: int = Field(100_000, description="Most files accepted in one zip.")
     max_zip_uncompressed_bytes: int = Field(4 * 1024**3, description="Largest total size a zip may unpack to.")
     max_batch_images: int = Field(32, description="Most images in one /v1/predict/batch request.")
+    shed_after_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Predictions (/v1/predict, /v1/predict/batch, /v1/explain) that find their API worker's event loop "
+        "this many seconds behind are answered 503 `busy` with Retry-After at once, instead of waiting for work their "
+        "client would give up on; other routes (the probes, /metrics, feedback, admin, the web page) are never shed, "
+        "and stay answered within a few times this. 0: never.",
+    )
     max_concurrent_decodes: int = Field(
         4,
         ge=1,

@@ -20,7 +20,7 @@ from leafdoc.service import errors
 from leafdoc.service.deps import AppState
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
-from leafdoc.service.middleware import BodyLimit, RequestMetrics
+from leafdoc.service.middleware import BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.ratelimit import rate_limiter
@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
-    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: sees every answer, 413s too
+    app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: sees every answer, 413s and 503s too
     try:
         state.holder.maybe_refresh()  # load the serving model now, not on the first request
     except Exception:

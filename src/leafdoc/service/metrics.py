@@ -123,6 +123,17 @@ class ServiceMetrics:
         self.photos_dropped = Counter(
             "leafdoc_prediction_photos_dropped", "Photos not kept (keep_photos): the buffer was full.", registry=r
         )
+        self.shed = Counter(
+            "leafdoc_requests_shed",
+            "Predictions answered 503 busy: their worker's event loop ran more than LEAFDOC_SHED_AFTER_SECONDS behind.",
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "leafdoc_event_loop_lag_seconds",
+            "How late the event loop ran its last check (every 0.1 s); with several workers, the most behind.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.catalog_registry = CollectorRegistry(auto_describe=False)
         self.catalog_registry.register(_CatalogCollector(job_counts))
 

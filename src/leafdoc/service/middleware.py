@@ -1,14 +1,18 @@
 """ASGI middleware: request size limits (413 before the body is read when Content-Length says so, and
-while it streams otherwise) and request metrics by route template."""
+while it streams otherwise), load shedding when the worker's event loop falls behind, and request metrics by
+route template."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
 
-from leafdoc.errors import RequestTooLarge
+from leafdoc.errors import LeafdocError, RequestTooLarge
 from leafdoc.service.metrics import ServiceMetrics
+
+SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to
 
 
 def _too_large(limit: int, got: int | None = None) -> RequestTooLarge:
@@ -17,6 +21,15 @@ def _too_large(limit: int, got: int | None = None) -> RequestTooLarge:
         f"{size} is over this route's limit of {limit:,} bytes.",
         hint="Send fewer or smaller files per request, or raise LEAFDOC_MAX_REQUEST_BYTES / LEAFDOC_MAX_IMAGE_BYTES.",
     )
+
+
+async def _answer(send, exc: LeafdocError) -> None:
+    """An error answered by a middleware, before the app (and before the body is read)."""
+    body = json.dumps(exc.to_dict()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (getattr(exc, "headers", None) or {}).items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
@@ -30,17 +43,7 @@ class BodyLimit:
         limit = self.limit_for(scope.get("path", ""))
         declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            exc = _too_large(limit, int(declared))
-            body = json.dumps(exc.to_dict()).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": exc.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await _answer(send, _too_large(limit, int(declared)))
         received = 0
 
         async def limited_receive():
@@ -53,6 +56,94 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class Busy(LeafdocError):
+    status = 503
+    code = "busy"
+
+    def __init__(self, lag: float):
+        super().__init__(
+            f"this server is busy: its queue of requests is {lag:.1f} s long.",
+            hint="Send the request again in a second (Retry-After); if this lasts, the service needs more API workers "
+            "or replicas.",
+        )
+        self.headers = {"Retry-After": "1"}
+
+
+class LoopLag:
+    """How far behind its schedule one event loop runs: a timer due every `interval` seconds, and how late it fires.
+    Under a flood every callback waits its turn in the loop's queue, this timer's too, so its lateness is about how
+    long a request now waits for each step it takes (a prediction on the loop holds it 5-15 ms)."""
+
+    def __init__(self, interval: float = 0.1, on_measure: Callable[[float], None] | None = None):
+        self.interval, self.on_measure = interval, on_measure
+        self.last = 0.0
+        self._due: float | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Run the timer on the running loop (again, if the app was last served by another loop, as tests do). The
+        first check is due from now, not from when the loop first gets to the timer: a flood that starts it counts."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._due, self.last = loop.time() + self.interval, 0.0
+            self._task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(self._due - loop.time(), 0.0))
+            self.last = max(loop.time() - self._due, 0.0)
+            if self.on_measure:
+                self.on_measure(self.last)
+            self._due = loop.time() + self.interval
+
+    def now(self) -> float:
+        """Seconds behind: the timer in flight if it is overdue already, else its last lateness."""
+        if self._due is None:
+            return 0.0
+        overdue = asyncio.get_running_loop().time() - self._due
+        return overdue if overdue > 0 else self.last
+
+
+class ShedLoad:
+    """Answers a prediction (SHED_ROUTES) 503 `busy` with Retry-After when the worker's event loop runs more than
+    `after` seconds behind (LoopLag), rather than doing work its client will have given up on: when the request
+    starts (before its body is read) and again when its body is in, just before the prediction, as a request's
+    steps each wait their turn on the loop. A shed request costs well under a millisecond against 5-15 for a
+    prediction, so a flood drains instead of growing, and what is never shed (the probes, /metrics, feedback, the
+    admin routes, the web page) is answered within a few times `after` (docs/load-tests.md, "Overload"). Slow
+    clients do not trigger it: waiting on the network leaves the loop free. `after` 0: never."""
+
+    def __init__(self, app, after: float, metrics: ServiceMetrics):
+        self.app, self.after, self.metrics = app, after, metrics
+        self.lag = LoopLag(on_measure=metrics.loop_lag.set)
+
+    def _check(self) -> None:
+        lag = self.lag.now()
+        if lag > self.after:
+            self.metrics.shed.inc()
+            raise Busy(lag)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.after <= 0:
+            return await self.app(scope, receive, send)
+        self.lag.start()
+        if scope.get("path") not in SHED_ROUTES:
+            return await self.app(scope, receive, send)
+        try:
+            self._check()
+        except Busy as exc:
+            return await _answer(send, exc)
+
+        async def checked_receive():
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                self._check()  # raised into the route's body read: answered as its error, with Retry-After
+            return message
+
+        return await self.app(scope, checked_receive, send)
 
 
 class RequestMetrics:

@@ -11,7 +11,7 @@ DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     413: "The request, an image, or a batch is over a configured limit.",
     422: "An unusable image, upload, or invalid request.",
-    503: "No model is serving.",
+    503: "No model is serving (`no_model`), or the server is busy (`busy`: send it again after Retry-After).",
 }
 
 
