@@ -4,12 +4,18 @@ metrics) against the serving function the route calls (`serving.predict_bytes`),
 no sockets, no load generator: what is left is the app's own cost. Prints a line per block and the medians; not
 a test.
 
-    python benchmarks/app_overhead.py [--images DIR] [--blocks 12] [--per-block 64] [--model DIR]
+    python benchmarks/app_overhead.py [--images DIR] [--blocks 12] [--per-block 64] [--model DIR] [--stub]
 
 The app predicts on its event loop, as `leafdoc serve` does with a worker per CPU (LEAFDOC_PREDICT_ON_LOOP).
 Blocks of `--per-block` requests alternate between the two ways, so a busy machine slows both alike; CPU time is
 the whole process's (threads included: the prediction log's writer is charged to the app, as in a server). To
 compare two versions of the code, run it with PYTHONPATH pointing at each one's `src/` in turn.
+
+`--stub`: the route's `predict_bytes` gives back one canned answer instead of running the model. Alternated blocks
+time the app alone (its own cost without the model's noise beside it: a busy machine moves the model's 11 ms by
+more than the app's whole cost, so two versions compare within a few percent), the model back to back, and the
+model with one such request between its calls: what the model itself loses when other code runs between its calls
+(its caches), which a server pays and a tight loop does not.
 """
 
 from __future__ import annotations
@@ -82,6 +88,8 @@ async def measure(args) -> None:
     bodies = [multipart(name, data) for name, data in photos]
     app = create_app()
     state = app.state.leafdoc
+    if args.stub:
+        return await app_alone(app, state, photos, bodies, args.blocks, args.per_block)
 
     def direct(i: int) -> None:
         name, data = photos[i % len(photos)]
@@ -111,17 +119,66 @@ async def measure(args) -> None:
     print(f"  the app's own cost     {statistics.median(gaps):.2f} (median of the blocks' differences)")
 
 
+async def app_alone(app, state, photos, bodies, blocks: int, per_block: int) -> None:
+    """--stub: the app with a canned answer, and the model back to back against the model with such a request
+    between its calls, in alternated blocks."""
+    from leafdoc.service import serving
+
+    real = serving.predict_bytes
+    name, data = photos[0]
+    canned = real(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+
+    def stub(*args, **kwargs) -> dict:
+        return {**canned, "prediction_id": os.urandom(16).hex()}
+
+    def direct(i: int) -> None:
+        name, data = photos[i % len(photos)]
+        real(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+
+    serving.predict_bytes = stub  # the route looks it up at each call; `direct` calls the real one
+    times: dict[str, list[float]] = {"model": [], "model + app": [], "app": []}
+    async with app.router.lifespan_context(app):
+        for i in range(len(bodies)):  # warm-up
+            direct(i)
+            await post(app, bodies[i])
+        for _ in range(blocks):
+            c0 = time.process_time()
+            for i in range(per_block):
+                direct(i)
+            c1 = time.process_time()
+            for i in range(per_block):
+                direct(i)
+                await post(app, bodies[i % len(bodies)])
+            c2 = time.process_time()
+            for i in range(per_block):
+                await post(app, bodies[i % len(bodies)])
+            c3 = time.process_time()
+            for key, (a, b) in zip(times, ((c0, c1), (c1, c2), (c2, c3)), strict=True):
+                times[key].append(1000 * (b - a) / per_block)
+    m = {key: statistics.median(v) for key, v in times.items()}
+    extra = statistics.median(b - a - c for a, b, c in zip(*times.values(), strict=True))
+    print(f"CPU ms per request, medians of {blocks} blocks of {per_block}:")
+    print(f"  the app alone, a canned answer                 {m['app']:.2f}")
+    print(f"  serving.predict_bytes back to back             {m['model']:.2f}")
+    print(f"  predict_bytes + a canned request between calls {m['model + app']:.2f}")
+    print(f"  what the model loses to the app between calls  {extra:.2f} (median of the blocks' differences)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", help="Photos to send (default: the shared PlantVillage photos).")
     ap.add_argument("--model", help="The model folder to serve (default: LEAFDOC_MODEL_DIR, else the starter).")
     ap.add_argument("--blocks", type=int, default=12)
     ap.add_argument("--per-block", type=int, default=64)
+    ap.add_argument("--stub", action="store_true", help="The app with a canned answer, and the model with it between.")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
         os.environ["LEAFDOC_HOME"] = home  # a throw-away catalog and store: the prediction log writes there
         os.environ["LEAFDOC_PREDICT_ON_LOOP"] = "true"
         os.environ["LEAFDOC_UI"] = "false"
+        # This loop never waits for I/O, so the worker's load shedding would find it seconds behind: shedding stays
+        # on (its check is part of the app's cost) but never turns a request away.
+        os.environ["LEAFDOC_SHED_AFTER_SECONDS"] = "1e9"
         if args.model:
             os.environ["LEAFDOC_MODEL_DIR"] = args.model
         asyncio.run(measure(args))
