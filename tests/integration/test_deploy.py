@@ -311,11 +311,29 @@ def test_kubernetes_probes_ask_real_routes_on_the_served_port(app_routes):
     for name in ("leafdoc-api", "leafdoc-ui"):
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert services[name]["spec"]["selector"].items() <= pod_labels.items()
-    [ingress] = k8s_kind("Ingress")
-    backends = {
-        p["path"]: p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+    backends = {p["path"]: p["backend"]["service"]["name"] for i in k8s_kind("Ingress") for p in ingress_paths(i)}
+    assert backends == {"/": "leafdoc-api", "/v1/uploads": "leafdoc-api", "/ui": "leafdoc-ui"}
+
+
+def ingress_paths(ingress: dict) -> list[dict]:
+    return [p for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
+
+
+def test_the_ingress_reads_predictions_whole_and_streams_only_uploads_and_the_page(tmp_path):
+    """As the compose balancer does (nginx.conf: request buffering off only for /v1/uploads and /ui): a client that
+    sends a photo slowly ties up the controller, not an API worker, while bulk uploads stream to the API."""
+    by_path = {p["path"]: i["metadata"]["annotations"] for i in k8s_kind("Ingress") for p in ingress_paths(i)}
+    key = "nginx.ingress.kubernetes.io/"
+    assert {path for path, a in by_path.items() if a.get(key + "proxy-request-buffering") == "off"} == {
+        "/v1/uploads",
+        "/ui",
     }
-    assert backends == {"/": "leafdoc-api", "/ui": "leafdoc-ui"}
+    assert by_path["/"].get(key + "proxy-request-buffering", "on") == "on"
+    s = Settings(home=tmp_path)
+    assert int(by_path["/v1/uploads"][key + "proxy-read-timeout"]) >= s.upload_wait_seconds
+    conf = NGINX_CONF.read_text()
+    assert "proxy_request_buffering off" in conf.split("location = /v1/uploads")[1].split("}")[0]
+    assert "proxy_request_buffering" not in conf.split("location /v1/predict")[1].split("}")[0]
 
 
 def test_hpa_scales_the_api_deployment_on_cpu_requests():
@@ -469,10 +487,9 @@ def test_nginx_accepts_the_config_and_its_limits_match_the_service(tmp_path):
     assert nginx_size(body) == s.max_request_bytes
     [upload_timeout] = directive(conf, "proxy_read_timeout", "location = /v1/uploads")
     assert int(upload_timeout.rstrip("s")) >= s.upload_wait_seconds
-    [ingress] = k8s_kind("Ingress")
-    assert nginx_size(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]) == (
-        s.max_request_bytes
-    )
+    for ingress in k8s_kind("Ingress"):
+        size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+        assert nginx_size(size) == s.max_request_bytes, ingress["metadata"]["name"]
     [cm] = k8s_kind("ConfigMap")
     assert int(cm["data"]["LEAFDOC_MAX_REQUEST_BYTES"]) == s.max_request_bytes
 
