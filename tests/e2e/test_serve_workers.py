@@ -74,6 +74,24 @@ def test_metrics_sum_the_requests_of_every_worker(tmp_path, tiny_model):
             assert sum(float(m[1]) for line in text if (m := PREDICT_200.match(line))) == n, per_worker
             predicted = {m[1]: float(m[2]) for line in text if (m := PREDICTED.match(line))}
             assert predicted == {label: float(k) for label, k in Counter(labels).items()}
+
+        # A worker killed outright: the supervisor replaces it and drops its live-only gauges (the loop's lag), so
+        # the scrape's max is over live workers only; its counters stay, so the totals above stay true.
+        def lag_files() -> set[str]:
+            return {f.name for f in metrics_dir.glob("gauge_livemax_*.db")}
+
+        killed = _workers(server)[0].pid
+        assert f"gauge_livemax_{killed}.db" in lag_files()
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:  # the replacement writes its own file once its app is built
+            live = {f"gauge_livemax_{w.pid}.db" for w in _workers(server)}
+            if len(live) == 2 and f"gauge_livemax_{killed}.db" not in live and lag_files() == live:
+                break
+            assert time.monotonic() < deadline, f"live workers {live}, lag files {lag_files()}"
+            time.sleep(0.5)
+        text = httpx.get(f"{server.base}/metrics", timeout=30).text.splitlines()
+        assert sum(float(m[1]) for line in text if (m := PREDICT_200.match(line))) == n
     finally:
         server.stop()
 

@@ -32,6 +32,7 @@ import uvicorn
 from uvicorn.supervisors import multiprocess
 
 from leafdoc.parentwatch import on_parent_exit
+from leafdoc.service.metrics import multiprocess_dir
 
 logger = logging.getLogger("uvicorn.error")
 ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each accept (see the module's docstring)
@@ -112,6 +113,16 @@ class TurnProcess(multiprocess.Process):
         if self._server is None:
             self._server = TurnServer(config=self.config)
         return self._server
+
+    def join(self) -> None:
+        """The supervisor waits here for every worker that ends (stopped, replaced, or dead and replaced): its
+        gauges that count only live workers (the event loop's lag) are dropped with it, not kept at their last
+        value."""
+        super().join()
+        if self.pid is not None and multiprocess_dir():
+            from prometheus_client import multiprocess as prometheus_multiprocess
+
+            prometheus_multiprocess.mark_process_dead(self.pid)
 
 
 def run_workers(config: uvicorn.Config) -> None:
