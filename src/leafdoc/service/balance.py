@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 import time
@@ -44,6 +45,7 @@ class TurnServer(uvicorn.Server):
 
     accepted = 0  # by the accepting thread; `adopted` by the event loop: the difference is on its way to the loop
     adopted = 0
+    supervisor_pid: int | None = None  # set by TurnProcess, which knows it before the worker starts
 
     def held(self) -> int:
         """The connections this worker serves or is about to."""
@@ -53,8 +55,9 @@ class TurnServer(uvicorn.Server):
         await super().startup(sockets=[])  # the app's startup and uvicorn's state, listening on nothing
         if self.should_exit or not self.started:
             return
-        # uvicorn's supervisor stops its workers, unless it is killed outright: then each shuts down by itself.
-        on_parent_exit(lambda: setattr(self, "should_exit", True))
+        # uvicorn's supervisor stops its workers, unless it is killed outright: then each shuts down by itself. Its pid
+        # comes from before this worker started: one killed while the worker was still loading is noticed too.
+        on_parent_exit(lambda: setattr(self, "should_exit", True), self.supervisor_pid)
         loop = asyncio.get_running_loop()
         config = self.config
 
@@ -108,10 +111,15 @@ class TurnServer(uvicorn.Server):
 class TurnProcess(multiprocess.Process):
     """uvicorn's worker process, running a TurnServer."""
 
+    def __init__(self, *args, **kwargs):
+        self.supervisor_pid = os.getpid()  # made in the supervisor, then sent to the new process with the rest
+        super().__init__(*args, **kwargs)
+
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
             self._server = TurnServer(config=self.config)
+            self._server.supervisor_pid = self.supervisor_pid
         return self._server
 
     def join(self) -> None:
