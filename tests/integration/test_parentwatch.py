@@ -29,6 +29,15 @@ time.sleep(60)
 """
 
 
+def kill_and_see_the_child_stop(parent: subprocess.Popen, done, child_pid: int) -> None:
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done.exists() and done.read_text() == str(child_pid)
+
+
 def test_a_process_stops_its_own_way_once_its_parent_is_killed(tmp_path):
     done = tmp_path / "stopped"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, str(done)], stdout=subprocess.PIPE, text=True)
@@ -37,12 +46,7 @@ def test_a_process_stops_its_own_way_once_its_parent_is_killed(tmp_path):
         assert parent.stdout.readline().strip() == "watching"
         time.sleep(0.5)
         assert not done.exists()  # the parent is alive: nothing happens
-        parent.kill()
-        parent.wait()
-        deadline = time.monotonic() + 10
-        while not done.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert done.exists() and done.read_text() == str(child_pid)
+        kill_and_see_the_child_stop(parent, done, child_pid)
     finally:
         parent.kill()
 
@@ -78,12 +82,7 @@ def test_a_parent_killed_before_the_watch_starts_is_noticed_from_the_pid_it_was_
     try:
         child_pid = int(parent.stdout.readline())
         assert parent.stdout.readline().strip() == "starting"
-        parent.kill()  # before the child watches
-        parent.wait()
-        deadline = time.monotonic() + 10
-        while not done.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert done.exists() and done.read_text() == str(child_pid)
+        kill_and_see_the_child_stop(parent, done, child_pid)  # before the child watches
     finally:
         parent.kill()
 
