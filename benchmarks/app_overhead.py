@@ -32,18 +32,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtest.images import image_dir, load_images  # noqa: E402
-
-BOUNDARY = b"leafdoc-benchmark-boundary"
+from loadtest.images import image_dir, load_images, multipart  # noqa: E402
 
 
-def multipart(name: str, data: bytes) -> bytes:
-    head = f'--{BOUNDARY.decode()}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-    return head.encode() + b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--" + BOUNDARY + b"--\r\n"
-
-
-async def post(app, body: bytes) -> None:
+async def post(app, form: tuple[bytes, str]) -> None:
     """One POST /v1/predict through the ASGI app, the body in one message as uvicorn hands over a small one."""
+    body, ctype = form
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -56,7 +50,7 @@ async def post(app, body: bytes) -> None:
         "root_path": "",
         "headers": [
             (b"host", b"localhost"),
-            (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY),
+            (b"content-type", ctype.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 50000),
@@ -85,15 +79,17 @@ async def measure(args) -> None:
     from leafdoc.service.app import create_app
 
     photos = load_images(image_dir(args.images), limit=args.per_block)
-    bodies = [multipart(name, data) for name, data in photos]
+    bodies = [multipart("file", [(name, data)]) for name, data in photos]
     app = create_app()
     state = app.state.leafdoc
-    if args.stub:
-        return await app_alone(app, state, photos, bodies, args.blocks, args.per_block)
+    predict = serving.predict_bytes  # the real one, also once --stub has put a canned answer in the route's way
 
-    def direct(i: int) -> None:
+    def direct(i: int) -> dict:
         name, data = photos[i % len(photos)]
-        serving.predict_bytes(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+        return predict(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+
+    if args.stub:
+        return await app_alone(app, direct, bodies, args.blocks, args.per_block)
 
     async with app.router.lifespan_context(app):
         for i in range(len(bodies)):  # warm-up: both ways, every photo once
@@ -119,21 +115,15 @@ async def measure(args) -> None:
     print(f"  the app's own cost     {statistics.median(gaps):.2f} (median of the blocks' differences)")
 
 
-async def app_alone(app, state, photos, bodies, blocks: int, per_block: int) -> None:
-    """--stub: the app with a canned answer, and the model back to back against the model with such a request
-    between its calls, in alternated blocks."""
+async def app_alone(app, direct, bodies, blocks: int, per_block: int) -> None:
+    """--stub: the app with a canned answer, and the model back to back (`direct`) against the model with such a
+    request between its calls, in alternated blocks."""
     from leafdoc.service import serving
 
-    real = serving.predict_bytes
-    name, data = photos[0]
-    canned = real(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+    canned = direct(0)
 
     def stub(*args, **kwargs) -> dict:
         return {**canned, "prediction_id": os.urandom(16).hex()}
-
-    def direct(i: int) -> None:
-        name, data = photos[i % len(photos)]
-        real(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
 
     serving.predict_bytes = stub  # the route looks it up at each call; `direct` calls the real one
     times: dict[str, list[float]] = {"model": [], "model + app": [], "app": []}

@@ -1,10 +1,11 @@
 """Which leaf photos the load test sends: a folder given by option or environment, else the shared
-PlantVillage images beside the repository, else the repository's examples."""
+PlantVillage images beside the repository, else the repository's examples; and the form they are sent in."""
 
 from __future__ import annotations
 
 import os
 import random
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,3 +92,17 @@ def phone_photos(
 
         photos = [shrink_for_upload(data, name)[::-1] for name, data in photos]
     return photos
+
+
+def multipart(field: str, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body with each photo as `field`, and its content type."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, data in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        parts += [head, data, b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

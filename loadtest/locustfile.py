@@ -24,16 +24,15 @@ import json
 import random
 import resource
 import time
-import uuid
 from pathlib import Path
 
 import gevent
 from locust import FastHttpUser, constant, events, tag, task
 
 try:  # run by Locust from the repository root or by the load-test runner
-    from loadtest.images import image_dir, load_images, phone_photos
+    from loadtest.images import image_dir, load_images, multipart, phone_photos
 except ImportError:  # locust -f loadtest/locustfile.py with loadtest/ itself on sys.path
-    from images import image_dir, load_images, phone_photos
+    from images import image_dir, load_images, multipart, phone_photos
 
 SINGLE, BATCH, TWELVE_MP = "predict single", "predict batch", "predict 12 MP"
 IMAGES: list[tuple[str, bytes]] = []
@@ -112,20 +111,6 @@ def _stop_clock(environment, **_):
         cpu, wall = _cpu() - _CLOCKS["cpu"], time.monotonic() - _CLOCKS["wall"]
         with open(path, "w") as f:
             json.dump({"cpu_s": cpu, "wall_s": wall}, f)
-
-
-def multipart(field: str, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body with each photo as `field`, and its content type."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, data in files:
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        parts += [head, data, b"\r\n"]
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 class LeafdocUser(FastHttpUser):

@@ -1,7 +1,7 @@
 """A flood against a real `leafdoc serve` (one API worker, predictions on its event loop, as an API-only server
 runs them): predictions beyond what the worker can answer in time are shed with 503 `busy` and Retry-After
 (LEAFDOC_SHED_AFTER_SECONDS), every other one is answered, and /healthz stays quick throughout. Without shedding
-the probe waits behind every queued prediction (about 300 x 5-15 ms here)."""
+the probe waits behind every queued prediction (2.2-2.4 s for the 400 here)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from loadtest.images import multipart
 from tests.conftest import make_leaf_folder
 from tests.live_server import answering_copy, start_server
 
@@ -39,13 +40,6 @@ while time.monotonic() < until:
 """
 
 
-def multipart(photo: bytes) -> tuple[bytes, str]:
-    boundary = "leafdoc-overload-test"
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="leaf.jpg"\r\n'
-    body = head.encode() + b"Content-Type: image/jpeg\r\n\r\n" + photo + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -65,7 +59,7 @@ def flood(base: str, photo: bytes) -> tuple[list[tuple[int, dict, bytes]], list[
     another process asks /healthz every 0.1 s: each answer's (status, headers, body), and the status and seconds
     of each probe that was waiting while the flood was on."""
     url = urlsplit(base)
-    body, ctype = multipart(photo)
+    body, ctype = multipart("file", [("leaf.jpg", photo)])
     request = (
         f"POST /v1/predict HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: {ctype}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -115,7 +109,7 @@ def test_a_flood_is_shed_and_the_probe_stays_answered(tmp_path, tiny_model):
     for headers, error in shed:
         assert error["error"] == "busy" and "again" in error["hint"] and headers["retry-after"] == "1", error
     assert f"leafdoc_requests_shed_total {float(len(shed))}" in metrics
-    # The probe waits for about SHED_AFTER and the predictions in progress, not for every prediction sent.
-    # Without shedding a probe waited up to 3 s here for the 400 predictions ahead of it; it was asked 3 times.
+    # The probe waits for a few times SHED_AFTER (0.3 s here), not for every prediction sent (2.2-2.4 s here with
+    # shedding off, measured with this flood).
     assert probes and {status for status, _ in probes} == {200}, probes
     assert max(seconds for _, seconds in probes) < 1.5, probes
