@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         "client would give up on; other routes (the probes, /metrics, feedback, admin, the web page) are never shed, "
         "and stay answered within a few times this. 0: never.",
     )
+    client_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A client of `leafdoc serve` must send a request's headers within this many seconds of opening "
+        "its connection (or of the request's first byte), and may then go this long without sending any of its body; "
+        "otherwise it is answered 408 `request_timeout` and its connection closed (nginx's client_header_timeout and "
+        "client_body_timeout, with their default).",
+    )
     max_concurrent_decodes: int = Field(
         4,
         ge=1,

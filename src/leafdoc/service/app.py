@@ -23,6 +23,7 @@ from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
+from leafdoc.service.protocol import TIMEOUT_STATE_KEY
 from leafdoc.service.ratelimit import rate_limiter
 from leafdoc.service.routes import (
     advice,
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        yield {TIMEOUT_STATE_KEY: settings.client_timeout_seconds}  # for the server's protocol (service/protocol.py)
         state.prediction_log.close()  # what is still buffered is written before the catalog closes
         state.catalog.dispose()
 
