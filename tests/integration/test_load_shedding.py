@@ -87,6 +87,8 @@ def test_predictions_are_shed_while_the_loop_is_behind_and_the_probes_are_not(tm
     assert a["healthz"].status_code == 200 and a["feedback"].status_code == 200, (a["healthz"].text, a["feedback"].text)
     metrics = a["metrics"].text
     assert "leafdoc_requests_shed_total 2.0" in metrics, metrics
+    for route in ("/v1/predict", "/v1/predict/batch"):  # shed before routing, counted under their own routes
+        assert f'leafdoc_http_requests_total{{method="POST",route="{route}",status="503"}} 1.0' in metrics, metrics
     lag = [line for line in metrics.splitlines() if line.startswith("leafdoc_event_loop_lag_seconds ")]
     assert lag and float(lag[0].split()[1]) < 0.2, lag  # the last check, after the loop caught up
 

@@ -101,15 +101,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.leafdoc = state
     errors.install(app)
-    for module in (predict, advice, feedback, monitoring, uploads, jobs, models, datasets, health):
-        app.include_router(module.router)
+    routers = [m.router for m in (predict, advice, feedback, monitoring, uploads, jobs, models, datasets, health)]
+    for router in routers:
+        app.include_router(router)
     if settings.ui:  # the web page at /ui, built (Gradio imported) on its first visit
         from leafdoc.ui import mount_ui
 
         mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
-    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: sees every answer, 413s and 503s too
+    paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
+    app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too
     try:
         state.holder.maybe_refresh()  # load the serving model now, not on the first request
     except Exception:

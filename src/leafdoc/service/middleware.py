@@ -147,9 +147,14 @@ class ShedLoad:
 
 
 class RequestMetrics:
-    def __init__(self, app, metrics: ServiceMetrics):
+    """Counts and times every answer by route template. A request answered before routing (413 from BodyLimit, 503
+    from ShedLoad) is counted under its path when that is one of `paths` (the app's routes without parameters),
+    else under `unmatched`, so that clients cannot make labels up."""
+
+    def __init__(self, app, metrics: ServiceMetrics, paths: frozenset[str] = frozenset()):
         self.app = app
         self.metrics = metrics
+        self.paths = paths
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -166,8 +171,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
+            path = scope.get("path")
+            name = getattr(scope.get("route"), "path", None) or (path if path in self.paths else "unmatched")
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, name, str(status)).inc()
             self.metrics.latency.labels(method, name).observe(time.perf_counter() - start)
