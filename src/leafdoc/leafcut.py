@@ -1,8 +1,9 @@
 """Cut the leaf out of a lab photo (one leaf on a plain sheet), and make plain sheets to put it on.
 
-Used by the background swap, a training augmentation (train/backgrounds.py), and by the unlike-training check's
+Used by the background swap, a training augmentation (train/backgrounds.py), by the unlike-training check's
 scene measure, which teaches itself with the same leaves on plain sheets and in field scenes
-(inference/scenes.py): both need it, so it sits below both. The cut: colour distance from the border's colour
+(inference/scenes.py), and by the framing of a leaf photographed from too far (images.py, `leaf_box`): all need
+it, so it sits below them. The cut: colour distance from the border's colour
 in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled. NumPy and OpenCV only.
 """
 
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 MIN_LEAF, MAX_LEAF = 0.08, 0.8  # share of the frame a found leaf must cover for the swap to be trusted
+MIN_FRAMED_LEAF = 0.03  # framing (leaf_box) is for small leaves: it trusts a cut down to this share
 # A found leaf must also fill at least this share of its convex hull: a ragged mask is usually a leaf whose dark,
 # dry or necrotic parts (as colourless as the sheet) were taken for background, and swapping would cut them off.
 MIN_SOLIDITY = 0.8
@@ -104,3 +106,18 @@ def cut(rgb: np.ndarray) -> np.ndarray | None:
 def paste(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
     """The leaf of `rgb` (its `alpha` from cut) in place on `background` (same size), as uint8 RGB."""
     return np.clip(np.rint(alpha * rgb + (1 - alpha) * background), 0, 255).astype(np.uint8)
+
+
+def leaf_box(rgb: np.ndarray, max_share: float = MAX_LEAF) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in pixels of `rgb`) around the leaf of a photo of one leaf on a plain background, or
+    None when no leaf is found cleanly: MIN_FRAMED_LEAF-`max_share` of the frame, and solid (MIN_SOLIDITY). Most of
+    the work is skipped when more than `max_share` of the frame differs from the sheet (a leaf filling the frame)."""
+    dist, split = sheet_distance(rgb)
+    rough = dist > split
+    if rough.mean() > max_share + 0.1:  # cleaning removes specks and adds holes: a little of either way
+        return None
+    mask = largest_filled(rough)
+    if not (MIN_FRAMED_LEAF <= mask.mean() <= max_share and solidity(mask) >= MIN_SOLIDITY):
+        return None
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

@@ -68,6 +68,7 @@ class CardInput(_Section):
     resize: str | None = None
     morphology: str = "none"
     morph_kernel: int = 3
+    framing: str = "none"  # images.FRAMINGS; cards from before framing have none
 
 
 class CardDataset(_Section):

@@ -181,3 +181,6 @@ def test_interrupted_cache_build_leaves_no_cache_folder(tmp_path, blobs, monkeyp
 def test_cache_folder_name_is_safe_and_says_what_it_holds():
     assert cache_key("../my leaves", 3, 96) == ".._my_leaves-v3-96px"
     assert cache_key("leaves", 1, 64, "tophat", 5) == "leaves-v1-64px-tophat5"
+    # A framed cache is another cache: a model trained with framing never reads centre crops, nor the other way.
+    assert cache_key("leaves", 1, 64, framing="leaf") == "leaves-v1-64px-leaf"
+    assert cache_key("leaves", 1, 64, "tophat", 5, "leaf") == "leaves-v1-64px-tophat5-leaf"

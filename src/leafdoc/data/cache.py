@@ -21,10 +21,13 @@ from leafdoc.images import preprocess
 CHUNK = 256
 
 
-def cache_key(dataset: str, version: int, size: int, morphology: str = "none", kernel: int = 3) -> str:
+def cache_key(
+    dataset: str, version: int, size: int, morphology: str = "none", kernel: int = 3, framing: str = "none"
+) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     morph = "" if morphology in ("none", None) else f"-{morphology}{kernel}"
-    return f"{safe}-v{version}-{size}px{morph}"
+    framed = "" if framing in ("none", None) else f"-{framing}"
+    return f"{safe}-v{version}-{size}px{morph}{framed}"
 
 
 def build_cache(
@@ -35,6 +38,7 @@ def build_cache(
     *,
     morphology: str = "none",
     kernel: int = 3,
+    framing: str = "none",
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> np.ndarray:
@@ -45,7 +49,7 @@ def build_cache(
         return np.load(folder / "images.npy", mmap_mode="r")
 
     def load(sha: str) -> np.ndarray:
-        return preprocess(store.get(sha), size, morphology=morphology, morph_kernel=kernel, name=sha)
+        return preprocess(store.get(sha), size, morphology=morphology, morph_kernel=kernel, name=sha, framing=framing)
 
     with atomic_dir(folder) as tmp:
         arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(shas), size, size, 3))
@@ -57,5 +61,6 @@ def build_cache(
                     progress(start + len(chunk), len(shas))
         arr.flush()
         del arr
-        (tmp / "index.json").write_text(json.dumps({"shas": shas, "size": size, "morphology": morphology}))
+        meta = {"shas": shas, "size": size, "morphology": morphology, "framing": framing}
+        (tmp / "index.json").write_text(json.dumps(meta))
     return np.load(folder / "images.npy", mmap_mode="r")

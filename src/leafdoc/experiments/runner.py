@@ -40,7 +40,7 @@ from leafdoc.experiments.records import (
     settings_json,
     test_records,
 )
-from leafdoc.experiments.tracked import complete, params, prepare_run_data, progress, thinned
+from leafdoc.experiments.tracked import cache_label, complete, params, prepare_run_data, progress, thinned
 from leafdoc.experiments.tracking import Tracker, default_tracking_uri
 from leafdoc.experiments.tuning import tune
 from leafdoc.fsutil import atomic_write_json
@@ -190,7 +190,7 @@ def _pipeline(exp: Experiment) -> dict:
         on_epoch=lambda name, s: exp.emit(Message(f"pipeline {name}: epoch {s:.1f}s")),
     )
     result["run"] = spec.run
-    result["cache_build_seconds"] = exp.cache_seconds.get(f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}")
+    result["cache_build_seconds"] = exp.cache_seconds.get(cache_label(cfg))
     atomic_write_json(record_path, {"basis": basis, "result": result})
     return result
 

@@ -36,10 +36,15 @@ def progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
     return lambda done, total: exp.emit(Progress(what, done, total))
 
 
+def cache_label(cfg: TrainConfig) -> str:
+    """The preprocessing a run's image cache was built with, as experiment records name it."""
+    return f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}/{cfg.framing}"
+
+
 def prepare_run_data(exp: Experiment, cfg: TrainConfig, with_extra: bool = False):
     """The run's data. data.extra's training half is kept out of the split (so the main folder's split is the
     same for every run) and trained on only by `with_extra` runs; the others mark it 'unused'."""
-    key = f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}"
+    key = cache_label(cfg)
     cache_dir = exp.settings.cache_dir
     before = set(cache_dir.iterdir()) if cache_dir.is_dir() else set()
     t = time.perf_counter()

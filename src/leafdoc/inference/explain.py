@@ -82,6 +82,6 @@ def explain_bytes(
     k = int(np.argmax(probs)) if class_index is None else int(class_index)
     heat, scale = class_activation_map(out["cam"][0], k)
     display = max(predictor.size, DISPLAY_SIZE)
-    shown = x if display == predictor.size else resize_square(photo.image, display, photo.frame)
+    shown = x if display == predictor.size else resize_square(photo.image, display, photo.frame, photo.region)
     row = {n: v[0] for n, v in out.items() if n != "cam"}
     return Explanation(probs, k, heat, scale, png_bytes(overlay(shown, heat)), photo, row)

@@ -214,10 +214,16 @@ NONLEAF_PER_FOLDER = 1000  # at most this many photos from each non-leaf folder 
 
 
 def load_nonleaf(
-    folders: list[str | Path], size: int, limit: int = NONLEAF_PER_FOLDER, seed: int = 0, missing_ok: bool = False
+    folders: list[str | Path],
+    size: int,
+    limit: int = NONLEAF_PER_FOLDER,
+    seed: int = 0,
+    missing_ok: bool = False,
+    framing: str = "none",
 ):
-    """Model-ready arrays of non-leaf example photos (any image files under each folder, recursively).
-    `missing_ok`: skip (and name) folders that are gone, as when a retraining job runs on another machine."""
+    """Model-ready arrays of non-leaf example photos (any image files under each folder, recursively), as a model of
+    this `framing` sees them. `missing_ok`: skip (and name) folders that are gone, as when a retraining job runs on
+    another machine."""
     import random
 
     from leafdoc.errors import ConfigError, LeafdocError
@@ -239,7 +245,7 @@ def load_nonleaf(
         n = 0
         for f in files[:limit]:
             try:
-                arrays.append(preprocess(f, size))
+                arrays.append(preprocess(f, size, framing=framing))
                 n += 1
             except LeafdocError:
                 continue  # a broken example photo is not worth failing a training run for
@@ -263,7 +269,7 @@ def nonleaf_photos(folders: list[str | Path], predictor) -> NonleafPhotos | None
     None when no folder is given."""
     if not folders:
         return None
-    arrays, sources = load_nonleaf(list(folders), predictor.size, missing_ok=True)
+    arrays, sources = load_nonleaf(list(folders), predictor.size, missing_ok=True, framing=predictor.framing)
     if len(arrays) and predictor.morphology not in ("none", None):
         from leafdoc.images import apply_morphology
 

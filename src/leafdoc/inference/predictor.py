@@ -14,9 +14,11 @@ from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.images import (
     DEFAULT_MAX_PIXELS,
+    FRAMINGS,
     Frame,
     apply_morphology,
     min_side_for,
+    model_region,
     open_photo,
     preprocess,
     read_source,
@@ -46,6 +48,7 @@ class Photo:
     problems: tuple[PhotoProblem, ...] = ()
     image: Image.Image | None = None  # the upright RGB photo as decoded (no larger than the model needs)
     frame: Frame | None = None  # where `image` sits in the photo as sent (its own size, the reduction)
+    region: tuple[float, float, float, float] | None = None  # the square of `image` the model saw, if framed
 
 
 @dataclass
@@ -146,6 +149,12 @@ class Predictor:
         self.size = self.card.input.size
         self.morphology = self.card.input.morphology
         self.morph_kernel = self.card.input.morph_kernel
+        self.framing = self.card.input.framing
+        if self.framing not in FRAMINGS:
+            raise ModelError(
+                f"{self.model_dir}/{CARD_FILE}: input.framing {self.framing!r} is not one of {', '.join(FRAMINGS)}.",
+                hint="A newer leafdoc wrote this model: upgrade leafdoc.",
+            )
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
@@ -189,8 +198,9 @@ class Predictor:
         """Decode once: quality checks on the photo as sent, then the model's own preprocessing."""
         data, name = read_source(source, name)
         img, frame = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
-        x = apply_morphology(resize_square(img, self.size, frame), self.morphology, self.morph_kernel)
-        return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame)
+        region = model_region(img, self.framing)
+        x = apply_morphology(resize_square(img, self.size, frame, region), self.morphology, self.morph_kernel)
+        return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
@@ -216,6 +226,7 @@ class Predictor:
             self.size,
             morphology=self.morphology,
             morph_kernel=self.morph_kernel,
+            framing=self.framing,
             name=name,
             max_pixels=self.max_pixels,
         )

@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
         "none", description="OpenCV morphology applied to every image before the model (training and serving)"
     )
     morph_kernel: int = Field(3, ge=1, description="size of the morphology kernel in pixels")
+    framing: Literal["none", "leaf"] = Field(
+        "leaf",
+        description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
+        "(taken from too far) is seen as the square around its leaf, in training and serving alike (images.py)",
+    )
     bn_momentum: float | None = Field(
         0.9,
         description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",

@@ -94,7 +94,7 @@ def prepare_data(
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
     index = {c: i for i, c in enumerate(classes)}
-    key = cache_key(dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel)
+    key = cache_key(dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel, cfg.framing)
     images = build_cache(
         cache_dir / key,
         shas,
@@ -102,6 +102,7 @@ def prepare_data(
         cfg.image_size,
         morphology=cfg.morphology,
         kernel=cfg.morph_kernel,
+        framing=cfg.framing,
         progress=progress,
     )
     return TrainData(
@@ -530,6 +531,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
                 "resize": RESIZE_RULE,
                 "morphology": cfg.morphology,
                 "morph_kernel": cfg.morph_kernel,
+                "framing": cfg.framing,
             },
             "outputs": {
                 "probabilities": "softmax over labels.json",
