@@ -39,7 +39,6 @@ FRAMINGS = ("none", "leaf")  # a model card's `input.framing`; cards from before
 FRAME_CUT_PX = 96
 FRAME_BELOW = 0.6
 FRAME_FILL = 0.85
-MAX_FRAMED_SHARE = 0.8  # leafcut.MAX_LEAF: no cut is trusted above it
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif"}
 # HEIC/HEIF (iPhones' default photo format): an ISO-BMFF file whose `ftyp` box names one of these major brands.
 # Pillow reads it through pillow-heif (the [heic] extra), registered the first time such a photo arrives.
@@ -299,7 +298,7 @@ def leaf_region(img: Image.Image) -> tuple[float, float, float, float] | None:
     # A leaf that could be framed spans less than FRAME_BELOW of the shorter side, so it covers at most
     # FRAME_BELOW^2 / aspect of the photo, and of its squeezed square copy: a cut finding more is not needed.
     aspect = max(img.size) / min(img.size)
-    box = leaf_box(small, max_share=min(MAX_FRAMED_SHARE, FRAME_BELOW**2 / aspect))
+    box = leaf_box(small, max_share=FRAME_BELOW**2 / aspect)
     if box is None:
         return None
     sx, sy = img.width / FRAME_CUT_PX, img.height / FRAME_CUT_PX
