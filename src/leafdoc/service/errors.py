@@ -45,6 +45,13 @@ class AdminDisabled(LeafdocError):
     code = "admin_disabled"
 
 
+class RequestTimeout(LeafdocError):
+    """A client stopped sending its request: answered by the server's protocol itself (service/protocol.py)."""
+
+    status = 408
+    code = "request_timeout"
+
+
 def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
     return JSONResponse(redact(exc.to_dict()), status_code=exc.status, headers=getattr(exc, "headers", None))
 

@@ -32,24 +32,23 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from leafdoc.service.errors import RequestTimeout
+
 READ_AHEAD_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 60.0
 TIMEOUT_STATE_KEY = "leafdoc_client_timeout_seconds"  # in the app's lifespan state
 
 
 def timeout_response(waited_for: str, seconds: float) -> bytes:
-    """The whole 408 answer, written on the connection just before it is closed."""
-    body = json.dumps(
-        {
-            "error": "request_timeout",
-            "message": f"The request's headers were not all in within {seconds:g} s."
-            if waited_for == "headers"
-            else f"The request's body stopped arriving: nothing came for {seconds:g} s.",
-            "hint": "Send the request again in one go; on a slow network, send a smaller photo.",
-        }
-    ).encode()
+    """The whole 408 answer, in the API's error shape, written on the connection just before it is closed."""
+    if waited_for == "headers":
+        message = f"The request's headers were not all in within {seconds:g} s."
+    else:
+        message = f"The request's body stopped arriving: nothing came for {seconds:g} s."
+    error = RequestTimeout(message, hint="Send the request again in one go; on a slow network, send a smaller photo.")
+    body = json.dumps(error.to_dict()).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {error.status} Request Timeout\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
