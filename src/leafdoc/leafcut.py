@@ -89,9 +89,9 @@ def plain_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(sheet, 0, 255)
 
 
-def clean_cut(mask: np.ndarray) -> bool:
-    """Whether a found leaf can be trusted: MIN_LEAF-MAX_LEAF of the frame, and solid (MIN_SOLIDITY)."""
-    return MIN_LEAF <= mask.mean() <= MAX_LEAF and solidity(mask) >= MIN_SOLIDITY
+def clean_cut(mask: np.ndarray, min_share: float = MIN_LEAF, max_share: float = MAX_LEAF) -> bool:
+    """Whether a found leaf can be trusted: `min_share`-`max_share` of the frame, and solid (MIN_SOLIDITY)."""
+    return min_share <= mask.mean() <= max_share and solidity(mask) >= MIN_SOLIDITY
 
 
 def cut(rgb: np.ndarray) -> np.ndarray | None:
@@ -117,7 +117,7 @@ def leaf_box(rgb: np.ndarray, max_share: float = MAX_LEAF) -> tuple[int, int, in
     if rough.mean() > max_share + 0.1:  # cleaning removes specks and adds holes: a little of either way
         return None
     mask = largest_filled(rough)
-    if not (MIN_FRAMED_LEAF <= mask.mean() <= max_share and solidity(mask) >= MIN_SOLIDITY):
+    if not clean_cut(mask, MIN_FRAMED_LEAF, max_share):
         return None
     ys, xs = np.nonzero(mask)
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
