@@ -17,7 +17,7 @@ from tests.conftest import PLANTVILLAGE
 
 from leafdoc.errors import ModelError
 from leafdoc.images import resize_square
-from leafdoc.inference.explain import explain_bytes
+from leafdoc.inference.explain import DISPLAY_SIZE, explain_bytes, overlay, png_bytes
 from leafdoc.inference.predictor import Predictor
 
 pytestmark = pytest.mark.integration
@@ -55,9 +55,12 @@ def test_training_writes_framing_and_the_served_model_frames_a_far_leaf(tmp_path
     assert np.array_equal(photo.x, resize_square(photo.image, p.size, photo.frame, photo.region))
     centre = resize_square(photo.image, p.size, photo.frame)
     assert np.abs(photo.x.astype(float) - centre).mean() > 10  # the framed input is not the centre crop
-    # The heat map is drawn over what the model saw: the same square, at display size.
-    shown = explain_bytes(p, data).photo
-    assert shown.region == photo.region
+    # The heat map is drawn over what the model saw: the same square, at display size, not the centre crop.
+    e = explain_bytes(p, data)
+    display = max(p.size, DISPLAY_SIZE)
+    framed = resize_square(photo.image, display, photo.frame, photo.region)
+    assert e.overlay_png == png_bytes(overlay(framed, e.heatmap))
+    assert e.overlay_png != png_bytes(overlay(resize_square(photo.image, display, photo.frame), e.heatmap))
 
 
 def test_a_card_from_before_framing_keeps_the_centre_crop(tmp_path, tiny_model):
