@@ -29,6 +29,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _parse_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One whole HTTP response (with Content-Length) read from a raw socket: status, headers (lower-case), body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed a connection without an answer"
+        data += chunk
+    status, headers, body = _parse_response(data)
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return status, headers, body
+
+
+def read_until_closed(sock: socket.socket) -> tuple[float, int, dict[str, str], bytes]:
+    """Everything the server sends until it closes the connection: how long that took, status, headers, body."""
+    start, data = time.monotonic(), b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return time.monotonic() - start, *_parse_response(data)
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from loadtest.images import multipart
 from tests.conftest import make_leaf_folder
-from tests.live_server import answering_copy, start_server
+from tests.live_server import answering_copy, read_response, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -38,20 +38,6 @@ while time.monotonic() < until:
     c.close()
     time.sleep(0.1)
 """
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed a connection without an answer"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    while len(body) < int(headers["content-length"]):
-        body += sock.recv(65536)
-    return int(lines[0].split()[1]), headers, body
 
 
 def flood(base: str, photo: bytes) -> tuple[list[tuple[int, dict, bytes]], list[tuple[int, float]]]:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from loadtest.images import multipart
 from tests.conftest import make_leaf_folder
-from tests.live_server import ADMIN, answering_copy, start_server
+from tests.live_server import ADMIN, answering_copy, read_until_closed, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -24,11 +24,8 @@ TIMEOUT = 1.0
 
 def until_closed(sock: socket.socket) -> tuple[float, int, dict]:
     """Seconds until the server closed the connection, and the status and JSON of what it sent before."""
-    start, data = time.monotonic(), b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return time.monotonic() - start, int(head.split()[1]), json.loads(body)
+    took, status, _, body = read_until_closed(sock)
+    return took, status, json.loads(body)
 
 
 def test_stalled_clients_are_timed_out_and_a_slow_one_is_answered(tmp_path, tiny_model):

@@ -16,7 +16,7 @@ import threading
 import time
 
 import uvicorn
-from tests.live_server import free_port
+from tests.live_server import free_port, read_response, read_until_closed
 
 from leafdoc.service.protocol import READ_AHEAD_BYTES, TIMEOUT_STATE_KEY
 from leafdoc.service.run import uvicorn_options
@@ -78,19 +78,6 @@ def post_head(length: int) -> bytes:
     return f"POST /photo HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
 
 
-def answer(sock: socket.socket) -> tuple[float, bytes]:
-    """Everything the server sends until it closes, and how long that took."""
-    start, data = time.monotonic(), b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return time.monotonic() - start, data
-
-
-def status_and_json(data: bytes) -> tuple[int, dict]:
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
-
-
 def test_stalled_connections_are_answered_408_and_closed():
     with Served() as served:
         idle = served.connect()  # sends nothing at all
@@ -98,15 +85,17 @@ def test_stalled_connections_are_answered_408_and_closed():
         half_headers.sendall(b"POST /photo HTTP/1.1\r\nHost: x\r\n")
         half_body = served.connect()
         half_body.sendall(post_head(100_000) + bytes(40_000))
-        results = {name: answer(s) for name, s in (("idle", idle), ("headers", half_headers), ("body", half_body))}
+        stalled = (("idle", idle), ("headers", half_headers), ("body", half_body))
+        results = {name: read_until_closed(s) for name, s in stalled}
         seen = list(served.seen)
-    for name, (took, data) in results.items():
-        status, error = status_and_json(data)
-        assert status == 408 and error["error"] == "request_timeout", (name, data)
+    errors = {}
+    for name, (took, status, headers, body) in results.items():
+        errors[name] = json.loads(body)
+        assert status == 408 and errors[name]["error"] == "request_timeout", (name, status, body)
         assert took < TIMEOUT + 1.5, (name, took)
-        assert b"connection: close" in data.lower()
-    assert "headers were not all in within 0.6 s" in status_and_json(results["headers"][1])[1]["message"]
-    assert "nothing came for 0.6 s" in status_and_json(results["body"][1])[1]["message"]
+        assert headers["connection"] == "close"
+    assert "headers were not all in within 0.6 s" in errors["headers"]["message"]
+    assert "nothing came for 0.6 s" in errors["body"]["message"]
     assert seen == ["disconnect"]  # the app waiting for the body was told the client is gone, and kept nothing
 
 
@@ -119,21 +108,8 @@ def test_a_slow_client_that_keeps_sending_is_never_cut():
         for i in range(0, len(payload), 1024):
             time.sleep(0.3)
             sock.sendall(payload[i : i + 1024])
-        _, data = answer_one(sock)
-    assert data.endswith(hashlib.sha256(payload).hexdigest().encode()), data[:200]
-
-
-def answer_one(sock: socket.socket) -> tuple[int, bytes]:
-    """One whole response on a kept-alive connection (the app's answers are short and carry Content-Length)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    fields = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:])
-    length = int(fields[b"content-length"])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return int(head.split()[1]), body
+        _, _, data = read_response(sock)
+    assert data == hashlib.sha256(payload).hexdigest().encode(), data[:200]
 
 
 def test_time_the_server_is_not_reading_is_not_the_clients():
@@ -145,7 +121,7 @@ def test_time_the_server_is_not_reading_is_not_the_clients():
         sock = served.connect()
         sender = threading.Thread(target=sock.sendall, args=(post_head(len(payload)) + payload,))
         sender.start()
-        status, body = answer_one(sock)
+        status, _, body = read_response(sock)
         sender.join()
     assert status == 200 and body == hashlib.sha256(payload).hexdigest().encode()
 
@@ -157,6 +133,6 @@ def test_a_kept_alive_connection_waits_between_requests_as_uvicorn_keeps_it():
         sock = served.connect()
         for payload in (b"first", b"second"):
             sock.sendall(post_head(len(payload)) + payload)
-            status, body = answer_one(sock)
+            status, _, body = read_response(sock)
             assert status == 200 and body == hashlib.sha256(payload).hexdigest().encode()
             time.sleep(2 * TIMEOUT)
