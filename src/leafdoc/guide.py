@@ -26,6 +26,12 @@ TIPS = (
     "raspberry, strawberry, tomato).",
 )
 
+# Said with an answer whose photo the model framed (the API's `framed_box`): the leaf was small in the photo.
+FRAMED = (
+    "The leaf was small in this photo, so the model looked only at the square around it (the heat map shows that "
+    "square). It reads best a photo in which the leaf fills most of the frame."
+)
+
 
 @dataclass(frozen=True)
 class GuideEntry:

@@ -322,6 +322,19 @@ def model_region(img: Image.Image, framing: str) -> tuple[float, float, float, f
     raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
 
 
+def region_in_photo(region: tuple[float, float, float, float], frame: Frame) -> list[int]:
+    """`region`, a box of a decoded image (`model_region`), in whole pixels of the upright photo as sent."""
+    (ox, oy), f = frame.offset, frame.factor
+    left, top, right, bottom = region
+    w, h = frame.size
+    return [
+        min(max(round((left - ox) * f), 0), w),
+        min(max(round((top - oy) * f), 0), h),
+        min(max(round((right - ox) * f), 0), w),
+        min(max(round((bottom - oy) * f), 0), h),
+    ]
+
+
 def resize_square(
     img: Image.Image, size: int, frame: Frame | None = None, region: tuple[float, float, float, float] | None = None
 ) -> np.ndarray:

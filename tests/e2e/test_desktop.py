@@ -789,6 +789,21 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
     assert card.title.text() == REASON_TITLES["unlike_training"] and "plain paper" in card.title.text()
     assert card.notice.isVisible() and "sheet of paper" in card.notice.text()
     assert "field photo" in REASON_WORDS["unlike_training"]
+    assert not card.framed.isVisible()
+
+
+def test_a_framed_photo_says_so_on_the_card_and_the_next_answer_does_not(qtbot, tmp_path):
+    from leafdoc.desktop.diagnose import ResultCard
+    from leafdoc.guide import FRAMED
+
+    card = ResultCard(tmp_path / "far.jpg")
+    qtbot.addWidget(card)
+    card.show()
+    top = [{"label": "Tomato___Early_blight", "probability": 0.9}]
+    card.show_answer({"abstained": False, "label": top[0]["label"], "top_k": top, "framed_box": [10, 20, 410, 420]})
+    assert card.framed.isVisible() and card.framed.text() == FRAMED
+    card.show_answer({"abstained": False, "label": top[0]["label"], "top_k": top, "framed_box": None})
+    assert not card.framed.isVisible()
 
 
 def test_a_label_without_advice_says_so_on_the_card(qtbot, tmp_path):

@@ -55,6 +55,12 @@ class Clients:
         for c in self.opened:
             c.__exit__(None, None, None)
 
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def job_run_here(api: TestClient, settings: Settings, folder: Path, options: dict):
     """A real retraining job on `folder` (ingested as `tiny`), submitted through `api` and run in this process as a

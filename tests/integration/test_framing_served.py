@@ -23,7 +23,8 @@ from leafdoc.inference.predictor import Predictor
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from phone_conditions import farther  # noqa: E402
+from phone_conditions import border_colour, farther  # noqa: E402
+from service_support import Clients, service_settings  # noqa: E402
 
 
 def far_leaf_jpeg() -> bytes:
@@ -74,3 +75,58 @@ def test_a_card_from_before_framing_keeps_the_centre_crop(tmp_path, tiny_model):
 def test_an_unknown_framing_is_refused_naming_the_card(tmp_path, tiny_model):
     with pytest.raises(ModelError, match=r"card.json: input.framing 'tight' is not one of none, leaf"):
         Predictor(with_framing(tiny_model, tmp_path / "new", "tight"))
+
+
+def far_leaf_photo(size=(2400, 1800), at=(1300, 450), leaf_px=800) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A phone-sized photo of one PlantVillage leaf taken from farther than the lab's, not in the middle: the lab
+    photo scaled to `leaf_px` and put at `at` on a sheet of its own border colour. Returns it and the pasted box."""
+    leaf = Image.open(sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]).convert("RGB")
+    canvas = Image.new("RGB", size, border_colour(leaf))
+    canvas.paste(leaf.resize((leaf_px, leaf_px), Image.Resampling.LANCZOS), at)
+    return canvas, (at[0], at[1], at[0] + leaf_px, at[1] + leaf_px)
+
+
+def jpeg(img: Image.Image, orientation: int = 1) -> bytes:
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img.save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, tiny_model):
+    """`framed_box` is where the model looked, in pixels of the photo as sent (upright): around the leaf, decoded
+    at reduced scale or whole, stored sideways with an EXIF rotation or not; null for a photo the model saw whole."""
+    from leafdoc.images import leaf_region, open_photo, region_in_photo
+
+    far_leaf_jpeg()  # skips without the shared photos
+    photo, pasted = far_leaf_photo()
+    upright = jpeg(photo)
+    # The same photo stored sideways (turned a quarter anticlockwise) with orientation 6, which turns it back.
+    sideways = jpeg(photo.transpose(Image.Transpose.ROTATE_90), orientation=6)
+    p = Predictor(tiny_model)
+    whole, frame = open_photo(upright)  # decoded whole: the reference box, from the full-size pixels
+    reference = region_in_photo(leaf_region(whole), frame)
+    assert p.load(upright).frame.factor >= 4  # the served model decodes this photo at a quarter or less
+    boxes = []
+    for data in (upright, sideways):
+        path = tmp_path / f"photo{len(boxes)}.jpg"
+        path.write_bytes(data)
+        (pred,) = p.predict_files([path])
+        boxes.append(pred.to_dict()["framed_box"])
+    for box in boxes:
+        left, top, right, bottom = box
+        assert right - left == pytest.approx(bottom - top, abs=2)  # a square
+        assert np.abs(np.subtract(box, reference)).max() <= 0.03 * (right - left), (box, reference)
+        # around the leaf: centred inside the lab photo pasted, about its size (the leaf and a margin)
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        assert pasted[0] < cx < pasted[2] and pasted[1] < cy < pasted[3]
+        assert 0.6 < (right - left) / (pasted[2] - pasted[0]) < 1.3
+    # The API answers the same box (one answer shape: inference/answer.py).
+    with Clients() as clients:
+        api = clients(service_settings(tmp_path / "home", tiny_model))
+        r = api.post("/v1/predict", files={"file": ("far.jpg", sideways, "image/jpeg")})
+        assert r.status_code == 200 and r.json()["framed_box"] == boxes[1], r.text
+    # A leaf that fills the photo is seen whole: no box.
+    (pred,) = p.predict_files([sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]])
+    assert pred.to_dict()["framed_box"] is None

@@ -36,6 +36,16 @@ def test_a_diagnosis_names_the_disease_and_how_sure():
     assert "no disease found" in text.verdict(answer(label="Apple___healthy"))
 
 
+def test_a_framed_photo_says_the_model_looked_only_at_the_square_around_the_leaf():
+    from leafdoc.guide import FRAMED
+
+    said = "looked only at the square around it"
+    assert said in FRAMED
+    assert said in text.verdict(answer(framed_box=[1300, 450, 2100, 1250]))
+    assert said in text.verdict(answer(label=None, abstained=True, reason="unsure", framed_box=[0, 0, 9, 9]))
+    assert said not in text.verdict(answer(framed_box=None)) and said not in text.verdict(answer())
+
+
 def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
     known = text.verdict(
         answer(

@@ -39,6 +39,7 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
 from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.guide import FRAMED
 from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
 
@@ -156,6 +157,11 @@ class ResultCard(QFrame):
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.setVisible(False)
+        self.framed = QLabel()  # said when the model framed the photo around a small leaf
+        self.framed.setObjectName("framed")
+        self.framed.setWordWrap(True)
+        self.framed.setStyleSheet("color: #555; font-style: italic;")
+        self.framed.setVisible(False)
         self.bars_title = QLabel()
         self.bars_title.setStyleSheet("color: #555;")
         self.bars_title.setVisible(False)
@@ -165,6 +171,7 @@ class ResultCard(QFrame):
         right.addWidget(self.title)
         right.addWidget(self.subtitle)
         right.addWidget(self.notice)
+        right.addWidget(self.framed)
         right.addWidget(self.bars_title)
         right.addLayout(self.bars_box)
         self.advice = AdvicePanel()
@@ -206,6 +213,8 @@ class ResultCard(QFrame):
         if explained:
             self.heat_caption.setText(f"Where the model looked for “{pretty_label(explained)}”")
             self.heat_caption.setToolTip(explained)
+        self.framed.setText(FRAMED if answer.get("framed_box") else "")
+        self.framed.setVisible(bool(answer.get("framed_box")))
 
     def add_feedback(self, bar: FeedbackBar) -> None:
         self.feedback = bar

@@ -19,6 +19,7 @@ def build(
     top_k: list[dict],
     decision: Decision,
     knowledge: Knowledge,
+    framed_box: list[int] | None = None,
 ) -> dict:
     label = None if decision.abstained else top_k[0]["label"]
     return {
@@ -36,4 +37,5 @@ def build(
         "ood_score": decision.ood_score,
         "min_confidence": round(decision.threshold, 6),
         "advice": None if label is None else knowledge.reference(label),
+        "framed_box": framed_box,
     }

@@ -22,6 +22,7 @@ from leafdoc.images import (
     open_photo,
     preprocess,
     read_source,
+    region_in_photo,
     resize_square,
 )
 from leafdoc.inference import answer
@@ -50,6 +51,13 @@ class Photo:
     frame: Frame | None = None  # where `image` sits in the photo as sent (its own size, the reduction)
     region: tuple[float, float, float, float] | None = None  # the square of `image` the model saw, if framed
 
+    @property
+    def framed_box(self) -> list[int] | None:
+        """The square the model saw when it framed the photo, in pixels of the upright photo as sent; else None."""
+        if self.region is None:
+            return None
+        return region_in_photo(self.region, self.frame or Frame(self.image.size))
+
 
 @dataclass
 class Prediction:
@@ -57,6 +65,7 @@ class Prediction:
     top_k: list[dict] = field(default_factory=list)
     decision: Decision | None = None
     error: str | None = None
+    framed_box: list[int] | None = None
 
     def to_dict(self, knowledge: Knowledge | None = None) -> dict:
         """The answer in the shape the API gives (inference/answer.py), with advice from `knowledge` (default:
@@ -70,6 +79,7 @@ class Prediction:
             top_k=self.top_k,
             decision=self.decision,
             knowledge=knowledge or shipped_knowledge(),
+            framed_box=self.framed_box,
         )
 
 
@@ -264,4 +274,5 @@ class Predictor:
                 row = {n: v[i] for n, v in out.items()}
                 pred.top_k = self.top_k(row["probabilities"], k)
                 pred.decision = self.decide(row, photo)
+                pred.framed_box = photo.framed_box
         return results

@@ -77,6 +77,12 @@ class PredictAnswer(BaseModel):
         description="What to do about the diagnosis: summary, the full entry's route, sources. Null when the "
         "model abstained (no diagnosis, so no advice).",
     )
+    framed_box: list[int] | None = Field(
+        None,
+        description="Set when the leaf was small in the photo (taken from too far) and the model looked at the "
+        "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
+        "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
+    )
 
 
 class BatchItem(BaseModel):

@@ -212,6 +212,7 @@ def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: s
             top_k=p.top_k(outputs["probabilities"], top_k),
             decision=p.decide(outputs, photo),
             knowledge=loaded.knowledge,
+            framed_box=photo.framed_box,
         ),
         "prediction_id": secrets.token_urlsafe(16),
     }

@@ -44,6 +44,14 @@ class TrainConfig(BaseModel):
         description="share of training photos whose leaf is put on a new plain background (paper, grey, beige, "
         "dark; lit unevenly) while training, so the model does not learn the lab's sheets (train/backgrounds.py)",
     )
+    colour_cast: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="while training, every photo's white balance shifted as under a warmer or cooler light than "
+        "daylight: red and blue scaled by up to this share in opposite directions, green by a third of it "
+        "(train/pipeline.py cast_colours; 0: off)",
+    )
     morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = Field(
         "none", description="OpenCV morphology applied to every image before the model (training and serving)"
     )

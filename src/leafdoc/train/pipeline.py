@@ -36,6 +36,7 @@ def make_dataset(
     seed: int = 0,
     augment: keras.Sequential | None = None,
     background_swap: float = 0.0,
+    colour_cast: float = 0.0,
     one_hot: int | None = None,
     mixup: float = 0.0,
 ) -> tf.data.Dataset:
@@ -59,6 +60,8 @@ def make_dataset(
         rng = np.random.default_rng([seed, *pos[:8].tolist()])
         if background_swap > 0:
             batch = swap_backgrounds(batch, background_swap, rng)
+        if colour_cast > 0:
+            batch = cast_colours(batch, colour_cast, rng)
         if not one_hot:
             return batch, labels[pos]
         y = np.eye(one_hot, dtype=np.float32)[labels[pos]]
@@ -83,6 +86,17 @@ def make_dataset(
         # It is cheap on a batch and prefetch still overlaps it with the training step.
         ds = ds.map(lambda x, y: (augment(x, training=True), y))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def cast_colours(batch: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """A white-balance error on each photo of a uint8 batch, as a camera makes under a light warmer or cooler than
+    daylight: red scaled by 1 + s*t and blue by 1 - s*t (t uniform in [-1, 1]: tungsten or shade), green by
+    1 + s*g/3 (g uniform in [-1, 1]: the green-magenta tint of fluorescent light). Rounded back to uint8."""
+    t = rng.uniform(-1.0, 1.0, size=len(batch))
+    g = rng.uniform(-1.0, 1.0, size=len(batch))
+    gains = np.stack([1 + strength * t, 1 + strength * g / 3, 1 - strength * t], axis=1).astype(np.float32)
+    cast = batch.astype(np.float32) * gains[:, None, None, :]
+    return np.clip(np.rint(cast), 0, 255).astype(np.uint8)
 
 
 def mix(batch: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -321,6 +321,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         seed=cfg.seed,
         augment=aug,
         background_swap=cfg.background_swap,
+        colour_cast=cfg.colour_cast,
         one_hot=one_hot,
         mixup=cfg.mixup,
     )

@@ -11,6 +11,7 @@ import html
 import re
 from typing import Any
 
+from leafdoc.guide import FRAMED
 from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -57,6 +58,7 @@ def verdict(answer: dict) -> str:
     """
     version = answer.get("model_version")
     footer = f"model version {version}" if version is not None else ""
+    framed = [f"<small>{esc(FRAMED)}</small>"] if answer.get("framed_box") else []
     if answer.get("abstained"):
         lines = [REASON_HEADLINES.get(answer.get("reason"), "### Not sure: no diagnosis for this photo")]
         message = answer.get("message") or "The model is not sure enough to give a diagnosis."
@@ -68,7 +70,7 @@ def verdict(answer: dict) -> str:
         tail = [t for t in (f"reason: {esc(reason)}" if reason else "", footer) if t]
         if tail:
             lines.append(" · ".join(tail))
-        return "\n\n".join(lines)
+        return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
     name = pretty_label(label)
     healthy = "healthy" in label.lower()
@@ -79,7 +81,7 @@ def verdict(answer: dict) -> str:
         + (f" · {footer}" if footer else ""),
         f"<small>label: {esc(label)}</small>",
     ]
-    return "\n\n".join(lines)
+    return "\n\n".join(lines + framed)
 
 
 def error_text(message: str, hint: str | None = None, title: str = "Something went wrong") -> str:
