@@ -59,12 +59,13 @@ CSV_FIELDS = [
     "model_version",
 ]
 UNSURE_TITLE = "Not sure — please take a clearer photo"
-# A field photo is not unclear: it needs another kind of photo, so it gets its own title.
-REASON_TITLES = {"unlike_training": "Not sure — a field photo: photograph one leaf on plain paper"}
+# A field photo (or a close-up past the leaf's edges) is not unclear: it needs another kind of photo, so it gets its
+# own title.
+REASON_TITLES = {"unlike_training": "Not sure — not a lab-style photo: photograph one whole leaf on plain paper"}
 REASON_WORDS = {
     "poor_photo": "photo not usable",
     "not_a_leaf": "not a leaf it knows",
-    "unlike_training": "field photo: one leaf on plain paper, please",
+    "unlike_training": "field photo or too close: one whole leaf on plain paper, please",
     "unsure": "between diseases",
 }
 

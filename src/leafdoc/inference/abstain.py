@@ -49,10 +49,11 @@ NOT_A_LEAF = (
     "trained on, so any diagnosis would be a guess. Photograph one leaf, close up, on a plain background."
 )
 UNLIKE_TRAINING = (
-    "Not sure: this looks like a leaf photographed in the field (other leaves, soil, hands or sky around it), "
-    "and this model learned from lab photos of single leaves, so any diagnosis would be a guess. Pick one "
-    "leaf, lay it on a plain background such as a sheet of paper, and take the photo from above so the leaf "
-    "fills most of the frame."
+    "Not sure: this photo is not like the photos this model learned from, lab photos of one whole leaf on a plain "
+    "background. It looks like a leaf photographed in the field (other leaves, soil, hands or sky around it), or "
+    "from so close that the leaf runs past the edges, so any diagnosis would be a guess. Pick one leaf, lay it on "
+    "a plain background such as a sheet of paper, and take the photo from above so the whole leaf fills most of "
+    "the frame."
 )
 
 

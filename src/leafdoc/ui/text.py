@@ -46,7 +46,8 @@ def top_k_scores(answer: dict) -> dict[str, float]:
 
 # Headlines for reasons that need another kind of photo rather than a better one (the message says how).
 REASON_HEADLINES = {
-    "unlike_training": "### Not sure: this looks like a field photo, and this model knows lab photos of one leaf"
+    "unlike_training": "### Not sure: this looks like a field photo or a close-up, and this model knows lab photos of "
+    "one whole leaf"
 }
 
 
