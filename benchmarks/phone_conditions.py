@@ -5,7 +5,8 @@ Each photo of the model's own test split (split.json: never seen in training, mo
 its validation part, `--part val`, to choose settings on) is changed one way at a time and sent through the serving
 decision (`Predictor.predict_files`: decoding, framing, the photo-quality, not-a-leaf and unlike-training checks,
 the model) as a JPEG file, as a phone or a browser would send it. For each condition: how many are answered, how
-many of those are right, how many are answered *wrong* (what costs a farmer most), and why the others were refused.
+many of those are right, how many are answered *wrong* (what costs a farmer most), and why the others were refused;
+and, to compare models whose checks were calibrated differently, how often the top label is right on all photos.
 Changes are fixed per photo (seeded), so a second run prints the same table.
 
     .venv/bin/python benchmarks/phone_conditions.py [MODEL_DIR] [--part val] [--limit N]    # a Markdown table
@@ -118,8 +119,9 @@ def measure(predictor: Predictor, photos: list[tuple[Path, str]], condition: str
     for start in range(0, len(paths), 32):
         preds += predictor.predict_files(paths[start : start + 32])
     reasons: Counter[str] = Counter()
-    right = wrong = 0
+    right = wrong = top1 = 0
     for pred, (_, truth) in zip(preds, photos, strict=True):
+        top1 += bool(pred.top_k) and pred.top_k[0]["label"] == truth
         if pred.error:
             reasons["error"] += 1
         elif pred.decision.abstained:
@@ -128,7 +130,7 @@ def measure(predictor: Predictor, photos: list[tuple[Path, str]], condition: str
             right += 1
         else:
             wrong += 1
-    return {"n": len(photos), "right": right, "wrong": wrong, "refused": dict(reasons)}
+    return {"n": len(photos), "right": right, "wrong": wrong, "refused": dict(reasons), "top1": top1}
 
 
 def row(name: str, m: dict) -> str:
@@ -137,7 +139,7 @@ def row(name: str, m: dict) -> str:
     refused = ", ".join(f"{k} {v}" for k, v in sorted(m["refused"].items())) or "-"
     return (
         f"| {name} | {CONDITIONS[name][0]} | {answered / n:.1%} | {acc} | **{m['wrong'] / n:.1%}** ({m['wrong']}) "
-        f"| {refused} |"
+        f"| {refused} | {m['top1'] / n:.1%} |"
     )
 
 
@@ -158,8 +160,11 @@ def main() -> int:
         f"{args.model.name}: {len(photos)} {args.part} photos, served from {predictor.model_file.name}, "
         f"framing {predictor.framing}\n"
     )
-    print("| condition | what | answered | right, of the answered | answered wrong (photos) | refused, by reason |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| condition | what | answered | right, of the answered | answered wrong (photos) | refused, by reason "
+        "| top label right, all photos (the checks aside) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.conditions.split(","):
             print(row(name, measure(predictor, photos, name, Path(tmp))), flush=True)

@@ -14,6 +14,9 @@ import numpy as np
 
 MIN_LEAF, MAX_LEAF = 0.08, 0.8  # share of the frame a found leaf must cover for the swap to be trusted
 MIN_FRAMED_LEAF = 0.03  # framing (leaf_box) is for small leaves: it trusts a cut down to this share
+# ... and only on a plain sheet: a small leaf leaves the photo's border plain. More of the border than this unlike the
+# sheet is a leaf filling the frame with no sheet (a close-up: the "sheet" found is leaf) or a sheet in a scene.
+MAX_FRAMED_BORDER = 0.15
 # A found leaf must also fill at least this share of its convex hull: a ragged mask is usually a leaf whose dark,
 # dry or necrotic parts (as colourless as the sheet) were taken for background, and swapping would cut them off.
 MIN_SOLIDITY = 0.8
@@ -37,16 +40,20 @@ def sheet_distance(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """Each pixel's colour distance from the sheet in Lab's (a, b) plane, and the distance that splits leaf from
     sheet (Otsu's, within MIN_SPLIT-MAX_SPLIT). The sheet's colour: the border's least yellow part (a leaf, green
     to brown, is yellower than the sheet, and may cover much of the border)."""
-    h, w = rgb.shape[:2]
     ab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
-    ring = np.ones((h, w), bool)
-    bw = max(2, min(h, w) // 16)
-    ring[bw:-bw, bw:-bw] = False
-    border = ab[ring]
+    border = ab[border_ring(*rgb.shape[:2])]
     bg = np.median(border[border[:, 1] <= np.percentile(border[:, 1], 40)], axis=0)
     dist = np.hypot(ab[..., 0] - bg[0], ab[..., 1] - bg[1])
     otsu, _ = cv2.threshold(np.clip(dist * 4, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return dist, float(np.clip(otsu / 4, MIN_SPLIT, MAX_SPLIT))
+
+
+def border_ring(h: int, w: int) -> np.ndarray:
+    """The photo's outer 1/16 on each side (at least 2 px), where the sheet is looked for."""
+    ring = np.ones((h, w), bool)
+    bw = max(2, min(h, w) // 16)
+    ring[bw:-bw, bw:-bw] = False
+    return ring
 
 
 def largest_filled(mask: np.ndarray) -> np.ndarray:
@@ -108,13 +115,18 @@ def paste(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndar
     return np.clip(np.rint(alpha * rgb + (1 - alpha) * background), 0, 255).astype(np.uint8)
 
 
-def leaf_box(rgb: np.ndarray, max_share: float = MAX_LEAF) -> tuple[int, int, int, int] | None:
+def leaf_box(
+    rgb: np.ndarray, max_share: float = MAX_LEAF, max_border: float = MAX_FRAMED_BORDER
+) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1, in pixels of `rgb`) around the leaf of a photo of one leaf on a plain background, or
-    None when no leaf is found cleanly: MIN_FRAMED_LEAF-`max_share` of the frame, and solid (MIN_SOLIDITY). Most of
-    the work is skipped when more than `max_share` of the frame differs from the sheet (a leaf filling the frame)."""
+    None when no leaf is found cleanly: MIN_FRAMED_LEAF-`max_share` of the frame, and solid (MIN_SOLIDITY), with at
+    most `max_border` of the border unlike the sheet. Most of the work is skipped when more than `max_share` of
+    the frame differs from the sheet (a leaf filling the frame)."""
     dist, split = sheet_distance(rgb)
     rough = dist > split
     if rough.mean() > max_share + 0.1:  # cleaning removes specks and adds holes: a little of either way
+        return None
+    if rough[border_ring(*rough.shape)].mean() > max_border:
         return None
     mask = largest_filled(rough)
     if not clean_cut(mask, MIN_FRAMED_LEAF, max_share):
