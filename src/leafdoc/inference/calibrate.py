@@ -104,7 +104,9 @@ def carried_photos(path: Path):
 
 def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
     """The field photos the unlike-training check was calibrated with, as the scenes it saw (at most
-    SCENE_MAX_SIDE px, JPEG), into the model folder: a retrain refits the check with them (lifecycle/training.py)."""
+    SCENE_MAX_SIDE px, JPEG), into the model folder: a retrain refits the check with them (lifecycle/training.py).
+    The same photos give the same bytes (no time stamps), so recalibrating a folder under version control with the
+    same photos leaves the file as it was."""
     import io
 
     from PIL import Image
@@ -114,7 +116,7 @@ def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
         for i, scene in enumerate(scenes):
             photo = io.BytesIO()
             Image.fromarray(scene).save(photo, "JPEG", quality=CARRIED_QUALITY)
-            zf.writestr(f"{i:04d}.jpg", photo.getvalue())
+            zf.writestr(zipfile.ZipInfo(f"{i:04d}.jpg", date_time=(1980, 1, 1, 0, 0, 0)), photo.getvalue())
     atomic_write_bytes(Path(model_dir) / FIELD_PHOTOS_FILE, buf.getvalue())
 
 
