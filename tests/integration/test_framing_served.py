@@ -27,10 +27,15 @@ from phone_conditions import border_colour, farther  # noqa: E402
 from service_support import Clients, service_settings  # noqa: E402
 
 
-def far_leaf_jpeg() -> bytes:
+def lab_leaf() -> Path:
+    """A PlantVillage photo of one leaf filling the frame (skips without the shared photos)."""
     if not PLANTVILLAGE.is_dir():
         pytest.skip(f"shared PlantVillage photos not found at {PLANTVILLAGE}")
-    leaf = Image.open(sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]).convert("RGB")
+    return sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]
+
+
+def far_leaf_jpeg() -> bytes:
+    leaf = Image.open(lab_leaf()).convert("RGB")
     buf = io.BytesIO()
     farther(leaf, 0.5).save(buf, "JPEG", quality=95)
     return buf.getvalue()
@@ -80,7 +85,7 @@ def test_an_unknown_framing_is_refused_naming_the_card(tmp_path, tiny_model):
 def far_leaf_photo(size=(2400, 1800), at=(1300, 450), leaf_px=800) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """A phone-sized photo of one PlantVillage leaf taken from farther than the lab's, not in the middle: the lab
     photo scaled to `leaf_px` and put at `at` on a sheet of its own border colour. Returns it and the pasted box."""
-    leaf = Image.open(sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]).convert("RGB")
+    leaf = Image.open(lab_leaf()).convert("RGB")
     canvas = Image.new("RGB", size, border_colour(leaf))
     canvas.paste(leaf.resize((leaf_px, leaf_px), Image.Resampling.LANCZOS), at)
     return canvas, (at[0], at[1], at[0] + leaf_px, at[1] + leaf_px)
@@ -99,7 +104,6 @@ def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, t
     at reduced scale or whole, stored sideways with an EXIF rotation or not; null for a photo the model saw whole."""
     from leafdoc.images import leaf_region, open_photo, region_in_photo
 
-    far_leaf_jpeg()  # skips without the shared photos
     photo, pasted = far_leaf_photo()
     upright = jpeg(photo)
     # The same photo stored sideways (turned a quarter anticlockwise) with orientation 6, which turns it back.
@@ -128,5 +132,5 @@ def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, t
         r = api.post("/v1/predict", files={"file": ("far.jpg", sideways, "image/jpeg")})
         assert r.status_code == 200 and r.json()["framed_box"] == boxes[1], r.text
     # A leaf that fills the photo is seen whole: no box.
-    (pred,) = p.predict_files([sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[0]])
+    (pred,) = p.predict_files([lab_leaf()])
     assert pred.to_dict()["framed_box"] is None
