@@ -9,7 +9,10 @@ Rules (recorded in every model card as `resize`):
 - resize the shorter side to `size` (bilinear with antialiasing), then crop the centre square;
 - with framing `leaf` (a model card's `input.framing`): when the photo shows one leaf on a plain background and
   the leaf spans less than FRAME_BELOW of the photo's shorter side (taken from too far), the model sees the square
-  around the leaf instead, in which the leaf spans FRAME_FILL, as in the photos it learnt from (`leaf_region`).
+  around the leaf instead, in which the leaf spans FRAME_FILL, as in the photos it learnt from (`leaf_region`);
+- with white balance `sheet` (a model card's `input.white_balance`): the resized square's colours are scaled so that
+  the sheet around the leaf comes out grey, as under daylight (leafcut.py `balance_to_sheet`); then the
+  morphology, if the card names one (`adjust`).
 The model itself holds its own normalisation, so the array is plain RGB uint8.
 """
 
@@ -31,6 +34,7 @@ from leafdoc.errors import ImageError, ImageTooLarge
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
 FRAMINGS = ("none", "leaf")  # a model card's `input.framing`; cards from before framing have none: "none"
+WHITE_BALANCES = ("none", "sheet")  # a model card's `input.white_balance`; cards from before it have none: "none"
 # Framing: the leaf is looked for in a FRAME_CUT_PX square copy of the photo (about 1 ms); a leaf spanning less than
 # FRAME_BELOW of the shorter side is framed so that it spans FRAME_FILL of the square the model sees. PlantVillage's
 # leaves span 0.73-1.0 of theirs (5th-95th percentile), so few training photos are framed. Chosen on the starter's
@@ -370,7 +374,7 @@ def load_array(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     framing: str = "none",
 ) -> np.ndarray:
-    """A file path or bytes -> model-ready uint8 RGB array (size, size, 3)."""
+    """A file path or bytes -> the decoded, framed and resized uint8 RGB array (size, size, 3); `adjust` follows."""
     data, name = read_source(source, name)
     img, frame = open_photo(data, name, max_pixels, min_side=min_side_for(size))
     return resize_square(img, size, frame, model_region(img, framing))
@@ -417,6 +421,23 @@ def apply_morphology(arr: np.ndarray, op: str = "none", kernel: int = 3) -> np.n
     return cv2.morphologyEx(np.ascontiguousarray(arr), codes[op], k)
 
 
+def apply_white_balance(arr: np.ndarray, white_balance: str = "none") -> np.ndarray:
+    """The white balance a model card names (WHITE_BALANCES) on a uint8 RGB array: `sheet` takes it from the sheet
+    around the leaf (leafcut.py `balance_to_sheet`), `none` leaves the colours as they are."""
+    if white_balance in ("none", None):
+        return arr
+    if white_balance != "sheet":
+        raise ValueError(f"white balance {white_balance!r} is not one of {', '.join(WHITE_BALANCES)}")
+    from leafdoc.leafcut import balance_to_sheet
+
+    return balance_to_sheet(arr)
+
+
+def adjust(arr: np.ndarray, white_balance: str = "none", morphology: str = "none", kernel: int = 3) -> np.ndarray:
+    """What follows the resize in a model's preprocessing: its white balance, then its morphology."""
+    return apply_morphology(apply_white_balance(arr, white_balance), morphology, kernel)
+
+
 def preprocess(
     source: bytes | str | Path,
     size: int,
@@ -426,6 +447,7 @@ def preprocess(
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     framing: str = "none",
+    white_balance: str = "none",
 ) -> np.ndarray:
-    """The full pipeline a model card names: decode, frame, resize, optional morphology -> uint8 (S, S, 3)."""
-    return apply_morphology(load_array(source, size, name, max_pixels, framing), morphology, morph_kernel)
+    """The full pipeline a model card names: decode, frame, resize, white balance, morphology -> uint8 (S, S, 3)."""
+    return adjust(load_array(source, size, name, max_pixels, framing), white_balance, morphology, morph_kernel)

@@ -2,9 +2,10 @@
 
 Used by the background swap, a training augmentation (train/backgrounds.py), by the unlike-training check's
 scene measure, which teaches itself with the same leaves on plain sheets and in field scenes
-(inference/scenes.py), and by the framing of a leaf photographed from too far (images.py, `leaf_box`): all need
-it, so it sits below them. The cut: colour distance from the border's colour
-in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled. NumPy and OpenCV only.
+(inference/scenes.py), by the framing of a leaf photographed from too far (images.py, `leaf_box`) and by the
+white balance taken from the sheet (`balance_to_sheet`): all need it, so it sits below them. The cut: colour
+distance from the border's colour in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled.
+NumPy and OpenCV only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ MAX_FRAMED_BORDER = 0.15
 # A found leaf must also fill at least this share of its convex hull: a ragged mask is usually a leaf whose dark,
 # dry or necrotic parts (as colourless as the sheet) were taken for background, and swapping would cut them off.
 MIN_SOLIDITY = 0.8
-MIN_SPLIT, MAX_SPLIT = 6.0, 30.0  # bounds on the (a, b) distance that splits leaf from background
+MIN_SPLIT, MAX_SPLIT = 6.0, 30.0
+# The white balance from the sheet: at least this share of the border must be sheet (not leaf, not scene) for its
+# colour to be trusted as the light's, and a channel is scaled within these bounds.
+MIN_SHEET_BORDER, MIN_UNCLIPPED_BORDER = 0.5, 0.25
+GAIN_RANGE = (0.67, 1.5)  # bounds on the (a, b) distance that splits leaf from background
 # Background colours (RGB) drawn from: white and off-white paper, grey and beige card, a dark table.
 PALETTE = np.array(
     [
@@ -133,3 +138,30 @@ def leaf_box(
         return None
     ys, xs = np.nonzero(mask)
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def sheet_colour(rgb: np.ndarray) -> np.ndarray | None:
+    """The sheet's colour (RGB, float32) as lit in this photo: the median of the border's pixels that are sheet
+    (`sheet_distance`), leaving out any channel clipped at 0 or 255 (it no longer shows the light's colour). None
+    when too little of the border is sheet (MIN_SHEET_BORDER, MIN_UNCLIPPED_BORDER): a field photo, a close-up."""
+    dist, split = sheet_distance(rgb)
+    ring = border_ring(*rgb.shape[:2])
+    sheet = rgb[ring & (dist <= split)]
+    if len(sheet) < MIN_SHEET_BORDER * ring.sum():
+        return None
+    sheet = sheet[(sheet.max(axis=1) < 250) & (sheet.min(axis=1) > 5)]
+    if len(sheet) < MIN_UNCLIPPED_BORDER * ring.sum():
+        return None
+    return np.median(sheet.astype(np.float32), axis=0)
+
+
+def balance_to_sheet(rgb: np.ndarray) -> np.ndarray:
+    """The photo (H x W x 3 uint8 RGB) with its white balance taken from the sheet: each channel scaled so that the
+    sheet comes out grey at its own brightness, as under daylight (a von Kries correction: a warm or cool light
+    scales the channels, and the sheet, the one thing whose colour is known, shows by how much). Unchanged when no
+    sheet is found (`sheet_colour`)."""
+    colour = sheet_colour(rgb)
+    if colour is None:
+        return rgb
+    gains = np.clip(colour.mean() / np.maximum(colour, 1.0), *GAIN_RANGE)
+    return np.clip(rgb.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)

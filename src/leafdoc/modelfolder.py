@@ -59,7 +59,8 @@ class _Section(BaseModel):
 
 
 class CardInput(_Section):
-    """What the model takes: raw RGB of `size` x `size`, resized by images.py's rule, optionally morphology."""
+    """What the model takes: raw RGB of `size` x `size`, resized by images.py's rule, optionally framed, white-balanced
+    and with morphology."""
 
     size: int
     dtype: str = "float32"
@@ -69,6 +70,7 @@ class CardInput(_Section):
     morphology: str = "none"
     morph_kernel: int = 3
     framing: str = "none"  # images.FRAMINGS; cards from before framing have none
+    white_balance: str = "none"  # images.WHITE_BALANCES; cards from before it have none
 
 
 class CardDataset(_Section):

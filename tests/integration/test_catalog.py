@@ -184,3 +184,6 @@ def test_cache_folder_name_is_safe_and_says_what_it_holds():
     # A framed cache is another cache: a model trained with framing never reads centre crops, nor the other way.
     assert cache_key("leaves", 1, 64, framing="leaf") == "leaves-v1-64px-leaf"
     assert cache_key("leaves", 1, 64, "tophat", 5, "leaf") == "leaves-v1-64px-tophat5-leaf"
+    # So is a white-balanced one (white_balance: sheet).
+    assert cache_key("leaves", 1, 64, framing="leaf", white_balance="sheet") == "leaves-v1-64px-leaf-wbsheet"
+    assert cache_key("leaves", 1, 64, framing="leaf", white_balance="none") == "leaves-v1-64px-leaf"

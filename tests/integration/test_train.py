@@ -111,6 +111,36 @@ def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
     assert runs[0] == pytest.approx(runs[1], rel=1e-4)
 
 
+def test_a_model_trained_with_the_sheet_white_balance_is_served_the_pixels_it_learnt_from(
+    tmp_path, settings, leaf_folder
+):
+    """`white_balance: sheet` (leafcut.balance_to_sheet): the training cache holds the photos white-balanced, the card
+    says so, and the serving path gives the model the very same pixels, photo for photo."""
+    from leafdoc.data.store import open_store
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.leafcut import balance_to_sheet
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.modelfolder import read_card
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(weights="none", image_size=64, epochs=1, batch_size=8, backbone="baseline_cnn")
+    plain = _prepared(settings, leaf_folder, "leaves", cfg)
+    cfg = cfg.model_copy(update={"white_balance": "sheet"})
+    data = _prepared(settings, leaf_folder, "leaves", cfg)  # the same photos, a cache of their own
+    assert data.shas == plain.shas
+    for x, balanced in zip(plain.images, data.images, strict=True):
+        assert np.array_equal(balanced, balance_to_sheet(x))
+    assert sum(not np.array_equal(a, b) for a, b in zip(plain.images, data.images, strict=True)) >= len(data.shas) // 2
+    out = tmp_path / "model"
+    train_model(cfg, data, out)
+    assert read_card(out).input.white_balance == "sheet"
+    predictor, store = Predictor(out), open_store(settings.store_location)
+    for sha, learnt in zip(data.shas, data.images, strict=True):
+        photo = store.get(sha)
+        assert np.array_equal(predictor.load(photo, "leaf.jpg").x, learnt)
+        assert np.array_equal(predictor.preprocess(photo), learnt)
+
+
 @pytest.mark.parametrize("key", ["val_loss", "val_accuracy"])
 def test_the_restored_epoch_is_the_best_by_the_chosen_figure(tmp_path, settings, leaf_folder, key):
     """`restore_best` picks the epoch restored at the end: the lowest validation loss or the highest

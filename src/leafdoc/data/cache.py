@@ -22,12 +22,19 @@ CHUNK = 256
 
 
 def cache_key(
-    dataset: str, version: int, size: int, morphology: str = "none", kernel: int = 3, framing: str = "none"
+    dataset: str,
+    version: int,
+    size: int,
+    morphology: str = "none",
+    kernel: int = 3,
+    framing: str = "none",
+    white_balance: str = "none",
 ) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     morph = "" if morphology in ("none", None) else f"-{morphology}{kernel}"
     framed = "" if framing in ("none", None) else f"-{framing}"
-    return f"{safe}-v{version}-{size}px{morph}{framed}"
+    balanced = "" if white_balance in ("none", None) else f"-wb{white_balance}"
+    return f"{safe}-v{version}-{size}px{morph}{framed}{balanced}"
 
 
 def build_cache(
@@ -39,6 +46,7 @@ def build_cache(
     morphology: str = "none",
     kernel: int = 3,
     framing: str = "none",
+    white_balance: str = "none",
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> np.ndarray:
@@ -49,7 +57,15 @@ def build_cache(
         return np.load(folder / "images.npy", mmap_mode="r")
 
     def load(sha: str) -> np.ndarray:
-        return preprocess(store.get(sha), size, morphology=morphology, morph_kernel=kernel, name=sha, framing=framing)
+        return preprocess(
+            store.get(sha),
+            size,
+            morphology=morphology,
+            morph_kernel=kernel,
+            name=sha,
+            framing=framing,
+            white_balance=white_balance,
+        )
 
     with atomic_dir(folder) as tmp:
         arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(shas), size, size, 3))
@@ -62,5 +78,6 @@ def build_cache(
         arr.flush()
         del arr
         meta = {"shas": shas, "size": size, "morphology": morphology, "framing": framing}
+        meta["white_balance"] = white_balance
         (tmp / "index.json").write_text(json.dumps(meta))
     return np.load(folder / "images.npy", mmap_mode="r")

@@ -15,7 +15,7 @@ import numpy as np
 
 from leafdoc.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.images import is_image_name, sha256_bytes
+from leafdoc.images import apply_white_balance, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
@@ -120,6 +120,14 @@ def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
     atomic_write_bytes(Path(model_dir) / FIELD_PHOTOS_FILE, buf.getvalue())
 
 
+def as_served(images: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """Composites made from model-ready photos (a leaf pasted on a new background) white-balanced whole, as the
+    model's own preprocessing would white-balance such a photo sent to it."""
+    if predictor.white_balance == "none" or not len(images):
+        return images
+    return np.stack([apply_white_balance(x, predictor.white_balance) for x in images])
+
+
 def fit_field(
     model_dir,
     predictor,
@@ -154,6 +162,7 @@ def fit_field(
 
     field_images, scenes, sources = _field_photos(field, predictor)
     plain, in_scenes, _ = scenemeasure.make_examples(train_images, scenes, np.random.default_rng(0))
+    plain, in_scenes = as_served(plain, predictor), as_served(in_scenes, predictor)
     scene = scenemeasure.fit(features(plain), features(in_scenes)) if len(plain) else None
     nonleaf_group = None
     if nonleaf is not None and len(nonleaf.images):

@@ -17,6 +17,7 @@ The fitted statistics live in `ood.npz` in the model folder; the weights and thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,19 +216,19 @@ NONLEAF_PER_FOLDER = 1000  # at most this many photos from each non-leaf folder 
 
 def load_nonleaf(
     folders: list[str | Path],
+    prepare: Callable[[Path], np.ndarray],
     size: int,
     limit: int = NONLEAF_PER_FOLDER,
     seed: int = 0,
     missing_ok: bool = False,
-    framing: str = "none",
 ):
-    """Model-ready arrays of non-leaf example photos (any image files under each folder, recursively), as a model of
-    this `framing` sees them. `missing_ok`: skip (and name) folders that are gone, as when a retraining job runs on
-    another machine."""
+    """Model-ready arrays (`size` px) of non-leaf example photos (any image files under each folder, recursively), as
+    `prepare` (a model's own preprocessing: `Predictor.preprocess`) makes them. `missing_ok`: skip (and name) folders
+    that are gone, as when a retraining job runs on another machine."""
     import random
 
     from leafdoc.errors import ConfigError, LeafdocError
-    from leafdoc.images import is_image_name, preprocess
+    from leafdoc.images import is_image_name
 
     arrays, sources = [], []
     for folder in folders:
@@ -245,7 +246,7 @@ def load_nonleaf(
         n = 0
         for f in files[:limit]:
             try:
-                arrays.append(preprocess(f, size, framing=framing))
+                arrays.append(prepare(f))
                 n += 1
             except LeafdocError:
                 continue  # a broken example photo is not worth failing a training run for
@@ -258,7 +259,7 @@ def load_nonleaf(
 class NonleafPhotos:
     """Non-leaf example photos, model-ready and scored once: both checks are calibrated against them."""
 
-    images: np.ndarray  # (N, S, S, 3) uint8, after the model's morphology
+    images: np.ndarray  # (N, S, S, 3) uint8, as the model sees them (Predictor.preprocess)
     features: np.ndarray  # (N, D)
     probabilities: np.ndarray  # (N, C)
     sources: list[str]  # what each folder gave, for the card
@@ -269,11 +270,7 @@ def nonleaf_photos(folders: list[str | Path], predictor) -> NonleafPhotos | None
     None when no folder is given."""
     if not folders:
         return None
-    arrays, sources = load_nonleaf(list(folders), predictor.size, missing_ok=True, framing=predictor.framing)
-    if len(arrays) and predictor.morphology not in ("none", None):
-        from leafdoc.images import apply_morphology
-
-        arrays = np.stack([apply_morphology(a, predictor.morphology, predictor.morph_kernel) for a in arrays])
+    arrays, sources = load_nonleaf(list(folders), predictor.preprocess, predictor.size, missing_ok=True)
     if not len(arrays):
         return NonleafPhotos(arrays, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), sources)
     out = predictor.predict_arrays(arrays, ["probabilities", "features"])

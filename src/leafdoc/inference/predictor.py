@@ -15,8 +15,9 @@ from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.images import (
     DEFAULT_MAX_PIXELS,
     FRAMINGS,
+    WHITE_BALANCES,
     Frame,
-    apply_morphology,
+    adjust,
     min_side_for,
     model_region,
     open_photo,
@@ -160,11 +161,14 @@ class Predictor:
         self.morphology = self.card.input.morphology
         self.morph_kernel = self.card.input.morph_kernel
         self.framing = self.card.input.framing
-        if self.framing not in FRAMINGS:
-            raise ModelError(
-                f"{self.model_dir}/{CARD_FILE}: input.framing {self.framing!r} is not one of {', '.join(FRAMINGS)}.",
-                hint="A newer leafdoc wrote this model: upgrade leafdoc.",
-            )
+        self.white_balance = self.card.input.white_balance
+        choices = (("framing", self.framing, FRAMINGS), ("white_balance", self.white_balance, WHITE_BALANCES))
+        for key, value, known in choices:
+            if value not in known:
+                raise ModelError(
+                    f"{self.model_dir}/{CARD_FILE}: input.{key} {value!r} is not one of {', '.join(known)}.",
+                    hint="A newer leafdoc wrote this model: upgrade leafdoc.",
+                )
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
@@ -209,7 +213,7 @@ class Predictor:
         data, name = read_source(source, name)
         img, frame = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
         region = model_region(img, self.framing)
-        x = apply_morphology(resize_square(img, self.size, frame, region), self.morphology, self.morph_kernel)
+        x = adjust(resize_square(img, self.size, frame, region), self.white_balance, self.morphology, self.morph_kernel)
         return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
@@ -237,6 +241,7 @@ class Predictor:
             morphology=self.morphology,
             morph_kernel=self.morph_kernel,
             framing=self.framing,
+            white_balance=self.white_balance,
             name=name,
             max_pixels=self.max_pixels,
         )

@@ -61,6 +61,12 @@ class TrainConfig(BaseModel):
         description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
         "(taken from too far) is seen as the square around its leaf, in training and serving alike (images.py)",
     )
+    white_balance: Literal["none", "sheet"] = Field(
+        "none",
+        description="`sheet`: every photo's colours scaled so that the sheet around the leaf comes out grey, as under "
+        "daylight, in training and serving alike (leafcut.py balance_to_sheet); a photo with no sheet in its border "
+        "is left as it is",
+    )
     bn_momentum: float | None = Field(
         0.9,
         description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",

@@ -94,7 +94,9 @@ def prepare_data(
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
     index = {c: i for i, c in enumerate(classes)}
-    key = cache_key(dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel, cfg.framing)
+    key = cache_key(
+        dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel, cfg.framing, cfg.white_balance
+    )
     images = build_cache(
         cache_dir / key,
         shas,
@@ -103,6 +105,7 @@ def prepare_data(
         morphology=cfg.morphology,
         kernel=cfg.morph_kernel,
         framing=cfg.framing,
+        white_balance=cfg.white_balance,
         progress=progress,
     )
     return TrainData(
@@ -533,6 +536,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
                 "morphology": cfg.morphology,
                 "morph_kernel": cfg.morph_kernel,
                 "framing": cfg.framing,
+                "white_balance": cfg.white_balance,
             },
             "outputs": {
                 "probabilities": "softmax over labels.json",
