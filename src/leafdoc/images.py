@@ -12,7 +12,7 @@ Rules (recorded in every model card as `resize`):
   around the leaf instead, in which the leaf spans FRAME_FILL, as in the photos it learnt from (`leaf_region`);
 - with white balance `sheet` (a model card's `input.white_balance`): the resized square's colours are scaled so that
   the sheet around the leaf comes out grey, as under daylight (leafcut.py `balance_to_sheet`); then the
-  morphology, if the card names one (`adjust`).
+  morphology, if the card names one (`Preparation` holds what a card names).
 The model itself holds its own normalisation, so the array is plain RGB uint8.
 """
 
@@ -433,9 +433,32 @@ def apply_white_balance(arr: np.ndarray, white_balance: str = "none") -> np.ndar
     return balance_to_sheet(arr)
 
 
-def adjust(arr: np.ndarray, white_balance: str = "none", morphology: str = "none", kernel: int = 3) -> np.ndarray:
-    """What follows the resize in a model's preprocessing: its white balance, then its morphology."""
-    return apply_morphology(apply_white_balance(arr, white_balance), morphology, kernel)
+@dataclass(frozen=True)
+class Preparation:
+    """What a model's card (`input`) says is done to a photo after decoding, in training (the cache) and serving
+    (Predictor) alike: the square of `size` px it sees (framed by `framing`: FRAMINGS), then its `white_balance`
+    (WHITE_BALANCES), then its `morphology` (MORPHOLOGY_OPS) with `morph_kernel`. The field names are the card's."""
+
+    size: int
+    framing: str = "none"
+    white_balance: str = "none"
+    morphology: str = "none"
+    morph_kernel: int = 3
+
+    def __call__(self, source: bytes | str | Path, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        """A file path or bytes -> the model-ready uint8 RGB array (size, size, 3)."""
+        return self.finish(load_array(source, self.size, name, max_pixels, self.framing))
+
+    def finish(self, arr: np.ndarray) -> np.ndarray:
+        """What follows the resize: the white balance, then the morphology."""
+        return apply_morphology(apply_white_balance(arr, self.white_balance), self.morphology, self.morph_kernel)
+
+    def label(self) -> str:
+        """What sets these pixels apart, for a cache folder's name: `160px`, `64px-tophat5-leaf-wbsheet`."""
+        morph = "" if self.morphology in ("none", None) else f"-{self.morphology}{self.morph_kernel}"
+        framed = "" if self.framing in ("none", None) else f"-{self.framing}"
+        balanced = "" if self.white_balance in ("none", None) else f"-wb{self.white_balance}"
+        return f"{self.size}px{morph}{framed}{balanced}"
 
 
 def preprocess(
@@ -450,4 +473,4 @@ def preprocess(
     white_balance: str = "none",
 ) -> np.ndarray:
     """The full pipeline a model card names: decode, frame, resize, white balance, morphology -> uint8 (S, S, 3)."""
-    return adjust(load_array(source, size, name, max_pixels, framing), white_balance, morphology, morph_kernel)
+    return Preparation(size, framing, white_balance, morphology, morph_kernel)(source, name, max_pixels)

@@ -13,12 +13,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from tests.conftest import synthetic_image
 
-from leafdoc.data import cache as cache_mod
 from leafdoc.data.cache import build_cache, cache_key
 from leafdoc.data.catalog import MIGRATIONS, Catalog, DatasetRow
 from leafdoc.data.store import LocalStore, open_store
 from leafdoc.errors import ConfigError, NotFound
-from leafdoc.images import preprocess, sha256_bytes
+from leafdoc.images import Preparation, preprocess, sha256_bytes
 
 
 def head_revision() -> str:
@@ -133,8 +132,8 @@ def blobs(tmp_path):
 
 def test_cache_is_built_once_and_reused(tmp_path, blobs, monkeypatch):
     store, shas = blobs
-    folder = tmp_path / "cache" / cache_key("leaves", 1, 16)
-    arr = build_cache(folder, shas, store, 16, workers=2)
+    folder = tmp_path / "cache" / cache_key("leaves", 1, Preparation(16))
+    arr = build_cache(folder, shas, store, Preparation(16), workers=2)
     assert arr.shape == (5, 16, 16, 3) and arr.dtype == np.uint8
     assert np.array_equal(arr[3], preprocess(store.get(shas[3]), 16))
     mtime = (folder / "images.npy").stat().st_mtime_ns
@@ -142,8 +141,8 @@ def test_cache_is_built_once_and_reused(tmp_path, blobs, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(cache_mod, "preprocess", no_decoding)
-    again = build_cache(folder, shas, store, 16)
+    monkeypatch.setattr(Preparation, "__call__", no_decoding)
+    again = build_cache(folder, shas, store, Preparation(16))
     assert np.array_equal(again, arr)
     assert (folder / "images.npy").stat().st_mtime_ns == mtime
 
@@ -151,8 +150,8 @@ def test_cache_is_built_once_and_reused(tmp_path, blobs, monkeypatch):
 def test_cache_is_rebuilt_when_the_images_change(tmp_path, blobs):
     store, shas = blobs
     folder = tmp_path / "cache" / "x"
-    build_cache(folder, shas[:3], store, 8)
-    arr = build_cache(folder, shas, store, 8)
+    build_cache(folder, shas[:3], store, Preparation(8))
+    arr = build_cache(folder, shas, store, Preparation(8))
     assert arr.shape == (5, 8, 8, 3)
 
 
@@ -168,22 +167,23 @@ def test_interrupted_cache_build_leaves_no_cache_folder(tmp_path, blobs, monkeyp
         return real_get(sha)
 
     monkeypatch.setattr(store, "get", get)
-    folder = tmp_path / "cache" / cache_key("leaves", 1, 16)
+    folder = tmp_path / "cache" / cache_key("leaves", 1, Preparation(16))
     with pytest.raises(KeyboardInterrupt):
-        build_cache(folder, shas, store, 16, workers=1)
+        build_cache(folder, shas, store, Preparation(16), workers=1)
     assert not folder.exists()
     assert list((tmp_path / "cache").iterdir()) == []  # no half-built temp folder either
 
     monkeypatch.undo()
-    assert build_cache(folder, shas, store, 16).shape == (5, 16, 16, 3)
+    assert build_cache(folder, shas, store, Preparation(16)).shape == (5, 16, 16, 3)
 
 
 def test_cache_folder_name_is_safe_and_says_what_it_holds():
-    assert cache_key("../my leaves", 3, 96) == ".._my_leaves-v3-96px"
-    assert cache_key("leaves", 1, 64, "tophat", 5) == "leaves-v1-64px-tophat5"
+    assert cache_key("../my leaves", 3, Preparation(96)) == ".._my_leaves-v3-96px"
+    assert cache_key("leaves", 1, Preparation(64, morphology="tophat", morph_kernel=5)) == "leaves-v1-64px-tophat5"
     # A framed cache is another cache: a model trained with framing never reads centre crops, nor the other way.
-    assert cache_key("leaves", 1, 64, framing="leaf") == "leaves-v1-64px-leaf"
-    assert cache_key("leaves", 1, 64, "tophat", 5, "leaf") == "leaves-v1-64px-tophat5-leaf"
+    assert cache_key("leaves", 1, Preparation(64, framing="leaf")) == "leaves-v1-64px-leaf"
+    tophat_framed = Preparation(64, framing="leaf", morphology="tophat", morph_kernel=5)
+    assert cache_key("leaves", 1, tophat_framed) == "leaves-v1-64px-tophat5-leaf"
     # So is a white-balanced one (white_balance: sheet).
-    assert cache_key("leaves", 1, 64, framing="leaf", white_balance="sheet") == "leaves-v1-64px-leaf-wbsheet"
-    assert cache_key("leaves", 1, 64, framing="leaf", white_balance="none") == "leaves-v1-64px-leaf"
+    assert cache_key("leaves", 1, Preparation(64, "leaf", "sheet")) == "leaves-v1-64px-leaf-wbsheet"
+    assert cache_key("leaves", 1, Preparation(64, "leaf", "none")) == "leaves-v1-64px-leaf"

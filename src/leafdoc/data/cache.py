@@ -10,65 +10,46 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from leafdoc.data.store import BlobStore
 from leafdoc.fsutil import atomic_dir
-from leafdoc.images import preprocess
+from leafdoc.images import Preparation
 
 CHUNK = 256
 
 
-def cache_key(
-    dataset: str,
-    version: int,
-    size: int,
-    morphology: str = "none",
-    kernel: int = 3,
-    framing: str = "none",
-    white_balance: str = "none",
-) -> str:
+def cache_key(dataset: str, version: int, prep: Preparation) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    morph = "" if morphology in ("none", None) else f"-{morphology}{kernel}"
-    framed = "" if framing in ("none", None) else f"-{framing}"
-    balanced = "" if white_balance in ("none", None) else f"-wb{white_balance}"
-    return f"{safe}-v{version}-{size}px{morph}{framed}{balanced}"
+    return f"{safe}-v{version}-{prep.label()}"
 
 
 def build_cache(
     folder: Path,
     shas: list[str],
     store: BlobStore,
-    size: int,
+    prep: Preparation,
     *,
-    morphology: str = "none",
-    kernel: int = 3,
-    framing: str = "none",
-    white_balance: str = "none",
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> np.ndarray:
-    """Return a read-only memmap (N, size, size, 3) uint8 of the images, in `shas` order."""
+    """Return a read-only memmap (N, S, S, 3) uint8 of the images as `prep` makes them (S: prep.size), in `shas`
+    order."""
     folder = Path(folder)
     index = folder / "index.json"
     if index.exists() and json.loads(index.read_text())["shas"] == shas:
         return np.load(folder / "images.npy", mmap_mode="r")
 
     def load(sha: str) -> np.ndarray:
-        return preprocess(
-            store.get(sha),
-            size,
-            morphology=morphology,
-            morph_kernel=kernel,
-            name=sha,
-            framing=framing,
-            white_balance=white_balance,
-        )
+        return prep(store.get(sha), name=sha)
 
     with atomic_dir(folder) as tmp:
-        arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(shas), size, size, 3))
+        arr = np.lib.format.open_memmap(
+            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(shas), prep.size, prep.size, 3)
+        )
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for start in range(0, len(shas), CHUNK):
                 chunk = shas[start : start + CHUNK]
@@ -77,7 +58,6 @@ def build_cache(
                     progress(start + len(chunk), len(shas))
         arr.flush()
         del arr
-        meta = {"shas": shas, "size": size, "morphology": morphology, "framing": framing}
-        meta["white_balance"] = white_balance
+        meta = {"shas": shas, **asdict(prep)}
         (tmp / "index.json").write_text(json.dumps(meta))
     return np.load(folder / "images.npy", mmap_mode="r")

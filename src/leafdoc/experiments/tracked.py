@@ -38,8 +38,7 @@ def progress(exp: Experiment, what: str) -> Callable[[int, int], None]:
 
 def cache_label(cfg: TrainConfig) -> str:
     """The preprocessing a run's image cache was built with, as experiment records name it."""
-    balanced = "" if cfg.white_balance == "none" else f"/wb-{cfg.white_balance}"
-    return f"{cfg.image_size}px/{cfg.morphology}{cfg.morph_kernel}/{cfg.framing}{balanced}"
+    return cfg.preparation.label()
 
 
 def prepare_run_data(exp: Experiment, cfg: TrainConfig, with_extra: bool = False):

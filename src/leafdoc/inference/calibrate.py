@@ -123,9 +123,9 @@ def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
 def as_served(images: np.ndarray, predictor: Predictor) -> np.ndarray:
     """Composites made from model-ready photos (a leaf pasted on a new background) white-balanced whole, as the
     model's own preprocessing would white-balance such a photo sent to it."""
-    if predictor.white_balance == "none" or not len(images):
+    if predictor.prep.white_balance == "none" or not len(images):
         return images
-    return np.stack([apply_white_balance(x, predictor.white_balance) for x in images])
+    return np.stack([apply_white_balance(x, predictor.prep.white_balance) for x in images])
 
 
 def fit_field(

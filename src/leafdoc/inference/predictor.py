@@ -17,11 +17,10 @@ from leafdoc.images import (
     FRAMINGS,
     WHITE_BALANCES,
     Frame,
-    adjust,
+    Preparation,
     min_side_for,
     model_region,
     open_photo,
-    preprocess,
     read_source,
     region_in_photo,
     resize_square,
@@ -157,18 +156,20 @@ class Predictor:
         self.card: ModelCard = read_card(self.model_dir)
         if self.card.input is None:
             raise ModelError(f"{self.model_dir}/{CARD_FILE}: it says nothing of the model's input (no `input`).")
-        self.size = self.card.input.size
-        self.morphology = self.card.input.morphology
-        self.morph_kernel = self.card.input.morph_kernel
-        self.framing = self.card.input.framing
-        self.white_balance = self.card.input.white_balance
-        choices = (("framing", self.framing, FRAMINGS), ("white_balance", self.white_balance, WHITE_BALANCES))
+        card_input = self.card.input
+        self.size, self.framing = card_input.size, card_input.framing
+        choices = (
+            ("framing", card_input.framing, FRAMINGS),
+            ("white_balance", card_input.white_balance, WHITE_BALANCES),
+        )
         for key, value, known in choices:
             if value not in known:
                 raise ModelError(
                     f"{self.model_dir}/{CARD_FILE}: input.{key} {value!r} is not one of {', '.join(known)}.",
                     hint="A newer leafdoc wrote this model: upgrade leafdoc.",
                 )
+        fields = ("framing", "white_balance", "morphology", "morph_kernel")
+        self.prep = Preparation(self.size, **{f: getattr(card_input, f) for f in fields})  # what it does to a photo
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
@@ -213,7 +214,7 @@ class Predictor:
         data, name = read_source(source, name)
         img, frame = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
         region = model_region(img, self.framing)
-        x = adjust(resize_square(img, self.size, frame, region), self.white_balance, self.morphology, self.morph_kernel)
+        x = self.prep.finish(resize_square(img, self.size, frame, region))
         return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
@@ -235,16 +236,7 @@ class Predictor:
         return None if self.ood is None else self.ood.scores(features, images)
 
     def preprocess(self, source: bytes | str | Path, name: str | None = None) -> np.ndarray:
-        return preprocess(
-            source,
-            self.size,
-            morphology=self.morphology,
-            morph_kernel=self.morph_kernel,
-            framing=self.framing,
-            white_balance=self.white_balance,
-            name=name,
-            max_pixels=self.max_pixels,
-        )
+        return self.prep(source, name, self.max_pixels)
 
     def predict_arrays(self, x: np.ndarray, outputs: list[str] | None = None, batch: int = 64) -> dict[str, np.ndarray]:
         """uint8/float (N, S, S, 3) -> {output name: array}; batches internally."""

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from leafdoc.images import Preparation
 from leafdoc.train.registry import NAMES
 
 Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.registry
@@ -121,6 +122,11 @@ class TrainConfig(BaseModel):
     @property
     def pretrained(self) -> bool:
         return self.weights != "none"
+
+    @property
+    def preparation(self) -> Preparation:
+        """What is done to each photo after decoding, in training and serving alike (recorded in the card)."""
+        return Preparation(self.image_size, self.framing, self.white_balance, self.morphology, self.morph_kernel)
 
     @property
     def base_learning_rate(self) -> float:

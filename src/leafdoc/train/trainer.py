@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,20 +94,8 @@ def prepare_data(
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
     index = {c: i for i, c in enumerate(classes)}
-    key = cache_key(
-        dataset, row.version, cfg.image_size, cfg.morphology, cfg.morph_kernel, cfg.framing, cfg.white_balance
-    )
-    images = build_cache(
-        cache_dir / key,
-        shas,
-        store,
-        cfg.image_size,
-        morphology=cfg.morphology,
-        kernel=cfg.morph_kernel,
-        framing=cfg.framing,
-        white_balance=cfg.white_balance,
-        progress=progress,
-    )
+    key = cache_key(dataset, row.version, cfg.preparation)
+    images = build_cache(cache_dir / key, shas, store, cfg.preparation, progress=progress)
     return TrainData(
         images=images,
         shas=shas,
@@ -528,15 +516,11 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
             "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
             "input": {
-                "size": cfg.image_size,
+                **asdict(cfg.preparation),  # size, framing, white_balance, morphology, morph_kernel
                 "dtype": "float32",
                 "layout": "NHWC",
                 "range": "raw RGB 0-255 (normalisation is inside the model)",
                 "resize": RESIZE_RULE,
-                "morphology": cfg.morphology,
-                "morph_kernel": cfg.morph_kernel,
-                "framing": cfg.framing,
-                "white_balance": cfg.white_balance,
             },
             "outputs": {
                 "probabilities": "softmax over labels.json",
