@@ -374,7 +374,7 @@ def load_array(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     framing: str = "none",
 ) -> np.ndarray:
-    """A file path or bytes -> the decoded, framed and resized uint8 RGB array (size, size, 3); `adjust` follows."""
+    """A file path or bytes -> the decoded, framed and resized uint8 RGB array (size, size, 3); Preparation goes on."""
     data, name = read_source(source, name)
     img, frame = open_photo(data, name, max_pixels, min_side=min_side_for(size))
     return resize_square(img, size, frame, model_region(img, framing))
