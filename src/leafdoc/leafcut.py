@@ -21,11 +21,11 @@ MAX_FRAMED_BORDER = 0.15
 # A found leaf must also fill at least this share of its convex hull: a ragged mask is usually a leaf whose dark,
 # dry or necrotic parts (as colourless as the sheet) were taken for background, and swapping would cut them off.
 MIN_SOLIDITY = 0.8
-MIN_SPLIT, MAX_SPLIT = 6.0, 30.0
+MIN_SPLIT, MAX_SPLIT = 6.0, 30.0  # bounds on the (a, b) distance that splits leaf from background
 # The white balance from the sheet: at least this share of the border must be sheet (not leaf, not scene) for its
 # colour to be trusted as the light's, and a channel is scaled within these bounds.
 MIN_SHEET_BORDER, MIN_UNCLIPPED_BORDER = 0.5, 0.25
-GAIN_RANGE = (0.67, 1.5)  # bounds on the (a, b) distance that splits leaf from background
+GAIN_RANGE = (0.67, 1.5)
 # Background colours (RGB) drawn from: white and off-white paper, grey and beige card, a dark table.
 PALETTE = np.array(
     [

@@ -156,20 +156,14 @@ class Predictor:
         self.card: ModelCard = read_card(self.model_dir)
         if self.card.input is None:
             raise ModelError(f"{self.model_dir}/{CARD_FILE}: it says nothing of the model's input (no `input`).")
-        card_input = self.card.input
-        self.size, self.framing = card_input.size, card_input.framing
-        choices = (
-            ("framing", card_input.framing, FRAMINGS),
-            ("white_balance", card_input.white_balance, WHITE_BALANCES),
-        )
-        for key, value, known in choices:
-            if value not in known:
+        fields = ("size", "framing", "white_balance", "morphology", "morph_kernel")
+        self.prep = Preparation(**{f: getattr(self.card.input, f) for f in fields})  # what it does to a photo
+        for key, known in (("framing", FRAMINGS), ("white_balance", WHITE_BALANCES)):
+            if (value := getattr(self.prep, key)) not in known:
                 raise ModelError(
                     f"{self.model_dir}/{CARD_FILE}: input.{key} {value!r} is not one of {', '.join(known)}.",
                     hint="A newer leafdoc wrote this model: upgrade leafdoc.",
                 )
-        fields = ("framing", "white_balance", "morphology", "morph_kernel")
-        self.prep = Preparation(self.size, **{f: getattr(card_input, f) for f in fields})  # what it does to a photo
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)
@@ -208,6 +202,15 @@ class Predictor:
                 f"{self.model_file}: ONNX Runtime cannot load it ({exc}).",
                 hint="Re-run `leafdoc export MODEL_DIR --format onnx`.",
             ) from None
+
+    @property
+    def size(self) -> int:
+        """The side of the square the model takes (its card's `input.size`)."""
+        return self.prep.size
+
+    @property
+    def framing(self) -> str:
+        return self.prep.framing
 
     def load(self, source: bytes | str | Path, name: str | None = None) -> Photo:
         """Decode once: quality checks on the photo as sent, then the model's own preprocessing."""
