@@ -38,6 +38,6 @@ EXPOSE 8000
 # Liveness. Orchestrators should route traffic on /readyz (catalog, model and queue all reachable).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-# Workers: one while it serves the web page (LEAFDOC_UI=true, the default); with LEAFDOC_UI=false, one per CPU the
-# container may use (its CPU limit), at most 4, or LEAFDOC_API_WORKERS. Scale with replicas; one /metrics sums them.
+# Workers: one per CPU the container may use (its CPU limit), at most 4, or LEAFDOC_API_WORKERS; with several and the
+# web page on, the page runs in a process of its own. Scale with replicas; one /metrics sums them.
 CMD ["leafdoc", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-consumer"]

@@ -168,6 +168,19 @@ def live_server(tmp_path_factory, tiny_model):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def page_server(tmp_path_factory, tiny_model):
+    """`live_server`'s set-up with two API workers, as `leafdoc serve` runs on two CPUs: the web page in a process
+    of its own, and /ui forwarded to it by each worker (ui/proxy.py). For the page's tests; the same rules."""
+    from tests.live_server import answering_copy, start_server
+
+    root = tmp_path_factory.mktemp("page")
+    model = answering_copy(tiny_model, root / "model")
+    server = start_server(root, model, dataset=make_leaf_folder(root / "leaves"), workers=2)
+    yield server
+    server.stop()
+
+
 def run_until_killed(cmd: list, marker: str, **popen) -> tuple[int, str]:
     """Run `cmd`, send it SIGTERM (a stopped container or session) once a line of its output contains
     `marker`; returns its exit code and the output read up to then."""

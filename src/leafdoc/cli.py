@@ -333,8 +333,8 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="API worker processes (default: LEAFDOC_API_WORKERS; else one with the web page, as the page needs; "
-            "with LEAFDOC_UI=false, one per CPU this process may use, at most 4).",
+            help="API worker processes (default: LEAFDOC_API_WORKERS; else one per CPU this process may use, at "
+            "most 4; the web page then runs in a process of its own).",
         ),
     ] = None,
     consumer: Annotated[

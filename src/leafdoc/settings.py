@@ -78,10 +78,11 @@ class Settings(BaseSettings):
     api_workers: int | None = Field(
         None,
         ge=1,
-        description="API worker processes `leafdoc serve` runs (its --workers). Unset: one while it serves the web "
-        "page (ui: Gradio keeps each visit in one process); with ui false, one per CPU this process may use (its "
+        description="API worker processes `leafdoc serve` runs (its --workers). Unset: one per CPU this process may "
+        "use (its "
         f"affinity, capped by a container's CPU quota), at most {MAX_AUTO_API_WORKERS}: each holds its own copy of "
-        "the model (about 250-290 MB), so beyond that run more replicas or say how many.",
+        "the model (about 250-290 MB), so beyond that run more replicas or say how many. With several workers "
+        "the web page runs in a process of its own, to which the workers forward /ui.",
     )
     predict_on_loop: bool | None = Field(
         None,
@@ -173,6 +174,11 @@ class Settings(BaseSettings):
         None,
         description="Base URL of the API the web page talks to; default: this same server (the address "
         "the request arrived on).",
+    )
+    ui_page_socket: Path | None = Field(
+        None,
+        description="Set by `leafdoc serve` with several API workers, not by hand: the Unix socket of the page's "
+        "own process, to which every worker forwards /ui (src/leafdoc/ui/proxy.py).",
     )
 
     @cached_property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def server(tmp_path, tiny_model):
         "LEAFDOC_MODEL_DIR": str(tiny_model),
         "LEAFDOC_ADMIN_TOKEN": TOKEN,
         "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
-        "LEAFDOC_UI": "false",  # an API server: a worker per CPU (the web page needs one worker; the test below)
+        "LEAFDOC_UI": "false",  # an API server (the web page's process: the test below)
     }
     exe = Path(sys.executable).with_name("leafdoc")
     base = f"http://127.0.0.1:{port}"
@@ -79,14 +80,13 @@ def test_serve_predicts_over_http_runs_jobs_and_stops_cleanly(server, leaf_folde
     assert answered == pytest.approx(dict(zip(own.labels, probs.tolist(), strict=True)), abs=1e-5)
     assert httpx.get(f"{base}/readyz").json()["ready"] is True
 
-    # Told nothing, without the web page, it runs one API worker per CPU it may use (at most 4): on 2 CPUs, 2
+    # Told nothing, it runs one API worker per CPU it may use (at most 4): on 2 CPUs, 2
     # workers predicting on their event loops, where one worker in its threadpool answered 0.73 as many a second.
     n, cpus = api_workers_per_cpu()
     said = log.read_text()
     assert f"{n} API worker{'s' * (n > 1)} (one per CPU" in said, said
     where = "on each worker's event loop" if n >= cpus else "in each worker's threadpool"  # over 4 CPUs: threadpool
     assert f"single predictions run {where} ({n} worker" in said, said
-    assert "some visits get no answer" not in said
     consumer, api_workers = children(proc.pid, n)
 
     # The consumer beside the API takes jobs: this one fails fast (one class) and says why.
@@ -143,15 +143,19 @@ def test_serve_with_parent_pid_stops_itself_and_its_consumer_when_the_parent_is_
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 120, "the server to answer")
-        consumer, api_workers = children(serve_pid, 1)  # with the web page (the default): one worker
+        n, _ = api_workers_per_cpu()  # with the web page (the default) too: a worker per CPU
+        consumer, api_workers = children(serve_pid, n)
         said = " ".join(log.read_text().split())
-        assert "1 API worker (the web page at /ui keeps each visit in the process that served it" in said, said
-        assert alive(serve_pid) and alive(consumer)  # the parent is alive: the server keeps serving
+        assert f"{n} API worker{'s' * (n > 1)} (one per CPU" in said, said
+        pages = [int(m) for m in re.findall(r"the web page runs in a process of its own \(pid (\d+)\)", said)]
+        assert len(pages) == (n > 1), said  # with one worker the page is in it
+        assert alive(serve_pid) and alive(consumer) and all(map(alive, pages))  # the parent is alive: all serve on
         parent.kill()
         parent.wait()
         wait_for(lambda: not alive(serve_pid), 60, "the server to stop once its parent was killed")
         wait_for(lambda: not alive(consumer), 30, "the consumer to stop with it")
         wait_for(lambda: not any(alive(w) for w in api_workers), 30, "the API workers to stop with it")
+        wait_for(lambda: not any(alive(p) for p in pages), 30, "the web page's process to stop with it")
     finally:
         parent.kill()
         if alive(serve_pid):

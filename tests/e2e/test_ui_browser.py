@@ -133,6 +133,12 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="module")
+def live_server(page_server):
+    """The page's tests run against `leafdoc serve` as it runs on two CPUs: two workers, the page in its own process."""
+    return page_server
+
+
+@pytest.fixture(scope="module")
 def ui_url(live_server) -> str:
     return warm_up(live_server.base)
 

@@ -54,6 +54,12 @@ def file_data(path: str | Path, name: str | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
+def live_server(page_server):
+    """Probed as `leafdoc serve` runs on two CPUs: every request to /ui through a worker's forwarding (ui/proxy.py)."""
+    return page_server
+
+
+@pytest.fixture(scope="module")
 def ui(live_server) -> str:
     base = f"{live_server.base}/ui"
     httpx.get(f"{base}/", timeout=300).raise_for_status()  # the page is built on its first visit

@@ -70,20 +70,17 @@ def test_serve_puts_predictions_on_the_loop_with_a_worker_per_cpu_unless_told(tm
     assert choose_predict_on_loop(told, workers=4, cpus=2) == (False, "LEAFDOC_PREDICT_ON_LOOP=false")
 
 
-def test_serve_runs_one_worker_with_the_web_page_else_one_per_cpu_up_to_four_unless_told(tmp_path, monkeypatch):
-    page = Settings(home=tmp_path)  # the web page is on by default: Gradio keeps a visit in one process
-    assert choose_workers(page, cpus=8) == (
-        1,
-        "the web page at /ui keeps each visit in the process that served it; with LEAFDOC_UI=false, one per CPU",
-    )
-    api = Settings(home=tmp_path, ui=False)
-    assert choose_workers(api, cpus=1)[0] == 1
-    assert choose_workers(api, cpus=2) == (2, "one per CPU, no web page; --workers or LEAFDOC_API_WORKERS to choose")
-    assert choose_workers(api, cpus=64)[0] == 4 and "one per CPU, at most 4," in choose_workers(api, cpus=64)[1]
-    # So an API-only `leafdoc serve` predicts on the loop wherever 4 workers cover the CPUs.
-    for cpus in (1, 2, 3, 4):
-        assert choose_predict_on_loop(api, choose_workers(api, cpus)[0], cpus)[0] is True
-    assert choose_predict_on_loop(api, choose_workers(api, 8)[0], 8)[0] is False
+def test_serve_runs_one_worker_per_cpu_up_to_four_unless_told_with_or_without_the_web_page(tmp_path, monkeypatch):
+    # The web page (on by default) no longer holds serve to one worker: it runs in a process of its own.
+    for ui in (True, False):
+        auto = Settings(home=tmp_path, ui=ui)
+        assert choose_workers(auto, cpus=1)[0] == 1
+        assert choose_workers(auto, cpus=2) == (2, "one per CPU; --workers or LEAFDOC_API_WORKERS to choose")
+        assert choose_workers(auto, cpus=64)[0] == 4 and "one per CPU, at most 4;" in choose_workers(auto, cpus=64)[1]
+        # So `leafdoc serve` predicts on the loop wherever 4 workers cover the CPUs.
+        for cpus in (1, 2, 3, 4):
+            assert choose_predict_on_loop(auto, choose_workers(auto, cpus)[0], cpus)[0] is True
+        assert choose_predict_on_loop(auto, choose_workers(auto, 8)[0], 8)[0] is False
     monkeypatch.setenv("LEAFDOC_API_WORKERS", "3")
     assert choose_workers(Settings(home=tmp_path), cpus=64) == (3, "LEAFDOC_API_WORKERS=3")
     monkeypatch.setenv("LEAFDOC_API_WORKERS", "0")

@@ -36,6 +36,7 @@ from leafdoc.service.errors import RequestTimeout
 
 READ_AHEAD_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 60.0
+STREAM_GRACE_SECONDS = 2.0  # a response still streaming this long after the server began to stop is cut: shutdown()
 TIMEOUT_STATE_KEY = "leafdoc_client_timeout_seconds"  # in the app's lifespan state
 
 
@@ -123,7 +124,24 @@ class ReadAheadProtocol(HttpToolsProtocol):
         # Answer 408 unless this request already has an answer (started, or given before its body was all in).
         if cycle is None or (cycle.response_complete if headers else not cycle.response_started):
             self.transport.write(timeout_response(self._waiting_for, seconds))
+        self._cut(cycle)  # the app, if it waits for the body, is told the client is gone
+
+    def shutdown(self) -> None:
+        """The server is stopping: uvicorn closes idle connections and waits for the others' answers, and a stream
+        that never ends by itself (the web page's event streams, and its streams forwarded by ui/proxy.py) would
+        keep it waiting for ever. A response still streaming STREAM_GRACE_SECONDS later is cut: the app is told the
+        client is gone (Starlette's streams and the page's proxy stop on it) and the connection is closed."""
+        super().shutdown()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.loop.call_later(STREAM_GRACE_SECONDS, self._end_stream, cycle)
+
+    def _end_stream(self, cycle) -> None:
+        if cycle is self.cycle and not cycle.response_complete and not self.transport.is_closing():
+            self._cut(cycle)
+
+    def _cut(self, cycle) -> None:
         if cycle is not None and not cycle.response_complete:
-            cycle.disconnected = True  # the app, if it waits for the body, is told the client is gone
+            cycle.disconnected = True
             cycle.message_event.set()
         self.transport.close()

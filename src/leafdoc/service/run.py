@@ -38,22 +38,17 @@ def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     return n
 
 
-UI_NEEDS_ONE_WORKER = "the web page at /ui keeps each visit in the process that served it"
-
-
 def choose_workers(settings: Settings, cpus: int) -> tuple[int, str]:
-    """How many API workers `serve` runs when not told by --workers: LEAFDOC_API_WORKERS; one while it serves the
-    web page (Gradio keeps a visit's session in one process); else one per CPU it may use, at most
-    MAX_AUTO_API_WORKERS. One worker is bound by its own GIL (1.3 of 2 cores in the load tests), and with a worker
-    per CPU predictions run on the workers' event loops: on 2 CPUs, 2 workers answered 186 predictions/s where 1
-    answered 136 (README, "Load tests")."""
+    """How many API workers `serve` runs when not told by --workers: LEAFDOC_API_WORKERS, else one per CPU it may
+    use, at most MAX_AUTO_API_WORKERS. One worker is bound by its own GIL (1.3 of 2 cores in the load tests), and
+    with a worker per CPU predictions run on the workers' event loops: on 2 CPUs, 2 workers answered 186
+    predictions/s where 1 answered 136 (README, "Load tests"). With several workers the web page runs in a
+    process of its own (ui/server.py)."""
     if settings.api_workers is not None:
         return settings.api_workers, f"LEAFDOC_API_WORKERS={settings.api_workers}"
-    if settings.ui:
-        return 1, f"{UI_NEEDS_ONE_WORKER}; with LEAFDOC_UI=false, one per CPU"
     n = min(cpus, MAX_AUTO_API_WORKERS)
     capped = f", at most {MAX_AUTO_API_WORKERS}" if cpus > MAX_AUTO_API_WORKERS else ""
-    return n, f"one per CPU{capped}, no web page; --workers or LEAFDOC_API_WORKERS to choose"
+    return n, f"one per CPU{capped}; --workers or LEAFDOC_API_WORKERS to choose"
 
 
 def choose_predict_on_loop(settings: Settings, workers: int, cpus: int) -> tuple[bool, str]:
@@ -125,11 +120,6 @@ def serve(
     if workers is None:
         workers, why = choose_workers(settings, cpus)
         say(f"{workers} API worker{'s' * (workers > 1)} ({why})")
-    if workers > 1 and settings.ui:
-        say(
-            f"warning: {UI_NEEDS_ONE_WORKER}, so with {workers} workers some visits get no answer: serve the page "
-            'from a server of one worker, and set LEAFDOC_UI=false here (README, "The web page")'
-        )
     if workers > 1:  # one /metrics scrape sums every worker (prometheus-client's multiprocess mode)
         metrics_dir = settings.home / "prometheus" / str(os.getpid())
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -155,6 +145,15 @@ def serve(
 
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     options = uvicorn_options(host, port, workers, log_level)
+    page = None
+    if workers > 1 and settings.ui:  # Gradio keeps a visit in one process: the page gets its own (ui/server.py)
+        from leafdoc.ui.server import PageProcess, local_api_url
+
+        page = PageProcess(local_api_url(host, port), log_level, say)
+        if not page.wait_ready():
+            say("warning: the web page's process did not start; /ui answers 503 (its error is above)")
+        say(f"the web page runs in a process of its own (pid {page.proc.pid}); every API worker forwards /ui to it")
+        os.environ["LEAFDOC_UI_PAGE_SOCKET"] = str(page.socket)  # what the workers' create_app() reads
     try:
         if workers > 1:  # connections handed to the workers in turn: service/balance.py
             run_workers(uvicorn.Config(APP, **options))
@@ -172,6 +171,9 @@ def serve(
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        if page is not None:
+            os.environ.pop("LEAFDOC_UI_PAGE_SOCKET", None)
+            page.stop()
         if workers > 1:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
         if loop_was is None:

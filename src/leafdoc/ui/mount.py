@@ -5,6 +5,9 @@ app factory runs in every API worker and every test, most of which never serve a
 ASGI app that builds the Gradio app on its first request (in a thread: the API keeps answering), starts
 Gradio's queue, and hands every request to it from then on. The page is stopped with the service.
 
+With several API workers the page runs in a process of its own, and the workers forward /ui to it (`proxy.py`,
+`server.py`): Gradio keeps each visit in the process that served it.
+
 Gradio keeps visitors' uploads and the files it serves in its cache folder, by default one shared by every
 Gradio app on the machine (/tmp/gradio). The page gets a folder of its own under the data home's cache
 (`use_page_folder`), and what Gradio answers about a file it refuses names no path (`_quiet_file_errors`).
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
     from leafdoc.settings import Settings
 
+from leafdoc.ui.proxy import PageProxy, plain_answer
 from leafdoc.ui.where import use_page_folder
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,7 @@ class LazyPage:
                 await self._start()
             except Exception:
                 log.exception("the web page could not be built")
-                await _plain(send, 503, "The web page could not be started; the server log says why.")
+                await plain_answer(send, 503, "The web page could not be started; the server log says why.")
                 return
         if scope["type"] == "http" and _is_file_route(scope.get("path", "")):
             send = _quiet_file_errors(send)
@@ -100,16 +104,11 @@ def _quiet_file_errors(send):
 _BODY_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"transfer-encoding"}
 
 
-async def _plain(send, status: int, message: str) -> None:
-    body = message.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def mount_ui(app: FastAPI, settings: Settings, path: str = UI_PATH) -> LazyPage:
-    """Mount the page at `path`; it is built on its first request and stopped with the app."""
-    page = LazyPage(settings, path)
+def mount_ui(app: FastAPI, settings: Settings, path: str = UI_PATH) -> LazyPage | PageProxy:
+    """Mount the page at `path`; it is built on its first request and stopped with the app. With
+    `settings.ui_page_socket` (an API worker of `leafdoc serve --workers N`), what is mounted forwards each request
+    to the page's own process on that socket instead (ui/proxy.py)."""
+    page = PageProxy(settings.ui_page_socket) if settings.ui_page_socket else LazyPage(settings, path)
     app.mount(path, page)
     outer = app.router.lifespan_context
 
