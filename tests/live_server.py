@@ -57,6 +57,23 @@ def read_until_closed(sock: socket.socket) -> tuple[float, int, dict[str, str], 
     return time.monotonic() - start, *_parse_response(data)
 
 
+def uvicorn_in_thread(config) -> tuple:
+    """A uvicorn server (`config`: a uvicorn.Config) run in a thread of this process, once it has started: (server,
+    thread). Stop it with `server.should_exit = True` and `thread.join()`."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    return server, thread
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

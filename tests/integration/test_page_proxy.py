@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from tests.live_server import free_port
+from tests.live_server import free_port, uvicorn_in_thread
 
 from leafdoc.settings import Settings
 from leafdoc.ui.mount import mount_ui
@@ -80,14 +80,7 @@ class Page:
 
 
 def _run(app, **where) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", **where))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    return server, thread
+    return uvicorn_in_thread(uvicorn.Config(app, lifespan="off", log_level="warning", **where))
 
 
 @pytest.fixture(scope="module")

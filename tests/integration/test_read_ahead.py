@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import threading
-import time
 
 import httpx
 import uvicorn
-from tests.live_server import free_port
+from tests.live_server import free_port, uvicorn_in_thread
 
 from leafdoc.service.protocol import READ_AHEAD_BYTES
 from leafdoc.service.run import uvicorn_options
@@ -44,14 +42,8 @@ def _chunks_seen(http: str | None) -> list[int]:
     options.update(factory=False, lifespan="off", log_config=None)  # a plain ASGI app; the test's own logging
     if http is not None:
         options["http"] = http
-    server = uvicorn.Server(uvicorn.Config(app, **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server, thread = uvicorn_in_thread(uvicorn.Config(app, **options))
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
         r = httpx.post(f"http://127.0.0.1:{port}/", content=PAYLOAD, timeout=30)
         assert r.status_code == 200 and r.text == hashlib.sha256(PAYLOAD).hexdigest()  # the body, whole and in order
     finally:

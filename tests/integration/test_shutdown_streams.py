@@ -14,7 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-from tests.live_server import free_port
+from tests.live_server import free_port, uvicorn_in_thread
 
 from leafdoc.service.protocol import STREAM_GRACE_SECONDS
 from leafdoc.service.run import uvicorn_options
@@ -42,13 +42,7 @@ def _stop_with_a_stream_open(http: str | None) -> tuple[float, str]:
     options.update(factory=False, lifespan="off", log_config=None)
     if http is not None:
         options["http"] = http
-    server = uvicorn.Server(uvicorn.Config(app, **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
+    server, thread = uvicorn_in_thread(uvicorn.Config(app, **options))
     slow_answer: list[str] = []
 
     def ask_slow() -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 
 import uvicorn
-from tests.live_server import free_port, read_response, read_until_closed
+from tests.live_server import free_port, read_response, read_until_closed, uvicorn_in_thread
 
 from leafdoc.service.protocol import READ_AHEAD_BYTES, TIMEOUT_STATE_KEY
 from leafdoc.service.run import uvicorn_options
@@ -34,8 +34,7 @@ class Served:
         self.port = free_port()
         options = uvicorn_options("127.0.0.1", self.port, 1, "warning")
         options.update(factory=False, log_config=None, interface="asgi3")
-        self.server = uvicorn.Server(uvicorn.Config(self.app, **options))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.config = uvicorn.Config(self.app, **options)
 
     async def app(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -59,11 +58,7 @@ class Served:
         await send({"type": "http.response.body", "body": digest.hexdigest().encode()})
 
     def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
+        self.server, self.thread = uvicorn_in_thread(self.config)
         return self
 
     def __exit__(self, *exc) -> None:
