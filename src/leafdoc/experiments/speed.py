@@ -44,7 +44,7 @@ def pipeline_speed(
     from leafdoc.train.trainer import _seed_everything, build_model
 
     idx = list(range(len(data.shas)))
-    aug = augmenter(cfg.seed) if cfg.augment else None
+    aug = augmenter(cfg.seed, cfg.zoom_in) if cfg.augment else None
     cached = make_dataset(data.images, idx, data.y, cfg.batch_size, shuffle=True, seed=cfg.seed, augment=aug)
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Found N files" to stdout (--json)
         plain = directory_dataset(folder, cfg.image_size, cfg.batch_size, seed=cfg.seed, augment=aug)

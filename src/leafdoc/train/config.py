@@ -38,6 +38,13 @@ class TrainConfig(BaseModel):
     )
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
+    zoom_in: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="with augment, the most a training photo is zoomed into: 0.35 shows as little as the middle 65% "
+        "of it, as a photo taken closer does (zooming out stays up to 0.15)",
+    )
     background_swap: float = Field(
         0.0,
         ge=0,

@@ -12,13 +12,14 @@ from keras import layers
 from leafdoc.train.backgrounds import swap_backgrounds
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Flips, rotation, zoom, brightness, contrast: leaves have no canonical orientation."""
+def augmenter(seed: int, zoom_in: float = 0.15) -> keras.Sequential:
+    """Flips, rotation, zoom, brightness, contrast: leaves have no canonical orientation. `zoom_in`: the most a photo
+    is zoomed into (Keras: a negative factor zooms in), as TrainConfig.zoom_in says."""
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal_and_vertical", seed=seed),
             layers.RandomRotation(0.15, fill_mode="reflect", seed=seed + 1),
-            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed + 2),
+            layers.RandomZoom((-zoom_in, 0.15), fill_mode="reflect", seed=seed + 2),
             layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed + 3),
             layers.RandomContrast(0.15, seed=seed + 4),
         ],

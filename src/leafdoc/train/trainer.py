@@ -302,7 +302,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
     tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
     one_hot = _one_hot(cfg, len(data.classes))  # validation's labels too: one loss scores both
-    aug = augmenter(cfg.seed) if cfg.augment else None
+    aug = augmenter(cfg.seed, cfg.zoom_in) if cfg.augment else None
     train_ds = make_dataset(
         data.images,
         tr,
