@@ -8,11 +8,12 @@ predictions on every worker. The page's own calls to the API come back through t
 spread over the workers like any client's.
 
 Forwarded as they come: the request's method, path, query and headers (Host included, so Gradio writes the same
-URLs it would unproxied; hop-by-hop headers left out; X-Forwarded-For set to the client's address, which the page
-process trusts from this socket only), its body in the chunks the worker receives, and the answer's status,
-headers and body chunk by chunk (Gradio's event streams). A visitor who goes away stops the stream. What the
-worker checks before the app (body limits, load shedding) applies to /ui as to the API. If the page's process is
-not there, the visitor gets 503 with a plain sentence, the log gets the reason, and no path is shown.
+URLs it would unproxied; hop-by-hop headers left out; X-Forwarded-For and X-Forwarded-Proto set to the client's
+address and scheme as the worker's uvicorn decided them, which the page process trusts from this socket only), its
+body in the chunks the worker receives, and the answer's status, headers and body chunk by chunk (Gradio's event
+streams). A visitor who goes away stops the stream. What the worker checks before the app (body limits, load
+shedding) applies to /ui as to the API. If the page's process is not there, the visitor gets 503 with a plain
+sentence, the log gets the reason, and no path is shown.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ HOP_BY_HOP = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"x-forwarded-for",
+        b"x-forwarded-proto",
     }
 )
 CONNECT_SECONDS = 5.0
@@ -103,9 +105,10 @@ def _url(scope) -> httpx.URL:
 
 def _forwarded_headers(scope) -> list[tuple[bytes, bytes]]:
     headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
-    client = scope.get("client")
+    client = scope.get("client")  # as the worker's uvicorn decided it (trusting forwarding headers from its proxy only)
     if client:
         headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
     return headers
 
 
