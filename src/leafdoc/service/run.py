@@ -146,15 +146,15 @@ def serve(
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     options = uvicorn_options(host, port, workers, log_level)
     page = None
-    if workers > 1 and settings.ui:  # Gradio keeps a visit in one process: the page gets its own (ui/server.py)
-        from leafdoc.ui.server import PageProcess, local_api_url
-
-        page = PageProcess(local_api_url(host, port), log_level, say)
-        if not page.wait_ready():
-            say("warning: the web page's process did not start; /ui answers 503 (its error is above)")
-        say(f"the web page runs in a process of its own (pid {page.proc.pid}); every API worker forwards /ui to it")
-        os.environ["LEAFDOC_UI_PAGE_SOCKET"] = str(page.socket)  # what the workers' create_app() reads
     try:
+        if workers > 1 and settings.ui:  # Gradio keeps a visit in one process: the page gets its own (ui/server.py)
+            from leafdoc.ui.server import PageProcess, local_api_url
+
+            page = PageProcess(local_api_url(host, port), log_level, say)
+            if not page.wait_ready():
+                say("warning: the web page's process did not start; /ui answers 503 (its error is above)")
+            say(f"the web page runs in a process of its own (pid {page.proc.pid}); every API worker forwards /ui to it")
+            os.environ["LEAFDOC_UI_PAGE_SOCKET"] = str(page.socket)  # what the workers' create_app() reads
         if workers > 1:  # connections handed to the workers in turn: service/balance.py
             run_workers(uvicorn.Config(APP, **options))
         else:
