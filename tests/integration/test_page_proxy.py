@@ -107,6 +107,8 @@ def test_the_page_gets_the_request_as_the_visitor_sent_it(servers):
         "X-Forwarded-For": "6.6.6.6",  # forged: the page must see the visitor's own address instead
         "X-Forwarded-Proto": "https",  # forged too: the visitor came over plain http
         "TE": "trailers",  # hop-by-hop: not forwarded
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "for the next hop only",  # named by Connection: not forwarded either
     }
     r = httpx.post(f"{base}/ui/gradio_api/upload?upload_id=a%2Fb&x=1", content=BODY, headers=sent_headers, timeout=30)
     assert r.status_code == 201, r.text
@@ -121,7 +123,7 @@ def test_the_page_gets_the_request_as_the_visitor_sent_it(servers):
     assert headers["x-visit"] == "mine"
     assert [v for k, v in seen["headers"] if k == "x-forwarded-for"] == ["127.0.0.1"]
     assert [v for k, v in seen["headers"] if k == "x-forwarded-proto"] == ["http"]
-    assert "te" not in headers and "transfer-encoding" not in headers
+    assert "te" not in headers and "transfer-encoding" not in headers and "x-hop" not in headers
     assert headers["content-length"] == str(len(BODY))
 
     got = httpx.get(f"{base}/ui/?__theme=dark", timeout=30).json()  # no body: none sent on

@@ -26,7 +26,8 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-# RFC 9110 section 7.6.1's hop-by-hop fields, and the forwarding headers this proxy sets itself.
+# RFC 9110 section 7.6.1's hop-by-hop fields (and any a request's Connection header names), and the forwarding
+# headers this proxy sets itself.
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -104,7 +105,8 @@ def _url(scope) -> httpx.URL:
 
 
 def _forwarded_headers(scope) -> list[tuple[bytes, bytes]]:
-    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+    named = {t.strip().lower() for k, v in scope["headers"] if k.lower() == b"connection" for t in v.split(b",")}
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP and k.lower() not in named]
     client = scope.get("client")  # as the worker's uvicorn decided it (trusting forwarding headers from its proxy only)
     if client:
         headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
