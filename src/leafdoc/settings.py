@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     ui_api_url: str | None = Field(
         None,
         description="Base URL of the API the web page talks to; default: this same server (the address "
-        "the request arrived on).",
+        "the request arrived on; in the page's own process, serve's --host and --port).",
     )
     ui_page_socket: Path | None = Field(
         None,
