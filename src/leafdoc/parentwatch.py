@@ -4,11 +4,13 @@ The job worker beside `leafdoc serve` (service/worker.py), a job's training proc
 `leafdoc serve --parent-pid` (service/run.py: the desktop app's own server, the tests' servers) and the API worker
 processes of `leafdoc serve --workers N` (service/balance.py) each have a parent
 that normally stops them; when the parent is killed or crashes instead, a daemon thread notices (its parent
-process id changes, POSIX) and runs the process's own way of stopping."""
+process id changes, POSIX) and runs the process's own way of stopping. The other way round, `stop_child` is how
+those parents stop a child: SIGTERM, then SIGKILL if it hangs."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -29,3 +31,15 @@ def on_parent_exit(action: Callable[[], None], parent_pid: int | None = None, ev
     thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+def stop_child(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM `proc` (its own way of stopping), wait up to `timeout` seconds, then SIGKILL it; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

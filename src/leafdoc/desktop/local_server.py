@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from leafdoc.client import ApiError, LeafdocClient
+from leafdoc.parentwatch import stop_child
 
 START_TIMEOUT = 180.0  # first start seeds the model registry; a busy 2-core laptop needs a while
 
@@ -96,11 +97,5 @@ class LocalServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (serve stops its consumer and exits), then kill if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_child(self.proc, timeout)

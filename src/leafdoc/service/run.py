@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from leafdoc.parentwatch import on_parent_exit, stop_child
 from leafdoc.settings import MAX_AUTO_API_WORKERS, Settings
 
 APP = "leafdoc.service.app:create_app"
@@ -141,20 +142,18 @@ def serve(
     # exception so the consumer is stopped below and the command exits 0.
     previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
     if parent_pid is not None and os.name == "posix":
-        from leafdoc.parentwatch import on_parent_exit
-
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     options = uvicorn_options(host, port, workers, log_level)
     page = None
     try:
         if workers > 1 and settings.ui:  # Gradio keeps a visit in one process: the page gets its own (ui/server.py)
-            from leafdoc.ui.server import PageProcess, local_api_url
+            from leafdoc.ui.server import SOCKET_ENV, PageProcess, local_api_url
 
             page = PageProcess(local_api_url(host, port), log_level, say)
             if not page.wait_ready():
                 say("warning: the web page's process did not start; /ui answers 503 (its error is above)")
             say(f"the web page runs in a process of its own (pid {page.proc.pid}); every API worker forwards /ui to it")
-            os.environ["LEAFDOC_UI_PAGE_SOCKET"] = str(page.socket)  # what the workers' create_app() reads
+            os.environ[SOCKET_ENV] = str(page.socket)  # what the workers' create_app() reads
         if workers > 1:  # connections handed to the workers in turn: service/balance.py
             run_workers(uvicorn.Config(APP, **options))
         else:
@@ -165,14 +164,9 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            stop_child(child, 30)
         if page is not None:
-            os.environ.pop("LEAFDOC_UI_PAGE_SOCKET", None)
+            os.environ.pop(SOCKET_ENV, None)
             page.stop()
         if workers > 1:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)

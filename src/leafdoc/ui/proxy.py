@@ -144,12 +144,11 @@ async def _relay(response: httpx.Response, receive, send) -> None:
         try:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
         except httpx.TransportError as exc:  # the page's process went away mid-answer: the visitor's is cut short
             log.error("the web page's process stopped answering: %s", exc)
+        finally:
             tasks.cancel_scope.cancel()
-            return
-        await send({"type": "http.response.body", "body": b""})
-        tasks.cancel_scope.cancel()
 
 
 async def plain_answer(send, status: int, text: str) -> None:

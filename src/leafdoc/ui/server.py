@@ -21,7 +21,10 @@ import threading
 import time
 from pathlib import Path
 
+from leafdoc.parentwatch import on_parent_exit, stop_child
+
 SOCKET_NAME = "page.sock"
+SOCKET_ENV = "LEAFDOC_UI_PAGE_SOCKET"  # Settings.ui_page_socket: set for the API workers, not for the page
 STOP_SECONDS = 10.0
 RESTART_PAUSE_MAX = 60.0
 
@@ -46,7 +49,7 @@ class PageProcess:
         self.folder = Path(tempfile.mkdtemp(prefix="leafdoc-page-"))  # short: a socket's path has at most 107 bytes
         self.socket = self.folder / SOCKET_NAME
         self.say = say
-        self._env = {k: v for k, v in os.environ.items() if k != "LEAFDOC_UI_PAGE_SOCKET"}
+        self._env = {k: v for k, v in os.environ.items() if k != SOCKET_ENV}
         self._env.setdefault("LEAFDOC_UI_API_URL", api_url)
         self._cmd = [sys.executable, "-m", "leafdoc.ui.server", "--socket", str(self.socket)]
         self._cmd += ["--parent-pid", str(os.getpid()), "--log-level", log_level]
@@ -87,13 +90,7 @@ class PageProcess:
     def stop(self) -> None:
         with self._lock:
             self._stopping.set()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_SECONDS + 10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, STOP_SECONDS + 10)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -117,7 +114,6 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from leafdoc.parentwatch import on_parent_exit
     from leafdoc.settings import Settings
 
     settings = Settings.load().model_copy(update={"ui_page_socket": None})
