@@ -47,6 +47,15 @@ def calibrate(
             "check refits it with the field photos it carries (field_photos.zip).",
         ),
     ] = False,
+    light_range: Annotated[
+        bool,
+        typer.Option(
+            "--light-range",
+            help="Measure the lights the model's training photos were taken under (read off the sheet around each "
+            "leaf) and from now on take a photo lit warmer or cooler than the middle half of them back to the "
+            "nearest of those lights before the model sees it; the checks are refitted on photos so corrected.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
     """(Re)fit the not-a-leaf check of a model folder (and the unlike-training check: with --field, or with the
@@ -62,6 +71,7 @@ def calibrate(
         field=field or [],
         field_budget=field_budget,
         drop_field=drop_field,
+        light_range=light_range,
     )
     from leafdoc.modelfolder import read_card
 

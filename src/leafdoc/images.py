@@ -23,7 +23,9 @@ import functools
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,9 @@ from leafdoc.errors import ImageError, ImageTooLarge
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
 FRAMINGS = ("none", "leaf")  # a model card's `input.framing`; cards from before framing have none: "none"
-WHITE_BALANCES = ("none", "sheet")  # a model card's `input.white_balance`; cards from before it have none: "none"
+# A model card's `input.white_balance`; cards from before it have none: "none". `light-range` needs the card's
+# `input.light_range` too (the lights its training photos were taken under: leafcut.light_range).
+WHITE_BALANCES = ("none", "sheet", "light-range")
 # Framing: the leaf is looked for in a FRAME_CUT_PX square copy of the photo (about 1 ms); a leaf spanning less than
 # FRAME_BELOW of the shorter side is framed so that it spans FRAME_FILL of the square the model sees. PlantVillage's
 # leaves span 0.73-1.0 of theirs (5th-95th percentile), so few training photos are framed. Chosen on the starter's
@@ -421,29 +425,38 @@ def apply_morphology(arr: np.ndarray, op: str = "none", kernel: int = 3) -> np.n
     return cv2.morphologyEx(np.ascontiguousarray(arr), codes[op], k)
 
 
-def apply_white_balance(arr: np.ndarray, white_balance: str = "none") -> np.ndarray:
+def apply_white_balance(
+    arr: np.ndarray, white_balance: str = "none", light_range: tuple[float, ...] | None = None
+) -> np.ndarray:
     """The white balance a model card names (WHITE_BALANCES) on a uint8 RGB array: `sheet` takes it from the sheet
-    around the leaf (leafcut.py `balance_to_sheet`), `none` leaves the colours as they are."""
+    around the leaf (leafcut.py `balance_to_sheet`), `light-range` corrects only a light beyond `light_range`, the
+    lights the training photos were taken under (`balance_to_range`), `none` leaves the colours as they are."""
     if white_balance in ("none", None):
         return arr
-    if white_balance != "sheet":
-        raise ValueError(f"white balance {white_balance!r} is not one of {', '.join(WHITE_BALANCES)}")
-    from leafdoc.leafcut import balance_to_sheet
+    from leafdoc import leafcut
 
-    return balance_to_sheet(arr)
+    if white_balance == "sheet":
+        return leafcut.balance_to_sheet(arr)
+    if white_balance == "light-range":
+        if light_range is None:
+            raise ValueError("white balance 'light-range' needs the range of lights the model was trained under")
+        return leafcut.balance_to_range(arr, light_range)
+    raise ValueError(f"white balance {white_balance!r} is not one of {', '.join(WHITE_BALANCES)}")
 
 
 @dataclass(frozen=True)
 class Preparation:
     """What a model's card (`input`) says is done to a photo after decoding, in training (the cache) and serving
     (Predictor) alike: the square of `size` px it sees (framed by `framing`: FRAMINGS), then its `white_balance`
-    (WHITE_BALANCES), then its `morphology` (MORPHOLOGY_OPS) with `morph_kernel`. The field names are the card's."""
+    (WHITE_BALANCES; `light-range` with its `light_range`), then its `morphology` (MORPHOLOGY_OPS) with
+    `morph_kernel`. The field names are the card's."""
 
     size: int
     framing: str = "none"
     white_balance: str = "none"
     morphology: str = "none"
     morph_kernel: int = 3
+    light_range: tuple[float, ...] | None = None  # leafcut.light_range's quantiles
 
     def __call__(self, source: bytes | str | Path, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
         """A file path or bytes -> the model-ready uint8 RGB array (size, size, 3)."""
@@ -451,13 +464,27 @@ class Preparation:
 
     def finish(self, arr: np.ndarray) -> np.ndarray:
         """What follows the resize: the white balance, then the morphology."""
-        return apply_morphology(apply_white_balance(arr, self.white_balance), self.morphology, self.morph_kernel)
+        balanced = apply_white_balance(arr, self.white_balance, self.light_range)
+        return apply_morphology(balanced, self.morphology, self.morph_kernel)
+
+    def with_lights(self, items: Sequence, read: Callable = lambda item: item, what: str = "the training photos"):
+        """This preparation with `light-range` white balance and the lights `items` (photos: what `read` makes of
+        each is a path or bytes) were taken under, measured as the model would see them before any white balance
+        (leafcut.light_range). ValueError when too few of them show a sheet."""
+        from leafdoc.leafcut import light_of, light_range
+
+        plain = replace(self, white_balance="none", morphology="none", light_range=None)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            lights = list(pool.map(lambda item: light_of(plain(read(item))), items))
+        return replace(self, white_balance="light-range", light_range=light_range(lights, what))
 
     def label(self) -> str:
         """What sets these pixels apart, for a cache folder's name: `160px`, `64px-tophat5-leaf-wbsheet`."""
         morph = "" if self.morphology in ("none", None) else f"-{self.morphology}{self.morph_kernel}"
         framed = "" if self.framing in ("none", None) else f"-{self.framing}"
         balanced = "" if self.white_balance in ("none", None) else f"-wb{self.white_balance}"
+        if self.light_range is not None and self.white_balance == "light-range":
+            balanced += "".join(f"{v:+.4f}" for v in self.light_range)  # each training split has its own lights
         return f"{self.size}px{morph}{framed}{balanced}"
 
 
@@ -471,6 +498,8 @@ def preprocess(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     framing: str = "none",
     white_balance: str = "none",
+    light_range: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """The full pipeline a model card names: decode, frame, resize, white balance, morphology -> uint8 (S, S, 3)."""
-    return Preparation(size, framing, white_balance, morphology, morph_kernel)(source, name, max_pixels)
+    prep = Preparation(size, framing, white_balance, morphology, morph_kernel, light_range)
+    return prep(source, name, max_pixels)

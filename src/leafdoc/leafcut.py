@@ -3,7 +3,8 @@
 Used by the background swap, a training augmentation (train/backgrounds.py), by the unlike-training check's
 scene measure, which teaches itself with the same leaves on plain sheets and in field scenes
 (inference/scenes.py), by the framing of a leaf photographed from too far (images.py, `leaf_box`) and by the
-white balance taken from the sheet (`balance_to_sheet`): all need it, so it sits below them. The cut: colour
+white balance taken from the sheet (`balance_to_sheet`, and `balance_to_range`, which corrects only a light the
+training photos were not taken under): all need it, so it sits below them. The cut: colour
 distance from the border's colour in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled.
 NumPy and OpenCV only.
 """
@@ -26,6 +27,15 @@ MIN_SPLIT, MAX_SPLIT = 6.0, 30.0  # bounds on the (a, b) distance that splits le
 # colour to be trusted as the light's, and a channel is scaled within these bounds.
 MIN_SHEET_BORDER, MIN_UNCLIPPED_BORDER = 0.5, 0.25
 GAIN_RANGE = (0.67, 1.5)
+# The direction a light's colour moves the sheet's, in (log R/G, log B/G): from a black body at 6500 K to one at
+# 3000 K as sRGB shows them (255, 249, 253 -> 255, 180, 107; M. Charity's black-body colour table), daylight to
+# a tungsten bulb. Phones' own white balance leaves casts mostly along this line (warmer or cooler light).
+LIGHT_AXIS = np.array([np.log(249 / 180), np.log(107 / 180) - np.log(253 / 249)])
+LIGHT_AXIS /= np.linalg.norm(LIGHT_AXIS)
+# The lights a model was trained under, as quantiles of its training photos' lights (`light_range`): a photo lit
+# beyond the outer two (the 5% warmest or coolest) is taken back to the nearer of the inner two (the middle half).
+LIGHT_QUANTILES = (0.05, 0.25, 0.75, 0.95)
+MIN_LIGHT_PHOTOS = 8  # photos with a sheet needed to measure those lights
 # Background colours (RGB) drawn from: white and off-white paper, grey and beige card, a dark table.
 PALETTE = np.array(
     [
@@ -165,5 +175,49 @@ def balance_to_sheet(rgb: np.ndarray) -> np.ndarray:
         return rgb
     gains = np.clip(colour.mean() / np.maximum(colour, 1.0), *GAIN_RANGE)
     # Every level of each channel through the gains once (a table), not every pixel: the same numbers, 10x faster.
+    return scale_channels(rgb, gains)
+
+
+def scale_channels(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """`rgb` (uint8) with each channel multiplied by its gain, rounded and clipped."""
+    # Every level of each channel through the gains once (a table), not every pixel: the same numbers, 10x faster.
     table = np.clip(np.arange(256, dtype=np.float32)[:, None] * gains + 0.5, 0, 255).astype(np.uint8)
     return cv2.LUT(np.ascontiguousarray(rgb), table[None])
+
+
+def light_of(rgb: np.ndarray) -> float | None:
+    """Where the light of a photo lies on LIGHT_AXIS (larger: warmer), read off its sheet's colour; None when no
+    sheet is found (`sheet_colour`). Brightness and the sheet's own tint across the axis do not count."""
+    colour = sheet_colour(rgb)
+    if colour is None:
+        return None
+    g = max(float(colour[1]), 1.0)
+    chroma = np.log(np.maximum(colour[[0, 2]], 1.0) / g)
+    return float(chroma @ LIGHT_AXIS)
+
+
+def light_range(lights: list[float | None], source: str = "the training photos") -> tuple[float, ...]:
+    """The lights a model has seen: LIGHT_QUANTILES of `light_of` over its training photos with a sheet."""
+    seen = np.array([v for v in lights if v is not None], np.float64)
+    if len(seen) < MIN_LIGHT_PHOTOS:
+        raise ValueError(
+            f"only {len(seen)} of {source} show a sheet around the leaf ({MIN_LIGHT_PHOTOS} needed to measure the "
+            "lights they were taken under)"
+        )
+    return tuple(round(float(v), 4) for v in np.quantile(seen, LIGHT_QUANTILES))
+
+
+def balance_to_range(rgb: np.ndarray, lights: tuple[float, ...]) -> np.ndarray:
+    """The photo with its light moved along LIGHT_AXIS when it lies beyond the lights of nearly all training photos
+    (`lights`, from light_range: the outer quantiles), back to the nearer end of their middle half (the inner ones).
+    A photo lit as the training photos were is left exactly as it is, so a model keeps what the tints of its own
+    photos' sheets tell it; a warmer or cooler light than it was trained under becomes a typical one of those.
+    Brightness (the channels' geometric mean) is kept. Unchanged without a sheet."""
+    light = light_of(rgb)
+    seen_lo, typical_lo, typical_hi, seen_hi = lights
+    if light is None or seen_lo <= light <= seen_hi:
+        return rgb
+    move = float(np.clip(light, typical_lo, typical_hi)) - light
+    log_gains = np.array([move * LIGHT_AXIS[0], 0.0, move * LIGHT_AXIS[1]])
+    gains = np.clip(np.exp(log_gains - log_gains.mean()), *GAIN_RANGE)
+    return scale_channels(rgb, gains)

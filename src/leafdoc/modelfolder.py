@@ -71,6 +71,8 @@ class CardInput(_Section):
     morph_kernel: int = 3
     framing: str = "none"  # images.FRAMINGS; cards from before framing have none
     white_balance: str = "none"  # images.WHITE_BALANCES; cards from before it have none
+    # With white_balance `light-range`: the lights it was trained under (leafcut.light_range's quantiles)
+    light_range: list[float] | None = None
 
 
 class CardDataset(_Section):

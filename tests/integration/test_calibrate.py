@@ -5,11 +5,13 @@ validation photos, fewer than calibration needs (10)."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
 from typer.testing import CliRunner
 
@@ -21,6 +23,12 @@ STARTER = REPO / "models" / "starter"
 DAISIES = SHARED / "flowers" / "daisy"  # given to calibrate
 ROSES = SHARED / "flowers" / "roses"  # never seen by it
 CIFAR_TEST = SHARED / "cifar10" / "test"  # never seen by it
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
 
 
 def refused_share(p: Predictor, files) -> float:
@@ -71,3 +79,60 @@ def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, se
     assert np.mean(scores > section["threshold"]) >= 0.8, "CIFAR-10 test photos"
     test_leaves = [path for path, _ in split_photos(PLANTVILLAGE, split, p.labels)["test"]][::4]
     assert len(test_leaves) > 150 and refused_share(p, test_leaves) <= 0.03, "test leaves are answered"
+
+
+def test_calibrate_with_the_light_range_measures_the_training_lights_and_corrects_only_others(tmp_path):
+    """`leafdoc calibrate --light-range` on the starter (trained before the option): the lights are read off the
+    sheets of its own training photos, the card keeps them (and a retrain measures its own), the checks are refitted
+    on photos so corrected, and a photo under a warmer light than nearly all of them is served as a typical one
+    while a photo lit as the training photos were reaches the model as it was. A model trained on sheet-balanced
+    photos is refused, unchanged."""
+    from leafdoc.leafcut import light_of, light_range
+
+    if not (DAISIES.is_dir() and PLANTVILLAGE.is_dir()):
+        pytest.skip(f"shared datasets not found at {SHARED}")
+    folder = tmp_path / "starter"
+    folder.mkdir()
+    for name in ("card.json", "labels.json", "model.onnx", "split.json", "ood.npz"):
+        shutil.copy2(STARTER / name, folder / name)
+    card = json.loads((folder / "card.json").read_text())
+    card["field"] = None  # no unlike-training check to refit: the not-a-leaf one alone, to keep this test short
+    (folder / "card.json").write_text(json.dumps(card))
+
+    sheet = tmp_path / "sheet"
+    shutil.copytree(folder, sheet)
+    balanced = json.loads((sheet / "card.json").read_text())
+    balanced["input"]["white_balance"] = "sheet"
+    (sheet / "card.json").write_text(json.dumps(balanced))
+    before = {p.name: p.read_bytes() for p in sheet.iterdir()}
+    result = CliRunner().invoke(app, ["calibrate", str(sheet), "--data", str(PLANTVILLAGE), "--light-range"])
+    assert result.exit_code != 0 and "balanced to their sheet" in result.exception.message
+    assert {p.name: p.read_bytes() for p in sheet.iterdir()} == before  # nothing written
+
+    args = ["calibrate", str(folder), "--data", str(PLANTVILLAGE), "--nonleaf", str(DAISIES), "--light-range"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((folder / "card.json").read_text())
+    assert card["input"]["white_balance"] == "light-range" and card["training"]["white_balance"] == "light-range"
+    old, new = Predictor(STARTER), Predictor(folder)
+    split = json.loads((folder / "split.json").read_text())
+    photos = split_photos(PLANTVILLAGE, split, new.labels)
+    train_lights = [light_of(old.preprocess(path)) for path, _ in photos["train"][::3]]
+    lights = card["input"]["light_range"]
+    assert lights == pytest.approx(light_range(train_lights), abs=0.015)  # a third of them: the same quantiles
+    assert card["ood"]["n_val"] == len(split["val"]) and card["ood"]["nonleaf_refused"] >= 0.9
+    served = {"inside": 0, "warm": 0}
+    for path, _ in photos["val"][:40]:
+        x = old.preprocess(path)
+        if light_of(x) is None:
+            continue
+        if lights[0] <= light_of(x) <= lights[3]:  # lit as the training photos were: the model sees it as before
+            served["inside"] += 1
+            assert np.array_equal(new.preprocess(path), x)
+        warm = Image.open(path).convert("RGB")
+        warm = Image.fromarray(np.clip(np.asarray(warm, np.float32) * [1.10, 1.0, 0.85], 0, 255).astype(np.uint8))
+        photo = new.load(warm_bytes := jpeg_bytes(warm), "warm.jpg").x
+        if light_of(old.load(warm_bytes, "warm.jpg").x) > lights[3]:  # warmer than nearly all training photos
+            served["warm"] += 1
+            assert light_of(photo) == pytest.approx(lights[2], abs=0.015)  # ... served as a typical one
+    assert served["inside"] >= 20 and served["warm"] >= 15, served

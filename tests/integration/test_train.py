@@ -141,6 +141,56 @@ def test_a_model_trained_with_the_sheet_white_balance_is_served_the_pixels_it_le
         assert np.array_equal(predictor.preprocess(photo), learnt)
 
 
+def test_a_model_trained_with_the_light_range_knows_its_training_lights_and_is_served_its_pixels(
+    tmp_path, settings, monkeypatch
+):
+    """`white_balance: light-range` (leafcut.balance_to_range): the lights are measured on the training split only,
+    the card keeps them, the cache holds each photo as balance_to_range makes it (photos lit within them
+    unchanged), serving gives the model the same pixels, and a warm photo is served as a typical training light."""
+    from tests.conftest import make_leaf_folder
+
+    import leafdoc.leafcut
+    from leafdoc.data.store import open_store
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.leafcut import balance_to_range, light_of, light_range
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.modelfolder import read_card
+    from leafdoc.train.config import TrainConfig
+
+    folder = make_leaf_folder(tmp_path / "leaves", per_class=10)
+    cfg = TrainConfig(weights="none", image_size=64, epochs=1, batch_size=8, backbone="baseline_cnn")
+    plain = _prepared(settings, folder, "lights", cfg)
+    measured = []  # the photos whose light was read
+    monkeypatch.setattr(leafdoc.leafcut, "light_of", lambda x: measured.append(x.copy()) or light_of(x))
+    cfg = cfg.model_copy(update={"white_balance": "light-range"})
+    data = _prepared(settings, folder, "lights", cfg)
+    monkeypatch.undo()
+    assert data.shas == plain.shas and list(data.split) == list(plain.split)
+    train = [x for x, part in zip(plain.images, plain.split, strict=True) if part == "train"]
+    # the training photos, as the model sees them before any balance, and no others (then each photo once, as the
+    # cache is built, to balance it)
+    assert len(measured) == len(train) + len(data.shas)
+    assert sorted(x.tobytes() for x in measured[: len(train)]) == sorted(x.tobytes() for x in train)
+    lights = light_range([light_of(x) for x in train])
+    assert data.preparation.light_range == lights
+    changed = 0
+    for x, served in zip(plain.images, data.images, strict=True):
+        assert np.array_equal(served, balance_to_range(x, lights))
+        changed += not np.array_equal(served, x)
+    assert 0 < changed < len(data.shas) / 2  # a few lit beyond the training lights; the others are untouched
+    out = tmp_path / "model"
+    train_model(cfg, data, out)
+    card = read_card(out)
+    assert card.input.white_balance == "light-range" and card.input.light_range == list(lights)
+    predictor, store = Predictor(out), open_store(settings.store_location)
+    for sha, learnt in zip(data.shas, data.images, strict=True):
+        assert np.array_equal(predictor.load(store.get(sha), "leaf.jpg").x, learnt)
+    apple = next(x for x in plain.images if light_of(x) is not None)
+    warm = np.clip(apple * np.array([1.10, 1.0, 0.85], np.float32), 0, 255).astype(np.uint8)
+    assert light_of(warm) > lights[3] + 0.05  # warmer than nearly all training photos ...
+    assert light_of(predictor.prep.finish(warm)) == pytest.approx(lights[2], abs=0.015)  # ... served as a typical one
+
+
 @pytest.mark.parametrize("key", ["val_loss", "val_accuracy"])
 def test_the_restored_epoch_is_the_best_by_the_chosen_figure(tmp_path, settings, leaf_folder, key):
     """`restore_best` picks the epoch restored at the end: the lowest validation loss or the highest

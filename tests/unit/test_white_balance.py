@@ -79,5 +79,5 @@ def test_the_model_preprocessing_applies_it_only_when_the_card_says_so():
     assert np.array_equal(preprocess(path, 160, framing="leaf", white_balance="none"), plain)
     balanced = preprocess(path, 160, framing="leaf", white_balance="sheet")
     assert np.array_equal(balanced, balance_to_sheet(plain)) and off(balanced, plain) > 1
-    with pytest.raises(ValueError, match="white balance 'auto' is not one of none, sheet"):
+    with pytest.raises(ValueError, match="white balance 'auto' is not one of none, sheet, light-range"):
         apply_white_balance(plain, "auto")

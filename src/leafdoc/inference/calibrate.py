@@ -123,9 +123,10 @@ def write_carried_photos(model_dir: Path, scenes: list[np.ndarray]) -> None:
 def as_served(images: np.ndarray, predictor: Predictor) -> np.ndarray:
     """Composites made from model-ready photos (a leaf pasted on a new background) white-balanced whole, as the
     model's own preprocessing would white-balance such a photo sent to it."""
-    if predictor.prep.white_balance == "none" or not len(images):
+    prep = predictor.prep
+    if prep.white_balance == "none" or not len(images):
         return images
-    return np.stack([apply_white_balance(x, predictor.prep.white_balance) for x in images])
+    return np.stack([apply_white_balance(x, prep.white_balance, prep.light_range) for x in images])
 
 
 def fit_field(
@@ -194,12 +195,16 @@ def calibrate_model_dir(
     field: list[Path] = (),
     field_budget: float | None = None,
     drop_field: bool = False,
+    light_range: bool = False,
 ) -> dict:
     """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
     check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part).
     Without `field`, a model with the check refits it with the field photos it carries (field_photos.zip, at
     the budget it had), unless `drop_field`: then it has none, and without `nonleaf` folders the not-a-leaf check
-    is kept as it was fitted (only the monitoring baseline is made again, under the checks left)."""
+    is kept as it was fitted (only the monitoring baseline is made again, under the checks left).
+    `light_range`: first measure the lights the model's training photos were taken under and from then on
+    correct a photo lit outside them (white balance `light-range`, images.py); the checks are fitted on photos so
+    corrected, and the card says so only once they are."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]
@@ -236,7 +241,19 @@ def calibrate_model_dir(
             poor.append(bool(photo.problems))
         return np.stack(xs), np.asarray(ys), np.asarray(poor)
 
-    if drop_field and not nonleaf and not field:  # nothing to refit: drop the check, keep the not-a-leaf one
+    if light_range:
+        if predictor.prep.white_balance == "sheet":
+            raise ConfigError(
+                f"{model_dir}: it was trained on photos balanced to their sheet, so no light is left to correct.",
+                hint="Leave out --light-range.",
+            )
+        try:
+            predictor.prep = predictor.prep.with_lights(
+                [path for path, _ in photos["train"]], what=f"the {len(photos['train'])} training photos in {data_dir}"
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{exc}.", hint="Leave out --light-range: these photos show no sheet.") from None
+    if drop_field and not nonleaf and not field and not light_range:  # nothing to refit: keep the not-a-leaf check
         card = read_card(model_dir)
         if card.ood is None:
             raise ModelError(
@@ -262,6 +279,10 @@ def calibrate_model_dir(
     card = read_card(model_dir)
     card.ood = section
     card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
+    if light_range:  # what the checks were just fitted on; a retrain measures its own training photos' lights
+        card.input.white_balance, card.input.light_range = "light-range", list(predictor.prep.light_range)
+        if card.training is not None:
+            card.training["white_balance"] = "light-range"
     if field:
         card.field = fit_field(
             model_dir, predictor, train_x, val_images, list(field), examples, val_poor, field_budget, val_out

@@ -4,7 +4,7 @@ No TensorFlow here: a serving install does not have it."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +133,33 @@ class TFLiteSession:
         return [np.asarray(out[n]) for n in names]
 
 
+def card_preparation(card: ModelCard, model_dir: Path) -> Preparation:
+    """What a model card's `input` says is done to a photo (images.Preparation), or ModelError naming the card."""
+    fields = ("size", "framing", "white_balance", "morphology", "morph_kernel")
+    prep = Preparation(**{f: getattr(card.input, f) for f in fields})
+    for key, known in (("framing", FRAMINGS), ("white_balance", WHITE_BALANCES)):
+        if (value := getattr(prep, key)) not in known:
+            raise ModelError(
+                f"{model_dir}/{CARD_FILE}: input.{key} {value!r} is not one of {', '.join(known)}.",
+                hint="A newer leafdoc wrote this model: upgrade leafdoc.",
+            )
+    if prep.white_balance == "light-range":
+        from leafdoc.leafcut import LIGHT_QUANTILES
+
+        lights = card.input.light_range
+        n = len(LIGHT_QUANTILES)
+        if not (
+            isinstance(lights, list) and len(lights) == n and all(np.isfinite(lights)) and lights == sorted(lights)
+        ):
+            raise ModelError(
+                f"{model_dir}/{CARD_FILE}: input.white_balance is 'light-range' but input.light_range is "
+                f"{lights!r}, not the {n} quantiles of the lights it was trained under.",
+                hint="Re-run `leafdoc calibrate MODEL_DIR --data DIR --light-range` to measure them again.",
+            )
+        prep = replace(prep, light_range=tuple(float(v) for v in lights))
+    return prep
+
+
 class Predictor:
     """Loads model.onnx (or its int8/fp16 copy when `variant` says so, or a .tflite file inside the folder),
     labels.json and card.json; answers for arrays, files or bytes."""
@@ -156,14 +183,7 @@ class Predictor:
         self.card: ModelCard = read_card(self.model_dir)
         if self.card.input is None:
             raise ModelError(f"{self.model_dir}/{CARD_FILE}: it says nothing of the model's input (no `input`).")
-        fields = ("size", "framing", "white_balance", "morphology", "morph_kernel")
-        self.prep = Preparation(**{f: getattr(self.card.input, f) for f in fields})  # what it does to a photo
-        for key, known in (("framing", FRAMINGS), ("white_balance", WHITE_BALANCES)):
-            if (value := getattr(self.prep, key)) not in known:
-                raise ModelError(
-                    f"{self.model_dir}/{CARD_FILE}: input.{key} {value!r} is not one of {', '.join(known)}.",
-                    hint="A newer leafdoc wrote this model: upgrade leafdoc.",
-                )
+        self.prep = card_preparation(self.card, self.model_dir)  # what it does to a photo
         self.max_pixels = max_pixels
         if self.model_file is not None:
             self.session = TFLiteSession(self.model_file, threads)

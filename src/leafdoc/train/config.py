@@ -69,11 +69,13 @@ class TrainConfig(BaseModel):
         description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
         "(taken from too far) is seen as the square around its leaf, in training and serving alike (images.py)",
     )
-    white_balance: Literal["none", "sheet"] = Field(
+    white_balance: Literal["none", "sheet", "light-range"] = Field(
         "none",
         description="`sheet`: every photo's colours scaled so that the sheet around the leaf comes out grey, as under "
-        "daylight, in training and serving alike (leafcut.py balance_to_sheet); a photo with no sheet in its border "
-        "is left as it is",
+        "daylight, in training and serving alike (leafcut.py balance_to_sheet); `light-range`: only a photo lit "
+        "warmer or cooler than the middle half of the training photos is taken back to the nearest of those lights "
+        "(balance_to_range; the lights are measured on the training split and kept in the card); a photo with no "
+        "sheet in its border is left as it is",
     )
     bn_momentum: float | None = Field(
         0.9,

@@ -34,7 +34,7 @@ from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import ConfigError, ModelError
 from leafdoc.fsutil import atomic_write_json
-from leafdoc.images import RESIZE_RULE
+from leafdoc.images import RESIZE_RULE, Preparation
 from leafdoc.modelfolder import KERAS_FILE, ONNX_FILE, SPLIT_FILE, ModelCard, read_labels, write_card, write_labels
 from leafdoc.train import registry
 from leafdoc.train.config import TrainConfig
@@ -59,6 +59,7 @@ class TrainData:
     dataset: str
     version: int
     cache_dir: Path | None = None  # the data home's cache: converted pretrained weights are kept under it
+    preparation: Preparation | None = None  # what was done to the images (cfg's, with the lights it measured)
 
     def indices(self, part: str) -> np.ndarray:
         return np.nonzero(self.split == part)[0]
@@ -94,8 +95,16 @@ def prepare_data(
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
     index = {c: i for i, c in enumerate(classes)}
-    key = cache_key(dataset, row.version, cfg.preparation)
-    images = build_cache(cache_dir / key, shas, store, cfg.preparation, progress=progress)
+    prep = cfg.preparation
+    if prep.white_balance == "light-range":  # the lights of this split's training photos
+        train_shas = [sha for sha in shas if assignment[sha] == "train"]
+        try:
+            prep = prep.with_lights(train_shas, read=store.get, what=f"the {len(train_shas)} training photos")
+        except ValueError as exc:
+            raise ConfigError(
+                f"{dataset}: {exc}.", hint="Train with --white-balance none: its photos show no sheet to read."
+            ) from None
+    images = build_cache(cache_dir / cache_key(dataset, row.version, prep), shas, store, prep, progress=progress)
     return TrainData(
         images=images,
         shas=shas,
@@ -105,6 +114,7 @@ def prepare_data(
         dataset=dataset,
         version=row.version,
         cache_dir=Path(cache_dir),
+        preparation=prep,
     )
 
 
@@ -516,7 +526,8 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
             "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
             "input": {
-                **asdict(cfg.preparation),  # size, framing, white_balance, morphology, morph_kernel
+                # size, framing, white_balance, morphology, morph_kernel (and light_range, when measured)
+                **{k: v for k, v in asdict(data.preparation or cfg.preparation).items() if v is not None},
                 "dtype": "float32",
                 "layout": "NHWC",
                 "range": "raw RGB 0-255 (normalisation is inside the model)",
