@@ -7,33 +7,15 @@ leaf photos (the repository's examples, PlantVillage photos on their own sheets)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit, off, photo
 
 from leafdoc.errors import ModelError
-from leafdoc.images import Preparation, apply_white_balance, load_array
+from leafdoc.images import Preparation, apply_white_balance
 from leafdoc.leafcut import LIGHT_AXIS, MIN_LIGHT_PHOTOS, balance_to_range, light_of, light_range
 
 pytestmark = pytest.mark.unit
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ON_SHEETS = ("apple_cedar_rust", "potato_healthy", "tomato_early_blight")  # a leaf on PlantVillage's sheet
-CLOSE_UP = "corn_common_rust"  # the leaf fills the frame: no sheet in the border
-WARM, COOL = (1.10, 1.0, 0.85), (0.90, 1.0, 1.15)
-
-
-def photo(name: str) -> np.ndarray:
-    return load_array(EXAMPLES / f"{name}.jpg", 160, framing="leaf")
-
-
-def lit(x: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
-    return np.clip(x.astype(np.float32) * np.array(gains, np.float32), 0, 255).astype(np.uint8)
-
-
-def off(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
 
 
 def test_the_light_axis_runs_from_daylight_to_tungsten():
