@@ -26,11 +26,26 @@ TIPS = (
     "raspberry, strawberry, tomato).",
 )
 
+# Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).
+LIGHT_CORRECTED = (
+    "The light in this photo was {light}er than in nearly all the photos the model learnt from, so its colours were "
+    "corrected first. Colour tells many of these diseases apart: a photo in daylight gives a surer answer."
+)
+
 # Said with an answer whose photo the model framed (the API's `framed_box`): the leaf was small in the photo.
 FRAMED = (
     "The leaf was small in this photo, so the model looked only at the square around it (the heat map shows that "
     "square). It reads best a photo in which the leaf fills most of the frame."
 )
+
+
+def answer_notes(answer: dict) -> list[str]:
+    """What the web page and the desktop app say under an answer about how the photo was read: framed around a
+    small leaf (FRAMED), its light corrected (LIGHT_CORRECTED)."""
+    notes = [FRAMED] if answer.get("framed_box") else []
+    if answer.get("light_corrected") in ("warm", "cool"):
+        notes.append(LIGHT_CORRECTED.format(light=answer["light_corrected"]))
+    return notes
 
 
 @dataclass(frozen=True)

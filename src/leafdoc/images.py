@@ -464,8 +464,18 @@ class Preparation:
 
     def finish(self, arr: np.ndarray) -> np.ndarray:
         """What follows the resize: the white balance, then the morphology."""
-        balanced = apply_white_balance(arr, self.white_balance, self.light_range)
-        return apply_morphology(balanced, self.morphology, self.morph_kernel)
+        return self.finish_noting(arr)[0]
+
+    def finish_noting(self, arr: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """`finish`, and which light the `light-range` white balance corrected: `warm`, `cool` or None."""
+        light = None
+        if self.white_balance == "light-range" and self.light_range is not None:
+            from leafdoc.leafcut import range_correction
+
+            balanced, light = range_correction(arr, self.light_range)
+        else:
+            balanced = apply_white_balance(arr, self.white_balance, self.light_range)
+        return apply_morphology(balanced, self.morphology, self.morph_kernel), light
 
     def with_lights(self, items: Sequence, read: Callable = lambda item: item, what: str = "the training photos"):
         """This preparation with `light-range` white balance and the lights `items` (photos: what `read` makes of

@@ -208,16 +208,22 @@ def light_range(lights: list[float | None], source: str = "the training photos")
 
 
 def balance_to_range(rgb: np.ndarray, lights: tuple[float, ...]) -> np.ndarray:
+    """`range_correction`'s photo."""
+    return range_correction(rgb, lights)[0]
+
+
+def range_correction(rgb: np.ndarray, lights: tuple[float, ...]) -> tuple[np.ndarray, str | None]:
     """The photo with its light moved along LIGHT_AXIS when it lies beyond the lights of nearly all training photos
     (`lights`, from light_range: the outer quantiles), back to the nearer end of their middle half (the inner ones).
     A photo lit as the training photos were is left exactly as it is, so a model keeps what the tints of its own
     photos' sheets tell it; a warmer or cooler light than it was trained under becomes a typical one of those.
-    Brightness (the channels' geometric mean) is kept. Unchanged without a sheet."""
+    Brightness (the channels' geometric mean) is kept. Unchanged without a sheet. With it, which light was
+    corrected: `warm` (warmer than nearly all training photos) or `cool`, else None."""
     light = light_of(rgb)
     seen_lo, typical_lo, typical_hi, seen_hi = lights
     if light is None or seen_lo <= light <= seen_hi:
-        return rgb
+        return rgb, None
     move = float(np.clip(light, typical_lo, typical_hi)) - light
     log_gains = np.array([move * LIGHT_AXIS[0], 0.0, move * LIGHT_AXIS[1]])
     gains = np.clip(np.exp(log_gains - log_gains.mean()), *GAIN_RANGE)
-    return scale_channels(rgb, gains)
+    return scale_channels(rgb, gains), ("warm" if move < 0 else "cool")

@@ -804,6 +804,12 @@ def test_a_framed_photo_says_so_on_the_card_and_the_next_answer_does_not(qtbot, 
     assert card.framed.isVisible() and card.framed.text() == FRAMED
     card.show_answer({"abstained": False, "label": top[0]["label"], "top_k": top, "framed_box": None})
     assert not card.framed.isVisible()
+    # A light warmer than the training photos', corrected: said too, alone or beside the framing.
+    card.show_answer({"abstained": False, "label": top[0]["label"], "top_k": top, "light_corrected": "warm"})
+    assert card.framed.isVisible() and card.framed.text().startswith("The light in this photo was warmer")
+    both = {"framed_box": [10, 20, 410, 420], "light_corrected": "cool"}
+    card.show_answer({"abstained": False, "label": top[0]["label"], "top_k": top, **both})
+    assert card.framed.text().startswith(FRAMED) and "was cooler" in card.framed.text()
 
 
 def test_a_label_without_advice_says_so_on_the_card(qtbot, tmp_path):

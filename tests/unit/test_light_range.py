@@ -47,6 +47,11 @@ def test_a_light_beyond_the_training_lights_is_taken_back_to_their_middle_half(n
     assert off(back, x) < off(cast, x) / 2.5, (off(back, x), off(cast, x))  # most of the cast is gone
     # brightness kept: the channels' mean moves by less than a level or two
     assert abs(back.astype(np.float32).mean() - cast.astype(np.float32).mean()) < 2.5
+    # the preparation says which light it corrected, and nothing for a photo it left as it was
+    prep = Preparation(160, white_balance="light-range", light_range=lights)
+    assert prep.finish_noting(cast)[1] == ("warm" if light == WARM else "cool")
+    same, note = prep.finish_noting(x)
+    assert np.array_equal(prep.finish_noting(cast)[0], back) and np.array_equal(same, x) and note is None
     # a light within those of nearly all training photos, if not a typical one, is left as it is too
     wide = (own - 0.3, own + 0.1, own + 0.2, own + 0.3)
     assert np.array_equal(balance_to_range(x, wide), x)

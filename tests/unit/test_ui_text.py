@@ -46,6 +46,16 @@ def test_a_framed_photo_says_the_model_looked_only_at_the_square_around_the_leaf
     assert said not in text.verdict(answer(framed_box=None)) and said not in text.verdict(answer())
 
 
+def test_a_corrected_light_is_said_under_the_answer_with_which_light_it_was():
+    said = "than in nearly all the photos the model learnt from, so its colours were corrected first"
+    warm = text.verdict(answer(light_corrected="warm"))
+    assert said in warm and "The light in this photo was warmer" in warm and "daylight" in warm
+    assert "was cooler" in text.verdict(answer(label=None, abstained=True, reason="unsure", light_corrected="cool"))
+    assert said not in text.verdict(answer(light_corrected=None)) and said not in text.verdict(answer())
+    both = text.verdict(answer(framed_box=[0, 0, 9, 9], light_corrected="warm"))
+    assert "looked only at the square around it" in both and said in both
+
+
 def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
     known = text.verdict(
         answer(

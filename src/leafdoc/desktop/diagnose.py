@@ -39,7 +39,7 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
 from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.guide import FRAMED
+from leafdoc.guide import answer_notes
 from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
 
@@ -158,7 +158,7 @@ class ResultCard(QFrame):
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.setVisible(False)
-        self.framed = QLabel()  # said when the model framed the photo around a small leaf
+        self.framed = QLabel()  # said when the model framed a small leaf, or corrected the light (answer_notes)
         self.framed.setObjectName("framed")
         self.framed.setWordWrap(True)
         self.framed.setStyleSheet("color: #555; font-style: italic;")
@@ -214,8 +214,9 @@ class ResultCard(QFrame):
         if explained:
             self.heat_caption.setText(f"Where the model looked for “{pretty_label(explained)}”")
             self.heat_caption.setToolTip(explained)
-        self.framed.setText(FRAMED if answer.get("framed_box") else "")
-        self.framed.setVisible(bool(answer.get("framed_box")))
+        notes = answer_notes(answer)
+        self.framed.setText("\n\n".join(notes))
+        self.framed.setVisible(bool(notes))
 
     def add_feedback(self, bar: FeedbackBar) -> None:
         self.feedback = bar

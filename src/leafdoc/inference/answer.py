@@ -20,6 +20,7 @@ def build(
     decision: Decision,
     knowledge: Knowledge,
     framed_box: list[int] | None = None,
+    light_corrected: str | None = None,
 ) -> dict:
     label = None if decision.abstained else top_k[0]["label"]
     return {
@@ -38,4 +39,5 @@ def build(
         "min_confidence": round(decision.threshold, 6),
         "advice": None if label is None else knowledge.reference(label),
         "framed_box": framed_box,
+        "light_corrected": light_corrected,
     }

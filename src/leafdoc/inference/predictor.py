@@ -50,6 +50,7 @@ class Photo:
     image: Image.Image | None = None  # the upright RGB photo as decoded (no larger than the model needs)
     frame: Frame | None = None  # where `image` sits in the photo as sent (its own size, the reduction)
     region: tuple[float, float, float, float] | None = None  # the square of `image` the model saw, if framed
+    light_corrected: str | None = None  # `warm` or `cool`: a light beyond the training photos', corrected
 
     @property
     def framed_box(self) -> list[int] | None:
@@ -66,6 +67,7 @@ class Prediction:
     decision: Decision | None = None
     error: str | None = None
     framed_box: list[int] | None = None
+    light_corrected: str | None = None
 
     def to_dict(self, knowledge: Knowledge | None = None) -> dict:
         """The answer in the shape the API gives (inference/answer.py), with advice from `knowledge` (default:
@@ -80,6 +82,7 @@ class Prediction:
             decision=self.decision,
             knowledge=knowledge or shipped_knowledge(),
             framed_box=self.framed_box,
+            light_corrected=self.light_corrected,
         )
 
 
@@ -237,8 +240,8 @@ class Predictor:
         data, name = read_source(source, name)
         img, frame = open_photo(data, name, self.max_pixels, min_side=min_side_for(self.size))
         region = model_region(img, self.framing)
-        x = self.prep.finish(resize_square(img, self.size, frame, region))
-        return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region)
+        x, light = self.prep.finish_noting(resize_square(img, self.size, frame, region))
+        return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region, light)
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
@@ -294,5 +297,5 @@ class Predictor:
                 row = {n: v[i] for n, v in out.items()}
                 pred.top_k = self.top_k(row["probabilities"], k)
                 pred.decision = self.decide(row, photo)
-                pred.framed_box = photo.framed_box
+                pred.framed_box, pred.light_corrected = photo.framed_box, photo.light_corrected
         return results

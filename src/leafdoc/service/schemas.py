@@ -83,6 +83,12 @@ class PredictAnswer(BaseModel):
         "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
         "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
     )
+    light_corrected: Literal["warm", "cool"] | None = Field(
+        None,
+        description="Set when the sheet around the leaf showed a light warmer (`warm`) or cooler (`cool`) than nearly "
+        "all the photos the model learnt from, and the colours were corrected to a typical one of those lights before "
+        "the model saw the photo (the card's `input.white_balance: light-range`). Null when they were left as taken.",
+    )
 
 
 class BatchItem(BaseModel):

@@ -213,6 +213,7 @@ def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: s
             decision=p.decide(outputs, photo),
             knowledge=loaded.knowledge,
             framed_box=photo.framed_box,
+            light_corrected=photo.light_corrected,
         ),
         "prediction_id": secrets.token_urlsafe(16),
     }

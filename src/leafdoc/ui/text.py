@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from leafdoc.guide import FRAMED
+from leafdoc.guide import answer_notes
 from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -59,7 +59,7 @@ def verdict(answer: dict) -> str:
     """
     version = answer.get("model_version")
     footer = f"model version {version}" if version is not None else ""
-    framed = [f"<small>{esc(FRAMED)}</small>"] if answer.get("framed_box") else []
+    framed = [f"<small>{esc(note)}</small>" for note in answer_notes(answer)]
     if answer.get("abstained"):
         lines = [REASON_HEADLINES.get(answer.get("reason"), "### Not sure: no diagnosis for this photo")]
         message = answer.get("message") or "The model is not sure enough to give a diagnosis."
