@@ -52,8 +52,8 @@ def calibrate(
         typer.Option(
             "--light-range",
             help="Measure the lights the model's training photos were taken under (read off the sheet around each "
-            "leaf) and from now on take a photo lit warmer or cooler than the middle half of them back to the "
-            "nearest of those lights before the model sees it; the checks are refitted on photos so corrected.",
+            "leaf) and from now on take a photo lit warmer or cooler than 95% of them back to the nearer end of "
+            "their middle half before the model sees it; the checks are refitted on photos so prepared.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
