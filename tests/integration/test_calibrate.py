@@ -97,7 +97,12 @@ def test_calibrate_with_the_light_range_measures_the_training_lights_and_correct
         shutil.copy2(STARTER / name, folder / name)
     card = json.loads((folder / "card.json").read_text())
     card["field"] = None  # no unlike-training check to refit: the not-a-leaf one alone, to keep this test short
+    card["input"]["white_balance"] = "none"  # the starter as it was before it got the option
+    card["input"].pop("light_range", None)
+    card["training"].pop("white_balance", None)
     (folder / "card.json").write_text(json.dumps(card))
+    plain = tmp_path / "plain"  # the model before: what it makes of a photo is the reference
+    shutil.copytree(folder, plain)
 
     sheet = tmp_path / "sheet"
     shutil.copytree(folder, sheet)
@@ -114,7 +119,8 @@ def test_calibrate_with_the_light_range_measures_the_training_lights_and_correct
     assert result.exit_code == 0, result.output
     card = json.loads((folder / "card.json").read_text())
     assert card["input"]["white_balance"] == "light-range" and card["training"]["white_balance"] == "light-range"
-    old, new = Predictor(STARTER), Predictor(folder)
+    old, new = Predictor(plain), Predictor(folder)
+    assert old.prep.white_balance == "none"
     split = json.loads((folder / "split.json").read_text())
     photos = split_photos(PLANTVILLAGE, split, new.labels)
     train_lights = [light_of(old.preprocess(path)) for path, _ in photos["train"][::3]]
