@@ -4,7 +4,11 @@ uses for warm light (and its opposite)."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 
 from leafdoc.images import load_array
 from tests.conftest import REPO
@@ -22,6 +26,13 @@ def photo(name: str) -> np.ndarray:
 def lit(x: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     """`x` (uint8 RGB) under a light that scales its channels by `gains`."""
     return np.clip(x.astype(np.float32) * np.array(gains, np.float32), 0, 255).astype(np.uint8)
+
+
+def lit_jpeg(path: Path, gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> bytes:
+    """The photo at `path` under that light, as the JPEG (quality 92) a phone would send."""
+    buf = io.BytesIO()
+    Image.fromarray(lit(np.asarray(Image.open(path).convert("RGB")), gains)).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
 
 
 def off(a: np.ndarray, b: np.ndarray) -> float:

@@ -428,19 +428,27 @@ def apply_morphology(arr: np.ndarray, op: str = "none", kernel: int = 3) -> np.n
 def apply_white_balance(
     arr: np.ndarray, white_balance: str = "none", light_range: tuple[float, ...] | None = None
 ) -> np.ndarray:
+    """`white_balance_noting`'s photo."""
+    return white_balance_noting(arr, white_balance, light_range)[0]
+
+
+def white_balance_noting(
+    arr: np.ndarray, white_balance: str = "none", light_range: tuple[float, ...] | None = None
+) -> tuple[np.ndarray, str | None]:
     """The white balance a model card names (WHITE_BALANCES) on a uint8 RGB array: `sheet` takes it from the sheet
     around the leaf (leafcut.py `balance_to_sheet`), `light-range` corrects only a light beyond `light_range`, the
-    lights the training photos were taken under (`balance_to_range`), `none` leaves the colours as they are."""
+    lights the training photos were taken under (`range_correction`), `none` leaves the colours as they are. With
+    it, which light `light-range` corrected: `warm`, `cool` or None."""
     if white_balance in ("none", None):
-        return arr
+        return arr, None
     from leafdoc import leafcut
 
     if white_balance == "sheet":
-        return leafcut.balance_to_sheet(arr)
+        return leafcut.balance_to_sheet(arr), None
     if white_balance == "light-range":
         if light_range is None:
             raise ValueError("white balance 'light-range' needs the range of lights the model was trained under")
-        return leafcut.balance_to_range(arr, light_range)
+        return leafcut.range_correction(arr, light_range)
     raise ValueError(f"white balance {white_balance!r} is not one of {', '.join(WHITE_BALANCES)}")
 
 
@@ -468,13 +476,7 @@ class Preparation:
 
     def finish_noting(self, arr: np.ndarray) -> tuple[np.ndarray, str | None]:
         """`finish`, and which light the `light-range` white balance corrected: `warm`, `cool` or None."""
-        light = None
-        if self.white_balance == "light-range" and self.light_range is not None:
-            from leafdoc.leafcut import range_correction
-
-            balanced, light = range_correction(arr, self.light_range)
-        else:
-            balanced = apply_white_balance(arr, self.white_balance, self.light_range)
+        balanced, light = white_balance_noting(arr, self.white_balance, self.light_range)
         return apply_morphology(balanced, self.morphology, self.morph_kernel), light
 
     def with_lights(self, items: Sequence, read: Callable = lambda item: item, what: str = "the training photos"):

@@ -5,14 +5,13 @@ validation photos, fewer than calibration needs (10)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
+from tests.lighting import WARM, lit_jpeg
 from typer.testing import CliRunner
 
 from leafdoc.cli import app
@@ -23,12 +22,6 @@ STARTER = REPO / "models" / "starter"
 DAISIES = SHARED / "flowers" / "daisy"  # given to calibrate
 ROSES = SHARED / "flowers" / "roses"  # never seen by it
 CIFAR_TEST = SHARED / "cifar10" / "test"  # never seen by it
-
-
-def jpeg_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 def refused_share(p: Predictor, files) -> float:
@@ -135,9 +128,7 @@ def test_calibrate_with_the_light_range_measures_the_training_lights_and_correct
         if lights[0] <= light_of(x) <= lights[3]:  # lit as the training photos were: the model sees it as before
             served["inside"] += 1
             assert np.array_equal(new.preprocess(path), x)
-        warm = Image.open(path).convert("RGB")
-        warm = Image.fromarray(np.clip(np.asarray(warm, np.float32) * [1.10, 1.0, 0.85], 0, 255).astype(np.uint8))
-        photo = new.load(warm_bytes := jpeg_bytes(warm), "warm.jpg").x
+        photo = new.load(warm_bytes := lit_jpeg(path, WARM), "warm.jpg").x
         if light_of(old.load(warm_bytes, "warm.jpg").x) > lights[3]:  # warmer than nearly all training photos
             served["warm"] += 1
             assert light_of(photo) == pytest.approx(lights[2], abs=0.015)  # ... served as a typical one

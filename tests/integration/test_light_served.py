@@ -5,15 +5,13 @@ they were, or with no sheet to read the light from (a close-up), is answered as 
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from tests.conftest import REPO
-from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit
+from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit_jpeg
 
 from leafdoc.images import resize_square
 from leafdoc.inference.predictor import Predictor
@@ -28,10 +26,7 @@ STARTER = REPO / "models" / "starter"
 
 
 def jpeg(name: str, light=(1.0, 1.0, 1.0)) -> bytes:
-    photo = lit(np.asarray(Image.open(EXAMPLES / f"{name}.jpg").convert("RGB")), light)
-    buf = io.BytesIO()
-    Image.fromarray(photo).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
+    return lit_jpeg(EXAMPLES / f"{name}.jpg", light)
 
 
 def test_a_photo_under_a_light_the_model_was_not_trained_under_is_corrected_and_the_answer_says_so(tmp_path):
