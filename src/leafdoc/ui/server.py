@@ -64,7 +64,9 @@ class PageProcess:
         while True:
             started = time.monotonic()
             code = self.proc.wait()
-            if self._stopping.is_set():
+            # Ctrl-C in a terminal (and `timeout`) signal the whole process group: the page may exit just before
+            # `serve` begins to stop. A moment's wait keeps that from being reported as a crash to restart.
+            if self._stopping.wait(0.5):
                 return
             pause = 1.0 if time.monotonic() - started > RESTART_PAUSE_MAX else min(pause * 2, RESTART_PAUSE_MAX)
             self.say(f"the web page's process exited ({code}); starting it again in {pause:g} s")
