@@ -15,6 +15,7 @@ from rich.markup import escape as esc
 
 from leafdoc.cli_common import emit_json, load_settings, progress_bar
 from leafdoc.cli_model import calibrate, evaluate, export
+from leafdoc.cli_models import app as models_app
 from leafdoc.cli_options import train_signature
 from leafdoc.cli_print import (
     console,
@@ -277,6 +278,7 @@ def advice(
 app.command()(calibrate)
 app.command()(export)
 app.command()(evaluate)
+app.add_typer(models_app, name="models")
 
 
 @app.command()

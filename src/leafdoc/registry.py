@@ -32,7 +32,7 @@ from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
 from leafdoc.data.leases import hold
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
-from leafdoc.modelfolder import MODEL_FILES, SERVING_FILES, check_model_dir, read_card, read_labels
+from leafdoc.modelfolder import MODEL_FILES, ONNX_FILE, SERVING_FILES, check_model_dir, read_card, read_labels
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,35 @@ class Registry:
     def history(self) -> list[dict]:
         with self.catalog.Session() as s:
             return [event_dict(e) for e in s.scalars(select(ServingEventRow).order_by(ServingEventRow.id))]
+
+    def holding(self, folder: Path) -> int | None:
+        """The version whose model files are the folder's, byte for byte (every file of MODEL_FILES either has),
+        if one is registered."""
+        files = {
+            name: hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
+            for name in MODEL_FILES
+            if (Path(folder) / name).is_file()
+        }
+        return next((row.version for row in self.versions() if row.files == files), None)
+
+    def newer_starter(self) -> str | None:
+        """A hint when the version serving was seeded from the shipped starter and the starter shipped now is not
+        in the registry: a data home keeps the versions it has, so an upgrade of leafdoc does not change the model
+        it serves by itself."""
+        ptr = self.serving()
+        starter = starter_model_dir()
+        if ptr is None or self.settings.model_dir is not None or not (starter / ONNX_FILE).is_file():
+            return None
+        row = self.get(ptr.version)
+        if not (row.source or "").startswith("seed:") or Path(row.source[5:]).name != starter.name:
+            return None
+        if self.holding(starter) is not None:
+            return None
+        return (
+            f"model version {row.version}, serving, is the starter this data home was seeded with on "
+            f"{row.created:%Y-%m-%d}; the starter shipped with this leafdoc is newer. To serve it: "
+            f"leafdoc models add {starter} --promote"
+        )
 
     def local_dir(self, version: int) -> Path:
         """The version's folder under models_dir, rebuilt from the store if this machine lacks it."""

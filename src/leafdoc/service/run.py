@@ -116,7 +116,11 @@ def serve(
     from leafdoc.service.balance import run_workers
 
     # Check the settings and seed the registry once, before any worker starts.
-    build_state(settings).catalog.dispose()
+    state = build_state(settings)
+    hint = state.registry.newer_starter()
+    state.catalog.dispose()
+    if hint:
+        say(hint)
     cpus = usable_cpus()
     if workers is None:
         workers, why = choose_workers(settings, cpus)

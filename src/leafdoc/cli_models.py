@@ -1,0 +1,128 @@
+"""`leafdoc models`: the model versions of this data home's registry, and adding a model folder to it.
+
+A data home keeps serving the versions it has: a newer starter, a model trained with `leafdoc train` or one a
+colleague sent is served only once it is added (and promoted). A running `leafdoc serve` picks a promotion up
+within LEAFDOC_MODEL_CHECK_SECONDS, with no restart. The service's admin routes do the same over HTTP
+(`POST /v1/models/{version}/promote`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape as esc
+from rich.table import Table
+
+from leafdoc.cli_common import emit_json, load_settings
+from leafdoc.cli_print import out
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="The model versions of this data home, and adding one."
+)
+
+
+def _registry():
+    from leafdoc.lifecycle.workspace import Workspace
+
+    ws = Workspace.open(load_settings())
+    return ws, ws.registry
+
+
+def check_answers(folder: Path) -> None:
+    """Load the folder's model as a worker would and answer one made-up photo with it: a folder whose card,
+    labels or ONNX file the service cannot use is refused here, not after it was promoted."""
+    from leafdoc.errors import ModelError
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.service.serving import warm_up_photo
+
+    predictor = Predictor(folder)
+    try:
+        photo = predictor.load(warm_up_photo(), "test photo")
+        predictor.predict_arrays(photo.x[None], predictor.decision_outputs)
+    except Exception as exc:
+        raise ModelError(
+            f"{folder}: the model loads but could not answer a test photo ({exc}).",
+            hint="Export it again (leafdoc export) or retrain it; nothing was added.",
+        ) from None
+
+
+@app.command("list")
+def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False):
+    """Every version in the registry: which one serves, where it came from, its test accuracy."""
+    from leafdoc.registry import version_dict
+
+    ws, registry = _registry()
+    try:
+        ptr = registry.serving()
+        rows = [version_dict(r, ptr.version if ptr else None) for r in registry.versions()]
+        hint = registry.newer_starter()
+    finally:
+        ws.catalog.dispose()
+    if as_json:
+        emit_json({"versions": rows, "serving": ptr.version if ptr else None, "hint": hint})
+        return
+    table = Table("version", "status", "created", "source", "test accuracy", "classes")
+    for r in rows:
+        test = ((r["metrics"] or {}).get("test") or {}).get("accuracy")
+        table.add_row(
+            f"[bold]{r['version']}[/]" + (" ←" if r["serving"] else ""),
+            r["status"],
+            r["created"][:16].replace("T", " "),
+            esc(r["source"] or ""),
+            "—" if test is None else f"{100 * test:.1f}%",
+            str(len(r["labels"])),
+        )
+    out.print(table if rows else "no model versions yet: `leafdoc serve` seeds the starter on first start")
+    if hint:
+        out.print(esc(hint))
+
+
+@app.command()
+def add(
+    folder: Annotated[Path, typer.Argument(help="A model folder (model.onnx, labels.json, card.json, ...).")],
+    promote: Annotated[bool, typer.Option("--promote", help="Serve it as soon as it is added.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+):
+    """Add a model folder to this data home's registry as a new version (a newer starter, say), and serve it with
+    --promote. The same files added twice are one version."""
+    from leafdoc.modelfolder import SERVING_FILES, check_model_dir
+
+    folder = check_model_dir(folder.expanduser().resolve(), SERVING_FILES)
+    check_answers(folder)
+    ws, registry = _registry()
+    try:
+        version = registry.holding(folder)
+        added = version is None
+        if added:
+            version, served = registry.register(
+                folder,
+                source=f"added:{folder}",
+                serve="promote" if promote else None,
+                promotion={"decision": "added", "promoted": promote, "reason": f"added from {folder}"}
+                if promote
+                else None,
+            )
+        else:
+            ptr = registry.serving()
+            served = False
+            if promote and (ptr is None or ptr.version != version):
+                registry.promote(version, reason=f"promoted with leafdoc models add {folder}")
+                served = True
+        ptr = registry.serving()
+    finally:
+        ws.catalog.dispose()
+    result = {"version": version, "added": added, "serving": ptr.version if ptr else None, "promoted": served}
+    if as_json:
+        emit_json(result)
+        return
+    what = "added as" if added else "already in the registry as"
+    out.print(f"[bold green]{esc(str(folder))}[/]: {what} model version {version}")
+    if result["serving"] == version:
+        out.print(
+            f"version {version} serves{' from now on' if served else ''}: a running `leafdoc serve` takes it up "
+            "within LEAFDOC_MODEL_CHECK_SECONDS"
+        )
+    else:
+        out.print(f"version {result['serving']} still serves; add --promote to serve this one")

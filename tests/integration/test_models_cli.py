@@ -1,0 +1,86 @@
+"""`leafdoc models list` and `leafdoc models add FOLDER [--promote]` (cli_models.py): a data home keeps serving the
+versions it has, so an install seeded with an older starter takes the newer one only when it is added; `serve` and
+`models list` say when the shipped starter is not in the registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leafdoc.cli import app
+from leafdoc.data.catalog import Catalog
+from leafdoc.data.store import open_store
+from leafdoc.registry import Registry, starter_model_dir
+from leafdoc.service import serving
+from leafdoc.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTO = REPO / "examples" / "tomato_early_blight.jpg"
+
+
+def models(*args: str) -> tuple[int, str]:
+    """Exit code, and what was printed or the error's message (main() prints it: cli.py)."""
+    result = CliRunner().invoke(app, ["models", *args])
+    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
+
+
+@pytest.fixture
+def old_home(tmp_path, tiny_model, monkeypatch) -> Settings:
+    """A data home seeded from a starter folder that is not the one shipped now (the tiny model in a folder named
+    `starter`), as an install from before an upgrade is."""
+    old = shutil.copytree(tiny_model, tmp_path / "old" / "starter")
+    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LEAFDOC_MODEL_DIR", str(old))
+    s = Settings.load()
+    s.ensure_home()
+    catalog = Catalog(s.catalog_url)
+    try:
+        assert Registry(s, catalog, open_store(s.store_location)).seed() == 1
+    finally:
+        catalog.dispose()
+    monkeypatch.delenv("LEAFDOC_MODEL_DIR")
+    return Settings.load()
+
+
+def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_home):
+    code, text = models("list", "--json")
+    listed = json.loads(text)
+    assert code == 0 and listed["serving"] == 1 and [v["source"][:5] for v in listed["versions"]] == ["seed:"]
+    assert f"leafdoc models add {starter_model_dir()} --promote" in listed["hint"]
+
+    code, text = models("add", str(starter_model_dir()), "--json")
+    assert code == 0 and json.loads(text) == {"version": 2, "added": True, "serving": 1, "promoted": False}
+    assert json.loads(models("list", "--json")[1])["hint"] is None  # the shipped starter is in the registry now
+
+    code, text = models("add", str(starter_model_dir()), "--promote")
+    assert code == 0 and "already in the registry as model version 2" in text and "version 2 serves" in text
+    listed = json.loads(models("list", "--json")[1])
+    assert listed["serving"] == 2 and [v["status"] for v in listed["versions"]] == ["archived", "serving"]
+
+    # What a worker serves from now on: the starter's answer for the example photo, not the tiny model's.
+    catalog = Catalog(old_home.catalog_url)
+    try:
+        holder = serving.ModelHolder(old_home, Registry(old_home, catalog, open_store(old_home.store_location)))
+        got = serving.predict_bytes(holder, old_home, PHOTO.read_bytes(), "photo.jpg", 1)
+    finally:
+        catalog.dispose()
+    assert got["model_version"] == 2 and got["label"] == "Tomato___Early_blight", got
+    code, text = models("list")
+    assert code == 0 and "added:" in text and "newer" not in text
+
+
+def test_a_folder_the_service_could_not_serve_is_refused_and_nothing_is_added(old_home, tiny_model, tmp_path):
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    (broken / "model.onnx").write_bytes((broken / "model.onnx").read_bytes()[:5000])  # cut short in a copy
+    code, text = models("add", str(broken), "--promote")
+    assert code == 1 and "broken" in text and "model.onnx" in text, text
+    missing = shutil.copytree(tiny_model, tmp_path / "no-labels")
+    (missing / "labels.json").unlink()
+    code, text = models("add", str(missing))
+    assert code == 1 and "missing labels.json" in text, text
+    listed = json.loads(models("list", "--json")[1])
+    assert [v["version"] for v in listed["versions"]] == [1] and listed["serving"] == 1
