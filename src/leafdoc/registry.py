@@ -165,8 +165,8 @@ class Registry:
             return None
         return (
             f"model version {row.version}, serving, is the starter this data home was seeded with on "
-            f"{row.created:%Y-%m-%d}; the starter shipped with this leafdoc is newer. To serve it: "
-            f"leafdoc models add {starter} --promote"
+            f"{row.created:%Y-%m-%d}; the starter shipped with this leafdoc differs from it and is not in the "
+            f"registry. To serve it: leafdoc models add {starter} --promote"
         )
 
     def local_dir(self, version: int) -> Path:

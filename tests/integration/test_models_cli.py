@@ -70,7 +70,7 @@ def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_hom
         catalog.dispose()
     assert got["model_version"] == 2 and got["label"] == "Tomato___Early_blight", got
     code, text = models("list")
-    assert code == 0 and "added:" in text and "newer" not in text
+    assert code == 0 and "added:" in text and "not in the registry" not in text
 
 
 def test_a_folder_the_service_could_not_serve_is_refused_and_nothing_is_added(old_home, tiny_model, tmp_path):
