@@ -63,16 +63,17 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
     if as_json:
         emit_json({"versions": rows, "serving": ptr.version if ptr else None, "hint": hint})
         return
-    table = Table("version", "status", "created", "source", "test accuracy", "classes")
+    table = Table("version", "status", "created", "test accuracy", "classes")
+    table.add_column("source", overflow="fold")
     for r in rows:
         test = ((r["metrics"] or {}).get("test") or {}).get("accuracy")
         table.add_row(
             f"[bold]{r['version']}[/]" + (" ←" if r["serving"] else ""),
             r["status"],
             r["created"][:16].replace("T", " "),
-            esc(r["source"] or ""),
             "—" if test is None else f"{100 * test:.1f}%",
             str(len(r["labels"])),
+            esc(r["source"] or ""),
         )
     out.print(table if rows else "no model versions yet: `leafdoc serve` seeds the starter on first start")
     if hint:

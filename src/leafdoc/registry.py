@@ -150,10 +150,10 @@ class Registry:
         }
         return next((row.version for row in self.versions() if row.files == files), None)
 
-    def newer_starter(self) -> str | None:
-        """A hint when the version serving was seeded from the shipped starter and the starter shipped now is not
-        in the registry: a data home keeps the versions it has, so an upgrade of leafdoc does not change the model
-        it serves by itself."""
+    def _seeded_starter_serving(self) -> ModelVersionRow | None:
+        """The version serving, when it is the starter this data home was seeded with and the starter shipped now
+        differs from it and is not in the registry (a data home keeps the versions it has: an upgrade of leafdoc
+        does not change the model it serves by itself)."""
         ptr = self.serving()
         starter = starter_model_dir()
         if ptr is None or self.settings.model_dir is not None or not (starter / ONNX_FILE).is_file():
@@ -161,13 +161,42 @@ class Registry:
         row = self.get(ptr.version)
         if not (row.source or "").startswith("seed:") or Path(row.source[5:]).name != starter.name:
             return None
-        if self.holding(starter) is not None:
+        return None if self.holding(starter) is not None else row
+
+    def newer_starter(self) -> str | None:
+        """What to do when the starter shipped now is not in the registry and the one seeded serves; else None."""
+        row = self._seeded_starter_serving()
+        if row is None:
             return None
         return (
             f"model version {row.version}, serving, is the starter this data home was seeded with on "
             f"{row.created:%Y-%m-%d}; the starter shipped with this leafdoc differs from it and is not in the "
-            f"registry. To serve it: leafdoc models add {starter} --promote"
+            f"registry. To serve it: leafdoc models add {starter_model_dir()} --promote"
         )
+
+    def offer_starter(self) -> tuple[int, int] | None:
+        """`leafdoc serve` at start: the starter shipped now registered as a candidate, when the one this data
+        home was seeded with serves and the new one is not in the registry yet; (candidate, serving) versions, or
+        None. Nothing changes what is served: the models tables of the page and the desktop app list it, to promote
+        by hand."""
+        if self._seeded_starter_serving() is None:
+            return None
+        with hold(self.catalog, "registry-seed", ttl=120, wait=120, what="the model registry"):
+            row = self._seeded_starter_serving()  # another process may have offered it while we waited
+            if row is None:
+                return None
+            starter = starter_model_dir()
+            reason = (
+                f"the starter shipped with this leafdoc, registered by `leafdoc serve` beside version {row.version} "
+                "(the starter this data home was seeded with, serving); promote it to serve it"
+            )
+            version, _ = self.register(
+                starter,
+                source=f"shipped:{starter}",
+                promotion={"decision": "shipped", "promoted": False, "reason": reason},
+            )
+        log.info("registered the starter shipped with this leafdoc as model version %s, a candidate", version)
+        return version, row.version
 
     def local_dir(self, version: int) -> Path:
         """The version's folder under models_dir, rebuilt from the store if this machine lacks it."""

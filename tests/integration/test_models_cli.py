@@ -84,3 +84,20 @@ def test_a_folder_the_service_could_not_serve_is_refused_and_nothing_is_added(ol
     assert code == 1 and "missing labels.json" in text, text
     listed = json.loads(models("list", "--json")[1])
     assert [v["version"] for v in listed["versions"]] == [1] and listed["serving"] == 1
+
+
+def test_serve_registers_the_shipped_starter_as_a_candidate_once_and_serves_what_it_served(old_home):
+    from leafdoc.service.run import offer_shipped_starter
+
+    catalog = Catalog(old_home.catalog_url)
+    try:
+        registry = Registry(old_home, catalog, open_store(old_home.store_location))
+        said = offer_shipped_starter(registry)
+        assert said and "registered as version 2, a candidate" in said and "POST /v1/models/2/promote" in said, said
+        assert offer_shipped_starter(registry) is None  # once: the shipped starter is in the registry now
+        assert registry.serving().version == 1 and registry.holding(starter_model_dir()) == 2
+        assert registry.get(2).status == "candidate" and "promote it to serve it" in registry.get(2).promotion["reason"]
+    finally:
+        catalog.dispose()
+    code, text = models("add", str(starter_model_dir()), "--promote", "--json")
+    assert code == 0 and json.loads(text) == {"version": 2, "added": False, "serving": 2, "promoted": True}

@@ -96,6 +96,20 @@ def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
     )
 
 
+def offer_shipped_starter(registry) -> str | None:
+    """Registry.offer_starter, and what `serve` says about it (None: nothing was registered)."""
+    offered = registry.offer_starter()
+    if offered is None:
+        return None
+    candidate, serving = offered
+    return (
+        f"the starter shipped with this leafdoc differs from version {serving}, the starter this data home was "
+        f"seeded with, which still serves; it is registered as version {candidate}, a candidate: to serve it, "
+        f"promote it (the models table of the web page or the desktop app, `leafdoc models add models/starter "
+        f"--promote`, or POST /v1/models/{candidate}/promote)"
+    )
+
+
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -117,10 +131,10 @@ def serve(
 
     # Check the settings and seed the registry once, before any worker starts.
     state = build_state(settings)
-    hint = state.registry.newer_starter()
+    offered = offer_shipped_starter(state.registry)
     state.catalog.dispose()
-    if hint:
-        say(hint)
+    if offered:
+        say(offered)
     cpus = usable_cpus()
     if workers is None:
         workers, why = choose_workers(settings, cpus)
