@@ -130,6 +130,9 @@ def start_server(
         "LEAFDOC_DEFAULT_DATASET": "tiny",
         "LEAFDOC_WORKER_POLL_SECONDS": "0.2",
         "LEAFDOC_MODEL_CHECK_SECONDS": "0",
+        # Most tests never open the page: its process builds it on the first visit, sparing a test server's start
+        # the seconds of CPU Gradio takes (test_serve_workers checks the build at start, the default).
+        "LEAFDOC_UI_BUILD_AT_START": "false",
         **env_extra,
     }
     exe = Path(sys.executable).with_name("leafdoc")

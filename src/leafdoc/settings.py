@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="Base URL of the API the web page talks to; default: this same server (the address "
         "the request arrived on; in the page's own process, serve's --host and --port).",
     )
+    ui_build_at_start: bool = Field(
+        True,
+        description="In the page's own process (serve with several API workers): build the page when the process "
+        "starts, in a thread, so the first visitor does not wait the seconds Gradio takes to import and build "
+        "(false: on the first visit; the process holds about 170 MB less until then).",
+    )
     ui_page_socket: Path | None = Field(
         None,
         description="Set by `leafdoc serve` with several API workers, not by hand: the Unix socket of the page's "

@@ -100,14 +100,21 @@ def test_every_visit_to_the_web_page_is_answered_with_two_workers(tmp_path, tiny
     """Gradio keeps a visit in the process that served the page: with the page in each of 2 workers, 7 of 8 visits
     like these got no answer. The page now runs in a process of its own that every worker forwards /ui to (ui/proxy.py,
     ui/server.py): every visit (a new Gradio client: its own session, its own connections) gets the API's diagnosis,
-    through both workers. If the page's process dies, serve starts it again; it stops with serve, leaving nothing."""
+    through both workers. If the page's process dies, serve starts it again; it stops with serve, leaving nothing.
+    The page is built as serve starts, once the API is ready (LEAFDOC_UI_BUILD_AT_START, the default), so the first
+    visitor does not wait for Gradio: 6-8 s on this machine when the page was built on the first visit."""
     from gradio_client import Client, handle_file
 
     from leafdoc.ui.text import pretty_label
 
     photo = sorted(make_leaf_folder(tmp_path / "leaves", per_class=1).rglob("*.jpg"))[0]
-    server = start_server(tmp_path / "server", answering_copy(tiny_model, tmp_path / "model"), workers=2)
+    model = answering_copy(tiny_model, tmp_path / "model")
+    server = start_server(tmp_path / "server", model, workers=2, LEAFDOC_UI_BUILD_AT_START="true")
     try:
+        wait_for(lambda: "the web page is built" in server.log.read_text(), 120, "the page to be built unvisited")
+        start = time.monotonic()
+        first = httpx.get(f"{server.base}/ui/", timeout=60)
+        assert first.status_code == 200 and time.monotonic() - start < 3, time.monotonic() - start
         said = " ".join(server.log.read_text().split())
         page_pid = int(re.search(r"the web page runs in a process of its own \(pid (\d+)\)", said)[1])
         assert "some visits get no answer" not in said

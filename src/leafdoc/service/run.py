@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from leafdoc.parentwatch import on_parent_exit, stop_child
+from leafdoc.serverlog import log_config
 from leafdoc.settings import MAX_AUTO_API_WORKERS, Settings
 
 APP = "leafdoc.service.app:create_app"
@@ -68,19 +69,6 @@ class _StopServing(Exception):
 
 def _stop_serving(signum, frame) -> None:
     raise _StopServing(signum)
-
-
-def log_config(log_level: str) -> dict:
-    """uvicorn's logging, with leafdoc's own loggers printed the same way at the same level (each worker applies
-    it), so `leafdoc serve` says which model version it serves, and why it falls back to model.onnx."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    level = "DEBUG" if log_level.lower() == "trace" else log_level.upper()
-    config["loggers"]["leafdoc"] = {"handlers": ["default"], "level": level, "propagate": False}
-    return config
 
 
 def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class LazyPage:
         async with self._lock:
             if self._app is not None:
                 return
+            started = time.monotonic()
             use_page_folder(self.settings)  # before Gradio is imported: it reads some of it then
             from leafdoc.ui.page import build_app  # Gradio is imported here, once
 
@@ -71,9 +73,38 @@ class LazyPage:
             blocks.run_startup_events()
             await blocks.run_extra_startup_events()
             self._app = app
+            log.info("the web page is built (%.1f s)", time.monotonic() - started)
+
+    async def build_now(self) -> None:
+        """Build the page before anyone opens it (Settings.ui_build_at_start), once the API it calls is ready: built
+        beside the API workers' start, it took the same CPU and put their readiness off by 8 s on two cores. A
+        failure is logged, and the first visit tries again."""
+        await api_ready(self.settings.ui_api_url)
+        try:
+            await self._start()
+        except Exception:
+            log.exception("the web page could not be built")
 
     async def aclose(self) -> None:
         await self._running.aclose()
+
+
+async def api_ready(url: str | None, wait: float = 120.0) -> bool:
+    """Whether the API at `url` answered /readyz within `wait` seconds (True at once without a URL)."""
+    if not url:
+        return True
+    import httpx
+
+    deadline = time.monotonic() + wait
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{url.rstrip('/')}/readyz")).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    return False
 
 
 def _is_file_route(path: str) -> bool:
@@ -104,10 +135,13 @@ def _quiet_file_errors(send):
 _BODY_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"transfer-encoding"}
 
 
-def mount_ui(app: FastAPI, settings: Settings, path: str = UI_PATH) -> LazyPage | PageProxy:
-    """Mount the page at `path`; it is built on its first request and stopped with the app. With
-    `settings.ui_page_socket` (an API worker of `leafdoc serve --workers N`), what is mounted forwards each request
-    to the page's own process on that socket instead (ui/proxy.py)."""
+def mount_ui(
+    app: FastAPI, settings: Settings, path: str = UI_PATH, build_at_start: bool = False
+) -> LazyPage | PageProxy:
+    """Mount the page at `path`; it is built on its first request (or, `build_at_start`, as soon as the app starts,
+    in the background) and stopped with the app. With `settings.ui_page_socket` (an API worker of `leafdoc serve
+    --workers N`), what is mounted forwards each request to the page's own process on that socket instead
+    (ui/proxy.py)."""
     page = PageProxy(settings.ui_page_socket) if settings.ui_page_socket else LazyPage(settings, path)
     app.mount(path, page)
     outer = app.router.lifespan_context
@@ -115,9 +149,12 @@ def mount_ui(app: FastAPI, settings: Settings, path: str = UI_PATH) -> LazyPage 
     @asynccontextmanager
     async def lifespan(a):
         async with outer(a) as state:
+            building = asyncio.create_task(page.build_now()) if build_at_start and isinstance(page, LazyPage) else None
             try:
                 yield state
             finally:
+                if building is not None and not building.done():
+                    building.cancel()
                 await page.aclose()
 
     app.router.lifespan_context = lifespan

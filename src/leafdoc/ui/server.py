@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from leafdoc.parentwatch import on_parent_exit, stop_child
+from leafdoc.serverlog import log_config
 
 SOCKET_NAME = "page.sock"
 SOCKET_ENV = "LEAFDOC_UI_PAGE_SOCKET"  # Settings.ui_page_socket: set for the API workers, not for the page
@@ -103,7 +104,7 @@ def page_app(settings):
     from leafdoc.ui.mount import mount_ui
 
     app = Starlette()
-    mount_ui(app, settings)
+    mount_ui(app, settings, build_at_start=settings.ui_build_at_start)
     return app
 
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         page_app(settings),
         uds=str(opts.socket),
         log_level=opts.log_level,
+        log_config=log_config(opts.log_level),  # leafdoc's loggers too: "the web page is built (s)"
         access_log=False,  # the API worker that forwarded the request logged it
         proxy_headers=True,  # the client's address, from X-Forwarded-For, set by the forwarding worker only
         forwarded_allow_ips="*",  # only processes that can open the socket (its folder is 0700) connect
