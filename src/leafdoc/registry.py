@@ -187,7 +187,7 @@ class Registry:
                 return None
             starter = starter_model_dir()
             reason = (
-                f"the starter shipped with this leafdoc, registered by `leafdoc serve` beside version {row.version} "
+                f"the starter shipped with this leafdoc, registered by leafdoc serve beside version {row.version} "
                 "(the starter this data home was seeded with, serving); promote it to serve it"
             )
             version, _ = self.register(
