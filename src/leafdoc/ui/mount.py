@@ -1,9 +1,11 @@
-"""Mount the web page at /ui without paying for Gradio until someone opens it.
+"""Mount the web page at /ui without paying for Gradio until it is wanted.
 
 Importing Gradio and building the page take seconds (tens of seconds on a busy two-core machine). The
 app factory runs in every API worker and every test, most of which never serve a page, so /ui is a small
 ASGI app that builds the Gradio app on its first request (in a thread: the API keeps answering), starts
-Gradio's queue, and hands every request to it from then on. The page is stopped with the service.
+Gradio's queue, and hands every request to it from then on. In the page's own process (`server.py`) it is built
+as soon as the API answers /readyz instead (Settings.ui_build_at_start), so the first visitor does not wait for
+it. The page is stopped with the service.
 
 With several API workers the page runs in a process of its own, and the workers forward /ui to it (`proxy.py`,
 `server.py`): Gradio keeps each visit in the process that served it.
@@ -138,10 +140,10 @@ _BODY_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"tran
 def mount_ui(
     app: FastAPI, settings: Settings, path: str = UI_PATH, build_at_start: bool = False
 ) -> LazyPage | PageProxy:
-    """Mount the page at `path`; it is built on its first request (or, `build_at_start`, as soon as the app starts,
-    in the background) and stopped with the app. With `settings.ui_page_socket` (an API worker of `leafdoc serve
-    --workers N`), what is mounted forwards each request to the page's own process on that socket instead
-    (ui/proxy.py)."""
+    """Mount the page at `path`; it is built on its first request (or, `build_at_start`, in the background once the
+    API it calls answers /readyz) and stopped with the app. With `settings.ui_page_socket` (an API worker of
+    `leafdoc serve --workers N`), what is mounted forwards each request to the page's own process on that socket
+    instead (ui/proxy.py)."""
     page = PageProxy(settings.ui_page_socket) if settings.ui_page_socket else LazyPage(settings, path)
     app.mount(path, page)
     outer = app.router.lifespan_context
