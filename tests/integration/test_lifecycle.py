@@ -5,6 +5,7 @@ come from that one pass."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,10 +27,13 @@ def _row(x: np.ndarray) -> str:
 @dataclass
 class Passes:
     """Image rows that went through a model, as (model folder name, pixels' hash): `probs` for their
-    probabilities, `every` for any output (probabilities, features for the not-a-leaf check, ...)."""
+    probabilities, `every` for any output (probabilities, features for the not-a-leaf check, ...). The made-up photo
+    a worker answers with a model it has just loaded (service/serving.py, warm_up) is counted apart, in `warm_ups`:
+    it is no photo of a split."""
 
     probs: Counter = field(default_factory=Counter)
     every: Counter = field(default_factory=Counter)
+    warm_ups: Counter = field(default_factory=Counter)
 
     def of(self, row: str) -> int:
         return sum(n for (_, h), n in self.every.items() if h == row)
@@ -37,17 +41,30 @@ class Passes:
 
 @pytest.fixture
 def passes(monkeypatch):
-    seen = Passes()
-    real = Predictor.predict_arrays
+    from leafdoc.service import serving
+
+    seen, warming = Passes(), threading.local()
+    real, real_warm_up = Predictor.predict_arrays, serving.warm_up
 
     def counting(self, x, outputs=None, **kw):
         rows = [(self.model_dir.name, _row(row)) for row in x]
+        if getattr(warming, "now", False):
+            seen.warm_ups.update(rows)
+            return real(self, x, outputs, **kw)
         seen.every.update(rows)
         if outputs is None or "probabilities" in outputs:
             seen.probs.update(rows)
         return real(self, x, outputs, **kw)
 
+    def warm_up(loaded):
+        warming.now = True
+        try:
+            return real_warm_up(loaded)
+        finally:
+            warming.now = False
+
     monkeypatch.setattr(Predictor, "predict_arrays", counting)
+    monkeypatch.setattr(serving, "warm_up", warm_up)
     return seen
 
 
@@ -104,6 +121,7 @@ def test_a_retraining_job_learns_and_predicts_the_candidates_test_split_once(tmp
         candidate = sum(n for (folder, _), n in passes.probs.items() if folder not in serving)
         assert candidate == n_test + n_val  # its test split once, its validation split once
         assert sum(n for (folder, _), n in passes.probs.items() if folder in serving) == n_test
+        assert sum(n for (folder, _), n in passes.warm_ups.items() if folder in serving) >= 1  # the app loaded it
         promotion = registry.get(done["candidate_version"]).promotion
         assert promotion["candidate"] == card["metrics"]["test"][promotion["metric"]]
         assert card["training"]["backbone"] == "efficientnet_lite0"  # the job's options were used

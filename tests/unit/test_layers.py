@@ -30,6 +30,7 @@ LAYERS = [
         "leafcut",
         "client",
         "parentwatch",
+        "serverlog",
         "advice",
     },  # base
     {"data"},
@@ -39,6 +40,7 @@ LAYERS = [
         "cli",
         "cli_common",
         "cli_model",
+        "cli_models",
         "cli_options",
         "cli_print",
         "service",
