@@ -105,8 +105,12 @@ async def in_daemon_thread(fn, *args):
     done: asyncio.Future = loop.create_future()
 
     def settle(result, error) -> None:
-        if not done.done():
-            done.set_exception(error) if error is not None else done.set_result(result)
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
 
     def run() -> None:
         try:
