@@ -1,9 +1,11 @@
-"""`leafdoc models`: the model versions of this data home's registry, and adding a model folder to it.
+"""`leafdoc models`: the model versions of this data home's registry; adding a model folder to it, promoting a
+version and rolling back.
 
 A data home keeps serving the versions it has: a newer starter, a model trained with `leafdoc train` or one a
-colleague sent is served only once it is added (and promoted). A running `leafdoc serve` picks a promotion up
-within LEAFDOC_MODEL_CHECK_SECONDS, with no restart. The service's admin routes do the same over HTTP
-(`POST /v1/models/{version}/promote`).
+colleague sent is served only once it is added (and promoted). A running `leafdoc serve` picks a promotion or a
+rollback up within LEAFDOC_MODEL_CHECK_SECONDS, with no restart. The service's admin routes do the same over HTTP
+(`POST /v1/models/{version}/promote`, `POST /v1/models/rollback`), as do the models tables of the web page and the
+desktop app.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from leafdoc.cli_common import emit_json, load_settings
 from leafdoc.cli_print import out
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="The model versions of this data home, and adding one."
+    add_completion=False,
+    no_args_is_help=True,
+    help="This data home's model versions: list, add, promote, roll back.",
 )
 
 
@@ -31,16 +35,16 @@ def _registry():
 
 
 def check_answers(folder: Path) -> None:
-    """Load the folder's model as a worker would and answer one made-up photo with it: a folder whose card,
-    labels or ONNX file the service cannot use is refused here, not after it was promoted."""
+    """Load the folder's model as a worker would and answer one made-up photo with it, advice and checks included:
+    a folder whose card, labels or ONNX file the service cannot use is refused here, not after it was promoted."""
+    from leafdoc.advice import shipped_knowledge
     from leafdoc.errors import ModelError
     from leafdoc.inference.predictor import Predictor
-    from leafdoc.service.serving import warm_up_photo
+    from leafdoc.service.serving import Loaded, answer_made_up_photo
 
-    predictor = Predictor(folder)
+    loaded = Loaded(0, 0, Predictor(folder), shipped_knowledge(load_settings().advice_dir))
     try:
-        photo = predictor.load(warm_up_photo(), "test photo")
-        predictor.predict_arrays(photo.x[None], predictor.decision_outputs)
+        answer_made_up_photo(loaded)
     except Exception as exc:
         raise ModelError(
             f"{folder}: the model loads but could not answer a test photo ({exc}).",
@@ -127,3 +131,43 @@ def add(
         )
     else:
         out.print(f"version {result['serving']} still serves; add --promote to serve this one")
+
+
+def _switched(event: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json(event)
+        return
+    out.print(
+        f"[bold green]model version {event['version']}[/] serves from now on (was {event['previous_version']}): "
+        "a running `leafdoc serve` takes it up within LEAFDOC_MODEL_CHECK_SECONDS"
+    )
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="The version to serve (`leafdoc models list`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the serving history.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the serving event as one JSON object.")] = False,
+):
+    """Serve a version of the registry (a candidate a retrain left, or one served before)."""
+    ws, registry = _registry()
+    try:
+        check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
+        event = registry.promote(version, reason=reason.strip() or "promoted with leafdoc models promote")
+    finally:
+        ws.catalog.dispose()
+    _switched(event, as_json)
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the serving history.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the serving event as one JSON object.")] = False,
+):
+    """Serve again the version that served before the one serving now."""
+    ws, registry = _registry()
+    try:
+        event = registry.rollback(reason.strip() or "rolled back with leafdoc models rollback")
+    finally:
+        ws.catalog.dispose()
+    _switched(event, as_json)

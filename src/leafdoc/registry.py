@@ -36,6 +36,7 @@ from leafdoc.modelfolder import MODEL_FILES, ONNX_FILE, SERVING_FILES, check_mod
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
+LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
 
 STATUSES = ("candidate", "serving", "archived", "rejected")
 PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
@@ -120,7 +121,10 @@ class Registry:
         with self.catalog.Session() as s:
             row = s.get(ModelVersionRow, version)
         if row is None:
-            raise NotFound(f"model version {version} is not in the registry.", hint="GET /v1/models lists them.")
+            raise NotFound(
+                f"model version {version} is not in the registry.",
+                hint=LIST_HINT,
+            )
         return row
 
     def versions(self) -> list[ModelVersionRow]:
@@ -143,12 +147,18 @@ class Registry:
     def holding(self, folder: Path) -> int | None:
         """The version whose model files are the folder's, byte for byte (every file of MODEL_FILES either has),
         if one is registered."""
-        files = {
-            name: hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
-            for name in MODEL_FILES
-            if (Path(folder) / name).is_file()
-        }
-        return next((row.version for row in self.versions() if row.files == files), None)
+
+        def sha(name: str) -> str:
+            return hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
+
+        # model.onnx first: `serve` asks at every start, and the other files (tens of MB) are hashed only when a
+        # version has the same network.
+        network = sha(ONNX_FILE)
+        rows = [row for row in self.versions() if row.files.get(ONNX_FILE) == network]
+        if not rows:
+            return None
+        files = {name: sha(name) for name in MODEL_FILES if (Path(folder) / name).is_file()}
+        return next((row.version for row in rows if row.files == files), None)
 
     def _seeded_starter_serving(self) -> ModelVersionRow | None:
         """The version serving, when it is the starter this data home was seeded with and the starter shipped now
@@ -338,7 +348,10 @@ class Registry:
         with self._pointer_lease(), self.catalog.Session.begin() as s:
             row = s.get(ModelVersionRow, version)
             if row is None:
-                raise NotFound(f"model version {version} is not in the registry.", hint="GET /v1/models lists them.")
+                raise NotFound(
+                    f"model version {version} is not in the registry.",
+                    hint=LIST_HINT,
+                )
             cur = self._serving_in(s)
             if cur is not None and cur.version == version:
                 raise Conflict(f"model version {version} is already serving.")
@@ -366,7 +379,8 @@ class Registry:
             if len(stack) < 2:
                 raise Conflict(
                     "there is no earlier serving version to roll back to.",
-                    hint="Promote a version instead: POST /v1/models/{version}/promote.",
+                    hint="Promote a version instead: `leafdoc models promote VERSION`, "
+                    "or POST /v1/models/{version}/promote.",
                 )
             current, target = stack[-1], stack[-2]
             s.execute(update(ModelVersionRow).where(ModelVersionRow.version == current).values(status="archived"))

@@ -101,3 +101,52 @@ def test_serve_registers_the_shipped_starter_as_a_candidate_once_and_serves_what
         catalog.dispose()
     code, text = models("add", str(starter_model_dir()), "--promote", "--json")
     assert code == 0 and json.loads(text) == {"version": 2, "added": False, "serving": 2, "promoted": True}
+
+
+def served_label(settings: Settings) -> tuple[int, str]:
+    """The version a fresh worker serves and its label for the example photo."""
+    catalog = Catalog(settings.catalog_url)
+    try:
+        holder = serving.ModelHolder(settings, Registry(settings, catalog, open_store(settings.store_location)))
+        got = serving.predict_bytes(holder, settings, PHOTO.read_bytes(), "photo.jpg", 1)
+    finally:
+        catalog.dispose()
+    return got["model_version"], got["label"]
+
+
+def test_promote_and_rollback_switch_what_a_worker_serves_and_refuse_what_could_not_serve(old_home, tmp_path):
+    assert models("add", str(starter_model_dir()), "--json")[0] == 0  # version 2, a candidate
+    tiny = served_label(old_home)
+    assert tiny[0] == 1
+
+    # A version whose files on this machine are broken is refused before it serves; nothing changes.
+    catalog = Catalog(old_home.catalog_url)
+    try:  # the version's files on this machine, as a worker finds them
+        onnx = Registry(old_home, catalog, open_store(old_home.store_location)).local_dir(2) / "model.onnx"
+    finally:
+        catalog.dispose()
+    good = onnx.read_bytes()
+    onnx.write_bytes(good[:5000])
+    code, text = models("promote", "2")
+    assert code == 1 and "models/2/model.onnx: ONNX Runtime cannot load it" in text, text
+    assert json.loads(models("list", "--json")[1])["serving"] == 1
+    onnx.write_bytes(good)
+
+    code, text = models("promote", "2", "--reason", "the new starter", "--json")
+    event = json.loads(text)
+    assert code == 0 and (event["version"], event["previous_version"], event["action"]) == (2, 1, "promote")
+    assert event["reason"] == "the new starter"
+    assert served_label(old_home) == (2, "Tomato___Early_blight")
+
+    code, text = models("promote", "2")
+    assert code == 1 and "already serving" in text, text
+    code, text = models("promote", "7")
+    assert code == 1 and "model version 7 is not in the registry" in text and "leafdoc models list" in text, text
+
+    code, text = models("rollback")
+    assert code == 0 and "model version 1 serves from now on (was 2)" in " ".join(text.split()), text
+    assert served_label(old_home) == tiny
+    code, text = models("rollback")
+    assert code == 1 and "no earlier serving version" in text and "leafdoc models promote VERSION" in text, text
+    listed = json.loads(models("list", "--json")[1])
+    assert listed["serving"] == 1 and [v["status"] for v in listed["versions"]] == ["serving", "archived"]

@@ -104,7 +104,7 @@ class ModelHolder:
             raise NoModel(
                 "no model is serving yet." + (f" Last error: {self.last_error}" if self.last_error else ""),
                 hint="Set LEAFDOC_MODEL_DIR to a model folder before starting, or promote a registered "
-                "version with POST /v1/models/{version}/promote.",
+                "version: `leafdoc models promote VERSION`, or POST /v1/models/{version}/promote.",
             )
         return loaded
 
@@ -253,6 +253,13 @@ def warm_up_photo(size: int = 256) -> bytes:
     return out.getvalue()
 
 
+def answer_made_up_photo(loaded: Loaded) -> dict:
+    """The whole answer a loaded model gives warm_up_photo(); raises what the model raises. Used before a model
+    serves (warm_up) and before a folder is added to the registry (`leafdoc models add`)."""
+    photo = loaded.predictor.load(warm_up_photo(), "made-up photo")
+    return predict_many(loaded, [photo], [None], 1)[0]
+
+
 def warm_up(loaded: Loaded) -> float | None:
     """Answer one made-up photo with a model just loaded, before it serves; the milliseconds it took, or None.
 
@@ -261,8 +268,7 @@ def warm_up(loaded: Loaded) -> float | None:
     is not a visitor's wait after every start, worker restart or promotion."""
     start = time.perf_counter()
     try:
-        photo = loaded.predictor.load(warm_up_photo(), "warm-up photo")
-        predict_many(loaded, [photo], [None], 1)
+        answer_made_up_photo(loaded)
     except Exception:  # a model that cannot answer fails its requests with their own errors; serve it anyway
         log.exception("model version %s: the first prediction, made before serving, failed", loaded.version)
         return None
