@@ -2,7 +2,7 @@
 
 Each problem has a code and a plain-language sentence that says what to fix. Thresholds were set on
 PlantVillage photos (which must all pass) and on the same photos blurred or darkened (which must not):
-see benchmarks/ood.py for the figures.
+benchmarks/photo_quality.py measures both on the starter's training and validation photos.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import numpy as np
 from PIL import Image
 
 MIN_SIDE = 64  # pixels; a smaller photo is capped by the model's own input size (tiny test models)
-DARK_MEAN, BRIGHT_MEAN = 25.0, 240.0  # mean grey level 0-255
+# Too dark: the brightest part of the photo is dark (the 95th percentile of its grey levels, 0-255), not the whole
+# photo's mean. A leaf on a black sheet, as some PlantVillage photos are, has a dark mean with the leaf well lit: the
+# old rule (mean under 25) refused 4 of the starter's 3,174 training photos as too dark (2026-11-27). Over the 3,837
+# training and validation photos the 95th percentile is 82 at the least; darkened to a tenth it is 24 at the most,
+# and the new rule refuses about as many darkened photos as the old one did (benchmarks/photo_quality.py).
+DARK_P95 = 40.0
+BRIGHT_MEAN = 240.0  # mean grey level 0-255
 BLUR_LAPLACIAN_VAR = 10.0  # variance of the Laplacian, greyscale, long side scaled down to 256 px
 ONE_COLOUR_SHARE = 0.9  # share of pixels in the most common coarse colour (8 levels per channel)
 MEASURE_PX = 256
@@ -49,7 +55,7 @@ def check_photo(
     rgb = np.asarray(small.convert("RGB"))
     grey = np.asarray(small.convert("L"), dtype=np.float32)
     mean = float(grey.mean())
-    if mean < DARK_MEAN:
+    if float(np.percentile(grey, 95)) < DARK_P95:
         problems.append(PhotoProblem("too_dark", "the photo is too dark: take it in daylight, or uncover the lens"))
     elif mean > BRIGHT_MEAN:
         problems.append(
