@@ -46,6 +46,17 @@ def old_home(tmp_path, tiny_model, monkeypatch) -> Settings:
     return Settings.load()
 
 
+def served_label(settings: Settings) -> tuple[int, str]:
+    """The version a fresh worker serves and its label for the example photo."""
+    catalog = Catalog(settings.catalog_url)
+    try:
+        holder = serving.ModelHolder(settings, Registry(settings, catalog, open_store(settings.store_location)))
+        got = serving.predict_bytes(holder, settings, PHOTO.read_bytes(), "photo.jpg", 1)
+    finally:
+        catalog.dispose()
+    return got["model_version"], got["label"]
+
+
 def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_home):
     code, text = models("list", "--json")
     listed = json.loads(text)
@@ -62,13 +73,7 @@ def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_hom
     assert listed["serving"] == 2 and [v["status"] for v in listed["versions"]] == ["archived", "serving"]
 
     # What a worker serves from now on: the starter's answer for the example photo, not the tiny model's.
-    catalog = Catalog(old_home.catalog_url)
-    try:
-        holder = serving.ModelHolder(old_home, Registry(old_home, catalog, open_store(old_home.store_location)))
-        got = serving.predict_bytes(holder, old_home, PHOTO.read_bytes(), "photo.jpg", 1)
-    finally:
-        catalog.dispose()
-    assert got["model_version"] == 2 and got["label"] == "Tomato___Early_blight", got
+    assert served_label(old_home) == (2, "Tomato___Early_blight")
     code, text = models("list")
     assert code == 0 and "added:" in text and "not in the registry" not in text
 
@@ -101,17 +106,6 @@ def test_serve_registers_the_shipped_starter_as_a_candidate_once_and_serves_what
         catalog.dispose()
     code, text = models("add", str(starter_model_dir()), "--promote", "--json")
     assert code == 0 and json.loads(text) == {"version": 2, "added": False, "serving": 2, "promoted": True}
-
-
-def served_label(settings: Settings) -> tuple[int, str]:
-    """The version a fresh worker serves and its label for the example photo."""
-    catalog = Catalog(settings.catalog_url)
-    try:
-        holder = serving.ModelHolder(settings, Registry(settings, catalog, open_store(settings.store_location)))
-        got = serving.predict_bytes(holder, settings, PHOTO.read_bytes(), "photo.jpg", 1)
-    finally:
-        catalog.dispose()
-    return got["model_version"], got["label"]
 
 
 def test_promote_and_rollback_switch_what_a_worker_serves_and_refuse_what_could_not_serve(old_home, tmp_path):
