@@ -166,14 +166,15 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
 # off Windows (1 ms, 10 ms) woke the page's process over 1,000 times a second with no visitor: 4.0-4.5% of a core
 # for ever (2026-11-27), about 2% of a two-core machine the API workers could not use. Gradio's values on Windows,
 # taken here, put an event off by up to 50 ms (25 on average, against the 100s of ms a diagnosis takes to show) and
-# leave the idle page's process 0.5% of a core (1.0% at 20 ms). tests/e2e/test_page_build.py measures it.
+# leave the idle page's process 0.5% of a core (1.0% at 20 ms). tests/e2e/test_serve_workers.py measures it.
 QUEUE_IDLE_POLL_SECONDS = 0.05
 QUEUE_PROGRESS_POLL_SECONDS = 0.1
 
 
 def quiet_queue(blocks) -> None:
     """Gradio's queue polls less often while it is idle (QUEUE_IDLE_POLL_SECONDS). Its attributes are Gradio's
-    own (gradio/queueing.py, `Queue.__init__`): a Gradio without them keeps its defaults, and the test says so."""
+    own (gradio/queueing.py, `Queue.__init__`): a Gradio without them keeps its defaults, and the page test's
+    measure of the idle process fails."""
     queue = getattr(blocks, "_queue", None)
     if queue is not None and hasattr(queue, "sleep_when_free"):
         queue.sleep_when_free = QUEUE_IDLE_POLL_SECONDS
