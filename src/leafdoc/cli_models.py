@@ -152,7 +152,10 @@ def promote(
     """Serve a version of the registry (a candidate a retrain left, or one served before)."""
     ws, registry = _registry()
     try:
-        check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
+        registry.get(version)  # not in the registry: said at once
+        ptr = registry.serving()
+        if ptr is None or ptr.version != version:  # (already serving: promote says so)
+            check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
         event = registry.promote(version, reason=reason.strip() or "promoted with leafdoc models promote")
     finally:
         ws.catalog.dispose()
