@@ -27,11 +27,11 @@ app = typer.Typer(
 )
 
 
-def _registry():
+def _workspace():
+    """This data home's workspace, to open with `with` (it closes the catalog)."""
     from leafdoc.lifecycle.workspace import Workspace
 
-    ws = Workspace.open(load_settings())
-    return ws, ws.registry
+    return Workspace.open(load_settings())
 
 
 def check_answers(folder: Path) -> None:
@@ -57,13 +57,11 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
     """Every version in the registry: which one serves, where it came from, its test accuracy."""
     from leafdoc.registry import version_dict
 
-    ws, registry = _registry()
-    try:
+    with _workspace() as ws:
+        registry = ws.registry
         ptr = registry.serving()
         rows = [version_dict(r, ptr.version if ptr else None) for r in registry.versions()]
         hint = registry.newer_starter()
-    finally:
-        ws.catalog.dispose()
     if as_json:
         emit_json({"versions": rows, "serving": ptr.version if ptr else None, "hint": hint})
         return
@@ -96,8 +94,8 @@ def add(
 
     folder = check_model_dir(folder.expanduser().resolve(), SERVING_FILES)
     check_answers(folder)
-    ws, registry = _registry()
-    try:
+    with _workspace() as ws:
+        registry = ws.registry
         version = registry.holding(folder)
         added = version is None
         if added:
@@ -116,8 +114,6 @@ def add(
                 registry.promote(version, reason=f"promoted with leafdoc models add {folder}")
                 served = True
         ptr = registry.serving()
-    finally:
-        ws.catalog.dispose()
     result = {"version": version, "added": added, "serving": ptr.version if ptr else None, "promoted": served}
     if as_json:
         emit_json(result)
@@ -150,15 +146,13 @@ def promote(
     as_json: Annotated[bool, typer.Option("--json", help="Print the serving event as one JSON object.")] = False,
 ):
     """Serve a version of the registry (a candidate a retrain left, or one served before)."""
-    ws, registry = _registry()
-    try:
+    with _workspace() as ws:
+        registry = ws.registry
         registry.get(version)  # not in the registry: said at once
         ptr = registry.serving()
         if ptr is None or ptr.version != version:  # (already serving: promote says so)
             check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
         event = registry.promote(version, reason=reason.strip() or "promoted with leafdoc models promote")
-    finally:
-        ws.catalog.dispose()
     _switched(event, as_json)
 
 
@@ -168,9 +162,7 @@ def rollback(
     as_json: Annotated[bool, typer.Option("--json", help="Print the serving event as one JSON object.")] = False,
 ):
     """Serve again the version that served before the one serving now."""
-    ws, registry = _registry()
-    try:
+    with _workspace() as ws:
+        registry = ws.registry
         event = registry.rollback(reason.strip() or "rolled back with leafdoc models rollback")
-    finally:
-        ws.catalog.dispose()
     _switched(event, as_json)

@@ -12,9 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from leafdoc.cli import app
-from leafdoc.data.catalog import Catalog
-from leafdoc.data.store import open_store
-from leafdoc.registry import Registry, starter_model_dir
+from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.registry import starter_model_dir
 from leafdoc.service import serving
 from leafdoc.settings import Settings
 
@@ -37,23 +36,17 @@ def old_home(tmp_path, tiny_model, monkeypatch) -> Settings:
     monkeypatch.setenv("LEAFDOC_MODEL_DIR", str(old))
     s = Settings.load()
     s.ensure_home()
-    catalog = Catalog(s.catalog_url)
-    try:
-        assert Registry(s, catalog, open_store(s.store_location)).seed() == 1
-    finally:
-        catalog.dispose()
+    with Workspace.open(s) as ws:
+        assert ws.registry.seed() == 1
     monkeypatch.delenv("LEAFDOC_MODEL_DIR")
     return Settings.load()
 
 
 def served_label(settings: Settings) -> tuple[int, str]:
     """The version a fresh worker serves and its label for the example photo."""
-    catalog = Catalog(settings.catalog_url)
-    try:
-        holder = serving.ModelHolder(settings, Registry(settings, catalog, open_store(settings.store_location)))
+    with Workspace.open(settings) as ws:
+        holder = serving.ModelHolder(settings, ws.registry)
         got = serving.predict_bytes(holder, settings, PHOTO.read_bytes(), "photo.jpg", 1)
-    finally:
-        catalog.dispose()
     return got["model_version"], got["label"]
 
 
@@ -94,16 +87,13 @@ def test_a_folder_the_service_could_not_serve_is_refused_and_nothing_is_added(ol
 def test_serve_registers_the_shipped_starter_as_a_candidate_once_and_serves_what_it_served(old_home):
     from leafdoc.service.run import offer_shipped_starter
 
-    catalog = Catalog(old_home.catalog_url)
-    try:
-        registry = Registry(old_home, catalog, open_store(old_home.store_location))
+    with Workspace.open(old_home) as ws:
+        registry = ws.registry
         said = offer_shipped_starter(registry)
         assert said and "registered as version 2, a candidate" in said and "POST /v1/models/2/promote" in said, said
         assert offer_shipped_starter(registry) is None  # once: the shipped starter is in the registry now
         assert registry.serving().version == 1 and registry.holding(starter_model_dir()) == 2
         assert registry.get(2).status == "candidate" and "promote it to serve it" in registry.get(2).promotion["reason"]
-    finally:
-        catalog.dispose()
     code, text = models("add", str(starter_model_dir()), "--promote", "--json")
     assert code == 0 and json.loads(text) == {"version": 2, "added": False, "serving": 2, "promoted": True}
 
@@ -114,11 +104,8 @@ def test_promote_and_rollback_switch_what_a_worker_serves_and_refuse_what_could_
     assert tiny[0] == 1
 
     # A version whose files on this machine are broken is refused before it serves; nothing changes.
-    catalog = Catalog(old_home.catalog_url)
-    try:  # the version's files on this machine, as a worker finds them
-        onnx = Registry(old_home, catalog, open_store(old_home.store_location)).local_dir(2) / "model.onnx"
-    finally:
-        catalog.dispose()
+    with Workspace.open(old_home) as ws:  # the version's files on this machine, as a worker finds them
+        onnx = ws.registry.local_dir(2) / "model.onnx"
     good = onnx.read_bytes()
     onnx.write_bytes(good[:5000])
     code, text = models("promote", "2")
