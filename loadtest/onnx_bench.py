@@ -12,6 +12,8 @@ load, ONNX Runtime (the outputs the decision needs), then the decision (softmax,
 with NumPy's BLAS on one thread as in the API workers. `serving path b1 t1 x2 processes` runs that path in two
 processes at once, each its own model on one thread, and counts both: what the in-process path answers on the whole
 machine (2 cores), measured rather than extrapolated from one thread, the figure the service's throughput is held to.
+`--path-processes N` times only that path, in N processes: what `loadtest.run` times just before and just after each
+measured slice of the service, so that each run's ratio compares figures taken seconds apart.
 """
 
 from __future__ import annotations
@@ -153,13 +155,25 @@ def bench(model_dir: Path, folder: Path, seconds: float = 4.0, limit: int = 256)
     }
 
 
+def path_only(model_dir: Path, folder: Path, seconds: float, processes: int, limit: int = 256) -> dict:
+    """Only the serving path, in `processes` processes at once: photos/s of all of them, CPU ms per photo."""
+    rate, ms = _serving_processes(model_dir, image_paths(folder, limit=limit), seconds, processes)
+    return {"processes": processes, "seconds": seconds, "img_per_s": round(rate, 1), "cpu_ms_per_img": round(ms, 3)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
     ap.add_argument("--images", default=None)
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--path-processes", type=int, default=0, help="Time only the serving path, in N processes.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.path_processes:
+        out = path_only(args.model, image_dir(args.images), args.seconds, args.path_processes)
+        words = f"serving path b1 t1 in {args.path_processes} process(es)"
+        print(json.dumps(out) if args.json else f"{words}: {out['img_per_s']} img/s, {out['cpu_ms_per_img']} ms/img")
+        return
     out = bench(args.model, image_dir(args.images), args.seconds)
     if args.json:
         print(json.dumps(out))

@@ -16,7 +16,11 @@ small dataset first so the catalogue routes have something to read, and measures
 
 Each setup is started once, warmed up, then measured `--repeats` times for `--duration` seconds; the
 report shows medians. Raw ONNX Runtime throughput on the same photos (loadtest/onnx_bench.py) is
-measured at the start and the end of the run.
+measured at the start and the end of the run. With the `single` workload, the in-process serving path (the
+service's throughput target is a share of it) is also timed before the first measured slice and after each one,
+for as long (`--paired-seconds`), with the servers idle: the machine's speed drifts by 10-20% within minutes, so
+each run's service rate is compared with the mean of the in-process rates timed just before and just after it,
+and the report gives the median of those ratios.
 
 `--variant NAME` (repeatable; see loadtest/variants.py) also serves a copy of this checkout with a
 fast-path knob turned back, `--variant NAME=SRC` the leafdoc package of another `src/` folder (e.g. a
@@ -53,6 +57,7 @@ import psutil
 
 from loadtest.images import REPO, image_dir
 from loadtest.nginx import Nginx, find_nginx, start_nginx
+from loadtest.report import cpu_count
 from loadtest.variants import VARIANTS, make_variant
 
 SINGLE, BATCH = "predict single", "predict batch"
@@ -397,9 +402,12 @@ def prepare_home(root: Path, model: Path, images: Path, env: dict) -> None:
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
 
 
-def raw_onnx(model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None) -> dict:
+def raw_onnx(
+    model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None, extra: tuple = ()
+) -> dict:
+    """loadtest.onnx_bench in a child process, on the servers' CPUs, importing `src`'s leafdoc package."""
     cmd = [sys.executable, "-m", "loadtest.onnx_bench", "--json", "--model", str(model), "--images", str(images)]
-    cmd += ["--seconds", str(seconds)]
+    cmd += ["--seconds", str(seconds), *extra]
     if server_cpus:
         cmd = ["taskset", "-c", server_cpus, *cmd]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, str(REPO)) if p)}
@@ -407,6 +415,13 @@ def raw_onnx(model: Path, images: Path, seconds: float, server_cpus: str | None,
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["loadavg_before"] = os.getloadavg()[0]
     return result
+
+
+def in_process_path(model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None) -> dict:
+    """The in-process serving path for `seconds`, where the servers run: in 2 processes on the whole machine, in 1
+    pinned to one CPU (report.throughput_reference says why)."""
+    processes = 1 if cpu_count(server_cpus) == 1 else 2
+    return raw_onnx(model, images, seconds, server_cpus, src, ("--path-processes", str(processes)))
 
 
 def git_commit() -> str:
@@ -492,13 +507,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--no-current", action="store_true", help="With --variant: measure only the variants.")
     ap.add_argument("--onnx-seconds", type=float, default=4, help="Seconds per raw ONNX Runtime configuration.")
+    ap.add_argument(
+        "--paired-seconds",
+        type=float,
+        default=None,
+        help="With the single workload: seconds of the in-process path timed before and after each measured slice "
+        "(default: --duration; 0: not measured).",
+    )
     ap.add_argument("--client-cpus", default=None, help="taskset CPU list for locust (default: not pinned).")
     ap.add_argument("--server-cpus", default=None, help="taskset CPU list for the servers (default: not pinned).")
     ap.add_argument("--log-level", default="info", help="leafdoc serve --log-level (info: uvicorn's access log).")
     ap.add_argument("--out", type=Path, default=None, help="Report folder (default: loadtest/reports/<date>).")
     ap.add_argument("--name", default="", help="Suffix of the default report folder name.")
     ap.add_argument("--keep", action="store_true", help="Keep the temp folder (server and locust logs).")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.paired_seconds is None:
+        args.paired_seconds = args.duration
+    return args
 
 
 def run_group(
@@ -524,14 +549,26 @@ def run_group(
         if opts.warmup > 0:
             for dep in deployments:
                 run_locust(dep.base, workload, opts.warmup, opts, None)
+        paired = workload == "single" and args.paired_seconds > 0
+
+        def in_process(dep: Deployment) -> dict:
+            src = variants[dep.setup.variant]
+            return in_process_path(args.model.resolve(), opts.images, args.paired_seconds, args.server_cpus, src)
+
+        before = {id(dep): in_process(dep) for dep in deployments} if paired else {}
         for repeat in range(1, args.repeats + 1):
             for dep in deployments:
                 log(f"run {repeat}/{args.repeats}: {dep.setup.label}, {workload} (load {os.getloadavg()[0]:.2f})")
                 m = measure(dep, workload, repeat, opts)
+                if paired:  # the in-process path timed just before and just after this slice
+                    m.extra["in_process_before"], m.extra["in_process"] = before[id(dep)], in_process(dep)
+                    before[id(dep)] = m.extra["in_process"]
                 single = m.stats.get(SINGLE, {})
+                bracket = [m.extra[k]["img_per_s"] for k in ("in_process_before", "in_process") if k in m.extra]
                 log(
                     f"  single {single.get('rps', 0):.1f}/s p95 {single.get('p95', 0):.0f} ms; "
-                    f"failures {sum(r['failures'] for n, r in m.stats.items() if n != 'Aggregated')}; "
+                    + (f"in-process path before, after: {bracket[0]:.1f}, {bracket[1]:.1f}/s; " if bracket else "")
+                    + f"failures {sum(r['failures'] for n, r in m.stats.items() if n != 'Aggregated')}; "
                     f"peak RSS {m.peak_process_mb:.0f} MB/process, {m.peak_serve_mb:.0f} MB total"
                 )
                 results["measurements"].append(m.to_dict())
