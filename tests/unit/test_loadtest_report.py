@@ -212,6 +212,16 @@ def test_each_run_is_held_to_the_in_process_path_timed_just_before_and_just_afte
     assert rows["serve -w2"][11] == "–"  # no run of its own timed beside it: no figure rather than another one's
     [paired] = [line.split(" | ") for line in text.splitlines() if line.startswith("| serve -w1 | 3 |")]
     assert paired[3] == "260.0, 300.0, 220.0" and paired[4:7] == ["77%, 85%, 57%", "77%", "1 of 3"]
+    # The picture's in-process line is what the runs were held to: the median of the rates around them.
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    report.write_report(results, tmp_path)
+    monkeypatch.undo()
+    [line] = [x for x in figures[0].axes[1].lines if x.get_label().startswith("in-process")]
+    assert line.get_label().endswith("around the runs") and line.get_ydata()[0] == 260.0
+    plt.close(figures[0])
     # A run timed only after (an older results.json, or the first timing failed) is held to that one timing.
     del w1[0]["extra"]["in_process_before"]
     text = report.write_report(results, tmp_path).read_text()
