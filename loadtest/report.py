@@ -65,8 +65,11 @@ def summarize(ms: list[dict]) -> dict:
         [m["stats"].get(SINGLE, {}).get("rps", 0) + batch * m["stats"].get(BATCH, {}).get("rps", 0) for m in ms]
     )
 
+    def ms_per_request(m: dict, field: str) -> float:
+        return 1000 * m[field] / max(1, m["stats"].get(ALL, {}).get("requests", 0))
+
     def per_request(field: str) -> float:
-        return med([1000 * m[field] / max(1, m["stats"].get(ALL, {}).get("requests", 0)) for m in ms])
+        return med([ms_per_request(m, field) for m in ms])
 
     def around(m: dict, field: str) -> float | None:
         """The in-process path's figure around a run: the mean of its timings just before and just after."""
@@ -74,18 +77,23 @@ def summarize(ms: list[dict]) -> dict:
         values = [v for v in values if v]
         return sum(values) / len(values) if values else None
 
-    # Each run that has the in-process path timed around it: the service's predictions/s and CPU ms per request
-    # beside the in-process path's photos/s and CPU ms per photo.
-    paired = [
-        {
-            "rps": m["stats"].get(SINGLE, {}).get("rps"),
-            "inproc_rps": around(m, "img_per_s"),
-            "server_ms": 1000 * m["server_cpu_s"] / max(1, m["stats"].get(ALL, {}).get("requests", 0)),
-            "inproc_ms": around(m, "cpu_ms_per_img"),
-        }
-        for m in ms
-    ]
-    paired = [r for r in paired if r["rps"] and r["inproc_rps"]]
+    # Each run that has the in-process path timed around it: the service's predictions/s beside the path's photos/s
+    # (their ratio), and the server's CPU ms per request beside the path's CPU ms per photo (their difference).
+    paired = []
+    for m in ms:
+        rps, inproc_rps = m["stats"].get(SINGLE, {}).get("rps"), around(m, "img_per_s")
+        if not (rps and inproc_rps):
+            continue
+        server_ms, inproc_ms = ms_per_request(m, "server_cpu_s"), around(m, "cpu_ms_per_img")
+        paired.append(
+            {
+                "rps": rps,
+                "inproc_rps": inproc_rps,
+                "ratio": rps / inproc_rps,
+                "outside_ms": server_ms - inproc_ms if inproc_ms else None,
+                "cpu_share": inproc_ms / server_ms if inproc_ms and server_ms else None,
+            }
+        )
 
     return {
         "setup": ms[0]["setup"],
@@ -104,9 +112,9 @@ def summarize(ms: list[dict]) -> dict:
         "loadavg": [m["loadavg_before"] for m in ms],
         "failures": [f for m in ms for f in m["failures"]],
         "paired": paired,
-        "paired_ratio": med([r["rps"] / r["inproc_rps"] for r in paired]),
-        "paired_outside_ms": med([r["server_ms"] - r["inproc_ms"] for r in paired if r["inproc_ms"]]),
-        "paired_cpu_share": med([r["inproc_ms"] / r["server_ms"] for r in paired if r["inproc_ms"] and r["server_ms"]]),
+        "paired_ratio": med([r["ratio"] for r in paired]),
+        "paired_outside_ms": med([r["outside_ms"] for r in paired]),
+        "paired_cpu_share": med([r["cpu_share"] for r in paired]),
     }
 
 
@@ -163,7 +171,7 @@ def single_table(summaries: dict, raw: dict, raw_cpu: dict, server_cpus: str | N
     ref = raw.get(RAW_REFERENCE, float("nan"))
     inproc = raw_cpu.get(PIPELINE_REFERENCE, float("nan"))
     _, inproc_rate, words = throughput_reference(raw, server_cpus)
-    paired = any(s.get("paired") for s in summaries.values())
+    paired = any_paired(summaries)
     if paired:
         words += ", timed around each run: the median of the runs' ratios"
     lines = [
@@ -199,25 +207,30 @@ def single_table(summaries: dict, raw: dict, raw_cpu: dict, server_cpus: str | N
 THROUGHPUT_SHARE = 0.80  # the issue's target: the service at >= 80% of the in-process path's throughput
 
 
+def any_paired(summaries: dict) -> bool:
+    """Whether any setup's runs had the in-process path timed around them (`loadtest.run --paired-seconds`)."""
+    return any(s.get("paired") for s in summaries.values())
+
+
 def paired_table(summaries: dict) -> list[str]:
     """Each run's service rate beside the in-process path's, timed around it: the ratio run by run."""
     lines = [
         "| setup | runs | predictions/s, each run | in-process path photos/s around it (mean of before and after) "
-        "| ratio, each run | ratio, median | runs at 80% or more | server CPU ms/prediction outside the in-process "
-        "path, each run |",
+        f"| ratio, each run | ratio, median | runs at {THROUGHPUT_SHARE:.0%} or more | server CPU ms/prediction "
+        "outside the in-process path, each run |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key in _setup_order(summaries):
         s = summaries[key]
-        if not s.get("paired"):
+        runs = s.get("paired")
+        if not runs:
             continue
-        runs = s["paired"]
-        ratios = [r["rps"] / r["inproc_rps"] for r in runs]
-        outside = [r["server_ms"] - r["inproc_ms"] for r in runs if r["inproc_ms"]]
+        outside = [r["outside_ms"] for r in runs if r["outside_ms"] is not None]
         lines.append(
-            f"| {_label(s['setup'])} | {len(ratios)} | {', '.join(_fmt(r['rps'], 1) for r in runs)} "
-            f"| {', '.join(_fmt(r['inproc_rps'], 1) for r in runs)} | {', '.join(f'{x:.0%}' for x in ratios)} "
-            f"| {_pct(s['paired_ratio'], 1.0)} | {sum(x >= THROUGHPUT_SHARE for x in ratios)} of {len(ratios)} "
+            f"| {_label(s['setup'])} | {len(runs)} | {', '.join(_fmt(r['rps'], 1) for r in runs)} "
+            f"| {', '.join(_fmt(r['inproc_rps'], 1) for r in runs)} "
+            f"| {', '.join(format(r['ratio'], '.0%') for r in runs)} "
+            f"| {_pct(s['paired_ratio'], 1.0)} | {sum(r['ratio'] >= THROUGHPUT_SHARE for r in runs)} of {len(runs)} "
             f"| {', '.join(_fmt(x, 1) for x in outside) or '–'} |"
         )
     return lines
@@ -465,7 +478,7 @@ def write_report(results: dict, out_dir: Path) -> Path:
                 "servers idle; each run is held to the mean of the timings just before and just after it, and the "
                 "table gives the median of the runs' ratios (run by run below). At the start and the end of the run "
                 f"the same path did {_fmt(ref_rate, 1)} photos/s (the raw table)."
-                if any(s.get("paired") for s in by_workload["single"].values())
+                if any_paired(by_workload["single"])
                 else "`of which outside the in-process path`: server CPU per prediction minus the CPU of "
                 f"`{PIPELINE_REFERENCE}` ({_fmt(raw_cpu.get(PIPELINE_REFERENCE, float('nan')), 2)} ms), that is "
                 "HTTP, multipart parsing, FastAPI, metrics and colder caches. `of the in-process path's "
