@@ -29,8 +29,18 @@ CLASSES = (
 )
 
 
+def need_plantvillage() -> None:
+    """Stop with what is missing and how to supply it, before a script gets far without its photos."""
+    if not PLANTVILLAGE.is_dir():
+        raise SystemExit(
+            f"{PLANTVILLAGE}: no such folder. This script shows PlantVillage photos from the shared datasets "
+            "(../shared/datasets beside the clone); set LEAFDOC_SHARED=/path/to/shared if they are elsewhere."
+        )
+
+
 def copy_photos(dest: Path, first: int, count: int, taper: int = 0) -> Path:
     """Photos of each class from index `first` on: `count` of the first class, `taper` fewer for each next one."""
+    need_plantvillage()
     for k, cls in enumerate(CLASSES):
         (dest / cls).mkdir(parents=True, exist_ok=True)
         for f in sorted((PLANTVILLAGE / cls).iterdir())[first : first + count - taper * k]:

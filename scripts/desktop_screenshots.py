@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from demo_home import CLASSES, DATASET, PLANTVILLAGE, REPO, copy_photos, make_demo_home
+from demo_home import CLASSES, DATASET, PLANTVILLAGE, REPO, copy_photos, make_demo_home, need_plantvillage
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--no-retrain", action="store_true", help="upload only; do not wait for a retraining")
     parser.add_argument("--size", default="1280x900", help="window size, WxH")
     args = parser.parse_args()
+    need_plantvillage()  # with --server too: the photos it diagnoses and uploads come from there
 
     root = Path(tempfile.mkdtemp(prefix="leafdoc-screenshots-"))
     os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # never the real keyring

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.markup import escape as esc
 
@@ -34,7 +35,9 @@ from leafdoc.errors import LeafdocError
 from leafdoc.settings import Settings
 from leafdoc.train.stopping import stop_on_signals
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Diagnose plant diseases from leaf photos.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Diagnose plant diseases from leaf photos."
+)
 
 
 def _open_data(settings: Settings):
@@ -168,6 +171,11 @@ def run_training(
     provenance=None,
     resume=False,
 ) -> dict:
+    from leafdoc.train.tfimport import import_tensorflow_quietly
+
+    with console.status("loading TensorFlow"):
+        import_tensorflow_quietly()
+    from leafdoc.lifecycle import caveats
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
@@ -186,6 +194,9 @@ def run_training(
             f"{td.dataset} v{td.version}: {len(td.classes)} classes; "
             f"train {c['train']}, val {c['val']}, test {c['test']}"
         )
+    train_y = td.y[td.split == "train"]
+    if warning := caveats.few_photos({cls: int((train_y == i).sum()) for i, cls in enumerate(td.classes)}):
+        console.print(f"[yellow]warning:[/] {esc(warning)}")
     with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
@@ -206,19 +217,21 @@ def run_training(
             checkpoint_dir=checkpoint,
             originals=ws.store.get,
         ).card
+    t = card.test_metrics
     if not quiet:
-        t = card.test_metrics
         out.print(
             f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
             f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})"
         )
-        if card.field:
-            f = card.field
-            cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
-            out.print(
-                f"unlike-training check: refuses {f['field_refused']:.1%} of {f['n_field']} calibration field "
-                f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos"
-            )
+    if warning := caveats.no_better_than_chance(round(t["accuracy"] * t["n"]), t["n"], len(td.classes)):
+        console.print(f"[bold red]warning:[/] {esc(warning)}")
+    if not quiet and card.field:
+        f = card.field
+        cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
+        out.print(
+            f"unlike-training check: refuses {f['field_refused']:.1%} of {f['n_field']} calibration field "
+            f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos"
+        )
     return card
 
 
@@ -405,6 +418,9 @@ def experiment(
     The report is rewritten after every run; if the command stops part-way, run it again with --resume."""
     from leafdoc.experiments.recipe import DEFAULT_DATA_ROOT, load_recipe
     from leafdoc.experiments.runner import run_experiment
+    from leafdoc.train.tfimport import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
     spec = load_recipe(recipe)
     out_dir = out_dir or Path("runs") / (f"{spec.name}-quick" if quick else spec.name)
@@ -469,13 +485,13 @@ def main() -> None:
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except (typer.TyperException, click.ClickException) as exc:
+        # Usage errors (a missing argument, a bad choice) come through here outside standalone mode: Typer 0.29
+        # raises its own vendored click's exceptions, older ones click's. Either prints a short usage line, exit 2.
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

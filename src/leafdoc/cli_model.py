@@ -13,6 +13,7 @@ from leafdoc.cli_common import emit_json, load_settings, progress_bar
 from leafdoc.cli_options import SPLIT_HELP, folders_option
 from leafdoc.cli_print import console, out, print_evaluation
 from leafdoc.cpuflags import int8_problem
+from leafdoc.errors import ConfigError
 
 
 def calibrate(
@@ -115,15 +116,20 @@ def calibrate(
     )
 
 
+EXPORT_FORMATS = ("onnx", "tflite", "onnx-int8", "onnx-fp16")
+
+
 def export(
     model_dir: Annotated[Path, typer.Argument(help="A model folder with model.keras.")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx | tflite | onnx-int8 | onnx-fp16")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help=" | ".join(EXPORT_FORMATS))] = "onnx",
     data: Annotated[
         Path | None,
         typer.Option(help="onnx-int8/fp16: the folder of class folders the model was trained on (calibration, check)."),
     ] = None,
 ):
     """Write model.onnx or model.tflite from model.keras, or an int8/fp16 copy of model.onnx beside it."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}.", hint=f"Use one of {', '.join(EXPORT_FORMATS)}.")
     if fmt.startswith("onnx-"):  # from model.onnx with ONNX Runtime's tools: no TensorFlow
         from leafdoc.inference.quantize import quantize_model_dir
 
@@ -141,7 +147,9 @@ def export(
             out.print(f"Those figures are this machine's, and leafdoc will not serve the copy on it: {why}.")
         return
     from leafdoc.train.export import export as do_export
+    from leafdoc.train.tfimport import import_tensorflow_quietly
 
+    import_tensorflow_quietly()
     with console.status(f"exporting {fmt}"):
         path = do_export(model_dir, fmt)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -23,7 +23,14 @@ from leafdoc.cli_print import out
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as `leafdoc`'s (cli.py): it reads at 80 columns
     help="This data home's model versions: list, add, promote, roll back.",
+)
+
+
+FORCE_HELP = (
+    "Go ahead even when the model is worse than the one serving now on the same photos (its test split), which is "
+    "refused otherwise."
 )
 
 
@@ -86,10 +93,12 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
 def add(
     folder: Annotated[Path, typer.Argument(help="A model folder (model.onnx, labels.json, card.json, ...).")],
     promote: Annotated[bool, typer.Option("--promote", help="Serve it as soon as it is added.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Add a model folder to this data home's registry as a new version (a newer starter, say), and serve it with
     --promote. The same files added twice are one version."""
+    from leafdoc.lifecycle import against_serving
     from leafdoc.modelfolder import SERVING_FILES, check_model_dir
 
     folder = check_model_dir(folder.expanduser().resolve(), SERVING_FILES)
@@ -98,6 +107,9 @@ def add(
         registry = ws.registry
         version = registry.holding(folder)
         added = version is None
+        ptr = registry.serving()
+        if ptr is None or ptr.version != version:
+            against_serving.refuse_if_worse(ws, folder, ptr and ptr.version, "added", force)
         if added:
             version, served = registry.register(
                 folder,
@@ -143,15 +155,19 @@ def _switched(event: dict, as_json: bool) -> None:
 def promote(
     version: Annotated[int, typer.Argument(help="The version to serve (`leafdoc models list`).")],
     reason: Annotated[str, typer.Option("--reason", help="Why, for the serving history.")] = "",
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the serving event as one JSON object.")] = False,
 ):
     """Serve a version of the registry (a candidate a retrain left, or one served before)."""
+    from leafdoc.lifecycle import against_serving
+
     with _workspace() as ws:
         registry = ws.registry
         registry.get(version)  # not in the registry: said at once
         ptr = registry.serving()
         if ptr is None or ptr.version != version:  # (already serving: promote says so)
             check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
+            against_serving.refuse_if_worse(ws, registry.local_dir(version), ptr and ptr.version, "promoted", force)
         event = registry.promote(version, reason=reason.strip() or "promoted with leafdoc models promote")
     _switched(event, as_json)
 

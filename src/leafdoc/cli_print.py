@@ -10,7 +10,9 @@ from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True, soft_wrap=True)  # people read stderr; stdout is for --json and results
+# people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (epochs) keep their
+# time but not the source line that printed them (`cli_print.py:194` means nothing to a user).
+console = Console(stderr=True, soft_wrap=True, log_path=False)
 out = Console(soft_wrap=True)
 
 

@@ -71,6 +71,13 @@ def _stop_serving(signum, frame) -> None:
     raise _StopServing(signum)
 
 
+# How long uvicorn's supervisor waits for a worker to answer its health check before it kills and replaces it
+# ("Child process [N] died"). uvicorn's 5 s is shorter than a worker's start on a busy 2-core machine (importing,
+# loading the ONNX model and answering a warm-up photo hold the GIL for seconds): workers were killed while
+# starting, over and over. A worker that is really hung is still replaced, a minute later.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
     """What `serve` runs uvicorn with: the app factory, leafdoc's logging, request bodies read ahead."""
     return dict(
@@ -81,6 +88,7 @@ def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
         log_level=log_level,
         log_config=log_config(log_level),
         http=HTTP_PROTOCOL,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

@@ -209,4 +209,6 @@ def export(model_dir: Path, fmt: str) -> Path:
         return model_dir / "model.onnx"
     if fmt == "tflite":
         return export_tflite(model, model_dir / "model.tflite", size)
-    raise ModelError(f"unknown export format {fmt!r}.", hint="Use onnx or tflite.")
+    raise ModelError(
+        f"unknown export format {fmt!r}.", hint="Use onnx or tflite here (onnx-int8 and onnx-fp16: `leafdoc export`)."
+    )

@@ -1,0 +1,77 @@
+"""Before `leafdoc models add` or `leafdoc models promote` puts a model in front of users: is it worse than the model
+serving now, on the same photos? The photos are the new model's own test split (its split.json), read from this data
+home's store, less those the serving model trained on; both are scored as served and the service's promotion rule
+decides (lifecycle/promotion.py, `LEAFDOC_PROMOTE_METRIC` and `LEAFDOC_PROMOTE_MARGIN`). A lab's 3-class model at
+41.7% went in without a word; now it is refused, with both figures, unless `--force`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leafdoc.data.datasets import get_version, version_items
+from leafdoc.errors import LeafdocError, ModelError
+from leafdoc.lifecycle.promotion import promotion_decision
+from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.modelfolder import SPLIT_FILE, read_split
+from leafdoc.registry import LOWER_IS_BETTER
+
+
+def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
+    """The labelled photos of the folder's test split that this data home holds; None when there are none (no
+    split.json, a dataset from another data home)."""
+    if not (Path(folder) / SPLIT_FILE).is_file():
+        return None
+    try:
+        split = read_split(folder)
+        row = get_version(ws.catalog, split["dataset"], split["version"])
+    except (LeafdocError, KeyError):
+        return None
+    label_of = {sha: label for sha, label, _ in version_items(ws.catalog, row)}
+    shas = [sha for sha in split.get("test", []) if sha in label_of and ws.store.exists(sha)]
+    if not shas:
+        return None
+    return [ws.store.get(sha) for sha in shas], [label_of[sha] for sha in shas]
+
+
+def compare(ws: Workspace, folder: Path, serving_version: int | None) -> dict | None:
+    """The promotion decision of `folder` against the serving version on the same photos, or None when there is
+    nothing to compare (no model serving, the same version, no test photos of the folder in this data home)."""
+    if serving_version is None:
+        return None
+    photos = own_test_photos(ws, folder)
+    if photos is None:
+        return None
+    s = ws.settings
+    return promotion_decision(
+        folder,
+        ws.registry.local_dir(serving_version),
+        serving_version,
+        *photos,
+        metric=s.promote_metric,
+        margin=s.promote_margin,
+        max_pixels=s.max_image_pixels,
+    )
+
+
+def worse(decision: dict | None) -> bool:
+    """Whether the decision found the new model worse than the serving one beyond the margin (too few photos to
+    promote automatically is not "worse": `add` and `promote` are a person's choice)."""
+    if not decision or decision.get("candidate") is None or decision.get("serving") is None:
+        return False
+    c, sv, margin = decision["candidate"], decision["serving"], decision["margin"]
+    return c > sv + margin if decision["metric"] in LOWER_IS_BETTER else c < sv - margin
+
+
+def refuse_if_worse(ws: Workspace, folder: Path, serving_version: int | None, what: str, force: bool) -> dict | None:
+    """Raise ModelError naming both figures when the folder's model is worse than the serving one, unless `force`;
+    returns the decision (None: nothing to compare)."""
+    decision = compare(ws, folder, serving_version)
+    if worse(decision) and not force:
+        m = decision["metric"]
+        raise ModelError(
+            f"{folder}: {m} {decision['candidate']:.1%} against {decision['serving']:.1%} for version "
+            f"{serving_version}, the model serving now, on the same {decision['n_images']} photos (this model's "
+            f"test split): it is worse, so it was not {what}. ({decision['reason']})",
+            hint="Train it on more photos and compare again, or run the same command with --force to go ahead anyway.",
+        )
+    return decision

@@ -1,0 +1,58 @@
+"""What a training run should tell a small lab about the model it just made: too few photos a class (and the
+accuracy leafdoc's own learning curve suggests at that count), or a model no better than chance on its test split.
+
+The learning curve is the recipe `plantvillage-learning-curve` (docs/results.md, "Would more photos close the
+gap?"): EfficientNet-Lite0 from ImageNet weights on PlantVillage's 30 classes, 90.2% right on held-out photos with
+26 training photos a class and 94.4% with 106; its fit, test error = 0.372 * n^-0.42, puts 98% at about 1,100."""
+
+from __future__ import annotations
+
+from math import comb
+
+CURVE_A, CURVE_B = 0.372, 0.42  # test error = A * n^-B, n = training photos per class
+CURVE_TEXT = "90.2% right with 26 training photos a class, 94.4% with 106, on PlantVillage's 30 classes"
+FEW_PHOTOS = 100  # fewer training photos than this in a class: the curve is still climbing steeply
+CHANCE_P = 0.05  # one-sided binomial test: above chance only when p < CHANCE_P
+
+
+def curve_accuracy(photos_per_class: int) -> float:
+    """The accuracy the learning curve's fit gives at that many training photos a class (0 photos: 0)."""
+    if photos_per_class < 1:
+        return 0.0
+    return max(0.0, 1.0 - CURVE_A * photos_per_class**-CURVE_B)
+
+
+def few_photos(train_counts: dict[str, int]) -> str | None:
+    """A warning when the class with the fewest training photos has fewer than FEW_PHOTOS, else None."""
+    if not train_counts:
+        return None
+    cls, n = min(train_counts.items(), key=lambda kv: (kv[1], kv[0]))
+    if n >= FEW_PHOTOS:
+        return None
+    fewest = f"{cls} has {n}" if len(set(train_counts.values())) > 1 else f"every class has {n}"
+    return (
+        f"few photos: {fewest} training photos. At {n} a class, leafdoc's learning curve ({CURVE_TEXT}) suggests "
+        f"about {curve_accuracy(n):.0%} right on photos like these; fewer, more alike classes do better, field photos "
+        f"worse. Add photos (at least {FEW_PHOTOS} a class; about 1,100 a class for 98%) and train again."
+    )
+
+
+def binomial_p_at_least(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): how often guessing would be right at least k times in n."""
+    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def no_better_than_chance(right: int, n: int, n_classes: int) -> str | None:
+    """A warning when `right` of `n` test photos cannot be told from guessing among `n_classes` (one-sided binomial
+    test at CHANCE_P), else None. Guessing is right one time in n_classes."""
+    if n == 0 or n_classes < 2:
+        return None
+    chance = 1 / n_classes
+    p = binomial_p_at_least(right, n, chance)
+    if p < CHANCE_P:
+        return None
+    return (
+        f"this model is no better than chance on its test split: {right} of {n} photos right ({right / n:.1%}), where "
+        f"guessing among {n_classes} classes is right {chance:.1%} of the time (p = {p:.2f} that guessing does as "
+        f"well). Do not serve it: add photos, or check that each class folder holds the right photos."
+    )

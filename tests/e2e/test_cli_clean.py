@@ -1,0 +1,96 @@
+"""What a newcomer sees at the command line (issue 54): a missing argument gets a short usage line, not a traceback;
+an unknown choice lists every valid one; --help fits 80 columns; training prints no TensorFlow/CUDA start-up noise
+and no source tags on its progress lines. Each runs the installed `leafdoc` as a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LEAFDOC = Path(sys.executable).with_name("leafdoc")
+
+
+def run(*args, home: Path, columns: int = 200, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    full = {**base, "LEAFDOC_HOME": str(home), "COLUMNS": str(columns), "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([str(LEAFDOC), *map(str, args)], env=full, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (("predict",), "Missing argument 'model_dir'"),
+        (("train",), "Missing option '--out'"),
+        (("models", "add"), "Missing argument 'folder'"),
+        (("evaluate", "somewhere"), "Missing option '--data'"),
+    ],
+)
+def test_a_missing_argument_prints_a_short_usage_and_exits_2(tmp_path, args, missing):
+    r = run(*args, home=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "MissingParameter" not in r.stderr
+    assert r.stderr.startswith(f"Usage: leafdoc {' '.join(args[:2] if args[0] == 'models' else args[:1])} ")
+    assert missing in r.stderr and "--help" in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 5, r.stderr
+
+
+def test_an_unknown_export_format_lists_every_format(tmp_path):
+    r = run("export", tmp_path / "no-such-model", "--format", "coreml", home=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    said = r.stdout + r.stderr
+    assert "'coreml'" in said
+    for fmt in ("onnx", "tflite", "onnx-int8", "onnx-fp16"):
+        assert fmt in said.split("what to do:")[1], said
+
+
+@pytest.mark.parametrize(
+    "command", [("train",), ("predict",), ("evaluate",), ("export",), ("serve",), ("calibrate",), ("models", "add")]
+)
+def test_help_reads_at_80_columns(tmp_path, command):
+    """Every line fits, and every option's name is whole on one line (a cramped table cut `--fine-tune-fraction`
+    into pieces)."""
+    r = run(*command, "--help", home=tmp_path, columns=80)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    flags = {word for line in lines for word in line.split() if word.startswith("--")}
+    import typer.main
+
+    from leafdoc.cli import app
+
+    cmd = typer.main.get_command(app)
+    for part in command:
+        cmd = cmd.commands[part]
+    for param in cmd.params:
+        for opt in param.opts:
+            if opt.startswith("--") and not param.hidden:
+                assert opt in flags, (opt, r.stdout)
+    assert not any("│" in line for line in lines), "a boxed table squeezes the help into a narrow column"
+
+
+def test_training_prints_no_tensorflow_noise_and_no_source_tags(tmp_path, leaf_folder):
+    """On a machine without a GPU: none of TensorFlow's C++ start-up lines (CUDA drivers, cuInit, CPU instructions,
+    absl), and the epoch lines carry no `cli_print.py:NNN` tag."""
+    from leafdoc.train.tfimport import gpu_driver_present
+
+    if gpu_driver_present():
+        pytest.skip("a GPU driver is loaded here: leafdoc leaves TensorFlow's start-up lines alone")
+    r = run(
+        "train",
+        "--data",
+        leaf_folder,
+        "--out",
+        tmp_path / "model",
+        *("--backbone", "baseline_cnn", "--weights", "none", "--image-size", "16", "--epochs", "2"),
+        home=tmp_path / "home",
+        columns=100,
+    )
+    assert r.returncode == 0, r.stderr
+    said = r.stdout + r.stderr
+    assert "scratch epoch 2:" in said, said
+    for noise in ("cuInit", "cuda", "CUDA", "absl", "cpu_feature_guard", "rebuild TensorFlow", ".py:", ".cc:"):
+        assert noise not in said, (noise, said)
