@@ -467,6 +467,27 @@ def desktop(
     raise typer.Exit(run(server))
 
 
+# One line each in `leafdoc --help`: the docstrings' first sentences are longer than an 80-column list leaves room
+# for, and click cut them off mid-word.
+SHORT_HELP = {
+    "ingest": "Check photos and add them to the catalog as a dataset version.",
+    "train": "Train a model folder on a dataset, scored on held-out photos.",
+    "predict": "Diagnose photos with a model folder, and what to do.",
+    "advice": "What to do about a diagnosis: a label's knowledge entry.",
+    "calibrate": "Fit a model folder's not-a-leaf and field-photo checks.",
+    "export": "Write model.onnx or model.tflite, or an int8/fp16 copy.",
+    "evaluate": "Score a model folder on labelled photos; write a report.",
+    "stats": "Class balance, sizes, colour and sharpness of a dataset.",
+    "serve": "Serve the web API, and the web page at /ui.",
+    "worker": "Run training jobs from the queue.",
+    "experiment": "Train and compare the runs of a recipe.",
+    "desktop": "Open the desktop app.",
+    "models": "This data home's model versions: list, add, promote.",
+}
+for _info in [*app.registered_commands, *app.registered_groups]:
+    _info.short_help = SHORT_HELP.get(_info.name or _info.callback.__name__)
+
+
 def main() -> None:
     try:
         # Outside standalone mode, Typer returns the code of a typer.Exit (130 for Ctrl-C) instead of exiting.

@@ -59,7 +59,7 @@ def check_answers(folder: Path) -> None:
         ) from None
 
 
-@app.command("list")
+@app.command("list", short_help="Every version: which serves, where it came from, its accuracy.")
 def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False):
     """Every version in the registry: which one serves, where it came from, its test accuracy."""
     from leafdoc.registry import version_dict
@@ -89,7 +89,7 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
         out.print(esc(hint))
 
 
-@app.command()
+@app.command(short_help="Add a model folder as a new version (--promote: serve it).")
 def add(
     folder: Annotated[Path, typer.Argument(help="A model folder (model.onnx, labels.json, card.json, ...).")],
     promote: Annotated[bool, typer.Option("--promote", help="Serve it as soon as it is added.")] = False,
@@ -151,7 +151,7 @@ def _switched(event: dict, as_json: bool) -> None:
     )
 
 
-@app.command()
+@app.command(short_help="Serve another version of the registry.")
 def promote(
     version: Annotated[int, typer.Argument(help="The version to serve (`leafdoc models list`).")],
     reason: Annotated[str, typer.Option("--reason", help="Why, for the serving history.")] = "",

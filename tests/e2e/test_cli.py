@@ -117,6 +117,8 @@ def test_train_refuses_imagenet_offline_with_advice(tmp_path, leaf_folder, monke
             leaf_folder,
             "--out",
             tmp_path / "m",
+            "--backbone",
+            "mobilenet_v2",  # Keras downloads its weights (the default, EfficientNet-Lite0, installs offline)
             "--weights",
             "imagenet",
             "--image-size",

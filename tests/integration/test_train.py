@@ -221,7 +221,7 @@ def test_weights_file_is_loaded_into_the_backbone(tmp_path):
     source = build_backbone("mobilenet_v2", "none", 32, 0.35)
     path = tmp_path / "backbone.weights.h5"
     source.save_weights(str(path))
-    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35)
+    cfg = TrainConfig(backbone="mobilenet_v2", weights=str(path), image_size=32, alpha=0.35)
     model = build_model(cfg, 3)
     for a, b in zip(model.get_layer("backbone").get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -373,7 +373,15 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_
     from leafdoc.train.trainer import build_model, fit
 
     path = _own_weights(tmp_path)
-    cfg = TrainConfig(weights=str(path), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=1, batch_size=8)
+    cfg = TrainConfig(
+        backbone="mobilenet_v2",
+        weights=str(path),
+        image_size=32,
+        alpha=0.35,
+        epochs=1,
+        fine_tune_epochs=1,
+        batch_size=8,
+    )
     data = _prepared(settings, leaf_folder, "pre", cfg)
     model = build_model(cfg, len(data.classes))
     bn_before = [

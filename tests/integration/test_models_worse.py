@@ -1,0 +1,96 @@
+"""`leafdoc models add` and `leafdoc models promote` refuse a model worse than the one serving now on the same photos
+(the new model's test split), with both figures in the message, unless --force (lifecycle/against_serving.py).
+Issue 54: a lab's 3-class model at 41.7% was added as version 2 without a word, and its advice served."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from tests.conftest import PLANTVILLAGE
+from tests.integration.test_models_cli import models
+
+from leafdoc.inference.predictor import Predictor
+from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.modelfolder import read_split
+from leafdoc.registry import starter_model_dir
+from leafdoc.settings import Settings
+
+CLASSES = ("Apple___Cedar_apple_rust", "Corn_(maize)___Common_rust_", "Tomato___Late_blight")
+
+
+def photos_the_starter_never_saw(dest, per_class: int = 10):
+    """PlantVillage photos from the starter's own test split: the comparison leaves out photos the serving model
+    trained on, and a lab's photos are never among those."""
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    unseen = set(read_split(starter_model_dir())["test"])
+    for cls in CLASSES:
+        (dest / cls).mkdir(parents=True)
+        kept = [
+            f for f in sorted((PLANTVILLAGE / cls).iterdir()) if hashlib.sha256(f.read_bytes()).hexdigest() in unseen
+        ]
+        for f in kept[:per_class]:
+            shutil.copy2(f, dest / cls / f.name)
+    return dest
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A data home serving the starter, and a model trained in it on the lab's photos that has learnt next to
+    nothing (16 px, one epoch from scratch)."""
+    from leafdoc.data.ingest import ingest
+    from leafdoc.lifecycle.training import prepare, train_model
+    from leafdoc.train.config import TrainConfig
+
+    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LEAFDOC_MODEL_DIR", raising=False)
+    settings = Settings.load()
+    settings.ensure_home()
+    folder = photos_the_starter_never_saw(tmp_path / "mydata")
+    cfg = TrainConfig(backbone="baseline_cnn", weights="none", image_size=16, epochs=1, batch_size=8)
+    with Workspace.open(settings) as ws:
+        assert ws.registry.seed() == 1
+        ingest(folder, ws.catalog, ws.store, "mydata")
+        td = prepare(ws, "mydata", cfg)
+        card = train_model(cfg, td, tmp_path / "mymodel").card
+    return tmp_path / "mymodel", card, folder
+
+
+def starter_accuracy_on(model_dir, folder) -> float:
+    """The starter's accuracy on the photos of `folder` in model_dir's test split, computed here on its own."""
+    test = set(read_split(model_dir)["test"])
+    starter = Predictor(starter_model_dir())
+    right = []
+    for f in sorted(folder.rglob("*.jpg")) + sorted(folder.rglob("*.JPG")):
+        if hashlib.sha256(f.read_bytes()).hexdigest() in test:
+            probs = starter.predict_arrays(starter.preprocess(f)[None])["probabilities"][0]
+            right.append(starter.labels[int(np.argmax(probs))] == f.parent.name)
+    return float(np.mean(right))
+
+
+def test_a_worse_model_is_refused_with_both_figures_unless_forced(lab):
+    model, card, folder = lab
+    ours, theirs = card.test_metrics["accuracy"], starter_accuracy_on(model, folder)
+    assert ours < theirs, (ours, theirs)  # the setting of the test: a model that learnt next to nothing
+
+    code, text = models("add", str(model), "--promote")
+    assert code == 1, text
+    assert f"accuracy {ours:.1%} against {theirs:.1%} for version 1" in text, text
+    assert "--force" in text and "not added" in text
+    assert json.loads(models("list", "--json")[1])["serving"] == 1
+    assert len(json.loads(models("list", "--json")[1])["versions"]) == 1  # nothing was added
+
+    code, text = models("add", str(model), "--force", "--json")
+    assert code == 0 and json.loads(text) == {"version": 2, "added": True, "serving": 1, "promoted": False}, text
+
+    code, text = models("promote", "2")
+    assert code == 1 and f"accuracy {ours:.1%} against {theirs:.1%} for version 1" in text and "not promoted" in text
+    assert json.loads(models("list", "--json")[1])["serving"] == 1
+
+    code, text = models("promote", "2", "--force", "--reason", "we know")
+    assert code == 0, text
+    assert json.loads(models("list", "--json")[1])["serving"] == 2

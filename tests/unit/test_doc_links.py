@@ -1,0 +1,80 @@
+"""Every relative link in README.md and docs/*.md leads somewhere: the file exists, and a #anchor names a heading of
+the page it points to (GitHub's rule for heading ids). The README was cut down to a page for people and its content
+moved into docs/; a link left pointing at a section that moved is what this catches."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"(?<!!)\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose(text: str) -> str:
+    """The page without fenced code blocks and inline code, where brackets are not links."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "``", text)
+
+
+def slug(heading: str) -> str:
+    """GitHub's id for a heading: markup dropped, lower case, punctuation but - and _ removed, spaces to -."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    text = text.replace("`", "").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out = set()
+    for line in re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S).splitlines():
+        m = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            base = slug(m.group(1))
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out.add(base if n == 0 else f"{base}-{n}")
+    out.update(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", page.read_text(encoding="utf-8")))
+    return out
+
+
+def links(page: Path) -> list[str]:
+    return [a or b for a, b in LINK.findall(prose(page.read_text(encoding="utf-8")))]
+
+
+def test_the_slug_rule_matches_githubs_on_headings_the_pages_use():
+    assert slug("The service: `leafdoc serve [--host] [--port] [--workers N]`") == (
+        "the-service-leafdoc-serve---host---port---workers-n"
+    )
+    assert slug('When leafdoc says "not sure"') == "when-leafdoc-says-not-sure"
+    assert slug("Where leafdoc departs from DESIGN.md") == "where-leafdoc-departs-from-designmd"
+
+
+def test_a_broken_link_is_found(tmp_path):
+    """The checker itself: a page linking to a missing file and to a missing heading is caught."""
+    page = tmp_path / "page.md"
+    (tmp_path / "other.md").write_text("# Other\n\n## A part\n")
+    page.write_text("[ok](other.md#a-part) [gone](missing.md) [no such part](other.md#nowhere) `[code](x.md)`\n")
+    assert broken(page) == ["missing.md", "other.md#nowhere"]
+
+
+def broken(page: Path) -> list[str]:
+    bad = []
+    for target in links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:: not checked here (no network)
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in anchors(dest)):
+            bad.append(target)
+    return bad
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_works(page):
+    assert links(page) or page.name != "README.md", "no links found: the pattern is broken"
+    assert broken(page) == []
