@@ -224,7 +224,7 @@ class Settings(BaseSettings):
                 problems.append(f"LEAFDOC_{field.upper()}={shown}: {err['msg']}")
             raise ConfigError(
                 "Bad setting in the environment: " + "; ".join(problems) + ".",
-                hint="Fix or unset the variable (see the README's Settings table for what each one takes).",
+                hint="Fix or unset the variable (the README links the Settings table, docs/cli.md: what each takes).",
             ) from None
 
     def ensure_home(self) -> Path:

@@ -100,7 +100,7 @@ def check(window: dict, baseline: dict | None) -> dict:
     `window` and `baseline` both hold: `answers`, `abstentions` ({reason: count}), `score_bins`
     ({bin: count} or a list), `labels` ({label: count} of answered, not abstained, photos)."""
     if not baseline:
-        return {"checked": False, "why": "this model has no validation baseline (see the README: Monitoring)"}
+        return {"checked": False, "why": "this model has no validation baseline (see docs/service.md: Monitoring)"}
     n = int(window.get("answers", 0))
     if n < MIN_ANSWERS:
         return {"checked": False, "why": f"{n} answers; drift is checked from {MIN_ANSWERS} on"}

@@ -44,8 +44,8 @@ from leafdoc.train.stopping import fitting, stop_when_asked
 Event = Callable[[TrainEvent], None]
 
 PROVENANCE_NOTE = (
-    "Trained on the images of the dataset version named in `dataset`. See the README's "
-    "'Data and licences' section for sources and licences of the shared datasets."
+    "Trained on the images of the dataset version named in `dataset`. See leafdoc's "
+    "docs/data-and-licences.md for sources and licences of the shared datasets."
 )
 
 
