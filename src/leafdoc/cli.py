@@ -96,6 +96,8 @@ def _save_summary(settings: Settings, summary: dict) -> None:
 
 def train(**options):
     """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
+    from pydantic import ValidationError
+
     from leafdoc.errors import ConfigError
     from leafdoc.train.config import TrainConfig
 
@@ -112,8 +114,11 @@ def train(**options):
             nonleaf_dirs=[str(p.resolve()) for p in nonleaf or []],
             field_dirs=[str(p.resolve()) for p in field] if field else None,
         )
-    except ValueError as exc:
-        raise ConfigError(f"invalid training options: {exc}") from None
+    except ValidationError as exc:  # one line per option, named as typed, with every valid choice pydantic lists
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')} {e['input']!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
     if init_from is not None and cfg.field_dirs is None and not as_json:
         warn_field_check_dropped(init_from)
     note = None

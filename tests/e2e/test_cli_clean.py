@@ -94,3 +94,13 @@ def test_training_prints_no_tensorflow_noise_and_no_source_tags(tmp_path, leaf_f
     assert "scratch epoch 2:" in said, said
     for noise in ("cuInit", "cuda", "CUDA", "absl", "cpu_feature_guard", "rebuild TensorFlow", ".py:", ".cc:"):
         assert noise not in said, (noise, said)
+
+
+def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path):
+    (tmp_path / "mydata").mkdir()
+    r = run("train", "--data", tmp_path / "mydata", "--out", tmp_path / "m", "--backbone", "vgg", home=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    from leafdoc.train.registry import NAMES
+
+    assert "--backbone 'vgg'" in r.stderr and all(f"'{name}'" in r.stderr for name in NAMES), r.stderr
+    assert "pydantic.dev" not in r.stderr  # a link to a library's page is not what to do
