@@ -47,6 +47,20 @@ def _check_settings(extra: dict[str, Any] | None, allowed: tuple[str, ...] = ())
             raise ValueError(f"unknown setting {key!r}{also} (training settings: {', '.join(SETTINGS)})")
 
 
+# TrainConfig's defaults when the recipes were written and run: `leafdoc train`'s own defaults have since become a
+# small lab's first model (EfficientNet-Lite0, 160 px, ...; issue 54). A recipe must keep training what its committed
+# reports say it trained, so whatever it leaves unset means these.
+RECIPE_DEFAULTS = {
+    "backbone": "mobilenet_v2",
+    "image_size": 96,
+    "epochs": 10,
+    "fine_tune_epochs": 5,
+    "fine_tune_fraction": 0.3,
+    "batch_size": 32,
+    "learning_rate": None,  # 1e-3 from scratch, 1e-4 for a pretrained backbone's head
+}
+
+
 class _Settings(BaseModel):
     """A block of TrainConfig overrides written flat (`epochs: 5`), beside the block's own keys."""
 
@@ -273,10 +287,10 @@ class Recipe(BaseModel):
         weights = weights or self.weights
         index = self.runs.index(run) if run is not None else None
         label = f"runs[{index}] ({run.name})" if run is not None else ""
-        layers: list[tuple[str, dict]] = [("base", self.base)]
+        layers: list[tuple[str, dict]] = [("recipe defaults", RECIPE_DEFAULTS), ("base", self.base)]
         if run is not None:
             layers.append((label, run.settings))
-        backbone = _merged(layers).get("backbone", TrainConfig.model_fields["backbone"].default)
+        backbone = _merged(layers)["backbone"]
         scratch = weights == "none" or scratch_only(backbone)
         if scratch:
             layers.append(("scratch", self.scratch))
