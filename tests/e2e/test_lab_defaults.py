@@ -51,4 +51,4 @@ def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
     x = np.stack([predictor.preprocess(f) for f in files])
     predicted = [predictor.labels[i] for i in predictor.predict_arrays(x)["probabilities"].argmax(axis=1)]
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files, strict=True)])
-    assert accuracy >= 0.7, (accuracy, r.stdout)  # chance: 1/3; the full defaults reach more (the benchmark)
+    assert accuracy >= 0.6, (accuracy, r.stdout)  # chance: 1/3; the full defaults reach more (the benchmark)
