@@ -64,7 +64,7 @@ def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=1200,
+        timeout=2400,  # minutes on a quiet 2-core machine; a shared one can take many times that
     )
     said = dict(re.findall(r"^=== block (\d+)\n(.*?)(?=^=== block |\Z)", done.stdout, flags=re.M | re.S))
     assert done.returncode == 0, done.stdout[-4000:]
