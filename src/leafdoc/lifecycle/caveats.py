@@ -32,8 +32,8 @@ def few_photos(train_counts: dict[str, int]) -> str | None:
     fewest = f"{cls} has {n}" if len(set(train_counts.values())) > 1 else f"every class has {n}"
     return (
         f"few photos: {fewest} training photos. At {n} a class, leafdoc's learning curve ({CURVE_TEXT}) suggests "
-        f"about {curve_accuracy(n):.0%} right on photos like these; fewer, more alike classes do better, field photos "
-        f"worse. Add photos (at least {FEW_PHOTOS} a class; about 1,100 a class for 98%) and train again."
+        f"about {curve_accuracy(n):.0%} right on photos like these; fewer classes do better, look-alike classes and "
+        f"field photos worse. Add photos (at least {FEW_PHOTOS} a class; about 1,100 a class for 98%) and train again."
     )
 
 
