@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from leafdoc.errors import ConfigError
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.registry import scratch_only
+from leafdoc.train.registry import FORMER_DEFAULT, scratch_only
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPES_DIR = REPO / "recipes"
@@ -51,7 +51,7 @@ def _check_settings(extra: dict[str, Any] | None, allowed: tuple[str, ...] = ())
 # small lab's first model (EfficientNet-Lite0, 160 px, ...; issue 54). A recipe must keep training what its committed
 # reports say it trained, so whatever it leaves unset means these.
 RECIPE_DEFAULTS = {
-    "backbone": "mobilenet_v2",
+    "backbone": FORMER_DEFAULT,
     "image_size": 96,
     "epochs": 10,
     "fine_tune_epochs": 5,

@@ -133,6 +133,9 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 NAMES: tuple[str, ...] = tuple(BACKBONES)
+# TrainConfig's default backbone until `leafdoc train`'s defaults became a lab's first model (EfficientNet-Lite0,
+# issue 54): what a recipe written before means when it names none (experiments/recipe.py RECIPE_DEFAULTS).
+FORMER_DEFAULT = "mobilenet_v2"
 OFFLINE_IMAGENET: tuple[str, ...] = tuple(n for n, s in BACKBONES.items() if s.pretrained.offline)
 
 
