@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 TOKEN = "live-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -154,3 +155,15 @@ def start_server(
         server.stop()
         raise AssertionError("leafdoc serve did not start:\n" + log.read_text()[-3000:]) from None
     return server
+
+
+def api_workers(server) -> list:
+    """The worker processes of a `leafdoc serve --workers N` (uvicorn's spawned children)."""
+    workers = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:  # a killed worker stays a zombie until the supervisor reaps it
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return workers

@@ -71,6 +71,9 @@ def _stop_serving(signum, frame) -> None:
     raise _StopServing(signum)
 
 
+HEALTHCHECK_SECONDS = 60
+
+
 def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
     """What `serve` runs uvicorn with: the app factory, leafdoc's logging, request bodies read ahead."""
     return dict(
@@ -81,6 +84,10 @@ def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
         log_level=log_level,
         log_config=log_config(log_level),
         http=HTTP_PROTOCOL,
+        # uvicorn kills a worker that does not answer its supervisor's ping in time, as hung. Its 5 s killed every
+        # worker as it started, over and over, on a 2-core machine at load 20-30 (issue 59): a busy machine is not a
+        # hung worker. A worker that died is still replaced at once: the ping is only for live ones.
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
     )
 
 

@@ -33,6 +33,10 @@ from leafdoc.service.training import default_dataset, submit
 from leafdoc.settings import Settings
 
 CHUNK = 1024 * 1024
+# The dataset's lock is renewed every third of this: a holder on another host that dies (one on this host is seen
+# dead at once: data/leases.py) holds up the next upload this long at most. Losing the lock to a stalled renewal
+# costs nothing worse than a Conflict: ingest refuses to register a version built on one that moved under it.
+INGEST_LEASE_SECONDS = 15.0
 
 
 @dataclass
@@ -250,7 +254,7 @@ def process_upload(
     with leases.hold(
         catalog,
         f"ingest:{dataset}",
-        ttl=settings.job_lease_seconds,
+        ttl=min(settings.job_lease_seconds, INGEST_LEASE_SECONDS),
         wait=settings.upload_wait_seconds,
         what=f"dataset {dataset!r}",
     ):
