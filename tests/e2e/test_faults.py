@@ -346,12 +346,12 @@ def test_two_ingests_and_an_upload_on_one_catalog_at_once_leave_every_version_wh
 TINY = {"epochs": 6, "patience": 6, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
 
 
-def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_a_new_worker_starting(
+def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_its_death_being_known(
     tmp_path, tiny_model, leaf_folder
 ):
     """`leafdoc worker` killed with SIGKILL during epoch 3 and started again (as systemd or a pod restart does): the
-    job is running again within 15 s of the new worker's start (it waited out the dead worker's 60 s training lock,
-    about a minute: issue 59), continues after the saved epoch, and succeeds in its second attempt."""
+    job is running again within 15 s of the new worker seeing the old one dead (it waited out the dead worker's 60 s
+    training lock, about a minute: issue 59), continues after the saved epoch, and succeeds in its second attempt."""
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
@@ -377,13 +377,17 @@ def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_a_new_wor
             a.kill()
             a.wait()
         with worker_process(settings.home, env, tmp_path / "b.log"):
+            # The new worker knows the old one is dead at its first look (service/worker.py, recover), and says so; on
+            # a loaded machine its interpreter and imports alone took over a minute, not counted here.
+            known = "stopped before it finished"
+            wait_for(lambda: known in (tmp_path / "b.log").read_text(), 300, "the new worker to see the old one dead")
             started = time.monotonic()
             wait_for(lambda: job()["attempts"] == 2 and job()["state"] == "running", 120, "the job claimed again")
             claimed = time.monotonic() - started
-            assert claimed < 15, f"claimed again {claimed:.1f} s after the new worker started"
+            assert claimed < 15, f"claimed again {claimed:.1f} s after the new worker saw the old one dead"
             done = wait_for(lambda: (j := job())["state"] not in ("queued", "running") and j, 600, "the job's end")
     catalog.dispose()
     assert done["state"] == "succeeded", done["error"]
     assert done["attempts"] == 2 and done["resumed_epoch"] >= 2 and done["epoch"] == TINY["epochs"]
     assert [h["epoch"] for h in done["metrics"]["history"]] == list(range(1, TINY["epochs"] + 1))
-    print(f"claimed again {claimed:.1f} s after the new worker started")
+    print(f"claimed again {claimed:.1f} s after the new worker saw the old one dead")
