@@ -4,7 +4,7 @@ A request's temporary files are its own to remove (the upload route does, in a `
 outright (SIGKILL, the out-of-memory killer, a lost machine) runs no `finally`: a bulk upload's spooled body, up to
 LEAFDOC_MAX_REQUEST_BYTES, stayed in `<home>/uploads/` for good, and repeated kills filled the disk (issue 59).
 So each request spools in a folder named for its process too, `uploads/<host>_<pid>_<upload id>/`, and every API
-worker sweeps as it starts and then every `leftover_seconds / 4`:
+worker sweeps as it starts and then every `leftover_seconds / 4` (and looks for dead processes' uploads every 5 s):
 
 - a folder of a process of this host that no longer runs goes at once, whatever its age;
 - anything else under `uploads/` (another host's process, a pid taken by a new process, the layout before this
@@ -31,6 +31,7 @@ from leafdoc.settings import Settings
 log = logging.getLogger(__name__)
 
 UPLOADS = "uploads"
+DEAD_CHECK_SECONDS = 5.0
 
 
 def new_upload_folder(settings: Settings) -> tuple[str, Path]:
@@ -71,21 +72,22 @@ def _remove(path: Path) -> int:
     return size
 
 
-def sweep(settings: Settings, max_age: float | None = None) -> tuple[int, int]:
-    """Remove what dead processes left (see the module's doc); `max_age` defaults to `leftover_seconds`.
-    Returns how many entries went and the bytes they held."""
+def sweep(settings: Settings, max_age: float | None = None, *, aged: bool = True) -> tuple[int, int]:
+    """Remove what dead processes left (see the module's doc); `max_age` defaults to `leftover_seconds`. With
+    `aged` False, only the upload folders of dead processes of this host (a look at `uploads/` alone, cheap enough
+    to do every few seconds). Returns how many entries went and the bytes they held."""
     max_age = settings.leftover_seconds if max_age is None else max_age
     old = time.time() - max_age
     doomed: list[Path] = []
     uploads = settings.home / UPLOADS
     for entry in sorted(uploads.iterdir()) if uploads.is_dir() else []:
         try:
-            if _owner_gone(entry.name) or _newest_change(entry) < old:
+            if _owner_gone(entry.name) or aged and _newest_change(entry) < old:
                 doomed.append(entry)
         except FileNotFoundError:
             continue  # its own request removed it meanwhile
     store = Path(settings.store_location)
-    if not settings.store_url and store.is_dir():
+    if aged and not settings.store_url and store.is_dir():
         for root, _, files in os.walk(store):
             for name in files:
                 path = Path(root) / name
@@ -106,10 +108,16 @@ def sweep(settings: Settings, max_age: float | None = None) -> tuple[int, int]:
 
 
 async def sweep_forever(settings: Settings) -> None:
-    """Sweep now, then every `leftover_seconds / 4`, until cancelled (the app's lifespan runs it)."""
+    """Until cancelled (the app's lifespan runs it): the whole sweep now and every `leftover_seconds / 4`, and the
+    uploads of dead processes every DEAD_CHECK_SECONDS between, so a worker killed mid-upload is swept by its
+    siblings within seconds even while its replacement is slow to start."""
+    whole_at = 0.0
     while True:
+        aged = time.monotonic() >= whole_at
+        if aged:
+            whole_at = time.monotonic() + max(settings.leftover_seconds / 4, 1.0)
         try:
-            await asyncio.to_thread(sweep, settings)
+            await asyncio.to_thread(sweep, settings, aged=aged)
         except Exception:  # a leftover costs only space: never stop serving over it
             log.exception("could not sweep what stopped processes left under the data home")
-        await asyncio.sleep(max(settings.leftover_seconds / 4, 1.0))
+        await asyncio.sleep(min(DEAD_CHECK_SECONDS, max(settings.leftover_seconds / 4, 1.0)))
