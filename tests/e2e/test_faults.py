@@ -96,6 +96,9 @@ def lease_holder(home: Path, name: str) -> str | None:
     return row[0] if row else None
 
 
+TIMEOUT = 120  # a slow answer on a loaded machine is not a lost one: only no answer at all is
+
+
 class Load:
     """`users` threads predicting in a loop, each on its own kept-alive connection (a new one after a failure):
     every answer's time, status and model version."""
@@ -107,7 +110,7 @@ class Load:
         self.threads = [threading.Thread(target=self._user, daemon=True) for _ in range(users)]
 
     def _user(self) -> None:
-        client = httpx.Client(base_url=self.base, timeout=30)
+        client = httpx.Client(base_url=self.base, timeout=TIMEOUT)
         while not self.stop.is_set():
             try:
                 r = client.post("/v1/predict", files={"file": ("leaf.jpg", self.photo)})
@@ -115,7 +118,7 @@ class Load:
             except httpx.HTTPError:
                 got = (time.monotonic(), 0, None)
                 client.close()
-                client = httpx.Client(base_url=self.base, timeout=30)
+                client = httpx.Client(base_url=self.base, timeout=TIMEOUT)
             self.answers.append(got)
         client.close()
 
@@ -234,7 +237,7 @@ def test_promotion_and_rollback_under_load_answer_every_request_from_one_whole_v
     with Load(served.base, leaf_photo, users=4) as load:
         time.sleep(2)
         for route, want in ((f"/v1/models/{v2}/promote", v2), ("/v1/models/rollback", v1)):
-            r = httpx.post(f"{served.base}{route}", headers=ADMIN, json={"reason": "fault suite"}, timeout=60)
+            r = httpx.post(f"{served.base}{route}", headers=ADMIN, json={"reason": "fault suite"}, timeout=TIMEOUT)
             assert r.status_code == 200, r.text
             at = time.monotonic()
             wait_for(lambda w=want, t=at: [a[2] for a in load.after(t)][-4:] == [w] * 4, 30, f"v{want} answers")
@@ -263,7 +266,7 @@ def test_a_store_that_refuses_writes_answers_503_or_507_and_registers_nothing(se
             assert r.status_code == status, r.text
             body = r.json()
             assert body["error"] == code and "the server is at fault" in body["message"], body
-            assert "Nothing was registered" in body["message"] and "retry" in body["hint"].lower(), body
+            assert "Nothing was registered" in body["message"] and "again later" in body["hint"], body
             assert str(served.home) not in r.text  # no server path in the answer
             assert versions(served.base) == before
             unlabelled = httpx.post(  # photos sent as files with no label: the client's fault stays the client's
@@ -374,7 +377,7 @@ def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_its_death
             return text.count("saved to the store")
 
         with worker_process(settings.home, env, tmp_path / "a.log") as a:
-            wait_for(lambda: saved() >= 2, 300, "two epochs saved")
+            wait_for(lambda: saved() >= 2, 600, "two epochs saved")
             a.kill()
             a.wait()
         with worker_process(settings.home, env, tmp_path / "b.log"):
