@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 TOKEN = "live-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -116,10 +117,15 @@ class LiveServer:
 
 
 def start_server(
-    root: Path, model_dir: Path, dataset: Path | None = None, workers: int = 1, **env_extra: str
+    root: Path,
+    model_dir: Path,
+    dataset: Path | None = None,
+    workers: int = 1,
+    ready_within: float = 120,
+    **env_extra: str,
 ) -> LiveServer:
     """Start `leafdoc serve` (`--workers workers`) on a free port with its data home under root; ingest
-    `dataset` as `tiny` first."""
+    `dataset` as `tiny` first; fail if it is not ready within `ready_within` seconds."""
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     env = {
@@ -149,8 +155,21 @@ def start_server(
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(base, proc, home, log)
     try:
-        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, "the server to be ready")
+        ready = lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200  # noqa: E731
+        wait_for(ready, ready_within, "the server to be ready")
     except AssertionError:
         server.stop()
         raise AssertionError("leafdoc serve did not start:\n" + log.read_text()[-3000:]) from None
     return server
+
+
+def api_workers(server) -> list:
+    """The worker processes of a `leafdoc serve --workers N` (uvicorn's spawned children)."""
+    workers = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:  # a killed worker stays a zombie until the supervisor reaps it
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return workers

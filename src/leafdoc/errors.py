@@ -1,9 +1,12 @@
 """Errors that carry a plain message: what went wrong, on which file or value, and what to do.
 
-The CLI prints them without a traceback and exits non-zero; the API maps them to 4xx answers.
+The CLI prints them without a traceback and exits non-zero; the API maps them to 4xx answers, and a fault of the
+server's own (ServerFault: its disk, store or catalog) to 503 or 507, so that no client blames its request.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class LeafdocError(Exception):
@@ -75,3 +78,25 @@ class RequestTooLarge(LeafdocError):
 class Conflict(LeafdocError):
     status = 409
     code = "conflict"
+
+
+class ServerFault(LeafdocError):
+    """The server (or the machine running an ingest) could not do its part: its store or catalog cannot be written
+    or reached. Not the fault of what was sent: the same request can succeed once it is fixed."""
+
+    status = 503
+    code = "server_fault"
+
+
+class StorageFull(ServerFault):
+    status = 507
+    code = "storage_full"
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def server_fault(exc: BaseException, message: str, *, hint: str | None = None) -> ServerFault:
+    """The ServerFault for `exc`, a failed write or connection: StorageFull when the disk or quota is full."""
+    full = isinstance(exc, OSError) and exc.errno in FULL or "disk is full" in str(exc)  # SQLite: SQLITE_FULL
+    return (StorageFull if full else ServerFault)(message, hint=hint)

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     upload_wait_seconds: float = Field(
         600.0, description="How long an upload waits for another upload to the same dataset to finish."
     )
+    leftover_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A spooled upload or half-written store file untouched this long is a dead process's leftover "
+        "and is removed (one of a process of this host that no longer runs goes at once): service/leftovers.py.",
+    )
 
     # Predictions, feedback and monitoring (service/predictionlog.py, routes/feedback.py, routes/monitoring.py).
     keep_photos: bool = Field(

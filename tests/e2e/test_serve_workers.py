@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from tests.conftest import make_leaf_folder
 from tests.live_server import TOKEN, answering_copy, start_server, wait_for
+from tests.live_server import api_workers as _workers
 
 PREDICT_200 = re.compile(
     r'^leafdoc_http_requests_total\{(?=[^}]*route="/v1/predict")(?=[^}]*status="200")[^}]*\} (\S+)$'
@@ -192,20 +193,6 @@ def test_feedback_sent_to_another_server_process_moments_after_the_answer_is_rec
             b.stop()
     finally:
         a.stop()
-
-
-def _workers(server) -> list:
-    """The worker processes of a `leafdoc serve --workers N` (uvicorn's spawned children)."""
-    import psutil
-
-    workers = []
-    for child in psutil.Process(server.proc.pid).children():
-        try:  # a killed worker stays a zombie until the supervisor reaps it
-            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
-                workers.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return workers
 
 
 def _kept_alive_per_worker(server, photo: bytes, n: int = 8, at_once: bool = False) -> tuple[list[int], list[str]]:

@@ -23,7 +23,7 @@ from leafdoc.data.datasets import get_version, latest_version, list_datasets, ve
 from leafdoc.data.ingest import ingest
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import LocalStore, open_store
-from leafdoc.errors import Conflict, DatasetError, NotFound
+from leafdoc.errors import Conflict, DatasetError, NotFound, StorageFull
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_store_failure_midway_registers_no_version(tmp_path, data, monkeypatch):
     catalog, store = data
     root = two_classes(tmp_path / "leaves")
     _fail_on_third_put(monkeypatch)
-    with pytest.raises(DatasetError) as err:
+    with pytest.raises(StorageFull) as err:  # the disk's fault, not the photos': the API answers 507
         ingest(root, catalog, store, "leaves")
     assert "could not be written to the store" in err.value.message
     assert "Nothing was registered: dataset 'leaves' is not created" in err.value.message
@@ -299,7 +299,7 @@ def test_store_failure_midway_keeps_the_old_version_intact(tmp_path, data, monke
     for i in range(4):
         synthetic_image(root / "healthy" / f"more{i}.jpg", seed=50 + i)
     _fail_on_third_put(monkeypatch)
-    with pytest.raises(DatasetError, match="dataset 'leaves' is still at version 1"):
+    with pytest.raises(StorageFull, match="dataset 'leaves' is still at version 1"):
         ingest(root, catalog, store, "leaves")
     assert latest_version(catalog, "leaves").version == 1 and n_versions(catalog) == 1
     assert shas(catalog, "leaves") == v1

@@ -32,7 +32,7 @@ from leafdoc.data.names import name_problem, shown
 from leafdoc.data.phash import canonical_phash, near_duplicate_pairs
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import Conflict, DatasetError, LeafdocError
+from leafdoc.errors import Conflict, DatasetError, LeafdocError, server_fault
 from leafdoc.images import DEFAULT_MAX_PIXELS, open_photo, sha256_bytes
 
 INGEST_MIN_SIDE = 256  # the perceptual hash reads a 32 px thumbnail; 256 px keeps it as from the whole photo
@@ -141,9 +141,10 @@ def _put(store: BlobStore, d: _Decoded, dataset: str, prev: DatasetVersionRow | 
         store.put(d.data)
     except LeafdocError:
         raise
-    except Exception as exc:  # disk full, bucket unreachable...: stop, and say that nothing was registered
+    except Exception as exc:  # disk full, read-only, bucket unreachable...: stop, and say that nothing was registered
         state = f"still at version {prev.version}" if prev else "not created"
-        raise DatasetError(
+        raise server_fault(
+            exc,
             f"{d.entry.name}: could not be written to the store ({type(exc).__name__}: {exc}). "
             f"Nothing was registered: dataset {dataset!r} is {state}.",
             hint="Fix the store (free disk space, check the bucket and its credentials) and run the ingest again.",

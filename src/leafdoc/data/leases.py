@@ -3,12 +3,16 @@
 
 Taking a lease is one conditional UPDATE (free, expired, or already ours -> ours), which both
 databases apply atomically to a single row. A holder that dies simply stops renewing, and its lease
-expires after `ttl` seconds, so a killed process never leaves a lock behind for good.
+expires after `ttl` seconds, so a killed process never leaves a lock behind for good. A holder that is a
+process of this host (a holder's id starts `host:pid`) and no longer runs gives its lease up at once: a
+retry right after a crash does not wait out the ttl (issue 59: an upload's retry waited 50 s). Another
+host's holder cannot be seen, so its lease runs out with its ttl, renewed every ttl/3 while it lives.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -16,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,11 +28,37 @@ from sqlalchemy.exc import IntegrityError
 from leafdoc.data.catalog import Catalog, LeaseRow, utcnow
 from leafdoc.errors import Conflict
 
+log = logging.getLogger(__name__)
+
 
 def holder_id(tag: str = "") -> str:
     """host:pid:thread[:tag], unique per thread of a process."""
     base = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return f"{base}:{tag}" if tag else base
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (a zombie, killed and not yet reaped by its parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: a zombie still answers kill(0); its state in /proc ("pid (name) S ...") says it is dead
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    state = stat.rfind(b")") + 2
+    return stat[state : state + 1] != b"Z"
+
+
+def gone_here(owner: str | None) -> bool:
+    """Whether `owner` (`host:pid`, then anything: a lease holder's or a job worker's id) is a process of this
+    host that no longer runs. False for another host's, or an id not of that shape: those cannot be seen."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.split(":", 1)[0]
+    return host == socket.gethostname() and pid.isdigit() and int(pid) > 0 and not pid_alive(int(pid))
 
 
 def _ensure_row(catalog: Catalog, name: str) -> None:
@@ -53,7 +84,20 @@ def try_acquire(catalog: Catalog, name: str, holder: str, ttl: float) -> bool:
             )
             .values(holder=holder, expires=now + timedelta(seconds=ttl))
         )
-        return res.rowcount == 1
+        if res.rowcount == 1:
+            return True
+    dead = current_holder(catalog, name)
+    if not gone_here(dead):
+        return False
+    with catalog.Session.begin() as s:  # only if that same dead holder still has it: one taker wins
+        res = s.execute(
+            update(LeaseRow)
+            .where(LeaseRow.name == name, LeaseRow.holder == dead)
+            .values(holder=holder, expires=utcnow() + timedelta(seconds=ttl))
+        )
+    if res.rowcount == 1:
+        log.warning("lease %r: its holder %s is no longer running; taken over by %s", name, dead, holder)
+    return res.rowcount == 1
 
 
 def renew(catalog: Catalog, name: str, holder: str, ttl: float) -> bool:

@@ -8,6 +8,7 @@ uvicorn's `--factory` calls `create_app()` with settings read from the environme
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from leafdoc import __version__
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.registry import check_promote_metric
-from leafdoc.service import errors
+from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import AppState
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
@@ -89,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        sweeper = asyncio.create_task(leftovers.sweep_forever(settings))  # what killed workers left (issue 59)
         yield {TIMEOUT_STATE_KEY: settings.client_timeout_seconds}  # for the server's protocol (service/protocol.py)
+        sweeper.cancel()
         state.prediction_log.close()  # what is still buffered is written before the catalog closes
         state.catalog.dispose()
 

@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from leafdoc.errors import LeafdocError
+from leafdoc.errors import LeafdocError, ServerFault, server_fault
 from leafdoc.service.redact import redact
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,29 @@ class RequestTimeout(LeafdocError):
     code = "request_timeout"
 
 
+SERVER_HINT = "Send the same request again later; if this lasts, tell the server's operator (its log says more)."
+
+
 def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
-    return JSONResponse(redact(exc.to_dict()), status_code=exc.status, headers=getattr(exc, "headers", None))
+    body = exc.to_dict()
+    if isinstance(exc, ServerFault):  # the hint the library gives is the operator's; the client's is to retry
+        log.error("server fault on %s %s: %s", request.method, request.url.path, exc)
+        body["message"] = f"the server is at fault, not your request: {exc.message}"
+        body["hint"] = SERVER_HINT
+    return JSONResponse(redact(body), status_code=exc.status, headers=getattr(exc, "headers", None))
+
+
+def _catalog_error(request: Request, exc: Exception) -> JSONResponse:
+    """The catalog (SQLite file, PostgreSQL) cannot be reached or written: locked for too long, read-only, full, the
+    database down. The transaction that failed was rolled back."""
+    log.exception("the catalog failed on %s %s", request.method, request.url.path)
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    fault = server_fault(
+        exc,
+        f"its catalog is unavailable ({type(exc).__name__}: {detail}); what this request was writing was not saved, "
+        "nothing was registered.",
+    )
+    return _leafdoc_error(request, fault)
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -105,4 +128,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LeafdocError, _leafdoc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _catalog_error)
+    app.add_exception_handler(SQLAlchemyTimeout, _catalog_error)
     app.add_exception_handler(Exception, _unexpected)

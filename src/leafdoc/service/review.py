@@ -6,7 +6,6 @@ catalog lease, ingest, the upload's record); nothing a user says reaches trainin
 from __future__ import annotations
 
 import io
-import shutil
 
 from sqlalchemy import select
 
@@ -115,8 +114,7 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
         raise _no_photo(prediction_id)
     label = uploads.check_name(label, "label")
     data = state.store.get(row.photo_sha256)
-    upload_id, folder = uploads.new_upload_folder(state.settings)
-    try:
+    with uploads.spool_folder(state.settings) as (upload_id, folder):
         path = folder / f"review-{row.id[:16]}{FORMATS.get(_sniff(data), '.jpg')}"
         path.write_bytes(data)
         spooled = uploads.Spooled(folder, [uploads.SpooledFile(path.name, path)])
@@ -132,8 +130,6 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
             label=label,
             retrain=False,
         )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     reviewed = predictions.set_review(state.catalog, prediction_id, label, upload_id)
     return {"prediction": item_dict(reviewed), "upload": answer}
 

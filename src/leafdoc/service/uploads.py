@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from starlette.requests import ClientDisconnect
 
 from leafdoc.data import leases
@@ -22,14 +24,19 @@ from leafdoc.data.ingest import ingest
 from leafdoc.data.names import name_problem, shown
 from leafdoc.data.sources import Limits
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import DatasetError, LeafdocError, NotFound
+from leafdoc.errors import DatasetError, LeafdocError, NotFound, ServerFault, server_fault
 from leafdoc.registry import Registry
+from leafdoc.service import leftovers
 from leafdoc.service.errors import BadUpload
 from leafdoc.service.jobs import JobQueue, get_job, job_dict
 from leafdoc.service.training import default_dataset, submit
 from leafdoc.settings import Settings
 
 CHUNK = 1024 * 1024
+# The dataset's lock is renewed every third of this: a holder on another host that dies (one on this host is seen
+# dead at once: data/leases.py) holds up the next upload this long at most. Losing the lock to a stalled renewal
+# costs nothing worse than a Conflict: ingest refuses to register a version built on one that moved under it.
+INGEST_LEASE_SECONDS = 15.0
 
 
 @dataclass
@@ -65,11 +72,29 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
-def new_upload_folder(settings: Settings) -> tuple[str, Path]:
-    upload_id = uuid.uuid4().hex
-    folder = settings.home / "uploads" / upload_id
-    folder.mkdir(parents=True, exist_ok=False)
-    return upload_id, folder
+def spool_fault(exc: OSError) -> ServerFault:
+    return server_fault(
+        exc,
+        f"the upload could not be kept on the server's disk while it was read ({type(exc).__name__}: {exc}). "
+        "Nothing was registered.",
+        hint="Free disk space under the data home (LEAFDOC_HOME/uploads) or make it writable, then retry the upload.",
+    )
+
+
+@contextmanager
+def spool_folder(settings: Settings) -> Iterator[tuple[str, Path]]:
+    """A new upload's id and the folder its files are kept in for the block, removed after it (or, if this process
+    is killed meanwhile, by the next sweep: service/leftovers.py). A disk that refuses them is the server's fault."""
+    try:
+        upload_id, folder = leftovers.new_upload_folder(settings)
+    except OSError as exc:
+        raise spool_fault(exc) from None
+    try:
+        yield upload_id, folder
+    except OSError as exc:
+        raise spool_fault(exc) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _unique(folder: Path, name: str) -> Path:
@@ -113,7 +138,7 @@ async def spool_request(request, folder: Path) -> Spooled:
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()
-        except (LeafdocError, ClientDisconnect):
+        except (LeafdocError, ClientDisconnect, OSError):  # OSError: the server's disk, not the body
             raise
         except Exception as exc:
             raise BadUpload(f"the multipart body cannot be parsed ({exc}).") from None
@@ -229,7 +254,7 @@ def process_upload(
     with leases.hold(
         catalog,
         f"ingest:{dataset}",
-        ttl=settings.job_lease_seconds,
+        ttl=min(settings.job_lease_seconds, INGEST_LEASE_SECONDS),
         wait=settings.upload_wait_seconds,
         what=f"dataset {dataset!r}",
     ):
@@ -246,6 +271,12 @@ def process_upload(
             )
         except DatasetError as exc:
             raise BadUpload(exc.message, hint=exc.hint) from None
+        except OperationalError as exc:  # no version was written: say so, not the generic words (service/errors.py)
+            raise server_fault(
+                exc,
+                f"its catalog is unavailable ({str(exc.orig or exc).splitlines()[0][:200]}). Nothing was registered: "
+                f"dataset {dataset!r} is unchanged.",
+            ) from None
     summary = result.to_dict()
     row = UploadRow(
         id=upload_id,

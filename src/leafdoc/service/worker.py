@@ -60,16 +60,6 @@ CANCEL_CHECK_SECONDS = 1.0
 LOG_TAIL_LINES = 8
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _describe_exit(rc: int) -> str:
     if rc < 0:
         try:
@@ -112,11 +102,8 @@ class Worker:
 
     def recover(self) -> None:
         """Retry (or fail) jobs whose worker is gone; put queued jobs the queue lost back into it."""
-        host = socket.gethostname()
         for job in running_jobs(self.catalog):
-            owner_host, _, owner_pid = (job.worker or "").rpartition(":")
-            dead_here = owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid))
-            if dead_here:
+            if leases.gone_here(job.worker):
                 self.worker_lost(job, f"interrupted: its worker ({job.worker}) stopped before it finished.")
         self.retry_stale()
         waiting = self.queue.waiting_job_ids()

@@ -11,7 +11,9 @@ DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     413: "The request, an image, or a batch is over a configured limit.",
     422: "An unusable image, upload, or invalid request.",
-    503: "No model is serving (`no_model`), or the server is busy (`busy`: send it again after Retry-After).",
+    503: "No model is serving (`no_model`), the server is busy (`busy`: send it again after Retry-After), or its "
+    "store or catalog cannot be written or reached (`server_fault`: nothing was registered; retry later).",
+    507: "The server's disk is full (`storage_full`): nothing was registered; retry once its operator freed space.",
 }
 
 

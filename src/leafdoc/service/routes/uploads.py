@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -46,7 +44,7 @@ TRUE = {"1", "true", "yes", "on"}
     response_model=UploadAnswer,
     status_code=201,
     summary="Add labelled photos: a new dataset version (optionally retrain)",
-    responses=errors(*ADMIN, 404, 409, 413, 422),
+    responses=errors(*ADMIN, 404, 409, 413, 422, 503, 507),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_upload(
@@ -61,8 +59,7 @@ async def create_upload(
     ),
     state: AppState = Depends(get_state),
 ) -> dict:
-    upload_id, folder = uploads.new_upload_folder(state.settings)
-    try:
+    with uploads.spool_folder(state.settings) as (upload_id, folder):
         spooled = await uploads.spool_request(request, folder)
         f = spooled.fields
         answer = await run_in_threadpool(
@@ -80,8 +77,6 @@ async def create_upload(
             learn_field=(f["learn_field"].strip().lower() in TRUE) if "learn_field" in f else learn_field,
         )
         return answer  # names in it are the client's own (zip members, file names): shown as sent
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @router.get("/uploads", response_model=UploadList, summary="Recent uploads", responses=errors(*ADMIN))
