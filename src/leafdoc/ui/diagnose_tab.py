@@ -10,7 +10,7 @@ import gradio as gr
 
 from leafdoc import guide
 from leafdoc.settings import Settings
-from leafdoc.ui import advice, feedback_text, text
+from leafdoc.ui import advice, feedback_text, phone, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 
 EMPTY_VERDICT = (
@@ -97,8 +97,8 @@ def privacy_handler(settings: Settings) -> Callable:
 
 
 def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> None:
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False, elem_id="diagnose-row"):
+        with gr.Column(scale=1, elem_id="photo-side"):
             photo = gr.Image(
                 sources=["upload", "webcam"],
                 type="filepath",
@@ -123,13 +123,13 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, elem_id="answer-side"):
             verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
             scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
             shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
             with gr.Group(visible=False, elem_id="feedback") as feedback_box:
-                with gr.Row(equal_height=True):
-                    gr.Markdown("**Was this right?**", elem_classes=["feedback-question"])
+                with gr.Row(equal_height=False, elem_id="feedback-row"):
+                    gr.Markdown("**Was this right?**", elem_id="feedback-question")
                     up = gr.Button("✓ Yes", size="sm", elem_id="feedback-up")
                     down = gr.Button("✗ No", size="sm", elem_id="feedback-down")
                 actual = gr.Dropdown(
@@ -141,18 +141,22 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 )
                 said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
-                label="Where the model looked (red: what drove the answer)",
+                label="Where the model looked",
                 type="pil",
                 format="png",
                 interactive=False,
                 height=320,
                 elem_id="heat-map",
             )
+            gr.Markdown("Red: the spots that drove the answer.", elem_id="heat-map-note", elem_classes=["small-note"])
     photo_guide()
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat, shown, feedback_box, actual, said]
-    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
-    button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
+    for event in (
+        photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False),
+        button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False),
+    ):
+        event.then(None, None, None, js=phone.SCROLL_TO_ANSWER)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
     blocks.load(privacy_handler(settings), None, [privacy])

@@ -18,6 +18,7 @@ from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.monitor_tab import monitor_tab
+from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
 from leafdoc.ui.where import use_page_folder
@@ -143,7 +144,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         blocks,
         path=path,
         theme=theme(),
-        css=CSS,
+        css=CSS + PHONE_CSS,
         head=DOWNSCALE_HEAD,  # large photos are made smaller in the browser before upload (ui/downscale.py)
         footer_links=[],
         run_history=False,

@@ -1,0 +1,120 @@
+"""The web page on a phone (390 x 844, Debian's headless Chromium) against a real `leafdoc serve` of the starter
+model: the answer is the first thing on the screen, the feedback row and the heat map read normally, a refusal
+shows no percentage, and the visitor's history stays in their browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import PLANTVILLAGE, REPO
+from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+STARTER = REPO / "models" / "starter"
+PHONE = {"width": 390, "height": 844}
+# The starter model answers "Tomato — Early blight" for this late blight leaf (99%).
+LATE_BLIGHT_TAKEN_FOR_EARLY = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_782.jpg"
+# The starter model is not sure about this one: early blight, late blight or bacterial spot (47, 28, 20%).
+UNSURE_PHOTO = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_766.jpg"
+
+
+@pytest.fixture(scope="module")
+def phone_url(tmp_path_factory) -> Iterator[str]:
+    from tests.live_server import start_server
+
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    server = start_server(tmp_path_factory.mktemp("phone"), STARTER)
+    try:
+        yield warm_up(server.base)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (scripts/system-packages.sh installs it)")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def open_phone(browser, url: str):
+    """A page as a phone shows it: 390 x 844 CSS pixels, touch, a phone's user agent width rules."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector("#leaf-photo")
+    return page
+
+
+def diagnose_on_phone(page, photo: Path) -> None:
+    """Send `photo` from the photo box and wait for its answer (a new heat map) to be shown."""
+    before = page.evaluate("(document.querySelector('#heat-map img') || {src: ''}).src")
+    page.set_input_files("#leaf-photo input[type=file]", str(photo))
+    page.wait_for_function(
+        "(before) => { const img = document.querySelector('#heat-map img');"
+        " return img && img.src !== before && img.complete && img.naturalWidth > 0; }",
+        arg=before,
+    )
+    # the answer has been scrolled to the top of the screen
+    page.wait_for_function("Math.abs(document.getElementById('verdict').getBoundingClientRect().top) < 40")
+
+
+def box(page, selector: str) -> dict:
+    found = page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not on the page"
+    return found
+
+
+def on_screen_across(b: dict, what: str) -> None:
+    assert b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"] + 0.5, f"{what} runs off the screen's sides: {b}"
+
+
+def test_the_answer_is_the_first_thing_on_a_phones_screen(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        verdict = box(page, "#verdict")
+        headline = box(page, "#verdict h3")
+        assert 0 <= verdict["y"] < 40, f"the answer's box is not at the top of the screen: {verdict}"
+        assert headline["y"] + headline["height"] <= PHONE["height"], "the answer's headline is off the first screen"
+        assert "Early blight" in page.inner_text("#verdict h3")
+        on_screen_across(verdict, "the answer")
+        # nothing on the page is wider than the phone (no sideways scrolling)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        page.context.close()
+
+
+def test_the_feedback_row_and_heat_map_read_normally_on_a_phone(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        question = box(page, "#feedback-question")
+        assert question["width"] >= 100, f"'Was this right?' is squeezed: {question}"
+        assert question["height"] <= 60, f"'Was this right?' runs over several lines: {question}"
+        assert "Was this right?" in page.inner_text("#feedback-question")
+        for button in ("#feedback-up", "#feedback-down"):
+            b = box(page, button)
+            on_screen_across(b, button)
+            assert 60 <= b["width"] <= PHONE["width"] and 24 <= b["height"] <= 64, f"{button} is {b}"
+        on_screen_across(question, "'Was this right?'")
+
+        title = box(page, "#heat-map [data-testid=block-label]")
+        tools = box(page, "#heat-map .icon-button-wrapper")
+        overlap = min(title["x"] + title["width"], tools["x"] + tools["width"]) - max(title["x"], tools["x"])
+        stacked = title["y"] + title["height"] <= tools["y"] or tools["y"] + tools["height"] <= title["y"]
+        assert overlap <= 0 or stacked, f"the heat map's title {title} lies under its toolbar {tools}"
+        assert title["height"] <= 40, f"the heat map's title wraps: {title}"
+        image = box(page, "#heat-map img")
+        on_screen_across(image, "the heat map")
+        assert image["width"] >= 200 and image["height"] >= 200, f"the heat map is too small to read: {image}"
+    finally:
+        page.context.close()
