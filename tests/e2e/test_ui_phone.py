@@ -86,6 +86,9 @@ def test_the_answer_is_the_first_thing_on_a_phones_screen(browser, phone_url):
         assert 0 <= verdict["y"] < 40, f"the answer's box is not at the top of the screen: {verdict}"
         assert headline["y"] + headline["height"] <= PHONE["height"], "the answer's headline is off the first screen"
         assert "Early blight" in page.inner_text("#verdict h3")
+        # ... and late blight, the urgent look-alike, is not ruled out: the answer says so, and how to check
+        caution = page.inner_text("#verdict blockquote")
+        assert "Check that it is not Tomato — Late blight" in caution and "white downy growth" in caution
         on_screen_across(verdict, "the answer")
         # nothing on the page is wider than the phone (no sideways scrolling)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -116,5 +119,20 @@ def test_the_feedback_row_and_heat_map_read_normally_on_a_phone(browser, phone_u
         image = box(page, "#heat-map img")
         on_screen_across(image, "the heat map")
         assert image["width"] >= 200 and image["height"] >= 200, f"the heat map is too small to read: {image}"
+    finally:
+        page.context.close()
+
+
+def test_a_refusal_on_the_page_names_what_it_could_be_with_no_percentage(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        shown = page.inner_text("#verdict")
+        assert "Not sure" in page.inner_text("#verdict h3")
+        assert "It could be Tomato — Early blight, Tomato — Late blight or Tomato — Bacterial spot." in shown
+        assert "To tell Tomato — Early blight from Tomato — Late blight" in shown
+        assert not page.locator("#top-k").is_visible()
+        assert "%" not in page.inner_text("#diagnose-row"), "a refusal shows a percentage"
+        assert 0 <= box(page, "#verdict")["y"] < 40  # a refusal comes first too
     finally:
         page.context.close()

@@ -19,7 +19,7 @@ EMPTY_VERDICT = (
 
 
 def _no_scores() -> dict:
-    return gr.update(value=None, label="Most likely")
+    return gr.update(value=None, label="Most likely", visible=True)
 
 
 def _verdict_update(md: str, kind: str) -> dict:
@@ -52,11 +52,13 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
-        guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
         choices = [(text.pretty_label(x), x) for x in labels if x != answer.get("label")]
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
-            gr.update(value=text.top_k_scores(answer), label=guesses),
+            # a refusal shows no percentage: its candidates are named in the verdict, without figures
+            gr.update(value=None, visible=False)
+            if answer.get("abstained")
+            else gr.update(value=text.top_k_scores(answer), label="Most likely", visible=True),
             heat,
             {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
             gr.update(visible=True),

@@ -39,6 +39,8 @@ CSS = """
 .block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;
                    padding: 0.3em 0.9em !important; }
 .small-note { color: #666; font-size: 0.9em; }
+.verdict blockquote { border-left: 4px solid #c94a4a !important; background: #fdf1f1; margin: 0.6em 0 !important;
+                      padding: 0.4em 0.8em !important; color: #222 !important; font-style: normal !important; }
 .guide-entry { border-radius: 8px; padding: 0.4em !important; border-top: 4px solid transparent;
                justify-content: flex-start !important; }
 .guide-good { background: #eef8ee; border-top-color: #4f9d4f; }
