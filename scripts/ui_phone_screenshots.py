@@ -41,26 +41,31 @@ def shoot(page, path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    out = parser.parse_args().out
+    parser.add_argument("--base", help="a running `leafdoc serve` of the starter model to use instead of starting one")
+    args = parser.parse_args()
+    if args.base:
+        shoot_all(warm_up(args.base), args.out)
+        return 0
     with tempfile.TemporaryDirectory(prefix="leafdoc-phone-") as tmp:
         server = start_server(Path(tmp), STARTER)
         try:
-            url = warm_up(server.base)
-            with sync_playwright() as p:
-                browser = launch(p)
-                page = open_phone(browser, url)
-                diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
-                shoot(page, out / "ui-phone-answer.png")
-                diagnose_on_phone(page, UNSURE_PHOTO)
-                shoot(page, out / "ui-phone-unsure.png")
-                history = page.locator("#history")
-                if history.count():
-                    history.scroll_into_view_if_needed()
-                    shoot(page, out / "ui-phone-history.png")
-                browser.close()
+            shoot_all(warm_up(server.base), args.out)
         finally:
             server.stop()
     return 0
+
+
+def shoot_all(url: str, out: Path) -> None:
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = open_phone(browser, url)
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        shoot(page, out / "ui-phone-answer.png")
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        shoot(page, out / "ui-phone-unsure.png")
+        page.locator("#history").scroll_into_view_if_needed()
+        shoot(page, out / "ui-phone-history.png")
+        browser.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ shows no percentage, and the visitor's history stays in their browser."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -134,5 +136,57 @@ def test_a_refusal_on_the_page_names_what_it_could_be_with_no_percentage(browser
         assert not page.locator("#top-k").is_visible()
         assert "%" not in page.inner_text("#diagnose-row"), "a refusal shows a percentage"
         assert 0 <= box(page, "#verdict")["y"] < 40  # a refusal comes first too
+    finally:
+        page.context.close()
+
+
+def history_lines(page) -> list[str]:
+    return [t.strip() for t in page.locator("#history-list li").all_inner_texts()]
+
+
+def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser, phone_url, tmp_path):
+    page = open_phone(browser, phone_url)
+    try:
+        assert history_lines(page) == [] and page.locator("#history-empty").is_visible()
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        newest, oldest = history_lines(page)
+        assert newest.startswith("Not sure: it could be Tomato — Early blight") and "late_blight_766.jpg" in newest
+        assert "%" not in newest  # a refusal carries no figure, in the history too
+        assert oldest.startswith("Tomato — Early blight (99% sure)") and "Check for Tomato — Late blight" in oldest
+        assert str(datetime.now().year) in oldest and "late_blight_782.jpg" in oldest
+        thumbs = page.locator("#history-list img")
+        for i in range(2):  # each line shows its own photo, small
+            width = thumbs.nth(i).evaluate("img => img.complete ? img.naturalWidth : 0")
+            assert 0 < width <= 96
+        assert not page.locator("#history-empty").is_visible()
+
+        page.reload()  # kept in this browser ...
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        other = open_phone(browser, phone_url)  # ... and only there: another visitor sees none of it
+        try:
+            other.wait_for_timeout(500)
+            assert history_lines(other) == []
+        finally:
+            other.context.close()
+
+        with page.expect_download() as download:
+            page.click("#history-export")
+        saved = tmp_path / "history.csv"
+        download.value.save_as(saved)
+        assert download.value.suggested_filename == "leafdoc-history.csv"
+        rows = list(csv.DictReader(saved.open(encoding="utf-8", newline="")))
+        assert [r["photo"] for r in rows] == ["late_blight_766.jpg", "late_blight_782.jpg"]
+        assert rows[0]["answer"].startswith("Not sure") and rows[0]["label"] == ""
+        assert rows[1]["label"] == "Tomato___Early_blight" and rows[1]["caution"] == "Tomato — Late blight"
+        assert all(datetime.fromisoformat(r["date"]).tzinfo is not None for r in rows)
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#history-clear")
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 0")
+        page.reload()
+        page.wait_for_selector("#history-empty")
+        assert history_lines(page) == [] and page.evaluate("localStorage.length") == 0
     finally:
         page.context.close()

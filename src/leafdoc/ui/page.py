@@ -17,6 +17,8 @@ from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
+from leafdoc.ui.history import CSS as HISTORY_CSS
+from leafdoc.ui.history import HEAD as HISTORY_HEAD
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.retrain_tab import retrain_tab
@@ -146,8 +148,9 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         blocks,
         path=path,
         theme=theme(),
-        css=CSS + PHONE_CSS,
-        head=DOWNSCALE_HEAD,  # large photos are made smaller in the browser before upload (ui/downscale.py)
+        css=CSS + PHONE_CSS + HISTORY_CSS,
+        # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
+        head=DOWNSCALE_HEAD + HISTORY_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
