@@ -46,9 +46,9 @@ def browser() -> Iterator:
         b.close()
 
 
-def open_phone(browser, url: str):
-    """A page as a phone shows it: 390 x 844 CSS pixels, touch, a phone's user agent width rules."""
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+def open_phone(browser, url: str, locale: str = "en-GB"):
+    """A page as a phone shows it: 390 x 844 CSS pixels, touch, in the language `locale`."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale=locale)
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
@@ -188,5 +188,18 @@ def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser,
         page.reload()
         page.wait_for_selector("#history-empty")
         assert history_lines(page) == [] and page.evaluate("localStorage.length") == 0
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("locale", "button", "photo"), [("es-ES", "Diagnosticar", "Foto de la hoja"), ("hi-IN", "जाँच करें", "पत्ती की फ़ोटो")]
+)
+def test_the_page_speaks_the_browsers_language(browser, phone_url, locale, button, photo):
+    page = open_phone(browser, phone_url, locale=locale)
+    try:
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg=button)
+        assert page.inner_text("#diagnose-button").strip() == button
+        assert photo in page.inner_text("#leaf-photo")
     finally:
         page.context.close()

@@ -12,6 +12,7 @@ from leafdoc import guide
 from leafdoc.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, phone, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
+from leafdoc.ui.i18n import t
 
 EMPTY_VERDICT = (
     "### Your diagnosis appears here\n\nAdd a photo of one leaf on the left: upload it or take it with the camera."
@@ -106,37 +107,33 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 sources=["upload", "webcam"],
                 type="filepath",
                 image_mode=None,  # keep the file as sent: the server decodes it (EXIF, modes) like in training
-                label="Leaf photo",
+                label=t("leaf_photo"),
                 height=380,
                 elem_id="leaf-photo",
             )
-            button = gr.Button("Diagnose", variant="primary", elem_id="diagnose-button")
+            button = gr.Button(t("diagnose_button"), variant="primary", elem_id="diagnose-button")
             if EXAMPLES:  # served as they are (static paths, see build_app), never copied
                 gr.Examples(
                     [[str(p)] for p in EXAMPLES],
                     inputs=[photo],
-                    label="No photo at hand? Try one of these",
+                    label=t("examples_label"),
                     example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
                 )
-            gr.Markdown(
-                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus "
-                "(examples below, in *How to take a photo leafdoc can read*).",
-                elem_classes=["small-note"],
-            )
+            gr.Markdown(t("good_answer_tip"), elem_classes=["small-note"])
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
         with gr.Column(scale=1, elem_id="answer-side"):
             verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
-            scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
+            scores = gr.Label(label=t("most_likely"), num_top_classes=5, show_heading=False, elem_id="top-k")
             shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
             with gr.Group(visible=False, elem_id="feedback") as feedback_box:
                 with gr.Row(equal_height=False, elem_id="feedback-row"):
-                    gr.Markdown("**Was this right?**", elem_id="feedback-question")
-                    up = gr.Button("✓ Yes", size="sm", elem_id="feedback-up")
-                    down = gr.Button("✗ No", size="sm", elem_id="feedback-down")
+                    gr.Markdown(t("was_this_right"), elem_id="feedback-question")
+                    up = gr.Button(t("yes"), size="sm", elem_id="feedback-up")
+                    down = gr.Button(t("no"), size="sm", elem_id="feedback-down")
                 actual = gr.Dropdown(
-                    label="It is actually… (pick the right one, then ✗ No)",
+                    label=t("actually"),
                     choices=[],
                     value=None,
                     interactive=True,
@@ -144,16 +141,16 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 )
                 said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
-                label="Where the model looked",
+                label=t("heat_map"),
                 type="pil",
                 format="png",
                 interactive=False,
                 height=320,
                 elem_id="heat-map",
             )
-            gr.Markdown("Red: the spots that drove the answer.", elem_id="heat-map-note", elem_classes=["small-note"])
+            gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
     photo_guide()
-    with gr.Accordion("Your diagnoses on this device", open=True, elem_id="history"):
+    with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         gr.HTML(history.HTML)
     record = gr.JSON(visible=False)  # the last answer's history entry, handed to the page's script
     fn = diagnose_handler(settings, files)

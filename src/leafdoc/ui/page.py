@@ -19,6 +19,7 @@ from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.history import CSS as HISTORY_CSS
 from leafdoc.ui.history import HEAD as HISTORY_HEAD
+from leafdoc.ui.i18n import page_i18n, t
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.retrain_tab import retrain_tab
@@ -93,7 +94,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
         )
         gr.HTML(HEADER)
         with gr.Tabs():
-            with gr.Tab("Diagnose", id="diagnose"):
+            with gr.Tab(t("tab_diagnose"), id="diagnose"):
                 diagnose_tab(settings, files, blocks)
             with gr.Tab("Dataset", id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
@@ -157,6 +158,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         max_file_size=settings.max_request_bytes,
         ssr_mode=False,
         mcp_server=False,
+        i18n=page_i18n(),  # the page's words in the browser's language (ui/i18n.py)
         allowed_paths=[str(p) for p in (*EXAMPLES, *GUIDE_PHOTOS)],
         blocked_paths=blocked_paths(settings, folder),
     )
