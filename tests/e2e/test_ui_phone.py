@@ -147,7 +147,8 @@ def history_lines(page) -> list[str]:
 def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser, phone_url, tmp_path):
     page = open_phone(browser, phone_url)
     try:
-        assert history_lines(page) == [] and page.locator("#history-empty").is_visible()
+        page.wait_for_selector("#history-empty", state="visible")
+        assert history_lines(page) == []
         diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
         diagnose_on_phone(page, UNSURE_PHOTO)
         page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")

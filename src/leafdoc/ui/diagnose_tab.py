@@ -10,7 +10,7 @@ import gradio as gr
 
 from leafdoc import guide
 from leafdoc.settings import Settings
-from leafdoc.ui import advice, feedback_text, history, phone, text
+from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import t
 
@@ -31,7 +31,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
     def diagnose(photo: dict | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
-        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", None)
+        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         if not photo:
             return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None, *no_feedback
         try:
@@ -65,7 +65,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
             gr.update(visible=True),
             gr.update(choices=choices, value=None),
             "",
-            history.entry(path, answer, name),  # for the visitor's history, kept in their browser
+            history.entry_html(path, answer, name),  # for the visitor's history, kept in their browser
         )
 
     return diagnose
@@ -152,15 +152,11 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     photo_guide()
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         gr.HTML(history.HTML)
-    record = gr.JSON(visible=False)  # the last answer's history entry, handed to the page's script
+    record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
-    for event in (
-        photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False),
-        button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False),
-    ):
-        event.then(None, [record], None, js=history.ADD).then(None, None, None, js=phone.SCROLL_TO_ANSWER)
-    blocks.load(None, None, None, js=history.RENDER)
+    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
+    button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
     blocks.load(privacy_handler(settings), None, [privacy])

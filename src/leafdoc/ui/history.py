@@ -2,15 +2,17 @@
 server: a small thumbnail of each photo, the answer in a few words and the date; exportable as CSV, clearable.
 
 The server makes each entry (`entry`: the thumbnail as a data URL, so the browser needs no copy of the photo) and
-hands it to the page's script (`SCRIPT`, in the page's head) through a hidden JSON output; the script appends it to
-the list in localStorage, at most `KEEP` entries, newest first, and draws the list with DOM calls (no innerHTML:
-an answer's words are text, never markup). tests/e2e/test_ui_phone.py drives it in Chromium.
+hands it to the page's script (`SCRIPT`, in the page's head) through a hidden HTML output (`entry_html`); the
+script appends it to the list in localStorage, at most `KEEP` entries, newest first, and draws the list with DOM
+calls (no innerHTML: an answer's words are text, never markup). tests/e2e/test_ui_phone.py drives it in Chromium.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +51,11 @@ def answer_words(answer: dict) -> str:
     return label + (f" ({100 * sure:.0f}% sure)" if isinstance(sure, int | float) else "")
 
 
+def entry_html(path: Path, answer: dict, name: str) -> str:
+    """The entry as the hidden element the page's script reads it from (an attribute, HTML-escaped JSON)."""
+    return f'<div data-entry="{html.escape(json.dumps(entry(path, answer, name)), quote=True)}"></div>'
+
+
 def entry(path: Path, answer: dict, name: str) -> dict:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -73,6 +80,7 @@ HTML = """
 """
 
 CSS = """
+#history-entry { display: none !important; }
 #history-tools { display: flex; gap: 0.5em; margin-bottom: 0.5em; }
 #history-tools button { padding: 0.35em 0.9em; border-radius: 6px; border: 1px solid #ccc; background: #fff;
                         font-size: 0.95em; font-weight: normal; }
@@ -153,6 +161,22 @@ SCRIPT = """
     render, read, exportCsv,
     clear() { localStorage.removeItem(KEY); render(); },
   };
+  // A new answer's entry shows up in the hidden #history-entry (an output of the diagnosis): store it, draw the
+  // list, and tell the page an answer arrived. Watched from here rather than run as an event's `js`, which Gradio
+  // runs through `new Function` and a Content-Security-Policy without 'unsafe-eval' blocks.
+  let seen = null;
+  function look() {
+    const holder = document.querySelector("#history-entry [data-entry]");
+    const raw = holder ? holder.getAttribute("data-entry") : null;
+    if (raw && raw !== seen) {
+      seen = raw;
+      try { window.leafdocHistory.add(JSON.parse(raw)); } catch (e) { /* not an entry: nothing to keep */ }
+      setTimeout(() => document.dispatchEvent(new Event("leafdoc:answer")), 50);
+    }
+    const list = document.getElementById("history-list");
+    if (list && !list.dataset.drawn) { list.dataset.drawn = "1"; render(); }
+  }
+  new MutationObserver(look).observe(document.documentElement, {childList: true, subtree: true, attributes: true});
   document.addEventListener("click", (event) => {
     const target = event.target instanceof Element ? event.target : null;
     if (target && target.closest("#history-export")) exportCsv();
@@ -164,7 +188,3 @@ SCRIPT = """
 """.replace("%KEY%", KEY).replace("%KEEP%", str(KEEP))
 
 HEAD = "<script>" + SCRIPT + "</script>"
-
-# An event's `js` after each diagnosis: the hidden output's entry into the history.
-ADD = "(item) => { if (window.leafdocHistory) window.leafdocHistory.add(item); return []; }"
-RENDER = "() => { if (window.leafdocHistory) window.leafdocHistory.render(); return []; }"

@@ -22,6 +22,7 @@ from leafdoc.ui.history import HEAD as HISTORY_HEAD
 from leafdoc.ui.i18n import page_i18n, t
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
+from leafdoc.ui.phone import HEAD as PHONE_HEAD
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
 from leafdoc.ui.where import use_page_folder
@@ -151,7 +152,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         theme=theme(),
         css=CSS + PHONE_CSS + HISTORY_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
-        head=DOWNSCALE_HEAD + HISTORY_HEAD,
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,

@@ -2,8 +2,8 @@
 and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
 arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes.
 
-Pure CSS on the elements' ids (ui/diagnose_tab.py) and one small script run after each diagnosis
-(`SCROLL_TO_ANSWER`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
+Pure CSS on the elements' ids (ui/diagnose_tab.py) and one small script in the page's head
+(`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ CSS = """
 }
 """.replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
 
-# Run after each diagnosis (an event's `js`): on a phone, the answer's top edge to the top of the screen.
-SCROLL_TO_ANSWER = """
-() => {
+# In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
+# the answer's top edge goes to the top of the screen. A head script rather than an event's `js`, which Gradio runs
+# through `new Function` and a Content-Security-Policy without 'unsafe-eval' blocks.
+HEAD = """<script>
+document.addEventListener("leafdoc:answer", () => {
   if (window.innerWidth >= {PHONE_WIDTH}) return;
   const box = document.getElementById("verdict");
   if (box && !box.classList.contains("verdict-empty")) box.scrollIntoView({block: "start", behavior: "instant"});
-}
-""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+});
+</script>""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
