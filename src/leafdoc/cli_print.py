@@ -146,12 +146,14 @@ def print_answers(answers: list[dict]) -> None:
         if "error" in a:
             out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
             continue
-        if a["abstained"]:
+        if a["abstained"]:  # no figures: a grower reads a percentage as an answer (`--json` keeps them)
             out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
-        else:
-            out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
+            continue
+        out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
         for t in a["top_k"]:
             out.print(f"  {t['probability']:7.2%}  {t['label']}")
+        if a.get("caution"):
+            out.print(f"  [bold red]⚠ {esc(a['caution']['message'])}[/]")
         print_advice(a["advice"])
 
 

@@ -34,7 +34,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLabel, QMessageBox  # noqa: E402
 
 from leafdoc.advice import shipped_knowledge  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
@@ -850,3 +850,33 @@ def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot
 
     window.diagnose.drop_zone.guide.click()  # a second click shows the same window, not another
     assert window.diagnose.guide_dialog is dialog
+
+
+def test_a_refusal_card_shows_no_figure_and_an_urgent_look_alike_is_said(qtbot, tmp_path):
+    from leafdoc.desktop.diagnose import ResultCard
+
+    card = ResultCard(tmp_path / "leaf.jpg")
+    qtbot.addWidget(card)
+    card.show()
+    top = [
+        {"label": "Tomato___Late_blight", "probability": 0.51},
+        {"label": "Potato___Late_blight", "probability": 0.44},
+    ]
+    message = "Not sure which disease this is. It could be Tomato — Late blight or Potato — Late blight."
+    card.show_answer({"abstained": True, "reason": "unsure", "message": message, "top_k": top, "model_version": 1})
+    assert card.notice.isVisible() and "It could be Tomato — Late blight" in card.notice.text()
+    assert not card.bars and not card.bars_title.isVisible()  # a grower reads a percentage as an answer
+    shown = " ".join(w.text() for w in card.findChildren(QLabel) if w.isVisible())
+    assert "%" not in shown and "51" not in shown, shown
+
+    answered = ResultCard(tmp_path / "early.jpg")
+    qtbot.addWidget(answered)
+    answered.show()
+    early = [
+        {"label": "Tomato___Early_blight", "probability": 0.99},
+        {"label": "Tomato___Late_blight", "probability": 0.01},
+    ]
+    caution = {"label": "Tomato___Late_blight", "message": "Check that it is not Tomato — Late blight: urgent."}
+    answered.show_answer({"abstained": False, "label": early[0]["label"], "top_k": early, "caution": caution})
+    assert answered.notice.isVisible() and answered.notice.text() == "⚠ " + caution["message"]
+    assert len(answered.bars) == 2

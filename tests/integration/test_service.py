@@ -28,6 +28,7 @@ from service_support import (
     service_settings,
 )
 
+from leafdoc.advice.render import pretty as pretty_label
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
@@ -113,7 +114,8 @@ def test_abstains_with_reason_when_not_confident(make_client, models, leaf):
     assert body["min_confidence"] == pytest.approx(0.99)
     assert 2 <= len(body["candidates"]) <= 3
     assert set(body["candidates"]) <= {t["label"] for t in body["top_k"]}
-    assert "Not sure" in body["message"] and body["candidates"][0] in body["message"]
+    assert "Not sure" in body["message"] and pretty_label(body["candidates"][0]) in body["message"]
+    assert "%" not in body["message"]  # a refusal carries no confidence figure (the figures stay in top_k)
 
 
 def test_abstains_on_a_photo_that_is_not_usable(client):

@@ -62,13 +62,17 @@ def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
             label=None,
             abstained=True,
             reason="unsure",
-            message="The model hesitates between two diseases.",
+            message="Not sure which disease this is. It could be Tomato — Early blight or Tomato — Late blight. "
+            "To tell Tomato — Early blight from Tomato — Late blight: rings.",
             candidates=["Tomato___Early_blight", "Tomato___Late_blight"],
+            confidence=0.51,
+            top_k=[{"label": "Tomato___Early_blight", "probability": 0.51}],
         )
     )
     assert known.startswith("### Not sure")
-    assert "**The model hesitates between two diseases.**" in known
-    assert "Tomato — Early blight, Tomato — Late blight" in known
+    assert "**Not sure which disease this is. It could be Tomato — Early blight or Tomato — Late blight.**" in known
+    assert "\n- To tell Tomato — Early blight from Tomato — Late blight: rings." in known
+    assert "%" not in known and "51" not in known  # a refusal carries no confidence figure
     # A reason code this page has never heard of still shows the server's words, and says "not sure".
     new = text.verdict(answer(label=None, abstained=True, reason="too_far_away", message="Come closer."))
     assert new.startswith("### Not sure") and "**Come closer.**" in new and "too" in new

@@ -63,6 +63,12 @@ class Entry(_Strict):
     actions: Actions | None = None
     keep_doing: list[str] = Field(default_factory=list, description="For a healthy leaf: what to keep doing.")
     when_to_call: str = Field(min_length=20, description="When to call an extension service or an agronomist.")
+    urgent: str | None = Field(
+        None,
+        min_length=20,
+        description="Set for a disease that cannot wait (late blight): why, in one sentence. An answer about a milder "
+        "look-alike then warns when this one is among its top candidates (advice/lookalikes.py).",
+    )
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")

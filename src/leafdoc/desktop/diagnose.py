@@ -196,15 +196,16 @@ class ResultCard(QFrame):
             self._notice(message, "#fff4e0", "#e0a040")
         else:
             self.title.setText(pretty_label(answer.get("label")))
+            if answer.get("caution"):  # an urgent look-alike among the top candidates (advice/lookalikes.py)
+                self._notice("⚠ " + answer["caution"]["message"], "#fdecec", "#c94a4a")
         version = answer.get("model_version")
         self.subtitle.setText(f"{self.path.name} · model version {version}")
-        top = answer.get("top_k") or []
-        self.bars_title.setText(
-            "The model's guesses (not reliable for this photo):" if abstained else "How sure the model is:"
-        )
+        # A refusal shows no percentage (a grower reads one as an answer): its message names the candidates.
+        top = [] if abstained else answer.get("top_k") or []
+        self.bars_title.setText("How sure the model is:")
         self.bars_title.setVisible(bool(top))
         for i, item in enumerate(top):
-            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0), muted=abstained)
+            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0))
             self.bars.append(bar)
             self.bars_box.addWidget(bar)
         self.advice.show_advice(answer)

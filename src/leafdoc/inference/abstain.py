@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from leafdoc.advice.lookalikes import could_be
 from leafdoc.inference.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
@@ -112,13 +113,7 @@ def decide(
     top = float(probs.max()) if probs.size else 0.0
     if top >= threshold:
         return Decision(False, threshold=threshold, ood_score=ood_score)
-    idx = hesitation(probs, labels)
-    names = [labels[i] for i in idx]
-    listed = [f"{labels[i]} ({probs[i]:.0%})" for i in idx]
-    between = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
-    digits = 0 if f"{top:.0%}" != f"{threshold:.0%}" else 1
-    message = (
-        f"Not sure: the model hesitates between {between}. Its confidence ({top:.{digits}%}) is below the "
-        f"{threshold:.{digits}%} it needs to give an answer. {PHOTO_ADVICE}"
-    )
+    names = [labels[i] for i in hesitation(probs, labels)]
+    # No confidence figure: a grower reads "Late blight 51%" as an answer (the figures stay in `top_k`).
+    message = f"Not sure which disease this is. {could_be(names)} {PHOTO_ADVICE}"
     return Decision(True, "unsure", message, tuple(names), threshold, (), ood_score)

@@ -9,6 +9,7 @@ that there is none; an abstention carries no advice, since there is no diagnosis
 from __future__ import annotations
 
 from leafdoc.advice import Knowledge
+from leafdoc.advice.lookalikes import tell_apart, urgent_lookalike
 from leafdoc.inference.abstain import Decision
 
 
@@ -32,12 +33,19 @@ def build(
         "top_k": top_k,
         "abstained": decision.abstained,
         "reason": decision.reason,
-        "message": decision.message,
+        "message": refusal_message(decision, knowledge),
         "candidates": list(decision.candidates),
         "problems": list(decision.problems),
         "ood_score": decision.ood_score,
         "min_confidence": round(decision.threshold, 6),
         "advice": None if label is None else knowledge.reference(label),
+        "caution": urgent_lookalike(knowledge, label, top_k),
         "framed_box": framed_box,
         "light_corrected": light_corrected,
     }
+
+
+def refusal_message(decision: Decision, knowledge: Knowledge) -> str | None:
+    """The decision's words, and for "not sure" how to tell its candidates apart (advice/lookalikes.py)."""
+    how = tell_apart(knowledge, list(decision.candidates)) if decision.abstained else ""
+    return f"{decision.message} {how}" if how else decision.message

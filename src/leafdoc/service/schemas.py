@@ -46,6 +46,11 @@ class AdviceRef(BaseModel):
     message: str | None = Field(None, description="Why there is no advice, when `available` is false.")
 
 
+class Caution(BaseModel):
+    label: str = Field(description="The urgent look-alike's label.")
+    message: str = Field(description="Why to check for it and how, for a person.")
+
+
 class PredictAnswer(BaseModel):
     prediction_id: str | None = Field(
         description="This answer's id (unguessable): send feedback to POST /v1/predictions/{prediction_id}/feedback. "
@@ -62,7 +67,11 @@ class PredictAnswer(BaseModel):
         description="Why the model abstained: poor_photo, not_a_leaf, unlike_training (a field photo to a model "
         "of lab photos) or unsure.",
     )
-    message: str | None = Field(None, description="The abstention explained for a person.")
+    message: str | None = Field(
+        None,
+        description="The abstention explained for a person, with no confidence figure; for unsure, which conditions "
+        "it could be and how to tell them apart.",
+    )
     candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
     problems: list[str] = Field(
         default_factory=list,
@@ -76,6 +85,11 @@ class PredictAnswer(BaseModel):
         None,
         description="What to do about the diagnosis: summary, the full entry's route, sources. Null when the "
         "model abstained (no diagnosis, so no advice).",
+    )
+    caution: Caution | None = Field(
+        None,
+        description="An urgent look-alike (late blight) among the top candidates of an answer about a milder "
+        "disease: which, and how to check for it. Null otherwise.",
     )
     framed_box: list[int] | None = Field(
         None,

@@ -10,8 +10,9 @@ import gradio as gr
 
 from leafdoc import guide
 from leafdoc.settings import Settings
-from leafdoc.ui import advice, feedback_text, text
+from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
+from leafdoc.ui.i18n import t
 
 EMPTY_VERDICT = (
     "### Your diagnosis appears here\n\nAdd a photo of one leaf on the left: upload it or take it with the camera."
@@ -19,7 +20,7 @@ EMPTY_VERDICT = (
 
 
 def _no_scores() -> dict:
-    return gr.update(value=None, label="Most likely")
+    return gr.update(value=None, label="Most likely", visible=True)
 
 
 def _verdict_update(md: str, kind: str) -> dict:
@@ -30,7 +31,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
     def diagnose(photo: dict | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
-        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "")
+        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         if not photo:
             return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None, *no_feedback
         try:
@@ -52,16 +53,19 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
-        guesses = "Its guesses (not a diagnosis)" if answer.get("abstained") else "Most likely"
         choices = [(text.pretty_label(x), x) for x in labels if x != answer.get("label")]
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
-            gr.update(value=text.top_k_scores(answer), label=guesses),
+            # a refusal shows no percentage: its candidates are named in the verdict, without figures
+            gr.update(value=None, visible=False)
+            if answer.get("abstained")
+            else gr.update(value=text.top_k_scores(answer), label="Most likely", visible=True),
             heat,
             {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
             gr.update(visible=True),
             gr.update(choices=choices, value=None),
             "",
+            history.entry_html(path, answer, name),  # for the visitor's history, kept in their browser
         )
 
     return diagnose
@@ -97,43 +101,39 @@ def privacy_handler(settings: Settings) -> Callable:
 
 
 def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> None:
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False, elem_id="diagnose-row"):
+        with gr.Column(scale=1, elem_id="photo-side"):
             photo = gr.Image(
                 sources=["upload", "webcam"],
                 type="filepath",
                 image_mode=None,  # keep the file as sent: the server decodes it (EXIF, modes) like in training
-                label="Leaf photo",
+                label=t("leaf_photo"),
                 height=380,
                 elem_id="leaf-photo",
             )
-            button = gr.Button("Diagnose", variant="primary", elem_id="diagnose-button")
+            button = gr.Button(t("diagnose_button"), variant="primary", elem_id="diagnose-button")
             if EXAMPLES:  # served as they are (static paths, see build_app), never copied
                 gr.Examples(
                     [[str(p)] for p in EXAMPLES],
                     inputs=[photo],
-                    label="No photo at hand? Try one of these",
+                    label=t("examples_label"),
                     example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
                 )
-            gr.Markdown(
-                "**For a good answer:** one leaf, in daylight, filling most of the picture, in focus "
-                "(examples below, in *How to take a photo leafdoc can read*).",
-                elem_classes=["small-note"],
-            )
+            gr.Markdown(t("good_answer_tip"), elem_classes=["small-note"])
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, elem_id="answer-side"):
             verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
-            scores = gr.Label(label="Most likely", num_top_classes=5, show_heading=False, elem_id="top-k")
+            scores = gr.Label(label=t("most_likely"), num_top_classes=5, show_heading=False, elem_id="top-k")
             shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
             with gr.Group(visible=False, elem_id="feedback") as feedback_box:
-                with gr.Row(equal_height=True):
-                    gr.Markdown("**Was this right?**", elem_classes=["feedback-question"])
-                    up = gr.Button("✓ Yes", size="sm", elem_id="feedback-up")
-                    down = gr.Button("✗ No", size="sm", elem_id="feedback-down")
+                with gr.Row(equal_height=False, elem_id="feedback-row"):
+                    gr.Markdown(t("was_this_right"), elem_id="feedback-question")
+                    up = gr.Button(t("yes"), size="sm", elem_id="feedback-up")
+                    down = gr.Button(t("no"), size="sm", elem_id="feedback-down")
                 actual = gr.Dropdown(
-                    label="It is actually… (pick the right one, then ✗ No)",
+                    label=t("actually"),
                     choices=[],
                     value=None,
                     interactive=True,
@@ -141,16 +141,20 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 )
                 said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
-                label="Where the model looked (red: what drove the answer)",
+                label=t("heat_map"),
                 type="pil",
                 format="png",
                 interactive=False,
                 height=320,
                 elem_id="heat-map",
             )
+            gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
     photo_guide()
+    with gr.Accordion(t("history_title"), open=True, elem_id="history"):
+        gr.HTML(history.HTML)
+    record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
     fn = diagnose_handler(settings, files)
-    outputs = [verdict, scores, heat, shown, feedback_box, actual, said]
+    outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
     photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)

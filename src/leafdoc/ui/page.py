@@ -17,7 +17,12 @@ from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
+from leafdoc.ui.history import CSS as HISTORY_CSS
+from leafdoc.ui.history import HEAD as HISTORY_HEAD
+from leafdoc.ui.i18n import page_i18n, t
 from leafdoc.ui.monitor_tab import monitor_tab
+from leafdoc.ui.phone import CSS as PHONE_CSS
+from leafdoc.ui.phone import HEAD as PHONE_HEAD
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
 from leafdoc.ui.where import use_page_folder
@@ -38,6 +43,8 @@ CSS = """
 .block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;
                    padding: 0.3em 0.9em !important; }
 .small-note { color: #666; font-size: 0.9em; }
+.verdict blockquote { border-left: 4px solid #c94a4a !important; background: #fdf1f1; margin: 0.6em 0 !important;
+                      padding: 0.4em 0.8em !important; color: #222 !important; font-style: normal !important; }
 .guide-entry { border-radius: 8px; padding: 0.4em !important; border-top: 4px solid transparent;
                justify-content: flex-start !important; }
 .guide-good { background: #eef8ee; border-top-color: #4f9d4f; }
@@ -88,7 +95,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
         )
         gr.HTML(HEADER)
         with gr.Tabs():
-            with gr.Tab("Diagnose", id="diagnose"):
+            with gr.Tab(t("tab_diagnose"), id="diagnose"):
                 diagnose_tab(settings, files, blocks)
             with gr.Tab("Dataset", id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
@@ -143,14 +150,16 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         blocks,
         path=path,
         theme=theme(),
-        css=CSS,
-        head=DOWNSCALE_HEAD,  # large photos are made smaller in the browser before upload (ui/downscale.py)
+        css=CSS + PHONE_CSS + HISTORY_CSS,
+        # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
         max_file_size=settings.max_request_bytes,
         ssr_mode=False,
         mcp_server=False,
+        i18n=page_i18n(),  # the page's words in the browser's language (ui/i18n.py)
         allowed_paths=[str(p) for p in (*EXAMPLES, *GUIDE_PHOTOS)],
         blocked_paths=blocked_paths(settings, folder),
     )

@@ -61,16 +61,18 @@ def verdict(answer: dict) -> str:
     footer = f"model version {version}" if version is not None else ""
     framed = [f"<small>{esc(note)}</small>" for note in answer_notes(answer)]
     if answer.get("abstained"):
+        # No confidence figure anywhere in a refusal: a grower reads a percentage as an answer. The server's message
+        # names the candidates and how to tell them apart (advice/lookalikes.py).
         lines = [REASON_HEADLINES.get(answer.get("reason"), "### Not sure: no diagnosis for this photo")]
         message = answer.get("message") or "The model is not sure enough to give a diagnosis."
-        lines.append(f"**{esc(message)}**")
-        candidates = [pretty_label(c) for c in answer.get("candidates") or []]
-        if candidates:
-            lines.append("It hesitates between: " + ", ".join(esc(c) for c in candidates) + ".")
+        said, *tells = message.split(" To tell ")  # how to tell the candidates apart: one bullet each
+        lines.append(f"**{esc(said)}**")
+        if tells:
+            lines.append("\n".join(f"- To tell {esc(t)}" for t in tells))
         reason = answer.get("reason")
         tail = [t for t in (f"reason: {esc(reason)}" if reason else "", footer) if t]
         if tail:
-            lines.append(" · ".join(tail))
+            lines.append("<small>" + " · ".join(tail) + "</small>")
         return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
     name = pretty_label(label)
@@ -82,7 +84,15 @@ def verdict(answer: dict) -> str:
         + (f" · {footer}" if footer else ""),
         f"<small>label: {esc(label)}</small>",
     ]
-    return "\n\n".join(lines + framed)
+    return "\n\n".join(lines + caution_lines(answer) + framed)
+
+
+def caution_lines(answer: dict) -> list[str]:
+    """The urgent look-alike's warning (the API's `caution`), set apart above the advice."""
+    caution = answer.get("caution")
+    if not caution:
+        return []
+    return [f"> ⚠ **{esc(pretty_label(caution['label']))}?** {esc(caution['message'])}"]
 
 
 def error_text(message: str, hint: str | None = None, title: str = "Something went wrong") -> str:

@@ -1,0 +1,190 @@
+"""The visitor's history of diagnoses on the web page, kept in their own browser (localStorage), never on the
+server: a small thumbnail of each photo, the answer in a few words and the date; exportable as CSV, clearable.
+
+The server makes each entry (`entry`: the thumbnail as a data URL, so the browser needs no copy of the photo) and
+hands it to the page's script (`SCRIPT`, in the page's head) through a hidden HTML output (`entry_html`); the
+script appends it to the list in localStorage, at most `KEEP` entries, newest first, and draws the list with DOM
+calls (no innerHTML: an answer's words are text, never markup). tests/e2e/test_ui_phone.py drives it in Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from leafdoc.advice.lookalikes import could_be
+from leafdoc.advice.render import pretty
+
+KEY = "leafdoc.history.v1"  # the localStorage key
+KEEP = 200  # entries kept: about 4 KB each, well inside a browser's 5 MB for a site
+THUMB_PX = 96
+
+
+def thumbnail(path: Path) -> str:
+    """A small JPEG of the photo as a data URL; empty when it cannot be read (the entry is kept without one)."""
+    try:
+        with Image.open(path) as img:
+            small = ImageOps.exif_transpose(img).convert("RGB")
+            small.thumbnail((THUMB_PX, THUMB_PX))
+            buf = io.BytesIO()
+            small.save(buf, "JPEG", quality=70)
+    except Exception:  # a photo the server refused still gets its line in the history
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def answer_words(answer: dict) -> str:
+    """The answer in a few words; a refusal with no figure (a grower reads a percentage as an answer)."""
+    if answer.get("abstained"):
+        candidates = answer.get("candidates") or []
+        return "Not sure" + (
+            ": " + could_be(candidates).rstrip(".").replace("It could", "it could") if candidates else ""
+        )
+    label = pretty(answer.get("label") or "?")
+    sure = answer.get("confidence")
+    return label + (f" ({100 * sure:.0f}% sure)" if isinstance(sure, int | float) else "")
+
+
+def entry_html(path: Path, answer: dict, name: str) -> str:
+    """The entry as the hidden element the page's script reads it from (an attribute, HTML-escaped JSON)."""
+    return f'<div data-entry="{html.escape(json.dumps(entry(path, answer, name)), quote=True)}"></div>'
+
+
+def entry(path: Path, answer: dict, name: str) -> dict:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "photo": name,
+        "answer": answer_words(answer),
+        "label": answer.get("label") or "",
+        "caution": pretty(answer["caution"]["label"]) if answer.get("caution") else "",
+        "thumb": thumbnail(path),
+    }
+
+
+HTML = """
+<div id="history-box">
+  <div id="history-tools">
+    <button type="button" id="history-export">Export CSV</button>
+    <button type="button" id="history-clear">Clear history</button>
+  </div>
+  <p id="history-empty" class="small-note">No diagnoses yet on this device.</p>
+  <ol id="history-list"></ol>
+  <p class="small-note">Kept in this browser only, never on the server; clearing the browser's data clears it too.</p>
+</div>
+"""
+
+CSS = """
+#history-entry { display: none !important; }
+#history-tools { display: flex; gap: 0.5em; margin-bottom: 0.5em; }
+#history-tools button { padding: 0.35em 0.9em; border-radius: 6px; border: 1px solid #ccc; background: #fff;
+                        font-size: 0.95em; font-weight: normal; }
+#history-list { list-style: none; padding: 0; margin: 0; }
+#history-list li { display: flex; gap: 0.7em; align-items: center; padding: 0.35em 0; border-top: 1px solid #eee; }
+#history-list img { width: 56px; height: 56px; object-fit: cover; border-radius: 6px; flex: 0 0 56px; }
+#history-list .history-answer { font-weight: 600; }
+#history-list .history-caution { color: #b03030; }
+#history-list .history-date { color: #666; font-size: 0.85em; }
+"""
+
+SCRIPT = """
+(() => {
+  const KEY = "%KEY%", KEEP = %KEEP%;
+  const COLUMNS = ["date", "photo", "answer", "label", "caution"];
+  function read() {
+    try { const v = JSON.parse(localStorage.getItem(KEY) || "[]"); return Array.isArray(v) ? v : []; }
+    catch (e) { return []; }
+  }
+  function write(items) {
+    let kept = items.slice(0, KEEP);
+    while (kept.length) {  // a full storage drops the oldest entries rather than the new one
+      try { localStorage.setItem(KEY, JSON.stringify(kept)); return; } catch (e) { kept = kept.slice(0, -1); }
+    }
+    localStorage.removeItem(KEY);
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  }
+  function render() {
+    const list = document.getElementById("history-list");
+    if (!list) return;
+    const items = read();
+    list.replaceChildren(...items.map((it) => {
+      const li = el("li", "history-item");
+      const img = el("img");
+      img.alt = it.photo || "photo";
+      if (typeof it.thumb === "string" && it.thumb.startsWith("data:image/jpeg;base64,")) img.src = it.thumb;
+      const words = el("div");
+      words.append(el("div", "history-answer", it.answer || ""));
+      if (it.caution) words.append(el("div", "history-caution", "Check for " + it.caution));
+      words.append(el("div", "history-date", new Date(it.date).toLocaleString() + " · " + (it.photo || "")));
+      li.append(img, words);
+      return li;
+    }));
+    const empty = document.getElementById("history-empty");
+    if (empty) empty.style.display = items.length ? "none" : "";
+  }
+  function csvCell(v) {
+    const s = String(v == null ? "" : v);
+    // a cell a spreadsheet would run as a formula is made text
+    const safe = /^[=+\\-@\\t\\r]/.test(s) ? "'" + s : s;
+    return /[",\\n\\r]/.test(safe) ? '"' + safe.replace(/"/g, '""') + '"' : safe;
+  }
+  function exportCsv() {
+    const rows = [COLUMNS.join(",")].concat(read().map((it) => COLUMNS.map((c) => csvCell(it[c])).join(",")));
+    const blob = new Blob([rows.join("\\r\\n") + "\\r\\n"], {type: "text/csv"});
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "leafdoc-history.csv";
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+  window.leafdocHistory = {
+    add(item) {
+      if (!item || typeof item !== "object" || !item.date) return;
+      const items = read(), last = items[0];
+      // Gradio sends a replaced photo's change twice, so the page diagnoses it twice: one line for both
+      const again = last && last.photo === item.photo && last.answer === item.answer &&
+        Math.abs(Date.parse(item.date) - Date.parse(last.date)) < 10000;
+      write(again ? items : [item].concat(items));
+      render();
+    },
+    render, read, exportCsv,
+    clear() { localStorage.removeItem(KEY); render(); },
+  };
+  // A new answer's entry shows up in the hidden #history-entry (an output of the diagnosis): store it, draw the
+  // list, and tell the page an answer arrived. Watched from here rather than run as an event's `js`, which Gradio
+  // runs through `new Function` and a Content-Security-Policy without 'unsafe-eval' blocks.
+  let seen = null;
+  function look() {
+    const holder = document.querySelector("#history-entry [data-entry]");
+    const raw = holder ? holder.getAttribute("data-entry") : null;
+    if (raw && raw !== seen) {
+      seen = raw;
+      try { window.leafdocHistory.add(JSON.parse(raw)); } catch (e) { /* not an entry: nothing to keep */ }
+      setTimeout(() => document.dispatchEvent(new Event("leafdoc:answer")), 50);
+    }
+    const list = document.getElementById("history-list");
+    if (list && !list.dataset.drawn) { list.dataset.drawn = "1"; render(); }
+  }
+  new MutationObserver(look).observe(document.documentElement, {childList: true, subtree: true, attributes: true});
+  document.addEventListener("click", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (target && target.closest("#history-export")) exportCsv();
+    if (target && target.closest("#history-clear") && confirm("Clear the history of diagnoses on this device?")) {
+      window.leafdocHistory.clear();
+    }
+  });
+})();
+""".replace("%KEY%", KEY).replace("%KEEP%", str(KEEP))
+
+HEAD = "<script>" + SCRIPT + "</script>"

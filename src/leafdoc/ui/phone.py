@@ -1,0 +1,48 @@
+"""The Diagnose tab on a phone (a screen under 640 px wide, 390 px on most): the answer comes right after the photo
+and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
+arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes.
+
+Pure CSS on the elements' ids (ui/diagnose_tab.py) and one small script in the page's head
+(`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
+"""
+
+from __future__ import annotations
+
+PHONE_WIDTH = 640  # px: below this the page is laid out for a phone
+
+CSS = """
+#feedback-row { flex-wrap: wrap !important; align-items: center !important; gap: 0.5em !important; }
+#feedback-row > #feedback-question { flex: 1 1 9em !important; min-width: 9em !important;
+                                     background: transparent !important; padding-left: 0.6em !important; }
+#feedback-row > button { flex: 0 0 auto !important; min-width: 6.5em !important; height: auto !important;
+                         align-self: center !important; }
+#heat-map-note { margin-top: -0.4em !important; }
+@media (max-width: {PHONE_WIDTH}px) {
+  .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
+  #leafdoc-header svg { flex: 0 0 36px; width: 36px; height: 36px; }
+  #leafdoc-header h1 { font-size: 1.5em; }
+  #leafdoc-header p { font-size: 0.9em; line-height: 1.3; }
+  /* the photo side's children join the row, so that the answer side can come between them */
+  #diagnose-row { flex-direction: column !important; }
+  #photo-side { display: contents !important; }
+  #photo-side > * { order: 3; width: 100% !important; }
+  #photo-side > #leaf-photo { order: 1; }
+  #photo-side > #diagnose-button { order: 2; }
+  #answer-side { order: 2; width: 100% !important; min-width: 0 !important; }
+  #leaf-photo { height: 260px !important; }
+  .block.verdict { min-height: 0 !important; }
+  .verdict h3 { font-size: 1.35em !important; }
+  #heat-map { max-height: 340px; }
+}
+""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+
+# In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
+# the answer's top edge goes to the top of the screen. A head script rather than an event's `js`, which Gradio runs
+# through `new Function` and a Content-Security-Policy without 'unsafe-eval' blocks.
+HEAD = """<script>
+document.addEventListener("leafdoc:answer", () => {
+  if (window.innerWidth >= {PHONE_WIDTH}) return;
+  const box = document.getElementById("verdict");
+  if (box && !box.classList.contains("verdict-empty")) box.scrollIntoView({block: "start", behavior: "instant"});
+});
+</script>""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))

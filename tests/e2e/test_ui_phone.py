@@ -1,0 +1,206 @@
+"""The web page on a phone (390 x 844, Debian's headless Chromium) against a real `leafdoc serve` of the starter
+model: the answer is the first thing on the screen, the feedback row and the heat map read normally, a refusal
+shows no percentage, and the visitor's history stays in their browser."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from tests.conftest import PLANTVILLAGE, REPO
+from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+STARTER = REPO / "models" / "starter"
+PHONE = {"width": 390, "height": 844}
+# The starter model answers "Tomato — Early blight" for this late blight leaf (99%).
+LATE_BLIGHT_TAKEN_FOR_EARLY = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_782.jpg"
+# The starter model is not sure about this one: early blight, late blight or bacterial spot (47, 28, 20%).
+UNSURE_PHOTO = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_766.jpg"
+
+
+@pytest.fixture(scope="module")
+def phone_url(tmp_path_factory) -> Iterator[str]:
+    from tests.live_server import start_server
+
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    server = start_server(tmp_path_factory.mktemp("phone"), STARTER)
+    try:
+        yield warm_up(server.base)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (scripts/system-packages.sh installs it)")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def open_phone(browser, url: str, locale: str = "en-GB"):
+    """A page as a phone shows it: 390 x 844 CSS pixels, touch, in the language `locale`."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector("#leaf-photo")
+    return page
+
+
+def diagnose_on_phone(page, photo: Path) -> None:
+    """Send `photo` from the photo box and wait for its answer (a new heat map) to be shown."""
+    before = page.evaluate("(document.querySelector('#heat-map img') || {src: ''}).src")
+    page.set_input_files("#leaf-photo input[type=file]", str(photo))
+    page.wait_for_function(
+        "(before) => { const img = document.querySelector('#heat-map img');"
+        " return img && img.src !== before && img.complete && img.naturalWidth > 0; }",
+        arg=before,
+    )
+    # the answer has been scrolled to the top of the screen
+    page.wait_for_function("Math.abs(document.getElementById('verdict').getBoundingClientRect().top) < 40")
+
+
+def box(page, selector: str) -> dict:
+    found = page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not on the page"
+    return found
+
+
+def on_screen_across(b: dict, what: str) -> None:
+    assert b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"] + 0.5, f"{what} runs off the screen's sides: {b}"
+
+
+def test_the_answer_is_the_first_thing_on_a_phones_screen(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        verdict = box(page, "#verdict")
+        headline = box(page, "#verdict h3")
+        assert 0 <= verdict["y"] < 40, f"the answer's box is not at the top of the screen: {verdict}"
+        assert headline["y"] + headline["height"] <= PHONE["height"], "the answer's headline is off the first screen"
+        assert "Early blight" in page.inner_text("#verdict h3")
+        # ... and late blight, the urgent look-alike, is not ruled out: the answer says so, and how to check
+        caution = page.inner_text("#verdict blockquote")
+        assert "Check that it is not Tomato — Late blight" in caution and "white downy growth" in caution
+        on_screen_across(verdict, "the answer")
+        # nothing on the page is wider than the phone (no sideways scrolling)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        page.context.close()
+
+
+def test_the_feedback_row_and_heat_map_read_normally_on_a_phone(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        question = box(page, "#feedback-question")
+        assert question["width"] >= 100, f"'Was this right?' is squeezed: {question}"
+        assert question["height"] <= 60, f"'Was this right?' runs over several lines: {question}"
+        assert "Was this right?" in page.inner_text("#feedback-question")
+        for button in ("#feedback-up", "#feedback-down"):
+            b = box(page, button)
+            on_screen_across(b, button)
+            assert 60 <= b["width"] <= PHONE["width"] and 24 <= b["height"] <= 64, f"{button} is {b}"
+        on_screen_across(question, "'Was this right?'")
+
+        title = box(page, "#heat-map [data-testid=block-label]")
+        tools = box(page, "#heat-map .icon-button-wrapper")
+        overlap = min(title["x"] + title["width"], tools["x"] + tools["width"]) - max(title["x"], tools["x"])
+        stacked = title["y"] + title["height"] <= tools["y"] or tools["y"] + tools["height"] <= title["y"]
+        assert overlap <= 0 or stacked, f"the heat map's title {title} lies under its toolbar {tools}"
+        assert title["height"] <= 40, f"the heat map's title wraps: {title}"
+        image = box(page, "#heat-map img")
+        on_screen_across(image, "the heat map")
+        assert image["width"] >= 200 and image["height"] >= 200, f"the heat map is too small to read: {image}"
+    finally:
+        page.context.close()
+
+
+def test_a_refusal_on_the_page_names_what_it_could_be_with_no_percentage(browser, phone_url):
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        shown = page.inner_text("#verdict")
+        assert "Not sure" in page.inner_text("#verdict h3")
+        assert "It could be Tomato — Early blight, Tomato — Late blight or Tomato — Bacterial spot." in shown
+        assert "To tell Tomato — Early blight from Tomato — Late blight" in shown
+        assert not page.locator("#top-k").is_visible()
+        assert "%" not in page.inner_text("#diagnose-row"), "a refusal shows a percentage"
+        assert 0 <= box(page, "#verdict")["y"] < 40  # a refusal comes first too
+    finally:
+        page.context.close()
+
+
+def history_lines(page) -> list[str]:
+    return [t.strip() for t in page.locator("#history-list li").all_inner_texts()]
+
+
+def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser, phone_url, tmp_path):
+    page = open_phone(browser, phone_url)
+    try:
+        page.wait_for_selector("#history-empty", state="visible")
+        assert history_lines(page) == []
+        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        newest, oldest = history_lines(page)
+        assert newest.startswith("Not sure: it could be Tomato — Early blight") and "late_blight_766.jpg" in newest
+        assert "%" not in newest  # a refusal carries no figure, in the history too
+        assert oldest.startswith("Tomato — Early blight (99% sure)") and "Check for Tomato — Late blight" in oldest
+        assert str(datetime.now().year) in oldest and "late_blight_782.jpg" in oldest
+        thumbs = page.locator("#history-list img")
+        for i in range(2):  # each line shows its own photo, small
+            width = thumbs.nth(i).evaluate("img => img.complete ? img.naturalWidth : 0")
+            assert 0 < width <= 96
+        assert not page.locator("#history-empty").is_visible()
+
+        page.reload()  # kept in this browser ...
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        other = open_phone(browser, phone_url)  # ... and only there: another visitor sees none of it
+        try:
+            other.wait_for_timeout(500)
+            assert history_lines(other) == []
+        finally:
+            other.context.close()
+
+        with page.expect_download() as download:
+            page.click("#history-export")
+        saved = tmp_path / "history.csv"
+        download.value.save_as(saved)
+        assert download.value.suggested_filename == "leafdoc-history.csv"
+        rows = list(csv.DictReader(saved.open(encoding="utf-8", newline="")))
+        assert [r["photo"] for r in rows] == ["late_blight_766.jpg", "late_blight_782.jpg"]
+        assert rows[0]["answer"].startswith("Not sure") and rows[0]["label"] == ""
+        assert rows[1]["label"] == "Tomato___Early_blight" and rows[1]["caution"] == "Tomato — Late blight"
+        assert all(datetime.fromisoformat(r["date"]).tzinfo is not None for r in rows)
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#history-clear")
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 0")
+        page.reload()
+        page.wait_for_selector("#history-empty")
+        assert history_lines(page) == [] and page.evaluate("localStorage.length") == 0
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("locale", "button", "photo"), [("es-ES", "Diagnosticar", "Foto de la hoja"), ("hi-IN", "जाँच करें", "पत्ती की फ़ोटो")]
+)
+def test_the_page_speaks_the_browsers_language(browser, phone_url, locale, button, photo):
+    page = open_phone(browser, phone_url, locale=locale)
+    try:
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg=button)
+        assert page.inner_text("#diagnose-button").strip() == button
+        assert photo in page.inner_text("#leaf-photo")
+    finally:
+        page.context.close()
