@@ -151,11 +151,11 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
 
     [own] = Predictor(tiny_model).predict_files([leaf], k=2)
     top = own.top_k[0]
-    assert good.answer["label"] == top["label"] and not good.answer["abstained"]
-    assert good.title.text() == pretty_label(top["label"])
-    assert [b.label for b in good.bars] == [t["label"] for t in own.top_k]
-    assert good.bars[0].bar.value() == round(top["probability"] * 1000)
-    assert good.bars[0].bar.text() == f"{top['probability']:.1%}"
+    assert good.answer["label"] == top.label and not good.answer["abstained"]
+    assert good.title.text() == pretty_label(top.label)
+    assert [b.label for b in good.bars] == [t.label for t in own.top_k]
+    assert good.bars[0].bar.value() == round(top.probability * 1000)
+    assert good.bars[0].bar.text() == f"{top.probability:.1%}"
     assert good.photo.has_image() and good.heatmap.has_image()
     assert good.heatmap.source_pixmap().width() >= 100  # the server's overlay, not a placeholder
     # What to do: the summary under the diagnosis, the full entry one click away.
