@@ -7,9 +7,22 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
+# With pytest-xdist (scripts/test.sh: LEAFDOC_TEST_PROCESSES), N test processes share the machine's cores: each
+# takes its share of threads for TensorFlow, OpenMP and OpenBLAS (set before NumPy loads its BLAS; the servers and
+# CLIs a test starts inherit them) and ONNX Runtime (`_onnx_runtime_share`), instead of a busy-waiting pool per core
+# in every process. A process that runs alone keeps the libraries' defaults.
+XDIST_SHARE = (
+    max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    if os.environ.get("PYTEST_XDIST_WORKER")
+    else None
+)
+if XDIST_SHARE:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_var, str(XDIST_SHARE))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
@@ -44,6 +57,21 @@ def pytest_collection_modifyitems(config, items):
             (keep if (item.get_closest_marker("serial") is not None) == (which == "only") else drop).append(item)
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_runtime_share():
+    """Under pytest-xdist, an ONNX Runtime session made in a test process without a thread count (ONNX Runtime's
+    default: a spinning thread per core) runs on this process's share of the cores."""
+    if not XDIST_SHARE:
+        yield
+        return
+    from leafdoc.inference.predictor import Predictor
+
+    real = Predictor._onnx_session
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Predictor, "_onnx_session", lambda self, threads: real(self, threads or XDIST_SHARE))
+        yield
 
 
 @pytest.fixture
