@@ -3,6 +3,7 @@ No TensorFlow here: a serving install does not have it."""
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -176,6 +177,9 @@ class Predictor:
             raise ModelError(
                 f"{self.model_dir}: labels.json has {len(self.labels)} labels but the model has {n_out} outputs."
             )
+        self._checks_from_card()
+
+    def _checks_from_card(self) -> None:
         try:  # model folders from before the OOD check have none: softmax threshold only
             self.ood = OodCheck.from_model_dir(self.model_dir, self.card) if "features" in self.output_names else None
         except (OSError, ValueError, KeyError) as exc:
@@ -186,6 +190,16 @@ class Predictor:
         self.field = FieldCheck.from_card(self.card) if self.ood is not None else None
         # What one decision needs from the network: the softmax, and the features when there is an OOD check.
         self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
+
+    def with_card(self, card: ModelCard) -> Predictor:
+        """This predictor's network (the same ONNX Runtime session, not loaded again) under another card of its
+        folder: its input, abstention threshold and checks (ood.npz read from the folder). A training run adds the
+        checks to the card one by one and scores with each (lifecycle/training.py)."""
+        other = copy.copy(self)
+        other.card = card
+        other.prep = card_preparation(card, self.model_dir)
+        other._checks_from_card()
+        return other
 
     def _onnx_session(self, threads: int | None):
         import onnxruntime as ort
