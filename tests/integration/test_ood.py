@@ -103,7 +103,7 @@ def test_model_folder_from_before_the_check_still_predicts(tmp_path):
     p = Predictor(old)
     assert p.ood is None and p.decision_outputs == ["probabilities"]
     [leaf, flower] = p.predict_files([REPO / "examples" / "potato_healthy.jpg", FLOWER])
-    assert leaf.to_dict()["label"] == "Potato___healthy"
+    assert leaf.label == "Potato___healthy"
     assert flower.reason != "not_a_leaf"  # the softmax alone: answered or unsure, never not_a_leaf
 
 
