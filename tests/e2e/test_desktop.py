@@ -182,7 +182,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert tab.table.rowCount() == 2  # the answered ones
     shown = {tab.table.item(r, 1).text(): [tab.table.item(r, c).text() for c in range(5)] for r in range(2)}
     assert shown[dark.name][3:] == ["—", "not sure: photo not usable"]  # no confidence for a refused answer
-    assert shown[leaf.name][2:5] == [pretty_label(top["label"]), f"{top['probability']:.1%}", "diagnosed"]
+    assert shown[leaf.name][2:5] == [pretty_label(top.label), f"{top.probability:.1%}", "diagnosed"]
 
     other = sorted((PLANTVILLAGE / TINY_CLASSES[2]).iterdir())[10]  # the same through "Choose photos…"
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(other)], "")))
