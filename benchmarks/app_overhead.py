@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadtest.images import image_dir, load_images, multipart  # noqa: E402
 
+from leafdoc.inference.answer import Answer  # noqa: E402
+
 
 async def post(app, form: tuple[bytes, str]) -> None:
     """One POST /v1/predict through the ASGI app, the body in one message as uvicorn hands over a small one."""
@@ -84,9 +86,9 @@ async def measure(args) -> None:
     state = app.state.leafdoc
     predict = serving.predict_bytes  # the real one, also once --stub has put a canned answer in the route's way
 
-    def direct(i: int) -> dict:
+    def direct(i: int) -> Answer:
         name, data = photos[i % len(photos)]
-        return predict(state.holder, state.settings, data, name, state.settings.top_k, on_loop=True)
+        return predict(state.holder, data, name, state.settings.top_k, on_loop=True)
 
     if args.stub:
         return await app_alone(app, direct, bodies, args.blocks, args.per_block)
@@ -122,8 +124,8 @@ async def app_alone(app, direct, bodies, blocks: int, per_block: int) -> None:
 
     canned = direct(0)
 
-    def stub(*args, **kwargs) -> dict:
-        return {**canned, "prediction_id": os.urandom(16).hex()}
+    def stub(*args, **kwargs) -> Answer:
+        return canned.model_copy(update={"prediction_id": os.urandom(16).hex()})
 
     serving.predict_bytes = stub  # the route looks it up at each call; `direct` calls the real one
     times: dict[str, list[float]] = {"model": [], "model + app": [], "app": []}

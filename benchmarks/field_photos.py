@@ -30,6 +30,7 @@ SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.inference.answer import Answer  # noqa: E402
 from leafdoc.inference.calibrate import calibrate_model_dir, split_photos  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402
@@ -49,9 +50,10 @@ def measure(model_dir: Path, paths: list[Path], truth: list[str | None]) -> dict
     preds = []
     for start in range(0, len(paths), 64):
         preds += p.predict_files(paths[start : start + 64])
-    reasons = Counter(pr.decision.reason for pr in preds if pr.decision and pr.decision.abstained)
-    answered = [(pr, t) for pr, t in zip(preds, truth, strict=True) if pr.decision and not pr.decision.abstained]
-    right = sum(1 for pr, t in answered if t is not None and pr.top_k[0]["label"] == t)
+    read = [(pr, t) for pr, t in zip(preds, truth, strict=True) if isinstance(pr, Answer)]
+    reasons = Counter(pr.reason for pr, _ in read if pr.abstained)
+    answered = [(pr, t) for pr, t in read if not pr.abstained]
+    right = sum(1 for pr, t in answered if t is not None and pr.top_k[0].label == t)
     n = len(paths)
     return {
         "n": n,

@@ -93,7 +93,7 @@ def compare_scores(model_dir: Path, photos: dict, sets: dict[str, list[Path]]) -
 
 
 def decisions(model_dir: Path, paths: list[Path]) -> list[dict]:
-    return [r.to_dict() for r in Predictor(model_dir).predict_files(paths, 1)]
+    return [a.model_dump(mode="json") for a in Predictor(model_dir).predict_files(paths, 1)]
 
 
 def held_out(model_dir: Path, data: Path, photos: dict, calib: Path, test_name: str, test: list[Path]) -> dict:

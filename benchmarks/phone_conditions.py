@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
 
+from leafdoc.inference.answer import Answer  # noqa: E402
 from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402
 
@@ -121,12 +122,13 @@ def measure(predictor: Predictor, photos: list[tuple[Path, str]], condition: str
     reasons: Counter[str] = Counter()
     right = wrong = top1 = 0
     for pred, (_, truth) in zip(preds, photos, strict=True):
-        top1 += bool(pred.top_k) and pred.top_k[0]["label"] == truth
-        if pred.error:
+        if not isinstance(pred, Answer):  # the file could not be read
             reasons["error"] += 1
-        elif pred.decision.abstained:
-            reasons[pred.decision.reason] += 1
-        elif pred.top_k[0]["label"] == truth:
+            continue
+        top1 += pred.top_k[0].label == truth
+        if pred.abstained:
+            reasons[pred.reason] += 1
+        elif pred.top_k[0].label == truth:
             right += 1
         else:
             wrong += 1

@@ -51,17 +51,18 @@ def main() -> None:
         Registry(s, catalog, store).seed()
         holder = serving.ModelHolder(s, Registry(s, catalog, store))
         threshold = ood_threshold(holder.current().predictor.card)
-        answers = [serving.predict_bytes(holder, s, photos[i % len(photos)], "leaf.jpg", 3) for i in range(50)]
+        answers = [serving.predict_bytes(holder, photos[i % len(photos)], "leaf.jpg", 3) for i in range(50)]
         log = PredictionLog(s, catalog, store)
         log._ensure_thread = lambda: None  # flushed by hand below, timed apart
 
         def predict(k: int = 50) -> None:
             for i in range(k):
-                serving.predict_bytes(holder, s, photos[i % len(photos)], "x", 3)
+                serving.predict_bytes(holder, photos[i % len(photos)], "x", 3)
 
         def record() -> None:
             for i in range(args.n):
-                log.record({**answers[i % 50], "prediction_id": f"r{time.perf_counter_ns()}{i}"}, threshold, None)
+                fresh = answers[i % 50].model_copy(update={"prediction_id": f"r{time.perf_counter_ns()}{i}"})
+                log.record(fresh, threshold, None)
 
         def record_and_flush() -> None:
             for start in range(0, args.n, args.batch):

@@ -3,7 +3,9 @@
 #   bash scripts/test.sh                 # every test
 #   bash scripts/test.sh -m unit         # pytest's options apply to both passes below
 # Two passes: first every test not marked `serial`, in one process by default (LEAFDOC_TEST_PROCESSES=2 runs it
-# in two at once with pytest-xdist: twice as fast on a quiet two-core machine, slower on CI's, see the README);
+# in two at once with pytest-xdist: twice as fast on a quiet two-core machine, slower on CI's, see the README; since
+# 2026-11-27 each process takes its share of the cores' threads and the tiny model is trained once per run, which
+# CI has not measured yet: docs/test-suite.md);
 # then the `serial` ones alone, as they measure how the machine shares work out.
 set -euo pipefail
 cd "$(dirname "$0")/.."

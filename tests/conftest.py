@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
+# With pytest-xdist (scripts/test.sh: LEAFDOC_TEST_PROCESSES), N test processes share the machine's cores: each
+# takes its share of threads for TensorFlow, OpenMP and OpenBLAS (set before NumPy loads its BLAS; the servers and
+# CLIs a test starts inherit them) and ONNX Runtime (`_onnx_runtime_share`), instead of a busy-waiting pool per core
+# in every process. A process that runs alone keeps the libraries' defaults.
+XDIST_SHARE = (
+    max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    if os.environ.get("PYTEST_XDIST_WORKER")
+    else None
+)
+if XDIST_SHARE:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_var, str(XDIST_SHARE))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
@@ -44,6 +58,21 @@ def pytest_collection_modifyitems(config, items):
             (keep if (item.get_closest_marker("serial") is not None) == (which == "only") else drop).append(item)
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_runtime_share():
+    """Under pytest-xdist, an ONNX Runtime session made in a test process without a thread count (ONNX Runtime's
+    default: a spinning thread per core) runs on this process's share of the cores."""
+    if not XDIST_SHARE:
+        yield
+        return
+    from leafdoc.inference.predictor import Predictor
+
+    real = Predictor._onnx_session
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Predictor, "_onnx_session", lambda self, threads: real(self, threads or XDIST_SHARE))
+        yield
 
 
 @pytest.fixture
@@ -128,10 +157,35 @@ def fresh_accuracy(model_dir: Path, classes=TINY_CLASSES, n: int = 20) -> float:
     return float(np.mean([predictor.labels[i] == c for i, (_, c) in zip(predicted, photos, strict=True)]))
 
 
+@contextmanager
+def once_per_run(tmp_path_factory, name: str):
+    """A folder the test processes of one run share (pytest-xdist's workers, or the one process), held by one
+    process at a time: the first to get it builds what is in it, the others find it built."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield shared
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """One tiny model trained once per test session (`LEARNS`: 32 px, 3 classes x 6 images), which learns:
-    test_train_learns checks it answers fresh photos far above chance."""
+    """One tiny model trained once per test run (`LEARNS`: 32 px, 3 classes x 6 images), shared by the test
+    processes of a run; it learns: test_train_learns checks it answers fresh photos far above chance. Tests copy
+    it before changing anything in it."""
+    with once_per_run(tmp_path_factory, "tiny") as root:
+        if not (root / "model").is_dir():  # train_model writes the folder atomically: there whole, or not at all
+            train_tiny_model(root)
+    return root / "model"
+
+
+def train_tiny_model(root: Path) -> None:
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
@@ -140,7 +194,6 @@ def tiny_model(tmp_path_factory) -> Path:
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
 
-    root = tmp_path_factory.mktemp("tiny")
     data = make_leaf_folder(root / "leaves")
     s = Settings(home=root / "home")
     s.ensure_home()
@@ -148,10 +201,8 @@ def tiny_model(tmp_path_factory) -> Path:
     ingest(data, catalog, store, "tiny")
     cfg = TrainConfig(**LEARNS)
     td = prepare_data(catalog, store, s.cache_dir, "tiny", cfg)
-    out = root / "model"
-    train_model(cfg, td, out)
+    train_model(cfg, td, root / "model")
     catalog.dispose()
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -256,7 +256,7 @@ def predict(
     predictor = Predictor(
         model_dir, max_pixels=settings.max_image_pixels, variant=settings.onnx_variant, any_cpu=settings.int8_any_cpu
     )
-    answers = [r.to_dict(knowledge) for r in predictor.predict_files(images, top_k)]
+    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge)]
     if as_json:
         emit_json(answers)
     else:

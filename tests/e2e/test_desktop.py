@@ -151,11 +151,11 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
 
     [own] = Predictor(tiny_model).predict_files([leaf], k=2)
     top = own.top_k[0]
-    assert good.answer["label"] == top["label"] and not good.answer["abstained"]
-    assert good.title.text() == pretty_label(top["label"])
-    assert [b.label for b in good.bars] == [t["label"] for t in own.top_k]
-    assert good.bars[0].bar.value() == round(top["probability"] * 1000)
-    assert good.bars[0].bar.text() == f"{top['probability']:.1%}"
+    assert good.answer["label"] == top.label and not good.answer["abstained"]
+    assert good.title.text() == pretty_label(top.label)
+    assert [b.label for b in good.bars] == [t.label for t in own.top_k]
+    assert good.bars[0].bar.value() == round(top.probability * 1000)
+    assert good.bars[0].bar.text() == f"{top.probability:.1%}"
     assert good.photo.has_image() and good.heatmap.has_image()
     assert good.heatmap.source_pixmap().width() >= 100  # the server's overlay, not a placeholder
     # What to do: the summary under the diagnosis, the full entry one click away.
@@ -182,7 +182,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert tab.table.rowCount() == 2  # the answered ones
     shown = {tab.table.item(r, 1).text(): [tab.table.item(r, c).text() for c in range(5)] for r in range(2)}
     assert shown[dark.name][3:] == ["—", "not sure: photo not usable"]  # no confidence for a refused answer
-    assert shown[leaf.name][2:5] == [pretty_label(top["label"]), f"{top['probability']:.1%}", "diagnosed"]
+    assert shown[leaf.name][2:5] == [pretty_label(top.label), f"{top.probability:.1%}", "diagnosed"]
 
     other = sorted((PLANTVILLAGE / TINY_CLASSES[2]).iterdir())[10]  # the same through "Choose photos…"
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(other)], "")))

@@ -83,7 +83,7 @@ def test_evaluation_notebook_runs_on_the_tiny_model(tiny_model, tmp_path, monkey
 
     photos = sorted((p, p.parent.name) for p in leaves.rglob("*") if p.is_file())
     answers = Predictor(tiny_model).predict_files([p for p, _ in photos])
-    truth, said = [c for _, c in photos], [a.top_k[0]["label"] for a in answers]
+    truth, said = [c for _, c in photos], [a.top_k[0].label for a in answers]
     classes = sorted(set(truth))
     precision, recall, f1, support = precision_recall_fscore_support(truth, said, labels=classes, zero_division=0)
     for i, c in enumerate(classes):

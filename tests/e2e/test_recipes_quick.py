@@ -128,8 +128,8 @@ def check_extra_source(recipe, results, out, rows) -> None:
         predictor = Predictor(out / "runs" / r["name"])
         files = list(held.values())
         preds = predictor.predict_files([p for p, _ in files])
-        accuracy = sum(pr.top_k[0]["label"] == c for pr, (_, c) in zip(preds, files, strict=True)) / len(files)
-        answered = sum(not pr.decision.abstained for pr in preds) / len(files)
+        accuracy = sum(pr.top_k[0].label == c for pr, (_, c) in zip(preds, files, strict=True)) / len(files)
+        answered = sum(not pr.abstained for pr in preds) / len(files)
         ext = r["external_test"]
         assert ext["n"] == len(files) and ext["accuracy"] == pytest.approx(accuracy)
         assert ext["answered"] == pytest.approx(answered)

@@ -25,7 +25,7 @@ CIFAR_TEST = SHARED / "cifar10" / "test"  # never seen by it
 
 
 def refused_share(p: Predictor, files) -> float:
-    return float(np.mean([r.decision.reason == "not_a_leaf" for r in p.predict_files(files)]))
+    return float(np.mean([r.reason == "not_a_leaf" for r in p.predict_files(files)]))
 
 
 def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, settings):

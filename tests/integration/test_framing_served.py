@@ -117,7 +117,7 @@ def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, t
         path = tmp_path / f"photo{len(boxes)}.jpg"
         path.write_bytes(data)
         (pred,) = p.predict_files([path])
-        boxes.append(pred.to_dict()["framed_box"])
+        boxes.append(pred.framed_box)
     for box in boxes:
         left, top, right, bottom = box
         assert right - left == pytest.approx(bottom - top, abs=2)  # a square
@@ -133,4 +133,4 @@ def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, t
         assert r.status_code == 200 and r.json()["framed_box"] == boxes[1], r.text
     # A leaf that fills the photo is seen whole: no box.
     (pred,) = p.predict_files([lab_leaf()])
-    assert pred.to_dict()["framed_box"] is None
+    assert pred.framed_box is None

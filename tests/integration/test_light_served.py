@@ -48,12 +48,12 @@ def test_a_photo_under_a_light_the_model_was_not_trained_under_is_corrected_and_
             path = tmp_path / f"{name}-{expected}.jpg"
             path.write_bytes(data)
             (pred,) = p.predict_files([path])
-            said[path.name] = pred.to_dict()["light_corrected"]
+            said[path.name] = pred.light_corrected
             assert said[path.name] == expected
     close_up = tmp_path / "close-up-warm.jpg"  # no sheet in the frame: nothing to read the light from
     close_up.write_bytes(jpeg(CLOSE_UP, WARM))
     (pred,) = p.predict_files([close_up])
-    assert pred.to_dict()["light_corrected"] is None
+    assert pred.light_corrected is None
     # The API answers the same (one answer shape: inference/answer.py).
     with Clients() as clients:
         api = clients(service_settings(tmp_path / "home", STARTER))

@@ -46,8 +46,8 @@ def served_label(settings: Settings) -> tuple[int, str]:
     """The version a fresh worker serves and its label for the example photo."""
     with Workspace.open(settings) as ws:
         holder = serving.ModelHolder(settings, ws.registry)
-        got = serving.predict_bytes(holder, settings, PHOTO.read_bytes(), "photo.jpg", 1)
-    return got["model_version"], got["label"]
+        got = serving.predict_bytes(holder, PHOTO.read_bytes(), "photo.jpg", 1)
+    return got.model_version, got.label
 
 
 def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_home):

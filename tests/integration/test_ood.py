@@ -103,8 +103,8 @@ def test_model_folder_from_before_the_check_still_predicts(tmp_path):
     p = Predictor(old)
     assert p.ood is None and p.decision_outputs == ["probabilities"]
     [leaf, flower] = p.predict_files([REPO / "examples" / "potato_healthy.jpg", FLOWER])
-    assert leaf.to_dict()["label"] == "Potato___healthy"
-    assert flower.decision.reason != "not_a_leaf"  # the softmax alone: answered or unsure, never not_a_leaf
+    assert leaf.label == "Potato___healthy"
+    assert flower.reason != "not_a_leaf"  # the softmax alone: answered or unsure, never not_a_leaf
 
 
 def test_trained_model_fits_its_own_check(tiny_model):
@@ -120,7 +120,7 @@ def test_trained_model_fits_its_own_check(tiny_model):
     assert predictor.ood is not None
 
     def refused(paths) -> float:
-        return sum(p.decision.reason == "not_a_leaf" for p in predictor.predict_files(paths)) / len(paths)
+        return sum(p.reason == "not_a_leaf" for p in predictor.predict_files(paths)) / len(paths)
 
     flowers = refused(sorted((SHARED / "flowers").rglob("*.jpg"))[:20])
     leaves = refused([f for f, _ in fresh_photos()])
@@ -177,7 +177,7 @@ def test_field_photos_are_unlike_training_with_advice_and_lab_photos_are_answere
     for path, _y in test:
         picked.setdefault(path.parent.name.split("___")[0], path)
     answers = starter.predict_files(sorted(picked.values()))
-    reasons = [a.decision.reason for a in answers]
+    reasons = [a.reason for a in answers]
     assert "unlike_training" not in reasons and reasons.count(None) >= len(reasons) - 1, reasons
 
 
@@ -377,10 +377,10 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     assert card["training"]["field_dirs"] == [str(field)]
     predictor = Predictor(out)
     assert predictor.field is not None
-    refused = [a.decision.reason for a in predictor.predict_files(held_out)]
+    refused = [a.reason for a in predictor.predict_files(held_out)]
     # The tiny model's not-a-leaf check takes some for no leaf; without the field check none is unlike_training.
     assert refused.count("unlike_training") >= 10 and refused.count(None) <= 2, refused
-    lab = [a.decision.reason for a in predictor.predict_files(sorted((tmp_path / "leaves").rglob("*.jpg")))]
+    lab = [a.reason for a in predictor.predict_files(sorted((tmp_path / "leaves").rglob("*.jpg")))]
     assert lab.count("unlike_training") <= 2, lab
     # A retrain warm-started from it that names no field folder (a service job with no field_dirs) refits the
     # check with the 30 photos the model carries, and carries them on; `field_dirs: []` means no check.
@@ -405,4 +405,4 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
 
 
 def decisions(model, paths) -> list[str | None]:
-    return [a.decision.reason for a in Predictor(model).predict_files(paths)]
+    return [a.reason for a in Predictor(model).predict_files(paths)]

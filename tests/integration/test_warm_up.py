@@ -28,9 +28,9 @@ data = open(sys.argv[1], "rb").read()
 times = []
 for _ in range(6):
     start = time.perf_counter()
-    out = serving.predict_bytes(holder, holder.settings, data, "photo.jpg", 3)
+    out = serving.predict_bytes(holder, data, "photo.jpg", 3)
     times.append((time.perf_counter() - start) * 1000)
-print(json.dumps({"first": times[0], "later": statistics.median(times[1:]), "label": out["label"]}))
+print(json.dumps({"first": times[0], "later": statistics.median(times[1:]), "label": out.label}))
 """
 
 
@@ -79,7 +79,7 @@ def test_the_warm_up_runs_before_the_swap_and_a_model_it_fails_on_is_served_anyw
         holder = serving.ModelHolder(s, registry)
         first = holder.current()
         assert seen == [None]  # one prediction, made before the model was swapped in
-        assert serving.predict_bytes(holder, s, PHOTO.read_bytes(), "a.jpg", 1)["model_version"] == first.version
+        assert serving.predict_bytes(holder, PHOTO.read_bytes(), "a.jpg", 1).model_version == first.version
 
         def broken(self, data, name):
             raise RuntimeError("boom")

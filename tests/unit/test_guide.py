@@ -11,10 +11,10 @@ from typing import get_args
 from PIL import Image
 
 from leafdoc import guide
-from leafdoc.service.schemas import PredictAnswer
+from leafdoc.inference.answer import Answer
 
 # The reason codes the API can send: the Literal inside `Literal[...] | None`.
-REASONS = {r for arg in get_args(PredictAnswer.model_fields["reason"].annotation) for r in get_args(arg)}
+REASONS = {r for arg in get_args(Answer.model_fields["reason"].annotation) for r in get_args(arg)}
 EXAMPLES_README = Path(guide.GUIDE_DIR).parent / "README.md"
 
 

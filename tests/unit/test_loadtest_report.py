@@ -91,8 +91,20 @@ PLAN = {
 }
 
 
-def measured(tmp_path, monkeypatch) -> dict:
-    """results.json as `loadtest.run` writes it, for two setups x three repeats of known samples."""
+@pytest.fixture(scope="module")
+def measured_once(tmp_path_factory) -> str:
+    """results.json as `loadtest.run` writes it, for two setups x three repeats of known samples: made once for the
+    module (six child processes that import Locust), read afresh by each test (`measured`)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return measure_the_plan(tmp_path_factory.mktemp("measured"), monkeypatch)
+
+
+@pytest.fixture
+def measured(measured_once) -> dict:
+    return json.loads(measured_once)
+
+
+def measure_the_plan(tmp_path, monkeypatch) -> str:
     plan = iter(PLAN.items())
 
     def fake_locust(base, workload, seconds, opts, csv_prefix):
@@ -131,11 +143,11 @@ def measured(tmp_path, monkeypatch) -> dict:
         server.kill()
         server.wait()
     (tmp_path / "results.json").write_text(json.dumps(results))
-    return json.loads((tmp_path / "results.json").read_text())
+    return (tmp_path / "results.json").read_text()
 
 
-def test_measure_reads_locusts_percentiles_throughput_and_errors_from_its_samples(tmp_path, monkeypatch):
-    results = measured(tmp_path, monkeypatch)
+def test_measure_reads_locusts_percentiles_throughput_and_errors_from_its_samples(measured):
+    results = measured
     for m, ((workers, repeat), ((p50, p95, p99, failed, secs), batch)) in zip(
         results["measurements"], PLAN.items(), strict=True
     ):
@@ -152,8 +164,8 @@ def test_measure_reads_locusts_percentiles_throughput_and_errors_from_its_sample
         assert 0 < m["peak_process_mb"] < 50 and m["n_processes"] == 1  # the idle child "server", sampled
 
 
-def test_report_shows_medians_over_repeats_summed_errors_and_the_target_verdict(tmp_path, monkeypatch):
-    results = measured(tmp_path, monkeypatch)
+def test_report_shows_medians_over_repeats_summed_errors_and_the_target_verdict(tmp_path, measured):
+    results = measured
     path = report.write_report(results, tmp_path)
     rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ") for line in path.read_text().splitlines()}
     # serve -w1: rps per repeat 200, 255, 126.25 -> 200.0; p50 40/50/60 -> 50; p95 90/110/120 -> 110;
@@ -189,12 +201,12 @@ def test_the_service_is_compared_with_the_in_process_path_by_cpu_and_by_throughp
     assert row[9:12] == ["–", "–", "–"]
 
 
-def test_each_run_is_held_to_the_in_process_path_timed_just_before_and_just_after_it(tmp_path, monkeypatch):
+def test_each_run_is_held_to_the_in_process_path_timed_just_before_and_just_after_it(tmp_path, monkeypatch, measured):
     """The machine's speed drifts within minutes: each run's predictions/s is divided by the mean of the in-process
     path's rates timed just before and just after it, and the table gives the median of those ratios, not the median
     rate over the start-and-end reference (200 of 250/s: 80%); the run-by-run table lists every ratio and counts the
     runs at 80% or more."""
-    results = measured(tmp_path, monkeypatch)
+    results = measured
     # serve -w1's single predictions/s per repeat: 200, 255, 126.25; the in-process path before and after each run
     # (the one after a run is the one before the next): 250 | 270 | 330 | 110 -> means 260, 300, 220
     w1 = [m for m in results["measurements"] if m["setup"]["workers"] == 1]
@@ -248,10 +260,10 @@ def test_servers_pinned_to_one_cpu_are_held_to_the_in_process_path_in_one_proces
     assert "throughput (2 processes)" in header and line.split(" | ")[11] == "90%"
 
 
-def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch):
+def test_latency_picture_draws_the_reports_medians(tmp_path, monkeypatch, measured):
     import matplotlib.pyplot as plt
 
-    results = measured(tmp_path, monkeypatch)
+    results = measured
     figures = []
     real_close = plt.close
     monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))

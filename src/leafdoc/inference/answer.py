@@ -1,51 +1,164 @@
-"""One prediction answer, the same shape everywhere: `leafdoc predict --json`, the API's /v1/predict,
-/v1/predict/batch and /v1/explain, and so the web page and the desktop app (which read the API's JSON).
+"""One prediction answer, the same typed `Answer` everywhere: `leafdoc predict --json`, the API's /v1/predict,
+/v1/predict/batch and /v1/explain (their response models, so the OpenAPI schema documents these fields), the
+prediction log and the metrics (which read its attributes), and so the web page and the desktop app (their client,
+client.py, reads the API's JSON back into it).
 
-The fields and their meaning are documented in service/schemas.py (PredictAnswer). `advice` is the
-knowledge base's reference for the diagnosed label (summary, route of the full entry, sources), or a note
-that there is none; an abstention carries no advice, since there is no diagnosis to act on.
+`advice` is the knowledge base's reference for the diagnosed label (summary, route of the full entry, sources), or a
+note that there is none; an abstention carries no advice, since there is no diagnosis to act on.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from leafdoc.advice import Knowledge
 from leafdoc.advice.lookalikes import tell_apart, urgent_lookalike
 from leafdoc.inference.abstain import Decision
 
 
-def build(
-    *,
-    file: str | None,
-    model_version: int | None,
-    top_k: list[dict],
-    decision: Decision,
-    knowledge: Knowledge,
-    framed_box: list[int] | None = None,
-    light_corrected: str | None = None,
-) -> dict:
-    label = None if decision.abstained else top_k[0]["label"]
-    return {
-        "prediction_id": None,  # the API sets one (service/serving.py); `leafdoc predict` records nothing
-        "file": file,
-        "model_version": model_version,
-        "label": label,
-        "confidence": top_k[0]["probability"],
-        "top_k": top_k,
-        "abstained": decision.abstained,
-        "reason": decision.reason,
-        "message": refusal_message(decision, knowledge),
-        "candidates": list(decision.candidates),
-        "problems": list(decision.problems),
-        "ood_score": decision.ood_score,
-        "min_confidence": round(decision.threshold, 6),
-        "advice": None if label is None else knowledge.reference(label),
-        "caution": urgent_lookalike(knowledge, label, top_k),
-        "framed_box": framed_box,
-        "light_corrected": light_corrected,
-    }
+class LabelScore(BaseModel):
+    label: str
+    probability: float
+
+
+class AdviceSource(BaseModel):
+    title: str
+    author: str | None = None
+    publisher: str
+    year: int | None = None
+    url: str | None = None
+
+
+class AdviceRef(BaseModel):
+    """What a diagnosis carries from the knowledge base (leafdoc/advice/knowledge)."""
+
+    label: str
+    available: bool = Field(description="False: leafdoc has no knowledge file for this label (see `message`).")
+    title: str | None = Field(None, description="Crop and condition in words, e.g. 'Tomato — Early blight'.")
+    summary: str | None = Field(None, description="Two or three sentences: what it is and what to do first.")
+    route: str | None = Field(None, description="GET it for the full entry, e.g. /v1/advice/Tomato___Early_blight.")
+    sources: list[AdviceSource] = Field(default_factory=list, description="What the entry rests on.")
+    message: str | None = Field(None, description="Why there is no advice, when `available` is false.")
+
+
+class Caution(BaseModel):
+    label: str = Field(description="The urgent look-alike's label.")
+    message: str = Field(description="Why to check for it and how, for a person.")
+
+
+class Answer(BaseModel):
+    prediction_id: str | None = Field(
+        description="This answer's id (unguessable): send feedback to POST /v1/predictions/{prediction_id}/feedback. "
+        "Always set by the API; null in `leafdoc predict --json` (nothing is recorded there)."
+    )
+    file: str | None = Field(None, description="The file name the image was sent with, if any.")
+    model_version: int | None = Field(
+        description="The registered model version that answered. Always set by the API; null in `leafdoc predict "
+        "--json` (a model folder has no registry version)."
+    )
+    label: str | None = Field(description="The diagnosis; null when the model abstains.")
+    confidence: float = Field(description="Probability of the most likely label.")
+    top_k: list[LabelScore]
+    abstained: bool
+    reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unsure"] | None = Field(
+        None,
+        description="Why the model abstained: poor_photo, not_a_leaf, unlike_training (a field photo to a model "
+        "of lab photos) or unsure.",
+    )
+    message: str | None = Field(
+        None,
+        description="The abstention explained for a person, with no confidence figure; for unsure, which conditions "
+        "it could be and how to tell them apart.",
+    )
+    candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="For poor_photo: what is wrong with it (too_small, too_dark, too_bright, blurred, one_colour).",
+    )
+    ood_score: float | None = Field(
+        None, description="How unlike the training leaf photos this one is (not_a_leaf above the card's threshold)."
+    )
+    min_confidence: float = Field(description="The model's calibrated confidence threshold.")
+    advice: AdviceRef | None = Field(
+        None,
+        description="What to do about the diagnosis: summary, the full entry's route, sources. Null when the "
+        "model abstained (no diagnosis, so no advice).",
+    )
+    caution: Caution | None = Field(
+        None,
+        description="An urgent look-alike (late blight) among the top candidates of an answer about a milder "
+        "disease: which, and how to check for it. Null otherwise.",
+    )
+    framed_box: list[int] | None = Field(
+        None,
+        description="Set when the leaf was small in the photo (taken from too far) and the model looked at the "
+        "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
+        "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
+    )
+    light_corrected: Literal["warm", "cool"] | None = Field(
+        None,
+        description="Set when the sheet around the leaf showed a light warmer (`warm`) or cooler (`cool`) than nearly "
+        "all the photos the model learnt from, and the colours were corrected to a typical one of those lights before "
+        "the model saw the photo (the card's `input.white_balance: light-range`). Null when they were left as taken.",
+    )
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        file: str | None,
+        model_version: int | None,
+        top_k: list[dict],
+        decision: Decision,
+        knowledge: Knowledge,
+        framed_box: list[int] | None = None,
+        light_corrected: str | None = None,
+        prediction_id: str | None = None,
+    ) -> Answer:
+        """The answer for one photo from its top-k and its decision (inference/abstain.py)."""
+        label = None if decision.abstained else top_k[0]["label"]
+        return cls(
+            prediction_id=prediction_id,
+            file=file,
+            model_version=model_version,
+            label=label,
+            confidence=top_k[0]["probability"],
+            top_k=top_k,
+            abstained=decision.abstained,
+            reason=decision.reason,
+            message=refusal_message(decision, knowledge),
+            candidates=list(decision.candidates),
+            problems=list(decision.problems),
+            ood_score=decision.ood_score,
+            min_confidence=round(decision.threshold, 6),
+            advice=None if label is None else knowledge.reference(label),
+            caution=urgent_lookalike(knowledge, label, top_k),
+            framed_box=framed_box,
+            light_corrected=light_corrected,
+        )
 
 
 def refusal_message(decision: Decision, knowledge: Knowledge) -> str | None:
     """The decision's words, and for "not sure" how to tell its candidates apart (advice/lookalikes.py)."""
     how = tell_apart(knowledge, list(decision.candidates)) if decision.abstained else ""
     return f"{decision.message} {how}" if how else decision.message
+
+
+class ExplainAnswer(Answer):
+    explained_label: str = Field(description="The label whose heat map this is (the top label by default).")
+    heatmap: list[list[float]] = Field(
+        description="Class activation map at the last feature map's resolution (rows x columns), ReLU'd and "
+        "scaled to 0..1."
+    )
+    heatmap_scale: float = Field(description="The map's maximum before scaling: raw map = heatmap * heatmap_scale.")
+    overlay_png: str = Field(description="Base64 PNG: the heat map coloured and blended over the photo.")
+    overlay_size: int
+
+
+class Unread(BaseModel):
+    """A file `leafdoc predict` could not read: its name and why, in words (the others are still answered)."""
+
+    file: str
+    error: str

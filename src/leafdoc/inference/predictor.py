@@ -3,8 +3,10 @@ No TensorFlow here: a serving install does not have it."""
 
 from __future__ import annotations
 
+import copy
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,8 @@ from leafdoc.images import (
     region_in_photo,
     resize_square,
 )
-from leafdoc.inference import answer
 from leafdoc.inference.abstain import Decision, decide
+from leafdoc.inference.answer import Answer, Unread
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
@@ -58,32 +60,6 @@ class Photo:
         if self.region is None:
             return None
         return region_in_photo(self.region, self.frame or Frame(self.image.size))
-
-
-@dataclass
-class Prediction:
-    file: str
-    top_k: list[dict] = field(default_factory=list)
-    decision: Decision | None = None
-    error: str | None = None
-    framed_box: list[int] | None = None
-    light_corrected: str | None = None
-
-    def to_dict(self, knowledge: Knowledge | None = None) -> dict:
-        """The answer in the shape the API gives (inference/answer.py), with advice from `knowledge` (default:
-        the shipped entries); a file that could not be read is `{"file", "error"}`. A model folder has no
-        registry version: `model_version` is null."""
-        if self.error is not None or self.decision is None:
-            return {"file": self.file, "error": self.error or "no prediction was made."}
-        return answer.build(
-            file=self.file,
-            model_version=None,
-            top_k=self.top_k,
-            decision=self.decision,
-            knowledge=knowledge or shipped_knowledge(),
-            framed_box=self.framed_box,
-            light_corrected=self.light_corrected,
-        )
 
 
 class _Output:
@@ -201,6 +177,9 @@ class Predictor:
             raise ModelError(
                 f"{self.model_dir}: labels.json has {len(self.labels)} labels but the model has {n_out} outputs."
             )
+        self._checks_from_card()
+
+    def _checks_from_card(self) -> None:
         try:  # model folders from before the OOD check have none: softmax threshold only
             self.ood = OodCheck.from_model_dir(self.model_dir, self.card) if "features" in self.output_names else None
         except (OSError, ValueError, KeyError) as exc:
@@ -211,6 +190,16 @@ class Predictor:
         self.field = FieldCheck.from_card(self.card) if self.ood is not None else None
         # What one decision needs from the network: the softmax, and the features when there is an OOD check.
         self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
+
+    def with_card(self, card: ModelCard) -> Predictor:
+        """This predictor's network (the same ONNX Runtime session, not loaded again) under another card of its
+        folder: its input, abstention threshold and checks (ood.npz read from the folder). A training run adds the
+        checks to the card one by one and scores with each (lifecycle/training.py)."""
+        other = copy.copy(self)
+        other.card = card
+        other.prep = card_preparation(card, self.model_dir)
+        other._checks_from_card()
+        return other
 
     def _onnx_session(self, threads: int | None):
         import onnxruntime as ort
@@ -279,23 +268,53 @@ class Predictor:
         order = np.argsort(-probs)[:k]
         return [{"label": self.labels[i], "probability": round(float(probs[i]), 6)} for i in order]
 
-    def predict_files(self, paths: list[str | Path], k: int = 3) -> list[Prediction]:
-        """Each file gets its top-k, or an `error` if it cannot be read; one bad file never stops the rest."""
-        results: list[Prediction] = []
-        photos, slots = [], []
+    def answer(
+        self,
+        photos: Sequence[Photo],
+        names: Sequence[str | None],
+        k: int,
+        knowledge: Knowledge,
+        model_version: int | None = None,
+        outputs: dict[str, np.ndarray] | None = None,
+    ) -> list[Answer]:
+        """The one loop from photos to answers (the API's and `leafdoc predict`'s): one ONNX call for them all (unless
+        their `outputs` were computed already, as an explanation does), then each photo's top-k and decision, with
+        the advice `knowledge` gives for its label."""
+        if not photos:
+            return []
+        out = outputs or self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)
+        answers = []
+        for i, (photo, name) in enumerate(zip(photos, names, strict=True)):
+            row = {n: v[i] for n, v in out.items()}
+            answers.append(
+                Answer.build(
+                    file=name,
+                    model_version=model_version,
+                    top_k=self.top_k(row["probabilities"], k),
+                    decision=self.decide(row, photo),
+                    knowledge=knowledge,
+                    framed_box=photo.framed_box,
+                    light_corrected=photo.light_corrected,
+                )
+            )
+        return answers
+
+    def predict_files(
+        self, paths: list[str | Path], k: int = 3, knowledge: Knowledge | None = None
+    ) -> list[Answer | Unread]:
+        """Each file's answer (advice from `knowledge`, default: the shipped entries; a model folder has no registry
+        version, so `model_version` is null), or `Unread` if it cannot be read: one bad file never stops the rest."""
+        results: list[Answer | Unread | None] = []
+        photos, names, slots = [], [], []
         for p in paths:
-            pred = Prediction(file=str(p))
             try:
                 photos.append(self.load(p))
-                slots.append(pred)
             except LeafdocError as exc:
-                pred.error = exc.message + (f" {exc.hint}" if exc.hint else "")
-            results.append(pred)
-        if photos:
-            out = self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)
-            for i, (pred, photo) in enumerate(zip(slots, photos, strict=True)):
-                row = {n: v[i] for n, v in out.items()}
-                pred.top_k = self.top_k(row["probabilities"], k)
-                pred.decision = self.decide(row, photo)
-                pred.framed_box, pred.light_corrected = photo.framed_box, photo.light_corrected
+                results.append(Unread(file=str(p), error=exc.message + (f" {exc.hint}" if exc.hint else "")))
+                continue
+            names.append(str(p))
+            slots.append(len(results))
+            results.append(None)
+        for i, a in zip(slots, self.answer(photos, names, k, knowledge or shipped_knowledge()), strict=True):
+            results[i] = a
         return results

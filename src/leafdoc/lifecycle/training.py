@@ -18,6 +18,7 @@ progress and what they do with the folder afterwards.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,9 @@ def train_model(
         )
         if ood:
             card.ood = ood
-        write_card(tmp, card)
-        predictor = Predictor(tmp)  # re-read: the card now has the abstention threshold and not-a-leaf check
+        # The card stays in memory until the end; the one predictor (one ONNX Runtime session for the run) takes up
+        # each check as it is added, under the card as it will read back from card.json.
+        predictor = predictor.with_card(as_written(card))
         # The photo-quality findings on each original validation photo, as when serving (without originals: none).
         problems = [quality_problems(predictor, originals, data.shas[i]) for i in va] if originals else None
         if ood and field:  # the unlike-training check, as `leafdoc calibrate --field` fits it
@@ -140,14 +142,18 @@ def train_model(
             train_x, val_x = data.images[tr], data.images[va]
             budget = field_budget(init_from)
             card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, budget, val_out)
-            write_card(tmp, card)
-            predictor = Predictor(tmp)
+            predictor = predictor.with_card(as_written(card))
         # What monitoring compares served answers with (card `baseline`): under the final checks.
         card.baseline = validation_baseline(predictor, data, va, val, problems)
-        write_card(tmp, card)
+        write_card(tmp, card)  # once, complete (train/trainer.py wrote the first one, before scoring)
     if checkpoint_dir:
         clear_checkpoint(checkpoint_dir)
     return TrainedModel(out, card, test, val, data)
+
+
+def as_written(card: ModelCard) -> ModelCard:
+    """The card as it reads back from card.json (write_card then read_card), without the disk."""
+    return ModelCard.from_dict(json.loads(json.dumps(card.to_dict(), default=str)))
 
 
 def field_sources(cfg: TrainConfig, init_from: Path | None) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from leafdoc.inference.answer import Answer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # The not-a-leaf score as a multiple of the model's threshold (1.0: refused from there on).
@@ -140,14 +144,14 @@ class ServiceMetrics:
     def watch_drift(self, monitor) -> None:
         self.catalog_registry.register(_DriftCollector(monitor))
 
-    def record_answers(self, answers: list[dict], threshold: float | None = None) -> None:
+    def record_answers(self, answers: list[Answer], threshold: float | None = None) -> None:
         for a in answers:
-            if a["abstained"]:
-                self.abstentions.labels(a["reason"] or "unknown").inc()
+            if a.abstained:
+                self.abstentions.labels(a.reason or "unknown").inc()
             else:
-                self.predictions.labels(a["label"]).inc()
-            if threshold and a.get("ood_score") is not None:
-                self.score_ratio.observe(a["ood_score"] / threshold)
+                self.predictions.labels(a.label).inc()
+            if threshold and a.ood_score is not None:
+                self.score_ratio.observe(a.ood_score / threshold)
 
     def render(self) -> tuple[bytes, str]:
         mp = multiprocess_dir()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.store import BlobStore
+from leafdoc.inference.answer import Answer
 from leafdoc.inference.drift import score_bin
 from leafdoc.settings import Settings
 
@@ -43,23 +44,22 @@ class PredictionLog:
 
     # ---- the request path: cheap --------------------------------------------------------------------
 
-    def record(self, answer: dict, threshold: float | None, photo: bytes | None = None) -> None:
+    def record(self, answer: Answer, threshold: float | None, photo: bytes | None = None) -> None:
         """Queue one answer's record (and its photo with keep_photos); never blocks on the catalog."""
         now = utcnow()
-        top = answer["top_k"][0]["label"] if answer.get("top_k") else answer.get("label")
         row = {
-            "id": answer["prediction_id"],
+            "id": answer.prediction_id,
             "created": now,
             "hour": predictions.hour_of(now),
-            "model_version": answer["model_version"],
-            "label": top,
-            "confidence": float(answer["confidence"]),
-            "abstained": bool(answer["abstained"]),
-            "reason": answer.get("reason"),
-            "ood_score": answer.get("ood_score"),
-            "score_bin": score_bin(answer.get("ood_score"), threshold),
+            "model_version": answer.model_version,
+            "label": answer.top_k[0].label if answer.top_k else answer.label,
+            "confidence": float(answer.confidence),
+            "abstained": answer.abstained,
+            "reason": answer.reason,
+            "ood_score": answer.ood_score,
+            "score_bin": score_bin(answer.ood_score, threshold),
             "photo_sha256": None,
-            "photo_name": (answer.get("file") or None) and str(answer["file"])[:200],
+            "photo_name": (answer.file or None) and answer.file[:200],
         }
         keep = photo is not None and self.settings.keep_photos
         with self._lock:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from leafdoc.advice.schema import Entry
+from leafdoc.inference.answer import Answer
 from leafdoc.train.config import TrainConfig
 
 
@@ -18,96 +19,12 @@ class ErrorAnswer(BaseModel):
     details: list[dict[str, Any]] | None = Field(None, description="Field-level problems of an invalid request.")
 
 
-# ---- predictions -----------------------------------------------------------------------------------
-
-
-class LabelScore(BaseModel):
-    label: str
-    probability: float
-
-
-class AdviceSource(BaseModel):
-    title: str
-    author: str | None = None
-    publisher: str
-    year: int | None = None
-    url: str | None = None
-
-
-class AdviceRef(BaseModel):
-    """What a diagnosis carries from the knowledge base (leafdoc/advice/knowledge)."""
-
-    label: str
-    available: bool = Field(description="False: leafdoc has no knowledge file for this label (see `message`).")
-    title: str | None = Field(None, description="Crop and condition in words, e.g. 'Tomato — Early blight'.")
-    summary: str | None = Field(None, description="Two or three sentences: what it is and what to do first.")
-    route: str | None = Field(None, description="GET it for the full entry, e.g. /v1/advice/Tomato___Early_blight.")
-    sources: list[AdviceSource] = Field(default_factory=list, description="What the entry rests on.")
-    message: str | None = Field(None, description="Why there is no advice, when `available` is false.")
-
-
-class Caution(BaseModel):
-    label: str = Field(description="The urgent look-alike's label.")
-    message: str = Field(description="Why to check for it and how, for a person.")
-
-
-class PredictAnswer(BaseModel):
-    prediction_id: str | None = Field(
-        description="This answer's id (unguessable): send feedback to POST /v1/predictions/{prediction_id}/feedback. "
-        "Always set by the API; null in `leafdoc predict --json` (nothing is recorded there)."
-    )
-    file: str | None = Field(None, description="The file name the image was sent with, if any.")
-    model_version: int
-    label: str | None = Field(description="The diagnosis; null when the model abstains.")
-    confidence: float = Field(description="Probability of the most likely label.")
-    top_k: list[LabelScore]
-    abstained: bool
-    reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unsure"] | None = Field(
-        None,
-        description="Why the model abstained: poor_photo, not_a_leaf, unlike_training (a field photo to a model "
-        "of lab photos) or unsure.",
-    )
-    message: str | None = Field(
-        None,
-        description="The abstention explained for a person, with no confidence figure; for unsure, which conditions "
-        "it could be and how to tell them apart.",
-    )
-    candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
-    problems: list[str] = Field(
-        default_factory=list,
-        description="For poor_photo: what is wrong with it (too_small, too_dark, too_bright, blurred, one_colour).",
-    )
-    ood_score: float | None = Field(
-        None, description="How unlike the training leaf photos this one is (not_a_leaf above the card's threshold)."
-    )
-    min_confidence: float = Field(description="The model's calibrated confidence threshold.")
-    advice: AdviceRef | None = Field(
-        None,
-        description="What to do about the diagnosis: summary, the full entry's route, sources. Null when the "
-        "model abstained (no diagnosis, so no advice).",
-    )
-    caution: Caution | None = Field(
-        None,
-        description="An urgent look-alike (late blight) among the top candidates of an answer about a milder "
-        "disease: which, and how to check for it. Null otherwise.",
-    )
-    framed_box: list[int] | None = Field(
-        None,
-        description="Set when the leaf was small in the photo (taken from too far) and the model looked at the "
-        "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
-        "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
-    )
-    light_corrected: Literal["warm", "cool"] | None = Field(
-        None,
-        description="Set when the sheet around the leaf showed a light warmer (`warm`) or cooler (`cool`) than nearly "
-        "all the photos the model learnt from, and the colours were corrected to a typical one of those lights before "
-        "the model saw the photo (the card's `input.white_balance: light-range`). Null when they were left as taken.",
-    )
+# ---- predictions (one photo's `Answer` and `ExplainAnswer` are built in inference/answer.py) ---------
 
 
 class BatchItem(BaseModel):
     file: str | None
-    prediction: PredictAnswer | None = None
+    prediction: Answer | None = None
     error: ErrorAnswer | None = None
 
 
@@ -115,17 +32,6 @@ class BatchAnswer(BaseModel):
     model_version: int
     n: int
     results: list[BatchItem]
-
-
-class ExplainAnswer(PredictAnswer):
-    explained_label: str = Field(description="The label whose heat map this is (the top label by default).")
-    heatmap: list[list[float]] = Field(
-        description="Class activation map at the last feature map's resolution (rows x columns), ReLU'd and "
-        "scaled to 0..1."
-    )
-    heatmap_scale: float = Field(description="The map's maximum before scaling: raw map = heatmap * heatmap_scale.")
-    overlay_png: str = Field(description="Base64 PNG: the heat map coloured and blended over the photo.")
-    overlay_size: int
 
 
 # ---- uploads ---------------------------------------------------------------------------------------

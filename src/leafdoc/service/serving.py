@@ -22,14 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import ImageTooLarge, LeafdocError
-from leafdoc.inference.answer import build as build_answer
+from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.predictor import Photo, Predictor
 from leafdoc.modelfolder import read_card, variant_file
 from leafdoc.registry import NoModel, Registry
+from leafdoc.service.schemas import BatchAnswer, BatchItem, ErrorAnswer
 from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -208,34 +207,13 @@ def check_size(data: bytes, name: str, settings: Settings) -> bytes:
     return data
 
 
-def answer(loaded: Loaded, outputs: dict[str, np.ndarray], photo: Photo, name: str | None, top_k: int) -> dict:
-    """One prediction as the API answers it (inference/answer.py): top-k, the diagnosis with its advice, or an
-    abstention with its reason."""
-    p = loaded.predictor
-    # 128 random bits: feedback names it (routes/feedback.py), nobody can guess one.
-    return {
-        **build_answer(
-            file=name,
-            model_version=loaded.version,
-            top_k=p.top_k(outputs["probabilities"], top_k),
-            decision=p.decide(outputs, photo),
-            knowledge=loaded.knowledge,
-            framed_box=photo.framed_box,
-            light_corrected=photo.light_corrected,
-        ),
-        "prediction_id": secrets.token_urlsafe(16),
-    }
-
-
-def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[dict]:
-    if not photos:
-        return []
-    p = loaded.predictor
-    out = p.predict_arrays(np.stack([ph.x for ph in photos]), p.decision_outputs)
-    return [
-        answer(loaded, {k: v[i] for k, v in out.items()}, ph, n, top_k)
-        for i, (ph, n) in enumerate(zip(photos, names, strict=True))
-    ]
+def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[Answer]:
+    """The answers as the API gives them (Predictor.answer, inference/answer.py): each with the version that made it
+    and an id of its own."""
+    answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version)
+    for a in answers:
+        a.prediction_id = secrets.token_urlsafe(16)  # 128 random bits: feedback names it, nobody can guess one
+    return answers
 
 
 def warm_up_photo(size: int = 256) -> bytes:
@@ -253,7 +231,7 @@ def warm_up_photo(size: int = 256) -> bytes:
     return out.getvalue()
 
 
-def answer_made_up_photo(loaded: Loaded) -> dict:
+def answer_made_up_photo(loaded: Loaded) -> Answer:
     """The whole answer a loaded model gives warm_up_photo(); raises what the model raises. Used before a model
     serves (warm_up), and before `leafdoc models add` or `promote` changes the registry (cli_models.check_answers)."""
     photo = loaded.predictor.load(warm_up_photo(), "made-up photo")
@@ -325,38 +303,34 @@ def on_loop(holder: ModelHolder, data: bytes) -> bool:
     return cost is not None and cost <= settings.loop_decode_bytes
 
 
-def predict_bytes(
-    holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int, on_loop: bool = False
-) -> dict:
+def predict_bytes(holder: ModelHolder, data: bytes, name: str | None, top_k: int, on_loop: bool = False) -> Answer:
     loaded = holder.current(wait=not on_loop)
     photo = holder.load(loaded, data, name or "image")
     return predict_many(loaded, [photo], [name], top_k)[0]
 
 
-def predict_batch(holder: ModelHolder, settings: Settings, items: list[tuple[str | None, bytes]], top_k: int) -> dict:
+def predict_batch(holder: ModelHolder, items: list[tuple[str | None, bytes]], top_k: int) -> BatchAnswer:
     """Every image gets its answer or its own error: one bad photo never fails the batch."""
     loaded = holder.current()
-    results: list[dict] = [{"file": name, "prediction": None, "error": None} for name, _ in items]
+    results = [BatchItem(file=name) for name, _ in items]
     arrays, slots = [], []
     for i, (name, data) in enumerate(items):
         label = name or f"image {i + 1}"
         if isinstance(data, LeafdocError):  # refused while it streamed in (routes/predict.py)
-            results[i]["error"] = data.to_dict()
+            results[i].error = ErrorAnswer(**data.to_dict())
             continue
         try:
             arrays.append(holder.load(loaded, data, label))
             slots.append(i)
         except LeafdocError as exc:
-            results[i]["error"] = exc.to_dict()
+            results[i].error = ErrorAnswer(**exc.to_dict())
     answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k)
     for i, a in zip(slots, answers, strict=True):
-        results[i]["prediction"] = a
-    return {"model_version": loaded.version, "n": len(items), "results": results}
+        results[i].prediction = a
+    return BatchAnswer(model_version=loaded.version, n=len(items), results=results)
 
 
-def explain_bytes(
-    holder: ModelHolder, settings: Settings, data: bytes, name: str | None, top_k: int, label: str | None
-) -> dict:
+def explain_bytes(holder: ModelHolder, data: bytes, name: str | None, top_k: int, label: str | None) -> ExplainAnswer:
     from leafdoc.inference.explain import DISPLAY_SIZE
     from leafdoc.inference.explain import explain_bytes as explain
     from leafdoc.service.errors import InvalidRequest
@@ -371,15 +345,16 @@ def explain_bytes(
                 hint="GET /v1/models/{version} lists them; leave `label` out to explain the top one.",
             )
         index = p.labels.index(label)
-    check_size(data, name or "image", settings)
+    check_size(data, name or "image", holder.settings)
     with holder.decoding:
         ex = explain(p, data, name or "image", index)
-    out = answer(loaded, ex.outputs, ex.photo, name, top_k)
-    out.update(
+    one_row = {n: v[None] for n, v in ex.outputs.items()}
+    [answer] = p.answer([ex.photo], [name], top_k, loaded.knowledge, loaded.version, outputs=one_row)
+    return ExplainAnswer(
+        **{**dict(answer), "prediction_id": secrets.token_urlsafe(16)},
         explained_label=p.labels[ex.class_index],
         heatmap=[[round(float(v), 5) for v in row] for row in ex.heatmap],
         heatmap_scale=round(ex.scale, 6),
         overlay_png=ex.overlay_base64(),
         overlay_size=max(p.size, DISPLAY_SIZE),
     )
-    return out

@@ -7,12 +7,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from leafdoc.errors import LeafdocError, RequestTooLarge
+from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.routes import errors
-from leafdoc.service.schemas import BatchAnswer, ExplainAnswer, PredictAnswer
+from leafdoc.service.schemas import BatchAnswer
 
 router = APIRouter(prefix="/v1", tags=["diagnosis"])
 
@@ -145,7 +146,7 @@ def _top_k(state: AppState, top_k: int | None) -> int:
     return top_k or state.settings.top_k
 
 
-def _record(state: AppState, answers: list[tuple[dict, bytes]]) -> None:
+def _record(state: AppState, answers: list[tuple[Answer, bytes]]) -> None:
     """Count the answers and queue their records (service/predictionlog.py: off the request path)."""
     loaded = state.holder.loaded
     threshold = ood_threshold(loaded.predictor.card) if loaded else None
@@ -159,14 +160,14 @@ TopK = Query(None, ge=1, le=100, description="How many labels to return (default
 
 @router.post(
     "/predict",
-    response_model=PredictAnswer,
+    response_model=Answer,
     summary="Diagnose one leaf photo",
     responses=errors(413, 422, 503),
     openapi_extra=_image_body("file", many=False),
 )
-async def predict(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> dict:
+async def predict(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> Answer:
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
-    args = (state.holder, state.settings, data, name, _top_k(state, top_k))
+    args = (state.holder, data, name, _top_k(state, top_k))
     if serving.on_loop(state.holder, data):  # no thread hand-off: docs/load-tests.md, "Predictions on the loop"
         result = serving.predict_bytes(*args, on_loop=True)
     else:
@@ -182,7 +183,9 @@ async def predict(request: Request, top_k: int | None = TopK, state: AppState = 
     responses=errors(413, 422, 503),
     openapi_extra=_image_body("files", many=True),
 )
-async def predict_batch(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> dict:
+async def predict_batch(
+    request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)
+) -> BatchAnswer:
     items = await read_images(request, state.settings.max_image_bytes, stop_at_too_large=False)
     limit = state.settings.max_batch_images
     if len(items) > limit:
@@ -192,8 +195,8 @@ async def predict_batch(request: Request, top_k: int | None = TopK, state: AppSt
         )
     if not items:
         raise InvalidRequest("the batch holds no image.", hint="Send the photos as multipart files (field `files`).")
-    result = await run_in_threadpool(serving.predict_batch, state.holder, state.settings, items, _top_k(state, top_k))
-    _record(state, [(r["prediction"], items[i][1]) for i, r in enumerate(result["results"]) if r["prediction"]])
+    result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k))
+    _record(state, [(r.prediction, items[i][1]) for i, r in enumerate(result.results) if r.prediction])
     return result
 
 
@@ -209,10 +212,8 @@ async def explain(
     top_k: int | None = TopK,
     label: str | None = Query(None, description="Explain this label instead of the top one."),
     state: AppState = Depends(get_state),
-) -> dict:
+) -> ExplainAnswer:
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
-    result = await run_in_threadpool(
-        serving.explain_bytes, state.holder, state.settings, data, name, _top_k(state, top_k), label
-    )
+    result = await run_in_threadpool(serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label)
     _record(state, [(result, data)])
     return result
