@@ -53,38 +53,40 @@ def check_photo(
             )
         )
     # Every figure below is the one the checks always measured (issue 57 made them cheaper, not different): the
-    # thumbnail is made only when the photo is larger, the grey levels' 95th percentile and mean come from their
-    # histogram, and the Laplacian is taken in whole numbers (it is one on whole grey levels).
+    # thumbnail is made only when the photo is larger than it, and the grey levels' 95th percentile and mean and the
+    # one-colour share come from Pillow's histograms of the image (no copy of its pixels into NumPy).
     small = img
     if max(img.size) > MEASURE_PX:
         small = img.copy()
         small.thumbnail((MEASURE_PX, MEASURE_PX))
-    rgb = np.asarray(small if small.mode == "RGB" else small.convert("RGB"))
-    grey = np.asarray(small.convert("L"))
-    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    mean = float(hist @ np.arange(256)) / grey.size
+    if small.mode != "RGB":
+        small = small.convert("RGB")
+    grey = small.convert("L")
+    hist = np.array(grey.histogram(), np.int64)
+    mean = float(hist @ np.arange(256)) / (grey.width * grey.height)
     if hist_quantile(hist, 0.95) < DARK_P95:
         problems.append(PhotoProblem("too_dark", "the photo is too dark: take it in daylight, or uncover the lens"))
     elif mean > BRIGHT_MEAN:
         problems.append(
             PhotoProblem("too_bright", "the photo is over-exposed (almost white): avoid direct sun or flash")
         )
-    one_colour = _one_colour(rgb)
+    one_colour = _one_colour(small)
     if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
         problems.append(PhotoProblem("one_colour", "the photo is almost all one colour, with no leaf to see"))
-    if not one_colour and _laplacian_var(grey) < BLUR_LAPLACIAN_VAR:
+    if not one_colour and _laplacian_var(np.asarray(grey)) < BLUR_LAPLACIAN_VAR:
         problems.append(PhotoProblem("blurred", "the photo is blurred: hold the camera still and focus on the leaf"))
     return problems
 
 
-def _one_colour(rgb: np.ndarray) -> bool:
-    """Whether ONE_COLOUR_SHARE of the pixels have one coarse colour (8 levels per channel). No coarse colour is more
-    common than its commonest level in any one channel, so three 8-bin histograms answer most photos."""
-    share = ONE_COLOUR_SHARE * rgb.shape[0] * rgb.shape[1]
-    for c in range(3):
-        if cv2.calcHist([rgb], [c], None, [8], [0, 256]).max() < share:
-            return False
-    codes = (rgb // 32).astype(np.int32)
+def _one_colour(img: Image.Image) -> bool:
+    """Whether ONE_COLOUR_SHARE of the pixels of an RGB image have one coarse colour (8 levels per channel). No coarse
+    colour is more common than its commonest level in any one channel, so the channels' histograms answer most
+    photos."""
+    n = img.width * img.height
+    levels = np.array(img.histogram(), np.int64).reshape(3, 8, 32).sum(axis=2)
+    if (levels.max(axis=1) / n < ONE_COLOUR_SHARE).any():
+        return False
+    codes = (np.asarray(img) // 32).astype(np.int32)
     flat = codes[..., 0] * 64 + codes[..., 1] * 8 + codes[..., 2]
     return np.bincount(flat.ravel(), minlength=512).max() / flat.size >= ONE_COLOUR_SHARE
 
