@@ -236,7 +236,10 @@ def predict(
     settings = load_settings()
     knowledge = shipped_knowledge(settings.advice_dir)
     predictor = Predictor(
-        model_dir, max_pixels=settings.max_image_pixels, variant=settings.onnx_variant, any_cpu=settings.int8_any_cpu
+        model_dir,
+        max_pixels=settings.max_image_pixels,
+        variant=settings.onnx_variant or "fp32",
+        any_cpu=settings.int8_any_cpu,
     )
     answers = [r.to_dict(knowledge) for r in predictor.predict_files(images, top_k)]
     if as_json:
