@@ -254,7 +254,10 @@ def predict(
     settings = load_settings()
     knowledge = shipped_knowledge(settings.advice_dir)
     predictor = Predictor(
-        model_dir, max_pixels=settings.max_image_pixels, variant=settings.onnx_variant, any_cpu=settings.int8_any_cpu
+        model_dir,
+        max_pixels=settings.max_image_pixels,
+        variant=settings.onnx_variant or "fp32",
+        any_cpu=settings.int8_any_cpu,
     )
     answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge)]
     if as_json:

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from leafdoc.cpuflags import describe as describe_cpu
 from leafdoc.cpuflags import int8_problem
 from leafdoc.errors import ModelError
 from leafdoc.fsutil import atomic_dir, atomic_write_json
@@ -224,6 +225,38 @@ def copy_model_dir(src: Path, dst: Path) -> None:
             if name in OPTIONAL_COPIED and not (Path(src) / name).is_file():
                 continue
             shutil.copy2(Path(src) / name, tmp / name)
+
+
+# An int8 copy is served without being asked for (LEAFDOC_ONNX_VARIANT unset) only where it gives model.onnx's top-1 on
+# at least this share of the validation photos (its card's `onnx_variants.int8.validation_vs_fp32`), and only on a
+# CPU with VNNI (leafdoc/cpuflags.py), where it runs as it was checked (issue 57).
+INT8_MIN_AGREEMENT = 0.99
+
+
+def default_variant(model_dir: Path, card: ModelCard) -> tuple[str, str]:
+    """The ONNX variant `serve` runs when LEAFDOC_ONNX_VARIANT is unset, and why: `int8` where its copy agrees with
+    model.onnx on INT8_MIN_AGREEMENT of the validation photos and this CPU has VNNI; else `fp32`."""
+    entry = (card.onnx_variants or {}).get("int8")
+    if not entry:
+        return "fp32", "the model folder has no int8 copy"
+    agreement = (entry.get("validation_vs_fp32") or {}).get("top1_agreement")
+    if not isinstance(agreement, int | float) or agreement < INT8_MIN_AGREEMENT:
+        return "fp32", (
+            f"its int8 copy gives model.onnx's top-1 on {agreement:.1%} of the validation photos, under "
+            f"{INT8_MIN_AGREEMENT:.0%}"
+            if isinstance(agreement, int | float)
+            else "its card does not say how its int8 copy agrees with model.onnx"
+        )
+    if describe_cpu()["vnni"] is not True:
+        return "fp32", "this CPU has no VNNI (AVX512-VNNI or AVX-VNNI), where the int8 copy was not checked"
+    try:
+        variant_file(model_dir, card, "int8")
+    except ModelError as exc:
+        return "fp32", exc.message
+    return (
+        "int8",
+        f"its int8 copy gives model.onnx's top-1 on {agreement:.1%} of the validation photos, on a CPU with VNNI",
+    )
 
 
 def variant_file(model_dir: Path, card: ModelCard, variant: str, any_cpu: bool = False) -> Path:

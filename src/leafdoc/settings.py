@@ -68,12 +68,14 @@ class Settings(BaseSettings):
 
     # Serving behaviour.
     model_dir: Path | None = Field(None, description="Model folder to serve when the registry has none.")
-    onnx_variant: Literal["fp32", "int8", "fp16"] = Field(
-        "fp32",
+    onnx_variant: Literal["fp32", "int8", "fp16"] | None = Field(
+        None,
         description="Which ONNX file of a model folder predictions run on: model.onnx (fp32), or the copy that "
         "`leafdoc export --format onnx-int8|onnx-fp16` wrote beside it. The API serves a model version that has "
         "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
-        "copy of its candidate before registering it.",
+        "copy of its candidate before registering it. Unset: the API serves a version's int8 copy where its card "
+        "says it gives model.onnx's top-1 on at least 99% of the validation photos and the CPU has VNNI, else "
+        "model.onnx (modelfolder.default_variant); `leafdoc predict` and `evaluate` run model.onnx.",
     )
     api_workers: int | None = Field(
         None,

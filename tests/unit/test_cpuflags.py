@@ -77,3 +77,37 @@ def test_a_cpu_is_described_as_the_card_records_where_an_int8_copy_was_checked(c
         assert got["model"] == text.split("model name\t: ")[1].splitlines()[0]
     else:
         assert isinstance(got["model"], str) and got["model"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "agreement", "served"),
+    [(XEON, 0.995, "int8"), (ALDER_LAKE, 0.99, "int8"), (XEON, 0.9879, "fp32"), (ZEN1, 0.995, "fp32")],
+)
+def test_unasked_the_int8_copy_is_served_only_with_vnni_and_99_percent_agreement(
+    cpu, tmp_path, flags, agreement, served
+):
+    """LEAFDOC_ONNX_VARIANT unset (issue 57): int8 where the card says its copy gives model.onnx's top-1 on >= 99% of
+    the validation photos and this CPU has VNNI; else model.onnx, with the reason."""
+    import hashlib
+
+    from leafdoc.modelfolder import ModelCard, default_variant
+
+    cpu(flags)
+    (tmp_path / "model.onnx").write_bytes(b"fp32 onnx")
+    (tmp_path / "model.int8.onnx").write_bytes(b"int8 onnx")
+    entry = {
+        "file": "model.int8.onnx",
+        "source_sha256": hashlib.sha256(b"fp32 onnx").hexdigest(),
+        "validation_vs_fp32": {"n": 663, "top1_agreement": agreement},
+    }
+    card = ModelCard.model_validate({"onnx_variants": {"int8": entry}})
+    variant, why = default_variant(tmp_path, card)
+    assert variant == served, why
+    if flags == ZEN1:
+        assert "no VNNI" in why
+    elif served == "fp32":
+        assert f"{agreement:.1%}" in why and "under 99%" in why
+    # No copy, or a copy made from another model.onnx: model.onnx, whatever the CPU.
+    assert default_variant(tmp_path, ModelCard.model_validate({})) == ("fp32", "the model folder has no int8 copy")
+    (tmp_path / "model.onnx").write_bytes(b"re-exported")
+    assert default_variant(tmp_path, card)[0] == "fp32"

@@ -83,7 +83,7 @@ def evaluate_folder(
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
-    variant = settings.onnx_variant if settings else "fp32"  # LEAFDOC_ONNX_VARIANT: evaluate what is served
+    variant = (settings.onnx_variant if settings else None) or "fp32"  # LEAFDOC_ONNX_VARIANT: evaluate what is served
     any_cpu = bool(settings and settings.int8_any_cpu)
     predictor = predictor or Predictor(model_dir, max_pixels=max_pixels, variant=variant, any_cpu=any_cpu)
     files, not_images = list_labelled_folder(data_dir)

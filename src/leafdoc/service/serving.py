@@ -26,7 +26,7 @@ from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.errors import ImageTooLarge, LeafdocError
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.predictor import Photo, Predictor
-from leafdoc.modelfolder import read_card, variant_file
+from leafdoc.modelfolder import default_variant, read_card, variant_file
 from leafdoc.registry import NoModel, Registry
 from leafdoc.service.schemas import BatchAnswer, BatchItem, ErrorAnswer
 from leafdoc.settings import Settings
@@ -179,6 +179,13 @@ class ModelHolder:
         """LEAFDOC_ONNX_VARIANT when the folder has that copy; a version without it (a fresh retraining, say)
         is served with model.onnx rather than not at all."""
         wanted = self.settings.onnx_variant
+        if wanted is None:  # unset: int8 where it is safe (issue 57)
+            try:
+                chosen, why = default_variant(folder, read_card(folder))
+            except (LeafdocError, OSError, ValueError) as exc:
+                chosen, why = "fp32", exc.message if isinstance(exc, LeafdocError) else str(exc)
+            log.info("model version %s: serving its %s (LEAFDOC_ONNX_VARIANT unset: %s)", version, chosen, why)
+            return chosen
         try:
             variant_file(folder, read_card(folder), wanted, self.settings.int8_any_cpu)
         except (LeafdocError, OSError, ValueError) as exc:

@@ -312,7 +312,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
         )
         card = trained.card
         copy = None
-        if settings.onnx_variant != "fp32":  # what the service serves: made now, stored with the version
+        if settings.onnx_variant not in (None, "fp32"):  # what the service serves: made now, stored with the version
             reporter.update(progress={"phase": f"making the {settings.onnx_variant} copy to serve"}, heartbeat=utcnow())
             copy = make_serving_copy(trained, settings.onnx_variant)
             say(copy.warning or f"{copy.file} made in {copy.seconds:.1f} s: {copy.validation_vs_fp32}")
