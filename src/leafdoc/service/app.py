@@ -19,6 +19,7 @@ from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.registry import check_promote_metric
 from leafdoc.service import errors
 from leafdoc.service.deps import AppState, require_admin
+from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import AdminGate, BodyLimit, RequestMetrics, ShedLoad
@@ -113,7 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # service/docs.py serves them with their own files
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.leafdoc = state
     errors.install(app)
     routers = [m.router for m in (predict, advice, feedback, monitoring, uploads, jobs, models, datasets, health)]
@@ -125,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
-    app.add_middleware(AdminGate, routes=admin_routes(app.routes), token=settings.admin_token, failures=failures)
+    app.add_middleware(AdminGate, routes=admin_routes(r for router in routers for r in router.routes), token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too

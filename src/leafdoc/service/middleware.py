@@ -70,15 +70,19 @@ class AdminGate:
             try:
                 self.failures.take(client, "wrong admin tokens", cost=0)
                 check_admin_token(self.token, admin_token_given(scope.get("headers", [])))
-            except WrongToken:
-                try:
-                    self.failures.take(client, "wrong admin tokens")
-                except RateLimited as limited:
-                    wrong = limited
-                return await _answer(send, wrong)
+            except WrongToken as wrong:
+                return await _answer(send, self._counted(client, wrong))
             except LeafdocError as exc:
                 return await _answer(send, exc)
         await self.app(scope, receive, send)
+
+    def _counted(self, client: str, wrong: WrongToken) -> LeafdocError:
+        """A wrong token counted against `client`: its 401, or the 429 of the one that used its bucket up."""
+        try:
+            self.failures.take(client, "wrong admin tokens")
+        except RateLimited as limited:
+            return limited
+        return wrong
 
 
 class Busy(LeafdocError):
