@@ -83,8 +83,8 @@ BYTES_PER_BUDGET_PIXEL = 3  # the decoded-bytes budget is an 8-bit RGB image at 
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "HEIF")
 # Peak bytes per pixel of the formats whose decoder holds far more than the decoded image, measured at 16 MP
 # (benchmarks/decode_memory.py): libwebp's animation decoder, the only one Pillow uses, keeps two RGBA canvases and
-# the frame beside Pillow's copy (16.4; a 6300x6300 WebP cost +611 MB); libheif its YCbCr planes (7.4).
-_DECODER_BYTES = {"WEBP": 17, "HEIF": 8}
+# the frame beside Pillow's copy (16.8; a 6300x6300 WebP cost +611 MB); libheif its YCbCr planes (7.6-8.3).
+_DECODER_BYTES = {"WEBP": 17, "HEIF": 9}
 
 
 def decoded_bytes(mode: str, size: tuple[int, int], fmt: str | None = None) -> int:

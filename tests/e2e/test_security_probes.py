@@ -361,7 +361,9 @@ def test_admin_routes_refuse_anything_but_the_token_in_the_header(server, header
 
 
 def hwm_growth(server, send) -> tuple[object, float]:
-    """What `send()` returns, and how far it raised the server's peak RSS (MB)."""
+    """What `send()` returns, and how far it raised the server's peak RSS (MB) above its RSS just before: the peak is
+    reset first (`5` to /proc/PID/clear_refs), so an earlier probe's higher peak cannot hide this one's."""
+    Path(f"/proc/{server.proc.pid}/clear_refs").write_text("5")
     before = rss_mb(server.proc.pid, "VmHWM")
     out = send()
     return out, rss_mb(server.proc.pid, "VmHWM") - before
