@@ -57,6 +57,9 @@ class LazyPage:
         self._running = AsyncExitStack()
 
     async def __call__(self, scope, receive, send) -> None:
+        refused = refused_host(scope, self.allowed_hosts) if scope["type"] == "http" else None
+        if refused is not None:  # before anything else: such a request does not build the page either
+            return await plain_answer(send, 400, HOST_REFUSED.format(host=refused))
         if self._app is None:
             try:
                 await self._start()
@@ -67,9 +70,6 @@ class LazyPage:
         if scope["type"] != "http":
             return await self._app(scope, receive, send)
         path = scope.get("path", "")
-        refused = refused_host(scope, self.allowed_hosts)
-        if refused is not None:
-            return await plain_answer(send, 400, HOST_REFUSED.format(host=refused))
         send = with_headers(send, file_route=_is_file_route(path))
         if _is_file_route(path):
             send = _quiet_file_errors(send)
