@@ -129,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
-    app.add_middleware(AdminGate, routes=admin_routes(r for router in routers for r in router.routes), token=settings.admin_token, failures=failures)
+    gated = admin_routes(r for router in routers for r in router.routes)
+    app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too
