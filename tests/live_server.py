@@ -21,6 +21,7 @@ import httpx
 
 TOKEN = "live-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+READY_SECONDS = 300  # a server starting beside a training run and other tests took 250 s to answer on two cores
 
 
 def free_port() -> int:
@@ -149,7 +150,7 @@ def start_server(
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(base, proc, home, log)
     try:
-        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, "the server to be ready")
+        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, READY_SECONDS, "the server to be ready")
     except AssertionError:
         server.stop()
         raise AssertionError("leafdoc serve did not start:\n" + log.read_text()[-3000:]) from None
