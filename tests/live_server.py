@@ -150,7 +150,9 @@ def start_server(
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LiveServer(base, proc, home, log)
     try:
-        wait_for(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, READY_SECONDS, "the server to be ready")
+        wait_for(
+            lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, READY_SECONDS, "the server to be ready"
+        )
     except AssertionError:
         server.stop()
         raise AssertionError("leafdoc serve did not start:\n" + log.read_text()[-3000:]) from None
