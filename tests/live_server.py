@@ -22,6 +22,7 @@ import psutil
 
 TOKEN = "live-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+READY_SECONDS = 300  # a server starting beside a training run and other tests took 250 s to answer on two cores
 
 
 def free_port() -> int:
@@ -121,7 +122,7 @@ def start_server(
     model_dir: Path,
     dataset: Path | None = None,
     workers: int = 1,
-    ready_within: float = 120,
+    ready_within: float = READY_SECONDS,
     **env_extra: str,
 ) -> LiveServer:
     """Start `leafdoc serve` (`--workers workers`) on a free port with its data home under root; ingest

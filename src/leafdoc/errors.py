@@ -39,6 +39,13 @@ class ImageTooLarge(ImageError):
     code = "image_too_large"
 
 
+class UnsupportedImageFormat(ImageError):
+    """An image in a format leafdoc does not decode (icons, layered or vector formats): images.PHOTO_FORMATS."""
+
+    status = 415
+    code = "unsupported_image_format"
+
+
 class DatasetError(LeafdocError):
     """A dataset folder, zip, CSV or catalog entry that cannot be used."""
 
@@ -73,6 +80,15 @@ class Unauthorized(LeafdocError):
 class RequestTooLarge(LeafdocError):
     status = 413
     code = "request_too_large"
+
+
+def too_large(limit: int, got: int | None = None) -> RequestTooLarge:
+    size = f"{got:,} bytes" if got is not None else "the request body"
+    return RequestTooLarge(
+        f"{size} is over this route's limit of {limit:,} bytes.",
+        hint="Send fewer or smaller files per request, or raise LEAFDOC_MAX_REQUEST_BYTES / LEAFDOC_MAX_IMAGE_BYTES "
+        "(LEAFDOC_MAX_JSON_BYTES for a JSON body).",
+    )
 
 
 class Conflict(LeafdocError):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from leafdoc.errors import ImageError, ImageTooLarge
+from leafdoc.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
 
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -75,10 +75,46 @@ _MODE_BYTES = {
 }  # every other mode (RGB, YCbCr, LAB, HSV): 3
 BYTES_PER_BUDGET_PIXEL = 3  # the decoded-bytes budget is an 8-bit RGB image at the pixel limit
 
+# The formats photos come in, the only ones Pillow is asked to open: every other format it knows is refused before
+# any of its code runs (UnsupportedImageFormat, 415). Some decode while they open: an ICO's entry is decoded whole
+# by Image.open, an ICNS's PNG entry by load(), at sizes their headers do not state (a 1 MB .ico held a 20000x20000
+# PNG: +1.5 GB). MPO is how Pillow opens a camera JPEG that holds a second picture; only the first frame of a
+# multi-page TIFF or an animated GIF, PNG or WebP is ever decoded.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "HEIF")
+# Peak bytes per pixel of the formats whose decoder holds far more than the decoded image, measured at 16 MP
+# (benchmarks/decode_memory.py): libwebp's animation decoder, the only one Pillow uses, keeps two RGBA canvases and
+# the frame beside Pillow's copy (16.8; a 6300x6300 WebP cost +611 MB); libheif its YCbCr planes (7.6-8.3).
+_DECODER_BYTES = {"WEBP": 17, "HEIF": 9}
 
-def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
-    """Bytes the decoder will hold for an image of this mode and size (before any conversion)."""
-    return size[0] * size[1] * _MODE_BYTES.get(mode, 3)
+
+def decoded_bytes(mode: str, size: tuple[int, int], fmt: str | None = None) -> int:
+    """Bytes the decoder will hold for an image of this mode and size (before any conversion); for a format in
+    _DECODER_BYTES, what its decoder holds at its peak."""
+    return size[0] * size[1] * _DECODER_BYTES.get(fmt or "", _MODE_BYTES.get(mode, 3))
+
+
+def format_of(data: bytes) -> str | None:
+    """The format Pillow would take `data` for, from its first bytes only (nothing is parsed or decoded)."""
+    Image.init()
+    head = data[:64]
+    for fmt, (_, accept) in Image.OPEN.items():
+        with contextlib.suppress(Exception):
+            if accept and accept(head):
+                return fmt
+    return None
+
+
+def _photo_formats() -> list[str]:
+    """PHOTO_FORMATS that this Pillow has a plugin for (HEIF: once heif_support has registered it)."""
+    Image.init()
+    return [fmt for fmt in PHOTO_FORMATS if fmt in Image.OPEN]
+
+
+def _unsupported(name: str, fmt: str) -> UnsupportedImageFormat:
+    return UnsupportedImageFormat(
+        f"{name}: an image in the {fmt} format; leafdoc reads photos in {', '.join(PHOTO_FORMATS)} only.",
+        hint="Send the photo as a JPEG or PNG.",
+    )
 
 
 def is_heif(data: bytes) -> bool:
@@ -113,8 +149,11 @@ def _open_checked(
             "leafdoc's [heic] extra where leafdoc runs.",
         )
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=_photo_formats())
     except UnidentifiedImageError:
+        fmt = format_of(data)
+        if fmt is not None and fmt not in PHOTO_FORMATS:
+            raise _unsupported(name, fmt) from None
         raise ImageError(
             f"{name}: not an image Pillow can read (is it really a photo, or text/another format?).",
             hint="Use a JPEG or PNG photo.",
@@ -135,10 +174,11 @@ def _open_checked(
         with contextlib.suppress(Exception):
             img.draft(img.mode, (min_side, min_side))
     budget = max_bytes if max_bytes is not None else BYTES_PER_BUDGET_PIXEL * max_pixels
-    need = decoded_bytes(img.mode, img.size)
+    need = decoded_bytes(img.mode, img.size, img.format)
     if need > budget:
+        kind = f"{img.format} " if img.format in _DECODER_BYTES else ""
         raise ImageTooLarge(
-            f"{name}: a {w}x{h} {img.mode} image decodes to {need / 2**20:,.0f} MiB, over the budget of "
+            f"{name}: a {w}x{h} {kind}{img.mode} image decodes to {need / 2**20:,.0f} MiB, over the budget of "
             f"{budget / 2**20:,.0f} MiB of decoded pixels per image.",
             hint="Send the photo as an 8-bit JPEG or a smaller PNG, or raise LEAFDOC_MAX_IMAGE_PIXELS "
             "(the budget is 3 bytes per allowed pixel) if you trust the file.",

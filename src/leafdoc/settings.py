@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leafdoc.errors import ConfigError
 
+MULTIPART_OVERHEAD = 256 * 1024  # bytes a request of one photo may add for its multipart framing
 MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this
 
 
@@ -40,6 +41,18 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, description="Larger images are refused (decompression bombs).")
     max_image_bytes: int = Field(25 * 1024 * 1024, description="Largest single image file accepted.")
     max_request_bytes: int = Field(200 * 1024 * 1024, description="Largest HTTP request body (bulk uploads).")
+    max_json_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest body of every route that takes JSON or nothing (feedback, review, jobs, promotion, the "
+        "web page's events): refused while it is read, before it is parsed.",
+    )
+    admin_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Wrong admin tokens one client address may send per minute, per API worker; after that every "
+        "admin request from it, right token or not, is answered 429 until the minute has refilled.",
+    )
     max_zip_members: int = Field(100_000, description="Most files accepted in one zip.")
     max_zip_uncompressed_bytes: int = Field(4 * 1024**3, description="Largest total size a zip may unpack to.")
     max_batch_images: int = Field(32, description="Most images in one /v1/predict/batch request.")
@@ -188,6 +201,19 @@ class Settings(BaseSettings):
         description="In the page's own process (serve with several API workers): build the page when the process "
         "starts, in a thread, so the first visitor does not wait the seconds Gradio takes to import and build "
         "(false: on the first visit; the process holds about 170 MB less until then).",
+    )
+    ui_folder_bytes: int = Field(
+        1024**3,
+        ge=0,
+        description="Most bytes the web page's folder (visitors' uploads, the pictures it shows; cache/ui under the "
+        "data home) may hold; an upload that would take it over is answered 507. Uploads are deleted after an hour.",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Host names the web page may be visited by (separated by commas; `*`: any). Unset: IP addresses, "
+        "localhost and this machine's host name only. Behind a reverse proxy, its public name. The page writes the "
+        "name it was visited by into its own URLs, so a request naming any other (Host or X-Forwarded-Host) is "
+        "answered 400.",
     )
     ui_page_socket: Path | None = Field(
         None,

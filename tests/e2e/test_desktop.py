@@ -317,7 +317,7 @@ def test_dataset_tab_shows_plots_and_saves_png(qtbot, live_server, settings_file
     window.tabs.setCurrentWidget(tab)  # loads the catalog when first shown
     qtbot.waitUntil(lambda: tab.dataset_box.findData("tiny") >= 0, timeout=SLOW)
     tab.dataset_box.setCurrentIndex(tab.dataset_box.findData("tiny"))
-    tab.sample.setValue(3)
+    tab.sample.setCurrentIndex(tab.sample.findData(20))
     tab._sample_changed()
     qtbot.waitUntil(lambda: tab.plot.has_image() and "3 classes" in tab.summary.text(), timeout=SLOW)
     assert "tiny v1" in tab.summary.text()

@@ -1,10 +1,11 @@
-"""Every probe of the security audit (issue 18), replayed against a real `leafdoc serve` with no token, as a
-hostile client would: the holes it found (D2-D7; D1, the web page's file access, is in test_ui_file_access.py)
-and what held. Memory is read from the server process itself (/proc/PID/status)."""
+"""Every probe of the security audits (issue 18, then issue 51), replayed against a real `leafdoc serve`, as a
+hostile client would: the holes they found (issue 18's D2-D7, D1 being in test_ui_file_access.py; issue 51's
+numbered rows, "I51 #n" below) and what held. Memory is read from the server process itself (/proc/PID/status)."""
 
 from __future__ import annotations
 
 import io
+import json
 import socket
 import struct
 import tempfile
@@ -25,6 +26,7 @@ from tests.live_server import ADMIN, answering_copy, start_server
 pytestmark = pytest.mark.e2e
 
 MB = 1024 * 1024
+UI_FOLDER_CAP = 60 * MB
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,14 @@ def server(tmp_path_factory, tiny_model):
     for i, (label, colour) in enumerate((("Apple___healthy", (40, 160, 60)), ("Corn___rust", (150, 90, 40)))):
         for k in range(4):
             synthetic_image(leaves / label / f"{k}.png", size=(64, 64), color=colour, seed=10 * i + k)
-    srv = start_server(root, answering_copy(tiny_model, root / "model"), dataset=leaves)
+    # The page's folder is capped low here, so that the cap is reached with uploads under the size limit.
+    srv = start_server(
+        root,
+        answering_copy(tiny_model, root / "model"),
+        dataset=leaves,
+        LEAFDOC_UI_FOLDER_BYTES=str(UI_FOLDER_CAP),
+        LEAFDOC_ALLOWED_HOSTS="leafdoc.example",
+    )
     yield srv
     srv.stop()
 
@@ -346,3 +355,351 @@ def test_admin_routes_refuse_anything_but_the_token_in_the_header(server, header
     r = httpx.get(f"{server.base}/v1/uploads", headers=headers, params=params, timeout=30)
     assert r.status_code == 401, r.text
     assert r.json()["error"] == "unauthorized"
+
+
+# ==== issue 51 ================================================================================================
+
+
+def hwm_growth(server, send) -> tuple[object, float]:
+    """What `send()` returns, and how far it raised the server's peak RSS (MB) above its RSS just before: the peak is
+    reset first (`5` to /proc/PID/clear_refs), so an earlier probe's higher peak cannot hide this one's."""
+    Path(f"/proc/{server.proc.pid}/clear_refs").write_text("5")
+    before = rss_mb(server.proc.pid, "VmHWM")
+    out = send()
+    return out, rss_mb(server.proc.pid, "VmHWM") - before
+
+
+def webp(side: int, frames: int = 1) -> bytes:
+    buf = io.BytesIO()
+    first = Image.new("RGB", (side, side), (30, 140, 60))
+    more = [Image.new("RGB", (side, side), (90, 40 + i, 60)) for i in range(frames - 1)]
+    first.save(buf, "WEBP", quality=1, method=0, save_all=frames > 1, append_images=more)
+    return buf.getvalue()
+
+
+def ico_holding_png(side: int) -> bytes:
+    """An .ico whose one entry is a PNG of side x side (its directory says 256x256)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side)).save(buf, "PNG", compress_level=9)
+    png = buf.getvalue()
+    return struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22) + png
+
+
+def icns_holding_png(side: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side)).save(buf, "PNG", compress_level=9)
+    body = b"ic10" + struct.pack(">I", 8 + len(buf.getvalue())) + buf.getvalue()
+    return b"icns" + struct.pack(">I", 8 + len(body)) + body
+
+
+# ---- I51 #1, #2: every format within the decoded-pixel budget, or refused before decoding ------------------
+
+
+@pytest.mark.parametrize(
+    "route, name, make, status, code",
+    [
+        ("/v1/predict", "w.webp", lambda: webp(6300), 413, "image_too_large"),  # +611 MB (105 KB file)
+        ("/v1/predict", "anim.webp", lambda: webp(6300, frames=3), 413, "image_too_large"),
+        ("/v1/predict", "icon.ico", lambda: ico_holding_png(20000), 415, "unsupported_image_format"),  # +1.5 GB
+        ("/v1/explain", "icon.ico", lambda: ico_holding_png(20000), 415, "unsupported_image_format"),
+        ("/v1/predict", "icon.icns", lambda: icns_holding_png(12000), 415, "unsupported_image_format"),  # +549 MB
+    ],
+)
+def test_a_container_or_webp_image_is_refused_before_it_is_decoded(server, route, name, make, status, code):
+    data = make()
+    r, grew = hwm_growth(server, lambda: httpx.post(f"{server.base}{route}", files={"file": (name, data)}, timeout=120))
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == code and name in body["message"], body
+    assert grew < 40, f"peak RSS grew by {grew:.0f} MB for {name} ({len(data) / MB:.1f} MB file), refused"
+
+
+def test_an_ico_in_a_batch_is_refused_by_name_and_the_leaf_beside_it_answers(server):
+    r, grew = hwm_growth(
+        server,
+        lambda: httpx.post(
+            f"{server.base}/v1/predict/batch",
+            files=[("files", ("icon.ico", ico_holding_png(20000))), ("files", ("leaf.jpg", leaf_jpeg()))],
+            timeout=120,
+        ),
+    )
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["error"]["error"] == "unsupported_image_format" and "icon.ico" in first["error"]["message"]
+    assert second["prediction"]["top_k"], second
+    assert grew < 40, f"peak RSS grew by {grew:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    "name, make, budget_mb",
+    [
+        # Under the budget, decoded: what each costs is held to its decoder's measured peak (images._DECODER_BYTES).
+        ("ok.webp", lambda: webp(2500), 17 * 2500**2 / MB * 1.15),
+        ("pages.tif", lambda: tiff_pages([(64, 64), (6000, 6000)]), 20),  # only the first page is ever decoded
+        ("anim.gif", lambda: gif_frames(3000, 3), 3000**2 * 4 / MB * 1.6),
+    ],
+)
+def test_a_photo_under_the_budget_costs_what_its_decoder_was_measured_at(server, name, make, budget_mb):
+    data = make()
+    r, grew = hwm_growth(
+        server, lambda: httpx.post(f"{server.base}/v1/predict", files={"file": (name, data)}, timeout=120)
+    )
+    assert r.status_code == 200, r.text
+    assert grew < budget_mb, f"peak RSS grew by {grew:.0f} MB for {name} (at most {budget_mb:.0f} MB expected)"
+
+
+def tiff_pages(sizes) -> bytes:
+    buf = io.BytesIO()
+    first, *more = [Image.new("RGB", size, (30, 140, 60)) for size in sizes]
+    first.save(buf, "TIFF", save_all=True, append_images=more, compression="tiff_deflate")
+    return buf.getvalue()
+
+
+def gif_frames(side: int, n: int) -> bytes:
+    buf = io.BytesIO()
+    frames = [Image.new("P", (side, side), i) for i in range(n)]
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+# ---- I51 #3: JSON bodies are limited while they are read; the admin token is checked before ------------------
+
+
+def post_streamed(server, path: str, total: int, headers: str = "") -> tuple[int, str]:
+    """POST `total` bytes of JSON-looking body with its Content-Length, sent in a thread while the answer is read
+    (a server that answers early never gets the rest): status and body of the answer."""
+    host, port = server.base.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=120)
+    s.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {total}\r\n\r\n".encode()
+    )
+    head = b'{"correct":true,"label":"'
+    stop = threading.Event()
+
+    def body() -> None:
+        try:
+            s.sendall(head)
+            left = total - len(head) - 2
+            chunk = b"A" * MB
+            while left > 0 and not stop.is_set():
+                s.sendall(chunk[: min(left, MB)])
+                left -= min(left, MB)
+            s.sendall(b'"}')
+        except OSError:
+            pass  # the server answered and closed: what a limit does
+
+    sender = threading.Thread(target=body, daemon=True)
+    sender.start()
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        status_line, _, rest = data.partition(b"\r\n")
+        return int(status_line.split()[1]), rest.decode("latin-1")
+    finally:
+        stop.set()
+        s.close()
+        sender.join(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "path, headers, status",
+    [
+        ("/v1/models/rollback", "", 401),  # admin: refused from its headers, the body never read
+        ("/v1/models/rollback", "Authorization: Bearer not-the-token\r\nX-Forwarded-For: 10.51.3.1\r\n", 401),
+        ("/v1/predictions/abc/feedback", "", 413),  # open: refused once it passes the JSON limit
+    ],
+)
+def test_a_190_mib_json_body_costs_the_server_nothing(server, path, headers, status):
+    (code, rest), grew = hwm_growth(server, lambda: post_streamed(server, path, 190 * MB, headers))
+    assert code == status, rest[:500]
+    assert grew < 30, f"peak RSS grew by {grew:.0f} MB for a 190 MiB JSON body to {path} (+570 MB before)"
+
+
+def test_a_chunked_json_body_is_refused_once_it_passes_the_limit(server):
+    def chunks():
+        yield b'{"correct": true, "label": "'
+        for _ in range(40):
+            yield b"A" * MB
+
+    r = httpx.post(
+        f"{server.base}/v1/predictions/abc/feedback",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "request_too_large" and "LEAFDOC_MAX_JSON_BYTES" in r.json()["hint"]
+
+
+# ---- I51 #7: wrong admin tokens are limited per client ----------------------------------------------------
+
+
+def test_wrong_admin_tokens_are_limited_per_client_address(server):
+    """1,000 wrong tokens took 1.9 s, all 401. Now a client address gets LEAFDOC_ADMIN_FAILURES_PER_MINUTE (10)
+    wrong tokens a minute; then every admin request from it is 429 with Retry-After, the right token's too, while
+    another address is not affected. (The test's addresses are set by X-Forwarded-For, which uvicorn takes from
+    127.0.0.1.)"""
+    guesser = {"X-Forwarded-For": "10.51.7.7"}
+    answers = [
+        httpx.get(f"{server.base}/v1/uploads", headers={**guesser, "Authorization": f"Bearer guess-{i}"}, timeout=30)
+        for i in range(30)
+    ]
+    codes = [r.status_code for r in answers]
+    assert codes[:10] == [401] * 10 and set(codes[10:]) == {429}, codes
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert answers[-1].json()["error"] == "rate_limited"
+    right = httpx.get(f"{server.base}/v1/uploads", headers={**guesser, **ADMIN}, timeout=30)
+    assert right.status_code == 429, "the right token must not get through while an address is locked out"
+    other = httpx.get(f"{server.base}/v1/uploads", headers={"X-Forwarded-For": "10.51.7.8", **ADMIN}, timeout=30)
+    assert other.status_code == 200, other.text
+
+
+# ---- I51 #5: dataset statistics at fixed sample sizes, computed once -----------------------------------------
+
+
+def test_dataset_statistics_take_only_fixed_sample_sizes_and_are_computed_once(server):
+    stats_dir = server.home / "cache" / "stats"
+    before = set(stats_dir.glob("*.json")) if stats_dir.is_dir() else set()
+    for n in range(100, 110):
+        r = httpx.get(f"{server.base}/v1/datasets/tiny/stats", params={"sample": n}, timeout=60)
+        assert r.status_code == 422, r.text
+        assert "20, 50, 200" in r.json()["message"], r.json()
+    first = httpx.get(f"{server.base}/v1/datasets/tiny/stats", params={"sample": 20}, timeout=120)
+    again = httpx.get(f"{server.base}/v1/datasets/tiny/stats", params={"sample": 20}, timeout=120)
+    assert first.status_code == 200 and first.json() == again.json()
+    written = set(stats_dir.glob("*.json")) - before
+    assert len(written) == 1, written
+
+
+# ---- I51 #4, #6: the page's uploads ----------------------------------------------------------------------------
+
+
+def ui_folder(server) -> Path:
+    return server.home / "cache" / "ui"
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def test_the_page_takes_no_upload_over_the_apis_photo_limit(server):
+    """Three 150 MB uploads named r1.jpg put +430 MB in <home>/cache/ui in 1.7 s, with no token."""
+    httpx.get(f"{server.base}/ui/", timeout=300)  # the page is built on its first visit
+    before = folder_size(ui_folder(server))
+    junk = np.random.default_rng(5).integers(0, 256, 150 * MB, dtype=np.uint8).tobytes()
+    for i in range(3):
+        r = httpx.post(f"{server.base}/ui/gradio_api/upload", files={"files": (f"r{i}.jpg", junk)}, timeout=120)
+        assert r.status_code == 413, r.text[:300]
+    assert folder_size(ui_folder(server)) - before < MB
+
+
+def test_the_page_folder_has_a_cap(server):
+    """Uploads under the photo limit fill the page's folder only up to LEAFDOC_UI_FOLDER_BYTES (60 MiB here)."""
+    httpx.get(f"{server.base}/ui/", timeout=300)
+    photo = np.random.default_rng(6).integers(0, 256, 20 * MB, dtype=np.uint8).tobytes()
+    codes = []
+    for i in range(5):
+        r = httpx.post(
+            f"{server.base}/ui/gradio_api/upload", files={"files": (f"p{i}.jpg", photo + bytes([i]))}, timeout=120
+        )
+        codes.append(r.status_code)
+    try:
+        assert 507 in codes and codes[0] == 200, codes
+        assert folder_size(ui_folder(server)) <= UI_FOLDER_CAP + MB
+        assert "full" in r.text
+    finally:  # the other page probes upload too
+        for path in ui_folder(server).rglob("p*.jpg"):
+            path.unlink()
+
+
+def test_a_visitor_hanging_up_during_an_upload_is_a_499_and_leaves_no_file(server):
+    """curl --limit-rate 1M -m 2 -F files=@20MB.jpg: ERROR with a traceback, counted 500, a partial file left."""
+    httpx.get(f"{server.base}/ui/", timeout=300)
+    host, port = server.base.removeprefix("http://").split(":")
+    log_before = server.log.read_text(errors="replace")
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(
+                b"POST /ui/gradio_api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 20000000\r\n\r\n"
+                b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.jpg"\r\n\r\n' + bytes(2 * MB)
+            )
+            time.sleep(0.5)
+    time.sleep(1.5)
+    new_log = server.log.read_text(errors="replace")[len(log_before) :]
+    assert "Traceback" not in new_log and "Exception in ASGI" not in new_log, new_log[-3000:]
+    leftovers = [p.name for p in ui_folder(server).iterdir() if p.is_file() and p.name.startswith("tmp")]
+    assert leftovers == [], leftovers
+    metrics = httpx.get(f"{server.base}/metrics", timeout=30).text
+    upload = 'route="/gradio_api/upload"'  # Gradio's route, as the page's app names it
+    ui = [line for line in metrics.splitlines() if line.startswith("leafdoc_http_requests_total{") and upload in line]
+    assert any('status="499"' in line for line in ui), ui
+    assert not any('status="500"' in line for line in ui), ui
+
+
+# ---- I51 #8, #9, #10: the page's headers -------------------------------------------------------------------
+
+
+def test_the_page_sends_security_headers(server):
+    r = httpx.get(f"{server.base}/ui/", timeout=300)
+    assert r.status_code == 200
+    csp = r.headers.get("content-security-policy", "")
+    policy = {part.split()[0]: part.split()[1:] for part in csp.split("; ") if part}
+    assert policy.get("frame-ancestors") == ["'self'"], csp
+    assert policy.get("object-src") == ["'none'"], csp
+    assert policy["script-src"][0] == "'self'" and "'wasm-unsafe-eval'" in policy["script-src"], csp
+    assert policy.get("worker-src") == ["'self'", "blob:"], csp
+    assert policy.get("connect-src") == ["'self'"], csp
+    assert r.headers.get("x-content-type-options") == "nosniff"
+    assert r.headers.get("x-frame-options") == "SAMEORIGIN"
+    assert r.headers.get("referrer-policy") == "same-origin"
+
+
+@pytest.mark.parametrize("headers", [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"}])
+def test_the_page_does_not_take_its_host_name_from_the_request(server, headers):
+    r = httpx.get(f"{server.base}/ui/config", headers=headers, timeout=300)
+    assert r.status_code == 400, r.text[:300]
+    assert "LEAFDOC_ALLOWED_HOSTS" in r.text
+    assert "evil.example" not in json.dumps(dict(r.headers))
+    named = httpx.get(f"{server.base}/ui/config", headers={"Host": "leafdoc.example"}, timeout=60)
+    assert named.status_code == 200 and named.json()["root"].startswith("http://leafdoc.example")
+
+
+def test_a_range_request_for_a_file_does_not_echo_the_request_headers(server):
+    from leafdoc.ui.common import EXAMPLES
+
+    example = str(EXAMPLES[0].resolve())
+    r = httpx.get(
+        f"{server.base}/ui/gradio_api/file={example}",
+        headers={"Range": "bytes=0-10", "X-Evil": "r", "Cookie": "session=secret", **ADMIN},
+        timeout=300,
+    )
+    assert r.status_code == 206, r.text[:300]
+    assert len(r.content) == 11
+    for name in ("x-evil", "authorization", "cookie", "set-cookie", "host"):
+        assert name not in r.headers, dict(r.headers)
+
+
+# ---- I51 #12: /docs loads nothing from elsewhere ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page, script", [("/docs", "SwaggerUIBundle"), ("/redoc", "Redoc")])
+def test_the_api_documentation_is_served_from_the_services_own_files(server, page, script):
+    """/docs loaded swagger-ui from jsdelivr with no integrity hash, and was blank offline."""
+    import re
+
+    html = httpx.get(f"{server.base}{page}", timeout=30).text
+    loads = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert loads, html
+    assert not [url for url in loads if "://" in url or url.startswith("//")], loads
+    scripts = [url for url in loads if url.endswith(".js")]
+    assert scripts, loads
+    for url in loads:
+        r = httpx.get(f"{server.base}{url}", timeout=30)
+        assert r.status_code == 200, (url, r.status_code)
+    assert script in httpx.get(f"{server.base}{scripts[0]}", timeout=30).text

@@ -429,3 +429,30 @@ def test_promote_and_roll_back_from_the_page(browser, own_server):
     page.click("#rollback-button")  # nothing older to go back to: the server's reason, readable
     assert "Traceback" not in wait_for_text(page, "retrain-status", "Rollback failed")
     page.close()
+
+
+def test_the_page_works_under_its_content_security_policy(browser, ui_url, live_server):
+    """The page's CSP (ui/guard.py) lets in what Gradio and the page need: a diagnosis runs, and the browser reports
+    no violation of it (a blocked script, style, picture or connection would show here)."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(WAIT_MS)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
+    page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    try:
+        answer = page.goto(ui_url)
+        assert "frame-ancestors 'self'" in answer.headers["content-security-policy"]
+        page.wait_for_selector("#leaf-photo")
+        diagnose(page, leaf_photo())
+        assert text_of(page, "verdict")
+        show_dataset(page)
+        assert page.evaluate("window.__violations") == [] and console == [], (
+            page.evaluate("window.__violations"),
+            console,
+        )
+    finally:
+        page.close()

@@ -379,12 +379,13 @@ def test_datasets_and_their_stats(client, leaf_folder_module):
     catalog.dispose()
     [ds] = client.get("/v1/datasets").json()["datasets"]
     assert ds["name"] == "tiny" and ds["latest"] == 1 and ds["versions"][0]["n_images"] == 12
-    r = client.get("/v1/datasets/tiny/stats?sample=2")
+    r = client.get("/v1/datasets/tiny/stats?sample=20")
     assert r.status_code == 200, r.text
     stats = r.json()
-    assert stats["n_images"] == 12 and stats["n_classes"] == 3 and stats["n_measured"] == 6
+    assert stats["n_images"] == 12 and stats["n_classes"] == 3 and stats["n_measured"] == 12
     assert set(stats["class_counts"].values()) == {4}
-    assert client.get("/v1/datasets/tiny/stats?sample=2").json() == stats  # cached per version
+    assert client.get("/v1/datasets/tiny/stats?sample=20").json() == stats  # cached per version
+    assert_error(client.get("/v1/datasets/tiny/stats?sample=2"), 422, "invalid_request")  # only the fixed sizes
     assert_error(client.get("/v1/datasets/nope/stats"), 404, "not_found")
     assert_error(client.get("/v1/datasets/tiny/stats?version=7"), 404, "not_found")
     assert_error(client.get("/v1/datasets/tiny/stats?sample=0"), 422, "invalid_request")

@@ -14,7 +14,7 @@ from tests.conftest import synthetic_image
 
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
 from leafdoc.data.phash import canonical_phash, near_duplicate_pairs, perceptual_hashes, phash_distance
-from leafdoc.errors import ImageError, ImageTooLarge
+from leafdoc.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
 from leafdoc.images import decode, load_array, read_source
 
 T = Image.Transpose
@@ -242,3 +242,34 @@ def test_near_duplicate_pairs_only_looks_at_new_items_when_asked():
     other = canonical_phash(Image.fromarray(np.random.default_rng(5).integers(0, 255, (24, 32, 3), dtype=np.uint8)))
     assert list(near_duplicate_pairs([a, other, flipped], NEAR_DUPLICATE_BITS)) == [(2, 0)]
     assert list(near_duplicate_pairs([a, flipped, other], NEAR_DUPLICATE_BITS, start=2)) == []
+
+
+def test_an_icon_holding_a_huge_png_is_refused_before_pillow_opens_it(monkeypatch):
+    """Pillow decodes an ICO's entry while it opens the file, at a size the icon's directory does not state (a
+    1.1 MB .ico of a 20000x20000 PNG cost +1.5 GB): icons are not photos, refused by their first bytes."""
+    from PIL import IcoImagePlugin
+
+    def never(self):
+        raise AssertionError("Pillow's ICO decoder ran")
+
+    monkeypatch.setattr(IcoImagePlugin.IcoImageFile, "load", never)
+    buf = io.BytesIO()
+    Image.new("RGB", (20000, 20000)).save(buf, "PNG", compress_level=9)
+    png = buf.getvalue()
+    ico = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22) + png
+    with pytest.raises(UnsupportedImageFormat) as caught:
+        decode(ico, "icon.ico")
+    assert caught.value.status == 415 and "icon.ico" in caught.value.message and "ICO" in caught.value.message
+
+
+def test_a_webp_is_counted_at_what_its_decoder_holds():
+    """libwebp's decoder holds about 17 bytes a pixel: a 9 MP WebP is over the 114 MiB budget, a 4 MP one is not."""
+
+    def webp(side):
+        buf = io.BytesIO()
+        Image.new("RGB", (side, side), (30, 140, 60)).save(buf, "WEBP", quality=1, method=0)
+        return buf.getvalue()
+
+    with pytest.raises(ImageTooLarge, match="WEBP"):
+        decode(webp(3000), "big.webp")
+    assert min(decode(webp(2000), "ok.webp", min_side=256).size) >= 256

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -94,12 +93,14 @@ class DatasetTab(QWidget):
         self.version_box.currentIndexChanged.connect(lambda _: self.show_dataset())
         row.addWidget(self.version_box)
         row.addWidget(QLabel("Measure up to"))
-        self.sample = QSpinBox()
-        self.sample.setRange(1, 100_000)
-        self.sample.setValue(get_int(self.settings, "dataset/sample", 30))
-        self.sample.setSuffix(" photos per class")
+        self.sample = QComboBox()  # the sizes the service measures (service/datasets.py STATS_SAMPLES)
+        for size in (20, 50, 200):
+            self.sample.addItem(f"{size} photos per class", size)
+        self.sample.addItem("every photo", 0)
+        saved = self.sample.findData(get_int(self.settings, "dataset/sample", 20))
+        self.sample.setCurrentIndex(max(saved, 0))
         self.sample.setToolTip("Statistics of big datasets are measured on a sample of each class, for speed.")
-        self.sample.editingFinished.connect(self._sample_changed)
+        self.sample.activated.connect(lambda _: self._sample_changed())
         row.addWidget(self.sample)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
@@ -204,7 +205,7 @@ class DatasetTab(QWidget):
         self.show_dataset()
 
     def _sample_changed(self) -> None:
-        self.settings.setValue("dataset/sample", self.sample.value())
+        self.settings.setValue("dataset/sample", self.sample.currentData())
         self.show_dataset()
 
     def show_dataset(self) -> None:
@@ -212,7 +213,7 @@ class DatasetTab(QWidget):
         client, name = self.session.client, self.selected_name()
         if client is None or not name:
             return
-        version, sample = self.selected_version(), self.sample.value()
+        version, sample = self.selected_version(), self.sample.currentData() or None
         self.summary.setText(f"Measuring <b>{name}</b>… (the first time takes a while for big datasets)")
         key = (name, version, sample)
         self._stats_key = key
@@ -246,7 +247,7 @@ class DatasetTab(QWidget):
         self.caption.setText(next(tip for k, _, tip in PLOTS if k == kind))
         if client is None or not name:
             return
-        key = (name, self.selected_version(), self.sample.value(), kind)
+        key = (name, self.selected_version(), self.sample.currentData() or None, kind)
         self._want = key
         if key in self._plots:
             self._show(key, self._plots[key])

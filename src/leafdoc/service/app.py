@@ -13,19 +13,21 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from leafdoc import __version__
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.registry import check_promote_metric
 from leafdoc.service import errors, leftovers
-from leafdoc.service.deps import AppState
+from leafdoc.service.deps import AppState, require_admin
+from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.metrics import ServiceMetrics
-from leafdoc.service.middleware import BodyLimit, RequestMetrics, ShedLoad
+from leafdoc.service.middleware import AdminGate, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.protocol import TIMEOUT_STATE_KEY
-from leafdoc.service.ratelimit import rate_limiter
+from leafdoc.service.ratelimit import RateLimiter, rate_limiter
 from leafdoc.service.routes import (
     advice,
     datasets,
@@ -38,11 +40,10 @@ from leafdoc.service.routes import (
     uploads,
 )
 from leafdoc.service.serving import ModelHolder
-from leafdoc.settings import Settings
+from leafdoc.settings import MULTIPART_OVERHEAD, Settings
 
 log = logging.getLogger(__name__)
 
-MULTIPART_OVERHEAD = 256 * 1024
 
 DESCRIPTION = """
 Diagnose plant diseases from leaf photos, explain the diagnosis, and run the model's life:
@@ -54,19 +55,34 @@ Prediction routes are open. Uploads, training and promotion need the admin token
 """
 
 
+UI_UPLOAD = "/ui/gradio_api/upload"  # the web page's uploads (Gradio's route): a photo, or the Retrain tab's zip
+
+
 def body_limits(settings: Settings):
-    """Per-route request size limits: one image, a batch of images, or a bulk upload."""
+    """Per-route request size limits: one image (the page's uploads too), a batch of images, a bulk upload; every
+    other route takes JSON or nothing, and at most `max_json_bytes` of it."""
     single = min(settings.max_request_bytes, settings.max_image_bytes + MULTIPART_OVERHEAD)
     batch = min(settings.max_request_bytes, settings.max_batch_images * settings.max_image_bytes + MULTIPART_OVERHEAD)
 
     def limit_for(path: str) -> int:
-        if path in ("/v1/predict", "/v1/explain"):
+        if path in ("/v1/predict", "/v1/explain", UI_UPLOAD):
             return single
         if path == "/v1/predict/batch":
             return batch
-        return settings.max_request_bytes
+        if path == "/v1/uploads":
+            return settings.max_request_bytes
+        return settings.max_json_bytes
 
     return limit_for
+
+
+def admin_routes(routes) -> list:
+    """The routes that need the admin token (require_admin among their dependencies, the router's included)."""
+
+    def needs(dependant) -> bool:
+        return any(d.call is require_admin or needs(d) for d in dependant.dependencies)
+
+    return [r for r in routes if isinstance(r, APIRoute) and needs(r.dependant)]
 
 
 def build_state(settings: Settings) -> AppState:
@@ -101,7 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # service/docs.py serves them with their own files
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.leafdoc = state
     errors.install(app)
     routers = [m.router for m in (predict, advice, feedback, monitoring, uploads, jobs, models, datasets, health)]
@@ -112,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         mount_ui(app, settings)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
+    gated = admin_routes(r for router in routers for r in router.routes)
+    app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too

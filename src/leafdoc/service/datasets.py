@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore
 from leafdoc.errors import NotFound
 from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
+from leafdoc.service.errors import InvalidRequest
 from leafdoc.settings import Settings
+
+# The sample sizes (photos measured per class) statistics are computed for; none: every photo. Each is computed once
+# per dataset version and cached, so a client cannot make the server measure a dataset again by asking for another
+# size (61 sizes in a row cost 6-8 s of CPU each on 1,500 photos, and left 61 cache files).
+STATS_SAMPLES = (20, 50, 200)
+_computing: dict[str, threading.Lock] = {}  # one computation per cache file at a time; the others wait for it
+_computing_lock = threading.Lock()
+
+
+def check_sample(sample: int | None) -> None:
+    if sample is not None and sample not in STATS_SAMPLES:
+        raise InvalidRequest(
+            f"sample={sample}: statistics are measured on {', '.join(map(str, STATS_SAMPLES))} photos per class, "
+            "or on every photo.",
+            hint=f"Ask for one of {', '.join(map(str, STATS_SAMPLES))}, or leave `sample` out.",
+        )
 
 
 def dataset_stats(
@@ -18,18 +36,22 @@ def dataset_stats(
     # stats.py draws with matplotlib: import it only when someone asks for statistics.
     from leafdoc.data.stats import catalog_entries, compute_stats
 
+    check_sample(sample)
     entries, number = catalog_entries(catalog, store, name, version)  # NotFound for unknown names/versions
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     cached = settings.cache_dir / "stats" / f"{safe}-v{number}-sample{sample or 'all'}.json"
-    if cached.is_file():
-        try:
-            return json.loads(cached.read_text())
-        except ValueError:
-            pass
-    result = compute_stats(entries, sample=sample, source=f"{name} v{number}", max_pixels=settings.max_image_pixels)
-    result["dataset"], result["version"] = name, number
-    atomic_write_json(cached, result)
-    return result
+    with _computing_lock:
+        lock = _computing.setdefault(str(cached), threading.Lock())
+    with lock:
+        if cached.is_file():
+            try:
+                return json.loads(cached.read_text())
+            except ValueError:
+                pass
+        result = compute_stats(entries, sample=sample, source=f"{name} v{number}", max_pixels=settings.max_image_pixels)
+        result["dataset"], result["version"] = name, number
+        atomic_write_json(cached, result)
+        return result
 
 
 PLOT_KINDS = ("class_distribution", "sizes", "colour", "sharpness", "samples")

@@ -52,17 +52,38 @@ async def require_admin(  # async for the same reason as get_state: it does no I
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header: str | None = Depends(_header),
 ) -> None:
-    expected = state.settings.admin_token
+    """The admin check, in the route's signature for OpenAPI; middleware.AdminGate has made it (and counted a wrong
+    token) before the body was read."""
+    check_admin_token(state.settings.admin_token, (bearer.credentials if bearer else None) or header)
+
+
+def admin_token_given(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token a request sends, from its raw ASGI headers: `Authorization: Bearer <token>` or `X-Admin-Token`."""
+    bearer = header = None
+    for key, value in headers:
+        if key == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                bearer = credentials
+        elif key == b"x-admin-token":
+            header = value.decode("latin-1") or None
+    return bearer or header
+
+
+def check_admin_token(expected: str | None, given: str | None) -> None:
     if not expected:
         raise AdminDisabled(
             "admin routes are disabled on this server: no admin token is configured.",
             hint="Start the server with LEAFDOC_ADMIN_TOKEN set.",
         )
-    given = (bearer.credentials if bearer else None) or header
     if not given:
         raise Unauthorized(
             "this route needs the admin token.",
             hint="Send `Authorization: Bearer <token>` (or `X-Admin-Token: <token>`).",
         )
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("the admin token is wrong.", hint="Check LEAFDOC_ADMIN_TOKEN on the server.")
+        raise WrongToken("the admin token is wrong.", hint="Check LEAFDOC_ADMIN_TOKEN on the server.")
+
+
+class WrongToken(Unauthorized):
+    """A token was sent and it is not the admin token (what AdminGate counts per client)."""

@@ -1,6 +1,6 @@
 """ASGI middleware: request size limits (413 before the body is read when Content-Length says so, and
-while it streams otherwise), load shedding when the worker's event loop falls behind, and request metrics by
-route template."""
+while it streams otherwise), the admin token checked before an admin route reads its body (wrong tokens limited
+per client), load shedding when the worker's event loop falls behind, and request metrics by route template."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ import json
 import time
 from collections.abc import Callable
 
-from leafdoc.errors import LeafdocError, RequestTooLarge
+from starlette.routing import BaseRoute, Match
+
+from leafdoc.errors import LeafdocError, too_large
+from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
 from leafdoc.service.metrics import ServiceMetrics
+from leafdoc.service.ratelimit import RateLimited, RateLimiter
 
 SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to
-
-
-def _too_large(limit: int, got: int | None = None) -> RequestTooLarge:
-    size = f"{got:,} bytes" if got is not None else "the request body"
-    return RequestTooLarge(
-        f"{size} is over this route's limit of {limit:,} bytes.",
-        hint="Send fewer or smaller files per request, or raise LEAFDOC_MAX_REQUEST_BYTES / LEAFDOC_MAX_IMAGE_BYTES.",
-    )
 
 
 async def _answer(send, exc: LeafdocError) -> None:
@@ -43,7 +39,7 @@ class BodyLimit:
         limit = self.limit_for(scope.get("path", ""))
         declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _answer(send, _too_large(limit, int(declared)))
+            return await _answer(send, too_large(limit, int(declared)))
         received = 0
 
         async def limited_receive():
@@ -52,10 +48,41 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _too_large(limit)
+                    raise too_large(limit)
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class AdminGate:
+    """The admin token of a request to an admin route (`routes`), checked from its headers before anything reads its
+    body: FastAPI reads and parses a JSON body before it runs the route's dependencies, so a 190 MiB body to
+    /v1/models/rollback cost +570 MB before its 401. Wrong tokens are counted per client address (`failures`, a
+    bucket per address in this worker): once a client has used them up, its admin requests are answered 429 with
+    Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at network speed."""
+
+    def __init__(self, app, routes: list[BaseRoute], token: str | None, failures: RateLimiter):
+        self.app, self.routes, self.token, self.failures = app, routes, token, failures
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and any(r.matches(scope)[0] == Match.FULL for r in self.routes):
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            try:
+                self.failures.take(client, "wrong admin tokens", cost=0)
+                check_admin_token(self.token, admin_token_given(scope.get("headers", [])))
+            except WrongToken as wrong:
+                return await _answer(send, self._counted(client, wrong))
+            except LeafdocError as exc:
+                return await _answer(send, exc)
+        await self.app(scope, receive, send)
+
+    def _counted(self, client: str, wrong: WrongToken) -> LeafdocError:
+        """A wrong token counted against `client`: its 401, or the 429 of the one that used its bucket up."""
+        try:
+            self.failures.take(client, "wrong admin tokens")
+        except RateLimited as limited:
+            return limited
+        return wrong
 
 
 class Busy(LeafdocError):

@@ -43,16 +43,19 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def take(self, client: str, what: str) -> None:
-        """One request of `client`, or RateLimited with the seconds to wait."""
+    def take(self, client: str, what: str, cost: float = 1.0) -> None:
+        """One request of `client`, or RateLimited with the seconds to wait. `cost` 0: only whether `client` has a
+        token left (RateLimited if not), taking none."""
         now = self.clock()
         with self._lock:
+            if cost == 0 and client not in self._buckets:
+                return  # a client never counted is not remembered just for being looked at
             tokens, at = self._buckets.pop(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - at) * self.rate)
             if tokens < 1.0:
                 self._buckets[client] = (tokens, now)
                 raise limited(what, self.burst, self.rate, tokens)
-            self._buckets[client] = (tokens - 1.0, now)
+            self._buckets[client] = (tokens - cost, now)
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
 

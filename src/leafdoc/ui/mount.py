@@ -13,6 +13,7 @@ With several API workers the page runs in a process of its own, and the workers 
 Gradio keeps visitors' uploads and the files it serves in its cache folder, by default one shared by every
 Gradio app on the machine (/tmp/gradio). The page gets a folder of its own under the data home's cache
 (`use_page_folder`), and what Gradio answers about a file it refuses names no path (`_quiet_file_errors`).
+Around every request: the checks and headers of ui/guard.py (host names, security headers, uploads).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ if TYPE_CHECKING:
 
     from leafdoc.settings import Settings
 
+from leafdoc.settings import MULTIPART_OVERHEAD
+from leafdoc.ui.guard import HOST_REFUSED, PageUploads, refused_host, with_headers
 from leafdoc.ui.proxy import PageProxy, plain_answer
-from leafdoc.ui.where import use_page_folder
+from leafdoc.ui.where import page_folder, use_page_folder
 
 log = logging.getLogger(__name__)
 
 UI_PATH = "/ui"
+UPLOAD_ROUTE = "/gradio_api/upload"
 FILE_REFUSED = json.dumps({"detail": "File not allowed."}).encode()
 
 
@@ -45,11 +49,17 @@ class LazyPage:
 
     def __init__(self, settings: Settings, path: str):
         self.settings, self.path = settings, path
+        self.allowed_hosts = frozenset(h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip())
+        limit = settings.max_image_bytes + MULTIPART_OVERHEAD
+        self.uploads = PageUploads(page_folder(settings), settings.ui_folder_bytes, limit)
         self._app: Any = None
         self._lock = asyncio.Lock()
         self._running = AsyncExitStack()
 
     async def __call__(self, scope, receive, send) -> None:
+        refused = refused_host(scope, self.allowed_hosts) if scope["type"] == "http" else None
+        if refused is not None:  # before anything else: such a request does not build the page either
+            return await plain_answer(send, 400, HOST_REFUSED.format(host=refused))
         if self._app is None:
             try:
                 await self._start()
@@ -57,8 +67,14 @@ class LazyPage:
                 log.exception("the web page could not be built")
                 await plain_answer(send, 503, "The web page could not be started; the server log says why.")
                 return
-        if scope["type"] == "http" and _is_file_route(scope.get("path", "")):
+        if scope["type"] != "http":
+            return await self._app(scope, receive, send)
+        path = scope.get("path", "")
+        send = with_headers(send, file_route=_is_file_route(path))
+        if _is_file_route(path):
             send = _quiet_file_errors(send)
+        if path.endswith(UPLOAD_ROUTE) and scope.get("method") == "POST":
+            return await self.uploads(self._app, scope, receive, send)
         await self._app(scope, receive, send)
 
     async def _start(self) -> None:

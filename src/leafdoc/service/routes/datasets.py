@@ -9,13 +9,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from leafdoc.data.datasets import list_datasets
-from leafdoc.service.datasets import dataset_plot, dataset_stats
+from leafdoc.service.datasets import STATS_SAMPLES, dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.redact import redact
 from leafdoc.service.routes import errors
 from leafdoc.service.schemas import DatasetList
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+SAMPLE_HELP = f"Measure at most this many images per class: one of {', '.join(map(str, STATS_SAMPLES))}; default: all."
 
 
 @router.get("", response_model=DatasetList, summary="Datasets and their versions")
@@ -31,7 +32,7 @@ def datasets(state: AppState = Depends(get_state)) -> dict:
 async def stats(
     name: str,
     version: int | None = Query(None, ge=1, description="Default: the latest version."),
-    sample: int | None = Query(None, ge=1, description="Measure at most this many images per class."),
+    sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> dict:
     answer = await run_in_threadpool(dataset_stats, state.settings, state.catalog, state.store, name, version, sample)
@@ -48,7 +49,7 @@ async def plot(
     name: str,
     kind: Literal["class_distribution", "sizes", "colour", "sharpness", "samples"],
     version: int | None = Query(None, ge=1, description="Default: the latest version."),
-    sample: int | None = Query(None, ge=1, description="Measure at most this many images per class."),
+    sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> Response:
     png = await run_in_threadpool(dataset_plot, state.settings, state.catalog, state.store, name, kind, version, sample)
