@@ -61,11 +61,12 @@ def prepare(
     version: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     train_only: frozenset[str] = frozenset(),
+    seen: frozenset[str] = frozenset(),
 ) -> TrainData:
     """The dataset version's photos split by class (near-duplicates together) and decoded once into the cache;
     `train_only` sha256s go to training whole (see prepare_data)."""
     return prepare_data(
-        ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress, train_only=train_only
+        ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress, train_only=train_only, seen=seen
     )
 
 
