@@ -286,7 +286,7 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     keras.Model.fit = lambda self, x, *a, **kw: fits.append(getattr(x, "shape", None)) or real_fit(self, x, *a, **kw)
     try:
         out = tmp_path / "model"
-        card = train_model(cfg, data, out, checkpoint_dir=tmp_path / "ck")
+        card = train_model(cfg, data, out, checkpoint_dir=tmp_path / "ck").card
     finally:
         trainer._features, keras.Model.fit = real, real_fit
     counts = data.counts()

@@ -74,3 +74,10 @@ def test_the_threshold_is_the_lowest_that_keeps_answers_right_often_enough(preci
     lab[:10] = True
     _, fig2 = choose_threshold(top, right, np.arange(400) >= 10, lab, precision)
     assert fig2["n_val"] == 400
+
+
+def test_a_model_says_which_crops_it_learnt_in_the_field_and_which_only_in_the_lab():
+    from leafdoc.inference.fieldcrops import crops_known
+
+    assert crops_known(LABELS, {"learnt": LEARNT}) == {"field": ["corn", "tomato"], "lab_only": ["apple"]}
+    assert crops_known(LABELS, None) == {"field": [], "lab_only": ["apple", "corn", "tomato"]}

@@ -54,6 +54,17 @@ def knows_in_field(card_field: dict | None, label: str) -> bool:
     return crop_of(label) in learnt_crops(card_field)
 
 
+def crops_known(labels: Sequence[str], card_field: dict | None) -> dict[str, list[str]]:
+    """The crops of a model's labels, by what it learnt them from: field photos and lab photos, or lab photos only
+    (as a sentence names them: `corn`, `pepper, bell`)."""
+    learnt = set(learnt_crops(card_field))
+    crops = sorted({crop_of(label) for label in labels})
+    return {
+        "field": [crop_name(c) for c in crops if c in learnt],
+        "lab_only": [crop_name(c) for c in crops if c not in learnt],
+    }
+
+
 def lab_only_message(label: str, learnt: Sequence[str]) -> str:
     crop = crop_name(crop_of(label))
     known = listed([crop_name(c) for c in learnt])
