@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--finish",
+        action="store_true",
+        help="end a stopped run now: the model folder from the best epoch its checkpoint holds (same options)",
+    )
     args = ap.parse_args(argv)
 
     home = args.home.resolve()
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     td.repeat = np.array([args.field_repeat if s in field_shas["train"] else 1 for s in td.shas], dtype=np.int64)
     print(f"{len(td.classes)} classes; {td.counts()}", flush=True)
     checkpoint = beside(args.out)
-    if not args.resume:
+    if not (args.resume or args.finish):
         shutil.rmtree(checkpoint, ignore_errors=True)
     with stop_on_signals(), training_bar(False) as bar:
         task = bar.add_task("training", total=None, info="")
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
             checkpoint_dir=checkpoint,
             originals=ws.store.get,
+            finish=args.finish,
         ).card
     print(json.dumps(card.test_metrics, indent=1)[:2000])
     return 0

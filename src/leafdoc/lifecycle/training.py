@@ -81,6 +81,7 @@ def train_model(
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
     originals: Callable[[str], bytes] | None = None,
+    finish: bool = False,
 ) -> TrainedModel:
     """Train, export, score, calibrate; write the model folder `out` atomically (it replaces an older one only
     once complete). With `checkpoint_dir` a run stopped part-way continues from its last epoch; the
@@ -105,6 +106,7 @@ def train_model(
             parent_version=parent_version,
             provenance=provenance,
             checkpoint_dir=checkpoint_dir,
+            finish=finish,
         )
         te, va, tr = data.indices("test"), data.indices("val"), data.indices("train")
         if on_event:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -508,6 +509,30 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     return done
 
 
+def finished_from_checkpoint(model, checkpoint) -> dict:
+    """End a stopped run now (`finish`): the model takes the best epoch's weights its checkpoint holds, and the
+    run's history and times are the checkpoint's. For a run that cannot go on to its last epoch (the machine is
+    needed, the session ends): the card's history says how many epochs it had."""
+    state = checkpoint.state if checkpoint else None
+    best = checkpoint.arrays("best") if state else None
+    if best is None:
+        where = checkpoint.folder if checkpoint else "(no checkpoint folder)"
+        why = f" ({checkpoint.ignored})" if checkpoint and checkpoint.ignored else ""
+        raise ModelError(
+            f"{where}: no checkpoint of this run to finish from{why}.",
+            hint="Finish only a run stopped part-way, with the same settings and data.",
+        )
+    model.set_weights(best)
+    return {
+        "history": state["history"],
+        "best_epoch": state["best"]["epoch"],
+        "best_val": state["best"]["logs"],
+        "train_seconds": state["train_seconds"],
+        "train_seconds_before_resume": state["train_seconds"],
+        "finished_early": {"phase": state["phase"], "epoch": state["epoch"]},
+    }
+
+
 def _early_stopping(key: str, patience: int):
     """Keras' early stopping, whose count can be carried over from a checkpoint (set `.saved`)."""
     import keras
@@ -574,6 +599,7 @@ def train(
     parent_version: str | None = None,
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
+    finish: bool = False,
 ) -> ModelCard:
     """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
     figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
@@ -594,7 +620,8 @@ def train(
         model = build_model(cfg, len(data.classes), data.cache_dir / "weights" if data.cache_dir else None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
         checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
-        result = fit(model, cfg, data, on_event, checkpoint)
+        train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
+        result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
 
     folder = Path(folder)
@@ -649,7 +676,11 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             },
             "parent_version": parent,
             "warm_start": warm,
-            "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
+            "training": {
+                **cfg.model_dump(),
+                "strategy": result.get("strategy"),
+                **({"finished_early": result["finished_early"]} if result.get("finished_early") else {}),
+            },
             "best_epoch": result["best_epoch"],
             "train_seconds": round(result["train_seconds"], 1),
             "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
