@@ -29,6 +29,14 @@ def calibrate(
             "sha256 starts with 0-7; the rest stay held out."
         ),
     ] = None,
+    field_learnt: Annotated[
+        list[Path] | None,
+        folders_option(
+            "A folder of field photos the model was trained on (repeatable; class folders named by label): field "
+            "photos of their crops are then answered when the model is sure (a threshold set on the photos whose "
+            "sha256 starts with 8-b), and field photos of other crops refused as known only from lab photos."
+        ),
+    ] = None,
     target: Annotated[float, typer.Option(help="Share of validation leaf photos the threshold may refuse.")] = 0.01,
     field_budget: Annotated[
         float | None,
@@ -76,6 +84,8 @@ def calibrate(
     )
     from leafdoc.modelfolder import read_card
 
+    if field_learnt:
+        learn_field_crops(model_dir, field_learnt)
     field_section = read_card(model_dir).field
     if as_json:
         emit_json({**section, "field": field_section} if field_section else section)
@@ -191,3 +201,28 @@ def evaluate(
         emit_json(result)
     else:
         print_evaluation(result)
+
+
+def learn_field_crops(model_dir: Path, folders: list[Path]) -> None:
+    """`calibrate --field-learnt`: the card's `field.learnt` (inference/fieldcrops.py)."""
+    from leafdoc.errors import ModelError
+    from leafdoc.inference.fieldcrops import fit_learnt
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.modelfolder import read_card, write_card
+
+    card = read_card(model_dir)
+    if card.field is None:
+        raise ModelError(
+            f"{model_dir}: it has no unlike-training check to tell field photos by.",
+            hint="Pass --field DIR (field photos) with --field-learnt to fit both.",
+        )
+    card.field = {k: v for k, v in card.field.items() if k != "learnt"}
+    write_card(model_dir, card)
+    learnt = fit_learnt(Predictor(model_dir, max_pixels=load_settings().max_image_pixels), folders)
+    card.field = {**card.field, "learnt": learnt}
+    write_card(model_dir, card)
+    out.print(
+        f"[bold green]{esc(str(model_dir))}[/]: field photos of {', '.join(learnt['crops'])} answered at "
+        f"{learnt['min_confidence']:.3f} or more: {learnt['val_answered']:.1%} of {learnt['n_val']} validation field "
+        f"photos answered, {learnt['val_right_when_answered'] or 0:.1%} of those right"
+    )

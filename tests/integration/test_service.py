@@ -293,6 +293,8 @@ def test_models_list_detail_and_their_errors(client):
     assert body["history"][0]["action"] == "seed"
     detail = client.get("/v1/models/1").json()
     assert detail["card"]["input"]["size"] == 32 and set(detail["files"]) >= {"model.onnx", "labels.json"}
+    crops = sorted({label.split("___")[0].split("_(")[0].replace("_", " ").lower() for label in m["labels"]})
+    assert m["crops"] == {"field": [], "lab_only": crops} == detail["crops"]  # learnt from lab photos only
     assert_error(client.get("/v1/models/99"), 404, "not_found")
     assert_error(client.get("/v1/models/latest"), 422, "invalid_request")
     assert_error(client.post("/v1/models/99/promote", headers=ADMIN), 404, "not_found")

@@ -495,3 +495,32 @@ def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, sett
     result, events = _resumed_fit(cfg, data, between)
     assert events[0] == {"event": "resume", "phase": "head", "epoch": 1}
     assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 2), ("fine_tune", 3)]
+
+
+def test_a_stopped_run_is_finished_from_its_best_checkpointed_epoch(tmp_path, settings, leaf_folder):
+    """`finish`: a run stopped in epoch 3 of 4 is ended now: the model folder holds the best checkpointed epoch's
+    weights (its ONNX answers as that epoch's Keras weights do), the card's history has the 2 epochs trained and says
+    it finished early; without a checkpoint it is refused with the folder named."""
+    import keras
+
+    from leafdoc.errors import ModelError
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model, train
+
+    cfg = TrainConfig(weights="none", backbone="baseline_cnn", image_size=16, epochs=4, batch_size=4, patience=10)
+    data = _prepared(settings, leaf_folder, "fin", cfg)
+    folder = tmp_path / "ck"
+    assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]
+    best = Checkpoint(folder, fingerprint(cfg, data)).arrays("best")
+    (tmp_path / "model").mkdir()
+    card = train(cfg, data, tmp_path / "model", checkpoint_dir=folder, finish=True)
+    assert [h["epoch"] for h in card.history] == [1, 2]
+    assert card.training["finished_early"] == {"phase": "scratch", "epoch": 2}
+    model = build_model(cfg, len(data.classes))
+    model.set_weights(best)
+    written = keras.saving.load_model(tmp_path / "model" / "model.keras", compile=False)
+    for a, b in zip(model.get_weights(), written.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ModelError, match="no checkpoint of this run"):
+        train(cfg, data, tmp_path / "model", checkpoint_dir=tmp_path / "none", finish=True)

@@ -261,3 +261,79 @@ def test_label_smoothing_trains_on_one_hot_rows_and_still_learns(tmp_path, setti
     assert np.array_equal(val_y, eye[data.y[data.indices("val")]])
     card = train_model(cfg, data, tmp_path / "model").card
     assert card.metrics.test["accuracy"] >= 0.9, card.metrics.test
+
+
+def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it_was(tmp_path, settings, leaf_folder):
+    """`head_on_features`: the frozen backbone's features are computed once (not in every epoch), the head trains on
+    them, and the model it writes answers photos it never saw far above chance (1/3) through the serving path; the
+    backbone's weights are ImageNet's, untouched, and the checkpoint after that phase lets a stopped run go on with
+    fine-tuning without computing the features again."""
+    import keras
+    from tests.conftest import LEARNS, fresh_accuracy
+
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train import trainer
+    from leafdoc.train.checkpoint import Checkpoint, fingerprint
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(**{**LEARNS, "head_on_features": True})
+    data, _ = _prepared(settings, leaf_folder, "feat", cfg)
+    computed = []
+    real = trainer._features
+    trainer._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
+    fits = []
+    real_fit = keras.Model.fit
+    keras.Model.fit = lambda self, x, *a, **kw: fits.append(getattr(x, "shape", None)) or real_fit(self, x, *a, **kw)
+    try:
+        out = tmp_path / "model"
+        card = train_model(cfg, data, out, checkpoint_dir=tmp_path / "ck").card
+    finally:
+        trainer._features, keras.Model.fit = real, real_fit
+    counts = data.counts()
+    assert computed == [counts["train"], counts["val"]]  # once each, not once an epoch
+    assert len(fits) == 1 and fits[0] == (counts["train"], 1280)  # the head fitted on features, not on photos
+    assert [h["phase"] for h in card.history] == ["head"] * len(card.history) and len(card.history) >= 3
+    assert fresh_accuracy(out) >= 0.6
+
+    loaded = keras.saving.load_model(out / "model.keras", compile=False).get_layer("backbone").get_weights()
+    fresh = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights").get_layer("backbone")
+    for a, b in zip(fresh.get_weights(), loaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # A checkpoint saved after the phase (what a stopped run finds): fine-tuning goes on, the features are not
+    # computed again, and the head's weights are the ones the phase learnt.
+    ft = cfg.model_copy(update={"fine_tune_epochs": 1})
+    folder = tmp_path / "ck2"
+    model = trainer.build_model(ft, len(data.classes), settings.cache_dir / "weights")
+    head_only = ft.model_copy(update={"fine_tune_epochs": 0})
+    trainer.fit(model, head_only, data, None, Checkpoint(folder, fingerprint(ft, data)))
+    learnt = model.get_layer("logits").get_weights()[0].copy()
+    computed.clear()
+    trainer._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
+    try:
+        again = trainer.build_model(ft, len(data.classes), settings.cache_dir / "weights")
+        events = []
+        result = trainer.fit(
+            again, ft, data, lambda e: events.append(e.to_dict()), Checkpoint(folder, fingerprint(ft, data))
+        )
+    finally:
+        trainer._features = real
+    assert computed == []
+    assert [h["phase"] for h in result["history"]][-1] == "fine_tune"
+    assert not np.allclose(learnt, 0) and any(e["event"] == "epoch" and e["phase"] == "fine_tune" for e in events)
+
+
+def test_repeated_photos_are_seen_that_many_times_an_epoch(tmp_path, settings, leaf_folder):
+    """TrainData.repeat: a photo repeated 3 times is in the training batches 3 times an epoch (the starter's few
+    field photos beside thousands of lab photos); the others once."""
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(weights="none", backbone="baseline_cnn", image_size=16, epochs=1, augment=False)
+    data, _ = _prepared(settings, leaf_folder, "rep", cfg)
+    tr = data.indices("train")
+    data.repeat = np.ones(len(data.shas), dtype=np.int64)
+    data.repeat[tr[0]] = 3
+    call = _spied_fit(cfg, data)
+    x, _ = _batches(call["x"])
+    seen = [int(np.sum(np.all(x.reshape(len(x), -1) == data.images[i].reshape(1, -1), axis=1))) for i in tr]
+    assert seen[0] == 3 and seen[1:] == [1] * (len(tr) - 1)

@@ -103,3 +103,22 @@ def test_near_duplicate_groups_are_transitive_and_leave_others_alone():
     groups = near_duplicate_groups([a, base[1], b, base[2], c])
     assert groups[0] == groups[2] == groups[4]
     assert len({groups[0], groups[1], groups[3]}) == 3
+
+
+def test_photos_a_warm_start_learnt_from_and_their_near_duplicates_go_to_training():
+    """`seen` (the photos of the model a run warm-starts from): each goes to training with its near-duplicates,
+    so no copy of a photo the weights already learnt is scored as unseen; the others still give each class its
+    held-out shares."""
+    items = dataset({"healthy": 60, "rust": 60})
+    seen = frozenset(sha for sha, _, _ in items[:20])
+    sha, label, h = items[3]
+    copy = (f"{7:064x}", label, near_copy(h, which=5))
+    items = items + [copy]
+    for seed in range(6):
+        assignment = split_items(items, seed=seed, seen=seen)
+        assert all(assignment[s] == "train" for s in seen)
+        assert assignment[copy[0]] == "train"
+        by = counts_by_class(items, assignment)
+        assert by["healthy"]["test"] == 9 and by["rust"]["test"] == 9  # 15% of each whole class
+    unpinned = split_items(items, seed=0)
+    assert any(unpinned[s] != "train" for s in seen)  # without `seen` they would have been held out

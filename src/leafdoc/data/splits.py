@@ -56,9 +56,16 @@ def check_classes(counts: dict[str, int], where: str = "the dataset") -> None:
 
 
 def split_items(
-    items: list[tuple[str, str, int]], seed: int = 0, val: float = 0.15, test: float = 0.15
+    items: list[tuple[str, str, int]],
+    seed: int = 0,
+    val: float = 0.15,
+    test: float = 0.15,
+    seen: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """items: (sha256, label, phash) -> {sha256: 'train'|'val'|'test'}."""
+    """items: (sha256, label, phash) -> {sha256: 'train'|'val'|'test'}.
+
+    `seen`: photos a model warm-started from was trained on. Each goes to training with its whole group of
+    near-duplicates, so no copy of a photo the weights have already learnt lands in validation or test."""
     counts: dict[str, int] = defaultdict(int)
     for _, label, _ in items:
         counts[label] += 1
@@ -74,12 +81,17 @@ def split_items(
     for g, idxs in members.items():
         by_class[items[idxs[0]][1]].append(g)
 
+    pinned = {g for g, idxs in members.items() if any(items[i][0] in seen for i in idxs)}
     rng = np.random.default_rng(seed)
     out: dict[str, str] = {}
+    for g in pinned:
+        for idx in members[g]:
+            out[items[idx][0]] = "train"
     for label in sorted(by_class):
         gs = sorted(by_class[label], key=lambda g: items[members[g][0]][0])
         gs = [gs[i] for i in rng.permutation(len(gs))]
-        n = sum(len(members[g]) for g in gs)
+        n = sum(len(members[g]) for g in gs)  # the held-out shares are of the whole class, pinned photos included
+        gs = [g for g in gs if g not in pinned]
         want = {"test": max(1, round(n * test)), "val": max(1, round(n * val))}
         got = {"test": 0, "val": 0}
         for g in gs:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafdoc.advice.lookalikes import could_be
+from leafdoc.inference.fieldcrops import knows_in_field, lab_only_message, learnt_crops
 from leafdoc.inference.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
@@ -104,8 +105,15 @@ def decide(
         return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
     field = card.field if card.ood else None
     if field and field_score is not None and field_score > float(field["threshold"]):
-        reason, message = ("unlike_training", UNLIKE_TRAINING) if field_like else ("not_a_leaf", NOT_A_LEAF)
-        return Decision(True, reason, message, (), threshold, (), ood_score)
+        top_label = labels[int(np.argmax(probs))] if len(labels) else ""
+        if not field_like:
+            return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
+        if not knows_in_field(field, top_label):
+            learnt = learnt_crops(field)
+            message = lab_only_message(top_label, learnt) if learnt else UNLIKE_TRAINING
+            return Decision(True, "unlike_training", message, (), threshold, (), ood_score)
+        # A field photo of a crop the model learnt from field photos: held to that crop's own threshold.
+        threshold = float(field["learnt"]["min_confidence"])
     ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
         return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)

@@ -234,6 +234,13 @@ class Predictor:
 
     def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
         """The answer or abstention for one photo, from its row of `decision_outputs`."""
+        score, field_score, field_like = self.field_reading(outputs, photo)
+        probs = outputs["probabilities"]
+        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like)
+
+    def field_reading(self, outputs: dict[str, np.ndarray], photo: Photo) -> tuple[float | None, float | None, bool]:
+        """The not-a-leaf score, the unlike-training score and whether a refused photo is a field photo (None, None,
+        False for the checks the card does not have)."""
         score = field_score = None
         field_like = False
         if self.ood is not None and "features" in outputs:
@@ -244,8 +251,7 @@ class Predictor:
                 prob_row, feature_row = outputs["probabilities"][None], outputs["features"][None]
                 field_score = float(self.field.scores(components, measured, prob_row, feature_row)[0])
                 field_like = bool(self.field.field_like(components, measured)[0])
-        probs = outputs["probabilities"]
-        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like)
+        return score, field_score, field_like
 
     def ood_scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray | None:
         return None if self.ood is None else self.ood.scores(features, images)

@@ -62,11 +62,12 @@ def prepare(
     version: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     train_only: frozenset[str] = frozenset(),
+    seen: frozenset[str] = frozenset(),
 ) -> TrainData:
     """The dataset version's photos split by class (near-duplicates together) and decoded once into the cache;
     `train_only` sha256s go to training whole (see prepare_data)."""
     return prepare_data(
-        ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress, train_only=train_only
+        ws.catalog, ws.store, ws.cache_dir, dataset, cfg, version, progress=progress, train_only=train_only, seen=seen
     )
 
 
@@ -81,6 +82,7 @@ def train_model(
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
     originals: Callable[[str], bytes] | None = None,
+    finish: bool = False,
 ) -> TrainedModel:
     """Train, export, score, calibrate; write the model folder `out` atomically (it replaces an older one only
     once complete). With `checkpoint_dir` a run stopped part-way continues from its last epoch; the
@@ -105,6 +107,7 @@ def train_model(
             parent_version=parent_version,
             provenance=provenance,
             checkpoint_dir=checkpoint_dir,
+            finish=finish,
         )
         te, va, tr = data.indices("test"), data.indices("val"), data.indices("train")
         if on_event:

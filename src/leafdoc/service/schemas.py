@@ -145,6 +145,17 @@ class TrainingJobList(BaseModel):
 # ---- models ----------------------------------------------------------------------------------------
 
 
+class CropsKnown(BaseModel):
+    field: list[str] = Field(
+        description="Crops learnt from field photos as well as lab photos: a field photo of one is answered when "
+        "the model is sure."
+    )
+    lab_only: list[str] = Field(
+        description="Crops known only from lab photos (one leaf on a plain background): a field photo of one is "
+        "refused (unlike_training)."
+    )
+
+
 class ModelVersion(BaseModel):
     version: int
     status: Literal["candidate", "serving", "archived", "rejected"]
@@ -158,6 +169,7 @@ class ModelVersion(BaseModel):
     labels: list[str]
     metrics: dict[str, Any] | None
     promotion: dict[str, Any] | None
+    crops: CropsKnown
 
 
 class ModelVersionDetail(ModelVersion):

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,13 @@ class TrainData:
     version: int
     cache_dir: Path | None = None  # the data home's cache: converted pretrained weights are kept under it
     preparation: Preparation | None = None  # what was done to the images (cfg's, with the lights it measured)
+    # Times each image is seen per training epoch (None: once). A few field photos beside thousands of lab
+    # photos are repeated so that the model sees them often enough to learn what the field looks like.
+    repeat: np.ndarray | None = None
+
+    def training_indices(self) -> np.ndarray:
+        tr = self.indices("train")
+        return tr if self.repeat is None else np.repeat(tr, self.repeat[tr])
 
     def indices(self, part: str) -> np.ndarray:
         return np.nonzero(self.split == part)[0]
@@ -84,13 +92,16 @@ def prepare_data(
     version: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     train_only: frozenset[str] = frozenset(),
+    seen: frozenset[str] = frozenset(),
 ) -> TrainData:
     """`train_only`: sha256s that always go to the training split and take no part in splitting the others,
-    so adding them leaves the other images' train/val/test exactly as they were (an experiment's extra source)."""
+    so adding them leaves the other images' train/val/test exactly as they were (an experiment's extra source).
+    `seen`: photos the model warm-started from learnt from: they and their near-duplicates go to training
+    (data/splits.py), so its figures stay on photos no training saw."""
     row = get_version(catalog, dataset, version)
     items = version_items(catalog, row)
     rest = [it for it in items if it[0] not in train_only]
-    assignment = split_items(rest, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction)
+    assignment = split_items(rest, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction, seen=seen)
     assignment.update({sha: "train" for sha, _, _ in items if sha in train_only})
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
@@ -309,7 +320,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
 
     from leafdoc.train.pipeline import augmenter, make_dataset
 
-    tr, train_batch = split_for_replicas(data.indices("train"), cfg.batch_size, "training", cfg.seed)
+    tr, train_batch = split_for_replicas(data.training_indices(), cfg.batch_size, "training", cfg.seed)
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
     one_hot = _one_hot(cfg, len(data.classes))  # validation's labels too: one loss scores both
     aug = augmenter(cfg.seed, cfg.zoom_in) if cfg.augment else None
@@ -384,6 +395,9 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         backbone.trainable = False
         if saved and saved["phase"] == "fine_tune":  # the head phase ended before the checkpoint
             done = saved["phase_start"]
+        elif cfg.head_on_features:
+            done = _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained)
+            saved = None
         else:
             done = run("head", cfg.epochs, cfg.base_learning_rate)
         if cfg.fine_tune_epochs:
@@ -409,6 +423,113 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None,
         "best_val": best["logs"],
         "train_seconds": trained(),  # with the part before a checkpoint this run continued from
         "train_seconds_before_resume": before,
+    }
+
+
+def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The pooled backbone features (inference mode) of `images[indices]`, a batch at a time (the cache is a
+    memmap: the photos are read as they are needed, not all at once)."""
+    import keras
+
+    pooled = keras.Model(model.input, model.get_layer("pool").output)
+    out = [
+        np.asarray(pooled.predict_on_batch(np.asarray(images[indices[i : i + batch]])))
+        for i in range(0, len(indices), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, pooled.output.shape[-1]), np.float32)
+
+
+def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained) -> int:
+    """The head phase on features computed once: the backbone is frozen and in inference mode, so every epoch
+    would compute the same features again; on 24,000 photos that is an hour an epoch on two cores, against
+    seconds on the cached features. The head's layers are the model's own, so the model is trained in place.
+    No augmentation in this phase (it would change the features); the fine-tuning phase has it. Returns the
+    phase's last epoch."""
+    import keras
+
+    if saved and saved["phase"] == "head" and saved["finished"]:
+        model.set_weights(checkpoint.arrays("weights"))
+        return saved["epoch"]
+    uniq_tr = np.unique(tr)
+    f_all = _features(model, data.images, uniq_tr)
+    f_tr = f_all[np.searchsorted(uniq_tr, tr)]  # repeated photos keep their repeats
+    f_va = _features(model, data.images, va)
+    inp = keras.Input((f_tr.shape[1],), name="features")
+    h = inp
+    for i in range(len(cfg.head_units)):
+        h = model.get_layer(f"head_dropout{i}")(model.get_layer(f"head_dense{i}")(h))
+    h = model.get_layer("dropout")(h)
+    head = keras.Model(inp, model.get_layer("probabilities")(model.get_layer("logits")(h)), name="head")
+    one_hot = _one_hot(cfg, len(data.classes))
+    y_tr, y_va = data.y[tr], data.y[va]
+    if one_hot:
+        y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
+    head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
+    stop = _early_stopping(cfg.restore_best, cfg.patience)
+    steps = int(np.ceil(len(tr) / cfg.batch_size))
+
+    class Events(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            value = logs.get(best["key"])
+            usable = value is not None and value == value  # not missing, not NaN
+            if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
+                best.update(value=value, epoch=epoch + 1, weights=model.get_weights(), logs=logs)
+            event = Epoch("head", epoch + 1, time.perf_counter() - self._t, logs)
+            best["history"].append(event.to_dict())
+            if on_event:
+                on_event(Batch("head", steps, steps))
+                on_event(event)
+
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(tr))  # Keras shuffles every epoch; a first shuffle spreads the repeats
+    with fitting():
+        hist = head.fit(
+            f_tr[order],
+            y_tr[order],
+            validation_data=(f_va, y_va),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            class_weight=cw,
+            callbacks=[Events(), stop, stop_when_asked()],
+            verbose=0,
+        )
+    done = len(hist.history.get("loss", []))
+    if checkpoint:
+        model.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg))
+        model.optimizer.build(model.trainable_variables)
+        checkpoint.save(
+            model, phase="head", phase_start=0, epoch=done, finished=True, best=best, stop=stop, train_seconds=trained()
+        )
+        if on_event:
+            on_event(Checkpointed("head", done, str(checkpoint.folder)))
+    return done
+
+
+def finished_from_checkpoint(model, checkpoint) -> dict:
+    """End a stopped run now (`finish`): the model takes the best epoch's weights its checkpoint holds, and the
+    run's history and times are the checkpoint's. For a run that cannot go on to its last epoch (the machine is
+    needed, the session ends): the card's history says how many epochs it had."""
+    state = checkpoint.state if checkpoint else None
+    best = checkpoint.arrays("best") if state else None
+    if best is None:
+        where = checkpoint.folder if checkpoint else "(no checkpoint folder)"
+        why = f" ({checkpoint.ignored})" if checkpoint and checkpoint.ignored else ""
+        raise ModelError(
+            f"{where}: no checkpoint of this run to finish from{why}.",
+            hint="Finish only a run stopped part-way, with the same settings and data.",
+        )
+    model.set_weights(best)
+    return {
+        "history": state["history"],
+        "best_epoch": state["best"]["epoch"],
+        "best_val": state["best"]["logs"],
+        "train_seconds": state["train_seconds"],
+        "train_seconds_before_resume": state["train_seconds"],
+        "finished_early": {"phase": state["phase"], "epoch": state["epoch"]},
     }
 
 
@@ -478,6 +599,7 @@ def train(
     parent_version: str | None = None,
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
+    finish: bool = False,
 ) -> ModelCard:
     """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
     figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
@@ -498,7 +620,8 @@ def train(
         model = build_model(cfg, len(data.classes), data.cache_dir / "weights" if data.cache_dir else None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
         checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
-        result = fit(model, cfg, data, on_event, checkpoint)
+        train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
+        result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
 
     folder = Path(folder)
@@ -553,7 +676,11 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             },
             "parent_version": parent,
             "warm_start": warm,
-            "training": {**cfg.model_dump(), "strategy": result.get("strategy")},
+            "training": {
+                **cfg.model_dump(),
+                "strategy": result.get("strategy"),
+                **({"finished_early": result["finished_early"]} if result.get("finished_early") else {}),
+            },
             "best_epoch": result["best_epoch"],
             "train_seconds": round(result["train_seconds"], 1),
             "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),

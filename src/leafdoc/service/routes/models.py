@@ -5,13 +5,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
-from leafdoc.registry import version_dict
+from leafdoc.inference.fieldcrops import crops_known
+from leafdoc.registry import version_dict as registry_version_dict
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def version_dict(row, serving: int | None, full: bool = False) -> dict:
+    """The registry's row, and which crops the version learnt from field photos and which only from lab photos."""
+    return {
+        **registry_version_dict(row, serving, full),
+        "crops": crops_known(list(row.labels), (row.card or {}).get("field")),
+    }
 
 
 def _pointer_answer(state: AppState, event: dict) -> dict:

@@ -1,0 +1,167 @@
+"""Retrain the starter model (models/starter) on all of PlantVillage and the field photos of corn, tomato and potato.
+
+    python scripts/train_starter.py --full DIR --field-corn DIR --field-mixed DIR --out runs/starter \\
+        [--init-from models/starter] [--resume] [--home DIR]
+
+What it does, in order (docs/retrain-starter.md explains each choice):
+1. Splits each field set by the first hex digit of each photo's sha256: 0-7 training, 8-b validation (the checks
+   are fitted on it), c-f test (figures only). The split depends only on the photos' bytes.
+2. Lays out one folder of class folders (symbolic links): every PlantVillage photo and the field photos' training
+   part, and ingests it as the dataset `starter` in the data home (`--home`, default ./runs/starter-home).
+3. Splits PlantVillage 70/15/15 per class with near-duplicates grouped; with --init-from, the photos that model was
+   trained and validated on (its split.json) and their near-duplicates go to training, so the test figures are on
+   photos no training saw. The field photos' training part goes to training only, repeated (`--field-repeat`).
+4. Trains: the head on features computed once (`head_on_features`), then the whole backbone fine-tuned, with a
+   checkpoint after every epoch (`--resume` continues a stopped run).
+The folders of field photos' validation and test parts are written under the data home for `leafdoc calibrate`
+and `benchmarks/starter_full.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def photos(folder: Path):
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(cls.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                yield cls.name, f
+
+
+def field_part(sha: str) -> str:
+    return next(part for part, digits in FIELD_PARTS.items() if sha[0] in digits)
+
+
+def link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists():
+        os.symlink(src.resolve(), dst)
+
+
+def lay_out(full: Path, fields: list[Path], home: Path) -> tuple[Path, dict[str, set[str]]]:
+    """The training folder (lab photos and the field photos' training part) and the field photos' other parts,
+    as class folders under `home`; returns the training folder and the field sha256s by part."""
+    data = home / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    for label, f in photos(full):
+        link(f, data / label / f.name)
+    shas: dict[str, set[str]] = {p: set() for p in FIELD_PARTS}
+    for folder in fields:
+        for part in FIELD_PARTS:
+            shutil.rmtree(home / f"field-{part}" / folder.name, ignore_errors=True)
+        for label, f in photos(folder):
+            sha = sha256(f)
+            part = field_part(sha)
+            shas[part].add(sha)
+            name = f"{folder.name}-{f.name}"
+            if part == "train":
+                link(f, data / label / name)
+            link(f, home / f"field-{part}" / folder.name / label / name)
+    return data, shas
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", type=Path, required=True, help="plantvillage-full, built from its manifest")
+    ap.add_argument("--field-corn", type=Path, required=True)
+    ap.add_argument("--field-mixed", type=Path, required=True)
+    ap.add_argument("--nonleaf", type=Path, action="append", default=[], help="non-leaf photos (repeatable)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--home", type=Path, default=Path("runs/starter-home"))
+    ap.add_argument("--init-from", type=Path, default=None, help="warm-start from this model folder")
+    ap.add_argument("--field-repeat", type=int, default=8, help="times a field training photo is seen per epoch")
+    ap.add_argument("--epochs", type=int, default=20, help="head epochs, on features computed once")
+    ap.add_argument("--fine-tune-epochs", type=int, default=4)
+    ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--image-size", type=int, default=160)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--finish",
+        action="store_true",
+        help="end a stopped run now: the model folder from the best epoch its checkpoint holds (same options)",
+    )
+    args = ap.parse_args(argv)
+
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["LEAFDOC_HOME"] = str(home)
+    from leafdoc.cli_print import training_bar, training_events
+    from leafdoc.data.datasets import latest_version
+    from leafdoc.data.ingest import ingest
+    from leafdoc.lifecycle.training import prepare, train_model
+    from leafdoc.lifecycle.workspace import Workspace
+    from leafdoc.settings import Settings
+    from leafdoc.train.checkpoint import beside
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.stopping import stop_on_signals
+
+    data, field_shas = lay_out(args.full, [args.field_corn, args.field_mixed], home)
+    print({part: len(s) for part, s in field_shas.items()}, "field photos by part", flush=True)
+    seen: frozenset[str] = frozenset()
+    if args.init_from:
+        split = json.loads((args.init_from / "split.json").read_text())
+        seen = frozenset(split["train"]) | frozenset(split["val"])
+    cfg = TrainConfig(
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        image_size=args.image_size,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_fraction=1.0,
+        learning_rate=1e-3,
+        patience=3,
+        class_weights=args.class_weights,
+        head_on_features=True,
+        framing="leaf",
+        white_balance="light-range",
+        nonleaf_dirs=[str(p.resolve()) for p in args.nonleaf],
+        field_dirs=[],
+        seed=0,
+    )
+    ws = Workspace.open(Settings())
+    if (args.resume or args.finish) and latest_version(ws.catalog, "starter") is not None:
+        print("the photos were ingested by the run this one continues", flush=True)  # 35,000 photos: minutes
+    else:
+        res = ingest(data, ws.catalog, ws.store, "starter", max_pixels=ws.settings.max_image_pixels)
+        print(f"ingested: {len(res.rejected)} rejected", flush=True)
+    td = prepare(ws, "starter", cfg, train_only=frozenset(field_shas["train"]), seen=seen)
+    import numpy as np
+
+    td.repeat = np.array([args.field_repeat if s in field_shas["train"] else 1 for s in td.shas], dtype=np.int64)
+    print(f"{len(td.classes)} classes; {td.counts()}", flush=True)
+    checkpoint = beside(args.out)
+    if not (args.resume or args.finish):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    with stop_on_signals(), training_bar(False) as bar:
+        task = bar.add_task("training", total=None, info="")
+        card = train_model(
+            cfg,
+            td,
+            args.out,
+            on_event=training_events(bar, task),
+            init_from=args.init_from,
+            checkpoint_dir=checkpoint,
+            originals=ws.store.get,
+            finish=args.finish,
+        ).card
+    print(json.dumps(card.test_metrics, indent=1)[:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""fieldcrops.py: a field photo of a crop the model learnt from field photos is answered when the model is sure; a
+field photo of a crop it knows only from lab photos is refused in words that say so; lab photos are unaffected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leafdoc.inference.abstain import decide
+from leafdoc.inference.fieldcrops import choose_threshold, crop_name, crop_of, field_part
+from leafdoc.modelfolder import ModelCard
+
+LABELS = ["Apple___Apple_scab", "Corn_(maize)___Common_rust_", "Corn_(maize)___healthy", "Tomato___Late_blight"]
+
+
+def card(learnt: dict | None) -> ModelCard:
+    field = {"threshold": 0.0, **({"learnt": learnt} if learnt else {})}
+    return ModelCard.model_construct(field=field, ood={"threshold": 9.0}, abstain={"min_confidence": 0.5})
+
+
+def probs(top: int, p: float) -> np.ndarray:
+    out = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1))
+    out[top] = p
+    return out
+
+
+LEARNT = {"crops": ["Corn_(maize)", "Tomato"], "min_confidence": 0.8}
+
+
+def test_names_of_crops_read_as_a_sentence_says_them():
+    assert crop_of("Corn_(maize)___Common_rust_") == "Corn_(maize)"
+    assert crop_name("Corn_(maize)") == "corn" and crop_name("Pepper,_bell") == "pepper, bell"
+    assert field_part(b"x") in ("train", "val", "test")
+
+
+def test_a_field_photo_of_a_learnt_crop_is_answered_only_above_its_own_threshold():
+    sure = decide(probs(1, 0.9), LABELS, card(LEARNT), field_score=1.0, field_like=True)
+    assert not sure.abstained and sure.threshold == 0.8
+    # 0.7 would answer a lab photo (threshold 0.5) but not a field photo: unsure, between candidates
+    doubt = decide(probs(1, 0.7), LABELS, card(LEARNT), field_score=1.0, field_like=True)
+    assert doubt.abstained and doubt.reason == "unsure" and "Corn_(maize)___Common_rust_" in doubt.candidates
+    lab = decide(probs(1, 0.7), LABELS, card(LEARNT), field_score=-1.0, field_like=False)
+    assert not lab.abstained  # not a field photo: the lab threshold, as before
+
+
+def test_a_field_photo_of_a_lab_only_crop_is_refused_in_those_words():
+    d = decide(probs(0, 0.99), LABELS, card(LEARNT), field_score=1.0, field_like=True)
+    assert d.abstained and d.reason == "unlike_training"
+    assert "field photo of apple" in d.message and "apple only from lab photos" in d.message
+    assert "corn and tomato" in d.message
+    nonleaf = decide(probs(1, 0.99), LABELS, card(LEARNT), field_score=1.0, field_like=False)
+    assert nonleaf.reason == "not_a_leaf"
+
+
+def test_without_learnt_crops_every_field_photo_is_refused_as_before():
+    d = decide(probs(1, 0.99), LABELS, card(None), field_score=1.0, field_like=True)
+    assert d.abstained and d.reason == "unlike_training" and "only from lab photos" not in d.message
+
+
+@pytest.mark.parametrize("precision", [0.8, 0.9])
+def test_the_threshold_is_the_lowest_that_keeps_answers_right_often_enough(precision):
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.3, 1.0, 400)
+    right = rng.uniform(0, 1, 400) < top  # surer answers are right more often
+    flagged = np.ones(400, bool)
+    t, fig = choose_threshold(top, right, flagged, np.zeros(400, bool), precision)
+    answered = top >= t
+    assert right[answered].mean() >= precision
+    lower = top[top < t].max()  # the next lower candidate would fall short
+    assert right[top >= lower].mean() < precision
+    assert fig["val_answered"] == pytest.approx(answered.mean(), abs=1e-4)
+    # photos the check does not call field photos are decided by the lab rules, whatever the threshold
+    lab = np.zeros(400, bool)
+    lab[:10] = True
+    _, fig2 = choose_threshold(top, right, np.arange(400) >= 10, lab, precision)
+    assert fig2["n_val"] == 400
+
+
+def test_a_model_says_which_crops_it_learnt_in_the_field_and_which_only_in_the_lab():
+    from leafdoc.inference.fieldcrops import crops_known
+
+    assert crops_known(LABELS, {"learnt": LEARNT}) == {"field": ["corn", "tomato"], "lab_only": ["apple"]}
+    assert crops_known(LABELS, None) == {"field": [], "lab_only": ["apple", "corn", "tomato"]}
