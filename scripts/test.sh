@@ -2,11 +2,10 @@
 # Install everything (system packages, locked Python packages) and run the whole test suite.
 #   bash scripts/test.sh                 # every test
 #   bash scripts/test.sh -m unit         # pytest's options apply to both passes below
-# Two passes: first every test not marked `serial`, in one process by default (LEAFDOC_TEST_PROCESSES=2 runs it
-# in two at once with pytest-xdist: twice as fast on a quiet two-core machine, slower on CI's, see the README; since
-# 2026-11-27 each process takes its share of the cores' threads and the tiny model is trained once per run, which
-# CI has not measured yet: docs/test-suite.md);
-# then the `serial` ones alone, as they measure how the machine shares work out.
+# Two passes: first every test not marked `serial`, in two processes at once with pytest-xdist (each takes its share
+# of the cores' threads for TensorFlow, ONNX Runtime and BLAS, and the tiny model is trained once per run:
+# tests/conftest.py; LEAFDOC_TEST_PROCESSES=0 runs it in one process); then the `serial` ones alone, as they measure
+# how the machine shares work out. Timings and why two: docs/test-suite.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-packages.sh
@@ -16,7 +15,7 @@ export QT_QPA_PLATFORM=offscreen TF_CPP_MIN_LOG_LEVEL=3
 .venv/bin/ruff format --check src tests benchmarks
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 first=0 second=0
-"${PYTEST[@]}" -n "${LEAFDOC_TEST_PROCESSES:-0}" --serial-tests=without --durations=25 "$@" || first=$?
+"${PYTEST[@]}" -n "${LEAFDOC_TEST_PROCESSES:-2}" --serial-tests=without --durations=25 "$@" || first=$?
 "${PYTEST[@]}" --serial-tests=only "$@" || second=$?
 # pytest's 5 says a pass selected no test (`-m unit` has no serial test): a failure only if both passes say it.
 if [ "$first" -eq 5 ] && [ "$second" -eq 5 ]; then exit 5; fi
