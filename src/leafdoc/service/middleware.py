@@ -41,17 +41,30 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _answer(send, too_large(limit, int(declared)))
         received = 0
+        over: LeafdocError | None = None  # set once the body passed the limit while it was read
+        replaced = False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise too_large(limit)
+                    over = too_large(limit)
+                    raise over
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def answer_413(message):
+            # FastAPI reads a JSON body inside its own try and answers any error there as 400 "There was an error
+            # parsing the body": a body cut off at the limit is answered 413 all the same, whoever read it.
+            nonlocal replaced
+            if over is None:
+                return await send(message)
+            if message["type"] == "http.response.start" and not replaced:
+                replaced = True
+                await _answer(send, over)
+
+        await self.app(scope, limited_receive, answer_413)
 
 
 class AdminGate:
