@@ -176,7 +176,7 @@ class LeafdocUser(FastHttpUser):
     @task(1)
     def dataset_stats(self):
         if self.dataset:
-            self.client.get(f"/v1/datasets/{self.dataset}/stats?sample=5", name="/v1/datasets/{name}/stats")
+            self.client.get(f"/v1/datasets/{self.dataset}/stats?sample=20", name="/v1/datasets/{name}/stats")
 
     @tag("reads")
     @task(1)

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_fraction=1.0,
         learning_rate=1e-3,
+        batch_size=32,  # pinned: TrainConfig's default (a lab's first model) is 16
         patience=3,
         class_weights=args.class_weights,
         head_on_features=True,

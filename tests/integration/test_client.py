@@ -61,10 +61,10 @@ def test_bad_photo_is_a_readable_error(client):
 
 def test_datasets_stats_and_plots(client):
     [ds] = [d for d in client.datasets() if d["name"] == "tiny"]
-    stats = client.dataset_stats("tiny", sample=3)
+    stats = client.dataset_stats("tiny", sample=20)
     assert set(stats["class_counts"]) == set(TINY_CLASSES)
     for kind in ("class_distribution", "sizes", "colour", "sharpness", "samples"):
-        png = client.dataset_plot("tiny", kind, sample=3)
+        png = client.dataset_plot("tiny", kind, sample=20)
         img = Image.open(io.BytesIO(png))
         assert img.format == "PNG" and img.width > 200, kind
     with pytest.raises(ApiError) as err:

@@ -28,7 +28,7 @@ def starter():
 
 
 def answers(starter, *paths) -> list[dict]:
-    return [p.to_dict() for p in starter.predict_files(list(paths), k=5)]
+    return [p.model_dump() for p in starter.predict_files(list(paths), k=5)]
 
 
 def test_late_blight_taken_for_early_blight_says_to_check_for_late_blight(starter):

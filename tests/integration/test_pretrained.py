@@ -186,7 +186,13 @@ def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings, m
     catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
     ingest(leaves, catalog, store, "tiny")
     cfg = TrainConfig(
-        backbone="efficientnet_lite0", weights="imagenet", image_size=32, epochs=1, fine_tune_epochs=0, batch_size=4
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        image_size=32,
+        epochs=1,
+        fine_tune_epochs=0,
+        batch_size=4,
+        fine_tune_fraction=0.3,  # the top 30% learns in fine-tuning, so the bottom must stay put
     )
     data = prepare_data(catalog, store, settings.cache_dir, "tiny", cfg)
     catalog.dispose()

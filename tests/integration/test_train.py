@@ -480,7 +480,13 @@ def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, sett
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(
-        weights=str(_own_weights(tmp_path)), image_size=32, alpha=0.35, epochs=1, fine_tune_epochs=2, batch_size=8
+        backbone="mobilenet_v2",
+        weights=str(_own_weights(tmp_path)),
+        image_size=32,
+        alpha=0.35,
+        epochs=1,
+        fine_tune_epochs=2,
+        batch_size=8,
     )
     data = _prepared(settings, leaf_folder, "ck2", cfg)
     folder = tmp_path / "ck"

@@ -18,7 +18,8 @@ with TestClient(create_app(Settings(home=sys.argv[1] + "/off", ui=False))) as c:
     out["off_ui"] = c.get("/ui/").status_code
     out["off_models"] = c.get("/v1/models").status_code
 out["gradio_after_off"] = "gradio" in sys.modules
-with TestClient(create_app(Settings(home=sys.argv[1] + "/on"))) as c:
+# localhost: a host name the page answers to (it refuses others, against DNS rebinding)
+with TestClient(create_app(Settings(home=sys.argv[1] + "/on")), base_url="http://localhost") as c:
     out["models"] = c.get("/v1/models").status_code
     out["gradio_before_visit"] = "gradio" in sys.modules
     page = c.get("/ui/")
