@@ -21,10 +21,34 @@ TIPS = (
     "**On a plain background**: pick the leaf and lay it on a sheet of paper.",
     "**From above, in daylight**: no flash, no deep shade.",
     "**In focus**: hold still and let the camera focus on the leaf.",
-    "**Of a plant it knows**: the model knows only the plants and diseases it was trained on (the starter "
-    "model: 30 kinds of leaf of 10 crops: apple, blueberry, cherry, corn, orange, bell pepper, potato, "
-    "raspberry, strawberry, tomato).",
+    "**Of a plant it knows**: the model knows only the plants and diseases it was trained on (which, and from "
+    "what kind of photo, is said under the photo).",
 )
+
+
+def knows_note(models: dict) -> str | None:
+    """What the serving model knows, from `GET /v1/models`: how many conditions of which crops, and which crops it
+    learnt from photos taken on the plant as well as from lab photos (one leaf on a plain background). None when
+    no version serves."""
+    serving = models.get("serving_version")
+    row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
+    if row is None:
+        return None
+    crops = row.get("crops") or {}
+    field, lab_only = list(crops.get("field") or []), list(crops.get("lab_only") or [])
+    n = len(field) + len(lab_only)
+    kinds = len(row.get("labels") or [])
+    said = f"**This model knows {kinds} kinds of leaf of {n} crop{'s' if n != 1 else ''}.**"
+    if field:
+        said += f" Learnt from photos taken on the plant too: {_and(field)}."
+    if lab_only:
+        said += f" Learnt only from one leaf on a plain background (photograph them that way): {_and(lab_only)}."
+    return said
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
 
 # Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).
 LIGHT_CORRECTED = (

@@ -133,6 +133,10 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     window = open_window(qtbot, live_server.base, settings_file)
     assert "model version" in window.connection_label.text()
     tab = window.diagnose
+    # What the serving model knows (the tiny one: apple and corn, no field photos), from GET /v1/models
+    qtbot.waitUntil(lambda: tab.knows.isVisible(), timeout=SLOW)
+    assert "This model knows 3 kinds of leaf of 2 crops" in tab.knows.text()
+    assert "plain background (photograph them that way): apple and corn" in tab.knows.text()
     tab.top_k.setValue(2)
     leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]
     dark = tmp_path / "in-the-dark.jpg"

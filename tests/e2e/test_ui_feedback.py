@@ -60,6 +60,9 @@ def test_thumbs_down_then_admin_review_makes_a_new_dataset_version(keeping_serve
         try:
             page = open_page(browser, f"{base}/ui/")
             wait_for_text(page, "photo-privacy", "Photos are kept on this server")
+            # what the serving model (the tiny one: no field photos) knows, from GET /v1/models
+            knows = wait_for_text(page, "model-knows", "This model knows 3 kinds of leaf of 2 crops")
+            assert "one leaf on a plain background (photograph them that way): apple and corn" in knows
             page.set_input_files("#leaf-photo input[type=file]", str(leaf_photo()))
             page.wait_for_selector("#feedback-down", state="visible")
             page.click("#feedback-actual input")

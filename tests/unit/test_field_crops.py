@@ -81,3 +81,20 @@ def test_a_model_says_which_crops_it_learnt_in_the_field_and_which_only_in_the_l
 
     assert crops_known(LABELS, {"learnt": LEARNT}) == {"field": ["corn", "tomato"], "lab_only": ["apple"]}
     assert crops_known(LABELS, None) == {"field": [], "lab_only": ["apple", "corn", "tomato"]}
+
+
+def test_the_page_and_the_app_say_what_the_serving_model_knows_from_which_photos():
+    from leafdoc.guide import knows_note
+    from leafdoc.inference.fieldcrops import crops_known
+
+    def models(field) -> dict:
+        row = {"version": 2, "labels": LABELS, "crops": crops_known(LABELS, field)}
+        return {"serving_version": 2, "models": [{"version": 1, "labels": ["a", "b"], "crops": {}}, row]}
+
+    said = knows_note(models({"learnt": LEARNT}))
+    assert said.startswith("**This model knows 4 kinds of leaf of 3 crops.**")
+    assert "Learnt from photos taken on the plant too: corn and tomato." in said
+    assert "Learnt only from one leaf on a plain background (photograph them that way): apple." in said
+    lab = knows_note(models(None))
+    assert "on the plant" not in lab and "plain background (photograph them that way): apple, corn and tomato" in lab
+    assert knows_note({"serving_version": None, "models": []}) is None  # nothing serves: nothing to say

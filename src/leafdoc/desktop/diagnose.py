@@ -39,7 +39,7 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
 from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.guide import answer_notes
+from leafdoc.guide import answer_notes, knows_note
 from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
 
@@ -310,6 +310,15 @@ class DiagnoseTab(QWidget):
         k_box.addWidget(self.top_k)
         top.addLayout(k_box)
         layout.addLayout(top)
+        # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
+        self.knows = QLabel("")
+        self.knows.setObjectName("modelKnows")
+        self.knows.setWordWrap(True)
+        self.knows.setTextFormat(Qt.TextFormat.MarkdownText)
+        self.knows.setStyleSheet("color: #444; padding: 2px 4px;")
+        self.knows.setVisible(False)
+        layout.addWidget(self.knows)
+        self.session.connected.connect(lambda _ready: self.show_what_the_model_knows())
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.cards_widget = QWidget()
@@ -353,6 +362,18 @@ class DiagnoseTab(QWidget):
         self.guide_dialog.activateWindow()
 
     # ---- adding photos -----------------------------------------------------------------------
+
+    def show_what_the_model_knows(self) -> None:
+        client = self.session.client
+        if client is None:
+            return
+
+        def shown(models: dict) -> None:
+            note = knows_note(models)
+            self.knows.setText(note or "")
+            self.knows.setVisible(bool(note))
+
+        self.tasks.run(client.models, on_done=shown, on_error=lambda _exc: self.knows.setVisible(False))
 
     def pick_photos(self) -> None:
         start = get_str(self.settings, "folders/photos", str(Path.home()))

@@ -88,16 +88,21 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
     return send
 
 
-def privacy_handler(settings: Settings) -> Callable:
-    def privacy(request: gr.Request):
+def notes_handler(settings: Settings) -> Callable:
+    """On opening the page: whether the server keeps photos, and what the serving model knows (which crops, and
+    which of them from photos taken on the plant)."""
+
+    def notes(request: gr.Request):
+        keep, knows = None, None
         try:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
+                knows = guide.knows_note(api.models())
         except Exception:
-            keep = None
-        return feedback_text.privacy_note(keep)
+            pass
+        return feedback_text.privacy_note(keep), gr.update(value=knows or "", visible=bool(knows))
 
-    return privacy
+    return notes
 
 
 def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> None:
@@ -123,6 +128,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
+            knows = gr.Markdown("", visible=False, elem_id="model-knows", elem_classes=["small-note"])
         with gr.Column(scale=1, elem_id="answer-side"):
             verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
             scores = gr.Label(label=t("most_likely"), num_top_classes=5, show_heading=False, elem_id="top-k")
@@ -159,7 +165,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
-    blocks.load(privacy_handler(settings), None, [privacy])
+    blocks.load(notes_handler(settings), None, [privacy, knows])
 
 
 def photo_guide() -> None:

@@ -46,8 +46,8 @@ def top_k_scores(answer: dict) -> dict[str, float]:
 
 # Headlines for reasons that need another kind of photo rather than a better one (the message says how).
 REASON_HEADLINES = {
-    "unlike_training": "### Not sure: this looks like a field photo or a close-up, and this model knows lab photos of "
-    "one whole leaf"
+    # The message under it says which: a crop known only from lab photos, or a close-up past the leaf's edges.
+    "unlike_training": "### Not sure: this photo is not like the ones this model learnt this crop from"
 }
 
 
