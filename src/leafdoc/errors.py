@@ -60,6 +60,13 @@ class ModelError(LeafdocError):
     code = "bad_model"
 
 
+class UnknownCrop(LeafdocError):
+    """A crop the model has no labels of (inference/cropfirst.py): the message lists the ones it knows."""
+
+    status = 422
+    code = "unknown_crop"
+
+
 class NotFound(LeafdocError):
     status = 404
     code = "not_found"

@@ -46,6 +46,15 @@ def knows_note(models: dict) -> str | None:
     return said
 
 
+def serving_crops(models: dict) -> list[str]:
+    """The crops the serving model knows, from `GET /v1/models`, as its `crops` name them (`tomato`, `pepper,
+    bell`): what the API's `crop` takes. Empty when no version serves."""
+    serving = models.get("serving_version")
+    row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
+    crops = (row or {}).get("crops") or {}
+    return sorted({*(crops.get("field") or []), *(crops.get("lab_only") or [])})
+
+
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -63,12 +72,26 @@ FRAMED = (
 )
 
 
+# Said with an answer for a crop the grower gave (the API's `crop_given`).
+CROP_GIVEN = "You said this is {crop}: leafdoc chose only among the conditions of {crop} it knows."
+# ... and when the model, unaided, gave most of its probability to other crops (`crop_share` under a half).
+CROP_DOUBT = (
+    "Unaided, the model took this leaf for another crop than {crop}: check that the crop is right, since the answer "
+    "can only be a condition of {crop}."
+)
+
+
 def answer_notes(answer: dict) -> list[str]:
     """What the web page and the desktop app say under an answer about how the photo was read: framed around a
-    small leaf (FRAMED), its light corrected (LIGHT_CORRECTED)."""
+    small leaf (FRAMED), its light corrected (LIGHT_CORRECTED), the crop the grower gave (CROP_GIVEN, CROP_DOUBT)."""
     notes = [FRAMED] if answer.get("framed_box") else []
     if answer.get("light_corrected") in ("warm", "cool"):
         notes.append(LIGHT_CORRECTED.format(light=answer["light_corrected"]))
+    if crop := answer.get("crop_given"):
+        notes.append(CROP_GIVEN.format(crop=crop))
+        share = answer.get("crop_share")
+        if share is not None and share < 0.5 and answer.get("reason") not in ("poor_photo", "not_a_leaf"):
+            notes.append(CROP_DOUBT.format(crop=crop))
     return notes
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafdoc.advice.lookalikes import could_be
+from leafdoc.inference.cropfirst import crop_indices, single_label_message, within_crop
 from leafdoc.inference.fieldcrops import knows_in_field, lab_only_message, learnt_crops
 from leafdoc.inference.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
@@ -90,9 +91,14 @@ def decide(
     ood_score: float | None = None,
     field_score: float | None = None,
     field_like: bool = False,
+    crop: str | None = None,
 ) -> Decision:
     """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, unlike_training (a field photo
     to a model of lab photos: how to take one it can read), or unsure (between which).
+
+    `crop` (a label prefix, inference/cropfirst.py): the grower said which crop the leaf is of. The photo checks
+    are the same; a field photo is then of that crop, and the confidence rules apply to the probabilities
+    renormalised over that crop's labels (a crop of one label: that label only when the model names it unaided).
 
     With a `field` section in the card (inference/field.py), its score decides whether the photo is like
     the training photos, and `field_like` (FieldCheck.field_like) whether a refused one is a field photo or no
@@ -106,6 +112,8 @@ def decide(
     field = card.field if card.ood else None
     if field and field_score is not None and field_score > float(field["threshold"]):
         top_label = labels[int(np.argmax(probs))] if len(labels) else ""
+        if crop is not None:  # the grower's word, not the model's guess, says which crop this field photo is of
+            top_label = f"{crop}___"
         if not field_like:
             return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
         if not knows_in_field(field, top_label):
@@ -118,6 +126,14 @@ def decide(
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
         return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
     probs = np.asarray(probs, dtype=np.float64)
+    if crop is not None:
+        among = crop_indices(labels, crop)
+        if len(among) == 1:  # renormalised, it would always be 100%: answered only if the model names it unaided
+            named = int(np.argmax(probs)) == int(among[0]) and float(probs[among[0]]) >= threshold
+            if named:
+                return Decision(False, threshold=threshold, ood_score=ood_score)
+            return Decision(True, "unsure", single_label_message(labels[among[0]]), (), threshold, (), ood_score)
+        probs = within_crop(probs, among)
     top = float(probs.max()) if probs.size else 0.0
     if top >= threshold:
         return Decision(False, threshold=threshold, ood_score=ood_score)

@@ -97,6 +97,18 @@ class Answer(BaseModel):
         "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
         "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
     )
+    crop_given: str | None = Field(
+        None,
+        description="The crop the grower said the leaf is of (the request's `crop`, as GET /v1/models lists it under "
+        "`crops`, e.g. `tomato`): the answer then chose among that crop's labels only, and `confidence`, `top_k` and "
+        "the abstention are over them, renormalised. A crop the model knows by one label only is answered with it "
+        "only when the model names it unaided (else not sure). Null: no crop given, every label considered.",
+    )
+    crop_share: float | None = Field(
+        None,
+        description="With `crop_given`: how much of the model's probability went to that crop's labels before "
+        "renormalising (low: the leaf looked to the model like another crop). Null without a crop.",
+    )
     light_corrected: Literal["warm", "cool"] | None = Field(
         None,
         description="Set when the sheet around the leaf showed a light warmer (`warm`) or cooler (`cool`) than nearly "
@@ -116,6 +128,8 @@ class Answer(BaseModel):
         framed_box: list[int] | None = None,
         light_corrected: str | None = None,
         prediction_id: str | None = None,
+        crop_given: str | None = None,
+        crop_share: float | None = None,
     ) -> Answer:
         """The answer for one photo from its top-k and its decision (inference/abstain.py)."""
         label = None if decision.abstained else top_k[0]["label"]
@@ -137,6 +151,8 @@ class Answer(BaseModel):
             caution=urgent_lookalike(knowledge, label, top_k),
             framed_box=framed_box,
             light_corrected=light_corrected,
+            crop_given=crop_given,
+            crop_share=None if crop_share is None else round(crop_share, 6),
         )
 
 

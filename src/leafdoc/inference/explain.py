@@ -65,9 +65,14 @@ def png_bytes(arr: np.ndarray) -> bytes:
 
 
 def explain_bytes(
-    predictor: Predictor, data: bytes, name: str = "image", class_index: int | None = None
+    predictor: Predictor,
+    data: bytes,
+    name: str = "image",
+    class_index: int | None = None,
+    among: np.ndarray | None = None,
 ) -> Explanation:
-    """Predict one photo and explain the top class (or `class_index`)."""
+    """Predict one photo and explain the top class (or `class_index`; the top one of the label indices `among`: a
+    crop the grower gave)."""
     photo = predictor.load(data, name)
     x = photo.x
     out = predictor.predict_arrays(x[None], [*predictor.decision_outputs, "cam"])
@@ -79,7 +84,12 @@ def explain_bytes(
             hint="Re-export it with `leafdoc export MODEL_DIR --format onnx`.",
         )
     probs = out["probabilities"][0]
-    k = int(np.argmax(probs)) if class_index is None else int(class_index)
+    if class_index is not None:
+        k = int(class_index)
+    elif among is not None:
+        k = int(among[np.argmax(probs[among])])
+    else:
+        k = int(np.argmax(probs))
     heat, scale = class_activation_map(out["cam"][0], k)
     display = max(predictor.size, DISPLAY_SIZE)
     shown = x if display == predictor.size else resize_square(photo.image, display, photo.frame, photo.region)

@@ -29,7 +29,9 @@ from leafdoc.images import (
 )
 from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.answer import Answer, Unread
+from leafdoc.inference.cropfirst import crop_indices, crop_share, parse_crop, within_crop
 from leafdoc.inference.field import FieldCheck, photo_features
+from leafdoc.inference.fieldcrops import crop_name
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
 from leafdoc.modelfolder import (
@@ -232,11 +234,16 @@ class Predictor:
         x, light = self.prep.finish_noting(resize_square(img, self.size, frame, region))
         return Photo(x, tuple(check_photo(img, self.size, frame.size)), img, frame, region, light)
 
-    def decide(self, outputs: dict[str, np.ndarray], photo: Photo) -> Decision:
-        """The answer or abstention for one photo, from its row of `decision_outputs`."""
+    def decide(self, outputs: dict[str, np.ndarray], photo: Photo, crop: str | None = None) -> Decision:
+        """The answer or abstention for one photo, from its row of `decision_outputs` (`crop`: a label prefix the
+        grower gave, inference/cropfirst.py)."""
         score, field_score, field_like = self.field_reading(outputs, photo)
         probs = outputs["probabilities"]
-        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like)
+        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like, crop)
+
+    def crop(self, text: str | None) -> str | None:
+        """The crop `text` names (`tomato`, `Corn_(maize)`) as a label prefix; None for none; UnknownCrop else."""
+        return parse_crop(text, self.labels)
 
     def field_reading(self, outputs: dict[str, np.ndarray], photo: Photo) -> tuple[float | None, float | None, bool]:
         """The not-a-leaf score, the unlike-training score and whether a refused photo is a field photo (None, None,
@@ -269,10 +276,22 @@ class Predictor:
                 parts[n].append(arr)
         return {n: (np.concatenate(v) if v else np.zeros((0,))) for n, v in parts.items()}
 
-    def top_k(self, probs: np.ndarray, k: int) -> list[dict]:
-        k = max(1, min(k, len(self.labels)))
-        order = np.argsort(-probs)[:k]
+    def top_k(self, probs: np.ndarray, k: int, among: np.ndarray | None = None) -> list[dict]:
+        """The k most likely labels (only those of `among`, indices, when given)."""
+        if among is None:
+            order = np.argsort(-probs)[: max(1, min(k, len(self.labels)))]
+        else:
+            order = among[np.argsort(-probs[among], kind="stable")][: max(1, min(k, len(among)))]
         return [{"label": self.labels[i], "probability": round(float(probs[i]), 6)} for i in order]
+
+    def crop_view(self, probs: np.ndarray, crop: str | None) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        """(the probabilities an answer shows, the label indices it may name, the crop's share): all of them without
+        a crop; with one, its labels renormalised (a crop of one label: its own probability, never made 100%)."""
+        if crop is None:
+            return probs, None, None
+        among = crop_indices(self.labels, crop)
+        shown = probs if len(among) == 1 else within_crop(probs, among)
+        return shown, among, crop_share(probs, among)
 
     def answer(
         self,
@@ -282,34 +301,42 @@ class Predictor:
         knowledge: Knowledge,
         model_version: int | None = None,
         outputs: dict[str, np.ndarray] | None = None,
+        crop: str | None = None,
     ) -> list[Answer]:
         """The one loop from photos to answers (the API's and `leafdoc predict`'s): one ONNX call for them all (unless
         their `outputs` were computed already, as an explanation does), then each photo's top-k and decision, with
-        the advice `knowledge` gives for its label."""
+        the advice `knowledge` gives for its label. `crop` (a label prefix: `Predictor.crop`) limits the answers to
+        that crop's labels (inference/cropfirst.py)."""
         if not photos:
             return []
         out = outputs or self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)
         answers = []
         for i, (photo, name) in enumerate(zip(photos, names, strict=True)):
             row = {n: v[i] for n, v in out.items()}
+            shown, among, share = self.crop_view(row["probabilities"], crop)
             answers.append(
                 Answer.build(
                     file=name,
                     model_version=model_version,
-                    top_k=self.top_k(row["probabilities"], k),
-                    decision=self.decide(row, photo),
+                    top_k=self.top_k(shown, k, among),
+                    decision=self.decide(row, photo, crop),
                     knowledge=knowledge,
                     framed_box=photo.framed_box,
                     light_corrected=photo.light_corrected,
+                    crop_given=None if crop is None else crop_name(crop),
+                    crop_share=share,
                 )
             )
         return answers
 
     def predict_files(
-        self, paths: list[str | Path], k: int = 3, knowledge: Knowledge | None = None
+        self, paths: list[str | Path], k: int = 3, knowledge: Knowledge | None = None, crop: str | None = None
     ) -> list[Answer | Unread]:
         """Each file's answer (advice from `knowledge`, default: the shipped entries; a model folder has no registry
-        version, so `model_version` is null), or `Unread` if it cannot be read: one bad file never stops the rest."""
+        version, so `model_version` is null), or `Unread` if it cannot be read: one bad file never stops the rest.
+        `crop`: the crop the photos are of, in words (`tomato`) or as the labels' prefix; UnknownCrop if the model
+        has no such crop."""
+        crop = self.crop(crop)
         results: list[Answer | Unread | None] = []
         photos, names, slots = [], [], []
         for p in paths:
@@ -321,6 +348,6 @@ class Predictor:
             names.append(str(p))
             slots.append(len(results))
             results.append(None)
-        for i, a in zip(slots, self.answer(photos, names, k, knowledge or shipped_knowledge()), strict=True):
+        for i, a in zip(slots, self.answer(photos, names, k, knowledge or shipped_knowledge(), crop=crop), strict=True):
             results[i] = a
         return results

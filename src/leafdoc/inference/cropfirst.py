@@ -1,0 +1,88 @@
+"""Crop first: the grower says which crop the leaf is of, and the answer chooses among that crop's labels only.
+
+A grower knows whether the plant is tomato or potato; the model, from one leaf, sometimes does not (a tomato late
+blight leaf taken for potato late blight). With the crop given, the model's probabilities are renormalised over
+that crop's labels (PlantVillage's `Crop___Condition`: fieldcrops.crop_of), `top_k` lists only them, and the
+abstention rules (the confidence threshold, "not sure between which") apply to the renormalised ones. The photo
+checks (poor photo, not a leaf, field photo) are unchanged: they look at the photo, not at the labels.
+
+A crop the model knows by one label only (a crop with only a healthy class, say) cannot be narrowed: renormalised,
+that label would always have all the probability, and a diseased leaf would be called healthy. So for such a crop
+the answer is the one the model gives without the crop when it names that label, and otherwise "not sure", saying
+that leafdoc knows only that one condition of the crop (`single_label_message`).
+
+The crop is named as GET /v1/models lists it (`tomato`, `corn`, `pepper, bell`: fieldcrops.crop_name) or by the
+labels' own prefix (`Corn_(maize)`), in any case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from leafdoc.errors import UnknownCrop
+from leafdoc.inference.fieldcrops import crop_name, crop_of, listed
+
+
+def crops_of(labels: Sequence[str]) -> list[str]:
+    """The labels' crops as their prefixes (`Corn_(maize)`), sorted."""
+    return sorted({crop_of(label) for label in labels})
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("_", " ")).strip().lower()
+
+
+def parse_crop(text: str | None, labels: Sequence[str]) -> str | None:
+    """The crop `text` names among the labels' crops, as its prefix (`Corn_(maize)`); None when `text` is empty.
+    Raises UnknownCrop, listing the crops the model knows, for any other text."""
+    if text is None or not text.strip():
+        return None
+    wanted = _key(text)
+    for crop in crops_of(labels):
+        if wanted in (_key(crop), _key(crop_name(crop))):
+            return crop
+    known = [f"'{crop_name(c)}'" for c in crops_of(labels)]
+    shown = text.strip() if len(text.strip()) <= 60 else text.strip()[:57] + "..."
+    raise UnknownCrop(
+        f"crop {shown!r} is not one this model knows; it knows {listed(known)}.",
+        hint="Name one of those (the API's `crop`, `leafdoc predict --crop`; GET /v1/models lists them under "
+        "`crops`), or leave the crop out to let the model choose among all its labels.",
+    )
+
+
+def crop_indices(labels: Sequence[str], crop: str) -> np.ndarray:
+    """The indices of `crop`'s labels, in the labels' order."""
+    return np.array([i for i, label in enumerate(labels) if crop_of(label) == crop], dtype=np.int64)
+
+
+def within_crop(probs: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """`probs` renormalised over `indices` (zero elsewhere), in float64. If the model gave the crop no probability
+    at all (float32 underflow when it is all but certain of another crop), every label of the crop gets the same."""
+    probs = np.asarray(probs, dtype=np.float64)
+    out = np.zeros_like(probs)
+    mass = float(probs[indices].sum())
+    out[indices] = probs[indices] / mass if mass > 0 and np.isfinite(mass) else 1.0 / len(indices)
+    return out
+
+
+def crop_share(probs: np.ndarray, indices: np.ndarray) -> float:
+    """How much of the model's probability went to the crop's labels before renormalising."""
+    return float(np.asarray(probs, dtype=np.float64)[indices].sum())
+
+
+def condition_name(label: str) -> str:
+    """`Blueberry___healthy` -> `healthy`; `Orange___Haunglongbing_(Citrus_greening)` -> its words."""
+    condition = label.split("___", 1)[-1]
+    return re.sub(r"\s+", " ", condition.replace("_", " ")).strip()
+
+
+def single_label_message(label: str) -> str:
+    crop = crop_name(crop_of(label))
+    return (
+        f"Not sure: leafdoc knows {crop} leaves in one condition only ({condition_name(label)}), so naming the crop "
+        f"cannot narrow its answer, and this photo does not look enough like those leaves for leafdoc to say it is "
+        "one. The leaf may have a condition leafdoc does not know: ask someone who knows the crop."
+    )

@@ -1,0 +1,143 @@
+"""Crop first (inference/cropfirst.py): the crop a grower names is read as the API lists it or as the labels' prefix,
+the probabilities are renormalised over that crop's labels, and the abstention rules apply to the renormalised ones;
+a crop of one label is not made certain by renormalising."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leafdoc.errors import UnknownCrop
+from leafdoc.guide import answer_notes
+from leafdoc.inference.abstain import decide
+from leafdoc.inference.cropfirst import crop_indices, crop_share, crops_of, parse_crop, within_crop
+from leafdoc.modelfolder import ModelCard
+
+LABELS = [
+    "Blueberry___healthy",
+    "Corn_(maize)___Common_rust_",
+    "Corn_(maize)___healthy",
+    "Pepper,_bell___Bacterial_spot",
+    "Pepper,_bell___healthy",
+    "Tomato___Early_blight",
+    "Tomato___Late_blight",
+    "Tomato___healthy",
+]
+CARD = ModelCard.model_construct(abstain={"min_confidence": 0.6})
+
+
+def probs(**given: float) -> np.ndarray:
+    """Probabilities with `given` ones (label index -> probability, as `i5=0.3`), the rest shared evenly."""
+    out = np.zeros(len(LABELS))
+    for key, p in given.items():
+        out[int(key[1:])] = p
+    rest = [i for i in range(len(LABELS)) if f"i{i}" not in given]
+    out[rest] = (1 - out.sum()) / len(rest)
+    return out
+
+
+@pytest.mark.parametrize(
+    "text, crop",
+    [
+        ("tomato", "Tomato"),
+        ("  TOMATO ", "Tomato"),
+        ("corn", "Corn_(maize)"),
+        ("Corn_(maize)", "Corn_(maize)"),
+        ("corn (maize)", "Corn_(maize)"),
+        ("pepper, bell", "Pepper,_bell"),
+        ("Pepper,_bell", "Pepper,_bell"),
+        ("PEPPER,  BELL", "Pepper,_bell"),
+    ],
+)
+def test_a_crop_is_read_as_the_api_lists_it_or_as_the_labels_prefix_in_any_case(text, crop):
+    assert parse_crop(text, LABELS) == crop
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_no_crop_means_every_label(text):
+    assert parse_crop(text, LABELS) is None
+
+
+@pytest.mark.parametrize("text", ["potato", "pepper", "Tomato___Late_blight", "tomatoes"])
+def test_an_unknown_crop_is_refused_with_the_crops_the_model_knows(text):
+    with pytest.raises(UnknownCrop) as e:
+        parse_crop(text, LABELS)
+    assert e.value.status == 422 and e.value.code == "unknown_crop"
+    assert repr(text) in e.value.message
+    for name in ("'blueberry'", "'corn'", "'pepper, bell'", "'tomato'"):
+        assert name in e.value.message
+
+
+def test_renormalised_over_the_crop_the_ratios_stay_and_the_rest_is_zero():
+    p = probs(i5=0.1, i6=0.05, i7=0.05, i1=0.7)
+    among = crop_indices(LABELS, "Tomato")
+    assert list(among) == [5, 6, 7] and crops_of(LABELS) == ["Blueberry", "Corn_(maize)", "Pepper,_bell", "Tomato"]
+    r = within_crop(p, among)
+    assert r.sum() == pytest.approx(1.0) and np.all(r[[0, 1, 2, 3, 4]] == 0)
+    assert r[5] == pytest.approx(0.5) and r[6] == pytest.approx(0.25) and r[7] == pytest.approx(0.25)
+    assert crop_share(p, among) == pytest.approx(0.2)
+    # all but certain of another crop, so that float32 gave the crop nothing: every label of the crop alike
+    zero = np.zeros(len(LABELS), dtype=np.float32)
+    zero[1] = 1.0
+    assert np.allclose(within_crop(zero, among)[among], 1 / 3)
+
+
+def test_with_the_crop_given_the_answer_is_that_crops_most_likely_label_even_when_another_crop_leads():
+    p = probs(i1=0.7, i6=0.2, i5=0.05)  # corn rust leads; among tomato, late blight (0.2 / 0.27 = 0.74 > 0.6)
+    assert not decide(p, LABELS, CARD).abstained  # without the crop: corn rust, answered
+    d = decide(p, LABELS, CARD, crop="Tomato")
+    assert not d.abstained and d.threshold == 0.6
+
+
+def test_the_threshold_and_the_candidates_apply_to_the_renormalised_probabilities():
+    # among tomato: early 0.2, late 0.18, healthy ~0.02: under the threshold, so not sure between early and late
+    p = probs(i1=0.55, i5=0.2, i6=0.18)
+    d = decide(p, LABELS, CARD, crop="Tomato")
+    assert d.abstained and d.reason == "unsure"
+    assert d.candidates == ("Tomato___Early_blight", "Tomato___Late_blight")
+    assert "%" not in d.message
+    # the same photo without the crop: corn rust at 0.55 is under the threshold too, and corn is a candidate
+    assert "Corn_(maize)___Common_rust_" in decide(p, LABELS, CARD).candidates
+    # renormalising can lift an answer over the threshold: 0.5 of everything, but 0.5 / 0.6 of the corn
+    lifted = probs(i1=0.5, i2=0.1)
+    assert decide(lifted, LABELS, CARD).abstained and not decide(lifted, LABELS, CARD, crop="Corn_(maize)").abstained
+
+
+def test_the_photo_checks_are_unchanged_by_the_crop():
+    from leafdoc.inference.quality import PhotoProblem
+
+    dark = PhotoProblem("too_dark", "it is too dark")
+    d = decide(probs(i5=0.9), LABELS, CARD, problems=[dark], crop="Tomato")
+    assert d.abstained and d.reason == "poor_photo"
+    card = ModelCard.model_construct(abstain={"min_confidence": 0.6}, ood={"threshold": 1.0})
+    assert decide(probs(i5=0.9), LABELS, card, ood_score=5.0, crop="Tomato").reason == "not_a_leaf"
+
+
+def test_a_field_photo_is_of_the_crop_the_grower_gave_not_of_the_models_guess():
+    field = {"threshold": 0.0, "learnt": {"crops": ["Tomato"], "min_confidence": 0.7}}
+    card = ModelCard.model_construct(field=field, ood={"threshold": 9.0}, abstain={"min_confidence": 0.6})
+    p = probs(i1=0.6, i5=0.35)  # the model guesses corn, known only from lab photos
+    unaided = decide(p, LABELS, card, field_score=1.0, field_like=True)
+    assert unaided.reason == "unlike_training" and "field photo of corn" in unaided.message
+    given = decide(p, LABELS, card, field_score=1.0, field_like=True, crop="Tomato")
+    assert not given.abstained and given.threshold == 0.7  # tomato is learnt from field photos: its threshold
+    lab_only = decide(probs(i5=0.9), LABELS, card, field_score=1.0, field_like=True, crop="Pepper,_bell")
+    assert lab_only.reason == "unlike_training" and "field photo of pepper, bell" in lab_only.message
+
+
+def test_a_crop_of_one_label_is_answered_only_when_the_model_names_that_label_unaided():
+    named = decide(probs(i0=0.9), LABELS, CARD, crop="Blueberry")
+    assert not named.abstained
+    other = decide(probs(i6=0.9, i0=0.05), LABELS, CARD, crop="Blueberry")
+    assert other.abstained and other.reason == "unsure" and other.candidates == ()
+    assert "blueberry leaves in one condition only (healthy)" in other.message
+    weak = decide(probs(i0=0.4, i6=0.3), LABELS, CARD, crop="Blueberry")  # top, but under the threshold
+    assert weak.abstained and "one condition only" in weak.message
+
+
+def test_the_page_and_the_app_say_which_crop_was_given_and_when_the_model_doubted_it():
+    assert answer_notes({"crop_given": None}) == []
+    said = answer_notes({"crop_given": "tomato", "crop_share": 0.97})
+    assert len(said) == 1 and "You said this is tomato" in said[0]
+    doubted = answer_notes({"crop_given": "potato", "crop_share": 0.0001})
+    assert len(doubted) == 2 and "another crop than potato" in doubted[1]
