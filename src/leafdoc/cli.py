@@ -245,6 +245,14 @@ def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model folder, or a .tflite file inside one (to check it).")],
     images: Annotated[list[Path], typer.Argument(help="One or more photos.")],
     top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
+    crop: Annotated[
+        str | None,
+        typer.Option(
+            "--crop",
+            help="The crop the photos are of (`tomato`, `corn`, `pepper, bell`, or a label prefix such as "
+            "`Corn_(maize)`): the answers choose among that crop's labels only.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
     """Top-k diagnoses with probabilities for each photo, and what to do about the diagnosis."""
@@ -259,7 +267,7 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
-    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge)]
+    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge, crop)]
     if as_json:
         emit_json(answers)
     else:

@@ -142,10 +142,14 @@ def print_experiment(r: dict) -> None:
 
 def print_answers(answers: list[dict]) -> None:
     """`leafdoc predict`: each photo's diagnosis (or why leafdoc is not sure), its top labels, and the advice."""
+    from leafdoc.guide import CROP_DOUBT
+
     for a in answers:
         if "error" in a:
             out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
             continue
+        if a.get("crop_given"):  # the answer chose among this crop's labels only
+            out.print(f"[dim]{esc(a['file'])}: among the conditions of {esc(a['crop_given'])} only[/]")
         if a["abstained"]:  # no figures: a grower reads a percentage as an answer (`--json` keeps them)
             out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
             continue
@@ -154,6 +158,8 @@ def print_answers(answers: list[dict]) -> None:
             out.print(f"  {t['probability']:7.2%}  {t['label']}")
         if a.get("caution"):
             out.print(f"  [bold red]⚠ {esc(a['caution']['message'])}[/]")
+        if a.get("crop_share") is not None and a["crop_share"] < 0.5:
+            out.print(f"  [yellow]{esc(CROP_DOUBT.format(crop=a['crop_given']))}[/]")
         print_advice(a["advice"])
 
 

@@ -95,22 +95,38 @@ class LeafdocClient:
 
     # ---- diagnosis ---------------------------------------------------------------------------
 
-    def predict(self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None) -> dict:
-        return self._post_image("/v1/predict", image, filename, top_k)
+    def predict(
+        self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None, crop: str | None = None
+    ) -> dict:
+        """The diagnosis of one photo. `crop`: the crop the leaf is of (`tomato`, as `models()` lists it under
+        `crops`), if known: the answer then chooses among that crop's labels only; None: among all."""
+        return self._post_image("/v1/predict", image, filename, top_k, crop)
 
-    def explain(self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None) -> dict:
-        """The diagnosis plus `overlay_png` (base64): the heat map of where the model looked."""
-        return self._post_image("/v1/explain", image, filename, top_k)
+    def explain(
+        self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None, crop: str | None = None
+    ) -> dict:
+        """The diagnosis plus `overlay_png` (base64): the heat map of where the model looked (`crop`: as `predict`)."""
+        return self._post_image("/v1/explain", image, filename, top_k, crop)
 
-    def predict_batch(self, images: list[tuple[str, bytes]], top_k: int | None = None) -> dict:
+    def predict_batch(self, images: list[tuple[str, bytes]], top_k: int | None = None, crop: str | None = None) -> dict:
+        """Several photos of one crop (`crop`: as `predict`) in one request."""
         files = [("files", (name, data, "application/octet-stream")) for name, data in images]
         params = {"top_k": top_k} if top_k else {}
-        return self.request("POST", "/v1/predict/batch", files=files, params=params).json()
+        data = {"crop": crop} if crop else None
+        return self.request("POST", "/v1/predict/batch", files=files, data=data, params=params).json()
 
-    def _post_image(self, path: str, image: bytes, filename: str, top_k: int | None) -> dict:
+    def _post_image(self, path: str, image: bytes, filename: str, top_k: int | None, crop: str | None) -> dict:
         params = {"top_k": top_k} if top_k else {}
         files = {"file": (Path(filename).name or "photo.jpg", image, "application/octet-stream")}
-        return self.request("POST", path, files=files, params=params).json()
+        data = {"crop": crop} if crop else None
+        return self.request("POST", path, files=files, data=data, params=params).json()
+
+    def crops(self) -> list[str]:
+        """The crops the serving model knows, as the API names them (`tomato`, `pepper, bell`): what `crop` takes.
+        Empty when no version serves."""
+        from leafdoc.guide import serving_crops
+
+        return serving_crops(self.models())
 
     def advice(self, label: str) -> dict:
         """A label's full knowledge entry: symptoms, look-alikes, what to do, sources (GET /v1/advice/{label})."""

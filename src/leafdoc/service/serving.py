@@ -214,10 +214,12 @@ def check_size(data: bytes, name: str, settings: Settings) -> bytes:
     return data
 
 
-def predict_many(loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int) -> list[Answer]:
+def predict_many(
+    loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int, crop: str | None = None
+) -> list[Answer]:
     """The answers as the API gives them (Predictor.answer, inference/answer.py): each with the version that made it
-    and an id of its own."""
-    answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version)
+    and an id of its own. `crop`: a label prefix (Predictor.crop) the answers choose within."""
+    answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version, crop=crop)
     for a in answers:
         a.prediction_id = secrets.token_urlsafe(16)  # 128 random bits: feedback names it, nobody can guess one
     return answers
@@ -310,15 +312,23 @@ def on_loop(holder: ModelHolder, data: bytes) -> bool:
     return cost is not None and cost <= settings.loop_decode_bytes
 
 
-def predict_bytes(holder: ModelHolder, data: bytes, name: str | None, top_k: int, on_loop: bool = False) -> Answer:
+def predict_bytes(
+    holder: ModelHolder, data: bytes, name: str | None, top_k: int, on_loop: bool = False, crop: str | None = None
+) -> Answer:
+    """`crop`: the crop the grower named, as sent (UnknownCrop, 422, if the serving model has no such crop)."""
     loaded = holder.current(wait=not on_loop)
+    among = loaded.predictor.crop(crop)
     photo = holder.load(loaded, data, name or "image")
-    return predict_many(loaded, [photo], [name], top_k)[0]
+    return predict_many(loaded, [photo], [name], top_k, among)[0]
 
 
-def predict_batch(holder: ModelHolder, items: list[tuple[str | None, bytes]], top_k: int) -> BatchAnswer:
-    """Every image gets its answer or its own error: one bad photo never fails the batch."""
+def predict_batch(
+    holder: ModelHolder, items: list[tuple[str | None, bytes]], top_k: int, crop: str | None = None
+) -> BatchAnswer:
+    """Every image gets its answer or its own error: one bad photo never fails the batch (an unknown `crop` does:
+    it is the request's)."""
     loaded = holder.current()
+    among = loaded.predictor.crop(crop)
     results = [BatchItem(file=name) for name, _ in items]
     arrays, slots = [], []
     for i, (name, data) in enumerate(items):
@@ -331,19 +341,23 @@ def predict_batch(holder: ModelHolder, items: list[tuple[str | None, bytes]], to
             slots.append(i)
         except LeafdocError as exc:
             results[i].error = ErrorAnswer(**exc.to_dict())
-    answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k)
+    answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k, among)
     for i, a in zip(slots, answers, strict=True):
         results[i].prediction = a
     return BatchAnswer(model_version=loaded.version, n=len(items), results=results)
 
 
-def explain_bytes(holder: ModelHolder, data: bytes, name: str | None, top_k: int, label: str | None) -> ExplainAnswer:
+def explain_bytes(
+    holder: ModelHolder, data: bytes, name: str | None, top_k: int, label: str | None, crop: str | None = None
+) -> ExplainAnswer:
+    from leafdoc.inference.cropfirst import crop_indices
     from leafdoc.inference.explain import DISPLAY_SIZE
     from leafdoc.inference.explain import explain_bytes as explain
     from leafdoc.service.errors import InvalidRequest
 
     loaded = holder.current()
     p = loaded.predictor
+    among = p.crop(crop)
     index = None
     if label is not None:
         if label not in p.labels:
@@ -354,9 +368,9 @@ def explain_bytes(holder: ModelHolder, data: bytes, name: str | None, top_k: int
         index = p.labels.index(label)
     check_size(data, name or "image", holder.settings)
     with holder.decoding:
-        ex = explain(p, data, name or "image", index)
+        ex = explain(p, data, name or "image", index, None if among is None else crop_indices(p.labels, among))
     one_row = {n: v[None] for n, v in ex.outputs.items()}
-    [answer] = p.answer([ex.photo], [name], top_k, loaded.knowledge, loaded.version, outputs=one_row)
+    [answer] = p.answer([ex.photo], [name], top_k, loaded.knowledge, loaded.version, outputs=one_row, crop=among)
     return ExplainAnswer(
         **{**dict(answer), "prediction_id": secrets.token_urlsafe(16)},
         explained_label=p.labels[ex.class_index],

@@ -20,9 +20,18 @@ router = APIRouter(prefix="/v1", tags=["diagnosis"])
 _binary = {"schema": {"type": "string", "format": "binary"}}
 
 
+CROP_WORDS = (
+    "The crop the leaf is of, if the grower knows it: as GET /v1/models lists it under `crops` (`tomato`, `corn`, "
+    "`pepper, bell`) or as the labels' prefix (`Corn_(maize)`), in any case. The answer then chooses among that "
+    "crop's labels only (probabilities renormalised over them); an unknown crop is answered 422 with the crops the "
+    "serving model knows. Empty or left out: every label."
+)
+
+
 def _image_body(field: str, many: bool) -> dict:
     prop = {"type": "array", "items": {"type": "string", "format": "binary"}} if many else _binary["schema"]
-    form = {"schema": {"type": "object", "properties": {field: prop}, "required": [field]}}
+    crop = {"type": "string", "description": CROP_WORDS + " Also accepted as the query parameter `crop`."}
+    form = {"schema": {"type": "object", "properties": {field: prop, "crop": crop}, "required": [field]}}
     content = {"multipart/form-data": form}
     if not many:
         content.update({"image/jpeg": _binary, "image/png": _binary, "application/octet-stream": _binary})
@@ -30,12 +39,14 @@ def _image_body(field: str, many: bool) -> dict:
 
 
 MAX_PARTS = 1_000  # parts of one multipart body, files and fields together
+FORM_FIELDS = {b"crop"}  # the fields without a file that are read (each at most MAX_FIELD_BYTES); others are skipped
+MAX_FIELD_BYTES = 200
 
 
 class _ImageParts:
     """multipart/form-data parsed as it streams: each file part (any field name) is kept in memory up to the
     per-image limit; a larger one is dropped the moment it passes the limit and stands as its own error.
-    Fields without a file name are skipped, not kept."""
+    Fields without a file name are skipped, not kept, except those of FORM_FIELDS (`crop`), kept in `fields`."""
 
     def __init__(self, boundary: bytes, limit: int):
         from python_multipart.multipart import MultipartParser
@@ -50,6 +61,8 @@ class _ImageParts:
         self._name: str | None = None
         self._is_file = False
         self.refused: LeafdocError | None = None  # the first file refused as too large
+        self.fields: dict[str, str] = {}
+        self._field: bytes | None = None  # the FORM_FIELDS name of the part being read, if it is one
         callbacks = {
             "on_part_begin": self._begin,
             "on_header_field": lambda d, a, b: self._header.__setitem__(0, self._header[0] + d[a:b]),
@@ -66,6 +79,7 @@ class _ImageParts:
         if self.parts > MAX_PARTS:
             raise InvalidRequest(f"the form has more than {MAX_PARTS} parts.", hint="Send fewer files per request.")
         self._headers, self._buf, self._size, self._name, self._is_file = {}, None, 0, None, False
+        self._field = None
 
     def _header_end(self) -> None:
         self._headers[self._header[0].strip().lower()] = self._header[1].strip()
@@ -79,8 +93,19 @@ class _ImageParts:
             self._is_file = True
             self._name = params[b"filename"].decode("utf-8", "replace")
             self._buf = bytearray()
+        elif params.get(b"name") in FORM_FIELDS:
+            self._field = params[b"name"]
+            self._buf = bytearray()
 
     def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._field is not None:
+            self._buf += data[start:end]
+            if len(self._buf) > MAX_FIELD_BYTES:
+                raise InvalidRequest(
+                    f"the form field `{self._field.decode()}` is over {MAX_FIELD_BYTES} bytes.",
+                    hint="Send a crop's name, e.g. `tomato`.",
+                )
+            return
         if not self._is_file:
             return
         self._size += end - start
@@ -91,6 +116,10 @@ class _ImageParts:
             self._buf += data[start:end]
 
     def _end(self) -> None:
+        if self._field is not None:
+            self.fields[self._field.decode()] = bytes(self._buf).decode("utf-8", "replace")
+            self._buf, self._field = None, None
+            return
         if not self._is_file:
             return
         if self._buf is None:
@@ -101,10 +130,11 @@ class _ImageParts:
 
 
 async def read_images(
-    request: Request, limit: int, stop_at_too_large: bool
+    request: Request, limit: int, stop_at_too_large: bool, fields: dict[str, str] | None = None
 ) -> list[tuple[str | None, bytes | LeafdocError]]:
     """Files of a multipart form (any field name), or the raw body as one image; a file over `limit` bytes is
-    refused while it streams in: at once (`stop_at_too_large`), or as that file's own error in the list."""
+    refused while it streams in: at once (`stop_at_too_large`), or as that file's own error in the list. The form's
+    FORM_FIELDS (`crop`) go into `fields`."""
     from python_multipart.multipart import parse_options_header
 
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
@@ -123,6 +153,8 @@ async def read_images(
             raise
         except Exception as exc:
             raise InvalidRequest(f"the multipart body cannot be parsed ({exc}).") from None
+        if fields is not None:
+            fields.update(parts.fields)
         return parts.items
     body = bytearray()
     async for chunk in request.stream():
@@ -156,6 +188,18 @@ def _record(state: AppState, answers: list[tuple[Answer, bytes]]) -> None:
 
 
 TopK = Query(None, ge=1, le=100, description="How many labels to return (default: LEAFDOC_TOP_K).")
+CropQuery = Query(None, max_length=MAX_FIELD_BYTES, description=CROP_WORDS + " Also accepted as the form field `crop`.")
+
+
+def _crop(query: str | None, form: dict[str, str]) -> str | None:
+    """The crop the request names, as the form field or the query parameter (both: they must agree)."""
+    given = [c for c in (form.get("crop"), query) if c is not None and c.strip()]
+    if len(given) == 2 and given[0].strip().lower() != given[1].strip().lower():
+        raise InvalidRequest(
+            f"the form field `crop` ({given[0]!r}) and the query parameter `crop` ({given[1]!r}) disagree.",
+            hint="Send the crop once.",
+        )
+    return given[0] if given else None
 
 
 @router.post(
@@ -165,13 +209,17 @@ TopK = Query(None, ge=1, le=100, description="How many labels to return (default
     responses=errors(413, 422, 503),
     openapi_extra=_image_body("file", many=False),
 )
-async def predict(request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)) -> Answer:
-    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
+async def predict(
+    request: Request, top_k: int | None = TopK, crop: str | None = CropQuery, state: AppState = Depends(get_state)
+) -> Answer:
+    form: dict[str, str] = {}
+    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True, fields=form))
     args = (state.holder, data, name, _top_k(state, top_k))
+    crop = _crop(crop, form)
     if serving.on_loop(state.holder, data):  # no thread hand-off: docs/load-tests.md, "Predictions on the loop"
-        result = serving.predict_bytes(*args, on_loop=True)
+        result = serving.predict_bytes(*args, on_loop=True, crop=crop)
     else:
-        result = await run_in_threadpool(serving.predict_bytes, *args)
+        result = await run_in_threadpool(serving.predict_bytes, *args, crop=crop)
     _record(state, [(result, data)])
     return result
 
@@ -184,9 +232,10 @@ async def predict(request: Request, top_k: int | None = TopK, state: AppState = 
     openapi_extra=_image_body("files", many=True),
 )
 async def predict_batch(
-    request: Request, top_k: int | None = TopK, state: AppState = Depends(get_state)
+    request: Request, top_k: int | None = TopK, crop: str | None = CropQuery, state: AppState = Depends(get_state)
 ) -> BatchAnswer:
-    items = await read_images(request, state.settings.max_image_bytes, stop_at_too_large=False)
+    form: dict[str, str] = {}
+    items = await read_images(request, state.settings.max_image_bytes, stop_at_too_large=False, fields=form)
     limit = state.settings.max_batch_images
     if len(items) > limit:
         raise RequestTooLarge(
@@ -195,7 +244,8 @@ async def predict_batch(
         )
     if not items:
         raise InvalidRequest("the batch holds no image.", hint="Send the photos as multipart files (field `files`).")
-    result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k))
+    crop = _crop(crop, form)
+    result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k), crop)
     _record(state, [(r.prediction, items[i][1]) for i, r in enumerate(result.results) if r.prediction])
     return result
 
@@ -211,9 +261,12 @@ async def explain(
     request: Request,
     top_k: int | None = TopK,
     label: str | None = Query(None, description="Explain this label instead of the top one."),
+    crop: str | None = CropQuery,
     state: AppState = Depends(get_state),
 ) -> ExplainAnswer:
-    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True))
-    result = await run_in_threadpool(serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label)
+    form: dict[str, str] = {}
+    name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True, fields=form))
+    crop = _crop(crop, form)
+    result = await run_in_threadpool(serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label, crop)
     _record(state, [(result, data)])
     return result
