@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from service_support import Clients, assert_error, service_settings
 from typer.testing import CliRunner
@@ -46,22 +45,14 @@ def api(starter_copy, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def other_crop_photo(starter_copy) -> tuple[Path, str, str]:
-    """(photo, its label, the label the model gives it unaided) for a held-out test photo the model takes for
-    another crop's condition: found among the starter's test photos (its split.json), whatever its labels are."""
-    from leafdoc.inference.calibrate import split_photos
-    from leafdoc.inference.predictor import Predictor
+    """(photo, its label, the label the model gives it unaided): a held-out test photo of the starter's it takes for
+    another crop's condition (tests/crop_photos.py)."""
+    from tests.crop_photos import other_crop_photo as find
 
-    p = Predictor(starter_copy)
-    split = json.loads((STARTER / "split.json").read_text())
-    photos = split_photos(PLANTVILLAGE, split, p.labels)["test"]
-    for start in range(0, len(photos), 64):
-        chunk = photos[start : start + 64]
-        probs = p.predict_arrays(np.stack([p.load(f).x for f, _ in chunk]), ["probabilities"])["probabilities"]
-        for (f, y), row in zip(chunk, probs, strict=True):
-            top = p.labels[int(np.argmax(row))]
-            if crop_of(top) != crop_of(p.labels[y]):
-                return f, p.labels[y], top
-    pytest.skip("the serving model takes none of its test photos for another crop")
+    found = find(STARTER, PLANTVILLAGE)
+    if found is None:
+        pytest.skip("the serving model takes none of its test photos for another crop")
+    return found
 
 
 def post(api, route: str, photo: Path, **form) -> dict:

@@ -27,17 +27,24 @@ def _verdict_update(md: str, kind: str) -> dict:
     return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
 
 
+def crop_choices(crops: list[str]) -> list[tuple]:
+    """The crop dropdown's choices: "I don't know" (every label), then the serving model's crops as the API names
+    them (`tomato`, `pepper, bell`), shown with a capital."""
+    return [(t("crop_unknown"), ""), *((c[:1].upper() + c[1:], c) for c in crops)]
+
+
 def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
-    def diagnose(photo: dict | None, request: gr.Request):
+    def diagnose(photo: dict | None, crop: str | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
-        it and reads the file itself, and a photo that cannot be decoded gets the server's own answer."""
+        it and reads the file itself, and a photo that cannot be decoded gets the server's own answer. `crop`: the
+        crop the visitor picked ("": they do not know), sent as the API's `crop`."""
         no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         if not photo:
             return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None, *no_feedback
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
-                answer = api.explain(path.read_bytes(), name)
+                answer = api.explain(path.read_bytes(), name, crop=(crop or "").strip() or None)
                 entry = api.advice_for(answer)
                 labels = api.model(answer["model_version"]).get("labels", [])
         except Exception as exc:
@@ -89,18 +96,23 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
 
 
 def notes_handler(settings: Settings) -> Callable:
-    """On opening the page: whether the server keeps photos, and what the serving model knows (which crops, and
-    which of them from photos taken on the plant)."""
+    """On opening the page: whether the server keeps photos, what the serving model knows (which crops, and
+    which of them from photos taken on the plant), and its crops in the crop dropdown."""
 
     def notes(request: gr.Request):
-        keep, knows = None, None
+        keep, knows, crops = None, None, []
         try:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
-                knows = guide.knows_note(api.models())
+                models = api.models()
+                knows, crops = guide.knows_note(models), guide.serving_crops(models)
         except Exception:
             pass
-        return feedback_text.privacy_note(keep), gr.update(value=knows or "", visible=bool(knows))
+        return (
+            feedback_text.privacy_note(keep),
+            gr.update(value=knows or "", visible=bool(knows)),
+            gr.update(choices=crop_choices(crops), value=""),
+        )
 
     return notes
 
@@ -115,6 +127,14 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 label=t("leaf_photo"),
                 height=380,
                 elem_id="leaf-photo",
+            )
+            crop = gr.Dropdown(
+                label=t("crop_label"),
+                info=t("crop_info"),
+                choices=crop_choices([]),  # the serving model's crops once the page has asked (notes_handler)
+                value="",
+                interactive=True,
+                elem_id="crop-choice",
             )
             button = gr.Button(t("diagnose_button"), variant="primary", elem_id="diagnose-button")
             if EXAMPLES:  # served as they are (static paths, see build_app), never copied
@@ -161,11 +181,13 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
-    photo.change(fn, [photo], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
-    button.click(fn, [photo], outputs, concurrency_limit=4, preprocess=False)
+    photo.change(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
+    button.click(fn, [photo, crop], outputs, concurrency_limit=4, preprocess=False)
+    # picking another crop answers the photo shown again, within that crop
+    crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
-    blocks.load(notes_handler(settings), None, [privacy, knows])
+    blocks.load(notes_handler(settings), None, [privacy, knows, crop])
 
 
 def photo_guide() -> None:

@@ -1,0 +1,35 @@
+"""A held-out photo the serving model takes for another crop's condition, for the crop-first tests (API, page,
+desktop): found among a model's own test photos (its split.json), whatever its labels are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from leafdoc.inference.fieldcrops import crop_name, crop_of
+
+
+def other_crop_photo(model_dir: Path, photos_dir: Path) -> tuple[Path, str, str] | None:
+    """(photo, its label, the label the model gives it unaided), or None if the model takes none of its test photos
+    for another crop."""
+    from leafdoc.inference.calibrate import split_photos
+    from leafdoc.inference.predictor import Predictor
+
+    p = Predictor(model_dir)
+    split = json.loads((Path(model_dir) / "split.json").read_text())
+    photos = split_photos(photos_dir, split, p.labels)["test"]
+    for start in range(0, len(photos), 64):
+        chunk = photos[start : start + 64]
+        probs = p.predict_arrays(np.stack([p.load(f).x for f, _ in chunk]), ["probabilities"])["probabilities"]
+        for (f, y), row in zip(chunk, probs, strict=True):
+            top = p.labels[int(np.argmax(row))]
+            if crop_of(top) != crop_of(p.labels[y]):
+                return f, p.labels[y], top
+    return None
+
+
+def words(label: str) -> str:
+    """The crop of a label as the API names it (`strawberry`)."""
+    return crop_name(crop_of(label))
