@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QImageReader
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFrame,
     QGroupBox,
@@ -39,7 +40,7 @@ from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
 from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.guide import answer_notes, knows_note
+from leafdoc.guide import answer_notes, knows_note, serving_crops
 from leafdoc.images import IMAGE_SUFFIXES, is_image_name
 from leafdoc.upload_size import shrink_for_upload
 
@@ -56,8 +57,10 @@ CSV_FIELDS = [
     "reason",
     "message",
     "top_k",
+    "crop_given",
     "model_version",
 ]
+CROP_UNKNOWN = "I don't know"
 UNSURE_TITLE = "Not sure — please take a clearer photo"
 # A field photo (or a close-up past the leaf's edges) is not unclear: it needs another kind of photo, so it gets its
 # own title.
@@ -98,15 +101,16 @@ def load_thumbnail(data: bytes, size: int = THUMB) -> QImage:
     return image
 
 
-def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress) -> dict:
-    """Worker: read the photo, show it (progress), ask the server; returns the answer + overlay QImage."""
+def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop: str | None = None) -> dict:
+    """Worker: read the photo, show it (progress), ask the server (`crop`: the crop the grower picked, if any);
+    returns the answer + overlay QImage."""
     data = path.read_bytes()
     thumbnail = load_thumbnail(data)
     progress("photo", thumbnail)
     upload, name = shrink_for_upload(data, path.name)  # a phone photo is sent at 1024 px (upload_size.py says why)
     if thumbnail.isNull() and upload is not data:  # Qt cannot read HEIC: show the JPEG that is sent
         progress("photo", load_thumbnail(upload))
-    answer = client.explain(upload, name, top_k=top_k)
+    answer = client.explain(upload, name, top_k=top_k, crop=crop)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
     overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))
@@ -309,6 +313,21 @@ class DiagnoseTab(QWidget):
         self.top_k.valueChanged.connect(lambda v: self.settings.setValue("diagnose/top_k", v))
         k_box.addWidget(self.top_k)
         top.addLayout(k_box)
+        crop_box = QVBoxLayout()
+        crop_box.addWidget(QLabel("Crop"))
+        self.crop = QComboBox()
+        self.crop.setObjectName("cropChoice")
+        self.crop.setToolTip(
+            "Which crop the leaves are of, if you know it: leafdoc then chooses only among that crop's conditions."
+        )
+        self.crop.addItem(CROP_UNKNOWN, "")
+        remembered = get_str(self.settings, "diagnose/crop", "")
+        if remembered:  # shown at once; checked against the serving model's crops once connected
+            self.crop.addItem(remembered[:1].upper() + remembered[1:], remembered)
+            self.crop.setCurrentIndex(1)
+        self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
+        crop_box.addWidget(self.crop)
+        top.addLayout(crop_box)
         layout.addLayout(top)
         # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
         self.knows = QLabel("")
@@ -372,8 +391,18 @@ class DiagnoseTab(QWidget):
             note = knows_note(models)
             self.knows.setText(note or "")
             self.knows.setVisible(bool(note))
+            self.fill_crops(serving_crops(models))
 
         self.tasks.run(client.models, on_done=shown, on_error=lambda _exc: self.knows.setVisible(False))
+
+    def fill_crops(self, crops: list[str]) -> None:
+        """The serving model's crops in the crop box, the one picked last selected if this model knows it."""
+        wanted = get_str(self.settings, "diagnose/crop", "")
+        self.crop.clear()
+        self.crop.addItem(CROP_UNKNOWN, "")
+        for c in crops:
+            self.crop.addItem(c[:1].upper() + c[1:], c)
+        self.crop.setCurrentIndex(max(0, self.crop.findData(wanted)) if wanted else 0)
 
     def pick_photos(self) -> None:
         start = get_str(self.settings, "folders/photos", str(Path.home()))
@@ -413,7 +442,7 @@ class DiagnoseTab(QWidget):
         if not files:
             dialogs.show_error(self, "No photos", "There are no photos in what you picked.")
             return
-        client, top_k = self.session.client, self.top_k.value()
+        client, top_k, crop = self.session.client, self.top_k.value(), self.crop.currentData() or None
         if client is None:
             return
         if self._pending == 0:
@@ -430,6 +459,7 @@ class DiagnoseTab(QWidget):
                 client,
                 path,
                 top_k,
+                crop=crop,
                 on_progress=lambda what, image, card=card: card.show_photo(image),
                 on_done=lambda answer, card=card: self._answered(card, answer),
                 on_error=lambda exc, card=card: self._failed(card, exc),
@@ -451,6 +481,7 @@ class DiagnoseTab(QWidget):
             "reason": answer.get("reason") or "",
             "message": answer.get("message") or "",
             "top_k": "; ".join(f"{t['label']}={float(t['probability']):.4f}" for t in top),
+            "crop_given": answer.get("crop_given") or "",
             "model_version": answer.get("model_version", ""),
         }
         self.history.append(row)

@@ -1,0 +1,90 @@
+"""The desktop app's crop box (Qt offscreen, a real `leafdoc serve` of the starter model): it lists "I don't know" and
+the serving model's crops, the crop picked reaches the answer (a held-out photo the model takes for another crop is
+answered within it, and the card says so), it goes into the history's CSV, and the app remembers it like top-k."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
+import csv  # noqa: E402
+import io  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from tests.conftest import PLANTVILLAGE, REPO  # noqa: E402
+from tests.crop_photos import other_crop_photo, words  # noqa: E402
+
+pytest.importorskip("PySide6.QtWidgets")
+pytest.importorskip("pytestqt")
+
+from tests.e2e.test_desktop import SLOW, drop_files, open_window  # noqa: E402
+
+from leafdoc.desktop.prefs import open_settings  # noqa: E402
+from leafdoc.desktop.widgets import pretty_label  # noqa: E402
+from leafdoc.guide import serving_crops  # noqa: E402
+from leafdoc.inference.fieldcrops import crop_of  # noqa: E402
+
+STARTER = REPO / "models" / "starter"
+
+
+@pytest.fixture(scope="module")
+def found():
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    photo = other_crop_photo(STARTER, PLANTVILLAGE)
+    if photo is None:
+        pytest.skip("the starter takes none of its test photos for another crop")
+    return photo
+
+
+@pytest.fixture(scope="module")
+def starter_server(tmp_path_factory, found) -> Iterator:
+    from tests.live_server import start_server
+
+    live = start_server(tmp_path_factory.mktemp("crop-desktop"), STARTER)
+    yield live
+    live.stop()
+
+
+def test_the_crop_picked_in_the_app_reaches_the_answer_and_is_remembered(qtbot, starter_server, found, tmp_path):
+    photo, truth, unaided = found
+    crop = words(truth)
+    settings_file = tmp_path / "desktop.ini"
+    window = open_window(qtbot, starter_server.base, settings_file)
+    tab = window.diagnose
+    listed = serving_crops(httpx.get(f"{starter_server.base}/v1/models", timeout=60).json())
+    qtbot.waitUntil(lambda: tab.crop.count() == len(listed) + 1, timeout=SLOW)
+    assert tab.crop.itemText(0) == "I don't know" and tab.crop.currentIndex() == 0
+    assert [tab.crop.itemData(i) for i in range(1, tab.crop.count())] == listed
+
+    drop_files(tab, [photo])  # unaided: the other crop's condition
+    qtbot.waitUntil(lambda: len(tab.cards) == 1 and tab.cards[0].answer is not None, timeout=SLOW)
+    assert tab.cards[0].answer["top_k"][0]["label"] == unaided and tab.cards[0].answer["crop_given"] is None
+
+    index = tab.crop.findData(crop)
+    tab.crop.setCurrentIndex(index)
+    tab.crop.activated.emit(index)  # as a person's pick does
+    drop_files(tab, [photo])
+    qtbot.waitUntil(lambda: len(tab.cards) == 2 and tab.cards[-1].answer is not None, timeout=SLOW)
+    card = tab.cards[-1]
+    answer = card.answer
+    assert answer["crop_given"] == crop
+    assert all(crop_of(t["label"]) == crop_of(truth) for t in answer["top_k"])
+    if not answer["abstained"]:
+        assert card.title.text() == pretty_label(answer["label"]) and crop_of(answer["label"]) == crop_of(truth)
+        assert all(crop_of(b.label) == crop_of(truth) for b in card.bars)
+    assert card.framed.isVisible() and f"You said this is {crop}" in card.framed.text()
+    assert "another crop than" in card.framed.text()  # unaided, the model leaned to another crop
+
+    rows = list(csv.DictReader(io.StringIO(tab.history_csv().decode())))
+    assert [r["crop_given"] for r in rows] == ["", crop]
+
+    window.close()
+    assert open_settings(settings_file).value("diagnose/crop") == crop
+    again = open_window(qtbot, starter_server.base, settings_file)
+    qtbot.waitUntil(lambda: again.diagnose.crop.count() == len(listed) + 1, timeout=SLOW)
+    assert again.diagnose.crop.currentData() == crop
