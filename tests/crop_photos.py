@@ -30,6 +30,18 @@ def other_crop_photo(model_dir: Path, photos_dir: Path) -> tuple[Path, str, str]
     return None
 
 
+def other_crop_photo_or_skip(model_dir: Path, photos_dir: Path) -> tuple[Path, str, str]:
+    """other_crop_photo, or the test skipped with the reason."""
+    import pytest
+
+    if not Path(photos_dir).is_dir():
+        pytest.skip(f"shared datasets not found at {photos_dir}")
+    found = other_crop_photo(model_dir, photos_dir)
+    if found is None:
+        pytest.skip(f"{model_dir} takes none of its test photos for another crop")
+    return found
+
+
 def words(label: str) -> str:
     """The crop of a label as the API names it (`strawberry`)."""
     return crop_name(crop_of(label))

@@ -16,7 +16,7 @@ from collections.abc import Iterator  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from tests.conftest import PLANTVILLAGE, REPO  # noqa: E402
-from tests.crop_photos import other_crop_photo, words  # noqa: E402
+from tests.crop_photos import other_crop_photo_or_skip, words  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
@@ -33,12 +33,7 @@ STARTER = REPO / "models" / "starter"
 
 @pytest.fixture(scope="module")
 def found():
-    if not PLANTVILLAGE.is_dir():
-        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
-    photo = other_crop_photo(STARTER, PLANTVILLAGE)
-    if photo is None:
-        pytest.skip("the starter takes none of its test photos for another crop")
-    return photo
+    return other_crop_photo_or_skip(STARTER, PLANTVILLAGE)
 
 
 @pytest.fixture(scope="module")

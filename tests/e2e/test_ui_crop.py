@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tests.conftest import PLANTVILLAGE, REPO
-from tests.crop_photos import other_crop_photo, words
+from tests.crop_photos import other_crop_photo_or_skip, words
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
 
 from leafdoc.guide import serving_crops
@@ -22,12 +22,7 @@ STARTER = REPO / "models" / "starter"
 
 @pytest.fixture(scope="module")
 def found():
-    if not PLANTVILLAGE.is_dir():
-        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
-    photo = other_crop_photo(STARTER, PLANTVILLAGE)
-    if photo is None:
-        pytest.skip("the starter takes none of its test photos for another crop")
-    return photo
+    return other_crop_photo_or_skip(STARTER, PLANTVILLAGE)
 
 
 @pytest.fixture(scope="module")

@@ -47,12 +47,9 @@ def api(starter_copy, tmp_path_factory):
 def other_crop_photo(starter_copy) -> tuple[Path, str, str]:
     """(photo, its label, the label the model gives it unaided): a held-out test photo of the starter's it takes for
     another crop's condition (tests/crop_photos.py)."""
-    from tests.crop_photos import other_crop_photo as find
+    from tests.crop_photos import other_crop_photo_or_skip
 
-    found = find(STARTER, PLANTVILLAGE)
-    if found is None:
-        pytest.skip("the serving model takes none of its test photos for another crop")
-    return found
+    return other_crop_photo_or_skip(STARTER, PLANTVILLAGE)
 
 
 def post(api, route: str, photo: Path, **form) -> dict:
@@ -160,3 +157,11 @@ def test_leafdoc_predict_takes_the_crop(starter_copy, other_crop_photo):
     said = " ".join((bad.stdout + bad.stderr).split())
     assert bad.returncode == 1 and "'banana' is not one this model knows" in said and "'tomato'" in said, said
     assert "Traceback" not in said
+
+
+def test_a_crop_too_long_is_refused_as_it_streams_in(api, other_crop_photo):
+    photo = other_crop_photo[0]
+    files = {"file": (photo.name, photo.read_bytes(), "image/jpeg")}
+    body = assert_error(api.post("/v1/predict", files=files, data={"crop": "tomato" * 50_000}), 422, "invalid_request")
+    assert "`crop` is over 200 bytes" in body["message"]
+    assert api.post("/v1/predict?crop=" + "t" * 300, files=files).status_code == 422
