@@ -88,3 +88,23 @@ def test_the_crop_picked_on_the_page_reaches_the_answer(server, found):
                     assert line.lower().startswith(pretty_label(truth).split(" — ")[0].lower()), bars
         finally:
             browser.close()
+
+
+def test_on_a_phone_the_crop_comes_between_the_photo_and_the_diagnose_button(server):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (scripts/system-packages.sh installs it)")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{server.base}/ui/")
+            page.wait_for_selector("#crop-choice input")
+            photo, crop, button = (
+                page.locator(s).bounding_box() for s in ("#leaf-photo", "#crop-choice", "#diagnose-button")
+            )
+            assert photo["y"] + photo["height"] <= crop["y"] + 1, (photo, crop)
+            assert crop["y"] + crop["height"] <= button["y"] + 1, (crop, button)
+            assert button["y"] + button["height"] <= 844, "the Diagnose button is off the first screen"
+        finally:
+            browser.close()

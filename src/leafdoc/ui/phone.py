@@ -26,7 +26,8 @@ CSS = """
   #diagnose-row { flex-direction: column !important; }
   #photo-side { display: contents !important; }
   #photo-side > * { order: 3; width: 100% !important; }
-  #photo-side > #leaf-photo, #photo-side > #crop-choice { order: 1; }
+  /* the crop dropdown (in the .form Gradio wraps it in) right under the photo */
+  #photo-side > #leaf-photo, #photo-side > .form:has(> #crop-choice) { order: 1; }
   #photo-side > #diagnose-button { order: 2; }
   #answer-side { order: 2; width: 100% !important; min-width: 0 !important; }
   #leaf-photo { height: 260px !important; }
