@@ -289,19 +289,19 @@ def test_an_uploaded_photo_is_diagnosed(ui, config):
     photo = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]
     sent = upload(ui, photo, "my leaf.jpg")
     for api_name in ("diagnose", "diagnose_1"):  # the photo's change event, and the Diagnose button
-        output = completed(run_event(ui, _dep(config, api_name), [sent]))
+        output = completed(run_event(ui, _dep(config, api_name), [sent, ""]))  # "": no crop picked
         assert verdict_of(output).startswith("### ") and "Could not diagnose" not in verdict_of(output)
         assert output[1]["value"]["confidences"], output[1]
         assert output[2] is not None  # the heat map
     # A webcam capture reaches the page the same way: an upload named by the browser.
-    output = completed(run_event(ui, _dep(config, "diagnose"), [upload(ui, photo, "webcam.png", "image/png")]))
+    output = completed(run_event(ui, _dep(config, "diagnose"), [upload(ui, photo, "webcam.png", "image/png"), ""]))
     assert "Could not diagnose" not in verdict_of(output)
 
 
 def test_a_photo_that_is_no_image_gets_the_servers_answer_by_its_name(ui, config, tmp_path):
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
-    output = completed(run_event(ui, _dep(config, "diagnose"), [upload(ui, junk)]))
+    output = completed(run_event(ui, _dep(config, "diagnose"), [upload(ui, junk), ""]))
     verdict = verdict_of(output)
     assert "Could not diagnose" in verdict and str(TEMP) not in verdict
 
@@ -311,7 +311,7 @@ def test_an_example_photo_is_diagnosed(ui, config):
     [r] = run_event(ui, load, [1])
     example = json.loads(r)["data"][0]["value"]
     assert Path(example["path"]).parent.name == "examples"
-    output = completed(run_event(ui, _dep(config, "diagnose"), [example]))
+    output = completed(run_event(ui, _dep(config, "diagnose"), [example, ""]))
     assert "Could not diagnose" not in verdict_of(output) and output[1]["value"]["confidences"]
 
 

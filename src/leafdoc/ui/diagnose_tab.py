@@ -44,7 +44,9 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
-                answer = api.explain(path.read_bytes(), name, crop=(crop or "").strip() or None)
+                # the event runs unprocessed: a visitor may send anything as the crop (the API checks a string)
+                picked = crop.strip() if isinstance(crop, str) else ""
+                answer = api.explain(path.read_bytes(), name, crop=picked or None)
                 entry = api.advice_for(answer)
                 labels = api.model(answer["model_version"]).get("labels", [])
         except Exception as exc:

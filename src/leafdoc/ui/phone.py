@@ -30,6 +30,8 @@ CSS = """
   #photo-side > #leaf-photo, #photo-side > .form:has(> #crop-choice) { order: 1; }
   #photo-side > #diagnose-button { order: 2; }
   #answer-side { order: 2; width: 100% !important; min-width: 0 !important; }
+  /* scrolled to when it arrives: a little room above it, so that its border is not cut at a fractional scroll */
+  #verdict { scroll-margin-top: 6px; }
   #leaf-photo { height: 260px !important; }
   .block.verdict { min-height: 0 !important; }
   .verdict h3 { font-size: 1.35em !important; }
