@@ -102,13 +102,15 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption="✗ field photo: not sure (unlike_training)",
-        photo="A leaf on the plant, with other leaves and stems around it.",
+        caption="✗ field photo: answered only when sure; here not sure (unsure)",
+        photo="Corn leaves on the plant, with other leaves and stems around them.",
         answer=(
-            "Not sure: a field photo. Pick one leaf, lay it on paper, photograph it from above. (Its guess "
-            "would have been wrong. Some field photos still get a diagnosis, often a wrong one.)"
+            "Not sure: it could be northern leaf blight or common rust (it is common rust), with how to tell them "
+            "apart. The model learnt corn, tomato and potato from photos taken on the plant too, and answers those "
+            "only when it is very sure. A field photo of any other crop gets 'not sure' (unlike_training): pick one "
+            "leaf, lay it on paper, photograph it from above."
         ),
-        reason="unlike_training",
+        reason="unsure",
         file="field_photo.jpg",
         credit="the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)",
     ),
