@@ -141,7 +141,9 @@ EOF
 
 start=$SECONDS
 case $SOURCE in
-  registry) from_registry ;;
+  registry)
+    registry_answers || { say "cannot pull $REGISTRY_DEBIAN and $REGISTRY_PYTHON (use --source debian)"; exit 1; }
+    from_registry ;;
   debian) from_debian ;;
   auto)
     if registry_answers; then from_registry
