@@ -11,7 +11,7 @@ BUILD=true
 if [ "${1:-}" = --no-build ]; then BUILD=false; shift; fi
 [ -x .venv/bin/python ] || bash scripts/install.sh
 if $BUILD; then
-  bash deploy/build-images.sh serve
+  bash deploy/build-images.sh
 fi
 export LEAFDOC_CONTAINER_TESTS=1
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/containers "$@"
