@@ -44,11 +44,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e. --serial-tests picks
+    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e, tests/containers (run by
+    scripts/test-containers.sh, skipped elsewhere). --serial-tests picks
     the tests marked serial or the others."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for tier in ("unit", "integration", "e2e"):
+        for tier in ("unit", "integration", "e2e", "containers"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
     which = config.getoption("--serial-tests")
