@@ -115,6 +115,15 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit="the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)",
     ),
     GuideEntry(
+        caption="✗ field photo of another crop: not sure (unlike_training)",
+        photo="A leaf on the plant, of a crop the model knows only from lab photos (listed under the photo).",
+        answer=(
+            "Not sure: leafdoc knows that crop only from one leaf on a plain background, so any diagnosis would be a "
+            "guess. Pick one leaf, lay it on paper, photograph it from above."
+        ),
+        reason="unlike_training",
+    ),
+    GuideEntry(
         caption="✗ blurred: not a usable photo (poor_photo)",
         photo="The same leaf, out of focus (blurred here on purpose).",
         answer=(
