@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from leafdoc.inference.fieldcrops import listed
+
 GUIDE_DIR = Path(__file__).resolve().parents[2] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
 TITLE = "How to take a photo leafdoc can read"
@@ -40,14 +42,10 @@ def knows_note(models: dict) -> str | None:
     kinds = len(row.get("labels") or [])
     said = f"**This model knows {kinds} kinds of leaf of {n} crop{'s' if n != 1 else ''}.**"
     if field:
-        said += f" Learnt from photos taken on the plant too: {_and(field)}."
+        said += f" Learnt from photos taken on the plant too: {listed(field)}."
     if lab_only:
-        said += f" Learnt only from one leaf on a plain background (photograph them that way): {_and(lab_only)}."
+        said += f" Learnt only from one leaf on a plain background (photograph them that way): {listed(lab_only)}."
     return said
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 # Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).
