@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.inference.fieldcrops import listed
-
 GUIDE_DIR = Path(__file__).resolve().parents[2] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
 TITLE = "How to take a photo leafdoc can read"
@@ -46,6 +44,12 @@ def knows_note(models: dict) -> str | None:
     if lab_only:
         said += f" Learnt only from one leaf on a plain background (photograph them that way): {listed(lab_only)}."
     return said
+
+
+def listed(names) -> str:
+    """Names as a sentence says them: `corn`, `corn and tomato`, `corn, potato and tomato` (fieldcrops.py too)."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 # Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).

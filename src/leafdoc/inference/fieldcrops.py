@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leafdoc.guide import listed
+
 FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
 # The share of answered field photos that must be right on the validation part; the target on unseen field photos is
 # 80%, and about a hundred validation photos leave room for a few points of luck.
@@ -42,11 +44,6 @@ def crop_name(crop: str) -> str:
     name = crop.split("_(", 1)[0].replace("_", " ").strip().lower()
     head, _, kind = name.partition(",")
     return f"{kind.strip()} {head.strip()}" if kind.strip() else head.strip()
-
-
-def listed(names: Sequence[str]) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def learnt_crops(card_field: dict | None) -> list[str]:
