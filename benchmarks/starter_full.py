@@ -62,11 +62,11 @@ def lab_figures(predictor: Predictor, photos: list[tuple[Path, str]]) -> dict:
     probs = np.zeros((len(preds), len(labels)))
     for i, pr in enumerate(preds):
         for row in pr.top_k:
-            probs[i, idx[row["label"]]] = row["probability"]
+            probs[i, idx[row.label]] = row.probability
     top = probs.argmax(1)
     right = top == y
-    answered = np.array([not pr.decision.abstained for pr in preds])
-    reasons = Counter(pr.decision.reason for pr in preds if pr.decision.abstained)
+    answered = np.array([not pr.abstained for pr in preds])
+    reasons = Counter(pr.reason for pr in preds if pr.abstained)
     recall, f1 = {}, []
     for c, i in idx.items():
         tp = int(np.sum((top == i) & (y == i)))
@@ -93,14 +93,14 @@ def lab_figures(predictor: Predictor, photos: list[tuple[Path, str]]) -> dict:
 
 def refusals(predictor: Predictor, paths: list[Path], truth: list[str] | None = None) -> dict:
     preds = served(predictor, paths)
-    refused = [pr.decision.abstained for pr in preds]
+    refused = [pr.abstained for pr in preds]
     out = {
         "n": len(paths),
         "refused": float(np.mean(refused)) if paths else None,
-        "reasons": dict(Counter(pr.decision.reason for pr in preds if pr.decision.abstained)),
+        "reasons": dict(Counter(pr.reason for pr in preds if pr.abstained)),
     }
     if truth is not None:
-        tops = [pr.top_k[0]["label"] for pr in preds]
+        tops = [pr.top_k[0].label for pr in preds]
         ok = [t == c for t, c in zip(tops, truth, strict=True)]
         ans = [not r for r in refused]
         k = sum(o for o, a in zip(ok, ans, strict=True) if a)
@@ -109,7 +109,7 @@ def refusals(predictor: Predictor, paths: list[Path], truth: list[str] | None = 
             right_when_answered=interval(k, sum(ans)),
             right_forced=interval(sum(ok), len(ok)),
             right_top3=interval(
-                sum(c in [r["label"] for r in pr.top_k[:3]] for pr, c in zip(preds, truth, strict=True)), len(ok)
+                sum(c in [r.label for r in pr.top_k[:3]] for pr, c in zip(preds, truth, strict=True)), len(ok)
             ),
         )
     return out

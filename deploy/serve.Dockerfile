@@ -1,8 +1,9 @@
-# syntax=docker/dockerfile:1
 # The serving image: the API (`leafdoc serve`), the web page, predictions on ONNX Runtime.
 # No TensorFlow: the base install + the [serve] and [heic] extras, pinned by deploy/requirements-serve.lock
 # (compiled from pyproject.toml under the constraints of the repository's requirements.lock).
-# Build from the repository root:  docker build -f deploy/serve.Dockerfile -t leafdoc-serve .
+# Build from the repository root:  bash deploy/build-images.sh serve  (docs/deploy.md, "Building the images"), or
+#   docker build -f deploy/serve.Dockerfile -t leafdoc-serve .
+# PYTHON_IMAGE: any Debian 12 image with Python 3.11 and venv; deploy/base-images.sh makes one without a registry.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -13,7 +14,12 @@ COPY deploy/requirements-serve.lock /tmp/requirements.lock
 RUN /opt/leafdoc/bin/pip install --no-compile -r /tmp/requirements.lock
 COPY pyproject.toml README.md /src/
 COPY src /src/src
+# Not shipped: pip and setuptools (nothing installs at run time) and the test suites of pandas, NumPy and matplotlib
+# (about 100 MB with their bytecode). Bytecode for the rest: the root filesystem is read-only in Kubernetes.
 RUN /opt/leafdoc/bin/pip install --no-deps /src \
+ && /opt/leafdoc/bin/pip uninstall -q -y pip setuptools \
+ && site=$(echo /opt/leafdoc/lib/python3*/site-packages) \
+ && find "$site/pandas" "$site/numpy" "$site/matplotlib" -depth -type d -name tests -exec rm -rf {} + \
  && /opt/leafdoc/bin/python -m compileall -q /opt/leafdoc/lib
 
 FROM ${PYTHON_IMAGE}

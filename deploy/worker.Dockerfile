@@ -1,8 +1,8 @@
-# syntax=docker/dockerfile:1
 # The training worker image: `leafdoc worker` takes training jobs from the queue (Redis at scale) and
 # runs each in its own process with TensorFlow. The [train], [serve] and [heic] extras (the worker needs the
 # queue, catalog and store clients of [serve]), pinned by deploy/requirements-worker.lock.
-# Build from the repository root:  docker build -f deploy/worker.Dockerfile -t leafdoc-worker .
+# Build from the repository root:  bash deploy/build-images.sh worker  (docs/deploy.md, "Building the images"), or
+#   docker build -f deploy/worker.Dockerfile -t leafdoc-worker .
 # GPUs: run on a node with the NVIDIA container toolkit; with more than one GPU visible, training uses
 # tf.distribute.MirroredStrategy (training option `distribute`: auto | mirrored | none).
 

@@ -44,11 +44,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e. --serial-tests picks
+    """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e, tests/containers (run by
+    scripts/test-containers.sh, skipped elsewhere). --serial-tests picks
     the tests marked serial or the others."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        for tier in ("unit", "integration", "e2e"):
+        for tier in ("unit", "integration", "e2e", "containers"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
     which = config.getoption("--serial-tests")
@@ -299,4 +300,26 @@ def without_carried_photos(src: Path, dest: Path) -> Path:
     card = json.loads((dest / "card.json").read_text())
     card["field"].pop("carried_photos", None)
     (dest / "card.json").write_text(json.dumps(card))
+    return dest
+
+
+def starter_on_shared(dest: Path, names: tuple[str, ...] | None = None) -> Path:
+    """A copy of the starter model whose split.json lists only the photos of the shared 150-a-class PlantVillage copy
+    (by sha256, from its manifest): the starter learnt from all of PlantVillage, which the tests do not have, and
+    `leafdoc calibrate --data` wants most of a split's photos in the folder it is given. Each photo keeps the split
+    it had. `names`: the files to copy (default: all)."""
+    import csv
+    import json
+
+    starter = REPO / "models" / "starter"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in starter.iterdir():
+        if f.is_file() and (names is None or f.name in names):
+            shutil.copy2(f, dest / f.name)
+    with (SHARED / "plantvillage.SOURCES.tsv").open() as fh:
+        here = {row["sha256"] for row in csv.DictReader(fh, delimiter="\t")}
+    split = json.loads((starter / "split.json").read_text())
+    for part in ("train", "val", "test"):
+        split[part] = [sha for sha in split[part] if sha in here]
+    (dest / "split.json").write_text(json.dumps(split))
     return dest

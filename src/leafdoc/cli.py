@@ -249,7 +249,7 @@ def predict(
         str | None,
         typer.Option(
             "--crop",
-            help="The crop the photos are of (`tomato`, `corn`, `pepper, bell`, or a label prefix such as "
+            help="The crop the photos are of (`tomato`, `corn`, `bell pepper`, or a label prefix such as "
             "`Corn_(maize)`): the answers choose among that crop's labels only.",
         ),
     ] = None,

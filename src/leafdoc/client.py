@@ -122,7 +122,7 @@ class LeafdocClient:
         return self.request("POST", path, files=files, data=data, params=params).json()
 
     def crops(self) -> list[str]:
-        """The crops the serving model knows, as the API names them (`tomato`, `pepper, bell`): what `crop` takes.
+        """The crops the serving model knows, as the API names them (`tomato`, `bell pepper`): what `crop` takes.
         Empty when no version serves."""
         from leafdoc.guide import serving_crops
 

@@ -40,22 +40,24 @@ def knows_note(models: dict) -> str | None:
     kinds = len(row.get("labels") or [])
     said = f"**This model knows {kinds} kinds of leaf of {n} crop{'s' if n != 1 else ''}.**"
     if field:
-        said += f" Learnt from photos taken on the plant too: {_and(field)}."
+        said += f" Learnt from photos taken on the plant too: {listed(field)}."
     if lab_only:
-        said += f" Learnt only from one leaf on a plain background (photograph them that way): {_and(lab_only)}."
+        said += f" Learnt only from one leaf on a plain background (photograph them that way): {listed(lab_only)}."
     return said
 
 
 def serving_crops(models: dict) -> list[str]:
-    """The crops the serving model knows, from `GET /v1/models`, as its `crops` name them (`tomato`, `pepper,
-    bell`): what the API's `crop` takes. Empty when no version serves."""
+    """The crops the serving model knows, from `GET /v1/models`, as its `crops` name them (`tomato`, `bell
+    pepper`): what the API's `crop` takes. Empty when no version serves."""
     serving = models.get("serving_version")
     row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
     crops = (row or {}).get("crops") or {}
     return sorted({*(crops.get("field") or []), *(crops.get("lab_only") or [])})
 
 
-def _and(names: list[str]) -> str:
+def listed(names) -> str:
+    """Names as a sentence says them: `corn`, `corn and tomato`, `corn, potato and tomato` (fieldcrops.py too)."""
+    names = list(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -125,15 +127,26 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption="✗ field photo: not sure (unlike_training)",
-        photo="A leaf on the plant, with other leaves and stems around it.",
+        caption="✗ field photo: answered only when sure; here not sure (unsure)",
+        photo="Corn leaves on the plant, with other leaves and stems around them.",
         answer=(
-            "Not sure: a field photo. Pick one leaf, lay it on paper, photograph it from above. (Its guess "
-            "would have been wrong. Some field photos still get a diagnosis, often a wrong one.)"
+            "Not sure: it could be northern leaf blight or common rust (it is common rust), with how to tell them "
+            "apart. The model learnt corn, tomato and potato from photos taken on the plant too, and answers those "
+            "only when it is very sure. A field photo of any other crop gets 'not sure' (unlike_training): pick one "
+            "leaf, lay it on paper, photograph it from above."
         ),
-        reason="unlike_training",
+        reason="unsure",
         file="field_photo.jpg",
         credit="the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)",
+    ),
+    GuideEntry(
+        caption="✗ field photo of another crop: not sure (unlike_training)",
+        photo="A leaf on the plant, of a crop the model knows only from lab photos (listed under the photo).",
+        answer=(
+            "Not sure: leafdoc knows that crop only from one leaf on a plain background, so any diagnosis would be a "
+            "guess. Pick one leaf, lay it on paper, photograph it from above."
+        ),
+        reason="unlike_training",
     ),
     GuideEntry(
         caption="✗ blurred: not a usable photo (poor_photo)",

@@ -19,7 +19,8 @@ from leafdoc.modelfolder import read_split
 from leafdoc.registry import starter_model_dir
 from leafdoc.settings import Settings
 
-CLASSES = ("Apple___Cedar_apple_rust", "Corn_(maize)___Common_rust_", "Tomato___Late_blight")
+# Classes with 7 or more photos in the starter's test split among the shared ones (it trained on most shared photos)
+CLASSES = ("Apple___Apple_scab", "Potato___healthy", "Tomato___healthy")
 
 
 def photos_the_starter_never_saw(dest, per_class: int = 10):

@@ -29,7 +29,7 @@ LEARNT = {"crops": ["Corn_(maize)", "Tomato"], "min_confidence": 0.8}
 
 def test_names_of_crops_read_as_a_sentence_says_them():
     assert crop_of("Corn_(maize)___Common_rust_") == "Corn_(maize)"
-    assert crop_name("Corn_(maize)") == "corn" and crop_name("Pepper,_bell") == "pepper, bell"
+    assert crop_name("Corn_(maize)") == "corn" and crop_name("Pepper,_bell") == "bell pepper"
     assert field_part(b"x") in ("train", "val", "test")
 
 

@@ -20,7 +20,8 @@ def test_the_starters_card_reads_typed_and_writes_back_unchanged(tmp_path):
     raw = json.loads((STARTER / "card.json").read_text())
     card = read_card(STARTER)
     assert card.input.size == raw["input"]["size"] and card.input.resize == raw["input"]["resize"]
-    assert card.dataset.split == raw["dataset"]["split"] and card.n_classes == len(raw["dataset"]["split"]) * 10
+    labels = json.loads((STARTER / "labels.json").read_text())
+    assert card.dataset.split == raw["dataset"]["split"] and card.n_classes == len(labels) == 34
     assert card.metrics.test["accuracy"] == raw["metrics"]["test"]["accuracy"]
     assert card.ood["threshold"] == raw["ood"]["threshold"] and card.field == raw["field"]
     write_card(tmp_path, card)
@@ -69,7 +70,7 @@ def test_the_starters_split_reads_as_parts_of_each_photo():
     split = read_split(STARTER)
     parts = split_parts(split)
     assert len(parts) == sum(len(split[p]) for p in ("train", "val", "test"))  # each photo in one part
-    assert sum(1 for part in parts.values() if part == "test") == len(split["test"]) == 663
+    assert sum(1 for part in parts.values() if part == "test") == len(split["test"]) == 5221
 
 
 @pytest.mark.parametrize(

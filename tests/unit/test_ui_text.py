@@ -184,6 +184,6 @@ def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
     from leafdoc.inference.abstain import UNLIKE_TRAINING
 
     md = text.verdict(answer(abstained=True, label=None, reason="unlike_training", message=UNLIKE_TRAINING))
-    assert md.startswith("### Not sure: this looks like a field photo or a close-up")
+    assert md.startswith("### Not sure: this photo is not like the ones this model learnt this crop from")
     assert "sheet of paper" in md and "plain background" in md and "reason: unlike\\_training" in md
     assert "runs past the edges" in md  # a close-up is refused by the same check: the words cover it

@@ -11,7 +11,7 @@ that label would always have all the probability, and a diseased leaf would be c
 the answer is the one the model gives without the crop when it names that label, and otherwise "not sure", saying
 that leafdoc knows only that one condition of the crop (`single_label_message`).
 
-The crop is named as GET /v1/models lists it (`tomato`, `corn`, `pepper, bell`: fieldcrops.crop_name) or by the
+The crop is named as GET /v1/models lists it (`tomato`, `corn`, `bell pepper`: fieldcrops.crop_name) or by the
 labels' own prefix (`Corn_(maize)`), in any case.
 """
 
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from leafdoc.errors import UnknownCrop
-from leafdoc.inference.fieldcrops import crop_name, crop_of, listed
+from leafdoc.guide import listed
+from leafdoc.inference.fieldcrops import crop_name, crop_of
 
 
 def crops_of(labels: Sequence[str]) -> list[str]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leafdoc.guide import listed
+
 FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
 # The share of answered field photos that must be right on the validation part; the target on unseen field photos is
 # 80%, and about a hundred validation photos leave room for a few points of luck.
@@ -37,13 +39,11 @@ def crop_of(label: str) -> str:
 
 
 def crop_name(crop: str) -> str:
-    """`Corn_(maize)` -> `corn`, `Pepper,_bell` -> `pepper, bell`: a crop as a sentence says it."""
-    return crop.split("_(", 1)[0].replace("_", " ").strip().lower()
-
-
-def listed(names: Sequence[str]) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    """`Corn_(maize)` -> `corn`, `Pepper,_bell` -> `bell pepper`: a crop as a sentence says it (a comma would read
+    as two crops in a list)."""
+    name = crop.split("_(", 1)[0].replace("_", " ").strip().lower()
+    head, _, kind = name.partition(",")
+    return f"{kind.strip()} {head.strip()}" if kind.strip() else head.strip()
 
 
 def learnt_crops(card_field: dict | None) -> list[str]:
@@ -56,7 +56,7 @@ def knows_in_field(card_field: dict | None, label: str) -> bool:
 
 def crops_known(labels: Sequence[str], card_field: dict | None) -> dict[str, list[str]]:
     """The crops of a model's labels, by what it learnt them from: field photos and lab photos, or lab photos only
-    (as a sentence names them: `corn`, `pepper, bell`)."""
+    (as a sentence names them: `corn`, `bell pepper`)."""
     learnt = set(learnt_crops(card_field))
     crops = sorted({crop_of(label) for label in labels})
     return {

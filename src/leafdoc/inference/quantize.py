@@ -32,6 +32,10 @@ from leafdoc.modelfolder import SPLIT_FILE, VARIANT_FILES, read_split
 OUTPUTS = ("probabilities", "logits", "features", "cam")
 CALIBRATION_PHOTOS = 300  # training photos, spread over the classes; more barely moves MinMax ranges
 CALIBRATION_BATCH = 10
+# ONNX Runtime's calibrator keeps this many batches' outputs, then folds them into its ranges; when the batches are a
+# multiple of it, nothing is left at the end and it raises "No data is collected" (40, 80, ... photos): the reader
+# then splits its last batch in two.
+MAX_KEPT_BATCHES = 4
 T = TypeVar("T")
 
 
@@ -64,10 +68,11 @@ class _Reader:
     """onnxruntime.quantization's CalibrationDataReader protocol over model-ready arrays, in small batches."""
 
     def __init__(self, input_name: str, images: np.ndarray):
-        self.feeds = iter(
-            {input_name: images[i : i + CALIBRATION_BATCH].astype(np.float32)}
-            for i in range(0, len(images), CALIBRATION_BATCH)
-        )
+        batches = [images[i : i + CALIBRATION_BATCH] for i in range(0, len(images), CALIBRATION_BATCH)]
+        if batches and len(batches) % MAX_KEPT_BATCHES == 0 and len(batches[-1]) > 1:
+            last = batches.pop()
+            batches += [last[: len(last) // 2], last[len(last) // 2 :]]
+        self.feeds = iter({input_name: b.astype(np.float32)} for b in batches)
 
     def get_next(self):
         return next(self.feeds, None)
@@ -111,7 +116,7 @@ def quantize_int8(src: Path, dest: Path, images: np.ndarray) -> None:
             per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=head_nodes(model),
-            extra_options={"CalibMaxIntermediateOutputs": 4},
+            extra_options={"CalibMaxIntermediateOutputs": MAX_KEPT_BATCHES},
         )
 
 

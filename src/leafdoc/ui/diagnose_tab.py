@@ -29,7 +29,7 @@ def _verdict_update(md: str, kind: str) -> dict:
 
 def crop_choices(crops: list[str]) -> list[tuple]:
     """The crop dropdown's choices: "I don't know" (every label), then the serving model's crops as the API names
-    them (`tomato`, `pepper, bell`), shown with a capital."""
+    them (`tomato`, `bell pepper`), shown with a capital."""
     return [(t("crop_unknown"), ""), *((c[:1].upper() + c[1:], c) for c in crops)]
 
 

@@ -22,7 +22,7 @@ _binary = {"schema": {"type": "string", "format": "binary"}}
 
 CROP_WORDS = (
     "The crop the leaf is of, if the grower knows it: as GET /v1/models lists it under `crops` (`tomato`, `corn`, "
-    "`pepper, bell`) or as the labels' prefix (`Corn_(maize)`), in any case. The answer then chooses among that "
+    "`bell pepper`) or as the labels' prefix (`Corn_(maize)`), in any case. The answer then chooses among that "
     "crop's labels only (probabilities renormalised over them); an unknown crop is answered 422 with the crops the "
     "serving model knows. Empty or left out: every label."
 )
