@@ -246,7 +246,7 @@ def test_a_file_not_uploaded_is_refused_by_its_name_only(ui, config, targets):
     """Gradio lets a path inside the page's folder through; the page itself opens only what its upload
     route wrote, and says so naming the file as sent."""
     target = targets["planted in the page's folder"]
-    answers = call_named(ui, "diagnose", [file_data(target.path, "my leaf.jpg")])
+    answers = call_named(ui, "diagnose", [file_data(target.path, "my leaf.jpg"), ""])  # "": no crop picked
     text = "".join(answers)
     assert "my leaf.jpg was not uploaded through this page" in text
     assert target.secret not in text and str(target.path.parent) not in text
