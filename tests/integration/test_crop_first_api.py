@@ -95,6 +95,17 @@ def test_explain_and_batch_take_the_crop_too(api, other_crop_photo):
     explained = post(api, "/v1/explain", photo, crop=crop)
     assert crop_of(explained["explained_label"]) == crop_of(truth)  # the heat map of the crop's top label
     assert explained["crop_given"] == crop and crop_of(explained["top_k"][0]["label"]) == crop_of(truth)
+    # a label of another crop cannot be explained within the crop given
+    other = next(
+        label for label in api.get("/v1/models").json()["models"][0]["labels"] if crop_of(label) != crop_of(truth)
+    )
+    r = api.post(
+        "/v1/explain",
+        params={"label": other},
+        files={"file": (photo.name, photo.read_bytes(), "image/jpeg")},
+        data={"crop": crop},
+    )
+    assert "is not a condition of the crop given" in assert_error(r, 422, "invalid_request")["message"]
     files = [("files", (photo.name, photo.read_bytes(), "image/jpeg"))] * 2
     r = api.post("/v1/predict/batch", files=files, data={"crop": crop})
     assert r.status_code == 200, r.text

@@ -353,6 +353,7 @@ def explain_bytes(
     from leafdoc.inference.cropfirst import crop_indices
     from leafdoc.inference.explain import DISPLAY_SIZE
     from leafdoc.inference.explain import explain_bytes as explain
+    from leafdoc.inference.fieldcrops import crop_name, crop_of
     from leafdoc.service.errors import InvalidRequest
 
     loaded = holder.current()
@@ -366,6 +367,11 @@ def explain_bytes(
                 hint="GET /v1/models/{version} lists them; leave `label` out to explain the top one.",
             )
         index = p.labels.index(label)
+        if among is not None and crop_of(label) != among:
+            raise InvalidRequest(
+                f"label {label!r} is not a condition of the crop given ({crop_name(among)}).",
+                hint="Explain one of that crop's labels, or leave `label` or `crop` out.",
+            )
     check_size(data, name or "image", holder.settings)
     with holder.decoding:
         ex = explain(p, data, name or "image", index, None if among is None else crop_indices(p.labels, among))
