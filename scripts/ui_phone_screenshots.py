@@ -1,7 +1,9 @@
-"""Screenshots of the web page on a phone (390 x 844) for docs/web-page.md: docs/screenshots/ui-phone-answer.png (a
-late blight leaf the starter model takes for early blight: the answer first, with its urgent look-alike),
+"""Screenshots of the web page on a phone (390 x 844) for docs/web-page.md: docs/screenshots/ui-phone-answer.png (an
+early blight leaf the starter model names, with late blight, the urgent look-alike, second: the answer first, with
+the caution),
 ui-phone-unsure.png (a refusal: no percentage, "could be A or B" and how to tell them apart) and
-ui-phone-history.png (the visitor's history, kept in the browser).
+ui-phone-history.png (the visitor's history, kept in the browser) and ui-phone-crop.png (the first screen: the photo,
+the crop dropdown open, the Diagnose button).
 
 Starts its own `leafdoc serve` of the starter model over a throw-away data home (as tests/e2e/test_ui_phone.py
 does) and drives Debian's headless Chromium. About a minute on two cores.
@@ -22,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from playwright.sync_api import sync_playwright  # noqa: E402
 from tests.e2e.test_ui_browser import launch, warm_up  # noqa: E402
 from tests.e2e.test_ui_phone import (  # noqa: E402
-    LATE_BLIGHT_TAKEN_FOR_EARLY,
+    EARLY_BLIGHT_NOT_RULING_OUT_LATE,
     STARTER,
     UNSURE_PHOTO,
     diagnose_on_phone,
@@ -59,7 +61,12 @@ def shoot_all(url: str, out: Path) -> None:
     with sync_playwright() as p:
         browser = launch(p)
         page = open_phone(browser, url)
-        diagnose_on_phone(page, LATE_BLIGHT_TAKEN_FOR_EARLY)
+        page.wait_for_selector("#crop-choice input")
+        page.click("#crop-choice input")  # the crop dropdown open under the photo, before the Diagnose button
+        page.get_by_role("option", name="Tomato", exact=True).wait_for()
+        shoot(page, out / "ui-phone-crop.png")
+        page.get_by_role("option", name="I don't know", exact=True).click()
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
         shoot(page, out / "ui-phone-answer.png")
         diagnose_on_phone(page, UNSURE_PHOTO)
         shoot(page, out / "ui-phone-unsure.png")

@@ -15,7 +15,7 @@ from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import t
 
 EMPTY_VERDICT = (
-    "### Your diagnosis appears here\n\nAdd a photo of one leaf on the left: upload it or take it with the camera."
+    "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 )
 
 
