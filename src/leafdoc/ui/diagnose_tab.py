@@ -14,9 +14,7 @@ from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import t
 
-EMPTY_VERDICT = (
-    "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
-)
+EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 
 
 def _no_scores() -> dict:
