@@ -48,8 +48,8 @@ def make_client(tmp_path, answering, database_url):
     clients.close()
 
 
-def predict(client, photo: bytes, name="leaf.jpg") -> dict:
-    r = client.post("/v1/predict", files={"file": (name, photo, "image/jpeg")})
+def predict(client, photo: bytes, name="leaf.jpg", **form) -> dict:
+    r = client.post("/v1/predict", files={"file": (name, photo, "image/jpeg")}, data=form or None)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -62,7 +62,11 @@ def test_thumbs_down_reviewed_by_an_admin_joins_a_new_dataset_version(make_clien
     client = make_client(keep_photos=True)
     photos = leaf_photos(leaf_folder)
     sent = {p.name: p.read_bytes() for p in photos[:3]}
-    answers = [predict(client, data, name) for name, data in sent.items()]
+    # the second one with the crop the grower gave (crop first): the review queue shows it
+    answers = [
+        predict(client, data, name, **({"crop": "apple"} if i == 1 else {}))
+        for i, (name, data) in enumerate(sent.items())
+    ]
     ids = [a["prediction_id"] for a in answers]
     assert len(set(ids)) == 3 and all(len(i) >= 22 for i in ids)
 
@@ -81,6 +85,7 @@ def test_thumbs_down_reviewed_by_an_admin_joins_a_new_dataset_version(make_clien
     first = queue["items"][0]
     assert first["prediction_id"] == wrong["prediction_id"]  # disagreement first
     assert first["feedback_correct"] is False and first["feedback_label"] == other and first["has_photo"]
+    assert first["crop_given"] == "apple" and queue["items"][1]["crop_given"] is None
     assert [i["prediction_id"] for i in queue["items"]][1] == answers[0]["prediction_id"]
     assert answers[2]["prediction_id"] not in {i["prediction_id"] for i in queue["items"]}  # no feedback
 

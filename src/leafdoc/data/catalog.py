@@ -184,6 +184,7 @@ class PredictionRow(Base):
     score_bin: Mapped[int | None] = mapped_column(Integer, nullable=True)
     photo_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     photo_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    crop_given: Mapped[str | None] = mapped_column(String(64), nullable=True)  # migration 0006
     feedback_correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     feedback_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     feedback_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)

@@ -60,6 +60,7 @@ class PredictionLog:
             "score_bin": score_bin(answer.ood_score, threshold),
             "photo_sha256": None,
             "photo_name": (answer.file or None) and answer.file[:200],
+            "crop_given": (answer.crop_given or None) and answer.crop_given[:64],
         }
         keep = photo is not None and self.settings.keep_photos
         with self._lock:

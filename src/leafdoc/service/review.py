@@ -67,6 +67,7 @@ def item_dict(row: PredictionRow) -> dict:
         "abstained": row.abstained,
         "reason": row.reason,
         "ood_score": row.ood_score,
+        "crop_given": row.crop_given,
         "feedback_correct": row.feedback_correct,
         "feedback_label": row.feedback_label,
         "has_photo": row.photo_sha256 is not None,

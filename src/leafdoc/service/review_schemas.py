@@ -35,6 +35,9 @@ class ReviewItem(BaseModel):
     abstained: bool
     reason: str | None
     ood_score: float | None
+    crop_given: str | None = Field(
+        None, description="The crop the grower said the photo is of (the API's `crop`); null when none was given."
+    )
     feedback_correct: bool | None
     feedback_label: str | None
     has_photo: bool

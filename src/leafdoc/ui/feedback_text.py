@@ -35,6 +35,8 @@ def review_rows(items: list[dict]) -> list[list[str]]:
             answer = f"abstained ({i['reason']}); best guess {pretty_label(i['top_label'] or '?')}"
         else:
             answer = pretty_label(i["label"] or "?")
+        if i.get("crop_given"):
+            answer += f" (crop given: {i['crop_given']})"
         if i["feedback_correct"] is None:
             said = "—"
         elif i["feedback_correct"]:
