@@ -673,7 +673,7 @@ def test_the_page_does_not_take_its_host_name_from_the_request(server, headers):
 def test_a_range_request_for_a_file_does_not_echo_the_request_headers(server):
     from leafdoc.ui.common import EXAMPLES
 
-    example = str(EXAMPLES[0].resolve())
+    example = f"/leafdoc/examples/{EXAMPLES[0].name}"  # as the page names it (I51 #11)
     r = httpx.get(
         f"{server.base}/ui/gradio_api/file={example}",
         headers={"Range": "bytes=0-10", "X-Evil": "r", "Cookie": "session=secret", **ADMIN},
@@ -683,6 +683,97 @@ def test_a_range_request_for_a_file_does_not_echo_the_request_headers(server):
     assert len(r.content) == 11
     for name in ("x-evil", "authorization", "cookie", "set-cookie", "host"):
         assert name not in r.headers, dict(r.headers)
+
+
+# ---- I51 #11: no answer of the page names a folder of the server ----------------------------------------------
+
+
+def install_paths() -> list[str]:
+    """Where leafdoc is installed: its package, and the repository's examples (the page's example photos)."""
+    import leafdoc
+    from leafdoc.ui.common import EXAMPLES_DIR
+
+    return [str(Path(leafdoc.__file__).resolve().parent), str(EXAMPLES_DIR), str(EXAMPLES_DIR.parent)]
+
+
+def page_event(config: dict, api_name: str) -> dict:
+    return next(d for d in config["dependencies"] if d.get("api_name") == api_name)
+
+
+def test_no_answer_of_the_page_names_a_server_folder(server):
+    """`curl :P/ui/config` showed the install path (`.../examples/...`) and, after an upload, the data home's page
+    folder (`<home>/cache/ui/...`); so did the upload route's answer and every event's result (`FileData.path`,
+    and its `url`). Everything a visitor gets while diagnosing an uploaded photo and an example is read for them:
+    files are named by aliases (`/leafdoc/page-files/...`, `/leafdoc/examples/...`), which still open them."""
+    from tests.e2e.test_ui_file_access import call_named, completed, run_event
+
+    ui = f"{server.base}/ui"
+    answers = {"page": httpx.get(f"{ui}/", timeout=300).text}
+    config = httpx.get(f"{ui}/config", timeout=60)
+    answers["config"], config = config.text, config.json()
+    answers["info"] = httpx.get(f"{ui}/gradio_api/info", timeout=60).text
+    sent = httpx.post(f"{ui}/gradio_api/upload", files={"files": ("my leaf.jpg", leaf_jpeg(11))}, timeout=60)
+    assert sent.status_code == 200, sent.text
+    answers["upload"] = sent.text
+    [where] = sent.json()
+    photo = {"path": where, "orig_name": "my leaf.jpg", "meta": {"_type": "gradio.FileData"}}
+    queued = run_event(ui, page_event(config, "diagnose"), [photo, ""])  # "": no crop picked
+    answers["diagnose (queue)"] = "\n".join(queued)
+    answers["diagnose (call)"] = "\n".join(call_named(ui, "diagnose", [photo, ""]))
+    [loaded] = run_event(ui, page_event(config, "load_example"), [0])  # not queued: /run/predict
+    answers["load_example"] = loaded
+    example = json.loads(loaded)["data"][0]["value"]
+    answers["diagnose an example"] = "\n".join(run_event(ui, page_event(config, "diagnose"), [example, ""]))
+    answers["config after"] = httpx.get(f"{ui}/config", timeout=60).text
+
+    for what, text in answers.items():
+        for path in [*server_paths(server), *install_paths()]:
+            assert path not in text, f"{what} names the server path {path}: {text[text.find(path) - 200 :][:400]}"
+    # ... and the page works with the names it was given
+    output = completed(queued)
+    assert output[0]["value"].startswith("### ") and "Could not diagnose" not in output[0]["value"], output[0]
+    heat = output[2]
+    assert where.startswith("/leafdoc/page-files/") and example["path"].startswith("/leafdoc/examples/")
+    for url in (f"{ui}/gradio_api/file={where}", heat["url"], f"{ui}/gradio_api/file={example['path']}"):
+        r = httpx.get(url, timeout=60)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/"), (url, r.status_code)
+    assert "Could not diagnose" not in answers["diagnose an example"]
+
+
+def test_a_server_path_opens_nothing_and_a_guess_comes_back_as_sent(server):
+    """Files open by their aliases only, never climbing out of their folder; a folder's real path opens nothing,
+    and a value quoted back (a dropdown's "Value: ... is not in the list of choices") reads as the visitor sent it,
+    so an answer does not tell a right guess of a server folder from a wrong one."""
+    from tests.e2e.test_ui_file_access import run_event
+
+    from leafdoc.ui.common import EXAMPLES
+
+    ui = f"{server.base}/ui"
+    httpx.get(f"{ui}/", timeout=300)
+    name = EXAMPLES[0].name
+    assert httpx.get(f"{ui}/gradio_api/file=/leafdoc/examples/{name}", timeout=60).status_code == 200
+    climbs = ["/leafdoc/examples/../pyproject.toml", "/leafdoc/page-files/../../catalog.sqlite"]
+    for path in [str(EXAMPLES[0].resolve()), f"/leafdoc/install/examples/{name}", *map(quote_all, climbs)]:
+        r = httpx.get(f"{ui}/gradio_api/file={path}", timeout=60)
+        assert r.status_code == 403, (path, r.status_code)
+        assert_names_no_server_path(server, r.text)
+
+    config = httpx.get(f"{ui}/config", timeout=60).json()
+    send = page_event(config, "send")  # the feedback: [the answer shown, "it is actually..." (a dropdown)]
+
+    def quoted(value: str) -> str:
+        answers = run_event(ui, send, [None, value])
+        [done] = [a for a in answers if "process_completed" in a]
+        return json.loads(done.removeprefix("data:"))["output"]["error"]
+
+    right, wrong = str(ui_folder(server).resolve()), str(server.home.parent / "nowhere" / "ui")
+    assert quoted(right) == quoted(wrong).replace(wrong, right), (quoted(right), quoted(wrong))
+    assert right in quoted(right) and "/leafdoc/" not in quoted(right) and "/leafdoc-" not in quoted(right)
+
+
+def quote_all(path: str) -> str:
+    """`path` with every `/` and `.` escaped: sent as it is, where an HTTP client would resolve `..` first."""
+    return path.replace("/", "%2F").replace(".", "%2E")
 
 
 # ---- I51 #12: /docs loads nothing from elsewhere ------------------------------------------------------------

@@ -282,6 +282,31 @@ def test_diagnose_a_leaf_shows_the_label_scores_and_heat_map(page, live_server, 
     assert outside == [], f"the page reached beyond this machine: {outside[:5]}"
 
 
+def test_an_example_photo_shows_and_is_diagnosed_and_the_page_names_no_server_folder(page, live_server):
+    """Clicking an example: its photo shows (Gradio's answer to the click, from its not-queued /run/ route, named
+    the photo under the server's root, /gradio_api/file=..., a 404, until the page got its root_path), the heat map
+    comes, and every picture is named by an alias (ui/aliases.py): the page names neither the data home nor the
+    install folder."""
+    from leafdoc.ui.common import EXAMPLES, EXAMPLES_DIR
+
+    example = EXAMPLES[0]
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.get_by_role("button", name=example.stem.replace("_", " ")).click()
+    wait_for_image(page, "leaf-photo")
+    wait_for_image(page, "heat-map")
+
+    photo = page.evaluate("document.querySelector('#leaf-photo img').src")
+    assert photo.endswith(f"/ui/gradio_api/file=/leafdoc/examples/{example.name}"), photo
+    heat = page.evaluate("document.querySelector('#heat-map img').src")
+    assert "/ui/gradio_api/file=/leafdoc/page-files/" in heat, heat
+    assert "Your diagnosis appears here" not in text_of(page, "verdict")
+    shown = page.content()
+    for folder in (live_server.home, live_server.home.resolve(), EXAMPLES_DIR.parent):
+        assert str(folder) not in shown, f"the page names {folder}"
+    assert failed == [], failed
+
+
 def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
     dark = tmp_path / "lens-cap.jpg"
     Image.new("RGB", (200, 160), (3, 4, 3)).save(dark)

@@ -4,10 +4,11 @@ A visitor does not send Gradio a file but a description of one, `{"path": ..., "
 "gradio.FileData"}}`, and Gradio used to copy whatever path it named into its cache and serve the copy at
 `gradio_api/file=`. Here every event of the page (from its config: every fn_index, and every api_name)
 gets such a description in every one of its inputs, for files outside the data home, inside it, in the
-system temp dir, and planted in or linked from the page's own folder; then `file=` is asked for each of
-them and for every copy that turned up in a Gradio cache on this machine. No answer may contain a secret
-or name a server path. And the page still works: a photo uploaded through Gradio's upload route, an
-example photo and a zip uploaded on the Retrain tab get their answers.
+system temp dir, planted in or linked from the page's own folder, and named by the alias the page gives that
+folder but climbing out of it; then `file=` is asked for each of them and for every copy that turned up in a
+Gradio cache on this machine. No answer may contain a secret or name a server path, not even the one sent (the
+page names files by aliases: ui/aliases.py). And the page still works: a photo uploaded through Gradio's upload
+route, an example photo and a zip uploaded on the Retrain tab get their answers.
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ def targets(live_server, tmp_path_factory) -> Iterator[dict[str, Target]]:
         "in the system temp dir": in_temp,
         "planted in the page's folder": planted,
         "symlink out of the page's folder": Target(link, outside.secret),
+        # the page names its folder's files /leafdoc/page-files/... (ui/aliases.py): an alias maps back only
+        # inside its folder
+        "the catalog, through the page folder's alias": Target(
+            Path("/leafdoc/page-files/../../catalog.sqlite"), "SQLite format 3"
+        ),
     }
     in_temp.path.unlink(missing_ok=True)
 
@@ -200,6 +206,7 @@ TARGET_NAMES = [
     "in the system temp dir",
     "planted in the page's folder",
     "symlink out of the page's folder",
+    "the catalog, through the page folder's alias",
 ]
 
 
@@ -215,7 +222,9 @@ def test_no_event_of_the_page_hands_out_a_server_file(ui, config, live_server, t
     direct = [str(target.path), str(target.path.resolve())]
     if target.path == Path("/etc/passwd"):
         direct.append(quote("../" * 8 + "etc/passwd", safe=""))  # relative to the server's working dir
-    fetched = fetch_files(ui, sorted({*named, *copies, *direct} - {str(t.path) for t in _planted(targets)}))
+    if str(target.path).startswith("/leafdoc/"):  # an alias climbing out of its folder, sent as it is
+        direct.append(quote(str(target.path), safe=""))
+    fetched = fetch_files(ui, sorted({*named, *copies, *direct}))
 
     texts = answers + [body for _, body in fetched]
     leaked = [text for text in texts if target.secret in text]
@@ -223,32 +232,32 @@ def test_no_event_of_the_page_hands_out_a_server_file(ui, config, live_server, t
     assert all(status != 200 for status, _ in fetched), [s for s, _ in fetched]
     assert not set(after) - before, f"Gradio copied {which} into its cache"
     for text in texts:
-        if target in _planted(targets):
-            # Gradio lets a path inside the page's folder through to the components, and one that checks
-            # its value (a dropdown: "Value: {...} is not in the list of choices") quotes it back: the
-            # visitor's own string, about a folder the upload route names anyway. Nothing else may be named.
-            text = text.replace(str(target.path), "<the path sent>")
+        # Not even the path sent: a file is named by its alias (ui/aliases.py), and a server path sent opens
+        # nothing, so Gradio refuses it before any component could quote it back.
         for where in server_paths(live_server, target):
             assert where not in text, f"an answer names the server path {where}: {text[:300]}"
-
-
-def _planted(targets: dict[str, Target]) -> list[Target]:
-    """Files the test itself wrote into the page's folder: Gradio serves that folder (which is why nothing
-    but the page may write there), so fetching them by `file=` is not the page's doing."""
-    return [targets["planted in the page's folder"]]
 
 
 def _paths_in(text: str) -> list[str]:
     return re.findall(r"(/[\w.\-/]+)", text)
 
 
-def test_a_file_not_uploaded_is_refused_by_its_name_only(ui, config, targets):
-    """Gradio lets a path inside the page's folder through; the page itself opens only what its upload
-    route wrote, and says so naming the file as sent."""
+@pytest.mark.parametrize("named", ["by its path", "by its alias"])
+def test_a_file_not_uploaded_is_refused_by_its_name_only(ui, config, live_server, targets, named):
+    """A file in the page's folder that its upload route did not write. Named by its server path it opens nothing:
+    Gradio refuses it as any file outside the page's folder (an error without text). Named by its alias
+    (`/leafdoc/page-files/...`, as the page names that folder's files) Gradio lets it through, and the page itself
+    opens only what its upload route wrote, and says so naming the file as sent."""
     target = targets["planted in the page's folder"]
-    answers = call_named(ui, "diagnose", [file_data(target.path, "my leaf.jpg"), ""])  # "": no crop picked
+    path = target.path
+    if named == "by its alias":
+        path = "/leafdoc/page-files/" + str(target.path.relative_to(live_server.home / "cache" / "ui"))
+    answers = call_named(ui, "diagnose", [file_data(path, "my leaf.jpg"), ""])  # "": no crop picked
     text = "".join(answers)
-    assert "my leaf.jpg was not uploaded through this page" in text
+    if named == "by its alias":
+        assert "my leaf.jpg was not uploaded through this page" in text
+    else:
+        assert 'event: error\ndata: {"error": null}' in text
     assert target.secret not in text and str(target.path.parent) not in text
 
 

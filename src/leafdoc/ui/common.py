@@ -25,11 +25,10 @@ from leafdoc import guide
 from leafdoc.client import ApiError, LeafdocClient
 from leafdoc.settings import Settings
 from leafdoc.ui import text
-from leafdoc.ui.where import api_base
+from leafdoc.ui.where import EXAMPLES_DIR, api_base
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)
 EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
 GUIDE_PHOTOS = tuple(e.path for e in guide.pictured())  # the photo guide's pictures (examples/guide/)
 

@@ -10,7 +10,9 @@ one API worker or in the page's own process alike:
   Cookie included;
 - uploads (`PageUploads`): the page's folder holds at most `ui_folder_bytes` (507 beyond it), and an upload cut
   short, by its visitor hanging up or by the size limit (app.body_limits, the API's single-photo limit), leaves no
-  partial file behind and is answered 499 or 413 with one log line, not a traceback.
+  partial file behind and is answered 499 or 413 with one log line, not a traceback;
+- no answer names a folder of the server (the page's, the examples', the data home, the install folder): files are
+  named by aliases, mapped back on the way in (ui/aliases.py).
 """
 
 from __future__ import annotations

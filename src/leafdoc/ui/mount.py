@@ -13,7 +13,9 @@ With several API workers the page runs in a process of its own, and the workers 
 Gradio keeps visitors' uploads and the files it serves in its cache folder, by default one shared by every
 Gradio app on the machine (/tmp/gradio). The page gets a folder of its own under the data home's cache
 (`use_page_folder`), and what Gradio answers about a file it refuses names no path (`_quiet_file_errors`).
-Around every request: the checks and headers of ui/guard.py (host names, security headers, uploads).
+Around every request: the checks and headers of ui/guard.py (host names, security headers, uploads), and the
+aliases of ui/aliases.py (no answer names a folder of the server: the page's, the examples', the data home, the
+install folder).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ if TYPE_CHECKING:
     from leafdoc.settings import Settings
 
 from leafdoc.settings import MULTIPART_OVERHEAD
+from leafdoc.ui.aliases import PathAliases, carries_json, hide_paths_in_answers, map_file_url, map_json_request
 from leafdoc.ui.guard import HOST_REFUSED, PageUploads, refused_host, with_headers
 from leafdoc.ui.proxy import PageProxy, plain_answer
-from leafdoc.ui.where import page_folder, use_page_folder
+from leafdoc.ui.where import named_folders, page_folder, use_page_folder
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class LazyPage:
         self.allowed_hosts = frozenset(h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip())
         limit = settings.max_image_bytes + MULTIPART_OVERHEAD
         self.uploads = PageUploads(page_folder(settings), settings.ui_folder_bytes, limit)
+        self.aliases = PathAliases(named_folders(settings))
         self._app: Any = None
         self._lock = asyncio.Lock()
         self._running = AsyncExitStack()
@@ -69,12 +73,19 @@ class LazyPage:
                 return
         if scope["type"] != "http":
             return await self._app(scope, receive, send)
-        path = scope.get("path", "")
-        send = with_headers(send, file_route=_is_file_route(path))
-        if _is_file_route(path):
-            send = _quiet_file_errors(send)
+        path, file_route = scope.get("path", ""), _is_file_route(scope.get("path", ""))
+        send = with_headers(send, file_route=file_route)
+        if file_route:  # the file an alias names (ui/aliases.py); a file's bytes are passed as they are
+            scope, send = map_file_url(scope, self.aliases), _quiet_file_errors(send)
+        elif scope.get("method") != "HEAD":  # no server folder named in the answer
+            send = hide_paths_in_answers(send, self.aliases)
         if path.endswith(UPLOAD_ROUTE) and scope.get("method") == "POST":
             return await self.uploads(self._app, scope, receive, send)
+        if not file_route and carries_json(scope):  # an event's files named by their aliases
+            mapped = await map_json_request(scope, receive, send, self.aliases)
+            if mapped is None:
+                return
+            scope, receive = mapped
         await self._app(scope, receive, send)
 
     async def _start(self) -> None:

@@ -149,6 +149,10 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         holder,
         blocks,
         path=path,
+        # The page's public path for every URL Gradio writes: without it the answers of its /run/ routes (not
+        # queued: an example photo's loading) named files under the server's root, /gradio_api/file=..., a 404
+        # (Gradio strips the whole request path, mount included, from their URL to find the root).
+        root_path=path,
         theme=theme(),
         css=CSS + PHONE_CSS + HISTORY_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from leafdoc.settings import Settings
 
 FALLBACK_API_URL = "http://127.0.0.1:8000"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)
 
 
 def page_folder(settings: Settings) -> Path:
@@ -31,6 +32,21 @@ def use_page_folder(settings: Settings) -> Path:
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder / "examples")
     return folder
+
+
+def named_folders(settings: Settings) -> list[tuple[str, Path, bool]]:
+    """(alias, folder, served) for each folder the page's answers must not name (ui/aliases.py): the two it serves
+    files from (their aliases work both ways), then the data home and where leafdoc is installed (names only)."""
+    package = Path(__file__).resolve().parents[1]  # leafdoc/
+    folders = [
+        ("/leafdoc/page-files", page_folder(settings), True),
+        ("/leafdoc/examples", EXAMPLES_DIR, True),  # the example photos and the photo guide's (examples/guide)
+        ("/leafdoc/data-home", settings.home, False),
+        ("/leafdoc/install", package, False),
+    ]
+    if EXAMPLES_DIR.is_dir():  # a source checkout: the repository holds the package, the examples and the venv
+        folders.append(("/leafdoc/install", EXAMPLES_DIR.parent, False))
+    return folders
 
 
 def api_base(settings: Settings, scope: dict[str, Any] | None) -> str:
