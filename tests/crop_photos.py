@@ -20,6 +20,7 @@ def other_crop_photo(model_dir: Path, photos_dir: Path) -> tuple[Path, str, str]
     """(photo, its label, the label the model gives it unaided), or None if the model takes none of its test photos
     (lab, then field: the shared field folders beside `photos_dir`) for another crop."""
     from leafdoc.inference.calibrate import split_photos
+    from leafdoc.inference.cropfirst import crop_indices, crop_share
     from leafdoc.inference.fieldcrops import photos_of_part
     from leafdoc.inference.predictor import Predictor
 
@@ -36,9 +37,7 @@ def other_crop_photo(model_dir: Path, photos_dir: Path) -> tuple[Path, str, str]
         probs = p.predict_arrays(np.stack([p.load(f).x for f, _ in chunk]), ["probabilities"])["probabilities"]
         for (f, y), row in zip(chunk, probs, strict=True):
             top = p.labels[int(np.argmax(row))]
-            share = sum(
-                float(q) for q, label in zip(row, p.labels, strict=True) if crop_of(label) == crop_of(p.labels[y])
-            )
+            share = crop_share(row, crop_indices(p.labels, crop_of(p.labels[y])))  # what the answer's crop_share is
             if crop_of(top) != crop_of(p.labels[y]) and share < 0.5:  # mostly another crop: the answer says so
                 return f, p.labels[y], top
     return None
