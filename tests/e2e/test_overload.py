@@ -72,6 +72,9 @@ def flood(base: str, photo: bytes) -> tuple[list[tuple[int, dict, bytes]], list[
     return answers, [(status, took) for status, at, took in probes if at <= end and at + took >= start]
 
 
+# Serial: the probe's wait is a latency, and a test training beside it on the other core stretched it past the bound
+# in CI (1.6 s, stop 62).
+@pytest.mark.serial
 def test_a_flood_is_shed_and_the_probe_stays_answered(tmp_path, tiny_model):
     photo = next((make_leaf_folder(tmp_path / "leaves", per_class=1)).rglob("*.jpg")).read_bytes()
     server = start_server(
