@@ -67,6 +67,13 @@ class UnknownCrop(LeafdocError):
     code = "unknown_crop"
 
 
+class UnknownLanguage(LeafdocError):
+    """A `lang` the answers are not translated into."""
+
+    status = 422
+    code = "unknown_language"
+
+
 class NotFound(LeafdocError):
     status = 404
     code = "not_found"

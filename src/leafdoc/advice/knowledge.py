@@ -7,6 +7,7 @@ A folder named by LEAFDOC_ADVICE_DIR adds entries for new labels, or replaces sh
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from leafdoc.advice.schema import Entry
 from leafdoc.errors import LeafdocError
+from leafdoc.i18n import N_, SOURCE, Advice, Msg, Rendering, msg, render
 
 SHIPPED = Path(__file__).parent / "knowledge"
 ROUTE = "/v1/advice/"
@@ -94,9 +96,10 @@ class Knowledge:
     def get(self, label: str) -> Entry | None:
         return self.entries.get(label)
 
-    def reference(self, label: str) -> dict:
-        """What an answer carries for its label: the summary, the full entry's route and its sources; or,
-        for a label with no entry, a plain note that there is none."""
+    def reference(self, label: str, lang: str = SOURCE) -> dict:
+        """What an answer carries for its label: the title, the summary, the full entry's route and its sources, in
+        `lang` (`translation`: "unreviewed" when a translated text of it is not yet reviewed, "reviewed", or None in
+        English); or, for a label with no entry, a plain note that there is none."""
         entry = self.entries.get(label)
         if entry is None:
             return {
@@ -106,17 +109,45 @@ class Knowledge:
                 "summary": None,
                 "route": None,
                 "sources": [],
-                "message": f"leafdoc has no advice for {label!r} yet: ask a local extension service or agronomist.",
+                "message": render(msg(NO_ADVICE, label=repr(label)), lang),
+                "language": lang,
+                "translation": None,
             }
+        say = Rendering(lang)
+        title = say(title_words(entry))
+        summary = say(Advice(label, "summary", entry.summary))
         return {
             "label": label,
             "available": True,
-            "title": entry.title,
-            "summary": entry.summary,
+            "title": title,
+            "summary": summary,
             "route": advice_route(label),
             "sources": [s.model_dump(mode="json", exclude_none=True) for s in entry.sources],
             "message": None,
+            "language": lang,
+            "translation": None if lang == SOURCE else ("unreviewed" if say.unreviewed else "reviewed"),
         }
+
+    def resolve(self, label: str, part: str) -> Msg | Advice | None:
+        """A label in the knowledge base's words (i18n.Label): its title or its condition; None without an entry."""
+        entry = self.entries.get(label)
+        if entry is None:
+            return None
+        return title_words(entry) if part == "title" else Advice(label, "condition", entry.condition)
+
+
+NO_ADVICE = N_("leafdoc has no advice for {label} yet: ask a local extension service or agronomist.")
+TITLE = N_("{crop} — {condition}")
+
+
+def title_words(entry: Entry) -> Msg:
+    return msg(
+        TITLE, crop=Advice(entry.label, "crop", entry.crop), condition=Advice(entry.label, "condition", entry.condition)
+    )
+
+
+def label_resolver(knowledge: Knowledge) -> Callable[[str, str], Msg | Advice | None]:
+    return knowledge.resolve
 
 
 @lru_cache(maxsize=4)

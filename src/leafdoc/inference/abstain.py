@@ -6,15 +6,17 @@ threshold that still answers `target_coverage` of validation images. It is store
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from leafdoc.advice.lookalikes import could_be
-from leafdoc.inference.cropfirst import crop_indices, single_label_message, within_crop
-from leafdoc.inference.fieldcrops import knows_in_field, lab_only_message, learnt_crops
+from leafdoc.advice.lookalikes import could_be_words
+from leafdoc.i18n import N_, Msg, msg
+from leafdoc.inference.cropfirst import crop_indices, single_label_words, within_crop
+from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
@@ -46,18 +48,22 @@ def min_confidence(card: ModelCard) -> float:
 # One function, checks in order: the photo itself, then "is this a leaf like the training ones", then
 # the softmax. Every abstention has a reason code and a message a grower understands.
 
-PHOTO_ADVICE = "Take another photo of a single leaf, in daylight, filling most of the frame."
-NOT_A_LEAF = (
+PHOTO_ADVICE = N_("Take another photo of a single leaf, in daylight, filling most of the frame.")
+NOT_A_LEAF = N_(
     "Not sure this is a leaf photo like the ones this model knows: it looks unlike every leaf it was "
     "trained on, so any diagnosis would be a guess. Photograph one leaf, close up, on a plain background."
 )
-UNLIKE_TRAINING = (
+UNLIKE_TRAINING = N_(
     "Not sure: this photo is not like the photos this model learned from, lab photos of one whole leaf on a plain "
     "background. It looks like a leaf photographed in the field (other leaves, soil, hands or sky around it), or "
     "from so close that the leaf runs past the edges, so any diagnosis would be a guess. Pick one leaf, lay it on "
     "a plain background such as a sheet of paper, and take the photo from above so the whole leaf fills most of "
     "the frame."
 )
+
+POOR_PHOTO = N_("Not a usable photo: {problems}.")
+UNSURE = N_("Not sure which disease this is. {could_be} {photo_advice}")
+SEMICOLONS = N_("{names}; {last}")  # the photo's problems: "too dark; blurred"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,12 @@ class Decision:
     threshold: float = DEFAULT_MIN_CONFIDENCE
     problems: tuple[str, ...] = ()  # photo problem codes, for poor_photo
     ood_score: float | None = None
+    # `message` as words any language can say (i18n.py): what Answer.build renders in the language asked for
+    words: Msg | None = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def refuse(cls, reason: str, words: Msg, threshold: float, **kw) -> Decision:
+        return cls(True, reason, str(words), threshold=threshold, words=words, **kw)
 
 
 def hesitation(probs: np.ndarray, labels: list[str], cover: float = 0.9) -> list[int]:
@@ -106,25 +118,26 @@ def decide(
     threshold = min_confidence(card)
     ood_score = None if ood_score is None else round(float(ood_score), 4)
     if problems:
-        what = "; ".join(p.message for p in problems)
+        what = Msg("", (("items", tuple(p.words or p.message for p in problems)),), SEMICOLONS)
         codes = tuple(p.code for p in problems)
-        return Decision(True, "poor_photo", f"Not a usable photo: {what}.", (), threshold, codes, ood_score)
+        words = msg(POOR_PHOTO, problems=what)
+        return Decision.refuse("poor_photo", words, threshold, problems=codes, ood_score=ood_score)
     field = card.field if card.ood else None
     if field and field_score is not None and field_score > float(field["threshold"]):
         top_label = labels[int(np.argmax(probs))] if len(labels) else ""
         if crop is not None:  # the grower's word, not the model's guess, says which crop this field photo is of
             top_label = f"{crop}___"
         if not field_like:
-            return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
+            return Decision.refuse("not_a_leaf", msg(NOT_A_LEAF), threshold, ood_score=ood_score)
         if not knows_in_field(field, top_label):
             learnt = learnt_crops(field)
-            message = lab_only_message(top_label, learnt) if learnt else UNLIKE_TRAINING
-            return Decision(True, "unlike_training", message, (), threshold, (), ood_score)
+            words = lab_only_words(top_label, learnt) if learnt else msg(UNLIKE_TRAINING)
+            return Decision.refuse("unlike_training", words, threshold, ood_score=ood_score)
         # A field photo of a crop the model learnt from field photos: held to that crop's own threshold.
         threshold = float(field["learnt"]["min_confidence"])
     ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
-        return Decision(True, "not_a_leaf", NOT_A_LEAF, (), threshold, (), ood_score)
+        return Decision.refuse("not_a_leaf", msg(NOT_A_LEAF), threshold, ood_score=ood_score)
     probs = np.asarray(probs, dtype=np.float64)
     if crop is not None:
         among = crop_indices(labels, crop)
@@ -132,12 +145,13 @@ def decide(
             named = int(np.argmax(probs)) == int(among[0]) and float(probs[among[0]]) >= threshold
             if named:
                 return Decision(False, threshold=threshold, ood_score=ood_score)
-            return Decision(True, "unsure", single_label_message(labels[among[0]]), (), threshold, (), ood_score)
+            words = single_label_words(labels[among[0]])
+            return Decision.refuse("unsure", words, threshold, ood_score=ood_score)
         probs = within_crop(probs, among)
     top = float(probs.max()) if probs.size else 0.0
     if top >= threshold:
         return Decision(False, threshold=threshold, ood_score=ood_score)
     names = [labels[i] for i in hesitation(probs, labels)]
     # No confidence figure: a grower reads "Late blight 51%" as an answer (the figures stay in `top_k`).
-    message = f"Not sure which disease this is. {could_be(names)} {PHOTO_ADVICE}"
-    return Decision(True, "unsure", message, tuple(names), threshold, (), ood_score)
+    words = msg(UNSURE, could_be=could_be_words(names), photo_advice=msg(PHOTO_ADVICE))
+    return Decision.refuse("unsure", words, threshold, candidates=tuple(names), ood_score=ood_score)

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from leafdoc.advice import Knowledge
-from leafdoc.advice.lookalikes import tell_apart, urgent_lookalike
+from leafdoc.advice.lookalikes import tell_apart_words, urgent_lookalike_words
+from leafdoc.i18n import SOURCE, UNREVIEWED_NOTE, Rendering, gettext
 from leafdoc.inference.abstain import Decision
 
 
@@ -41,6 +42,12 @@ class AdviceRef(BaseModel):
     route: str | None = Field(None, description="GET it for the full entry, e.g. /v1/advice/Tomato___Early_blight.")
     sources: list[AdviceSource] = Field(default_factory=list, description="What the entry rests on.")
     message: str | None = Field(None, description="Why there is no advice, when `available` is false.")
+    language: str = Field("en", description="The language of `title`, `summary` and `message` (the answer's).")
+    translation: Literal["unreviewed", "reviewed"] | None = Field(
+        None,
+        description="Null in English (the knowledge files' own words); `unreviewed` when a text of it is a "
+        "translation not yet reviewed by someone who knows plant pathology, `reviewed` once it is.",
+    )
 
 
 class Caution(BaseModel):
@@ -109,6 +116,19 @@ class Answer(BaseModel):
         description="With `crop_given`: how much of the model's probability went to that crop's labels before "
         "renormalising (low: the leaf looked to the model like another crop). Null without a crop.",
     )
+    language: str = Field(
+        "en",
+        description="The language of the answer's words (`message`, `caution`, `advice`): the request's `lang`, "
+        "else the best of its Accept-Language that leafdoc speaks (en, es, fr, hi), else en.",
+    )
+    unreviewed: list[Literal["message", "caution", "advice"]] = Field(
+        default_factory=list,
+        description="Which of the answer's words hold advice translated by machine or engineer and not yet reviewed "
+        "by someone who knows plant pathology (empty in English). Show `unreviewed_note` with them.",
+    )
+    unreviewed_note: str | None = Field(
+        None, description="'translated, not yet reviewed' in the answer's language, when `unreviewed` is not empty."
+    )
     light_corrected: Literal["warm", "cool"] | None = Field(
         None,
         description="Set when the sheet around the leaf showed a light warmer (`warm`) or cooler (`cool`) than nearly "
@@ -130,9 +150,23 @@ class Answer(BaseModel):
         prediction_id: str | None = None,
         crop_given: str | None = None,
         crop_share: float | None = None,
+        lang: str = SOURCE,
     ) -> Answer:
-        """The answer for one photo from its top-k and its decision (inference/abstain.py)."""
+        """The answer for one photo from its top-k and its decision (inference/abstain.py), its words in `lang`."""
         label = None if decision.abstained else top_k[0]["label"]
+        unreviewed = []
+        say = Rendering(lang, knowledge.resolve)
+        message = refusal_message(decision, knowledge, say)
+        if say.unreviewed:
+            unreviewed.append("message")
+        say = Rendering(lang, knowledge.resolve)
+        found = urgent_lookalike_words(knowledge, label, top_k)
+        caution = None if found is None else {"label": found[0], "message": say(found[1])}
+        if say.unreviewed:
+            unreviewed.append("caution")
+        advice = None if label is None else knowledge.reference(label, lang)
+        if advice and advice.get("translation") == "unreviewed":
+            unreviewed.append("advice")
         return cls(
             prediction_id=prediction_id,
             file=file,
@@ -142,24 +176,30 @@ class Answer(BaseModel):
             top_k=top_k,
             abstained=decision.abstained,
             reason=decision.reason,
-            message=refusal_message(decision, knowledge),
+            message=message,
             candidates=list(decision.candidates),
             problems=list(decision.problems),
             ood_score=decision.ood_score,
             min_confidence=round(decision.threshold, 6),
-            advice=None if label is None else knowledge.reference(label),
-            caution=urgent_lookalike(knowledge, label, top_k),
+            advice=advice,
+            caution=caution,
             framed_box=framed_box,
             light_corrected=light_corrected,
             crop_given=crop_given,
             crop_share=None if crop_share is None else round(crop_share, 6),
+            language=lang,
+            unreviewed=unreviewed,
+            unreviewed_note=gettext(lang, UNREVIEWED_NOTE) if unreviewed else None,
         )
 
 
-def refusal_message(decision: Decision, knowledge: Knowledge) -> str | None:
-    """The decision's words, and for "not sure" how to tell its candidates apart (advice/lookalikes.py)."""
-    how = tell_apart(knowledge, list(decision.candidates)) if decision.abstained else ""
-    return f"{decision.message} {how}" if how else decision.message
+def refusal_message(decision: Decision, knowledge: Knowledge, say: Rendering | None = None) -> str | None:
+    """The decision's words, and for "not sure" how to tell its candidates apart (advice/lookalikes.py), said by
+    `say` (English by default)."""
+    say = say or Rendering(SOURCE, knowledge.resolve)
+    said = say(decision.words) if decision.words is not None else decision.message
+    hows = tell_apart_words(knowledge, list(decision.candidates)) if decision.abstained else []
+    return " ".join([said or "", *(say(h) for h in hows)]).strip() if hows else said
 
 
 class ExplainAnswer(Answer):

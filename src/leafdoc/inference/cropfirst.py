@@ -24,7 +24,8 @@ import numpy as np
 
 from leafdoc.errors import UnknownCrop
 from leafdoc.guide import listed
-from leafdoc.inference.fieldcrops import crop_name, crop_of
+from leafdoc.i18n import N_, Label, Msg, msg
+from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words
 
 
 def crops_of(labels: Sequence[str]) -> list[str]:
@@ -80,10 +81,16 @@ def condition_name(label: str) -> str:
     return re.sub(r"\s+", " ", condition.replace("_", " ")).strip()
 
 
+SINGLE_LABEL = N_(
+    "Not sure: leafdoc knows {crop} leaves in one condition only ({condition}), so naming the crop cannot narrow its "
+    "answer, and this photo does not look enough like those leaves for leafdoc to say it is one. The leaf may have a "
+    "condition leafdoc does not know: ask someone who knows the crop."
+)
+
+
+def single_label_words(label: str) -> Msg:
+    return msg(SINGLE_LABEL, crop=crop_words(crop_of(label)), condition=Label(label, "condition"))
+
+
 def single_label_message(label: str) -> str:
-    crop = crop_name(crop_of(label))
-    return (
-        f"Not sure: leafdoc knows {crop} leaves in one condition only ({condition_name(label)}), so naming the crop "
-        f"cannot narrow its answer, and this photo does not look enough like those leaves for leafdoc to say it is "
-        "one. The leaf may have a condition leafdoc does not know: ask someone who knows the crop."
-    )
+    return str(single_label_words(label))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.guide import listed
+from leafdoc.i18n import AND, N_, Msg, msg, one_of
 
 FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
 # The share of answered field photos that must be right on the validation part; the target on unseen field photos is
@@ -65,15 +65,25 @@ def crops_known(labels: Sequence[str], card_field: dict | None) -> dict[str, lis
     }
 
 
+def crop_words(crop: str) -> Msg:
+    """A crop (a label prefix) as a sentence says it, in any language (`crop_name`'s words in the catalogs)."""
+    return msg(crop_name(crop))
+
+
+LAB_ONLY = N_(
+    "Not sure: this looks like a field photo of {crop}, and leafdoc knows {crop} only from lab photos (one whole "
+    "leaf on a plain background), so any diagnosis would be a guess. It has learnt field photos of {known} only. "
+    "Pick one leaf, lay it on a plain background such as a sheet of paper, and take the photo from above so the "
+    "whole leaf fills most of the frame."
+)
+
+
+def lab_only_words(label: str, learnt: Sequence[str]) -> Msg:
+    return msg(LAB_ONLY, crop=crop_words(crop_of(label)), known=one_of([crop_words(c) for c in learnt], AND))
+
+
 def lab_only_message(label: str, learnt: Sequence[str]) -> str:
-    crop = crop_name(crop_of(label))
-    known = listed([crop_name(c) for c in learnt])
-    return (
-        f"Not sure: this looks like a field photo of {crop}, and leafdoc knows {crop} only from lab photos (one whole "
-        f"leaf on a plain background), so any diagnosis would be a guess. It has learnt field photos of {known} only. "
-        "Pick one leaf, lay it on a plain background such as a sheet of paper, and take the photo from above so the "
-        "whole leaf fills most of the frame."
-    )
+    return str(lab_only_words(label, learnt))
 
 
 def photos_of_part(folders: Sequence[Path], part: str) -> list[tuple[Path, str]]:

@@ -7,12 +7,13 @@ benchmarks/photo_quality.py measures both on the starter's training and validati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from leafdoc.i18n import N_, Msg, msg
 from leafdoc.leafcut import hist_quantile
 
 MIN_SIDE = 64  # pixels; a smaller photo is capped by the model's own input size (tiny test models)
@@ -32,6 +33,12 @@ MEASURE_PX = 256
 class PhotoProblem:
     code: str  # too_small | too_dark | too_bright | blurred | one_colour
     message: str
+    words: Msg | None = field(default=None, compare=False)  # the message, to say in another language (i18n.py)
+
+
+def _problem(code: str, text: str, **params: object) -> PhotoProblem:
+    words = msg(text, **params)
+    return PhotoProblem(code, str(words), words)
 
 
 def check_photo(
@@ -42,14 +49,17 @@ def check_photo(
     `own_size` is the photo's size as sent when `img` was decoded at a reduced scale (images.open_photo)."""
     w, h = own_size or img.size
     if w == 0 or h == 0:
-        return [PhotoProblem("too_small", "the image has no pixels")]
+        return [_problem("too_small", N_("the image has no pixels"))]
     problems = []
     min_side = min(MIN_SIDE, model_size) if model_size else MIN_SIDE
     if min(w, h) < min_side:
         problems.append(
-            PhotoProblem(
+            _problem(
                 "too_small",
-                f"the photo is too small ({w}x{h} pixels): send one at least {min_side} pixels on its short side",
+                N_("the photo is too small ({w}x{h} pixels): send one at least {min_side} pixels on its short side"),
+                w=w,
+                h=h,
+                min_side=min_side,
             )
         )
     # Every figure below is the one the checks always measured (issue 57 made them cheaper, not different): the
@@ -65,16 +75,16 @@ def check_photo(
     hist = np.array(grey.histogram(), np.int64)
     mean = float(hist @ np.arange(256)) / (grey.width * grey.height)
     if hist_quantile(hist, 0.95) < DARK_P95:
-        problems.append(PhotoProblem("too_dark", "the photo is too dark: take it in daylight, or uncover the lens"))
+        problems.append(_problem("too_dark", N_("the photo is too dark: take it in daylight, or uncover the lens")))
     elif mean > BRIGHT_MEAN:
         problems.append(
-            PhotoProblem("too_bright", "the photo is over-exposed (almost white): avoid direct sun or flash")
+            _problem("too_bright", N_("the photo is over-exposed (almost white): avoid direct sun or flash"))
         )
     one_colour = _one_colour(small)
     if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
-        problems.append(PhotoProblem("one_colour", "the photo is almost all one colour, with no leaf to see"))
+        problems.append(_problem("one_colour", N_("the photo is almost all one colour, with no leaf to see")))
     if not one_colour and _laplacian_var(np.asarray(grey)) < BLUR_LAPLACIAN_VAR:
-        problems.append(PhotoProblem("blurred", "the photo is blurred: hold the camera still and focus on the leaf"))
+        problems.append(_problem("blurred", N_("the photo is blurred: hold the camera still and focus on the leaf")))
     return problems
 
 
