@@ -103,10 +103,16 @@ class LeafdocClient:
         return self._post_image("/v1/predict", image, filename, top_k, crop)
 
     def explain(
-        self, image: bytes, filename: str = "photo.jpg", top_k: int | None = None, crop: str | None = None
+        self,
+        image: bytes,
+        filename: str = "photo.jpg",
+        top_k: int | None = None,
+        crop: str | None = None,
+        lang: str | None = None,
     ) -> dict:
-        """The diagnosis plus `overlay_png` (base64): the heat map of where the model looked (`crop`: as `predict`)."""
-        return self._post_image("/v1/explain", image, filename, top_k, crop)
+        """The diagnosis plus `overlay_png` (base64): the heat map of where the model looked (`crop`: as `predict`;
+        `lang`: the language of its words, en, es, fr or hi)."""
+        return self._post_image("/v1/explain", image, filename, top_k, crop, lang)
 
     def predict_batch(self, images: list[tuple[str, bytes]], top_k: int | None = None, crop: str | None = None) -> dict:
         """Several photos of one crop (`crop`: as `predict`) in one request."""
@@ -115,8 +121,12 @@ class LeafdocClient:
         data = {"crop": crop} if crop else None
         return self.request("POST", "/v1/predict/batch", files=files, data=data, params=params).json()
 
-    def _post_image(self, path: str, image: bytes, filename: str, top_k: int | None, crop: str | None) -> dict:
-        params = {"top_k": top_k} if top_k else {}
+    def _post_image(
+        self, path: str, image: bytes, filename: str, top_k: int | None, crop: str | None, lang: str | None = None
+    ) -> dict:
+        params: dict = {"top_k": top_k} if top_k else {}
+        if lang:
+            params["lang"] = lang
         files = {"file": (Path(filename).name or "photo.jpg", image, "application/octet-stream")}
         data = {"crop": crop} if crop else None
         return self.request("POST", path, files=files, data=data, params=params).json()
@@ -128,9 +138,10 @@ class LeafdocClient:
 
         return serving_crops(self.models())
 
-    def advice(self, label: str) -> dict:
-        """A label's full knowledge entry: symptoms, look-alikes, what to do, sources (GET /v1/advice/{label})."""
-        return self.get_json("/v1/advice/" + quote(label, safe=""))
+    def advice(self, label: str, lang: str | None = None) -> dict:
+        """A label's full knowledge entry: symptoms, look-alikes, what to do, sources (GET /v1/advice/{label}), in
+        `lang` as far as it is translated (its `untranslated` fields are English)."""
+        return self.get_json("/v1/advice/" + quote(label, safe=""), lang=lang)
 
     def advice_for(self, answer: dict) -> dict | None:
         """The full entry behind a prediction answer's `advice`, or None: abstained, no entry for its label,
@@ -139,7 +150,7 @@ class LeafdocClient:
         if answer.get("abstained") or not advice or not advice.get("available"):
             return None
         try:
-            return self.advice(advice["label"])
+            return self.advice(advice["label"], answer.get("language"))
         except ApiError as exc:
             log.warning("the advice for %r could not be fetched: %s", advice["label"], exc)
             return None

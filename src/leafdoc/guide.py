@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from leafdoc.i18n import N_, gettext
+
 GUIDE_DIR = Path(__file__).resolve().parents[2] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
 TITLE = "How to take a photo leafdoc can read"
@@ -62,38 +64,45 @@ def listed(names) -> str:
 
 
 # Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).
-LIGHT_CORRECTED = (
-    "The light in this photo was {light}er than in nearly all the photos the model learnt from, so its colours were "
+LIGHT_CORRECTED = N_(
+    "The light in this photo was {light} than in nearly all the photos the model learnt from, so its colours were "
     "corrected first. Colour tells many of these diseases apart: a photo in daylight gives a surer answer."
 )
 
 # Said with an answer whose photo the model framed (the API's `framed_box`): the leaf was small in the photo.
-FRAMED = (
+FRAMED = N_(
     "The leaf was small in this photo, so the model looked only at the square around it (the heat map shows that "
     "square). It reads best a photo in which the leaf fills most of the frame."
 )
 
 
 # Said with an answer for a crop the grower gave (the API's `crop_given`).
-CROP_GIVEN = "You said this is {crop}: leafdoc chose only among the conditions of {crop} it knows."
+CROP_GIVEN = N_("You said this is {crop}: leafdoc chose only among the conditions of {crop} it knows.")
 # ... and when the model, unaided, gave most of its probability to other crops (`crop_share` under a half).
-CROP_DOUBT = (
+CROP_DOUBT = N_(
     "Unaided, the model took this leaf for another crop than {crop}: check that the crop is right, since the answer "
     "can only be a condition of {crop}."
 )
 
 
-def answer_notes(answer: dict) -> list[str]:
+WARMER = N_("warmer")
+COOLER = N_("cooler")
+
+
+def answer_notes(answer: dict, lang: str = "en") -> list[str]:
     """What the web page and the desktop app say under an answer about how the photo was read: framed around a
-    small leaf (FRAMED), its light corrected (LIGHT_CORRECTED), the crop the grower gave (CROP_GIVEN, CROP_DOUBT)."""
-    notes = [FRAMED] if answer.get("framed_box") else []
+    small leaf (FRAMED), its light corrected (LIGHT_CORRECTED), the crop the grower gave (CROP_GIVEN, CROP_DOUBT),
+    in `lang`."""
+    notes = [gettext(lang, FRAMED)] if answer.get("framed_box") else []
     if answer.get("light_corrected") in ("warm", "cool"):
-        notes.append(LIGHT_CORRECTED.format(light=answer["light_corrected"]))
+        light = gettext(lang, WARMER if answer["light_corrected"] == "warm" else COOLER)
+        notes.append(gettext(lang, LIGHT_CORRECTED).format(light=light))
     if crop := answer.get("crop_given"):
-        notes.append(CROP_GIVEN.format(crop=crop))
+        crop = gettext(lang, crop)  # the crops' names are in the catalogs (i18n_catalogs.answers_template)
+        notes.append(gettext(lang, CROP_GIVEN).format(crop=crop))
         share = answer.get("crop_share")
         if share is not None and share < 0.5 and answer.get("reason") not in ("poor_photo", "not_a_leaf"):
-            notes.append(CROP_DOUBT.format(crop=crop))
+            notes.append(gettext(lang, CROP_DOUBT).format(crop=crop))
     return notes
 
 

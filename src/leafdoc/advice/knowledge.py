@@ -136,6 +136,28 @@ class Knowledge:
         return title_words(entry) if part == "title" else Advice(label, "condition", entry.condition)
 
 
+def translated_entry(entry: Entry, lang: str) -> dict:
+    """The entry as GET /v1/advice/{label}?lang= gives it: its crop, condition, title, summary, how to tell its
+    look-alikes apart and why it is urgent in `lang` (the texts an answer carries); the other fields in English for
+    now, named in `untranslated`. `translation` as in `reference`."""
+    data = entry.model_dump(mode="json", exclude_none=True)
+    say = Rendering(lang)
+    label = entry.label
+    data["crop"] = say(Advice(label, "crop", entry.crop))
+    data["condition"] = say(Advice(label, "condition", entry.condition))
+    data["title"] = say(title_words(entry))
+    data["summary"] = say(Advice(label, "summary", entry.summary))
+    for c in data.get("confused_with", []):
+        c["how_to_tell"] = say(Advice(label, f"how_to_tell {c['label']}", c["how_to_tell"]))
+    if entry.urgent:
+        data["urgent"] = say(Advice(label, "urgent", entry.urgent))
+    data["language"] = lang
+    data["translation"] = None if lang == SOURCE else ("unreviewed" if say.unreviewed else "reviewed")
+    shown = ("symptoms", "spread", "actions", "keep_doing", "when_to_call", "confused_with.measured")
+    data["untranslated"] = [] if lang == SOURCE else [f for f in shown if f.split(".")[0] in data]
+    return data
+
+
 NO_ADVICE = N_("leafdoc has no advice for {label} yet: ask a local extension service or agronomist.")
 TITLE = N_("{crop} — {condition}")
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-KINDS = {"fungal complex": "a complex of fungi"}
+from leafdoc.i18n import N_, gettext
+
+KINDS = {
+    "fungus": N_("a fungus"),
+    "oomycete": N_("an oomycete"),
+    "bacterium": N_("a bacterium"),
+    "virus": N_("a virus"),
+    "mite": N_("a mite"),
+    "insect": N_("an insect"),
+    "fungal complex": N_("a complex of fungi"),
+}
 
 
 def _e(text: object) -> str:
@@ -30,16 +40,38 @@ def source_line(s: dict) -> str:
     return f"{text}. {_e(s['url'])}" if s.get("url") else f"{text}."
 
 
-def details_markdown(entry: dict) -> str:
-    """Symptoms, look-alikes, spread, what to do, when to call, sources: the full entry after its summary."""
+CAUSE = N_("Cause:")
+LOOKS = N_("What it looks like")
+CONFUSED = N_("Often confused with")
+SPREADS = N_("How it spreads")
+KEEP_DOING = N_("Keep doing")
+WHAT_TO_DO = N_("What to do")
+CULTURAL_FIRST = N_("(cultural practices first)")
+BIOLOGICAL = N_("Biological options")
+CHEMICAL = N_("Chemical options, by active-ingredient group")
+WHEN_TO_CALL = N_("When to call an extension service or agronomist")
+SOURCES = N_("Sources")
+WHAT_TO_DO_NOW = N_("What to do:")
+NO_ADVICE_LABEL = N_("No advice for this label.")
+UNTRANSLATED = N_("Not yet translated, in English: {fields}.")
+
+
+def details_markdown(entry: dict, lang: str | None = None) -> str:
+    """Symptoms, look-alikes, spread, what to do, when to call, sources: the full entry after its summary, its
+    headings in `lang` (default: the entry's `language`), its texts as the API gave them."""
+    lang = lang or entry.get("language") or "en"
+
+    def _(text: str) -> str:
+        return gettext(lang, text)
+
     out: list[str] = []
     pathogen = entry.get("pathogen")
     if pathogen:
-        kind = KINDS.get(pathogen["kind"], f"a {pathogen['kind']}")
-        out.append(f"**Cause:** *{_e(pathogen['name'])}* ({_e(kind)})")
-    out += ["**What it looks like**", _e(entry["symptoms"])]
+        kind = _(KINDS[pathogen["kind"]]) if pathogen["kind"] in KINDS else f"a {pathogen['kind']}"
+        out.append(f"**{_(CAUSE)}** *{_e(pathogen['name'])}* ({_e(kind)})")
+    out += [f"**{_(LOOKS)}**", _e(entry["symptoms"])]
     if entry.get("confused_with"):
-        out.append("**Often confused with**")
+        out.append(f"**{_(CONFUSED)}**")
         lines = []
         for c in entry["confused_with"]:
             line = f"- **{_e(pretty(c['label']))}**: {_e(c['how_to_tell'])}"
@@ -48,26 +80,29 @@ def details_markdown(entry: dict) -> str:
             lines.append(line)
         out.append("\n".join(lines))
     if entry.get("spread"):
-        out += ["**How it spreads**", _e(entry["spread"])]
+        out += [f"**{_(SPREADS)}**", _e(entry["spread"])]
     if entry.get("keep_doing"):
-        out += ["**Keep doing**", "\n".join(_bullets(entry["keep_doing"]))]
+        out += [f"**{_(KEEP_DOING)}**", "\n".join(_bullets(entry["keep_doing"]))]
     actions = entry.get("actions")
     if actions:
-        out.append("**What to do** (cultural practices first)")
+        out.append(f"**{_(WHAT_TO_DO)}** {_(CULTURAL_FIRST)}")
         out.append("\n".join(_bullets(actions["cultural"])))
         if actions.get("biological"):
-            out += ["*Biological options*", "\n".join(_bullets(actions["biological"]))]
+            out += [f"*{_(BIOLOGICAL)}*", "\n".join(_bullets(actions["biological"]))]
         if actions.get("chemical"):
-            out += ["*Chemical options, by active-ingredient group*", "\n".join(_bullets(actions["chemical"]))]
-    out += ["**When to call an extension service or agronomist**", _e(entry["when_to_call"])]
-    out += ["**Sources**", "\n".join(f"- {source_line(s)}" for s in entry["sources"])]
+            out += [f"*{_(CHEMICAL)}*", "\n".join(_bullets(actions["chemical"]))]
+    out += [f"**{_(WHEN_TO_CALL)}**", _e(entry["when_to_call"])]
+    out += [f"**{_(SOURCES)}**", "\n".join(f"- {source_line(s)}" for s in entry["sources"])]
+    if entry.get("untranslated"):
+        out.append(f"*{_e(_(UNTRANSLATED).format(fields=', '.join(entry['untranslated'])))}*")
     return "\n\n".join(out)
 
 
-def summary_markdown(advice: dict | None) -> str:
+def summary_markdown(advice: dict | None, lang: str | None = None) -> str:
     """An answer's `advice` (summary, route, sources) in a few lines; empty for an abstention."""
     if not advice:
         return ""
+    lang = lang or advice.get("language") or "en"
     if not advice.get("available"):
-        return f"*{_e(advice.get('message') or 'No advice for this label.')}*"
-    return f"**What to do:** {_e(advice['summary'])}"
+        return f"*{_e(advice.get('message') or gettext(lang, NO_ADVICE_LABEL))}*"
+    return f"**{gettext(lang, WHAT_TO_DO_NOW)}** {_e(advice['summary'])}"

@@ -15,13 +15,16 @@ from pydantic import BaseModel, Field
 
 from leafdoc.advice import Knowledge
 from leafdoc.advice.lookalikes import tell_apart_words, urgent_lookalike_words
-from leafdoc.i18n import SOURCE, UNREVIEWED_NOTE, Rendering, gettext
+from leafdoc.i18n import SOURCE, UNREVIEWED_NOTE, Label, Rendering, gettext
 from leafdoc.inference.abstain import Decision
 
 
 class LabelScore(BaseModel):
     label: str
     probability: float
+    name: str | None = Field(
+        None, description="The label in words, in the answer's language ('Tomato — Early blight')."
+    )
 
 
 class AdviceSource(BaseModel):
@@ -53,6 +56,7 @@ class AdviceRef(BaseModel):
 class Caution(BaseModel):
     label: str = Field(description="The urgent look-alike's label.")
     message: str = Field(description="Why to check for it and how, for a person.")
+    name: str | None = Field(None, description="The look-alike in words, in the answer's language.")
 
 
 class Answer(BaseModel):
@@ -161,12 +165,14 @@ class Answer(BaseModel):
             unreviewed.append("message")
         say = Rendering(lang, knowledge.resolve)
         found = urgent_lookalike_words(knowledge, label, top_k)
-        caution = None if found is None else {"label": found[0], "message": say(found[1])}
+        caution = None if found is None else {"label": found[0], "message": say(found[1]), "name": say(Label(found[0]))}
         if say.unreviewed:
             unreviewed.append("caution")
         advice = None if label is None else knowledge.reference(label, lang)
         if advice and advice.get("translation") == "unreviewed":
             unreviewed.append("advice")
+        names = Rendering(lang, knowledge.resolve)
+        top_k = [{**item, "name": names(Label(item["label"]))} for item in top_k]
         return cls(
             prediction_id=prediction_id,
             file=file,

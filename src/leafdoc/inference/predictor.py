@@ -302,11 +302,12 @@ class Predictor:
         model_version: int | None = None,
         outputs: dict[str, np.ndarray] | None = None,
         crop: str | None = None,
+        lang: str = "en",
     ) -> list[Answer]:
         """The one loop from photos to answers (the API's and `leafdoc predict`'s): one ONNX call for them all (unless
         their `outputs` were computed already, as an explanation does), then each photo's top-k and decision, with
         the advice `knowledge` gives for its label. `crop` (a label prefix: `Predictor.crop`) limits the answers to
-        that crop's labels (inference/cropfirst.py)."""
+        that crop's labels (inference/cropfirst.py). `lang`: the language of the answers' words (leafdoc/i18n.py)."""
         if not photos:
             return []
         out = outputs or self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)
@@ -325,6 +326,7 @@ class Predictor:
                     light_corrected=photo.light_corrected,
                     crop_given=None if crop is None else crop_name(crop),
                     crop_share=share,
+                    lang=lang,
                 )
             )
         return answers

@@ -249,7 +249,20 @@ class Ready(BaseModel):
 
 
 # A knowledge file as the API serves it: leafdoc/advice/schema.py's fields, and its title.
-AdviceEntry = Entry
+class AdviceEntry(Entry):
+    """A knowledge entry in the language asked for (advice/knowledge.py, `translated_entry`)."""
+
+    language: str = Field("en", description="The language of the translated fields: en, es, fr or hi.")
+    translation: Literal["unreviewed", "reviewed"] | None = Field(
+        None,
+        description="Null in English; `unreviewed` while a translated text of the entry is not yet reviewed by "
+        "someone who knows plant pathology ('translated, not yet reviewed'), `reviewed` once every one is.",
+    )
+    untranslated: list[str] = Field(
+        default_factory=list,
+        description="The entry's fields still in English in this language (crop, condition, title, summary, "
+        "`confused_with`'s `how_to_tell` and `urgent` are translated).",
+    )
 
 
 class AdviceListItem(BaseModel):

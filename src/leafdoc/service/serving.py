@@ -215,11 +215,17 @@ def check_size(data: bytes, name: str, settings: Settings) -> bytes:
 
 
 def predict_many(
-    loaded: Loaded, photos: list[Photo], names: list[str | None], top_k: int, crop: str | None = None
+    loaded: Loaded,
+    photos: list[Photo],
+    names: list[str | None],
+    top_k: int,
+    crop: str | None = None,
+    lang: str = "en",
 ) -> list[Answer]:
     """The answers as the API gives them (Predictor.answer, inference/answer.py): each with the version that made it
-    and an id of its own. `crop`: a label prefix (Predictor.crop) the answers choose within."""
-    answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version, crop=crop)
+    and an id of its own. `crop`: a label prefix (Predictor.crop) the answers choose within; `lang`: their words'
+    language (leafdoc/i18n.py)."""
+    answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version, crop=crop, lang=lang)
     for a in answers:
         a.prediction_id = secrets.token_urlsafe(16)  # 128 random bits: feedback names it, nobody can guess one
     return answers
@@ -313,17 +319,23 @@ def on_loop(holder: ModelHolder, data: bytes) -> bool:
 
 
 def predict_bytes(
-    holder: ModelHolder, data: bytes, name: str | None, top_k: int, on_loop: bool = False, crop: str | None = None
+    holder: ModelHolder,
+    data: bytes,
+    name: str | None,
+    top_k: int,
+    on_loop: bool = False,
+    crop: str | None = None,
+    lang: str = "en",
 ) -> Answer:
     """`crop`: the crop the grower named, as sent (UnknownCrop, 422, if the serving model has no such crop)."""
     loaded = holder.current(wait=not on_loop)
     among = loaded.predictor.crop(crop)
     photo = holder.load(loaded, data, name or "image")
-    return predict_many(loaded, [photo], [name], top_k, among)[0]
+    return predict_many(loaded, [photo], [name], top_k, among, lang)[0]
 
 
 def predict_batch(
-    holder: ModelHolder, items: list[tuple[str | None, bytes]], top_k: int, crop: str | None = None
+    holder: ModelHolder, items: list[tuple[str | None, bytes]], top_k: int, crop: str | None = None, lang: str = "en"
 ) -> BatchAnswer:
     """Every image gets its answer or its own error: one bad photo never fails the batch (an unknown `crop` does:
     it is the request's)."""
@@ -341,14 +353,20 @@ def predict_batch(
             slots.append(i)
         except LeafdocError as exc:
             results[i].error = ErrorAnswer(**exc.to_dict())
-    answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k, among)
+    answers = predict_many(loaded, arrays, [items[i][0] for i in slots], top_k, among, lang)
     for i, a in zip(slots, answers, strict=True):
         results[i].prediction = a
     return BatchAnswer(model_version=loaded.version, n=len(items), results=results)
 
 
 def explain_bytes(
-    holder: ModelHolder, data: bytes, name: str | None, top_k: int, label: str | None, crop: str | None = None
+    holder: ModelHolder,
+    data: bytes,
+    name: str | None,
+    top_k: int,
+    label: str | None,
+    crop: str | None = None,
+    lang: str = "en",
 ) -> ExplainAnswer:
     from leafdoc.inference.cropfirst import crop_indices
     from leafdoc.inference.explain import DISPLAY_SIZE
@@ -376,7 +394,9 @@ def explain_bytes(
     with holder.decoding:
         ex = explain(p, data, name or "image", index, None if among is None else crop_indices(p.labels, among))
     one_row = {n: v[None] for n, v in ex.outputs.items()}
-    [answer] = p.answer([ex.photo], [name], top_k, loaded.knowledge, loaded.version, outputs=one_row, crop=among)
+    [answer] = p.answer(
+        [ex.photo], [name], top_k, loaded.knowledge, loaded.version, outputs=one_row, crop=among, lang=lang
+    )
     return ExplainAnswer(
         **{**dict(answer), "prediction_id": secrets.token_urlsafe(16)},
         explained_label=p.labels[ex.class_index],

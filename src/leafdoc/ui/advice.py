@@ -7,20 +7,24 @@ Kept apart from page.py so the diagnose tab needs two lines for it. The full ent
 from __future__ import annotations
 
 from leafdoc.advice.render import details_markdown, summary_markdown
+from leafdoc.i18n import N_, gettext
+from leafdoc.ui.text import unreviewed_line
 
-DETAILS_TITLE = "Symptoms, look-alikes, what to do, sources"
+DETAILS_TITLE = N_("Symptoms, look-alikes, what to do, sources")
 
 
 def advice_markdown(answer: dict, entry: dict | None) -> str:
-    """Markdown to put under the verdict: nothing for an abstention, a note for a label without an entry."""
-    summary = summary_markdown(None if answer.get("abstained") else answer.get("advice"))
+    """Markdown to put under the verdict: nothing for an abstention, a note for a label without an entry; in the
+    answer's language, translated advice marked "translated, not yet reviewed" (the API's `unreviewed`)."""
+    lang = answer.get("language") or "en"
+    summary = summary_markdown(None if answer.get("abstained") else answer.get("advice"), lang)
     if not summary:
         return ""
-    parts = ["", summary]
+    parts = ["", summary, *unreviewed_line(answer, "advice")]
     if entry:
         parts.append(
-            f'<details class="advice-details"><summary>{DETAILS_TITLE}</summary>\n\n'
-            + details_markdown(entry)
+            f'<details class="advice-details"><summary>{gettext(lang, DETAILS_TITLE)}</summary>\n\n'
+            + details_markdown(entry, lang)
             + "\n\n</details>"
         )
     return "\n\n".join(parts)

@@ -12,13 +12,17 @@ from leafdoc import guide
 from leafdoc.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
-from leafdoc.ui.i18n import t
+from leafdoc.i18n import N_, gettext
+from leafdoc.ui.i18n import page_language, t
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
+COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
+DIAGNOSE_FIRST = N_("Diagnose a photo first.")
+NOT_SENT = N_("Feedback not sent")
 
 
 def _no_scores() -> dict:
-    return gr.update(value=None, label="Most likely", visible=True)
+    return gr.update(value=None, label=t("most_likely"), visible=True)
 
 
 def _verdict_update(md: str, kind: str) -> dict:
@@ -38,19 +42,20 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         crop the visitor picked ("": they do not know), sent as the API's `crop`."""
         no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         if not photo:
-            return _verdict_update(EMPTY_VERDICT, "empty"), _no_scores(), None, *no_feedback
+            return _verdict_update(t("empty_verdict"), "empty"), _no_scores(), None, *no_feedback
+        lang = page_language(request)
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
                 # the event runs unprocessed: a visitor may send anything as the crop (the API checks a string)
                 picked = crop.strip() if isinstance(crop, str) else ""
-                answer = api.explain(path.read_bytes(), name, crop=picked or None)
+                answer = api.explain(path.read_bytes(), name, crop=picked or None, lang=lang)
                 entry = api.advice_for(answer)
                 labels = api.model(answer["model_version"]).get("labels", [])
         except Exception as exc:
             message, hint = problem(exc, "Diagnosis")
             return (
-                _verdict_update(text.error_text(message, hint, title="Could not diagnose this photo"), "error"),
+                _verdict_update(text.error_text(message, hint, title=gettext(lang, COULD_NOT_DIAGNOSE)), "error"),
                 _no_scores(),
                 None,
                 *no_feedback,
@@ -60,13 +65,14 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
-        choices = [(text.pretty_label(x), x) for x in labels if x != answer.get("label")]
+        names = {item["label"]: item.get("name") for item in answer.get("top_k") or []}
+        choices = [(names.get(x) or text.pretty_label(x), x) for x in labels if x != answer.get("label")]
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             # a refusal shows no percentage: its candidates are named in the verdict, without figures
             gr.update(value=None, visible=False)
             if answer.get("abstained")
-            else gr.update(value=text.top_k_scores(answer), label="Most likely", visible=True),
+            else gr.update(value=text.top_k_scores(answer), label=t("most_likely"), visible=True),
             heat,
             {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
             gr.update(visible=True),
@@ -81,16 +87,17 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
 def feedback_handler(settings: Settings, correct: bool) -> Callable:
     def send(answer: dict | None, actual: str | None, request: gr.Request):
         """Yes (thumbs up), No (thumbs down), with "it is actually ..." when picked, for the answer shown."""
+        lang = page_language(request)
         if not answer:
-            return "Diagnose a photo first."
+            return gettext(lang, DIAGNOSE_FIRST)
         label = None if correct else (actual or None)
         try:
             with api_client(settings, request) as api:
                 api.feedback(answer["prediction_id"], correct, label)
         except Exception as exc:
             message, hint = problem(exc, "Sending the feedback")
-            return text.error_text(message, hint, title="Feedback not sent")
-        return feedback_text.thanks(correct, label)
+            return text.error_text(message, hint, title=gettext(lang, NOT_SENT))
+        return feedback_text.thanks(correct, label, lang)
 
     return send
 
@@ -150,7 +157,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
             )
             knows = gr.Markdown("", visible=False, elem_id="model-knows", elem_classes=["small-note"])
         with gr.Column(scale=1, elem_id="answer-side"):
-            verdict = gr.Markdown(EMPTY_VERDICT, elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
+            verdict = gr.Markdown(t("empty_verdict"), elem_id="verdict", elem_classes=["verdict", "verdict-empty"])
             scores = gr.Label(label=t("most_likely"), num_top_classes=5, show_heading=False, elem_id="top-k")
             shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
             with gr.Group(visible=False, elem_id="feedback") as feedback_box:

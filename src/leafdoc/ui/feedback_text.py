@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leafdoc.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
 
 
@@ -16,13 +17,18 @@ def privacy_note(keep_photos: bool | None) -> str:
     return "The photo is used for this diagnosis only: the server keeps the answer (and your feedback), not the photo."
 
 
-def thanks(correct: bool, label: str | None) -> str:
+THANKS_RIGHT = N_("✓ Thank you: recorded as right.")
+THANKS_WRONG = N_(
+    "✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
+)
+ACTUALLY = N_(" (it is actually {label})")
+
+
+def thanks(correct: bool, label: str | None, lang: str = "en") -> str:
     if correct:
-        return "✓ Thank you: recorded as right."
-    said = f" (it is actually {esc(pretty_label(label))})" if label else ""
-    return (
-        f"✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
-    )
+        return gettext(lang, THANKS_RIGHT)
+    said = gettext(lang, ACTUALLY).format(label=esc(pretty_label(label))) if label else ""
+    return gettext(lang, THANKS_WRONG).format(said=said)
 
 
 REVIEW_COLUMNS = ["when", "answer", "sure", "user said", "photo", "id"]

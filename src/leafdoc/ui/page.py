@@ -19,7 +19,7 @@ from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.history import CSS as HISTORY_CSS
 from leafdoc.ui.history import HEAD as HISTORY_HEAD
-from leafdoc.ui.i18n import page_i18n, t
+from leafdoc.ui.i18n import SWITCH_CSS, SWITCH_HEAD, page_i18n, switch_html, t
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.phone import HEAD as PHONE_HEAD
@@ -93,6 +93,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
             examples=frozenset(p.resolve() for p in EXAMPLES),
             uploads=lambda: blocks.upload_file_set,
         )
+        gr.HTML(switch_html())  # the page in another language: ?lang= (ui/i18n.py)
         gr.HTML(HEADER)
         with gr.Tabs():
             with gr.Tab(t("tab_diagnose"), id="diagnose"):
@@ -154,9 +155,9 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         # (Gradio strips the whole request path, mount included, from their URL to find the root).
         root_path=path,
         theme=theme(),
-        css=CSS + PHONE_CSS + HISTORY_CSS,
+        css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
-        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
+        head=SWITCH_HEAD + DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,

@@ -11,7 +11,9 @@ import html
 import re
 from typing import Any
 
+from leafdoc.advice.lookalikes import TELL_APART
 from leafdoc.guide import answer_notes
+from leafdoc.i18n import N_, UNREVIEWED_NOTE, gettext
 from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -37,7 +39,7 @@ def top_k_scores(answer: dict) -> dict[str, float]:
     """{readable label: probability} for gr.Label, most likely first."""
     out: dict[str, float] = {}
     for item in answer.get("top_k") or []:
-        name = pretty_label(item["label"])
+        name = item.get("name") or pretty_label(item["label"])
         if name in out:  # two raw labels that read the same: keep both apart
             name = f"{name} ({item['label']})"
         out[name] = float(item["probability"])
@@ -47,42 +49,61 @@ def top_k_scores(answer: dict) -> dict[str, float]:
 # Headlines for reasons that need another kind of photo rather than a better one (the message says how).
 REASON_HEADLINES = {
     # The message under it says which: a crop known only from lab photos, or a close-up past the leaf's edges.
-    "unlike_training": "### Not sure: this photo is not like the ones this model learnt this crop from"
+    "unlike_training": N_("Not sure: this photo is not like the ones this model learnt this crop from")
 }
+NOT_SURE = N_("Not sure: no diagnosis for this photo")
+NOT_SURE_ENOUGH = N_("The model is not sure enough to give a diagnosis.")
+MODEL_VERSION = N_("model version {version}")
+SURE_HEALTHY = N_("{percent} sure · no disease found")
+SURE_SICK = N_("{percent} sure · disease found")
+LABEL = N_("label: {label}")
+REASON = N_("reason: {reason}")
+
+
+def unreviewed_line(answer: dict, field: str) -> list[str]:
+    """The mark on words that hold advice translated and not yet reviewed (the API's `unreviewed`)."""
+    if field not in (answer.get("unreviewed") or []):
+        return []
+    note = answer.get("unreviewed_note") or gettext(answer.get("language") or "en", UNREVIEWED_NOTE)
+    return [f'<small class="unreviewed">⚠ {esc(note)}</small>']
 
 
 def verdict(answer: dict) -> str:
-    """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained.
+    """The headline of a diagnosis, or a plain "not sure" with the server's message when it abstained, in the
+    answer's language (its `language`).
 
     The server's message says what went wrong and what to do, for every reason code (poor_photo, not_a_leaf,
     unsure, and any added later), so it is shown as it is rather than replaced by words of our own.
     """
+    lang = answer.get("language") or "en"
     version = answer.get("model_version")
-    footer = f"model version {version}" if version is not None else ""
-    framed = [f"<small>{esc(note)}</small>" for note in answer_notes(answer)]
+    footer = gettext(lang, MODEL_VERSION).format(version=version) if version is not None else ""
+    framed = [f"<small>{esc(note)}</small>" for note in answer_notes(answer, lang)]
     if answer.get("abstained"):
         # No confidence figure anywhere in a refusal: a grower reads a percentage as an answer. The server's message
         # names the candidates and how to tell them apart (advice/lookalikes.py).
-        lines = [REASON_HEADLINES.get(answer.get("reason"), "### Not sure: no diagnosis for this photo")]
-        message = answer.get("message") or "The model is not sure enough to give a diagnosis."
-        said, *tells = message.split(" To tell ")  # how to tell the candidates apart: one bullet each
+        lines = ["### " + gettext(lang, REASON_HEADLINES.get(answer.get("reason"), NOT_SURE))]
+        message = answer.get("message") or gettext(lang, NOT_SURE_ENOUGH)
+        to_tell = gettext(lang, TELL_APART).split("{a}")[0].strip()  # "To tell": one bullet for each pair
+        said, *tells = message.split(f" {to_tell} ")
         lines.append(f"**{esc(said)}**")
         if tells:
-            lines.append("\n".join(f"- To tell {esc(t)}" for t in tells))
+            lines.append("\n".join(f"- {esc(to_tell)} {esc(t)}" for t in tells))
+        lines += unreviewed_line(answer, "message")
         reason = answer.get("reason")
-        tail = [t for t in (f"reason: {esc(reason)}" if reason else "", footer) if t]
+        tail = [t for t in (gettext(lang, REASON).format(reason=esc(reason)) if reason else "", footer) if t]
         if tail:
             lines.append("<small>" + " · ".join(tail) + "</small>")
         return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
-    name = pretty_label(label)
+    top = (answer.get("top_k") or [{}])[0]
+    name = top.get("name") if top.get("label") == label and top.get("name") else pretty_label(label)
     healthy = "healthy" in label.lower()
+    sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence")))
     lines = [
         f"### {esc(name)}",
-        f"**{percent(answer.get('confidence'))} sure** · "
-        + ("no disease found" if healthy else "disease found")
-        + (f" · {footer}" if footer else ""),
-        f"<small>label: {esc(label)}</small>",
+        f"**{sure}**" + (f" · {footer}" if footer else ""),
+        "<small>" + gettext(lang, LABEL).format(label=esc(label)) + "</small>",
     ]
     return "\n\n".join(lines + caution_lines(answer) + framed)
 
@@ -92,7 +113,9 @@ def caution_lines(answer: dict) -> list[str]:
     caution = answer.get("caution")
     if not caution:
         return []
-    return [f"> ⚠ **{esc(pretty_label(caution['label']))}?** {esc(caution['message'])}"]
+    name = caution.get("name") or pretty_label(caution["label"])
+    lines = [f"> ⚠ **{esc(name)}?** {esc(caution['message'])}"]
+    return lines + [f"> {line}" for line in unreviewed_line(answer, "caution")]
 
 
 def error_text(message: str, hint: str | None = None, title: str = "Something went wrong") -> str:

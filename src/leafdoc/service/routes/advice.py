@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from leafdoc.advice import advice_route
-from leafdoc.advice.schema import Entry
+from leafdoc.advice.knowledge import translated_entry
 from leafdoc.errors import NotFound
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.routes import errors
+from leafdoc.service.routes.predict import LangQuery, request_language
 from leafdoc.service.schemas import AdviceEntry, AdviceList
 
 router = APIRouter(prefix="/v1/advice", tags=["advice"])
@@ -34,11 +35,18 @@ def list_advice(state: AppState = Depends(get_state)) -> dict:
     summary="A label's full entry: symptoms, look-alikes, spread, what to do, when to call, sources",
     responses=errors(404, 422),
 )
-def get_advice(label: Annotated[str, Path(max_length=200)], state: AppState = Depends(get_state)) -> Entry:
+def get_advice(
+    label: Annotated[str, Path(max_length=200)],
+    request: Request,
+    response: Response,
+    lang: str | None = LangQuery,
+    state: AppState = Depends(get_state),
+) -> dict:
+    lang = request_language(lang, request, response)
     entry = state.holder.knowledge.get(label)
     if entry is None:
         raise NotFound(
             f"leafdoc has no advice for label {label!r}.",
             hint="GET /v1/advice lists the labels it has advice for (labels are case-sensitive).",
         )
-    return entry
+    return translated_entry(entry, lang)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from leafdoc.errors import LeafdocError, RequestTooLarge
+from leafdoc.i18n import negotiate
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving
@@ -191,6 +192,23 @@ TopK = Query(None, ge=1, le=100, description="How many labels to return (default
 CropQuery = Query(None, max_length=MAX_FIELD_BYTES, description=CROP_WORDS + " Also accepted as the form field `crop`.")
 
 
+LangQuery = Query(
+    None,
+    max_length=35,
+    description="The language of the answer's words (`message`, `caution`, `advice`): en, es, fr or hi (a tag such as "
+    "`es-MX` is read as its language; any other is answered 422). Without it, the best of the request's "
+    "Accept-Language that leafdoc speaks, else en. Translated advice is marked in the answer's `unreviewed`.",
+)
+
+
+def request_language(query: str | None, request: Request, response: Response) -> str:
+    """The answer's language (i18n.negotiate), said in Content-Language; answers vary with Accept-Language."""
+    lang = negotiate(query, request.headers.get("accept-language"))
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept-Language"
+    return lang
+
+
 def _crop(query: str | None, form: dict[str, str]) -> str | None:
     """The crop the request names, as the form field or the query parameter (both: they must agree)."""
     given = [c for c in (form.get("crop"), query) if c is not None and c.strip()]
@@ -210,16 +228,22 @@ def _crop(query: str | None, form: dict[str, str]) -> str | None:
     openapi_extra=_image_body("file", many=False),
 )
 async def predict(
-    request: Request, top_k: int | None = TopK, crop: str | None = CropQuery, state: AppState = Depends(get_state)
+    request: Request,
+    response: Response,
+    top_k: int | None = TopK,
+    crop: str | None = CropQuery,
+    lang: str | None = LangQuery,
+    state: AppState = Depends(get_state),
 ) -> Answer:
+    lang = request_language(lang, request, response)
     form: dict[str, str] = {}
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True, fields=form))
     args = (state.holder, data, name, _top_k(state, top_k))
     crop = _crop(crop, form)
     if serving.on_loop(state.holder, data):  # no thread hand-off: docs/load-tests.md, "Predictions on the loop"
-        result = serving.predict_bytes(*args, on_loop=True, crop=crop)
+        result = serving.predict_bytes(*args, on_loop=True, crop=crop, lang=lang)
     else:
-        result = await run_in_threadpool(serving.predict_bytes, *args, crop=crop)
+        result = await run_in_threadpool(serving.predict_bytes, *args, crop=crop, lang=lang)
     _record(state, [(result, data)])
     return result
 
@@ -232,8 +256,14 @@ async def predict(
     openapi_extra=_image_body("files", many=True),
 )
 async def predict_batch(
-    request: Request, top_k: int | None = TopK, crop: str | None = CropQuery, state: AppState = Depends(get_state)
+    request: Request,
+    response: Response,
+    top_k: int | None = TopK,
+    crop: str | None = CropQuery,
+    lang: str | None = LangQuery,
+    state: AppState = Depends(get_state),
 ) -> BatchAnswer:
+    lang = request_language(lang, request, response)
     form: dict[str, str] = {}
     items = await read_images(request, state.settings.max_image_bytes, stop_at_too_large=False, fields=form)
     limit = state.settings.max_batch_images
@@ -245,7 +275,7 @@ async def predict_batch(
     if not items:
         raise InvalidRequest("the batch holds no image.", hint="Send the photos as multipart files (field `files`).")
     crop = _crop(crop, form)
-    result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k), crop)
+    result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k), crop, lang)
     _record(state, [(r.prediction, items[i][1]) for i, r in enumerate(result.results) if r.prediction])
     return result
 
@@ -259,14 +289,19 @@ async def predict_batch(
 )
 async def explain(
     request: Request,
+    response: Response,
     top_k: int | None = TopK,
     label: str | None = Query(None, description="Explain this label instead of the top one."),
     crop: str | None = CropQuery,
+    lang: str | None = LangQuery,
     state: AppState = Depends(get_state),
 ) -> ExplainAnswer:
+    lang = request_language(lang, request, response)
     form: dict[str, str] = {}
     name, data = _one(await read_images(request, state.settings.max_image_bytes, stop_at_too_large=True, fields=form))
     crop = _crop(crop, form)
-    result = await run_in_threadpool(serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label, crop)
+    result = await run_in_threadpool(
+        serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label, crop, lang
+    )
     _record(state, [(result, data)])
     return result

@@ -1,0 +1,92 @@
+"""The message catalogs' templates and their upkeep: `python -m leafdoc.i18n_catalogs` writes locales/<domain>.pot
+from the code (every `N_(...)`, extracted by Babel) and the shipped knowledge files, and adds each new message to
+every language's catalog, untranslated (and, in `advice`, flagged `unreviewed`), dropping messages no longer used.
+tests/unit/test_i18n_catalogs.py then names each message still to translate. Adding a language: docs/phone.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+
+from leafdoc.advice import shipped_knowledge
+from leafdoc.i18n import LANGUAGES, LOCALES, SOURCE, UNREVIEWED_FLAG
+from leafdoc.inference.fieldcrops import crop_name, crop_of
+
+PACKAGE = Path(__file__).parent
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def answers_template() -> Catalog:
+    """Every N_("...") of leafdoc's code, and the crops' names of the shipped knowledge files' labels."""
+    cat = Catalog(domain="answers", project="leafdoc")
+    found = extract_from_dir(PACKAGE, method_map=[("**.py", "python")], keywords={"N_": None}, comment_tags=())
+    for filename, lineno, text, _comments, _context in found:
+        if isinstance(text, str) and text:
+            cat.add(text, locations=[(filename, lineno)], flags=["python-brace-format"])
+    for label in sorted(shipped_knowledge().entries):
+        cat.add(crop_name(crop_of(label)), locations=[("crop name of " + label, 0)])
+    return cat
+
+
+def advice_template() -> Catalog:
+    """The texts of the shipped knowledge files an answer carries, each with `<label> <field>` as its context."""
+    cat = Catalog(domain="advice", project="leafdoc")
+    for label, e in sorted(shipped_knowledge().entries.items()):
+        texts = [("crop", e.crop), ("condition", e.condition), ("summary", e.summary)]
+        texts += [(f"how_to_tell {c.label}", c.how_to_tell) for c in e.confused_with]
+        texts += [("urgent", e.urgent)] if e.urgent else []
+        for field, text in texts:
+            cat.add(_fold(text), context=f"{label} {field}")
+    return cat
+
+
+TEMPLATES = {"answers": answers_template, "advice": advice_template}
+
+
+def po_path(lang: str, domain: str) -> Path:
+    return LOCALES / lang / "LC_MESSAGES" / f"{domain}.po"
+
+
+def read(lang: str, domain: str) -> Catalog:
+    with po_path(lang, domain).open("rb") as f:
+        return read_po(f, locale=lang, domain=domain)
+
+
+def update(lang: str, domain: str, template: Catalog) -> int:
+    """Adds `template`'s new messages to the language's catalog (untranslated) and drops the unused ones; returns
+    how many messages the catalog holds without a translation."""
+    path = po_path(lang, domain)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cat = read(lang, domain) if path.is_file() else Catalog(locale=lang, domain=domain, project="leafdoc")
+    known = {(m.context, m.id) for m in cat if m.id}
+    cat.update(template, no_fuzzy_matching=True)
+    cat.obsolete.clear()
+    for m in cat:
+        if m.id and (m.context, m.id) not in known and domain == "advice":
+            m.flags.add(UNREVIEWED_FLAG)
+    with path.open("wb") as f:
+        write_po(f, cat, width=0, omit_header=False, sort_output=False)
+    return sum(1 for m in cat if m.id and not m.string)
+
+
+def main() -> None:
+    for domain, make in TEMPLATES.items():
+        template = make()
+        with (LOCALES / f"{domain}.pot").open("wb") as f:
+            write_po(f, template, width=0)
+        for lang in LANGUAGES:
+            if lang != SOURCE:
+                missing = update(lang, domain, template)
+                print(f"{lang} {domain}: {len(template)} messages, {missing} without a translation", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
