@@ -9,10 +9,10 @@ from collections.abc import Callable
 import gradio as gr
 
 from leafdoc import guide
+from leafdoc.i18n import N_, gettext
 from leafdoc.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
-from leafdoc.i18n import N_, gettext
 from leafdoc.ui.i18n import page_language, t
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."

@@ -69,8 +69,9 @@ SWITCH_HEAD = """
   if (!lang || !/^(en|es|fr|hi)([-_][A-Za-z0-9]+)?$/.test(lang)) return;
   var code = lang.slice(0, 2);
   try {
-    Object.defineProperty(Navigator.prototype, "language", { get: function () { return code; }, configurable: true });
-    Object.defineProperty(Navigator.prototype, "languages", { get: function () { return [code]; }, configurable: true });
+    var own = function (value) { return { get: function () { return value; }, configurable: true }; };
+    Object.defineProperty(Navigator.prototype, "language", own(code));
+    Object.defineProperty(Navigator.prototype, "languages", own([code]));
   } catch (e) {}
   document.documentElement.setAttribute("lang", code);
 })();
