@@ -67,10 +67,12 @@ def catalog(lang: str, domain: str) -> dict[tuple[str | None, str], Translation]
 
 
 def lookup(lang: str, text: str, domain: str = "answers", context: str | None = None) -> Translation:
-    """`text` in `lang` (whitespace of the English folded, as the catalogs hold it); the English if untranslated."""
-    key = " ".join(text.split())
-    found = catalog(lang, domain).get((context, key))
-    return found or Translation(key if lang != SOURCE else text, True)
+    """`text` in `lang`; the English if untranslated. The advice catalog holds its texts with their whitespace
+    folded (the knowledge files wrap their lines), the answers catalog the code's own strings."""
+    key = " ".join(text.split()) if domain == "advice" else text
+    if lang == SOURCE:
+        return Translation(key, True)
+    return catalog(lang, domain).get((context, key)) or Translation(key, True)
 
 
 def gettext(lang: str, text: str) -> str:
