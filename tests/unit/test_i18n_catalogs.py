@@ -9,7 +9,6 @@ import pytest
 from leafdoc.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, catalog, negotiate, placeholders
 from leafdoc.i18n_catalogs import TEMPLATES, answers_template, read
 
-
 OTHERS = [lang for lang in LANGUAGES if lang != SOURCE]
 # Messages that may read the same in a language: templates of placeholders only, and words French shares.
 SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources"}
