@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages the test tiers need (Debian): browser for the web page tests, real servers for
 # the at-scale tests, Xvfb and the libraries Qt needs for the desktop tests (and a font, or offscreen
-# Qt draws no text in the desktop screenshots). Skipped when not root.
+# Qt draws no text in the desktop screenshots; and a Devanagari font, or the page in Hindi is drawn in boxes).
+# Skipped when not root.
 set -euo pipefail
 PKGS=(chromium chromium-driver postgresql redis-server nginx xvfb xauth
       libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libfontconfig1
       libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0
-      libxcb-xinerama0 libxcb-image0 fonts-dejavu-core)
+      libxcb-xinerama0 libxcb-image0 fonts-dejavu-core fonts-lohit-deva)
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "not root or no apt-get: skipping system packages (${PKGS[*]})" >&2
   exit 0

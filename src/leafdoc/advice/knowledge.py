@@ -145,7 +145,7 @@ def translated_entry(entry: Entry, lang: str) -> dict:
     label = entry.label
     data["crop"] = say(Advice(label, "crop", entry.crop))
     data["condition"] = say(Advice(label, "condition", entry.condition))
-    data["title"] = say(title_words(entry))
+    data.pop("title", None)  # computed from crop and condition, as every catalog's "{crop} — {condition}" says it
     data["summary"] = say(Advice(label, "summary", entry.summary))
     for c in data.get("confused_with", []):
         c["how_to_tell"] = say(Advice(label, f"how_to_tell {c['label']}", c["how_to_tell"]))
@@ -154,7 +154,9 @@ def translated_entry(entry: Entry, lang: str) -> dict:
     data["language"] = lang
     data["translation"] = None if lang == SOURCE else ("unreviewed" if say.unreviewed else "reviewed")
     shown = ("symptoms", "spread", "actions", "keep_doing", "when_to_call", "confused_with.measured")
-    data["untranslated"] = [] if lang == SOURCE else [f for f in shown if f.split(".")[0] in data]
+    measured = any(c.measured for c in entry.confused_with)
+    have = [f for f in shown if data.get(f.split(".")[0]) and (f != "confused_with.measured" or measured)]
+    data["untranslated"] = [] if lang == SOURCE else have
     return data
 
 

@@ -13,7 +13,8 @@ from leafdoc.i18n import N_, gettext
 from leafdoc.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
-from leafdoc.ui.i18n import page_language, t
+from leafdoc.ui.i18n import t
+from leafdoc.ui.language import page_language
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")

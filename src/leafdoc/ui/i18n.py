@@ -5,7 +5,7 @@ from its own (navigator.language, which follows the language the visitor set, an
 These catalogs hold the Diagnose tab's fixed words (labels, buttons, tips). The words the page writes itself (the
 verdict, the advice, the notes) and the API's answers come from leafdoc's gettext catalogs (leafdoc/i18n.py), in
 the page's language (`page_language`): the `?lang=` of the page's address (the language links at its top), else
-the browser's Accept-Language. A head script (SWITCH_HEAD) makes Gradio's front end take that `?lang=` too.
+the browser's Accept-Language. ui/language.py has the links and the script that makes Gradio take `?lang=` too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
-
-from leafdoc.i18n import NAMES, UnknownLanguage, negotiate
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGES = ("en", "es", "fr", "hi")  # the same as leafdoc.i18n.LANGUAGES (tests/unit/test_ui_i18n.py)
@@ -37,48 +35,3 @@ def t(key: str):
     if key not in catalogs()["en"]:
         raise KeyError(f"ui/locales/en.json has no message {key!r}")
     return page_i18n()(key)
-
-
-def page_language(request: gr.Request | None) -> str:
-    """The language the visitor asked for: the page address's `?lang=` (an unknown one is ignored), else the best
-    of their browser's Accept-Language, else English."""
-    if request is None:
-        return "en"
-    params = getattr(request, "query_params", None) or {}
-    headers = getattr(request, "headers", None) or {}
-    try:
-        return negotiate(params.get("lang"), headers.get("accept-language"))
-    except UnknownLanguage:
-        return negotiate(None, headers.get("accept-language"))
-
-
-def switch_html() -> str:
-    """Links to the page in each language (`?lang=`), each named in its own language."""
-    links = " · ".join(
-        f'<a href="?lang={code}" lang="{code}" hreflang="{code}">{name}</a>' for code, name in NAMES.items()
-    )
-    return f'<nav id="language-switch" aria-label="Language">{links}</nav>'
-
-
-# Gradio's front end reads the browser's language (navigator.language) for the catalogs above: with `?lang=` in the
-# address, this makes it read that one instead, before Gradio's own scripts run (head scripts run first).
-SWITCH_HEAD = """
-<script>
-(function () {
-  var lang = new URLSearchParams(window.location.search).get("lang");
-  if (!lang || !/^(en|es|fr|hi)([-_][A-Za-z0-9]+)?$/.test(lang)) return;
-  var code = lang.slice(0, 2);
-  try {
-    var own = function (value) { return { get: function () { return value; }, configurable: true }; };
-    Object.defineProperty(Navigator.prototype, "language", own(code));
-    Object.defineProperty(Navigator.prototype, "languages", own([code]));
-  } catch (e) {}
-  document.documentElement.setAttribute("lang", code);
-})();
-</script>
-"""
-
-SWITCH_CSS = """
-#language-switch { text-align: right; font-size: 0.95em; margin: 0 0 0.3em 0; }
-#language-switch a { text-decoration: none; padding: 0 0.2em; }
-"""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 from leafdoc.settings import MULTIPART_OVERHEAD
 from leafdoc.ui.aliases import PathAliases, carries_json, hide_paths_in_answers, map_file_url, map_json_request
 from leafdoc.ui.guard import HOST_REFUSED, PageUploads, refused_host, with_headers
+from leafdoc.ui.language import early_script
 from leafdoc.ui.proxy import PageProxy, plain_answer
 from leafdoc.ui.where import named_folders, page_folder, use_page_folder
 
@@ -77,8 +78,8 @@ class LazyPage:
         send = with_headers(send, file_route=file_route)
         if file_route:  # the file an alias names (ui/aliases.py); a file's bytes are passed as they are
             scope, send = map_file_url(scope, self.aliases), _quiet_file_errors(send)
-        elif scope.get("method") != "HEAD":  # no server folder named in the answer
-            send = hide_paths_in_answers(send, self.aliases)
+        elif scope.get("method") != "HEAD":  # no server folder named in the answer; the page in the language asked
+            send = early_script(hide_paths_in_answers(send, self.aliases))
         if path.endswith(UPLOAD_ROUTE) and scope.get("method") == "POST":
             return await self.uploads(self._app, scope, receive, send)
         if not file_route and carries_json(scope):  # an event's files named by their aliases

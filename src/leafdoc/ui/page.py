@@ -19,7 +19,8 @@ from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.history import CSS as HISTORY_CSS
 from leafdoc.ui.history import HEAD as HISTORY_HEAD
-from leafdoc.ui.i18n import SWITCH_CSS, SWITCH_HEAD, page_i18n, switch_html, t
+from leafdoc.ui.i18n import page_i18n, t
+from leafdoc.ui.language import SWITCH_CSS, switch_html
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.phone import HEAD as PHONE_HEAD
@@ -157,7 +158,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         theme=theme(),
         css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
-        head=SWITCH_HEAD + DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
