@@ -204,3 +204,40 @@ def test_the_page_speaks_the_browsers_language(browser, phone_url, locale, butto
         assert photo in page.inner_text("#leaf-photo")
     finally:
         page.context.close()
+
+
+def test_a_diagnosis_in_hindi_with_its_advice_marked_translated_not_yet_reviewed(browser, phone_url, tmp_path):
+    page = open_phone(browser, phone_url, locale="hi-IN")  # the browser sends Accept-Language: hi-IN
+    try:
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
+        verdict = page.inner_text("#verdict")
+        assert verdict.startswith("टमाटर — अगेती झुलसा"), verdict  # the headline
+        assert "निश्चित · बीमारी मिली" in verdict  # "sure · disease found"
+        assert "जाँच लें कि यह टमाटर — पछेती झुलसा तो नहीं है" in verdict  # the urgent look-alike's warning
+        assert "क्या करें: अगेती झुलसा, एक कवक पत्ती धब्बा" in verdict  # what to do
+        assert verdict.count("अनुवादित, अभी समीक्षा नहीं हुई") == 2  # the warning and the advice, each marked
+        assert "Early blight" not in verdict.replace("Tomato___Early_blight", "")  # no English name left
+        assert "टमाटर — पछेती झुलसा" in page.inner_text("#top-k")
+        page.screenshot(path=str(tmp_path / "hindi.png"))
+    finally:
+        page.context.close()
+
+
+def test_the_language_links_switch_the_page_and_its_answers(browser, phone_url):
+    page = open_phone(browser, phone_url + "?lang=es", locale="hi-IN")  # a Hindi browser, Spanish asked for
+    try:
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg="Diagnosticar")
+        assert page.inner_text("#diagnose-button").strip() == "Diagnosticar"
+        diagnose_on_phone(page, UNSURE_PHOTO)
+        verdict = page.inner_text("#verdict")
+        assert verdict.startswith("No es seguro: no hay diagnóstico para esta foto"), verdict
+        assert "Para distinguir Tomate — Tizón temprano de Tomate — Tizón tardío:" in verdict
+        assert "traducido, aún sin revisar" in verdict and "%" not in verdict
+        assert [a.inner_text() for a in page.query_selector_all("#language-switch a")] == [
+            "English",
+            "Español",
+            "Français",
+            "हिन्दी",
+        ]
+    finally:
+        page.context.close()

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from leafdoc.advice.lookalikes import could_be
 from leafdoc.advice.render import pretty
+from leafdoc.i18n import N_, gettext, one_of, render
 
 KEY = "leafdoc.history.v1"  # the localStorage key
 KEEP = 200  # entries kept: about 4 KB each, well inside a browser's 5 MB for a site
@@ -39,16 +40,34 @@ def thumbnail(path: Path) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+NOT_SURE = N_("Not sure")
+NOT_SURE_BETWEEN = N_("Not sure: {names}")
+SURE = N_("{label} ({percent} sure)")
+
+
+def _names(answer: dict) -> dict[str, str]:
+    """The answer's labels in words of its language (the API's top_k names), by label."""
+    return {i["label"]: i["name"] for i in answer.get("top_k") or [] if i.get("name")}
+
+
 def answer_words(answer: dict) -> str:
-    """The answer in a few words; a refusal with no figure (a grower reads a percentage as an answer)."""
+    """The answer in a few words, in its language; a refusal with no figure (a grower reads a percentage as an
+    answer)."""
+    lang = answer.get("language") or "en"
+    names = _names(answer)
     if answer.get("abstained"):
         candidates = answer.get("candidates") or []
-        return "Not sure" + (
-            ": " + could_be(candidates).rstrip(".").replace("It could", "it could") if candidates else ""
-        )
-    label = pretty(answer.get("label") or "?")
+        if not candidates:
+            return gettext(lang, NOT_SURE)
+        if lang == "en":
+            return "Not sure: " + could_be(candidates).rstrip(".").replace("It could", "it could")
+        said = render(one_of([names.get(c) or pretty(c) for c in candidates]), lang)
+        return gettext(lang, NOT_SURE_BETWEEN).format(names=said)
+    label = names.get(answer.get("label") or "") or pretty(answer.get("label") or "?")
     sure = answer.get("confidence")
-    return label + (f" ({100 * sure:.0f}% sure)" if isinstance(sure, int | float) else "")
+    if not isinstance(sure, int | float):
+        return label
+    return gettext(lang, SURE).format(label=label, percent=f"{100 * sure:.0f}%")
 
 
 def entry_html(path: Path, answer: dict, name: str) -> str:
@@ -62,7 +81,9 @@ def entry(path: Path, answer: dict, name: str) -> dict:
         "photo": name,
         "answer": answer_words(answer),
         "label": answer.get("label") or "",
-        "caution": pretty(answer["caution"]["label"]) if answer.get("caution") else "",
+        "caution": (answer["caution"].get("name") or pretty(answer["caution"]["label"]))
+        if answer.get("caution")
+        else "",
         "thumb": thumbnail(path),
     }
 
