@@ -1,9 +1,10 @@
 """Screenshots of the web page on a phone (390 x 844) for docs/web-page.md: docs/screenshots/ui-phone-answer.png (an
 early blight leaf the starter model names, with late blight, the urgent look-alike, second: the answer first, with
 the caution),
-ui-phone-unsure.png (a refusal: no percentage, "could be A or B" and how to tell them apart) and
-ui-phone-history.png (the visitor's history, kept in the browser) and ui-phone-crop.png (the first screen: the photo,
-the crop dropdown open, the Diagnose button).
+ui-phone-unsure.png (a refusal: no percentage, "could be A or B" and how to tell them apart),
+ui-phone-history.png (the visitor's history, kept in the browser), ui-phone-hindi.png (the same early blight answer
+for a phone set to Hindi, its advice marked translated, not yet reviewed) and ui-phone-crop.png (the first screen:
+the photo, the crop dropdown open, the Diagnose button).
 
 Starts its own `leafdoc serve` of the starter model over a throw-away data home (as tests/e2e/test_ui_phone.py
 does) and drives Debian's headless Chromium. About a minute on two cores.
@@ -72,6 +73,10 @@ def shoot_all(url: str, out: Path) -> None:
         shoot(page, out / "ui-phone-unsure.png")
         page.locator("#history").scroll_into_view_if_needed()
         shoot(page, out / "ui-phone-history.png")
+        page.context.close()
+        page = open_phone(browser, url, locale="hi-IN")  # the phone's language, so its Accept-Language, in Hindi
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
+        shoot(page, out / "ui-phone-hindi.png")
         browser.close()
 
 

@@ -30,10 +30,11 @@ def _verdict_update(md: str, kind: str) -> dict:
     return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
 
 
-def crop_choices(crops: list[str]) -> list[tuple]:
+def crop_choices(crops: list[str], lang: str = "en") -> list[tuple]:
     """The crop dropdown's choices: "I don't know" (every label), then the serving model's crops as the API names
-    them (`tomato`, `bell pepper`), shown with a capital."""
-    return [(t("crop_unknown"), ""), *((c[:1].upper() + c[1:], c) for c in crops)]
+    them (`tomato`, `bell pepper`, the value sent), shown in the page's language with a capital."""
+    shown = ((gettext(lang, c), c) for c in crops)  # the crops' names are in the answers catalog
+    return [(t("crop_unknown"), ""), *((name[:1].upper() + name[1:], c) for name, c in shown)]
 
 
 def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
@@ -119,7 +120,7 @@ def notes_handler(settings: Settings) -> Callable:
         return (
             feedback_text.privacy_note(keep),
             gr.update(value=knows or "", visible=bool(knows)),
-            gr.update(choices=crop_choices(crops), value=""),
+            gr.update(choices=crop_choices(crops, page_language(request)), value=""),
         )
 
     return notes
