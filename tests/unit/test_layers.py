@@ -19,6 +19,7 @@ LAYERS = [
         "leafdoc",
         "settings",
         "errors",
+        "i18n",
         "fsutil",
         "cpuflags",
         "figures",
@@ -38,6 +39,7 @@ LAYERS = [
     {"lifecycle"},
     {
         "cli",
+        "i18n_catalogs",
         "cli_common",
         "cli_model",
         "cli_models",
