@@ -17,8 +17,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from leafdoc.core.settings import Settings
 from leafdoc.service.app import create_app
-from leafdoc.settings import Settings
 
 TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

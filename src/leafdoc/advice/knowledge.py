@@ -15,7 +15,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from leafdoc.advice.schema import Entry
-from leafdoc.errors import LeafdocError
+from leafdoc.core.errors import LeafdocError
 
 SHIPPED = Path(__file__).parent / "knowledge"
 ROUTE = "/v1/advice/"

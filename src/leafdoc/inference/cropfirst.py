@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from leafdoc.errors import UnknownCrop
-from leafdoc.guide import listed
+from leafdoc.core.errors import UnknownCrop
 from leafdoc.inference.fieldcrops import crop_name, crop_of
+from leafdoc.words.photo_guide import listed
 
 
 def crops_of(labels: Sequence[str]) -> list[str]:

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from leafdoc.advice import Knowledge, shipped_knowledge
-from leafdoc.errors import LeafdocError, ModelError
-from leafdoc.images import (
+from leafdoc.core.errors import LeafdocError, ModelError
+from leafdoc.imaging.photos import (
     DEFAULT_MAX_PIXELS,
     FRAMINGS,
     WHITE_BALANCES,
@@ -125,7 +125,7 @@ def card_preparation(card: ModelCard, model_dir: Path) -> Preparation:
                 hint="A newer leafdoc wrote this model: upgrade leafdoc.",
             )
     if prep.white_balance == "light-range":
-        from leafdoc.leafcut import LIGHT_QUANTILES
+        from leafdoc.imaging.leafcut import LIGHT_QUANTILES
 
         lights = card.input.light_range
         n = len(LIGHT_QUANTILES)

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from leafdoc.images import Preparation
-from leafdoc.train.registry import NAMES
+from leafdoc.imaging.photos import Preparation
+from leafdoc.train.backbone_registry import NAMES
 
-Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.registry
+Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.backbone_registry
 BACKBONES: tuple[str, ...] = NAMES
 
 
@@ -80,12 +80,12 @@ class TrainConfig(BaseModel):
     framing: Literal["none", "leaf"] = Field(
         "leaf",
         description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
-        "(taken from too far) is seen as the square around its leaf, in training and serving alike (images.py)",
+        "(taken from too far) is seen as the square around its leaf, in training and serving alike (imaging/photos.py)",
     )
     white_balance: Literal["none", "sheet", "light-range"] = Field(
         "none",
         description="`sheet`: every photo's colours scaled so that the sheet around the leaf comes out grey, as under "
-        "daylight, in training and serving alike (leafcut.py balance_to_sheet); `light-range`: only a photo lit "
+        "daylight, in training and serving alike (imaging/leafcut.py balance_to_sheet); `light-range`: only a photo lit "
         "warmer or cooler than 95% of the training photos is taken back to the nearer end of their middle half "
         "(balance_to_range; the lights are measured on the training split and kept in the card); a photo with no "
         "sheet in its border is left as it is",

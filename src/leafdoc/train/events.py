@@ -1,20 +1,33 @@
-"""What the trainer reports while it trains: named, typed events (lifecycle/events.py adds the run's later steps).
+"""The named, typed events of a training run, from its first batch to its card: what `leafdoc train`'s progress
+bar, a service job's row and an experiment's stream are made from. `Event` is the one base of every typed event
+in leafdoc (an experiment's own stream, experiments/stream.py, derives from it too).
+
+The trainer reports Batch, Epoch, Checkpointed, Resumed and Restarted; the run's later steps (Evaluating,
+Calibrating) are lifecycle.training's. They all live here, beside the trainer, since train/ imports nothing above it.
 
 Callers match on the class (`case Epoch(epoch=n)`), never on strings; `to_dict()` gives the flat record a
 card's history, a job's row, MLflow and `--json` streams keep ({"event": kind, ...fields})."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 
 @dataclass(frozen=True)
-class TrainEvent:
+class Event:
+    """A typed event: its `kind` names it in the flat record."""
+
     kind: ClassVar[str] = ""
 
     def to_dict(self) -> dict:
         return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class TrainEvent(Event):
+    """One of a training run's events (the classes below)."""
 
 
 @dataclass(frozen=True)
@@ -66,3 +79,24 @@ class Restarted(TrainEvent):
 
     kind: ClassVar[str] = "restart"
     reason: str
+
+
+@dataclass(frozen=True)
+class Evaluating(TrainEvent):
+    """Training is done; the `n` test images are being scored with the exported model."""
+
+    kind: ClassVar[str] = "evaluate"
+    n: int
+
+
+@dataclass(frozen=True)
+class Calibrating(TrainEvent):
+    """The not-a-leaf check is being fitted (with these folders of non-leaf photos), and the unlike-training
+    check with these folders of field photos, if any."""
+
+    kind: ClassVar[str] = "calibrate"
+    nonleaf_dirs: list[str]
+    field_dirs: list[str] = field(default_factory=list)
+
+
+OnEvent = Callable[[TrainEvent], None]

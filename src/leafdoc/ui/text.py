@@ -11,8 +11,14 @@ import html
 import re
 from typing import Any
 
-from leafdoc.guide import answer_notes
-from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
+from leafdoc.words.job_phases import (
+    field_check_words,
+    phase_words,
+    serving_copy_words,
+    split_words,
+    version_status_words,
+)
+from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 

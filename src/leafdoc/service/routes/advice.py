@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from leafdoc.advice import advice_route
 from leafdoc.advice.schema import Entry
-from leafdoc.errors import NotFound
+from leafdoc.core.errors import NotFound
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.routes import errors
 from leafdoc.service.schemas import AdviceEntry, AdviceList

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from leafdoc.errors import LeafdocError, RequestTooLarge
+from leafdoc.core.errors import LeafdocError, RequestTooLarge
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving

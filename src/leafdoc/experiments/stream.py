@@ -1,5 +1,5 @@
 """The named, typed events of `leafdoc experiment`'s stream: a run starts, a step makes progress, a message
-for the person watching, and each run's training events (lifecycle/events.py) with the run's name.
+for the person watching, and each run's training events (train/events.py) with the run's name.
 
 Callers match on the class (`case InRun(run=name, event=Epoch(epoch=n))`), never on strings; `to_dict()` gives
 the flat record ({"event": kind, ...fields}; a run's training event keeps its own kind, with "run" added)."""
@@ -7,18 +7,15 @@ the flat record ({"event": kind, ...fields}; a run's training event keeps its ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
 
-from leafdoc.lifecycle.events import TrainEvent
+from leafdoc.train.events import Event, TrainEvent
 
 
 @dataclass(frozen=True)
-class ExperimentEvent:
-    kind: ClassVar[str] = ""
-
-    def to_dict(self) -> dict:
-        return {"event": self.kind, **asdict(self)}
+class ExperimentEvent(Event):
+    """One of an experiment's own events (the classes below)."""
 
 
 @dataclass(frozen=True)
