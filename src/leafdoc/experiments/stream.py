@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 from leafdoc.train.events import Event, TrainEvent
 
@@ -19,10 +18,9 @@ class ExperimentEvent(Event):
 
 
 @dataclass(frozen=True)
-class RunStarted(ExperimentEvent):
+class RunStarted(ExperimentEvent, kind="run"):
     """Run `run` (number `index` of `total`: a recipe's run, an Optuna trial, the pipeline timing) starts."""
 
-    kind: ClassVar[str] = "run"
     run: str
     index: int
     total: int
@@ -30,20 +28,18 @@ class RunStarted(ExperimentEvent):
 
 
 @dataclass(frozen=True)
-class Progress(ExperimentEvent):
+class Progress(ExperimentEvent, kind="progress"):
     """A step that is not a training run (ingesting, caching at a size) has done `done` of `total`."""
 
-    kind: ClassVar[str] = "progress"
     what: str
     done: int
     total: int
 
 
 @dataclass(frozen=True)
-class Message(ExperimentEvent):
+class Message(ExperimentEvent, kind="message"):
     """A line for the person watching: a run reused, trained again and why, a trial pruned, ..."""
 
-    kind: ClassVar[str] = "message"
     text: str
 
 

@@ -17,9 +17,15 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class Event:
-    """A typed event: its `kind` names it in the flat record."""
+    """A typed event: its `kind` names it in the flat record, given where the class is defined
+    (`class Batch(TrainEvent, kind="batch")`)."""
 
     kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, kind: str = "", **rest) -> None:
+        super().__init_subclass__(**rest)
+        if kind:
+            cls.kind = kind
 
     def to_dict(self) -> dict:
         return {"event": self.kind, **asdict(self)}
@@ -31,20 +37,18 @@ class TrainEvent(Event):
 
 
 @dataclass(frozen=True)
-class Batch(TrainEvent):
+class Batch(TrainEvent, kind="batch"):
     """A training batch finished: `batch` of `steps` in this epoch."""
 
-    kind: ClassVar[str] = "batch"
     phase: str
     batch: int
     steps: int
 
 
 @dataclass(frozen=True)
-class Epoch(TrainEvent):
+class Epoch(TrainEvent, kind="epoch"):
     """An epoch finished: its seconds and Keras' figures (loss, accuracy, val_loss, val_accuracy, ...)."""
 
-    kind: ClassVar[str] = "epoch"
     phase: str
     epoch: int
     seconds: float
@@ -55,46 +59,41 @@ class Epoch(TrainEvent):
 
 
 @dataclass(frozen=True)
-class Checkpointed(TrainEvent):
+class Checkpointed(TrainEvent, kind="checkpoint"):
     """The training state after `epoch` is saved in `folder` (a service job copies it to the shared store)."""
 
-    kind: ClassVar[str] = "checkpoint"
     phase: str
     epoch: int
     folder: str
 
 
 @dataclass(frozen=True)
-class Resumed(TrainEvent):
+class Resumed(TrainEvent, kind="resume"):
     """Training continues from a checkpoint saved after `epoch` of `phase`."""
 
-    kind: ClassVar[str] = "resume"
     phase: str
     epoch: int
 
 
 @dataclass(frozen=True)
-class Restarted(TrainEvent):
+class Restarted(TrainEvent, kind="restart"):
     """A checkpoint was found but cannot be continued (`reason`): training starts from the first epoch."""
 
-    kind: ClassVar[str] = "restart"
     reason: str
 
 
 @dataclass(frozen=True)
-class Evaluating(TrainEvent):
+class Evaluating(TrainEvent, kind="evaluate"):
     """Training is done; the `n` test images are being scored with the exported model."""
 
-    kind: ClassVar[str] = "evaluate"
     n: int
 
 
 @dataclass(frozen=True)
-class Calibrating(TrainEvent):
+class Calibrating(TrainEvent, kind="calibrate"):
     """The not-a-leaf check is being fitted (with these folders of non-leaf photos), and the unlike-training
     check with these folders of field photos, if any."""
 
-    kind: ClassVar[str] = "calibrate"
     nonleaf_dirs: list[str]
     field_dirs: list[str] = field(default_factory=list)
 
