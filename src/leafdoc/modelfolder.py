@@ -60,8 +60,8 @@ class _Section(BaseModel):
 
 
 class CardInput(_Section):
-    """What the model takes: raw RGB of `size` x `size`, resized by imaging/photos.py's rule, optionally framed, white-balanced
-    and with morphology."""
+    """What the model takes: raw RGB of `size` x `size`, resized by imaging/photos.py's rule, optionally framed,
+    white-balanced and with morphology."""
 
     size: int
     dtype: str = "float32"

@@ -1,4 +1,5 @@
-"""`leafdoc calibrate`, `leafdoc export` and `leafdoc evaluate`: commands on a model folder (cli/main.py registers them)."""
+"""`leafdoc calibrate`, `leafdoc export` and `leafdoc evaluate`: commands on a model folder (cli/main.py registers
+them)."""
 
 from __future__ import annotations
 

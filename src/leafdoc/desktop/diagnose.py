@@ -107,7 +107,8 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop:
     data = path.read_bytes()
     thumbnail = load_thumbnail(data)
     progress("photo", thumbnail)
-    upload, name = shrink_for_upload(data, path.name)  # a phone photo is sent at 1024 px (imaging/upload_size.py says why)
+    # a phone photo is sent at 1024 px (imaging/upload_size.py says why)
+    upload, name = shrink_for_upload(data, path.name)
     if thumbnail.isNull() and upload is not data:  # Qt cannot read HEIC: show the JPEG that is sent
         progress("photo", load_thumbnail(upload))
     answer = client.explain(upload, name, top_k=top_k, crop=crop)

@@ -476,7 +476,7 @@ def white_balance_noting(
     arr: np.ndarray, white_balance: str = "none", light_range: tuple[float, ...] | None = None
 ) -> tuple[np.ndarray, str | None]:
     """The white balance a model card names (WHITE_BALANCES) on a uint8 RGB array: `sheet` takes it from the sheet
-    around the leaf (imaging/leafcut.py `balance_to_sheet`), `light-range` corrects only a light beyond `light_range`, the
+    around the leaf (leafcut.py `balance_to_sheet`), `light-range` corrects only a light beyond `light_range`, the
     lights the training photos were taken under (`range_correction`), `none` leaves the colours as they are. With
     it, which light `light-range` corrected: `warm`, `cool` or None."""
     if white_balance in ("none", None):

@@ -203,8 +203,8 @@ def calibrate_model_dir(
     the budget it had), unless `drop_field`: then it has none, and without `nonleaf` folders the not-a-leaf check
     is kept as it was fitted (only the monitoring baseline is made again, under the checks left).
     `light_range`: first measure the lights the model's training photos were taken under and from then on
-    correct a photo lit beyond nearly all of them (white balance `light-range`, imaging/photos.py); the checks are fitted
-    on photos so prepared, and the card says so only once they are."""
+    correct a photo lit beyond nearly all of them (white balance `light-range`, imaging/photos.py); the checks are
+    fitted on photos so prepared, and the card says so only once they are."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]

@@ -242,7 +242,8 @@ def warm_up_photo(size: int = 256) -> bytes:
 
 def answer_made_up_photo(loaded: Loaded) -> Answer:
     """The whole answer a loaded model gives warm_up_photo(); raises what the model raises. Used before a model
-    serves (warm_up), and before `leafdoc models add` or `promote` changes the registry (cli/models.py's check_answers)."""
+    serves (warm_up), and before `leafdoc models add` or `promote` changes the registry (cli/models.py's
+    check_answers)."""
     photo = loaded.predictor.load(warm_up_photo(), "made-up photo")
     return predict_many(loaded, [photo], [None], 1)[0]
 

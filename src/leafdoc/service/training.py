@@ -251,8 +251,8 @@ class _Reporter:
 
 def field_check_summary(card: ModelCard) -> dict:
     """What a job's new version does with field photos, for its `progress.field_check` (in words:
-    words/job_phases.py's field_check_words): refuses them (the unlike-training check: what it was fitted with, and the share
-    of those photos it refuses), or answers them (no such check)."""
+    words/job_phases.py's field_check_words): refuses them (the unlike-training check: what it was fitted with, and
+    the share of those photos it refuses), or answers them (no such check)."""
     if card.field is None:
         return {"refuses": False}
     field = card.field

@@ -85,7 +85,7 @@ class TrainConfig(BaseModel):
     white_balance: Literal["none", "sheet", "light-range"] = Field(
         "none",
         description="`sheet`: every photo's colours scaled so that the sheet around the leaf comes out grey, as under "
-        "daylight, in training and serving alike (imaging/leafcut.py balance_to_sheet); `light-range`: only a photo lit "
+        "daylight, in training and serving alike (leafcut.py balance_to_sheet); `light-range`: only a photo lit "
         "warmer or cooler than 95% of the training photos is taken back to the nearer end of their middle half "
         "(balance_to_range; the lights are measured on the training split and kept in the card); a photo with no "
         "sheet in its border is left as it is",
