@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests (test_service*.py, test_registry.py): settings for a tmp data
+"""Helpers shared by the service tests (test_service*.py, test_model_versions.py): settings for a tmp data
 home serving a copy of the tiny model, photos and zips to send, the admin header."""
 
 from __future__ import annotations
