@@ -9,7 +9,7 @@ For each backbone and image size (160, 224 and the backbone's native size): the 
 export; its pooled `features` output for every photo of the starter's TRAIN split fits a logistic regression
 (features standardised, C=1, fixed in advance), scored on the starter's VALIDATION split. The test split is
 never read: it stays for judging the model finally chosen, not for choosing. Photos go through
-leafdoc.images.preprocess at that size, as serving does. Features are cached in benchmarks/out/backbones/.
+leafdoc.imaging.photos.preprocess at that size, as serving does. Features are cached in benchmarks/out/backbones/.
 
 Cost: ONNX Runtime, one intra-op thread, batch 1 (as one API request is served), the full serving graph,
 median milliseconds per call, the configurations timed in turns so a busy machine slows them alike.
@@ -53,7 +53,7 @@ def split_files(model: Path, data: Path, sources: Path) -> dict[str, list[tuple[
 
 
 def export(backbone: str, size: int, dest: Path) -> Path:
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.export import export_onnx
     from leafdoc.train.trainer import build_model
@@ -76,7 +76,7 @@ def session(path: Path, threads: int):
 
 
 def features(onnx_path: Path, files: list[Path], size: int, threads: int, batch: int = 32) -> np.ndarray:
-    from leafdoc.images import preprocess
+    from leafdoc.imaging.photos import preprocess
 
     sess = session(onnx_path, threads)
     name = sess.get_inputs()[0].name

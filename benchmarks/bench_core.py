@@ -51,10 +51,10 @@ def epoch_rates(model, ds, n_images: int, epochs: int) -> list[float]:
 def bench_training(folder: Path, home: Path, size: int, batch: int, epochs: int, alpha: float) -> dict:
     import keras
 
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import augmenter, directory_dataset, make_dataset
     from leafdoc.train.trainer import build_model, prepare_data

@@ -30,10 +30,10 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=12)
     args = ap.parse_args()
 
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import _seed_everything, build_model, fit, prepare_data
 

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from leafdoc.leafcut import largest_filled, sheet_distance
+from leafdoc.imaging.leafcut import largest_filled, sheet_distance
 
 # A pixel is leaf when its colour is far enough from the background's in Lab's (a, b) plane (the training
-# augmentation's own measure, leafdoc.leafcut.sheet_distance): PlantVillage's grey/white backgrounds
+# augmentation's own measure, leafdoc.imaging.leafcut.sheet_distance): PlantVillage's grey/white backgrounds
 # (and the leaf's own shadow on them) are nearly colourless, a leaf is green, yellow or brown.
 FEATHER_SIGMA = 1.2  # px at the composite's size: a soft edge, as a lens gives, not a scissor cut
 

@@ -1,4 +1,4 @@
-"""Peak memory of decoding one photo, per format: the bytes per pixel behind images._DECODER_BYTES. Each format is
+"""Peak memory of decoding one photo, per format: the bytes per pixel behind photos._DECODER_BYTES. Each format is
 decoded in a fresh interpreter (VmHWM is a high-water mark) with the decoder's own limits lifted, so the figure
 is the decoder's, not the refusal's. Prints one line per format, the median of `--runs`; not a test.
 
@@ -21,14 +21,14 @@ FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "TIFF": "tif
 CHILD = """
 import sys
 from pathlib import Path
-from leafdoc import images
+from leafdoc.imaging import photos
 def hwm():
     return next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM"))
-images.heif_support()
-images._DECODER_BYTES.clear()  # measure the decoder, not the refusal
+photos.heif_support()
+photos._DECODER_BYTES.clear()  # measure the decoder, not the refusal
 data = Path(sys.argv[1]).read_bytes()
 before = hwm()
-images.decode(data, sys.argv[1], max_pixels=10**9, min_side=320)
+photos.decode(data, sys.argv[1], max_pixels=10**9, min_side=320)
 print((hwm() - before) * 1024)
 """
 
@@ -36,7 +36,7 @@ print((hwm() - before) * 1024)
 def photo(fmt: str, side: int) -> bytes:
     from PIL import Image
 
-    from leafdoc.images import heif_support
+    from leafdoc.imaging.photos import heif_support
 
     if fmt == "HEIF" and not heif_support():
         return b""

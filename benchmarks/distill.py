@@ -51,7 +51,7 @@ from distill_loss import ALPHA, TEMPERATURE, distillation_loss, pack_targets  # 
 from timing import timed_in_turns  # noqa: E402
 
 from leafdoc.evaluate.significance import mcnemar, wilson_interval  # noqa: E402
-from leafdoc.images import preprocess  # noqa: E402
+from leafdoc.imaging.photos import preprocess  # noqa: E402
 from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.modelfolder import read_card, read_labels, read_split  # noqa: E402
 

@@ -55,9 +55,9 @@ from composite import (  # noqa: E402
     usable,
 )
 
-from leafdoc.errors import LeafdocError  # noqa: E402
+from leafdoc.core.errors import LeafdocError  # noqa: E402
 from leafdoc.evaluate.significance import wilson_interval  # noqa: E402
-from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402

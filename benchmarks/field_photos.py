@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
 
-from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.answer import Answer  # noqa: E402
 from leafdoc.inference.calibrate import calibrate_model_dir, split_photos  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402

@@ -3,7 +3,7 @@ when they are uploaded and a retraining job runs on them.
 
 Over a throw-away data home (scripts/demo_home.py's `use_home`) whose dataset is PlantVillage photos, it starts
 a real `leafdoc serve` (API and job worker: the desktop app's LocalServer) serving the starter, and as a user
-and an admin would, over HTTP only (leafdoc.client, as the desktop app):
+and an admin would, over HTTP only (leafdoc.api_client, as the desktop app):
 1. sends the lab photos it compares on (the starter's test split, which the dataset leaves out) and the held-out
    half of field-corn (sha256 first hex digit 8-f, never uploaded) through `POST /v1/predict`;
 2. uploads the training half of field-corn (sha256 0-7) as a zip of class folders (`POST /v1/uploads`: a new
@@ -43,10 +43,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from demo_home import PLANTVILLAGE, use_home  # noqa: E402
 
-from leafdoc.client import LeafdocClient  # noqa: E402
+from leafdoc.api_client import LeafdocClient  # noqa: E402
 from leafdoc.desktop.local_server import LocalServer  # noqa: E402
 from leafdoc.evaluate.significance import mcnemar, wilson_interval  # noqa: E402
-from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402
 from leafdoc.modelfolder import read_labels, read_split  # noqa: E402
 
@@ -221,8 +221,8 @@ def in_splits(split: dict, shas: set[str]) -> dict[str, int]:
 def trained_on(home: Path, version: int, groups: dict[str, set[str]]) -> dict[str, dict[str, int]]:
     """How many photos of each group the version's split.json puts in train, val and test (read in the data home
     the server wrote: the API does not hand out split.json)."""
+    from leafdoc.core.settings import Settings
     from leafdoc.lifecycle.workspace import Workspace
-    from leafdoc.settings import Settings
 
     ws = Workspace.open(Settings(home=home))
     try:

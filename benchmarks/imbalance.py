@@ -48,10 +48,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     os.environ["LEAFDOC_HOME"] = str(args.home.resolve())
+    from leafdoc.core.settings import Settings
     from leafdoc.evaluate.significance import wilson_interval
     from leafdoc.lifecycle.training import prepare
     from leafdoc.lifecycle.workspace import Workspace
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import _features, build_model, class_weights, warm_start
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
 
-from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.inference.quality import MEASURE_PX, check_photo  # noqa: E402
 from leafdoc.modelfolder import read_card, read_labels  # noqa: E402

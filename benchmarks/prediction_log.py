@@ -33,13 +33,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=125)  # 250 predictions/s flushed every 0.5 s
     args = ap.parse_args()
 
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
     from leafdoc.inference.baseline import ood_threshold
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
     from leafdoc.service import serving
     from leafdoc.service.predictionlog import PredictionLog
-    from leafdoc.settings import Settings
 
     photos = [p.read_bytes() for p in sorted(Path(args.photos).iterdir())[:20]]
     rows: dict[str, list[float]] = {}

@@ -8,7 +8,7 @@ the caches), one thread, in process, for:
 - preparation before: the photo preparation as it was (main at 4acb14a), kept in tests/prep_reference.py;
 - preparation now: `Predictor.load`, what the service runs (decode, quality checks, leaf framing, resize to the
   model's input, white balance);
-- of which decoding: `images.open_photo` alone (bytes to the upright RGB image, at a reduced JPEG scale for a large
+- of which decoding: `photos.open_photo` alone (bytes to the upright RGB image, at a reduced JPEG scale for a large
   photo), which issue 57 left as it was (the decoding limits are another change's);
 - the model: ONNX Runtime on the prepared photo, batch 1, one intra-op thread (as `leafdoc serve` runs it), with the
   outputs a decision needs; `--int8` adds the folder's int8 copy (run here even on a CPU without VNNI, to time it).
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))  # tests/prep_reference.py (the preparation before
 from loadtest.images import image_dir, load_images, phone_photos  # noqa: E402
 from tests import prep_reference  # noqa: E402
 
-from leafdoc.images import min_side_for, open_photo  # noqa: E402
+from leafdoc.imaging.photos import min_side_for, open_photo  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def build(backbone: str, size: int, dest: Path, alpha: float = 1.0) -> Path:
 
 
 def int8_copy(path: Path, size: int) -> Path:
-    from leafdoc.images import preprocess
+    from leafdoc.imaging.photos import preprocess
     from leafdoc.inference.quantize import quantize_int8
 
     photos = sorted((Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plantvillage").rglob("*.jpg"))

@@ -45,7 +45,7 @@ def main() -> int:
         cmd = [
             sys.executable,
             "-m",
-            "leafdoc.cli",
+            "leafdoc.cli.main",
             "evaluate",
             str(args.model),
             "--data",

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.evaluate.metrics import expected_calibration_error  # noqa: E402
 from leafdoc.evaluate.significance import wilson_interval  # noqa: E402
-from leafdoc.images import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402
 from leafdoc.inference.fieldcrops import crop_of, photos_of_part  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from PIL import Image  # noqa: E402
 
+from leafdoc.imaging.upload_size import LONG_SIDE, shrink_for_upload  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402
-from leafdoc.upload_size import LONG_SIDE, shrink_for_upload  # noqa: E402
 
 
 def large_photos(folder: Path) -> list[Path]:

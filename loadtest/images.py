@@ -61,7 +61,7 @@ def phone_photos(
 ) -> list[tuple[str, bytes]]:
     """Up to `limit` real large photos as published, plus `made` 12 MP JPEGs resized from the largest of them
     (quality 90, baseline, as phone cameras save them). `shrink`: the same photos as leafdoc's web page and desktop
-    app send them (leafdoc.upload_size: 1024 px on the long side, JPEG 90, EXIF applied). `only_12mp`: the 12 MP
+    app send them (leafdoc.imaging.upload_size: 1024 px on the long side, JPEG 90, EXIF applied). `only_12mp`: the 12 MP
     JPEGs alone (the published field photos are mostly progressive, re-encoded for the web, which phones do not
     write)."""
     import io
@@ -88,7 +88,7 @@ def phone_photos(
             upright.resize((w, h), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=90)
         photos.append((f"12mp-{path.stem}.jpg", buf.getvalue()))
     if shrink:
-        from leafdoc.upload_size import shrink_for_upload
+        from leafdoc.imaging.upload_size import shrink_for_upload
 
         photos = [shrink_for_upload(data, name)[::-1] for name, data in photos]
     return photos

@@ -511,8 +511,8 @@ def write_report(results: dict, out_dir: Path) -> Path:
     if "phone-sent" in by_workload:
         lines += [
             "## Phone photos as leafdoc's web page and desktop app send them (the same photos made 1024 px on the "
-            "long side, JPEG 90, EXIF applied, by `leafdoc.upload_size` before sending; the page does the same in "
-            "the browser)",
+            "long side, JPEG 90, EXIF applied, by `leafdoc.imaging.upload_size` before sending; the page does the "
+            "same in the browser)",
             "",
             *phone_table(by_workload["phone-sent"], by_workload.get("single", {})),
             "",

@@ -114,7 +114,7 @@ class Deployment:
         self.base = ""
 
     def _serve(self, port: int, workers: int, i: int) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "leafdoc.cli", "serve", "--port", str(port), "--workers", str(workers)]
+        cmd = [sys.executable, "-m", "leafdoc.cli.main", "serve", "--port", str(port), "--workers", str(workers)]
         cmd += ["--no-consumer", "--log-level", self.log_level]
         if self.server_cpus:
             cmd = ["taskset", "-c", self.server_cpus, *cmd]
@@ -398,7 +398,7 @@ def prepare_home(root: Path, model: Path, images: Path, env: dict) -> None:
         (data / name).mkdir(parents=True, exist_ok=True)
         for f in files:
             shutil.copy2(f, data / name / f.name)
-    cmd = [sys.executable, "-m", "leafdoc.cli", "ingest", str(data), "--dataset", "loadtest", "--json"]
+    cmd = [sys.executable, "-m", "leafdoc.cli.main", "ingest", str(data), "--dataset", "loadtest", "--json"]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
 
 

@@ -21,7 +21,7 @@ CELLS: list[tuple[str, str]] = [
 
 This notebook evaluates a leafdoc model folder on a labelled photo folder (one subfolder per class)
 and explains what the numbers mean. Everything is computed by leafdoc's own functions
-(`leafdoc.evaluate`, `leafdoc.inference.explain`, `leafdoc.data.stats`, `leafdoc.figures`), the same code as
+(`leafdoc.evaluate`, `leafdoc.inference.explain`, `leafdoc.data.stats`, `leafdoc.imaging.figure_png`), the same code as
 `leafdoc evaluate` and the service, so what you see here is what users get.
 
 **Run it**: `jupyter lab notebooks/evaluation.ipynb` (or *Run all* in VS Code) with the project's
@@ -97,7 +97,7 @@ from leafdoc.evaluate.report import (
     summary_rows,
     thumbnail,
 )
-from leafdoc.figures import figure_png
+from leafdoc.imaging.figure_png import figure_png
 from leafdoc.inference.explain import explain_bytes
 from leafdoc.inference.predictor import Predictor
 

@@ -4,7 +4,7 @@
     .venv/bin/leafdoc predict models/starter examples/guide/*.jpg   # what leafdoc answers for each
 
 Each picture is scaled to fit 240 px (about 10-20 KB). Sources and licences: examples/README.md. What each
-picture is meant to show, and what the starter answers for it: src/leafdoc/guide.py (the captions were
+picture is meant to show, and what the starter answers for it: src/leafdoc/words/photo_guide.py (the captions were
 written after running the command above; if a rebuilt picture gets another answer, fix the caption or pick
 another photo).
 """

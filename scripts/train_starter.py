@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LEAFDOC_HOME"] = str(home)
-    from leafdoc.cli_print import training_bar, training_events
+    from leafdoc.cli.printing import training_bar, training_events
+    from leafdoc.core.settings import Settings
     from leafdoc.data.datasets import latest_version
     from leafdoc.data.ingest import ingest
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
-    from leafdoc.settings import Settings
     from leafdoc.train.checkpoint import beside
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.stopping import stop_on_signals

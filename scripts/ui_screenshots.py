@@ -42,7 +42,7 @@ from tests.e2e.test_ui_browser import (  # noqa: E402
     warm_up,
 )
 
-from leafdoc.client import LeafdocClient  # noqa: E402
+from leafdoc.api_client import LeafdocClient  # noqa: E402
 from leafdoc.desktop.local_server import LocalServer  # noqa: E402
 from leafdoc.ui.text import pretty_label  # noqa: E402
 

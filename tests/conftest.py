@@ -78,7 +78,7 @@ def _onnx_runtime_share():
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
 
     home = tmp_path / "home"
     monkeypatch.setenv("LEAFDOC_HOME", str(home))
@@ -187,11 +187,11 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def train_tiny_model(root: Path) -> None:
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
 

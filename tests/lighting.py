@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leafdoc.images import load_array
+from leafdoc.imaging.photos import load_array
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples"

@@ -9,17 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from leafdoc.images import FRAME_BELOW, FRAME_CUT_PX, FRAME_FILL, min_side_for, open_photo, read_source, resize_square
-from leafdoc.inference.quality import (
-    BLUR_LAPLACIAN_VAR,
-    BRIGHT_MEAN,
-    DARK_P95,
-    MEASURE_PX,
-    MIN_SIDE,
-    ONE_COLOUR_SHARE,
-    PhotoProblem,
-)
-from leafdoc.leafcut import (
+from leafdoc.imaging.leafcut import (
     GAIN_RANGE,
     LIGHT_AXIS,
     MAX_FRAMED_BORDER,
@@ -32,6 +22,24 @@ from leafdoc.leafcut import (
     clean_cut,
     largest_filled,
     scale_channels,
+)
+from leafdoc.imaging.photos import (
+    FRAME_BELOW,
+    FRAME_CUT_PX,
+    FRAME_FILL,
+    min_side_for,
+    open_photo,
+    read_source,
+    resize_square,
+)
+from leafdoc.inference.quality import (
+    BLUR_LAPLACIAN_VAR,
+    BRIGHT_MEAN,
+    DARK_P95,
+    MEASURE_PX,
+    MIN_SIDE,
+    ONE_COLOUR_SHARE,
+    PhotoProblem,
 )
 
 
@@ -159,7 +167,7 @@ def leaf_region(img):
 
 def white_balance(prep, arr):
     """Preparation.finish_noting's white balance as it was (then its morphology, unchanged)."""
-    from leafdoc.images import apply_morphology
+    from leafdoc.imaging.photos import apply_morphology
 
     if prep.white_balance == "sheet":
         arr, light = balance_to_sheet(arr), None

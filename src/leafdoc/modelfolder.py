@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from leafdoc.cpuflags import describe as describe_cpu
-from leafdoc.cpuflags import int8_problem
-from leafdoc.errors import ModelError
-from leafdoc.fsutil import atomic_dir, atomic_write_json
+from leafdoc.core.atomic import atomic_dir, atomic_write_json
+from leafdoc.core.errors import ModelError
+from leafdoc.runtime.cpuflags import describe as describe_cpu
+from leafdoc.runtime.cpuflags import int8_problem
 
 ONNX_FILE = "model.onnx"
 KERAS_FILE = "model.keras"
@@ -60,8 +60,8 @@ class _Section(BaseModel):
 
 
 class CardInput(_Section):
-    """What the model takes: raw RGB of `size` x `size`, resized by images.py's rule, optionally framed, white-balanced
-    and with morphology."""
+    """What the model takes: raw RGB of `size` x `size`, resized by imaging/photos.py's rule, optionally framed,
+    white-balanced and with morphology."""
 
     size: int
     dtype: str = "float32"

@@ -24,7 +24,7 @@ from leafdoc.data.catalog import Catalog
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.lifecycle.training import train_model
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.trainer import prepare_data
 

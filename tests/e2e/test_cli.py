@@ -18,7 +18,11 @@ EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
 def leafdoc(*args, home: Path, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, check=check
+        [sys.executable, "-m", "leafdoc.cli.main", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
     )
 
 
@@ -91,7 +95,9 @@ def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder
     args += ["--image-size", "16", "--epochs", "8", "--batch-size", "4", "--patience", "10"]
     env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
     env["PYTHONUNBUFFERED"] = "1"  # each log line as it is written
-    code, seen = run_until_killed([sys.executable, "-m", "leafdoc.cli", *map(str, args)], "scratch epoch 2:", env=env)
+    code, seen = run_until_killed(
+        [sys.executable, "-m", "leafdoc.cli.main", *map(str, args)], "scratch epoch 2:", env=env
+    )
     assert code == 130, seen  # as for Ctrl-C: stopped at a batch's end, not killed inside TensorFlow
     state = json.loads((tmp_path / ".model.checkpoint" / "state.json").read_text())
     assert 1 <= state["epoch"] < 8 and not out.exists()  # epoch 2 is logged just before it is saved
@@ -233,8 +239,8 @@ def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_
     nor for a model without the check."""
     from tests.conftest import without_carried_photos
 
-    from leafdoc.cli import warn_field_check_dropped
-    from leafdoc.cli_print import console
+    from leafdoc.cli.main import warn_field_check_dropped
+    from leafdoc.cli.printing import console
 
     older = without_carried_photos(REPO / "models" / "starter", tmp_path / "older")
     with console.capture() as said:

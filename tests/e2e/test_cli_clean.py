@@ -60,7 +60,7 @@ def test_help_reads_at_80_columns(tmp_path, command):
     flags = {word for line in lines for word in line.split() if word.startswith("--")}
     import typer.main
 
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     cmd = typer.main.get_command(app)
     for part in command:
@@ -74,7 +74,7 @@ def test_help_reads_at_80_columns(tmp_path, command):
 
 def test_training_prints_no_tensorflow_noise_and_no_source_tags(tmp_path, leaf_folder):
     """On a machine without a GPU: none of TensorFlow's C++ start-up lines (CUDA drivers, cuInit, CPU instructions,
-    absl), and the epoch lines carry no `cli_print.py:NNN` tag."""
+    absl), and the epoch lines carry no `printing.py:NNN` tag."""
     from leafdoc.train.tfimport import gpu_driver_present
 
     if gpu_driver_present():
@@ -100,7 +100,7 @@ def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path)
     (tmp_path / "mydata").mkdir()
     r = run("train", "--data", tmp_path / "mydata", "--out", tmp_path / "m", "--backbone", "vgg", home=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    from leafdoc.train.registry import NAMES
+    from leafdoc.train.backbone_registry import NAMES
 
     assert "--backbone 'vgg'" in r.stderr and all(f"'{name}'" in r.stderr for name in NAMES), r.stderr
     assert "pydantic.dev" not in r.stderr  # a link to a library's page is not what to do

@@ -533,11 +533,11 @@ def colour_model(root: Path) -> Path:
     """A small CNN that has learned the 3-colour task (32 px, ~10 s to train), as a serving model."""
     from tests.conftest import colour_folder
 
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
 
@@ -565,7 +565,7 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
     from tests.live_server import ADMIN, start_server
 
     from leafdoc.desktop.jobs import FINISHED
-    from leafdoc.jobwords import split_words
+    from leafdoc.words.job_phases import split_words
 
     model = colour_model(tmp_path)
     server = start_server(tmp_path / "server", model, dataset=colour_folder(tmp_path / "data", 14))
@@ -637,10 +637,10 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
 
 def two_model_versions(home: Path, model: Path) -> None:
     """A data home whose registry has version 1 serving and version 2 as a candidate (no training needed)."""
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
-    from leafdoc.settings import Settings
+    from leafdoc.model_versions import Registry
 
     settings = Settings(home=home, model_dir=model)
     settings.ensure_home()
@@ -756,7 +756,7 @@ def test_leafdoc_desktop_command_runs_and_quits_on_sigterm(live_server, tmp_path
 def test_without_pyside6_the_command_says_what_to_install():
     code = (
         "import sys; sys.modules['PySide6'] = None; sys.argv = ['leafdoc', 'desktop']\n"
-        "from leafdoc.cli import main; main()"
+        "from leafdoc.cli.main import main; main()"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
@@ -772,7 +772,7 @@ def test_without_a_display_the_command_says_so(tmp_path):
 
 def test_desktop_package_never_imports_tensorflow():
     code = (
-        "import sys, leafdoc.desktop.app, leafdoc.desktop.serve_child, leafdoc.client\n"
+        "import sys, leafdoc.desktop.app, leafdoc.desktop.serve_child, leafdoc.api_client\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -798,7 +798,7 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
 
 def test_a_framed_photo_says_so_on_the_card_and_the_next_answer_does_not(qtbot, tmp_path):
     from leafdoc.desktop.diagnose import ResultCard
-    from leafdoc.guide import FRAMED
+    from leafdoc.words.photo_guide import FRAMED
 
     card = ResultCard(tmp_path / "far.jpg")
     qtbot.addWidget(card)
@@ -831,9 +831,9 @@ def test_a_label_without_advice_says_so_on_the_card(qtbot, tmp_path):
 
 
 def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot, settings_file):
-    """The same entries as the web page's guide, from the Diagnose tab, even with no server to talk to."""
-    from leafdoc import guide
+    """The same entries as the web page's photo_guide, from the Diagnose tab, even with no server to talk to."""
     from leafdoc.desktop.guide import PhotoGuideDialog
+    from leafdoc.words import photo_guide
 
     window = open_window(qtbot, f"http://127.0.0.1:{free_port()}", settings_file, wait=False)
     next_error(qtbot, window)  # "Cannot connect": the guide needs no server
@@ -842,7 +842,7 @@ def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot
     assert isinstance(dialog, PhotoGuideDialog)
     qtbot.waitUntil(dialog.isVisible, timeout=5000)
 
-    pictured = guide.pictured()
+    pictured = photo_guide.pictured()
     assert [card.entry for card in dialog.cards] == list(pictured) and len(pictured) == 4
     for card in dialog.cards:
         assert card.isVisible() and not card.photo.pixmap().isNull()

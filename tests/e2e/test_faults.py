@@ -222,8 +222,8 @@ def test_an_api_worker_killed_under_load_loses_only_the_requests_in_flight(serve
 def test_promotion_and_rollback_under_load_answer_every_request_from_one_whole_version(served, leaf_photo, tmp_path):
     """Two swaps of the serving model (promote v2, roll back to v1) under 4 users: every request answered 200 by
     one of the two versions, and each swap seen by every new answer within 5 s."""
+    from leafdoc.core.settings import Settings
     from leafdoc.lifecycle.workspace import Workspace
-    from leafdoc.settings import Settings
 
     ws = Workspace.open(Settings(home=served.home))
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tests.conftest import make_leaf_folder
 
-from leafdoc.train import registry
+from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
 
 LEAFDOC = Path(sys.executable).with_name("leafdoc")
@@ -23,8 +23,8 @@ CLASSES = ("Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy") 
 
 def test_the_default_weights_install_offline():
     cfg = TrainConfig()
-    assert cfg.weights == "imagenet" and cfg.backbone in registry.OFFLINE_IMAGENET
-    spec = registry.get(cfg.backbone)
+    assert cfg.weights == "imagenet" and cfg.backbone in backbone_registry.OFFLINE_IMAGENET
+    spec = backbone_registry.get(cfg.backbone)
     assert spec.pretrained.extra == "train"  # installed with leafdoc[train], the standard install: no download
 
 

@@ -12,8 +12,8 @@ import pytest
 from loadtest.nginx import find_nginx, start_nginx
 from tests.live_server import answering_copy, free_port, start_server
 
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog
-from leafdoc.settings import Settings
 
 pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (Debian: apt-get install nginx)")
 

@@ -10,8 +10,8 @@ import json
 import pytest
 from tests.conftest import SHARED
 
-from leafdoc.experiments.events import Progress
 from leafdoc.experiments.recipe import available_recipes, load_recipe
+from leafdoc.experiments.stream import Progress
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
 

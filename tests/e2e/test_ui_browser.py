@@ -16,7 +16,7 @@ from PIL import Image
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES
 
 from leafdoc.advice import shipped_knowledge
-from leafdoc.client import LeafdocClient
+from leafdoc.api_client import LeafdocClient
 from leafdoc.ui.text import pretty_label
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
@@ -147,10 +147,10 @@ def _own_server(model: Path, root: Path):
     """`leafdoc serve` with the tiny model as v1, a copy registered as candidate v2, the page built."""
     from tests.live_server import answering_copy, start_server
 
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
-    from leafdoc.settings import Settings
+    from leafdoc.model_versions import Registry
 
     server = start_server(root, answering_copy(model, root / "v1"))
     try:
@@ -212,7 +212,7 @@ def test_a_large_photo_is_downscaled_in_the_browser_before_upload(page, live_ser
     a fraction of the bytes, and the page shows the answer the service gives for the photo as taken."""
     from tests.conftest import SHARED
 
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
     from leafdoc.ui.where import page_folder
 
     photo = SHARED / "field-corn" / "Corn_(maize)___Common_rust_" / "Corn_Common_Rust_1264_b9257f3a.jpg"
@@ -326,18 +326,18 @@ def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
 
 
 def test_the_photo_guide_opens_with_its_example_photos_and_what_leafdoc_answers(page, ui_url):
-    from leafdoc import guide
+    from leafdoc.words import photo_guide
 
-    pictured = guide.pictured()
+    pictured = photo_guide.pictured()
     assert len(pictured) == 4
     shown = "[...document.querySelectorAll('#photo-guide img')].filter(i => i.naturalWidth > 0 && i.offsetParent)"
     assert page.evaluate(f"{shown}.length") == 0  # folded away until asked for
 
-    page.locator("#photo-guide").get_by_role("button", name=guide.TITLE).click()
+    page.locator("#photo-guide").get_by_role("button", name=photo_guide.TITLE).click()
     page.wait_for_function(f"{shown}.length >= {len(pictured)}")
 
     words = page.inner_text("#photo-guide")
-    for entry in guide.ENTRIES:
+    for entry in photo_guide.ENTRIES:
         assert entry.caption in words
     assert "sheet of paper" in words and "Mitchell Haindfield" in words
     sources = page.evaluate(f"{shown}.map(i => i.src)")

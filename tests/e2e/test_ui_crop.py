@@ -12,8 +12,8 @@ from tests.conftest import PLANTVILLAGE, REPO
 from tests.crop_photos import other_crop_photo_or_skip, words
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
 
-from leafdoc.guide import serving_crops
 from leafdoc.ui.text import pretty_label
+from leafdoc.words.photo_guide import serving_crops
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 

@@ -23,7 +23,7 @@ from tests.e2e.test_ui_browser import (
 )
 from tests.live_server import TOKEN, answering_copy, start_server
 
-from leafdoc.client import LeafdocClient
+from leafdoc.api_client import LeafdocClient
 from leafdoc.ui.text import pretty_label
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")

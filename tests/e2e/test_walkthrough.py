@@ -15,7 +15,7 @@ from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder
 from tests.e2e.test_ui_browser import CHROMIUM, launch, leaf_photo, open_page, warm_up
 from tests.live_server import TOKEN, answering_copy, start_server
 
-from leafdoc.client import LeafdocClient
+from leafdoc.api_client import LeafdocClient
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests (test_service*.py, test_registry.py): settings for a tmp data
+"""Helpers shared by the service tests (test_service*.py, test_model_versions.py): settings for a tmp data
 home serving a copy of the tiny model, photos and zips to send, the admin header."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from leafdoc.core.settings import Settings
 from leafdoc.service.app import create_app
-from leafdoc.settings import Settings
 
 TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

@@ -32,11 +32,11 @@ from tests.backends import (
 from tests.integration.service_support import class_zip, leaf_photos
 from tests.live_server import ADMIN, answering_copy, start_server, wait_for
 
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.service.jobs import JobQueue, create_job, get_job, update_job
 from leafdoc.service.worker import Worker
-from leafdoc.settings import Settings
 
 ZIP = "application/zip"
 TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
@@ -254,7 +254,7 @@ def test_a_job_orphaned_by_a_worker_restart_ends_once_its_heartbeat_is_older_tha
 
 def test_cancelling_on_postgres_ends_a_job_once_and_blocks_its_success(backends):
     """Migration 0003 on PostgreSQL, and the conditional UPDATEs that make cancel, success and failure exclusive."""
-    from leafdoc.errors import Conflict
+    from leafdoc.core.errors import Conflict
     from leafdoc.service.jobs import JobCancelled, cancel, claim, fail, succeed
 
     catalog = Catalog(new_database(backends[0], "cancel"))
@@ -294,7 +294,7 @@ def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_check
 
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
     from leafdoc.service import checkpoints
     from leafdoc.service.training import submit
 

@@ -14,7 +14,7 @@ from tests.conftest import PLANTVILLAGE, REPO, SHARED, starter_on_shared
 from tests.lighting import WARM, lit_jpeg
 from typer.testing import CliRunner
 
-from leafdoc.cli import app
+from leafdoc.cli.main import app
 from leafdoc.inference.calibrate import split_photos
 from leafdoc.inference.predictor import Predictor
 
@@ -79,7 +79,7 @@ def test_calibrate_with_the_light_range_measures_the_training_lights_and_correct
     on photos so corrected, and a photo under a warmer light than nearly all of them is served as a typical one
     while a photo lit as the training photos were reaches the model as it was. A model trained on sheet-balanced
     photos is refused, unchanged."""
-    from leafdoc.leafcut import light_of, light_range
+    from leafdoc.imaging.leafcut import light_of, light_range
 
     if not (DAISIES.is_dir() and PLANTVILLAGE.is_dir()):
         pytest.skip(f"shared datasets not found at {SHARED}")

@@ -13,11 +13,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from tests.conftest import synthetic_image
 
+from leafdoc.core.errors import ConfigError, NotFound
 from leafdoc.data.cache import build_cache, cache_key
 from leafdoc.data.catalog import MIGRATIONS, Catalog, DatasetRow
 from leafdoc.data.store import LocalStore, open_store
-from leafdoc.errors import ConfigError, NotFound
-from leafdoc.images import Preparation, preprocess, sha256_bytes
+from leafdoc.imaging.photos import Preparation, preprocess, sha256_bytes
 
 
 def head_revision() -> str:

@@ -154,7 +154,7 @@ def test_the_openapi_schema_documents_the_crop(api):
 
 
 def test_leafdoc_predict_takes_the_crop(starter_copy, other_crop_photo):
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     photo, truth, unaided = other_crop_photo
     runner = CliRunner()
@@ -163,7 +163,7 @@ def test_leafdoc_predict_takes_the_crop(starter_copy, other_crop_photo):
     [answer] = json.loads(r.stdout)
     assert crop_of(answer["top_k"][0]["label"]) == crop_of(truth) and answer["crop_given"] == crop_name(crop_of(truth))
     # as a user runs it: one plain message with the crops it knows, no traceback, exit 1
-    cmd = [sys.executable, "-m", "leafdoc.cli", "predict", str(starter_copy), str(photo), "--crop", "banana"]
+    cmd = [sys.executable, "-m", "leafdoc.cli.main", "predict", str(starter_copy), str(photo), "--crop", "banana"]
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})
     said = " ".join((bad.stdout + bad.stderr).split())
     assert bad.returncode == 1 and "'banana' is not one this model knows" in said and "'tomato'" in said, said

@@ -15,10 +15,10 @@ import pytest
 from service_support import Clients, service_settings
 from sqlalchemy import update
 
+from leafdoc.core.errors import Conflict
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, LeaseRow, utcnow
 from leafdoc.data.store import open_store
-from leafdoc.errors import Conflict
 from leafdoc.service import leftovers
 
 pytestmark = pytest.mark.faults

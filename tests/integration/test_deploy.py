@@ -26,8 +26,8 @@ import typer
 import yaml
 from tests.live_server import free_port, wait_for
 
-from leafdoc.cli import app as cli_app
-from leafdoc.settings import Settings
+from leafdoc.cli.main import app as cli_app
+from leafdoc.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -412,7 +412,7 @@ def test_the_serving_image_environment_serves_without_tensorflow(tmp_path):
     assert "No module named 'tensorflow'" in no_tf.stderr
     [cmd] = [json.loads(rest) for word, rest in dockerfile(DOCKERFILES["serve"]) if word == "CMD"]
     port = free_port()
-    argv = [str(python), "-m", "leafdoc.cli", *cmd[1:]]
+    argv = [str(python), "-m", "leafdoc.cli.main", *cmd[1:]]
     argv[argv.index("--port") + 1] = str(port)
     argv[argv.index("--host") + 1] = "127.0.0.1"
     base = f"http://127.0.0.1:{port}"

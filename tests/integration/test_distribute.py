@@ -60,7 +60,7 @@ def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logi
         if {logical_cpus} > 1:
             [cpu] = tf.config.list_physical_devices("CPU")
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {logical_cpus})
-        from leafdoc.cli import main
+        from leafdoc.cli.main import main
         sys.argv = ["leafdoc", *sys.argv[1:]]
         main()
         """

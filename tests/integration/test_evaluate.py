@@ -15,7 +15,7 @@ from PIL import Image
 from tests.conftest import TINY_CLASSES, synthetic_image
 from typer.testing import CliRunner
 
-from leafdoc.cli import app
+from leafdoc.cli.main import app
 from leafdoc.evaluate.significance import accuracy_interval_text, wilson_interval
 
 REQUIRED = (
@@ -133,7 +133,7 @@ def test_per_class_evaluates_a_seeded_random_sample_of_each_class(tiny_model, le
 
 
 def test_split_scores_only_the_photos_split_json_puts_in_that_part(tiny_model, leaf_folder, settings, tmp_path):
-    from leafdoc.images import sha256_bytes
+    from leafdoc.imaging.photos import sha256_bytes
 
     split = json.loads((tiny_model / "split.json").read_text())
     hash_of = {str(p): sha256_bytes(p.read_bytes()) for p in leaf_folder.rglob("*") if p.is_file()}
@@ -166,7 +166,7 @@ def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder
     synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
     # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.
     proc = subprocess.run(
-        [sys.executable, "-m", "leafdoc.cli", "evaluate", str(tiny_model), "--data", str(leaf_folder), "--json"],
+        [sys.executable, "-m", "leafdoc.cli.main", "evaluate", str(tiny_model), "--data", str(leaf_folder), "--json"],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "300"},

@@ -19,8 +19,8 @@ from PIL import Image
 from tests.conftest import COLOURS, colour_folder, run_until_killed, synthetic_image
 from typer.testing import CliRunner
 
-from leafdoc.experiments.events import InRun, Message
-from leafdoc.lifecycle.events import Epoch
+from leafdoc.experiments.stream import InRun, Message
+from leafdoc.train.events import Epoch
 
 RECIPE = """\
 name: tiny-leaves
@@ -75,7 +75,7 @@ def experiment(tmp_path_factory):
     recipe = root / "tiny.yaml"
     recipe.write_text(RECIPE)
     out = root / "out"
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     result = CliRunner().invoke(app, ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -275,7 +275,7 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
     reuses those (no new MLflow runs for them) and trains only what is missing."""
     import shutil
 
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
     from leafdoc.experiments import records, runner, tracked
 
     done, _ = experiment
@@ -345,8 +345,8 @@ def test_stopped_experiment_reports_what_is_done_and_resume_finishes_it(experime
 def test_only_trains_the_runs_named_and_resume_gathers_them_in_one_report(experiment, tmp_path, monkeypatch):
     """`--only` splits a long recipe over several sittings: each invocation trains the runs it names, and
     with `--resume` the report also holds the runs finished earlier; names are checked before any work."""
-    from leafdoc.cli import app
-    from leafdoc.errors import ConfigError
+    from leafdoc.cli.main import app
+    from leafdoc.core.errors import ConfigError
     from leafdoc.experiments import runner, tracked
     from leafdoc.experiments.recipe import load_recipe
 
@@ -621,7 +621,7 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
     path.write_text(SEARCH_RECIPE.split("tune:")[0] + "  - name: longer\n    epochs: 8\nquick:\n  per_class: 8\n")
     data, out = experiment[0].parent / "datasets", tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "leafdoc.cli", "experiment", str(path), "--data", str(data), "--quick"]
+    cmd = [sys.executable, "-m", "leafdoc.cli.main", "experiment", str(path), "--data", str(data), "--quick"]
     cmd += ["--out", "out", "--resume"]  # relative to the working folder, as a user types it
     code, seen = run_until_killed(cmd, "longer scratch epoch 2:", cwd=tmp_path, env=env)
     assert code == 130, seen  # as for Ctrl-C
@@ -652,7 +652,7 @@ def test_run_killed_mid_training_is_reported_part_way_and_continues_from_its_che
 
 
 def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
     from leafdoc.experiments.recipe import parse_recipe
     from leafdoc.experiments.runner import run_experiment
 
@@ -713,7 +713,7 @@ def test_a_search_from_a_run_with_extra_photos_trains_on_them_too(tmp_path):
     recipe = tmp_path / "extra.yaml"
     recipe.write_text(EXTRA_RECIPE)
     out = tmp_path / "out"
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     result = CliRunner().invoke(app, ["experiment", str(recipe), "--data", str(data), "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)

@@ -18,7 +18,7 @@ from tests.backends import new_database, postgres_server
 
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, DatasetItemRow, utcnow
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 
 _db = itertools.count()
 

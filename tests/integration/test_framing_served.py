@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from tests.conftest import PLANTVILLAGE
 
-from leafdoc.errors import ModelError
-from leafdoc.images import resize_square
+from leafdoc.core.errors import ModelError
+from leafdoc.imaging.photos import resize_square
 from leafdoc.inference.explain import DISPLAY_SIZE, explain_bytes, overlay, png_bytes
 from leafdoc.inference.predictor import Predictor
 
@@ -102,7 +102,7 @@ def jpeg(img: Image.Image, orientation: int = 1) -> bytes:
 def test_the_answer_gives_the_framed_square_in_the_photos_own_pixels(tmp_path, tiny_model):
     """`framed_box` is where the model looked, in pixels of the photo as sent (upright): around the leaf, decoded
     at reduced scale or whole, stored sideways with an EXIF rotation or not; null for a photo the model saw whole."""
-    from leafdoc.images import leaf_region, open_photo, region_in_photo
+    from leafdoc.imaging.photos import leaf_region, open_photo, region_in_photo
 
     photo, pasted = far_leaf_photo()
     upright = jpeg(photo)

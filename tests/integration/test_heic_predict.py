@@ -10,7 +10,7 @@ from PIL import Image
 from tests.conftest import REPO
 from typer.testing import CliRunner
 
-from leafdoc.cli import app
+from leafdoc.cli.main import app
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="the [heic] extra (pillow-heif) is not installed")
 

@@ -18,12 +18,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from tests.conftest import synthetic_image
 
+from leafdoc.core.errors import Conflict, DatasetError, NotFound, StorageFull
 from leafdoc.data.catalog import Catalog, DatasetVersionRow, ImageRow
 from leafdoc.data.datasets import get_version, latest_version, list_datasets, version_items
 from leafdoc.data.ingest import ingest
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import LocalStore, open_store
-from leafdoc.errors import Conflict, DatasetError, NotFound, StorageFull
 
 
 @pytest.fixture

@@ -43,12 +43,12 @@ ZEN1 = "processor\t: 0\nflags\t\t: fpu sse4_1 sse4_2 avx avx2 fma\n"
 def test_the_api_serves_int8_unasked_only_where_it_is_safe(
     tmp_path, monkeypatch, with_int8, cpuinfo, agreement, asked, served
 ):
-    from leafdoc import cpuflags
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
+    from leafdoc.runtime import cpuflags
     from leafdoc.service.serving import ModelHolder
-    from leafdoc.settings import Settings
 
     card = json.loads((with_int8 / "card.json").read_text())
     assert (with_int8 / card["onnx_variants"]["int8"]["file"]).is_file()

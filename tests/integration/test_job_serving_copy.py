@@ -13,11 +13,11 @@ import pytest
 from service_support import ADMIN, Clients, job_run_here, service_settings
 from tests.conftest import LEARNS, fresh_photos
 
-from leafdoc.cpuflags import int8_problem
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import open_store
 from leafdoc.inference.predictor import Predictor
-from leafdoc.registry import Registry
+from leafdoc.model_versions import Registry
+from leafdoc.runtime.cpuflags import int8_problem
 from leafdoc.ui.text import job_summary
 
 pytestmark = pytest.mark.integration

@@ -108,7 +108,7 @@ def test_a_retraining_job_learns_and_predicts_the_candidates_test_split_once(tmp
     from tests.conftest import LEARNS, fresh_accuracy
 
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
 
     settings = service_settings(tmp_path / "home", tiny_model)
     clients = Clients()

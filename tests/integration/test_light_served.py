@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import REPO
 from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit_jpeg
 
-from leafdoc.images import resize_square
+from leafdoc.imaging.leafcut import light_of
+from leafdoc.imaging.photos import resize_square
 from leafdoc.inference.predictor import Predictor
-from leafdoc.leafcut import light_of
 
 pytestmark = pytest.mark.integration
 

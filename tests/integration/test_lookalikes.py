@@ -11,7 +11,7 @@ from tests.conftest import PLANTVILLAGE, REPO
 
 from leafdoc.advice import shipped_knowledge
 from leafdoc.advice.lookalikes import URGENT_FLOOR, urgent_lookalike
-from leafdoc.cli_print import print_answers
+from leafdoc.cli.printing import print_answers
 from leafdoc.inference.predictor import Predictor
 
 STARTER = REPO / "models" / "starter"

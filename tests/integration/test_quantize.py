@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES, make_leaf_folder
 
-from leafdoc.cpuflags import int8_problem
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.inference.quantize import quantize_model_dir
-from leafdoc.train.registry import BACKBONES
+from leafdoc.runtime.cpuflags import int8_problem
+from leafdoc.train.backbone_registry import BACKBONES
 
 LITE0 = BACKBONES["efficientnet_lite0"].pretrained
 
@@ -43,7 +43,11 @@ pytestmark = pytest.mark.skipif(
 def cli(*args, home: Path, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, "LEAFDOC_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", **env}
     return subprocess.run(
-        [sys.executable, "-m", "leafdoc.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "leafdoc.cli.main", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -90,8 +94,8 @@ def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
     assert entry["file"] == "model.int8.onnx" and entry["sha256"] == sha256_bytes(data)
     assert entry["calibration"]["split"] == "train" and entry["validation_vs_fp32"]["n"] >= 9
     assert f"{entry['validation_vs_fp32']['top1_agreement']:.1%}" in stdout
-    # Where the comparison ran: int8 answers differ by CPU (cpuflags.py), so the card and the export say which.
-    from leafdoc import cpuflags
+    # Where the comparison ran: int8 answers differ by CPU (runtime/cpuflags.py), so the card and the export say which.
+    from leafdoc.runtime import cpuflags
 
     assert entry["checked_on"] == cpuflags.describe() and entry["checked_on"]["model"] in " ".join(stdout.split())
 
@@ -187,11 +191,11 @@ def test_the_api_serves_the_int8_copy_when_selected_and_model_onnx_for_a_version
     """LEAFDOC_ONNX_VARIANT=int8 in the API: the registered version's int8 copy travels through the registry's
     store and is what the worker's session runs; a version without a copy (a fresh retraining, say) is served
     with its model.onnx rather than not at all."""
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
     from leafdoc.service.serving import ModelHolder
-    from leafdoc.settings import Settings
 
     model = quantised[0]
     s = Settings(home=tmp_path / "home", onnx_variant="int8", model_check_seconds=0)
@@ -225,12 +229,12 @@ def test_on_a_cpu_without_vnni_the_service_serves_model_onnx_and_says_why(quanti
     why; with VNNI the int8 copy is served."""
     import logging
 
-    from leafdoc import cpuflags
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
+    from leafdoc.runtime import cpuflags
     from leafdoc.service.serving import ModelHolder
-    from leafdoc.settings import Settings
 
     monkeypatch.delenv("LEAFDOC_INT8_ANY_CPU")
     (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")

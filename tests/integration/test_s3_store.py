@@ -8,9 +8,9 @@ import pytest
 from tests.backends import S3_ENV, create_bucket, s3_server
 from tests.integration.service_support import ADMIN, Clients, class_zip, leaf_photos, service_settings
 
+from leafdoc.core.errors import NotFound
 from leafdoc.data.store import S3Store, open_store
-from leafdoc.errors import NotFound
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 
 
 @pytest.fixture(scope="module")

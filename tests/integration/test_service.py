@@ -62,7 +62,7 @@ def client(make_client, models):
 @pytest.fixture
 def no_starter(monkeypatch, tmp_path):
     """Make sure no starter model in the repository gets seeded."""
-    monkeypatch.setattr("leafdoc.registry.starter_model_dir", lambda: tmp_path / "no-starter")
+    monkeypatch.setattr("leafdoc.model_versions.starter_model_dir", lambda: tmp_path / "no-starter")
 
 
 @pytest.fixture(scope="module")
@@ -499,7 +499,7 @@ def test_serving_path_never_imports_tensorflow(tiny_model, tmp_path):
         import sys
         from pathlib import Path
         from fastapi.testclient import TestClient
-        import leafdoc.service.app, leafdoc.service.worker, leafdoc.service.training, leafdoc.registry
+        import leafdoc.service.app, leafdoc.service.worker, leafdoc.service.training, leafdoc.model_versions
         from service_support import service_settings, photo_bytes
         s = service_settings(Path({str(tmp_path / "home")!r}), Path({str(tiny_model)!r}))
         c = TestClient(leafdoc.service.app.create_app(s))

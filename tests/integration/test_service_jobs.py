@@ -34,13 +34,13 @@ from service_support import (
 )
 from tests.conftest import REPO, alive, make_leaf_folder, without_carried_photos
 
+from leafdoc.core.errors import Conflict
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
-from leafdoc.errors import Conflict
+from leafdoc.model_versions import Registry
 from leafdoc.modelfolder import FIELD_PHOTOS_FILE
-from leafdoc.registry import Registry
 from leafdoc.service import checkpoints, training
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
@@ -500,10 +500,10 @@ def test_a_cancelled_queued_job_never_runs(settings_, leaf_folder, app_client):
 
 
 def _killed_while_saving(folder) -> list[str]:
-    """What a process killed in the middle of fsutil.atomic_dir(folder) leaves beside `folder` (the real
+    """What a process killed in the middle of core.atomic.atomic_dir(folder) leaves beside `folder` (the real
     temp names, made by the real code in a process that dies mid-save), as the names under its parent."""
     code = (
-        "import os, sys; from pathlib import Path; from leafdoc.fsutil import atomic_dir\n"
+        "import os, sys; from pathlib import Path; from leafdoc.core.atomic import atomic_dir\n"
         "with atomic_dir(Path(sys.argv[1])) as tmp:\n"
         "    (tmp / 'weights.npz').write_bytes(b'half')\n"
         "    os._exit(9)\n"

@@ -59,7 +59,7 @@ def test_zip_with_a_corrupt_image_and_an_unsafe_path_rejects_those_alone(client,
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.datasets import get_version, version_items
     from leafdoc.data.store import open_store
-    from leafdoc.images import sha256_bytes
+    from leafdoc.imaging.photos import sha256_bytes
 
     settings = client.app.state.leafdoc.settings
     catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 from typer.testing import CliRunner
 
-from leafdoc.cli import app
+from leafdoc.cli.main import app
 from leafdoc.data.stats import compute_stats, folder_entries, write_stats
 
 PNGS = ("class_distribution.png", "sizes.png", "colour.png", "sharpness.png", "samples.png")

@@ -117,8 +117,8 @@ def test_a_model_trained_with_the_sheet_white_balance_is_served_the_pixels_it_le
     """`white_balance: sheet` (leafcut.balance_to_sheet): the training cache holds the photos white-balanced, the card
     says so, and the serving path gives the model the very same pixels, photo for photo."""
     from leafdoc.data.store import open_store
+    from leafdoc.imaging.leafcut import balance_to_sheet
     from leafdoc.inference.predictor import Predictor
-    from leafdoc.leafcut import balance_to_sheet
     from leafdoc.lifecycle.training import train_model
     from leafdoc.modelfolder import read_card
     from leafdoc.train.config import TrainConfig
@@ -149,10 +149,10 @@ def test_a_model_trained_with_the_light_range_knows_its_training_lights_and_is_s
     unchanged), serving gives the model the same pixels, and a warm photo is served as a typical training light."""
     from tests.conftest import make_leaf_folder
 
-    import leafdoc.leafcut
+    import leafdoc.imaging.leafcut
     from leafdoc.data.store import open_store
+    from leafdoc.imaging.leafcut import balance_to_range, light_of, light_range
     from leafdoc.inference.predictor import Predictor
-    from leafdoc.leafcut import balance_to_range, light_of, light_range
     from leafdoc.lifecycle.training import train_model
     from leafdoc.modelfolder import read_card
     from leafdoc.train.config import TrainConfig
@@ -161,7 +161,7 @@ def test_a_model_trained_with_the_light_range_knows_its_training_lights_and_is_s
     cfg = TrainConfig(weights="none", image_size=64, epochs=1, batch_size=8, backbone="baseline_cnn")
     plain = _prepared(settings, folder, "lights", cfg)
     measured = []  # the photos whose light was read
-    monkeypatch.setattr(leafdoc.leafcut, "light_of", lambda x: measured.append(x.copy()) or light_of(x))
+    monkeypatch.setattr(leafdoc.imaging.leafcut, "light_of", lambda x: measured.append(x.copy()) or light_of(x))
     cfg = cfg.model_copy(update={"white_balance": "light-range"})
     data = _prepared(settings, folder, "lights", cfg)
     monkeypatch.undo()
@@ -228,7 +228,7 @@ def test_weights_file_is_loaded_into_the_backbone(tmp_path):
 
 
 def test_wrong_weights_file_names_the_file(tmp_path):
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
     from leafdoc.train.backbones import build_backbone
 
     with pytest.raises(ConfigError, match="does not exist"):
@@ -245,7 +245,7 @@ def test_imagenet_offline_says_what_to_pass(monkeypatch):
     """No ImageNet weights can be downloaded here: the error says to pass --weights none or a file."""
     import keras
 
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
     from leafdoc.train.backbones import build_backbone
 
     def offline(*args, **kwargs):
@@ -509,7 +509,7 @@ def test_a_stopped_run_is_finished_from_its_best_checkpointed_epoch(tmp_path, se
     it finished early; without a checkpoint it is refused with the folder named."""
     import keras
 
-    from leafdoc.errors import ModelError
+    from leafdoc.core.errors import ModelError
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import build_model, train

@@ -93,7 +93,7 @@ def test_morphology_changes_the_cached_pixels_and_serving_applies_it(tmp_path, s
     import shutil
 
     from leafdoc.data.catalog import Catalog
-    from leafdoc.images import apply_morphology
+    from leafdoc.imaging.photos import apply_morphology
     from leafdoc.inference.predictor import Predictor
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.trainer import make_card, prepare_data
@@ -170,7 +170,7 @@ def test_class_weights_are_inverse_frequency_and_no_class_weights_passes_none(se
 def test_background_swap_reaches_the_training_batches_and_nothing_else(settings, leaf_folder):
     """`--background-swap 1`: every training photo whose leaf is found arrives on a new sheet, its leaf as cached;
     validation photos are never swapped (they pick the epoch, as serving would see them)."""
-    from leafdoc import leafcut
+    from leafdoc.imaging import leafcut
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import make_dataset
 

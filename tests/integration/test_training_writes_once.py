@@ -37,10 +37,10 @@ def trained_like(tiny_model):
 
 
 def test_a_training_run_writes_its_card_once_and_the_folder_it_always_wrote(tmp_path, tiny_model, monkeypatch):
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.settings import Settings
     from leafdoc.train.trainer import prepare_data
 
     if not (FIELD.is_dir() and NONLEAF.is_dir()):

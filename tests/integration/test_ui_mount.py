@@ -11,7 +11,7 @@ CHECK = """
 import json, sys
 from fastapi.testclient import TestClient
 from leafdoc.service.app import create_app
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 
 out = {}
 with TestClient(create_app(Settings(home=sys.argv[1] + "/off", ui=False))) as c:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from tests.conftest import REPO, SHARED
 
-from leafdoc.images import open_photo
-from leafdoc.upload_size import LONG_SIDE, shrink_for_upload
+from leafdoc.imaging.photos import open_photo
+from leafdoc.imaging.upload_size import LONG_SIDE, shrink_for_upload
 
 FIELD = SHARED / "field-corn"
 STARTER = REPO / "models" / "starter"

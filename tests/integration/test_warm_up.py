@@ -55,12 +55,12 @@ def test_a_fresh_worker_answers_its_first_photo_about_as_fast_as_the_next(tmp_pa
 
 
 def test_the_warm_up_runs_before_the_swap_and_a_model_it_fails_on_is_served_anyway(tmp_path, tiny_model, monkeypatch):
+    from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
     from leafdoc.inference.predictor import Predictor
-    from leafdoc.registry import Registry
+    from leafdoc.model_versions import Registry
     from leafdoc.service import serving
-    from leafdoc.settings import Settings
 
     s = Settings(home=tmp_path / "home", model_check_seconds=0)
     s.ensure_home()

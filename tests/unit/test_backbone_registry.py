@@ -13,7 +13,7 @@ import pytest
 
 from leafdoc.experiments.recipe import parse_recipe
 from leafdoc.service.schemas import TrainOptions
-from leafdoc.train import registry
+from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
 
 pytestmark = pytest.mark.unit
@@ -22,21 +22,21 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "leafdoc"
 
 
 def test_every_face_offers_exactly_the_registrys_backbones():
-    names = set(registry.BACKBONES)
+    names = set(backbone_registry.BACKBONES)
     assert set(get_args(TrainConfig.model_fields["backbone"].annotation)) == names
     schema = TrainOptions.model_json_schema()["properties"]["backbone"]
     offered = {v for option in schema["anyOf"] for v in option.get("enum", [])}
     assert offered == names  # what the API accepts for a job's backbone
-    assert all(name in registry.help_text() for name in names)  # `leafdoc train --help`
+    assert all(name in backbone_registry.help_text() for name in names)  # `leafdoc train --help`
 
 
 def test_no_module_but_the_registry_spells_a_backbone_name():
-    """A name in quotes outside train/registry.py is a second list to forget when a backbone is added
+    """A name in quotes outside train/backbone_registry.py is a second list to forget when a backbone is added
     (TrainConfig's default is the one choice made elsewhere)."""
-    quoted = re.compile("|".join(rf"[\"'`]{re.escape(n)}[\"'`]" for n in registry.BACKBONES))
+    quoted = re.compile("|".join(rf"[\"'`]{re.escape(n)}[\"'`]" for n in backbone_registry.BACKBONES))
     found = []
     for path in sorted(SRC.rglob("*.py")):
-        if path == SRC / "train" / "registry.py":
+        if path == SRC / "train" / "backbone_registry.py":
             continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
             if quoted.search(line) and "backbone: Backbone = " not in line:
@@ -58,10 +58,12 @@ def test_recipes_and_the_card_read_what_a_backbone_has_from_its_entry(monkeypatc
     run = recipe.runs[0]
     cfg = recipe.config(run, quick=False, weights="imagenet")
     assert (cfg.weights, cfg.epochs) == ("imagenet", 2)
-    spec = registry.BACKBONES["mobilenet_v2"]
+    spec = backbone_registry.BACKBONES["mobilenet_v2"]
     monkeypatch.setitem(
-        registry.BACKBONES, "mobilenet_v2", dataclasses.replace(spec, pretrained=registry.Pretrained("none"))
+        backbone_registry.BACKBONES,
+        "mobilenet_v2",
+        dataclasses.replace(spec, pretrained=backbone_registry.Pretrained("none")),
     )
     cfg = recipe.config(run, quick=False, weights="imagenet")
     assert (cfg.weights, cfg.epochs) == ("none", 7)
-    assert [n for n, s in registry.BACKBONES.items() if s.takes_alpha] == ["mobilenet_v2"]
+    assert [n for n, s in backbone_registry.BACKBONES.items() if s.takes_alpha] == ["mobilenet_v2"]

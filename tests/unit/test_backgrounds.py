@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE
 
-from leafdoc import leafcut
-from leafdoc.images import load_array
+from leafdoc.imaging import leafcut
+from leafdoc.imaging.photos import load_array
 from leafdoc.train import backgrounds
 
 CLASSES = ["Apple___Apple_scab", "Cherry_(including_sour)___Powdery_mildew", "Pepper,_bell___healthy",

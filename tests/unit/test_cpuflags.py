@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leafdoc import cpuflags
+from leafdoc.runtime import cpuflags
 
 ZEN1 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse4_1 sse4_2 avx avx2 fma\n\nprocessor\t: 1\n"
 XEON = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 avx512f avx512_vnni\n"
@@ -27,7 +27,7 @@ def cpu(tmp_path, monkeypatch):
 
 
 def test_an_avx2_cpu_without_vnni_is_not_trusted_with_int8_and_says_why(cpu, tmp_path):
-    from leafdoc.errors import ModelError
+    from leafdoc.core.errors import ModelError
     from leafdoc.modelfolder import ModelCard, variant_file
 
     cpu(ZEN1)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leafdoc.errors import UnknownCrop
-from leafdoc.guide import answer_notes
+from leafdoc.core.errors import UnknownCrop
 from leafdoc.inference.abstain import decide
 from leafdoc.inference.cropfirst import crop_indices, crop_share, crops_of, parse_crop, within_crop
 from leafdoc.modelfolder import ModelCard
+from leafdoc.words.photo_guide import answer_notes
 
 LABELS = [
     "Blueberry___healthy",

@@ -1,23 +1,23 @@
-"""`leafdoc experiment`'s stream is typed (experiments/events.py) and the CLI decodes it in one place
-(cli_print.experiment_events): the bars follow runs, steps and batches, epochs and messages are logged."""
+"""`leafdoc experiment`'s stream is typed (experiments/stream.py) and the CLI decodes it in one place
+(printing.experiment_events): the bars follow runs, steps and batches, epochs and messages are logged."""
 
 from __future__ import annotations
 
 import pytest
 from rich.console import Console
 
-from leafdoc import cli_print
-from leafdoc.experiments.events import InRun, Message, Progress, RunStarted
-from leafdoc.lifecycle.events import Batch, Epoch, Evaluating
+from leafdoc.cli import printing
+from leafdoc.experiments.stream import InRun, Message, Progress, RunStarted
+from leafdoc.train.events import Batch, Epoch, Evaluating
 
 pytestmark = pytest.mark.unit
 
 
 def test_the_cli_shows_each_kind_of_experiment_event(monkeypatch):
     console = Console(record=True, width=200)
-    monkeypatch.setattr(cli_print, "console", console)
-    bar = cli_print.training_bar(disable=True)
-    on_event = cli_print.experiment_events(bar)
+    monkeypatch.setattr(printing, "console", console)
+    bar = printing.training_bar(disable=True)
+    on_event = printing.experiment_events(bar)
     runs, steps = bar.task_ids
     task = {t.id: t for t in bar.tasks}
 

@@ -98,7 +98,7 @@ def test_a_larger_budget_refuses_more_leaves_and_more_field_photos():
 def test_the_cli_names_the_default_budget():
     from typer.testing import CliRunner
 
-    from leafdoc.cli import app
+    from leafdoc.cli.main import app
 
     result = CliRunner().invoke(app, ["calibrate", "--help"], terminal_width=200)
     assert f"Default: {fieldcheck.DEFAULT_BUDGET}" in " ".join(result.output.split()), result.output

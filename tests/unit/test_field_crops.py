@@ -84,8 +84,8 @@ def test_a_model_says_which_crops_it_learnt_in_the_field_and_which_only_in_the_l
 
 
 def test_the_page_and_the_app_say_what_the_serving_model_knows_from_which_photos():
-    from leafdoc.guide import knows_note
     from leafdoc.inference.fieldcrops import crops_known
+    from leafdoc.words.photo_guide import knows_note
 
     def models(field) -> dict:
         row = {"version": 2, "labels": LABELS, "crops": crops_known(LABELS, field)}

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from tests.conftest import PLANTVILLAGE
 
-from leafdoc.images import FRAME_FILL, leaf_region, model_region, resize_square
-from leafdoc.leafcut import leaf_box
+from leafdoc.imaging.leafcut import leaf_box
+from leafdoc.imaging.photos import FRAME_FILL, leaf_region, model_region, resize_square
 
 pytestmark = pytest.mark.unit
 

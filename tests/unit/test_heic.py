@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from tests.conftest import PLANTVILLAGE, REPO
 
-from leafdoc import images
-from leafdoc.errors import ImageError
-from leafdoc.upload_size import shrink_for_upload
+from leafdoc.core.errors import ImageError
+from leafdoc.imaging import photos
+from leafdoc.imaging.upload_size import shrink_for_upload
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="the [heic] extra (pillow-heif) is not installed")
 LEAF = REPO / "examples" / "tomato_early_blight.jpg"
@@ -37,8 +37,8 @@ def mean_diff(a, b) -> float:
 def test_heic_photo_decodes_to_the_pixels_it_was_made_from():
     src = Image.open(LEAF).convert("RGB")
     data = heic(src)
-    assert images.is_heif(data) and not images.is_heif(LEAF.read_bytes())
-    out = images.decode(data, "leaf.heic")
+    assert photos.is_heif(data) and not photos.is_heif(LEAF.read_bytes())
+    out = photos.decode(data, "leaf.heic")
     assert out.mode == "RGB" and out.size == src.size
     assert mean_diff(out, src) < 3.0  # lossy at quality 92: a few grey levels, not another picture
     assert mean_diff(out, np.roll(np.asarray(src), 16, axis=1)) > 3 * mean_diff(out, src)
@@ -58,11 +58,11 @@ def test_a_rotated_heic_photo_comes_out_upright(orientation):
         8: upright.rotate(-90, expand=True),
     }
     data = heic(stored[orientation], orientation)
-    out = images.decode(data, "sideways.heic")
+    out = photos.decode(data, "sideways.heic")
     assert out.size == upright.size, (orientation, out.size)
     assert mean_diff(out, upright) < 3.0, orientation
-    x = images.load_array(data, 64, "sideways.heic")
-    assert mean_diff(x, images.load_array(_png(upright), 64)) < 3.0
+    x = photos.load_array(data, 64, "sideways.heic")
+    assert mean_diff(x, photos.load_array(_png(upright), 64)) < 3.0
 
 
 def _png(img: Image.Image) -> bytes:
@@ -72,9 +72,9 @@ def _png(img: Image.Image) -> bytes:
 
 
 def test_without_the_heic_extra_the_message_names_the_photo_and_what_to_do(monkeypatch):
-    monkeypatch.setattr(images, "heif_support", lambda: False)
+    monkeypatch.setattr(photos, "heif_support", lambda: False)
     with pytest.raises(ImageError) as caught:
-        images.decode(heic(Image.open(LEAF).convert("RGB")), "IMG_0420.HEIC")
+        photos.decode(heic(Image.open(LEAF).convert("RGB")), "IMG_0420.HEIC")
     said = f"{caught.value} {caught.value.hint}"
     assert "IMG_0420.HEIC" in said and "HEIC" in said and "JPEG" in said and "[heic]" in said
 
@@ -85,4 +85,4 @@ def test_the_desktop_sends_an_heic_photo_as_a_jpeg_of_the_same_picture():
     data = heic(src)
     sent, name = shrink_for_upload(data, "IMG_0420.HEIC")
     assert name == "IMG_0420.jpg" and sent[:3] == b"\xff\xd8\xff"
-    assert Image.open(io.BytesIO(sent)).size == src.size and mean_diff(images.decode(sent), src) < 3.5
+    assert Image.open(io.BytesIO(sent)).size == src.size and mean_diff(photos.decode(sent), src) < 3.5

@@ -1,4 +1,4 @@
-"""The answers' and the advice's message catalogs (leafdoc/locales, leafdoc/i18n.py): every message the code marks
+"""The answers' and the advice's message catalogs (leafdoc/locales, leafdoc/core/i18n.py): every message the code marks
 with N_ and every knowledge text an answer carries has a translation in Spanish, French and Hindi, with the same
 placeholders, not left in English; and the catalogs are what the answers read."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from leafdoc.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, catalog, negotiate, placeholders
-from leafdoc.i18n_catalogs import TEMPLATES, answers_template, read
+from leafdoc.cli.i18n_catalogs import TEMPLATES, answers_template, read
+from leafdoc.core.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, catalog, negotiate, placeholders
 
 OTHERS = [lang for lang in LANGUAGES if lang != SOURCE]
 # Messages that may read the same in a language: templates of placeholders only, and words French shares.
@@ -65,7 +65,7 @@ def test_a_message_left_untranslated_fails_the_catalog_test(tmp_path, monkeypatc
     """The test above fails when a translation is removed: the check reads the catalog, not a copy of it."""
     from babel.messages.pofile import write_po
 
-    from leafdoc import i18n_catalogs
+    from leafdoc.cli import i18n_catalogs
 
     cat = read("hi", "answers")
     cat["Not a usable photo: {problems}."].string = ""
@@ -92,7 +92,7 @@ def test_the_language_of_a_request():
     assert negotiate(None, "de, hi;q=0") == "en"  # q=0: not wanted
     assert negotiate(None, None) == negotiate(None, "") == negotiate(None, "*") == "en"
     assert accepted("garbage<script>, es") == ["es"]
-    from leafdoc.errors import UnknownLanguage
+    from leafdoc.core.errors import UnknownLanguage
 
     with pytest.raises(UnknownLanguage, match="en, es, fr, hi"):
         negotiate("de")

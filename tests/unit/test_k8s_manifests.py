@@ -16,7 +16,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 # The oldest release checked: autoscaling/v2 and policy/v1 are older; 1.29 is the oldest that the big clouds'

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit, off, photo
 
-from leafdoc.errors import ModelError
-from leafdoc.images import Preparation, apply_white_balance
-from leafdoc.leafcut import LIGHT_AXIS, MIN_LIGHT_PHOTOS, balance_to_range, light_of, light_range
+from leafdoc.core.errors import ModelError
+from leafdoc.imaging.leafcut import LIGHT_AXIS, MIN_LIGHT_PHOTOS, balance_to_range, light_of, light_range
+from leafdoc.imaging.photos import Preparation, apply_white_balance
 
 pytestmark = pytest.mark.unit
 

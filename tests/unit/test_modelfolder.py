@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leafdoc.errors import ModelError
+from leafdoc.core.errors import ModelError
 from leafdoc.modelfolder import ModelCard, check_model_dir, read_card, read_split, split_parts, write_card
 
 STARTER = Path(__file__).resolve().parents[2] / "models" / "starter"

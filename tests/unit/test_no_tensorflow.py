@@ -9,9 +9,9 @@ SERVING_MODULES = [
     "leafdoc.inference.predictor",
     "leafdoc.inference.abstain",
     "leafdoc.evaluate.metrics",
-    "leafdoc.images",
+    "leafdoc.imaging.photos",
     "leafdoc.data.ingest",
-    "leafdoc.cli",
+    "leafdoc.cli.main",
 ]
 
 

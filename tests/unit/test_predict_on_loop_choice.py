@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from leafdoc.core.settings import Settings
 from leafdoc.service.run import choose_predict_on_loop, choose_workers, usable_cpus
 from leafdoc.service.serving import decode_cost
-from leafdoc.settings import Settings
 
 
 def encoded(fmt: str, size=(120, 80), **save) -> bytes:

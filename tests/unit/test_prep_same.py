@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from tests import prep_reference as old
 from tests.conftest import SHARED
 
-from leafdoc import leafcut
+from leafdoc.imaging import leafcut
 from leafdoc.inference.quality import check_photo
 
 pytestmark = pytest.mark.unit

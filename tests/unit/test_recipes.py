@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
 from leafdoc.experiments.recipe import RECIPES_DIR, available_recipes, find_recipe, load_recipe, parse_recipe
 
 SHIPPED = ("cifar10-mobilenetv2", "flowers-resnet50", "leaves-baseline-vs-transfer", "plantvillage-mobilenetv2")

@@ -1,4 +1,4 @@
-"""Photos are decoded no larger than the model needs (images.open_photo): the pixels the model gets stay
+"""Photos are decoded no larger than the model needs (photos.open_photo): the pixels the model gets stay
 those of a whole decode, on real photos, for every way a photo arrives (baseline and progressive JPEG,
 EXIF rotation, PNG), and a big photo costs a fraction of the work."""
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from tests.conftest import SHARED
 
-from leafdoc.errors import ImageTooLarge
-from leafdoc.images import decode, decoded_bytes, min_side_for, open_photo, resize_square
+from leafdoc.core.errors import ImageTooLarge
+from leafdoc.imaging.photos import decode, decoded_bytes, min_side_for, open_photo, resize_square
 
 pytestmark = pytest.mark.unit
 

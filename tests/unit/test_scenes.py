@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE, SHARED
 
-from leafdoc import leafcut
-from leafdoc.images import is_image_name, load_array
+from leafdoc.imaging import leafcut
+from leafdoc.imaging.photos import is_image_name, load_array
 from leafdoc.inference import scenes
 
 CLASSES = ["Apple___Apple_scab", "Cherry_(including_sour)___Powdery_mildew", "Pepper,_bell___healthy",

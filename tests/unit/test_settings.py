@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from leafdoc.errors import ConfigError
-from leafdoc.settings import Settings
+from leafdoc.core.errors import ConfigError
+from leafdoc.core.settings import Settings
 
 
 def test_values_are_read_from_the_environment(monkeypatch, tmp_path):
@@ -33,7 +33,7 @@ def test_a_bad_value_names_every_bad_variable(monkeypatch):
 def test_the_cli_says_so_without_a_traceback(tmp_path):
     env = {"LEAFDOC_HOME": str(tmp_path), "LEAFDOC_ONNX_VARIANT": "int9", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-c", "from leafdoc.cli import main; main()", "advice", "--json"],
+        [sys.executable, "-c", "from leafdoc.cli.main import main; main()", "advice", "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from tests.conftest import synthetic_image
 
+from leafdoc.core.errors import DatasetError
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_csv, iter_folder, iter_source, iter_zip
-from leafdoc.errors import DatasetError
 
 
 def split(items) -> tuple[list[Entry], dict[str, str]]:

@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from leafdoc.core.errors import DatasetError
 from leafdoc.data.phash import phash_orbits
 from leafdoc.data.splits import check_classes, near_duplicate_groups, split_items
-from leafdoc.errors import DatasetError
 
 
 def random_hashes(n: int, seed: int) -> list[int]:

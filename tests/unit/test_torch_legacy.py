@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
 from leafdoc.train import weights as w
 from leafdoc.train.weights import MAGIC_NUMBER, PROTOCOL_VERSION, read_torch_legacy
 
@@ -220,9 +220,9 @@ LARGER_LITES = {
 
 @pytest.mark.parametrize("name", sorted(LARGER_LITES))
 def test_real_lite1_and_lite2_files_have_the_lite_architecture(name):
-    from leafdoc.train import registry
+    from leafdoc.train import backbone_registry
 
-    p = registry.BACKBONES[name].pretrained
+    p = backbone_registry.BACKBONES[name].pretrained
     if importlib.util.find_spec(p.module) is None:
         pytest.skip(f"{p.package} is not installed (pip install 'leafdoc[{p.extra}]')")
     file_name, n_params, outs = LARGER_LITES[name]

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from leafdoc.errors import LeafdocError
+from leafdoc.core.errors import LeafdocError
 from leafdoc.ui.aliases import PathAliases, carries_json, hide_paths_in_answers, map_file_url, map_json_request
 
 pytestmark = pytest.mark.unit

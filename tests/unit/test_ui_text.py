@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.ui import api_base, text
 
 
@@ -37,7 +37,7 @@ def test_a_diagnosis_names_the_disease_and_how_sure():
 
 
 def test_a_framed_photo_says_the_model_looked_only_at_the_square_around_the_leaf():
-    from leafdoc.guide import FRAMED
+    from leafdoc.words.photo_guide import FRAMED
 
     said = "looked only at the square around it"
     assert said in FRAMED

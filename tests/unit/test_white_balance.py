@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from tests.lighting import CLOSE_UP, COOL, EXAMPLES, ON_SHEETS, WARM, lit, off, photo
 
-from leafdoc.images import apply_white_balance, preprocess
-from leafdoc.leafcut import GAIN_RANGE, balance_to_sheet, border_ring, sheet_colour
+from leafdoc.imaging.leafcut import GAIN_RANGE, balance_to_sheet, border_ring, sheet_colour
+from leafdoc.imaging.photos import apply_white_balance, preprocess
 
 pytestmark = pytest.mark.unit
 

@@ -16,8 +16,8 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from leafdoc.advice.schema import Entry
-from leafdoc.errors import LeafdocError
-from leafdoc.i18n import N_, SOURCE, Advice, Msg, Rendering, msg, render
+from leafdoc.core.errors import LeafdocError
+from leafdoc.core.i18n import N_, SOURCE, Advice, Msg, Rendering, msg, render
 
 SHIPPED = Path(__file__).parent / "knowledge"
 ROUTE = "/v1/advice/"

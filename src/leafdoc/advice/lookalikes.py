@@ -13,7 +13,7 @@ the web page and the desktop app.
 from __future__ import annotations
 
 from leafdoc.advice.knowledge import Knowledge, label_resolver
-from leafdoc.i18n import N_, SOURCE, Advice, Label, Msg, msg, one_of, render
+from leafdoc.core.i18n import N_, SOURCE, Advice, Label, Msg, msg, one_of, render
 
 # An urgent look-alike is named when it is among the answer's 3 most likely labels with at least this
 # probability. On the previous starter's (30 classes) 663 held-out photos (docs/web-page.md) this warned on 3 of the

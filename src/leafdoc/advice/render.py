@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from leafdoc.i18n import N_, gettext
+from leafdoc.core.i18n import N_, gettext
 
 KINDS = {
     "fungus": N_("a fungus"),

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from leafdoc.core.atomic import atomic_dir
 from leafdoc.data.store import BlobStore
-from leafdoc.fsutil import atomic_dir
-from leafdoc.images import Preparation
+from leafdoc.imaging.photos import Preparation
 
 CHUNK = 256
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from leafdoc.core.errors import NotFound
 from leafdoc.data.catalog import Catalog, DatasetItemRow, DatasetRow, DatasetVersionRow, ImageRow, to_unsigned64
-from leafdoc.errors import NotFound
 
 
 def latest_version(catalog: Catalog, dataset: str) -> DatasetVersionRow | None:

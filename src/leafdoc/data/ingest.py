@@ -19,6 +19,7 @@ from PIL import Image
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
+from leafdoc.core.errors import Conflict, DatasetError, LeafdocError, server_fault
 from leafdoc.data.catalog import (
     Catalog,
     DatasetItemRow,
@@ -32,8 +33,7 @@ from leafdoc.data.names import name_problem, shown
 from leafdoc.data.phash import canonical_phash, near_duplicate_pairs
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import Conflict, DatasetError, LeafdocError, server_fault
-from leafdoc.images import DEFAULT_MAX_PIXELS, open_photo, sha256_bytes
+from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, open_photo, sha256_bytes
 
 INGEST_MIN_SIDE = 256  # the perceptual hash reads a 32 px thumbnail; 256 px keeps it as from the whole photo
 

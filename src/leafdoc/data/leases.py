@@ -25,8 +25,8 @@ from pathlib import Path
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from leafdoc.core.errors import Conflict
 from leafdoc.data.catalog import Catalog, LeaseRow, utcnow
-from leafdoc.errors import Conflict
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Perceptual hashes of photos: how ingest finds near-duplicates (flipped, rotated and re-encoded copies), so
-that splitting keeps them on one side (data/splits.py). From a decoded image (images.py), never from bytes."""
+that splitting keeps them on one side (data/splits.py). From a decoded image (imaging/photos.py), never from bytes."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import case, func, insert, select
 
+from leafdoc.core.errors import NotFound
 from leafdoc.data.catalog import Catalog, PredictionRow, utcnow
-from leafdoc.errors import NotFound
 
 PERIOD_HOURS = {"hour": 1, "day": 24}
 

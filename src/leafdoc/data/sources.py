@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from leafdoc.core.errors import DatasetError
 from leafdoc.data.names import printable
-from leafdoc.errors import DatasetError
-from leafdoc.images import is_image_name
+from leafdoc.imaging.photos import is_image_name
 
 # The biggest plausible compression ratio for a photo; JPEG/PNG barely compress inside a zip.
 MAX_COMPRESSION_RATIO = 200

@@ -12,9 +12,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from leafdoc.core.errors import DatasetError
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
 from leafdoc.data.phash import near_duplicate_pairs
-from leafdoc.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 MIN_PER_CLASS = 3

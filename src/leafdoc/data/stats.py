@@ -20,11 +20,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from leafdoc.core.atomic import atomic_dir, check_replaceable
+from leafdoc.core.errors import DatasetError, LeafdocError
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_folder
-from leafdoc.errors import DatasetError, LeafdocError
-from leafdoc.figures import figure_png
-from leafdoc.fsutil import atomic_dir, check_replaceable
-from leafdoc.images import DEFAULT_MAX_PIXELS, decode
+from leafdoc.imaging.figure_png import figure_png
+from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, decode
 
 if TYPE_CHECKING:
     from leafdoc.data.catalog import Catalog

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from leafdoc.errors import ConfigError, NotFound
-from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.images import sha256_bytes
+from leafdoc.core.atomic import atomic_write_bytes
+from leafdoc.core.errors import ConfigError, NotFound
+from leafdoc.imaging.photos import sha256_bytes
 
 
 class BlobStore(Protocol):

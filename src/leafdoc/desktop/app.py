@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from leafdoc.core.errors import LeafdocError
 from leafdoc.desktop.window import MainWindow
-from leafdoc.errors import LeafdocError
 
 
 def check_display() -> None:

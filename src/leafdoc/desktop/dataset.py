@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ImageView, pretty_label
-from leafdoc.fsutil import atomic_write_bytes
 
 PLOTS = [
     ("class_distribution", "Class balance", "How many photos each class has: a model learns rare classes poorly."),

@@ -32,17 +32,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from leafdoc.client import LeafdocClient
+from leafdoc.api_client import LeafdocClient
+from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
-from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.guide import answer_notes, knows_note, serving_crops
-from leafdoc.images import IMAGE_SUFFIXES, is_image_name
-from leafdoc.upload_size import shrink_for_upload
+from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
+from leafdoc.imaging.upload_size import shrink_for_upload
+from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
@@ -107,7 +107,8 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop:
     data = path.read_bytes()
     thumbnail = load_thumbnail(data)
     progress("photo", thumbnail)
-    upload, name = shrink_for_upload(data, path.name)  # a phone photo is sent at 1024 px (upload_size.py says why)
+    # a phone photo is sent at 1024 px (imaging/upload_size.py says why)
+    upload, name = shrink_for_upload(data, path.name)
     if thumbnail.isNull() and upload is not data:  # Qt cannot read HEIC: show the JPEG that is sent
         progress("photo", load_thumbnail(upload))
     answer = client.explain(upload, name, top_k=top_k, crop=crop)

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
-from leafdoc.client import ApiError
+from leafdoc.api_client import ApiError
 from leafdoc.desktop.prefs import get_str
 
 

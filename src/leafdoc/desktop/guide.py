@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from leafdoc import guide
+from leafdoc.words import photo_guide
 
 PHOTO_HEIGHT = 150
 CARD_WIDTH = 220
@@ -40,7 +40,7 @@ def _words(text: str, rich: bool = False, width: int | None = None) -> QLabel:
 class GuideCard(QFrame):
     """One example: the picture, the caption, what the photo is and what leafdoc answers."""
 
-    def __init__(self, entry: guide.GuideEntry, parent: QWidget | None = None):
+    def __init__(self, entry: photo_guide.GuideEntry, parent: QWidget | None = None):
         super().__init__(parent)
         self.entry = entry
         self.setObjectName("guideEntry")
@@ -80,15 +80,15 @@ class PhotoGuideDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setWindowTitle(f"Photo guide — {guide.TITLE}")
-        shown = guide.pictured()
+        self.setWindowTitle(f"Photo guide — {photo_guide.TITLE}")
+        shown = photo_guide.pictured()
         self.cards = [GuideCard(entry) for entry in shown]
         width = max(len(self.cards), 3) * (CARD_WIDTH + SPACING) - SPACING
 
         layout = QVBoxLayout(self)
         layout.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
-        layout.addWidget(_words(f"<h3>{html.escape(guide.TITLE)}</h3>", rich=True, width=width))
-        tips = _words("\n".join(f"- {tip}" for tip in guide.TIPS), width=width)
+        layout.addWidget(_words(f"<h3>{html.escape(photo_guide.TITLE)}</h3>", rich=True, width=width))
+        tips = _words("\n".join(f"- {tip}" for tip in photo_guide.TIPS), width=width)
         tips.setTextFormat(Qt.TextFormat.MarkdownText)
         layout.addWidget(tips)
 
@@ -99,12 +99,12 @@ class PhotoGuideDialog(QDialog):
             card.setFixedHeight(height)
             row.addWidget(card)
         layout.addLayout(row)
-        for entry in guide.ENTRIES:
+        for entry in photo_guide.ENTRIES:
             if entry not in shown:
                 words = f"<b>{html.escape(entry.caption)}</b>: {html.escape(entry.photo + ' ' + entry.answer)}"
                 layout.addWidget(_words(words, rich=True, width=width))
         if shown:
-            credits = _words(guide.credits(), width=width)
+            credits = _words(photo_guide.credits(), width=width)
             credits.setStyleSheet("color: #666; font-size: 8pt;")
             layout.addWidget(credits)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

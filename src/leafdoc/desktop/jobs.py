@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QProgre
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import percent_text
-from leafdoc.jobwords import (
+from leafdoc.words.job_phases import (
     LEARN_FIELD_INFO,
     LEARN_FIELD_LABEL,
     field_check_words,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from leafdoc.client import ApiError, LeafdocClient
-from leafdoc.parentwatch import stop_child
+from leafdoc.api_client import ApiError, LeafdocClient
+from leafdoc.runtime.parentwatch import stop_child
 
 START_TIMEOUT = 180.0  # first start seeds the model registry; a busy 2-core laptop needs a while
 

@@ -15,8 +15,8 @@ def main(argv: list[str]) -> None:
     parent_pid, args = int(argv[0]), argv[1:]
     import argparse
 
+    from leafdoc.core.settings import Settings
     from leafdoc.service.run import serve
-    from leafdoc.settings import Settings
 
     ap = argparse.ArgumentParser(prog="leafdoc.desktop.serve_child")
     ap.add_argument("--host", default="127.0.0.1")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QCoreApplication, QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
-from leafdoc.client import ApiError, LeafdocClient
+from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.local_server import LocalServer
 from leafdoc.desktop.prefs import TokenStore

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import percent_text, read_only_table
-from leafdoc.jobwords import serving_copy_words, version_status_words
+from leafdoc.words.job_phases import serving_copy_words, version_status_words
 
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 

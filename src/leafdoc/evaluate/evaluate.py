@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from leafdoc.core.errors import ConfigError, DatasetError, ModelError
+from leafdoc.core.settings import Settings
 from leafdoc.data.sources import list_labelled_folder
-from leafdoc.errors import ConfigError, DatasetError, ModelError
 from leafdoc.evaluate.score import score_files
-from leafdoc.images import DEFAULT_MAX_PIXELS, is_image_name, sha256_bytes
+from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import SPLIT_FILE, read_split, split_parts
-from leafdoc.settings import Settings
 
 Progress = Callable[[int, int], None]
 

@@ -18,12 +18,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from leafdoc.errors import LeafdocError
+from leafdoc.core.atomic import atomic_dir, check_replaceable
+from leafdoc.core.errors import LeafdocError
 from leafdoc.evaluate.metrics import calibration_error_of_bins
 from leafdoc.evaluate.significance import accuracy_interval_text
-from leafdoc.figures import figure_png
-from leafdoc.fsutil import atomic_dir, check_replaceable
-from leafdoc.images import decode, read_source
+from leafdoc.imaging.figure_png import figure_png
+from leafdoc.imaging.photos import decode, read_source
 
 GALLERY_LIMIT = 48
 THUMB_PX = 160

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import ConfigError, LeafdocError
+from leafdoc.core.errors import ConfigError, LeafdocError
 from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
 from leafdoc.evaluate.significance import accuracy_interval
 from leafdoc.inference.abstain import Decision

@@ -14,11 +14,11 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leafdoc.core.atomic import atomic_write_bytes
+from leafdoc.core.errors import ConfigError
 from leafdoc.data.sources import list_labelled_folder
-from leafdoc.errors import ConfigError
 from leafdoc.experiments.recipe import Recipe
-from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.field import calibration_part
 
 

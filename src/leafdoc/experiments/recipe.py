@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
+from leafdoc.train.backbone_registry import FORMER_DEFAULT, scratch_only
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.registry import FORMER_DEFAULT, scratch_only
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPES_DIR = REPO / "recipes"

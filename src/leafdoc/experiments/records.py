@@ -13,17 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import LeafdocError
+from leafdoc.core.atomic import atomic_write_json
+from leafdoc.core.errors import LeafdocError
+from leafdoc.core.settings import Settings
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.experiments.data import Selection
-from leafdoc.experiments.events import ExperimentEvent, Message, OnExperimentEvent
 from leafdoc.experiments.recipe import Recipe, RunSpec
+from leafdoc.experiments.stream import ExperimentEvent, Message, OnExperimentEvent
 from leafdoc.experiments.tracking import Tracker
-from leafdoc.fsutil import atomic_write_json
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.modelfolder import ModelCard, copy_model_dir, read_card
-from leafdoc.settings import Settings
 from leafdoc.train.config import TrainConfig
 
 RUN_RECORD = "run.json"  # in a run's model folder once the run has finished

@@ -11,12 +11,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.evaluate.report import _md_table
 from leafdoc.evaluate.significance import accuracy_interval, mcnemar
 from leafdoc.experiments.datacurve import curve_runs, curve_section, fit_curve
 from leafdoc.experiments.heldout import held_out_rows
-from leafdoc.figures import figure_png
-from leafdoc.fsutil import atomic_write_bytes
+from leafdoc.imaging.figure_png import figure_png
 
 CURVES = "learning_curves.png"
 

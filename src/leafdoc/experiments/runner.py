@@ -21,10 +21,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.atomic import atomic_write_json
+from leafdoc.core.errors import ConfigError
+from leafdoc.core.settings import Settings
 from leafdoc.experiments import tracked
 from leafdoc.experiments.data import link_folder, select, write_csv
-from leafdoc.experiments.events import Message, OnExperimentEvent, RunStarted
 from leafdoc.experiments.recipe import Recipe, RunSpec
 from leafdoc.experiments.records import (
     RUN_RECORD,
@@ -40,12 +41,11 @@ from leafdoc.experiments.records import (
     settings_json,
     test_records,
 )
+from leafdoc.experiments.stream import Message, OnExperimentEvent, RunStarted
 from leafdoc.experiments.tracked import cache_label, complete, params, prepare_run_data, progress, thinned
 from leafdoc.experiments.tracking import Tracker, default_tracking_uri
 from leafdoc.experiments.tuning import tune
-from leafdoc.fsutil import atomic_write_json
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.settings import Settings
 from leafdoc.train.config import TrainConfig
 
 MARKER = ".leafdoc-experiment"

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from leafdoc.core.atomic import atomic_write_json
 from leafdoc.evaluate.score import score_files
-from leafdoc.experiments.events import InRun, Message, Progress
 from leafdoc.experiments.heldout import held_out_figures
 from leafdoc.experiments.recipe import RunSpec
 from leafdoc.experiments.records import RUN_RECORD, Experiment, RunResult, score_test, test_records
-from leafdoc.fsutil import atomic_write_json
+from leafdoc.experiments.stream import InRun, Message, Progress
 from leafdoc.inference.predictor import Predictor
-from leafdoc.lifecycle import events
 from leafdoc.lifecycle.training import TrainedModel, prepare, train_model
 from leafdoc.modelfolder import CARD_FILE, ModelCard
+from leafdoc.train import events
 from leafdoc.train.config import TrainConfig
 
 

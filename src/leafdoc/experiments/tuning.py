@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.atomic import atomic_write_json
+from leafdoc.core.errors import ConfigError
 from leafdoc.evaluate.score import Scores
 from leafdoc.experiments import tracked
-from leafdoc.experiments.events import Message, RunStarted
 from leafdoc.experiments.records import (
     RUN_RECORD,
     Experiment,
@@ -27,11 +27,11 @@ from leafdoc.experiments.records import (
     settings_json,
     test_records,
 )
+from leafdoc.experiments.stream import Message, RunStarted
 from leafdoc.experiments.tracked import Pruned, complete, params, prepare_run_data, thinned
-from leafdoc.fsutil import atomic_write_json
-from leafdoc.lifecycle.events import Epoch
 from leafdoc.modelfolder import CARD_FILE, read_card
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.events import Epoch
 
 SEARCH_RECORD = "search.json"  # in tune/: the settings the journal's trials were run with
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from leafdoc.advice.lookalikes import could_be_words
-from leafdoc.i18n import N_, Msg, msg
+from leafdoc.core.i18n import N_, Msg, msg
 from leafdoc.inference.cropfirst import crop_indices, single_label_words, within_crop
 from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PhotoProblem

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from leafdoc.errors import LeafdocError, ModelError
+from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.calibrate import split_photos
 from leafdoc.modelfolder import read_labels, read_split

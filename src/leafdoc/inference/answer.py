@@ -1,7 +1,7 @@
 """One prediction answer, the same typed `Answer` everywhere: `leafdoc predict --json`, the API's /v1/predict,
 /v1/predict/batch and /v1/explain (their response models, so the OpenAPI schema documents these fields), the
 prediction log and the metrics (which read its attributes), and so the web page and the desktop app (their client,
-client.py, reads the API's JSON back into it).
+api_client.py, reads the API's JSON back into it).
 
 `advice` is the knowledge base's reference for the diagnosed label (summary, route of the full entry, sources), or a
 note that there is none; an abstention carries no advice, since there is no diagnosis to act on.
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from leafdoc.advice import Knowledge
 from leafdoc.advice.lookalikes import tell_apart_words, urgent_lookalike_words
-from leafdoc.i18n import SOURCE, UNREVIEWED_NOTE, Label, Rendering, gettext
+from leafdoc.core.i18n import SOURCE, UNREVIEWED_NOTE, Label, Rendering, gettext
 from leafdoc.inference.abstain import Decision
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import LeafdocError, ModelError
-from leafdoc.fsutil import atomic_write_json
+from leafdoc.core.atomic import atomic_write_json
+from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS, score_bin
 from leafdoc.inference.predictor import Photo, Predictor
 

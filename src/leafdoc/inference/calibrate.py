@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import ConfigError, LeafdocError, ModelError
-from leafdoc.fsutil import atomic_write_bytes
-from leafdoc.images import apply_white_balance, is_image_name, sha256_bytes
+from leafdoc.core.atomic import atomic_write_bytes
+from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
+from leafdoc.imaging.photos import apply_white_balance, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
@@ -53,7 +53,7 @@ def _field_photos(folders: list[Path], predictor: Predictor) -> tuple[np.ndarray
     """Model-ready arrays of the calibration part of the photos under each folder, the same photos as scenes
     (RGB, at most SCENE_MAX_SIDE px) for the scene measure, and where they came from; the rest is never read.
     A model folder's field_photos.zip (carried_photos) stands for the folder it was made from: all of it."""
-    from leafdoc.images import decode
+    from leafdoc.imaging.photos import decode
     from leafdoc.inference.field import calibration_part
     from leafdoc.inference.scenes import SCENE_MAX_SIDE
 
@@ -203,8 +203,8 @@ def calibrate_model_dir(
     the budget it had), unless `drop_field`: then it has none, and without `nonleaf` folders the not-a-leaf check
     is kept as it was fitted (only the monitoring baseline is made again, under the checks left).
     `light_range`: first measure the lights the model's training photos were taken under and from then on
-    correct a photo lit beyond nearly all of them (white balance `light-range`, images.py); the checks are fitted
-    on photos so prepared, and the card says so only once they are."""
+    correct a photo lit beyond nearly all of them (white balance `light-range`, imaging/photos.py); the checks are
+    fitted on photos so prepared, and the card says so only once they are."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]

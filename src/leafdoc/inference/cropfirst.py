@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from leafdoc.errors import UnknownCrop
-from leafdoc.guide import listed
-from leafdoc.i18n import N_, Label, Msg, msg
+from leafdoc.core.errors import UnknownCrop
+from leafdoc.core.i18n import N_, Label, Msg, msg
 from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words
+from leafdoc.words.photo_guide import listed
 
 
 def crops_of(labels: Sequence[str]) -> list[str]:

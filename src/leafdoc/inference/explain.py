@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from leafdoc.images import resize_square
+from leafdoc.imaging.photos import resize_square
 from leafdoc.inference.predictor import Photo, Predictor
 
 DISPLAY_SIZE = 224  # overlays are drawn at least this big, whatever the model's input size
@@ -77,7 +77,7 @@ def explain_bytes(
     x = photo.x
     out = predictor.predict_arrays(x[None], [*predictor.decision_outputs, "cam"])
     if "cam" not in out:
-        from leafdoc.errors import ModelError
+        from leafdoc.core.errors import ModelError
 
         raise ModelError(
             f"{predictor.model_dir}: model.onnx has no `cam` output, so it cannot explain.",

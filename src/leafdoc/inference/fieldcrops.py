@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.i18n import AND, N_, Msg, msg, one_of
+from leafdoc.core.i18n import AND, N_, Msg, msg, one_of
 
 FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
 # The share of answered field photos that must be right on the validation part; the target on unseen field photos is
@@ -88,7 +88,7 @@ def lab_only_message(label: str, learnt: Sequence[str]) -> str:
 
 def photos_of_part(folders: Sequence[Path], part: str) -> list[tuple[Path, str]]:
     """(photo, class folder name) of the `part` of each folder of class folders."""
-    from leafdoc.images import is_image_name
+    from leafdoc.imaging.photos import is_image_name
 
     out = []
     for folder in folders:
@@ -123,7 +123,7 @@ def choose_threshold(
 def fit_learnt(predictor, folders: Sequence[Path], precision: float = DEFAULT_PRECISION) -> dict:
     """The card's `field.learnt`: the crops of `folders` (field photos the model was trained on, class folders named
     by label) and the threshold for their field photos, set on each folder's validation part."""
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
 
     labels = set(predictor.labels)
     crops = sorted({crop_of(p.parent.name) for folder in folders for p in Path(folder).rglob("*") if p.is_file()})

@@ -121,7 +121,7 @@ class OodScorer:
     def save(self, path: Path) -> None:
         import io
 
-        from leafdoc.fsutil import atomic_write_bytes
+        from leafdoc.core.atomic import atomic_write_bytes
 
         buf = io.BytesIO()
         # The big matrix in half precision: scores move by ~1e-3, the file halves (3 MB for 1280 features).
@@ -227,8 +227,8 @@ def load_nonleaf(
     that are gone, as when a retraining job runs on another machine."""
     import random
 
-    from leafdoc.errors import ConfigError, LeafdocError
-    from leafdoc.images import is_image_name
+    from leafdoc.core.errors import ConfigError, LeafdocError
+    from leafdoc.imaging.photos import is_image_name
 
     arrays, sources = [], []
     for folder in folders:

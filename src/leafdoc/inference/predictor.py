@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from leafdoc.advice import Knowledge, shipped_knowledge
-from leafdoc.errors import LeafdocError, ModelError
-from leafdoc.images import (
+from leafdoc.core.errors import LeafdocError, ModelError
+from leafdoc.imaging.photos import (
     DEFAULT_MAX_PIXELS,
     FRAMINGS,
     WHITE_BALANCES,
@@ -125,7 +125,7 @@ def card_preparation(card: ModelCard, model_dir: Path) -> Preparation:
                 hint="A newer leafdoc wrote this model: upgrade leafdoc.",
             )
     if prep.white_balance == "light-range":
-        from leafdoc.leafcut import LIGHT_QUANTILES
+        from leafdoc.imaging.leafcut import LIGHT_QUANTILES
 
         lights = card.input.light_range
         n = len(LIGHT_QUANTILES)
@@ -307,7 +307,7 @@ class Predictor:
         """The one loop from photos to answers (the API's and `leafdoc predict`'s): one ONNX call for them all (unless
         their `outputs` were computed already, as an explanation does), then each photo's top-k and decision, with
         the advice `knowledge` gives for its label. `crop` (a label prefix: `Predictor.crop`) limits the answers to
-        that crop's labels (inference/cropfirst.py). `lang`: the language of the answers' words (leafdoc/i18n.py)."""
+        that crop's labels (inference/cropfirst.py). `lang`: the language of the answers' words (core/i18n.py)."""
         if not photos:
             return []
         out = outputs or self.predict_arrays(np.stack([ph.x for ph in photos]), self.decision_outputs)

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from leafdoc.i18n import N_, Msg, msg
-from leafdoc.leafcut import hist_quantile
+from leafdoc.core.i18n import N_, Msg, msg
+from leafdoc.imaging.leafcut import hist_quantile
 
 MIN_SIDE = 64  # pixels; a smaller photo is capped by the model's own input size (tiny test models)
 # Too dark: the brightest part of the photo is dark (the 95th percentile of its grey levels, 0-255), not the whole
@@ -46,7 +46,7 @@ def check_photo(
 ) -> list[PhotoProblem]:
     """What makes this decoded RGB photo a poor one to diagnose, worst first; [] for a usable photo.
 
-    `own_size` is the photo's size as sent when `img` was decoded at a reduced scale (images.open_photo)."""
+    `own_size` is the photo's size as sent when `img` was decoded at a reduced scale (photos.open_photo)."""
     w, h = own_size or img.size
     if w == 0 or h == 0:
         return [_problem("too_small", N_("the image has no pixels"))]

@@ -23,11 +23,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from leafdoc import cpuflags
-from leafdoc.errors import ConfigError, LeafdocError, ModelError
-from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
-from leafdoc.images import sha256_bytes
+from leafdoc.core.atomic import atomic_write_bytes, atomic_write_json
+from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
+from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.modelfolder import SPLIT_FILE, VARIANT_FILES, read_split
+from leafdoc.runtime import cpuflags
 
 OUTPUTS = ("probabilities", "logits", "features", "cam")
 CALIBRATION_PHOTOS = 300  # training photos, spread over the classes; more barely moves MinMax ranges
@@ -259,7 +259,7 @@ def make_variant(model_dir: Path, variant: str, calibration: np.ndarray, val: np
         "method": method,
         "calibration": {"split": "train", "photos": len(calibration)} if variant == "int8" else None,
         "validation_vs_fp32": checked,
-        "checked_on": cpuflags.describe(),  # the CPU the comparison ran on (int8 differs by CPU: cpuflags.py)
+        "checked_on": cpuflags.describe(),  # the CPU the comparison ran on (int8 differs by CPU: runtime/cpuflags.py)
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(model_dir / "card.json", card)

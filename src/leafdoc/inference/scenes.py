@@ -19,8 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from leafdoc.imaging.leafcut import cut, paste, plain_background
 from leafdoc.inference.field import logistic
-from leafdoc.leafcut import cut, paste, plain_background
 
 SCENE_MAX_SIDE = 640  # field photos are kept at most this large to crop scenes from
 CROP_SHARE = (0.35, 1.0)  # a scene is a square crop of this share of the field photo's shorter side

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.data.datasets import get_version, version_items
-from leafdoc.errors import LeafdocError, ModelError
 from leafdoc.lifecycle.promotion import promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.model_versions import LOWER_IS_BETTER
 from leafdoc.modelfolder import SPLIT_FILE, read_split
-from leafdoc.registry import LOWER_IS_BETTER
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:

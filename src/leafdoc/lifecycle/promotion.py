@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import ModelError
+from leafdoc.core.errors import ModelError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.evaluate.significance import mcnemar
-from leafdoc.images import sha256_bytes
+from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
+from leafdoc.model_versions import LOWER_IS_BETTER, check_promote_metric
 from leafdoc.modelfolder import SPLIT_FILE, read_split
-from leafdoc.registry import LOWER_IS_BETTER, check_promote_metric
 
 MIN_FAIR_IMAGES = 20  # test photos left, once the serving model's own are left out, to promote automatically
 CLEAR_P = 0.05  # ... or fewer, when McNemar's test on them says the candidate is better beyond chance

@@ -1,6 +1,6 @@
 """A training run, from a dataset version to a scored model folder: train -> export -> score -> calibrate -> card.
 
-`leafdoc train` (cli.py), the service's training job (service/training.py) and the experiment runner
+`leafdoc train` (cli/main.py), the service's training job (service/training.py) and the experiment runner
 (experiments/runner.py) all call these two functions; what differs between them is only how they report
 progress and what they do with the folder afterwards.
 
@@ -23,19 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.errors import ConfigError, LeafdocError, ModelError
+from leafdoc.core.atomic import atomic_dir
+from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.evaluate.score import Scores, score
-from leafdoc.fsutil import atomic_dir
 from leafdoc.inference.abstain import calibrate_min_confidence
 from leafdoc.inference.baseline import baseline_of_pass
 from leafdoc.inference.calibrate import fit_field
 from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
-from leafdoc.lifecycle.events import Calibrating, Evaluating, OnEvent
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, carries_field_photos, read_card, write_card
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.events import Calibrating, Evaluating, OnEvent
 from leafdoc.train.trainer import TrainData, prepare_data
 from leafdoc.train.trainer import train as train_and_export
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore, open_store
-from leafdoc.registry import Registry
-from leafdoc.settings import Settings
+from leafdoc.model_versions import Registry
 
 
 @dataclass

@@ -16,16 +16,17 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from leafdoc import __version__
+from leafdoc.core.settings import MULTIPART_OVERHEAD, Settings
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.registry import check_promote_metric
+from leafdoc.model_versions import check_promote_metric
 from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import AppState, require_admin
 from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
-from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.middleware import AdminGate, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
+from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.protocol import TIMEOUT_STATE_KEY
 from leafdoc.service.ratelimit import RateLimiter, rate_limiter
 from leafdoc.service.routes import (
@@ -40,7 +41,6 @@ from leafdoc.service.routes import (
     uploads,
 )
 from leafdoc.service.serving import ModelHolder
-from leafdoc.settings import MULTIPART_OVERHEAD, Settings
 
 log = logging.getLogger(__name__)
 

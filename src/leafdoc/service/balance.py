@@ -32,8 +32,8 @@ from contextlib import suppress
 import uvicorn
 from uvicorn.supervisors import multiprocess
 
-from leafdoc.parentwatch import on_parent_exit
-from leafdoc.service.metrics import multiprocess_dir
+from leafdoc.runtime.parentwatch import on_parent_exit
+from leafdoc.service.prometheus import multiprocess_dir
 
 logger = logging.getLogger("uvicorn.error")
 ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each accept (see the module's docstring)

@@ -15,8 +15,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
+from leafdoc.core.atomic import atomic_dir
 from leafdoc.data.store import BlobStore
-from leafdoc.fsutil import atomic_dir
 
 
 def name(job_id: str) -> str:

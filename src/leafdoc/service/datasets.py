@@ -6,12 +6,12 @@ import json
 import re
 import threading
 
+from leafdoc.core.atomic import atomic_write_bytes, atomic_write_json
+from leafdoc.core.errors import NotFound
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import NotFound
-from leafdoc.fsutil import atomic_write_bytes, atomic_write_json
 from leafdoc.service.errors import InvalidRequest
-from leafdoc.settings import Settings
 
 # The sample sizes (photos measured per class) statistics are computed for; none: every photo. Each is computed once
 # per dataset version and cached, so a client cannot make the server measure a dataset again by asking for another
@@ -68,7 +68,7 @@ def dataset_plot(
 ) -> bytes:
     """One picture of `leafdoc stats` as PNG bytes, cached beside the statistics it draws."""
     from leafdoc.data.stats import PLOTS, catalog_entries, load_samples, plot_samples
-    from leafdoc.figures import figure_png
+    from leafdoc.imaging.figure_png import figure_png
 
     stats = dataset_stats(settings, catalog, store, name, version, sample)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)

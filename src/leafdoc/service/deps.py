@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from leafdoc.core.errors import Unauthorized
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import Unauthorized
-from leafdoc.registry import Registry
+from leafdoc.model_versions import Registry
 from leafdoc.service.errors import AdminDisabled
 from leafdoc.service.jobs import JobQueue
-from leafdoc.service.metrics import ServiceMetrics
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
+from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.ratelimit import RateLimiter, RedisRateLimiter
 from leafdoc.service.serving import ModelHolder
-from leafdoc.settings import Settings
 
 
 @dataclass

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from leafdoc.errors import LeafdocError, ServerFault, server_fault
+from leafdoc.core.errors import LeafdocError, ServerFault, server_fault
 from leafdoc.service.redact import redact
 
 log = logging.getLogger(__name__)

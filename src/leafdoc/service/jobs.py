@@ -26,9 +26,9 @@ from datetime import timedelta
 
 from sqlalchemy import and_, case, func, select, true, update
 
+from leafdoc.core.errors import ConfigError, Conflict, NotFound
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
-from leafdoc.errors import ConfigError, Conflict, NotFound
-from leafdoc.settings import Settings
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -8,7 +8,7 @@ worker sweeps as it starts and then every `leftover_seconds / 4` (and looks for 
 
 - a folder of a process of this host that no longer runs goes at once, whatever its age;
 - anything else under `uploads/` (another host's process, a pid taken by a new process, the layout before this
-  one) and a half-written store file (`.<name>.*.tmp`, fsutil.atomic_write_bytes) go once untouched for
+  one) and a half-written store file (`.<name>.*.tmp`, core.atomic.atomic_write_bytes) go once untouched for
   `leftover_seconds`: none of them is data (a dataset version is registered only once all its blobs are whole in
   the store), and a live request touches its files far more often than that.
 """
@@ -25,8 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from leafdoc.core.settings import Settings
 from leafdoc.data.leases import gone_here
-from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 

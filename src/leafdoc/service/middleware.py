@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute, Match
 
-from leafdoc.errors import LeafdocError, too_large
+from leafdoc.core.errors import LeafdocError, too_large
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
-from leafdoc.service.metrics import ServiceMetrics
+from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.ratelimit import RateLimited, RateLimiter
 
 SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to

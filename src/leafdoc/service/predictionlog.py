@@ -13,12 +13,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from leafdoc.core.settings import Settings
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.store import BlobStore
 from leafdoc.inference.answer import Answer
 from leafdoc.inference.drift import score_bin
-from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import threading
 import time
 from collections import OrderedDict
 
-from leafdoc.errors import LeafdocError
-from leafdoc.settings import Settings
+from leafdoc.core.errors import LeafdocError
+from leafdoc.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import io
 
 from sqlalchemy import select
 
+from leafdoc.core.errors import Conflict
 from leafdoc.data import predictions
 from leafdoc.data.catalog import ModelVersionRow, PredictionRow
-from leafdoc.errors import Conflict
 from leafdoc.service import uploads
 from leafdoc.service.deps import AppState
 from leafdoc.service.errors import InvalidRequest

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from leafdoc.parentwatch import on_parent_exit, stop_child
-from leafdoc.serverlog import log_config
-from leafdoc.settings import MAX_AUTO_API_WORKERS, Settings
+from leafdoc.core.settings import MAX_AUTO_API_WORKERS, Settings
+from leafdoc.runtime.parentwatch import on_parent_exit, stop_child
+from leafdoc.runtime.serverlog import log_config
 
 APP = "leafdoc.service.app:create_app"
 HTTP_PROTOCOL = "leafdoc.service.protocol:ReadAheadProtocol"  # bodies read ahead: service/protocol.py
@@ -148,7 +148,7 @@ def serve(
     run_consumer = settings.run_consumer if consumer is None else consumer
     child = None
     if run_consumer:
-        cmd = [sys.executable, "-m", "leafdoc.cli", "worker", "--parent-pid", str(os.getpid())]
+        cmd = [sys.executable, "-m", "leafdoc.cli.main", "worker", "--parent-pid", str(os.getpid())]
         child = subprocess.Popen(cmd)
         queue = settings.queue_url or settings.queue_path
         say(f"training consumer started (pid {child.pid}); queue: {queue}")

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from leafdoc.advice import Knowledge, shipped_knowledge
-from leafdoc.errors import ImageTooLarge, LeafdocError
+from leafdoc.core.errors import ImageTooLarge, LeafdocError
+from leafdoc.core.settings import Settings
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.predictor import Photo, Predictor
+from leafdoc.model_versions import NoModel, Registry
 from leafdoc.modelfolder import default_variant, read_card, variant_file
-from leafdoc.registry import NoModel, Registry
 from leafdoc.service.schemas import BatchAnswer, BatchItem, ErrorAnswer
-from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ModelHolder:
         self.last_error: str | None = None
         # Read and checked once, at start: a broken knowledge file stops the server with its name and field.
         self.knowledge = shipped_knowledge(settings.advice_dir)
-        # Decoding is where a photo costs memory (up to 3 bytes x max_image_pixels each, images.open_photo):
+        # Decoding is where a photo costs memory (up to 3 bytes x max_image_pixels each, photos.open_photo):
         # at most this many at once per worker, whatever the threadpool's size.
         self.decoding = threading.BoundedSemaphore(settings.max_concurrent_decodes)
         one_blas_thread()  # process-wide, like the switch interval: this process serves requests
@@ -224,7 +224,7 @@ def predict_many(
 ) -> list[Answer]:
     """The answers as the API gives them (Predictor.answer, inference/answer.py): each with the version that made it
     and an id of its own. `crop`: a label prefix (Predictor.crop) the answers choose within; `lang`: their words'
-    language (leafdoc/i18n.py)."""
+    language (leafdoc/core/i18n.py)."""
     answers = loaded.predictor.answer(photos, names, top_k, loaded.knowledge, loaded.version, crop=crop, lang=lang)
     for a in answers:
         a.prediction_id = secrets.token_urlsafe(16)  # 128 random bits: feedback names it, nobody can guess one
@@ -248,7 +248,8 @@ def warm_up_photo(size: int = 256) -> bytes:
 
 def answer_made_up_photo(loaded: Loaded) -> Answer:
     """The whole answer a loaded model gives warm_up_photo(); raises what the model raises. Used before a model
-    serves (warm_up), and before `leafdoc models add` or `promote` changes the registry (cli_models.check_answers)."""
+    serves (warm_up), and before `leafdoc models add` or `promote` changes the registry (cli/models.py's
+    check_answers)."""
     photo = loaded.predictor.load(warm_up_photo(), "made-up photo")
     return predict_many(loaded, [photo], [None], 1)[0]
 

@@ -27,17 +27,17 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from leafdoc.core.errors import ConfigError, LeafdocError
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
 from leafdoc.data.datasets import get_version
-from leafdoc.errors import ConfigError, LeafdocError
-from leafdoc.lifecycle import events
+from leafdoc.model_versions import Registry, ServingPointer
 from leafdoc.modelfolder import ModelCard
-from leafdoc.parentwatch import on_parent_exit
-from leafdoc.registry import Registry, ServingPointer
+from leafdoc.runtime.parentwatch import on_parent_exit
 from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
-from leafdoc.settings import Settings
+from leafdoc.train import events
 from leafdoc.train.config import TrainConfig
 
 PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
@@ -154,7 +154,7 @@ def job_folder(settings: Settings, job_id: str) -> Path:
 
 def job_of(name: str) -> str:
     """The job a name under jobs_root belongs to: JOB, .JOB.checkpoint, ..JOB.checkpoint.XXXX.partial (a
-    half-saved checkpoint: fsutil.atomic_dir's temp name beside `.JOB.checkpoint`), .JOB.XXXX.partial, .JOB.old."""
+    half-saved checkpoint: core.atomic.atomic_dir's temp name beside `.JOB.checkpoint`), .JOB.XXXX.partial, .JOB.old."""
     return name.lstrip(".").split(".")[0]
 
 
@@ -251,8 +251,8 @@ class _Reporter:
 
 def field_check_summary(card: ModelCard) -> dict:
     """What a job's new version does with field photos, for its `progress.field_check` (in words:
-    jobwords.field_check_words): refuses them (the unlike-training check: what it was fitted with, and the share
-    of those photos it refuses), or answers them (no such check)."""
+    words/job_phases.py's field_check_words): refuses them (the unlike-training check: what it was fitted with, and
+    the share of those photos it refuses), or answers them (no such check)."""
     if card.field is None:
         return {"refuses": False}
     field = card.field

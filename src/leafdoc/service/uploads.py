@@ -18,19 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from starlette.requests import ClientDisconnect
 
+from leafdoc.core.errors import DatasetError, LeafdocError, NotFound, ServerFault, server_fault
+from leafdoc.core.settings import Settings
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog, UploadRow, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.names import name_problem, shown
 from leafdoc.data.sources import Limits
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import DatasetError, LeafdocError, NotFound, ServerFault, server_fault
-from leafdoc.registry import Registry
+from leafdoc.model_versions import Registry
 from leafdoc.service import leftovers
 from leafdoc.service.errors import BadUpload
 from leafdoc.service.jobs import JobQueue, get_job, job_dict
 from leafdoc.service.training import default_dataset, submit
-from leafdoc.settings import Settings
 
 CHUNK = 1024 * 1024
 # The dataset's lock is renewed every third of this: a holder on another host that dies (one on this host is seen

@@ -29,11 +29,12 @@ import threading
 import time
 from pathlib import Path
 
+from leafdoc.core.errors import NotFound
+from leafdoc.core.settings import Settings
 from leafdoc.data import leases
 from leafdoc.data.catalog import TrainingJobRow, utcnow
-from leafdoc.errors import NotFound
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.parentwatch import on_parent_exit
+from leafdoc.runtime.parentwatch import on_parent_exit
 from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
@@ -51,7 +52,6 @@ from leafdoc.service.jobs import (
     update_job,
 )
 from leafdoc.service.training import job_of, jobs_root, remove_job_files
-from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 

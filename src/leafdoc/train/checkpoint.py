@@ -5,7 +5,7 @@ A checkpoint folder holds the model's weights, the optimizer's slots and step co
 schedule goes on from where it was), the best epoch so far with its weights, the history, and early
 stopping's count; state.json says which phase and epoch it was saved after and what it was trained
 on. It is used only by a run with the same settings and the same split (its `key`); anything else
-starts over. The folder is replaced whole after each epoch (fsutil.atomic_dir), so a kill while it
+starts over. The folder is replaced whole after each epoch (core.atomic.atomic_dir), so a kill while it
 is written leaves the previous epoch's. A resumed run is not bit-identical to an uninterrupted one:
 the shuffling order starts again.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.fsutil import atomic_dir, atomic_write_json
+from leafdoc.core.atomic import atomic_dir, atomic_write_json
 
 VERSION = 1
 STATE = "state.json"
@@ -43,7 +43,7 @@ def fingerprint(cfg, data) -> str:
 
 
 def clear(folder: Path) -> None:
-    """Delete a checkpoint folder, and what a kill in the middle of a save left beside it (fsutil.atomic_dir's
+    """Delete a checkpoint folder, and what a kill in the middle of a save left beside it (core.atomic.atomic_dir's
     names): once its model folder is written whole, a run's checkpoint has served."""
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from leafdoc.images import Preparation
-from leafdoc.train.registry import NAMES
+from leafdoc.imaging.photos import Preparation
+from leafdoc.train.backbone_registry import NAMES
 
-Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.registry
+Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.backbone_registry
 BACKBONES: tuple[str, ...] = NAMES
 
 
@@ -80,7 +80,7 @@ class TrainConfig(BaseModel):
     framing: Literal["none", "leaf"] = Field(
         "leaf",
         description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
-        "(taken from too far) is seen as the square around its leaf, in training and serving alike (images.py)",
+        "(taken from too far) is seen as the square around its leaf, in training and serving alike (imaging/photos.py)",
     )
     white_balance: Literal["none", "sheet", "light-range"] = Field(
         "none",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leafdoc.errors import ModelError
+from leafdoc.core.errors import ModelError
 
 ONNX_OPSET = 17
 BIG_WEIGHTS = 32e6  # bytes; above this, garbage is collected after every ONNX optimizer pass
@@ -139,7 +139,7 @@ def export_tflite(model, path: Path, size: int) -> Path:
     import keras
     import tensorflow as tf
 
-    from leafdoc.fsutil import atomic_write_bytes
+    from leafdoc.core.atomic import atomic_write_bytes
 
     serving = serving_model(model)
 
@@ -192,7 +192,7 @@ def load_keras(model_dir: Path):
 
 def export(model_dir: Path, fmt: str) -> Path:
     """`leafdoc export MODEL_DIR --format onnx|tflite`: (re)write the export from model.keras."""
-    from leafdoc.fsutil import atomic_write_bytes
+    from leafdoc.core.atomic import atomic_write_bytes
     from leafdoc.modelfolder import CARD_FILE, check_model_dir, read_card
 
     model_dir = check_model_dir(Path(model_dir), (CARD_FILE,))

@@ -28,21 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc import __version__
+from leafdoc.core.atomic import atomic_write_json
+from leafdoc.core.errors import ConfigError, ModelError
 from leafdoc.data.cache import build_cache, cache_key
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.datasets import get_version, version_items
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import ConfigError, ModelError
-from leafdoc.fsutil import atomic_write_json
-from leafdoc.images import RESIZE_RULE, Preparation
+from leafdoc.imaging.photos import RESIZE_RULE, Preparation
 from leafdoc.modelfolder import KERAS_FILE, ONNX_FILE, SPLIT_FILE, ModelCard, read_labels, write_card, write_labels
-from leafdoc.train import registry
+from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.events import Batch, Checkpointed, Epoch, Restarted, Resumed, TrainEvent
+from leafdoc.train.events import Batch, Checkpointed, Epoch, OnEvent, Restarted, Resumed
 from leafdoc.train.stopping import fitting, stop_when_asked
-
-Event = Callable[[TrainEvent], None]
 
 PROVENANCE_NOTE = (
     "Trained on the images of the dataset version named in `dataset`. See leafdoc's "
@@ -273,7 +271,7 @@ def _better(key: str, value: float, best: float) -> bool:
     return value > best if _mode(key) == "max" else value < best
 
 
-def _callbacks(on_event: Event | None, phase: str, steps: int, best: dict):
+def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict):
     import keras
 
     class Events(keras.callbacks.Callback):
@@ -311,7 +309,7 @@ def build_training_state(model, dataset) -> None:
     model._symbolic_build(data_batch=(x, y))
 
 
-def fit(model, cfg: TrainConfig, data: TrainData, on_event: Event | None = None, checkpoint=None) -> dict:
+def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = None, checkpoint=None) -> dict:
     """Train in place; restore the best epoch's weights. Returns {'history', 'best_epoch', ...}.
 
     With a Checkpoint, the state is saved after every epoch, and a checkpoint of the same settings and
@@ -549,7 +547,7 @@ def _early_stopping(key: str, patience: int):
 
 
 def _saver(
-    checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, trained, on_event: Event | None = None
+    checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, trained, on_event: OnEvent | None = None
 ):
     import keras
 
@@ -594,7 +592,7 @@ def train(
     data: TrainData,
     folder: Path,
     *,
-    on_event: Event | None = None,
+    on_event: OnEvent | None = None,
     init_from: Path | None = None,
     parent_version: str | None = None,
     provenance: str | None = None,
@@ -645,7 +643,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "leafdoc_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "backbone": cfg.backbone,
-            "alpha": cfg.alpha if registry.get(cfg.backbone).takes_alpha else None,
+            "alpha": cfg.alpha if backbone_registry.get(cfg.backbone).takes_alpha else None,
             "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
             "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
             "input": {

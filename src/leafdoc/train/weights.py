@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001

@@ -7,7 +7,7 @@ Kept apart from page.py so the diagnose tab needs two lines for it. The full ent
 from __future__ import annotations
 
 from leafdoc.advice.render import details_markdown, summary_markdown
-from leafdoc.i18n import N_, gettext
+from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import unreviewed_line
 
 DETAILS_TITLE = N_("Symptoms, look-alikes, what to do, sources")

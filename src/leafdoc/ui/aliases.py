@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
-from leafdoc.errors import LeafdocError
+from leafdoc.core.errors import LeafdocError
 from leafdoc.ui.guard import JSON, answer
 
 # What may follow a folder's name for it to be that folder and not a longer name (`/a/ui` in `/a/ui2`): anything

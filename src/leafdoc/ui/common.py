@@ -21,16 +21,16 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from leafdoc import guide
-from leafdoc.client import ApiError, LeafdocClient
-from leafdoc.settings import Settings
+from leafdoc.api_client import ApiError, LeafdocClient
+from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.where import EXAMPLES_DIR, api_base
+from leafdoc.words import photo_guide
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
-GUIDE_PHOTOS = tuple(e.path for e in guide.pictured())  # the photo guide's pictures (examples/guide/)
+GUIDE_PHOTOS = tuple(e.path for e in photo_guide.pictured())  # the photo guide's pictures (examples/guide/)
 
 
 def api_client(settings: Settings, request: gr.Request | None, token: str | None = None) -> LeafdocClient:

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import api_client, png, problem
 

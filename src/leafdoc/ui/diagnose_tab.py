@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from leafdoc import guide
-from leafdoc.i18n import N_, gettext
-from leafdoc.settings import Settings
+from leafdoc.core.i18n import N_, gettext
+from leafdoc.core.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import t
 from leafdoc.ui.language import page_language
+from leafdoc.words import photo_guide
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
@@ -114,7 +114,7 @@ def notes_handler(settings: Settings) -> Callable:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
                 models = api.models()
-                knows, crops = guide.knows_note(models), guide.serving_crops(models)
+                knows, crops = photo_guide.knows_note(models), photo_guide.serving_crops(models)
         except Exception:
             pass
         return (
@@ -184,7 +184,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 elem_id="heat-map",
             )
             gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
-    photo_guide()
+    guide_accordion()
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         gr.HTML(history.HTML)
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
@@ -199,12 +199,12 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     blocks.load(notes_handler(settings), None, [privacy, knows, crop])
 
 
-def photo_guide() -> None:
+def guide_accordion() -> None:
     """How to take a photo leafdoc can read: tips, then example photos with what leafdoc answers for each
-    (the words are leafdoc/guide.py's, shared with the desktop app)."""
-    with gr.Accordion(guide.TITLE, open=False, elem_id="photo-guide"):
-        gr.Markdown("\n".join(f"- {tip}" for tip in guide.TIPS))
-        shown = guide.pictured()
+    (the words are words/photo_guide.py's, shared with the desktop app)."""
+    with gr.Accordion(photo_guide.TITLE, open=False, elem_id="photo-guide"):
+        gr.Markdown("\n".join(f"- {tip}" for tip in photo_guide.TIPS))
+        shown = photo_guide.pictured()
         with gr.Row(equal_height=True):
             for entry in shown:
                 kind = "guide-good" if entry.good else "guide-bad"
@@ -219,8 +219,8 @@ def photo_guide() -> None:
                         elem_classes=["guide-photo"],
                     )
                     gr.Markdown(f"**{text.esc(entry.caption)}**\n\n{text.esc(entry.photo)} {text.esc(entry.answer)}")
-        for entry in guide.ENTRIES:
+        for entry in photo_guide.ENTRIES:
             if entry not in shown:
                 gr.Markdown(f"**{text.esc(entry.caption)}**: {text.esc(entry.photo)} {text.esc(entry.answer)}")
         if shown:
-            gr.Markdown(text.esc(guide.credits()), elem_classes=["small-note"])
+            gr.Markdown(text.esc(photo_guide.credits()), elem_classes=["small-note"])

@@ -13,7 +13,7 @@ before Gradio's own handler, stops it, puts the smaller file into the same input
 
 from __future__ import annotations
 
-from leafdoc.upload_size import JPEG_QUALITY, LONG_SIDE
+from leafdoc.imaging.upload_size import JPEG_QUALITY, LONG_SIDE
 
 _SCRIPT = """
 (() => {

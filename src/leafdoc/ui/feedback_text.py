@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leafdoc.i18n import N_, gettext
+from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
 
 

@@ -25,7 +25,7 @@ import os
 import socket
 from pathlib import Path
 
-from leafdoc.errors import LeafdocError, too_large
+from leafdoc.core.errors import LeafdocError, too_large
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from leafdoc.advice.lookalikes import could_be
 from leafdoc.advice.render import pretty
-from leafdoc.i18n import N_, gettext, one_of, render
+from leafdoc.core.i18n import N_, gettext, one_of, render
 
 KEY = "leafdoc.history.v1"  # the localStorage key
 KEEP = 200  # entries kept: about 4 KB each, well inside a browser's 5 MB for a site

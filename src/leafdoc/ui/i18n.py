@@ -3,7 +3,7 @@ language (ui/locales/<lang>.json, the JSON catalogs Gradio's front end reads), a
 from its own (navigator.language, which follows the language the visitor set, and so Accept-Language).
 
 These catalogs hold the Diagnose tab's fixed words (labels, buttons, tips). The words the page writes itself (the
-verdict, the advice, the notes) and the API's answers come from leafdoc's gettext catalogs (leafdoc/i18n.py), in
+verdict, the advice, the notes) and the API's answers come from leafdoc's gettext catalogs (leafdoc/core/i18n.py), in
 the page's language (`page_language`): the `?lang=` of the page's address (the language links at its top), else
 the browser's Accept-Language. ui/language.py has the links and the script that makes Gradio take `?lang=` too.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 LOCALES = Path(__file__).parent / "locales"
-LANGUAGES = ("en", "es", "fr", "hi")  # the same as leafdoc.i18n.LANGUAGES (tests/unit/test_ui_i18n.py)
+LANGUAGES = ("en", "es", "fr", "hi")  # the same as leafdoc.core.i18n.LANGUAGES (tests/unit/test_ui_i18n.py)
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ makes Gradio's front end speak it. No Gradio import here: ui/mount.py uses `earl
 
 from __future__ import annotations
 
-from leafdoc.i18n import NAMES, UnknownLanguage, negotiate
+from leafdoc.core.i18n import NAMES, UnknownLanguage, negotiate
 
 
 def page_language(request) -> str:

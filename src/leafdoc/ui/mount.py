@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
 
-from leafdoc.settings import MULTIPART_OVERHEAD
+from leafdoc.core.settings import MULTIPART_OVERHEAD
 from leafdoc.ui.aliases import PathAliases, carries_json, hide_paths_in_answers, map_file_url, map_json_request
 from leafdoc.ui.guard import HOST_REFUSED, PageUploads, refused_host, with_headers
 from leafdoc.ui.language import early_script

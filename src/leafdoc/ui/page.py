@@ -12,7 +12,7 @@ import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from leafdoc.client import ApiError, LeafdocClient
-from leafdoc.jobwords import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
-from leafdoc.settings import Settings
+from leafdoc.api_client import ApiError, LeafdocClient
+from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, api_client, fail, problem, status_box
+from leafdoc.words.job_phases import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 
 JOB_POLL_SECONDS = 3.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from leafdoc.settings import Settings
+from leafdoc.core.settings import Settings
 from leafdoc.ui import feedback_text, text
 from leafdoc.ui.common import api_client, fail, png, problem, status_box
 

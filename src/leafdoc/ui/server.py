@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from leafdoc.parentwatch import on_parent_exit, stop_child
-from leafdoc.serverlog import log_config
+from leafdoc.runtime.parentwatch import on_parent_exit, stop_child
+from leafdoc.runtime.serverlog import log_config
 
 SOCKET_NAME = "page.sock"
 SOCKET_ENV = "LEAFDOC_UI_PAGE_SOCKET"  # Settings.ui_page_socket: set for the API workers, not for the page
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
 
     settings = Settings.load().model_copy(update={"ui_page_socket": None})
     if opts.parent_pid is not None:

@@ -12,9 +12,15 @@ import re
 from typing import Any
 
 from leafdoc.advice.lookalikes import TELL_APART
-from leafdoc.guide import answer_notes
-from leafdoc.i18n import N_, UNREVIEWED_NOTE, gettext
-from leafdoc.jobwords import field_check_words, phase_words, serving_copy_words, split_words, version_status_words
+from leafdoc.core.i18n import N_, UNREVIEWED_NOTE, gettext
+from leafdoc.words.job_phases import (
+    field_check_words,
+    phase_words,
+    serving_copy_words,
+    split_words,
+    version_status_words,
+)
+from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 

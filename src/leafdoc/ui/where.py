@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from leafdoc.settings import Settings
+    from leafdoc.core.settings import Settings
 
 FALLBACK_API_URL = "http://127.0.0.1:8000"
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (src layout)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from leafdoc.advice import advice_route
 from leafdoc.advice.knowledge import translated_entry
-from leafdoc.errors import NotFound
+from leafdoc.core.errors import NotFound
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.routes import errors
 from leafdoc.service.routes.predict import LangQuery, request_language

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.core.errors import NotFound
 from leafdoc.data import predictions
-from leafdoc.errors import NotFound
 from leafdoc.service import review
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.review_schemas import (

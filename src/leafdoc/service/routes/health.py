@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from leafdoc.errors import LeafdocError
+from leafdoc.core.errors import LeafdocError
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.schemas import Health, Ready
 

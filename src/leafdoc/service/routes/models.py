@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
 from leafdoc.inference.fieldcrops import crops_known
-from leafdoc.registry import version_dict as registry_version_dict
+from leafdoc.model_versions import version_dict as registry_version_dict
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from leafdoc.errors import LeafdocError, RequestTooLarge
-from leafdoc.i18n import negotiate
+from leafdoc.core.errors import LeafdocError, RequestTooLarge
+from leafdoc.core.i18n import negotiate
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving

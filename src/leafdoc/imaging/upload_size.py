@@ -7,7 +7,7 @@ shorter side resized to its input (160 px for the starter), the blur check measu
 the unlike-training check at 96 px, and `too_small` refuses photos under 64 px; 1024 px keeps the shorter side of
 a 4:3 photo at 768 px (576 px at 16:9), at least twice the largest of those, so the server's own downscaling
 (antialiased) still has several source pixels per pixel it keeps. Quality 90 keeps JPEG's blocking far below what
-a 160 px input can show. EXIF orientation is applied first (the result carries no EXIF), through images.open_photo,
+a 160 px input can show. EXIF orientation is applied first (the result carries no EXIF), through photos.open_photo,
 the decoder the server uses, so the photo is turned the same way. A photo already at or under 1024 px, or one
 that cannot be decoded, is sent as it is: the server gives its own answer (and its own error message) for it. An
 HEIC photo (iPhones' default) is always sent as a JPEG when this machine can read HEIC (the [heic] extra), so a
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from leafdoc.errors import LeafdocError
-from leafdoc.images import heif_support, is_heif, open_photo
+from leafdoc.core.errors import LeafdocError
+from leafdoc.imaging.photos import heif_support, is_heif, open_photo
 
 LONG_SIDE = 1024
 JPEG_QUALITY = 90

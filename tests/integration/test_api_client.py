@@ -1,4 +1,4 @@
-"""leafdoc.client against a real `leafdoc serve`: what the web page and the desktop app rely on."""
+"""leafdoc.api_client against a real `leafdoc serve`: what the web page and the desktop app rely on."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 from tests.conftest import PLANTVILLAGE, TINY_CLASSES
 from tests.live_server import free_port
 
-from leafdoc.client import ApiError, LeafdocClient, zip_folder
+from leafdoc.api_client import ApiError, LeafdocClient, zip_folder
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""images.py: the one place bytes become pixels. Bad files must fail with a message naming the file and
+"""imaging/photos.py: the one place bytes become pixels. Bad files must fail with a message naming the file and
 what to do; every odd-but-valid photo must become correct, upright 8-bit RGB."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageFile
 from tests.conftest import synthetic_image
 
+from leafdoc.core.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
 from leafdoc.data.ingest import NEAR_DUPLICATE_BITS
 from leafdoc.data.phash import canonical_phash, near_duplicate_pairs, perceptual_hashes, phash_distance
-from leafdoc.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
-from leafdoc.images import decode, load_array, read_source
+from leafdoc.imaging.photos import decode, load_array, read_source
 
 T = Image.Transpose
 

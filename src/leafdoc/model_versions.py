@@ -28,12 +28,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 import leafdoc
+from leafdoc.core.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
 from leafdoc.data.leases import hold
 from leafdoc.data.store import BlobStore
-from leafdoc.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
 from leafdoc.modelfolder import MODEL_FILES, ONNX_FILE, SERVING_FILES, check_model_dir, read_card, read_labels
-from leafdoc.settings import Settings
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."

@@ -15,18 +15,18 @@ from service_support import model_copy, service_settings
 from sqlalchemy import inspect
 from tests.conftest import fresh_photos
 
+from leafdoc.core.errors import ConfigError, Conflict, ModelError, NotFound
 from leafdoc.data import leases
 from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
 from leafdoc.data.store import open_store
-from leafdoc.errors import ConfigError, Conflict, ModelError, NotFound
 from leafdoc.lifecycle.promotion import promotion_decision
-from leafdoc.registry import Registry
+from leafdoc.model_versions import Registry
 from leafdoc.service.jobs import cancel, get_job
 
 
 @pytest.fixture
 def make_registry(tmp_path, tiny_model, monkeypatch):
-    monkeypatch.setattr("leafdoc.registry.starter_model_dir", lambda: tmp_path / "no-starter")
+    monkeypatch.setattr("leafdoc.model_versions.starter_model_dir", lambda: tmp_path / "no-starter")
 
     def make(model_dir=tiny_model, home=None) -> Registry:
         s = service_settings(home or tmp_path / "home", model_dir)
@@ -65,7 +65,7 @@ def test_concurrent_seeding_registers_one_version(make_registry):
 
 def test_seeds_the_repository_starter_model_when_no_model_dir_is_set(make_registry, tiny_model, tmp_path, monkeypatch):
     starter = model_copy(tiny_model, tmp_path / "repo" / "models" / "starter")
-    monkeypatch.setattr("leafdoc.registry.starter_model_dir", lambda: starter)
+    monkeypatch.setattr("leafdoc.model_versions.starter_model_dir", lambda: starter)
     r = make_registry(model_dir=None)
     assert r.seed() == 1 and r.get(1).source == f"seed:{starter}"
 

@@ -14,11 +14,11 @@ import click
 import typer
 from rich.markup import escape as esc
 
-from leafdoc.cli_common import emit_json, load_settings, progress_bar
-from leafdoc.cli_model import calibrate, evaluate, export
-from leafdoc.cli_models import app as models_app
-from leafdoc.cli_options import train_signature
-from leafdoc.cli_print import (
+from leafdoc.cli.common import emit_json, load_settings, progress_bar
+from leafdoc.cli.model_folder import calibrate, evaluate, export
+from leafdoc.cli.models import app as models_app
+from leafdoc.cli.options import train_signature
+from leafdoc.cli.printing import (
     console,
     experiment_events,
     out,
@@ -31,8 +31,8 @@ from leafdoc.cli_print import (
     training_bar,
     training_events,
 )
-from leafdoc.errors import LeafdocError
-from leafdoc.settings import Settings
+from leafdoc.core.errors import LeafdocError
+from leafdoc.core.settings import Settings
 from leafdoc.train.stopping import stop_on_signals
 
 app = typer.Typer(
@@ -88,7 +88,7 @@ def ingest(
 
 
 def _save_summary(settings: Settings, summary: dict) -> None:
-    from leafdoc.fsutil import atomic_write_json
+    from leafdoc.core.atomic import atomic_write_json
 
     v = summary["version"] if summary["created_version"] else "unchanged"
     atomic_write_json(settings.home / "ingests" / f"{summary['dataset']}-v{v}.json", summary)
@@ -98,7 +98,7 @@ def train(**options):
     """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
     from pydantic import ValidationError
 
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
     from leafdoc.train.config import TrainConfig
 
     out_dir, data, dataset = options.pop("out_dir"), options.pop("data"), options.pop("dataset")
@@ -283,7 +283,7 @@ def advice(
 ):
     """What to do about a diagnosis: the knowledge entry of a label (symptoms, look-alikes, actions, sources)."""
     from leafdoc.advice import shipped_knowledge
-    from leafdoc.errors import NotFound
+    from leafdoc.core.errors import NotFound
 
     knowledge = shipped_knowledge(load_settings().advice_dir)
     if label is None:
@@ -320,9 +320,9 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print stats.json to stdout too.")] = False,
 ):
     """Class balance, image sizes, colour, brightness and sharpness of a dataset, as numbers and plots."""
+    from leafdoc.core.atomic import check_replaceable
+    from leafdoc.core.errors import ConfigError
     from leafdoc.data.stats import catalog_entries, compute_stats, folder_entries, write_stats
-    from leafdoc.errors import ConfigError
-    from leafdoc.fsutil import check_replaceable
 
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")

@@ -140,7 +140,7 @@ OFFLINE_IMAGENET: tuple[str, ...] = tuple(n for n, s in BACKBONES.items() if s.p
 
 
 def get(name: str) -> BackboneSpec:
-    from leafdoc.errors import ConfigError
+    from leafdoc.core.errors import ConfigError
 
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}.", hint=f"Use one of {', '.join(NAMES)}.")

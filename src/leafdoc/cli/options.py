@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 
 import typer
 
-from leafdoc.train.registry import help_text as backbone_help
+from leafdoc.train.backbone_registry import help_text as backbone_help
 
 SPLIT_HELP = (
     "Only the photos the model's split.json puts in this part: train, val, test, or unseen (neither train nor val)."

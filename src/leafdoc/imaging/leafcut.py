@@ -2,7 +2,7 @@
 
 Used by the background swap, a training augmentation (train/backgrounds.py), by the unlike-training check's
 scene measure, which teaches itself with the same leaves on plain sheets and in field scenes
-(inference/scenes.py), by the framing of a leaf photographed from too far (images.py, `leaf_box`) and by the
+(inference/scenes.py), by the framing of a leaf photographed from too far (imaging/photos.py, `leaf_box`) and by the
 white balance taken from the sheet (`balance_to_sheet`, and `balance_to_range`, which corrects only a light the
 training photos were not taken under): all need it, so it sits below them. The cut: colour
 distance from the border's colour in Lab's (a, b) plane, Otsu's split, the largest part with its holes filled.

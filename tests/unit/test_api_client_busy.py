@@ -1,4 +1,4 @@
-"""leafdoc.client (the web page's and the desktop app's) sends a prediction again when the server shed it as `busy`
+"""leafdoc.api_client (the web page's and the desktop app's) sends a prediction again when the server shed it as `busy`
 (503 with Retry-After, nothing done), after the wait it asks for, a few times; any other error is not retried. The
 server's side is in tests/integration/test_load_shedding.py; here the server is a stand-in that answers in turn."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from leafdoc import client as client_module
-from leafdoc.client import ApiError, LeafdocClient
+from leafdoc import api_client as client_module
+from leafdoc.api_client import ApiError, LeafdocClient
 
 pytestmark = pytest.mark.unit
 

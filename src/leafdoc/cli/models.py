@@ -17,13 +17,13 @@ import typer
 from rich.markup import escape as esc
 from rich.table import Table
 
-from leafdoc.cli_common import emit_json, load_settings
-from leafdoc.cli_print import out
+from leafdoc.cli.common import emit_json, load_settings
+from leafdoc.cli.printing import out
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as `leafdoc`'s (cli.py): it reads at 80 columns
+    rich_markup_mode=None,  # plain help, as `leafdoc`'s (cli/main.py): it reads at 80 columns
     help="This data home's model versions: list, add, promote, roll back.",
 )
 
@@ -45,7 +45,7 @@ def check_answers(folder: Path) -> None:
     """Load the folder's model as a worker would and answer one made-up photo with it, advice and checks included:
     a folder whose card, labels or ONNX file the service cannot use is refused here, not after it was promoted."""
     from leafdoc.advice import shipped_knowledge
-    from leafdoc.errors import ModelError
+    from leafdoc.core.errors import ModelError
     from leafdoc.inference.predictor import Predictor
     from leafdoc.service.serving import Loaded, answer_made_up_photo
 
@@ -62,7 +62,7 @@ def check_answers(folder: Path) -> None:
 @app.command("list", short_help="Every version: which serves, where it came from, its accuracy.")
 def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False):
     """Every version in the registry: which one serves, where it came from, its test accuracy."""
-    from leafdoc.registry import version_dict
+    from leafdoc.model_versions import version_dict
 
     with _workspace() as ws:
         registry = ws.registry

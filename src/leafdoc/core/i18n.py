@@ -26,9 +26,9 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from leafdoc.errors import UnknownLanguage
+from leafdoc.core.errors import UnknownLanguage
 
-LOCALES = Path(__file__).parent / "locales"
+LOCALES = Path(__file__).resolve().parents[1] / "locales"  # src/leafdoc/locales
 LANGUAGES = ("en", "es", "fr", "hi")
 SOURCE = "en"
 NAMES = {"en": "English", "es": "Español", "fr": "Français", "hi": "हिन्दी"}

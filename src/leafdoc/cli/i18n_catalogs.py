@@ -1,4 +1,4 @@
-"""The message catalogs' templates and their upkeep: `python -m leafdoc.i18n_catalogs` writes locales/<domain>.pot
+"""The message catalogs' templates and their upkeep: `python -m leafdoc.cli.i18n_catalogs` writes locales/<domain>.pot
 from the code (every `N_(...)`, extracted by Babel) and the shipped knowledge files, and adds each new message to
 every language's catalog, untranslated (and, in `advice`, flagged `unreviewed`), dropping messages no longer used.
 tests/unit/test_i18n_catalogs.py then names each message still to translate. Adding a language: docs/phone.md.
@@ -14,10 +14,10 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from leafdoc.advice import shipped_knowledge
-from leafdoc.i18n import LANGUAGES, LOCALES, SOURCE, UNREVIEWED_FLAG
+from leafdoc.core.i18n import LANGUAGES, LOCALES, SOURCE, UNREVIEWED_FLAG
 from leafdoc.inference.fieldcrops import crop_name, crop_of
 
-PACKAGE = Path(__file__).parent
+PACKAGE = Path(__file__).resolve().parents[1]  # src/leafdoc
 
 
 def _fold(text: str) -> str:

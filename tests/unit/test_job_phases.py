@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leafdoc.jobwords import PHASES
 from leafdoc.ui.text import job_summary
+from leafdoc.words.job_phases import PHASES
 
 pytestmark = pytest.mark.unit
 
@@ -60,8 +60,8 @@ NOT_MADE = {
 )
 def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said, in_table):
     """Before an admin promotes: the job's detail and the models table say it (the desktop app uses the same words)."""
-    from leafdoc.jobwords import serving_copy_words
     from leafdoc.ui.text import model_rows
+    from leafdoc.words.job_phases import serving_copy_words
 
     promotion = {"promote": False, "promoted": False, "reason": "candidate accuracy 0.5 is worse", "serving_copy": copy}
     job = {**RUNNING, "state": "succeeded", "candidate_version": 2, "promotion": promotion}
@@ -73,7 +73,7 @@ def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_non
 
 
 def test_a_finished_job_still_says_how_its_photos_were_split():
-    from leafdoc.jobwords import split_words
+    from leafdoc.words.job_phases import split_words
 
     split = {"train": 1240, "val": 215, "test": 214}
     done = {**RUNNING, "state": "succeeded", "progress": {"phase": "done", "split": split}}
@@ -85,9 +85,9 @@ def test_a_finished_job_still_says_how_its_photos_were_split():
 def test_a_finished_job_says_whether_its_new_version_refuses_field_photos():
     """A retrain keeps the unlike-training check (refitted with the photos the serving model carries), or drops it
     when told the uploads teach field photos: the job says which, with what the check was fitted on."""
-    from leafdoc.jobwords import field_check_words
     from leafdoc.modelfolder import ModelCard
     from leafdoc.service.training import field_check_summary
+    from leafdoc.words.job_phases import field_check_words
 
     carried = "94 field photos carried by the model folder it started from (field_photos.zip)"
     card = ModelCard.from_dict({"field": {"sources": [carried], "field_refused": 0.97, "field_refused_cv": 0.9894}})
@@ -104,7 +104,7 @@ def test_a_finished_job_says_whether_its_new_version_refuses_field_photos():
 
 
 def test_a_version_the_rule_kept_out_reads_not_promoted_on_page_and_desktop():
-    from leafdoc.jobwords import version_status_words
+    from leafdoc.words.job_phases import version_status_words
 
     assert version_status_words({"status": "rejected", "serving": False}) == "not promoted"
     assert version_status_words({"status": "serving", "serving": True}) == "serving"

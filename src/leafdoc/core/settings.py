@@ -10,7 +10,7 @@ import platformdirs
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
 
 MULTIPART_OVERHEAD = 256 * 1024  # bytes a request of one photo may add for its multipart framing
 MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this

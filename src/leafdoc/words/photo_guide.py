@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.i18n import N_, gettext
+from leafdoc.core.i18n import N_, gettext
 
-GUIDE_DIR = Path(__file__).resolve().parents[2] / "examples" / "guide"  # the repository's examples/guide (src layout)
+GUIDE_DIR = Path(__file__).resolve().parents[3] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
 TITLE = "How to take a photo leafdoc can read"
 

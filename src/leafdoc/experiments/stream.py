@@ -1,5 +1,5 @@
 """The named, typed events of `leafdoc experiment`'s stream: a run starts, a step makes progress, a message
-for the person watching, and each run's training events (lifecycle/events.py) with the run's name.
+for the person watching, and each run's training events (train/events.py) with the run's name.
 
 Callers match on the class (`case InRun(run=name, event=Epoch(epoch=n))`), never on strings; `to_dict()` gives
 the flat record ({"event": kind, ...fields}; a run's training event keeps its own kind, with "run" added)."""
@@ -7,25 +7,20 @@ the flat record ({"event": kind, ...fields}; a run's training event keeps its ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import dataclass
 
-from leafdoc.lifecycle.events import TrainEvent
-
-
-@dataclass(frozen=True)
-class ExperimentEvent:
-    kind: ClassVar[str] = ""
-
-    def to_dict(self) -> dict:
-        return {"event": self.kind, **asdict(self)}
+from leafdoc.train.events import Event, TrainEvent
 
 
 @dataclass(frozen=True)
-class RunStarted(ExperimentEvent):
+class ExperimentEvent(Event):
+    """One of an experiment's own events (the classes below)."""
+
+
+@dataclass(frozen=True)
+class RunStarted(ExperimentEvent, kind="run"):
     """Run `run` (number `index` of `total`: a recipe's run, an Optuna trial, the pipeline timing) starts."""
 
-    kind: ClassVar[str] = "run"
     run: str
     index: int
     total: int
@@ -33,20 +28,18 @@ class RunStarted(ExperimentEvent):
 
 
 @dataclass(frozen=True)
-class Progress(ExperimentEvent):
+class Progress(ExperimentEvent, kind="progress"):
     """A step that is not a training run (ingesting, caching at a size) has done `done` of `total`."""
 
-    kind: ClassVar[str] = "progress"
     what: str
     done: int
     total: int
 
 
 @dataclass(frozen=True)
-class Message(ExperimentEvent):
+class Message(ExperimentEvent, kind="message"):
     """A line for the person watching: a run reused, trained again and why, a trial pruned, ..."""
 
-    kind: ClassVar[str] = "message"
     text: str
 
 

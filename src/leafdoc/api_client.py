@@ -134,7 +134,7 @@ class LeafdocClient:
     def crops(self) -> list[str]:
         """The crops the serving model knows, as the API names them (`tomato`, `bell pepper`): what `crop` takes.
         Empty when no version serves."""
-        from leafdoc.guide import serving_crops
+        from leafdoc.words.photo_guide import serving_crops
 
         return serving_crops(self.models())
 

@@ -11,7 +11,7 @@ Rules (recorded in every model card as `resize`):
   the leaf spans less than FRAME_BELOW of the photo's shorter side (taken from too far), the model sees the square
   around the leaf instead, in which the leaf spans FRAME_FILL, as in the photos it learnt from (`leaf_region`);
 - with white balance `sheet` (a model card's `input.white_balance`): the resized square's colours are scaled so that
-  the sheet around the leaf comes out grey, as under daylight (leafcut.py `balance_to_sheet`); then the
+  the sheet around the leaf comes out grey, as under daylight (imaging/leafcut.py `balance_to_sheet`); then the
   morphology, if the card names one (`Preparation` holds what a card names).
 The model itself holds its own normalisation, so the array is plain RGB uint8.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from leafdoc.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
+from leafdoc.core.errors import ImageError, ImageTooLarge, UnsupportedImageFormat
 
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -270,7 +270,7 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
 
 @dataclass(frozen=True)
 class Frame:
-    """Where a decoded image sits in the photo as sent (images.open_photo): the photo's own upright size, the
+    """Where a decoded image sits in the photo as sent (photos.open_photo): the photo's own upright size, the
     whole factor it was decoded smaller by, and where the photo's origin lies in the decoded image (in decoded
     pixels). A reduced axis ends in a partial block of pixels; an EXIF rotation or flip that mirrors the axis
     brings that block first, which shifts the origin by the part of the block that lies outside the photo."""
@@ -340,7 +340,7 @@ def leaf_region(img: Image.Image) -> tuple[float, float, float, float] | None:
     """The square of `img` (left, top, right, bottom, in its pixels) a model with framing `leaf` sees: around the
     leaf, when a leaf on a plain background is found and spans less than FRAME_BELOW of the shorter side; else
     None (the centre crop). The square is kept inside the photo, shifted if it has to be."""
-    from leafdoc.leafcut import leaf_box
+    from leafdoc.imaging.leafcut import leaf_box
 
     small = np.asarray(img.resize((FRAME_CUT_PX, FRAME_CUT_PX), Image.Resampling.BILINEAR))
     # A leaf that could be framed spans less than FRAME_BELOW of the shorter side, so it covers at most
@@ -481,7 +481,7 @@ def white_balance_noting(
     it, which light `light-range` corrected: `warm`, `cool` or None."""
     if white_balance in ("none", None):
         return arr, None
-    from leafdoc import leafcut
+    from leafdoc.imaging import leafcut
 
     if white_balance == "sheet":
         return leafcut.balance_to_sheet(arr), None
@@ -523,7 +523,7 @@ class Preparation:
         """This preparation with `light-range` white balance and the lights `items` (photos: what `read` makes of
         each is a path or bytes) were taken under, measured as the model would see them before any white balance
         (leafcut.light_range). ValueError when too few of them show a sheet."""
-        from leafdoc.leafcut import light_of, light_range
+        from leafdoc.imaging.leafcut import light_of, light_range
 
         plain = replace(self, white_balance="none", morphology="none", light_range=None)
         with ThreadPoolExecutor(max_workers=4) as pool:

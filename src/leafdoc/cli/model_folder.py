@@ -1,4 +1,5 @@
-"""`leafdoc calibrate`, `leafdoc export` and `leafdoc evaluate`: commands on a model folder (cli.py registers them)."""
+"""`leafdoc calibrate`, `leafdoc export` and `leafdoc evaluate`: commands on a model folder (cli/main.py registers
+them)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape as esc
 
-from leafdoc.cli_common import emit_json, load_settings, progress_bar
-from leafdoc.cli_options import SPLIT_HELP, folders_option
-from leafdoc.cli_print import console, out, print_evaluation
-from leafdoc.cpuflags import int8_problem
-from leafdoc.errors import ConfigError
+from leafdoc.cli.common import emit_json, load_settings, progress_bar
+from leafdoc.cli.options import SPLIT_HELP, folders_option
+from leafdoc.cli.printing import console, out, print_evaluation
+from leafdoc.core.errors import ConfigError
+from leafdoc.runtime.cpuflags import int8_problem
 
 
 def calibrate(
@@ -183,8 +184,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ):
     """Accuracy, top-3, macro F1, calibration, confusions, and what the model refuses to answer."""
+    from leafdoc.core.atomic import check_replaceable
     from leafdoc.evaluate.evaluate import evaluate_folder
-    from leafdoc.fsutil import check_replaceable
 
     if report is not None:  # fail before the slow part, not after it
         check_replaceable(report, "index.html")
@@ -205,7 +206,7 @@ def evaluate(
 
 def learn_field_crops(model_dir: Path, folders: list[Path]) -> None:
     """`calibrate --field-learnt`: the card's `field.learnt` (inference/fieldcrops.py)."""
-    from leafdoc.errors import ModelError
+    from leafdoc.core.errors import ModelError
     from leafdoc.inference.fieldcrops import fit_learnt
     from leafdoc.inference.predictor import Predictor
     from leafdoc.modelfolder import read_card, write_card

@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from leafdoc.errors import ConfigError
+from leafdoc.core.errors import ConfigError
 
 
 def _read_umask() -> int:

@@ -15,8 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from leafdoc.cli_print import console
-from leafdoc.settings import Settings
+from leafdoc.cli.printing import console
+from leafdoc.core.settings import Settings
 
 
 def load_settings() -> Settings:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 # people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (epochs) keep their
-# time but not the source line that printed them (`cli_print.py:194` means nothing to a user).
+# time but not the source line that printed them (`printing.py:194` means nothing to a user).
 console = Console(stderr=True, soft_wrap=True, log_path=False)
 out = Console(soft_wrap=True)
 
@@ -142,7 +142,7 @@ def print_experiment(r: dict) -> None:
 
 def print_answers(answers: list[dict]) -> None:
     """`leafdoc predict`: each photo's diagnosis (or why leafdoc is not sure), its top labels, and the advice."""
-    from leafdoc.guide import CROP_DOUBT
+    from leafdoc.words.photo_guide import CROP_DOUBT
 
     for a in answers:
         if "error" in a:
@@ -192,7 +192,7 @@ def print_advice_entry(entry, data: dict) -> None:
 
 def training_events(bar: Progress, task) -> Callable:
     """`leafdoc train`'s progress: the bar follows the batches, each epoch is logged with its figures."""
-    from leafdoc.lifecycle import events
+    from leafdoc.train import events
 
     def on_event(e: events.TrainEvent) -> None:
         match e:
@@ -214,8 +214,8 @@ def training_events(bar: Progress, task) -> Callable:
 
 def experiment_events(bar: Progress) -> Callable:
     """`leafdoc experiment`'s progress: one bar for the runs, one for the current step, epochs logged."""
-    from leafdoc.experiments import events as xe
-    from leafdoc.lifecycle import events
+    from leafdoc.experiments import stream as xe
+    from leafdoc.train import events
 
     runs = bar.add_task("runs", total=None, info="")
     steps = bar.add_task("preparing", total=None, info="")

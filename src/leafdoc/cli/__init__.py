@@ -1,0 +1,1 @@
+"""The command line, `leafdoc`: thin commands over the library (main.py registers them all)."""

@@ -1,0 +1,1 @@
+"""What leafdoc says to people, one wording shared by the CLI, the web page and the desktop app."""
