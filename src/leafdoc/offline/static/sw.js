@@ -15,10 +15,15 @@ const SHELL = [
   "ort/ort-wasm-simd-threaded.wasm",
 ];
 
+// Keep the model a description names (and the description), and let go of any other version's model.
 async function keepModel(cache, response) {
   const description = await response.clone().json();
-  if (!(await cache.match(description.model))) await cache.add(description.model);
+  const wanted = new URL(description.model, location.href).href;
+  if (!(await cache.match(wanted))) await cache.add(wanted);
   await cache.put("model.json", response);
+  for (const request of await cache.keys()) {
+    if (request.url.endsWith("/model.onnx") && request.url !== wanted) await cache.delete(request);
+  }
 }
 
 self.addEventListener("install", (event) => {
