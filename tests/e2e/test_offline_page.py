@@ -129,6 +129,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     differ = [(f.name, m, t) for f, m, t in zip(photos, mine, theirs, strict=True) if m != t]
     agreement = 1 - len(differ) / len(photos)
     times = [r["ms"] for r in results]
+    model_times = [r["modelMs"] for r in results]
     framed = sum(a.get("framed_box") is not None for a in expected), sum(r["framed"] for r in results)
     lit = sum(a.get("light_corrected") is not None for a in expected), sum(r["light"] is not None for r in results)
     abstained = sum(a["abstained"] for a in expected), sum(r["abstained"] for r in results)
@@ -139,7 +140,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         f"({agreement:.1%}); differ: {differ}\n"
         f"in-browser ms per photo (decode, prepare, model; {state['threads']} threads): median "
         f"{statistics.median(times):.0f}, mean {statistics.mean(times):.0f}, first {times[0]:.0f}, "
-        f"max {max(times):.0f}\n"
+        f"max {max(times):.0f}; the model alone: median {statistics.median(model_times):.0f}\n"
         f"download kept for offline use: {sum(kept.values()) / 1e6:.1f} MB "
         + ", ".join(f"{Path(k).name} {v / 1e6:.2f} MB" for k, v in sorted(kept.items(), key=lambda kv: -kv[1])[:3])
         + f"\nframed (server, page) {framed}; light corrected {lit}; not sure {abstained}; largest gap in the top "

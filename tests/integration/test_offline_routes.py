@@ -46,7 +46,7 @@ def test_the_model_it_runs_is_the_serving_one(client, tiny_model):
     version = described["version"]
     assert described["model"] == f"model/{version}/model.onnx"
     assert described["input"]["size"] > 0 and described["labels"]
-    assert 0 < described["min_confidence"] < 1
+    assert 0 < described["server_min_confidence"] <= described["min_confidence"] < 1
     model = client.get(f"/app/{described['model']}")
     assert model.status_code == 200 and model.content == (tiny_model / "model.onnx").read_bytes()
     assert client.get(f"/app/model/{version + 1}/model.onnx").status_code == 404

@@ -67,7 +67,13 @@ function decide(probs, problems) {
   }
   if (probs[order[0]] < state.model.min_confidence) {
     const names = hesitation(order, probs).map((i) => labels[i]);
-    return { top, abstained: true, reason: "unsure", message: `Not sure which disease this is. ${couldBe(names)} ${advice}` };
+    // Sure enough for the server, not for this page: it cannot check that the photo is like the ones it learnt from.
+    const offline =
+      probs[order[0]] >= state.model.server_min_confidence
+        ? " Here, with no connection, leafdoc answers only when it is very sure, as it cannot check that the photo" +
+          " is like the ones it learnt from: send it with a connection for a full answer."
+        : "";
+    return { top, abstained: true, reason: "unsure", message: `Not sure which disease this is. ${couldBe(names)} ${advice}${offline}` };
   }
   return { top, abstained: false, reason: null, message: null };
 }
@@ -116,12 +122,13 @@ async function start() {
   state.diagnose = async (blob) => {
     const t0 = performance.now();
     const photo = await prepare(blob, state.model.input);
+    const prepared = performance.now();
     const x = new ort.Tensor("float32", Float32Array.from(photo.square.data), [1, size, size, 3]);
     const out = await session.run({ [inputName]: x }, ["probabilities"]);
     const probs = Array.from(out.probabilities.data);
     const ms = performance.now() - t0;
     const decision = decide(probs, photo.problems);
-    return { ...decision, probabilities: probs, ms, problems: photo.problems.map((p) => p.code), framed: photo.framed, light: photo.light };
+    return { ...decision, probabilities: probs, ms, modelMs: ms - (prepared - t0), problems: photo.problems.map((p) => p.code), framed: photo.framed, light: photo.light };
   };
   input.disabled = false;
   state.ready = true;
