@@ -28,6 +28,9 @@ def test_the_page_and_its_files_carry_their_own_policy(client):
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, name
         assert r.headers["cross-origin-embedder-policy"] == "require-corp", name
     assert client.get("/app/manifest.webmanifest").json()["display"] == "standalone"
+    # the service worker's cache is named after the page's files: a change to them reinstalls it
+    worker = client.get("/app/sw.js").text
+    assert f'"leafdoc-offline-{routes.build()}"' in worker and "__BUILD__" not in worker
     assert client.get("/app", follow_redirects=False).headers["location"] == "/app/"
     # exactly what the page needs: WebAssembly compiled, no eval, no inline script, nothing from other sites
     assert "'wasm-unsafe-eval'" in CONTENT_SECURITY_POLICY

@@ -45,6 +45,7 @@ LAYERS = [
         "cli_print",
         "service",
         "ui",
+        "offline",
         "desktop",
         "experiments",
     },  # the faces

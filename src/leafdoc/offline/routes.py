@@ -3,6 +3,8 @@ its path only (the API's answers and /ui keep theirs)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -159,11 +161,27 @@ async def status() -> Response:
     return _with_headers(JSONResponse({"missing": missing, "note": note}))
 
 
+@functools.cache
+def build() -> str:
+    """A hash of the page's files and of ONNX Runtime Web's (by size and time): written into sw.js, so that any change
+    to them is a new service worker, which fetches them again."""
+    digest = hashlib.sha256()
+    for file, _ in sorted(PAGE_FILES.values()):
+        digest.update((STATIC / file).read_bytes())
+    for name in VENDOR_FILES:
+        stat = (VENDOR / name).stat() if (VENDOR / name).is_file() else None
+        digest.update(f"{name}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
+    return digest.hexdigest()[:16]
+
+
 @router.get(APP_PATH + "/{name}")
 async def page_file(name: str) -> Response:
     if name not in PAGE_FILES:
         return _with_headers(PlainTextResponse("not found", status_code=404))
     file, media = PAGE_FILES[name]
+    if name == "sw.js":
+        text = (STATIC / file).read_text().replace("__BUILD__", build())
+        return _with_headers(Response(text, media_type=media))
     return _with_headers(FileResponse(STATIC / file, media_type=media))
 
 

@@ -29,7 +29,7 @@ export function image(w, h, data) {
 }
 
 function coefficients(inSize, in0, in1, outSize, filter) {
-  const scale = (in1 - in0) / outSize;
+  const scale = Math.fround(in1 - in0) / outSize; // Pillow: (double)(in1 - in0), a difference of two C floats
   const filterscale = Math.max(scale, 1);
   const support = filter.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
@@ -69,7 +69,7 @@ function clip8(v) {
 // Pillow's Image.resize((ow, oh), filter, box=[x0, y0, x1, y1]) on an RGB image, reducing_gap None.
 export function resize(img, ow, oh, filterName = "bilinear", box = null) {
   const filter = FILTERS[filterName];
-  box = box || [0, 0, img.w, img.h];
+  box = (box || [0, 0, img.w, img.h]).map(Math.fround); // Pillow's C side takes the box as single-precision floats
   if (ow === img.w && oh === img.h && box[0] === 0 && box[1] === 0 && box[2] === img.w && box[3] === img.h) {
     return image(img.w, img.h, img.data.slice());
   }

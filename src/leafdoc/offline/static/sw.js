@@ -1,7 +1,7 @@
 // The offline page's service worker: keeps the page, ONNX Runtime Web and the serving model in the browser's cache,
 // so that the page opens and diagnoses with no connection after one visit. The model's description (model.json) is
 // asked of the server first (a new serving version is then fetched and kept), else read from the cache.
-const CACHE = "leafdoc-offline-2";
+const CACHE = "leafdoc-offline-__BUILD__"; // the server writes in a hash of the page's files: a change reinstalls
 const SHELL = [
   "./",
   "app.js",
