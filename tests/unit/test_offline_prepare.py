@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from leafdoc.images import leaf_region, min_side_for, open_photo, resize_square
-from leafdoc.leafcut import range_correction
+from leafdoc.leafcut import balance_to_sheet, range_correction
 from leafdoc.offline.routes import STATIC
 
 NODE = shutil.which("node")
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 LIGHTS = (-0.122, -0.0308, 0.0404, 0.1545)  # the starter's card
 
 SCRIPT = r"""
-const { image, resizeSquare, leafRegion, rangeCorrection, reduce, minSideFor } = await import(process.argv[1]);
+const { image, resizeSquare, leafRegion, rangeCorrection, balanceToSheet, reduce, minSideFor } = await import(
+  process.argv[1]
+);
 let text = "";
 for await (const chunk of process.stdin) text += chunk;
 const out = [];
@@ -34,7 +36,8 @@ for (const c of JSON.parse(text)) {
   const square = resizeSquare(img, c.size, { size: [c.w, c.h], factor }, c.framed ? region : null);
   const balanced = rangeCorrection(square, c.lights);
   out.push({ region, square: Buffer.from(square.data).toString("base64"),
-             balanced: Buffer.from(balanced.img.data).toString("base64"), light: balanced.light });
+             balanced: Buffer.from(balanced.img.data).toString("base64"), light: balanced.light,
+             sheet: Buffer.from(balanceToSheet(square).data).toString("base64") });
 }
 console.log(JSON.stringify(out));
 """
@@ -106,5 +109,8 @@ def test_the_page_prepares_a_photo_as_the_server_does():
         assert plain["light"] == light, (i, plain["light"], light)
         got = square_of(plain, "balanced", size).astype(int)
         assert np.abs(got - want.astype(int)).max() <= 1, i
+        # the white balance `sheet` (a card may name it instead)
+        sheet = square_of(plain, "sheet", size).astype(int)
+        assert np.abs(sheet - balance_to_sheet(resize_square(img, size, frame)).astype(int)).max() <= 1, i
     assert [r["light"] for r in results[6:10]] == ["warm", "warm", "cool", "cool"]
     assert results[4]["region"] is not None and results[10]["region"] is not None  # the small leaves were framed

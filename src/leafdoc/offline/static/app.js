@@ -1,6 +1,6 @@
 // The offline page: the serving model in ONNX Runtime Web (WebAssembly), a photo prepared as the server prepares it
 // (prepare.js), the answer with the checks that can run here. `window.leafdoc` is what the browser test reads.
-import { prepare } from "./prepare.js";
+import { prepare, unsupported } from "./prepare.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
@@ -114,6 +114,8 @@ async function start() {
   ort.env.wasm.proxy = false;
   state.threads = ort.env.wasm.numThreads;
   state.model = await (await fetch("model.json")).json();
+  const why = unsupported(state.model.input);
+  if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
   const bytes = await (await fetch(state.model.model)).arrayBuffer();
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   const size = state.model.input.size;

@@ -332,6 +332,26 @@ export function lightOf(img) {
   return Math.log(Math.max(colour[0], 1) / g) * AXIS[0] + Math.log(Math.max(colour[2], 1) / g) * AXIS[1];
 }
 
+// leafcut.balance_to_sheet: each channel scaled so that the sheet comes out grey (white balance `sheet`).
+export function balanceToSheet(img) {
+  const colour = sheetColour(img);
+  if (!colour) return img;
+  const mean = Math.fround((colour[0] + colour[1] + colour[2]) / 3);
+  return scaleChannels(img, colour.map((c) => Math.fround(Math.min(1.5, Math.max(0.67, mean / Math.max(c, 1))))));
+}
+
+// leafcut.scale_channels: each channel times its gain, rounded and clipped (a table per channel).
+function scaleChannels(img, gains) {
+  const tables = gains.map((gain) => {
+    const t = new Uint8Array(256);
+    for (let v = 0; v < 256; v++) t[v] = Math.min(255, Math.max(0, Math.fround(Math.fround(v * gain) + 0.5)));
+    return t;
+  });
+  const out = image(img.w, img.h);
+  for (let i = 0; i < img.data.length; i++) out.data[i] = tables[i % 3][img.data[i]];
+  return out;
+}
+
 // leafcut.range_correction: a light beyond the training photos' taken back into their middle half.
 export function rangeCorrection(img, lights) {
   const light = lightOf(img);
@@ -341,14 +361,7 @@ export function rangeCorrection(img, lights) {
   const logGains = [move * AXIS[0], 0, move * AXIS[1]];
   const mean = (logGains[0] + logGains[1] + logGains[2]) / 3;
   const gains = logGains.map((v) => Math.fround(Math.min(1.5, Math.max(0.67, Math.exp(v - mean)))));
-  const tables = gains.map((gain) => {
-    const t = new Uint8Array(256);
-    for (let v = 0; v < 256; v++) t[v] = Math.min(255, Math.max(0, Math.fround(Math.fround(v * gain) + 0.5)));
-    return t;
-  });
-  const out = image(img.w, img.h);
-  for (let i = 0; i < img.data.length; i++) out.data[i] = tables[i % 3][img.data[i]];
-  return { img: out, light: move < 0 ? "warm" : "cool" };
+  return { img: scaleChannels(img, gains), light: move < 0 ? "warm" : "cool" };
 }
 
 // ---- framing: images.leaf_region and leafcut.leaf_box ---------------------------------------------------------
@@ -667,6 +680,14 @@ export async function decode(blob) {
   return out;
 }
 
+// Why a model's preparation (its card's `input`) cannot run here, or null: morphology (OpenCV's) is not ported.
+export function unsupported(input) {
+  if (input.morphology && input.morphology !== "none") return `its preparation includes morphology (${input.morphology})`;
+  if (!["none", "leaf", null, undefined].includes(input.framing)) return `its framing is ${input.framing}`;
+  if (!["none", "sheet", "light-range", null, undefined].includes(input.white_balance)) return `its white balance is ${input.white_balance}`;
+  return null;
+}
+
 // What the model's card says is done to a photo (`input`: size, framing, white_balance, light_range): the square the
 // model sees, the photo's problems, whether it was framed and which light was corrected.
 export async function prepare(blob, input) {
@@ -678,6 +699,8 @@ export async function prepare(blob, input) {
   let light = null;
   if (input.white_balance === "light-range" && input.light_range) {
     ({ img: square, light } = rangeCorrection(square, input.light_range));
+  } else if (input.white_balance === "sheet") {
+    square = balanceToSheet(square);
   }
   const problems = checkPhoto(img, input.size, [whole.w, whole.h]);
   return { square, problems, framed: region !== null, light };
