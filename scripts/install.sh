@@ -12,3 +12,10 @@ fi
 uv pip sync --quiet --python .venv/bin/python requirements.lock
 uv pip install --quiet --python .venv/bin/python --no-deps -e .
 echo "leafdoc installed in $(pwd)/.venv: run .venv/bin/leafdoc --help" >&2
+# The offline page's ONNX Runtime Web (src/leafdoc/offline): from npm, as web/package-lock.json pins it, copied into
+# the package's git-ignored vendor/ folder. Without npm the page says what is missing; the rest of leafdoc works.
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/install-web.sh
+else
+  echo "npm not found: the offline page (/app) will lack ONNX Runtime Web (install node and npm, then run scripts/install-web.sh)" >&2
+fi

@@ -130,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from leafdoc.ui import mount_ui
 
         mount_ui(app, settings)
+        from leafdoc.offline import mount_offline
+
+        mount_offline(app)  # the page that diagnoses in the browser, offline (/app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
     gated = admin_routes(r for router in routers for r in router.routes)

@@ -35,8 +35,8 @@ GONE = LeafdocError("the visitor disconnected")  # what cut an upload short when
 # The page's Content-Security-Policy, in one place and set by nothing. What each part lets in, and for whom:
 # - script-src 'unsafe-inline': Gradio writes the page's config into an inline <script>, and the page's head script
 #   (ui/downscale.py) is inline; 'unsafe-eval': Gradio 6's HTML component compiles its template (and js_on_load)
-#   with `new Function`: without it the page's header shows "Error rendering HTML"; 'wasm-unsafe-eval': WebAssembly
-#   (ONNX Runtime Web on the phone page);
+#   with `new Function`: without it the page's header shows "Error rendering HTML" (no 'wasm-unsafe-eval': the page
+#   compiles no WebAssembly; the offline page at /app, which does, has a policy of its own: leafdoc/offline);
 # - style-src 'unsafe-inline': Gradio's components set inline styles;
 # - img-src/media-src data: blob:: previews of a chosen photo before it is uploaded;
 # - worker-src 'self' blob:: the page's service worker and Gradio's workers;
@@ -45,7 +45,7 @@ GONE = LeafdocError("the visitor disconnected")  # what cut an upload short when
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",

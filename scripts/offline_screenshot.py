@@ -1,0 +1,55 @@
+"""docs/screenshots/offline-phone.png: the offline page (/app) at 390 x 844 in Debian's headless Chromium, after one
+visit to a throw-away `leafdoc serve` of the starter model, with the server stopped and the browser offline: two
+example leaves and the guide's blurred one, diagnosed in the browser.
+
+    .venv/bin/python scripts/offline_screenshot.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+from tests.e2e.test_ui_browser import launch  # noqa: E402
+from tests.live_server import start_server  # noqa: E402
+
+PHOTOS = [
+    REPO / "examples" / "guide" / "blurred_leaf.jpg",
+    REPO / "examples" / "potato_healthy.jpg",
+    REPO / "examples" / "tomato_early_blight.jpg",
+]  # shown newest first: the early blight leaf on top
+OUT = REPO / "docs" / "screenshots" / "offline-phone.png"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        server = start_server(Path(tmp), REPO / "models" / "starter")
+        browser = launch(p)
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+        )
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        try:
+            page.goto(f"{server.base}/app/")
+            page.wait_for_function("() => window.leafdoc && window.leafdoc.ready && window.leafdoc.offline")
+            page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        finally:
+            server.stop()
+        context.set_offline(True)
+        page.reload()
+        page.wait_for_function("() => window.leafdoc && (window.leafdoc.ready || window.leafdoc.error)")
+        page.set_input_files("#photo", [str(f) for f in PHOTOS])
+        page.wait_for_function(f"() => leafdoc.results.length >= {len(PHOTOS)}")
+        page.screenshot(path=str(OUT))
+        browser.close()
+    print(OUT)
+
+
+if __name__ == "__main__":
+    main()

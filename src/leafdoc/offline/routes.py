@@ -1,0 +1,195 @@
+"""The routes of the offline page (/app), with their own Content-Security-Policy: only what the page needs, on
+its path only (the API's answers and /ui keep theirs)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from leafdoc.inference.abstain import min_confidence
+
+APP_PATH = "/app"
+STATIC = Path(__file__).parent / "static"
+VENDOR = Path(__file__).parent / "vendor"  # filled by scripts/install.sh from web/node_modules (git-ignored)
+# What the page loads of onnxruntime-web's dist: the WebAssembly build's ES module, and the module and .wasm it loads.
+VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# The page's own files, by the name it asks for them (nothing else under STATIC is served).
+PAGE_FILES = {
+    "": ("index.html", "text/html; charset=utf-8"),
+    "app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
+    "app.css": ("app.css", "text/css; charset=utf-8"),
+    "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
+    "manifest.webmanifest": ("manifest.webmanifest", "application/manifest+json"),
+    "icon-192.png": ("icon-192.png", "image/png"),
+    "icon-512.png": ("icon-512.png", "image/png"),
+}
+VENDOR_TYPES = {".mjs": "text/javascript; charset=utf-8", ".wasm": "application/wasm"}
+
+# What each part lets in:
+# - script-src 'self' 'wasm-unsafe-eval': the page's scripts and ONNX Runtime Web's modules from this server, and
+#   compiling its WebAssembly (no 'unsafe-inline', no 'unsafe-eval': the page has no inline script and no eval);
+# - connect-src 'self': the model, its description and the .wasm are fetched from this server only;
+# - worker-src 'self': the service worker (ONNX Runtime runs on the page's thread: no proxy or blob workers);
+# - img-src blob:: the chosen photo is shown from a blob: URL; manifest-src 'self': the web manifest.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "style-src 'self'",
+        "img-src 'self' blob:",
+        "connect-src 'self'",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Cross-origin isolated (nothing from other sites may be loaded or open it), so ONNX Runtime Web may share
+    # memory between threads: it runs the model on up to 4 cores of the phone instead of one.
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
+MISSING = (
+    "ONNX Runtime Web is not installed beside this leafdoc: run `bash scripts/install.sh` (it needs npm) or "
+    "`cd web && npm ci` and copy {files} from web/node_modules/onnxruntime-web/dist/ into {folder}."
+)
+
+
+def vendor_missing() -> list[str]:
+    """The files of ONNX Runtime Web the page needs that are not installed."""
+    return [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
+
+
+def _with_headers(response: Response, cache: str = "no-cache") -> Response:
+    response.headers.update(HEADERS)
+    response.headers["Cache-Control"] = cache  # the service worker decides what is kept; the browser revalidates
+    return response
+
+
+def offline_min_confidence(card) -> float:
+    """The confidence the page needs to answer. The server holds a photo its unlike-training check takes for a field
+    photo to the stricter threshold the card sets for field photos (`field.learnt.min_confidence`); the page cannot
+    run that check, so it holds every photo to the stricter of the two (on the starter's held-out photos: lab
+    photos answered 118/139 instead of 138, all right; field photos 33/115 instead of 99, 30 right instead of 72:
+    docs/phone.md)."""
+    threshold = min_confidence(card)
+    field = (card.field or {}).get("learnt") or {} if card.ood else {}
+    if field.get("min_confidence") is not None:
+        threshold = max(threshold, float(field["min_confidence"]))
+    return threshold
+
+
+def model_description(loaded) -> dict:
+    """What the page needs to prepare a photo and read the model's answer, from the serving model's card."""
+    p = loaded.predictor
+    entries = {}
+    for label in p.labels:
+        entry = loaded.knowledge.get(label)
+        if entry is not None:
+            entries[label] = {"title": entry.title, "summary": entry.summary, "healthy": entry.healthy}
+    return {
+        "version": loaded.version,
+        "model": f"model/{loaded.version}/model.onnx",
+        "model_bytes": (p.model_dir / "model.onnx").stat().st_size,
+        "labels": p.labels,
+        "input": {
+            "size": p.prep.size,
+            "framing": p.prep.framing,
+            "white_balance": p.prep.white_balance,
+            "light_range": list(p.prep.light_range) if p.prep.light_range else None,
+            "morphology": p.prep.morphology,
+        },
+        "min_confidence": offline_min_confidence(p.card),
+        "server_min_confidence": min_confidence(p.card),
+        "advice": entries,
+    }
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(APP_PATH)
+async def app_root() -> Response:
+    return _with_headers(RedirectResponse(f"{APP_PATH}/"))
+
+
+@router.get(APP_PATH + "/model.json")
+async def model_json(request: Request) -> Response:
+    holder = request.app.state.leafdoc.holder
+    loaded = holder.current(wait=False)
+    return _with_headers(JSONResponse(model_description(loaded)))
+
+
+@router.get(APP_PATH + "/model/{version}/model.onnx")
+async def model_file(request: Request, version: int) -> Response:
+    """The serving version's model.onnx (always the float one: its answers are the reference), by its version, so a
+    new version is a new file to the service worker's cache."""
+    loaded = request.app.state.leafdoc.holder.current(wait=False)
+    if version != loaded.version:
+        return _with_headers(PlainTextResponse(f"version {version} is not the serving model", status_code=404))
+    path = loaded.predictor.model_dir / "model.onnx"
+    return _with_headers(FileResponse(path, media_type="application/octet-stream"), "no-cache")
+
+
+@router.get(APP_PATH + "/ort/{name}")
+async def vendor_file(name: str) -> Response:
+    if name not in VENDOR_FILES:
+        return _with_headers(PlainTextResponse("not found", status_code=404))
+    path = VENDOR / name
+    if not path.is_file():
+        message = MISSING.format(files=", ".join(VENDOR_FILES), folder="src/leafdoc/offline/vendor/")
+        return _with_headers(PlainTextResponse(message, status_code=404))
+    return _with_headers(FileResponse(path, media_type=VENDOR_TYPES[path.suffix]))
+
+
+@router.get(APP_PATH + "/status.json")
+async def status() -> Response:
+    """Whether the page can run here: the ONNX Runtime Web files it lacks, if any."""
+    missing = vendor_missing()
+    note = MISSING.format(files=", ".join(VENDOR_FILES), folder="src/leafdoc/offline/vendor/") if missing else None
+    return _with_headers(JSONResponse({"missing": missing, "note": note}))
+
+
+@functools.cache
+def build() -> str:
+    """A hash of the page's files and of ONNX Runtime Web's (by size and time): written into sw.js, so that any change
+    to them is a new service worker, which fetches them again."""
+    digest = hashlib.sha256()
+    for file, _ in sorted(PAGE_FILES.values()):
+        digest.update((STATIC / file).read_bytes())
+    for name in VENDOR_FILES:
+        stat = (VENDOR / name).stat() if (VENDOR / name).is_file() else None
+        digest.update(f"{name}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
+    return digest.hexdigest()[:16]
+
+
+@router.get(APP_PATH + "/{name}")
+async def page_file(name: str) -> Response:
+    if name not in PAGE_FILES:
+        return _with_headers(PlainTextResponse("not found", status_code=404))
+    file, media = PAGE_FILES[name]
+    if name == "sw.js":
+        text = (STATIC / file).read_text().replace("__BUILD__", build())
+        return _with_headers(Response(text, media_type=media))
+    return _with_headers(FileResponse(STATIC / file, media_type=media))
+
+
+@router.get(APP_PATH + "/")
+async def index() -> Response:
+    return await page_file("")
+
+
+def mount_offline(app: FastAPI) -> None:
+    """Serve the offline page at APP_PATH."""
+    app.include_router(router)

@@ -1,0 +1,151 @@
+"""The offline page (/app) as a phone uses it: one visit with a connection installs it (service worker, web
+manifest), then with the network cut (the server stopped, and the browser set offline) it opens from the phone's
+cache and diagnoses in the browser with ONNX Runtime Web. On the starter's held-out test photos among the shared
+PlantVillage copy (its split.json), the page's top-1 must be the server's on at least 99% of them; the test prints
+the agreement, the page's time per photo and what the phone downloads (nothing asserts a time)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import PLANTVILLAGE, REPO
+from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+STARTER = REPO / "models" / "starter"
+PHONE = {"width": 390, "height": 844}
+AGREEMENT = 0.99
+
+
+def vendor_or_skip() -> None:
+    from leafdoc.offline import VENDOR, VENDOR_FILES
+
+    missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
+    if missing:
+        pytest.skip(
+            f"ONNX Runtime Web is not installed in {VENDOR} ({', '.join(missing)} missing): "
+            "scripts/install-web.sh installs it from npm"
+        )
+
+
+def starter_test_photos() -> list[Path]:
+    """The starter's test photos (split.json) that the shared PlantVillage copy holds."""
+    from leafdoc.inference.calibrate import split_photos
+    from leafdoc.modelfolder import read_labels
+
+    split = json.loads((STARTER / "split.json").read_text())
+    return [f for f, _ in split_photos(PLANTVILLAGE, split, read_labels(STARTER))["test"]]
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Path]:
+    vendor_or_skip()
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (scripts/system-packages.sh installs it)")
+    found = starter_test_photos()
+    assert len(found) >= 100, f"only {len(found)} of the starter's test photos in {PLANTVILLAGE}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def server_answers(base: str, photos: list[Path]) -> list[dict]:
+    answers = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for f in photos:
+            r = client.post("/v1/predict", files={"file": (f.name, f.read_bytes(), "image/jpeg")})
+            r.raise_for_status()
+            answers.append(r.json())
+    return answers
+
+
+def wait_ready(page) -> dict:
+    # A function, not an expression: Playwright evaluates expressions with eval, which the page's CSP forbids.
+    page.wait_for_function("() => window.leafdoc && (window.leafdoc.ready || window.leafdoc.error)")
+    state = page.evaluate("({error: leafdoc.error, offline: leafdoc.offline, threads: leafdoc.threads})")
+    assert state["error"] is None, state["error"]
+    return state
+
+
+KEPT_BYTES = """async () => {
+  const out = {};
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) {
+      out[new URL(request.url).pathname] = (await (await cache.match(request)).blob()).size;
+    }
+  }
+  return out;
+}"""
+
+
+def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, photos, browser):
+    from tests.live_server import start_server
+
+    server = start_server(tmp_path / "serve", STARTER)
+    try:
+        expected = server_answers(server.base, photos)
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        refused = []  # what the page's Content-Security-Policy refused, as Chromium reports it
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+        page.goto(f"{server.base}/app/")
+        manifest = page.evaluate("document.querySelector('link[rel=manifest]').href")
+        assert httpx.get(manifest).json()["display"] == "standalone"
+        state = wait_ready(page)
+        assert state["offline"], "the service worker did not install"
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        kept = page.evaluate(KEPT_BYTES)
+    finally:
+        server.stop()  # the network cut: nothing answers at the server's address any more
+    context.set_offline(True)
+    page.reload()
+    state = wait_ready(page)
+    page.set_input_files("#photo", [str(f) for f in photos])
+    page.wait_for_function(f"() => leafdoc.results.length >= {len(photos)}", timeout=30 * len(photos) * 1000)
+    results = page.evaluate("leafdoc.results")
+    page.screenshot(path=str(tmp_path / "offline-phone.png"))
+    context.close()
+
+    assert [r["file"] for r in results] == [f.name for f in photos]
+    assert not [r for r in results if "error" in r], [r for r in results if "error" in r][:3]
+    mine = [r["top"][0]["label"] for r in results]
+    theirs = [a["top_k"][0]["label"] for a in expected]
+    differ = [(f.name, m, t) for f, m, t in zip(photos, mine, theirs, strict=True) if m != t]
+    agreement = 1 - len(differ) / len(photos)
+    times = [r["ms"] for r in results]
+    model_times = [r["modelMs"] for r in results]
+    framed = sum(a.get("framed_box") is not None for a in expected), sum(r["framed"] for r in results)
+    lit = sum(a.get("light_corrected") is not None for a in expected), sum(r["light"] is not None for r in results)
+    abstained = sum(a["abstained"] for a in expected), sum(r["abstained"] for r in results)
+    same = [(r, a) for r, a in zip(results, expected, strict=True) if r["top"][0]["label"] == a["top_k"][0]["label"]]
+    gap = max(abs(r["top"][0]["probability"] - a["top_k"][0]["probability"]) for r, a in same)
+    print(
+        f"\noffline page: top-1 as the server's on {len(photos) - len(differ)}/{len(photos)} photos "
+        f"({agreement:.1%}); differ: {differ}\n"
+        f"in-browser ms per photo (decode, prepare, model; {state['threads']} threads): median "
+        f"{statistics.median(times):.0f}, mean {statistics.mean(times):.0f}, first {times[0]:.0f}, "
+        f"max {max(times):.0f}; the model alone: median {statistics.median(model_times):.0f}\n"
+        f"download kept for offline use: {sum(kept.values()) / 1e6:.1f} MB "
+        + ", ".join(f"{Path(k).name} {v / 1e6:.2f} MB" for k, v in sorted(kept.items(), key=lambda kv: -kv[1])[:3])
+        + f"\nframed (server, page) {framed}; light corrected {lit}; not sure {abstained}; largest gap in the top "
+        f"label's probability {gap:.2g}"
+    )
+    assert agreement >= AGREEMENT, differ
+    assert not refused, refused
+    assert any(k.endswith(".wasm") for k in kept) and any(k.endswith("model.onnx") for k in kept), kept
