@@ -323,6 +323,55 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     assert not np.allclose(learnt, 0) and any(e["event"] == "epoch" and e["phase"] == "fine_tune" for e in events)
 
 
+def test_fine_tuning_on_cached_activations_trains_the_top_in_place_and_goes_on_from_its_checkpoint(
+    tmp_path, settings, leaf_folder
+):
+    """`fine_tune_cached`: the part trained on cached activations answers exactly as the whole model does (the cut
+    sits where no skip connection crosses, the preprocessing is in the cached part, BatchNorm in inference mode);
+    fine-tuning changes the backbone's top and nothing below it; the model it writes answers unseen photos far
+    above chance through the serving path; stopped in its second epoch, the run goes on from the checkpoint."""
+    import keras
+    from tests.conftest import LEARNS, fresh_accuracy
+    from tests.integration.test_train import _interrupted_fit, _resumed_fit
+
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train import trainer
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        **{**LEARNS, "epochs": 6, "head_on_features": True, "fine_tune_epochs": 2, "fine_tune_fraction": 0.35}
+    )
+    cfg = cfg.model_copy(update={"fine_tune_cached": True})
+    data, _ = _prepared(settings, leaf_folder, "cached", cfg)
+    model = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights")
+    backbone = model.get_layer("backbone")
+    first = int(len(backbone.layers) * (1 - cfg.fine_tune_fraction))
+    cut = trainer._cut_index(backbone, first)
+    assert backbone.layers[cut].name.endswith("_add") and cut < first  # a block's output, below the trainable top
+    va = data.indices("val")
+    net, _, on_va = trainer._on_activations(model, cfg, data, data.indices("train"), va, first, 8, 8)
+    whole = model.predict(np.asarray(data.images[va]), verbose=0)
+    np.testing.assert_allclose(net.predict(on_va, verbose=0), whole, atol=2e-3)  # float16 activations
+
+    out = tmp_path / "model"
+    card = train_model(cfg, data, out, checkpoint_dir=tmp_path / "ck").card
+    assert [h["phase"] for h in card.history][-2:] == ["fine_tune", "fine_tune"]
+    assert fresh_accuracy(out) >= 0.6
+    fresh = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights").get_layer("backbone")
+    trained = keras.saving.load_model(out / "model.keras", compile=False).get_layer("backbone")
+    for i, (layer, learnt) in enumerate(zip(fresh.layers, trained.layers, strict=True)):
+        before, after = layer.get_weights(), learnt.get_weights()
+        same = all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        below = i < first or isinstance(layer, keras.layers.BatchNormalization)
+        assert same == below or not before, layer.name  # the top's convolutions learnt; the rest as ImageNet's
+
+    folder = tmp_path / "ck-stopped"
+    assert _interrupted_fit(cfg, data, folder, stop_after_epoch=7) == list(range(1, 8))  # head 1-6, fine-tune 7
+    result, events = _resumed_fit(cfg, data, folder)
+    assert events[0] == {"event": "resume", "phase": "fine_tune", "epoch": 7}
+    assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 8)]
+
+
 def test_repeated_photos_are_seen_that_many_times_an_epoch(tmp_path, settings, leaf_folder):
     """TrainData.repeat: a photo repeated 3 times is in the training batches 3 times an epoch (the starter's few
     field photos beside thousands of lab photos); the others once."""

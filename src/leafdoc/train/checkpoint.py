@@ -73,8 +73,20 @@ class Checkpoint:
         return None if self.ignored else state
 
     def save(
-        self, model, *, phase: str, phase_start: int, epoch: int, finished: bool, best: dict, stop, train_seconds: float
+        self,
+        model,
+        *,
+        phase: str,
+        phase_start: int,
+        epoch: int,
+        finished: bool,
+        best: dict,
+        stop,
+        train_seconds: float,
+        optimizer=None,
     ) -> None:
+        """`optimizer`: the one training (default: the model's); another for a phase that trains part of the model
+        on cached activations (trainer.fit's `fine_tune_cached`)."""
         state = {
             "version": VERSION,
             "key": self.key,
@@ -89,7 +101,7 @@ class Checkpoint:
         }
         with atomic_dir(self.folder) as tmp:
             np.savez(tmp / "weights.npz", *model.get_weights())
-            np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
+            np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in (optimizer or model.optimizer).variables])
             if best["weights"] is not None:
                 np.savez(tmp / "best.npz", *best["weights"])
             atomic_write_json(tmp / STATE, state)
@@ -102,13 +114,15 @@ class Checkpoint:
         with np.load(path) as z:
             return [z[f"arr_{i}"] for i in range(len(z.files))]
 
-    def restore(self, model) -> bool:
-        """Put the saved weights and optimizer slots into a compiled model; False if they do not fit."""
+    def restore(self, model, trainee=None) -> bool:
+        """Put the saved weights into `model` and the optimizer slots into the compiled model that trains (`trainee`:
+        `model` itself, or a part of it trained on cached activations); False if they do not fit."""
         weights, slots = self.arrays("weights"), self.arrays("optimizer")
         if weights is None or slots is None or len(weights) != len(model.get_weights()):
             return False
-        opt = model.optimizer
-        opt.build(model.trainable_variables)
+        trainee = trainee or model
+        opt = trainee.optimizer
+        opt.build(trainee.trainable_variables)
         if len(slots) != len(opt.variables) or any(
             tuple(v.shape) != a.shape for v, a in zip(opt.variables, slots, strict=True)
         ):

@@ -50,6 +50,12 @@ class TrainConfig(BaseModel):
         description="pretrained only: compute the frozen backbone's features of the training and validation photos "
         "once and train the head on them (minutes instead of an hour on a large set; no augmentation in that phase)",
     )
+    fine_tune_cached: bool = Field(
+        False,
+        description="pretrained only: fine-tune the backbone's top on the activations below it, computed once for "
+        "the training and validation photos (an epoch in minutes instead of an hour on a large set; no augmentation "
+        "in that phase; needs a --fine-tune-fraction under 1)",
+    )
     augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
     zoom_in: float = Field(
         0.15,

@@ -271,7 +271,8 @@ def _better(key: str, value: float, best: float) -> bool:
     return value > best if _mode(key) == "max" else value < best
 
 
-def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict):
+def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict, whole=None):
+    """`whole`: the model whose weights the best epoch keeps, when the one fitted is a part of it."""
     import keras
 
     class Events(keras.callbacks.Callback):
@@ -287,7 +288,7 @@ def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict):
             value = logs.get(best["key"])
             usable = value is not None and value == value  # not missing, not NaN
             if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
-                best.update(value=value, epoch=epoch + 1, weights=self.model.get_weights(), logs=logs)
+                best.update(value=value, epoch=epoch + 1, weights=(whole or self.model).get_weights(), logs=logs)
             event = Epoch(phase, epoch + 1, time.perf_counter() - self._t, logs)
             best["history"].append(event.to_dict())
             if on_event:
@@ -354,14 +355,16 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
     def trained() -> float:
         return before + time.perf_counter() - t0
 
-    def run(phase: str, epochs: int, lr, initial_epoch: int = 0) -> int:
+    def run(phase: str, epochs: int, lr, initial_epoch: int = 0, net=None, train=train_ds, val=val_ds) -> int:
+        """Fit `net` (the model, or a part of it sharing its layers: `_on_activations`) on `train` for the phase."""
         nonlocal saved
+        net = net or model
         end = initial_epoch + epochs
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
+        net.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(cfg), metrics=metrics)
         stop = _early_stopping(cfg.restore_best, cfg.patience)
         start, finished = initial_epoch, False
         if saved and saved["phase"] == phase:
-            if not checkpoint.restore(model):
+            if not checkpoint.restore(model, net):
                 raise ModelError(
                     f"{checkpoint.folder}: the checkpoint does not fit this model.",
                     hint="Delete the folder to train from the first epoch.",
@@ -370,15 +373,15 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
         saved = None
         if finished or start >= end:  # the phase had ended (early stopping or its last epoch)
             return start
-        callbacks = [*_callbacks(on_event, phase, steps, best), stop]
+        callbacks = [*_callbacks(on_event, phase, steps, best, model), stop]
         if checkpoint:
-            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, trained, on_event))
+            callbacks.append(_saver(checkpoint, phase, initial_epoch, end, best, stop, trained, on_event, model))
         callbacks.append(stop_when_asked())  # last: a signal stops the fit after the epoch's checkpoint
-        build_training_state(model, train_ds)
+        build_training_state(net, train)
         with fitting():
-            hist = model.fit(
-                train_ds,
-                validation_data=val_ds,
+            hist = net.fit(
+                train,
+                validation_data=val,
                 epochs=end,
                 initial_epoch=start,
                 class_weight=cw,
@@ -408,7 +411,11 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
             ft = keras.optimizers.schedules.CosineDecay(
                 cfg.base_learning_rate / 10, decay_steps=cfg.fine_tune_epochs * steps, alpha=0.01
             )
-            run("fine_tune", cfg.fine_tune_epochs, ft, initial_epoch=done)
+            if cfg.fine_tune_cached:
+                net, on_tr, on_va = _on_activations(model, cfg, data, tr, va, n_frozen, train_batch, val_batch)
+                run("fine_tune", cfg.fine_tune_epochs, ft, initial_epoch=done, net=net, train=on_tr, val=on_va)
+            else:
+                run("fine_tune", cfg.fine_tune_epochs, ft, initial_epoch=done)
     else:
         total = cfg.epochs * steps
         schedule = keras.optimizers.schedules.CosineDecay(cfg.base_learning_rate, decay_steps=total, alpha=0.01)
@@ -437,6 +444,83 @@ def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64) -
     return np.concatenate(out) if out else np.zeros((0, pooled.output.shape[-1]), np.float32)
 
 
+def _head(model, cfg: TrainConfig, x):
+    """The model's own head layers (after pooling) applied to `x`: a phase that trains on cached features or
+    activations trains the model's layers in place."""
+    for i in range(len(cfg.head_units)):
+        x = model.get_layer(f"head_dropout{i}")(model.get_layer(f"head_dense{i}")(x))
+    return model.get_layer("probabilities")(model.get_layer("logits")(model.get_layer("dropout")(x)))
+
+
+def _cut_index(backbone, first_trainable: int) -> int:
+    """Where to cache the activations for fine-tuning from layer `first_trainable` up: a layer before it whose output
+    is all the layers after it read (no skip connection crosses it): the latest whose output is at most twice the
+    smallest such output (few frozen layers run again each epoch, and a cache of a stage's output, not of the 6x wider
+    inside of a block). -1 when there is none."""
+    index = {id(layer): i for i, layer in enumerate(backbone.layers)}
+    reads = [
+        [index[id(t._keras_history.operation)] for node in layer._inbound_nodes for t in node.input_tensors]
+        for layer in backbone.layers
+    ]
+    cuts = [
+        cut
+        for cut in range(1, min(first_trainable, len(backbone.layers)))
+        if all(i >= cut for later in reads[cut + 1 :] for i in later)
+    ]
+    if not cuts:
+        return -1
+    size = {cut: int(np.prod(backbone.layers[cut].output.shape[1:])) for cut in cuts}
+    return max(cut for cut in cuts if size[cut] <= 2 * min(size.values()))
+
+
+def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int, train_batch: int, val_batch: int):
+    """`fine_tune_cached`: the backbone below its trainable top runs once over the training and validation photos
+    (inference mode, no augmentation) and its activations are kept (float16); the fine-tuning phase then fits the
+    top and the head (the model's own layers, trained in place) on them, each epoch a fraction of one through the
+    whole backbone. Returns that part as a model, and its training and validation datasets."""
+    import keras
+    import tensorflow as tf
+
+    backbone = model.get_layer("backbone")
+    cut = _cut_index(backbone, first_trainable)
+    if cut < 1:
+        raise ConfigError(
+            f"fine-tuning on cached activations needs a frozen part of the backbone below its trainable top; "
+            f"--fine-tune-fraction {cfg.fine_tune_fraction} leaves none in {cfg.backbone}.",
+            hint="Pass a --fine-tune-fraction under 1 (0.35: the last two stages of EfficientNet-Lite0), or fine-tune "
+            "without --fine-tune-cached.",
+        )
+    cut_out = backbone.layers[cut].output
+    image = keras.Input((cfg.image_size, cfg.image_size, 3))
+    pre = next((layer for layer in model.layers if layer.name == "preprocess"), None)
+    below = keras.Model(backbone.input, cut_out)
+    bottom = keras.Model(image, below(pre(image) if pre is not None else image, training=False))
+    upper = keras.Model(cut_out, backbone.output, name="backbone_top")  # the backbone's own layers, shared
+    _inference_mode(upper)
+    acts_in = keras.Input(tuple(cut_out.shape[1:]), name="activations")
+    net = keras.Model(acts_in, _head(model, cfg, model.get_layer("pool")(upper(acts_in, training=False))))
+
+    def activations(indices: np.ndarray) -> np.ndarray:
+        uniq = np.unique(indices)
+        out = np.empty((len(uniq), *cut_out.shape[1:]), np.float16)
+        for i in range(0, len(uniq), 64):
+            out[i : i + 64] = np.asarray(bottom.predict_on_batch(np.asarray(data.images[uniq[i : i + 64]])))
+        return out[np.searchsorted(uniq, indices)]  # repeated photos keep their repeats
+
+    one_hot = _one_hot(cfg, len(data.classes))
+
+    def dataset(indices, batch: int, shuffle: bool):
+        y = data.y[indices]
+        if one_hot:
+            y = np.eye(one_hot, dtype=np.float32)[y]
+        ds = tf.data.Dataset.from_tensor_slices((activations(indices), y))
+        if shuffle:
+            ds = ds.shuffle(len(indices), seed=cfg.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch).map(lambda a, t: (tf.cast(a, tf.float32), t)).prefetch(2)
+
+    return net, dataset(tr, train_batch, True), dataset(va, val_batch, False)
+
+
 def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained) -> int:
     """The head phase on features computed once: the backbone is frozen and in inference mode, so every epoch
     would compute the same features again; on 24,000 photos that is an hour an epoch on two cores, against
@@ -453,11 +537,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     f_tr = f_all[np.searchsorted(uniq_tr, tr)]  # repeated photos keep their repeats
     f_va = _features(model, data.images, va)
     inp = keras.Input((f_tr.shape[1],), name="features")
-    h = inp
-    for i in range(len(cfg.head_units)):
-        h = model.get_layer(f"head_dropout{i}")(model.get_layer(f"head_dense{i}")(h))
-    h = model.get_layer("dropout")(h)
-    head = keras.Model(inp, model.get_layer("probabilities")(model.get_layer("logits")(h)), name="head")
+    head = keras.Model(inp, _head(model, cfg, inp), name="head")
     one_hot = _one_hot(cfg, len(data.classes))
     y_tr, y_va = data.y[tr], data.y[va]
     if one_hot:
@@ -547,7 +627,15 @@ def _early_stopping(key: str, patience: int):
 
 
 def _saver(
-    checkpoint, phase: str, phase_start: int, end: int, best: dict, stop, trained, on_event: OnEvent | None = None
+    checkpoint,
+    phase: str,
+    phase_start: int,
+    end: int,
+    best: dict,
+    stop,
+    trained,
+    on_event: OnEvent | None = None,
+    whole=None,
 ):
     import keras
 
@@ -558,7 +646,8 @@ def _saver(
         def on_epoch_end(self, epoch, logs=None):
             finished = bool(self.model.stop_training) or epoch + 1 >= end
             checkpoint.save(
-                self.model,
+                whole or self.model,
+                optimizer=self.model.optimizer,
                 phase=phase,
                 phase_start=phase_start,
                 epoch=epoch + 1,
