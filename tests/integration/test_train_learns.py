@@ -276,7 +276,7 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.config import TrainConfig
 
-    cfg = TrainConfig(**{**LEARNS, "head_on_features": True})
+    cfg = TrainConfig(**{**LEARNS, "head_on_features": True, "feature_views": 2})
     data, _ = _prepared(settings, leaf_folder, "feat", cfg)
     computed = []
     real = trainer._features
@@ -290,8 +290,9 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     finally:
         trainer._features, keras.Model.fit = real, real_fit
     counts = data.counts()
-    assert computed == [counts["train"], counts["val"]]  # once each, not once an epoch
-    assert len(fits) == 1 and fits[0] == (counts["train"], 1280)  # the head fitted on features, not on photos
+    # Once each, not once an epoch; then the training photos twice more, augmented (feature_views: 2).
+    assert computed == [counts["train"], counts["val"], counts["train"], counts["train"]]
+    assert len(fits) == 1 and fits[0] == (3 * counts["train"], 1280)  # the head fitted on features, not on photos
     assert [h["phase"] for h in card.history] == ["head"] * len(card.history) and len(card.history) >= 3
     assert fresh_accuracy(out) >= 0.6
 
