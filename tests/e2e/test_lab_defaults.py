@@ -54,4 +54,5 @@ def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
     x = np.stack([predictor.preprocess(f) for f in files])
     predicted = [predictor.labels[i] for i in predictor.predict_arrays(x)["probabilities"].argmax(axis=1)]
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files, strict=True)])
-    assert accuracy >= 0.6, (accuracy, r.stdout)  # chance: 1/3; the full defaults reach more (the benchmark)
+    # Chance: 1/3. Measured 76.7% (46 of 60) on 2026-11-28; the benchmark's 30 photos a class reach 80.0%.
+    assert accuracy >= 0.65, (accuracy, r.stdout)
