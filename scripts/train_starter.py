@@ -87,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--field-repeat", type=int, default=8, help="times a field training photo is seen per epoch")
     ap.add_argument("--epochs", type=int, default=20, help="head epochs, on features computed once")
     ap.add_argument("--fine-tune-epochs", type=int, default=4)
+    ap.add_argument(
+        "--fine-tune-fraction", type=float, default=1.0, help="share of the backbone's layers fine-tuned (from the top)"
+    )
+    ap.add_argument(
+        "--fine-tune-cached",
+        action="store_true",
+        help="fine-tune the top on the activations below it, computed once (minutes an epoch instead of half an hour)",
+    )
+    ap.add_argument("--learning-rate", type=float, default=1e-3, help="the head's rate; fine-tuning runs at a tenth")
     ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--resume", action="store_true")
@@ -122,10 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         image_size=args.image_size,
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_fraction=1.0,
-        learning_rate=1e-3,
+        fine_tune_fraction=args.fine_tune_fraction,
+        fine_tune_cached=args.fine_tune_cached,
+        learning_rate=args.learning_rate,
         batch_size=32,  # pinned: TrainConfig's default (a lab's first model) is 16
         patience=3,
+        restore_best="val_loss",  # pinned: a lab's first model keeps its last epoch
+        feature_views=1,
         class_weights=args.class_weights,
         head_on_features=True,
         framing="leaf",

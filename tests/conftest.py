@@ -139,6 +139,10 @@ LEARNS = {
     "fine_tune_epochs": 0,
     "learning_rate": 0.01,
     "batch_size": 8,
+    # The head trained through the backbone, augmented every epoch, early stopping on validation loss: what these
+    # tests were written for (the defaults' head on cached features is tested on its own, test_train_learns.py).
+    "head_on_features": False,
+    "restore_best": "val_loss",
 }
 
 

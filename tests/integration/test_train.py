@@ -191,6 +191,23 @@ def test_a_model_trained_with_the_light_range_knows_its_training_lights_and_is_s
     assert light_of(predictor.prep.finish(warm)) == pytest.approx(lights[2], abs=0.015)  # ... served as a typical one
 
 
+def test_last_keeps_every_epoch_and_the_last_ones_weights(tmp_path, settings, leaf_folder):
+    """`restore_best: last` (the default: a lab's dozen validation photos pick an epoch by chance): no early
+    stopping, even with patience 1, and the model keeps the last epoch's weights."""
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model, fit
+
+    cfg = TrainConfig(weights="none", image_size=16, epochs=4, patience=1, batch_size=8, backbone="baseline_cnn")
+    assert cfg.restore_best == "last"
+    data = _prepared(settings, leaf_folder, "last", cfg)
+    model = build_model(cfg, len(data.classes))
+    result = fit(model, cfg, data)
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4] and result["best_epoch"] == 4
+    va = data.indices("val")
+    kept = model.evaluate(data.images[va].astype("float32"), data.y[va], verbose=0, return_dict=True)
+    assert kept["loss"] == pytest.approx(result["history"][-1]["val_loss"], rel=1e-3, abs=1e-4)
+
+
 @pytest.mark.parametrize("key", ["val_loss", "val_accuracy"])
 def test_the_restored_epoch_is_the_best_by_the_chosen_figure(tmp_path, settings, leaf_folder, key):
     """`restore_best` picks the epoch restored at the end: the lowest validation loss or the highest
@@ -381,6 +398,7 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_
         epochs=1,
         fine_tune_epochs=1,
         batch_size=8,
+        head_on_features=False,  # both phases through model.fit: the step traced once in each
     )
     data = _prepared(settings, leaf_folder, "pre", cfg)
     model = build_model(cfg, len(data.classes))
@@ -487,6 +505,7 @@ def test_checkpoint_after_the_head_phase_goes_on_with_fine_tuning(tmp_path, sett
         epochs=1,
         fine_tune_epochs=2,
         batch_size=8,
+        head_on_features=False,  # a head phase checkpointed epoch by epoch, as fine-tuning's
     )
     data = _prepared(settings, leaf_folder, "ck2", cfg)
     folder = tmp_path / "ck"

@@ -58,6 +58,8 @@ RECIPE_DEFAULTS = {
     "fine_tune_fraction": 0.3,
     "batch_size": 32,
     "learning_rate": None,  # 1e-3 from scratch, 1e-4 for a pretrained backbone's head
+    "head_on_features": False,  # the head phase through the backbone, with augmentation in every epoch
+    "restore_best": "val_loss",  # early stopping; the lowest validation loss's epoch restored
 }
 
 

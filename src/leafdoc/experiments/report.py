@@ -206,7 +206,12 @@ def per_class_rows(results: dict) -> tuple[str, list[str], list[list]] | None:
 
 
 def _restored(base: dict) -> str:
-    return "highest validation accuracy" if base.get("restore_best") == "val_accuracy" else "lowest validation loss"
+    """Which epoch each model keeps, for the report's note."""
+    key = base.get("restore_best", "val_loss")  # results written before `last` existed kept the lowest loss
+    if key == "last":
+        return "The last epoch is kept in each model (no early stopping)"
+    by = "highest validation accuracy" if key == "val_accuracy" else "lowest validation loss"
+    return f"The best epoch ({by}) is restored in each model"
 
 
 def _notes(results: dict, out: Path | None = None) -> list[str]:
@@ -254,7 +259,7 @@ def _notes(results: dict, out: Path | None = None) -> list[str]:
             f"({d['test_folder_images']} images), never seen in training or model selection."
         )
     notes.append(
-        f"The best epoch ({_restored(base)}) is restored in each model; the best run is chosen by validation "
+        f"{_restored(base)}; the best run is chosen by validation "
         f"accuracy, never test: **{results['best']['run']}**"
         + (" (so far)" if results.get("pending") else "")
         + (f", copied to `{_here(results['best']['kept'], out)}`." if results["best"]["kept"] else ".")

