@@ -307,6 +307,13 @@ def test_an_uploaded_photo_is_diagnosed(ui, config):
     assert "Could not diagnose" not in verdict_of(output)
 
 
+def test_the_named_route_answers_a_diagnosis_without_a_photo_in_the_pages_words(ui):
+    """Gradio's API route writes an event's answer as JSON: a word of the page that is translated in the browser
+    (Gradio's I18nData) cannot be written there, and the answer was cut off (the page now sends plain text)."""
+    [_, stream] = call_named(ui, "diagnose", [None, ""])
+    assert "event: complete" in stream and "Your diagnosis appears here" in stream, stream[-500:]
+
+
 def test_a_photo_that_is_no_image_gets_the_servers_answer_by_its_name(ui, config, tmp_path):
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")

@@ -12,7 +12,7 @@ from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
-from leafdoc.ui.i18n import t
+from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 
@@ -23,7 +23,9 @@ NOT_SENT = N_("Feedback not sent")
 
 
 def _no_scores() -> dict:
-    return gr.update(value=None, label=t("most_likely"), visible=True)
+    # No label in an update: the label (t("most_likely"), set when the page is built) is Gradio's I18nData, which
+    # its API route (/gradio_api/call/...) cannot write as JSON: the event's answer was cut off there.
+    return gr.update(value=None, visible=True)
 
 
 def _verdict_update(md: str, kind: str) -> dict:
@@ -43,9 +45,9 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer. `crop`: the
         crop the visitor picked ("": they do not know), sent as the API's `crop`."""
         no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
-        if not photo:
-            return _verdict_update(t("empty_verdict"), "empty"), _no_scores(), None, *no_feedback
         lang = page_language(request)
+        if not photo:
+            return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), None, *no_feedback
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
@@ -74,7 +76,7 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
             # a refusal shows no percentage: its candidates are named in the verdict, without figures
             gr.update(value=None, visible=False)
             if answer.get("abstained")
-            else gr.update(value=text.top_k_scores(answer), label=t("most_likely"), visible=True),
+            else gr.update(value=text.top_k_scores(answer), visible=True),
             heat,
             {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
             gr.update(visible=True),

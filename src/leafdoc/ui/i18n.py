@@ -35,3 +35,9 @@ def t(key: str):
     if key not in catalogs()["en"]:
         raise KeyError(f"ui/locales/en.json has no message {key!r}")
     return page_i18n()(key)
+
+
+def said(key: str, lang: str) -> str:
+    """A word of the page as plain text in `lang` (English where its catalog lacks it): for what the page sends
+    back in an event's answer, which Gradio's API route writes as JSON (a `t()` there cut the answer off)."""
+    return catalogs().get(lang, {}).get(key) or catalogs()["en"][key]
