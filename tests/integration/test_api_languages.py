@@ -70,12 +70,23 @@ def test_batch_and_explain_take_the_language_too(api):
     assert explained["advice"]["title"] == "टमाटर — अगेती झुलसा" and explained["overlay_png"]
 
 
-def test_the_full_advice_entry_in_french_says_which_fields_are_still_english(api):
+def test_the_full_advice_entry_in_french_is_translated_and_says_which_fields_are_still_english(api):
     r = api.get("/v1/advice/Tomato___Late_blight", params={"lang": "fr"})
     assert r.status_code == 200 and r.headers["content-language"] == "fr"
     e = r.json()
     assert e["title"] == "Tomate — Mildiou" and e["language"] == "fr" and e["translation"] == "unreviewed"
     assert e["urgent"].startswith("Il peut tuer une culture en quelques jours")
     assert e["confused_with"][0]["how_to_tell"].startswith("Les taches d'alternariose sont sèches")
-    assert "symptoms" in e["untranslated"] and e["symptoms"].startswith("Large, irregular")
+    # the whole entry: symptoms, spread, each action, when to call, what the starter model measured
+    assert e["symptoms"].startswith("Grandes plages irrégulières") and e["spread"].startswith("Les spores")
+    assert (
+        e["actions"]["chemical"][0].startswith("Fongicides de contact") and "(FRAC M05)" in e["actions"]["chemical"][0]
+    )
+    assert e["when_to_call"].startswith("Appelez") and e["confused_with"][0]["measured"].startswith("Le modèle")
+    assert e["untranslated"] == []
     assert api.get("/v1/advice/Tomato___Late_blight").json().get("untranslated") in (None, [])
+    # an entry whose full texts are not translated yet names them, and keeps them in English
+    other = api.get("/v1/advice/Apple___Apple_scab", params={"lang": "fr"}).json()
+    assert other["title"] == "Pommier — Tavelure du pommier"
+    assert {"symptoms", "actions", "when_to_call"} <= set(other["untranslated"])
+    assert other["symptoms"].startswith("Olive-green")
