@@ -23,8 +23,11 @@ FULL_ENTRY_DONE = {
     "Potato___Early_blight",
     "Potato___Late_blight",
     "Potato___healthy",
+    "Tomato___Bacterial_spot",
     "Tomato___Early_blight",
     "Tomato___Late_blight",
+    "Tomato___Leaf_Mold",
+    "Tomato___Septoria_leaf_spot",
     "Tomato___healthy",
 }
 
