@@ -70,7 +70,7 @@ def test_batch_and_explain_take_the_language_too(api):
     assert explained["advice"]["title"] == "टमाटर — अगेती झुलसा" and explained["overlay_png"]
 
 
-def test_the_full_advice_entry_in_french_is_translated_and_says_which_fields_are_still_english(api):
+def test_the_full_advice_entry_is_translated_whole(api):
     r = api.get("/v1/advice/Tomato___Late_blight", params={"lang": "fr"})
     assert r.status_code == 200 and r.headers["content-language"] == "fr"
     e = r.json()
@@ -85,8 +85,6 @@ def test_the_full_advice_entry_in_french_is_translated_and_says_which_fields_are
     assert e["when_to_call"].startswith("Appelez") and e["confused_with"][0]["measured"].startswith("Le modèle")
     assert e["untranslated"] == []
     assert api.get("/v1/advice/Tomato___Late_blight").json().get("untranslated") in (None, [])
-    # an entry whose full texts are not translated yet names them, and keeps them in English
-    other = api.get("/v1/advice/Apple___Apple_scab", params={"lang": "fr"}).json()
-    assert other["title"] == "Pommier — Tavelure du pommier"
-    assert {"symptoms", "actions", "when_to_call"} <= set(other["untranslated"])
-    assert other["symptoms"].startswith("Olive-green")
+    other = api.get("/v1/advice/Apple___Apple_scab", params={"lang": "hi"}).json()
+    assert other["title"] == "सेब — सेब की पपड़ी (ऐपल स्कैब)" and other["untranslated"] == []
+    assert other["actions"]["chemical"][0].startswith("हरी नोक") and "(FRAC M04)" in other["actions"]["chemical"][0]

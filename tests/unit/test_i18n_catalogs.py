@@ -15,54 +15,6 @@ from leafdoc.core.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, cata
 OTHERS = [lang for lang in LANGUAGES if lang != SOURCE]
 # Messages that may read the same in a language: templates of placeholders only, and words French shares.
 SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources"}
-# The full entries' texts (symptoms, spread, actions, keep doing, when to call, measured) not yet translated, by
-# label: every other message must be. A label leaves this list once all its texts are translated in es, fr and hi
-# (test_the_pending_entries_are_still_pending fails until it does). docs/phone.md says which entries these are.
-FULL_ENTRY_FIELD = re.compile(r" (symptoms|spread|actions\.\w+|keep_doing|when_to_call|measured .+)$")
-FULL_ENTRY_DONE = {
-    "Apple___Apple_scab",
-    "Apple___Black_rot",
-    "Apple___Cedar_apple_rust",
-    "Apple___healthy",
-    "Blueberry___healthy",
-    "Cherry_(including_sour)___Powdery_mildew",
-    "Cherry_(including_sour)___healthy",
-    "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot",
-    "Corn_(maize)___Common_rust_",
-    "Corn_(maize)___Northern_Leaf_Blight",
-    "Corn_(maize)___healthy",
-    "Grape___Black_rot",
-    "Grape___Esca_(Black_Measles)",
-    "Grape___Leaf_blight_(Isariopsis_Leaf_Spot)",
-    "Grape___healthy",
-    "Potato___Early_blight",
-    "Potato___Late_blight",
-    "Potato___healthy",
-    "Raspberry___healthy",
-    "Soybean___healthy",
-    "Strawberry___healthy",
-    "Tomato___Bacterial_spot",
-    "Tomato___Early_blight",
-    "Tomato___Late_blight",
-    "Tomato___Leaf_Mold",
-    "Tomato___Septoria_leaf_spot",
-    "Tomato___Spider_mites Two-spotted_spider_mite",
-    "Tomato___Target_Spot",
-    "Tomato___Tomato_Yellow_Leaf_Curl_Virus",
-    "Tomato___Tomato_mosaic_virus",
-    "Tomato___healthy",
-}
-
-
-def _label_of(context: str) -> str:
-    """A context's label (labels hold spaces: `Tomato___Spider_mites Two-spotted_spider_mite symptoms`)."""
-    return max((label for label in shipped_knowledge().entries if context.startswith(label + " ")), key=len)
-
-
-def _pending(domain: str, context: str | None) -> bool:
-    if domain != "advice" or not context:
-        return False
-    return bool(FULL_ENTRY_FIELD.search(context)) and _label_of(context) not in FULL_ENTRY_DONE
 
 
 def _template(domain: str):
@@ -80,8 +32,7 @@ def test_every_message_has_a_translation_with_the_same_placeholders(lang, domain
         found = cat.get(m.id, context=m.context)
         where = f"{m.context or ''} {m.id[:70]!r}".strip()
         if found is None or not (found.string or "").strip():
-            if not _pending(domain, m.context):
-                missing.append(where)
+            missing.append(where)
             continue
         if found.fuzzy:
             fuzzy.append(where)
@@ -107,18 +58,15 @@ def test_a_translation_keeps_every_number_of_its_english(lang, domain):
     assert not changed, f"{lang} {domain}: numbers differ from the English in {changed[:10]}"
 
 
-def test_the_translated_full_entries_are_complete_and_the_pending_ones_are_listed():
-    """FULL_ENTRY_DONE holds the labels whose every text is translated: the test above then requires each; a label
-    not in it must still lack some translation (or it belongs in FULL_ENTRY_DONE, and the docs say so)."""
-    template = _template("advice")
-    labels = {_label_of(m.context) for m in template if m.id}
-    assert labels >= FULL_ENTRY_DONE
-    cats = {lang: read(lang, "advice") for lang in OTHERS}
-    for label in sorted(labels - FULL_ENTRY_DONE):
-        texts = [m for m in template if m.id and _label_of(m.context) == label]
-        assert any(not (cats[lang].get(m.id, context=m.context) or m).string for m in texts for lang in OTHERS), (
-            f"{label} is translated in full: add it to FULL_ENTRY_DONE (and docs/phone.md)"
-        )
+@pytest.mark.parametrize("lang", OTHERS)
+def test_every_shipped_entry_is_served_whole_in_each_language(lang):
+    """GET /v1/advice/{label}?lang= of every shipped entry: no field left in English, every text flagged unreviewed."""
+    from leafdoc.advice.knowledge import translated_entry
+
+    for label, entry in shipped_knowledge().entries.items():
+        served = translated_entry(entry, lang)
+        assert served["untranslated"] == [], f"{label} in {lang}: {served['untranslated']}"
+        assert served["translation"] == "unreviewed" and served["symptoms"] != " ".join(entry.symptoms.split())
 
 
 @pytest.mark.parametrize("lang", OTHERS)
