@@ -228,6 +228,15 @@ def test_the_language_links_switch_the_page_and_its_answers(browser, phone_url):
     try:
         page.wait_for_function("(words) => document.body.innerText.includes(words)", arg="Diagnosticar")
         assert page.inner_text("#diagnose-button").strip() == "Diagnosticar"
+        # the header, the notes under the photo and the photo guide, set in the page's language as it loads
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg="Este modelo conoce")
+        assert "Fotografíe una hoja enferma" in page.inner_text("#leafdoc-header")
+        assert page.inner_text("#photo-privacy").strip().startswith("La foto se usa solo para este diagnóstico")
+        assert "Aprendió también de fotos tomadas en la planta: maíz, papa y tomate" in page.inner_text("#model-knows")
+        page.locator("#photo-guide").get_by_role("button", name="Cómo tomar una foto que leafdoc pueda leer").click()
+        guide = page.inner_text("#photo-guide")
+        assert "**" not in guide and "Una sola hoja" in guide and "✓ diagnosticada" in guide
+        assert "Fotos de ejemplo: la hoja: PlantVillage" in guide and "One leaf" not in guide
         diagnose_on_phone(page, UNSURE_PHOTO)
         verdict = page.inner_text("#verdict")
         assert verdict.startswith("No es seguro: no hay diagnóstico para esta foto"), verdict

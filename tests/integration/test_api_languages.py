@@ -70,12 +70,21 @@ def test_batch_and_explain_take_the_language_too(api):
     assert explained["advice"]["title"] == "टमाटर — अगेती झुलसा" and explained["overlay_png"]
 
 
-def test_the_full_advice_entry_in_french_says_which_fields_are_still_english(api):
+def test_the_full_advice_entry_is_translated_whole(api):
     r = api.get("/v1/advice/Tomato___Late_blight", params={"lang": "fr"})
     assert r.status_code == 200 and r.headers["content-language"] == "fr"
     e = r.json()
     assert e["title"] == "Tomate — Mildiou" and e["language"] == "fr" and e["translation"] == "unreviewed"
     assert e["urgent"].startswith("Il peut tuer une culture en quelques jours")
     assert e["confused_with"][0]["how_to_tell"].startswith("Les taches d'alternariose sont sèches")
-    assert "symptoms" in e["untranslated"] and e["symptoms"].startswith("Large, irregular")
+    # the whole entry: symptoms, spread, each action, when to call, what the starter model measured
+    assert e["symptoms"].startswith("Grandes plages irrégulières") and e["spread"].startswith("Les spores")
+    assert (
+        e["actions"]["chemical"][0].startswith("Fongicides de contact") and "(FRAC M05)" in e["actions"]["chemical"][0]
+    )
+    assert e["when_to_call"].startswith("Appelez") and e["confused_with"][0]["measured"].startswith("Le modèle")
+    assert e["untranslated"] == []
     assert api.get("/v1/advice/Tomato___Late_blight").json().get("untranslated") in (None, [])
+    other = api.get("/v1/advice/Apple___Apple_scab", params={"lang": "hi"}).json()
+    assert other["title"] == "सेब — सेब की पपड़ी (ऐपल स्कैब)" and other["untranslated"] == []
+    assert other["actions"]["chemical"][0].startswith("हरी नोक") and "(FRAC M04)" in other["actions"]["chemical"][0]

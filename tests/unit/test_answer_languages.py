@@ -106,3 +106,16 @@ def test_a_poor_photo_is_explained_in_french_with_its_figures():
         "petit côté ; la photo est trop sombre : prenez-la à la lumière du jour, ou découvrez l'objectif."
     )
     assert a.unreviewed == []  # the code's words, not advice
+
+
+def test_the_full_entry_on_the_page_is_in_the_language_look_alikes_named_too():
+    from leafdoc.advice.knowledge import translated_entry
+    from leafdoc.advice.render import details_markdown
+
+    entry = KNOWLEDGE.get("Tomato___Early_blight")
+    md = details_markdown(translated_entry(entry, "es"))
+    assert "**Cómo se ve**" in md and "Manchas marrón oscuro de hasta 1 cm" in md
+    assert "**Tomate — Mancha diana**:" in md and "Tomato — Target Spot" not in md  # the look-alike's name
+    assert "(El modelo inicial de leafdoc respondió Tomate — Mancha bacteriana en 1 de sus 22" in md
+    assert "Not yet translated" not in md and "Aún sin traducir" not in md
+    assert "**Tomato — Target Spot**:" in details_markdown(translated_entry(entry, "en"))

@@ -4,8 +4,11 @@ placeholders, not left in English; and the catalogs are what the answers read.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from leafdoc.advice import shipped_knowledge
 from leafdoc.cli.i18n_catalogs import TEMPLATES, answers_template, read
 from leafdoc.core.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, catalog, negotiate, placeholders
 
@@ -41,6 +44,29 @@ def test_every_message_has_a_translation_with_the_same_placeholders(lang, domain
     assert not fuzzy, f"{lang} {domain}: fuzzy (not used) {fuzzy[:10]}"
     assert not wrong, f"{lang} {domain}: placeholders differ {wrong[:10]}"
     assert not english, f"{lang} {domain}: still in English {english[:10]}"
+
+
+@pytest.mark.parametrize("domain", sorted(TEMPLATES))
+@pytest.mark.parametrize("lang", OTHERS)
+def test_a_translation_keeps_every_number_of_its_english(lang, domain):
+    """Doses, intervals, temperatures, FRAC codes and counts: the same numbers as the English, none lost or changed."""
+    changed = [
+        f"{m.context or ''} {m.id[:60]!r}"
+        for m in read(lang, domain)
+        if m.id and m.string and sorted(re.findall(r"\d+", m.id)) != sorted(re.findall(r"\d+", m.string))
+    ]
+    assert not changed, f"{lang} {domain}: numbers differ from the English in {changed[:10]}"
+
+
+@pytest.mark.parametrize("lang", OTHERS)
+def test_every_shipped_entry_is_served_whole_in_each_language(lang):
+    """GET /v1/advice/{label}?lang= of every shipped entry: no field left in English, every text flagged unreviewed."""
+    from leafdoc.advice.knowledge import translated_entry
+
+    for label, entry in shipped_knowledge().entries.items():
+        served = translated_entry(entry, lang)
+        assert served["untranslated"] == [], f"{label} in {lang}: {served['untranslated']}"
+        assert served["translation"] == "unreviewed" and served["symptoms"] != " ".join(entry.symptoms.split())
 
 
 @pytest.mark.parametrize("lang", OTHERS)
@@ -82,6 +108,27 @@ def test_a_message_left_untranslated_fails_the_catalog_test(tmp_path, monkeypatc
         write_po(f, cat)
     with pytest.raises(AssertionError, match="placeholders differ"):
         test_every_message_has_a_translation_with_the_same_placeholders("hi", "answers")
+
+
+def test_a_full_entry_text_left_untranslated_fails_the_catalog_test(tmp_path, monkeypatch):
+    """A symptom, an action, a measured line or when to call of a translated entry without its translation fails
+    the test."""
+    from babel.messages.pofile import write_po
+
+    from leafdoc.cli import i18n_catalogs
+
+    folder = tmp_path / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    for field in ("symptoms", "actions.chemical", "measured Tomato___Early_blight", "when_to_call"):
+        monkeypatch.undo()
+        cat = read("fr", "advice")
+        m = next(m for m in cat if m.context == f"Tomato___Late_blight {field}")
+        m.string = ""
+        with (folder / "advice.po").open("wb") as f:
+            write_po(f, cat)
+        monkeypatch.setattr(i18n_catalogs, "LOCALES", tmp_path)
+        with pytest.raises(AssertionError, match="lacks 1"):
+            test_every_message_has_a_translation_with_the_same_placeholders("fr", "advice")
 
 
 def test_the_language_of_a_request():

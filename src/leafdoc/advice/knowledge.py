@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from leafdoc.advice.schema import Entry
 from leafdoc.core.errors import LeafdocError
-from leafdoc.core.i18n import N_, SOURCE, Advice, Msg, Rendering, msg, render
+from leafdoc.core.i18n import N_, SOURCE, Advice, Msg, Rendering, advice_text, msg, render
 
 SHIPPED = Path(__file__).parent / "knowledge"
 ROUTE = "/v1/advice/"
@@ -136,27 +136,63 @@ class Knowledge:
         return title_words(entry) if part == "title" else Advice(label, "condition", entry.condition)
 
 
+def advice_texts(entry: Entry) -> list[tuple[str, str]]:
+    """(field, English text) of every text of an entry that is translated in the `advice` catalog, the field being
+    the catalog message's context after the label: what an answer carries (crop, condition, summary, how to tell
+    each look-alike apart, urgent) and the rest of the full entry (symptoms, spread, each action, each thing to keep
+    doing, when to call, what the starter model measured against each look-alike)."""
+    texts = [("crop", entry.crop), ("condition", entry.condition), ("summary", entry.summary)]
+    texts += [(f"how_to_tell {c.label}", c.how_to_tell) for c in entry.confused_with]
+    texts += [("urgent", entry.urgent)] if entry.urgent else []
+    texts += [("symptoms", entry.symptoms)]
+    texts += [("spread", entry.spread)] if entry.spread else []
+    if entry.actions:
+        for kind in ("cultural", "biological", "chemical"):
+            texts += [(f"actions.{kind}", a) for a in getattr(entry.actions, kind)]
+    texts += [("keep_doing", k) for k in entry.keep_doing]
+    texts += [("when_to_call", entry.when_to_call)]
+    texts += [(f"measured {c.label}", c.measured) for c in entry.confused_with if c.measured]
+    return texts
+
+
 def translated_entry(entry: Entry, lang: str) -> dict:
-    """The entry as GET /v1/advice/{label}?lang= gives it: its crop, condition, title, summary, how to tell its
-    look-alikes apart and why it is urgent in `lang` (the texts an answer carries); the other fields in English for
-    now, named in `untranslated`. `translation` as in `reference`."""
+    """The entry as GET /v1/advice/{label}?lang= gives it, every text of `advice_texts` in `lang`; a field with a
+    text the catalog lacks stays in English and is named in `untranslated` (symptoms, spread, actions, keep_doing,
+    when_to_call, confused_with.measured). `translation` as in `reference`."""
     data = entry.model_dump(mode="json", exclude_none=True)
     say = Rendering(lang)
     label = entry.label
-    data["crop"] = say(Advice(label, "crop", entry.crop))
-    data["condition"] = say(Advice(label, "condition", entry.condition))
+    english: set[str] = set()
+
+    def tr(field: str, text: str, shown: str | None = None) -> str:
+        if lang != SOURCE and not advice_text(lang, label, field, text).translated:
+            english.add(shown or field)
+        return say(Advice(label, field, text))
+
+    data["crop"] = tr("crop", entry.crop)
+    data["condition"] = tr("condition", entry.condition)
     data.pop("title", None)  # computed from crop and condition, as every catalog's "{crop} — {condition}" says it
-    data["summary"] = say(Advice(label, "summary", entry.summary))
+    data["summary"] = tr("summary", entry.summary)
+    data["symptoms"] = tr("symptoms", entry.symptoms)
+    if entry.spread:
+        data["spread"] = tr("spread", entry.spread)
     for c in data.get("confused_with", []):
-        c["how_to_tell"] = say(Advice(label, f"how_to_tell {c['label']}", c["how_to_tell"]))
+        c["how_to_tell"] = tr(f"how_to_tell {c['label']}", c["how_to_tell"], "confused_with.how_to_tell")
+        if c.get("measured"):
+            c["measured"] = tr(f"measured {c['label']}", c["measured"], "confused_with.measured")
     if entry.urgent:
-        data["urgent"] = say(Advice(label, "urgent", entry.urgent))
+        data["urgent"] = tr("urgent", entry.urgent)
+    if entry.actions:
+        for kind in ("cultural", "biological", "chemical"):
+            data["actions"][kind] = [tr(f"actions.{kind}", a, "actions") for a in getattr(entry.actions, kind)]
+    if entry.keep_doing:
+        data["keep_doing"] = [tr("keep_doing", k) for k in entry.keep_doing]
+    data["when_to_call"] = tr("when_to_call", entry.when_to_call)
     data["language"] = lang
     data["translation"] = None if lang == SOURCE else ("unreviewed" if say.unreviewed else "reviewed")
-    shown = ("symptoms", "spread", "actions", "keep_doing", "when_to_call", "confused_with.measured")
-    measured = any(c.measured for c in entry.confused_with)
-    have = [f for f in shown if data.get(f.split(".")[0]) and (f != "confused_with.measured" or measured)]
-    data["untranslated"] = [] if lang == SOURCE else have
+    order = ("crop", "condition", "summary", "symptoms", "confused_with.how_to_tell", "spread", "actions")
+    order += ("keep_doing", "when_to_call", "urgent", "confused_with.measured")
+    data["untranslated"] = [f for f in order if f in english]
     return data
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from leafdoc.core.i18n import N_, gettext
+from leafdoc.advice.knowledge import shipped_knowledge
+from leafdoc.core.i18n import N_, Label, gettext, render
 
 KINDS = {
     "fungus": N_("a fungus"),
@@ -32,6 +33,14 @@ def _bullets(items: Iterable[str]) -> list[str]:
 
 def pretty(label: str) -> str:
     return " — ".join(p.replace("_", " ").strip() for p in label.split("___") if p.strip()) or label
+
+
+def label_name(label: str, lang: str) -> str:
+    """A look-alike's label in words: in English its own words (`pretty`), in another language the crop and condition
+    of the shipped knowledge file, as the advice catalog translates them (the label's words if it has no entry)."""
+    if lang == "en":
+        return pretty(label)
+    return render(Label(label), lang, shipped_knowledge().resolve)
 
 
 def source_line(s: dict) -> str:
@@ -74,7 +83,7 @@ def details_markdown(entry: dict, lang: str | None = None) -> str:
         out.append(f"**{_(CONFUSED)}**")
         lines = []
         for c in entry["confused_with"]:
-            line = f"- **{_e(pretty(c['label']))}**: {_e(c['how_to_tell'])}"
+            line = f"- **{_e(label_name(c['label'], lang))}**: {_e(c['how_to_tell'])}"
             if c.get("measured"):
                 line += f" *({_e(c['measured'])})*"
             lines.append(line)

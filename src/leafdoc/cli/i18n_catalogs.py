@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from leafdoc.advice import shipped_knowledge
+from leafdoc.advice.knowledge import advice_texts
 from leafdoc.core.i18n import LANGUAGES, LOCALES, SOURCE, UNREVIEWED_FLAG
 from leafdoc.inference.fieldcrops import crop_name, crop_of
 
@@ -37,13 +38,11 @@ def answers_template() -> Catalog:
 
 
 def advice_template() -> Catalog:
-    """The texts of the shipped knowledge files an answer carries, each with `<label> <field>` as its context."""
+    """Every text of the shipped knowledge files (`advice_texts`: what an answer carries and the rest of the full
+    entry), each with `<label> <field>` as its context."""
     cat = Catalog(domain="advice", project="leafdoc")
     for label, e in sorted(shipped_knowledge().entries.items()):
-        texts = [("crop", e.crop), ("condition", e.condition), ("summary", e.summary)]
-        texts += [(f"how_to_tell {c.label}", c.how_to_tell) for c in e.confused_with]
-        texts += [("urgent", e.urgent)] if e.urgent else []
-        for field, text in texts:
+        for field, text in advice_texts(e):
             cat.add(_fold(text), context=f"{label} {field}")
     return cat
 

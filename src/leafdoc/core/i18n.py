@@ -3,8 +3,9 @@ Babel, one folder per language (locales/<lang>/LC_MESSAGES/), two domains:
 
 - `answers`: the words leafdoc's code says (why it refused, the photo's problems, the look-alike warnings, the crop
   notes), marked in the code with `N_` (English, with `{named}` placeholders) and extracted by Babel;
-- `advice`: the words of the knowledge files an answer carries (crop and condition, summary, how to tell look-alikes
-  apart, why an urgent disease cannot wait), with the label and the field as the message's context.
+- `advice`: the words of the knowledge files (crop and condition, summary, how to tell look-alikes apart, why an
+  urgent disease cannot wait, and the full entry's symptoms, spread, actions, things to keep doing, when to call and
+  what the starter model measured), with the label and the field as the message's context.
 
 An advice message keeps the flag `unreviewed` until someone who knows plant pathology has read it in that language;
 an answer that carries one says so (`Answer.unreviewed`, "translated, not yet reviewed"). English is the source and
@@ -48,6 +49,7 @@ UNREVIEWED_NOTE = N_("translated, not yet reviewed")
 class Translation:
     text: str
     reviewed: bool
+    translated: bool = True  # False: the catalog has none, `text` is the English
 
 
 @lru_cache(maxsize=16)
@@ -72,7 +74,7 @@ def lookup(lang: str, text: str, domain: str = "answers", context: str | None = 
     key = " ".join(text.split()) if domain == "advice" else text
     if lang == SOURCE:
         return Translation(key, True)
-    return catalog(lang, domain).get((context, key)) or Translation(key, True)
+    return catalog(lang, domain).get((context, key)) or Translation(key, True, translated=False)
 
 
 def gettext(lang: str, text: str) -> str:

@@ -260,8 +260,9 @@ class AdviceEntry(Entry):
     )
     untranslated: list[str] = Field(
         default_factory=list,
-        description="The entry's fields still in English in this language (crop, condition, title, summary, "
-        "`confused_with`'s `how_to_tell` and `urgent` are translated).",
+        description="The entry's fields with a text still in English in this language, among crop, condition, "
+        "summary, symptoms, confused_with.how_to_tell, spread, actions, keep_doing, when_to_call, urgent and "
+        "confused_with.measured; empty when the whole entry is translated. Empty in English.",
     )
 
 

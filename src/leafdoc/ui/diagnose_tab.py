@@ -106,23 +106,26 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
     return send
 
 
-def notes_handler(settings: Settings) -> Callable:
+def notes_handler(settings: Settings, guide: list) -> Callable:
     """On opening the page: whether the server keeps photos, what the serving model knows (which crops, and
-    which of them from photos taken on the plant), and its crops in the crop dropdown."""
+    which of them from photos taken on the plant), and its crops in the crop dropdown; and the photo guide, in the
+    page's language (`guide_words`)."""
 
     def notes(request: gr.Request):
+        lang = page_language(request)
         keep, knows, crops = None, None, []
         try:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
                 models = api.models()
-                knows, crops = photo_guide.knows_note(models), photo_guide.serving_crops(models)
+                knows, crops = photo_guide.knows_note(models, lang), photo_guide.serving_crops(models)
         except Exception:
             pass
         return (
-            feedback_text.privacy_note(keep),
+            feedback_text.privacy_note(keep, lang),
             gr.update(value=knows or "", visible=bool(knows)),
-            gr.update(choices=crop_choices(crops, page_language(request)), value=""),
+            gr.update(choices=crop_choices(crops, lang), value=""),
+            *guide_words(lang)[: len(guide)],
         )
 
     return notes
@@ -186,7 +189,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 elem_id="heat-map",
             )
             gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
-    guide_accordion()
+    guide = guide_accordion()
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         gr.HTML(history.HTML)
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
@@ -198,15 +201,34 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
-    blocks.load(notes_handler(settings), None, [privacy, knows, crop])
+    blocks.load(notes_handler(settings, guide), None, [privacy, knows, crop, *guide])
 
 
-def guide_accordion() -> None:
+def _entry_words(entry: photo_guide.GuideEntry, lang: str, pictured: bool) -> str:
+    caption, photo, answer = (text.esc(gettext(lang, w)) for w in (entry.caption, entry.photo, entry.answer))
+    return f"**{caption}**\n\n{photo} {answer}" if pictured else f"**{caption}**: {photo} {answer}"
+
+
+def guide_words(lang: str) -> list:
+    """The photo guide's words in `lang`, in the order of `guide_accordion`'s components: its title, the tips, each
+    pictured entry, each entry without a picture, the credits."""
+    shown = photo_guide.pictured()
+    words = [
+        gr.update(label=gettext(lang, photo_guide.TITLE)),
+        "\n".join(f"- {gettext(lang, tip)}" for tip in photo_guide.TIPS),
+        *(_entry_words(e, lang, True) for e in shown),
+        *(_entry_words(e, lang, False) for e in photo_guide.ENTRIES if e not in shown),
+    ]
+    return [*words, text.esc(photo_guide.credits(lang))] if shown else words
+
+
+def guide_accordion() -> list:
     """How to take a photo leafdoc can read: tips, then example photos with what leafdoc answers for each
-    (the words are words/photo_guide.py's, shared with the desktop app)."""
-    with gr.Accordion(photo_guide.TITLE, open=False, elem_id="photo-guide"):
-        gr.Markdown("\n".join(f"- {tip}" for tip in photo_guide.TIPS))
-        shown = photo_guide.pictured()
+    (the words are words/photo_guide.py's, shared with the desktop app). Returns the components that hold words,
+    which the page sets in the visitor's language as it loads (`guide_words`)."""
+    shown = photo_guide.pictured()
+    with gr.Accordion(photo_guide.TITLE, open=False, elem_id="photo-guide") as accordion:
+        held = [accordion, gr.Markdown("\n".join(f"- {tip}" for tip in photo_guide.TIPS))]
         with gr.Row(equal_height=True):
             for entry in shown:
                 kind = "guide-good" if entry.good else "guide-bad"
@@ -220,9 +242,10 @@ def guide_accordion() -> None:
                         buttons=[],
                         elem_classes=["guide-photo"],
                     )
-                    gr.Markdown(f"**{text.esc(entry.caption)}**\n\n{text.esc(entry.photo)} {text.esc(entry.answer)}")
+                    held.append(gr.Markdown(_entry_words(entry, "en", True)))
         for entry in photo_guide.ENTRIES:
             if entry not in shown:
-                gr.Markdown(f"**{text.esc(entry.caption)}**: {text.esc(entry.photo)} {text.esc(entry.answer)}")
+                held.append(gr.Markdown(_entry_words(entry, "en", False)))
         if shown:
-            gr.Markdown(text.esc(photo_guide.credits()), elem_classes=["small-note"])
+            held.append(gr.Markdown(text.esc(photo_guide.credits()), elem_classes=["small-note"]))
+    return held

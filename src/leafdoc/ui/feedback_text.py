@@ -5,16 +5,20 @@ from __future__ import annotations
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
 
+PHOTOS_KEPT = N_(
+    "**Photos are kept on this server** (it runs with `LEAFDOC_KEEP_PHOTOS=true`): an admin may look at "
+    "yours and, once labelled, add it to the training photos."
+)
+PHOTO_SENT = N_("Your photo is sent to the leafdoc server for the diagnosis.")
+PHOTO_NOT_KEPT = N_(
+    "The photo is used for this diagnosis only: the server keeps the answer (and your feedback), not the photo."
+)
 
-def privacy_note(keep_photos: bool | None) -> str:
+
+def privacy_note(keep_photos: bool | None, lang: str = "en") -> str:
     if keep_photos:
-        return (
-            "**Photos are kept on this server** (it runs with `LEAFDOC_KEEP_PHOTOS=true`): an admin may look at "
-            "yours and, once labelled, add it to the training photos."
-        )
-    if keep_photos is None:
-        return "Your photo is sent to the leafdoc server for the diagnosis."
-    return "The photo is used for this diagnosis only: the server keeps the answer (and your feedback), not the photo."
+        return gettext(lang, PHOTOS_KEPT)
+    return gettext(lang, PHOTO_SENT if keep_photos is None else PHOTO_NOT_KEPT)
 
 
 THANKS_RIGHT = N_("✓ Thank you: recorded as right.")

@@ -5,6 +5,7 @@ visitor may make Gradio open or serve (`build_app`). What the tabs share is in u
 
 from __future__ import annotations
 
+import html
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
 from leafdoc.ui.dataset_tab import dataset_tab
@@ -20,7 +22,7 @@ from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
 from leafdoc.ui.history import CSS as HISTORY_CSS
 from leafdoc.ui.history import HEAD as HISTORY_HEAD
 from leafdoc.ui.i18n import page_i18n, t
-from leafdoc.ui.language import SWITCH_CSS, switch_html
+from leafdoc.ui.language import SWITCH_CSS, page_language, switch_html
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.phone import HEAD as PHONE_HEAD
@@ -63,11 +65,29 @@ HEADER = """
   </svg>
   <div>
     <h1>leafdoc</h1>
-    <p>Photograph a sick leaf and get a diagnosis in seconds, with a heat map of the spots that led to it.
-       The model knows the diseases it was trained on; when it is not sure, it says so.</p>
+    <p>{sentence}</p>
   </div>
 </div>
 """
+HEADER_SENTENCE = N_(
+    "Photograph a sick leaf and get a diagnosis in seconds, with a heat map of the spots that led to it. "
+    "The model knows the diseases it was trained on; when it is not sure, it says so."
+)
+FOOTER = N_(
+    "leafdoc · [API documentation](../docs) · answers come from the leafdoc service; "
+    "a diagnosis is advice, not a lab test."
+)
+
+
+def header_html(lang: str = "en") -> str:
+    """The page's header, its sentence in `lang` (set again in the visitor's language as the page loads)."""
+    return HEADER.format(sentence=html.escape(gettext(lang, HEADER_SENTENCE), quote=False))
+
+
+def page_words(request: gr.Request):
+    """The header's and the footer's words in the page's language (ui/language.py), as the page loads."""
+    lang = page_language(request)
+    return header_html(lang), gettext(lang, FOOTER)
 
 
 def theme() -> gr.themes.Base:
@@ -95,7 +115,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
             uploads=lambda: blocks.upload_file_set,
         )
         gr.HTML(switch_html())  # the page in another language: ?lang= (ui/i18n.py)
-        gr.HTML(HEADER)
+        header = gr.HTML(header_html())
         with gr.Tabs():
             with gr.Tab(t("tab_diagnose"), id="diagnose"):
                 diagnose_tab(settings, files, blocks)
@@ -107,11 +127,9 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
                 review_tab(settings)
             with gr.Tab("Monitor", id="monitor") as tab:
                 monitor_tab(settings, tab)
-        gr.Markdown(
-            "leafdoc · [API documentation](../docs) · answers come from the leafdoc service; "
-            "a diagnosis is advice, not a lab test.",
-            elem_classes=["small-note"],
-        )
+        footer = gr.Markdown(FOOTER, elem_classes=["small-note"])
+        # the admin tabs (Dataset, Retrain, Review, Monitor) stay English: for the people who run the server
+        blocks.load(page_words, None, [header, footer])
     return blocks
 
 

@@ -12,26 +12,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from leafdoc.core.i18n import N_, gettext
+from leafdoc.core.i18n import AND, N_, gettext
 
 GUIDE_DIR = Path(__file__).resolve().parents[3] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
-TITLE = "How to take a photo leafdoc can read"
+TITLE = N_("How to take a photo leafdoc can read")
 
 TIPS = (
-    "**One leaf**, filling most of the picture.",
-    "**On a plain background**: pick the leaf and lay it on a sheet of paper.",
-    "**From above, in daylight**: no flash, no deep shade.",
-    "**In focus**: hold still and let the camera focus on the leaf.",
-    "**Of a plant it knows**: the model knows only the plants and diseases it was trained on (which, and from "
-    "what kind of photo, is said under the photo).",
+    N_("**One leaf**, filling most of the picture."),
+    N_("**On a plain background**: pick the leaf and lay it on a sheet of paper."),
+    N_("**From above, in daylight**: no flash, no deep shade."),
+    N_("**In focus**: hold still and let the camera focus on the leaf."),
+    N_(
+        "**Of a plant it knows**: the model knows only the plants and diseases it was trained on (which, and from "
+        "what kind of photo, is said under the photo)."
+    ),
 )
 
+KNOWS = N_("**This model knows {kinds} kinds of leaf of {n} crops.**")
+KNOWS_ONE_CROP = N_("**This model knows {kinds} kinds of leaf of 1 crop.**")
+KNOWS_FIELD = N_("Learnt from photos taken on the plant too: {crops}.")
+KNOWS_LAB_ONLY = N_("Learnt only from one leaf on a plain background (photograph them that way): {crops}.")
 
-def knows_note(models: dict) -> str | None:
+
+def knows_note(models: dict, lang: str = "en") -> str | None:
     """What the serving model knows, from `GET /v1/models`: how many conditions of which crops, and which crops it
-    learnt from photos taken on the plant as well as from lab photos (one leaf on a plain background). None when
-    no version serves."""
+    learnt from photos taken on the plant as well as from lab photos (one leaf on a plain background), in `lang`.
+    None when no version serves."""
     serving = models.get("serving_version")
     row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
     if row is None:
@@ -40,12 +47,12 @@ def knows_note(models: dict) -> str | None:
     field, lab_only = list(crops.get("field") or []), list(crops.get("lab_only") or [])
     n = len(field) + len(lab_only)
     kinds = len(row.get("labels") or [])
-    said = f"**This model knows {kinds} kinds of leaf of {n} crop{'s' if n != 1 else ''}.**"
+    said = [gettext(lang, KNOWS_ONE_CROP if n == 1 else KNOWS).format(kinds=kinds, n=n)]
     if field:
-        said += f" Learnt from photos taken on the plant too: {listed(field)}."
+        said.append(gettext(lang, KNOWS_FIELD).format(crops=listed(field, lang)))
     if lab_only:
-        said += f" Learnt only from one leaf on a plain background (photograph them that way): {listed(lab_only)}."
-    return said
+        said.append(gettext(lang, KNOWS_LAB_ONLY).format(crops=listed(lab_only, lang)))
+    return " ".join(said)
 
 
 def serving_crops(models: dict) -> list[str]:
@@ -57,10 +64,13 @@ def serving_crops(models: dict) -> list[str]:
     return sorted({*(crops.get("field") or []), *(crops.get("lab_only") or [])})
 
 
-def listed(names) -> str:
-    """Names as a sentence says them: `corn`, `corn and tomato`, `corn, potato and tomato` (fieldcrops.py too)."""
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def listed(names, lang: str = "en") -> str:
+    """Names as a sentence says them: `corn`, `corn and tomato`, `corn, potato and tomato` (fieldcrops.py too), in
+    `lang` (the crops' names are in the answers catalog)."""
+    names = [gettext(lang, n) for n in names]
+    if len(names) == 1:
+        return names[0]
+    return gettext(lang, AND).format(names=", ".join(names[:-1]), last=names[-1])
 
 
 # Said with an answer whose light was corrected (the API's `light_corrected`: warm or cool).
@@ -124,21 +134,21 @@ class GuideEntry:
         return GUIDE_DIR / self.file if self.file else None
 
 
-PLANTVILLAGE = "the leaf: PlantVillage, Hughes & Salathé 2015 (CC BY-SA 3.0)"
+PLANTVILLAGE = N_("the leaf: PlantVillage, Hughes & Salathé 2015 (CC BY-SA 3.0)")
 
 ENTRIES: tuple[GuideEntry, ...] = (
     GuideEntry(
-        caption="✓ diagnosed",
-        photo="One leaf filling the frame, on a plain background, in daylight, in focus.",
-        answer="A diagnosis: Potato — Early blight, over 99% sure (right).",
+        caption=N_("✓ diagnosed"),
+        photo=N_("One leaf filling the frame, on a plain background, in daylight, in focus."),
+        answer=N_("A diagnosis: Potato — Early blight, over 99% sure (right)."),
         reason=None,
         file="good_leaf.jpg",
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption="✗ field photo: answered only when sure; here not sure (unsure)",
-        photo="Corn leaves on the plant, with other leaves and stems around them.",
-        answer=(
+        caption=N_("✗ field photo: answered only when sure; here not sure (unsure)"),
+        photo=N_("Corn leaves on the plant, with other leaves and stems around them."),
+        answer=N_(
             "Not sure: it could be northern leaf blight or common rust (it is common rust), with how to tell them "
             "apart. The model learnt corn, tomato and potato from photos taken on the plant too, and answers those "
             "only when it is very sure. A field photo of any other crop gets 'not sure' (unlike_training): pick one "
@@ -146,21 +156,21 @@ ENTRIES: tuple[GuideEntry, ...] = (
         ),
         reason="unsure",
         file="field_photo.jpg",
-        credit="the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)",
+        credit=N_("the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)"),
     ),
     GuideEntry(
-        caption="✗ field photo of another crop: not sure (unlike_training)",
-        photo="A leaf on the plant, of a crop the model knows only from lab photos (listed under the photo).",
-        answer=(
+        caption=N_("✗ field photo of another crop: not sure (unlike_training)"),
+        photo=N_("A leaf on the plant, of a crop the model knows only from lab photos (listed under the photo)."),
+        answer=N_(
             "Not sure: leafdoc knows that crop only from one leaf on a plain background, so any diagnosis would be a "
             "guess. Pick one leaf, lay it on paper, photograph it from above."
         ),
         reason="unlike_training",
     ),
     GuideEntry(
-        caption="✗ blurred: not a usable photo (poor_photo)",
-        photo="The same leaf, out of focus (blurred here on purpose).",
-        answer=(
+        caption=N_("✗ blurred: not a usable photo (poor_photo)"),
+        photo=N_("The same leaf, out of focus (blurred here on purpose)."),
+        answer=N_(
             "Not a usable photo: blurred; hold the camera still and focus on the leaf. Too dark, too bright or "
             "too small photos get this answer too, saying what to fix."
         ),
@@ -169,17 +179,17 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption="✗ not a leaf: not sure (not_a_leaf)",
-        photo="A daisy: not a leaf.",
-        answer="Not sure this is a leaf photo like the ones the model knows: no diagnosis.",
+        caption=N_("✗ not a leaf: not sure (not_a_leaf)"),
+        photo=N_("A daisy: not a leaf."),
+        answer=N_("Not sure this is a leaf photo like the ones the model knows: no diagnosis."),
         reason="not_a_leaf",
         file="not_a_leaf.jpg",
-        credit="the daisy: Mitchell Haindfield (CC BY 2.0)",
+        credit=N_("the daisy: Mitchell Haindfield (CC BY 2.0)"),
     ),
     GuideEntry(
-        caption="? a plant or disease it does not know: not sure (unsure), or a wrong answer",
-        photo="A leaf of a plant, or with a disease, that the model was not trained on.",
-        answer=(
+        caption=N_("? a plant or disease it does not know: not sure (unsure), or a wrong answer"),
+        photo=N_("A leaf of a plant, or with a disease, that the model was not trained on."),
+        answer=N_(
             "It may hesitate between diseases it knows (not sure, naming the two or three), or name one of them "
             "wrongly: see the list of plants it knows above."
         ),
@@ -194,6 +204,9 @@ def pictured() -> tuple[GuideEntry, ...]:
     return tuple(e for e in ENTRIES if e.path is not None and e.path.is_file())
 
 
-def credits() -> str:
-    shown = dict.fromkeys(e.credit for e in ENTRIES if e.file and e.credit)  # in order, once each
-    return "Example photos: " + "; ".join(shown) + "."
+CREDITS = N_("Example photos: {credits}.")
+
+
+def credits(lang: str = "en") -> str:
+    shown = dict.fromkeys(gettext(lang, e.credit) for e in ENTRIES if e.file and e.credit)  # in order, once each
+    return gettext(lang, CREDITS).format(credits="; ".join(shown))
