@@ -448,14 +448,25 @@ def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64, a
     each batch as that augmentation draws it."""
     import keras
 
-    pooled = keras.Model(model.input, model.get_layer("pool").output)
+    return _outputs(keras.Model(model.input, model.get_layer("pool").output), images, indices, batch, augment)
 
-    def batch_of(i: int) -> np.ndarray:
+
+def _outputs(net, images, indices: np.ndarray, batch: int = 64, augment=None, dtype=np.float32) -> np.ndarray:
+    """`net`'s outputs for `images[indices]`, a batch at a time, into one array of `dtype`."""
+    out = np.empty((len(indices), *net.output.shape[1:]), dtype)
+    for i in range(0, len(indices), batch):
         x = np.asarray(images[indices[i : i + batch]])
-        return x if augment is None else np.asarray(augment(x.astype(np.float32), training=True))
+        if augment is not None:
+            x = np.asarray(augment(x.astype(np.float32), training=True))
+        out[i : i + batch] = np.asarray(net.predict_on_batch(x))
+    return out
 
-    out = [np.asarray(pooled.predict_on_batch(batch_of(i))) for i in range(0, len(indices), batch)]
-    return np.concatenate(out) if out else np.zeros((0, pooled.output.shape[-1]), np.float32)
+
+def _each_photo_once(compute, indices: np.ndarray) -> np.ndarray:
+    """`compute(photos)` for each photo of `indices` once, as rows for `indices` (repeated photos keep their
+    repeats: the starter's field photos are repeated in training)."""
+    uniq = np.unique(indices)
+    return compute(uniq)[np.searchsorted(uniq, indices)]
 
 
 def _head(model, cfg: TrainConfig, x):
@@ -515,11 +526,7 @@ def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int,
     net = keras.Model(acts_in, _head(model, cfg, model.get_layer("pool")(upper(acts_in, training=False))))
 
     def activations(indices: np.ndarray) -> np.ndarray:
-        uniq = np.unique(indices)
-        out = np.empty((len(uniq), *cut_out.shape[1:]), np.float16)
-        for i in range(0, len(uniq), 64):
-            out[i : i + 64] = np.asarray(bottom.predict_on_batch(np.asarray(data.images[uniq[i : i + 64]])))
-        return out[np.searchsorted(uniq, indices)]  # repeated photos keep their repeats
+        return _each_photo_once(lambda photos: _outputs(bottom, data.images, photos, dtype=np.float16), indices)
 
     one_hot = _one_hot(cfg, len(data.classes))
 
@@ -546,9 +553,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     if saved and saved["phase"] == "head" and saved["finished"]:
         model.set_weights(checkpoint.arrays("weights"))
         return saved["epoch"]
-    uniq_tr = np.unique(tr)
-    f_all = _features(model, data.images, uniq_tr)
-    f_tr = f_all[np.searchsorted(uniq_tr, tr)]  # repeated photos keep their repeats
+    f_tr = _each_photo_once(lambda photos: _features(model, data.images, photos), tr)
     f_va = _features(model, data.images, va)
     y_tr = data.y[tr]
     views = cfg.feature_views if cfg.augment and len(tr) <= FEATURE_VIEWS_MAX_PHOTOS else 0
