@@ -114,7 +114,9 @@ def probe(f_tr, y_tr, f_sc, f_sc_flip, y_sc, row: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbone", default="efficientnet_lite0", help="a backbone of the registry (Lite1/2: leafdoc[lite12])")
     ap.add_argument("--sizes", default="160,224")
+    ap.add_argument("--head", default="", help="only the heads whose name holds this text")
     ap.add_argument("--views", default="0,4,8,16")
     ap.add_argument("--logistic", action="store_true", help="logistic regression probes instead of Keras heads")
     ap.add_argument("--heldout", action="store_true", help="score the chosen setting on the held-out photos (once)")
@@ -137,11 +139,12 @@ def main() -> None:
     scored = held if args.heldout else val
     y_sc = np.array([index[c] for _, c in scored])
     print(f"lab photos: {dict(zip(*np.unique(inner, return_counts=True), strict=True))}; scored: {len(scored)}")
+    print(f"backbone: {args.backbone}")
     print("| size | views | head | epochs run | inner val acc | scored acc | scored acc, flips | CPU s (features) |")
     print("|---|---|---|---|---|---|---|---|")
     for size in map(int, args.sizes.split(",")):
         t0 = cpu()
-        cfg = TrainConfig(image_size=size, fine_tune_epochs=0)
+        cfg = TrainConfig(backbone=args.backbone, image_size=size, fine_tune_epochs=0)
         model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
         prep = Preparation(size, framing=cfg.framing)
         a_lab = np.stack([prep(f) for f, _ in lab])
@@ -173,6 +176,9 @@ def main() -> None:
                     epochs=200, dropout=0.5, l2=0, lr=1e-3, patience=30, restore="val_loss"
                 ),
                 "drop 0.5, 100 ep, last": dict(epochs=100, dropout=0.5, l2=0, lr=1e-3, patience=0, restore=None),
+                "drop 0.5, 200 ep, last (the default now)": dict(
+                    epochs=200, dropout=0.5, l2=0, lr=1e-3, patience=0, restore=None
+                ),
                 "drop 0.5, 300 ep, last": dict(epochs=300, dropout=0.5, l2=0, lr=1e-3, patience=0, restore=None),
                 "drop 0.5 L2 1e-3, 300 ep, last": dict(
                     epochs=300, dropout=0.5, l2=1e-3, lr=1e-3, patience=0, restore=None
@@ -182,6 +188,8 @@ def main() -> None:
                 ),
             }
             for name, hp in heads.items():
+                if args.head not in name:
+                    continue
                 t2 = cpu()
                 head, ran = train_head(f_tr, y_tr, f_plain[va], y_lab[va], **hp)
                 inner_acc = float(np.mean(head.predict(f_plain[va], verbose=0).argmax(1) == y_lab[va]))
