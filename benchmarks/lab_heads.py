@@ -1,7 +1,8 @@
 """Heads for a lab's first model, compared on validation photos in seconds: the frozen backbone's features computed
 once (with augmented views of each training photo), then many heads trained on them.
 
-    python benchmarks/lab_heads.py [--sizes 160,224] [--views 0,4,8] [--logistic] [--heldout]
+    python benchmarks/lab_heads.py [--backbone B] [--sizes 160,224] [--views 0,4,8] [--logistic] [--heldout]
+    python benchmarks/lab_heads.py --layers
 
 The photos are benchmarks/lab_defaults.py's: each class's lab photos (split 70/15/15 as `leafdoc train` splits
 them: near-duplicates grouped, seed 0), its 45 validation photos (every setting here is scored on these) and,
@@ -21,6 +22,7 @@ import io
 import resource
 import sys
 import time
+import warnings
 from hashlib import sha256
 from pathlib import Path
 
@@ -97,7 +99,6 @@ def train_head(f_tr, y_tr, f_va, y_va, *, epochs, dropout, l2, lr, patience, res
 
 
 def probe(f_tr, y_tr, f_sc, f_sc_flip, y_sc, row: str) -> None:
-    import warnings
 
     from sklearn.linear_model import LogisticRegression
 
@@ -112,15 +113,78 @@ def probe(f_tr, y_tr, f_sc, f_sc_flip, y_sc, row: str) -> None:
             print(f"{row} {name} | | | {acc:.1%} | {acc_flip:.1%} | |", flush=True)
 
 
+BLOCKS = ["block4_add", "block6_add", "block10_add", "block14_add"]
+
+
+def layers_probe() -> None:
+    """--layers: Lite0's pooled features from an earlier block beside the last, logistic regression (standardised,
+    C 0.01-1) on the validation photos; one line a feature set."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    from leafdoc.imaging.photos import Preparation
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import build_model
+
+    warnings.filterwarnings("ignore")
+    lab, val = [], []
+    for cls in CLASSES:
+        p = parts(PLANTVILLAGE, cls, 30)
+        lab += [(f, cls) for f in p["lab"]]
+        val += [(f, cls) for f in p["val"]]
+    index = {c: i for i, c in enumerate(sorted(CLASSES))}
+    train = np.array(inner_split([f for f, _ in lab], [c for _, c in lab])) == "train"
+    y_tr = np.array([index[c] for _, c in lab])[train]
+    y_va = np.array([index[c] for _, c in val])
+
+    cfg = TrainConfig(image_size=224, fine_tune_epochs=0)
+    model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
+    backbone, preprocess = model.get_layer("backbone"), model.get_layer("preprocess")
+    pooled = [keras.layers.GlobalAveragePooling2D()(backbone.get_layer(n).output) for n in BLOCKS]
+    pooled.append(keras.layers.GlobalAveragePooling2D()(backbone.output))
+    inner = keras.Model(backbone.input, pooled)
+    image = keras.Input((224, 224, 3))
+    net = keras.Model(image, inner(preprocess(image)))
+    prep = Preparation(224, framing=cfg.framing)
+
+    def features(files: list[Path]) -> list[np.ndarray]:
+        arrays = np.stack([prep(f) for f in files]).astype(np.float32)
+        runs = [net.predict_on_batch(arrays[i : i + 32]) for i in range(0, len(arrays), 32)]
+        return [np.concatenate([r[k] for r in runs]) for k in range(len(pooled))]
+
+    f_tr = features([f for (f, _), t in zip(lab, train, strict=True) if t])
+    f_va = features([f for f, _ in val])
+
+    def probe(ks: list[int], name: str) -> None:
+        x_tr = np.concatenate([f_tr[k] for k in ks], 1)
+        x_va = np.concatenate([f_va[k] for k in ks], 1)
+        mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
+        accs = []
+        for c in (0.01, 0.1, 1):
+            fit = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit((x_tr - mu) / sd, y_tr)
+            accs.append(f"C={c}: {np.mean(fit.predict((x_va - mu) / sd) == y_va):.1%}")
+        print(name, x_tr.shape[1], " ".join(accs), flush=True)
+
+    last = len(BLOCKS)
+    probe([last], "last only")
+    for k, name in enumerate(BLOCKS):
+        probe([k, last], f"{name} + last")
+    probe([2, 3, last], "block10+block14+last")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbone", default="efficientnet_lite0", help="a backbone of the registry (Lite1/2: leafdoc[lite12])")
+    ap.add_argument("--backbone", default="efficientnet_lite0", help="a registry backbone (Lite1/2: leafdoc[lite12])")
     ap.add_argument("--sizes", default="160,224")
     ap.add_argument("--head", default="", help="only the heads whose name holds this text")
     ap.add_argument("--views", default="0,4,8,16")
     ap.add_argument("--logistic", action="store_true", help="logistic regression probes instead of Keras heads")
     ap.add_argument("--heldout", action="store_true", help="score the chosen setting on the held-out photos (once)")
+    ap.add_argument("--layers", action="store_true", help="probe an earlier block's features beside the last")
     args = ap.parse_args()
+    if args.layers:
+        layers_probe()
+        return
 
     from leafdoc.imaging.photos import Preparation
     from leafdoc.train.config import TrainConfig
