@@ -99,7 +99,6 @@ def train_head(f_tr, y_tr, f_va, y_va, *, epochs, dropout, l2, lr, patience, res
 
 
 def probe(f_tr, y_tr, f_sc, f_sc_flip, y_sc, row: str) -> None:
-
     from sklearn.linear_model import LogisticRegression
 
     warnings.filterwarnings("ignore")
