@@ -143,12 +143,12 @@ def create_job(
     return row
 
 
+def _no_job(job_id: str) -> NotFound:
+    return NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
+
+
 def get_job(catalog: Catalog, job_id: str) -> TrainingJobRow:
-    with catalog.Session() as s:
-        row = s.get(TrainingJobRow, job_id)
-    if row is None:
-        raise NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
-    return row
+    return catalog.row(TrainingJobRow, job_id, _no_job(job_id))
 
 
 def list_jobs(catalog: Catalog, state: str | None = None, limit: int = 100) -> list[TrainingJobRow]:
@@ -300,7 +300,7 @@ def cancel(catalog: Catalog, job_id: str) -> TrainingJobRow:
             )
         row = s.get(job, job_id, populate_existing=True)
         if row is None:
-            raise NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
+            raise _no_job(job_id)
         if row.state in TERMINAL and not done:
             raise Conflict(
                 f"training job {job_id} has already {'been ' if row.state == 'cancelled' else ''}{row.state}; "

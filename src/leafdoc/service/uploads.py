@@ -304,11 +304,8 @@ def process_upload(
 
 
 def get_upload(catalog: Catalog, upload_id: str) -> UploadRow:
-    with catalog.Session() as s:
-        row = s.get(UploadRow, upload_id)
-    if row is None:
-        raise NotFound(f"upload {upload_id!r} does not exist.", hint="GET /v1/uploads lists them.")
-    return row
+    missing = NotFound(f"upload {upload_id!r} does not exist.", hint="GET /v1/uploads lists them.")
+    return catalog.row(UploadRow, upload_id, missing)
 
 
 def list_uploads(catalog: Catalog, limit: int = 100) -> list[UploadRow]:
