@@ -44,6 +44,10 @@ LOWER_IS_BETTER = frozenset({"ece"})
 POINTER_LEASE = "serving-pointer"
 
 
+def _not_in_registry(version: int) -> NotFound:
+    return NotFound(f"model version {version} is not in the registry.", hint=LIST_HINT)
+
+
 class NoModel(LeafdocError):
     status = 503
     code = "no_model"
@@ -118,14 +122,7 @@ class Registry:
     # ---- reading -------------------------------------------------------------------------------
 
     def get(self, version: int) -> ModelVersionRow:
-        with self.catalog.Session() as s:
-            row = s.get(ModelVersionRow, version)
-        if row is None:
-            raise NotFound(
-                f"model version {version} is not in the registry.",
-                hint=LIST_HINT,
-            )
-        return row
+        return self.catalog.row(ModelVersionRow, version, _not_in_registry(version))
 
     def versions(self) -> list[ModelVersionRow]:
         with self.catalog.Session() as s:
@@ -348,10 +345,7 @@ class Registry:
         with self._pointer_lease(), self.catalog.Session.begin() as s:
             row = s.get(ModelVersionRow, version)
             if row is None:
-                raise NotFound(
-                    f"model version {version} is not in the registry.",
-                    hint=LIST_HINT,
-                )
+                raise _not_in_registry(version)
             cur = self._serving_in(s)
             if cur is not None and cur.version == version:
                 raise Conflict(f"model version {version} is already serving.")

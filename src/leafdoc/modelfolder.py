@@ -181,10 +181,12 @@ def read_card(model_dir: Path) -> ModelCard:
 SPLIT_LISTS = ("train", "val", "test")
 
 
-def read_split(model_dir: Path) -> dict:
+def read_split(model_dir: Path, missing: ModelError | None = None) -> dict:
     """split.json: which photos (by sha256) were train, val and test; ModelError naming the file when it is
-    missing or not a split."""
+    missing (`missing` instead, if given: what the caller cannot know without it) or not a split."""
     path = Path(model_dir) / SPLIT_FILE
+    if missing is not None and not path.is_file():
+        raise missing
     split = _read_json(path)
     if not isinstance(split, dict) or not all(isinstance(split.get(p, []), list) for p in SPLIT_LISTS):
         raise ModelError(f"{path}: not a split (lists of sha256 under train, val and test).")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -26,7 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from leafdoc.core.errors import LeafdocError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+R = TypeVar("R")  # a row class (Catalog.row)
 
 
 def utcnow() -> datetime:
@@ -254,3 +258,12 @@ class Catalog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def row(self, kind: type[R], key: Any, missing: LeafdocError) -> R:
+        """The row of `kind` whose primary key is `key`, read in a session of its own; `missing` (a NotFound
+        saying what is missing and where to find what there is) is raised when there is none."""
+        with self.Session() as s:
+            row = s.get(kind, key)
+        if row is None:
+            raise missing
+        return row

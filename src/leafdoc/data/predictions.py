@@ -34,11 +34,7 @@ def _not_found(prediction_id: str) -> NotFound:
 
 
 def get(catalog: Catalog, prediction_id: str) -> PredictionRow:
-    with catalog.Session() as s:
-        row = s.get(PredictionRow, prediction_id)
-    if row is None:
-        raise _not_found(prediction_id)
-    return row
+    return catalog.row(PredictionRow, prediction_id, _not_found(prediction_id))
 
 
 def set_feedback(catalog: Catalog, prediction_id: str, correct: bool, label: str | None) -> PredictionRow:

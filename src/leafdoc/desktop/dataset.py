@@ -17,13 +17,11 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
-from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ImageView, pretty_label
+from leafdoc.desktop.widgets import ImageView, Tab, pretty_label
 
 PLOTS = [
     ("class_distribution", "Class balance", "How many photos each class has: a model learns rare classes poorly."),
@@ -67,11 +65,9 @@ def summary_text(stats: dict) -> str:
     return "<br>".join(parts)
 
 
-class DatasetTab(QWidget):
+class DatasetTab(Tab):
     def __init__(self, window):
-        super().__init__()
-        self.window_ = window
-        self.session, self.tasks, self.settings = window.session, window.tasks, window.settings
+        super().__init__(window)
         self.datasets: list[dict] = []
         self._plots: dict[tuple, tuple[bytes, QImage]] = {}
         self.current_png: bytes | None = None
@@ -291,13 +287,11 @@ class DatasetTab(QWidget):
             return
         png = self.current_png
         file_name = f"{self.selected_name()}-v{self.selected_version() or 'latest'}-{self.selected_kind()}.png"
-        path = dialogs.ask_save_path(self, self.settings, "Save the picture", file_name, "PNG images")
-        if path is None:
-            return
-        self.tasks.run(
-            atomic_write_bytes,
-            path,
-            png,
-            on_done=lambda _: self.window_.flash(f"Saved {path}"),
-            on_error=lambda exc: dialogs.show_error(self, "Could not save the picture", exc),
+        self.save_file(
+            "Save the picture",
+            file_name,
+            "PNG images",
+            lambda: png,
+            saved=lambda path: f"Saved {path}",
+            failed="Could not save the picture",
         )

@@ -33,13 +33,12 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.api_client import LeafdocClient
-from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ConfidenceBar, ImageView, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, pretty_label, read_only_table
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
@@ -286,11 +285,9 @@ class DropZone(QFrame):
         )
 
 
-class DiagnoseTab(QWidget):
+class DiagnoseTab(Tab):
     def __init__(self, window):
-        super().__init__()
-        self.window_ = window
-        self.session, self.tasks, self.settings = window.session, window.tasks, window.settings
+        super().__init__(window)
         self.cards: list[ResultCard] = []
         self.history: list[dict] = []
         self._pending = 0
@@ -564,13 +561,11 @@ class DiagnoseTab(QWidget):
             dialogs.show_error(self, "Nothing to save", "There is no diagnosis in this session's history yet.")
             return
         file_name = f"leafdoc-diagnoses-{datetime.now():%Y%m%d-%H%M}.csv"
-        path = dialogs.ask_save_path(self, self.settings, "Save the history as CSV", file_name, "CSV files")
-        if path is None:
-            return
-        self.tasks.run(
-            atomic_write_bytes,
-            path,
-            self.history_csv(),
-            on_done=lambda _: self.window_.flash(f"Saved {len(self.history)} diagnoses to {path}"),
-            on_error=lambda exc: dialogs.show_error(self, "Could not save the history", exc),
+        self.save_file(
+            "Save the history as CSV",
+            file_name,
+            "CSV files",
+            self.history_csv,
+            saved=lambda path: f"Saved {len(self.history)} diagnoses to {path}",
+            failed="Could not save the history",
         )

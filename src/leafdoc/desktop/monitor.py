@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from leafdoc.desktop.widgets import ImageView
+from leafdoc.desktop.widgets import ImageView, Tab
 from leafdoc.ui import feedback_text, monitor_plots
 
 PICTURES = ("activity", "scores", "labels")
@@ -20,10 +20,9 @@ def fetch_monitoring(client, period: str) -> tuple[dict, list[QImage]]:
     return report, [QImage.fromData(draw[k](report)) for k in PICTURES]
 
 
-class MonitorTab(QWidget):
+class MonitorTab(Tab):
     def __init__(self, window):
-        super().__init__()
-        self.session, self.tasks = window.session, window.tasks
+        super().__init__(window)
         self.report: dict | None = None
         layout = QVBoxLayout(self)
         top = QHBoxLayout()

@@ -24,24 +24,21 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from leafdoc.desktop.jobs import TrainingBox
 from leafdoc.desktop.prefs import get_str
 from leafdoc.desktop.versions import VersionsBox
-from leafdoc.desktop.widgets import read_only_table
+from leafdoc.desktop.widgets import Tab, read_only_table
 
 
 def upload(client, path: Path, dataset: str | None, progress) -> dict:
     return client.upload(path, dataset=dataset or None, on_progress=progress)
 
 
-class RetrainTab(QWidget):
+class RetrainTab(Tab):
     def __init__(self, window):
-        super().__init__()
-        self.window_ = window
-        self.session, self.tasks, self.settings = window.session, window.tasks, window.settings
+        super().__init__(window)
         self.source: Path | None = None
         self.last_upload: dict | None = None
 

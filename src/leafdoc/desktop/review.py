@@ -13,11 +13,10 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import ImageView, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ImageView, Tab, pretty_label, read_only_table
 from leafdoc.ui import feedback_text
 
 QUEUE_LIMIT = 50
@@ -29,10 +28,9 @@ def fetch_queue(client) -> tuple[dict, list[str]]:
     return queue, serving.get("labels", [])
 
 
-class ReviewTab(QWidget):
+class ReviewTab(Tab):
     def __init__(self, window):
-        super().__init__()
-        self.session, self.tasks = window.session, window.tasks
+        super().__init__(window)
         self.items: list[dict] = []
         self._said = ""  # what the last action did, shown above the reloaded queue
         layout = QVBoxLayout(self)

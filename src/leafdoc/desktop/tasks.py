@@ -100,24 +100,22 @@ class Tasks(QObject):
 
     @Slot(int, object)
     def _on_done(self, task_id: int, result: object) -> None:
-        cb = self._callbacks.pop(task_id, None)
-        if cb is None or self.closed:
-            return
-        try:
-            if cb.on_done:
-                cb.on_done(result)
-        finally:
-            self._finish(cb)
+        self._end(task_id, lambda cb: cb.on_done, result)
 
     @Slot(int, object)
     def _on_failed(self, task_id: int, exc: object) -> None:
+        self._end(task_id, lambda cb: cb.on_error or self.default_error, exc)
+
+    def _end(self, task_id: int, handler_of: Callable[[_Callbacks], Callable | None], value: object) -> None:
+        """The task ended: its callbacks leave the table, the handler `handler_of` picks among them (if any) gets
+        `value`, then on_finally runs whatever the handler did (none of it once the tasks are closed)."""
         cb = self._callbacks.pop(task_id, None)
         if cb is None or self.closed:
             return
         try:
-            handler = cb.on_error or self.default_error
+            handler = handler_of(cb)
             if handler:
-                handler(exc)  # type: ignore[arg-type]
+                handler(value)
         finally:
             self._finish(cb)
 

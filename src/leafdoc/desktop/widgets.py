@@ -1,6 +1,10 @@
-"""Small widgets shared by the tabs: a picture that scales to its box, confidence bars, labels."""
+"""What the tabs share: their base (`Tab`: the window's session, tasks and settings, saving a file), a picture that
+scales to its box, confidence bars, labels."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
@@ -14,6 +18,41 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QWidget,
 )
+
+from leafdoc.core.atomic import atomic_write_bytes
+from leafdoc.desktop import dialogs
+
+
+class Tab(QWidget):
+    """One of the window's tabs: it keeps the window (`window_`: QWidget.window() is Qt's) and its session, tasks
+    and settings."""
+
+    def __init__(self, window):
+        super().__init__()
+        self.window_ = window
+        self.session, self.tasks, self.settings = window.session, window.tasks, window.settings
+
+    def save_file(
+        self,
+        title: str,
+        file_name: str,
+        kind: str,
+        data: Callable[[], bytes],
+        saved: Callable[[Path], str],
+        failed: str,
+    ) -> None:
+        """Ask where to save (dialogs.ask_save_path), then write `data()` there off the UI thread: the status bar
+        then shows `saved(path)`, or an error dialog titled `failed` says why it could not be written."""
+        path = dialogs.ask_save_path(self, self.settings, title, file_name, kind)
+        if path is None:
+            return
+        self.tasks.run(
+            atomic_write_bytes,
+            path,
+            data(),
+            on_done=lambda _: self.window_.flash(saved(path)),
+            on_error=lambda exc: dialogs.show_error(self, failed, exc),
+        )
 
 
 def pretty_label(label: str | None) -> str:

@@ -126,13 +126,11 @@ def in_split(
     """The (path, label) pairs whose content split.json puts in `part` (`unseen`: in neither train nor val)."""
     if part not in SPLIT_PARTS:
         raise ConfigError(f"--split {part!r}: not a part of a split.", hint=f"Use one of {', '.join(SPLIT_PARTS)}.")
-    path = model_dir / SPLIT_FILE
-    if not path.is_file():
-        raise ModelError(
-            f"{path}: no such file, so which photos the model saw is unknown.",
-            hint="Leave out --split (every photo is scored), or evaluate a folder the model never saw.",
-        )
-    split = read_split(model_dir)
+    missing = ModelError(
+        f"{model_dir / SPLIT_FILE}: no such file, so which photos the model saw is unknown.",
+        hint="Leave out --split (every photo is scored), or evaluate a folder the model never saw.",
+    )
+    split = read_split(model_dir, missing)
     part_of = split_parts(split)
 
     def wanted(sha: str) -> bool:

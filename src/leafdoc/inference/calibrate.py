@@ -213,12 +213,11 @@ def calibrate_model_dir(
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir}: no such folder.", hint="Pass the folder of class folders the model saw.")
     split_file = model_dir / SPLIT_FILE
-    if not split_file.is_file():
-        raise ModelError(
-            f"{model_dir}: no split.json, so the training and validation photos are unknown.",
-            hint="Retrain with `leafdoc train` (it fits the check itself).",
-        )
-    split = read_split(model_dir)
+    missing = ModelError(
+        f"{model_dir}: no split.json, so the training and validation photos are unknown.",
+        hint="Retrain with `leafdoc train` (it fits the check itself).",
+    )
+    split = read_split(model_dir, missing)
     photos = split_photos(data_dir, split, predictor.labels)
     for part in ("train", "val"):
         want = len(split.get(part, []))

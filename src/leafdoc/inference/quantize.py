@@ -182,12 +182,11 @@ def quantize_model_dir(
             f"{data_dir}: no such folder." if data_dir else "converting needs the photos the model was trained on.",
             hint="Pass --data with the folder of class folders the model was trained on.",
         )
-    if not split_file.is_file():
-        raise ModelError(
-            f"{model_dir}: no split.json, so the training photos are unknown.",
-            hint="Use a model folder written by `leafdoc train`.",
-        )
-    split = read_split(model_dir)
+    missing = ModelError(
+        f"{model_dir}: no split.json, so the training photos are unknown.",
+        hint="Use a model folder written by `leafdoc train`.",
+    )
+    split = read_split(model_dir, missing)
     photos = split_photos(Path(data_dir), split, predictor.labels)
     short = [p for p in ("train", "val") if len(photos[p]) < max(1, len(split.get(p, [])) // 2)]
     if short:

@@ -143,12 +143,12 @@ def create_job(
     return row
 
 
+def _no_job(job_id: str) -> NotFound:
+    return NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
+
+
 def get_job(catalog: Catalog, job_id: str) -> TrainingJobRow:
-    with catalog.Session() as s:
-        row = s.get(TrainingJobRow, job_id)
-    if row is None:
-        raise NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
-    return row
+    return catalog.row(TrainingJobRow, job_id, _no_job(job_id))
 
 
 def list_jobs(catalog: Catalog, state: str | None = None, limit: int = 100) -> list[TrainingJobRow]:
@@ -198,22 +198,29 @@ def claim(catalog: Catalog, job_id: str, worker: str) -> int:
     now = utcnow()
     job = TrainingJobRow
     with catalog.Session.begin() as s:
-        res = s.execute(
-            update(job)
-            .where(job.id == job_id, job.state == "queued")
-            .values(
-                state="running",
-                started=func.coalesce(job.started, now),
-                heartbeat=now,
-                worker=worker,
-                error=None,
-                attempts=job.attempts + 1,
-                resumed_epoch=None,
-            )
+        claimed = _from_queued(
+            s,
+            job_id,
+            state="running",
+            started=func.coalesce(job.started, now),
+            heartbeat=now,
+            worker=worker,
+            error=None,
+            attempts=job.attempts + 1,
+            resumed_epoch=None,
         )
-        if res.rowcount != 1:
+        if not claimed:
             return 0
         return int(s.scalar(select(job.attempts).where(job.id == job_id)))
+
+
+def _from_queued(session, job_id: str, **values) -> bool:
+    """Set `values` on the job only if it is still queued: one UPDATE, so the state is checked again under the
+    row's write lock and a job leaves `queued` once (claimed by one worker, or cancelled). True if this call
+    moved it."""
+    job = TrainingJobRow
+    res = session.execute(update(job).where(job.id == job_id, job.state == "queued").values(**values))
+    return res.rowcount == 1
 
 
 def fail(catalog: Catalog, job_id: str, error: str, attempt: int | None = None) -> bool:
@@ -287,11 +294,7 @@ def cancel(catalog: Catalog, job_id: str) -> TrainingJobRow:
     with catalog.Session.begin() as s:
         # Each UPDATE re-checks the state under the row's write lock: a worker claiming the job or the
         # job finishing at the same moment makes the first one match nothing, never both.
-        done = s.execute(
-            update(job)
-            .where(job.id == job_id, job.state == "queued")
-            .values(state="cancelled", cancel_requested=now, finished=now, error=CANCELLED_QUEUED)
-        ).rowcount
+        done = _from_queued(s, job_id, state="cancelled", cancel_requested=now, finished=now, error=CANCELLED_QUEUED)
         if not done:
             s.execute(
                 update(job)
@@ -300,7 +303,7 @@ def cancel(catalog: Catalog, job_id: str) -> TrainingJobRow:
             )
         row = s.get(job, job_id, populate_existing=True)
         if row is None:
-            raise NotFound(f"training job {job_id!r} does not exist.", hint="GET /v1/training-jobs lists them.")
+            raise _no_job(job_id)
         if row.state in TERMINAL and not done:
             raise Conflict(
                 f"training job {job_id} has already {'been ' if row.state == 'cancelled' else ''}{row.state}; "

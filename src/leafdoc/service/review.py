@@ -119,18 +119,7 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
         path = folder / f"review-{row.id[:16]}{FORMATS.get(_sniff(data), '.jpg')}"
         path.write_bytes(data)
         spooled = uploads.Spooled(folder, [uploads.SpooledFile(path.name, path)])
-        answer = uploads.process_upload(
-            state.settings,
-            state.catalog,
-            state.store,
-            state.registry,
-            state.queue,
-            upload_id,
-            spooled,
-            dataset=dataset,
-            label=label,
-            retrain=False,
-        )
+        answer = uploads.process_upload(state, upload_id, spooled, dataset=dataset, label=label, retrain=False)
     reviewed = predictions.set_review(state.catalog, prediction_id, label, upload_id)
     return {"prediction": item_dict(reviewed), "upload": answer}
 

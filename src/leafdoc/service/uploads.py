@@ -25,11 +25,10 @@ from leafdoc.data.catalog import Catalog, UploadRow, utcnow
 from leafdoc.data.ingest import ingest
 from leafdoc.data.names import name_problem, shown
 from leafdoc.data.sources import Limits
-from leafdoc.data.store import BlobStore
-from leafdoc.model_versions import Registry
 from leafdoc.service import leftovers
+from leafdoc.service.deps import AppState
 from leafdoc.service.errors import BadUpload
-from leafdoc.service.jobs import JobQueue, get_job, job_dict
+from leafdoc.service.jobs import get_job, job_dict
 from leafdoc.service.training import default_dataset, submit
 
 CHUNK = 1024 * 1024
@@ -232,11 +231,7 @@ def upload_dict(row: UploadRow, catalog: Catalog) -> dict:
 
 
 def process_upload(
-    settings: Settings,
-    catalog: Catalog,
-    store: BlobStore,
-    registry: Registry,
-    queue: JobQueue,
+    state: AppState,
     upload_id: str,
     spooled: Spooled,
     *,
@@ -247,6 +242,7 @@ def process_upload(
 ) -> dict:
     """Ingest the spooled upload, record it, and queue a retraining if asked and something was added
     (`learn_field`: one that learns the field photos among them, with no unlike-training check)."""
+    settings, catalog, store, registry, queue = state.settings, state.catalog, state.store, state.registry, state.queue
     dataset = check_name(dataset, "dataset name") if dataset else default_dataset(settings, registry)
     label = check_name(label, "label") if label else None
     source = source_for(spooled, label)
@@ -308,11 +304,8 @@ def process_upload(
 
 
 def get_upload(catalog: Catalog, upload_id: str) -> UploadRow:
-    with catalog.Session() as s:
-        row = s.get(UploadRow, upload_id)
-    if row is None:
-        raise NotFound(f"upload {upload_id!r} does not exist.", hint="GET /v1/uploads lists them.")
-    return row
+    missing = NotFound(f"upload {upload_id!r} does not exist.", hint="GET /v1/uploads lists them.")
+    return catalog.row(UploadRow, upload_id, missing)
 
 
 def list_uploads(catalog: Catalog, limit: int = 100) -> list[UploadRow]:

@@ -64,11 +64,7 @@ async def create_upload(
         f = spooled.fields
         answer = await run_in_threadpool(
             uploads.process_upload,
-            state.settings,
-            state.catalog,
-            state.store,
-            state.registry,
-            state.queue,
+            state,
             upload_id,
             spooled,
             dataset=f.get("dataset") or dataset,
