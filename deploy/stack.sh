@@ -18,6 +18,8 @@
 #                         the registry's when they are here or can be pulled, else Debian's
 #   --timeout S           LEAFDOC_STACK_TIMEOUT seconds each step may take to become healthy (600)
 #   --build               rebuild leafdoc's images first (deploy/build-images.sh; made anyway when missing)
+#   --file FILE           LEAFDOC_STACK_FILES   a compose file merged after the others (repeatable; the variable: a
+#                         colon-separated list), e.g. other replica counts or CPU limits (python -m loadtest.run does)
 #
 # With podman it needs podman-compose (a dev dependency: .venv/bin/podman-compose, or `pip install podman-compose`):
 # podman-compose 1.6 does not wait for `depends_on: condition: service_healthy` with podman older than 4.6, and
@@ -30,7 +32,8 @@ cd "$REPO"
 source deploy/engine.sh
 leafdoc_engine_setup
 
-CMD="" VOLUMES=false BUILD=false ARGS=()
+CMD="" VOLUMES=false BUILD=false ARGS=() EXTRA=()
+[ -z "${LEAFDOC_STACK_FILES:-}" ] || IFS=: read -r -a EXTRA <<<"$LEAFDOC_STACK_FILES"
 ENV_FILE=${LEAFDOC_ENV_FILE:-$DEPLOY/leafdoc.env}
 PROJECT=${LEAFDOC_STACK_PROJECT:-leafdoc}
 PORT=${LEAFDOC_HTTP_PORT:-8080}
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2 ;;
     --volumes | -v) VOLUMES=true; shift ;;
     --build) BUILD=true; shift ;;
+    --file) EXTRA+=("$2"); shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) ARGS+=("$1"); shift ;;
@@ -80,7 +84,7 @@ registry_images_here() {
   done
 }
 
-FILES=(-f deploy/compose.yaml)
+FILES=(-f deploy/compose.yaml) extra_files=()
 choose_images() {
   if [ "$IMAGES" = auto ]; then
     if registry_images_here; then IMAGES=registry; else
@@ -99,13 +103,17 @@ choose_images() {
 [ -n "$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter ancestor=localhost/leafdoc-s3:moto 2>/dev/null)" ] \
   && [ "$CMD" != up ] && FILES+=(-f deploy/compose.debian.yaml)
 
+for file in "${EXTRA[@]}"; do
+  [ -f "$file" ] || { say "no compose file $file"; exit 2; }
+  extra_files+=(-f "$(realpath "$file")")
+done
 if [ "$ENGINE" = podman ]; then
   COMPOSE=$(command -v podman-compose || true)
   [ -n "$COMPOSE" ] || { [ -x .venv/bin/podman-compose ] && COMPOSE=$REPO/.venv/bin/podman-compose; } || true
   [ -n "$COMPOSE" ] || { say "needs podman-compose: pip install podman-compose (a dev dependency of leafdoc)"; exit 1; }
-  compose() { "$COMPOSE" --podman-path podman -p "$PROJECT" "${FILES[@]}" --env-file "$ENV_FILE" "$@"; }
+  compose() { "$COMPOSE" --podman-path podman -p "$PROJECT" "${FILES[@]}" "${extra_files[@]}" --env-file "$ENV_FILE" "$@"; }
 else
-  compose() { docker compose -p "$PROJECT" "${FILES[@]}" --env-file "$ENV_FILE" "$@"; }
+  compose() { docker compose -p "$PROJECT" "${FILES[@]}" "${extra_files[@]}" --env-file "$ENV_FILE" "$@"; }
 fi
 
 containers() {  # $1: service -> its containers' names
