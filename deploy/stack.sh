@@ -100,8 +100,12 @@ choose_images() {
   fi
 }
 # down, status and logs: the same files up used (the services are the same in both; only images and commands differ).
-[ -n "$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter ancestor=localhost/leafdoc-s3:moto 2>/dev/null)" ] \
-  && [ "$CMD" != up ] && FILES+=(-f deploy/compose.debian.yaml)
+stand_in=false
+if [ "$CMD" != up ] && [ -n "$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT" \
+  --filter ancestor=localhost/leafdoc-s3:moto 2>/dev/null)" ]; then
+  FILES+=(-f deploy/compose.debian.yaml)
+  stand_in=true
+fi
 
 for file in "${EXTRA[@]}"; do
   [ -f "$file" ] || { say "no compose file $file"; exit 2; }
@@ -230,7 +234,13 @@ down() {
     fi
   fi
   if $VOLUMES; then say "down: $PROJECT's containers, network and volumes removed"
-  else say "down: $PROJECT's containers and network removed (its volumes are kept: --volumes removes them)"; fi
+  else
+    say "down: $PROJECT's containers and network removed (its volumes are kept: --volumes removes them)"
+    if [ "$stand_in" = true ]; then
+      say "but the S3 stand-in (moto) kept its objects in memory: they are gone, and the catalog kept in the volumes"
+      say "names models and photos no longer stored. Start afresh with 'down --volumes' before the next up."
+    fi
+  fi
 }
 
 case $CMD in
