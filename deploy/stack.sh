@@ -220,8 +220,11 @@ status() {
 down() {
   local flags=() left
   $VOLUMES && flags+=(-v)
-  compose down "${flags[@]}" >"${TMPDIR:-/tmp}/leafdoc-stack-$PROJECT.log" 2>&1 || {
-    tail -30 "${TMPDIR:-/tmp}/leafdoc-stack-$PROJECT.log" >&2; say "compose down failed"; }
+  if compose down "${flags[@]}" >"${TMPDIR:-/tmp}/leafdoc-stack-$PROJECT.log" 2>&1; then
+    rm -f "${TMPDIR:-/tmp}/leafdoc-stack-$PROJECT.log"  # podman-compose's output, kept only when a step failed
+  else
+    tail -30 "${TMPDIR:-/tmp}/leafdoc-stack-$PROJECT.log" >&2; say "compose down failed"
+  fi
   if [ "$ENGINE" = podman ]; then
     # What podman-compose may leave: containers of services renamed since, the pod, the network, the volumes.
     left=$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT")
