@@ -36,9 +36,7 @@ def group(results: dict) -> dict[tuple[str, str], list[dict]]:
     """(setup key, workload) -> the measurements of every repeat, in the order they were run."""
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for m in results["measurements"]:
-        s = m["setup"]
-        key = f"{'lb' if s['lb'] else 'direct'}-w{s['workers']}-{s['variant']}"
-        out[(key, m["workload"])].append(m)
+        out[(setup_key(m["setup"]), m["workload"])].append(m)
     return out
 
 
@@ -137,14 +135,28 @@ def target_met(s: dict) -> bool:
 def _setup_order(summaries: dict) -> list[str]:
     def order(key):
         s = summaries[key]["setup"]
-        return (s["lb"], s["workers"], s["variant"] != "current", s["variant"])
+        stack = (s.get("stack", False), s.get("cpus", ""))
+        return (*stack, s["lb"], s["workers"], s["variant"] != "current", s["variant"])
 
     return sorted(summaries, key=order)
 
 
-def _label(setup: dict) -> str:
-    name = f"nginx + {setup['workers']}x serve -w1" if setup["lb"] else f"serve -w{setup['workers']}"
-    return name if setup["variant"] == "current" else f"{name} [{setup['variant']}]"
+def setup_key(s: dict) -> str:
+    """A setup's key in results.json (loadtest.run.Setup as a dict; runs before stack setups lack its fields)."""
+    if s.get("stack"):
+        return f"stack-w{s['workers']}" + (f"-c{s['cpus']}" if s.get("cpus") else "") + f"-{s['variant']}"
+    return f"{'lb' if s['lb'] else 'direct'}-w{s['workers']}-{s['variant']}"
+
+
+def setup_label(s: dict) -> str:
+    if s.get("stack"):
+        name = f"compose: nginx + {s['workers']}x api" + (f" ({s['cpus']} CPU each)" if s.get("cpus") else "")
+    else:
+        name = f"nginx + {s['workers']}x serve -w1" if s["lb"] else f"serve -w{s['workers']}"
+    return name if s["variant"] == "current" else f"{name} [{s['variant']}]"
+
+
+_label = setup_label
 
 
 def cpu_count(cpus: str | None) -> int | None:
@@ -338,6 +350,8 @@ def variant_table(summaries_by_workload: dict[str, dict], variants: list[str]) -
     for workload, summaries in summaries_by_workload.items():
         by_setup: dict[tuple, dict[str, dict]] = defaultdict(dict)
         for s in summaries.values():
+            if s["setup"].get("stack"):
+                continue  # the stack runs the images as built: no variants
             by_setup[(s["setup"]["lb"], s["setup"]["workers"])][s["setup"]["variant"]] = s
         for (lb, workers), vs in sorted(by_setup.items()):
             ref = vs.get(base)
@@ -448,7 +462,9 @@ def write_report(results: dict, out_dir: Path) -> Path:
         "during each measurement, in cores.",
         "- Setups: `serve -wN` is `leafdoc serve --workers N` (uvicorn workers on one shared socket); "
         "`nginx + Nx serve -w1` is nginx (1 worker process) balancing round robin over N single-worker "
-        "replicas on their own ports, sharing one data home. All run with `--no-consumer`.",
+        "replicas on their own ports, sharing one data home. All run with `--no-consumer`. `compose: nginx + Nx api` "
+        "is deploy/compose.yaml's stack in containers (deploy/stack.sh), N API replicas (a worker per CPU of each "
+        "one's limit) behind its nginx, with PostgreSQL, Redis, the S3 store and the worker running beside them.",
         "",
         f"## Single-image predictions (`/v1/predict` only): the target is ≥ {TARGET_RPS:.0f}/s at p95 < "
         f"{TARGET_P95_MS:.0f} ms, no errors, every serving process < {TARGET_RSS_MB:.0f} MB",

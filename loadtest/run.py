@@ -6,7 +6,10 @@
 Setups: `leafdoc serve --workers N` on its own (uvicorn's workers share one listening socket), and
 nginx in front of N replicas of `leafdoc serve --workers 1` on their own ports sharing one data home
 (the way replicas on several machines share one catalog and store; nginx balances each request, where
-a shared socket balances connections). The runner starts and stops every process itself, ingests a
+a shared socket balances connections). `--setups stack1,stack2,stack4` also runs deploy/compose.yaml's stack
+(deploy/stack.sh: the images as built, nginx in front of N API replicas in containers, PostgreSQL, Redis, the S3
+store and the worker beside them), each replica limited to `--stack-cpus` CPUs (compose.yaml's 2 unless set: an
+API replica runs a worker per CPU of its limit). The runner starts and stops every process itself, ingests a
 small dataset first so the catalogue routes have something to read, and measures in each setup:
 
 - per request type (Locust's statistics): requests/s, p50/p95/p99 latency, errors;
@@ -36,6 +39,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -49,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,7 +62,7 @@ import psutil
 
 from loadtest.images import REPO, image_dir
 from loadtest.nginx import Nginx, find_nginx, start_nginx
-from loadtest.report import cpu_count
+from loadtest.report import cpu_count, setup_key, setup_label
 from loadtest.variants import VARIANTS, make_variant
 
 SINGLE, BATCH = "predict single", "predict batch"
@@ -87,18 +92,19 @@ def log(msg: str) -> None:
 
 @dataclass(frozen=True)
 class Setup:
-    workers: int
+    workers: int  # with `stack`: API replicas
     lb: bool
     variant: str = "current"
+    stack: bool = False  # deploy/compose.yaml's stack in containers (deploy/stack.sh)
+    cpus: str = ""  # with `stack`: each API replica's CPU limit ("" = compose.yaml's)
 
     @property
     def label(self) -> str:
-        name = f"nginx + {self.workers}x serve -w1" if self.lb else f"serve -w{self.workers}"
-        return name if self.variant == "current" else f"{name} [{self.variant}]"
+        return setup_label(asdict(self))
 
     @property
     def key(self) -> str:
-        return f"{'lb' if self.lb else 'direct'}-w{self.workers}-{self.variant}"
+        return setup_key(asdict(self))
 
 
 class Deployment:
@@ -183,6 +189,108 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)  # the group this runner started for that serve
                 p.wait()
+
+
+class StackDeployment:
+    """deploy/compose.yaml's stack, started by deploy/stack.sh under a project name of its own: nginx in front of
+    `setup.workers` API replicas (each limited to `setup.cpus` CPUs when set), with the page, the worker,
+    PostgreSQL, Redis and the S3 store beside them. The containers' processes are this machine's processes, so
+    memory and CPU are read from them as from local servers (API replicas as `serve`, nginx as nginx)."""
+
+    def __init__(self, setup: Setup, root: Path, env: dict[str, str], images: Path, timeout: float):
+        self.setup, self.root, self.images, self.timeout = setup, root, images, timeout
+        self.env = {k: v for k, v in env.items() if not k.startswith("LEAFDOC_")}
+        self.project = f"leafdoc-load-{os.getpid()}-{setup.workers}"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.model_file: str | None = None
+        self.pids: dict[str, list[int]] = {}  # service -> its containers' main processes, read once started
+        self.token = os.urandom(16).hex()
+        self.args = ["--project", self.project, "--port", str(self.port), "--env-file", str(root / "stack.env")]
+        self.args += ["--file", str(root / "stack-override.yaml")]
+
+    def _stack(self, *cmd: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(REPO / "deploy" / "stack.sh"), *cmd, *self.args],
+            env=self.env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    def start(self, timeout: float | None = None) -> str:
+        s = self.setup
+        (self.root / "stack.env").write_text(
+            f"POSTGRES_PASSWORD={os.urandom(16).hex()}\nAWS_ACCESS_KEY_ID=leafdoc\n"
+            f"AWS_SECRET_ACCESS_KEY={os.urandom(16).hex()}\nLEAFDOC_ADMIN_TOKEN={self.token}\n"
+        )
+        limits = f', resources: {{limits: {{cpus: "{s.cpus}"}}}}' if s.cpus else ""
+        (self.root / "stack-override.yaml").write_text(
+            "# python -m loadtest.run: the API replicas of this setup\n"
+            f"services:\n  api:\n    deploy: {{mode: replicated, replicas: {s.workers}{limits}}}\n"
+        )
+        up = self._stack("up", "--timeout", str(int(timeout or self.timeout)))
+        (self.root / "stack-up.log").write_text(up.stdout + up.stderr)
+        if up.returncode != 0:
+            raise RuntimeError(f"{s.label}: deploy/stack.sh up failed:\n{(up.stdout + up.stderr)[-3000:]}")
+        ready = httpx.get(f"{self.base}/readyz", timeout=30).json()
+        self.model_file = ready.get("model_file")
+        self.pids = {service: self._container_pids(service) for service in ("api", "nginx")}
+        # A small dataset for the catalogue routes (as prepare_home gives the local setups), uploaded as users do.
+        classes = sorted(p for p in self.images.iterdir() if p.is_dir())[:3]
+        members = {f"leaves/{c.name}/{f.name}": f.read_bytes() for c in classes for f in sorted(c.glob("*.jp*g"))[:10]}
+        if members:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                for name, data in members.items():
+                    z.writestr(name, data)
+            r = httpx.post(
+                f"{self.base}/v1/uploads", params={"dataset": "loadtest"}, timeout=600,
+                headers={"Authorization": f"Bearer {self.token}"},
+                files={"file": ("leaves.zip", buf.getvalue(), "application/zip")},
+            )  # fmt: skip
+            if r.status_code != 201:
+                raise RuntimeError(f"{s.label}: the dataset upload failed: {r.status_code} {r.text[:500]}")
+        return self.base
+
+    def _container_pids(self, service: str) -> list[int]:
+        names = subprocess.run(
+            ["podman", "ps", "--filter", f"label=com.docker.compose.project={self.project}",
+             "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}}"],
+            env=self.env, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        pids = []
+        for name in names:
+            pid = subprocess.run(
+                ["podman", "inspect", "--format", "{{.State.Pid}}", name], env=self.env, capture_output=True, text=True
+            ).stdout.strip()
+            if pid.isdigit() and int(pid) > 0:
+                pids.append(int(pid))
+        return pids
+
+    def _processes(self, service: str) -> list[psutil.Process]:
+        """The processes of a service's containers (podman is asked once, at start: asking it every half second
+        would cost the CPU being measured)."""
+        procs: list[psutil.Process] = []
+        for pid in self.pids.get(service, []):
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return procs
+
+    def serve_processes(self) -> list[psutil.Process]:
+        return self._processes("api")
+
+    def nginx_processes(self) -> list[psutil.Process]:
+        return self._processes("nginx")
+
+    def logs(self) -> str:
+        out = self._stack("logs", "api", timeout=120)
+        return (out.stdout + out.stderr)[-4000:]
+
+    def stop(self) -> None:
+        down = self._stack("down", "--volumes", timeout=600)
+        if down.returncode != 0:
+            log(f"{self.setup.label}: deploy/stack.sh down failed: {(down.stdout + down.stderr)[-1000:]}")
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -329,10 +437,16 @@ def machine_busy_seconds() -> float:
     return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
 
 
-def start_deployment(setup: Setup, workload: str, env: dict, root: Path, opts: Options, args) -> Deployment:
+def start_deployment(
+    setup: Setup, workload: str, env: dict, root: Path, opts: Options, args
+) -> Deployment | StackDeployment:
     folder = root / f"{setup.key}-{workload}"
     folder.mkdir(parents=True)
-    dep = Deployment(setup, folder, env, args.log_level, args.server_cpus)
+    dep: Deployment | StackDeployment
+    if setup.stack:
+        dep = StackDeployment(setup, folder, env, opts.images, args.stack_timeout)
+    else:
+        dep = Deployment(setup, folder, env, args.log_level, args.server_cpus)
     try:
         dep.base = dep.start()
         served = dep.model_file
@@ -348,7 +462,7 @@ def start_deployment(setup: Setup, workload: str, env: dict, root: Path, opts: O
     return dep
 
 
-def measure(dep: Deployment, workload: str, repeat: int, opts: Options) -> Measurement:
+def measure(dep: Deployment | StackDeployment, workload: str, repeat: int, opts: Options) -> Measurement:
     """One measured slice of `opts.duration` seconds on a running, warmed-up deployment."""
     folder = dep.root / f"r{repeat}"
     folder.mkdir()
@@ -460,24 +574,37 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def setup_list(args: argparse.Namespace) -> list[tuple[bool, int]]:
-    """(load-balanced, workers) of each setup: --setups if given (w2 = serve -w2, lb2 = nginx + 2 replicas)."""
+def setup_list(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(kind, workers) of each setup, kind `direct`, `lb` or `stack`: --setups if given (w2 = serve -w2, lb2 = nginx +
+    2 replicas, stack2 = the compose stack with 2 API replicas)."""
     if args.setups:
         out = []
         for item in _csv_list(args.setups):
-            lb, _, n = item.partition("w") if item.startswith("w") else ("lb", "", item.removeprefix("lb"))
-            if not n.isdigit():
-                raise SystemExit(f"--setups {item}: expected wN (serve --workers N) or lbN (nginx + N replicas)")
-            out.append((lb == "lb", int(n)))
+            kind = next((k for k in ("stack", "lb", "w") if item.startswith(k)), "")
+            n = item.removeprefix(kind)
+            if not kind or not n.isdigit() or int(n) < 1:
+                raise SystemExit(
+                    f"--setups {item}: expected wN (serve --workers N), lbN (nginx + N replicas) or stackN "
+                    "(the compose stack with N API replicas)"
+                )
+            out.append(({"w": "direct"}.get(kind, kind), int(n)))
         return out
-    return [(lb == "on", int(w)) for lb in _csv_list(args.lb) for w in _csv_list(args.workers)]
+    return [("lb" if lb == "on" else "direct", int(w)) for lb in _csv_list(args.lb) for w in _csv_list(args.workers)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2,4", help="Worker counts (comma-separated).")
     ap.add_argument("--lb", default="off,on", help="off: serve --workers N; on: nginx + N replicas (or both).")
-    ap.add_argument("--setups", default=None, help="Instead of --workers/--lb: e.g. w1,w2,lb2.")
+    ap.add_argument(
+        "--setups", default=None, help="Instead of --workers/--lb: e.g. w1,w2,lb2, or stack1,stack2,stack4 (compose)."
+    )
+    ap.add_argument(
+        "--stack-cpus",
+        default="",
+        help="stackN setups: each API replica's CPU limit (default: compose.yaml's); several: comma-separated.",
+    )
+    ap.add_argument("--stack-timeout", type=float, default=900, help="stackN setups: seconds per start-up step.")
     ap.add_argument(
         "--workloads",
         default="mixed,single",
@@ -538,7 +665,7 @@ def run_group(
     out_dir: Path,
 ) -> None:
     """One setup in each variant: all started side by side, warmed up, then measured in turns (A B A B...)."""
-    deployments: list[Deployment] = []
+    deployments: list[Deployment | StackDeployment] = []
     try:
         for setup in group:
             env = dict(base_env)
@@ -551,7 +678,7 @@ def run_group(
                 run_locust(dep.base, workload, opts.warmup, opts, None)
         paired = workload == "single" and args.paired_seconds > 0
 
-        def in_process(dep: Deployment) -> dict:
+        def in_process(dep: Deployment | StackDeployment) -> dict:
             src = variants[dep.setup.variant]
             return in_process_path(args.model.resolve(), opts.images, args.paired_seconds, args.server_cpus, src)
 
@@ -587,8 +714,11 @@ def main(argv: list[str] | None = None) -> Path:
     # Started in the background, a process may inherit SIGINT ignored; SIGTERM would skip the clean-up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    if find_nginx() is None and any(lb for lb, _ in setup_list(args)):
+    setups = setup_list(args)
+    if find_nginx() is None and any(kind == "lb" for kind, _ in setups):
         raise SystemExit("nginx is not installed (Debian: apt-get install nginx); or pass --lb off")
+    if any(kind == "stack" for kind, _ in setups) and (args.variant or args.no_current):
+        raise SystemExit("--variant measures this checkout's code; stackN setups run the images as built")
     images = image_dir(args.images).resolve()
     model = args.model.resolve()
     date = dt.date.today().isoformat()
@@ -630,10 +760,12 @@ def main(argv: list[str] | None = None) -> Path:
         results["raw_onnx"].append(
             raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
         )
-        for lb, workers in setup_list(args):
-            for workload in _csv_list(args.workloads):
-                group = [Setup(workers, lb, v) for v in variants]
-                run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
+        for kind, workers in setups:
+            cpu_limits = (_csv_list(args.stack_cpus) or [""]) if kind == "stack" else [""]
+            for cpus in cpu_limits:
+                for workload in _csv_list(args.workloads):
+                    group = [Setup(workers, kind != "direct", v, kind == "stack", cpus) for v in variants]
+                    run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
         log("raw ONNX Runtime throughput (end)")
         results["raw_onnx"].append(
             raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))

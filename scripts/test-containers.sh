@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build leafdoc's images and test them running (tests/containers): not part of scripts/test.sh, because it needs a
-# container engine and many minutes of CPU. Needs podman (apt-get install podman runc debootstrap) or docker with
+# Build leafdoc's images and test them running (tests/containers): the serving and worker images each alone, then the
+# compose stack end to end through deploy/stack.sh (test_compose_stack.py: about 3 minutes here). Not part of
+# scripts/test.sh, because it needs a container engine and many minutes of CPU. Needs podman (apt-get install podman runc debootstrap) or docker with
 # BuildKit; docs/deploy.md, "Building the images".
 #   bash scripts/test-containers.sh            # base images if missing, both images, then the tests
 #   bash scripts/test-containers.sh --no-build # test the images already built

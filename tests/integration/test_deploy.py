@@ -358,7 +358,11 @@ def test_compose_health_checks_and_commands(app_routes):
         assert ("GET", path) in app_routes
     check_leafdoc_command(c["services"]["worker"]["command"])
     assert c["services"]["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
-    assert list(c["services"]["nginx"]["ports"]) == ["8080:8080"]  # the only published port
+    # The only published port: nginx's 8080, on the host's LEAFDOC_HTTP_PORT (8080 unless set).
+    assert list(c["services"]["nginx"]["ports"]) == ["${LEAFDOC_HTTP_PORT:-8080}:8080"]
+    # nginx's command puts the container's DNS server in the config (Docker's 127.0.0.11, podman's at the gateway).
+    assert c["services"]["nginx"]["command"] == ["sh", "/etc/nginx/leafdoc-start.sh"]
+    assert "./nginx/start.sh:/etc/nginx/leafdoc-start.sh:ro" in c["services"]["nginx"]["volumes"]
     assert all("ports" not in s for n, s in c["services"].items() if n != "nginx")
 
 

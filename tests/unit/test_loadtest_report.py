@@ -327,3 +327,20 @@ def test_twelve_megapixel_photos_among_small_ones_are_compared_run_by_run():
     assert row[7] == "2.50x" and row[-1] == "no |"
     [row] = [r.split(" | ") for r in report.phone_mix_table({"w4": [run(80, 120, failures=1)]})[2:]]
     assert row[8] == "1" and row[-1] == "no |"
+
+
+def test_compose_stack_setups_are_named_apart_from_local_ones():
+    """--setups stackN runs deploy/compose.yaml's stack with N API replicas (and --stack-cpus their CPU limits): its
+    results get keys and labels of their own, so a stack with 2 replicas is never merged with nginx + 2 local ones."""
+    args = run.parse_args(["--setups", "w2,lb2,stack1,stack4", "--stack-cpus", "1,2"])
+    assert run.setup_list(args) == [("direct", 2), ("lb", 2), ("stack", 1), ("stack", 4)]
+    for bad in ("stack", "stackx", "lb0", "x2"):
+        with pytest.raises(SystemExit, match="expected wN"):
+            run.setup_list(run.parse_args(["--setups", bad]))
+    local, stack = run.Setup(2, lb=True), run.Setup(2, lb=True, stack=True, cpus="1")
+    assert stack.key == "stack-w2-c1-current" != local.key == "lb-w2-current"
+    assert stack.label == "compose: nginx + 2x api (1 CPU each)" and local.label == "nginx + 2x serve -w1"
+    # A results.json written before stack setups existed (no `stack` or `cpus` fields) reads as before.
+    assert report.setup_key({"lb": True, "workers": 2, "variant": "current"}) == local.key
+    with pytest.raises(SystemExit, match="run the images as built"):
+        run.main(["--setups", "stack2", "--variant", "x=/nowhere"])

@@ -50,7 +50,7 @@ def test_decode_cost_is_unknown_for_other_formats_and_short_headers(data):
 def test_usable_cpus_is_the_affinity_capped_by_the_cgroup_quota(tmp_path):
     mine = len(os.sched_getaffinity(0))
     cpu_max = tmp_path / "cpu.max"
-    assert usable_cpus(tmp_path / "absent") == mine
+    assert usable_cpus(tmp_path / "absent", tmp_path / "absent-v1") == mine
     cpu_max.write_text("max 100000\n")
     assert usable_cpus(cpu_max) == mine
     cpu_max.write_text("150000 100000\n")  # --cpus 1.5: rounded up to 2, never above the affinity
@@ -59,6 +59,25 @@ def test_usable_cpus_is_the_affinity_capped_by_the_cgroup_quota(tmp_path):
     assert usable_cpus(cpu_max) == 1
     cpu_max.write_text("garbage\n")
     assert usable_cpus(cpu_max) == mine
+
+
+def test_usable_cpus_reads_a_cgroup_v1_quota_where_there_is_no_cpu_max(tmp_path):
+    """Hosts with cgroups v1 (or hybrid, as leafdoc's CI machines): a container's `--cpus 1` is cpu.cfs_quota_us
+    100000 over cpu.cfs_period_us 100000 (podman 4.3 here), and no cpu.max; without it a replica limited to one CPU
+    ran a worker per CPU of the machine."""
+    mine = len(os.sched_getaffinity(0))
+    v1 = tmp_path / "cpu"
+    v1.mkdir()
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")  # no limit
+    assert usable_cpus(tmp_path / "absent", v1) == mine
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")  # --cpus 1
+    assert usable_cpus(tmp_path / "absent", v1) == 1
+    (v1 / "cpu.cfs_quota_us").write_text("150000\n")  # --cpus 1.5: rounded up, never above the affinity
+    assert usable_cpus(tmp_path / "absent", v1) == min(mine, 2)
+    cpu_max = tmp_path / "cpu.max"  # cgroup v2 wins where both are seen
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max, v1) == mine
 
 
 def test_serve_puts_predictions_on_the_loop_with_a_worker_per_cpu_unless_told(tmp_path):

@@ -5,6 +5,7 @@ Errors of the LeafdocError kind are printed as one plain message (no traceback) 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -384,6 +385,12 @@ def serve(
     run_service(load_settings(), host, port, workers, consumer, log_level, say=console.print, parent_pid=parent_pid)
 
 
+def without_password(url: str) -> str:
+    """A URL as a log may show it: the password it carries replaced by *** (postgresql://leafdoc:***@postgres/leafdoc),
+    since container logs are read by more people than the secrets file."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty instead of waiting for jobs.")] = False,
@@ -397,7 +404,8 @@ def worker(
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin and migration chatter is not the job's
-    console.print(f"worker: queue {settings.queue_url or settings.queue_path}, catalog {settings.catalog_url}")
+    queue, catalog = settings.queue_url or str(settings.queue_path), settings.catalog_url
+    console.print(f"worker: queue {without_password(queue)}, catalog {without_password(catalog)}")
     serve_forever(settings, burst=burst, parent_pid=parent_pid)
 
 

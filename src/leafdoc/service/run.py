@@ -22,18 +22,23 @@ from leafdoc.runtime.serverlog import log_config
 APP = "leafdoc.service.app:create_app"
 HTTP_PROTOCOL = "leafdoc.service.protocol:ReadAheadProtocol"  # bodies read ahead: service/protocol.py
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1 (hosts in hybrid mode): cpu.cfs_quota_us, cpu.cfs_period_us
 
 
-def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The CPUs this process may use: its affinity (taskset), capped by a cgroup v2 CPU quota (a container's
-    `--cpus`, a Kubernetes CPU limit), rounded up."""
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX, v1_cpu: Path = CGROUP_V1_CPU) -> int:
+    """The CPUs this process may use: its affinity (taskset), capped by a cgroup CPU quota (a container's
+    `--cpus`, a Kubernetes CPU limit), rounded up: cgroup v2's cpu.max, else cgroup v1's CFS quota (-1: none)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
     try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
+        if cpu_max.is_file():
+            quota, period = cpu_max.read_text().split()[:2]
+        else:
+            quota = (v1_cpu / "cpu.cfs_quota_us").read_text().strip()
+            period = (v1_cpu / "cpu.cfs_period_us").read_text().strip()
+        if quota not in ("max", "-1"):
             n = min(n, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
         pass
