@@ -14,8 +14,8 @@
 # Apple___healthy, frog_eye_leaf_spot -> Apple___Black_rot, rust -> Apple___Cedar_apple_rust, powdery_mildew ->
 # Apple___Powdery_mildew) and pass that folder. In leafdoc's own workplace the folder is built from the manifest
 # shared/datasets/field-apple.SOURCES.tsv (`python3 shared/datasets/build field-apple DEST`).
-# FINE_TUNE_EPOCHS (default 3) and IMAGE_SIZE (default 160) scale it to the machine; results and what they cost are
-# in docs/field-photos.md.
+# FINE_TUNE_EPOCHS (default 3) and IMAGE_SIZE (default 160) scale it to the machine; what it is and its status:
+# recipes/README.md ("The recipes").
 set -euo pipefail
 DATA=${1:?usage: bash recipes/field-apple.sh FIELD_APPLE_DIR [OUT]}
 OUT=${2:-runs/field-apple}
