@@ -172,19 +172,20 @@ def main(argv: list[str] | None = None) -> int:
             originals=ws.store.get,
             finish=args.finish,
         ).card
-    shipped_training_options(args.out / "card.json")
+    shipped_training_options(args.out)
     print(json.dumps(card.test_metrics, indent=1)[:2000])
     return 0
 
 
-def shipped_training_options(card_file: Path) -> None:
+def shipped_training_options(model_dir: Path) -> None:
     """The card goes to every user: no folder of this machine in it. The non-leaf and field folders were read for the
     checks (ood.npz, field_photos.zip carry what a retrain needs); a warm-started retrain merges the card's training
     options, and it refits the field check from the photos the model carries only when `field_dirs` is unset."""
-    card = json.loads(card_file.read_text())
-    card["training"]["nonleaf_dirs"] = []
-    card["training"]["field_dirs"] = None
-    card_file.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    from leafdoc.modelfolder import read_card, write_card
+
+    card = read_card(model_dir)
+    card.training = {**(card.training or {}), "nonleaf_dirs": [], "field_dirs": None}
+    write_card(model_dir, card)
 
 
 if __name__ == "__main__":
