@@ -112,6 +112,20 @@ def probe(f_tr, y_tr, f_sc, f_sc_flip, y_sc, row: str) -> None:
             print(f"{row} {name} | | | {acc:.1%} | {acc_flip:.1%} | |", flush=True)
 
 
+def lab_photos() -> tuple[list, list, list, dict[str, int], np.ndarray]:
+    """Each class's (photo, class) pairs: the lab's own, the validation and the held-out ones; the classes' indices;
+    and `leafdoc train`'s inner split of the lab's photos ('train' | 'val' | 'test' each)."""
+    lab, val, held = [], [], []
+    for cls in CLASSES:
+        p = parts(PLANTVILLAGE, cls, 30)
+        lab += [(f, cls) for f in p["lab"]]
+        val += [(f, cls) for f in p["val"]]
+        held += [(f, cls) for f in p["heldout"]]
+    index = {c: i for i, c in enumerate(sorted(CLASSES))}
+    inner = np.array(inner_split([f for f, _ in lab], [c for _, c in lab]))
+    return lab, val, held, index, inner
+
+
 BLOCKS = ["block4_add", "block6_add", "block10_add", "block14_add"]
 
 
@@ -126,13 +140,8 @@ def layers_probe() -> None:
     from leafdoc.train.trainer import build_model
 
     warnings.filterwarnings("ignore")
-    lab, val = [], []
-    for cls in CLASSES:
-        p = parts(PLANTVILLAGE, cls, 30)
-        lab += [(f, cls) for f in p["lab"]]
-        val += [(f, cls) for f in p["val"]]
-    index = {c: i for i, c in enumerate(sorted(CLASSES))}
-    train = np.array(inner_split([f for f, _ in lab], [c for _, c in lab])) == "train"
+    lab, val, _, index, inner = lab_photos()
+    train = inner == "train"
     y_tr = np.array([index[c] for _, c in lab])[train]
     y_va = np.array([index[c] for _, c in val])
 
@@ -190,14 +199,7 @@ def main() -> None:
     from leafdoc.train.pipeline import augmenter
     from leafdoc.train.trainer import build_model
 
-    lab, val, held = [], [], []
-    for cls in CLASSES:
-        p = parts(PLANTVILLAGE, cls, 30)
-        lab += [(f, cls) for f in p["lab"]]
-        val += [(f, cls) for f in p["val"]]
-        held += [(f, cls) for f in p["heldout"]]
-    index = {c: i for i, c in enumerate(sorted(CLASSES))}
-    inner = np.array(inner_split([f for f, _ in lab], [c for _, c in lab]))
+    lab, val, held, index, inner = lab_photos()
     y_lab = np.array([index[c] for _, c in lab])
     scored = held if args.heldout else val
     y_sc = np.array([index[c] for _, c in scored])
