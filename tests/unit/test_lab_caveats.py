@@ -56,3 +56,16 @@ def test_binomial_tail_is_exact():
     assert caveats.binomial_p_at_least(0, 5, 0.3) == pytest.approx(1.0)
     assert caveats.binomial_p_at_least(3, 3, 1 / 3) == pytest.approx(1 / 27)
     assert caveats.binomial_p_at_least(2, 3, 0.5) == pytest.approx(0.5)
+
+
+def test_binomial_tail_on_a_test_split_of_thousands_of_photos():
+    """A lab's big test split (2,336 orchard photos in 5 classes) made `leafdoc train` fail at its very end:
+    comb(2336, i) does not fit in a float. The tail is that of SciPy's binomial distribution."""
+    from scipy.stats import binom
+
+    for right, n, classes in [(1780, 2336, 5), (480, 2336, 5), (500, 2336, 5), (5200, 5221, 34), (40, 5221, 34)]:
+        want = float(binom.sf(right - 1, n, 1 / classes))
+        assert caveats.binomial_p_at_least(right, n, 1 / classes) == pytest.approx(want, rel=1e-9, abs=1e-300)
+    assert caveats.no_better_than_chance(1780, 2336, 5) is None  # 76.2% among 5 classes
+    said = caveats.no_better_than_chance(480, 2336, 5)  # 20.5%: guessing does as well
+    assert said is not None and "480 of 2336 photos right" in said
