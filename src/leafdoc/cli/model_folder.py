@@ -66,6 +66,15 @@ def calibrate(
             "their middle half before the model sees it; the checks are refitted on photos so prepared.",
         ),
     ] = False,
+    answer_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help='Also set the "not sure" threshold again: the largest that answers this share of the validation '
+            "photos (training's default: 0.99). Lower answers fewer photos and gets more of them right.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
     """(Re)fit the not-a-leaf check of a model folder (and the unlike-training check: with --field, or with the
@@ -82,14 +91,17 @@ def calibrate(
         field_budget=field_budget,
         drop_field=drop_field,
         light_range=light_range,
+        answer_share=answer_share,
     )
     from leafdoc.modelfolder import read_card
 
     if field_learnt:
         learn_field_crops(model_dir, field_learnt)
-    field_section = read_card(model_dir).field
+    card = read_card(model_dir)
+    field_section = card.field
     if as_json:
-        emit_json({**section, "field": field_section} if field_section else section)
+        extra = {"field": field_section} if field_section else {}
+        emit_json({**section, **extra, **({"abstain": card.abstain} if answer_share else {})})
         return
     if field_section:
         f = field_section
@@ -125,6 +137,12 @@ def calibrate(
             else ""
         )
     )
+    if answer_share:
+        a = card.abstain
+        out.print(
+            f'[bold green]{esc(str(model_dir))}[/]: "not sure" below {a["min_confidence"]:.3f}: answers '
+            f"{a['val_coverage']:.1%} of the validation photos, right on {a['val_selective_accuracy']:.2%} of them"
+        )
 
 
 EXPORT_FORMATS = ("onnx", "tflite", "onnx-int8", "onnx-fp16")

@@ -16,7 +16,7 @@ import numpy as np
 from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.imaging.photos import apply_white_balance, is_image_name, sha256_bytes
-from leafdoc.inference.abstain import min_confidence
+from leafdoc.inference.abstain import calibrate_min_confidence, min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
@@ -186,6 +186,14 @@ def fit_field(
     return {**section, "carried_photos": len(scenes), **scene_part}  # the scene's 1,280 weights stay last
 
 
+def set_answer_share(card, abstain: dict, share: float) -> None:
+    """The card's "not sure" threshold, set for `share` of the validation photos answered (calibrate_min_confidence),
+    and the training option that makes a retrain set its own the same way."""
+    card.abstain = abstain
+    if card.training is not None:
+        card.training["abstain_target_coverage"] = share
+
+
 def calibrate_model_dir(
     model_dir: Path,
     data_dir: Path,
@@ -196,6 +204,7 @@ def calibrate_model_dir(
     field_budget: float | None = None,
     drop_field: bool = False,
     light_range: bool = False,
+    answer_share: float | None = None,
 ) -> dict:
     """Fit the not-a-leaf check (card `ood`) and, with `field` folders of field photos, the unlike-training
     check (card `field`, inference/field.py) on the calibration part of those photos (calibration_part).
@@ -204,7 +213,9 @@ def calibrate_model_dir(
     is kept as it was fitted (only the monitoring baseline is made again, under the checks left).
     `light_range`: first measure the lights the model's training photos were taken under and from then on
     correct a photo lit beyond nearly all of them (white balance `light-range`, imaging/photos.py); the checks are
-    fitted on photos so prepared, and the card says so only once they are."""
+    fitted on photos so prepared, and the card says so only once they are.
+    `answer_share`: also set the "not sure" threshold again, to the largest that answers that share of the
+    validation photos (card `abstain`, as training sets it); the unlike-training check is then fitted under it."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     if not field and not drop_field and carries_field_photos(model_dir):
         field = [model_dir / FIELD_PHOTOS_FILE]
@@ -260,24 +271,34 @@ def calibrate_model_dir(
                 hint="Fit one: pass --nonleaf DIR (non-leaf example photos) with --drop-field.",
             )
         card.field = None
+        if answer_share:
+            val_images, val_y, _ = arrays("val")
+            probs = predictor.predict_arrays(val_images, ["probabilities"])["probabilities"]
+            set_answer_share(card, calibrate_min_confidence(probs, val_y, answer_share), answer_share)
         write_card(model_dir, card)  # before the photos go: a card never names a missing file
         (model_dir / FIELD_PHOTOS_FILE).unlink(missing_ok=True)
         write_baseline(model_dir, [path for path, _ in photos["val"]], max_pixels)
         return card.ood
     train_x, train_y, _ = arrays("train")
     train = (train_x, train_y)
-    val_images, _, val_poor = arrays("val")
+    val_images, val_y, val_poor = arrays("val")
     if "features" not in predictor.output_names:
         raise ModelError(
             f"{model_dir}/model.onnx has no `features` output.",
             hint="Re-export it with `leafdoc export MODEL_DIR --format onnx`.",
         )
     val_out = predictor.predict_arrays(val_images, ["probabilities", "features"])  # one pass for both checks
+    abstain = None
+    if answer_share:  # before the field check: it is fitted under the "not sure" threshold
+        abstain = calibrate_min_confidence(val_out["probabilities"], val_y, answer_share)
+        predictor.card.abstain = abstain
     examples = nonleaf_photos([str(p) for p in nonleaf], predictor)  # scored once for both checks
     section = fit_model_dir(model_dir, predictor, train, val_images, examples, target, val_out["features"])
     card = read_card(model_dir)
     card.ood = section
     card.field = None  # fitted against the old not-a-leaf statistics: refit below or drop
+    if abstain:
+        set_answer_share(card, abstain, answer_share)
     if light_range:  # what the checks were just fitted on; a retrain measures its own training photos' lights
         card.input.white_balance, card.input.light_range = "light-range", list(predictor.prep.light_range)
         if card.training is not None:
