@@ -4,7 +4,7 @@
 # them, computed once: --fine-tune-fraction 0.32 --fine-tune-cached), trained on orchard photos of apple
 # leaves (Plant Pathology 2021: scab, healthy, frogeye leaf spot = black rot, cedar apple rust, and powdery mildew,
 # which PlantVillage lacks), then scored on its own held-out photos: accuracy per class, confusions, calibration,
-# and the share of non-leaf photos it refuses.
+# and the share of non-leaf photos it refuses (roses: the not-a-leaf check is fitted with daisies and CIFAR-10).
 #
 #   bash recipes/field-apple.sh FIELD_APPLE_DIR [OUT]          # OUT defaults to runs/field-apple
 #
@@ -23,14 +23,14 @@ OUT=${2:-runs/field-apple}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${LEAFDOC_SHARED:-$HERE/../shared}/datasets
 LEAFDOC=${LEAFDOC:-$HERE/.venv/bin/leafdoc}
-for d in "$SHARED/flowers" "$SHARED/cifar10/train" "$SHARED/cifar10/test"; do
+for d in "$SHARED/flowers/daisy" "$SHARED/flowers/roses" "$SHARED/cifar10/train"; do
   [ -d "$d" ] || { echo "field-apple: $d is missing: set LEAFDOC_SHARED to the folder that holds datasets/ (non-leaf photos)" >&2; exit 2; }
 done
 "$LEAFDOC" train --data "$DATA" --out "$OUT/model" --backbone efficientnet_lite0 --weights imagenet \
   --image-size "${IMAGE_SIZE:-160}" --head-on-features --epochs 20 --fine-tune-epochs "${FINE_TUNE_EPOCHS:-3}" \
   --fine-tune-fraction 0.32 --fine-tune-cached --learning-rate 1e-3 --patience 3 \
-  --nonleaf "$SHARED/flowers" --nonleaf "$SHARED/cifar10/train" --resume
-"$LEAFDOC" evaluate "$OUT/model" --data "$DATA" --split test --ood "$SHARED/cifar10/test" --report "$OUT/report"
+  --nonleaf "$SHARED/flowers/daisy" --nonleaf "$SHARED/cifar10/train" --resume
+"$LEAFDOC" evaluate "$OUT/model" --data "$DATA" --split test --ood "$SHARED/flowers/roses" --report "$OUT/report"
 cat >>"$OUT/report/report.md" <<'TERMS'
 
 ## Not for models/: the data's terms
