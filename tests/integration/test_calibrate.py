@@ -72,11 +72,11 @@ def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, se
     test_leaves = [path for path, _ in split_photos(PLANTVILLAGE, split, p.labels)["test"]]
     assert len(test_leaves) >= 130 and refused_share(p, test_leaves) <= 0.03, "test leaves are answered"
 
-    # --answer-share: the "not sure" threshold set again, to answer 95% of the validation photos present here.
-    before = card["abstain"]["min_confidence"]
+    # --answer-share: the "not sure" threshold set again, to answer 95% of the validation photos present here (with
+    # --drop-field and no --nonleaf, the not-a-leaf check is kept as fitted: only the validation photos are read).
+    before, ood = card["abstain"]["min_confidence"], card["ood"]
     result = CliRunner().invoke(
-        app,
-        ["calibrate", str(old), "--data", str(PLANTVILLAGE), "--nonleaf", str(DAISIES), "--answer-share", "0.95"],
+        app, ["calibrate", str(old), "--data", str(PLANTVILLAGE), "--drop-field", "--answer-share", "0.95"]
     )
     assert result.exit_code == 0, result.output
     assert "answers 95." in result.stdout or "answers 96." in result.stdout, result.stdout
@@ -85,6 +85,7 @@ def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, se
     assert abstain["min_confidence"] > before and 0.95 <= abstain["val_coverage"] < 0.97, abstain
     assert abstain["rule"].endswith("answering >= 95% of validation images")
     assert card["training"]["abstain_target_coverage"] == 0.95  # a retrain sets its threshold the same way
+    assert card["ood"] == ood
     val_leaves = [path for path, _ in split_photos(PLANTVILLAGE, split, p.labels)["val"]]
     unsure = np.mean([r.reason == "unsure" for r in Predictor(old).predict_files(val_leaves)])
     assert 0.025 <= unsure <= 0.06, f"{unsure:.1%} of validation photos not sure, where about 5% are meant to be"
