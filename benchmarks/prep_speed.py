@@ -16,12 +16,16 @@ Photos: `--photos` 256-px PlantVillage photos (the load test's fixed sample) and
 from the largest field photos, as phone cameras write them (loadtest/images.py). The stages are timed in turns,
 round after round, so background load hits them alike; the table gives the median over rounds of each stage's mean.
 `--profile` prints where the time of the preparation now goes (cProfile over the 256-px photos).
+`--thumbnail-light` checks the next saving before making it: the light measured on the 96-px copy the leaf is
+framed in (whose sheet distance is already computed) instead of on the model's input, over every shared
+PlantVillage and field photo: how many photos' light-range decision (in range, corrected, no sheet) would change.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import statistics
 import sys
@@ -67,7 +71,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--int8", action="store_true", help="time the folder's int8 copy too")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--thumbnail-light", action="store_true", help="count light decisions a 96-px measure changes")
     args = ap.parse_args()
+    if args.thumbnail_light:
+        thumbnail_light(Predictor(args.model, threads=1))
+        return
 
     fp32 = Predictor(args.model, threads=1)
     small = [data for _, data in load_images(image_dir(), args.photos)]
@@ -116,6 +124,40 @@ def main() -> None:
             fp32.load(d)
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+
+
+def thumbnail_light(predictor: Predictor) -> None:
+    """The light-range decision of every shared lab and field photo, with the light measured on the model's input
+    (as served) and on the 96-px copy of the whole photo the leaf is framed in."""
+    import numpy as np
+    from PIL import Image
+
+    from leafdoc.imaging import leafcut
+    from leafdoc.imaging.photos import FRAME_CUT_PX, model_region, resize_square
+
+    shared = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
+    files = sorted((shared / "plantvillage").glob("*/*.jpg"))
+    files += sorted(p for d in ("field-corn", "field-mixed") for p in (shared / d).rglob("*") if p.is_file())
+    lights = predictor.card.input.light_range
+
+    def decision(light: float | None) -> str:
+        if light is None:
+            return "no sheet"
+        return "corrected" if not lights[0] <= light <= lights[3] else "in range"
+
+    changed, gaps = [], []
+    for path in files:
+        img, frame = open_photo(path.read_bytes(), path.name, min_side=min_side_for(predictor.size))
+        served = leafcut.light_of(resize_square(img, predictor.size, frame, model_region(img, "leaf")))
+        small = leafcut.light_of(np.asarray(img.resize((FRAME_CUT_PX, FRAME_CUT_PX), Image.Resampling.BILINEAR)))
+        if served is not None and small is not None:
+            gaps.append(abs(small - served))
+        if decision(served) != decision(small):
+            changed.append(f"{path.name}: {decision(served)} -> {decision(small)}")
+    print(f"{len(files)} photos; the light's two measures differ by {np.median(gaps):.4f} (median), ")
+    print(f"{np.quantile(gaps, 0.99):.4f} (99th percentile) on the {len(gaps)} with a sheet in both")
+    print(f"light-range decision changed on {len(changed)} photos ({len(changed) / len(files):.1%}):")
+    print("\n".join(changed[:20]))
 
 
 if __name__ == "__main__":
