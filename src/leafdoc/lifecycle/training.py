@@ -118,7 +118,9 @@ def train_model(
         # Validation's probabilities (abstention) and features (the not-a-leaf check) from the same pass.
         val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
-        card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
+        # A model that learnt from its validation photos (train_on_val) has its threshold from the trainer: its
+        # own answers on them would be too sure of themselves.
+        card.abstain = card.abstain or calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
         # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
         if on_event:
             on_event(Calibrating(list(cfg.nonleaf_dirs), field))
