@@ -767,6 +767,7 @@ def train(
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
     finish: bool = False,
+    unseen_val: dict | None = None,
 ) -> ModelCard:
     """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
     figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
@@ -774,7 +775,9 @@ def train(
 
     With `checkpoint_dir`, the training state is saved there after every epoch and a run stopped
     part-way continues from it (same settings and split only); the caller clears it (`checkpoint.clear`)
-    once the model folder is complete."""
+    once the model folder is complete. `unseen_val`: given a dict, it receives the validation photos' probabilities
+    (`val_probs`) and classes (`val_y`) from the head trained before it learnt them (`train_on_val`), if there was
+    one: the abstention threshold is calibrated on those (lifecycle/training.py)."""
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.export import export_onnx, save_keras
 
@@ -790,6 +793,8 @@ def train(
         train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
         result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
+    if unseen_val is not None and result.get("val_probs") is not None:
+        unseen_val.update(val_probs=result["val_probs"], val_y=result["val_y"])
 
     folder = Path(folder)
     save_keras(model, folder / KERAS_FILE)
@@ -818,16 +823,11 @@ def val_learnt(card: ModelCard) -> int:
 
 
 def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> ModelCard:
-    from leafdoc.inference.abstain import calibrate_min_confidence
     from leafdoc.train.backbones import weights_provenance
 
     learnt = int(result.get("val_photos_learnt") or 0)
     learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
-    abstain = None
-    if learnt and result.get("val_probs") is not None:
-        abstain = calibrate_min_confidence(result["val_probs"], result["val_y"], cfg.abstain_target_coverage)
-        abstain["rule"] += " (as answered by the head trained on the training photos alone, before it learnt them)"
-    card = ModelCard.from_dict(
+    return ModelCard.from_dict(
         {
             "format": 1,
             "leafdoc_version": __version__,
@@ -882,5 +882,3 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             ),
         }
     )
-    card.abstain = abstain
-    return card
