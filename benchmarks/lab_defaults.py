@@ -55,9 +55,12 @@ def lab_folder(data: Path, classes, per_class: int, dest: Path) -> Path:
     return dest
 
 
-def score(model: Path, data: Path, classes, per_class: int, which: str) -> tuple[float, int]:
+def score(model: Path, data: Path, classes, per_class: int, which: str) -> tuple[float, int, float]:
+    """Top-1 accuracy, the photos scored, and the share the model answers (its softmax above the card's abstention
+    threshold; the other checks are left out)."""
     import numpy as np
 
+    from leafdoc.inference.abstain import min_confidence
     from leafdoc.inference.predictor import Predictor
 
     predictor = Predictor(model)
@@ -68,7 +71,8 @@ def score(model: Path, data: Path, classes, per_class: int, which: str) -> tuple
             x.append(predictor.preprocess(f))
     probs = predictor.predict_arrays(np.stack(x))["probabilities"]
     predicted = [predictor.labels[i] for i in probs.argmax(axis=1)]
-    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), len(truth)
+    answered = float(np.mean(probs.max(axis=1) >= min_confidence(predictor.card)))
+    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), len(truth), answered
 
 
 def _child_cpu() -> float:
@@ -94,8 +98,9 @@ def run_once(data: Path, classes, per_class: int, which: str, extra: list[str]) 
         if done.returncode:
             sys.exit(f"leafdoc train failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         last = [line for line in done.stdout.splitlines() if "test accuracy" in line]
-        accuracy, n = score(tmp / "mymodel", data, classes, per_class, which)
-        return {"wall": wall, "cpu": cpu, "accuracy": accuracy, "n": n, "line": last[-1] if last else ""}
+        accuracy, n, answered = score(tmp / "mymodel", data, classes, per_class, which)
+        line = last[-1] if last else ""
+        return {"wall": wall, "cpu": cpu, "accuracy": accuracy, "n": n, "answered": answered, "line": line}
 
 
 def main() -> None:
@@ -114,15 +119,18 @@ def main() -> None:
     classes = args.classes.split(",")
     runs = [run_once(args.data, classes, args.per_class, args.score, extra) for _ in range(args.repeats)]
     print(f"leafdoc train --data ({len(classes)} classes x {args.per_class} photos) --out OUT {' '.join(extra)}")
-    print(f"| run | {args.score} accuracy | photos scored | wall time | CPU time | the command's own test line |")
-    print("|---|---|---|---|---|---|")
+    print(f"| run | {args.score} accuracy | photos scored | answered | wall time | CPU time | its test line |")
+    print("|---|---|---|---|---|---|---|")
     for i, r in enumerate(runs, 1):
-        print(f"| {i} | {r['accuracy']:.1%} | {r['n']} | {r['wall']:.0f} s | {r['cpu']:.0f} s | {r['line']} |")
+        print(
+            f"| {i} | {r['accuracy']:.1%} | {r['n']} | {r['answered']:.1%} | {r['wall']:.0f} s | {r['cpu']:.0f} s | "
+            f"{r['line']} |"
+        )
     if len(runs) > 1:
         acc = statistics.median(r["accuracy"] for r in runs)
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
-        print(f"| median | {acc:.1%} | | {wall:.0f} s | {cpu:.0f} s | |")
+        print(f"| median | {acc:.1%} | | | {wall:.0f} s | {cpu:.0f} s | |")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
     assert card.training["image_size"] == defaults.image_size and card.training["head_on_features"]
     assert card.training["feature_views"] == defaults.feature_views > 0  # augmented views through the backbone
     assert [h["phase"] for h in card.history] == ["head"] * defaults.epochs  # `last`: every epoch, none stopped
+    # `last` chooses nothing with the validation photos: the head kept learnt them too, and the card and run say so
+    assert card.dataset.model_extra["val_learnt"] == card.dataset.split["val"] > 0
+    assert "also learnt from the" in r.stdout and "before it learnt them" in card.abstain["rule"]
     files = sorted(fresh.rglob("*.*"))
     x = np.stack([predictor.preprocess(f) for f in files])
     predicted = [predictor.labels[i] for i in predictor.predict_arrays(x)["probabilities"].argmax(axis=1)]

@@ -324,6 +324,60 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     assert not np.allclose(learnt, 0) and any(e["event"] == "epoch" and e["phase"] == "fine_tune" for e in events)
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_with_last_the_head_kept_also_learns_the_validation_photos_and_the_card_says_so(
+    tmp_path, settings, leaf_folder, on
+):
+    """`train_on_val` (the default) with `restore_best: last` and the head on cached features: a first head learns
+    the training photos (the history is its own, its validation figures on photos it did not learn) and answers the
+    validation photos, which the abstention threshold is calibrated on; then a fresh head learns the training and
+    validation photos (and views of both) and is the model written; the card and the command say so. Off, or with
+    a `restore_best` that lets validation choose, the validation photos are not trained on."""
+    import keras
+    from tests.conftest import LEARNS
+
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train import trainer
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        **{**LEARNS, "head_on_features": True, "feature_views": 1, "restore_best": "last", "train_on_val": on}
+    )
+    assert trainer.learns_val(cfg) is on
+    assert not trainer.learns_val(cfg.model_copy(update={"restore_best": "val_loss"}))
+    assert not trainer.learns_val(cfg.model_copy(update={"head_on_features": False}))
+    data, _ = _prepared(settings, leaf_folder, f"val{on}", cfg)
+    fits = []
+    real_fit = keras.Model.fit
+
+    def spy(self, x, y=None, *a, **kw):
+        fits.append((x.shape, y.copy(), "validation_data" in kw))
+        return real_fit(self, x, y, *a, **kw)
+
+    keras.Model.fit = spy
+    try:
+        card = train_model(cfg, data, tmp_path / "model").card
+    finally:
+        keras.Model.fit = real_fit
+    counts = data.counts()
+    assert fits[0][0] == (2 * counts["train"], 1280) and fits[0][2]  # the first head: training photos and a view
+    assert [h["phase"] for h in card.history] == ["head"] * cfg.epochs and "val_loss" in card.history[-1]
+    if not on:
+        assert len(fits) == 1 and trainer.val_learnt(card) == 0 and "val_learnt_note" not in card.to_dict()["dataset"]
+        assert "before it learnt them" not in card.abstain["rule"]
+        return
+    assert len(fits) == 2
+    shape, y, validated = fits[1]
+    assert shape == (2 * (counts["train"] + counts["val"]), 1280) and not validated  # train + val, each with a view
+    val_y = data.y[data.indices("val")]
+    assert sorted(y.tolist()) == sorted(np.tile(np.concatenate([data.y[data.indices("train")], val_y]), 2).tolist())
+    assert trainer.val_learnt(card) == counts["val"]
+    assert "validation photos" in card.to_dict()["dataset"]["val_learnt_note"]
+    # The threshold from the first head's answers on the validation photos, not from the kept model's on them.
+    assert "before it learnt them" in card.abstain["rule"]
+    assert card.test_metrics["n"] == counts["test"]  # the test photos stay held out and scored
+
+
 def test_fine_tuning_on_cached_activations_trains_the_top_in_place_and_goes_on_from_its_checkpoint(
     tmp_path, settings, leaf_folder
 ):

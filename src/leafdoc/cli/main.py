@@ -185,6 +185,7 @@ def run_training(
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
+    from leafdoc.train.trainer import val_learnt
 
     ws = Workspace.open(load_settings())
     if data is not None:
@@ -228,6 +229,11 @@ def run_training(
         out.print(
             f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
             f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})"
+        )
+    if not quiet and (learnt := val_learnt(card)):
+        out.print(
+            f"note: the model also learnt from the {learnt} validation photos (with --restore-best last they choose "
+            "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw"
         )
     if warning := caveats.no_better_than_chance(round(t["accuracy"] * t["n"]), t["n"], len(td.classes)):
         console.print(f"[bold red]warning:[/] {esc(warning)}")

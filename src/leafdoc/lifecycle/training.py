@@ -97,6 +97,7 @@ def train_model(
                 hint="Pass folders that exist, or none (field_dirs: []) for a model without that check.",
             )
     field = field_sources(cfg, init_from)
+    unseen_val: dict = {}  # train_on_val: the validation photos as answered before the model learnt them
     with atomic_dir(out) as tmp:
         card = train_and_export(
             cfg,
@@ -108,6 +109,7 @@ def train_model(
             provenance=provenance,
             checkpoint_dir=checkpoint_dir,
             finish=finish,
+            unseen_val=unseen_val,
         )
         te, va, tr = data.indices("test"), data.indices("val"), data.indices("train")
         if on_event:
@@ -119,6 +121,13 @@ def train_model(
         val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
         card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
+        if unseen_val:  # the model learnt the validation photos: its own answers on them are too sure of themselves
+            card.abstain = calibrate_min_confidence(
+                unseen_val["val_probs"], unseen_val["val_y"], cfg.abstain_target_coverage
+            )
+            card.abstain["rule"] += (
+                " (as answered by the head trained on the training photos alone, before it learnt them)"
+            )
         # The not-a-leaf check: fitted on the training split, calibrated on validation (+ non-leaf photos).
         if on_event:
             on_event(Calibrating(list(cfg.nonleaf_dirs), field))

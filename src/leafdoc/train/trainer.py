@@ -402,13 +402,16 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
             )
         return start + len(hist.history.get("loss", []))
 
+    learnt_val: dict = {}  # `train_on_val`: the first head's answers on the validation photos (_head_on_features)
     backbone = model.get_layer("backbone")
     if cfg.pretrained:
         backbone.trainable = False
         if saved and saved["phase"] == "fine_tune":  # the head phase ended before the checkpoint
             done = saved["phase_start"]
         elif cfg.head_on_features:
-            done = _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained)
+            done = _head_on_features(
+                model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained, extra=learnt_val
+            )
             saved = None
         else:
             done = run("head", cfg.epochs, cfg.base_learning_rate)
@@ -439,7 +442,14 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
         "best_val": best["logs"],
         "train_seconds": trained(),  # with the part before a checkpoint this run continued from
         "train_seconds_before_resume": before,
+        **learnt_val,
     }
+
+
+def learns_val(cfg: TrainConfig) -> bool:
+    """Whether the head kept learns from the validation photos too (TrainConfig.train_on_val): only when they choose
+    nothing (restore_best `last`) and the head trains on cached features."""
+    return cfg.train_on_val and cfg.restore_best == "last" and cfg.pretrained and cfg.head_on_features
 
 
 def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64, augment=None) -> np.ndarray:
@@ -542,21 +552,29 @@ def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int,
     return net, dataset(tr, train_batch, True), dataset(va, val_batch, False)
 
 
-def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained) -> int:
+def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained, extra=None) -> int:
     """The head phase on features computed once: the backbone is frozen and in inference mode, so every epoch
     would compute the same features again; on 24,000 photos that is an hour an epoch on two cores, against
     seconds on the cached features. The head's layers are the model's own, so the model is trained in place.
     Augmentation in this phase only through `feature_views` (augmented copies whose features are computed once
-    too); the fine-tuning phase has it on every batch. Returns the phase's last epoch."""
+    too); the fine-tuning phase has it on every batch. Returns the phase's last epoch.
+
+    With `learns_val(cfg)`, once that head has trained, its probabilities on the validation photos go into `extra`
+    (`val_probs`, `val_y`: the abstention threshold is calibrated on them, photos that head never saw), and a fresh
+    head (the same initial weights) trains as long on the training and validation photos (and views of both); it
+    is the one kept. The history stays the first head's: its validation figures are on photos it did not learn."""
     import keras
 
     if saved and saved["phase"] == "head" and saved["finished"]:
         model.set_weights(checkpoint.arrays("weights"))
+        if learns_val(cfg) and extra is not None and saved["epoch"] == cfg.epochs:
+            extra["val_photos_learnt"] = len(va)  # the first head's answers are gone: abstention as before
         return saved["epoch"]
     f_tr = _each_photo_once(lambda photos: _features(model, data.images, photos), tr)
     f_va = _features(model, data.images, va)
     y_tr = data.y[tr]
     views = cfg.feature_views if cfg.augment and len(tr) <= FEATURE_VIEWS_MAX_PHOTOS else 0
+    aug = None
     if views:
         # Augmentation at the level of features: each view is the training photos through the training
         # augmentation (flips, rotation, zoom, light), then the frozen backbone, once; the head sees them all in
@@ -568,8 +586,10 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
         f_tr, y_tr = np.concatenate([f_tr, *f_views]), np.tile(y_tr, views + 1)
     inp = keras.Input((f_tr.shape[1],), name="features")
     head = keras.Model(inp, _head(model, cfg, inp), name="head")
+    initial = head.get_weights()
     one_hot = _one_hot(cfg, len(data.classes))
     y_va = data.y[va]
+    y_tr_labels = y_tr
     if one_hot:
         y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
     head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
@@ -606,6 +626,28 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
             verbose=0,
         )
     done = len(hist.history.get("loss", []))
+    if learns_val(cfg) and extra is not None and done == cfg.epochs:  # not when stopped part-way (a signal)
+        extra.update(val_probs=np.asarray(head.predict(f_va, verbose=0)), val_y=data.y[va].copy())
+        f_va_views = [_features(model, data.images, va, augment=aug) for _ in range(views)]
+        x_all = np.concatenate([f_tr, f_va, *f_va_views])
+        labels = np.concatenate([y_tr_labels, np.tile(data.y[va], views + 1)])
+        y_all = np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels
+        cw_all = class_weights(labels, len(data.classes)) if cw is not None else None
+        head.set_weights(initial)
+        head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
+        order = rng.permutation(len(x_all))
+        with fitting():
+            head.fit(
+                x_all[order],
+                y_all[order],
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                class_weight=cw_all,
+                callbacks=[stop_when_asked()],
+                verbose=0,
+            )
+        best["weights"] = model.get_weights()  # the head kept: this one (`last`: its last epoch)
+        extra["val_photos_learnt"] = len(va)
     if checkpoint:
         model.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg))
         model.optimizer.build(model.trainable_variables)
@@ -725,6 +767,7 @@ def train(
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
     finish: bool = False,
+    unseen_val: dict | None = None,
 ) -> ModelCard:
     """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
     figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
@@ -732,7 +775,9 @@ def train(
 
     With `checkpoint_dir`, the training state is saved there after every epoch and a run stopped
     part-way continues from it (same settings and split only); the caller clears it (`checkpoint.clear`)
-    once the model folder is complete."""
+    once the model folder is complete. `unseen_val`: given a dict, it receives the validation photos' probabilities
+    (`val_probs`) and classes (`val_y`) from the head trained before it learnt them (`train_on_val`), if there was
+    one: the abstention threshold is calibrated on those (lifecycle/training.py)."""
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.export import export_onnx, save_keras
 
@@ -748,6 +793,8 @@ def train(
         train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
         result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
+    if unseen_val is not None and result.get("val_probs") is not None:
+        unseen_val.update(val_probs=result["val_probs"], val_y=result["val_y"])
 
     folder = Path(folder)
     save_keras(model, folder / KERAS_FILE)
@@ -761,9 +808,25 @@ def train(
     return card
 
 
+VAL_LEARNT_NOTE = (
+    "The model kept also learnt from the {n} validation photos (train_on_val): with restore_best `last` they choose "
+    "nothing, and on a lab's few photos they are much more to learn from. The test photos stay held out: the test "
+    "figures are on photos no training saw; the validation figures are on photos the model learnt from. The "
+    "abstention threshold was calibrated on the validation photos as answered by the head trained before it learnt "
+    "them."
+)
+
+
+def val_learnt(card: ModelCard) -> int:
+    """How many validation photos the model learnt from (TrainConfig.train_on_val); 0 for a model that did not."""
+    return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("val_learnt") or 0)
+
+
 def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> ModelCard:
     from leafdoc.train.backbones import weights_provenance
 
+    learnt = int(result.get("val_photos_learnt") or 0)
+    learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
     return ModelCard.from_dict(
         {
             "format": 1,
@@ -798,6 +861,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
                 "version": data.version,
                 "split": data.counts(),
                 "split_rule": f"by class, near-duplicates grouped, seed {cfg.seed}",
+                **learnt_val,
             },
             "parent_version": parent,
             "warm_start": warm,
