@@ -26,9 +26,10 @@ def starter():
 
 @pytest.fixture(scope="module")
 def test_photos(starter):
-    """Every 15th photo of the starter's test split (45 photos of 30 classes): never trained on."""
+    """The photos of the starter's test split among the shared ones (139 of the 34-class starter's): never trained on.
+    All of them: every 15th (10 photos) made one borderline photo 10 points of the figure below."""
     split = json.loads((STARTER / "split.json").read_text())
-    return [path for path, _ in split_photos(PLANTVILLAGE, split, starter.labels)["test"]][::15]
+    return [path for path, _ in split_photos(PLANTVILLAGE, split, starter.labels)["test"]]
 
 
 def keras_cams(model_dir, x: np.ndarray) -> np.ndarray:
@@ -70,8 +71,9 @@ def leaf_mask(x: np.ndarray) -> np.ndarray:
 
 def test_heat_lies_on_the_leaf(starter, test_photos):
     """Per pixel, more heat on the leaf than on the background for most photos, and over all photos the leaf
-    holds a bigger share of the heat than of the picture (measured: 56% of the heat on 47% of the area;
-    a map that ignored the leaf would give equal shares)."""
+    holds a bigger share of the heat than of the picture (measured on the 139 photos, 2026-11-28: hotter on the leaf
+    for 97.1%, 63% of the heat on 46% of the area, with the six-epoch starter; 96.4%, 63% on 46% with the three-epoch
+    one; a map that ignored the leaf would give equal shares)."""
     heat_share, area_share, hotter = [], [], []
     for photo in test_photos:
         e = explain_bytes(starter, photo.read_bytes(), photo.name)

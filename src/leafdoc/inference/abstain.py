@@ -23,12 +23,17 @@ from leafdoc.modelfolder import ModelCard
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold
 
 
+# The "not sure" threshold is never set above this: for a model sure of nearly every validation photo, more than the
+# share asked for are then answered (the card's `val_coverage` says how many).
+MAX_MIN_CONFIDENCE = 0.95
+
+
 def calibrate_min_confidence(val_probs: np.ndarray, val_y: np.ndarray, target_coverage: float = 0.99) -> dict:
     conf = val_probs.max(axis=1)
     correct = val_probs.argmax(axis=1) == val_y
     # Abstain on at most (1 - target) of validation images: threshold at that quantile of confidence.
     t = float(np.quantile(conf, 1 - target_coverage, method="lower")) if len(conf) else DEFAULT_MIN_CONFIDENCE
-    t = min(t, 0.95)
+    t = min(t, MAX_MIN_CONFIDENCE)
     answered = conf >= t
     return {
         # Round down: rounding up could lift the threshold above the images it was chosen to answer.
