@@ -245,8 +245,8 @@ def test_leases_exclude_expire_and_release(tmp_path):
     with pytest.raises(Conflict, match="busy"), leases.hold(catalog, "x", wait=0.3, what="the thing"):
         pass
     leases.release(catalog, "x", "c")
-    with leases.hold(catalog, "x", ttl=0.3) as holder:
-        time.sleep(0.5)  # renewed in the background meanwhile
+    with leases.hold(catalog, "x", ttl=1.5) as holder:
+        time.sleep(2.0)  # renewed in the background meanwhile (a 0.3 s lease was let lapse once on a busy machine)
         assert leases.current_holder(catalog, "x") == holder
     assert leases.current_holder(catalog, "x") is None
 

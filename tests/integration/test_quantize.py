@@ -61,6 +61,10 @@ def quantised(tmp_path_factory):
     train = ["train", "--data", leaves, "--out", model, "--backbone", "efficientnet_lite0", "--weights", "imagenet"]
     train += ["--image-size", "64", "--epochs", "5", "--fine-tune-epochs", "0", "--batch-size", "8"]
     train += ["--learning-rate", "0.01"]  # the head's default 1e-4 learns nothing in 5 epochs of 42 photos
+    # The model these copies are checked against, as it was measured: the head of the training photos only (a head
+    # that also learns the validation photos, the default since 2026-11-28, is surer at 1e-2, and its fp16 copy
+    # differs from it by up to 0.06 in a probability, on the same top-1: what a copy keeps is asked of it below).
+    train += ["--no-train-on-val"]
     proc = cli(*train, home=home)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     proc = cli("export", model, "--format", "onnx-int8", "--data", leaves, home=home)
