@@ -26,7 +26,6 @@ and confidence, before its checks): how much of what it leaves unanswered is its
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -43,18 +42,18 @@ RIGHT_WHEN_ANSWERED = 0.8
 
 
 def photos() -> tuple[list[tuple[Path, str]], dict[str, list[tuple[Path, str]]], list[str]]:
-    """Lab photos of the three crops, field photos by part (pool / val / test), and the classes."""
+    """Lab photos of the three crops, field photos by part (pool / val / test: fieldcrops.FIELD_PARTS), the classes."""
+    from leafdoc.inference.fieldcrops import photos_of_part
+
     classes = sorted(d.name for d in (SHARED / "plantvillage").iterdir() if d.is_dir() and d.name.startswith(CROPS))
     lab = [(f, c) for c in classes for f in sorted((SHARED / "plantvillage" / c).glob("*.jpg"))]
-    field: dict[str, list[tuple[Path, str]]] = {"pool": [], "val": [], "test": []}
-    for folder in ("field-corn", "field-mixed"):
-        for cls_dir in sorted((SHARED / folder).iterdir()):
-            if cls_dir.name not in classes:
-                raise SystemExit(f"{cls_dir}: a field class with no lab photos in {SHARED / 'plantvillage'}")
-            for f in sorted(p for p in cls_dir.iterdir() if p.is_file()):
-                digit = int(hashlib.sha256(f.read_bytes()).hexdigest()[0], 16)
-                part = "pool" if digit < 8 else "val" if digit < 12 else "test"
-                field[part].append((f, cls_dir.name))
+    folders = [SHARED / "field-corn", SHARED / "field-mixed"]
+    field = {
+        name: photos_of_part(folders, part) for name, part in (("pool", "train"), ("val", "val"), ("test", "test"))
+    }
+    unknown = {c for part in field.values() for _, c in part} - set(classes)
+    if unknown:
+        raise SystemExit(f"field classes with no lab photos in {SHARED / 'plantvillage'}: {', '.join(sorted(unknown))}")
     return lab, field, classes
 
 

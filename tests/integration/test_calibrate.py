@@ -82,8 +82,9 @@ def test_calibrate_fits_the_not_a_leaf_check_of_an_old_model_folder(tmp_path, se
 
     before, ood = card["abstain"]["min_confidence"], card["ood"]
     val_leaves = [path for path, _ in split_photos(PLANTVILLAGE, split, p.labels)["val"]]
-    x = np.stack([Predictor(old).load(f).x for f in val_leaves])
-    conf = Predictor(old).predict_arrays(x, ["probabilities"])["probabilities"].max(1)
+    reader = Predictor(old)
+    x = np.stack([reader.load(f).x for f in val_leaves])
+    conf = reader.predict_arrays(x, ["probabilities"])["probabilities"].max(1)
 
     def expected(share: float) -> float:
         return min(float(np.quantile(conf, 1 - share, method="lower")), MAX_MIN_CONFIDENCE)

@@ -120,11 +120,11 @@ def train_model(
         # Validation's probabilities (abstention) and features (the not-a-leaf check) from the same pass.
         val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
-        card.abstain = calibrate_min_confidence(val.probs, val.y, cfg.abstain_target_coverage)
-        if unseen_val:  # the model learnt the validation photos: its own answers on them are too sure of themselves
-            card.abstain = calibrate_min_confidence(
-                unseen_val["val_probs"], unseen_val["val_y"], cfg.abstain_target_coverage
-            )
+        # A model that learnt the validation photos (train_on_val) is too sure of them: the threshold comes from the
+        # answers of the head trained before it learnt them.
+        probs, y = (unseen_val["val_probs"], unseen_val["val_y"]) if unseen_val else (val.probs, val.y)
+        card.abstain = calibrate_min_confidence(probs, y, cfg.abstain_target_coverage)
+        if unseen_val:
             card.abstain["rule"] += (
                 " (as answered by the head trained on the training photos alone, before it learnt them)"
             )
