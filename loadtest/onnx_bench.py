@@ -1,6 +1,6 @@
 """Raw ONNX Runtime throughput on the load test's photos, without HTTP: the ceiling the service is held to.
 
-    python -m loadtest.onnx_bench [--model models/starter] [--images DIR] [--seconds 4] [--json]
+    python -m loadtest.onnx_bench [--model models/starter] [--images DIR] [--seconds 4] [--onnx-variant int8] [--json]
 
 The photos are preprocessed once (decode, resize: `Predictor.preprocess`, as serving does), then
 `session.run` is timed on those arrays for a fixed time per configuration: batch size, ONNX Runtime
@@ -14,6 +14,8 @@ processes at once, each its own model on one thread, and counts both: what the i
 machine (2 cores), measured rather than extrapolated from one thread, the figure the service's throughput is held to.
 `--path-processes N` times only that path, in N processes: what `loadtest.run` times just before and just after each
 measured slice of the service, so that each run's ratio compares figures taken seconds apart.
+`--onnx-variant` times the model folder's int8 or fp16 copy instead of model.onnx, as `LEAFDOC_ONNX_VARIANT` makes the
+servers serve it (`loadtest.run --onnx-variant` passes its own).
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ CONFIGS = (
 PROCESSES = "serving path b1 t1 x2 processes"  # the serving path in 2 processes at once (see _serving_processes)
 
 
-def _session(model_dir: Path, threads: int):
+def _session(model_dir: Path, threads: int, variant: str = "fp32"):
+    """The model folder's `variant` (fp32: model.onnx) on `threads` intra-op threads (0: ONNX Runtime's default),
+    run whatever the CPU, as the servers run it when LEAFDOC_ONNX_VARIANT names it."""
     from leafdoc.inference.predictor import Predictor
 
-    return Predictor(model_dir, threads=threads or None)
+    return Predictor(model_dir, threads=threads or None, variant=variant, any_cpu=True)
 
 
 def _timed(worker, callers: int, seconds: float) -> tuple[float, float]:
@@ -75,14 +79,13 @@ def _serving_once(p, data: bytes) -> None:
     p.decide({k: v[0] for k, v in out.items()}, photo)
 
 
-def _serving_process(model_dir: str, paths: list[str], seconds: float, barrier, out) -> None:
+def _serving_process(model_dir: str, paths: list[str], seconds: float, barrier, out, variant: str = "fp32") -> None:
     """One process of `_serving_processes`: its own model on one thread, warmed up, then timed from the barrier."""
-    from leafdoc.inference.predictor import Predictor
     from leafdoc.service.serving import one_blas_thread
 
     one_blas_thread()
     raw = [Path(p).read_bytes() for p in paths]
-    p = Predictor(Path(model_dir), threads=1)
+    p = _session(Path(model_dir), 1, variant)
     for data in raw[:16]:
         _serving_once(p, data)
     barrier.wait()
@@ -90,17 +93,19 @@ def _serving_process(model_dir: str, paths: list[str], seconds: float, barrier, 
     while time.perf_counter() - t0 < seconds:
         _serving_once(p, raw[done % len(raw)])
         done += 1
-    out.put((done, time.perf_counter() - t0, time.process_time() - c0))
+    out.put((done, time.perf_counter() - t0, time.process_time() - c0, p.model_file.name))
 
 
-def _serving_processes(model_dir: Path, paths: list[Path], seconds: float, processes: int = 2) -> tuple[float, float]:
+def _serving_processes(
+    model_dir: Path, paths: list[Path], seconds: float, processes: int = 2, variant: str = "fp32"
+) -> tuple[float, float, str]:
     """The serving path in `processes` processes at once (spawned: no model shared across a fork), started together:
-    photos/s of all of them together, CPU ms per photo."""
+    photos/s of all of them together, CPU ms per photo, and the ONNX file they ran."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(processes), ctx.Queue()
-    args = (str(model_dir), [str(p) for p in paths], seconds, barrier, out)
+    args = (str(model_dir), [str(p) for p in paths], seconds, barrier, out, variant)
     procs = [ctx.Process(target=_serving_process, args=args) for _ in range(processes)]
     for proc in procs:
         proc.start()
@@ -108,22 +113,21 @@ def _serving_processes(model_dir: Path, paths: list[Path], seconds: float, proce
     for proc in procs:
         proc.join()
     done = sum(g[0] for g in got)
-    return sum(g[0] / g[1] for g in got), 1000 * sum(g[2] for g in got) / max(1, done)
+    return sum(g[0] / g[1] for g in got), 1000 * sum(g[2] for g in got) / max(1, done), got[0][3]
 
 
-def bench(model_dir: Path, folder: Path, seconds: float = 4.0, limit: int = 256) -> dict:
-    from leafdoc.inference.predictor import Predictor
+def bench(model_dir: Path, folder: Path, seconds: float = 4.0, limit: int = 256, variant: str = "fp32") -> dict:
     from leafdoc.service.serving import one_blas_thread
 
     one_blas_thread()  # as in the API workers (ONNX Runtime does not use it)
     paths = image_paths(folder, limit=limit)
     raw = [p.read_bytes() for p in paths]
-    ref = Predictor(model_dir, threads=1)
+    ref = _session(model_dir, 1, variant)
     arrays = np.stack([ref.preprocess(b) for b in raw]).astype(np.float32)
     n = len(arrays)
     results, cpu = {}, {}
     for name, batch, threads, callers, pre in CONFIGS:
-        p = ref if threads == 1 else _session(model_dir, threads)
+        p = ref if threads == 1 else _session(model_dir, threads, variant)
 
         def worker(stop, p=p, batch=batch, pre=pre):
             i = done = 0
@@ -142,12 +146,14 @@ def bench(model_dir: Path, folder: Path, seconds: float = 4.0, limit: int = 256)
         _timed(worker, callers, min(1.0, seconds / 4))  # warm-up
         rate, ms = _timed(worker, callers, seconds)
         results[name], cpu[name] = round(rate, 1), round(ms, 3)
-    rate, ms = _serving_processes(model_dir, paths, seconds)
+    rate, ms, _ = _serving_processes(model_dir, paths, seconds, variant=variant)
     results[PROCESSES], cpu[PROCESSES] = round(rate, 1), round(ms, 3)
     return {
         "images": len(paths),
         "folder": str(folder),
         "model": str(model_dir),
+        "onnx_variant": variant,
+        "onnx_file": ref.model_file.name,
         "seconds_per_config": seconds,
         "cpus": os.cpu_count(),
         "img_per_s": results,
@@ -155,10 +161,18 @@ def bench(model_dir: Path, folder: Path, seconds: float = 4.0, limit: int = 256)
     }
 
 
-def path_only(model_dir: Path, folder: Path, seconds: float, processes: int, limit: int = 256) -> dict:
+def path_only(
+    model_dir: Path, folder: Path, seconds: float, processes: int, limit: int = 256, variant: str = "fp32"
+) -> dict:
     """Only the serving path, in `processes` processes at once: photos/s of all of them, CPU ms per photo."""
-    rate, ms = _serving_processes(model_dir, image_paths(folder, limit=limit), seconds, processes)
-    return {"processes": processes, "seconds": seconds, "img_per_s": round(rate, 1), "cpu_ms_per_img": round(ms, 3)}
+    rate, ms, onnx_file = _serving_processes(model_dir, image_paths(folder, limit=limit), seconds, processes, variant)
+    return {
+        "processes": processes,
+        "seconds": seconds,
+        "img_per_s": round(rate, 1),
+        "cpu_ms_per_img": round(ms, 3),
+        "onnx_file": onnx_file,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,14 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", default=None)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--path-processes", type=int, default=0, help="Time only the serving path, in N processes.")
+    ap.add_argument("--onnx-variant", choices=("fp32", "int8", "fp16"), default="fp32", help="The copy to time.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.path_processes:
-        out = path_only(args.model, image_dir(args.images), args.seconds, args.path_processes)
+        out = path_only(args.model, image_dir(args.images), args.seconds, args.path_processes, 256, args.onnx_variant)
         words = f"serving path b1 t1 in {args.path_processes} process(es)"
         print(json.dumps(out) if args.json else f"{words}: {out['img_per_s']} img/s, {out['cpu_ms_per_img']} ms/img")
         return
-    out = bench(args.model, image_dir(args.images), args.seconds)
+    out = bench(args.model, image_dir(args.images), args.seconds, variant=args.onnx_variant)
     if args.json:
         print(json.dumps(out))
     else:

@@ -562,7 +562,11 @@ def write_report(results: dict, out_dir: Path) -> Path:
     if vt:
         lines += ["## Variants, measured alternately in the same run", "", *vt, ""]
         lines += [f"- `{v}`: {what}" for v, what in results["variants"].items()] + [""]
-    lines += ["## Raw ONNX Runtime on the same photos (start and end of the run)", "", *raw_table(results), ""]
+    timed = {r.get("onnx_variant", "fp32") for r in results.get("raw_onnx", [])} or {"fp32"}
+    copy = " and ".join("model.onnx (fp32)" if v == "fp32" else f"its {v} copy" for v in sorted(timed))
+    lines += ["## Raw ONNX Runtime on the same photos (start and end of the run)", ""]
+    lines += [f"The model timed here and in the in-process path: {copy}, the copy the servers serve.", ""]
+    lines += [*raw_table(results), ""]
     lines += [
         "Configurations: `bN` batch size, `tN` intra-op threads per session (`default`: ONNX Runtime's own "
         "choice), `xN` threads calling at once; `load` is decode + quality checks + resize (`Predictor.load`); "

@@ -517,11 +517,18 @@ def prepare_home(root: Path, model: Path, images: Path, env: dict) -> None:
 
 
 def raw_onnx(
-    model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None, extra: tuple = ()
+    model: Path,
+    images: Path,
+    seconds: float,
+    server_cpus: str | None,
+    src: str | None,
+    variant: str = "fp32",
+    extra: tuple = (),
 ) -> dict:
-    """loadtest.onnx_bench in a child process, on the servers' CPUs, importing `src`'s leafdoc package."""
+    """loadtest.onnx_bench in a child process, on the servers' CPUs, importing `src`'s leafdoc package, timing the
+    ONNX copy the servers serve (`variant`)."""
     cmd = [sys.executable, "-m", "loadtest.onnx_bench", "--json", "--model", str(model), "--images", str(images)]
-    cmd += ["--seconds", str(seconds), *extra]
+    cmd += ["--seconds", str(seconds), "--onnx-variant", variant, *extra]
     if server_cpus:
         cmd = ["taskset", "-c", server_cpus, *cmd]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, str(REPO)) if p)}
@@ -531,11 +538,13 @@ def raw_onnx(
     return result
 
 
-def in_process_path(model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None) -> dict:
+def in_process_path(
+    model: Path, images: Path, seconds: float, server_cpus: str | None, src: str | None, variant: str = "fp32"
+) -> dict:
     """The in-process serving path for `seconds`, where the servers run: in 2 processes on the whole machine, in 1
     pinned to one CPU (report.throughput_reference says why)."""
     processes = 1 if cpu_count(server_cpus) == 1 else 2
-    return raw_onnx(model, images, seconds, server_cpus, src, ("--path-processes", str(processes)))
+    return raw_onnx(model, images, seconds, server_cpus, src, variant, ("--path-processes", str(processes)))
 
 
 def git_commit() -> str:
@@ -680,7 +689,9 @@ def run_group(
 
         def in_process(dep: Deployment | StackDeployment) -> dict:
             src = variants[dep.setup.variant]
-            return in_process_path(args.model.resolve(), opts.images, args.paired_seconds, args.server_cpus, src)
+            return in_process_path(
+                args.model.resolve(), opts.images, args.paired_seconds, args.server_cpus, src, args.onnx_variant
+            )
 
         before = {id(dep): in_process(dep) for dep in deployments} if paired else {}
         for repeat in range(1, args.repeats + 1):
@@ -758,7 +769,7 @@ def main(argv: list[str] | None = None) -> Path:
         prepare_home(root, model, images, base_env)
         log("raw ONNX Runtime throughput (start)")
         results["raw_onnx"].append(
-            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
+            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"), args.onnx_variant)
         )
         for kind, workers in setups:
             cpu_limits = (_csv_list(args.stack_cpus) or [""]) if kind == "stack" else [""]
@@ -768,7 +779,7 @@ def main(argv: list[str] | None = None) -> Path:
                     run_group(group, workload, variants, base_env, root, opts, args, results, out_dir)
         log("raw ONNX Runtime throughput (end)")
         results["raw_onnx"].append(
-            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"))
+            raw_onnx(model, images, args.onnx_seconds, args.server_cpus, variants.get("current"), args.onnx_variant)
         )
     finally:
         results["finished"] = dt.datetime.now().isoformat(timespec="seconds")

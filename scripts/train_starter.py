@@ -3,6 +3,9 @@
     python scripts/train_starter.py --full DIR --field-corn DIR --field-mixed DIR --out runs/starter \\
         [--init-from models/starter] [--resume] [--home DIR]
 
+Without --field-corn and --field-mixed it trains the same recipe on the lab photos alone (the lab-only model the
+field photos' cost on lab photos is measured against: docs/retrain-starter.md).
+
 What it does, in order (docs/retrain-starter.md explains each choice):
 1. Splits each field set by the first hex digit of each photo's sha256: 0-7 training, 8-b validation (the checks
    are fitted on it), c-f test (figures only). The split depends only on the photos' bytes.
@@ -78,8 +81,8 @@ def lay_out(full: Path, fields: list[Path], home: Path) -> tuple[Path, dict[str,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", type=Path, required=True, help="plantvillage-full, built from its manifest")
-    ap.add_argument("--field-corn", type=Path, required=True)
-    ap.add_argument("--field-mixed", type=Path, required=True)
+    ap.add_argument("--field-corn", type=Path, default=None, help="without both field sets: lab-only")
+    ap.add_argument("--field-mixed", type=Path, default=None)
     ap.add_argument("--nonleaf", type=Path, action="append", default=[], help="non-leaf photos (repeatable)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--home", type=Path, default=Path("runs/starter-home"))
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.stopping import stop_on_signals
 
-    data, field_shas = lay_out(args.full, [args.field_corn, args.field_mixed], home)
+    fields = [p for p in (args.field_corn, args.field_mixed) if p is not None]
+    data, field_shas = lay_out(args.full, fields, home)
     print({part: len(s) for part, s in field_shas.items()}, "field photos by part", flush=True)
     seen: frozenset[str] = frozenset()
     if args.init_from:

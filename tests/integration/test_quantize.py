@@ -27,11 +27,13 @@ OUTPUTS = {"probabilities", "logits", "features", "cam"}
 # Stated tolerances of the int8 copy against model.onnx on 60 real photos. Measured on the tiny model below
 # (64 px, calibrated on its 42 training photos): top-1 agreement 0.95 (the 3 photos that changed were ones
 # model.onnx put less than 0.31 ahead of its second guess), probabilities 0.029 apart on average and 0.33
-# at most, features at cosine >= 0.98. The 160-px starter: 0.991 top-1 agreement on its 663 validation photos.
+# at most, features at cosine >= 0.98. On an Intel Xeon with AVX512-VNNI (2026-11-28): 0.983, 0.012 on average, and
+# one photo of a class the model does not know 0.81 (below). The 34-class starter: 0.998 top-1 agreement on its
+# 5,198 validation photos on that Xeon.
 MIN_TOP1_AGREEMENT = 0.9
 SURE_MARGIN = 0.4  # where model.onnx leads its second guess by more than this, the int8 copy must agree
 MAX_MEAN_PROB_DIFF = 0.05
-MAX_PROB_DIFF = 0.4
+MAX_PROB_DIFF = 0.4  # on photos of the model's own classes
 MIN_FEATURE_COSINE = 0.97
 
 pytestmark = pytest.mark.skipif(
@@ -105,18 +107,33 @@ def test_int8_copy_answers_like_fp32_on_real_photos(quantised):
 
     why = int8_problem()
     assert ("leafdoc will not serve the copy on it" in " ".join(stdout.split())) is bool(why), stdout
+    if not why:  # on a CPU with VNNI the export says whether `serve` runs the copy there, and why
+        from leafdoc.modelfolder import default_variant, read_card
+
+        variant, reason = default_variant(model, read_card(model))
+        said = " ".join(stdout.split())
+        assert ("`leafdoc serve` serves it unless" in said) is (variant == "int8") and reason in said, said
     if why:  # leafdoc does not serve the copy there (the test below)
         pytest.skip(f"the int8 copy's agreement is promised on CPUs with VNNI only: {why}")
     pa, pb = a["probabilities"], b["probabilities"]
     agree = float(np.mean(pa.argmax(1) == pb.argmax(1)))
+    # Photos of the model's own classes: where model.onnx is sure, the copy must give the same answer, and no
+    # probability may move far. Photos of classes it does not know have no right answer to keep: on a CPU with VNNI
+    # (2026-11-28) one late-blight photo went from 0.98 for one wrong label to 0.83 for another, which the
+    # not-a-leaf and unlike-training checks are there to refuse; they count in the agreement and the mean only.
+    known = np.arange(len(pa)) < 10 * len(TINY_CLASSES)
     top2 = np.sort(pa, axis=1)[:, -2:]
-    sure = top2[:, 1] - top2[:, 0] > SURE_MARGIN
-    assert sure.sum() >= 30 and (pa.argmax(1) == pb.argmax(1))[sure].all()
+    sure = known & (top2[:, 1] - top2[:, 0] > SURE_MARGIN)
+    changed = pa.argmax(1) != pb.argmax(1)
+    assert sure.sum() >= 20 and not changed[sure].any(), (
+        f"{sure.sum()} sure; changed: margins {(top2[:, 1] - top2[:, 0])[changed]}, "
+        f"fp32 {pa[changed].round(3)}, int8 {pb[changed].round(3)}"
+    )
     diff = np.abs(pa - pb)
-    assert agree >= MIN_TOP1_AGREEMENT and diff.mean() <= MAX_MEAN_PROB_DIFF and diff.max() <= MAX_PROB_DIFF, (
+    assert agree >= MIN_TOP1_AGREEMENT and diff.mean() <= MAX_MEAN_PROB_DIFF and diff[known].max() <= MAX_PROB_DIFF, (
         agree,
         diff.mean(),
-        diff.max(),
+        diff[known].max(),
     )
     # The not-a-leaf and field checks read `features`: they must still point the same way, photo by photo.
     fa, fb = a["features"], b["features"]
@@ -286,3 +303,18 @@ def test_fp16_copy_holds_float16_weights_and_answers_like_fp32(quantised):
     x = np.stack([fp32.preprocess(f) for f in real_photos()])
     a, b = fp32.predict_arrays(x)["probabilities"], fp16.predict_arrays(x)["probabilities"]
     assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 0.02, np.abs(a - b).max()
+
+
+def test_the_load_test_times_the_copy_the_servers_serve(quantised):
+    """`loadtest.run --onnx-variant int8` serves the int8 copy; the raw-model and in-process figures it holds the
+    service to must time that copy too, not model.onnx (they did until 2026-11-28: the int8 service measured at 98%
+    of an fp32 in-process path)."""
+    from loadtest.run import in_process_path, raw_onnx
+
+    model, leaves, _, _ = quantised
+    for variant, name in (("int8", "model.int8.onnx"), ("fp32", "model.onnx")):
+        path = in_process_path(model, leaves, 0.3, None, None, variant)
+        assert path["onnx_file"] == name and path["img_per_s"] > 0, path
+    raw = raw_onnx(model, leaves, 0.2, None, None, "int8")
+    assert raw["onnx_variant"] == "int8" and raw["onnx_file"] == "model.int8.onnx", raw
+    assert all(v > 0 for v in raw["img_per_s"].values()), raw
