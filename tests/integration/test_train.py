@@ -539,7 +539,7 @@ def test_a_stopped_run_is_finished_from_its_best_checkpointed_epoch(tmp_path, se
     assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]
     best = Checkpoint(folder, fingerprint(cfg, data)).arrays("best")
     (tmp_path / "model").mkdir()
-    card = train(cfg, data, tmp_path / "model", checkpoint_dir=folder, finish=True)
+    card = train(cfg, data, tmp_path / "model", checkpoint_dir=folder, finish=True).card
     assert [h["epoch"] for h in card.history] == [1, 2]
     assert card.training["finished_early"] == {"phase": "scratch", "epoch": 2}
     model = build_model(cfg, len(data.classes))

@@ -13,6 +13,7 @@ from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle import training
 from leafdoc.modelfolder import read_card, write_card
 from leafdoc.train.config import TrainConfig
+from leafdoc.train.trainer import Exported
 
 # What train/trainer.py writes before scoring; the rest of the folder is the run's scoring and calibration.
 EXPORTED = ("model.keras", "model.onnx", "labels.json", "split.json")
@@ -31,7 +32,7 @@ def trained_like(tiny_model):
         for section in ("metrics", "abstain", "ood", "field", "baseline"):
             setattr(card, section, None)
         write_card(folder, card)
-        return card
+        return Exported(card)
 
     return fake_train
 

@@ -97,9 +97,9 @@ def train_model(
                 hint="Pass folders that exist, or none (field_dirs: []) for a model without that check.",
             )
     field = field_sources(cfg, init_from)
-    unseen_val: dict = {}  # train_on_val: the validation photos as answered before the model learnt them
     with atomic_dir(out) as tmp:
-        card = train_and_export(
+        # unseen_val (train_on_val): the validation photos as answered before the model learnt them
+        card, unseen_val = train_and_export(
             cfg,
             data,
             tmp,
@@ -109,7 +109,6 @@ def train_model(
             provenance=provenance,
             checkpoint_dir=checkpoint_dir,
             finish=finish,
-            unseen_val=unseen_val,
         )
         te, va, tr = data.indices("test"), data.indices("val"), data.indices("train")
         if on_event:
@@ -122,9 +121,9 @@ def train_model(
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
         # A model that learnt the validation photos (train_on_val) is too sure of them: the threshold comes from the
         # answers of the head trained before it learnt them.
-        probs, y = (unseen_val["val_probs"], unseen_val["val_y"]) if unseen_val else (val.probs, val.y)
+        probs, y = unseen_val if unseen_val is not None else (val.probs, val.y)
         card.abstain = calibrate_min_confidence(probs, y, cfg.abstain_target_coverage)
-        if unseen_val:
+        if unseen_val is not None:
             card.abstain["rule"] += (
                 " (as answered by the head trained on the training photos alone, before it learnt them)"
             )

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -402,15 +403,15 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
             )
         return start + len(hist.history.get("loss", []))
 
-    learnt_val: dict = {}  # `train_on_val`: the first head's answers on the validation photos (_head_on_features)
+    learnt_val: dict = {}  # `train_on_val`: what _head_on_features says of the validation photos it learnt
     backbone = model.get_layer("backbone")
     if cfg.pretrained:
         backbone.trainable = False
         if saved and saved["phase"] == "fine_tune":  # the head phase ended before the checkpoint
             done = saved["phase_start"]
         elif cfg.head_on_features:
-            done = _head_on_features(
-                model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained, extra=learnt_val
+            done, learnt_val = _head_on_features(
+                model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained
             )
             saved = None
         else:
@@ -552,24 +553,26 @@ def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int,
     return net, dataset(tr, train_batch, True), dataset(va, val_batch, False)
 
 
-def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained, extra=None) -> int:
+def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, saved, trained) -> tuple[int, dict]:
     """The head phase on features computed once: the backbone is frozen and in inference mode, so every epoch
     would compute the same features again; on 24,000 photos that is an hour an epoch on two cores, against
     seconds on the cached features. The head's layers are the model's own, so the model is trained in place.
     Augmentation in this phase only through `feature_views` (augmented copies whose features are computed once
-    too); the fine-tuning phase has it on every batch. Returns the phase's last epoch.
+    too); the fine-tuning phase has it on every batch. Returns the phase's last epoch, and what it says of the
+    validation photos for `fit`'s result (empty unless they were learnt).
 
-    With `learns_val(cfg)`, once that head has trained, its probabilities on the validation photos go into `extra`
+    With `learns_val(cfg)`, once that head has trained, its probabilities on the validation photos are kept
     (`val_probs`, `val_y`: the abstention threshold is calibrated on them, photos that head never saw), and a fresh
     head (the same initial weights) trains as long on the training and validation photos (and views of both); it
-    is the one kept. The history stays the first head's: its validation figures are on photos it did not learn."""
+    is the one kept (`val_photos_learnt`). The history stays the first head's: its validation figures are on photos
+    it did not learn."""
     import keras
 
     if saved and saved["phase"] == "head" and saved["finished"]:
         model.set_weights(checkpoint.arrays("weights"))
-        if learns_val(cfg) and extra is not None and saved["epoch"] == cfg.epochs:
-            extra["val_photos_learnt"] = len(va)  # the first head's answers are gone: abstention as before
-        return saved["epoch"]
+        # The first head's answers are gone: the abstention is calibrated as before.
+        learnt = learns_val(cfg) and saved["epoch"] == cfg.epochs
+        return saved["epoch"], ({"val_photos_learnt": len(va)} if learnt else {})
     f_tr = _each_photo_once(lambda photos: _features(model, data.images, photos), tr)
     f_va = _features(model, data.images, va)
     y_tr = data.y[tr]
@@ -592,7 +595,6 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     y_tr_labels = y_tr
     if one_hot:
         y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
-    head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
     stop = _early_stopping(cfg.restore_best, cfg.patience)
     steps = int(np.ceil(len(f_tr) / cfg.batch_size))
 
@@ -613,41 +615,40 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
                 on_event(event)
 
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(f_tr))  # Keras shuffles every epoch; a first shuffle spreads the repeats
-    with fitting():
-        hist = head.fit(
-            f_tr[order],
-            y_tr[order],
-            validation_data=(f_va, y_va),
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            class_weight=cw,
-            callbacks=[Events(), stop, stop_when_asked()],
-            verbose=0,
-        )
+
+    def fit_head(x, y, weights, callbacks, validation=None):
+        """The head from its initial weights on (x, y), shuffled once first (Keras shuffles every epoch; a first
+        shuffle spreads the repeats): the same for the head on the training photos and the one that also learns
+        the validation photos."""
+        head.set_weights(initial)
+        head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
+        order = rng.permutation(len(x))
+        more = {"validation_data": validation} if validation is not None else {}
+        with fitting():
+            return head.fit(
+                x[order],
+                y[order],
+                **more,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                class_weight=weights,
+                callbacks=callbacks,
+                verbose=0,
+            )
+
+    hist = fit_head(f_tr, y_tr, cw, [Events(), stop, stop_when_asked()], validation=(f_va, y_va))
     done = len(hist.history.get("loss", []))
-    if learns_val(cfg) and extra is not None and done == cfg.epochs:  # not when stopped part-way (a signal)
-        extra.update(val_probs=np.asarray(head.predict(f_va, verbose=0)), val_y=data.y[va].copy())
+    learnt: dict = {}
+    if learns_val(cfg) and done == cfg.epochs:  # not when stopped part-way (a signal)
+        learnt.update(val_probs=np.asarray(head.predict(f_va, verbose=0)), val_y=data.y[va].copy())
         f_va_views = [_features(model, data.images, va, augment=aug) for _ in range(views)]
         x_all = np.concatenate([f_tr, f_va, *f_va_views])
         labels = np.concatenate([y_tr_labels, np.tile(data.y[va], views + 1)])
         y_all = np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels
         cw_all = class_weights(labels, len(data.classes)) if cw is not None else None
-        head.set_weights(initial)
-        head.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg), metrics=["accuracy"])
-        order = rng.permutation(len(x_all))
-        with fitting():
-            head.fit(
-                x_all[order],
-                y_all[order],
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                class_weight=cw_all,
-                callbacks=[stop_when_asked()],
-                verbose=0,
-            )
+        fit_head(x_all, y_all, cw_all, [stop_when_asked()])
         best["weights"] = model.get_weights()  # the head kept: this one (`last`: its last epoch)
-        extra["val_photos_learnt"] = len(va)
+        learnt["val_photos_learnt"] = len(va)
     if checkpoint:
         model.compile(optimizer=keras.optimizers.Adam(cfg.base_learning_rate), loss=_loss(cfg))
         model.optimizer.build(model.trainable_variables)
@@ -656,7 +657,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
         )
         if on_event:
             on_event(Checkpointed("head", done, str(checkpoint.folder)))
-    return done
+    return done, learnt
 
 
 def finished_from_checkpoint(model, checkpoint) -> dict:
@@ -767,17 +768,16 @@ def train(
     provenance: str | None = None,
     checkpoint_dir: Path | None = None,
     finish: bool = False,
-    unseen_val: dict | None = None,
-) -> ModelCard:
+) -> Exported:
     """Train, then export into `folder`: model.keras, model.onnx, labels.json, split.json and a card without
-    figures. Returns the card. Scoring, calibration and the atomic write of the whole folder are
-    lifecycle.training's: `folder` is its temp folder.
+    figures. Returns the card, and the validation photos' probabilities and classes from the head trained before it
+    learnt them (`train_on_val`), if there was one: the abstention threshold is calibrated on those
+    (lifecycle/training.py). Scoring, calibration and the atomic write of the whole folder are lifecycle.training's:
+    `folder` is its temp folder.
 
     With `checkpoint_dir`, the training state is saved there after every epoch and a run stopped
     part-way continues from it (same settings and split only); the caller clears it (`checkpoint.clear`)
-    once the model folder is complete. `unseen_val`: given a dict, it receives the validation photos' probabilities
-    (`val_probs`) and classes (`val_y`) from the head trained before it learnt them (`train_on_val`), if there was
-    one: the abstention threshold is calibrated on those (lifecycle/training.py)."""
+    once the model folder is complete."""
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.export import export_onnx, save_keras
 
@@ -793,8 +793,6 @@ def train(
         train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
         result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
-    if unseen_val is not None and result.get("val_probs") is not None:
-        unseen_val.update(val_probs=result["val_probs"], val_y=result["val_y"])
 
     folder = Path(folder)
     save_keras(model, folder / KERAS_FILE)
@@ -805,7 +803,16 @@ def train(
     if provenance:
         card.provenance = provenance
     write_card(folder, card)
-    return card
+    unseen = (result["val_probs"], result["val_y"]) if result.get("val_probs") is not None else None
+    return Exported(card, unseen)
+
+
+class Exported(NamedTuple):
+    """What `train` returns: the card it wrote, and, when the model kept learnt its validation photos
+    (`train_on_val`), those photos' probabilities and classes as the head trained before it answered them."""
+
+    card: ModelCard
+    unseen_val: tuple[np.ndarray, np.ndarray] | None = None
 
 
 VAL_LEARNT_NOTE = (
