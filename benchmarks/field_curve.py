@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import warnings
 from pathlib import Path
 
@@ -58,23 +57,10 @@ def photos() -> tuple[list[tuple[Path, str]], dict[str, list[tuple[Path, str]]],
 
 
 def features(items: list[tuple[Path, str]]) -> np.ndarray:
-    import keras
+    import lite0
 
-    from leafdoc.imaging.photos import Preparation
-    from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model
-
-    cfg = TrainConfig(fine_tune_epochs=0)
-    model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
-    pooled = keras.Model(model.input, model.get_layer("pool").output)
-    prep = Preparation(cfg.image_size, framing=cfg.framing)
-    out = []
-    for i in range(0, len(items), 32):
-        x = np.stack([prep(f) for f, _ in items[i : i + 32]]).astype(np.float32)
-        out.append(np.asarray(pooled.predict_on_batch(x)))
-        print(f"\r  features {min(i + 32, len(items))}/{len(items)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    return np.concatenate(out)
+    model, _, prep = lite0.model_and_preparation(fine_tune_epochs=0)
+    return lite0.file_features(model, prep, [f for f, _ in items])
 
 
 def fit(x_lab, y_lab, x_field, y_field, c: float, repeat: float):

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_defaults import CLASSES, PLANTVILLAGE, parts  # noqa: E402
+from lite0 import features, model_and_preparation  # noqa: E402
 
 
 def cpu() -> float:
@@ -51,19 +52,6 @@ def inner_split(files: list[Path], labels: list[str]) -> list[str]:
         items.append((sha256(data).hexdigest(), label, ph))
     split = split_items(items, seed=0)
     return [split[sha] for sha, _, _ in items]
-
-
-def features(model, arrays: np.ndarray, augment=None, batch: int = 32) -> np.ndarray:
-    import keras
-
-    pooled = keras.Model(model.input, model.get_layer("pool").output)
-    out = []
-    for i in range(0, len(arrays), batch):
-        x = arrays[i : i + batch].astype(np.float32)
-        if augment is not None:
-            x = np.asarray(augment(x, training=True))
-        out.append(np.asarray(pooled.predict_on_batch(x)))
-    return np.concatenate(out)
 
 
 def train_head(f_tr, y_tr, f_va, y_va, *, epochs, dropout, l2, lr, patience, restore, seed=0):
@@ -135,25 +123,19 @@ def layers_probe() -> None:
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from leafdoc.imaging.photos import Preparation
-    from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model
-
     warnings.filterwarnings("ignore")
     lab, val, _, index, inner = lab_photos()
     train = inner == "train"
     y_tr = np.array([index[c] for _, c in lab])[train]
     y_va = np.array([index[c] for _, c in val])
 
-    cfg = TrainConfig(image_size=224, fine_tune_epochs=0)
-    model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
+    model, cfg, prep = model_and_preparation(image_size=224, fine_tune_epochs=0)
     backbone, preprocess = model.get_layer("backbone"), model.get_layer("preprocess")
     pooled = [keras.layers.GlobalAveragePooling2D()(backbone.get_layer(n).output) for n in BLOCKS]
     pooled.append(keras.layers.GlobalAveragePooling2D()(backbone.output))
     inner = keras.Model(backbone.input, pooled)
     image = keras.Input((224, 224, 3))
     net = keras.Model(image, inner(preprocess(image)))
-    prep = Preparation(224, framing=cfg.framing)
 
     def features(files: list[Path]) -> list[np.ndarray]:
         arrays = np.stack([prep(f) for f in files]).astype(np.float32)
@@ -194,10 +176,7 @@ def main() -> None:
         layers_probe()
         return
 
-    from leafdoc.imaging.photos import Preparation
-    from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import augmenter
-    from leafdoc.train.trainer import build_model
 
     lab, val, held, index, inner = lab_photos()
     y_lab = np.array([index[c] for _, c in lab])
@@ -209,9 +188,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for size in map(int, args.sizes.split(",")):
         t0 = cpu()
-        cfg = TrainConfig(backbone=args.backbone, image_size=size, fine_tune_epochs=0)
-        model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
-        prep = Preparation(size, framing=cfg.framing)
+        model, cfg, prep = model_and_preparation(backbone=args.backbone, image_size=size, fine_tune_epochs=0)
         a_lab = np.stack([prep(f) for f, _ in lab])
         a_sc = np.stack([prep(f) for f, _ in scored])
         f_plain = features(model, a_lab)

@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_defaults import CLASSES, PLANTVILLAGE, parts  # noqa: E402
+from lite0 import features, model_and_preparation  # noqa: E402
 
 VIEWS = 4
 
@@ -46,19 +47,13 @@ def photo_features(files: list[Path], zoom_in: float, cache: Path) -> tuple[np.n
     from PIL import Image
 
     from leafdoc.data.phash import canonical_phash
-    from leafdoc.imaging.photos import Preparation
-    from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import augmenter
-    from leafdoc.train.trainer import _features, build_model
 
-    cfg = TrainConfig()
-    model = build_model(cfg, 3, Path("/tmp/leafdoc-bench-weights"))
-    prep = Preparation(cfg.image_size, framing=cfg.framing)
+    model, _, prep = model_and_preparation()
     arrays = np.stack([prep(f) for f in files])
-    idx = np.arange(len(files))
-    plain = _features(model, arrays, idx)
+    plain = features(model, arrays)
     aug = augmenter(0, zoom_in)
-    views = np.stack([_features(model, arrays, idx, augment=aug) for _ in range(VIEWS)])
+    views = np.stack([features(model, arrays, augment=aug) for _ in range(VIEWS)])
     hashes = [canonical_phash(Image.open(io.BytesIO(f.read_bytes())).convert("RGB")) & (2**64 - 1) for f in files]
     np.savez(cache, plain=plain, views=views, hashes=np.array(hashes, dtype=np.uint64))
     return plain, views, hashes
