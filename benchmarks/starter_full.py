@@ -3,6 +3,7 @@ check), with the previous starter's beside them where it can be measured on the 
 
     python benchmarks/starter_full.py --model models/starter --full DIR --home runs/starter-home \\
         [--previous OLD_MODEL] [--background DIR] [--field-apple DIR] [--json out.json]
+    python benchmarks/starter_full.py --model models/starter --full DIR --lab-only LAB_ONLY_MODEL
 
 - Lab photos: the model's own test split (split.json; PlantVillage-full, built from its manifest: the manifest maps
   sha256 to files), near-duplicates grouped, none seen by this model or the one it warm-started from. Accuracy with
@@ -13,6 +14,10 @@ check), with the previous starter's beside them where it can be measured on the 
 - Field photos of the crops learnt in the field (corn, tomato, potato): the test part of field-corn and field-mixed
   (sha256 c-f), by crop: answered, right when answered (95% intervals), right when forced to answer.
 - Field photos of a crop known only from lab photos: field-apple (Plant Pathology 2021; a sample), refused or right.
+- `--lab-only`: instead of all that, what the field photos cost on lab photos (issue 53 item 4): the model beside the
+  same recipe trained without them (`scripts/train_starter.py` without the field sets), both forced to answer on
+  the same test photos: each one's accuracy, the difference with its 95% interval (paired photos), and McNemar's
+  exact p over the photos one gets right and the other wrong.
 The test figures were read only after every choice had been made on validation photos.
 """
 
@@ -32,7 +37,7 @@ SHARED = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.evaluate.metrics import expected_calibration_error  # noqa: E402
-from leafdoc.evaluate.significance import wilson_interval  # noqa: E402
+from leafdoc.evaluate.significance import mcnemar, wilson_interval  # noqa: E402
 from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.field import calibration_part  # noqa: E402
 from leafdoc.inference.fieldcrops import crop_of, photos_of_part  # noqa: E402
@@ -88,7 +93,17 @@ def lab_figures(predictor: Predictor, photos: list[tuple[Path, str]]) -> dict:
         "right_when_answered_text": interval(int(right[answered].sum()), int(answered.sum())),
         "refused": {k: v for k, v in reasons.items()},
         "recall": recall,
+        "right": right,  # photo by photo, for a paired comparison (not written to --json)
     }
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict:
+    """Accuracy of `a` minus that of `b`, right/wrong photo by photo on the same photos: the difference, its 95%
+    interval (normal approximation of the paired difference's mean) and McNemar's exact p."""
+    d = a.astype(float) - b.astype(float)
+    half = 1.959964 * d.std(ddof=1) / np.sqrt(len(d))
+    test = mcnemar("".join("1" if x else "0" for x in a), "".join("1" if x else "0" for x in b))
+    return {"difference": float(d.mean()), "interval": (float(d.mean() - half), float(d.mean() + half)), **test}
 
 
 def refusals(predictor: Predictor, paths: list[Path], truth: list[str] | None = None) -> dict:
@@ -138,8 +153,11 @@ def main() -> int:
     ap.add_argument("--nonleaf", type=Path, action="append", default=[], help="besides flowers and CIFAR-10 test")
     ap.add_argument("--field-apple", type=Path, default=None)
     ap.add_argument("--apple-limit", type=int, default=600)
+    ap.add_argument("--lab-only", type=Path, default=None, help="only compare with this lab-only model on lab photos")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.lab_only:
+        return lab_only_cost(args.model, args.lab_only, args.full)
     args.field = args.field or [SHARED / "field-corn", SHARED / "field-mixed"]
     args.nonleaf = [SHARED / "flowers", SHARED / "cifar10" / "test", *args.nonleaf]
     models = {"new": Predictor(args.model)}
@@ -183,7 +201,36 @@ def main() -> int:
                 f"{m['right_when_answered']}, forced {m['right_forced']}"
             )
     if args.json:
+        for r in result.values():
+            r["lab"].pop("right", None)
         args.json.write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def lab_only_cost(model: Path, lab_only: Path, full: Path) -> int:
+    photos = test_photos(model, full)
+    unseen = set(json.loads((lab_only / "split.json").read_text())["test"])
+    mine = set(json.loads((model / "split.json").read_text())["test"])
+    if unseen != mine:
+        raise SystemExit(
+            f"{lab_only}: its test split is not {model}'s ({len(unseen & mine)} photos shared of {len(mine)}): "
+            "train it with the same --init-from, so that both are scored on photos neither saw."
+        )
+    figures = {}
+    for name, folder in (("with field photos", model), ("lab-only", lab_only)):
+        figures[name] = lab_figures(Predictor(folder), photos)
+        lab = figures[name]
+        print(
+            f"{name} ({folder}): {lab['n']} test photos, accuracy {lab['accuracy_text']}, macro-F1 "
+            f"{lab['macro_f1']:.4f}, lowest recall {lab['lowest_recall']}"
+        )
+    diff = paired_difference(figures["with field photos"]["right"], figures["lab-only"]["right"])
+    lo, hi = diff["interval"]
+    print(
+        f"with field photos minus lab-only: {100 * diff['difference']:+.2f} points (95% interval {100 * lo:+.2f} to "
+        f"{100 * hi:+.2f}); right only with field photos {diff['only_a']}, only lab-only {diff['only_b']}, "
+        f"McNemar p = {diff['p']:.3f}"
+    )
     return 0
 
 
