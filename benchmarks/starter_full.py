@@ -137,8 +137,13 @@ def heldout(folder: Path, limit: int | None = None) -> list[Path]:
     return fs
 
 
+def test_split(model: Path) -> set[str]:
+    """The sha256s of the model's test photos (its split.json)."""
+    return set(json.loads((model / "split.json").read_text())["test"])
+
+
 def test_photos(model: Path, full: Path) -> list[tuple[Path, str]]:
-    test = set(json.loads((model / "split.json").read_text())["test"])
+    test = test_split(model)
     with (SHARED / "plantvillage-full.SOURCES.tsv").open() as fh:
         rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] in test]
     return [(full / r["relative_path"], r["class"]) for r in rows]
@@ -208,14 +213,13 @@ def main() -> int:
 
 
 def lab_only_cost(model: Path, lab_only: Path, full: Path) -> int:
-    photos = test_photos(model, full)
-    unseen = set(json.loads((lab_only / "split.json").read_text())["test"])
-    mine = set(json.loads((model / "split.json").read_text())["test"])
-    if unseen != mine:
+    mine, theirs = test_split(model), test_split(lab_only)
+    if theirs != mine:
         raise SystemExit(
-            f"{lab_only}: its test split is not {model}'s ({len(unseen & mine)} photos shared of {len(mine)}): "
+            f"{lab_only}: its test split is not {model}'s ({len(theirs & mine)} photos shared of {len(mine)}): "
             "train it with the same --init-from, so that both are scored on photos neither saw."
         )
+    photos = test_photos(model, full)
     figures = {}
     for name, folder in (("with field photos", model), ("lab-only", lab_only)):
         figures[name] = lab_figures(Predictor(folder), photos)

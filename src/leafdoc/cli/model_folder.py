@@ -172,16 +172,16 @@ def export(
             f"({entry['checked_on']['model']}), probabilities within "
             f"{check['max_abs_prob_diff']:.3f}."
         )
-        if fmt == "onnx-int8" and (why := int8_problem()):
+        if fmt != "onnx-int8":
+            out.print(f"Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}.")
+        elif why := int8_problem():
             out.print(f"Those figures are this machine's, and leafdoc will not serve the copy on it: {why}.")
-        elif fmt == "onnx-int8":
+        else:
             from leafdoc.modelfolder import default_variant, read_card
 
             variant, reason = default_variant(Path(model_dir), read_card(model_dir))
             served = "serves it" if variant == "int8" else "serves model.onnx"
             out.print(f"On this machine `leafdoc serve` {served} unless LEAFDOC_ONNX_VARIANT says otherwise: {reason}.")
-        else:
-            out.print(f"Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}.")
         return
     from leafdoc.train.export import export as do_export
     from leafdoc.train.tfimport import import_tensorflow_quietly
