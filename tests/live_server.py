@@ -76,7 +76,7 @@ def uvicorn_in_thread(config) -> tuple:
     return server, thread
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, every: float = 0.25):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -85,7 +85,7 @@ def wait_for(predicate, timeout: float, what: str):
             value = None
         if value:
             return value
-        time.sleep(0.25)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 

@@ -60,11 +60,15 @@ def diagnose_on_phone(page, photo: Path) -> None:
     """Send `photo` from the photo box and wait for its answer (a new heat map) to be shown."""
     before = page.evaluate("(document.querySelector('#heat-map img') || {src: ''}).src")
     page.set_input_files("#leaf-photo input[type=file]", str(photo))
-    page.wait_for_function(
-        "(before) => { const img = document.querySelector('#heat-map img');"
-        " return img && img.src !== before && img.complete && img.naturalWidth > 0; }",
-        arg=before,
-    )
+    try:
+        page.wait_for_function(
+            "(before) => { const img = document.querySelector('#heat-map img');"
+            " return img && img.src !== before && img.complete && img.naturalWidth > 0; }",
+            arg=before,
+        )
+    except sync_api.TimeoutError:  # say what the page showed instead (a refusal to diagnose names its cause)
+        shown = page.locator("#verdict").inner_text(timeout=5_000)
+        raise AssertionError(f"no new heat map for {photo.name}; the page says: {shown[:500]!r}") from None
     # the answer has been scrolled to the top of the screen
     page.wait_for_function("Math.abs(document.getElementById('verdict').getBoundingClientRect().top) < 40")
 
