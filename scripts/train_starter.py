@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fine-tune the top on the activations below it, computed once (minutes an epoch instead of half an hour)",
     )
+    ap.add_argument(
+        "--fine-tune-views",
+        type=int,
+        default=0,
+        help="with --fine-tune-cached: augmented copies of each training photo cached too, one drawn per epoch",
+    )
     ap.add_argument("--learning-rate", type=float, default=1e-3, help="the head's rate; fine-tuning runs at a tenth")
     ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--image-size", type=int, default=160)
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_fraction=args.fine_tune_fraction,
         fine_tune_cached=args.fine_tune_cached,
+        fine_tune_views=args.fine_tune_views,
         learning_rate=args.learning_rate,
         batch_size=32,  # pinned: TrainConfig's default (a lab's first model) is 16
         patience=3,

@@ -430,6 +430,60 @@ def test_fine_tuning_on_cached_activations_trains_the_top_in_place_and_goes_on_f
     assert [(e["phase"], e["epoch"]) for e in events[1:]] == [("fine_tune", 8)]
 
 
+def test_fine_tuning_views_show_each_photo_once_an_epoch_as_one_of_its_augmented_copies(
+    tmp_path, settings, leaf_folder
+):
+    """`fine_tune_views`: with cached activations, the training photos are also cached through the augmentation;
+    each epoch has every training photo once, as one of its copies (the plain one or a view), drawn anew each epoch,
+    with its own label; a training with views fine-tunes and writes a model that answers unseen photos."""
+    from tests.conftest import LEARNS, fresh_accuracy
+
+    from leafdoc.lifecycle.training import train_model
+    from leafdoc.train import trainer
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        **{
+            **LEARNS,
+            "epochs": 6,
+            "head_on_features": True,
+            "fine_tune_epochs": 2,
+            "fine_tune_fraction": 0.35,
+            "fine_tune_cached": True,
+            "fine_tune_views": 2,
+            "restore_best": "last",
+            "feature_views": 1,
+            "learning_rate": 3e-3,
+        }
+    )  # as the test above, with views
+    data, _ = _prepared(settings, leaf_folder, "views", cfg)
+    tr, va = data.indices("train"), data.indices("val")
+
+    def cached(config):  # a network each: the cached part's models are built on the backbone's layers once
+        model = trainer.build_model(config, len(data.classes), settings.cache_dir / "weights")
+        first = int(len(model.get_layer("backbone").layers) * (1 - config.fine_tune_fraction))
+        return trainer._on_activations(model, config, data, tr, va, first, 8, 8)[1]
+
+    on_tr, plain = cached(cfg), cached(cfg.model_copy(update={"fine_tune_views": 0}))
+    # the plain copies, in some order (rows are matched by content)
+    flat = np.concatenate([a.numpy() for a, _ in plain]).reshape(len(tr), -1)
+    epochs = []
+    for _ in range(2):
+        x, y = (np.concatenate(parts) for parts in zip(*((a.numpy(), t.numpy()) for a, t in on_tr), strict=True))
+        assert len(x) == len(tr) and sorted(y.tolist()) == sorted(data.y[tr].tolist())  # every photo once an epoch
+        epochs.append(x.reshape(len(x), -1))
+    # a drawn copy is the photo as it is (one of the plain activations) or a view of it (none of them)
+    as_is = [[bool(np.any(np.all(np.isclose(row, flat, atol=1e-2), axis=1))) for row in e] for e in epochs]
+    assert all(0 < sum(a) < len(tr) for a in as_is), [sum(a) for a in as_is]  # about a third as they are
+    assert not np.array_equal(epochs[0], epochs[1])  # drawn anew
+
+    out = tmp_path / "model"
+    card = train_model(cfg, data, out).card
+    assert [h["phase"] for h in card.history][-2:] == ["fine_tune", "fine_tune"]
+    assert card.training["fine_tune_views"] == 2
+    assert fresh_accuracy(out) >= 0.6
+
+
 def test_repeated_photos_are_seen_that_many_times_an_epoch(tmp_path, settings, leaf_folder):
     """TrainData.repeat: a photo repeated 3 times is in the training batches 3 times an epoch (the starter's few
     field photos beside thousands of lab photos); the others once."""

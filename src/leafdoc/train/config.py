@@ -71,6 +71,13 @@ class TrainConfig(BaseModel):
         "the training and validation photos (an epoch in minutes instead of an hour on a large set; no augmentation "
         "in that phase; needs a --fine-tune-fraction under 1)",
     )
+    fine_tune_views: int = Field(
+        0,
+        ge=0,
+        description="with fine_tune_cached and augment: augmented copies of each training photo whose activations are "
+        "cached too; each epoch shows every photo as one of its copies, drawn at random (each costs one more pass of "
+        "the training photos through the frozen part, and their memory)",
+    )
     augment: bool = Field(True, description="random flips, rotation, zoom, brightness and contrast while training")
     zoom_in: float = Field(
         0.15,
