@@ -171,7 +171,7 @@ def test_an_api_worker_killed_mid_upload_leaves_nothing_and_the_retry_goes_throu
     """Killed while it ingests an upload (holding the dataset's lock, its body spooled under the data home): the
     upload registers nothing, the same upload sent again at once goes through in seconds (it waited 50 s for the dead
     worker's lock: issue 59), and the killed one's spooled body is removed (it stayed for good)."""
-    # 1,000 small photos: an ingest of them holds the lock for 1.7 s on a fast Xeon (40 larger ones held it for 0.1 s,
+    # 1,000 small photos: an ingest of them holds the lock for 1.7 s on a Zen 4 EPYC (40 larger ones held it for 0.1 s,
     # between two looks of the test, which then waited for a lock it had missed); timed undisturbed first
     start = time.monotonic()
     assert upload(served.base, photos_zip(7, MANY, (96, 96))).status_code == 201
