@@ -568,7 +568,12 @@ def _drawn_views(cfg: TrainConfig, activations, labels, tr: np.ndarray, batch: i
     from leafdoc.train.pipeline import augmenter
 
     aug = augmenter(cfg.seed, cfg.zoom_in)
-    copies = np.stack([activations(tr), *(activations(tr, aug) for _ in range(cfg.fine_tune_views))])
+    plain = activations(tr)
+    copies = np.empty((1 + cfg.fine_tune_views, *plain.shape), plain.dtype)  # filled in place: no second copy of all
+    copies[0] = plain
+    del plain
+    for view in range(1, len(copies)):
+        copies[view] = activations(tr, aug)
     y = labels(tr)
     rng = np.random.default_rng(cfg.seed)
 
@@ -581,7 +586,7 @@ def _drawn_views(cfg: TrainConfig, activations, labels, tr: np.ndarray, batch: i
 
     spec = (
         tf.TensorSpec((None, *copies.shape[2:]), tf.float32),
-        tf.TensorSpec((None, *y.shape[1:]), tf.float32 if y.dtype == np.float32 else tf.as_dtype(y.dtype)),
+        tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
     )
     steps = int(np.ceil(len(tr) / batch))  # told to Keras: it would otherwise find out by running out in epoch 1
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
