@@ -465,17 +465,23 @@ def test_fine_tuning_views_show_each_photo_once_an_epoch_as_one_of_its_augmented
         return trainer._on_activations(model, config, data, tr, va, first, 8, 8)[1]
 
     on_tr, plain = cached(cfg), cached(cfg.model_copy(update={"fine_tune_views": 0}))
-    # the plain copies, in some order (rows are matched by content)
-    flat = np.concatenate([a.numpy() for a, _ in plain]).reshape(len(tr), -1)
+
+    def rows(ds):  # the activations as rows and their labels, in the dataset's order
+        x, y = (np.concatenate(parts) for parts in zip(*((a.numpy(), t.numpy()) for a, t in ds), strict=True))
+        return x.reshape(len(x), -1), y
+
+    flat, flat_y = rows(plain)  # the plain copies, in some order (rows are matched by content)
     epochs = []
     for _ in range(2):
-        x, y = (np.concatenate(parts) for parts in zip(*((a.numpy(), t.numpy()) for a, t in on_tr), strict=True))
+        x, y = rows(on_tr)
         assert len(x) == len(tr) and sorted(y.tolist()) == sorted(data.y[tr].tolist())  # every photo once an epoch
-        epochs.append(x.reshape(len(x), -1))
-    # a drawn copy is the photo as it is (one of the plain activations) or a view of it (none of them)
-    as_is = [[bool(np.any(np.all(np.isclose(row, flat, atol=1e-2), axis=1))) for row in e] for e in epochs]
-    assert all(0 < sum(a) < len(tr) for a in as_is), [sum(a) for a in as_is]  # about a third as they are
-    assert not np.array_equal(epochs[0], epochs[1])  # drawn anew
+        # a drawn copy is the photo as it is (one of the plain activations, with that photo's label) or a view of
+        # it (none of them)
+        same = [np.flatnonzero(np.all(np.isclose(row, flat, atol=1e-2), axis=1)) for row in x]
+        assert all(flat_y[j[0]] == label for j, label in zip(same, y, strict=True) if len(j))
+        epochs.append((x, sum(len(j) > 0 for j in same)))
+    assert all(0 < as_is < len(tr) for _, as_is in epochs), [as_is for _, as_is in epochs]  # about a third as is
+    assert not np.array_equal(epochs[0][0], epochs[1][0])  # drawn anew
 
     out = tmp_path / "model"
     card = train_model(cfg, data, out).card
