@@ -201,18 +201,29 @@ class RequestMetrics:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = 500
+        counted = False
 
-        async def send_wrapper(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
+        def count():
+            # Before the response's last part is sent: a client that has its whole answer finds it counted in the
+            # next scrape (counted after the send, a scrape right after the last answer missed it now and then).
+            nonlocal counted
+            counted = True
             path = scope.get("path")
             name = getattr(scope.get("route"), "path", None) or (path if path in self.paths else "unmatched")
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, name, str(status)).inc()
             self.metrics.latency.labels(method, name).observe(time.perf_counter() - start)
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not counted:
+                count()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if not counted:  # no whole response was sent (an error before it, a client gone): counted as it ended
+                count()
