@@ -110,6 +110,54 @@ def scores(probs: np.ndarray, y: np.ndarray, t: float) -> dict[str, float]:
     }
 
 
+def curve(x_lab, y_lab, xf, yf, c: float, repeat: float, draws: int) -> dict:
+    """The learning curve of one setting: medians over `draws` draws of k pool photos at each point, and the fit of
+    the share answerable at RIGHT_WHEN_ANSWERED right against log2(k), read where it reaches 50%."""
+    pool_n = len(yf["pool"])
+    ks = sorted({0, 12, 24, 48, 96, 144, pool_n} - {k for k in (144,) if k >= pool_n})
+    rows = []
+    for k in ks:
+        runs = []
+        for draw in range(draws if 0 < k < pool_n else 1):
+            pick = np.random.default_rng(draw).permutation(pool_n)[:k]
+            head = fit(x_lab, y_lab, xf["pool"][pick], yf["pool"][pick], c, repeat)
+            t = threshold(head(xf["val"]), yf["val"])
+            runs.append(scores(head(xf["test"]), yf["test"], t) | {"threshold": t})
+        row = {"field_photos": k, "draws": len(runs)}
+        row |= {key: statistics.median(r[key] for r in runs) for key in ("forced", "answered", "coverage_at_right")}
+        n_ans, n_right = sum(r["n_answered"] for r in runs), sum(r["n_answered_right"] for r in runs)
+        row["right_when_answered"] = n_right / n_ans if n_ans else None  # pooled over the draws
+        rows.append(row)
+    pts = [(np.log2(r["field_photos"]), r["coverage_at_right"]) for r in rows if r["field_photos"] > 0]
+    slope, intercept = np.polyfit(*zip(*pts, strict=True), 1)
+    need = 2 ** ((0.5 - intercept) / slope) if slope > 0 else float("inf")
+    return {"rows": rows, "fit": [float(intercept), float(slope)], "field_photos_for_half_answerable": float(need)}
+
+
+def print_curve(cv: dict, n_test: int, n_val: int, pool_n: int) -> None:
+    right = f"{RIGHT_WHEN_ANSWERED:.0%}"
+    print(
+        f"C={cv['C']}, field photos weighted x{cv['repeat']}. Held-out field photos ({n_test}); medians over the "
+        "draws, 'right when answered' pooled over them.\n"
+    )
+    print(
+        f"| field photos trained on | right if forced to answer | most that can be answered with {right} right | "
+        f"answered at the threshold set on {n_val} validation photos for {right} right | right when answered there |"
+    )
+    print("|---|---|---|---|---|")
+    for r in cv["rows"]:
+        rwa = "none answered" if r["right_when_answered"] is None else f"{r['right_when_answered']:.1%}"
+        print(
+            f"| {r['field_photos']} | {r['forced']:.1%} | {r['coverage_at_right']:.1%} | {r['answered']:.1%} | {rwa} |"
+        )
+    intercept, slope = cv["fit"]
+    print(
+        f"\nmost answerable with {right} right = {intercept:.3f} + {slope:.3f} x log2(field photos): "
+        f"{slope:+.1%} a doubling; 50% at about {cv['field_photos_for_half_answerable']:,.0f} field photos (the pool "
+        f"here: {pool_n}), on this frozen backbone\n"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--draws", type=int, default=5, help="random draws of the field photos at each point")
@@ -148,48 +196,28 @@ def main() -> None:
                 f"  C={c} repeat={repeat}: validation forced {s['forced']:.1%}, answered {s['answered']:.1%} "
                 f"at {RIGHT_WHEN_ANSWERED:.0%} right"
             )
-    _, _, c, repeat = max(choices)
-    print(f"chosen on validation: C={c}, field photos weighted x{repeat}\n")
-
-    pool_n = len(yf["pool"])
-    ks = sorted({0, 12, 24, 48, 96, 144, pool_n} - {k for k in (144,) if k >= pool_n})
-    rows = []
-    for k in ks:
-        runs = []
-        for draw in range(args.draws if 0 < k < pool_n else 1):
-            pick = np.random.default_rng(draw).permutation(pool_n)[:k]
-            head = fit(x_lab, y_lab, xf["pool"][pick], yf["pool"][pick], c, repeat)
-            t = threshold(head(xf["val"]), yf["val"])
-            runs.append(scores(head(xf["test"]), yf["test"], t) | {"threshold": t})
-        row = {"field_photos": k, "draws": len(runs)}
-        row |= {key: statistics.median(r[key] for r in runs) for key in ("forced", "answered", "coverage_at_right")}
-        n_ans, n_right = sum(r["n_answered"] for r in runs), sum(r["n_answered_right"] for r in runs)
-        row["right_when_answered"] = n_right / n_ans if n_ans else None  # pooled over the draws
-        rows.append(row)
-
+    # A setting's validation figure moves by one photo (0.8 points) with round-off: features that differ in the 6th
+    # digit between two CPUs flipped the choice between two field weights (session 44's Xeon chose x1, a Zen 4 x5).
+    # So every setting within one validation photo of the best draws its curve, and the spread between them is shown.
+    best = max(choices)
+    near = sorted((ch for ch in choices if ch[0] >= best[0] - 1 / len(yf["val"])), reverse=True)
+    print(
+        f"chosen on validation: C={best[2]}, field photos weighted x{best[3]}; within one validation photo of it: "
+        + ", ".join(f"C={c} x{r}" for _, _, c, r in near[1:])
+        + "\n"
+    )
+    curves = [
+        curve(x_lab, y_lab, xf, yf, c, repeat, args.draws) | {"C": c, "repeat": repeat} for _, _, c, repeat in near
+    ]
+    for cv in curves:
+        print_curve(cv, len(yf["test"]), len(yf["val"]), len(yf["pool"]))
+    needs = [cv["field_photos_for_half_answerable"] for cv in curves]
+    print(
+        f"50% answerable at {RIGHT_WHEN_ANSWERED:.0%} right: at about {min(needs):,.0f} to {max(needs):,.0f} field "
+        f"photos across the {len(curves)} setting(s) validation cannot tell apart"
+    )
     n_test = len(yf["test"])
     right = f"{RIGHT_WHEN_ANSWERED:.0%}"
-    print(f"Held-out field photos ({n_test}); medians over the draws, 'right when answered' pooled over them.\n")
-    print(
-        f"| field photos trained on | right if forced to answer | most that can be answered with {right} right | "
-        f"answered at the threshold set on {len(yf['val'])} validation photos for {right} right | right when "
-        "answered there |"
-    )
-    print("|---|---|---|---|---|")
-    for r in rows:
-        rwa = "none answered" if r["right_when_answered"] is None else f"{r['right_when_answered']:.1%}"
-        print(
-            f"| {r['field_photos']} | {r['forced']:.1%} | {r['coverage_at_right']:.1%} | {r['answered']:.1%} | {rwa} |"
-        )
-    # The share answerable at RIGHT_WHEN_ANSWERED right, against log2(k), over the points with field photos.
-    pts = [(np.log2(r["field_photos"]), r["coverage_at_right"]) for r in rows if r["field_photos"] > 0]
-    slope, intercept = np.polyfit(*zip(*pts, strict=True), 1)
-    need = 2 ** ((0.5 - intercept) / slope) if slope > 0 else float("inf")
-    print(
-        f"\nmost answerable with {right} right = {intercept:.3f} + {slope:.3f} x log2(field photos): "
-        f"{slope:+.1%} a doubling; 50% at about {need:,.0f} field photos (the pool here: {pool_n}), on this frozen "
-        "backbone"
-    )
     if args.model:
         from leafdoc.inference.predictor import Predictor
 
@@ -203,8 +231,8 @@ def main() -> None:
             f"{own['forced']:.1%}, most that can be answered with {right} right {own['coverage_at_right']:.1%}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    result = {"C": c, "repeat": repeat, "rows": rows, "fit": [intercept, slope], "test_photos": n_test}
-    args.json.write_text(json.dumps(result | {"field_photos_for_half_answerable": need}, indent=1))
+    result = {"chosen": curves[0], "within_one_validation_photo": curves[1:], "test_photos": n_test}
+    args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
