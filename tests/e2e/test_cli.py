@@ -34,6 +34,8 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
         leaf_folder,
         "--out",
         out,
+        "--backbone",  # the 4-block CNN: the commands are what this checks (Lite0's export: test_train.py)
+        "baseline_cnn",
         "--weights",
         "none",
         "--image-size",
@@ -42,8 +44,6 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
         "1",
         "--batch-size",
         "8",
-        "--alpha",
-        "0.35",
         home=tmp_path / "home",
     )
     assert r.returncode == 0, r.stderr
