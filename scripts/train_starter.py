@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=1e-3, help="the head's rate; fine-tuning runs at a tenth")
     ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--image-size", type=int, default=160)
+    ap.add_argument("--train-seed", type=int, default=None, help="the training's own seed, the split kept (noise)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
         "--finish",
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         nonleaf_dirs=[str(p.resolve()) for p in args.nonleaf],
         field_dirs=[],
         seed=0,
+        train_seed=args.train_seed,
     )
     ws = Workspace.open(Settings())
     if (args.resume or args.finish) and latest_version(ws.catalog, "starter") is not None:

@@ -111,6 +111,31 @@ def test_training_repeats_with_the_same_seed(tmp_path, settings, leaf_folder):
     assert runs[0] == pytest.approx(runs[1], rel=1e-4)
 
 
+def test_a_training_seed_changes_the_training_and_keeps_the_split(tmp_path, settings, leaf_folder):
+    """`--train-seed`: runs on one split that differ by chance alone (the starter's run-to-run noise). Unset, the
+    training is --seed's, as before; set, the same split and another training."""
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.trainer import _seed_everything, build_model, fit, prepare_data
+
+    base = TrainConfig(weights="none", image_size=16, epochs=1, batch_size=8, backbone="baseline_cnn")
+    data = _prepared(settings, leaf_folder, "trainseed", base)
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    runs = {}
+    for train_seed in (None, 0, 1):
+        cfg = base.model_copy(update={"train_seed": train_seed})
+        again = prepare_data(catalog, store, settings.cache_dir, "trainseed", cfg)
+        assert again.split_record(cfg.seed) == data.split_record(base.seed)  # the split is --seed's alone
+        _seed_everything(cfg.training_seed)
+        model = build_model(cfg, len(data.classes))
+        runs[train_seed] = (fit(model, cfg, again)["history"][0]["loss"], model.get_weights()[0].copy())
+    assert runs[None][0] == pytest.approx(runs[0][0], rel=1e-4)  # unset: the training --seed gives
+    assert np.array_equal(runs[None][1], runs[0][1])
+    assert not np.allclose(runs[0][1], runs[1][1])  # another training seed: other initial weights, other training
+    assert runs[0][0] != pytest.approx(runs[1][0], rel=1e-4)
+
+
 def test_a_model_trained_with_the_sheet_white_balance_is_served_the_pixels_it_learnt_from(
     tmp_path, settings, leaf_folder
 ):

@@ -141,6 +141,17 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out to pick the epoch")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out for the final figures")
     seed: int = Field(0, description="seed of the split, the initial weights and the augmentation")
+    train_seed: int | None = Field(
+        None,
+        description="seed of the training alone (initial weights, order, dropout, augmentation), the split staying "
+        "--seed's: runs on one split that differ only by chance, to see how much a figure moves from run to run. "
+        "Unset: --seed",
+    )
+
+    @property
+    def training_seed(self) -> int:
+        return self.seed if self.train_seed is None else self.train_seed
+
     distribute: Literal["auto", "mirrored", "none"] = Field(
         "auto",
         description="auto: tf.distribute.MirroredStrategy when more than one GPU is visible, else one device; "

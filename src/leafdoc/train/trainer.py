@@ -331,17 +331,17 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
 
     from leafdoc.train.pipeline import augmenter, make_dataset
 
-    tr, train_batch = split_for_replicas(data.training_indices(), cfg.batch_size, "training", cfg.seed)
-    va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)
+    tr, train_batch = split_for_replicas(data.training_indices(), cfg.batch_size, "training", cfg.training_seed)
+    va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.training_seed)
     one_hot = _one_hot(cfg, len(data.classes))  # validation's labels too: one loss scores both
-    aug = augmenter(cfg.seed, cfg.zoom_in) if cfg.augment else None
+    aug = augmenter(cfg.training_seed, cfg.zoom_in) if cfg.augment else None
     train_ds = make_dataset(
         data.images,
         tr,
         data.y[tr],
         train_batch,
         shuffle=True,
-        seed=cfg.seed,
+        seed=cfg.training_seed,
         augment=aug,
         background_swap=cfg.background_swap,
         colour_cast=cfg.colour_cast,
@@ -550,7 +550,7 @@ def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int,
     def dataset(indices, batch: int, shuffle: bool):
         ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices)))
         if shuffle:
-            ds = ds.shuffle(len(indices), seed=cfg.seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(len(indices), seed=cfg.training_seed, reshuffle_each_iteration=True)
         return ds.batch(batch).map(lambda a, t: (tf.cast(a, tf.float32), t)).prefetch(2)
 
     views = cfg.fine_tune_views if cfg.augment else 0
@@ -567,7 +567,7 @@ def _drawn_views(cfg: TrainConfig, activations, labels, tr: np.ndarray, batch: i
 
     from leafdoc.train.pipeline import augmenter
 
-    aug = augmenter(cfg.seed, cfg.zoom_in)
+    aug = augmenter(cfg.training_seed, cfg.zoom_in)
     plain = activations(tr)
     copies = np.empty((1 + cfg.fine_tune_views, *plain.shape), plain.dtype)  # filled in place: no second copy of all
     copies[0] = plain
@@ -575,7 +575,7 @@ def _drawn_views(cfg: TrainConfig, activations, labels, tr: np.ndarray, batch: i
     for view in range(1, len(copies)):
         copies[view] = activations(tr, aug)
     y = labels(tr)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.training_seed)
 
     def batches():
         order = rng.permutation(len(tr))
@@ -624,7 +624,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
         # every epoch. With 63 photos the head otherwise learns their exact features (issue 54).
         from leafdoc.train.pipeline import augmenter
 
-        aug = augmenter(cfg.seed, cfg.zoom_in)
+        aug = augmenter(cfg.training_seed, cfg.zoom_in)
         f_views = [_features(model, data.images, tr, augment=aug) for _ in range(views)]
         f_tr, y_tr = np.concatenate([f_tr, *f_views]), np.tile(y_tr, views + 1)
     inp = keras.Input((f_tr.shape[1],), name="features")
@@ -654,7 +654,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
                 on_event(Batch("head", steps, steps))
                 on_event(event)
 
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.training_seed)
 
     def fit_head(x, y, weights, callbacks, validation=None):
         """The head from its initial weights on (x, y), shuffled once first (Keras shuffles every epoch; a first
@@ -824,7 +824,7 @@ def train(
     counts = data.counts()
     if counts["train"] == 0 or counts["val"] == 0:
         raise ConfigError("the split left no training or validation images.", hint="Add images to the dataset.")
-    _seed_everything(cfg.seed)
+    _seed_everything(cfg.training_seed)
     strategy = make_strategy(cfg.distribute)
     with strategy.scope():  # the model's and the optimizer's variables live on every replica
         model = build_model(cfg, len(data.classes), data.cache_dir / "weights" if data.cache_dir else None)
