@@ -140,7 +140,7 @@ class TrainConfig(BaseModel):
     )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out to pick the epoch")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out for the final figures")
-    seed: int = Field(0, description="seed of the split, the initial weights and the augmentation")
+    seed: int = Field(0, description="seed of the split, and of the training unless --train-seed is set")
     train_seed: int | None = Field(
         None,
         description="seed of the training alone (initial weights, order, dropout, augmentation), the split staying "

@@ -332,7 +332,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
     from leafdoc.train.pipeline import augmenter, make_dataset
 
     tr, train_batch = split_for_replicas(data.training_indices(), cfg.batch_size, "training", cfg.training_seed)
-    va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.training_seed)
+    va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)  # the split's
     one_hot = _one_hot(cfg, len(data.classes))  # validation's labels too: one loss scores both
     aug = augmenter(cfg.training_seed, cfg.zoom_in) if cfg.augment else None
     train_ds = make_dataset(
