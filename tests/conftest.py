@@ -131,6 +131,13 @@ def colour_folder(dest: Path, per_class: int | dict[str, int], seed0: int = 0, s
 # (offline, from the installed package) at 32 px, 10 head epochs at a high rate. On the tiny dataset (3 classes
 # x 6 photos) it answers 73-82% of 60 fresh PlantVillage photos right by seed (chance 1/3); MobileNetV2 from
 # scratch at 32 px stays at chance in any time a test has.
+# `leafdoc train` options for a test that checks a command, not a network: the 4-block CNN from scratch, one epoch at
+# 32 px. Its training step traces in ~1.5 s where EfficientNet-Lite0's takes ~10 s (docs/test-suite.md).
+TINY_CNN_CLI = (
+    *("--backbone", "baseline_cnn", "--weights", "none"),
+    *("--image-size", "32", "--epochs", "1", "--batch-size", "8"),
+)
+
 LEARNS = {
     "backbone": "efficientnet_lite0",
     "weights": "imagenet",

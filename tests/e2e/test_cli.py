@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, run_until_killed
+from tests.conftest import REPO, TINY_CNN_CLI, run_until_killed
 
 EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
 
@@ -34,16 +34,7 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
         leaf_folder,
         "--out",
         out,
-        "--backbone",  # the 4-block CNN: the commands are what this checks (Lite0's export: test_train.py)
-        "baseline_cnn",
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
+        *TINY_CNN_CLI,  # the commands are what this checks (Lite0's exports: test_train.py)
         home=tmp_path / "home",
     )
     assert r.returncode == 0, r.stderr

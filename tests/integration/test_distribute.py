@@ -16,23 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import TINY_CNN_CLI
 
 from leafdoc.train.config import TrainConfig
-
-# The strategy, not the network, is what these tests are about: the 4-block CNN traces its training step in ~1.5 s
-# where EfficientNet-Lite0 takes ~10 s (test-suite.md).
-TINY_ARGS = [
-    "--backbone",
-    "baseline_cnn",
-    "--weights",
-    "none",
-    "--image-size",
-    "32",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-]
 
 
 def test_distribute_defaults_to_auto_and_refuses_unknown_values():
@@ -64,8 +50,9 @@ def test_auto_and_none_use_the_default_strategy_without_several_gpus():
     assert [d.rsplit("/", 1)[-1] for d in devices] == [d.name.rsplit("/", 1)[-1] for d in expected]
 
 
-def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logical_cpus: int = 1, args=TINY_ARGS):
-    """`leafdoc train ... --distribute MODE` in a fresh process (TensorFlow's devices are fixed at start)."""
+def _leafdoc_train(tmp_path: Path, leaf_folder: Path, out: Path, mode: str, logical_cpus: int = 1, args=TINY_CNN_CLI):
+    """`leafdoc train ... --distribute MODE` in a fresh process (TensorFlow's devices are fixed at start); by default
+    the 4-block CNN: the strategy, not the network, is what these tests are about."""
     code = textwrap.dedent(
         f"""
         import sys
