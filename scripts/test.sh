@@ -15,7 +15,7 @@ export QT_QPA_PLATFORM=offscreen TF_CPP_MIN_LOG_LEVEL=3
 .venv/bin/ruff format --check src tests benchmarks
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 first=0 second=0
-"${PYTEST[@]}" -n "${LEAFDOC_TEST_PROCESSES:-2}" --serial-tests=without --durations=25 "$@" || first=$?
+"${PYTEST[@]}" -n "${LEAFDOC_TEST_PROCESSES:-2}" --dist worksteal --serial-tests=without --durations=25 "$@" || first=$?
 "${PYTEST[@]}" --serial-tests=only "$@" || second=$?
 # pytest's 5 says a pass selected no test (`-m unit` has no serial test): a failure only if both passes say it.
 if [ "$first" -eq 5 ] && [ "$second" -eq 5 ]; then exit 5; fi

@@ -197,7 +197,7 @@ def tiny_model(tmp_path_factory) -> Path:
     return root / "model"
 
 
-def train_tiny_model(root: Path) -> None:
+def train_tiny_model(root: Path, options: dict = LEARNS) -> None:
     from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
@@ -211,10 +211,26 @@ def train_tiny_model(root: Path) -> None:
     s.ensure_home()
     catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
     ingest(data, catalog, store, "tiny")
-    cfg = TrainConfig(**LEARNS)
+    cfg = TrainConfig(**options)
     td = prepare_data(catalog, store, s.cache_dir, "tiny", cfg)
     train_model(cfg, td, root / "model")
     catalog.dispose()
+
+
+# A served model whose retraining is cheap, for the tests of training jobs: a job warm-starts from the model serving,
+# so it trains that model's network again, and the 4-block CNN's training step traces in ~1.5 s where Lite0's takes
+# ~10 s (docs/test-suite.md). Trained from scratch on the tiny leaves (12 epochs at 32 px); it answers, but a test of
+# what a model gets right uses `tiny_model`.
+JOB_MODEL = {**LEARNS, "backbone": "baseline_cnn", "weights": "none", "epochs": 12, "patience": 12}
+
+
+@pytest.fixture(scope="session")
+def job_model(tmp_path_factory) -> Path:
+    """`JOB_MODEL`, trained once per test run like `tiny_model`; tests copy it before changing anything in it."""
+    with once_per_run(tmp_path_factory, "job") as root:
+        if not (root / "model").is_dir():
+            train_tiny_model(root, JOB_MODEL)
+    return root / "model"
 
 
 @pytest.fixture(scope="session")

@@ -659,9 +659,9 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_builtin_server_promotes_rolls_back_uploads_retrains_and_stops_on_close(
-    qtbot, tiny_model, settings_file, tmp_path, monkeypatch
+    qtbot, job_model, settings_file, tmp_path, monkeypatch
 ):
-    model = answering_copy(tiny_model, tmp_path / "model")
+    model = answering_copy(job_model, tmp_path / "model")
     two_model_versions(tmp_path / "home", model)
     monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LEAFDOC_MODEL_DIR", str(model))

@@ -359,7 +359,7 @@ TINY = {"epochs": 6, "patience": 6, "batch_size": 8, "image_size": 32, "alpha": 
 
 
 def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_its_death_being_known(
-    tmp_path, tiny_model, leaf_folder
+    tmp_path, job_model, leaf_folder
 ):
     """`leafdoc worker` killed with SIGKILL during epoch 3 and started again (as systemd or a pod restart does): the
     job is running again within 15 s of the new worker seeing the old one dead (it waited out the dead worker's 60 s
@@ -368,7 +368,7 @@ def test_a_job_worker_killed_mid_epoch_is_claimed_again_within_15_s_of_its_death
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
 
-    settings = service_settings(tmp_path / "home", tiny_model, run_consumer=False)
+    settings = service_settings(tmp_path / "home", job_model, run_consumer=False)
     catalog = Catalog(settings.catalog_url)
     ingest(leaf_folder, catalog, open_store(settings.store_location), "tiny")
     env = {"LEAFDOC_WORKER_POLL_SECONDS": "0.2"}  # the lease: the default 60 s

@@ -2,7 +2,7 @@
 photos the guide itself copies; what each block prints is checked against what the guide says it prints.
 
 To stay cheap, three things differ from the page, each said here: `leafdoc train` gets tiny sizes appended
-(`--image-size 32 --epochs 2 --fine-tune-epochs 1`; the guide gives the real command, whose time and accuracy
+(`--image-size 32 --epochs 2`; the guide gives the real command, whose time and accuracy
 benchmarks/lab_defaults.py measures), the server listens on a free port instead of 8000, and the shared datasets
 and the virtualenv are named by absolute paths (the guide runs from the clone; this runs in a temporary folder)."""
 
@@ -21,7 +21,7 @@ from tests.conftest import PLANTVILLAGE, REPO, SHARED
 
 GUIDE = REPO / "docs" / "guide-train-your-own.md"
 TRAIN = "leafdoc train --dataset mydata --out mymodel"
-TINY = " --image-size 32 --epochs 2 --fine-tune-epochs 1"
+TINY = " --image-size 32 --epochs 2"
 
 
 def blocks() -> list[str]:

@@ -87,7 +87,7 @@ def worker_process(root: Path, env: dict[str, str]):
             proc.wait()
 
 
-def test_upload_retrain_promote_predict_rollback_on_postgres_redis_s3(backends, tmp_path, tiny_model, leaf_folder):
+def test_upload_retrain_promote_predict_rollback_on_postgres_redis_s3(backends, tmp_path, job_model, leaf_folder):
     database_url, queue_url, s3_endpoint = backends
     bucket = create_bucket(s3_endpoint, "leafdoc-full")
     env = {
@@ -100,7 +100,7 @@ def test_upload_retrain_promote_predict_rollback_on_postgres_redis_s3(backends, 
         # A rule no candidate can pass (accuracy >= serving + 2): promotion is the admin's act here.
         "LEAFDOC_PROMOTE_MARGIN": "-2",
     }
-    seed_model = answering_copy(tiny_model, tmp_path / "seed-model")
+    seed_model = answering_copy(job_model, tmp_path / "seed-model")
     servers = []
     try:
         servers.append(start_server(tmp_path / "replica-a", seed_model, **env))
@@ -285,7 +285,7 @@ def test_cancelling_on_postgres_ends_a_job_once_and_blocks_its_success(backends)
 
 
 def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_checkpoint_in_the_bucket(
-    backends, tmp_path, tiny_model, leaf_folder, monkeypatch
+    backends, tmp_path, job_model, leaf_folder, monkeypatch
 ):
     """Two `leafdoc worker` processes with data homes of their own (two machines): the checkpoint reaches the
     second one only through the S3 bucket. Worker A is killed with SIGKILL in epoch 2 or later; B takes the
@@ -313,7 +313,7 @@ def test_a_worker_killed_mid_job_on_another_machine_is_taken_over_from_the_check
     }
     settings = Settings(
         home=tmp_path / "api",
-        model_dir=answering_copy(tiny_model, tmp_path / "seed-model"),
+        model_dir=answering_copy(job_model, tmp_path / "seed-model"),
         database_url=env["LEAFDOC_DATABASE_URL"],
         queue_url=env["LEAFDOC_QUEUE_URL"],
         store_url=env["LEAFDOC_STORE_URL"],

@@ -65,8 +65,8 @@ TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights"
 
 
 @pytest.fixture
-def settings_(tmp_path, tiny_model):
-    return service_settings(tmp_path / "home", tiny_model)
+def settings_(tmp_path, job_model):
+    return service_settings(tmp_path / "home", job_model)
 
 
 @pytest.fixture
@@ -102,12 +102,12 @@ def assert_registry_untouched(client, settings) -> None:
     assert leases.current_holder(Catalog(settings.catalog_url), TRAINING_LEASE) is None
 
 
-def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(tmp_path, tiny_model, app_client):
+def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(tmp_path, job_model, app_client):
     """Upload a task a learning model gets right (three colours under noise), retrain through the API: the
     job's test figure is far above chance (1/3), and once promoted the API names fresh photos' colours."""
     from tests.conftest import COLOURS, colour_folder
 
-    s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
+    s = service_settings(tmp_path / "home", job_model, promote_margin=1.0)  # any candidate passes
     api = app_client(s)
     colours = class_zip(colour_folder(tmp_path / "colours", 14))
     assert api.post("/v1/uploads", headers=ADMIN, files={"file": ("colours.zip", colours, ZIP)}).status_code == 201
@@ -150,8 +150,8 @@ def _accuracy(model_dir, folder, split_of) -> float:
     return float(np.mean([predictor.labels[i] == p.parent.name for i, p in zip(probs.argmax(1), photos, strict=True)]))
 
 
-def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, tiny_model, leaf_folder, app_client):
-    s = service_settings(tmp_path / "home", tiny_model, promote_margin=1.0)  # any candidate passes
+def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_path, job_model, leaf_folder, app_client):
+    s = service_settings(tmp_path / "home", job_model, promote_margin=1.0)  # any candidate passes
     first = app_client(s)
     up = first.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
     assert up.status_code == 201, up.text
@@ -196,7 +196,7 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     # Both figures are the two models' accuracies on the candidate's test photos, scored again here.
     assert p["n_images"] == len(_test_photos(s.models_dir / "2", leaf_folder))
     assert p["candidate"] == pytest.approx(_accuracy(s.models_dir / "2", leaf_folder, s.models_dir / "2"), abs=1e-6)
-    assert p["serving"] == pytest.approx(_accuracy(tiny_model, leaf_folder, s.models_dir / "2"), abs=1e-6)
+    assert p["serving"] == pytest.approx(_accuracy(job_model, leaf_folder, s.models_dir / "2"), abs=1e-6)
     assert (s.models_dir / "2" / "model.onnx").is_file() and not any((s.models_dir / ".jobs").iterdir())
     photo = leaf_photos(leaf_folder)[0].read_bytes()
     assert api.post("/v1/predict", files={"file": ("a.jpg", photo)}).json()["model_version"] == 2  # no restart
@@ -241,11 +241,11 @@ def _start_job_in_a_worker(settings, leaf_folder, app_client, options=TINY):
 
 
 def test_a_killed_training_process_is_tried_again_from_its_checkpoint_until_its_attempts_run_out(
-    tmp_path, tiny_model, leaf_folder, app_client
+    tmp_path, job_model, leaf_folder, app_client
 ):
     """Killed by a signal (the OOM killer, an operator), not failed by itself: the job is queued again and the
     next attempt continues after the saved epoch; when the last attempt is killed too, the job fails."""
-    s = service_settings(tmp_path / "home", tiny_model, job_max_attempts=2)
+    s = service_settings(tmp_path / "home", job_model, job_max_attempts=2)
     api, worker, thread, job_id, _ = _start_job_in_a_worker(s, leaf_folder, app_client, options=LONG)
     catalog = Catalog(s.catalog_url)
     try:
@@ -363,13 +363,13 @@ def test_one_training_at_a_time_others_wait_queued(settings_):
     assert leases.current_holder(catalog, TRAINING_LEASE) == "another-worker"
 
 
-def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path, tiny_model, leaf_folder, app_client):
+def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path, job_model, leaf_folder, app_client):
     """The starter's card names no non-leaf folders, so a retrain takes LEAFDOC_NONLEAF_DIRS; a job's own
     option wins over the setting. The job keeps the folders; its answers name them without the server's path."""
     from leafdoc.service.jobs import get_job
 
     flowers, cifar, mine = (str(tmp_path / n) for n in ("flowers", "cifar", "mine"))
-    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, nonleaf_dirs=f"{flowers}:{cifar}")
+    s = service_settings(tmp_path / "home", job_model, run_consumer=False, nonleaf_dirs=f"{flowers}:{cifar}")
     api = app_client(s)
     up = api.post("/v1/uploads", headers=ADMIN, files={"file": ("leaves.zip", class_zip(leaf_folder), ZIP)})
     assert up.status_code == 201, up.text
@@ -380,14 +380,14 @@ def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path,
     own = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, "nonleaf_dirs": [mine]}}).json()
     assert get_job(catalog, own["id"]).options["nonleaf_dirs"] == [mine]
     catalog.dispose()
-    plain = service_settings(tmp_path / "home2", tiny_model, run_consumer=False)
+    plain = service_settings(tmp_path / "home2", job_model, run_consumer=False)
     api2 = app_client(plain)
     assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["nonleaf_dirs"] == []
 
 
 def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
-    tmp_path, tiny_model, leaf_folder, app_client
+    tmp_path, job_model, leaf_folder, app_client
 ):
     """LEAFDOC_FIELD_DIRS gives a retrain the unlike-training check's field photos when neither the job nor the
     serving model's card says which; a job's own list wins, and an empty one says: no such check (a model
@@ -395,7 +395,7 @@ def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
     from leafdoc.service.jobs import get_job
 
     corn, mine = str(tmp_path / "corn"), str(tmp_path / "mine")
-    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, field_dirs=corn)
+    s = service_settings(tmp_path / "home", job_model, run_consumer=False, field_dirs=corn)
     api = app_client(s)
     assert api.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     catalog = Catalog(s.catalog_url)
@@ -407,7 +407,7 @@ def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
     stored = {name: get_job(catalog, job["id"]).options["field_dirs"] for name, job in jobs.items()}
     assert stored == {"setting": [corn], "own": [mine], "none": []}
     catalog.dispose()
-    plain = service_settings(tmp_path / "home2", tiny_model, run_consumer=False)
+    plain = service_settings(tmp_path / "home2", job_model, run_consumer=False)
     api2 = app_client(plain)
     assert api2.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["field_dirs"] is None
@@ -608,9 +608,9 @@ def test_a_cancelled_running_job_is_stopped_registers_nothing_and_the_next_job_r
 
 
 def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admin_token(
-    tmp_path, tiny_model, app_client
+    tmp_path, job_model, app_client
 ):
-    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False)
+    s = service_settings(tmp_path / "home", job_model, run_consumer=False)
     api = app_client(s)
     catalog = Catalog(s.catalog_url)
     common = dict(dataset="tiny", dataset_version=1, options={}, warm_start=True, parent_version=1, epochs=1)
@@ -631,7 +631,7 @@ def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admi
         in assert_error(api.post(f"/v1/training-jobs/{queued}/cancel", headers=wrong), 401, "unauthorized")["message"]
     )
     assert_error(api.post(f"/v1/training-jobs/{queued}/cancel"), 401, "unauthorized")
-    open_server = app_client(service_settings(tmp_path / "home", tiny_model, run_consumer=False, admin_token=None))
+    open_server = app_client(service_settings(tmp_path / "home", job_model, run_consumer=False, admin_token=None))
     assert_error(open_server.post(f"/v1/training-jobs/{queued}/cancel", headers=ADMIN), 403, "admin_disabled")
     assert get_job(catalog, queued).state == "queued"  # none of those touched it
     assert api.post(f"/v1/training-jobs/{queued}/cancel", headers={"X-Admin-Token": TOKEN}).json()["state"] == (
@@ -639,10 +639,10 @@ def test_cancel_answers_409_for_finished_jobs_404_for_unknown_and_needs_the_admi
     )
 
 
-def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_model):
+def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, job_model):
     """The child's last step races the cancel: the job is marked succeeded only inside the transaction that
     registers its candidate, and only if it is running with no cancel requested, so the registration rolls back."""
-    s = service_settings(tmp_path / "home", tiny_model)
+    s = service_settings(tmp_path / "home", job_model)
     catalog = Catalog(s.catalog_url)
     registry = Registry(s, catalog, open_store(s.store_location))
     registry.seed()
@@ -653,7 +653,7 @@ def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_mo
 
     with pytest.raises(JobCancelled):
         registry.register(
-            model_copy(tiny_model, tmp_path / "candidate"),
+            model_copy(job_model, tmp_path / "candidate"),
             source=f"job:{job_id}",
             job_id=job_id,
             serve="auto_promote",
@@ -670,7 +670,7 @@ def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_mo
     other = create_job(catalog, **common).id  # no cancel: it succeeds, and then cannot be cancelled
     assert claim(catalog, other, "here:1")
     version, _ = registry.register(
-        model_copy(tiny_model, tmp_path / "candidate2"),
+        model_copy(job_model, tmp_path / "candidate2"),
         source=f"job:{other}",
         job_id=other,
         on_commit=lambda session, version, served: succeed(session, other, candidate_version=version),
@@ -682,7 +682,7 @@ def test_a_job_cancelled_as_it_finishes_registers_no_candidate(tmp_path, tiny_mo
 
 
 def test_every_attempt_warm_starts_from_the_model_serving_when_the_first_attempt_started(
-    settings_, leaf_folder, tiny_model, tmp_path, app_client
+    settings_, leaf_folder, job_model, tmp_path, app_client
 ):
     """A job's parent is the model serving when its first attempt starts (not when it was submitted); a later
     attempt starts from that same parent even if another model was promoted in between."""
@@ -692,7 +692,7 @@ def test_every_attempt_warm_starts_from_the_model_serving_when_the_first_attempt
     registry = Registry(settings_, catalog, open_store(settings_.store_location))
     first = api.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()
     assert first["parent_version"] == 1
-    v2, _ = registry.register(model_copy(tiny_model, tmp_path / "v2", note="v2"), source="test")
+    v2, _ = registry.register(model_copy(job_model, tmp_path / "v2", note="v2"), source="test")
     registry.promote(v2)
     assert claim(catalog, first["id"], "here:1") == 1
     assert training.run_job(settings_, first["id"], 1) == 0  # in this process: the worker's child, without it
@@ -720,12 +720,12 @@ RESUMABLE = {**TINY, "epochs": 12, "patience": 12}
 
 
 def test_a_worker_killed_mid_job_is_replaced_by_a_standby_that_continues_after_the_saved_epoch(
-    tmp_path, tiny_model, leaf_folder, app_client
+    tmp_path, job_model, leaf_folder, app_client
 ):
     """Two `leafdoc worker` processes, as two pods: A trains, B waits. A is killed with SIGKILL after a few
     epochs (its training process stops by itself). Once A's heartbeat is older than the lease, B queues the
     job again, takes the training lease, and continues after the last epoch A saved, not from epoch 1."""
-    s = service_settings(tmp_path / "home", tiny_model, run_consumer=False, job_lease_seconds=3)
+    s = service_settings(tmp_path / "home", job_model, run_consumer=False, job_lease_seconds=3)
     env = {"LEAFDOC_JOB_LEASE_SECONDS": "3", "LEAFDOC_WORKER_POLL_SECONDS": "0.1"}
     ingest_folder(s, leaf_folder)
     api = app_client(s)
