@@ -9,8 +9,12 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || uv venv --quiet --python "$PY" .venv
 # The lock pins every package of leafdoc[all]; `uv pip sync` makes the venv match it exactly.
-uv pip sync --quiet --python .venv/bin/python requirements.lock
+# Bytecode is compiled here, once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on this
+# project's CI machines) Python never writes it either, so every process (each CLI command, server, worker and
+# training) compiled TensorFlow's and Keras' sources again: `import tensorflow` took 8.2 s instead of 4.2 (docs/test-suite.md).
+uv pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
 uv pip install --quiet --python .venv/bin/python --no-deps -e .
+.venv/bin/python -m compileall -q -j 0 src/leafdoc
 echo "leafdoc installed in $(pwd)/.venv: run .venv/bin/leafdoc --help" >&2
 # The offline page's ONNX Runtime Web (src/leafdoc/offline): from npm, as web/package-lock.json pins it, copied into
 # the package's git-ignored vendor/ folder. Without npm the page says what is missing; the rest of leafdoc works.
