@@ -9,8 +9,8 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || uv venv --quiet --python "$PY" .venv
 # The lock pins every package of leafdoc[all]; `uv pip sync` makes the venv match it exactly.
-# Bytecode is compiled here, once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on this
-# project's CI machines) Python never writes it either, so every process (each CLI command, server, worker and
+# Bytecode is compiled here, once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on the
+# machines leafdoc is developed on) Python never writes it either, so every process (each CLI command, server, worker and
 # training) compiled TensorFlow's and Keras' sources again: `import tensorflow` took 8.2 s instead of 4.2 (docs/test-suite.md).
 uv pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
 uv pip install --quiet --python .venv/bin/python --no-deps -e .

@@ -32,6 +32,10 @@ def service_settings(home: Path, model_dir: Path | None, **overrides) -> Setting
         model_check_seconds=0.0,  # follow the serving pointer at every request
         worker_poll_seconds=0.1,
         default_dataset="tiny",
+        # Never shed: an in-process TestClient's event loop shares its process (and GIL) with the test, and the cores
+        # with the other test process, so a stall of a second is no flood (a 422 check was once answered 503 `busy`,
+        # "queue 1.1 s"). The tests of shedding set it (test_load_shedding, test_overload).
+        shed_after_seconds=0.0,
     )
     values.update(overrides)
     s = Settings(**values)
