@@ -131,13 +131,6 @@ def colour_folder(dest: Path, per_class: int | dict[str, int], seed0: int = 0, s
 # (offline, from the installed package) at 32 px, 10 head epochs at a high rate. On the tiny dataset (3 classes
 # x 6 photos) it answers 73-82% of 60 fresh PlantVillage photos right by seed (chance 1/3); MobileNetV2 from
 # scratch at 32 px stays at chance in any time a test has.
-# `leafdoc train` options for a test that checks a command, not a network: the 4-block CNN from scratch, one epoch at
-# 32 px. Its training step traces in ~1.5 s where EfficientNet-Lite0's takes ~10 s (docs/test-suite.md).
-TINY_CNN_CLI = (
-    *("--backbone", "baseline_cnn", "--weights", "none"),
-    *("--image-size", "32", "--epochs", "1", "--batch-size", "8"),
-)
-
 LEARNS = {
     "backbone": "efficientnet_lite0",
     "weights": "imagenet",
@@ -151,6 +144,14 @@ LEARNS = {
     "head_on_features": False,
     "restore_best": "val_loss",
 }
+
+
+# `leafdoc train` options for a test that checks a command, not a network: the 4-block CNN from scratch, one epoch at
+# 32 px. Its training step traces in ~1.5 s where EfficientNet-Lite0's takes ~10 s (docs/test-suite.md).
+TINY_CNN_CLI = (
+    *("--backbone", "baseline_cnn", "--weights", "none"),
+    *("--image-size", "32", "--epochs", "1", "--batch-size", "8"),
+)
 
 
 def fresh_photos(classes=TINY_CLASSES, n: int = 20) -> list[tuple[Path, str]]:
@@ -191,13 +192,19 @@ def tiny_model(tmp_path_factory) -> Path:
     """One tiny model trained once per test run (`LEARNS`: 32 px, 3 classes x 6 images), shared by the test
     processes of a run; it learns: test_train_learns checks it answers fresh photos far above chance. Tests copy
     it before changing anything in it."""
-    with once_per_run(tmp_path_factory, "tiny") as root:
+    return trained_once(tmp_path_factory, "tiny", LEARNS)
+
+
+def trained_once(tmp_path_factory, name: str, options: dict) -> Path:
+    """The model `options` trains on the tiny leaves, trained by the first process of the run to need it (`name`: its
+    shared folder) and found there by the others."""
+    with once_per_run(tmp_path_factory, name) as root:
         if not (root / "model").is_dir():  # train_model writes the folder atomically: there whole, or not at all
-            train_tiny_model(root)
+            train_tiny_model(root, options)
     return root / "model"
 
 
-def train_tiny_model(root: Path, options: dict = LEARNS) -> None:
+def train_tiny_model(root: Path, options: dict) -> None:
     from leafdoc.core.settings import Settings
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
@@ -227,10 +234,7 @@ JOB_MODEL = {**LEARNS, "backbone": "baseline_cnn", "weights": "none", "epochs": 
 @pytest.fixture(scope="session")
 def job_model(tmp_path_factory) -> Path:
     """`JOB_MODEL`, trained once per test run like `tiny_model`; tests copy it before changing anything in it."""
-    with once_per_run(tmp_path_factory, "job") as root:
-        if not (root / "model").is_dir():
-            train_tiny_model(root, JOB_MODEL)
-    return root / "model"
+    return trained_once(tmp_path_factory, "job", JOB_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -353,8 +357,8 @@ def starter_on_shared(dest: Path, names: tuple[str, ...] | None = None, thin: bo
         here = {row["sha256"] for row in csv.DictReader(fh, delimiter="\t")}
     split = json.loads((starter / "split.json").read_text())
     for part in ("train", "val", "test"):
-        split[part] = [
-            sha for sha in split[part] if sha in here and (part != "train" or not thin or sha[0] in TRAIN_SHARE)
-        ]
+        split[part] = [sha for sha in split[part] if sha in here]
+    if thin:
+        split["train"] = [sha for sha in split["train"] if sha[0] in TRAIN_SHARE]
     (dest / "split.json").write_text(json.dumps(split))
     return dest
