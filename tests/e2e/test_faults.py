@@ -227,6 +227,47 @@ def test_an_api_worker_killed_under_load_loses_only_the_requests_in_flight(serve
     print(f"{len(load.answers)} requests, {len(lost)} lost")
 
 
+def two_workers(served) -> list:
+    """The server's two API workers, once both run (a test before may have killed one: its replacement starts)."""
+    return wait_for(lambda: len(w := api_workers(served)) == 2 and w, 60, "two API workers")
+
+
+def test_a_worker_killed_while_the_other_does_not_answer_is_replaced_within_seconds(served, leaf_photo):
+    """One API worker stopped (SIGSTOP: alive, answering nothing, as a worker busy in C code for a minute), the other
+    killed: the killed one is replaced within 10 s. uvicorn's supervisor waited up to its health check's timeout (60 s)
+    for the stopped one's answer and replaced nobody meanwhile (CI: "timed out waiting for a new worker"). Once
+    resumed, the stopped worker is kept, not killed as hung, and both answer."""
+    stalled, victim = (w.pid for w in two_workers(served))
+    os.kill(stalled, signal.SIGSTOP)
+    try:
+        time.sleep(2)  # the supervisor is now waiting on the stopped worker, as it did on a busy one
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(
+            lambda: victim not in {w.pid for w in api_workers(served)} and len(api_workers(served)) == 2,
+            10,
+            "a new worker",
+        )
+        replaced = time.monotonic() - killed
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+    wait_for(
+        lambda: (
+            httpx.post(
+                f"{served.base}/v1/predict", files={"file": ("leaf.jpg", leaf_photo)}, timeout=TIMEOUT
+            ).status_code
+            == 200
+        ),
+        60,
+        "an answer from the new worker",
+    )
+    with Load(served.base, leaf_photo, users=4) as load:
+        time.sleep(3)
+    assert stalled in {w.pid for w in api_workers(served)}, "the resumed worker was killed"
+    assert load.answers and all(a[1] == 200 for a in load.answers)
+    print(f"replaced {replaced:.1f} s after the kill")
+
+
 def test_promotion_and_rollback_under_load_answer_every_request_from_one_whole_version(served, leaf_photo, tmp_path):
     """Two swaps of the serving model (promote v2, roll back to v1) under 4 users: every request answered 200 by
     one of the two versions, and each swap seen by every new answer within 5 s."""

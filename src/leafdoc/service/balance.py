@@ -15,8 +15,12 @@ holds (ACCEPT_PAUSE_SECONDS each, at most ACCEPT_PAUSE_MAX_SECONDS) before accep
 worker comes back first (nginx's `accept_mutex` and `ngx_accept_disabled` do the like). Without it, 8 connections
 opened at once were held 6/2 or 7/1 by 2 workers, leaving a core idle in some load-test runs.
 
-uvicorn's supervisor (health checks, replacing a dead worker, SIGHUP, SIGTERM) is unchanged: only the worker's
-server class differs.
+uvicorn's supervisor (replacing a dead worker, SIGHUP, SIGTERM) is unchanged but for one thing: its health check.
+uvicorn pings each worker in turn and waits for the answer up to the health-check timeout (a minute here, see
+run.py), so one worker slow to answer held the supervisor for that long, and a worker killed meanwhile was not
+replaced (in CI no worker was replaced for 60 s after one was killed under load; here one killed mid-upload stayed
+unreplaced for half a minute). TurnProcess looks for at most PING_SECONDS, goes on to the next worker, and calls a
+worker hung once it has not answered for the whole timeout; a dead worker is replaced within a second or two.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from leafdoc.service.prometheus import multiprocess_dir
 logger = logging.getLogger("uvicorn.error")
 ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each accept (see the module's docstring)
 ACCEPT_PAUSE_MAX_SECONDS = 0.02
+PING_SECONDS = 0.5  # how long the supervisor waits for one worker's answer before it looks at the next one
+SLOW_SECONDS = 5  # a worker unanswered this long is logged
 
 
 class TurnServer(uvicorn.Server):
@@ -113,7 +119,31 @@ class TurnProcess(multiprocess.Process):
 
     def __init__(self, *args, **kwargs):
         self.supervisor_pid = os.getpid()  # made in the supervisor, then sent to the new process with the rest
+        self.unanswered_since: float | None = None  # kept by the supervisor: see is_alive
+        self.said_slow = False
         super().__init__(*args, **kwargs)
+
+    def is_alive(self, timeout: float = 5) -> bool:
+        """Whether the worker runs and has answered a ping within the last `timeout` seconds (the supervisor asks
+        every half second). Each look waits at most PING_SECONDS, so the supervisor soon gets to the other workers; an
+        answer that comes later is read by the next look."""
+        if not self.process.is_alive():
+            return False
+        if self.ping(min(PING_SECONDS, timeout)):
+            if self.unanswered_since is not None and self.said_slow:
+                took = time.monotonic() - self.unanswered_since
+                logger.info("worker [%s] answers again after %.0f s", self.pid, took)
+            self.unanswered_since, self.said_slow = None, False
+            return True
+        now = time.monotonic()
+        self.unanswered_since = self.unanswered_since or now
+        if now - self.unanswered_since >= SLOW_SECONDS and not self.said_slow:
+            self.said_slow = True
+            logger.warning(
+                "worker [%s] has not answered the supervisor for %.0f s: it is replaced if it does not within %.0f s",
+                *(self.pid, now - self.unanswered_since, timeout),
+            )
+        return now - self.unanswered_since < timeout
 
     @property
     def server(self) -> uvicorn.Server:
