@@ -140,6 +140,9 @@ def start_server(
         # Most tests never open the page: its process builds it on the first visit, sparing a test server's start
         # the seconds of CPU Gradio takes (test_serve_workers checks the build at start, the default).
         "LEAFDOC_UI_BUILD_AT_START": "false",
+        # A test server never sheds predictions (503 busy) unless its test asks (test_overload): a one-second stall of
+        # a loaded two-core machine is not the overload these tests are about (as service_settings for in-process apps)
+        "LEAFDOC_SHED_AFTER_SECONDS": "0",
         **env_extra,
     }
     exe = Path(sys.executable).with_name("leafdoc")
