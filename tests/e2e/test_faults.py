@@ -232,40 +232,49 @@ def two_workers(served) -> list:
     return wait_for(lambda: len(w := api_workers(served)) == 2 and w, 60, "two API workers")
 
 
+def replaced_in(served, victim: int, within: float) -> float:
+    """Seconds from now until `victim` (killed just before) is gone and two API workers run again."""
+    killed = time.monotonic()
+    wait_for(
+        lambda: victim not in {w.pid for w in api_workers(served)} and len(api_workers(served)) == 2,
+        within,
+        f"a new worker within {within:.0f} s",
+    )
+    return time.monotonic() - killed
+
+
+def test_a_worker_killed_before_it_answers_the_supervisor_is_replaced_within_seconds(served, leaf_photo):
+    """uvicorn's supervisor pings each worker every half second and waited up to its health check's timeout (60 s
+    here) for the answer; the supervisor holds its own copy of the pipe's other end, so a worker killed before it
+    answered left that wait running the whole minute, and nothing was replaced meanwhile (CI: "timed out waiting for
+    a new worker"). Stopped first (SIGSTOP: the ping stays unanswered), then killed: replaced within 10 s."""
+    victim = two_workers(served)[0].pid
+    os.kill(victim, signal.SIGSTOP)
+    time.sleep(2)  # the supervisor has pinged the stopped worker and waits for its answer
+    os.kill(victim, signal.SIGKILL)
+    took = replaced_in(served, victim, 10)
+    answered = httpx.post(f"{served.base}/v1/predict", files={"file": ("leaf.jpg", leaf_photo)}, timeout=TIMEOUT)
+    assert answered.status_code == 200, answered.text
+    print(f"replaced {took:.1f} s after the kill")
+
+
 def test_a_worker_killed_while_the_other_does_not_answer_is_replaced_within_seconds(served, leaf_photo):
-    """One API worker stopped (SIGSTOP: alive, answering nothing, as a worker busy in C code for a minute), the other
-    killed: the killed one is replaced within 10 s. uvicorn's supervisor waited up to its health check's timeout (60 s)
-    for the stopped one's answer and replaced nobody meanwhile (CI: "timed out waiting for a new worker"). Once
-    resumed, the stopped worker is kept, not killed as hung, and both answer."""
+    """One API worker stopped (SIGSTOP: alive, answering nothing, as a worker busy in C code for a while), the other
+    killed: the killed one is replaced within 10 s, though the supervisor gets no answer from the stopped one. Once
+    resumed, the stopped worker is kept, not killed as hung, and every request is answered."""
     stalled, victim = (w.pid for w in two_workers(served))
     os.kill(stalled, signal.SIGSTOP)
     try:
-        time.sleep(2)  # the supervisor is now waiting on the stopped worker, as it did on a busy one
+        time.sleep(2)  # the supervisor is now waiting on the stopped worker
         os.kill(victim, signal.SIGKILL)
-        killed = time.monotonic()
-        wait_for(
-            lambda: victim not in {w.pid for w in api_workers(served)} and len(api_workers(served)) == 2,
-            10,
-            "a new worker",
-        )
-        replaced = time.monotonic() - killed
+        took = replaced_in(served, victim, 10)
     finally:
         os.kill(stalled, signal.SIGCONT)
-    wait_for(
-        lambda: (
-            httpx.post(
-                f"{served.base}/v1/predict", files={"file": ("leaf.jpg", leaf_photo)}, timeout=TIMEOUT
-            ).status_code
-            == 200
-        ),
-        60,
-        "an answer from the new worker",
-    )
     with Load(served.base, leaf_photo, users=4) as load:
         time.sleep(3)
     assert stalled in {w.pid for w in api_workers(served)}, "the resumed worker was killed"
-    assert load.answers and all(a[1] == 200 for a in load.answers)
-    print(f"replaced {replaced:.1f} s after the kill")
+    assert len(load.answers) >= 4 and all(a[1] == 200 for a in load.answers), load.answers[:8]
+    print(f"replaced {took:.1f} s after the kill")
 
 
 def test_promotion_and_rollback_under_load_answer_every_request_from_one_whole_version(served, leaf_photo, tmp_path):

@@ -16,11 +16,12 @@ worker comes back first (nginx's `accept_mutex` and `ngx_accept_disabled` do the
 opened at once were held 6/2 or 7/1 by 2 workers, leaving a core idle in some load-test runs.
 
 uvicorn's supervisor (replacing a dead worker, SIGHUP, SIGTERM) is unchanged but for one thing: its health check.
-uvicorn pings each worker in turn and waits for the answer up to the health-check timeout (a minute here, see
-run.py), so one worker slow to answer held the supervisor for that long, and a worker killed meanwhile was not
-replaced (in CI no worker was replaced for 60 s after one was killed under load; here one killed mid-upload stayed
-unreplaced for half a minute). TurnProcess looks for at most PING_SECONDS, goes on to the next worker, and calls a
-worker hung once it has not answered for the whole timeout; a dead worker is replaced within a second or two.
+Every half second it pings each worker in turn and waits for the answer up to the health check's timeout (a minute
+here, see run.py). The supervisor holds its own copy of the pipe's other end, so a worker killed before it answered
+never closes the pipe: the wait ran the whole minute, and no worker was replaced meanwhile (CI: no new worker 60 s
+after one was killed under load; a worker slow to answer held it the same way). TurnProcess waits at most
+PING_SECONDS for an answer, goes on to the next worker, and calls a worker hung once it has not answered for the
+whole timeout: a dead worker is replaced within a second or two.
 """
 
 from __future__ import annotations
