@@ -1,6 +1,6 @@
 """Heads for a lab's first model over several draws of the lab's photos: is a gain consistent, or one draw's luck?
 
-    python benchmarks/lab_resample.py [--draws 8] [--heads default,trainval,...] [--zoom-in 0.15]
+    python benchmarks/lab_resample.py [--draws 8] [--heads default,trainval,...] [--zoom-in 0.15] [--pool avg]
 
 benchmarks/lab_heads.py scores each head once, on the 135 validation photos of the one draw of lab photos that
 lab_defaults.py uses; at 135 photos one run's spread is as wide as the differences between heads. Here the held-out
@@ -11,7 +11,8 @@ draw shuffles the 75 with its own seed into 30 lab photos and 45 scored ones. Th
 of 4 augmented views of each (the training augmentation), are computed once (cached under /tmp), and every head is
 trained on them in this process, as TrainConfig.head_on_features trains it (dropout, dense softmax, Adam 1e-3,
 batch 16, class weights, 200 epochs, the last kept). Prints each draw's accuracy per head, then the mean and how
-many draws each head beat the default on.
+many draws each head beat the default on. `--pool` pools the backbone's last feature map otherwise than
+`leafdoc train`'s average (max, generalised mean, average and max side by side): a lesion is a small part of a leaf.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_defaults import CLASSES, PLANTVILLAGE, parts  # noqa: E402
-from lite0 import features, model_and_preparation  # noqa: E402
+from lite0 import model_and_preparation  # noqa: E402
 
 VIEWS = 4
 
@@ -39,21 +40,35 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def photo_features(files: list[Path], zoom_in: float, cache: Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
+POOLS = {  # the backbone's last map (N, H, W, C), ReLU6 so never negative -> (N, D)
+    "avg": lambda m: m.mean((1, 2)),
+    "max": lambda m: m.max((1, 2)),
+    "gem3": lambda m: np.cbrt((m.astype(np.float64) ** 3).mean((1, 2))).astype(np.float32),
+    "avg+max": lambda m: np.concatenate([m.mean((1, 2)), m.max((1, 2))], 1),
+}
+
+
+def photo_features(
+    files: list[Path], zoom_in: float, cache: Path, pool: str = "avg"
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Plain features (N, D), views (VIEWS, N, D) and the near-duplicate hash of each photo, cached."""
     if cache.exists():
         z = np.load(cache)
         return z["plain"], z["views"], [int(h) for h in z["hashes"]]
+    import keras
     from PIL import Image
 
     from leafdoc.data.phash import canonical_phash
     from leafdoc.train.pipeline import augmenter
+    from leafdoc.train.trainer import _outputs
 
     model, _, prep = model_and_preparation()
     arrays = np.stack([prep(f) for f in files])
-    plain = features(model, arrays)
+    net = keras.Model(model.input, model.get_layer("pool").input)  # the map before leafdoc's average pooling
+    pooled = lambda augment=None: POOLS[pool](_outputs(net, arrays, np.arange(len(arrays)), augment=augment))  # noqa: E731
+    plain = pooled()
     aug = augmenter(0, zoom_in)
-    views = np.stack([features(model, arrays, augment=aug) for _ in range(VIEWS)])
+    views = np.stack([pooled(aug) for _ in range(VIEWS)])
     hashes = [canonical_phash(Image.open(io.BytesIO(f.read_bytes())).convert("RGB")) & (2**64 - 1) for f in files]
     np.savez(cache, plain=plain, views=views, hashes=np.array(hashes, dtype=np.uint64))
     return plain, views, hashes
@@ -165,6 +180,7 @@ def main() -> None:
     ap.add_argument("--heads", default=",".join(DEFAULT_HEADS))
     ap.add_argument("--zoom-in", type=float, default=0.15, help="the views' most zoom into a photo")
     ap.add_argument("--views", type=int, default=VIEWS, help="views a training photo (up to 4)")
+    ap.add_argument("--pool", choices=sorted(POOLS), default="avg", help="how the backbone's last map is pooled")
     ap.add_argument("--seeds", type=int, default=1, help="each head trained with seeds 0..N-1, its accuracy averaged")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -177,8 +193,9 @@ def main() -> None:
     files = [f for cls in CLASSES for f in pools[cls]]
     labels = np.array([i for i, cls in enumerate(sorted(CLASSES)) for _ in pools[cls]])
     t0 = cpu()
-    cache = Path(f"/tmp/leafdoc-lab-resample-z{args.zoom_in}.npz")
-    plain, views, hashes = photo_features(files, args.zoom_in, cache)
+    pool = "" if args.pool == "avg" else f"-{args.pool}"
+    cache = Path(f"/tmp/leafdoc-lab-resample-z{args.zoom_in}{pool}.npz")
+    plain, views, hashes = photo_features(files, args.zoom_in, cache, args.pool)
     views = views[: args.views]
     print(f"features: {plain.shape}, {len(views)} views; {cpu() - t0:.0f} CPU s")
     shas = [sha256(f.read_bytes()).hexdigest() for f in files]
