@@ -209,8 +209,10 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+        # The wait first: the journal-mode pragma can meet a lock too (another process creating the catalog, a WAL
+        # being recovered after a process was killed mid-write); before it, only the sqlite3 driver's 5 s applied
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
