@@ -167,6 +167,22 @@ def leaf_photo(tmp_path_factory) -> bytes:
     return sorted(make_leaf_folder(tmp_path_factory.mktemp("leaf"), per_class=1).rglob("*.jpg"))[0].read_bytes()
 
 
+def two_workers(served) -> list:
+    """The server's two API workers, once both run (a test before may have killed one: its replacement starts)."""
+    return wait_for(lambda: len(w := api_workers(served)) == 2 and w, 60, "two API workers")
+
+
+def replaced_in(served, victim: int, within: float) -> float:
+    """Seconds from now until `victim` (killed just before) is gone and two API workers run again."""
+    killed = time.monotonic()
+    wait_for(
+        lambda: victim not in (pids := {w.pid for w in api_workers(served)}) and len(pids) == 2,
+        within,
+        f"a new worker within {within:.0f} s",
+    )
+    return time.monotonic() - killed
+
+
 def test_an_api_worker_killed_mid_upload_leaves_nothing_and_the_retry_goes_through_at_once(served):
     """Killed while it ingests an upload (holding the dataset's lock, its body spooled under the data home): the
     upload registers nothing, the same upload sent again at once goes through in seconds (it waited 50 s for the dead
@@ -214,33 +230,13 @@ def test_an_api_worker_killed_under_load_loses_only_the_requests_in_flight(serve
         victim = api_workers(served)[0].pid
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(
-            lambda: victim not in {w.pid for w in api_workers(served)} and len(api_workers(served)) == 2,
-            60,
-            "a new worker",
-        )
+        replaced_in(served, victim, 60)
         time.sleep(max(0.0, killed + 20 - time.monotonic()))
         time.sleep(3)
     lost = [a for a in load.answers if a[1] != 200]
     assert len(lost) <= load.users, f"{len(lost)} requests lost of {len(load.answers)}"
     assert all(a[1] == 200 for a in load.after(killed + 20)) and len(load.after(killed + 20)) >= 4
     print(f"{len(load.answers)} requests, {len(lost)} lost")
-
-
-def two_workers(served) -> list:
-    """The server's two API workers, once both run (a test before may have killed one: its replacement starts)."""
-    return wait_for(lambda: len(w := api_workers(served)) == 2 and w, 60, "two API workers")
-
-
-def replaced_in(served, victim: int, within: float) -> float:
-    """Seconds from now until `victim` (killed just before) is gone and two API workers run again."""
-    killed = time.monotonic()
-    wait_for(
-        lambda: victim not in {w.pid for w in api_workers(served)} and len(api_workers(served)) == 2,
-        within,
-        f"a new worker within {within:.0f} s",
-    )
-    return time.monotonic() - killed
 
 
 def test_a_worker_killed_before_it_answers_the_supervisor_is_replaced_within_seconds(served, leaf_photo):

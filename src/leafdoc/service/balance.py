@@ -131,7 +131,7 @@ class TurnProcess(multiprocess.Process):
         if not self.process.is_alive():
             return False
         if self.ping(min(PING_SECONDS, timeout)):
-            if self.unanswered_since is not None and self.said_slow:
+            if self.said_slow:  # set only while unanswered_since is
                 took = time.monotonic() - self.unanswered_since
                 logger.info("worker [%s] answers again after %.0f s", self.pid, took)
             self.unanswered_since, self.said_slow = None, False
