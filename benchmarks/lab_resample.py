@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_defaults import CLASSES, PLANTVILLAGE, parts  # noqa: E402
-from lite0 import model_and_preparation  # noqa: E402
+from lite0 import features, model_and_preparation  # noqa: E402
 
 VIEWS = 4
 
@@ -55,20 +55,17 @@ def photo_features(
     if cache.exists():
         z = np.load(cache)
         return z["plain"], z["views"], [int(h) for h in z["hashes"]]
-    import keras
     from PIL import Image
 
     from leafdoc.data.phash import canonical_phash
     from leafdoc.train.pipeline import augmenter
-    from leafdoc.train.trainer import _outputs
 
     model, _, prep = model_and_preparation()
     arrays = np.stack([prep(f) for f in files])
-    net = keras.Model(model.input, model.get_layer("pool").input)  # the map before leafdoc's average pooling
-    pooled = lambda augment=None: POOLS[pool](_outputs(net, arrays, np.arange(len(arrays)), augment=augment))  # noqa: E731
-    plain = pooled()
+    pooling = None if pool == "avg" else POOLS[pool]  # the average: the model's own pooling layer, as leafdoc trains
+    plain = features(model, arrays, pool=pooling)
     aug = augmenter(0, zoom_in)
-    views = np.stack([pooled(aug) for _ in range(VIEWS)])
+    views = np.stack([features(model, arrays, augment=aug, pool=pooling) for _ in range(VIEWS)])
     hashes = [canonical_phash(Image.open(io.BytesIO(f.read_bytes())).convert("RGB")) & (2**64 - 1) for f in files]
     np.savez(cache, plain=plain, views=views, hashes=np.array(hashes, dtype=np.uint64))
     return plain, views, hashes

@@ -24,12 +24,18 @@ def model_and_preparation(**options):
     return build_model(cfg, 3, WEIGHTS), cfg, Preparation(cfg.image_size, framing=cfg.framing)
 
 
-def features(model, arrays: np.ndarray, augment=None) -> np.ndarray:
+def features(model, arrays: np.ndarray, augment=None, pool=None) -> np.ndarray:
     """Pooled features (N, D) of prepared photos (N, H, W, 3), in inference mode; with `augment`
-    (pipeline.augmenter), of each batch as the augmentation draws it."""
-    from leafdoc.train.trainer import _features
+    (pipeline.augmenter), of each batch as the augmentation draws it. `pool` (a map (N, H, W, C) -> (N, D)) pools the
+    backbone's last map in place of the model's own average pooling."""
+    import keras
 
-    return _features(model, arrays, np.arange(len(arrays)), augment=augment)
+    from leafdoc.train.trainer import _features, _outputs
+
+    if pool is None:
+        return _features(model, arrays, np.arange(len(arrays)), augment=augment)
+    net = keras.Model(model.input, model.get_layer("pool").input)  # the map the model's pooling reads
+    return pool(_outputs(net, arrays, np.arange(len(arrays)), augment=augment))
 
 
 def file_features(model, prep, files: list[Path], chunk: int = 512) -> np.ndarray:
