@@ -14,20 +14,19 @@ from pathlib import Path
 
 import pytest
 from service_support import Clients, assert_error, service_settings
+from tests.conftest import PLANTVILLAGE, REPO
 from typer.testing import CliRunner
 
 from leafdoc.inference.fieldcrops import crop_name, crop_of
 
-REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "models" / "starter"
-PLANTVILLAGE = REPO.parent / "shared" / "datasets" / "plantvillage"
 SERVING = ("model.onnx", "labels.json", "card.json", "ood.npz")
 
 
 @pytest.fixture(scope="module")
 def starter_copy(tmp_path_factory) -> Path:
     if not (STARTER / "model.onnx").is_file() or not PLANTVILLAGE.is_dir():
-        pytest.skip("needs the starter model and the shared PlantVillage photos")
+        pytest.skip(f"needs the starter model and the shared PlantVillage photos ({PLANTVILLAGE})")
     dest = tmp_path_factory.mktemp("crop-first") / "starter"
     dest.mkdir()
     for f in SERVING:
