@@ -30,7 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 OUT = REPO / "benchmarks" / "out" / "backbones"
 DEFAULT_CONFIGS = (
     "efficientnet_lite0:160,efficientnet_lite0:224,efficientnet_lite1:240,efficientnet_lite2:260,"

@@ -30,7 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from leafdoc.modelfolder import read_card
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "plantvillage"
+from shared_data import SHARED  # noqa: E402
+
+DEFAULT_DATA = SHARED / "plantvillage"
 
 
 def subset(data: Path, classes: int, dest: Path) -> Path:

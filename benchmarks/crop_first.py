@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "plantvillage"
+from shared_data import SHARED  # noqa: E402
+
+DEFAULT_DATA = SHARED / "plantvillage"
 FIELD = ("field-corn", "field-mixed")
 
 

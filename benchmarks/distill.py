@@ -43,7 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 OUT = REPO / "benchmarks" / "out" / "distill"
 sys.path.insert(0, str(REPO / "benchmarks"))
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import warnings
 from pathlib import Path
@@ -35,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 CROPS = ("Corn_(maize)", "Potato", "Tomato")
 RIGHT_WHEN_ANSWERED = 0.8
 

@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.imaging.photos import is_image_name  # noqa: E402

@@ -39,7 +39,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PLANTVILLAGE = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets" / "plantvillage"
+from shared_data import SHARED  # noqa: E402
+
+PLANTVILLAGE = SHARED / "plantvillage"
 # One crop's diseases, as a lab would bring them: three look-alike tomato classes (harder than three crops).
 CLASSES = ("Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy")
 N_VAL = 45

@@ -39,7 +39,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 FIELD = (SHARED / "field-corn", SHARED / "field-mixed")
 VERDICTS_CSV = REPO / "benchmarks" / "leaf_box_verdicts.csv"
 # What the square the model sees holds, judged by eye on the contact sheets:

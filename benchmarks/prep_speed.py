@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import statistics
 import sys
@@ -131,11 +130,11 @@ def thumbnail_light(predictor: Predictor) -> None:
     (as served) and on the 96-px copy of the whole photo the leaf is framed in."""
     import numpy as np
     from PIL import Image
+    from shared_data import SHARED as shared
 
     from leafdoc.imaging import leafcut
     from leafdoc.imaging.photos import FRAME_CUT_PX, model_region, resize_square
 
-    shared = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
     files = sorted((shared / "plantvillage").glob("*/*.jpg"))
     files += sorted(p for d in ("field-corn", "field-mixed") for p in (shared / d).rglob("*") if p.is_file())
     lights = predictor.card.input.light_range

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 sys.path.insert(0, str(REPO / "src"))
 
 from timing import timed_in_turns  # noqa: E402

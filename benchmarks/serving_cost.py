@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+from shared_data import SHARED
 
 from leafdoc.modelfolder import ONNX_FILE, read_card
 
@@ -42,7 +43,7 @@ def int8_copy(path: Path, size: int) -> Path:
     from leafdoc.imaging.photos import preprocess
     from leafdoc.inference.quantize import quantize_int8
 
-    photos = sorted((Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plantvillage").rglob("*.jpg"))
+    photos = sorted((SHARED / "plantvillage").rglob("*.jpg"))
     images = np.stack([preprocess(p, size) for p in photos[:: max(1, len(photos) // 50)][:50]])
     dest = path.with_suffix(".int8.onnx")
     quantize_int8(path, dest, images)

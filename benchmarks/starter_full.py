@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+from shared_data import SHARED  # noqa: E402
+
 sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.evaluate.metrics import expected_calibration_error  # noqa: E402

@@ -11,12 +11,13 @@ another photo).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PIL import Image, ImageFilter, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("LEAFDOC_SHARED", ROOT.parent / "shared")) / "datasets"
 OUT = ROOT / "examples" / "guide"
 SIDE = 240
 
