@@ -63,6 +63,23 @@ def features(items: list[tuple[Path, str]]) -> np.ndarray:
     return lite0.file_features(model, prep, [f for f, _ in items])
 
 
+def cached_features(lab, field, classes, cache: Path):
+    """Features and class indices of the lab photos and of each part of the field photos, computed once and kept in
+    `cache` for the next run (recomputed when the photos differ)."""
+    names = [str(f) for f, _ in lab] + [str(f) for part in field.values() for f, _ in part]
+    if cache.is_file() and np.load(cache)["names"].tolist() == names:
+        kept = np.load(cache)
+        x_lab, xf = kept["lab"], {k: kept[k] for k in field}
+    else:
+        x_lab, xf = features(lab), {k: features(v) for k, v in field.items()}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, names=np.array(names), lab=x_lab, **xf)
+    index = {c: i for i, c in enumerate(classes)}
+    y_lab = np.array([index[c] for _, c in lab])
+    yf = {k: np.array([index[c] for _, c in v]) for k, v in field.items()}
+    return x_lab, y_lab, xf, yf
+
+
 def fit(x_lab, y_lab, x_field, y_field, c: float, repeat: float):
     from sklearn.linear_model import LogisticRegression
 
@@ -167,22 +184,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     lab, field, classes = photos()
-    index = {c: i for i, c in enumerate(classes)}
     print(
         f"{len(lab)} lab photos of {len(classes)} classes; field photos: "
         + ", ".join(f"{k} {len(v)}" for k, v in field.items())
     )
-    cache = args.json.with_name("field_curve_features.npz")  # the features, kept for the next run (same photos)
-    names = [str(f) for f, _ in lab] + [str(f) for part in field.values() for f, _ in part]
-    if cache.is_file() and np.load(cache)["names"].tolist() == names:
-        kept = np.load(cache)
-        x_lab, xf = kept["lab"], {k: kept[k] for k in field}
-    else:
-        x_lab, xf = features(lab), {k: features(v) for k, v in field.items()}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, names=np.array(names), lab=x_lab, **xf)
-    y_lab = np.array([index[c] for _, c in lab])
-    yf = {k: np.array([index[c] for _, c in v]) for k, v in field.items()}
+    x_lab, y_lab, xf, yf = cached_features(lab, field, classes, args.json.with_name("field_curve_features.npz"))
 
     # C and the field photos' weight, chosen on the validation photos with the whole pool.
     choices = []

@@ -170,3 +170,41 @@ def test_calibrate_with_the_light_range_measures_the_training_lights_and_correct
     # the 30 warm photos of the starter's validation split land 0.026 and 0.033 away: their sheet shows less once
     # framed, and a corrected channel clips), and the median well inside it.
     assert np.mean(np.array(landed) <= 0.015) >= 0.9 and np.median(landed) <= 0.006, landed
+
+
+def test_calibrate_field_learnt_sets_the_starters_threshold_again_and_a_failed_fit_keeps_the_card(tmp_path):
+    """`calibrate --field-learnt` (the half that sets field.learnt: cli/model_folder.py learn_field_crops) on the
+    starter's own field photos gives back the card's threshold and figures to the digit: 119 validation field photos
+    (sha256 8-b), the lowest confidence at which 85% of those answered are right, answered by the lab rules or that
+    threshold. A fit that fails (too few validation photos) says which folder, and leaves the card as it was."""
+    from leafdoc.cli.model_folder import learn_field_crops
+    from leafdoc.core.errors import ConfigError
+
+    folders = [SHARED / "field-corn", SHARED / "field-mixed"]
+    if not all(f.is_dir() for f in folders):
+        pytest.skip(f"shared field photos not found at {SHARED}")
+    model = tmp_path / "starter"
+    model.mkdir()
+    for f in STARTER.iterdir():
+        (model / f.name).symlink_to(f) if f.name != "card.json" else shutil.copy2(f, model / f.name)
+    shipped = json.loads((STARTER / "card.json").read_text())["field"]["learnt"]
+    card = json.loads((model / "card.json").read_text())
+    card["field"]["learnt"] = {**shipped, "min_confidence": 0.5}  # a stale threshold, replaced by the fit
+    (model / "card.json").write_text(json.dumps(card))
+
+    learn_field_crops(model, folders)
+    learnt = json.loads((model / "card.json").read_text())["field"]["learnt"]
+    assert learnt == shipped, (learnt, shipped)
+
+    few = tmp_path / "few" / "Corn_(maize)___Common_rust_"
+    few.mkdir(parents=True)
+    val = [f for f in sorted((SHARED / "field-corn" / few.name).iterdir()) if f.is_file()]
+    from leafdoc.inference.fieldcrops import field_part
+
+    for f in [f for f in val if field_part(f.read_bytes()) == "val"][:3]:
+        shutil.copy2(f, few / f.name)
+    before = (model / "card.json").read_bytes()
+    with pytest.raises(ConfigError) as error:
+        learn_field_crops(model, [few.parent])
+    assert "only 3 validation field photos" in str(error.value) and str(few.parent) in str(error.value)
+    assert (model / "card.json").read_bytes() == before  # the threshold it had is still there

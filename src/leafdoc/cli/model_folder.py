@@ -243,10 +243,12 @@ def learn_field_crops(model_dir: Path, folders: list[Path]) -> None:
             f"{model_dir}: it has no unlike-training check to tell field photos by.",
             hint="Pass --field DIR (field photos) with --field-learnt to fit both.",
         )
-    card.field = {k: v for k, v in card.field.items() if k != "learnt"}
-    write_card(model_dir, card)
-    learnt = fit_learnt(Predictor(model_dir, max_pixels=load_settings().max_image_pixels), folders)
-    card.field = {**card.field, "learnt": learnt}
+    # The threshold is set on the model's answers without the old one (a field photo of a learnt crop is then decided
+    # by the lab rules alone); the card on disk keeps the old one until the new one is known.
+    predictor = Predictor(model_dir, max_pixels=load_settings().max_image_pixels)
+    predictor.card.field = {k: v for k, v in card.field.items() if k != "learnt"}
+    learnt = fit_learnt(predictor, folders)
+    card.field = {**predictor.card.field, "learnt": learnt}
     write_card(model_dir, card)
     out.print(
         f"[bold green]{esc(str(model_dir))}[/]: field photos of {', '.join(learnt['crops'])} answered at "

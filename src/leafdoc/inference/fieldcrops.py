@@ -120,6 +120,24 @@ def choose_threshold(
     return 1.01, {"n_val": len(top), "val_answered": 0.0, "val_right_when_answered": None}
 
 
+def field_readings(predictor, files: Sequence[Path], crops: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per photo file: the model's probabilities (N, labels), whether the unlike-training check calls it a field photo
+    whose top answer is one of `crops` (the field threshold decides it), and whether the lab rules answer it."""
+    rows = []
+    threshold = float((predictor.card.field or {}).get("threshold", np.inf))
+    for f in files:
+        photo = predictor.load(f)
+        out = predictor.predict_arrays(photo.x[None], predictor.decision_outputs)
+        row = {k: v[0] for k, v in out.items()}
+        probs = row["probabilities"]
+        top_label = predictor.labels[int(np.argmax(probs))]
+        field_score, field_like = predictor.field_reading(row, photo)[1:]
+        flagged = field_score is not None and field_score > threshold and field_like and crop_of(top_label) in crops
+        rows.append((probs, bool(flagged), not predictor.decide(row, photo).abstained))
+    probs, flagged, lab_answered = zip(*rows, strict=True)
+    return np.stack(probs), np.array(flagged), np.array(lab_answered)
+
+
 def fit_learnt(predictor, folders: Sequence[Path], precision: float = DEFAULT_PRECISION) -> dict:
     """The card's `field.learnt`: the crops of `folders` (field photos the model was trained on, class folders named
     by label) and the threshold for their field photos, set on each folder's validation part."""
@@ -133,19 +151,8 @@ def fit_learnt(predictor, folders: Sequence[Path], precision: float = DEFAULT_PR
             f"only {len(photos)} validation field photos (sha256 8-b) in {', '.join(map(str, folders))}.",
             hint="Pass the folders of field photos the model was trained on, with class folders named by label.",
         )
-    rows = []
-    for f, label in photos:
-        photo = predictor.load(f)
-        out = predictor.predict_arrays(photo.x[None], predictor.decision_outputs)
-        row = {k: v[0] for k, v in out.items()}
-        probs = row["probabilities"]
-        top_label = predictor.labels[int(np.argmax(probs))]
-        field_score, field_like = predictor.field_reading(row, photo)[1:]
-        threshold = float((predictor.card.field or {}).get("threshold", np.inf))
-        flagged = field_score is not None and field_score > threshold and field_like and crop_of(top_label) in crops
-        lab = predictor.decide(row, photo)
-        rows.append((float(probs.max()), top_label == label, bool(flagged), not lab.abstained))
-    top, right, flagged, lab_answered = (np.array(c) for c in zip(*rows, strict=True))
+    probs, flagged, lab_answered = field_readings(predictor, [f for f, _ in photos], crops)
+    top, right = probs.max(1), probs.argmax(1) == np.array([predictor.labels.index(label) for _, label in photos])
     t, figures = choose_threshold(top, right, flagged, lab_answered, precision)
     return {
         "crops": crops,
