@@ -1,6 +1,7 @@
 """Heads for a lab's first model over several draws of the lab's photos: is a gain consistent, or one draw's luck?
 
     python benchmarks/lab_resample.py [--draws 8] [--heads default,trainval,...] [--zoom-in 0.15] [--pool avg]
+                                        [--transform sqrt-l2]
 
 benchmarks/lab_heads.py scores each head once, on the 135 validation photos of the one draw of lab photos that
 lab_defaults.py uses; at 135 photos one run's spread is as wide as the differences between heads. Here the held-out
@@ -45,6 +46,14 @@ POOLS = {  # the backbone's last map (N, H, W, C), ReLU6 so never negative -> (N
     "max": lambda m: m.max((1, 2)),
     "gem3": lambda m: np.cbrt((m.astype(np.float64) ** 3).mean((1, 2))).astype(np.float32),
     "avg+max": lambda m: np.concatenate([m.mean((1, 2)), m.max((1, 2))], 1),
+}
+
+
+TRANSFORMS = {  # applied to every feature vector (N, D) before any head, training and scored photos alike
+    "none": lambda x: x,
+    "sqrt": lambda x: np.sqrt(np.maximum(x, 0)),
+    "l2": lambda x: x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12),
+    "sqrt-l2": lambda x: TRANSFORMS["l2"](TRANSFORMS["sqrt"](x)),
 }
 
 
@@ -178,6 +187,13 @@ def main() -> None:
     ap.add_argument("--zoom-in", type=float, default=0.15, help="the views' most zoom into a photo")
     ap.add_argument("--views", type=int, default=VIEWS, help="views a training photo (up to 4)")
     ap.add_argument("--pool", choices=sorted(POOLS), default="avg", help="how the backbone's last map is pooled")
+    ap.add_argument(
+        "--transform",
+        choices=sorted(TRANSFORMS),
+        default="none",
+        help="a power transform (sqrt) and/or unit length (l2) of each feature vector before the heads, as few-shot "
+        "work on frozen features does",
+    )
     ap.add_argument("--seeds", type=int, default=1, help="each head trained with seeds 0..N-1, its accuracy averaged")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -194,6 +210,7 @@ def main() -> None:
     cache = Path(f"/tmp/leafdoc-lab-resample-z{args.zoom_in}{pool}.npz")
     plain, views, hashes = photo_features(files, args.zoom_in, cache, args.pool)
     views = views[: args.views]
+    plain, views = TRANSFORMS[args.transform](plain), TRANSFORMS[args.transform](views)
     print(f"features: {plain.shape}, {len(views)} views; {cpu() - t0:.0f} CPU s")
     shas = [sha256(f.read_bytes()).hexdigest() for f in files]
     heads = args.heads.split(",")
