@@ -22,6 +22,11 @@ never closes the pipe: the wait ran the whole minute, and no worker was replaced
 after one was killed under load; a worker slow to answer held it the same way). TurnProcess waits at most
 PING_SECONDS for an answer, goes on to the next worker, and calls a worker hung once it has not answered for the
 whole timeout: a dead worker is replaced within a second or two.
+
+And a worker that dies before it ever served (its start failed: the catalog unreachable, a PostgreSQL restarting) is
+not started again at once: uvicorn did, twice a second, each attempt importing leafdoc again and printing its
+traceback (a crash loop that took half a core from the worker still serving and ~5 kB of log a try). The next one
+starts after 1 s, then 2, 4, ... up to RETRY_MAX_SECONDS, while the others serve; once a worker serves, at once again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
@@ -45,6 +51,12 @@ ACCEPT_PAUSE_SECONDS = 0.003  # per connection the worker holds, after each acce
 ACCEPT_PAUSE_MAX_SECONDS = 0.02
 PING_SECONDS = 0.5  # how long the supervisor waits for one worker's answer before it looks at the next one
 SLOW_SECONDS = 5  # a worker unanswered this long is logged
+RETRY_MAX_SECONDS = 30  # the longest wait before another start, after starts that failed in a row
+
+
+def retry_delay(failed: int) -> float:
+    """Seconds to wait before starting a worker after `failed` workers in a row died before serving."""
+    return 0.0 if failed <= 0 else float(min(2 ** (failed - 1), RETRY_MAX_SECONDS))
 
 
 class TurnServer(uvicorn.Server):
@@ -118,19 +130,49 @@ class TurnServer(uvicorn.Server):
 class TurnProcess(multiprocess.Process):
     """uvicorn's worker process, running a TurnServer."""
 
+    failed_starts = 0  # in the supervisor: workers that died before they served, since one last served
+
     def __init__(self, *args, **kwargs):
         self.supervisor_pid = os.getpid()  # made in the supervisor, then sent to the new process with the rest
         self.unanswered_since: float | None = None  # kept by the supervisor: see is_alive
         self.said_slow = False
+        self.served = False  # it has said its server started (kept by the supervisor)
+        self.start_at: float | None = None  # a start put off (see start)
         super().__init__(*args, **kwargs)
+
+    def start(self) -> None:
+        """Start the process, or, after workers that died before serving, put the start off (see the module's
+        docstring): is_alive starts it when the time comes."""
+        delay = retry_delay(TurnProcess.failed_starts)
+        if not delay:
+            super().start()
+            return
+        self.start_at = time.monotonic() + delay
+        failed = TurnProcess.failed_starts
+        logger.warning("the next API worker starts in %.0f s (%d failed to start in a row)", delay, failed)
+
+    def _died(self) -> None:
+        if self.served:
+            return
+        TurnProcess.failed_starts += 1
+        logger.error("worker [%s] stopped before it served (exit code %s; its error is above)", self.pid, self.exitcode)
 
     def is_alive(self, timeout: float = 5) -> bool:
         """Whether the worker runs and has answered a ping within the last `timeout` seconds (the supervisor asks
         every half second). Each look waits at most PING_SECONDS, so the supervisor soon gets to the other workers; an
-        answer that comes later is read by the next look."""
+        answer that comes later is read by the next look. A start put off counts as alive until it is made."""
+        if self.start_at is not None:
+            if time.monotonic() >= self.start_at:
+                self.start_at = None
+                super().start()
+            return True
         if not self.process.is_alive():
+            self._died()
             return False
-        if self.ping(min(PING_SECONDS, timeout)):
+        answer = self._newest_answer(min(PING_SECONDS, timeout))
+        if answer and not self.served:  # it has started serving: the next start is made at once again
+            self.served, TurnProcess.failed_starts = True, 0
+        if answer is not None:
             if self.said_slow:  # set only while unanswered_since is
                 took = time.monotonic() - self.unanswered_since
                 logger.info("worker [%s] answers again after %.0f s", self.pid, took)
@@ -146,6 +188,22 @@ class TurnProcess(multiprocess.Process):
             )
         return now - self.unanswered_since < timeout
 
+    def _newest_answer(self, timeout: float) -> bool | None:
+        """Ping the worker and wait up to `timeout` for an answer: None if none came, else whether its server has
+        started, as of its newest answer. Answers to earlier pings that came after their look are read too (uvicorn
+        reads one answer a ping: pings a worker could not answer while loading stay queued, and every look after read
+        an answer that many looks old, saying "not started" seconds after it had)."""
+        try:
+            self.parent_conn.send(b"ping")
+            if not self.parent_conn.poll(timeout):
+                return None
+            answer = self.parent_conn.recv()
+            while self.parent_conn.poll(0):
+                answer = self.parent_conn.recv()
+            return bool(answer)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
@@ -153,10 +211,22 @@ class TurnProcess(multiprocess.Process):
             self._server.supervisor_pid = self.supervisor_pid
         return self._server
 
+    def terminate(self) -> None:
+        self.start_at = None  # a start put off is not made
+        if self.process.pid is not None:
+            super().terminate()
+
+    def kill(self) -> None:
+        self.start_at = None
+        if self.process.pid is not None:
+            super().kill()
+
     def join(self) -> None:
         """The supervisor waits here for every worker that ends (stopped, replaced, or dead and replaced): its
         gauges that count only live workers (the event loop's lag) are dropped with it, not kept at their last
         value."""
+        if self.process.pid is None:  # never started (a start put off, then the server stopped)
+            return
         super().join()
         if self.pid is not None and multiprocess_dir():
             from prometheus_client import multiprocess as prometheus_multiprocess
