@@ -15,18 +15,19 @@ holds (ACCEPT_PAUSE_SECONDS each, at most ACCEPT_PAUSE_MAX_SECONDS) before accep
 worker comes back first (nginx's `accept_mutex` and `ngx_accept_disabled` do the like). Without it, 8 connections
 opened at once were held 6/2 or 7/1 by 2 workers, leaving a core idle in some load-test runs.
 
-uvicorn's supervisor (replacing a dead worker, SIGHUP, SIGTERM) is unchanged but for one thing: its health check.
-Every half second it pings each worker in turn and waits for the answer up to the health check's timeout (a minute
-here, see run.py). The supervisor holds its own copy of the pipe's other end, so a worker killed before it answered
-never closes the pipe: the wait ran the whole minute, and no worker was replaced meanwhile (CI: no new worker 60 s
-after one was killed under load; a worker slow to answer held it the same way). TurnProcess waits at most
-PING_SECONDS for an answer, goes on to the next worker, and calls a worker hung once it has not answered for the
-whole timeout: a dead worker is replaced within a second or two.
+uvicorn's supervisor (replacing a dead worker, SIGHUP, SIGTERM) is unchanged but for two things. First, its health
+check. Every half second it pings each worker in turn and waits for the answer up to the health check's timeout (a
+minute here, see run.py). The supervisor holds its own copy of the pipe's other end, so a worker killed before it
+answered never closes the pipe: the wait ran the whole minute, and no worker was replaced meanwhile (CI: no new
+worker 60 s after one was killed under load; a worker slow to answer held it the same way). TurnProcess waits at
+most PING_SECONDS for an answer, goes on to the next worker, and calls a worker hung once it has not answered for
+the whole timeout: a dead worker is replaced within a second or two.
 
-And a worker that dies before it ever served (its start failed: the catalog unreachable, a PostgreSQL restarting) is
-not started again at once: uvicorn did, twice a second, each attempt importing leafdoc again and printing its
-traceback (a crash loop that took half a core from the worker still serving and ~5 kB of log a try). The next one
-starts after 1 s, then 2, 4, ... up to RETRY_MAX_SECONDS, while the others serve; once a worker serves, at once again.
+Second, a worker that dies before it ever served (its start failed: the catalog unreachable, a PostgreSQL
+restarting) is not started again at once: uvicorn did, twice a second, each attempt importing leafdoc again and
+printing its traceback (a crash loop that took half a core from the worker still serving and ~5 kB of log a try).
+The next one starts after 1 s, then 2, 4, ... up to RETRY_MAX_SECONDS, while the others serve; once a worker serves,
+at once again.
 """
 
 from __future__ import annotations
