@@ -156,7 +156,9 @@ class TurnProcess(multiprocess.Process):
         if self.served:
             return
         TurnProcess.failed_starts += 1
-        logger.error("worker [%s] stopped before it served (exit code %s; its error is above)", self.pid, self.exitcode)
+        code = self.exitcode or 0
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}; its error is above"
+        logger.error("worker [%s] stopped before it served (%s)", self.pid, how)
 
     def is_alive(self, timeout: float = 5) -> bool:
         """Whether the worker runs and has answered a ping within the last `timeout` seconds (the supervisor asks
