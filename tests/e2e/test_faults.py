@@ -181,7 +181,7 @@ def served_workers(served) -> list:
         60,
         "both workers to start serving",
     )
-    time.sleep(1.5)
+    time.sleep(3)  # the supervisor looks every half second; a loaded machine answers it late
     return workers
 
 
@@ -318,7 +318,7 @@ def test_a_worker_that_cannot_start_is_tried_again_less_and_less_often_while_the
     # From one failed worker's end to the next one's start: the supervisor's own latency (about a second here, the same
     # each time), then 1, 2 and 4 s put off; started at once, as uvicorn did, the three waits were 0.9-1.0 s.
     waits = [later[0] - earlier[1] for earlier, later in zip(tries, tries[1:], strict=False)][:3]
-    assert waits[1] - waits[0] >= 0.5 and waits[2] - waits[0] >= 2.0, f"waits between failed starts: {waits}"
+    assert waits[2] >= 3.5 and waits[2] - waits[0] >= 2.0, f"waits between failed starts: {waits}"
     assert "the next API worker starts in 4 s (3 failed to start in a row)" in served.log.read_text()
 
     fresh = next(w.pid for w in served_workers(served) if w.pid != survivor)  # the catalog back: the next try serves
