@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ImageView, Tab, pretty_label
+from leafdoc.desktop.widgets import ImageView, Tab, decode_image, pretty_label
 
 PLOTS = [
     ("class_distribution", "Class balance", "How many photos each class has: a model learns rare classes poorly."),
@@ -35,7 +35,7 @@ PLOTS = [
 def fetch_plot(client, name: str, kind: str, version: int | None, sample: int | None) -> tuple[bytes, QImage]:
     """Worker: the PNG bytes (kept for saving) and the decoded image (for showing)."""
     png = client.dataset_plot(name, kind, version=version, sample=sample)
-    return png, QImage.fromData(png, "PNG")
+    return png, decode_image(png)
 
 
 def summary_text(stats: dict) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QImageReader
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,7 +38,7 @@ from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, pretty_label, read_only_table
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
@@ -84,20 +84,9 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 
 
 def load_thumbnail(data: bytes, size: int = THUMB) -> QImage:
-    """Decode (EXIF orientation applied) and scale down; a null QImage when Qt cannot read it."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-
-    buf = QBuffer()
-    buf.setData(QByteArray(data))
-    buf.open(QIODevice.OpenModeFlag.ReadOnly)
-    reader = QImageReader(buf)
-    reader.setAutoTransform(True)
-    image = reader.read()
-    if image.isNull():
-        return image
-    if image.width() > size or image.height() > size:
-        image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    return image
+    """Decode (EXIF orientation applied) and scale down; a null QImage when it cannot be read (widgets.decode_image:
+    safe in the worker thread this runs in)."""
+    return decode_image(data, size)
 
 
 def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop: str | None = None) -> dict:
@@ -113,7 +102,7 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop:
     answer = client.explain(upload, name, top_k=top_k, crop=crop)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
-    overlay = QImage.fromData(base64.b64decode(answer.pop("overlay_png", "") or b""))
+    overlay = decode_image(base64.b64decode(answer.pop("overlay_png", "") or b""))
     answer.pop("heatmap", None)
     answer["overlay"] = overlay
     return answer

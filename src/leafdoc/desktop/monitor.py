@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from leafdoc.desktop.widgets import ImageView, Tab
+from leafdoc.desktop.widgets import ImageView, Tab, decode_image
 from leafdoc.ui import feedback_text, monitor_plots
 
 PICTURES = ("activity", "scores", "labels")
@@ -17,7 +17,7 @@ def fetch_monitoring(client, period: str) -> tuple[dict, list[QImage]]:
     """The report and its pictures, drawn in the worker thread."""
     report = client.monitoring(period)
     draw = {"activity": monitor_plots.activity, "scores": monitor_plots.scores, "labels": monitor_plots.labels}
-    return report, [QImage.fromData(draw[k](report)) for k in PICTURES]
+    return report, [decode_image(draw[k](report)) for k in PICTURES]
 
 
 class MonitorTab(Tab):

@@ -5,7 +5,6 @@ version, as an upload would) or dismisses it. The same queue and actions as the 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize
-from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -16,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import ImageView, Tab, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ImageView, Tab, decode_image, pretty_label, read_only_table
 from leafdoc.ui import feedback_text
 
 QUEUE_LIMIT = 50
@@ -104,7 +103,7 @@ class ReviewTab(Tab):
             return
         client, pid = self.session.client, item["prediction_id"]
         self.tasks.run(
-            lambda: QImage.fromData(client.review_photo(pid)),
+            lambda: decode_image(client.review_photo(pid)),
             on_done=lambda image: self.photo.set_image(image, placeholder="No preview"),
             on_error=lambda exc: self.photo.set_message("Photo not available"),
         )

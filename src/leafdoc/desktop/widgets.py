@@ -3,6 +3,7 @@ scales to its box, confidence bars, labels."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +84,31 @@ def read_only_table(columns: list[str], stretch: int, single: bool = False) -> Q
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     return table
+
+
+def decode_image(data: bytes, max_side: int | None = None) -> QImage:
+    """Photo or picture bytes -> a QImage (EXIF orientation applied; at most `max_side` a side, scaled smoothly), safe
+    in a worker thread (tasks.py): Pillow decodes, never Qt's image plugins. Qt, asked to read bytes in a worker
+    that holds Python's lock, probes its plugins; the SVG plugin's probe connects a Qt signal, which waits for Qt's
+    connection lock; the UI thread, disconnecting a signal from a Python object being freed, held that lock and
+    waited for Python's: the app hung (the suite once, 2026-11-29). A null QImage when Pillow cannot read it."""
+    from PIL import Image, ImageOps
+
+    from leafdoc.imaging.photos import heif_support, is_heif
+
+    if is_heif(data):
+        heif_support()
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if max_side and opened.format == "JPEG":
+                opened.draft("RGB", (max_side, max_side))  # a phone photo decoded at 1/2-1/8 scale
+            img = ImageOps.exif_transpose(opened).convert("RGBA")
+        if max_side:
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    except Exception:  # noqa: BLE001 - unreadable, corrupt or too large: shown as "no picture"
+        return QImage()
+    w, h = img.size
+    return QImage(img.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()  # owns its pixels
 
 
 class ImageView(QLabel):
