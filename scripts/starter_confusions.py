@@ -1,0 +1,155 @@
+"""What the starter model mixes up, written into the advice it serves: each knowledge file's `measured` notes (how
+often the starter answered a look-alike, or hesitated with it and said "not sure", on its held-out test photos of
+that condition), with their Spanish, French and Hindi (marked unreviewed). Run after the starter is retrained
+(docs/retrain-starter.md, the commands), with the full PlantVillage set its split names:
+
+    .venv/bin/python scripts/starter_confusions.py --full DATA/plantvillage-full [--model models/starter]
+
+A look-alike the starter never mixed up on those photos gets no note (a note from an earlier starter is removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+from babel.messages.pofile import write_po
+
+from leafdoc.advice import shipped_knowledge
+from leafdoc.cli import i18n_catalogs
+from leafdoc.core.i18n import LANGUAGES, SOURCE
+from leafdoc.inference.predictor import Predictor
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
+
+# How each language says the notes: {x} the look-alike's title, {y} the condition's, {n} photos answered as {x} of
+# the {m} held out, {k} photos refused as "not sure" with {x} the likeliest (the wording of the notes before).
+ANSWERED = {
+    "en": "leafdoc's starter model answered {x} for {n} of its {m} held-out test photos of {y}",
+    "es": "El modelo inicial de leafdoc respondió {x} en {n} de sus {m} fotos de prueba reservadas de {y}",
+    "fr": "Le modèle de départ de leafdoc a répondu {x} pour {n} de ses {m} photos de test mises de côté de {y}",
+    "hi": "leafdoc के शुरुआती मॉडल ने {y} की अपनी {m} अलग रखी गई परीक्षण फ़ोटो में से {n} के लिए {x} उत्तर दिया",
+}
+HESITATED_TOO = {
+    "en": "; hesitated with {x} and abstained on {k}.",
+    "es": "; dudó con {x} y se abstuvo en {k}.",
+    "fr": " ; il a hésité avec {x} et s'est abstenu pour {k}.",
+    "hi": "; {x} के साथ दुविधा में रहा और {k} पर उत्तर देने से बचा।",
+}
+HESITATED = {
+    "en": "leafdoc's starter model hesitated with {x} and abstained on {k} of its {m} held-out test photos of {y}.",
+    "es": "El modelo inicial de leafdoc dudó con {x} y se abstuvo en {k} de sus {m} fotos de prueba reservadas de {y}.",
+    "fr": "Le modèle de départ de leafdoc a hésité avec {x} et s'est abstenu pour {k} de ses {m} photos de test mises "
+    "de côté de {y}.",
+    "hi": "leafdoc का शुरुआती मॉडल {y} की अपनी {m} अलग रखी गई परीक्षण फ़ोटो में से {k} पर {x} के साथ दुविधा में रहा और "
+    "उत्तर देने से बचा।",
+}
+END = {"en": ".", "es": ".", "fr": ".", "hi": "।"}
+
+
+def note(lang: str, x: str, y: str, n: int, m: int, k: int) -> str | None:
+    """The note in `lang` for titles `x` (the look-alike) and `y` (the condition), or None when there is nothing to
+    say."""
+    if n and k:
+        return ANSWERED[lang].format(x=x, y=y, n=n, m=m) + HESITATED_TOO[lang].format(x=x, k=k)
+    if n:
+        return ANSWERED[lang].format(x=x, y=y, n=n, m=m) + END[lang]
+    if k:
+        return HESITATED[lang].format(x=x, y=y, k=k, m=m)
+    return None
+
+
+def test_photos(model: Path, full: Path) -> list[tuple[Path, str]]:
+    test = set(json.loads((model / "split.json").read_text())["test"])
+    with (SHARED / "plantvillage-full.SOURCES.tsv").open() as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] in test]
+    return [(full / r["relative_path"], r["class"]) for r in rows]
+
+
+def confusions(model: Path, full: Path) -> tuple[Counter, Counter, Counter]:
+    """Per condition, its test photos; per (condition, other), photos answered as the other, and photos refused as
+    "not sure" with the other the likeliest: the starter's answers as served."""
+    predictor = Predictor(model)
+    photos = test_photos(model, full)
+    held, answered, hesitated = Counter(), Counter(), Counter()
+    for start in range(0, len(photos), 64):
+        chunk = photos[start : start + 64]
+        for (_, truth), a in zip(chunk, predictor.predict_files([f for f, _ in chunk], k=2), strict=True):
+            held[truth] += 1
+            top = a.top_k[0].label if a.top_k else None
+            if not a.abstained and top != truth:
+                answered[truth, top] += 1
+            elif a.abstained and a.reason == "unsure" and top is not None:
+                # the likeliest other condition: the top one, or the second when the top is the right one
+                other = top if top != truth else (a.top_k[1].label if len(a.top_k) > 1 else None)
+                if other:
+                    hesitated[truth, other] += 1
+    print(f"{len(photos)} test photos, {sum(answered.values())} answered wrong, {sum(hesitated.values())} unsure")
+    return held, answered, hesitated
+
+
+def rewrite_notes(path: Path, notes: dict[str, str | None]) -> None:
+    """Each [[confused_with]] block of a knowledge file: its `measured` line replaced by the note for its label (put
+    right after the `label` line), or removed when there is none."""
+    out, in_block = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            in_block = line.strip() == "[[confused_with]]"
+        if in_block and line.startswith("measured = "):
+            continue
+        out.append(line)
+        found = re.match(r'label = "(.+)"$', line) if in_block else None
+        if found and notes.get(found.group(1)):
+            out.append("measured = " + json.dumps(notes[found.group(1)], ensure_ascii=False))
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", type=Path, required=True, help="the full PlantVillage set (its build's folder)")
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
+    args = ap.parse_args()
+    held, answered, hesitated = confusions(args.model, args.full)
+    knowledge = shipped_knowledge()
+    titles = {lang: {} for lang in LANGUAGES}
+    for lang in LANGUAGES:
+        cat = None if lang == SOURCE else i18n_catalogs.read(lang, "advice")
+        for label, e in knowledge.entries.items():
+            if cat is None:
+                titles[lang][label] = e.title
+                continue
+            crop = cat.get(i18n_catalogs._fold(e.crop), context=f"{label} crop")
+            condition = cat.get(i18n_catalogs._fold(e.condition), context=f"{label} condition")
+            titles[lang][label] = f"{crop.string} — {condition.string}"
+    translations = {}  # (context, English note) -> {lang: note}
+    for label, e in sorted(knowledge.entries.items()):
+        notes = {}
+        for c in e.confused_with:
+            counts = (answered[label, c.label], held[label], hesitated[label, c.label])
+            by_lang = {lang: note(lang, titles[lang][c.label], titles[lang][label], *counts) for lang in LANGUAGES}
+            notes[c.label] = by_lang[SOURCE]
+            if by_lang[SOURCE]:
+                translations[f"{label} measured {c.label}", by_lang[SOURCE]] = by_lang
+        rewrite_notes(knowledge.files[label], notes)
+    shipped_knowledge.cache_clear()  # read the files again, with their new notes
+    i18n_catalogs.main()  # the new notes into the template and each catalog (untranslated), the old ones out
+    for lang in LANGUAGES:
+        if lang == SOURCE:
+            continue
+        cat = i18n_catalogs.read(lang, "advice")
+        for m in cat:
+            if m.id and (m.context, m.id) in translations:
+                m.string = translations[m.context, m.id][lang]
+        with i18n_catalogs.po_path(lang, "advice").open("wb") as f:
+            write_po(f, cat, width=0, omit_header=False, sort_output=False)
+    print(f"{len(translations)} notes written, in {', '.join(LANGUAGES)}")
+
+
+if __name__ == "__main__":
+    main()

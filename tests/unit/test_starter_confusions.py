@@ -1,0 +1,56 @@
+"""scripts/starter_confusions.py, which writes what the starter mixes up into the advice (`measured` notes): the note
+says the counts in every language with the same numbers, and rewriting a knowledge file replaces, adds and removes
+notes in the right [[confused_with]] blocks and nothing else."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tomllib
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+from starter_confusions import note, rewrite_notes  # noqa: E402
+
+from leafdoc.advice import shipped_knowledge  # noqa: E402
+from leafdoc.advice.knowledge import read_entry  # noqa: E402
+from leafdoc.core.i18n import LANGUAGES  # noqa: E402
+
+
+def test_a_note_says_what_was_counted_in_every_language():
+    x, y = "Tomato — Late blight", "Tomato — Early blight"
+    assert note("en", x, y, 2, 152, 4) == (
+        "leafdoc's starter model answered Tomato — Late blight for 2 of its 152 held-out test photos of Tomato — "
+        "Early blight; hesitated with Tomato — Late blight and abstained on 4."
+    )
+    assert note("en", x, y, 0, 152, 3).startswith(
+        "leafdoc's starter model hesitated with Tomato — Late blight and abstained on 3 of its 152"
+    )
+    assert note("en", x, y, 0, 152, 0) is None
+    for lang in LANGUAGES:
+        for n, k in ((2, 4), (2, 0), (0, 3)):
+            said = note(lang, x, y, n, 152, k)
+            assert x in said and y in said
+            assert sorted(re.findall(r"\d+", said)) == sorted(str(v) for v in (n, 152, k) if v), (lang, said)
+
+
+def test_rewriting_a_knowledge_file_replaces_adds_and_removes_notes(tmp_path):
+    source = shipped_knowledge().files["Tomato___Early_blight"]
+    path = tmp_path / source.name
+    shutil.copy2(source, path)
+    before = tomllib.loads(path.read_text(encoding="utf-8"))
+    looks = [c["label"] for c in before["confused_with"]]
+    notes = {looks[0]: "a new note about the first look-alike", looks[1]: None}
+    notes |= {label: None for label in looks[2:]}
+    rewrite_notes(path, notes)
+    after = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert [c.get("measured") for c in after["confused_with"]] == [notes[label] for label in looks]
+    # everything else as it was, and still a valid entry
+    strip = [{k: v for k, v in c.items() if k != "measured"} for c in before["confused_with"]]
+    assert [{k: v for k, v in c.items() if k != "measured"} for c in after["confused_with"]] == strip
+    assert {k: v for k, v in after.items() if k != "confused_with"} == {
+        k: v for k, v in before.items() if k != "confused_with"
+    }
+    assert read_entry(path).label == "Tomato___Early_blight"
