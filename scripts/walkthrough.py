@@ -274,9 +274,9 @@ def main() -> int:
         walk = Walk(
             token="",
             right_photo=REPO / "examples" / "tomato_early_blight.jpg",
-            # The starter model says Tomato early blight (99%) for this late blight leaf: a confused pair.
-            wrong_photo=PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_782.jpg",
-            actual="Tomato___Late_blight",
+            # The starter model says Tomato late blight (96.5%) for this early blight leaf: a confused pair.
+            wrong_photo=PLANTVILLAGE / "Tomato___Early_blight" / "early_blight_80.jpg",
+            actual="Tomato___Early_blight",
             new_photos=archive,
             dataset=DATASET,
         )
