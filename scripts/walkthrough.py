@@ -124,7 +124,9 @@ def step_feedback(film: Film, walk: Walk) -> None:
     page.evaluate("window.scrollTo(0, 0)")
     diagnose(page, walk.wrong_photo)
     page.evaluate("document.querySelectorAll('#verdict details').forEach(d => d.open = false)")
-    film.shot(f"4 · A {pretty_label(walk.actual).split(' — ')[-1].lower()} leaf: the model gets this one wrong", 4000)
+    condition = pretty_label(walk.actual).split(" — ")[-1].lower()
+    article = "An" if condition[:1] in "aeiou" else "A"
+    film.shot(f"4 · {article} {condition} leaf: the model gets this one wrong", 4000)
     page.click("#feedback-actual input")
     page.get_by_role("option", name=pretty_label(walk.actual)).click()
     page.click("#feedback-down")
