@@ -42,7 +42,7 @@ def cpu() -> float:
 
 
 POOLS = {  # the backbone's last map (N, H, W, C), ReLU6 so never negative -> (N, D)
-    "avg": lambda m: m.mean((1, 2)),
+    "avg": None,  # the model's own average pooling layer, as leafdoc trains
     "max": lambda m: m.max((1, 2)),
     "gem3": lambda m: np.cbrt((m.astype(np.float64) ** 3).mean((1, 2))).astype(np.float32),
     "avg+max": lambda m: np.concatenate([m.mean((1, 2)), m.max((1, 2))], 1),
@@ -71,7 +71,7 @@ def photo_features(
 
     model, _, prep = model_and_preparation()
     arrays = np.stack([prep(f) for f in files])
-    pooling = None if pool == "avg" else POOLS[pool]  # the average: the model's own pooling layer, as leafdoc trains
+    pooling = POOLS[pool]
     plain = features(model, arrays, pool=pooling)
     aug = augmenter(0, zoom_in)
     views = np.stack([features(model, arrays, augment=aug, pool=pooling) for _ in range(VIEWS)])

@@ -11,22 +11,23 @@ A look-alike the starter never mixed up on those photos gets no note (a note fro
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 from babel.messages.pofile import write_po
 
 from leafdoc.advice import shipped_knowledge
+from leafdoc.advice.knowledge import label_resolver
 from leafdoc.cli import i18n_catalogs
-from leafdoc.core.i18n import LANGUAGES, SOURCE
+from leafdoc.core.i18n import LANGUAGES, SOURCE, Label, render
 from leafdoc.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LEAFDOC_SHARED", REPO.parent / "shared")) / "datasets"
+sys.path.insert(0, str(REPO / "benchmarks"))
+from starter_full import test_photos  # noqa: E402  (the starter's test photos, as its figures are measured on)
 
 # How each language says the notes: {x} the look-alike's title, {y} the condition's, {n} photos answered as {x} of
 # the {m} held out, {k} photos refused as "not sure" with {x} the likeliest (the wording of the notes before).
@@ -63,13 +64,6 @@ def note(lang: str, x: str, y: str, n: int, m: int, k: int) -> str | None:
     if k:
         return HESITATED[lang].format(x=x, y=y, k=k, m=m)
     return None
-
-
-def test_photos(model: Path, full: Path) -> list[tuple[Path, str]]:
-    test = set(json.loads((model / "split.json").read_text())["test"])
-    with (SHARED / "plantvillage-full.SOURCES.tsv").open() as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["sha256"] in test]
-    return [(full / r["relative_path"], r["class"]) for r in rows]
 
 
 def confusions(model: Path, full: Path) -> tuple[Counter, Counter, Counter]:
@@ -117,16 +111,8 @@ def main() -> None:
     args = ap.parse_args()
     held, answered, hesitated = confusions(args.model, args.full)
     knowledge = shipped_knowledge()
-    titles = {lang: {} for lang in LANGUAGES}
-    for lang in LANGUAGES:
-        cat = None if lang == SOURCE else i18n_catalogs.read(lang, "advice")
-        for label, e in knowledge.entries.items():
-            if cat is None:
-                titles[lang][label] = e.title
-                continue
-            crop = cat.get(i18n_catalogs._fold(e.crop), context=f"{label} crop")
-            condition = cat.get(i18n_catalogs._fold(e.condition), context=f"{label} condition")
-            titles[lang][label] = f"{crop.string} — {condition.string}"
+    resolve = label_resolver(knowledge)  # a label's title in a language, as answers say it
+    titles = {lang: {label: render(Label(label), lang, resolve) for label in knowledge.entries} for lang in LANGUAGES}
     translations = {}  # (context, English note) -> {lang: note}
     for label, e in sorted(knowledge.entries.items()):
         notes = {}

@@ -217,7 +217,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
 def test_an_heic_photo_is_shown_and_diagnosed_like_the_jpeg_it_was_made_from(
     qtbot, live_server, settings_file, tmp_path
 ):
-    """An iPhone photo (HEIC), which Qt cannot read: the card shows the JPEG the app sends, with the answer the
+    """An iPhone photo (HEIC): the card shows it (decoded by Pillow, not Qt), with the answer the
     same photo gets as a JPEG (upload_size.shrink_for_upload converts it)."""
     pillow_heif = pytest.importorskip("pillow_heif", reason="the [heic] extra (pillow-heif) is not installed")
     leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]

@@ -83,22 +83,16 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
-def load_thumbnail(data: bytes, size: int = THUMB) -> QImage:
-    """Decode (EXIF orientation applied) and scale down; a null QImage when it cannot be read (widgets.decode_image:
-    safe in the worker thread this runs in)."""
-    return decode_image(data, size)
-
-
 def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop: str | None = None) -> dict:
     """Worker: read the photo, show it (progress), ask the server (`crop`: the crop the grower picked, if any);
     returns the answer + overlay QImage."""
     data = path.read_bytes()
-    thumbnail = load_thumbnail(data)
+    thumbnail = decode_image(data, THUMB)  # in this worker thread: Pillow, never Qt (widgets.decode_image)
     progress("photo", thumbnail)
     # a phone photo is sent at 1024 px (imaging/upload_size.py says why)
     upload, name = shrink_for_upload(data, path.name)
-    if thumbnail.isNull() and upload is not data:  # Qt cannot read HEIC: show the JPEG that is sent
-        progress("photo", load_thumbnail(upload))
+    if thumbnail.isNull() and upload is not data:  # unreadable here: show the JPEG that is sent
+        progress("photo", decode_image(upload, THUMB))
     answer = client.explain(upload, name, top_k=top_k, crop=crop)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
