@@ -1,6 +1,6 @@
 """docs/screenshots/offline-phone.png: the offline page (/app) at 390 x 844 in Debian's headless Chromium, after one
 visit to a throw-away `leafdoc serve` of the starter model, with the server stopped and the browser offline: two
-example leaves and the guide's blurred one, diagnosed in the browser.
+example leaves, the guide's blurred leaf and its photo of no leaf at all, diagnosed or refused in the browser.
 
     .venv/bin/python scripts/offline_screenshot.py
 """
@@ -22,7 +22,8 @@ PHOTOS = [
     REPO / "examples" / "guide" / "blurred_leaf.jpg",
     REPO / "examples" / "potato_healthy.jpg",
     REPO / "examples" / "tomato_early_blight.jpg",
-]  # shown newest first: the early blight leaf on top
+    REPO / "examples" / "guide" / "not_a_leaf.jpg",
+]  # shown newest first: the photo of no leaf on top, then the early blight leaf
 OUT = REPO / "docs" / "screenshots" / "offline-phone.png"
 
 

@@ -4,6 +4,10 @@ is not installed."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.integration.service_support import service_settings
@@ -22,7 +26,16 @@ def client(tmp_path, tiny_model):
 def test_the_page_and_its_files_carry_their_own_policy(client):
     page = client.get("/app/")
     assert page.status_code == 200 and 'src="app.js"' in page.text
-    for name in ("app.js", "prepare.js", "sw.js", "app.css", "manifest.webmanifest", "icon-192.png", "status.json"):
+    for name in (
+        "app.js",
+        "prepare.js",
+        "checks.js",
+        "sw.js",
+        "app.css",
+        "manifest.webmanifest",
+        "icon-192.png",
+        "status.json",
+    ):
         r = client.get(f"/app/{name}")
         assert r.status_code == 200, name
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, name
@@ -44,15 +57,59 @@ def test_the_page_and_its_files_carry_their_own_policy(client):
         assert client.get(f"/app/{name}").status_code == 404, name
 
 
-def test_the_model_it_runs_is_the_serving_one(client, tiny_model):
+def read_checks(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """checks.bin as static/checks.js reads it: the card's numbers and the arrays."""
+    assert data[:4] == b"LDCK"
+    length = int.from_bytes(data[4:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    start = 8 + length
+    arrays = {}
+    for name, a in header["arrays"].items():
+        dtype = np.dtype("<f2" if a["dtype"] == "float16" else "<f4")
+        n = int(np.prod(a["shape"]))
+        arrays[name] = np.frombuffer(data, dtype, n, start + a["offset"]).reshape(a["shape"])
+    return header["card"], arrays
+
+
+def test_the_model_it_runs_is_the_serving_one_with_its_checks(client, tiny_model):
     described = client.get("/app/model.json").json()
     version = described["version"]
     assert described["model"] == f"model/{version}/model.onnx"
     assert described["input"]["size"] > 0 and described["labels"]
-    assert 0 < described["server_min_confidence"] <= described["min_confidence"] < 1
     model = client.get(f"/app/{described['model']}")
     assert model.status_code == 200 and model.content == (tiny_model / "model.onnx").read_bytes()
     assert client.get(f"/app/model/{version + 1}/model.onnx").status_code == 404
+    # the page runs the not-a-leaf check itself, so it answers at the server's own threshold
+    assert described["checks"] == f"model/{version}/checks.bin"
+    assert described["min_confidence"] == described["server_min_confidence"]
+    assert "plain background" in described["messages"]["not_a_leaf"]
+    checks = client.get(f"/app/{described['checks']}")
+    assert checks.status_code == 200 and len(checks.content) == described["checks_bytes"]
+    card, arrays = read_checks(checks.content)
+    card_json = json.loads((tiny_model / "card.json").read_text())
+    assert card["ood"] == {"weights": card_json["ood"]["weights"], "threshold": card_json["ood"]["threshold"]}
+    with np.load(tiny_model / "ood.npz") as z:  # every fitted number, to the bit, in its own precision
+        for name in ("feat_mean", "feat_whiten", "class_means_w", "colour_mean", "colour_whiten", "centre", "spread"):
+            assert arrays[name].dtype == z[name].dtype and np.array_equal(arrays[name], z[name]), name
+    assert client.get(f"/app/model/{version + 1}/checks.bin").status_code == 404
+
+
+def test_a_model_without_checks_is_held_to_the_stricter_threshold(tmp_path, tiny_model):
+    """A model folder without ood.npz (from before the check): the page cannot check what a photo is, so it answers
+    only above the stricter of the card's thresholds, and says so."""
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model, bare)
+    (bare / "ood.npz").unlink()
+    card = json.loads((bare / "card.json").read_text())
+    card["abstain"]["min_confidence"] = 0.5
+    card["field"] = {**(card.get("field") or {}), "learnt": {"crops": ["x"], "min_confidence": 0.9}}
+    (bare / "card.json").write_text(json.dumps(card))
+    with TestClient(create_app(service_settings(tmp_path / "home", bare)), base_url="http://localhost") as c:
+        described = c.get("/app/model.json").json()
+        assert described["checks"] is None
+        assert described["server_min_confidence"] == 0.5
+        assert described["min_confidence"] == 0.9  # the field photos' threshold, for every photo
+        assert c.get(f"/app/model/{described['version']}/checks.bin").status_code == 404
 
 
 def test_without_onnx_runtime_web_the_page_says_what_to_install(client, tmp_path, monkeypatch):

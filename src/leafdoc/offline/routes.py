@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from leafdoc.inference.abstain import min_confidence
+from leafdoc.offline import checks
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
@@ -21,6 +22,7 @@ VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd
 PAGE_FILES = {
     "": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "checks.js": ("checks.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
@@ -78,11 +80,10 @@ def _with_headers(response: Response, cache: str = "no-cache") -> Response:
 
 
 def offline_min_confidence(card) -> float:
-    """The confidence the page needs to answer. The server holds a photo its unlike-training check takes for a field
-    photo to the stricter threshold the card sets for field photos (`field.learnt.min_confidence`); the page cannot
-    run that check, so it holds every photo to the stricter of the two (on the starter's held-out photos: lab
-    photos answered 118/139 instead of 138, all right; field photos 33/115 instead of 99, 30 right instead of 72:
-    docs/phone.md)."""
+    """The confidence the page needs to answer a model whose checks it cannot run (a model folder without ood.npz, or
+    whose model gives no features). The server holds a photo its unlike-training check takes for a field photo to the
+    stricter threshold the card sets for field photos (`field.learnt.min_confidence`); without that check the page
+    holds every photo to the stricter of the two (docs/phone.md). With the checks, the page decides as the server."""
     threshold = min_confidence(card)
     field = (card.field or {}).get("learnt") or {} if card.ood else {}
     if field.get("min_confidence") is not None:
@@ -93,6 +94,7 @@ def offline_min_confidence(card) -> float:
 def model_description(loaded) -> dict:
     """What the page needs to prepare a photo and read the model's answer, from the serving model's card."""
     p = loaded.predictor
+    runs_checks = checks.available(p)
     entries = {}
     for label in p.labels:
         entry = loaded.knowledge.get(label)
@@ -110,7 +112,12 @@ def model_description(loaded) -> dict:
             "light_range": list(p.prep.light_range) if p.prep.light_range else None,
             "morphology": p.prep.morphology,
         },
-        "min_confidence": offline_min_confidence(p.card),
+        # the not-a-leaf and unlike-training checks, run in the page (static/checks.js); without them, the stricter
+        # threshold for every photo
+        "checks": f"model/{loaded.version}/checks.bin" if runs_checks else None,
+        "checks_bytes": len(_checks_file(loaded)) if runs_checks else None,
+        "messages": checks.messages(p),
+        "min_confidence": min_confidence(p.card) if runs_checks else offline_min_confidence(p.card),
         "server_min_confidence": min_confidence(p.card),
         "advice": entries,
     }
@@ -140,6 +147,28 @@ async def model_file(request: Request, version: int) -> Response:
         return _with_headers(PlainTextResponse(f"version {version} is not the serving model", status_code=404))
     path = loaded.predictor.model_dir / "model.onnx"
     return _with_headers(FileResponse(path, media_type="application/octet-stream"), "no-cache")
+
+
+_CHECKS: dict[tuple[str, int], bytes] = {}
+
+
+def _checks_file(loaded) -> bytes:
+    """checks.bin of a serving version, built once (the last two versions kept: a promotion is a new version)."""
+    key = (str(loaded.predictor.model_dir), loaded.version)
+    if key not in _CHECKS:
+        while len(_CHECKS) >= 2:
+            _CHECKS.pop(next(iter(_CHECKS)))
+        _CHECKS[key] = checks.build(loaded.predictor)
+    return _CHECKS[key]
+
+
+@router.get(APP_PATH + "/model/{version}/checks.bin")
+async def checks_file(request: Request, version: int) -> Response:
+    """The serving version's not-a-leaf and unlike-training checks, for the page to run (offline/checks.py)."""
+    loaded = request.app.state.leafdoc.holder.current(wait=False)
+    if version != loaded.version or not checks.available(loaded.predictor):
+        return _with_headers(PlainTextResponse(f"version {version} has no checks to send", status_code=404))
+    return _with_headers(Response(_checks_file(loaded), media_type="application/octet-stream"))
 
 
 @router.get(APP_PATH + "/ort/{name}")

@@ -1,11 +1,12 @@
 // The offline page: the serving model in ONNX Runtime Web (WebAssembly), a photo prepared as the server prepares it
 // (prepare.js), the answer with the checks that can run here. `window.leafdoc` is what the browser test reads.
 import { prepare, unsupported } from "./prepare.js";
+import { readChecks, readPhoto } from "./checks.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
 const list = document.getElementById("answers");
-const state = { ready: false, offline: false, error: null, results: [], model: null, diagnose: null };
+const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null };
 window.leafdoc = state;
 
 function say(text, missing = false) {
@@ -56,8 +57,13 @@ function hesitation(order, probs) {
   return picked;
 }
 
-function decide(probs, problems) {
+const cropOf = (label) => label.split("___")[0];
+
+// abstain.decide, without crop first: the photo's problems, then (with the checks) whether it is a leaf like the
+// training photos or a field photo of a crop learnt in the field (its own threshold), then the model's doubt.
+function decide(probs, problems, reading) {
   const labels = state.model.labels;
+  const words = state.model.messages;
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
   const top = order.slice(0, 3).map((i) => ({ label: labels[i], probability: probs[i] }));
   const advice = "Take another photo of a single leaf, in daylight, filling most of the frame.";
@@ -65,11 +71,24 @@ function decide(probs, problems) {
     const what = problems.map((p) => p.message).join("; ");
     return { top, abstained: true, reason: "poor_photo", message: `Not a usable photo: ${what}.` };
   }
-  if (probs[order[0]] < state.model.min_confidence) {
+  let threshold = state.model.min_confidence;
+  const field = state.checks && state.checks.field;
+  if (reading && field && reading.fieldScore > field.threshold) {
+    if (!reading.fieldLike) return { top, abstained: true, reason: "not_a_leaf", message: words.not_a_leaf };
+    const crop = cropOf(labels[order[0]]);
+    if (!field.learnt || !field.learnt.crops.includes(crop)) {
+      const message = (field.learnt && words.lab_only[crop]) || words.unlike_training;
+      return { top, abstained: true, reason: "unlike_training", message };
+    }
+    threshold = field.learnt.min_confidence; // a field photo of a crop learnt in the field
+  } else if (reading && !field && reading.notALeafScore > state.checks.ood.threshold) {
+    return { top, abstained: true, reason: "not_a_leaf", message: words.not_a_leaf };
+  }
+  if (probs[order[0]] < threshold) {
     const names = hesitation(order, probs).map((i) => labels[i]);
-    // Sure enough for the server, not for this page: it cannot check that the photo is like the ones it learnt from.
+    // Without the checks: sure enough for the server, not for this page, which cannot check the photo.
     const offline =
-      probs[order[0]] >= state.model.server_min_confidence
+      !state.checks && probs[order[0]] >= state.model.server_min_confidence
         ? " Here, with no connection, leafdoc answers only when it is very sure, as it cannot check that the photo" +
           " is like the ones it learnt from: send it with a connection for a full answer."
         : "";
@@ -117,6 +136,8 @@ async function start() {
   const why = unsupported(state.model.input);
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
   const bytes = await (await fetch(state.model.model)).arrayBuffer();
+  if (state.model.checks) state.checks = readChecks(await (await fetch(state.model.checks)).arrayBuffer());
+  else document.getElementById("checks-note").hidden = false;
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   const size = state.model.input.size;
   const inputName = session.inputNames[0];
@@ -126,11 +147,17 @@ async function start() {
     const photo = await prepare(blob, state.model.input);
     const prepared = performance.now();
     const x = new ort.Tensor("float32", Float32Array.from(photo.square.data), [1, size, size, 3]);
-    const out = await session.run({ [inputName]: x }, ["probabilities"]);
+    const out = await session.run({ [inputName]: x }, state.checks ? ["probabilities", "features"] : ["probabilities"]);
     const probs = Array.from(out.probabilities.data);
-    const ms = performance.now() - t0;
-    const decision = decide(probs, photo.problems);
-    return { ...decision, probabilities: probs, ms, modelMs: ms - (prepared - t0), problems: photo.problems.map((p) => p.code), framed: photo.framed, light: photo.light };
+    const ran = performance.now();
+    const reading = state.checks && !photo.problems.length ? readPhoto(state.checks, out.features.data, probs, photo.square) : null;
+    const done = performance.now();
+    const decision = decide(probs, photo.problems, reading);
+    const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
+    return {
+      ...decision, probabilities: probs, scores, ms: done - t0, modelMs: ran - prepared, checksMs: done - ran,
+      problems: photo.problems.map((p) => p.code), framed: photo.framed, light: photo.light,
+    };
   };
   input.disabled = false;
   state.ready = true;

@@ -6,6 +6,7 @@ const SHELL = [
   "./",
   "app.js",
   "prepare.js",
+  "checks.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",
@@ -15,14 +16,15 @@ const SHELL = [
   "ort/ort-wasm-simd-threaded.wasm",
 ];
 
-// Keep the model a description names (and the description), and let go of any other version's model.
+// Keep the model a description names, its checks and the description, and let go of any other version's files.
 async function keepModel(cache, response) {
   const description = await response.clone().json();
-  const wanted = new URL(description.model, location.href).href;
-  if (!(await cache.match(wanted))) await cache.add(wanted);
+  const wanted = [description.model, description.checks].filter(Boolean).map((f) => new URL(f, location.href).href);
+  for (const url of wanted) if (!(await cache.match(url))) await cache.add(url);
   await cache.put("model.json", response);
   for (const request of await cache.keys()) {
-    if (request.url.endsWith("/model.onnx") && request.url !== wanted) await cache.delete(request);
+    const versioned = request.url.endsWith("/model.onnx") || request.url.endsWith("/checks.bin");
+    if (versioned && !wanted.includes(request.url)) await cache.delete(request);
   }
 }
 

@@ -1,0 +1,86 @@
+"""What the offline page needs to run the server's not-a-leaf and unlike-training checks in the browser
+(static/checks.js): the fitted arrays of ood.npz and the card's weights and thresholds, in one small binary file.
+
+Layout of checks.bin: b"LDCK", the header's length (little-endian u32), the header (JSON: `card`, the card's numbers
+the page reads; `arrays`, each array's dtype, shape and offset), then the arrays, little-endian, each at a multiple of
+4 bytes. The big whitening matrix stays in half precision when ood.npz holds it so (3.3 MB for the starter's 1,280
+features); the rest is float32.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from leafdoc.inference.abstain import NOT_A_LEAF, UNLIKE_TRAINING
+from leafdoc.inference.fieldcrops import crop_of, lab_only_message, learnt_crops
+from leafdoc.modelfolder import OOD_FILE
+
+MAGIC = b"LDCK"
+ARRAYS = ("feat_mean", "feat_whiten", "class_means_w", "colour_mean", "colour_whiten", "centre", "spread")
+
+
+def available(predictor) -> bool:
+    """Whether the page can run the serving model's checks: it has a not-a-leaf check, and its model gives features."""
+    return predictor.ood is not None and "features" in predictor.output_names
+
+
+def card_numbers(predictor) -> dict:
+    """The card's weights and thresholds the page applies (the `field` section only in a format the server applies)."""
+    card = predictor.card
+    out = {"ood": {"weights": [float(w) for w in card.ood["weights"]], "threshold": float(card.ood["threshold"])}}
+    if predictor.field is not None:
+        f = card.field
+        field = {
+            "weights": [float(w) for w in f["weights"]],
+            "centre": [float(c) for c in f["centre"]],
+            "spread": [float(s) for s in f["spread"]],
+            "threshold": float(f["threshold"]),
+            "leafy_share": float(predictor.field.leafy_share),
+            "reason": None,
+            "learnt": None,
+        }
+        if predictor.field.reason_weights is not None:
+            field["reason"] = {"weights": predictor.field.reason_weights.tolist(), "bias": predictor.field.reason_bias}
+        if predictor.field.scene is not None:
+            field["scene_bias"] = float(predictor.field.scene["bias"])
+        learnt = (f.get("learnt") or {}) if learnt_crops(f) else {}
+        if learnt.get("min_confidence") is not None:
+            field["learnt"] = {"crops": learnt_crops(f), "min_confidence": float(learnt["min_confidence"])}
+        out["field"] = field
+    return out
+
+
+def messages(predictor) -> dict:
+    """The words of each refusal, in English (the page's language): not a leaf, unlike training, and for a field photo
+    of a crop known from lab photos only, that crop's own message."""
+    learnt = learnt_crops(predictor.card.field)
+    lab_only = {}
+    if learnt:
+        for crop in sorted({crop_of(label) for label in predictor.labels} - set(learnt)):
+            lab_only[crop] = lab_only_message(f"{crop}___", learnt)
+    return {"not_a_leaf": str(NOT_A_LEAF), "unlike_training": str(UNLIKE_TRAINING), "lab_only": lab_only}
+
+
+def build(predictor) -> bytes:
+    """checks.bin for the serving model (`available(predictor)` must hold)."""
+    with np.load(predictor.model_dir / OOD_FILE) as z:
+        arrays = {name: z[name] for name in ARRAYS}
+    if predictor.field is not None and predictor.field.scene is not None:
+        arrays["scene_weights"] = predictor.field.scene["weights"]
+    header, chunks, offset = {}, [], 0
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a, dtype="<f2" if a.dtype == np.float16 else "<f4")
+        data = a.tobytes()
+        data += b"\0" * (-len(data) % 4)
+        header[name] = {
+            "dtype": "float16" if a.dtype == np.float16 else "float32",
+            "shape": list(a.shape),
+            "offset": offset,
+        }
+        chunks.append(data)
+        offset += len(data)
+    head = json.dumps({"card": card_numbers(predictor), "arrays": header}).encode()
+    head += b" " * (-(len(head) + 8) % 4)
+    return MAGIC + len(head).to_bytes(4, "little") + head + b"".join(chunks)

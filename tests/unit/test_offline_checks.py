@@ -1,0 +1,136 @@
+"""The offline page's not-a-leaf and unlike-training checks (src/leafdoc/offline/static/checks.js), run in Node against
+the server's (inference/ood.py, field.py) on the starter's own numbers (checks.bin, as /app sends it): OpenCV's HSV,
+area resize and Canny to the pixel, the photo measures, the two scores and the refused photo's kind. Photos: the
+shared lab, field and flower photos, and drawn ones. Skipped without node (the browser test covers the page)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+from tests.conftest import REPO, SHARED
+
+from leafdoc.inference.field import photo_features
+from leafdoc.inference.ood import colour_features
+from leafdoc.offline import checks
+from leafdoc.offline.routes import STATIC
+
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+RING = 96 * 96 - 72 * 72  # pixels of the border ring the busy and clutter measures read
+
+SCRIPT = r"""
+const m = await import(process.argv[1]);
+const fs = await import("fs");
+const bin = fs.readFileSync(process.argv[2]);
+const checks = m.readChecks(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length));
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const out = [];
+for (const c of JSON.parse(text)) {
+  const img = { w: c.w, h: c.w, data: new Uint8Array(Buffer.from(c.data, "base64")) };
+  const small = m.resizeArea(img, 96);
+  const r = m.readPhoto(checks, Float32Array.from(c.features), c.probs, img);
+  out.push({ hsv: Buffer.from(m.hsv(img)).toString("base64"), small: Buffer.from(small.data).toString("base64"),
+             canny: Buffer.from(m.canny(small, 50, 150)).toString("base64"), colour: Array.from(m.colourFeatures(img)),
+             photo: m.photoFeatures(img), score: r.notALeafScore, field: r.fieldScore, fieldLike: r.fieldLike });
+}
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def starter():
+    from leafdoc.inference.predictor import Predictor
+
+    return Predictor(REPO / "models" / "starter")
+
+
+def drawn(seed: int) -> np.ndarray:
+    """Photos the shared sets lack: noise, stripes (strong edges in one channel), flat colour, a leaf on a sheet."""
+    rng = np.random.default_rng(seed)
+    kind = seed % 4
+    if kind == 0:
+        return rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    if kind == 1:
+        x = np.zeros((160, 160, 3), np.uint8)
+        x[:, ::7, rng.integers(3)] = 255
+        return x
+    if kind == 2:
+        return np.full((160, 160, 3), rng.integers(0, 256, 3), np.uint8)
+    x = np.full((160, 160, 3), (228, 226, 220), np.uint8)
+    cv2.ellipse(x, (80, 80), (60, 35), int(rng.integers(180)), 0, 360, (60, 130, 50), -1)
+    return np.clip(x + rng.normal(0, 4, x.shape), 0, 255).astype(np.uint8)
+
+
+def photos(starter) -> list[tuple[str, np.ndarray]]:
+    shared = []
+    for folder, step in (("plantvillage", 300), ("field-mixed", 25), ("field-corn", 15), ("flowers", 60)):
+        shared += sorted(p for p in (SHARED / folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[
+            ::step
+        ]
+    if len(shared) < 30:
+        pytest.skip(f"shared datasets not found at {SHARED}")
+    return [(f.name, starter.load(f).x) for f in shared] + [(f"drawn {i}", drawn(i)) for i in range(8)]
+
+
+def test_the_page_reads_each_photo_as_the_server_does(starter, tmp_path):
+    bin_path = tmp_path / "checks.bin"
+    bin_path.write_bytes(checks.build(starter))
+    cases, expected = [], []
+    for name, x in photos(starter):
+        out = {k: v[0] for k, v in starter.predict_arrays(x[None], ["probabilities", "features"]).items()}
+        score, field, like = starter.field_reading(out, type("Photo", (), {"x": x})())
+        small = cv2.resize(x, (96, 96), interpolation=cv2.INTER_AREA)
+        cases.append(
+            {
+                "w": x.shape[1],
+                "data": base64.b64encode(x.tobytes()).decode(),
+                "features": out["features"].tolist(),
+                "probs": out["probabilities"].tolist(),
+            }
+        )
+        expected.append((name, x, small, score, field, like))
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "checks.js"), str(bin_path)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    results = json.loads(done.stdout)
+    kinds = {"refused, a field photo": 0, "refused, no leaf": 0, "passed": 0}
+    for (name, x, small, score, field, like), r in zip(expected, results, strict=True):
+        js_hsv = np.frombuffer(base64.b64decode(r["hsv"]), np.uint8).reshape(x.shape)
+        assert np.array_equal(js_hsv, cv2.cvtColor(x, cv2.COLOR_RGB2HSV)), name
+        js_small = np.frombuffer(base64.b64decode(r["small"]), np.uint8).reshape(small.shape)
+        assert np.array_equal(js_small, small), (name, np.abs(js_small.astype(int) - small).max())
+        js_edges = np.frombuffer(base64.b64decode(r["canny"]), np.uint8).reshape(96, 96)
+        assert np.array_equal(js_edges > 0, cv2.Canny(small, 50, 150) > 0), name
+        assert np.allclose(r["colour"], colour_features(x[None])[0], atol=1e-6), name
+        # OpenCV's float box blur sums in another order: a pixel's "smooth" can flip at the threshold (1/4032 each)
+        assert np.allclose(r["photo"], photo_features(x[None])[0], atol=1.5 / RING), (name, r["photo"])
+        assert r["score"] == pytest.approx(score, abs=1e-3), name
+        assert r["field"] == pytest.approx(field, abs=5e-3), name
+        assert r["fieldLike"] == like, name
+        refused = field > starter.field.threshold
+        kinds["passed" if not refused else "refused, a field photo" if like else "refused, no leaf"] += 1
+    # the photos reach every branch of the decision, so each is compared where it matters
+    assert min(kinds.values()) >= 3, kinds
+
+
+def test_a_file_that_is_not_checks_bin_is_refused(tmp_path):
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "checks.js"), str(STATIC / "icon-192.png")],
+        input="[]",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "not a leafdoc checks file" in done.stderr
