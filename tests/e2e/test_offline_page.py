@@ -107,6 +107,12 @@ KEPT_BYTES = """async () => {
 }"""
 
 
+def wire_bytes(url: str) -> int:
+    """The bytes a browser downloads for `url` (asking for gzip, as browsers do)."""
+    with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as r:
+        return sum(len(chunk) for chunk in r.iter_raw())
+
+
 def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, photos, browser):
     from tests.live_server import start_server
 
@@ -128,6 +134,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         assert state["offline"], "the service worker did not install"
         page.wait_for_function("() => navigator.serviceWorker.controller !== null")
         kept = page.evaluate(KEPT_BYTES)
+        sent = sum(wire_bytes(f"{server.base}{path}") for path in kept)  # what the visit costs, gzip and all
     finally:
         server.stop()  # the network cut: nothing answers at the server's address any more
     context.set_offline(True)
@@ -175,7 +182,8 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         f"in-browser ms per photo (decode, prepare, model; {state['threads']} threads): median "
         f"{statistics.median(times):.0f}, mean {statistics.mean(times):.0f}, first {times[0]:.0f}, "
         f"max {max(times):.0f}; the model alone: median {statistics.median(model_times):.0f}\n"
-        f"download kept for offline use: {sum(kept.values()) / 1e6:.1f} MB "
+        f"downloaded {sent / 1e6:.1f} MB (gzipped where it helps), kept for offline use: "
+        f"{sum(kept.values()) / 1e6:.1f} MB "
         + ", ".join(f"{Path(k).name} {v / 1e6:.2f} MB" for k, v in sorted(kept.items(), key=lambda kv: -kv[1])[:3])
         + f"\nframed (server, page) {framed}; light corrected {lit}; not sure {abstained}; largest gap in the top "
         f"label's probability {gap:.2g}\n"
