@@ -2,7 +2,7 @@
 visit to a throw-away `leafdoc serve` of the starter model, with the server stopped and the browser offline: two
 example leaves, the guide's blurred leaf and its photo of no leaf at all, diagnosed or refused in the browser.
 
-    .venv/bin/python scripts/offline_screenshot.py
+    .venv/bin/python scripts/offline_screenshot.py [--lang hi]   (in that language: offline-phone-hi.png)
 """
 
 from __future__ import annotations
@@ -28,11 +28,17 @@ OUT = REPO / "docs" / "screenshots" / "offline-phone.png"
 
 
 def main() -> None:
+    lang = sys.argv[sys.argv.index("--lang") + 1] if "--lang" in sys.argv else None
+    out = OUT.with_name(f"offline-phone-{lang}.png") if lang else OUT
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         server = start_server(Path(tmp), REPO / "models" / "starter")
         browser = launch(p)
         context = browser.new_context(
-            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+            has_touch=True,
+            device_scale_factor=2,
+            locale=lang or "en-US",
         )
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -47,9 +53,9 @@ def main() -> None:
         page.wait_for_function("() => window.leafdoc && (window.leafdoc.ready || window.leafdoc.error)")
         page.set_input_files("#photo", [str(f) for f in PHOTOS])
         page.wait_for_function(f"() => leafdoc.results.length >= {len(PHOTOS)}")
-        page.screenshot(path=str(OUT))
+        page.screenshot(path=str(out))
         browser.close()
-    print(OUT)
+    print(out)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,14 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         for f, (r, a) in zip(everything, pairs, strict=True)
     ]
     decisions_differ = [d for d in decided if d[1] != d[2]]
+    # ... and a refusal in the server's words, how to tell its look-alikes apart and all (where the page hesitates
+    # between the same labels: a large photo the browser decodes whole can swap a second and third guess)
+    same_refusals = [
+        (f.name, r["message"], a["message"])
+        for f, (r, a) in zip(everything, pairs, strict=True)
+        if r["abstained"] and a["abstained"] and r["reason"] == a["reason"] and r["candidates"] == a["candidates"]
+    ]
+    words_differ = [w for w in same_refusals if w[1] != w[2]]
     reasons = ("not_a_leaf", "unlike_training", "unsure", "poor_photo")
     kinds = collections.Counter(t if t in reasons else "answered" for _, _, t in decided[len(photos) :])
     check_times = [r["checksMs"] for r in results + results_others if r.get("checksMs") is not None]
@@ -190,10 +198,12 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         f"decisions as the server's on {len(decided) - len(decisions_differ)}/{len(decided)} photos "
         f"({len(photos)} lab, {len(others)} flowers and field photos: the server's {dict(kinds)}); "
         f"differ: {decisions_differ}; "
-        f"the checks in the browser: median {statistics.median(check_times):.0f} ms"
+        f"the checks in the browser: median {statistics.median(check_times):.0f} ms; refusals in the server's words: "
+        f"{len(same_refusals) - len(words_differ)}/{len(same_refusals)}"
     )
     assert agreement >= AGREEMENT, differ
     assert 1 - len(decisions_differ) / len(decided) >= AGREEMENT, decisions_differ
+    assert len(same_refusals) >= 40 and not words_differ, words_differ[:3]
     # Most flowers and field photos are refused, by the checks the page now runs (not a leaf), and by the stricter
     # threshold for field photos of the crops learnt in the field, which only the unlike-training check sets.
     assert kinds["not_a_leaf"] >= 20 and kinds["unsure"] + kinds["unlike_training"] >= 10, kinds

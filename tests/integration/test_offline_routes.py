@@ -82,7 +82,10 @@ def test_the_model_it_runs_is_the_serving_one_with_its_checks(client, tiny_model
     # the page runs the not-a-leaf check itself, so it answers at the server's own threshold
     assert described["checks"] == f"model/{version}/checks.bin"
     assert described["min_confidence"] == described["server_min_confidence"]
-    assert "plain background" in described["messages"]["not_a_leaf"]
+    # the page's words in every language leafdoc speaks, the server's own messages among them
+    assert set(described["texts"]) == {"en", "es", "fr", "hi"}
+    assert "plain background" in described["texts"]["en"]["templates"]["not_a_leaf"]
+    assert described["texts"]["es"]["page"]["language"] == "Idioma"
     checks = client.get(f"/app/{described['checks']}")
     assert checks.status_code == 200 and len(checks.content) == described["checks_bytes"]
     card, arrays = read_checks(checks.content)

@@ -29,6 +29,22 @@ ONE_COLOUR_SHARE = 0.9  # share of pixels in the most common coarse colour (8 le
 MEASURE_PX = 256
 
 
+NO_PIXELS = N_("the image has no pixels")
+TOO_SMALL = N_("the photo is too small ({w}x{h} pixels): send one at least {min_side} pixels on its short side")
+TOO_DARK = N_("the photo is too dark: take it in daylight, or uncover the lens")
+TOO_BRIGHT = N_("the photo is over-exposed (almost white): avoid direct sun or flash")
+ONE_COLOUR = N_("the photo is almost all one colour, with no leaf to see")
+BLURRED = N_("the photo is blurred: hold the camera still and focus on the leaf")
+# Each problem's words by its code (the offline page says them in its own language: offline/texts.py).
+PROBLEM_WORDS = {
+    "too_small": TOO_SMALL,
+    "too_dark": TOO_DARK,
+    "too_bright": TOO_BRIGHT,
+    "one_colour": ONE_COLOUR,
+    "blurred": BLURRED,
+}
+
+
 @dataclass(frozen=True)
 class PhotoProblem:
     code: str  # too_small | too_dark | too_bright | blurred | one_colour
@@ -49,19 +65,11 @@ def check_photo(
     `own_size` is the photo's size as sent when `img` was decoded at a reduced scale (photos.open_photo)."""
     w, h = own_size or img.size
     if w == 0 or h == 0:
-        return [_problem("too_small", N_("the image has no pixels"))]
+        return [_problem("too_small", NO_PIXELS)]
     problems = []
     min_side = min(MIN_SIDE, model_size) if model_size else MIN_SIDE
     if min(w, h) < min_side:
-        problems.append(
-            _problem(
-                "too_small",
-                N_("the photo is too small ({w}x{h} pixels): send one at least {min_side} pixels on its short side"),
-                w=w,
-                h=h,
-                min_side=min_side,
-            )
-        )
+        problems.append(_problem("too_small", TOO_SMALL, w=w, h=h, min_side=min_side))
     # Every figure below is the one the checks always measured (issue 57 made them cheaper, not different): the
     # thumbnail is made only when the photo is larger than it, and the grey levels' 95th percentile and mean and the
     # one-colour share come from Pillow's histograms of the image (no copy of its pixels into NumPy).
@@ -75,16 +83,14 @@ def check_photo(
     hist = np.array(grey.histogram(), np.int64)
     mean = float(hist @ np.arange(256)) / (grey.width * grey.height)
     if hist_quantile(hist, 0.95) < DARK_P95:
-        problems.append(_problem("too_dark", N_("the photo is too dark: take it in daylight, or uncover the lens")))
+        problems.append(_problem("too_dark", TOO_DARK))
     elif mean > BRIGHT_MEAN:
-        problems.append(
-            _problem("too_bright", N_("the photo is over-exposed (almost white): avoid direct sun or flash"))
-        )
+        problems.append(_problem("too_bright", TOO_BRIGHT))
     one_colour = _one_colour(small)
     if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
-        problems.append(_problem("one_colour", N_("the photo is almost all one colour, with no leaf to see")))
+        problems.append(_problem("one_colour", ONE_COLOUR))
     if not one_colour and _laplacian_var(np.asarray(grey)) < BLUR_LAPLACIAN_VAR:
-        problems.append(_problem("blurred", N_("the photo is blurred: hold the camera still and focus on the leaf")))
+        problems.append(_problem("blurred", BLURRED))
     return problems
 
 

@@ -13,8 +13,7 @@ import json
 
 import numpy as np
 
-from leafdoc.inference.abstain import NOT_A_LEAF, UNLIKE_TRAINING
-from leafdoc.inference.fieldcrops import crop_of, lab_only_message, learnt_crops
+from leafdoc.inference.fieldcrops import learnt_crops
 from leafdoc.modelfolder import OOD_FILE
 
 MAGIC = b"LDCK"
@@ -50,17 +49,6 @@ def card_numbers(predictor) -> dict:
             field["learnt"] = {"crops": learnt_crops(f), "min_confidence": float(learnt["min_confidence"])}
         out["field"] = field
     return out
-
-
-def messages(predictor) -> dict:
-    """The words of each refusal, in English (the page's language): not a leaf, unlike training, and for a field photo
-    of a crop known from lab photos only, that crop's own message."""
-    learnt = learnt_crops(predictor.card.field)
-    lab_only = {}
-    if learnt:
-        for crop in sorted({crop_of(label) for label in predictor.labels} - set(learnt)):
-            lab_only[crop] = lab_only_message(f"{crop}___", learnt)
-    return {"not_a_leaf": str(NOT_A_LEAF), "unlike_training": str(UNLIKE_TRAINING), "lab_only": lab_only}
 
 
 def build(predictor) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.offline import checks
+from leafdoc.offline.texts import all_texts
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
@@ -25,6 +27,7 @@ PAGE_FILES = {
     "": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
     "checks.js": ("checks.js", "text/javascript; charset=utf-8"),
+    "words.js": ("words.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
@@ -133,11 +136,6 @@ def model_description(loaded) -> dict:
     """What the page needs to prepare a photo and read the model's answer, from the serving model's card."""
     p = loaded.predictor
     runs_checks = checks.available(p)
-    entries = {}
-    for label in p.labels:
-        entry = loaded.knowledge.get(label)
-        if entry is not None:
-            entries[label] = {"title": entry.title, "summary": entry.summary, "healthy": entry.healthy}
     return {
         "version": loaded.version,
         "model": f"model/{loaded.version}/model.onnx",
@@ -154,10 +152,10 @@ def model_description(loaded) -> dict:
         # threshold for every photo
         "checks": f"model/{loaded.version}/checks.bin" if runs_checks else None,
         "checks_bytes": len(_checks_file(loaded)) if runs_checks else None,
-        "messages": checks.messages(p),
         "min_confidence": min_confidence(p.card) if runs_checks else offline_min_confidence(p.card),
         "server_min_confidence": min_confidence(p.card),
-        "advice": entries,
+        # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
+        "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
     }
 
 
@@ -171,9 +169,22 @@ async def app_root() -> Response:
 
 @router.get(APP_PATH + "/model.json")
 async def model_json(request: Request) -> Response:
-    holder = request.app.state.leafdoc.holder
-    loaded = holder.current(wait=False)
-    return _with_headers(JSONResponse(model_description(loaded)))
+    """The serving model's description; asked for at every visit with a connection (180 kB, 40 kB gzipped: the
+    words of four languages), so made once per version, gzipped once."""
+    loaded = request.app.state.leafdoc.holder.current(wait=False)
+    body = await run_in_threadpool(
+        _once_per_version,
+        loaded,
+        "model.json",
+        lambda: json.dumps(model_description(loaded), ensure_ascii=False).encode(),
+    )
+    headers = {"Vary": "Accept-Encoding"}
+    if accepts_gzip(request):
+        body = await run_in_threadpool(
+            _once_per_version, loaded, "model.json.gz", lambda: gzip.compress(body, 6, mtime=0)
+        )
+        headers["Content-Encoding"] = "gzip"
+    return _with_headers(Response(body, media_type="application/json", headers=headers))
 
 
 @router.get(APP_PATH + "/model/{version}/model.onnx")
@@ -187,17 +198,22 @@ async def model_file(request: Request, version: int) -> Response:
     return _with_headers(FileResponse(path, media_type="application/octet-stream"), "no-cache")
 
 
-_CHECKS: dict[tuple[str, int], bytes] = {}
+_BUILT: dict[tuple[str, str, int], bytes] = {}
+
+
+def _once_per_version(loaded, name: str, make) -> bytes:
+    """`make()` for a serving version, made once (the last two versions' kept: a promotion is a new version)."""
+    key = (name, str(loaded.predictor.model_dir), loaded.version)
+    if key not in _BUILT:
+        mine = [k for k in _BUILT if k[0] == name]
+        for old in mine[: max(0, len(mine) - 1)]:
+            del _BUILT[old]
+        _BUILT[key] = make()
+    return _BUILT[key]
 
 
 def _checks_file(loaded) -> bytes:
-    """checks.bin of a serving version, built once (the last two versions kept: a promotion is a new version)."""
-    key = (str(loaded.predictor.model_dir), loaded.version)
-    if key not in _CHECKS:
-        while len(_CHECKS) >= 2:
-            _CHECKS.pop(next(iter(_CHECKS)))
-        _CHECKS[key] = checks.build(loaded.predictor)
-    return _CHECKS[key]
+    return _once_per_version(loaded, "checks.bin", lambda: checks.build(loaded.predictor))
 
 
 @router.get(APP_PATH + "/model/{version}/checks.bin")

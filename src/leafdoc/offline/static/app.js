@@ -1,13 +1,17 @@
 // The offline page: the serving model in ONNX Runtime Web (WebAssembly), a photo prepared as the server prepares it
-// (prepare.js), the answer with the checks that can run here. `window.leafdoc` is what the browser test reads.
+// (prepare.js), the server's checks (checks.js) and decision, said in the grower's language (words.js, with the texts
+// model.json carries). `window.leafdoc` is what the browser test reads.
 import { prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
+import { fill, preferred, refusal, title } from "./words.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
 const list = document.getElementById("answers");
-const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null };
+const picker = document.getElementById("lang");
+const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en" };
 window.leafdoc = state;
+const LANG_KEY = "leafdoc-offline-lang";
 
 function say(text, missing = false) {
   statusLine.textContent = text;
@@ -30,20 +34,8 @@ async function loadRuntime() {
   }
 }
 
-function pretty(label) {
-  return label.split("___").map((p) => p.replaceAll("_", " ").trim()).filter(Boolean).join(" — ");
-}
-
-function title(label) {
-  const entry = state.model.advice[label];
-  return entry ? entry.title : pretty(label);
-}
-
-function couldBe(labels) {
-  const names = labels.map(title);
-  if (names.length === 1) return `It could be ${names[0]}.`;
-  return `It could be ${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}.`;
-}
+const texts = () => state.model.texts[state.lang];
+const cropOf = (label) => label.split("___")[0];
 
 // abstain.hesitation: the 2-3 most likely labels, as many as cover 90% of the probability.
 function hesitation(order, probs) {
@@ -57,72 +49,117 @@ function hesitation(order, probs) {
   return picked;
 }
 
-const cropOf = (label) => label.split("___")[0];
-
 // abstain.decide, without crop first: the photo's problems, then (with the checks) whether it is a leaf like the
-// training photos or a field photo of a crop learnt in the field (its own threshold), then the model's doubt.
+// training photos or a field photo of a crop learnt in the field (its own threshold), then the model's doubt. What
+// it decides, not words: those are said in the page's language when shown (words.js).
 function decide(probs, problems, reading) {
   const labels = state.model.labels;
-  const words = state.model.messages;
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
   const top = order.slice(0, 3).map((i) => ({ label: labels[i], probability: probs[i] }));
-  const advice = "Take another photo of a single leaf, in daylight, filling most of the frame.";
-  if (problems.length) {
-    const what = problems.map((p) => p.message).join("; ");
-    return { top, abstained: true, reason: "poor_photo", message: `Not a usable photo: ${what}.` };
-  }
+  const refuse = (reason, more = {}) => ({ top, abstained: true, reason, candidates: [], problems, ...more });
+  if (problems.length) return refuse("poor_photo");
   let threshold = state.model.min_confidence;
   const field = state.checks && state.checks.field;
   if (reading && field && reading.fieldScore > field.threshold) {
-    if (!reading.fieldLike) return { top, abstained: true, reason: "not_a_leaf", message: words.not_a_leaf };
+    if (!reading.fieldLike) return refuse("not_a_leaf");
     const crop = cropOf(labels[order[0]]);
-    if (!field.learnt || !field.learnt.crops.includes(crop)) {
-      const message = (field.learnt && words.lab_only[crop]) || words.unlike_training;
-      return { top, abstained: true, reason: "unlike_training", message };
-    }
+    if (!field.learnt || !field.learnt.crops.includes(crop)) return refuse("unlike_training", { crop });
     threshold = field.learnt.min_confidence; // a field photo of a crop learnt in the field
   } else if (reading && !field && reading.notALeafScore > state.checks.ood.threshold) {
-    return { top, abstained: true, reason: "not_a_leaf", message: words.not_a_leaf };
+    return refuse("not_a_leaf");
   }
   if (probs[order[0]] < threshold) {
-    const names = hesitation(order, probs).map((i) => labels[i]);
+    const candidates = hesitation(order, probs).map((i) => labels[i]);
     // Without the checks: sure enough for the server, not for this page, which cannot check the photo.
-    const offline =
-      !state.checks && probs[order[0]] >= state.model.server_min_confidence
-        ? " Here, with no connection, leafdoc answers only when it is very sure, as it cannot check that the photo" +
-          " is like the ones it learnt from: send it with a connection for a full answer."
-        : "";
-    return { top, abstained: true, reason: "unsure", message: `Not sure which disease this is. ${couldBe(names)} ${advice}${offline}` };
+    const strict = !state.checks && probs[order[0]] >= state.model.server_min_confidence;
+    return refuse("unsure", { candidates, strict });
   }
-  return { top, abstained: false, reason: null, message: null };
+  return { top, abstained: false, reason: null, candidates: [], problems: [] };
 }
 
-function show(file, r) {
-  const li = document.createElement("li");
+function render(item) {
+  const t = texts();
+  const { r } = item;
+  item.li.replaceChildren();
   const img = document.createElement("img");
   img.alt = "";
-  img.src = URL.createObjectURL(file);
+  img.src = item.url;
   const text = document.createElement("div");
   const verdict = document.createElement("p");
   const detail = document.createElement("p");
   detail.className = "detail";
-  if (r.abstained) {
+  if (item.error) {
     verdict.className = "verdict unsure";
-    verdict.textContent = "Not sure";
-    detail.textContent = r.message;
+    verdict.textContent = fill(t.page.cannot_read, { file: item.file, error: item.error });
+  } else if (r.abstained) {
+    verdict.className = "verdict unsure";
+    verdict.textContent = t.page.not_sure;
+    detail.textContent = refusal(t, r);
   } else {
     const label = r.top[0].label;
-    const entry = state.model.advice[label];
+    const entry = t.advice[label];
     verdict.className = `verdict ${entry && entry.healthy ? "healthy" : "sick"}`;
-    verdict.textContent = `${title(label)} (${Math.round(r.top[0].probability * 100)}% sure)`;
+    verdict.textContent = `${title(t, label)} (${fill(t.page.sure, { percent: Math.round(r.top[0].probability * 100) })})`;
     detail.textContent = entry ? entry.summary : "";
+    if (entry && entry.unreviewed) {
+      const note = document.createElement("small");
+      note.className = "unreviewed";
+      note.textContent = ` ⚠ ${t.page.unreviewed}`;
+      detail.append(note);
+    }
   }
-  const time = document.createElement("p");
-  time.className = "detail";
-  time.textContent = `${file.name} · ${Math.round(r.ms)} ms on this device`;
-  text.append(verdict, detail, time);
-  li.append(img, text);
-  list.prepend(li);
+  text.append(verdict, detail);
+  if (!item.error) {
+    const time = document.createElement("p");
+    time.className = "detail";
+    time.textContent = fill(t.page.on_device, { file: item.file, ms: Math.round(r.ms) });
+    text.append(time);
+  }
+  item.li.append(img, text);
+}
+
+// The page's own lines in the chosen language, and every answer shown said again in it.
+function speak() {
+  const t = texts();
+  document.documentElement.lang = state.lang;
+  for (const el of document.querySelectorAll("[data-text]")) el.textContent = t.page[el.dataset.text];
+  picker.setAttribute("aria-label", t.page.language);
+  if (state.ready) {
+    const offline = fill(t.page.ready_offline, { n: state.model.labels.length, version: state.model.version });
+    say(state.offline ? offline : t.page.ready_online);
+  }
+  for (const item of state.shown || []) render(item);
+  for (const result of state.results) if (!result.error) result.message = result.abstained ? refusal(t, result) : null;
+}
+
+function chooseLanguage() {
+  const available = Object.keys(state.model.texts);
+  picker.replaceChildren(
+    ...available.map((code) => {
+      const option = document.createElement("option");
+      option.value = code;
+      option.textContent = state.model.texts[code].name;
+      return option;
+    }),
+  );
+  let kept = null;
+  try {
+    kept = localStorage.getItem(LANG_KEY);
+  } catch (e) {
+    // storage refused (private mode): the browser's languages decide
+  }
+  state.lang = available.includes(kept) ? kept : preferred(available, navigator.languages || [navigator.language]);
+  picker.value = state.lang;
+  picker.hidden = false;
+  picker.addEventListener("change", () => {
+    state.lang = picker.value;
+    try {
+      localStorage.setItem(LANG_KEY, state.lang);
+    } catch (e) {
+      // not kept: the choice holds while the page is open
+    }
+    speak();
+  });
 }
 
 async function start() {
@@ -133,6 +170,8 @@ async function start() {
   ort.env.wasm.proxy = false;
   state.threads = ort.env.wasm.numThreads;
   state.model = await (await fetch("model.json")).json();
+  chooseLanguage();
+  speak();
   const why = unsupported(state.model.input);
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
   const bytes = await (await fetch(state.model.model)).arrayBuffer();
@@ -155,29 +194,29 @@ async function start() {
     const decision = decide(probs, photo.problems, reading);
     const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
     return {
-      ...decision, probabilities: probs, scores, ms: done - t0, modelMs: ran - prepared, checksMs: done - ran,
-      problems: photo.problems.map((p) => p.code), framed: photo.framed, light: photo.light,
+      ...decision, message: decision.abstained ? refusal(texts(), decision) : null, probabilities: probs, scores,
+      ms: done - t0, modelMs: ran - prepared, checksMs: done - ran, framed: photo.framed, light: photo.light,
     };
   };
   input.disabled = false;
   state.ready = true;
-  say(
-    offline
-      ? `Ready, also with no connection: ${state.model.labels.length} conditions of leaves (model version ${state.model.version}).`
-      : "Ready while this page stays open (this browser cannot keep it for offline use).",
-  );
+  speak();
 }
 
 input.addEventListener("change", async () => {
+  state.shown = state.shown || [];
   for (const file of Array.from(input.files)) {
+    const item = { file: file.name, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
-      const r = await state.diagnose(file);
-      state.results.push({ file: file.name, ...r });
-      show(file, r);
+      item.r = await state.diagnose(file);
+      state.results.push({ file: file.name, ...item.r });
     } catch (e) {
-      state.results.push({ file: file.name, error: String(e.message || e) });
-      say(`${file.name}: this photo cannot be read here (${e.message || e}).`, true);
+      item.error = String(e.message || e);
+      state.results.push({ file: file.name, error: item.error });
     }
+    state.shown.push(item);
+    render(item);
+    list.prepend(item.li);
   }
   input.value = "";
 });

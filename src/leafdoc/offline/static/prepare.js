@@ -608,7 +608,7 @@ export function checkPhoto(img, modelSize, ownSize) {
   const [w, h] = ownSize || [img.w, img.h];
   const problems = [];
   const minSide = modelSize ? Math.min(MIN_SIDE, modelSize) : MIN_SIDE;
-  if (Math.min(w, h) < minSide) problems.push({ code: "too_small", message: `the photo is too small (${w}x${h} pixels): send one at least ${minSide} pixels on its short side` });
+  if (Math.min(w, h) < minSide) problems.push({ code: "too_small", params: { w, h, min_side: minSide } });
   const small = thumbnail(img, MEASURE_PX);
   const n = small.w * small.h;
   const grey = new Uint8Array(n);
@@ -626,11 +626,11 @@ export function checkPhoto(img, modelSize, ownSize) {
     coarse[(r >> 5) * 64 + (g >> 5) * 8 + (b >> 5)]++;
   }
   const mean = sum / n;
-  if (histQuantile(hist, 0.95) < DARK_P95) problems.push({ code: "too_dark", message: "the photo is too dark: take it in daylight, or uncover the lens" });
-  else if (mean > BRIGHT_MEAN) problems.push({ code: "too_bright", message: "the photo is over-exposed (almost white): avoid direct sun or flash" });
+  if (histQuantile(hist, 0.95) < DARK_P95) problems.push({ code: "too_dark" });
+  else if (mean > BRIGHT_MEAN) problems.push({ code: "too_bright" });
   const oneColour = Math.max(...coarse) / n >= ONE_COLOUR_SHARE;
-  if (oneColour && !problems.some((p) => p.code === "too_dark" || p.code === "too_bright")) problems.push({ code: "one_colour", message: "the photo is almost all one colour, with no leaf to see" });
-  if (!oneColour && laplacianVariance(grey, small.w, small.h) < BLUR_LAPLACIAN_VAR) problems.push({ code: "blurred", message: "the photo is blurred: hold the camera still and focus on the leaf" });
+  if (oneColour && !problems.some((p) => p.code === "too_dark" || p.code === "too_bright")) problems.push({ code: "one_colour" });
+  if (!oneColour && laplacianVariance(grey, small.w, small.h) < BLUR_LAPLACIAN_VAR) problems.push({ code: "blurred" });
   return problems;
 }
 

@@ -7,6 +7,7 @@ const SHELL = [
   "app.js",
   "prepare.js",
   "checks.js",
+  "words.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",

@@ -1,0 +1,55 @@
+// What the offline page says, in the language chosen, from the texts model.json carries (offline/texts.py): the
+// server's catalog messages put together as abstain.decide and answer.refusal_message put them, so a refusal reads
+// as the server's does. Pure functions: tests/unit/test_offline_words.py runs them in Node against the server.
+
+// str.format with named fields: "{names} or {last}"
+export function fill(template, params = {}) {
+  return template.replace(/\{(\w+)\}/g, (whole, key) => (key in params ? String(params[key]) : whole));
+}
+
+// i18n.Rendering of a list: "A", "A or B", "A, B or C" (the joiner's template says the last link)
+export function joinList(items, template) {
+  if (items.length <= 1) return items.join("");
+  return fill(template, { names: items.slice(0, -1).join(", "), last: items[items.length - 1] });
+}
+
+export function pretty(label) {
+  return label.split("___").map((p) => p.replaceAll("_", " ").replace(/\s+/g, " ").trim()).filter(Boolean).join(" — ");
+}
+
+export function title(texts, label) {
+  const entry = texts.advice[label];
+  return entry ? entry.title : pretty(label);
+}
+
+// The words of a refusal: `decision` is { reason, candidates (labels), problems ([{code, params}]), crop }.
+export function refusal(texts, decision) {
+  const t = texts.templates;
+  if (decision.reason === "poor_photo") {
+    const each = decision.problems.map((p) => fill(texts.problems[p.code], p.params || {}));
+    return fill(t.poor_photo, { problems: joinList(each, t.semicolons) });
+  }
+  if (decision.reason === "not_a_leaf") return t.not_a_leaf;
+  if (decision.reason === "unlike_training") return (decision.crop && texts.lab_only[decision.crop]) || t.unlike_training;
+  const names = decision.candidates.map((label) => title(texts, label));
+  const said = fill(t.unsure, { could_be: fill(t.could_be, { names: joinList(names, t.or) }), photo_advice: t.photo_advice });
+  // lookalikes.tell_apart_words: "To tell A from B: ..." for each pair the advice says how to tell apart
+  const hows = [];
+  decision.candidates.forEach((a, i) => {
+    for (const b of decision.candidates.slice(i + 1)) {
+      const how = texts.how_to_tell[`${a}|${b}`];
+      if (how) hows.push(fill(t.tell_apart, { a: title(texts, a), b: title(texts, b), how }));
+    }
+  });
+  const message = [said, ...hows].join(" ").trim();
+  return decision.strict ? `${message} ${texts.page.strict}` : message;
+}
+
+// The browser's preferred language among the page's, else English.
+export function preferred(available, wanted) {
+  for (const tag of wanted || []) {
+    const primary = String(tag).toLowerCase().split("-")[0];
+    if (available.includes(primary)) return primary;
+  }
+  return available.includes("en") ? "en" : available[0];
+}

@@ -1,0 +1,93 @@
+"""The offline page's words in every language leafdoc speaks (core/i18n.py: English, Spanish, French, Hindi), sent
+once in model.json so the page speaks them with no connection: its own lines, the server's refusals (abstain.py,
+quality.py, fieldcrops.py, lookalikes.py: the same catalog messages, so the page says what the server says) and the
+advice's titles, summaries and how to tell look-alikes apart (the knowledge base's words). static/words.js puts
+them together as abstain.decide and answer.refusal_message do.
+"""
+
+from __future__ import annotations
+
+from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, how_to_tell_words
+from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Rendering, gettext, render
+from leafdoc.inference.abstain import NOT_A_LEAF, PHOTO_ADVICE, POOR_PHOTO, SEMICOLONS, UNLIKE_TRAINING, UNSURE
+from leafdoc.inference.fieldcrops import crop_of, lab_only_words, learnt_crops
+from leafdoc.inference.quality import PROBLEM_WORDS
+
+PAGE = {
+    "pick": N_("Take or choose a photo of one leaf"),
+    "loading": N_("Loading the model…"),
+    "ready_offline": N_("Ready, also with no connection: {n} conditions of leaves (model version {version})."),
+    "ready_online": N_("Ready while this page stays open (this browser cannot keep it for offline use)."),
+    "note": N_(
+        "Diagnosed on this phone, with no connection: the photo never leaves it. This page runs the server's checks: "
+        "the photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
+        "learnt from or a field photo, and the model's own doubt."
+    ),
+    "full_page": N_("With a connection, the full page also shows a heat map and lets you say which crop it is."),
+    "no_checks": N_(
+        "This model comes without the checks of whether a photo is a leaf like the ones it learnt from, so the page "
+        "answers only when the model is very sure: photograph one leaf on a plain sheet."
+    ),
+    "strict": N_(
+        "Here, with no connection, leafdoc answers only when it is very sure, as it cannot check that the photo is "
+        "like the ones it learnt from: send it with a connection for a full answer."
+    ),
+    "not_sure": N_("Not sure"),
+    "sure": N_("{percent}% sure"),
+    "on_device": N_("{file} · {ms} ms on this device"),
+    "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
+    "language": N_("Language"),
+    "unreviewed": UNREVIEWED_NOTE,
+}
+# Templates the page fills in (their {placeholders} kept), by what the server's decision and answer call them.
+TEMPLATES = {
+    "poor_photo": POOR_PHOTO,
+    "semicolons": SEMICOLONS,
+    "unsure": UNSURE,
+    "photo_advice": PHOTO_ADVICE,
+    "could_be": COULD_BE,
+    "tell_apart": TELL_APART,
+    "or": OR,
+    "not_a_leaf": NOT_A_LEAF,
+    "unlike_training": UNLIKE_TRAINING,
+}
+
+
+def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | None) -> dict:
+    """Everything the page says in `lang` for a model of `labels`."""
+    advice = {}
+    for label in labels:
+        ref = knowledge.reference(label, lang)
+        if ref["available"]:
+            entry = knowledge.get(label)
+            advice[label] = {
+                "title": ref["title"],
+                "summary": ref["summary"],
+                "healthy": entry.healthy,
+                "unreviewed": ref["translation"] == "unreviewed",
+            }
+    # How to tell a from b, in the order a "not sure" names them (either entry may say it, and a's is read first)
+    how_to_tell = {}
+    say = Rendering(lang, knowledge.resolve)
+    for a in labels:
+        for b in labels:
+            if a != b and (how := how_to_tell_words(knowledge, a, b)):
+                how_to_tell[f"{a}|{b}"] = say(how)
+    learnt = learnt_crops(card_field)
+    lab_only = {}
+    if learnt:
+        for crop in sorted({crop_of(label) for label in labels} - set(learnt)):
+            lab_only[crop] = render(lab_only_words(f"{crop}___", learnt), lang)
+    return {
+        "name": NAMES[lang],
+        "page": {key: gettext(lang, text) for key, text in PAGE.items()},
+        "templates": {key: gettext(lang, text) for key, text in TEMPLATES.items()},
+        "problems": {code: gettext(lang, text) for code, text in PROBLEM_WORDS.items()},
+        "lab_only": lab_only,
+        "how_to_tell": how_to_tell,
+        "advice": advice,
+    }
+
+
+def all_texts(labels: list[str], knowledge, card_field: dict | None) -> dict:
+    return {lang: language_texts(lang, labels, knowledge, card_field) for lang in LANGUAGES}

@@ -1,0 +1,118 @@
+"""The offline page's words (src/leafdoc/offline/static/words.js), run in Node on the texts model.json carries
+(offline/texts.py), against the server's: every kind of refusal, in every language, must read as the API's `message`
+does (abstain.decide's words, with how to tell the look-alikes apart). Skipped without node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.conftest import REPO
+
+from leafdoc.advice import shipped_knowledge
+from leafdoc.core.i18n import LANGUAGES, Rendering
+from leafdoc.inference.abstain import decide
+from leafdoc.inference.answer import refusal_message
+from leafdoc.inference.quality import check_photo
+from leafdoc.offline.routes import STATIC
+from leafdoc.offline.texts import all_texts
+
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+SCRIPT = r"""
+const w = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const { texts, cases, wanted } = JSON.parse(text);
+console.log(JSON.stringify({
+  said: cases.map((c) => w.refusal(texts[c.lang], c.decision)),
+  preferred: wanted.map((list) => w.preferred(Object.keys(texts), list)),
+}));
+"""
+
+
+def probs_for(labels: list[str], shares: dict[str, float]) -> np.ndarray:
+    p = np.full(len(labels), (1 - sum(shares.values())) / (len(labels) - len(shares)))
+    for label, share in shares.items():
+        p[labels.index(label)] = share
+    return p
+
+
+def test_every_refusal_reads_as_the_servers_in_every_language():
+    from leafdoc.inference.predictor import Predictor
+
+    starter = Predictor(REPO / "models" / "starter")
+    labels, card, knowledge = starter.labels, starter.card, shipped_knowledge()
+    texts = all_texts(labels, knowledge, card.field)
+    far = float(card.field["threshold"]) + 10  # the unlike-training check refuses the photo
+    dark_and_small = check_photo(Image.new("RGB", (40, 30), (6, 8, 5)), starter.size)
+    assert [p.code for p in dark_and_small] == ["too_small", "too_dark"]
+    decisions = [
+        (decide(probs_for(labels, {}), labels, card, dark_and_small), None),
+        (decide(probs_for(labels, {"Tomato___healthy": 0.9}), labels, card, field_score=far, field_like=False), None),
+        # a field photo whose top answer is a crop known from lab photos only: that crop's own words
+        (
+            decide(probs_for(labels, {"Apple___Apple_scab": 0.9}), labels, card, field_score=far, field_like=True),
+            "Apple",
+        ),
+        # "not sure" between look-alikes, in either order, two and three of them
+        (decide(probs_for(labels, {"Tomato___Early_blight": 0.5, "Tomato___Late_blight": 0.45}), labels, card), None),
+        (decide(probs_for(labels, {"Tomato___Late_blight": 0.5, "Tomato___Early_blight": 0.45}), labels, card), None),
+        (
+            decide(
+                probs_for(
+                    labels,
+                    {
+                        "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot": 0.4,
+                        "Corn_(maize)___Northern_Leaf_Blight": 0.35,
+                        "Corn_(maize)___Common_rust_": 0.2,
+                    },
+                ),
+                labels,
+                card,
+            ),
+            None,
+        ),
+    ]
+    assert [d.reason for d, _ in decisions] == [
+        "poor_photo",
+        "not_a_leaf",
+        "unlike_training",
+        "unsure",
+        "unsure",
+        "unsure",
+    ]
+    assert len(decisions[5][0].candidates) == 3
+    cases, expected = [], []
+    for lang in LANGUAGES:
+        for d, crop in decisions:
+            # Decision.problems holds the codes; the page's problems carry their figures too (prepare.js)
+            shown = dark_and_small if d.reason == "poor_photo" else []
+            problems = [{"code": p.code, "params": dict(p.words.params)} for p in shown]
+            decision = {"reason": d.reason, "candidates": list(d.candidates), "problems": problems, "crop": crop}
+            cases.append({"lang": lang, "decision": decision})
+            expected.append(refusal_message(d, knowledge, Rendering(lang, knowledge.resolve)))
+    wanted = [["fr-CA", "en"], ["de-DE", "es"], ["de"], ["hi-IN"], []]
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "words.js")],
+        input=json.dumps({"texts": texts, "cases": cases, "wanted": wanted}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    for case, said, server in zip(cases, out["said"], expected, strict=True):
+        assert said == server, (case, said, server)
+    # the words are each language's own (a check that cannot pass on English copied four times)
+    assert (
+        len({said for said, case in zip(out["said"], cases, strict=True) if case["decision"]["reason"] == "not_a_leaf"})
+        == 4
+    )
+    assert "To tell" in expected[3] and "To tell" not in expected[6 + 3]  # look-alike advice, in English and not
+    assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
