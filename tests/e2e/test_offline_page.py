@@ -181,6 +181,13 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         if r["abstained"] and a["abstained"] and r["reason"] == a["reason"] and r["candidates"] == a["candidates"]
     ]
     words_differ = [w for w in same_refusals if w[1] != w[2]]
+    # an answer's warning of an urgent look-alike, as the server gives it
+    cautions = [
+        (f.name, (r.get("caution") or {}).get("message"), (a.get("caution") or {}).get("message"))
+        for f, (r, a) in zip(everything, pairs, strict=True)
+        if not r["abstained"] and not a["abstained"] and r["top"][0]["label"] == a["label"]
+    ]
+    words_differ += [c for c in cautions if c[1] != c[2]]
     reasons = ("not_a_leaf", "unlike_training", "unsure", "poor_photo")
     kinds = collections.Counter(t if t in reasons else "answered" for _, _, t in decided[len(photos) :])
     check_times = [r["checksMs"] for r in results + results_others if r.get("checksMs") is not None]
@@ -199,7 +206,8 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         f"({len(photos)} lab, {len(others)} flowers and field photos: the server's {dict(kinds)}); "
         f"differ: {decisions_differ}; "
         f"the checks in the browser: median {statistics.median(check_times):.0f} ms; refusals in the server's words: "
-        f"{len(same_refusals) - len(words_differ)}/{len(same_refusals)}"
+        f"{len(same_refusals)}; answers warning of an urgent look-alike: {sum(c[2] is not None for c in cautions)} of "
+        f"{len(cautions)}; differ: {words_differ}"
     )
     assert agreement >= AGREEMENT, differ
     assert 1 - len(decisions_differ) / len(decided) >= AGREEMENT, decisions_differ

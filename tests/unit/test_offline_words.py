@@ -116,3 +116,74 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     )
     assert "To tell" in expected[3] and "To tell" not in expected[6 + 3]  # look-alike advice, in English and not
     assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
+
+
+CAUTION = r"""
+const w = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const { texts, rule, cases } = JSON.parse(text);
+console.log(JSON.stringify(cases.map((c) => w.caution(texts[c.lang], rule, c.label, c.top))));
+"""
+
+
+def test_an_answer_warns_of_its_urgent_look_alike_as_the_server_does():
+    from leafdoc.advice.lookalikes import urgent_lookalike_words
+    from leafdoc.core.i18n import render
+    from leafdoc.modelfolder import read_labels
+    from leafdoc.offline.texts import URGENT_RULE
+
+    labels = read_labels(REPO / "models" / "starter")
+    knowledge = shipped_knowledge()
+    texts = all_texts(labels, knowledge, None)
+
+    def top(*pairs):
+        return [{"label": label, "probability": p} for label, p in pairs]
+
+    situations = [
+        # early blight answered, late blight second above the floor: warned
+        (
+            "Tomato___Early_blight",
+            top(("Tomato___Early_blight", 0.9), ("Tomato___Late_blight", 0.08), ("Tomato___healthy", 0.01)),
+        ),
+        # ... third, still above the floor: warned
+        (
+            "Potato___Early_blight",
+            top(("Potato___Early_blight", 0.97), ("Potato___healthy", 0.02), ("Potato___Late_blight", 0.006)),
+        ),
+        # under the floor: not warned
+        (
+            "Tomato___Early_blight",
+            top(("Tomato___Early_blight", 0.996), ("Tomato___Late_blight", 0.004), ("Tomato___healthy", 0.0)),
+        ),
+        # late blight answered: it is the urgent one
+        (
+            "Tomato___Late_blight",
+            top(("Tomato___Late_blight", 0.9), ("Tomato___Early_blight", 0.09), ("Tomato___healthy", 0.01)),
+        ),
+        # a condition that is no look-alike of late blight
+        (
+            "Apple___Apple_scab",
+            top(("Apple___Apple_scab", 0.9), ("Tomato___Late_blight", 0.09), ("Apple___healthy", 0.01)),
+        ),
+    ]
+    cases, expected = [], []
+    for lang in LANGUAGES:
+        for label, top_k in situations:
+            cases.append({"lang": lang, "label": label, "top": top_k})
+            found = urgent_lookalike_words(knowledge, label, top_k)
+            expected.append(
+                None if found is None else {"label": found[0], "message": render(found[1], lang, knowledge.resolve)}
+            )
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", CAUTION, str(STATIC / "words.js")],
+        input=json.dumps({"texts": texts, "rule": URGENT_RULE, "cases": cases}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert out == expected
+    assert [e is not None for e in expected[:5]] == [True, True, False, False, False]
+    assert expected[0]["message"] != expected[5]["message"]  # said in each language

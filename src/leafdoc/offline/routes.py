@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.offline import checks
-from leafdoc.offline.texts import all_texts
+from leafdoc.offline.texts import URGENT_RULE, all_texts
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
@@ -156,6 +156,7 @@ def model_description(loaded) -> dict:
         "server_min_confidence": min_confidence(p.card),
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
         "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
+        "urgent_rule": URGENT_RULE,
     }
 
 

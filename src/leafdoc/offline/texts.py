@@ -7,8 +7,8 @@ them together as abstain.decide and answer.refusal_message do.
 
 from __future__ import annotations
 
-from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, how_to_tell_words
-from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Rendering, gettext, render
+from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, URGENT, URGENT_FLOOR, URGENT_TOP, how_to_tell_words
+from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Advice, Rendering, gettext, render
 from leafdoc.inference.abstain import NOT_A_LEAF, PHOTO_ADVICE, POOR_PHOTO, SEMICOLONS, UNLIKE_TRAINING, UNSURE
 from leafdoc.inference.fieldcrops import crop_of, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
@@ -50,12 +50,16 @@ TEMPLATES = {
     "or": OR,
     "not_a_leaf": NOT_A_LEAF,
     "unlike_training": UNLIKE_TRAINING,
+    "urgent": URGENT,
 }
+# When an answer warns of an urgent look-alike (lookalikes.urgent_lookalike_words): among its top few, above a floor.
+URGENT_RULE = {"top": URGENT_TOP, "floor": URGENT_FLOOR}
 
 
 def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | None) -> dict:
     """Everything the page says in `lang` for a model of `labels`."""
-    advice = {}
+    advice, urgent = {}, {}
+    say = Rendering(lang, knowledge.resolve)
     for label in labels:
         ref = knowledge.reference(label, lang)
         if ref["available"]:
@@ -64,11 +68,13 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
                 "title": ref["title"],
                 "summary": ref["summary"],
                 "healthy": entry.healthy,
+                "urgent": bool(entry.urgent),
                 "unreviewed": ref["translation"] == "unreviewed",
             }
+            if entry.urgent:  # why it cannot wait (the warning on a milder look-alike's answer says it)
+                urgent[label] = say(Advice(label, "urgent", " ".join(entry.urgent.split())))
     # How to tell a from b, in the order a "not sure" names them (either entry may say it, and a's is read first)
     how_to_tell = {}
-    say = Rendering(lang, knowledge.resolve)
     for a in labels:
         for b in labels:
             if a != b and (how := how_to_tell_words(knowledge, a, b)):
@@ -85,6 +91,7 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
         "problems": {code: gettext(lang, text) for code, text in PROBLEM_WORDS.items()},
         "lab_only": lab_only,
         "how_to_tell": how_to_tell,
+        "urgent": urgent,
         "advice": advice,
     }
 

@@ -3,7 +3,7 @@
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
-import { fill, preferred, refusal, title } from "./words.js";
+import { caution, fill, preferred, refusal, title } from "./words.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
@@ -55,7 +55,7 @@ function hesitation(order, probs) {
 function decide(probs, problems, reading) {
   const labels = state.model.labels;
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
-  const top = order.slice(0, 3).map((i) => ({ label: labels[i], probability: probs[i] }));
+  const top = order.slice(0, Math.max(3, state.model.urgent_rule.top)).map((i) => ({ label: labels[i], probability: probs[i] }));
   const refuse = (reason, more = {}) => ({ top, abstained: true, reason, candidates: [], problems, ...more });
   if (problems.length) return refuse("poor_photo");
   let threshold = state.model.min_confidence;
@@ -88,6 +88,7 @@ function render(item) {
   const verdict = document.createElement("p");
   const detail = document.createElement("p");
   detail.className = "detail";
+  const warn = document.createElement("p"); // an urgent look-alike's warning, above the advice
   if (item.error) {
     verdict.className = "verdict unsure";
     verdict.textContent = fill(t.page.cannot_read, { file: item.file, error: item.error });
@@ -100,6 +101,11 @@ function render(item) {
     const entry = t.advice[label];
     verdict.className = `verdict ${entry && entry.healthy ? "healthy" : "sick"}`;
     verdict.textContent = `${title(t, label)} (${fill(t.page.sure, { percent: Math.round(r.top[0].probability * 100) })})`;
+    const warning = caution(t, state.model.urgent_rule, label, r.top);
+    if (warning) {
+      warn.className = "caution";
+      warn.textContent = `⚠ ${warning.message}`;
+    }
     detail.textContent = entry ? entry.summary : "";
     if (entry && entry.unreviewed) {
       const note = document.createElement("small");
@@ -108,7 +114,7 @@ function render(item) {
       detail.append(note);
     }
   }
-  text.append(verdict, detail);
+  text.append(verdict, ...(warn.textContent ? [warn] : []), detail);
   if (!item.error) {
     const time = document.createElement("p");
     time.className = "detail";
@@ -116,6 +122,12 @@ function render(item) {
     text.append(time);
   }
   item.li.append(img, text);
+}
+
+// What an answer says in the page's language: a refusal's words, or an answer's warning of an urgent look-alike.
+function said(r) {
+  if (r.abstained) return { message: refusal(texts(), r), caution: null };
+  return { message: null, caution: caution(texts(), state.model.urgent_rule, r.top[0].label, r.top) };
 }
 
 // The page's own lines in the chosen language, and every answer shown said again in it.
@@ -129,7 +141,7 @@ function speak() {
     say(state.offline ? offline : t.page.ready_online);
   }
   for (const item of state.shown || []) render(item);
-  for (const result of state.results) if (!result.error) result.message = result.abstained ? refusal(t, result) : null;
+  for (const result of state.results) if (!result.error) Object.assign(result, said(result));
 }
 
 function chooseLanguage() {
@@ -194,7 +206,7 @@ async function start() {
     const decision = decide(probs, photo.problems, reading);
     const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
     return {
-      ...decision, message: decision.abstained ? refusal(texts(), decision) : null, probabilities: probs, scores,
+      ...decision, ...said(decision), probabilities: probs, scores,
       ms: done - t0, modelMs: ran - prepared, checksMs: done - ran, framed: photo.framed, light: photo.light,
     };
   };

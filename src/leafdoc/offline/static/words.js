@@ -45,6 +45,22 @@ export function refusal(texts, decision) {
   return decision.strict ? `${message} ${texts.page.strict}` : message;
 }
 
+// lookalikes.urgent_lookalike_words: an answer of a milder condition whose urgent look-alike (late blight) is among
+// its top `rule.top` guesses at `rule.floor` or more says to check for it, and how to tell them apart.
+export function caution(texts, rule, label, top) {
+  const entry = texts.advice[label];
+  if (!entry || entry.urgent) return null;
+  for (const item of top.slice(0, rule.top)) {
+    const other = texts.advice[item.label];
+    if (item.label === label || !other || !other.urgent || item.probability < rule.floor) continue;
+    const how = texts.how_to_tell[`${label}|${item.label}`];
+    if (!how) continue; // not a look-alike of this answer
+    const words = { other: title(texts, item.label), urgent: texts.urgent[item.label], how };
+    return { label: item.label, message: fill(texts.templates.urgent, words) };
+  }
+  return null;
+}
+
 // The browser's preferred language among the page's, else English.
 export function preferred(available, wanted) {
   for (const tag of wanted || []) {
