@@ -79,7 +79,10 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
             None,
         ),
     ]
-    assert [d.reason for d, _ in decisions] == [
+    # crop first, a crop known by one label (orange): an apple leaf said to be orange is not called orange
+    single = decide(probs_for(labels, {"Apple___Apple_scab": 0.9}), labels, card, crop="Orange")
+    decisions.append((single, "Orange"))
+    assert [d.reason for d, _ in decisions[:6]] == [
         "poor_photo",
         "not_a_leaf",
         "unlike_training",
@@ -95,6 +98,8 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
             shown = dark_and_small if d.reason == "poor_photo" else []
             problems = [{"code": p.code, "params": dict(p.words.params)} for p in shown]
             decision = {"reason": d.reason, "candidates": list(d.candidates), "problems": problems, "crop": crop}
+            if d is single:
+                decision["single"] = True
             cases.append({"lang": lang, "decision": decision})
             expected.append(refusal_message(d, knowledge, Rendering(lang, knowledge.resolve)))
     wanted = [["fr-CA", "en"], ["de-DE", "es"], ["de"], ["hi-IN"], []]
@@ -114,7 +119,7 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
         len({said for said, case in zip(out["said"], cases, strict=True) if case["decision"]["reason"] == "not_a_leaf"})
         == 4
     )
-    assert "To tell" in expected[3] and "To tell" not in expected[6 + 3]  # look-alike advice, in English and not
+    assert "To tell" in expected[3] and "To tell" not in expected[7 + 3]  # look-alike advice, in English and not
     assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
 
 

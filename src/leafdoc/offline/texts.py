@@ -10,7 +10,8 @@ from __future__ import annotations
 from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, URGENT, URGENT_FLOOR, URGENT_TOP, how_to_tell_words
 from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Advice, Rendering, gettext, render
 from leafdoc.inference.abstain import NOT_A_LEAF, PHOTO_ADVICE, POOR_PHOTO, SEMICOLONS, UNLIKE_TRAINING, UNSURE
-from leafdoc.inference.fieldcrops import crop_of, lab_only_words, learnt_crops
+from leafdoc.inference.cropfirst import crops_of, single_label_words
+from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 
 PAGE = {
@@ -37,6 +38,8 @@ PAGE = {
     "on_device": N_("{file} · {ms} ms on this device"),
     "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
     "language": N_("Language"),
+    "crop": N_("Crop (if you know it)"),
+    "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,
 }
 # Templates the page fills in (their {placeholders} kept), by what the server's decision and answer call them.
@@ -84,6 +87,13 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
     if learnt:
         for crop in sorted({crop_of(label) for label in labels} - set(learnt)):
             lab_only[crop] = render(lab_only_words(f"{crop}___", learnt), lang)
+    # crop first: each crop's name, and for a crop known by one label, why naming it cannot narrow the answer
+    crops = {crop: render(crop_words(crop), lang) for crop in crops_of(labels)}
+    single_label = {}
+    for crop in crops:
+        own = [label for label in labels if crop_of(label) == crop]
+        if len(own) == 1:
+            single_label[crop] = render(single_label_words(own[0]), lang, knowledge.resolve)
     return {
         "name": NAMES[lang],
         "page": {key: gettext(lang, text) for key, text in PAGE.items()},
@@ -92,6 +102,8 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
         "lab_only": lab_only,
         "how_to_tell": how_to_tell,
         "urgent": urgent,
+        "crops": crops,
+        "single_label": single_label,
         "advice": advice,
     }
 

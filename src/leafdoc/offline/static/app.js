@@ -9,6 +9,7 @@ const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
 const list = document.getElementById("answers");
 const picker = document.getElementById("lang");
+const cropPicker = document.getElementById("crop");
 const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en" };
 window.leafdoc = state;
 const LANG_KEY = "leafdoc-offline-lang";
@@ -49,32 +50,49 @@ function hesitation(order, probs) {
   return picked;
 }
 
-// abstain.decide, without crop first: the photo's problems, then (with the checks) whether it is a leaf like the
-// training photos or a field photo of a crop learnt in the field (its own threshold), then the model's doubt. What
-// it decides, not words: those are said in the page's language when shown (words.js).
-function decide(probs, problems, reading) {
+// abstain.decide: the photo's problems, then (with the checks) whether it is a leaf like the training photos or a
+// field photo of a crop learnt in the field (its own threshold), then the model's doubt; with the crop the grower
+// names (crop first, inference/cropfirst.py), among that crop's labels only. What it decides, not words: those are
+// said in the page's language when shown (words.js).
+function decide(probs, problems, reading, crop) {
   const labels = state.model.labels;
-  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
-  const top = order.slice(0, Math.max(3, state.model.urgent_rule.top)).map((i) => ({ label: labels[i], probability: probs[i] }));
-  const refuse = (reason, more = {}) => ({ top, abstained: true, reason, candidates: [], problems, ...more });
+  const best = (values, among) => [...among].sort((a, b) => values[b] - values[a] || a - b);
+  const all = Array.from(probs.keys());
+  const among = crop ? all.filter((i) => cropOf(labels[i]) === crop) : all;
+  // the probabilities an answer shows: with a crop of several labels, renormalised over them (cropfirst.within_crop)
+  let shown = probs;
+  if (crop && among.length > 1) {
+    const mass = among.reduce((s, i) => s + probs[i], 0);
+    shown = all.map((i) => (!among.includes(i) ? 0 : mass > 0 && Number.isFinite(mass) ? probs[i] / mass : 1 / among.length));
+  }
+  const k = Math.max(3, state.model.urgent_rule.top);
+  const top = best(shown, among).slice(0, k).map((i) => ({ label: labels[i], probability: shown[i] }));
+  const refuse = (reason, more = {}) => ({ top, abstained: true, reason, candidates: [], problems, crop, ...more });
   if (problems.length) return refuse("poor_photo");
   let threshold = state.model.min_confidence;
   const field = state.checks && state.checks.field;
+  const order = best(probs, all);
   if (reading && field && reading.fieldScore > field.threshold) {
     if (!reading.fieldLike) return refuse("not_a_leaf");
-    const crop = cropOf(labels[order[0]]);
-    if (!field.learnt || !field.learnt.crops.includes(crop)) return refuse("unlike_training", { crop });
+    const fieldCrop = crop || cropOf(labels[order[0]]); // the grower's word, not the model's guess, when given
+    if (!field.learnt || !field.learnt.crops.includes(fieldCrop)) return refuse("unlike_training", { crop: fieldCrop });
     threshold = field.learnt.min_confidence; // a field photo of a crop learnt in the field
   } else if (reading && !field && reading.notALeafScore > state.checks.ood.threshold) {
     return refuse("not_a_leaf");
   }
-  if (probs[order[0]] < threshold) {
-    const candidates = hesitation(order, probs).map((i) => labels[i]);
+  if (crop && among.length === 1) {
+    // a crop known by one label: that label only when the model names it unaided
+    if (order[0] === among[0] && probs[among[0]] >= threshold) return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
+    return refuse("unsure", { single: true });
+  }
+  const shownOrder = best(shown, all);
+  if (shown[shownOrder[0]] < threshold) {
+    const candidates = hesitation(shownOrder, shown).map((i) => labels[i]);
     // Without the checks: sure enough for the server, not for this page, which cannot check the photo.
-    const strict = !state.checks && probs[order[0]] >= state.model.server_min_confidence;
+    const strict = !state.checks && shown[shownOrder[0]] >= state.model.server_min_confidence;
     return refuse("unsure", { candidates, strict });
   }
-  return { top, abstained: false, reason: null, candidates: [], problems: [] };
+  return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
 }
 
 function render(item) {
@@ -136,6 +154,16 @@ function speak() {
   document.documentElement.lang = state.lang;
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = t.page[el.dataset.text];
   picker.setAttribute("aria-label", t.page.language);
+  const chosen = cropPicker.value;
+  cropPicker.replaceChildren(
+    ...[["", t.page.crop_unknown], ...Object.entries(t.crops)].map(([value, name]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = name;
+      return option;
+    }),
+  );
+  cropPicker.value = chosen;
   if (state.ready) {
     const offline = fill(t.page.ready_offline, { n: state.model.labels.length, version: state.model.version });
     say(state.offline ? offline : t.page.ready_online);
@@ -193,7 +221,7 @@ async function start() {
   const size = state.model.input.size;
   const inputName = session.inputNames[0];
 
-  state.diagnose = async (blob) => {
+  state.diagnose = async (blob, crop = cropPicker.value || null) => {
     const t0 = performance.now();
     const photo = await prepare(blob, state.model.input);
     const prepared = performance.now();
@@ -203,7 +231,7 @@ async function start() {
     const ran = performance.now();
     const reading = state.checks && !photo.problems.length ? readPhoto(state.checks, out.features.data, probs, photo.square) : null;
     const done = performance.now();
-    const decision = decide(probs, photo.problems, reading);
+    const decision = decide(probs, photo.problems, reading, crop);
     const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
     return {
       ...decision, ...said(decision), probabilities: probs, scores,
