@@ -24,7 +24,7 @@ PAGE = {
         "the photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
         "learnt from or a field photo, and the model's own doubt."
     ),
-    "full_page": N_("With a connection, the full page also shows a heat map and lets you say which crop it is."),
+    "full_page": N_("With a connection, the full page also shows a heat map of where the model looked."),
     "no_checks": N_(
         "This model comes without the checks of whether a photo is a leaf like the ones it learnt from, so the page "
         "answers only when the model is very sure: photograph one leaf on a plain sheet."
