@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
@@ -136,6 +137,12 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
             "Orange": of["Orange"][:3] + of["Apple"][:4],
         }
         expected_crop = {crop: server_answers(server.base, fs, crop) for crop, fs in by_crop.items()}
+        explained = {}  # the server's heat maps (POST /v1/explain) of a few lab photos
+        for f in photos[::12]:
+            r = httpx.post(
+                f"{server.base}/v1/explain", files={"file": (f.name, f.read_bytes(), "image/jpeg")}, timeout=60
+            )
+            explained[f.name] = r.raise_for_status().json()
         context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
@@ -239,11 +246,19 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         f"differ: {decisions_differ}; "
         f"the checks in the browser: median {statistics.median(check_times):.0f} ms; refusals in the server's words: "
         f"{len(same_refusals)}; answers warning of an urgent look-alike: {sum(c[2] is not None for c in cautions)} of "
-        f"{len(cautions)}; differ: {words_differ}"
+        f"{len(cautions)}; differ: {words_differ}; heat maps of {len(explained)} photos against /v1/explain"
     )
     assert agreement >= AGREEMENT, differ
     assert 1 - len(decisions_differ) / len(decided) >= AGREEMENT, decisions_differ
     assert len(same_refusals) >= 40 and not words_differ, words_differ[:3]
+    # where the model looked: the page's heat map of the answer's label is the server's, cell by cell (within 1% of
+    # its 0-1 scale: the browser's JPEG decoder can move a pixel of the photo by one level)
+    heat = [
+        (name, np.abs(np.array(r["heatmap"]) - np.array(explained[name]["heatmap"])).max())
+        for name, r in ((r["file"], r) for r in results)
+        if name in explained and not r["abstained"] and r["top"][0]["label"] == explained[name]["explained_label"]
+    ]
+    assert len(heat) >= 8 and max(d for _, d in heat) < 0.01, heat
     # Most flowers and field photos are refused, by the checks the page now runs (not a leaf), and by the stricter
     # threshold for field photos of the crops learnt in the field, which only the unlike-training check sets.
     assert kinds["not_a_leaf"] >= 20 and kinds["unsure"] + kinds["unlike_training"] >= 10, kinds

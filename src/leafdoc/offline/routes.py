@@ -28,6 +28,7 @@ PAGE_FILES = {
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
     "checks.js": ("checks.js", "text/javascript; charset=utf-8"),
     "words.js": ("words.js", "text/javascript; charset=utf-8"),
+    "heatmap.js": ("heatmap.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),

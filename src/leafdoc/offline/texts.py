@@ -24,7 +24,7 @@ PAGE = {
         "the photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
         "learnt from or a field photo, and the model's own doubt."
     ),
-    "full_page": N_("With a connection, the full page also shows a heat map of where the model looked."),
+    "full_page": N_("With a connection, the full page also takes feedback and keeps a history of your diagnoses."),
     "no_checks": N_(
         "This model comes without the checks of whether a photo is a leaf like the ones it learnt from, so the page "
         "answers only when the model is very sure: photograph one leaf on a plain sheet."
@@ -38,6 +38,7 @@ PAGE = {
     "on_device": N_("{file} · {ms} ms on this device"),
     "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
     "language": N_("Language"),
+    "heat_map": N_("Tap the photo to see where the model looked."),
     "crop": N_("Crop (if you know it)"),
     "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,

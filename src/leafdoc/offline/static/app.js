@@ -4,6 +4,7 @@
 import { prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
 import { caution, fill, preferred, refusal, title } from "./words.js";
+import { classMap, overlayUrl } from "./heatmap.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
@@ -101,7 +102,7 @@ function render(item) {
   item.li.replaceChildren();
   const img = document.createElement("img");
   img.alt = "";
-  img.src = item.url;
+  img.src = item.showHeat ? item.heatUrl : item.url;
   const text = document.createElement("div");
   const verdict = document.createElement("p");
   const detail = document.createElement("p");
@@ -125,6 +126,21 @@ function render(item) {
       warn.textContent = `⚠ ${warning.message}`;
     }
     detail.textContent = entry ? entry.summary : "";
+    if (r.overlay) {
+      // tap the photo: where the model looked, and back
+      img.classList.add("tappable");
+      img.alt = t.page.heat_map;
+      img.title = t.page.heat_map;
+      img.addEventListener("click", async () => {
+        item.heatUrl = item.heatUrl || (await r.overlay());
+        item.showHeat = !item.showHeat;
+        render(item);
+      });
+      const hint = document.createElement("small");
+      hint.className = "hint";
+      hint.textContent = ` ${t.page.heat_map}`;
+      detail.append(hint);
+    }
     if (entry && entry.unreviewed) {
       const note = document.createElement("small");
       note.className = "unreviewed";
@@ -220,22 +236,32 @@ async function start() {
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   const size = state.model.input.size;
   const inputName = session.inputNames[0];
+  const hasCam = session.outputNames.includes("cam"); // the heat map's output (older exports lack it)
 
   state.diagnose = async (blob, crop = cropPicker.value || null) => {
     const t0 = performance.now();
     const photo = await prepare(blob, state.model.input);
     const prepared = performance.now();
     const x = new ort.Tensor("float32", Float32Array.from(photo.square.data), [1, size, size, 3]);
-    const out = await session.run({ [inputName]: x }, state.checks ? ["probabilities", "features"] : ["probabilities"]);
+    const wanted = ["probabilities", ...(state.checks ? ["features"] : []), ...(hasCam ? ["cam"] : [])];
+    const out = await session.run({ [inputName]: x }, wanted);
     const probs = Array.from(out.probabilities.data);
     const ran = performance.now();
     const reading = state.checks && !photo.problems.length ? readPhoto(state.checks, out.features.data, probs, photo.square) : null;
     const done = performance.now();
     const decision = decide(probs, photo.problems, reading, crop);
     const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
+    // the heat map of the answer's label (explain.explain_bytes: the top one, among the crop's labels if given)
+    let heat = null;
+    if (hasCam && !decision.abstained) {
+      const [, h, w, classes] = out.cam.dims;
+      heat = classMap(out.cam.data, h, w, classes, state.model.labels.indexOf(decision.top[0].label));
+    }
     return {
       ...decision, ...said(decision), probabilities: probs, scores,
       ms: done - t0, modelMs: ran - prepared, checksMs: done - ran, framed: photo.framed, light: photo.light,
+      heatmap: heat && Array.from({ length: heat.h }, (_, y) => Array.from(heat.map.slice(y * heat.w, (y + 1) * heat.w))),
+      overlay: heat && (() => overlayUrl(photo.square, heat)),
     };
   };
   input.disabled = false;
@@ -249,7 +275,8 @@ input.addEventListener("change", async () => {
     const item = { file: file.name, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
       item.r = await state.diagnose(file);
-      state.results.push({ file: file.name, ...item.r });
+      const { overlay, ...kept } = item.r; // what the test reads: no functions
+      state.results.push({ file: file.name, ...kept });
     } catch (e) {
       item.error = String(e.message || e);
       state.results.push({ file: file.name, error: item.error });

@@ -8,6 +8,7 @@ const SHELL = [
   "prepare.js",
   "checks.js",
   "words.js",
+  "heatmap.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",
