@@ -6,22 +6,19 @@ shared lab, field and flower photos, and drawn ones. Skipped without node (the b
 from __future__ import annotations
 
 import base64
-import json
-import shutil
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
 from tests.conftest import REPO, SHARED
+from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.inference.field import photo_features
 from leafdoc.inference.ood import colour_features
 from leafdoc.offline import checks
 from leafdoc.offline.routes import STATIC
 
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = needs_node
 RING = 96 * 96 - 72 * 72  # pixels of the border ring the busy and clutter measures read
 
 SCRIPT = r"""
@@ -96,15 +93,7 @@ def test_the_page_reads_each_photo_as_the_server_does(starter, tmp_path):
             }
         )
         expected.append((name, x, small, score, field, like))
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "checks.js"), str(bin_path)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    results = json.loads(done.stdout)
+    results = run_node(SCRIPT, "checks.js", cases, str(bin_path))
     kinds = {"refused, a field photo": 0, "refused, no leaf": 0, "passed": 0}
     for (name, x, small, score, field, like), r in zip(expected, results, strict=True):
         js_hsv = np.frombuffer(base64.b64decode(r["hsv"]), np.uint8).reshape(x.shape)
@@ -126,11 +115,5 @@ def test_the_page_reads_each_photo_as_the_server_does(starter, tmp_path):
 
 
 def test_a_file_that_is_not_checks_bin_is_refused(tmp_path):
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "checks.js"), str(STATIC / "icon-192.png")],
-        input="[]",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_node(SCRIPT, "checks.js", [], str(STATIC / "icon-192.png"), check=False)
     assert done.returncode != 0 and "not a leafdoc checks file" in done.stderr

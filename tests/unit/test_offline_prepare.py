@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import shutil
-import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
+from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.imaging.leafcut import balance_to_sheet, range_correction
 from leafdoc.imaging.photos import leaf_region, min_side_for, open_photo, resize_square
-from leafdoc.offline.routes import STATIC
 
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = needs_node
 LIGHTS = (-0.122, -0.0308, 0.0404, 0.1545)  # the starter's card
 
 SCRIPT = r"""
@@ -60,15 +55,7 @@ def leaf_photo(w: int, h: int, leaf: float, sheet=(228, 226, 220), seed: int = 0
 
 
 def run_js(cases: list[dict]) -> list[dict]:
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "prepare.js")],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return run_node(SCRIPT, "prepare.js", cases)
 
 
 def case(arr: np.ndarray, size: int, framed: bool) -> dict:

@@ -4,25 +4,19 @@ does (abstain.decide's words, with how to tell the look-alikes apart). Skipped w
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
 import numpy as np
-import pytest
 from PIL import Image
 from tests.conftest import REPO
+from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.advice import shipped_knowledge
 from leafdoc.core.i18n import LANGUAGES, Rendering
 from leafdoc.inference.abstain import decide
 from leafdoc.inference.answer import refusal_message
 from leafdoc.inference.quality import check_photo
-from leafdoc.offline.routes import STATIC
 from leafdoc.offline.texts import all_texts
 
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = needs_node
 
 SCRIPT = r"""
 const w = await import(process.argv[1]);
@@ -103,15 +97,7 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
             cases.append({"lang": lang, "decision": decision})
             expected.append(refusal_message(d, knowledge, Rendering(lang, knowledge.resolve)))
     wanted = [["fr-CA", "en"], ["de-DE", "es"], ["de"], ["hi-IN"], []]
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", SCRIPT, str(STATIC / "words.js")],
-        input=json.dumps({"texts": texts, "cases": cases, "wanted": wanted}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = json.loads(done.stdout)
+    out = run_node(SCRIPT, "words.js", {"texts": texts, "cases": cases, "wanted": wanted})
     for case, said, server in zip(cases, out["said"], expected, strict=True):
         assert said == server, (case, said, server)
     # the words are each language's own (a check that cannot pass on English copied four times)
@@ -180,15 +166,7 @@ def test_an_answer_warns_of_its_urgent_look_alike_as_the_server_does():
             expected.append(
                 None if found is None else {"label": found[0], "message": render(found[1], lang, knowledge.resolve)}
             )
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", CAUTION, str(STATIC / "words.js")],
-        input=json.dumps({"texts": texts, "rule": URGENT_RULE, "cases": cases}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = json.loads(done.stdout)
+    out = run_node(CAUTION, "words.js", {"texts": texts, "rule": URGENT_RULE, "cases": cases})
     assert out == expected
     assert [e is not None for e in expected[:5]] == [True, True, False, False, False]
     assert expected[0]["message"] != expected[5]["message"]  # said in each language
