@@ -20,6 +20,9 @@ import pytest
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
 
+from leafdoc.ui.history import answer_words
+from leafdoc.words import history
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 
 STARTER = REPO / "models" / "starter"
@@ -174,6 +177,12 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         page.set_input_files("#photo", [str(f) for f in fs])
         page.wait_for_function(f"() => leafdoc.results.length >= {done + len(fs)}")
         with_crop += page.evaluate(f"leafdoc.results.slice({done})")
+    # the history of diagnoses, in the store the web page's history reads (words/history.py), newest first; shown
+    # under "Earlier on this phone" at the next visit
+    kept_history = page.evaluate(f"() => JSON.parse(localStorage.getItem('{history.KEY}'))")
+    page.reload()
+    wait_ready(page)
+    earlier = page.locator("#earlier li").count()
     context.close()
 
     assert [r["file"] for r in results + results_others] == [f.name for f in everything]
@@ -264,6 +273,13 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert kinds["not_a_leaf"] >= 20 and kinds["unsure"] + kinds["unlike_training"] >= 10, kinds
     # with the crop given, some answered among its labels, and apple leaves said to be orange (one label) refused
     assert crop_kinds["answered"] >= 10 and crop_kinds["unsure"] >= 3, crop_kinds
+    # every diagnosis in the history (the newest KEEP), in the words the web page's history uses for the server's
+    newest = list(zip(everything, pairs, strict=True))[::-1][: history.KEEP]
+    assert len(kept_history) == len(newest) == earlier, (len(kept_history), len(newest), earlier)
+    assert [e["photo"] for e in kept_history] == [f.name for f, _ in newest]
+    words = [(e["answer"], answer_words(a)) for e, (_, (_, a)) in zip(kept_history, newest, strict=True)]
+    assert sum(mine == theirs for mine, theirs in words) >= 0.99 * len(words), [w for w in words if w[0] != w[1]][:3]
+    assert all(e["thumb"].startswith("data:image/jpeg;base64,") for e in kept_history[:20])
     assert not refused, refused
     assert any(k.endswith(".wasm") for k in kept) and any(k.endswith("model.onnx") for k in kept), kept
     assert any(k.endswith("checks.bin") for k in kept), kept

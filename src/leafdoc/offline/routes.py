@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.offline import checks
 from leafdoc.offline.texts import URGENT_RULE, all_texts
+from leafdoc.words import history
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
@@ -29,6 +30,7 @@ PAGE_FILES = {
     "checks.js": ("checks.js", "text/javascript; charset=utf-8"),
     "words.js": ("words.js", "text/javascript; charset=utf-8"),
     "heatmap.js": ("heatmap.js", "text/javascript; charset=utf-8"),
+    "history.js": ("history.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
@@ -158,6 +160,8 @@ def model_description(loaded) -> dict:
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
         "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
         "urgent_rule": URGENT_RULE,
+        # the history of diagnoses the browser keeps, shared with the web page's (words/history.py)
+        "history": {"key": history.KEY, "keep": history.KEEP, "thumb_px": history.THUMB_PX},
     }
 
 

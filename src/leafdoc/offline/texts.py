@@ -13,6 +13,7 @@ from leafdoc.inference.abstain import NOT_A_LEAF, PHOTO_ADVICE, POOR_PHOTO, SEMI
 from leafdoc.inference.cropfirst import crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
+from leafdoc.words import history
 
 PAGE = {
     "pick": N_("Take or choose a photo of one leaf"),
@@ -24,7 +25,7 @@ PAGE = {
         "the photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
         "learnt from or a field photo, and the model's own doubt."
     ),
-    "full_page": N_("With a connection, the full page also takes feedback and keeps a history of your diagnoses."),
+    "full_page": N_("With a connection, the full page also takes your feedback and exports your history as CSV."),
     "no_checks": N_(
         "This model comes without the checks of whether a photo is a leaf like the ones it learnt from, so the page "
         "answers only when the model is very sure: photograph one leaf on a plain sheet."
@@ -39,6 +40,7 @@ PAGE = {
     "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
     "language": N_("Language"),
     "heat_map": N_("Tap the photo to see where the model looked."),
+    "earlier": N_("Earlier on this phone"),
     "crop": N_("Crop (if you know it)"),
     "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,
@@ -98,6 +100,7 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
     return {
         "name": NAMES[lang],
         "page": {key: gettext(lang, text) for key, text in PAGE.items()},
+        "history": history.templates(lang),
         "templates": {key: gettext(lang, text) for key, text in TEMPLATES.items()},
         "problems": {code: gettext(lang, text) for code, text in PROBLEM_WORDS.items()},
         "lab_only": lab_only,

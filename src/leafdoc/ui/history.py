@@ -18,13 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from leafdoc.advice.lookalikes import could_be
 from leafdoc.advice.render import pretty
-from leafdoc.core.i18n import N_, gettext, one_of, render
-
-KEY = "leafdoc.history.v1"  # the localStorage key
-KEEP = 200  # entries kept: about 4 KB each, well inside a browser's 5 MB for a site
-THUMB_PX = 96
+from leafdoc.core.i18n import gettext, one_of, render
+from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 
 
 def thumbnail(path: Path) -> str:
@@ -38,11 +34,6 @@ def thumbnail(path: Path) -> str:
     except Exception:  # a photo the server refused still gets its line in the history
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-NOT_SURE = N_("Not sure")
-NOT_SURE_BETWEEN = N_("Not sure: {names}")
-SURE = N_("{label} ({percent} sure)")
 
 
 def _names(answer: dict) -> dict[str, str]:
@@ -59,10 +50,8 @@ def answer_words(answer: dict) -> str:
         candidates = answer.get("candidates") or []
         if not candidates:
             return gettext(lang, NOT_SURE)
-        if lang == "en":
-            return "Not sure: " + could_be(candidates).rstrip(".").replace("It could", "it could")
         said = render(one_of([names.get(c) or pretty(c) for c in candidates]), lang)
-        return gettext(lang, NOT_SURE_BETWEEN).format(names=said)
+        return not_sure_between(lang).format(names=said)
     label = names.get(answer.get("label") or "") or pretty(answer.get("label") or "?")
     sure = answer.get("confidence")
     if not isinstance(sure, int | float):
@@ -113,10 +102,11 @@ CSS = """
 #history-list .history-date { color: #666; font-size: 0.85em; }
 """
 
-SCRIPT = """
+SCRIPT = (
+    """
 (() => {
   const KEY = "%KEY%", KEEP = %KEEP%;
-  const COLUMNS = ["date", "photo", "answer", "label", "caution"];
+  const COLUMNS = %COLUMNS%;
   function read() {
     try { const v = JSON.parse(localStorage.getItem(KEY) || "[]"); return Array.isArray(v) ? v : []; }
     catch (e) { return []; }
@@ -206,6 +196,9 @@ SCRIPT = """
     }
   });
 })();
-""".replace("%KEY%", KEY).replace("%KEEP%", str(KEEP))
+""".replace("%KEY%", KEY)
+    .replace("%KEEP%", str(KEEP))
+    .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
+)
 
 HEAD = "<script>" + SCRIPT + "</script>"

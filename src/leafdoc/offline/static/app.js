@@ -5,12 +5,14 @@ import { prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
 import { caution, fill, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
+import * as history from "./history.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
 const list = document.getElementById("answers");
 const picker = document.getElementById("lang");
 const cropPicker = document.getElementById("crop");
+const earlierList = document.getElementById("earlier");
 const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en" };
 window.leafdoc = state;
 const LANG_KEY = "leafdoc-offline-lang";
@@ -164,6 +166,31 @@ function said(r) {
   return { message: null, caution: caution(texts(), state.model.urgent_rule, r.top[0].label, r.top) };
 }
 
+// The diagnoses made on this phone before this visit (the history the web page shows too), newest first.
+function showEarlier() {
+  const items = state.earlier || [];
+  document.getElementById("earlier-box").hidden = !items.length;
+  earlierList.replaceChildren(
+    ...items.map((it) => {
+      const li = document.createElement("li");
+      const img = document.createElement("img");
+      img.alt = String(it.photo || "");
+      const url = typeof it.thumb === "string" && it.thumb ? history.blobUrl(it.thumb) : null;
+      if (url) img.src = url;
+      const words = document.createElement("div");
+      const answer = document.createElement("p");
+      answer.className = "verdict";
+      answer.textContent = String(it.answer || "");
+      const when = document.createElement("p");
+      when.className = "detail";
+      when.textContent = `${new Date(it.date).toLocaleString(state.lang)} · ${it.photo || ""}`;
+      words.append(answer, when);
+      li.append(img, words);
+      return li;
+    }),
+  );
+}
+
 // The page's own lines in the chosen language, and every answer shown said again in it.
 function speak() {
   const t = texts();
@@ -185,6 +212,7 @@ function speak() {
     say(state.offline ? offline : t.page.ready_online);
   }
   for (const item of state.shown || []) render(item);
+  showEarlier();
   for (const result of state.results) if (!result.error) Object.assign(result, said(result));
 }
 
@@ -227,6 +255,8 @@ async function start() {
   state.threads = ort.env.wasm.numThreads;
   state.model = await (await fetch("model.json")).json();
   chooseLanguage();
+  state.earlier = history.read(state.model.history.key);
+  showEarlier();
   speak();
   const why = unsupported(state.model.input);
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
@@ -277,6 +307,16 @@ input.addEventListener("change", async () => {
       item.r = await state.diagnose(file);
       const { overlay, ...kept } = item.r; // what the test reads: no functions
       state.results.push({ file: file.name, ...kept });
+      const warned = item.r.caution;
+      const keep = state.model.history;
+      history.add(keep.key, keep.keep, {
+        date: new Date().toISOString(),
+        photo: file.name,
+        answer: history.answerWords(texts(), item.r),
+        label: item.r.abstained ? "" : item.r.top[0].label,
+        caution: warned ? title(texts(), warned.label) : "",
+        thumb: await history.thumbnail(file, keep.thumb_px),
+      });
     } catch (e) {
       item.error = String(e.message || e);
       state.results.push({ file: file.name, error: item.error });

@@ -9,6 +9,7 @@ const SHELL = [
   "checks.js",
   "words.js",
   "heatmap.js",
+  "history.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",
