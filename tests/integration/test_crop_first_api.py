@@ -175,3 +175,31 @@ def test_a_crop_too_long_is_refused_as_it_streams_in(api, other_crop_photo):
     body = assert_error(api.post("/v1/predict", files=files, data={"crop": "tomato" * 50_000}), 422, "invalid_request")
     assert "`crop` is over 200 bytes" in body["message"]
     assert api.post("/v1/predict?crop=" + "t" * 300, files=files).status_code == 422
+
+
+def test_leafdoc_predict_answers_in_the_language_asked_for(starter_copy):
+    """`leafdoc predict --lang`: the refusals, warnings and advice in that language, as the API gives them; an unknown
+    language refused before the model is read, naming those spoken."""
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.cli.main import app
+    from leafdoc.core.i18n import msg, render
+    from leafdoc.inference.abstain import NOT_A_LEAF
+
+    photos = [REPO / "examples" / "guide" / "not_a_leaf.jpg", REPO / "examples" / "tomato_early_blight.jpg"]
+    runner = CliRunner()
+    r = runner.invoke(app, ["predict", str(starter_copy), *map(str, photos), "--lang", "es-MX", "--json"])
+    assert r.exit_code == 0, r.output
+    refused, answered = json.loads(r.stdout)
+    assert refused["reason"] == "not_a_leaf" and refused["message"] == render(msg(NOT_A_LEAF), "es")
+    assert refused["language"] == answered["language"] == "es"
+    spanish = shipped_knowledge().reference("Tomato___Early_blight", "es")
+    assert (
+        answered["advice"]["summary"]
+        == spanish["summary"]
+        != shipped_knowledge().reference(answered["label"])["summary"]
+    )
+    cmd = [sys.executable, "-m", "leafdoc.cli.main", "predict", str(starter_copy), str(photos[1]), "--lang", "de"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})
+    said = " ".join((bad.stdout + bad.stderr).split())
+    assert bad.returncode == 1 and "'de' is not one leafdoc answers in" in said and "--lang" in said, said
+    assert "Traceback" not in said

@@ -260,12 +260,21 @@ def predict(
             "`Corn_(maize)`): the answers choose among that crop's labels only.",
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="The language of the answers' words and advice: en, es, fr or hi (the API's `lang`). Default: en.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
     """Top-k diagnoses with probabilities for each photo, and what to do about the diagnosis."""
     from leafdoc.advice import shipped_knowledge
+    from leafdoc.core.i18n import negotiate
     from leafdoc.inference.predictor import Predictor
 
+    language = negotiate(lang)  # an unknown one refused, naming those spoken, before the model is read
     settings = load_settings()
     knowledge = shipped_knowledge(settings.advice_dir)
     predictor = Predictor(
@@ -274,7 +283,7 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
-    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge, crop)]
+    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge, crop, language)]
     if as_json:
         emit_json(answers)
     else:

@@ -224,7 +224,8 @@ def negotiate(lang: str | None = None, accept_language: str | None = None) -> st
         shown = lang.strip()[:20]
         raise UnknownLanguage(
             f"language {shown!r} is not one leafdoc answers in; it answers in {', '.join(LANGUAGES)}.",
-            hint="Send `lang` as one of those, or leave it out to use Accept-Language (English by default).",
+            hint="Ask for one of those (the API's `lang`, `leafdoc predict --lang`), or leave it out: the API then "
+            "answers in the first of Accept-Language's languages it speaks, the CLI in English.",
         )
     for tag in accepted(accept_language):
         if tag in LANGUAGES:

@@ -332,12 +332,17 @@ class Predictor:
         return answers
 
     def predict_files(
-        self, paths: list[str | Path], k: int = 3, knowledge: Knowledge | None = None, crop: str | None = None
+        self,
+        paths: list[str | Path],
+        k: int = 3,
+        knowledge: Knowledge | None = None,
+        crop: str | None = None,
+        lang: str = "en",
     ) -> list[Answer | Unread]:
         """Each file's answer (advice from `knowledge`, default: the shipped entries; a model folder has no registry
         version, so `model_version` is null), or `Unread` if it cannot be read: one bad file never stops the rest.
         `crop`: the crop the photos are of, in words (`tomato`) or as the labels' prefix; UnknownCrop if the model
-        has no such crop."""
+        has no such crop. `lang`: the language of the answers' words (core/i18n.py)."""
         crop = self.crop(crop)
         results: list[Answer | Unread | None] = []
         photos, names, slots = [], [], []
@@ -350,6 +355,7 @@ class Predictor:
             names.append(str(p))
             slots.append(len(results))
             results.append(None)
-        for i, a in zip(slots, self.answer(photos, names, k, knowledge or shipped_knowledge(), crop=crop), strict=True):
+        given = self.answer(photos, names, k, knowledge or shipped_knowledge(), crop=crop, lang=lang)
+        for i, a in zip(slots, given, strict=True):
             results[i] = a
         return results
