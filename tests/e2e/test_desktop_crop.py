@@ -83,3 +83,29 @@ def test_the_crop_picked_in_the_app_reaches_the_answer_and_is_remembered(qtbot, 
     again = open_window(qtbot, starter_server.base, settings_file)
     qtbot.waitUntil(lambda: again.diagnose.crop.count() == len(listed) + 1, timeout=SLOW)
     assert again.diagnose.crop.currentData() == crop
+
+
+def test_the_answers_come_in_the_language_picked_and_it_is_remembered(qtbot, starter_server, tmp_path):
+    from leafdoc.core.i18n import msg, render
+    from leafdoc.inference.abstain import NOT_A_LEAF
+
+    settings_file = tmp_path / "desktop.ini"
+    window = open_window(qtbot, starter_server.base, settings_file)
+    tab = window.diagnose
+    assert tab.lang.currentData() == "en" and tab.lang.count() == 4
+    index = tab.lang.findData("es")
+    tab.lang.setCurrentIndex(index)
+    tab.lang.activated.emit(index)  # as a person's pick does
+    drop_files(tab, [REPO / "examples" / "guide" / "not_a_leaf.jpg", REPO / "examples" / "tomato_early_blight.jpg"])
+    qtbot.waitUntil(lambda: len(tab.cards) == 2 and all(c.answer is not None for c in tab.cards), timeout=SLOW)
+    refused, answered = sorted(tab.cards, key=lambda c: c.path.name)
+    assert refused.answer["reason"] == "not_a_leaf" and refused.notice.text() == render(msg(NOT_A_LEAF), "es")
+    assert answered.answer["language"] == "es" and answered.answer["label"] == "Tomato___Early_blight"
+    spanish = answered.answer["advice"]["summary"]
+    assert spanish.startswith("Tizón temprano") and spanish in " ".join(
+        w.text() for w in answered.advice.findChildren(type(answered.notice))
+    )
+    window.close()
+    assert open_settings(settings_file).value("diagnose/lang") == "es"
+    again = open_window(qtbot, starter_server.base, settings_file)
+    assert again.diagnose.lang.currentData() == "es"

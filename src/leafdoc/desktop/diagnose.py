@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.api_client import LeafdocClient
+from leafdoc.core.i18n import LANGUAGES
+from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
@@ -83,9 +85,11 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
-def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop: str | None = None) -> dict:
-    """Worker: read the photo, show it (progress), ask the server (`crop`: the crop the grower picked, if any);
-    returns the answer + overlay QImage."""
+def diagnose_file(
+    client: LeafdocClient, path: Path, top_k: int, progress, crop: str | None = None, lang: str | None = None
+) -> dict:
+    """Worker: read the photo, show it (progress), ask the server (`crop`: the crop the grower picked, if any; `lang`:
+    the language of the answer's words and advice); returns the answer + overlay QImage."""
     data = path.read_bytes()
     thumbnail = decode_image(data, THUMB)  # in this worker thread: Pillow, never Qt (widgets.decode_image)
     progress("photo", thumbnail)
@@ -93,7 +97,7 @@ def diagnose_file(client: LeafdocClient, path: Path, top_k: int, progress, crop:
     upload, name = shrink_for_upload(data, path.name)
     if thumbnail.isNull() and upload is not data:  # unreadable here: show the JPEG that is sent
         progress("photo", decode_image(upload, THUMB))
-    answer = client.explain(upload, name, top_k=top_k, crop=crop)
+    answer = client.explain(upload, name, top_k=top_k, crop=crop, lang=lang)
     answer["advice_entry"] = client.advice_for(answer)
     answer["model_labels"] = client.model(answer["model_version"]).get("labels", [])  # for "it is actually…"
     overlay = decode_image(base64.b64decode(answer.pop("overlay_png", "") or b""))
@@ -309,6 +313,20 @@ class DiagnoseTab(Tab):
         self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
         crop_box.addWidget(self.crop)
         top.addLayout(crop_box)
+        lang_box = QVBoxLayout()
+        lang_box.addWidget(QLabel("Language of the answers"))
+        self.lang = QComboBox()
+        self.lang.setObjectName("langChoice")
+        self.lang.setToolTip(
+            "The language of the diagnoses' words and advice (the server's; the app's own words stay English). "
+            "Translations not yet reviewed by a plant pathologist are marked so."
+        )
+        for code in LANGUAGES:
+            self.lang.addItem(LANGUAGE_NAMES[code], code)
+        self.lang.setCurrentIndex(max(0, self.lang.findData(get_str(self.settings, "diagnose/lang", "en"))))
+        self.lang.activated.connect(lambda _i: self.settings.setValue("diagnose/lang", self.lang.currentData()))
+        lang_box.addWidget(self.lang)
+        top.addLayout(lang_box)
         layout.addLayout(top)
         # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
         self.knows = QLabel("")
@@ -424,6 +442,7 @@ class DiagnoseTab(Tab):
             dialogs.show_error(self, "No photos", "There are no photos in what you picked.")
             return
         client, top_k, crop = self.session.client, self.top_k.value(), self.crop.currentData() or None
+        lang = self.lang.currentData() or "en"
         if client is None:
             return
         if self._pending == 0:
@@ -441,6 +460,7 @@ class DiagnoseTab(Tab):
                 path,
                 top_k,
                 crop=crop,
+                lang=lang,
                 on_progress=lambda what, image, card=card: card.show_photo(image),
                 on_done=lambda answer, card=card: self._answered(card, answer),
                 on_error=lambda exc, card=card: self._failed(card, exc),
