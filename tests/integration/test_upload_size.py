@@ -73,7 +73,7 @@ def test_desktop_app_sends_a_large_photo_downscaled():
     sent = []
 
     class Client:  # records what the app sends; answers like the service
-        def explain(self, data, name, top_k=None, crop=None):
+        def explain(self, data, name, top_k=None, crop=None, lang=None):
             sent.append((data, name))
             return {"model_version": "v1", "overlay_png": ""}
 
