@@ -305,8 +305,6 @@ input.addEventListener("change", async () => {
     const item = { file: file.name, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
       item.r = await state.diagnose(file);
-      const { overlay, ...kept } = item.r; // what the test reads: no functions
-      state.results.push({ file: file.name, ...kept });
       const warned = item.r.caution;
       const keep = state.model.history;
       history.add(keep.key, keep.keep, {
@@ -317,6 +315,9 @@ input.addEventListener("change", async () => {
         caution: warned ? title(texts(), warned.label) : "",
         thumb: await history.thumbnail(file, keep.thumb_px),
       });
+      // the result last, once it is in the history too: `results` is what a diagnosis has finished with
+      const { overlay, ...kept } = item.r; // what the test reads: no functions
+      state.results.push({ file: file.name, ...kept });
     } catch (e) {
       item.error = String(e.message || e);
       state.results.push({ file: file.name, error: item.error });
