@@ -52,8 +52,9 @@ class PhotoProblem:
     words: Msg | None = field(default=None, compare=False)  # the message, to say in another language (i18n.py)
 
 
-def _problem(code: str, text: str, **params: object) -> PhotoProblem:
-    words = msg(text, **params)
+def _problem(code: str, text: str | None = None, **params: object) -> PhotoProblem:
+    """A problem by its code, in its words (PROBLEM_WORDS; `text` for other words of the same code)."""
+    words = msg(text or PROBLEM_WORDS[code], **params)
     return PhotoProblem(code, str(words), words)
 
 
@@ -69,7 +70,7 @@ def check_photo(
     problems = []
     min_side = min(MIN_SIDE, model_size) if model_size else MIN_SIDE
     if min(w, h) < min_side:
-        problems.append(_problem("too_small", TOO_SMALL, w=w, h=h, min_side=min_side))
+        problems.append(_problem("too_small", w=w, h=h, min_side=min_side))
     # Every figure below is the one the checks always measured (issue 57 made them cheaper, not different): the
     # thumbnail is made only when the photo is larger than it, and the grey levels' 95th percentile and mean and the
     # one-colour share come from Pillow's histograms of the image (no copy of its pixels into NumPy).
@@ -83,14 +84,14 @@ def check_photo(
     hist = np.array(grey.histogram(), np.int64)
     mean = float(hist @ np.arange(256)) / (grey.width * grey.height)
     if hist_quantile(hist, 0.95) < DARK_P95:
-        problems.append(_problem("too_dark", TOO_DARK))
+        problems.append(_problem("too_dark"))
     elif mean > BRIGHT_MEAN:
-        problems.append(_problem("too_bright", TOO_BRIGHT))
+        problems.append(_problem("too_bright"))
     one_colour = _one_colour(small)
     if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
-        problems.append(_problem("one_colour", ONE_COLOUR))
+        problems.append(_problem("one_colour"))
     if not one_colour and _laplacian_var(np.asarray(grey)) < BLUR_LAPLACIAN_VAR:
-        problems.append(_problem("blurred", BLURRED))
+        problems.append(_problem("blurred"))
     return problems
 
 

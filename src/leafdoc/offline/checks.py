@@ -44,8 +44,8 @@ def card_numbers(predictor) -> dict:
             field["reason"] = {"weights": predictor.field.reason_weights.tolist(), "bias": predictor.field.reason_bias}
         if predictor.field.scene is not None:
             field["scene_bias"] = float(predictor.field.scene["bias"])
-        learnt = (f.get("learnt") or {}) if learnt_crops(f) else {}
-        if learnt.get("min_confidence") is not None:
+        learnt = f.get("learnt") or {}
+        if learnt_crops(f) and learnt.get("min_confidence") is not None:
             field["learnt"] = {"crops": learnt_crops(f), "min_confidence": float(learnt["min_confidence"])}
         out["field"] = field
     return out

@@ -213,7 +213,7 @@ def _once_per_version(loaded, name: str, make) -> bytes:
     if key not in _BUILT:
         mine = [k for k in _BUILT if k[0] == name]
         for old in mine[: max(0, len(mine) - 1)]:
-            del _BUILT[old]
+            _BUILT.pop(old, None)  # another request may have let it go already (model.json is made in a thread)
         _BUILT[key] = make()
     return _BUILT[key]
 

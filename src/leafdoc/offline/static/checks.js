@@ -19,6 +19,8 @@ function halfToFloat(h) {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+let HALF = null; // every float16 bit pattern as its value, made at the first file that holds one
+
 export function readChecks(buffer) {
   const bytes = new Uint8Array(buffer);
   const magic = String.fromCharCode(...bytes.subarray(0, 4));
@@ -32,8 +34,8 @@ export function readChecks(buffer) {
     const n = a.shape.reduce((x, y) => x * y, 1);
     const out = new Float32Array(n);
     if (a.dtype === "float16") {
-      const table = new Float32Array(65536).map((_, i) => halfToFloat(i));
-      for (let i = 0; i < n; i++) out[i] = table[view.getUint16(start + a.offset + 2 * i, true)];
+      HALF = HALF || new Float32Array(65536).map((_, i) => halfToFloat(i));
+      for (let i = 0; i < n; i++) out[i] = HALF[view.getUint16(start + a.offset + 2 * i, true)];
     } else {
       for (let i = 0; i < n; i++) out[i] = view.getFloat32(start + a.offset + 4 * i, true);
     }
