@@ -283,3 +283,72 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert not refused, refused
     assert any(k.endswith(".wasm") for k in kept) and any(k.endswith("model.onnx") for k in kept), kept
     assert any(k.endswith("checks.bin") for k in kept), kept
+
+
+def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos, browser):
+    """A grower says "yes" to one answer and "no, it is ..." to another with no connection: both wait on the phone
+    (through a reload), nothing reaches the server; back online, the page sends the photos and what was said, and
+    the server records it as feedback on its answers to those photos. With a connection, an answer's "yes" is sent
+    at once and thanked."""
+    from tests.integration.test_offline_feedback import predictions_made
+    from tests.live_server import ADMIN, start_server
+
+    server = start_server(tmp_path / "serve", STARTER)
+    try:
+        some = photos[:12]
+        answered = [(f, a) for f, a in zip(some, server_answers(server.base, some), strict=True) if not a["abstained"]]
+        assert len(answered) >= 3, answered
+        (right, right_answer), (wrong, wrong_answer), (online, _) = answered[:3]
+        crop = wrong_answer["label"].split("___")[0]  # "no, it is" another condition of the same crop
+        labels = json.loads((STARTER / "labels.json").read_text())
+        actually = next(x for x in labels if x != wrong_answer["label"] and x.split("___")[0] == crop)
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.base}/app/")
+        wait_ready(page)
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        page.reload()
+        wait_ready(page)
+        before = predictions_made(server.base)
+        page.set_input_files("#photo", [str(right), str(wrong)])
+        page.wait_for_function("() => leafdoc.results.length >= 2")
+        row = lambda f: page.locator("#answers li", has_text=f.name)  # noqa: E731
+        row(right).get_by_role("button", name="✓ Yes").click()
+        row(wrong).get_by_role("button", name="✗ No").click()
+        row(wrong).locator("select").select_option(actually)
+        row(wrong).get_by_role("button", name="Send").click()
+        page.wait_for_function("() => leafdoc.queue.waiting === 2")
+        queued = [row(f).locator(".said").inner_text() for f in (right, wrong)]
+        page.reload()  # still offline: the queue is kept on the phone
+        wait_ready(page)
+        page.wait_for_function("() => leafdoc.queue.waiting === 2")
+        waiting_line = page.locator("#queue").inner_text()
+        assert predictions_made(server.base) == before, "something reached the server while offline"
+        context.set_offline(False)  # back online: the page sends what waits
+        page.wait_for_function("() => leafdoc.sent.length === 2 && leafdoc.queue.waiting === 0")
+        sent = page.evaluate("leafdoc.sent")
+        sent_line = page.locator("#queue").inner_text()
+        # with a connection: said, sent and thanked at once
+        page.set_input_files("#photo", [str(online)])
+        page.wait_for_function("() => leafdoc.results.length >= 1")
+        row(online).get_by_role("button", name="✓ Yes").click()
+        page.wait_for_function("() => leafdoc.sent.length === 3")
+        thanked = row(online).locator(".said").inner_text()
+        page.screenshot(path=str(tmp_path / "offline-feedback.png"))
+        context.close()
+        records = httpx.get(f"{server.base}/v1/review", params={"limit": 500}, headers=ADMIN).raise_for_status().json()
+    finally:
+        server.stop()
+    by_id = {i["prediction_id"]: i for i in records["items"]}
+    assert all(s["ok"] for s in sent), sent
+    first, second = sorted(sent, key=lambda s: s["id"])
+    assert first["answer"]["label"] == right_answer["label"] and second["answer"]["label"] == wrong_answer["label"]
+    assert by_id[first["answer"]["prediction_id"]]["feedback_correct"] is True
+    said_wrong = by_id[second["answer"]["prediction_id"]]
+    assert said_wrong["feedback_correct"] is False and said_wrong["feedback_label"] == actually
+    assert all("sent to the server when there is a connection" in q for q in queued), queued
+    assert waiting_line == "Answers waiting for a connection to be sent: 2", waiting_line
+    assert sent_line == "Sent to the server: 2 answers given with no connection.", sent_line
+    assert thanked == "✓ Thank you: recorded as right.", thanked

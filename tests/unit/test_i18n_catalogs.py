@@ -13,8 +13,8 @@ from leafdoc.cli.i18n_catalogs import TEMPLATES, answers_template, read
 from leafdoc.core.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, catalog, negotiate, placeholders
 
 OTHERS = [lang for lang in LANGUAGES if lang != SOURCE]
-# Messages that may read the same in a language: templates of placeholders only, and words French shares.
-SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources"}
+# Messages that may read the same in a language: templates of placeholders only, and words French or Spanish share.
+SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources", "✗ No"}
 
 
 def _template(domain: str):

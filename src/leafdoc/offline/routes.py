@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.imaging import upload_size
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.offline import checks
 from leafdoc.offline.texts import URGENT_RULE, all_texts
@@ -20,6 +21,9 @@ from leafdoc.words import history
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
+# Answers the page keeps waiting for a connection, each with its photo (at most 1,024 px: 100-400 kB): a bound on what
+# it stores, far inside a browser's quota for a site; the next is refused, saying to connect first.
+FEEDBACK_KEEP = 50
 VENDOR = Path(__file__).parent / "vendor"  # filled by scripts/install.sh from web/node_modules (git-ignored)
 # What the page loads of onnxruntime-web's dist: the WebAssembly build's ES module, and the module and .wasm it loads.
 VENDOR_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -31,6 +35,7 @@ PAGE_FILES = {
     "words.js": ("words.js", "text/javascript; charset=utf-8"),
     "heatmap.js": ("heatmap.js", "text/javascript; charset=utf-8"),
     "history.js": ("history.js", "text/javascript; charset=utf-8"),
+    "feedback.js": ("feedback.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
@@ -162,6 +167,12 @@ def model_description(loaded) -> dict:
         "urgent_rule": URGENT_RULE,
         # the history of diagnoses the browser keeps, shared with the web page's (words/history.py)
         "history": {"key": history.KEY, "keep": history.KEEP, "thumb_px": history.THUMB_PX},
+        # feedback kept on the phone until there is a connection (static/feedback.js), its photo as /ui uploads it
+        "feedback": {
+            "keep": FEEDBACK_KEEP,
+            "long_side": upload_size.LONG_SIDE,
+            "quality": upload_size.JPEG_QUALITY / 100,
+        },
     }
 
 

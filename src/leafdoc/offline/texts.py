@@ -14,6 +14,7 @@ from leafdoc.inference.cropfirst import crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
+from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
 
 PAGE = {
     "pick": N_("Take or choose a photo of one leaf"),
@@ -21,11 +22,12 @@ PAGE = {
     "ready_offline": N_("Ready, also with no connection: {n} conditions of leaves (model version {version})."),
     "ready_online": N_("Ready while this page stays open (this browser cannot keep it for offline use)."),
     "note": N_(
-        "Diagnosed on this phone, with no connection: the photo never leaves it. This page runs the server's checks: "
-        "the photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
+        "Diagnosed on this phone, with no connection: the photo leaves it only if you say whether the answer was "
+        "right (it is then sent with your answer when there is a connection). This page runs the server's checks: the "
+        "photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
         "learnt from or a field photo, and the model's own doubt."
     ),
-    "full_page": N_("With a connection, the full page also takes your feedback and exports your history as CSV."),
+    "full_page": N_("With a connection, the full page also exports your history as CSV."),
     "no_checks": N_(
         "This model comes without the checks of whether a photo is a leaf like the ones it learnt from, so the page "
         "answers only when the model is very sure: photograph one leaf on a plain sheet."
@@ -44,6 +46,24 @@ PAGE = {
     "crop": N_("Crop (if you know it)"),
     "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,
+    # feedback, kept on the phone and sent when there is a connection (static/feedback.js)
+    "was_right": N_("Was this right?"),
+    "yes": N_("✓ Yes"),
+    "no": N_("✗ No"),
+    "what_is_it": N_("What is it? (if you know)"),
+    "send": N_("Send"),
+    "queued": N_("Thank you. Your answer and the photo will be sent to the server when there is a connection."),
+    "waiting": N_("Answers waiting for a connection to be sent: {n}"),
+    "sent_earlier": N_("Sent to the server: {n} answers given with no connection."),
+    "sent_other": N_(
+        "✓ Sent. The server answered this photo differently, so your “no” was not recorded against its answer."
+    ),
+    "not_sent": N_("Not sent: {error}"),
+    "not_kept": N_("Your answer could not be kept on this phone ({error})."),
+    "queue_full": N_("{n} answers are already waiting to be sent: connect to the internet first, to send them."),
+    "thanks_right": THANKS_RIGHT,
+    "thanks_wrong": THANKS_WRONG,
+    "actually": ACTUALLY,
 }
 # Templates the page fills in (their {placeholders} kept), by what the server's decision and answer call them.
 TEMPLATES = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
+from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
 
 PHOTOS_KEPT = N_(
     "**Photos are kept on this server** (it runs with `LEAFDOC_KEEP_PHOTOS=true`): an admin may look at "
@@ -19,13 +20,6 @@ def privacy_note(keep_photos: bool | None, lang: str = "en") -> str:
     if keep_photos:
         return gettext(lang, PHOTOS_KEPT)
     return gettext(lang, PHOTO_SENT if keep_photos is None else PHOTO_NOT_KEPT)
-
-
-THANKS_RIGHT = N_("✓ Thank you: recorded as right.")
-THANKS_WRONG = N_(
-    "✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
-)
-ACTUALLY = N_(" (it is actually {label})")
 
 
 def thanks(correct: bool, label: str | None, lang: str = "en") -> str:

@@ -6,6 +6,7 @@ import { readChecks, readPhoto } from "./checks.js";
 import { caution, fill, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
+import * as feedback from "./feedback.js";
 
 const statusLine = document.getElementById("status");
 const input = document.getElementById("photo");
@@ -13,7 +14,12 @@ const list = document.getElementById("answers");
 const picker = document.getElementById("lang");
 const cropPicker = document.getElementById("crop");
 const earlierList = document.getElementById("earlier");
-const state = { ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en" };
+const queueLine = document.getElementById("queue");
+const state = {
+  ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en",
+  // feedback waiting for a connection (feedback.js), and what came of each sent: what the browser test reads
+  queue: { waiting: 0, sentEarlier: 0, failedEarlier: [] }, sent: [],
+};
 window.leafdoc = state;
 const LANG_KEY = "leafdoc-offline-lang";
 
@@ -156,8 +162,173 @@ function render(item) {
     time.className = "detail";
     time.textContent = fill(t.page.on_device, { file: item.file, ms: Math.round(r.ms) });
     text.append(time);
+    if (!(r.abstained && r.reason === "poor_photo")) text.append(feedbackRow(item)); // a poor photo: take another
   }
   item.li.append(img, text);
+}
+
+function button(words, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = words;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// "Was this right?" under an answer (Yes / No, then what it is if the grower knows); under a refusal, what it is.
+// Once said: what became of it (kept for a connection, sent, not sent).
+function feedbackRow(item) {
+  const t = texts();
+  const row = document.createElement("div");
+  row.className = "feedback";
+  const fb = item.fb || { stage: item.r.abstained ? "choosing" : "asking" };
+  if (fb.stage === "asking") {
+    const question = document.createElement("span");
+    question.textContent = t.page.was_right;
+    row.append(
+      question,
+      button(t.page.yes, () => give(item, { correct: true, label: null })),
+      button(t.page.no, () => {
+        item.fb = { stage: "choosing" };
+        render(item);
+      }),
+    );
+  } else if (fb.stage === "choosing") {
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", t.page.what_is_it);
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = t.page.crop_unknown;
+    const question = document.createElement("span");
+    question.className = "question";
+    question.textContent = t.page.what_is_it;
+    const groups = new Map();
+    for (const label of state.model.labels) {
+      const crop = cropOf(label);
+      if (!groups.has(crop)) groups.set(crop, []);
+      groups.get(crop).push(label);
+    }
+    select.append(
+      none,
+      ...[...groups].map(([crop, labels]) => {
+        const group = document.createElement("optgroup");
+        group.label = t.crops[crop] || crop;
+        group.append(
+          ...labels.map((label) => {
+            const option = document.createElement("option");
+            option.value = label;
+            option.textContent = title(t, label);
+            return option;
+          }),
+        );
+        return group;
+      }),
+    );
+    const send = button(t.page.send, () => give(item, { correct: false, label: select.value || null }));
+    send.disabled = item.r.abstained; // a refusal: only what it is says anything
+    select.addEventListener("change", () => {
+      send.disabled = item.r.abstained && !select.value;
+    });
+    row.append(question, select, send);
+  } else {
+    const said = document.createElement("p");
+    said.className = fb.stage === "sent" ? "detail said" : "detail said pending";
+    said.textContent = feedbackWords(fb);
+    row.append(said);
+  }
+  return row;
+}
+
+function feedbackWords(fb) {
+  const t = texts().page;
+  if (fb.stage === "queued") return t.queued;
+  if (fb.stage === "not_kept") return fb.full ? fill(t.queue_full, { n: fb.full }) : fill(t.not_kept, { error: fb.error });
+  if (fb.stage === "error") return fill(t.not_sent, { error: fb.error });
+  if (!fb.feedback) return t.sent_other; // a bare "no" about an answer the server did not give
+  if (fb.said.correct) return t.thanks_right;
+  const actually = fb.said.label ? fill(t.actually, { label: title(texts(), fb.said.label) }) : "";
+  return fill(t.thanks_wrong, { said: actually });
+}
+
+// What the grower said, kept on the phone with the photo (as /ui would upload it) until it can be sent.
+async function give(item, said) {
+  const keep = state.model.feedback;
+  said.answered = item.r.abstained ? null : item.r.top[0].label;
+  try {
+    const waiting = await feedback.browserQueue.count();
+    if (waiting >= keep.keep) {
+      item.fb = { stage: "not_kept", full: waiting };
+    } else {
+      const photo = await feedback.shrink(item.blob, keep.long_side, keep.quality);
+      const name = photo === item.blob ? item.file : `${item.file.replace(/\.[^.]*$/, "") || "photo"}.jpg`;
+      const entry = { photo, name, crop: item.r.crop, lang: state.lang, said, date: new Date().toISOString() };
+      item.fb = { stage: "queued", said, id: await feedback.browserQueue.add(entry) };
+    }
+  } catch (e) {
+    item.fb = { stage: "not_kept", error: String(e.message || e) };
+  }
+  render(item);
+  sendWaiting();
+}
+
+// What came of an entry sent: said under its answer if it is on the page, else counted in the line at the top.
+function settle(result) {
+  state.sent.push(result);
+  const item = (state.shown || []).find((it) => it.fb && it.fb.id === result.id);
+  if (!item) {
+    if (result.ok) state.queue.sentEarlier += 1;
+    else state.queue.failedEarlier.push(result.error);
+    return;
+  }
+  item.fb = result.ok ? { ...item.fb, stage: "sent", feedback: result.feedback } : { ...item.fb, stage: "error", error: result.error };
+  render(item);
+}
+
+function showQueue() {
+  const t = texts().page;
+  const q = state.queue;
+  const parts = [
+    ...(q.waiting ? [fill(t.waiting, { n: q.waiting })] : []),
+    ...(q.sentEarlier ? [fill(t.sent_earlier, { n: q.sentEarlier })] : []),
+    ...q.failedEarlier.map((error) => fill(t.not_sent, { error })),
+  ];
+  queueLine.textContent = parts.join(" ");
+  queueLine.hidden = !parts.length;
+}
+
+// Send what waits (at the start, when the browser is back online, after each answer given); where it cannot go now,
+// again in a minute (or when the server says). One sending at a time; asked during one, another round after it.
+let sending = null;
+let again = false;
+let retry = null;
+function sendWaiting() {
+  if (sending) {
+    again = true;
+    return sending;
+  }
+  sending = (async () => {
+    do {
+      again = false;
+      let out;
+      try {
+        out = await feedback.flush(feedback.browserQueue, new URL("../", location.href));
+      } catch (e) {
+        out = { results: [], stopped: String(e.message || e), retryAfter: null }; // the storage itself failed
+      }
+      for (const result of out.results) settle(result);
+      clearTimeout(retry);
+      if (out.stopped) retry = setTimeout(sendWaiting, (out.retryAfter || 60) * 1000);
+      try {
+        state.queue.waiting = await feedback.browserQueue.count();
+      } catch (e) {
+        state.queue.waiting = 0;
+      }
+      showQueue();
+    } while (again);
+  })().finally(() => {
+    sending = null;
+  });
+  return sending;
 }
 
 // What an answer says in the page's language: a refusal's words, or an answer's warning of an urgent look-alike.
@@ -213,6 +384,7 @@ function speak() {
   }
   for (const item of state.shown || []) render(item);
   showEarlier();
+  showQueue();
   for (const result of state.results) if (!result.error) Object.assign(result, said(result));
 }
 
@@ -297,12 +469,14 @@ async function start() {
   input.disabled = false;
   state.ready = true;
   speak();
+  window.addEventListener("online", sendWaiting);
+  sendWaiting();
 }
 
 input.addEventListener("change", async () => {
   state.shown = state.shown || [];
   for (const file of Array.from(input.files)) {
-    const item = { file: file.name, url: URL.createObjectURL(file), li: document.createElement("li") };
+    const item = { file: file.name, blob: file, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
       item.r = await state.diagnose(file);
       const warned = item.r.caution;

@@ -10,6 +10,7 @@ const SHELL = [
   "words.js",
   "heatmap.js",
   "history.js",
+  "feedback.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",
