@@ -1,7 +1,7 @@
 """docs/screenshots/offline-phone.png: the offline page (/app) at 390 x 844 in Debian's headless Chromium, after one
 visit to a throw-away `leafdoc serve` of the starter model, with the server stopped and the browser offline: two
 example leaves, the guide's blurred leaf and its photo of no leaf at all, diagnosed or refused in the browser; the
-early blight leaf tapped to show where the model looked.
+early blight leaf tapped to show where the model looked, and its "Was this right?" answered (kept for a connection).
 
     .venv/bin/python scripts/offline_screenshot.py [--lang hi]   (in that language: offline-phone-hi.png)
 """
@@ -56,6 +56,9 @@ def main() -> None:
         page.wait_for_function(f"() => leafdoc.results.length >= {len(PHOTOS)}")
         page.click("#answers li:nth-child(2) img")  # the early blight leaf: where the model looked
         page.wait_for_function("() => document.querySelector('#answers li:nth-child(2) img').src.startsWith('blob:')")
+        page.locator("#answers li:nth-child(2) .feedback button").first.click()  # "yes": kept for a connection
+        page.wait_for_function("() => leafdoc.queue.waiting === 1")
+        page.evaluate("() => window.scrollTo(0, 0)")  # the top: the line that counts what waits
         page.wait_for_timeout(300)
         page.screenshot(path=str(out))
         browser.close()

@@ -184,6 +184,7 @@ function feedbackRow(item) {
   const fb = item.fb || { stage: item.r.abstained ? "choosing" : "asking" };
   if (fb.stage === "asking") {
     const question = document.createElement("span");
+    question.className = "question";
     question.textContent = t.page.was_right;
     row.append(
       question,
