@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
 
@@ -285,6 +286,27 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert any(k.endswith("checks.bin") for k in kept), kept
 
 
+# The photos kept in the page's feedback queue (IndexedDB): width, height, and whether the file is the one chosen.
+KEPT_PHOTOS = """async () => {
+  const db = await new Promise((ok, fail) => {
+    const r = indexedDB.open("leafdoc-offline");
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => fail(r.error);
+  });
+  const entries = await new Promise((ok) => {
+    const r = db.transaction("feedback").objectStore("feedback").getAll();
+    r.onsuccess = () => ok(r.result);
+  });
+  db.close();
+  const out = [];
+  for (const e of entries) {
+    const b = await createImageBitmap(e.photo);
+    out.push([b.width, b.height, e.photo instanceof File]);
+  }
+  return out;
+}"""
+
+
 def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos, browser):
     """A grower says "yes" to one answer and "no, it is ..." to another with no connection: both wait on the phone
     (through a reload), nothing reaches the server; back online, the page sends the photos and what was said, and
@@ -302,6 +324,8 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
         crop = wrong_answer["label"].split("___")[0]  # "no, it is" another condition of the same crop
         labels = json.loads((STARTER / "labels.json").read_text())
         actually = next(x for x in labels if x != wrong_answer["label"] and x.split("___")[0] == crop)
+        big = tmp_path / "big-leaf.jpg"  # a phone-size photo: kept at most 1,024 px on its long side, as /ui sends it
+        Image.open(right).convert("RGB").resize((2048, 2048)).save(big, quality=95)
         context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
@@ -312,29 +336,31 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
         page.reload()
         wait_ready(page)
         before = predictions_made(server.base)
-        page.set_input_files("#photo", [str(right), str(wrong)])
-        page.wait_for_function("() => leafdoc.results.length >= 2")
+        page.set_input_files("#photo", [str(right), str(wrong), str(big)])
+        page.wait_for_function("() => leafdoc.results.length >= 3")
         row = lambda f: page.locator("#answers li", has_text=f.name)  # noqa: E731
         row(right).get_by_role("button", name="✓ Yes").click()
         row(wrong).get_by_role("button", name="✗ No").click()
         row(wrong).locator("select").select_option(actually)
         row(wrong).get_by_role("button", name="Send").click()
-        page.wait_for_function("() => leafdoc.queue.waiting === 2")
-        queued = [row(f).locator(".said").inner_text() for f in (right, wrong)]
+        row(big).get_by_role("button", name="✓ Yes").click()
+        page.wait_for_function("() => leafdoc.queue.waiting === 3")
+        queued = [row(f).locator(".said").inner_text() for f in (right, wrong, big)]
+        kept = page.evaluate(KEPT_PHOTOS)
         page.reload()  # still offline: the queue is kept on the phone
         wait_ready(page)
-        page.wait_for_function("() => leafdoc.queue.waiting === 2")
+        page.wait_for_function("() => leafdoc.queue.waiting === 3")
         waiting_line = page.locator("#queue").inner_text()
         assert predictions_made(server.base) == before, "something reached the server while offline"
         context.set_offline(False)  # back online: the page sends what waits
-        page.wait_for_function("() => leafdoc.sent.length === 2 && leafdoc.queue.waiting === 0")
+        page.wait_for_function("() => leafdoc.sent.length === 3 && leafdoc.queue.waiting === 0")
         sent = page.evaluate("leafdoc.sent")
         sent_line = page.locator("#queue").inner_text()
         # with a connection: said, sent and thanked at once
         page.set_input_files("#photo", [str(online)])
         page.wait_for_function("() => leafdoc.results.length >= 1")
         row(online).get_by_role("button", name="✓ Yes").click()
-        page.wait_for_function("() => leafdoc.sent.length === 3")
+        page.wait_for_function("() => leafdoc.sent.length === 4")
         thanked = row(online).locator(".said").inner_text()
         page.screenshot(path=str(tmp_path / "offline-feedback.png"))
         context.close()
@@ -343,12 +369,15 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
         server.stop()
     by_id = {i["prediction_id"]: i for i in records["items"]}
     assert all(s["ok"] for s in sent), sent
-    first, second = sorted(sent, key=lambda s: s["id"])
+    first, second, third = sorted(sent, key=lambda s: s["id"])
     assert first["answer"]["label"] == right_answer["label"] and second["answer"]["label"] == wrong_answer["label"]
     assert by_id[first["answer"]["prediction_id"]]["feedback_correct"] is True
+    assert third["feedback"] is not None and third["answer"]["label"] == right_answer["label"], third
     said_wrong = by_id[second["answer"]["prediction_id"]]
     assert said_wrong["feedback_correct"] is False and said_wrong["feedback_label"] == actually
     assert all("sent to the server when there is a connection" in q for q in queued), queued
-    assert waiting_line == "Answers waiting for a connection to be sent: 2", waiting_line
-    assert sent_line == "Sent to the server: 2 answers given with no connection.", sent_line
+    assert waiting_line == "Answers waiting for a connection to be sent: 3", waiting_line
+    assert sent_line == "Sent to the server: 3 answers given with no connection.", sent_line
+    # the photos kept: the small ones as they were, the large one as /ui would upload it
+    assert kept == [[256, 256, "big" not in n] for n in (right.name, wrong.name)] + [[1024, 1024, False]], kept
     assert thanked == "✓ Thank you: recorded as right.", thanked

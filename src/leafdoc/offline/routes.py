@@ -36,6 +36,7 @@ PAGE_FILES = {
     "heatmap.js": ("heatmap.js", "text/javascript; charset=utf-8"),
     "history.js": ("history.js", "text/javascript; charset=utf-8"),
     "feedback.js": ("feedback.js", "text/javascript; charset=utf-8"),
+    "shrink.js": ("shrink.js", "text/javascript; charset=utf-8"),
     "prepare.js": ("prepare.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),

@@ -13,28 +13,17 @@ before Gradio's own handler, stops it, puts the smaller file into the same input
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from leafdoc.imaging.upload_size import JPEG_QUALITY, LONG_SIDE
 
 _SCRIPT = """
 (() => {
   const LONG_SIDE = %(long_side)d, QUALITY = %(quality)s, BOX = "#leaf-photo";
+  %(shrink_photo)s
   async function shrink(file) {
-    if (!file || !file.type.startsWith("image/") || !window.createImageBitmap) return null;
-    let bitmap;
-    try { bitmap = await createImageBitmap(file, {imageOrientation: "from-image"}); } catch (e) { return null; }
-    const long = Math.max(bitmap.width, bitmap.height);
-    if (long <= LONG_SIDE) { bitmap.close(); return null; }
-    const scale = LONG_SIDE / long;
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-    const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = true;
-    ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    bitmap.close();
-    const blob = await new Promise((done) => canvas.toBlob(done, "image/jpeg", QUALITY));
-    if (!blob || blob.size >= file.size) return null;
+    const blob = await shrinkPhoto(file, LONG_SIDE, QUALITY);
+    if (!blob) return null;
     const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
     return new File([blob], stem + ".jpg", {type: "image/jpeg", lastModified: file.lastModified});
   }
@@ -76,4 +65,12 @@ _SCRIPT = """
 })();
 """
 
-HEAD = "<script>" + _SCRIPT % {"long_side": LONG_SIDE, "quality": JPEG_QUALITY / 100} + "</script>"
+# The offline page's module (offline/static/shrink.js), inlined: one copy of the function for both pages.
+_SHRINK_PHOTO = (Path(__file__).parents[1] / "offline" / "static" / "shrink.js").read_text(encoding="utf-8")
+_SHRINK_PHOTO = _SHRINK_PHOTO.replace("export async function", "async function")
+
+HEAD = (
+    "<script>"
+    + _SCRIPT % {"long_side": LONG_SIDE, "quality": JPEG_QUALITY / 100, "shrink_photo": _SHRINK_PHOTO}
+    + "</script>"
+)

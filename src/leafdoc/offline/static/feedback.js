@@ -5,6 +5,8 @@
 // IndexedDB (localStorage would not hold the photos) and survives a reload; nothing is sent twice: the prediction's
 // id is kept once the photo is sent, so a retry sends only the feedback.
 
+import { shrinkPhoto } from "./shrink.js";
+
 const DB = "leafdoc-offline";
 const TIMEOUT_MS = 60_000; // a request the server has not answered by then is tried again later
 const STORE = "feedback";
@@ -72,27 +74,10 @@ export function feedbackFor(said, server) {
   return serverLabel !== null && serverLabel === said.answered ? { correct: false, label: null } : null;
 }
 
-// The photo as /ui uploads it: turned as its EXIF says, at most `longSide` px on its long side, a JPEG of `quality`;
-// a small photo, or one the browser cannot draw, as it is (the server reads it, or says why not).
+// The photo as /ui uploads it (shrink.js), or as it is where that would not make it smaller.
 export async function shrink(blob, longSide, quality) {
   try {
-    const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
-    const long = Math.max(bitmap.width, bitmap.height);
-    if (long <= longSide) {
-      bitmap.close();
-      return blob;
-    }
-    const scale = longSide / long;
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-    const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = true;
-    ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    bitmap.close();
-    const small = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
-    return small && small.size < blob.size ? small : blob;
+    return (await shrinkPhoto(blob, longSide, quality)) || blob;
   } catch (e) {
     return blob;
   }

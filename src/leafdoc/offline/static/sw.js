@@ -11,6 +11,7 @@ const SHELL = [
   "heatmap.js",
   "history.js",
   "feedback.js",
+  "shrink.js",
   "app.css",
   "manifest.webmanifest",
   "icon-192.png",
