@@ -420,17 +420,20 @@ function chooseLanguage() {
 }
 
 async function start() {
-  const [ort, offline] = await Promise.all([loadRuntime(), keepOffline().catch(() => false)]);
-  state.offline = offline;
-  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  ort.env.wasm.proxy = false;
-  state.threads = ort.env.wasm.numThreads;
+  const runtime = Promise.all([loadRuntime(), keepOffline().catch(() => false)]);
+  runtime.catch(() => {}); // its error is met below, once the page speaks the grower's language
+  // the words first, while the runtime loads: the page is in English only until model.json is read
   state.model = await (await fetch("model.json")).json();
   chooseLanguage();
   state.earlier = history.read(state.model.history.key);
   showEarlier();
   speak();
+  const [ort, offline] = await runtime;
+  state.offline = offline;
+  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.proxy = false;
+  state.threads = ort.env.wasm.numThreads;
   const why = unsupported(state.model.input);
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
   const bytes = await (await fetch(state.model.model)).arrayBuffer();
