@@ -42,7 +42,7 @@ def keras_cams(model_dir, x: np.ndarray) -> np.ndarray:
     model = load_keras(model_dir)
     # a linear head (no hidden dense layers): the CAM is exactly Grad-CAM
     assert not [layer for layer in model.layers if layer.name.startswith("head_dense")]
-    feats = keras.Model(model.inputs, model.get_layer("pool").input)(x[None].astype(np.float32), training=False)
+    feats = keras.Model(model.inputs, model.get_layer("pool").input)([x[None].astype(np.float32)], training=False)
     w, b = model.get_layer("logits").get_weights()
     return np.einsum("hwc,ck->hwk", np.asarray(feats)[0], w) + b
 
