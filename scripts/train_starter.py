@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--train-seed", type=int, default=None, help="the training's own seed, the split kept (noise)")
+    ap.add_argument(
+        "--drop-photos",
+        type=Path,
+        default=None,
+        help="a file of sha256s (one a line) of training photos not shown in training (the split unchanged): "
+        "photos whose label looks wrong",
+    )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
         "--finish",
@@ -119,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LEAFDOC_HOME"] = str(home)
+    from leafdoc.train.tfimport import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # as leafdoc's commands do: no CUDA lines on a machine without a GPU
     from leafdoc.cli.printing import training_bar, training_events
     from leafdoc.core.settings import Settings
     from leafdoc.data.datasets import latest_version
@@ -169,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     td.repeat = np.array([args.field_repeat if s in field_shas["train"] else 1 for s in td.shas], dtype=np.int64)
+    if args.drop_photos:
+        dropped = set(args.drop_photos.read_text().split())
+        left_out = [i for i, s in enumerate(td.shas) if s in dropped and td.split[i] == "train"]
+        td.repeat[left_out] = 0
+        print(f"{len(left_out)} training photos left out (--drop-photos)", flush=True)
     print(f"{len(td.classes)} classes; {td.counts()}", flush=True)
     checkpoint = beside(args.out)
     if not (args.resume or args.finish):
