@@ -73,7 +73,8 @@ def main() -> None:
         p[b] = fit.predict_proba(scale.transform(x[b]))
     own = p[np.arange(len(y)), y]
     flagged = (own < OWN_BELOW) & (p.max(1) >= OTHER_AT_LEAST) & (p.argmax(1) != y)
-    print(f"out-of-fold accuracy {np.mean(p.argmax(1) == y):.2%}; flagged {flagged.sum()} ({time.monotonic() - t0:.0f} s)")
+    accuracy = np.mean(p.argmax(1) == y)
+    print(f"out-of-fold accuracy {accuracy:.2%}; flagged {flagged.sum()} ({time.monotonic() - t0:.0f} s)")
     for label, n in collections.Counter(classes[i] for i in y[flagged]).most_common():
         print(f"  {label}: {n}")
     args.out.write_text("".join(f"{s}\n" for s, f in zip(train, flagged, strict=True) if f))
