@@ -102,22 +102,21 @@ CSS = """
 #history-list .history-date { color: #666; font-size: 0.85em; }
 """
 
+# The offline page's module (offline/static/history.js: read, add, thumbnail, blobUrl), its exports made plain functions
+_STORE = (Path(__file__).parents[1] / "offline" / "static" / "history.js").read_text(encoding="utf-8")
+_STORE = _STORE.replace("export async function", "async function").replace("export function", "function")
+
 SCRIPT = (
     """
 (() => {
   const KEY = "%KEY%", KEEP = %KEEP%;
   const COLUMNS = %COLUMNS%;
-  function read() {
-    try { const v = JSON.parse(localStorage.getItem(KEY) || "[]"); return Array.isArray(v) ? v : []; }
-    catch (e) { return []; }
-  }
-  function write(items) {
-    let kept = items.slice(0, KEEP);
-    while (kept.length) {  // a full storage drops the oldest entries rather than the new one
-      try { localStorage.setItem(KEY, JSON.stringify(kept)); return; } catch (e) { kept = kept.slice(0, -1); }
-    }
-    localStorage.removeItem(KEY);
-  }
+  // the store's code the offline page imports (offline/static/history.js), inlined: one copy for both pages
+  const store = (() => {
+%STORE%
+    return { read, add };
+  })();
+  const read = () => store.read(KEY);
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -166,7 +165,7 @@ SCRIPT = (
       // Gradio sends a replaced photo's change twice, so the page diagnoses it twice: one line for both
       const again = last && last.photo === item.photo && last.answer === item.answer &&
         Math.abs(Date.parse(item.date) - Date.parse(last.date)) < 10000;
-      write(again ? items : [item].concat(items));
+      if (!again) store.add(KEY, KEEP, item);
       render();
     },
     render, read, exportCsv,
@@ -199,6 +198,7 @@ SCRIPT = (
 """.replace("%KEY%", KEY)
     .replace("%KEEP%", str(KEEP))
     .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
+    .replace("%STORE%", _STORE)
 )
 
 HEAD = "<script>" + SCRIPT + "</script>"

@@ -3,7 +3,7 @@
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
-import { caution, fill, preferred, refusal, title } from "./words.js";
+import { answerWords, caution, fill, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
 import * as feedback from "./feedback.js";
@@ -488,7 +488,7 @@ input.addEventListener("change", async () => {
       history.add(keep.key, keep.keep, {
         date: new Date().toISOString(),
         photo: file.name,
-        answer: history.answerWords(texts(), item.r),
+        answer: answerWords(texts(), item.r),
         label: item.r.abstained ? "" : item.r.top[0].label,
         caution: warned ? title(texts(), warned.label) : "",
         thumb: await history.thumbnail(file, keep.thumb_px),

@@ -1,7 +1,7 @@
 // The history of diagnoses the browser keeps (words/history.py): the same store as the web page's (/ui, on the same
 // server), so a diagnosis made here with no connection shows in the web page's history and its CSV later. An entry:
-// { date, photo, answer (a few words), label, caution, thumb (a small JPEG as a data URL) }.
-import { fill, joinList, title } from "./words.js";
+// { date, photo, answer (a few words: words.js answerWords), label, caution, thumb (a small JPEG as a data URL) }.
+// One copy of the store's code for both pages: the offline page imports it, the web page inlines it (ui/history.py).
 
 export function read(key) {
   try {
@@ -12,7 +12,7 @@ export function read(key) {
   }
 }
 
-// Newest first, at most `keep`; a full storage drops the oldest entries rather than the new one (as /ui does).
+// Newest first, at most `keep`; a full storage drops the oldest entries rather than the new one.
 export function add(key, keep, entry) {
   let kept = [entry, ...read(key)].slice(0, keep);
   while (kept.length) {
@@ -23,16 +23,6 @@ export function add(key, keep, entry) {
       kept = kept.slice(0, -1);
     }
   }
-}
-
-// ui/history.answer_words: the answer in a few words, a refusal with no figure
-export function answerWords(texts, r) {
-  const h = texts.history;
-  if (r.abstained) {
-    if (!r.candidates.length) return h.not_sure;
-    return fill(h.not_sure_between, { names: joinList(r.candidates.map((c) => title(texts, c)), texts.templates.or) });
-  }
-  return fill(h.sure, { label: title(texts, r.top[0].label), percent: `${Math.round(r.top[0].probability * 100)}%` });
 }
 
 // The photo as the history's thumbnail: its longer side at most `px`, turned as the photo says, a JPEG data URL.

@@ -70,3 +70,13 @@ export function preferred(available, wanted) {
   }
   return available.includes("en") ? "en" : available[0];
 }
+
+// ui/history.answer_words: the answer in a few words, a refusal with no figure
+export function answerWords(texts, r) {
+  const h = texts.history;
+  if (r.abstained) {
+    if (!r.candidates.length) return h.not_sure;
+    return fill(h.not_sure_between, { names: joinList(r.candidates.map((c) => title(texts, c)), texts.templates.or) });
+  }
+  return fill(h.sure, { label: title(texts, r.top[0].label), percent: `${Math.round(r.top[0].probability * 100)}%` });
+}
