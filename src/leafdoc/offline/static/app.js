@@ -312,7 +312,9 @@ function sendWaiting() {
       again = false;
       let out;
       try {
-        out = await feedback.flush(feedback.browserQueue, new URL("../", location.href));
+        // one tab sends at a time (another open tab would send the same entries): the Web Locks API, where there is one
+        const go = () => feedback.flush(feedback.browserQueue, new URL("../", location.href));
+        out = await (navigator.locks ? navigator.locks.request("leafdoc-feedback", go) : go());
       } catch (e) {
         out = { results: [], stopped: String(e.message || e), retryAfter: null }; // the storage itself failed
       }
