@@ -286,7 +286,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert any(k.endswith("checks.bin") for k in kept), kept
 
 
-# The photos kept in the page's feedback queue (IndexedDB): width, height, and whether the file is the one chosen.
+# The photos kept in the page's feedback queue (IndexedDB): width, height, file name and bytes.
 KEPT_PHOTOS = """async () => {
   const db = await new Promise((ok, fail) => {
     const r = indexedDB.open("leafdoc-offline");
@@ -301,7 +301,7 @@ KEPT_PHOTOS = """async () => {
   const out = [];
   for (const e of entries) {
     const b = await createImageBitmap(e.photo);
-    out.push([b.width, b.height, e.photo instanceof File]);
+    out.push([b.width, b.height, e.photo.name, e.photo.size]);
   }
   return out;
 }"""
@@ -386,5 +386,7 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
     assert waiting_line == "Answers waiting for a connection to be sent: 3", waiting_line
     assert sent_line == "Sent to the server: 3 answers given with no connection.", sent_line
     # the photos kept: the small ones as they were, the large one as /ui would upload it
-    assert kept == [[256, 256, "big" not in n] for n in (right.name, wrong.name)] + [[1024, 1024, False]], kept
+    kept_as_chosen = [[256, 256, f.name, f.stat().st_size] for f in (right, wrong)]
+    assert kept[:2] == kept_as_chosen, kept  # small photos: the very files chosen
+    assert kept[2][:3] == [1024, 1024, big.name] and kept[2][3] < big.stat().st_size / 2, kept
     assert thanked == "✓ Thank you: recorded as right.", thanked

@@ -13,20 +13,13 @@ before Gradio's own handler, stops it, puts the smaller file into the same input
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from leafdoc.imaging.upload_size import JPEG_QUALITY, LONG_SIDE
+from leafdoc.ui.inline_js import offline_module
 
 _SCRIPT = """
 (() => {
   const LONG_SIDE = %(long_side)d, QUALITY = %(quality)s, BOX = "#leaf-photo";
   %(shrink_photo)s
-  async function shrink(file) {
-    const blob = await shrinkPhoto(file, LONG_SIDE, QUALITY);
-    if (!blob) return null;
-    const stem = file.name.replace(/\\.[^.]*$/, "") || "photo";
-    return new File([blob], stem + ".jpg", {type: "image/jpeg", lastModified: file.lastModified});
-  }
   function typed(file) {
     // Chromium and Firefox cannot decode HEIC (iPhones' photos) and give it no type, so Gradio would drop it
     // silently; with its type it is uploaded as it is and the server reads it.
@@ -35,7 +28,7 @@ _SCRIPT = """
   }
   async function send(input, file) {
     let small = null;
-    try { small = await shrink(file); } catch (e) { small = null; }
+    try { small = await shrinkPhoto(file, LONG_SIDE, QUALITY); } catch (e) { small = null; }
     const dt = new DataTransfer();
     dt.items.add(small || typed(file));
     input.files = dt.files;
@@ -65,12 +58,8 @@ _SCRIPT = """
 })();
 """
 
-# The offline page's module (offline/static/shrink.js), inlined: one copy of the function for both pages.
-_SHRINK_PHOTO = (Path(__file__).parents[1] / "offline" / "static" / "shrink.js").read_text(encoding="utf-8")
-_SHRINK_PHOTO = _SHRINK_PHOTO.replace("export async function", "async function")
-
 HEAD = (
     "<script>"
-    + _SCRIPT % {"long_side": LONG_SIDE, "quality": JPEG_QUALITY / 100, "shrink_photo": _SHRINK_PHOTO}
+    + _SCRIPT % {"long_side": LONG_SIDE, "quality": JPEG_QUALITY / 100, "shrink_photo": offline_module("shrink.js")}
     + "</script>"
 )

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from leafdoc.advice.render import pretty
 from leafdoc.core.i18n import gettext, one_of, render
+from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 
 
@@ -101,10 +102,6 @@ CSS = """
 #history-list .history-caution { color: #b03030; }
 #history-list .history-date { color: #666; font-size: 0.85em; }
 """
-
-# The offline page's module (offline/static/history.js: read, add, thumbnail, blobUrl), its exports made plain functions
-_STORE = (Path(__file__).parents[1] / "offline" / "static" / "history.js").read_text(encoding="utf-8")
-_STORE = _STORE.replace("export async function", "async function").replace("export function", "function")
 
 SCRIPT = (
     """
@@ -198,7 +195,7 @@ SCRIPT = (
 """.replace("%KEY%", KEY)
     .replace("%KEEP%", str(KEEP))
     .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
-    .replace("%STORE%", _STORE)
+    .replace("%STORE%", offline_module("history.js"))  # read, add, thumbnail, blobUrl
 )
 
 HEAD = "<script>" + SCRIPT + "</script>"

@@ -260,9 +260,8 @@ async function give(item, said) {
     if (waiting >= keep.keep) {
       item.fb = { stage: "not_kept", full: waiting };
     } else {
-      const photo = await feedback.shrink(item.blob, keep.long_side, keep.quality);
-      const name = photo === item.blob ? item.file : `${item.file.replace(/\.[^.]*$/, "") || "photo"}.jpg`;
-      const entry = { photo, name, crop: item.r.crop, lang: state.lang, said, date: new Date().toISOString() };
+      const photo = await feedback.shrink(item.photo, keep.long_side, keep.quality);
+      const entry = { photo, name: photo.name, crop: item.r.crop, lang: state.lang, said, date: new Date().toISOString() };
       item.fb = { stage: "queued", said, id: await feedback.browserQueue.add(entry) };
     }
   } catch (e) {
@@ -482,7 +481,7 @@ async function start() {
 input.addEventListener("change", async () => {
   state.shown = state.shown || [];
   for (const file of Array.from(input.files)) {
-    const item = { file: file.name, blob: file, url: URL.createObjectURL(file), li: document.createElement("li") };
+    const item = { file: file.name, photo: file, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
       item.r = await state.diagnose(file);
       const warned = item.r.caution;

@@ -75,11 +75,11 @@ export function feedbackFor(said, server) {
 }
 
 // The photo as /ui uploads it (shrink.js), or as it is where that would not make it smaller.
-export async function shrink(blob, longSide, quality) {
+export async function shrink(file, longSide, quality) {
   try {
-    return (await shrinkPhoto(blob, longSide, quality)) || blob;
+    return (await shrinkPhoto(file, longSide, quality)) || file;
   } catch (e) {
-    return blob;
+    return file;
   }
 }
 
