@@ -272,6 +272,14 @@ class DropZone(QFrame):
         )
 
 
+def titled(row, title: str, widget) -> None:
+    """`widget` under its title, as one column of `row` (the Diagnose tab's settings beside the drop zone)."""
+    column = QVBoxLayout()
+    column.addWidget(QLabel(title))
+    column.addWidget(widget)
+    row.addLayout(column)
+
+
 class DiagnoseTab(Tab):
     def __init__(self, window):
         super().__init__(window)
@@ -289,17 +297,12 @@ class DiagnoseTab(Tab):
         self.drop_zone.guide.clicked.connect(self.show_guide)
         self.guide_dialog: PhotoGuideDialog | None = None
         top.addWidget(self.drop_zone, 1)
-        k_box = QVBoxLayout()
-        k_box.addWidget(QLabel("Answers to show"))
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 10)
         self.top_k.setValue(get_int(self.settings, "diagnose/top_k", 3))
         self.top_k.setToolTip("How many possible diagnoses to list for each photo, most likely first.")
         self.top_k.valueChanged.connect(lambda v: self.settings.setValue("diagnose/top_k", v))
-        k_box.addWidget(self.top_k)
-        top.addLayout(k_box)
-        crop_box = QVBoxLayout()
-        crop_box.addWidget(QLabel("Crop"))
+        titled(top, "Answers to show", self.top_k)
         self.crop = QComboBox()
         self.crop.setObjectName("cropChoice")
         self.crop.setToolTip(
@@ -311,10 +314,7 @@ class DiagnoseTab(Tab):
             self.crop.addItem(remembered[:1].upper() + remembered[1:], remembered)
             self.crop.setCurrentIndex(1)
         self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
-        crop_box.addWidget(self.crop)
-        top.addLayout(crop_box)
-        lang_box = QVBoxLayout()
-        lang_box.addWidget(QLabel("Language of the answers"))
+        titled(top, "Crop", self.crop)
         self.lang = QComboBox()
         self.lang.setObjectName("langChoice")
         self.lang.setToolTip(
@@ -325,8 +325,7 @@ class DiagnoseTab(Tab):
             self.lang.addItem(LANGUAGE_NAMES[code], code)
         self.lang.setCurrentIndex(max(0, self.lang.findData(get_str(self.settings, "diagnose/lang", "en"))))
         self.lang.activated.connect(lambda _i: self.settings.setValue("diagnose/lang", self.lang.currentData()))
-        lang_box.addWidget(self.lang)
-        top.addLayout(lang_box)
+        titled(top, "Language of the answers", self.lang)
         layout.addLayout(top)
         # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
         self.knows = QLabel("")
