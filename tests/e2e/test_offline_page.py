@@ -8,7 +8,9 @@ time per photo and what the phone downloads (nothing asserts a time)."""
 
 from __future__ import annotations
 
+import base64
 import collections
+import io
 import json
 import statistics
 from collections.abc import Iterator
@@ -178,6 +180,10 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         page.set_input_files("#photo", [str(f) for f in fs])
         page.wait_for_function(f"() => leafdoc.results.length >= {done + len(fs)}")
         with_crop += page.evaluate(f"leafdoc.results.slice({done})")
+    # tap a photo: its heat map, drawn over the photo as the server's /v1/explain draws it (pixels, RGB)
+    tapped = {}
+    for name in [r["file"] for r in results if r["file"] in explained and not r["abstained"]][:3]:
+        tapped[name] = np.array(page.evaluate(TAP_HEAT_MAP, name), dtype=np.uint8)
     # the history of diagnoses, in the store the web page's history reads (words/history.py), newest first; shown
     # under "Earlier on this phone" at the next visit
     kept_history = page.evaluate(f"() => JSON.parse(localStorage.getItem('{history.KEY}'))")
@@ -269,6 +275,15 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         if name in explained and not r["abstained"] and r["top"][0]["label"] == explained[name]["explained_label"]
     ]
     assert len(heat) >= 8 and max(d for _, d in heat) < 0.01, heat
+    # and the picture the grower sees on a tap is the server's: the photo's own square at the server's size, its own
+    # colours (not the light-corrected square the model reads), the map blended over it
+    assert len(tapped) == 3, tapped.keys()
+    for name, mine in tapped.items():
+        png = base64.b64decode(explained[name]["overlay_png"])
+        theirs = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        assert mine.shape == theirs.shape == (explained[name]["overlay_size"],) * 2 + (3,), (name, mine.shape)
+        gap = np.abs(mine.astype(int) - theirs.astype(int))
+        assert gap.mean() < 1.0 and np.percentile(gap, 99) <= 4, (name, gap.mean(), np.percentile(gap, 99))
     # Most flowers and field photos are refused, by the checks the page now runs (not a leaf), and by the stricter
     # threshold for field photos of the crops learnt in the field, which only the unlike-training check sets.
     assert kinds["not_a_leaf"] >= 20 and kinds["unsure"] + kinds["unlike_training"] >= 10, kinds
@@ -284,6 +299,24 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert not refused, refused
     assert any(k.endswith(".wasm") for k in kept) and any(k.endswith("model.onnx") for k in kept), kept
     assert any(k.endswith("checks.bin") for k in kept), kept
+
+
+# Tap the answer's photo named `name`, wait for its heat map and read it back as RGB rows.
+TAP_HEAT_MAP = """async (name) => {
+  const item = leafdoc.shown.find((i) => i.file === name);
+  item.li.querySelector("img").click();
+  for (let i = 0; i < 200 && !(item.showHeat && item.heatUrl); i++) await new Promise((ok) => setTimeout(ok, 50));
+  const img = item.li.querySelector("img");
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const g = canvas.getContext("2d");
+  g.drawImage(img, 0, 0);
+  const { data } = g.getImageData(0, 0, canvas.width, canvas.height);
+  const px = (y, x) => Array.from(data.slice((y * canvas.width + x) * 4, (y * canvas.width + x) * 4 + 3));
+  return Array.from({ length: canvas.height }, (_, y) => Array.from({ length: canvas.width }, (_, x) => px(y, x)));
+}"""
 
 
 # The photos kept in the page's feedback queue (IndexedDB): width, height, file name and bytes.

@@ -91,7 +91,8 @@ def explain_bytes(
     else:
         k = int(np.argmax(probs))
     heat, scale = class_activation_map(out["cam"][0], k)
-    display = max(predictor.size, DISPLAY_SIZE)
-    shown = x if display == predictor.size else resize_square(photo.image, display, photo.frame, photo.region)
+    # the photo's own square at DISPLAY_SIZE at least, framed as the model's but without its light correction: the
+    # grower sees their photo's colours (the offline page draws the same: static/prepare.js displaySquare)
+    shown = resize_square(photo.image, max(predictor.size, DISPLAY_SIZE), photo.frame, photo.region)
     row = {n: v[0] for n, v in out.items() if n != "cam"}
     return Explanation(probs, k, heat, scale, png_bytes(overlay(shown, heat)), photo, row)

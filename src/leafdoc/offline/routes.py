@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from starlette.concurrency import run_in_threadpool
 
 from leafdoc.imaging import upload_size
+from leafdoc.inference import explain
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.offline import checks
 from leafdoc.offline.texts import URGENT_RULE, all_texts
@@ -166,6 +167,8 @@ def model_description(loaded) -> dict:
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
         "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
         "urgent_rule": URGENT_RULE,
+        # the side of the square the heat map is drawn over, as the server's (inference/explain.py)
+        "heat_map_px": explain.DISPLAY_SIZE,
         # the history of diagnoses the browser keeps, shared with the web page's (words/history.py)
         "history": {"key": history.KEY, "keep": history.KEEP, "thumb_px": history.THUMB_PX},
         # feedback kept on the phone until there is a connection (static/feedback.js), its photo as /ui uploads it

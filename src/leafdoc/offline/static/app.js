@@ -1,7 +1,7 @@
 // The offline page: the serving model in ONNX Runtime Web (WebAssembly), a photo prepared as the server prepares it
 // (prepare.js), the server's checks (checks.js) and decision, said in the grower's language (words.js, with the texts
 // model.json carries). `window.leafdoc` is what the browser test reads.
-import { prepare, unsupported } from "./prepare.js";
+import { displaySquare, prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
 import { answerWords, caution, fill, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
@@ -468,7 +468,7 @@ async function start() {
       ...decision, ...said(decision), probabilities: probs, scores,
       ms: done - t0, modelMs: ran - prepared, checksMs: done - ran, framed: photo.framed, light: photo.light,
       heatmap: heat && Array.from({ length: heat.h }, (_, y) => Array.from(heat.map.slice(y * heat.w, (y + 1) * heat.w))),
-      overlay: heat && (() => overlayUrl(photo.square, heat)),
+      overlay: heat && (async () => overlayUrl(await displaySquare(blob, state.model.input, state.model.heat_map_px), heat)),
     };
   };
   input.disabled = false;

@@ -688,13 +688,19 @@ export function unsupported(input) {
   return null;
 }
 
-// What the model's card says is done to a photo (`input`: size, framing, white_balance, light_range): the square the
-// model sees, the photo's problems, whether it was framed and which light was corrected.
-export async function prepare(blob, input) {
+// The photo decoded as images.load does: reduced by a whole factor, and the leaf's square if the model frames it.
+async function load(blob, input) {
   const whole = await decode(blob);
   const { img, factor } = reduce(whole, minSideFor(input.size));
   const frame = { size: [whole.w, whole.h], factor };
   const region = input.framing === "leaf" ? leafRegion(img) : null;
+  return { whole, img, frame, region };
+}
+
+// What the model's card says is done to a photo (`input`: size, framing, white_balance, light_range): the square the
+// model sees, the photo's problems, whether it was framed and which light was corrected.
+export async function prepare(blob, input) {
+  const { whole, img, frame, region } = await load(blob, input);
   let square = resizeSquare(img, input.size, frame, region);
   let light = null;
   if (input.white_balance === "light-range" && input.light_range) {
@@ -704,4 +710,12 @@ export async function prepare(blob, input) {
   }
   const problems = checkPhoto(img, input.size, [whole.w, whole.h]);
   return { square, problems, framed: region !== null, light };
+}
+
+// The square the heat map is drawn over (explain.explain_bytes): the model's own square of the photo, framed the same
+// way, at `px` (explain.DISPLAY_SIZE) and without the light correction, so the grower sees the photo's own colours.
+// Decoded again when asked for (a tap), rather than kept for every answer on the page.
+export async function displaySquare(blob, input, px) {
+  const { img, frame, region } = await load(blob, input);
+  return resizeSquare(img, Math.max(input.size, px), frame, region);
 }
