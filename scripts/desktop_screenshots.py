@@ -1,5 +1,5 @@
-"""Screenshots of the desktop app for the README: docs/screenshots/desktop-*.png (three tabs, and a diagnosis
-card with its advice unfolded).
+"""Screenshots of the desktop app for the README: docs/screenshots/desktop-*.png (three tabs, a diagnosis card with
+its advice unfolded, and the Diagnose tab in Hindi).
 
     .venv/bin/python scripts/desktop_screenshots.py                  # a demo data home, the built-in server
     .venv/bin/python scripts/desktop_screenshots.py --server URL     # an existing server (needs its token)
@@ -130,6 +130,21 @@ def main() -> None:
         card.advice.toggle.click()
         pump(app, lambda: card.advice.details.isVisible(), 30, "the advice")
         save(card, args.out / "desktop-advice.png", height=760)
+
+        # The same tab in Hindi: its own words, the answers and their advice in the language picked.
+        tab.clear()
+        tab.lang.setCurrentIndex(tab.lang.findData("hi"))
+        tab.language_picked()
+        tab.add_paths([REPO / "examples" / "tomato_early_blight.jpg", dark])
+        pump(app, lambda: len(tab.cards) == 2 and all(c.answer or c.error for c in tab.cards), 300, "the diagnoses")
+        pump(app, lambda: any(c.feedback for c in tab.cards), 60, "the feedback bar")
+        bar = next(c.feedback for c in tab.cards if c.feedback)
+        bar.yes.click()
+        pump(app, lambda: bar.status.text().startswith("✓"), 60, "the feedback to be recorded")
+        no_dialogs(app)
+        save(window, args.out / "desktop-diagnose-hi.png")
+        tab.lang.setCurrentIndex(tab.lang.findData("en"))
+        tab.language_picked()
 
         # Dataset insights: the class balance of the sample dataset.
         window.tabs.setCurrentWidget(window.dataset)

@@ -85,7 +85,15 @@ def test_the_crop_picked_in_the_app_reaches_the_answer_and_is_remembered(qtbot, 
     assert again.diagnose.crop.currentData() == crop
 
 
-def test_the_answers_come_in_the_language_picked_and_it_is_remembered(qtbot, starter_server, tmp_path):
+def pick_language(tab, code: str) -> None:
+    index = tab.lang.findData(code)
+    tab.lang.setCurrentIndex(index)
+    tab.lang.activated.emit(index)  # as a person's pick does
+
+
+def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembered(qtbot, starter_server, tmp_path):
+    from PySide6.QtWidgets import QLabel
+
     from leafdoc.core.i18n import msg, render
     from leafdoc.inference.abstain import NOT_A_LEAF
 
@@ -93,19 +101,50 @@ def test_the_answers_come_in_the_language_picked_and_it_is_remembered(qtbot, sta
     window = open_window(qtbot, starter_server.base, settings_file)
     tab = window.diagnose
     assert tab.lang.currentData() == "en" and tab.lang.count() == 4
-    index = tab.lang.findData("es")
-    tab.lang.setCurrentIndex(index)
-    tab.lang.activated.emit(index)  # as a person's pick does
+    english = (tab.drop_zone.pick.text(), tab.lang_title.text(), tab.table.horizontalHeaderItem(2).text())
+    assert english == ("Choose photos…", "Language", "Diagnosis")
+    pick_language(tab, "es")
+    # the tab's own words at once, in Spanish
+    said = (tab.drop_zone.pick.text(), tab.lang_title.text(), tab.table.horizontalHeaderItem(2).text())
+    assert said == ("Elegir fotos…", "Idioma", "Diagnóstico"), said
+    assert tab.crop.itemText(0) == "No lo sé" and tab.history_box.title() == "Historial de esta sesión"
+    qtbot.waitUntil(lambda: tab.knows.isVisible(), timeout=SLOW)
+    assert "Este modelo conoce" in tab.knows.text(), tab.knows.text()
     drop_files(tab, [REPO / "examples" / "guide" / "not_a_leaf.jpg", REPO / "examples" / "tomato_early_blight.jpg"])
     qtbot.waitUntil(lambda: len(tab.cards) == 2 and all(c.answer is not None for c in tab.cards), timeout=SLOW)
     refused, answered = sorted(tab.cards, key=lambda c: c.path.name)
     assert refused.answer["reason"] == "not_a_leaf" and refused.notice.text() == render(msg(NOT_A_LEAF), "es")
+    assert refused.title.text() == "No es seguro — tome una foto más clara, por favor"
+    assert refused.heat_caption.text() == "Dónde miró el modelo"  # a refusal names no disease under its heat map
     assert answered.answer["language"] == "es" and answered.answer["label"] == "Tomato___Early_blight"
     spanish = answered.answer["advice"]["summary"]
     assert spanish.startswith("Tizón temprano") and spanish in " ".join(
         w.text() for w in answered.advice.findChildren(type(answered.notice))
     )
+    # the card: the diagnosis and its bars in the server's Spanish names, its own words in Spanish
+    name = answered.answer["top_k"][0]["name"]
+    assert name != pretty_label("Tomato___Early_blight") and "Tizón temprano" in name, name
+    assert answered.title.text() == name and answered.bars[0].name.text() == name
+    captions = {w.text() for w in answered.findChildren(QLabel)}
+    assert {"Su foto", "Qué tan seguro está el modelo:", f"Dónde miró el modelo para «{name}»"} <= captions, captions
+    assert answered.advice.toggle.text().startswith("Síntomas")
+    assert (answered.feedback.yes.text(), answered.feedback.no.text()) == ("✓ Sí", "✗ No")
+    assert answered.feedback.actual.itemText(0) == "En realidad es… (opcional)"
+    answered.feedback.yes.click()
+    qtbot.waitUntil(lambda: answered.feedback.status.text().startswith("✓ Gracias"), timeout=SLOW)
+    rows = {tab.table.item(r, 1).text(): tab.table.item(r, 4).text() for r in range(tab.table.rowCount())}
+    assert rows == {
+        "not_a_leaf.jpg": "no es seguro: no es una hoja que conozca",
+        "tomato_early_blight.jpg": "diagnosticada",
+    }
+    # the photo guide in Spanish too
+    tab.show_guide()
+    assert tab.guide_dialog.windowTitle().startswith("Guía de fotos")
+    # then French: the tab speaks French at once, the cards keep the language of their answers
+    pick_language(tab, "fr")
+    assert tab.drop_zone.pick.text() == "Choisir des photos…" and tab.guide_dialog is None
+    assert answered.title.text() == name and tab.knows.text().startswith("**Ce modèle connaît")
     window.close()
-    assert open_settings(settings_file).value("diagnose/lang") == "es"
+    assert open_settings(settings_file).value("diagnose/lang") == "fr"
     again = open_window(qtbot, starter_server.base, settings_file)
-    assert again.diagnose.lang.currentData() == "es"
+    assert again.diagnose.lang.currentData() == "fr" and again.diagnose.lang_title.text() == "Langue"

@@ -14,7 +14,7 @@ from leafdoc.core.i18n import LANGUAGES, SOURCE, UNREVIEWED_FLAG, accepted, cata
 
 OTHERS = [lang for lang in LANGUAGES if lang != SOURCE]
 # Messages that may read the same in a language: templates of placeholders only, and words French or Spanish share.
-SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources", "✗ No"}
+SAME_OK = {"{crop} — {condition}", "{names}; {last}", "Sources", "✗ No", "Photo"}
 
 
 def _template(domain: str):

@@ -7,14 +7,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QToolButton, QVBoxLayout, QWidget
 
 from leafdoc.advice.render import details_markdown, summary_markdown
+from leafdoc.core.i18n import N_, gettext
 
-SHOW = "Symptoms, look-alikes, what to do, sources ▸"
-HIDE = "Symptoms, look-alikes, what to do, sources ▾"
+MORE = N_("Symptoms, look-alikes, what to do, sources")
+SHOW, HIDE = "▸", "▾"
 
 
 class AdvicePanel(QWidget):
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, lang: str = "en", parent: QWidget | None = None):
         super().__init__(parent)
+        self.more = gettext(lang, MORE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.setSpacing(4)
@@ -27,7 +29,7 @@ class AdvicePanel(QWidget):
         )
         self.toggle = QToolButton()
         self.toggle.setObjectName("adviceToggle")
-        self.toggle.setText(SHOW)
+        self.toggle.setText(f"{self.more} {SHOW}")
         self.toggle.setCheckable(True)
         self.toggle.setAutoRaise(True)
         self.toggle.toggled.connect(self._fold)
@@ -56,5 +58,5 @@ class AdvicePanel(QWidget):
         self.details.setText(details_markdown(entry) if entry else "")
 
     def _fold(self, shown: bool) -> None:
-        self.toggle.setText(HIDE if shown else SHOW)
+        self.toggle.setText(f"{self.more} {HIDE if shown else SHOW}")
         self.details.setVisible(shown)

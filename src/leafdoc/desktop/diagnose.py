@@ -1,6 +1,10 @@
 """Diagnose tab: drop or pick leaf photos; each gets its diagnosis, confidence bars, heat map and a
 "was this right?" bar (desktop/feedback.py).
 
+The tab speaks the language picked in it (English, Spanish, French, Hindi: leafdoc's gettext catalogs, the server's
+and the web page's words), as do the answers and their advice; the app's other tabs, for a lab and an admin, are in
+English.
+
 Every photo is sent to the server's /v1/explain (diagnosis + heat map in one answer) from a worker
 thread. When the model abstains, the card says so in the server's own words and asks for a clearer
 photo. Each answer also goes into this session's history, which can be saved as CSV.
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.api_client import LeafdocClient
-from leafdoc.core.i18n import LANGUAGES
+from leafdoc.core.i18n import LANGUAGES, N_, gettext
 from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
@@ -47,7 +52,7 @@ from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
-HISTORY_COLUMNS = ["Time", "Photo", "Diagnosis", "Confidence", "Answer", "Model"]
+HISTORY_COLUMNS = [N_("Time"), N_("Photo"), N_("Diagnosis"), N_("Confidence"), N_("Answer"), N_("Model")]
 CSV_FIELDS = [
     "time",
     "file",
@@ -61,17 +66,70 @@ CSV_FIELDS = [
     "crop_given",
     "model_version",
 ]
-CROP_UNKNOWN = "I don't know"
-UNSURE_TITLE = "Not sure — please take a clearer photo"
+CROP_UNKNOWN = N_("I don't know")
+UNSURE_TITLE = N_("Not sure — please take a clearer photo")
 # A field photo (or a close-up past the leaf's edges) is not unclear: it needs another kind of photo, so it gets its
 # own title.
-REASON_TITLES = {"unlike_training": "Not sure — not a lab-style photo: photograph one whole leaf on plain paper"}
+REASON_TITLES = {"unlike_training": N_("Not sure — not a lab-style photo: photograph one whole leaf on plain paper")}
 REASON_WORDS = {
-    "poor_photo": "photo not usable",
-    "not_a_leaf": "not a leaf it knows",
-    "unlike_training": "field photo or too close: one whole leaf on plain paper, please",
-    "unsure": "between diseases",
+    "poor_photo": N_("photo not usable"),
+    "not_a_leaf": N_("not a leaf it knows"),
+    "unlike_training": N_("field photo or too close: one whole leaf on plain paper, please"),
+    "unsure": N_("between diseases"),
 }
+NOT_SURE_ROW = N_("not sure: {reason}")
+DIAGNOSED = N_("diagnosed")
+# a card
+LOADING_PHOTO = N_("Loading the photo…")
+HEAT_MAP_HERE = N_("The heat map appears here")
+HEAT_MAP_TIP = N_("Where the model looked: red areas weighed most in its diagnosis.")
+YOUR_PHOTO = N_("Your photo")
+LOOKED = N_("Where the model looked")
+LOOKED_FOR = N_("Where the model looked for “{label}”")
+DIAGNOSING = N_("Diagnosing…")
+NO_PREVIEW_TYPE = N_("No preview for this file type")
+NO_PREVIEW = N_("No preview")
+NO_HEAT_MAP = N_("No heat map")
+NOT_SURE_MESSAGE = N_("The model is not sure about this photo.")
+MODEL_VERSION = N_("model version {version}")
+HOW_SURE = N_("How sure the model is:")
+COULD_NOT = N_("Could not diagnose this photo")
+# the tab
+DROP_HERE = N_("Drop leaf photos here")
+OR_A_FOLDER = N_("(or a folder of them)")
+ONE_LEAF = N_("One leaf per photo, in daylight, filling most of the picture.")
+CHOOSE = N_("Choose photos…")
+CHOOSE_TITLE = N_("Choose leaf photos")
+GUIDE = N_("Photo guide")
+GUIDE_TIP = N_("How to take a photo leafdoc can read, with examples of what it answers.")
+ANSWERS_TO_SHOW = N_("Answers to show")
+TOP_K_TIP = N_("How many possible diagnoses to list for each photo, most likely first.")
+CROP = N_("Crop")
+CROP_TIP = N_("Which crop the leaves are of, if you know it: leafdoc then chooses only among that crop's conditions.")
+LANGUAGE = N_("Language")
+LANGUAGE_TIP = N_(
+    "The language of this tab, of the diagnoses and of their advice (the app's other tabs are in English). "
+    "Translations not yet reviewed by a plant pathologist are marked so."
+)
+EMPTY = N_("Your diagnoses will appear here, newest first.")
+HISTORY = N_("History of this session")
+SAVE_CSV = N_("Save history as CSV…")
+CLEAR = N_("Clear")
+# its messages
+NOT_CONNECTED = N_("Not connected")
+NOT_CONNECTED_TEXT = N_("The app is not connected to a leafdoc server yet.")
+NOT_CONNECTED_HINT = N_("Wait until the status bar says it is connected, or pick a server in the Server menu.")
+NO_PHOTOS = N_("No photos")
+NO_PHOTOS_TEXT = N_("There are no photos in what you picked.")
+FAILED_ONE = N_("Could not diagnose a photo")
+FAILED_SOME = N_("Could not diagnose some photos")
+FAILED_COUNT = N_("{n} of {total} photos could not be diagnosed:")
+FAILED_HINT = N_("Check that each file is a photo (JPEG or PNG) and try again.")
+NOTHING_TO_SAVE = N_("Nothing to save")
+NOTHING_TO_SAVE_TEXT = N_("There is no diagnosis in this session's history yet.")
+SAVE_TITLE = N_("Save the history as CSV")
+SAVED = N_("Saved {n} diagnoses to {path}")
+NOT_SAVED = N_("Could not save the history")
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -107,11 +165,13 @@ def diagnose_file(
 
 
 class ResultCard(QFrame):
-    """One photo: the photo, the heat map, and the answer."""
+    """One photo: the photo, the heat map, and the answer, in `lang` (the answer's own words are the server's, asked
+    for in the same language)."""
 
-    def __init__(self, path: Path, parent: QWidget | None = None):
+    def __init__(self, path: Path, lang: str = "en", parent: QWidget | None = None):
         super().__init__(parent)
-        self.path = path
+        self.path, self.lang = path, lang
+        say = self.say
         self.answer: dict | None = None
         self.error: str | None = None
         self.setObjectName("resultCard")
@@ -120,16 +180,16 @@ class ResultCard(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 10, 10, 10)
         layout.setSpacing(12)
-        self.photo = ImageView("Loading the photo…", QSize(180, 180))
+        self.photo = ImageView(say(LOADING_PHOTO), QSize(180, 180))
         self.photo.setFixedSize(200, 200)
-        self.heatmap = ImageView("The heat map appears here", QSize(180, 180))
+        self.heatmap = ImageView(say(HEAT_MAP_HERE), QSize(180, 180))
         self.heatmap.setFixedSize(200, 200)
-        self.heatmap.setToolTip("Where the model looked: red areas weighed most in its diagnosis.")
+        self.heatmap.setToolTip(say(HEAT_MAP_TIP))
         photo_box, heat_box = QVBoxLayout(), QVBoxLayout()
         photo_box.addWidget(self.photo)
-        photo_box.addWidget(_caption("Your photo"))
+        photo_box.addWidget(_caption(say(YOUR_PHOTO)))
         heat_box.addWidget(self.heatmap)
-        self.heat_caption = _caption("Where the model looked")
+        self.heat_caption = _caption(say(LOOKED))
         heat_box.addWidget(self.heat_caption)
         photo_box.addStretch(1)  # the photos stay at the top of a card the advice makes tall
         heat_box.addStretch(1)
@@ -138,7 +198,7 @@ class ResultCard(QFrame):
 
         right = QVBoxLayout()
         right.setSpacing(6)
-        self.title = QLabel("Diagnosing…")
+        self.title = QLabel(say(DIAGNOSING))
         self.title.setObjectName("diagnosis")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #1d5e33;")
@@ -166,7 +226,7 @@ class ResultCard(QFrame):
         right.addWidget(self.framed)
         right.addWidget(self.bars_title)
         right.addLayout(self.bars_box)
-        self.advice = AdvicePanel()
+        self.advice = AdvicePanel(lang)
         right.addWidget(self.advice)
         self.feedback: FeedbackBar | None = None
         self.feedback_box = QVBoxLayout()
@@ -174,39 +234,43 @@ class ResultCard(QFrame):
         right.addStretch(1)
         layout.addLayout(right, 1)
 
+    def say(self, text: str) -> str:
+        return gettext(self.lang, text)
+
     def show_photo(self, image: QImage) -> None:
-        self.photo.set_image(image, placeholder="No preview for this file type")
+        self.photo.set_image(image, placeholder=self.say(NO_PREVIEW_TYPE))
 
     def show_answer(self, answer: dict) -> None:
         self.answer = answer
         abstained = bool(answer.get("abstained"))
         if abstained:
-            self.title.setText(REASON_TITLES.get(answer.get("reason"), UNSURE_TITLE))
+            self.title.setText(self.say(REASON_TITLES.get(answer.get("reason"), UNSURE_TITLE)))
             self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #9a5b00;")
-            message = answer.get("message") or "The model is not sure about this photo."
+            message = answer.get("message") or self.say(NOT_SURE_MESSAGE)
             self._notice(message, "#fff4e0", "#e0a040")
         else:
-            self.title.setText(pretty_label(answer.get("label")))
+            self.title.setText(name_of(answer, answer.get("label")))
+            self.title.setToolTip(answer.get("label") or "")
             if answer.get("caution"):  # an urgent look-alike among the top candidates (advice/lookalikes.py)
                 self._notice("⚠ " + answer["caution"]["message"], "#fdecec", "#c94a4a")
         version = answer.get("model_version")
-        self.subtitle.setText(f"{self.path.name} · model version {version}")
+        self.subtitle.setText(f"{self.path.name} · {self.say(MODEL_VERSION).format(version=version)}")
         # A refusal shows no percentage (a grower reads one as an answer): its message names the candidates.
         top = [] if abstained else answer.get("top_k") or []
-        self.bars_title.setText("How sure the model is:")
+        self.bars_title.setText(self.say(HOW_SURE))
         self.bars_title.setVisible(bool(top))
         for i, item in enumerate(top):
-            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0))
+            bar = ConfidenceBar(item["label"], float(item["probability"]), highlight=(i == 0), name=item.get("name"))
             self.bars.append(bar)
             self.bars_box.addWidget(bar)
         self.advice.show_advice(answer)
         overlay = answer.get("overlay")
-        self.heatmap.set_image(overlay, placeholder="No heat map")
+        self.heatmap.set_image(overlay, placeholder=self.say(NO_HEAT_MAP))
         explained = answer.get("explained_label")
-        if explained:
-            self.heat_caption.setText(f"Where the model looked for “{pretty_label(explained)}”")
+        if explained and not abstained:  # a refusal names no disease under its heat map either
+            self.heat_caption.setText(self.say(LOOKED_FOR).format(label=name_of(answer, explained)))
             self.heat_caption.setToolTip(explained)
-        notes = answer_notes(answer)
+        notes = answer_notes(answer, self.lang)
         self.framed.setText("\n\n".join(notes))
         self.framed.setVisible(bool(notes))
 
@@ -216,12 +280,12 @@ class ResultCard(QFrame):
 
     def show_error(self, text: str) -> None:
         self.error = text
-        self.title.setText("Could not diagnose this photo")
+        self.title.setText(self.say(COULD_NOT))
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #a02020;")
         self._notice(text, "#fde8e8", "#d07070")
         self.heatmap.set_message("")
         if not self.photo.has_image():
-            self.photo.set_message("No preview")
+            self.photo.set_message(self.say(NO_PREVIEW))
 
     def _notice(self, text: str, background: str, border: str) -> None:
         self.notice.setText(text)
@@ -229,6 +293,15 @@ class ResultCard(QFrame):
             f"QLabel {{ background: {background}; border: 1px solid {border}; border-radius: 4px; padding: 6px; }}"
         )
         self.notice.setVisible(True)
+
+
+def name_of(answer: dict, label: str | None) -> str:
+    """A label in the answer's words: its `name` among the answer's top candidates (in the answer's language), else
+    the label's own words."""
+    for item in answer.get("top_k") or []:
+        if item.get("label") == label and item.get("name"):
+            return item["name"]
+    return pretty_label(label)
 
 
 def _caption(text: str) -> QLabel:
@@ -247,19 +320,27 @@ class DropZone(QFrame):
         self._style(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(16, 14, 16, 14)
-        text = QLabel(
-            "<b>Drop leaf photos here</b> (or a folder of them)<br>"
-            "<span style='color:#555'>One leaf per photo, in daylight, filling most of the picture.</span>"
-        )
-        text.setTextFormat(Qt.TextFormat.RichText)
-        self.pick = QPushButton("Choose photos…")
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        self.pick = QPushButton()
         self.pick.setMinimumHeight(34)
-        self.guide = QPushButton("Photo guide")
+        self.guide = QPushButton()
         self.guide.setMinimumHeight(34)
-        self.guide.setToolTip("How to take a photo leafdoc can read, with examples of what it answers.")
-        layout.addWidget(text, 1)
+        layout.addWidget(self.text, 1)
         layout.addWidget(self.guide)
         layout.addWidget(self.pick)
+        self.speak("en")
+
+    def speak(self, lang: str) -> None:
+        def say(text: str) -> str:
+            return html.escape(gettext(lang, text))
+
+        self.text.setText(
+            f"<b>{say(DROP_HERE)}</b> {say(OR_A_FOLDER)}<br><span style='color:#555'>{say(ONE_LEAF)}</span>"
+        )
+        self.pick.setText(gettext(lang, CHOOSE))
+        self.guide.setText(gettext(lang, GUIDE))
+        self.guide.setToolTip(gettext(lang, GUIDE_TIP))
 
     def highlight(self, on: bool) -> None:
         self._style(on)
@@ -272,12 +353,14 @@ class DropZone(QFrame):
         )
 
 
-def titled(row, title: str, widget) -> None:
-    """`widget` under its title, as one column of `row` (the Diagnose tab's settings beside the drop zone)."""
+def titled(row, widget) -> QLabel:
+    """`widget` under a title, as one column of `row` (the Diagnose tab's settings beside the drop zone): the title."""
     column = QVBoxLayout()
-    column.addWidget(QLabel(title))
+    title = QLabel()
+    column.addWidget(title)
     column.addWidget(widget)
     row.addLayout(column)
+    return title
 
 
 class DiagnoseTab(Tab):
@@ -300,32 +383,24 @@ class DiagnoseTab(Tab):
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 10)
         self.top_k.setValue(get_int(self.settings, "diagnose/top_k", 3))
-        self.top_k.setToolTip("How many possible diagnoses to list for each photo, most likely first.")
         self.top_k.valueChanged.connect(lambda v: self.settings.setValue("diagnose/top_k", v))
-        titled(top, "Answers to show", self.top_k)
+        self.top_k_title = titled(top, self.top_k)
         self.crop = QComboBox()
         self.crop.setObjectName("cropChoice")
-        self.crop.setToolTip(
-            "Which crop the leaves are of, if you know it: leafdoc then chooses only among that crop's conditions."
-        )
         self.crop.addItem(CROP_UNKNOWN, "")
         remembered = get_str(self.settings, "diagnose/crop", "")
         if remembered:  # shown at once; checked against the serving model's crops once connected
             self.crop.addItem(remembered[:1].upper() + remembered[1:], remembered)
             self.crop.setCurrentIndex(1)
         self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
-        titled(top, "Crop", self.crop)
+        self.crop_title = titled(top, self.crop)
         self.lang = QComboBox()
         self.lang.setObjectName("langChoice")
-        self.lang.setToolTip(
-            "The language of the diagnoses' words and advice (the server's; the app's own words stay English). "
-            "Translations not yet reviewed by a plant pathologist are marked so."
-        )
         for code in LANGUAGES:
             self.lang.addItem(LANGUAGE_NAMES[code], code)
         self.lang.setCurrentIndex(max(0, self.lang.findData(get_str(self.settings, "diagnose/lang", "en"))))
-        self.lang.activated.connect(lambda _i: self.settings.setValue("diagnose/lang", self.lang.currentData()))
-        titled(top, "Language of the answers", self.lang)
+        self.lang.activated.connect(lambda _i: self.language_picked())
+        self.lang_title = titled(top, self.lang)
         layout.addLayout(top)
         # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
         self.knows = QLabel("")
@@ -335,13 +410,14 @@ class DiagnoseTab(Tab):
         self.knows.setStyleSheet("color: #444; padding: 2px 4px;")
         self.knows.setVisible(False)
         layout.addWidget(self.knows)
+        self.models: dict | None = None  # what the serving model knows, as /v1/models said it
         self.session.connected.connect(lambda _ready: self.show_what_the_model_knows())
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.cards_widget = QWidget()
         self.cards_layout = QVBoxLayout(self.cards_widget)
         self.cards_layout.setSpacing(10)
-        self.empty_hint = QLabel("Your diagnoses will appear here, newest first.")
+        self.empty_hint = QLabel()
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setStyleSheet("color: #777; font-size: 11pt; padding: 30px;")
         self.cards_layout.addWidget(self.empty_hint)
@@ -351,14 +427,14 @@ class DiagnoseTab(Tab):
         scroll.setWidget(self.cards_widget)
         splitter.addWidget(scroll)
 
-        history_box = QGroupBox("History of this session")
+        self.history_box = history_box = QGroupBox()
         hl = QVBoxLayout(history_box)
         self.table = read_only_table(HISTORY_COLUMNS, stretch=2)
         hl.addWidget(self.table)
         buttons = QHBoxLayout()
-        self.save_csv_button = QPushButton("Save history as CSV…")
+        self.save_csv_button = QPushButton()
         self.save_csv_button.clicked.connect(self.save_history)
-        self.clear_button = QPushButton("Clear")
+        self.clear_button = QPushButton()
         self.clear_button.clicked.connect(self.clear)
         buttons.addStretch(1)
         buttons.addWidget(self.clear_button)
@@ -369,11 +445,45 @@ class DiagnoseTab(Tab):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([520, 240])  # most of the room for the photos; the history below
         layout.addWidget(splitter, 1)
+        self.speak()
+
+    @property
+    def language(self) -> str:
+        return self.lang.currentData() or "en"
+
+    def say(self, text: str) -> str:
+        return gettext(self.language, text)
+
+    def language_picked(self) -> None:
+        self.settings.setValue("diagnose/lang", self.language)
+        self.speak()
+
+    def speak(self) -> None:
+        """The tab's own words in the language picked (the cards already shown keep theirs, as their answers do)."""
+        say = self.say
+        self.drop_zone.speak(self.language)
+        self.top_k_title.setText(say(ANSWERS_TO_SHOW))
+        self.top_k.setToolTip(say(TOP_K_TIP))
+        self.crop_title.setText(say(CROP))
+        self.crop.setToolTip(say(CROP_TIP))
+        self.crop.setItemText(0, say(CROP_UNKNOWN))
+        self.lang_title.setText(say(LANGUAGE))
+        self.lang.setToolTip(say(LANGUAGE_TIP))
+        self.empty_hint.setText(say(EMPTY))
+        self.history_box.setTitle(say(HISTORY))
+        self.table.setHorizontalHeaderLabels([say(c) for c in HISTORY_COLUMNS])
+        self.save_csv_button.setText(say(SAVE_CSV))
+        self.clear_button.setText(say(CLEAR))
+        if self.models is not None:
+            self.show_knows()
+        if self.guide_dialog is not None and self.guide_dialog.lang != self.language:
+            self.guide_dialog.close()
+            self.guide_dialog = None  # drawn again in the new language when asked for
 
     def show_guide(self) -> None:
         """The photo guide, in a window of its own beside this one (opened once, then raised)."""
         if self.guide_dialog is None:
-            self.guide_dialog = PhotoGuideDialog(self)
+            self.guide_dialog = PhotoGuideDialog(self, self.language)
         self.guide_dialog.show()
         self.guide_dialog.raise_()
         self.guide_dialog.activateWindow()
@@ -386,25 +496,29 @@ class DiagnoseTab(Tab):
             return
 
         def shown(models: dict) -> None:
-            note = knows_note(models)
-            self.knows.setText(note or "")
-            self.knows.setVisible(bool(note))
+            self.models = models
+            self.show_knows()
             self.fill_crops(serving_crops(models))
 
         self.tasks.run(client.models, on_done=shown, on_error=lambda _exc: self.knows.setVisible(False))
+
+    def show_knows(self) -> None:
+        note = knows_note(self.models or {}, self.language)
+        self.knows.setText(note or "")
+        self.knows.setVisible(bool(note))
 
     def fill_crops(self, crops: list[str]) -> None:
         """The serving model's crops in the crop box, the one picked last selected if this model knows it."""
         wanted = get_str(self.settings, "diagnose/crop", "")
         self.crop.clear()
-        self.crop.addItem(CROP_UNKNOWN, "")
+        self.crop.addItem(self.say(CROP_UNKNOWN), "")
         for c in crops:
             self.crop.addItem(c[:1].upper() + c[1:], c)
         self.crop.setCurrentIndex(max(0, self.crop.findData(wanted)) if wanted else 0)
 
     def pick_photos(self) -> None:
         start = get_str(self.settings, "folders/photos", str(Path.home()))
-        names, _ = QFileDialog.getOpenFileNames(self, "Choose leaf photos", start, PHOTO_FILTER)
+        names, _ = QFileDialog.getOpenFileNames(self, self.say(CHOOSE_TITLE), start, PHOTO_FILTER)
         if names:
             self.add_paths([Path(n) for n in names])
 
@@ -428,9 +542,9 @@ class DiagnoseTab(Tab):
         if self.session.client is None or not self.session.is_connected:
             dialogs.show_error(
                 self,
-                "Not connected",
-                "The app is not connected to a leafdoc server yet.",
-                hint="Wait until the status bar says it is connected, or pick a server in the Server menu.",
+                self.say(NOT_CONNECTED),
+                self.say(NOT_CONNECTED_TEXT),
+                hint=self.say(NOT_CONNECTED_HINT),
             )
             return
         self.settings.setValue("folders/photos", str(paths[0] if paths[0].is_dir() else paths[0].parent))
@@ -438,17 +552,17 @@ class DiagnoseTab(Tab):
 
     def _diagnose_all(self, files: list[Path]) -> None:
         if not files:
-            dialogs.show_error(self, "No photos", "There are no photos in what you picked.")
+            dialogs.show_error(self, self.say(NO_PHOTOS), self.say(NO_PHOTOS_TEXT))
             return
         client, top_k, crop = self.session.client, self.top_k.value(), self.crop.currentData() or None
-        lang = self.lang.currentData() or "en"
+        lang = self.language
         if client is None:
             return
         if self._pending == 0:
             self._batch_errors, self._batch_size = [], 0
         self.empty_hint.setVisible(False)
         for path in files:
-            card = ResultCard(path)
+            card = ResultCard(path, lang)
             self.cards.append(card)
             self.cards_layout.insertWidget(0, card)
             self._pending += 1
@@ -469,7 +583,8 @@ class DiagnoseTab(Tab):
     def _answered(self, card: ResultCard, answer: dict) -> None:
         card.show_answer(answer)
         if answer.get("prediction_id") and self.session.client is not None:
-            card.add_feedback(FeedbackBar(answer, answer.get("model_labels", []), self._feedback_sender(answer)))
+            labels, send = answer.get("model_labels", []), self._feedback_sender(answer)
+            card.add_feedback(FeedbackBar(answer, labels, send, card.lang))
         top = answer.get("top_k") or []
         row = {
             "time": datetime.now().isoformat(timespec="seconds"),
@@ -485,7 +600,7 @@ class DiagnoseTab(Tab):
             "model_version": answer.get("model_version", ""),
         }
         self.history.append(row)
-        self._add_history_row(row)
+        self._add_history_row(row, answer, card.lang)
 
     def _feedback_sender(self, answer: dict):
         client = self.session.client
@@ -495,18 +610,20 @@ class DiagnoseTab(Tab):
 
         return send
 
-    def _add_history_row(self, row: dict) -> None:
+    def _add_history_row(self, row: dict, answer: dict, lang: str = "en") -> None:
+        """A row of the history table, in the words of its card (the CSV keeps the labels and reasons as they are)."""
         r = self.table.rowCount()
         self.table.insertRow(r)
         unsure = row["abstained"] == "yes"
-        answer = f"not sure: {REASON_WORDS.get(row['reason'], row['reason'])}" if unsure else "diagnosed"
-        guess = pretty_label(row["diagnosis"])
+        reason = gettext(lang, REASON_WORDS[row["reason"]]) if row["reason"] in REASON_WORDS else row["reason"]
+        said = gettext(lang, NOT_SURE_ROW).format(reason=reason) if unsure else gettext(lang, DIAGNOSED)
+        guess = name_of(answer, row["diagnosis"]) if row["diagnosis"] else ""
         cells = [
             row["time"].replace("T", " "),
             row["file"],
             (f"({guess}?)" if unsure else guess) if guess else "—",  # a refused answer's label is only a guess
             "—" if unsure else f"{float(row['confidence']):.1%}",
-            answer,
+            said,
             str(row["model_version"]),
         ]
         for c, text in enumerate(cells):
@@ -530,14 +647,14 @@ class DiagnoseTab(Tab):
         errors, total = self._batch_errors, self._batch_size
         self._batch_errors = []
         if len(errors) == 1:
-            dialogs.show_error(self, "Could not diagnose a photo", errors[0][1])
+            dialogs.show_error(self, self.say(FAILED_ONE), errors[0][1])
             return
         lines = "\n".join(f"• {name}: {dialogs.describe(exc)[0]}" for name, exc in errors)
         dialogs.show_error(
             self,
-            "Could not diagnose some photos",
-            f"{len(errors)} of {total} photos could not be diagnosed:\n{lines}",
-            hint="Check that each file is a photo (JPEG or PNG) and try again.",
+            self.say(FAILED_SOME),
+            self.say(FAILED_COUNT).format(n=len(errors), total=total) + "\n" + lines,
+            hint=self.say(FAILED_HINT),
         )
 
     def clear(self) -> None:
@@ -560,14 +677,14 @@ class DiagnoseTab(Tab):
 
     def save_history(self) -> None:
         if not self.history:
-            dialogs.show_error(self, "Nothing to save", "There is no diagnosis in this session's history yet.")
+            dialogs.show_error(self, self.say(NOTHING_TO_SAVE), self.say(NOTHING_TO_SAVE_TEXT))
             return
         file_name = f"leafdoc-diagnoses-{datetime.now():%Y%m%d-%H%M}.csv"
         self.save_file(
-            "Save the history as CSV",
+            self.say(SAVE_TITLE),
             file_name,
             "CSV files",
             self.history_csv,
-            saved=lambda path: f"Saved {len(self.history)} diagnoses to {path}",
-            failed="Could not save the history",
+            saved=lambda path: self.say(SAVED).format(n=len(self.history), path=path),
+            failed=self.say(NOT_SAVED),
         )

@@ -19,7 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from leafdoc.core.i18n import N_, gettext
 from leafdoc.words import photo_guide
+
+WINDOW_TITLE = N_("Photo guide — {title}")
 
 PHOTO_HEIGHT = 150
 CARD_WIDTH = 220
@@ -40,9 +43,13 @@ def _words(text: str, rich: bool = False, width: int | None = None) -> QLabel:
 class GuideCard(QFrame):
     """One example: the picture, the caption, what the photo is and what leafdoc answers."""
 
-    def __init__(self, entry: photo_guide.GuideEntry, parent: QWidget | None = None):
+    def __init__(self, entry: photo_guide.GuideEntry, lang: str = "en", parent: QWidget | None = None):
         super().__init__(parent)
         self.entry = entry
+
+        def say(text: str) -> str:
+            return gettext(lang, text)
+
         self.setObjectName("guideEntry")
         background, border = COLOURS[entry.good]
         self.setStyleSheet(
@@ -65,9 +72,9 @@ class GuideCard(QFrame):
             )
         self.photo.setPixmap(pixmap)
         layout.addWidget(self.photo)
-        self.caption = _words(f"<b>{html.escape(entry.caption)}</b>", rich=True, width=CARD_WIDTH - 16)
+        self.caption = _words(f"<b>{html.escape(say(entry.caption))}</b>", rich=True, width=CARD_WIDTH - 16)
         layout.addWidget(self.caption)
-        words = _words(f"{entry.photo} {entry.answer}", width=CARD_WIDTH - 16)
+        words = _words(f"{say(entry.photo)} {say(entry.answer)}", width=CARD_WIDTH - 16)
         words.setStyleSheet("color: #333; font-size: 9pt;")
         layout.addWidget(words)
         layout.addStretch(1)
@@ -78,17 +85,22 @@ class PhotoGuideDialog(QDialog):
     wrapped text has a fixed width (that of the row of cards), so its height is known and the window is as
     tall as its words: Qt's height-for-width layout otherwise squeezes wrapped words under the next row."""
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, lang: str = "en"):
         super().__init__(parent)
-        self.setWindowTitle(f"Photo guide — {photo_guide.TITLE}")
+        self.lang = lang
+
+        def say(text: str) -> str:
+            return gettext(lang, text)
+
+        self.setWindowTitle(say(WINDOW_TITLE).format(title=say(photo_guide.TITLE)))
         shown = photo_guide.pictured()
-        self.cards = [GuideCard(entry) for entry in shown]
+        self.cards = [GuideCard(entry, lang) for entry in shown]
         width = max(len(self.cards), 3) * (CARD_WIDTH + SPACING) - SPACING
 
         layout = QVBoxLayout(self)
         layout.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
-        layout.addWidget(_words(f"<h3>{html.escape(photo_guide.TITLE)}</h3>", rich=True, width=width))
-        tips = _words("\n".join(f"- {tip}" for tip in photo_guide.TIPS), width=width)
+        layout.addWidget(_words(f"<h3>{html.escape(say(photo_guide.TITLE))}</h3>", rich=True, width=width))
+        tips = _words("\n".join(f"- {say(tip)}" for tip in photo_guide.TIPS), width=width)
         tips.setTextFormat(Qt.TextFormat.MarkdownText)
         layout.addWidget(tips)
 
@@ -101,10 +113,11 @@ class PhotoGuideDialog(QDialog):
         layout.addLayout(row)
         for entry in photo_guide.ENTRIES:
             if entry not in shown:
-                words = f"<b>{html.escape(entry.caption)}</b>: {html.escape(entry.photo + ' ' + entry.answer)}"
+                said = html.escape(f"{say(entry.photo)} {say(entry.answer)}")
+                words = f"<b>{html.escape(say(entry.caption))}</b>: {said}"
                 layout.addWidget(_words(words, rich=True, width=width))
         if shown:
-            credits = _words(photo_guide.credits(), width=width)
+            credits = _words(photo_guide.credits(lang), width=width)
             credits.setStyleSheet("color: #666; font-size: 8pt;")
             layout.addWidget(credits)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -162,7 +162,8 @@ class ImageView(QLabel):
 
 
 class ConfidenceBar(QWidget):
-    """A label and how sure the model is of it, as a bar with the percentage."""
+    """A label (in `name`'s words if given: the answer's, in its language) and how sure the model is of it, as a bar
+    with the percentage."""
 
     def __init__(
         self,
@@ -170,13 +171,14 @@ class ConfidenceBar(QWidget):
         probability: float,
         highlight: bool = False,
         muted: bool = False,
+        name: str | None = None,
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
         self.label, self.probability = label, probability
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.name = QLabel(pretty_label(label))
+        self.name = QLabel(name or pretty_label(label))
         self.name.setToolTip(label)
         self.name.setMinimumWidth(220)
         self.name.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
