@@ -6,6 +6,7 @@ visitor may make Gradio open or serve (`build_app`). What the tabs share is in u
 from __future__ import annotations
 
 import html
+import os
 import tempfile
 from pathlib import Path
 
@@ -133,18 +134,58 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
     return blocks
 
 
-def blocked_paths(settings: Settings, folder: Path) -> list[str]:
-    """What Gradio must never copy or serve even if a later change allowed it: the data home's own files,
-    the served model, and the system temp dir (when the page's folder is not inside it)."""
+def blocked_paths(settings: Settings, folder: Path, served: tuple[Path, ...] = ()) -> list[str]:
+    """What Gradio must never copy or serve even if a later change allowed it: the data home's own files, the served
+    model, and the system temp dir, where other programs keep their files (other Gradio pages' uploads among them) and
+    which Gradio takes a handler's files from by default.
+
+    Gradio's blocked paths win over its allowed ones, so when the page's folder or a file it serves (`served`: the
+    example photos, when leafdoc is installed under the temp dir, e.g. a clone in /tmp) is inside the temp dir, the
+    temp dir's entries are blocked one by one instead, all but those on the way to what the page needs
+    (`_around`); an entry made after the page was built is then outside the block, and Gradio still serves it
+    to no one: it is neither uploaded through the page nor allowed."""
     paths = [settings.queue_path, settings.models_dir, settings.mlruns_dir, settings.model_dir]
     if settings.catalog_url.startswith("sqlite:///"):
         paths.append(Path(settings.catalog_url.removeprefix("sqlite:///")))
     if "://" not in settings.store_location:
         paths.append(Path(settings.store_location))
     temp = Path(tempfile.gettempdir()).resolve()
-    if not folder.resolve().is_relative_to(temp):
+    needed = [p.resolve() for p in (folder, *served)]
+    if any(p.is_relative_to(temp) for p in needed):
+        paths.extend(_around(temp, needed))
+    else:
         paths.append(temp)
     return [str(Path(p).resolve()) for p in paths if p is not None]
+
+
+def _around(root: Path, needed: list[Path]) -> list[Path]:
+    """The entries of the folder `root` that lead to none of the `needed` paths (resolved), and inside each that leads
+    to one, the same again, down to the needed paths themselves. Gradio compares blocked paths lower-cased, so an
+    entry on the way to a needed path only in case, or through a link, is not blocked either (that would block it)."""
+    blocked = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            real = entry.resolve()
+        except (OSError, RuntimeError):  # a link that loops
+            blocked.append(entry)
+            continue
+        inside = [p for p in needed if p.is_relative_to(real)]
+        if inside and real == entry:
+            if real not in inside and real.is_dir():
+                blocked.extend(_around(real, inside))
+        elif not any(_leads_to(real, p) for p in needed):
+            blocked.append(entry)
+    return blocked
+
+
+def _leads_to(entry: Path, path: Path) -> bool:
+    """Whether blocking `entry` blocks `path` in Gradio's lower-cased comparison."""
+    entry_text, path_text = str(entry).lower(), str(path).lower()
+    return path_text == entry_text or path_text.startswith(entry_text.rstrip(os.sep) + os.sep)
 
 
 def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks]:
@@ -185,7 +226,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         mcp_server=False,
         i18n=page_i18n(),  # the page's words in the browser's language (ui/i18n.py)
         allowed_paths=[str(p) for p in (*EXAMPLES, *GUIDE_PHOTOS)],
-        blocked_paths=blocked_paths(settings, folder),
+        blocked_paths=blocked_paths(settings, folder, (*EXAMPLES, *GUIDE_PHOTOS)),
     )
     # Gradio checks that an event's files were uploaded by a visitor only once `launch()` has run; a mounted
     # page is never launched, so without this any path a visitor names is copied into the cache and served.
