@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -85,6 +86,61 @@ PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "HEIF")
 # (benchmarks/decode_memory.py): libwebp's animation decoder, the only one Pillow uses, keeps two RGBA canvases and
 # the frame beside Pillow's copy (16.8; a 6300x6300 WebP cost +611 MB); libheif its YCbCr planes (7.6-8.3).
 _DECODER_BYTES = {"WEBP": 17, "HEIF": 9}
+
+
+# A JPEG read in several scans (progressive, or sequential with a scan a component) is decoded by libjpeg into a
+# buffer of every DCT coefficient of the image at full size, whatever the reduced scale asked for (2 bytes a sample:
+# a 6320x6320 progressive 4:4:4 JPEG of 469 KB held +229 MB), and its data is read again for every scan (a crafted
+# 495 KB file repeating one refinement scan cost 4.3 CPU-seconds). Encoders write up to about 10 scans for colour,
+# mozjpeg's searched progressions about 20; more is refused.
+MAX_JPEG_SCANS = 64
+JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # the frame markers (DHT, JPG and DAC are not)
+
+
+class JpegFrame(NamedTuple):
+    marker: int  # its SOF marker: 0xC0/0xC1 sequential, 0xC2 progressive, ...
+    scans: int  # SOS markers between the frame and the end of the image
+    sampling: list[tuple[int, int]]  # each component's sampling factors (h, v)
+
+
+def jpeg_frame(data: bytes, within: int = 1024 * 1024) -> JpegFrame | None:
+    """The main frame of a JPEG, found by walking its segments in the first `within` bytes; None if there is none.
+    The walk skips APPn segments by their length, so an EXIF thumbnail's scan is not counted; an SOS marker cannot
+    occur inside entropy-coded data (0xFF is always followed by 0x00 or a restart marker there)."""
+    i = 2
+    end = min(len(data), within)
+    while i + 4 <= end:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in JPEG_SOF:
+            n = data[i + 9] if i + 9 < len(data) else 0
+            sampling = [
+                (data[i + 11 + 3 * k] >> 4, data[i + 11 + 3 * k] & 15) for k in range(n) if i + 12 + 3 * k < len(data)
+            ]
+            stop = data.find(b"\xff\xd9", i)
+            return JpegFrame(marker, data.count(b"\xff\xda", i, stop if stop >= 0 else len(data)), sampling)
+        if marker == 0xDA:  # a scan before any frame: not a JPEG libjpeg reads
+            return None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def jpeg_coefficient_bytes(size: tuple[int, int], sampling: list[tuple[int, int]]) -> int:
+    """Bytes of libjpeg's whole-image coefficient buffer for a multi-scan JPEG of `size` (2 a sample, each
+    component at its own sampling, rounded up to whole 8x8 blocks)."""
+    w, h = size
+    h_max = max((f[0] for f in sampling), default=1) or 1
+    v_max = max((f[1] for f in sampling), default=1) or 1
+    total = 0
+    for fh, fv in sampling or [(1, 1)] * 3:
+        cw = -(-w * max(fh, 1) // h_max)
+        ch = -(-h * max(fv, 1) // v_max)
+        total += (-(-cw // 8) * 8) * (-(-ch // 8) * 8)
+    return 2 * total
 
 
 def decoded_bytes(mode: str, size: tuple[int, int], fmt: str | None = None) -> int:
@@ -168,19 +224,31 @@ def _open_checked(
         )
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels ({w}x{h}).")
+    coefficients = 0  # a multi-scan JPEG's whole-image coefficient buffer (MAX_JPEG_SCANS says why)
+    if img.format in ("JPEG", "MPO"):
+        frame = jpeg_frame(data)
+        scans, sampling = (frame.scans, frame.sampling) if frame is not None else (1, [])
+        if scans > MAX_JPEG_SCANS:
+            raise ImageTooLarge(
+                f"{name}: a JPEG of {scans} scans; leafdoc reads JPEGs of at most {MAX_JPEG_SCANS} (a camera or an "
+                "editor writes 1 to about 20).",
+                hint="Save the photo again as an ordinary (baseline) JPEG.",
+            )
+        if scans > 1:
+            coefficients = jpeg_coefficient_bytes((w, h), sampling)
     if min_side and img.format == "JPEG":
         # libjpeg scales by 1/2, 1/4 or 1/8 while decoding, to the smallest size whose sides are still
         # >= min_side: a 12 MP phone photo costs a 1/8 decode instead of 36 MB of pixels.
         with contextlib.suppress(Exception):
             img.draft(img.mode, (min_side, min_side))
     budget = max_bytes if max_bytes is not None else BYTES_PER_BUDGET_PIXEL * max_pixels
-    need = decoded_bytes(img.mode, img.size, img.format)
+    need = decoded_bytes(img.mode, img.size, img.format) + coefficients
     if need > budget:
-        kind = f"{img.format} " if img.format in _DECODER_BYTES else ""
+        kind = f"{img.format} " if img.format in _DECODER_BYTES else "progressive " if coefficients else ""
         raise ImageTooLarge(
             f"{name}: a {w}x{h} {kind}{img.mode} image decodes to {need / 2**20:,.0f} MiB, over the budget of "
             f"{budget / 2**20:,.0f} MiB of decoded pixels per image.",
-            hint="Send the photo as an 8-bit JPEG or a smaller PNG, or raise LEAFDOC_MAX_IMAGE_PIXELS "
+            hint="Send the photo as an 8-bit baseline JPEG or a smaller PNG, or raise LEAFDOC_MAX_IMAGE_PIXELS "
             "(the budget is 3 bytes per allowed pixel) if you trust the file.",
         )
     try:

@@ -60,7 +60,7 @@ UI_UPLOAD = "/ui/gradio_api/upload"  # the web page's uploads (Gradio's route): 
 
 def body_limits(settings: Settings):
     """Per-route request size limits: one image (the page's uploads too), a batch of images, a bulk upload; every
-    other route takes JSON or nothing, and at most `max_json_bytes` of it."""
+    other route takes JSON or nothing, and at most `max_json_bytes` of it (feedback, open to anyone, a few kB)."""
     single = min(settings.max_request_bytes, settings.max_image_bytes + MULTIPART_OVERHEAD)
     batch = min(settings.max_request_bytes, settings.max_batch_images * settings.max_image_bytes + MULTIPART_OVERHEAD)
 
@@ -71,6 +71,8 @@ def body_limits(settings: Settings):
             return batch
         if path == "/v1/uploads":
             return settings.max_request_bytes
+        if path.startswith("/v1/predictions/") and path.endswith("/feedback"):
+            return min(settings.max_json_bytes, feedback.MAX_BODY_BYTES)
         return settings.max_json_bytes
 
     return limit_for

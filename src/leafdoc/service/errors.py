@@ -79,8 +79,13 @@ def _catalog_error(request: Request, exc: Exception) -> JSONResponse:
     return _leafdoc_error(request, fault)
 
 
+MAX_DETAILS = 20  # problems listed in a 422 (the count says how many there were): a body of 90,000 unknown keys
+# was answered with 8 MB of details
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    details = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+    problems = exc.errors()
+    details = jsonable_encoder(problems[:MAX_DETAILS], custom_encoder={Exception: str})
     for d in details:
         d.pop("input", None)  # may echo a whole upload back
         d.pop("url", None)
@@ -90,7 +95,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
         {
             "error": "invalid_request",
             "message": f"the request is not valid: {where}: {first.get('msg', 'invalid')}"
-            + (f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""),
+            + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""),
             "hint": "See the API documentation at /docs.",
             "details": details,
         },

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from leafdoc.advice import Knowledge, shipped_knowledge
 from leafdoc.core.errors import ImageTooLarge, LeafdocError
 from leafdoc.core.settings import Settings
+from leafdoc.imaging.photos import jpeg_frame
 from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.predictor import Photo, Predictor
 from leafdoc.model_versions import NoModel, Registry
@@ -274,26 +275,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 BASELINE_SOF = (0xC0, 0xC1)  # a JPEG's frame marker: baseline or extended sequential, one pass over the data
-OTHER_SOF = frozenset(range(0xC2, 0xD0)) - {0xC4, 0xC8, 0xCC}  # progressive, lossless, arithmetic: several passes
 
 
 def _baseline_jpeg(data: bytes, within: int = 256 * 1024) -> bool:
-    """Whether a JPEG's frame (its first SOF marker, found by walking the segments before it) is sequential: its
-    data is then read once. A progressive JPEG is read once per scan, and a crafted one can have hundreds."""
-    i = 2
-    while i + 4 <= min(len(data), within):
-        if data[i] != 0xFF:
-            return False
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in BASELINE_SOF:
-            return True
-        if marker in OTHER_SOF or marker == 0xDA:  # progressive and the like, or the scan before any frame
-            return False
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return False
+    """Whether a JPEG is sequential and in one scan: its data is then read once. A progressive JPEG is read once
+    per scan, and a crafted one can have hundreds (imaging/photos.py MAX_JPEG_SCANS)."""
+    frame = jpeg_frame(data, within)
+    return frame is not None and frame.marker in BASELINE_SOF and frame.scans == 1
 
 
 def decode_cost(data: bytes) -> int | None:

@@ -31,7 +31,7 @@ def datasets(state: AppState = Depends(get_state)) -> dict:
 )
 async def stats(
     name: str,
-    version: int | None = Query(None, ge=1, description="Default: the latest version."),
+    version: int | None = Query(None, ge=1, le=2**31 - 1, description="Default: the latest version."),
     sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> dict:
@@ -48,7 +48,7 @@ async def stats(
 async def plot(
     name: str,
     kind: Literal["class_distribution", "sizes", "colour", "sharpness", "samples"],
-    version: int | None = Query(None, ge=1, description="Default: the latest version."),
+    version: int | None = Query(None, ge=1, le=2**31 - 1, description="Default: the latest version."),
     sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends
+from fastapi import Path as FastPath
 from starlette.concurrency import run_in_threadpool
 
 from leafdoc.inference.fieldcrops import crops_known
@@ -11,6 +12,11 @@ from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
+
+# A version number as the catalog stores it (a 32-bit integer): a larger one is a 422, not the database's overflow
+# error (a 500, and a traceback in the log for every such request).
+MAX_VERSION = 2**31 - 1
+VERSION = FastPath(ge=1, le=MAX_VERSION, description="A model version number.")
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -55,7 +61,7 @@ async def rollback(body: RollbackRequest | None = Body(None), state: AppState = 
 
 
 @router.get("/{version}", response_model=ModelVersionDetail, summary="One version with its card", responses=errors(404))
-def get_model(version: int, state: AppState = Depends(get_state)) -> dict:
+def get_model(version: int = VERSION, state: AppState = Depends(get_state)) -> dict:
     ptr = state.registry.serving()
     return redact(version_dict(state.registry.get(version), ptr.version if ptr else None, full=True))
 
@@ -67,7 +73,9 @@ def get_model(version: int, state: AppState = Depends(get_state)) -> dict:
     responses=errors(*ADMIN, 404, 409, 422),
     dependencies=[Depends(require_admin)],
 )
-async def promote(version: int, body: PromoteRequest | None = Body(None), state: AppState = Depends(get_state)) -> dict:
+async def promote(
+    version: int = VERSION, body: PromoteRequest | None = Body(None), state: AppState = Depends(get_state)
+) -> dict:
     reason = (body.reason if body else None) or "promoted by an admin"
     event = await run_in_threadpool(state.registry.promote, version, reason=reason)
     return await run_in_threadpool(_pointer_answer, state, event)
