@@ -198,14 +198,25 @@ def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser,
 
 
 @pytest.mark.parametrize(
-    ("locale", "button", "photo"), [("es-ES", "Diagnosticar", "Foto de la hoja"), ("hi-IN", "जाँच करें", "पत्ती की फ़ोटो")]
+    ("locale", "button", "photo", "empty", "tabs"),
+    [
+        ("es-ES", "Diagnosticar", "Foto de la hoja", "Aún no hay diagnósticos en este dispositivo.", "Datos"),
+        ("hi-IN", "जाँच करें", "पत्ती की फ़ोटो", "इस डिवाइस पर अभी तक कोई निदान नहीं।", "डेटासेट"),
+    ],
 )
-def test_the_page_speaks_the_browsers_language(browser, phone_url, locale, button, photo):
+def test_the_page_speaks_the_browsers_language(browser, phone_url, locale, button, photo, empty, tabs):
     page = open_phone(browser, phone_url, locale=locale)
     try:
         page.wait_for_function("(words) => document.body.innerText.includes(words)", arg=button)
         assert page.inner_text("#diagnose-button").strip() == button
         assert photo in page.inner_text("#leaf-photo")
+        # the history's box (set in the page's language as it loads), and the admin tabs' names beside Diagnose's
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg=empty)
+        history = page.inner_text("#history-box")
+        assert "No diagnoses yet" not in history and "Kept in this browser" not in history, history
+        assert "Export CSV" not in history and "Clear history" not in history, history
+        names = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]
+        assert tabs in names and "Dataset" not in names, names
     finally:
         page.context.close()
 
@@ -235,6 +246,9 @@ def test_the_language_links_switch_the_page_and_its_answers(browser, phone_url):
         # the header, the notes under the photo and the photo guide, set in the page's language as it loads
         page.wait_for_function("(words) => document.body.innerText.includes(words)", arg="Este modelo conoce")
         assert "Fotografíe una hoja enferma" in page.inner_text("#leafdoc-header")
+        history = page.inner_text("#history-box")  # the history's words too (the browser's language is Hindi)
+        assert "Aún no hay diagnósticos en este dispositivo." in history
+        assert "Se guarda solo en este navegador, nunca en el servidor" in history
         assert page.inner_text("#photo-privacy").strip().startswith("La foto se usa solo para este diagnóstico")
         assert "Aprendió también de fotos tomadas en la planta: maíz, papa y tomate" in page.inner_text("#model-knows")
         page.locator("#photo-guide").get_by_role("button", name="Cómo tomar una foto que leafdoc pueda leer").click()

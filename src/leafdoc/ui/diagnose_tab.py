@@ -131,6 +131,11 @@ def notes_handler(settings: Settings, guide: list) -> Callable:
     return notes
 
 
+def history_words(request: gr.Request) -> str:
+    """The history's box in the page's language, as the page loads."""
+    return history.box_html(page_language(request))
+
+
 def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> None:
     with gr.Row(equal_height=False, elem_id="diagnose-row"):
         with gr.Column(scale=1, elem_id="photo-side"):
@@ -191,7 +196,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
             gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
     guide = guide_accordion()
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
-        gr.HTML(history.HTML)
+        box = gr.HTML(history.box_html())  # in the visitor's language as the page loads
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
@@ -202,6 +207,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
     blocks.load(notes_handler(settings, guide), None, [privacy, knows, crop, *guide])
+    blocks.load(history_words, None, [box])
 
 
 def _entry_words(entry: photo_guide.GuideEntry, lang: str, pictured: bool) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from leafdoc.advice.render import pretty
-from leafdoc.core.i18n import gettext, one_of, render
+from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 
@@ -78,17 +78,35 @@ def entry(path: Path, answer: dict, name: str) -> dict:
     }
 
 
-HTML = """
-<div id="history-box">
+EXPORT = N_("Export CSV")
+CLEAR = N_("Clear history")
+EMPTY = N_("No diagnoses yet on this device.")
+KEPT = N_("Kept in this browser only, never on the server; clearing the browser's data clears it too.")
+CHECK_FOR = N_("Check for {name}")  # an entry's urgent look-alike
+CLEAR_ASK = N_("Clear the history of diagnoses on this device?")
+
+BOX = """
+<div id="history-box" data-check-for="{check_for}" data-clear-ask="{clear_ask}">
   <div id="history-tools">
-    <button type="button" id="history-export">Export CSV</button>
-    <button type="button" id="history-clear">Clear history</button>
+    <button type="button" id="history-export">{export}</button>
+    <button type="button" id="history-clear">{clear}</button>
   </div>
-  <p id="history-empty" class="small-note">No diagnoses yet on this device.</p>
+  <p id="history-empty" class="small-note">{empty}</p>
   <ol id="history-list"></ol>
-  <p class="small-note">Kept in this browser only, never on the server; clearing the browser's data clears it too.</p>
+  <p class="small-note">{kept}</p>
 </div>
 """
+
+
+def box_html(lang: str = "en") -> str:
+    """The history's box in `lang` (set in the visitor's language as the page loads); the words the page's script
+    writes itself (an entry's caution, the question before clearing) ride on its data attributes."""
+    words = {"export": EXPORT, "clear": CLEAR, "empty": EMPTY, "kept": KEPT, "check_for": CHECK_FOR}
+    return BOX.format(
+        **{k: html.escape(gettext(lang, w), quote=True) for k, w in words.items()},
+        clear_ask=html.escape(gettext(lang, CLEAR_ASK), quote=True),
+    )
+
 
 CSS = """
 #history-entry { display: none !important; }
@@ -114,6 +132,11 @@ SCRIPT = (
     return { read, add };
   })();
   const read = () => store.read(KEY);
+  // the box's words in the page's language (ui/history.py box_html), English until it is drawn
+  function said(key, english) {
+    const box = document.getElementById("history-box");
+    return (box && box.dataset[key]) || english;
+  }
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -131,7 +154,8 @@ SCRIPT = (
       if (typeof it.thumb === "string" && it.thumb.startsWith("data:image/jpeg;base64,")) img.src = it.thumb;
       const words = el("div");
       words.append(el("div", "history-answer", it.answer || ""));
-      if (it.caution) words.append(el("div", "history-caution", "Check for " + it.caution));
+      const checkFor = said("checkFor", "Check for {name}");
+      if (it.caution) words.append(el("div", "history-caution", checkFor.replace("{name}", () => it.caution)));
       words.append(el("div", "history-date", new Date(it.date).toLocaleString() + " · " + (it.photo || "")));
       li.append(img, words);
       return li;
@@ -187,7 +211,8 @@ SCRIPT = (
   document.addEventListener("click", (event) => {
     const target = event.target instanceof Element ? event.target : null;
     if (target && target.closest("#history-export")) exportCsv();
-    if (target && target.closest("#history-clear") && confirm("Clear the history of diagnoses on this device?")) {
+    const ask = said("clearAsk", "Clear the history of diagnoses on this device?");
+    if (target && target.closest("#history-clear") && confirm(ask)) {
       window.leafdocHistory.clear();
     }
   });

@@ -120,16 +120,17 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab(t("tab_diagnose"), id="diagnose"):
                 diagnose_tab(settings, files, blocks)
-            with gr.Tab("Dataset", id="dataset") as tab:
+            with gr.Tab(t("tab_dataset"), id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
-            with gr.Tab("Retrain", id="retrain"):
+            with gr.Tab(t("tab_retrain"), id="retrain"):
                 retrain_tab(settings, blocks, files)
-            with gr.Tab("Review", id="review"):
+            with gr.Tab(t("tab_review"), id="review"):
                 review_tab(settings)
-            with gr.Tab("Monitor", id="monitor") as tab:
+            with gr.Tab(t("tab_monitor"), id="monitor") as tab:
                 monitor_tab(settings, tab)
         footer = gr.Markdown(FOOTER, elem_classes=["small-note"])
-        # the admin tabs (Dataset, Retrain, Review, Monitor) stay English: for the people who run the server
+        # The admin tabs' names are in the page's language (on a phone they sit beside the Diagnose tab's); what is
+        # in them (Dataset, Retrain, Review, Monitor) stays English: it is for the people who run the server.
         blocks.load(page_words, None, [header, footer])
     return blocks
 
