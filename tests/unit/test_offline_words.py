@@ -170,3 +170,33 @@ def test_an_answer_warns_of_its_urgent_look_alike_as_the_server_does():
     assert out == expected
     assert [e is not None for e in expected[:5]] == [True, True, False, False, False]
     assert expected[0]["message"] != expected[5]["message"]  # said in each language
+
+
+FRAMED_NOTE = r"""
+const w = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const { texts, cases } = JSON.parse(text);
+console.log(JSON.stringify(cases.map((c) => w.framedNote(texts[c.lang], c.r))));
+"""
+
+
+def test_the_framing_note_goes_with_the_same_answers_as_on_the_server():
+    """words.js `framedNote` against photo_guide.answer_notes: not with a not_a_leaf or poor_photo refusal (a daisy
+    framed as a leaf is no small leaf), with a diagnosis, "not sure" and a field photo; in the page's language."""
+    from leafdoc.core.i18n import gettext
+    from leafdoc.modelfolder import read_labels
+    from leafdoc.words.photo_guide import FRAMED, answer_notes
+
+    texts = all_texts(read_labels(REPO / "models" / "starter"), shipped_knowledge(), None)
+    cases, expected = [], []
+    for lang in ("en", "hi"):
+        for reason in (None, "unsure", "unlike_training", "not_a_leaf", "poor_photo"):
+            for framed in (True, False):
+                refused = reason is not None
+                api = {"abstained": refused, "reason": reason, "framed_box": [0, 0, 9, 9] if framed else None}
+                cases.append({"lang": lang, "r": {"abstained": refused, "reason": reason, "framed": framed}})
+                expected.append(gettext(lang, FRAMED) if gettext(lang, FRAMED) in answer_notes(api, lang) else None)
+    said = run_node(FRAMED_NOTE, "words.js", {"texts": texts, "cases": cases})
+    assert said == expected
+    assert said.count(None) == 2 * (5 + 2) and said[0].startswith("The leaf was small")

@@ -46,6 +46,22 @@ def test_a_framed_photo_says_the_model_looked_only_at_the_square_around_the_leaf
     assert said not in text.verdict(answer(framed_box=None)) and said not in text.verdict(answer())
 
 
+def test_a_refusal_that_found_no_leaf_or_a_poor_photo_does_not_say_the_leaf_was_small():
+    """A daisy refused as not_a_leaf was framed as a leaf would be: "the leaf was small" was said of no leaf. The
+    desktop app says the same notes (answer_notes), the offline page its copy (test_offline_words)."""
+    from leafdoc.core.i18n import gettext
+    from leafdoc.words.photo_guide import FRAMED, answer_notes
+
+    said, box = "looked only at the square around it", [0, 0, 9, 9]
+    for reason in ("not_a_leaf", "poor_photo"):
+        refused = answer(label=None, abstained=True, reason=reason, framed_box=box, light_corrected="warm")
+        assert said not in text.verdict(refused), reason
+        assert gettext("es", FRAMED) not in answer_notes(refused, "es"), reason
+        assert "warmer" in text.verdict(refused)  # the light's note still goes: the colours were corrected
+    for reason in ("unsure", "unlike_training"):  # a leaf was found: filling the frame with it helps
+        assert said in text.verdict(answer(label=None, abstained=True, reason=reason, framed_box=box)), reason
+
+
 def test_a_corrected_light_is_said_under_the_answer_with_which_light_it_was():
     said = "than in nearly all the photos the model learnt from, so its colours were corrected first"
     warm = text.verdict(answer(light_corrected="warm"))

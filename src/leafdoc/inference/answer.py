@@ -106,7 +106,8 @@ class Answer(BaseModel):
         None,
         description="Set when the leaf was small in the photo (taken from too far) and the model looked at the "
         "square around it instead of the whole photo: [left, top, right, bottom] in pixels of the photo as sent, "
-        "turned upright by its EXIF orientation. Null when the model saw the middle of the photo.",
+        "turned upright by its EXIF orientation. Null when the model saw the middle of the photo. Set on a refusal "
+        "too: on a not_a_leaf one the square is around what the model took for a leaf.",
     )
     crop_given: str | None = Field(
         None,

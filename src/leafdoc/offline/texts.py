@@ -15,6 +15,7 @@ from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, le
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
 from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
+from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH
 
 PAGE = {
     "pick": N_("Take or choose a photo of one leaf"),
@@ -46,6 +47,7 @@ PAGE = {
     "crop": N_("Crop (if you know it)"),
     "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,
+    "framed": FRAMED,  # the leaf was small: the model read the square around it (photo_guide.said_framed's rule)
     # feedback, kept on the phone and sent when there is a connection (static/feedback.js)
     "was_right": N_("Was this right?"),
     "yes": N_("✓ Yes"),
@@ -120,6 +122,7 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
     return {
         "name": NAMES[lang],
         "page": {key: gettext(lang, text) for key, text in PAGE.items()},
+        "not_framed_with": list(NOT_FRAMED_WITH),  # the refusals the framing note does not go with (words.js)
         "history": history.templates(lang),
         "templates": {key: gettext(lang, text) for key, text in TEMPLATES.items()},
         "problems": {code: gettext(lang, text) for code, text in PROBLEM_WORDS.items()},

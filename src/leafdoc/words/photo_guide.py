@@ -79,7 +79,10 @@ LIGHT_CORRECTED = N_(
     "corrected first. Colour tells many of these diseases apart: a photo in daylight gives a surer answer."
 )
 
-# Said with an answer whose photo the model framed (the API's `framed_box`): the leaf was small in the photo.
+# Said with an answer whose photo the model framed (the API's `framed_box`): the leaf was small in the photo. Not
+# with a refusal that found no leaf (not_a_leaf: what was framed is no leaf, a daisy) or a photo to take again
+# (poor_photo: its problems are the answer); with "not sure" and a field photo it is, as filling the frame helps.
+NOT_FRAMED_WITH = ("not_a_leaf", "poor_photo")
 FRAMED = N_(
     "The leaf was small in this photo, so the model looked only at the square around it (the heat map shows that "
     "square). It reads best a photo in which the leaf fills most of the frame."
@@ -99,11 +102,17 @@ WARMER = N_("warmer")
 COOLER = N_("cooler")
 
 
+def said_framed(answer: dict) -> bool:
+    """Whether the framing note (FRAMED) goes with `answer` (the API's): it was framed, and no NOT_FRAMED_WITH refusal.
+    The offline page's words.js `framedNote` follows the same rule."""
+    return bool(answer.get("framed_box")) and not (answer.get("abstained") and answer.get("reason") in NOT_FRAMED_WITH)
+
+
 def answer_notes(answer: dict, lang: str = "en") -> list[str]:
     """What the web page and the desktop app say under an answer about how the photo was read: framed around a
     small leaf (FRAMED), its light corrected (LIGHT_CORRECTED), the crop the grower gave (CROP_GIVEN, CROP_DOUBT),
     in `lang`."""
-    notes = [gettext(lang, FRAMED)] if answer.get("framed_box") else []
+    notes = [gettext(lang, FRAMED)] if said_framed(answer) else []
     if answer.get("light_corrected") in ("warm", "cool"):
         light = gettext(lang, WARMER if answer["light_corrected"] == "warm" else COOLER)
         notes.append(gettext(lang, LIGHT_CORRECTED).format(light=light))

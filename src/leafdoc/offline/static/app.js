@@ -3,7 +3,7 @@
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { displaySquare, prepare, unsupported } from "./prepare.js";
 import { readChecks, readPhoto } from "./checks.js";
-import { answerWords, caution, fill, preferred, refusal, title } from "./words.js";
+import { answerWords, caution, fill, framedNote, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
 import * as feedback from "./feedback.js";
@@ -157,6 +157,13 @@ function render(item) {
     }
   }
   text.append(verdict, ...(warn.textContent ? [warn] : []), detail);
+  const framed = !item.error && framedNote(t, r);
+  if (framed) {
+    const note = document.createElement("p");
+    note.className = "detail framed";
+    note.textContent = framed;
+    text.append(note);
+  }
   if (!item.error) {
     const time = document.createElement("p");
     time.className = "detail";

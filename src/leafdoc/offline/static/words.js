@@ -46,6 +46,13 @@ export function refusal(texts, decision) {
   return decision.strict ? `${message} ${texts.page.strict}` : message;
 }
 
+// photo_guide.said_framed: the framing note ("the leaf was small ...") goes with a framed photo, but not with a
+// refusal that found no leaf or a photo to take again (texts.not_framed_with); null when it does not.
+export function framedNote(texts, r) {
+  if (!r.framed || (r.abstained && texts.not_framed_with.includes(r.reason))) return null;
+  return texts.page.framed;
+}
+
 // lookalikes.urgent_lookalike_words: an answer of a milder condition whose urgent look-alike (late blight) is among
 // its top `rule.top` guesses at `rule.floor` or more says to check for it, and how to tell them apart.
 export function caution(texts, rule, label, top) {
