@@ -41,17 +41,28 @@ def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tup
         return data, name
     if max(width, height) <= long_side and not heic:
         return data, name
-    try:
-        img, _ = open_photo(data, name, min_side=math.ceil(long_side * min(width, height) / max(width, height)))
-    except LeafdocError:
-        return data, name
-    scale = long_side / max(img.size)
-    if scale < 1:
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    small = out.getvalue()
-    if len(small) >= len(data) and not heic:  # a photo that was already small in bytes gains nothing
+    small = reencoded(data, name, long_side, (width, height))
+    if small is None or (len(small) >= len(data) and not heic):  # a photo already small in bytes gains nothing
         return data, name
     return small, f"{Path(name).stem or 'photo'}.jpg"
+
+
+def reencoded(data: bytes, name: str, long_side: int = LONG_SIDE, size: tuple[int, int] | None = None) -> bytes | None:
+    """The photo as a JPEG (quality JPEG_QUALITY, EXIF orientation applied) at most `long_side` on its long side,
+    decoded as the server decodes; None if it cannot be decoded. Whatever the file held besides the picture (EXIF,
+    bytes after its end) is not in the copy."""
+    try:
+        if size is None:
+            with Image.open(io.BytesIO(data)) as head:
+                size = head.size
+        width, height = size
+        img, _ = open_photo(data, name, min_side=math.ceil(long_side * min(width, height) / max(width, height)))
+    except (LeafdocError, OSError, ValueError, SyntaxError):
+        return None
+    scale = long_side / max(img.size)
+    if scale < 1:
+        resized = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(resized, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out.getvalue()

@@ -4,7 +4,10 @@ A request only appends its record to a bounded buffer (a lock and a list append)
 API worker writes the buffer to the catalog in one batched INSERT every `prediction_flush_seconds`, and with
 LEAFDOC_KEEP_PHOTOS puts each photo in the store first. When the buffer is full (the catalog is down or
 slower than the traffic), new records are dropped and counted, never waited for: answering comes first.
-Photos waiting to be stored are bounded in bytes too (`prediction_buffer_bytes`).
+Photos waiting to be stored are bounded in bytes too (`prediction_buffer_bytes`). A photo over KEEP_AS_SENT_BYTES is
+kept as a 1024-px JPEG copy (imaging/upload_size.py, made in the writing thread): what the page and the desktop app
+send is kept as it came, and a client cannot fill the store at 25 MiB a request (bytes appended to a small photo
+made it store 24 MiB a request, 7 GB a minute a worker, in the third security audit).
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from leafdoc.core.settings import Settings
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, utcnow
 from leafdoc.data.store import BlobStore
+from leafdoc.imaging.upload_size import reencoded
 from leafdoc.inference.answer import Answer
 from leafdoc.inference.drift import score_bin
 
 log = logging.getLogger(__name__)
+
+# A 1024-px phone photo as the page sends it is 0.2-0.6 MB; a larger one is kept as a 1024-px copy.
+KEEP_AS_SENT_BYTES = 1536 * 1024
 
 
 @dataclass
@@ -107,6 +114,8 @@ class PredictionLog:
             try:
                 for row in batch.rows:
                     data = batch.photos.get(row["id"])
+                    if data is not None and len(data) > KEEP_AS_SENT_BYTES:
+                        data = reencoded(data, row["photo_name"] or "photo")  # None: it cannot be decoded
                     if data is not None:
                         row["photo_sha256"] = self.store.put(data)
                 predictions.insert_many(self.catalog, batch.rows)
