@@ -59,7 +59,7 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
     probs = own.predict_arrays(own.preprocess(photo)[None])["probabilities"][0]
     assert [t["label"] for t in answers[0]["top_k"]] == [labels[i] for i in probs.argsort()[::-1][:2]]
     assert [t["probability"] for t in answers[0]["top_k"]] == pytest.approx(sorted(probs)[::-1][:2], abs=1e-5)
-    assert "notes.jpg" in answers[1]["error"] and "top_k" not in answers[1]
+    assert answers[1]["error"].startswith("not an image") and "top_k" not in answers[1]  # `file` names it
     r = leafdoc("predict", out, bad, home=tmp_path / "home")  # nothing could be read: the shell must know
     assert r.returncode == 1 and "notes.jpg" in r.stdout + r.stderr
 
@@ -189,6 +189,30 @@ def test_predict_prints_what_to_do_and_its_json_has_the_apis_answer_shape(tmp_pa
     missing = leafdoc("advice", "Tomato___Purple_spots", home=tmp_path / "home")
     assert missing.returncode == 1 and "no advice for label 'Tomato___Purple_spots'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_predict_names_a_file_it_cannot_read_once(tmp_path):
+    """It printed "/tmp/x.jpg: /tmp/x.jpg: no such file.": the error's message names the file, and so did the line before it."""
+    missing, text, folder = tmp_path / "missing.jpg", tmp_path / "notes.jpg", tmp_path / "folder.jpg"
+    text.write_text("this is not a photo")
+    folder.mkdir()
+    r = leafdoc("predict", REPO / "models" / "starter", missing, text, folder, home=tmp_path / "home")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    expected = {
+        missing: "no such file. Check the path.",
+        text: "not an image Pillow can read",
+        folder: "is a folder, not an image file.",
+    }
+    for path, said in expected.items():
+        [line] = [line for line in lines if path.name in line]
+        assert line.startswith(f"{path}: {said}"), line
+        assert line.count(path.name) == 1, line
+    answers = json.loads(
+        leafdoc("predict", REPO / "models" / "starter", missing, text, folder, "--json", home=tmp_path / "home").stdout
+    )
+    assert [a["file"] for a in answers] == [str(p) for p in expected]
+    assert [a["error"][:20] for a in answers] == [said[:20] for said in expected.values()]
 
 
 def test_no_arguments_shows_help(tmp_path):

@@ -221,7 +221,8 @@ class ExplainAnswer(Answer):
 
 
 class Unread(BaseModel):
-    """A file `leafdoc predict` could not read: its name and why, in words (the others are still answered)."""
+    """A file `leafdoc predict` could not read: its name and why, in words (the others are still answered); the
+    error does not name the file again."""
 
     file: str
     error: str

@@ -350,7 +350,10 @@ class Predictor:
             try:
                 photos.append(self.load(p))
             except LeafdocError as exc:
-                results.append(Unread(file=str(p), error=exc.message + (f" {exc.hint}" if exc.hint else "")))
+                # The record names the file (`file`), so its error says only what is wrong: the message (which names
+                # the file, as every leafdoc error does) loses its "<file>: " ("x.jpg: x.jpg: no such file").
+                said = exc.message.removeprefix(f"{p}: ") + (f" {exc.hint}" if exc.hint else "")
+                results.append(Unread(file=str(p), error=said))
                 continue
             names.append(str(p))
             slots.append(len(results))
