@@ -37,9 +37,11 @@ def test_ingest_reports_each_rejected_file_and_succeeds(tmp_path, photos):
     assert run.returncode == 0, run.stderr
     assert "photos v1: 1 images in 1 classes" in run.stdout
     assert "added 1, duplicates 0, near-duplicates 0, rejected 2" in run.stdout
-    rows = {line.split()[1]: line for line in run.stdout.splitlines() if "photos/rust/" in line}
-    assert "the file is empty (0 bytes)" in rows["photos/rust/empty.jpg"]
-    assert "not an image Pillow can read" in rows["photos/rust/notes.jpg"]
+    # each rejected file under its reason, named from the folder ingested
+    lines = run.stdout.splitlines()
+    rejected = lines[lines.index("Rejected (in photos)") + 1 :]
+    assert rejected[0].startswith("the file is empty (0 bytes)") and rejected[1] == "  rust/empty.jpg"
+    assert rejected[2].startswith("not an image Pillow can read") and rejected[3] == "  rust/notes.jpg"
     assert (home / "catalog.sqlite").is_file()  # the data home came from LEAFDOC_HOME
 
     again = leafdoc("ingest", "photos", "--json", home=home, cwd=tmp_path)

@@ -83,7 +83,7 @@ def ingest(
     if as_json:
         emit_json(summary)
     else:
-        print_ingest(summary)
+        print_ingest(summary, path)
     if result.version is None:
         raise typer.Exit(1)
 

@@ -41,6 +41,13 @@ def _workspace():
     return Workspace.open(load_settings())
 
 
+def taken_up_within() -> str:
+    """How soon a running `leafdoc serve` serves a promotion: the check interval's value (LEAFDOC_MODEL_CHECK_SECONDS),
+    not its name."""
+    seconds = load_settings().model_check_seconds
+    return f"within {seconds:g} s (LEAFDOC_MODEL_CHECK_SECONDS)"
+
+
 def check_answers(folder: Path) -> None:
     """Load the folder's model as a worker would and answer one made-up photo with it, advice and checks included:
     a folder whose card, labels or ONNX file the service cannot use is refused here, not after it was promoted."""
@@ -72,21 +79,43 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
     if as_json:
         emit_json({"versions": rows, "serving": ptr.version if ptr else None, "hint": hint})
         return
-    table = Table("version", "status", "created", "test accuracy", "classes")
-    table.add_column("source", overflow="fold")
-    for r in rows:
-        test = ((r["metrics"] or {}).get("test") or {}).get("accuracy")
-        table.add_row(
-            f"[bold]{r['version']}[/]" + (" ←" if r["serving"] else ""),
-            r["status"],
-            r["created"][:16].replace("T", " "),
-            "—" if test is None else f"{100 * test:.1f}%",
-            str(len(r["labels"])),
-            esc(r["source"] or ""),
-        )
-    out.print(table if rows else "no model versions yet: `leafdoc serve` seeds the starter on first start")
+    if not rows:
+        out.print("no model versions yet: `leafdoc serve` seeds the starter on first start")
+    else:
+        print_versions(rows)
     if hint:
         out.print(esc(hint))
+
+
+def print_versions(rows: list[dict]) -> None:
+    """The versions as a table, each one's source (a path, often long) in its last column; where that table is wider
+    than the terminal (80 columns), the sources follow it as lines of their own rather than broken mid-word."""
+
+    def table(with_source: bool) -> Table:
+        t = Table("version", "status", "test\naccuracy", "classes")
+        t.add_column("created", no_wrap=True)
+        if with_source:
+            t.add_column("source")
+        for r in rows:
+            test = ((r["metrics"] or {}).get("test") or {}).get("accuracy")
+            t.add_row(
+                f"[bold]{r['version']}[/]" + (" ←" if r["serving"] else ""),
+                r["status"],
+                "—" if test is None else f"{100 * test:.1f}%",
+                str(len(r["labels"])),
+                r["created"][:16].replace("T", " "),
+                *([esc(r["source"] or "")] if with_source else []),
+            )
+        return t
+
+    full = table(with_source=True)
+    if out.measure(full, options=out.options.update_width(10_000)).maximum <= out.width:  # its width unwrapped
+        out.print(full)
+        return
+    out.print(table(with_source=False))
+    out.print("[bold]source[/] of each version")
+    for r in rows:
+        out.print(f"  {r['version']}: {esc(r['source'] or '')}")
 
 
 @app.command(short_help="Add a model folder as a new version (--promote: serve it).")
@@ -135,7 +164,7 @@ def add(
     if result["serving"] == version:
         out.print(
             f"version {version} serves{' from now on' if served else ''}: a running `leafdoc serve` takes it up "
-            "within LEAFDOC_MODEL_CHECK_SECONDS"
+            f"{taken_up_within()}"
         )
     else:
         out.print(f"version {result['serving']} still serves; add --promote to serve this one")
@@ -147,7 +176,7 @@ def _switched(event: dict, as_json: bool) -> None:
         return
     out.print(
         f"[bold green]model version {event['version']}[/] serves from now on (was {event['previous_version']}): "
-        "a running `leafdoc serve` takes it up within LEAFDOC_MODEL_CHECK_SECONDS"
+        f"a running `leafdoc serve` takes it up {taken_up_within()}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,7 +17,9 @@ console = Console(stderr=True, soft_wrap=True, log_path=False)
 out = Console(soft_wrap=True)
 
 
-def print_ingest(s: dict) -> None:
+def print_ingest(s: dict, folder: Path | None = None) -> None:
+    """`leafdoc ingest`'s summary; the rejected files as plain lines under their reason, named from `folder` (the
+    one ingested) so that two files of one name in two class folders are told apart at any terminal width."""
     if s["created_version"]:
         out.print(
             f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
@@ -30,10 +33,24 @@ def print_ingest(s: dict) -> None:
         f"near-duplicates {len(s['near_duplicates'])}, rejected {len(s['rejected'])}"
     )
     if s["rejected"]:
-        table = Table("rejected file", "reason", title="Rejected")
+        out.print("[bold]Rejected[/]" + (f" (in {esc(str(folder))})" if folder and folder.is_dir() else ""))
+        by_reason: dict[str, list[str]] = {}
         for r in s["rejected"]:
-            table.add_row(esc(r["file"]), esc(r["reason"]))
-        out.print(table)
+            by_reason.setdefault(r["reason"], []).append(shown_path(r["file"], folder))
+        for reason, files in by_reason.items():
+            out.print(f"[red]{esc(reason)}[/]")
+            for file in files:
+                out.print(f"  {esc(file)}")
+
+
+def shown_path(file: str, folder: Path | None) -> str:
+    """`file` as named from `folder` when it is inside it (a folder ingested), else as it is."""
+    if folder is None or not folder.is_dir():
+        return file
+    try:
+        return Path(file).resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return file
 
 
 def training_bar(disable: bool) -> Progress:
@@ -101,11 +118,21 @@ def print_stats(s: dict, out_dir: Path) -> None:
         if ratio
         else f"[bold]{s['source']}[/]: no images measured"
     )
-    table = Table("class", "images", "mean R,G,B", "brightness", "sharpness (median)", title="Per class")
+    # The class name is the one column that may fold (a long name at 80 columns); the figures keep their width.
+    table = Table(
+        "class", "images", "mean R,G,B", "brightness", "sharpness\n(median)", title="Per class", box=box.SIMPLE_HEAD
+    )
+    table.columns[0].overflow = "fold"
+    for column in table.columns[1:]:
+        column.justify, column.no_wrap = "right", True
     for label, c in s["per_class"].items():
         rgb = ",".join(f"{v:.0f}" for v in c["mean_rgb"])
         table.add_row(
-            label, str(s["class_counts"][label]), rgb, f"{c['brightness']['mean']:.0f}", f"{c['sharpness']['p50']:.0f}"
+            esc(label),
+            str(s["class_counts"][label]),
+            rgb,
+            f"{c['brightness']['mean']:.0f}",
+            f"{c['sharpness']['p50']:.0f}",
         )
     out.print(table)
     if s["skipped"]:
