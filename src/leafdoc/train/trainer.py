@@ -453,23 +453,45 @@ def learns_val(cfg: TrainConfig) -> bool:
     return cfg.train_on_val and cfg.restore_best == "last" and cfg.pretrained and cfg.head_on_features
 
 
-def _features(model, images: np.ndarray, indices: np.ndarray, batch: int = 64, augment=None) -> np.ndarray:
-    """The pooled backbone features (inference mode) of `images[indices]`, a batch at a time (the cache is a
-    memmap: the photos are read as they are needed, not all at once); with `augment` (pipeline.augmenter), of
-    each batch as that augmentation draws it."""
+class _Frozen(NamedTuple):
+    """A network in inference mode as one tf.function for any number of photos, and the shape of one output."""
+
+    run: Callable
+    shape: tuple
+
+
+def _frozen(net) -> _Frozen:
+    """`net` traced once, for batches of any size. Keras' predict_on_batch on a new model for each pass (each
+    augmented view) and on a last batch of another size traced it again every time, and TensorFlow printed its
+    "triggered tf.function retracing" warning twice in a default `leafdoc train` (issue 54)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *net.input.shape[1:]), tf.float32)
+    return _Frozen(tf.function(lambda x: net(x, training=False), input_signature=[spec]), tuple(net.output.shape[1:]))
+
+
+def _feature_net(model) -> _Frozen:
+    """The model's pooled backbone features (inference mode), for `_features`."""
     import keras
 
-    return _outputs(keras.Model(model.input, model.get_layer("pool").output), images, indices, batch, augment)
+    return _frozen(keras.Model(model.input, model.get_layer("pool").output))
 
 
-def _outputs(net, images, indices: np.ndarray, batch: int = 64, augment=None, dtype=np.float32) -> np.ndarray:
+def _features(net: _Frozen, images: np.ndarray, indices: np.ndarray, batch: int = 64, augment=None) -> np.ndarray:
+    """The features (`_feature_net`) of `images[indices]`, a batch at a time (the cache is a memmap: the photos are
+    read as they are needed, not all at once); with `augment` (pipeline.augmenter), of each batch as that
+    augmentation draws it."""
+    return _outputs(net, images, indices, batch, augment)
+
+
+def _outputs(net: _Frozen, images, indices: np.ndarray, batch: int = 64, augment=None, dtype=np.float32) -> np.ndarray:
     """`net`'s outputs for `images[indices]`, a batch at a time, into one array of `dtype`."""
-    out = np.empty((len(indices), *net.output.shape[1:]), dtype)
+    out = np.empty((len(indices), *net.shape), dtype)
     for i in range(0, len(indices), batch):
-        x = np.asarray(images[indices[i : i + batch]])
+        x = np.asarray(images[indices[i : i + batch]]).astype(np.float32)
         if augment is not None:
-            x = np.asarray(augment(x.astype(np.float32), training=True))
-        out[i : i + batch] = np.asarray(net.predict_on_batch(x))
+            x = np.asarray(augment(x, training=True), dtype=np.float32)
+        out[i : i + batch] = np.asarray(net.run(x))
     return out
 
 
@@ -535,10 +557,11 @@ def _on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int,
     _inference_mode(upper)
     acts_in = keras.Input(tuple(cut_out.shape[1:]), name="activations")
     net = keras.Model(acts_in, _head(model, cfg, model.get_layer("pool")(upper(acts_in, training=False))))
+    frozen_bottom = _frozen(bottom)
 
     def activations(indices: np.ndarray, augment=None) -> np.ndarray:
         return _each_photo_once(
-            lambda photos: _outputs(bottom, data.images, photos, augment=augment, dtype=np.float16), indices
+            lambda photos: _outputs(frozen_bottom, data.images, photos, augment=augment, dtype=np.float16), indices
         )
 
     one_hot = _one_hot(cfg, len(data.classes))
@@ -613,8 +636,9 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
         # The first head's answers are gone: the abstention is calibrated as before.
         learnt = learns_val(cfg) and saved["epoch"] == cfg.epochs
         return saved["epoch"], ({"val_photos_learnt": len(va)} if learnt else {})
-    f_tr = _each_photo_once(lambda photos: _features(model, data.images, photos), tr)
-    f_va = _features(model, data.images, va)
+    pooled = _feature_net(model)  # traced once for every pass below
+    f_tr = _each_photo_once(lambda photos: _features(pooled, data.images, photos), tr)
+    f_va = _features(pooled, data.images, va)
     y_tr = data.y[tr]
     views = cfg.feature_views if cfg.augment and len(tr) <= FEATURE_VIEWS_MAX_PHOTOS else 0
     aug = None
@@ -625,7 +649,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
         from leafdoc.train.pipeline import augmenter
 
         aug = augmenter(cfg.training_seed, cfg.zoom_in)
-        f_views = [_features(model, data.images, tr, augment=aug) for _ in range(views)]
+        f_views = [_features(pooled, data.images, tr, augment=aug) for _ in range(views)]
         f_tr, y_tr = np.concatenate([f_tr, *f_views]), np.tile(y_tr, views + 1)
     inp = keras.Input((f_tr.shape[1],), name="features")
     head = keras.Model(inp, _head(model, cfg, inp), name="head")
@@ -681,7 +705,7 @@ def _head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, 
     learnt: dict = {}
     if learns_val(cfg) and done == cfg.epochs:  # not when stopped part-way (a signal)
         learnt.update(val_probs=np.asarray(head.predict(f_va, verbose=0)), val_y=data.y[va].copy())
-        f_va_views = [_features(model, data.images, va, augment=aug) for _ in range(views)]
+        f_va_views = [_features(pooled, data.images, va, augment=aug) for _ in range(views)]
         x_all = np.concatenate([f_tr, f_va, *f_va_views])
         labels = np.concatenate([y_tr_labels, np.tile(data.y[va], views + 1)])
         y_all = np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels
