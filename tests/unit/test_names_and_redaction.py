@@ -22,6 +22,11 @@ pytestmark = pytest.mark.unit
         ("a/b", "slash"),
         ("a\\b", "slash"),
         (".hidden", "dot"),
+        ("<script>alert(1)<", "<, >"),  # the third security audit's class folder names in an upload zip
+        ('=HYPERLINK("http:', "double quote"),
+        ("=1+1", "formula"),
+        ("@SUM(A1)", "formula"),
+        ('say "hi"', "double quote"),
     ],
 )
 def test_names_that_cannot_be_labels(name, why):
@@ -29,7 +34,16 @@ def test_names_that_cannot_be_labels(name, why):
 
 
 @pytest.mark.parametrize(
-    "name", ["Tomato___Early_blight", "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot", "é" * 200]
+    "name",
+    [
+        "Tomato___Early_blight",
+        "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot",
+        "é" * 200,
+        "Pepper,_bell___healthy",
+        "Tomato___Tomato_Yellow_Leaf_Curl_Virus",
+        "Cherry_(including_sour)___Powdery_mildew",
+        "O'Henry peach",
+    ],
 )
 def test_names_that_can(name):
     assert name_problem(name) is None

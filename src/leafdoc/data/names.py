@@ -6,6 +6,11 @@ from __future__ import annotations
 
 MAX_NAME_CHARS = 200
 _FORBIDDEN = "/\\"
+# Characters that mean markup to a page or a widget that renders rich text (the desktop app's Qt labels take a
+# string that looks like HTML as HTML), and the first characters a spreadsheet takes for a formula: a name from a
+# zip is shown and exported in all of those.
+_MARKUP = '<>"`'
+_FORMULA_START = "=+-@"
 
 
 def name_problem(value: str) -> str | None:
@@ -22,6 +27,10 @@ def name_problem(value: str) -> str | None:
         return "it holds a slash or backslash"
     if value.startswith("."):
         return "it starts with a dot"
+    if any(c in _MARKUP for c in value):
+        return "it holds <, >, a double quote or a backtick"
+    if value[0] in _FORMULA_START:
+        return "it starts with =, +, - or @ (a spreadsheet would take it for a formula)"
     return None
 
 
