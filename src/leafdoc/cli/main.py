@@ -267,7 +267,10 @@ def predict(
             help="The language of the answers' words and advice: en, es, fr or hi (the API's `lang`). Default: en.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON list: each photo's answer as the API gives it, or its error."),
+    ] = False,
 ):
     """Top-k diagnoses with probabilities for each photo, and what to do about the diagnosis."""
     from leafdoc.advice import shipped_knowledge
@@ -295,7 +298,7 @@ def predict(
 @app.command()
 def advice(
     label: Annotated[str | None, typer.Argument(help="A label as the model answers it; none: list them.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entry (or the labels) as JSON.")] = False,
 ):
     """What to do about a diagnosis: the knowledge entry of a label (symptoms, look-alikes, actions, sources)."""
     from leafdoc.advice import shipped_knowledge

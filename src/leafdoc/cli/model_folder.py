@@ -75,7 +75,7 @@ def calibrate(
             "photos (training's default: 0.99). Lower answers fewer photos and gets more of them right.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card's new checks as JSON.")] = False,
 ):
     """(Re)fit the not-a-leaf check of a model folder (and the unlike-training check: with --field, or with the
     field photos the model carries)."""

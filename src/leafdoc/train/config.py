@@ -36,8 +36,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="images per training step")
     learning_rate: float | None = Field(
         1e-3,
-        description="the head's rate (fine-tuning runs at a tenth of it) or the rate from scratch; none: 1e-3 from "
-        "scratch, 1e-4 for the head",
+        description="the head's rate (fine-tuning runs at a tenth of it) or the rate from scratch, 1e-3 for both by "
+        "default; a recipe's null keeps the older rule: 1e-4 for a pretrained backbone's head, 1e-3 from scratch",
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout before the logits (and after each hidden layer)")
     head_units: list[int] = Field(
