@@ -96,6 +96,34 @@ def test_training_prints_no_tensorflow_noise_and_no_source_tags(tmp_path, leaf_f
         assert noise not in said, (noise, said)
 
 
+def test_default_training_reads_at_80_columns_without_tensorflow_warnings(tmp_path, leaf_folder):
+    """The defaults (a head on the pretrained backbone's features, with augmented views) as the guide runs them,
+    at a tiny size: no "tf.function retracing" paragraphs from computing the features, every line within 80
+    columns (the epoch lines wrapped onto two), a long run's epochs thinned to about 20 lines (first, every n-th,
+    last), and the evaluation bar counts the test photos (it showed the last epoch's 21 batches for 12 photos)."""
+    import json
+    import re
+
+    r = run(
+        "train",
+        *("--data", leaf_folder, "--out", tmp_path / "model", "--image-size", "32", "--epochs", "60"),
+        home=tmp_path / "home",
+        columns=80,
+    )
+    assert r.returncode == 0, r.stderr
+    said = r.stdout + r.stderr
+    assert "retracing" not in said and "WARNING" not in said, said
+    long = [line for line in said.splitlines() if len(line) > 80]
+    assert not long, long
+    epochs = re.findall(r"^head epoch (\d+): loss [\d.]+ acc [\d.]+, val loss [\d.]+ acc [\d.]+ \(\d+s\)$", said, re.M)
+    assert epochs == ["1", *map(str, range(3, 61, 3))], said  # 60 epochs: a line every 3, and the last
+    assert "60 head epochs: a line every 3" in said
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    n = card["metrics"]["test"]["n"]
+    assert f"{n}/{n} photos" in said.split("evaluating on the test split", 1)[1].splitlines()[0], said
+    assert f"on {n} held-out images" in " ".join(said.split())
+
+
 def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path):
     (tmp_path / "mydata").mkdir()
     r = run("train", "--data", tmp_path / "mydata", "--out", tmp_path / "m", "--backbone", "vgg", home=tmp_path)

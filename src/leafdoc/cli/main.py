@@ -203,40 +203,47 @@ def run_training(
         )
     train_y = td.y[td.split == "train"]
     if warning := caveats.few_photos({cls: int((train_y == i).sum()) for i, cls in enumerate(td.classes)}):
-        console.print(f"[yellow]warning:[/] {esc(warning)}")
+        console.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=False)  # wrapped at the terminal's width
     with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
-        on_event = training_events(bar, task)
+        on_event = training_events(
+            bar, task, {"head": cfg.epochs, "scratch": cfg.epochs, "fine_tune": cfg.fine_tune_epochs}
+        )
 
         checkpoint = beside(out_dir)
         if not resume:
             shutil.rmtree(checkpoint, ignore_errors=True)
         elif not (checkpoint / STATE).is_file() and not quiet:
             console.log(f"no checkpoint at {checkpoint}: training from the first epoch")
-        card = train_model(
-            cfg,
-            td,
-            out_dir,
-            on_event=on_event,
-            init_from=init_from,
-            provenance=provenance,
-            checkpoint_dir=checkpoint,
-            originals=ws.store.get,
-        ).card
+        try:
+            card = train_model(
+                cfg,
+                td,
+                out_dir,
+                on_event=on_event,
+                init_from=init_from,
+                provenance=provenance,
+                checkpoint_dir=checkpoint,
+                originals=ws.store.get,
+            ).card
+        finally:
+            on_event.flush()  # the epoch a stop ended on
     t = card.test_metrics
     if not quiet:
         out.print(
             f"[bold green]{out_dir}[/]: test accuracy {t['accuracy']:.4f}, top-3 {t['top3_accuracy']:.4f}, "
-            f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})"
+            f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})",
+            soft_wrap=False,
         )
     if not quiet and (learnt := val_learnt(card)):
         out.print(
             f"note: the model also learnt from the {learnt} validation photos (with --restore-best last they choose "
-            "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw"
+            "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw",
+            soft_wrap=False,
         )
     if warning := caveats.no_better_than_chance(round(t["accuracy"] * t["n"]), t["n"], len(td.classes)):
-        console.print(f"[bold red]warning:[/] {esc(warning)}")
+        console.print(f"[bold red]warning:[/] {esc(warning)}", soft_wrap=False)
     if not quiet and card.field:
         f = card.field
         cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""

@@ -8,8 +8,9 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.markup import escape as esc
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 # people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (epochs) keep their
 # time but not the source line that printed them (`printing.py:194` means nothing to a user).
@@ -53,12 +54,23 @@ def shown_path(file: str, folder: Path | None) -> str:
         return file
 
 
+class Count(ProgressColumn):
+    """`done/total` and what is counted (the task's `unit` field: batches, photos); nothing while the total is
+    unknown (Rich's own column shows `0/?`)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        unit = task.fields.get("unit")
+        return Text(f"{task.completed:.0f}/{task.total:.0f}" + (f" {unit}" if unit else ""), style="progress.download")
+
+
 def training_bar(disable: bool) -> Progress:
     """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
         console=console,
@@ -68,6 +80,15 @@ def training_bar(disable: bool) -> Progress:
 
 def epoch_info(e: dict) -> str:
     return " ".join(f"{k}={e[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in e)
+
+
+def epoch_figures(e: dict) -> str:
+    """An epoch's figures short enough for its line to fit 80 columns with the longest phase name
+    (`fine_tune epoch 120: loss 0.123 acc 0.987, val loss 0.456 acc 0.912 (999s)`)."""
+    names = (("loss", "loss"), ("accuracy", "acc"))
+    train = " ".join(f"{name} {e[k]:.3f}" for k, name in names if k in e)
+    val = " ".join(f"{name} {e['val_' + k]:.3f}" for k, name in names if "val_" + k in e)
+    return ", ".join(part for part in (train, val and f"val {val}") if part)
 
 
 def print_evaluation(r: dict) -> None:
@@ -217,26 +238,65 @@ def print_advice_entry(entry, data: dict) -> None:
     Console(soft_wrap=False).print(Markdown(f"# {entry.title}\n\n{entry.summary}\n\n" + details_markdown(data)))
 
 
-def training_events(bar: Progress, task) -> Callable:
-    """`leafdoc train`'s progress: the bar follows the batches, each epoch is logged with its figures."""
-    from leafdoc.train import events
+EPOCH_LINES = 20  # a phase of more epochs than this logs about this many of them
 
-    def on_event(e: events.TrainEvent) -> None:
+
+class TrainingLog:
+    """`leafdoc train`'s progress: the bar follows the batches of each epoch, then the test photos; epochs are logged
+    with their figures: every one in a phase of up to EPOCH_LINES epochs, else the first, every n-th and the last
+    (200 head epochs of a second each are 21 lines, not 200). `epochs`: each phase's number of epochs, if known."""
+
+    def __init__(self, bar: Progress, task, epochs: dict[str, int] | None = None):
+        self.bar, self.task, self.epochs = bar, task, epochs or {}
+        self.phase: str | None = None
+        self.first, self.every = 0, 1  # the phase's first epoch (always logged), and how often the others are
+        self.unlogged: str | None = None  # the latest epoch's line, if it was not logged: logged when the phase ends
+        self.photos = 0  # the test photos being scored
+
+    def __call__(self, e) -> None:
+        from leafdoc.train import events
+
         match e:
             case events.Batch(phase=phase, batch=batch, steps=steps):
-                bar.update(task, completed=batch, total=steps, description=f"{phase} epoch")
+                self.bar.update(self.task, completed=batch, total=steps, unit="batches", description=f"{phase} epoch")
             case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
-                info = epoch_info(e.to_dict())
-                bar.update(task, info=info, description=f"{phase} epoch {epoch}")
-                console.log(f"{phase} epoch {epoch}: {info} ({seconds:.0f}s)")
-            case events.Evaluating():
-                bar.update(task, description="evaluating on the test split", info="")
+                figures = epoch_figures(e.to_dict())
+                self.bar.update(self.task, info=figures, description=f"{phase} epoch {epoch}")
+                if phase != self.phase:
+                    self.start(phase, epoch)
+                self.unlogged = f"{phase} epoch {epoch}: {figures} ({seconds:.0f}s)"
+                if epoch == self.first or epoch % self.every == 0:
+                    self.flush()
+            case events.Evaluating(n=n):
+                self.flush()
+                self.photos = n
+                self.bar.update(
+                    self.task, description="evaluating on the test split", completed=0, total=n, unit="photos", info=""
+                )
+            case events.Calibrating():  # after the test photos were scored: the checks are fitted now
+                self.bar.update(self.task, completed=self.photos)
             case events.Resumed(phase=phase, epoch=epoch):
                 console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
             case events.Restarted(reason=reason):
                 console.log(f"[yellow]{reason}[/]: training from the first epoch (it is replaced after it)")
 
-    return on_event
+    def start(self, phase: str, epoch: int) -> None:
+        self.flush()
+        total = self.epochs.get(phase, 0)
+        self.phase, self.first, self.every = phase, epoch, max(1, total // EPOCH_LINES)
+        if self.every > 1:
+            console.print(f"{total} {phase} epochs: a line every {self.every} (card.json has them all)")
+
+    def flush(self) -> None:
+        """Log the latest epoch if it was not (the last of its phase, or the one a stop ended on)."""
+        if self.unlogged:
+            console.print(self.unlogged)
+            self.unlogged = None
+
+
+def training_events(bar: Progress, task, epochs: dict[str, int] | None = None) -> TrainingLog:
+    """`leafdoc train`'s progress (TrainingLog); call its `flush()` once training ends or stops."""
+    return TrainingLog(bar, task, epochs)
 
 
 def experiment_events(bar: Progress) -> Callable:
