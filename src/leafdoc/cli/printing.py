@@ -12,8 +12,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
-# people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (epochs) keep their
-# time but not the source line that printed them (`printing.py:194` means nothing to a user).
+# people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (a resumed run's) keep
+# their time but not the source line that printed them (`printing.py:194` means nothing to a user).
 console = Console(stderr=True, soft_wrap=True, log_path=False)
 out = Console(soft_wrap=True)
 
