@@ -234,6 +234,43 @@ def test_report_has_markdown_html_figures_and_names_the_confused_pairs(
     assert f"{r['accuracy']:.1%}" in html
 
 
+def test_report_shows_the_photos_it_would_not_answer_with_why_and_its_best_guess(
+    tiny_model, leaf_folder, tmp_path, settings
+):
+    """The guide promises a gallery of the photos the model got wrong or would not answer: each refused photo is
+    shown with its thumbnail, the reason and what the grower was told, and the model's best guess (the report
+    gave only their count)."""
+    from html import escape
+
+    from leafdoc.evaluate.report import REASON_TEXT
+
+    model = tmp_path / "unsure-model"
+    shutil.copytree(tiny_model, model)
+    card = json.loads((model / "card.json").read_text())
+    card["abstain"] = {**(card.get("abstain") or {}), "min_confidence": 0.999}  # too demanding: it refuses photos
+    (model / "card.json").write_text(json.dumps(card))
+    report = tmp_path / "report"
+    r = run_evaluate(model, "--data", leaf_folder, "--report", report)
+    refused = [p for p in r["predictions"] if p["abstained"]]
+    assert refused and all(p["message"] for p in refused)
+    html = (report / "index.html").read_text()
+    assert "Photos it would not answer" in html
+    section = html.split("Photos it would not answer", 1)[1].split("<h2>", 1)[0]
+    thumbs = sorted(report.glob("refused_*.png"))
+    assert len(thumbs) == len(refused)  # fewer than the gallery's cap: every one
+    for t in thumbs:
+        assert f'src="{t.name}"' in section
+        with Image.open(t) as img:
+            assert max(img.size) <= 160
+    # The first card is the refusal it was most sure of: its thumbnail, why, what it said and its best guess.
+    first = max(refused, key=lambda p: (p["reason"] == min(q["reason"] for q in refused), p["confidence"]))
+    card_html = section.split("</figure>", 1)[0]
+    assert 'src="refused_000.png"' in card_html and escape(first["file"]) in card_html
+    assert REASON_TEXT[first["reason"]] in card_html and escape(first["message"]) in card_html
+    assert escape(first["predicted"]) in card_html and f"{first['confidence']:.1%}" in card_html
+    assert "Photos it would not answer" in (report / "report.md").read_text()
+
+
 def test_rich_summary_for_people(tiny_model, leaf_folder, settings):
     result = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

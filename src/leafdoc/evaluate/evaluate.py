@@ -39,7 +39,7 @@ def check_classes(data_labels: set[str], model_labels: list[str], model_dir: Pat
 def per_image(
     kept: list[tuple[Path, str]], probs: np.ndarray, labels: list[str], decisions: list[Decision] | None = None
 ) -> list[dict]:
-    """One row per image: what it is, what the model said, how sure it was, and whether it abstained."""
+    """One row per image: what it is, what the model said, how sure it was, and whether it abstained (and why)."""
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     rows = []
     for k, ((path, true), p, i) in enumerate(zip(kept, probs, pred, strict=True)):
@@ -53,6 +53,8 @@ def per_image(
         if decisions is not None:
             row["abstained"] = decisions[k].abstained
             row["reason"] = decisions[k].reason
+            if decisions[k].abstained:  # what a grower is told instead of a diagnosis (the report shows it)
+                row["message"] = decisions[k].message
         rows.append(row)
     return rows
 

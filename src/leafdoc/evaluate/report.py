@@ -163,6 +163,27 @@ def misclassified(predictions: list[dict], limit: int | None = None) -> list[dic
     return wrong[:limit] if limit is not None else wrong
 
 
+def refused(predictions: list[dict], limit: int | None = None) -> list[dict]:
+    """The photos leafdoc would not answer (abstained), by reason, then most confident first: the ones it nearly
+    answered (a threshold set too high refuses them) before the ones it had no idea about."""
+    kept = [p for p in predictions if p.get("abstained")]
+    kept.sort(key=lambda p: (p.get("reason") or "", -p["confidence"], p["file"]))
+    return kept[:limit] if limit is not None else kept
+
+
+# What each abstention reason (inference/abstain.py) means, for a report's reader.
+REASON_TEXT = {
+    "unsure": "not sure",
+    "not_a_leaf": "not a leaf photo like the training ones",
+    "unlike_training": "unlike the training photos (a field photo?)",
+    "poor_photo": "poor photo",
+}
+
+
+def reason_text(reason: str | None) -> str:
+    return REASON_TEXT.get(reason or "", reason or "refused")
+
+
 def thumbnail(path: str | Path, size: int = THUMB_PX) -> Image.Image:
     """The photo as the decoder sees it (upright RGB), fitted in a size x size box."""
     data, name = read_source(path)
@@ -219,6 +240,15 @@ def gallery_title(result: dict, gallery: list[dict]) -> str:
     return f"Misclassified images ({len(gallery)} of {wrong} shown, most confident first)"
 
 
+def refused_title(result: dict, gallery: list[dict]) -> str:
+    n = len(refused(result.get("predictions", [])))
+    return f"Photos it would not answer ({len(gallery)} of {n} shown, by reason, most confident first)"
+
+
+def _right(g: dict) -> str:
+    return "right" if g["predicted"] == g["true"] else "wrong"
+
+
 def _md_table(header: list[str], rows: list) -> str:
     def esc(v) -> str:
         return str(v).replace("|", "\\|")
@@ -228,7 +258,9 @@ def _md_table(header: list[str], rows: list) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(result: dict, figures: dict[str, str], gallery: list[dict]) -> str:
+def render_markdown(
+    result: dict, figures: dict[str, str], gallery: list[dict], refused_gallery: list[dict] | None = None
+) -> str:
     parts = [
         "# Evaluation report",
         f"Model `{result['model']}` on `{result['data']}`, {result.get('created', '')}",
@@ -266,6 +298,27 @@ def render_markdown(result: dict, figures: dict[str, str], gallery: list[dict]) 
         if gallery
         else "None."
     )
+    if refused_gallery is not None and result.get("selective"):
+        parts += [f"## {refused_title(result, refused_gallery)}"]
+        parts.append(
+            _md_table(
+                ["image", "true", "why not answered", "best guess", "confidence", "right?", "file"],
+                [
+                    (
+                        f"![]({g['thumbnail']})",
+                        g["true"],
+                        reason_text(g.get("reason")),
+                        g["predicted"],
+                        _pct(g["confidence"]),
+                        _right(g),
+                        f"`{g['file']}`",
+                    )
+                    for g in refused_gallery
+                ],
+            )
+            if refused_gallery
+            else "None: it answered every photo."
+        )
     if result.get("skipped"):
         parts += [
             "## Skipped files",
@@ -283,6 +336,9 @@ img.figure { max-width: 100%; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 1rem; }
 figure { margin: 0; font-size: 0.8rem; word-break: break-word; }
 figcaption .wrong { color: #b00020; }
+figcaption .right { color: #1b6e20; }
+figcaption .refused { color: #8a5a00; }
+figcaption .message { display: block; color: #555; margin-top: 0.2rem; }
 """
 
 
@@ -299,7 +355,9 @@ def _html_table(header: list[str], rows: list) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> str:
+def render_html(
+    result: dict, figures: dict[str, str], gallery: list[dict], refused_gallery: list[dict] | None = None
+) -> str:
     e = html.escape
     confused = (
         _html_table(
@@ -312,8 +370,29 @@ def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> s
     cards = "".join(
         f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
         f'<figcaption>true: <b>{e(g["true"])}</b><br>predicted: <b class="wrong">{e(g["predicted"])}</b> '
-        f"({_pct(g['confidence'])})<br><small>{e(g['file'])}</small></figcaption></figure>"
+        f"({_pct(g['confidence'])})"
+        + (
+            f'<br><span class="refused">not answered: {e(reason_text(g.get("reason")))}</span>'
+            if g.get("abstained")
+            else ""
+        )
+        + f"<br><small>{e(g['file'])}</small></figcaption></figure>"
         for g in gallery
+    )
+    refused_cards = "".join(
+        f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
+        f"<figcaption>true: <b>{e(g['true'])}</b><br>"
+        f'not answered: <b class="refused">{e(reason_text(g.get("reason")))}</b><br>'
+        f'best guess: <b class="{_right(g)}">{e(g["predicted"])}</b> ({_pct(g["confidence"])}, {_right(g)})'
+        + (f'<small class="message">{e(g["message"])}</small>' if g.get("message") else "")
+        + f"<small>{e(g['file'])}</small></figcaption></figure>"
+        for g in refused_gallery or []
+    )
+    refused_section = (
+        f"<h2>{e(refused_title(result, refused_gallery))}</h2>"
+        f'<div class="gallery">{refused_cards or "<p>None: it answered every photo.</p>"}</div>'
+        if refused_gallery is not None and result.get("selective")
+        else ""
     )
     skipped = (
         "<h2>Skipped files</h2>"
@@ -341,15 +420,17 @@ def render_html(result: dict, figures: dict[str, str], gallery: list[dict]) -> s
 {selective}
 <h2>{e(gallery_title(result, gallery))}</h2>
 <div class="gallery">{cards or "<p>None.</p>"}</div>
+{refused_section}
 {skipped}
 </body></html>
 """
 
 
-def _write_gallery(tmp: Path, predictions: list[dict], limit: int) -> list[dict]:
+def _write_gallery(tmp: Path, shown: list[dict], prefix: str = "misclassified") -> list[dict]:
+    """`shown`'s thumbnails as `prefix`_NNN.png in `tmp`, and their rows with the thumbnail's name."""
     gallery = []
-    for k, p in enumerate(misclassified(predictions, limit)):
-        name = f"misclassified_{k:03d}.png"
+    for k, p in enumerate(shown):
+        name = f"{prefix}_{k:03d}.png"
         try:
             (tmp / name).write_bytes(image_png(thumbnail(p["file"])))
         except (LeafdocError, OSError):
@@ -375,7 +456,9 @@ def write_report(result: dict, out_dir: Path, gallery_limit: int = GALLERY_LIMIT
         if result.get("selective") and result["selective"].get("coverage") is not None:
             figures["risk_coverage"] = "risk_coverage.png"
             (tmp / figures["risk_coverage"]).write_bytes(figure_png(plot_risk_coverage(result["selective"])))
-        gallery = _write_gallery(tmp, result.get("predictions", []), gallery_limit)
-        (tmp / "report.md").write_text(render_markdown(result, figures, gallery), encoding="utf-8")
-        (tmp / "index.html").write_text(render_html(result, figures, gallery), encoding="utf-8")
+        predictions = result.get("predictions", [])
+        gallery = _write_gallery(tmp, misclassified(predictions, gallery_limit))
+        refusals = _write_gallery(tmp, refused(predictions, gallery_limit), "refused")
+        (tmp / "report.md").write_text(render_markdown(result, figures, gallery, refusals), encoding="utf-8")
+        (tmp / "index.html").write_text(render_html(result, figures, gallery, refusals), encoding="utf-8")
     return out_dir
