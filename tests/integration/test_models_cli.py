@@ -50,7 +50,7 @@ def served_label(settings: Settings) -> tuple[int, str]:
     return got.model_version, got.label
 
 
-def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_home):
+def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_home, monkeypatch):
     code, text = models("list", "--json")
     listed = json.loads(text)
     assert code == 0 and listed["serving"] == 1 and [v["source"][:5] for v in listed["versions"]] == ["seed:"]
@@ -60,8 +60,11 @@ def test_an_old_home_is_told_of_the_new_starter_and_serves_it_once_added(old_hom
     assert code == 0 and json.loads(text) == {"version": 2, "added": True, "serving": 1, "promoted": False}
     assert json.loads(models("list", "--json")[1])["hint"] is None  # the shipped starter is in the registry now
 
+    monkeypatch.setenv("LEAFDOC_MODEL_CHECK_SECONDS", "2.5")
     code, text = models("add", str(starter_model_dir()), "--promote")
     assert code == 0 and "already in the registry as model version 2" in text and "version 2 serves" in text
+    # How soon a running server takes it up: the setting's value (it printed only the setting's name)
+    assert "takes it up within 2.5 s (LEAFDOC_MODEL_CHECK_SECONDS)" in " ".join(text.split()), text
     listed = json.loads(models("list", "--json")[1])
     assert listed["serving"] == 2 and [v["status"] for v in listed["versions"]] == ["archived", "serving"]
 
