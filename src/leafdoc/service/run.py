@@ -127,6 +127,7 @@ def serve(
     its consumer) behind."""
     import uvicorn
 
+    from leafdoc.service.announce import announce_when_up
     from leafdoc.service.app import build_state
     from leafdoc.service.balance import run_workers
 
@@ -163,7 +164,7 @@ def serve(
     if parent_pid is not None and os.name == "posix":
         on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_pid)
     options = uvicorn_options(host, port, workers, log_level)
-    page = None
+    page = announced = None
     try:
         if workers > 1 and settings.ui:  # Gradio keeps a visit in one process: the page gets its own (ui/server.py)
             from leafdoc.ui.server import SOCKET_ENV, PageProcess, local_api_url
@@ -173,6 +174,7 @@ def serve(
                 say("warning: the web page's process did not start; /ui answers 503 (its error is above)")
             say(f"the web page runs in a process of its own (pid {page.proc.pid}); every API worker forwards /ui to it")
             os.environ[SOCKET_ENV] = str(page.socket)  # what the workers' create_app() reads
+        announced = announce_when_up(host, port, settings.ui, say)  # where it serves, once it answers
         if workers > 1:  # connections handed to the workers in turn: service/balance.py
             run_workers(uvicorn.Config(APP, **options))
         else:
@@ -180,6 +182,8 @@ def serve(
     except _StopServing:
         pass
     finally:
+        if announced is not None:
+            announced.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if child is not None:

@@ -198,6 +198,20 @@ def _quiet_file_errors(send):
 _BODY_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"transfer-encoding"}
 
 
+def to_the_page(path: str):
+    """GET / (and HEAD /): a redirect to the page (it was a 404 in JSON for whoever typed the server's address), its
+    query kept (`/?lang=es`). The address is relative (`ui/`), so it stays right behind a proxy that serves leafdoc
+    under a prefix of its own."""
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse
+
+    async def redirect(request: Request) -> RedirectResponse:
+        query = request.url.query
+        return RedirectResponse(path.strip("/") + "/" + (f"?{query}" if query else ""), status_code=307)
+
+    return redirect
+
+
 def mount_ui(
     app: FastAPI, settings: Settings, path: str = UI_PATH, build_at_start: bool = False
 ) -> LazyPage | PageProxy:
@@ -207,6 +221,7 @@ def mount_ui(
     instead (ui/proxy.py)."""
     page = PageProxy(settings.ui_page_socket) if settings.ui_page_socket else LazyPage(settings, path)
     app.mount(path, page)
+    app.add_route("/", to_the_page(path), methods=["GET", "HEAD"], include_in_schema=False)
     outer = app.router.lifespan_context
 
     @asynccontextmanager
