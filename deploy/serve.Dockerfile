@@ -31,13 +31,18 @@ RUN apt-get update \
 COPY --from=build /opt/leafdoc /opt/leafdoc
 # The starter model seeds the registry on first start (LEAFDOC_MODEL_DIR); later versions live in the store.
 COPY models/starter /opt/leafdoc-models/starter
+# FORWARDED_ALLOW_IPS: whose X-Forwarded-For uvicorn believes (the client address the wrong-token and feedback limits
+# count): loopback and the private ranges compose's network and a cluster's pods live in, where the proxy in front
+# is (deploy/nginx/nginx.conf, the ingress), never `*` (with `*` uvicorn takes the header's first entry, which the
+# client wrote: 1,000 wrong tokens, no 429). So the container's port must be reachable only through that proxy,
+# which must set the header to the address it saw (nginx.conf: X-Forwarded-For $remote_addr; docs/security.md).
 ENV PATH=/opt/leafdoc/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LEAFDOC_HOME=/var/lib/leafdoc \
     LEAFDOC_MODEL_DIR=/opt/leafdoc-models/starter \
     LEAFDOC_RUN_CONSUMER=false \
     MPLCONFIGDIR=/tmp/matplotlib \
-    FORWARDED_ALLOW_IPS=*
+    FORWARDED_ALLOW_IPS=127.0.0.1,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7
 USER leafdoc
 WORKDIR /var/lib/leafdoc
 EXPOSE 8000

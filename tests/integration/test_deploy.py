@@ -497,6 +497,28 @@ def test_nginx_accepts_the_config_and_its_limits_match_the_service(tmp_path):
     assert int(cm["data"]["LEAFDOC_MAX_REQUEST_BYTES"]) == s.max_request_bytes
 
 
+def test_client_addresses_come_from_the_proxy_only():
+    """nginx replaces X-Forwarded-For and X-Forwarded-Host with what it saw ($proxy_add_x_forwarded_for appended the
+    client's own, which uvicorn read), and the serving image believes forwarded headers from loopback and private
+    networks only (it had `*`: any client could name its address and reset its wrong-token limit).
+    tests/integration/test_client_addresses.py checks both on a real server."""
+    import ipaddress
+
+    conf = NGINX_CONF.read_text()
+    headers = dict(h.split(None, 1) for h in directive(conf, "proxy_set_header"))
+    assert headers["X-Forwarded-For"] == "$remote_addr"
+    assert headers["X-Forwarded-Host"] == "$host" and headers["Host"] == "$host"
+    code = re.sub(r"#.*", "", conf)
+    assert "$proxy_add_x_forwarded_for" not in code and "$http_x_forwarded" not in code
+    trusted = image_env("serve")["FORWARDED_ALLOW_IPS"].split(",")
+    assert "*" not in trusted
+    networks = [ipaddress.ip_network(t.strip()) for t in trusted]
+    assert all(n.is_private for n in networks), trusted
+    # A client on the machine that is not the proxy (another loopback address) is not believed.
+    assert not any(ipaddress.ip_address("127.0.0.2") in n for n in networks)
+    assert any(ipaddress.ip_address("127.0.0.1") in n for n in networks)  # nginx on the same machine
+
+
 def raw_request(port: int, head: str) -> tuple[int, dict, bytes]:
     """Send only a request head (no body) and read the answer: what nginx says before any body arrives."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

@@ -1,8 +1,10 @@
 """What the web page's process checks and adds around Gradio, for every request to /ui (mount.py's LazyPage), in
 one API worker or in the page's own process alike:
 
-- Host and X-Forwarded-Host must name this server (`host_allowed`): Gradio writes them into the page's URLs
-  (`/ui/config`'s `root`), so a forged one made the page point elsewhere for whatever cached it;
+- Host and X-Forwarded-Host must name this server (`host_allowed`: LEAFDOC_ALLOWED_HOSTS, else its own names and
+  the address the request arrived on; not any address): Gradio writes them into the page's URLs (`/ui/config`'s
+  `root`), so a forged one made the page point elsewhere for whatever cached it; and the answers that can carry
+  them (HTML, JSON, event streams) are sent with `Cache-Control: no-store`;
 - every answer carries the security headers (SECURITY_HEADERS: one CSP, no framing by other sites, nosniff,
   no Referer to other sites);
 - a file answer (`file=`) carries only file headers (FILE_HEADERS): Gradio's answer to a Range request echoed
@@ -84,6 +86,11 @@ HOST_REFUSED = (
     "This server does not answer to the host name {host!r}. If that is its name, start it with "
     "LEAFDOC_ALLOWED_HOSTS={host} (several names: separated by commas)."
 )
+SERVER_HEADER = b"x-leafdoc-server"  # set by ui/proxy.py: the address the visitor's connection reached the worker on
+# Answers that can name the host they were asked by (the page's HTML and config, its event streams): never kept by a
+# cache, which would hand one visitor's to the next.
+NOT_STORED = (b"cache-control", b"no-store")
+VARYING_TYPES = (b"text/html", b"application/json", b"text/event-stream")
 FOLDER_FULL = (
     "The page's upload folder is full for now; send the photo again in a few minutes (or use the API: POST "
     "/v1/predict)."
@@ -108,24 +115,45 @@ def own_names() -> frozenset[str]:
     return frozenset({"localhost", name, f"{name}.local"})
 
 
-def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, a server on :: reached over IPv4
+    return mapped or address
+
+
+def host_allowed(host: str, allowed: frozenset[str], server: str | None = None) -> bool:
     """Whether the page may name `host` (a Host or X-Forwarded-Host value): one of `allowed` (LEAFDOC_ALLOWED_HOSTS;
-    `*`: any), else an IP address (a client that reached this server by its address) or one of own_names()."""
+    `*`: any); `server`, the local address the request's connection arrived on (a visitor who reached this server by
+    its address); and, with `allowed` unset, one of own_names(). Any other address is refused like any other name:
+    an attacker owns addresses too, and the page wrote whichever it was sent into its URLs."""
     name = _host_name(host)
     if "*" in allowed or name in allowed:
         return True
-    try:
-        ipaddress.ip_address(name)
-        return True
-    except ValueError:
-        return not allowed and name in own_names()
+    address = _address(name)
+    if address is not None:
+        return address == _address(server or "")
+    return not allowed and name in own_names()
+
+
+def server_address(scope) -> str | None:
+    """The local address the request's connection arrived on: the scope's `server` on a TCP socket; in the page's own
+    process (a Unix socket, no address), what the API worker that forwarded the request put in SERVER_HEADER (only
+    such workers can open that socket: ui/proxy.py)."""
+    server = scope.get("server")
+    if server and server[1] is not None:  # a Unix socket's is (path, None)
+        return str(server[0])
+    return _header(scope, SERVER_HEADER)
 
 
 def refused_host(scope, allowed: frozenset[str]) -> str | None:
     """The first Host or X-Forwarded-Host value of a request that names no allowed host, or None."""
+    server = server_address(scope)
     for name in (b"host", b"x-forwarded-host"):
         value = _header(scope, name)
-        if value is not None and not host_allowed(value, allowed):
+        if value is not None and not host_allowed(value, allowed, server):
             return _host_name(value)[:100]
     return None
 
@@ -136,6 +164,9 @@ def with_headers(send, file_route: bool):
     async def wrapped(message) -> None:
         if message["type"] == "http.response.start":
             headers = [(k, v) for k, v in message.get("headers", []) if not file_route or k.lower() in FILE_HEADERS]
+            kind = next((v.lower() for k, v in headers if k.lower() == b"content-type"), b"")
+            if not file_route and kind.startswith(VARYING_TYPES):
+                headers = [(k, v) for k, v in headers if k.lower() != NOT_STORED[0]] + [NOT_STORED]
             names = {k.lower() for k, _ in headers}
             headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
             message = {**message, "headers": headers}

@@ -9,7 +9,8 @@ spread over the workers like any client's.
 
 Forwarded as they come: the request's method, path, query and headers (Host included, so Gradio writes the same
 URLs it would unproxied; hop-by-hop headers left out; X-Forwarded-For and X-Forwarded-Proto set to the client's
-address and scheme as the worker's uvicorn decided them, which the page process trusts from this socket only), its
+address and scheme as the worker's uvicorn decided them, and X-Leafdoc-Server to the local address the visitor
+reached, for the page's host check; the page process trusts them from this socket only), its
 body in the chunks the worker receives, and the answer's status, headers and body chunk by chunk (Gradio's event
 streams). A visitor who goes away stops the stream. What the worker checks before the app (body limits, load
 shedding) applies to /ui as to the API. If the page's process is not there, the visitor gets 503 with a plain
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import anyio
 import httpx
+
+from leafdoc.ui.guard import SERVER_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
         b"x-forwarded-for",
         b"x-forwarded-proto",
+        SERVER_HEADER,
     }
 )
 CONNECT_SECONDS = 5.0
@@ -111,6 +115,9 @@ def _forwarded_headers(scope) -> list[tuple[bytes, bytes]]:
     if client:
         headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
     headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
+    server = scope.get("server")  # the address the visitor reached: the page's host check allows it (ui/guard.py)
+    if server and server[1] is not None:
+        headers.append((SERVER_HEADER, str(server[0]).encode("latin-1")))
     return headers
 
 
