@@ -215,6 +215,12 @@ def test_predict_names_a_file_it_cannot_read_once(tmp_path):
     assert [a["error"][:20] for a in answers] == [said[:20] for said in expected.values()]
 
 
+def test_worker_burst_with_an_empty_queue_says_there_is_nothing_to_do(tmp_path):
+    r = leafdoc("worker", "--burst", home=tmp_path / "home")  # it exited without a word
+    assert r.returncode == 0, r.stderr
+    assert "no job waiting; nothing to do" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_no_arguments_shows_help(tmp_path):
     r = leafdoc(home=tmp_path / "home")
     assert "ingest" in r.stdout + r.stderr and "predict" in r.stdout + r.stderr

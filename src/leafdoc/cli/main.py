@@ -431,7 +431,9 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin and migration chatter is not the job's
     queue, catalog = settings.queue_url or str(settings.queue_path), settings.catalog_url
     console.print(f"worker: queue {without_password(queue)}, catalog {without_password(catalog)}")
-    serve_forever(settings, burst=burst, parent_pid=parent_pid)
+    ran = serve_forever(settings, burst=burst, parent_pid=parent_pid)
+    if burst:  # it exits now: say why, rather than nothing
+        console.print("no job waiting; nothing to do" if not ran else f"the queue is empty: {ran} task(s) run")
 
 
 @app.command()

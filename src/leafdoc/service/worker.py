@@ -174,10 +174,11 @@ class Worker:
             log.exception("task %s failed", task.id)
         return True
 
-    def run(self, burst: bool = False) -> None:
-        """Until stop() (or, with burst, until the queue and schedule are empty)."""
+    def run(self, burst: bool = False) -> int:
+        """Until stop() (or, with burst, until the queue and schedule are empty); returns how many tasks it ran."""
         self.recover()
         checked = time.monotonic()
+        ran = 0
         while not self.stop_event.is_set():
             if time.monotonic() - checked >= self.settings.job_lease_seconds / 2:
                 checked = time.monotonic()
@@ -186,10 +187,12 @@ class Worker:
                 except Exception:  # the catalog may be briefly unreachable: look again next time
                     log.exception("could not check for jobs whose worker is gone")
             if self.run_once():
+                ran += 1
                 continue
             if burst and self.queue.huey.scheduled_count() == 0:
                 break
             self.stop_event.wait(self.settings.worker_poll_seconds)
+        return ran
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -332,8 +335,9 @@ class Worker:
             return child.wait()
 
 
-def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | None = None) -> None:
-    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job failed)."""
+def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | None = None) -> int:
+    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job failed), or with
+    `burst` until the queue is empty; returns how many tasks it ran."""
     worker = Worker(settings, parent_pid=parent_pid)
 
     def on_signal(signum, frame) -> None:
@@ -342,6 +346,6 @@ def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        worker.run(burst=burst)
+        return worker.run(burst=burst)
     finally:
         worker.close()
