@@ -185,7 +185,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     for name in [r["file"] for r in results if r["file"] in explained and not r["abstained"]][:3]:
         tapped[name] = np.array(page.evaluate(TAP_HEAT_MAP, name), dtype=np.uint8)
     # the history of diagnoses, in the store the web page's history reads (words/history.py), newest first; shown
-    # under "Earlier on this phone" at the next visit
+    # under "Earlier on this device" at the next visit
     kept_history = page.evaluate(f"() => JSON.parse(localStorage.getItem('{history.KEY}'))")
     page.reload()
     wait_ready(page)

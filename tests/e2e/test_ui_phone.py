@@ -270,3 +270,17 @@ def test_the_language_links_switch_the_page_and_its_answers(browser, phone_url):
         ]
     finally:
         page.context.close()
+
+
+def test_diagnose_with_no_photo_asks_for_one_in_the_pages_language(browser, phone_url, tmp_path):
+    """Clicking Diagnose with no photo did nothing visible."""
+    page = open_phone(browser, phone_url + "?lang=es", locale="es-ES")
+    try:
+        page.wait_for_function("(words) => document.body.innerText.includes(words)", arg="Diagnosticar")
+        page.click("#diagnose-button")
+        page.wait_for_function("() => document.querySelector('#verdict').innerText.includes('Primero añada una foto')")
+        assert "Suba la foto de una hoja" in page.inner_text("#verdict")
+        page.wait_for_function("() => document.body.innerText.includes('Primero añada la foto de una hoja.')")  # toast
+        page.screenshot(path=str(tmp_path / "no-photo.png"))
+    finally:
+        page.context.close()

@@ -36,6 +36,21 @@ def test_a_diagnosis_names_the_disease_and_how_sure():
     assert "no disease found" in text.verdict(answer(label="Apple___healthy"))
 
 
+def test_the_models_label_is_in_the_advices_details_not_under_the_verdict():
+    """A grower reads "Corn (maize) — Common rust"; "Corn_(maize)___Common_rust_" is for whoever looks it up."""
+    from leafdoc.ui.advice import advice_markdown
+
+    md = text.verdict(answer())
+    assert "Corn_(maize)___Common_rust_" not in md and "label:" not in md
+    from leafdoc.advice import shipped_knowledge
+
+    kb, label = shipped_knowledge(), "Corn_(maize)___Common_rust_"
+    shown = answer(advice=kb.reference(label))
+    details = advice_markdown(shown, kb.get(label).model_dump(mode="json"))
+    folded = details[details.index("<details") :]
+    assert f"label: {text.esc(label)}" in folded and folded.rstrip().endswith("</details>")  # Markdown-escaped
+
+
 def test_a_framed_photo_says_the_model_looked_only_at_the_square_around_the_leaf():
     from leafdoc.words.photo_guide import FRAMED
 

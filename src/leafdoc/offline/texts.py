@@ -23,7 +23,7 @@ PAGE = {
     "ready_offline": N_("Ready, also with no connection: {n} conditions of leaves (model version {version})."),
     "ready_online": N_("Ready while this page stays open (this browser cannot keep it for offline use)."),
     "note": N_(
-        "Diagnosed on this phone, with no connection: the photo leaves it only if you say whether the answer was "
+        "Diagnosed on this device, with no connection: the photo leaves it only if you say whether the answer was "
         "right (it is then sent with your answer when there is a connection). This page runs the server's checks: the "
         "photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
         "learnt from or a field photo, and the model's own doubt."
@@ -43,12 +43,12 @@ PAGE = {
     "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
     "language": N_("Language"),
     "heat_map": N_("Tap the photo to see where the model looked."),
-    "earlier": N_("Earlier on this phone"),
+    "earlier": N_("Earlier on this device"),
     "crop": N_("Crop (if you know it)"),
     "crop_unknown": N_("I don't know"),
     "unreviewed": UNREVIEWED_NOTE,
     "framed": FRAMED,  # the leaf was small: the model read the square around it (photo_guide.said_framed's rule)
-    # feedback, kept on the phone and sent when there is a connection (static/feedback.js)
+    # feedback, kept on the device and sent when there is a connection (static/feedback.js)
     "was_right": N_("Was this right?"),
     "yes": N_("✓ Yes"),
     "no": N_("✗ No"),
@@ -61,7 +61,7 @@ PAGE = {
         "✓ Sent. The server answered this photo differently, so your “no” was not recorded against its answer."
     ),
     "not_sent": N_("Not sent: {error}"),
-    "not_kept": N_("Your answer could not be kept on this phone ({error})."),
+    "not_kept": N_("Your answer could not be kept on this device ({error})."),
     "queue_full": N_("{n} answers are already waiting to be sent: connect to the internet first, to send them."),
     "thanks_right": THANKS_RIGHT,
     "thanks_wrong": THANKS_WRONG,

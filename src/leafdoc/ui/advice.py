@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from leafdoc.advice.render import details_markdown, summary_markdown
 from leafdoc.core.i18n import N_, gettext
-from leafdoc.ui.text import unreviewed_line
+from leafdoc.ui.text import LABEL, esc, unreviewed_line
 
 DETAILS_TITLE = N_("Symptoms, look-alikes, what to do, sources")
 
@@ -25,6 +25,7 @@ def advice_markdown(answer: dict, entry: dict | None) -> str:
         parts.append(
             f'<details class="advice-details"><summary>{gettext(lang, DETAILS_TITLE)}</summary>\n\n'
             + details_markdown(entry, lang)
+            + f"\n\n<small>{gettext(lang, LABEL).format(label=esc(answer.get('label') or ''))}</small>"
             + "\n\n</details>"
         )
     return "\n\n".join(parts)

@@ -39,7 +39,10 @@ def crop_choices(crops: list[str], lang: str = "en") -> list[tuple]:
     return [(t("crop_unknown"), ""), *((name[:1].upper() + name[1:], c) for name, c in shown)]
 
 
-def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
+def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) -> Callable:
+    """The diagnosis of the photo shown; `asked`: the Diagnose button's, which with no photo asks for one (clicked
+    with none, it left the page as it was: nothing seemed to happen), where a photo removed just empties the answer."""
+
     def diagnose(photo: dict | None, crop: str | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer. `crop`: the
@@ -47,6 +50,9 @@ def diagnose_handler(settings: Settings, files: PageFiles) -> Callable:
         no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         lang = page_language(request)
         if not photo:
+            if asked:
+                gr.Warning(said("no_photo_toast", lang))
+                return _verdict_update(said("no_photo", lang), "error"), _no_scores(), None, *no_feedback
             return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), None, *no_feedback
         try:
             path, name = files.open(photo)
@@ -201,7 +207,9 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     fn = diagnose_handler(settings, files)
     outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
     photo.change(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
-    button.click(fn, [photo, crop], outputs, concurrency_limit=4, preprocess=False)
+    button.click(
+        diagnose_handler(settings, files, asked=True), [photo, crop], outputs, concurrency_limit=4, preprocess=False
+    )
     # picking another crop answers the photo shown again, within that crop
     crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)

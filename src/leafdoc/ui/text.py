@@ -62,7 +62,7 @@ NOT_SURE_ENOUGH = N_("The model is not sure enough to give a diagnosis.")
 MODEL_VERSION = N_("model version {version}")
 SURE_HEALTHY = N_("{percent} sure · no disease found")
 SURE_SICK = N_("{percent} sure · disease found")
-LABEL = N_("label: {label}")
+LABEL = N_("label: {label}")  # the model's label, in the advice's details (ui/advice.py)
 REASON = N_("reason: {reason}")
 
 
@@ -106,11 +106,9 @@ def verdict(answer: dict) -> str:
     name = top.get("name") if top.get("label") == label and top.get("name") else pretty_label(label)
     healthy = "healthy" in label.lower()
     sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence")))
-    lines = [
-        f"### {esc(name)}",
-        f"**{sure}**" + (f" · {footer}" if footer else ""),
-        "<small>" + gettext(lang, LABEL).format(label=esc(label)) + "</small>",
-    ]
+    # The model's label (Corn_(maize)___Common_rust_) is not for a grower: it is at the end of the advice's details
+    # (ui/advice.py), for whoever reports an answer or looks it up (`leafdoc advice LABEL`).
+    lines = [f"### {esc(name)}", f"**{sure}**" + (f" · {footer}" if footer else "")]
     return "\n\n".join(lines + caution_lines(answer) + framed)
 
 
