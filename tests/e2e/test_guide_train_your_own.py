@@ -3,11 +3,13 @@ photos the guide itself copies; what each block prints is checked against what t
 
 To stay cheap, three things differ from the page, each said here: `leafdoc train` gets tiny sizes appended
 (`--image-size 32 --epochs 2`; the guide gives the real command, whose time and accuracy
-benchmarks/lab_defaults.py measures), the server listens on a free port instead of 8000, and the shared datasets
-and the virtualenv are named by absolute paths (the guide runs from the clone; this runs in a temporary folder)."""
+benchmarks/lab_defaults.py measures), the server listens on a free port instead of 8000, the shared photos are found
+through LEAFDOC_SHARED and the virtualenv by its absolute path (the guide runs from the clone; this runs in a
+temporary folder)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -38,7 +40,7 @@ def script(port: int) -> str:
     parts = []
     for i, block in enumerate(blocks()):
         block = block.replace("source .venv/bin/activate", f"export PATH={Path(sys.executable).parent}:$PATH")
-        block = block.replace("../shared/datasets", str(SHARED)).replace("8000", str(port))
+        block = block.replace("8000", str(port))
         block = block.replace(TRAIN, TRAIN + TINY)
         parts.append(f"echo '=== block {i}'\n{block}")
     return "set -euo pipefail\n" + "\n".join(parts)
@@ -52,11 +54,37 @@ def test_the_guide_has_the_steps_it_promises():
     assert "leafdoc serve" in text and "/v1/predict" in text
 
 
+def guide_env(shared: Path) -> dict:
+    """A reader's shell: no LEAFDOC_ setting but the shared photos' folder (the README's LEAFDOC_SHARED)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAFDOC_")}
+    env.update(COLUMNS="120", NO_COLOR="1", LEAFDOC_WORKER_POLL_SECONDS="0.5", LEAFDOC_SHARED=str(shared))
+    return env
+
+
+def test_without_the_shared_photos_step_1_says_so_in_one_line_and_creates_nothing(tmp_path):
+    """It printed three `ls: cannot access`, a `cp: missing destination file operand`, left three empty class
+    folders and went on."""
+    step1 = next(block for block in blocks() if "mydata/$c" in block)
+    nowhere = tmp_path / "nowhere"
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + step1],
+        cwd=tmp_path,
+        env=guide_env(nowhere),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"no shared photos in {nowhere}/datasets/plantvillage: set LEAFDOC_SHARED to the folder that holds datasets/"
+    ]
+    assert not (tmp_path / "mydata").exists()
+
+
 def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_path):
     if not PLANTVILLAGE.is_dir():
         pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAFDOC_")}
-    env.update(COLUMNS="120", NO_COLOR="1", LEAFDOC_WORKER_POLL_SECONDS="0.5")
+    env = guide_env(SHARED.parent)
     done = subprocess.run(
         ["bash", "-c", script(free_port())],
         cwd=tmp_path,
@@ -82,10 +110,17 @@ def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_pa
     assert re.search(r"mydata v1: 3 classes; train \d+, val \d+, test \d+", train), train
     assert "warning: few photos: every class has" in train and "learning curve" in train
     assert "mymodel: test accuracy" in train and (tmp_path / "mymodel" / "model.onnx").is_file()
+    assert "note: the model also learnt from the" in train and "retracing" not in train
+    n_test = re.search(r"test (\d+)", train).group(1)
+    assert re.search(rf"evaluating on the test split .* {n_test}/{n_test} photos", train), train
     assert "report" in evaluate and (tmp_path / "mymodel-report" / "index.html").is_file()
     labels = json.loads((tmp_path / "mymodel" / "labels.json").read_text())
     assert labels == ["Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy"]
     assert any(label in predict for label in labels)
+    # a photo the model never learnt from: its test split's
+    split = json.loads((tmp_path / "mymodel" / "split.json").read_text())
+    photo = tmp_path / re.search(r"^(mydata/\S+): ", predict, flags=re.M).group(1)
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() in split["test"], predict
     assert "added as model version 1" in add and "version 1 serves" in add
     # curl ends the JSON with no newline, so the server's shutdown log can follow it on the same line
     answer, _ = json.JSONDecoder().raw_decode(next(line for line in serve.splitlines() if line.startswith("{")))
