@@ -192,7 +192,7 @@ def test_predict_prints_what_to_do_and_its_json_has_the_apis_answer_shape(tmp_pa
 
 
 def test_predict_names_a_file_it_cannot_read_once(tmp_path):
-    """It printed "/tmp/x.jpg: /tmp/x.jpg: no such file.": the error's message names the file, and so did the line before it."""
+    """It printed "x.jpg: x.jpg: no such file.": the error's message names the file, and so did the line before it."""
     missing, text, folder = tmp_path / "missing.jpg", tmp_path / "notes.jpg", tmp_path / "folder.jpg"
     text.write_text("this is not a photo")
     folder.mkdir()
