@@ -72,6 +72,28 @@ class Settings(BaseSettings):
         "otherwise it is answered 408 `request_timeout` and its connection closed (nginx's client_header_timeout and "
         "client_body_timeout, with their default).",
     )
+    body_min_bytes_per_second: int = Field(
+        1024,
+        ge=0,
+        description="A request body must come at least this fast, on average over each window of "
+        "body_rate_window_seconds (the first one too; time the server is not reading does not count); otherwise it "
+        "is answered 408 `request_timeout` and its connection closed, so a client cannot hold what it sent by "
+        "trickling the rest. 1 KiB/s is a third of a phone on GPRS. 0: no floor.",
+    )
+    body_rate_window_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="The window body_min_bytes_per_second is averaged over: a link may stall for most of one and "
+        "catch up.",
+    )
+    max_body_bytes_in_flight: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Bytes of request bodies one API worker takes in at once (each request's Content-Length; a "
+        "chunked body counts as its route's limit; until its answer is sent): a request that would take it over is "
+        "answered 503 `busy` with Retry-After before its body is read, and one larger than this is refused with 413. "
+        "Keep it at least max_request_bytes. 0: no budget.",
+    )
     max_concurrent_decodes: int = Field(
         4,
         ge=1,

@@ -23,11 +23,11 @@ from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import AppState, require_admin
 from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
-from leafdoc.service.middleware import AdminGate, BodyLimit, RequestMetrics, ShedLoad
+from leafdoc.service.middleware import AdminGate, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.prometheus import ServiceMetrics
-from leafdoc.service.protocol import TIMEOUT_STATE_KEY
+from leafdoc.service.protocol import BODY_RATE_STATE_KEY, TIMEOUT_STATE_KEY
 from leafdoc.service.ratelimit import RateLimiter, rate_limiter
 from leafdoc.service.routes import (
     advice,
@@ -109,7 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         sweeper = asyncio.create_task(leftovers.sweep_forever(settings))  # what killed workers left (issue 59)
-        yield {TIMEOUT_STATE_KEY: settings.client_timeout_seconds}  # for the server's protocol (service/protocol.py)
+        yield {  # for the server's protocol (service/protocol.py)
+            TIMEOUT_STATE_KEY: settings.client_timeout_seconds,
+            BODY_RATE_STATE_KEY: (settings.body_min_bytes_per_second, settings.body_rate_window_seconds),
+        }
         sweeper.cancel()
         state.prediction_log.close()  # what is still buffered is written before the catalog closes
         state.catalog.dispose()
@@ -135,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from leafdoc.offline import mount_offline
 
         mount_offline(app)  # the page that diagnoses in the browser, offline (/app)
-    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings), budget=BodyBudget(settings.max_body_bytes_in_flight))
     failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
     gated = admin_routes(r for router in routers for r in router.routes)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
