@@ -38,10 +38,17 @@ class ApiError(Exception):
 
 
 class LeafdocClient:
-    def __init__(self, base_url: str, admin_token: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        base_url: str,
+        admin_token: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        headers: dict[str, str] | None = None,
+    ):
+        """`headers`: sent with every request (the web page's, naming the visitor it calls for: ui/where.py)."""
         self.base_url = base_url.rstrip("/")
         self.admin_token = admin_token or None
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from leafdoc.core.errors import ConfigError
 
 MULTIPART_OVERHEAD = 256 * 1024  # bytes a request of one photo may add for its multipart framing
+# The headers with which the web page names the visitor an API call is made for, beside `ui_page_key` (ui/where.py
+# sends them, service/ratelimit.py believes them only with the key).
+VISITOR_HEADER = "X-Leafdoc-Visitor"
+PAGE_KEY_HEADER = "X-Leafdoc-Page-Key"
 MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this
 
 
@@ -236,6 +241,15 @@ class Settings(BaseSettings):
         "localhost and this machine's host name only. Behind a reverse proxy, its public name. The page writes the "
         "name it was visited by into its own URLs, so a request naming any other (Host or X-Forwarded-Host) is "
         "answered 400.",
+    )
+    ui_page_key: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        min_length=16,
+        description="A secret the web page sends with each API call it makes for a visitor, beside that visitor's "
+        "address, so the API's per-address limits (wrong admin tokens, feedback) count each visitor apart and not "
+        "every visitor as the page's one address; a call without it counts against its own connection's address. "
+        "Unset: a random one, which `leafdoc serve` hands to its API workers and the page's process. Set it (the same "
+        "long random value on both) only when LEAFDOC_UI_API_URL names another server.",
     )
     ui_page_socket: Path | None = Field(
         None,

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Match
 from leafdoc.core.errors import LeafdocError, too_large
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
 from leafdoc.service.prometheus import ServiceMetrics
-from leafdoc.service.ratelimit import RateLimited, RateLimiter
+from leafdoc.service.ratelimit import RateLimited, RateLimiter, page_visitor
 
 SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to
 
@@ -143,12 +143,18 @@ class AdminGate:
     body: FastAPI reads and parses a JSON body before it runs the route's dependencies, so a 190 MiB body to
     /v1/models/rollback cost +570 MB before its 401. Wrong tokens are counted per client address (`failures`, a
     bucket per address in this worker): once a client has used them up, its admin requests are answered 429 with
-    Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at network speed."""
+    Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at network speed.
+
+    A call of the web page made for a visitor counts as that visitor's (ratelimit.page_visitor, with the page's key
+    from the app's settings), here and in every route inside this middleware (the feedback route's limit): the page
+    calls from the server's own address, which all its visitors shared."""
 
     def __init__(self, app, routes: list[BaseRoute], token: str | None, failures: RateLimiter):
         self.app, self.routes, self.token, self.failures = app, routes, token, failures
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope = page_visitor(scope, _page_key(scope))
         if scope["type"] == "http" and any(r.matches(scope)[0] == Match.FULL for r in self.routes):
             client = scope["client"][0] if scope.get("client") else "unknown"
             try:
@@ -167,6 +173,12 @@ class AdminGate:
         except RateLimited as limited:
             return limited
         return wrong
+
+
+def _page_key(scope) -> str | None:
+    """The web page's key (Settings.ui_page_key) of the app serving `scope` (Starlette puts the app in the scope)."""
+    state = getattr(getattr(scope.get("app"), "state", None), "leafdoc", None)
+    return getattr(getattr(state, "settings", None), "ui_page_key", None)
 
 
 class Busy(LeafdocError):

@@ -6,10 +6,16 @@ every replica draws from the same bucket (RedisRateLimiter: one atomic script pe
 expiring once it is full again). Otherwise they live in each API worker's memory (RateLimiter: at most
 `max_clients` addresses remembered, least recently seen forgotten first, so a flood of addresses costs
 bounded memory), and with N workers a client gets at most N times the rate. If Redis cannot be reached the
-worker's own buckets stand in, so the limit never stops feedback because Redis is down."""
+worker's own buckets stand in, so the limit never stops feedback because Redis is down.
+
+The client is the connection's address as uvicorn decided it (behind a trusted proxy, from its X-Forwarded-For), or,
+for a call the web page makes for one of its visitors, that visitor's address (`page_visitor`): the page calls the
+API from the server's own socket, so without it every visitor of the page was one address, and 10 wrong tokens typed
+into the page by anyone locked every admin out of the page's Retrain and Review tabs."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import threading
@@ -17,9 +23,29 @@ import time
 from collections import OrderedDict
 
 from leafdoc.core.errors import LeafdocError
-from leafdoc.core.settings import Settings
+from leafdoc.core.settings import PAGE_KEY_HEADER, VISITOR_HEADER, Settings
 
 log = logging.getLogger(__name__)
+
+
+# What the web page adds to each API call it makes for a visitor (ui/where.py, visitor_headers): the visitor's address,
+# and Settings.ui_page_key, a secret only the page and its API hold, without which the address is not believed.
+_VISITOR, _PAGE_KEY = VISITOR_HEADER.lower().encode(), PAGE_KEY_HEADER.lower().encode()
+
+
+def page_visitor(scope, page_key: str | None):
+    """`scope` with `client` set to the visitor a call of the web page names, when the call carries the page's key;
+    otherwise `scope` itself (its own connection's address counts), whatever the headers say."""
+    key = visitor = None
+    for name, value in scope.get("headers", ()):
+        if name == _PAGE_KEY and key is None:
+            key = value
+        elif name == _VISITOR and visitor is None:
+            visitor = value
+    if not page_key or key is None or visitor is None or not hmac.compare_digest(key, page_key.encode()):
+        return scope
+    address = visitor.decode("latin-1").strip()[:64]
+    return {**scope, "client": (address, 0)} if address else scope
 
 
 class RateLimited(LeafdocError):

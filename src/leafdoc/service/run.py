@@ -81,6 +81,7 @@ def _stop_serving(signum, frame) -> None:
 # loading the ONNX model and answering a warm-up photo hold the GIL for seconds): workers were killed while
 # starting, over and over. A worker that is really hung is still replaced, a minute later.
 WORKER_HEALTHCHECK_SECONDS = 60
+PAGE_KEY_ENV = "LEAFDOC_UI_PAGE_KEY"  # Settings.ui_page_key
 
 
 def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
@@ -151,6 +152,10 @@ def serve(
     say(f"single predictions run {where} ({why})")
     loop_was = os.environ.get("LEAFDOC_PREDICT_ON_LOOP")
     os.environ["LEAFDOC_PREDICT_ON_LOOP"] = str(on_loop).lower()  # what the workers' create_app() reads
+    # One page key for the workers and the page's process (each made its own random one otherwise), so the API believes
+    # the visitor the page names on whichever worker its call lands (Settings.ui_page_key).
+    key_was = os.environ.get(PAGE_KEY_ENV)
+    os.environ[PAGE_KEY_ENV] = settings.ui_page_key
     run_consumer = settings.run_consumer if consumer is None else consumer
     child = None
     if run_consumer:
@@ -197,3 +202,7 @@ def serve(
             os.environ.pop("LEAFDOC_PREDICT_ON_LOOP", None)
         else:
             os.environ["LEAFDOC_PREDICT_ON_LOOP"] = loop_was
+        if key_was is None:
+            os.environ.pop(PAGE_KEY_ENV, None)
+        else:
+            os.environ[PAGE_KEY_ENV] = key_was

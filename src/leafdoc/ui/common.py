@@ -24,7 +24,7 @@ from PIL import Image
 from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.core.settings import Settings
 from leafdoc.ui import text
-from leafdoc.ui.where import EXAMPLES_DIR, api_base
+from leafdoc.ui.where import EXAMPLES_DIR, api_base, visitor_headers
 from leafdoc.words import photo_guide
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,13 @@ GUIDE_PHOTOS = tuple(e.path for e in photo_guide.pictured())  # the photo guide'
 
 
 def api_client(settings: Settings, request: gr.Request | None, token: str | None = None) -> LeafdocClient:
+    """A client of the API for one visitor's request; its calls count against the visitor's address, not the page's."""
     scope = getattr(getattr(request, "request", None), "scope", None) if request is not None else None
-    return LeafdocClient(api_base(settings, scope), admin_token=(token or "").strip() or None)
+    return LeafdocClient(
+        api_base(settings, scope),
+        admin_token=(token or "").strip() or None,
+        headers=visitor_headers(settings, scope),
+    )
 
 
 def png(data: bytes) -> Image.Image:

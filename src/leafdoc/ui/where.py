@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leafdoc.core.settings import PAGE_KEY_HEADER, VISITOR_HEADER
+
 if TYPE_CHECKING:
     from leafdoc.core.settings import Settings
 
@@ -66,3 +68,14 @@ def api_base(settings: Settings, scope: dict[str, Any] | None) -> str:
             host = f"[{host}]"
         return f"http://{host}:{port}"
     return FALLBACK_API_URL
+
+
+def visitor_headers(settings: Settings, scope: dict[str, Any] | None) -> dict[str, str]:
+    """What the page adds to the API calls it makes for the visitor of `scope`: the visitor's address (as the
+    server's uvicorn decided it: behind a trusted proxy, from its X-Forwarded-For) and the page's key, so the API's
+    per-address limits (wrong admin tokens, feedback) count this visitor, not the page's own address, which every
+    visitor shared (service/ratelimit.py, page_visitor). Nothing without a visitor's address."""
+    client = (scope or {}).get("client")
+    if not client or not client[0] or not settings.ui_page_key:
+        return {}
+    return {VISITOR_HEADER: str(client[0]), PAGE_KEY_HEADER: settings.ui_page_key}
