@@ -156,3 +156,18 @@ def test_a_kept_photo_with_bytes_appended_is_stored_as_a_small_copy(tmp_path, ti
         assert folder_bytes(srv.home) - before < 2 * 1024 * 1024
     finally:
         srv.stop()
+
+
+def test_the_apis_answers_carry_nosniff_no_store_and_its_documentation_no_framing(server):
+    """The audit's L4: /v1 had no nosniff, an admin's JSON (review queue, uploads) no Cache-Control, and /docs and
+    /redoc no frame protection."""
+    for path, headers in (("/v1/models", {}), ("/v1/review", ADMIN), ("/v1/uploads", ADMIN), ("/v1/nowhere", {})):
+        r = httpx.get(f"{server.base}{path}", headers=headers, timeout=30)
+        assert r.headers.get("x-content-type-options") == "nosniff", (path, r.status_code, r.headers)
+        assert r.headers.get("cache-control") == "no-store", (path, r.headers)
+    for path in ("/docs", "/redoc"):
+        r = httpx.get(f"{server.base}{path}", timeout=30)
+        assert r.status_code == 200 and r.headers.get("x-frame-options") == "DENY", (path, r.headers)
+        assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
+    r = httpx.get(f"{server.base}/healthz", timeout=30)
+    assert r.headers.get("x-content-type-options") == "nosniff"

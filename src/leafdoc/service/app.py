@@ -23,7 +23,7 @@ from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import AppState, require_admin
 from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
-from leafdoc.service.middleware import AdminGate, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
+from leafdoc.service.middleware import AdminGate, ApiHeaders, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.prometheus import ServiceMetrics
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gated = admin_routes(r for router in routers for r in router.routes)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
+    app.add_middleware(ApiHeaders)
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too
     try:

@@ -310,3 +310,36 @@ class RequestMetrics:
         finally:
             if not counted:  # no whole response was sent (an error before it, a client gone): counted as it ended
                 count()
+
+
+class ApiHeaders:
+    """Headers on the API's own answers (/ui and /app send their own, ui/guard.py and offline/routes.py):
+    `nosniff` on every one (a browser never takes a JSON answer or a photo for a script or a page), `no-store` on the
+    /v1 answers that set no caching of their own (an admin's review queue or uploads list must not stay in a shared
+    cache), and no framing of /docs and /redoc by any site."""
+
+    OWN_HEADERS = ("/ui", "/app")
+    NOT_FRAMED = ("/docs", "/redoc")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path or path.startswith(self.OWN_HEADERS):
+            return await self.app(scope, receive, send)
+        extra = [(b"x-content-type-options", b"nosniff")]
+        if path.startswith("/v1/"):
+            extra.append((b"cache-control", b"no-store"))
+        if path.startswith(self.NOT_FRAMED):
+            extra += [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                have = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(n, v) for n, v in extra if n not in have]
+                if added:
+                    message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        return await self.app(scope, receive, with_headers)
