@@ -250,6 +250,7 @@ ADMIN_ROUTES = [
     ("get", "/v1/uploads"),
     ("get", "/v1/uploads/abc"),
     ("post", "/v1/training-jobs"),
+    ("get", "/v1/training-jobs"),
     ("post", "/v1/models/1/promote"),
     ("post", "/v1/models/rollback"),
 ]
@@ -397,7 +398,8 @@ def test_datasets_and_their_stats(client, leaf_folder_module):
 
 
 def test_training_job_routes_and_their_errors(client, leaf_folder_module):
-    assert client.get("/v1/training-jobs").json() == {"jobs": [], "queue_length": 0}
+    assert_error(client.get("/v1/training-jobs"), 401, "unauthorized")  # the list is an operator's
+    assert client.get("/v1/training-jobs", headers=ADMIN).json() == {"jobs": [], "queue_length": 0}
     body = assert_error(client.post("/v1/training-jobs", headers=ADMIN), 404, "not_found")
     assert "tiny" in body["message"]  # the default dataset does not exist yet
     s = client.app.state.leafdoc.settings
@@ -416,10 +418,10 @@ def test_training_job_routes_and_their_errors(client, leaf_folder_module):
     assert job["options"]["epochs"] == 1 and job["options"]["image_size"] == 32  # the rest from the card
     assert job["parent_version"] == 1 and job["warm_start"] is True
     assert client.get(f"/v1/training-jobs/{job['id']}").json()["state"] == "queued"
-    listing = client.get("/v1/training-jobs?state=queued").json()
+    listing = client.get("/v1/training-jobs?state=queued", headers=ADMIN).json()
     assert listing["queue_length"] == 1 and [j["id"] for j in listing["jobs"]] == [job["id"]]
-    assert client.get("/v1/training-jobs?state=failed").json()["jobs"] == []
-    assert_error(client.get("/v1/training-jobs?state=bogus"), 422, "invalid_request")
+    assert client.get("/v1/training-jobs?state=failed", headers=ADMIN).json()["jobs"] == []
+    assert_error(client.get("/v1/training-jobs?state=bogus", headers=ADMIN), 422, "invalid_request")
     assert_error(client.get("/v1/training-jobs/nope"), 404, "not_found")
 
 

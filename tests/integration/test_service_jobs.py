@@ -493,7 +493,7 @@ def test_a_cancelled_queued_job_never_runs(settings_, leaf_folder, app_client):
     assert not (settings_.home / "jobs" / f"{job_id}.log").exists()  # no training process was started
     assert_registry_untouched(api, settings_)
     assert 'leafdoc_training_jobs{state="cancelled"} 1.0' in api.get("/metrics").text
-    assert [j["id"] for j in api.get("/v1/training-jobs?state=cancelled").json()["jobs"]] == [job_id]
+    assert [j["id"] for j in api.get("/v1/training-jobs?state=cancelled", headers=ADMIN).json()["jobs"]] == [job_id]
 
     again = assert_error(api.post(f"/v1/training-jobs/{job_id}/cancel", headers=ADMIN), 409, "conflict")
     assert "already been cancelled" in again["message"]

@@ -72,7 +72,7 @@ def test_replicas_share_models_uploads_promotions_and_jobs(cluster, leaf_folder,
     one = zip_of({f"only/{p.name}": p.read_bytes() for p in leaf_photos(leaf_folder / "Apple___healthy")})
     assert a.post("/v1/uploads?dataset=one", headers=ADMIN, files={"file": ("o.zip", one, ZIP)}).status_code == 201
     job = a.post("/v1/training-jobs", headers=ADMIN, json={"dataset": "one"}).json()
-    assert b.get("/v1/training-jobs").json()["queue_length"] == 1
+    assert b.get("/v1/training-jobs", headers=ADMIN).json()["queue_length"] == 1
     assert a.app.state.leafdoc.queue.waiting_job_ids() == {job["id"]}  # in Redis
     Worker(machine("worker")).run(burst=True)  # a worker machine
     done = b.get(f"/v1/training-jobs/{job['id']}").json()

@@ -117,12 +117,12 @@ def test_retrain_true_queues_a_job_only_when_photos_were_added(client, leaf_fold
     job = r.json()["training_job"]
     assert job["state"] == "queued" and job["upload_id"] == r.json()["upload_id"] and job["dataset_version"] == 1
     assert "queued" in r.json()["retrain"]
-    listing = client.get("/v1/training-jobs").json()
+    listing = client.get("/v1/training-jobs", headers=ADMIN).json()
     assert listing["queue_length"] == 1 and listing["jobs"][0]["id"] == job["id"]
     assert client.app.state.leafdoc.queue.length() == 1  # in the Huey queue too
     again = upload(client, files={"file": ("leaves.zip", data, ZIP)}, params={"retrain": "true"}).json()
     assert again["training_job"] is None and "nothing new" in again["retrain"]
-    assert client.get("/v1/training-jobs").json()["queue_length"] == 1
+    assert client.get("/v1/training-jobs", headers=ADMIN).json()["queue_length"] == 1
 
 
 def test_two_uploads_at_once_both_land_whole(client, leaf_folder):

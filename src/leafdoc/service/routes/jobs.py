@@ -1,4 +1,5 @@
-"""/v1/training-jobs: start a retraining (admin), follow it, cancel it (admin)."""
+"""/v1/training-jobs: start a retraining (admin), list them (admin), follow one by its id (an unguessable uuid, open:
+the web page and the desktop app follow the job they started), cancel it (admin)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,13 @@ async def create_job(body: TrainingJobCreate | None = Body(None), state: AppStat
     return redact(answer)
 
 
-@router.get("", response_model=TrainingJobList, summary="Training jobs, newest first")
+@router.get(
+    "",
+    response_model=TrainingJobList,
+    summary="Training jobs, newest first (admin: their options, errors and datasets are an operator's business)",
+    responses=errors(*ADMIN),
+    dependencies=[Depends(require_admin)],
+)
 def list_jobs(
     state_filter: JobState | None = Query(None, alias="state"),
     limit: int = Query(100, ge=1, le=1000),
