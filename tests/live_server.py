@@ -51,6 +51,27 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
+def read_responses(sock: socket.socket, n: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """`n` whole HTTP responses (each with Content-Length) read from a raw socket, in order: pipelined responses
+    often come in one read, which `read_response` (one response, the rest of the read dropped) would lose."""
+    data, out = b"", []
+    while len(out) < n:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed a connection after {len(out)} of {n} answers"
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status, headers, _ = _parse_response(head + b"\r\n\r\n")
+        length = int(headers["content-length"])
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed a connection in the middle of an answer"
+            rest += chunk
+        out.append((status, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
 def read_until_closed(sock: socket.socket) -> tuple[float, int, dict[str, str], bytes]:
     """Everything the server sends until it closes the connection: how long that took, status, headers, body."""
     start, data = time.monotonic(), b""
