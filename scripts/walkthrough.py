@@ -129,8 +129,14 @@ def step_feedback(film: Film, walk: Walk) -> None:
     film.shot(f"4 · {article} {condition} leaf: the model gets this one wrong", 4000)
     page.click("#feedback-actual input")
     page.get_by_role("option", name=pretty_label(walk.actual)).click()
+    # the pick shown in the box before "No" is pressed, and the thanks naming it: on a loaded machine "No" was once
+    # sent before the pick, and the review queue then had no label to offer
+    page.wait_for_function(
+        "name => document.querySelector('#feedback-actual input').value === name", arg=pretty_label(walk.actual)
+    )
     page.click("#feedback-down")
     wait_for_text(page, "feedback-status", "recorded as wrong")
+    wait_for_text(page, "feedback-status", pretty_label(walk.actual))
     film.shot("5 · Thumbs down: \u201cit is actually\u2026\u201d; the photo is kept for review", 4000, "#feedback")
 
 
