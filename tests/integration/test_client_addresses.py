@@ -13,15 +13,12 @@ not trust (it trusts 127.0.0.1, where a proxy on the same machine connects from)
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
 
 import httpx
 import pytest
-from tests.integration.test_deploy import NGINX_CONF, image_env, nginx
-from tests.live_server import ADMIN, answering_copy, free_port, start_server, wait_for
+from tests.integration.test_deploy import image_env, nginx_in_front
+from tests.live_server import ADMIN, answering_copy, start_server
 
 ROLLBACK = "/v1/models/rollback"
 LIMIT = 10  # LEAFDOC_ADMIN_FAILURES_PER_MINUTE's default
@@ -65,34 +62,6 @@ def test_a_forged_x_forwarded_for_does_not_reset_the_wrong_token_limit(server):
         assert c.post(ROLLBACK, headers={**ADMIN, "X-Forwarded-For": "203.0.113.99"}).status_code == 429
     with client_from("127.0.0.6", server.base) as other:
         assert other.get("/v1/review", headers=ADMIN).status_code == 200
-
-
-@contextlib.contextmanager
-def nginx_in_front(tmp_path, upstream: str):
-    """deploy/nginx/nginx.conf run by nginx on 127.0.0.1, with only what ties it to Docker changed (listen port,
-    upstream names, pid and temp files): its base URL."""
-    port = free_port()
-    conf = NGINX_CONF.read_text()
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("http://api:8000", f"http://{upstream}").replace("http://ui:8000", f"http://{upstream}")
-    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
-    for kind in ("client-body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        conf = conf.replace(f"/tmp/nginx-{kind}", f"{tmp_path}/temp-{kind}")
-    user = "" if os.geteuid() != 0 else "user root;\n"  # as root, workers would become `nobody`
-    (tmp_path / "nginx.conf").write_text(user + "daemon off;\n" + conf)
-    with open(tmp_path / "nginx.log", "wb") as log:
-        proc = subprocess.Popen(
-            [nginx(), "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(f"{base}/nginx-healthz", timeout=2).status_code == 200, 30, "nginx")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_through_nginx_a_forged_x_forwarded_for_does_not_reset_the_wrong_token_limit(server, tmp_path):

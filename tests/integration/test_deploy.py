@@ -8,6 +8,7 @@ every package the serving path imports; nginx accepts the load balancer's config
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -464,6 +465,34 @@ def nginx() -> str:
     return exe
 
 
+@contextlib.contextmanager
+def nginx_in_front(tmp_path, upstream: str):
+    """deploy/nginx/nginx.conf run by nginx on 127.0.0.1, with only what ties it to Docker changed (listen port,
+    upstream names, pid and temp files): its base URL."""
+    port = free_port()
+    conf = NGINX_CONF.read_text()
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("http://api:8000", f"http://{upstream}").replace("http://ui:8000", f"http://{upstream}")
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    for kind in ("client-body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        conf = conf.replace(f"/tmp/nginx-{kind}", f"{tmp_path}/temp-{kind}")
+    user = "" if os.geteuid() != 0 else "user root;\n"  # as root, workers would become `nobody`
+    (tmp_path / "nginx.conf").write_text(user + "daemon off;\n" + conf)
+    with open(tmp_path / "nginx.log", "wb") as log:
+        proc = subprocess.Popen(
+            [nginx(), "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/nginx-healthz", timeout=2).status_code == 200, 30, "nginx")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def nginx_size(value: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     return int(value[:-1]) * units[value[-1].lower()] if value[-1].isalpha() else int(value)
@@ -537,25 +566,8 @@ def raw_request(port: int, head: str) -> tuple[int, dict, bytes]:
 def test_nginx_in_front_of_a_real_server(tmp_path, live_server):
     """The deploy config, run by nginx, with only what ties it to Docker changed: the listen port, the
     upstream names (Docker DNS) and the pid file."""
-    port = free_port()
-    upstream = live_server.base.removeprefix("http://")
-    conf = NGINX_CONF.read_text()
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("http://api:8000", f"http://{upstream}").replace("http://ui:8000", f"http://{upstream}")
-    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
-    for kind in ("client-body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        conf = conf.replace(f"/tmp/nginx-{kind}", f"{tmp_path}/temp-{kind}")
-    user = "" if os.geteuid() != 0 else "user root;\n"  # as root, workers would become `nobody`
-    (tmp_path / "nginx.conf").write_text(user + "daemon off;\n" + conf)
-    with open(tmp_path / "nginx.log", "wb") as log:
-        proc = subprocess.Popen(
-            [nginx(), "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(f"{base}/nginx-healthz", timeout=2).status_code == 200, 30, "nginx")
+    with nginx_in_front(tmp_path, live_server.base.removeprefix("http://")) as base:
+        port = int(base.rsplit(":", 1)[1])
         assert httpx.get(f"{base}/readyz", timeout=30).json()["ready"] is True
         photo = next((REPO / "examples").glob("*.jpg")).read_bytes()
         r = httpx.post(f"{base}/v1/predict", files={"file": ("leaf.jpg", photo, "image/jpeg")}, timeout=60)
@@ -579,9 +591,6 @@ def test_nginx_in_front_of_a_real_server(tmp_path, live_server):
         assert status == 401 and json.loads(body)["error"] == "unauthorized"  # the API's answer: no token
         metrics = httpx.get(f"{base}/metrics", timeout=30)
         assert metrics.status_code == 200  # from loopback, a private address
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_alert_rules_parse_and_ask_metrics_the_service_exports(tmp_path, tiny_model):
