@@ -91,6 +91,9 @@ def error_response(error: LeafdocError) -> bytes:
     return head.encode("ascii") + body
 
 
+SLOW_HINT = "Send the request again in one go; on a slow network, send a smaller photo."
+
+
 def timeout_response(waited_for: str, seconds: float) -> bytes:
     """The 408 answer of a request whose headers were not all in within `seconds`, or whose body stopped arriving."""
     if waited_for == "headers":
@@ -98,9 +101,6 @@ def timeout_response(waited_for: str, seconds: float) -> bytes:
     else:
         message = f"The request's body stopped arriving: nothing came for {seconds:g} s."
     return error_response(RequestTimeout(message, hint=SLOW_HINT))
-
-
-SLOW_HINT = "Send the request again in one go; on a slow network, send a smaller photo."
 
 
 def slow_body_response(rate: int, window: float, received: int, seconds: float) -> bytes:

@@ -23,3 +23,7 @@ def errors(*codes: int) -> dict:
 
 
 ADMIN = (401, 403)
+
+# A version number (of a model or a dataset) as the catalog stores it, a 32-bit integer: a larger one is a 422, not the
+# database's overflow error (a 500, and a traceback in the log for every such request).
+MAX_VERSION = 2**31 - 1

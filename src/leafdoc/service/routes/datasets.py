@@ -12,7 +12,7 @@ from leafdoc.data.datasets import list_datasets
 from leafdoc.service.datasets import STATS_SAMPLES, dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
 from leafdoc.service.redact import redact
-from leafdoc.service.routes import errors
+from leafdoc.service.routes import MAX_VERSION, errors
 from leafdoc.service.schemas import DatasetList
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -31,7 +31,7 @@ def datasets(state: AppState = Depends(get_state)) -> dict:
 )
 async def stats(
     name: str,
-    version: int | None = Query(None, ge=1, le=2**31 - 1, description="Default: the latest version."),
+    version: int | None = Query(None, ge=1, le=MAX_VERSION, description="Default: the latest version."),
     sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> dict:
@@ -48,7 +48,7 @@ async def stats(
 async def plot(
     name: str,
     kind: Literal["class_distribution", "sizes", "colour", "sharpness", "samples"],
-    version: int | None = Query(None, ge=1, le=2**31 - 1, description="Default: the latest version."),
+    version: int | None = Query(None, ge=1, le=MAX_VERSION, description="Default: the latest version."),
     sample: int | None = Query(None, description=SAMPLE_HELP),
     state: AppState = Depends(get_state),
 ) -> Response:

@@ -10,12 +10,9 @@ from leafdoc.inference.fieldcrops import crops_known
 from leafdoc.model_versions import version_dict as registry_version_dict
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.redact import redact
-from leafdoc.service.routes import ADMIN, errors
+from leafdoc.service.routes import ADMIN, MAX_VERSION, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
 
-# A version number as the catalog stores it (a 32-bit integer): a larger one is a 422, not the database's overflow
-# error (a 500, and a traceback in the log for every such request).
-MAX_VERSION = 2**31 - 1
 VERSION = FastPath(ge=1, le=MAX_VERSION, description="A model version number.")
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
