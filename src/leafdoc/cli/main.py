@@ -20,6 +20,7 @@ from leafdoc.cli.model_folder import calibrate, evaluate, export
 from leafdoc.cli.models import app as models_app
 from leafdoc.cli.options import train_signature
 from leafdoc.cli.printing import (
+    TrainingLog,
     console,
     experiment_events,
     out,
@@ -30,7 +31,6 @@ from leafdoc.cli.printing import (
     print_ingest,
     print_stats,
     training_bar,
-    training_events,
 )
 from leafdoc.core.errors import LeafdocError
 from leafdoc.core.settings import Settings
@@ -207,7 +207,7 @@ def run_training(
     with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 
-        on_event = training_events(
+        on_event = TrainingLog(
             bar, task, {"head": cfg.epochs, "scratch": cfg.epochs, "fine_tune": cfg.fine_tune_epochs}
         )
 

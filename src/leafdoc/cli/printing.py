@@ -244,7 +244,8 @@ EPOCH_LINES = 20  # a phase of more epochs than this logs about this many of the
 class TrainingLog:
     """`leafdoc train`'s progress: the bar follows the batches of each epoch, then the test photos; epochs are logged
     with their figures: every one in a phase of up to EPOCH_LINES epochs, else the first, every n-th and the last
-    (200 head epochs of a second each are 21 lines, not 200). `epochs`: each phase's number of epochs, if known."""
+    (200 head epochs of a second each are 21 lines, not 200). `epochs`: each phase's number of epochs, if known.
+    Call `flush()` once training ends or stops."""
 
     def __init__(self, bar: Progress, task, epochs: dict[str, int] | None = None):
         self.bar, self.task, self.epochs = bar, task, epochs or {}
@@ -292,11 +293,6 @@ class TrainingLog:
         if self.unlogged:
             console.print(self.unlogged)
             self.unlogged = None
-
-
-def training_events(bar: Progress, task, epochs: dict[str, int] | None = None) -> TrainingLog:
-    """`leafdoc train`'s progress (TrainingLog); call its `flush()` once training ends or stops."""
-    return TrainingLog(bar, task, epochs)
 
 
 def experiment_events(bar: Progress) -> Callable:
