@@ -136,11 +136,7 @@ def main() -> int:
                 top = page.locator("[role=tablist]").first.bounding_box()["y"] - 8
                 save(page, args.out / "ui-advice.png", clip={"x": 0, "y": top, "width": 1280, "height": 1100})
 
-                before = page.get_attribute("#heat-map img", "src")
-                diagnose(page, WRONG_PHOTO)  # waits for a heat map: wait for this photo's
-                page.wait_for_function(
-                    "old => document.querySelector('#heat-map img').getAttribute('src') !== old", arg=before
-                )
+                diagnose(page, WRONG_PHOTO)
                 page.evaluate("document.querySelectorAll('#verdict details').forEach(d => d.open = false)")
                 page.click("#feedback-actual input")
                 page.get_by_role("option", name=pretty_label(ACTUAL)).click()

@@ -71,9 +71,17 @@ def _is_outside(url: str) -> bool:
     return bool(host) and host not in ("127.0.0.1", "localhost", "::1")
 
 
+ENTRY = "(document.querySelector('#history-entry [data-entry]') || {dataset: {entry: ''}}).dataset.entry"
+
+
 def diagnose(page, photo: Path) -> None:
+    """Sends `photo` from the Diagnose tab and waits for its answer: a new history entry (each answer has one, with
+    the photo's name and time) and its heat map drawn. Waiting for a heat map alone returned at once when one was
+    already shown, and the next click then raced the answer still on its way (CI failed so once)."""
     page.get_by_role("tab", name="Diagnose").click()
+    before = page.evaluate(ENTRY)
     page.set_input_files("#leaf-photo input[type=file]", str(photo))
+    page.wait_for_function(f"old => {ENTRY} !== old", arg=before)
     page.wait_for_selector("#heat-map img")
     page.wait_for_function("document.querySelector('#heat-map img').naturalWidth > 0")
 
