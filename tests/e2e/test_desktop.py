@@ -41,8 +41,8 @@ from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
 from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
-from leafdoc.desktop.widgets import pretty_label  # noqa: E402
 from leafdoc.desktop.window import MainWindow  # noqa: E402
+from leafdoc.words.labels import pretty_label  # noqa: E402
 
 SLOW = 60_000  # ms: two shared cores, other engineers' tests beside ours
 

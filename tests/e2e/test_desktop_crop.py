@@ -24,8 +24,8 @@ pytest.importorskip("pytestqt")
 from tests.e2e.test_desktop import SLOW, drop_files, open_window  # noqa: E402
 
 from leafdoc.desktop.prefs import open_settings  # noqa: E402
-from leafdoc.desktop.widgets import pretty_label  # noqa: E402
 from leafdoc.inference.fieldcrops import crop_of  # noqa: E402
+from leafdoc.words.labels import pretty_label  # noqa: E402
 from leafdoc.words.photo_guide import serving_crops  # noqa: E402
 
 STARTER = REPO / "models" / "starter"

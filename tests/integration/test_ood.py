@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 from tests.conftest import LEARNS, PLANTVILLAGE, REPO, SHARED, make_leaf_folder, starter_on_shared
 
-from leafdoc.advice.render import pretty
 from leafdoc.evaluate.evaluate import evaluate_folder
 from leafdoc.inference.predictor import Predictor
+from leafdoc.words.labels import pretty_label
 
 STARTER = REPO / "models" / "starter"
 FLOWER = SHARED / "flowers" / "daisy" / "10140303196_b88d3d6cec.jpg"
@@ -103,7 +103,7 @@ def test_cifar_truck(starter):
 def test_hesitant_leaf_is_unsure(starter):
     d = decide(starter, UNSURE_LEAF.read_bytes())
     assert d.reason == "unsure" and 2 <= len(d.candidates) <= 3
-    assert all(pretty(c) in d.message for c in d.candidates)  # named in words: "Tomato — Bacterial spot"
+    assert all(pretty_label(c) in d.message for c in d.candidates)  # named in words: "Tomato — Bacterial spot"
 
 
 def test_model_folder_from_before_the_check_still_predicts(tmp_path):

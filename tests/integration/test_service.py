@@ -28,11 +28,11 @@ from service_support import (
     service_settings,
 )
 
-from leafdoc.advice.render import pretty as pretty_label
 from leafdoc.data.catalog import Catalog
 from leafdoc.data.ingest import ingest
 from leafdoc.data.store import open_store
 from leafdoc.inference.predictor import Predictor
+from leafdoc.words.labels import pretty_label
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +253,7 @@ ADMIN_ROUTES = [
     ("get", "/v1/training-jobs"),
     ("post", "/v1/models/1/promote"),
     ("post", "/v1/models/rollback"),
+    ("get", "/v1/monitoring"),  # a business's volumes and its growers' diseases (LEAFDOC_MONITORING_OPEN opens it)
 ]
 
 

@@ -218,3 +218,21 @@ def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
     assert md.startswith("### Not sure: this photo is not like the ones this model learnt this crop from")
     assert "sheet of paper" in md and "plain background" in md and "reason: unlike\\_training" in md
     assert "runs past the edges" in md  # a close-up is refused by the same check: the words cover it
+
+
+def test_the_page_its_history_and_the_app_name_a_label_by_the_answers_translated_name():
+    """One answer_name for every face: the name the API sent among the top candidates (any of them, not only the
+    first), else the label's own words."""
+    from leafdoc.ui.history import answer_words
+    from leafdoc.words.labels import answer_name
+
+    names = {"Corn_(maize)___Common_rust_": "Maíz — Roya común", "Corn_(maize)___healthy": "Maíz — sano"}
+    top_k = [{"label": k, "name": v, "probability": p} for (k, v), p in zip(names.items(), (0.6, 0.3), strict=True)]
+    es = answer(language="es", top_k=top_k)
+    assert "### Maíz — Roya común" in text.verdict(es)
+    assert "Maíz — Roya común" in answer_words(es)
+    refused = answer(language="es", top_k=top_k, label=None, abstained=True, candidates=list(names))
+    assert "Maíz — Roya común" in answer_words(refused) and "Maíz — sano" in answer_words(refused)
+    assert answer_name(es, "Corn_(maize)___healthy") == "Maíz — sano"
+    assert answer_name(es, "Tomato___Early_blight") == "Tomato — Early blight"
+    assert answer_name(es, None) == "" and answer_name({}, "rose") == "rose"

@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable
 
 from leafdoc.advice.knowledge import shipped_knowledge
-from leafdoc.core.i18n import N_, Label, gettext, render
+from leafdoc.core.i18n import N_, Label, gettext, label_words, render
 
 KINDS = {
     "fungus": N_("a fungus"),
@@ -31,15 +31,12 @@ def _bullets(items: Iterable[str]) -> list[str]:
     return [f"- {_e(i)}" for i in items]
 
 
-def pretty(label: str) -> str:
-    return " — ".join(p.replace("_", " ").strip() for p in label.split("___") if p.strip()) or label
-
-
 def label_name(label: str, lang: str) -> str:
-    """A look-alike's label in words: in English its own words (`pretty`), in another language the crop and condition
-    of the shipped knowledge file, as the advice catalog translates them (the label's words if it has no entry)."""
+    """A look-alike's label in words: in English its own words (`label_words`), in another language the crop and
+    condition of the shipped knowledge file, as the advice catalog translates them (the label's words if it has no
+    entry)."""
     if lang == "en":
-        return pretty(label)
+        return label_words(label)
     return render(Label(label), lang, shipped_knowledge().resolve)
 
 

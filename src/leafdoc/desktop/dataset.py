@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ImageView, Tab, decode_image, pretty_label
+from leafdoc.desktop.widgets import ImageView, Tab, decode_image
+from leafdoc.words.labels import pretty_label
 
 PLOTS = [
     ("class_distribution", "Class balance", "How many photos each class has: a model learns rare classes poorly."),

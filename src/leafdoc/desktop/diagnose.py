@@ -45,9 +45,10 @@ from leafdoc.desktop.advice import AdvicePanel
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
-from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, read_only_table
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
+from leafdoc.words.labels import answer_name
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
@@ -249,7 +250,7 @@ class ResultCard(QFrame):
             message = answer.get("message") or self.say(NOT_SURE_MESSAGE)
             self._notice(message, "#fff4e0", "#e0a040")
         else:
-            self.title.setText(name_of(answer, answer.get("label")))
+            self.title.setText(answer_name(answer, answer.get("label")))
             self.title.setToolTip(answer.get("label") or "")
             if answer.get("caution"):  # an urgent look-alike among the top candidates (advice/lookalikes.py)
                 self._notice("⚠ " + answer["caution"]["message"], "#fdecec", "#c94a4a")
@@ -268,7 +269,7 @@ class ResultCard(QFrame):
         self.heatmap.set_image(overlay, placeholder=self.say(NO_HEAT_MAP))
         explained = answer.get("explained_label")
         if explained and not abstained:  # a refusal names no disease under its heat map either
-            self.heat_caption.setText(self.say(LOOKED_FOR).format(label=name_of(answer, explained)))
+            self.heat_caption.setText(self.say(LOOKED_FOR).format(label=answer_name(answer, explained)))
             self.heat_caption.setToolTip(explained)
         notes = answer_notes(answer, self.lang)
         self.framed.setText("\n\n".join(notes))
@@ -293,15 +294,6 @@ class ResultCard(QFrame):
             f"QLabel {{ background: {background}; border: 1px solid {border}; border-radius: 4px; padding: 6px; }}"
         )
         self.notice.setVisible(True)
-
-
-def name_of(answer: dict, label: str | None) -> str:
-    """A label in the answer's words: its `name` among the answer's top candidates (in the answer's language), else
-    the label's own words."""
-    for item in answer.get("top_k") or []:
-        if item.get("label") == label and item.get("name"):
-            return item["name"]
-    return pretty_label(label)
 
 
 def _caption(text: str) -> QLabel:
@@ -617,7 +609,7 @@ class DiagnoseTab(Tab):
         unsure = row["abstained"] == "yes"
         reason = gettext(lang, REASON_WORDS[row["reason"]]) if row["reason"] in REASON_WORDS else row["reason"]
         said = gettext(lang, NOT_SURE_ROW).format(reason=reason) if unsure else gettext(lang, DIAGNOSED)
-        guess = name_of(answer, row["diagnosis"]) if row["diagnosis"] else ""
+        guess = answer_name(answer, row["diagnosis"]) if row["diagnosis"] else ""
         cells = [
             row["time"].replace("T", " "),
             row["file"],

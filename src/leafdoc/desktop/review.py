@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import ImageView, Tab, decode_image, pretty_label, read_only_table
+from leafdoc.desktop.widgets import ImageView, Tab, decode_image, read_only_table
 from leafdoc.ui import feedback_text
+from leafdoc.words.labels import pretty_label
 
 QUEUE_LIMIT = 50
 

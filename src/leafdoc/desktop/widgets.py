@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
+from leafdoc.words.labels import pretty_label
 
 
 class Tab(QWidget):
@@ -54,15 +55,6 @@ class Tab(QWidget):
             on_done=lambda _: self.window_.flash(saved(path)),
             on_error=lambda exc: dialogs.show_error(self, failed, exc),
         )
-
-
-def pretty_label(label: str | None) -> str:
-    """'Corn_(maize)___Common_rust_' -> 'Corn (maize) — Common rust' (PlantVillage's plant___disease)."""
-    if not label:
-        return ""
-    plant, sep, disease = label.partition("___")
-    clean = [" ".join(part.replace("_", " ").split()) for part in (plant, disease)]
-    return f"{clean[0]} — {clean[1]}" if sep else clean[0]
 
 
 def percent_text(value) -> str:

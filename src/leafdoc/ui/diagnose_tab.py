@@ -15,6 +15,7 @@ from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
+from leafdoc.words.labels import answer_name
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
@@ -75,8 +76,7 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
-        names = {item["label"]: item.get("name") for item in answer.get("top_k") or []}
-        choices = [(names.get(x) or text.pretty_label(x), x) for x in labels if x != answer.get("label")]
+        choices = [(answer_name(answer, x), x) for x in labels if x != answer.get("label")]
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             # a refusal shows no percentage: its candidates are named in the verdict, without figures

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from leafdoc.advice.render import pretty
 from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
+from leafdoc.words.labels import answer_name, pretty_label
 
 
 def thumbnail(path: Path) -> str:
@@ -37,23 +37,17 @@ def thumbnail(path: Path) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _names(answer: dict) -> dict[str, str]:
-    """The answer's labels in words of its language (the API's top_k names), by label."""
-    return {i["label"]: i["name"] for i in answer.get("top_k") or [] if i.get("name")}
-
-
 def answer_words(answer: dict) -> str:
     """The answer in a few words, in its language; a refusal with no figure (a grower reads a percentage as an
     answer)."""
     lang = answer.get("language") or "en"
-    names = _names(answer)
     if answer.get("abstained"):
         candidates = answer.get("candidates") or []
         if not candidates:
             return gettext(lang, NOT_SURE)
-        said = render(one_of([names.get(c) or pretty(c) for c in candidates]), lang)
+        said = render(one_of([answer_name(answer, c) for c in candidates]), lang)
         return not_sure_between(lang).format(names=said)
-    label = names.get(answer.get("label") or "") or pretty(answer.get("label") or "?")
+    label = answer_name(answer, answer.get("label") or "?")
     sure = answer.get("confidence")
     if not isinstance(sure, int | float):
         return label
@@ -71,7 +65,7 @@ def entry(path: Path, answer: dict, name: str) -> dict:
         "photo": name,
         "answer": answer_words(answer),
         "label": answer.get("label") or "",
-        "caution": (answer["caution"].get("name") or pretty(answer["caution"]["label"]))
+        "caution": (answer["caution"].get("name") or pretty_label(answer["caution"]["label"]))
         if answer.get("caution")
         else "",
         "thumb": thumbnail(path),

@@ -20,6 +20,7 @@ from leafdoc.words.job_phases import (
     split_words,
     version_status_words,
 )
+from leafdoc.words.labels import answer_name, pretty_label
 from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -28,13 +29,6 @@ MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accu
 def esc(value: Any) -> str:
     """Text safe inside Markdown: HTML escaped and Markdown's emphasis/link characters neutralised."""
     return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
-
-
-def pretty_label(label: str) -> str:
-    """`Corn_(maize)___Common_rust_` -> `Corn (maize) — Common rust` (PlantVillage's plant___condition)."""
-    parts = [re.sub(r"\s+", " ", p.replace("_", " ")).strip() for p in label.split("___")]
-    parts = [p for p in parts if p]
-    return " — ".join(parts) if parts else label
 
 
 def percent(p: float | None) -> str:
@@ -102,8 +96,7 @@ def verdict(answer: dict) -> str:
             lines.append("<small>" + " · ".join(tail) + "</small>")
         return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
-    top = (answer.get("top_k") or [{}])[0]
-    name = top.get("name") if top.get("label") == label and top.get("name") else pretty_label(label)
+    name = answer_name(answer, label)
     healthy = "healthy" in label.lower()
     sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence")))
     # The model's label (Corn_(maize)___Common_rust_) is not for a grower: it is at the end of the advice's details
