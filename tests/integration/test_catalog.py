@@ -133,8 +133,10 @@ def blobs(tmp_path):
 def test_cache_is_built_once_and_reused(tmp_path, blobs, monkeypatch):
     store, shas = blobs
     folder = tmp_path / "cache" / cache_key("leaves", 1, Preparation(16))
-    arr = build_cache(folder, shas, store, Preparation(16), workers=2)
+    said = []
+    arr = build_cache(folder, shas, store, Preparation(16), workers=2, progress=lambda *a: said.append(a))
     assert arr.shape == (5, 16, 16, 3) and arr.dtype == np.uint8
+    assert said == [(0, 5), (5, 5)]  # the bar shows its total (the photos) before the first is decoded
     assert np.array_equal(arr[3], preprocess(store.get(shas[3]), 16))
     mtime = (folder / "images.npy").stat().st_mtime_ns
 
@@ -142,8 +144,9 @@ def test_cache_is_built_once_and_reused(tmp_path, blobs, monkeypatch):
         raise AssertionError("the cache was rebuilt")
 
     monkeypatch.setattr(Preparation, "__call__", no_decoding)
-    again = build_cache(folder, shas, store, Preparation(16))
-    assert np.array_equal(again, arr)
+    said.clear()
+    again = build_cache(folder, shas, store, Preparation(16), progress=lambda *a: said.append(a))
+    assert np.array_equal(again, arr) and said[-1] == (5, 5)  # reused: the bar is full, not "0/?"
     assert (folder / "images.npy").stat().st_mtime_ns == mtime
 
 

@@ -40,7 +40,11 @@ def build_cache(
     order."""
     folder = Path(folder)
     index = folder / "index.json"
+    if progress:  # the total from the start: a bar of "0/?" says nothing of how long the first chunk takes
+        progress(0, len(shas))
     if index.exists() and json.loads(index.read_text())["shas"] == shas:
+        if progress:
+            progress(len(shas), len(shas))
         return np.load(folder / "images.npy", mmap_mode="r")
 
     def load(sha: str) -> np.ndarray:
