@@ -168,7 +168,9 @@ class LeafdocClient:
         return self.request("POST", f"/v1/predictions/{prediction_id}/feedback", json=body).json()
 
     def monitoring(self, period: str = "hour", hours: int | None = None) -> dict:
-        return self.get_json("/v1/monitoring", period=period, hours=hours)
+        """The figures need the admin token, sent when this client has one: without, only a server that opened
+        them (LEAFDOC_MONITORING_OPEN) answers (401 otherwise)."""
+        return self.get_json("/v1/monitoring", admin=bool(self.admin_token), period=period, hours=hours)
 
     # ---- service state -----------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 unguessable id; a user's thumbs down with "it is actually ..." is recorded (and replaced when repeated); an
 admin sees the most informative answers first and labels one, whose kept photo becomes a new dataset version;
 without LEAFDOC_KEEP_PHOTOS no photo is kept and nothing can enter a dataset; feedback is rate-limited per
-client; /v1/monitoring counts what was answered; no answer names a server path."""
+client; /v1/monitoring counts what was answered, for the admin token only (unless LEAFDOC_MONITORING_OPEN); no
+answer names a server path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from service_support import ADMIN, Clients, assert_error, leaf_photos, model_copy, service_settings
+from service_support import ADMIN, TOKEN, Clients, assert_error, leaf_photos, model_copy, service_settings
 from sqlalchemy import select
 from tests.backends import new_database, postgres_server
 
@@ -108,7 +109,7 @@ def test_thumbs_down_reviewed_by_an_admin_joins_a_new_dataset_version(make_clien
     reviewed = {i["prediction_id"] for i in client.get("/v1/review", headers=ADMIN).json()["items"]}
     assert wrong["prediction_id"] not in reviewed  # reviewed answers leave the queue
 
-    for body in (r.text, str(queue), client.get("/v1/monitoring").text):
+    for body in (r.text, str(queue), client.get("/v1/monitoring", headers=ADMIN).text):
         assert str(tmp_path) not in body
 
 
@@ -198,7 +199,7 @@ def test_monitoring_counts_answers_abstentions_and_feedback(make_client, leaf_fo
     feedback(client, answers[1]["prediction_id"], correct=False)
     client.app.state.leafdoc.prediction_log.flush()
     client.app.state.leafdoc.monitor.forget()
-    m = client.get("/v1/monitoring").json()
+    m = client.get("/v1/monitoring", headers=ADMIN).json()
     [hour] = m["buckets"]
     assert hour["answers"] == 4 and hour["feedback"] == 2 and hour["agreed"] == 1 and hour["agreement"] == 0.5
     given = {}
@@ -207,8 +208,45 @@ def test_monitoring_counts_answers_abstentions_and_feedback(make_client, leaf_fo
             given[a["label"]] = given.get(a["label"], 0) + 1
     assert hour["labels"] == given
     assert m["drift"]["checked"] is False  # 4 answers: too few to tell
-    day = client.get("/v1/monitoring", params={"period": "day"}).json()
+    day = client.get("/v1/monitoring", params={"period": "day"}, headers=ADMIN).json()
     assert day["buckets"][0]["answers"] == 4 and day["buckets"][0]["start"].endswith("T00:00Z")
+
+
+def test_monitoring_needs_the_admin_token_unless_the_operator_opened_it(make_client, leaf_folder):
+    """The figures tell a business's volumes and the diseases its growers see (security round 3): a visitor without
+    the token gets a 401 saying what to send, and how the operator could open them; a wrong token is refused and
+    counted like any admin route's; the token gets the figures; LEAFDOC_MONITORING_OPEN=true shows them to anyone."""
+    client = make_client(admin_failures_per_minute=2)
+    predict(client, leaf_photos(leaf_folder)[0].read_bytes())
+    client.app.state.leafdoc.prediction_log.flush()
+    body = assert_error(client.get("/v1/monitoring"), 401, "unauthorized")
+    assert "admin token" in body["message"] and "Bearer" in body["hint"] and "LEAFDOC_MONITORING_OPEN" in body["hint"]
+    assert "buckets" not in body and "labels" not in str(body)
+    assert_error(
+        client.get("/v1/monitoring", params={"period": "day"}, headers={"X-Admin-Token": "guess"}), 401, "unauthorized"
+    )
+    assert_error(client.get("/v1/monitoring", headers={"Authorization": "Bearer guess2"}), 401, "unauthorized")
+    # Wrong tokens are counted per client as for every admin route: the third in the minute is a 429, right token or not.
+    assert_error(client.get("/v1/monitoring", headers=ADMIN), 429, "rate_limited")
+
+    client = make_client(admin_failures_per_minute=2)  # a fresh server (and bucket) on the same catalog
+    [hour] = client.get("/v1/monitoring", headers=ADMIN).json()["buckets"]
+    assert hour["answers"] == 1 and sum(hour["labels"].values()) == 1
+    assert client.get("/v1/monitoring", headers={"X-Admin-Token": TOKEN}).status_code == 200
+    assert "/v1/monitoring" in client.get("/openapi.json").json()["paths"]
+    said = client.get("/openapi.json").json()["paths"]["/v1/monitoring"]["get"]
+    assert {"401", "403"} <= set(said["responses"]) and said["security"]  # the docs say it needs the token
+
+    closed = make_client(admin_token=None)  # no admin token at all: shown to no one, and the hint says the two ways
+    body = assert_error(closed.get("/v1/monitoring"), 403, "admin_disabled")
+    assert "LEAFDOC_ADMIN_TOKEN" in body["hint"] and "LEAFDOC_MONITORING_OPEN" in body["hint"]
+
+    opened = make_client(monitoring_open=True)
+    [hour] = opened.get("/v1/monitoring").json()["buckets"]
+    assert hour["answers"] == 1
+    assert opened.get("/v1/monitoring", headers={"Authorization": "Bearer anything"}).status_code == 200
+    assert_error(opened.get("/v1/review"), 401, "unauthorized")  # opening the figures opens nothing else
+    assert make_client(admin_token=None, monitoring_open=True).get("/v1/monitoring").status_code == 200
 
 
 def test_monitoring_shows_feedback_at_once_though_its_figures_are_cached(make_client, leaf_folder):
@@ -217,10 +255,10 @@ def test_monitoring_shows_feedback_at_once_though_its_figures_are_cached(make_cl
     client = make_client()
     answer = predict(client, leaf_photos(leaf_folder)[0].read_bytes())
     client.app.state.leafdoc.prediction_log.flush()
-    [hour] = client.get("/v1/monitoring").json()["buckets"]  # now cached
+    [hour] = client.get("/v1/monitoring", headers=ADMIN).json()["buckets"]  # now cached
     assert hour["answers"] == 1 and hour["feedback"] == 0
     feedback(client, answer["prediction_id"], correct=False)
-    [hour] = client.get("/v1/monitoring").json()["buckets"]
+    [hour] = client.get("/v1/monitoring", headers=ADMIN).json()["buckets"]
     assert hour["answers"] == 1 and hour["feedback"] == 1 and hour["agreed"] == 0
 
 

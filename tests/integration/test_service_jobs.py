@@ -205,7 +205,7 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     assert baseline["answers"] == v2["card"]["dataset"]["split"]["val"] > 0
     assert sum(baseline["abstentions"].values()) + sum(baseline["labels"].values()) == baseline["answers"]
     assert sum(baseline["score_bins"]) == baseline["answers"]
-    seen = api.get("/v1/monitoring").json()
+    seen = api.get("/v1/monitoring", headers=ADMIN).json()
     assert seen["model_version"] == 2 and seen["baseline"]["answers"] == baseline["answers"]
     assert "no validation baseline" not in seen["drift"].get("why", "")
     assert 'leafdoc_training_jobs{state="succeeded"} 1.0' in api.get("/metrics").text

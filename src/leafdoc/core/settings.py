@@ -209,6 +209,11 @@ class Settings(BaseSettings):
         "is kept without its photo (counted).",
     )
     prediction_flush_seconds: float = Field(0.5, gt=0, description="How often buffered records are written.")
+    monitoring_open: bool = Field(
+        False,
+        description="Let anyone read GET /v1/monitoring (answers per hour, the mix of diagnoses, feedback and drift: "
+        "a business's volumes and what its growers see). Off by default: it needs the admin token.",
+    )
     feedback_per_minute: int = Field(
         20, ge=1, description="Feedback requests one client address may send per minute (then 429)."
     )

@@ -20,7 +20,7 @@ from leafdoc.core.settings import MULTIPART_OVERHEAD, Settings
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.model_versions import check_promote_metric
 from leafdoc.service import errors, leftovers
-from leafdoc.service.deps import AppState, require_admin
+from leafdoc.service.deps import MONITORING_OPENS, AppState, require_admin, require_monitoring_token
 from leafdoc.service.docs import mount_docs
 from leafdoc.service.jobs import JobQueue, counts_by_state
 from leafdoc.service.middleware import AdminGate, ApiHeaders, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
@@ -78,13 +78,22 @@ def body_limits(settings: Settings):
     return limit_for
 
 
-def admin_routes(routes) -> list:
-    """The routes that need the admin token (require_admin among their dependencies, the router's included)."""
+def admin_routes(routes, settings: Settings) -> list[tuple[APIRoute, str]]:
+    """The routes that need the admin token (require_admin among their dependencies, the router's included), each
+    with what its refusal's hint adds: monitoring's (require_monitoring_token) unless `monitoring_open`."""
+    checks = {require_admin: ""}
+    if not settings.monitoring_open:
+        checks[require_monitoring_token] = MONITORING_OPENS
 
-    def needs(dependant) -> bool:
-        return any(d.call is require_admin or needs(d) for d in dependant.dependencies)
+    def needs(dependant) -> str | None:
+        for d in dependant.dependencies:
+            found = checks.get(d.call) if d.call in checks else needs(d)
+            if found is not None:
+                return found
+        return None
 
-    return [r for r in routes if isinstance(r, APIRoute) and needs(r.dependant)]
+    gated = [(r, needs(r.dependant)) for r in routes if isinstance(r, APIRoute)]
+    return [(r, opens) for r, opens in gated if opens is not None]
 
 
 def build_state(settings: Settings) -> AppState:
@@ -140,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_offline(app)  # the page that diagnoses in the browser, offline (/app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings), budget=BodyBudget(settings.max_body_bytes_in_flight))
     failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
-    gated = admin_routes(r for router in routers for r in router.routes)
+    gated = admin_routes((r for router in routers for r in router.routes), settings)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     app.add_middleware(ApiHeaders)

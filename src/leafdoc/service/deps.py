@@ -1,5 +1,5 @@
 """What routes get injected: the app's state (settings, catalog, store, registry, serving model,
-queue, metrics, the record of answers, the feedback rate limit, monitoring) and the admin check."""
+queue, metrics, the record of answers, the feedback rate limit, monitoring) and the admin checks."""
 
 from __future__ import annotations
 
@@ -57,6 +57,22 @@ async def require_admin(  # async for the same reason as get_state: it does no I
     check_admin_token(state.settings.admin_token, (bearer.credentials if bearer else None) or header)
 
 
+# Said after the hint of a refused monitoring request: the operator may open the figures to everyone instead.
+MONITORING_OPENS = " Or set LEAFDOC_MONITORING_OPEN=true on the server to show the monitoring figures to anyone."
+
+
+async def require_monitoring_token(
+    state: AppState = Depends(get_state),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header: str | None = Depends(_header),
+) -> None:
+    """The admin check of GET /v1/monitoring (a business's volumes and the diseases its growers see), unless the
+    operator opened it (`monitoring_open`); AdminGate has made it first, as for require_admin (app.admin_routes)."""
+    if not state.settings.monitoring_open:
+        given = (bearer.credentials if bearer else None) or header
+        check_admin_token(state.settings.admin_token, given, MONITORING_OPENS)
+
+
 def admin_token_given(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The token a request sends, from its raw ASGI headers: `Authorization: Bearer <token>` or `X-Admin-Token`."""
     bearer = header = None
@@ -70,16 +86,18 @@ def admin_token_given(headers: list[tuple[bytes, bytes]]) -> str | None:
     return bearer or header
 
 
-def check_admin_token(expected: str | None, given: str | None) -> None:
+def check_admin_token(expected: str | None, given: str | None, opens: str = "") -> None:
+    """Raise unless `given` is the admin token; `opens` is added to the hint of a refusal the operator could lift
+    another way (MONITORING_OPENS)."""
     if not expected:
         raise AdminDisabled(
             "admin routes are disabled on this server: no admin token is configured.",
-            hint="Start the server with LEAFDOC_ADMIN_TOKEN set.",
+            hint="Start the server with LEAFDOC_ADMIN_TOKEN set." + opens,
         )
     if not given:
         raise Unauthorized(
             "this route needs the admin token.",
-            hint="Send `Authorization: Bearer <token>` (or `X-Admin-Token: <token>`).",
+            hint="Send `Authorization: Bearer <token>` (or `X-Admin-Token: <token>`)." + opens,
         )
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise WrongToken("the admin token is wrong.", hint="Check LEAFDOC_ADMIN_TOKEN on the server.")

@@ -139,27 +139,30 @@ class BodyLimit:
 
 
 class AdminGate:
-    """The admin token of a request to an admin route (`routes`), checked from its headers before anything reads its
-    body: FastAPI reads and parses a JSON body before it runs the route's dependencies, so a 190 MiB body to
-    /v1/models/rollback cost +570 MB before its 401. Wrong tokens are counted per client address (`failures`, a
-    bucket per address in this worker): once a client has used them up, its admin requests are answered 429 with
-    Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at network speed.
+    """The admin token of a request to an admin route (`routes`, each with what its refusal's hint adds), checked from
+    its headers before anything reads its body: FastAPI reads and parses a JSON body before it runs the route's
+    dependencies, so a 190 MiB body to /v1/models/rollback cost +570 MB before its 401. Wrong tokens are counted per
+    client address (`failures`, a bucket per address in this worker): once a client has used them up, its admin requests
+    are answered 429 with Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at
+    network speed.
 
-    A call of the web page made for a visitor counts as that visitor's (ratelimit.page_visitor, with the page's key
-    from the app's settings), here and in every route inside this middleware (the feedback route's limit): the page
-    calls from the server's own address, which all its visitors shared."""
+    A call of the web page made for a visitor counts as that visitor's (ratelimit.page_visitor, with the page's key from
+    the app's settings), here and in every route inside this middleware (the feedback route's limit): the page calls
+    from the server's own address, which all its visitors shared."""
 
-    def __init__(self, app, routes: list[BaseRoute], token: str | None, failures: RateLimiter):
+    def __init__(self, app, routes: list[tuple[BaseRoute, str]], token: str | None, failures: RateLimiter):
         self.app, self.routes, self.token, self.failures = app, routes, token, failures
 
     async def __call__(self, scope, receive, send):
+        opens = None  # for an admin route: what the hint of its refusal adds
         if scope["type"] == "http":
             scope = page_visitor(scope, _page_key(scope))
-        if scope["type"] == "http" and any(r.matches(scope)[0] == Match.FULL for r in self.routes):
+            opens = next((o for r, o in self.routes if r.matches(scope)[0] == Match.FULL), None)
+        if opens is not None:
             client = scope["client"][0] if scope.get("client") else "unknown"
             try:
                 self.failures.take(client, "wrong admin tokens", cost=0)
-                check_admin_token(self.token, admin_token_given(scope.get("headers", [])))
+                check_admin_token(self.token, admin_token_given(scope.get("headers", [])), opens)
             except WrongToken as wrong:
                 return await _answer(send, self._counted(client, wrong))
             except LeafdocError as exc:
