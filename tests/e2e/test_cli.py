@@ -253,21 +253,29 @@ def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_p
     assert f"[default: {TrainConfig().fine_tune_fraction}]" in text  # which the hand-written options left out
 
 
-def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_new_one_will_not(tmp_path, tiny_model):
+def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_new_one_will_not(
+    tmp_path, tiny_model, monkeypatch
+):
     """`leafdoc train --init-from MODEL` without --field: when MODEL has the unlike-training check but not the field
     photos to refit it with (a folder from before field_photos.zip), the run says the new model will guess on field
-    photos and how to keep the check; the starter carries its photos (the check is refitted), so nothing is said;
-    nor for a model without the check."""
+    photos and how to keep the check, wrapped at the terminal's 80 columns; the starter carries its photos (the check
+    is refitted), so nothing is said; nor for a model without the check."""
+    from rich.console import Console
     from tests.conftest import without_carried_photos
 
+    from leafdoc.cli import main
     from leafdoc.cli.main import warn_field_check_dropped
     from leafdoc.cli.printing import console
 
     older = without_carried_photos(REPO / "models" / "starter", tmp_path / "older")
-    with console.capture() as said:
+    narrow = Console(width=80, soft_wrap=True, log_path=False)  # as the CLI's console, on an 80-column terminal
+    monkeypatch.setattr(main, "console", narrow)
+    with narrow.capture() as said:
         warn_field_check_dropped(older)
+    assert all(len(line) <= 80 for line in said.get().splitlines()), said.get()
     text = " ".join(said.get().split())
     assert "refuses field photos" in text and "will guess on them" in text and "--field DIR" in text
+    monkeypatch.undo()
     for quiet_model in (REPO / "models" / "starter", tiny_model):
         with console.capture() as quiet:
             warn_field_check_dropped(quiet_model)

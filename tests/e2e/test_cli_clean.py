@@ -124,6 +124,30 @@ def test_default_training_reads_at_80_columns_without_tensorflow_warnings(tmp_pa
     assert f"on {n} held-out images" in " ".join(said.split())
 
 
+def test_a_run_with_field_photos_says_its_unlike_training_check_within_80_columns(tmp_path, leaf_folder):
+    """`leafdoc train --field DIR` ends with what the unlike-training check refuses: wrapped at 80 columns like the
+    lines before it (it ran on as one line of 134 characters)."""
+    import shutil
+
+    from tests.conftest import SHARED
+
+    field = tmp_path / "field"
+    field.mkdir()
+    for f in sorted((SHARED / "field-corn").rglob("*.jpg"))[:40]:  # about half calibrate the check (by sha256)
+        shutil.copy2(f, field / f.name)
+    r = run(
+        "train",
+        *("--data", leaf_folder, "--out", tmp_path / "model", "--field", field),
+        *("--backbone", "baseline_cnn", "--weights", "none", "--image-size", "16", "--epochs", "1"),
+        home=tmp_path / "home",
+        columns=80,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "unlike-training check: refuses" in r.stdout, r.stdout
+    long = [line for line in r.stdout.splitlines() if len(line) > 80]
+    assert not long, long
+
+
 def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path):
     (tmp_path / "mydata").mkdir()
     r = run("train", "--data", tmp_path / "mydata", "--out", tmp_path / "m", "--backbone", "vgg", home=tmp_path)

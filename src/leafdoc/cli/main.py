@@ -157,7 +157,8 @@ def warn_field_check_dropped(init_from: Path) -> None:
         console.print(
             f"[yellow]note:[/] {esc(str(init_from))} refuses field photos (leaves on the plant) as `unlike_training`; "
             "this run names no --field folder, so the new model will guess on them instead. Pass --field DIR "
-            "(folders of field photos) to keep that check."
+            "(folders of field photos) to keep that check.",
+            soft_wrap=False,  # wrapped at the terminal's width
         )
 
 
@@ -249,7 +250,8 @@ def run_training(
         cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
         out.print(
             f"unlike-training check: refuses {f['field_refused']:.1%} of {f['n_field']} calibration field "
-            f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos"
+            f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos",
+            soft_wrap=False,
         )
     return card
 
