@@ -76,11 +76,11 @@ def close_toasts(page) -> None:
 
 
 def recorded(api: LeafdocClient) -> int:
-    """Answers of the last 24 hours in the catalog."""
+    """Answers of the last 24 hours in the catalog (GET /v1/monitoring: `api` holds the admin token)."""
     return sum(b["answers"] for b in api.monitoring()["buckets"])
 
 
-def more_answers(base: str) -> None:
+def more_answers(base: str, token: str) -> None:
     """The traffic the Review and Monitor tabs show: 4 PlantVillage leaves of each class (the first FEEDBACK
     of them with a user's feedback: right, or wrong and what the leaf is), 3 field photos of each corn
     disease and 60 flowers, in batches through /v1/predict/batch."""
@@ -89,7 +89,7 @@ def more_answers(base: str) -> None:
     flowers = [f for kind in ("daisy", "roses") for f in sorted((SHARED / "flowers" / kind).iterdir())[:30]]
     photos = [f for f, _ in leaves] + fields + flowers
     answers = []
-    with LeafdocClient(base) as api:
+    with LeafdocClient(base, admin_token=token) as api:
         before = recorded(api)
         for i in range(0, len(photos), 32):
             batch = api.predict_batch([(f.name, f.read_bytes()) for f in photos[i : i + 32]])
@@ -144,7 +144,7 @@ def main() -> int:
                 wait_for_text(page, "feedback-status", "recorded as wrong")
                 save(page, args.out / "ui-feedback.png", 1120)
 
-                more_answers(server.base)
+                more_answers(server.base, server.token)
                 page.get_by_role("tab", name="Review").click()
                 fill(page, "review-token", server.token)
                 page.click("#review-load")
@@ -153,7 +153,10 @@ def main() -> int:
                 save(page, args.out / "ui-review.png", 1150)
 
                 page.get_by_role("tab", name="Monitor").click()
-                wait_for_text(page, "monitor-summary", "answers")
+                wait_for_text(page, "monitor-summary", "The figures need the admin token")  # its box is empty
+                fill(page, "monitor-token", server.token)
+                page.click("#monitor-refresh")
+                wait_for_text(page, "monitor-summary", "Last 24 hours")
                 for kind in ("activity", "scores", "labels"):
                     wait_for_image(page, f"monitor-{kind}")
                 save(page, args.out / "ui-monitor.png")

@@ -1,6 +1,7 @@
 """Feedback, review and monitoring on the web page in a real browser, against a real `leafdoc serve` that
 keeps photos: a user gives a thumbs down saying what the leaf actually is; an admin reviews it in the Review
-tab, labels it, and sees the new dataset version; the Monitor tab shows the answers. Screenshots of each step
+tab, labels it, and sees the new dataset version; the Monitor tab asks for the admin token (a visitor without one
+is told why and what to do) and, given it, shows the answers. Screenshots of each step
 go to the test's tmp folder (LEAFDOC_SCREENSHOTS=dir keeps them elsewhere)."""
 
 from __future__ import annotations
@@ -83,8 +84,18 @@ def test_thumbs_down_then_admin_review_makes_a_new_dataset_version(keeping_serve
             done = wait_for_text(page, "review-status", "the photo is in")
             assert re.search(rf"tiny v{before['latest'] + 1}\b", done), done
 
-            page.get_by_role("tab", name="Monitor").click()
-            summary = wait_for_text(page, "monitor-summary", "answers")
+            page.get_by_role("tab", name="Monitor").click()  # its own token box is empty: no figures
+            locked = wait_for_text(page, "monitor-summary", "The figures need the admin token")
+            assert "Paste the server's admin token in the box above" in locked and "Show the figures" in locked
+            assert "LEAFDOC_MONITORING_OPEN=true" in locked  # what the operator could do instead
+            assert "1 answers" not in locked and not page.locator("#monitor-activity").is_visible()
+            page.screenshot(path=str(shots / "monitor-locked.png"), full_page=True)
+            fill(page, "monitor-token", "not-the-token")
+            page.click("#monitor-refresh")
+            assert "That admin token is wrong" in wait_for_text(page, "monitor-summary", "Admin token refused")
+            fill(page, "monitor-token", TOKEN)
+            page.click("#monitor-refresh")
+            summary = wait_for_text(page, "monitor-summary", "Last 24 hours")
             assert "1 answers" in summary and "feedback agreed 0 of 1" in summary
             wait_for_image(page, "monitor-activity")
             page.screenshot(path=str(shots / "monitor.png"), full_page=True)

@@ -93,3 +93,29 @@ def drift_summary(report: dict) -> str:
     if not d["warnings"]:
         return head + "\n\n✓ **No drift:** the answers look like those on the validation photos."
     return head + "\n\n" + "\n".join(f"- ⚠ **{esc(x['message'])}**" for x in d["warnings"])
+
+
+OPEN_TO_EVERYONE = "show these figures to everyone with `LEAFDOC_MONITORING_OPEN=true`"
+
+
+def monitoring_refused(exc: Exception, enter: str, sent_token: bool) -> str | None:
+    """Markdown saying why the figures were refused (GET /v1/monitoring's 401 or 403: the admin token) and what to do,
+    in the app's words (`enter`: how to give it the token); None for any other failure."""
+    status = getattr(exc, "status", None)
+    if status == 401 and not sent_token:
+        title = "The figures need the admin token"
+        message = (
+            "They tell how many photos this service answers and which diseases its growers see, so only the people "
+            "who run it can read them."
+        )
+        hint = f"{enter} No token? Ask whoever runs this server; they can also {OPEN_TO_EVERYONE}."
+    elif status == 401:
+        title, message = "Admin token refused", "That admin token is wrong."
+        hint = f"Check it with whoever runs this server. {enter}"
+    elif status == 403:
+        title = "Figures shown to no one"
+        message = "This server has no admin token set, so it shows its monitoring figures to no one."
+        hint = f"Whoever runs it can set `LEAFDOC_ADMIN_TOKEN` (then enter that token here), or {OPEN_TO_EVERYONE}."
+    else:
+        return None
+    return f"### {title}\n\n**{message}**\n\n{hint}"

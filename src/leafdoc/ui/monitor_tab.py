@@ -1,5 +1,7 @@
 """The Monitor tab: answers per hour or day, the not-a-leaf score's distribution and the mix of diagnoses,
-against the serving model's validation photos, with drift warnings in plain words (GET /v1/monitoring)."""
+against the serving model's validation photos, with drift warnings in plain words (GET /v1/monitoring). The figures
+need the admin token (unless the server runs with LEAFDOC_MONITORING_OPEN=true): the tab has its token box, as the
+Review tab does, and says what to do without one."""
 
 from __future__ import annotations
 
@@ -9,38 +11,46 @@ from leafdoc.core.settings import Settings
 from leafdoc.ui import feedback_text, monitor_plots, text
 from leafdoc.ui.common import api_client, png, problem
 
+ENTER = "Paste the server's admin token in the box above and press **Show the figures**."
+
 
 def monitor_tab(settings: Settings, tab: gr.Tab) -> None:
     gr.Markdown(
         "How the model is doing on the photos it gets, against its validation photos. A warning appears when the "
         "last 24 hours drift: abstentions doubling, or the scores or the mix of diagnoses moving beyond what "
-        "chance gives at that many answers.",
+        "chance gives at that many answers. Needs the admin token, unless the server shows these figures to "
+        "everyone.",
         elem_classes=["small-note"],
     )
     with gr.Row(equal_height=True):
-        period = gr.Radio([("per hour", "hour"), ("per day", "day")], value="hour", label="Figures", scale=3)
-        refresh = gr.Button("Refresh", scale=1, elem_id="monitor-refresh")
+        token = gr.Textbox(
+            label="Admin token", type="password", placeholder="paste the admin token", scale=3, elem_id="monitor-token"
+        )
+        period = gr.Radio([("per hour", "hour"), ("per day", "day")], value="hour", label="Figures", scale=2)
+        refresh = gr.Button("Show the figures", variant="primary", scale=1, elem_id="monitor-refresh")
     summary = gr.Markdown(elem_id="monitor-summary")
     pictures = [
-        gr.Image(show_label=False, type="pil", format="png", interactive=False, elem_id=f"monitor-{kind}")
+        gr.Image(
+            show_label=False, type="pil", format="png", interactive=False, visible=False, elem_id=f"monitor-{kind}"
+        )
         for kind in ("activity", "scores", "labels")
     ]
 
-    def draw(which: str, request: gr.Request):
+    def draw(key: str, which: str, request: gr.Request):
         try:
-            with api_client(settings, request) as api:
+            with api_client(settings, request, key) as api:
                 report = api.monitoring(which)
         except Exception as exc:
-            message, hint = problem(exc, "Loading the figures")
-            return text.error_text(message, hint, "No figures"), None, None, None
-        return (
-            feedback_text.drift_summary(report),
-            png(monitor_plots.activity(report)),
-            png(monitor_plots.scores(report)),
-            png(monitor_plots.labels(report)),
-        )
+            refused = feedback_text.monitoring_refused(exc, ENTER, sent_token=bool((key or "").strip()))
+            if not refused:
+                message, hint = problem(exc, "Loading the figures")
+            said = refused or text.error_text(message, hint, "No figures")
+            return said, *[gr.update(value=None, visible=False)] * len(pictures)
+        drawn = (monitor_plots.activity(report), monitor_plots.scores(report), monitor_plots.labels(report))
+        return feedback_text.drift_summary(report), *[gr.update(value=png(d), visible=True) for d in drawn]
 
     outputs = [summary, *pictures]
-    tab.select(draw, [period], outputs)
-    period.change(draw, [period], outputs)
-    refresh.click(draw, [period], outputs)
+    tab.select(draw, [token, period], outputs)
+    period.change(draw, [token, period], outputs)
+    refresh.click(draw, [token, period], outputs)
+    token.submit(draw, [token, period], outputs)
