@@ -1,6 +1,7 @@
 """The CLI's tables on an 80-column terminal: the rejected files of `leafdoc ingest` are told apart (two text files
 named .jpg in two class folders were the same cut-off `/tmp/.../Tomato__…`), `leafdoc stats` shows class names
-whole, `leafdoc models list` shows where each version came from on a line, not broken mid-word."""
+whole (a long one wrapped after an underscore or at a space, not mid-word), `leafdoc models list` shows where each
+version came from on a line, not broken mid-word."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from tests.conftest import REPO, synthetic_image
 
 CLASSES = ("Tomato___Early_blight", "Tomato___Late_blight")
+LONG = "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot"
 
 
 def leafdoc(*args, home: Path) -> subprocess.CompletedProcess:
@@ -26,6 +28,7 @@ def test_ingest_stats_and_models_list_read_at_80_columns(tmp_path):
         for i in range(2):
             synthetic_image(folder / name / f"leaf_{i}.jpg", seed=i + 10 * len(name))
         (folder / name / "notes_about_the_leaves_of_this_class.jpg").write_text("not a photo")
+    synthetic_image(folder / LONG / "leaf.jpg")  # too long for its column at 80: wrapped after an underscore or space
     home = tmp_path / "home"
 
     run = leafdoc("ingest", folder, "--dataset", "farm", home=home)
@@ -40,6 +43,11 @@ def test_ingest_stats_and_models_list_read_at_80_columns(tmp_path):
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.strip().startswith("Tomato")]
     assert [row.split()[0] for row in rows] == list(CLASSES), run.stdout  # whole, one row each
+    lines = run.stdout.splitlines()
+    header = next(line for line in lines if line.strip().startswith("class"))
+    cells = [line[: header.index("images")].strip() for line in lines[lines.index(header) + 2 :] if line.strip()]
+    cells = cells[: cells.index(CLASSES[0])]  # the long name's lines: broken after an underscore or at its space
+    assert len(cells) > 1 and "".join(c if c.endswith("_") else c + " " for c in cells).strip() == LONG, cells
     # every line within 80 columns but the one naming the folder written, printed whole so that it can be copied (the
     # suite's temporary folders under xdist make it 82 characters)
     assert "…" not in run.stdout

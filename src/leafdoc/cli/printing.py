@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape as esc
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -16,6 +18,25 @@ from rich.text import Text
 # their time but not the source line that printed them (`printing.py:194` means nothing to a user).
 console = Console(stderr=True, soft_wrap=True, log_path=False)
 out = Console(soft_wrap=True)
+
+
+class ClassName:
+    """A class name in a table cell that wraps after an underscore or a space: Rich wraps at spaces only, so at
+    80 columns `Corn_(maize)___Cercospora_leaf_spot` broke as `..._le` / `af_spot`. Printed as it is (no markup)."""
+
+    def __init__(self, label: str):
+        self.pieces = re.findall(r".+?(?:[_\s]+|$)", label) or [""]  # each piece ends where a line may break
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(max(len(p.rstrip()) for p in self.pieces), len("".join(self.pieces)))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = [""]
+        for piece in self.pieces:
+            if lines[-1] and len((lines[-1] + piece).rstrip()) > options.max_width:
+                lines.append("")
+            lines[-1] += piece
+        yield Text("\n".join(line.rstrip() for line in lines), overflow="fold")  # a piece wider than all: folded
 
 
 def print_ingest(s: dict, folder: Path | None = None) -> None:
@@ -118,12 +139,13 @@ def print_evaluation(r: dict) -> None:
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
     for label in r["classes"]:
         c = r["per_class"][label]
-        per.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        figures = (f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        per.add_row(ClassName(label), *figures)
     out.print(per)
     if r["most_confused"]:
         conf = Table("true", "predicted as", "count", title="Most confused")
         for p in r["most_confused"][:5]:
-            conf.add_row(p["true"], p["predicted"], str(p["count"]))
+            conf.add_row(ClassName(p["true"]), ClassName(p["predicted"]), str(p["count"]))
         out.print(conf)
     if r["skipped"]:
         out.print(f"[yellow]{len(r['skipped'])} files skipped[/] (see --json for the reasons)")
@@ -139,17 +161,16 @@ def print_stats(s: dict, out_dir: Path) -> None:
         if ratio
         else f"[bold]{s['source']}[/]: no images measured"
     )
-    # The class name is the one column that may fold (a long name at 80 columns); the figures keep their width.
+    # The class name is the one column that may wrap (a long name at 80 columns); the figures keep their width.
     table = Table(
         "class", "images", "mean R,G,B", "brightness", "sharpness\n(median)", title="Per class", box=box.SIMPLE_HEAD
     )
-    table.columns[0].overflow = "fold"
     for column in table.columns[1:]:
         column.justify, column.no_wrap = "right", True
     for label, c in s["per_class"].items():
         rgb = ",".join(f"{v:.0f}" for v in c["mean_rgb"])
         table.add_row(
-            esc(label),
+            ClassName(label),
             str(s["class_counts"][label]),
             rgb,
             f"{c['brightness']['mean']:.0f}",
