@@ -45,7 +45,13 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
 
     def measure(home: Path, keep: bool) -> None:
-        s = Settings(home=home, model_dir=Path(args.model), keep_photos=keep, prediction_buffer=args.n + 1)
+        s = Settings(
+            home=home,
+            model_dir=Path(args.model),
+            keep_photos=keep,
+            prediction_buffer=args.n + 1,
+            kept_photos_per_client_hour=10**9,
+        )  # one client here: measure storing, not the cap
         s.ensure_home()
         catalog, store = Catalog(s.catalog_url), open_store(s.store_location)
         Registry(s, catalog, store).seed()

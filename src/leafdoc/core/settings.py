@@ -208,6 +208,28 @@ class Settings(BaseSettings):
         description="With keep_photos: bytes of photos waiting to be stored, per API worker; over it, a record "
         "is kept without its photo (counted).",
     )
+    kept_photos_max_mb: float = Field(
+        5000.0,
+        gt=0,
+        description="With keep_photos: most megabytes (MiB) kept photos may take in the store, counted in the catalog, "
+        "so across every API worker and replica; over it, new photos are not kept (the answer is still given and "
+        "recorded; counted in leafdoc_prediction_photos_dropped) and the log says so once. A photo a review adds to a "
+        "dataset leaves the quota; kept_photos_days deletes old ones.",
+    )
+    kept_photos_per_client_hour: int = Field(
+        100,
+        ge=1,
+        description="With keep_photos: photos kept per client address an hour (the address the feedback limit sees); "
+        "past it, that client's photos are answered but not kept, so one client cannot take the whole quota. Shared "
+        "by every API worker when the job queue is in Redis, else counted per worker.",
+    )
+    kept_photos_days: int = Field(
+        0,
+        ge=0,
+        description="With keep_photos: delete a kept photo this many days after its last answer, unless a dataset "
+        "holds it (an admin's review added it); checked every hour. 0: kept photos stay until deleted by hand "
+        "(kept_photos_max_mb still bounds them).",
+    )
     prediction_flush_seconds: float = Field(0.5, gt=0, description="How often buffered records are written.")
     monitoring_open: bool = Field(
         False,

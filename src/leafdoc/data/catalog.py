@@ -186,7 +186,8 @@ class PredictionRow(Base):
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     ood_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     score_bin: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    photo_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    photo_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # migration 0007: 0 if shared
     photo_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     crop_given: Mapped[str | None] = mapped_column(String(64), nullable=True)  # migration 0006
     feedback_correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
@@ -195,6 +196,15 @@ class PredictionRow(Base):
     reviewed_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     review_upload_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CounterRow(Base):
+    """A named running total shared by every process (migration 0007): `kept_photo_bytes`, the bytes kept photos
+    added to the store (service/keptphotos.py)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 def to_signed64(x: int) -> int:

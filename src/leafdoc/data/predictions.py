@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, update
 
 from leafdoc.core.errors import NotFound
-from leafdoc.data.catalog import Catalog, PredictionRow, utcnow
+from leafdoc.data.catalog import Catalog, CounterRow, DatasetItemRow, PredictionRow, utcnow
 
 PERIOD_HOURS = {"hour": 1, "day": 24}
 
@@ -20,10 +20,83 @@ def hour_of(when: datetime) -> int:
     return int(when.replace(tzinfo=UTC).timestamp() // 3600)
 
 
+KEPT_BYTES = "kept_photo_bytes"  # the counters row: bytes kept photos added to the store (migration 0007)
+
+
 def insert_many(catalog: Catalog, rows: list[dict]) -> None:
+    """The rows, and the bytes their kept photos added to the store counted in the same transaction."""
     if rows:
+        added = sum(r.get("photo_bytes") or 0 for r in rows)
         with catalog.Session.begin() as s:
             s.execute(insert(PredictionRow), rows)
+            if added:
+                _count(s, added)
+
+
+def _count(s, n: int) -> None:
+    s.execute(update(CounterRow).where(CounterRow.name == KEPT_BYTES).values(value=CounterRow.value + n))
+
+
+def kept_photo_bytes(catalog: Catalog) -> int:
+    """Bytes kept photos take in the store, as every API worker and replica counted them: one row read."""
+    with catalog.Session() as s:
+        return int(s.scalar(select(CounterRow.value).where(CounterRow.name == KEPT_BYTES)) or 0)
+
+
+def _release(s, sha: str, *where) -> int:
+    """Take the rows (`where`) of photo `sha` out of the kept bytes; what they counted."""
+    P = PredictionRow
+    n = int(s.scalar(select(func.coalesce(func.sum(P.photo_bytes), 0)).where(P.photo_sha256 == sha, *where)))
+    s.execute(update(P).where(P.photo_sha256 == sha, P.photo_bytes.is_not(None), *where).values(photo_bytes=0))
+    if n:
+        _count(s, -n)
+    return n
+
+
+def in_a_dataset(s, sha: str) -> bool:
+    return s.scalar(select(DatasetItemRow.sha256).where(DatasetItemRow.sha256 == sha).limit(1)) is not None
+
+
+def release_to_dataset(catalog: Catalog, sha: str) -> int:
+    """A kept photo an admin's review added to a dataset is the dataset's now (blobs are by content: the same one):
+    it no longer counts against the kept photos' quota. The bytes released (0 if no dataset holds it)."""
+    with catalog.Session.begin() as s:
+        return _release(s, sha) if in_a_dataset(s, sha) else 0
+
+
+def forget_old_photos(catalog: Catalog, store, before: datetime, batch: int = 500) -> tuple[int, int]:
+    """Delete the kept photos whose last answer came before `before` (retention), except those a dataset holds
+    (their bytes leave the quota instead): (photos deleted, bytes released). The rows stay, without a photo."""
+    P = PredictionRow
+    cutoff = hour_of(before)
+    deleted = freed = 0
+    last = ""
+    while True:
+        with catalog.Session() as s:
+            shas = s.scalars(
+                select(P.photo_sha256)
+                .where(P.photo_sha256.is_not(None), P.hour < cutoff, P.photo_sha256 > last)
+                .group_by(P.photo_sha256)
+                .order_by(P.photo_sha256)
+                .limit(batch)
+            ).all()
+        if not shas:
+            return deleted, freed
+        last = shas[-1]
+        for sha in shas:
+            with catalog.Session.begin() as s:
+                if in_a_dataset(s, sha):
+                    freed += _release(s, sha)
+                    continue
+                if s.scalar(select(P.id).where(P.photo_sha256 == sha, P.hour >= cutoff).limit(1)) is not None:
+                    continue  # answered again since: it goes with its last answer
+                freed += _release(s, sha)
+                s.execute(update(P).where(P.photo_sha256 == sha).values(photo_sha256=None, photo_bytes=None))
+            with catalog.Session() as s:  # a worker may have recorded it again meanwhile: then it stays
+                if s.scalar(select(P.id).where(P.photo_sha256 == sha).limit(1)) is not None or in_a_dataset(s, sha):
+                    continue
+            store.delete(sha)
+            deleted += 1
 
 
 def _not_found(prediction_id: str) -> NotFound:

@@ -21,6 +21,7 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, sha: str) -> bytes: ...
     def exists(self, sha: str) -> bool: ...
+    def delete(self, sha: str) -> None: ...
     def write_named(self, name: str, data: bytes) -> None: ...
     def read_named(self, name: str) -> bytes | None: ...
     def delete_named(self, name: str) -> None: ...
@@ -65,6 +66,10 @@ class LocalStore:
 
     def exists(self, sha: str) -> bool:
         return self._path(sha).exists()
+
+    def delete(self, sha: str) -> None:
+        """Only for blobs nothing references (service/keptphotos.py checks): a blob may be shared by content."""
+        self._path(sha).unlink(missing_ok=True)
 
     def _named(self, name: str) -> Path:
         return self.root / NAMED / _check_name(name)
@@ -121,6 +126,9 @@ class S3Store:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+    def delete(self, sha: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(sha))  # no error if absent
 
     def _named_key(self, name: str) -> str:
         _check_name(name)

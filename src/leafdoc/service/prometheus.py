@@ -125,7 +125,10 @@ class ServiceMetrics:
             "leafdoc_prediction_records_dropped", "Answers not recorded: the buffer was full.", registry=r
         )
         self.photos_dropped = Counter(
-            "leafdoc_prediction_photos_dropped", "Photos not kept (keep_photos): the buffer was full.", registry=r
+            "leafdoc_prediction_photos_dropped",
+            "Photos not kept (keep_photos): the buffer was full, the kept photos' quota was reached "
+            "(LEAFDOC_KEPT_PHOTOS_MAX_MB), or the client's hourly cap (LEAFDOC_KEPT_PHOTOS_PER_CLIENT_HOUR).",
+            registry=r,
         )
         self.shed = Counter(
             "leafdoc_requests_shed",

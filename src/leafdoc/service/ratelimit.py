@@ -58,8 +58,11 @@ class RateLimited(LeafdocError):
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, max_clients: int, clock=time.monotonic):
-        self.rate = per_minute / 60.0
+    """`per_minute` requests a minute per client; with `seconds`, that many per `seconds` instead (kept photos: an
+    hour)."""
+
+    def __init__(self, per_minute: int, max_clients: int, clock=time.monotonic, seconds: float = 60.0):
+        self.rate = per_minute / seconds
         self.burst = float(per_minute)
         self.max_clients = max_clients
         self.clock = clock
@@ -88,8 +91,9 @@ class RateLimiter:
 
 def limited(what: str, burst: float, rate: float, tokens: float) -> RateLimited:
     wait = math.ceil((1.0 - tokens) / rate)
+    period = "a minute" if round(burst / rate) == 60 else f"in {round(burst / rate)} s"
     return RateLimited(
-        f"too many {what} from this address: at most {int(burst)} a minute.",
+        f"too many {what} from this address: at most {int(burst)} {period}.",
         hint=f"Wait {wait} s and send it again.",
         retry_after=wait,
     )
@@ -116,15 +120,17 @@ return {taken, tostring(tokens)}
 class RedisRateLimiter:
     """Buckets shared by every API worker through Redis; this worker's own buckets when Redis fails."""
 
-    def __init__(self, url: str, per_minute: int, max_clients: int, prefix: str = "leafdoc:ratelimit:"):
+    def __init__(
+        self, url: str, per_minute: int, max_clients: int, prefix: str = "leafdoc:ratelimit:", seconds: float = 60.0
+    ):
         import redis
 
-        self.rate = per_minute / 60.0
+        self.rate = per_minute / seconds
         self.burst = float(per_minute)
         self.prefix = prefix
         self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.script = self.client.register_script(_TAKE)
-        self.fallback = RateLimiter(per_minute, max_clients)
+        self.fallback = RateLimiter(per_minute, max_clients, seconds=seconds)
         self._warned = False
 
     def take(self, client: str, what: str) -> None:
@@ -148,3 +154,12 @@ def rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisRateLimiter(url, settings.feedback_per_minute, settings.rate_limit_clients)
     return RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)
+
+
+def kept_photo_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
+    """Photos kept per client address an hour (LEAFDOC_KEPT_PHOTOS_PER_CLIENT_HOUR), shared like the feedback limit."""
+    url = settings.queue_url or ""
+    n, clients = settings.kept_photos_per_client_hour, settings.rate_limit_clients
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisRateLimiter(url, n, clients, prefix="leafdoc:keptphotos:", seconds=3600.0)
+    return RateLimiter(n, clients, seconds=3600.0)

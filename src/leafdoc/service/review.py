@@ -121,6 +121,7 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
         spooled = uploads.Spooled(folder, [uploads.SpooledFile(path.name, path)])
         answer = uploads.process_upload(state, upload_id, spooled, dataset=dataset, label=label, retrain=False)
     reviewed = predictions.set_review(state.catalog, prediction_id, label, upload_id)
+    predictions.release_to_dataset(state.catalog, row.photo_sha256)  # the dataset's now: out of the kept quota
     return {"prediction": item_dict(reviewed), "upload": answer}
 
 

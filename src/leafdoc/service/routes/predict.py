@@ -183,12 +183,14 @@ def _top_k(state: AppState, top_k: int | None) -> int:
     return top_k or state.settings.top_k
 
 
-def _record(state: AppState, answers: list[tuple[Answer, bytes]]) -> None:
-    """Count the answers and queue their records (service/predictionlog.py: off the request path)."""
+def _record(state: AppState, answers: list[tuple[Answer, bytes]], request: Request) -> None:
+    """Count the answers and queue their records (service/predictionlog.py: off the request path), with the client
+    address the per-client limits see (a page visitor's own: ratelimit.page_visitor)."""
     loaded = state.holder.loaded
     threshold = ood_threshold(loaded.predictor.card) if loaded else None
+    client = request.client.host if request.client else "unknown"
     for answer, data in answers:
-        state.prediction_log.record(answer, threshold, data)
+        state.prediction_log.record(answer, threshold, data, client)
     state.metrics.record_answers([a for a, _ in answers], threshold)
 
 
@@ -248,7 +250,7 @@ async def predict(
         result = serving.predict_bytes(*args, on_loop=True, crop=crop, lang=lang)
     else:
         result = await run_in_threadpool(serving.predict_bytes, *args, crop=crop, lang=lang)
-    _record(state, [(result, data)])
+    _record(state, [(result, data)], request)
     return result
 
 
@@ -280,7 +282,7 @@ async def predict_batch(
         raise InvalidRequest("the batch holds no image.", hint="Send the photos as multipart files (field `files`).")
     crop = _crop(crop, form)
     result = await run_in_threadpool(serving.predict_batch, state.holder, items, _top_k(state, top_k), crop, lang)
-    _record(state, [(r.prediction, items[i][1]) for i, r in enumerate(result.results) if r.prediction])
+    _record(state, [(r.prediction, items[i][1]) for i, r in enumerate(result.results) if r.prediction], request)
     return result
 
 
@@ -307,5 +309,5 @@ async def explain(
     result = await run_in_threadpool(
         serving.explain_bytes, state.holder, data, name, _top_k(state, top_k), label, crop, lang
     )
-    _record(state, [(result, data)])
+    _record(state, [(result, data)], request)
     return result
