@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from leafdoc.train.tfimport import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # as leafdoc's commands do: no CUDA lines on a machine without a GPU
-    from leafdoc.cli.printing import training_bar, training_events
+    from leafdoc.cli.printing import TrainingLog, training_bar
     from leafdoc.core.settings import Settings
     from leafdoc.data.datasets import latest_version
     from leafdoc.data.ingest import ingest
@@ -180,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     td.repeat = np.array([args.field_repeat if s in field_shas["train"] else 1 for s in td.shas], dtype=np.int64)
     if args.drop_photos:
-        dropped = set(args.drop_photos.read_text().split())
-        left_out = [i for i, s in enumerate(td.shas) if s in dropped and td.split[i] == "train"]
-        td.repeat[left_out] = 0
-        print(f"{len(left_out)} training photos left out (--drop-photos)", flush=True)
+        print(f"{leave_out(td, args.drop_photos)} training photos left out (--drop-photos)", flush=True)
     print(f"{len(td.classes)} classes; {td.counts()}", flush=True)
     checkpoint = beside(args.out)
     if not (args.resume or args.finish):
@@ -194,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg,
             td,
             args.out,
-            on_event=training_events(bar, task),
+            on_event=TrainingLog(bar, task),
             init_from=args.init_from,
             checkpoint_dir=checkpoint,
             originals=ws.store.get,
@@ -203,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     shipped_training_options(args.out)
     print(json.dumps(card.test_metrics, indent=1)[:2000])
     return 0
+
+
+def leave_out(td, listed: Path) -> int:
+    """--drop-photos: the training photos whose sha256 `listed` names (one a line) are seen 0 times an epoch; they stay
+    in the training split, so validation and test are unchanged. Returns how many were left out."""
+    dropped = set(listed.read_text().split())
+    left_out = [i for i, s in enumerate(td.shas) if s in dropped and td.split[i] == "train"]
+    td.repeat[left_out] = 0
+    return len(left_out)
 
 
 def shipped_training_options(model_dir: Path) -> None:
