@@ -147,3 +147,21 @@ def test_probes_restart_only_a_stuck_process_and_wait_for_a_slow_start():
         pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         sleep = float(m.group(1)) if (m := re.search(r"sleep\((\d+(?:\.\d+)?)\)", " ".join(pre_stop))) else 0
         assert grace >= sleep + 15, name
+
+
+def test_metrics_reaches_private_networks_only():
+    """/metrics counts requests and diagnoses by label (a business's volumes and its growers' diseases, what
+    GET /v1/monitoring shows only with the admin token): the Ingress that routes it (an Exact path, which
+    ingress-nginx prefers to the API's `/` prefix) lets private addresses through only, as deploy/nginx does."""
+    import ipaddress
+
+    routing = {
+        name: ing
+        for name, ing in of_kind("Ingress").items()
+        if any(p["path"] == "/metrics" for rule in ing["spec"]["rules"] for p in rule["http"]["paths"])
+    }
+    assert routing, "no Ingress says who may reach /metrics: the API's `/` would publish it"
+    for ing in routing.values():
+        assert all(p["pathType"] == "Exact" for rule in ing["spec"]["rules"] for p in rule["http"]["paths"])
+        ranges = ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/whitelist-source-range"].split(",")
+        assert ranges and all(ipaddress.ip_network(r.strip()).is_private for r in ranges)
