@@ -504,3 +504,36 @@ def test_repeated_photos_are_seen_that_many_times_an_epoch(tmp_path, settings, l
     x, _ = _batches(call["x"])
     seen = [int(np.sum(np.all(x.reshape(len(x), -1) == data.images[i].reshape(1, -1), axis=1))) for i in tr]
     assert seen[0] == 3 and seen[1:] == [1] * (len(tr) - 1)
+
+
+def test_the_frozen_part_below_cached_fine_tuning_is_traced_once_for_every_pass(
+    tmp_path, settings, leaf_folder, monkeypatch
+):
+    """`fine_tune_cached` with views: the backbone below the fine-tuned top runs over the training photos as they
+    are and through each view, then over the validation photos (batches of other sizes), as one tf.function traced
+    once; traced again for each, TensorFlow printed its "tf.function retracing" warning (issue 54)."""
+    from tests.conftest import LEARNS
+
+    from leafdoc.train import trainer
+    from leafdoc.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        **{
+            **LEARNS,
+            "head_on_features": True,
+            "fine_tune_epochs": 1,
+            "fine_tune_fraction": 0.35,
+            "fine_tune_cached": True,
+            "fine_tune_views": 2,
+            "feature_views": 1,
+        }
+    )
+    data, _ = _prepared(settings, leaf_folder, "traced", cfg)
+    made, frozen = [], trainer._frozen
+    monkeypatch.setattr(trainer, "_frozen", lambda net: made.append(frozen(net)) or made[-1])
+    model = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights")
+    first = int(len(model.get_layer("backbone").layers) * (1 - cfg.fine_tune_fraction))
+    tr, va = data.indices("train"), data.indices("val")
+    assert len(np.unique(tr)) != len(va)  # two batch sizes at least
+    trainer._on_activations(model, cfg, data, tr, va, first, 8, 8)
+    assert [f.run.experimental_get_tracing_count() for f in made] == [1]
