@@ -226,7 +226,7 @@ def test_monitoring_needs_the_admin_token_unless_the_operator_opened_it(make_cli
         client.get("/v1/monitoring", params={"period": "day"}, headers={"X-Admin-Token": "guess"}), 401, "unauthorized"
     )
     assert_error(client.get("/v1/monitoring", headers={"Authorization": "Bearer guess2"}), 401, "unauthorized")
-    # Wrong tokens are counted per client as for every admin route: the third in the minute is a 429, right token or not.
+    # Wrong tokens are counted per client as for every admin route: the third in the minute is a 429, right token too.
     assert_error(client.get("/v1/monitoring", headers=ADMIN), 429, "rate_limited")
 
     client = make_client(admin_failures_per_minute=2)  # a fresh server (and bucket) on the same catalog
