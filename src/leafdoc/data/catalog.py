@@ -200,7 +200,7 @@ class PredictionRow(Base):
 
 class CounterRow(Base):
     """A named running total shared by every process (migration 0007): `kept_photo_bytes`, the bytes kept photos
-    added to the store (service/keptphotos.py)."""
+    added to the store (data/predictions.py, service/predictionlog.py)."""
 
     __tablename__ = "counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

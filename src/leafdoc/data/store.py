@@ -68,7 +68,8 @@ class LocalStore:
         return self._path(sha).exists()
 
     def delete(self, sha: str) -> None:
-        """Only for blobs nothing references (service/keptphotos.py checks): a blob may be shared by content."""
+        """Only for blobs nothing references (data/predictions.py, forget_old_photos, checks): a blob may be
+        shared by content."""
         self._path(sha).unlink(missing_ok=True)
 
     def _named(self, name: str) -> Path:

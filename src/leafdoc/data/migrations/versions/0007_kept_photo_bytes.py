@@ -1,6 +1,6 @@
 """kept photos' quota and retention: predictions.photo_bytes (what keeping the row's photo added to the store: 0 when
 the blob was there already), an index on predictions.photo_sha256, and a `counters` table whose row
-`kept_photo_bytes` is the total, updated in the transaction that records the photos (service/keptphotos.py)
+`kept_photo_bytes` is the total, updated in the transaction that records the photos (data/predictions.py)
 
 Revision ID: 0007
 Revises: 0006
