@@ -43,6 +43,39 @@ def api_client(settings: Settings, request: gr.Request | None, token: str | None
     )
 
 
+# ---- the admin token ----------------------------------------------------------------------------------
+
+ADMIN_TOKEN_INFO = "Typed once, it serves every admin tab until this page is closed or reloaded."
+
+
+def admin_token_box(elem_id: str, scale: int = 4) -> gr.Textbox:
+    """An admin tab's token box. Every admin tab has one, so that each says where the token goes; `share_admin_token`
+    keeps them in step, so the admin types it once per visit."""
+    return gr.Textbox(
+        label="Admin token",
+        type="password",
+        placeholder="paste the admin token",
+        info=ADMIN_TOKEN_INFO,
+        scale=scale,
+        elem_id=elem_id,
+    )
+
+
+def share_admin_token(boxes: list[gr.Textbox]) -> None:
+    """What is typed into one admin token box is copied into the others. The copy is made in the browser (an event
+    with no Python function), so the token leaves the page only in the requests that need it, and lives only as long
+    as the page: never in the browser's storage, a URL, or a log.
+
+    Copied as it is typed (`input`) and as the box is left (`blur`: a paste from a menu or a password manager, which
+    Gradio's `input` misses); both are the visitor's own edits. Not on `change`, which a copy fires in turn: the
+    boxes then copied each other back while the admin typed, and letters were lost."""
+    for box in boxes:
+        others = [b for b in boxes if b is not box]
+        copies = ", ".join(["token"] * len(others))
+        for edited in (box.input, box.blur):
+            edited(None, [box], others, js=f"(token) => [{copies}]", queue=False, show_progress="hidden")
+
+
 def png(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()

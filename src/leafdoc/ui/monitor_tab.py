@@ -1,7 +1,8 @@
 """The Monitor tab: answers per hour or day, the not-a-leaf score's distribution and the mix of diagnoses,
 against the serving model's validation photos, with drift warnings in plain words (GET /v1/monitoring). The figures
-need the admin token (unless the server runs with LEAFDOC_MONITORING_OPEN=true): the tab has its token box, as the
-Review tab does, and says what to do without one."""
+need the admin token (unless the server runs with LEAFDOC_MONITORING_OPEN=true): the tab has its token box, as every
+admin tab does (one token for them all: common.share_admin_token), draws the figures as it opens, and says what to do
+without one."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import gradio as gr
 
 from leafdoc.core.settings import Settings
 from leafdoc.ui import feedback_text, monitor_plots, text
-from leafdoc.ui.common import api_client, png, problem
+from leafdoc.ui.common import admin_token_box, api_client, png, problem
 
 ENTER = "Paste the server's admin token in the box above and press **Show the figures**."
 
 
-def monitor_tab(settings: Settings, tab: gr.Tab) -> None:
+def monitor_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
+    """The tab; returns its admin token box (page.py keeps it in step with the other admin tabs')."""
     gr.Markdown(
         "How the model is doing on the photos it gets, against its validation photos. A warning appears when the "
         "last 24 hours drift: abstentions doubling, or the scores or the mix of diagnoses moving beyond what "
@@ -23,9 +25,7 @@ def monitor_tab(settings: Settings, tab: gr.Tab) -> None:
         elem_classes=["small-note"],
     )
     with gr.Row(equal_height=True):
-        token = gr.Textbox(
-            label="Admin token", type="password", placeholder="paste the admin token", scale=3, elem_id="monitor-token"
-        )
+        token = admin_token_box("monitor-token", scale=3)
         period = gr.Radio([("per hour", "hour"), ("per day", "day")], value="hour", label="Figures", scale=2)
         refresh = gr.Button("Show the figures", variant="primary", scale=1, elem_id="monitor-refresh")
     summary = gr.Markdown(elem_id="monitor-summary")
@@ -54,3 +54,4 @@ def monitor_tab(settings: Settings, tab: gr.Tab) -> None:
     period.change(draw, [token, period], outputs)
     refresh.click(draw, [token, period], outputs)
     token.submit(draw, [token, period], outputs)
+    return token

@@ -16,7 +16,7 @@ from starlette.routing import Mount
 
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
-from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles
+from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles, share_admin_token
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
 from leafdoc.ui.downscale import HEAD as DOWNSCALE_HEAD
@@ -122,12 +122,13 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
                 diagnose_tab(settings, files, blocks)
             with gr.Tab(t("tab_dataset"), id="dataset") as tab:
                 dataset_tab(settings, blocks, tab)
-            with gr.Tab(t("tab_retrain"), id="retrain"):
-                retrain_tab(settings, blocks, files)
-            with gr.Tab(t("tab_review"), id="review"):
-                review_tab(settings)
+            with gr.Tab(t("tab_retrain"), id="retrain") as tab:
+                tokens = [retrain_tab(settings, blocks, files, tab)]
+            with gr.Tab(t("tab_review"), id="review") as tab:
+                tokens.append(review_tab(settings, tab))
             with gr.Tab(t("tab_monitor"), id="monitor") as tab:
-                monitor_tab(settings, tab)
+                tokens.append(monitor_tab(settings, tab))
+        share_admin_token(tokens)  # the admin types the token once, in any of the admin tabs
         footer = gr.Markdown(FOOTER, elem_classes=["small-note"])
         # The admin tabs' names are in the page's language (on a phone they sit beside the Diagnose tab's); what is
         # in them (Dataset, Retrain, Review, Monitor) stays English: it is for the people who run the server.

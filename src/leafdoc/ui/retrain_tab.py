@@ -9,22 +9,21 @@ import gradio as gr
 from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.core.settings import Settings
 from leafdoc.ui import text
-from leafdoc.ui.common import NotSent, PageFiles, api_client, fail, problem, status_box
+from leafdoc.ui.common import NotSent, PageFiles, admin_token_box, api_client, fail, problem, status_box
 from leafdoc.words.job_phases import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 
 JOB_POLL_SECONDS = 3.0
 
 
-def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None:
+def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr.Tab) -> gr.Textbox:
+    """The tab; returns its admin token box (page.py keeps it in step with the other admin tabs')."""
     gr.Markdown(
         "For the people who look after the model: add labelled photos, retrain, and choose which model version "
         "answers. Every action here needs the server's admin token (`LEAFDOC_ADMIN_TOKEN`).",
         elem_classes=["small-note"],
     )
     with gr.Row(equal_height=True):
-        token = gr.Textbox(
-            label="Admin token", type="password", placeholder="paste the admin token", scale=4, elem_id="admin-token"
-        )
+        token = admin_token_box("admin-token")
         check = gr.Button("Check token", scale=1, elem_id="check-token")
     status = gr.Markdown(elem_id="retrain-status", elem_classes=["status-box"])
 
@@ -291,8 +290,10 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles) -> None
     )
     polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
     refresh_job.click(poll, [token, watched], polled)
+    tab.select(poll, [token, watched], polled)  # the token may have been typed in another admin tab
     timer.tick(poll, [token, watched], polled, show_progress="hidden")
     cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
     refresh_models.click(show_models, None, [table, chosen])
+    return token

@@ -1,6 +1,7 @@
 """The Review tab (admin token): answers users said were wrong, then abstentions and other feedback, the most
 informative first; the admin looks at a kept photo, sets its label, and it joins a new dataset version
-(through the same path as an upload), ready for retraining in the Retrain tab."""
+(through the same path as an upload), ready for retraining in the Retrain tab. The queue loads as the tab opens when
+the admin token is in (typed here or in another admin tab: common.share_admin_token)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import gradio as gr
 
 from leafdoc.core.settings import Settings
 from leafdoc.ui import feedback_text, text
-from leafdoc.ui.common import api_client, fail, png, problem, status_box
+from leafdoc.ui.common import admin_token_box, api_client, fail, png, problem, status_box
 
 QUEUE_LIMIT = 50
+ENTER = (
+    "The review queue needs the server's admin token: paste it in the box above and press **Load the queue**. "
+    "No token? Ask whoever runs this server."
+)
 
 
-def review_tab(settings: Settings) -> None:
+def review_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
+    """The tab; returns its admin token box (page.py keeps it in step with the other admin tabs')."""
     gr.Markdown(
         "Answers to check: those a user said were wrong first, then abstentions and other feedback, the least sure "
         "first. Label a photo and it joins a new version of the dataset; nothing a user says enters training "
@@ -22,7 +28,7 @@ def review_tab(settings: Settings) -> None:
         elem_classes=["small-note"],
     )
     with gr.Row(equal_height=True):
-        token = gr.Textbox(label="Admin token", type="password", scale=4, elem_id="review-token")
+        token = admin_token_box("review-token")
         load = gr.Button("Load the queue", variant="primary", scale=1, elem_id="review-load")
     status = gr.Markdown(elem_id="review-status", elem_classes=["status-box"])
     table = gr.Dataframe(
@@ -51,6 +57,8 @@ def review_tab(settings: Settings) -> None:
                 dismiss = gr.Button("Nothing to learn: dismiss", scale=1, elem_id="review-dismiss")
 
     def refresh(key: str, request: gr.Request):
+        if not (key or "").strip():  # said as a note, not an error: the tab has just been opened
+            return gr.update(value=ENTER, elem_classes=["status-box"]), *(gr.skip(),) * 4
         try:
             with api_client(settings, request, key) as api:
                 queue = api.review(limit=QUEUE_LIMIT)
@@ -113,7 +121,9 @@ def review_tab(settings: Settings) -> None:
 
     listed = [status, table, items, chosen, label]
     load.click(refresh, [token], listed)
+    tab.select(refresh, [token], listed)
     token.submit(refresh, [token], listed)
     chosen.change(show, [token, chosen, items], [photo, label])
     add.click(label_it, [token, chosen, label, dataset], listed)
     dismiss.click(dismiss_it, [token, chosen], listed)
+    return token
