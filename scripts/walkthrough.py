@@ -33,7 +33,6 @@ sys.path.insert(0, str(REPO))  # for the browser test's helpers
 
 from tests.e2e.test_ui_browser import (  # noqa: E402
     diagnose,
-    enter_token,
     fill,
     versions_table,
     wait_for_image,
@@ -144,7 +143,7 @@ def step_review(film: Film, walk: Walk) -> None:
     page = film.page
     page.evaluate("window.scrollTo(0, 0)")
     page.get_by_role("tab", name="Review").click()
-    fill(page, "review-token", walk.token)
+    fill(page, "review-token", walk.token)  # typed once: every admin tab has it for the rest of the visit
     page.click("#review-load")
     wait_for_text(page, "review-status", "answer(s) to review")
     wait_for_image(page, "review-photo")
@@ -159,7 +158,8 @@ def step_review(film: Film, walk: Walk) -> None:
 def step_upload(film: Film, walk: Walk) -> None:
     page = film.page
     page.evaluate("window.scrollTo(0, 0)")
-    enter_token(page, walk.token, expect="Token accepted")
+    page.get_by_role("tab", name="Retrain").click()  # the token typed in Review is in its box already
+    page.wait_for_function("!document.querySelector('#job-status').innerText.includes('Enter the admin token')")
     page.set_input_files("#upload-zip input[type=file]", str(walk.new_photos))
     fill(page, "upload-dataset", walk.dataset)
     page.click("#upload-button")
@@ -223,10 +223,7 @@ def step_promote(film: Film, walk: Walk) -> int:
 def step_monitor(film: Film, walk: Walk) -> None:
     page = film.page
     page.evaluate("window.scrollTo(0, 0)")
-    page.get_by_role("tab", name="Monitor").click()
-    wait_for_text(page, "monitor-summary", "The figures need the admin token")  # a business's figures: its own box
-    fill(page, "monitor-token", walk.token)
-    page.click("#monitor-refresh")
+    page.get_by_role("tab", name="Monitor").click()  # drawn as it opens: the token typed in Review is in
     wait_for_text(page, "monitor-summary", "Last 24 hours")
     page.wait_for_function("(document.querySelector('#monitor-activity img') || {naturalWidth: 0}).naturalWidth > 0")
     film.shot("12 · Monitor: the answers against the serving model's validation baseline", 5000)
