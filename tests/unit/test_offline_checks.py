@@ -117,3 +117,88 @@ def test_the_page_reads_each_photo_as_the_server_does(starter, tmp_path):
 def test_a_file_that_is_not_checks_bin_is_refused(tmp_path):
     done = run_node(SCRIPT, "checks.js", [], str(STATIC / "icon-192.png"), check=False)
     assert done.returncode != 0 and "not a leafdoc checks file" in done.stderr
+
+
+OTHER_LEAVES = r"""
+const m = await import(process.argv[1]);
+const fs = await import("fs");
+const read = (path) => {
+  const bin = fs.readFileSync(path);
+  return m.readChecks(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length));
+};
+const [withCheck, without] = [read(process.argv[2]), read(process.argv[3])];
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const { features, photo } = JSON.parse(text);
+const img = { w: photo.w, h: photo.w, data: new Uint8Array(Buffer.from(photo.data, "base64")) };
+console.log(JSON.stringify({
+  header: withCheck.other_leaves,
+  scores: features.map((f) => m.otherLeafScore(withCheck, Float32Array.from(f))),
+  without: features.map((f) => m.otherLeafScore(without, Float32Array.from(f))),
+  read: [m.readPhoto(withCheck, Float32Array.from(features[0]), photo.probs, img).otherLeafScore,
+         m.readPhoto(without, Float32Array.from(features[0]), photo.probs, img).otherLeafScore],
+}));
+"""
+
+
+def with_other_leaves(predictor, section: dict):
+    """The predictor as checks.build reads it, its card with an `other_leaves` section."""
+    from types import SimpleNamespace
+
+    from leafdoc.modelfolder import ModelCard
+
+    card = ModelCard.from_dict({**predictor.card.to_dict(), "other_leaves": section})
+    return SimpleNamespace(card=card, field=predictor.field, model_dir=predictor.model_dir)
+
+
+def test_the_page_scores_other_leaves_as_sigmoid_of_the_features_and_the_cards_weights(starter, tmp_path):
+    """A made-up `other_leaves` section (a lab's model: one of its classes, or some other leaf): checks.bin carries
+    its weights, bias and threshold, and checks.js's score is numpy's sigmoid(features . weights + bias), on the
+    starter's features of a photo and on drawn feature vectors from both ends of the sigmoid; a card without the
+    section (or in a format the page does not know) gives no score, so the page decides as before."""
+    rng = np.random.default_rng(7)
+    x = drawn(3)
+    out = {k: v[0] for k, v in starter.predict_arrays(x[None], ["probabilities", "features"]).items()}
+    dim = out["features"].size
+    weights = rng.normal(0, 0.05, dim)
+    section = {
+        "format": 1,
+        "fitted": True,
+        "bank": "plantvillage-lite0",
+        "threshold": 0.62,
+        "bias": -0.8,
+        "weights": weights.tolist(),
+    }
+    features = [out["features"], *(rng.gamma(1.0, 0.3, dim) for _ in range(4)), np.full(dim, 2.0), np.zeros(dim)]
+    features[-2] *= np.sign(weights)  # a large positive sum: the sigmoid near 1
+    features[-1][: dim // 2] = -50 * np.sign(weights[: dim // 2])  # a large negative one: near 0, no overflow
+    paths = []
+    for name, card_section in (("with", section), ("without", None), ("later", {**section, "format": 2})):
+        shown = with_other_leaves(starter, card_section) if card_section else starter
+        paths.append(tmp_path / f"{name}.bin")
+        paths[-1].write_bytes(checks.build(shown))
+    header = checks.card_numbers(with_other_leaves(starter, section))
+    assert header["other_leaves"] == {"bias": -0.8, "threshold": 0.62}
+    assert "other_leaves" not in checks.card_numbers(starter)
+    assert "other_leaves" not in checks.card_numbers(with_other_leaves(starter, {**section, "format": 2}))
+    not_fitted = {"format": 1, "fitted": False, "why_not": "the model's features are not the bank's"}
+    assert "other_leaves" not in checks.card_numbers(with_other_leaves(starter, not_fitted))
+    photo = {"w": x.shape[1], "data": base64.b64encode(x.tobytes()).decode(), "probs": out["probabilities"].tolist()}
+    given = {"features": [f.tolist() for f in features], "photo": photo}
+    r = run_node(OTHER_LEAVES, "checks.js", given, str(paths[0]), str(paths[1]))
+    w32 = weights.astype(np.float32).astype(np.float64)  # checks.bin carries float32 weights
+    z = [np.asarray(f, np.float32).astype(np.float64) @ w32 - 0.8 for f in features]
+    expected = [float(np.exp(-np.logaddexp(0, -v))) for v in z]  # sigmoid(v), without overflow
+    assert r["header"] == {"bias": -0.8, "threshold": 0.62}
+    assert np.allclose(r["scores"], expected, rtol=1e-6, atol=1e-9), (r["scores"], expected)
+    assert expected[-2] > 0.999 and expected[-1] < 1e-6 and min(expected[:5]) < 0.62 < max(expected)
+    assert r["read"][0] == pytest.approx(expected[0], rel=1e-6) and r["read"][1] is None
+    assert r["without"] == [None] * len(features)
+    later = run_node(OTHER_LEAVES, "checks.js", given, str(paths[2]), str(paths[1]))
+    assert later.get("header") is None and later["scores"] == [None] * len(features)
+
+
+def test_other_leaves_weights_for_another_number_of_features_are_refused(starter):
+    section = {"format": 1, "fitted": True, "bank": "pv", "threshold": 0.5, "bias": 0.0, "weights": [0.1] * 7}
+    with pytest.raises(ValueError, match="7 weights for the model's 1280 features"):
+        checks.build(with_other_leaves(starter, section))

@@ -1,5 +1,8 @@
-"""What the offline page needs to run the server's not-a-leaf and unlike-training checks in the browser
+"""What the offline page needs to run the server's not-a-leaf, unlike-training and other-leaves checks in the browser
 (static/checks.js): the fitted arrays of ood.npz and the card's weights and thresholds, in one small binary file.
+The other-leaves check (a lab's own model: one of its classes, or some other leaf; the card's `other_leaves`) is a
+logistic regression on the model's features: its weights go as the array `other_leaves_weights`, its bias and
+threshold in the header's `card.other_leaves`.
 
 Layout of checks.bin: b"LDCK", the header's length (little-endian u32), the header (JSON: `card`, the card's numbers
 the page reads; `arrays`, each array's dtype, shape and offset), then the arrays, little-endian, each at a multiple of
@@ -17,6 +20,7 @@ from leafdoc.inference.fieldcrops import learnt_crops
 from leafdoc.modelfolder import OOD_FILE
 
 MAGIC = b"LDCK"
+OTHER_LEAVES_FORMAT = 1  # the card's `other_leaves` section the page can apply: sigmoid(features . weights + bias)
 ARRAYS = ("feat_mean", "feat_whiten", "class_means_w", "colour_mean", "colour_whiten", "centre", "spread")
 
 
@@ -48,7 +52,19 @@ def card_numbers(predictor) -> dict:
         if learnt_crops(f) and learnt.get("min_confidence") is not None:
             field["learnt"] = {"crops": learnt_crops(f), "min_confidence": float(learnt["min_confidence"])}
         out["field"] = field
+    if (other := other_leaves(card)) is not None:
+        out["other_leaves"] = {"bias": float(other["bias"]), "threshold": float(other["threshold"])}
     return out
+
+
+def other_leaves(card) -> dict | None:
+    """The card's `other_leaves` section when the page can apply it (fitted, in the format the page knows: as
+    otherleaves.OtherLeavesCheck.from_card reads it), else None: the page then decides as the server does without it
+    (a section of `fitted: false` says only why the model has no check)."""
+    section = getattr(card, "other_leaves", None)
+    if not section or not section.get("fitted") or section.get("format") != OTHER_LEAVES_FORMAT:
+        return None
+    return section
 
 
 def build(predictor) -> bytes:
@@ -57,6 +73,13 @@ def build(predictor) -> bytes:
         arrays = {name: z[name] for name in ARRAYS}
     if predictor.field is not None and predictor.field.scene is not None:
         arrays["scene_weights"] = predictor.field.scene["weights"]
+    if (other := other_leaves(predictor.card)) is not None:
+        weights = np.asarray(other["weights"], dtype=np.float32)
+        if weights.shape != (arrays["feat_mean"].size,):
+            raise ValueError(
+                f"card.json other_leaves: {weights.size} weights for the model's {arrays['feat_mean'].size} features"
+            )
+        arrays["other_leaves_weights"] = weights
     header, chunks, offset = {}, [], 0
     for name, a in arrays.items():
         a = np.ascontiguousarray(a, dtype="<f2" if a.dtype == np.float16 else "<f4")

@@ -60,7 +60,8 @@ function hesitation(order, probs) {
 }
 
 // abstain.decide: the photo's problems, then (with the checks) whether it is a leaf like the training photos or a
-// field photo of a crop learnt in the field (its own threshold), then the model's doubt; with the crop the grower
+// field photo of a crop learnt in the field (its own threshold), then (a lab's own model with the other-leaves
+// check) whether it is a leaf of another crop or condition, then the model's doubt; with the crop the grower
 // names (crop first, inference/cropfirst.py), among that crop's labels only. What it decides, not words: those are
 // said in the page's language when shown (words.js).
 function decide(probs, problems, reading, crop) {
@@ -89,6 +90,8 @@ function decide(probs, problems, reading, crop) {
   } else if (reading && !field && reading.notALeafScore > state.checks.ood.threshold) {
     return refuse("not_a_leaf");
   }
+  const other = state.checks && state.checks.other_leaves;
+  if (reading && other && reading.otherLeafScore > other.threshold) return refuse("unknown_leaf");
   if (crop && among.length === 1) {
     // a crop known by one label: that label only when the model names it unaided
     if (order[0] === among[0] && probs[among[0]] >= threshold) return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
@@ -464,7 +467,9 @@ async function start() {
     const reading = state.checks && !photo.problems.length ? readPhoto(state.checks, out.features.data, probs, photo.square) : null;
     const done = performance.now();
     const decision = decide(probs, photo.problems, reading, crop);
-    const scores = reading && { not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike };
+    const scores = reading && {
+      not_a_leaf: reading.notALeafScore, field: reading.fieldScore, field_like: reading.fieldLike, other_leaf: reading.otherLeafScore,
+    };
     // the heat map of the answer's label (explain.explain_bytes: the top one, among the crop's labels if given)
     let heat = null;
     if (hasCam && !decision.abstained) {

@@ -1,9 +1,11 @@
-// The server's two checks of whether a photo is one the model can read, run in the browser on the same numbers:
+// The server's checks of whether a photo is one the model can read, run in the browser on the same numbers:
 // - not a leaf (inference/ood.py): Mahalanobis distances of the network's pooled features and of a colour
 //   histogram to the training photos', standardised and weighed;
 // - unlike training (inference/field.py): those two, how busy and cluttered the photo's border is, how unsure the
 //   model is and the `scene` direction of its features, weighed into one score; a refused photo is a field photo or
-//   no leaf at all by the card's `reason` model.
+//   no leaf at all by the card's `reason` model;
+// - other leaves (inference/otherleaves.py, a lab's own model with the card's `other_leaves`): the probability that
+//   the leaf is some other crop or condition than the model's own classes, sigmoid(features . weights + bias).
 // The fitted numbers come from the model folder (ood.npz and card.json), sent by the server as checks.bin
 // (offline/checks.py). OpenCV's 8-bit HSV conversion, area resize, box blur and Canny are copied to the integer, so
 // the measures are the server's (tests/unit/test_offline_checks.py runs these in Node against the Python ones).
@@ -326,11 +328,28 @@ function uncertainty(probs) {
 
 const dot = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
 
+// The other-leaves check: P(some other leaf) = sigmoid(features . weights + bias); null without the card's section.
+export function otherLeafScore(checks, features) {
+  const other = checks.other_leaves;
+  if (!other) return null;
+  const w = checks.arrays.other_leaves_weights.data;
+  let z = other.bias;
+  for (let i = 0; i < w.length; i++) z += features[i] * w[i];
+  return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
+}
+
 // Predictor.field_reading: the not-a-leaf score, the unlike-training score (null without that check) and whether a
-// photo it refuses is a field photo (true) or no leaf at all (false), with the measures behind them.
+// photo it refuses is a field photo (true) or no leaf at all (false), with the measures behind them; and the
+// other-leaves score (null without that check).
 export function readPhoto(checks, features, probs, square) {
   const comp = components(checks, features, square);
-  const reading = { notALeafScore: dot(comp, checks.ood.weights), fieldScore: null, fieldLike: false, components: comp };
+  const reading = {
+    notALeafScore: dot(comp, checks.ood.weights),
+    fieldScore: null,
+    fieldLike: false,
+    otherLeafScore: otherLeafScore(checks, features),
+    components: comp,
+  };
   const field = checks.field;
   if (!field) return reading;
   const photo = photoFeatures(square);
