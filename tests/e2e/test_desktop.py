@@ -809,6 +809,24 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
     assert not card.framed.isVisible()
 
 
+def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_title_not_photo_advice(qtbot, tmp_path):
+    """unknown_leaf (a lab's model's other-leaves check): the title says the model was not taught this leaf and to
+    check what it knows, not to take a clearer photo; the server's message under it."""
+    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, UNSURE_TITLE, ResultCard
+    from leafdoc.inference.abstain import UNKNOWN_LEAF
+
+    card = ResultCard(tmp_path / "other.jpg")
+    qtbot.addWidget(card)
+    card.show()
+    top = [{"label": "Tomato___Early_blight", "probability": 0.8}]
+    card.show_answer(
+        {"abstained": True, "reason": "unknown_leaf", "message": UNKNOWN_LEAF, "top_k": top, "model_version": 1}
+    )
+    assert card.title.text() == REASON_TITLES["unknown_leaf"] != UNSURE_TITLE and "crops" in card.title.text()
+    assert card.notice.isVisible() and "another crop" in card.notice.text()
+    assert "not taught" in REASON_WORDS["unknown_leaf"]
+
+
 def test_a_framed_photo_says_so_on_the_card_and_the_next_answer_does_not(qtbot, tmp_path):
     from leafdoc.desktop.diagnose import ResultCard
     from leafdoc.words.photo_guide import FRAMED

@@ -239,7 +239,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
         if not r["abstained"] and not a["abstained"] and r["top"][0]["label"] == a["label"]
     ]
     words_differ += [c for c in cautions if c[1] != c[2]]
-    reasons = ("not_a_leaf", "unlike_training", "unsure", "poor_photo")
+    reasons = ("not_a_leaf", "unlike_training", "unknown_leaf", "unsure", "poor_photo")
     kinds = collections.Counter(
         t if t in reasons else "answered" for _, _, t in decided[len(photos) : -len(crop_photos)]
     )

@@ -10,8 +10,8 @@ from tests.conftest import REPO
 from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.advice import shipped_knowledge
-from leafdoc.core.i18n import LANGUAGES, Rendering
-from leafdoc.inference.abstain import decide
+from leafdoc.core.i18n import LANGUAGES, Rendering, msg
+from leafdoc.inference.abstain import UNKNOWN_LEAF, Decision, decide
 from leafdoc.inference.answer import refusal_message
 from leafdoc.inference.quality import check_photo
 from leafdoc.offline.texts import all_texts
@@ -76,6 +76,8 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     # crop first, a crop known by one label (orange): an apple leaf said to be orange is not called orange
     single = decide(probs_for(labels, {"Apple___Apple_scab": 0.9}), labels, card, crop="Orange")
     decisions.append((single, "Orange"))
+    # a lab's model's other-leaves check (the card's `other_leaves`): the refusal decide() makes when it fires
+    decisions.append((Decision.refuse("unknown_leaf", msg(UNKNOWN_LEAF), 0.5), None))
     assert [d.reason for d, _ in decisions[:6]] == [
         "poor_photo",
         "not_a_leaf",
@@ -101,11 +103,11 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     for case, said, server in zip(cases, out["said"], expected, strict=True):
         assert said == server, (case, said, server)
     # the words are each language's own (a check that cannot pass on English copied four times)
-    assert (
-        len({said for said, case in zip(out["said"], cases, strict=True) if case["decision"]["reason"] == "not_a_leaf"})
-        == 4
-    )
-    assert "To tell" in expected[3] and "To tell" not in expected[7 + 3]  # look-alike advice, in English and not
+    for reason in ("not_a_leaf", "unknown_leaf"):
+        said_for = {said for said, case in zip(out["said"], cases, strict=True) if case["decision"]["reason"] == reason}
+        assert len(said_for) == 4, reason
+    assert "another crop" in expected[7] and "plain background" not in expected[7]  # not advice on the photo
+    assert "To tell" in expected[3] and "To tell" not in expected[8 + 3]  # look-alike advice, in English and not
     assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
 
 
@@ -191,7 +193,7 @@ def test_the_framing_note_goes_with_the_same_answers_as_on_the_server():
     texts = all_texts(read_labels(REPO / "models" / "starter"), shipped_knowledge(), None)
     cases, expected = [], []
     for lang in ("en", "hi"):
-        for reason in (None, "unsure", "unlike_training", "not_a_leaf", "poor_photo"):
+        for reason in (None, "unsure", "unlike_training", "unknown_leaf", "not_a_leaf", "poor_photo"):
             for framed in (True, False):
                 refused = reason is not None
                 api = {"abstained": refused, "reason": reason, "framed_box": [0, 0, 9, 9] if framed else None}
@@ -199,4 +201,4 @@ def test_the_framing_note_goes_with_the_same_answers_as_on_the_server():
                 expected.append(gettext(lang, FRAMED) if gettext(lang, FRAMED) in answer_notes(api, lang) else None)
     said = run_node(FRAMED_NOTE, "words.js", {"texts": texts, "cases": cases})
     assert said == expected
-    assert said.count(None) == 2 * (5 + 2) and said[0].startswith("The leaf was small")
+    assert said.count(None) == 2 * (6 + 2) and said[0].startswith("The leaf was small")

@@ -32,7 +32,7 @@ def test_every_picture_is_there_small_and_credited():
 
 
 def test_each_caption_names_a_real_reason_code_or_says_diagnosed():
-    assert {"poor_photo", "not_a_leaf", "unlike_training", "unsure"} == REASONS
+    assert {"poor_photo", "not_a_leaf", "unlike_training", "unknown_leaf", "unsure"} == REASONS
     seen = set()
     for entry in photo_guide.ENTRIES:
         assert entry.photo and entry.answer

@@ -73,7 +73,7 @@ def test_a_refusal_that_found_no_leaf_or_a_poor_photo_does_not_say_the_leaf_was_
         assert said not in text.verdict(refused), reason
         assert gettext("es", FRAMED) not in answer_notes(refused, "es"), reason
         assert "warmer" in text.verdict(refused)  # the light's note still goes: the colours were corrected
-    for reason in ("unsure", "unlike_training"):  # a leaf was found: filling the frame with it helps
+    for reason in ("unsure", "unlike_training", "unknown_leaf"):  # a leaf was found: filling the frame with it helps
         assert said in text.verdict(answer(label=None, abstained=True, reason=reason, framed_box=box)), reason
 
 
@@ -218,6 +218,24 @@ def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
     assert md.startswith("### Not sure: this photo is not like the ones this model learnt this crop from")
     assert "sheet of paper" in md and "plain background" in md and "reason: unlike\\_training" in md
     assert "runs past the edges" in md  # a close-up is refused by the same check: the words cover it
+
+
+def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_headline_in_every_language():
+    """unknown_leaf (a lab's model's `other_leaves` check): not a photo to take again, a leaf it does not know; the
+    headline says so, in the answer's language, over the server's message."""
+    from leafdoc.core.i18n import LANGUAGES, gettext
+    from leafdoc.inference.abstain import UNKNOWN_LEAF
+
+    headline = text.REASON_HEADLINES["unknown_leaf"]
+    for lang in LANGUAGES:
+        said = gettext(lang, UNKNOWN_LEAF)
+        md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=said, language=lang))
+        assert md.startswith("### " + gettext(lang, headline)), lang
+        assert f"**{text.esc(said)}**" in md, lang
+        assert gettext(lang, text.REASON).format(reason=text.esc("unknown_leaf")) in md, lang
+        assert lang == "en" or gettext(lang, headline) != headline, lang  # translated
+    md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=UNKNOWN_LEAF))
+    assert "another crop" in md and "sheet of paper" not in md and "% sure" not in md
 
 
 def test_the_page_its_history_and_the_app_name_a_label_by_the_answers_translated_name():

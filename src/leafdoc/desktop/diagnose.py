@@ -71,11 +71,16 @@ CROP_UNKNOWN = N_("I don't know")
 UNSURE_TITLE = N_("Not sure — please take a clearer photo")
 # A field photo (or a close-up past the leaf's edges) is not unclear: it needs another kind of photo, so it gets its
 # own title.
-REASON_TITLES = {"unlike_training": N_("Not sure — not a lab-style photo: photograph one whole leaf on plain paper")}
+REASON_TITLES = {
+    "unlike_training": N_("Not sure — not a lab-style photo: photograph one whole leaf on plain paper"),
+    # A leaf of a crop or condition a lab's own model was not taught: another photo will not help.
+    "unknown_leaf": N_("Not sure — a leaf this model was not taught: check which crops and conditions it knows"),
+}
 REASON_WORDS = {
     "poor_photo": N_("photo not usable"),
     "not_a_leaf": N_("not a leaf it knows"),
     "unlike_training": N_("field photo or too close: one whole leaf on plain paper, please"),
+    "unknown_leaf": N_("a crop or condition this model was not taught"),
     "unsure": N_("between diseases"),
 }
 NOT_SURE_ROW = N_("not sure: {reason}")

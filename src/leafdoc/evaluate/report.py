@@ -176,6 +176,7 @@ REASON_TEXT = {
     "unsure": "not sure",
     "not_a_leaf": "not a leaf photo like the training ones",
     "unlike_training": "unlike the training photos (a field photo?)",
+    "unknown_leaf": "a leaf more like other crops' and conditions' than the model's own (other_leaves check)",
     "poor_photo": "poor photo",
 }
 

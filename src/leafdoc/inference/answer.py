@@ -73,10 +73,11 @@ class Answer(BaseModel):
     confidence: float = Field(description="Probability of the most likely label.")
     top_k: list[LabelScore]
     abstained: bool
-    reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unsure"] | None = Field(
+    reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unknown_leaf", "unsure"] | None = Field(
         None,
         description="Why the model abstained: poor_photo, not_a_leaf, unlike_training (a field photo to a model "
-        "of lab photos) or unsure.",
+        "of lab photos), unknown_leaf (a leaf more like other crops and conditions than like the model's own "
+        "classes: a lab's model with an `other_leaves` check) or unsure.",
     )
     message: str | None = Field(
         None,

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, URGENT, URGENT_FLOOR, URGENT_TOP, how_to_tell_words
 from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Advice, Rendering, gettext, render
-from leafdoc.inference.abstain import NOT_A_LEAF, PHOTO_ADVICE, POOR_PHOTO, SEMICOLONS, UNLIKE_TRAINING, UNSURE
+from leafdoc.inference.abstain import (
+    NOT_A_LEAF,
+    PHOTO_ADVICE,
+    POOR_PHOTO,
+    SEMICOLONS,
+    UNKNOWN_LEAF,
+    UNLIKE_TRAINING,
+    UNSURE,
+)
 from leafdoc.inference.cropfirst import crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
@@ -78,6 +86,7 @@ TEMPLATES = {
     "or": OR,
     "not_a_leaf": NOT_A_LEAF,
     "unlike_training": UNLIKE_TRAINING,
+    "unknown_leaf": UNKNOWN_LEAF,  # a lab's model's `other_leaves` check (static/checks.js `otherLeafScore`)
     "urgent": URGENT,
 }
 # When an answer warns of an urgent look-alike (lookalikes.urgent_lookalike_words): among its top few, above a floor.

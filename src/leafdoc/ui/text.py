@@ -49,7 +49,10 @@ def top_k_scores(answer: dict) -> dict[str, float]:
 # Headlines for reasons that need another kind of photo rather than a better one (the message says how).
 REASON_HEADLINES = {
     # The message under it says which: a crop known only from lab photos, or a close-up past the leaf's edges.
-    "unlike_training": N_("Not sure: this photo is not like the ones this model learnt this crop from")
+    "unlike_training": N_("Not sure: this photo is not like the ones this model learnt this crop from"),
+    # A lab's own model (an `other_leaves` check): the leaf looks like another crop or condition than its own. A
+    # better photo will not help; the message says to check which crops and conditions the model knows.
+    "unknown_leaf": N_("Not sure: this leaf is not one this model was taught"),
 }
 NOT_SURE = N_("Not sure: no diagnosis for this photo")
 NOT_SURE_ENOUGH = N_("The model is not sure enough to give a diagnosis.")
@@ -73,7 +76,8 @@ def verdict(answer: dict) -> str:
     answer's language (its `language`).
 
     The server's message says what went wrong and what to do, for every reason code (poor_photo, not_a_leaf,
-    unsure, and any added later), so it is shown as it is rather than replaced by words of our own.
+    unlike_training, unknown_leaf, unsure, and any added later), so it is shown as it is rather than replaced by
+    words of our own.
     """
     lang = answer.get("language") or "en"
     version = answer.get("model_version")

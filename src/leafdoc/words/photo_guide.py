@@ -208,6 +208,19 @@ ENTRIES: tuple[GuideEntry, ...] = (
         ),
         reason="unsure",
     ),
+    GuideEntry(
+        caption=N_("✗ a leaf a lab's own model was not taught: not sure (unknown_leaf)"),
+        photo=N_(
+            "A leaf of another crop, or with another disease or pest, shown to a lab's own model of a few conditions "
+            "(trained with leafdoc on the lab's photos)."
+        ),
+        answer=N_(
+            "Not sure: the leaf looks more like other crops and conditions than like the ones the model was taught, "
+            "so any diagnosis would be a guess. Another photo will not change that: check which crops and conditions "
+            "the model knows (listed above)."
+        ),
+        reason="unknown_leaf",
+    ),
 )
 
 

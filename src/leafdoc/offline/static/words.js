@@ -31,6 +31,7 @@ export function refusal(texts, decision) {
   }
   if (decision.reason === "not_a_leaf") return t.not_a_leaf;
   if (decision.reason === "unlike_training") return (decision.crop && texts.lab_only[decision.crop]) || t.unlike_training;
+  if (decision.reason === "unknown_leaf") return t.unknown_leaf; // a leaf of a crop or condition it was not taught
   if (decision.single) return texts.single_label[decision.crop]; // a crop known by one label only, named by the grower
   const names = decision.candidates.map((label) => title(texts, label));
   const said = fill(t.unsure, { could_be: fill(t.could_be, { names: joinList(names, t.or) }), photo_advice: t.photo_advice });
