@@ -109,3 +109,33 @@ def test_a_version_the_rule_kept_out_reads_not_promoted_on_page_and_desktop():
     assert version_status_words({"status": "rejected", "serving": False}) == "not promoted"
     assert version_status_words({"status": "serving", "serving": True}) == "serving"
     assert version_status_words({"status": "archived", "serving": False}) == "archived"
+
+
+def test_a_models_other_leaves_check_is_said_with_its_bank_what_was_left_out_and_its_threshold():
+    """The card's `other_leaves` (inference/otherleaves.py), as `leafdoc train` and `leafdoc calibrate` print it: the
+    bank, how many of its classes were left out as the lab's own (named), the threshold and the out-of-fold shares;
+    a section of `fitted: false` says why there is no check; no section, nothing."""
+    from leafdoc.words.job_phases import other_leaves_words
+
+    left_out = {f"Tomato___{c}": "named like your class" for c in ("Early_blight", "Late_blight", "healthy")}
+    section = {
+        "format": 1,
+        "fitted": True,
+        "bank": "plantvillage-lite0-224",
+        "bank_classes": 30,
+        "left_out": left_out,
+        "threshold": 0.8734,
+        "own_answered_out_of_fold": 0.95,
+        "bank_refused_out_of_fold": 0.812,
+        "bias": -1.0,
+        "weights": [0.0] * 1280,
+    }
+    said = other_leaves_words(section)
+    assert "plantvillage-lite0-224: 27 of its 30 classes" in said and "3 left out as this model's own" in said
+    assert "Tomato___Late_blight" in said and "above 0.873" in said and "unknown_leaf" in said
+    assert "answers 95.0% of this model's own photos and refuses 81.2% of the bank's" in said
+    many = {**section, "left_out": {f"Apple___{i}": "looks like your classes" for i in range(6)}}
+    assert "6 left out" in other_leaves_words(many) and "and 2 more" in other_leaves_words(many)
+    none = other_leaves_words({"format": 1, "fitted": False, "why_not": "the model's features are not the bank's"})
+    assert none.startswith("Other leaves: no check (the model's features are not the bank's)")
+    assert other_leaves_words(None) is None and other_leaves_words({}) is None

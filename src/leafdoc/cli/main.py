@@ -253,6 +253,10 @@ def run_training(
             f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos",
             soft_wrap=False,
         )
+    from leafdoc.words.job_phases import other_leaves_words
+
+    if not quiet and (said := other_leaves_words(getattr(card, "other_leaves", None))):
+        out.print(esc(said), soft_wrap=False)  # which bank, how many of its classes are the lab's own, threshold
     return card
 
 

@@ -137,6 +137,10 @@ def calibrate(
             else ""
         )
     )
+    from leafdoc.words.job_phases import other_leaves_words
+
+    if said := other_leaves_words(getattr(card, "other_leaves", None)):
+        out.print(f"[bold green]{esc(str(model_dir))}[/]: {esc(said)}")
     if answer_share:
         a = card.abstain
         out.print(

@@ -72,6 +72,44 @@ def field_check_words(progress: dict | None) -> str | None:
     return f"Field photos (leaves on the plant): the new version refuses them, its check fitted with {sources}{share}."
 
 
+def other_leaves_words(section: dict | None) -> str | None:
+    """What a model's other-leaves check (the card's `other_leaves`, inference/otherleaves.py) does, in a sentence:
+    which bank of other leaves it was fitted against, how many of the bank's classes were left out as the lab's own
+    (and which), its threshold and what it answers and refuses out of fold; or why the model has none. None for a
+    card without the section (the starter, a model from before the check)."""
+    if not section:
+        return None
+    if not section.get("fitted"):
+        why = section.get("why_not") or "not fitted"
+        return (
+            f"Other leaves: no check ({why}), so a leaf of another crop or condition may get one of this model's "
+            "answers."
+        )
+    left_out = section.get("left_out") or {}
+    total = section.get("bank_classes")
+    bank = f"leafdoc's bank of other leaves ({section.get('bank') or 'unnamed'}"
+    if isinstance(total, int):
+        bank += f": {total - len(left_out)} of its {total} classes"
+    bank += ")"
+    if left_out:
+        names = sorted(left_out)
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        own = f"{len(left_out)} left out as this model's own ({shown})"
+    else:
+        own = "none of its classes left out as this model's own"
+    said = (
+        f"Other leaves: refuses a leaf more like {bank} than like this model's classes as unknown_leaf (P(other "
+        f"leaf) above {float(section['threshold']):.3f}); {own}"
+    )
+    answered, refused = section.get("own_answered_out_of_fold"), section.get("bank_refused_out_of_fold")
+    if isinstance(answered, int | float) and isinstance(refused, int | float):
+        said += (
+            f"; out of fold it answers {answered:.1%} of this model's own photos and refuses {refused:.1%} of the "
+            "bank's"
+        )
+    return said + "."
+
+
 # The registry's "rejected" is a candidate the promotion rule did not promote: an admin can still promote it.
 STATUS_WORDS = {"rejected": "not promoted"}
 
