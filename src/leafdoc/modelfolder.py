@@ -115,6 +115,7 @@ class ModelCard(_Section):
     abstain: dict[str, Any] | None = None  # the softmax threshold below which leafdoc does not answer
     ood: dict[str, Any] | None = None  # the not-a-leaf check (its arrays in ood.npz)
     field: dict[str, Any] | None = None  # the unlike-training check (fitted with field photos)
+    other_leaves: dict[str, Any] | None = None  # "one of its classes or another leaf" (inference/otherleaves.py)
     onnx_variants: dict[str, dict[str, Any]] | None = None  # int8/fp16 copies of model.onnx (inference/quantize.py)
 
     @classmethod

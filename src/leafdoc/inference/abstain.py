@@ -66,6 +66,14 @@ UNLIKE_TRAINING = N_(
     "the frame."
 )
 
+# A lab's own model (a few classes of its own) refuses a leaf that looks more like the other crops and conditions of
+# leafdoc's bank of leaves than like its own classes (inference/otherleaves.py).
+UNKNOWN_LEAF = N_(
+    "Not sure: this leaf does not look like the leaves this model was trained on. It may be another crop, or a "
+    "disease or pest this model was not taught, so any diagnosis would be a guess. Check which crops and "
+    "conditions this model knows before trusting it on this leaf."
+)
+
 POOR_PHOTO = N_("Not a usable photo: {problems}.")
 UNSURE = N_("Not sure which disease this is. {could_be} {photo_advice}")
 SEMICOLONS = N_("{names}; {last}")  # the photo's problems: "too dark; blurred"
@@ -74,7 +82,7 @@ SEMICOLONS = N_("{names}; {last}")  # the photo's problems: "too dark; blurred"
 @dataclass(frozen=True)
 class Decision:
     abstained: bool
-    reason: str | None = None  # "poor_photo" | "not_a_leaf" | "unlike_training" | "unsure"
+    reason: str | None = None  # "poor_photo" | "not_a_leaf" | "unlike_training" | "unknown_leaf" | "unsure"
     message: str | None = None
     candidates: tuple[str, ...] = ()
     threshold: float = DEFAULT_MIN_CONFIDENCE
@@ -109,6 +117,7 @@ def decide(
     field_score: float | None = None,
     field_like: bool = False,
     crop: str | None = None,
+    other_score: float | None = None,
 ) -> Decision:
     """Answer, or abstain with a reason: poor_photo (what to fix), not_a_leaf, unlike_training (a field photo
     to a model of lab photos: how to take one it can read), or unsure (between which).
@@ -116,6 +125,9 @@ def decide(
     `crop` (a label prefix, inference/cropfirst.py): the grower said which crop the leaf is of. The photo checks
     are the same; a field photo is then of that crop, and the confidence rules apply to the probabilities
     renormalised over that crop's labels (a crop of one label: that label only when the model names it unaided).
+
+    `other_score` (a lab's model with an `other_leaves` section, inference/otherleaves.py): P(some other leaf than
+    the model's own classes); above the section's threshold the leaf is refused as `unknown_leaf`.
 
     With a `field` section in the card (inference/field.py), its score decides whether the photo is like
     the training photos, and `field_like` (FieldCheck.field_like) whether a refused one is a field photo or no
@@ -143,6 +155,9 @@ def decide(
     ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
     if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
         return Decision.refuse("not_a_leaf", msg(NOT_A_LEAF), threshold, ood_score=ood_score)
+    other = card.other_leaves or {}
+    if other_score is not None and other.get("fitted") and other_score > float(other["threshold"]):
+        return Decision.refuse("unknown_leaf", msg(UNKNOWN_LEAF), threshold, ood_score=ood_score)
     probs = np.asarray(probs, dtype=np.float64)
     if crop is not None:
         among = crop_indices(labels, crop)

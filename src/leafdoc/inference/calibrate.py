@@ -19,6 +19,7 @@ from leafdoc.imaging.photos import apply_white_balance, is_image_name, sha256_by
 from leafdoc.inference.abstain import calibrate_min_confidence, min_confidence
 from leafdoc.inference.baseline import write_baseline
 from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
+from leafdoc.inference.otherleaves import not_fitted
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import (
     FIELD_PHOTOS_FILE,
@@ -301,6 +302,8 @@ def calibrate_model_dir(
         set_answer_share(card, abstain, answer_share)
     if light_range:  # what the checks were just fitted on; a retrain measures its own training photos' lights
         card.input.white_balance, card.input.light_range = "light-range", list(predictor.prep.light_range)
+        if (card.other_leaves or {}).get("fitted"):  # fitted on photos prepared as the bank's were: not these now
+            card.other_leaves = not_fitted("photos are now prepared with light-range; retrain to fit it again")
         if card.training is not None:
             card.training["white_balance"] = "light-range"
     if field:

@@ -33,6 +33,7 @@ from leafdoc.inference.cropfirst import crop_indices, crop_share, parse_crop, wi
 from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.fieldcrops import crop_name
 from leafdoc.inference.ood import OodCheck
+from leafdoc.inference.otherleaves import OtherLeavesCheck
 from leafdoc.inference.quality import PhotoProblem, check_photo
 from leafdoc.modelfolder import (
     CARD_FILE,
@@ -190,8 +191,11 @@ class Predictor:
                 hint="Re-run `leafdoc calibrate MODEL_DIR --data DIR`, or delete `ood` from card.json.",
             ) from None
         self.field = FieldCheck.from_card(self.card) if self.ood is not None else None
-        # What one decision needs from the network: the softmax, and the features when there is an OOD check.
-        self.decision_outputs = ["probabilities", "features"] if self.ood else ["probabilities"]
+        has_features = "features" in self.output_names
+        self.other_leaves = OtherLeavesCheck.from_card(self.card) if has_features else None
+        # What one decision needs from the network: the softmax, and the features when a check reads them.
+        with_features = self.ood is not None or self.other_leaves is not None
+        self.decision_outputs = ["probabilities", "features"] if with_features else ["probabilities"]
 
     def with_card(self, card: ModelCard) -> Predictor:
         """This predictor's network (the same ONNX Runtime session, not loaded again) under another card of its
@@ -239,7 +243,10 @@ class Predictor:
         grower gave, inference/cropfirst.py)."""
         score, field_score, field_like = self.field_reading(outputs, photo)
         probs = outputs["probabilities"]
-        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like, crop)
+        other = None
+        if self.other_leaves is not None and "features" in outputs:
+            other = float(self.other_leaves.score(outputs["features"])[0])
+        return decide(probs, self.labels, self.card, photo.problems, score, field_score, field_like, crop, other)
 
     def crop(self, text: str | None) -> str | None:
         """The crop `text` names (`tomato`, `Corn_(maize)`) as a label prefix; None for none; UnknownCrop else."""

@@ -23,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from leafdoc.core.atomic import atomic_dir
 from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.evaluate.score import Scores, score
+from leafdoc.inference import otherleaves
 from leafdoc.inference.abstain import calibrate_min_confidence
 from leafdoc.inference.baseline import baseline_of_pass
 from leafdoc.inference.calibrate import fit_field
@@ -154,12 +157,38 @@ def train_model(
             budget = field_budget(init_from)
             card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, budget, val_out)
             predictor = predictor.with_card(as_written(card))
+        if ood and cfg.other_leaves:  # "one of its classes or another leaf", from leafdoc's bank of other leaves
+            card.other_leaves = fit_other_leaves(predictor, data, tr, va, val.features, cfg.seed)
+            predictor = predictor.with_card(as_written(card))
         # What monitoring compares served answers with (card `baseline`): under the final checks.
         card.baseline = validation_baseline(predictor, data, va, val, problems)
         write_card(tmp, card)  # once, complete (train/trainer.py wrote the first one, before scoring)
     if checkpoint_dir:
         clear_checkpoint(checkpoint_dir)
     return TrainedModel(out, card, test, val, data)
+
+
+OTHER_LEAVES_PER_CLASS = 300  # training photos a class the check learns from at most (a lab has a few dozen)
+
+
+def fit_other_leaves(predictor: Predictor, data: TrainData, tr, va, val_features, seed: int) -> dict:
+    """The card's `other_leaves` section (inference/otherleaves.py): fitted on the training and validation photos'
+    features, unless the bank does not apply to this model (then why not, without a pass through the photos)."""
+    size = int(predictor.card.input.size)
+    probe = predictor.predict_arrays(otherleaves.probe_image(size)[None], ["features"])["features"][0]
+    prep = {k: getattr(predictor.card.input, k) for k in otherleaves.PREP_FIELDS}
+    bank, refused = otherleaves.gate(predictor.labels, prep, probe)
+    if refused is not None:
+        return refused
+    rng = np.random.default_rng(seed)
+    tr = np.asarray(tr)
+    picked = np.concatenate(
+        [rng.permutation(tr[data.y[tr] == c])[:OTHER_LEAVES_PER_CLASS] for c in np.unique(data.y[tr])]
+    )
+    train_features = predictor.predict_arrays(data.images[picked], ["features"])["features"]
+    features = np.r_[train_features, val_features]
+    y = np.r_[data.y[picked], data.y[np.asarray(va)]]
+    return otherleaves.fit(features, y, predictor.labels, prep, probe, bank)
 
 
 def as_written(card: ModelCard) -> ModelCard:

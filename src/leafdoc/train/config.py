@@ -129,6 +129,14 @@ class TrainConfig(BaseModel):
         "accuracy) and that early stopping watches; `last`: every epoch runs and the last one is kept (a dozen "
         "validation photos, a lab's, pick an epoch by chance)",
     )
+    other_leaves: bool = Field(
+        True,
+        description="fit the check that refuses a leaf more like leafdoc's bank of other crops' and conditions' leaves "
+        "(PlantVillage, frozen EfficientNet-Lite0 features at 224 px) than like this model's own classes "
+        "(inference/otherleaves.py): a lab's model then says 'not sure' of a leaf it was never taught instead of "
+        "naming one of its classes. Fitted only where the bank's features are the model's (the default backbone, "
+        "size and framing, no fine-tuning) and enough of the bank is not this model's own classes",
+    )
     train_on_val: bool = Field(
         True,
         description="with restore_best `last` and head_on_features (validation then chooses nothing): once the head "

@@ -1,0 +1,80 @@
+"""Make leafdoc's bank of other leaves (src/leafdoc/inference/leaf_bank.npz), which a lab's training learns to refuse.
+
+    python scripts/build_leaf_bank.py MODEL_DIR [--data DIR] [--per-class 30] [--out PATH]
+
+MODEL_DIR: any model folder `leafdoc train` made with its defaults (the frozen ImageNet EfficientNet-Lite0 at 224 px,
+no fine-tuning): the bank is its ONNX `features` output for each photo, prepared as it serves them. The photos:
+PlantVillage's shared set (../shared/datasets/plantvillage, 150 a class, 30 classes, CC BY-SA 3.0), `--per-class`
+of each class, drawn as benchmarks/lab_negatives.py draws its bank (each class's photos shuffled with the seed
+`negatives-<class>`, the first ones), so that benchmark's test photos stay out of it. A class folder of
+plantvillage-full (34 classes) works the same. Float16: 2.56 kB a photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from leafdoc.core.errors import LeafdocError  # noqa: E402
+from leafdoc.imaging.photos import is_image_name  # noqa: E402
+from leafdoc.inference.otherleaves import BANK_FILE, PREP_FIELDS, Bank, probe_image  # noqa: E402
+from leafdoc.inference.predictor import Predictor  # noqa: E402
+
+
+def drawn(folder: Path, n: int) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if is_image_name(p.name))
+    random.Random(f"negatives-{folder.name}").shuffle(files)
+    return files[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "plantvillage")
+    ap.add_argument("--per-class", type=int, default=30)
+    ap.add_argument("--out", type=Path, default=BANK_FILE)
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"{args.data}: no such folder of class folders. Pass --data DIR (PlantVillage's class folders).")
+    predictor = Predictor(args.model_dir)
+    card = predictor.card
+    if card.backbone != "efficientnet_lite0" or (card.training or {}).get("fine_tune_epochs", 0):
+        sys.exit(f"{args.model_dir}: not a frozen EfficientNet-Lite0 model (`leafdoc train`'s defaults make one).")
+    classes = sorted(d.name for d in args.data.iterdir() if d.is_dir())
+    feats, ys = [], []
+    for k, cls in enumerate(classes):
+        images = []
+        for path in drawn(args.data / cls, args.per_class):
+            try:
+                images.append(predictor.load(path).x)
+            except LeafdocError as exc:
+                print(f"skipped {path}: {exc}", file=sys.stderr)
+        f = predictor.predict_arrays(np.stack(images), ["features"])["features"]
+        feats.append(f)
+        ys += [k] * len(f)
+        print(f"{cls}: {len(f)} photos", file=sys.stderr, flush=True)
+    size = int(card.input.size)
+    probe = predictor.predict_arrays(probe_image(size)[None], ["features"])["features"][0]
+    bank = Bank(
+        features=np.concatenate(feats).astype(np.float16),
+        y=np.asarray(ys),
+        classes=tuple(classes),
+        probe=probe,
+        prep={k: getattr(card.input, k) for k in PREP_FIELDS},
+        name=f"plantvillage-{len(classes)}x{args.per_class}-lite0-{size}",
+        source=f"PlantVillage (Hughes & Salathe 2015, CC BY-SA 3.0): {args.per_class} photos of each of "
+        f"{len(classes)} classes of {args.data.name}, frozen ImageNet EfficientNet-Lite0 features at {size} px",
+    )
+    bank.save(args.out)
+    print(f"wrote {args.out}: {len(bank.y)} photos, {len(classes)} classes, {args.out.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The "one of its classes, or another leaf" check (inference/otherleaves.py): which of the bank's classes a lab's
+names leave out, the regression it fits, when it is not fitted, and the decision it makes when serving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leafdoc.inference import otherleaves as O
+from leafdoc.inference.abstain import decide
+from leafdoc.modelfolder import ModelCard
+
+PV = (
+    "Apple___Apple_scab",
+    "Apple___healthy",
+    "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot",
+    "Corn_(maize)___healthy",
+    "Pepper,_bell___Bacterial_spot",
+    "Potato___Early_blight",
+    "Tomato___Early_blight",
+    "Tomato___Late_blight",
+    "Tomato___Leaf_Mold",
+    "Tomato___Target_Spot",
+    "Tomato___healthy",
+)
+
+
+@pytest.mark.parametrize(
+    "lab, own",
+    [
+        (["Tomato___Early_blight"], {"Tomato___Early_blight"}),
+        (["tomato_early_blight", "tomato healthy"], {"Tomato___Early_blight", "Tomato___healthy"}),
+        (["early blight"], {"Tomato___Early_blight", "Potato___Early_blight"}),  # no crop named: every crop's
+        (["maize_grey_leaf_spot"], {"Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot"}),  # other words, spellings
+        (["Healthy"], {"Apple___healthy", "Corn_(maize)___healthy", "Tomato___healthy"}),
+        (["tomato"], {n for n in PV if n.startswith("Tomato")}),  # a crop alone: all of it
+        (["leaf mould"], {"Tomato___Leaf_Mold"}),
+        (["bell pepper bacterial spot"], {"Pepper,_bell___Bacterial_spot"}),
+        (["eb", "lb"], set()),  # nothing to go by: left to the check's own look (fit)
+        (["apple_scab"], {"Apple___Apple_scab"}),
+    ],
+)
+def test_a_labs_names_leave_out_the_banks_classes_they_name(lab, own):
+    assert set(O.own_by_name(lab, PV)) == own
+
+
+def _objective_gradient(x, t, weights, bias, c=O.C):
+    """The gradient of the balanced, L2-regularised logistic loss on standardised x at (weights, bias)."""
+    mean, scale = O._standardise(x)
+    z = (x - mean) / scale
+    w_std = weights * scale  # the same model on standardised features
+    b_std = bias + mean @ weights
+    n = len(t)
+    sw = np.where(t == 1, n / (2 * t.sum()), n / (2 * (1 - t).sum()))
+    p = 1 / (1 + np.exp(-(z @ w_std + b_std)))
+    return z.T @ (sw * (p - t)) + w_std / c, float(sw @ (p - t))
+
+
+def test_the_regression_reaches_the_minimum_of_its_objective():
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (60, 40)), rng.normal(0.4, 1.3, (140, 40))] * rng.uniform(0.1, 10, 40)
+    t = np.r_[np.zeros(60), np.ones(140)]
+    w, b = O.fit_logistic(x, t)
+    grad_w, grad_b = _objective_gradient(x, t, w, b)
+    assert np.abs(grad_w).max() < 1e-4 and abs(grad_b) < 0.05  # the intercept carries a 1e-4 penalty
+    s = O.scores(x, w, b)
+    assert s[t == 1].mean() > 0.6 > 0.4 > s[t == 0].mean()
+
+
+def _bank(rng, classes, per_class=30, dim=24):
+    centres = {c: rng.normal(0, 3, dim) for c in classes}
+    feats = np.concatenate([centres[c] + rng.normal(0, 1, (per_class, dim)) for c in classes])
+    y = np.repeat(np.arange(len(classes)), per_class)
+    prep = {"size": 224, "framing": "leaf", "white_balance": "none", "morphology": "none", "morph_kernel": 3}
+    probe = rng.normal(0, 1, dim).astype(np.float32)
+    bank = O.Bank(feats.astype(np.float16), y, tuple(classes), probe, prep, "test-bank", "made up")
+    return bank, centres
+
+
+def test_the_check_refuses_other_leaves_and_leaves_out_a_bank_class_that_is_the_labs_own_under_another_name():
+    rng = np.random.default_rng(1)
+    classes = [f"Crop{i}___condition_{i}" for i in range(8)]
+    bank, centres = _bank(rng, classes)
+    # The lab's classes: "cond_a" is the bank's class 0 under a name nothing matches; "mine" is new to the bank.
+    mine = rng.normal(0, 3, 24)
+    lab = np.r_[centres[classes[0]] + rng.normal(0, 1, (40, 24)), mine + rng.normal(0, 1, (40, 24))]
+    y = np.repeat([0, 1], 40)
+    section = O.fit(lab, y, ["cond_a", "mine"], bank.prep, bank.probe, bank)
+    assert section["fitted"], section
+    assert list(section["left_out"]) == [classes[0]] and "looks like your classes" in section["left_out"][classes[0]]
+    check = O.OtherLeavesCheck(section)
+    fresh_own = np.r_[centres[classes[0]] + rng.normal(0, 1, (50, 24)), mine + rng.normal(0, 1, (50, 24))]
+    fresh_other = np.concatenate([centres[c] + rng.normal(0, 1, (20, 24)) for c in classes[1:]])
+    assert (check.score(fresh_own) <= check.threshold).mean() >= 0.85
+    assert (check.score(fresh_other) > check.threshold).mean() >= 0.9
+    assert section["own_answered_out_of_fold"] >= 0.9 and len(section["weights"]) == 24
+
+
+def test_not_fitted_where_the_banks_features_are_not_the_models():
+    rng = np.random.default_rng(2)
+    bank, centres = _bank(rng, [f"Bean___c{i}" for i in range(8)])
+    lab, y = rng.normal(0, 1, (20, 24)), np.repeat([0, 1], 10)
+    other_size = {**bank.prep, "size": 160}
+    section = O.fit(lab, y, ["a", "b"], other_size, bank.probe, bank)
+    assert not section["fitted"] and "size 224, not 160" in section["why_not"]
+    fine_tuned = bank.probe + rng.normal(0, 0.5, 24)  # the same image, another network
+    section = O.fit(lab, y, ["a", "b"], bank.prep, fine_tuned, bank)
+    assert not section["fitted"] and "not the bank's" in section["why_not"]
+    # A model of a crop that is every class of the bank: too few other leaves left
+    section = O.fit(lab, y, ["bean", "x"], bank.prep, bank.probe, bank)
+    assert not section["fitted"] and "too few other leaves" in section["why_not"] and len(section["left_out"]) == 8
+
+
+def test_the_shipped_bank_is_whole():
+    bank = O.Bank.load()
+    assert len(bank.classes) >= 30 and bank.features.shape == (len(bank.y), 1280)
+    assert np.isfinite(bank.features.astype(np.float32)).all() and np.isfinite(bank.probe).all()
+    counts = np.bincount(bank.y, minlength=len(bank.classes))
+    assert counts.min() >= 20  # every class there, with its photos
+    # Features of different photos differ (not one vector copied), and classes differ on average.
+    assert np.linalg.norm(np.diff(bank.features[:5].astype(np.float32), axis=0), axis=1).min() > 0.1
+    means = np.stack([bank.features[bank.y == k].astype(np.float32).mean(0) for k in range(len(bank.classes))])
+    assert np.linalg.norm(means[0] - means[-1]) > 1.0
+    assert bank.prep["size"] == 224 and "CC BY-SA" in bank.source
+
+
+def _card(threshold=0.8, fitted=True):
+    return ModelCard.from_dict(
+        {
+            "abstain": {"min_confidence": 0.5},
+            "other_leaves": {"format": 1, "fitted": fitted, "threshold": threshold, "bias": 0.0, "weights": [0.0]},
+        }
+    )
+
+
+def test_a_leaf_above_the_threshold_is_refused_as_unknown_and_one_below_is_answered():
+    probs, labels = np.array([0.9, 0.05, 0.05]), ["Tomato___a", "Tomato___b", "Tomato___c"]
+    refused = decide(probs, labels, _card(), other_score=0.95)
+    assert refused.abstained and refused.reason == "unknown_leaf" and "not taught" in refused.message
+    assert not decide(probs, labels, _card(), other_score=0.5).abstained
+    assert not decide(probs, labels, _card(fitted=False), other_score=0.99).abstained  # no check fitted
+    assert not decide(probs, labels, ModelCard.from_dict({}), other_score=0.99).abstained  # a card without one
