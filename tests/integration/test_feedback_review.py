@@ -7,7 +7,6 @@ answer names a server path."""
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
 
@@ -15,26 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import ADMIN, TOKEN, Clients, assert_error, leaf_photos, model_copy, service_settings
 from sqlalchemy import select
-from tests.backends import new_database, postgres_server
 
 from leafdoc.data import predictions
 from leafdoc.data.catalog import Catalog, DatasetItemRow, utcnow
 from leafdoc.imaging.photos import sha256_bytes
-
-_db = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request):
-    if request.param == "sqlite":
-        return None
-    return new_database(request.getfixturevalue("postgres_url"), f"feedback{next(_db)}")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Two apps on one catalog and store stand for two API workers (or machines), on SQ
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 
@@ -15,28 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import ADMIN, Clients, photo_bytes, service_settings
 from sqlalchemy import select, update
-from tests.backends import new_database, postgres_server
 
 from leafdoc.data import predictions
 from leafdoc.data.catalog import PredictionRow
 from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.service import predictionlog
 
-_db = itertools.count()
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request):
-    if request.param == "sqlite":
-        return None
-    return new_database(request.getfixturevalue("postgres_url"), f"kept{next(_db)}")
 
 
 @pytest.fixture

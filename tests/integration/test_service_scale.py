@@ -9,19 +9,13 @@ import threading
 
 import pytest
 from service_support import ADMIN, Clients, class_zip, leaf_photos, model_copy, service_settings, zip_of
-from tests.backends import flush_redis, postgres_server, redis_server, reset_postgres
+from tests.backends import flush_redis, redis_server, reset_postgres
 
 from leafdoc.data import leases
 from leafdoc.data.catalog import Catalog
 from leafdoc.service.worker import Worker
 
 ZIP = "application/zip"
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
