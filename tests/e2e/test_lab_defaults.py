@@ -7,18 +7,32 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from tests.conftest import make_leaf_folder
+import pytest
+from tests.conftest import PLANTVILLAGE, make_leaf_folder
 
 from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
 
 LEAFDOC = Path(sys.executable).with_name("leafdoc")
 CLASSES = ("Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy")  # one crop: alike, as a lab's are
+OTHER_CROPS = (
+    "Apple___Apple_scab",
+    "Apple___healthy",
+    "Blueberry___healthy",
+    "Cherry_(including_sour)___Powdery_mildew",
+    "Corn_(maize)___Common_rust_",
+    "Corn_(maize)___healthy",
+    "Pepper,_bell___Bacterial_spot",
+    "Potato___Late_blight",
+    "Raspberry___healthy",
+    "Strawberry___Leaf_scorch",
+)
 
 
 def test_the_default_weights_install_offline():
@@ -28,11 +42,11 @@ def test_the_default_weights_install_offline():
     assert spec.pretrained.extra == "train"  # installed with leafdoc[train], the standard install: no download
 
 
-def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
-    from leafdoc.inference.predictor import Predictor
-
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory):
+    """`leafdoc train --data mydata --out mymodel`, no other option, on 3 tomato classes x 20 photos: once."""
+    tmp_path = tmp_path_factory.mktemp("lab")
     mydata = make_leaf_folder(tmp_path / "mydata", CLASSES, per_class=20)
-    fresh = make_leaf_folder(tmp_path / "fresh", CLASSES, per_class=20, skip=100)
     env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home"), "COLUMNS": "120", "KERAS_HOME": str(tmp_path / "k")}
     r = subprocess.run(
         [str(LEAFDOC), "train", "--data", mydata, "--out", tmp_path / "mymodel"],  # no other option
@@ -41,6 +55,14 @@ def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
         text=True,
     )
     assert r.returncode == 0, r.stderr
+    return tmp_path, r
+
+
+def test_training_with_the_defaults_learns_a_labs_photos(lab_run):
+    from leafdoc.inference.predictor import Predictor
+
+    tmp_path, r = lab_run
+    fresh = make_leaf_folder(tmp_path / "fresh", CLASSES, per_class=20, skip=100)
     assert "few photos: every class has" in r.stderr  # 20 photos a class: the run says what to expect
     predictor = Predictor(tmp_path / "mymodel")
     card = predictor.card
@@ -59,3 +81,46 @@ def test_training_with_the_defaults_learns_a_labs_photos(tmp_path):
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files, strict=True)])
     # Chance: 1/3. Measured 76.7% (46 of 60) on 2026-11-28; the benchmark's 30 photos a class reach 80.0%.
     assert accuracy >= 0.65, (accuracy, r.stdout)
+
+
+def _not_in_bank(cls: str, n: int) -> list[Path]:
+    """`n` photos of a shared class that are not in leafdoc's bank of other leaves (scripts/build_leaf_bank.py)."""
+    files = sorted((PLANTVILLAGE / cls).iterdir())
+    banked = list(files)
+    random.Random(f"negatives-{cls}").shuffle(banked)
+    banked = set(banked[:30])
+    return [f for f in files if f not in banked][:n]
+
+
+def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
+    """The check fitted from leafdoc's bank of other leaves (inference/otherleaves.py): other crops' leaves (photos not
+    in the bank) refused as `unknown_leaf` where the model without the check answers them, the lab's own new photos
+    still answered. Measured with 30 photos a class (benchmarks/lab_other_crops.py, 2026-11-29): other crops 60.3%
+    answered without the check, 14.3% with it; own unseen photos 89.0% and 86.0%."""
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.lifecycle.training import as_written
+
+    tmp_path, r = lab_run
+    predictor = Predictor(tmp_path / "mymodel")
+    section = predictor.card.other_leaves
+    assert section["fitted"], section
+    assert set(CLASSES) <= set(section["left_out"])  # the lab's own classes are not its negatives
+    assert "Other leaves: refuses" in r.stdout  # the run says it fitted one
+    others = [f for c in OTHER_CROPS for f in _not_in_bank(c, 4)]
+    own = [f for c in CLASSES for f in sorted((PLANTVILLAGE / c).iterdir())[100:115]]
+
+    def answers(pred, files):
+        photos = [pred.load(f) for f in files]
+        return pred.answer(photos, [f.name for f in files], 1, shipped_knowledge())
+
+    card = as_written(predictor.card)
+    card.other_leaves = None
+    without = predictor.with_card(card)
+    other_with, other_without = answers(predictor, others), answers(without, others)
+    answered_with = np.mean([not a.abstained for a in other_with])
+    answered_without = np.mean([not a.abstained for a in other_without])
+    unknown = np.mean([a.reason == "unknown_leaf" for a in other_with])
+    assert unknown >= 0.35 and answered_with <= answered_without - 0.2, (unknown, answered_with, answered_without)
+    own_unknown = np.mean([a.reason == "unknown_leaf" for a in answers(predictor, own)])
+    assert own_unknown <= 0.15, own_unknown
