@@ -80,7 +80,7 @@ def main() -> None:
         ],
     }
     for extra in args.unseen_crop:
-        groups[f"{extra.name} (a crop the bank does not hold)"] = [
+        groups[f"{extra.name} (not in the bank)"] = [
             f for d in sorted(extra.iterdir()) if d.is_dir() for f in sorted(d.iterdir())[: args.per_class]
         ]
     section = predictor.card.other_leaves or {}
