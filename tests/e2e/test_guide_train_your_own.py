@@ -111,6 +111,7 @@ def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_pa
     assert "warning: few photos: every class has" in train and "learning curve" in train
     assert "mymodel: test accuracy" in train and (tmp_path / "mymodel" / "model.onnx").is_file()
     assert "note: the model also learnt from the" in train and "retracing" not in train
+    assert "Other leaves: " in train  # the run says what its other-leaves check is (none at the tiny 32 px here)
     n_test = re.search(r"test (\d+)", train).group(1)
     assert re.search(rf"evaluating on the test split .* {n_test}/{n_test} photos", train), train
     assert "report" in evaluate and (tmp_path / "mymodel-report" / "index.html").is_file()
