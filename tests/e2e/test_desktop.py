@@ -14,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 import csv  # noqa: E402
+import html  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
@@ -578,7 +579,7 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
     from tests.live_server import ADMIN, start_server
 
     from leafdoc.desktop.jobs import FINISHED
-    from leafdoc.words.job_phases import split_words
+    from leafdoc.words.job_phases import other_leaves_words, split_words
 
     model = colour_model(tmp_path)
     server = start_server(tmp_path / "server", model, dataset=colour_folder(tmp_path / "data", 14))
@@ -631,6 +632,9 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         assert split_words(truth["progress"]) in text
         assert truth["progress"]["field_check"] == {"refuses": False}  # it learns field photos: no such check
         assert "the new version answers them; it has no unlike-training check" in text
+        other = truth["progress"]["other_leaves"]  # a CNN from scratch: not the bank's network, no such check
+        assert other["fitted"] is False and "weights" not in other
+        assert html.escape(other_leaves_words(other), quote=False) in text
 
         models = httpx.get(f"{server.base}/v1/models", timeout=30).json()
         qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)

@@ -120,6 +120,7 @@ def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(t
     assert job["state"] == "succeeded", job["error"]
     assert job["metrics"]["test"]["accuracy"] >= 0.9, job["metrics"]["test"]
     assert job["progress"]["field_check"] == {"refuses": False}  # the tiny serving model had no such check
+    assert job["progress"]["other_leaves"]["fitted"] is False  # nor can a 32 px CNN have the other-leaves check
     assert api.get("/v1/models").json()["serving_version"] == job["candidate_version"] == 2
     fresh = colour_folder(tmp_path / "fresh", 3, seed0=500)
     answers = {
@@ -174,9 +175,17 @@ def test_training_job_runs_after_a_restart_and_its_candidate_is_promoted(tmp_pat
     split = json.loads((s.models_dir / "2" / "split.json").read_text())
     counts = {part: len(split[part]) for part in ("train", "val", "test")}
     assert sum(counts.values()) == 18
-    assert job["progress"] == {"phase": "done", "split": counts, "field_check": {"refuses": False}}
+    # What the new version does with leaves it was not taught: the CNN at 32 px is not the bank's Lite0 at 224 px.
+    other = {"fitted": False, "why_not": "the bank's photos were prepared otherwise (size 224, not 32)"}
+    assert job["progress"] == {
+        "phase": "done",
+        "split": counts,
+        "field_check": {"refuses": False},
+        "other_leaves": other,
+    }
     said = f"Photos: {counts['train']} for training, {counts['val']} for validation, {counts['test']} for test"
     assert said in job_summary(job)  # what the page shows
+    assert "Other leaves: no check (the bank" in job_summary(job)
     p = job["promotion"]
     # One figure for the candidate: the job's test accuracy is the one the promotion rule compared.
     assert job["metrics"]["test"]["accuracy"] == pytest.approx(p["candidate"], abs=1e-6)

@@ -20,6 +20,7 @@ from leafdoc.words.job_phases import (
     LEARN_FIELD_INFO,
     LEARN_FIELD_LABEL,
     field_check_words,
+    other_leaves_words,
     phase_words,
     serving_copy_words,
     split_words,
@@ -242,6 +243,7 @@ class TrainingBox(QGroupBox):
                 f"Why: {promotion['reason']}" if promotion.get("reason") else None,
                 serving_copy_words(promotion),
                 field_check_words(job.get("progress")),
+                other_leaves_words((job.get("progress") or {}).get("other_leaves")),
             ]
             lines += [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
             self.job = None

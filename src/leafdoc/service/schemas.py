@@ -77,7 +77,15 @@ class TrainingJob(BaseModel):
     resumed_epoch: int | None = Field(
         None, description="The epoch the current (or last) attempt continued after; null if it started at epoch 1."
     )
-    progress: dict[str, Any] | None
+    progress: dict[str, Any] | None = Field(
+        description="`phase` (in words, or the trainer's: `scratch`, `head`, `fine_tune`) with `epoch`, `batch` of "
+        "`steps` and `attempt` while it runs; `split`: how many photos went to train, val and test, kept once it "
+        "has finished. A finished job's also has `field_check` (`refuses`: whether the new version refuses field "
+        "photos, with the `sources` its unlike-training check was fitted with and the share `refused`) and, when the "
+        "new version's card has the other-leaves check's section, `other_leaves`: `fitted`, the `bank` of other "
+        "leaves and its `bank_classes`, `left_out` (the bank's classes left out as the lab's own), `threshold`, "
+        "`own_answered_out_of_fold` and `bank_refused_out_of_fold`, or `why_not` (the section without its weights)."
+    )
     metrics: dict[str, Any] | None = Field(description="`last` epoch, `history` of epochs, `test` when done.")
     error: str | None
     candidate_version: int | None

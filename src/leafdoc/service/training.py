@@ -260,6 +260,41 @@ def field_check_summary(card: ModelCard) -> dict:
     return {"refuses": True, "sources": list(field.get("sources") or []), "refused": refused}
 
 
+# The card's `other_leaves` fields a job's progress carries (not its 1,280 weights, bias or rule): what
+# words/job_phases.py's other_leaves_words says.
+OTHER_LEAVES_FIELDS = (
+    "fitted",
+    "bank",
+    "bank_classes",
+    "threshold",
+    "own_answered_out_of_fold",
+    "bank_refused_out_of_fold",
+    "why_not",
+)
+
+
+def other_leaves_summary(card: ModelCard) -> dict | None:
+    """What a job's new version does with leaves of crops and conditions it was not taught, for its
+    `progress.other_leaves` (in words: words/job_phases.py's other_leaves_words): the card's `other_leaves` section
+    without its weights, the bank's classes left out as the lab's own by name only; None for a card without it."""
+    section = card.other_leaves
+    if not section:
+        return None
+    summary = {k: section[k] for k in OTHER_LEAVES_FIELDS if k in section}
+    if "left_out" in section:
+        summary["left_out"] = sorted(section.get("left_out") or {})
+    return summary
+
+
+def done_progress(card: ModelCard, split: dict | None) -> dict:
+    """A finished job's `progress`: its split, what its new version does with field photos and (a card with the
+    section) with leaves it was not taught."""
+    progress = {"phase": "done", "split": split, "field_check": field_check_summary(card)}
+    if (other := other_leaves_summary(card)) is not None:
+        progress["other_leaves"] = other
+    return progress
+
+
 def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
     from leafdoc.lifecycle.promotion import promotion_decision
     from leafdoc.lifecycle.serving_copy import make_serving_copy
@@ -347,7 +382,7 @@ def run_job(settings: Settings, job_id: str, attempt: int | None = None) -> int:
                 candidate_version=version,
                 promotion={**promotion, "promoted": served},
                 metrics={**metrics, "test": card.test_metrics},
-                progress={"phase": "done", "split": reporter.split, "field_check": field_check_summary(card)},
+                progress=done_progress(card, reporter.split),
             )
 
         registry.register(

@@ -15,6 +15,7 @@ from leafdoc.advice.lookalikes import TELL_APART
 from leafdoc.core.i18n import N_, UNREVIEWED_NOTE, gettext
 from leafdoc.words.job_phases import (
     field_check_words,
+    other_leaves_words,
     phase_words,
     serving_copy_words,
     split_words,
@@ -268,6 +269,8 @@ def job_summary(job: dict | None) -> str:
             lines.append(esc(copy))
     if field := field_check_words(progress):
         lines.append(esc(field))
+    if other := other_leaves_words(progress.get("other_leaves")):
+        lines.append(esc(other))
     return "  \n".join(lines)
 
 

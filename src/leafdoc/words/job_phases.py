@@ -76,7 +76,11 @@ def other_leaves_words(section: dict | None) -> str | None:
     """What a model's other-leaves check (the card's `other_leaves`, inference/otherleaves.py) does, in a sentence:
     which bank of other leaves it was fitted against, how many of the bank's classes were left out as the lab's own
     (and which), its threshold and what it answers and refuses out of fold; or why the model has none. None for a
-    card without the section (the starter, a model from before the check)."""
+    card without the section (the starter, a model from before the check).
+
+    `section`: the card's section (`leafdoc train`, `leafdoc calibrate`), whose `left_out` maps each bank class to
+    why, or a finished job's `progress.other_leaves` (service/training.py other_leaves_summary: the same fields
+    without the weights, `left_out` as the names alone); both are said the same."""
     if not section:
         return None
     if not section.get("fitted"):
@@ -85,7 +89,7 @@ def other_leaves_words(section: dict | None) -> str | None:
             f"Other leaves: no check ({why}), so a leaf of another crop or condition may get one of this model's "
             "answers."
         )
-    left_out = section.get("left_out") or {}
+    left_out = section.get("left_out") or ()  # {bank class: why} on the card, [bank class] in a job's progress
     total = section.get("bank_classes")
     bank = f"leafdoc's bank of other leaves ({section.get('bank') or 'unnamed'}"
     if isinstance(total, int):
