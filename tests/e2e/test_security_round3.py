@@ -1,6 +1,7 @@
 """The third security audit's probes (2026-11-29), replayed against a real `leafdoc serve`: JPEGs read in many scans
 held to the decoded-memory budget and a scan limit, the open feedback route's body kept small and its refusal short,
-and a version number too large for the catalog refused as a bad request. Memory is read from the server process."""
+a version number too large for the catalog refused as a bad request, and Gradio's release kept out of the page's
+answers. Memory is read from the server process."""
 
 from __future__ import annotations
 
@@ -171,3 +172,38 @@ def test_the_apis_answers_carry_nosniff_no_store_and_its_documentation_no_framin
         assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
     r = httpx.get(f"{server.base}/healthz", timeout=30)
     assert r.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_the_page_does_not_name_gradios_release(server, tmp_path):
+    """The audit's L3: /ui/config, the page's HTML (the same config) and /ui/gradio_api/openapi.json gave Gradio's
+    exact version to any visitor. They give its major version only (ui/page.py, `hide_gradio_version`), which the
+    Python gradio_client still reads its protocol from. (Gradio's scripts and styles carry the release in their
+    own spelling, `6-31-0`, and their file names are its build's hashes: docs/security.md says what is left.)"""
+    import gradio
+    from gradio_client import Client, handle_file
+
+    from leafdoc.ui.page import PUBLIC_GRADIO_VERSION
+
+    release = gradio.__version__
+    assert release.split(".")[0] == PUBLIC_GRADIO_VERSION and release != PUBLIC_GRADIO_VERSION
+    answers = {}
+    for path in ("/ui/", "/ui/config", "/ui/gradio_api/info", "/ui/gradio_api/openapi.json", "/ui/theme.css"):
+        r = httpx.get(f"{server.base}{path}", timeout=120)  # the first visit builds the page
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        answers[path] = r
+        assert release not in r.text, (path, r.text[max(0, r.text.find(release) - 80) : r.text.find(release) + 20])
+        assert not any(release in f"{k}: {v}" for k, v in r.headers.items()), (path, r.headers)
+    assert answers["/ui/config"].json()["version"] == PUBLIC_GRADIO_VERSION
+    assert answers["/ui/gradio_api/openapi.json"].json()["info"]["version"] == PUBLIC_GRADIO_VERSION
+    assert f'window.gradio_config = {{"version":"{PUBLIC_GRADIO_VERSION}"' in answers["/ui/"].text
+    # gradio_client takes the page for the Gradio it is (without a version: Gradio 2, and it would post the page's
+    # config to a Hugging Face service to learn its API), and a diagnosis through it is answered
+    photo = tmp_path / "leaf.jpg"
+    photo.write_bytes(leaf_jpeg())
+    client = Client(f"{server.base}/ui/", verbose=False, httpx_kwargs={"timeout": 120})
+    try:
+        assert client.app_version.major == int(PUBLIC_GRADIO_VERSION)
+        verdict = client.predict(handle_file(photo), api_name="/diagnose")[0]
+        assert verdict["value"], verdict
+    finally:
+        client.close()

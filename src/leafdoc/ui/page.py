@@ -233,9 +233,32 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
     # Gradio checks that an event's files were uploaded by a visitor only once `launch()` has run; a mounted
     # page is never launched, so without this any path a visitor names is copied into the cache and served.
     blocks.has_launched = True
+    hide_gradio_version(blocks)
     quiet_queue(blocks)
     [app] = [r.app for r in holder.routes if isinstance(r, Mount) and r.path == path]
     return app, blocks
+
+
+# What the page's answers give as Gradio's version: its major version only. Gradio wrote its exact release into
+# /ui/config, the page's HTML (the same config) and /ui/gradio_api/openapi.json, for any visitor: a scanner's way to
+# pick the known bugs of that release (docs/security.md, L3). Gradio's own page does not read it (its scripts carry
+# their version); the Python gradio_client does, to choose its protocol (it compares with 3.36.1 and 4.29.0, and
+# without a version takes the page for Gradio 2 and sends its config to a Hugging Face service), so a version stays.
+PUBLIC_GRADIO_VERSION = gr.__version__.split(".")[0]
+
+
+def hide_gradio_version(blocks) -> None:
+    """The page's config (/ui/config, the HTML), any config Gradio makes again, and its OpenAPI description give
+    PUBLIC_GRADIO_VERSION (for every Gradio app of this process: the page is its only one). `VERSION` is Gradio's
+    own name in both modules (gradio/blocks.py `get_config_file`, gradio/routes.py `openapi_schema`): if a Gradio
+    renames it, tests/e2e/test_security_round3.py fails."""
+    import gradio.blocks
+    import gradio.routes
+
+    for module in (gradio.blocks, gradio.routes):
+        if hasattr(module, "VERSION"):
+            module.VERSION = PUBLIC_GRADIO_VERSION
+    blocks.config["version"] = PUBLIC_GRADIO_VERSION
 
 
 # How often Gradio's queue looks for new events while it has none, and for progress to send. Gradio's own values
