@@ -7,6 +7,7 @@ Two apps on one catalog and store stand for two API workers (or machines), on SQ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -31,8 +32,10 @@ def answering(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture
-def workers(tmp_path, answering, database_url):
-    """make(**settings) -> two apps (API workers) on one data home and catalog."""
+def workers(tmp_path, answering, database_url, monkeypatch):
+    """make(**settings) -> two apps (API workers) on one data home and catalog. Their own retention runs only when a
+    test calls it (it would otherwise run on its own a minute in, under a slow test's feet)."""
+    monkeypatch.setattr(predictionlog, "FIRST_PRUNE_SECONDS", float("inf"))
     clients = Clients()
 
     def make(**kw):
@@ -146,3 +149,70 @@ def test_retention_deletes_old_kept_photos_but_not_a_datasets_nor_one_answered_a
     assert a.get(f"/v1/review/{ids[0]}/photo", headers=ADMIN).content == photos[0]
     assert a.get(f"/v1/review/{ids[1]}/photo", headers=ADMIN).status_code == 409
     assert state.prediction_log.forget_old_photos() == (0, 0)  # nothing left to do
+
+
+def test_retention_in_two_workers_at_once_counts_each_photo_off_once(workers):
+    """Each API worker runs retention: two at once on the same photos must not count a photo's bytes off twice (the
+    quota would then let more in than it says). Each worker's release is held just after it read the photo's bytes,
+    until the other has read them too, or a second has passed (one waits on the other's lock: the fix)."""
+    import threading
+
+    from sqlalchemy import event
+
+    a, b = workers(kept_photos_days=2)
+    state = a.app.state.leafdoc
+    photos = [photo_bytes(seed=40 + i) for i in range(4)]
+    for p in photos:
+        send(a, p)
+    written(a)
+    with state.catalog.Session.begin() as s:  # three days ago
+        s.execute(update(PredictionRow).values(hour=PredictionRow.hour - 72))
+    assert predictions.kept_photo_bytes(state.catalog) == sum(map(len, photos))
+    both_read = threading.Barrier(2, timeout=1.0)
+
+    def hold(conn, cursor, statement, *args):
+        if "sum(predictions.photo_bytes)" in statement.replace('"', "").lower():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait()
+
+    engines = [w.app.state.leafdoc.catalog.engine for w in (a, b)]  # each worker its own, on one database
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", hold)
+    results = []
+    try:
+        threads = [
+            threading.Thread(target=lambda w=w: results.append(w.app.state.leafdoc.prediction_log.forget_old_photos()))
+            for w in (a, b)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", hold)
+    assert predictions.kept_photo_bytes(state.catalog) == 0
+    assert sum(freed for _, freed in results) == sum(map(len, photos))
+    assert sum(deleted for deleted, _ in results) == len(photos)
+
+
+def test_retention_runs_by_itself_in_each_worker(workers, monkeypatch):
+    """Without anyone calling it: each worker's log thread runs retention (first a while after it starts, then at
+    every PRUNE_EVERY_SECONDS), so old kept photos go on a server nobody tends."""
+    import time
+
+    monkeypatch.setattr(predictionlog, "FIRST_PRUNE_SECONDS", 0.0)
+    monkeypatch.setattr(predictionlog, "PRUNE_EVERY_SECONDS", 0.2)
+    a, _ = workers(kept_photos_days=2)
+    state = a.app.state.leafdoc
+    photo = photo_bytes(seed=60)
+    send(a, photo)
+    written(a)
+    assert state.store.exists(sha256_bytes(photo))
+    with state.catalog.Session.begin() as s:  # three days ago
+        s.execute(update(PredictionRow).values(hour=PredictionRow.hour - 72))
+    deadline = time.monotonic() + 30
+    while state.store.exists(sha256_bytes(photo)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not state.store.exists(sha256_bytes(photo))
+    assert predictions.kept_photo_bytes(state.catalog) == 0

@@ -46,6 +46,9 @@ def kept_photo_bytes(catalog: Catalog) -> int:
 def _release(s, sha: str, *where) -> int:
     """Take the rows (`where`) of photo `sha` out of the kept bytes; what they counted."""
     P = PredictionRow
+    # The counter row first: its write lock makes a second release of the same photo (retention running in two
+    # workers at once) wait for this one and then read the bytes it left, 0, instead of counting them off again.
+    _count(s, 0)
     n = int(s.scalar(select(func.coalesce(func.sum(P.photo_bytes), 0)).where(P.photo_sha256 == sha, *where)))
     s.execute(update(P).where(P.photo_sha256 == sha, P.photo_bytes.is_not(None), *where).values(photo_bytes=0))
     if n:
@@ -85,6 +88,9 @@ def forget_old_photos(catalog: Catalog, store, before: datetime, batch: int = 50
         last = shas[-1]
         for sha in shas:
             with catalog.Session.begin() as s:
+                _count(s, 0)  # the counter's write lock: another worker's retention on the same photo waits, then
+                if s.scalar(select(P.id).where(P.photo_sha256 == sha).limit(1)) is None:
+                    continue  # finds it gone and leaves it
                 if in_a_dataset(s, sha):
                     freed += _release(s, sha)
                     continue

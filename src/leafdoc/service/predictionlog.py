@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 KEEP_AS_SENT_BYTES = 1536 * 1024
 QUOTA_RECHECK_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
+# Retention's first run, after the log's thread starts: not at once, so that workers starting together do not all
+# prune at the same moment (a test patches it away to run retention itself).
+FIRST_PRUNE_SECONDS = 60.0
 
 
 @dataclass
@@ -133,12 +136,14 @@ class PredictionLog:
 
     def _run(self) -> None:
         pruned_at = None
+        started = time.monotonic()
         while not self._stop.wait(self.settings.prediction_flush_seconds):
             try:
                 self.flush()
             except Exception:  # the catalog is down: the records stay buffered (bounded) until it is back
                 log.exception("prediction records could not be written; will retry")
-            due = pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS
+            now = time.monotonic()
+            due = now - started >= FIRST_PRUNE_SECONDS if pruned_at is None else now - pruned_at >= PRUNE_EVERY_SECONDS
             if self.settings.keep_photos and self.settings.kept_photos_days and due:
                 pruned_at = time.monotonic()
                 try:
