@@ -285,17 +285,21 @@ def fit_model_dir(
     nonleaf: NonleafPhotos | None = None,
     target: float = DEFAULT_TARGET,
     val_features: np.ndarray | None = None,
+    train_features: np.ndarray | None = None,
 ) -> dict | None:
     """Fit the check on the training split, calibrate it on validation (+ non-leaf photos), write ood.npz.
     `nonleaf`: from nonleaf_photos(). `val_features`: the validation images' features when the caller already
-    has them from its own pass (a training run scores validation once for everything); otherwise predicted here.
+    has them from its own pass (a training run scores validation once for everything); otherwise predicted here;
+    `train_features` likewise for the training images.
 
     Returns the card's `ood` section, or None when the model has no `features` output.
     """
     if "features" not in predictor.output_names:
         return None
     images, y = train
-    feats = predictor.predict_arrays(images, ["features"])["features"]
+    feats = train_features
+    if feats is None:
+        feats = predictor.predict_arrays(images, ["features"])["features"]
     scorer = OodScorer.fit(feats, y, images)
     if val_features is None:
         val_features = predictor.predict_arrays(val_images, ["features"])["features"]

@@ -134,6 +134,10 @@ def train_model(
         if on_event:
             on_event(Calibrating(list(cfg.nonleaf_dirs), field))
         nonleaf = nonleaf_photos(cfg.nonleaf_dirs, predictor)
+        # The training photos' features, once: the not-a-leaf check and the other-leaves check both learn from them.
+        train_features = None
+        if "features" in predictor.output_names:
+            train_features = predictor.predict_arrays(data.images[tr], ["features"])["features"]
         ood = fit_model_dir(
             tmp,
             predictor,
@@ -142,6 +146,7 @@ def train_model(
             nonleaf,
             cfg.ood_target,
             val_features=val.features,
+            train_features=train_features,
         )
         if ood:
             card.ood = ood
@@ -158,7 +163,7 @@ def train_model(
             card.field = fit_field(tmp, predictor, train_x, val_x, field, nonleaf, poor, budget, val_out)
             predictor = predictor.with_card(as_written(card))
         if ood and cfg.other_leaves:  # "one of its classes or another leaf", from leafdoc's bank of other leaves
-            card.other_leaves = fit_other_leaves(predictor, data, tr, va, val.features, cfg.seed)
+            card.other_leaves = fit_other_leaves(predictor, data, tr, va, train_features, val.features, cfg.seed)
             predictor = predictor.with_card(as_written(card))
         # What monitoring compares served answers with (card `baseline`): under the final checks.
         card.baseline = validation_baseline(predictor, data, va, val, problems)
@@ -171,9 +176,12 @@ def train_model(
 OTHER_LEAVES_PER_CLASS = 300  # training photos a class the check learns from at most (a lab has a few dozen)
 
 
-def fit_other_leaves(predictor: Predictor, data: TrainData, tr, va, val_features, seed: int) -> dict:
-    """The card's `other_leaves` section (inference/otherleaves.py): fitted on the training and validation photos'
-    features, unless the bank does not apply to this model (then why not, without a pass through the photos)."""
+def fit_other_leaves(
+    predictor: Predictor, data: TrainData, tr, va, train_features: np.ndarray, val_features: np.ndarray, seed: int
+) -> dict:
+    """The card's `other_leaves` section (inference/otherleaves.py): fitted on the features of the training photos
+    (`train_features`, in the order of `tr`; at most OTHER_LEAVES_PER_CLASS a class) and of the validation photos,
+    unless the bank does not apply to this model (then why not)."""
     size = int(predictor.card.input.size)
     probe = predictor.predict_arrays(otherleaves.probe_image(size)[None], ["features"])["features"][0]
     prep = {k: getattr(predictor.card.input, k) for k in otherleaves.PREP_FIELDS}
@@ -181,13 +189,12 @@ def fit_other_leaves(predictor: Predictor, data: TrainData, tr, va, val_features
     if refused is not None:
         return refused
     rng = np.random.default_rng(seed)
-    tr = np.asarray(tr)
+    train_y = data.y[np.asarray(tr)]
     picked = np.concatenate(
-        [rng.permutation(tr[data.y[tr] == c])[:OTHER_LEAVES_PER_CLASS] for c in np.unique(data.y[tr])]
+        [rng.permutation(np.flatnonzero(train_y == c))[:OTHER_LEAVES_PER_CLASS] for c in np.unique(train_y)]
     )
-    train_features = predictor.predict_arrays(data.images[picked], ["features"])["features"]
-    features = np.r_[train_features, val_features]
-    y = np.r_[data.y[picked], data.y[np.asarray(va)]]
+    features = np.r_[train_features[picked], val_features]
+    y = np.r_[train_y[picked], data.y[np.asarray(va)]]
     return otherleaves.fit(features, y, predictor.labels, prep, probe, bank)
 
 
