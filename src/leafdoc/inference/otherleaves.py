@@ -209,8 +209,8 @@ def not_fitted(reason: str) -> dict:
 def gate(
     labels: list[str], prep: dict, probe_features: np.ndarray, bank: Bank | None = None
 ) -> tuple[Bank | None, dict | None]:
-    """The bank, and None when the check can be fitted for this model; else (None, the card's section saying why not).
-    Cheap: a model it does not apply to is not sent through its photos."""
+    """The bank, and None when the check can be fitted for this model; else (None, the card's section saying why not):
+    the bank missing, photos prepared otherwise, another network, or too few of its classes not the lab's by name."""
     if bank is None:
         if not BANK_FILE.exists():
             return None, not_fitted("leafdoc's bank of other leaves is not installed")
@@ -224,17 +224,20 @@ def gate(
             "the model's features are not the bank's (the bank is of the frozen ImageNet EfficientNet-Lite0 at "
             f"{bank.prep['size']} px; a fine-tuned or other backbone differs)"
         )
-    own = own_by_name(labels, bank.classes)
-    left = len(bank.classes) - len(own)
-    if left < MIN_BANK_CLASSES:
-        return None, {
-            **not_fitted(
-                f"{len(own)} of the bank's {len(bank.classes)} classes are this model's own: too few other "
-                "leaves are left to learn from"
-            ),
-            "left_out": {b: f"named like your class {lab!r}" for b, lab in own.items()},
-        }
-    return bank, None
+    return bank, too_few(bank, left_out_by_name(labels, bank))
+
+
+def left_out_by_name(labels: list[str], bank: Bank) -> dict[str, str]:
+    """The bank's classes the lab's names say are its own (own_by_name), each with why, as the card lists them."""
+    return {b: f"named like your class {lab!r}" for b, lab in own_by_name(labels, bank.classes).items()}
+
+
+def too_few(bank: Bank, left_out: dict[str, str]) -> dict | None:
+    """The card's section when too few of the bank's classes are left once `left_out` is out; else None."""
+    if len(bank.classes) - len(left_out) >= MIN_BANK_CLASSES:
+        return None
+    why = f"{len(left_out)} of the bank's {len(bank.classes)} classes are this model's own"
+    return {**not_fitted(why + ": too few other leaves are left to learn from"), "left_out": left_out}
 
 
 def fit(
@@ -250,21 +253,13 @@ def fit(
     bank, refused = gate(labels, prep, probe_features, bank)
     if refused is not None:
         return refused
-    by_name = own_by_name(labels, bank.classes)
-    left_out = {b: f"named like your class {lab!r}" for b, lab in by_name.items()}
+    left_out = left_out_by_name(labels, bank)
     x_lab = np.asarray(features, dtype=np.float64)
     groups_lab = np.asarray(y, dtype=int)
     for attempt in range(3):  # by name, then by look (again once those are out, at most twice)
+        if (section := too_few(bank, left_out)) is not None:
+            return section
         keep = np.array([bank.classes[i] not in left_out for i in bank.y])
-        kept_classes = sorted({bank.classes[i] for i in bank.y[keep]})
-        if len(kept_classes) < MIN_BANK_CLASSES:
-            return {
-                **not_fitted(
-                    f"{len(bank.classes) - len(kept_classes)} of the bank's {len(bank.classes)} classes are "
-                    "your own: too few other leaves are left to learn from"
-                ),
-                "left_out": left_out,
-            }
         x_bank = bank.features[keep].astype(np.float64)
         x = np.r_[x_lab, x_bank]
         t = np.r_[np.zeros(len(x_lab)), np.ones(len(x_bank))]
@@ -311,8 +306,10 @@ class OtherLeavesCheck:
 
     @classmethod
     def from_card(cls, card) -> OtherLeavesCheck | None:
+        """None for a card without the section, one that says why there is no check (`fitted: false`), or one in a
+        format this leafdoc does not know (the server and the offline page, offline/checks.py, alike)."""
         section = getattr(card, "other_leaves", None)
-        if not section or not section.get("fitted"):
+        if not section or not section.get("fitted") or section.get("format") != FORMAT:
             return None
         return cls(section)
 

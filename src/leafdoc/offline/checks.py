@@ -17,10 +17,10 @@ import json
 import numpy as np
 
 from leafdoc.inference.fieldcrops import learnt_crops
+from leafdoc.inference.otherleaves import OtherLeavesCheck
 from leafdoc.modelfolder import OOD_FILE
 
 MAGIC = b"LDCK"
-OTHER_LEAVES_FORMAT = 1  # the card's `other_leaves` section the page can apply: sigmoid(features . weights + bias)
 ARRAYS = ("feat_mean", "feat_whiten", "class_means_w", "colour_mean", "colour_whiten", "centre", "spread")
 
 
@@ -52,19 +52,11 @@ def card_numbers(predictor) -> dict:
         if learnt_crops(f) and learnt.get("min_confidence") is not None:
             field["learnt"] = {"crops": learnt_crops(f), "min_confidence": float(learnt["min_confidence"])}
         out["field"] = field
-    if (other := other_leaves(card)) is not None:
-        out["other_leaves"] = {"bias": float(other["bias"]), "threshold": float(other["threshold"])}
+    # A fitted section in the format the server applies (as it reads it), else none: the page then decides as the
+    # server does without it (a section of `fitted: false` says only why the model has no check).
+    if (other := OtherLeavesCheck.from_card(card)) is not None:
+        out["other_leaves"] = {"bias": other.bias, "threshold": other.threshold}
     return out
-
-
-def other_leaves(card) -> dict | None:
-    """The card's `other_leaves` section when the page can apply it (fitted, in the format the page knows: as
-    otherleaves.OtherLeavesCheck.from_card reads it), else None: the page then decides as the server does without it
-    (a section of `fitted: false` says only why the model has no check)."""
-    section = getattr(card, "other_leaves", None)
-    if not section or not section.get("fitted") or section.get("format") != OTHER_LEAVES_FORMAT:
-        return None
-    return section
 
 
 def build(predictor) -> bytes:
@@ -73,8 +65,8 @@ def build(predictor) -> bytes:
         arrays = {name: z[name] for name in ARRAYS}
     if predictor.field is not None and predictor.field.scene is not None:
         arrays["scene_weights"] = predictor.field.scene["weights"]
-    if (other := other_leaves(predictor.card)) is not None:
-        weights = np.asarray(other["weights"], dtype=np.float32)
+    if (other := OtherLeavesCheck.from_card(predictor.card)) is not None:
+        weights = other.weights.astype(np.float32)
         if weights.shape != (arrays["feat_mean"].size,):
             raise ValueError(
                 f"card.json other_leaves: {weights.size} weights for the model's {arrays['feat_mean'].size} features"
