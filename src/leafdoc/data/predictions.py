@@ -44,16 +44,21 @@ def kept_photo_bytes(catalog: Catalog) -> int:
 
 
 def _release(s, sha: str, *where) -> int:
-    """Take the rows (`where`) of photo `sha` out of the kept bytes; what they counted."""
+    """Take the rows (`where`) of photo `sha` out of the kept bytes; what they counted. In a transaction that took
+    the counter's lock first (_lock_counter)."""
     P = PredictionRow
-    # The counter row first: its write lock makes a second release of the same photo (retention running in two
-    # workers at once) wait for this one and then read the bytes it left, 0, instead of counting them off again.
-    _count(s, 0)
     n = int(s.scalar(select(func.coalesce(func.sum(P.photo_bytes), 0)).where(P.photo_sha256 == sha, *where)))
     s.execute(update(P).where(P.photo_sha256 == sha, P.photo_bytes.is_not(None), *where).values(photo_bytes=0))
     if n:
         _count(s, -n)
     return n
+
+
+def _lock_counter(s) -> None:
+    """The kept bytes' counter row, write-locked for the transaction (an update of +0): a second release of the same
+    photo (retention in two workers at once) waits for this one, then reads the bytes it left, 0, and does not count
+    them off again."""
+    _count(s, 0)
 
 
 def in_a_dataset(s, sha: str) -> bool:
@@ -64,6 +69,7 @@ def release_to_dataset(catalog: Catalog, sha: str) -> int:
     """A kept photo an admin's review added to a dataset is the dataset's now (blobs are by content: the same one):
     it no longer counts against the kept photos' quota. The bytes released (0 if no dataset holds it)."""
     with catalog.Session.begin() as s:
+        _lock_counter(s)
         return _release(s, sha) if in_a_dataset(s, sha) else 0
 
 
@@ -88,9 +94,9 @@ def forget_old_photos(catalog: Catalog, store, before: datetime, batch: int = 50
         last = shas[-1]
         for sha in shas:
             with catalog.Session.begin() as s:
-                _count(s, 0)  # the counter's write lock: another worker's retention on the same photo waits, then
+                _lock_counter(s)
                 if s.scalar(select(P.id).where(P.photo_sha256 == sha).limit(1)) is None:
-                    continue  # finds it gone and leaves it
+                    continue  # another worker's retention took it while this one waited for the lock
                 if in_a_dataset(s, sha):
                     freed += _release(s, sha)
                     continue
