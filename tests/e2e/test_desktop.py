@@ -796,16 +796,24 @@ def test_desktop_package_never_imports_tensorflow():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
-    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, ResultCard
-    from leafdoc.inference.abstain import UNLIKE_TRAINING
+def refused_card(qtbot, photo: Path, reason: str, message: str, label: str, probability: float):
+    """A ResultCard shown, answering `photo` with a refusal for `reason` (the server's `message`) over `label`."""
+    from leafdoc.desktop.diagnose import ResultCard
 
-    card = ResultCard(tmp_path / "field.jpg")
+    card = ResultCard(photo)
     qtbot.addWidget(card)
     card.show()
-    top = [{"label": "Corn_(maize)___Common_rust_", "probability": 0.6}]
-    card.show_answer(
-        {"abstained": True, "reason": "unlike_training", "message": UNLIKE_TRAINING, "top_k": top, "model_version": 1}
+    top = [{"label": label, "probability": probability}]
+    card.show_answer({"abstained": True, "reason": reason, "message": message, "top_k": top, "model_version": 1})
+    return card
+
+
+def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
+    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS
+    from leafdoc.inference.abstain import UNLIKE_TRAINING
+
+    card = refused_card(
+        qtbot, tmp_path / "field.jpg", "unlike_training", UNLIKE_TRAINING, "Corn_(maize)___Common_rust_", 0.6
     )
     assert card.title.text() == REASON_TITLES["unlike_training"] and "plain paper" in card.title.text()
     assert card.notice.isVisible() and "sheet of paper" in card.notice.text()
@@ -816,16 +824,10 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
 def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_title_not_photo_advice(qtbot, tmp_path):
     """unknown_leaf (a lab's model's other-leaves check): the title says the model was not taught this leaf and to
     check what it knows, not to take a clearer photo; the server's message under it."""
-    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, UNSURE_TITLE, ResultCard
+    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, UNSURE_TITLE
     from leafdoc.inference.abstain import UNKNOWN_LEAF
 
-    card = ResultCard(tmp_path / "other.jpg")
-    qtbot.addWidget(card)
-    card.show()
-    top = [{"label": "Tomato___Early_blight", "probability": 0.8}]
-    card.show_answer(
-        {"abstained": True, "reason": "unknown_leaf", "message": UNKNOWN_LEAF, "top_k": top, "model_version": 1}
-    )
+    card = refused_card(qtbot, tmp_path / "other.jpg", "unknown_leaf", UNKNOWN_LEAF, "Tomato___Early_blight", 0.8)
     assert card.title.text() == REASON_TITLES["unknown_leaf"] != UNSURE_TITLE and "crops" in card.title.text()
     assert card.notice.isVisible() and "another crop" in card.notice.text()
     assert "not taught" in REASON_WORDS["unknown_leaf"]
