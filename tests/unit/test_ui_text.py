@@ -254,3 +254,21 @@ def test_the_page_its_history_and_the_app_name_a_label_by_the_answers_translated
     assert answer_name(es, "Corn_(maize)___healthy") == "Maíz — sano"
     assert answer_name(es, "Tomato___Early_blight") == "Tomato — Early blight"
     assert answer_name(es, None) == "" and answer_name({}, "rose") == "rose"
+
+
+def test_the_examples_shown_are_the_serving_models_crops():
+    """A lab's tomato model shows only the tomato example (it would refuse the others as leaves it was not taught);
+    a crop named in two words matches its file name; before the API has said the crops, every example shows."""
+    from pathlib import Path
+
+    from leafdoc.ui.diagnose_tab import example_samples, examples_of
+
+    photos = [
+        Path(f"/x/{n}.jpg")
+        for n in ("apple_cedar_rust", "bell_pepper_healthy", "corn_common_rust", "tomato_early_blight")
+    ]
+    assert examples_of(["tomato"], photos) == [photos[3]]
+    assert examples_of(["bell pepper", "corn"], photos) == [photos[1], photos[2]]
+    assert examples_of(["grape"], photos) == [] and examples_of([], photos) == []
+    assert examples_of(None, photos) == photos
+    assert example_samples(photos[:1]) == ([["/x/apple_cedar_rust.jpg"]], ["apple cedar rust"])

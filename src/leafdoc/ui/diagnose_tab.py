@@ -112,26 +112,49 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
     return send
 
 
-def notes_handler(settings: Settings, guide: list) -> Callable:
+def example_samples(photos) -> tuple[list[list[str]], list[str]]:
+    """The example photos as the examples' samples (one photo each) and their labels (`tomato early blight`)."""
+    return [[str(p)] for p in photos], [p.stem.replace("_", " ") for p in photos]
+
+
+def examples_of(crops: list[str] | None, photos=EXAMPLES) -> list:
+    """The example photos of the serving model's crops (`crops` as the API names them: `tomato`, `bell pepper`;
+    an example's crop is its file name's start, `tomato_early_blight.jpg`): a lab's tomato model shows only the tomato
+    example, since it would refuse the others as leaves it was not trained on. None known (the API did not answer):
+    all of them."""
+    if crops is None:
+        return list(photos)
+    starts = tuple(c.replace(" ", "_").lower() + "_" for c in crops)
+    return [p for p in photos if p.stem.lower().startswith(starts)] if starts else []
+
+
+def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Callable:
     """On opening the page: whether the server keeps photos, what the serving model knows (which crops, and
-    which of them from photos taken on the plant), and its crops in the crop dropdown; and the photo guide, in the
-    page's language (`guide_words`)."""
+    which of them from photos taken on the plant), and its crops in the crop dropdown; the photo guide, in the
+    page's language (`guide_words`); and, with `examples`, the example photos of the serving model's crops."""
 
     def notes(request: gr.Request):
         lang = page_language(request)
         keep, knows, crops = None, None, []
+        served = None  # the serving model's crops, once the API has said them
         try:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
                 models = api.models()
                 knows, crops = photo_guide.knows_note(models, lang), photo_guide.serving_crops(models)
+                served = crops
         except Exception:
             pass
+        shown = []
+        if examples:
+            samples, labels = example_samples(examples_of(served))
+            shown = [gr.update(samples=samples, sample_labels=labels, visible=bool(samples))]
         return (
             feedback_text.privacy_note(keep, lang),
             gr.update(value=knows or "", visible=bool(knows)),
             gr.update(choices=crop_choices(crops, lang), value=""),
             *guide_words(lang)[: len(guide)],
+            *shown,
         )
 
     return notes
@@ -162,13 +185,10 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 elem_id="crop-choice",
             )
             button = gr.Button(t("diagnose_button"), variant="primary", elem_id="diagnose-button")
+            examples = None
             if EXAMPLES:  # served as they are (static paths, see build_app), never copied
-                gr.Examples(
-                    [[str(p)] for p in EXAMPLES],
-                    inputs=[photo],
-                    label=t("examples_label"),
-                    example_labels=[p.stem.replace("_", " ") for p in EXAMPLES],
-                )
+                samples, labels = example_samples(EXAMPLES)  # until the page knows the serving model's crops
+                examples = gr.Examples(samples, inputs=[photo], label=t("examples_label"), example_labels=labels)
             gr.Markdown(t("good_answer_tip"), elem_classes=["small-note"])
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
@@ -214,7 +234,9 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
-    blocks.load(notes_handler(settings, guide), None, [privacy, knows, crop, *guide])
+    shown_examples = [examples.dataset] if examples is not None else []
+    notes = notes_handler(settings, guide, bool(shown_examples))
+    blocks.load(notes, None, [privacy, knows, crop, *guide, *shown_examples])
     blocks.load(history_words, None, [box])
 
 
