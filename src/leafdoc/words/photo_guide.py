@@ -2,7 +2,8 @@
 answers for each. One list of words, shown by the web page (ui/page.py) and the desktop app
 (desktop/guide.py), so both say the same; nothing here imports Gradio or Qt.
 
-The captions say what the starter model answers for these exact files
+The captions say what the starter model answers for these exact files (and the answers say so: a lab's own model
+serving answers for its own crops)
 (`leafdoc predict models/starter examples/guide/*.jpg`); the pictures are made by scripts/guide_photos.py,
 and their sources and licences are in examples/README.md.
 """
@@ -155,7 +156,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
     GuideEntry(
         caption=N_("✓ diagnosed"),
         photo=N_("One leaf filling the frame, on a plain background, in daylight, in focus."),
-        answer=N_("A diagnosis: Potato — Early blight, over 99% sure (right)."),
+        answer=N_("leafdoc's starter model answers: Potato — Early blight, over 99% sure (right)."),
         reason=None,
         file="good_leaf.jpg",
         credit=PLANTVILLAGE,
@@ -165,9 +166,9 @@ ENTRIES: tuple[GuideEntry, ...] = (
         photo=N_("Corn leaves on the plant, with other leaves and stems around them."),
         answer=N_(
             "Not sure: it could be northern leaf blight or common rust (it is common rust), with how to tell them "
-            "apart. The model learnt corn, tomato and potato from photos taken on the plant too, and answers those "
-            "only when it is very sure. A field photo of any other crop gets 'not sure' (unlike_training): pick one "
-            "leaf, lay it on paper, photograph it from above."
+            "apart. leafdoc's starter model learnt corn, tomato and potato from photos taken on the plant too, and "
+            "answers those only when it is very sure. A field photo of any other crop gets 'not sure' "
+            "(unlike_training): pick one leaf, lay it on paper, photograph it from above."
         ),
         reason="unsure",
         file="field_photo.jpg",
