@@ -135,24 +135,22 @@ def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Ca
 
     def notes(request: gr.Request):
         lang = page_language(request)
-        keep, knows, crops = None, None, []
-        served = None  # the serving model's crops, once the API has said them
+        keep, knows, crops = None, None, None  # crops: the serving model's, once the API has said them
         try:
             with api_client(settings, request) as api:
                 keep = bool(api.ready().get("keep_photos"))
                 models = api.models()
                 knows, crops = photo_guide.knows_note(models, lang), photo_guide.serving_crops(models)
-                served = crops
         except Exception:
             pass
         shown = []
         if examples:
-            samples, labels = example_samples(examples_of(served))
+            samples, labels = example_samples(examples_of(crops))
             shown = [gr.update(samples=samples, sample_labels=labels, visible=bool(samples))]
         return (
             feedback_text.privacy_note(keep, lang),
             gr.update(value=knows or "", visible=bool(knows)),
-            gr.update(choices=crop_choices(crops, lang), value=""),
+            gr.update(choices=crop_choices(crops or [], lang), value=""),
             *guide_words(lang)[: len(guide)],
             *shown,
         )

@@ -2,10 +2,10 @@
 answers for each. One list of words, shown by the web page (ui/page.py) and the desktop app
 (desktop/guide.py), so both say the same; nothing here imports Gradio or Qt.
 
-The captions say what the starter model answers for these exact files (and the answers say so: a lab's own model
-serving answers for its own crops)
-(`leafdoc predict models/starter examples/guide/*.jpg`); the pictures are made by scripts/guide_photos.py,
-and their sources and licences are in examples/README.md.
+The captions say what the starter model answers for these exact files
+(`leafdoc predict models/starter examples/guide/*.jpg`), and the answers name it as the starter's: a lab's own model
+serving answers for its own crops. The pictures are made by scripts/guide_photos.py, and their sources and licences
+are in examples/README.md.
 """
 
 from __future__ import annotations
