@@ -53,7 +53,7 @@ def main() -> int:
     from leafdoc.lifecycle.training import prepare
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import _features, build_model, class_weights, warm_start
+    from leafdoc.train.trainer import _feature_net, _features, build_model, class_weights, warm_start
 
     cfg = TrainConfig(
         backbone="efficientnet_lite0", image_size=160, framing="leaf", white_balance="light-range", seed=0
@@ -71,7 +71,8 @@ def main() -> int:
     else:
         model = build_model(cfg, len(data.classes), ws.cache_dir / "weights")
         warm_start(model, args.init_from, data.classes)
-        f_tr, f_va = _features(model, data.images, tr), _features(model, data.images, va)
+        net = _feature_net(model)
+        f_tr, f_va = _features(net, data.images, tr), _features(net, data.images, va)
         store.parent.mkdir(parents=True, exist_ok=True)
         np.savez(store, train=f_tr, val=f_va)
     y_tr, y_va, n = data.y[tr], data.y[va], len(data.classes)

@@ -30,22 +30,20 @@ def features(model, arrays: np.ndarray, augment=None, pool=None) -> np.ndarray:
     backbone's last map in place of the model's own average pooling."""
     import keras
 
-    from leafdoc.train.trainer import _features, _outputs
+    from leafdoc.train.trainer import _feature_net, _features, _frozen, _outputs
 
     if pool is None:
-        return _features(model, arrays, np.arange(len(arrays)), augment=augment)
-    net = keras.Model(model.input, model.get_layer("pool").input)  # the map the model's pooling reads
+        return _features(_feature_net(model), arrays, np.arange(len(arrays)), augment=augment)
+    net = _frozen(keras.Model(model.input, model.get_layer("pool").input))  # the map the model's pooling reads
     return pool(_outputs(net, arrays, np.arange(len(arrays)), augment=augment))
 
 
 def file_features(model, prep, files: list[Path], chunk: int = 512) -> np.ndarray:
     """Pooled features of photo files, prepared `chunk` at a time (thousands of photos at 224 px do not fit in
     memory at once), with progress on stderr."""
-    import keras
+    from leafdoc.train.trainer import _feature_net, _outputs
 
-    from leafdoc.train.trainer import _outputs
-
-    pooled = keras.Model(model.input, model.get_layer("pool").output)  # one network for every chunk
+    pooled = _feature_net(model)  # one network for every chunk
     out = []
     for i in range(0, len(files), chunk):
         arrays = np.stack([prep(f) for f in files[i : i + chunk]])
