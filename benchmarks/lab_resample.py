@@ -58,9 +58,16 @@ TRANSFORMS = {  # applied to every feature vector (N, D) before any head, traini
 
 
 def photo_features(
-    files: list[Path], zoom_in: float, cache: Path, pool: str = "avg"
+    files: list[Path],
+    zoom_in: float,
+    cache: Path,
+    pool: str = "avg",
+    backbone_from: Path | None = None,
+    image_size: int = 224,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Plain features (N, D), views (VIEWS, N, D) and the near-duplicate hash of each photo, cached."""
+    """Plain features (N, D), views (VIEWS, N, D) and the near-duplicate hash of each photo, cached. With
+    `backbone_from` (a leafdoc model folder), its backbone's weights in place of ImageNet's, copied as
+    `leafdoc train --init-from` copies them."""
     if cache.exists():
         z = np.load(cache)
         return z["plain"], z["views"], [int(h) for h in z["hashes"]]
@@ -68,8 +75,11 @@ def photo_features(
 
     from leafdoc.data.phash import canonical_phash
     from leafdoc.train.pipeline import augmenter
+    from leafdoc.train.trainer import warm_start
 
-    model, _, prep = model_and_preparation()
+    model, _, prep = model_and_preparation(image_size=image_size)
+    if backbone_from is not None:
+        print(f"backbone: {backbone_from} ({warm_start(model, backbone_from, ['?'])})")
     arrays = np.stack([prep(f) for f in files])
     pooling = POOLS[pool]
     plain = features(model, arrays, pool=pooling)
@@ -194,21 +204,46 @@ def main() -> None:
         help="a power transform (sqrt) and/or unit length (l2) of each feature vector before the heads, as few-shot "
         "work on frozen features does",
     )
+    ap.add_argument(
+        "--backbone-from",
+        type=Path,
+        help="a leafdoc model folder whose backbone gives the features (as `leafdoc train --init-from` copies it), "
+        "in place of Lite0's ImageNet weights",
+    )
+    ap.add_argument("--image-size", type=int, default=224, help="the photos' size for the backbone")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        help="another folder of class folders (with --classes, 3 of them): each class's photos, shuffled once, are "
+        "its pool (no held-out part); every draw takes 30 of them as the lab's and scores the rest",
+    )
+    ap.add_argument("--classes", help="with --data: the 3 class folders, comma-separated")
     ap.add_argument("--seeds", type=int, default=1, help="each head trained with seeds 0..N-1, its accuracy averaged")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     from leafdoc.data.splits import split_items
 
+    classes = args.classes.split(",") if args.data else list(CLASSES)
     pools = {}  # class -> its 75 photos that are not held out: lab_defaults.py's lab photos, then its validation
-    for cls in CLASSES:
-        p = parts(PLANTVILLAGE, cls, 30)
-        pools[cls] = p["lab"] + p["val"]
-    files = [f for cls in CLASSES for f in pools[cls]]
-    labels = np.array([i for i, cls in enumerate(sorted(CLASSES)) for _ in pools[cls]])
+    for cls in classes:
+        if args.data:
+            pools[cls] = sorted(f for f in (args.data / cls).iterdir() if f.is_file())
+            random.Random(f"pool-{cls}").shuffle(pools[cls])
+        else:
+            p = parts(PLANTVILLAGE, cls, 30)
+            pools[cls] = p["lab"] + p["val"]
+    files = [f for cls in classes for f in pools[cls]]
+    labels = np.array([i for i, cls in enumerate(sorted(classes)) for _ in pools[cls]])
     t0 = cpu()
     pool = "" if args.pool == "avg" else f"-{args.pool}"
-    cache = Path(f"/tmp/leafdoc-lab-resample-z{args.zoom_in}{pool}.npz")
-    plain, views, hashes = photo_features(files, args.zoom_in, cache, args.pool)
+    source = f"-{sha256(str(args.backbone_from.resolve()).encode()).hexdigest()[:8]}" if args.backbone_from else ""
+    size = "" if args.image_size == 224 else f"-{args.image_size}px"
+    if args.data:
+        size += "-" + sha256(f"{args.data.resolve()}:{args.classes}".encode()).hexdigest()[:8]
+    cache = Path(f"/tmp/leafdoc-lab-resample-z{args.zoom_in}{pool}{source}{size}.npz")
+    plain, views, hashes = photo_features(
+        files, args.zoom_in, cache, args.pool, backbone_from=args.backbone_from, image_size=args.image_size
+    )
     views = views[: args.views]
     plain, views = TRANSFORMS[args.transform](plain), TRANSFORMS[args.transform](views)
     print(f"features: {plain.shape}, {len(views)} views; {cpu() - t0:.0f} CPU s")
@@ -220,7 +255,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(heads))
     for draw in range(args.draws):
         lab, scored = [], []
-        for cls in CLASSES:
+        for cls in classes:
             pos = [i for i, f in enumerate(files) if f in set(pools[cls])]
             if draw:
                 random.Random(f"draw-{draw}-{cls}").shuffle(pos)

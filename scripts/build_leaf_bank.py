@@ -3,10 +3,13 @@
     python scripts/build_leaf_bank.py MODEL_DIR [--data DIR] [--per-class 30] [--out PATH]
 
 MODEL_DIR: any model folder `leafdoc train` made with its defaults (the frozen ImageNet EfficientNet-Lite0 at 224 px,
-no fine-tuning): the bank is its ONNX `features` output for each photo, prepared as it serves them. The photos:
-PlantVillage's shared set (../shared/datasets/plantvillage, 150 a class, 30 classes, CC BY-SA 3.0), `--per-class`
-of each class, drawn as benchmarks/lab_negatives.py draws its bank (each class's photos shuffled with the seed
-`negatives-<class>`, the first ones), so that benchmark's test photos stay out of it. A class folder of
+no fine-tuning): the bank is its ONNX `features` output for each photo, prepared as it serves them. The bank of the
+starter's backbone (src/leafdoc/inference/leaf_bank_starter.npz) is made the same way from a model made with
+`leafdoc train --init-from models/starter` and its defaults otherwise, with `--out` that file; made again whenever the
+starter is retrained (a lab model of the new starter's backbone gets no check until then, and its card says why).
+The photos: PlantVillage's shared set (../shared/datasets/plantvillage, 150 a class, 30 classes, CC BY-SA 3.0),
+`--per-class` of each class, drawn as benchmarks/lab_negatives.py draws its bank (each class's photos shuffled with
+the seed `negatives-<class>`, the first ones), so that benchmark's test photos stay out of it. A class folder of
 plantvillage-full (34 classes) works the same. Float16: 2.56 kB a photo.
 """
 
@@ -40,6 +43,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "plantvillage")
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--out", type=Path, default=BANK_FILE)
+    ap.add_argument("--network", help="the network's name in the bank's source line (default: from MODEL_DIR's card)")
+    ap.add_argument("--tag", help="the network's short name in the bank's name (default: lite0, or warm)")
     args = ap.parse_args()
     if not args.data.is_dir():
         sys.exit(f"{args.data}: no such folder of class folders. Pass --data DIR (PlantVillage's class folders).")
@@ -47,6 +52,8 @@ def main() -> None:
     card = predictor.card
     if card.backbone != "efficientnet_lite0" or (card.training or {}).get("fine_tune_epochs", 0):
         sys.exit(f"{args.model_dir}: not a frozen EfficientNet-Lite0 model (`leafdoc train`'s defaults make one).")
+    tag = args.tag or ("warm" if card.warm_start else "lite0")
+    network = args.network or ("a warm-started backbone" if card.warm_start else "frozen ImageNet EfficientNet-Lite0")
     classes = sorted(d.name for d in args.data.iterdir() if d.is_dir())
     feats, ys = [], []
     for k, cls in enumerate(classes):
@@ -68,9 +75,9 @@ def main() -> None:
         classes=tuple(classes),
         probe=probe,
         prep={k: getattr(card.input, k) for k in PREP_FIELDS},
-        name=f"plantvillage-{len(classes)}x{args.per_class}-lite0-{size}",
+        name=f"plantvillage-{len(classes)}x{args.per_class}-{tag}-{size}",
         source=f"PlantVillage (Hughes & Salathe 2015, CC BY-SA 3.0): {args.per_class} photos of each of "
-        f"{len(classes)} classes of {args.data.name}, frozen ImageNet EfficientNet-Lite0 features at {size} px",
+        f"{len(classes)} classes of {args.data.name}, {network} features at {size} px",
     )
     bank.save(args.out)
     print(f"wrote {args.out}: {len(bank.y)} photos, {len(classes)} classes, {args.out.stat().st_size / 1e6:.2f} MB")

@@ -111,8 +111,31 @@ def test_not_fitted_where_the_banks_features_are_not_the_models():
     assert not section["fitted"] and "too few other leaves" in section["why_not"] and len(section["left_out"]) == 8
 
 
-def test_the_shipped_bank_is_whole():
-    bank = O.Bank.load()
+def test_a_model_is_fitted_against_the_bank_of_its_own_network(tmp_path, monkeypatch):
+    """Two banks (ImageNet Lite0's, the starter backbone's): a model of either network gets the check from its own
+    bank; a model of neither gets none, and the card says the banks' networks."""
+    rng = np.random.default_rng(3)
+    imagenet, _ = _bank(rng, [f"Crop{i}___c{i}" for i in range(8)])
+    starter, centres = _bank(rng, [f"Other{i}___c{i}" for i in range(8)])
+    paths = (tmp_path / "leaf_bank.npz", tmp_path / "leaf_bank_starter.npz")
+    imagenet.save(paths[0])
+    starter.save(paths[1])
+    monkeypatch.setattr(O, "BANK_FILES", paths)
+    lab, y = rng.normal(0, 3, 24) + rng.normal(0, 1, (40, 24)), np.repeat([0, 1], 20)
+    for bank in (imagenet, starter):
+        chosen, refused = O.gate(["a", "b"], bank.prep, bank.probe)
+        assert refused is None and np.array_equal(chosen.probe, bank.probe)
+    # Fitted against the starter's bank: its classes are the ones it learnt to refuse.
+    check = O.OtherLeavesCheck(O.fit(lab, y, ["a", "b"], starter.prep, starter.probe))
+    other = np.concatenate([centres[c] + rng.normal(0, 1, (10, 24)) for c in centres])
+    assert (check.score(other) > check.threshold).mean() >= 0.9
+    chosen, refused = O.gate(["a", "b"], starter.prep, rng.normal(0, 1, 24))  # a network of neither
+    assert chosen is None and "not the bank's" in refused["why_not"] and "starter's backbone" in refused["why_not"]
+
+
+@pytest.mark.parametrize("path", O.BANK_FILES, ids=lambda p: p.name)
+def test_the_shipped_banks_are_whole(path):
+    bank = O.Bank.load(path)
     assert len(bank.classes) >= 30 and bank.features.shape == (len(bank.y), 1280)
     assert np.isfinite(bank.features.astype(np.float32)).all() and np.isfinite(bank.probe).all()
     counts = np.bincount(bank.y, minlength=len(bank.classes))

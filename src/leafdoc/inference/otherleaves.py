@@ -3,9 +3,11 @@
 A lab's model (`leafdoc train` on a few classes of its own, with its defaults) knows those classes and nothing else,
 and its other checks refuse what is not a leaf or not a lab photo: a leaf of another crop, or of its own crop with a
 condition it was not taught, mostly gets an answer (a tomato lab's model answered 62% of other crops' leaves). This
-check learns from leaves it must refuse. leafdoc ships a bank of other leaves (`leaf_bank.npz`: the frozen ImageNet
-EfficientNet-Lite0 features, as a lab model's ONNX `features` output gives them at 224 px, of 30 PlantVillage photos
-of each of 30 classes, float16; scripts/build_leaf_bank.py makes it). Training fits a class-balanced logistic
+check learns from leaves it must refuse. leafdoc ships a bank of other leaves for each network a lab's model is
+made from (`leaf_bank.npz`: the frozen ImageNet EfficientNet-Lite0's features, as a lab model's ONNX `features` output
+gives them at 224 px, of 30 PlantVillage photos of each of 30 classes, float16; `leaf_bank_starter.npz`: the same
+photos through the starter's backbone, for a model made with `--init-from models/starter`; scripts/build_leaf_bank.py
+makes them). Training fits a class-balanced logistic
 regression on standardised features: the lab's photos (training and validation) against the bank, less the bank's
 classes that are the lab's own. A photo whose P(other leaf) is above the threshold is refused, `unknown_leaf`
 (inference/abstain.py). The threshold refuses at most `REFUSE_OWN` of the lab's own photos, as scored out of fold.
@@ -30,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-BANK_FILE = Path(__file__).with_name("leaf_bank.npz")
+BANK_FILE = Path(__file__).with_name("leaf_bank.npz")  # the frozen ImageNet EfficientNet-Lite0's
+STARTER_BANK_FILE = BANK_FILE.with_name("leaf_bank_starter.npz")  # the starter's backbone (--init-from models/starter)
+BANK_FILES = (BANK_FILE, STARTER_BANK_FILE)
 FORMAT = 1
 REFUSE_OWN = 0.05  # the share of the lab's own photos (out of fold) the threshold may refuse
 C = 0.1  # inverse regularisation strength, as measured (benchmarks/lab_negatives.py: not tuned)
@@ -192,6 +196,11 @@ def _out_of_fold(x: np.ndarray, t: np.ndarray, groups: np.ndarray, seed: int = 0
     return out
 
 
+def prep_differs(bank: Bank, prep: dict) -> list[str]:
+    """The input preparation fields in which `prep` (a model card's) is not the bank's photos'."""
+    return [k for k in PREP_FIELDS if str(prep.get(k)) != str(bank.prep.get(k))]
+
+
 def same_network(bank: Bank, probe_features: np.ndarray) -> bool:
     a = np.asarray(probe_features, dtype=np.float64).ravel()
     b = bank.probe.astype(np.float64).ravel()
@@ -212,17 +221,18 @@ def gate(
     """The bank, and None when the check can be fitted for this model; else (None, the card's section saying why not):
     the bank missing, photos prepared otherwise, another network, or too few of its classes not the lab's by name."""
     if bank is None:
-        if not BANK_FILE.exists():
+        banks = [Bank.load(path) for path in BANK_FILES if path.exists()]
+        if not banks:
             return None, not_fitted("leafdoc's bank of other leaves is not installed")
-        bank = Bank.load()
-    differs = [k for k in PREP_FIELDS if str(prep.get(k)) != str(bank.prep.get(k))]
-    if differs:
+        # The bank of this model's network, else the first (whose mismatch the card then names).
+        bank = next((b for b in banks if not prep_differs(b, prep) and same_network(b, probe_features)), banks[0])
+    if differs := prep_differs(bank, prep):
         why = ", ".join(f"{k} {bank.prep.get(k)}, not {prep.get(k)}" for k in differs)
         return None, not_fitted(f"the bank's photos were prepared otherwise ({why})")
     if not same_network(bank, probe_features):
         return None, not_fitted(
-            "the model's features are not the bank's (the bank is of the frozen ImageNet EfficientNet-Lite0 at "
-            f"{bank.prep['size']} px; a fine-tuned or other backbone differs)"
+            "the model's features are not the bank's (leafdoc's banks are of the frozen ImageNet EfficientNet-Lite0 "
+            f"and of the starter's backbone, at {bank.prep['size']} px; a fine-tuned or other backbone differs)"
         )
     return bank, too_few(bank, left_out_by_name(labels, bank))
 
