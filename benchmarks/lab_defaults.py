@@ -13,7 +13,8 @@ Each class's 150 photos are shuffled with a fixed seed and cut into three parts 
 - validation photos (the next 45): the defaults (image size, epochs, learning rate, fine-tuning) were chosen on these
   (`--score val`, with the candidate settings passed after `--`);
 - held-out photos (the remaining 75): scored once, with the chosen defaults (`--score heldout`, the default).
-Photos are scored as served (ONNX Runtime, the model folder's own preparation); the figure is top-1 accuracy,
+`--cut-seed` draws another cut, `--val 0` leaves no validation photos (for a small set of field photos: the lab
+then gets at most half a class's photos, and the rest are held out). Photos are scored as served (ONNX Runtime, the model folder's own preparation); the figure is top-1 accuracy,
 abstentions counted as the label the model ranks first.
 
 The default classes are one crop's look-alikes, the hard case. `--triples N` runs once on each of N other sets of
@@ -48,12 +49,17 @@ N_VAL = 45
 LEAFDOC = Path(sys.executable).with_name("leafdoc")
 
 
-def parts(data: Path, cls: str, per_class: int, seed: int = 54) -> dict[str, list[Path]]:
-    """The class's photos cut into lab / val / heldout, the same for every run."""
+CUT = {"seed": 54, "val": N_VAL}  # how every class is cut (--cut-seed, --val): one cut for the whole run
+
+
+def parts(data: Path, cls: str, per_class: int) -> dict[str, list[Path]]:
+    """The class's photos cut into lab / val / heldout, the same for every run with the same --cut-seed. A class
+    with fewer than twice `per_class` photos (small field sets) gives the lab half of them."""
     files = sorted((data / cls).iterdir())
-    random.Random(f"{seed}-{cls}").shuffle(files)
-    val_end = per_class + N_VAL
-    return {"lab": files[:per_class], "val": files[per_class:val_end], "heldout": files[val_end:]}
+    random.Random(f"{CUT['seed']}-{cls}").shuffle(files)
+    lab = min(per_class, len(files) // 2)
+    val_end = lab + CUT["val"]
+    return {"lab": files[:lab], "val": files[lab:val_end], "heldout": files[val_end:]}
 
 
 def lab_folder(data: Path, classes, per_class: int, dest: Path) -> Path:
@@ -124,7 +130,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--triples", type=int, default=0, help="run on N random sets of 3 classes instead of --classes")
     ap.add_argument("--one-crop", action="store_true", help="with --triples: each set one crop's (N a crop at most)")
+    ap.add_argument("--val", type=int, default=N_VAL, help="validation photos a class (0 for small field sets)")
+    ap.add_argument("--cut-seed", type=int, default=54, help="another cut of each class's photos")
     args = ap.parse_args(argv)
+    CUT.update(seed=args.cut_seed, val=args.val)
     if not args.data.is_dir():
         sys.exit(f"{args.data}: no such folder. This benchmark needs PlantVillage photos (../shared/datasets).")
     if args.triples:
