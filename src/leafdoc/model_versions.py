@@ -27,13 +27,20 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-import leafdoc
 from leafdoc.core.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
 from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
 from leafdoc.data.leases import hold
 from leafdoc.data.store import BlobStore
-from leafdoc.modelfolder import MODEL_FILES, ONNX_FILE, SERVING_FILES, check_model_dir, read_card, read_labels
+from leafdoc.modelfolder import (
+    MODEL_FILES,
+    ONNX_FILE,
+    SERVING_FILES,
+    check_model_dir,
+    read_card,
+    read_labels,
+    starter_model_dir,
+)
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
@@ -51,11 +58,6 @@ def _not_in_registry(version: int) -> NotFound:
 class NoModel(LeafdocError):
     status = 503
     code = "no_model"
-
-
-def starter_model_dir() -> Path:
-    """The starter model shipped in the repository (`<repo>/models/starter`)."""
-    return Path(leafdoc.__file__).resolve().parents[2] / "models" / "starter"
 
 
 def check_promote_metric(metric: str) -> str:

@@ -147,6 +147,11 @@ class ModelCard(_Section):
         return list((self.training or {}).get("nonleaf_dirs") or [])
 
 
+def starter_model_dir() -> Path:
+    """The starter model shipped in the repository (`<repo>/models/starter`)."""
+    return Path(__file__).resolve().parents[2] / "models" / "starter"
+
+
 def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> Path:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

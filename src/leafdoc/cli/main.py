@@ -109,6 +109,8 @@ def train(**options):
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
     given = {k: v for k, v in options.items() if v is not None}
+    if init_from is not None:  # the backbone comes from the model warm-started from: nothing to load before it
+        given.setdefault("weights", "imagenet")
     try:
         cfg = TrainConfig(
             **given,
@@ -122,6 +124,11 @@ def train(**options):
         raise ConfigError(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
     if init_from is not None and cfg.field_dirs is None and not as_json:
         warn_field_check_dropped(init_from)
+    if "weights" not in given and cfg.weights == "starter" and not as_json:
+        console.print(
+            "Starting from the backbone of leafdoc's starter model (ImageNet's weights taught PlantVillage's leaf "
+            "diseases); --weights imagenet starts from ImageNet's alone."
+        )
     note = None
     if provenance is not None:
         if not provenance.is_file():

@@ -46,6 +46,7 @@ from leafdoc.experiments.tracked import cache_label, complete, params, prepare_r
 from leafdoc.experiments.tracking import Tracker, default_tracking_uri
 from leafdoc.experiments.tuning import tune
 from leafdoc.lifecycle.workspace import Workspace
+from leafdoc.train.backbone_registry import NAMED_WEIGHTS
 from leafdoc.train.config import TrainConfig
 
 MARKER = ".leafdoc-experiment"
@@ -231,7 +232,7 @@ def run_experiment(
     chosen = _check_only(recipe, only, out, resume)
     weights = weights or recipe.weights
     # Fail on a bad --weights value before ingesting anything.
-    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+    if weights not in NAMED_WEIGHTS and not Path(weights).is_file():
         raise ConfigError(
             f"weights file {weights} does not exist.",
             hint="Pass --weights none, imagenet, or the path of a backbone .weights.h5/.h5 file.",

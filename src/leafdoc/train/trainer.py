@@ -905,7 +905,9 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "backbone": cfg.backbone,
             "alpha": cfg.alpha if backbone_registry.get(cfg.backbone).takes_alpha else None,
-            "weights": cfg.weights if cfg.weights in ("imagenet", "none") else f"file:{Path(cfg.weights).name}",
+            "weights": cfg.weights
+            if cfg.weights in backbone_registry.NAMED_WEIGHTS
+            else f"file:{Path(cfg.weights).name}",
             "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
             "input": {
                 # size, framing, white_balance, morphology, morph_kernel (and light_range, when measured)
