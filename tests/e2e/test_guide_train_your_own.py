@@ -109,6 +109,7 @@ def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_pa
     assert "mydata v1: 90 images in 3 classes" in ingest and "added 90, duplicates 0" in ingest
     assert re.search(r"mydata v1: 3 classes; train \d+, val \d+, test \d+", train), train
     assert "warning: few photos: every class has" in train and "learning curve" in train
+    assert "Starting from the backbone of leafdoc's starter model" in train  # the guide's first line of step 3
     assert "mymodel: test accuracy" in train and (tmp_path / "mymodel" / "model.onnx").is_file()
     assert "note: the model also learnt from the" in train and "retracing" not in train
     assert "Other leaves: " in train  # the run says what its other-leaves check is (none at the tiny 32 px here)
