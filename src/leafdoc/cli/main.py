@@ -127,7 +127,8 @@ def train(**options):
     if "weights" not in given and cfg.weights == "starter" and not as_json:
         console.print(
             "Starting from the backbone of leafdoc's starter model (ImageNet's weights taught PlantVillage's leaf "
-            "diseases); --weights imagenet starts from ImageNet's alone."
+            "diseases); --weights imagenet starts from ImageNet's alone.",
+            soft_wrap=False,  # wrapped at the terminal's width
         )
     note = None
     if provenance is not None:
