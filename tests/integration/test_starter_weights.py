@@ -52,3 +52,21 @@ def test_starter_weights_say_what_to_do_when_they_cannot_be_had(monkeypatch, tmp
         build_backbone("efficientnet_lite0", "starter", 32)
     assert "no-starter" in str(err.value) and "starter model is not there" in str(err.value)
     assert "--weights imagenet" in err.value.hint
+
+
+def test_a_retrain_of_a_model_from_the_starters_backbone_runs_where_the_starter_is_not(monkeypatch, tmp_path):
+    """The service retrains with the serving model's options; a lab's model trained with the default (`weights:
+    starter`), served where models/starter is not (the worker image), is retrained from ImageNet's weights, not
+    refused."""
+    import json
+    from types import SimpleNamespace
+
+    from leafdoc.service.training import resolve_config
+
+    card = json.loads((starter_model_dir() / "card.json").read_text())
+    card["training"] = {**card["training"], "weights": "starter"}
+    serving = SimpleNamespace(serving=lambda: SimpleNamespace(version=2), get=lambda v: SimpleNamespace(card=card))
+    assert resolve_config(serving, None).weights == "starter"
+    monkeypatch.setattr("leafdoc.train.config.starter_model_dir", lambda: tmp_path / "no-starter")
+    assert resolve_config(serving, None).weights == "imagenet"
+    assert resolve_config(serving, {"weights": "none"}).weights == "none"  # the request's word still wins

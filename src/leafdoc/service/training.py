@@ -38,19 +38,24 @@ from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
 from leafdoc.train import events
-from leafdoc.train.config import TrainConfig
+from leafdoc.train.config import TrainConfig, starter_available
 
 PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
 ORPHAN_CHECK_SECONDS = 1.0
 
 
 def base_options(registry: Registry) -> dict:
-    """The serving model's training options: a retrain keeps its architecture, so it can warm-start."""
+    """The serving model's training options: a retrain keeps its architecture, so it can warm-start. A model that
+    started from the starter's backbone (`weights: starter`) is retrained from ImageNet's where models/starter is not
+    there (the worker image): with a warm start the backbone is the serving model's anyway."""
     ptr = registry.serving()
     if ptr is None:
         return {}
     training = ModelCard.from_dict(registry.get(ptr.version).card or {}).training or {}
-    return {k: v for k, v in training.items() if k in TrainConfig.model_fields}
+    options = {k: v for k, v in training.items() if k in TrainConfig.model_fields}
+    if options.get("weights") == "starter" and not starter_available():
+        options["weights"] = "imagenet"
+    return options
 
 
 def default_dataset(settings: Settings, registry: Registry) -> str:

@@ -234,6 +234,9 @@ def default_weights(backbone: str) -> str:
     """Where a backbone starts when no --weights is named: the starter model's backbone for the starter's own
     architecture when models/starter is there (a lab's look-alike classes: 90.2% of unseen photos against 81.8% from
     ImageNet's weights, docs/training.md), else ImageNet's."""
-    if backbone == STARTER_BACKBONE and (starter_model_dir() / KERAS_FILE).is_file():
-        return "starter"
-    return "imagenet"
+    return "starter" if backbone == STARTER_BACKBONE and starter_available() else "imagenet"
+
+
+def starter_available() -> bool:
+    """Whether models/starter is there to start from (not in an installed leafdoc, nor in the worker image)."""
+    return (starter_model_dir() / KERAS_FILE).is_file()
