@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 WAIT_MS = 90_000  # one answer on a busy two-core machine
+FIRST_DRAW_MS = 240_000  # a new tab drawn, on a slow two-core machine running a training beside it
 
 
 # ---- helpers, shared with scripts/ui_screenshots.py -------------------------------------------------
@@ -57,13 +59,62 @@ def warm_up(base: str) -> str:
 
 
 def open_page(browser, url: str, outside: list[str] | None = None):
+    """A new tab on the page, once its Diagnose tab is drawn."""
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(WAIT_MS)
     if outside is not None:  # every request the page makes beyond this machine
         page.on("request", lambda r: outside.append(r.url) if _is_outside(r.url) else None)
-    page.goto(url)
-    page.wait_for_selector("#leaf-photo")
+    return go_to(page, url)
+
+
+def go_to(page, url: str, drawn: str = "#leaf-photo"):
+    """`page` at `url`, once the element `drawn` is shown. The drawing gets FIRST_DRAW_MS: on a slow CI machine,
+    with a training in the other test process and a second server starting, it once took over 90 s (CI failed so,
+    stop 75). If it does not come, the error says what the page was still waiting for."""
+    watch = _Requests(page)
+    try:
+        page.goto(url, timeout=FIRST_DRAW_MS)
+        page.wait_for_selector(drawn, timeout=FIRST_DRAW_MS)
+    except sync_api.TimeoutError as exc:
+        raise AssertionError(f"the page was not drawn in {FIRST_DRAW_MS / 1000:g} s: {watch.report()}") from exc
+    finally:
+        watch.stop()
     return page
+
+
+class _Requests:
+    """The requests a page made, for an error saying which had not finished and what the console said."""
+
+    def __init__(self, page):
+        self.page = page
+        self.pending: dict = {}
+        self.failed: list[str] = []
+        self.console: list[str] = []
+        self.handlers = {
+            "request": lambda r: self.pending.__setitem__(r, time.monotonic()),
+            "requestfinished": lambda r: self.pending.pop(r, None),
+            "requestfailed": self._failed,
+            "console": lambda m: self.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        }
+        for event, handler in self.handlers.items():
+            page.on(event, handler)
+
+    def _failed(self, request) -> None:
+        self.pending.pop(request, None)
+        self.failed.append(f"{request.url} ({request.failure})")
+
+    def stop(self) -> None:
+        for event, handler in self.handlers.items():
+            self.page.remove_listener(event, handler)
+
+    def report(self) -> str:
+        now = time.monotonic()
+        waiting = [f"{r.method} {r.url} for {now - t:.0f} s" for r, t in self.pending.items()]
+        state = self.page.evaluate("document.readyState")
+        return (
+            f"document {state}; requests not finished: {waiting or 'none'}; failed: {self.failed or 'none'}; "
+            f"console errors and warnings: {self.console[-10:] or 'none'}"
+        )
 
 
 def _is_outside(url: str) -> bool:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.conftest import PLANTVILLAGE, REPO
 from tests.crop_photos import other_crop_photo_or_skip, words
-from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
+from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, go_to, launch, warm_up
 
 from leafdoc.ui.text import pretty_label
 from leafdoc.words.photo_guide import serving_crops
@@ -52,8 +52,7 @@ def test_the_crop_picked_on_the_page_reaches_the_answer(server, found):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
             page.set_default_timeout(WAIT_MS)
-            page.goto(f"{server.base}/ui/")
-            page.wait_for_selector("#crop-choice input")
+            go_to(page, f"{server.base}/ui/", drawn="#crop-choice input")
             assert page.input_value("#crop-choice input") == "I don't know"
             # unaided: the other crop's condition (named, or "not sure" for a field photo it is unsure of)
             page.set_input_files("#leaf-photo input[type=file]", str(photo))
@@ -98,8 +97,7 @@ def test_on_a_phone_the_crop_comes_between_the_photo_and_the_diagnose_button(ser
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
             page.set_default_timeout(WAIT_MS)
-            page.goto(f"{server.base}/ui/")
-            page.wait_for_selector("#crop-choice input")
+            go_to(page, f"{server.base}/ui/", drawn="#crop-choice input")
             photo, crop, button = (
                 page.locator(s).bounding_box() for s in ("#leaf-photo", "#crop-choice", "#diagnose-button")
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import PLANTVILLAGE, REPO
-from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch, warm_up
+from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, go_to, launch, warm_up
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 
@@ -51,9 +51,7 @@ def open_phone(browser, url: str, locale: str = "en-GB"):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, locale=locale)
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
-    page.goto(url)
-    page.wait_for_selector("#leaf-photo")
-    return page
+    return go_to(page, url)
 
 
 def diagnose_on_phone(page, photo: Path) -> None:
