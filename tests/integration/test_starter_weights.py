@@ -9,6 +9,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from tests.conftest import make_leaf_folder
 
 from leafdoc.core.errors import ConfigError
 from leafdoc.modelfolder import starter_model_dir
@@ -54,10 +55,47 @@ def test_starter_weights_say_what_to_do_when_they_cannot_be_had(monkeypatch, tmp
     assert "--weights imagenet" in err.value.hint
 
 
-def test_a_retrain_of_a_model_from_the_starters_backbone_runs_where_the_starter_is_not(monkeypatch, tmp_path):
-    """The service retrains with the serving model's options; a lab's model trained with the default (`weights:
-    starter`), served where models/starter is not (the worker image), is retrained from ImageNet's weights, not
-    refused."""
+def test_a_warm_start_loads_no_starting_weights_and_keeps_where_the_backbone_began(monkeypatch, tmp_path):
+    """`leafdoc train --init-from` takes the backbone from the parent model and loads nothing before it: a lab's
+    model made from the starter's backbone (the default) is retrained where models/starter is not (an installed
+    leafdoc, the worker image), and the new card says where the backbone began (the parent's `pretrained`)."""
+    import json
+
+    import keras
+    from typer.testing import CliRunner
+
+    from leafdoc.cli.main import app
+
+    starter = keras.saving.load_model(starter_model_dir() / "model.keras", compile=False).get_layer("backbone")
+    args = ["train", "--data", str(make_leaf_folder(tmp_path / "leaves", per_class=5)), "--image-size", "48"]
+    args += ["--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8"]
+    env = {"LEAFDOC_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    made = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "parent")], env=env)
+    assert made.exit_code == 0, made.output
+    parent = json.loads((tmp_path / "parent" / "card.json").read_text())
+    assert parent["weights"] == "starter" and parent["pretrained"]["file"] == "models/starter/model.keras"
+
+    monkeypatch.setattr("leafdoc.modelfolder.starter_model_dir", lambda: tmp_path / "no-starter")
+    monkeypatch.setattr("leafdoc.train.config.starter_model_dir", lambda: tmp_path / "no-starter")
+    child_args = [*args, "--out", str(tmp_path / "child"), "--init-from", str(tmp_path / "parent")]
+    retrained = CliRunner().invoke(app, child_args, env=env)
+    assert retrained.exit_code == 0, retrained.output
+    assert "Starting from the backbone of leafdoc's starter model" not in retrained.output  # from the parent's
+    child = json.loads((tmp_path / "child" / "card.json").read_text())
+    assert child["warm_start"] == "all" and child["weights"] == "starter"
+    assert child["pretrained"] == parent["pretrained"]
+    backbone = keras.saving.load_model(tmp_path / "child" / "model.keras", compile=False).get_layer("backbone")
+    assert _same(backbone.get_weights(), starter.get_weights())  # the parent's, frozen: the starter's exactly
+    # Without models/starter, a fresh start of such a model has nothing to begin from: there, ImageNet's.
+    failed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "fresh"), "--weights", "starter"], env=env)
+    assert isinstance(failed.exception, ConfigError) and "no-starter" in str(failed.exception)
+    assert "--weights imagenet" in failed.exception.hint
+
+
+def test_a_service_retrain_keeps_the_starters_weights_word_and_a_fresh_start_falls_back(monkeypatch, tmp_path):
+    """The service retrains with the serving model's options. Warm-started (the default), a lab's model trained with
+    `weights: starter` keeps that word: nothing is loaded. A fresh start (`warm_start: false`) where models/starter is
+    not (the worker image) starts from ImageNet's weights instead of being refused."""
     import json
     from types import SimpleNamespace
 
@@ -68,5 +106,6 @@ def test_a_retrain_of_a_model_from_the_starters_backbone_runs_where_the_starter_
     serving = SimpleNamespace(serving=lambda: SimpleNamespace(version=2), get=lambda v: SimpleNamespace(card=card))
     assert resolve_config(serving, None).weights == "starter"
     monkeypatch.setattr("leafdoc.train.config.starter_model_dir", lambda: tmp_path / "no-starter")
-    assert resolve_config(serving, None).weights == "imagenet"
-    assert resolve_config(serving, {"weights": "none"}).weights == "none"  # the request's word still wins
+    assert resolve_config(serving, None).weights == "starter"
+    assert resolve_config(serving, None, warm_start=False).weights == "imagenet"
+    assert resolve_config(serving, {"weights": "none"}, warm_start=False).weights == "none"  # the request's word wins

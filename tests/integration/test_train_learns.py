@@ -107,7 +107,7 @@ def test_morphology_changes_the_cached_pixels_and_serving_applies_it(tmp_path, s
     for i in range(len(plain.shas)):
         np.testing.assert_array_equal(morph.images[i], apply_morphology(plain.images[i], "tophat", 5))
 
-    card = make_card(morph_cfg, morph, {"history": [], "best_epoch": 1, "train_seconds": 0.0}, None, None)
+    card = make_card(morph_cfg, morph, {"history": [], "best_epoch": 1, "train_seconds": 0.0}, None, None, {})
     assert card.input.morphology == "tophat" and card.input.morph_kernel == 5
     served = tmp_path / "served"
     shutil.copytree(tiny_model, served)

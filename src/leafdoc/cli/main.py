@@ -100,7 +100,8 @@ def train(**options):
     from pydantic import ValidationError
 
     from leafdoc.core.errors import ConfigError
-    from leafdoc.train.config import TrainConfig
+    from leafdoc.train.backbone_registry import STARTER
+    from leafdoc.train.config import TrainConfig, parent_weights
 
     out_dir, data, dataset = options.pop("out_dir"), options.pop("data"), options.pop("dataset")
     dataset_version, init_from = options.pop("dataset_version"), options.pop("init_from")
@@ -109,8 +110,8 @@ def train(**options):
     if (data is None) == (dataset is None):
         raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
     given = {k: v for k, v in options.items() if v is not None}
-    if init_from is not None:  # the backbone comes from the model warm-started from: nothing to load before it
-        given.setdefault("weights", "imagenet")
+    if init_from is not None:  # the backbone comes from the model warm-started from, made as its was
+        given.setdefault("weights", parent_weights(init_from))
     try:
         cfg = TrainConfig(
             **given,
@@ -124,7 +125,7 @@ def train(**options):
         raise ConfigError(f"invalid training options: {problems}.", hint="See `leafdoc train --help`.") from None
     if init_from is not None and cfg.field_dirs is None and not as_json:
         warn_field_check_dropped(init_from)
-    if "weights" not in given and cfg.weights == "starter" and not as_json:
+    if "weights" not in given and cfg.weights == STARTER and not as_json:
         console.print(
             "Starting from the backbone of leafdoc's starter model (ImageNet's weights taught PlantVillage's leaf "
             "diseases); --weights imagenet starts from ImageNet's alone.",

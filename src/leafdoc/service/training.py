@@ -38,23 +38,25 @@ from leafdoc.service import checkpoints
 from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
 from leafdoc.train import events
+from leafdoc.train.backbone_registry import IMAGENET, STARTER
 from leafdoc.train.config import TrainConfig, starter_available
 
 PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-def base_options(registry: Registry) -> dict:
-    """The serving model's training options: a retrain keeps its architecture, so it can warm-start. A model that
-    started from the starter's backbone (`weights: starter`) is retrained from ImageNet's where models/starter is not
-    there (the worker image): with a warm start the backbone is the serving model's anyway."""
+def base_options(registry: Registry, warm_start: bool = True) -> dict:
+    """The serving model's training options: a retrain keeps its architecture, so it can warm-start (the backbone
+    then comes from the serving model, no starting weights are loaded). A fresh start (`warm_start: false`) of a
+    model that began from the starter's backbone (`weights: starter`) starts from ImageNet's where models/starter
+    is not there (the worker image)."""
     ptr = registry.serving()
     if ptr is None:
         return {}
     training = ModelCard.from_dict(registry.get(ptr.version).card or {}).training or {}
     options = {k: v for k, v in training.items() if k in TrainConfig.model_fields}
-    if options.get("weights") == "starter" and not starter_available():
-        options["weights"] = "imagenet"
+    if not warm_start and options.get("weights") == STARTER and not starter_available():
+        options["weights"] = IMAGENET
     return options
 
 
@@ -72,11 +74,13 @@ def default_dataset(settings: Settings, registry: Registry) -> str:
     )
 
 
-def resolve_config(registry: Registry, options: dict | None, settings: Settings | None = None) -> TrainConfig:
+def resolve_config(
+    registry: Registry, options: dict | None, settings: Settings | None = None, warm_start: bool = True
+) -> TrainConfig:
     """The job's training options: the serving model's, overridden by the request's; non-leaf folders from
     LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none), field-photo folders
     from LEAFDOC_FIELD_DIRS when neither says which (an empty list says: no unlike-training check)."""
-    merged = {**base_options(registry), **{k: v for k, v in (options or {}).items() if v is not None}}
+    merged = {**base_options(registry, warm_start), **{k: v for k, v in (options or {}).items() if v is not None}}
     if not merged.get("nonleaf_dirs") and settings is not None and settings.nonleaf_dirs.strip():
         merged["nonleaf_dirs"] = [d for d in settings.nonleaf_dirs.split(":") if d.strip()]
     if merged.get("field_dirs") is None and settings is not None and settings.field_dirs.strip():
@@ -124,7 +128,7 @@ def submit(
     """Record a queued job (on the latest dataset version unless one is named) and enqueue it."""
     dataset = dataset or default_dataset(settings, registry)
     version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
-    cfg = resolve_config(registry, options, settings)
+    cfg = resolve_config(registry, options, settings, warm_start)
     ptr = registry.serving()
     keeps_field_check(registry, ptr, cfg, warm_start)
     epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)

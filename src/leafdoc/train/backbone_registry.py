@@ -139,7 +139,9 @@ FORMER_DEFAULT = "mobilenet_v2"
 # The starter model's backbone (models/starter): `--weights starter` starts a new model from it, the default for this
 # backbone (train/config.py default_weights).
 STARTER_BACKBONE = "efficientnet_lite0"
-NAMED_WEIGHTS = ("imagenet", "starter", "none")  # --weights by name; anything else is a weights file's path
+# --weights by name; anything else is a weights file's path
+IMAGENET, STARTER, NO_WEIGHTS = "imagenet", "starter", "none"  # STARTER: the starter model's backbone (models/starter)
+NAMED_WEIGHTS = (IMAGENET, STARTER, NO_WEIGHTS)
 OFFLINE_IMAGENET: tuple[str, ...] = tuple(n for n, s in BACKBONES.items() if s.pretrained.offline)
 
 

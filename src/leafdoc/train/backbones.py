@@ -14,6 +14,7 @@ from keras import layers, ops
 
 from leafdoc.core.errors import ConfigError
 from leafdoc.train import backbone_registry
+from leafdoc.train.backbone_registry import IMAGENET, NAMED_WEIGHTS, NO_WEIGHTS, STARTER
 
 
 @keras.saving.register_keras_serializable(package="leafdoc")
@@ -134,7 +135,7 @@ def build_backbone(
     and cached in `cache_dir` (by the package file's sha256); without a cache_dir they are converted in memory each
     time."""
     spec = backbone_registry.get(name)
-    use_imagenet = weights == "imagenet"
+    use_imagenet = weights == IMAGENET
     if use_imagenet and not spec.has_imagenet:
         raise ConfigError(f"{name} has no ImageNet weights.", hint="Pass --weights none.")
     if use_imagenet and spec.imagenet_sizes and size not in spec.imagenet_sizes:
@@ -156,12 +157,9 @@ def build_backbone(
         load_package_weights(model, spec, cache_dir)
     elif weights == STARTER:
         load_starter_backbone(model, spec)
-    elif weights not in ("imagenet", "none"):
+    elif weights not in NAMED_WEIGHTS:
         load_weights_file(model, Path(weights))
     return model
-
-
-STARTER = "starter"  # --weights starter: the backbone of leafdoc's starter model (models/starter)
 
 
 def starter_backbone_file(name: str) -> Path:
@@ -205,7 +203,7 @@ def weights_provenance(name: str, weights: str) -> dict:
     from leafdoc.train.weights import find_package_file, sha256_file
 
     spec = backbone_registry.get(name)
-    if weights == "none":
+    if weights == NO_WEIGHTS:
         return {"backbone": name, "source": "none (trained from scratch)"}
     if weights == STARTER:
         path = starter_backbone_file(name)
@@ -218,7 +216,7 @@ def weights_provenance(name: str, weights: str) -> dict:
             "licence": "Apache-2.0 (the ImageNet weights); learnt from PlantVillage photos, CC BY-SA 3.0",
             "dataset": "ImageNet-1k, then PlantVillage (and PlantDoc field photos): the starter's card says which",
         }
-    if weights != "imagenet":
+    if weights != IMAGENET:
         path = Path(weights)
         return {"backbone": name, "source": "file", "file": path.name, "sha256": sha256_file(path), "licence": None}
     p = spec.pretrained

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from leafdoc.imaging.photos import Preparation
-from leafdoc.modelfolder import KERAS_FILE, starter_model_dir
-from leafdoc.train.backbone_registry import NAMES, STARTER_BACKBONE
+from leafdoc.modelfolder import KERAS_FILE, read_card, starter_model_dir
+from leafdoc.train.backbone_registry import IMAGENET, NAMES, NO_WEIGHTS, STARTER, STARTER_BACKBONE
 
 Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.backbone_registry
 BACKBONES: tuple[str, ...] = NAMES
@@ -203,7 +203,7 @@ class TrainConfig(BaseModel):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: str | None) -> str | None:
-        return None if v is None else (v.strip() or "none")
+        return None if v is None else (v.strip() or NO_WEIGHTS)
 
     @model_validator(mode="after")
     def _default_weights(self) -> TrainConfig:
@@ -213,7 +213,7 @@ class TrainConfig(BaseModel):
 
     @property
     def pretrained(self) -> bool:
-        return self.weights != "none"
+        return self.weights != NO_WEIGHTS
 
     @property
     def preparation(self) -> Preparation:
@@ -234,9 +234,16 @@ def default_weights(backbone: str) -> str:
     """Where a backbone starts when no --weights is named: the starter model's backbone for the starter's own
     architecture when models/starter is there (a lab's look-alike classes: 90.2% of unseen photos against 81.8% from
     ImageNet's weights, docs/training.md), else ImageNet's."""
-    return "starter" if backbone == STARTER_BACKBONE and starter_available() else "imagenet"
+    return STARTER if backbone == STARTER_BACKBONE and starter_available() else IMAGENET
 
 
 def starter_available() -> bool:
     """Whether models/starter is there to start from (not in an installed leafdoc, nor in the worker image)."""
     return (starter_model_dir() / KERAS_FILE).is_file()
+
+
+def parent_weights(parent_dir) -> str:
+    """--weights for a warm start that names none: the parent model's, as its card's training options say. The
+    backbone is the parent's, not loaded from them (train/trainer.py), but the model is made and frozen as the
+    parent's was; ImageNet's for a card that does not say."""
+    return (read_card(parent_dir).training or {}).get("weights") or IMAGENET

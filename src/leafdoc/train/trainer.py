@@ -37,7 +37,16 @@ from leafdoc.data.datasets import get_version, version_items
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
 from leafdoc.imaging.photos import RESIZE_RULE, Preparation
-from leafdoc.modelfolder import KERAS_FILE, ONNX_FILE, SPLIT_FILE, ModelCard, read_labels, write_card, write_labels
+from leafdoc.modelfolder import (
+    KERAS_FILE,
+    ONNX_FILE,
+    SPLIT_FILE,
+    ModelCard,
+    read_card,
+    read_labels,
+    write_card,
+    write_labels,
+)
 from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Batch, Checkpointed, Epoch, OnEvent, Restarted, Resumed
@@ -199,13 +208,17 @@ def split_for_replicas(indices: np.ndarray, batch_size: int, part: str, seed: in
     return kept, max(replicas, batch_size // replicas * replicas)
 
 
-def build_model(cfg: TrainConfig, n_classes: int, weights_cache: Path | None = None):
+def build_model(cfg: TrainConfig, n_classes: int, weights_cache: Path | None = None, start_weights: bool = True):
+    """The classifier: `cfg.backbone` starting from `cfg.weights`, pooled, the head. `start_weights=False` leaves
+    the backbone's weights as built, not loaded: for a warm start, which overwrites them (`warm_start`); the model
+    is made as `cfg.weights` says all the same (frozen as a pretrained backbone is)."""
     import keras
     from keras import layers
 
     from leafdoc.train.backbones import build_backbone, preprocessing_layer
 
-    backbone = build_backbone(cfg.backbone, cfg.weights, cfg.image_size, cfg.alpha, cache_dir=weights_cache)
+    weights = cfg.weights if start_weights else backbone_registry.NO_WEIGHTS
+    backbone = build_backbone(cfg.backbone, weights, cfg.image_size, cfg.alpha, cache_dir=weights_cache)
     if not cfg.pretrained and cfg.bn_momentum is not None:
         for layer in backbone.layers:
             if isinstance(layer, layers.BatchNormalization):
@@ -848,10 +861,12 @@ def train(
     counts = data.counts()
     if counts["train"] == 0 or counts["val"] == 0:
         raise ConfigError("the split left no training or validation images.", hint="Add images to the dataset.")
+    pretrained = started_from(cfg, init_from)  # before training: a parent without its card stops here, not after
     _seed_everything(cfg.training_seed)
     strategy = make_strategy(cfg.distribute)
     with strategy.scope():  # the model's and the optimizer's variables live on every replica
-        model = build_model(cfg, len(data.classes), data.cache_dir / "weights" if data.cache_dir else None)
+        cache = data.cache_dir / "weights" if data.cache_dir else None
+        model = build_model(cfg, len(data.classes), cache, start_weights=init_from is None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
         checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
         train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
@@ -863,7 +878,7 @@ def train(
     export_onnx(model, folder / ONNX_FILE, cfg.image_size)
     write_labels(folder, data.classes)
     atomic_write_json(folder / SPLIT_FILE, data.split_record(cfg.seed))
-    card = make_card(cfg, data, result, warm, parent_version)
+    card = make_card(cfg, data, result, warm, parent_version, pretrained)
     if provenance:
         card.provenance = provenance
     write_card(folder, card)
@@ -893,9 +908,20 @@ def val_learnt(card: ModelCard) -> int:
     return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("val_learnt") or 0)
 
 
-def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None) -> ModelCard:
+def started_from(cfg: TrainConfig, init_from: Path | None) -> dict:
+    """Where the backbone's weights first came from, for the card's `pretrained`: for a warm start, what the parent's
+    card says (its backbone is the one carried over), else `cfg.weights`' source, file sha256 and licence."""
     from leafdoc.train.backbones import weights_provenance
 
+    if init_from is None:
+        return weights_provenance(cfg.backbone, cfg.weights)
+    parent = read_card(Path(init_from))
+    return parent.pretrained or {"backbone": cfg.backbone, "source": "not recorded by the parent model's card"}
+
+
+def make_card(
+    cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None, pretrained: dict
+) -> ModelCard:
     learnt = int(result.get("val_photos_learnt") or 0)
     learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
     return ModelCard.from_dict(
@@ -908,7 +934,7 @@ def make_card(cfg: TrainConfig, data: TrainData, result: dict, warm: str | None,
             "weights": cfg.weights
             if cfg.weights in backbone_registry.NAMED_WEIGHTS
             else f"file:{Path(cfg.weights).name}",
-            "pretrained": weights_provenance(cfg.backbone, cfg.weights),  # source, file sha256, licence
+            "pretrained": pretrained,  # source, file sha256, licence
             "input": {
                 # size, framing, white_balance, morphology, morph_kernel (and light_range, when measured)
                 **{k: v for k, v in asdict(data.preparation or cfg.preparation).items() if v is not None},
