@@ -15,7 +15,12 @@ group is answered twice, side by side from one pass: as served, and with that ch
 as it was before the check existed); other crops' photos that are in leafdoc's bank of other leaves
 (scripts/build_leaf_bank.py draws them) are left out, so every scored photo is new to the check. `--unseen-crop DIR`:
 a folder of class folders of a crop the bank does not hold at all (plantvillage-full's grape classes, built from
-its manifest), the honest test of leaves it was never shown.
+its manifest), the honest test of leaves it was never shown. `--non-leaves DIR`: a folder of photos that hold no leaf
+(the shared CIFAR-10 subset's classes, say), at most `--per-class` from each of its folders.
+
+Which check speaks first: a photo both checks refuse is `not_a_leaf` as served (the not-a-leaf check decides first).
+The last column counts the photos that would be `unknown_leaf` if the other-leaves check decided first: for other
+leaves that is the right word; for non-leaves, the wrong one.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--per-class", type=int, default=15)
     ap.add_argument("--unseen-crop", type=Path, action="append", default=[])
+    ap.add_argument("--non-leaves", type=Path, action="append", default=[])
     args = ap.parse_args()
     predictor = Predictor(args.model)
     if predictor.ood is None:
@@ -83,6 +89,10 @@ def main() -> None:
         groups[f"{extra.name} (not in the bank)"] = [
             f for d in sorted(extra.iterdir()) if d.is_dir() for f in sorted(d.iterdir())[: args.per_class]
         ]
+    for extra in args.non_leaves:
+        groups[f"{extra.name} (no leaf)"] = [
+            f for d in sorted(extra.iterdir()) if d.is_dir() for f in sorted(d.iterdir())[: args.per_class]
+        ]
     section = predictor.card.other_leaves or {}
     without = None
     if section.get("fitted"):
@@ -96,7 +106,7 @@ def main() -> None:
     head = "| photos | n | answered | refused: unknown_leaf / not_a_leaf or unlike_training / unsure |"
     if without:
         head += " answered without the check |"
-    head += " not-a-leaf AUROC against own |"
+    head += " not-a-leaf AUROC against own | not_a_leaf that would be unknown_leaf, the other check first |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for name, files in groups.items():
@@ -116,7 +126,12 @@ def main() -> None:
         scores[name] = predictor.ood_scores(out["features"], np.stack([p.x for p in photos]))
         own = scores["own classes, unseen"]
         area = "" if name.startswith("own") else f"{auroc(own, scores[name]):.3f}"
-        print(f"{row} {area} |", flush=True)
+        flipped = ""
+        if predictor.other_leaves is not None:
+            other = predictor.other_leaves.score(out["features"]) > predictor.other_leaves.threshold
+            not_leaf = np.array([a.reason == "not_a_leaf" for a in answers])
+            flipped = f"{(not_leaf & other).mean():.1%} of the group"
+        print(f"{row} {area} | {flipped} |", flush=True)
 
 
 if __name__ == "__main__":
