@@ -10,7 +10,14 @@ starter is retrained (a lab model of the new starter's backbone gets no check un
 The photos: PlantVillage's shared set (../shared/datasets/plantvillage, 150 a class, 30 classes, CC BY-SA 3.0),
 `--per-class` of each class, drawn as benchmarks/lab_negatives.py draws its bank (each class's photos shuffled with
 the seed `negatives-<class>`, the first ones), so that benchmark's test photos stay out of it. A class folder of
-plantvillage-full (34 classes) works the same. Float16: 2.56 kB a photo.
+plantvillage-full (34 classes) works the same. Float16: 2.56 kB a photo, and the photo's colour histogram
+(inference/ood.py's colour_features, 160 bytes): training scores the bank's leaves with the lab model's not-a-leaf
+check, for which word a refused leaf gets (`no_leaf_from`, inference/otherleaves.py).
+
+    python scripts/build_leaf_bank.py --add-colours BANK [--data DIR]
+
+adds the colour histograms to a bank made before they were kept (the same photos, drawn and prepared as the bank
+says; its features are left as they are).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from leafdoc.core.errors import LeafdocError  # noqa: E402
-from leafdoc.imaging.photos import is_image_name  # noqa: E402
+from leafdoc.imaging.photos import Preparation, is_image_name  # noqa: E402
+from leafdoc.inference.ood import colour_features  # noqa: E402
 from leafdoc.inference.otherleaves import BANK_FILE, PREP_FIELDS, Bank, probe_image  # noqa: E402
 from leafdoc.inference.predictor import Predictor  # noqa: E402
 
@@ -37,9 +45,28 @@ def drawn(folder: Path, n: int) -> list[Path]:
     return files[:n]
 
 
+def add_colours(path: Path, data: Path) -> None:
+    """The bank at `path` with its photos' colour histograms: each class's photos drawn again as the bank was made,
+    prepared as the bank's `prep` says; refused if the count differs from the bank's."""
+    import dataclasses
+
+    bank = Bank.load(path)
+    per_class = int(np.bincount(bank.y).max())
+    prep = Preparation(**{k: bank.prep[k] for k in PREP_FIELDS})
+    colours = []
+    for k, cls in enumerate(bank.classes):
+        images = [prep(p) for p in drawn(data / cls, per_class)]
+        if len(images) != int((bank.y == k).sum()):
+            sys.exit(f"{data / cls}: {len(images)} photos drawn, the bank holds {(bank.y == k).sum()}: not its photos")
+        colours.append(colour_features(np.stack(images)))
+    dataclasses.replace(bank, colours=np.concatenate(colours).astype(np.float16)).save(path)
+    print(f"wrote {path}: colours of {len(bank.y)} photos, {path.stat().st_size / 1e6:.2f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("model_dir", type=Path, nargs="?")
+    ap.add_argument("--add-colours", type=Path, metavar="BANK", help="add colour histograms to this bank")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "plantvillage")
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--out", type=Path, default=BANK_FILE)
@@ -48,6 +75,10 @@ def main() -> None:
     args = ap.parse_args()
     if not args.data.is_dir():
         sys.exit(f"{args.data}: no such folder of class folders. Pass --data DIR (PlantVillage's class folders).")
+    if args.add_colours:
+        return add_colours(args.add_colours, args.data)
+    if args.model_dir is None:
+        sys.exit("pass MODEL_DIR (a model folder to take features from), or --add-colours BANK")
     predictor = Predictor(args.model_dir)
     card = predictor.card
     if card.backbone != "efficientnet_lite0" or (card.training or {}).get("fine_tune_epochs", 0):
@@ -55,7 +86,7 @@ def main() -> None:
     tag = args.tag or ("warm" if card.warm_start else "lite0")
     network = args.network or ("a warm-started backbone" if card.warm_start else "frozen ImageNet EfficientNet-Lite0")
     classes = sorted(d.name for d in args.data.iterdir() if d.is_dir())
-    feats, ys = [], []
+    feats, colours, ys = [], [], []
     for k, cls in enumerate(classes):
         images = []
         for path in drawn(args.data / cls, args.per_class):
@@ -65,6 +96,7 @@ def main() -> None:
                 print(f"skipped {path}: {exc}", file=sys.stderr)
         f = predictor.predict_arrays(np.stack(images), ["features"])["features"]
         feats.append(f)
+        colours.append(colour_features(np.stack(images)))
         ys += [k] * len(f)
         print(f"{cls}: {len(f)} photos", file=sys.stderr, flush=True)
     size = int(card.input.size)
@@ -78,6 +110,7 @@ def main() -> None:
         name=f"plantvillage-{len(classes)}x{args.per_class}-{tag}-{size}",
         source=f"PlantVillage (Hughes & Salathe 2015, CC BY-SA 3.0): {args.per_class} photos of each of "
         f"{len(classes)} classes of {args.data.name}, {network} features at {size} px",
+        colours=np.concatenate(colours).astype(np.float16),
     )
     bank.save(args.out)
     print(f"wrote {args.out}: {len(bank.y)} photos, {len(classes)} classes, {args.out.stat().st_size / 1e6:.2f} MB")

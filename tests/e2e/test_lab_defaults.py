@@ -7,6 +7,7 @@ the starter never saw gets: that figure comes from a stand-in backbone blind to 
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import PLANTVILLAGE, make_leaf_folder
+from tests.conftest import PLANTVILLAGE, SHARED, make_leaf_folder
 
 from leafdoc.train import backbone_registry
 from leafdoc.train.config import TrainConfig
@@ -118,8 +119,11 @@ def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
     backbone): other crops' leaves (photos not in the bank) scored as other leaves by it and refused, the lab's own new
     photos still answered. Measured with 30 photos a class from ImageNet's weights (benchmarks/lab_other_crops.py,
     2026-11-29): other crops 60.3% answered without the check, 14.3% with it; own unseen photos 89.0% and 86.0%. From
-    the starter's backbone, which learnt these crops, the not-a-leaf check before it refuses most of them already
-    (as `not_a_leaf`, which it tells first), so the check is held to its own scores here."""
+    the starter's backbone, which learnt these crops, the not-a-leaf check refuses most of them already, so the check
+    is held to its own scores here. Those the not-a-leaf check refuses get the words of a leaf the model was not
+    taught (`unknown_leaf`) below the card's `no_leaf_from`; flowers mostly stay `not_a_leaf` (the guide's model,
+    2026-11-30: other crops 95.0% unknown_leaf and 4.3% not_a_leaf, where the not-a-leaf check first had given 28.0% and
+    71.3%; flowers 26.7% and 73.3%)."""
     from leafdoc.advice import shipped_knowledge
     from leafdoc.inference.otherleaves import OtherLeavesCheck
     from leafdoc.inference.predictor import Predictor
@@ -152,3 +156,39 @@ def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
     assert flagged(others) >= 0.6 and answered_with <= min(answered_without, 0.2), (answered_with, answered_without)
     own_unknown = np.mean([a.reason == "unknown_leaf" for a in answers(predictor, own)])
     assert own_unknown <= 0.15 and flagged(own) <= 0.15, own_unknown
+    # which words: another crop's leaf is told it is a leaf the model was not taught, a flower that it is no leaf
+    assert section["no_leaf_from"] > predictor.card.ood["threshold"], section.get("no_leaf_rule")
+    said = collections.Counter(a.reason for a in answers(predictor, others))
+    assert said["unknown_leaf"] >= 0.7 * len(others) and said["not_a_leaf"] <= 0.2 * len(others), said
+    flowers = [f for d in sorted((SHARED / "flowers").iterdir()) if d.is_dir() for f in sorted(d.iterdir())[:10]]
+    said = collections.Counter(a.reason for a in answers(predictor, flowers))
+    assert said["not_a_leaf"] >= 0.5 * len(flowers) and said[None] == 0, said
+
+
+def test_recalibrating_the_not_a_leaf_check_measures_no_leaf_from_again(lab_run, tmp_path):
+    """`leafdoc calibrate --nonleaf DIR` refits the not-a-leaf check, so its scores move: the other-leaves check's
+    `no_leaf_from` is measured again under the new check (as training measures it), not kept from the old one."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from leafdoc.cli.main import app
+    from leafdoc.inference.otherleaves import model_bank, with_no_leaf_from
+    from leafdoc.inference.predictor import Predictor
+
+    lab, _ = lab_run
+    model = tmp_path / "model"
+    shutil.copytree(lab / "mymodel", model)
+    before = json.loads((model / "card.json").read_text())
+    args = ["calibrate", str(model), "--data", str(lab / "mydata"), "--nonleaf", str(SHARED / "flowers" / "daisy")]
+    result = CliRunner().invoke(app, args, env={"LEAFDOC_HOME": str(lab / "home")})
+    assert result.exit_code == 0, result.output
+    after = json.loads((model / "card.json").read_text())
+    assert after["ood"]["weights"] != before["ood"]["weights"]  # fitted against the daisies now
+    section = after["other_leaves"]
+    assert section["weights"] == before["other_leaves"]["weights"]  # the check itself is the one trained
+    assert section["no_leaf_from"] != before["other_leaves"]["no_leaf_from"]
+    predictor = Predictor(model)
+    again = with_no_leaf_from(section, model_bank(predictor)[0], predictor.ood.scores_of)
+    assert section["no_leaf_from"] == pytest.approx(again["no_leaf_from"], rel=1e-5)

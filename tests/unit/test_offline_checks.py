@@ -178,7 +178,7 @@ def test_the_page_scores_other_leaves_as_sigmoid_of_the_features_and_the_cards_w
         paths.append(tmp_path / f"{name}.bin")
         paths[-1].write_bytes(checks.build(shown))
     header = checks.card_numbers(with_other_leaves(starter, section))
-    assert header["other_leaves"] == {"bias": -0.8, "threshold": 0.62}
+    assert header["other_leaves"] == {"bias": -0.8, "threshold": 0.62, "no_leaf_from": None}
     assert "other_leaves" not in checks.card_numbers(starter)
     assert "other_leaves" not in checks.card_numbers(with_other_leaves(starter, {**section, "format": 2}))
     not_fitted = {"format": 1, "fitted": False, "why_not": "the model's features are not the bank's"}
@@ -189,7 +189,7 @@ def test_the_page_scores_other_leaves_as_sigmoid_of_the_features_and_the_cards_w
     w32 = weights.astype(np.float32).astype(np.float64)  # checks.bin carries float32 weights
     z = [np.asarray(f, np.float32).astype(np.float64) @ w32 - 0.8 for f in features]
     expected = [float(np.exp(-np.logaddexp(0, -v))) for v in z]  # sigmoid(v), without overflow
-    assert r["header"] == {"bias": -0.8, "threshold": 0.62}
+    assert r["header"] == {"bias": -0.8, "threshold": 0.62, "no_leaf_from": None}
     assert np.allclose(r["scores"], expected, rtol=1e-6, atol=1e-9), (r["scores"], expected)
     assert expected[-2] > 0.999 and expected[-1] < 1e-6 and min(expected[:5]) < 0.62 < max(expected)
     assert r["read"][0] == pytest.approx(expected[0], rel=1e-6) and r["read"][1] is None
@@ -202,3 +202,34 @@ def test_other_leaves_weights_for_another_number_of_features_are_refused(starter
     section = {"format": 1, "fitted": True, "bank": "pv", "threshold": 0.5, "bias": 0.0, "weights": [0.1] * 7}
     with pytest.raises(ValueError, match="7 weights for the model's 1280 features"):
         checks.build(with_other_leaves(starter, section))
+
+
+LEAF_REFUSAL = r"""
+const m = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+console.log(JSON.stringify(JSON.parse(text).map(([checks, reading]) => m.leafRefusal(checks, reading))));
+"""
+
+
+def test_the_page_words_a_photo_both_checks_refuse_as_the_server_does():
+    """checks.js's leafRefusal against abstain.leaf_refusal, on scores either side of each threshold and of
+    `no_leaf_from`, with the other-leaves check, without it, and with a section from before `no_leaf_from`."""
+    from leafdoc.inference.abstain import leaf_refusal
+    from leafdoc.modelfolder import ModelCard
+
+    other = {"format": 1, "fitted": True, "threshold": 0.6, "bias": 0.0, "weights": [0.0]}
+    sections = [None, other, {**other, "no_leaf_from": 15.0}]
+    cases, expected = [], []
+    for section in sections:
+        card = ModelCard.from_dict({"ood": {"threshold": 10.0}, **({"other_leaves": section} if section else {})})
+        page = {"ood": {"threshold": 10.0}}
+        if section:  # as checks.card_numbers sends it
+            page["other_leaves"] = {"bias": 0.0, "threshold": 0.6, "no_leaf_from": section.get("no_leaf_from")}
+        for ood in (8.0, 12.0, 16.0):
+            for score in (0.3, 0.9):
+                shown = score if section else None  # the page reads no score without the section
+                cases.append([page, {"notALeafScore": ood, "otherLeafScore": shown}])
+                expected.append(leaf_refusal(card, ood, 10.0, score if section else None))
+    assert run_node(LEAF_REFUSAL, "checks.js", cases) == expected
+    assert expected.count("unknown_leaf") == 3 and expected.count("not_a_leaf") == 11  # every branch taken

@@ -145,6 +145,12 @@ def test_the_shipped_banks_are_whole(path):
     means = np.stack([bank.features[bank.y == k].astype(np.float32).mean(0) for k in range(len(bank.classes))])
     assert np.linalg.norm(means[0] - means[-1]) > 1.0
     assert bank.prep["size"] == 224 and "CC BY-SA" in bank.source
+    # The photos' colour histograms (ood.colour_features: square roots of two normalised histograms), for no_leaf_from
+    colours = bank.colours.astype(np.float32)
+    assert colours.shape == (len(bank.y), 80)
+    hue_saturation, brightness = (colours[:, :72] ** 2).sum(1), (colours[:, 72:] ** 2).sum(1)
+    assert np.allclose(hue_saturation, 1, atol=0.02) and np.allclose(brightness, 1, atol=0.02)
+    assert np.linalg.norm(np.diff(colours[:5], axis=0), axis=1).min() > 0.01
 
 
 def _card(threshold=0.8, fitted=True):
@@ -163,3 +169,49 @@ def test_a_leaf_above_the_threshold_is_refused_as_unknown_and_one_below_is_answe
     assert not decide(probs, labels, _card(), other_score=0.5).abstained
     assert not decide(probs, labels, _card(fitted=False), other_score=0.99).abstained  # no check fitted
     assert not decide(probs, labels, ModelCard.from_dict({}), other_score=0.99).abstained  # a card without one
+
+
+def test_no_leaf_from_is_where_most_of_the_banks_other_leaves_score_under_the_not_a_leaf_check():
+    """The bank's other leaves (less the lab's own classes) scored by the model's not-a-leaf check: no_leaf_from is the
+    score NO_LEAF_SHARE of them reach; none without colours in the bank or without a check."""
+    rng = np.random.default_rng(4)
+    bank, _ = _bank(rng, [f"Crop{i}___c{i}" for i in range(4)], per_class=100)
+    bank = O.Bank(*[getattr(bank, f) for f in ("features", "y", "classes", "probe", "prep", "name", "source")],
+                  colours=rng.random((400, 80)).astype(np.float16))  # fmt: skip
+
+    def scores_of(features, colours):  # a stand-in for OodCheck.scores_of: class k's photos score 10k + 0..9.9
+        assert features.shape[0] == colours.shape[0] == 300
+        return np.concatenate([10 * k + np.arange(100) / 10 for k in (1, 2, 3)])
+
+    section = O.no_leaf_section({"Crop0___c0": "named like your class"}, bank, scores_of)
+    kept = scores_of(np.zeros((300, 1)), np.zeros((300, 1)))  # classes 1-3: the lab's own class 0 left out
+    assert section["no_leaf_from"] == pytest.approx(np.quantile(kept, 0.95), abs=1e-6)
+    assert "95% of the bank's 300 other leaves" in section["no_leaf_rule"]
+    assert O.no_leaf_section({}, bank, None) == {}
+    plain = O.Bank(*[getattr(bank, f) for f in ("features", "y", "classes", "probe", "prep", "name", "source")])
+    assert O.no_leaf_section({}, plain, scores_of) == {}
+
+
+def _both(no_leaf_from=None):
+    card = _card()
+    card.ood = {"threshold": 10.0}
+    if no_leaf_from is not None:
+        card.other_leaves = {**card.other_leaves, "no_leaf_from": no_leaf_from}
+    return card
+
+
+@pytest.mark.parametrize(
+    "ood_score, other_score, no_leaf_from, reason",
+    [
+        (12.0, 0.95, 15.0, "unknown_leaf"),  # both refuse, below no_leaf_from: a leaf of another kind
+        (16.0, 0.95, 15.0, "not_a_leaf"),  # both refuse, above it: no leaf
+        (12.0, 0.50, 15.0, "not_a_leaf"),  # the other-leaves check takes it for one of the lab's: no leaf
+        (12.0, 0.95, None, "not_a_leaf"),  # a card from before no_leaf_from: the not-a-leaf check speaks first
+        (8.0, 0.95, 15.0, "unknown_leaf"),  # like the lab's leaves, but another kind
+        (8.0, 0.50, 15.0, None),  # answered
+    ],
+)
+def test_which_word_a_photo_both_checks_refuse_gets(ood_score, other_score, no_leaf_from, reason):
+    probs, labels = np.array([0.9, 0.05, 0.05]), ["Tomato___a", "Tomato___b", "Tomato___c"]
+    said = decide(probs, labels, _both(no_leaf_from), ood_score=ood_score, other_score=other_score)
+    assert said.reason == reason and said.abstained == (reason is not None)

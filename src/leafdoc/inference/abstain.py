@@ -153,11 +153,9 @@ def decide(
         # A field photo of a crop the model learnt from field photos: held to that crop's own threshold.
         threshold = float(field["learnt"]["min_confidence"])
     ood_threshold = None if field and field_score is not None else (card.ood or {}).get("threshold")
-    if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
-        return Decision.refuse("not_a_leaf", msg(NOT_A_LEAF), threshold, ood_score=ood_score)
-    other = card.other_leaves or {}
-    if other_score is not None and other.get("fitted") and other_score > float(other["threshold"]):
-        return Decision.refuse("unknown_leaf", msg(UNKNOWN_LEAF), threshold, ood_score=ood_score)
+    if reason := leaf_refusal(card, ood_score, ood_threshold, other_score):
+        words = msg(NOT_A_LEAF) if reason == "not_a_leaf" else msg(UNKNOWN_LEAF)
+        return Decision.refuse(reason, words, threshold, ood_score=ood_score)
     probs = np.asarray(probs, dtype=np.float64)
     if crop is not None:
         among = crop_indices(labels, crop)
@@ -175,3 +173,19 @@ def decide(
     # No confidence figure: a grower reads "Late blight 51%" as an answer (the figures stay in `top_k`).
     words = msg(UNSURE, could_be=could_be_words(names), photo_advice=msg(PHOTO_ADVICE))
     return Decision.refuse("unsure", words, threshold, candidates=tuple(names), ood_score=ood_score)
+
+
+def leaf_refusal(
+    card: ModelCard, ood_score: float | None, ood_threshold: float | None, other_score: float | None
+) -> str | None:
+    """`not_a_leaf`, `unknown_leaf` or None: the not-a-leaf check (above `ood_threshold`) and the other-leaves check
+    (the card's `other_leaves`: above its threshold). A photo both refuse is a leaf of another kind when its not-a-leaf
+    score is below the section's `no_leaf_from` (most of the bank's other leaves score below it), else no leaf; a card
+    without `no_leaf_from` keeps the not-a-leaf check first. The offline page decides the same (checks.js
+    leafRefusal)."""
+    other = card.other_leaves or {}
+    other_refused = other_score is not None and bool(other.get("fitted")) and other_score > float(other["threshold"])
+    if ood_score is not None and ood_threshold is not None and ood_score > float(ood_threshold):
+        below = other.get("no_leaf_from") is not None and ood_score < float(other["no_leaf_from"])
+        return "unknown_leaf" if other_refused and below else "not_a_leaf"
+    return "unknown_leaf" if other_refused else None

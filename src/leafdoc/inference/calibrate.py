@@ -18,8 +18,8 @@ from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.imaging.photos import apply_white_balance, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import calibrate_min_confidence, min_confidence
 from leafdoc.inference.baseline import write_baseline
-from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, fit_model_dir, nonleaf_photos
-from leafdoc.inference.otherleaves import not_fitted
+from leafdoc.inference.ood import DEFAULT_TARGET, NonleafPhotos, OodCheck, fit_model_dir, nonleaf_photos
+from leafdoc.inference.otherleaves import model_bank, not_fitted, with_no_leaf_from
 from leafdoc.inference.predictor import Predictor
 from leafdoc.modelfolder import (
     FIELD_PHOTOS_FILE,
@@ -306,6 +306,9 @@ def calibrate_model_dir(
             card.other_leaves = not_fitted("photos are now prepared with light-range; retrain to fit it again")
         if card.training is not None:
             card.training["white_balance"] = "light-range"
+    elif (card.other_leaves or {}).get("fitted"):  # which word a refused leaf gets reads the new not-a-leaf scores
+        bank, ood = model_bank(predictor)[0], OodCheck.from_model_dir(model_dir, card)
+        card.other_leaves = with_no_leaf_from(card.other_leaves, bank, ood.scores_of)
     if field:
         card.field = fit_field(
             model_dir, predictor, train_x, val_images, list(field), examples, val_poor, field_budget, val_out

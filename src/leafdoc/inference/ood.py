@@ -103,6 +103,9 @@ class OodScorer:
 
     def log_distances(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         """(N, 2): log Mahalanobis distance of the features to the nearest class, and of the colours."""
+        return self._log_distances(features, colour_features(images))
+
+    def _log_distances(self, features: np.ndarray, colours: np.ndarray) -> np.ndarray:
         zw = (np.asarray(features, dtype=np.float32) - self.feat_mean) @ self.feat_whiten
         m = self.class_means_w
         # Differences, not |z|^2 - 2 z.m + |m|^2: that expansion cancels badly near a class mean.
@@ -111,12 +114,16 @@ class OodScorer:
             if len(zw)
             else np.zeros((0, len(m)), np.float32)
         )
-        cw = (colour_features(images) - self.colour_mean) @ self.colour_whiten
+        cw = (np.asarray(colours, dtype=np.float32) - self.colour_mean) @ self.colour_whiten
         return np.log(np.maximum(np.c_[d2.min(1), (cw**2).sum(1)], 1e-6))
 
     def components(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         """(N, 2) standardised distances: 0 is a typical training photo, larger is stranger."""
         return (self.log_distances(features, images) - self.centre) / self.spread
+
+    def components_of(self, features: np.ndarray, colours: np.ndarray) -> np.ndarray:
+        """`components` of photos known by their features and colour_features (a bank's, inference/otherleaves.py)."""
+        return (self._log_distances(features, colours) - self.centre) / self.spread
 
     def save(self, path: Path) -> None:
         import io
@@ -207,6 +214,10 @@ class OodCheck:
 
     def scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         return self.scorer.components(features, images) @ self.weights
+
+    def scores_of(self, features: np.ndarray, colours: np.ndarray) -> np.ndarray:
+        """`scores` of photos known by their features and colour_features, not their pixels."""
+        return self.scorer.components_of(features, colours) @ self.weights
 
 
 # ---- fitting a model folder's check (training time, or `leafdoc calibrate` for older folders) --------

@@ -20,13 +20,21 @@ answer, out of fold, is left out too, and named). The check is fitted only where
 the same input preparation, and the model's features of a fixed probe image the same as the bank's (another backbone,
 another size, or a fine-tuned backbone differ, and get no check, with the reason in the card).
 
+Which word a leaf the not-a-leaf check also refuses gets: from the starter's backbone that check finds most other
+crops' leaves unlike the lab's and refused them first, as "no leaf in this photo" (71% of other crops' photos for the
+guide's tomato model, session 59). The banks hold the photos' colour histograms too (the not-a-leaf score reads them),
+so training scores the bank's other leaves with the model's own not-a-leaf check: `no_leaf_from` is the score that
+NO_LEAF_SHARE of them reach. A photo both checks refuse, its not-a-leaf score below that, is `unknown_leaf`; above it,
+`not_a_leaf` (inference/abstain.py, and the offline page's checks.js).
+
 The card's `other_leaves` section holds it: score = sigmoid(features . weights + bias), refused when above
-`threshold`. Only NumPy.
+`threshold`; `no_leaf_from` where the model has a not-a-leaf check and the bank has colours. Only NumPy.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +51,7 @@ PROBE_AGREEMENT = 0.999  # cosine similarity of the probe image's features to th
 LOOKS_OWN = 0.75  # a bank class the check answers this share of (out of fold) is taken as one of the lab's own
 # (the lab's own photos are answered 95% by design; a look-alike of them, in the bank, about half: benchmarks)
 MIN_BANK_CLASSES = 5  # fewer left after the lab's own are out: no check
+NO_LEAF_SHARE = 0.05  # the share of the bank's other leaves whose not-a-leaf score no_leaf_from leaves above it
 PREP_FIELDS = ("size", "framing", "white_balance", "morphology", "morph_kernel")
 
 # Words a crop goes by, beyond the first word of PlantVillage's crop names.
@@ -75,6 +84,7 @@ class Bank:
     prep: dict  # the input preparation the photos went through (the model card's `input` fields)
     name: str
     source: str
+    colours: np.ndarray | None = None  # (N, 80) float16: inference/ood.py's colour_features of the prepared photos
 
     @classmethod
     def load(cls, path: Path = BANK_FILE) -> Bank:
@@ -88,6 +98,7 @@ class Bank:
                 {k: (v if isinstance(v, str) else int(v)) for k, v in prep.items()},
                 str(z["name"]),
                 str(z["source"]),
+                z["colours"] if "colours" in z.files else None,  # banks made before session 59 have none
             )
 
     def save(self, path: Path) -> None:
@@ -100,6 +111,7 @@ class Bank:
             name=np.array(self.name),
             source=np.array(self.source),
             **{f"prep_{k}": np.array(v) for k, v in self.prep.items()},
+            **({"colours": self.colours.astype(np.float16)} if self.colours is not None else {}),
         )
 
 
@@ -237,6 +249,24 @@ def gate(
     return bank, too_few(bank, left_out_by_name(labels, bank))
 
 
+def model_bank(predictor) -> tuple[Bank | None, dict | None, dict, np.ndarray]:
+    """gate for a model (a Predictor, its card's preparation and its features of the probe image): (the bank, None or
+    the card's section saying why not, the preparation, the probe's features)."""
+    size = int(predictor.card.input.size)
+    probe = predictor.predict_arrays(probe_image(size)[None], ["features"])["features"][0]
+    prep = {k: getattr(predictor.card.input, k) for k in PREP_FIELDS}
+    bank, refused = gate(predictor.labels, prep, probe)
+    return bank, refused, prep, probe
+
+
+def with_no_leaf_from(section: dict, bank: Bank | None, ood_scores_of) -> dict:
+    """A fitted section with `no_leaf_from` measured again under a not-a-leaf check fitted anew (`leafdoc calibrate`),
+    or without it when there is no bank with colours to measure it on."""
+    kept = {k: v for k, v in section.items() if k not in ("no_leaf_from", "no_leaf_rule", "weights")}
+    extra = no_leaf_section(section.get("left_out") or {}, bank, ood_scores_of) if bank is not None else {}
+    return {**kept, **extra, "weights": section["weights"]}  # the weights stay last
+
+
 def left_out_by_name(labels: list[str], bank: Bank) -> dict[str, str]:
     """The bank's classes the lab's names say are its own (own_by_name), each with why, as the card lists them."""
     return {b: f"named like your class {lab!r}" for b, lab in own_by_name(labels, bank.classes).items()}
@@ -257,9 +287,11 @@ def fit(
     prep: dict,
     probe_features: np.ndarray,
     bank: Bank | None = None,
+    ood_scores_of: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """The card's `other_leaves` section: the check fitted on the lab's photos' features (training and validation),
-    or `fitted: false` and why not (gate)."""
+    or `fitted: false` and why not (gate). With `ood_scores_of` (the model's not-a-leaf check, OodCheck.scores_of),
+    also `no_leaf_from` (no_leaf_from)."""
     bank, refused = gate(labels, prep, probe_features, bank)
     if refused is not None:
         return refused
@@ -302,7 +334,27 @@ def fit(
         "own_answered_out_of_fold": round(float((oof[: len(x_lab)] <= threshold).mean()), 4),
         "bank_refused_out_of_fold": round(float((~answered).mean()), 4),
         "bias": bias,
+        **no_leaf_section(left_out, bank, ood_scores_of),
         "weights": [float(v) for v in weights.astype(np.float32)],  # the 1,280 weights stay last
+    }
+
+
+def no_leaf_section(
+    left_out: dict, bank: Bank, ood_scores_of: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+) -> dict:
+    """`no_leaf_from` and its rule, for the card's section: the not-a-leaf score (`ood_scores_of`, the model's check)
+    that NO_LEAF_SHARE of the bank's other leaves (its classes not the lab's own) reach. A photo the not-a-leaf check
+    refuses below it, and this check takes for another leaf, is `unknown_leaf` (a leaf the model was not taught), not
+    `not_a_leaf` (inference/abstain.py). Empty without a not-a-leaf check or a bank with colours."""
+    if ood_scores_of is None or bank.colours is None:
+        return {}
+    keep = np.array([bank.classes[i] not in left_out for i in bank.y])
+    scores = ood_scores_of(bank.features[keep].astype(np.float32), bank.colours[keep].astype(np.float32))
+    return {
+        "no_leaf_from": round(float(np.quantile(scores, 1 - NO_LEAF_SHARE)), 6),
+        "no_leaf_rule": f"a photo the not-a-leaf check refuses is a leaf of another kind (unknown_leaf), not no leaf, "
+        f"when this check refuses it too and its not-a-leaf score is below no_leaf_from: the score "
+        f"{1 - NO_LEAF_SHARE:.0%} of the bank's {int(keep.sum())} other leaves stay under",
     }
 
 
@@ -313,6 +365,7 @@ class OtherLeavesCheck:
         self.weights = np.asarray(section["weights"], dtype=np.float64)
         self.bias = float(section["bias"])
         self.threshold = float(section["threshold"])
+        self.no_leaf_from = float(section["no_leaf_from"]) if section.get("no_leaf_from") is not None else None
 
     @classmethod
     def from_card(cls, card) -> OtherLeavesCheck | None:

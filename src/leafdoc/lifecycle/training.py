@@ -182,10 +182,7 @@ def fit_other_leaves(
     """The card's `other_leaves` section (inference/otherleaves.py): fitted on the features of the training photos
     (`train_features`, in the order of `tr`; at most OTHER_LEAVES_PER_CLASS a class) and of the validation photos,
     unless the bank does not apply to this model (then why not)."""
-    size = int(predictor.card.input.size)
-    probe = predictor.predict_arrays(otherleaves.probe_image(size)[None], ["features"])["features"][0]
-    prep = {k: getattr(predictor.card.input, k) for k in otherleaves.PREP_FIELDS}
-    bank, refused = otherleaves.gate(predictor.labels, prep, probe)
+    bank, refused, prep, probe = otherleaves.model_bank(predictor)
     if refused is not None:
         return refused
     rng = np.random.default_rng(seed)
@@ -195,7 +192,8 @@ def fit_other_leaves(
     )
     features = np.r_[train_features[picked], val_features]
     y = np.r_[train_y[picked], data.y[np.asarray(va)]]
-    return otherleaves.fit(features, y, predictor.labels, prep, probe, bank)
+    ood_scores_of = predictor.ood.scores_of if predictor.ood is not None else None  # which word a refusal gets
+    return otherleaves.fit(features, y, predictor.labels, prep, probe, bank, ood_scores_of)
 
 
 def as_written(card: ModelCard) -> ModelCard:

@@ -55,7 +55,7 @@ def card_numbers(predictor) -> dict:
     # A fitted section in the format the server applies (as it reads it), else none: the page then decides as the
     # server does without it (a section of `fitted: false` says only why the model has no check).
     if (other := OtherLeavesCheck.from_card(card)) is not None:
-        out["other_leaves"] = {"bias": other.bias, "threshold": other.threshold}
+        out["other_leaves"] = {"bias": other.bias, "threshold": other.threshold, "no_leaf_from": other.no_leaf_from}
     return out
 
 

@@ -2,7 +2,7 @@
 // (prepare.js), the server's checks (checks.js) and decision, said in the grower's language (words.js, with the texts
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { displaySquare, prepare, unsupported } from "./prepare.js";
-import { readChecks, readPhoto } from "./checks.js";
+import { leafRefusal, readChecks, readPhoto } from "./checks.js";
 import { answerWords, caution, fill, framedNote, preferred, refusal, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
@@ -87,11 +87,11 @@ function decide(probs, problems, reading, crop) {
     const fieldCrop = crop || cropOf(labels[order[0]]); // the grower's word, not the model's guess, when given
     if (!field.learnt || !field.learnt.crops.includes(fieldCrop)) return refuse("unlike_training", { crop: fieldCrop });
     threshold = field.learnt.min_confidence; // a field photo of a crop learnt in the field
-  } else if (reading && !field && reading.notALeafScore > state.checks.ood.threshold) {
-    return refuse("not_a_leaf");
   }
-  const other = state.checks && state.checks.other_leaves;
-  if (reading && other && reading.otherLeafScore > other.threshold) return refuse("unknown_leaf");
+  // with the unlike-training check, the not-a-leaf score spoke above; the other-leaves check still does
+  const leaf = reading && (field ? { ...reading, notALeafScore: -Infinity } : reading);
+  const refusedLeaf = leaf && leafRefusal(state.checks, leaf);
+  if (refusedLeaf) return refuse(refusedLeaf);
   if (crop && among.length === 1) {
     // a crop known by one label: that label only when the model names it unaided
     if (order[0] === among[0] && probs[among[0]] >= threshold) return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
