@@ -165,30 +165,34 @@ def test_a_labs_model_refuses_leaves_of_crops_it_was_not_taught(lab_run):
     assert said["not_a_leaf"] >= 0.5 * len(flowers) and said[None] == 0, said
 
 
-def test_recalibrating_the_not_a_leaf_check_measures_no_leaf_from_again(lab_run, tmp_path):
-    """`leafdoc calibrate --nonleaf DIR` refits the not-a-leaf check, so its scores move: the other-leaves check's
-    `no_leaf_from` is measured again under the new check (as training measures it), not kept from the old one."""
+def test_recalibrating_the_not_a_leaf_check_measures_no_leaf_from_again(lab_run, tmp_path, monkeypatch):
+    """`leafdoc calibrate` refits the not-a-leaf check: the other-leaves check's `no_leaf_from` is measured again
+    under it (as training measures it), not kept from before. This lab has 9 validation photos, one fewer than
+    calibrate asks for by default; the card's value is spoilt first, so only a new measure brings it back."""
     import json
     import shutil
 
     from typer.testing import CliRunner
 
     from leafdoc.cli.main import app
-    from leafdoc.inference.otherleaves import model_bank, with_no_leaf_from
-    from leafdoc.inference.predictor import Predictor
+    from leafdoc.inference import calibrate
 
     lab, _ = lab_run
     model = tmp_path / "model"
     shutil.copytree(lab / "mymodel", model)
-    before = json.loads((model / "card.json").read_text())
-    args = ["calibrate", str(model), "--data", str(lab / "mydata"), "--nonleaf", str(SHARED / "flowers" / "daisy")]
-    result = CliRunner().invoke(app, args, env={"LEAFDOC_HOME": str(lab / "home")})
+    card = json.loads((model / "card.json").read_text())
+    trained = card["other_leaves"]["no_leaf_from"]
+    card["other_leaves"]["no_leaf_from"] = 1.0
+    (model / "card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(calibrate, "MIN_PHOTOS", 9)
+    result = CliRunner().invoke(
+        app, ["calibrate", str(model), "--data", str(lab / "mydata")], env={"LEAFDOC_HOME": str(lab / "home")}
+    )
     assert result.exit_code == 0, result.output
     after = json.loads((model / "card.json").read_text())
-    assert after["ood"]["weights"] != before["ood"]["weights"]  # fitted against the daisies now
+    assert after["ood"]["threshold"] == pytest.approx(
+        card["ood"]["threshold"], rel=1e-3
+    )  # the same photos, the same check
     section = after["other_leaves"]
-    assert section["weights"] == before["other_leaves"]["weights"]  # the check itself is the one trained
-    assert section["no_leaf_from"] != before["other_leaves"]["no_leaf_from"]
-    predictor = Predictor(model)
-    again = with_no_leaf_from(section, model_bank(predictor)[0], predictor.ood.scores_of)
-    assert section["no_leaf_from"] == pytest.approx(again["no_leaf_from"], rel=1e-5)
+    assert section["weights"] == card["other_leaves"]["weights"]  # the check itself is the one trained
+    assert section["no_leaf_from"] == pytest.approx(trained, rel=1e-3) and "95%" in section["no_leaf_rule"]

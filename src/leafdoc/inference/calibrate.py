@@ -195,6 +195,9 @@ def set_answer_share(card, abstain: dict, share: float) -> None:
         card.training["abstain_target_coverage"] = share
 
 
+MIN_PHOTOS = 10  # training and validation photos each, at least, found in the folder to calibrate on
+
+
 def calibrate_model_dir(
     model_dir: Path,
     data_dir: Path,
@@ -233,7 +236,7 @@ def calibrate_model_dir(
     photos = split_photos(data_dir, split, predictor.labels)
     for part in ("train", "val"):
         want = len(split.get(part, []))
-        if len(photos[part]) < max(10, want // 2):
+        if len(photos[part]) < max(MIN_PHOTOS, want // 2):
             raise ConfigError(
                 f"{data_dir}: only {len(photos[part])} of the {want} {part} photos in {split_file} are there.",
                 hint="Pass the same folder of class folders the model was trained on.",
