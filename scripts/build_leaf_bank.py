@@ -94,9 +94,10 @@ def main() -> None:
                 images.append(predictor.load(path).x)
             except LeafdocError as exc:
                 print(f"skipped {path}: {exc}", file=sys.stderr)
-        f = predictor.predict_arrays(np.stack(images), ["features"])["features"]
+        x = np.stack(images)
+        f = predictor.predict_arrays(x, ["features"])["features"]
         feats.append(f)
-        colours.append(colour_features(np.stack(images)))
+        colours.append(colour_features(x))
         ys += [k] * len(f)
         print(f"{cls}: {len(f)} photos", file=sys.stderr, flush=True)
     size = int(card.input.size)

@@ -208,7 +208,8 @@ LEAF_REFUSAL = r"""
 const m = await import(process.argv[1]);
 let text = "";
 for await (const chunk of process.stdin) text += chunk;
-console.log(JSON.stringify(JSON.parse(text).map(([checks, reading]) => m.leafRefusal(checks, reading))));
+const cases = JSON.parse(text);
+console.log(JSON.stringify(cases.map(([checks, reading, threshold]) => m.leafRefusal(checks, reading, threshold))));
 """
 
 
@@ -229,7 +230,8 @@ def test_the_page_words_a_photo_both_checks_refuse_as_the_server_does():
         for ood in (8.0, 12.0, 16.0):
             for score in (0.3, 0.9):
                 shown = score if section else None  # the page reads no score without the section
-                cases.append([page, {"notALeafScore": ood, "otherLeafScore": shown}])
-                expected.append(leaf_refusal(card, ood, 10.0, score if section else None))
+                for threshold in (10.0, None):  # None: the unlike-training check read the not-a-leaf score
+                    cases.append([page, {"notALeafScore": ood, "otherLeafScore": shown}, threshold])
+                    expected.append(leaf_refusal(card, ood, threshold, score if section else None))
     assert run_node(LEAF_REFUSAL, "checks.js", cases) == expected
-    assert expected.count("unknown_leaf") == 3 and expected.count("not_a_leaf") == 11  # every branch taken
+    assert expected.count("unknown_leaf") == 3 + 6 and expected.count("not_a_leaf") == 11  # every branch taken

@@ -119,7 +119,7 @@ class OodScorer:
 
     def components(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         """(N, 2) standardised distances: 0 is a typical training photo, larger is stranger."""
-        return (self.log_distances(features, images) - self.centre) / self.spread
+        return self.components_of(features, colour_features(images))
 
     def components_of(self, features: np.ndarray, colours: np.ndarray) -> np.ndarray:
         """`components` of photos known by their features and colour_features (a bank's, inference/otherleaves.py)."""
@@ -213,7 +213,7 @@ class OodCheck:
         return cls(OodScorer.load(path), np.asarray(section["weights"], dtype=np.float32), float(section["threshold"]))
 
     def scores(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
-        return self.scorer.components(features, images) @ self.weights
+        return self.scores_of(features, colour_features(images))
 
     def scores_of(self, features: np.ndarray, colours: np.ndarray) -> np.ndarray:
         """`scores` of photos known by their features and colour_features, not their pixels."""

@@ -89,8 +89,7 @@ function decide(probs, problems, reading, crop) {
     threshold = field.learnt.min_confidence; // a field photo of a crop learnt in the field
   }
   // with the unlike-training check, the not-a-leaf score spoke above; the other-leaves check still does
-  const leaf = reading && (field ? { ...reading, notALeafScore: -Infinity } : reading);
-  const refusedLeaf = leaf && leafRefusal(state.checks, leaf);
+  const refusedLeaf = reading && leafRefusal(state.checks, reading, field ? null : state.checks.ood.threshold);
   if (refusedLeaf) return refuse(refusedLeaf);
   if (crop && among.length === 1) {
     // a crop known by one label: that label only when the model names it unaided

@@ -338,13 +338,13 @@ export function otherLeafScore(checks, features) {
   return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
 }
 
-// abstain.leaf_refusal, for a model without the unlike-training check: "not_a_leaf", "unknown_leaf" or null. A photo
-// both checks refuse is a leaf of another kind when its not-a-leaf score is below the other-leaves section's
-// no_leaf_from (most of the bank's other leaves score below it), else no leaf.
-export function leafRefusal(checks, reading) {
+// abstain.leaf_refusal: "not_a_leaf", "unknown_leaf" or null. `oodThreshold` is null where the unlike-training check
+// has already read the not-a-leaf score. A photo both checks refuse is a leaf of another kind when its not-a-leaf score
+// is below the other-leaves section's no_leaf_from (most of the bank's other leaves score below it), else no leaf.
+export function leafRefusal(checks, reading, oodThreshold) {
   const other = checks.other_leaves;
   const otherRefused = other != null && reading.otherLeafScore != null && reading.otherLeafScore > other.threshold;
-  if (reading.notALeafScore > checks.ood.threshold) {
+  if (oodThreshold != null && reading.notALeafScore > oodThreshold) {
     const below = other != null && other.no_leaf_from != null && reading.notALeafScore < other.no_leaf_from;
     return otherRefused && below ? "unknown_leaf" : "not_a_leaf";
   }
