@@ -86,10 +86,14 @@ def test_a_warm_start_loads_no_starting_weights_and_keeps_where_the_backbone_beg
     assert child["pretrained"] == parent["pretrained"]
     backbone = keras.saving.load_model(tmp_path / "child" / "model.keras", compile=False).get_layer("backbone")
     assert _same(backbone.get_weights(), starter.get_weights())  # the parent's, frozen: the starter's exactly
-    # Without models/starter, a fresh start of such a model has nothing to begin from: there, ImageNet's.
-    failed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "fresh"), "--weights", "starter"], env=env)
+    # Without models/starter, a fresh start of such a model has nothing to begin from: there, ImageNet's. It says so
+    # before it ingests and caches the photos (minutes on a big folder), not after.
+    fresh_env = {**env, "LEAFDOC_HOME": str(tmp_path / "fresh-home")}
+    failed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "fresh"), "--weights", "starter"], env=fresh_env)
     assert isinstance(failed.exception, ConfigError) and "no-starter" in str(failed.exception)
     assert "--weights imagenet" in failed.exception.hint
+    stored = tmp_path / "fresh-home" / "store", tmp_path / "fresh-home" / "cache"
+    assert not any(any(d.rglob("*")) for d in stored if d.exists()), "photos stored and cached before the check"
 
 
 def test_a_service_retrain_keeps_the_starters_weights_word_and_a_fresh_start_falls_back(monkeypatch, tmp_path):

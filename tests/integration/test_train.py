@@ -271,10 +271,12 @@ def test_weights_file_is_loaded_into_the_backbone(tmp_path):
 
 def test_wrong_weights_file_names_the_file(tmp_path):
     from leafdoc.core.errors import ConfigError
-    from leafdoc.train.backbones import build_backbone
+    from leafdoc.train.backbones import build_backbone, weights_provenance
 
     with pytest.raises(ConfigError, match="does not exist"):
         build_backbone("mobilenet_v2", str(tmp_path / "missing.weights.h5"), 32, 0.35)
+    with pytest.raises(ConfigError, match="missing.weights.h5 does not exist"):  # the card's record of it, made first
+        weights_provenance("mobilenet_v2", str(tmp_path / "missing.weights.h5"))
     other = build_backbone("baseline_cnn", "none", 32)
     path = tmp_path / "cnn.weights.h5"
     other.save_weights(str(path))

@@ -195,8 +195,10 @@ def run_training(
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.train.checkpoint import STATE, beside
-    from leafdoc.train.trainer import val_learnt
+    from leafdoc.train.trainer import started_from, val_learnt
 
+    started_from(cfg, init_from)  # where the backbone starts is there (models/starter, a weights file, the parent's
+    # card): checked before ingest and caching, which take minutes on a big folder
     ws = Workspace.open(load_settings())
     if data is not None:
         res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)

