@@ -121,6 +121,9 @@ def wire_bytes(url: str) -> int:
         return sum(len(chunk) for chunk in r.iter_raw())
 
 
+PEPPER_TOO = ("healthy", "Bacterial_spot")  # the conditions bell pepper has too
+
+
 def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, photos, browser):
     from tests.live_server import start_server
 
@@ -141,6 +144,9 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
             + of["Potato"][:4]
             + [f for f in others if f.parent.name.startswith("Tomato")][:8],
             "Orange": of["Orange"][:3] + of["Apple"][:4],
+            # diseased tomato leaves said to be bell pepper: a crop the model all but rules out, whose best label is
+            # another condition (cropfirst.crop_mismatch; a healthy one is answered healthy, the same condition)
+            "Pepper,_bell": [f for f in of["Tomato"] if f.parent.name.split("___")[1] not in PEPPER_TOO][-4:],
         }
         expected_crop = {crop: server_answers(server.base, fs, crop) for crop, fs in by_crop.items()}
         explained = {}  # the server's heat maps (POST /v1/explain) of a few lab photos
@@ -216,7 +222,11 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert {r["crop"] for r in with_crop} == set(by_crop) and {a["crop_given"] for a in crop_expected} == {
         "tomato",
         "orange",
+        "bell pepper",
     }
+    # tomato leaves said to be bell pepper: "not sure", saying what they look like, never a sure bell pepper answer
+    said_pepper = expected_crop["Pepper,_bell"]
+    assert all(a["abstained"] and "not like bell pepper" in a["message"] for a in said_pepper), said_pepper
     pairs = list(zip(results + results_others + with_crop, expected + expected_others + crop_expected, strict=True))
     everything = everything + crop_photos
     decided = [
@@ -287,8 +297,9 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     # Most flowers and field photos are refused, by the checks the page now runs (not a leaf), and by the stricter
     # threshold for field photos of the crops learnt in the field, which only the unlike-training check sets.
     assert kinds["not_a_leaf"] >= 20 and kinds["unsure"] + kinds["unlike_training"] >= 10, kinds
-    # with the crop given, some answered among its labels, and apple leaves said to be orange (one label) refused
-    assert crop_kinds["answered"] >= 10 and crop_kinds["unsure"] >= 3, crop_kinds
+    # with the crop given, some answered among its labels, and apple leaves said to be orange (one label) and tomato
+    # leaves said to be bell pepper refused
+    assert crop_kinds["answered"] >= 10 and crop_kinds["unsure"] >= 7, crop_kinds
     # every diagnosis in the history (the newest KEEP), in the words the web page's history uses for the server's
     newest = list(zip(everything, pairs, strict=True))[::-1][: history.KEEP]
     assert len(kept_history) == len(newest) == earlier, (len(kept_history), len(newest), earlier)

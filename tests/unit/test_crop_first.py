@@ -9,7 +9,14 @@ import pytest
 
 from leafdoc.core.errors import UnknownCrop
 from leafdoc.inference.abstain import decide
-from leafdoc.inference.cropfirst import crop_indices, crop_share, crops_of, parse_crop, within_crop
+from leafdoc.inference.cropfirst import (
+    CROP_MISMATCH_SHARE,
+    crop_indices,
+    crop_share,
+    crops_of,
+    parse_crop,
+    within_crop,
+)
 from leafdoc.modelfolder import ModelCard
 from leafdoc.words.photo_guide import answer_notes
 
@@ -88,6 +95,28 @@ def test_with_the_crop_given_the_answer_is_that_crops_most_likely_label_even_whe
     assert not decide(p, LABELS, CARD).abstained  # without the crop: corn rust, answered
     d = decide(p, LABELS, CARD, crop="Tomato")
     assert not d.abstained and d.threshold == 0.6
+
+
+def test_a_crop_the_model_all_but_rules_out_is_not_made_a_sure_answer_of_another_condition():
+    # A tomato late blight leaf said to be bell pepper: renormalised, "bell pepper, healthy" would be 2/3 sure; with
+    # the bell pepper labels at 0.5% of the probability, the answer is "not sure", saying what the leaf looks like.
+    p = probs(i6=0.97, i3=0.0015, i4=0.003)
+    d = decide(p, LABELS, CARD, crop="Pepper,_bell")
+    assert d.abstained and d.reason == "unsure" and not d.candidates
+    assert "looks like Tomato — Late blight, not like bell pepper" in d.message and "Check that the crop" in d.message
+    assert not decide(p, LABELS, CARD).abstained  # without the crop: late blight, answered
+    # the same leaf said to be corn: corn healthy is its best label, another condition: not sure either
+    assert decide(probs(i6=0.97, i1=0.001, i2=0.003), LABELS, CARD, crop="Corn_(maize)").abstained
+    # the same condition in the crop named is what naming the crop is for: answered (tomato early blight taken for
+    # another crop's early blight is written here as a corn leaf with rust: the condition names must match)
+    same = probs(i1=0.97, i5=0.001, i6=0.0005, i7=0.0005)
+    assert decide(same, LABELS, CARD, crop="Tomato").abstained  # early blight is not common rust
+    labels = [*LABELS[:-1], "Tomato___Common_rust_"]  # a crop with the condition the model sees
+    kept = decide(probs(i1=0.97, i7=0.004, i5=0.0005, i6=0.0005), labels, CARD, crop="Tomato")
+    assert not kept.abstained
+    # a share at CROP_MISMATCH_SHARE or more is renormalised as before, whatever its condition
+    share = CROP_MISMATCH_SHARE + 0.001
+    assert not decide(probs(i6=0.97 - share, i4=share), LABELS, CARD, crop="Pepper,_bell").abstained
 
 
 def test_the_threshold_and_the_candidates_apply_to_the_renormalised_probabilities():

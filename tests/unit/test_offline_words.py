@@ -78,6 +78,9 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     decisions.append((single, "Orange"))
     # a lab's model's other-leaves check (the card's `other_leaves`): the refusal decide() makes when it fires
     decisions.append((Decision.refuse("unknown_leaf", msg(UNKNOWN_LEAF), 0.5), None))
+    # crop first, a crop the model all but rules out: a tomato late blight leaf said to be bell pepper
+    mismatch = decide(probs_for(labels, {"Tomato___Late_blight": 0.999}), labels, card, crop="Pepper,_bell")
+    decisions.append((mismatch, "Pepper,_bell"))
     assert [d.reason for d, _ in decisions[:6]] == [
         "poor_photo",
         "not_a_leaf",
@@ -96,6 +99,8 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
             decision = {"reason": d.reason, "candidates": list(d.candidates), "problems": problems, "crop": crop}
             if d is single:
                 decision["single"] = True
+            if d is mismatch:
+                decision["seen"] = "Tomato___Late_blight"
             cases.append({"lang": lang, "decision": decision})
             expected.append(refusal_message(d, knowledge, Rendering(lang, knowledge.resolve)))
     wanted = [["fr-CA", "en"], ["de-DE", "es"], ["de"], ["hi-IN"], []]
@@ -107,7 +112,9 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
         said_for = {said for said, case in zip(out["said"], cases, strict=True) if case["decision"]["reason"] == reason}
         assert len(said_for) == 4, reason
     assert "another crop" in expected[7] and "plain background" not in expected[7]  # not advice on the photo
-    assert "To tell" in expected[3] and "To tell" not in expected[8 + 3]  # look-alike advice, in English and not
+    # look-alike advice, in English and not
+    assert "To tell" in expected[3] and "To tell" not in expected[len(decisions) + 3]
+    assert mismatch.abstained and "Late blight" in expected[8] and "bell pepper" in expected[8]  # what it looks like
     assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
 
 

@@ -15,7 +15,13 @@ import numpy as np
 
 from leafdoc.advice.lookalikes import could_be_words
 from leafdoc.core.i18n import N_, Msg, msg
-from leafdoc.inference.cropfirst import crop_indices, single_label_words, within_crop
+from leafdoc.inference.cropfirst import (
+    crop_indices,
+    crop_mismatch,
+    crop_mismatch_words,
+    single_label_words,
+    within_crop,
+)
 from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
@@ -124,7 +130,8 @@ def decide(
 
     `crop` (a label prefix, inference/cropfirst.py): the grower said which crop the leaf is of. The photo checks
     are the same; a field photo is then of that crop, and the confidence rules apply to the probabilities
-    renormalised over that crop's labels (a crop of one label: that label only when the model names it unaided).
+    renormalised over that crop's labels (a crop of one label: that label only when the model names it unaided; a
+    crop the model all but rules out, with another condition: not sure, cropfirst.crop_mismatch).
 
     `other_score` (a lab's model with an `other_leaves` section, inference/otherleaves.py): P(some other leaf than
     the model's own classes); above the section's threshold the leaf is refused as `unknown_leaf`.
@@ -164,6 +171,9 @@ def decide(
             if named:
                 return Decision(False, threshold=threshold, ood_score=ood_score)
             words = single_label_words(labels[among[0]])
+            return Decision.refuse("unsure", words, threshold, ood_score=ood_score)
+        if (seen := crop_mismatch(probs, labels, among)) is not None:  # the model all but rules the crop out
+            words = crop_mismatch_words(labels[seen], crop)
             return Decision.refuse("unsure", words, threshold, ood_score=ood_score)
         probs = within_crop(probs, among)
     top = float(probs.max()) if probs.size else 0.0

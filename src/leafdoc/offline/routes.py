@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from leafdoc.imaging import upload_size
 from leafdoc.inference import explain
 from leafdoc.inference.abstain import min_confidence
+from leafdoc.inference.cropfirst import CROP_MISMATCH_SHARE
 from leafdoc.offline import checks
 from leafdoc.offline.texts import URGENT_RULE, all_texts
 from leafdoc.words import history
@@ -164,6 +165,7 @@ def model_description(loaded) -> dict:
         "checks_bytes": len(_checks_file(loaded)) if runs_checks else None,
         "min_confidence": min_confidence(p.card) if runs_checks else offline_min_confidence(p.card),
         "server_min_confidence": min_confidence(p.card),
+        "crop_mismatch_share": CROP_MISMATCH_SHARE,  # a crop the model all but rules out (cropfirst.crop_mismatch)
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
         "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
         "urgent_rule": URGENT_RULE,

@@ -18,7 +18,7 @@ from leafdoc.inference.abstain import (
     UNLIKE_TRAINING,
     UNSURE,
 )
-from leafdoc.inference.cropfirst import crops_of, single_label_words
+from leafdoc.inference.cropfirst import CROP_MISMATCH, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
@@ -87,6 +87,7 @@ TEMPLATES = {
     "not_a_leaf": NOT_A_LEAF,
     "unlike_training": UNLIKE_TRAINING,
     "unknown_leaf": UNKNOWN_LEAF,  # a lab's model's `other_leaves` check (static/checks.js `otherLeafScore`)
+    "crop_mismatch": CROP_MISMATCH,  # the crop named all but ruled out (static/app.js `mismatched`)
     "urgent": URGENT,
 }
 # When an answer warns of an urgent look-alike (lookalikes.urgent_lookalike_words): among its top few, above a floor.

@@ -64,6 +64,20 @@ function hesitation(order, probs) {
 // check) whether it is a leaf of another crop or condition, then the model's doubt; with the crop the grower
 // names (crop first, inference/cropfirst.py), among that crop's labels only. What it decides, not words: those are
 // said in the page's language when shown (words.js).
+// cropfirst.crop_mismatch: the crop named all but ruled out (under its share of the probability) and its best label
+// another condition than the one the model sees unaided: not renormalised into a sure answer.
+const conditionOf = (label) => {
+  const at = label.indexOf("___");
+  return (at < 0 ? label : label.slice(at + 3)).replace(/_/g, " ").replace(/\s+/g, " ").trim().toLowerCase();
+};
+function mismatched(probs, among, seen) {
+  const labels = state.model.labels;
+  const share = among.reduce((s, i) => s + probs[i], 0);
+  if (!(share < state.model.crop_mismatch_share)) return false;
+  const best = among.reduce((b, i) => (probs[i] > probs[b] ? i : b), among[0]);
+  return conditionOf(labels[best]) !== conditionOf(labels[seen]);
+}
+
 function decide(probs, problems, reading, crop) {
   const labels = state.model.labels;
   const best = (values, among) => [...among].sort((a, b) => values[b] - values[a] || a - b);
@@ -96,6 +110,7 @@ function decide(probs, problems, reading, crop) {
     if (order[0] === among[0] && probs[among[0]] >= threshold) return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
     return refuse("unsure", { single: true });
   }
+  if (crop && mismatched(probs, among, order[0])) return refuse("unsure", { seen: labels[order[0]] });
   const shownOrder = best(shown, all);
   if (shown[shownOrder[0]] < threshold) {
     const candidates = hesitation(shownOrder, shown).map((i) => labels[i]);

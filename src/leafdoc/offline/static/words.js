@@ -33,6 +33,8 @@ export function refusal(texts, decision) {
   if (decision.reason === "unlike_training") return (decision.crop && texts.lab_only[decision.crop]) || t.unlike_training;
   if (decision.reason === "unknown_leaf") return t.unknown_leaf; // a leaf of a crop or condition it was not taught
   if (decision.single) return texts.single_label[decision.crop]; // a crop known by one label only, named by the grower
+  // the crop named all but ruled out by the model, which sees another condition (cropfirst.crop_mismatch)
+  if (decision.seen) return fill(t.crop_mismatch, { seen: title(texts, decision.seen), crop: texts.crops[decision.crop] });
   const names = decision.candidates.map((label) => title(texts, label));
   const said = fill(t.unsure, { could_be: fill(t.could_be, { names: joinList(names, t.or) }), photo_advice: t.photo_advice });
   // lookalikes.tell_apart_words: "To tell A from B: ..." for each pair the advice says how to tell apart
