@@ -77,6 +77,29 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
         assert max(abs(onnx[k] - tfl[k]) for k in labels) < 1e-4
 
 
+def test_train_will_not_replace_a_folder_it_did_not_write(tmp_path, leaf_folder):
+    """--out is replaced whole when the model is written: a lab's photo folder or a file given as --out (a slip of
+    the hand) is refused before anything is read, and kept as it was; an earlier model there is replaced."""
+    photos = tmp_path / "photos"
+    shutil.copytree(leaf_folder, photos)
+    (photos / "NOTES.txt").write_text("where each photo was taken")
+    before = sorted(p.relative_to(photos) for p in photos.rglob("*"))
+    note = tmp_path / "model.txt"
+    note.write_text("not a model")
+    for out in (photos, note):
+        r = leafdoc("train", "--data", photos, "--out", out, *TINY_CNN_CLI, home=tmp_path / "home")
+        assert r.returncode != 0 and "already exists and is not an earlier leafdoc output" in r.stderr, r.stderr
+        assert str(out.name) in r.stderr and "Pass a new or empty folder" in r.stderr
+    assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before
+    assert note.read_text() == "not a model"
+    assert not (tmp_path / "home" / "store").exists() or not any((tmp_path / "home" / "store").rglob("*"))
+    out = tmp_path / "model"
+    for _ in range(2):  # the second run replaces the first run's model
+        r = leafdoc("train", "--data", photos, "--out", out, *TINY_CNN_CLI, home=tmp_path / "home")
+        assert r.returncode == 0, r.stderr
+    assert (out / "card.json").is_file() and not (out / "NOTES.txt").exists()
+
+
 def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder):
     """Killed (SIGTERM: a stopped container or session) after epoch 2 of 8, the run leaves its checkpoint
     beside --out; `--resume` trains only the epochs after it."""

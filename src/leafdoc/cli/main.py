@@ -191,14 +191,19 @@ def run_training(
 
     with console.status("loading TensorFlow"):
         import_tensorflow_quietly()
+    from leafdoc.core.atomic import check_replaceable
     from leafdoc.lifecycle import caveats
     from leafdoc.lifecycle.training import prepare, train_model
     from leafdoc.lifecycle.workspace import Workspace
+    from leafdoc.modelfolder import CARD_FILE
     from leafdoc.train.checkpoint import STATE, beside
     from leafdoc.train.trainer import started_from, val_learnt
 
-    started_from(cfg, init_from)  # where the backbone starts is there (models/starter, a weights file, the parent's
-    # card): checked before ingest and caching, which take minutes on a big folder
+    # Checked before ingest and caching, which take minutes on a big folder: where the backbone starts is there
+    # (models/starter, a weights file, the parent's card), and --out is new, empty or an earlier model (a folder of
+    # photos given as --out would be replaced by the model)
+    started_from(cfg, init_from)
+    check_replaceable(out_dir, CARD_FILE)
     ws = Workspace.open(load_settings())
     if data is not None:
         res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)

@@ -23,7 +23,12 @@ def folders_option(help_text: str):
 
 
 TRAIN_RUN_OPTIONS = [
-    ("out_dir", Path, typer.Option("--out", help="Model folder to write."), inspect.Parameter.empty),
+    (
+        "out_dir",
+        Path,
+        typer.Option("--out", help="Model folder to write: new, empty, or an earlier model (replaced whole)."),
+        inspect.Parameter.empty,
+    ),
     ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
     ("dataset", str | None, typer.Option(help="A dataset already in the catalog."), None),
     ("dataset_version", int | None, typer.Option(help="Dataset version (default: latest)."), None),

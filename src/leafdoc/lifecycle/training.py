@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leafdoc.core.atomic import atomic_dir
+from leafdoc.core.atomic import atomic_dir, check_replaceable
 from leafdoc.core.errors import ConfigError, LeafdocError, ModelError
 from leafdoc.evaluate.score import Scores, score
 from leafdoc.inference import otherleaves
@@ -35,7 +35,15 @@ from leafdoc.inference.calibrate import fit_field
 from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.modelfolder import FIELD_PHOTOS_FILE, CardMetrics, ModelCard, carries_field_photos, read_card, write_card
+from leafdoc.modelfolder import (
+    CARD_FILE,
+    FIELD_PHOTOS_FILE,
+    CardMetrics,
+    ModelCard,
+    carries_field_photos,
+    read_card,
+    write_card,
+)
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Calibrating, Evaluating, OnEvent
@@ -93,6 +101,7 @@ def train_model(
     sha256: the monitoring baseline then counts the photo-quality abstentions of the validation photos as sent
     (without it, none)."""
     out = Path(out)
+    check_replaceable(out, CARD_FILE)  # a lab's photo folder given as --out is refused, not replaced by the model
     for folder in cfg.field_dirs or []:  # before training, not after it
         if not Path(folder).is_dir():
             raise ConfigError(
