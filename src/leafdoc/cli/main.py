@@ -411,6 +411,8 @@ def serve(
     workers: Annotated[
         int | None,
         typer.Option(
+            "--workers",
+            "-w",
             min=1,
             help="API worker processes (default: LEAFDOC_API_WORKERS; else one per CPU this process may use, at "
             "most 4; the web page then runs in a process of its own).",
