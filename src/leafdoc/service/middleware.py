@@ -6,7 +6,6 @@ falls behind, and request metrics by route template."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from starlette.routing import BaseRoute, Match
 
 from leafdoc.core.errors import LeafdocError, too_large
+from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
 from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.ratelimit import RateLimited, RateLimiter, page_visitor
@@ -31,7 +31,6 @@ async def _answer(send, exc: LeafdocError) -> None:
 
 
 BUSY_BODY_RETRY_SECONDS = 3
-TRIM_AFTER_BYTES = 16 * 1024**2  # a body this big returns the worker's freed memory to the system when it is done
 
 
 class BodiesInFlight(LeafdocError):
@@ -47,22 +46,12 @@ class BodiesInFlight(LeafdocError):
         self.headers = {"Retry-After": str(BUSY_BODY_RETRY_SECONDS)}
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim (None elsewhere): glibc keeps freed heap pages for the process, so a worker stayed larger
-    after big bodies were freed (three 192 MiB batches, then four at once: 243 -> 388 MB), and this gives them back
-    (the same: 243 -> 229 MB)."""
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
 class BodyBudget:
     """The bytes of request bodies one API worker has let in and not finished with (`used`), at most `total`."""
 
     def __init__(self, total: int):
         self.total, self.used = total, 0
-        self.trim = _malloc_trim()
+        self.trim = malloc_trim()  # a body of TRIM_AFTER_BYTES or more returns the freed memory when done
 
     def take(self, n: int) -> bool:
         if self.used + n > self.total:
