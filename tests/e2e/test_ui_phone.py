@@ -5,6 +5,7 @@ shows no percentage, and the visitor's history stays in their browser."""
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -54,10 +55,19 @@ def open_phone(browser, url: str, locale: str = "en-GB"):
     return go_to(page, url)
 
 
+ENTRY = "(document.querySelector('#history-entry [data-entry]') || {dataset: {entry: ''}}).dataset.entry"
+
+
 def diagnose_on_phone(page, photo: Path) -> None:
-    """Send `photo` from the photo box and wait for its answer (a new heat map) to be shown."""
+    """Send `photo` from the photo box and wait for its answer (a new history entry; for a diagnosis, a new heat map:
+    a refusal shows none) to be shown."""
     before = page.evaluate("(document.querySelector('#heat-map img') || {src: ''}).src")
+    entry = page.evaluate(ENTRY)
     page.set_input_files("#leaf-photo input[type=file]", str(photo))
+    page.wait_for_function(f"old => {ENTRY} !== old", arg=entry)
+    if "verdict-unsure" in (page.get_attribute("#verdict", "class") or ""):
+        page.wait_for_function("Math.abs(document.getElementById('verdict').getBoundingClientRect().top) < 40")
+        return
     try:
         page.wait_for_function(
             "(before) => { const img = document.querySelector('#heat-map img');"
@@ -280,5 +290,75 @@ def test_diagnose_with_no_photo_asks_for_one_in_the_pages_language(browser, phon
         assert "Suba la foto de una hoja" in page.inner_text("#verdict")
         page.wait_for_function("() => document.body.innerText.includes('Primero añada la foto de una hoja.')")  # toast
         page.screenshot(path=str(tmp_path / "no-photo.png"))
+    finally:
+        page.context.close()
+
+
+SHOTS = Path("/tmp/ui-wt-shots")  # the screenshots a reviewer looks at: a refusal and a sure answer, en and es
+
+
+def a_daisy() -> Path:
+    flowers = Path(os.environ.get("LEAFDOC_SHARED", "/work/shared")) / "datasets" / "flowers" / "daisy"
+    found = sorted(flowers.glob("*.jpg")) if flowers.is_dir() else []
+    if not found:
+        pytest.skip(f"no daisy photos at {flowers}")
+    return found[0]
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_a_refusal_shows_no_heat_map_and_no_yes_or_no_but_asks_what_it_is(browser, phone_url, lang):
+    """A daisy refused as not a leaf showed the heat map of a label it did not give (corn common rust) and "Was this
+    right? ✓ Yes / ✗ No"; now, as /app: no map, no Yes or No, "What is it? (if you know)" and Send."""
+    page = open_phone(browser, phone_url + f"?lang={lang}", locale="en-GB" if lang == "en" else "es-ES")
+    try:
+        diagnose_on_phone(page, a_daisy())
+        verdict = page.inner_text("#verdict")
+        assert ("Not sure" if lang == "en" else "No es seguro") in verdict, verdict
+        assert "not_a_leaf" not in verdict and "motivo" not in verdict and "reason:" not in verdict
+        assert not page.locator("#heat-map").is_visible() and not page.locator("#heat-map-note").is_visible()
+        assert not page.locator("#feedback-up").is_visible() and not page.locator("#feedback-down").is_visible()
+        assert page.locator("#feedback-send").is_visible()
+        question = page.inner_text("#feedback-question")
+        assert ("What is it?" if lang == "en" else "¿Qué es?") in question, question
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"refusal-{lang}.png"), full_page=False)
+        page.click("#feedback-send")  # nothing picked: nothing sent, it says what to do
+        said = "Pick what it is first." if lang == "en" else "Elija primero qué es."
+        page.wait_for_function("(w) => document.querySelector('#feedback-status').innerText.includes(w)", arg=said)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_a_sure_answer_is_not_said_100_percent_and_the_examples_are_named_in_the_pages_language(
+    browser, phone_url, lang
+):
+    """The starter answers this leaf at 0.999...: it read "100% sure" and its bar "100%"; the example buttons were
+    their file names in every language."""
+    from leafdoc.api_client import LeafdocClient
+
+    base = phone_url.removesuffix("/ui/")
+    photo = None
+    with LeafdocClient(base) as api:  # a held-out leaf the starter answers at 0.995 or more, below 1
+        for path in sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[:40]:
+            got = api.predict(path.read_bytes(), path.name)
+            if not got["abstained"] and 0.995 <= got["confidence"] < 1:
+                photo = path
+                break
+    assert photo is not None, "no early blight leaf answered at 0.995-1"
+    page = open_phone(browser, phone_url + f"?lang={lang}", locale="en-GB" if lang == "en" else "es-ES")
+    try:
+        want = "Tomato — Early blight" if lang == "en" else "Tomate — Tizón temprano"
+        named = "(w) => [...document.querySelectorAll('.gallery-item')].some(b => b.innerText.includes(w))"
+        page.wait_for_function(named, arg=want)
+        examples = [b.strip() for b in page.locator(".gallery-item").all_inner_texts()]
+        assert want in examples and "tomato early blight" not in examples, examples
+        diagnose_on_phone(page, photo)
+        shown = page.inner_text("#verdict")
+        assert ">99%" in shown and "100%" not in shown, shown
+        scores = page.inner_text("#top-k")
+        assert ">99%" in scores and "100%" not in scores, scores
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"answer-0.999-{lang}.png"), full_page=False)
     finally:
         page.context.close()

@@ -209,3 +209,38 @@ def test_the_framing_note_goes_with_the_same_answers_as_on_the_server():
     said = run_node(FRAMED_NOTE, "words.js", {"texts": texts, "cases": cases})
     assert said == expected
     assert said.count(None) == 2 * (6 + 2) and said[0].startswith("The leaf was small")
+
+
+PERCENT_SCRIPT = r"""
+const w = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const { texts, values } = JSON.parse(text);
+const sure = { abstained: false, top: [{ label: "Tomato___Early_blight", probability: 0.999 }] };
+console.log(JSON.stringify({
+  share: values.map((p) => w.shareWords(p)),
+  percent: Object.fromEntries(Object.entries(texts).map(([l, t]) => [l, values.map((p) => w.percentWords(t, p))])),
+  history: Object.fromEntries(Object.entries(texts).map(([lang, t]) => [lang, w.answerWords(t, sure)])),
+}));
+"""
+
+
+def test_the_offline_page_says_a_percentage_by_the_pages_rule():
+    """The offline page said "(100% sure)" at 0.999 (Math.round): words.js `shareWords` is words/percent.py's rule,
+    the same figure for every value, with each language's sign ("sûr à >99 %")."""
+    from leafdoc.ui.history import answer_words
+    from leafdoc.words.percent import percent_words, share_words
+
+    labels = ["Tomato___Early_blight", "Tomato___healthy"]
+    texts = all_texts(labels, shipped_knowledge(), None)
+    rng = np.random.default_rng(0)
+    values = [1.0, 0.99999, 0.9999, 0.999, 0.995, 0.9949999, 0.99, 0.5, 0.125, 0.015, 0.005, 0.004, 1e-9, 0.0]
+    values += [float(v) for v in rng.random(300)]
+    got = run_node(PERCENT_SCRIPT, "words.js", {"texts": texts, "values": values})
+    assert got["share"][:5] == [">99", ">99", ">99", ">99", ">99"] and got["share"][11:14] == ["<1", "<1", "<1"]
+    assert got["share"] == [share_words(p) for p in values]
+    for lang in LANGUAGES:
+        assert got["percent"][lang] == [percent_words(p, lang) for p in values], lang
+        named = [{"label": labels[0], "name": texts[lang]["advice"][labels[0]]["title"], "probability": 0.999}]
+        python = answer_words({"language": lang, "label": labels[0], "confidence": 0.999, "top_k": named})
+        assert got["history"][lang] == python and ">99" in python and "100" not in python, lang

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leafdoc.core.settings import Settings
-from leafdoc.ui import api_base, text
+from leafdoc.ui import api_base, history, text
 
 
 def answer(**kw) -> dict:
@@ -27,7 +27,7 @@ def test_labels_read_like_words():
     assert text.pretty_label("Corn_(maize)___Common_rust_") == "Corn (maize) — Common rust"
     assert text.pretty_label("Pepper,_bell___Bacterial_spot") == "Pepper, bell — Bacterial spot"
     assert text.pretty_label("rose") == "rose"
-    assert list(text.top_k_scores(answer())) == ["Corn (maize) — Common rust", "Corn (maize) — healthy"]
+    assert list(text.top_k_scores(answer())) == ["Corn (maize) — Common rust · 87%", "Corn (maize) — healthy · 10%"]
 
 
 def test_a_diagnosis_names_the_disease_and_how_sure():
@@ -106,7 +106,7 @@ def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
     assert "%" not in known and "51" not in known  # a refusal carries no confidence figure
     # A reason code this page has never heard of still shows the server's words, and says "not sure".
     new = text.verdict(answer(label=None, abstained=True, reason="too_far_away", message="Come closer."))
-    assert new.startswith("### Not sure") and "**Come closer.**" in new and "too" in new
+    assert new.startswith("### Not sure") and "**Come closer.**" in new and "too" not in new  # the words, not the code
     bare = text.verdict(answer(label=None, abstained=True, reason=None, message=None))
     assert "not sure enough" in bare
 
@@ -216,7 +216,8 @@ def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
 
     md = text.verdict(answer(abstained=True, label=None, reason="unlike_training", message=UNLIKE_TRAINING))
     assert md.startswith("### Not sure: this photo is not like the ones this model learnt this crop from")
-    assert "sheet of paper" in md and "plain background" in md and "reason: unlike\\_training" in md
+    assert "sheet of paper" in md and "plain background" in md
+    assert "unlike\\_training" not in md and "reason:" not in md  # the code is not for a grower: the words say it
     assert "runs past the edges" in md  # a close-up is refused by the same check: the words cover it
 
 
@@ -232,7 +233,7 @@ def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_headline_in_every_langu
         md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=said, language=lang))
         assert md.startswith("### " + gettext(lang, headline)), lang
         assert f"**{text.esc(said)}**" in md, lang
-        assert gettext(lang, text.REASON).format(reason=text.esc("unknown_leaf")) in md, lang
+        assert "unknown\\_leaf" not in md and "unknown_leaf" not in md, lang  # no reason code ("motivo: ...")
         assert lang == "en" or gettext(lang, headline) != headline, lang  # translated
     md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=UNKNOWN_LEAF))
     assert "another crop" in md and "sheet of paper" not in md and "% sure" not in md
@@ -271,4 +272,59 @@ def test_the_examples_shown_are_the_serving_models_crops():
     assert examples_of(["bell pepper", "corn"], photos) == [photos[1], photos[2]]
     assert examples_of(["grape"], photos) == [] and examples_of([], photos) == []
     assert examples_of(None, photos) == photos
-    assert example_samples(photos[:1]) == ([["/x/apple_cedar_rust.jpg"]], ["apple cedar rust"])
+    assert example_samples(photos[:1]) == ([["/x/apple_cedar_rust.jpg"]], ["Apple — Cedar apple rust"])
+
+
+def test_a_percentage_never_says_100_nor_0():
+    """0.995-0.99999 read "100% sure" and 0.004 "0%"; the API's numbers stay as they are, the words say ">99%". A
+    model's probability is never a certainty, even where float32 makes it 1.0 or 0.0 exactly."""
+    from leafdoc.words.percent import percent_words
+
+    shown = {p: text.percent(p) for p in (1.0, 0.99999, 0.9999, 0.995, 0.9949, 0.874, 0.125, 0.005, 0.004, 1e-9, 0.0)}
+    assert shown == {
+        1.0: ">99%",
+        0.99999: ">99%",
+        0.9999: ">99%",
+        0.995: ">99%",
+        0.9949: "99%",
+        0.874: "87%",
+        0.125: "13%",  # half up, as JavaScript's Math.round (Python's round would say 12)
+        0.005: "1%",
+        0.004: "<1%",
+        1e-9: "<1%",
+        0.0: "<1%",
+    }
+    assert text.percent(None) == "–"
+    assert percent_words(0.999, "fr") == ">99\u00a0%" and percent_words(0.5, "fr") == "50\u00a0%"
+    assert percent_words(0.999, "es") == ">99%" and percent_words(0.999, "hi") == ">99%"
+
+
+def test_an_answer_at_0_999_is_not_said_100_percent_sure_in_any_language():
+    from leafdoc.core.i18n import LANGUAGES
+
+    sure = answer(confidence=0.999, top_k=[{"label": "Corn_(maize)___Common_rust_", "probability": 0.999}])
+    for lang in LANGUAGES:
+        md = text.verdict({**sure, "language": lang})
+        assert "100" not in md and ">99" in md, (lang, md)
+    assert ">99% sure · disease found" in text.verdict(sure)
+    assert "\u00a0" in text.verdict({**sure, "language": "fr"}).split("·")[0]  # "sûr à >99 %"
+    assert list(text.top_k_scores(sure)) == ["Corn (maize) — Common rust · >99%"]
+    assert "(>99% sure)" in history.answer_words({**sure, "confidence": 1.0})  # float32's 1.0 too
+    assert "(>99% sure)" in history.answer_words(sure)
+
+
+def test_the_example_buttons_are_named_in_the_pages_language():
+    """They were their file names ("tomato early blight") in every language."""
+    from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES
+    from leafdoc.ui.diagnose_tab import example_samples
+
+    assert {p.name for p in EXAMPLES} <= set(EXAMPLE_LABELS), "an example photo without its label"
+    readme = (EXAMPLES[0].parent / "README.md").read_text(encoding="utf-8")
+    for name, label in EXAMPLE_LABELS.items():
+        assert f"| `{name}` | `{label}` |" in readme
+    names = {lang: example_samples(EXAMPLES, lang)[1] for lang in ("en", "es", "fr", "hi")}
+    assert "Tomato — Early blight" in names["en"] and "Tomate — Tizón temprano" in names["es"]
+    assert "Pomme de terre — Saine" in names["fr"] and "मक्का — सामान्य रतुआ" in names["hi"]
+    for lang in ("es", "fr", "hi"):
+        assert not set(names[lang]) & set(names["en"]), lang
+        assert not any("_" in n for n in names[lang]), names[lang]

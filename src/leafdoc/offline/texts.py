@@ -23,6 +23,7 @@ from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, le
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
 from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
+from leafdoc.words.percent import SPACE_BEFORE_SIGN
 from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH
 
 PAGE = {
@@ -134,6 +135,8 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
         "page": {key: gettext(lang, text) for key, text in PAGE.items()},
         "not_framed_with": list(NOT_FRAMED_WITH),  # the refusals the framing note does not go with (words.js)
         "history": history.templates(lang),
+        # a percentage's sign as the language sets it (words/percent.py; words.js fills in the figure)
+        "percent": "{share}" + SPACE_BEFORE_SIGN.get(lang, "") + "%",
         "templates": {key: gettext(lang, text) for key, text in TEMPLATES.items()},
         "problems": {code: gettext(lang, text) for code, text in PROBLEM_WORDS.items()},
         "lab_only": lab_only,

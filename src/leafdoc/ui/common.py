@@ -30,6 +30,14 @@ from leafdoc.words import photo_guide
 log = logging.getLogger(__name__)
 
 EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
+# Each example's label (examples/README.md's table): its button is named by it, in the page's language. A file without
+# one (added to the folder by hand) is named by its file name.
+EXAMPLE_LABELS = {
+    "apple_cedar_rust.jpg": "Apple___Cedar_apple_rust",
+    "corn_common_rust.jpg": "Corn_(maize)___Common_rust_",
+    "potato_healthy.jpg": "Potato___healthy",
+    "tomato_early_blight.jpg": "Tomato___Early_blight",
+}
 GUIDE_PHOTOS = tuple(e.path for e in photo_guide.pictured())  # the photo guide's pictures (examples/guide/)
 
 

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
 from leafdoc.ui import advice, feedback_text, history, text
-from leafdoc.ui.common import EXAMPLES, PageFiles, api_client, png, problem
+from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
@@ -21,6 +22,7 @@ EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upl
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
 DIAGNOSE_FIRST = N_("Diagnose a photo first.")
 NOT_SENT = N_("Feedback not sent")
+PICK_FIRST = N_("Pick what it is first.")
 
 
 def _no_scores() -> dict:
@@ -31,6 +33,24 @@ def _no_scores() -> dict:
 
 def _verdict_update(md: str, kind: str) -> dict:
     return gr.update(value=md, elem_classes=["verdict", f"verdict-{kind}"])
+
+
+def feedback_updates(answer: dict | None, lang: str) -> tuple:
+    """What the feedback box shows under `answer`, as /app does (offline/static/app.js `feedbackRow`): under a diagnosis
+    "Was this right?", ✓ Yes, ✗ No and "It is actually…"; under a refusal no Yes or No (there is no answer to be right
+    or wrong: a "yes" was stored as correct), only "What is it? (if you know)" and Send; under a photo refused as
+    unusable nothing (take another). In the order of the outputs: the box, the question, Yes, No, Send, the dropdown's
+    label."""
+    if not answer or (answer.get("abstained") and answer.get("reason") == "poor_photo"):
+        return (gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update(visible=False))
+    refused = bool(answer.get("abstained"))
+    return (
+        gr.update(visible=True),
+        said("what_is_it" if refused else "was_this_right", lang),
+        gr.update(visible=not refused),
+        gr.update(visible=not refused),
+        gr.update(visible=refused),
+    )
 
 
 def crop_choices(crops: list[str], lang: str = "en") -> list[tuple]:
@@ -48,13 +68,15 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
         it and reads the file itself, and a photo that cannot be decoded gets the server's own answer. `crop`: the
         crop the visitor picked ("": they do not know), sent as the API's `crop`."""
-        no_feedback = (None, gr.update(visible=False), gr.update(choices=[], value=None), "", "")
         lang = page_language(request)
+        # heat map (shown, empty), its note, the answer's state, the feedback box's parts, the dropdown, status, history
+        no_answer = (None, gr.update(visible=True), None, *feedback_updates(None, lang))
+        no_feedback = (*no_answer, gr.update(choices=[], value=None), "", "")
         if not photo:
             if asked:
                 gr.Warning(said("no_photo_toast", lang))
-                return _verdict_update(said("no_photo", lang), "error"), _no_scores(), None, *no_feedback
-            return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), None, *no_feedback
+                return _verdict_update(said("no_photo", lang), "error"), _no_scores(), *no_feedback
+            return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), *no_feedback
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
@@ -68,25 +90,34 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
             return (
                 _verdict_update(text.error_text(message, hint, title=gettext(lang, COULD_NOT_DIAGNOSE)), "error"),
                 _no_scores(),
-                None,
                 *no_feedback,
             )
         if answer.get("abstained"):
             kind = "unsure"
         else:
             kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
-        heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") else None
+        refused = bool(answer.get("abstained"))
+        # A refusal shows no heat map: the map is of the top label, which a refusal does not give (a daisy refused as
+        # not a leaf showed where the model looked for corn common rust).
+        heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") and not refused else None
         choices = [(answer_name(answer, x), x) for x in labels if x != answer.get("label")]
+        pick = said("pick_then_send" if refused else "actually", lang)
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             # a refusal shows no percentage: its candidates are named in the verdict, without figures
             gr.update(value=None, visible=False)
             if answer.get("abstained")
             else gr.update(value=text.top_k_scores(answer), visible=True),
-            heat,
-            {"prediction_id": answer["prediction_id"], "label": answer.get("label")},
-            gr.update(visible=True),
-            gr.update(choices=choices, value=None),
+            gr.update(value=heat, visible=not refused),
+            gr.update(visible=not refused),
+            {
+                "prediction_id": answer["prediction_id"],
+                "label": answer.get("label"),
+                "abstained": refused,
+                "reason": answer.get("reason"),
+            },
+            *feedback_updates(answer, lang),
+            gr.update(choices=choices, value=None, label=pick),
             "",
             history.entry_html(path, answer, name),  # for the visitor's history, kept in their browser
         )
@@ -101,6 +132,10 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
         if not answer:
             return gettext(lang, DIAGNOSE_FIRST)
         label = None if correct else (actual or None)
+        if answer.get("abstained") and (correct or not label or answer.get("reason") == "poor_photo"):
+            # a refusal is no answer to be right or wrong about: only what the leaf is says something (the page
+            # shows no Yes or No under one, nor anything under a poor photo; a click left from before sends nothing)
+            return gettext(lang, PICK_FIRST) if not correct and answer.get("reason") != "poor_photo" else ""
         try:
             with api_client(settings, request) as api:
                 api.feedback(answer["prediction_id"], correct, label)
@@ -112,9 +147,16 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
     return send
 
 
-def example_samples(photos) -> tuple[list[list[str]], list[str]]:
-    """The example photos as the examples' samples (one photo each) and their labels (`tomato early blight`)."""
-    return [[str(p)] for p in photos], [p.stem.replace("_", " ") for p in photos]
+def example_name(photo, lang: str = "en") -> str:
+    """An example's button: its label's name in `lang` (`Tomato — Early blight`, `Tomate — Tizón temprano`), as an
+    answer names it; a photo of no known label, its file name's words (`tomato early blight`)."""
+    label = EXAMPLE_LABELS.get(photo.name)
+    return label_name(label, lang) if label else photo.stem.replace("_", " ")
+
+
+def example_samples(photos, lang: str = "en") -> tuple[list[list[str]], list[str]]:
+    """The example photos as the examples' samples (one photo each) and their buttons' names in `lang`."""
+    return [[str(p)] for p in photos], [example_name(p, lang) for p in photos]
 
 
 def examples_of(crops: list[str] | None, photos=EXAMPLES) -> list:
@@ -145,7 +187,7 @@ def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Ca
             pass
         shown = []
         if examples:
-            samples, labels = example_samples(examples_of(crops))
+            samples, labels = example_samples(examples_of(crops), lang)
             shown = [gr.update(samples=samples, sample_labels=labels, visible=bool(samples))]
         return (
             feedback_text.privacy_note(keep, lang),
@@ -198,9 +240,10 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
             shown = gr.State(None)  # the answer shown: its prediction_id, for the feedback
             with gr.Group(visible=False, elem_id="feedback") as feedback_box:
                 with gr.Row(equal_height=False, elem_id="feedback-row"):
-                    gr.Markdown(t("was_this_right"), elem_id="feedback-question")
+                    question = gr.Markdown(t("was_this_right"), elem_id="feedback-question")
                     up = gr.Button(t("yes"), size="sm", elem_id="feedback-up")
                     down = gr.Button(t("no"), size="sm", elem_id="feedback-down")
+                    send = gr.Button(t("send"), size="sm", visible=False, elem_id="feedback-send")
                 actual = gr.Dropdown(
                     label=t("actually"),
                     choices=[],
@@ -217,13 +260,13 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 height=320,
                 elem_id="heat-map",
             )
-            gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
+            heat_note = gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
     guide = guide_accordion()
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         box = gr.HTML(history.box_html())  # in the visitor's language as the page loads
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
     fn = diagnose_handler(settings, files)
-    outputs = [verdict, scores, heat, shown, feedback_box, actual, said, record]
+    outputs = [verdict, scores, heat, heat_note, shown, feedback_box, question, up, down, send, actual, said, record]
     photo.change(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     button.click(
         diagnose_handler(settings, files, asked=True), [photo, crop], outputs, concurrency_limit=4, preprocess=False
@@ -232,6 +275,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     up.click(feedback_handler(settings, True), [shown, actual], [said], concurrency_limit=4)
     down.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)
+    send.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)  # under a refusal
     shown_examples = [examples.dataset] if examples is not None else []
     notes = notes_handler(settings, guide, bool(shown_examples))
     blocks.load(notes, None, [privacy, knows, crop, *guide, *shown_examples])

@@ -22,6 +22,7 @@ from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 from leafdoc.words.labels import answer_name, pretty_label
+from leafdoc.words.percent import percent_words
 
 
 def thumbnail(path: Path) -> str:
@@ -51,7 +52,7 @@ def answer_words(answer: dict) -> str:
     sure = answer.get("confidence")
     if not isinstance(sure, int | float):
         return label
-    return gettext(lang, SURE).format(label=label, percent=f"{100 * sure:.0f}%")
+    return gettext(lang, SURE).format(label=label, percent=percent_words(sure, lang))
 
 
 def entry_html(path: Path, answer: dict, name: str) -> str:

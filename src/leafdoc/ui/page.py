@@ -42,6 +42,7 @@ CSS = """
 .block.verdict-sick { background: #fff6e5; border-color: #d9902b !important; }
 .block.verdict-unsure, .block.verdict-error { background: #fdf1f1; border-color: #c94a4a !important; }
 .block.verdict-empty { background: #f5f7f5; border-color: #d8ddd8 !important; color: #555; }
+#top-k .confidence { display: none; }  /* Gradio's rounded figure (0.999: "100%"); ours is in the label */
 .block.status-error { background: #fdf1f1; border: 2px solid #c94a4a !important; border-radius: 8px;
                       padding: 0.3em 0.9em !important; }
 .block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;

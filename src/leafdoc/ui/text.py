@@ -22,6 +22,7 @@ from leafdoc.words.job_phases import (
     version_status_words,
 )
 from leafdoc.words.labels import answer_name, pretty_label
+from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -32,18 +33,24 @@ def esc(value: Any) -> str:
     return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
 
 
-def percent(p: float | None) -> str:
-    return "–" if p is None else f"{100 * p:.0f}%"
+def percent(p: float | None, lang: str = "en") -> str:
+    """A probability as the page shows it: ">99%" below 1, "<1%" above 0 (words/percent.py, the one rule)."""
+    return percent_words(p, lang)
 
 
 def top_k_scores(answer: dict) -> dict[str, float]:
-    """{readable label: probability} for gr.Label, most likely first."""
+    """{readable label · its percentage: probability} for gr.Label, most likely first. The percentage is ours
+    (`percent`), in the label: Gradio's own figure beside the bar rounds (0.999 read "100%"), and the page's CSS
+    hides it (ui/page.py)."""
+    lang = answer.get("language") or "en"
     out: dict[str, float] = {}
+    names: set[str] = set()
     for item in answer.get("top_k") or []:
         name = item.get("name") or pretty_label(item["label"])
-        if name in out:  # two raw labels that read the same: keep both apart
+        if name in names:  # two raw labels that read the same: keep both apart
             name = f"{name} ({item['label']})"
-        out[name] = float(item["probability"])
+        names.add(name)
+        out[f"{name} · {percent(item['probability'], lang)}"] = float(item["probability"])
     return out
 
 
@@ -61,7 +68,6 @@ MODEL_VERSION = N_("model version {version}")
 SURE_HEALTHY = N_("{percent} sure · no disease found")
 SURE_SICK = N_("{percent} sure · disease found")
 LABEL = N_("label: {label}")  # the model's label, in the advice's details (ui/advice.py)
-REASON = N_("reason: {reason}")
 
 
 def unreviewed_line(answer: dict, field: str) -> list[str]:
@@ -95,15 +101,14 @@ def verdict(answer: dict) -> str:
         if tells:
             lines.append("\n".join(f"- {esc(to_tell)} {esc(t)}" for t in tells))
         lines += unreviewed_line(answer, "message")
-        reason = answer.get("reason")
-        tail = [t for t in (gettext(lang, REASON).format(reason=esc(reason)) if reason else "", footer) if t]
-        if tail:
-            lines.append("<small>" + " · ".join(tail) + "</small>")
+        # The reason's code (`not_a_leaf`) is not for a grower: the headline and the message say it in words.
+        if footer:
+            lines.append(f"<small>{footer}</small>")
         return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
     name = answer_name(answer, label)
     healthy = "healthy" in label.lower()
-    sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence")))
+    sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence"), lang))
     # The model's label (Corn_(maize)___Common_rust_) is not for a grower: it is at the end of the advice's details
     # (ui/advice.py), for whoever reports an answer or looks it up (`leafdoc advice LABEL`).
     lines = [f"### {esc(name)}", f"**{sure}**" + (f" · {footer}" if footer else "")]

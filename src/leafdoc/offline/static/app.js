@@ -3,7 +3,7 @@
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { displaySquare, prepare, unsupported } from "./prepare.js";
 import { leafRefusal, readChecks, readPhoto } from "./checks.js";
-import { answerWords, caution, fill, framedNote, preferred, refusal, title } from "./words.js";
+import { answerWords, caution, fill, framedNote, preferred, refusal, shareWords, title } from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
 import * as feedback from "./feedback.js";
@@ -144,7 +144,7 @@ function render(item) {
     const label = r.top[0].label;
     const entry = t.advice[label];
     verdict.className = `verdict ${entry && entry.healthy ? "healthy" : "sick"}`;
-    verdict.textContent = `${title(t, label)} (${fill(t.page.sure, { percent: Math.round(r.top[0].probability * 100) })})`;
+    verdict.textContent = `${title(t, label)} (${fill(t.page.sure, { percent: shareWords(r.top[0].probability) })})`;
     const warning = caution(t, state.model.urgent_rule, label, r.top);
     if (warning) {
       warn.className = "caution";

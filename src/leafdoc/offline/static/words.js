@@ -81,6 +81,20 @@ export function preferred(available, wanted) {
   return available.includes("en") ? "en" : available[0];
 }
 
+// words/percent.share_words: a probability in whole percent, "100" for 1 exactly and "0" for 0 only: 0.995 <= p < 1
+// is ">99", 0 < p < 0.005 is "<1" (a grower reads "100%" as certain), the rest rounded half up
+export function shareWords(p) {
+  p = Number(p);
+  if (p >= 0.995) return ">99";
+  if (!(p >= 0.005)) return "<1"; // NaN too
+  return String(Math.floor(100 * p + 0.5));
+}
+
+// words/percent.percent_words: with the sign as the language sets it (texts.percent: "{share}%", "{share} %")
+export function percentWords(texts, p) {
+  return fill(texts.percent, { share: shareWords(p) });
+}
+
 // ui/history.answer_words: the answer in a few words, a refusal with no figure
 export function answerWords(texts, r) {
   const h = texts.history;
@@ -88,5 +102,5 @@ export function answerWords(texts, r) {
     if (!r.candidates.length) return h.not_sure;
     return fill(h.not_sure_between, { names: joinList(r.candidates.map((c) => title(texts, c)), texts.templates.or) });
   }
-  return fill(h.sure, { label: title(texts, r.top[0].label), percent: `${Math.round(r.top[0].probability * 100)}%` });
+  return fill(h.sure, { label: title(texts, r.top[0].label), percent: percentWords(texts, r.top[0].probability) });
 }

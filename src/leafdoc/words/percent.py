@@ -1,0 +1,33 @@
+"""A probability as a grower reads it, in whole percent: the one rule of the web page, its history and the offline
+page (`static/words.js` `shareWords` is its copy; tests/unit/test_ui_text.py holds the two together in Node).
+
+Rounded to the nearest whole percent, a probability of 0.995-0.99999 read "100%", and a grower takes "100% sure" for
+certainty; one of 0.001 read "0%", as if the model had ruled it out. A model's probability is never a certainty, even
+where float32 rounds it to 1.0 or 0.0 exactly (a leaf it is all but sure of). So never "100%" nor "0%": p >= 0.995 is
+">99%", p < 0.005 is "<1%", the rest rounded half up (as JavaScript's Math.round, so the page and the offline page
+agree on 0.125). The API's numbers are not touched: this is for the words shown.
+"""
+
+from __future__ import annotations
+
+import math
+
+# French sets a (no-break) space before the sign, as its catalog's "sûr à {percent} %" does; the others none.
+SPACE_BEFORE_SIGN = {"fr": "\u00a0"}
+
+
+def share_words(p: float) -> str:
+    """The figure without its sign: ">99", "87", "<1"."""
+    p = float(p)
+    if p >= 0.995:
+        return ">99"
+    if not p >= 0.005:  # NaN too
+        return "<1"
+    return str(math.floor(100 * p + 0.5))
+
+
+def percent_words(p: float | None, lang: str = "en") -> str:
+    """`p` as a percentage in `lang`: ">99%", "87%", "<1%"; in French "87 %" (a no-break space); "–" for none."""
+    if p is None:
+        return "–"
+    return f"{share_words(p)}{SPACE_BEFORE_SIGN.get(lang, '')}%"

@@ -1,0 +1,142 @@
+"""What the Diagnose tab's handlers return under a refusal (ui/diagnose_tab.py), with the API faked: no heat map (it
+was of a label the refusal does not give: a daisy refused as not a leaf showed corn common rust's), no Yes or No (a
+"yes" under a poor photo was stored as correct), and what /app asks instead: what it is, if the grower knows, except
+under a photo refused as unusable."""
+
+from __future__ import annotations
+
+import base64
+import io
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+
+from leafdoc.ui import diagnose_tab  # noqa: E402
+
+LABELS = ["Corn_(maize)___Common_rust_", "Corn_(maize)___healthy"]
+
+
+def overlay() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class FakeApi:
+    def __init__(self, answer: dict):
+        self.answer, self.sent = answer, []
+
+    def explain(self, *a, **kw):
+        return self.answer
+
+    def advice_for(self, answer):
+        return None
+
+    def model(self, version):
+        return {"labels": LABELS}
+
+    def feedback(self, prediction_id, correct, label):
+        self.sent.append((prediction_id, correct, label))
+
+
+class FakeFiles:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def open(self, photo):
+        return self.path, self.path.name
+
+
+def answer(**kw) -> dict:
+    base = {
+        "prediction_id": "p1",
+        "model_version": 1,
+        "label": LABELS[0],
+        "confidence": 0.9,
+        "top_k": [{"label": LABELS[0], "probability": 0.9}, {"label": LABELS[1], "probability": 0.1}],
+        "abstained": False,
+        "reason": None,
+        "message": None,
+        "candidates": [],
+        "overlay_png": overlay(),
+        "language": "en",
+    }
+    return {**base, **kw}
+
+
+def refused(reason: str) -> dict:
+    return answer(label=None, abstained=True, reason=reason, message="Not a leaf.", candidates=[])
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path):
+    photo = tmp_path / "daisy.jpg"
+    Image.new("RGB", (32, 32), (250, 250, 250)).save(photo)
+    monkeypatch.setattr(diagnose_tab, "page_language", lambda request: "en")
+
+    def go(given: dict):
+        api = FakeApi(given)
+
+        @contextmanager
+        def client(settings, request):
+            yield api
+
+        monkeypatch.setattr(diagnose_tab, "api_client", client)
+        out = diagnose_tab.diagnose_handler(None, FakeFiles(photo))({"path": str(photo)}, "", None)
+        names = ["verdict", "scores", "heat", "heat_note", "shown", "box", "question", "up", "down", "send", "actual"]
+        return dict(zip(names, out, strict=False)), api
+
+    return go
+
+
+def visible(update) -> bool | None:
+    return update.get("visible") if isinstance(update, dict) else None
+
+
+def test_an_answer_shows_its_heat_map_and_asks_was_this_right(run):
+    out, _ = run(answer())
+    assert out["heat"]["value"] is not None and visible(out["heat"]) and visible(out["heat_note"])
+    assert visible(out["box"]) and "Was this right?" in out["question"]
+    assert visible(out["up"]) and visible(out["down"]) and visible(out["send"]) is False
+
+
+@pytest.mark.parametrize("reason", ["not_a_leaf", "unsure", "unlike_training", "unknown_leaf"])
+def test_a_refusal_shows_no_heat_map_and_no_yes_or_no_only_what_it_is(run, reason):
+    out, _ = run(refused(reason))
+    assert out["heat"]["value"] is None and visible(out["heat"]) is False and visible(out["heat_note"]) is False
+    assert visible(out["box"]) and "What is it?" in out["question"] and "Was this right" not in out["question"]
+    assert visible(out["up"]) is False and visible(out["down"]) is False and visible(out["send"]) is True
+    assert [value for _, value in out["actual"]["choices"]] == LABELS  # every label: none was given
+
+
+def test_a_poor_photo_asks_nothing(run):
+    out, _ = run(refused("poor_photo"))
+    assert out["heat"]["value"] is None and visible(out["heat"]) is False
+    assert visible(out["box"]) is False
+
+
+def test_a_yes_under_a_refusal_is_never_stored_as_correct(monkeypatch):
+    """Even a click left from before the refusal came (a Yes still on the screen) sends nothing."""
+    api = FakeApi({})
+
+    @contextmanager
+    def client(settings, request):
+        yield api
+
+    monkeypatch.setattr(diagnose_tab, "api_client", client)
+    monkeypatch.setattr(diagnose_tab, "page_language", lambda request: "en")
+    yes, no = diagnose_tab.feedback_handler(None, True), diagnose_tab.feedback_handler(None, False)
+    for reason in ("poor_photo", "not_a_leaf", "unsure"):
+        shown = {"prediction_id": "p1", "label": None, "abstained": True, "reason": reason}
+        yes(shown, None, None)
+        said = no(shown, None, None)  # Send with nothing picked
+        assert reason == "poor_photo" or said == "Pick what it is first."
+    assert api.sent == []
+    no({"prediction_id": "p2", "label": None, "abstained": True, "reason": "not_a_leaf"}, LABELS[1], None)
+    assert api.sent == [("p2", False, LABELS[1])]  # what it is, as /app sends it
+    yes({"prediction_id": "p3", "label": LABELS[0], "abstained": False, "reason": None}, None, None)
+    assert api.sent[-1] == ("p3", True, None)
