@@ -59,7 +59,8 @@ def bench_training(folder: Path, home: Path, size: int, batch: int, epochs: int,
     from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
     from leafdoc.train.pipeline import augmenter, directory_dataset, make_dataset
-    from leafdoc.train.trainer import build_model, prepare_data
+    from leafdoc.train.train_data import prepare_data
+    from leafdoc.train.trainer import build_model
 
     s = Settings(home=home)
     s.ensure_home()

@@ -35,7 +35,8 @@ def main() -> int:
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import _seed_everything, build_model, fit, prepare_data
+    from leafdoc.train.train_data import prepare_data
+    from leafdoc.train.trainer import _seed_everything, build_model, fit
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

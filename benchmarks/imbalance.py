@@ -52,8 +52,10 @@ def main() -> int:
     from leafdoc.evaluate.significance import wilson_interval
     from leafdoc.lifecycle.training import prepare
     from leafdoc.lifecycle.workspace import Workspace
+    from leafdoc.train.cached import _feature_net, _features
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import _feature_net, _features, build_model, class_weights, warm_start
+    from leafdoc.train.train_data import class_weights
+    from leafdoc.train.trainer import build_model, warm_start
 
     cfg = TrainConfig(
         backbone="efficientnet_lite0", image_size=160, framing="leaf", white_balance="light-range", seed=0

@@ -1,5 +1,5 @@
 """The backbone as `leafdoc train` builds it, and its pooled features as the head on features computes them
-(train/trainer.py `_features`): the one way the probes here build their feature extractor (field_curve.py,
+(train/cached.py `_features`): the one way the probes here build their feature extractor (field_curve.py,
 lab_heads.py, lab_resample.py). Not a benchmark itself."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def features(model, arrays: np.ndarray, augment=None, pool=None) -> np.ndarray:
     backbone's last map in place of the model's own average pooling."""
     import keras
 
-    from leafdoc.train.trainer import _feature_net, _features, _frozen, _outputs
+    from leafdoc.train.cached import _feature_net, _features, _frozen, _outputs
 
     if pool is None:
         return _features(_feature_net(model), arrays, np.arange(len(arrays)), augment=augment)
@@ -41,7 +41,7 @@ def features(model, arrays: np.ndarray, augment=None, pool=None) -> np.ndarray:
 def file_features(model, prep, files: list[Path], chunk: int = 512) -> np.ndarray:
     """Pooled features of photo files, prepared `chunk` at a time (thousands of photos at 224 px do not fit in
     memory at once), with progress on stderr."""
-    from leafdoc.train.trainer import _feature_net, _outputs
+    from leafdoc.train.cached import _feature_net, _outputs
 
     pooled = _feature_net(model)  # one network for every chunk
     out = []

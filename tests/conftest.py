@@ -211,7 +211,7 @@ def train_tiny_model(root: Path, options: dict) -> None:
     from leafdoc.data.store import open_store
     from leafdoc.lifecycle.training import train_model
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
 
     data = make_leaf_folder(root / "leaves")
     s = Settings(home=root / "home")

@@ -26,7 +26,7 @@ from leafdoc.data.store import open_store
 from leafdoc.lifecycle.training import train_model
 from leafdoc.core.settings import Settings
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.trainer import prepare_data
+from leafdoc.train.train_data import prepare_data
 
 s = Settings()
 s.ensure_home()

@@ -553,7 +553,7 @@ def colour_model(root: Path) -> Path:
     from leafdoc.data.store import open_store
     from leafdoc.lifecycle.training import train_model
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
 
     s = Settings(home=root / "train-home")
     s.ensure_home()

@@ -400,7 +400,7 @@ def test_a_training_run_with_field_folders_fits_the_unlike_training_check(tmp_pa
     from leafdoc.modelfolder import FIELD_PHOTOS_FILE, ModelCard
     from leafdoc.service.training import field_check_summary
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
     from leafdoc.words.job_phases import field_check_words
 
     need_shared()

@@ -188,7 +188,8 @@ def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings, m
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import build_model, fit, prepare_data
+    from leafdoc.train.train_data import prepare_data
+    from leafdoc.train.trainer import build_model, fit
 
     leaves = make_leaf_folder(tmp_path / "leaves", per_class=6)
     catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
@@ -221,7 +222,7 @@ def test_frozen_phase_keeps_the_backbone_and_its_batchnorm(tmp_path, settings, m
     # fit() restores its best epoch by validation loss, and the second fit's head epoch (backbone frozen) may beat
     # its fine-tuning epoch on these 3 validation photos (CI saw it once): keep the last epoch, to see what
     # fine-tuning did to the weights.
-    monkeypatch.setattr("leafdoc.train.trainer._better", lambda key, value, best: True)
+    monkeypatch.setattr("leafdoc.train.epochs.better", lambda key, value, best: True)
     fit(model, cfg2, data)
     assert all(np.array_equal(a, b) for a, b in zip(_bn_stats(backbone), bn_before, strict=True))
     assert not np.array_equal(backbone.get_layer("top_conv").get_weights()[0], top_before)  # top: fine-tuned

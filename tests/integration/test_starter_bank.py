@@ -10,8 +10,9 @@ import pytest
 
 from leafdoc.inference import otherleaves
 from leafdoc.model_versions import starter_model_dir
+from leafdoc.train.cached import _feature_net, _features
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.trainer import _feature_net, _features, build_model, warm_start
+from leafdoc.train.trainer import build_model, warm_start
 
 pytestmark = pytest.mark.integration
 

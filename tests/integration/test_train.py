@@ -43,7 +43,7 @@ def _prepared(settings, folder, name, cfg):
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
 
     catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
     ingest(folder, catalog, store, name)
@@ -117,7 +117,8 @@ def test_a_training_seed_changes_the_training_and_keeps_the_split(tmp_path, sett
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.store import open_store
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import _seed_everything, build_model, fit, prepare_data
+    from leafdoc.train.train_data import prepare_data
+    from leafdoc.train.trainer import _seed_everything, build_model, fit
 
     base = TrainConfig(weights="none", image_size=16, epochs=1, batch_size=8, backbone="baseline_cnn")
     data = _prepared(settings, leaf_folder, "trainseed", base)
@@ -408,7 +409,7 @@ def test_export_collecting_garbage_per_pass_gives_the_same_model(tmp_path, tiny_
 
 def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path, settings, leaf_folder, monkeypatch):
     """With a weights file: the head trains on a frozen backbone, then the top is fine-tuned with BatchNorm frozen;
-    each phase traces its training step once (trainer.build_training_state: Keras alone traced it twice, about
+    each phase traces its training step once (epochs.build_training_state: Keras alone traced it twice, about
     2.3 s a phase for EfficientNet-Lite0)."""
     import keras
     from keras.src.backend.tensorflow.trainer import TensorFlowTrainer

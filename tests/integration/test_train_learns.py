@@ -17,7 +17,7 @@ def _prepared(settings, folder, name, cfg):
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
 
     catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
     ingest(folder, catalog, store, name)
@@ -96,7 +96,8 @@ def test_morphology_changes_the_cached_pixels_and_serving_applies_it(tmp_path, s
     from leafdoc.imaging.photos import apply_morphology
     from leafdoc.inference.predictor import Predictor
     from leafdoc.train.config import TrainConfig
-    from leafdoc.train.trainer import make_card, prepare_data
+    from leafdoc.train.train_data import prepare_data
+    from leafdoc.train.trainer import make_card
 
     plain_cfg = TrainConfig(weights="none", image_size=32)
     morph_cfg = TrainConfig(weights="none", image_size=32, morphology="tophat", morph_kernel=5)
@@ -272,15 +273,15 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     from tests.conftest import LEARNS, fresh_accuracy
 
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.train import trainer
+    from leafdoc.train import cached, trainer
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(**{**LEARNS, "head_on_features": True, "feature_views": 2})
     data, _ = _prepared(settings, leaf_folder, "feat", cfg)
     computed = []
-    real = trainer._features
-    trainer._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
+    real = cached._features
+    cached._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
     fits = []
     real_fit = keras.Model.fit
     keras.Model.fit = lambda self, x, *a, **kw: fits.append(getattr(x, "shape", None)) or real_fit(self, x, *a, **kw)
@@ -288,7 +289,7 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
         out = tmp_path / "model"
         card = train_model(cfg, data, out, checkpoint_dir=tmp_path / "ck").card
     finally:
-        trainer._features, keras.Model.fit = real, real_fit
+        cached._features, keras.Model.fit = real, real_fit
     counts = data.counts()
     # Once each, not once an epoch; then the training photos twice more, augmented (feature_views: 2).
     assert computed == [counts["train"], counts["val"], counts["train"], counts["train"]]
@@ -310,7 +311,7 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
     trainer.fit(model, head_only, data, None, Checkpoint(folder, fingerprint(ft, data)))
     learnt = model.get_layer("logits").get_weights()[0].copy()
     computed.clear()
-    trainer._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
+    cached._features = lambda model, images, idx, **kw: computed.append(len(idx)) or real(model, images, idx, **kw)
     try:
         again = trainer.build_model(ft, len(data.classes), settings.cache_dir / "weights")
         events = []
@@ -318,7 +319,7 @@ def test_the_head_on_features_computed_once_learns_and_leaves_the_backbone_as_it
             again, ft, data, lambda e: events.append(e.to_dict()), Checkpoint(folder, fingerprint(ft, data))
         )
     finally:
-        trainer._features = real
+        cached._features = real
     assert computed == []
     assert [h["phase"] for h in result["history"]][-1] == "fine_tune"
     assert not np.allclose(learnt, 0) and any(e["event"] == "epoch" and e["phase"] == "fine_tune" for e in events)
@@ -337,15 +338,15 @@ def test_with_last_the_head_kept_also_learns_the_validation_photos_and_the_card_
     from tests.conftest import LEARNS
 
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.train import trainer
+    from leafdoc.train import cached, trainer
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(
         **{**LEARNS, "head_on_features": True, "feature_views": 1, "restore_best": "last", "train_on_val": on}
     )
-    assert trainer.learns_val(cfg) is on
-    assert not trainer.learns_val(cfg.model_copy(update={"restore_best": "val_loss"}))
-    assert not trainer.learns_val(cfg.model_copy(update={"head_on_features": False}))
+    assert cached.learns_val(cfg) is on
+    assert not cached.learns_val(cfg.model_copy(update={"restore_best": "val_loss"}))
+    assert not cached.learns_val(cfg.model_copy(update={"head_on_features": False}))
     data, _ = _prepared(settings, leaf_folder, f"val{on}", cfg)
     fits = []
     real_fit = keras.Model.fit
@@ -390,7 +391,7 @@ def test_fine_tuning_on_cached_activations_trains_the_top_in_place_and_goes_on_f
     from tests.integration.test_train import _interrupted_fit, _resumed_fit
 
     from leafdoc.lifecycle.training import train_model
-    from leafdoc.train import trainer
+    from leafdoc.train import cached, trainer
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(
@@ -404,10 +405,10 @@ def test_fine_tuning_on_cached_activations_trains_the_top_in_place_and_goes_on_f
     model = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights")
     backbone = model.get_layer("backbone")
     first = int(len(backbone.layers) * (1 - cfg.fine_tune_fraction))
-    cut = trainer._cut_index(backbone, first)
+    cut = cached._cut_index(backbone, first)
     assert backbone.layers[cut].name.endswith("_add") and cut < first  # a block's output, below the trainable top
     va = data.indices("val")
-    net, _, on_va = trainer._on_activations(model, cfg, data, data.indices("train"), va, first, 8, 8)
+    net, _, on_va = cached.on_activations(model, cfg, data, data.indices("train"), va, first, 8, 8)
     whole = model.predict(np.asarray(data.images[va]), verbose=0)
     np.testing.assert_allclose(net.predict(on_va, verbose=0), whole, atol=2e-3)  # float16 activations
 
@@ -440,6 +441,7 @@ def test_fine_tuning_views_show_each_photo_once_an_epoch_as_one_of_its_augmented
 
     from leafdoc.lifecycle.training import train_model
     from leafdoc.train import trainer
+    from leafdoc.train.cached import on_activations
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(
@@ -462,7 +464,7 @@ def test_fine_tuning_views_show_each_photo_once_an_epoch_as_one_of_its_augmented
     def cached(config):  # a network each: the cached part's models are built on the backbone's layers once
         model = trainer.build_model(config, len(data.classes), settings.cache_dir / "weights")
         first = int(len(model.get_layer("backbone").layers) * (1 - config.fine_tune_fraction))
-        return trainer._on_activations(model, config, data, tr, va, first, 8, 8)[1]
+        return on_activations(model, config, data, tr, va, first, 8, 8)[1]
 
     on_tr, plain = cached(cfg), cached(cfg.model_copy(update={"fine_tune_views": 0}))
 
@@ -514,7 +516,7 @@ def test_the_frozen_part_below_cached_fine_tuning_is_traced_once_for_every_pass(
     once; traced again for each, TensorFlow printed its "tf.function retracing" warning (issue 54)."""
     from tests.conftest import LEARNS
 
-    from leafdoc.train import trainer
+    from leafdoc.train import cached, trainer
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(
@@ -529,11 +531,11 @@ def test_the_frozen_part_below_cached_fine_tuning_is_traced_once_for_every_pass(
         }
     )
     data, _ = _prepared(settings, leaf_folder, "traced", cfg)
-    made, frozen = [], trainer._frozen
-    monkeypatch.setattr(trainer, "_frozen", lambda net: made.append(frozen(net)) or made[-1])
+    made, frozen = [], cached._frozen
+    monkeypatch.setattr(cached, "_frozen", lambda net: made.append(frozen(net)) or made[-1])
     model = trainer.build_model(cfg, len(data.classes), settings.cache_dir / "weights")
     first = int(len(model.get_layer("backbone").layers) * (1 - cfg.fine_tune_fraction))
     tr, va = data.indices("train"), data.indices("val")
     assert len(np.unique(tr)) != len(va)  # two batch sizes at least
-    trainer._on_activations(model, cfg, data, tr, va, first, 8, 8)
+    cached.on_activations(model, cfg, data, tr, va, first, 8, 8)
     assert [f.run.experimental_get_tracing_count() for f in made] == [1]

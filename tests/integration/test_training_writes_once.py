@@ -42,7 +42,7 @@ def test_a_training_run_writes_its_card_once_and_the_folder_it_always_wrote(tmp_
     from leafdoc.data.catalog import Catalog
     from leafdoc.data.ingest import ingest
     from leafdoc.data.store import open_store
-    from leafdoc.train.trainer import prepare_data
+    from leafdoc.train.train_data import prepare_data
 
     if not (FIELD.is_dir() and NONLEAF.is_dir()):
         pytest.skip(f"shared datasets not found at {SHARED}")

@@ -7,7 +7,7 @@ import numpy as np
 
 from leafdoc.experiments.recipe import RunSpec
 from leafdoc.experiments.tracked import thinned
-from leafdoc.train.trainer import TrainData
+from leafdoc.train.train_data import TrainData
 
 
 def _data(per_class: list[int]) -> TrainData:

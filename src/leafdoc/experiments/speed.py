@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.trainer import TrainData
+from leafdoc.train.train_data import TrainData
 
 
 def _epoch_seconds(model, ds, epochs: int, on_epoch: Callable[[str, float], None] | None, name: str) -> list[float]:

@@ -4,7 +4,7 @@
 (experiments/runner.py) all call these two functions; what differs between them is only how they report
 progress and what they do with the folder afterwards.
 
-    prepare(workspace, dataset, cfg)      the version's photos, split and cached as arrays (train/trainer.py)
+    prepare(workspace, dataset, cfg)      the version's photos, split and cached as arrays (train/train_data.py)
     train_model(cfg, data, out)           train and export (train/trainer.py), then, with ONNX Runtime:
         score the test and validation splits ONCE each (evaluate/score.py),
         the abstention threshold from the validation pass's probabilities (inference/abstain.py),
@@ -47,7 +47,7 @@ from leafdoc.modelfolder import (
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Calibrating, Evaluating, OnEvent
-from leafdoc.train.trainer import TrainData, prepare_data
+from leafdoc.train.train_data import TrainData, prepare_data
 from leafdoc.train.trainer import train as train_and_export
 
 

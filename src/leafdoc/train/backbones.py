@@ -162,6 +162,14 @@ def build_backbone(
     return model
 
 
+def inference_mode(backbone) -> None:
+    """Make `backbone(x, training=False)` inside a functional model mean it. Keras 3.15 overrides that
+    argument with the outer call's (model.fit calls with training=True; keras-team/keras#23364 fixes it
+    upstream), which ran the frozen backbone's dropout during training. A layer not taking part in the
+    call context keeps the training=False it was called with, and passes it to every layer inside."""
+    backbone._call_context_args = set(getattr(backbone, "_call_context_args", ())) - {"training"}
+
+
 def starter_backbone_file(name: str) -> Path:
     """The starter model's model.keras, whose backbone `--weights starter` starts from; a clear error when it is not
     there or its backbone is not `name`."""
