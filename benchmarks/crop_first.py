@@ -11,7 +11,9 @@ would say it). For each, over all photos and per crop:
 - answered: the share the model answers (does not abstain, for any reason);
 - right when answered: the share of answered photos that are right (selective accuracy);
 - other crop: the share whose top label is of another crop than the photo's (impossible with the crop given).
-Nothing here is tuned: the thresholds are the card's, set on the validation part at training time.
+Nothing here is tuned: the thresholds are the card's, set on the validation part at training time. Then each photo
+with every other crop given (a grower's slip), with and without the rule for a crop the model all but rules out
+(cropfirst.crop_mismatch: its share was chosen on the field photos' validation part, not on these).
 
 The same is measured on field photos (leaves on the plant; --field, default the shared field-corn and field-mixed),
 their test part only (sha256 first hex digit c-f: inference/fieldcrops.FIELD_PARTS), which no training or threshold
@@ -113,6 +115,51 @@ def measure(predictor, photos: list[tuple[Path, int]]) -> dict:
     return result
 
 
+def wrong_crop(predictor, photos: list[tuple[Path, int]]) -> dict:
+    """Each photo with every other crop given (a grower's slip): how many of those answers are given, and how many
+    name another condition than the photo's (a sure answer of the wrong disease, or "healthy" for a sick leaf), with
+    the rule for a crop the model all but rules out (cropfirst.crop_mismatch) and without it."""
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.inference import cropfirst
+    from leafdoc.inference.fieldcrops import crop_of
+
+    knowledge = shipped_knowledge()
+    crops = cropfirst.crops_of(predictor.labels)
+    counts = {how: {"pairs": 0, "answered": 0, "other_condition": 0} for how in ("without_rule", "with_rule")}
+    rule = cropfirst.CROP_MISMATCH_SHARE
+    for start in range(0, len(photos), 32):
+        chunk = photos[start : start + 32]
+        loaded = [predictor.load(path) for path, _ in chunk]
+        out = predictor.predict_arrays(np.stack([ph.x for ph in loaded]), predictor.decision_outputs)
+        for i, ((path, y), photo) in enumerate(zip(chunk, loaded, strict=True)):
+            truth = predictor.labels[y]
+            one = {n: v[i : i + 1] for n, v in out.items()}
+            for crop in crops:
+                if crop == crop_of(truth):
+                    continue
+                for how, share in (("without_rule", 0.0), ("with_rule", rule)):
+                    cropfirst.CROP_MISMATCH_SHARE = share
+                    try:
+                        [a] = predictor.answer([photo], [path.name], 1, knowledge, outputs=one, crop=crop)
+                    finally:
+                        cropfirst.CROP_MISMATCH_SHARE = rule
+                    c = counts[how]
+                    c["pairs"] += 1
+                    if not a.abstained:
+                        c["answered"] += 1
+                        named = cropfirst.condition_name(a.top_k[0].label).lower()
+                        c["other_condition"] += named != cropfirst.condition_name(truth).lower()
+    return counts
+
+
+def wrong_crop_line(counts: dict) -> str:
+    def one(c: dict) -> str:
+        return f"answered {pct(c['answered'] / c['pairs'])}, another condition {pct(c['other_condition'] / c['pairs'])}"
+
+    n, before, after = counts["with_rule"]["pairs"], one(counts["without_rule"]), one(counts["with_rule"])
+    return f"given a wrong crop ({n} photo-and-crop pairs): without the rule {before}; with it {after}"
+
+
 def pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
@@ -151,11 +198,15 @@ def main() -> int:
     results = {"model": str(args.model), "lab": measure(predictor, held_out(predictor, args.model, args.data))}
     print(f"{args.model}: {results['lab']['n']} held-out test photos, answered without and with the true crop given")
     print(table(results["lab"]))
+    results["lab"]["wrong_crop"] = wrong_crop(predictor, held_out(predictor, args.model, args.data))
+    print(wrong_crop_line(results["lab"]["wrong_crop"]))
     field = field_test(predictor, args.field)
     if field:
         results["field"] = measure(predictor, field)
         print(f"\nfield photos, test part (sha256 c-f): {len(field)} photos of {', '.join(f.name for f in args.field)}")
         print(table(results["field"]))
+        results["field"]["wrong_crop"] = wrong_crop(predictor, field)
+        print(wrong_crop_line(results["field"]["wrong_crop"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
