@@ -175,6 +175,29 @@ train.__signature__ = train_signature()
 app.command()(train)
 
 
+def nothing_ingested(data: Path, rejected: list[dict], most: int = 3):
+    """The error of `leafdoc train --data DIR` when not one photo of DIR could be ingested: the rejections' reasons,
+    commonest first (as `leafdoc ingest` lists them), with how many files each and one of them."""
+    from leafdoc.cli.printing import shown_path
+    from leafdoc.core.errors import ConfigError
+
+    by_reason: dict[str, list[str]] = {}
+    for r in rejected:
+        by_reason.setdefault(r["reason"], []).append(r["file"])
+    ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+    said = "; ".join(
+        f"{len(files)} file{'s' if len(files) != 1 else ''} (e.g. {shown_path(files[0], data)}): {reason}"
+        for reason, files in ranked[:most]
+    )
+    more = f"; and {len(ranked) - most} other reasons" if len(ranked) > most else ""
+    return ConfigError(
+        f"{data}: no photo could be ingested, so there is nothing to train on. "
+        + (f"{said}{more}." if rejected else "It holds no files."),
+        hint=f"Put the photos in one folder per class ({data}/<label>/photo.jpg) and pass the folder that holds the "
+        f"class folders; `leafdoc ingest {data}` lists every file rejected and why.",
+    )
+
+
 def run_training(
     cfg,
     out_dir: Path,
@@ -202,6 +225,8 @@ def run_training(
     ws = Workspace.open(load_settings())
     if data is not None:
         res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)
+        if res.version is None:  # nothing ingested, none before: say why as `leafdoc ingest` does
+            raise nothing_ingested(data, res.rejected)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
         dataset = res.dataset
