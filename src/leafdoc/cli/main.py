@@ -279,8 +279,11 @@ def run_training(
             "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw",
             soft_wrap=False,
         )
-    if warning := caveats.no_better_than_chance(round(t["accuracy"] * t["n"]), t["n"], len(td.classes)):
+    right = round(t["accuracy"] * t["n"])
+    if warning := caveats.no_better_than_chance(right, t["n"], len(td.classes)):
         console.print(f"[bold red]warning:[/] {esc(warning)}", soft_wrap=False)
+    elif warning := caveats.too_few_test_photos(right, t["n"], len(td.classes), cfg.test_fraction):
+        console.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=False)
     if not quiet and card.field:
         f = card.field
         cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
