@@ -292,6 +292,10 @@ def run_training(
             f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos",
             soft_wrap=False,
         )
+        from leafdoc.inference.field import budget_missed
+
+        if missed := budget_missed(f):
+            out.print(f"[yellow]warning:[/] {esc(missed)}", soft_wrap=False)
     from leafdoc.words.job_phases import other_leaves_words
 
     if not quiet and (said := other_leaves_words(getattr(card, "other_leaves", None))):
