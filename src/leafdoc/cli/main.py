@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -30,11 +31,14 @@ from leafdoc.cli.printing import (
     print_experiment,
     print_ingest,
     print_stats,
+    resume_words,
     training_bar,
 )
 from leafdoc.core.errors import LeafdocError
 from leafdoc.core.settings import Settings
 from leafdoc.train.stopping import stop_on_signals
+
+STOP_SAID = threading.Event()  # a stopped `leafdoc train` said so itself, with what --resume keeps
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Diagnose plant diseases from leaf photos."
@@ -264,6 +268,12 @@ def run_training(
                 checkpoint_dir=checkpoint,
                 originals=ws.store.get,
             ).card
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, at a batch's end: say what --resume will keep
+            on_event.flush()
+            said = resume_words(on_event.running, on_event.saved, cfg.pretrained and cfg.head_on_features)
+            console.print(f"stopped: {esc(said)}", soft_wrap=False)
+            STOP_SAID.set()
+            raise
         finally:
             on_event.flush()  # the epoch a stop ended on
     t = card.test_metrics
@@ -593,7 +603,7 @@ def main() -> None:
         # Outside standalone mode, Typer returns the code of a typer.Exit (130 for Ctrl-C) instead of exiting.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
-            if code == 130:
+            if code == 130 and not STOP_SAID.is_set():  # `leafdoc train` says what --resume keeps
                 console.print("stopped")
             sys.exit(code)
     except LeafdocError as exc:
