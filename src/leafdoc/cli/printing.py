@@ -43,8 +43,10 @@ def print_ingest(s: dict, folder: Path | None = None) -> None:
     """`leafdoc ingest`'s summary; the rejected files as plain lines under their reason, named from `folder` (the
     one ingested) so that two files of one name in two class folders are told apart at any terminal width."""
     if s["created_version"]:
+        images, classes = s["n_images"], s["n_classes"]
         out.print(
-            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
+            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {images} image{'s' if images != 1 else ''} "
+            f"in {classes} class{'es' if classes != 1 else ''}"
         )
     elif s["version"] is not None:
         out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
@@ -156,7 +158,8 @@ def print_evaluation(r: dict) -> None:
 def print_stats(s: dict, out_dir: Path) -> None:
     ratio = s["imbalance_ratio"]
     out.print(
-        f"[bold]{s['source']}[/]: {s['n_images']} images in {s['n_classes']} classes, "
+        f"[bold]{s['source']}[/]: {s['n_images']} image{'s' if s['n_images'] != 1 else ''} in {s['n_classes']} "
+        f"class{'es' if s['n_classes'] != 1 else ''}, "
         f"{s['n_measured']} measured; imbalance max/min {ratio:.2f}"
         if ratio
         else f"[bold]{s['source']}[/]: no images measured"
