@@ -266,7 +266,7 @@ def page_server(tmp_path_factory, tiny_model):
 
 def run_until_killed(cmd: list, marker: str, **popen) -> tuple[int, str]:
     """Run `cmd`, send it SIGTERM (a stopped container or session) once a line of its output contains
-    `marker`; returns its exit code and the output read up to then."""
+    `marker`; returns its exit code and its whole output (what it said as it stopped too)."""
     import signal
     import subprocess
 
@@ -277,7 +277,7 @@ def run_until_killed(cmd: list, marker: str, **popen) -> tuple[int, str]:
         if marker in line:
             proc.send_signal(signal.SIGTERM)
             break
-    proc.stdout.read()
+    seen.append(proc.stdout.read())
     return proc.wait(timeout=120), "".join(seen)
 
 

@@ -157,6 +157,16 @@ def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> 
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir}: no such model folder.", hint="Pass a folder written by `leafdoc train`.")
     missing = [f for f in files if not (model_dir / f).is_file()]
+    if ONNX_FILE in missing and CARD_FILE in missing:  # not a model folder at all: a folder of photos, often
+        from leafdoc.imaging.photos import is_image_name
+
+        photos = sum(1 for p in model_dir.iterdir() if is_image_name(p)) if missing == list(files) else 0
+        holds = f"; it holds {photos} photo{'s' if photos != 1 else ''}" if photos else ""
+        raise ModelError(
+            f"{model_dir}: not a model folder (no {ONNX_FILE} or {CARD_FILE}){holds}.",
+            hint=f"Pass a model folder, the one `leafdoc train --out` wrote (or models/starter), which holds "
+            f"{ONNX_FILE} and {CARD_FILE}; the photos come after it: `leafdoc predict MODEL_DIR PHOTO...`.",
+        )
     if missing:
         hint = (
             "Re-run `leafdoc export MODEL_DIR --format onnx`."

@@ -115,6 +115,9 @@ def test_train_killed_part_way_resumes_from_its_last_epoch(tmp_path, leaf_folder
     assert code == 130, seen  # as for Ctrl-C: stopped at a batch's end, not killed inside TensorFlow
     state = json.loads((tmp_path / ".model.checkpoint" / "state.json").read_text())
     assert 1 <= state["epoch"] < 8 and not out.exists()  # epoch 2 is logged just before it is saved
+    said = " ".join(seen.split())  # what it says as it stops: where --resume goes on from
+    assert f"stopped: `--resume` goes on from the checkpoint after scratch epoch {state['epoch']}" in said, seen
+    assert "stopped" not in [line.strip() for line in seen.splitlines()], seen  # said once, not again bare
 
     r = leafdoc(*args, "--resume", "--json", home=home)
     assert r.returncode == 0, r.stderr

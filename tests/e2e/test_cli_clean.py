@@ -156,3 +156,19 @@ def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path)
 
     assert "--backbone 'vgg'" in r.stderr and all(f"'{name}'" in r.stderr for name in NAMES), r.stderr
     assert "pydantic.dev" not in r.stderr  # a link to a library's page is not what to do
+
+
+def test_training_on_photos_outside_class_folders_says_why_nothing_was_ingested(tmp_path, leaf_folder):
+    """Photos straight in the folder: training said "dataset 'flat' is not in the catalog ... Run `leafdoc ingest`
+    first", where `leafdoc ingest` itself says the photos are not inside a class folder."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for photo in sorted(leaf_folder.rglob("*.jpg"))[:4]:
+        (flat / photo.name).write_bytes(photo.read_bytes())
+    r = run("train", "--data", flat, "--out", tmp_path / "m", "--image-size", "48", "--epochs", "1", home=tmp_path)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 1 and "Traceback" not in said, said
+    assert f"{flat}: no photo could be ingested" in said, said
+    assert "4 files (e.g. " in said and "not inside a class folder" in said, said
+    assert "one folder per class" in said and f"leafdoc ingest {flat}" in said, said
+    assert "not in the catalog" not in said and not (tmp_path / "m").exists()

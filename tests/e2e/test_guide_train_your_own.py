@@ -61,6 +61,30 @@ def guide_env(shared: Path) -> dict:
     return env
 
 
+def test_step_1_copies_30_photos_a_class_from_a_folder_whose_names_have_spaces(tmp_path):
+    """Its copy was `cp $(ls -d "$photos/$c"/* | head -30) mydata/$c/`: the shell split the listed names at spaces."""
+    step1 = next(block for block in blocks() if "mydata/$c" in block)
+    shared = tmp_path / "shared photos"
+    classes = ("Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy")
+    for c in classes:
+        folder = shared / "datasets" / "plantvillage" / c
+        folder.mkdir(parents=True)
+        for i in range(32):
+            (folder / f"leaf {i:02d}.jpg").write_bytes(b"photo %d" % i)
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + step1],
+        cwd=tmp_path,
+        env=guide_env(shared),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    for c in classes:
+        copied = sorted(p.name for p in (tmp_path / "mydata" / c).iterdir())
+        assert copied == [f"leaf {i:02d}.jpg" for i in range(30)], copied
+
+
 def test_without_the_shared_photos_step_1_says_so_in_one_line_and_creates_nothing(tmp_path):
     """It printed three `ls: cannot access`, a `cp: missing destination file operand`, left three empty class
     folders and went on."""

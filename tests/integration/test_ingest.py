@@ -125,6 +125,25 @@ def test_empty_folder_is_a_dataset_error(tmp_path, data):
     assert n_versions(data[0]) == 0
 
 
+def test_a_folder_above_its_class_folders_registers_nothing_unless_it_adds_to_that_class(tmp_path, data):
+    catalog, store = data
+    for split in ("train", "test"):
+        two_classes(tmp_path / "splits" / split)
+    with pytest.raises(DatasetError, match="train/, test/ are dataset splits, not classes"):
+        ingest(tmp_path / "splits", catalog, store, "plants")
+    assert n_versions(catalog) == 0
+    for field in ("field 1", "field 2"):  # rust/<field>/...: one folder, its photos in sub-folders
+        for i in range(2):
+            synthetic_image(tmp_path / "wrapped" / "rust" / field / f"{i}.jpg", color=(150, 80, 30), seed=200 + i)
+    with pytest.raises(DatasetError, match="sub-folders of one folder, rust/"):
+        ingest(tmp_path / "wrapped", catalog, store, "plants")
+    assert n_versions(catalog) == 0
+    ingest(two_classes(tmp_path / "classes"), catalog, store, "plants")  # a dataset with a class 'rust'
+    result = ingest(tmp_path / "wrapped", catalog, store, "plants")  # its photos sorted into sub-folders: added
+    assert result.created_version and result.added == 2  # the two fields hold the same two images
+    assert set(shas(catalog, "plants").values()) == {"healthy", "rust"}
+
+
 def test_nothing_usable_creates_no_version(tmp_path, data):
     catalog, store = data
     (tmp_path / "bad" / "rust").mkdir(parents=True)

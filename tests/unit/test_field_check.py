@@ -213,3 +213,40 @@ def test_the_scene_measure_catches_leaves_the_border_measures_miss():
     assert np.mean(check.scores(*fresh) > check.threshold) <= fieldcheck.DEFAULT_BUDGET + 0.01
     # The card rounds weights and threshold: a photo at the threshold may fall either side.
     assert abs(np.mean(check.scores(*val) > check.threshold) - with_scene["val_refused"]) <= 2 / 600
+
+
+def test_a_budget_fifteen_validation_photos_cannot_keep_is_said_not_to_be_met():
+    """`leafdoc calibrate` printed "abstains on 6.7% of unseen lab photos (all checks; budget 1.75%)" and no more:
+    with 15 validation photos one photo is 6.7%, and calibrate took its strictest threshold silently."""
+    rng = np.random.default_rng(6)
+    train_photo = _photos(rng, 60, 0.0, True)[1]
+    val, field = _photos(rng, 15, 0.0, True), _photos(rng, 20, 2.5, False)
+    other = np.zeros(15, bool)
+    other[0] = True  # one photo the other checks refuse: one in 15 abstained on, whatever the threshold
+    section = fieldcheck.calibrate(train_photo, val, field, None, ["synthetic"], val_other=other)
+    assert section["val_abstained_cv"] > section["budget"]
+    said = fieldcheck.budget_missed(section)
+    assert said is not None and "the abstention budget of 1.75% could not be met" in said, said
+    assert "Too few validation photos: one photo is 6.7% of 15" in said and "at least 58 validation photos" in said
+    assert "--field-budget" in said
+    assert fieldcheck.budget_missed(_calibrate(np.random.default_rng(2))) is None  # 600 photos: met, nothing said
+
+
+def test_calibrate_prints_that_its_budget_was_not_met(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from leafdoc.cli.main import app
+
+    field = {"threshold": 1.2, "val_refused": 0.0, "n_val": 15, "field_refused": 0.5, "n_field": 20, "budget": 0.0175}
+    field.update(val_abstained_cv=0.0667, field_refused_cv=0.4, leafy_share=0.5)
+    ood = {"threshold": 2.0, "val_refused": 0.0, "n_val": 15}
+    monkeypatch.setattr("leafdoc.inference.calibrate.calibrate_model_dir", lambda *a, **k: ood)
+    monkeypatch.setattr("leafdoc.modelfolder.read_card", lambda d: SimpleNamespace(field=field, abstain=None))
+    result = CliRunner().invoke(app, ["calibrate", str(tmp_path), "--data", str(tmp_path)], terminal_width=200)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "abstains on 6.7% of unseen lab photos (all checks; budget 1.75%)" in said
+    assert "warning: the abstention budget of 1.75% could not be met" in said
+    assert "Too few validation photos: one photo is 6.7% of 15" in said

@@ -33,23 +33,46 @@ def test_enough_photos_say_nothing():
 
 
 @pytest.mark.parametrize(
-    ("right", "n", "classes", "flagged"),
+    ("right", "n", "classes", "said"),
     [
-        (3, 12, 3, True),  # the issue's 25% on 12 photos: below chance
-        (5, 12, 3, True),  # its 41.7%: above a third, but guessing does as well one time in three
-        (9, 12, 3, False),  # 75%: guessing gets there less than one time in a hundred
-        (2, 3, 3, True),
-        (3, 3, 3, False),  # p = 1/27
-        (60, 100, 2, False),  # 60 of 100 between two classes: p = 0.028, beyond chance
+        (3, 12, 3, "chance"),  # the issue's 25% on 12 photos: below chance
+        (5, 12, 3, "chance"),  # its 41.7%: above a third, but guessing does as well one time in three, on a split
+        # that tells a model halfway to every photo right (8 of 12: p = 0.02)
+        (9, 12, 3, None),  # 75%: guessing gets there less than one time in a hundred
+        (2, 4, 2, "chance"),  # at chance: no better, however few the photos
+        (2, 3, 3, "too few"),  # 66.7% of 3: even 3 of 3 would not tell 3 classes apart from guessing at p < 0.05
+        (4, 4, 2, "too few"),  # every photo right, 4 of 4 between 2 classes: guessing does it one time in 16
+        (5, 6, 2, "too few"),  # 83.3% of 6: p = 0.11; 4 of 6 (75%) would not tell either
+        (3, 3, 3, None),  # p = 1/27
+        (60, 100, 2, None),  # 60 of 100 between two classes: p = 0.028, beyond chance
+        (55, 100, 2, "chance"),  # 55 of 100: p = 0.18, on a split that tells 75 of 100
     ],
 )
-def test_no_better_than_chance_by_a_binomial_test(right, n, classes, flagged):
+def test_no_better_than_chance_or_too_few_test_photos_to_tell_by_a_binomial_test(right, n, classes, said):
     p = caveats.binomial_p_at_least(right, n, 1 / classes)
-    said = caveats.no_better_than_chance(right, n, classes)
-    assert (said is not None) == flagged == (p >= caveats.CHANCE_P)
-    if flagged:
-        assert "no better than chance on its test split" in said
-        assert f"{right} of {n} photos right" in said and f"{1 / classes:.1%}" in said
+    chance = caveats.no_better_than_chance(right, n, classes)
+    too_few = caveats.too_few_test_photos(right, n, classes)
+    assert (said is None) == (p < caveats.CHANCE_P) == (chance is None and too_few is None)
+    if said == "chance":
+        assert too_few is None
+        assert "no better than chance on its test split" in chance and "Do not serve it" in chance
+        assert f"{right} of {n} photos right" in chance and f"{1 / classes:.1%}" in chance
+    if said == "too few":
+        assert chance is None and "no better than chance" not in too_few
+        assert too_few.startswith(f"too few test photos to tell it from chance: {right} of {n} right")
+        assert "Add photos" in too_few
+
+
+def test_a_perfect_model_on_four_test_photos_is_too_few_to_tell_and_says_how_many_would():
+    """The lab's case: 2 classes, 4 test photos, all 4 right was "no better than chance ... Do not serve it"."""
+    said = caveats.too_few_test_photos(4, 4, 2, test_share=0.15)
+    assert said is not None and caveats.no_better_than_chance(4, 4, 2) is None
+    assert "too few test photos to tell it from chance: 4 of 4 right (100.0%)" in said
+    assert "gets all 4 right one time in 16" in said
+    need = int(said.split("at that share right, ")[1].split()[0])
+    assert need == 5 and caveats.binomial_p_at_least(5, 5, 0.5) < caveats.CHANCE_P  # 5 of 5 would tell
+    assert "15% of each class's photos" in said
+    assert caveats.split_too_small(4, 2) and not caveats.split_too_small(12, 3)
 
 
 def test_binomial_tail_is_exact():

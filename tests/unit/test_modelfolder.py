@@ -61,6 +61,26 @@ def test_a_folder_missing_files_names_them(tmp_path):
     assert "missing model.onnx, labels.json" in err.value.message
 
 
+def test_a_folder_of_photos_is_said_not_to_be_a_model_folder(tmp_path):
+    """`leafdoc predict PHOTO_FOLDER ...` said "Copy the whole model folder again, or re-train it"."""
+    from typer.testing import CliRunner
+
+    from leafdoc.cli.main import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.JPG", "notes.txt"):
+        (photos / name).write_bytes(b"x")
+    with pytest.raises(ModelError) as err:
+        check_model_dir(photos)
+    said = f"{err.value.message} {err.value.hint}"
+    assert f"{photos}: not a model folder (no model.onnx or card.json); it holds 2 photos." in said
+    assert "leafdoc train --out" in said and "leafdoc predict MODEL_DIR PHOTO..." in said
+    assert "Copy the whole model folder again" not in said
+    result = CliRunner().invoke(app, ["predict", str(photos), str(photos / "a.jpg")])
+    assert result.exit_code != 0 and "not a model folder" in result.exception.message
+
+
 def test_a_card_built_in_code_writes_only_what_was_given():
     card = ModelCard(backbone="baseline_cnn", input={"size": 32})
     assert card.to_dict() == {"backbone": "baseline_cnn", "input": {"size": 32}}

@@ -54,6 +54,51 @@ def test_folder_labels_come_from_top_level_class_folders(tmp_path):
     assert entries[0].read() == (tmp_path / "healthy" / "a.jpg").read_bytes()
 
 
+@pytest.mark.parametrize("splits", [("train", "test"), ("Train", "Valid", "Test"), ("validation",)])
+def test_a_folder_of_splits_is_refused_naming_them_and_the_class_folders_to_pass(tmp_path, splits):
+    """DIR/{train,test}/<classes> once made two classes named "train" and "test", silently."""
+    for split in splits:
+        for cls in ("Apple___healthy", "Apple___Black_rot"):
+            synthetic_image(tmp_path / split / cls / "a.jpg")
+    with pytest.raises(DatasetError) as err:
+        list(iter_folder(tmp_path))
+    said = f"{err.value.message} {err.value.hint}"
+    assert str(tmp_path) in said and all(f"{s}/" in said for s in splits), said
+    assert "not a class" in said or "not classes" in said
+    assert "Apple___Black_rot, Apple___healthy" in said  # the class folders found inside them
+    first = "train" if "train" in splits else ("Train" if "Train" in splits else splits[0])
+    assert f"leafdoc ingest {tmp_path / first} --dataset NAME" in err.value.hint
+    assert "leafdoc train --dataset NAME" in err.value.hint
+
+
+def test_one_folder_holding_the_class_folders_is_refused_naming_the_folder_to_pass(tmp_path):
+    """DIR/mydata/<classes> once made one class named "mydata"; training then only said a classifier needs 2."""
+    for cls in ("healthy", "rust"):
+        synthetic_image(tmp_path / "mydata" / cls / "a.jpg")
+    with pytest.raises(DatasetError) as err:
+        list(iter_source(tmp_path))
+    assert f"{tmp_path}: all its photos are in sub-folders of one folder, mydata/ (healthy, rust)" in err.value.message
+    assert "'mydata'" in err.value.message
+    assert f"pass `{tmp_path / 'mydata'}` instead" in err.value.hint
+    entries, _ = split(iter_folder(tmp_path / "mydata"))  # what the hint says to pass
+    assert sorted(e.label for e in entries) == ["healthy", "rust"]
+    # adding photos sorted into sub-folders to a class the dataset already has is still one class
+    entries, _ = split(iter_folder(tmp_path, known_labels=frozenset({"mydata"})))
+    assert {e.label for e in entries} == {"mydata"}
+
+
+def test_a_class_with_photos_in_sub_folders_beside_other_classes_is_still_one_class(tmp_path):
+    synthetic_image(tmp_path / "healthy" / "a.jpg")
+    synthetic_image(tmp_path / "rust" / "field 1" / "b.jpg")
+    synthetic_image(tmp_path / "rust" / "field 2" / "c.jpg")
+    synthetic_image(tmp_path / "test" / "d.jpg")  # a class named like a split, photos straight in it: a class
+    entries, _ = split(iter_folder(tmp_path))
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust", "c.jpg": "rust", "d.jpg": "test"}
+    synthetic_image(tmp_path / "lone" / "rust" / "field 1" / "e.jpg")
+    entries, _ = split(iter_folder(tmp_path / "lone" / "rust"))  # sub-folders with no photos beside them: classes
+    assert labels(entries) == {"e.jpg": "field 1"}
+
+
 def test_a_file_is_not_a_folder(tmp_path):
     with pytest.raises(DatasetError, match="not a folder"):
         list(iter_folder(synthetic_image(tmp_path / "x.jpg")))

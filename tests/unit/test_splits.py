@@ -49,6 +49,14 @@ def test_one_class_is_not_a_classifier():
         split_items([])
 
 
+def test_too_few_images_names_the_dataset():
+    """The error said "the dataset:", whichever dataset it was."""
+    items = dataset({"healthy": 20, "rust": 2})
+    with pytest.raises(DatasetError) as err:
+        split_items(items, where="dataset 'orchard' v3")
+    assert err.value.message.startswith("dataset 'orchard' v3: too few images in some classes ('rust' has 2)")
+
+
 def test_a_class_with_one_image_is_named():
     items = dataset({"healthy": 20, "rust": 20, "Tomato___mosaic": 1})
     with pytest.raises(DatasetError) as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -30,11 +31,14 @@ from leafdoc.cli.printing import (
     print_experiment,
     print_ingest,
     print_stats,
+    resume_words,
     training_bar,
 )
 from leafdoc.core.errors import LeafdocError
 from leafdoc.core.settings import Settings
 from leafdoc.train.stopping import stop_on_signals
+
+STOP_SAID = threading.Event()  # a stopped `leafdoc train` said so itself, with what --resume keeps
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Diagnose plant diseases from leaf photos."
@@ -175,6 +179,29 @@ train.__signature__ = train_signature()
 app.command()(train)
 
 
+def nothing_ingested(data: Path, rejected: list[dict], most: int = 3):
+    """The error of `leafdoc train --data DIR` when not one photo of DIR could be ingested: the rejections' reasons,
+    commonest first (as `leafdoc ingest` lists them), with how many files each and one of them."""
+    from leafdoc.cli.printing import shown_path
+    from leafdoc.core.errors import ConfigError
+
+    by_reason: dict[str, list[str]] = {}
+    for r in rejected:
+        by_reason.setdefault(r["reason"], []).append(r["file"])
+    ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+    said = "; ".join(
+        f"{len(files)} file{'s' if len(files) != 1 else ''} (e.g. {shown_path(files[0], data)}): {reason}"
+        for reason, files in ranked[:most]
+    )
+    more = f"; and {len(ranked) - most} other reasons" if len(ranked) > most else ""
+    return ConfigError(
+        f"{data}: no photo could be ingested, so there is nothing to train on. "
+        + (f"{said}{more}." if rejected else "It holds no files."),
+        hint=f"Put the photos in one folder per class ({data}/<label>/photo.jpg) and pass the folder that holds the "
+        f"class folders; `leafdoc ingest {data}` lists every file rejected and why.",
+    )
+
+
 def run_training(
     cfg,
     out_dir: Path,
@@ -207,6 +234,8 @@ def run_training(
     ws = Workspace.open(load_settings())
     if data is not None:
         res = _ingest(ws.settings, ws.catalog, ws.store, data, dataset, not quiet)
+        if res.version is None:  # nothing ingested, none before: say why as `leafdoc ingest` does
+            raise nothing_ingested(data, res.rejected)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
         dataset = res.dataset
@@ -244,6 +273,12 @@ def run_training(
                 checkpoint_dir=checkpoint,
                 originals=ws.store.get,
             ).card
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, at a batch's end: say what --resume will keep
+            on_event.flush()
+            said = resume_words(on_event.running, on_event.saved, cfg.pretrained and cfg.head_on_features)
+            console.print(f"stopped: {esc(said)}", soft_wrap=False)
+            STOP_SAID.set()
+            raise
         finally:
             on_event.flush()  # the epoch a stop ended on
     t = card.test_metrics
@@ -259,8 +294,11 @@ def run_training(
             "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw",
             soft_wrap=False,
         )
-    if warning := caveats.no_better_than_chance(round(t["accuracy"] * t["n"]), t["n"], len(td.classes)):
+    right = round(t["accuracy"] * t["n"])
+    if warning := caveats.no_better_than_chance(right, t["n"], len(td.classes)):
         console.print(f"[bold red]warning:[/] {esc(warning)}", soft_wrap=False)
+    elif warning := caveats.too_few_test_photos(right, t["n"], len(td.classes), cfg.test_fraction):
+        console.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=False)
     if not quiet and card.field:
         f = card.field
         cv = f" ({f['field_refused_cv']:.1%} by cross-validation)" if f.get("field_refused_cv") is not None else ""
@@ -269,6 +307,10 @@ def run_training(
             f"photos{cv} and {f['val_refused']:.1%} of {f['n_val']} validation leaf photos",
             soft_wrap=False,
         )
+        from leafdoc.inference.field import budget_missed
+
+        if missed := budget_missed(f):
+            out.print(f"[yellow]warning:[/] {esc(missed)}", soft_wrap=False)
     from leafdoc.words.job_phases import other_leaves_words
 
     if not quiet and (said := other_leaves_words(getattr(card, "other_leaves", None))):
@@ -568,7 +610,7 @@ def main() -> None:
         # Outside standalone mode, Typer returns the code of a typer.Exit (130 for Ctrl-C) instead of exiting.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
-            if code == 130:
+            if code == 130 and not STOP_SAID.is_set():  # `leafdoc train` says what --resume keeps
                 console.print("stopped")
             sys.exit(code)
     except LeafdocError as exc:

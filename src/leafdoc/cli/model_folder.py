@@ -128,6 +128,10 @@ def calibrate(
             f"{f['val_refused']:.1%} of {f['n_val']} validation leaf photos, {f['field_refused']:.1%} of "
             f"{f['n_field']} field photos{nonleaf_part}{cv_part}{reason_part}"
         )
+        from leafdoc.inference.field import budget_missed
+
+        if missed := budget_missed(f):
+            out.print(f"[yellow]warning:[/] {esc(missed)}")
     out.print(
         f"[bold green]{esc(str(model_dir))}[/]: not-a-leaf threshold {section['threshold']:.3f} refuses "
         f"{section['val_refused']:.1%} of {section['n_val']} validation leaf photos"

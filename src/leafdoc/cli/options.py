@@ -58,8 +58,10 @@ TRAIN_RUN_OPTIONS = [
         "resume",
         bool,
         typer.Option(
-            help="Continue a run to the same --out that was stopped part-way, from its last finished epoch "
-            "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training)."
+            help="Continue a run to the same --out that was stopped part-way, from its last saved epoch "
+            "(same settings and data; the state is kept beside --out as .NAME.checkpoint while training). The "
+            "default head phase on cached features is saved only when it ends; fine-tuning and the other phases "
+            "after every epoch."
         ),
         False,
     ),

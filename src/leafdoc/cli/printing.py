@@ -43,8 +43,10 @@ def print_ingest(s: dict, folder: Path | None = None) -> None:
     """`leafdoc ingest`'s summary; the rejected files as plain lines under their reason, named from `folder` (the
     one ingested) so that two files of one name in two class folders are told apart at any terminal width."""
     if s["created_version"]:
+        images, classes = s["n_images"], s["n_classes"]
         out.print(
-            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {s['n_images']} images in {s['n_classes']} classes"
+            f"[bold green]{esc(s['dataset'])} v{s['version']}[/]: {images} image{'s' if images != 1 else ''} "
+            f"in {classes} class{'es' if classes != 1 else ''}"
         )
     elif s["version"] is not None:
         out.print(f"[bold]{s['dataset']} v{s['version']}[/]: nothing new, no new version")
@@ -156,7 +158,8 @@ def print_evaluation(r: dict) -> None:
 def print_stats(s: dict, out_dir: Path) -> None:
     ratio = s["imbalance_ratio"]
     out.print(
-        f"[bold]{s['source']}[/]: {s['n_images']} images in {s['n_classes']} classes, "
+        f"[bold]{s['source']}[/]: {s['n_images']} image{'s' if s['n_images'] != 1 else ''} in {s['n_classes']} "
+        f"class{'es' if s['n_classes'] != 1 else ''}, "
         f"{s['n_measured']} measured; imbalance max/min {ratio:.2f}"
         if ratio
         else f"[bold]{s['source']}[/]: no images measured"
@@ -262,6 +265,33 @@ def print_advice_entry(entry, data: dict) -> None:
 EPOCH_LINES = 20  # a phase of more epochs than this logs about this many of them
 
 
+def resume_words(running: str | None, saved: tuple[str, int] | None, head_on_features: bool) -> str:
+    """What `leafdoc train ... --resume` keeps of a run stopped part-way (`running`: the phase it was in; `saved`:
+    the phase and epoch of its last checkpoint). The head phase on cached features (the default) is saved only when
+    it ends: its epochs take a second or so, and the network's features of the photos are computed again on resume
+    anyway; every other phase (the head on the network, fine-tuning, from scratch) is saved after every epoch."""
+    kept = "the photos ingested and their cached arrays are kept"
+    if saved is None:
+        if running == "head" and head_on_features:
+            return (
+                f"the head phase (on features computed once) is saved only when it ends, so `--resume` starts it "
+                f"over, features and all; {kept}."
+            )
+        if running is None:
+            return f"it stopped before its first epoch: `--resume` starts training from the first epoch; {kept}."
+        return f"no epoch was saved yet: `--resume` starts training from the first epoch; {kept}."
+    phase, epoch = saved
+    if phase == "head" and head_on_features:
+        return (
+            f"the head phase was saved whole ({epoch} epochs): `--resume` keeps it and goes on from there (a "
+            "fine-tuning epoch under way when stopped is trained again)."
+        )
+    return (
+        f"`--resume` goes on from the checkpoint after {phase} epoch {epoch} (with the same options and photos); the "
+        "epoch under way when stopped is trained again."
+    )
+
+
 class TrainingLog:
     """`leafdoc train`'s progress: the bar follows the batches of each epoch, then the test photos; epochs are logged
     with their figures: every one in a phase of up to EPOCH_LINES epochs, else the first, every n-th and the last
@@ -274,12 +304,17 @@ class TrainingLog:
         self.first, self.every = 0, 1  # the phase's first epoch (always logged), and how often the others are
         self.unlogged: str | None = None  # the latest epoch's line, if it was not logged: logged when the phase ends
         self.photos = 0  # the test photos being scored
+        self.running: str | None = None  # the phase under way
+        self.saved: tuple[str, int] | None = None  # the phase and epoch of the last checkpoint written
 
     def __call__(self, e) -> None:
         from leafdoc.train import events
 
         match e:
+            case events.Checkpointed(phase=phase, epoch=epoch):
+                self.saved = (phase, epoch)
             case events.Batch(phase=phase, batch=batch, steps=steps):
+                self.running = phase
                 self.bar.update(self.task, completed=batch, total=steps, unit="batches", description=f"{phase} epoch")
             case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
                 figures = epoch_figures(e.to_dict())
@@ -298,6 +333,7 @@ class TrainingLog:
             case events.Calibrating():  # after the test photos were scored: the checks are fitted now
                 self.bar.update(self.task, completed=self.photos)
             case events.Resumed(phase=phase, epoch=epoch):
+                self.saved = (phase, epoch)
                 console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
             case events.Restarted(reason=reason):
                 console.log(f"[yellow]{reason}[/]: training from the first epoch (it is replaced after it)")

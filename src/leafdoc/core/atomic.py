@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from leafdoc.core.errors import ConfigError
+from leafdoc.core.processes import pid_alive
 
 
 def _read_umask() -> int:
@@ -44,15 +48,58 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
+# A folder half-written by atomic_dir is named .NAME.XXXXXXXX.PID@HOST.partial: the process writing it, so that a
+# later write to NAME can tell one whose writer was killed (kill -9, a lost machine) from one being written now.
+STALE_SECONDS = 24 * 3600  # a half-written folder whose writer cannot be checked (another host's, or from before
+# names carried one), untouched this long, is stale: a save adds its files in minutes
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+
+
+def _partials(final: Path) -> list[tuple[Path, int | None, str | None]]:
+    """The folders atomic_dir half-wrote beside `final`, each with its writer's pid and host (None: not recorded)."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}(?:\.(\d+)@([A-Za-z0-9-]+))?\.partial")
+    found = []
+    for entry in final.parent.iterdir() if final.parent.is_dir() else []:
+        if (m := pattern.fullmatch(entry.name)) and entry.is_dir() and not entry.is_symlink():
+            found.append((entry, int(m[1]) if m[1] else None, m[2]))
+    return found
+
+
+def remove_stale_partials(final: Path, now: float | None = None) -> list[Path]:
+    """Delete the half-written folders beside `final` that no live process is writing: those of a process of this
+    host that has ended, and those whose writer cannot be checked (another host's, or named before writers were
+    recorded) untouched for STALE_SECONDS. A folder another run is writing now is kept: two runs may write to one
+    destination at once, and the later to finish replaces the other's. Returns what was deleted."""
+    final, now = Path(final), time.time() if now is None else now
+    here, gone = _host(), []
+    for path, pid, host in _partials(final):
+        if pid is not None and host == here:
+            stale = pid != os.getpid() and not pid_alive(pid)
+        else:
+            try:
+                stale = now - path.stat().st_mtime > STALE_SECONDS
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+    return gone
+
+
 @contextmanager
 def atomic_dir(final: Path):
     """Build a folder under a temp name beside `final`; it appears under its name only if the block succeeds.
 
-    An existing `final` is replaced only after the new one is complete.
+    An existing `final` is replaced only after the new one is complete. What a killed earlier write to `final`
+    left half-written beside it is deleted first (`remove_stale_partials`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    remove_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=f".{os.getpid()}@{_host()}.partial"))
     try:
         tmp.chmod(0o777 & ~_UMASK)
         yield tmp

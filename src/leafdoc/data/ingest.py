@@ -168,19 +168,20 @@ def ingest(
     then named inside it, and no message or record names where the server keeps it."""
     source = Path(source)
     dataset = check_dataset_name(dataset or _default_name(source))
-    items = list(iter_source(source, limits, label, relative_names=source_name is not None))
-    if not items:
-        raise DatasetError(
-            f"{source_name or source}: no files found.",
-            hint="Pass a folder with one subfolder per class, each holding photos.",
-        )
-
     prev = latest_version(catalog, dataset)
     current: dict[str, str] = {}  # sha -> label of the version being built
     prev_items: list[tuple[str, str, int]] = []
     if prev is not None:
         prev_items = version_items(catalog, prev)
         current = {sha: lab for sha, lab, _ in prev_items}
+    # A lone class folder (its photos in sub-folders) is fine when it adds to a class the dataset has.
+    known = frozenset(current.values())
+    items = list(iter_source(source, limits, label, relative_names=source_name is not None, known_labels=known))
+    if not items:
+        raise DatasetError(
+            f"{source_name or source}: no files found.",
+            hint="Pass a folder with one subfolder per class, each holding photos.",
+        )
 
     result = IngestResult(dataset=dataset, version=prev.version if prev else None, created_version=False, added=0)
     result.rejected = [{"file": i.name, "reason": i.reason} for i in items if isinstance(i, Skipped)]

@@ -20,12 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from leafdoc.core.errors import Conflict
+from leafdoc.core.processes import pid_alive
 from leafdoc.data.catalog import Catalog, LeaseRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,22 +35,6 @@ def holder_id(tag: str = "") -> str:
     """host:pid:thread[:tag], unique per thread of a process."""
     base = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     return f"{base}:{tag}" if tag else base
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this host runs (a zombie, killed and not yet reaped by its parent, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # Linux: a zombie still answers kill(0); its state in /proc ("pid (name) S ...") says it is dead
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return True
-    state = stat.rfind(b")") + 2
-    return stat[state : state + 1] != b"Z"
 
 
 def gone_here(owner: str | None) -> bool:

@@ -60,12 +60,99 @@ def _reader(path: Path, max_bytes: int, name: str) -> Callable[[], bytes]:
     return read
 
 
-def iter_folder(root: Path, limits: Limits = Limits(), relative_names: bool = False) -> Iterator[Entry | Skipped]:
+# Folder names that say "a part of a dataset", never "a label": DIR/train/<classes> is a split, not a class.
+SPLIT_ORDER = ("train", "val", "valid", "validation", "test")
+SPLIT_NAMES = frozenset(SPLIT_ORDER)
+
+
+def _listing(names, most: int = 4, keep_order: bool = False) -> str:
+    names = list(names) if keep_order else sorted(names)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def nesting_problem(
+    root: Path, photos: list[tuple[str, ...]], known_labels: frozenset[str] = frozenset(), relative_names: bool = False
+) -> DatasetError | None:
+    """Why `root` is a level above its class folders, if it is; `photos`: the path parts (inside `root`) of its
+    photos. Labels come from the top-level folders, so a folder one level too deep would silently become the
+    classes: DIR/{train,test}/<classes> would be 2 classes named "train" and "test", DIR/mydata/<classes> one class
+    named "mydata". Refused, naming the folder and what to pass instead. A class whose photos are sorted into
+    sub-folders (DIR/rust/field 2/x.jpg beside DIR/healthy/y.jpg) is still one class; a lone folder of them is too
+    when its name is already a label of the dataset it is added to (`known_labels`)."""
+    where = "the upload" if relative_names else str(root)
+    inside: dict[str, list[tuple[str, ...]]] = {}
+    for parts in photos:
+        if len(parts) >= 2:
+            inside.setdefault(parts[0], []).append(parts[1:])
+    splits = sorted(
+        (top for top, rel in inside.items() if top.lower() in SPLIT_NAMES and any(len(r) >= 2 for r in rel)),
+        key=lambda top: (SPLIT_ORDER.index(top.lower()), top),  # train first
+    )
+    if splits:
+        classes = sorted({r[0] for top in splits for r in inside[top] if len(r) >= 2})
+        one = splits[0]
+        them = "it" if len(splits) == 1 else "them"
+        if relative_names:
+            hint = "Upload the class folders themselves: zip the folder that holds them, one split at a time."
+        else:
+            others = _listing((s for s in splits if s != one), keep_order=True)
+            hint = (
+                f"Point leafdoc at the class folders: `leafdoc ingest {Path(root) / one} --dataset NAME`, then the "
+                f"same for each other split ({others}) to the same --dataset (leafdoc makes its own train/validation/"
+                "test split), and `leafdoc train --dataset NAME`."
+                if others
+                else f"Point leafdoc at the class folders: `leafdoc ingest {Path(root) / one} --dataset NAME` and "
+                "`leafdoc train --dataset NAME`."
+            )
+        what = "is a dataset split, not a class" if len(splits) == 1 else "are dataset splits, not classes"
+        folders = _listing((f"{s}/" for s in splits), keep_order=True)
+        names = _listing(map(repr, splits), keep_order=True)
+        return DatasetError(
+            f"{where}: {folders} {what}: the class folders are inside {them} ({_listing(classes)}). As it is, the "
+            f"labels would be the split names ({names}).",
+            hint=hint,
+        )
+    if len(inside) == 1:
+        (top, rel), *_ = inside.items()
+        if top not in known_labels and all(len(r) >= 2 for r in rel):
+            subs = sorted({r[0] for r in rel})
+            if relative_names:
+                hint = f"Upload the class folders themselves: zip the folder {top!r}, not the one that holds it."
+            else:
+                hint = (
+                    f"If the folders inside {top}/ are the classes, pass `{Path(root) / top}` instead. If {top!r} "
+                    f"is one class whose photos are sorted into sub-folders, ingest it into a dataset that already has "
+                    f"a class {top!r} (`--dataset NAME`), or list the photos in a CSV with path,label."
+                )
+            return DatasetError(
+                f"{where}: all its photos are in sub-folders of one folder, {top}/ ({_listing(subs)}), so they would "
+                f"all get one label, {top!r}: the classes look one level further down.",
+                hint=hint,
+            )
+    return None
+
+
+def iter_folder(
+    root: Path,
+    limits: Limits = Limits(),
+    relative_names: bool = False,
+    known_labels: frozenset[str] = frozenset(),
+) -> Iterator[Entry | Skipped]:
     """One subfolder per class; files in nested folders belong to their top-level class folder. Files are named
-    by their path, or (`relative_names`: a folder the server made of an upload) by their path inside `root`."""
+    by their path, or (`relative_names`: a folder the server made of an upload) by their path inside `root`.
+    A folder one level above its class folders is refused (`nesting_problem`)."""
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder.", hint="Pass a folder with one subfolder per class.")
-    for path in sorted(root.rglob("*")):
+    paths = sorted(root.rglob("*"))
+    photos = [
+        rel.parts
+        for rel in (p.relative_to(root) for p in paths if not p.is_dir())
+        if not _is_hidden(rel.parts) and is_image_name(rel)
+    ]
+    if problem := nesting_problem(root, photos, known_labels, relative_names):
+        raise problem
+    for path in paths:
         if path.is_dir():
             continue
         rel = path.relative_to(root)
@@ -230,15 +317,20 @@ def iter_csv(cpath: Path, limits: Limits = Limits()) -> Iterator[Entry | Skipped
 
 
 def iter_source(
-    path: Path, limits: Limits = Limits(), label: str | None = None, relative_names: bool = False
+    path: Path,
+    limits: Limits = Limits(),
+    label: str | None = None,
+    relative_names: bool = False,
+    known_labels: frozenset[str] = frozenset(),
 ) -> Iterator[Entry | Skipped]:
     """Dispatch on what PATH is: folder, .zip or .csv. `relative_names`: the source is a file or folder the server
-    made of an upload, so names and messages say where things are inside it, never where the server keeps it."""
+    made of an upload, so names and messages say where things are inside it, never where the server keeps it.
+    `known_labels`: the labels of the dataset a folder is added to (`nesting_problem`)."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder.", hint="Check the path.")
     if path.is_dir():
-        return iter_folder(path, limits, relative_names)
+        return iter_folder(path, limits, relative_names, known_labels)
     suffix = path.suffix.lower()
     if suffix == ".zip":
         return iter_zip(path, limits, label, relative_names)

@@ -61,15 +61,16 @@ def split_items(
     val: float = 0.15,
     test: float = 0.15,
     seen: frozenset[str] = frozenset(),
+    where: str = "the dataset",
 ) -> dict[str, str]:
-    """items: (sha256, label, phash) -> {sha256: 'train'|'val'|'test'}.
+    """items: (sha256, label, phash) -> {sha256: 'train'|'val'|'test'}; `where`: the dataset, as messages name it.
 
     `seen`: photos a model warm-started from was trained on. Each goes to training with its whole group of
     near-duplicates, so no copy of a photo the weights have already learnt lands in validation or test."""
     counts: dict[str, int] = defaultdict(int)
     for _, label, _ in items:
         counts[label] += 1
-    check_classes(dict(counts))
+    check_classes(dict(counts), where)
 
     items = sorted(items)
     groups = near_duplicate_groups([ph for _, _, ph in items])

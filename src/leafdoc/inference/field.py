@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from math import ceil
 from pathlib import Path
 
 import cv2
@@ -326,3 +327,33 @@ def calibrate(
     if scene:
         section["scene"] = scene  # last: 1,280 weights
     return section
+
+
+def budget_missed(section: dict) -> str | None:
+    """Why the threshold of a card's `field` section does not keep the abstention within its budget, in words, or None
+    when it does. `calibrate` takes the strictest threshold it tries when none keeps within the budget (or when
+    there are too few photos to cross-validate): with 15 validation photos one photo is 6.7% of them, over a 1.75%
+    budget whatever the threshold."""
+    budget, n_val, cv = section.get("budget"), int(section.get("n_val") or 0), section.get("val_abstained_cv")
+    if budget is None or (cv is not None and cv <= budget + 5e-5):  # the figures are rounded to 4 places
+        return None
+    enough = ceil(1 / budget)  # validation photos for one photo to be within the budget
+    if cv is None:
+        what = (
+            f"the abstention budget of {budget:.2%} could not be checked: too few photos to cross-validate "
+            f"({n_val} validation, {section.get('n_field', 0)} field photos); the strictest threshold tried is used"
+        )
+    else:
+        what = (
+            f"the abstention budget of {budget:.2%} could not be met: the model abstains on {cv:.1%} of unseen lab "
+            "photos even at the strictest threshold tried"
+        )
+    if n_val and 1 / n_val > budget:
+        return (
+            f"{what}. Too few validation photos: one photo is {1 / n_val:.1%} of {n_val}. Add photos (at least "
+            f"{enough} validation photos make one photo {1 / enough:.2%}), or pass a larger --field-budget."
+        )
+    return (
+        f"{what} (the model's other checks, poor photo and not sure, count in it). Pass a larger --field-budget, or "
+        "add photos."
+    )

@@ -7,12 +7,15 @@ gap?"): EfficientNet-Lite0 from ImageNet weights on PlantVillage's 30 classes, 9
 
 from __future__ import annotations
 
-from math import exp, fsum, lgamma, log, log1p
+from math import exp, floor, fsum, lgamma, log, log1p
 
 CURVE_A, CURVE_B = 0.372, 0.42  # test error = A * n^-B, n = training photos per class
 CURVE_TEXT = "90.2% right with 26 training photos a class, 94.4% with 106, on PlantVillage's 30 classes"
 FEW_PHOTOS = 100  # fewer training photos than this in a class: the curve is still climbing steeply
 CHANCE_P = 0.05  # one-sided binomial test: above chance only when p < CHANCE_P
+# A test split too small to tell a model from chance: one that cannot tell even a model halfway from chance to every
+# photo right (75% between 2 classes) from guessing. On such a split a share right above chance is not called
+# "no better than chance" (4 of 4 right between 2 classes was), but too few test photos to tell.
 
 
 def curve_accuracy(photos_per_class: int) -> float:
@@ -51,17 +54,77 @@ def binomial_p_at_least(k: int, n: int, p: float) -> float:
     return min(1.0, fsum(exp(t) for t in terms))
 
 
-def no_better_than_chance(right: int, n: int, n_classes: int) -> str | None:
-    """A warning when `right` of `n` test photos cannot be told from guessing among `n_classes` (one-sided binomial
-    test at CHANCE_P), else None. Guessing is right one time in n_classes."""
+def _told_from_chance(right: int, n: int, chance: float) -> bool:
+    return binomial_p_at_least(right, n, chance) < CHANCE_P
+
+
+def test_photos_needed(accuracy: float, chance: float, start: int = 1, most: int = 1_000_000) -> int | None:
+    """The fewest test photos, from `start`, at which that share right (rounded down to whole photos) would be told
+    from guessing, or None (at or below chance, or more than `most`)."""
+    if accuracy <= chance:
+        return None
+    m = max(1, start)
+    while m <= most:
+        if binomial_p_at_least(floor(accuracy * m + 1e-9), m, chance) < CHANCE_P:
+            return m
+        m = m + 1 if m < 1000 else m + m // 100
+    return None
+
+
+def split_too_small(n: int, n_classes: int) -> bool:
+    """Whether `n` test photos are too few to tell from guessing among `n_classes` even a model halfway from chance to
+    every photo right (one-sided binomial test at CHANCE_P)."""
+    chance = 1 / n_classes
+    return binomial_p_at_least(floor((1 + chance) / 2 * n + 1e-9), n, chance) >= CHANCE_P
+
+
+def _chance_test(right: int, n: int, n_classes: int) -> tuple[float, float] | None:
+    """(chance, p) when guessing among `n_classes` does as well as `right` of `n` (p >= CHANCE_P), else None."""
     if n == 0 or n_classes < 2:
         return None
     chance = 1 / n_classes
     p = binomial_p_at_least(right, n, chance)
-    if p < CHANCE_P:
+    return (chance, p) if p >= CHANCE_P else None
+
+
+def _too_few_to_tell(right: int, n: int, n_classes: int) -> bool:
+    return right / n > 1 / n_classes and split_too_small(n, n_classes)
+
+
+def no_better_than_chance(right: int, n: int, n_classes: int) -> str | None:
+    """A warning when `right` of `n` test photos cannot be told from guessing among `n_classes` (one-sided binomial
+    test at CHANCE_P; guessing is right one time in n_classes) on a test split that could have told a good model
+    (`split_too_small`), or are no more than guessing gets right. Else None (a share right above chance on a split
+    too small to tell is `too_few_test_photos`'s)."""
+    tested = _chance_test(right, n, n_classes)
+    if tested is None or _too_few_to_tell(right, n, n_classes):
         return None
+    chance, p = tested
     return (
         f"this model is no better than chance on its test split: {right} of {n} photos right ({right / n:.1%}), where "
         f"guessing among {n_classes} classes is right {chance:.1%} of the time (p = {p:.2f} that guessing does as "
         f"well). Do not serve it: add photos, or check that each class folder holds the right photos."
+    )
+
+
+def too_few_test_photos(right: int, n: int, n_classes: int, test_share: float = 0.15) -> str | None:
+    """A warning when `right` of `n` test photos is more than guessing among `n_classes` gets right, but the test
+    split is too small to tell it from guessing (`split_too_small`): 4 of 4 right between 2 classes, which guessing
+    does one time in 16 (p = 0.06), was called "no better than chance". Says how many test photos would tell that
+    share right (`test_share`: the share of each class's photos in the test split). None otherwise."""
+    tested = _chance_test(right, n, n_classes)
+    if tested is None or not _too_few_to_tell(right, n, n_classes):
+        return None
+    chance, p = tested
+    need = test_photos_needed(right / n, chance, start=n + 1)
+    perfect = chance**n  # how often guessing gets every one right: at or above CHANCE_P, no result could tell
+    why = (
+        f"guessing among {n_classes} classes gets all {n} right one time in {round(1 / perfect)}"
+        if perfect >= CHANCE_P
+        else f"guessing among {n_classes} classes ({chance:.1%} right) does as well with p = {p:.2f}"
+    )
+    return (
+        f"too few test photos to tell it from chance: {right} of {n} right ({right / n:.1%}); {why}. Add photos: "
+        f"at that share right, {need} test photos would tell (the test split is {test_share:.0%} of each class's "
+        "photos). Until then its test figures cannot tell it from guessing: do not trust them."
     )

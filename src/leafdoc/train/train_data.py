@@ -71,7 +71,14 @@ def prepare_data(
     row = get_version(catalog, dataset, version)
     items = version_items(catalog, row)
     rest = [it for it in items if it[0] not in train_only]
-    assignment = split_items(rest, seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction, seen=seen)
+    assignment = split_items(
+        rest,
+        seed=cfg.seed,
+        val=cfg.val_fraction,
+        test=cfg.test_fraction,
+        seen=seen,
+        where=f"dataset {dataset!r} v{row.version}",
+    )
     assignment.update({sha: "train" for sha, _, _ in items if sha in train_only})
     shas = [sha for sha, _, _ in items]
     classes = sorted({label for _, label, _ in items})
