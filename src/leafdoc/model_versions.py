@@ -350,7 +350,10 @@ class Registry:
                 raise _not_in_registry(version)
             cur = self._serving_in(s)
             if cur is not None and cur.version == version:
-                raise Conflict(f"model version {version} is already serving.")
+                raise Conflict(
+                    f"model version {version} is already serving.",
+                    hint="Nothing to do; GET /v1/models says which version serves.",
+                )
             self.get_files_ok(row)
             self._switch(s, version, action, reason, cur)
             s.flush()

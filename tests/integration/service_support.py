@@ -87,11 +87,11 @@ def job_run_here(api: TestClient, settings: Settings, folder: Path, options: dic
 
 
 def assert_error(r, status: int, code: str) -> dict:
-    """An error answer: this status, this code, a message."""
+    """An error answer: this status, this code, a message and what to do (every error of the API has both)."""
     assert r.status_code == status, r.text
     body = r.json()
     assert body["error"] == code, body
-    assert body["message"]
+    assert body["message"] and body.get("hint"), body
     return body
 
 

@@ -121,7 +121,8 @@ def test_unknown_ids_and_labels_are_refused(make_client, leaf_folder):
         feedback(client, a["prediction_id"], correct=False, label="Banana___nope"), 422, "invalid_request"
     )
     assert "Banana___nope" in body["message"]
-    assert_error(feedback(client, a["prediction_id"], correct="maybe"), 422, "invalid_request")
+    for lax in ("maybe", "yes", 1):  # "yes" and 1 were taken for true: a client's slip read as a verdict
+        assert_error(feedback(client, a["prediction_id"], correct=lax), 422, "invalid_request")
     assert_error(
         client.post(f"/v1/review/{secrets.token_urlsafe(16)}", json={"label": "x"}, headers=ADMIN), 404, "not_found"
     )

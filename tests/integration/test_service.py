@@ -80,6 +80,9 @@ def leaf_folder_module(tmp_path_factory):
 # ---- predict ---------------------------------------------------------------------------------------
 
 
+JSON_TYPE = {"content-type": "application/json"}
+
+
 def test_predict_multipart_gives_top_k_with_probabilities_and_model_version(client, leaf, models):
     r = client.post("/v1/predict", files={"file": ("leaf.jpg", leaf, "image/jpeg")})
     assert r.status_code == 200, r.text
@@ -324,6 +327,8 @@ def test_promote_switches_predictions_and_rollback_returns(client, models, tmp_p
     assert [h["action"] for h in history] == ["seed", "promote", "rollback"]
     assert history[1]["reason"] == "looks better"
     assert_error(client.post("/v1/models/rollback", headers=ADMIN), 409, "conflict")
+    body = assert_error(client.post("/v1/models/1/promote", headers=ADMIN), 409, "conflict")  # serving already
+    assert "already serving" in body["message"] and "GET /v1/models" in body["hint"]
 
 
 def test_promotion_reaches_every_worker_without_restart(make_client, models, tmp_path, leaf):
@@ -431,6 +436,7 @@ def test_training_job_routes_and_their_errors(client, leaf_folder_module):
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.head("/healthz").status_code == 200  # load balancers probe with HEAD too
     r = client.get("/readyz")
     assert r.status_code == 200
     # keep_photos: the page tells visitors whether their photos are kept; off unless LEAFDOC_KEEP_PHOTOS=true
@@ -465,7 +471,17 @@ def test_metrics_has_the_named_series(make_client, models, leaf, tmp_path):
 def test_unknown_routes_and_methods_answer_json(client):
     body = assert_error(client.get("/v1/nothing"), 404, "not_found")
     assert "/v1/nothing" in body["message"]
-    assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
+    body = assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
+    assert "GET is not a method of /v1/predict" in body["message"] and "Allow" in body["hint"]
+    # JSON nested too deep for the parser (FastAPI's bare 400 "There was an error parsing the body")
+    deep = "[" * 1500 + "]" * 1500  # under the route's 4 KiB
+    r = client.post("/v1/predictions/x/feedback", content='{"correct": ' + deep + "}", headers=JSON_TYPE)
+    body = assert_error(r, 400, "bad_request")
+    assert "could not be read as JSON" in body["message"]
+    # a multipart body the parser cannot read says what to do
+    bad = b"--b\r\nContent-Disposition: form-data; name=file; filename=" + b"x" * 70000 + b"\r\n\r\nz\r\n--b--\r\n"
+    r = client.post("/v1/predict", content=bad, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code >= 400 and r.json().get("hint"), r.text
 
 
 def test_openapi_documents_every_route_with_its_error_answers(client):

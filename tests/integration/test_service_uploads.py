@@ -102,6 +102,9 @@ def test_upload_error_answers(make_client, leaf_folder):
     bad_name = {"file": ("a.zip", zip_of({"x/a.jpg": photo_bytes(0)}), ZIP)}
     assert_error(upload(c, files=bad_name, data={"dataset": "../etc"}), 422, "bad_upload")
     assert_error(upload(c, files=bad_name, data={"dataset": "x", "label": "a/b"}), 422, "bad_upload")
+    # a yes/no field that is neither (it was taken for no, and no job started, without a word)
+    body = assert_error(upload(c, files=bad_name, data={"dataset": "x", "retrain": "maybe"}), 422, "invalid_request")
+    assert "retrain" in body["message"] and "'maybe'" in body["message"] and "retrain=true" in body["hint"]
     huge = {"file": ("big.zip", b"\0" * 300_000, ZIP)}
     body = assert_error(upload(c, files=huge), 413, "request_too_large")
     assert "200,000" in body["message"]

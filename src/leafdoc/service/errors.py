@@ -57,8 +57,15 @@ class RequestTimeout(LeafdocError):
 SERVER_HINT = "Send the same request again later; if this lasts, tell the server's operator (its log says more)."
 
 
-def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
+def error_body(exc: LeafdocError) -> dict:
+    """An error in the API's shape; every error says what to do (`hint`), if only where the documentation is."""
     body = exc.to_dict()
+    body.setdefault("hint", DEFAULT_HINT)
+    return body
+
+
+def _leafdoc_error(request: Request, exc: LeafdocError) -> JSONResponse:
+    body = error_body(exc)
     if isinstance(exc, ServerFault):  # the hint the library gives is the operator's; the client's is to retry
         log.error("server fault on %s %s: %s", request.method, request.url.path, exc)
         body["message"] = f"the server is at fault, not your request: {exc.message}"
@@ -103,13 +110,28 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
+# What to do after an error Starlette or FastAPI answers before a route runs (every error carries a hint).
+HTTP_HINTS = {
+    400: "Send the body as the route's documentation at /docs shows it (JSON: a flat object, as in the examples).",
+    404: "See /docs for the routes.",
+    405: "Use one of the methods the Allow header lists; /docs shows each route's.",
+}
+DEFAULT_HINT = "See the API documentation at /docs."
+
+
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"there is no route {request.url.path}."
-    body = {"error": HTTP_CODES.get(exc.status_code, "http_error"), "message": message}
-    if exc.status_code == 404:
-        body["hint"] = "See /docs for the routes."
+    elif exc.status_code == 400 and message == "There was an error parsing the body":  # FastAPI's, e.g. nested deep
+        message = "the request's body could not be read as JSON (malformed, or nested too deep)."
+    elif exc.status_code == 405 and message == "Method Not Allowed":
+        message = f"{request.method} is not a method of {request.url.path}."
+    body = {
+        "error": HTTP_CODES.get(exc.status_code, "http_error"),
+        "message": message,
+        "hint": HTTP_HINTS.get(exc.status_code, DEFAULT_HINT),
+    }
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Match
 from leafdoc.core.errors import LeafdocError, too_large
 from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
+from leafdoc.service.errors import error_body
 from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.ratelimit import RateLimited, RateLimiter, page_visitor
 
@@ -23,7 +24,7 @@ SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # 
 
 async def _answer(send, exc: LeafdocError) -> None:
     """An error answered by a middleware, before the app (and before the body is read)."""
-    body = json.dumps(exc.to_dict()).encode()
+    body = json.dumps(error_body(exc)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (getattr(exc, "headers", None) or {}).items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})

@@ -55,7 +55,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from leafdoc.core.errors import LeafdocError
-from leafdoc.service.errors import RequestTimeout
+from leafdoc.service.errors import RequestTimeout, error_body
 
 READ_AHEAD_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -83,7 +83,7 @@ REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fie
 
 def error_response(error: LeafdocError) -> bytes:
     """The whole answer of `error`, in the API's error shape, written on the connection just before it is closed."""
-    body = json.dumps(error.to_dict()).encode()
+    body = json.dumps(error_body(error)).encode()
     head = (
         f"HTTP/1.1 {error.status} {REASONS[error.status]}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

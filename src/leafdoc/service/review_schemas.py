@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from leafdoc.service.schemas import UploadAnswer
 
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    correct: bool = Field(description="Was the answer right?")
+    correct: StrictBool = Field(description='Was the answer right? true or false ("yes" or 1 is refused)')
     label: str | None = Field(
         None, max_length=200, description="What it actually is: one of the model's labels (optional)."
     )

@@ -13,7 +13,8 @@ from leafdoc.service.schemas import Health, Ready
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+# HEAD too: load balancers and uptime checks often probe with it (it was 405)
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health, summary="Liveness: the process answers")
 def healthz() -> dict:
     return {"status": "ok"}
 

@@ -153,7 +153,10 @@ async def read_images(
         except (LeafdocError, ClientDisconnect):
             raise
         except Exception as exc:
-            raise InvalidRequest(f"the multipart body cannot be parsed ({exc}).") from None
+            raise InvalidRequest(
+                f"the multipart body cannot be parsed ({exc}).",
+                hint="Let your HTTP client build the form (curl -F file=@leaf.jpg), with short field and file names.",
+            ) from None
         finally:
             # The parser's callbacks are bound to `parts`, which holds the parser: a cycle that kept every photo of
             # the request (a 192 MiB batch: +200 MB) until the garbage collector came round, often many requests later.

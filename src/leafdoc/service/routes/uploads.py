@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.service import uploads
 from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import UploadAnswer, UploadList
 
@@ -37,6 +38,21 @@ _UPLOAD_BODY = {
 }
 
 TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def form_flag(fields: dict[str, str], name: str, default: bool) -> bool:
+    """A yes/no form field as the query parameter reads it: `retrain=maybe` was taken for no, silently."""
+    if name not in fields:
+        return default
+    value = fields[name].strip().lower()
+    if value in TRUE | FALSE:
+        return value in TRUE
+    shown = value if len(value) <= 20 else value[:17] + "..."
+    raise InvalidRequest(
+        f"the form field {name} is {shown!r}, not a yes or no.",
+        hint=f"Send {name}=true or {name}=false (also 1/0, yes/no, on/off).",
+    )
 
 
 @router.post(
@@ -69,8 +85,8 @@ async def create_upload(
             spooled,
             dataset=f.get("dataset") or dataset,
             label=f.get("label") or label,
-            retrain=(f["retrain"].strip().lower() in TRUE) if "retrain" in f else retrain,
-            learn_field=(f["learn_field"].strip().lower() in TRUE) if "learn_field" in f else learn_field,
+            retrain=form_flag(f, "retrain", retrain),
+            learn_field=form_flag(f, "learn_field", learn_field),
         )
         return answer  # names in it are the client's own (zip members, file names): shown as sent
 
