@@ -44,6 +44,7 @@ from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
 from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
 from leafdoc.desktop.window import MainWindow  # noqa: E402
 from leafdoc.words.labels import pretty_label  # noqa: E402
+from leafdoc.words.percent import percent_words  # noqa: E402
 
 SLOW = 60_000  # ms: two shared cores, other engineers' tests beside ours
 
@@ -160,7 +161,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert good.title.text() == pretty_label(top.label)
     assert [b.label for b in good.bars] == [t.label for t in own.top_k]
     assert good.bars[0].bar.value() == round(top.probability * 1000)
-    assert good.bars[0].bar.text() == f"{top.probability:.1%}"
+    assert good.bars[0].bar.text() == percent_words(top.probability)  # ">99%", never "100.0%"
     assert good.photo.has_image() and good.heatmap.has_image()
     assert good.heatmap.source_pixmap().width() >= 100  # the server's overlay, not a placeholder
     # What to do: the summary under the diagnosis, the full entry one click away.
@@ -187,7 +188,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert tab.table.rowCount() == 2  # the answered ones
     shown = {tab.table.item(r, 1).text(): [tab.table.item(r, c).text() for c in range(5)] for r in range(2)}
     assert shown[dark.name][3:] == ["—", "not sure: photo not usable"]  # no confidence for a refused answer
-    assert shown[leaf.name][2:5] == [pretty_label(top.label), f"{top.probability:.1%}", "diagnosed"]
+    assert shown[leaf.name][2:5] == [pretty_label(top.label), percent_words(top.probability), "diagnosed"]
 
     other = sorted((PLANTVILLAGE / TINY_CLASSES[2]).iterdir())[10]  # the same through "Choose photos…"
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(other)], "")))

@@ -49,6 +49,7 @@ from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image,
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
 from leafdoc.words.labels import answer_name
+from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
@@ -619,7 +620,7 @@ class DiagnoseTab(Tab):
             row["time"].replace("T", " "),
             row["file"],
             (f"({guess}?)" if unsure else guess) if guess else "—",  # a refused answer's label is only a guess
-            "—" if unsure else f"{float(row['confidence']):.1%}",
+            "—" if unsure else percent_words(float(row["confidence"]), lang),
             said,
             str(row["model_version"]),
         ]

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.desktop import dialogs
 from leafdoc.words.labels import pretty_label
+from leafdoc.words.percent import percent_words
 
 
 class Tab(QWidget):
@@ -181,7 +182,7 @@ class ConfidenceBar(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(round(max(0.0, min(1.0, probability)) * 1000))
-        self.bar.setFormat(f"{probability:.1%}")
+        self.bar.setFormat(percent_words(probability))  # never "100.0%": the page's rule (words/percent.py)
         self.bar.setTextVisible(True)
         self.bar.setFixedWidth(200)
         colour = "#c8c8c8" if muted else "#3a9d5d" if highlight else "#8fb9a0"
