@@ -70,31 +70,35 @@ def field_test(predictor, folders: list[Path]) -> list[tuple[Path, int]]:
     return [(path, index[label]) for path, label in found if label in index]
 
 
+def read_photos(predictor, photos: list[tuple[Path, int]]):
+    """Each photo read and run through the model in batches of 32: (path, true label, photo, its outputs)."""
+    for start in range(0, len(photos), 32):
+        chunk = photos[start : start + 32]
+        loaded = [predictor.load(path) for path, _ in chunk]
+        out = predictor.predict_arrays(np.stack([ph.x for ph in loaded]), predictor.decision_outputs)
+        for i, ((path, y), photo) in enumerate(zip(chunk, loaded, strict=True)):
+            yield path, predictor.labels[y], photo, {n: v[i : i + 1] for n, v in out.items()}
+
+
 def measure(predictor, photos: list[tuple[Path, int]]) -> dict:
     from leafdoc.advice import shipped_knowledge
     from leafdoc.inference.fieldcrops import crop_name, crop_of
 
     knowledge = shipped_knowledge()
     rows: dict[str, list[dict]] = {"without": [], "with": []}
-    for start in range(0, len(photos), 32):
-        chunk = photos[start : start + 32]
-        loaded = [predictor.load(path) for path, _ in chunk]
-        out = predictor.predict_arrays(np.stack([ph.x for ph in loaded]), predictor.decision_outputs)
-        for i, ((path, y), photo) in enumerate(zip(chunk, loaded, strict=True)):
-            truth = predictor.labels[y]
-            one = {n: v[i : i + 1] for n, v in out.items()}
-            for how, crop in (("without", None), ("with", crop_of(truth))):
-                [a] = predictor.answer([photo], [path.name], 1, knowledge, outputs=one, crop=crop)
-                top = a.top_k[0].label
-                rows[how].append(
-                    {
-                        "crop": crop_name(crop_of(truth)),
-                        "top_right": top == truth,
-                        "abstained": a.abstained,
-                        "reason": a.reason,
-                        "other_crop": crop_of(top) != crop_of(truth),
-                    }
-                )
+    for path, truth, photo, one in read_photos(predictor, photos):
+        for how, crop in (("without", None), ("with", crop_of(truth))):
+            [a] = predictor.answer([photo], [path.name], 1, knowledge, outputs=one, crop=crop)
+            top = a.top_k[0].label
+            rows[how].append(
+                {
+                    "crop": crop_name(crop_of(truth)),
+                    "top_right": top == truth,
+                    "abstained": a.abstained,
+                    "reason": a.reason,
+                    "other_crop": crop_of(top) != crop_of(truth),
+                }
+            )
     result: dict = {"n": len(photos), "overall": {}, "per_crop": {}, "reasons": {}}
     for how, rs in rows.items():
         result["overall"][how] = figures(rs)
@@ -127,28 +131,22 @@ def wrong_crop(predictor, photos: list[tuple[Path, int]]) -> dict:
     crops = cropfirst.crops_of(predictor.labels)
     counts = {how: {"pairs": 0, "answered": 0, "other_condition": 0} for how in ("without_rule", "with_rule")}
     rule = cropfirst.CROP_MISMATCH_SHARE
-    for start in range(0, len(photos), 32):
-        chunk = photos[start : start + 32]
-        loaded = [predictor.load(path) for path, _ in chunk]
-        out = predictor.predict_arrays(np.stack([ph.x for ph in loaded]), predictor.decision_outputs)
-        for i, ((path, y), photo) in enumerate(zip(chunk, loaded, strict=True)):
-            truth = predictor.labels[y]
-            one = {n: v[i : i + 1] for n, v in out.items()}
-            for crop in crops:
-                if crop == crop_of(truth):
-                    continue
-                for how, share in (("without_rule", 0.0), ("with_rule", rule)):
-                    cropfirst.CROP_MISMATCH_SHARE = share
-                    try:
-                        [a] = predictor.answer([photo], [path.name], 1, knowledge, outputs=one, crop=crop)
-                    finally:
-                        cropfirst.CROP_MISMATCH_SHARE = rule
-                    c = counts[how]
-                    c["pairs"] += 1
-                    if not a.abstained:
-                        c["answered"] += 1
-                        named = cropfirst.condition_name(a.top_k[0].label).lower()
-                        c["other_condition"] += named != cropfirst.condition_name(truth).lower()
+    for path, truth, photo, one in read_photos(predictor, photos):
+        for crop in crops:
+            if crop == crop_of(truth):
+                continue
+            for how, share in (("without_rule", 0.0), ("with_rule", rule)):
+                cropfirst.CROP_MISMATCH_SHARE = share
+                try:
+                    [a] = predictor.answer([photo], [path.name], 1, knowledge, outputs=one, crop=crop)
+                finally:
+                    cropfirst.CROP_MISMATCH_SHARE = rule
+                c = counts[how]
+                c["pairs"] += 1
+                if not a.abstained:
+                    c["answered"] += 1
+                    named = cropfirst.condition_name(a.top_k[0].label).lower()
+                    c["other_condition"] += named != cropfirst.condition_name(truth).lower()
     return counts
 
 

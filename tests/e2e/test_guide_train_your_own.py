@@ -71,18 +71,18 @@ def test_step_1_copies_30_photos_a_class_from_a_folder_whose_names_have_spaces(t
         folder.mkdir(parents=True)
         for i in range(32):
             (folder / f"leaf {i:02d}.jpg").write_bytes(b"photo %d" % i)
-    done = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + step1],
-        cwd=tmp_path,
-        env=guide_env(shared),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_step(step1, tmp_path, guide_env(shared))
     assert done.returncode == 0 and done.stderr == "", done.stderr
     for c in classes:
         copied = sorted(p.name for p in (tmp_path / "mydata" / c).iterdir())
         assert copied == [f"leaf {i:02d}.jpg" for i in range(30)], copied
+
+
+def run_step(block: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """One of the guide's code blocks, as a user's shell runs it (stopping at the first error)."""
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + block], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_without_the_shared_photos_step_1_says_so_in_one_line_and_creates_nothing(tmp_path):
@@ -90,14 +90,7 @@ def test_without_the_shared_photos_step_1_says_so_in_one_line_and_creates_nothin
     folders and went on."""
     step1 = next(block for block in blocks() if "mydata/$c" in block)
     nowhere = tmp_path / "nowhere"
-    done = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + step1],
-        cwd=tmp_path,
-        env=guide_env(nowhere),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_step(step1, tmp_path, guide_env(nowhere))
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.splitlines() == [
         f"no shared photos in {nowhere}/datasets/plantvillage: set LEAFDOC_SHARED to the folder that holds datasets/"
