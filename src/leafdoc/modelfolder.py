@@ -162,10 +162,11 @@ def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> 
 
         photos = sum(1 for p in model_dir.iterdir() if is_image_name(p)) if missing == list(files) else 0
         holds = f"; it holds {photos} photo{'s' if photos != 1 else ''}" if photos else ""
+        photos_after = "; the photos come after it: `leafdoc predict MODEL_DIR PHOTO...`" if photos else ""
         raise ModelError(
             f"{model_dir}: not a model folder (no {ONNX_FILE} or {CARD_FILE}){holds}.",
             hint=f"Pass a model folder, the one `leafdoc train --out` wrote (or models/starter), which holds "
-            f"{ONNX_FILE} and {CARD_FILE}; the photos come after it: `leafdoc predict MODEL_DIR PHOTO...`.",
+            f"{ONNX_FILE} and {CARD_FILE}{photos_after}.",
         )
     if missing:
         hint = (

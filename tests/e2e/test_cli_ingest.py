@@ -35,7 +35,7 @@ def test_ingest_reports_each_rejected_file_and_succeeds(tmp_path, photos):
     home = tmp_path / "home"
     run = leafdoc("ingest", "photos", home=home, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "photos v1: 1 images in 1 classes" in run.stdout
+    assert "photos v1: 1 image in 1 class" in run.stdout
     assert "added 1, duplicates 0, near-duplicates 0, rejected 2" in run.stdout
     # each rejected file under its reason, named from the folder ingested
     lines = run.stdout.splitlines()

@@ -73,8 +73,9 @@ def test_seeds_the_repository_starter_model_when_no_model_dir_is_set(make_regist
 def test_nothing_to_seed_and_a_bad_model_dir(make_registry, tmp_path):
     assert make_registry(model_dir=None).seed() is None
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="missing model.onnx"):
+    with pytest.raises(ModelError, match="not a model folder") as refused:
         make_registry(model_dir=tmp_path / "empty", home=tmp_path / "h2").seed()
+    assert "leafdoc predict" not in refused.value.hint  # a folder of no photos: not a mix-up of predict's arguments
 
 
 def test_a_version_is_rebuilt_from_the_store_on_a_machine_without_its_folder(registry, tiny_model, tmp_path):
