@@ -92,11 +92,8 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
                 _no_scores(),
                 *no_feedback,
             )
-        if answer.get("abstained"):
-            kind = "unsure"
-        else:
-            kind = "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         refused = bool(answer.get("abstained"))
+        kind = "unsure" if refused else "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
         # A refusal shows no heat map: the map is of the top label, which a refusal does not give (a daisy refused as
         # not a leaf showed where the model looked for corn common rust).
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") and not refused else None
@@ -105,9 +102,7 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             # a refusal shows no percentage: its candidates are named in the verdict, without figures
-            gr.update(value=None, visible=False)
-            if answer.get("abstained")
-            else gr.update(value=text.top_k_scores(answer), visible=True),
+            gr.update(value=None if refused else text.top_k_scores(answer), visible=not refused),
             gr.update(value=heat, visible=not refused),
             gr.update(visible=not refused),
             {
