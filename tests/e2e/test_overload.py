@@ -1,11 +1,12 @@
 """A flood against a real `leafdoc serve` (one API worker, predictions on its event loop, as an API-only server
 runs them): predictions beyond what the worker can answer in time are shed with 503 `busy` and Retry-After
 (LEAFDOC_SHED_AFTER_SECONDS), every other one is answered, and /healthz stays quick throughout. Without shedding
-the probe waits behind every queued prediction (2.2-2.4 s for the 400 here)."""
+the probe waits behind every queued prediction (2.2-3.8 s for the 400 here)."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -38,6 +39,20 @@ while time.monotonic() < until:
     c.close()
     time.sleep(0.1)
 """
+
+
+def seconds_per_prediction(base: str, photo: bytes, times: int = 15) -> float:
+    """The mean seconds the server spent on one prediction of `photo` (its own latency histogram, which leaves the
+    client's and the network's time out), asked `times` times one after another on an idle server."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(times):
+            client.post("/v1/predict", files={"file": ("leaf.jpg", photo, "image/jpeg")}).raise_for_status()
+        metrics = client.get("/metrics").text
+    route = r'\{method="POST",route="/v1/predict"\} ([0-9.e+-]+)'
+    total = float(re.search(r"leafdoc_http_request_duration_seconds_sum" + route, metrics).group(1))
+    count = float(re.search(r"leafdoc_http_request_duration_seconds_count" + route, metrics).group(1))
+    assert count == times, metrics
+    return total / count
 
 
 def flood(base: str, photo: bytes) -> tuple[list[tuple[int, dict, bytes]], list[tuple[int, float]]]:
@@ -86,6 +101,7 @@ def test_a_flood_is_shed_and_the_probe_stays_answered(tmp_path, tiny_model):
         LEAFDOC_SHED_AFTER_SECONDS=str(SHED_AFTER),
     )
     try:
+        one = seconds_per_prediction(server.base, photo)
         answers, probes = flood(server.base, photo)
         metrics = httpx.get(f"{server.base}/metrics").text
     finally:
@@ -98,7 +114,10 @@ def test_a_flood_is_shed_and_the_probe_stays_answered(tmp_path, tiny_model):
     for headers, error in shed:
         assert error["error"] == "busy" and "again" in error["hint"] and headers["retry-after"] == "1", error
     assert f"leafdoc_requests_shed_total {float(len(shed))}" in metrics
-    # The probe waits for a few times SHED_AFTER (0.3 s here), not for every prediction sent (2.2-2.4 s here with
-    # shedding off, measured with this flood).
+    # The probe waits for a few times SHED_AFTER, not for every prediction sent: with shedding off it waited 3.8 s
+    # here for this flood, 0.7 times FLOOD predictions of the server's time (5.3 s); with it on, 0.3 s. That time is
+    # the machine's, so the bound is the larger of 1.5 s and a third of FLOOD predictions (CI's slower machine kept
+    # the probe 1.9 s with shedding working, stop 76).
     assert probes and {status for status, _ in probes} == {200}, probes
-    assert max(seconds for _, seconds in probes) < 1.5, probes
+    bound = max(1.5, FLOOD * one / 3)
+    assert max(seconds for _, seconds in probes) < bound, f"{probes}, bound {bound:.2f} s ({one * 1000:.1f} ms each)"
