@@ -97,3 +97,18 @@ def test_the_decoded_bytes_budget_counts_bytes_not_pixels():
         decode(rgba, "x.png", max_pixels=400 * 400)  # 4 bytes a pixel > 3 bytes x the pixel limit
     rgb = encode(Image.new("RGB", (400, 400), (1, 2, 3)), "PNG")
     assert decode(rgb, "x.png", max_pixels=400 * 400).size == (400, 400)
+
+
+def test_the_frame_says_what_the_decoder_held():
+    """What the service gives back to the system after a big decode is judged by (serving.ModelHolder.load): a
+    reduced JPEG decode holds the reduced pixels, a PNG is decoded whole, a 16-bit PNG at its decoder's peak."""
+    leaf = Image.new("RGB", (4000, 3000), (40, 120, 30))
+    _, frame = open_photo(encode(leaf, "JPEG", quality=80), min_side=256)
+    assert frame.factor == 8 and frame.decoded == 500 * 375 * 3
+    _, frame = open_photo(encode(leaf, "JPEG", quality=80))
+    assert frame.decoded == 4000 * 3000 * 3
+    _, frame = open_photo(encode(leaf, "PNG"), min_side=256)
+    assert frame.decoded == 4000 * 3000 * 3  # reduced only once decoded
+    deep = Image.fromarray(np.full((1000, 1200), 30000, np.uint16))
+    _, frame = open_photo(encode(deep, "PNG"), min_side=256)
+    assert frame.decoded == decoded_bytes(deep.mode, deep.size, "PNG") == 1000 * 1200 * 2

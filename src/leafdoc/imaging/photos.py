@@ -192,9 +192,9 @@ def heif_support() -> bool:
 
 def _open_checked(
     data: bytes, name: str, max_pixels: int, min_side: int | None = None, max_bytes: int | None = None
-) -> tuple[Image.Image, tuple[int, int]]:
+) -> tuple[Image.Image, tuple[int, int], int]:
     """Open, check the header against the limits, and decode (at a reduced JPEG scale when `min_side` allows).
-    Returns the image and its size as stored (before orientation or any reduction)."""
+    Returns the image, its size as stored (before orientation or any reduction) and the bytes its decoder held."""
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes).", hint="Re-export or re-copy the photo.")
     if is_heif(data) and not heif_support():
@@ -255,7 +255,7 @@ def _open_checked(
         img.load()
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError... on bad data
         raise _corrupt(name, exc) from None
-    return img, (w, h)
+    return img, (w, h), need
 
 
 def _corrupt(name: str, exc: Exception) -> ImageError:
@@ -346,6 +346,7 @@ class Frame:
     size: tuple[int, int]
     factor: int = 1
     offset: tuple[float, float] = (0.0, 0.0)
+    decoded: int = 0  # bytes the decoder held at its peak (decoded_bytes), for who gives memory back after
 
 
 # For each EXIF orientation: which stored axis (0: x, 1: y) becomes the upright x and y, and whether it is
@@ -377,7 +378,7 @@ def open_photo(
     own mode), so a phone photo costs what the model needs. Without it the image is decoded whole. Either way
     the decoded pixels may take at most `max_bytes` (default: 3 bytes per allowed pixel).
     """
-    img, stored = _open_checked(data, name, max_pixels, min_side, max_bytes)
+    img, stored, decoded = _open_checked(data, name, max_pixels, min_side, max_bytes)
     orientation = _orientation(img)
     if min_side:
         img = _reduce(img, min_side)
@@ -389,7 +390,7 @@ def open_photo(
         img = img.transpose(_EXIF_TRANSPOSE[orientation])
     size = (stored[axes[0][0]], stored[axes[1][0]])
     offset = tuple(spill[axis] if mirrored else 0.0 for axis, mirrored in axes)
-    return _to_rgb(img), Frame(size, factor, offset)
+    return _to_rgb(img), Frame(size, factor, offset, decoded)
 
 
 def decode(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS, **kw) -> Image.Image:

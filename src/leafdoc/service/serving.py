@@ -210,12 +210,8 @@ class ModelHolder:
             if cost is None or cost > self.settings.loop_decode_bytes:  # never on the event loop (`on_loop`)
                 self.give_back_memory()
             raise
-        if photo.frame is not None:
-            (w, h), f = photo.frame.size, photo.frame.factor
-            if not data.startswith(JPEG):  # only libjpeg decodes reduced; other formats are reduced once decoded
-                f = 1
-            if -(-w // f) * -(-h // f) * 3 >= TRIM_AFTER_BYTES:
-                self.give_back_memory()
+        if photo.frame is not None and photo.frame.decoded >= TRIM_AFTER_BYTES:
+            self.give_back_memory()
         return photo
 
     def give_back_memory(self) -> None:
