@@ -127,10 +127,13 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
         if not answer:
             return gettext(lang, DIAGNOSE_FIRST)
         label = None if correct else (actual or None)
-        if answer.get("abstained") and (correct or not label or answer.get("reason") == "poor_photo"):
-            # a refusal is no answer to be right or wrong about: only what the leaf is says something (the page
-            # shows no Yes or No under one, nor anything under a poor photo; a click left from before sends nothing)
-            return gettext(lang, PICK_FIRST) if not correct and answer.get("reason") != "poor_photo" else ""
+        if answer.get("abstained"):
+            # A refusal is no answer to be right or wrong about: only what the leaf is says something. The page shows
+            # no Yes or No under one, nor anything under a poor photo; a click left from before sends nothing.
+            if answer.get("reason") == "poor_photo" or correct:
+                return ""
+            if not label:
+                return gettext(lang, PICK_FIRST)
         try:
             with api_client(settings, request) as api:
                 api.feedback(answer["prediction_id"], correct, label)
