@@ -299,6 +299,14 @@ def test_a_percentage_never_says_100_nor_0():
     assert percent_words(0.999, "es") == ">99%" and percent_words(0.999, "hi") == ">99%"
 
 
+def test_the_clis_figures_never_say_100_nor_0():
+    """`leafdoc predict` printed "100.00%" for 0.99999 and "0.00%" for 0.00004."""
+    from leafdoc.words.percent import precise_percent
+
+    shown = [precise_percent(p) for p in (1.0, 0.99999, 0.99995, 0.99994, 0.8745, 0.00005, 0.00004, 0.0)]
+    assert shown == [">99.99%", ">99.99%", ">99.99%", "99.99%", "87.45%", "0.01%", "<0.01%", "<0.01%"]
+
+
 def test_an_answer_at_0_999_is_not_said_100_percent_sure_in_any_language():
     from leafdoc.core.i18n import LANGUAGES
 

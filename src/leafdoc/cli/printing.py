@@ -214,6 +214,7 @@ def print_experiment(r: dict) -> None:
 
 def print_answers(answers: list[dict]) -> None:
     """`leafdoc predict`: each photo's diagnosis (or why leafdoc is not sure), its top labels, and the advice."""
+    from leafdoc.words.percent import precise_percent
     from leafdoc.words.photo_guide import CROP_DOUBT
 
     for a in answers:
@@ -227,7 +228,7 @@ def print_answers(answers: list[dict]) -> None:
             continue
         out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
         for t in a["top_k"]:
-            out.print(f"  {t['probability']:7.2%}  {t['label']}")
+            out.print(f"  {precise_percent(t['probability']):>7}  {t['label']}")
         if a.get("caution"):
             out.print(f"  [bold red]⚠ {esc(a['caution']['message'])}[/]")
         if a.get("crop_share") is not None and a["crop_share"] < 0.5:

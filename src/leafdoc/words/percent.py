@@ -31,3 +31,14 @@ def percent_words(p: float | None, lang: str = "en") -> str:
     if p is None:
         return "–"
     return f"{share_words(p)}{SPACE_BEFORE_SIGN.get(lang, '')}%"
+
+
+def precise_percent(p: float, decimals: int = 2) -> str:
+    """`p` to `decimals` places for `leafdoc predict`'s figures, by the same rule: never "100.00%" nor "0.00%" for a
+    probability, but ">99.99%" and "<0.01%" where rounding would say so."""
+    step = 10.0 ** -(decimals + 2)  # 0.0001: one unit of the last place shown
+    if p >= 1 - step / 2:
+        return f">{100 - 100 * step:.{decimals}f}%"
+    if not p >= step / 2:  # NaN too
+        return f"<{100 * step:.{decimals}f}%"
+    return f"{p:.{decimals}%}"
