@@ -179,6 +179,8 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     assert unsure.title.text() == UNSURE_TITLE
     assert unsure.notice.isVisible() and unsure.notice.text() == unsure.answer["message"]
     assert unsure.answer["advice"] is None and not unsure.advice.isVisible()  # no diagnosis, no advice
+    assert unsure.feedback is None and not unsure.heatmap.isVisible()  # nothing asked: take another photo
+    assert good.heatmap.isVisible() and good.feedback is not None
 
     bad = cards[broken.name]
     assert bad.error and "broken.jpg" in bad.error
@@ -905,11 +907,18 @@ def test_a_refusal_card_shows_no_figure_and_an_urgent_look_alike_is_said(qtbot, 
         {"label": "Potato___Late_blight", "probability": 0.44},
     ]
     message = "Not sure which disease this is. It could be Tomato — Late blight or Potato — Late blight."
-    card.show_answer({"abstained": True, "reason": "unsure", "message": message, "top_k": top, "model_version": 1})
+    from PySide6.QtGui import QImage
+
+    overlay = QImage(200, 200, QImage.Format.Format_RGB32)
+    overlay.fill(0x3366CC)
+    refusal = {"abstained": True, "reason": "unsure", "message": message, "top_k": top, "model_version": 1}
+    card.show_answer({**refusal, "overlay": overlay, "explained_label": "Tomato___Late_blight"})
     assert card.notice.isVisible() and "It could be Tomato — Late blight" in card.notice.text()
     assert not card.bars and not card.bars_title.isVisible()  # a grower reads a percentage as an answer
     shown = " ".join(w.text() for w in card.findChildren(QLabel) if w.isVisible())
     assert "%" not in shown and "51" not in shown, shown
+    # no heat map: it maps a label the answer does not give (the server sends one all the same)
+    assert not card.heatmap.isVisible() and not card.heatmap.has_image() and not card.heat_caption.isVisible()
 
     answered = ResultCard(tmp_path / "early.jpg")
     qtbot.addWidget(answered)
@@ -922,3 +931,34 @@ def test_a_refusal_card_shows_no_figure_and_an_urgent_look_alike_is_said(qtbot, 
     answered.show_answer({"abstained": False, "label": early[0]["label"], "top_k": early, "caution": caution})
     assert answered.notice.isVisible() and answered.notice.text() == "⚠ " + caution["message"]
     assert len(answered.bars) == 2
+
+
+def test_under_a_refusal_only_what_it_is_can_be_said(qtbot):
+    """A refusal is no answer to be right or wrong about: its card had ✓ Yes and ✗ No, and a "Yes" was stored as
+    correct. Now, as on the web page: "What is it? (if you know)", the labels and Send, which sends the label
+    picked and nothing before; under a photo refused as unusable, nothing is asked (take another)."""
+    from leafdoc.desktop.feedback import WHAT_IS_IT, FeedbackBar, wanted
+
+    sent = []
+    labels = ["Tomato___Late_blight", "Potato___Late_blight", "Tomato___healthy"]
+    refusal = {"abstained": True, "reason": "unsure", "label": None, "prediction_id": "p1"}
+    bar = FeedbackBar(refusal, labels, lambda correct, label, done, failed: sent.append((correct, label)))
+    qtbot.addWidget(bar)
+    bar.show()
+    assert WHAT_IS_IT in bar.question.text() and not bar.yes.isVisible() and not bar.no.isVisible()
+    assert bar.send_button.isVisible() and not bar.send_button.isEnabled()
+    bar._send(False)  # nothing picked: nothing sent
+    bar._send(True)
+    assert sent == []
+    bar.actual.setCurrentIndex(bar.actual.findData("Potato___Late_blight"))
+    assert bar.send_button.isEnabled()
+    bar.send_button.click()
+    assert sent == [(False, "Potato___Late_blight")]
+
+    answer = {"abstained": False, "label": "Tomato___healthy", "prediction_id": "p2"}
+    asked = FeedbackBar(answer, labels, lambda *a: None)
+    qtbot.addWidget(asked)
+    asked.show()
+    assert "Was this right?" in asked.question.text() and asked.yes.isVisible() and asked.no.isVisible()
+    assert not asked.send_button.isVisible() and asked.actual.findData("Tomato___healthy") == -1
+    assert wanted(answer) and wanted(refusal) and not wanted({"abstained": True, "reason": "poor_photo"})

@@ -42,7 +42,7 @@ from leafdoc.core.i18n import LANGUAGES, N_, gettext
 from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
-from leafdoc.desktop.feedback import FeedbackBar
+from leafdoc.desktop.feedback import FeedbackBar, wanted
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, read_only_table
@@ -271,10 +271,12 @@ class ResultCard(QFrame):
             self.bars.append(bar)
             self.bars_box.addWidget(bar)
         self.advice.show_advice(answer)
-        overlay = answer.get("overlay")
-        self.heatmap.set_image(overlay, placeholder=self.say(NO_HEAT_MAP))
+        # A refusal shows no heat map, as the web page (it maps a label the answer does not give).
+        self.heatmap.setVisible(not abstained)
+        self.heat_caption.setVisible(not abstained)
+        self.heatmap.set_image(None if abstained else answer.get("overlay"), placeholder=self.say(NO_HEAT_MAP))
         explained = answer.get("explained_label")
-        if explained and not abstained:  # a refusal names no disease under its heat map either
+        if explained and not abstained:
             self.heat_caption.setText(self.say(LOOKED_FOR).format(label=answer_name(answer, explained)))
             self.heat_caption.setToolTip(explained)
         notes = answer_notes(answer, self.lang)
@@ -580,7 +582,7 @@ class DiagnoseTab(Tab):
 
     def _answered(self, card: ResultCard, answer: dict) -> None:
         card.show_answer(answer)
-        if answer.get("prediction_id") and self.session.client is not None:
+        if answer.get("prediction_id") and self.session.client is not None and wanted(answer):
             labels, send = answer.get("model_labels", []), self._feedback_sender(answer)
             card.add_feedback(FeedbackBar(answer, labels, send, card.lang))
         top = answer.get("top_k") or []

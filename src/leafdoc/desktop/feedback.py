@@ -1,5 +1,7 @@
 """ "Was this right?" under each diagnosis card: Yes, No, and "It is actually…" (one of the model's labels),
-sent to POST /v1/predictions/{id}/feedback from a worker thread, as the web page does."""
+sent to POST /v1/predictions/{id}/feedback from a worker thread, as the web page does. Under a refusal there is no
+answer to be right or wrong about (a "Yes" there was stored as correct): only "What is it? (if you know)", the
+labels and Send, which sends once one is picked; under a photo refused as unusable, no bar (`wanted`)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBox
 from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.desktop import dialogs
-from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
+from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
 
-WAS_IT_RIGHT = N_("Was this right?")
-YES = N_("✓ Yes")
-NO = N_("✗ No")
+DONT_KNOW = N_("I don't know")
 ACTUALLY_PICK = N_("It is actually… (optional)")
 ACTUALLY_TIP = N_("Pick what the leaf actually has, then press ✗ No.")
 SENDING = N_("Sending…")
@@ -25,28 +25,45 @@ NOT_SENT = N_("Feedback not sent: {error}")
 Send = Callable[[bool, str | None, Callable[[object], None], Callable[[BaseException], None]], None]
 
 
+def wanted(answer: dict) -> bool:
+    """Whether a card asks anything: not under a photo refused as unusable (take another)."""
+    return not (answer.get("abstained") and answer.get("reason") == "poor_photo")
+
+
 class FeedbackBar(QWidget):
     """In `lang`, as the card it is under."""
 
     def __init__(self, answer: dict, labels: list[str], send: Send, lang: str = "en", parent: QWidget | None = None):
         super().__init__(parent)
         self.answer, self.send, self.lang = answer, send, lang
+        self.refused = bool(answer.get("abstained"))
         say = self.say
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         row = QHBoxLayout()
-        row.addWidget(QLabel(f"<b>{html.escape(say(WAS_IT_RIGHT))}</b>"))
+        self.question = QLabel(f"<b>{html.escape(say(WHAT_IS_IT if self.refused else WAS_IT_RIGHT))}</b>")
+        row.addWidget(self.question)
         self.yes = QPushButton(say(YES))
         self.no = QPushButton(say(NO))
+        self.send_button = QPushButton(say(SEND))
         self.actual = QComboBox()
-        self.actual.addItem(say(ACTUALLY_PICK), None)
+        self.actual.addItem(say(DONT_KNOW if self.refused else ACTUALLY_PICK), None)
         for label in labels:
             if label != answer.get("label"):
                 self.actual.addItem(label_name(label, lang), label)
-        self.actual.setToolTip(say(ACTUALLY_TIP))
-        row.addWidget(self.yes)
-        row.addWidget(self.no)
-        row.addWidget(self.actual, 1)
+        if self.refused:  # only what the leaf is says anything: Send once it is picked
+            self.send_button.setEnabled(False)
+            self.actual.currentIndexChanged.connect(lambda _: self.send_button.setEnabled(self._picked()))
+            row.addWidget(self.actual, 1)
+            row.addWidget(self.send_button)
+        else:
+            self.actual.setToolTip(say(ACTUALLY_TIP))
+            row.addWidget(self.yes)
+            row.addWidget(self.no)
+            row.addWidget(self.actual, 1)
+        self.yes.setVisible(not self.refused)
+        self.no.setVisible(not self.refused)
+        self.send_button.setVisible(self.refused)
         layout.addLayout(row)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -54,20 +71,29 @@ class FeedbackBar(QWidget):
         layout.addWidget(self.status)
         self.yes.clicked.connect(lambda: self._send(True))
         self.no.clicked.connect(lambda: self._send(False))
+        self.send_button.clicked.connect(lambda: self._send(False))
 
     def say(self, text: str) -> str:
         return gettext(self.lang, text)
 
+    def _picked(self) -> bool:
+        return self.actual.currentData() is not None
+
+    def _enable(self, on: bool) -> None:
+        self.yes.setEnabled(on)
+        self.no.setEnabled(on)
+        self.send_button.setEnabled(on and (not self.refused or self._picked()))
+
     def _send(self, correct: bool) -> None:
         label = None if correct else self.actual.currentData()
-        self.yes.setEnabled(False)
-        self.no.setEnabled(False)
+        if self.refused and (correct or label is None):
+            return  # nothing said about a refusal until what the leaf is is picked
+        self._enable(False)
         self.status.setText(self.say(SENDING))
         self.send(correct, label, lambda _: self._sent(correct, label), self._failed)
 
     def _sent(self, correct: bool, label: str | None) -> None:
-        self.yes.setEnabled(True)
-        self.no.setEnabled(True)
+        self._enable(True)
         if correct:
             self.status.setText(self.say(THANKS_RIGHT))
         else:
@@ -75,7 +101,6 @@ class FeedbackBar(QWidget):
             self.status.setText(self.say(THANKS_WRONG).format(said=said))
 
     def _failed(self, exc: BaseException) -> None:
-        self.yes.setEnabled(True)
-        self.no.setEnabled(True)
+        self._enable(True)
         text, hint = dialogs.describe(exc)
         self.status.setText(self.say(NOT_SENT).format(error=text) + (f" {hint}" if hint else ""))

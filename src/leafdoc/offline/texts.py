@@ -22,7 +22,7 @@ from leafdoc.inference.cropfirst import CROP_MISMATCH, crops_of, single_label_wo
 from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
-from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
+from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
 from leafdoc.words.percent import SPACE_BEFORE_SIGN
 from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH
 
@@ -58,11 +58,11 @@ PAGE = {
     "unreviewed": UNREVIEWED_NOTE,
     "framed": FRAMED,  # the leaf was small: the model read the square around it (photo_guide.said_framed's rule)
     # feedback, kept on the device and sent when there is a connection (static/feedback.js)
-    "was_right": N_("Was this right?"),
-    "yes": N_("✓ Yes"),
-    "no": N_("✗ No"),
-    "what_is_it": N_("What is it? (if you know)"),
-    "send": N_("Send"),
+    "was_right": WAS_IT_RIGHT,
+    "yes": YES,
+    "no": NO,
+    "what_is_it": WHAT_IS_IT,
+    "send": SEND,
     "queued": N_("Thank you. Your answer and the photo will be sent to the server when there is a connection."),
     "waiting": N_("Answers waiting for a connection to be sent: {n}"),
     "sent_earlier": N_("Sent to the server: {n} answers given with no connection."),

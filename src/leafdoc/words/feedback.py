@@ -1,9 +1,17 @@
-"""The words that thank a grower for saying whether an answer was right: one wording for the web page
-(ui/feedback_text.py) and the offline page (offline/texts.py, which sends the feedback once there is a connection)."""
+"""The words of "Was this right?" and of the thanks for saying: one wording for the web page (ui/feedback_text.py), the
+offline page (offline/texts.py, which sends the feedback once there is a connection) and the desktop app
+(desktop/feedback.py). Under a diagnosis: the question, Yes and No; under a refusal (no answer to be right or wrong
+about): only "What is it?" and Send."""
 
 from __future__ import annotations
 
 from leafdoc.core.i18n import N_
+
+WAS_IT_RIGHT = N_("Was this right?")
+YES = N_("✓ Yes")
+NO = N_("✗ No")
+WHAT_IS_IT = N_("What is it? (if you know)")
+SEND = N_("Send")
 
 THANKS_RIGHT = N_("✓ Thank you: recorded as right.")
 THANKS_WRONG = N_(
