@@ -70,9 +70,8 @@ const conditionOf = (label) => {
   const at = label.indexOf("___");
   return (at < 0 ? label : label.slice(at + 3)).replace(/_/g, " ").replace(/\s+/g, " ").trim().toLowerCase();
 };
-function mismatched(probs, among, seen) {
+function mismatched(share, probs, among, seen) {
   const labels = state.model.labels;
-  const share = among.reduce((s, i) => s + probs[i], 0);
   if (!(share < state.model.crop_mismatch_share)) return false;
   const best = among.reduce((b, i) => (probs[i] > probs[b] ? i : b), among[0]);
   return conditionOf(labels[best]) !== conditionOf(labels[seen]);
@@ -84,9 +83,9 @@ function decide(probs, problems, reading, crop) {
   const all = Array.from(probs.keys());
   const among = crop ? all.filter((i) => cropOf(labels[i]) === crop) : all;
   // the probabilities an answer shows: with a crop of several labels, renormalised over them (cropfirst.within_crop)
+  const mass = among.reduce((s, i) => s + probs[i], 0); // the crop's share of the model's probability
   let shown = probs;
   if (crop && among.length > 1) {
-    const mass = among.reduce((s, i) => s + probs[i], 0);
     shown = all.map((i) => (!among.includes(i) ? 0 : mass > 0 && Number.isFinite(mass) ? probs[i] / mass : 1 / among.length));
   }
   const k = Math.max(3, state.model.urgent_rule.top);
@@ -110,7 +109,7 @@ function decide(probs, problems, reading, crop) {
     if (order[0] === among[0] && probs[among[0]] >= threshold) return { top, abstained: false, reason: null, candidates: [], problems: [], crop };
     return refuse("unsure", { single: true });
   }
-  if (crop && mismatched(probs, among, order[0])) return refuse("unsure", { seen: labels[order[0]] });
+  if (crop && mismatched(mass, probs, among, order[0])) return refuse("unsure", { seen: labels[order[0]] });
   const shownOrder = best(shown, all);
   if (shown[shownOrder[0]] < threshold) {
     const candidates = hesitation(shownOrder, shown).map((i) => labels[i]);
