@@ -18,8 +18,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from leafdoc.core.atomic import atomic_dir, remove_stale_partials_in
 from leafdoc.core.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
 from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
@@ -208,37 +207,31 @@ class Registry:
         return version, row.version
 
     def local_dir(self, version: int) -> Path:
-        """The version's folder under models_dir, rebuilt from the store if this machine lacks it."""
+        """The version's folder under models_dir, rebuilt from the store if this machine lacks it. Built as
+        core.atomic.atomic_dir builds a folder (`.<version>.<random>.<pid>@<host>.partial`, renamed in once whole),
+        so what a worker killed while rebuilding one left is removed by a later rebuild or registration
+        (`remove_stale_partials_in`), and what a live one is writing is kept."""
         final = self.settings.models_dir / str(version)
         row = self.get(version)
-        if all((final / name).is_file() for name in row.files):
+
+        def whole(folder: Path) -> bool:
+            return all((folder / name).is_file() for name in row.files)
+
+        if whole(final):
             return final
         with self._materialise_lock:
-            if all((final / name).is_file() for name in row.files):
+            if whole(final):
                 return final
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{version}.", suffix=".partial"))
-            try:
+            self._remove_leftovers()
+            # Another worker process may finish first (they all start together on a fresh machine). Its folder is
+            # whole (folders only appear by renaming a whole copy) and others may be loading from it: keep it
+            # (keep_existing). Only a leftover with files missing is replaced.
+            with atomic_dir(final, keep_existing=whole) as tmp:
                 for name, sha in row.files.items():
                     data = self.store.get(sha)
                     if hashlib.sha256(data).hexdigest() != sha:
                         raise ModelError(f"model version {version}: {name} in the store does not match its sha256.")
                     (tmp / name).write_bytes(data)
-                # Another worker process may have finished first (they all start together on a fresh
-                # machine). Its folder is whole (folders only appear by renaming a whole copy) and others may be
-                # loading from it: keep it. Only a leftover with files missing is replaced.
-                if all((final / name).is_file() for name in row.files):
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return final
-                if final.exists():
-                    shutil.rmtree(final, ignore_errors=True)
-                try:
-                    os.rename(tmp, final)
-                except OSError:  # another process renamed its whole copy in between; theirs is as good as ours
-                    shutil.rmtree(tmp, ignore_errors=True)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
         return final
 
     # ---- writing -------------------------------------------------------------------------------
@@ -319,7 +312,19 @@ class Registry:
         if move and not final.exists():
             with contextlib.suppress(OSError):  # if it fails, materialised from the store on first use
                 os.rename(folder, final)
+        self._remove_leftovers()
         return version, served
+
+    def _remove_leftovers(self) -> None:
+        """The folders workers killed while rebuilding a version (any version) left in models_dir: a version is
+        rebuilt once per machine, so no later write to it would remove them."""
+        try:
+            gone = remove_stale_partials_in(self.settings.models_dir)
+        except OSError:  # a leftover costs only space; never fail a registration or a rebuild over it
+            log.exception("could not look for half-written folders in %s", self.settings.models_dir)
+            return
+        for path in gone:
+            log.info("removed %s, half-written by a process that no longer runs", path)
 
     def _pointer_lease(self):
         return hold(self.catalog, POINTER_LEASE, ttl=30, wait=60, what="the serving pointer")

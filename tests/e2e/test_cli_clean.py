@@ -172,3 +172,41 @@ def test_training_on_photos_outside_class_folders_says_why_nothing_was_ingested(
     assert "4 files (e.g. " in said and "not inside a class folder" in said, said
     assert "one folder per class" in said and f"leafdoc ingest {flat}" in said, said
     assert "not in the catalog" not in said and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("source", ["folder", "zip with a long name"])
+def test_an_error_wraps_at_80_columns_whole_and_with_its_paths_unbroken(tmp_path, source):
+    """`leafdoc ingest` of a folder (or a zip of one) of train/ and test/ splits is refused with a message and what to
+    do of about 400 characters: each came out as one line, run on past the terminal's edge. Now wrapped at 80
+    columns at spaces only: the words are all there, in order, and a path longer than a line is on a line of its
+    own, whole (Rich's own wrapping cut it mid-name)."""
+    import zipfile
+
+    from tests.conftest import synthetic_image
+
+    from leafdoc.core.errors import DatasetError
+    from leafdoc.data.sources import iter_source
+
+    folder = tmp_path / "photos"
+    for split in ("train", "test"):
+        for cls in ("Tomato___healthy", "Tomato___Late_blight"):
+            synthetic_image(folder / split / cls / "leaf.jpg")
+    path, whole = folder, folder / "train"  # the hint names the folder to pass
+    if source != "folder":
+        path = whole = tmp_path / ("photos-of-the-lab-sorted-by-a-student-into-train-and-test-" * 2 + ".zip")
+        with zipfile.ZipFile(path, "w") as zf:
+            for f in sorted(folder.rglob("*.jpg")):
+                zf.write(f, f.relative_to(folder).as_posix())
+    with pytest.raises(DatasetError) as refused:  # the words the library says
+        list(iter_source(path))
+    r = run("ingest", path, home=tmp_path / "home", columns=80)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    said = lines[next(i for i, line in enumerate(lines) if line.startswith("error:")) :]
+    expected = f"error: {refused.value.message} what to do: {refused.value.hint}"
+    assert " ".join(" ".join(said).split()) == " ".join(expected.split()), r.stderr  # every word, in order
+    assert len(said) >= 5, r.stderr  # wrapped
+    assert any(line.startswith("what to do: ") for line in said), r.stderr
+    too_long = [line for line in said if len(line) > 80 and " " in line.strip()]
+    assert not too_long, too_long  # only a word longer than a line may pass 80 columns, alone on its line
+    assert any(str(whole) in line for line in said), r.stderr  # the path, unbroken

@@ -184,6 +184,23 @@ def test_ingest_a_zip(tmp_path, data, top):
     assert not (tmp_path / "escape.jpg").exists()
 
 
+def test_a_zip_one_level_above_its_class_folders_registers_and_stores_nothing(tmp_path, data):
+    """The folder check, for zips too: a zip of DIR/{train,test}/<classes> became classes "train" and "test"."""
+    catalog, store = data
+    for split in ("train", "test"):
+        two_classes(tmp_path / "plants" / split)
+    zpath = tmp_path / "plants.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted((tmp_path / "plants").rglob("*.*")):
+            zf.write(f, f.relative_to(tmp_path).as_posix())  # plants/train/healthy/h0.jpg: as zipping the folder
+    with pytest.raises(DatasetError) as err:
+        ingest(zpath, catalog, store)
+    assert err.value.message.startswith(f"{zpath}: plants/train/, plants/test/ are dataset splits, not classes")
+    assert "make a zip of the folder plants/train/" in err.value.hint
+    assert n_versions(catalog) == 0 and list_datasets(catalog) == []
+    assert not [p for p in store.root.rglob("*") if p.is_file()], "no photo of the refused zip is in the store"
+
+
 def test_ingest_a_csv(tmp_path, data):
     catalog, store = data
     root = two_classes(tmp_path / "photos")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,7 +17,9 @@ from service_support import model_copy, service_settings
 from sqlalchemy import inspect
 from tests.conftest import fresh_photos
 
+from leafdoc.core import atomic
 from leafdoc.core.errors import ConfigError, Conflict, ModelError, NotFound
+from leafdoc.core.processes import pid_alive
 from leafdoc.data import leases
 from leafdoc.data.catalog import MIGRATIONS, Catalog, make_engine
 from leafdoc.data.store import open_store
@@ -118,6 +122,57 @@ def test_a_version_folder_another_process_finished_first_is_kept_not_replaced(re
     assert theirs and folder.stat().st_ino == theirs[0], "the other worker's folder was replaced"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == whole
     assert not list(folder.parent.glob(".1.*.partial")), "this process's own copy is cleaned up"
+
+
+def test_what_a_killed_worker_half_rebuilt_goes_with_the_next_registry_write_and_a_live_ones_stays(
+    registry, tiny_model, tmp_path
+):
+    """A worker killed while it rebuilt a version from the store (kill -9, the out-of-memory killer) left its
+    `.<version>.XXXXXXXX.partial` copy (the model's files, tens of MB) in models_dir for good: nothing removed it.
+    Now named for its writer as core.atomic's are, it goes with the next rebuild or registration once its writer is
+    gone; one a live worker is still writing stays."""
+    models = registry.settings.models_dir
+    folder = registry.local_dir(1)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        assert not pid_alive(ended.pid) and pid_alive(running.pid)
+        host = atomic._host()
+
+        def leftover(name: str) -> str:
+            (models / name).mkdir()
+            (models / name / "model.onnx").write_bytes(b"\0" * 10_000)
+            return name
+
+        killed = leftover(f".1.abcdefgh.{ended.pid}@{host}.partial")
+        killed_elsewhere = leftover(f".7.ijklmnop.{ended.pid}@{host}.partial")  # a version no rebuild here redoes
+        before = leftover(".1.zz_yy123.partial")  # named as before writers were: removed once a day old
+        day_ago = time.time() - atomic.STALE_SECONDS - 60
+        os.utime(models / before, (day_ago, day_ago))
+        this = leftover(f".1.qrstuvwx.{os.getpid()}@{host}.partial")  # this process, writing it now
+        other = leftover(f".1.a1b2c3d4.{running.pid}@{host}.partial")  # another worker, writing it now
+
+        def partials() -> set[str]:
+            return {p.name for p in models.glob(".*.partial")}
+
+        assert partials() == {killed, killed_elsewhere, before, this, other}
+        shutil.rmtree(folder)
+        assert registry.local_dir(1) == folder  # rebuilt from the store
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
+            name: (tiny_model / name).read_bytes() for name in registry.get(1).files
+        }
+        assert partials() == {this, other}
+        umask = os.umask(0o022)
+        os.umask(umask)
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it (mkdtemp's was 0700)
+
+        killed_again = leftover(f".1.zyxwvuts.{ended.pid}@{host}.partial")
+        registry.register(model_copy(tiny_model, tmp_path / "v2", note="v2"), source="test")  # a registration
+        assert killed_again not in partials() and partials() == {this, other}
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_register_is_all_or_nothing(registry, tiny_model, tmp_path):

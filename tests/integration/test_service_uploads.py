@@ -5,6 +5,7 @@ records survive a restart; retrain=true queues a job."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from service_support import ADMIN, Clients, assert_error, class_zip, leaf_photos, photo_bytes, service_settings, zip_of
@@ -70,6 +71,32 @@ def test_zip_with_a_corrupt_image_and_an_unsafe_path_rejects_those_alone(client,
 
     again = upload(client, files={"file": ("leaves.zip", data, ZIP)}).json()  # the same photos again
     assert again["created_version"] is False and again["added"] == 0 and len(again["duplicates"]) == n_good
+
+
+def test_a_zip_one_level_above_its_class_folders_is_refused_and_registers_nothing(client, leaf_folder):
+    """A zip of a folder of splits (data/{train,test}/<classes>) became two classes, "train" and "test"; a zip of the
+    folder above the dataset's (outer/mydata/<classes>) one class, "mydata". Refused as a folder is, naming the zip
+    as sent and which folder to zip instead."""
+    settings = client.app.state.leafdoc.settings
+    stored = sorted(Path(settings.store_location).rglob("*"))  # the serving model's files, before the uploads
+    photos = leaf_photos(leaf_folder)
+    splits = zip_of(
+        {f"data/{'train' if i % 2 else 'test'}/{p.parent.name}/{p.name}": p.read_bytes() for i, p in enumerate(photos)}
+    )
+    body = assert_error(upload(client, files={"file": ("leaves.zip", splits, ZIP)}), 422, "bad_upload")
+    assert body["message"].startswith("leaves.zip: data/train/, data/test/ are dataset splits, not classes"), body
+    assert ", ".join(sorted({p.parent.name for p in photos})) in body["message"], body  # the classes inside them
+    assert "make a zip of the folder data/train/" in body["hint"] and "upload that zip" in body["hint"], body
+    above = zip_of({f"outer/mydata/{p.parent.name}/{p.name}": p.read_bytes() for p in photos})
+    body = assert_error(upload(client, files={"file": ("outer.zip", above, ZIP)}), 422, "bad_upload")
+    assert "outer.zip: all its photos are in sub-folders of one folder, outer/mydata/" in body["message"], body
+    assert "zip the folder outer/mydata/ itself" in body["hint"], body
+    assert str(settings.home) not in str(body)
+    # nothing half-ingested: no dataset, no upload record, no photo in the store, no spooled file left
+    assert client.get("/v1/datasets").json()["datasets"] == []
+    assert client.get("/v1/uploads", headers=ADMIN).json() == {"uploads": []}
+    assert sorted(Path(settings.store_location).rglob("*")) == stored
+    assert not any((settings.home / "uploads").iterdir())
 
 
 def test_files_with_a_label_and_raw_zip_bodies(client, leaf_folder):

@@ -198,6 +198,53 @@ def test_flat_zip_with_a_label(tmp_path):
     assert labels(entries) == {"a.jpg": "rust", "b.jpg": "rust"}
 
 
+@pytest.mark.parametrize("top", ["", "plants/"])
+def test_a_zip_of_splits_is_refused_naming_the_zip_and_the_folder_to_zip(tmp_path, top):
+    """A zip of DIR/{train,test}/<classes> (or of its contents) became two classes named "train" and "test"."""
+    members = {
+        f"{top}{s}/{c}/{s}-{c}.jpg": jpeg(i)
+        for i, (s, c) in enumerate((s, c) for s in ("train", "test") for c in ("healthy", "rust"))
+    }
+    zpath = make_zip(tmp_path / "splits.zip", members)
+    for relative_names, where in ((False, str(zpath)), (True, "splits.zip")):  # the CLI's words, the service's
+        with pytest.raises(DatasetError) as err:
+            list(iter_zip(zpath, relative_names=relative_names))
+        assert err.value.message.startswith(f"{where}: {top}train/, {top}test/ are dataset splits, not classes"), err
+        assert "(healthy, rust)" in err.value.message and "('train', 'test')" in err.value.message
+        assert f"make a zip of the folder {top}train/" in err.value.hint and f"split ({top}test/)" in err.value.hint
+        assert ("`leafdoc ingest` that zip" in err.value.hint) != relative_names, err.value.hint
+        if relative_names:  # an upload's answer names no server path
+            assert str(tmp_path) not in f"{err.value.message} {err.value.hint}"
+    # what the hint says: a zip of the folder train/ (it has its class folders inside)
+    train = make_zip(
+        tmp_path / "train.zip", {k[len(top) :]: v for k, v in members.items() if k[len(top) :].startswith("train/")}
+    )
+    entries, _ = split(iter_zip(train))
+    assert labels(entries) == {"train-healthy.jpg": "healthy", "train-rust.jpg": "rust"}
+    # a flat zip given one label is that label's, whatever folders it has
+    entries, _ = split(iter_zip(zpath, label="rust"))
+    assert {e.label for e in entries} == {"rust"} and len(entries) == 4
+
+
+def test_a_zip_of_the_folder_above_the_class_folders_is_refused_unless_it_adds_to_that_class(tmp_path):
+    """outer/mydata/<classes> in a zip: the top folder is stripped, and "mydata" became the only class."""
+    zpath = make_zip(
+        tmp_path / "outer.zip", {"outer/mydata/healthy/a.jpg": jpeg(1), "outer/mydata/rust/b.jpg": jpeg(2)}
+    )
+    with pytest.raises(DatasetError) as err:
+        list(iter_source(zpath))
+    assert err.value.message == (
+        f"{zpath}: all its photos are in sub-folders of one folder, outer/mydata/ (healthy, rust), so they would all "
+        "get one label, 'mydata': the classes look one level further down."
+    )
+    assert "zip the folder outer/mydata/ itself, not the one that holds it" in err.value.hint
+    entries, _ = split(iter_source(zpath, known_labels=frozenset({"mydata"})))  # photos of a class, sorted in folders
+    assert {e.label for e in entries} == {"mydata"}
+    mydata = make_zip(tmp_path / "mydata.zip", {"mydata/healthy/a.jpg": jpeg(1), "mydata/rust/b.jpg": jpeg(2)})
+    entries, _ = split(iter_source(mydata))  # the zip the hint asks for
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
+
+
 # --- CSV -----------------------------------------------------------------------------------------
 
 

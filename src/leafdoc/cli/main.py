@@ -1,6 +1,7 @@
 """The `leafdoc` command: thin. Parse, call the library, print (Rich for people, --json for machines).
 
-Errors of the LeafdocError kind are printed as one plain message (no traceback) and exit 1.
+Errors of the LeafdocError kind are printed as one plain message (no traceback), wrapped at the terminal's width, and
+exit 1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from leafdoc.cli.printing import (
     print_experiment,
     print_ingest,
     print_stats,
+    print_wrapped,
     resume_words,
     training_bar,
 )
@@ -614,9 +616,9 @@ def main() -> None:
                 console.print("stopped")
             sys.exit(code)
     except LeafdocError as exc:
-        console.print(f"[bold red]error:[/] {esc(exc.message)}")
+        print_wrapped(console, "error:", exc.message, "bold red")  # at the terminal's width, paths whole
         if exc.hint:
-            console.print(f"[yellow]what to do:[/] {esc(exc.hint)}")
+            print_wrapped(console, "what to do:", exc.hint, "yellow")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

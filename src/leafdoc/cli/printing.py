@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape as esc
 from rich.measure import Measurement
@@ -37,6 +38,32 @@ class ClassName:
                 lines.append("")
             lines[-1] += piece
         yield Text("\n".join(line.rstrip() for line in lines), overflow="fold")  # a piece wider than all: folded
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns, broken at spaces only: a word longer than a line (a long path) is
+    a line of its own, whole, where Rich's wrapping (`soft_wrap=False`) folds it mid-word. Its own lines stay lines."""
+    lines = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            if line and cell_len(line) + 1 + cell_len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return lines
+
+
+def print_wrapped(console: Console, label: str, text: str, style: str) -> None:
+    """`label text` (the label in `style`, the text as it is: no markup) wrapped at the console's width, the terminal's
+    or 80 columns when it is not one (`wrap_words`)."""
+    for i, line in enumerate(wrap_words(f"{label} {text}", console.width)):
+        if i == 0:
+            console.print(Text.assemble((label, style), line[len(label) :]), soft_wrap=True)
+        else:
+            console.print(Text(line), soft_wrap=True)
 
 
 def print_ingest(s: dict, folder: Path | None = None) -> None:

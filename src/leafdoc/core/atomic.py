@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,24 +59,22 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
 
 
-def _partials(final: Path) -> list[tuple[Path, int | None, str | None]]:
-    """The folders atomic_dir half-wrote beside `final`, each with its writer's pid and host (None: not recorded)."""
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}(?:\.(\d+)@([A-Za-z0-9-]+))?\.partial")
+def _partials(parent: Path, name: str | None = None) -> list[tuple[Path, int | None, str | None]]:
+    """The folders atomic_dir half-wrote in `parent` (beside `parent / name`, or beside any destination there when
+    `name` is None), each with its writer's pid and host (None: not recorded)."""
+    named = re.escape(name) if name is not None else r".+?"
+    pattern = re.compile(rf"\.{named}\.[a-z0-9_]{{8}}(?:\.(\d+)@([A-Za-z0-9-]+))?\.partial")
     found = []
-    for entry in final.parent.iterdir() if final.parent.is_dir() else []:
+    for entry in parent.iterdir() if parent.is_dir() else []:
         if (m := pattern.fullmatch(entry.name)) and entry.is_dir() and not entry.is_symlink():
             found.append((entry, int(m[1]) if m[1] else None, m[2]))
     return found
 
 
-def remove_stale_partials(final: Path, now: float | None = None) -> list[Path]:
-    """Delete the half-written folders beside `final` that no live process is writing: those of a process of this
-    host that has ended, and those whose writer cannot be checked (another host's, or named before writers were
-    recorded) untouched for STALE_SECONDS. A folder another run is writing now is kept: two runs may write to one
-    destination at once, and the later to finish replaces the other's. Returns what was deleted."""
-    final, now = Path(final), time.time() if now is None else now
+def _remove_stale(partials: list[tuple[Path, int | None, str | None]], now: float | None) -> list[Path]:
+    now = time.time() if now is None else now
     here, gone = _host(), []
-    for path, pid, host in _partials(final):
+    for path, pid, host in partials:
         if pid is not None and host == here:
             stale = pid != os.getpid() and not pid_alive(pid)
         else:
@@ -89,12 +88,33 @@ def remove_stale_partials(final: Path, now: float | None = None) -> list[Path]:
     return gone
 
 
+def remove_stale_partials(final: Path, now: float | None = None) -> list[Path]:
+    """Delete the half-written folders beside `final` that no live process is writing: those of a process of this
+    host that has ended, and those whose writer cannot be checked (another host's, or named before writers were
+    recorded) untouched for STALE_SECONDS. A folder another run is writing now is kept: two runs may write to one
+    destination at once, and the later to finish replaces the other's. Returns what was deleted."""
+    final = Path(final)
+    return _remove_stale(_partials(final.parent, final.name), now)
+
+
+def remove_stale_partials_in(folder: Path, now: float | None = None) -> list[Path]:
+    """`remove_stale_partials` for every destination in `folder`: for a folder of many destinations that are each
+    written once and then only read (a registry's model versions), where no later write to the same one comes."""
+    return _remove_stale(_partials(Path(folder)), now)
+
+
 @contextmanager
-def atomic_dir(final: Path):
+def atomic_dir(final: Path, keep_existing: Callable[[Path], bool] | None = None):
     """Build a folder under a temp name beside `final`; it appears under its name only if the block succeeds.
 
     An existing `final` is replaced only after the new one is complete. What a killed earlier write to `final`
     left half-written beside it is deleted first (`remove_stale_partials`).
+
+    `keep_existing`: for a folder several processes may build at once from the same source (a model version
+    rebuilt from the store by each worker of a fresh machine), where the first whole one wins and others may
+    already be reading it. An existing `final` that `keep_existing(final)` says is whole is kept and the new
+    folder dropped, as it is when another process renames its folder in first; only one it says is not is
+    replaced.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +123,17 @@ def atomic_dir(final: Path):
     try:
         tmp.chmod(0o777 & ~_UMASK)
         yield tmp
+        if keep_existing is not None:
+            if final.exists() and keep_existing(final):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            if final.exists():  # a leftover with files missing
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.rename(tmp, final)  # never over a folder: fails if another process's whole one came in between
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return
         old = None
         if final.exists():
             old = final.with_name(f".{final.name}.old")

@@ -72,15 +72,25 @@ def _listing(names, most: int = 4, keep_order: bool = False) -> str:
 
 
 def nesting_problem(
-    root: Path, photos: list[tuple[str, ...]], known_labels: frozenset[str] = frozenset(), relative_names: bool = False
+    root: Path,
+    photos: list[tuple[str, ...]],
+    known_labels: frozenset[str] = frozenset(),
+    relative_names: bool = False,
+    *,
+    zip_top: str | None = None,
 ) -> DatasetError | None:
     """Why `root` is a level above its class folders, if it is; `photos`: the path parts (inside `root`) of its
     photos. Labels come from the top-level folders, so a folder one level too deep would silently become the
     classes: DIR/{train,test}/<classes> would be 2 classes named "train" and "test", DIR/mydata/<classes> one class
     named "mydata". Refused, naming the folder and what to pass instead. A class whose photos are sorted into
     sub-folders (DIR/rust/field 2/x.jpg beside DIR/healthy/y.jpg) is still one class; a lone folder of them is too
-    when its name is already a label of the dataset it is added to (`known_labels`)."""
-    where = "the upload" if relative_names else str(root)
+    when its name is already a label of the dataset it is added to (`known_labels`). `zip_top`: `root` is a zip, its
+    photos' parts are inside the top folder `zip_top` (`"mydata/"` for a zip of the folder mydata, `""` for a zip of
+    its contents), and what to do is which folder to zip."""
+    zipped = zip_top is not None
+    # an upload is named as the client sent it (a zip by its file name), never where the server keeps it
+    where = str(root) if not relative_names else root.name if zipped else "the upload"
+    top_in = zip_top or ""  # how a folder is named inside the zip
     inside: dict[str, list[tuple[str, ...]]] = {}
     for parts in photos:
         if len(parts) >= 2:
@@ -93,7 +103,20 @@ def nesting_problem(
         classes = sorted({r[0] for top in splits for r in inside[top] if len(r) >= 2})
         one = splits[0]
         them = "it" if len(splits) == 1 else "them"
-        if relative_names:
+        if zipped:
+            others = _listing((f"{top_in}{s}/" for s in splits if s != one), keep_order=True)
+            send = "upload that zip" if relative_names else "`leafdoc ingest` that zip with --dataset NAME"
+            hint = (
+                f"Zip the class folders themselves: make a zip of the folder {top_in}{one}/ (the class folders are "
+                f"inside it) and {send}"
+                + (
+                    f", then the same for each other split ({others}) to the same dataset (leafdoc makes its own "
+                    "train/validation/test split)."
+                    if others
+                    else "."
+                )
+            )
+        elif relative_names:
             hint = "Upload the class folders themselves: zip the folder that holds them, one split at a time."
         else:
             others = _listing((s for s in splits if s != one), keep_order=True)
@@ -106,7 +129,7 @@ def nesting_problem(
                 "`leafdoc train --dataset NAME`."
             )
         what = "is a dataset split, not a class" if len(splits) == 1 else "are dataset splits, not classes"
-        folders = _listing((f"{s}/" for s in splits), keep_order=True)
+        folders = _listing((f"{top_in}{s}/" for s in splits), keep_order=True)
         names = _listing(map(repr, splits), keep_order=True)
         return DatasetError(
             f"{where}: {folders} {what}: the class folders are inside {them} ({_listing(classes)}). As it is, the "
@@ -117,7 +140,19 @@ def nesting_problem(
         (top, rel), *_ = inside.items()
         if top not in known_labels and all(len(r) >= 2 for r in rel):
             subs = sorted({r[0] for r in rel})
-            if relative_names:
+            if zipped:
+                one_class = (
+                    f"upload the zip with label={top}, or to a dataset that already has a class {top!r}."
+                    if relative_names
+                    else f"ingest the zip into a dataset that already has a class {top!r} (`--dataset NAME`), or "
+                    "list the photos in a CSV with path,label."
+                )
+                hint = (
+                    f"If the folders inside {top_in}{top}/ are the classes, zip the folder {top_in}{top}/ itself, "
+                    f"not the one that holds it. If {top!r} is one class whose photos are sorted into sub-folders, "
+                    + one_class
+                )
+            elif relative_names:
                 hint = f"Upload the class folders themselves: zip the folder {top!r}, not the one that holds it."
             else:
                 hint = (
@@ -126,8 +161,8 @@ def nesting_problem(
                     f"a class {top!r} (`--dataset NAME`), or list the photos in a CSV with path,label."
                 )
             return DatasetError(
-                f"{where}: all its photos are in sub-folders of one folder, {top}/ ({_listing(subs)}), so they would "
-                f"all get one label, {top!r}: the classes look one level further down.",
+                f"{where}: all its photos are in sub-folders of one folder, {top_in}{top}/ ({_listing(subs)}), so they "
+                f"would all get one label, {top!r}: the classes look one level further down.",
                 hint=hint,
             )
     return None
@@ -180,9 +215,14 @@ def _safe_member_parts(member: str) -> tuple[str, ...] | None:
 
 
 def iter_zip(
-    zpath: Path, limits: Limits = Limits(), label: str | None = None, relative_names: bool = False
+    zpath: Path,
+    limits: Limits = Limits(),
+    label: str | None = None,
+    relative_names: bool = False,
+    known_labels: frozenset[str] = frozenset(),
 ) -> Iterator[Entry | Skipped]:
-    """A zip of class folders (optionally inside one top folder), or flat photos with `label`."""
+    """A zip of class folders (optionally inside one top folder), or flat photos with `label`. Without `label`, a
+    zip whose class folders are one level further down is refused before any entry (`nesting_problem`)."""
 
     def shown_as(p: Path) -> str:
         return p.name if relative_names else str(p)
@@ -217,6 +257,13 @@ def iter_zip(
     strip = 0
     if label is None and safe and len({p[0] for p in safe}) == 1 and all(len(p) >= 3 for p in safe):
         strip = 1
+    if label is None and (
+        problem := nesting_problem(
+            zpath, [p[strip:] for p in safe], known_labels, relative_names, zip_top=f"{safe[0][0]}/" if strip else ""
+        )
+    ):
+        zf.close()
+        raise problem
     for info in infos:
         name = f"{zpath.name}:{printable(info.filename)}"
         parts = parts_of[info.filename]
@@ -325,7 +372,7 @@ def iter_source(
 ) -> Iterator[Entry | Skipped]:
     """Dispatch on what PATH is: folder, .zip or .csv. `relative_names`: the source is a file or folder the server
     made of an upload, so names and messages say where things are inside it, never where the server keeps it.
-    `known_labels`: the labels of the dataset a folder is added to (`nesting_problem`)."""
+    `known_labels`: the labels of the dataset a folder or zip is added to (`nesting_problem`)."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder.", hint="Check the path.")
@@ -333,7 +380,7 @@ def iter_source(
         return iter_folder(path, limits, relative_names, known_labels)
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return iter_zip(path, limits, label, relative_names)
+        return iter_zip(path, limits, label, relative_names, known_labels)
     if suffix == ".csv":
         return iter_csv(path, limits)
     raise DatasetError(
