@@ -210,3 +210,25 @@ def test_an_error_wraps_at_80_columns_whole_and_with_its_paths_unbroken(tmp_path
     too_long = [line for line in said if len(line) > 80 and " " in line.strip()]
     assert not too_long, too_long  # only a word longer than a line may pass 80 columns, alone on its line
     assert any(str(whole) in line for line in said), r.stderr  # the path, unbroken
+
+
+def test_a_diagnosis_reads_at_80_columns(tmp_path):
+    """`leafdoc predict`'s advice and a refusal's words ran on as lines of 200-400 characters, which a terminal folds
+    mid-word: at 80 columns each line fits, indented under its photo, and says every word, in order."""
+    from leafdoc.advice import shipped_knowledge
+
+    repo = Path(__file__).resolve().parents[2]
+    starter = repo / "models" / "starter"
+    if not (starter / "model.onnx").is_file():
+        pytest.skip("no starter model committed yet")
+    leaf, flower = repo / "examples" / "tomato_early_blight.jpg", repo / "examples" / "guide" / "not_a_leaf.jpg"
+    r = run("predict", starter, leaf, flower, home=tmp_path, columns=80)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    said = " ".join(r.stdout.split())
+    summary = " ".join(shipped_knowledge().get("Tomato___Early_blight").summary.split())
+    assert f"What to do: {summary}" in said
+    refused = lines.index(next(line for line in lines if line.startswith(f"{flower}: not sure")))
+    assert len(lines) - refused >= 3 and all(line.startswith("  ") for line in lines[refused + 1 :]), lines
+    assert "Not sure this is a leaf photo" in said and "on a plain background." in said

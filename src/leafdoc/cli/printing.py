@@ -56,14 +56,14 @@ def wrap_words(text: str, width: int) -> list[str]:
     return lines
 
 
-def print_wrapped(console: Console, label: str, text: str, style: str) -> None:
-    """`label text` (the label in `style`, the text as it is: no markup) wrapped at the console's width, the terminal's
-    or 80 columns when it is not one (`wrap_words`)."""
-    for i, line in enumerate(wrap_words(f"{label} {text}", console.width)):
+def print_wrapped(console: Console, label: str, text: str, style: str, indent: str = "", text_style: str = "") -> None:
+    """`label text` (the label in `style`, the text in `text_style`, neither read as markup) wrapped at the console's
+    width, the terminal's or 80 columns when it is not one (`wrap_words`), every line after `indent`."""
+    for i, line in enumerate(wrap_words(f"{label} {text}", console.width - cell_len(indent))):
         if i == 0:
-            console.print(Text.assemble((label, style), line[len(label) :]), soft_wrap=True)
+            console.print(Text.assemble(indent, (label, style), (line[len(label) :], text_style)), soft_wrap=True)
         else:
-            console.print(Text(line), soft_wrap=True)
+            console.print(Text.assemble(indent, (line, text_style)), soft_wrap=True)
 
 
 def print_ingest(s: dict, folder: Path | None = None) -> None:
@@ -251,7 +251,9 @@ def print_answers(answers: list[dict]) -> None:
         if a.get("crop_given"):  # the answer chose among this crop's labels only
             out.print(f"[dim]{esc(a['file'])}: among the conditions of {esc(a['crop_given'])} only[/]")
         if a["abstained"]:  # no figures: a grower reads a percentage as an answer (`--json` keeps them)
-            out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/] {esc(a['message'] or '')}")
+            out.print(f"[bold]{esc(a['file'])}[/]: [yellow]not sure ({a['reason']})[/]")
+            if a["message"]:
+                print_wrapped(out, "", a["message"], "", indent="  ")  # under its photo, as the advice
             continue
         out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
         for t in a["top_k"]:
@@ -270,10 +272,11 @@ def print_advice(advice: dict | None) -> None:
     if not advice["available"]:
         out.print(f"  [yellow]{esc(advice['message'])}[/]")
         return
-    out.print(f"  [bold]What to do:[/] {esc(advice['summary'])}")
+    print_wrapped(out, "What to do:", advice["summary"], "bold", indent="  ")
     sources = "; ".join(s["title"] for s in advice["sources"])
-    out.print(f'  [dim]Full advice: leafdoc advice "{esc(advice["label"])}" (or GET {esc(advice["route"])})[/]')
-    out.print(f"  [dim]Sources: {esc(sources)}[/]")
+    full = f'leafdoc advice "{advice["label"]}" (or GET {advice["route"]})'
+    print_wrapped(out, "Full advice:", full, "dim", indent="  ", text_style="dim")
+    print_wrapped(out, "Sources:", sources, "dim", indent="  ", text_style="dim")
 
 
 def print_advice_labels(knowledge) -> None:
