@@ -202,6 +202,7 @@ def test_an_error_wraps_at_80_columns_whole_and_with_its_paths_unbroken(tmp_path
     r = run("ingest", path, home=tmp_path / "home", columns=80)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.splitlines()
+    assert lines[0].startswith("error:"), r.stderr  # refused before any photo was read: no empty progress bar
     said = lines[next(i for i, line in enumerate(lines) if line.startswith("error:")) :]
     expected = f"error: {refused.value.message} what to do: {refused.value.hint}"
     assert " ".join(" ".join(said).split()) == " ".join(expected.split()), r.stderr  # every word, in order

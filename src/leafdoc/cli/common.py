@@ -31,22 +31,30 @@ def emit_json(obj) -> None:
 
 @contextmanager
 def progress_bar(description: str, enabled: bool = True):
-    """A Rich progress bar; yields update(done, total)."""
+    """A Rich progress bar; yields update(done, total). It is drawn from the first update on, so a run refused before
+    any work (a path that is not there, a folder one level too deep) prints its error alone, not an empty bar."""
     if not enabled:
         yield lambda done, total: None
         return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=None)
+    shown: list = []  # [the bar, its task] once drawn
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if not shown:
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+            bar.start()
+            shown.extend([bar, bar.add_task(description, total=None)])
+        shown[0].update(shown[1], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if shown:
+            shown[0].stop()
