@@ -333,6 +333,12 @@ def test_a_refusal_shows_no_heat_map_and_no_yes_or_no_but_asks_what_it_is(browse
         assert page.locator("#feedback-send").is_visible()
         question = page.inner_text("#feedback-question")
         assert ("What is it?" if lang == "en" else "¿Qué es?") in question, question
+        # the menu to name it first, then Send (Send stood in the question's row, above the menu it sends)
+        menu, send = box(page, "#feedback-actual"), box(page, "#feedback-send")
+        below = send["y"] >= menu["y"] + menu["height"] - 1
+        beside = send["x"] >= menu["x"] + menu["width"] - 1 and abs(send["y"] - menu["y"]) < menu["height"]
+        assert below or beside, f"Send {send} comes before the menu {menu}"
+        on_screen_across(send, "Send")
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"refusal-{lang}.png"), full_page=False)
         page.click("#feedback-send")  # nothing picked: nothing sent, it says what to do
