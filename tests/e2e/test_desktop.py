@@ -890,7 +890,13 @@ def test_the_photo_guide_shows_the_example_photos_and_what_leafdoc_answers(qtbot
         assert card.entry.caption in card.caption.text()
         assert card.height() >= card.sizeHint().height()  # no caption squeezed under the next row
     shown = " ".join(label.text() for label in dialog.findChildren(type(dialog.cards[0].caption)))
-    assert "(unsure)" in shown and "sheet of paper" in shown and "Mitchell Haindfield" in shown
+    assert (
+        "not sure" in shown
+        and "(unsure)" not in shown
+        and "not_a_leaf" not in shown
+        and "sheet of paper" in shown
+        and "Mitchell Haindfield" in shown
+    )
 
     window.diagnose.drop_zone.guide.click()  # a second click shows the same window, not another
     assert window.diagnose.guide_dialog is dialog

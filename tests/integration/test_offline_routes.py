@@ -57,6 +57,33 @@ def test_the_page_and_its_files_carry_their_own_policy(client):
         assert client.get(f"/app/{name}").status_code == 404, name
 
 
+INJECTED = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+@pytest.mark.parametrize("path", ["/app/nope", "/app/nope/deeper/still", "/app/" + INJECTED, "/app/a/" + INJECTED])
+def test_an_unknown_address_under_app_is_a_small_page_back_to_it_never_echoing_the_address(client, path):
+    """An unknown /app address answered a bare "not found" in plain text (one level deep) or the API's JSON (deeper);
+    now a page in the page's style that links back to /app/, and repeats nothing of the address."""
+    r = client.get(path)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), r.headers
+    assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY  # the page's own policy: no script runs
+    page = r.text
+    assert "<h2>Page not found</h2>" in page and '<a id="back" href="/app/">Open the leafdoc page</a>' in page
+    assert 'href="/app/app.css"' in page  # the page's style, from any depth
+    assert "<script" not in page and "onerror" not in page and "alert" not in page and "nope" not in page
+    # in the browser's language
+    spanish = client.get(path, headers={"Accept-Language": "es-ES,es;q=0.9"}).text
+    assert '<html lang="es">' in spanish and "Page not found" not in spanish and 'href="/app/"' in spanish
+
+
+def test_the_apis_unknown_routes_stay_json_with_a_hint(client):
+    for path in ("/v1/unknown", "/v1/" + INJECTED):
+        r = client.get(path)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", r.headers
+        body = r.json()
+        assert body["error"] == "not_found" and body["hint"] == "See /docs for the routes.", body
+
+
 def read_checks(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     """checks.bin as static/checks.js reads it: the card's numbers and the arrays."""
     assert data[:4] == b"LDCK"

@@ -241,7 +241,6 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                     question = gr.Markdown(t("was_this_right"), elem_id="feedback-question")
                     up = gr.Button(t("yes"), size="sm", elem_id="feedback-up")
                     down = gr.Button(t("no"), size="sm", elem_id="feedback-down")
-                    send = gr.Button(t("send"), size="sm", visible=False, elem_id="feedback-send")
                 actual = gr.Dropdown(
                     label=t("actually"),
                     choices=[],
@@ -249,6 +248,8 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                     interactive=True,
                     elem_id="feedback-actual",
                 )
+                # under a refusal: after the menu, as one reads it (pick what it is, then Send)
+                send = gr.Button(t("send"), size="sm", visible=False, elem_id="feedback-send")
                 said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
                 label=t("heat_map"),

@@ -43,6 +43,13 @@ CSS = """
 .block.verdict-unsure, .block.verdict-error { background: #fdf1f1; border-color: #c94a4a !important; }
 .block.verdict-empty { background: #f5f7f5; border-color: #d8ddd8 !important; color: #555; }
 #top-k .confidence { display: none; }  /* Gradio's rounded figure (0.999: "100%"); ours is in the label */
+/* each bar's label on its own row over the bar, in the page's font, the whole row wide: Gradio's monospace label
+   beside a dashed leader wrapped "Tomato — Tomato yellow leaf / curl virus · >99%" in half the row on a phone; a
+   name too long for one line splits into two even lines, its share kept with its last words */
+#top-k .line { display: none !important; }
+#top-k .label { display: block !important; }
+#top-k .text { font-family: var(--font); line-height: 1.3; text-wrap: balance; overflow-wrap: anywhere; }
+#top-k .confidence-set { margin-bottom: 0.7em; }
 .block.status-error { background: #fdf1f1; border: 2px solid #c94a4a !important; border-radius: 8px;
                       padding: 0.3em 0.9em !important; }
 .block.status-ok { background: #eef8ee; border: 2px solid #4f9d4f !important; border-radius: 8px;

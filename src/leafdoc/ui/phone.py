@@ -36,16 +36,42 @@ CSS = """
   .block.verdict { min-height: 0 !important; }
   .verdict h3 { font-size: 1.35em !important; }
   #heat-map { max-height: 340px; }
+  #top-k .text { font-size: 0.92em; }
 }
 """.replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
 
 # In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
-# the answer's top edge goes to the top of the screen. A head script rather than an event's `js`, which Gradio runs
-# through `new Function` and a Content-Security-Policy without 'unsafe-eval' blocks.
+# the answer's top edge goes to the top of the screen, and is kept there while the answer finishes drawing (PIN_MS),
+# unless the grower scrolls first. A head script rather than an event's `js`, which Gradio runs through `new Function`
+# and a Content-Security-Policy without 'unsafe-eval' blocks.
+#
+# Why pinned, and why without scroll anchoring: on a phone the examples, tips and notes come after the answer on the
+# screen but before it in the page's order (#photo-side's children, `order: 3`). Under a short answer (a refusal: no
+# bars, no heat map) they are on the screen, so Chromium's scroll anchoring took one of them as its anchor; when the
+# answer's box then grew with its message, the browser scrolled on by as much to keep that anchor still, and the
+# refusal's top ended 130-160 px above the screen. Scroll anchoring is off while the answer is pinned, and each change
+# of the answer's size (or the page's) puts its top back at the top of the screen.
+PIN_MS = 3000
+
 HEAD = """<script>
 document.addEventListener("leafdoc:answer", () => {
   if (window.innerWidth >= {PHONE_WIDTH}) return;
   const box = document.getElementById("verdict");
-  if (box && !box.classList.contains("verdict-empty")) box.scrollIntoView({block: "start", behavior: "instant"});
+  if (!box || box.classList.contains("verdict-empty")) return;
+  const scrollers = [document.documentElement, document.body];
+  const pin = () => box.scrollIntoView({block: "start", behavior: "instant"});
+  for (const s of scrollers) s.style.overflowAnchor = "none";
+  pin();
+  const watch = new ResizeObserver(pin);
+  watch.observe(box);
+  watch.observe(document.body);
+  const moves = ["touchstart", "wheel", "keydown"];
+  const done = () => {
+    watch.disconnect();
+    for (const s of scrollers) s.style.overflowAnchor = "";
+    for (const m of moves) window.removeEventListener(m, done);
+  };
+  for (const m of moves) window.addEventListener(m, done, {passive: true});
+  setTimeout(done, {PIN_MS});
 });
-</script>""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+</script>""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH)).replace("{PIN_MS}", str(PIN_MS))

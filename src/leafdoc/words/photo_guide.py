@@ -134,7 +134,7 @@ def answer_notes(answer: dict, lang: str = "en") -> list[str]:
 
 @dataclass(frozen=True)
 class GuideEntry:
-    caption: str  # short, under the picture: "✓ diagnosed" / "✗ field photo: not sure (unlike_training)"
+    caption: str  # short, under the picture: "✓ diagnosed" / "✗ field photo: not sure"
     photo: str  # what the photo shows
     answer: str  # what leafdoc answers for it, in words
     reason: str | None  # the reason code leafdoc answers with; None for a diagnosis
@@ -162,20 +162,20 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption=N_("✗ field photo: answered only when sure; here not sure (unsure)"),
+        caption=N_("✗ field photo: answered only when sure; here not sure"),
         photo=N_("Corn leaves on the plant, with other leaves and stems around them."),
         answer=N_(
             "Not sure: it could be northern leaf blight or common rust (it is common rust), with how to tell them "
             "apart. leafdoc's starter model learnt corn, tomato and potato from photos taken on the plant too, and "
-            "answers those only when it is very sure. A field photo of any other crop gets 'not sure' "
-            "(unlike_training): pick one leaf, lay it on paper, photograph it from above."
+            "answers those only when it is very sure. A field photo of any other crop gets 'not sure': "
+            "pick one leaf, lay it on paper, photograph it from above."
         ),
         reason="unsure",
         file="field_photo.jpg",
         credit=N_("the field photo: PlantDoc, Singh et al. 2020 (CC BY 4.0)"),
     ),
     GuideEntry(
-        caption=N_("✗ field photo of another crop: not sure (unlike_training)"),
+        caption=N_("✗ field photo of another crop: not sure"),
         photo=N_("A leaf on the plant, of a crop the model knows only from lab photos (listed under the photo)."),
         answer=N_(
             "Not sure: leafdoc knows that crop only from one leaf on a plain background, so any diagnosis would be a "
@@ -184,7 +184,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
         reason="unlike_training",
     ),
     GuideEntry(
-        caption=N_("✗ blurred: not a usable photo (poor_photo)"),
+        caption=N_("✗ blurred: not a usable photo"),
         photo=N_("The same leaf, out of focus (blurred here on purpose)."),
         answer=N_(
             "Not a usable photo: blurred; hold the camera still and focus on the leaf. Too dark, too bright or "
@@ -195,7 +195,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=PLANTVILLAGE,
     ),
     GuideEntry(
-        caption=N_("✗ not a leaf: not sure (not_a_leaf)"),
+        caption=N_("✗ not a leaf: not sure"),
         photo=N_("A daisy: not a leaf."),
         answer=N_("Not sure this is a leaf photo like the ones the model knows: no diagnosis."),
         reason="not_a_leaf",
@@ -203,7 +203,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
         credit=N_("the daisy: Mitchell Haindfield (CC BY 2.0)"),
     ),
     GuideEntry(
-        caption=N_("? a plant or disease it does not know: not sure (unsure), or a wrong answer"),
+        caption=N_("? a plant or disease it does not know: not sure, or a wrong answer"),
         photo=N_("A leaf of a plant, or with a disease, that the model was not trained on."),
         answer=N_(
             "It may hesitate between diseases it knows (not sure, naming the two or three), or name one of them "
@@ -212,7 +212,7 @@ ENTRIES: tuple[GuideEntry, ...] = (
         reason="unsure",
     ),
     GuideEntry(
-        caption=N_("✗ a leaf a lab's own model was not taught: not sure (unknown_leaf)"),
+        caption=N_("✗ a leaf a lab's own model was not taught: not sure"),
         photo=N_(
             "A leaf of another crop, or with another disease or pest, shown to a lab's own model of a few conditions "
             "(trained with leafdoc on the lab's photos)."
