@@ -246,7 +246,7 @@ def print_answers(answers: list[dict]) -> None:
 
     for a in answers:
         if "error" in a:
-            out.print(f"[bold]{esc(a['file'])}[/]: [red]{esc(a['error'])}[/]")
+            print_wrapped(out, f"{a['file']}:", a["error"], "bold", text_style="red")
             continue
         if a.get("crop_given"):  # the answer chose among this crop's labels only
             out.print(f"[dim]{esc(a['file'])}: among the conditions of {esc(a['crop_given'])} only[/]")
