@@ -257,6 +257,9 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 format="png",
                 interactive=False,
                 height=320,
+                # no "share" (to Hugging Face Spaces Discussions: a grower's photo to a third party), and room for the
+                # title beside the two left at 360 px
+                buttons=["download", "fullscreen"],
                 elem_id="heat-map",
             )
             heat_note = gr.Markdown(t("heat_map_note"), elem_id="heat-map-note", elem_classes=["small-note"])
