@@ -217,3 +217,17 @@ def test_a_body_refused_while_it_is_read_is_answered_and_others_are_not_read(ali
     assert answered[0]["status"] == 400 and b"too big" in answered[1]["body"]
     assert not carries_json({**scope, "headers": [(b"content-type", b"multipart/form-data; boundary=x")]})
     assert not carries_json({**scope, "method": "GET"})
+
+
+def test_no_picture_on_the_page_offers_to_share_it(tmp_path):
+    """Gradio gives every image a "share" button (to Hugging Face Spaces Discussions) unless told: a grower's photo,
+    its heat map, a kept photo under review and a business's figures were one click from a third party."""
+    import gradio as gr
+
+    from leafdoc.core.settings import Settings
+    from leafdoc.ui.page import build_page
+
+    page = build_page(Settings(home=tmp_path), tmp_path / "ui")
+    images = {c.elem_id: c.buttons for c in page.blocks.values() if isinstance(c, gr.Image)}
+    assert {"leaf-photo", "heat-map", "review-photo", "monitor-activity"} <= set(images), images
+    assert not [name for name, buttons in images.items() if "share" in (buttons or [])], images

@@ -212,6 +212,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 image_mode=None,  # keep the file as sent: the server decodes it (EXIF, modes) like in training
                 label=t("leaf_photo"),
                 height=380,
+                buttons=["download", "fullscreen"],  # never "share": a grower's photo to Hugging Face
                 elem_id="leaf-photo",
             )
             crop = gr.Dropdown(

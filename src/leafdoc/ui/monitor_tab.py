@@ -31,7 +31,13 @@ def monitor_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
     summary = gr.Markdown(elem_id="monitor-summary")
     pictures = [
         gr.Image(
-            show_label=False, type="pil", format="png", interactive=False, visible=False, elem_id=f"monitor-{kind}"
+            show_label=False,
+            type="pil",
+            format="png",
+            interactive=False,
+            visible=False,
+            buttons=["download", "fullscreen"],  # a business's figures: no "share" to Hugging Face
+            elem_id=f"monitor-{kind}",
         )
         for kind in ("activity", "scores", "labels")
     ]

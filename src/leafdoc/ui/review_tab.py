@@ -41,7 +41,15 @@ def review_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
     )
     items = gr.State([])
     with gr.Row(equal_height=False):
-        photo = gr.Image(label="Photo", type="pil", interactive=False, height=260, scale=1, elem_id="review-photo")
+        photo = gr.Image(  # a grower's kept photo: never a "share" button (to Hugging Face Spaces Discussions)
+            label="Photo",
+            type="pil",
+            interactive=False,
+            height=260,
+            scale=1,
+            buttons=["download", "fullscreen"],
+            elem_id="review-photo",
+        )
         with gr.Column(scale=2):
             chosen = gr.Dropdown(label="Answer to review", choices=[], interactive=True, elem_id="review-chosen")
             label = gr.Dropdown(
