@@ -943,7 +943,8 @@ def test_under_a_refusal_only_what_it_is_can_be_said(qtbot):
     """A refusal is no answer to be right or wrong about: its card had ✓ Yes and ✗ No, and a "Yes" was stored as
     correct. Now, as on the web page: "What is it? (if you know)", the labels and Send, which sends the label
     picked and nothing before; under a photo refused as unusable, nothing is asked (take another)."""
-    from leafdoc.desktop.feedback import WHAT_IS_IT, FeedbackBar, wanted
+    from leafdoc.desktop.feedback import WHAT_IS_IT, FeedbackBar
+    from leafdoc.words.feedback import asks_feedback
 
     sent = []
     labels = ["Tomato___Late_blight", "Potato___Late_blight", "Tomato___healthy"]
@@ -967,4 +968,5 @@ def test_under_a_refusal_only_what_it_is_can_be_said(qtbot):
     asked.show()
     assert "Was this right?" in asked.question.text() and asked.yes.isVisible() and asked.no.isVisible()
     assert not asked.send_button.isVisible() and asked.actual.findData("Tomato___healthy") == -1
-    assert wanted(answer) and wanted(refusal) and not wanted({"abstained": True, "reason": "poor_photo"})
+    assert asks_feedback(answer) and asks_feedback(refusal)
+    assert not asks_feedback({"abstained": True, "reason": "poor_photo"})

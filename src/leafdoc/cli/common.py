@@ -36,10 +36,12 @@ def progress_bar(description: str, enabled: bool = True):
     if not enabled:
         yield lambda done, total: None
         return
-    shown: list = []  # [the bar, its task] once drawn
+    bar: Progress | None = None  # drawn at the first update
+    task = None
 
     def update(done: int, total: int) -> None:
-        if not shown:
+        nonlocal bar, task
+        if bar is None:
             bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -50,11 +52,11 @@ def progress_bar(description: str, enabled: bool = True):
                 transient=False,
             )
             bar.start()
-            shown.extend([bar, bar.add_task(description, total=None)])
-        shown[0].update(shown[1], completed=done, total=total)
+            task = bar.add_task(description, total=None)
+        bar.update(task, completed=done, total=total)
 
     try:
         yield update
     finally:
-        if shown:
-            shown[0].stop()
+        if bar is not None:
+            bar.stop()

@@ -42,12 +42,13 @@ from leafdoc.core.i18n import LANGUAGES, N_, gettext
 from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
-from leafdoc.desktop.feedback import FeedbackBar, wanted
+from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, read_only_table
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
+from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
 from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
@@ -582,7 +583,7 @@ class DiagnoseTab(Tab):
 
     def _answered(self, card: ResultCard, answer: dict) -> None:
         card.show_answer(answer)
-        if answer.get("prediction_id") and self.session.client is not None and wanted(answer):
+        if answer.get("prediction_id") and self.session.client is not None and asks_feedback(answer):
             labels, send = answer.get("model_labels", []), self._feedback_sender(answer)
             card.add_feedback(FeedbackBar(answer, labels, send, card.lang))
         top = answer.get("top_k") or []

@@ -1,7 +1,8 @@
 """ "Was this right?" under each diagnosis card: Yes, No, and "It is actually…" (one of the model's labels),
 sent to POST /v1/predictions/{id}/feedback from a worker thread, as the web page does. Under a refusal there is no
 answer to be right or wrong about (a "Yes" there was stored as correct): only "What is it? (if you know)", the
-labels and Send, which sends once one is picked; under a photo refused as unusable, no bar (`wanted`)."""
+labels and Send, which sends once one is picked; under a photo refused as unusable, no bar
+(words.feedback.asks_feedback)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,6 @@ NOT_SENT = N_("Feedback not sent: {error}")
 
 # send(correct, label, on_done, on_error): runs the request off the UI thread
 Send = Callable[[bool, str | None, Callable[[object], None], Callable[[BaseException], None]], None]
-
-
-def wanted(answer: dict) -> bool:
-    """Whether a card asks anything: not under a photo refused as unusable (take another)."""
-    return not (answer.get("abstained") and answer.get("reason") == "poor_photo")
 
 
 class FeedbackBar(QWidget):

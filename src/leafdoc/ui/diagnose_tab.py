@@ -16,6 +16,7 @@ from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, PageFiles, api_client, p
 from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
+from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
@@ -41,7 +42,7 @@ def feedback_updates(answer: dict | None, lang: str) -> tuple:
     or wrong: a "yes" was stored as correct), only "What is it? (if you know)" and Send; under a photo refused as
     unusable nothing (take another). In the order of the outputs: the box, the question, Yes, No, Send, the dropdown's
     label."""
-    if not answer or (answer.get("abstained") and answer.get("reason") == "poor_photo"):
+    if not answer or not asks_feedback(answer):
         return (gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update(visible=False))
     refused = bool(answer.get("abstained"))
     return (
@@ -130,7 +131,7 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
         if answer.get("abstained"):
             # A refusal is no answer to be right or wrong about: only what the leaf is says something. The page shows
             # no Yes or No under one, nor anything under a poor photo; a click left from before sends nothing.
-            if answer.get("reason") == "poor_photo" or correct:
+            if not asks_feedback(answer) or correct:
                 return ""
             if not label:
                 return gettext(lang, PICK_FIRST)

@@ -13,6 +13,12 @@ NO = N_("✗ No")
 WHAT_IS_IT = N_("What is it? (if you know)")
 SEND = N_("Send")
 
+
+def asks_feedback(answer: dict) -> bool:
+    """Whether an answer asks anything of the grower: not under a photo refused as unusable (take another)."""
+    return not (answer.get("abstained") and answer.get("reason") == "poor_photo")
+
+
 THANKS_RIGHT = N_("✓ Thank you: recorded as right.")
 THANKS_WRONG = N_(
     "✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
