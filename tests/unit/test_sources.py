@@ -245,6 +245,21 @@ def test_a_zip_of_the_folder_above_the_class_folders_is_refused_unless_it_adds_t
     assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
 
 
+def test_a_zip_of_one_class_folder_sorted_into_sub_folders_adds_to_that_class(tmp_path):
+    """rust.zip holding rust/field 1/... and rust/field 2/..., added to a dataset that has a class 'rust', once made
+    two new classes named after the fields."""
+    zpath = make_zip(tmp_path / "rust.zip", {"rust/field 1/a.jpg": jpeg(1), "rust/field 2/b.jpg": jpeg(2)})
+    entries, _ = split(iter_source(zpath, known_labels=frozenset({"healthy", "rust"})))
+    assert labels(entries) == {"a.jpg": "rust", "b.jpg": "rust"}
+    # a zipped dataset folder whose classes the dataset already has still gives those classes
+    mydata = make_zip(tmp_path / "rust2.zip", {"rust/healthy/a.jpg": jpeg(1), "rust/rust/b.jpg": jpeg(2)})
+    entries, _ = split(iter_source(mydata, known_labels=frozenset({"healthy", "rust"})))
+    assert labels(entries) == {"a.jpg": "healthy", "b.jpg": "rust"}
+    # and to a new dataset the folders inside the zip's one top folder are the classes, as before
+    entries, _ = split(iter_source(zpath))
+    assert labels(entries) == {"a.jpg": "field 1", "b.jpg": "field 2"}
+
+
 # --- CSV -----------------------------------------------------------------------------------------
 
 

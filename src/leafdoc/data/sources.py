@@ -256,7 +256,10 @@ def iter_zip(
     safe = [p for p in parts_of.values() if p and not _is_hidden(p) and is_image_name(p[-1])]
     strip = 0
     if label is None and safe and len({p[0] for p in safe}) == 1 and all(len(p) >= 3 for p in safe):
-        strip = 1
+        # rust/<field 1, field 2>/... added to a dataset with a class 'rust' (and none named like its sub-folders)
+        # is that class's photos sorted into folders, as a folder of them is; otherwise a zipped dataset folder
+        adds_to_a_class = safe[0][0] in known_labels and not known_labels & {p[1] for p in safe}
+        strip = 0 if adds_to_a_class else 1
     if label is None and (
         problem := nesting_problem(
             zpath, [p[strip:] for p in safe], known_labels, relative_names, zip_top=f"{safe[0][0]}/" if strip else ""
