@@ -227,6 +227,7 @@ def test_a_diagnosis_reads_at_80_columns(tmp_path):
     notes.write_text("not a photo")
     r = run("predict", starter, leaf, flower, notes, home=tmp_path, columns=80)
     assert "Traceback" not in r.stderr, r.stderr  # one photo could not be read; the others are answered
+    assert r.returncode == 1  # and the exit code says one went unanswered ("not sure" is an answer)
     lines = r.stdout.splitlines()
     too_long = [line for line in lines if len(line) > 80 and " " in line.strip()]
     assert not too_long, too_long  # only a path longer than a line may pass 80 columns, alone on its line
