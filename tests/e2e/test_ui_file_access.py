@@ -348,3 +348,23 @@ def test_a_zip_uploaded_on_the_retrain_tab_is_added(ui, config, live_server, tmp
     )
     assert "Upload done" in output[0]["value"], output[0]
     assert "file-access-upload" in output[1] and "2 new photo(s) added" in output[1]
+
+
+def test_an_unknown_address_under_ui_is_a_page_back_to_it_in_a_browser_and_json_to_the_pages_calls(ui):
+    """A browser opening /ui/<mistyped> got Gradio's `{"detail": "Not Found"}`; now the page /app gives for its own
+    unknown addresses, with a link back to /ui/, never repeating the address. The page's own calls keep the JSON."""
+    injected = "nope<script>alert(1)</script>/deeper"
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("nope", quote(injected)):
+        r = httpx.get(f"{ui}/{path}", headers=browser, timeout=TIMEOUT)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), r.headers
+        page = r.text
+        assert "<h2>Page not found</h2>" in page and '<a id="back" href="/ui/">Open the leafdoc page</a>' in page
+        assert "nope" not in page and "<script" not in page and "alert" not in page
+        assert r.headers["x-content-type-options"] == "nosniff"  # the page's headers are kept
+    spanish = httpx.get(f"{ui}/nope", headers={**browser, "accept-language": "es"}, timeout=TIMEOUT)
+    assert '<html lang="es">' in spanish.text and "Page not found" not in spanish.text, spanish.text
+    for asked in ({"accept": "application/json"}, {"accept": "*/*"}):
+        r = httpx.get(f"{ui}/gradio_api/nope", headers=asked, timeout=TIMEOUT)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", r.headers
+    assert httpx.get(f"{ui}/", headers=browser, timeout=TIMEOUT).status_code == 200  # the page itself still opens

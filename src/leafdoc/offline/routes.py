@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import html
 import json
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from leafdoc.core.i18n import N_, gettext, negotiate
 from leafdoc.imaging import upload_size
 from leafdoc.inference import explain
 from leafdoc.inference.abstain import min_confidence
@@ -22,6 +20,7 @@ from leafdoc.inference.cropfirst import CROP_MISMATCH_SHARE
 from leafdoc.offline import checks
 from leafdoc.offline.texts import URGENT_RULE, all_texts
 from leafdoc.words import history
+from leafdoc.words.not_found import not_found_html
 
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
@@ -282,39 +281,9 @@ def build() -> str:
     return digest.hexdigest()[:16]
 
 
-NOT_FOUND_TITLE = N_("Page not found")
-NOT_FOUND_SAID = N_("There is no page at this address.")
-NOT_FOUND_LINK = N_("Open the leafdoc page")
-# A page, in the page's style and the browser's language, for an address under /app that is none of its files (a
-# mistyped link, an old bookmark). It never repeats the address: a link could carry markup in it.
-NOT_FOUND_PAGE = """<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} — leafdoc</title>
-<link rel="stylesheet" href="{app}/app.css">
-</head>
-<body>
-<header><div class="top"><h1>leafdoc</h1></div></header>
-<main>
-<h2>{title}</h2>
-<p>{said}</p>
-<p><a id="back" href="{app}/">{link}</a></p>
-</main>
-</body>
-</html>
-"""
-
-
 def not_found_page(request: Request) -> Response:
-    """The 404 of an unknown address under /app: a small page with a link back to the page, in the browser's
-    language; no part of the requested address is in it."""
-    lang = negotiate(None, request.headers.get("accept-language"))
-    said = {"title": NOT_FOUND_TITLE, "said": NOT_FOUND_SAID, "link": NOT_FOUND_LINK}
-    words = {key: html.escape(gettext(lang, text)) for key, text in said.items()}
-    app = html.escape(request.scope.get("root_path", "") + APP_PATH, quote=True)
-    body = NOT_FOUND_PAGE.format(lang=lang, app=app, **words)
+    """The 404 of an unknown address under /app: a small page with a link back to the page (words/not_found.py)."""
+    body, _ = not_found_html(request.headers.get("accept-language"), request.scope.get("root_path", ""), APP_PATH)
     response = _with_headers(Response(body, status_code=404, media_type="text/html; charset=utf-8"))
     response.headers["Vary"] = "Accept-Language"
     return response

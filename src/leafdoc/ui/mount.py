@@ -40,6 +40,7 @@ from leafdoc.ui.guard import HOST_REFUSED, PageUploads, refused_host, with_heade
 from leafdoc.ui.language import early_script
 from leafdoc.ui.proxy import PageProxy, plain_answer
 from leafdoc.ui.where import named_folders, page_folder, use_page_folder
+from leafdoc.words.not_found import not_found_html
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class LazyPage:
         if file_route:  # the file an alias names (ui/aliases.py); a file's bytes are passed as they are
             scope, send = map_file_url(scope, self.aliases), _quiet_file_errors(send)
         elif scope.get("method") != "HEAD":  # no server folder named in the answer; the page in the language asked
-            send = early_script(hide_paths_in_answers(send, self.aliases))
+            send = early_script(hide_paths_in_answers(_page_when_not_found(send, scope, self.path), self.aliases))
         if path.endswith(UPLOAD_ROUTE) and scope.get("method") == "POST":
             return await self.uploads(self._app, scope, receive, send)
         if not file_route and carries_json(scope):  # an event's files named by their aliases
@@ -190,6 +191,37 @@ def _quiet_file_errors(send):
             if not message.get("more_body", False):
                 await send({"type": "http.response.body", "body": FILE_REFUSED})
         else:
+            await send(message)
+
+    return wrapped
+
+
+def _page_when_not_found(send, scope, page: str):
+    """Gradio answers an address under /ui that is none of its routes with JSON ({"detail": "Not Found"}); a browser
+    opening one (a GET that accepts HTML: a mistyped link, an old bookmark) gets a page with a link back to the page
+    instead, as under /app (words/not_found.py). The page's own calls ask for JSON and keep Gradio's answer."""
+    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    if scope.get("method") != "GET" or b"text/html" not in headers.get(b"accept", b""):
+        return send
+    replaced = False
+
+    async def wrapped(message) -> None:
+        nonlocal replaced
+        if message["type"] == "http.response.start" and message["status"] == 404:
+            replaced = True
+            root = scope.get("root_path", "")  # where the page is mounted: /ui, or /ui under a proxy's prefix
+            prefix = root[: -len(page)] if root.endswith(page) else ""
+            html, _ = not_found_html(headers.get(b"accept-language", b"").decode("latin-1"), prefix, page)
+            body = html.encode()
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _BODY_HEADERS]
+            kept += [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"vary", b"Accept-Language"),
+            ]
+            await send({**message, "headers": kept})
+            await send({"type": "http.response.body", "body": body})
+        elif not replaced:
             await send(message)
 
     return wrapped
