@@ -142,7 +142,7 @@ def epoch_figures(e: dict) -> str:
 
 
 def print_evaluation(r: dict) -> None:
-    from leafdoc.evaluate.report import images_evaluated
+    from leafdoc.evaluate.report import answered_accuracy_text, class_figures, coverage_text, images_evaluated
     from leafdoc.evaluate.significance import accuracy_interval_text
 
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
@@ -154,9 +154,8 @@ def print_evaluation(r: dict) -> None:
     sel = r.get("selective")
     if sel:
         reasons = ", ".join(f"{k} {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
-        table.add_row("answered (coverage)", f"{sel['coverage']:.2%} ({sel['abstained']} abstained: {reasons})")
-        if sel["accuracy_answered"] is not None:
-            table.add_row("accuracy on answered", f"{sel['accuracy_answered']:.2%}")
+        table.add_row("answered (coverage)", f"{coverage_text(sel)}; {sel['abstained']} abstained: {reasons}")
+        table.add_row("accuracy on answered", answered_accuracy_text(sel))
         at = sel["accuracy_at"]
         table.add_row("accuracy at 50/80/100% coverage", " / ".join(f"{at[k]:.2%}" for k in ("50%", "80%", "100%")))
         table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
@@ -167,9 +166,7 @@ def print_evaluation(r: dict) -> None:
     out.print(table)
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
     for label in r["classes"]:
-        c = r["per_class"][label]
-        figures = (f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
-        per.add_row(ClassName(label), *figures)
+        per.add_row(ClassName(label), *class_figures(r, label), str(r["per_class"][label]["support"]))
     out.print(per)
     if r["most_confused"]:
         conf = Table("true", "predicted as", "count", title="Most confused")

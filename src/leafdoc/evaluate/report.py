@@ -21,9 +21,10 @@ from PIL import Image
 from leafdoc.core.atomic import atomic_dir, check_replaceable
 from leafdoc.core.errors import LeafdocError
 from leafdoc.evaluate.metrics import calibration_error_of_bins
-from leafdoc.evaluate.significance import accuracy_interval_text
+from leafdoc.evaluate.significance import accuracy_interval, accuracy_interval_text
 from leafdoc.imaging.figure_png import figure_png
 from leafdoc.imaging.photos import decode, read_source
+from leafdoc.words.percent import precise_percent
 
 GALLERY_LIMIT = 48
 THUMB_PX = 160
@@ -131,18 +132,31 @@ def plot_risk_coverage(sel: dict) -> Figure:
     return fig
 
 
+def coverage_text(sel: dict) -> str:
+    """ "50.7% (38 of 75)": the share of photos answered, with the counts it is a share of."""
+    n = sel["answered"] + sel["abstained"]
+    return f"{_pct(sel['coverage'])} ({sel['answered']} of {n})"
+
+
+def answered_accuracy_text(sel: dict) -> str:
+    """ "89.5% (95% CI 75.9%–95.8%; 34 of 38 answered)": right among the answered photos, with its interval and
+    counts. A grower reads this figure as how often an answer is right, and it is often measured on few photos."""
+    acc, answered = sel["accuracy_answered"], sel["answered"]
+    if acc is None or not answered:
+        return "- (no photo answered)"
+    lo, hi = accuracy_interval(acc, answered)
+    return f"{acc:.1%} (95% CI {lo:.1%}–{hi:.1%}; {round(acc * answered)} of {answered} answered)"
+
+
 def selective_rows(result: dict) -> list[tuple[str, str]]:
     sel = result.get("selective")
     if not sel:
         return []
     reasons = ", ".join(f"{k}: {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
     rows = [
-        ("answered (coverage)", _pct(sel["coverage"])),
+        ("answered (coverage)", coverage_text(sel)),
         ("abstained", f"{sel['abstained']} ({reasons})"),
-        (
-            "accuracy on answered photos",
-            _pct(sel["accuracy_answered"]) if sel["accuracy_answered"] is not None else "-",
-        ),
+        ("accuracy on answered photos", answered_accuracy_text(sel)),
         ("accuracy on all photos", _pct(sel["accuracy_all"])),
         *((f"accuracy at {k} coverage", _pct(v)) for k, v in sel["accuracy_at"].items()),
         ("AURC (area under risk-coverage, lower is better)", f"{sel['aurc']:.4f}"),
@@ -203,6 +217,11 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
+def _prob(p: float) -> str:
+    """A photo's probability, as `leafdoc predict` shows one: never "100.0%" (a wrong answer among them)."""
+    return precise_percent(p, 1)
+
+
 def images_evaluated(result: dict) -> str:
     sample, split = result.get("sample"), result.get("split")
     text = str(result["n"])
@@ -225,14 +244,25 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
     ]
 
 
+def class_figures(result: dict, label: str) -> tuple[str, str, str]:
+    """Precision, recall and F1 of one class as shown: "–" where there is nothing to measure them on (the JSON keeps
+    0.0). Precision of a class never predicted is 0 of 0 answers; recall of a class not in the data, 0 of 0 photos,
+    and its F1 with it: "0.000" there read as a class the model never finds."""
+    i = result["labels"].index(label)
+    cm = np.asarray(result["confusion_matrix"])
+    c = result["per_class"][label]
+    precision = f"{c['precision']:.3f}" if cm[:, i].sum() else "–"
+    recall, f1 = (f"{c['recall']:.3f}", f"{c['f1']:.3f}") if c["support"] else ("–", "–")
+    return precision, recall, f1
+
+
 def class_rows(result: dict) -> list[tuple[str, str, str, str, int]]:
     """Per-class rows for the classes in the data or predicted (others have nothing to say)."""
     cm = np.asarray(result["confusion_matrix"])
     rows = []
     for i in active_classes(cm):
         label = result["labels"][i]
-        c = result["per_class"][label]
-        rows.append((label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]))
+        rows.append((label, *class_figures(result, label), result["per_class"][label]["support"]))
     return rows
 
 
@@ -292,7 +322,7 @@ def render_markdown(
         _md_table(
             ["image", "true", "predicted", "confidence", "file"],
             [
-                (f"![]({g['thumbnail']})", g["true"], g["predicted"], _pct(g["confidence"]), f"`{g['file']}`")
+                (f"![]({g['thumbnail']})", g["true"], g["predicted"], _prob(g["confidence"]), f"`{g['file']}`")
                 for g in gallery
             ],
         )
@@ -310,7 +340,7 @@ def render_markdown(
                         g["true"],
                         reason_text(g.get("reason")),
                         g["predicted"],
-                        _pct(g["confidence"]),
+                        _prob(g["confidence"]),
                         _right(g),
                         f"`{g['file']}`",
                     )
@@ -343,7 +373,7 @@ figcaption .message { display: block; color: #555; margin-top: 0.2rem; }
 """
 
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?%?")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?%?|–")  # "–": a figure with nothing to measure it on
 
 
 def _html_table(header: list[str], rows: list) -> str:
@@ -371,7 +401,7 @@ def render_html(
     cards = "".join(
         f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
         f'<figcaption>true: <b>{e(g["true"])}</b><br>predicted: <b class="wrong">{e(g["predicted"])}</b> '
-        f"({_pct(g['confidence'])})"
+        f"({_prob(g['confidence'])})"
         + (
             f'<br><span class="refused">not answered: {e(reason_text(g.get("reason")))}</span>'
             if g.get("abstained")
@@ -384,7 +414,7 @@ def render_html(
         f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
         f"<figcaption>true: <b>{e(g['true'])}</b><br>"
         f'not answered: <b class="refused">{e(reason_text(g.get("reason")))}</b><br>'
-        f'best guess: <b class="{_right(g)}">{e(g["predicted"])}</b> ({_pct(g["confidence"])}, {_right(g)})'
+        f'best guess: <b class="{_right(g)}">{e(g["predicted"])}</b> ({_prob(g["confidence"])}, {_right(g)})'
         + (f'<small class="message">{e(g["message"])}</small>' if g.get("message") else "")
         + f"<small>{e(g['file'])}</small></figcaption></figure>"
         for g in refused_gallery or []

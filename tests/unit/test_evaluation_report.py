@@ -1,0 +1,99 @@
+"""What an agronomist reads in `leafdoc evaluate`'s report and summary: every figure with what it was measured on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leafdoc.cli import printing
+from leafdoc.evaluate.evaluate import per_image
+from leafdoc.evaluate.report import misclassified, refused, render_html, render_markdown
+from leafdoc.evaluate.score import Scores
+from leafdoc.evaluate.significance import wilson_interval
+from leafdoc.inference.abstain import Decision
+
+pytestmark = pytest.mark.unit
+
+LABELS = ["Tomato___Early_blight", "Tomato___Late_blight", "Strawberry___Leaf_scorch"]
+FIGURES = {"confusion_matrix": "cm.png", "reliability": "rel.png", "risk_coverage": "rc.png"}
+
+
+def result_of(y: list[int], probs: list[list[float]], answered: list[bool]) -> dict:
+    """What evaluate_folder returns for these answers, without a model: one photo per row."""
+    decisions = [Decision(False) if a else Decision(True, "unsure", "Not sure.") for a in answered]
+    scores = Scores(LABELS, np.array(y), np.array(probs, dtype=np.float64), decisions)
+    kept = [(Path(f"photos/{LABELS[t]}/{k}.jpg"), LABELS[t]) for k, t in enumerate(y)]
+    result = scores.figures()
+    result.update(
+        classes=sorted({LABELS[t] for t in y}),
+        predictions=per_image(kept, scores.probs, LABELS, decisions),
+        model="models/m",
+        data="photos",
+        skipped=[],
+        created="2026-11-30",
+    )
+    return result
+
+
+def field_like() -> dict:
+    """10 photos of early blight: 4 answered (3 right), 6 not sure; one wrong answer is all but certain, and one
+    photo was taken for leaf scorch, a class with no photo in the data."""
+    eb, lb, ls = [0.9, 0.05, 0.05], [0.3, 0.65, 0.05], [0.3, 0.1, 0.6]
+    sure_wrong = [0.00002, 0.99996, 0.00002]
+    probs = [eb, eb, eb, sure_wrong, lb, lb, ls, eb, eb, eb]
+    answered = [True, True, True, True, False, False, False, False, False, False]
+    return result_of([0] * 10, probs, answered)
+
+
+def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_its_interval(capsys):
+    """The field run showed 'accuracy on answered photos: 89.5%' with no count: 38 photos, whose 95% interval runs
+    from 75.9% to 95.8%. A grower reads that figure as how often an answer is right; it needs its counts."""
+    r = field_like()
+    lo, hi = wilson_interval(3, 4)
+    said = f"75.0% (95% CI {lo:.1%}–{hi:.1%}; 3 of 4 answered)"
+    md = render_markdown(r, FIGURES, [], [])
+    assert f"| accuracy on answered photos | {said} |" in md
+    assert "| answered (coverage) | 40.0% (4 of 10) |" in md
+    assert f"<td>{said}</td>" in render_html(r, FIGURES, [], [])
+
+    printing.out.width = 200  # one line a row, to read it back
+    printing.print_evaluation(r)
+    text = capsys.readouterr().out
+    assert said in text and "40.0% (4 of 10); 6 abstained: unsure 6" in text
+
+
+def test_no_photo_answered_says_so_instead_of_a_figure():
+    r = result_of([0, 1], [[0.5, 0.4, 0.1], [0.5, 0.4, 0.1]], [False, False])
+    md = render_markdown(r, FIGURES, [], [])
+    assert "| accuracy on answered photos | - (no photo answered) |" in md
+    assert "| answered (coverage) | 0.0% (0 of 2) |" in md
+
+
+def test_per_class_figures_with_nothing_to_measure_them_on_are_dashes_not_zeros(capsys):
+    """Leaf scorch was predicted once and has no photo: its recall was shown as 0.000, as if the model never found
+    leaf scorch; late blight, in the data but never answered, had precision 0.000 from 0 of 0 answers."""
+    r = result_of([0, 0, 1], [[0.9, 0.05, 0.05], [0.3, 0.1, 0.6], [0.9, 0.05, 0.05]], [True] * 3)
+    md = render_markdown(r, FIGURES, [], [])
+    assert "| Strawberry___Leaf_scorch | 0.000 | – | – | 0 |" in md
+    assert "| Tomato___Late_blight | – | 0.000 | 0.000 | 1 |" in md
+    assert "| Tomato___Early_blight | 0.500 | 0.500 | 0.500 | 2 |" in md
+    assert '<td class="num">–</td>' in render_html(r, FIGURES, [], [])
+
+    printing.out.width = 200
+    printing.print_evaluation(r)
+    late = next(line for line in capsys.readouterr().out.splitlines() if "Late_blight" in line)
+    assert late.split("│")[2:5] == [" –         ", " 0.000  ", " 0.000 "]
+
+
+def test_the_galleries_never_show_a_probability_as_a_certainty():
+    """A wrong answer at 0.99996 read 'Tomato___Late_blight (100.0%)' under the photo: a certainty, and wrong.
+    The report says it as `leafdoc predict` does: '>99.9%'."""
+    r = field_like()
+    wrong = [{**g, "thumbnail": f"w{k}.png"} for k, g in enumerate(misclassified(r["predictions"]))]
+    shy = [{**g, "thumbnail": f"r{k}.png"} for k, g in enumerate(refused(r["predictions"]))]
+    for page in (render_markdown(r, FIGURES, wrong, shy), render_html(r, FIGURES, wrong, shy)):
+        galleries = page[page.index("Misclassified images") :]
+        assert ">99.9%" in galleries and "100.0%" not in galleries
+        assert "65.0%" in galleries  # the refused photos' best guesses, as they were
