@@ -118,4 +118,24 @@ def test_the_full_entry_on_the_page_is_in_the_language_look_alikes_named_too():
     assert "**Tomate — Mancha diana**:" in md and "Tomato — Target Spot" not in md  # the look-alike's name
     assert "(El modelo inicial de leafdoc respondió Tomate — Mancha bacteriana en 1 de sus 152" in md
     assert "Not yet translated" not in md and "Aún sin traducir" not in md
-    assert "**Tomato — Target Spot**:" in details_markdown(translated_entry(entry, "en"))
+    assert "**Tomato — Target spot**:" in details_markdown(translated_entry(entry, "en"))  # as the answer names it
+
+
+def test_in_english_the_full_entry_names_each_look_alike_as_an_answer_and_its_own_entry_do():
+    """Gray leaf spot's look-alike read "Corn (maize) — Northern Leaf Blight" (PlantVillage's label words) above
+    "leafdoc's starter model hesitated with Corn (maize) — Northern corn leaf blight"; citrus greening's read
+    "Haunglongbing", PlantVillage's misspelling, where its entry and every answer say "Huanglongbing"."""
+    from leafdoc.advice.knowledge import translated_entry
+    from leafdoc.advice.render import details_markdown
+
+    md = details_markdown(translated_entry(KNOWLEDGE.get("Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot"), "en"))
+    assert "**Corn (maize) — Northern corn leaf blight**:" in md and "Northern Leaf Blight" not in md
+    named = 0
+    for label, entry in KNOWLEDGE.entries.items():
+        md = details_markdown(translated_entry(entry, "en"))
+        for c in entry.confused_with:
+            other = KNOWLEDGE.get(c.label)
+            if other is not None:
+                assert f"- **{other.crop} — {other.condition}**:" in md, (label, c.label)
+                named += 1
+    assert named >= 40  # every shipped entry's look-alikes, checked

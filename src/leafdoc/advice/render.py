@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable
 
 from leafdoc.advice.knowledge import shipped_knowledge
-from leafdoc.core.i18n import N_, Label, gettext, label_words, render
+from leafdoc.core.i18n import N_, Label, gettext, render
 
 KINDS = {
     "fungus": N_("a fungus"),
@@ -32,11 +32,11 @@ def _bullets(items: Iterable[str]) -> list[str]:
 
 
 def label_name(label: str, lang: str) -> str:
-    """A look-alike's label in words: in English its own words (`label_words`), in another language the crop and
-    condition of the shipped knowledge file, as the advice catalog translates them (the label's words if it has no
-    entry)."""
-    if lang == "en":
-        return label_words(label)
+    """A label in words, as an answer names it: the crop and condition of the shipped knowledge file, in `lang` as
+    the advice catalog translates them (the label's own words if it has no entry). English too: the label's own
+    words are PlantVillage's ("Orange — Haunglongbing (Citrus greening)", "Corn (maize) — Northern Leaf Blight"), where
+    the answer, the entry's title and its measured look-alike line say "Orange (citrus) — Huanglongbing (citrus
+    greening)" and "Corn (maize) — Northern corn leaf blight"."""
     return render(Label(label), lang, shipped_knowledge().resolve)
 
 
