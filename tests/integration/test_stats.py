@@ -220,3 +220,15 @@ def test_cli_stats_plots_show_the_known_counts_sizes_and_colours(known_folder, t
     brightness = [bar.get_width() for bar in ax_b.patches]
     assert brightness == pytest.approx([per[c]["brightness"]["mean"] for c in labels])
     assert brightness[labels.index("red")] == pytest.approx(0.299 * 255, abs=1)
+
+
+def test_sharpness_plot_names_each_box_with_its_photos_and_says_which_mark_is_which(known_folder):
+    """A box drawn from 2 photos looked like one drawn from 200, and nothing said that the line is the median and the
+    triangle the mean, nor which way is sharp."""
+    from leafdoc.data.stats import plot_sharpness
+
+    s = stats_of(known_folder)
+    ax = plot_sharpness(s).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["blue (n=4)", "blurry (n=3)", "red (n=2)", "sharp (n=3)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["median", "mean"]
+    assert "higher is sharper" in ax.get_xlabel() and "10th-90th percentile" in ax.get_xlabel()

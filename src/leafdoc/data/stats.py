@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from PIL import Image
 
 from leafdoc.core.atomic import atomic_dir, check_replaceable
@@ -280,14 +281,20 @@ def plot_colour(stats: dict) -> Figure:
     return fig
 
 
+MEDIAN_STYLE = {"color": "#dd8452", "linewidth": 2}
+MEAN_STYLE = {"marker": "^", "markerfacecolor": "#55a868", "markeredgecolor": "#55a868", "linestyle": "none"}
+
+
 def plot_sharpness(stats: dict) -> Figure:
-    """Box plot per class of the variance of the Laplacian: low boxes are blurry classes."""
+    """Box plot per class of the variance of the Laplacian: low boxes are blurry classes. Each class is named with the
+    photos its box was drawn from (a box of 2 photos looks like one of 200), and the legend says which mark is the
+    median and which the mean."""
     per = stats["per_class"]
     labels = [c for c in per if per[c]["sharpness"].get("n")]
     fig, ax = _barh_figure(len(labels), width=9)
     boxes = [
         {
-            "label": c,
+            "label": f"{c} (n={per[c]['sharpness']['n']})",
             "med": per[c]["sharpness"]["p50"],
             "q1": per[c]["sharpness"]["p25"],
             "q3": per[c]["sharpness"]["p75"],
@@ -298,10 +305,25 @@ def plot_sharpness(stats: dict) -> Figure:
         for c in labels
     ]
     if boxes:
-        ax.bxp(boxes, orientation="horizontal", showfliers=False, showmeans=True)
+        ax.bxp(
+            boxes,
+            orientation="horizontal",
+            showfliers=False,
+            showmeans=True,
+            medianprops=MEDIAN_STYLE,
+            meanprops=MEAN_STYLE,
+        )
+        ax.legend(
+            handles=[Line2D([], [], label="median", **MEDIAN_STYLE), Line2D([], [], label="mean", **MEAN_STYLE)],
+            fontsize=8,
+            loc="best",
+        )
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=8)
-    ax.set_xlabel(f"variance of the Laplacian (greyscale, long side <= {MEASURE_PX} px); whiskers p10-p90")
+    ax.set_xlabel(
+        f"variance of the Laplacian, higher is sharper (greyscale, long side <= {MEASURE_PX} px)\n"
+        "box: middle half of the photos; whiskers: 10th-90th percentile"
+    )
     ax.set_title("Sharpness per class")
     return fig
 
