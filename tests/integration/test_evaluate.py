@@ -162,6 +162,35 @@ def test_split_scores_only_the_photos_split_json_puts_in_that_part(tiny_model, l
     assert wrong.exit_code != 0 and "train, val, test, unseen" in str(wrong.exception)
 
 
+def test_photos_the_model_learnt_from_are_counted_and_the_figures_said_to_overstate_it(
+    tiny_model, leaf_folder, settings, tmp_path
+):
+    """`leafdoc evaluate models/starter --data plantvillage` scored 4,161 photos of 4,500 the starter was trained or
+    chosen on (94 of field-corn's 247 too) and said nothing: 99.9% on them reads as the model's accuracy."""
+    split = json.loads((tiny_model / "split.json").read_text())
+    train, val = len(split["train"]), len(split["val"])
+    r = run_evaluate(tiny_model, "--data", leaf_folder)
+    assert r["seen_in_training"] == {"train": train, "val": val, "of": 18}
+    said = f"{train + val} of the 18 photos are photos the model was trained on ({train}) or chosen on ({val}"
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder), "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"warning: {said}" in text and "the figures overstate how it does on photos it never saw" in text
+    md = (out / "report.md").read_text()
+    assert f"**Warning:** {said}" in md
+    assert f"| of which the model learnt from (training, validation) | {train + val} ({train}, {val}) |" in md
+    assert "<code>--split unseen</code> scores only the others" in (out / "index.html").read_text()
+
+    assert run_evaluate(tiny_model, "--data", leaf_folder, "--split", "unseen")["seen_in_training"] is None
+    other = tmp_path / "other"  # photos the model never saw: nothing to say
+    for label in TINY_CLASSES:
+        synthetic_image(other / label / "new.png", size=(80, 80), seed=TINY_CLASSES.index(label))
+    fresh = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(other)])
+    assert fresh.exit_code == 0 and "warning" not in fresh.output
+
+
 def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder, settings):
     synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
     # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.

@@ -142,7 +142,13 @@ def epoch_figures(e: dict) -> str:
 
 
 def print_evaluation(r: dict) -> None:
-    from leafdoc.evaluate.report import answered_accuracy_text, class_figures, coverage_text, images_evaluated
+    from leafdoc.evaluate.report import (
+        answered_accuracy_text,
+        class_figures,
+        coverage_text,
+        images_evaluated,
+        seen_warning,
+    )
     from leafdoc.evaluate.significance import accuracy_interval_text
 
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
@@ -164,6 +170,8 @@ def print_evaluation(r: dict) -> None:
         why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
         table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} ({why})")
     out.print(table)
+    if warning := seen_warning(r):
+        print_wrapped(out, "warning:", warning, "yellow")
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
     for label in r["classes"]:
         per.add_row(ClassName(label), *class_figures(r, label), str(r["per_class"][label]["support"]))

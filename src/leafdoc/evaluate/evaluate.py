@@ -81,7 +81,8 @@ def evaluate_folder(
     Returns a JSON-ready dict: compute_metrics' keys (accuracy, top3_accuracy, macro_f1, ece, n,
     labels, per_class, confusion_matrix) plus accuracy_ci95 (95% Wilson interval), most_confused,
     reliability, predictions (per image), skipped (file + reason), classes (those in the data), model
-    and data.
+    and data; seen_in_training ({train, val, of}: how many of the photos scored are the model's training or
+    validation photos by split.json; None when none are, the folder has no split.json, or `split` chose the part).
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
@@ -112,6 +113,7 @@ def evaluate_folder(
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["split"] = split_info
+    result["seen_in_training"] = None if split else seen_in_training(kept, model_dir)
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
@@ -147,6 +149,18 @@ def in_split(
             hint="Pass the folder the model was trained from, or leave out --split.",
         )
     return keep, {"part": part, "photos": len(keep), "of": len(files)}
+
+
+def seen_in_training(files: list[tuple[Path, str]], model_dir: Path) -> dict | None:
+    """How many of the photos scored the model learnt from or was chosen on: split.json's train and val parts (by
+    content hash). Figures on those overstate the model on new photos, so a report says it; None when none are, or
+    the folder has no split.json to tell."""
+    if not (Path(model_dir) / SPLIT_FILE).is_file():
+        return None
+    part_of = split_parts(read_split(model_dir))
+    parts = [part_of.get(sha256_bytes(path.read_bytes())) for path, _ in files]
+    train, val = parts.count("train"), parts.count("val")
+    return {"train": train, "val": val, "of": len(files)} if train or val else None
 
 
 def sample_per_group(files: list[tuple[Path, str]], per_group: int | None, seed: int) -> list[tuple[Path, str]]:

@@ -232,8 +232,30 @@ def images_evaluated(result: dict) -> str:
     return text
 
 
+def seen_warning(result: dict) -> str | None:
+    """What the figures are worth when the model learnt from (or was chosen on) some of the photos scored."""
+    seen = result.get("seen_in_training")
+    if not seen:
+        return None
+    train, val = seen["train"], seen["val"]
+    which = {
+        (True, False): "photos the model was trained on",
+        (False, True): "photos the model was chosen on (its validation photos)",
+        (True, True): f"photos the model was trained on ({train}) or chosen on ({val}, its validation photos)",
+    }[bool(train), bool(val)]
+    return (
+        f"{train + val} of the {seen['of']} photos are {which}, by its split.json: the figures overstate how it does "
+        "on photos it never saw. `--split unseen` scores only the others."
+    )
+
+
+def _code(escaped: str) -> str:
+    """`text` in backquotes as <code>text</code>, in HTML already escaped."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
 def summary_rows(result: dict) -> list[tuple[str, str]]:
-    return [
+    rows = [
         ("images evaluated", images_evaluated(result)),
         ("accuracy", accuracy_interval_text(result["accuracy"], result["n"])),
         ("top-3 accuracy", _pct(result["top3_accuracy"])),
@@ -242,6 +264,10 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
         ("classes in the data", f"{len(result.get('classes', []))} of {len(result['labels'])} model labels"),
         ("skipped files", str(len(result.get("skipped", [])))),
     ]
+    if seen := result.get("seen_in_training"):
+        learnt = f"{seen['train'] + seen['val']} ({seen['train']}, {seen['val']})"
+        rows.insert(1, ("of which the model learnt from (training, validation)", learnt))
+    return rows
 
 
 def class_figures(result: dict, label: str) -> tuple[str, str, str]:
@@ -295,6 +321,7 @@ def render_markdown(
     parts = [
         "# Evaluation report",
         f"Model `{result['model']}` on `{result['data']}`, {result.get('created', '')}",
+        *([f"**Warning:** {seen_warning(result)}"] if seen_warning(result) else []),
         "## Metrics",
         _md_table(["metric", "value"], summary_rows(result)),
         "## Per class",
@@ -370,6 +397,7 @@ figcaption .wrong { color: #b00020; }
 figcaption .right { color: #1b6e20; }
 figcaption .refused { color: #8a5a00; }
 figcaption .message { display: block; color: #555; margin-top: 0.2rem; }
+p.warning { background: #fff4e5; border-left: 4px solid #b26a00; padding: 0.5rem 0.8rem; }
 """
 
 
@@ -438,11 +466,14 @@ def render_html(
         if "risk_coverage" in figures
         else ""
     )
+    seen = seen_warning(result)
+    warning = f'<p class="warning"><b>Warning:</b> {_code(e(seen))}</p>' if seen else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>leafdoc evaluation: {e(Path(result["model"]).name)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Evaluation report</h1>
 <p>Model <code>{e(result["model"])}</code> on <code>{e(result["data"])}</code>, {e(result.get("created", ""))}</p>
+{warning}
 <h2>Metrics</h2>{_html_table(["metric", "value"], summary_rows(result))}
 <h2>Per class</h2>{_html_table(["class", "precision", "recall", "F1", "support"], class_rows(result))}
 <h2>Confusion matrix</h2><img class="figure" src="{e(figures["confusion_matrix"])}" alt="confusion matrix">
