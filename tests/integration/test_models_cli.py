@@ -134,3 +134,11 @@ def test_promote_and_rollback_switch_what_a_worker_serves_and_refuse_what_could_
     assert code == 1 and "no earlier serving version" in text and "leafdoc models promote VERSION" in text, text
     listed = json.loads(models("list", "--json")[1])
     assert listed["serving"] == 1 and [v["status"] for v in listed["versions"]] == ["serving", "archived"]
+
+
+def test_models_list_gives_each_test_accuracy_with_the_photos_it_was_measured_on(old_home, tiny_model):
+    """A lab's first model scored on a handful of test photos read "66.7%" beside the starter's "99.1%" on 5,221, as
+    if the two figures were worth the same."""
+    test = json.loads((tiny_model / "card.json").read_text())["metrics"]["test"]
+    code, text = models("list")
+    assert code == 0 and f"{100 * test['accuracy']:.1f}% of {test['n']}" in text, text
