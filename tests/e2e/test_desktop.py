@@ -642,7 +642,8 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         models = httpx.get(f"{server.base}/v1/models", timeout=30).json()
         qtbot.waitUntil(lambda: tab.table.rowCount() == 2, timeout=SLOW)
         row = next(r for r in range(2) if tab.table.item(r, 0).text() == str(version))
-        assert tab.table.item(row, 4).text() == f"{accuracy:.1%}"
+        n = truth["metrics"]["test"]["n"]  # as the web page and `leafdoc models list` say it
+        assert tab.table.item(row, 4).text() == f"{100 * accuracy:.1f}% of {n:,}"
         assert tab.table.item(row, 1).text().endswith("✔") == promotion["promoted"]
         assert f"version {models['serving_version']}</b>" in tab.serving_label.text()
         assert (models["serving_version"] == version) == promotion["promoted"]

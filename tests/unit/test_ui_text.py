@@ -140,7 +140,7 @@ def test_model_versions_table_and_job():
     models = {
         "models": [
             {"version": 1, "status": "archived", "serving": False, "created": "2026-11-20T10:00:00", "source": "seed",
-             "dataset": "pv", "dataset_version": 1, "metrics": {"test": {"accuracy": 0.9, "macro_f1": 0.88}},
+             "dataset": "pv", "dataset_version": 1, "metrics": {"test": {"accuracy": 0.9, "macro_f1": 0.88, "n": 1250}},
              "promotion": None},
             {"version": 2, "status": "candidate", "serving": True, "created": "2026-11-21T11:30:00",
              "source": "job:abc", "dataset": "pv", "dataset_version": 2, "metrics": None,
@@ -150,7 +150,9 @@ def test_model_versions_table_and_job():
     rows = text.model_rows(models)
     assert rows[0][:5] == ["2", "▶ serving", "2026-11-21 11:30", "job:abc", "pv v2"]
     assert rows[0][5] == "–" and "at least as good" in rows[0][7]
-    assert rows[1][5:7] == ["0.900", "0.880"]
+    # as `leafdoc models list` and the desktop app say it: with the photos it was measured on (it read "0.900")
+    assert rows[1][5:7] == ["90.0% of 1,250", "88.0% of 1,250"]
+    assert text.version_options(models)[1] == ("v1 (archived, test accuracy 90.0% of 1,250)", 1)
     assert text.version_options(models)[0] == ("v2 (serving, test accuracy –)", 2)
     # A candidate the rule did not promote is stored as "rejected"; an admin can still promote it: not "rejected".
     kept_out = {"version": 3, "status": "rejected", "serving": False, "promotion": {"promote": False, "reason": "x"}}

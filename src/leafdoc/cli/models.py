@@ -19,6 +19,7 @@ from rich.table import Table
 
 from leafdoc.cli.common import emit_json, load_settings
 from leafdoc.cli.printing import out
+from leafdoc.words.percent import measured_share
 
 app = typer.Typer(
     add_completion=False,
@@ -87,15 +88,6 @@ def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print on
         out.print(esc(hint))
 
 
-def test_accuracy_words(test: dict) -> str:
-    """ "99.1% of 5,221": a version's test accuracy with the photos it was measured on, which tell a lab's first
-    model's 91.7% of 12 from a figure to trust; "—" for none."""
-    accuracy, n = test.get("accuracy"), test.get("n")
-    if accuracy is None:
-        return "—"
-    return f"{100 * accuracy:.1f}%" + (f" of {n:,}" if n else "")
-
-
 def print_versions(rows: list[dict]) -> None:
     """The versions as a table, each one's source (a path, often long) in its last column; where that table is wider
     than the terminal (80 columns), the sources follow it as lines of their own rather than broken mid-word."""
@@ -109,7 +101,7 @@ def print_versions(rows: list[dict]) -> None:
             t.add_row(
                 f"[bold]{r['version']}[/]" + (" ←" if r["serving"] else ""),
                 r["status"],
-                test_accuracy_words((r["metrics"] or {}).get("test") or {}),
+                measured_share((r["metrics"] or {}).get("test")),
                 str(len(r["labels"])),
                 r["created"][:16].replace("T", " "),
                 *([esc(r["source"] or "")] if with_source else []),

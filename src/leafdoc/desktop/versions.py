@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.desktop import dialogs
-from leafdoc.desktop.widgets import percent_text, read_only_table
+from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
+from leafdoc.words.percent import measured_share
 
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 
@@ -36,8 +37,8 @@ def version_cells(m: dict) -> list[str]:
         version_status_words(m) + (" ✔" if m.get("serving") else ""),
         str(m.get("created") or "")[:16].replace("T", " "),
         trained_on,
-        percent_text(test.get("accuracy")),
-        percent_text(test.get("macro_f1")),
+        measured_share(test, "accuracy"),
+        measured_share(test, "macro_f1"),
         notes,
     ]
 

@@ -22,7 +22,7 @@ from leafdoc.words.job_phases import (
     version_status_words,
 )
 from leafdoc.words.labels import answer_name, pretty_label
-from leafdoc.words.percent import percent_words
+from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
@@ -179,8 +179,7 @@ def stats_summary(stats: dict) -> str:
 
 
 def _metric(m: dict | None, key: str) -> str:
-    value = ((m or {}).get("test") or {}).get(key)
-    return f"{value:.3f}" if isinstance(value, int | float) else "–"
+    return measured_share((m or {}).get("test"), key)
 
 
 def model_rows(models: dict) -> list[list[str]]:

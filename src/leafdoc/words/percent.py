@@ -42,3 +42,13 @@ def precise_percent(p: float, decimals: int = 2) -> str:
     if not p >= step / 2:  # NaN too
         return f"<{100 * step:.{decimals}f}%"
     return f"{p:.{decimals}%}"
+
+
+def measured_share(test: dict | None, key: str = "accuracy") -> str:
+    """A model version's test figure with the photos it was measured on, "99.1% of 5,221" (`test`: the card's
+    `metrics.test`), which tells a lab's first model's 91.7% of 12 from a figure to trust; "–" for none. The one
+    wording of `leafdoc models list`, the web page's and the desktop app's tables of versions."""
+    value, n = (test or {}).get(key), (test or {}).get("n")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "–"
+    return f"{100 * value:.1f}%" + (f" of {n:,}" if isinstance(n, int) and n > 0 else "")
