@@ -29,27 +29,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from starter_full import test_photos  # noqa: E402  (the starter's test photos, as its figures are measured on)
 
-# How each language says the notes: {x} the look-alike's title, {y} the condition's, {n} photos answered as {x} of
-# the {m} held out, {k} photos refused as "not sure" with {x} the likeliest (the wording of the notes before).
+# How each language says the notes, in a grower's words: {x} the look-alike's title, {y} the condition's, {n} photos
+# answered as {x} of the {m} held out, {k} photos refused as "not sure" with {x} the likeliest ("not sure" as the
+# answers say it in that language). Before 2026-11-30 they said "abstained on" and "held-out test photos".
 ANSWERED = {
-    "en": "leafdoc's starter model answered {x} for {n} of its {m} held-out test photos of {y}",
-    "es": "El modelo inicial de leafdoc respondió {x} en {n} de sus {m} fotos de prueba reservadas de {y}",
-    "fr": "Le modèle de départ de leafdoc a répondu {x} pour {n} de ses {m} photos de test mises de côté de {y}",
-    "hi": "leafdoc के शुरुआती मॉडल ने {y} की अपनी {m} अलग रखी गई परीक्षण फ़ोटो में से {n} के लिए {x} उत्तर दिया",
+    "en": "Of {m} photos of {y} that leafdoc's starter model did not see in training, it took {n} for {x}",
+    "es": "De {m} fotos de {y} que el modelo inicial de leafdoc no vio al entrenarse, tomó {n} por {x}",
+    "fr": "Sur {m} photos de {y} que le modèle de départ de leafdoc n'a pas vues à l'entraînement, il en a pris {n} "
+    "pour {x}",
+    "hi": "{y} की {m} फ़ोटो में से, जो leafdoc के शुरुआती मॉडल ने प्रशिक्षण में नहीं देखी थीं, उसने {n} को {x} समझा",
 }
 HESITATED_TOO = {
-    "en": "; hesitated with {x} and abstained on {k}.",
-    "es": "; dudó con {x} y se abstuvo en {k}.",
-    "fr": " ; il a hésité avec {x} et s'est abstenu pour {k}.",
-    "hi": "; {x} के साथ दुविधा में रहा और {k} पर उत्तर देने से बचा।",
+    "en": '; on {k} more it could not choose between the two, and said "not sure".',
+    "es": "; en otras {k} no pudo decidir entre las dos, y dijo «no es seguro».",
+    "fr": " ; pour {k} autres, il n'a pas su choisir entre les deux, et a répondu « pas sûr ».",
+    "hi": '; {k} और फ़ोटो पर वह दोनों में से चुन नहीं पाया और "पक्का नहीं" कहा।',
 }
 HESITATED = {
-    "en": "leafdoc's starter model hesitated with {x} and abstained on {k} of its {m} held-out test photos of {y}.",
-    "es": "El modelo inicial de leafdoc dudó con {x} y se abstuvo en {k} de sus {m} fotos de prueba reservadas de {y}.",
-    "fr": "Le modèle de départ de leafdoc a hésité avec {x} et s'est abstenu pour {k} de ses {m} photos de test mises "
-    "de côté de {y}.",
-    "hi": "leafdoc का शुरुआती मॉडल {y} की अपनी {m} अलग रखी गई परीक्षण फ़ोटो में से {k} पर {x} के साथ दुविधा में रहा और "
-    "उत्तर देने से बचा।",
+    "en": "Of {m} photos of {y} that leafdoc's starter model did not see in training, on {k} it could not choose "
+    'between this and {x}, and said "not sure".',
+    "es": "De {m} fotos de {y} que el modelo inicial de leafdoc no vio al entrenarse, en {k} no pudo decidir entre "
+    "esta y {x}, y dijo «no es seguro».",
+    "fr": "Sur {m} photos de {y} que le modèle de départ de leafdoc n'a pas vues à l'entraînement, il n'a pas su "
+    "choisir entre celle-ci et {x} pour {k}, et a répondu « pas sûr ».",
+    "hi": "{y} की {m} फ़ोटो में से, जो leafdoc के शुरुआती मॉडल ने प्रशिक्षण में नहीं देखी थीं, {k} पर वह इसमें और {x} "
+    'में से चुन नहीं पाया और "पक्का नहीं" कहा।',
 }
 END = {"en": ".", "es": ".", "fr": ".", "hi": "।"}
 
@@ -104,12 +108,8 @@ def rewrite_notes(path: Path, notes: dict[str, str | None]) -> None:
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", type=Path, required=True, help="the full PlantVillage set (its build's folder)")
-    ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
-    args = ap.parse_args()
-    held, answered, hesitated = confusions(args.model, args.full)
+def write_notes(held: Counter, answered: Counter, hesitated: Counter) -> None:
+    """Every knowledge file's notes from the counts (`confusions`), in each language, into the files and catalogs."""
     knowledge = shipped_knowledge()
     resolve = label_resolver(knowledge)  # a label's title in a language, as answers say it
     titles = {lang: {label: render(Label(label), lang, resolve) for label in knowledge.entries} for lang in LANGUAGES}
@@ -135,6 +135,14 @@ def main() -> None:
         with i18n_catalogs.po_path(lang, "advice").open("wb") as f:
             write_po(f, cat, width=0, omit_header=False, sort_output=False)
     print(f"{len(translations)} notes written, in {', '.join(LANGUAGES)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", type=Path, required=True, help="the full PlantVillage set (its build's folder)")
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
+    args = ap.parse_args()
+    write_notes(*confusions(args.model, args.full))
 
 
 if __name__ == "__main__":

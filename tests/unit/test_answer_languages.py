@@ -116,7 +116,8 @@ def test_the_full_entry_on_the_page_is_in_the_language_look_alikes_named_too():
     md = details_markdown(translated_entry(entry, "es"))
     assert "**Cómo se ve**" in md and "Manchas marrón oscuro de hasta 1 cm" in md
     assert "**Tomate — Mancha diana**:" in md and "Tomato — Target Spot" not in md  # the look-alike's name
-    assert "(El modelo inicial de leafdoc respondió Tomate — Mancha bacteriana en 1 de sus 152" in md
+    measured = "(De 152 fotos de Tomate — Tizón temprano que el modelo inicial de leafdoc no vio al entrenarse, tomó 1"
+    assert f"{measured} por Tomate — Mancha bacteriana" in md
     assert "Not yet translated" not in md and "Aún sin traducir" not in md
     assert "**Tomato — Target spot**:" in details_markdown(translated_entry(entry, "en"))  # as the answer names it
 

@@ -22,11 +22,12 @@ from leafdoc.core.i18n import LANGUAGES  # noqa: E402
 def test_a_note_says_what_was_counted_in_every_language():
     x, y = "Tomato — Late blight", "Tomato — Early blight"
     assert note("en", x, y, 2, 152, 4) == (
-        "leafdoc's starter model answered Tomato — Late blight for 2 of its 152 held-out test photos of Tomato — "
-        "Early blight; hesitated with Tomato — Late blight and abstained on 4."
+        "Of 152 photos of Tomato — Early blight that leafdoc's starter model did not see in training, it took 2 for "
+        'Tomato — Late blight; on 4 more it could not choose between the two, and said "not sure".'
     )
-    assert note("en", x, y, 0, 152, 3).startswith(
-        "leafdoc's starter model hesitated with Tomato — Late blight and abstained on 3 of its 152"
+    assert note("en", x, y, 0, 152, 3) == (
+        "Of 152 photos of Tomato — Early blight that leafdoc's starter model did not see in training, on 3 it could "
+        'not choose between this and Tomato — Late blight, and said "not sure".'
     )
     assert note("en", x, y, 0, 152, 0) is None
     for lang in LANGUAGES:
@@ -34,6 +35,17 @@ def test_a_note_says_what_was_counted_in_every_language():
             said = note(lang, x, y, n, 152, k)
             assert x in said and y in said
             assert sorted(re.findall(r"\d+", said)) == sorted(str(v) for v in (n, 152, k) if v), (lang, said)
+
+
+def test_the_shipped_notes_say_it_in_a_growers_words():
+    """They said "hesitated with ... and abstained on 19 of its 73 held-out test photos": words of the people who
+    train models, in the advice a grower reads under an answer."""
+    for label, entry in shipped_knowledge().entries.items():
+        for c in entry.confused_with:
+            said = (c.measured or "").lower()
+            assert not any(word in said for word in ("abstain", "held-out", "held out")), (label, c.measured)
+            if c.measured:
+                assert said.startswith("of ") and "did not see in training" in said, (label, c.measured)
 
 
 def test_rewriting_a_knowledge_file_replaces_adds_and_removes_notes(tmp_path):
