@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,12 @@ MULTIPART_OVERHEAD = 256 * 1024  # bytes a request of one photo may add for its 
 VISITOR_HEADER = "X-Leafdoc-Visitor"
 PAGE_KEY_HEADER = "X-Leafdoc-Page-Key"
 MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this
+
+
+def without_password(url: str) -> str:
+    """A URL as a log or a message may show it: the password it carries replaced by *** (postgresql://leafdoc:***@
+    postgres/leafdoc), since container logs are read by more people than the secrets file."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def _default_home() -> Path:

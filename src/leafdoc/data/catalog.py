@@ -25,9 +25,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from leafdoc.core.errors import LeafdocError
+from leafdoc.core.errors import ConfigError, LeafdocError, ServerFault
+from leafdoc.core.settings import without_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 R = TypeVar("R")  # a row class (Catalog.row)
@@ -233,8 +235,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_pragmas(engine)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):  # postgres:// is what Heroku and others hand out
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -263,9 +266,25 @@ class Catalog:
 
     def __init__(self, url: str, *, upgrade: bool = True):
         self.url = url
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # not a URL; a scheme with no driver here
+            raise ConfigError(
+                f"LEAFDOC_DATABASE_URL={without_password(url)!r} is not a database URL leafdoc can open ({exc}).",
+                hint="Use postgresql://user:password@host:5432/database, or unset it for the SQLite catalog under "
+                "LEAFDOC_HOME.",
+            ) from None
         if upgrade:
-            migrate(self.engine)
+            try:
+                migrate(self.engine)
+            except OperationalError as exc:  # the server is down, the database or user does not exist...
+                self.engine.dispose()
+                detail = " ".join(str(exc.orig or exc).split())[:300]
+                raise ServerFault(
+                    f"the catalog at {without_password(url)} cannot be opened: {detail}",
+                    hint="Check LEAFDOC_DATABASE_URL (host, port, database name, user and password) and that the "
+                    "database server runs and is reachable from here.",
+                ) from None
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
