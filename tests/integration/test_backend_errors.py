@@ -5,19 +5,25 @@ password."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
-from tests.backends import S3_ENV, create_bucket, s3_server
+from tests.backends import S3_ENV, create_bucket, redis_server, s3_server
 from tests.integration.service_support import ADMIN, Clients, class_zip, service_settings
 from tests.live_server import free_port
 
 from leafdoc.core.errors import ConfigError, ServerFault
+from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import make_engine
 from leafdoc.data.store import open_store
 from leafdoc.service.errors import SERVER_HINT
+from leafdoc.service.jobs import create_job
+from leafdoc.service.worker import Worker
 
 
 def leafdoc(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -125,3 +131,49 @@ def test_a_replica_whose_bucket_is_missing_says_so_in_readyz_and_answers_503(
         assert r.json()["error"] == "server_fault" and r.json()["hint"] == SERVER_HINT
         assert "the store's bucket 'leafdoc-typo' cannot be written" in r.json()["message"]
         assert s3_endpoint not in r.text
+
+
+def test_a_worker_started_with_its_queue_down_says_so_and_exits_in_burst_mode(tmp_path):
+    port = free_port()
+    proc = leafdoc(tmp_path, "worker", "--burst", LEAFDOC_QUEUE_URL=f"redis://:q-pw@127.0.0.1:{port}/0")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "q-pw" not in out, out
+    assert f"error: the job queue at redis://:***@127.0.0.1:{port}/0 cannot be reached" in out, out
+    assert "what to do: Check LEAFDOC_QUEUE_URL" in out, out
+
+
+def test_a_worker_waits_out_a_queue_outage_and_then_runs_the_jobs_queued_meanwhile(tmp_path, caplog):
+    """Redis restarting or failing over killed every worker with a traceback (a queue read in its loop was not
+    guarded, where the catalog's was). Now the worker says once that the queue is away, waits, and when it answers
+    queues again the jobs the API could not hand to it meanwhile (their rows say "waiting: could not reach the
+    queue"), and runs them."""
+    caplog.set_level(logging.INFO, logger="leafdoc.service.worker")
+    port = free_port()
+    settings = Settings(home=tmp_path / "home", queue_url=f"redis://127.0.0.1:{port}/0", worker_poll_seconds=0.1)
+    settings.ensure_home()
+    worker = Worker(settings)
+    ran: list[str] = []
+    worker.queue._runner = ran.append  # the task the queue carries reaches the worker; no training here
+    job = create_job(
+        worker.catalog, dataset="d", dataset_version=1, options={}, warm_start=False, parent_version=None, epochs=1
+    )
+    loop = threading.Thread(target=worker.run, daemon=True)
+    loop.start()
+    try:
+        time.sleep(1.5)
+        assert loop.is_alive(), "the worker stopped when its queue could not be reached"
+        down = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+        assert len(down) == 1, down  # said once, not every poll
+        assert down[0].startswith(f"the job queue at redis://127.0.0.1:{port}/0 cannot be reached"), down
+        assert "Check LEAFDOC_QUEUE_URL" in down[0] and down[0].endswith("Waiting for it.")
+        with redis_server(tmp_path / "redis", port=port):
+            deadline = time.monotonic() + 20
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert ran == [job.id]
+            assert any(r.getMessage() == "the job queue answers again" for r in caplog.records)
+    finally:
+        worker.stop()
+        loop.join(timeout=10)
+        worker.close()
