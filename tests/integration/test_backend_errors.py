@@ -19,7 +19,7 @@ from tests.live_server import free_port
 
 from leafdoc.core.errors import ConfigError, ServerFault
 from leafdoc.core.settings import Settings
-from leafdoc.data.catalog import make_engine
+from leafdoc.data.catalog import Catalog, make_engine
 from leafdoc.data.store import open_store
 from leafdoc.service.errors import SERVER_HINT
 from leafdoc.service.jobs import create_job
@@ -57,6 +57,25 @@ def test_postgres_urls_as_managed_services_write_them_are_accepted():
     engine = make_engine("postgres://leafdoc:pw@db.example:5432/leafdoc")  # Heroku, Render, Fly... hand these out
     assert engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
     assert engine.url.host == "db.example" and engine.url.database == "leafdoc"
+
+
+def test_a_catalog_a_newer_leafdoc_upgraded_is_refused_with_what_to_do(tmp_path):
+    """An upgrade rolled back (`kubectl rollout undo`, an older image): every replica and worker of the older
+    version met Alembic's "Can't locate revision" as a traceback. Now one sentence, and the catalog is left as it is."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    Catalog(url).dispose()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_from_a_newer_leafdoc'")
+    with pytest.raises(ConfigError) as caught:
+        Catalog(url)
+    assert caught.value.message.startswith(f"the catalog at {url} has schema revision '0099_from_a_newer_leafdoc'")
+    assert "a newer leafdoc has upgraded it" in caught.value.message
+    assert "Run the leafdoc version that upgraded the catalog" in caught.value.hint
+    assert "restore the catalog's backup" in caught.value.hint
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0099_from_a_newer_leafdoc"
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -258,7 +258,26 @@ def migrate(engine: Engine) -> None:
             # the schema at head. PostgreSQL's DDL is transactional, so they never see half of it.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
+        refuse_newer_schema(conn, cfg, engine)
         command.upgrade(cfg, "head")
+
+
+def refuse_newer_schema(conn, cfg, engine: Engine) -> None:
+    """A catalog a newer leafdoc has migrated (an upgrade rolled back: `kubectl rollout undo`, an older image) is
+    refused with what to do; Alembic's own "Can't locate revision" was a traceback in every replica and worker."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = sorted(set(MigrationContext.configure(conn).get_current_heads()) - known)
+    if unknown:
+        raise ConfigError(
+            f"the catalog at {engine.url} has schema revision {unknown[0]!r}, which this leafdoc does not know "
+            f"(it knows up to {script.get_current_head()!r}): a newer leafdoc has upgraded it.",
+            hint="Run the leafdoc version that upgraded the catalog, or a newer one. leafdoc never downgrades a "
+            "catalog: to go back to this version, restore the catalog's backup from before the upgrade.",
+        )
 
 
 class Catalog:
