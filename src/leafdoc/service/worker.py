@@ -360,7 +360,7 @@ class Worker:
 
 
 def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | None = None) -> int:
-    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job failed), or with
+    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job queued again), or with
     `burst` until the queue is empty; returns how many tasks it ran."""
     worker = Worker(settings, parent_pid=parent_pid)
 
