@@ -301,9 +301,14 @@ class Catalog:
                 detail = " ".join(str(exc.orig or exc).split())[:300]
                 raise ServerFault(
                     f"the catalog at {without_password(url)} cannot be opened: {detail}",
-                    hint="Check LEAFDOC_DATABASE_URL (host, port, database name, user and password) and that the "
+                    hint="Check that its folder can be written (LEAFDOC_HOME, or LEAFDOC_DATABASE_URL)."
+                    if url.startswith("sqlite")
+                    else "Check LEAFDOC_DATABASE_URL (host, port, database name, user and password) and that the "
                     "database server runs and is reachable from here.",
                 ) from None
+            except LeafdocError:  # a schema newer than this leafdoc's
+                self.engine.dispose()
+                raise
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
