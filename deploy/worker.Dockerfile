@@ -37,7 +37,8 @@ ENV PATH=/opt/leafdoc/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2
 USER leafdoc
 WORKDIR /var/lib/leafdoc
-# No HTTP port: a worker that loses the queue (or, at start, the catalog) exits and is restarted. A job whose
+# No HTTP port: a worker waits for a queue it cannot reach; one that cannot open the catalog at start exits and is
+# restarted. A job whose
 # worker dies is queued again by the next worker after LEAFDOC_JOB_LEASE_SECONDS (at most
 # LEAFDOC_JOB_MAX_ATTEMPTS runs) and continues after the last epoch its checkpoint in the store holds.
 CMD ["leafdoc", "worker"]

@@ -109,12 +109,13 @@ def reset_postgres(url: str) -> None:
 
 
 @contextmanager
-def redis_server(root: Path) -> Iterator[str]:
-    """A Redis server without persistence, its files under root; yields redis://…/0."""
+def redis_server(root: Path, port: int | None = None) -> Iterator[str]:
+    """A Redis server without persistence, its files under root, on `port` (default: a free one); yields
+    redis://…/0."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed (scripts/system-packages.sh installs it)")
-    port = free_port()
+    port = port or free_port()
     root.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(root)],

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from leafdoc.core.errors import ConfigError
-from leafdoc.core.settings import Settings
+from leafdoc.core.settings import Settings, unknown_variables
 
 
 def test_values_are_read_from_the_environment(monkeypatch, tmp_path):
@@ -43,3 +45,37 @@ def test_the_cli_says_so_without_a_traceback(tmp_path):
     assert done.returncode != 0
     assert "LEAFDOC_ONNX_VARIANT='int9'" in out
     assert "Traceback" not in out and "ValidationError" not in out
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_may_have_meant():
+    environ = {
+        "LEAFDOC_DATABASE_URI": "postgresql://db/leafdoc",  # every replica would run on a SQLite catalog of its own
+        "leafdoc_s3_endpoint": "http://minio:9000",
+        "LEAFDOC_WHATEVER": "1",
+        "LEAFDOC_QUEUE_URL": "redis://redis:6379/0",  # a setting
+        "leafdoc_home": "/var/lib/leafdoc",  # a setting, in any case
+        "LEAFDOC_SHARED": "/work/shared",  # not a setting, but read by the scripts and tests: not named
+        "LEAFDOC_HTTP_PORT": "8080",  # compose's
+        "PATH": "/usr/bin",
+    }
+    assert unknown_variables(environ) == [
+        "LEAFDOC_DATABASE_URI is not a setting and is ignored (did you mean LEAFDOC_DATABASE_URL?)",
+        "LEAFDOC_WHATEVER is not a setting and is ignored.",
+        "leafdoc_s3_endpoint is not a setting and is ignored (did you mean LEAFDOC_S3_ENDPOINT_URL?)",
+    ]
+
+
+def test_the_cli_warns_once_of_a_variable_no_setting_reads(tmp_path):
+    env = {**os.environ, "LEAFDOC_HOME": str(tmp_path), "LEAFDOC_DATABSE_URL": "sqlite:///x.db", "COLUMNS": "300"}
+    env.pop("LEAFDOC_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli.main", "models", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    warning = "warning: LEAFDOC_DATABSE_URL is not a setting and is ignored (did you mean LEAFDOC_DATABASE_URL?)"
+    assert done.stderr.count(warning) == 1, done.stderr
+    json.loads(done.stdout)  # the warning is on stderr: --json stays JSON

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 
@@ -15,12 +16,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from leafdoc.cli.printing import console
-from leafdoc.core.settings import Settings
+from leafdoc.cli.printing import console, print_wrapped
+from leafdoc.core.settings import Settings, unknown_variables
+
+_warned = False
 
 
 def load_settings() -> Settings:
+    global _warned
     s = Settings.load()
+    if not _warned:  # once a command, however often it loads them
+        _warned = True
+        for line in unknown_variables(os.environ):
+            print_wrapped(console, "warning:", line, "yellow")
     s.ensure_home()
     return s
 

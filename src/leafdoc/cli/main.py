@@ -6,7 +6,6 @@ exit 1.
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import threading
@@ -37,7 +36,7 @@ from leafdoc.cli.printing import (
     training_bar,
 )
 from leafdoc.core.errors import LeafdocError
-from leafdoc.core.settings import Settings
+from leafdoc.core.settings import Settings, without_password
 from leafdoc.train.stopping import stop_on_signals
 
 STOP_SAID = threading.Event()  # a stopped `leafdoc train` said so itself, with what --resume keeps
@@ -476,12 +475,6 @@ def serve(
     from leafdoc.service.run import serve as run_service
 
     run_service(load_settings(), host, port, workers, consumer, log_level, say=console.print, parent_pid=parent_pid)
-
-
-def without_password(url: str) -> str:
-    """A URL as a log may show it: the password it carries replaced by *** (postgresql://leafdoc:***@postgres/leafdoc),
-    since container logs are read by more people than the secrets file."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 @app.command()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import secrets
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -19,6 +22,55 @@ MULTIPART_OVERHEAD = 256 * 1024  # bytes a request of one photo may add for its 
 VISITOR_HEADER = "X-Leafdoc-Visitor"
 PAGE_KEY_HEADER = "X-Leafdoc-Page-Key"
 MAX_AUTO_API_WORKERS = 4  # `leafdoc serve` with no web page and no --workers: one worker per CPU, at most this
+
+
+# LEAFDOC_* variables that are not settings: read by deploy/stack.sh and compose, the desktop app, the scripts, the
+# tests and the notebooks. Any other LEAFDOC_* variable is named by `unknown_variables`.
+NOT_SETTINGS = frozenset(
+    "LEAFDOC_" + name
+    for name in [
+        "SHARED",
+        "HTTP_PORT",
+        "ENV_FILE",
+        "ENGINE",
+        "BUILD_ARGS",
+        "REGISTRY_PYTHON",
+        "REGISTRY_DEBIAN",
+        "STACK_FILES",
+        "STACK_TIMEOUT",
+        "STACK_PROJECT",
+        "STACK_IMAGES",
+        "LOADTEST_IMAGES",
+        "DESKTOP_SETTINGS",
+        "CONTAINER_TESTS",
+        "TEST_PROCESSES",
+        "SCREENSHOTS",
+        "NB_OOD",
+        "NB_MODEL",
+        "NB_LIMIT",
+        "NB_DATA",
+    ]
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each LEAFDOC_* variable no setting reads, with the setting it may have meant: a misspelt
+    LEAFDOC_DATABASE_URL is otherwise ignored in silence, and every replica runs on a SQLite catalog of its own."""
+    known = {f"LEAFDOC_{name.upper()}" for name in Settings.model_fields}
+    lines = []
+    for var in sorted(environ):
+        name = var.upper()  # settings are read whatever their case
+        if not name.startswith("LEAFDOC_") or name in known or name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        lines.append(f"{var} is not a setting and is ignored" + (f" (did you mean {close[0]}?)" if close else "."))
+    return lines
+
+
+def without_password(url: str) -> str:
+    """A URL as a log or a message may show it: the password it carries replaced by *** (postgresql://leafdoc:***@
+    postgres/leafdoc), since container logs are read by more people than the secrets file."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def _default_home() -> Path:

@@ -25,9 +25,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from leafdoc.core.errors import LeafdocError
+from leafdoc.core.errors import ConfigError, LeafdocError, ServerFault
+from leafdoc.core.settings import without_password
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 R = TypeVar("R")  # a row class (Catalog.row)
@@ -233,8 +235,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_pragmas(engine)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):  # postgres:// is what Heroku and others hand out
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -255,7 +258,26 @@ def migrate(engine: Engine) -> None:
             # the schema at head. PostgreSQL's DDL is transactional, so they never see half of it.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
+        refuse_newer_schema(conn, cfg, engine)
         command.upgrade(cfg, "head")
+
+
+def refuse_newer_schema(conn, cfg, engine: Engine) -> None:
+    """A catalog a newer leafdoc has migrated (an upgrade rolled back: `kubectl rollout undo`, an older image) is
+    refused with what to do; Alembic's own "Can't locate revision" was a traceback in every replica and worker."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = sorted(set(MigrationContext.configure(conn).get_current_heads()) - known)
+    if unknown:
+        raise ConfigError(
+            f"the catalog at {engine.url} has schema revision {unknown[0]!r}, which this leafdoc does not know "
+            f"(it knows up to {script.get_current_head()!r}): a newer leafdoc has upgraded it.",
+            hint="Run the leafdoc version that upgraded the catalog, or a newer one. leafdoc never downgrades a "
+            "catalog: to go back to this version, restore the catalog's backup from before the upgrade.",
+        )
 
 
 class Catalog:
@@ -263,9 +285,30 @@ class Catalog:
 
     def __init__(self, url: str, *, upgrade: bool = True):
         self.url = url
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # not a URL; a scheme with no driver here
+            raise ConfigError(
+                f"LEAFDOC_DATABASE_URL={without_password(url)!r} is not a database URL leafdoc can open ({exc}).",
+                hint="Use postgresql://user:password@host:5432/database, or unset it for the SQLite catalog under "
+                "LEAFDOC_HOME.",
+            ) from None
         if upgrade:
-            migrate(self.engine)
+            try:
+                migrate(self.engine)
+            except OperationalError as exc:  # the server is down, the database or user does not exist...
+                self.engine.dispose()
+                detail = " ".join(str(exc.orig or exc).split())[:300]
+                raise ServerFault(
+                    f"the catalog at {without_password(url)} cannot be opened: {detail}",
+                    hint="Check that its folder can be written (LEAFDOC_HOME, or LEAFDOC_DATABASE_URL)."
+                    if url.startswith("sqlite")
+                    else "Check LEAFDOC_DATABASE_URL (host, port, database name, user and password) and that the "
+                    "database server runs and is reachable from here.",
+                ) from None
+            except LeafdocError:  # a schema newer than this leafdoc's
+                self.engine.dispose()
+                raise
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:

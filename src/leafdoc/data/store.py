@@ -9,11 +9,13 @@ disk, one PUT on S3): a reader, or a process killed while writing, finds the old
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
 from leafdoc.core.atomic import atomic_write_bytes
-from leafdoc.core.errors import ConfigError, NotFound
+from leafdoc.core.errors import ConfigError, NotFound, ServerFault
 from leafdoc.imaging.photos import sha256_bytes
 
 
@@ -28,6 +30,7 @@ class BlobStore(Protocol):
 
 
 NAMED = "named"
+MISSING = ("404", "NoSuchKey", "NotFound")  # an S3 error code that says: no such object
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
@@ -89,7 +92,11 @@ class LocalStore:
 
 
 class S3Store:
-    """Blobs in an S3-compatible bucket (AWS S3, MinIO, moto). Needs `leafdoc[serve]` (boto3)."""
+    """Blobs in an S3-compatible bucket (AWS S3, MinIO, moto). Needs `leafdoc[serve]` (boto3).
+
+    What the bucket's server refuses or cannot answer (no such bucket, access denied, wrong keys, the endpoint
+    down) is a ServerFault naming the bucket and the settings to check, not boto's exception: the CLI prints it,
+    the API answers 503, and a replica that cannot fetch its model says why in /readyz."""
 
     def __init__(self, url: str, endpoint_url: str | None = None):
         import boto3  # only needed at scale
@@ -99,7 +106,40 @@ class S3Store:
         if not self.bucket:
             raise ConfigError(f"store URL {url!r} has no bucket name.", hint="Use s3://bucket/prefix.")
         self.prefix = prefix.strip("/")
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.endpoint_url = endpoint_url
+        try:
+            self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        except ValueError as exc:  # botocore: "Invalid endpoint: minio:9000"
+            raise ConfigError(
+                f"LEAFDOC_S3_ENDPOINT_URL={endpoint_url!r} is not an endpoint URL ({exc}).",
+                hint="Give its scheme, host and port, e.g. http://minio:9000; unset it for AWS S3.",
+            ) from None
+
+    @contextmanager
+    def _faults(self, doing: str) -> Iterator[None]:
+        """Turn the server's refusals into a ServerFault; a missing object (NoSuchKey, 404) is left to the caller."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in MISSING:
+                raise
+            why = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+            raise self._fault(doing, why, exc) from None
+        except BotoCoreError as exc:  # no connection, no credentials, a timeout
+            raise self._fault(doing, type(exc).__name__, exc) from None
+
+    def _fault(self, doing: str, why: str, exc: Exception) -> ServerFault:
+        where = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        endpoint = self.endpoint_url or "unset: AWS S3"
+        return ServerFault(
+            f"the store's bucket {self.bucket!r} cannot be {doing} ({why}).",
+            hint=f"Check LEAFDOC_STORE_URL ({where}: the bucket must exist, leafdoc does not create it), "
+            f"LEAFDOC_S3_ENDPOINT_URL ({endpoint}) and the S3 keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). "
+            f"The server said: {exc}",
+        )
 
     def _key(self, sha: str) -> str:
         _check_sha(sha)
@@ -108,12 +148,14 @@ class S3Store:
     def put(self, data: bytes) -> str:
         sha = sha256_bytes(data)
         if not self.exists(sha):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(sha), Body=data)
+            with self._faults("written"):
+                self.client.put_object(Bucket=self.bucket, Key=self._key(sha), Body=data)
         return sha
 
     def get(self, sha: str) -> bytes:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(sha))["Body"].read()
+            with self._faults("read"):
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(sha))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise NotFound(f"blob {sha} is not in bucket {self.bucket}.") from None
 
@@ -121,31 +163,36 @@ class S3Store:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(sha))
+            with self._faults("read"):
+                self.client.head_object(Bucket=self.bucket, Key=self._key(sha))
             return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        except ClientError as exc:  # only a missing object comes through _faults
+            if exc.response.get("Error", {}).get("Code") in MISSING:
                 return False
             raise
 
     def delete(self, sha: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(sha))  # no error if absent
+        with self._faults("written"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(sha))  # no error if absent
 
     def _named_key(self, name: str) -> str:
         _check_name(name)
         return f"{self.prefix}/{NAMED}/{name}" if self.prefix else f"{NAMED}/{name}"
 
     def write_named(self, name: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._named_key(name), Body=data)
+        with self._faults("written"):
+            self.client.put_object(Bucket=self.bucket, Key=self._named_key(name), Body=data)
 
     def read_named(self, name: str) -> bytes | None:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._named_key(name))["Body"].read()
+            with self._faults("read"):
+                return self.client.get_object(Bucket=self.bucket, Key=self._named_key(name))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
 
     def delete_named(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._named_key(name))  # no error if absent
+        with self._faults("written"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._named_key(name))  # no error if absent
 
 
 def open_store(location: str, endpoint_url: str | None = None) -> BlobStore:

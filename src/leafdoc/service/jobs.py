@@ -26,8 +26,8 @@ from datetime import timedelta
 
 from sqlalchemy import and_, case, func, select, true, update
 
-from leafdoc.core.errors import ConfigError, Conflict, NotFound
-from leafdoc.core.settings import Settings
+from leafdoc.core.errors import ConfigError, Conflict, NotFound, ServerFault
+from leafdoc.core.settings import Settings, without_password
 from leafdoc.data.catalog import Catalog, TrainingJobRow, utcnow
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -50,6 +50,24 @@ def make_huey(settings: Settings):
     raise ConfigError(
         f"LEAFDOC_QUEUE_URL={url!r} is not supported.",
         hint="Use redis://host:port/db, or unset it for the embedded SQLite queue.",
+    )
+
+
+try:  # the errors of a Redis queue that cannot be reached (redis is installed with leafdoc[serve])
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    QUEUE_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+except ImportError:  # pragma: no cover - no Redis client, so no Redis queue
+    QUEUE_DOWN = ()
+
+
+def queue_unreachable(settings: Settings, exc: Exception) -> ServerFault:
+    return ServerFault(
+        f"the job queue at {without_password(settings.queue_url or str(settings.queue_path))} cannot be reached "
+        f"({exc}).",
+        hint="Check LEAFDOC_QUEUE_URL (host, port, database number, password) and that Redis runs and is reachable "
+        "from here.",
     )
 
 

@@ -163,7 +163,7 @@ class ModelHolder:
             )
         except LeafdocError as exc:
             self.last_error = f"model version {ptr.version} cannot be loaded: {exc.message}"
-            log.error(self.last_error)
+            log.error("%s%s", self.last_error, f" {exc.hint}" if exc.hint else "")  # the log is the operator's
             return
         loaded = Loaded(ptr.version, ptr.stamp, predictor, self.knowledge)
         warm_ms = warm_up(loaded)

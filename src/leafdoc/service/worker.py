@@ -38,6 +38,7 @@ from leafdoc.runtime.parentwatch import on_parent_exit
 from leafdoc.service import checkpoints
 from leafdoc.service.jobs import (
     CANCELLED_RUNNING,
+    QUEUE_DOWN,
     TERMINAL,
     TRAINING_LEASE,
     JobQueue,
@@ -45,6 +46,7 @@ from leafdoc.service.jobs import (
     claim,
     fail,
     get_job,
+    queue_unreachable,
     queued_jobs,
     retry_or_fail,
     running_jobs,
@@ -175,10 +177,15 @@ class Worker:
         return True
 
     def run(self, burst: bool = False) -> int:
-        """Until stop() (or, with burst, until the queue and schedule are empty); returns how many tasks it ran."""
-        self.recover()
+        """Until stop() (or, with burst, until the queue and schedule are empty); returns how many tasks it ran.
+
+        A queue that cannot be reached (Redis restarting, failing over, not up yet) is waited for, said once in the
+        log, not a crash; once it answers, the jobs it lost meanwhile are queued again (recover). With burst it is
+        a ServerFault: there is nothing to wait for."""
         checked = time.monotonic()
         ran = 0
+        recovered = False
+        queue_down = False
         while not self.stop_event.is_set():
             if time.monotonic() - checked >= self.settings.job_lease_seconds / 2:
                 checked = time.monotonic()
@@ -186,10 +193,27 @@ class Worker:
                     self.retry_stale()
                 except Exception:  # the catalog may be briefly unreachable: look again next time
                     log.exception("could not check for jobs whose worker is gone")
-            if self.run_once():
+            try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
+                had_task = self.run_once()
+                done = burst and not had_task and self.queue.huey.scheduled_count() == 0
+            except QUEUE_DOWN as exc:
+                if burst:
+                    raise queue_unreachable(self.settings, exc) from None
+                if not queue_down:
+                    log.warning("%s Waiting for it.", queue_unreachable(self.settings, exc))
+                queue_down, recovered = True, False
+                self.stop_event.wait(self.settings.worker_poll_seconds)
+                continue
+            if queue_down:
+                log.info("the job queue answers again")
+                queue_down = False
+            if had_task:
                 ran += 1
                 continue
-            if burst and self.queue.huey.scheduled_count() == 0:
+            if done:
                 break
             self.stop_event.wait(self.settings.worker_poll_seconds)
         return ran
@@ -336,7 +360,7 @@ class Worker:
 
 
 def serve_forever(settings: Settings, *, burst: bool = False, parent_pid: int | None = None) -> int:
-    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job failed), or with
+    """`leafdoc worker`: run until SIGTERM/SIGINT (a running job's process is stopped and the job queued again), or with
     `burst` until the queue is empty; returns how many tasks it ran."""
     worker = Worker(settings, parent_pid=parent_pid)
 

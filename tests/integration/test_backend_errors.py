@@ -1,0 +1,198 @@
+"""What an operator sees when a backing service is misconfigured or away: a catalog URL that cannot be opened, a
+bucket that does not exist, an S3 endpoint written without its scheme. Each is a plain message naming the setting to
+check (the CLI: `error:` and `what to do:`, exit 1; the API: /readyz's checks and a 503), never a traceback, never a
+password."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from tests.backends import S3_ENV, create_bucket, redis_server, s3_server
+from tests.integration.service_support import ADMIN, Clients, class_zip, service_settings
+from tests.live_server import free_port
+
+from leafdoc.core.errors import ConfigError, ServerFault
+from leafdoc.core.settings import Settings
+from leafdoc.data.catalog import Catalog, make_engine
+from leafdoc.data.store import open_store
+from leafdoc.service.errors import SERVER_HINT
+from leafdoc.service.jobs import create_job
+from leafdoc.service.worker import Worker
+
+
+def leafdoc(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home"), "COLUMNS": "400", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "leafdoc.cli.main", *args], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["worker", "--burst"]])
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(tmp_path, command):
+    port = free_port()  # nothing listens there
+    proc = leafdoc(tmp_path, *command, LEAFDOC_DATABASE_URL=f"postgresql://leafdoc:s3cret-pw@127.0.0.1:{port}/leafdoc")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "s3cret-pw" not in out, out
+    assert f"error: the catalog at postgresql://leafdoc:***@127.0.0.1:{port}/leafdoc cannot be opened" in out, out
+    assert "Connection refused" in out, out
+    assert "what to do: Check LEAFDOC_DATABASE_URL" in out, out
+
+
+def test_a_database_url_that_is_not_one_is_named(tmp_path):
+    proc = leafdoc(tmp_path, "models", "list", LEAFDOC_DATABASE_URL="leafdoc-db:5432")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    assert "error: LEAFDOC_DATABASE_URL='leafdoc-db:5432' is not a database URL leafdoc can open" in out, out
+    assert "postgresql://user:password@host:5432/database" in out, out
+
+
+def test_postgres_urls_as_managed_services_write_them_are_accepted():
+    engine = make_engine("postgres://leafdoc:pw@db.example:5432/leafdoc")  # Heroku, Render, Fly... hand these out
+    assert engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+    assert engine.url.host == "db.example" and engine.url.database == "leafdoc"
+
+
+def test_a_catalog_a_newer_leafdoc_upgraded_is_refused_with_what_to_do(tmp_path):
+    """An upgrade rolled back (`kubectl rollout undo`, an older image): every replica and worker of the older
+    version met Alembic's "Can't locate revision" as a traceback. Now one sentence, and the catalog is left as it is."""
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    Catalog(url).dispose()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_from_a_newer_leafdoc'")
+    with pytest.raises(ConfigError) as caught:
+        Catalog(url)
+    assert caught.value.message.startswith(f"the catalog at {url} has schema revision '0099_from_a_newer_leafdoc'")
+    assert "a newer leafdoc has upgraded it" in caught.value.message
+    assert "Run the leafdoc version that upgraded the catalog" in caught.value.hint
+    assert "restore the catalog's backup" in caught.value.hint
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0099_from_a_newer_leafdoc"
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_keys(monkeypatch):
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_a_missing_bucket_is_a_server_fault_naming_the_settings(s3_endpoint, s3_keys):
+    store = open_store("s3://no-such-bucket/store", s3_endpoint)
+    for call in (lambda: store.put(b"a leaf"), lambda: store.get("0" * 64), lambda: store.write_named("ckpt", b"x")):
+        with pytest.raises(ServerFault) as caught:
+            call()
+        assert "the store's bucket 'no-such-bucket' cannot be" in caught.value.message
+        assert "NoSuchBucket" in caught.value.message
+        assert "LEAFDOC_STORE_URL (s3://no-such-bucket/store: the bucket must exist" in caught.value.hint
+        assert f"LEAFDOC_S3_ENDPOINT_URL ({s3_endpoint})" in caught.value.hint
+
+
+def test_an_s3_endpoint_without_its_scheme_is_named(s3_keys):
+    with pytest.raises(ConfigError) as caught:
+        open_store("s3://leafdoc/store", "minio:9000")
+    assert caught.value.message.startswith("LEAFDOC_S3_ENDPOINT_URL='minio:9000' is not an endpoint URL")
+    assert "http://minio:9000" in caught.value.hint
+
+
+def test_a_replica_whose_bucket_is_missing_says_so_in_readyz_and_answers_503(
+    tmp_path, s3_endpoint, s3_keys, tiny_model, leaf_folder
+):
+    """One replica seeds the registry into the bucket; a second, on the same catalog but with LEAFDOC_STORE_URL naming
+    a bucket that does not exist, cannot fetch the serving model: /readyz says why (it was a 500 `internal`), and
+    an upload is a 503 server fault that names the bucket (it was a 500), without the server's addresses."""
+    catalog = f"sqlite:///{tmp_path / 'shared-catalog.sqlite'}"
+    good = create_bucket(s3_endpoint, "leafdoc-good")
+    with Clients() as clients:
+        first = clients(
+            service_settings(
+                tmp_path / "one",
+                tiny_model,
+                database_url=catalog,
+                store_url=f"s3://{good}/store",
+                s3_endpoint_url=s3_endpoint,
+            )
+        )
+        assert first.get("/readyz").json()["model_version"] == 1
+        second = clients(
+            service_settings(
+                tmp_path / "two",
+                None,
+                database_url=catalog,
+                store_url="s3://leafdoc-typo/store",
+                s3_endpoint_url=s3_endpoint,
+            )
+        )
+        r = second.get("/readyz")
+        assert r.status_code == 503, r.text
+        model = r.json()["checks"]["model"]
+        assert "model version 1 cannot be loaded: the store's bucket 'leafdoc-typo' cannot be read" in model, model
+        assert "NoSuchBucket" in model and s3_endpoint not in r.text
+        assert r.json()["checks"]["catalog"] == "ok"
+
+        r = second.post(
+            "/v1/uploads", files={"file": ("l.zip", class_zip(leaf_folder), "application/zip")}, headers=ADMIN
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "server_fault" and r.json()["hint"] == SERVER_HINT
+        assert "the store's bucket 'leafdoc-typo' cannot be written" in r.json()["message"]
+        assert s3_endpoint not in r.text
+
+
+def test_a_worker_started_with_its_queue_down_says_so_and_exits_in_burst_mode(tmp_path):
+    port = free_port()
+    proc = leafdoc(tmp_path, "worker", "--burst", LEAFDOC_QUEUE_URL=f"redis://:q-pw@127.0.0.1:{port}/0")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "q-pw" not in out, out
+    assert f"error: the job queue at redis://:***@127.0.0.1:{port}/0 cannot be reached" in out, out
+    assert "what to do: Check LEAFDOC_QUEUE_URL" in out, out
+
+
+def test_a_worker_waits_out_a_queue_outage_and_then_runs_the_jobs_queued_meanwhile(tmp_path, caplog):
+    """Redis restarting or failing over killed every worker with a traceback (a queue read in its loop was not
+    guarded, where the catalog's was). Now the worker says once that the queue is away, waits, and when it answers
+    queues again the jobs the API could not hand to it meanwhile (their rows say "waiting: could not reach the
+    queue"), and runs them."""
+    caplog.set_level(logging.INFO, logger="leafdoc.service.worker")
+    port = free_port()
+    settings = Settings(home=tmp_path / "home", queue_url=f"redis://127.0.0.1:{port}/0", worker_poll_seconds=0.1)
+    settings.ensure_home()
+    worker = Worker(settings)
+    ran: list[str] = []
+    worker.queue._runner = ran.append  # the task the queue carries reaches the worker; no training here
+    job = create_job(
+        worker.catalog, dataset="d", dataset_version=1, options={}, warm_start=False, parent_version=None, epochs=1
+    )
+    loop = threading.Thread(target=worker.run, daemon=True)
+    loop.start()
+    try:
+        time.sleep(1.5)
+        assert loop.is_alive(), "the worker stopped when its queue could not be reached"
+        down = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+        assert len(down) == 1, down  # said once, not every poll
+        assert down[0].startswith(f"the job queue at redis://127.0.0.1:{port}/0 cannot be reached"), down
+        assert "Check LEAFDOC_QUEUE_URL" in down[0] and down[0].endswith("Waiting for it.")
+        with redis_server(tmp_path / "redis", port=port):
+            deadline = time.monotonic() + 20
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert ran == [job.id]
+            assert any(r.getMessage() == "the job queue answers again" for r in caplog.records)
+    finally:
+        worker.stop()
+        loop.join(timeout=10)
+        worker.close()
