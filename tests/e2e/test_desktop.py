@@ -38,6 +38,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLabel, QMessageBox  # noqa: E402
 
 from leafdoc.advice import shipped_knowledge  # noqa: E402
+from leafdoc.advice.render import label_name  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
@@ -257,7 +258,7 @@ def test_feedback_from_a_diagnosis_card_reaches_the_review_queue(
     bar.actual.setCurrentIndex(bar.actual.findData(actually))
     bar.no.click()
     qtbot.waitUntil(lambda: "recorded as wrong" in bar.status.text(), timeout=SLOW)
-    assert pretty_label(actually) in bar.status.text()
+    assert label_name(actually, "en") in bar.status.text()  # as the answers name it (the knowledge file's words)
     card.grab().save(str(tmp_path / "desktop-feedback.png"))
     queue = httpx.get(f"{live_server.base}/v1/review", headers=ADMIN, timeout=30).json()["items"]
     mine = next(i for i in queue if i["prediction_id"] == card.answer["prediction_id"])
