@@ -246,6 +246,29 @@ def test_no_serving_model_is_503_and_not_ready(make_client, no_starter, leaf):
     assert c.get("/healthz").json() == {"status": "ok"}
 
 
+def test_readiness_names_no_internal_address_and_the_log_does(client, monkeypatch, caplog):
+    """/readyz is public behind the proxy; it answered the database's and Redis's own errors, which name their hosts
+    inside the cluster. Now the check says 'unreachable' and the server's log says why, once until it changes."""
+    state = client.app.state.leafdoc
+    db_error = 'connection to server at "postgres.leafdoc-data.svc" (10.0.3.7), port 5432 failed: Connection refused'
+
+    def refused(*args, **kwargs):
+        raise OSError(db_error)
+
+    monkeypatch.setattr(state.catalog.engine, "connect", refused)
+    monkeypatch.setattr(state.queue, "length", lambda: (_ for _ in ()).throw(ConnectionError("redis.internal:6379")))
+    with caplog.at_level("WARNING", logger="leafdoc.service.routes.health"):
+        for _ in range(3):
+            r = client.get("/readyz")
+    assert r.status_code == 503, r.text
+    checks = r.json()["checks"]
+    assert checks["catalog"] == checks["queue"] == "unreachable (the server's log says why)"
+    assert "leafdoc-data" not in r.text and "10.0.3.7" not in r.text and "redis.internal" not in r.text
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "leafdoc.service.routes.health"]
+    assert sum("postgres.leafdoc-data.svc" in m for m in logged) == 1, logged  # once, not on every probe
+    assert sum("redis.internal:6379" in m for m in logged) == 1, logged
+
+
 # ---- admin token -----------------------------------------------------------------------------------
 
 ADMIN_ROUTES = [
