@@ -77,11 +77,9 @@ def _catalog_error(request: Request, exc: Exception) -> JSONResponse:
     """The catalog (SQLite file, PostgreSQL) cannot be reached or written: locked for too long, read-only, full, the
     database down. The transaction that failed was rolled back."""
     log.exception("the catalog failed on %s %s", request.method, request.url.path)
-    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    # the database's own words stay in the log: a server's name its host and port inside the network
     fault = server_fault(
-        exc,
-        f"its catalog is unavailable ({type(exc).__name__}: {detail}); what this request was writing was not saved, "
-        "nothing was registered.",
+        exc, "its catalog is unavailable; what this request was writing was not saved, nothing was registered."
     )
     return _leafdoc_error(request, fault)
 
