@@ -71,3 +71,25 @@ def test_a_visitor_that_never_reads_its_answers_cannot_fill_the_pages_queue(serv
         again = secrets.token_hex(8)
         assert join(attacker, fn, again).status_code == 200
         assert join(attacker, fn, secrets.token_hex(8)).status_code == 503
+
+
+def test_events_and_uploads_the_page_does_not_have_are_refused_without_a_traceback(server):
+    """Security round 4: an unknown event number, an unknown API name and an upload whose part is no file were each a
+    500 (with no word of what was wrong) and a 90-line traceback in the server's log, for any anonymous request. Now
+    each is a 400/404 with a sentence saying what to do, and one warning line in the log."""
+    from leafdoc.ui.queue_guard import UNKNOWN_API_NAME, UNKNOWN_EVENT, UPLOAD_NOT_A_FILE
+
+    before = server.log.read_text(errors="replace")
+    with client_from("127.0.0.5", server.base) as c:
+        c.get("/ui/config")  # the page is built
+        unknown = join(c, 99999, secrets.token_hex(8))
+        assert (unknown.status_code, unknown.json()["detail"]) == (400, UNKNOWN_EVENT)
+        for route in ("call", "run"):
+            named = c.post(f"/ui/gradio_api/{route}/nope", json={"data": []})
+            assert (named.status_code, named.json()["detail"]) == (404, UNKNOWN_API_NAME)
+        upload = c.post("/ui/gradio_api/upload", files={"files": (None, b"abc")})  # a part with no file name
+        assert (upload.status_code, upload.json()["detail"]) == (400, UPLOAD_NOT_A_FILE)
+        assert c.post("/ui/gradio_api/call/notes", json={"data": []}).status_code == 200  # a real name still works
+    added = server.log.read_text(errors="replace")[len(before) :]
+    assert "Traceback" not in added and " 500 " not in added
+    assert added.count("a page request was refused") == 3

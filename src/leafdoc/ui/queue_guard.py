@@ -1,4 +1,5 @@
-"""A bound on what one visitor may have in the page's Gradio queue (docs/security.md, security round 4).
+"""A bound on what one visitor may have in the page's Gradio queue, and plain refusals of events the page does not
+have (docs/security.md, security round 4).
 
 Gradio's queue takes any number of events (`POST /ui/gradio_api/queue/join`, also behind `/call/`), keeps each
 event's result until a page reads it (`/queue/data`), and a page that never reads keeps them: 2,000 joins of the
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 # page that is open reads each result as it is done, so only a page closed part-way or a client that never reads
 # leaves one).
 STALE_SECONDS = 120.0
+# An event the page does not have (Gradio looked its number up unchecked: a KeyError, 500 and a 90-line traceback in
+# the log for each such request).
+UNKNOWN_EVENT = "This page has no such action; reload the page (it may have changed since it was opened)."
 TOO_MANY = (
     "This page has {count} requests waiting for their answers on this server already. Wait for them to show, then "
     "try again (or close other tabs of this page)."
@@ -76,6 +80,8 @@ def limit_visitor_events(blocks, cap: int) -> VisitorEvents | None:
     push = queue.push
 
     async def push_within_cap(body, request, username):
+        if body.fn_index is not None and body.fn_index not in getattr(blocks, "fns", {}):
+            return False, UNKNOWN_EVENT, "error"
         now = time.monotonic()
         events.forget_done(queue, now)
         client = getattr(request, "client", None)
@@ -89,3 +95,37 @@ def limit_visitor_events(blocks, cap: int) -> VisitorEvents | None:
 
     queue.push = push_within_cap
     return events
+
+
+# What a visitor got wrong that Gradio answered with 500 and a 90-line traceback in the log (security round 4): the API
+# name of /gradio_api/call/<name> or /run/<name> the page does not have, an upload whose part is no file.
+UNKNOWN_API_NAME = "This page has no action of that name; GET /ui/gradio_api/info lists the ones it has."
+UPLOAD_NOT_A_FILE = "Send each upload as a file: a form part with a file name (curl -F files=@leaf.jpg)."
+UPLOAD_ROUTE = "/gradio_api/upload"
+
+
+def answer_visitors_mistakes(app) -> None:
+    """Answer the requests Gradio's app (`app`, before its first request) raised a server error for although the
+    mistake was the visitor's with 404 or 400 and a sentence, one warning line in the log instead of a traceback.
+    Any other error stays a 500 with its traceback."""
+    import logging
+
+    from fastapi.responses import JSONResponse
+    from gradio.route_utils import FnIndexInferError
+
+    log = logging.getLogger(__name__)
+
+    def refuse(request, status: int, message: str) -> JSONResponse:
+        log.warning("a page request was refused (%s %r): %s", request.method, request.url.path[:200], message)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    async def unknown_api_name(request, exc):
+        return refuse(request, 404, UNKNOWN_API_NAME)
+
+    async def not_a_file(request, exc):
+        if request.url.path.endswith(UPLOAD_ROUTE) and "GradioUploadFile" in str(exc):
+            return refuse(request, 400, UPLOAD_NOT_A_FILE)
+        raise exc  # a real error: 500 with its traceback
+
+    app.add_exception_handler(FnIndexInferError, unknown_api_name)
+    app.add_exception_handler(TypeError, not_a_file)
