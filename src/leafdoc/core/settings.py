@@ -314,6 +314,13 @@ class Settings(BaseSettings):
         description="Most bytes the web page's folder (visitors' uploads, the pictures it shows; cache/ui under the "
         "data home) may hold; an upload that would take it over is answered 507. Uploads are deleted after an hour.",
     )
+    ui_events_per_visitor: int = Field(
+        20,
+        ge=1,
+        description="Events (a diagnosis, a tab opening) one visitor's address may have in the web page's queue at "
+        "once, waiting, running, or done but not yet read by its page; the next is answered 503 until they are read. "
+        "A browser reads each as it is done; raise it only for many visitors behind one address.",
+    )
     allowed_hosts: str = Field(
         "",
         description="Host names the web page may be visited by (separated by commas; `*`: any). Unset: IP addresses, "

@@ -27,6 +27,7 @@ from leafdoc.ui.language import SWITCH_CSS, page_language, switch_html
 from leafdoc.ui.monitor_tab import monitor_tab
 from leafdoc.ui.phone import CSS as PHONE_CSS
 from leafdoc.ui.phone import HEAD as PHONE_HEAD
+from leafdoc.ui.queue_guard import answer_visitors_mistakes, limit_visitor_events
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
 from leafdoc.ui.where import use_page_folder
@@ -243,7 +244,9 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
     blocks.has_launched = True
     hide_gradio_version(blocks)
     quiet_queue(blocks)
+    limit_visitor_events(blocks, settings.ui_events_per_visitor)  # ui/queue_guard.py
     [app] = [r.app for r in holder.routes if isinstance(r, Mount) and r.path == path]
+    answer_visitors_mistakes(app)
     return app, blocks
 
 
