@@ -30,3 +30,30 @@ def test_worker_prints_its_queue_not_the_migration_librarys_chatter(tmp_path):
     said = done.stdout + done.stderr
     assert done.returncode == 0 and "worker: queue" in said, said
     assert "alembic" not in said and "Context impl" not in said, said  # 9 lines of it on a fresh home before
+
+
+def test_serve_warns_of_an_admin_token_short_enough_to_guess(tmp_path):
+    """LEAFDOC_ADMIN_TOKEN=admin was taken in silence; the routes it guards upload, retrain and promote."""
+    import time
+
+    from tests.live_server import free_port
+
+    from leafdoc.core.settings import MIN_ADMIN_TOKEN
+
+    exe = Path(sys.executable).with_name("leafdoc")
+    env = {**os.environ, "LEAFDOC_HOME": str(tmp_path / "home"), "LEAFDOC_ADMIN_TOKEN": "zq7x9", "COLUMNS": "300"}
+    env["LEAFDOC_UI"] = "false"
+    args = [str(exe), "serve", "--port", str(free_port()), "--workers", "1", "--no-consumer"]
+    with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        said, deadline = [], time.monotonic() + 120
+        try:
+            for line in proc.stdout:
+                said.append(line)
+                if "API worker" in line or "single predictions run" in line or time.monotonic() > deadline:
+                    break  # said before the workers start, after the settings are read
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    text = " ".join("".join(said).split())
+    assert "LEAFDOC_ADMIN_TOKEN is 5 characters" in text and f"Use {MIN_ADMIN_TOKEN} or more random" in text, text
+    assert "zq7x9" not in text  # the token itself is never printed

@@ -67,6 +67,20 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return lines
 
 
+MIN_ADMIN_TOKEN = 16  # characters: wrong guesses are limited per address, not for a client with many addresses
+
+
+def weak_admin_token(token: str | None) -> str | None:
+    """What `leafdoc serve` says of an admin token short enough to guess (it took any length in silence)."""
+    if token is None or len(token) >= MIN_ADMIN_TOKEN:
+        return None
+    return (
+        f"warning: LEAFDOC_ADMIN_TOKEN is {len(token)} characters: whoever guesses it can upload photos, retrain and "
+        f"change which model answers. Use {MIN_ADMIN_TOKEN} or more random characters, e.g. "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`."
+    )
+
+
 def without_password(url: str) -> str:
     """A URL as a log or a message may show it: the password it carries replaced by *** (postgresql://leafdoc:***@
     postgres/leafdoc), since container logs are read by more people than the secrets file."""

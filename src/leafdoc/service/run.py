@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from leafdoc.core.settings import MAX_AUTO_API_WORKERS, Settings
+from leafdoc.core.settings import MAX_AUTO_API_WORKERS, Settings, weak_admin_token
 from leafdoc.runtime.parentwatch import on_parent_exit, stop_child
 from leafdoc.runtime.serverlog import log_config
 
@@ -138,6 +138,8 @@ def serve(
     state.catalog.dispose()
     if offered:
         say(offered)
+    if weak := weak_admin_token(settings.admin_token):
+        say(weak)
     cpus = usable_cpus()
     if workers is None:
         workers, why = choose_workers(settings, cpus)
