@@ -172,6 +172,10 @@ def test_the_apis_answers_carry_nosniff_no_store_and_its_documentation_no_framin
         assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
     r = httpx.get(f"{server.base}/healthz", timeout=30)
     assert r.headers.get("x-content-type-options") == "nosniff"
+    # an address under /ui that the page's mount does not take (a newline in it) gets the API's 404: nosniff too
+    # (security round 4)
+    r = httpx.get(f"{server.base}/ui/a%0ab", timeout=30)
+    assert r.status_code == 404 and r.headers.get("x-content-type-options") == "nosniff", r.headers
 
 
 def test_the_page_does_not_name_gradios_release(server, tmp_path):

@@ -306,10 +306,10 @@ class RequestMetrics:
 
 
 class ApiHeaders:
-    """Headers on the API's own answers (/ui and /app send their own, ui/guard.py and offline/routes.py):
-    `nosniff` on every one (a browser never takes a JSON answer or a photo for a script or a page), `no-store` on the
-    /v1 answers that set no caching of their own (an admin's review queue or uploads list must not stay in a shared
-    cache), and no framing of /docs and /redoc by any site."""
+    """Headers on the API's own answers (/ui and /app send their own, ui/guard.py and offline/routes.py, and get only
+    `nosniff` where they lack it): `nosniff` on every one (a browser never takes a JSON answer or a photo for a script
+    or a page), `no-store` on the /v1 answers that set no caching of their own (an admin's review queue or uploads
+    list must not stay in a shared cache), and no framing of /docs and /redoc by any site."""
 
     OWN_HEADERS = ("/ui", "/app")
     NOT_FRAMED = ("/docs", "/redoc")
@@ -319,13 +319,16 @@ class ApiHeaders:
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path or path.startswith(self.OWN_HEADERS):
+        if not path:
             return await self.app(scope, receive, send)
+        # nosniff on the pages' answers too where they lack it: an address under /ui that the page's mount does not
+        # take (a newline in it) is answered by the API's 404 (security round 4)
         extra = [(b"x-content-type-options", b"nosniff")]
-        if path.startswith("/v1/"):
-            extra.append((b"cache-control", b"no-store"))
-        if path.startswith(self.NOT_FRAMED):
-            extra += [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
+        if not path.startswith(self.OWN_HEADERS):  # the pages set their own caching and framing
+            if path.startswith("/v1/"):
+                extra.append((b"cache-control", b"no-store"))
+            if path.startswith(self.NOT_FRAMED):
+                extra += [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
