@@ -448,6 +448,32 @@ def stats(
 
 
 @app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="A new folder for the copy (it becomes a data home of its own).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was copied as JSON.")] = False,
+):
+    """Copy this data home's catalog and store into DEST, while leafdoc runs: datasets, model versions, jobs' records,
+    feedback and kept photos. `LEAFDOC_HOME=DEST` serves from the copy; to restore, stop leafdoc and put DEST's
+    files in the home."""
+    from leafdoc.data.backup import backup_home
+
+    settings = load_settings()
+    with progress_bar(f"Backing up {settings.home}", not as_json) as update:
+        done = backup_home(settings, dest, progress=update)
+    if as_json:
+        emit_json(done)
+        return
+    print_wrapped(
+        console,
+        "Backed up",
+        f"{settings.home} to {dest}: the catalog ({done['catalog_bytes']:,} bytes) and {done['blobs']:,} stored "
+        f"files ({done['blob_bytes']:,} bytes). Serve from it with LEAFDOC_HOME={dest}; to restore, stop leafdoc "
+        "and put its files in the data home.",
+        "green",
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
