@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,9 @@ def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_it
     printing.print_evaluation(r)
     text = capsys.readouterr().out
     assert said in text and "40.0% (4 of 10); 6 abstained: unsure 6" in text
+    # the summary's other shares as the report gives them, to one decimal (it said 100.00% of 10 photos)
+    top3 = f"{r['top3_accuracy']:.1%}"
+    assert f"| top-3 accuracy | {top3} |" in md and re.search(rf"top-3 accuracy\s+│ {re.escape(top3)} ", text), text
 
 
 def test_no_photo_answered_says_so_instead_of_a_figure():

@@ -147,6 +147,7 @@ def print_evaluation(r: dict) -> None:
         class_figures,
         coverage_text,
         images_evaluated,
+        pct,
         seen_warning,
     )
     from leafdoc.evaluate.significance import accuracy_interval_text
@@ -154,7 +155,7 @@ def print_evaluation(r: dict) -> None:
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
     table.add_row("images", images_evaluated(r))
     table.add_row("accuracy", accuracy_interval_text(r["accuracy"], r["n"]))
-    table.add_row("top-3 accuracy", f"{r['top3_accuracy']:.2%}")
+    table.add_row("top-3 accuracy", pct(r["top3_accuracy"]))
     table.add_row("macro F1", f"{r['macro_f1']:.3f}")
     table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
     sel = r.get("selective")
@@ -163,12 +164,12 @@ def print_evaluation(r: dict) -> None:
         table.add_row("answered (coverage)", f"{coverage_text(sel)}; {sel['abstained']} abstained: {reasons}")
         table.add_row("accuracy on answered", answered_accuracy_text(sel))
         at = sel["accuracy_at"]
-        table.add_row("accuracy at 50/80/100% coverage", " / ".join(f"{at[k]:.2%}" for k in ("50%", "80%", "100%")))
+        table.add_row("accuracy at 50/80/100% coverage", " / ".join(pct(at[k]) for k in ("50%", "80%", "100%")))
         table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
     if r.get("ood"):
         o = r["ood"]
         why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
-        table.add_row(f"not-leaf photos refused ({o['n']})", f"{o['abstained']:.2%} ({why})")
+        table.add_row(f"not-leaf photos refused ({o['n']})", f"{pct(o['abstained'])} ({why})")
     out.print(table)
     if warning := seen_warning(r):
         print_wrapped(out, "warning:", warning, "yellow")

@@ -135,7 +135,7 @@ def plot_risk_coverage(sel: dict) -> Figure:
 def coverage_text(sel: dict) -> str:
     """ "50.7% (38 of 75)": the share of photos answered, with the counts it is a share of."""
     n = sel["answered"] + sel["abstained"]
-    return f"{_pct(sel['coverage'])} ({sel['answered']} of {n})"
+    return f"{pct(sel['coverage'])} ({sel['answered']} of {n})"
 
 
 def answered_accuracy_text(sel: dict) -> str:
@@ -157,16 +157,16 @@ def selective_rows(result: dict) -> list[tuple[str, str]]:
         ("answered (coverage)", coverage_text(sel)),
         ("abstained", f"{sel['abstained']} ({reasons})"),
         ("accuracy on answered photos", answered_accuracy_text(sel)),
-        ("accuracy on all photos", _pct(sel["accuracy_all"])),
-        *((f"accuracy at {k} coverage", _pct(v)) for k, v in sel["accuracy_at"].items()),
+        ("accuracy on all photos", pct(sel["accuracy_all"])),
+        *((f"accuracy at {k} coverage", pct(v)) for k, v in sel["accuracy_at"].items()),
         ("AURC (area under risk-coverage, lower is better)", f"{sel['aurc']:.4f}"),
     ]
     if result.get("ood"):
         o = result["ood"]
-        rows.append((f"non-leaf photos refused ({o['n']} in {o['data']})", f"{_pct(o['abstained'])}"))
+        rows.append((f"non-leaf photos refused ({o['n']} in {o['data']})", f"{pct(o['abstained'])}"))
         for reason, count in sorted(o.get("by_reason", {}).items()):
             if reason != "answered":
-                rows.append((f"  of which as {reason}", _pct(count / o["n"])))
+                rows.append((f"  of which as {reason}", pct(count / o["n"])))
     return rows
 
 
@@ -213,7 +213,8 @@ def image_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """A share as the report and `leafdoc evaluate`'s summary show it: one decimal, as the photos rarely bear more."""
     return f"{x:.1%}"
 
 
@@ -258,7 +259,7 @@ def summary_rows(result: dict) -> list[tuple[str, str]]:
     rows = [
         ("images evaluated", images_evaluated(result)),
         ("accuracy", accuracy_interval_text(result["accuracy"], result["n"])),
-        ("top-3 accuracy", _pct(result["top3_accuracy"])),
+        ("top-3 accuracy", pct(result["top3_accuracy"])),
         ("macro F1", f"{result['macro_f1']:.3f}"),
         ("expected calibration error", f"{result['ece']:.3f}"),
         ("classes in the data", f"{len(result.get('classes', []))} of {len(result['labels'])} model labels"),
