@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 from leafdoc.core.errors import LeafdocError
 from leafdoc.core.settings import PAGE_KEY_HEADER, VISITOR_HEADER, Settings
+from leafdoc.runtime.clients import client_key
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class RateLimiter:
 
     def take(self, client: str, what: str, cost: float = 1.0) -> None:
         """One request of `client`, or RateLimited with the seconds to wait. `cost` 0: only whether `client` has a
-        token left (RateLimited if not), taking none."""
+        token left (RateLimited if not), taking none. An IPv6 client is its /64 (runtime/clients.py)."""
+        client = client_key(client)
         now = self.clock()
         with self._lock:
             if cost == 0 and client not in self._buckets:
@@ -137,7 +139,7 @@ class RedisRateLimiter:
         import redis
 
         try:
-            taken, tokens = self.script(keys=[self.prefix + client], args=[self.rate, self.burst])
+            taken, tokens = self.script(keys=[self.prefix + client_key(client)], args=[self.rate, self.burst])
         except redis.RedisError as exc:
             if not self._warned:
                 log.warning("rate limit: Redis cannot be reached (%s); this worker's own limit applies", exc)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from leafdoc.runtime.clients import client_key
+
 # A result no page has read this long after its event was queued is dropped (a diagnosis takes under a second; a
 # page that is open reads each result as it is done, so only a page closed part-way or a client that never reads
 # leaves one).
@@ -85,7 +87,7 @@ def limit_visitor_events(blocks, cap: int) -> VisitorEvents | None:
         now = time.monotonic()
         events.forget_done(queue, now)
         client = getattr(request, "client", None)
-        visitor = client.host if client and client.host else "unknown"
+        visitor = client_key(client.host) if client and client.host else "unknown"  # an IPv6 visitor: its /64
         if events.outstanding(visitor) >= events.cap:
             return False, TOO_MANY.format(count=events.outstanding(visitor)), "queue_full"
         success, event_id, state = await push(body, request, username)
