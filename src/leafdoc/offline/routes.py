@@ -283,7 +283,7 @@ def build() -> str:
 
 def not_found_page(request: Request) -> Response:
     """The 404 of an unknown address under /app: a small page with a link back to the page (words/not_found.py)."""
-    body, _ = not_found_html(request.headers.get("accept-language"), request.scope.get("root_path", ""), APP_PATH)
+    body = not_found_html(request.headers.get("accept-language"), request.scope.get("root_path", ""), APP_PATH)
     response = _with_headers(Response(body, status_code=404, media_type="text/html; charset=utf-8"))
     response.headers["Vary"] = "Accept-Language"
     return response

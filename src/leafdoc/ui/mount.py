@@ -175,25 +175,30 @@ def _is_file_route(path: str) -> bool:
     return "/file=" in path or "/gradio_api/file/" in path
 
 
-def _quiet_file_errors(send):
-    """Gradio's `file=` route answers a refused path with the path itself ("File not allowed: /etc/...");
-    say only that it is not allowed, with the same status."""
-    quiet = False
+def _answer_instead(send, instead):
+    """`send` that, where `instead(status)` gives a body and its content headers for the app's answer, sends that
+    answer (the status and other headers kept, Content-Length its own) and drops the app's own body."""
+    replaced = False
 
     async def wrapped(message) -> None:
-        nonlocal quiet
-        if message["type"] == "http.response.start" and message["status"] >= 400:
-            quiet = True
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _BODY_HEADERS]
-            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(FILE_REFUSED)).encode())]
-            await send({**message, "headers": headers})
-        elif message["type"] == "http.response.body" and quiet:
-            if not message.get("more_body", False):
-                await send({"type": "http.response.body", "body": FILE_REFUSED})
-        else:
+        nonlocal replaced
+        if message["type"] == "http.response.start" and (answer := instead(message["status"])) is not None:
+            replaced = True
+            body, headers = answer
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _BODY_HEADERS]
+            await send({**message, "headers": [*kept, *headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+        elif not replaced:
             await send(message)
 
     return wrapped
+
+
+def _quiet_file_errors(send):
+    """Gradio's `file=` route answers a refused path with the path itself ("File not allowed: /etc/...");
+    say only that it is not allowed, with the same status."""
+    refused = (FILE_REFUSED, [(b"content-type", b"application/json")])
+    return _answer_instead(send, lambda status: refused if status >= 400 else None)
 
 
 def _page_when_not_found(send, scope, page: str):
@@ -203,28 +208,16 @@ def _page_when_not_found(send, scope, page: str):
     headers = {k.lower(): v for k, v in scope.get("headers", [])}
     if scope.get("method") != "GET" or b"text/html" not in headers.get(b"accept", b""):
         return send
-    replaced = False
 
-    async def wrapped(message) -> None:
-        nonlocal replaced
-        if message["type"] == "http.response.start" and message["status"] == 404:
-            replaced = True
-            root = scope.get("root_path", "")  # where the page is mounted: /ui, or /ui under a proxy's prefix
-            prefix = root[: -len(page)] if root.endswith(page) else ""
-            html, _ = not_found_html(headers.get(b"accept-language", b"").decode("latin-1"), prefix, page)
-            body = html.encode()
-            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _BODY_HEADERS]
-            kept += [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"vary", b"Accept-Language"),
-            ]
-            await send({**message, "headers": kept})
-            await send({"type": "http.response.body", "body": body})
-        elif not replaced:
-            await send(message)
+    def not_found(status: int):
+        if status != 404:
+            return None
+        root = scope.get("root_path", "")  # where the page is mounted: /ui, or /ui under a proxy's prefix
+        prefix = root[: -len(page)] if root.endswith(page) else ""
+        html = not_found_html(headers.get(b"accept-language", b"").decode("latin-1"), prefix, page)
+        return html.encode(), [(b"content-type", b"text/html; charset=utf-8"), (b"vary", b"Accept-Language")]
 
-    return wrapped
+    return _answer_instead(send, not_found)
 
 
 _BODY_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"transfer-encoding"}

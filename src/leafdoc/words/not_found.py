@@ -33,12 +33,12 @@ NOT_FOUND_PAGE = """<!doctype html>
 """
 
 
-def not_found_html(accept_language: str | None, root_path: str, page: str) -> tuple[str, str]:
-    """The page and its language: `root_path` the prefix leafdoc is served under (a proxy's), `page` the page to link
-    back to (`/app`, `/ui`)."""
+def not_found_html(accept_language: str | None, root_path: str, page: str) -> str:
+    """The page, in the browser's language: `root_path` the prefix leafdoc is served under (a proxy's), `page` the
+    page to link back to (`/app`, `/ui`)."""
     lang = negotiate(None, accept_language)
     said = {"title": NOT_FOUND_TITLE, "said": NOT_FOUND_SAID, "link": NOT_FOUND_LINK}
     words = {key: html.escape(gettext(lang, text)) for key, text in said.items()}
     css = html.escape(root_path + APP_CSS, quote=True)
     back = html.escape(f"{root_path}{page}/", quote=True)
-    return NOT_FOUND_PAGE.format(lang=lang, css=css, back=back, **words), lang
+    return NOT_FOUND_PAGE.format(lang=lang, css=css, back=back, **words)
