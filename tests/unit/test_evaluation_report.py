@@ -101,3 +101,63 @@ def test_the_galleries_never_show_a_probability_as_a_certainty():
         galleries = page[page.index("Misclassified images") :]
         assert ">99.9%" in galleries and "100.0%" not in galleries
         assert "65.0%" in galleries  # the refused photos' best guesses, as they were
+
+
+# ---- the risk-coverage figure of an evaluation of a few photos -------------------------------------------------
+
+CURVE_BLUE = np.array([0x4C, 0x72, 0xB0])
+
+
+def curve_pixels(fig) -> int:
+    """How many pixels of the rendered figure are the curve's blue, the legend (which has a blue sample) left out:
+    what a reader sees of the curve itself."""
+    import io
+
+    from PIL import Image
+
+    from leafdoc.imaging.figure_png import figure_png
+
+    fig.axes[0].get_legend().remove()
+    rgb = np.asarray(Image.open(io.BytesIO(figure_png(fig))).convert("RGB"), dtype=np.int64)
+    return int((np.abs(rgb - CURVE_BLUE).sum(axis=2) < 60).sum())
+
+
+@pytest.mark.parametrize(
+    ("y", "probs", "answered"),
+    [
+        ([0], [[0.9, 0.05, 0.05]], [True]),  # one photo, answered and right: one point, under leafdoc's decision
+        ([0], [[0.3, 0.6, 0.1]], [True]),  # one photo, answered and wrong: risk 1
+        ([0, 1], [[0.9, 0.05, 0.05], [0.5, 0.4, 0.1]], [True, False]),  # two photos, one refused
+        ([0, 1], [[0.5, 0.4, 0.1], [0.5, 0.4, 0.1]], [False, False]),  # none answered
+    ],
+)
+def test_the_risk_coverage_figure_of_one_or_two_photos_shows_its_points(y, probs, answered):
+    from leafdoc.evaluate.report import plot_risk_coverage
+
+    sel = result_of(y, probs, answered)["selective"]
+    fig = plot_risk_coverage(sel)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    for line in ax.get_lines():
+        assert line.get_marker() not in (None, "", "None", " "), "a point with no marker is not drawn"
+        assert all(lo < v <= hi for v in line.get_ydata()), (line.get_ydata(), (lo, hi))
+    # drawn, not only declared: a line through one point is an empty frame (the defect) and has no blue pixel
+    assert curve_pixels(fig) >= 12
+    assert f"Only {len(y)} photo" in ax.get_title()
+    if not any(answered):
+        assert f"leafdoc answered none of the {len(y)} photos" in ax.get_title()
+        md = render_markdown(result_of(y, probs, answered), FIGURES, [], [])
+        assert f"leafdoc answered none of the {len(y)} photos" in md
+
+
+def test_the_risk_coverage_curve_of_a_model_with_no_mistake_is_above_the_axis_not_in_it():
+    from leafdoc.evaluate.report import plot_risk_coverage
+
+    n = 200  # every photo answered and right: risk 0 everywhere
+    r = result_of([0] * n, [[0.98, 0.01, 0.01]] * n, [True] * n)
+    fig = plot_risk_coverage(r["selective"])
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] < 0 < ax.get_ylim()[1]
+    assert "Only" not in ax.get_title()  # 200 photos: a curve to read
+    assert "200 of 200 answered" in ax.get_legend().get_texts()[1].get_text()
+    assert curve_pixels(fig) > 300  # a line across the frame, not hidden under the bottom axis

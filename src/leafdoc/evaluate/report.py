@@ -104,31 +104,69 @@ def plot_reliability(bins: list[dict], ece: float | None = None) -> Figure:
     return fig
 
 
+# Up to this many points the risk-coverage curve marks each one (a photo each when there are this few photos): a line
+# through one point draws nothing, and the evaluation of 1-2 photos was an empty frame.
+FEW_POINTS = 30
+# Below this many photos the figure says the curve is too short to read a trend from.
+FEW_PHOTOS = 10
+
+
+def risk_coverage_note(sel: dict) -> str | None:
+    """The sentence the risk-coverage figure carries under its title when the curve alone would mislead: no photo
+    answered, or too few photos for a curve."""
+    n = sel["answered"] + sel["abstained"]
+    notes = []
+    if n < FEW_PHOTOS:
+        notes.append(f"Only {n} photo{'s' if n != 1 else ''}: each point is one photo, too few to read a curve from.")
+    if not sel["answered"]:
+        notes.append(f"leafdoc answered none of the {n} photo{'s' if n != 1 else ''}.")
+    return " ".join(notes) or None
+
+
 def plot_risk_coverage(sel: dict) -> Figure:
-    """Error rate among the answered photos as the model answers more of them, most confident first."""
+    """Error rate among the answered photos as the model answers more of them, most confident first, and where
+    leafdoc's own decision (its checks and threshold) lands. Every point is visible: marked when there are few
+    (one photo is one point), and a risk of 0 is drawn above the axis, not on it."""
     fig = Figure(figsize=(5.5, 4), layout="constrained")
     ax = fig.add_subplot()
+    cover, risk = sel["curve"]["coverage"], sel["curve"]["risk"]
+    n = sel["answered"] + sel["abstained"]
+    few = len(cover) <= FEW_POINTS
     ax.plot(
-        sel["curve"]["coverage"],
-        sel["curve"]["risk"],
+        cover,
+        risk,
         color="#4c72b0",
+        marker="o" if few else None,
+        markersize=4,
+        clip_on=False,
+        zorder=3,
         label=f"softmax ranking (AURC {sel['aurc']:.3f})",
     )
+    risks = list(risk)
     if sel.get("accuracy_answered") is not None:
+        decision_risk = 1 - sel["accuracy_answered"]
+        risks.append(decision_risk)
         ax.plot(
             [sel["coverage"]],
-            [1 - sel["accuracy_answered"]],
+            [decision_risk],
             "o",
             color="#c44e52",
-            label="leafdoc's decision (abstains below)",
+            markersize=9,
+            markerfacecolor="none",  # hollow: the curve's own point under it (one photo: the same point) shows
+            markeredgewidth=2,
+            clip_on=False,
+            zorder=4,
+            label=f"leafdoc's decision ({sel['answered']} of {n} answered)",
         )
+    top = max(0.05, max(risks, default=0.0) * 1.1)
+    ax.set_ylim(-0.03 * top, top)  # a curve at 0 (no mistake) drawn just above the bottom axis, not hidden in it
     ax.set_xlabel("coverage (share of photos answered)")
     ax.set_ylabel("risk (error rate on answered photos)")
     ax.set_xlim(0, 1.02)
-    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Risk-coverage")
+    note = risk_coverage_note(sel)
+    ax.set_title("Risk-coverage" + (f"\n{note}" if note else ""), fontsize=10 if note else None, wrap=True)
     return fig
 
 
@@ -344,6 +382,7 @@ def render_markdown(
             "## Abstention (selective prediction)",
             _md_table(["measure", "value"], selective_rows(result)),
             f"![risk-coverage curve]({figures['risk_coverage']})",
+            *([note] if (note := risk_coverage_note(result["selective"])) else []),
         ]
     parts += [f"## {gallery_title(result, gallery)}"]
     parts.append(
@@ -464,6 +503,7 @@ def render_html(
         "<h2>Abstention (selective prediction)</h2>"
         + _html_table(["measure", "value"], selective_rows(result))
         + f'<img class="figure" src="{e(figures["risk_coverage"])}" alt="risk-coverage curve">'
+        + (f"<p>{e(note)}</p>" if (note := risk_coverage_note(result["selective"])) else "")
         if "risk_coverage" in figures
         else ""
     )
