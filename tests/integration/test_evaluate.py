@@ -191,6 +191,44 @@ def test_photos_the_model_learnt_from_are_counted_and_the_figures_said_to_overst
     assert fresh.exit_code == 0 and "warning" not in fresh.output
 
 
+def test_each_photo_is_read_and_hashed_once(tiny_model, leaf_folder, settings, monkeypatch):
+    """The seen_in_training count hashed every photo again after the scoring pass had read it (a second read of the
+    whole folder); its sha256 now comes from the bytes the pass read. With --split the photos are hashed to be chosen,
+    before the pass, and not again."""
+    import collections
+    import hashlib
+
+    from leafdoc.evaluate.evaluate import evaluate_folder
+
+    photos = {str(p): p.read_bytes() for p in leaf_folder.rglob("*") if p.is_file()}
+    by_bytes = {data: name for name, data in photos.items()}
+    reads, hashes = collections.Counter(), collections.Counter()
+    real_read, real_sha = Path.read_bytes, hashlib.sha256
+
+    def read_bytes(self):
+        if str(self) in photos:
+            reads[str(self)] += 1
+        return real_read(self)
+
+    def sha256(data=b"", **kw):
+        if bytes(data) in by_bytes:
+            hashes[by_bytes[bytes(data)]] += 1
+        return real_sha(data, **kw)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(hashlib, "sha256", sha256)
+    r = evaluate_folder(tiny_model, leaf_folder, settings)
+    assert r["n"] == len(photos) == 18 and r["seen_in_training"]["of"] == 18
+    assert reads == dict.fromkeys(photos, 1), "a photo read more than once"
+    assert hashes == dict.fromkeys(photos, 1), "a photo hashed more than once"
+
+    reads.clear()
+    hashes.clear()
+    r = evaluate_folder(tiny_model, leaf_folder, settings, split="test")
+    assert set(hashes.values()) == {1} and len(hashes) == 18  # every photo hashed once, to choose the test photos
+    assert r["seen_in_training"] is None
+
+
 def test_unknown_class_folder_is_a_clear_error_naming_it(tiny_model, leaf_folder, settings):
     synthetic_image(leaf_folder / "Banana___Mystery_spot" / "x.png")
     # As a user runs it: the real entry point, a message on stderr, no traceback, exit code 1.

@@ -99,7 +99,9 @@ def evaluate_folder(
         found = len(files)
     files = sample_per_group(files, per_class, seed)
 
-    found_scores = score_files(predictor, files, progress)  # the one prediction pass: every figure from it
+    # The one prediction pass: every figure from it, and (without --split, which hashed the files to choose them)
+    # each photo's sha256 from the bytes it read, for seen_in_training.
+    found_scores = score_files(predictor, files, progress, hashes=split is None)
     scores, kept = found_scores.scores, found_scores.kept
     skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + found_scores.skipped
     if not kept:
@@ -113,7 +115,7 @@ def evaluate_folder(
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["split"] = split_info
-    result["seen_in_training"] = None if split else seen_in_training(kept, model_dir)
+    result["seen_in_training"] = None if split else seen_in_training(found_scores.shas or [], model_dir)
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
@@ -151,16 +153,16 @@ def in_split(
     return keep, {"part": part, "photos": len(keep), "of": len(files)}
 
 
-def seen_in_training(files: list[tuple[Path, str]], model_dir: Path) -> dict | None:
-    """How many of the photos scored the model learnt from or was chosen on: split.json's train and val parts (by
-    content hash). Figures on those overstate the model on new photos, so a report says it; None when none are, or
-    the folder has no split.json to tell."""
+def seen_in_training(shas: list[str], model_dir: Path) -> dict | None:
+    """How many of the photos scored (their sha256s, as the scoring pass hashed the bytes it read) the model learnt
+    from or was chosen on: split.json's train and val parts. Figures on those overstate the model on new photos, so a
+    report says it; None when none are, or the folder has no split.json to tell."""
     if not (Path(model_dir) / SPLIT_FILE).is_file():
         return None
     part_of = split_parts(read_split(model_dir))
-    parts = [part_of.get(sha256_bytes(path.read_bytes())) for path, _ in files]
+    parts = [part_of.get(sha) for sha in shas]
     train, val = parts.count("train"), parts.count("val")
-    return {"train": train, "val": val, "of": len(files)} if train or val else None
+    return {"train": train, "val": val, "of": len(shas)} if train or val else None
 
 
 def sample_per_group(files: list[tuple[Path, str]], per_group: int | None, seed: int) -> list[tuple[Path, str]]:

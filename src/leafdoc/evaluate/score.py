@@ -20,6 +20,7 @@ import numpy as np
 from leafdoc.core.errors import ConfigError, LeafdocError
 from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
 from leafdoc.evaluate.significance import accuracy_interval
+from leafdoc.imaging.photos import read_source, sha256_bytes
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
 
@@ -103,11 +104,13 @@ def _error_text(exc: LeafdocError, name: str) -> str:
 
 @dataclass
 class FileScores:
-    """score_files' answer: the Scores of the readable files, which files they were, and the others."""
+    """score_files' answer: the Scores of the readable files, which files they were, and the others; with `hashes`,
+    each kept file's sha256 (of the bytes the pass read, in `kept`'s order)."""
 
     scores: Scores
     kept: list[tuple[Path, str]]
     skipped: list[dict]
+    shas: list[str] | None = None
 
 
 def score_files(
@@ -116,10 +119,13 @@ def score_files(
     progress: Progress | None = None,
     decide: bool = True,
     labelled: bool = True,
+    hashes: bool = False,
 ) -> FileScores:
     """One pass over (path, label) photo files, in chunks, with leafdoc's decision for each readable photo;
     unreadable files are listed with the reason. Every label must be one of the model's (`labelled`=False:
-    photos of no class, e.g. non-leaf photos, for their decisions only)."""
+    photos of no class, e.g. non-leaf photos, for their decisions only). With `hashes`, the sha256 of each readable
+    file, from the bytes read once for the prediction (split.json names photos by it: `leafdoc evaluate`'s
+    seen_in_training), so nobody reads and hashes the files a second time."""
     index = {label: i for i, label in enumerate(predictor.labels)}
     unknown = sorted({label for _, label in files} - set(index)) if labelled else []
     if unknown:
@@ -132,12 +138,16 @@ def score_files(
     skipped: list[dict] = []
     parts: list[np.ndarray] = []
     decisions: list[Decision] = []
+    shas: list[str] = []
     for start in range(0, len(files), CHUNK):
         photos = []
         for path, label in files[start : start + CHUNK]:
             try:
-                photos.append(predictor.load(path, name=str(path)))
+                data, name = read_source(path, str(path))
+                photos.append(predictor.load(data, name=name))
                 kept.append((path, label))
+                if hashes:
+                    shas.append(sha256_bytes(data))
             except LeafdocError as exc:
                 skipped.append({"file": str(path), "reason": _error_text(exc, str(path))})
             except OSError as exc:
@@ -153,4 +163,4 @@ def score_files(
     probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
     y = np.array([index[label] if labelled else -1 for _, label in kept], dtype=np.int64)
     scores = Scores(list(predictor.labels), y, probs, decisions if decide else None)
-    return FileScores(scores, kept, skipped)
+    return FileScores(scores, kept, skipped, shas if hashes else None)
