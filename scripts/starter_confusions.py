@@ -70,6 +70,64 @@ def note(lang: str, x: str, y: str, n: int, m: int, k: int) -> str | None:
     return None
 
 
+# The model card's limitation for the condition the starter most often could not tell from a look-alike, from the
+# same counts as the notes (a lab reads the card, not each knowledge file). It is the card's limitations' last
+# sentence, starting with MOST_UNSURE; a later run replaces it, or removes it when no condition reaches MIN_UNSURE.
+MOST_UNSURE = 'Most often "not sure": '
+MIN_UNSURE = 0.1  # a share of a condition's held-out photos; below it, "not sure" is no limitation worth a sentence
+CARD_LIMITATION = (
+    MOST_UNSURE + "{y}, on {k} of its {m} held-out test photos ({share:.0%}), hesitating with {x}: such photos are "
+    "answered less often than the test accuracy suggests."
+)
+
+
+def card_limitation(held: Counter, hesitated: Counter, title) -> str | None:
+    """The card's sentence on the (condition, look-alike) pair with the largest share of the condition's held-out
+    photos refused as "not sure" between the two (`hesitated`, `held`: the counts `confusions` returns; `title`: a
+    label as the answers name it), or None when no pair reaches MIN_UNSURE."""
+    shares = [(k / held[y], y, x) for (y, x), k in hesitated.items() if held[y]]
+    if not shares or max(shares)[0] < MIN_UNSURE:
+        return None
+    share, y, x = max(shares)
+    return CARD_LIMITATION.format(y=title(y), x=title(x), k=hesitated[y, x], m=held[y], share=share)
+
+
+def with_limitation(limitations: str | None, sentence: str | None) -> str | None:
+    """A card's limitations with `sentence` as its MOST_UNSURE sentence (an earlier one replaced; None removes it)."""
+    text = (limitations or "").split(MOST_UNSURE)[0].strip()
+    return " ".join(t for t in (text, sentence) if t) or None
+
+
+def counts_from_notes(knowledge=None) -> tuple[Counter, Counter]:
+    """(held, hesitated) as the shipped English notes say them: what `confusions` counted when they were written, for
+    `--card-only` and for checking the card against the advice."""
+    held, hesitated = Counter(), Counter()
+    for y, entry in (knowledge or shipped_knowledge()).entries.items():
+        for c in entry.confused_with:
+            of = re.match(r"Of (\d+) photos ", c.measured or "")
+            k = re.search(r"on (\d+) (?:more )?it could not choose", c.measured or "")
+            if of:
+                held[y] = int(of.group(1))
+            if k:
+                hesitated[y, c.label] = int(k.group(1))
+    return held, hesitated
+
+
+def write_card_limitation(model: Path, held: Counter, hesitated: Counter) -> None:
+    """The model folder's card.json with card_limitation's sentence, in English as the card is: only `limitations`
+    changes, the rest of the file byte for byte (as the starter's is written: two spaces, UTF-8 unescaped)."""
+    from leafdoc.modelfolder import read_card
+
+    read_card(model)  # a card leafdoc can read, or its error naming the file
+    resolve = label_resolver(shipped_knowledge())
+    path = model / "card.json"
+    card = json.loads(path.read_text(encoding="utf-8"))
+    sentence = card_limitation(held, hesitated, lambda lab: render(Label(lab), SOURCE, resolve))
+    card["limitations"] = with_limitation(card.get("limitations"), sentence)
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{path}: limitations: {card['limitations']}")
+
+
 def confusions(model: Path, full: Path) -> tuple[Counter, Counter, Counter]:
     """Per condition, its test photos; per (condition, other), photos answered as the other, and photos refused as
     "not sure" with the other the likeliest: the starter's answers as served."""
@@ -139,10 +197,22 @@ def write_notes(held: Counter, answered: Counter, hesitated: Counter) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", type=Path, required=True, help="the full PlantVillage set (its build's folder)")
+    ap.add_argument("--full", type=Path, help="the full PlantVillage set (its build's folder)")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
+    ap.add_argument(
+        "--card-only",
+        action="store_true",
+        help="only the card's limitation, from the counts the shipped notes say (no photos read; --full unused)",
+    )
     args = ap.parse_args()
-    write_notes(*confusions(args.model, args.full))
+    if not args.full and not args.card_only:
+        ap.error("--full DIR is needed (or --card-only)")
+    if args.card_only:
+        write_card_limitation(args.model, *counts_from_notes())
+        return
+    held, answered, hesitated = confusions(args.model, args.full)
+    write_notes(held, answered, hesitated)
+    write_card_limitation(args.model, held, hesitated)
 
 
 if __name__ == "__main__":

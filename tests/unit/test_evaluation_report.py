@@ -161,3 +161,13 @@ def test_the_risk_coverage_curve_of_a_model_with_no_mistake_is_above_the_axis_no
     assert "Only" not in ax.get_title()  # 200 photos: a curve to read
     assert "200 of 200 answered" in ax.get_legend().get_texts()[1].get_text()
     assert curve_pixels(fig) > 300  # a line across the frame, not hidden under the bottom axis
+
+
+def test_the_report_shows_the_model_cards_limitations():
+    r = field_like()
+    r["limitations"] = 'Most often "not sure": A, on 8 of its 40 held-out test photos <20%>.'
+    md, page = render_markdown(r, FIGURES, [], []), render_html(r, FIGURES, [], [])
+    assert f"**The model card's limitations:** {r['limitations']}" in md
+    assert "on 8 of its 40 held-out test photos &lt;20%&gt;." in page and "The model card&#x27;s limitations" in page
+    r["limitations"] = None
+    assert "limitations" not in render_markdown(r, FIGURES, [], []).lower()

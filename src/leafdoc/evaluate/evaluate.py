@@ -119,6 +119,7 @@ def evaluate_folder(
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
+    result["limitations"] = predictor.card.limitations  # the card's own words: the report shows them to the lab
     result["data"] = str(data_dir)
     return result
 

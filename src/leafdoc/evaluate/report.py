@@ -288,6 +288,10 @@ def seen_warning(result: dict) -> str | None:
     )
 
 
+# The model card's `limitations`, shown under the report's title: what the model's makers measured it cannot do.
+LIMITATIONS_TITLE = "The model card's limitations"
+
+
 def _code(escaped: str) -> str:
     """`text` in backquotes as <code>text</code>, in HTML already escaped."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
@@ -361,6 +365,7 @@ def render_markdown(
         "# Evaluation report",
         f"Model `{result['model']}` on `{result['data']}`, {result.get('created', '')}",
         *([f"**Warning:** {seen_warning(result)}"] if seen_warning(result) else []),
+        *([f"**{LIMITATIONS_TITLE}:** {result['limitations']}"] if result.get("limitations") else []),
         "## Metrics",
         _md_table(["metric", "value"], summary_rows(result)),
         "## Per class",
@@ -509,6 +514,8 @@ def render_html(
     )
     seen = seen_warning(result)
     warning = f'<p class="warning"><b>Warning:</b> {_code(e(seen))}</p>' if seen else ""
+    if result.get("limitations"):
+        warning += f"<p><b>{e(LIMITATIONS_TITLE)}:</b> {e(result['limitations'])}</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>leafdoc evaluation: {e(Path(result["model"]).name)}</title>
 <style>{_CSS}</style></head><body>
