@@ -171,3 +171,29 @@ def test_the_report_shows_the_model_cards_limitations():
     assert "on 8 of its 40 held-out test photos &lt;20%&gt;." in page and "The model card&#x27;s limitations" in page
     r["limitations"] = None
     assert "limitations" not in render_markdown(r, FIGURES, [], []).lower()
+
+
+def test_accuracy_at_full_coverage_is_the_accuracy_as_the_report_shows_both():
+    """field-corn: 196 of 247 right; accuracy_at was rounded to 4 places (0.7935), and the report said 79.3% at 100%
+    coverage beside an accuracy of 79.4% on the same photos."""
+    from leafdoc.evaluate.report import pct, selective_rows, summary_rows
+
+    probs = [[0.9, 0.05, 0.05]] * 196 + [[0.1, 0.85, 0.05]] * 51
+    r = result_of([0] * 247, probs, [True] * 247)
+    accuracy = dict(summary_rows(r))["accuracy"]
+    at_all = dict(selective_rows(r))["accuracy at 100% coverage"]
+    assert accuracy.startswith(f"{pct(196 / 247)} ") and at_all == pct(196 / 247) == "79.4%"
+    assert dict(selective_rows(r))["accuracy on all photos"] == "79.4%"
+
+
+def test_the_most_confused_pairs_say_how_many_were_answered_and_how_many_not_sure():
+    """field-corn's report listed "gray leaf spot predicted as northern leaf blight: 19", read as 19 wrong answers,
+    when most of them were "not sure"."""
+    lb = [0.3, 0.65, 0.05]
+    r = result_of([0] * 5, [lb, lb, lb, [0.01, 0.98, 0.01], [0.9, 0.05, 0.05]], [False, False, False, True, True])
+    md = render_markdown(r, FIGURES, [], [])
+    assert "| true | likeliest label | photos | of which answered so (the rest: not sure) |" in md
+    assert "| Tomato___Early_blight | Tomato___Late_blight | 4 | 1 |" in md
+    assert '<td>Tomato___Late_blight</td><td class="num">4</td><td class="num">1</td>' in render_html(
+        r, FIGURES, [], []
+    )

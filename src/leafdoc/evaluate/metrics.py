@@ -117,7 +117,9 @@ def risk_coverage(y: np.ndarray, probs: np.ndarray, points: int = 101) -> dict:
     at = {}
     for c in COVERAGE_POINTS:
         k = max(1, int(np.ceil(c * n)))
-        at[f"{c:.0%}"] = round(float(1 - cum_risk[k - 1]), 4)
+        # 6 places, as compute_metrics keeps: at 4, 196 of 247 (0.79352) became 0.7935 and the report said 79.3% at
+        # 100% coverage beside an accuracy of 79.4% on the same photos
+        at[f"{c:.0%}"] = round(float(1 - cum_risk[k - 1]), 6)
     return {
         "curve": {
             "coverage": [round(float(c), 4) for c in cover[idx]],
@@ -137,11 +139,11 @@ def selective_metrics(y: np.ndarray, probs: np.ndarray, reasons: list[str | None
         if r is not None:
             by_reason[r] = by_reason.get(r, 0) + 1
     return {
-        "coverage": round(float(answered.mean()), 4) if len(y) else None,
+        "coverage": round(float(answered.mean()), 6) if len(y) else None,
         "answered": int(answered.sum()),
         "abstained": int((~answered).sum()),
         "abstained_by_reason": by_reason,
-        "accuracy_answered": round(float(correct[answered].mean()), 4) if answered.any() else None,
-        "accuracy_all": round(float(correct.mean()), 4) if len(y) else None,
+        "accuracy_answered": round(float(correct[answered].mean()), 6) if answered.any() else None,
+        "accuracy_all": round(float(correct.mean()), 6) if len(y) else None,
         **risk_coverage(y, probs),
     }

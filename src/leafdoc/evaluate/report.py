@@ -208,6 +208,25 @@ def selective_rows(result: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def confused_table(result: dict) -> tuple[list[str], list[tuple]]:
+    """The most confused pairs (the model's likeliest label, answered or not) with, when leafdoc decided, how many of
+    them it did not answer: "predicted as ... 19" alone read as 19 wrong answers a grower got, when on field photos
+    most were "not sure"."""
+    pairs = result["most_confused"]
+    predictions = result.get("predictions", [])
+    if not result.get("selective") or not predictions or "abstained" not in predictions[0]:
+        return ["true", "predicted as", "count"], [(p["true"], p["predicted"], p["count"]) for p in pairs]
+    refused_of: dict[tuple[str, str], int] = {}
+    for p in predictions:
+        if p.get("abstained") and p["predicted"] != p["true"]:
+            refused_of[p["true"], p["predicted"]] = refused_of.get((p["true"], p["predicted"]), 0) + 1
+    rows = [
+        (p["true"], p["predicted"], p["count"], p["count"] - refused_of.get((p["true"], p["predicted"]), 0))
+        for p in pairs
+    ]
+    return ["true", "likeliest label", "photos", "of which answered so (the rest: not sure)"], rows
+
+
 def misclassified(predictions: list[dict], limit: int | None = None) -> list[dict]:
     """Wrong predictions, most confident first: confident mistakes are the ones that hurt users."""
     wrong = [p for p in predictions if p["predicted"] != p["true"]]
@@ -373,12 +392,7 @@ def render_markdown(
         "## Confusion matrix",
         f"![confusion matrix]({figures['confusion_matrix']})",
         "## Most confused pairs",
-        _md_table(
-            ["true", "predicted as", "count"],
-            [(p["true"], p["predicted"], p["count"]) for p in result["most_confused"]],
-        )
-        if result["most_confused"]
-        else "No image was misclassified.",
+        _md_table(*confused_table(result)) if result["most_confused"] else "No image was misclassified.",
         "## Calibration",
         f"![reliability diagram]({figures['reliability']})",
     ]
@@ -463,14 +477,7 @@ def render_html(
     result: dict, figures: dict[str, str], gallery: list[dict], refused_gallery: list[dict] | None = None
 ) -> str:
     e = html.escape
-    confused = (
-        _html_table(
-            ["true", "predicted as", "count"],
-            [(p["true"], p["predicted"], p["count"]) for p in result["most_confused"]],
-        )
-        if result["most_confused"]
-        else "<p>No image was misclassified.</p>"
-    )
+    confused = _html_table(*confused_table(result)) if result["most_confused"] else "<p>No image was misclassified.</p>"
     cards = "".join(
         f'<figure><img src="{e(g["thumbnail"])}" alt="{e(Path(g["file"]).name)}">'
         f'<figcaption>true: <b>{e(g["true"])}</b><br>predicted: <b class="wrong">{e(g["predicted"])}</b> '
