@@ -192,7 +192,7 @@ def test_the_most_confused_pairs_say_how_many_were_answered_and_how_many_not_sur
     lb = [0.3, 0.65, 0.05]
     r = result_of([0] * 5, [lb, lb, lb, [0.01, 0.98, 0.01], [0.9, 0.05, 0.05]], [False, False, False, True, True])
     md = render_markdown(r, FIGURES, [], [])
-    assert "| true | likeliest label | photos | of which answered so (the rest: not sure) |" in md
+    assert "| true | likeliest label | photos | of which answered so (the rest: not answered) |" in md
     assert "| Tomato___Early_blight | Tomato___Late_blight | 4 | 1 |" in md
     assert '<td>Tomato___Late_blight</td><td class="num">4</td><td class="num">1</td>' in render_html(
         r, FIGURES, [], []

@@ -211,7 +211,7 @@ def selective_rows(result: dict) -> list[tuple[str, str]]:
 def confused_table(result: dict) -> tuple[list[str], list[tuple]]:
     """The most confused pairs (the model's likeliest label, answered or not) with, when leafdoc decided, how many of
     them it did not answer: "predicted as ... 19" alone read as 19 wrong answers a grower got, when on field photos
-    most were "not sure"."""
+    most were not answered ("not sure", or not a leaf like the training ones)."""
     pairs = result["most_confused"]
     predictions = result.get("predictions", [])
     if not result.get("selective") or not predictions or "abstained" not in predictions[0]:
@@ -224,7 +224,7 @@ def confused_table(result: dict) -> tuple[list[str], list[tuple]]:
         (p["true"], p["predicted"], p["count"], p["count"] - refused_of.get((p["true"], p["predicted"]), 0))
         for p in pairs
     ]
-    return ["true", "likeliest label", "photos", "of which answered so (the rest: not sure)"], rows
+    return ["true", "likeliest label", "photos", "of which answered so (the rest: not answered)"], rows
 
 
 def misclassified(predictions: list[dict], limit: int | None = None) -> list[dict]:
