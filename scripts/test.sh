@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-packages.sh
 bash scripts/install.sh
 export QT_QPA_PLATFORM=offscreen TF_CPP_MIN_LOG_LEVEL=3
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts loadtest
+.venv/bin/ruff format --check src tests benchmarks scripts loadtest
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 first=0 second=0
 "${PYTEST[@]}" -n "${LEAFDOC_TEST_PROCESSES:-2}" --dist worksteal --serial-tests=without --durations=25 "$@" || first=$?

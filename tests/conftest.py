@@ -43,6 +43,20 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_sessionstart(session):
+    """The tests run this clone's leafdoc, or none: a venv shared by two clones (a git worktree beside the clone that
+    made the venv) imports the other clone's code through its editable install, and every test would pass on it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("leafdoc")
+    found = Path(spec.origin).resolve().parent if spec and spec.origin else None
+    if found != REPO / "src" / "leafdoc":
+        raise pytest.UsageError(
+            f"leafdoc is imported from {found}, not from this clone ({REPO / 'src' / 'leafdoc'}): run the tests with "
+            f"this clone's venv (bash scripts/install.sh), or with PYTHONPATH={REPO / 'src'} (docs/development.md)"
+        )
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests take their tier from their folder: tests/unit, tests/integration, tests/e2e, tests/containers (run by
     scripts/test-containers.sh, skipped elsewhere). --serial-tests picks

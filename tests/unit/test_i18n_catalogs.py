@@ -40,7 +40,10 @@ def test_every_message_has_a_translation_with_the_same_placeholders(lang, domain
             wrong.append(f"{where}: {sorted(placeholders(found.string))} for {sorted(placeholders(m.id))}")
         if found.string == m.id and m.id not in SAME_OK:
             english.append(where)
-    assert not missing, f"locales/{lang}/LC_MESSAGES/{domain}.po lacks {len(missing)}: {missing[:10]}"
+    assert not missing, (
+        f"locales/{lang}/LC_MESSAGES/{domain}.po lacks {len(missing)} (run `python -m leafdoc.cli.i18n_catalogs`, then "
+        f"write each one's msgstr; docs/phone.md): {missing[:10]}"
+    )
     assert not fuzzy, f"{lang} {domain}: fuzzy (not used) {fuzzy[:10]}"
     assert not wrong, f"{lang} {domain}: placeholders differ {wrong[:10]}"
     assert not english, f"{lang} {domain}: still in English {english[:10]}"
@@ -65,7 +68,7 @@ def test_every_shipped_entry_is_served_whole_in_each_language(lang):
 
     for label, entry in shipped_knowledge().entries.items():
         served = translated_entry(entry, lang)
-        assert served["untranslated"] == [], f"{label} in {lang}: {served['untranslated']}"
+        assert served["untranslated"] == [], f"{label} in {lang}, untranslated: {served['untranslated']} (advice.po)"
         assert served["translation"] == "unreviewed" and served["symptoms"] != " ".join(entry.symptoms.split())
 
 

@@ -5,6 +5,7 @@ inference/), nothing imports cli, and there is no import cycle."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,91 @@ def test_the_checks_catch_what_they_are_for():
         any(t in f for f in found) for t in ("evaluate", "inference", "above", "cli", "imaging/ may not import words/")
     )
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def rooms_of(graph: dict[str, set[str]]) -> dict[str, tuple[int, int, set[str]]]:
+    """Each room (a package or a top-level module of leafdoc) as docs/architecture.md's floors table gives it: its
+    floor (one above everything it imports; 1 for a room that imports nothing), its lines, what of leafdoc it imports
+    (core/ left out, as the table leaves it out)."""
+    imports: dict[str, set[str]] = {}
+    lines: dict[str, int] = {}
+    for name, path in modules().items():
+        room = part(name)
+        if room != "leafdoc":  # leafdoc/__init__.py: the version, no room of its own
+            lines[room] = lines.get(room, 0) + len(path.read_text().splitlines())
+            imports.setdefault(room, set()).update(part(t) for t in graph[name] if part(t) not in (room, "leafdoc"))
+    floor: dict[str, int] = {}
+
+    def floor_of(room: str) -> int:
+        if room not in floor:
+            floor[room] = 1 + max((floor_of(t) for t in imports[room]), default=0)
+        return floor[room]
+
+    return {room: (floor_of(room), lines[room], imports[room] - {"core"}) for room in imports}
+
+
+def floors_table(text: str) -> dict[str, tuple[int, float, set[str]]]:
+    """docs/architecture.md's "house, floor by floor": room -> (floor, thousands of lines, imports)."""
+    block = text.split("## The house, floor by floor", 1)[1].split("```", 2)[1]
+    rows: dict[str, tuple[int, float, set[str]]] = {}
+    last = None
+    for line in block.splitlines()[2:]:  # the fence's newline, then the header
+        m = re.match(r"\s*(\d+)\s+(\S+?)/?(?:\.py)?\s+([\d.]+)k\s*(.*)$", line)
+        if m:
+            last = m.group(2)
+            said = set(m.group(4).split()) - {"-", "(nothing)"}
+            rows[last] = (int(m.group(1)), float(m.group(3)), said)
+        elif line.strip() and last:  # a row's imports continued on the next line
+            rows[last][2].update(line.split())
+    return rows
+
+
+def test_docs_architecture_floors_table_is_the_imports_as_they_are(graph):
+    """Every room of src/leafdoc in the table, on its floor, with what it imports and about its size: a contributor
+    reads the table to find where things are; a room missing from it (offline/ was) or a floor that moved misleads."""
+    doc = floors_table((SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8"))
+    real = rooms_of(graph)
+    assert sorted(set(real) - set(doc)) == [], "rooms missing from docs/architecture.md's floors table"
+    assert sorted(set(doc) - set(real)) == [], "docs/architecture.md's floors table names rooms that are gone"
+    wrong = []
+    for room, (floor, lines, imports) in sorted(real.items()):
+        said_floor, said_k, said_imports = doc[room]
+        if said_floor != floor or said_imports != imports:
+            wrong.append(f"{room}: floor {floor} importing {' '.join(sorted(imports)) or '-'}")
+        if abs(said_k * 1000 - lines) > max(0.25 * lines, 200):
+            wrong.append(f"{room}: {lines / 1000:.1f}k lines, not {said_k}k")
+    assert wrong == [], "docs/architecture.md's floors table, as the code is: " + "; ".join(wrong)
+
+
+def test_the_floors_table_is_read_as_written():
+    table = floors_table(
+        "## The house, floor by floor\n\ntext\n\n```\nfloor  room  lines  imports\n"
+        "  3    data/   2.5k   imaging\n"
+        "  9    cli/    1.8k   advice data\n                      words\n"
+        "  2    imaging/  1.0k   -\n  1    core/   0.9k   (nothing)\n  3    modelfolder.py  0.3k  runtime\n```\n"
+    )
+    assert table == {
+        "data": (3, 2.5, {"imaging"}),
+        "cli": (9, 1.8, {"advice", "data", "words"}),
+        "imaging": (2, 1.0, set()),
+        "core": (1, 0.9, set()),
+        "modelfolder": (3, 0.3, {"runtime"}),
+    }
+
+
+def test_every_sizeable_module_is_named_in_docs_architecture():
+    """A module of 200 lines or more is named in docs/architecture.md (as `name.py`, `package/name.x` or
+    `package.name`), so a contributor looking for where something lives finds it there."""
+    doc = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    unnamed = []
+    for name, path in modules().items():
+        package, _, stem = name.removeprefix("leafdoc.").rpartition(".")
+        if len(path.read_text().splitlines()) < 200:
+            continue
+        if (
+            path.name not in doc
+            and f"{package.replace('.', '/')}/{stem}." not in doc
+            and f"{package}.{stem}" not in doc
+        ):
+            unnamed.append(str(path.relative_to(SRC / "leafdoc")))
+    assert unnamed == [], "name these in docs/architecture.md's tables, with what each is for"

@@ -329,12 +329,32 @@ def test_the_example_buttons_are_named_in_the_pages_language():
     from leafdoc.ui.diagnose_tab import example_samples
 
     assert {p.name for p in EXAMPLES} <= set(EXAMPLE_LABELS), "an example photo without its label"
-    readme = (EXAMPLES[0].parent / "README.md").read_text(encoding="utf-8")
-    for name, label in EXAMPLE_LABELS.items():
-        assert f"| `{name}` | `{label}` |" in readme
     names = {lang: example_samples(EXAMPLES, lang)[1] for lang in ("en", "es", "fr", "hi")}
     assert "Tomato — Early blight" in names["en"] and "Tomate — Tizón temprano" in names["es"]
     assert "Pomme de terre — Saine" in names["fr"] and "मक्का — सामान्य रतुआ" in names["hi"]
     for lang in ("es", "fr", "hi"):
         assert not set(names[lang]) & set(names["en"]), lang
         assert not any("_" in n for n in names[lang]), names[lang]
+
+
+def test_each_example_photo_has_one_label_a_model_knows_in_the_examples_readme(tmp_path):
+    """examples/README.md's table is the one list of the example photos' labels (the page reads it): every photo has a
+    row, every row names a photo there and a label the starter model knows; a row edited there changes the button."""
+    import json
+    import shutil
+
+    from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, example_labels
+    from leafdoc.ui.where import EXAMPLES_DIR
+
+    known = set(json.loads((EXAMPLES_DIR.parent / "models" / "starter" / "labels.json").read_text()))
+    photos, rows = {p.name for p in EXAMPLES}, set(EXAMPLE_LABELS)
+    assert len(photos) >= 4
+    assert not photos - rows, f"examples/README.md's table lacks a row for {photos - rows}"
+    assert not rows - photos, f"examples/README.md names photos not there: {rows - photos}"
+    assert not set(EXAMPLE_LABELS.values()) - known, "examples/README.md: a label the starter model does not know"
+
+    shutil.copy(EXAMPLES_DIR / "README.md", tmp_path / "README.md")
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("`Potato___healthy`", "`Potato___Late_blight`"))
+    assert example_labels(tmp_path) == {**EXAMPLE_LABELS, "potato_healthy.jpg": "Potato___Late_blight"}
+    assert example_labels(tmp_path / "nowhere") == {}  # an install without the examples: no buttons to name

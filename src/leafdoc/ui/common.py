@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +31,19 @@ from leafdoc.words import photo_guide
 log = logging.getLogger(__name__)
 
 EXAMPLES = tuple(sorted(EXAMPLES_DIR.glob("*.jpg"))) if EXAMPLES_DIR.is_dir() else ()
-# Each example's label (examples/README.md's table): its button is named by it, in the page's language. A file without
-# one (added to the folder by hand) is named by its file name.
-EXAMPLE_LABELS = {
-    "apple_cedar_rust.jpg": "Apple___Cedar_apple_rust",
-    "corn_common_rust.jpg": "Corn_(maize)___Common_rust_",
-    "potato_healthy.jpg": "Potato___healthy",
-    "tomato_early_blight.jpg": "Tomato___Early_blight",
-}
+# A row of examples/README.md's table of the example photos: | `file.jpg` | `true label` |
+_EXAMPLE_ROW = re.compile(r"^\|\s*`([^`/]+\.jpg)`\s*\|\s*`([^`]+)`\s*\|\s*$", re.M)
+
+
+def example_labels(folder: Path = EXAMPLES_DIR) -> dict[str, str]:
+    """Each example photo's true label, read from the table in the folder's README.md: the one list of them, which
+    people read too. Its button is named by it, in the page's language; a photo without one (added to the folder by
+    hand) is named by its file name."""
+    readme = folder / "README.md"
+    return dict(_EXAMPLE_ROW.findall(readme.read_text(encoding="utf-8"))) if readme.is_file() else {}
+
+
+EXAMPLE_LABELS = example_labels()
 GUIDE_PHOTOS = tuple(e.path for e in photo_guide.pictured())  # the photo guide's pictures (examples/guide/)
 
 
