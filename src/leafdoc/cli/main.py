@@ -225,7 +225,7 @@ def run_training(
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.modelfolder import CARD_FILE
     from leafdoc.train.checkpoint import STATE, beside
-    from leafdoc.train.trainer import started_from, val_learnt
+    from leafdoc.train.trainer import started_from, test_learnt, val_learnt
 
     # Checked before ingest and caching, which take minutes on a big folder: where the backbone starts is there
     # (models/starter, a weights file, the parent's card), and --out is new, empty or an earlier model (a folder of
@@ -289,12 +289,16 @@ def run_training(
             f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})",
             soft_wrap=False,
         )
+    learnt_test = test_learnt(card)
     if not quiet and (learnt := val_learnt(card)):
+        held_out = "" if learnt_test else "; the test figures are on photos no training saw"
         out.print(
             f"note: the model also learnt from the {learnt} validation photos (with --restore-best last they choose "
-            "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw",
+            f"nothing; --no-train-on-val: it does not){held_out}",
             soft_wrap=False,
         )
+    if learnt_test:  # PlantVillage photos the starter's network learnt: the test figures above flatter the model
+        console.print(f"[yellow]warning:[/] {esc(card.dataset.model_extra['test_learnt_note'])}", soft_wrap=False)
     right = round(t["accuracy"] * t["n"])
     if warning := caveats.no_better_than_chance(right, t["n"], len(td.classes)):
         console.print(f"[bold red]warning:[/] {esc(warning)}", soft_wrap=False)
