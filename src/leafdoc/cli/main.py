@@ -326,7 +326,9 @@ def run_training(
 @app.command()
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model folder, or a .tflite file inside one (to check it).")],
-    images: Annotated[list[Path], typer.Argument(help="One or more photos.")],
+    images: Annotated[
+        list[Path], typer.Argument(help="One or more photos, or folders: every photo in them and their sub-folders.")
+    ],
     top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
     crop: Annotated[
         str | None,
@@ -362,13 +364,39 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
-    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge, crop, language)]
+    photos = photos_of(images)
+    answers = [a.model_dump(mode="json") for a in predictor.predict_files(photos, top_k, knowledge, crop, language)]
     if as_json:
         emit_json(answers)
     else:
         print_answers(answers)
     if any("error" in a for a in answers):  # a script must know a photo went unanswered; the rest were printed
         raise typer.Exit(1)
+
+
+def photos_of(paths: list[Path]) -> list[Path]:
+    """The photos `predict` answers: each file as given, and for a folder every file in it and its sub-folders named
+    as a photo (.jpg, .png, ...; hidden ones left out), in name order; a folder with none is an error naming it."""
+    from leafdoc.core.errors import ImageError
+    from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
+
+    photos: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            photos.append(path)
+            continue
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and is_image_name(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not found:
+            raise ImageError(
+                f"{path}: a folder with no photos in it or its sub-folders.",
+                hint=f"Pass photos, or a folder holding some (named {', '.join(sorted(IMAGE_SUFFIXES))}).",
+            )
+        photos += found
+    return photos
 
 
 @app.command()
