@@ -152,6 +152,23 @@ def starter_model_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "starter"
 
 
+STARTER_WEIGHTS_FILE = "models/starter/model.keras"  # a card's `pretrained.file` when its network is the starter's
+
+
+def learnt_by_start(pretrained: dict | None) -> set[str]:
+    """The sha256 of the photos the network a model started from learnt or was chosen on (the starter's split.json:
+    train and val), from the card's `pretrained`; empty when it started from elsewhere or that split is not here.
+    A model that starts from the starter and is scored on PlantVillage photos is scored partly on photos its
+    network learnt: its figures overstate it on photos it never saw."""
+    if not pretrained or pretrained.get("file") != STARTER_WEIGHTS_FILE:
+        return set()
+    folder = starter_model_dir()
+    if not (folder / SPLIT_FILE).is_file():
+        return set()
+    split = read_split(folder)
+    return set(split.get("train", [])) | set(split.get("val", []))
+
+
 def check_model_dir(model_dir: Path, files: tuple[str, ...] = SERVING_FILES) -> Path:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

@@ -225,7 +225,7 @@ def run_training(
     from leafdoc.lifecycle.workspace import Workspace
     from leafdoc.modelfolder import CARD_FILE
     from leafdoc.train.checkpoint import STATE, beside
-    from leafdoc.train.trainer import started_from, val_learnt
+    from leafdoc.train.trainer import started_from, test_learnt, val_learnt
 
     # Checked before ingest and caching, which take minutes on a big folder: where the backbone starts is there
     # (models/starter, a weights file, the parent's card), and --out is new, empty or an earlier model (a folder of
@@ -289,12 +289,16 @@ def run_training(
             f"macro F1 {t['macro_f1']:.4f} on {t['n']} held-out images (best epoch {card.best_epoch})",
             soft_wrap=False,
         )
+    learnt_test = test_learnt(card)
     if not quiet and (learnt := val_learnt(card)):
+        held_out = "" if learnt_test else "; the test figures are on photos no training saw"
         out.print(
             f"note: the model also learnt from the {learnt} validation photos (with --restore-best last they choose "
-            "nothing; --no-train-on-val: it does not); the test figures are on photos no training saw",
+            f"nothing; --no-train-on-val: it does not){held_out}",
             soft_wrap=False,
         )
+    if learnt_test:  # PlantVillage photos the starter's network learnt: the test figures above flatter the model
+        console.print(f"[yellow]warning:[/] {esc(card.dataset.model_extra['test_learnt_note'])}", soft_wrap=False)
     right = round(t["accuracy"] * t["n"])
     if warning := caveats.no_better_than_chance(right, t["n"], len(td.classes)):
         console.print(f"[bold red]warning:[/] {esc(warning)}", soft_wrap=False)
@@ -322,7 +326,9 @@ def run_training(
 @app.command()
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model folder, or a .tflite file inside one (to check it).")],
-    images: Annotated[list[Path], typer.Argument(help="One or more photos.")],
+    images: Annotated[
+        list[Path], typer.Argument(help="One or more photos, or folders: every photo in them and their sub-folders.")
+    ],
     top_k: Annotated[int, typer.Option("--top-k", help="How many labels per image.")] = 3,
     crop: Annotated[
         str | None,
@@ -358,13 +364,39 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
-    answers = [a.model_dump(mode="json") for a in predictor.predict_files(images, top_k, knowledge, crop, language)]
+    photos = photos_of(images)
+    answers = [a.model_dump(mode="json") for a in predictor.predict_files(photos, top_k, knowledge, crop, language)]
     if as_json:
         emit_json(answers)
     else:
         print_answers(answers)
     if any("error" in a for a in answers):  # a script must know a photo went unanswered; the rest were printed
         raise typer.Exit(1)
+
+
+def photos_of(paths: list[Path]) -> list[Path]:
+    """The photos `predict` answers: each file as given, and for a folder every file in it and its sub-folders named
+    as a photo (.jpg, .png, ...; hidden ones left out), in name order; a folder with none is an error naming it."""
+    from leafdoc.core.errors import ImageError
+    from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
+
+    photos: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            photos.append(path)
+            continue
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and is_image_name(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not found:
+            raise ImageError(
+                f"{path}: a folder with no photos in it or its sub-folders.",
+                hint=f"Pass photos, or a folder holding some (named {', '.join(sorted(IMAGE_SUFFIXES))}).",
+            )
+        photos += found
+    return photos
 
 
 @app.command()

@@ -19,7 +19,7 @@ from leafdoc.evaluate.score import score_files
 from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, is_image_name, sha256_bytes
 from leafdoc.inference.abstain import Decision
 from leafdoc.inference.predictor import Predictor
-from leafdoc.modelfolder import SPLIT_FILE, read_split, split_parts
+from leafdoc.modelfolder import SPLIT_FILE, learnt_by_start, read_split, split_parts
 
 Progress = Callable[[int, int], None]
 
@@ -82,7 +82,8 @@ def evaluate_folder(
     labels, per_class, confusion_matrix) plus accuracy_ci95 (95% Wilson interval), most_confused,
     reliability, predictions (per image), skipped (file + reason), classes (those in the data), model
     and data; seen_in_training ({train, val, of}: how many of the photos scored are the model's training or
-    validation photos by split.json; None when none are, the folder has no split.json, or `split` chose the part).
+    validation photos by split.json; None when none are, the folder has no split.json, or `split` chose the part);
+    learnt_by_start ({photos, of}: how many the network it started from, the starter's, learnt; None when none).
     """
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     max_pixels = settings.max_image_pixels if settings else DEFAULT_MAX_PIXELS
@@ -99,9 +100,9 @@ def evaluate_folder(
         found = len(files)
     files = sample_per_group(files, per_class, seed)
 
-    # The one prediction pass: every figure from it, and (without --split, which hashed the files to choose them)
-    # each photo's sha256 from the bytes it read, for seen_in_training.
-    found_scores = score_files(predictor, files, progress, hashes=split is None)
+    # The one prediction pass: every figure from it, and each photo's sha256 from the bytes it read, for
+    # seen_in_training and learnt_by_start.
+    found_scores = score_files(predictor, files, progress, hashes=True)
     scores, kept = found_scores.scores, found_scores.kept
     skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + found_scores.skipped
     if not kept:
@@ -116,6 +117,7 @@ def evaluate_folder(
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["split"] = split_info
     result["seen_in_training"] = None if split else seen_in_training(found_scores.shas or [], model_dir)
+    result["learnt_by_start"] = seen_by_start(found_scores.shas or [], predictor.card)
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
@@ -164,6 +166,16 @@ def seen_in_training(shas: list[str], model_dir: Path) -> dict | None:
     parts = [part_of.get(sha) for sha in shas]
     train, val = parts.count("train"), parts.count("val")
     return {"train": train, "val": val, "of": len(shas)} if train or val else None
+
+
+def seen_by_start(shas: list[str], card) -> dict | None:
+    """How many of the photos scored the network the model started from learnt or was chosen on
+    (modelfolder.learnt_by_start: the starter's training and validation photos); None when none are."""
+    learnt = learnt_by_start(card.pretrained)
+    if not learnt:
+        return None
+    photos = sum(sha in learnt for sha in shas)
+    return {"photos": photos, "of": len(shas)} if photos else None
 
 
 def sample_per_group(files: list[tuple[Path, str]], per_group: int | None, seed: int) -> list[tuple[Path, str]]:

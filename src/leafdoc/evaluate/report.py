@@ -292,7 +292,21 @@ def images_evaluated(result: dict) -> str:
 
 def seen_warning(result: dict) -> str | None:
     """What the figures are worth when the model learnt from (or was chosen on) some of the photos scored."""
-    seen = result.get("seen_in_training")
+    words = [_own_split_warning(result.get("seen_in_training")), _start_warning(result.get("learnt_by_start"))]
+    return " ".join(w for w in words if w) or None
+
+
+def _start_warning(learnt: dict | None) -> str | None:
+    if not learnt:
+        return None
+    return (
+        f"{learnt['photos']} of the {learnt['of']} photos are among those the network this model started from "
+        "(leafdoc's starter) learnt or was chosen on, by its split.json: the figures overstate how the model does on "
+        "photos it never saw, --split test or not. Score it on photos of your own."
+    )
+
+
+def _own_split_warning(seen: dict | None) -> str | None:
     if not seen:
         return None
     train, val = seen["train"], seen["val"]

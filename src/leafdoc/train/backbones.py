@@ -208,6 +208,7 @@ def load_starter_backbone(model: keras.Model, spec: backbone_registry.BackboneSp
 
 def weights_provenance(name: str, weights: str) -> dict:
     """What the model card says about the backbone's starting weights: source, file, sha256, licence."""
+    from leafdoc.modelfolder import STARTER_WEIGHTS_FILE
     from leafdoc.train.weights import find_package_file, sha256_file
 
     spec = backbone_registry.get(name)
@@ -219,7 +220,7 @@ def weights_provenance(name: str, weights: str) -> dict:
             "backbone": name,
             "source": "leafdoc's starter model (models/starter): its backbone, ImageNet's weights taught "
             "PlantVillage's leaf diseases",
-            "file": "models/starter/model.keras",
+            "file": STARTER_WEIGHTS_FILE,
             "sha256": sha256_file(path),
             "licence": "Apache-2.0 (the ImageNet weights); learnt from PlantVillage photos, CC BY-SA 3.0",
             "dataset": "ImageNet-1k, then PlantVillage (and PlantDoc field photos): the starter's card says which",

@@ -41,6 +41,7 @@ from leafdoc.modelfolder import (
     ONNX_FILE,
     SPLIT_FILE,
     ModelCard,
+    learnt_by_start,
     read_card,
     read_labels,
     write_card,
@@ -403,6 +404,18 @@ VAL_LEARNT_NOTE = (
 )
 
 
+TEST_LEARNT_NOTE = (
+    "{n} of the {of} test photos are among the photos the network this model started from (leafdoc's starter) "
+    "learnt or was chosen on, by its split.json: the test figures overstate how the model does on photos it never "
+    "saw. Score it on photos of your own (`leafdoc evaluate --data`), not on PlantVillage's."
+)
+
+
+def test_learnt(card: ModelCard) -> int:
+    """How many test photos the network the model started from learnt (`learnt_by_start`); 0 when none."""
+    return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("test_learnt_by_start") or 0)
+
+
 def val_learnt(card: ModelCard) -> int:
     """How many validation photos the model learnt from (TrainConfig.train_on_val); 0 for a model that did not."""
     return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("val_learnt") or 0)
@@ -424,6 +437,9 @@ def make_card(
 ) -> ModelCard:
     learnt = int(result.get("val_photos_learnt") or 0)
     learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
+    test = {data.shas[i] for i in data.indices("test")}
+    if seen := len(test & learnt_by_start(pretrained)):
+        learnt_val |= {"test_learnt_by_start": seen, "test_learnt_note": TEST_LEARNT_NOTE.format(n=seen, of=len(test))}
     return ModelCard.from_dict(
         {
             "format": 1,
