@@ -81,3 +81,61 @@ def test_all_visitors_together_are_bounded_and_told_to_come_back(caplog):
     blocks._queue.pending_event_ids_session["s1"].clear()  # its page read it
     assert push_from(blocks, "10.0.0.3", "s5")[0] is True
     assert events.total == 3 == sum(len(v) for v in events.by_visitor.values())
+
+
+def test_a_gradio_that_renamed_what_the_guard_uses_is_served_unguarded_and_the_log_says_so(caplog):
+    """A Gradio upgrade that renames any of the queue's attributes the guard uses must not stop the page (nor break
+    every event two minutes later, when the guard first drops a stale result), and the log must say the guard is off
+    and why."""
+    import logging
+
+    from leafdoc.ui.queue_guard import GRADIO_QUEUE_NAMES, limit_visitor_events
+
+    for name in GRADIO_QUEUE_NAMES:
+        queue = StandInQueue()
+        if name == "push":
+            queue = SimpleNamespace(**{k: v for k, v in vars(queue).items()})  # no push at all
+        else:
+            delattr(queue, name)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leafdoc.ui.queue_guard"):
+            assert limit_visitor_events(SimpleNamespace(_queue=queue, fns={}), cap=2, total_cap=3) is None
+        [said] = [r.getMessage() for r in caplog.records]
+        assert said.startswith("the web page's queue guard is OFF") and f"has no {name} " in said, said
+        assert "push" not in vars(queue) or name == "push"  # the queue is left as it was
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leafdoc.ui.queue_guard"):
+        assert limit_visitor_events(SimpleNamespace(fns={}), cap=2) is None  # no queue at all
+    assert "queue guard is OFF" in caplog.text
+
+
+def test_the_page_builds_and_answers_with_a_gradio_whose_queue_lacks_the_guards_names(monkeypatch, tmp_path, caplog):
+    """The real page (ui/page.py build_app) on the installed Gradio with `pending_event_ids_session` renamed, as an
+    upgrade might: it is built and answers, and the log says the guard is off. The installed Gradio as it is has
+    every name (the guard is on)."""
+    import logging
+
+    import gradio as gr
+    import gradio.queueing
+    from fastapi.testclient import TestClient
+
+    from leafdoc.core.settings import Settings
+    from leafdoc.ui.page import build_app
+    from leafdoc.ui.queue_guard import GRADIO_QUEUE_NAMES, VisitorEvents, limit_visitor_events
+
+    assert isinstance(limit_visitor_events(gr.Blocks().queue(), cap=2, total_cap=3), VisitorEvents)
+    missing = [n for n in GRADIO_QUEUE_NAMES if not hasattr(gr.Blocks().queue()._queue, n)]
+    assert missing == [], f"this Gradio renamed {missing}: ui/queue_guard.py must follow"
+
+    made = gradio.queueing.Queue.__init__
+
+    def renamed(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        self.pending_sessions = self.__dict__.pop("pending_event_ids_session")
+
+    monkeypatch.setattr(gradio.queueing.Queue, "__init__", renamed)
+    with caplog.at_level(logging.WARNING, logger="leafdoc.ui.queue_guard"):
+        app, _ = build_app(Settings(home=tmp_path / "home"))
+    assert "the web page's queue guard is OFF" in caplog.text and "pending_event_ids_session" in caplog.text
+    with TestClient(app) as client:
+        assert client.get("/config").status_code == 200

@@ -88,12 +88,28 @@ def _drop_result(queue, session: str, event_id: str) -> None:
             queue.pending_messages_per_session.pop(session, None)  # its unread messages: what held the memory
 
 
+# What the guard uses of Gradio's queue (gradio/queueing.py, `Queue`): its `push`, which every event of the page and of
+# its `/call/` API goes through, and its records of each session's pending events and unread messages.
+GRADIO_QUEUE_NAMES = ("push", "pending_event_ids_session", "pending_messages_per_session", "event_ids_to_events")
+GUARD_OFF = (
+    "the web page's queue guard is OFF: this Gradio (%s) has no %s in its queue, so neither one visitor's events "
+    "(LEAFDOC_UI_EVENTS_PER_VISITOR) nor all visitors' (LEAFDOC_UI_EVENTS_TOTAL) are bounded and a client that never "
+    "reads its answers can fill this process's memory. Install the Gradio of requirements.lock, or serve the page "
+    "behind a proxy that limits requests to /ui/gradio_api/queue/join and /ui/gradio_api/call/."
+)
+
+
 def limit_visitor_events(blocks, cap: int, total_cap: int | None = None) -> VisitorEvents | None:
-    """Hold each visitor to `cap` outstanding events in `blocks`' queue, and all of them to `total_cap` (Gradio's
-    `Queue.push`, which every event of the page and of its `/call/` API goes through, and its
-    `pending_event_ids_session`: if a Gradio renames them, tests/e2e/test_security_round4.py fails)."""
+    """Hold each visitor to `cap` outstanding events in `blocks`' queue, and all of them to `total_cap`. With a Gradio
+    whose queue lacks GRADIO_QUEUE_NAMES (renamed by an upgrade), the page is served unguarded and the log says so
+    (None); tests/unit/test_queue_guard.py checks that the installed Gradio has them, and the round 4 and 5 tests that
+    the guard holds on a real server."""
     queue = getattr(blocks, "_queue", None)
-    if queue is None or not hasattr(queue, "push") or not hasattr(queue, "pending_event_ids_session"):
+    missing = [n for n in GRADIO_QUEUE_NAMES if not hasattr(queue, n)] if queue is not None else ["queue at all"]
+    if missing:
+        import gradio
+
+        log.warning(GUARD_OFF, getattr(gradio, "__version__", "unknown version"), ", ".join(missing))
         return None
     events = VisitorEvents(cap, total_cap)
     push = queue.push
@@ -153,5 +169,10 @@ def answer_visitors_mistakes(app) -> None:
             return refuse(request, 400, UPLOAD_NOT_A_FILE)
         raise exc  # a real error: 500 with its traceback
 
-    app.add_exception_handler(route_utils.FnIndexInferError, unknown_api_name)
+    # Gradio's own name for an unknown API name: a Gradio without it leaves those requests to its own 500s
+    unknown = getattr(route_utils, "FnIndexInferError", None)
+    if isinstance(unknown, type) and issubclass(unknown, Exception):
+        app.add_exception_handler(unknown, unknown_api_name)
+    else:
+        log.warning("this Gradio has no route_utils.FnIndexInferError: an unknown API name under /ui stays a 500")
     app.add_exception_handler(TypeError, not_a_file)
