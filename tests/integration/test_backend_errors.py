@@ -196,3 +196,50 @@ def test_a_worker_waits_out_a_queue_outage_and_then_runs_the_jobs_queued_meanwhi
         worker.stop()
         loop.join(timeout=10)
         worker.close()
+
+
+def metric_lines(client, name: str) -> list[str]:
+    return [line for line in client.get("/metrics").text.splitlines() if line.split(" ")[0].split("{")[0] == name]
+
+
+def test_metrics_say_the_queue_is_down_instead_of_that_it_is_empty(tmp_path, tiny_model):
+    """While Redis could not be read, `leafdoc_queue_length` still gave a number, which a dashboard shows as how many
+    jobs wait, with nothing to say that the queue itself was away. Now `leafdoc_queue_up` is 0 and the length is
+    absent while the queue cannot be read, and both come back with it."""
+    port = free_port()
+    settings = service_settings(tmp_path / "home", tiny_model, queue_url=f"redis://127.0.0.1:{port}/0")
+    with Clients() as clients:
+        api = clients(settings)
+        with redis_server(tmp_path / "redis", port=port):
+            create_job(
+                api.app.state.leafdoc.catalog,
+                dataset="d",
+                dataset_version=1,
+                options={},
+                warm_start=False,
+                parent_version=None,
+                epochs=1,
+            )
+            assert metric_lines(api, "leafdoc_queue_up") == ["leafdoc_queue_up 1.0"]
+            assert metric_lines(api, "leafdoc_queue_length") == ["leafdoc_queue_length 1.0"]
+        down = api.get("/metrics")
+        assert down.status_code == 200
+        assert metric_lines(api, "leafdoc_queue_up") == ["leafdoc_queue_up 0.0"]
+        assert metric_lines(api, "leafdoc_queue_length") == []  # unknown: not a number a dashboard would show
+        assert 'leafdoc_training_jobs{state="queued"} 1.0' in down.text  # the catalog's records still answer
+        assert str(port) not in down.text and "127.0.0.1" not in down.text  # no host of the server in the answer
+        with redis_server(tmp_path / "redis", port=port):
+            assert metric_lines(api, "leafdoc_queue_up") == ["leafdoc_queue_up 1.0"]
+            assert metric_lines(api, "leafdoc_queue_length") == ["leafdoc_queue_length 1.0"]
+
+
+def test_a_redis_queue_that_never_answers_holds_a_call_5_seconds_not_forever(tmp_path):
+    """redis-py before 8 waited forever on a Redis that accepts and never answers: each /readyz probe and /metrics
+    scrape (which reads the queue for `leafdoc_queue_up`) would hang a thread. service/jobs.py sets 5 s; the URL's
+    own options win."""
+    from leafdoc.service.jobs import make_huey
+
+    kwargs = make_huey(Settings(home=tmp_path, queue_url="redis://127.0.0.1:1/0")).storage.pool.connection_kwargs
+    assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (5, 5)
+    url = "redis://127.0.0.1:1/0?socket_timeout=2"
+    assert make_huey(Settings(home=tmp_path, queue_url=url)).storage.pool.connection_kwargs["socket_timeout"] == 2

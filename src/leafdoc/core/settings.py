@@ -335,6 +335,13 @@ class Settings(BaseSettings):
         "once, waiting, running, or done but not yet read by its page; the next is answered 503 until they are read. "
         "A browser reads each as it is done; raise it only for many visitors behind one address.",
     )
+    ui_events_total: int = Field(
+        200,
+        ge=1,
+        description="Events all visitors together may have in the web page's queue at once (waiting, running, or "
+        "done but not yet read), which bounds the page process's memory however many addresses send them; the next "
+        "is answered 503 busy with Retry-After. 200: about 50 s of diagnoses at the page's 4 at a time.",
+    )
     allowed_hosts: str = Field(
         "",
         description="Host names the web page may be visited by (separated by commas; `*`: any). Unset: IP addresses, "

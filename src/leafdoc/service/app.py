@@ -102,13 +102,14 @@ def build_state(settings: Settings) -> AppState:
     ws = Workspace.open(settings)
     catalog, store, registry = ws.catalog, ws.store, ws.registry
     registry.seed()
-    metrics = ServiceMetrics(lambda: counts_by_state(catalog))
+    queue = JobQueue(settings)
+    metrics = ServiceMetrics(lambda: counts_by_state(catalog), queue.length)
     holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)
     log_ = PredictionLog(settings, catalog, store, metrics.records_dropped.inc, metrics.photos_dropped.inc)
     limiter = rate_limiter(settings)
     monitor = Monitor(catalog, holder)
     metrics.watch_drift(monitor)
-    return AppState(settings, catalog, store, registry, holder, JobQueue(settings), metrics, log_, limiter, monitor)
+    return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

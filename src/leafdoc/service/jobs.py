@@ -46,7 +46,13 @@ def make_huey(settings: Settings):
         settings.home.mkdir(parents=True, exist_ok=True)
         return SqliteHuey("leafdoc", filename=str(settings.queue_path), results=False, timeout=30)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey("leafdoc", url=url, results=False)
+        # A Redis that accepts and never answers holds each call (a /readyz probe, a /metrics scrape, a job's
+        # submission) this long, then it counts as unreachable; redis-py 8 has the same defaults, 5.x had none
+        # (forever). Options in the URL (?socket_timeout=...) win. A worker's wait for a task is 1 s, under it.
+        from redis import ConnectionPool
+
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        return RedisHuey("leafdoc", connection_pool=pool, results=False)
     raise ConfigError(
         f"LEAFDOC_QUEUE_URL={url!r} is not supported.",
         hint="Use redis://host:port/db, or unset it for the embedded SQLite queue.",

@@ -1,6 +1,6 @@
 """Prometheus metrics: requests and latency by route, predictions by label, abstentions, the serving
 model version, and (read from the catalog at scrape time, so every replica agrees) the queue length
-and training jobs by state.
+and training jobs by state, with whether this replica can read the job queue (`leafdoc_queue_up`).
 
 With several uvicorn workers, `leafdoc serve` sets PROMETHEUS_MULTIPROC_DIR (prometheus-client's own
 convention) so one scrape sums every worker's counters.
@@ -35,19 +35,42 @@ def multiprocess_dir() -> str | None:
 
 
 class _CatalogCollector:
-    """Queue length and job states, read when scraped."""
+    """Queue length and job states, read when scraped, and whether the job queue can be read.
 
-    def __init__(self, job_counts: Callable[[], dict[str, int]]):
+    The length is the catalog's count of queued jobs, given only while the queue answers: with Redis away a
+    number (0 most of the time) would tell a dashboard "nothing waiting" when no job can be handed to a worker,
+    so the series is left out (Prometheus marks it stale) and `leafdoc_queue_up` is 0."""
+
+    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_length: Callable[[], int] | None = None):
         self.job_counts = job_counts
+        self.queue_length = queue_length
+
+    def _queue_up(self) -> bool:
+        if self.queue_length is None:
+            return True
+        try:
+            self.queue_length()
+        except Exception:  # the error names Redis's host: /readyz logs it; the scrape says 0 only
+            return False
+        return True
 
     def collect(self):
+        up = self._queue_up()
+        gauge = GaugeMetricFamily(
+            "leafdoc_queue_up", "1 if this replica can read the training-job queue (LEAFDOC_QUEUE_URL), 0 if not."
+        )
+        gauge.add_metric([], 1.0 if up else 0.0)
+        yield gauge
         try:
             counts = self.job_counts()
         except Exception:  # an unreachable catalog must not break the scrape
             return
-        queue = GaugeMetricFamily("leafdoc_queue_length", "Training jobs waiting in the queue.")
-        queue.add_metric([], counts.get("queued", 0))
-        yield queue
+        if up:
+            queue = GaugeMetricFamily(
+                "leafdoc_queue_length", "Training jobs waiting in the queue (absent while it cannot be read)."
+            )
+            queue.add_metric([], counts.get("queued", 0))
+            yield queue
         states = GaugeMetricFamily("leafdoc_training_jobs", "Training jobs by state.", labels=["state"])
         for state, n in sorted(counts.items()):
             states.add_metric([state], n)
@@ -90,7 +113,7 @@ class _DriftCollector:
 
 
 class ServiceMetrics:
-    def __init__(self, job_counts: Callable[[], dict[str, int]]):
+    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_length: Callable[[], int] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -142,7 +165,7 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
         self.catalog_registry = CollectorRegistry(auto_describe=False)
-        self.catalog_registry.register(_CatalogCollector(job_counts))
+        self.catalog_registry.register(_CatalogCollector(job_counts, queue_length))
 
     def watch_drift(self, monitor) -> None:
         self.catalog_registry.register(_DriftCollector(monitor))

@@ -244,7 +244,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
     blocks.has_launched = True
     hide_gradio_version(blocks)
     quiet_queue(blocks)
-    limit_visitor_events(blocks, settings.ui_events_per_visitor)  # ui/queue_guard.py
+    limit_visitor_events(blocks, settings.ui_events_per_visitor, settings.ui_events_total)  # ui/queue_guard.py
     [app] = [r.app for r in holder.routes if isinstance(r, Mount) and r.path == path]
     answer_visitors_mistakes(app)
     return app, blocks
