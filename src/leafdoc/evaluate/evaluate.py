@@ -94,16 +94,17 @@ def evaluate_folder(
     data_labels = {label for _, label in files}
     check_classes(data_labels, predictor.labels, model_dir, data_dir)
     found = len(files)
-    split_info = None
+    split_info, split_shas = None, {}
     if split is not None:
-        files, split_info = in_split(files, model_dir, data_dir, split)
+        files, split_info, split_shas = in_split(files, model_dir, data_dir, split)
         found = len(files)
     files = sample_per_group(files, per_class, seed)
 
-    # The one prediction pass: every figure from it, and each photo's sha256 from the bytes it read, for
-    # seen_in_training and learnt_by_start.
-    found_scores = score_files(predictor, files, progress, hashes=True)
+    # The one prediction pass: every figure from it, and (without --split, which hashed the photos to choose them)
+    # each photo's sha256 from the bytes it read, for seen_in_training and learnt_by_start.
+    found_scores = score_files(predictor, files, progress, hashes=split is None)
     scores, kept = found_scores.scores, found_scores.kept
+    shas = (found_scores.shas or []) if split is None else [split_shas[p] for p, _ in kept]
     skipped = [{"file": s.name, "reason": s.reason} for s in not_images] + found_scores.skipped
     if not kept:
         first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
@@ -116,8 +117,8 @@ def evaluate_folder(
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["split"] = split_info
-    result["seen_in_training"] = None if split else seen_in_training(found_scores.shas or [], model_dir)
-    result["learnt_by_start"] = seen_by_start(found_scores.shas or [], predictor.card)
+    result["seen_in_training"] = None if split else seen_in_training(shas, model_dir)
+    result["learnt_by_start"] = seen_by_start(shas, predictor.card)
     result["skipped"] = skipped
     result["model"] = str(model_dir)
     result["model_file"] = predictor.model_file.name
@@ -131,8 +132,9 @@ SPLIT_PARTS = ("train", "val", "test", "unseen")
 
 def in_split(
     files: list[tuple[Path, str]], model_dir: Path, data_dir: Path, part: str
-) -> tuple[list[tuple[Path, str]], dict]:
-    """The (path, label) pairs whose content split.json puts in `part` (`unseen`: in neither train nor val)."""
+) -> tuple[list[tuple[Path, str]], dict, dict[Path, str]]:
+    """The (path, label) pairs whose content split.json puts in `part` (`unseen`: in neither train nor val), the
+    split's summary, and the chosen photos' sha256s (hashed to choose them: the scoring pass need not again)."""
     if part not in SPLIT_PARTS:
         raise ConfigError(f"--split {part!r}: not a part of a split.", hint=f"Use one of {', '.join(SPLIT_PARTS)}.")
     missing = ModelError(
@@ -146,14 +148,15 @@ def in_split(
         got = part_of.get(sha)
         return got not in ("train", "val") if part == "unseen" else got == part
 
-    keep = [(p, label) for p, label in files if wanted(sha256_bytes(p.read_bytes()))]
+    shas = {p: sha256_bytes(p.read_bytes()) for p, _ in files}
+    keep = [(p, label) for p, label in files if wanted(shas[p])]
     if not keep:
         listed = f"split.json lists {len(split.get(part, []))}" if part != "unseen" else "all were used in training"
         raise DatasetError(
             f"{data_dir}: none of its {len(files)} photos are the model's {part} photos ({listed}).",
             hint="Pass the folder the model was trained from, or leave out --split.",
         )
-    return keep, {"part": part, "photos": len(keep), "of": len(files)}
+    return keep, {"part": part, "photos": len(keep), "of": len(files)}, {p: shas[p] for p, _ in keep}
 
 
 def seen_in_training(shas: list[str], model_dir: Path) -> dict | None:
