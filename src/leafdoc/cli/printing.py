@@ -15,10 +15,28 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
+
+class TrimmedConsole(Console):
+    """A Console whose wrapped lines end at their last character: text printed with `soft_wrap=False` (wrapped at the
+    terminal's width, as the CLI's warnings and notes are) kept the space Rich breaks a line at, so every line but the
+    last ended in a trailing space (a copied warning, a diff of the output, a test's comparison all carried them)."""
+
+    def print(self, *objects, sep: str = " ", end: str = "\n", soft_wrap: bool | None = None, **kwargs) -> None:
+        if soft_wrap is not False or not objects or not all(isinstance(o, str | Text) for o in objects):
+            return super().print(*objects, sep=sep, end=end, soft_wrap=soft_wrap, **kwargs)
+        render = {k: kwargs[k] for k in ("markup", "emoji", "highlight") if k in kwargs}
+        text = Text(sep).join(self.render_str(o, **render) if isinstance(o, str) else o for o in objects)
+        lines = text.wrap(self, self.width, justify=kwargs.get("justify"), overflow=kwargs.get("overflow"))
+        for line in lines:
+            line.rstrip()
+        kept = {k: v for k, v in kwargs.items() if k not in render}
+        super().print(Text("\n").join(lines), end=end, soft_wrap=True, **kept)
+
+
 # people read stderr; stdout is for --json and results. log_path=False: `console.log` lines (a resumed run's) keep
 # their time but not the source line that printed them (`printing.py:194` means nothing to a user).
-console = Console(stderr=True, soft_wrap=True, log_path=False)
-out = Console(soft_wrap=True)
+console = TrimmedConsole(stderr=True, soft_wrap=True, log_path=False)
+out = TrimmedConsole(soft_wrap=True)
 
 
 class ClassName:
