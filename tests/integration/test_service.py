@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -321,6 +322,10 @@ def test_models_list_detail_and_their_errors(client):
     assert body["history"][0]["action"] == "seed"
     detail = client.get("/v1/models/1").json()
     assert detail["card"]["input"]["size"] == 32 and set(detail["files"]) >= {"model.onnx", "labels.json"}
+    # The card names the folder its photos came from, not where it was on the machine that trained it.
+    assert detail["card"]["dataset"]["sources"] == ["leaves"]
+    assert "named `leaves`: 18 photos of 3 classes" in detail["card"]["provenance"]
+    assert "/tmp/" not in json.dumps(detail) and "pytest-of" not in json.dumps(detail)
     crops = sorted({label.split("___")[0].split("_(")[0].replace("_", " ").lower() for label in m["labels"]})
     assert m["crops"] == {"field": [], "lab_only": crops} == detail["crops"]  # learnt from lab photos only
     assert_error(client.get("/v1/models/99"), 404, "not_found")

@@ -577,3 +577,48 @@ def test_a_stopped_run_is_finished_from_its_best_checkpointed_epoch(tmp_path, se
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ModelError, match="no checkpoint of this run"):
         train(cfg, data, tmp_path / "model", checkpoint_dir=tmp_path / "none", finish=True)
+
+
+def test_the_card_says_what_the_run_knows_of_its_data_and_nothing_fixed_about_lab_photos(tiny_model):
+    """Without --provenance the card said only "trained on the dataset version named in `dataset`" and its
+    limitations always "Trained on lab photos": now they say where the photos came from (the folder's name, never
+    where it was), how many a class and in each split, that no provenance was given, and what the test split showed."""
+    import hashlib
+    import re
+
+    from leafdoc.inference.predictor import Predictor
+    from leafdoc.train.card_text import LOW_RECALL
+
+    card = json.loads((tiny_model / "card.json").read_text())
+    said, limits = card["provenance"], card["limitations"]
+    assert card["dataset"]["sources"] == ["leaves"]  # the folder tiny_model was ingested from, by name
+    assert card["dataset"]["photos_per_class"] == dict.fromkeys(sorted(TINY_CLASSES), 6)
+    assert said.startswith("Provenance not given: pass --provenance FILE")
+    assert (
+        "dataset `tiny` v1, ingested from a folder (zip, file) named `leaves`: 18 photos of 3 classes, 6 a class"
+        in said
+    )
+    split = card["dataset"]["split"]
+    assert f"train {split['train']}, validation {split['val']}, test {split['test']}" in said
+    assert "starter" not in said  # it started from ImageNet's weights (LEARNS)
+    assert not re.search(r"(^|\s)/\w", said + limits), "a server path in the card's words"
+    assert str(tiny_model.parent) not in json.dumps(card)
+    assert "lab photos" not in limits
+    assert f"Knows only these 3 classes: {', '.join(sorted(TINY_CLASSES))}." in limits
+    assert "Every class has fewer than 100 photos (" + ", ".join(f"{c}: 6" for c in sorted(TINY_CLASSES)) in limits
+    # The classes named as found least often are the ones the model finds under LOW_RECALL of on its test photos.
+    wanted = set(json.loads((tiny_model / "split.json").read_text())["test"])
+    photos = [p for p in sorted((tiny_model.parent / "leaves").rglob("*")) if p.is_file()]
+    photos = [p for p in photos if hashlib.sha256(p.read_bytes()).hexdigest() in wanted]
+    predictor = Predictor(tiny_model)
+    probs = predictor.predict_arrays(np.stack([predictor.preprocess(p) for p in photos]))["probabilities"]
+    right: dict[str, list[bool]] = {}
+    for i, p in zip(probs.argmax(1), photos, strict=True):
+        right.setdefault(p.parent.name, []).append(predictor.labels[i] == p.parent.name)
+    low = {c: r for c, r in right.items() if np.mean(r) < LOW_RECALL}
+    if low:
+        named = re.search(r"Found least often on its test split \((\d+) photos\), recall under 90%: ([^.]+)\.", limits)
+        assert named and int(named[1]) == len(photos)
+        assert sorted(named[2].split(", ")) == sorted(f"{c} {sum(r)} of {len(r)}" for c, r in low.items())
+    else:
+        assert f"Every class's recall on its test split ({len(photos)} photos" in limits

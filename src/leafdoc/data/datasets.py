@@ -3,6 +3,8 @@ what training, stats, the experiment runner and the API read. Ingest (data/inges
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from leafdoc.core.errors import NotFound
@@ -50,6 +52,21 @@ def version_items(catalog: Catalog, version_row: DatasetVersionRow) -> list[tupl
             .order_by(DatasetItemRow.sha256)
         ).all()
     return [(sha, label, to_unsigned64(ph)) for sha, label, ph in rows]
+
+
+def version_sources(catalog: Catalog, version_row: DatasetVersionRow) -> list[str]:
+    """The names of the folders, zips or files (their last part only, never where they were on the machine) whose
+    photos make up a dataset version: its own ingest's and every earlier version's it holds, oldest first, each once."""
+    with catalog.Session() as s:
+        sources = s.scalars(
+            select(DatasetVersionRow.source)
+            .where(
+                DatasetVersionRow.dataset_id == version_row.dataset_id, DatasetVersionRow.version <= version_row.version
+            )
+            .order_by(DatasetVersionRow.version)
+        ).all()
+    names = (re.split(r"[/\\]", str(src).rstrip("/\\"))[-1] for src in sources)  # a Windows path too
+    return list(dict.fromkeys(n for n in names if n))
 
 
 def list_datasets(catalog: Catalog) -> list[dict]:

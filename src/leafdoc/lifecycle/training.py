@@ -44,10 +44,12 @@ from leafdoc.modelfolder import (
     read_card,
     write_card,
 )
+from leafdoc.train import card_text
 from leafdoc.train.checkpoint import clear as clear_checkpoint
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.events import Calibrating, Evaluating, OnEvent
 from leafdoc.train.train_data import TrainData, prepare_data
+from leafdoc.train.trainer import test_learnt
 from leafdoc.train.trainer import train as train_and_export
 
 
@@ -131,6 +133,13 @@ def train_model(
         # Validation's probabilities (abstention) and features (the not-a-leaf check) from the same pass.
         val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
         card.metrics = CardMetrics(test=test.summary(), val=val.summary())
+        # The limitations as the data and the test split show them (the classes found least often on it).
+        card.limitations = card_text.data_limitations(
+            card_text.photos_per_class(data.classes, data.y),
+            test.metrics["per_class"],
+            test_learnt=test_learnt(card),
+            n_test=len(te),
+        )
         # A model that learnt the validation photos (train_on_val) is too sure of them: the threshold comes from the
         # answers of the head trained before it learnt them.
         probs, y = unseen_val if unseen_val is not None else (val.probs, val.y)

@@ -13,7 +13,7 @@ import numpy as np
 from leafdoc.core.errors import ConfigError
 from leafdoc.data.cache import build_cache, cache_key
 from leafdoc.data.catalog import Catalog
-from leafdoc.data.datasets import get_version, version_items
+from leafdoc.data.datasets import get_version, version_items, version_sources
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
 from leafdoc.imaging.photos import Preparation
@@ -31,6 +31,7 @@ class TrainData:
     version: int
     cache_dir: Path | None = None  # the data home's cache: converted pretrained weights are kept under it
     preparation: Preparation | None = None  # what was done to the images (cfg's, with the lights it measured)
+    sources: list[str] | None = None  # the names of the folders (zips, files) the version's photos came from
     # Times each image is seen per training epoch (None: once). A few field photos beside thousands of lab
     # photos are repeated so that the model sees them often enough to learn what the field looks like.
     repeat: np.ndarray | None = None
@@ -103,6 +104,7 @@ def prepare_data(
         version=row.version,
         cache_dir=Path(cache_dir),
         preparation=prep,
+        sources=version_sources(catalog, row),
     )
 
 

@@ -40,6 +40,7 @@ from leafdoc.modelfolder import (
     KERAS_FILE,
     ONNX_FILE,
     SPLIT_FILE,
+    STARTER_WEIGHTS_FILE,
     ModelCard,
     learnt_by_start,
     read_card,
@@ -47,18 +48,13 @@ from leafdoc.modelfolder import (
     write_card,
     write_labels,
 )
-from leafdoc.train import backbone_registry
+from leafdoc.train import backbone_registry, card_text
 from leafdoc.train.cached import head_on_features, on_activations
 from leafdoc.train.config import TrainConfig
 from leafdoc.train.epochs import build_training_state, early_stopping, epoch_callbacks, loss, one_hot_classes, saver
 from leafdoc.train.events import OnEvent, Restarted, Resumed
 from leafdoc.train.stopping import fitting, stop_when_asked
 from leafdoc.train.train_data import TrainData, class_weights
-
-PROVENANCE_NOTE = (
-    "Trained on the images of the dataset version named in `dataset`. See leafdoc's "
-    "docs/data-and-licences.md for sources and licences of the shared datasets."
-)
 
 
 def _seed_everything(seed: int) -> None:
@@ -379,9 +375,7 @@ def train(
     export_onnx(model, folder / ONNX_FILE, cfg.image_size)
     write_labels(folder, data.classes)
     atomic_write_json(folder / SPLIT_FILE, data.split_record(cfg.seed))
-    card = make_card(cfg, data, result, warm, parent_version, pretrained)
-    if provenance:
-        card.provenance = provenance
+    card = make_card(cfg, data, result, warm, parent_version, pretrained, provenance)
     write_card(folder, card)
     unseen = (result["val_probs"], result["val_y"]) if result.get("val_probs") is not None else None
     return Exported(card, unseen)
@@ -433,13 +427,34 @@ def started_from(cfg: TrainConfig, init_from: Path | None) -> dict:
 
 
 def make_card(
-    cfg: TrainConfig, data: TrainData, result: dict, warm: str | None, parent: str | None, pretrained: dict
+    cfg: TrainConfig,
+    data: TrainData,
+    result: dict,
+    warm: str | None,
+    parent: str | None,
+    pretrained: dict,
+    provenance: str | None = None,
 ) -> ModelCard:
+    """The card without figures. `provenance`: the text given (--provenance), before what the run knows of the data
+    (card_text.data_provenance); the limitations are the data's, and lifecycle/training.py adds the test split's."""
     learnt = int(result.get("val_photos_learnt") or 0)
     learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
     test = {data.shas[i] for i in data.indices("test")}
     if seen := len(test & learnt_by_start(pretrained)):
         learnt_val |= {"test_learnt_by_start": seen, "test_learnt_note": TEST_LEARNT_NOTE.format(n=seen, of=len(test))}
+    per_class = card_text.photos_per_class(data.classes, data.y)
+    sources = {"sources": data.sources} if data.sources else {}  # folder names only: the card is served as it is
+    origin = "parent" if warm else "starter" if (pretrained or {}).get("file") == STARTER_WEIGHTS_FILE else "other"
+    said = card_text.data_provenance(
+        dataset=data.dataset,
+        version=data.version,
+        sources=data.sources,
+        per_class=per_class,
+        split=data.counts(),
+        started_from=origin,
+        test_learnt=seen,
+        given=provenance,
+    )
     return ModelCard.from_dict(
         {
             "format": 1,
@@ -476,6 +491,8 @@ def make_card(
                 "version": data.version,
                 "split": data.counts(),
                 "split_rule": f"by class, near-duplicates grouped, seed {cfg.seed}",
+                **sources,
+                "photos_per_class": per_class,
                 **learnt_val,
             },
             "parent_version": parent,
@@ -489,11 +506,7 @@ def make_card(
             "train_seconds": round(result["train_seconds"], 1),
             "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
             "history": result["history"],
-            "provenance": PROVENANCE_NOTE,
-            "limitations": (
-                f"Knows only these {len(data.classes)} classes; any other photo is forced into one of them "
-                "unless leafdoc abstains. Trained on lab photos (plain backgrounds): expect much lower accuracy "
-                "on field photos."
-            ),
+            "provenance": said,
+            "limitations": card_text.data_limitations(per_class, test_learnt=seen, n_test=len(test)),
         }
     )
