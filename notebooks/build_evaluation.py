@@ -259,9 +259,10 @@ handful of photos says little). ECE is the photo-weighted gap between the two.""
 leafdoc abstains instead of guessing when the photo is unusable (too small, dark, blurred...), does
 not look like a leaf of its classes (`not_a_leaf`), or the model is unsure. The table shows:
 
-- **coverage**: share of photos answered; **abstained** by reason;
-- **accuracy on answered photos** (what a user who gets an answer sees) against accuracy on all;
-- **accuracy at 50 / 80 / 100 % coverage**: answering only the most confident half, 80 %, or all;
+- **answered (coverage)**: share of photos answered; **refused** by reason (the metrics above give **right on
+  the photos it answered** beside **right if forced to answer every photo**);
+- **right on the 50 % / 80 % of photos it is most sure of (ranked by confidence)**: the photos ranked by top
+  probability alone, its checks left out: what another threshold would give;
 - **AURC**: area under the risk-coverage curve (mean error rate over all coverages; lower is better);
 - with an OOD folder, the share of non-leaf photos (here flowers) refused.
 

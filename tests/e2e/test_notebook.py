@@ -93,7 +93,11 @@ def test_evaluation_notebook_runs_on_the_tiny_model(tiny_model, tmp_path, monkey
     assert "photos misclassified" in text
     # Grad-CAM: at least one photo and its overlay, inline.
     assert text.count("data:image/png;base64,") >= 2
-    assert "AURC" in text and "accuracy at 80% coverage" in text and "answered (coverage)" in text
+    assert (
+        "AURC" in text
+        and "of photos it is most sure of (ranked by confidence)" in text
+        and "answered (coverage)" in text
+    )
     assert f"non-leaf photos refused ({expected['ood']['n']} in {ood})" in text
     assert f"{expected['ood']['abstained']:.1%} of 3 non-leaf photos refused" in text
     assert "12 photos in 3 classes" in text

@@ -55,9 +55,9 @@ def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_it
     lo, hi = wilson_interval(3, 4)
     said = f"75.0% (95% CI {lo:.1%}–{hi:.1%}; 3 of 4 answered)"
     md = render_markdown(r, FIGURES, [], [])
-    assert f"| accuracy on answered photos | {said} |" in md
+    assert f"| right on the photos it answered | {said}; it answered 40.0% (4 of 10) |" in md
     assert "| answered (coverage) | 40.0% (4 of 10) |" in md
-    assert f"<td>{said}</td>" in render_html(r, FIGURES, [], [])
+    assert f"<td>{said}; it answered 40.0% (4 of 10)</td>" in render_html(r, FIGURES, [], [])
 
     printing.out.width = 200  # one line a row, to read it back
     printing.print_evaluation(r)
@@ -71,7 +71,7 @@ def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_it
 def test_no_photo_answered_says_so_instead_of_a_figure():
     r = result_of([0, 1], [[0.5, 0.4, 0.1], [0.5, 0.4, 0.1]], [False, False])
     md = render_markdown(r, FIGURES, [], [])
-    assert "| accuracy on answered photos | - (no photo answered) |" in md
+    assert "| right on the photos it answered | - (no photo answered) |" in md
     assert "| answered (coverage) | 0.0% (0 of 2) |" in md
 
 
@@ -176,14 +176,13 @@ def test_the_report_shows_the_model_cards_limitations():
 def test_accuracy_at_full_coverage_is_the_accuracy_as_the_report_shows_both():
     """field-corn: 196 of 247 right; accuracy_at was rounded to 4 places (0.7935), and the report said 79.3% at 100%
     coverage beside an accuracy of 79.4% on the same photos."""
-    from leafdoc.evaluate.report import pct, selective_rows, summary_rows
+    from leafdoc.evaluate.report import pct, summary_rows
 
     probs = [[0.9, 0.05, 0.05]] * 196 + [[0.1, 0.85, 0.05]] * 51
     r = result_of([0] * 247, probs, [True] * 247)
-    accuracy = dict(summary_rows(r))["accuracy"]
-    at_all = dict(selective_rows(r))["accuracy at 100% coverage"]
-    assert accuracy.startswith(f"{pct(196 / 247)} ") and at_all == pct(196 / 247) == "79.4%"
-    assert dict(selective_rows(r))["accuracy on all photos"] == "79.4%"
+    accuracy = dict(summary_rows(r))["right if forced to answer every photo"]
+    assert accuracy.startswith(f"{pct(196 / 247)} ") and pct(196 / 247) == "79.4%"
+    assert "79.3%" not in render_markdown(r, FIGURES, [], [])
 
 
 def test_the_most_confused_pairs_say_how_many_were_answered_and_how_many_not_sure():
@@ -197,3 +196,50 @@ def test_the_most_confused_pairs_say_how_many_were_answered_and_how_many_not_sur
     assert '<td>Tomato___Late_blight</td><td class="num">4</td><td class="num">1</td>' in render_html(
         r, FIGURES, [], []
     )
+
+
+def test_the_headline_rows_say_which_photos_each_figure_is_on():
+    """field-corn's report read "accuracy 79.4%" beside "accuracy on answered photos 94.9%", with "accuracy at 50%
+    coverage 95.2%" further down: three accuracies of one model on one folder. The first counts the top guess of every
+    photo leafdoc refused; the coverage rows rank by the top probability alone, leafdoc's checks left out."""
+    from leafdoc.evaluate.report import RANKED_NOTE, selective_rows
+
+    r = field_like()  # 10 photos: 6 right if forced (3 of them refused), 3 of the 4 answered right
+    md, page = render_markdown(r, FIGURES, [], []), render_html(r, FIGURES, [], [])
+    forced = "| right if forced to answer every photo | 60.0% (95% CI "
+    assert forced in md and "); 6 of 10 photos, its top guess on each, refused ones included |" in md
+    assert md.index(forced) < md.index("| right on the photos it answered | 75.0% (95% CI ")
+    assert "| accuracy |" not in md and "accuracy at" not in md and "accuracy on all photos" not in md
+    ranked = [name for name, _ in selective_rows(r) if "ranked by confidence" in name]
+    assert ranked == [f"right on the {k} of photos it is most sure of (ranked by confidence)" for k in ("50%", "80%")]
+    assert RANKED_NOTE in md and "leafdoc's checks and threshold left out" in RANKED_NOTE
+    assert "leafdoc&#x27;s checks and threshold left out" in page and "right if forced to answer every photo" in page
+
+
+def test_the_confusion_matrix_and_the_reliability_plot_say_which_photos_they_count(tmp_path, monkeypatch):
+    """The matrix counts the refused photos at their top guess and drew an all-zero row for leaf scorch, a class only
+    predicted; the reliability plot covers every photo, refused ones too. Neither said so."""
+    from leafdoc.evaluate import report
+
+    drawn = []
+    monkeypatch.setattr(report, "figure_png", lambda fig: drawn.append(fig) or b"png")
+    r = field_like()  # 10 photos of early blight; top guesses late blight (3) and leaf scorch (1) too
+    report.write_report(r, tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "index.html").read_text()
+    matrix, reliability = drawn[0].axes[0], drawn[1].axes[0]
+    assert [t.get_text() for t in matrix.get_yticklabels()] == ["Tomato: Early blight"]  # no all-zero rows
+    assert [t.get_text() for t in matrix.get_xticklabels()] == [
+        "Tomato: Early blight",
+        "Tomato: Late blight",
+        "Strawberry: Leaf scorch",
+    ]
+    caption = (
+        "Every one of the 10 photos, the 6 it refused included (counted at their top guess): a row for each class in "
+        "the data, a column for its top guess. 2 columns are a class with no photo in the data, only guessed: "
+        "Tomato: Late blight, Strawberry: Leaf scorch."
+    )
+    assert caption in md and caption in page
+    assert "all 10 photos, refused ones included" in reliability.get_title()
+    assert "All 10 photos, the refused ones included: each photo's top probability" in md
+    assert "All 10 photos, the refused ones included" in page

@@ -160,19 +160,12 @@ def epoch_figures(e: dict) -> str:
 
 
 def print_evaluation(r: dict) -> None:
-    from leafdoc.evaluate.report import (
-        answered_accuracy_text,
-        class_figures,
-        coverage_text,
-        images_evaluated,
-        pct,
-        seen_warning,
-    )
-    from leafdoc.evaluate.significance import accuracy_interval_text
+    from leafdoc.evaluate.report import class_figures, coverage_text, headline_rows, images_evaluated, pct, seen_warning
 
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
     table.add_row("images", images_evaluated(r))
-    table.add_row("accuracy", accuracy_interval_text(r["accuracy"], r["n"]))
+    for name, value in headline_rows(r):  # right if forced to answer every photo; right on the photos it answered
+        table.add_row(name, value)
     table.add_row("top-3 accuracy", pct(r["top3_accuracy"]))
     table.add_row("macro F1", f"{r['macro_f1']:.3f}")
     table.add_row("ECE (calibration error)", f"{r['ece']:.3f}")
@@ -180,9 +173,11 @@ def print_evaluation(r: dict) -> None:
     if sel:
         reasons = ", ".join(f"{k} {v}" for k, v in sel["abstained_by_reason"].items()) or "none"
         table.add_row("answered (coverage)", f"{coverage_text(sel)}; {sel['abstained']} abstained: {reasons}")
-        table.add_row("accuracy on answered", answered_accuracy_text(sel))
         at = sel["accuracy_at"]
-        table.add_row("accuracy at 50/80/100% coverage", " / ".join(pct(at[k]) for k in ("50%", "80%", "100%")))
+        table.add_row(
+            "right on the 50/80% it is most sure of (ranked by confidence alone, its checks left out)",
+            " / ".join(pct(at[k]) for k in ("50%", "80%")),
+        )
         table.add_row("AURC (lower is better)", f"{sel['aurc']:.4f}")
     if r.get("ood"):
         o = r["ood"]
