@@ -30,3 +30,4 @@ def test_the_evaluation_shows_its_own_time_and_the_checks_are_a_phase_of_their_o
     now[0] = 95.0
     [task] = bar.tasks
     assert task.description.startswith("fitting the checks") and task.elapsed == 6.0
+    assert str(printing.Count().render(task)) == "27/27 test photos scored"  # not "0/27": none is left to score

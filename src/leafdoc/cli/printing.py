@@ -386,8 +386,13 @@ class TrainingLog:
                 scored = self.bar.get_time() - (self.evaluating_since or self.bar.get_time())
                 self.bar.update(self.task, completed=self.photos)
                 console.print(f"scored the {self.photos} test photos in {scored:.1f}s")
+                # Rich keeps a task's total (None is ignored): the count stays at the photos scored, not 0/27
                 self.bar.reset(
-                    self.task, description="fitting the checks (not a leaf, other leaves, ...)", total=None, info=""
+                    self.task,
+                    description="fitting the checks (not a leaf, other leaves, ...)",
+                    completed=self.photos,
+                    unit="test photos scored",
+                    info="",
                 )
             case events.Resumed(phase=phase, epoch=epoch):
                 self.saved = (phase, epoch)
