@@ -22,7 +22,7 @@ from leafdoc.model_versions import check_promote_metric
 from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import MONITORING_OPENS, AppState, require_admin, require_monitoring_token
 from leafdoc.service.docs import mount_docs
-from leafdoc.service.jobs import JobQueue, counts_by_state
+from leafdoc.service.jobs import JobQueue, QueueCheck, counts_by_state
 from leafdoc.service.middleware import AdminGate, ApiHeaders, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
@@ -109,7 +109,8 @@ def build_state(settings: Settings) -> AppState:
     limiter = rate_limiter(settings)
     monitor = Monitor(catalog, holder)
     metrics.watch_drift(monitor)
-    return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor)
+    queue_check = QueueCheck(lambda: queue.length())
+    return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor, queue_check)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
