@@ -28,7 +28,7 @@ from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.protocol import BODY_RATE_STATE_KEY, TIMEOUT_STATE_KEY
-from leafdoc.service.ratelimit import RateLimiter, rate_limiter
+from leafdoc.service.ratelimit import admin_failure_limiter, rate_limiter
 from leafdoc.service.routes import (
     advice,
     datasets,
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         mount_offline(app)  # the page that diagnoses in the browser, offline (/app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings), budget=BodyBudget(settings.max_body_bytes_in_flight))
-    failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
+    failures = admin_failure_limiter(settings)  # in Redis with a Redis queue: one count for every worker and replica
     gated = admin_routes((r for router in routers for r in router.routes), settings)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
