@@ -243,3 +243,130 @@ def test_a_redis_queue_that_never_answers_holds_a_call_5_seconds_not_forever(tmp
     assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (5, 5)
     url = "redis://127.0.0.1:1/0?socket_timeout=2"
     assert make_huey(Settings(home=tmp_path, queue_url=url)).storage.pool.connection_kwargs["socket_timeout"] == 2
+
+
+def test_a_redis_outage_leaves_predictions_and_readiness_and_takes_jobs_for_later(tmp_path, tiny_model, leaf_folder):
+    """/readyz failed while Redis was away, and deploy/k8s/api.yaml routes by it, so a Redis outage took every API pod
+    out of service though no prediction needs Redis. Now the pod stays ready (200) with `"status": "degraded"` and
+    the queue `unreachable` (no host or port of Redis in it), predictions answer, and a training job is taken for
+    later (202, its open record saying it waits for the queue: it said Redis's host and port); all recover with
+    Redis."""
+    from leafdoc.data.ingest import ingest
+
+    port = free_port()
+    settings = service_settings(tmp_path / "home", tiny_model, queue_url=f"redis://127.0.0.1:{port}/0")
+    photo = sorted(p for p in leaf_folder.rglob("*") if p.is_file())[0].read_bytes()
+    with Clients() as clients:
+        api = clients(settings)
+        ingest(leaf_folder, api.app.state.leafdoc.catalog, api.app.state.leafdoc.store, "tiny")
+        with redis_server(tmp_path / "redis", port=port):
+            assert api.get("/readyz").status_code == 200
+        for _ in range(2):  # the second probe as the first: no state left behind by the first
+            down = api.get("/readyz")
+            assert down.status_code == 200, down.text
+            body = down.json()
+            assert body["ready"] is True and body["status"] == "degraded", body
+            assert body["checks"] == {
+                "catalog": "ok",
+                "model": "ok",
+                "queue": "unreachable (the server's log says why)",
+            }
+            assert str(port) not in down.text and "127.0.0.1" not in down.text
+        r = api.post("/v1/predict", files={"file": ("leaf.jpg", photo)})
+        assert r.status_code == 200 and r.json()["model_version"] == 1, r.text
+        job = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {"epochs": 1}})
+        assert job.status_code == 202, job.text
+        followed = api.get(f"/v1/training-jobs/{job.json()['id']}")  # open to whoever has the id
+        assert followed.json()["state"] == "queued", followed.text
+        assert followed.json()["progress"] == {
+            "phase": "waiting: could not reach the job queue; a worker queues the job when it answers"
+        }
+        assert str(port) not in job.text + followed.text and "127.0.0.1" not in job.text + followed.text
+        with redis_server(tmp_path / "redis", port=port):
+            back = api.get("/readyz")
+            assert back.status_code == 200 and back.json()["status"] == "ok", back.text
+            assert api.post("/v1/predict", files={"file": ("leaf.jpg", photo)}).status_code == 200
+
+
+def test_a_worker_queues_a_job_the_api_could_not_hand_to_the_queue_without_restarting(tmp_path):
+    """A job the API took while it could not reach Redis (a partition between that replica and Redis, or an outage
+    shorter than the worker's poll) waited in the catalog until a worker restarted: the worker put such jobs back in
+    the queue only at start and after it saw the queue down itself. Now it looks every half lease."""
+    with redis_server(tmp_path / "redis") as url:
+        settings = Settings(home=tmp_path / "home", queue_url=url, worker_poll_seconds=0.1, job_lease_seconds=0.6)
+        settings.ensure_home()
+        worker = Worker(settings)
+        ran: list[str] = []
+        worker.queue._runner = ran.append
+        loop = threading.Thread(target=worker.run, daemon=True)
+        loop.start()
+        try:
+            time.sleep(0.5)  # the worker has started (and recovered what it found then)
+            job = create_job(  # as the API leaves a job whose enqueue failed: queued in the catalog, not in Redis
+                worker.catalog,
+                dataset="d",
+                dataset_version=1,
+                options={},
+                warm_start=False,
+                parent_version=None,
+                epochs=1,
+            )
+            deadline = time.monotonic() + 10
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert ran == [job.id]
+        finally:
+            worker.stop()
+            loop.join(timeout=10)
+            worker.close()
+
+
+def test_a_queue_that_never_answers_is_unreachable_within_a_second_with_one_call_in_flight():
+    """A blackholed Redis held /readyz 5 s (the queue's socket timeout), the readiness probe's whole timeout, and each
+    caller of the public route a thread. Now a caller waits at most `wait`, and callers share the one call in flight."""
+    from leafdoc.service.jobs import QueueCheck
+
+    release, calls = threading.Event(), []
+
+    def hangs():
+        calls.append(1)
+        release.wait(10)
+
+    check = QueueCheck(hangs, wait=0.2)
+    started = time.monotonic()
+    answers = [check() for _ in range(5)]
+    assert time.monotonic() - started < 2.0
+    assert all(isinstance(a, TimeoutError) for a in answers) and len(calls) == 1
+    release.set()
+    deadline = time.monotonic() + 5
+    while check() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert check() is None
+
+
+def test_wrong_admin_tokens_are_counted_once_for_every_replica_sharing_redis(tmp_path, tiny_model, caplog):
+    """The wrong-token limit lived in each API worker's memory even with Redis, so workers x replicas multiplied a
+    guesser's tries. Now two replicas sharing Redis count one bucket per address; with Redis away each falls back to
+    its own count (still a limit, and one that already holds the guesses it saw), and no answer names Redis."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    wrong, right = {"Authorization": "Bearer guess"}, ADMIN
+
+    def replica(name):
+        return clients(service_settings(tmp_path / name, tiny_model, queue_url=url, admin_failures_per_minute=4))
+
+    with Clients() as clients:
+        with redis_server(tmp_path / "redis", port=port):
+            a, b = replica("a"), replica("b")
+            assert [a.post("/v1/models/rollback", headers=wrong).status_code for _ in range(2)] == [401, 401]
+            assert [b.post("/v1/models/rollback", headers=wrong).status_code for _ in range(2)] == [401, 401]
+            refused = b.post("/v1/models/rollback", headers=wrong)
+            assert refused.status_code == 429 and refused.json()["error"] == "rate_limited", refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert a.get("/v1/training-jobs", headers=right).status_code == 429  # the address is held, right token too
+        caplog.set_level(logging.WARNING, logger="leafdoc.service.ratelimit")
+        # Redis away: replica b counted 2 wrong tokens itself, so it allows 2 more before its own 429.
+        answers = [b.post("/v1/models/rollback", headers=wrong) for _ in range(3)]
+        assert [r.status_code for r in answers] == [401, 401, 429], [r.text for r in answers]
+        assert not any(str(port) in r.text or "127.0.0.1" in r.text for r in answers)
+        assert sum("Redis cannot be reached" in r.getMessage() for r in caplog.records) == 1  # said once

@@ -470,6 +470,7 @@ def test_health_and_readiness(client):
     # keep_photos: the page tells visitors whether their photos are kept; off unless LEAFDOC_KEEP_PHOTOS=true
     assert r.json() == {
         "ready": True,
+        "status": "ok",
         "checks": {"catalog": "ok", "model": "ok", "queue": "ok"},
         "model_version": 1,
         "model_file": "model.onnx",  # LEAFDOC_ONNX_VARIANT unset: fp32 (test_job_serving_copy: the int8 file)

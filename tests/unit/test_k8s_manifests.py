@@ -134,8 +134,9 @@ def test_probes_restart_only_a_stuck_process_and_wait_for_a_slow_start():
         d = of_kind("Deployment")[name]
         [c] = pod_spec(d)["containers"]
         live, ready, start = c["livenessProbe"], c["readinessProbe"], c["startupProbe"]
-        # Liveness asks only whether the process answers: /readyz fails while PostgreSQL or Redis is away, and
-        # restarting every pod for that would turn an outage of one service into an outage of all.
+        # Liveness asks only whether the process answers: /readyz fails while PostgreSQL is away, and restarting
+        # every pod for that would turn an outage of one service into an outage of all. (A Redis outage leaves
+        # /readyz 200, "degraded": tests/integration/test_backend_errors.py.)
         assert live["httpGet"]["path"] == "/healthz" and ready["httpGet"]["path"] == "/readyz", name
         # An overloaded worker sheds predictions after shed_after_seconds of event-loop lag and then answers the
         # probe within about three times that (docs/deploy.md, "Overload"): the probe must wait longer.

@@ -22,13 +22,13 @@ from leafdoc.model_versions import check_promote_metric
 from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import MONITORING_OPENS, AppState, require_admin, require_monitoring_token
 from leafdoc.service.docs import mount_docs
-from leafdoc.service.jobs import JobQueue, counts_by_state
+from leafdoc.service.jobs import JobQueue, QueueCheck, counts_by_state
 from leafdoc.service.middleware import AdminGate, ApiHeaders, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.prometheus import ServiceMetrics
 from leafdoc.service.protocol import BODY_RATE_STATE_KEY, TIMEOUT_STATE_KEY
-from leafdoc.service.ratelimit import RateLimiter, rate_limiter
+from leafdoc.service.ratelimit import admin_failure_limiter, rate_limiter
 from leafdoc.service.routes import (
     advice,
     datasets,
@@ -109,7 +109,8 @@ def build_state(settings: Settings) -> AppState:
     limiter = rate_limiter(settings)
     monitor = Monitor(catalog, holder)
     metrics.watch_drift(monitor)
-    return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor)
+    queue_check = QueueCheck(lambda: queue.length())
+    return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor, queue_check)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         mount_offline(app)  # the page that diagnoses in the browser, offline (/app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings), budget=BodyBudget(settings.max_body_bytes_in_flight))
-    failures = RateLimiter(settings.admin_failures_per_minute, settings.rate_limit_clients)
+    failures = admin_failure_limiter(settings)  # in Redis with a Redis queue: one count for every worker and replica
     gated = admin_routes((r for router in routers for r in router.routes), settings)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)

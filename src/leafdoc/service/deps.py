@@ -15,7 +15,7 @@ from leafdoc.data.catalog import Catalog
 from leafdoc.data.store import BlobStore
 from leafdoc.model_versions import Registry
 from leafdoc.service.errors import AdminDisabled
-from leafdoc.service.jobs import JobQueue
+from leafdoc.service.jobs import JobQueue, QueueCheck
 from leafdoc.service.monitoring import Monitor
 from leafdoc.service.predictionlog import PredictionLog
 from leafdoc.service.prometheus import ServiceMetrics
@@ -35,6 +35,7 @@ class AppState:
     prediction_log: PredictionLog
     feedback_limit: RateLimiter | RedisRateLimiter
     monitor: Monitor
+    queue_check: QueueCheck  # whether the job queue answers, for /readyz
 
 
 async def get_state(request: Request) -> AppState:

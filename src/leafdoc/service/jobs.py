@@ -20,6 +20,7 @@ attempt, so one that lost its job (and later wakes up) cannot change or end the 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -107,6 +108,41 @@ class JobQueue:
 
     def length(self) -> int:
         return int(self.huey.pending_count())
+
+
+class QueueCheck:
+    """Whether the job queue answers, for /readyz: asked by one thread at a time (callers meanwhile share its answer),
+    and a caller waits at most `wait` seconds for it. A Redis that accepts connections and never answers holds a
+    call 5 s (make_huey), as long as a readiness probe's whole timeout: unbounded, the probe failed for that alone; and
+    /readyz is public, so each caller would have held a thread 5 s. Now a slow queue counts as unreachable after `wait`,
+    while the one call in flight finishes in the background."""
+
+    def __init__(self, length: Callable[[], object], wait: float = 1.0):
+        self.length, self.wait = length, wait
+        self._lock = threading.Lock()
+        self._asking: threading.Event | None = None  # set when the call in flight ends
+        self._error: Exception | None = None
+
+    def __call__(self) -> Exception | None:
+        """None if the queue answered, else why not (its error, or TimeoutError)."""
+        with self._lock:
+            asking = self._asking
+            if asking is None:
+                asking = self._asking = threading.Event()
+                threading.Thread(target=self._ask, args=(asking,), name="leafdoc-queue-check", daemon=True).start()
+        if not asking.wait(self.wait):
+            return TimeoutError(f"the job queue did not answer within {self.wait:g} s")
+        return self._error
+
+    def _ask(self, done: threading.Event) -> None:
+        try:
+            self.length()
+            error = None
+        except Exception as exc:
+            error = exc
+        with self._lock:
+            self._error, self._asking = error, None
+        done.set()
 
 
 # ---- records ---------------------------------------------------------------------------------------

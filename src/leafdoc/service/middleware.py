@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
 from leafdoc.core.errors import LeafdocError, too_large
@@ -17,7 +18,7 @@ from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
 from leafdoc.service.errors import error_body
 from leafdoc.service.prometheus import ServiceMetrics
-from leafdoc.service.ratelimit import RateLimited, RateLimiter, page_visitor
+from leafdoc.service.ratelimit import RateLimited, RateLimiter, RedisRateLimiter, page_visitor
 
 SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to
 
@@ -132,16 +133,26 @@ class AdminGate:
     """The admin token of a request to an admin route (`routes`, each with what its refusal's hint adds), checked from
     its headers before anything reads its body: FastAPI reads and parses a JSON body before it runs the route's
     dependencies, so a 190 MiB body to /v1/models/rollback cost +570 MB before its 401. Wrong tokens are counted per
-    client address (`failures`, a bucket per address in this worker): once a client has used them up, its admin requests
-    are answered 429 with Retry-After, right token or not, until its bucket refills, so a token cannot be guessed at
-    network speed.
+    client address (`failures`: a bucket per address in Redis with a Redis queue, shared by every worker and replica,
+    else in this worker): once a client has used them up, its admin requests are answered 429 with Retry-After, right
+    token or not, until its bucket refills, so a token cannot be guessed at network speed. A shared bucket is asked off
+    the event loop (Redis may take up to its 1 s timeout), so predictions on the loop never wait for it.
 
     A call of the web page made for a visitor counts as that visitor's (ratelimit.page_visitor, with the page's key from
     the app's settings), here and in every route inside this middleware (the feedback route's limit): the page calls
     from the server's own address, which all its visitors shared."""
 
-    def __init__(self, app, routes: list[tuple[BaseRoute, str]], token: str | None, failures: RateLimiter):
+    def __init__(
+        self, app, routes: list[tuple[BaseRoute, str]], token: str | None, failures: RateLimiter | RedisRateLimiter
+    ):
         self.app, self.routes, self.token, self.failures = app, routes, token, failures
+        self.off_loop = getattr(failures, "shared", False)
+
+    async def _take(self, client: str, cost: float) -> None:
+        if self.off_loop:
+            await run_in_threadpool(self.failures.take, client, "wrong admin tokens", cost)
+        else:
+            self.failures.take(client, "wrong admin tokens", cost)
 
     async def __call__(self, scope, receive, send):
         opens = None  # for an admin route: what the hint of its refusal adds
@@ -151,18 +162,18 @@ class AdminGate:
         if opens is not None:
             client = scope["client"][0] if scope.get("client") else "unknown"
             try:
-                self.failures.take(client, "wrong admin tokens", cost=0)
+                await self._take(client, cost=0)
                 check_admin_token(self.token, admin_token_given(scope.get("headers", [])), opens)
             except WrongToken as wrong:
-                return await _answer(send, self._counted(client, wrong))
+                return await _answer(send, await self._counted(client, wrong))
             except LeafdocError as exc:
                 return await _answer(send, exc)
         await self.app(scope, receive, send)
 
-    def _counted(self, client: str, wrong: WrongToken) -> LeafdocError:
+    async def _counted(self, client: str, wrong: WrongToken) -> LeafdocError:
         """A wrong token counted against `client`: its 401, or the 429 of the one that used its bucket up."""
         try:
-            self.failures.take(client, "wrong admin tokens")
+            await self._take(client, cost=1.0)
         except RateLimited as limited:
             return limited
         return wrong

@@ -1,12 +1,18 @@
 """A per-client rate limit for open routes that write (feedback): a token bucket per client address,
 `per_minute` tokens refilled evenly.
 
+The same buckets count wrong admin tokens (`admin_failure_limiter`) and kept photos (`kept_photo_limiter`).
+
 With a Redis queue (LEAFDOC_QUEUE_URL=redis://...) the buckets live in that Redis, so every API worker and
 every replica draws from the same bucket (RedisRateLimiter: one atomic script per request, each bucket
 expiring once it is full again). Otherwise they live in each API worker's memory (RateLimiter: at most
 `max_clients` addresses remembered, least recently seen forgotten first, so a flood of addresses costs
 bounded memory), and with N workers a client gets at most N times the rate. If Redis cannot be reached the
-worker's own buckets stand in, so the limit never stops feedback because Redis is down.
+worker's own buckets stand in (fail open to the per-worker limit, never to no limit), so the limit never stops
+feedback or an admin because Redis is down; and Redis is not asked again for `RETRY_SECONDS`, so a Redis that
+never answers costs one 1 s wait per worker every 5 s, not one per request. The worker's own buckets count every
+request even while Redis answers, so they hold from the first request Redis misses (and after a Redis restart
+that lost its buckets) instead of starting full.
 
 The client is the connection's address as uvicorn decided it (behind a trusted proxy, from its X-Forwarded-For), or,
 for a call the web page makes for one of its visitors, that visitor's address (`page_visitor`): the page calls the
@@ -101,17 +107,21 @@ def limited(what: str, burst: float, rate: float, tokens: float) -> RateLimited:
     )
 
 
-# The same bucket as RateLimiter.take, atomically in Redis, on Redis's clock: [1 if taken, tokens left].
+# The same bucket as RateLimiter.take, atomically in Redis, on Redis's clock: [1 if taken, tokens left]. Cost 0 only
+# looks (and writes nothing).
 _TAKE = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = math.min(burst, (tonumber(v[1]) or burst) + (now - (tonumber(v[2]) or now)) * rate)
 local taken = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  tokens = tokens - cost
   taken = 1
+end
+if cost == 0 then
+  return {taken, tostring(tokens)}
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1)
@@ -119,8 +129,14 @@ return {taken, tostring(tokens)}
 """
 
 
+RETRY_SECONDS = 5.0  # after Redis failed a limiter, how long its worker uses its own buckets before asking again
+
+
 class RedisRateLimiter:
-    """Buckets shared by every API worker through Redis; this worker's own buckets when Redis fails."""
+    """Buckets shared by every API worker through Redis, and this worker's own beside them (they stand in when Redis
+    fails)."""
+
+    shared = True  # a call may wait on the network (up to 1 s): AdminGate makes it off the event loop
 
     def __init__(
         self, url: str, per_minute: int, max_clients: int, prefix: str = "leafdoc:ratelimit:", seconds: float = 60.0
@@ -134,34 +150,52 @@ class RedisRateLimiter:
         self.script = self.client.register_script(_TAKE)
         self.fallback = RateLimiter(per_minute, max_clients, seconds=seconds)
         self._warned = False
+        self._skip_until = 0.0  # monotonic time until which Redis is not asked (it failed just before)
 
-    def take(self, client: str, what: str) -> None:
+    def take(self, client: str, what: str, cost: float = 1.0) -> None:
         import redis
 
-        try:
-            taken, tokens = self.script(keys=[self.prefix + client_key(client)], args=[self.rate, self.burst])
-        except redis.RedisError as exc:
-            if not self._warned:
-                log.warning("rate limit: Redis cannot be reached (%s); this worker's own limit applies", exc)
-                self._warned = True
-            return self.fallback.take(client, what)
-        self._warned = False
-        if not int(taken):
-            raise limited(what, self.burst, self.rate, float(tokens))
+        if time.monotonic() >= self._skip_until:
+            try:
+                taken, tokens = self.script(keys=[self.prefix + client_key(client)], args=[self.rate, self.burst, cost])
+            except redis.RedisError as exc:
+                self._skip_until = time.monotonic() + RETRY_SECONDS
+                if not self._warned:  # the error names Redis's host: the log only, never an answer
+                    log.warning("rate limit: Redis cannot be reached (%s); this worker's own limit applies", exc)
+                    self._warned = True
+            else:
+                if self._warned:
+                    log.info("rate limit: Redis answers again; the shared limit applies")
+                self._warned = False
+                if not int(taken):
+                    raise limited(what, self.burst, self.rate, float(tokens))
+        self.fallback.take(client, what, cost)
+
+
+def _redis_url(settings: Settings) -> str | None:
+    url = settings.queue_url or ""
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     """The feedback limit: shared through Redis when the job queue is in Redis, else per API worker."""
-    url = settings.queue_url or ""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url := _redis_url(settings):
         return RedisRateLimiter(url, settings.feedback_per_minute, settings.rate_limit_clients)
     return RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)
 
 
+def admin_failure_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
+    """Wrong admin tokens per client address a minute (LEAFDOC_ADMIN_FAILURES_PER_MINUTE), shared like the feedback
+    limit: per API worker, every worker and replica multiplied a guesser's tries even with Redis."""
+    n, clients = settings.admin_failures_per_minute, settings.rate_limit_clients
+    if url := _redis_url(settings):
+        return RedisRateLimiter(url, n, clients, prefix="leafdoc:adminfail:")
+    return RateLimiter(n, clients)
+
+
 def kept_photo_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     """Photos kept per client address an hour (LEAFDOC_KEPT_PHOTOS_PER_CLIENT_HOUR), shared like the feedback limit."""
-    url = settings.queue_url or ""
     n, clients = settings.kept_photos_per_client_hour, settings.rate_limit_clients
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url := _redis_url(settings):
         return RedisRateLimiter(url, n, clients, prefix="leafdoc:keptphotos:", seconds=3600.0)
     return RateLimiter(n, clients, seconds=3600.0)

@@ -243,6 +243,10 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     ready: bool
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="`ok`; `degraded`: ready (200), but the job queue is unreachable (training jobs wait for it); "
+        "`unavailable`: not ready (503)."
+    )
     checks: dict[str, str]
     model_version: int | None
     model_file: str | None = Field(

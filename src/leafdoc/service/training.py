@@ -17,6 +17,7 @@ process.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from leafdoc.core.errors import ConfigError, LeafdocError
-from leafdoc.core.settings import Settings
+from leafdoc.core.settings import Settings, without_password
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
 from leafdoc.data.datasets import get_version
 from leafdoc.model_versions import Registry, ServingPointer
@@ -40,6 +41,8 @@ from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, 
 from leafdoc.train import events
 from leafdoc.train.backbone_registry import IMAGENET, STARTER
 from leafdoc.train.config import TrainConfig, starter_available
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
 ORPHAN_CHECK_SECONDS = 1.0
@@ -113,6 +116,9 @@ def keeps_field_check(registry: Registry, ptr: ServingPointer | None, cfg: Train
     )
 
 
+QUEUE_WAIT = "waiting: could not reach the job queue; a worker queues the job when it answers"
+
+
 def submit(
     settings: Settings,
     catalog: Catalog,
@@ -145,7 +151,9 @@ def submit(
     try:
         queue.enqueue(row.id)
     except Exception as exc:  # the row stays; a worker re-enqueues queued jobs it does not find
-        update_job(catalog, row.id, progress={"phase": f"waiting: could not reach the queue ({exc})"})
+        # The job's record is open to whoever has its id, and Redis's error names its host and port: the log has it.
+        log.warning("job %s waits: the job queue cannot be reached: %s", row.id, without_password(str(exc)))
+        update_job(catalog, row.id, progress={"phase": QUEUE_WAIT})
     return job_dict(get_job(catalog, row.id))
 
 

@@ -108,15 +108,22 @@ class Worker:
             if leases.gone_here(job.worker):
                 self.worker_lost(job, f"interrupted: its worker ({job.worker}) stopped before it finished.")
         self.retry_stale()
+        self.requeue_lost()
+        try:
+            self.remove_leftovers()
+        except Exception:  # a leftover costs only space; never fail a worker over it
+            log.exception("could not remove what ended jobs left in %s", jobs_root(self.settings))
+
+    def requeue_lost(self) -> None:
+        """Queued jobs the queue does not hold go back into it: Redis lost them (restarted without its data), or the
+        API that took them could not reach it (their progress says so). Also run every half lease, not only after
+        this worker saw the queue down: an API replica cut off from Redis while the worker was not, or an outage
+        shorter than a poll, left such a job queued until a worker restarted. A job queued twice still runs once."""
         waiting = self.queue.waiting_job_ids()
         for job in queued_jobs(self.catalog):
             if job.id not in waiting:
                 log.info("re-queueing job %s, which the queue did not hold", job.id)
                 self.queue.enqueue(job.id)
-        try:
-            self.remove_leftovers()
-        except Exception:  # a leftover costs only space; never fail a worker over it
-            log.exception("could not remove what ended jobs left in %s", jobs_root(self.settings))
 
     def remove_leftovers(self) -> None:
         """Folders on this machine of jobs that have ended (a worker killed mid-job cleans up nothing). Only
@@ -191,6 +198,9 @@ class Worker:
                 checked = time.monotonic()
                 try:
                     self.retry_stale()
+                    self.requeue_lost()
+                except QUEUE_DOWN:  # the loop below says so (once) and waits for it
+                    pass
                 except Exception:  # the catalog may be briefly unreachable: look again next time
                     log.exception("could not check for jobs whose worker is gone")
             try:

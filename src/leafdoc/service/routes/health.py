@@ -1,4 +1,10 @@
-"""/healthz (the process answers), /readyz (it can serve: catalog, model, queue), /metrics (Prometheus)."""
+"""/healthz (the process answers), /readyz (it can serve predictions: catalog and model; the job queue reported, not
+required), /metrics (Prometheus).
+
+Readiness is what a load balancer or Kubernetes routes predictions by, so only what predictions need fails it: the
+catalog and a loaded model. The job queue (Redis at scale) carries only training jobs' ids: while it is away the
+answer says `"status": "degraded"` and `"queue": "unreachable ..."` with 200, since failing it took every API pod
+of a cluster out of service at once for a Redis outage that no prediction needs (leafdoc_queue_up says it too)."""
 
 from __future__ import annotations
 
@@ -37,10 +43,15 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
+NEEDED = ("catalog", "model")  # what predictions need; any other check only makes the answer "degraded"
+
+
 @router.get(
     "/readyz",
     response_model=Ready,
-    summary="Readiness: catalog reachable, a model serving, queue reachable (503 otherwise)",
+    summary="Readiness: catalog reachable and a model serving (503 otherwise); the job queue reported, not required",
+    description="`status`: `ok`; `degraded` (200: predictions are served, but a check that predictions do not need, "
+    "the job queue, is not ok: training jobs wait until it answers); `unavailable` (503: `checks` says why).",
     responses={503: {"model": Ready, "description": "Not ready; `checks` says why."}},
 )
 def readyz(state: AppState = Depends(get_state)):
@@ -59,15 +70,16 @@ def readyz(state: AppState = Depends(get_state)):
         checks["model"] = "ok"
     except LeafdocError as exc:
         checks["model"] = redact_text(exc.message)  # what is wrong with the model, without the server's folders
-    try:
-        state.queue.length()
+    queue_error = state.queue_check()
+    if queue_error is None:
         checks["queue"] = "ok"
         _logged.pop("queue", None)
-    except Exception as exc:
-        checks["queue"] = _unreachable("queue", exc)
-    ready = all(v == "ok" for v in checks.values())
+    else:
+        checks["queue"] = _unreachable("queue", queue_error)
+    ready = all(checks[name] == "ok" for name in NEEDED)
     body = {
         "ready": ready,
+        "status": ("ok" if all(v == "ok" for v in checks.values()) else "degraded") if ready else "unavailable",
         "checks": checks,
         "model_version": version,
         "model_file": model_file,
