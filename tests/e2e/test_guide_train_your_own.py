@@ -131,7 +131,7 @@ def test_every_command_of_the_guide_runs_in_order_and_prints_what_it_says(tmp_pa
     assert "note: the model also learnt from the" in train and "retracing" not in train
     assert "Other leaves: " in train  # the run says what its other-leaves check is (none at the tiny 32 px here)
     n_test = re.search(r"test (\d+)", train).group(1)
-    assert re.search(rf"evaluating on the test split .* {n_test}/{n_test} photos", train), train
+    assert re.search(rf"scored the {n_test} test photos in \d+\.\ds", train), train
     assert "report" in evaluate and (tmp_path / "mymodel-report" / "index.html").is_file()
     labels = json.loads((tmp_path / "mymodel" / "labels.json").read_text())
     assert labels == ["Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy"]

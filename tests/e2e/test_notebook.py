@@ -69,7 +69,8 @@ def test_evaluation_notebook_runs_on_the_tiny_model(tiny_model, tmp_path, monkey
     text, kinds = _outputs(nb)
     expected = evaluate_folder(tiny_model, leaves, ood_dir=ood)
     lo, hi = expected["accuracy_ci95"]
-    assert f"| accuracy | {expected['accuracy']:.1%} (95% CI {lo:.1%}–{hi:.1%}) |" in text
+    n, right = expected["n"], round(expected["accuracy"] * expected["n"])
+    assert f"{expected['accuracy']:.1%} (95% CI {lo:.1%}–{hi:.1%}); {right} of {n} photos" in text
     assert f"{expected['n']} photos of 3 classes evaluated; accuracy {expected['accuracy']:.4f}" in text
     # Confusion matrix, reliability, risk-coverage and the four dataset figures are PNGs; samples a JPEG.
     assert kinds.get("image/png", 0) >= 7

@@ -386,14 +386,11 @@ class TrainingLog:
                 scored = self.bar.get_time() - (self.evaluating_since or self.bar.get_time())
                 self.bar.update(self.task, completed=self.photos)
                 console.print(f"scored the {self.photos} test photos in {scored:.1f}s")
-                # Rich keeps a task's total (None is ignored): the count stays at the photos scored, not 0/27
-                self.bar.reset(
-                    self.task,
-                    description="fitting the checks (not a leaf, other leaves, ...)",
-                    completed=self.photos,
-                    unit="test photos scored",
-                    info="",
-                )
+                # A task of its own: Rich keeps a task's total on reset (None is ignored), so the old task would read
+                # "27/27" (or 0/27) beside the checks, and its unit wrapped the line at 80 columns. No count: the
+                # checks have none to give, only their own clock.
+                self.bar.update(self.task, visible=False)
+                self.task = self.bar.add_task("fitting the checks (not a leaf, other leaves, ...)", total=None, info="")
             case events.Resumed(phase=phase, epoch=epoch):
                 self.saved = (phase, epoch)
                 console.log(f"continuing from the checkpoint after {phase} epoch {epoch}")
