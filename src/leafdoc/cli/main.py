@@ -364,8 +364,10 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
-    photos = photos_of(images)
-    answers = [a.model_dump(mode="json") for a in predictor.predict_files(photos, top_k, knowledge, crop, language)]
+    photos = photos_of(images)  # a folder with no photos: an error in its place, the other photos still answered
+    found = [p for p in photos if isinstance(p, Path)]
+    answered = iter(a.model_dump(mode="json") for a in predictor.predict_files(found, top_k, knowledge, crop, language))
+    answers = [next(answered) if isinstance(p, Path) else p for p in photos]
     if as_json:
         emit_json(answers)
     else:
@@ -374,13 +376,15 @@ def predict(
         raise typer.Exit(1)
 
 
-def photos_of(paths: list[Path]) -> list[Path]:
+def photos_of(paths: list[Path]) -> list[Path | dict]:
     """The photos `predict` answers: each file as given, and for a folder every file in it and its sub-folders named
-    as a photo (.jpg, .png, ...; hidden ones left out), in name order; a folder with none is an error naming it."""
+    as a photo (.jpg, .png, ...; hidden ones left out), in name order. A folder with none is an error naming it: in
+    its place among other paths (an answer's `{"file", "error"}`, so the other photos are still answered), the
+    command's error when it is all there is."""
     from leafdoc.core.errors import ImageError
     from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 
-    photos: list[Path] = []
+    photos: list[Path | dict] = []
     for path in paths:
         if not path.is_dir():
             photos.append(path)
@@ -391,10 +395,11 @@ def photos_of(paths: list[Path]) -> list[Path]:
             if p.is_file() and is_image_name(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not found:
-            raise ImageError(
-                f"{path}: a folder with no photos in it or its sub-folders.",
-                hint=f"Pass photos, or a folder holding some (named {', '.join(sorted(IMAGE_SUFFIXES))}).",
-            )
+            said = "a folder with no photos in it or its sub-folders."
+            hint = f"Pass photos, or a folder holding some (named {', '.join(sorted(IMAGE_SUFFIXES))})."
+            if len(paths) == 1:
+                raise ImageError(f"{path}: {said}", hint=hint)
+            photos.append({"file": str(path), "error": f"{said} {hint}"})
         photos += found
     return photos
 
