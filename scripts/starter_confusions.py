@@ -17,8 +17,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from babel.messages.pofile import write_po
-
 from leafdoc.advice import shipped_knowledge
 from leafdoc.advice.knowledge import label_resolver
 from leafdoc.cli import i18n_catalogs
@@ -190,8 +188,7 @@ def write_notes(held: Counter, answered: Counter, hesitated: Counter) -> None:
         for m in cat:
             if m.id and (m.context, m.id) in translations:
                 m.string = translations[m.context, m.id][lang]
-        with i18n_catalogs.po_path(lang, "advice").open("wb") as f:
-            write_po(f, cat, width=0, omit_header=False, sort_output=False)
+        i18n_catalogs.write(i18n_catalogs.po_path(lang, "advice"), cat)  # as the generator writes it
     print(f"{len(translations)} notes written, in {', '.join(LANGUAGES)}")
 
 

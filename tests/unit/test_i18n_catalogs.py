@@ -134,6 +134,66 @@ def test_a_full_entry_text_left_untranslated_fails_the_catalog_test(tmp_path, mo
             test_every_message_has_a_translation_with_the_same_placeholders("fr", "advice")
 
 
+def test_the_generator_run_twice_changes_nothing_and_a_new_message_changes_its_catalogs(tmp_path, monkeypatch):
+    """`python -m leafdoc.cli.i18n_catalogs` run again, even a year later, leaves every file as it was (no date, no line
+    number that goes stale with the next edit: a contributor's change drags no catalog noise into its diff); a new
+    message is written to the template, with that day's date, and to each language's catalog, untranslated."""
+    import datetime
+    import shutil
+    from pathlib import Path
+
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
+    from leafdoc.cli import i18n_catalogs
+    from leafdoc.core.i18n import LOCALES
+
+    locales = shutil.copytree(LOCALES, tmp_path / "locales")
+    monkeypatch.setattr(i18n_catalogs, "LOCALES", locales)
+    extract, found = i18n_catalogs.extract_from_dir, []
+
+    def extract_once(*args, **kwargs):  # the code is read once for the three runs below
+        found.extend([] if found else extract(*args, **kwargs))
+        return iter(found)
+
+    monkeypatch.setattr(i18n_catalogs, "extract_from_dir", extract_once)
+
+    def files() -> dict[Path, bytes]:
+        return {p.relative_to(locales): p.read_bytes() for p in sorted(locales.rglob("*.po*"))}
+
+    i18n_catalogs.main()
+    first = files()
+    assert len(first) == 2 * len(LANGUAGES), sorted(first)
+    later = datetime.datetime(2031, 5, 6, 7, 8, tzinfo=datetime.UTC)
+
+    class Later(Catalog):  # the templates as the generator makes them on a later day
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, creation_date=later, **kwargs)
+
+    monkeypatch.setattr(i18n_catalogs, "Catalog", Later)
+    i18n_catalogs.main()
+    rewritten = [str(p) for p, data in files().items() if data != first[p]]
+    assert not rewritten, f"a second run rewrote {rewritten}"
+    assert not [p for p, data in first.items() if re.search(rb"^#: .*:\d+$", data, re.M)], "line numbers written"
+
+    real = i18n_catalogs.answers_template
+
+    def with_a_new_message():
+        cat = real()
+        cat.add("A new message about {label}", locations=[("new.py", 7)], flags=["python-brace-format"])
+        return cat
+
+    monkeypatch.setitem(i18n_catalogs.TEMPLATES, "answers", with_a_new_message)
+    i18n_catalogs.main()
+    changed = {str(p) for p, data in files().items() if data != first[p]}
+    assert changed == {"answers.pot", *(f"{lang}/LC_MESSAGES/answers.po" for lang in OTHERS)}, changed
+    with (locales / "answers.pot").open("rb") as f:
+        assert read_po(f).creation_date == later
+    assert b"#: new.py\n" in (locales / "answers.pot").read_bytes()
+    for lang in OTHERS:
+        assert read(lang, "answers").get("A new message about {label}").string == ""
+
+
 def test_the_language_of_a_request():
     assert negotiate("es", "hi") == "es"  # ?lang= wins
     assert negotiate("es-MX") == "es" and negotiate("FR_ca") == "fr"

@@ -4,6 +4,7 @@ EXIF rotation, PNG), and a big photo costs a fraction of the work."""
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -20,10 +21,32 @@ FIELD = SHARED / "field-corn"
 
 
 def field_photos(n: int) -> list[Image.Image]:
+    """The first n (at most 4) field photos of at least 1500 px a side, decoded once per test process."""
     if not FIELD.is_dir():
         pytest.skip(f"shared field photos not found at {FIELD}")
+    return list(_big_field_photos()[:n])
+
+
+@functools.cache
+def _big_field_photos() -> tuple[Image.Image, ...]:
     big = [p for p in sorted(FIELD.rglob("*.jpg")) if min(Image.open(p).size) >= 1500]
-    return [Image.open(p).convert("RGB") for p in big[:n]]
+    return tuple(Image.open(p).convert("RGB") for p in big[:4])
+
+
+@functools.cache
+def encoded(how: str) -> tuple[bytes, ...]:
+    """The field photos as a phone or a page sends them (`how`), made once for both model sizes."""
+    out = []
+    for photo in field_photos(4):
+        if how == "exif-rotated":
+            exif = Image.Exif()
+            exif[0x0112] = 6  # stored on its side, shown upright
+            out.append(encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif))
+        elif how == "png":  # the least compression: the same pixels, saved in a fraction of the time
+            out.append(encode(photo.resize((photo.width // 2, photo.height // 2)), "PNG", compress_level=1))
+        else:
+            out.append(encode(photo, "JPEG", quality=92, progressive=how == "progressive"))
+    return tuple(out)
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -45,15 +68,7 @@ def full_then_reduced(data: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
 )
 def test_reduced_decoding_gives_the_pixels_of_a_whole_decode_on_real_field_photos(size, how):
     diffs = []
-    for photo in field_photos(4):
-        if how == "exif-rotated":
-            exif = Image.Exif()
-            exif[0x0112] = 6  # stored on its side, shown upright
-            data = encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif)
-        elif how == "png":
-            data = encode(photo.resize((photo.width // 2, photo.height // 2)), "PNG")
-        else:
-            data = encode(photo, "JPEG", quality=92, progressive=how == "progressive")
+    for data in encoded(how):
         full, reduced = full_then_reduced(data, size)
         diffs.append(np.abs(full.astype(np.float32) - reduced).mean())
     # Measured: 0.2-0.7 grey levels of 255 on average; a wrong crop or orientation costs tens.

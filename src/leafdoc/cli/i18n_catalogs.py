@@ -2,11 +2,16 @@
 from the code (every `N_(...)`, extracted by Babel) and the shipped knowledge files, and adds each new message to
 every language's catalog, untranslated (and, in `advice`, flagged `unreviewed`), dropping messages no longer used.
 tests/unit/test_i18n_catalogs.py then names each message still to translate. Adding a language: docs/phone.md.
+
+Run on a clean tree it changes nothing: a message's location is its file without a line number (a line number went
+stale with every edit above it), and a file whose messages are unchanged is not written again, so its header keeps
+its dates. A file whose messages changed gets today's POT-Creation-Date.
 """
 
 from __future__ import annotations
 
 import sys
+from io import BytesIO
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -15,6 +20,7 @@ from babel.messages.pofile import read_po, write_po
 
 from leafdoc.advice import shipped_knowledge
 from leafdoc.advice.knowledge import advice_texts
+from leafdoc.core.atomic import atomic_write_bytes
 from leafdoc.core.i18n import LANGUAGES, LOCALES, SOURCE, UNREVIEWED_FLAG
 from leafdoc.inference.fieldcrops import crop_name, crop_of
 
@@ -59,6 +65,22 @@ def read(lang: str, domain: str) -> Catalog:
         return read_po(f, locale=lang, domain=domain)
 
 
+def _body(po: bytes) -> bytes:
+    """A catalog file without its header (the comment and the first entry, up to the first blank line)."""
+    return po.split(b"\n\n", 1)[-1]
+
+
+def write(path: Path, cat: Catalog) -> bool:
+    """Writes `cat` to `path` (no line numbers, no wrapping) unless the file there holds the same messages already:
+    then it is left as it is, dates and all. Returns whether it wrote."""
+    buf = BytesIO()
+    write_po(buf, cat, width=0, include_lineno=False)
+    if path.is_file() and _body(path.read_bytes()) == _body(buf.getvalue()):
+        return False
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
 def update(lang: str, domain: str, template: Catalog) -> int:
     """Adds `template`'s new messages to the language's catalog (untranslated) and drops the unused ones; returns
     how many messages the catalog holds without a translation."""
@@ -71,16 +93,17 @@ def update(lang: str, domain: str, template: Catalog) -> int:
     for m in cat:
         if m.id and (m.context, m.id) not in known and domain == "advice":
             m.flags.add(UNREVIEWED_FLAG)
-    with path.open("wb") as f:
-        write_po(f, cat, width=0, omit_header=False, sort_output=False)
+    write(path, cat)
     return sum(1 for m in cat if m.id and not m.string)
 
 
 def main() -> None:
     for domain, make in TEMPLATES.items():
         template = make()
-        with (LOCALES / f"{domain}.pot").open("wb") as f:
-            write_po(f, template, width=0)
+        pot = LOCALES / f"{domain}.pot"
+        if not write(pot, template):  # unchanged: the catalogs keep the template's date as well
+            with pot.open("rb") as f:
+                template.creation_date = read_po(f).creation_date
         for lang in LANGUAGES:
             if lang != SOURCE:
                 missing = update(lang, domain, template)

@@ -9,7 +9,7 @@ Babel, one folder per language (locales/<lang>/LC_MESSAGES/), two domains:
 
 An advice message keeps the flag `unreviewed` until someone who knows plant pathology has read it in that language;
 an answer that carries one says so (`Answer.unreviewed`, "translated, not yet reviewed"). English is the source and
-needs no catalog. `scripts/i18n_catalogs.py` writes the template and adds new messages to each catalog;
+needs no catalog. `python -m leafdoc.cli.i18n_catalogs` writes the template and adds new messages to each catalog;
 tests/unit/test_i18n_catalogs.py fails when any message lacks a translation or its placeholders.
 
 The language of a request: `?lang=` if given (an unknown one is refused), else the best of Accept-Language, else
