@@ -142,3 +142,46 @@ def test_models_list_gives_each_test_accuracy_with_the_photos_it_was_measured_on
     test = json.loads((tiny_model / "card.json").read_text())["metrics"]["test"]
     code, text = models("list")
     assert code == 0 and f"{100 * test['accuracy']:.1f}% of {test['n']}" in text, text
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_models_show_prints_a_versions_card_with_its_own_sentences_and_no_server_folder(old_home, tiny_model, tmp_path):
+    """`leafdoc models show VERSION`: what the version learnt from, its limitations and its test accuracy with the
+    photos it was measured on, as its card.json says them; the folder it was seeded from (under tmp_path) and the
+    folders its card names are not printed, as the API does not answer them (service/redact.py)."""
+    card = json.loads((tiny_model / "card.json").read_text())
+    test = card["metrics"]["test"]
+    code, text = models("show", "1")
+    said = flat(text)
+    assert code == 0 and said.startswith("Model version 1 · serving"), text
+    assert flat(card["limitations"]) in said
+    for paragraph in filter(None, (p.strip() for p in card["provenance"].split("\n"))):
+        assert flat(paragraph) in said
+    assert f"Test accuracy {100 * test['accuracy']:.1f}% of {test['n']} test photos" in said
+    assert "Registered from: seed:starter." in said  # seeded from tmp_path/old/starter: its name only
+    code, raw = models("show", "1", "--json")
+    answer = json.loads(raw)
+    assert code == 0 and answer["version"] == 1 and answer["card"]["limitations"] == card["limitations"]
+    for where in (str(tmp_path), str(tiny_model.parent), "/tmp/"):
+        assert where not in text and where not in raw
+
+    code, text = models("show", "7")
+    assert code == 1 and "model version 7 is not in the registry; its versions are 1." in flat(text), text
+
+
+def test_models_show_reads_a_model_folders_card_the_starters_sources_and_licences(old_home):
+    """`leafdoc models show MODEL_DIR` (or --dir) reads a folder's card: the shipped starter's, with the data it learnt
+    from and their licences, its classes by crop and its test accuracy of 5,221 photos."""
+    card = json.loads((starter_model_dir() / "card.json").read_text())
+    code, text = models("show", str(starter_model_dir()))
+    said = flat(text)
+    assert code == 0 and said.startswith("Model folder starter"), text
+    assert 'Image licence: CC BY-SA 3.0, credit "PlantVillage, Hughes & Salathé 2015".' in said
+    assert flat(card["limitations"]) in said and "Test accuracy 99.1% of 5,221 test photos" in said
+    assert "The classes it knows: 34 of 11 crops" in said and "Potato (3): Early blight, Late blight, healthy" in said
+    assert str(starter_model_dir().parent) not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert models("show", "--dir", str(starter_model_dir()))[1] == text

@@ -1,0 +1,229 @@
+"""A model version's card in words: what it learnt from (and the data's licences), the classes it knows, its test
+figures with the photos they were measured on, its limitations. The one rendering of `leafdoc models show`, the web
+page's models table and the desktop app's Retrain tab: `card_sections` says what is shown, `card_text` lays it out
+for a terminal and `card_markdown` for the page and the app. `limits_note` is the part a grower reads under the
+photo (the serving model's limitations).
+
+Every function takes a model version as `GET /v1/models/{version}` answers it (`version`, `status`, `created`,
+`source`, `dataset`, `labels`, `card`, ...), already redacted of the server's folders by whoever fetched it; a model
+folder read from disk is given in the same shape (cli/models.py). Nothing here imports Gradio or Qt.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+from leafdoc.core.i18n import N_, gettext, label_words
+from leafdoc.words.percent import measured_share, precise_percent
+
+WEAKEST = 3  # the classes of lowest recall shown, when the card keeps per-class figures
+
+# What a grower reads under the photo, above the serving model's limitations (in its card's words: English).
+LIMITS_TITLE = N_("What this model cannot do")
+LIMITS_IN_ENGLISH = N_("In its model card's words, in English:")
+
+
+@dataclass
+class Section:
+    """A titled part of the card: its paragraphs, or (`bullets`) a list."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+    bullets: bool = False
+    spaced: bool = False  # long paragraphs: a blank line between them in a terminal
+
+
+def _share(value) -> str | None:
+    """A share to one decimal, never "100.0%" (words/percent.py's rule): ">99.9%"."""
+    return precise_percent(value, 1) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _crop_groups(labels: list[str]) -> list[tuple[str, list[str]]]:
+    """The labels grouped by crop, in the order the crops first come (PlantVillage's `Crop___condition`); a label
+    with no crop part (a lab's own `rose_rust`) is a group of its own name."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        crop = label_words(label.split("___")[0]) if "___" in label else label_words(label)
+        condition = label_words(label, "condition") if "___" in label else ""
+        groups.setdefault(crop, [])
+        if condition:
+            groups[crop].append(condition)
+    return list(groups.items())
+
+
+def _about(model: dict, card: dict) -> list[str]:
+    lines = []
+    made = card.get("created") or model.get("created") or ""
+    when = made[:16].replace("T", " ") + (" UTC" if made.endswith(("+00:00", "Z")) else "")
+    how = f"leafdoc {card['leafdoc_version']}" if card.get("leafdoc_version") else ""
+    net = card.get("backbone") or ""
+    size = (card.get("input") or {}).get("size")
+    if net:
+        how = ", ".join(filter(None, [how, net + (f" at {size} px" if size else "")]))
+    lines.append((f"Made {when}" if made else "When it was made is not recorded") + (f" ({how})" if how else "") + ".")
+    ds = card.get("dataset") or {}
+    if ds.get("name") or model.get("dataset"):
+        name = ds.get("name") or model.get("dataset")
+        version = ds.get("version") or model.get("dataset_version")
+        split = ds.get("split") or {}
+        parts = [f"{split[k]:,} {w}" for k, w in (("train", "training"), ("val", "validation"), ("test", "test"))]
+        parts = [p for p, k in zip(parts, ("train", "val", "test"), strict=True) if isinstance(split.get(k), int)]
+        said = f"Dataset {name}" + (f" v{version}" if version else "")
+        if parts:
+            said += ": " + ", ".join(parts) + " photos"
+        if ds.get("split_rule"):
+            said += f" (split {ds['split_rule']})"
+        lines.append(said + ".")
+    parent = card.get("parent_version") or model.get("parent_version")
+    if parent:
+        lines.append(f"Retrained from model version {parent}.")
+    if model.get("source"):
+        lines.append(f"Registered from: {model['source']}.")
+    return lines
+
+
+def _learnt_from(card: dict) -> list[str]:
+    lines = [p.strip() for p in (card.get("provenance") or "").split("\n") if p.strip()]
+    pre = card.get("pretrained") or {}
+    if pre.get("licence") and pre.get("licence") not in (card.get("provenance") or ""):
+        where = pre.get("source") or pre.get("url") or "its source"
+        weights = pre.get("dataset") or "pretrained"
+        lines.append(f"Starting weights: {weights}, from {where} (licence {pre['licence']}).")
+    return lines or ["The card does not say what the model learnt from."]
+
+
+def _figures(card: dict) -> list[str]:
+    metrics = card.get("metrics") or {}
+    test, val = metrics.get("test") or {}, metrics.get("val") or {}
+    lines = []
+    if _share(test.get("accuracy")):
+        extra = []
+        if _share(test.get("top3_accuracy")):
+            extra.append(f"the right answer among the top three {_share(test['top3_accuracy'])}")
+        if isinstance(test.get("macro_f1"), int | float):
+            extra.append(f"macro F1 {test['macro_f1']:.3f}")
+        if isinstance(test.get("ece"), int | float):
+            extra.append(f"calibration error {test['ece']:.3f}")
+        photos = " test photos" if isinstance(test.get("n"), int) and test["n"] > 0 else " on the test photos"
+        lines.append(
+            f"Test accuracy {measured_share(test)}{photos}, photos no training saw"
+            + (f" ({'; '.join(extra)})" if extra else "")
+            + "."
+        )
+    else:
+        lines.append("No test figures in this card.")
+    selective = test.get("selective") or {}
+    coverage = test.get("coverage", selective.get("coverage"))
+    answered_right = test.get("selective_accuracy", selective.get("accuracy"))
+    abstain = card.get("abstain") or {}
+    if _share(coverage):
+        said = f"On the test photos it answered {_share(coverage)} (the rest: not sure)"
+        if _share(answered_right):
+            said += f", right on {_share(answered_right)} of those answered"
+        lines.append(said + ".")
+    elif _share(abstain.get("val_coverage")):
+        said = f"On its validation photos it answered {_share(abstain['val_coverage'])} (the rest: not sure)"
+        if _share(abstain.get("val_selective_accuracy")):
+            said += f", right on {_share(abstain['val_selective_accuracy'])} of those answered"
+        if isinstance(abstain.get("min_confidence"), int | float):
+            said += f'; it says "not sure" below {abstain["min_confidence"]:.0%} sure'
+        lines.append(said + ".")
+    if _share(val.get("accuracy")):
+        lines.append(f"Validation accuracy {measured_share(val)} validation photos.")
+    per_class = test.get("per_class") or {}
+    ranked = sorted(
+        (
+            (c["recall"], label, c.get("support"))
+            for label, c in per_class.items()
+            if isinstance(c, dict) and isinstance(c.get("recall"), int | float) and c.get("support")
+        ),
+        key=lambda r: (r[0], r[1]),
+    )
+    if ranked:
+        weakest = []
+        for recall, label, support in ranked[:WEAKEST]:
+            found = f", {round(recall * support):,} of {support:,}" if isinstance(support, int) else ""
+            weakest.append(f"{label_words(label)} {_share(recall)}{found}")
+        lines.append("Weakest classes (recall on the test photos): " + "; ".join(weakest) + ".")
+    elif _share(test.get("accuracy")):
+        lines.append("This card keeps no per-class figures (leafdoc evaluate gives them).")
+    return lines
+
+
+def card_sections(model: dict) -> list[Section]:
+    """The card of one model version (as GET /v1/models/{version} gives it) as titled sections, in reading order."""
+    card = model.get("card") or {}
+    labels = list(model.get("labels") or [])
+    version = model.get("version")
+    if version is not None:
+        title = f"Model version {version}" + (" · serving" if model.get("serving") else f" · {model.get('status')}")
+    else:
+        title = "Model folder " + (model.get("folder") or "")
+    groups = _crop_groups(labels)
+    classes = Section(
+        f"The classes it knows: {len(labels)} of {len(groups)} crop{'s' if len(groups) != 1 else ''}",
+        [f"{crop} ({len(conds)}): {', '.join(conds)}" if conds else crop for crop, conds in groups],
+        bullets=True,
+    )
+    limits = [p.strip() for p in (card.get("limitations") or "").split("\n") if p.strip()]
+    return [
+        Section(title, _about(model, card)),
+        Section("What it learnt from", _learnt_from(card), spaced=True),
+        classes,
+        Section("Test figures", _figures(card)),
+        Section("Limitations", limits or ["The card states none."], spaced=True),
+    ]
+
+
+def card_text(model: dict, width: int = 80) -> str:
+    """The card for a terminal: each section's title, its paragraphs wrapped at `width`, bullets indented."""
+    out: list[str] = []
+    for i, section in enumerate(card_sections(model)):
+        if i:
+            out.append("")
+        out.append(section.title)
+        out.append("─" * min(len(section.title), width))
+        for j, line in enumerate(section.lines):
+            if section.spaced and j:
+                out.append("")
+            if section.bullets:
+                out += textwrap.wrap(
+                    line, width, initial_indent="  • ", subsequent_indent="    ", break_on_hyphens=False
+                )
+            else:
+                out += textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    return "\n".join(out)
+
+
+def md_escape(value: str) -> str:
+    """Text safe inside Markdown (the page's and Qt's): HTML escaped, Markdown's emphasis and link characters
+    neutralised."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
+
+
+def card_markdown(model: dict, heading: str = "####") -> str:
+    """The card as Markdown: a `heading` per section, paragraphs, a list for the classes."""
+    out: list[str] = []
+    for section in card_sections(model):
+        out.append(f"{heading} {md_escape(section.title)}")
+        if section.bullets:
+            out.append("\n".join(f"- {md_escape(line)}" for line in section.lines))
+        else:
+            out += [md_escape(line) for line in section.lines]
+    return "\n\n".join(out)
+
+
+def limits_note(model: dict | None, lang: str = "en") -> str | None:
+    """The serving model's limitations for a grower, as Markdown folded under a title in `lang`: the card's own words
+    (English; said so in another language). None when the card states none."""
+    limits = ((model or {}).get("card") or {}).get("limitations") or ""
+    paragraphs = [md_escape(p.strip()) for p in limits.split("\n") if p.strip()]
+    if not paragraphs:
+        return None
+    if lang != "en":
+        paragraphs.insert(0, md_escape(gettext(lang, LIMITS_IN_ENGLISH)))
+    body = "\n\n".join(paragraphs)
+    return f"<details><summary>{html.escape(gettext(lang, LIMITS_TITLE))}</summary>\n\n{body}\n\n</details>"

@@ -1,0 +1,86 @@
+"""A model version's card in words (words/model_card.py): the one rendering of `leafdoc models show`, the web page's
+models table and the desktop app's Retrain tab, on the shipped starter's own card."""
+
+from __future__ import annotations
+
+import json
+
+from leafdoc.modelfolder import starter_model_dir
+from leafdoc.words.model_card import card_markdown, card_sections, card_text, limits_note
+
+
+def starter(**kw) -> dict:
+    """The starter as GET /v1/models/{version} gives it (version 2, serving)."""
+    folder = starter_model_dir()
+    card = json.loads((folder / "card.json").read_text())
+    labels = json.loads((folder / "labels.json").read_text())
+    return {
+        "version": 2,
+        "status": "serving",
+        "serving": True,
+        "source": "seed:starter",
+        "labels": labels,
+        "card": card,
+        **kw,
+    }
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_starters_card_reads_at_80_columns_with_its_own_sentences_and_figures():
+    model = starter()
+    card = model["card"]
+    text = card_text(model)
+    assert all(len(line) <= 80 for line in text.splitlines()), max(text.splitlines(), key=len)
+    said = flat(text)
+    assert said.startswith("Model version 2 · serving")
+    # what it learnt from, with the data's licences, and its limitations: the card's own sentences, whole
+    assert flat(card["provenance"].split("\n")[0]) in said and "Image licence: CC BY-SA 3.0" in said
+    assert flat(card["limitations"]) in said
+    # the test accuracy with the photos it was measured on, the answered share on validation, never "100.0%"
+    assert "Test accuracy 99.1% of 5,221 test photos" in said
+    assert "it answered 98.5% (the rest: not sure), right on 99.9% of those answered" in said
+    assert "100.0%" not in said and ">99.9%" in said
+    # the classes, counted and grouped by crop
+    assert "The classes it knows: 34 of 11 crops" in said
+    assert "Tomato (10): Bacterial spot, Early blight," in said and "Apple (4): Apple scab" in said
+    titles = [s.title for s in card_sections(model)]
+    assert titles[1:] == ["What it learnt from", "The classes it knows: 34 of 11 crops", "Test figures", "Limitations"]
+
+
+def test_the_weakest_classes_recall_is_given_when_the_card_keeps_per_class_figures():
+    model = starter()
+    model["card"]["metrics"]["test"]["per_class"] = {
+        "Corn_(maize)___Cercospora_leaf_spot Gray_leaf_spot": {"recall": 0.74, "support": 73},
+        "Tomato___Early_blight": {"recall": 0.96, "support": 100},
+        "Apple___healthy": {"recall": 1.0, "support": 250},
+        "Grape___healthy": {"recall": 0.99, "support": 80},
+    }
+    said = flat(card_text(model))
+    assert (
+        "Weakest classes (recall on the test photos): Corn (maize) — Cercospora leaf spot Gray leaf spot 74.0%, 54 of "
+        "73; Tomato — Early blight 96.0%, 96 of 100; Grape — healthy 99.0%, 79 of 80." in said
+    )
+    assert "keeps no per-class figures" not in said
+
+
+def test_a_card_without_figures_or_limitations_says_so_and_markdown_escapes_labels():
+    model = {"version": 5, "status": "candidate", "labels": ["rose*rust", "rose_healthy"], "card": {}}
+    said = flat(card_text(model))
+    assert "Model version 5 · candidate" in said and "No test figures in this card." in said
+    assert "The card states none." in said and "The classes it knows: 2 of 2 crops" in said
+    md = card_markdown(model)
+    assert "rose\\*rust" in md and "#### Limitations" in md
+    assert limits_note(model) is None
+
+
+def test_a_grower_reads_the_serving_models_limitations_under_a_title_in_their_language():
+    model = starter()
+    note = limits_note(model)
+    assert note.startswith("<details><summary>What this model cannot do</summary>")
+    assert "Knows only these 34 classes of 11 crops" in note and "In English" not in note
+    spanish = limits_note(model, "es")
+    assert "<summary>Lo que este modelo no sabe hacer</summary>" in spanish and "en inglés" in spanish
+    assert "Knows only these 34 classes of 11 crops" in spanish  # the card's words are English
