@@ -457,6 +457,36 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
     assert "ui-upload" in result and "4 new photo(s) added" in result and "notes.txt" in result
 
 
+def test_a_versions_card_opens_from_the_models_table_and_a_grower_reads_the_serving_models_limitations(
+    page, live_server
+):
+    """The Retrain tab: a click on a version's row shows its card under the table (what it learnt from, its test
+    accuracy with the photos it was measured on, its limitations: the card's own words, no server folder); the
+    Diagnose tab: the serving model's limitations under what it knows, folded under a title, no token needed."""
+    with LeafdocClient(live_server.base) as api:
+        card = api.model(1)["card"]
+    limits = " ".join(card["limitations"].split())
+    knows = page.locator("#model-knows")
+    knows.locator("summary", has_text="What this model cannot do").click()
+    page.wait_for_function(
+        "(words) => document.querySelector('#model-knows').innerText.replace(/\\s+/g, ' ').includes(words)",
+        arg=limits[:120],
+    )
+
+    page.get_by_role("tab", name="Retrain").click()
+    shown = text_of(page, "model-card")
+    assert "Choose a version above" in shown and "Limitations" not in shown  # nothing chosen yet
+    rows = page.locator("#model-versions .virtual-body [role=row]")
+    rows.first.locator("[role=gridcell]").first.click()
+    shown = " ".join(wait_for_text(page, "model-card", "Limitations").split())
+    assert "Model version 1 · serving" in shown and limits in shown, shown
+    test = card["metrics"]["test"]
+    assert f"Test accuracy {100 * test['accuracy']:.1f}% of {test['n']} test photos" in shown
+    assert " ".join(card["provenance"].split("\n")[0].split()) in shown
+    assert "/tmp/" not in shown and str(live_server.home.parent) not in shown
+    assert page.input_value("#promote-version input").startswith("v1 (")  # the row chose the version to promote
+
+
 def test_a_retrain_from_the_page_says_whether_the_new_model_learns_field_photos(browser, tmp_path):
     """Served by a model that refuses field photos and carries none to refit that check with (the starter, as
     before field_photos.zip): *Start retraining* unticked is refused with what to do (the new version would guess

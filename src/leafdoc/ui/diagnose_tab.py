@@ -4,6 +4,7 @@ answer "was this right?" (thumbs up / down, and "it is actually ..."), sent to t
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 
 import gradio as gr
@@ -18,6 +19,9 @@ from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
+from leafdoc.words.model_card import limits_note
+
+log = logging.getLogger(__name__)
 
 EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
@@ -169,6 +173,16 @@ def examples_of(crops: list[str] | None, photos=EXAMPLES) -> list:
     return [p for p in photos if p.stem.lower().startswith(starts)] if starts else []
 
 
+def serving_limits(api, models: dict, lang: str) -> str | None:
+    """The serving model's limitations in its card's words under a title in `lang` (words/model_card.py), or None
+    when its card states none or cannot be read (what the model knows is said without them)."""
+    try:
+        return limits_note(api.model(models["serving_version"]), lang)
+    except Exception:
+        log.warning("the serving model's card could not be read for its limitations", exc_info=True)
+        return None
+
+
 def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Callable:
     """On opening the page: whether the server keeps photos, what the serving model knows (which crops, and
     which of them from photos taken on the plant), and its crops in the crop dropdown; the photo guide, in the
@@ -182,6 +196,8 @@ def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Ca
                 keep = bool(api.ready().get("keep_photos"))
                 models = api.models()
                 knows, crops = photo_guide.knows_note(models, lang), photo_guide.serving_crops(models)
+                if knows:  # and the serving model's limitations, from its card, folded under a title
+                    knows = "\n\n".join(filter(None, [knows, serving_limits(api, models, lang)]))
         except Exception:
             pass
         shown = []

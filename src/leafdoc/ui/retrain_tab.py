@@ -11,8 +11,13 @@ from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, admin_token_box, api_client, fail, problem, status_box
 from leafdoc.words.job_phases import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
+from leafdoc.words.model_card import card_markdown
 
 JOB_POLL_SECONDS = 3.0
+CARD_HINT = (
+    "Choose a version above (or click its row) to read its model card: what it learnt from, the classes it "
+    "knows, its test figures and its limitations."
+)
 
 
 def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr.Tab) -> gr.Textbox:
@@ -93,11 +98,33 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
         rollback = gr.Button("Roll back", variant="stop", scale=1, elem_id="rollback-button")
         refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
+    # The chosen version's model card (words/model_card.py, as `leafdoc models show` and the desktop app say it):
+    # what it learnt from, its classes, test figures and limitations, to read before promoting it.
+    with gr.Accordion("Model card of the chosen version", open=True, elem_id="model-card-box"):
+        card = gr.Markdown(CARD_HINT, elem_id="model-card")
 
     def models_view(api: LeafdocClient) -> tuple[list[list[str]], dict]:
         models = api.models()
         options = text.version_options(models)
         return text.model_rows(models), gr.update(choices=options)
+
+    def show_card(version: int | None, request: gr.Request):
+        if version is None:
+            return CARD_HINT
+        try:
+            with api_client(settings, request) as api:
+                return card_markdown(api.model(int(version)))
+        except Exception as exc:
+            message, hint = problem(exc, "Reading the model card")
+            return text.error_text(message, hint, "Cannot show the model card")
+
+    def pick_row(rows, evt: gr.SelectData):
+        """A click on a row of the table chooses its version (the first cell)."""
+        try:
+            row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+            return int(rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return gr.skip()
 
     def show_models(request: gr.Request):
         try:
@@ -296,4 +323,6 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
     refresh_models.click(show_models, None, [table, chosen])
+    table.select(pick_row, [table], [chosen])
+    chosen.change(show_card, [chosen], [card])
     return token
