@@ -39,6 +39,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLabel, Q
 
 from leafdoc.advice import shipped_knowledge  # noqa: E402
 from leafdoc.advice.render import label_name  # noqa: E402
+from leafdoc.api_client import LeafdocClient  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
@@ -414,6 +415,30 @@ def test_retrain_wrong_token_then_upload_with_progress_and_versions(
     again = open_window(qtbot, live_server.base, settings_file)
     assert again.session.client.admin_token == live_server.token
     assert "entered" in again.retrain.token_label.text()
+
+
+def test_the_selected_versions_model_card_shows_under_the_table(qtbot, live_server, settings_file):
+    """The Retrain tab: selecting a version shows its card under the table, as `leafdoc models show` and the web page
+    say it (words/model_card.py): its limitations and what it learnt from in its card's words, its test accuracy with
+    the photos it was measured on, and no server folder."""
+    with LeafdocClient(live_server.base) as api:
+        card = api.model(1)["card"]
+    window = open_window(qtbot, live_server.base, settings_file)
+    box = window.retrain.versions
+    window.tabs.setCurrentWidget(window.retrain)
+    qtbot.waitUntil(lambda: box.table.rowCount() >= 1, timeout=SLOW)
+    box.table.clearSelection()
+    assert "Select a version" in box.card.toPlainText()
+    row = next(r for r in range(box.table.rowCount()) if box.table.item(r, 0).text() == "1")
+    box.table.selectRow(row)
+    qtbot.waitUntil(lambda: "Limitations" in box.card.toPlainText(), timeout=SLOW)
+    shown = " ".join(box.card.toPlainText().split())
+    assert shown.startswith("Model version 1 · serving") and " ".join(card["limitations"].split()) in shown
+    assert " ".join(card["provenance"].split("\n")[0].split()) in shown
+    test = card["metrics"]["test"]
+    assert f"Test accuracy {100 * test['accuracy']:.1f}% of {test['n']} test photos" in shown
+    assert "/tmp/" not in shown and str(live_server.home.parent) not in shown
+    assert box.card.isVisible() and box.card.height() > 80
 
 
 class SlowKeyring(keyring.backend.KeyringBackend):

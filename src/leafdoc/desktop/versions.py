@@ -1,4 +1,5 @@
-"""The Retrain tab's model versions box: every version with its test figures, and which one serves.
+"""The Retrain tab's model versions box: every version with its test figures, and which one serves; under the table,
+the selected version's model card (words/model_card.py, as `leafdoc models show` and the web page say it).
 
 Promote the selected version or roll back to the previous one (both need the admin token). The box loads
 the versions itself; its Refresh button and a change of the serving version reload the whole tab, which
@@ -14,15 +15,22 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSplitter,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
 )
 
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
+from leafdoc.words.model_card import card_markdown
 from leafdoc.words.percent import measured_share
 
+CARD_HINT = (
+    "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
+    "limitations."
+)
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 
 
@@ -57,7 +65,18 @@ class VersionsBox(QGroupBox):
         layout.addWidget(self.serving_label)
         self.table = read_only_table(MODEL_COLUMNS, stretch=len(MODEL_COLUMNS) - 1, single=True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        layout.addWidget(self.table, 1)
+        # The selected version's card, under the table (drag the line between them to give either more room).
+        self.card = QTextBrowser()
+        self.card.setObjectName("modelCard")
+        self.card.setOpenLinks(False)
+        self.card.setMarkdown(CARD_HINT)
+        self.card_version: int | None = None  # the version whose card is shown (or asked for)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.card)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 2)
+        layout.addWidget(split, 1)
         buttons = QHBoxLayout()
         self.refresh_button = QPushButton("Refresh")
         self.promote_button = QPushButton("Serve the selected version")
@@ -114,6 +133,26 @@ class VersionsBox(QGroupBox):
     def _selection_changed(self) -> None:
         version = self.selected_version()
         self.promote_button.setEnabled(version is not None and version != self.models.get("serving_version"))
+        self.show_card(version)
+
+    def show_card(self, version: int | None) -> None:
+        """The version's card (GET /v1/models/{version}), read in the background; the hint when none is selected."""
+        client = self.session.client
+        if version is None or client is None:
+            self.card_version = None
+            self.card.setMarkdown(CARD_HINT)
+            return
+        self.card_version = version
+
+        def got(model: dict) -> None:
+            if self.card_version == version:  # not another selection made since
+                self.card.setMarkdown(card_markdown(model))
+
+        def failed(exc: BaseException) -> None:
+            if self.card_version == version:
+                self.card.setPlainText(f"Could not read the model card of version {version}: {exc}")
+
+        self.tasks.run(client.model, version, on_done=got, on_error=failed)
 
     def promote_selected(self) -> None:
         version = self.selected_version()
