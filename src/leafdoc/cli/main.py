@@ -657,7 +657,7 @@ SHORT_HELP = {
     "worker": "Run training jobs from the queue.",
     "experiment": "Train and compare the runs of a recipe.",
     "desktop": "Open the desktop app.",
-    "models": "This data home's model versions: list, add, promote.",
+    "models": "This data home's model versions: list, show, add, promote.",
 }
 for _info in [*app.registered_commands, *app.registered_groups]:
     _info.short_help = SHORT_HELP.get(_info.name or _info.callback.__name__)

@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, as `leafdoc`'s (cli/main.py): it reads at 80 columns
-    help="This data home's model versions: list, add, promote, roll back.",
+    help="This data home's model versions: list, show one's card, add, promote, roll back.",
 )
 
 
@@ -116,6 +116,88 @@ def print_versions(rows: list[dict]) -> None:
     out.print("[bold]source[/] of each version")
     for r in rows:
         out.print(f"  {r['version']}: {esc(r['source'] or '')}")
+
+
+def _version_answer(registry, version: int) -> dict:
+    """One version as GET /v1/models/{version} answers it: the registry's row with its card and files, the crops it
+    learnt from field photos and from lab photos only, no server folder named (service/redact.py)."""
+    from leafdoc.core.errors import NotFound
+    from leafdoc.inference.fieldcrops import crops_known
+    from leafdoc.model_versions import version_dict
+    from leafdoc.service.redact import redact
+
+    try:
+        row = registry.get(version)
+    except NotFound:
+        there = [r.version for r in registry.versions()]
+        raise NotFound(
+            f"model version {version} is not in the registry; "
+            + (f"its versions are {', '.join(map(str, there))}." if there else "it holds no version yet."),
+            hint="`leafdoc models list` lists them; `leafdoc models show MODEL_DIR` reads a model folder's card.",
+        ) from None
+    ptr = registry.serving()
+    answer = {**version_dict(row, ptr.version if ptr else None, full=True)}
+    answer["crops"] = crops_known(list(row.labels), (row.card or {}).get("field"))
+    return redact(answer)
+
+
+def _folder_answer(folder: Path) -> dict:
+    """A model folder's card in the shape of GET /v1/models/{version} (no version, no registry fields), redacted the
+    same way."""
+    from leafdoc.inference.fieldcrops import crops_known
+    from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, check_model_dir, read_card, read_labels
+    from leafdoc.service.redact import redact
+
+    folder = check_model_dir(folder.expanduser().resolve(), (CARD_FILE, LABELS_FILE))
+    card, labels = read_card(folder).to_dict(), read_labels(folder)
+    ds = card.get("dataset") or {}
+    answer = {
+        "version": None,
+        "folder": folder.name,
+        "source": None,
+        "created": card.get("created"),
+        "dataset": ds.get("name"),
+        "dataset_version": ds.get("version"),
+        "labels": labels,
+        "metrics": card.get("metrics"),
+        "card": card,
+        "crops": crops_known(labels, card.get("field")),
+    }
+    return redact(answer)
+
+
+@app.command(short_help="A version's card: its data and licences, classes, figures, limits.")
+def show(
+    target: Annotated[
+        str | None, typer.Argument(metavar="VERSION", help="A version (`leafdoc models list`), or a model folder.")
+    ] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", help="A model folder instead of a version.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as GET /v1/models/{version} does.")] = False,
+):
+    """A model version's card, to read before promoting it or to know what the model knows: when and how it was made,
+    what it learnt from (the data and their licences), the classes it knows by crop, its test figures with the
+    photos they were measured on, its limitations. No server folder is named (as the API's answer)."""
+    from leafdoc.core.errors import ConfigError
+    from leafdoc.words.model_card import card_text
+
+    if folder is None and target is not None and not target.strip().isdigit():
+        folder = Path(target)
+    elif folder is not None and target is not None:
+        raise ConfigError("give a version or --dir MODEL_DIR, not both.", hint="`leafdoc models show 2`.")
+    if folder is not None:
+        answer = _folder_answer(folder)
+    elif target is None:
+        raise ConfigError(
+            "which version? Give its number or a model folder.",
+            hint="`leafdoc models list` lists the versions; `leafdoc models show 2`, `leafdoc models show --dir DIR`.",
+        )
+    else:
+        with _workspace() as ws:
+            answer = _version_answer(ws.registry, int(target))
+    if as_json:
+        emit_json(answer)
+        return
+    out.print(esc(card_text(answer, min(out.width, 80))), highlight=False)
 
 
 @app.command(short_help="Add a model folder as a new version (--promote: serve it).")
@@ -211,85 +293,3 @@ def rollback(
         registry = ws.registry
         event = registry.rollback(reason.strip() or "rolled back with leafdoc models rollback")
     _switched(event, as_json)
-
-
-def _version_answer(registry, version: int) -> dict:
-    """One version as GET /v1/models/{version} answers it: the registry's row with its card and files, the crops it
-    learnt from field photos and from lab photos only, no server folder named (service/redact.py)."""
-    from leafdoc.core.errors import NotFound
-    from leafdoc.inference.fieldcrops import crops_known
-    from leafdoc.model_versions import version_dict
-    from leafdoc.service.redact import redact
-
-    try:
-        row = registry.get(version)
-    except NotFound:
-        there = [r.version for r in registry.versions()]
-        raise NotFound(
-            f"model version {version} is not in the registry; "
-            + (f"its versions are {', '.join(map(str, there))}." if there else "it holds no version yet."),
-            hint="`leafdoc models list` lists them; `leafdoc models show MODEL_DIR` reads a model folder's card.",
-        ) from None
-    ptr = registry.serving()
-    answer = {**version_dict(row, ptr.version if ptr else None, full=True)}
-    answer["crops"] = crops_known(list(row.labels), (row.card or {}).get("field"))
-    return redact(answer)
-
-
-def _folder_answer(folder: Path) -> dict:
-    """A model folder's card in the shape of GET /v1/models/{version} (no version, no registry fields), redacted the
-    same way."""
-    from leafdoc.inference.fieldcrops import crops_known
-    from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, check_model_dir, read_card, read_labels
-    from leafdoc.service.redact import redact
-
-    folder = check_model_dir(folder.expanduser().resolve(), (CARD_FILE, LABELS_FILE))
-    card, labels = read_card(folder).to_dict(), read_labels(folder)
-    ds = card.get("dataset") or {}
-    answer = {
-        "version": None,
-        "folder": folder.name,
-        "source": None,
-        "created": card.get("created"),
-        "dataset": ds.get("name"),
-        "dataset_version": ds.get("version"),
-        "labels": labels,
-        "metrics": card.get("metrics"),
-        "card": card,
-        "crops": crops_known(labels, card.get("field")),
-    }
-    return redact(answer)
-
-
-@app.command(short_help="One version's card: data and licences, classes, test figures, limitations.")
-def show(
-    target: Annotated[
-        str | None, typer.Argument(metavar="VERSION", help="A version (`leafdoc models list`), or a model folder.")
-    ] = None,
-    folder: Annotated[Path | None, typer.Option("--dir", help="A model folder instead of a version.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print it as GET /v1/models/{version} does.")] = False,
-):
-    """A model version's card, to read before promoting it or to know what the model knows: when and how it was made,
-    what it learnt from (the data and their licences), the classes it knows by crop, its test figures with the
-    photos they were measured on, its limitations. No server folder is named (as the API's answer)."""
-    from leafdoc.core.errors import ConfigError
-    from leafdoc.words.model_card import card_text
-
-    if folder is None and target is not None and not target.strip().isdigit():
-        folder = Path(target)
-    elif folder is not None and target is not None:
-        raise ConfigError("give a version or --dir MODEL_DIR, not both.", hint="`leafdoc models show 2`.")
-    if folder is not None:
-        answer = _folder_answer(folder)
-    elif target is None:
-        raise ConfigError(
-            "which version? Give its number or a model folder.",
-            hint="`leafdoc models list` lists the versions; `leafdoc models show 2`, `leafdoc models show --dir DIR`.",
-        )
-    else:
-        with _workspace() as ws:
-            answer = _version_answer(ws.registry, int(target))
-    if as_json:
-        emit_json(answer)
-        return
-    out.print(esc(card_text(answer, min(out.width, 80))), highlight=False)
