@@ -45,7 +45,13 @@ def test_the_starters_card_reads_at_80_columns_with_its_own_sentences_and_figure
     assert "100.0%" not in said and ">99.9%" in said
     # the classes, counted and grouped by crop
     assert "The classes it knows: 34 of 11 crops" in said
-    assert "Tomato (10): Bacterial spot, Early blight," in said and "Apple (4): Apple scab" in said
+    assert "Tomato (10): Bacterial spot; Early blight;" in said and "Apple (4): Apple scab" in said
+    # the faces name a class as an answer does (the advice's title), not by PlantVillage's folder name
+    from leafdoc.advice.render import english_label
+
+    named = flat(card_text(model, name=english_label))
+    assert "Orange (citrus) (1): Huanglongbing (citrus greening)" in named and "Haunglongbing" not in named
+    assert "Corn (maize) (4): Gray leaf spot (Cercospora leaf spot); Common rust; Northern corn leaf blight" in named
     titles = [s.title for s in card_sections(model)]
     assert titles[1:] == ["What it learnt from", "The classes it knows: 34 of 11 crops", "Test figures", "Limitations"]
 

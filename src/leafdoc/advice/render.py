@@ -40,6 +40,11 @@ def label_name(label: str, lang: str) -> str:
     return render(Label(label), lang, shipped_knowledge().resolve)
 
 
+def english_label(label: str) -> str:
+    """label_name in English: how the model card's class list names a label (the card's other words are English)."""
+    return label_name(label, "en")
+
+
 def source_line(s: dict) -> str:
     parts = [s.get("author"), f"*{_e(s['title'])}*", s.get("publisher"), s.get("year")]
     text = ", ".join(_e(p) if not str(p).startswith("*") else str(p) for p in parts if p)

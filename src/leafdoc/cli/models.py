@@ -177,6 +177,7 @@ def show(
     """A model version's card, to read before promoting it or to know what the model knows: when and how it was made,
     what it learnt from (the data and their licences), the classes it knows by crop, its test figures with the
     photos they were measured on, its limitations. No server folder is named (as the API's answer)."""
+    from leafdoc.advice.render import english_label
     from leafdoc.core.errors import ConfigError
     from leafdoc.words.model_card import card_text
 
@@ -197,7 +198,7 @@ def show(
     if as_json:
         emit_json(answer)
         return
-    out.print(esc(card_text(answer, min(out.width, 80))), highlight=False)
+    out.print(esc(card_text(answer, min(out.width, 80), name=english_label)), highlight=False)
 
 
 @app.command(short_help="Add a model folder as a new version (--promote: serve it).")

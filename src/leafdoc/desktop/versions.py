@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from leafdoc.advice.render import english_label
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
@@ -146,7 +147,7 @@ class VersionsBox(QGroupBox):
 
         def got(model: dict) -> None:
             if self.card_version == version:  # not another selection made since
-                self.card.setMarkdown(card_markdown(model))
+                self.card.setMarkdown(card_markdown(model, name=english_label))
 
         def failed(exc: BaseException) -> None:
             if self.card_version == version:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from leafdoc.advice.render import english_label
 from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.core.settings import Settings
 from leafdoc.ui import text
@@ -113,7 +114,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             return CARD_HINT
         try:
             with api_client(settings, request) as api:
-                return card_markdown(api.model(int(version)))
+                return card_markdown(api.model(int(version)), name=english_label)
         except Exception as exc:
             message, hint = problem(exc, "Reading the model card")
             return text.error_text(message, hint, "Cannot show the model card")

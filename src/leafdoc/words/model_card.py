@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leafdoc.core.i18n import N_, gettext, label_words
@@ -41,13 +42,16 @@ def _share(value) -> str | None:
     return precise_percent(value, 1) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _crop_groups(labels: list[str]) -> list[tuple[str, list[str]]]:
+def _crop_groups(labels: list[str], name: Callable[[str], str] = label_words) -> list[tuple[str, list[str]]]:
     """The labels grouped by crop, in the order the crops first come (PlantVillage's `Crop___condition`); a label
-    with no crop part (a lab's own `rose_rust`) is a group of its own name."""
+    with no crop part (a lab's own `rose_rust`) is a group of its own name. `name`: a label in words, "Crop —
+    Condition" (the faces pass advice.render.label_name, so a class reads as an answer names it: "Huanglongbing
+    (citrus greening)", not PlantVillage's misspelt "Haunglongbing")."""
     groups: dict[str, list[str]] = {}
     for label in labels:
-        crop = label_words(label.split("___")[0]) if "___" in label else label_words(label)
-        condition = label_words(label, "condition") if "___" in label else ""
+        crop, _, condition = name(label).partition(" — ")
+        if "___" not in label:
+            crop, condition = name(label), ""
         groups.setdefault(crop, [])
         if condition:
             groups[crop].append(condition)
@@ -153,8 +157,9 @@ def _figures(card: dict) -> list[str]:
     return lines
 
 
-def card_sections(model: dict) -> list[Section]:
-    """The card of one model version (as GET /v1/models/{version} gives it) as titled sections, in reading order."""
+def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list[Section]:
+    """The card of one model version (as GET /v1/models/{version} gives it) as titled sections, in reading order;
+    `name` names a label ("Crop — Condition")."""
     card = model.get("card") or {}
     labels = list(model.get("labels") or [])
     version = model.get("version")
@@ -162,10 +167,10 @@ def card_sections(model: dict) -> list[Section]:
         title = f"Model version {version}" + (" · serving" if model.get("serving") else f" · {model.get('status')}")
     else:
         title = "Model folder " + (model.get("folder") or "")
-    groups = _crop_groups(labels)
+    groups = _crop_groups(labels, name)
     classes = Section(
         f"The classes it knows: {len(labels)} of {len(groups)} crop{'s' if len(groups) != 1 else ''}",
-        [f"{crop} ({len(conds)}): {', '.join(conds)}" if conds else crop for crop, conds in groups],
+        [f"{crop} ({len(conds)}): {'; '.join(conds)}" if conds else crop for crop, conds in groups],
         bullets=True,
     )
     limits = [p.strip() for p in (card.get("limitations") or "").split("\n") if p.strip()]
@@ -178,10 +183,10 @@ def card_sections(model: dict) -> list[Section]:
     ]
 
 
-def card_text(model: dict, width: int = 80) -> str:
+def card_text(model: dict, width: int = 80, name: Callable[[str], str] = label_words) -> str:
     """The card for a terminal: each section's title, its paragraphs wrapped at `width`, bullets indented."""
     out: list[str] = []
-    for i, section in enumerate(card_sections(model)):
+    for i, section in enumerate(card_sections(model, name)):
         if i:
             out.append("")
         out.append(section.title)
@@ -204,10 +209,10 @@ def md_escape(value: str) -> str:
     return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
 
 
-def card_markdown(model: dict, heading: str = "####") -> str:
+def card_markdown(model: dict, heading: str = "####", name: Callable[[str], str] = label_words) -> str:
     """The card as Markdown: a `heading` per section, paragraphs, a list for the classes."""
     out: list[str] = []
-    for section in card_sections(model):
+    for section in card_sections(model, name):
         out.append(f"{heading} {md_escape(section.title)}")
         if section.bullets:
             out.append("\n".join(f"- {md_escape(line)}" for line in section.lines))
