@@ -163,6 +163,15 @@ class TrainConfig(BaseModel):
         "Unset: --seed",
     )
 
+    deterministic_ops: bool = Field(
+        False,
+        description="TensorFlow's ops in their deterministic versions (tf.config.experimental.enable_op_determinism) "
+        "while this run trains. Not needed for a run to repeat on one machine: on CPU the same command and seeds "
+        "already give the same weights, bit for bit (docs/training.md, 'Same command, same model?'); a guard for "
+        "other hardware and thread settings, at 6-26% more CPU time in the head phase (measured), and the weights it "
+        "gives differ in their last bits from those of a run without it",
+    )
+
     @property
     def training_seed(self) -> int:
         return self.seed if self.train_seed is None else self.train_seed

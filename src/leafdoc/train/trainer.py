@@ -22,8 +22,8 @@ Recipes, as the field does them:
 
 from __future__ import annotations
 
-import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
@@ -58,10 +58,32 @@ from leafdoc.train.train_data import TrainData, class_weights
 
 
 def _seed_everything(seed: int) -> None:
+    """Python's, NumPy's and TensorFlow's global generators (Keras' initialisers and dropout draw from them); the
+    split, the shuffles and the augmentation have seeds of their own. Python's string hashes are not seeded (that
+    is only possible before the interpreter starts) and need not be: nothing the training reads depends on the
+    order of a set or dict of strings (tests/integration/test_train_repeats.py runs it under two hash seeds)."""
     import keras
 
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
     keras.utils.set_random_seed(seed)
+
+
+@contextmanager
+def op_determinism(on: bool):
+    """TensorFlow's deterministic ops (TrainConfig.deterministic_ops) while the block runs, as they were after it:
+    the switch is the process's, and a service worker goes on to other jobs."""
+    if not on:
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was:
+            tf_config.disable_op_determinism()
 
 
 def make_strategy(mode: str):
@@ -361,7 +383,7 @@ def train(
     pretrained = started_from(cfg, init_from)  # before training: a parent without its card stops here, not after
     _seed_everything(cfg.training_seed)
     strategy = make_strategy(cfg.distribute)
-    with strategy.scope():  # the model's and the optimizer's variables live on every replica
+    with strategy.scope(), op_determinism(cfg.deterministic_ops):  # the variables live on every replica
         cache = data.cache_dir / "weights" if data.cache_dir else None
         model = build_model(cfg, len(data.classes), cache, start_weights=init_from is None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
