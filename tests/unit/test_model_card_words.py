@@ -90,3 +90,14 @@ def test_a_grower_reads_the_serving_models_limitations_under_a_title_in_their_la
     spanish = limits_note(model, "es")
     assert "<summary>Lo que este modelo no sabe hacer</summary>" in spanish and "en inglés" in spanish
     assert "Knows only these 34 classes of 11 crops" in spanish  # the card's words are English
+
+
+def test_test_figures_on_photos_the_starting_network_learnt_are_not_called_unseen():
+    """A lab's model started from the starter and tested on PlantVillage photos the starter learnt: its card counts
+    them (dataset.test_learnt_by_start), and the card's words must not call its test photos ones no training saw."""
+    model = starter()
+    assert "of 5,221 test photos, photos no training saw" in flat(card_text(model))  # the starter's own: unseen
+    model["card"]["dataset"]["test_learnt_by_start"] = 25
+    said = flat(card_text(model))
+    assert "test photos, photos no training saw" not in said
+    assert "test photos, 25 of which the network it started from learnt: the figure overstates it" in said

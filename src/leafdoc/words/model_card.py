@@ -49,9 +49,8 @@ def _crop_groups(labels: list[str], name: Callable[[str], str] = label_words) ->
     (citrus greening)", not PlantVillage's misspelt "Haunglongbing")."""
     groups: dict[str, list[str]] = {}
     for label in labels:
-        crop, _, condition = name(label).partition(" — ")
-        if "___" not in label:
-            crop, condition = name(label), ""
+        words = name(label)
+        crop, _, condition = words.partition(" — ") if "___" in label else (words, "", "")
         groups.setdefault(crop, [])
         if condition:
             groups[crop].append(condition)
@@ -99,7 +98,7 @@ def _learnt_from(card: dict) -> list[str]:
     return lines or ["The card does not say what the model learnt from."]
 
 
-def _figures(card: dict) -> list[str]:
+def _figures(card: dict, name: Callable[[str], str] = label_words) -> list[str]:
     metrics = card.get("metrics") or {}
     test, val = metrics.get("test") or {}, metrics.get("val") or {}
     lines = []
@@ -112,10 +111,14 @@ def _figures(card: dict) -> list[str]:
         if isinstance(test.get("ece"), int | float):
             extra.append(f"calibration error {test['ece']:.3f}")
         photos = " test photos" if isinstance(test.get("n"), int) and test["n"] > 0 else " on the test photos"
+        learnt = ((card.get("dataset") or {}).get("test_learnt_by_start")) or 0
+        unseen = (
+            f", {learnt:,} of which the network it started from learnt: the figure overstates it"
+            if learnt
+            else ", photos no training saw"
+        )
         lines.append(
-            f"Test accuracy {measured_share(test)}{photos}, photos no training saw"
-            + (f" ({'; '.join(extra)})" if extra else "")
-            + "."
+            f"Test accuracy {measured_share(test)}{photos}{unseen}" + (f" ({'; '.join(extra)})" if extra else "") + "."
         )
     else:
         lines.append("No test figures in this card.")
@@ -150,7 +153,7 @@ def _figures(card: dict) -> list[str]:
         weakest = []
         for recall, label, support in ranked[:WEAKEST]:
             found = f", {round(recall * support):,} of {support:,}" if isinstance(support, int) else ""
-            weakest.append(f"{label_words(label)} {_share(recall)}{found}")
+            weakest.append(f"{name(label)} {_share(recall)}{found}")
         lines.append("Weakest classes (recall on the test photos): " + "; ".join(weakest) + ".")
     elif _share(test.get("accuracy")):
         lines.append("This card keeps no per-class figures (leafdoc evaluate gives them).")
@@ -178,7 +181,7 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
         Section(title, _about(model, card)),
         Section("What it learnt from", _learnt_from(card), spaced=True),
         classes,
-        Section("Test figures", _figures(card)),
+        Section("Test figures", _figures(card, name)),
         Section("Limitations", limits or ["The card states none."], spaced=True),
     ]
 
