@@ -155,12 +155,17 @@ def starter_model_dir() -> Path:
 STARTER_WEIGHTS_FILE = "models/starter/model.keras"  # a card's `pretrained.file` when its network is the starter's
 
 
+def started_from_starter(pretrained: dict | None) -> bool:
+    """Whether a card's `pretrained` is the starter's network (train/backbones.weights_provenance writes its file)."""
+    return bool(pretrained) and pretrained.get("file") == STARTER_WEIGHTS_FILE
+
+
 def learnt_by_start(pretrained: dict | None) -> set[str]:
     """The sha256 of the photos the network a model started from learnt or was chosen on (the starter's split.json:
     train and val), from the card's `pretrained`; empty when it started from elsewhere or that split is not here.
     A model that starts from the starter and is scored on PlantVillage photos is scored partly on photos its
     network learnt: its figures overstate it on photos it never saw."""
-    if not pretrained or pretrained.get("file") != STARTER_WEIGHTS_FILE:
+    if not started_from_starter(pretrained):
         return set()
     folder = starter_model_dir()
     if not (folder / SPLIT_FILE).is_file():

@@ -40,11 +40,11 @@ from leafdoc.modelfolder import (
     KERAS_FILE,
     ONNX_FILE,
     SPLIT_FILE,
-    STARTER_WEIGHTS_FILE,
     ModelCard,
     learnt_by_start,
     read_card,
     read_labels,
+    started_from_starter,
     write_card,
     write_labels,
 )
@@ -427,14 +427,19 @@ TEST_LEARNT_NOTE = (
 )
 
 
+def _dataset_count(card: ModelCard, key: str) -> int:
+    """A count the card keeps under `dataset` beside its declared fields; 0 when it keeps none."""
+    return int(((card.dataset.model_extra or {}) if card.dataset else {}).get(key) or 0)
+
+
 def test_learnt(card: ModelCard) -> int:
     """How many test photos the network the model started from learnt (`learnt_by_start`); 0 when none."""
-    return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("test_learnt_by_start") or 0)
+    return _dataset_count(card, "test_learnt_by_start")
 
 
 def val_learnt(card: ModelCard) -> int:
     """How many validation photos the model learnt from (TrainConfig.train_on_val); 0 for a model that did not."""
-    return int(((card.dataset.model_extra or {}) if card.dataset else {}).get("val_learnt") or 0)
+    return _dataset_count(card, "val_learnt")
 
 
 def started_from(cfg: TrainConfig, init_from: Path | None) -> dict:
@@ -466,7 +471,7 @@ def make_card(
         learnt_val |= {"test_learnt_by_start": seen, "test_learnt_note": TEST_LEARNT_NOTE.format(n=seen, of=len(test))}
     per_class = card_text.photos_per_class(data.classes, data.y)
     sources = {"sources": data.sources} if data.sources else {}  # folder names only: the card is served as it is
-    origin = "parent" if warm else "starter" if (pretrained or {}).get("file") == STARTER_WEIGHTS_FILE else "other"
+    origin = "parent" if warm else "starter" if started_from_starter(pretrained) else "other"
     said = card_text.data_provenance(
         dataset=data.dataset,
         version=data.version,
