@@ -91,6 +91,9 @@ def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("leafdoc", appauthor=False))
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")  # a LEAFDOC_QUEUE_URL that names a Redis
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEAFDOC_", extra="ignore")
 
@@ -383,6 +386,12 @@ class Settings(BaseSettings):
     @property
     def queue_path(self) -> Path:
         return self.home / "queue.sqlite"
+
+    @property
+    def redis_url(self) -> str | None:
+        """The job queue's URL when it is a Redis (the queue, and the limits shared through it); None otherwise."""
+        url = self.queue_url or ""
+        return url if url.startswith(REDIS_SCHEMES) else None
 
     @property
     def mlruns_dir(self) -> Path:

@@ -46,7 +46,7 @@ def make_huey(settings: Settings):
     if not url:
         settings.home.mkdir(parents=True, exist_ok=True)
         return SqliteHuey("leafdoc", filename=str(settings.queue_path), results=False, timeout=30)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if settings.redis_url:
         # A Redis that accepts and never answers holds each call (a /readyz probe, a /metrics scrape, a job's
         # submission) this long, then it counts as unreachable; redis-py 8 has the same defaults, 5.x had none
         # (forever). Options in the URL (?socket_timeout=...) win. A worker's wait for a task is 1 s, under it.

@@ -172,14 +172,9 @@ class RedisRateLimiter:
         self.fallback.take(client, what, cost)
 
 
-def _redis_url(settings: Settings) -> str | None:
-    url = settings.queue_url or ""
-    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
-
-
 def rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     """The feedback limit: shared through Redis when the job queue is in Redis, else per API worker."""
-    if url := _redis_url(settings):
+    if url := settings.redis_url:
         return RedisRateLimiter(url, settings.feedback_per_minute, settings.rate_limit_clients)
     return RateLimiter(settings.feedback_per_minute, settings.rate_limit_clients)
 
@@ -188,7 +183,7 @@ def admin_failure_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     """Wrong admin tokens per client address a minute (LEAFDOC_ADMIN_FAILURES_PER_MINUTE), shared like the feedback
     limit: per API worker, every worker and replica multiplied a guesser's tries even with Redis."""
     n, clients = settings.admin_failures_per_minute, settings.rate_limit_clients
-    if url := _redis_url(settings):
+    if url := settings.redis_url:
         return RedisRateLimiter(url, n, clients, prefix="leafdoc:adminfail:")
     return RateLimiter(n, clients)
 
@@ -196,6 +191,6 @@ def admin_failure_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
 def kept_photo_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:
     """Photos kept per client address an hour (LEAFDOC_KEPT_PHOTOS_PER_CLIENT_HOUR), shared like the feedback limit."""
     n, clients = settings.kept_photos_per_client_hour, settings.rate_limit_clients
-    if url := _redis_url(settings):
+    if url := settings.redis_url:
         return RedisRateLimiter(url, n, clients, prefix="leafdoc:keptphotos:", seconds=3600.0)
     return RateLimiter(n, clients, seconds=3600.0)
