@@ -103,13 +103,14 @@ def build_state(settings: Settings) -> AppState:
     catalog, store, registry = ws.catalog, ws.store, ws.registry
     registry.seed()
     queue = JobQueue(settings)
-    metrics = ServiceMetrics(lambda: counts_by_state(catalog), queue.length)
+    # /readyz and the scrape's leafdoc_queue_up ask the queue the same way; `queue.length` looked up at each call
+    queue_check = QueueCheck(lambda: queue.length())
+    metrics = ServiceMetrics(lambda: counts_by_state(catalog), lambda: queue_check() is None)
     holder = ModelHolder(settings, registry, on_swap=metrics.model_version.set)
     log_ = PredictionLog(settings, catalog, store, metrics.records_dropped.inc, metrics.photos_dropped.inc)
     limiter = rate_limiter(settings)
     monitor = Monitor(catalog, holder)
     metrics.watch_drift(monitor)
-    queue_check = QueueCheck(lambda: queue.length())
     return AppState(settings, catalog, store, registry, holder, queue, metrics, log_, limiter, monitor, queue_check)
 
 

@@ -41,21 +41,12 @@ class _CatalogCollector:
     number (0 most of the time) would tell a dashboard "nothing waiting" when no job can be handed to a worker,
     so the series is left out (Prometheus marks it stale) and `leafdoc_queue_up` is 0."""
 
-    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_length: Callable[[], int] | None = None):
+    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_up: Callable[[], bool] | None = None):
         self.job_counts = job_counts
-        self.queue_length = queue_length
-
-    def _queue_up(self) -> bool:
-        if self.queue_length is None:
-            return True
-        try:
-            self.queue_length()
-        except Exception:  # the error names Redis's host: /readyz logs it; the scrape says 0 only
-            return False
-        return True
+        self.queue_up = queue_up  # jobs.QueueCheck's answer (one call in flight, a bounded wait), as /readyz's
 
     def collect(self):
-        up = self._queue_up()
+        up = self.queue_up is None or self.queue_up()
         gauge = GaugeMetricFamily(
             "leafdoc_queue_up", "1 if this replica can read the training-job queue (LEAFDOC_QUEUE_URL), 0 if not."
         )
@@ -113,7 +104,7 @@ class _DriftCollector:
 
 
 class ServiceMetrics:
-    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_length: Callable[[], int] | None = None):
+    def __init__(self, job_counts: Callable[[], dict[str, int]], queue_up: Callable[[], bool] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -165,7 +156,7 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
         self.catalog_registry = CollectorRegistry(auto_describe=False)
-        self.catalog_registry.register(_CatalogCollector(job_counts, queue_length))
+        self.catalog_registry.register(_CatalogCollector(job_counts, queue_up))
 
     def watch_drift(self, monitor) -> None:
         self.catalog_registry.register(_DriftCollector(monitor))
