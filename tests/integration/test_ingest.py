@@ -387,3 +387,29 @@ def test_store_blobs_match_what_was_ingested(tmp_path, data):
     for sha in shas(catalog, "leaves"):
         blob = store.get(sha)
         assert Image.open(io.BytesIO(blob)).size == (48, 40)
+
+
+def test_more_photos_than_sqlite_takes_values_in_one_statement_are_looked_up(data):
+    """A lab's 35,000 photos in one ingest: SQLite refuses a statement of more than 32,766 values, and asking the
+    catalog which photos it already holds in one IN (...) failed with "too many SQL variables". Python's own SQLite
+    takes 250,000 here, but in a process that imported TensorFlow first (`leafdoc train`, a training job) the sqlite3
+    module runs on TensorFlow's copy, which takes 32,766: this test sets that limit on its connections."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from leafdoc.data.ingest import stored_shas
+
+    catalog, _ = data
+
+    @event.listens_for(catalog.engine, "connect")
+    def _as_under_tensorflow(dbapi_conn, _record):
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+
+    catalog.engine.dispose()  # connections made from here on have the limit
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(40_000)]
+    with catalog.Session.begin() as s:
+        for sha in (shas[0], shas[25_000], shas[-1]):
+            s.add(ImageRow(sha256=sha, width=1, height=1, format="JPEG", mode="RGB", nbytes=1, phash=0))
+    with catalog.Session() as s:
+        assert stored_shas(s, shas) == {shas[0], shas[25_000], shas[-1]}

@@ -258,6 +258,21 @@ def _conflict(dataset: str, prev: DatasetVersionRow | None, what: str) -> Confli
     )
 
 
+# sha256s asked for in one query: SQLite refuses more than 32,766 values in a statement (Python's own SQLite here
+# takes 250,000, but TensorFlow brings its own, which the sqlite3 module uses once TensorFlow is imported first:
+# PlantVillage's 34,781 photos in one ingest by scripts/train_starter.py failed with "too many SQL variables").
+SHAS_PER_QUERY = 10_000
+
+
+def stored_shas(session, shas: list[str]) -> set[str]:
+    """Which of `shas` the catalog's images table already holds, asked for a bounded number at a time."""
+    known: set[str] = set()
+    for i in range(0, len(shas), SHAS_PER_QUERY):
+        chunk = shas[i : i + SHAS_PER_QUERY]
+        known.update(session.scalars(select(ImageRow.sha256).where(ImageRow.sha256.in_(chunk))))
+    return known
+
+
 def _write_version(catalog, dataset, prev, prev_items, added, source, result) -> int:
     labels = {sha: lab for sha, lab, _ in prev_items}
     labels.update({d.sha: d.entry.label for d in added})
@@ -267,7 +282,7 @@ def _write_version(catalog, dataset, prev, prev_items, added, source, result) ->
             ds = DatasetRow(name=dataset)
             s.add(ds)
             s.flush()
-        known = set(s.scalars(select(ImageRow.sha256).where(ImageRow.sha256.in_([d.sha for d in added]))))
+        known = stored_shas(s, [d.sha for d in added])
         for d in added:
             if d.sha not in known:
                 s.add(
