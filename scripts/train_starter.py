@@ -115,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a file of sha256s (one a line) of training photos not shown in training (the split unchanged): "
         "photos whose label looks wrong",
     )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="distillation: a teacher's probabilities for the training photos (benchmarks/starter_ensemble.py "
+        "--teacher-out), blended into each training photo's target",
+    )
+    ap.add_argument("--teacher-weight", type=float, default=0.5, help="with --teacher: the teacher's share")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
         "--finish",
@@ -168,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         field_dirs=[],
         seed=0,
         train_seed=args.train_seed,
+        teacher=str(args.teacher.resolve()) if args.teacher else None,
+        teacher_weight=args.teacher_weight,
     )
     ws = Workspace.open(Settings())
     if (args.resume or args.finish) and latest_version(ws.catalog, "starter") is not None:
@@ -218,7 +228,9 @@ def shipped_training_options(model_dir: Path) -> None:
     from leafdoc.modelfolder import read_card, write_card
 
     card = read_card(model_dir)
-    card.training = {**(card.training or {}), "nonleaf_dirs": [], "field_dirs": None}
+    training = card.training or {}
+    teacher = training.get("teacher")  # its file's name says the model was distilled; the folder is this machine's
+    card.training = {**training, "nonleaf_dirs": [], "field_dirs": None, "teacher": teacher and Path(teacher).name}
     write_card(model_dir, card)
 
 

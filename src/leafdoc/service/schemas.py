@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from leafdoc.advice.schema import Entry
 from leafdoc.inference.answer import Answer
-from leafdoc.train.config import TrainConfig
+from leafdoc.train.config import ONE_RUN_OPTIONS, TrainConfig
 
 
 class ErrorAnswer(BaseModel):
@@ -120,7 +120,8 @@ class UploadList(BaseModel):
 # ---- training jobs ---------------------------------------------------------------------------------
 
 
-# Every option of `leafdoc train`, all optional: unset ones come from the serving model's card.
+# Every option of `leafdoc train`, all optional: unset ones come from the serving model's card; not the options of
+# one run on one machine (a teacher file), which no client names.
 def _optional(field) -> object:
     """The field's type with its constraints (ge, le...), made optional."""
     typ = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
@@ -133,6 +134,7 @@ TrainOptions = create_model(
     **{
         name: (_optional(field), Field(None, description=field.description))
         for name, field in TrainConfig.model_fields.items()
+        if name not in ONE_RUN_OPTIONS
     },
 )
 

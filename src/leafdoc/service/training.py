@@ -40,7 +40,7 @@ from leafdoc.service.errors import InvalidRequest
 from leafdoc.service.jobs import TERMINAL, JobQueue, create_job, fail, get_job, holds, job_dict, succeed, update_job
 from leafdoc.train import events
 from leafdoc.train.backbone_registry import IMAGENET, STARTER
-from leafdoc.train.config import TrainConfig, starter_available
+from leafdoc.train.config import ONE_RUN_OPTIONS, TrainConfig, starter_available
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def base_options(registry: Registry, warm_start: bool = True) -> dict:
     if ptr is None:
         return {}
     training = ModelCard.from_dict(registry.get(ptr.version).card or {}).training or {}
-    options = {k: v for k, v in training.items() if k in TrainConfig.model_fields}
+    options = {k: v for k, v in training.items() if k in TrainConfig.model_fields and k not in ONE_RUN_OPTIONS}
     if not warm_start and options.get("weights") == STARTER and not starter_available():
         options["weights"] = IMAGENET
     return options

@@ -24,6 +24,7 @@ from leafdoc.train.config import TrainConfig
 from leafdoc.train.epochs import better, early_stopping, loss, one_hot_classes, watched
 from leafdoc.train.events import Batch, Checkpointed, Epoch
 from leafdoc.train.stopping import fitting, stop_when_asked
+from leafdoc.train.teacher import teacher_targets
 from leafdoc.train.train_data import class_weights
 
 # `feature_views` is for a lab's few photos: on more training photos than this, the views' extra passes through the
@@ -152,12 +153,15 @@ def on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int, 
 
     one_hot = one_hot_classes(cfg, len(data.classes))
 
-    def labels(indices):
+    teach = teacher_targets(cfg, data)
+
+    def labels(indices, training: bool = False):
         y = data.y[indices]
-        return np.eye(one_hot, dtype=np.float32)[y] if one_hot else y
+        y = np.eye(one_hot, dtype=np.float32)[y] if one_hot else y
+        return teach(indices, y) if teach and training else y
 
     def dataset(indices, batch: int, shuffle: bool):
-        ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices)))
+        ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices, training=shuffle)))
         if shuffle:
             ds = ds.shuffle(len(indices), seed=cfg.training_seed, reshuffle_each_iteration=True)
         return ds.batch(batch).map(lambda a, t: (tf.cast(a, tf.float32), t)).prefetch(2)
@@ -183,7 +187,7 @@ def _drawn_views(cfg: TrainConfig, activations, labels, tr: np.ndarray, batch: i
     del plain
     for view in range(1, len(copies)):
         copies[view] = activations(tr, aug)
-    y = labels(tr)
+    y = labels(tr, training=True)
     rng = np.random.default_rng(cfg.training_seed)
 
     def batches():
@@ -243,8 +247,11 @@ def head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, s
     one_hot = one_hot_classes(cfg, len(data.classes))
     y_va = data.y[va]
     y_tr_labels = y_tr
+    teach = teacher_targets(cfg, data)
     if one_hot:
         y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
+    if teach:
+        y_tr = teach(np.tile(tr, views + 1), y_tr)
     stop = early_stopping(cfg.restore_best, cfg.patience)
     steps = int(np.ceil(len(f_tr) / cfg.batch_size))
 
@@ -295,6 +302,8 @@ def head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, s
         x_all = np.concatenate([f_tr, f_va, *f_va_views])
         labels = np.concatenate([y_tr_labels, np.tile(data.y[va], views + 1)])
         y_all = np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels
+        if teach:
+            y_all = teach(np.concatenate([np.tile(tr, views + 1), np.tile(va, views + 1)]), y_all)
         cw_all = class_weights(labels, len(data.classes)) if cw is not None else None
         fit_head(x_all, y_all, cw_all, [stop_when_asked()])
         best["weights"] = model.get_weights()  # the head kept: this one (`last`: its last epoch)

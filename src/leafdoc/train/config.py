@@ -11,6 +11,10 @@ from leafdoc.imaging.photos import Preparation
 from leafdoc.modelfolder import KERAS_FILE, read_card, starter_model_dir
 from leafdoc.train.backbone_registry import IMAGENET, NAMES, NO_WEIGHTS, STARTER, STARTER_BACKBONE
 
+# Options of one run on the machine that trains it (distillation's teacher file): not offered to a training job's
+# client, and not carried from a model's card into its retraining.
+ONE_RUN_OPTIONS = frozenset({"teacher", "teacher_weight"})
+
 Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.backbone_registry
 BACKBONES: tuple[str, ...] = NAMES
 
@@ -58,6 +62,14 @@ class TrainConfig(BaseModel):
         description="mixup's alpha: each training photo blended with another of its batch and their labels alike, "
         "the blend's weight drawn from Beta(alpha, alpha) (0: off; 0.2-0.4 usual)",
     )
+    teacher: str | None = Field(
+        None,
+        description="distillation: an .npz of a teacher's probabilities for the training photos "
+        "(benchmarks/starter_ensemble.py --teacher-out); each training photo's target is its label blended with "
+        "the teacher's row (train/teacher.py). Only with the phases on cached features and activations "
+        "(head_on_features; fine_tune_cached when fine-tuning)",
+    )
+    teacher_weight: float = Field(0.5, gt=0, le=1, description="with teacher: the teacher's share of each target")
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     head_on_features: bool = Field(
         True,
@@ -213,6 +225,15 @@ class TrainConfig(BaseModel):
     @classmethod
     def _weights(cls, v: str | None) -> str | None:
         return None if v is None else (v.strip() or NO_WEIGHTS)
+
+    @model_validator(mode="after")
+    def _teacher_on_cached_phases(self) -> TrainConfig:
+        if self.teacher and not (self.head_on_features and (self.fine_tune_epochs == 0 or self.fine_tune_cached)):
+            raise ValueError(
+                "teacher: distillation runs in the phases on cached features and activations only; pass "
+                "--head-on-features and, when fine-tuning, --fine-tune-cached"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_weights(self) -> TrainConfig:

@@ -129,12 +129,12 @@ def saver(
 def one_hot_classes(cfg: TrainConfig, n_classes: int) -> int | None:
     """The number of classes when the loss needs one-hot label rows (label smoothing spreads them, mixup blends
     them), for the pipeline to give them so; None for class numbers."""
-    return n_classes if cfg.mixup or cfg.label_smoothing else None
+    return n_classes if cfg.mixup or cfg.label_smoothing or cfg.teacher else None
 
 
 def loss(cfg: TrainConfig):
     import keras
 
-    if cfg.mixup or cfg.label_smoothing:  # the pipeline gives one-hot rows (one_hot_classes)
+    if cfg.mixup or cfg.label_smoothing or cfg.teacher:  # the pipeline gives one-hot rows (one_hot_classes)
         return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
