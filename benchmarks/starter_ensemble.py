@@ -3,12 +3,12 @@ their shared split, then every pair's and all of theirs averaged: accuracy, loss
 (docs/retrain-starter.md, "two runs averaged").
 
     python benchmarks/starter_ensemble.py --model models/starter --model runs/px224 [--model ...] --full DIR [--test]
-    python benchmarks/starter_ensemble.py --model A [--model B ...] --full DIR --teacher-out FILE [--temperature 2]
+    python benchmarks/starter_ensemble.py --model A [--model B ...] --full DIR --teacher-out FILE
 
 The models must share their split (split.json): runs warm-started from the same model do. Judge on validation;
 `--test` adds the test photos' figures, to read once after the choice is made. `--teacher-out` writes the models'
-probabilities on their training photos (each softened by `--temperature`, then averaged) for distilling them into
-one model (`scripts/train_starter.py --teacher FILE`, TrainConfig.teacher: train/teacher.py), and nothing else.
+averaged probabilities on their training photos, as served, for distilling them into one model
+(`scripts/train_starter.py --teacher FILE`, TrainConfig.teacher: train/teacher.py), and nothing else.
 """
 
 from __future__ import annotations
@@ -44,13 +44,6 @@ def sha256s(model: Path, part: str) -> list[str]:
     return [r["sha256"] for r in split_rows(model, part)]
 
 
-def softened(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities as a softmax of their logits divided by `temperature` (above 1: the runners-up weigh more)."""
-    z = np.log(np.clip(probs, 1e-12, 1)) / temperature
-    z = np.exp(z - z.max(1, keepdims=True))
-    return (z / z.sum(1, keepdims=True)).astype(np.float32)
-
-
 def served_probabilities(model: Path, photos: list[tuple[Path, str]], labels: list[str]) -> np.ndarray:
     p = Predictor(model)
     assert p.labels == labels, f"{model}: other labels than the first model's"
@@ -76,7 +69,6 @@ def main() -> int:
     ap.add_argument("--full", type=Path, required=True, help="PlantVillage-full, built from its manifest")
     ap.add_argument("--test", action="store_true", help="also the test photos (read once, after choosing)")
     ap.add_argument("--teacher-out", type=Path, help="write the training photos' averaged probabilities here")
-    ap.add_argument("--temperature", type=float, default=2.0, help="with --teacher-out: each model's softening")
     args = ap.parse_args()
     if len(args.model) < 2 and not args.teacher_out:
         ap.error("give two or more --model folders")
@@ -86,10 +78,10 @@ def main() -> int:
     labels = read_labels(args.model[0])
     if args.teacher_out:
         photos = split_photos(args.model[0], args.full, "train")
-        probs = [softened(served_probabilities(m, photos, labels), args.temperature) for m in args.model]
+        probs = [served_probabilities(m, photos, labels) for m in args.model]
         shas = sha256s(args.model[0], "train")
         np.savez(args.teacher_out, shas=np.array(shas), probs=sum(probs) / len(probs), labels=np.array(labels))
-        print(f"{args.teacher_out}: {len(photos)} training photos, {len(args.model)} models at T={args.temperature}")
+        print(f"{args.teacher_out}: {len(photos)} training photos, the average of {len(args.model)} models")
         return 0
     for part in ("val", "test") if args.test else ("val",):
         photos = split_photos(args.model[0], args.full, part)

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         help="distillation: a teacher's probabilities for the training photos (benchmarks/starter_ensemble.py "
         "--teacher-out), blended into each training photo's target",
     )
-    ap.add_argument("--teacher-weight", type=float, default=0.5, help="with --teacher: the teacher's share")
+    ap.add_argument("--teacher-weight", type=float, default=0.7, help="with --teacher: the teacher's share")
+    ap.add_argument("--teacher-temperature", type=float, default=4.0, help="with --teacher: the softening")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
         "--finish",
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         train_seed=args.train_seed,
         teacher=str(args.teacher.resolve()) if args.teacher else None,
         teacher_weight=args.teacher_weight,
+        teacher_temperature=args.teacher_temperature,
     )
     ws = Workspace.open(Settings())
     if (args.resume or args.finish) and latest_version(ws.catalog, "starter") is not None:

@@ -47,11 +47,12 @@ def test_a_teacher_naming_other_classes_is_what_the_model_learns(tmp_path, setti
     rotated = dict(zip(TINY_CLASSES, TINY_CLASSES[1:] + TINY_CLASSES[:1], strict=True))
     teacher = _teacher_file(tmp_path / "teacher.npz", data, rotated)
     out = tmp_path / "model"
-    card = train_model(cfg.model_copy(update={"teacher": str(teacher), "teacher_weight": 1.0}), data, out).card
+    # All of the loss the teacher's, at T = 1 (the temperature's arithmetic is test_teacher.py's).
+    update = {"teacher": str(teacher), "teacher_weight": 1.0, "teacher_temperature": 1.0}
+    card = train_model(cfg.model_copy(update=update), data, out).card
     assert [h["phase"] for h in card.history][-1] == "fine_tune"
     # Unseen photos of each class are answered as the teacher taught that class, not as their folder says ...
-    taught = [rotated[c] for c in TINY_CLASSES]
-    assert fresh_accuracy(out, classes=TINY_CLASSES) <= 0.2
+    assert fresh_accuracy(out, classes=TINY_CLASSES) <= 0.3
     from tests.conftest import fresh_photos
 
     from leafdoc.inference.predictor import Predictor
@@ -61,7 +62,7 @@ def test_a_teacher_naming_other_classes_is_what_the_model_learns(tmp_path, setti
     x = np.stack([predictor.preprocess(f) for f, _ in photos])
     predicted = predictor.predict_arrays(x, ["probabilities"])["probabilities"].argmax(axis=1)
     as_taught = np.mean([predictor.labels[p] == rotated[c] for p, (_, c) in zip(predicted, photos, strict=True)])
-    assert as_taught >= 0.6, (as_taught, taught)
+    assert as_taught >= 0.6, as_taught
     # ... while validation is scored against the labels: the taught model is wrong on it.
     assert card.history[-1]["val_accuracy"] <= 0.34
 

@@ -1,6 +1,6 @@
-"""train/teacher.py: a teacher's row blended into a photo's one-hot target by its weight, rows put in the training's
-class order, photos without a row left as labelled; files that are not teacher files refused with their name; the
-option only where it runs (the cached phases) and never from a training job's client."""
+"""train/teacher.py: a teacher's row packed beside a photo's one-hot label, rows put in the training's class order,
+photos without a row taught by their label; the loss is Hinton's; files that are not teacher files refused with
+their name; the option only where it runs (the cached phases) and never from a training job's client."""
 
 from __future__ import annotations
 
@@ -9,21 +9,48 @@ import pytest
 
 from leafdoc.core.errors import ConfigError
 from leafdoc.train.config import TrainConfig
-from leafdoc.train.teacher import read_teacher, taught
+from leafdoc.train.teacher import distillation_loss, packed, read_teacher
 
 pytestmark = pytest.mark.unit
 
 
-def test_targets_blend_the_label_with_the_teachers_row_in_the_trainings_class_order(tmp_path):
+def test_targets_pack_the_label_beside_the_teachers_row_in_the_trainings_class_order(tmp_path):
     f = tmp_path / "t.npz"
     # The file's classes in another order than the training's: its row [0.9 b, 0.1 a] is [0.1, 0.9] for (a, b).
     np.savez(f, shas=np.array(["s1"]), probs=np.array([[0.9, 0.1]], np.float32), labels=np.array(["b", "a"]))
     rows = read_teacher(f, ["a", "b"])
     np.testing.assert_allclose(rows["s1"], [0.1, 0.9])
     y = np.eye(2, dtype=np.float32)[[0, 0]]  # both photos labelled a
-    out = taught(rows, 0.5, ["s1", "s2"], np.array([0, 1]), y)
-    np.testing.assert_allclose(out, [[0.55, 0.45], [1.0, 0.0]])  # s2 has no row: its label as it is
+    out = packed(rows, ["s1", "s2"], np.array([0, 1]), y)
+    np.testing.assert_allclose(out, [[1, 0, 0.1, 0.9], [1, 0, 1, 0]])  # s2 has no row: its label again
     np.testing.assert_allclose(y, [[1, 0], [1, 0]])  # the labels given are not changed in place
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_the_loss_is_hintons_on_the_students_probabilities():
+    """weight x T^2 x KL(teacher at T || student at T) + (1 - weight) x CE(label), the student's softened
+    probabilities taken from its probabilities (its logits up to a constant); computed apart in NumPy."""
+    rng = np.random.default_rng(0)
+    logits, teacher_logits = rng.normal(size=(5, 4)) * 3, rng.normal(size=(5, 4)) * 3
+    probs, teacher = np.exp(_log_softmax(logits)), np.exp(_log_softmax(teacher_logits))
+    labels = np.eye(4)[[0, 1, 2, 3, 0]]
+    for weight, t in ((0.7, 4.0), (1.0, 2.0), (0.3, 1.0)):
+        pt, log_ps = np.exp(_log_softmax(teacher_logits / t)), _log_softmax(logits / t)
+        kl = (pt * (np.log(pt) - log_ps)).sum(1)
+        expected = weight * t * t * kl + (1 - weight) * -(labels * _log_softmax(logits)).sum(1)
+        got = distillation_loss(weight, t)(
+            np.concatenate([labels, teacher], 1).astype(np.float32), probs.astype(np.float32)
+        )
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
+    # Taught by its label in both halves, a photo's loss is smallest where the model is sure of the label.
+    loss = distillation_loss(0.7, 4.0)
+    sure, unsure = np.array([[0.999, 0.001]], np.float32), np.array([[0.6, 0.4]], np.float32)
+    target = np.array([[1, 0, 1, 0]], np.float32)
+    assert float(np.asarray(loss(target, sure))[0]) < float(np.asarray(loss(target, unsure))[0])
 
 
 @pytest.mark.parametrize(

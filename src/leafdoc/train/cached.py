@@ -158,7 +158,7 @@ def on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int, 
     def labels(indices, training: bool = False):
         y = data.y[indices]
         y = np.eye(one_hot, dtype=np.float32)[y] if one_hot else y
-        return teach(indices, y) if teach and training else y
+        return teach(indices, y, training) if teach else y
 
     def dataset(indices, batch: int, shuffle: bool):
         ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices, training=shuffle)))
@@ -251,7 +251,7 @@ def head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, s
     if one_hot:
         y_tr, y_va = np.eye(one_hot, dtype=np.float32)[y_tr], np.eye(one_hot, dtype=np.float32)[y_va]
     if teach:
-        y_tr = teach(np.tile(tr, views + 1), y_tr)
+        y_tr, y_va = teach(np.tile(tr, views + 1), y_tr, True), teach(va, y_va, False)
     stop = early_stopping(cfg.restore_best, cfg.patience)
     steps = int(np.ceil(len(f_tr) / cfg.batch_size))
 
@@ -302,8 +302,8 @@ def head_on_features(model, cfg, data, tr, va, cw, best, on_event, checkpoint, s
         x_all = np.concatenate([f_tr, f_va, *f_va_views])
         labels = np.concatenate([y_tr_labels, np.tile(data.y[va], views + 1)])
         y_all = np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels
-        if teach:
-            y_all = teach(np.concatenate([np.tile(tr, views + 1), np.tile(va, views + 1)]), y_all)
+        if teach:  # the validation photos, learnt here, are taught by their labels: the teacher's file has no rows
+            y_all = teach(np.concatenate([np.tile(tr, views + 1), np.tile(va, views + 1)]), y_all, True)
         cw_all = class_weights(labels, len(data.classes)) if cw is not None else None
         fit_head(x_all, y_all, cw_all, [stop_when_asked()])
         best["weights"] = model.get_weights()  # the head kept: this one (`last`: its last epoch)

@@ -13,7 +13,7 @@ from leafdoc.train.backbone_registry import IMAGENET, NAMES, NO_WEIGHTS, STARTER
 
 # Options of one run on the machine that trains it (distillation's teacher file): not offered to a training job's
 # client, and not carried from a model's card into its retraining.
-ONE_RUN_OPTIONS = frozenset({"teacher", "teacher_weight"})
+ONE_RUN_OPTIONS = frozenset({"teacher", "teacher_weight", "teacher_temperature"})
 
 Backbone = Literal[NAMES]  # the registry's names: one list, in leafdoc.train.backbone_registry
 BACKBONES: tuple[str, ...] = NAMES
@@ -65,11 +65,16 @@ class TrainConfig(BaseModel):
     teacher: str | None = Field(
         None,
         description="distillation: an .npz of a teacher's probabilities for the training photos "
-        "(benchmarks/starter_ensemble.py --teacher-out); each training photo's target is its label blended with "
-        "the teacher's row (train/teacher.py). Only with the phases on cached features and activations "
-        "(head_on_features; fine_tune_cached when fine-tuning)",
+        "(benchmarks/starter_ensemble.py --teacher-out); each training photo is learnt from them as well as from "
+        "its label (train/teacher.py). Only with the phases on cached features and activations (head_on_features; "
+        "fine_tune_cached when fine-tuning)",
     )
-    teacher_weight: float = Field(0.5, gt=0, le=1, description="with teacher: the teacher's share of each target")
+    teacher_weight: float = Field(
+        0.7, gt=0, le=1, description="with teacher: the teacher's share of the loss (the label has the rest)"
+    )
+    teacher_temperature: float = Field(
+        4.0, gt=0, description="with teacher: the temperature both sides' probabilities are softened by"
+    )
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
     head_on_features: bool = Field(
         True,

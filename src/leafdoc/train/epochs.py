@@ -135,6 +135,10 @@ def one_hot_classes(cfg: TrainConfig, n_classes: int) -> int | None:
 def loss(cfg: TrainConfig):
     import keras
 
-    if cfg.mixup or cfg.label_smoothing or cfg.teacher:  # the pipeline gives one-hot rows (one_hot_classes)
+    if cfg.teacher:  # the pipeline's one-hot rows beside the teacher's (train/teacher.py)
+        from leafdoc.train.teacher import distillation_loss
+
+        return distillation_loss(cfg.teacher_weight, cfg.teacher_temperature)
+    if cfg.mixup or cfg.label_smoothing:  # the pipeline gives one-hot rows (one_hot_classes)
         return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()

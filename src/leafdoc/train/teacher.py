@@ -1,11 +1,18 @@
-"""Distillation: a training photo's target blended with a teacher's probabilities for it (TrainConfig.teacher).
+"""Distillation (Hinton et al. 2015): a model learns from a teacher's probabilities for its training photos as well as
+from their labels (TrainConfig.teacher).
 
-The teacher file is an .npz of `shas` (the photos' sha256), `probs` (one row of probabilities a photo) and `labels`
-(the classes, in the rows' order): benchmarks/starter_ensemble.py --teacher-out writes one from the served
-probabilities of one or more models (an ensemble's average, softened by a temperature). A photo's target is then
-(1 - teacher_weight) x its one-hot label + teacher_weight x the teacher's row; photos the file has no row for keep
-their one-hot label. Only the training photos are taught: validation keeps the labels, so its loss stays comparable
-with runs without a teacher. The phases on cached features and activations (train/cached.py) read it."""
+The teacher file is an .npz of `shas` (the photos' sha256), `probs` (one row of probabilities a photo, as served) and
+`labels` (the classes, in the rows' order): benchmarks/starter_ensemble.py --teacher-out writes one from one or more
+models (an ensemble's average). Each training photo's loss is then
+
+    teacher_weight x T^2 x KL(softmax(log teacher / T) || softmax(log student / T)) + (1 - teacher_weight) x CE(label)
+
+with T = teacher_temperature: at T above 1 the runners-up the teacher sees (which look-alike a photo resembles) weigh
+in; T^2 keeps that term's gradients the size of the label's. The student's own probabilities stay sharp: its log
+probabilities divided by T are its logits divided by T, up to a constant the softmax takes away, so the model needs no
+other output. Photos the file has no row for (the field photos), and the validation photos, are taught by their label
+alone in both terms; so validation's loss is a fixed function of the model's probabilities of the labels. The phases
+on cached features and activations (train/cached.py) read it."""
 
 from __future__ import annotations
 
@@ -41,19 +48,39 @@ def read_teacher(path: str | Path, classes: list[str]) -> dict[str, np.ndarray]:
     return {str(s): rows[i] for i, s in enumerate(shas)}
 
 
-def taught(rows: dict[str, np.ndarray], weight: float, shas: list[str], indices: np.ndarray, y: np.ndarray):
-    """One-hot rows `y` (for the photos `indices` of `shas`) blended with the teacher's rows where it has one."""
-    out = np.array(y, dtype=np.float32, copy=True)
+def packed(rows: dict[str, np.ndarray], shas: list[str], indices: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The targets the loss reads: each photo's one-hot label `y` beside the teacher's row for it (its label again
+    where the teacher has none), as (N, 2C)."""
+    teacher = np.array(y, dtype=np.float32, copy=True)
     for k, i in enumerate(indices):
         row = rows.get(shas[i])
         if row is not None:
-            out[k] = (1 - weight) * out[k] + weight * row
-    return out
+            teacher[k] = row
+    return np.concatenate([np.asarray(y, np.float32), teacher], axis=1)
 
 
 def teacher_targets(cfg, data):
-    """A function (indices, one-hot rows) -> the training targets for cfg.teacher, or None without one."""
+    """A function (indices, one-hot rows, training) -> the targets `distillation_loss` reads, or None without a
+    teacher. Validation photos (training False) are taught by their label in both halves."""
     if not cfg.teacher:
         return None
     rows = read_teacher(cfg.teacher, list(data.classes))
-    return lambda indices, y: taught(rows, cfg.teacher_weight, data.shas, indices, y)
+    return lambda indices, y, training: packed(rows if training else {}, data.shas, indices, y)
+
+
+def distillation_loss(weight: float, temperature: float):
+    """A Keras loss of packed targets (`packed`) and the model's probabilities (per photo)."""
+    from keras import ops
+
+    def loss(y_true, probs):
+        n = ops.shape(probs)[-1]
+        label, teacher = y_true[:, :n], y_true[:, n:]
+        log_p = ops.log(ops.clip(probs, 1e-30, 1.0))
+        hard = -ops.sum(label * log_p, axis=-1)
+        log_pt = ops.log_softmax(ops.log(ops.clip(teacher, 1e-30, 1.0)) / temperature, axis=-1)
+        log_ps = ops.log_softmax(log_p / temperature, axis=-1)
+        soft = ops.sum(ops.exp(log_pt) * (log_pt - log_ps), axis=-1)
+        return weight * temperature**2 * soft + (1.0 - weight) * hard
+
+    loss.__name__ = f"distill_w{weight:g}_t{temperature:g}"
+    return loss
