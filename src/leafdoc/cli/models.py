@@ -70,12 +70,12 @@ def check_answers(folder: Path) -> None:
 @app.command("list", short_help="Every version: which serves, where it came from, its accuracy.")
 def list_versions(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False):
     """Every version in the registry: which one serves, where it came from, its test accuracy."""
-    from leafdoc.model_versions import version_dict
+    from leafdoc.lifecycle.versions import version_answer
 
     with _workspace() as ws:
         registry = ws.registry
         ptr = registry.serving()
-        rows = [version_dict(r, ptr.version if ptr else None) for r in registry.versions()]
+        rows = [version_answer(r, ptr.version if ptr else None) for r in registry.versions()]
         hint = registry.newer_starter()
     if as_json:
         emit_json({"versions": rows, "serving": ptr.version if ptr else None, "hint": hint})
@@ -122,8 +122,7 @@ def _version_answer(registry, version: int) -> dict:
     """One version as GET /v1/models/{version} answers it: the registry's row with its card and files, the crops it
     learnt from field photos and from lab photos only, no server folder named (service/redact.py)."""
     from leafdoc.core.errors import NotFound
-    from leafdoc.inference.fieldcrops import crops_known
-    from leafdoc.model_versions import version_dict
+    from leafdoc.lifecycle.versions import version_answer
     from leafdoc.service.redact import redact
 
     try:
@@ -136,9 +135,7 @@ def _version_answer(registry, version: int) -> dict:
             hint="`leafdoc models list` lists them; `leafdoc models show MODEL_DIR` reads a model folder's card.",
         ) from None
     ptr = registry.serving()
-    answer = {**version_dict(row, ptr.version if ptr else None, full=True)}
-    answer["crops"] = crops_known(list(row.labels), (row.card or {}).get("field"))
-    return redact(answer)
+    return redact(version_answer(row, ptr.version if ptr else None, full=True))
 
 
 def _folder_answer(folder: Path) -> dict:

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Body, Depends
 from fastapi import Path as FastPath
 from starlette.concurrency import run_in_threadpool
 
-from leafdoc.inference.fieldcrops import crops_known
-from leafdoc.model_versions import version_dict as registry_version_dict
+from leafdoc.lifecycle.versions import version_answer
 from leafdoc.service.deps import AppState, get_state, require_admin
 from leafdoc.service.redact import redact
 from leafdoc.service.routes import ADMIN, MAX_VERSION, errors
@@ -16,14 +15,6 @@ from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer
 VERSION = FastPath(ge=1, le=MAX_VERSION, description="A model version number.")
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-
-def version_dict(row, serving: int | None, full: bool = False) -> dict:
-    """The registry's row, and which crops the version learnt from field photos and which only from lab photos."""
-    return {
-        **registry_version_dict(row, serving, full),
-        "crops": crops_known(list(row.labels), (row.card or {}).get("field")),
-    }
 
 
 def _pointer_answer(state: AppState, event: dict) -> dict:
@@ -38,7 +29,7 @@ def list_models(state: AppState = Depends(get_state)) -> dict:
     return redact(
         {
             "serving_version": serving,
-            "models": [version_dict(r, serving) for r in state.registry.versions()],
+            "models": [version_answer(r, serving) for r in state.registry.versions()],
             "history": state.registry.history(),
         }
     )
@@ -60,7 +51,7 @@ async def rollback(body: RollbackRequest | None = Body(None), state: AppState = 
 @router.get("/{version}", response_model=ModelVersionDetail, summary="One version with its card", responses=errors(404))
 def get_model(version: int = VERSION, state: AppState = Depends(get_state)) -> dict:
     ptr = state.registry.serving()
-    return redact(version_dict(state.registry.get(version), ptr.version if ptr else None, full=True))
+    return redact(version_answer(state.registry.get(version), ptr.version if ptr else None, full=True))
 
 
 @router.post(
