@@ -418,15 +418,18 @@ def test_retrain_wrong_token_then_upload_with_progress_and_versions(
 
 
 def test_the_selected_versions_model_card_shows_under_the_table(qtbot, live_server, settings_file):
-    """The Retrain tab: selecting a version shows its card under the table, as `leafdoc models show` and the web page
-    say it (words/model_card.py): its limitations and what it learnt from in its card's words, its test accuracy with
-    the photos it was measured on, and no server folder."""
+    """The Retrain tab: the serving version's card shows under the table until another is picked, as `leafdoc models
+    show` and the web page say it (words/model_card.py): its limitations and what it learnt from in its card's words,
+    its test accuracy with the photos it was measured on, and no server folder."""
     with LeafdocClient(live_server.base) as api:
         card = api.model(1)["card"]
     window = open_window(qtbot, live_server.base, settings_file)
     box = window.retrain.versions
     window.tabs.setCurrentWidget(window.retrain)
     qtbot.waitUntil(lambda: box.table.rowCount() >= 1, timeout=SLOW)
+    # Before any click, the serving version's card.
+    qtbot.waitUntil(lambda: "Limitations" in box.card.toPlainText(), timeout=SLOW)
+    assert box.card.toPlainText().startswith("Model version 1 · serving")
     box.table.clearSelection()
     assert "Select a version" in box.card.toPlainText()
     row = next(r for r in range(box.table.rowCount()) if box.table.item(r, 0).text() == "1")

@@ -1,5 +1,6 @@
 """The Retrain tab's model versions box: every version with its test figures, and which one serves; under the table,
-the selected version's model card (words/model_card.py, as `leafdoc models show` and the web page say it).
+the selected version's model card (words/model_card.py, as `leafdoc models show` and the web page say it): the
+serving version's until another is picked.
 
 Promote the selected version or roll back to the previous one (both need the admin token). The box loads
 the versions itself; its Refresh button and a change of the serving version reload the whole tab, which
@@ -123,7 +124,9 @@ class VersionsBox(QGroupBox):
                     item.setFont(font)
                     item.setBackground(QBrush(QColor("#e6f4ea")))
                 self.table.setItem(r, c, item)
-            if m["version"] == selected:
+            # The version picked before a reload stays picked; with none, the serving one, so the card under the
+            # table says what answers the growers before anyone clicks.
+            if m["version"] == selected or (selected is None and m.get("serving")):
                 self.table.selectRow(r)
         self._selection_changed()
 
