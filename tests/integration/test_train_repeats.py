@@ -1,7 +1,7 @@
 """Same command, same model (docs/training.md, "Same command, same model?"): a run of the default training (the head
 on the frozen backbone's features, augmented views, then the head that also learns the validation photos) repeats
-bit for bit with the same seeds, in another process, under another Python hash seed, in a fresh data home; another
---train-seed gives other weights on the same split, so the check can fail."""
+bit for bit with the same seeds (model.onnx byte for byte), in another process, under another Python hash seed, in a
+fresh data home; another --train-seed gives other weights on the same split, so the check can fail."""
 
 from __future__ import annotations
 
@@ -107,9 +107,10 @@ def test_the_same_seeds_give_the_same_model_and_another_train_seed_another(tmp_p
     assert first["weights"].keys() == again["weights"].keys()
     for name, array in first["weights"].items():
         assert np.array_equal(array, again["weights"][name]), name
-    # The served model too. (model.onnx's bytes differ from run to run: tf2onnx names its folded constants in an
-    # order that Python's string hashes set; the numbers in them are the same.)
+    # The served model too, to the byte: tf2onnx names the constants it folds in an order Python's string hashes
+    # set, and the export names them again by their place in the graph (train/export.py canonical_names).
     assert np.array_equal(first["onnx"], again["onnx"])
+    assert (tmp_path / "first" / "model.onnx").read_bytes() == (tmp_path / "again" / "model.onnx").read_bytes()
 
     assert other["split"] == first["split"]  # --train-seed leaves the split --seed's
     assert other["weights"].keys() == first["weights"].keys()

@@ -104,12 +104,60 @@ def export_onnx(model, path: Path, size: int) -> Path:
         if model.count_params() * 4 > BIG_WEIGHTS:
             passes = {name: _collecting(factory) for name, factory in passes.items()}
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=True, optimizers=passes)
-        save_protobuf(str(path), onnx_graph.make_model(f"leafdoc {model.name}"))
+        model_proto = onnx_graph.make_model(f"leafdoc {model.name}")
         del onnx_graph
+        save_protobuf(str(path), canonical_names(model_proto))
+        del model_proto
         gc.collect()
     finally:
         gc.unfreeze()
     return Path(path)
+
+
+def canonical_names(model):
+    """The ONNX model with its nodes and inner tensors named by their place in the graph (`Conv_12`, `t345`), and its
+    weights and shape records in the order the nodes first use them; the inputs and outputs keep their names. tf2onnx
+    names the constants it folds in an order Python's string hashes set, so the same weights gave a model.onnx of
+    other bytes (another sha256) in every process; named by place, the same model is the same file. A graph with
+    subgraphs (If, Loop) is left as it is."""
+    from onnx import AttributeProto
+
+    graph = model.graph
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return model
+    kept = {v.name for v in graph.input} | {v.name for v in graph.output}
+    names: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in kept:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for i, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{i}"
+        node.input[:] = [rename(name) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+    for entries in (graph.initializer, graph.value_info):
+        for entry in entries:
+            entry.name = rename(entry.name)
+        _reorder(entries, key=lambda e: int(e.name[1:]) if e.name[1:].isdigit() else -1)
+    # The unknown sizes tf2onnx numbers as it goes (`unk__635`): numbered again in the order they appear.
+    dims: dict[str, str] = {}
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param.startswith("unk__"):
+                dim.dim_param = dims.setdefault(dim.dim_param, f"unk__{len(dims)}")
+    return model
+
+
+def _reorder(entries, key) -> None:
+    """A protobuf repeated field sorted in place by `key`."""
+    ordered = sorted(entries, key=key)
+    copies = [type(e)() for e in ordered]
+    for copy, entry in zip(copies, ordered, strict=True):
+        copy.CopyFrom(entry)
+    del entries[:]
+    entries.extend(copies)
 
 
 def _collecting(factory):
