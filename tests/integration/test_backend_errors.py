@@ -370,3 +370,51 @@ def test_wrong_admin_tokens_are_counted_once_for_every_replica_sharing_redis(tmp
         assert [r.status_code for r in answers] == [401, 401, 429], [r.text for r in answers]
         assert not any(str(port) in r.text or "127.0.0.1" in r.text for r in answers)
         assert sum("Redis cannot be reached" in r.getMessage() for r in caplog.records) == 1  # said once
+
+
+def test_a_feedback_limit_in_a_redis_that_never_answers_does_not_hold_the_workers_other_requests(tmp_path, tiny_model):
+    """The feedback route asked its limit (shared through Redis) on the event loop: a Redis that accepts and never
+    answers held every request of that API worker for the limiter's 1 s timeout. Now the limit is asked in a thread
+    (ratelimit.take_off_loop), and the worker's /healthz answers meanwhile."""
+    import socket
+
+    held: list[socket.socket] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def accept_and_say_nothing():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    try:
+        with Clients() as clients:
+            api = clients(service_settings(tmp_path / "home", tiny_model, queue_url=url))
+            assert api.get("/healthz").status_code == 200
+            feedback: list = []
+            sent = threading.Thread(
+                target=lambda: feedback.append(
+                    api.post("/v1/predictions/AAAAAAAAAAAAAAAAAAAAAA/feedback", json={"correct": True})
+                )
+            )
+            started = time.monotonic()
+            sent.start()
+            time.sleep(0.2)  # the feedback request is waiting on the silent Redis
+            health = api.get("/healthz")
+            answered = time.monotonic() - started
+            sent.join(timeout=30)
+            waited = time.monotonic() - started
+            assert health.status_code == 200
+            assert waited >= 0.9, waited  # the limiter did wait on Redis (1 s), so the check can fail
+            assert answered < 0.7, answered  # ... but not with /healthz behind it
+            assert feedback[0].status_code == 404, feedback[0].text  # no such answer; Redis's host not named
+            assert "127.0.0.1" not in feedback[0].text
+    finally:
+        listener.close()
+        for s in held:
+            s.close()

@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
 from leafdoc.core.errors import LeafdocError, too_large
@@ -18,7 +17,7 @@ from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
 from leafdoc.service.deps import WrongToken, admin_token_given, check_admin_token
 from leafdoc.service.errors import error_body
 from leafdoc.service.prometheus import ServiceMetrics
-from leafdoc.service.ratelimit import RateLimited, RateLimiter, RedisRateLimiter, page_visitor
+from leafdoc.service.ratelimit import RateLimited, RateLimiter, RedisRateLimiter, page_visitor, take_off_loop
 
 SHED_ROUTES = frozenset(("/v1/predict", "/v1/predict/batch", "/v1/explain"))  # the routes load shedding applies to
 
@@ -146,13 +145,9 @@ class AdminGate:
         self, app, routes: list[tuple[BaseRoute, str]], token: str | None, failures: RateLimiter | RedisRateLimiter
     ):
         self.app, self.routes, self.token, self.failures = app, routes, token, failures
-        self.off_loop = getattr(failures, "shared", False)
 
     async def _take(self, client: str, cost: float) -> None:
-        if self.off_loop:
-            await run_in_threadpool(self.failures.take, client, "wrong admin tokens", cost)
-        else:
-            self.failures.take(client, "wrong admin tokens", cost)
+        await take_off_loop(self.failures, client, "wrong admin tokens", cost)
 
     async def __call__(self, scope, receive, send):
         opens = None  # for an admin route: what the hint of its refusal adds

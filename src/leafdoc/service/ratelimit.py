@@ -136,7 +136,7 @@ class RedisRateLimiter:
     """Buckets shared by every API worker through Redis, and this worker's own beside them (they stand in when Redis
     fails)."""
 
-    shared = True  # a call may wait on the network (up to 1 s): AdminGate makes it off the event loop
+    shared = True  # a call may wait on the network (up to 1 s): take_off_loop asks it in a thread
 
     def __init__(
         self, url: str, per_minute: int, max_clients: int, prefix: str = "leafdoc:ratelimit:", seconds: float = 60.0
@@ -170,6 +170,18 @@ class RedisRateLimiter:
                 if not int(taken):
                     raise limited(what, self.burst, self.rate, float(tokens))
         self.fallback.take(client, what, cost)
+
+
+async def take_off_loop(limiter: RateLimiter | RedisRateLimiter, client: str, what: str, cost: float = 1.0) -> None:
+    """`limiter.take` from a route or a middleware: a limiter shared through Redis may wait on the network (up to its
+    1 s timeout), so it is asked in a thread, off the event loop every request of the worker shares; a worker's own
+    limiter answers at once, in place."""
+    if getattr(limiter, "shared", False):
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(limiter.take, client, what, cost)
+    else:
+        limiter.take(client, what, cost)
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | RedisRateLimiter:

@@ -15,6 +15,7 @@ from leafdoc.core.errors import NotFound
 from leafdoc.data import predictions
 from leafdoc.service import review
 from leafdoc.service.deps import AppState, get_state, require_admin
+from leafdoc.service.ratelimit import take_off_loop
 from leafdoc.service.review_schemas import (
     FeedbackAnswer,
     FeedbackRequest,
@@ -49,7 +50,7 @@ async def feedback(
     prediction_id: str = PredictionId,
     state: AppState = Depends(get_state),
 ) -> dict:
-    state.feedback_limit.take(_client(request), "feedback requests")
+    await take_off_loop(state.feedback_limit, _client(request), "feedback requests")
 
     def give() -> dict:
         return review.feedback_dict(review.give_feedback(state, prediction_id, body.correct, body.label))
