@@ -314,3 +314,26 @@ def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_
         with console.capture() as quiet:
             warn_field_check_dropped(quiet_model)
         assert quiet.get() == ""
+
+
+def test_train_on_a_folder_whose_name_the_data_home_already_holds_says_it_trains_on_both(tmp_path):
+    """`train --data DIR` ingests into the dataset named after the folder: where the data home already held one of
+    that name (another folder of the same name, an earlier ingest), the run trained on all of its latest version, the
+    earlier photos too, and said so only in the version number it printed. Now a note says how many photos it trains
+    on against the folder's, and how to train on the folder alone; a data home without that name prints none."""
+    from tests.conftest import make_leaf_folder
+
+    first = make_leaf_folder(tmp_path / "a" / "leaves", per_class=4)
+    again = make_leaf_folder(tmp_path / "b" / "leaves", per_class=4, skip=4)  # same name, 12 other photos
+    home = tmp_path / "home"
+    r = leafdoc("train", "--data", first, "--out", tmp_path / "m1", *TINY_CNN_CLI, home=home)
+    assert r.returncode == 0, r.stderr
+    assert "note:" not in r.stdout + r.stderr
+    r = leafdoc("train", "--data", again, "--out", tmp_path / "m2", *TINY_CNN_CLI, home=home)
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "already held a dataset named 'leaves'; this folder's 12 new photos made v2" in said, said
+    assert "trains on all 24 photos of v2, not only the 12 in leaves" in said
+    assert "--dataset leaves --dataset-version N (1 to 1)" in said
+    card = json.loads((tmp_path / "m2" / "card.json").read_text())
+    assert card["dataset"]["version"] == 2 and sum(card["dataset"]["split"].values()) == 24

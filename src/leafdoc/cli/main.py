@@ -70,6 +70,23 @@ def _ingest(settings: Settings, catalog, store, path: Path, dataset: str | None,
         )
 
 
+def added_to_existing(res, data: Path) -> str | None:
+    """What `train --data DIR` says when the data home already held a dataset of the folder's name: the run trains
+    on the dataset's latest version, this folder's photos with the ones before, which is easy to miss."""
+    if not res.version or res.version == 1:
+        return None
+    from_folder = res.added + len(res.duplicates)
+    if res.n_images <= from_folder:
+        return None
+    made = f"this folder's {res.added} new photos made v{res.version}" if res.created_version else "it adds no photo"
+    return (
+        f"this data home already held a dataset named {res.dataset!r}; {made}, and this run trains on all "
+        f"{res.n_images} photos of v{res.version}, not only the {from_folder} in {data.name}. To train on this folder "
+        f"alone, pass --dataset with a new name; to train on an earlier version, --dataset {res.dataset} "
+        f"--dataset-version N (1 to {res.version - 1 if res.created_version else res.version})."
+    )
+
+
 @app.command()
 def ingest(
     path: Annotated[
@@ -239,6 +256,8 @@ def run_training(
             raise nothing_ingested(data, res.rejected)
         if res.rejected and not quiet:
             console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
+        if (note := added_to_existing(res, data)) and not quiet:
+            console.print(f"[yellow]note:[/] {esc(note)}", soft_wrap=False)
         dataset = res.dataset
     with progress_bar(f"Caching {cfg.image_size}px arrays", not quiet) as update:
         td = prepare(ws, dataset, cfg, version, progress=update)
