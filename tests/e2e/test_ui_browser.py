@@ -460,8 +460,9 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
 def test_a_versions_card_opens_from_the_models_table_and_a_grower_reads_the_serving_models_limitations(
     page, live_server
 ):
-    """The Retrain tab: a click on a version's row shows its card under the table (what it learnt from, its test
-    accuracy with the photos it was measured on, its limitations: the card's own words, no server folder); the
+    """The Retrain tab: the serving version's card shows under the table before any click, and a click on a version's
+    row shows that version's (what it learnt from, its test accuracy with the photos it was measured on, its
+    limitations: the card's own words, no server folder); the
     Diagnose tab: the serving model's limitations under what it knows, folded under a title, no token needed."""
     with LeafdocClient(live_server.base) as api:
         card = api.model(1)["card"]
@@ -474,8 +475,10 @@ def test_a_versions_card_opens_from_the_models_table_and_a_grower_reads_the_serv
     )
 
     page.get_by_role("tab", name="Retrain").click()
-    shown = text_of(page, "model-card")
-    assert "Choose a version above" in shown and "Limitations" not in shown  # nothing chosen yet
+    # Nothing clicked yet: the serving version is chosen, and its card shown.
+    shown = " ".join(wait_for_text(page, "model-card", "Limitations").split())
+    assert shown.startswith("Model version 1 · serving") and limits in shown, shown
+    assert page.input_value("#promote-version input").startswith("v1 (")
     rows = page.locator("#model-versions .virtual-body [role=row]")
     rows.first.locator("[role=gridcell]").first.click()
     shown = " ".join(wait_for_text(page, "model-card", "Limitations").split())

@@ -25,16 +25,22 @@ UNSURE_PHOTO = PLANTVILLAGE / "Tomato___Late_blight" / "late_blight_766.jpg"
 
 
 @pytest.fixture(scope="module")
-def phone_url(tmp_path_factory) -> Iterator[str]:
+def phone_server(tmp_path_factory) -> Iterator:
     from tests.live_server import start_server
 
     if not PLANTVILLAGE.is_dir():
         pytest.skip(f"shared datasets not found at {PLANTVILLAGE}")
     server = start_server(tmp_path_factory.mktemp("phone"), STARTER)
     try:
-        yield warm_up(server.base)
+        server.url = warm_up(server.base)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def phone_url(phone_server) -> str:
+    return phone_server.url
 
 
 @pytest.fixture(scope="module")
@@ -447,3 +453,29 @@ def test_a_sure_answer_is_not_said_100_percent_and_the_examples_are_named_in_the
         page.screenshot(path=str(SHOTS / f"answer-0.999-{lang}.png"), full_page=False)
     finally:
         page.context.close()
+
+
+def test_the_model_versions_table_reads_on_a_phone_and_shows_the_serving_versions_card(browser, phone_server):
+    """The Retrain tab at 390 px: Gradio gave the 8 columns of the model versions table their shares of the screen
+    (26 to 71 px), and every word broke a letter a line; now each column keeps its share of a 720 px table that
+    scrolls sideways. The serving version is chosen before any click, so its model card shows (it was an empty
+    menu and a hint)."""
+    from tests.e2e.test_ui_browser import fill, wait_for_text
+
+    page = open_phone(browser, phone_server.url)
+    page.locator(".overflow-menu").first.click()  # on a phone the admin tabs are in the tab bar's "..." menu
+    page.locator(".overflow-dropdown button", has_text="Retrain").click()
+    fill(page, "admin-token", phone_server.token)
+    page.click("#check-token")
+    wait_for_text(page, "retrain-status", "Token accepted")
+    page.locator("#model-versions .virtual-body [role=row]").first.wait_for()
+    widths = page.evaluate(
+        "Array.from(document.querySelectorAll('#model-versions .virtual-row [role=gridcell]'))"
+        ".map(e => e.getBoundingClientRect().width)"
+    )
+    assert len(widths) == 8 and min(widths) >= 55, widths
+    status = page.locator("#model-versions .virtual-row [role=gridcell]").nth(1)
+    assert status.inner_text().strip().endswith("serving")
+    assert status.bounding_box()["height"] < 130  # the row: three lines at most (about 500 px when a letter a line)
+    wait_for_text(page, "model-card", "Model version 1 · serving")
+    assert "serving" in page.evaluate("document.querySelector('#promote-version input').value")

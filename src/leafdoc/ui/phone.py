@@ -1,14 +1,36 @@
-"""The Diagnose tab on a phone (a screen under 640 px wide, 390 px on most): the answer comes right after the photo
-and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
-arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes.
+"""The page on a phone (a screen under 640 px wide, 390 px on most). The Diagnose tab: the answer comes right after
+the photo and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
+arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes. The
+Retrain tab's model versions table scrolls sideways at its own width.
 
-Pure CSS on the elements' ids (ui/diagnose_tab.py) and one small script in the page's head
+Pure CSS on the elements' ids (ui/diagnose_tab.py, ui/retrain_tab.py) and one small script in the page's head
 (`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
 """
 
 from __future__ import annotations
 
+from leafdoc.ui.text import MODEL_COLUMN_SHARES
+
 PHONE_WIDTH = 640  # px: below this the page is laid out for a phone
+VERSIONS_TABLE_PX = 720  # the Retrain tab's model versions table on a phone: it scrolls sideways at this width
+
+
+def _versions_table_css() -> str:
+    """The model versions table at VERSIONS_TABLE_PX on a phone. Gradio sizes its columns as shares of the screen's
+    width (inline, on the header's cells and each row's), and 8 columns in 390 px broke every word a letter a line;
+    each column gets its share of VERSIONS_TABLE_PX instead, and the table scrolls sideways."""
+    rules = [
+        f"  #model-versions .header-table, #model-versions .virtual-row {{ width: {VERSIONS_TABLE_PX}px !important; "
+        f"min-width: {VERSIONS_TABLE_PX}px !important; }}"
+    ]
+    for i, share in enumerate(MODEL_COLUMN_SHARES, start=1):
+        px = round(VERSIONS_TABLE_PX * share / 100)
+        rules.append(
+            f"  #model-versions .header-table th:nth-child({i}), #model-versions .virtual-row > :nth-child({i}) "
+            f"{{ width: {px}px !important; min-width: {px}px !important; flex: 0 0 {px}px !important; }}"
+        )
+    return "\n".join(rules)
+
 
 CSS = """
 #feedback-row { flex-wrap: wrap !important; align-items: center !important; gap: 0.5em !important; }
@@ -37,8 +59,9 @@ CSS = """
   .verdict h3 { font-size: 1.35em !important; }
   #heat-map { max-height: 340px; }
   #top-k .text { font-size: 0.92em; }
+{VERSIONS}
 }
-""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH)).replace("{VERSIONS}", _versions_table_css())
 
 # In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
 # the answer's top edge goes to the top of the screen, and is kept there while the answer finishes drawing (PIN_MS),

@@ -89,7 +89,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         datatype=["str"] * len(text.MODEL_COLUMNS),
         interactive=False,
         wrap=True,
-        column_widths=["8%", "11%", "13%", "17%", "12%", "9%", "8%", "22%"],
+        column_widths=[f"{share}%" for share in text.MODEL_COLUMN_SHARES],
         max_height=360,
         elem_id="model-versions",
     )
@@ -104,9 +104,13 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     with gr.Accordion("Model card of the chosen version", open=True, elem_id="model-card-box"):
         card = gr.Markdown(CARD_HINT, elem_id="model-card")
 
-    def models_view(api: LeafdocClient) -> tuple[list[list[str]], dict]:
+    def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict]:
+        """The table's rows and the version menu's choices; with nothing chosen yet (`current` None), the serving
+        version is chosen, so that its card shows before anyone picks one."""
         models = api.models()
         options = text.version_options(models)
+        if current is None:
+            return text.model_rows(models), gr.update(choices=options, value=models.get("serving_version"))
         return text.model_rows(models), gr.update(choices=options)
 
     def show_card(version: int | None, request: gr.Request):
@@ -127,10 +131,10 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         except (TypeError, ValueError, IndexError, KeyError):
             return gr.skip()
 
-    def show_models(request: gr.Request):
+    def show_models(current: int | None, request: gr.Request):
         try:
             with api_client(settings, request) as api:
-                return models_view(api)
+                return models_view(api, current)
         except Exception as exc:
             fail(exc, "Loading the model versions")
             return gr.skip(), gr.skip()
@@ -302,7 +306,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
 
         return act
 
-    blocks.load(show_models, None, [table, chosen])
+    blocks.load(show_models, [chosen], [table, chosen])
     check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     upload_button.click(
@@ -323,7 +327,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
-    refresh_models.click(show_models, None, [table, chosen])
+    refresh_models.click(show_models, [chosen], [table, chosen])
     table.select(pick_row, [table], [chosen])
     chosen.change(show_card, [chosen], [card])
     return token
