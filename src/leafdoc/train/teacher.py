@@ -11,8 +11,8 @@ with T = teacher_temperature: at T above 1 the runners-up the teacher sees (whic
 in; T^2 keeps that term's gradients the size of the label's. The student's own probabilities stay sharp: its log
 probabilities divided by T are its logits divided by T, up to a constant the softmax takes away, so the model needs no
 other output. Photos the file has no row for (the field photos), and the validation photos, are taught by their label
-alone in both terms; so validation's loss is a fixed function of the model's probabilities of the labels. The phases
-on cached features and activations (train/cached.py) read it."""
+alone, by its cross-entropy: validation's loss is the same figure as in a run without a teacher. The phases on cached
+features and activations (train/cached.py) read it."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def read_teacher(path: str | Path, classes: list[str]) -> dict[str, np.ndarray]:
 
 
 def packed(rows: dict[str, np.ndarray], shas: list[str], indices: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The targets the loss reads: each photo's one-hot label `y` beside the teacher's row for it (its label again
-    where the teacher has none), as (N, 2C)."""
-    teacher = np.array(y, dtype=np.float32, copy=True)
+    """The targets the loss reads: each photo's one-hot label `y` beside the teacher's row for it (zeros where the
+    teacher has none: that photo is taught by its label alone), as (N, 2C)."""
+    teacher = np.zeros_like(np.asarray(y, dtype=np.float32))
     for k, i in enumerate(indices):
         row = rows.get(shas[i])
         if row is not None:
@@ -80,7 +80,8 @@ def distillation_loss(weight: float, temperature: float):
         log_pt = ops.log_softmax(ops.log(ops.clip(teacher, 1e-30, 1.0)) / temperature, axis=-1)
         log_ps = ops.log_softmax(log_p / temperature, axis=-1)
         soft = ops.sum(ops.exp(log_pt) * (log_pt - log_ps), axis=-1)
-        return weight * temperature**2 * soft + (1.0 - weight) * hard
+        taught = ops.cast(ops.sum(teacher, axis=-1) > 0.5, probs.dtype)  # a row of zeros: no teacher
+        return taught * (weight * temperature**2 * soft + (1.0 - weight) * hard) + (1.0 - taught) * hard
 
     loss.__name__ = f"distill_w{weight:g}_t{temperature:g}"
     return loss
