@@ -26,7 +26,8 @@ from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
-MODEL_COLUMN_SHARES = (8, 11, 13, 17, 12, 9, 8, 22)  # % of the table's width; on a phone, of ui/phone.py's VERSIONS_TABLE_PX
+# Each column's % of the table's width (on a phone, of ui/phone.py's VERSIONS_TABLE_PX).
+MODEL_COLUMN_SHARES = (8, 11, 13, 17, 12, 9, 8, 22)
 
 
 def esc(value: Any) -> str:
