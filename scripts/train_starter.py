@@ -120,10 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="distillation: a teacher's probabilities for the training photos (benchmarks/starter_ensemble.py "
-        "--teacher-out), blended into each training photo's target",
+        "--teacher-out), learnt beside the labels (Hinton's loss, train/teacher.py)",
     )
-    ap.add_argument("--teacher-weight", type=float, default=0.7, help="with --teacher: the teacher's share")
-    ap.add_argument("--teacher-temperature", type=float, default=4.0, help="with --teacher: the softening")
+    ap.add_argument("--teacher-weight", type=float, default=0.7, help="with --teacher: the teacher's share of the loss")
+    ap.add_argument(
+        "--teacher-temperature",
+        type=float,
+        default=4.0,
+        help="with --teacher: the temperature both sides are softened by",
+    )
     ap.add_argument("--resume", action="store_true")
     ap.add_argument(
         "--finish",
