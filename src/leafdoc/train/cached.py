@@ -160,9 +160,10 @@ def on_activations(model, cfg: TrainConfig, data, tr, va, first_trainable: int, 
         y = np.eye(one_hot, dtype=np.float32)[y] if one_hot else y
         return teach(indices, y, training) if teach else y
 
-    def dataset(indices, batch: int, shuffle: bool):
-        ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices, training=shuffle)))
-        if shuffle:
+    def dataset(indices, batch: int, training: bool):
+        """The training photos (`training`: shuffled, taught by the teacher too) or the validation photos."""
+        ds = tf.data.Dataset.from_tensor_slices((activations(indices), labels(indices, training=training)))
+        if training:
             ds = ds.shuffle(len(indices), seed=cfg.training_seed, reshuffle_each_iteration=True)
         return ds.batch(batch).map(lambda a, t: (tf.cast(a, tf.float32), t)).prefetch(2)
 
