@@ -468,7 +468,8 @@ def _interrupted_fit(cfg, data, folder, stop_after_epoch: int):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(build_model(cfg, len(data.classes)), cfg, data, on_event, Checkpoint(folder, fingerprint(cfg, data)))
+        checkpoint = Checkpoint(folder, fingerprint(cfg, data), cfg, data)
+        fit(build_model(cfg, len(data.classes)), cfg, data, on_event, checkpoint)
     return epochs
 
 
@@ -482,7 +483,7 @@ def _resumed_fit(cfg, data, folder):
         cfg,
         data,
         lambda e: events.append(e.to_dict()),  # the records a job's row and an experiment's stream keep
-        Checkpoint(folder, fingerprint(cfg, data)),
+        Checkpoint(folder, fingerprint(cfg, data), cfg, data),  # as trainer.train makes it
     )
     return result, [e for e in events if e["event"] in ("epoch", "resume", "restart")]
 
@@ -513,7 +514,8 @@ def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf
     other = cfg.model_copy(update={"learning_rate": cfg.base_learning_rate / 2})
     assert Checkpoint(folder, fingerprint(other, data)).state is None  # other settings: not continued
     _, events = _resumed_fit(other, data, folder)
-    assert events[0] == {"event": "restart", "reason": f"{folder} was saved with other settings or another split"}
+    said = f"{folder} was saved with other settings (learning_rate: {cfg.learning_rate!r} -> {other.learning_rate!r})"
+    assert events[0] == {"event": "restart", "reason": said}  # which setting, so a mistyped flag is seen
     assert [e["epoch"] for e in events[1:]] == [1, 2, 3, 4]
     (folder / "state.json").write_text("{not json")  # a damaged checkpoint: said, then replaced
     _, events = _resumed_fit(other, data, folder)

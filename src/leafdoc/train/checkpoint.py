@@ -5,9 +5,10 @@ A checkpoint folder holds the model's weights, the optimizer's slots and step co
 schedule goes on from where it was), the best epoch so far with its weights, the history, and early
 stopping's count; state.json says which phase and epoch it was saved after and what it was trained
 on. It is used only by a run with the same settings and the same split (its `key`); anything else
-starts over. The folder is replaced whole after each epoch (core.atomic.atomic_dir), so a kill while it
-is written leaves the previous epoch's. A resumed run is not bit-identical to an uninterrupted one:
-the shuffling order starts again.
+starts over, told which settings differ. Settings a later leafdoc added do not count as different while they are
+at their defaults: a run is not lost to an upgrade between its stop and its resume (state.json keeps the settings).
+The folder is replaced whole after each epoch (core.atomic.atomic_dir), so a kill while it is written leaves the
+previous epoch's. A resumed run is not bit-identical to an uninterrupted one: the shuffling order starts again.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ def beside(out: Path) -> Path:
     return Path(out).parent / f".{Path(out).name}.checkpoint"
 
 
-def fingerprint(cfg, data) -> str:
-    """Settings and split: a checkpoint of other settings or other images must not be continued."""
-    h = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+def _hash_split(h, data):
     h.update(json.dumps(data.classes).encode())
     for part in ("train", "val"):
         idx = data.indices(part)
@@ -40,6 +39,41 @@ def fingerprint(cfg, data) -> str:
         h.update(np.asarray([data.shas[i] for i in idx]).astype("S64").tobytes())
         h.update(np.asarray(data.y[idx], dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+def fingerprint(cfg, data) -> str:
+    """Settings and split: a checkpoint of other settings or other images must not be continued."""
+    return _hash_split(hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()), data)
+
+
+def split_key(data) -> str:
+    """The classes and the training and validation photos alone (fingerprint without the settings)."""
+    return _hash_split(hashlib.sha256(b"split"), data)
+
+
+def defaults_of(cfg) -> dict:
+    """Each setting's default, as model_dump(mode="json") writes it (a setting without one is left out)."""
+    out = {}
+    for name, field in type(cfg).model_fields.items():
+        if not field.is_required():
+            out[name] = field.get_default(call_default_factory=True)
+    return type(cfg).model_construct(**out).model_dump(mode="json", include=set(out))
+
+
+def differences(saved: dict, now: dict, defaults: dict) -> list[str]:
+    """The settings a checkpoint saved with `saved` differs in from a run with `now`, as `name: saved -> now`.
+    A setting `saved` lacks (a later leafdoc added it) differs only when it is not at its default."""
+    out = []
+    for name in sorted(set(saved) | set(now)):
+        if name not in saved:
+            if name in defaults and now[name] == defaults[name]:
+                continue
+            out.append(f"{name}: (none) -> {now[name]!r}")
+        elif name not in now:
+            out.append(f"{name}: {saved[name]!r} -> (no such setting now)")
+        elif saved[name] != now[name]:
+            out.append(f"{name}: {saved[name]!r} -> {now[name]!r}")
+    return out
 
 
 def clear(folder: Path) -> None:
@@ -52,8 +86,14 @@ def clear(folder: Path) -> None:
 
 
 class Checkpoint:
-    def __init__(self, folder: Path, key: str):
+    def __init__(self, folder: Path, key: str, cfg=None, data=None):
+        """`key`: fingerprint(cfg, data). With `cfg` and `data` the state also keeps the settings and the split's own
+        key, so that a checkpoint whose key differs only by settings added since at their defaults is continued,
+        and one that truly differs says which settings."""
         self.folder, self.key = Path(folder), key
+        self.settings = cfg.model_dump(mode="json") if cfg is not None else None
+        self.defaults = defaults_of(cfg) if cfg is not None else {}
+        self.split = split_key(data) if data is not None else None
         self.ignored: str | None = None  # why a checkpoint found in the folder is not continued
         self.state = self._load()
 
@@ -69,8 +109,22 @@ class Checkpoint:
         if state.get("version") != VERSION:
             self.ignored = f"{self.folder} was written by another version of leafdoc"
         elif state.get("key") != self.key:
-            self.ignored = f"{self.folder} was saved with other settings or another split"
+            self.ignored = self._why_not(state)
         return None if self.ignored else state
+
+    def _why_not(self, state: dict) -> str | None:
+        """Why a checkpoint of another key is not continued, or None when it differs only by settings added since
+        at their defaults."""
+        saved, split = state.get("settings"), state.get("split")
+        if not isinstance(saved, dict) or split is None or self.settings is None:
+            return f"{self.folder} was saved with other settings or another split"
+        if split != self.split:
+            return f"{self.folder} was saved on another split (other classes or photos)"
+        changed = differences(saved, self.settings, self.defaults)
+        if not changed:
+            return None
+        shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+        return f"{self.folder} was saved with other settings ({shown})"
 
     def save(
         self,
@@ -99,6 +153,8 @@ class Checkpoint:
             "stop": {"wait": int(stop.wait), "best": None if stop.best is None else float(stop.best)},
             "train_seconds": round(train_seconds, 3),  # so far, over every process that trained it
         }
+        if self.settings is not None:
+            state.update(settings=self.settings, split=self.split)
         with atomic_dir(self.folder) as tmp:
             np.savez(tmp / "weights.npz", *model.get_weights())
             np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in (optimizer or model.optimizer).variables])

@@ -387,7 +387,7 @@ def train(
         cache = data.cache_dir / "weights" if data.cache_dir else None
         model = build_model(cfg, len(data.classes), cache, start_weights=init_from is None)
         warm = warm_start(model, init_from, data.classes) if init_from else None
-        checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data)) if checkpoint_dir else None
+        checkpoint = Checkpoint(checkpoint_dir, fingerprint(cfg, data), cfg, data) if checkpoint_dir else None
         train_now = finished_from_checkpoint if finish else partial(fit, cfg=cfg, data=data, on_event=on_event)
         result = train_now(model, checkpoint=checkpoint)
     result["strategy"] = describe_strategy(strategy, cfg.distribute)
