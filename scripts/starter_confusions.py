@@ -22,6 +22,7 @@ from leafdoc.advice.knowledge import label_resolver
 from leafdoc.cli import i18n_catalogs
 from leafdoc.core.i18n import LANGUAGES, SOURCE, Label, render
 from leafdoc.inference.predictor import Predictor
+from leafdoc.words.percent import SPACE_BEFORE_SIGN
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -71,28 +72,43 @@ def note(lang: str, x: str, y: str, n: int, m: int, k: int) -> str | None:
 # The model card's limitation for the condition the starter most often could not tell from a look-alike, from the
 # same counts as the notes (a lab reads the card, not each knowledge file). It is the card's limitations' last
 # sentence, starting with MOST_UNSURE; a later run replaces it, or removes it when no condition reaches MIN_UNSURE.
-MOST_UNSURE = 'Most often "not sure": '
+# The same in each language the card's `limitations_translated` holds (a grower's page shows those).
+MOST_UNSURE = {
+    "en": 'Most often "not sure": ',
+    "es": "Con más frecuencia «no es seguro»: ",
+    "fr": "Le plus souvent « pas sûr » : ",
+    "hi": 'सबसे अधिक बार "पक्का नहीं": ',
+}
 MIN_UNSURE = 0.1  # a share of a condition's held-out photos; below it, "not sure" is no limitation worth a sentence
-CARD_LIMITATION = (
-    MOST_UNSURE + "{y}, on {k} of its {m} held-out test photos ({share:.0%}), hesitating with {x}: such photos are "
-    "answered less often than the test accuracy suggests."
-)
+CARD_LIMITATION = {
+    "en": "{y}, on {k} of its {m} held-out test photos ({share}), hesitating with {x}: such photos are answered less "
+    "often than the test accuracy suggests.",
+    "es": "{y}, en {k} de sus {m} fotos de prueba apartadas ({share}), dudando con {x}: esas fotos reciben respuesta "
+    "con menos frecuencia de lo que sugiere la precisión de prueba.",
+    "fr": "{y}, pour {k} de ses {m} photos de test mises de côté ({share}), en hésitant avec {x} : ces photos "
+    "reçoivent une réponse moins souvent que la précision de test ne le laisse penser.",
+    "hi": "{y}, इसकी {m} अलग रखी गई परीक्षण फ़ोटो में से {k} पर ({share}), इसके और {x} के बीच दुविधा में: ऐसी फ़ोटो "
+    "का उत्तर परीक्षण सटीकता के संकेत से कम बार मिलता है।",
+}
 
 
-def card_limitation(held: Counter, hesitated: Counter, title) -> str | None:
-    """The card's sentence on the (condition, look-alike) pair with the largest share of the condition's held-out
-    photos refused as "not sure" between the two (`hesitated`, `held`: the counts `confusions` returns; `title`: a
-    label as the answers name it), or None when no pair reaches MIN_UNSURE."""
+def card_limitation(held: Counter, hesitated: Counter, title, lang: str = SOURCE) -> str | None:
+    """The card's sentence in `lang` on the (condition, look-alike) pair with the largest share of the condition's
+    held-out photos refused as "not sure" between the two (`hesitated`, `held`: the counts `confusions` returns;
+    `title`: a label as the answers name it in `lang`), or None when no pair reaches MIN_UNSURE."""
     shares = [(k / held[y], y, x) for (y, x), k in hesitated.items() if held[y]]
     if not shares or max(shares)[0] < MIN_UNSURE:
         return None
     share, y, x = max(shares)
-    return CARD_LIMITATION.format(y=title(y), x=title(x), k=hesitated[y, x], m=held[y], share=share)
+    percent = f"{share * 100:.0f}{SPACE_BEFORE_SIGN.get(lang, '')}%"
+    words = CARD_LIMITATION[lang].format(y=title(y), x=title(x), k=hesitated[y, x], m=held[y], share=percent)
+    return MOST_UNSURE[lang] + words
 
 
-def with_limitation(limitations: str | None, sentence: str | None) -> str | None:
-    """A card's limitations with `sentence` as its MOST_UNSURE sentence (an earlier one replaced; None removes it)."""
-    text = (limitations or "").split(MOST_UNSURE)[0].strip()
+def with_limitation(limitations: str | None, sentence: str | None, lang: str = SOURCE) -> str | None:
+    """A card's limitations in `lang` with `sentence` as its MOST_UNSURE sentence (an earlier one replaced; None
+    removes it)."""
+    text = (limitations or "").split(MOST_UNSURE[lang])[0].strip()
     return " ".join(t for t in (text, sentence) if t) or None
 
 
@@ -112,16 +128,23 @@ def counts_from_notes(knowledge=None) -> tuple[Counter, Counter]:
 
 
 def write_card_limitation(model: Path, held: Counter, hesitated: Counter) -> None:
-    """The model folder's card.json with card_limitation's sentence, in English as the card is: only `limitations`
-    changes, the rest of the file byte for byte (as the starter's is written: two spaces, UTF-8 unescaped)."""
+    """The model folder's card.json with card_limitation's sentence in its `limitations` (English) and in each
+    language its `limitations_translated` holds: only those change, the rest of the file byte for byte (as the
+    starter's is written: two spaces, UTF-8 unescaped)."""
     from leafdoc.modelfolder import read_card
 
     read_card(model)  # a card leafdoc can read, or its error naming the file
     resolve = label_resolver(shipped_knowledge())
     path = model / "card.json"
     card = json.loads(path.read_text(encoding="utf-8"))
-    sentence = card_limitation(held, hesitated, lambda lab: render(Label(lab), SOURCE, resolve))
-    card["limitations"] = with_limitation(card.get("limitations"), sentence)
+
+    def sentence(lang: str) -> str | None:
+        return card_limitation(held, hesitated, lambda lab: render(Label(lab), lang, resolve), lang)
+
+    card["limitations"] = with_limitation(card.get("limitations"), sentence(SOURCE))
+    translated = card.get("limitations_translated") or {}
+    for lang in [lang for lang in translated if lang in MOST_UNSURE]:
+        translated[lang] = with_limitation(translated[lang], sentence(lang), lang)
     path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{path}: limitations: {card['limitations']}")
 

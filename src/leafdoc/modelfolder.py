@@ -51,7 +51,7 @@ COPIED_FILES = (KERAS_FILE, ONNX_FILE, LABELS_FILE, CARD_FILE, OOD_FILE, FIELD_P
 OPTIONAL_COPIED = (OOD_FILE, FIELD_PHOTOS_FILE)  # folders from before the checks, or without the field check
 
 # Sections a card may lack (folders from before the check, or not yet scored); never written as null.
-OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field", "onnx_variants")
+OPTIONAL_SECTIONS = ("metrics", "abstain", "ood", "field", "onnx_variants", "limitations_translated")
 
 
 class _Section(BaseModel):
@@ -111,6 +111,8 @@ class ModelCard(_Section):
     history: list[dict[str, Any]] = []
     provenance: str | None = None
     limitations: str | None = None
+    # The limitations in other languages (language code -> text), for a grower's page; translated, not yet reviewed
+    limitations_translated: dict[str, str] | None = None
     metrics: CardMetrics | None = None
     abstain: dict[str, Any] | None = None  # the softmax threshold below which leafdoc does not answer
     ood: dict[str, Any] | None = None  # the not-a-leaf check (its arrays in ood.npz)

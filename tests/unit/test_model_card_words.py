@@ -87,9 +87,18 @@ def test_a_grower_reads_the_serving_models_limitations_under_a_title_in_their_la
     note = limits_note(model)
     assert note.startswith("<details><summary>What this model cannot do</summary>")
     assert "Knows only these 34 classes of 11 crops" in note and "In English" not in note
+    # The starter's card has them in each of the page's languages: a grower reads them so, marked unreviewed.
     spanish = limits_note(model, "es")
-    assert "<summary>Lo que este modelo no sabe hacer</summary>" in spanish and "en inglés" in spanish
-    assert "Knows only these 34 classes of 11 crops" in spanish  # the card's words are English
+    assert "<summary>Lo que este modelo no sabe hacer</summary>" in spanish and "sin revisar" in spanish
+    assert "Solo conoce estas 34 clases de 11 cultivos" in spanish and "Knows only" not in spanish
+    hindi = limits_note(model, "hi")
+    assert "केवल 11 फ़सलों की ये 34 श्रेणियाँ जानता है" in hindi and "Knows only" not in hindi
+    # A card without them (or without the page's language) shows its English, said to be English.
+    del model["card"]["limitations_translated"]["fr"]
+    french = limits_note(model, "fr")
+    assert "en anglais" in french and "Knows only these 34 classes of 11 crops" in french
+    model["card"]["limitations"] = ""  # no limitations: no translation shown either
+    assert limits_note(model, "es") is None
 
 
 def test_test_figures_on_photos_the_starting_network_learnt_are_not_called_unseen():

@@ -4,6 +4,7 @@ notes in the right [[confused_with]] blocks and nothing else."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -86,11 +87,18 @@ def test_the_starter_card_says_the_condition_it_most_often_refuses_with_the_advi
     note_of = next(c.measured for c in knowledge.entries[y].confused_with if c.label == x)
     assert note_of.startswith(f"Of {held[y]} photos ") and f"on {k} it could not choose" in note_of  # read right
 
-    said = read_card(REPO / "models" / "starter").limitations
+    card = read_card(REPO / "models" / "starter")
+    said = card.limitations
     sentence = card_limitation(held, hesitated, lambda lab: render(Label(lab), SOURCE, resolve))
-    assert sentence is not None and said.endswith(sentence) and said.count(MOST_UNSURE) == 1
+    assert sentence is not None and said.endswith(sentence) and said.count(MOST_UNSURE[SOURCE]) == 1
     assert f"{k} of its {held[y]} held-out test photos ({k / held[y]:.0%})" in sentence
     assert render(Label(y), SOURCE, resolve) in sentence and render(Label(x), SOURCE, resolve) in sentence
+    # and in each language a grower's page reads the card in: the same counts, the titles as the answers say them
+    assert set(card.limitations_translated) == set(LANGUAGES) - {SOURCE}
+    for lang, text in card.limitations_translated.items():
+        translated = card_limitation(held, hesitated, lambda lab, lang=lang: render(Label(lab), lang, resolve), lang)
+        assert text.endswith(translated) and text.count(MOST_UNSURE[lang]) == 1, lang
+        assert f"{k} " in translated and f"{held[y]} " in translated and render(Label(y), lang, resolve) in translated
 
 
 def test_the_card_limitation_is_replaced_not_repeated_and_goes_when_nothing_reaches_the_share():
@@ -114,3 +122,36 @@ def test_the_card_limitation_is_replaced_not_repeated_and_goes_when_nothing_reac
     assert with_limitation(text, later) == f"Knows only these. {later}"
     assert card_limitation(held, Counter({("a", "b"): 3}), str.upper) is None  # 7.5%: under the share
     assert with_limitation(text, None) == "Knows only these."
+    french = with_limitation("Ne connaît que celles-ci.", card_limitation(held, hesitated, str.lower, "fr"), "fr")
+    assert french.startswith("Ne connaît que celles-ci. Le plus souvent « pas sûr » : a, pour 8 de ses 40 photos")
+    assert "(20\u00a0%)" in french  # French sets a no-break space before the sign
+    again = with_limitation(french, card_limitation(held, Counter({("a", "c"): 6}), str.lower, "fr"), "fr")
+    assert again.count("Le plus souvent") == 1 and "hésitant avec c :" in again
+
+
+def test_the_script_rewrites_the_cards_sentence_in_every_language_it_holds_and_nothing_else(tmp_path):
+    """write_card_limitation on a copy of the starter's card with other counts: the English and each translation end
+    with the new counts' sentence, the text before it and every other key as they were."""
+    from collections import Counter
+
+    from starter_confusions import MOST_UNSURE, write_card_limitation
+
+    model = tmp_path / "starter"
+    model.mkdir()
+    for name in ("card.json", "labels.json"):
+        shutil.copy(REPO / "models" / "starter" / name, model / name)
+    before = json.loads((model / "card.json").read_text(encoding="utf-8"))
+    y, x = "Tomato___Early_blight", "Tomato___Late_blight"
+    write_card_limitation(model, Counter({y: 50}), Counter({(y, x): 10}))
+    after = json.loads((model / "card.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in after.items() if not k.startswith("limitations")} == {
+        k: v for k, v in before.items() if not k.startswith("limitations")
+    }
+    texts = {"en": (before["limitations"], after["limitations"])} | {
+        lang: (before["limitations_translated"][lang], text) for lang, text in after["limitations_translated"].items()
+    }
+    assert set(texts) == set(LANGUAGES)  # every language the page has
+    for lang, (old, new) in texts.items():
+        kept = old.split(MOST_UNSURE[lang])[0]
+        assert new.startswith(kept) and new.count(MOST_UNSURE[lang]) == 1, lang
+        assert "10 " in new[len(kept) :] and "50 " in new[len(kept) :] and "19 " not in new[len(kept) :], lang

@@ -22,9 +22,11 @@ from leafdoc.words.percent import measured_share, precise_percent
 
 WEAKEST = 3  # the classes of lowest recall shown, when the card keeps per-class figures
 
-# What a grower reads under the photo, above the serving model's limitations (in its card's words: English).
+# What a grower reads under the photo, above the serving model's limitations: the card's words in the page's
+# language where the card has them (`limitations_translated`), else in English, each said so.
 LIMITS_TITLE = N_("What this model cannot do")
 LIMITS_IN_ENGLISH = N_("In its model card's words, in English:")
+LIMITS_TRANSLATED = N_("Its model card's words, translated and not yet reviewed:")
 
 
 @dataclass
@@ -225,13 +227,18 @@ def card_markdown(model: dict, heading: str = "####", name: Callable[[str], str]
 
 
 def limits_note(model: dict | None, lang: str = "en") -> str | None:
-    """The serving model's limitations for a grower, as Markdown folded under a title in `lang`: the card's own words
-    (English; said so in another language). None when the card states none."""
-    limits = ((model or {}).get("card") or {}).get("limitations") or ""
-    paragraphs = [md_escape(p.strip()) for p in limits.split("\n") if p.strip()]
+    """The serving model's limitations for a grower, as Markdown folded under a title in `lang`: the card's own words,
+    in `lang` where the card has them translated (marked not yet reviewed), else in English (said so in another
+    language). None when the card states none."""
+    card = (model or {}).get("card") or {}
+    limits = card.get("limitations") or ""
+    translated = card.get("limitations_translated")
+    translated = translated.get(lang) if lang != "en" and limits and isinstance(translated, dict) else None
+    text = translated if isinstance(translated, str) and translated.strip() else None
+    paragraphs = [md_escape(p.strip()) for p in (text or limits).split("\n") if p.strip()]
     if not paragraphs:
         return None
     if lang != "en":
-        paragraphs.insert(0, md_escape(gettext(lang, LIMITS_IN_ENGLISH)))
+        paragraphs.insert(0, md_escape(gettext(lang, LIMITS_TRANSLATED if text else LIMITS_IN_ENGLISH)))
     body = "\n\n".join(paragraphs)
     return f"<details><summary>{html.escape(gettext(lang, LIMITS_TITLE))}</summary>\n\n{body}\n\n</details>"
