@@ -150,6 +150,26 @@ def test_photos(model: Path, full: Path) -> list[tuple[Path, str]]:
     return [(full / r["relative_path"], r["class"]) for r in rows]
 
 
+def card_figures(model: Path, full: Path) -> int:
+    """Each class's recall on the model's test photos, forced to answer as served, into its card's metrics.test
+    (`per_class`: recall and photos), the rest of card.json byte for byte: for a starter trained before cards kept
+    them (lifecycle/training.py writes them now). Refused when the pass's accuracy is not the card's."""
+    lab = lab_figures(Predictor(model), test_photos(model, full))
+    path = model / "card.json"
+    card = json.loads(path.read_text(encoding="utf-8"))
+    test = card["metrics"]["test"]
+    if lab["n"] != test["n"] or abs(lab["accuracy"] - test["accuracy"]) > 0.5 / test["n"]:
+        found = f"{lab['accuracy']:.6f} of {lab['n']}"
+        print(f"{path}: this pass found {found}, the card {test['accuracy']} of {test['n']}: not written")
+        return 1
+    labels = json.loads((model / "labels.json").read_text())
+    support = Counter(c for _, c in test_photos(model, full))
+    test["per_class"] = {c: {"recall": round(lab["recall"][c], 6), "support": support[c]} for c in labels if support[c]}
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{path}: per-class test recall written; lowest {lab['lowest_recall']}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter")
@@ -161,9 +181,17 @@ def main() -> int:
     ap.add_argument("--apple-limit", type=int, default=600)
     ap.add_argument("--lab-only", type=Path, default=None, help="only compare with this lab-only model on lab photos")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--card-figures",
+        action="store_true",
+        help="only write each class's test recall into the model's card (metrics.test.per_class), as a model "
+        "trained now gets it",
+    )
     args = ap.parse_args()
     if args.lab_only:
         return lab_only_cost(args.model, args.lab_only, args.full)
+    if args.card_figures:
+        return card_figures(args.model, args.full)
     args.field = args.field or [SHARED / "field-corn", SHARED / "field-mixed"]
     args.nonleaf = [SHARED / "flowers", SHARED / "cifar10" / "test", *args.nonleaf]
     models = {"new": Predictor(args.model)}

@@ -14,6 +14,7 @@ import pytest
 from service_support import Clients, job_run_here, service_settings
 
 from leafdoc.inference.predictor import Predictor
+from leafdoc.words.model_card import card_sections
 
 TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "alpha": 0.35, "weights": "none"}
 
@@ -92,7 +93,17 @@ def test_training_scores_each_test_image_once_and_every_figure_comes_from_that_p
     assert set(per_image.values()) == {1}, per_image
     assert trained.card.ood and (tmp_path / "model" / "ood.npz").is_file()  # the check was fitted
     # The card's figures and the run's Scores are the same pass; a fresh pass gives the same probabilities.
-    assert trained.card.metrics.test == trained.test.summary() and trained.test.n == len(te)
+    assert trained.card.metrics.test == trained.test.card_test() and trained.test.n == len(te)
+    # and each class's recall on those photos, for the card's words (its weakest classes), as evaluation counts it
+    per_class = trained.card.metrics.test["per_class"]
+    right = trained.test.probs.argmax(1) == trained.test.y
+    for label, c in per_class.items():
+        mine = trained.test.y == data.classes.index(label)
+        assert c == {"recall": round(float(right[mine].mean()), 6), "support": int(mine.sum())}, label
+    assert sum(c["support"] for c in per_class.values()) == len(te)
+    assert "Weakest classes (recall on the test photos)" in " ".join(
+        " ".join(s.lines) for s in card_sections({"labels": data.classes, "card": trained.card.to_dict()})
+    )
     again = Predictor(tmp_path / "model").predict_arrays(data.images[te], ["probabilities"])["probabilities"]
     np.testing.assert_allclose(trained.test.probs, again, atol=1e-5)
     figures = trained.test.figures()

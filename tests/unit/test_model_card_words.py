@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from leafdoc.core.i18n import label_words
 from leafdoc.modelfolder import starter_model_dir
 from leafdoc.words.model_card import card_markdown, card_sections, card_text, limits_note
 
@@ -110,3 +111,20 @@ def test_test_figures_on_photos_the_starting_network_learnt_are_not_called_unsee
     said = flat(card_text(model))
     assert "test photos, photos no training saw" not in said
     assert "test photos, 25 of which the network it started from learnt: the figure overstates it" in said
+
+
+def test_the_starters_card_names_its_weakest_classes_with_figures_that_add_up_to_its_accuracy():
+    """The starter's card kept no per-class figures, so a lab reading it could not see that tomato early blight is the
+    class it finds least often. Its `per_class` must account for every test photo and give the card's accuracy."""
+    model = starter()
+    test = model["card"]["metrics"]["test"]
+    per_class = test["per_class"]
+    assert set(per_class) <= set(model["labels"]) and sum(c["support"] for c in per_class.values()) == test["n"]
+    right = sum(round(c["recall"] * c["support"]) for c in per_class.values())
+    assert right == round(test["accuracy"] * test["n"])
+    lowest = min(per_class, key=lambda label: per_class[label]["recall"])
+    c = per_class[lowest]
+    said = flat(card_text(model))
+    assert f"Weakest classes (recall on the test photos): {label_words(lowest)} {100 * c['recall']:.1f}%" in said
+    assert f"{round(c['recall'] * c['support'])} of {c['support']}" in said
+    assert "keeps no per-class figures" not in said

@@ -85,6 +85,15 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str], summary
     return out
 
 
+def recall_by_class(per_class: dict) -> dict[str, dict]:
+    """compute_metrics' `per_class` as a model card keeps it: recall (rounded) and support, for classes with photos."""
+    return {
+        label: {"recall": round(float(c["recall"]), 6), "support": int(c["support"])}
+        for label, c in per_class.items()
+        if c.get("support")
+    }
+
+
 def most_confused(cm: np.ndarray, labels: list[str], top: int = 10) -> list[dict]:
     off = np.array(cm, dtype=np.int64).copy()
     np.fill_diagonal(off, 0)

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.core.errors import ConfigError, LeafdocError
-from leafdoc.evaluate.metrics import compute_metrics, most_confused, reliability_bins, selective_metrics
+from leafdoc.evaluate.metrics import (
+    compute_metrics,
+    most_confused,
+    recall_by_class,
+    reliability_bins,
+    selective_metrics,
+)
 from leafdoc.evaluate.significance import accuracy_interval
 from leafdoc.imaging.photos import read_source, sha256_bytes
 from leafdoc.inference.abstain import Decision
@@ -53,6 +59,11 @@ class Scores:
     def summary(self) -> dict:
         """n, accuracy, top-3 accuracy, macro F1, ECE (rounded): what a model card keeps per split."""
         return compute_metrics(self.y, self.probs, self.labels, summary_only=True)
+
+    def card_test(self) -> dict:
+        """The summary and each class's recall and photos (`per_class`, the classes with photos here): what a model
+        card keeps of its test split, so that its words can name the classes it finds least often."""
+        return self.summary() | {"per_class": recall_by_class(self.metrics["per_class"])}
 
     @cached_property
     def metrics(self) -> dict:

@@ -119,10 +119,13 @@ def params(exp: Experiment, cfg: TrainConfig, data, **extra) -> dict:
 
 
 def final_metrics(card: ModelCard, external: dict | None, wall: float) -> dict[str, float]:
-    out = {f"test_{k}": v for k, v in card.metrics.test.items() if k != "n"}
+    def figures(split: dict) -> dict:  # MLflow's metrics are numbers: not the card's per-class table
+        return {k: v for k, v in split.items() if k != "n" and isinstance(v, int | float)}
+
+    out = {f"test_{k}": v for k, v in figures(card.metrics.test).items()}
     # Not `val_accuracy`: that name holds the per-epoch curve (Keras, training graph), this is the
     # restored best model scored through ONNX Runtime.
-    out.update({f"final_val_{k}": v for k, v in card.metrics.val.items() if k != "n"})
+    out.update({f"final_val_{k}": v for k, v in figures(card.metrics.val).items()})
     if external:
         out.update({f"test_folder_{k}": v for k, v in external.items() if k != "n"})
     out.update(

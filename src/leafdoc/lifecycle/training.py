@@ -132,7 +132,7 @@ def train_model(
         test = score(predictor, data.images[te], data.y[te], data.classes)
         # Validation's probabilities (abstention) and features (the not-a-leaf check) from the same pass.
         val = score(predictor, data.images[va], data.y[va], data.classes, features=True)
-        card.metrics = CardMetrics(test=test.summary(), val=val.summary())
+        card.metrics = CardMetrics(test=test.card_test(), val=val.summary())
         # The limitations as the data and the test split show them (the classes found least often on it).
         card.limitations = card_text.data_limitations(
             card_text.photos_per_class(data.classes, data.y),
