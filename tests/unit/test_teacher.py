@@ -87,3 +87,30 @@ def test_the_teacher_only_with_the_cached_phases_and_never_from_a_job_client():
     with pytest.raises(ValidationError, match="teacher"):
         TrainingJobCreate.model_validate({"options": {"teacher": "/etc/passwd"}})
     TrainingJobCreate.model_validate({"options": {"epochs": 3}})
+
+
+def test_a_run_reads_its_teacher_file_once_and_again_only_when_it_is_written_again(tmp_path, monkeypatch):
+    """The head's phase and the fine-tuning's each ask for the targets: one read of the file (10 MB for the starter),
+    and a file written again between two runs of one process is read again."""
+    import os
+    from types import SimpleNamespace
+
+    from leafdoc.train import teacher
+
+    f = tmp_path / "t.npz"
+    np.savez(f, shas=np.array(["s1"]), probs=np.array([[0.9, 0.1]], np.float32), labels=np.array(["a", "b"]))
+    reads = []
+    monkeypatch.setattr(
+        teacher, "read_teacher", lambda path, classes: reads.append(path) or {"s1": np.array([0.9, 0.1])}
+    )
+    teacher._read_once.cache_clear()
+    cfg, data = SimpleNamespace(teacher=str(f)), SimpleNamespace(classes=["a", "b"], shas=["s1"])
+    y = np.eye(2, dtype=np.float32)[[1]]
+    first, second = teacher.teacher_targets(cfg, data), teacher.teacher_targets(cfg, data)
+    np.testing.assert_allclose(first(np.array([0]), y, True), second(np.array([0]), y, True))
+    assert len(reads) == 1
+    np.savez(f, shas=np.array(["s1", "s2"]), probs=np.full((2, 2), 0.5, np.float32), labels=np.array(["a", "b"]))
+    os.utime(f, ns=(1, 1))  # another mtime, as a file written later has
+    teacher.teacher_targets(cfg, data)
+    assert len(reads) == 2
+    teacher._read_once.cache_clear()

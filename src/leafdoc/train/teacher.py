@@ -16,6 +16,7 @@ features and activations (train/cached.py) read it."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,24 @@ def packed(rows: dict[str, np.ndarray], shas: list[str], indices: np.ndarray, y:
     return np.concatenate([np.asarray(y, np.float32), teacher], axis=1)
 
 
+@lru_cache(maxsize=1)
+def _read_once(path: str, stamp: tuple[int, int], classes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """read_teacher, once per run: the head's phase and the fine-tuning's both ask (`stamp`: the file's mtime and size,
+    so a file written again is read again)."""
+    return read_teacher(path, list(classes))
+
+
 def teacher_targets(cfg, data):
     """A function (indices, one-hot rows, training) -> the targets `distillation_loss` reads, or None without a
     teacher. Validation photos (training False) are taught by their label in both halves."""
     if not cfg.teacher:
         return None
-    rows = read_teacher(cfg.teacher, list(data.classes))
+    try:
+        st = Path(cfg.teacher).stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)  # read_teacher says what is wrong with it
+    rows = _read_once(str(cfg.teacher), stamp, tuple(data.classes))
     return lambda indices, y, training: packed(rows if training else {}, data.shas, indices, y)
 
 
