@@ -141,6 +141,12 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
     qtbot.waitUntil(lambda: tab.knows.isVisible(), timeout=SLOW)
     assert "This model knows 3 kinds of leaf of 2 crops" in tab.knows.text()
     assert "plain background (photograph them that way): apple and corn" in tab.knows.text()
+    # and, folded under a title, its card's limitations (as the web page shows them), in the card's words
+    qtbot.waitUntil(lambda: tab.limits_button.isVisible(), timeout=SLOW)
+    assert tab.limits_button.text() == "What this model cannot do" and not tab.limits.isVisible()
+    tab.limits_button.click()
+    card_limits = json.loads((tiny_model / "card.json").read_text())["limitations"]
+    assert tab.limits.isVisible() and card_limits.split(".")[0] in html.unescape(tab.limits.text())
     tab.top_k.setValue(2)
     leaf = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[10]
     dark = tmp_path / "in-the-dark.jpg"

@@ -110,6 +110,12 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     assert tab.crop.itemText(0) == "No lo sé" and tab.history_box.title() == "Historial de esta sesión"
     qtbot.waitUntil(lambda: tab.knows.isVisible(), timeout=SLOW)
     assert "Este modelo conoce" in tab.knows.text(), tab.knows.text()
+    # under it, folded, what the model cannot do: the starter card's limitations in Spanish, marked unreviewed
+    qtbot.waitUntil(lambda: tab.limits_button.isVisible(), timeout=SLOW)
+    assert tab.limits_button.text() == "Lo que este modelo no sabe hacer" and not tab.limits.isVisible()
+    tab.limits_button.click()
+    assert tab.limits.isVisible() and "aún sin revisar" in tab.limits.text()
+    assert "Solo conoce estas 34 clases de 11 cultivos" in tab.limits.text() and "Knows only" not in tab.limits.text()
     drop_files(tab, [REPO / "examples" / "guide" / "not_a_leaf.jpg", REPO / "examples" / "tomato_early_blight.jpg"])
     qtbot.waitUntil(lambda: len(tab.cards) == 2 and all(c.answer is not None for c in tab.cards), timeout=SLOW)
     refused, answered = sorted(tab.cards, key=lambda c: c.path.name)
@@ -144,6 +150,10 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     pick_language(tab, "fr")
     assert tab.drop_zone.pick.text() == "Choisir des photos…" and tab.guide_dialog is None
     assert answered.title.text() == name and tab.knows.text().startswith("**Ce modèle connaît")
+    assert tab.limits_button.text() == "Ce que ce modèle ne sait pas faire" and tab.limits.isVisible()
+    assert "Ne connaît que ces 34 classes de 11 cultures" in tab.limits.text()
+    tab.limits_button.click()  # folded again
+    assert not tab.limits.isVisible()
     window.close()
     assert open_settings(settings_file).value("diagnose/lang") == "fr"
     again = open_window(qtbot, starter_server.base, settings_file)

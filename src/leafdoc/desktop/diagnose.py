@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +51,7 @@ from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
 from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
+from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 
@@ -411,7 +413,25 @@ class DiagnoseTab(Tab):
         self.knows.setStyleSheet("color: #444; padding: 2px 4px;")
         self.knows.setVisible(False)
         layout.addWidget(self.knows)
+        # Under it, folded: what the serving model cannot do (its card's limitations, as the web page shows them).
+        self.limits_button = QToolButton()
+        self.limits_button.setObjectName("modelLimitsButton")
+        self.limits_button.setCheckable(True)
+        self.limits_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.limits_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.limits_button.setAutoRaise(True)
+        self.limits_button.toggled.connect(self.unfold_limits)
+        self.limits_button.setVisible(False)
+        layout.addWidget(self.limits_button)
+        self.limits = QLabel("")
+        self.limits.setObjectName("modelLimits")
+        self.limits.setWordWrap(True)
+        self.limits.setTextFormat(Qt.TextFormat.RichText)
+        self.limits.setStyleSheet("color: #444; padding: 2px 4px 2px 22px;")
+        self.limits.setVisible(False)
+        layout.addWidget(self.limits)
         self.models: dict | None = None  # what the serving model knows, as /v1/models said it
+        self.serving_model: dict | None = None  # its version with its card, as /v1/models/{version} said it
         self.session.connected.connect(lambda _ready: self.show_what_the_model_knows())
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -500,6 +520,12 @@ class DiagnoseTab(Tab):
             self.models = models
             self.show_knows()
             self.fill_crops(serving_crops(models))
+            if models.get("serving_version") is not None:
+                self.tasks.run(client.model, models["serving_version"], on_done=card_shown, on_error=lambda _e: None)
+
+        def card_shown(model: dict) -> None:
+            self.serving_model = model
+            self.show_knows()
 
         self.tasks.run(client.models, on_done=shown, on_error=lambda _exc: self.knows.setVisible(False))
 
@@ -507,6 +533,16 @@ class DiagnoseTab(Tab):
         note = knows_note(self.models or {}, self.language)
         self.knows.setText(note or "")
         self.knows.setVisible(bool(note))
+        paragraphs = limits_words(self.serving_model, self.language) if note else None
+        self.limits.setText("".join(f"<p>{html.escape(p)}</p>" for p in paragraphs or []))
+        self.limits_button.setText(self.say(LIMITS_TITLE))
+        self.limits_button.setVisible(bool(paragraphs))
+        self.unfold_limits(self.limits_button.isChecked())
+
+    def unfold_limits(self, unfolded: bool) -> None:
+        """The serving model's limitations shown under their title, or folded away (as the web page's <details>)."""
+        self.limits_button.setArrowType(Qt.ArrowType.DownArrow if unfolded else Qt.ArrowType.RightArrow)
+        self.limits.setVisible(unfolded and self.limits_button.isVisible())
 
     def fill_crops(self, crops: list[str]) -> None:
         """The serving model's crops in the crop box, the one picked last selected if this model knows it."""

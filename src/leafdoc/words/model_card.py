@@ -226,19 +226,28 @@ def card_markdown(model: dict, heading: str = "####", name: Callable[[str], str]
     return "\n\n".join(out)
 
 
-def limits_note(model: dict | None, lang: str = "en") -> str | None:
-    """The serving model's limitations for a grower, as Markdown folded under a title in `lang`: the card's own words,
-    in `lang` where the card has them translated (marked not yet reviewed), else in English (said so in another
-    language). None when the card states none."""
+def limits_words(model: dict | None, lang: str = "en") -> list[str] | None:
+    """The serving model's limitations for a grower in `lang`, as plain paragraphs: the card's own words, in `lang`
+    where the card has them translated (after a line saying they are not yet reviewed), else in English (after a
+    line saying so, in another language). None when the card states none. Under LIMITS_TITLE on the page
+    (`limits_note`) and in the desktop app."""
     card = (model or {}).get("card") or {}
     limits = card.get("limitations") or ""
     translated = card.get("limitations_translated")
     translated = translated.get(lang) if lang != "en" and limits and isinstance(translated, dict) else None
     text = translated if isinstance(translated, str) and translated.strip() else None
-    paragraphs = [md_escape(p.strip()) for p in (text or limits).split("\n") if p.strip()]
+    paragraphs = [p.strip() for p in (text or limits).split("\n") if p.strip()]
     if not paragraphs:
         return None
     if lang != "en":
-        paragraphs.insert(0, md_escape(gettext(lang, LIMITS_TRANSLATED if text else LIMITS_IN_ENGLISH)))
-    body = "\n\n".join(paragraphs)
+        paragraphs.insert(0, gettext(lang, LIMITS_TRANSLATED if text else LIMITS_IN_ENGLISH))
+    return paragraphs
+
+
+def limits_note(model: dict | None, lang: str = "en") -> str | None:
+    """`limits_words` as Markdown folded under LIMITS_TITLE in `lang`, for the web page."""
+    paragraphs = limits_words(model, lang)
+    if not paragraphs:
+        return None
+    body = "\n\n".join(md_escape(p) for p in paragraphs)
     return f"<details><summary>{html.escape(gettext(lang, LIMITS_TITLE))}</summary>\n\n{body}\n\n</details>"
