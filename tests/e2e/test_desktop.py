@@ -742,9 +742,13 @@ def test_builtin_server_promotes_rolls_back_uploads_retrains_and_stops_on_close(
     qtbot.waitUntil(lambda: tab.models["serving_version"] == 2, timeout=SLOW)
     assert "version 2" in tab.serving_label.text()
     qtbot.waitUntil(lambda: "serving model version 2" in window.connection_label.text(), timeout=SLOW)
+    # The Diagnose tab's "what this model knows" and its limitations are the new serving version's
+    serving = lambda: (window.diagnose.serving_model or {}).get("version")  # noqa: E731
+    qtbot.waitUntil(lambda: serving() == 2, timeout=SLOW)
     tab.rollback_button.click()
     qtbot.waitUntil(lambda: tab.models["serving_version"] == 1, timeout=SLOW)
     qtbot.waitUntil(lambda: "serving model version 1" in window.connection_label.text(), timeout=SLOW)
+    qtbot.waitUntil(lambda: serving() == 1, timeout=SLOW)
 
     tab.set_source(make_leaf_folder(tmp_path / "mine"))
     tab.dataset_box.setEditText("mine")

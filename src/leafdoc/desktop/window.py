@@ -120,10 +120,12 @@ class MainWindow(QMainWindow):
         dialogs.show_error(self, "Cannot connect", exc)
 
     def model_changed(self) -> None:
-        """The serving model may have changed: update the status bar."""
+        """The serving model may have changed: update the status bar, and what the Diagnose tab says it knows and
+        cannot do."""
         client = self.session.client
         if client is None:
             return
+        self.diagnose.show_what_the_model_knows()
 
         def done(ready: dict) -> None:
             if client is self.session.client:
