@@ -434,3 +434,37 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
     assert kept[:2] == kept_as_chosen, kept  # small photos: the very files chosen
     assert kept[2][:3] == [1024, 1024, big.name] and kept[2][3] < big.stat().st_size / 2, kept
     assert thanked == "✓ Thank you: recorded as right.", thanked
+
+
+def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_language(tmp_path, browser):
+    """Under the photo, as on the web page: what the model knows (which crops only from one leaf on a plain background),
+    then, folded, what it cannot do; said again in the language picked, the card's own translation in Hindi."""
+    from tests.live_server import start_server
+
+    from leafdoc.words.model_card import limits_words
+
+    vendor_or_skip()
+    card = json.loads((STARTER / "card.json").read_text(encoding="utf-8"))
+    server = start_server(tmp_path / "serve", STARTER)
+    try:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.base}/app/")
+        wait_ready(page)
+        knows = page.locator("#knows")
+        assert knows.locator("strong").inner_text() == "This model knows 34 kinds of leaf of 11 crops."
+        assert "plain background (photograph them that way): apple, blueberry" in knows.inner_text()
+        limits = page.locator("#limits")
+        assert limits.locator("summary").inner_text() == "What this model cannot do"
+        assert not limits.locator("p").first.is_visible()  # folded
+        limits.locator("summary").click()
+        assert limits.locator("p").first.inner_text() == limits_words({"card": card})[0]
+        page.screenshot(path=str(tmp_path / "offline-knows.png"))
+        page.select_option("#lang", "hi")
+        assert knows.locator("strong").inner_text() == "यह मॉडल 11 फ़सलों की 34 तरह की पत्तियाँ जानता है।"
+        assert limits.locator("summary").inner_text() == "यह मॉडल क्या नहीं कर सकता"
+        assert [p.inner_text() for p in limits.locator("p").all()] == limits_words({"card": card}, "hi")
+        context.close()
+    finally:
+        server.stop()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from leafdoc.inference.abstain import decide
-from leafdoc.inference.fieldcrops import choose_threshold, crop_name, crop_of, field_part
+from leafdoc.inference.fieldcrops import choose_threshold, crop_name, crop_of, crops_known, field_part
 from leafdoc.modelfolder import ModelCard
 
 LABELS = ["Apple___Apple_scab", "Corn_(maize)___Common_rust_", "Corn_(maize)___healthy", "Tomato___Late_blight"]
@@ -100,3 +100,35 @@ def test_the_page_and_the_app_say_what_the_serving_model_knows_from_which_photos
     # and that a leaf of something else is not refused for sure (a lab's 3-class model refused a quarter of them)
     assert lab.endswith("A leaf of another crop, or with another condition, may get one of these answers.")
     assert knows_note({"serving_version": None, "models": []}) is None  # nothing serves: nothing to say
+
+
+def test_the_offline_page_says_what_the_model_knows_and_cannot_do_as_the_web_page_does():
+    """The offline page (/app) said neither what its model knows nor its limitations: a grower in a field with no
+    connection did not read that apple is known only from one leaf on a plain background. model.json now carries them
+    in every language, in the web page's words (its bold taken off: the page makes the first sentence bold)."""
+    import json
+
+    from tests.conftest import REPO
+
+    from leafdoc.advice import shipped_knowledge
+    from leafdoc.core.i18n import LANGUAGES, gettext
+    from leafdoc.offline.texts import all_texts
+    from leafdoc.words.model_card import LIMITS_TITLE, limits_words
+    from leafdoc.words.photo_guide import knows_note
+
+    starter = REPO / "models" / "starter"
+    card = json.loads((starter / "card.json").read_text(encoding="utf-8"))
+    labels = json.loads((starter / "labels.json").read_text())
+    texts = all_texts(labels, shipped_knowledge(), card["field"], card)
+    row = {"version": 1, "labels": labels, "crops": crops_known(labels, card["field"])}
+    served = {"serving_version": 1, "models": [row]}
+    for lang in LANGUAGES:
+        t = texts[lang]
+        assert " ".join(t["knows"]) == knows_note(served, lang).replace("**", ""), lang
+        lead = lang != "en"  # another language: a line saying whose words and in what language, first
+        assert t["limits"] == limits_words({"card": card}, lang) and len(t["limits"]) == 1 + lead, lang
+        assert t["limits_title"] == gettext(lang, LIMITS_TITLE)
+    assert "apple" in texts["en"]["knows"][2] and "plain background" in texts["en"]["knows"][2]
+    assert texts["hi"]["limits"][1].startswith("केवल 11 फ़सलों की ये 34 श्रेणियाँ जानता है")
+    # a card with no limitations: nothing to fold
+    assert all_texts(labels, shipped_knowledge(), card["field"], {})["fr"]["limits"] == []

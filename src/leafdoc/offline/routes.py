@@ -168,7 +168,7 @@ def model_description(loaded) -> dict:
         "server_min_confidence": min_confidence(p.card),
         "crop_mismatch_share": CROP_MISMATCH_SHARE,  # a crop the model all but rules out (cropfirst.crop_mismatch)
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
-        "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None),
+        "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None, p.card.to_dict()),
         "urgent_rule": URGENT_RULE,
         # the side of the square the heat map is drawn over, as the server's (inference/explain.py)
         "heat_map_px": explain.DISPLAY_SIZE,

@@ -19,12 +19,13 @@ from leafdoc.inference.abstain import (
     UNSURE,
 )
 from leafdoc.inference.cropfirst import CROP_MISMATCH, crops_of, single_label_words
-from leafdoc.inference.fieldcrops import crop_of, crop_words, lab_only_words, learnt_crops
+from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
 from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
+from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import SPACE_BEFORE_SIGN
-from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH
+from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH, knows_sentences
 
 PAGE = {
     "pick": N_("Take or choose a photo of one leaf"),
@@ -95,8 +96,8 @@ TEMPLATES = {
 URGENT_RULE = {"top": URGENT_TOP, "floor": URGENT_FLOOR}
 
 
-def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | None) -> dict:
-    """Everything the page says in `lang` for a model of `labels`."""
+def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | None, card: dict | None = None) -> dict:
+    """Everything the page says in `lang` for a model of `labels` (`card`: its card, for its limitations)."""
     advice, urgent = {}, {}
     say = Rendering(lang, knowledge.resolve)
     for label in labels:
@@ -145,8 +146,13 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
         "crops": crops,
         "single_label": single_label,
         "advice": advice,
+        # what the model knows and, folded under a title, what it cannot do: as the web page says them under the photo
+        # (its first sentence bold there: `**` taken off here, the page makes it bold)
+        "knows": [k.replace("**", "") for k in knows_sentences(labels, crops_known(labels, card_field), lang)],
+        "limits_title": gettext(lang, LIMITS_TITLE),
+        "limits": limits_words({"card": card or {}}, lang) or [],
     }
 
 
-def all_texts(labels: list[str], knowledge, card_field: dict | None) -> dict:
-    return {lang: language_texts(lang, labels, knowledge, card_field) for lang in LANGUAGES}
+def all_texts(labels: list[str], knowledge, card_field: dict | None, card: dict | None = None) -> dict:
+    return {lang: language_texts(lang, labels, knowledge, card_field, card) for lang in LANGUAGES}

@@ -41,25 +41,29 @@ KNOWS_LAB_ONLY = N_("Learnt only from one leaf on a plain background (photograph
 KNOWS_NOTHING_ELSE = N_("A leaf of another crop, or with another condition, may get one of these answers.")
 
 
-def knows_note(models: dict, lang: str = "en") -> str | None:
-    """What the serving model knows, from `GET /v1/models`: how many conditions of which crops, and which crops it
-    learnt from photos taken on the plant as well as from lab photos (one leaf on a plain background), in `lang`.
-    None when no version serves."""
-    serving = models.get("serving_version")
-    row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
-    if row is None:
-        return None
-    crops = row.get("crops") or {}
+def knows_sentences(labels: list[str], crops: dict, lang: str = "en") -> list[str]:
+    """What a model of `labels` knows, in `lang`: how many conditions of which crops, and which crops it learnt from
+    photos taken on the plant as well as from lab photos (`crops`: fieldcrops.crops_known's). The first sentence is
+    Markdown bold (`**...**`)."""
     field, lab_only = list(crops.get("field") or []), list(crops.get("lab_only") or [])
     n = len(field) + len(lab_only)
-    kinds = len(row.get("labels") or [])
-    said = [gettext(lang, KNOWS_ONE_CROP if n == 1 else KNOWS).format(kinds=kinds, n=n)]
+    said = [gettext(lang, KNOWS_ONE_CROP if n == 1 else KNOWS).format(kinds=len(labels), n=n)]
     if field:
         said.append(gettext(lang, KNOWS_FIELD).format(crops=listed(field, lang)))
     if lab_only:
         said.append(gettext(lang, KNOWS_LAB_ONLY).format(crops=listed(lab_only, lang)))
     said.append(gettext(lang, KNOWS_NOTHING_ELSE))
-    return " ".join(said)
+    return said
+
+
+def knows_note(models: dict, lang: str = "en") -> str | None:
+    """What the serving model knows, from `GET /v1/models` (`knows_sentences`), in `lang`, as Markdown. None when no
+    version serves."""
+    serving = models.get("serving_version")
+    row = next((m for m in models.get("models", []) if m.get("version") == serving), None)
+    if row is None:
+        return None
+    return " ".join(knows_sentences(list(row.get("labels") or []), row.get("crops") or {}, lang))
 
 
 def serving_crops(models: dict) -> list[str]:

@@ -15,6 +15,8 @@ const picker = document.getElementById("lang");
 const cropPicker = document.getElementById("crop");
 const earlierList = document.getElementById("earlier");
 const queueLine = document.getElementById("queue");
+const knowsLine = document.getElementById("knows");
+const limitsBox = document.getElementById("limits");
 const state = {
   ready: false, offline: false, error: null, results: [], model: null, checks: null, diagnose: null, lang: "en",
   // feedback waiting for a connection (feedback.js), and what came of each sent: what the browser test reads
@@ -387,6 +389,25 @@ function showEarlier() {
   );
 }
 
+// What the model knows (its first sentence bold) and, folded, what it cannot do: as the web page says them.
+function showKnows(t) {
+  const [first, ...rest] = t.knows || [];
+  const bold = document.createElement("strong");
+  bold.textContent = first || "";
+  knowsLine.replaceChildren(bold, rest.length ? ` ${rest.join(" ")}` : "");
+  knowsLine.hidden = !first;
+  const limits = t.limits || [];
+  limitsBox.querySelector("summary").textContent = t.limits_title;
+  limitsBox.querySelector("div").replaceChildren(
+    ...limits.map((text) => {
+      const p = document.createElement("p");
+      p.textContent = text;
+      return p;
+    }),
+  );
+  limitsBox.hidden = !limits.length;
+}
+
 // The page's own lines in the chosen language, and every answer shown said again in it.
 function speak() {
   const t = texts();
@@ -403,6 +424,7 @@ function speak() {
     }),
   );
   cropPicker.value = chosen;
+  showKnows(t);
   if (state.ready) {
     const offline = fill(t.page.ready_offline, { n: state.model.labels.length, version: state.model.version });
     say(state.offline ? offline : t.page.ready_online);
