@@ -128,3 +128,17 @@ def test_the_starters_card_names_its_weakest_classes_with_figures_that_add_up_to
     assert f"Weakest classes (recall on the test photos): {label_words(lowest)} {100 * c['recall']:.1f}%" in said
     assert f"{round(c['recall'] * c['support'])} of {c['support']}" in said
     assert "keeps no per-class figures" not in said
+
+
+def test_a_card_whose_classes_were_all_found_says_so_and_names_no_weakest():
+    model = starter()
+    test = model["card"]["metrics"]["test"]
+    for c in test["per_class"].values():
+        c["recall"] = 1.0
+    said = flat(card_text(model))
+    assert f"Every class's test photos were all found ({len(test['per_class'])} classes: recall 100% each)." in said
+    assert "Weakest" not in said
+    # one class below: only the classes not all found are named
+    test["per_class"]["Tomato___Early_blight"]["recall"] = 0.5
+    said = flat(card_text(model))
+    assert "Weakest classes (recall on the test photos): Tomato — Early blight 50.0%, 76 of 152." in said

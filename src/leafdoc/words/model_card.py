@@ -151,9 +151,11 @@ def _figures(card: dict, name: Callable[[str], str] = label_words) -> list[str]:
         ),
         key=lambda r: (r[0], r[1]),
     )
-    if ranked:
+    if ranked and ranked[0][0] >= 1.0:
+        lines.append(f"Every class's test photos were all found ({len(ranked)} classes: recall 100% each).")
+    elif ranked:
         weakest = []
-        for recall, label, support in ranked[:WEAKEST]:
+        for recall, label, support in [r for r in ranked if r[0] < 1.0][:WEAKEST]:
             found = f", {round(recall * support):,} of {support:,}" if isinstance(support, int) else ""
             weakest.append(f"{name(label)} {_share(recall)}{found}")
         lines.append("Weakest classes (recall on the test photos): " + "; ".join(weakest) + ".")
