@@ -144,6 +144,12 @@ def offline_min_confidence(card) -> float:
     return threshold
 
 
+def limits_of(card) -> dict:
+    """The card's limitations and their translations, and nothing else of it (leafdoc writes them from the data and
+    the test figures: no server folder; /v1/models redacts the card for its other parts, a warm start's folder)."""
+    return {"limitations": card.limitations, "limitations_translated": card.limitations_translated}
+
+
 def model_description(loaded) -> dict:
     """What the page needs to prepare a photo and read the model's answer, from the serving model's card."""
     p = loaded.predictor
@@ -168,7 +174,9 @@ def model_description(loaded) -> dict:
         "server_min_confidence": min_confidence(p.card),
         "crop_mismatch_share": CROP_MISMATCH_SHARE,  # a crop the model all but rules out (cropfirst.crop_mismatch)
         # every language's words, so the page speaks the grower's with no connection (offline/texts.py)
-        "texts": all_texts(p.labels, loaded.knowledge, p.card.field if p.field is not None else None, p.card.to_dict()),
+        "texts": all_texts(
+            p.labels, loaded.knowledge, p.card.field if p.field is not None else None, limits_of(p.card)
+        ),
         "urgent_rule": URGENT_RULE,
         # the side of the square the heat map is drawn over, as the server's (inference/explain.py)
         "heat_map_px": explain.DISPLAY_SIZE,
