@@ -366,6 +366,17 @@ def titled(row, widget) -> QLabel:
     return title
 
 
+def note_label(name: str, text_format: Qt.TextFormat, padding: str) -> QLabel:
+    """A hidden, word-wrapped grey note under the drop zone (what the model knows, what it cannot do)."""
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextFormat(text_format)
+    label.setStyleSheet(f"color: #444; padding: {padding};")
+    label.setVisible(False)
+    return label
+
+
 class DiagnoseTab(Tab):
     def __init__(self, window):
         super().__init__(window)
@@ -406,12 +417,7 @@ class DiagnoseTab(Tab):
         self.lang_title = titled(top, self.lang)
         layout.addLayout(top)
         # What the serving model knows (which crops, which of them from photos taken on the plant), once connected.
-        self.knows = QLabel("")
-        self.knows.setObjectName("modelKnows")
-        self.knows.setWordWrap(True)
-        self.knows.setTextFormat(Qt.TextFormat.MarkdownText)
-        self.knows.setStyleSheet("color: #444; padding: 2px 4px;")
-        self.knows.setVisible(False)
+        self.knows = note_label("modelKnows", Qt.TextFormat.MarkdownText, "2px 4px")
         layout.addWidget(self.knows)
         # Under it, folded: what the serving model cannot do (its card's limitations, as the web page shows them).
         self.limits_button = QToolButton()
@@ -423,12 +429,7 @@ class DiagnoseTab(Tab):
         self.limits_button.toggled.connect(self.unfold_limits)
         self.limits_button.setVisible(False)
         layout.addWidget(self.limits_button)
-        self.limits = QLabel("")
-        self.limits.setObjectName("modelLimits")
-        self.limits.setWordWrap(True)
-        self.limits.setTextFormat(Qt.TextFormat.RichText)
-        self.limits.setStyleSheet("color: #444; padding: 2px 4px 2px 22px;")
-        self.limits.setVisible(False)
+        self.limits = note_label("modelLimits", Qt.TextFormat.RichText, "2px 4px 2px 22px")
         layout.addWidget(self.limits)
         self.models: dict | None = None  # what the serving model knows, as /v1/models said it
         self.serving_model: dict | None = None  # its version with its card, as /v1/models/{version} said it
