@@ -154,7 +154,8 @@ def card_figures(model: Path, full: Path) -> int:
     """Each class's recall on the model's test photos, forced to answer as served, into its card's metrics.test
     (`per_class`: recall and photos), the rest of card.json byte for byte: for a starter trained before cards kept
     them (lifecycle/training.py writes them now). Refused when the pass's accuracy is not the card's."""
-    lab = lab_figures(Predictor(model), test_photos(model, full))
+    photos = test_photos(model, full)
+    lab = lab_figures(Predictor(model), photos)
     path = model / "card.json"
     card = json.loads(path.read_text(encoding="utf-8"))
     test = card["metrics"]["test"]
@@ -163,7 +164,7 @@ def card_figures(model: Path, full: Path) -> int:
         print(f"{path}: this pass found {found}, the card {test['accuracy']} of {test['n']}: not written")
         return 1
     labels = json.loads((model / "labels.json").read_text())
-    support = Counter(c for _, c in test_photos(model, full))
+    support = Counter(c for _, c in photos)
     test["per_class"] = {c: {"recall": round(lab["recall"][c], 6), "support": support[c]} for c in labels if support[c]}
     path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{path}: per-class test recall written; lowest {lab['lowest_recall']}")

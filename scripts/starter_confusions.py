@@ -22,7 +22,7 @@ from leafdoc.advice.knowledge import label_resolver
 from leafdoc.cli import i18n_catalogs
 from leafdoc.core.i18n import LANGUAGES, SOURCE, Label, render
 from leafdoc.inference.predictor import Predictor
-from leafdoc.words.percent import SPACE_BEFORE_SIGN
+from leafdoc.words.percent import percent_words
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -100,7 +100,7 @@ def card_limitation(held: Counter, hesitated: Counter, title, lang: str = SOURCE
     if not shares or max(shares)[0] < MIN_UNSURE:
         return None
     share, y, x = max(shares)
-    percent = f"{share * 100:.0f}{SPACE_BEFORE_SIGN.get(lang, '')}%"
+    percent = percent_words(share, lang)
     words = CARD_LIMITATION[lang].format(y=title(y), x=title(x), k=hesitated[y, x], m=held[y], share=percent)
     return MOST_UNSURE[lang] + words
 

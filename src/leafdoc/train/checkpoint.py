@@ -90,9 +90,8 @@ class Checkpoint:
         """`key`: fingerprint(cfg, data). With `cfg` and `data` the state also keeps the settings and the split's own
         key, so that a checkpoint whose key differs only by settings added since at their defaults is continued,
         and one that truly differs says which settings."""
-        self.folder, self.key = Path(folder), key
+        self.folder, self.key, self.cfg = Path(folder), key, cfg
         self.settings = cfg.model_dump(mode="json") if cfg is not None else None
-        self.defaults = defaults_of(cfg) if cfg is not None else {}
         self.split = split_key(data) if data is not None else None
         self.ignored: str | None = None  # why a checkpoint found in the folder is not continued
         self.state = self._load()
@@ -120,7 +119,7 @@ class Checkpoint:
             return f"{self.folder} was saved with other settings or another split"
         if split != self.split:
             return f"{self.folder} was saved on another split (other classes or photos)"
-        changed = differences(saved, self.settings, self.defaults)
+        changed = differences(saved, self.settings, defaults_of(self.cfg))
         if not changed:
             return None
         shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")

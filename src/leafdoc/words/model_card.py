@@ -235,9 +235,9 @@ def limits_words(model: dict | None, lang: str = "en") -> list[str] | None:
     (`limits_note`) and in the desktop app."""
     card = (model or {}).get("card") or {}
     limits = card.get("limitations") or ""
-    translated = card.get("limitations_translated")
-    translated = translated.get(lang) if lang != "en" and limits and isinstance(translated, dict) else None
-    text = translated if isinstance(translated, str) and translated.strip() else None
+    translations = card.get("limitations_translated")
+    text = translations.get(lang) if lang != "en" and limits and isinstance(translations, dict) else None
+    text = text if isinstance(text, str) and text.strip() else None
     paragraphs = [p.strip() for p in (text or limits).split("\n") if p.strip()]
     if not paragraphs:
         return None
