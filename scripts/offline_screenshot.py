@@ -2,8 +2,10 @@
 visit to a throw-away `leafdoc serve` of the starter model, with the server stopped and the browser offline: two
 example leaves, the guide's blurred leaf and its photo of no leaf at all, diagnosed or refused in the browser; the
 early blight leaf tapped to show where the model looked, and its "Was this right?" answered (kept for a connection).
+With --limits, offline-phone-limits.png instead: the same page scrolled to what the model knows and, opened, what it
+cannot do (the model card's limitations, in the page's language where the card has them).
 
-    .venv/bin/python scripts/offline_screenshot.py [--lang hi]   (in that language: offline-phone-hi.png)
+    .venv/bin/python scripts/offline_screenshot.py [--lang hi] [--limits]   (in that language: offline-phone-hi.png)
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ OUT = REPO / "docs" / "screenshots" / "offline-phone.png"
 
 def main() -> None:
     lang = sys.argv[sys.argv.index("--lang") + 1] if "--lang" in sys.argv else None
-    out = OUT.with_name(f"offline-phone-{lang}.png") if lang else OUT
+    limits = "--limits" in sys.argv
+    out = OUT.with_name("offline-phone" + (f"-{lang}" if lang else "") + ("-limits" if limits else "") + ".png")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         server = start_server(Path(tmp), REPO / "models" / "starter")
         browser = launch(p)
@@ -58,7 +61,12 @@ def main() -> None:
         page.wait_for_function("() => document.querySelector('#answers li:nth-child(2) img').src.startsWith('blob:')")
         page.locator("#answers li:nth-child(2) .feedback button").first.click()  # "yes": kept for a connection
         page.wait_for_function("() => leafdoc.queue.waiting === 1")
-        page.evaluate("() => window.scrollTo(0, 0)")  # the top: the line that counts what waits
+        if limits:  # what it knows, and what it cannot do opened
+            page.click("#limits summary")
+            page.locator("#knows").scroll_into_view_if_needed()
+            page.evaluate("() => window.scrollBy(0, document.querySelector('#knows').getBoundingClientRect().top - 80)")
+        else:
+            page.evaluate("() => window.scrollTo(0, 0)")  # the top: the line that counts what waits
         page.wait_for_timeout(300)
         page.screenshot(path=str(out))
         browser.close()
