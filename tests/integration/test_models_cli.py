@@ -151,7 +151,7 @@ def flat(text: str) -> str:
 def test_models_show_prints_a_versions_card_with_its_own_sentences_and_no_server_folder(old_home, tiny_model, tmp_path):
     """`leafdoc models show VERSION`: what the version learnt from, its limitations and its test accuracy with the
     photos it was measured on, as its card.json says them; the folder it was seeded from (under tmp_path) and the
-    folders its card names are not printed, as the API does not answer them (service/redact.py)."""
+    folders its card names are not printed, as the API does not answer them (core/redact.py)."""
     card = json.loads((tiny_model / "card.json").read_text())
     test = card["metrics"]["test"]
     code, text = models("show", "1")

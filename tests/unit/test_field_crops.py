@@ -132,3 +132,19 @@ def test_the_offline_page_says_what_the_model_knows_and_cannot_do_as_the_web_pag
     assert texts["hi"]["limits"][1].startswith("केवल 11 फ़सलों की ये 34 श्रेणियाँ जानता है")
     # a card with no limitations: nothing to fold
     assert all_texts(labels, shipped_knowledge(), card["field"], {})["fr"]["limits"] == []
+
+
+def test_a_hand_edited_cards_limitations_name_no_server_folder_on_the_offline_page():
+    """A lab that wrote its card's limitations by hand may name where its photos live; GET /v1/models answered them
+    with the folders taken off, but /app/model.json passed them as written, to anyone who opens the page."""
+    from leafdoc.offline.routes import limits_of
+
+    edited = ModelCard.model_construct(
+        limitations="Trained on /srv/lab/photos/2026/tomato only; see /srv/lab/notes.txt.",
+        limitations_translated={"es": "Entrenado con /srv/lab/photos/2026/tomato solamente."},
+    )
+    out = limits_of(edited)
+    assert out == {
+        "limitations": "Trained on tomato only; see notes.txt.",
+        "limitations_translated": {"es": "Entrenado con tomato solamente."},
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leafdoc.data.names import name_problem, printable
-from leafdoc.service.redact import redact
+from leafdoc.core.redact import redact
 
 pytestmark = pytest.mark.unit
 

@@ -11,5 +11,5 @@ from leafdoc.model_versions import version_dict
 
 def version_answer(row: ModelVersionRow, serving: int | None, full: bool = False) -> dict:
     """One version: the registry's fields (with its card and files when `full`) and `crops`. Not redacted: the
-    faces redact what they send (service/redact.py)."""
+    faces redact what they send (core/redact.py)."""
     return {**version_dict(row, serving, full), "crops": crops_known(list(row.labels), (row.card or {}).get("field"))}

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.core.redact import redact
 from leafdoc.imaging import upload_size
 from leafdoc.inference import explain
 from leafdoc.inference.abstain import min_confidence
@@ -145,9 +146,9 @@ def offline_min_confidence(card) -> float:
 
 
 def limits_of(card) -> dict:
-    """The card's limitations and their translations, and nothing else of it (leafdoc writes them from the data and
-    the test figures: no server folder; /v1/models redacts the card for its other parts, a warm start's folder)."""
-    return {"limitations": card.limitations, "limitations_translated": card.limitations_translated}
+    """The card's limitations and their translations, and nothing else of it, with any server folder a hand-edited card
+    names reduced to its last part, as GET /v1/models answers the card (core/redact.py)."""
+    return redact({"limitations": card.limitations, "limitations_translated": card.limitations_translated})
 
 
 def model_description(loaded) -> dict:

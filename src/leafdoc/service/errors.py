@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from leafdoc.core.errors import LeafdocError, ServerFault, server_fault
-from leafdoc.service.redact import redact
+from leafdoc.core.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from leafdoc.core.errors import LeafdocError
 from leafdoc.core.settings import without_password
 from leafdoc.service.deps import AppState, get_state
-from leafdoc.service.redact import redact_text
+from leafdoc.core.redact import redact_text
 from leafdoc.service.schemas import Health, Ready
 
 router = APIRouter(tags=["operations"])

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.service import jobs, training
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.service.redact import redact
+from leafdoc.core.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import JobState, TrainingJob, TrainingJobCreate, TrainingJobList
 

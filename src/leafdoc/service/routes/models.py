@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leafdoc.lifecycle.versions import version_answer
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.service.redact import redact
+from leafdoc.core.redact import redact
 from leafdoc.service.routes import ADMIN, MAX_VERSION, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
 
