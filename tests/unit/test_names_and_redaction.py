@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leafdoc.data.names import name_problem, printable
 from leafdoc.core.redact import redact
+from leafdoc.data.names import name_problem, printable
 
 pytestmark = pytest.mark.unit
 

@@ -122,8 +122,8 @@ def _version_answer(registry, version: int) -> dict:
     """One version as GET /v1/models/{version} answers it: the registry's row with its card and files, the crops it
     learnt from field photos and from lab photos only, no server folder named (core/redact.py)."""
     from leafdoc.core.errors import NotFound
-    from leafdoc.lifecycle.versions import version_answer
     from leafdoc.core.redact import redact
+    from leafdoc.lifecycle.versions import version_answer
 
     try:
         row = registry.get(version)
@@ -141,9 +141,9 @@ def _version_answer(registry, version: int) -> dict:
 def _folder_answer(folder: Path) -> dict:
     """A model folder's card in the shape of GET /v1/models/{version} (no version, no registry fields), redacted the
     same way."""
+    from leafdoc.core.redact import redact
     from leafdoc.inference.fieldcrops import crops_known
     from leafdoc.modelfolder import CARD_FILE, LABELS_FILE, check_model_dir, read_card, read_labels
-    from leafdoc.core.redact import redact
 
     folder = check_model_dir(folder.expanduser().resolve(), (CARD_FILE, LABELS_FILE))
     card, labels = read_card(folder).to_dict(), read_labels(folder)

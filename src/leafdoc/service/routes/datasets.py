@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.core.redact import redact
 from leafdoc.data.datasets import list_datasets
 from leafdoc.service.datasets import STATS_SAMPLES, dataset_plot, dataset_stats
 from leafdoc.service.deps import AppState, get_state
-from leafdoc.core.redact import redact
 from leafdoc.service.routes import MAX_VERSION, errors
 from leafdoc.service.schemas import DatasetList
 

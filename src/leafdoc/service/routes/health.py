@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from leafdoc.core.errors import LeafdocError
+from leafdoc.core.redact import redact_text
 from leafdoc.core.settings import without_password
 from leafdoc.service.deps import AppState, get_state
-from leafdoc.core.redact import redact_text
 from leafdoc.service.schemas import Health, Ready
 
 router = APIRouter(tags=["operations"])

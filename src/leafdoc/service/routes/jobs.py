@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.core.redact import redact
 from leafdoc.service import jobs, training
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.core.redact import redact
 from leafdoc.service.routes import ADMIN, errors
 from leafdoc.service.schemas import JobState, TrainingJob, TrainingJobCreate, TrainingJobList
 

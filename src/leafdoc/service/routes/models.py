@@ -6,9 +6,9 @@ from fastapi import APIRouter, Body, Depends
 from fastapi import Path as FastPath
 from starlette.concurrency import run_in_threadpool
 
+from leafdoc.core.redact import redact
 from leafdoc.lifecycle.versions import version_answer
 from leafdoc.service.deps import AppState, get_state, require_admin
-from leafdoc.core.redact import redact
 from leafdoc.service.routes import ADMIN, MAX_VERSION, errors
 from leafdoc.service.schemas import ModelList, ModelVersionDetail, PointerAnswer, PromoteRequest, RollbackRequest
 
