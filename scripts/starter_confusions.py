@@ -3,9 +3,13 @@ often the starter answered a look-alike, or hesitated with it and said "not sure
 that condition), with their Spanish, French and Hindi (marked unreviewed). Run after the starter is retrained
 (docs/retrain-starter.md, the commands), with the full PlantVillage set its split names:
 
-    .venv/bin/python scripts/starter_confusions.py --full DATA/plantvillage-full [--model models/starter]
+    .venv/bin/python scripts/starter_confusions.py --full DATA/plantvillage-full [--model models/starter] \
+        [--limitations-from OLD_CARD]
 
 A look-alike the starter never mixed up on those photos gets no note (a note from an earlier starter is removed).
+`--limitations-from` (the card.json of the starter it replaces, or its folder) first carries that card's handwritten
+limitations and their translations over to the new card (train_starter.py writes generic ones, in English only); its
+"most often not sure" sentence is then written again from the new model's counts.
 """
 
 from __future__ import annotations
@@ -149,6 +153,29 @@ def write_card_limitation(model: Path, held: Counter, hesitated: Counter) -> Non
     print(f"{path}: limitations: {card['limitations']}")
 
 
+def carry_limitations(model: Path, old: Path) -> None:
+    """The model folder's card.json with `limitations` and `limitations_translated` as the card at `old` (a card.json
+    or a model folder) has them; every other key byte for byte as it was."""
+    from leafdoc.modelfolder import read_card
+
+    old_card = old / "card.json" if old.is_dir() else old
+    try:
+        given = json.loads(old_card.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{old_card}: not a model card leafdoc can read ({e}); pass the replaced starter's card.json")
+    if not isinstance(given, dict) or not isinstance(given.get("limitations"), str):
+        raise SystemExit(f"{old_card}: has no limitations to carry over; pass the replaced starter's card.json")
+    read_card(model)  # a card leafdoc can read, or its error naming the file
+    path = model / "card.json"
+    card = json.loads(path.read_text(encoding="utf-8"))
+    card["limitations"] = given["limitations"]
+    if given.get("limitations_translated"):
+        card["limitations_translated"] = given["limitations_translated"]
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    langs = ", ".join(["en", *(card.get("limitations_translated") or {})])
+    print(f"{path}: limitations carried over from {old_card} ({langs})")
+
+
 def confusions(model: Path, full: Path) -> tuple[Counter, Counter, Counter]:
     """Per condition, its test photos; per (condition, other), photos answered as the other, and photos refused as
     "not sure" with the other the likeliest: the starter's answers as served."""
@@ -224,9 +251,17 @@ def main() -> None:
         action="store_true",
         help="only the card's limitation, from the counts the shipped notes say (no photos read; --full unused)",
     )
+    ap.add_argument(
+        "--limitations-from",
+        type=Path,
+        metavar="OLD_CARD",
+        help="the replaced starter's card.json (or folder): its handwritten limitations and translations carried over",
+    )
     args = ap.parse_args()
     if not args.full and not args.card_only:
         ap.error("--full DIR is needed (or --card-only)")
+    if args.limitations_from:
+        carry_limitations(args.model, args.limitations_from)
     if args.card_only:
         write_card_limitation(args.model, *counts_from_notes())
         return

@@ -10,6 +10,8 @@ import shutil
 import sys
 import tomllib
 
+import pytest
+
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -155,3 +157,37 @@ def test_the_script_rewrites_the_cards_sentence_in_every_language_it_holds_and_n
         kept = old.split(MOST_UNSURE[lang])[0]
         assert new.startswith(kept) and new.count(MOST_UNSURE[lang]) == 1, lang
         assert "10 " in new[len(kept) :] and "50 " in new[len(kept) :] and "19 " not in new[len(kept) :], lang
+
+
+def test_a_retrained_starter_gets_the_replaced_cards_handwritten_limitations_in_every_language(tmp_path):
+    """train_starter.py writes generic limitations in English only; a retrained starter lost the handwritten ones and
+    their translations unless they were copied into its card.json by hand. --limitations-from carries them over, and
+    the "most often not sure" sentence is then written from the new counts; nothing else of the new card changes."""
+    from collections import Counter
+
+    from starter_confusions import MOST_UNSURE, carry_limitations, write_card_limitation
+
+    model = tmp_path / "new"
+    model.mkdir()
+    for name in ("card.json", "labels.json"):
+        shutil.copy(REPO / "models" / "starter" / name, model / name)
+    old = json.loads((REPO / "models" / "starter" / "card.json").read_text(encoding="utf-8"))
+    fresh = dict(old, limitations="Knows only these 34 classes: ...", train_seconds=1234.5)
+    fresh.pop("limitations_translated")
+    (model / "card.json").write_text(json.dumps(fresh, indent=2, ensure_ascii=False), encoding="utf-8")
+
+    carry_limitations(model, REPO / "models" / "starter")  # the folder, or its card.json
+    y, x = "Tomato___Early_blight", "Tomato___Late_blight"
+    write_card_limitation(model, Counter({y: 50}), Counter({(y, x): 10}))
+    after = json.loads((model / "card.json").read_text(encoding="utf-8"))
+    assert after["train_seconds"] == 1234.5
+    assert set(after["limitations_translated"]) == set(old["limitations_translated"]) == set(LANGUAGES) - {"en"}
+    for lang, text in {"en": after["limitations"], **after["limitations_translated"]}.items():
+        handwritten = (old["limitations"] if lang == "en" else old["limitations_translated"][lang]).split(
+            MOST_UNSURE[lang]
+        )[0]
+        assert text.startswith(handwritten) and "10 " in text[len(handwritten) :], lang
+
+    (tmp_path / "no-card.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no-card.json: has no limitations"):
+        carry_limitations(model, tmp_path / "no-card.json")
