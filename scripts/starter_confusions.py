@@ -162,7 +162,9 @@ def carry_limitations(model: Path, old: Path) -> None:
     try:
         given = json.loads(old_card.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise SystemExit(f"{old_card}: not a model card leafdoc can read ({e}); pass the replaced starter's card.json")
+        raise SystemExit(
+            f"{old_card}: not a model card leafdoc can read ({e}); pass the replaced starter's card.json"
+        ) from None
     if not isinstance(given, dict) or not isinstance(given.get("limitations"), str):
         raise SystemExit(f"{old_card}: has no limitations to carry over; pass the replaced starter's card.json")
     read_card(model)  # a card leafdoc can read, or its error naming the file

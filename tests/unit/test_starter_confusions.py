@@ -11,7 +11,6 @@ import sys
 import tomllib
 
 import pytest
-
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
