@@ -202,13 +202,15 @@ def test_predict_prints_what_to_do_and_its_json_has_the_apis_answer_shape(tmp_pa
     r = leafdoc("predict", starter, photo, home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
     said = " ".join(r.stdout.split())
-    assert "Tomato___Early_blight" in said and "What to do: " + " ".join(entry.summary.split()) in said
+    # the diagnosis in words, as the page names it, with the label (a folder's name) beside it
+    assert f"{photo}: Tomato — Early blight (Tomato___Early_blight)" in said
+    assert "What to do: " + " ".join(entry.summary.split()) in said
     assert 'leafdoc advice "Tomato___Early_blight"' in said and entry.sources[0].title in said
     answer = json.loads(leafdoc("predict", starter, photo, "--json", home=tmp_path / "home").stdout)[0]
-    for t in answer["top_k"]:  # each figure as a share of 100 to two places, never a certainty
+    for t in answer["top_k"]:  # each figure as a share of 100 to two places, never a certainty, then its words
         share = t["probability"]
         shown = ">99.99%" if share >= 0.99995 else "<0.01%" if share < 0.00005 else f"{share:.2%}"
-        assert f"{shown} {t['label']}" in said, (shown, said)
+        assert f"{shown} {t['name']}" in said and t["name"].startswith("Tomato — "), (shown, said)
     assert "100.00%" not in said and " 0.00%" not in said
 
     answer = json.loads(leafdoc("predict", starter, photo, "--json", home=tmp_path / "home").stdout)[0]

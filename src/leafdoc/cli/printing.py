@@ -260,6 +260,7 @@ def print_experiment(r: dict) -> None:
 
 def print_answers(answers: list[dict]) -> None:
     """`leafdoc predict`: each photo's diagnosis (or why leafdoc is not sure), its top labels, and the advice."""
+    from leafdoc.words.labels import answer_name
     from leafdoc.words.percent import precise_percent
     from leafdoc.words.photo_guide import CROP_DOUBT
 
@@ -274,9 +275,10 @@ def print_answers(answers: list[dict]) -> None:
             if a["message"]:
                 print_wrapped(out, "", a["message"], "", indent="  ")  # under its photo, as the advice
             continue
-        out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(a['label'])}[/]")
+        # in the answer's words and language, as the page names it; the label itself (a folder's name) beside it
+        out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(answer_name(a, a['label']))}[/] [dim]({esc(a['label'])})[/]")
         for t in a["top_k"]:
-            out.print(f"  {precise_percent(t['probability']):>7}  {t['label']}")
+            out.print(f"  {precise_percent(t['probability']):>7}  {esc(answer_name(a, t['label']))}")
         if a.get("caution"):
             out.print(f"  [bold red]⚠ {esc(a['caution']['message'])}[/]")
         if a.get("crop_share") is not None and a["crop_share"] < 0.5:
