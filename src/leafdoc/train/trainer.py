@@ -463,7 +463,8 @@ def make_card(
     provenance: str | None = None,
 ) -> ModelCard:
     """The card without figures. `provenance`: the text given (--provenance), before what the run knows of the data
-    (card_text.data_provenance); the limitations are the data's, and lifecycle/training.py adds the test split's."""
+    (card_text.data_provenance). No limitations yet: lifecycle/training.py writes them once it has scored the test split
+    as served (card_text.data_limitations, the data's and the test split's in one place)."""
     learnt = int(result.get("val_photos_learnt") or 0)
     learnt_val = {"val_learnt": learnt, "val_learnt_note": VAL_LEARNT_NOTE.format(n=learnt)} if learnt else {}
     test = {data.shas[i] for i in data.indices("test")}
@@ -534,6 +535,5 @@ def make_card(
             "train_seconds_before_resume": round(result.get("train_seconds_before_resume", 0.0), 1),
             "history": result["history"],
             "provenance": said,
-            "limitations": card_text.data_limitations(per_class, test_learnt=seen, n_test=len(test)),
         }
     )
