@@ -276,7 +276,9 @@ def print_answers(answers: list[dict]) -> None:
                 print_wrapped(out, "", a["message"], "", indent="  ")  # under its photo, as the advice
             continue
         # in the answer's words and language, as the page names it; the label itself (a folder's name) beside it
-        out.print(f"[bold]{esc(a['file'])}[/]: [green]{esc(answer_name(a, a['label']))}[/] [dim]({esc(a['label'])})[/]")
+        # wrapped at the terminal's width like the advice (a long path and the names passed 80 columns)
+        named = f"{answer_name(a, a['label'])} ({a['label']})"
+        print_wrapped(out, f"{a['file']}:", named, "bold", text_style="green")
         for t in a["top_k"]:
             out.print(f"  {precise_percent(t['probability']):>7}  {esc(answer_name(a, t['label']))}")
         if a.get("caution"):
