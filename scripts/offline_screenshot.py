@@ -63,7 +63,6 @@ def main() -> None:
         page.wait_for_function("() => leafdoc.queue.waiting === 1")
         if limits:  # what it knows, and what it cannot do opened
             page.click("#limits summary")
-            page.locator("#knows").scroll_into_view_if_needed()
             page.evaluate("() => window.scrollBy(0, document.querySelector('#knows').getBoundingClientRect().top - 80)")
         else:
             page.evaluate("() => window.scrollTo(0, 0)")  # the top: the line that counts what waits

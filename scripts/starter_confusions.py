@@ -131,33 +131,41 @@ def counts_from_notes(knowledge=None) -> tuple[Counter, Counter]:
     return held, hesitated
 
 
-def write_card_limitation(model: Path, held: Counter, hesitated: Counter) -> None:
-    """The model folder's card.json with card_limitation's sentence in its `limitations` (English) and in each
-    language its `limitations_translated` holds: only those change, the rest of the file byte for byte (as the
-    starter's is written: two spaces, UTF-8 unescaped)."""
+def edit_card(model: Path, change) -> tuple[Path, dict]:
+    """The model folder's card.json with `change(card)` made to it (a dict, as the file holds it): only what it changes,
+    the rest of the file byte for byte (as the starter's is written: two spaces, UTF-8 unescaped). Refused, naming the
+    file, when it is not a card leafdoc can read."""
     from leafdoc.modelfolder import read_card
 
-    read_card(model)  # a card leafdoc can read, or its error naming the file
-    resolve = label_resolver(shipped_knowledge())
+    read_card(model)
     path = model / "card.json"
     card = json.loads(path.read_text(encoding="utf-8"))
+    change(card)
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path, card
+
+
+def write_card_limitation(model: Path, held: Counter, hesitated: Counter) -> None:
+    """The model folder's card.json with card_limitation's sentence in its `limitations` (English) and in each
+    language its `limitations_translated` holds: only those change (`edit_card`)."""
+    resolve = label_resolver(shipped_knowledge())
 
     def sentence(lang: str) -> str | None:
         return card_limitation(held, hesitated, lambda lab: render(Label(lab), lang, resolve), lang)
 
-    card["limitations"] = with_limitation(card.get("limitations"), sentence(SOURCE))
-    translated = card.get("limitations_translated") or {}
-    for lang in [lang for lang in translated if lang in MOST_UNSURE]:
-        translated[lang] = with_limitation(translated[lang], sentence(lang), lang)
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    def change(card: dict) -> None:
+        card["limitations"] = with_limitation(card.get("limitations"), sentence(SOURCE))
+        translated = card.get("limitations_translated") or {}
+        for lang in [lang for lang in translated if lang in MOST_UNSURE]:
+            translated[lang] = with_limitation(translated[lang], sentence(lang), lang)
+
+    path, card = edit_card(model, change)
     print(f"{path}: limitations: {card['limitations']}")
 
 
 def carry_limitations(model: Path, old: Path) -> None:
     """The model folder's card.json with `limitations` and `limitations_translated` as the card at `old` (a card.json
-    or a model folder) has them; every other key byte for byte as it was."""
-    from leafdoc.modelfolder import read_card
-
+    or a model folder) has them; every other key as it was (`edit_card`)."""
     old_card = old / "card.json" if old.is_dir() else old
     try:
         given = json.loads(old_card.read_text(encoding="utf-8"))
@@ -167,13 +175,13 @@ def carry_limitations(model: Path, old: Path) -> None:
         ) from None
     if not isinstance(given, dict) or not isinstance(given.get("limitations"), str):
         raise SystemExit(f"{old_card}: has no limitations to carry over; pass the replaced starter's card.json")
-    read_card(model)  # a card leafdoc can read, or its error naming the file
-    path = model / "card.json"
-    card = json.loads(path.read_text(encoding="utf-8"))
-    card["limitations"] = given["limitations"]
-    if given.get("limitations_translated"):
-        card["limitations_translated"] = given["limitations_translated"]
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def change(card: dict) -> None:
+        card["limitations"] = given["limitations"]
+        if given.get("limitations_translated"):
+            card["limitations_translated"] = given["limitations_translated"]
+
+    path, card = edit_card(model, change)
     langs = ", ".join(["en", *(card.get("limitations_translated") or {})])
     print(f"{path}: limitations carried over from {old_card} ({langs})")
 
