@@ -395,6 +395,23 @@ def test_retraining_calibrates_with_the_nonleaf_folders_of_the_setting(tmp_path,
     assert api2.post("/v1/training-jobs", headers=ADMIN, json={"options": TINY}).json()["options"]["nonleaf_dirs"] == []
 
 
+def test_a_job_names_its_starting_weights_not_a_file_on_the_server(tmp_path, job_model, leaf_folder, app_client):
+    """`weights` is starter, imagenet or none over the API: a weights file on the server is `leafdoc train --weights
+    PATH`'s. A client naming one (any path the server could read) is refused before a job is queued, saying what
+    it may name; a name is taken."""
+    s = service_settings(tmp_path / "home", job_model, run_consumer=False)
+    api = app_client(s)
+    assert api.post("/v1/uploads", headers=ADMIN, files={"file": ("l.zip", class_zip(leaf_folder), ZIP)}).is_success
+    for path in ("/etc/passwd", str(job_model / "model.onnx"), "../weights.h5"):
+        refused = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, "weights": path}})
+        said = json.dumps(assert_error(refused, 422, "invalid_request"))
+        assert "options.weights" in said and "'imagenet', 'starter' or 'none'" in said, said
+        assert str(tmp_path) not in said.replace(path, "")  # nothing of the server's beyond what was sent
+    assert api.get("/v1/training-jobs", headers=ADMIN).json()["jobs"] == []
+    taken = api.post("/v1/training-jobs", headers=ADMIN, json={"options": {**TINY, "weights": "imagenet"}})
+    assert taken.status_code == 202 and taken.json()["options"]["weights"] == "imagenet", taken.text
+
+
 def test_retraining_fits_the_field_check_with_the_field_folders_of_the_setting(
     tmp_path, job_model, leaf_folder, app_client
 ):

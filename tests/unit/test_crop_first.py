@@ -171,3 +171,11 @@ def test_the_page_and_the_app_say_which_crop_was_given_and_when_the_model_doubte
     assert len(said) == 1 and "You said this is tomato" in said[0]
     doubted = answer_notes({"crop_given": "potato", "crop_share": 0.0001})
     assert len(doubted) == 2 and "another crop than potato" in doubted[1]
+    # a refusal between two of the crop's conditions says it too; one that says what is wrong instead does not
+    # repeat it ("looks like tomato early blight, not like corn. Check that the crop is right" was followed by
+    # "check that the crop is right, since the answer can only be a condition of corn", under no answer)
+    between = {"crop_given": "potato", "crop_share": 0.3, "abstained": True, "reason": "unsure"}
+    assert "another crop than potato" in answer_notes({**between, "candidates": ["a", "b"]})[1]
+    for reason in ("unsure", "unlike_training", "unknown_leaf", "poor_photo", "not_a_leaf"):
+        said = answer_notes({**between, "crop_share": 0.001, "reason": reason, "candidates": []})
+        assert len(said) == 1 and "You said this is potato" in said[0], said

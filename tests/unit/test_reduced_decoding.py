@@ -127,3 +127,38 @@ def test_the_frame_says_what_the_decoder_held():
     deep = Image.fromarray(np.full((1000, 1200), 30000, np.uint16))
     _, frame = open_photo(encode(deep, "PNG"), min_side=256)
     assert frame.decoded == decoded_bytes(deep.mode, deep.size, "PNG") == 1000 * 1200 * 2
+
+
+def test_the_pages_history_thumbnail_of_a_40_megapixel_photo_costs_a_few_mb(tmp_path):
+    """The web page makes a history thumbnail of every photo the API accepted (ui/history.py). It decoded the photo
+    whole, then copied it upright: one 40 MP JPEG sent by a client that skips the page's own shrinking took the page
+    process from 289 to 746 MB, four at once to 1.76 GB. Now it is decoded no larger than the thumbnail needs,
+    measured in a fresh process by its peak resident memory, and the thumbnail is still the photo."""
+    import base64
+    import subprocess
+    import sys
+
+    h, w = 5470, 7300  # 40 MP, the service's limit: a smooth photo (a few MB as JPEG), green above, brown below
+    top = np.array([40, 140, 40], np.float32)
+    bottom = np.array([140, 90, 40], np.float32)
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    column = (top * (1 - t) + bottom * t).astype(np.uint8)
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(np.repeat(column[:, None, :], w, axis=1)).save(photo, quality=85)
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from leafdoc.ui.history import thumbnail\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "url = thumbnail(Path(sys.argv[1]))\n"
+        "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(grew // 1024, url)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(photo)], capture_output=True, text=True, check=True)
+    grew_mb, url = out.stdout.split()
+    assert int(grew_mb) < 40, f"the thumbnail of a 40 MP photo took {grew_mb} MB (whole: 120 MB decoded, twice)"
+    assert url.startswith("data:image/jpeg;base64,")
+    small = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert small.size == (96, round(96 * h / w))  # the whole photo, its shape kept
+    pixels = np.asarray(small.convert("RGB"), np.float32)
+    assert np.abs(pixels[1, 48] - top).max() < 12 and np.abs(pixels[-2, 48] - bottom).max() < 12

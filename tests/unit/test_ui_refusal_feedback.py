@@ -140,3 +140,29 @@ def test_a_yes_under_a_refusal_is_never_stored_as_correct(monkeypatch):
     assert api.sent == [("p2", False, LABELS[1])]  # what it is, as /app sends it
     yes({"prediction_id": "p3", "label": LABELS[0], "abstained": False, "reason": None}, None, None)
     assert api.sent[-1] == ("p3", True, None)
+
+
+def test_the_list_of_what_it_is_names_every_label_in_the_pages_words(run, monkeypatch):
+    """The page named only the answer's top three in words: the rest of the list read as PlantVillage's labels, in
+    English on every page ("Orange — Haunglongbing (Citrus greening)"). Every label now reads as the desktop app and
+    /app name it, in the page's language; a name the answer gives (the server's advice folder) comes first."""
+    labels = [
+        "Corn_(maize)___Common_rust_",
+        "Orange___Haunglongbing_(Citrus_greening)",
+        "Tomato___Spider_mites Two-spotted_spider_mite",
+        "Tomato___healthy",
+    ]
+    monkeypatch.setattr(FakeApi, "model", lambda self, version: {"labels": labels})
+    expected = {
+        "en": ["Orange (citrus) — Huanglongbing (citrus greening)", "Tomato — Two-spotted spider mite"],
+        "es": [
+            "Naranjo (cítricos) — Huanglongbing (enverdecimiento de los cítricos)",
+            "Tomate — Araña roja de dos manchas",
+        ],
+    }
+    for lang, names in expected.items():
+        monkeypatch.setattr(diagnose_tab, "page_language", lambda request, lang=lang: lang)
+        top = [{"label": labels[0], "probability": 0.9, "name": "Maíz — Roya común (from the answer)"}]
+        out, _ = run(answer(label=labels[3], top_k=top, language=lang))  # the answer itself is not offered
+        given = [("Maíz — Roya común (from the answer)", labels[0]), *zip(names, labels[1:3], strict=True)]
+        assert out["actual"]["choices"] == given

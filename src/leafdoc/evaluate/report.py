@@ -23,7 +23,8 @@ from leafdoc.core.errors import LeafdocError
 from leafdoc.evaluate.metrics import calibration_error_of_bins
 from leafdoc.evaluate.significance import accuracy_interval, accuracy_interval_text
 from leafdoc.imaging.figure_png import figure_png
-from leafdoc.imaging.photos import decode, read_source
+from leafdoc.imaging.photos import read_source
+from leafdoc.imaging.photos import thumbnail as photo_thumbnail
 from leafdoc.words.percent import precise_percent
 
 GALLERY_LIMIT = 48
@@ -300,10 +301,7 @@ def reason_text(reason: str | None) -> str:
 
 def thumbnail(path: str | Path, size: int = THUMB_PX) -> Image.Image:
     """The photo as the decoder sees it (upright RGB), fitted in a size x size box."""
-    data, name = read_source(path)
-    img = decode(data, name)
-    img.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return img
+    return photo_thumbnail(*read_source(path), size)[0]
 
 
 def image_png(img: Image.Image) -> bytes:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from leafdoc.advice.schema import Entry
 from leafdoc.inference.answer import Answer
+from leafdoc.train.backbone_registry import NAMED_WEIGHTS
 from leafdoc.train.config import ONE_RUN_OPTIONS, TrainConfig
 
 
@@ -121,12 +122,15 @@ class UploadList(BaseModel):
 
 
 # Every option of `leafdoc train`, all optional: unset ones come from the serving model's card; not the options of
-# one run on one machine (a teacher file), which no client names.
+# one run on one machine (a teacher file), which no client names. `weights` by name only: a weights file on the server
+# is `leafdoc train --weights PATH`'s, not a client's to name (a job warm-starts from the serving model anyway).
 def _optional(field) -> object:
     """The field's type with its constraints (ge, le...), made optional."""
     typ = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
     return typ | None
 
+
+WEIGHTS_BY_NAME = Literal[NAMED_WEIGHTS]  # type: ignore[valid-type]  # starter, imagenet, none
 
 TrainOptions = create_model(
     "TrainOptions",
@@ -134,8 +138,16 @@ TrainOptions = create_model(
     **{
         name: (_optional(field), Field(None, description=field.description))
         for name, field in TrainConfig.model_fields.items()
-        if name not in ONE_RUN_OPTIONS
+        if name not in ONE_RUN_OPTIONS and name != "weights"
     },
+    weights=(
+        WEIGHTS_BY_NAME | None,
+        Field(
+            None,
+            description="starter | imagenet | none (see `leafdoc train --help`). A weights file is named on the server "
+            "(`leafdoc train --weights PATH`), not over the API. Default: the serving model's.",
+        ),
+    ),
 )
 
 

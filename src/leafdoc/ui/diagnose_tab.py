@@ -18,7 +18,6 @@ from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 from leafdoc.words.feedback import asks_feedback
-from leafdoc.words.labels import answer_name
 from leafdoc.words.model_card import limits_note
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,10 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
         # A refusal shows no heat map: the map is of the top label, which a refusal does not give (a daisy refused as
         # not a leaf showed where the model looked for corn common rust).
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") and not refused else None
-        choices = [(answer_name(answer, x), x) for x in labels if x != answer.get("label")]
+        # every label in the page's words, as the desktop app names them; the answer's own names first (the server's
+        # advice folder may name a lab's labels): the answer names only its top three
+        named = {item["label"]: item["name"] for item in answer.get("top_k") or [] if item.get("name")}
+        choices = [(named.get(x) or label_name(x, lang), x) for x in labels if x != answer.get("label")]
         pick = said("pick_then_send" if refused else "actually", lang)
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),

@@ -16,9 +16,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
 from leafdoc.core.i18n import N_, gettext, one_of, render
+from leafdoc.imaging.photos import thumbnail as photo_thumbnail
+from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 from leafdoc.words.labels import answer_name, pretty_label
@@ -26,15 +26,18 @@ from leafdoc.words.percent import percent_words
 
 
 def thumbnail(path: Path) -> str:
-    """A small JPEG of the photo as a data URL; empty when it cannot be read (the entry is kept without one)."""
+    """A small JPEG of the photo as a data URL; empty when it cannot be read (the entry is kept without one). The
+    photo is decoded no larger than the thumbnail needs, as the API decodes it no larger than the model needs, and
+    the memory of a big decode is given back: a client that skips the page's own shrinking costs this process no
+    more than it costs the API."""
     try:
-        with Image.open(path) as img:
-            small = ImageOps.exif_transpose(img).convert("RGB")
-            small.thumbnail((THUMB_PX, THUMB_PX))
-            buf = io.BytesIO()
-            small.save(buf, "JPEG", quality=70)
+        small, frame = photo_thumbnail(path.read_bytes(), path.name, THUMB_PX)
+        buf = io.BytesIO()
+        small.save(buf, "JPEG", quality=70)
     except Exception:  # a photo the server refused still gets its line in the history
         return ""
+    if frame.decoded > TRIM_AFTER_BYTES and (trim := malloc_trim()) is not None:
+        trim(0)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -130,8 +130,11 @@ def answer_notes(answer: dict, lang: str = "en") -> list[str]:
     if crop := answer.get("crop_given"):
         crop = gettext(lang, crop)  # the crops' names are in the catalogs (i18n_catalogs.answers_template)
         notes.append(gettext(lang, CROP_GIVEN).format(crop=crop))
+        # under an answer, or a refusal between conditions of that crop (the doubt says why they are all of it);
+        # not under a refusal that says what is wrong instead (the crop all but ruled out says it in other words)
         share = answer.get("crop_share")
-        if share is not None and share < 0.5 and answer.get("reason") not in ("poor_photo", "not_a_leaf"):
+        doubted = share is not None and share < 0.5
+        if doubted and (not answer.get("abstained") or answer.get("candidates")):
             notes.append(gettext(lang, CROP_DOUBT).format(crop=crop))
     return notes
 
