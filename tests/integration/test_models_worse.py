@@ -86,7 +86,14 @@ def test_a_worse_model_is_refused_with_both_figures_unless_forced(lab):
     assert len(json.loads(models("list", "--json")[1])["versions"]) == 1  # nothing was added
 
     code, text = models("add", str(model), "--force", "--json")
-    assert code == 0 and json.loads(text) == {"version": 2, "added": True, "serving": 1, "promoted": False}, text
+    added = json.loads(text)
+    assert code == 0 and {k: added[k] for k in ("version", "added", "serving", "promoted")} == {
+        "version": 2,
+        "added": True,
+        "serving": 1,
+        "promoted": False,
+    }, text
+    assert f"accuracy {ours:.1%}, against {theirs:.1%} for version 1" in added["notes"][0], added
 
     code, text = models("promote", "2")
     assert code == 1 and f"accuracy {ours:.1%} against {theirs:.1%} for version 1" in text and "not promoted" in text
@@ -94,4 +101,43 @@ def test_a_worse_model_is_refused_with_both_figures_unless_forced(lab):
 
     code, text = models("promote", "2", "--force", "--reason", "we know")
     assert code == 0, text
+    # what serving it means, said before it serves: both figures, and the starter's classes it does not know
+    said = " ".join(text.split())
+    n = len(read_split(model)["test"])
+    assert f"On {n} photos of its test split: accuracy {ours:.1%}, against {theirs:.1%} for version 1" in said
+    assert "It knows 3 classes where version 1 knew 34: photos of the 31 it does not know (Apple___Black_rot," in said
     assert json.loads(models("list", "--json")[1])["serving"] == 2
+
+
+def test_what_serving_another_model_changes_is_said(tmp_path):
+    """A corn model promoted over a tomato one, and a lab's model of 4 test photos, were served with "version 3 serves
+    from now on" and nothing else: the figures (the serving model scored 0% on photos of classes it does not know)
+    said the new one was better. Now the sentences say when the figures cannot tell the two apart."""
+    from types import SimpleNamespace
+
+    from leafdoc.lifecycle.against_serving import what_changes
+
+    def folder(name, labels):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "labels.json").write_text(json.dumps(labels))
+        return tmp_path / name
+
+    tomato = folder("tomato", ["early blight", "healthy", "late blight"])
+    corn = folder("corn", ["common rust", "gray leaf spot"])
+    ws = SimpleNamespace(registry=SimpleNamespace(local_dir=lambda version: tomato))
+    decision = {"metric": "accuracy", "candidate": 1.0, "serving": 0.0, "n_images": 4}
+    said = what_changes(ws, corn, 3, decision)
+    assert said[0] == (
+        "On 4 photos of its test split: accuracy 100.0%, against 0.0% for version 3; 4 photos are too few to tell "
+        "two models apart."
+    )
+    assert "shares no class with version 3" in said[1] and "do not compare the two models" in said[1]
+    assert said[2] == (
+        "It knows 2 classes where version 3 knew 3: photos of the 3 it does not know (early blight, healthy and "
+        "late blight) are answered as one of its own or refused."
+    )
+    same = what_changes(
+        ws, folder("tomato2", ["early blight", "healthy", "late blight"]), 3, {**decision, "n_images": 40}
+    )
+    assert same == ["On 40 photos of its test split: accuracy 100.0%, against 0.0% for version 3."]
+    assert what_changes(ws, corn, None, None) == []  # nothing serves: nothing changes

@@ -18,7 +18,7 @@ from rich.markup import escape as esc
 from rich.table import Table
 
 from leafdoc.cli.common import emit_json, load_settings
-from leafdoc.cli.printing import out
+from leafdoc.cli.printing import out, print_wrapped
 from leafdoc.words.percent import measured_share
 
 app = typer.Typer(
@@ -217,8 +217,10 @@ def add(
         version = registry.holding(folder)
         added = version is None
         ptr = registry.serving()
+        notes: list[str] = []
         if ptr is None or ptr.version != version:
-            against_serving.refuse_if_worse(ws, folder, ptr and ptr.version, "added", force)
+            decision = against_serving.refuse_if_worse(ws, folder, ptr and ptr.version, "added", force)
+            notes = against_serving.what_changes(ws, folder, ptr and ptr.version, decision)
         if added:
             version, served = registry.register(
                 folder,
@@ -237,26 +239,37 @@ def add(
         ptr = registry.serving()
     result = {"version": version, "added": added, "serving": ptr.version if ptr else None, "promoted": served}
     if as_json:
-        emit_json(result)
+        emit_json({**result, "notes": notes})
         return
     what = "added as" if added else "already in the registry as"
     out.print(f"[bold green]{esc(str(folder))}[/]: {what} model version {version}")
+    for note in notes:
+        print_wrapped(out, "", note, "")
     if result["serving"] == version:
-        out.print(
+        print_wrapped(
+            out,
+            "",
             f"version {version} serves{' from now on' if served else ''}: a running `leafdoc serve` takes it up "
-            f"{taken_up_within()}"
+            f"{taken_up_within()}",
+            "",
         )
     else:
         out.print(f"version {result['serving']} still serves; add --promote to serve this one")
 
 
-def _switched(event: dict, as_json: bool) -> None:
+def _switched(event: dict, as_json: bool, notes: list[str] | None = None) -> None:
     if as_json:
-        emit_json(event)
+        emit_json({**event, "notes": notes} if notes is not None else event)
         return
-    out.print(
-        f"[bold green]model version {event['version']}[/] serves from now on (was {event['previous_version']}): "
-        f"a running `leafdoc serve` takes it up {taken_up_within()}"
+    for note in notes or []:
+        print_wrapped(out, "", note, "")
+    print_wrapped(
+        out,
+        "",
+        f"model version {event['version']} serves from now on (was {event['previous_version']}): a running "
+        f"`leafdoc serve` takes it up {taken_up_within()}",
+        "",
+        text_style="bold green",
     )
 
 
@@ -274,11 +287,14 @@ def promote(
         registry = ws.registry
         registry.get(version)  # not in the registry: said at once
         ptr = registry.serving()
+        notes: list[str] = []
         if ptr is None or ptr.version != version:  # (already serving: promote says so)
-            check_answers(registry.local_dir(version))  # it answers here before it serves anywhere
-            against_serving.refuse_if_worse(ws, registry.local_dir(version), ptr and ptr.version, "promoted", force)
+            folder = registry.local_dir(version)
+            check_answers(folder)  # it answers here before it serves anywhere
+            decision = against_serving.refuse_if_worse(ws, folder, ptr and ptr.version, "promoted", force)
+            notes = against_serving.what_changes(ws, folder, ptr and ptr.version, decision)
         event = registry.promote(version, reason=reason.strip() or "promoted with leafdoc models promote")
-    _switched(event, as_json)
+    _switched(event, as_json, notes)
 
 
 @app.command()

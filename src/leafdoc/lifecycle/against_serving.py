@@ -10,10 +10,10 @@ from pathlib import Path
 
 from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.data.datasets import get_version, version_items
-from leafdoc.lifecycle.promotion import promotion_decision
+from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.model_versions import LOWER_IS_BETTER
-from leafdoc.modelfolder import SPLIT_FILE, read_split
+from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
@@ -75,3 +75,37 @@ def refuse_if_worse(ws: Workspace, folder: Path, serving_version: int | None, wh
             hint="Train it on more photos and compare again, or run the same command with --force to go ahead anyway.",
         )
     return decision
+
+
+def what_changes(ws: Workspace, folder: Path, serving_version: int | None, decision: dict | None) -> list[str]:
+    """What serving the folder's model instead of the serving version means, in sentences for whoever adds or
+    promotes it: both figures on the same photos, whether those figures can tell the two apart (too few photos; no
+    class in common), and the classes the serving version answers that this one does not know. A lab's 4-photo
+    model and a corn model replacing a tomato one were served with "version 3 serves from now on" and nothing else."""
+    if serving_version is None:
+        return []
+    said = []
+    if decision and decision.get("candidate") is not None and decision.get("serving") is not None:
+        n, m = decision["n_images"], decision["metric"]
+        figures = (
+            f"On {n} photos of its test split: {m} {decision['candidate']:.1%}, against {decision['serving']:.1%} "
+            f"for version {serving_version}"
+        )
+        if n < MIN_FAIR_IMAGES:
+            figures += f"; {n} photos are too few to tell two models apart"
+        said.append(figures + ".")
+    old, new = read_labels(ws.registry.local_dir(serving_version)), read_labels(folder)
+    if not set(old) & set(new):
+        said.append(
+            f"It shares no class with version {serving_version} (none of their labels is the same), so version "
+            f"{serving_version} could not be right on its photos: the figures do not compare the two models."
+        )
+    lost = [label for label in old if label not in new]
+    if lost:
+        shown = [*lost[:3], f"{len(lost) - 3} more"] if len(lost) > 3 else lost
+        names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" and {shown[-1]}"
+        said.append(
+            f"It knows {len(new)} classes where version {serving_version} knew {len(old)}: photos of the "
+            f"{len(lost)} it does not know ({names}) are answered as one of its own or refused."
+        )
+    return said

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from leafdoc.core.errors import ConfigError
 from leafdoc.core.settings import MAX_AUTO_API_WORKERS, Settings, weak_admin_token
 from leafdoc.runtime.parentwatch import on_parent_exit, stop_child
 from leafdoc.runtime.serverlog import log_config
@@ -98,6 +99,29 @@ def uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict:
     )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError when another program listens on host:port, before anything starts: uvicorn said only "[Errno 98]
+    Address already in use" after the workers and the page had started, and a script waiting for /readyz was then
+    answered by the other program. Bound as uvicorn binds (SO_REUSEADDR), and let go at once."""
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn's Config.bind_socket chooses
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # anything else is uvicorn's to say, as before
+            raise ConfigError(
+                f"port {port} on {host} is in use by another program (another `leafdoc serve`?): nothing was started.",
+                hint=f"Pass another port with --port, or stop that program (`ss -ltnp 'sport = :{port}'` names it).",
+            ) from None
+
+
 def offer_shipped_starter(registry) -> str | None:
     """Registry.offer_starter, and what `serve` says about it (None: nothing was registered)."""
     offered = registry.offer_starter()
@@ -132,7 +156,8 @@ def serve(
     from leafdoc.service.app import build_state
     from leafdoc.service.balance import run_workers
 
-    # Check the settings and seed the registry once, before any worker starts.
+    # Check the settings and the port, and seed the registry once, before any worker starts.
+    check_port_free(host, port)
     state = build_state(settings)
     offered = offer_shipped_starter(state.registry)
     state.catalog.dispose()
