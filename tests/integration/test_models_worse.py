@@ -99,6 +99,15 @@ def test_a_worse_model_is_refused_with_both_figures_unless_forced(lab):
     assert code == 1 and f"accuracy {ours:.1%} against {theirs:.1%} for version 1" in text and "not promoted" in text
     assert json.loads(models("list", "--json")[1])["serving"] == 1
 
+    # What `leafdoc train` warned of its few test photos is the card's first limitation, so `models show` says it
+    # long after the run (a lab's 4-photo model read "Test accuracy 100.0% of 4 test photos" and nothing else).
+    from leafdoc.lifecycle.caveats import test_chance_caveat
+
+    warned = test_chance_caveat(card.test_metrics, len(CLASSES), 0.15)
+    assert warned is not None and card.limitations.split("\n")[0] == warned[:1].upper() + warned[1:]
+    code, text = models("show", "2")
+    assert code == 0 and " ".join(warned[1:].split()) in " ".join(text.split()), text
+
     code, text = models("promote", "2", "--force", "--reason", "we know")
     assert code == 0, text
     # what serving it means, said before it serves: both figures, and the starter's classes it does not know

@@ -42,7 +42,10 @@ def test_the_starters_card_reads_at_80_columns_with_its_own_sentences_and_figure
     assert flat(card["limitations"]) in said
     # the test accuracy with the photos it was measured on, the answered share on validation, never "100.0%"
     assert "Test accuracy 99.1% of 5,221 test photos" in said
-    assert "it answered 98.5% (the rest: not sure), right on 99.9% of those answered" in said
+    assert (
+        "it answered 5,118 of 5,198 (98.5%) and was not sure of the rest, right on 5,111 of the 5,118 it answered "
+        "(99.9%)" in said
+    )
     assert "100.0%" not in said and ">99.9%" in said
     # the classes, counted and grouped by crop
     assert "The classes it knows: 34 of 11 crops" in said
@@ -142,3 +145,30 @@ def test_a_card_whose_classes_were_all_found_says_so_and_names_no_weakest():
     test["per_class"]["Tomato___Early_blight"]["recall"] = 0.5
     said = flat(card_text(model))
     assert "Weakest classes (recall on the test photos): Tomato — Early blight 50.0%, 76 of 152." in said
+
+
+def test_a_labs_small_model_counts_its_validation_photos_and_says_it_learnt_them():
+    """A lab's model of 38 validation photos read "answered >99.9% ..., right on 86.8% of those answered", then
+    "Validation accuracy 100.0% of 38": no share of 38 photos is over 99.9% and under 100%, and the 100% is of
+    photos the model then learnt (train_on_val), which the card did not say."""
+    model = {
+        "version": 3,
+        "status": "candidate",
+        "labels": ["early blight", "healthy"],
+        "card": {
+            "abstain": {"val_coverage": 1.0, "val_selective_accuracy": 0.8684, "min_confidence": 0.5},
+            "metrics": {"val": {"accuracy": 1.0, "n": 38}, "test": {"accuracy": 0.9, "n": 40}},
+            "dataset": {"val_learnt": 38},
+        },
+    }
+    said = flat(card_text(model))
+    assert "On its 38 validation photos it answered all, right on 33 of them (86.8%)" in said
+    assert (
+        "Validation accuracy 100.0% of 38 validation photos, which it then learnt from: not photos it never saw" in said
+    )
+    assert ">99.9%" not in said
+    model["card"]["abstain"]["val_coverage"] = 0.9474  # 36 of 38
+    said = flat(card_text(model))
+    assert "it answered 36 of 38 (94.7%) and was not sure of the rest, right on 31 of the 36 it answered" in said
+    del model["card"]["dataset"]
+    assert "Validation accuracy 100.0% of 38 validation photos." in flat(card_text(model))

@@ -128,3 +128,13 @@ def too_few_test_photos(right: int, n: int, n_classes: int, test_share: float = 
         f"at that share right, {need} test photos would tell (the test split is {test_share:.0%} of each class's "
         "photos). Until then its test figures cannot tell it from guessing: do not trust them."
     )
+
+
+def test_chance_caveat(test: dict, n_classes: int, test_share: float = 0.15) -> str | None:
+    """`no_better_than_chance` or else `too_few_test_photos` of a card's test figures (`metrics.test`: accuracy, n):
+    what `leafdoc train` warns of, and the card's first limitation."""
+    n = test.get("n") or 0
+    if not n or not isinstance(test.get("accuracy"), int | float):
+        return None
+    right = round(test["accuracy"] * n)
+    return no_better_than_chance(right, n, n_classes) or too_few_test_photos(right, n, n_classes, test_share)

@@ -34,6 +34,7 @@ from leafdoc.inference.baseline import baseline_of_pass
 from leafdoc.inference.calibrate import fit_field
 from leafdoc.inference.ood import fit_model_dir, nonleaf_photos
 from leafdoc.inference.predictor import Predictor
+from leafdoc.lifecycle.caveats import test_chance_caveat
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.modelfolder import (
     CARD_FILE,
@@ -140,6 +141,10 @@ def train_model(
             test_learnt=test_learnt(card),
             n_test=len(te),
         )
+        # What `leafdoc train` warns of a test split too small to tell the model from chance, or a model no better
+        # than chance, first: the card is what `models show`, the page and the desktop app read, long after the run.
+        if chance := test_chance_caveat(card.test_metrics, len(data.classes), cfg.test_fraction):
+            card.limitations = chance[:1].upper() + chance[1:] + "\n" + card.limitations
         # A model that learnt the validation photos (train_on_val) is too sure of them: the threshold comes from the
         # answers of the head trained before it learnt them.
         probs, y = unseen_val if unseen_val is not None else (val.probs, val.y)

@@ -44,6 +44,28 @@ def _share(value) -> str | None:
     return precise_percent(value, 1) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _answered_on_validation(abstain: dict, n: int | None) -> str:
+    """The share of the validation photos answered (the rest: "not sure") and right, counted when the card gives
+    how many there were: ">99.9%" of 38 photos is not a share 38 photos can have."""
+    cov, right = abstain["val_coverage"], abstain.get("val_selective_accuracy")
+    sure = abstain.get("min_confidence")
+    below = f'; it says "not sure" below {sure:.0%} sure' if isinstance(sure, int | float) else ""
+    if not isinstance(n, int) or n <= 0:
+        said = f"On its validation photos it answered {_share(cov)} (the rest: not sure)"
+        return said + (f", right on {_share(right)} of those answered" if _share(right) else "") + below + "."
+    answered = round(cov * n)
+    said = (
+        f"On its {n:,} validation photos it answered all"
+        if answered == n
+        else f"On its validation photos it answered {answered:,} of {n:,} ({_share(cov)}) and was not sure of the rest"
+    )
+    if _share(right) and answered:
+        k = round(right * answered)
+        them = "of them" if answered == n else f"of the {answered:,} it answered"
+        said += ", right on every one" if k == answered else f", right on {k:,} {them} ({_share(right)})"
+    return said + below + "."
+
+
 def _crop_groups(labels: list[str], name: Callable[[str], str] = label_words) -> list[tuple[str, list[str]]]:
     """The labels grouped by crop, in the order the crops first come (PlantVillage's `Crop___condition`); a label
     with no crop part (a lab's own `rose_rust`) is a group of its own name. `name`: a label in words, "Crop —
@@ -134,14 +156,13 @@ def _figures(card: dict, name: Callable[[str], str] = label_words) -> list[str]:
             said += f", right on {_share(answered_right)} of those answered"
         lines.append(said + ".")
     elif _share(abstain.get("val_coverage")):
-        said = f"On its validation photos it answered {_share(abstain['val_coverage'])} (the rest: not sure)"
-        if _share(abstain.get("val_selective_accuracy")):
-            said += f", right on {_share(abstain['val_selective_accuracy'])} of those answered"
-        if isinstance(abstain.get("min_confidence"), int | float):
-            said += f'; it says "not sure" below {abstain["min_confidence"]:.0%} sure'
-        lines.append(said + ".")
+        lines.append(_answered_on_validation(abstain, val.get("n")))
     if _share(val.get("accuracy")):
-        lines.append(f"Validation accuracy {measured_share(val)} validation photos.")
+        # a model that learnt its validation photos last (train_on_val) is scored on photos it learnt: said so, or its
+        # 100% read as a second test beside the share right before it learnt them
+        learnt = ((card.get("dataset") or {}).get("val_learnt")) or 0
+        after = ", which it then learnt from: not photos it never saw" if learnt else ""
+        lines.append(f"Validation accuracy {measured_share(val)} validation photos{after}.")
     per_class = test.get("per_class") or {}
     ranked = sorted(
         (
