@@ -80,7 +80,8 @@ def test_a_card_without_figures_or_limitations_says_so_and_markdown_escapes_labe
     model = {"version": 5, "status": "candidate", "labels": ["rose*rust", "rose_healthy"], "card": {}}
     said = flat(card_text(model))
     assert "Model version 5 · candidate" in said and "No test figures in this card." in said
-    assert "The card states none." in said and "The classes it knows: 2 of 2 crops" in said
+    # labels that name no crop (`Crop___condition`) are classes, not crops: "2 of 2 crops" was said of them
+    assert "The card states none." in said and "The classes it knows: 2 ─" in said and "crop" not in said
     md = card_markdown(model)
     assert "rose\\*rust" in md and "#### Limitations" in md
     assert limits_note(model) is None

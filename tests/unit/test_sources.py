@@ -99,6 +99,46 @@ def test_a_class_with_photos_in_sub_folders_beside_other_classes_is_still_one_cl
     assert labels(entries) == {"e.jpg": "field 1"}
 
 
+def test_one_class_folder_given_for_the_folder_of_classes_is_refused_naming_its_parent(tmp_path):
+    """`leafdoc ingest mydata/healthy`, whose sub-folder `greenhouse 2` holds a few of its photos, made a dataset of one
+    class named "greenhouse 2" and left the folder's own photos out as "not inside a class folder"."""
+    for i in range(5):
+        synthetic_image(tmp_path / "mydata" / "healthy" / f"{i}.jpg")
+    synthetic_image(tmp_path / "mydata" / "healthy" / "greenhouse 2" / "g.jpg")
+    synthetic_image(tmp_path / "mydata" / "rust" / "r.jpg")
+    healthy = tmp_path / "mydata" / "healthy"
+    with pytest.raises(DatasetError) as err:
+        list(iter_source(healthy))
+    said = err.value.message
+    assert f"{healthy}: 5 of its photos are in it directly, in no class folder and 1 in its sub-folders" in said
+    assert "(greenhouse 2)" in said and "it looks like one class folder" in said
+    assert f"`leafdoc ingest {tmp_path / 'mydata'} --dataset NAME`" in err.value.hint
+    zpath = make_zip(tmp_path / "healthy.zip", {f"{i}.jpg": jpeg(i) for i in range(3)} | {"gh/g.jpg": jpeg(9)})
+    with pytest.raises(DatasetError, match="looks like one class folder") as err:
+        list(iter_zip(zpath))
+    assert "Zip the folder that holds the class folders" in err.value.hint
+    # a stray photo beside the class folders is only left out, by name, as before
+    synthetic_image(tmp_path / "mydata" / "logo.jpg")
+    entries, skipped = split(iter_folder(tmp_path / "mydata"))
+    assert {e.label for e in entries} == {"healthy", "rust"}
+    assert "not inside a class folder" in skipped[str(tmp_path / "mydata" / "logo.jpg")]
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    """A class folder with no photo in it was left out without a word by `ingest` and `stats`."""
+    synthetic_image(tmp_path / "healthy" / "a.jpg")
+    synthetic_image(tmp_path / "rust" / "b.jpg")
+    (tmp_path / "mosaic virus").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("not a photo")
+    (tmp_path / ".thumbnails").mkdir()  # hidden: not a class folder
+    entries, skipped = split(iter_folder(tmp_path))
+    assert {e.label for e in entries} == {"healthy", "rust"}
+    empty = "a class folder with no photos in it: add its photos, or remove the folder"
+    assert skipped[f"{tmp_path / 'mosaic virus'}/"] == empty and skipped[f"{tmp_path / 'notes'}/"] == empty
+    assert not any(".thumbnails" in name for name in skipped)
+
+
 def test_a_file_is_not_a_folder(tmp_path):
     with pytest.raises(DatasetError, match="not a folder"):
         list(iter_folder(synthetic_image(tmp_path / "x.jpg")))

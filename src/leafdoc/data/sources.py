@@ -136,6 +136,23 @@ def nesting_problem(
             f"labels would be the split names ({names}).",
             hint=hint,
         )
+    loose = sum(1 for parts in photos if len(parts) == 1)  # photos in `root` itself, in no class folder
+    if loose and loose > max((len(rel) for rel in inside.values()), default=0):
+        # most photos lie in the folder itself: one class folder given for the folder that holds them (its own
+        # sub-folders would become the classes, and its photos be left out)
+        subs = f" and {len(photos) - loose} in its sub-folders ({_listing(inside)})" if inside else ""
+        if zipped or relative_names:
+            hint = "Zip the folder that holds the class folders (one folder per class, each holding its photos)."
+        else:
+            hint = (
+                f"Pass the folder that holds the class folders (`leafdoc ingest {Path(root).parent} --dataset NAME`, "
+                f"if {Path(root).name}/ is one of them), or put these photos in a folder named after their class."
+            )
+        return DatasetError(
+            f"{where}: {loose} of its photos are in it directly, in no class folder{subs}: it looks like one class "
+            "folder, not the folder that holds the class folders, so its photos would be left out.",
+            hint=hint,
+        )
     if len(inside) == 1:
         (top, rel), *_ = inside.items()
         if top not in known_labels and all(len(r) >= 2 for r in rel):
@@ -187,8 +204,13 @@ def iter_folder(
     ]
     if problem := nesting_problem(root, photos, known_labels, relative_names):
         raise problem
+    holding = {parts[0] for parts in photos if len(parts) >= 2}
     for path in paths:
         if path.is_dir():
+            rel = path.relative_to(root)
+            if len(rel.parts) == 1 and not _is_hidden(rel.parts) and rel.parts[0] not in holding:
+                name = printable(str(rel) if relative_names else str(path)) + "/"
+                yield Skipped(name, "a class folder with no photos in it: add its photos, or remove the folder")
             continue
         rel = path.relative_to(root)
         name = printable(str(rel) if relative_names else str(path))

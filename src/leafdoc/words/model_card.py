@@ -196,8 +196,12 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
     else:
         title = "Model folder " + (model.get("folder") or "")
     groups = _crop_groups(labels, name)
+    # a crop is counted only where the labels name one (`Crop___condition`): a lab's "late blight" and "healthy" are
+    # two classes, not two crops
+    crops = len({label.split("___", 1)[0] for label in labels if "___" in label})
+    of = f" of {crops} crop{'s' if crops != 1 else ''}" if crops and all("___" in label for label in labels) else ""
     classes = Section(
-        f"The classes it knows: {len(labels)} of {len(groups)} crop{'s' if len(groups) != 1 else ''}",
+        f"The classes it knows: {len(labels)}{of}",
         [f"{crop} ({len(conds)}): {'; '.join(conds)}" if conds else crop for crop, conds in groups],
         bullets=True,
     )
