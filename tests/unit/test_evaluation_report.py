@@ -243,3 +243,27 @@ def test_the_confusion_matrix_and_the_reliability_plot_say_which_photos_they_cou
     assert "all 10 photos, refused ones included" in reliability.get_title()
     assert "All 10 photos, the refused ones included: each photo's top probability" in md
     assert "All 10 photos, the refused ones included" in page
+
+
+def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys):
+    """A lab's tomato model refused all 89 field photos of its own classes (66 not_a_leaf, 23 unknown_leaf), and the
+    report said only "leafdoc answered none of the 89 photos": not why, nor what to do. Its advice goes by the reason
+    most refusals give, in the report (Markdown and HTML) and in what `leafdoc evaluate` prints."""
+    from leafdoc.evaluate.report import refusal_advice
+
+    r = field_like()  # 6 of 10 refused, all "unsure"
+    assert "between classes that look alike" in refusal_advice(r["selective"])
+    sel = {**r["selective"], "abstained_by_reason": {"not_a_leaf": 4, "unsure": 2}}
+    advice = refusal_advice(sel)
+    assert advice.startswith("It refused 4 of these 10 photos as unlike the photos it learnt from")
+    assert "train it on photos like these too" in advice
+    r["selective"] = sel
+    assert f"**What would help:** {advice}" in render_markdown(r, FIGURES, [], [])
+    assert "<strong>What would help:</strong> It refused 4 of these 10" in render_html(r, FIGURES, [], [])
+    printing.out.width = 200
+    printing.print_evaluation(r)
+    assert "what would help: It refused 4 of these 10 photos" in capsys.readouterr().out
+    poor = {**sel, "abstained_by_reason": {"poor_photo": 5, "unsure": 1}}
+    assert "better photos, not another model" in refusal_advice(poor)
+    few = {**sel, "answered": 9, "abstained": 1, "abstained_by_reason": {"not_a_leaf": 1}}
+    assert refusal_advice(few) is None  # 1 of 10 refused: nothing to say

@@ -160,7 +160,15 @@ def epoch_figures(e: dict) -> str:
 
 
 def print_evaluation(r: dict) -> None:
-    from leafdoc.evaluate.report import class_figures, coverage_text, headline_rows, images_evaluated, pct, seen_warning
+    from leafdoc.evaluate.report import (
+        class_figures,
+        coverage_text,
+        headline_rows,
+        images_evaluated,
+        pct,
+        refusal_advice,
+        seen_warning,
+    )
 
     table = Table("metric", "value", title=f"{r['model']} on {r['data']}")
     table.add_row("images", images_evaluated(r))
@@ -184,6 +192,8 @@ def print_evaluation(r: dict) -> None:
         why = ", ".join(f"{k} {v}" for k, v in o["by_reason"].items() if k != "answered") or "none"
         table.add_row(f"not-leaf photos refused ({o['n']})", f"{pct(o['abstained'])} ({why})")
     out.print(table)
+    if sel and (advice := refusal_advice(sel)):
+        print_wrapped(out, "what would help:", advice, "bold")
     if warning := seen_warning(r):
         print_wrapped(out, "warning:", warning, "yellow")
     per = Table("class", "precision", "recall", "F1", "support", title="Per class (classes in the data)")
