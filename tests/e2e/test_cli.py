@@ -59,7 +59,8 @@ def test_train_predict_export_as_a_user(tmp_path, leaf_folder):
     probs = own.predict_arrays(own.preprocess(photo)[None])["probabilities"][0]
     assert [t["label"] for t in answers[0]["top_k"]] == [labels[i] for i in probs.argsort()[::-1][:2]]
     assert [t["probability"] for t in answers[0]["top_k"]] == pytest.approx(sorted(probs)[::-1][:2], abs=1e-5)
-    assert answers[1]["error"].startswith("not an image") and "top_k" not in answers[1]  # `file` names it
+    assert answers[1]["error"].startswith("not a photo leafdoc can read")  # `file` names it
+    assert "top_k" not in answers[1]
     r = leafdoc("predict", out, bad, home=tmp_path / "home")  # nothing could be read
     assert r.returncode == 1 and "notes.jpg" in r.stdout + r.stderr
     assert leafdoc("predict", out, photo, home=tmp_path / "home").returncode == 0  # every photo answered
@@ -237,7 +238,7 @@ def test_predict_names_a_file_it_cannot_read_once(tmp_path):
     lines = r.stdout.splitlines()
     expected = {
         missing: "no such file. Check the path.",
-        text: "not an image Pillow can read",
+        text: "not a photo leafdoc can read",
         folder: "a folder with no photos in it or its sub-folders.",  # the others still answered
     }
     for path, said in expected.items():
@@ -264,8 +265,10 @@ def test_no_arguments_shows_help(tmp_path):
 
 def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_path):
     """`leafdoc train`'s options are generated from TrainConfig: a field added there is an option here."""
+    import re
     from typing import get_args
 
+    from leafdoc.cli.options import as_options
     from leafdoc.train.config import TrainConfig
 
     r = subprocess.run(
@@ -285,8 +288,14 @@ def test_train_help_lists_every_training_setting_with_its_help_and_default(tmp_p
         if name == "backbone":  # its help is the registry's list
             assert all(b in text for b in get_args(field.annotation)), text
             continue
-        assert field.description and field.description.split(":")[0][:40] in text, name
+        said = as_options(field.description or "", TrainConfig.model_fields)
+        assert said and said.split(":")[0][:40] in text, name
     assert f"[default: {TrainConfig().fine_tune_fraction}]" in text  # which the hand-written options left out
+    # in the command line's words: options, not the settings' names nor the source files a lab does not have
+    assert not re.search(r"\b\w+\.py\b", text), re.search(r"\b\w+\.py\b", text)
+    others = [n for n in TrainConfig.model_fields if "_" in n and f" {n} " in f" {text} ".replace("`", " ")]
+    assert not others, others
+    assert "<list[" not in text and "keep the best checkpoint" not in text
 
 
 def test_train_from_a_model_that_refuses_field_photos_but_carries_none_says_the_new_one_will_not(

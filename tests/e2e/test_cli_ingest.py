@@ -41,7 +41,7 @@ def test_ingest_reports_each_rejected_file_and_succeeds(tmp_path, photos):
     lines = run.stdout.splitlines()
     rejected = lines[lines.index("Rejected (in photos)") + 1 :]
     assert rejected[0].startswith("the file is empty (0 bytes)") and rejected[1] == "  rust/empty.jpg"
-    assert rejected[2].startswith("not an image Pillow can read") and rejected[3] == "  rust/notes.jpg"
+    assert rejected[2].startswith("not a photo leafdoc can read") and rejected[3] == "  rust/notes.jpg"
     assert (home / "catalog.sqlite").is_file()  # the data home came from LEAFDOC_HOME
 
     again = leafdoc("ingest", "photos", "--json", home=home, cwd=tmp_path)
@@ -54,7 +54,7 @@ def test_ingest_reports_each_rejected_file_and_succeeds(tmp_path, photos):
         {"file": "photos/rust/empty.jpg", "reason": "the file is empty (0 bytes). Re-export or re-copy the photo."},
         {
             "file": "photos/rust/notes.jpg",
-            "reason": "not an image Pillow can read (is it really a photo, or text/another format?). "
+            "reason": "not a photo leafdoc can read (is it really a photo, or text/another format?). "
             "Use a JPEG or PNG photo.",
         },
     ]

@@ -267,3 +267,14 @@ def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys):
     assert "better photos, not another model" in refusal_advice(poor)
     few = {**sel, "answered": 9, "abstained": 1, "abstained_by_reason": {"not_a_leaf": 1}}
     assert refusal_advice(few) is None  # 1 of 10 refused: nothing to say
+
+
+def test_the_files_evaluate_skipped_are_named_with_their_reason(capsys):
+    """`leafdoc evaluate` said "4 files skipped (see --json for the reasons)", naming none of them."""
+    r = field_like()
+    r["skipped"] = [{"file": f"photos/{k}.jpg", "reason": "not a photo leafdoc can read"} for k in range(12)]
+    printing.out.width = 200
+    printing.print_evaluation(r)
+    text = capsys.readouterr().out
+    assert "12 files skipped:" in text and "photos/0.jpg: not a photo leafdoc can read" in text
+    assert "photos/9.jpg:" in text and "photos/10.jpg" not in text and "and 2 more (all of them: --json)" in text

@@ -6,6 +6,7 @@ exit 1.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
@@ -118,7 +119,8 @@ def _save_summary(settings: Settings, summary: dict) -> None:
 
 
 def train(**options):
-    """Split by class, train, keep the best checkpoint, evaluate on the test split, write the model folder."""
+    """Split by class, train, keep the last epoch (or the best, with --restore-best), evaluate on the test split,
+    write the model folder."""
     from pydantic import ValidationError
 
     from leafdoc.core.errors import ConfigError
@@ -377,6 +379,11 @@ def predict(
     language = negotiate(lang)  # an unknown one refused, naming those spoken, before the model is read
     settings = load_settings()
     knowledge = shipped_knowledge(settings.advice_dir)
+    if model_dir.suffix == ".tflite":  # its interpreter may be TensorFlow's: imported without its CUDA noise
+        from leafdoc.train.tfimport import import_tensorflow_quietly
+
+        with contextlib.suppress(ImportError):
+            import_tensorflow_quietly()
     predictor = Predictor(
         model_dir,
         max_pixels=settings.max_image_pixels,
@@ -503,7 +510,7 @@ def stats(
         print_stats(result, out_dir)
 
 
-@app.command()
+@app.command(short_help="Copy this data home (catalog, photos, models) to DEST, while leafdoc runs.")
 def backup(
     dest: Annotated[Path, typer.Argument(help="A new folder for the copy (it becomes a data home of its own).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print what was copied as JSON.")] = False,

@@ -4,6 +4,7 @@ TrainConfig field, generated from it with its description and default: no field 
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
@@ -19,7 +20,7 @@ SPLIT_HELP = (
 
 def folders_option(help_text: str):
     """A repeatable option naming folders that must exist (non-leaf photos, field photos)."""
-    return typer.Option(help=help_text, exists=True, file_okay=False)
+    return typer.Option(help=help_text, exists=True, file_okay=False, metavar="DIR")
 
 
 TRAIN_RUN_OPTIONS = [
@@ -70,14 +71,22 @@ TRAIN_RUN_OPTIONS = [
 NOT_OPTIONS = {"nonleaf_dirs", "field_dirs"}  # set through --nonleaf and --field (folders that must exist)
 
 
+def as_options(text: str, names) -> str:
+    """A description in the command line's words: the other settings it names as the API and recipes spell them
+    (`head_on_features`, `restore_best`) named as options (--head-on-features, --restore-best)."""
+    for name in sorted((n for n in names if "_" in n), key=len, reverse=True):
+        text = re.sub(rf"`?\b{name}\b`?", "--" + name.replace("_", "-"), text)
+    return text
+
+
 def config_parameters(model) -> list[inspect.Parameter]:
     """One Typer option per field of a pydantic config: its type (a Literal becomes a string whose choices the
-    help lists; the config checks it), its description as help, its default."""
+    help lists; the config checks it), its description as help (other settings named as options), its default."""
     params = []
     for name, field in model.model_fields.items():
         if name in NOT_OPTIONS:
             continue
-        kind, hint = field.annotation, field.description or ""
+        kind, hint = field.annotation, as_options(field.description or "", model.model_fields)
         args = [a for a in get_args(kind) if a is not type(None)]
         if get_origin(kind) is Literal:
             kind, hint = str, " | ".join(map(str, get_args(kind))) + (f": {hint}" if hint else "")
@@ -87,9 +96,11 @@ def config_parameters(model) -> list[inspect.Parameter]:
         if name == "backbone":
             hint = backbone_help()
         default = field.get_default(call_default_factory=True)
-        if get_origin(kind) is list:
+        metavar = None
+        if get_origin(kind) is list or any(get_origin(a) is list for a in get_args(kind)):
             default = None  # repeatable; empty means the config's default
-        option = typer.Option(help=hint or None)
+            metavar = "N"  # one value each time the option is given (`list[int]` read as a type name)
+        option = typer.Option(help=hint or None, metavar=metavar)
         params.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
         )

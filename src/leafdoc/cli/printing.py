@@ -159,6 +159,19 @@ def epoch_figures(e: dict) -> str:
     return ", ".join(part for part in (train, val and f"val {val}") if part)
 
 
+SKIPPED_SHOWN = 10
+
+
+def print_skipped(skipped: list[dict], where: str) -> None:
+    """The files a command could not use, each with its reason (the first SKIPPED_SHOWN; `where` has them all): "6 files
+    skipped (see stats.json)" named none of them."""
+    out.print(f"[yellow]{len(skipped)} file{'s' if len(skipped) != 1 else ''} skipped[/]:")
+    for item in skipped[:SKIPPED_SHOWN]:
+        print_wrapped(out, f"{item['file']}:", item["reason"], "", indent="  ")
+    if len(skipped) > SKIPPED_SHOWN:
+        out.print(f"  and {len(skipped) - SKIPPED_SHOWN} more (all of them: {esc(where)})")
+
+
 def print_evaluation(r: dict) -> None:
     from leafdoc.evaluate.report import (
         class_figures,
@@ -206,7 +219,7 @@ def print_evaluation(r: dict) -> None:
             conf.add_row(ClassName(p["true"]), ClassName(p["predicted"]), str(p["count"]))
         out.print(conf)
     if r["skipped"]:
-        out.print(f"[yellow]{len(r['skipped'])} files skipped[/] (see --json for the reasons)")
+        print_skipped(r["skipped"], "--json")
     if r.get("report"):
         out.print(f"report: {Path(r['report']) / 'index.html'}")
 
@@ -237,7 +250,7 @@ def print_stats(s: dict, out_dir: Path) -> None:
         )
     out.print(table)
     if s["skipped"]:
-        out.print(f"[yellow]{len(s['skipped'])} files skipped[/] (see {out_dir / 'stats.json'})")
+        print_skipped(s["skipped"], str(out_dir / "stats.json"))
     out.print(f"wrote {out_dir}")
 
 
@@ -302,8 +315,8 @@ def print_advice(advice: dict | None) -> None:
     """The summary under the diagnosis, and where the full entry is (an abstention has no advice)."""
     if advice is None:
         return
-    if not advice["available"]:
-        out.print(f"  [yellow]{esc(advice['message'])}[/]")
+    if not advice["available"]:  # wrapped: a lab's label made it 91 columns
+        print_wrapped(out, "", advice["message"], "", indent="  ", text_style="yellow")
         return
     print_wrapped(out, "What to do:", advice["summary"], "bold", indent="  ")
     sources = "; ".join(s["title"] for s in advice["sources"])

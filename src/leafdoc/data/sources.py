@@ -137,10 +137,11 @@ def nesting_problem(
             hint=hint,
         )
     loose = sum(1 for parts in photos if len(parts) == 1)  # photos in `root` itself, in no class folder
-    if loose and loose > max((len(rel) for rel in inside.values()), default=0):
+    if inside and loose > max(len(rel) for rel in inside.values()):
         # most photos lie in the folder itself: one class folder given for the folder that holds them (its own
-        # sub-folders would become the classes, and its photos be left out)
-        subs = f" and {len(photos) - loose} in its sub-folders ({_listing(inside)})" if inside else ""
+        # sub-folders would become the classes, and its photos be left out; with no sub-folder at all, nothing is
+        # ingested and the command says so)
+        subs = f" and {len(photos) - loose} in its sub-folders ({_listing(inside)})"
         if zipped or relative_names:
             hint = "Zip the folder that holds the class folders (one folder per class, each holding its photos)."
         else:

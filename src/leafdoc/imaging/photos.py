@@ -211,7 +211,7 @@ def _open_checked(
         if fmt is not None and fmt not in PHOTO_FORMATS:
             raise _unsupported(name, fmt) from None
         raise ImageError(
-            f"{name}: not an image Pillow can read (is it really a photo, or text/another format?).",
+            f"{name}: not a photo leafdoc can read (is it really a photo, or text/another format?).",
             hint="Use a JPEG or PNG photo.",
         ) from None
     except Exception as exc:  # a recognised format whose header is broken (OSError, SyntaxError, struct.error...)

@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     learning_rate: float | None = Field(
         1e-3,
         description="the head's rate (fine-tuning runs at a tenth of it) or the rate from scratch, 1e-3 for both by "
-        "default; a recipe's null keeps the older rule: 1e-4 for a pretrained backbone's head, 1e-3 from scratch",
+        "default (a recipe that sets it to null gets 1e-4 for a pretrained backbone's head, 1e-3 from scratch)",
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout before the logits (and after each hidden layer)")
     head_units: list[int] = Field(
@@ -64,10 +64,9 @@ class TrainConfig(BaseModel):
     )
     teacher: str | None = Field(
         None,
-        description="distillation: an .npz of a teacher's probabilities for the training photos "
-        "(benchmarks/starter_ensemble.py --teacher-out); each training photo is learnt from them as well as from "
-        "its label (train/teacher.py). Only with the phases on cached features and activations (head_on_features; "
-        "fine_tune_cached when fine-tuning)",
+        description="distillation: an .npz of a teacher's probabilities for the training photos (docs/training.md "
+        "says how to make one); each training photo is learnt from them as well as from its label. Only with the "
+        "phases on cached features and activations (head_on_features; fine_tune_cached when fine-tuning)",
     )
     teacher_weight: float = Field(
         0.7, gt=0, le=1, description="with teacher: the teacher's share of the loss (the label has the rest)"
@@ -115,15 +114,14 @@ class TrainConfig(BaseModel):
         ge=0,
         le=1,
         description="share of training photos whose leaf is put on a new plain background (paper, grey, beige, "
-        "dark; lit unevenly) while training, so the model does not learn the lab's sheets (train/backgrounds.py)",
+        "dark; lit unevenly) while training, so the model does not learn the lab's sheets",
     )
     colour_cast: float = Field(
         0.0,
         ge=0,
         lt=1,
         description="while training, every photo's white balance shifted as under a warmer or cooler light than "
-        "daylight: red and blue scaled by up to this share in opposite directions, green by a third of it "
-        "(train/pipeline.py cast_colours; 0: off)",
+        "daylight: red and blue scaled by up to this share in opposite directions, green by a third of it (0: off)",
     )
     morphology: Literal["none", "opening", "closing", "tophat", "blackhat"] = Field(
         "none", description="OpenCV morphology applied to every image before the model (training and serving)"
@@ -132,14 +130,14 @@ class TrainConfig(BaseModel):
     framing: Literal["none", "leaf"] = Field(
         "leaf",
         description="`leaf`: a photo of one leaf on a plain background whose leaf spans less than 0.6 of the frame "
-        "(taken from too far) is seen as the square around its leaf, in training and serving alike (imaging/photos.py)",
+        "(taken from too far) is seen as the square around its leaf, in training and serving alike",
     )
     white_balance: Literal["none", "sheet", "light-range"] = Field(
         "none",
         description="`sheet`: every photo's colours scaled so that the sheet around the leaf comes out grey, as under "
-        "daylight, in training and serving alike (leafcut.py balance_to_sheet); `light-range`: only a photo lit "
-        "warmer or cooler than 95% of the training photos is taken back to the nearer end of their middle half "
-        "(balance_to_range; the lights are measured on the training split and kept in the card); a photo with no "
+        "daylight, in training and serving alike; `light-range`: only a photo lit warmer or cooler than 95% of the "
+        "training photos is taken back to the nearer end of their middle half (the lights are measured on the "
+        "training split and kept in the card); a photo with no "
         "sheet in its border is left as it is",
     )
     bn_momentum: float | None = Field(
@@ -156,8 +154,8 @@ class TrainConfig(BaseModel):
     other_leaves: bool = Field(
         True,
         description="fit the check that refuses a leaf more like leafdoc's bank of other crops' and conditions' leaves "
-        "(PlantVillage, frozen EfficientNet-Lite0 features at 224 px) than like this model's own classes "
-        "(inference/otherleaves.py): a lab's model then says 'not sure' of a leaf it was never taught instead of "
+        "(PlantVillage, frozen EfficientNet-Lite0 features at 224 px) than like this model's own classes: a lab's "
+        "model then says 'not sure' of a leaf it was never taught instead of "
         "naming one of its classes. Fitted only where the bank's features are the model's (the default backbone, "
         "size and framing, no fine-tuning) and enough of the bank is not this model's own classes",
     )
@@ -168,7 +166,7 @@ class TrainConfig(BaseModel):
         "views) alike and is the one kept; the abstention threshold stays calibrated on the first head's answers "
         "on the validation photos, which it never saw, and the test photos stay held out. A lab's 12 validation "
         "photos are 18% more to learn from: 82.8% against 81.0% of the photos scored, over 10 draws of the lab's "
-        "photos (benchmarks/lab_resample.py). Off: the head of the training photos only, as before",
+        "photos. Off: the head trained on the training photos alone is kept",
     )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out to pick the epoch")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of each class held out for the final figures")
@@ -182,7 +180,7 @@ class TrainConfig(BaseModel):
 
     deterministic_ops: bool = Field(
         False,
-        description="TensorFlow's ops in their deterministic versions (tf.config.experimental.enable_op_determinism) "
+        description="TensorFlow's ops in their deterministic versions "
         "while this run trains. Not needed for a run to repeat on one machine: on CPU the same command and seeds "
         "already give the same weights, bit for bit (docs/training.md, 'Same command, same model?'); a guard for "
         "other hardware and thread settings, at 6-26% more CPU time in the head phase (measured), and the weights it "

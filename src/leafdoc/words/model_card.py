@@ -122,13 +122,13 @@ def _learnt_from(card: dict) -> list[str]:
     return lines or ["The card does not say what the model learnt from."]
 
 
-def _figures(card: dict, name: Callable[[str], str] = label_words) -> list[str]:
+def _figures(card: dict, name: Callable[[str], str] = label_words, n_labels: int | None = None) -> list[str]:
     metrics = card.get("metrics") or {}
     test, val = metrics.get("test") or {}, metrics.get("val") or {}
     lines = []
     if _share(test.get("accuracy")):
         extra = []
-        if _share(test.get("top3_accuracy")):
+        if _share(test.get("top3_accuracy")) and (n_labels is None or n_labels > 3):  # else always right
             extra.append(f"the right answer among the top three {_share(test['top3_accuracy'])}")
         if isinstance(test.get("macro_f1"), int | float):
             extra.append(f"macro F1 {test['macro_f1']:.3f}")
@@ -210,7 +210,7 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
         Section(title, _about(model, card)),
         Section("What it learnt from", _learnt_from(card), spaced=True),
         classes,
-        Section("Test figures", _figures(card, name)),
+        Section("Test figures", _figures(card, name, len(labels) or None)),
         Section("Limitations", limits or ["The card states none."], spaced=True),
     ]
 
