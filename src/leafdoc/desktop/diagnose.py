@@ -546,13 +546,17 @@ class DiagnoseTab(Tab):
         self.limits.setVisible(unfolded and self.limits_button.isVisible())
 
     def fill_crops(self, crops: list[str]) -> None:
-        """The serving model's crops in the crop box, the one picked last selected if this model knows it."""
+        """The serving model's crops in the crop box, the one picked last selected if this model knows it. None
+        (a model whose labels name no crop, a lab's "late blight" and "healthy"; or no model serving): the box and its
+        title hidden, "I don't know" alone being no choice."""
         wanted = get_str(self.settings, "diagnose/crop", "")
         self.crop.clear()
         self.crop.addItem(self.say(CROP_UNKNOWN), "")
         for c in crops:
             self.crop.addItem(c[:1].upper() + c[1:], c)
         self.crop.setCurrentIndex(max(0, self.crop.findData(wanted)) if wanted else 0)
+        self.crop.setVisible(bool(crops))
+        self.crop_title.setVisible(bool(crops))
 
     def pick_photos(self) -> None:
         start = get_str(self.settings, "folders/photos", str(Path.home()))

@@ -19,7 +19,9 @@ So when the crop's share is under CROP_MISMATCH_SHARE and the crop's best label 
 early blight is what naming the crop is for.
 
 The crop is named as GET /v1/models lists it (`tomato`, `corn`, `bell pepper`: fieldcrops.crop_name) or by the
-labels' own prefix (`Corn_(maize)`), in any case.
+labels' own prefix (`Corn_(maize)`), in any case. A label without the three underscores (a lab's `late blight`,
+`healthy`) names no crop: it is no crop to name, nor in any crop's labels, and a model whose labels all are so knows
+no crops (any crop named is refused, saying to leave it out).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import numpy as np
 
 from leafdoc.core.errors import UnknownCrop
 from leafdoc.core.i18n import N_, Label, Msg, msg
-from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words
+from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words, label_crops, names_crop
 from leafdoc.words.photo_guide import listed
 
 
 def crops_of(labels: Sequence[str]) -> list[str]:
-    """The labels' crops as their prefixes (`Corn_(maize)`), sorted."""
-    return sorted({crop_of(label) for label in labels})
+    """The labels' crops as their prefixes (`Corn_(maize)`), sorted: only the crops labels name
+    (fieldcrops.label_crops), none for a lab's `early blight`, `healthy`, `late blight`."""
+    return label_crops(labels)
 
 
 def _key(text: str) -> str:
@@ -50,11 +53,19 @@ def parse_crop(text: str | None, labels: Sequence[str]) -> str | None:
     if text is None or not text.strip():
         return None
     wanted = _key(text)
-    for crop in crops_of(labels):
+    crops = crops_of(labels)
+    for crop in crops:
         if wanted in (_key(crop), _key(crop_name(crop))):
             return crop
-    known = [f"'{crop_name(c)}'" for c in crops_of(labels)]
     shown = text.strip() if len(text.strip()) <= 60 else text.strip()[:57] + "..."
+    if not crops:
+        raise UnknownCrop(
+            f"crop {shown!r}: this model knows no crops; its labels name none (`Crop___Condition`, as "
+            "`Tomato___Late_blight`).",
+            hint="Leave the crop out (the API's `crop`, `leafdoc predict --crop`): the model chooses among all its "
+            "labels.",
+        )
+    known = [f"'{crop_name(c)}'" for c in crops]
     raise UnknownCrop(
         f"crop {shown!r} is not one this model knows; it knows {listed(known)}.",
         hint="Name one of those (the API's `crop`, `leafdoc predict --crop`; GET /v1/models lists them under "
@@ -63,8 +74,10 @@ def parse_crop(text: str | None, labels: Sequence[str]) -> str | None:
 
 
 def crop_indices(labels: Sequence[str], crop: str) -> np.ndarray:
-    """The indices of `crop`'s labels, in the labels' order."""
-    return np.array([i for i, label in enumerate(labels) if crop_of(label) == crop], dtype=np.int64)
+    """The indices of `crop`'s labels, in the labels' order (never one that names no crop: fieldcrops.names_crop)."""
+    return np.array(
+        [i for i, label in enumerate(labels) if names_crop(label) and crop_of(label) == crop], dtype=np.int64
+    )
 
 
 def within_crop(probs: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -34,8 +34,23 @@ def field_part(data: bytes) -> str:
 
 
 def crop_of(label: str) -> str:
-    """`Corn_(maize)___Common_rust_` -> `Corn_(maize)`: the PlantVillage naming, crop before three underscores."""
+    """`Corn_(maize)___Common_rust_` -> `Corn_(maize)`: the PlantVillage naming, crop before three underscores. A
+    label without them (`names_crop`) is its own "crop" here, as the field-photo check reads it (`knows_in_field`,
+    `fit_learnt`, the offline page's app.js `cropOf`); the crops a model lists and takes (`crops_known`,
+    cropfirst.crops_of) are only those that labels name."""
     return label.split("___", 1)[0]
+
+
+def names_crop(label: str) -> bool:
+    """Whether `label` names its crop (`Tomato___Late_blight`): a lab's class folder named `late blight` or `healthy`
+    names none, so it is never listed as a crop nor counted in one (the offline page's app.js `namesCrop`)."""
+    return "___" in label
+
+
+def label_crops(labels: Sequence[str]) -> list[str]:
+    """The crops the labels name, as their prefixes (`Corn_(maize)`), sorted; none for a model whose labels name no
+    crop (a lab's `early blight`, `healthy`, `late blight`)."""
+    return sorted({crop_of(label) for label in labels if names_crop(label)})
 
 
 def crop_name(crop: str) -> str:
@@ -56,9 +71,10 @@ def knows_in_field(card_field: dict | None, label: str) -> bool:
 
 def crops_known(labels: Sequence[str], card_field: dict | None) -> dict[str, list[str]]:
     """The crops of a model's labels, by what it learnt them from: field photos and lab photos, or lab photos only
-    (as a sentence names them: `corn`, `bell pepper`)."""
+    (as a sentence names them: `corn`, `bell pepper`). Only the crops the labels name (`label_crops`): a model whose
+    labels name no crop has none."""
     learnt = set(learnt_crops(card_field))
-    crops = sorted({crop_of(label) for label in labels})
+    crops = label_crops(labels)
     return {
         "field": [crop_name(c) for c in crops if c in learnt],
         "lab_only": [crop_name(c) for c in crops if c not in learnt],

@@ -18,7 +18,7 @@ from leafdoc.inference.abstain import (
     UNLIKE_TRAINING,
     UNSURE,
 )
-from leafdoc.inference.cropfirst import CROP_MISMATCH, crops_of, single_label_words
+from leafdoc.inference.cropfirst import CROP_MISMATCH, crop_indices, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
 from leafdoc.inference.quality import PROBLEM_WORDS
 from leafdoc.words import history
@@ -124,11 +124,12 @@ def language_texts(lang: str, labels: list[str], knowledge, card_field: dict | N
     if learnt:
         for crop in sorted({crop_of(label) for label in labels} - set(learnt)):
             lab_only[crop] = render(lab_only_words(f"{crop}___", learnt), lang)
-    # crop first: each crop's name, and for a crop known by one label, why naming it cannot narrow the answer
+    # crop first: each crop's name, and for a crop known by one label, why naming it cannot narrow the answer; none
+    # for a model whose labels name no crop (the page then hides its crop picker, app.js)
     crops = {crop: render(crop_words(crop), lang) for crop in crops_of(labels)}
     single_label = {}
     for crop in crops:
-        own = [label for label in labels if crop_of(label) == crop]
+        own = [labels[i] for i in crop_indices(labels, crop)]
         if len(own) == 1:
             single_label[crop] = render(single_label_words(own[0]), lang, knowledge.resolve)
     return {

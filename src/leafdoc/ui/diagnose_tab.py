@@ -209,7 +209,9 @@ def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Ca
         return (
             feedback_text.privacy_note(keep, lang),
             gr.update(value=knows or "", visible=bool(knows)),
-            gr.update(choices=crop_choices(crops or [], lang), value=""),
+            # hidden when the serving model knows no crops (its labels name none: a lab's "late blight", "healthy"),
+            # or none serves: "I don't know" alone is no choice; shown as it was if the API did not say (None)
+            gr.update(choices=crop_choices(crops or [], lang), value="", visible=crops is None or bool(crops)),
             *guide_words(lang)[: len(guide)],
             *shown,
         )

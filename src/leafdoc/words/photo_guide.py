@@ -32,6 +32,9 @@ TIPS = (
 
 KNOWS = N_("**This model knows {kinds} kinds of leaf of {n} crops.**")
 KNOWS_ONE_CROP = N_("**This model knows {kinds} kinds of leaf of 1 crop.**")
+# A lab's model whose labels name no crop (`late blight`, `healthy`: no `Crop___`, inference/fieldcrops.names_crop), or
+# not all of them: the crops it knows are not all its kinds of leaf.
+KNOWS_NO_CROP = N_("**This model knows {kinds} kinds of leaf.**")
 KNOWS_FIELD = N_("Learnt from photos taken on the plant too: {crops}.")
 KNOWS_LAB_ONLY = N_("Learnt only from one leaf on a plain background (photograph them that way): {crops}.")
 # Measured on a lab's model of 3 tomato conditions (docs/training.md, "The other-leaves check";
@@ -44,10 +47,13 @@ KNOWS_NOTHING_ELSE = N_("A leaf of another crop, or with another condition, may 
 def knows_sentences(labels: list[str], crops: dict, lang: str = "en") -> list[str]:
     """What a model of `labels` knows, in `lang`: how many conditions of which crops, and which crops it learnt from
     photos taken on the plant as well as from lab photos (`crops`: fieldcrops.crops_known's). The first sentence is
-    Markdown bold (`**...**`)."""
+    Markdown bold (`**...**`). Labels that name no crop (a lab's `late blight`, `healthy`) are kinds of leaf of no
+    crop: the first sentence then counts no crops."""
     field, lab_only = list(crops.get("field") or []), list(crops.get("lab_only") or [])
     n = len(field) + len(lab_only)
-    said = [gettext(lang, KNOWS_ONE_CROP if n == 1 else KNOWS).format(kinds=len(labels), n=n)]
+    of_crops = n and all("___" in label for label in labels)  # fieldcrops.names_crop (words/ imports no inference/)
+    first = (KNOWS_ONE_CROP if n == 1 else KNOWS) if of_crops else KNOWS_NO_CROP
+    said = [gettext(lang, first).format(kinds=len(labels), n=n)]
     if field:
         said.append(gettext(lang, KNOWS_FIELD).format(crops=listed(field, lang)))
     if lab_only:

@@ -47,7 +47,11 @@ async function loadRuntime() {
 }
 
 const texts = () => state.model.texts[state.lang];
+// fieldcrops.crop_of: a label without the three underscores is its own "crop" to the field-photo check, as on the
+// server; fieldcrops.names_crop: only a label with them is of a crop the grower can name (a lab's "late blight",
+// "healthy" are of none: never in a crop's labels, never a crop in the picker, which model.json's `crops` fill).
 const cropOf = (label) => label.split("___")[0];
+const namesCrop = (label) => label.includes("___");
 
 // abstain.hesitation: the 2-3 most likely labels, as many as cover 90% of the probability.
 function hesitation(order, probs) {
@@ -83,7 +87,7 @@ function decide(probs, problems, reading, crop) {
   const labels = state.model.labels;
   const best = (values, among) => [...among].sort((a, b) => values[b] - values[a] || a - b);
   const all = Array.from(probs.keys());
-  const among = crop ? all.filter((i) => cropOf(labels[i]) === crop) : all;
+  const among = crop ? all.filter((i) => namesCrop(labels[i]) && cropOf(labels[i]) === crop) : all;
   // the probabilities an answer shows: with a crop of several labels, renormalised over them (cropfirst.within_crop)
   const mass = among.reduce((s, i) => s + probs[i], 0); // the crop's share of the model's probability
   let shown = probs;
@@ -229,7 +233,13 @@ function feedbackRow(item) {
     question.className = "question";
     question.textContent = t.page.what_is_it;
     const groups = new Map();
-    for (const label of state.model.labels) {
+    const option = (label) => {
+      const o = document.createElement("option");
+      o.value = label;
+      o.textContent = title(t, label);
+      return o;
+    };
+    for (const label of state.model.labels.filter(namesCrop)) {
       const crop = cropOf(label);
       if (!groups.has(crop)) groups.set(crop, []);
       groups.get(crop).push(label);
@@ -239,16 +249,11 @@ function feedbackRow(item) {
       ...[...groups].map(([crop, labels]) => {
         const group = document.createElement("optgroup");
         group.label = t.crops[crop] || crop;
-        group.append(
-          ...labels.map((label) => {
-            const option = document.createElement("option");
-            option.value = label;
-            option.textContent = title(t, label);
-            return option;
-          }),
-        );
+        group.append(...labels.map(option));
         return group;
       }),
+      // the labels that name no crop: each on its own, not under a "crop" of its own name
+      ...state.model.labels.filter((label) => !namesCrop(label)).map(option),
     );
     const send = button(t.page.send, () => give(item, { correct: false, label: select.value || null }));
     send.disabled = item.r.abstained; // a refusal: only what it is says anything
@@ -424,6 +429,11 @@ function speak() {
     }),
   );
   cropPicker.value = chosen;
+  // a model whose labels name no crop (a lab's "late blight", "healthy"): no crop to pick, no picker (its label is
+  // display: flex in app.css, which the `hidden` attribute would not override)
+  const noCrops = !Object.keys(t.crops).length;
+  cropPicker.closest("label").style.display = noCrops ? "none" : "";
+  if (noCrops) cropPicker.value = "";
   showKnows(t);
   if (state.ready) {
     const offline = fill(t.page.ready_offline, { n: state.model.labels.length, version: state.model.version });
