@@ -102,7 +102,7 @@ def test_a_poor_photo_is_explained_in_french_with_its_figures():
     a = answer(UNSURE, "fr", (small, dark))
     assert a.reason == "poor_photo" and a.problems == ["too_small", "too_dark"]
     assert a.message == (
-        "Photo inutilisable : la photo est trop petite (40x30 pixels) : envoyez-en une d'au moins 64 pixels sur son "
+        "Inutilisable : la photo est trop petite (40x30 pixels) : envoyez-en une d'au moins 64 pixels sur son "
         "petit côté ; la photo est trop sombre : prenez-la à la lumière du jour, ou découvrez l'objectif."
     )
     assert a.unreviewed == []  # the code's words, not advice

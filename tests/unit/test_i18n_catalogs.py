@@ -97,7 +97,7 @@ def test_a_message_left_untranslated_fails_the_catalog_test(tmp_path, monkeypatc
     from leafdoc.cli import i18n_catalogs
 
     cat = read("hi", "answers")
-    cat["Not a usable photo: {problems}."].string = ""
+    cat["Not usable: {problems}."].string = ""
     cat["It could be {names}."].string = "यह {nams} हो सकता है।"
     folder = tmp_path / "hi" / "LC_MESSAGES"
     folder.mkdir(parents=True)
@@ -106,7 +106,7 @@ def test_a_message_left_untranslated_fails_the_catalog_test(tmp_path, monkeypatc
     monkeypatch.setattr(i18n_catalogs, "LOCALES", tmp_path)
     with pytest.raises(AssertionError, match="lacks 1"):
         test_every_message_has_a_translation_with_the_same_placeholders("hi", "answers")
-    cat["Not a usable photo: {problems}."].string = "फ़ोटो काम की नहीं है: {problems}।"
+    cat["Not usable: {problems}."].string = "काम की नहीं: {problems}।"
     with (folder / "answers.po").open("wb") as f:
         write_po(f, cat)
     with pytest.raises(AssertionError, match="placeholders differ"):

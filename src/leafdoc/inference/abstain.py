@@ -80,7 +80,7 @@ UNKNOWN_LEAF = N_(
     "conditions this model knows before trusting it on this leaf."
 )
 
-POOR_PHOTO = N_("Not a usable photo: {problems}.")
+POOR_PHOTO = N_("Not usable: {problems}.")  # each problem says "the photo is ...": not "photo" twice
 UNSURE = N_("Not sure which disease this is. {could_be} {photo_advice}")
 SEMICOLONS = N_("{names}; {last}")  # the photo's problems: "too dark; blurred"
 

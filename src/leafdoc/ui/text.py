@@ -63,6 +63,8 @@ REASON_HEADLINES = {
     # A lab's own model (an `other_leaves` check): the leaf looks like another crop or condition than its own. A
     # better photo will not help; the message says to check which crops and conditions the model knows.
     "unknown_leaf": N_("Not sure: this leaf is not one this model was taught"),
+    # A photo too dark, blurred or small to read: not the model's doubt ("Not sure: no diagnosis" read oddly above it).
+    "poor_photo": N_("Take another photo: this one cannot be read"),
 }
 NOT_SURE = N_("Not sure: no diagnosis for this photo")
 NOT_SURE_ENOUGH = N_("The model is not sure enough to give a diagnosis.")
