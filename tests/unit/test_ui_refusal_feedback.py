@@ -36,7 +36,10 @@ class FakeApi:
     def advice_for(self, answer):
         return None
 
+    asked_for_models = 0
+
     def model(self, version):
+        FakeApi.asked_for_models += 1
         return {"labels": LABELS}
 
     def feedback(self, prediction_id, correct, label):
@@ -77,6 +80,7 @@ def run(monkeypatch, tmp_path):
     photo = tmp_path / "daisy.jpg"
     Image.new("RGB", (32, 32), (250, 250, 250)).save(photo)
     monkeypatch.setattr(diagnose_tab, "page_language", lambda request: "en")
+    monkeypatch.setattr(diagnose_tab, "_LABELS", {})  # each test's fake model versions
 
     def go(given: dict):
         api = FakeApi(given)
@@ -166,3 +170,12 @@ def test_the_list_of_what_it_is_names_every_label_in_the_pages_words(run, monkey
         out, _ = run(answer(label=labels[3], top_k=top, language=lang))  # the answer itself is not offered
         given = [("Maíz — Roya común (from the answer)", labels[0]), *zip(names, labels[1:3], strict=True)]
         assert out["actual"]["choices"] == given
+
+
+def test_a_versions_labels_are_fetched_once_not_with_every_diagnosis(run):
+    """Every diagnosis on the page fetched GET /v1/models/{version} (35 KB, the whole card) for its labels alone."""
+    FakeApi.asked_for_models = 0
+    for _ in range(3):
+        out, _ = run(answer())
+        assert [value for _, value in out["actual"]["choices"]] == LABELS[1:]
+    assert FakeApi.asked_for_models == 1

@@ -64,6 +64,20 @@ def crop_choices(crops: list[str], lang: str = "en") -> list[tuple]:
     return [(t("crop_unknown"), ""), *((name[:1].upper() + name[1:], c) for name, c in shown)]
 
 
+_LABELS: dict[int, list[str]] = {}  # a version's labels never change: fetched once (its card is 35 KB), a few kept
+_LABELS_KEPT = 8
+
+
+def labels_of(api, version: int) -> list[str]:
+    """The labels of a model version, for the "What is it?" list: fetched from the API once per version, not with
+    every diagnosis."""
+    if version not in _LABELS:
+        if len(_LABELS) >= _LABELS_KEPT:
+            _LABELS.pop(next(iter(_LABELS)))
+        _LABELS[version] = list(api.model(version).get("labels", []))
+    return _LABELS[version]
+
+
 def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) -> Callable:
     """The diagnosis of the photo shown; `asked`: the Diagnose button's, which with no photo asks for one (clicked
     with none, it left the page as it was: nothing seemed to happen), where a photo removed just empties the answer."""
@@ -88,7 +102,7 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
                 picked = crop.strip() if isinstance(crop, str) else ""
                 answer = api.explain(path.read_bytes(), name, crop=picked or None, lang=lang)
                 entry = api.advice_for(answer)
-                labels = api.model(answer["model_version"]).get("labels", [])
+                labels = labels_of(api, answer["model_version"])
         except Exception as exc:
             message, hint = problem(exc, "Diagnosis")
             return (

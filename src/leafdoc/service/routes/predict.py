@@ -176,8 +176,8 @@ def _one(items: list[tuple[str | None, bytes]]) -> tuple[str | None, bytes]:
     if len(items) != 1:
         raise InvalidRequest(
             f"send exactly one image (got {len(items)}).",
-            hint="Send it as the multipart field `file`, or as the raw request body; "
-            "for several images use /v1/predict/batch.",
+            hint="Send one file part (named `file`, as the API documents; any name is taken), or the photo as the "
+            "raw request body; for several images use /v1/predict/batch.",
         )
     return items[0]
 
