@@ -423,7 +423,8 @@ VAL_LEARNT_NOTE = (
 TEST_LEARNT_NOTE = (
     "{n} of the {of} test photos are among the photos the network this model started from (leafdoc's starter) "
     "learnt or was chosen on, by its split.json: the test figures overstate how the model does on photos it never "
-    "saw. Score it on photos of your own (`leafdoc evaluate --data`), not on PlantVillage's."
+    "saw. Score it on photos of your own (`leafdoc evaluate --data`), not on the public ones the starter learnt "
+    "(PlantVillage's, and the field photos its card names)."
 )
 
 
