@@ -28,7 +28,7 @@ def test_predict_answers_every_photo_of_a_folder_and_names_the_unreadable(tmp_pa
     expected = sorted([*leaf_photos, *(str(folder / n) for n in ("flower.jpg", "truncated.jpg", "notes.jpg"))])
     assert sorted(answers) == expected
     assert "truncated" in answers[str(folder / "truncated.jpg")]["error"]
-    assert "not an image" in answers[str(folder / "notes.jpg")]["error"]
+    assert "not a photo leafdoc can read" in answers[str(folder / "notes.jpg")]["error"]
     for name in [*leaf_photos, str(folder / "flower.jpg")]:
         assert "error" not in answers[name] and answers[name]["top_k"], name
 

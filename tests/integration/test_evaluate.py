@@ -255,7 +255,7 @@ def test_corrupt_images_are_listed_as_skipped_and_the_rest_evaluated(tiny_model,
     r = run_evaluate(tiny_model, "--data", leaf_folder)
     skipped = {s["file"]: s["reason"] for s in r["skipped"]}
     assert set(skipped) == {str(broken), str(truncated)}
-    assert "not an image" in skipped[str(broken)]
+    assert "not a photo leafdoc can read" in skipped[str(broken)]
     assert "corrupt or truncated" in skipped[str(truncated)]
     assert r["n"] == 18
     assert str(broken) not in {p["file"] for p in r["predictions"]}

@@ -67,7 +67,7 @@ def test_empty_file_is_refused_by_name():
 def test_text_file_named_jpg_is_refused_by_name():
     with pytest.raises(ImageError) as err:
         decode(b"label,notes\nhealthy,looks fine\n", "photos/notes.jpg")
-    assert err.value.message.startswith("photos/notes.jpg: not an image")
+    assert err.value.message.startswith("photos/notes.jpg: not a photo leafdoc can read")
     assert "JPEG or PNG" in err.value.hint
 
 
