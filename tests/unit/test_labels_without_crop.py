@@ -14,8 +14,9 @@ from leafdoc.core.errors import UnknownCrop
 from leafdoc.core.i18n import LANGUAGES
 from leafdoc.inference.abstain import decide
 from leafdoc.inference.cropfirst import crop_indices, crops_of, parse_crop
-from leafdoc.inference.fieldcrops import crops_known, label_crops, names_crop
+from leafdoc.inference.fieldcrops import crops_known, label_crops
 from leafdoc.modelfolder import ModelCard
+from leafdoc.words.labels import names_crop
 from leafdoc.words.photo_guide import knows_note, knows_sentences, serving_crops
 
 LAB = ["early blight", "healthy", "late blight"]

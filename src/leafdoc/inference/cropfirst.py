@@ -33,7 +33,8 @@ import numpy as np
 
 from leafdoc.core.errors import UnknownCrop
 from leafdoc.core.i18n import N_, Label, Msg, msg
-from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words, label_crops, names_crop
+from leafdoc.inference.fieldcrops import crop_name, crop_of, crop_words, label_crops
+from leafdoc.words.labels import names_crop
 from leafdoc.words.photo_guide import listed
 
 
@@ -74,7 +75,7 @@ def parse_crop(text: str | None, labels: Sequence[str]) -> str | None:
 
 
 def crop_indices(labels: Sequence[str], crop: str) -> np.ndarray:
-    """The indices of `crop`'s labels, in the labels' order (never one that names no crop: fieldcrops.names_crop)."""
+    """The indices of `crop`'s labels, in the labels' order (never one that names no crop: words.labels.names_crop)."""
     return np.array(
         [i for i, label in enumerate(labels) if names_crop(label) and crop_of(label) == crop], dtype=np.int64
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.core.i18n import AND, N_, Msg, msg, one_of
+from leafdoc.words.labels import names_crop
 
 FIELD_PARTS = {"train": "01234567", "val": "89ab", "test": "cdef"}
 # The share of answered field photos that must be right on the validation part; the target on unseen field photos is
@@ -39,12 +40,6 @@ def crop_of(label: str) -> str:
     `fit_learnt`, the offline page's app.js `cropOf`); the crops a model lists and takes (`crops_known`,
     cropfirst.crops_of) are only those that labels name."""
     return label.split("___", 1)[0]
-
-
-def names_crop(label: str) -> bool:
-    """Whether `label` names its crop (`Tomato___Late_blight`): a lab's class folder named `late blight` or `healthy`
-    names none, so it is never listed as a crop nor counted in one (the offline page's app.js `namesCrop`)."""
-    return "___" in label
 
 
 def label_crops(labels: Sequence[str]) -> list[str]:

@@ -14,6 +14,7 @@ from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.model_versions import LOWER_IS_BETTER
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
+from leafdoc.words.photo_guide import listed
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
@@ -102,8 +103,7 @@ def what_changes(ws: Workspace, folder: Path, serving_version: int | None, decis
         )
     lost = [label for label in old if label not in new]
     if lost:
-        shown = [*lost[:3], f"{len(lost) - 3} more"] if len(lost) > 3 else lost
-        names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" and {shown[-1]}"
+        names = listed([*lost[:3], f"{len(lost) - 3} more"] if len(lost) > 3 else lost)
         said.append(
             f"It knows {len(new)} classes where version {serving_version} knew {len(old)}: photos of the "
             f"{len(lost)} it does not know ({names}) are answered as one of its own or refused."

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.imaging.photos import thumbnail as photo_thumbnail
-from leafdoc.runtime.memory import TRIM_AFTER_BYTES, malloc_trim
+from leafdoc.runtime.memory import give_back_after
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 from leafdoc.words.labels import answer_name, pretty_label
@@ -36,8 +36,7 @@ def thumbnail(path: Path) -> str:
         small.save(buf, "JPEG", quality=70)
     except Exception:  # a photo the server refused still gets its line in the history
         return ""
-    if frame.decoded > TRIM_AFTER_BYTES and (trim := malloc_trim()) is not None:
-        trim(0)
+    give_back_after(frame.decoded)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -11,6 +11,13 @@ def pretty_label(label: str | None) -> str:
     return label_words(label or "")
 
 
+def names_crop(label: str) -> bool:
+    """Whether `label` names its crop (`Tomato___Late_blight`, PlantVillage's crop___condition): a lab's class
+    folder named `late blight` or `healthy` names none, so it is never listed as a crop nor counted in one (the
+    offline page's app.js `namesCrop`)."""
+    return "___" in label
+
+
 def answer_name(answer: dict, label: str | None) -> str:
     """A label in the answer's words: its `name` among the answer's top candidates (the API translates it into the
     answer's language), else the label's own words."""

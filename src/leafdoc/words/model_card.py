@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leafdoc.core.i18n import N_, gettext, label_words
+from leafdoc.words.labels import names_crop
 from leafdoc.words.percent import measured_share, precise_percent
 
 WEAKEST = 3  # the classes of lowest recall shown, when the card keeps per-class figures
@@ -74,7 +75,7 @@ def _crop_groups(labels: list[str], name: Callable[[str], str] = label_words) ->
     groups: dict[str, list[str]] = {}
     for label in labels:
         words = name(label)
-        crop, _, condition = words.partition(" — ") if "___" in label else (words, "", "")
+        crop, _, condition = words.partition(" — ") if names_crop(label) else (words, "", "")
         groups.setdefault(crop, [])
         if condition:
             groups[crop].append(condition)
@@ -196,10 +197,10 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
     else:
         title = "Model folder " + (model.get("folder") or "")
     groups = _crop_groups(labels, name)
-    # a crop is counted only where the labels name one (`Crop___condition`): a lab's "late blight" and "healthy" are
-    # two classes, not two crops
-    crops = len({label.split("___", 1)[0] for label in labels if "___" in label})
-    of = f" of {crops} crop{'s' if crops != 1 else ''}" if crops and all("___" in label for label in labels) else ""
+    # crops are counted only where every label names one (`Crop___condition`): a lab's "late blight" and "healthy"
+    # are two classes, not two crops
+    crops = len(groups) if labels and all(map(names_crop, labels)) else 0
+    of = f" of {crops} crop{'s' if crops != 1 else ''}" if crops else ""
     classes = Section(
         f"The classes it knows: {len(labels)}{of}",
         [f"{crop} ({len(conds)}): {'; '.join(conds)}" if conds else crop for crop, conds in groups],

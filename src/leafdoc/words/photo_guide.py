@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leafdoc.core.i18n import AND, N_, gettext
+from leafdoc.words.labels import names_crop
 
 GUIDE_DIR = Path(__file__).resolve().parents[3] / "examples" / "guide"  # the repository's examples/guide (src layout)
 
@@ -32,7 +33,7 @@ TIPS = (
 
 KNOWS = N_("**This model knows {kinds} kinds of leaf of {n} crops.**")
 KNOWS_ONE_CROP = N_("**This model knows {kinds} kinds of leaf of 1 crop.**")
-# A lab's model whose labels name no crop (`late blight`, `healthy`: no `Crop___`, inference/fieldcrops.names_crop), or
+# A lab's model whose labels name no crop (`late blight`, `healthy`: no `Crop___`, words/labels.names_crop), or
 # not all of them: the crops it knows are not all its kinds of leaf.
 KNOWS_NO_CROP = N_("**This model knows {kinds} kinds of leaf.**")
 KNOWS_FIELD = N_("Learnt from photos taken on the plant too: {crops}.")
@@ -51,7 +52,7 @@ def knows_sentences(labels: list[str], crops: dict, lang: str = "en") -> list[st
     crop: the first sentence then counts no crops."""
     field, lab_only = list(crops.get("field") or []), list(crops.get("lab_only") or [])
     n = len(field) + len(lab_only)
-    of_crops = n and all("___" in label for label in labels)  # fieldcrops.names_crop (words/ imports no inference/)
+    of_crops = n and all(map(names_crop, labels))
     first = (KNOWS_ONE_CROP if n == 1 else KNOWS) if of_crops else KNOWS_NO_CROP
     said = [gettext(lang, first).format(kinds=len(labels), n=n)]
     if field:

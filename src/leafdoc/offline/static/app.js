@@ -48,7 +48,7 @@ async function loadRuntime() {
 
 const texts = () => state.model.texts[state.lang];
 // fieldcrops.crop_of: a label without the three underscores is its own "crop" to the field-photo check, as on the
-// server; fieldcrops.names_crop: only a label with them is of a crop the grower can name (a lab's "late blight",
+// server; words/labels.names_crop: only a label with them is of a crop the grower can name (a lab's "late blight",
 // "healthy" are of none: never in a crop's labels, never a crop in the picker, which model.json's `crops` fill).
 const cropOf = (label) => label.split("___")[0];
 const namesCrop = (label) => label.includes("___");
