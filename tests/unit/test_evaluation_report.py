@@ -21,6 +21,12 @@ LABELS = ["Tomato___Early_blight", "Tomato___Late_blight", "Strawberry___Leaf_sc
 FIGURES = {"confusion_matrix": "cm.png", "reliability": "rel.png", "risk_coverage": "rc.png"}
 
 
+@pytest.fixture
+def wide_out(monkeypatch):
+    """The CLI's console 200 columns wide for one test (one line a row, to read it back), the module's own after it."""
+    monkeypatch.setattr(printing, "out", printing.TrimmedConsole(soft_wrap=True, width=200))
+
+
 def result_of(y: list[int], probs: list[list[float]], answered: list[bool]) -> dict:
     """What evaluate_folder returns for these answers, without a model: one photo per row."""
     decisions = [Decision(False) if a else Decision(True, "unsure", "Not sure.") for a in answered]
@@ -48,7 +54,7 @@ def field_like() -> dict:
     return result_of([0] * 10, probs, answered)
 
 
-def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_its_interval(capsys):
+def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_its_interval(capsys, wide_out):
     """The field run showed 'accuracy on answered photos: 89.5%' with no count: 38 photos, whose 95% interval runs
     from 75.9% to 95.8%. A grower reads that figure as how often an answer is right; it needs its counts."""
     r = field_like()
@@ -59,7 +65,6 @@ def test_accuracy_on_the_answered_photos_says_how_many_it_was_measured_on_and_it
     assert "| answered (coverage) | 40.0% (4 of 10) |" in md
     assert f"<td>{said}; it answered 40.0% (4 of 10)</td>" in render_html(r, FIGURES, [], [])
 
-    printing.out.width = 200  # one line a row, to read it back
     printing.print_evaluation(r)
     text = capsys.readouterr().out
     assert said in text and "40.0% (4 of 10); 6 abstained: unsure 6" in text
@@ -75,7 +80,7 @@ def test_no_photo_answered_says_so_instead_of_a_figure():
     assert "| answered (coverage) | 0.0% (0 of 2) |" in md
 
 
-def test_per_class_figures_with_nothing_to_measure_them_on_are_dashes_not_zeros(capsys):
+def test_per_class_figures_with_nothing_to_measure_them_on_are_dashes_not_zeros(capsys, wide_out):
     """Leaf scorch was predicted once and has no photo: its recall was shown as 0.000, as if the model never found
     leaf scorch; late blight, in the data but never answered, had precision 0.000 from 0 of 0 answers."""
     r = result_of([0, 0, 1], [[0.9, 0.05, 0.05], [0.3, 0.1, 0.6], [0.9, 0.05, 0.05]], [True] * 3)
@@ -85,7 +90,6 @@ def test_per_class_figures_with_nothing_to_measure_them_on_are_dashes_not_zeros(
     assert "| Tomato___Early_blight | 0.500 | 0.500 | 0.500 | 2 |" in md
     assert '<td class="num">–</td>' in render_html(r, FIGURES, [], [])
 
-    printing.out.width = 200
     printing.print_evaluation(r)
     late = next(line for line in capsys.readouterr().out.splitlines() if "Late_blight" in line)
     assert late.split("│")[2:5] == [" –         ", " 0.000  ", " 0.000 "]
@@ -245,7 +249,7 @@ def test_the_confusion_matrix_and_the_reliability_plot_say_which_photos_they_cou
     assert "All 10 photos, the refused ones included" in page
 
 
-def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys):
+def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys, wide_out):
     """A lab's tomato model refused all 89 field photos of its own classes (66 not_a_leaf, 23 unknown_leaf), and the
     report said only "leafdoc answered none of the 89 photos": not why, nor what to do. Its advice goes by the reason
     most refusals give, in the report (Markdown and HTML) and in what `leafdoc evaluate` prints."""
@@ -260,7 +264,6 @@ def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys):
     r["selective"] = sel
     assert f"**What would help:** {advice}" in render_markdown(r, FIGURES, [], [])
     assert "<strong>What would help:</strong> It refused 4 of these 10" in render_html(r, FIGURES, [], [])
-    printing.out.width = 200
     printing.print_evaluation(r)
     assert "what would help: It refused 4 of these 10 photos" in capsys.readouterr().out
     poor = {**sel, "abstained_by_reason": {"poor_photo": 5, "unsure": 1}}
@@ -269,11 +272,10 @@ def test_a_folder_the_model_mostly_refuses_says_what_would_help(capsys):
     assert refusal_advice(few) is None  # 1 of 10 refused: nothing to say
 
 
-def test_the_files_evaluate_skipped_are_named_with_their_reason(capsys):
+def test_the_files_evaluate_skipped_are_named_with_their_reason(capsys, wide_out):
     """`leafdoc evaluate` said "4 files skipped (see --json for the reasons)", naming none of them."""
     r = field_like()
     r["skipped"] = [{"file": f"photos/{k}.jpg", "reason": "not a photo leafdoc can read"} for k in range(12)]
-    printing.out.width = 200
     printing.print_evaluation(r)
     text = capsys.readouterr().out
     assert "12 files skipped:" in text and "photos/0.jpg: not a photo leafdoc can read" in text
