@@ -5,8 +5,9 @@ photos darkened or blurred that must not, and photos of other things. Not a test
 
 - The model's own PlantVillage photos, by its split.json: its training and validation photos (the default, what
   thresholds may be chosen on) or its test split (`--part test`: to report, never to choose by).
-- The same photos darkened (PIL brightness x0.1, x0.2, x0.3) and blurred (Gaussian, radius 2, 3, 5): every
-  `--every`-th photo. x0.6 is phone_conditions.py's "underexposed", which no rule should refuse.
+- The same photos darkened (PIL brightness x0.1, x0.2, x0.3), blurred (Gaussian, radius 2, 3, 5), faded to half
+  their colour and made black and white: every `--every`-th photo. x0.6 is phone_conditions.py's "underexposed",
+  which no rule should refuse.
 - The shared flowers and CIFAR-10 photos (enlarged to 256 px, as field_photos.py sends them): which non-leaf
   photos the check calls too dark (those it no longer does go on to the not-a-leaf check).
 
@@ -47,6 +48,8 @@ CHANGES = {
     "blurred r2": lambda img: img.filter(ImageFilter.GaussianBlur(2)),
     "blurred r3": lambda img: img.filter(ImageFilter.GaussianBlur(3)),
     "blurred r5": lambda img: img.filter(ImageFilter.GaussianBlur(5)),
+    "faded to x0.5 colour": lambda img: ImageEnhance.Color(img).enhance(0.5),
+    "black and white": lambda img: img.convert("L").convert("RGB"),
 }
 
 

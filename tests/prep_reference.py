@@ -1,7 +1,8 @@
 """The photo preparation as it was before issue 57 (main at 4acb14a), kept as the reference the faster one is
 compared with (tests/unit/test_prep_same.py, tests/integration/test_prep_same_answers.py) and timed beside
 (benchmarks/prep_speed.py). Not used by leafdoc itself: only the functions that changed are copied here, word for
-word; what did not change (decoding, the resize to the model's input, the leaf's cleaning) is imported."""
+word; what did not change (decoding, the resize to the model's input, the leaf's cleaning) is imported. One check came
+after issue 57, `no_colour`: it is written here in its plain form, to be compared the same way."""
 
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ from leafdoc.imaging.photos import (
 from leafdoc.inference.quality import (
     BLUR_LAPLACIAN_VAR,
     BRIGHT_MEAN,
+    COLOUR_SATURATION,
+    COLOUR_SPREAD,
     DARK_P95,
     MEASURE_PX,
     MIN_SIDE,
+    NO_COLOUR_SHARE,
     ONE_COLOUR_SHARE,
     PhotoProblem,
 )
@@ -72,6 +76,17 @@ def check_photo(img, model_size=None, own_size=None):
     one_colour = np.bincount(flat.ravel(), minlength=512).max() / flat.size >= ONE_COLOUR_SHARE
     if one_colour and not any(p.code in ("too_dark", "too_bright") for p in problems):
         problems.append(PhotoProblem("one_colour", "the photo is almost all one colour, with no leaf to see"))
+    elif not any(p.code in ("too_dark", "too_bright") for p in problems):
+        spread = rgb.max(axis=2).astype(int) - rgb.min(axis=2)
+        coloured = (spread >= COLOUR_SPREAD) & (spread * 100 >= COLOUR_SATURATION * rgb.max(axis=2).astype(int))
+        if coloured.mean() < NO_COLOUR_SHARE:
+            problems.append(
+                PhotoProblem(
+                    "no_colour",
+                    "the photo is black and white: send a colour photo, as the colours of the spots tell diseases "
+                    "apart",
+                )
+            )
     if not one_colour and float(cv2.Laplacian(grey, cv2.CV_32F).var()) < BLUR_LAPLACIAN_VAR:
         problems.append(PhotoProblem("blurred", "the photo is blurred: hold the camera still and focus on the leaf"))
     return problems

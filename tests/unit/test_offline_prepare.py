@@ -9,11 +9,12 @@ import base64
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.imaging.leafcut import balance_to_sheet, range_correction
 from leafdoc.imaging.photos import leaf_region, min_side_for, open_photo, resize_square
+from leafdoc.inference.quality import check_photo
 
 pytestmark = needs_node
 LIGHTS = (-0.122, -0.0308, 0.0404, 0.1545)  # the starter's card
@@ -54,8 +55,8 @@ def leaf_photo(w: int, h: int, leaf: float, sheet=(228, 226, 220), seed: int = 0
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def run_js(cases: list[dict]) -> list[dict]:
-    return run_node(SCRIPT, "prepare.js", cases)
+def run_js(cases: list[dict], script: str = SCRIPT) -> list:
+    return run_node(script, "prepare.js", cases)
 
 
 def case(arr: np.ndarray, size: int, framed: bool) -> dict:
@@ -102,3 +103,34 @@ def test_the_page_prepares_a_photo_as_the_server_does():
         assert np.abs(sheet - balance_to_sheet(resize_square(img, size, frame)).astype(int)).max() <= 1, i
     assert [r["light"] for r in results[6:10]] == ["warm", "warm", "cool", "cool"]
     assert results[4]["region"] is not None and results[10]["region"] is not None  # the small leaves were framed
+
+
+CHECK_SCRIPT = r"""
+const { image, checkPhoto } = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const out = JSON.parse(text).map((c) =>
+  checkPhoto(image(c.w, c.h, new Uint8Array(Buffer.from(c.data, "base64"))), c.size).map((p) => p.code));
+console.log(JSON.stringify(out));
+"""
+
+
+def test_the_page_refuses_the_photos_the_server_refuses_as_poor():
+    """inference/quality.py's checks, as the page runs them: the same problems for a photo as taken and spoilt each
+    way (dark, over-exposed, blurred, one colour, black and white, small)."""
+    leaf = Image.fromarray(leaf_photo(300, 240, 0.8, seed=6))
+    photos = [
+        leaf,
+        ImageEnhance.Brightness(leaf).enhance(0.1),
+        Image.blend(leaf, Image.new("RGB", leaf.size, (255, 255, 255)), 0.95),
+        leaf.filter(ImageFilter.GaussianBlur(6)),
+        Image.new("RGB", leaf.size, (80, 144, 48)),
+        leaf.convert("L").convert("RGB"),
+        ImageEnhance.Color(leaf).enhance(0.02),
+        leaf.resize((50, 40)),
+    ]
+    given = [case(np.asarray(p), 96, False) for p in photos]
+    server = [[p.code for p in check_photo(p, 96)] for p in photos]
+    assert run_js(given, CHECK_SCRIPT) == server
+    assert server[1:6] == [["too_dark"], ["too_bright"], ["blurred"], ["one_colour"], ["no_colour"]], server
+    assert server[0] == [] and "no_colour" in server[6] and "too_small" in server[7], server

@@ -70,7 +70,7 @@ def test_the_sheet_and_the_leaf_are_measured_as_before(photos):
 
 
 def spoilt(img: Image.Image) -> list[Image.Image]:
-    """The photo as taken, made too dark, over-exposed, blurred, nearly one colour, and small."""
+    """The photo as taken, made too dark, over-exposed, blurred, nearly one colour, black and white, and small."""
     flat = Image.new("RGB", img.size, (80, 144, 48))  # mid-level in each channel's coarse level (32 wide)
     return [
         img,
@@ -78,6 +78,7 @@ def spoilt(img: Image.Image) -> list[Image.Image]:
         Image.blend(img, Image.new("RGB", img.size, (255, 255, 255)), 0.93),
         img.filter(ImageFilter.GaussianBlur(max(img.size) / 60)),
         Image.blend(img, flat, 0.95),
+        img.convert("L").convert("RGB"),
         img.resize((48, 40)),
     ]
 
@@ -92,4 +93,4 @@ def test_the_quality_checks_give_the_verdicts_they_gave(photos):
                 now, before = check_photo(variant, size), old.check_photo(variant, size)
                 assert now == before, (img.size, size, now, before)
                 refused.update(p.code for p in now)
-    assert refused == {"too_small", "too_dark", "too_bright", "blurred", "one_colour"}, refused
+    assert refused == {"too_small", "too_dark", "too_bright", "blurred", "one_colour", "no_colour"}, refused

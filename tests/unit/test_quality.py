@@ -70,3 +70,21 @@ def test_one_colour_photo():
     img = Image.new("RGB", (200, 200), (40, 120, 200))
     img.paste((200, 60, 40), (90, 90, 100, 100))  # a small spot does not make it a photo of something
     assert codes(img) == ["one_colour"]
+
+
+def test_a_black_and_white_photo_is_asked_again_in_colour():
+    """A black-and-white photo of cedar apple rust was "Apple healthy, 99.8%": the spots' colours were gone. A
+    greyscale photo, saved as one channel or as RGB through JPEG, is refused with what to send instead; the same leaves
+    in colour pass, and so do they darkened to a third (their colours are dim, not gone) or faded to half."""
+    import io
+
+    for leaf in leaves(10):
+        grey = leaf.convert("L")
+        jpeg = io.BytesIO()
+        grey.convert("RGB").save(jpeg, "JPEG", quality=80)
+        for photo in (grey.convert("RGB"), Image.open(jpeg).convert("RGB")):
+            problems = check_photo(photo, 96)
+            assert [p.code for p in problems] == ["no_colour"]
+            assert "send a colour photo" in problems[0].message
+        assert codes(ImageEnhance.Brightness(leaf).enhance(0.33)) == []
+        assert codes(ImageEnhance.Color(leaf).enhance(0.5)) == []

@@ -87,7 +87,9 @@ class Answer(BaseModel):
     candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
     problems: list[str] = Field(
         default_factory=list,
-        description="For poor_photo: what is wrong with it (too_small, too_dark, too_bright, blurred, one_colour).",
+        description=(
+            "For poor_photo: what is wrong with it (too_small, too_dark, too_bright, one_colour, no_colour, blurred)."
+        ),
     )
     ood_score: float | None = Field(
         None, description="How unlike the training leaf photos this one is (not_a_leaf above the card's threshold)."

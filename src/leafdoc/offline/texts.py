@@ -35,8 +35,8 @@ PAGE = {
     "note": N_(
         "Diagnosed on this device, with no connection: the photo leaves it only if you say whether the answer was "
         "right (it is then sent with your answer when there is a connection). This page runs the server's checks: the "
-        "photo (too small, dark, over-exposed, one colour, blurred), whether it is a leaf like the ones the model "
-        "learnt from or a field photo, and the model's own doubt."
+        "photo (too small, dark, over-exposed, one colour, black and white, blurred), whether it is a leaf like the "
+        "ones the model learnt from or a field photo, and the model's own doubt."
     ),
     "full_page": N_("With a connection, the full page also exports your history as CSV."),
     "no_checks": N_(
@@ -48,6 +48,7 @@ PAGE = {
         "like the ones it learnt from: send it with a connection for a full answer."
     ),
     "not_sure": N_("Not sure"),
+    "poor_photo": N_("Take another photo: this one cannot be read"),  # the full page's heading (ui/text.py)
     "sure": N_("{percent}% sure"),
     "on_device": N_("{file} · {ms} ms on this device"),
     "cannot_read": N_("{file}: this photo cannot be read here ({error})."),

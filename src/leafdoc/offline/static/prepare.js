@@ -581,6 +581,9 @@ const DARK_P95 = 40;
 const BRIGHT_MEAN = 240;
 const BLUR_LAPLACIAN_VAR = 10;
 const ONE_COLOUR_SHARE = 0.9;
+const COLOUR_SPREAD = 4;
+const COLOUR_SATURATION = 15;
+const NO_COLOUR_SHARE = 0.01;
 const MEASURE_PX = 256;
 
 function thumbnail(img, px) {
@@ -615,6 +618,7 @@ export function checkPhoto(img, modelSize, ownSize) {
   const hist = new Float64Array(256);
   let sum = 0;
   const coarse = new Float64Array(512);
+  let coloured = 0;
   for (let i = 0; i < n; i++) {
     const r = small.data[i * 3];
     const g = small.data[i * 3 + 1];
@@ -624,12 +628,18 @@ export function checkPhoto(img, modelSize, ownSize) {
     hist[v]++;
     sum += v;
     coarse[(r >> 5) * 64 + (g >> 5) * 8 + (b >> 5)]++;
+    const top = Math.max(r, g, b);
+    const spread = top - Math.min(r, g, b);
+    if (spread >= COLOUR_SPREAD && spread * 100 >= top * COLOUR_SATURATION) coloured++;
   }
   const mean = sum / n;
   if (histQuantile(hist, 0.95) < DARK_P95) problems.push({ code: "too_dark" });
   else if (mean > BRIGHT_MEAN) problems.push({ code: "too_bright" });
   const oneColour = Math.max(...coarse) / n >= ONE_COLOUR_SHARE;
-  if (oneColour && !problems.some((p) => p.code === "too_dark" || p.code === "too_bright")) problems.push({ code: "one_colour" });
+  if (!problems.some((p) => p.code === "too_dark" || p.code === "too_bright")) {
+    if (oneColour) problems.push({ code: "one_colour" });
+    else if (coloured / n < NO_COLOUR_SHARE) problems.push({ code: "no_colour" });
+  }
   if (!oneColour && laplacianVariance(grey, small.w, small.h) < BLUR_LAPLACIAN_VAR) problems.push({ code: "blurred" });
   return problems;
 }
