@@ -318,3 +318,24 @@ def test_the_load_test_times_the_copy_the_servers_serve(quantised):
     raw = raw_onnx(model, leaves, 0.2, None, None, "int8")
     assert raw["onnx_variant"] == "int8" and raw["onnx_file"] == "model.int8.onnx", raw
     assert all(v > 0 for v in raw["img_per_s"].values()), raw
+
+
+def test_the_export_says_when_validation_photos_were_missing(quantised, tmp_path):
+    """The check's count read "on 20 of 20 validation photos" when split.json listed 21 and one was not in --data:
+    the export now says so, naming the folder."""
+    import shutil
+
+    model, leaves, home, _ = quantised
+    copy, data = tmp_path / "model", tmp_path / "leaves"
+    shutil.copytree(model, copy)
+    shutil.copytree(leaves, data)
+    val = set(json.loads((model / "split.json").read_text())["val"])
+    listed = len(val)
+    gone = next(f for f in sorted(data.rglob("*.jpg")) if sha256_bytes(f.read_bytes()) in val)
+    gone.unlink()
+    proc = cli("export", copy, "--format", "onnx-fp16", "--data", data, home=home)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    said = " ".join(proc.stdout.split())
+    assert f"% of {listed - 1} validation photos on this CPU" in said, said
+    assert f"note: 1 of the {listed} validation photos split.json lists was not in {data}" in said, said
+    assert f"the check is on the other {listed - 1}" in said

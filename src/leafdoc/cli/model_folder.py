@@ -180,6 +180,14 @@ def export(
             f"({entry['checked_on']['model']}), probabilities within "
             f"{check['max_abs_prob_diff']:.3f}."
         )
+        from leafdoc.modelfolder import read_split
+
+        if (listed := len(read_split(model_dir).get("val", []))) > check["n"]:
+            gone = listed - check["n"]
+            out.print(
+                f"note: {gone} of the {listed} validation photos split.json lists {'was' if gone == 1 else 'were'} "
+                f"not in {esc(str(data))} or could not be read: the check is on the other {check['n']}."
+            )
         if fmt != "onnx-int8":
             out.print(f"Serve it with LEAFDOC_ONNX_VARIANT={fmt[5:]}.")
         elif why := int8_problem():
