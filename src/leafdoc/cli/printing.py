@@ -12,7 +12,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape as esc
 from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 
@@ -134,16 +134,31 @@ class Count(ProgressColumn):
 
 
 def training_bar(disable: bool) -> Progress:
-    """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures."""
+    """A progress bar for training: description, bar, count, elapsed time, then the last epoch's figures
+    (`bar_figures`). The bar takes the width the others leave: at 80 columns its fixed 40 squeezed the count into
+    "123…" over two lines and the elapsed time into "0:0…"."""
     return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        Count(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
+        Count(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         console=console,
         disable=disable,
+        expand=True,
     )
+
+
+WIDE_BAR = 120  # columns from which the training bar shows an epoch's four figures, not its validation accuracy alone
+
+
+def bar_figures(e: dict, width: int) -> str:
+    """An epoch's figures for the training bar's last column: all four on a terminal of WIDE_BAR columns or more, else
+    the validation accuracy (the training accuracy without validation photos); every epoch's line has them all."""
+    if width >= WIDE_BAR:
+        return epoch_figures(e)
+    key = "val_accuracy" if "val_accuracy" in e else "accuracy"
+    return f"{'val acc' if key == 'val_accuracy' else 'acc'} {e[key]:.3f}" if key in e else ""
 
 
 def epoch_info(e: dict) -> str:
@@ -396,7 +411,8 @@ class TrainingLog:
                 self.bar.update(self.task, completed=batch, total=steps, unit="batches", description=f"{phase} epoch")
             case events.Epoch(phase=phase, epoch=epoch, seconds=seconds):
                 figures = epoch_figures(e.to_dict())
-                self.bar.update(self.task, info=figures, description=f"{phase} epoch {epoch}")
+                info = bar_figures(e.to_dict(), self.bar.console.width)
+                self.bar.update(self.task, info=info, description=f"{phase} epoch {epoch}")
                 if phase != self.phase:
                     self.start(phase, epoch)
                 self.unlogged = f"{phase} epoch {epoch}: {figures} ({seconds:.0f}s)"
