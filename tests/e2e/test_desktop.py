@@ -42,7 +42,6 @@ from leafdoc.advice.render import label_name  # noqa: E402
 from leafdoc.api_client import LeafdocClient  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
 from leafdoc.desktop import session as session_module  # noqa: E402
-from leafdoc.desktop.diagnose import UNSURE_TITLE  # noqa: E402
 from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
 from leafdoc.desktop.window import MainWindow  # noqa: E402
 from leafdoc.words.labels import pretty_label  # noqa: E402
@@ -184,7 +183,7 @@ def test_diagnose_dropped_photos_heat_map_abstention_and_history_csv(
 
     unsure = cards[dark.name]
     assert unsure.answer["abstained"] and unsure.answer["reason"] == "poor_photo"
-    assert unsure.title.text() == UNSURE_TITLE
+    assert unsure.title.text() == "Take another photo: this one cannot be read"  # the page's heading, not "Not sure"
     assert unsure.notice.isVisible() and unsure.notice.text() == unsure.answer["message"]
     assert unsure.answer["advice"] is None and not unsure.advice.isVisible()  # no diagnosis, no advice
     assert unsure.feedback is None and not unsure.heatmap.isVisible()  # nothing asked: take another photo

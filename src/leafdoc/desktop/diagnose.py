@@ -79,6 +79,8 @@ REASON_TITLES = {
     "unlike_training": N_("Not sure — not a lab-style photo: photograph one whole leaf on plain paper"),
     # A leaf of a crop or condition a lab's own model was not taught: another photo will not help.
     "unknown_leaf": N_("Not sure — a leaf this model was not taught: check which crops and conditions it knows"),
+    # A photo too dark, blurred, small or black and white: not the model's doubt (the web page's heading).
+    "poor_photo": N_("Take another photo: this one cannot be read"),
 }
 REASON_WORDS = {
     "poor_photo": N_("photo not usable"),

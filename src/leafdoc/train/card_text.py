@@ -139,7 +139,7 @@ def data_limitations(
         )
     parts.append(
         "Measured only on photos from the same folders as its training photos: photos taken another way (another "
-        "camera, light or background; leaves on the plant rather than picked) may do worse. Score it on such photos "
-        "with `leafdoc evaluate MODEL --data FOLDER` before relying on it."
+        "camera, light or background; leaves on the plant where it learnt picked ones, or the other way round) may "
+        "do worse. Score it on such photos with `leafdoc evaluate MODEL --data FOLDER` before relying on it."
     )
     return " ".join(parts)

@@ -143,7 +143,7 @@ function render(item) {
     verdict.textContent = fill(t.page.cannot_read, { file: item.file, error: item.error });
   } else if (r.abstained) {
     verdict.className = "verdict unsure";
-    verdict.textContent = t.page.not_sure;
+    verdict.textContent = r.reason === "poor_photo" ? t.page.poor_photo : t.page.not_sure; // take another, not doubt
     detail.textContent = refusal(t, r);
   } else {
     const label = r.top[0].label;
