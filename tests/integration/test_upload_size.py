@@ -87,3 +87,24 @@ def test_desktop_app_sends_a_large_photo_downscaled():
     diagnose_file(Client(), path, 3, lambda *a: None)
     ((data, name),) = sent
     assert name.endswith(".jpg") and Image.open(io.BytesIO(data)).size == (768, LONG_SIDE)  # upright, 1024 long
+
+
+def test_a_48_megapixel_photo_and_a_24_megapixel_heic_are_sent_as_1024_px_jpegs():
+    """The desktop app sent an 8000x6000 phone JPEG whole (its shrinking decoded under the service's pixel limit,
+    and gave up), and the service refused it; a 24 MP HEIC (an iPhone 15's default) likewise, over the service's
+    budget for HEIC. Both leave the grower's machine as a 1024 px JPEG the service answers."""
+    from leafdoc.imaging.photos import heif_support
+
+    leaf = Image.open(next((SHARED / "plantvillage" / "Tomato___Early_blight").glob("*.jpg"))).convert("RGB")
+    big = io.BytesIO()
+    leaf.resize((8000, 6000)).save(big, "JPEG", quality=85)
+    photos = [(big.getvalue(), "phone.jpg", (LONG_SIDE, 768))]
+    if heif_support():
+        heic = io.BytesIO()
+        leaf.resize((5712, 4284)).save(heic, "HEIF", quality=60)
+        photos.append((heic.getvalue(), "iphone.heic", (LONG_SIDE, 768)))
+    for data, name, size in photos:
+        small, sent_as = shrink_for_upload(data, name)
+        assert sent_as.endswith(".jpg") and Image.open(io.BytesIO(small)).size == size, name
+        img, _ = open_photo(small, sent_as)  # within the service's own limits
+        assert img.size == size

@@ -162,3 +162,20 @@ def test_the_pages_history_thumbnail_of_a_40_megapixel_photo_costs_a_few_mb(tmp_
     assert small.size == (96, round(96 * h / w))  # the whole photo, its shape kept
     pixels = np.asarray(small.convert("RGB"), np.float32)
     assert np.abs(pixels[1, 48] - top).max() < 12 and np.abs(pixels[-2, 48] - bottom).max() < 12
+
+
+def test_a_48_megapixel_phone_jpeg_is_read_at_a_reduced_scale_and_a_png_of_its_size_is_refused():
+    """An 8000x6000 phone photo (48 MP, a common camera's full resolution) was refused for its size as stored, "over
+    the limit of 40,000,000 pixels", though it decodes at 1/8 into under 1 MP. A JPEG decoded reduced is held to the
+    limit at that scale; decoded whole (no model size to reduce to), or as a PNG, still from its header."""
+    leaf = Image.new("RGB", (8000, 6000), (40, 120, 30))
+    jpeg = encode(leaf, "JPEG", quality=80)
+    img, frame = open_photo(jpeg, "phone.jpg", min_side=min_side_for(160))
+    assert img.size == (500, 375) and frame.size == (8000, 6000) and frame.decoded < 3_000_000, (img.size, frame)
+    with pytest.raises(ImageTooLarge, match="phone.jpg: 8000x6000 pixels is over the limit of 40,000,000"):
+        open_photo(jpeg, "phone.jpg")  # decoded whole: 144 MB
+    with pytest.raises(ImageTooLarge, match="phone.png: 8000x6000 pixels is over the limit"):
+        open_photo(encode(leaf, "PNG"), "phone.png", min_side=min_side_for(160))
+    # the limit still bounds the reduced decode: a model asking for a larger side gets less reduction
+    with pytest.raises(ImageTooLarge, match="over the limit of 500,000"):
+        open_photo(jpeg, "phone.jpg", max_pixels=500_000, min_side=min_side_for(160))

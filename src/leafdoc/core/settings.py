@@ -112,7 +112,10 @@ class Settings(BaseSettings):
     )
 
     # Limits for anything that reads untrusted images.
-    max_image_pixels: int = Field(40_000_000, description="Larger images are refused (decompression bombs).")
+    max_image_pixels: int = Field(
+        40_000_000,
+        description="Larger images are refused (decompression bombs); a JPEG decoded reduced, at that scale.",
+    )
     max_image_bytes: int = Field(25 * 1024 * 1024, description="Largest single image file accepted.")
     max_request_bytes: int = Field(200 * 1024 * 1024, description="Largest HTTP request body (bulk uploads).")
     max_json_bytes: int = Field(
@@ -183,7 +186,7 @@ class Settings(BaseSettings):
         "`leafdoc export --format onnx-int8|onnx-fp16` wrote beside it. The API serves a model version that has "
         "no such copy with model.onnx (and logs it); `leafdoc predict` refuses it. A retraining job makes this "
         "copy of its candidate before registering it. Unset: the API serves a version's int8 copy where its card "
-        "says it gives model.onnx's top-1 on at least 99% of the validation photos and the CPU has VNNI, else "
+        "says it gives model.onnx's top-1 on at least 99% of 125 or more validation photos and the CPU has VNNI, else "
         "model.onnx (modelfolder.default_variant); `leafdoc predict` and `evaluate` run model.onnx.",
     )
     api_workers: int | None = Field(

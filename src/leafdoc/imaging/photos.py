@@ -36,6 +36,7 @@ from leafdoc.core.errors import ImageError, ImageTooLarge, UnsupportedImageForma
 
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
+MAX_JPEG_REDUCTION = 8  # libjpeg decodes at 1/2, 1/4 or 1/8 scale: a reduced JPEG may be this much larger a side
 FRAMINGS = ("none", "leaf")  # a model card's `input.framing`; cards from before framing have none: "none"
 # A model card's `input.white_balance`; cards from before it have none: "none". `light-range` needs the card's
 # `input.light_range` too (the lights its training photos were taken under: leafcut.light_range).
@@ -166,6 +167,13 @@ def _photo_formats() -> list[str]:
     return [fmt for fmt in PHOTO_FORMATS if fmt in Image.OPEN]
 
 
+def _too_many_pixels(name: str, size: tuple[int, int], max_pixels: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"{name}: {size[0]}x{size[1]} pixels is over the limit of {max_pixels:,} pixels.",
+        hint="Downscale the photo, or raise LEAFDOC_MAX_IMAGE_PIXELS if you trust the file.",
+    )
+
+
 def _unsupported(name: str, fmt: str) -> UnsupportedImageFormat:
     return UnsupportedImageFormat(
         f"{name}: an image in the {fmt} format; leafdoc reads photos in {', '.join(PHOTO_FORMATS)} only.",
@@ -217,11 +225,11 @@ def _open_checked(
     except Exception as exc:  # a recognised format whose header is broken (OSError, SyntaxError, struct.error...)
         raise _corrupt(name, exc) from None
     w, h = img.size
-    if w * h > max_pixels:
-        raise ImageTooLarge(
-            f"{name}: {w}x{h} pixels is over the limit of {max_pixels:,} pixels.",
-            hint="Downscale the photo, or raise LEAFDOC_MAX_IMAGE_PIXELS if you trust the file.",
-        )
+    # A JPEG decoded at a reduced scale (below) is held to the limit at that scale: a 48 MP phone photo (8000x6000)
+    # decodes at 1/4 or 1/8 into a few MP, and was refused for its size as stored. Every other photo, from its header.
+    reduced = bool(min_side) and img.format == "JPEG"
+    if w * h > max_pixels * (MAX_JPEG_REDUCTION**2 if reduced else 1):
+        raise _too_many_pixels(name, (w, h), max_pixels)
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels ({w}x{h}).")
     coefficients = 0  # a multi-scan JPEG's whole-image coefficient buffer (MAX_JPEG_SCANS says why)
@@ -241,6 +249,8 @@ def _open_checked(
         # >= min_side: a 12 MP phone photo costs a 1/8 decode instead of 36 MB of pixels.
         with contextlib.suppress(Exception):
             img.draft(img.mode, (min_side, min_side))
+        if img.size[0] * img.size[1] > max_pixels:  # not reduced enough: min_side asked for more
+            raise _too_many_pixels(name, (w, h), max_pixels)
     budget = max_bytes if max_bytes is not None else BYTES_PER_BUDGET_PIXEL * max_pixels
     need = decoded_bytes(img.mode, img.size, img.format) + coefficients
     if need > budget:

@@ -24,13 +24,19 @@ from pathlib import Path
 from PIL import Image
 
 from leafdoc.core.errors import LeafdocError
-from leafdoc.imaging.photos import heif_support, is_heif, open_photo
+from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, heif_support, is_heif, open_photo
 
 LONG_SIDE = 1024
 JPEG_QUALITY = 90
+# shrink_for_upload runs where the photo is (the desktop app, on the grower's own machine), on a file they chose: it
+# may decode more than the service would from a stranger. A 24 MP HEIC (an iPhone 15's default) holds about 216 MiB
+# while it is decoded, over the service's budget of 114 MiB, and was sent whole, to be refused by the service.
+LOCAL_MAX_PIXELS = 4 * DEFAULT_MAX_PIXELS
 
 
-def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tuple[bytes, str]:
+def shrink_for_upload(
+    data: bytes, name: str, long_side: int = LONG_SIDE, max_pixels: int = LOCAL_MAX_PIXELS
+) -> tuple[bytes, str]:
     """(bytes, file name) to send: a JPEG with the long side `long_side`, or the photo as it is when it is
     not larger than that (and not HEIC) or not a photo Pillow can read."""
     heic = is_heif(data) and heif_support()
@@ -41,13 +47,19 @@ def shrink_for_upload(data: bytes, name: str, long_side: int = LONG_SIDE) -> tup
         return data, name
     if max(width, height) <= long_side and not heic:
         return data, name
-    small = reencoded(data, name, long_side, (width, height))
+    small = reencoded(data, name, long_side, (width, height), max_pixels)
     if small is None or (len(small) >= len(data) and not heic):  # a photo already small in bytes gains nothing
         return data, name
     return small, f"{Path(name).stem or 'photo'}.jpg"
 
 
-def reencoded(data: bytes, name: str, long_side: int = LONG_SIDE, size: tuple[int, int] | None = None) -> bytes | None:
+def reencoded(
+    data: bytes,
+    name: str,
+    long_side: int = LONG_SIDE,
+    size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes | None:
     """The photo as a JPEG (quality JPEG_QUALITY, EXIF orientation applied) at most `long_side` on its long side,
     decoded as the server decodes; None if it cannot be decoded. Whatever the file held besides the picture (EXIF,
     bytes after its end) is not in the copy."""
@@ -56,7 +68,8 @@ def reencoded(data: bytes, name: str, long_side: int = LONG_SIDE, size: tuple[in
             with Image.open(io.BytesIO(data)) as head:
                 size = head.size
         width, height = size
-        img, _ = open_photo(data, name, min_side=math.ceil(long_side * min(width, height) / max(width, height)))
+        min_side = math.ceil(long_side * min(width, height) / max(width, height))
+        img, _ = open_photo(data, name, max_pixels, min_side=min_side)
     except (LeafdocError, OSError, ValueError, SyntaxError):
         return None
     scale = long_side / max(img.size)
