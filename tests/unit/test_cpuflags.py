@@ -109,5 +109,14 @@ def test_unasked_the_int8_copy_is_served_only_with_vnni_and_99_percent_agreement
         assert f"{agreement:.1%}" in why and "under 99%" in why
     # No copy, or a copy made from another model.onnx: model.onnx, whatever the CPU.
     assert default_variant(tmp_path, ModelCard.model_validate({})) == ("fp32", "the model folder has no int8 copy")
+    # Checked on too few photos to tell (a lab's small model: 32 validation photos, all agreeing): model.onnx.
+    few = ModelCard.model_validate(
+        {"onnx_variants": {"int8": {**entry, "validation_vs_fp32": {"n": 32, "top1_agreement": 1.0}}}}
+    )
+    assert default_variant(tmp_path, few) == (
+        "fp32",
+        "its int8 copy was checked on 32 validation photos, too few to show that it answers as model.onnx does (at "
+        "least 125)",
+    )
     (tmp_path / "model.onnx").write_bytes(b"re-exported")
     assert default_variant(tmp_path, card)[0] == "fp32"

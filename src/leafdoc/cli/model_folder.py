@@ -178,7 +178,7 @@ def export(
             f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): same top-1 as model.onnx on "
             f"{check['top1_agreement']:.1%} of {check['n']} validation photos on this CPU "
             f"({entry['checked_on']['model']}), probabilities within "
-            f"{check['max_abs_prob_diff']:.3f}."
+            f"{check['max_abs_prob_diff']:.4f}."
         )
         from leafdoc.modelfolder import read_split
 
