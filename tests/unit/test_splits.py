@@ -130,3 +130,18 @@ def test_photos_a_warm_start_learnt_from_and_their_near_duplicates_go_to_trainin
         assert by["healthy"]["test"] == 9 and by["rust"]["test"] == 9  # 15% of each whole class
     unpinned = split_items(items, seed=0)
     assert any(unpinned[s] != "train" for s in seen)  # without `seen` they would have been held out
+
+
+def test_copies_of_one_leaf_never_fill_a_small_class_s_test_split():
+    """A class of five photos, four of them one leaf turned and flipped: for every seed the four copies were its whole
+    test split (its test recall "3 of 4" was one leaf) and validation got none. A group goes to test or validation only
+    while it fits in twice their share, so the copies train and each held-out split gets a photo of its own leaf."""
+    other = dataset({"Tomato___healthy": 20}, seed=1)
+    (h,) = random_hashes(1, 9)
+    leaf = [(f"{i:064x}", "Potato___healthy", near_copy(h, which=w)) for i, w in ((1, 0), (2, 1), (3, 2), (4, 5))]
+    alone = [(f"{i:064x}", "Potato___healthy", x) for i, x in zip((5, 6), random_hashes(2, 11), strict=True)]
+    assert len(set(near_duplicate_groups([x for _, _, x in leaf + alone]))) == 3  # one leaf's copies, and two leaves
+    for seed in range(6):
+        got = split_items(other + leaf + alone, seed=seed)
+        assert {got[sha] for sha, _, _ in leaf} == {"train"}, seed
+        assert sorted(got[sha] for sha, _, _ in alone) == ["test", "val"], seed

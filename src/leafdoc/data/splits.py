@@ -97,9 +97,11 @@ def split_items(
         got = {"test": 0, "val": 0}
         for g in gs:
             size = len(members[g])
-            # Fill test, then val, never leaving train empty.
+            # Fill test, then val, never leaving train empty, and never past twice a share: in a class of five photos,
+            # four copies of one leaf (turned and flipped) were its whole test split, and validation had none.
             left = n - got["test"] - got["val"] - size
-            target = next((s for s in ("test", "val") if got[s] < want[s] and left >= 1), "train")
+            fits = {s: got[s] < want[s] and got[s] + size <= 2 * want[s] for s in ("test", "val")}
+            target = next((s for s in ("test", "val") if fits[s] and left >= 1), "train")
             if target != "train":
                 got[target] += size
             for idx in members[g]:
