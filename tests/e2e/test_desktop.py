@@ -660,9 +660,10 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         accuracy = truth["metrics"]["test"]["accuracy"]
         assert accuracy >= 0.9, truth["metrics"]["test"]
         version, promotion = truth["candidate_version"], truth["promotion"]
-        verdict = "is now serving" if promotion["promoted"] else "was kept as a candidate, not served"
-        assert f"Version <b>{version}</b> {verdict}. Test accuracy {accuracy:.1%}." in text
-        assert f"Why: {promotion['reason']}" in text
+        # in the versions table's words ("not promoted", never "kept as a candidate" beside it)
+        verdict = " is now serving." if promotion["promoted"] else ": not promoted; the serving model is unchanged."
+        assert f"Version <b>{version}</b>{verdict} Test accuracy {accuracy:.1%}." in text
+        assert f"Why, when the job ended: {promotion['reason']}" in text
         # How the job's photos were split, still there once it finished: the new version's split, in words.
         card = httpx.get(f"{server.base}/v1/models/{version}", timeout=30).json()["card"]
         assert truth["progress"]["split"] == card["dataset"]["split"] and sum(card["dataset"]["split"].values()) == 42
@@ -851,13 +852,14 @@ def refused_card(qtbot, photo: Path, reason: str, message: str, label: str, prob
 
 
 def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
-    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS
+    from leafdoc.desktop.diagnose import REASON_WORDS
     from leafdoc.inference.abstain import UNLIKE_TRAINING
 
     card = refused_card(
         qtbot, tmp_path / "field.jpg", "unlike_training", UNLIKE_TRAINING, "Corn_(maize)___Common_rust_", 0.6
     )
-    assert card.title.text() == REASON_TITLES["unlike_training"] and "plain paper" in card.title.text()
+    # the web page's heading (words/refusals.py)
+    assert card.title.text() == "Not sure: this photo is not like the ones this model learnt this crop from"
     assert card.notice.isVisible() and "sheet of paper" in card.notice.text()
     assert "field photo" in REASON_WORDS["unlike_training"]
     assert not card.framed.isVisible()
@@ -866,11 +868,11 @@ def test_a_field_photo_answer_gets_its_own_title_and_advice(qtbot, tmp_path):
 def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_title_not_photo_advice(qtbot, tmp_path):
     """unknown_leaf (a lab's model's other-leaves check): the title says the model was not taught this leaf and to
     check what it knows, not to take a clearer photo; the server's message under it."""
-    from leafdoc.desktop.diagnose import REASON_TITLES, REASON_WORDS, UNSURE_TITLE
+    from leafdoc.desktop.diagnose import REASON_WORDS
     from leafdoc.inference.abstain import UNKNOWN_LEAF
 
     card = refused_card(qtbot, tmp_path / "other.jpg", "unknown_leaf", UNKNOWN_LEAF, "Tomato___Early_blight", 0.8)
-    assert card.title.text() == REASON_TITLES["unknown_leaf"] != UNSURE_TITLE and "crops" in card.title.text()
+    assert card.title.text() == "Not sure: this leaf is not one this model was taught"
     assert card.notice.isVisible() and "another crop" in card.notice.text()
     assert "not taught" in REASON_WORDS["unknown_leaf"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -20,8 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ImageView, Tab, decode_image
+from leafdoc.words.counts import counted
 from leafdoc.words.labels import pretty_label
 
 PLOTS = [
@@ -41,12 +42,13 @@ def fetch_plot(client, name: str, kind: str, version: int | None, sample: int | 
 
 def summary_text(stats: dict) -> str:
     counts = stats.get("class_counts") or {}
-    parts = [f"<b>{stats.get('source', '')}</b>: {stats.get('n_images', 0):,} photos in {len(counts)} classes"]
+    photos, classes = counted(stats.get("n_images", 0), "photo"), counted(len(counts), "class")
+    parts = [f"<b>{stats.get('source', '')}</b>: {photos} in {classes}"]
     if counts:
         most = max(counts, key=counts.get)
         least = min(counts, key=counts.get)
         if counts[most] == counts[least]:
-            parts.append(f"every class has {counts[most]:,} photos")
+            parts.append(f"every class has {counted(counts[most], 'photo')}")
         else:
             parts.append(
                 f"most photos: {pretty_label(most)} ({counts[most]:,}), "
@@ -61,7 +63,7 @@ def summary_text(stats: dict) -> str:
     if overall.get("sharpness"):
         details.append(f"median sharpness {overall['sharpness']['p50']:.0f}")
     if details:
-        details.append(f"measured on {stats.get('n_measured', 0):,} photos")
+        details.append(f"measured on {counted(stats.get('n_measured', 0), 'photo')}")
         parts.append(", ".join(details))
     return "<br>".join(parts)
 
@@ -79,18 +81,17 @@ class DatasetTab(Tab):
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         row.addWidget(QLabel("Dataset"))
-        self.dataset_box = QComboBox()
+        self.dataset_box = ComboBox()
         self.dataset_box.setMinimumWidth(160)
-        self.dataset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.dataset_box.currentIndexChanged.connect(self._dataset_changed)
         row.addWidget(self.dataset_box)
         row.addWidget(QLabel("Version"))
-        self.version_box = QComboBox()
+        self.version_box = ComboBox()
         self.version_box.setMinimumWidth(150)
         self.version_box.currentIndexChanged.connect(lambda _: self.show_dataset())
         row.addWidget(self.version_box)
         row.addWidget(QLabel("Measure"))
-        self.sample = QComboBox()  # the sizes the service measures (service/datasets.py STATS_SAMPLES)
+        self.sample = ComboBox()  # the sizes the service measures (service/datasets.py STATS_SAMPLES)
         for size in (20, 50, 200):
             self.sample.addItem(f"{size} a class", size)
         self.sample.addItem("every photo", 0)
@@ -166,7 +167,7 @@ class DatasetTab(Tab):
         self.dataset_box.clear()
         for d in datasets:
             latest = next((v for v in d["versions"] if v["version"] == d["latest"]), None)
-            n = f", {latest['n_images']:,} photos" if latest else ""
+            n = f", {counted(latest['n_images'], 'photo')}" if latest else ""
             self.dataset_box.addItem(f"{d['name']} (v{d['latest']}{n})", d["name"])
         index = self.dataset_box.findData(wanted) if wanted else -1
         self.dataset_box.setCurrentIndex(index if index >= 0 else (0 if datasets else -1))
@@ -197,7 +198,7 @@ class DatasetTab(Tab):
             self.settings.setValue("dataset/name", name)
             for v in sorted(dataset["versions"], key=lambda v: -v["version"]):
                 latest = " (latest)" if v["version"] == dataset["latest"] else ""
-                self.version_box.addItem(f"v{v['version']}{latest}: {v['n_images']:,} photos", v["version"])
+                self.version_box.addItem(f"v{v['version']}{latest}: {counted(v['n_images'], 'photo')}", v["version"])
         self.version_box.blockSignals(False)
         self.show_dataset()
 

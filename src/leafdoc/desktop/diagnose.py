@@ -22,7 +22,6 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QFrame,
     QGroupBox,
@@ -43,6 +42,7 @@ from leafdoc.core.i18n import LANGUAGES, N_, gettext
 from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.advice import AdvicePanel
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.desktop.feedback import FeedbackBar
 from leafdoc.desktop.guide import PhotoGuideDialog
 from leafdoc.desktop.prefs import get_int, get_str
@@ -54,6 +54,7 @@ from leafdoc.words.labels import answer_name
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
+from leafdoc.words.refusals import refusal_headline
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
@@ -72,16 +73,6 @@ CSV_FIELDS = [
     "model_version",
 ]
 CROP_UNKNOWN = N_("I don't know")
-UNSURE_TITLE = N_("Not sure — please take a clearer photo")
-# A field photo (or a close-up past the leaf's edges) is not unclear: it needs another kind of photo, so it gets its
-# own title.
-REASON_TITLES = {
-    "unlike_training": N_("Not sure — not a lab-style photo: photograph one whole leaf on plain paper"),
-    # A leaf of a crop or condition a lab's own model was not taught: another photo will not help.
-    "unknown_leaf": N_("Not sure — a leaf this model was not taught: check which crops and conditions it knows"),
-    # A photo too dark, blurred, small or black and white: not the model's doubt (the web page's heading).
-    "poor_photo": N_("Take another photo: this one cannot be read"),
-}
 REASON_WORDS = {
     "poor_photo": N_("photo not usable"),
     "not_a_leaf": N_("not a leaf it knows"),
@@ -256,7 +247,8 @@ class ResultCard(QFrame):
         self.answer = answer
         abstained = bool(answer.get("abstained"))
         if abstained:
-            self.title.setText(self.say(REASON_TITLES.get(answer.get("reason"), UNSURE_TITLE)))
+            # the web page's heading (words/refusals.py): "Not sure: no diagnosis for this photo", or the reason's own
+            self.title.setText(refusal_headline(answer.get("reason"), self.lang))
             self.title.setStyleSheet("font-size: 16pt; font-weight: bold; color: #9a5b00;")
             message = answer.get("message") or self.say(NOT_SURE_MESSAGE)
             self._notice(message, "#fff4e0", "#e0a040")
@@ -307,6 +299,11 @@ class ResultCard(QFrame):
             f"QLabel {{ background: {background}; border: 1px solid {border}; border-radius: 4px; padding: 6px; }}"
         )
         self.notice.setVisible(True)
+
+
+def _named(name: str, said: str) -> str:
+    """'photo.jpg: what went wrong', the file named once (the server's message may name it already)."""
+    return said if said.startswith(f"{name}:") or said.startswith(f"{name} ") else f"{name}: {said}"
 
 
 def _caption(text: str) -> QLabel:
@@ -401,7 +398,7 @@ class DiagnoseTab(Tab):
         self.top_k.setValue(get_int(self.settings, "diagnose/top_k", 3))
         self.top_k.valueChanged.connect(lambda v: self.settings.setValue("diagnose/top_k", v))
         self.top_k_title = titled(top, self.top_k)
-        self.crop = QComboBox()
+        self.crop = ComboBox()
         self.crop.setObjectName("cropChoice")
         self.crop.addItem(CROP_UNKNOWN, "")
         remembered = get_str(self.settings, "diagnose/crop", "")
@@ -410,7 +407,7 @@ class DiagnoseTab(Tab):
             self.crop.setCurrentIndex(1)
         self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
         self.crop_title = titled(top, self.crop)
-        self.lang = QComboBox()
+        self.lang = ComboBox()
         self.lang.setObjectName("langChoice")
         for code in LANGUAGES:
             self.lang.addItem(LANGUAGE_NAMES[code], code)
@@ -693,7 +690,7 @@ class DiagnoseTab(Tab):
         if len(errors) == 1:
             dialogs.show_error(self, self.say(FAILED_ONE), errors[0][1])
             return
-        lines = "\n".join(f"• {name}: {dialogs.describe(exc)[0]}" for name, exc in errors)
+        lines = "\n".join(f"• {_named(name, dialogs.describe(exc)[0])}" for name, exc in errors)
         dialogs.show_error(
             self,
             self.say(FAILED_SOME),

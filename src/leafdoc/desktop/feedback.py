@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
 
 DONT_KNOW = N_("I don't know")
@@ -42,7 +43,7 @@ class FeedbackBar(QWidget):
         self.yes = QPushButton(say(YES))
         self.no = QPushButton(say(NO))
         self.send_button = QPushButton(say(SEND))
-        self.actual = QComboBox()
+        self.actual = ComboBox(chars=14)  # not as wide as the longest of its labels
         self.actual.addItem(say(DONT_KNOW if self.refused else ACTUALLY_PICK), None)
         for label in labels:
             if label != answer.get("label"):

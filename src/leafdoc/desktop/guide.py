@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -83,7 +84,9 @@ class GuideCard(QFrame):
 class PhotoGuideDialog(QDialog):
     """Tips, then a row of example cards, then the entries without a picture and the photos' credits. Every
     wrapped text has a fixed width (that of the row of cards), so its height is known and the window is as
-    tall as its words: Qt's height-for-width layout otherwise squeezes wrapped words under the next row."""
+    tall as its words: Qt's height-for-width layout otherwise squeezes wrapped words under the next row. Those
+    words scroll (`scroll`), the Close button under them, in a window no taller than the screen's room (in French
+    it was 814 px tall, its Close button off a 768 px screen)."""
 
     def __init__(self, parent: QWidget | None = None, lang: str = "en"):
         super().__init__(parent)
@@ -97,7 +100,8 @@ class PhotoGuideDialog(QDialog):
         self.cards = [GuideCard(entry, lang) for entry in shown]
         width = max(len(self.cards), 3) * (CARD_WIDTH + SPACING) - SPACING
 
-        layout = QVBoxLayout(self)
+        self.body = QWidget()
+        layout = QVBoxLayout(self.body)
         layout.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
         layout.addWidget(_words(f"<h3>{html.escape(say(photo_guide.TITLE))}</h3>", rich=True, width=width))
         tips = _words("\n".join(f"- {say(tip)}" for tip in photo_guide.TIPS), width=width)
@@ -120,6 +124,26 @@ class PhotoGuideDialog(QDialog):
             credits = _words(photo_guide.credits(lang), width=width)
             credits.setStyleSheet("color: #666; font-size: 8pt;")
             layout.addWidget(credits)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.body)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.scroll, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
-        layout.addWidget(buttons)
+        outer.addWidget(buttons)
+        self.fit_screen(buttons.sizeHint().height())
+
+    def fit_screen(self, buttons: int) -> None:
+        """As large as its words, but no larger than the screen's room (less the window's frame): they scroll."""
+        body = self.body.sizeHint()
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        margins = self.layout().contentsMargins()
+        width = body.width() + bar + margins.left() + margins.right()
+        height = body.height() + buttons + self.layout().spacing() + margins.top() + margins.bottom()
+        screen = self.screen() if self.parentWidget() is None else self.parentWidget().screen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, room.width() - 16), min(height, room.height() - 48)
+        self.resize(width, height)

@@ -24,9 +24,11 @@ from leafdoc.words.job_phases import (
     phase_words,
     serving_copy_words,
     split_words,
+    version_status_words,
 )
 
 POLL_MS = 1500
+RUNNING_MAX = 99  # % the bar shows at most while the job runs
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -61,14 +63,39 @@ def job_progress(job: dict) -> tuple[int, str]:
     if state == "cancelled":
         return 0, "cancelled"
     if job.get("cancel_requested"):
-        return round(100 * epoch / epochs) if epochs else 0, "cancelling: the training is being stopped"
+        done = round(100 * epoch / epochs) if epochs else 0
+        return min(RUNNING_MAX, done), "cancelling: the training is being stopped"
     fraction = epoch / epochs if epochs else 0.0
     if epochs and progress.get("steps") and epoch < epochs:
         fraction = (epoch + progress.get("batch", 0) / progress["steps"]) / epochs
-    words = phase_words(progress.get("phase")) or "running"
+    words = phase_words(progress.get("phase")) or ""
     if epochs:
-        words += f" — {epoch} of {epochs} epochs done"
-    return round(min(1.0, fraction) * 100), words
+        words += f"{' — ' if words else ''}{epoch} of {epochs} epoch{'s' if epochs != 1 else ''} done"
+    # The epochs are not the whole job: scoring, calibrating and the checks come after them (40 s and more), so a
+    # job still running never shows 100%.
+    return min(RUNNING_MAX, round(min(1.0, fraction) * 100)), words
+
+
+def job_headline(job: dict, words: str) -> str:
+    """'Job 1a2b3c4d on tiny: running — training the new head — 1 of 3 epochs done' (HTML); the state said once
+    ("failed — failed", "running — running" were)."""
+    said = f"Job <b>{job['id'][:8]}</b> on <b>{html.escape(str(job['dataset']))}</b>: <b>{job['state']}</b>"
+    return said + (f" — {words}" if words and words != job["state"] else "")
+
+
+def verdict_words(job: dict, now: dict | None = None) -> str:
+    """What became of a succeeded job's version, in the versions table's words (words/job_phases.py
+    `version_status_words`): `now` is that version as GET /v1/models lists it now, None before it was read; a version
+    promoted or rolled back since the job ended is said as it is now, not as the job left it."""
+    version, promotion = job.get("candidate_version"), job.get("promotion") or {}
+    at_end = "serving" if promotion.get("promoted") else version_status_words({"status": "rejected"})
+    status = version_status_words(now) if now is not None else at_end
+    if status == "serving":
+        said = f"Version <b>{version}</b> is now serving"
+        return said + (" (served by hand after the job ended)." if at_end != "serving" else ".")
+    if at_end == "serving":
+        return f"Version <b>{version}</b> served when the job ended; it is no longer serving ({status})."
+    return f"Version <b>{version}</b>: {status}; the serving model is unchanged."
 
 
 class TrainingBox(QGroupBox):
@@ -80,6 +107,8 @@ class TrainingBox(QGroupBox):
         self.session, self.tasks = window.session, window.tasks
         self.dataset = dataset  # the dataset to train on, as the tab's upload box names it (None: the default)
         self.job: dict | None = None
+        self.finished: dict | None = None  # the last job followed to success, said again as its version changes
+        self._finished_lines: list[str] = []
         self._polling = False
         self.poll_timer = QTimer(self)
         self.poll_timer.setInterval(POLL_MS)
@@ -167,7 +196,7 @@ class TrainingBox(QGroupBox):
         self.session.admin_error(self, exc, "Could not start retraining")
 
     def _follow(self, job: dict) -> None:
-        self.job = job
+        self.job, self.finished = job, None
         self.train_button.setEnabled(False)
         self._show_job(job)
         if job["state"] not in FINISHED:
@@ -224,7 +253,7 @@ class TrainingBox(QGroupBox):
         percent, words = job_progress(job)
         self.job_bar.setValue(percent)
         self.job_bar.setFormat(f"{percent}%")
-        lines = [f"Job <b>{job['id'][:8]}</b> on <b>{job['dataset']}</b>: <b>{job['state']}</b> — {words}"]
+        lines = [job_headline(job, words)]
         lines += filter(None, [split_words(job.get("progress"))])
         metrics = job.get("metrics") or {}
         if metrics.get("last"):
@@ -234,18 +263,17 @@ class TrainingBox(QGroupBox):
             self.poll_timer.stop()
             self.train_button.setEnabled(True)
         if job["state"] == "succeeded":
-            test = metrics.get("test") or {}
-            version = job.get("candidate_version")
             promotion = job.get("promotion") or {}
-            verdict = "is now serving" if promotion.get("promoted") else "was kept as a candidate, not served"
-            lines.append(f"Version <b>{version}</b> {verdict}. Test accuracy {percent_text(test.get('accuracy'))}.")
+            why = f"Why, when the job ended: {promotion['reason']}" if promotion.get("reason") else None
             said = [
-                f"Why: {promotion['reason']}" if promotion.get("reason") else None,
+                why,
                 serving_copy_words(promotion),
                 field_check_words(job.get("progress")),
                 other_leaves_words((job.get("progress") or {}).get("other_leaves")),
             ]
-            lines += [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
+            extra = [f"<span style='color:#555'>{html.escape(text, quote=False)}</span>" for text in said if text]
+            self.finished, self._finished_lines = job, [*lines, "{verdict}", *extra]
+            lines = [*lines, self._verdict(job, None), *extra]
             self.job = None
             self.succeeded.emit()
             self.window_.model_changed()
@@ -263,3 +291,17 @@ class TrainingBox(QGroupBox):
                 hint="The serving model is unchanged. Check the dataset and try again.",
             )
         self.job_label.setText("<br>".join(lines))
+
+    def _verdict(self, job: dict, now: dict | None) -> str:
+        test = (job.get("metrics") or {}).get("test") or {}
+        return f"{verdict_words(job, now)} Test accuracy {percent_text(test.get('accuracy'))}."
+
+    def versions_loaded(self, models: dict) -> None:
+        """The versions as the table now shows them: the last finished job's version said as it is now (promoted by
+        hand, rolled back), never as the job left it beside a table that says otherwise."""
+        job = self.finished
+        if job is None or self.job is not None:
+            return
+        now = next((m for m in models.get("models", []) if m.get("version") == job.get("candidate_version")), None)
+        verdict = self._verdict(job, now)
+        self.job_label.setText("<br>".join(verdict if line == "{verdict}" else line for line in self._finished_lines))

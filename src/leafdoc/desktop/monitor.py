@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from leafdoc.api_client import ApiError
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.desktop.widgets import ImageView, Tab, decode_image
 from leafdoc.ui import feedback_text, monitor_plots
 
@@ -31,7 +32,7 @@ class MonitorTab(Tab):
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         top.addWidget(QLabel("Figures"))
-        self.period = QComboBox()
+        self.period = ComboBox()
         self.period.addItem("per hour", "hour")
         self.period.addItem("per day", "day")
         self.period.currentIndexChanged.connect(lambda _: self.refresh())

@@ -11,29 +11,59 @@ show. All of it needs the admin token: the built-in server's own, or one asked o
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
+from leafdoc.api_client import ApiError
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.desktop.jobs import TrainingBox
 from leafdoc.desktop.prefs import get_str
 from leafdoc.desktop.versions import VersionsBox
 from leafdoc.desktop.widgets import Tab, read_only_table
+from leafdoc.imaging.photos import is_image_name
+from leafdoc.words.counts import counted
+
+CLASSES_NEEDED = 2  # a model tells classes apart: retraining needs at least two
+INTERNAL = re.compile(r"^upload [0-9a-f-]{8,}: (?:[^:]*?\.zip(?:, [^:]*?)?: )?", re.IGNORECASE)
+
+
+class EmptyFolder(ApiError):
+    """A folder with no photo in any class folder: said before anything is sent."""
 
 
 def upload(client, path: Path, dataset: str | None, progress) -> dict:
+    if path.is_dir() and not any(f.is_file() and is_image_name(f) for f in path.rglob("*")):
+        raise EmptyFolder(
+            f"The folder “{path.name}” has no photos.",
+            hint="Choose a folder with one subfolder per disease, each holding photos of it.",
+        )
     return client.upload(path, dataset=dataset or None, on_progress=progress)
+
+
+def in_users_words(exc: BaseException, source: Path | None) -> BaseException:
+    """The server's "upload 1a2b3c…: empty.zip: no files found." said of what the user chose: "The folder “empty”:
+    no files found." (the upload's id and the zip made of a folder are not theirs)."""
+    if not isinstance(exc, ApiError) or source is None or not INTERNAL.match(exc.message):
+        return exc
+    kind = "folder" if source.is_dir() else "zip"
+    said = INTERNAL.sub("", exc.message, count=1)
+    return ApiError(f"The {kind} “{source.name}”: {said}", hint=exc.hint, status=exc.status, code=exc.code)
 
 
 class RetrainTab(Tab):
@@ -42,7 +72,16 @@ class RetrainTab(Tab):
         self.source: Path | None = None
         self.last_upload: dict | None = None
 
-        layout = QVBoxLayout(self)
+        # The three boxes scroll on a small screen (on a 1024x600 one they made the window taller than it).
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        body = QWidget()
+        self.scroll.setWidget(body)
+        outer.addWidget(self.scroll)
+        layout = QVBoxLayout(body)
         token_row = QHBoxLayout()
         self.token_label = QLabel()
         self.token_label.setObjectName("tokenStatus")
@@ -60,6 +99,7 @@ class RetrainTab(Tab):
         self.versions = VersionsBox(window)
         self.versions.refresh_button.clicked.connect(self.refresh)
         self.versions.serving_changed.connect(self.refresh)
+        self.versions.loaded.connect(self.training.versions_loaded)  # the job box says what the table says
         layout.addWidget(upload_box)
         layout.addWidget(self.training)
         layout.addWidget(self.versions, 1)
@@ -102,7 +142,7 @@ class RetrainTab(Tab):
         layout.addLayout(row)
         row = QHBoxLayout()
         row.addWidget(QLabel("Into dataset"))
-        self.dataset_box = QComboBox()
+        self.dataset_box = ComboBox()
         self.dataset_box.setEditable(True)
         self.dataset_box.setMinimumWidth(240)
         self.dataset_box.lineEdit().setPlaceholderText("the server's default dataset")
@@ -219,15 +259,23 @@ class RetrainTab(Tab):
         dups, near, rejected = answer.get("duplicates", []), answer.get("near_duplicates", []), answer["rejected"]
         version = f"version {answer['version']}" if answer.get("version") else "no version yet"
         if answer.get("created_version"):
-            head = f"<b>{answer['added']} new photos accepted</b> into <b>{answer['dataset']}</b> ({version})."
+            added = counted(answer["added"], "new photo")
+            head = f"<b>{added} accepted</b> into <b>{answer['dataset']}</b> ({version})."
         else:
             head = f"<b>No new photos</b>: <b>{answer['dataset']}</b> is unchanged ({version})."
         counts = (
             f"{len(dups)} duplicate{'s' if len(dups) != 1 else ''} (already there), "
             f"{len(rejected)} rejected, {len(near)} near-duplicate{'s' if len(near) != 1 else ''} noted. "
-            f"The dataset now has {answer['n_images']:,} photos in {answer['n_classes']} classes."
+            f"The dataset now has {counted(answer['n_images'], 'photo')} in {counted(answer['n_classes'], 'class')}."
         )
-        self.upload_result.setText(f"{head} {counts}")
+        warning = ""
+        if answer.get("n_classes", CLASSES_NEEDED) < CLASSES_NEEDED:  # retraining would only fail, later
+            warning = (
+                f"<br><span style='color:#a02020'><b>Retraining needs at least {CLASSES_NEEDED} classes</b>: "
+                f"{html.escape(str(answer['dataset']))} has {counted(answer.get('n_classes', 0), 'class')}. Add "
+                "a folder of photos of another disease (or of healthy leaves) before starting retraining.</span>"
+            )
+        self.upload_result.setText(f"{head} {counts}{warning}")
         rows = [(r["file"], f"rejected: {r['reason']}") for r in rejected]
         rows += [(d["file"], f"duplicate of {d.get('of', 'a photo already in the dataset')}") for d in dups]
         rows += [(d["file"], f"accepted, but looks like {d.get('similar_to', 'another photo')}") for d in near]
@@ -251,4 +299,4 @@ class RetrainTab(Tab):
     def _upload_failed(self, exc: BaseException) -> None:
         self.upload_bar.setValue(0)
         self.upload_result.setText("The upload did not go through.")
-        self.session.admin_error(self, exc, "Upload failed")
+        self.session.admin_error(self, in_users_words(exc, self.source), "Upload failed")

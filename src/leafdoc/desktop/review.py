@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -15,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.combo import ComboBox
 from leafdoc.desktop.widgets import ImageView, Tab, decode_image, read_only_table
 from leafdoc.ui import feedback_text
 from leafdoc.words.labels import pretty_label
@@ -51,7 +51,7 @@ class ReviewTab(Tab):
         bottom.addWidget(self.photo)
         form = QVBoxLayout()
         form.addWidget(QLabel("What it shows (a class of the model, or type a new one)"))
-        self.label = QComboBox()
+        self.label = ComboBox(chars=30)
         self.label.setEditable(True)
         form.addWidget(self.label)
         self.add_button = QPushButton("Add to the dataset")

@@ -55,6 +55,7 @@ def version_cells(m: dict) -> list[str]:
 
 class VersionsBox(QGroupBox):
     serving_changed = Signal()  # a promotion or a rollback went through
+    loaded = Signal(dict)  # GET /v1/models, as the table now shows it
 
     def __init__(self, window):
         super().__init__("3. Model versions")
@@ -129,6 +130,7 @@ class VersionsBox(QGroupBox):
             if m["version"] == selected or (selected is None and m.get("serving")):
                 self.table.selectRow(r)
         self._selection_changed()
+        self.loaded.emit(models)
 
     def selected_version(self) -> int | None:
         items = self.table.selectedItems()

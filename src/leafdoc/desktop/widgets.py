@@ -1,5 +1,5 @@
 """What the tabs share: their base (`Tab`: the window's session, tasks and settings, saving a file), a picture that
-scales to its box, confidence bars, labels."""
+scales to its box, confidence bars, labels (and, in combo.py, a combo box a scrolling wheel leaves alone)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from leafdoc.desktop.session import Session
 from leafdoc.desktop.tasks import Tasks
 
 TITLE = "leafdoc — plant disease diagnosis"
+DEFAULT_SIZE = (1100, 780)
+FRAME = (16, 48)  # room left around the window for its title bar and frame (the window system's, not in size())
 
 
 class MainWindow(QMainWindow):
@@ -58,16 +60,34 @@ class MainWindow(QMainWindow):
         self.session.connected.connect(self._connected)
         self.session.connection_failed.connect(self._connection_failed)
 
-        self.resize(1100, 780)
+        self.resize(*DEFAULT_SIZE)
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
+        self.fit_screen()
         self.tabs.setCurrentIndex(min(max(get_int(self.settings, "window/tab", 0), 0), self.tabs.count() - 1))
 
         if server:
             self.session.connect_to(server)
         else:
             self.session.start_builtin()
+
+    def fit_screen(self) -> None:
+        """The window no larger than the screen's room (less the task bar and the window's frame): at 1100x780 on a
+        1366x768 or 1024x600 screen its status bar and bottom buttons were off the screen."""
+        screen = self.screen()
+        if screen is None:
+            return
+        room = screen.availableGeometry()
+        width = min(self.width(), room.width() - FRAME[0])
+        height = min(self.height(), room.height() - FRAME[1])
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        if not room.contains(self.frameGeometry()):  # a position saved on a larger screen
+            self.move(
+                max(room.left(), min(self.x(), room.right() - width - FRAME[0])),
+                max(room.top(), min(self.y(), room.bottom() - height - FRAME[1])),
+            )
 
     def _menus(self) -> None:
         menu = self.menuBar().addMenu("&Server")

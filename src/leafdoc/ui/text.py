@@ -24,6 +24,7 @@ from leafdoc.words.job_phases import (
 from leafdoc.words.labels import answer_name, pretty_label
 from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
+from leafdoc.words.refusals import NOT_SURE, REASON_HEADLINES, refusal_headline  # noqa: F401 - the page's names
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 # Each column's % of the table's width (on a phone, of ui/phone.py's VERSIONS_TABLE_PX).
@@ -56,17 +57,6 @@ def top_k_scores(answer: dict) -> dict[str, float]:
     return out
 
 
-# Headlines for reasons that need another kind of photo rather than a better one (the message says how).
-REASON_HEADLINES = {
-    # The message under it says which: a crop known only from lab photos, or a close-up past the leaf's edges.
-    "unlike_training": N_("Not sure: this photo is not like the ones this model learnt this crop from"),
-    # A lab's own model (an `other_leaves` check): the leaf looks like another crop or condition than its own. A
-    # better photo will not help; the message says to check which crops and conditions the model knows.
-    "unknown_leaf": N_("Not sure: this leaf is not one this model was taught"),
-    # A photo too dark, blurred or small to read: not the model's doubt ("Not sure: no diagnosis" read oddly above it).
-    "poor_photo": N_("Take another photo: this one cannot be read"),
-}
-NOT_SURE = N_("Not sure: no diagnosis for this photo")
 NOT_SURE_ENOUGH = N_("The model is not sure enough to give a diagnosis.")
 MODEL_VERSION = N_("model version {version}")
 SURE_HEALTHY = N_("{percent} sure · no disease found")
@@ -97,7 +87,7 @@ def verdict(answer: dict) -> str:
     if answer.get("abstained"):
         # No confidence figure anywhere in a refusal: a grower reads a percentage as an answer. The server's message
         # names the candidates and how to tell them apart (advice/lookalikes.py).
-        lines = ["### " + gettext(lang, REASON_HEADLINES.get(answer.get("reason"), NOT_SURE))]
+        lines = ["### " + refusal_headline(answer.get("reason"), lang)]
         message = answer.get("message") or gettext(lang, NOT_SURE_ENOUGH)
         to_tell = gettext(lang, TELL_APART).split("{a}")[0].strip()  # "To tell": one bullet for each pair
         said, *tells = message.split(f" {to_tell} ")

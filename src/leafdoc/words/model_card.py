@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leafdoc.core.i18n import N_, gettext, label_words
+from leafdoc.words.job_phases import version_status_words
 from leafdoc.words.labels import names_crop
 from leafdoc.words.percent import measured_share, precise_percent
 
@@ -43,6 +44,15 @@ class Section:
 def _share(value) -> str | None:
     """A share to one decimal, never "100.0%" (words/percent.py's rule): ">99.9%"."""
     return precise_percent(value, 1) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _counted_share(value: float, n: int | None) -> str:
+    """A test share with the photos it counts: "for 24 of 24", "for 5,219 of 5,221 (>99.9%)"; never ">99.9%" of 24
+    photos (a share 24 photos cannot have). Without a count, the share alone."""
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        return _share(value) or ""
+    right = round(value * n)
+    return f"for {right:,} of {n:,}" + ("" if right == n else f" ({_share(value)})")
 
 
 def _answered_on_validation(abstain: dict, n: int | None) -> str:
@@ -130,7 +140,7 @@ def _figures(card: dict, name: Callable[[str], str] = label_words, n_labels: int
     if _share(test.get("accuracy")):
         extra = []
         if _share(test.get("top3_accuracy")) and (n_labels is None or n_labels > 3):  # else always right
-            extra.append(f"the right answer among the top three {_share(test['top3_accuracy'])}")
+            extra.append(f"the right answer among the top three {_counted_share(test['top3_accuracy'], test.get('n'))}")
         if isinstance(test.get("macro_f1"), int | float):
             extra.append(f"macro F1 {test['macro_f1']:.3f}")
         if isinstance(test.get("ece"), int | float):
@@ -193,7 +203,9 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
     labels = list(model.get("labels") or [])
     version = model.get("version")
     if version is not None:
-        title = f"Model version {version}" + (" · serving" if model.get("serving") else f" · {model.get('status')}")
+        # the status in the versions tables' words ("not promoted", not the registry's "rejected")
+        status = version_status_words(model)
+        title = f"Model version {version}" + (f" · {status}" if status else "")
     else:
         title = "Model folder " + (model.get("folder") or "")
     groups = _crop_groups(labels, name)
