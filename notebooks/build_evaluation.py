@@ -34,7 +34,12 @@ environment variable before starting Jupyter:
 | `LEAFDOC_NB_DATA` | labelled photos, one subfolder per class | `../shared/datasets/plantvillage` |
 | `LEAFDOC_NB_OOD` | photos that are *not* leaves (empty: skip) | `../shared/datasets/flowers` if present |
 | `LEAFDOC_NB_LIMIT` | photos per class to evaluate (`0`: all) | `10` |
+| `LEAFDOC_NB_SPLIT` | photos scored, by the model's `split.json`: `test`, `val`, `train`, `unseen`, `all` | `test` |
 
+The default scores only the model's test photos, those it neither learnt from nor was chosen on, as
+`leafdoc evaluate --split test` does: figures on photos the model learnt overstate how it does on new
+ones (`unseen`: in neither train nor val; `all`: every photo). A folder the model never saw (no photo in its
+`split.json`) needs `LEAFDOC_NB_SPLIT=unseen` or `all`.
 The default evaluates a small random sample per class so the notebook runs in about a minute;
 use `LEAFDOC_NB_LIMIT=0` for the full folder (the numbers in the README come from the full test split).""",
     ),
@@ -51,11 +56,15 @@ MODEL = Path(os.environ.get("LEAFDOC_NB_MODEL", REPO / "models" / "starter"))
 DATA = Path(os.environ.get("LEAFDOC_NB_DATA", REPO.parent / "shared" / "datasets" / "plantvillage"))
 OOD = os.environ.get("LEAFDOC_NB_OOD", str(_flowers) if _flowers.is_dir() else "")
 LIMIT = int(os.environ.get("LEAFDOC_NB_LIMIT", "10"))  # photos per class; 0 = every photo
+SPLIT = os.environ.get("LEAFDOC_NB_SPLIT", "test").strip() or "all"  # test, val, train, unseen, or all
 SEED = 0  # which photos the sample takes
 GALLERY = 12  # misclassified photos shown
 GRADCAM = 4  # photos explained with Grad-CAM
 
-print(f"model: {MODEL}\\ndata:  {DATA}\\nOOD:   {OOD or '(none)'}\\nlimit: {LIMIT or 'all'} per class")""",
+print(
+    f"model: {MODEL}\\ndata:  {DATA}\\nOOD:   {OOD or '(none)'}\\nlimit: {LIMIT or 'all'} per class\\n"
+    f"split: {SPLIT}"
+)""",
     ),
     (
         "md",
@@ -89,10 +98,12 @@ from leafdoc.evaluate.report import (
     class_rows,
     display_label,
     image_png,
+    images_evaluated,
     misclassified,
     plot_confusion_matrix,
     plot_reliability,
     plot_risk_coverage,
+    seen_warning,
     selective_rows,
     summary_rows,
     thumbnail,
@@ -130,15 +141,34 @@ def png_tag(data: bytes, width: int = 160) -> str:
 
 `evaluate_folder` runs every photo through the serving path (ONNX Runtime, the same preprocessing
 as training) and leafdoc's decision (answer, or abstain with a reason). With an OOD folder it also
-counts how many non-leaf photos the model refused.""",
+counts how many non-leaf photos the model refused.
+
+`split=SPLIT` keeps only the photos the model folder's `split.json` puts in that part (by content), as
+`leafdoc evaluate --split` does; the cell prints which photos were scored, and the same warning as
+`leafdoc evaluate` when some of them are photos the model learnt from or was chosen on.""",
     ),
     (
         "code",
         """predictor = Predictor(MODEL)
 result = evaluate_folder(
-    MODEL, DATA, predictor=predictor, ood_dir=Path(OOD) if OOD else None, per_class=LIMIT or None, seed=SEED
+    MODEL,
+    DATA,
+    predictor=predictor,
+    ood_dir=Path(OOD) if OOD else None,
+    per_class=LIMIT or None,
+    seed=SEED,
+    split=None if SPLIT == "all" else SPLIT,
 )
-print(f"{result['n']} photos of {len(result['classes'])} classes evaluated; accuracy {result['accuracy']:.4f}")""",
+print(f"photos scored: {images_evaluated(result)}" + ("" if result["split"] else " (every photo of the folder)"))
+print(f"{result['n']} photos of {len(result['classes'])} classes evaluated; accuracy {result['accuracy']:.4f}")
+warnings = [seen_warning(result)]
+if SPLIT in ("train", "val"):
+    warnings.append(
+        f"these are the model's {SPLIT} photos: it {'learnt from' if SPLIT == 'train' else 'was chosen on'} them, "
+        "so the figures overstate how it does on photos it never saw. LEAFDOC_NB_SPLIT=test scores the others."
+    )
+for warning in filter(None, warnings):
+    display(Markdown(f"**warning**: {warning}"))""",
     ),
     (
         "md",

@@ -57,6 +57,9 @@ def test_evaluation_notebook_runs_on_the_tiny_model(tiny_model, tmp_path, monkey
     monkeypatch.setenv("LEAFDOC_NB_DATA", str(leaves))
     monkeypatch.setenv("LEAFDOC_NB_OOD", str(ood))
     monkeypatch.setenv("LEAFDOC_NB_LIMIT", "0")  # every photo: the same data as evaluate_folder below
+    monkeypatch.setenv(
+        "LEAFDOC_NB_SPLIT", "all"
+    )  # not only the test split (tests/integration/test_evaluation_notebook_split.py)
     monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
 

@@ -175,3 +175,30 @@ def test_unknown_recipe_lists_the_shipped_ones():
 
 def test_recipes_folder_is_in_the_repository():
     assert RECIPES_DIR.is_dir() and (RECIPES_DIR / "README.md").is_file()
+
+
+def test_quick_mode_never_turns_on_a_phase_the_run_leaves_out(tmp_path):
+    """`--quick` shortens runs; it does not change what a run is. The "transfer" run of leaves-baseline-vs-transfer
+    ("ImageNet base frozen", fine_tune_epochs 0) fine-tuned for an epoch in quick mode (the recipe's `quick:` says
+    fine_tune_epochs 1, for the fine-tune run), and MLflow recorded fine_tune_epochs=1."""
+    recipe = load_recipe(find_recipe("leaves-baseline-vs-transfer"))
+    transfer, fine_tune = recipe.run("transfer"), recipe.run("fine-tune")
+    assert recipe.config(transfer, quick=False, weights="imagenet").fine_tune_epochs == 0
+    assert recipe.config(transfer, quick=True, weights="imagenet").fine_tune_epochs == 0
+    # The run that fine-tunes still does, shortened to the quick layer's one epoch (10 in full).
+    assert recipe.config(fine_tune, quick=False, weights="imagenet").fine_tune_epochs == 10
+    assert recipe.config(fine_tune, quick=True, weights="imagenet").fine_tune_epochs == 1
+
+    # The same for runs that leave the phase out by the base's 0, whichever quick layer says more (the recipe's or the
+    # run's own); a quick layer only shortens it (3 where the run has 6, 2 kept), the other settings apply as written.
+    path = write(
+        tmp_path,
+        MINIMAL.replace("base: {image_size: 32, epochs: 2}", "base: {image_size: 96, epochs: 2, fine_tune_epochs: 0}")
+        + "  - name: c\n    fine_tune_epochs: 2\n  - name: d\n    quick: {fine_tune_epochs: 4}\n"
+        + "  - name: e\n    fine_tune_epochs: 6\n"
+        + "quick: {fine_tune_epochs: 3, image_size: 32, epochs: 1}\n",
+    )
+    mini = load_recipe(path)
+    quick = {run.name: mini.config(run, quick=True) for run in mini.runs}
+    assert {name: cfg.fine_tune_epochs for name, cfg in quick.items()} == {"a": 0, "b": 0, "c": 2, "d": 0, "e": 3}
+    assert {cfg.image_size for cfg in quick.values()} == {32} and {cfg.epochs for cfg in quick.values()} == {1}

@@ -31,6 +31,7 @@ from leafdoc.cli.printing import (
     print_answers,
     print_experiment,
     print_ingest,
+    print_skipped,
     print_stats,
     print_wrapped,
     resume_words,
@@ -257,7 +258,7 @@ def run_training(
         if res.version is None:  # nothing ingested, none before: say why as `leafdoc ingest` does
             raise nothing_ingested(data, res.rejected)
         if res.rejected and not quiet:
-            console.print(f"[yellow]{len(res.rejected)} files rejected[/] (see `leafdoc ingest {data} --json`)")
+            print_skipped(res.rejected, f"`leafdoc ingest {data} --json`")  # each named with its reason
         if (note := added_to_existing(res, data)) and not quiet:
             console.print(f"[yellow]note:[/] {esc(note)}", soft_wrap=False)
         dataset = res.dataset

@@ -9,7 +9,11 @@ How one run's `TrainConfig` is assembled, each layer overriding the ones before 
 
 `scratch` layers apply only when the run trains from scratch (weights `none`, or the basic CNN): a
 recipe written for ImageNet weights can say what to do instead when they cannot be had. `quick`
-layers apply with `--quick` and come last, because their one job is to make the run small.
+layers apply with `--quick` and come last, because their one job is to make the run small: they may
+shorten the fine-tuning phase but never lengthen it (`QUICK_NEVER_LENGTHENS`), so a run that leaves it out
+(`fine_tune_epochs: 0`, "ImageNet base frozen") leaves it out in quick mode too, and a quick run is the
+same kind of run as the full one. (`epochs`, the head's or from scratch, is the quick layer's as written:
+a quick run of a few photos may need more head epochs than the full run, whose fine-tuning it leaves out.)
 """
 
 from __future__ import annotations
@@ -298,11 +302,14 @@ class Recipe(BaseModel):
             layers.append(("scratch", self.scratch))
             if run is not None:
                 layers.append((f"{label}.scratch", run.scratch.settings))
+        full = _merged(layers)
         if quick:
             layers.append(("quick", self.quick.settings))
             if run is not None:
                 layers.append((f"{label}.quick", run.quick.settings))
         merged = _merged(layers)
+        if quick:
+            merged.update(_shortened(full, merged))
         merged["weights"] = "none" if scratch_only(merged.get("backbone", backbone)) else weights
         try:
             return TrainConfig(**merged)
@@ -314,6 +321,23 @@ class Recipe(BaseModel):
                 f"{self.where()}: {origin}.{field}: {err['msg']} (got {err.get('input')!r}).",
                 hint="Fix that value in the recipe.",
             ) from None
+
+
+# The phases a quick layer may shorten but never lengthen, nor turn on: `fine_tune_epochs: 1` in `quick:` had the
+# "transfer" run (ImageNet base frozen, fine_tune_epochs 0) fine-tune in quick mode, and MLflow recorded 1.
+QUICK_NEVER_LENGTHENS = ("fine_tune_epochs",)
+
+
+def _shortened(full: dict[str, Any], quick: dict[str, Any]) -> dict[str, Any]:
+    """The quick config's phase lengths that exceed the full run's, set back to the full run's (TrainConfig's default
+    where a layer does not say): 0, a phase the run leaves out, stays 0."""
+    out = {}
+    for field in QUICK_NEVER_LENGTHENS:
+        default = TrainConfig.model_fields[field].default
+        was, now = full.get(field, default), quick.get(field, default)
+        if isinstance(was, int) and isinstance(now, int) and now > was:
+            out[field] = was
+    return out
 
 
 def _merged(layers: list[tuple[str, dict]]) -> dict[str, Any]:

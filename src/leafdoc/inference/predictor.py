@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from leafdoc.advice import Knowledge, shipped_knowledge
-from leafdoc.core.errors import LeafdocError, ModelError
+from leafdoc.core.errors import ImageError, LeafdocError, ModelError
 from leafdoc.imaging.photos import (
     DEFAULT_MAX_PIXELS,
     FRAMINGS,
@@ -274,7 +274,11 @@ class Predictor:
         return self.prep(source, name, self.max_pixels)
 
     def predict_arrays(self, x: np.ndarray, outputs: list[str] | None = None, batch: int = 64) -> dict[str, np.ndarray]:
-        """uint8/float (N, S, S, 3) -> {output name: array}; batches internally."""
+        """uint8/float (N, S, S, 3), raw RGB 0-255 (`preprocess`'s arrays, stacked) -> {output name: array}; batches
+        internally. Anything else (no batch axis, another size, NCHW, values scaled to 0-1) is an ImageError that
+        says what the model takes, not ONNX Runtime's INVALID_ARGUMENT or a quietly different answer."""
+        x = np.asarray(x)
+        self.check_arrays(x)
         names = [n for n in (outputs or self.output_names) if n in self.output_names]
         parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for start in range(0, len(x), batch):
@@ -282,6 +286,51 @@ class Predictor:
             for n, arr in zip(names, self.session.run(names, {self.input_name: chunk}), strict=True):
                 parts[n].append(arr)
         return {n: (np.concatenate(v) if v else np.zeros((0,))) for n, v in parts.items()}
+
+    def check_arrays(self, x: np.ndarray) -> None:
+        """ImageError unless `x` is what the model takes: (N, S, S, 3), uint8 or float, raw RGB 0-255."""
+        if x.ndim >= 1 and len(x) == 0:
+            return  # no photos: no answers
+        s = self.size
+        takes = (
+            f"The model takes a batch of RGB photos of shape (N, {s}, {s}, 3) (channels last), uint8 or float32 with "
+            "values 0-255: the raw pixels, normalisation is inside the model."
+        )
+        how = (
+            "Make one with `Predictor.preprocess(path)` (or bytes), which returns a "
+            f"({s}, {s}, 3) array prepared as the model was trained, and stack them: "
+            "`np.stack([predictor.preprocess(p) for p in paths])`."
+        )
+        if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ImageError(f"predict_arrays: an array of {x.dtype}, not numbers. {takes}", hint=how)
+        if x.shape[1:] != (s, s, 3):
+            got = f"an array of shape {x.shape}"
+            if x.shape == (s, s, 3):
+                why = "one photo without the batch axis: pass x[None]"
+            elif x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[2:] == (s, s):
+                why = "channels first (NCHW): pass x.transpose(0, 2, 3, 1)"
+            elif x.ndim == 4 and x.shape[3] == 3:
+                why = f"photos of {x.shape[1]} x {x.shape[2]} pixels, not the {s} x {s} this model was trained at"
+            elif x.ndim == 4:
+                why = f"{x.shape[3]} channels, not RGB's 3"
+            else:
+                why = f"{x.ndim} axes, not 4"
+            raise ImageError(f"predict_arrays: {got}: {why}. {takes}", hint=how)
+        if np.issubdtype(x.dtype, np.floating):
+            if not np.isfinite(x).all():
+                raise ImageError(f"predict_arrays: the array holds NaN or infinite values. {takes}", hint=how)
+            low, high = float(x.min()), float(x.max())
+            if low < 0 or high > 255:
+                raise ImageError(
+                    f"predict_arrays: values from {low:g} to {high:g}, outside 0-255 (normalised already?). {takes}",
+                    hint=how,
+                )
+            if 0 < high <= 1:  # a photo's raw pixels always reach above 1; all-zero is the same answer either way
+                raise ImageError(
+                    f"predict_arrays: every value is within 0-1 (the largest is {high:g}): photos scaled to 0-1 "
+                    f"(x / 255), which the model would read as almost black and answer wrongly. {takes}",
+                    hint=f"Pass the 0-255 values (x * 255), or {how[0].lower()}{how[1:]}",
+                )
 
     def top_k(self, probs: np.ndarray, k: int, among: np.ndarray | None = None) -> list[dict]:
         """The k most likely labels (only those of `among`, indices, when given)."""
