@@ -92,3 +92,20 @@ def test_binomial_tail_on_a_test_split_of_thousands_of_photos():
     assert caveats.no_better_than_chance(1780, 2336, 5) is None  # 76.2% among 5 classes
     said = caveats.no_better_than_chance(480, 2336, 5)  # 20.5%: guessing does as well
     assert said is not None and "480 of 2336 photos right" in said
+
+
+def test_a_class_left_without_validation_or_test_photos_is_named():
+    """A class of five photos, four of them one leaf: validation got none, and nothing said so (its validation
+    figures then say nothing of it)."""
+    assert (
+        caveats.empty_held_out({"Tomato___healthy": {"val": 3, "test": 3}, "Potato___healthy": {"val": 1, "test": 1}})
+        is None
+    )
+    said = caveats.empty_held_out(
+        {"Potato___healthy": {"val": 0, "test": 1}, "Tomato___healthy": {"val": 3, "test": 3}, "Corn": {}}
+    )
+    assert said.startswith(
+        "Corn has no validation and no test photo; Potato___healthy has no validation photo: the figures on those "
+        "splits say nothing of them."
+    ), said
+    assert "Tomato" not in said and "copies of one leaf" in said

@@ -273,6 +273,12 @@ def run_training(
     train_y = td.y[td.split == "train"]
     if warning := caveats.few_photos({cls: int((train_y == i).sum()) for i, cls in enumerate(td.classes)}):
         console.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=False)  # wrapped at the terminal's width
+    held_out = {
+        cls: {p: int(((td.y == i) & (td.split == p)).sum()) for p in ("val", "test")}
+        for i, cls in enumerate(td.classes)
+    }
+    if warning := caveats.empty_held_out(held_out):
+        console.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=False)
     with training_bar(quiet) as bar:
         task = bar.add_task("training", total=None, info="")
 

@@ -40,6 +40,24 @@ def few_photos(train_counts: dict[str, int]) -> str | None:
     )
 
 
+def empty_held_out(counts: dict[str, dict[str, int]]) -> str | None:
+    """A warning naming the classes with no validation or no test photo ({class: {part: photos}}), else None. Copies of
+    one leaf stay in one split (data/splits.py), so a small class of few leaves can leave a part empty: its figures
+    then say nothing of that class."""
+    parts = {"val": "validation", "test": "test"}
+    missing = [
+        f"{cls} has no {' and no '.join(word for part, word in parts.items() if not n.get(part))} photo"
+        for cls, n in sorted(counts.items())
+        if not (n.get("val") and n.get("test"))
+    ]
+    if not missing:
+        return None
+    return (
+        f"{'; '.join(missing)}: the figures on those splits say nothing of {'it' if len(missing) == 1 else 'them'}. "
+        "Add photos of other leaves (copies of one leaf, turned or flipped, are kept together in one split)."
+    )
+
+
 def binomial_p_at_least(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p): how often guessing would be right at least k times in n. Each term is
     summed from its logarithm: a test split of a thousand photos or more makes comb(n, i) too large for a float."""
