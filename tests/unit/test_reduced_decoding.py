@@ -176,6 +176,13 @@ def test_a_48_megapixel_phone_jpeg_is_read_at_a_reduced_scale_and_a_png_of_its_s
         open_photo(jpeg, "phone.jpg")  # decoded whole: 144 MB
     with pytest.raises(ImageTooLarge, match="phone.png: 8000x6000 pixels is over the limit"):
         open_photo(encode(leaf, "PNG"), "phone.png", min_side=min_side_for(160))
+    # past 5 times the limit as stored (200 MP), refused from the header: a small file declaring 50000x50000 pixels
+    # cost 1.2 CPU-seconds to decode at 1/8
+    small = bytearray(encode(Image.new("RGB", (64, 64), (40, 120, 30)), "JPEG"))
+    sof = small.find(b"\xff\xc0")
+    small[sof + 5 : sof + 9] = (50000).to_bytes(2, "big") * 2
+    with pytest.raises(ImageTooLarge, match="50000x50000 pixels is over the limit of 40,000,000"):
+        open_photo(bytes(small), "bomb.jpg", min_side=min_side_for(160))
     # the limit still bounds the reduced decode: a model asking for a larger side gets less reduction
     with pytest.raises(ImageTooLarge, match="over the limit of 500,000"):
         open_photo(jpeg, "phone.jpg", max_pixels=500_000, min_side=min_side_for(160))

@@ -36,7 +36,10 @@ from leafdoc.core.errors import ImageError, ImageTooLarge, UnsupportedImageForma
 
 RESIZE_RULE = "shorter-side-bilinear-antialias+center-crop"
 DEFAULT_MAX_PIXELS = 40_000_000
-MAX_JPEG_REDUCTION = 8  # libjpeg decodes at 1/2, 1/4 or 1/8 scale: a reduced JPEG may be this much larger a side
+# A JPEG decoded at a reduced scale (1/2 to 1/8 a side) may be this many times the pixel limit as stored: 200 MP by
+# default, the largest phone cameras' (16320x12240). Not 64 times (what 1/8 a side would allow): a 600-byte JPEG
+# declaring 50000x50000 pixels cost 1.2 CPU-seconds and 150 MB to decode even at 1/8; one of 200 MP costs 0.1 s.
+REDUCED_JPEG_PIXELS = 5
 FRAMINGS = ("none", "leaf")  # a model card's `input.framing`; cards from before framing have none: "none"
 # A model card's `input.white_balance`; cards from before it have none: "none". `light-range` needs the card's
 # `input.light_range` too (the lights its training photos were taken under: leafcut.light_range).
@@ -225,10 +228,11 @@ def _open_checked(
     except Exception as exc:  # a recognised format whose header is broken (OSError, SyntaxError, struct.error...)
         raise _corrupt(name, exc) from None
     w, h = img.size
-    # A JPEG decoded at a reduced scale (below) is held to the limit at that scale: a 48 MP phone photo (8000x6000)
-    # decodes at 1/4 or 1/8 into a few MP, and was refused for its size as stored. Every other photo, from its header.
+    # A JPEG decoded at a reduced scale (below) is held to the limit at that scale, and to REDUCED_JPEG_PIXELS times
+    # it as stored: a 48 MP phone photo (8000x6000) decodes at 1/8 into under 1 MP, and was refused for its size as
+    # stored. Every other photo, from its header.
     reduced = bool(min_side) and img.format == "JPEG"
-    if w * h > max_pixels * (MAX_JPEG_REDUCTION**2 if reduced else 1):
+    if w * h > max_pixels * (REDUCED_JPEG_PIXELS if reduced else 1):
         raise _too_many_pixels(name, (w, h), max_pixels)
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels ({w}x{h}).")
