@@ -71,3 +71,38 @@ def test_the_api_serves_int8_unasked_only_where_it_is_safe(
         assert predictor.model_file.name == served
     finally:
         catalog.dispose()
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "asked", "noted"), [(XEON, None, True), (ZEN1, None, False), (XEON, "int8", False)]
+)
+def test_evaluate_says_when_serve_would_run_the_int8_copy_it_did_not_score(
+    tmp_path, monkeypatch, with_int8, cpuinfo, asked, noted
+):
+    """`leafdoc evaluate` scores model.onnx unless LEAFDOC_ONNX_VARIANT says otherwise, while `serve`, unasked, runs
+    the int8 copy where it is safe: the figures were not the served model's, and nothing said so."""
+    from typer.testing import CliRunner
+
+    from leafdoc.cli.main import app
+    from leafdoc.runtime import cpuflags
+
+    photos = tmp_path / "photos" / "Tomato___Early_blight"
+    photos.mkdir(parents=True)
+    for f in sorted((PLANTVILLAGE / "Tomato___Early_blight").glob("*.jpg"))[:3]:
+        shutil.copy(f, photos)
+    monkeypatch.delenv("LEAFDOC_INT8_ANY_CPU", raising=False)
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(cpuflags, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(cpuflags.platform, "machine", lambda: "x86_64")
+    env = {
+        "LEAFDOC_HOME": str(tmp_path / "home"),
+        "COLUMNS": "300",
+        **({"LEAFDOC_ONNX_VARIANT": asked} if asked else {}),
+    }
+    if not asked:
+        monkeypatch.delenv("LEAFDOC_ONNX_VARIANT", raising=False)
+    done = CliRunner().invoke(app, ["evaluate", str(with_int8), "--data", str(tmp_path / "photos")], env=env)
+    assert done.exit_code == 0, done.output[-2000:]
+    said = " ".join(done.output.split())
+    assert "accuracy" in said.lower()
+    assert ("these are model.onnx's figures; `leafdoc serve` on this machine serves the int8 copy" in said) is noted

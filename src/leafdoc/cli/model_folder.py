@@ -244,6 +244,14 @@ def evaluate(
         emit_json(result)
     else:
         print_evaluation(result)
+        if not settings.onnx_variant:
+            from leafdoc.modelfolder import default_variant, read_card
+
+            if default_variant(Path(model_dir), read_card(model_dir))[0] == "int8":
+                out.print(
+                    "note: these are model.onnx's figures; `leafdoc serve` on this machine serves the int8 copy. "
+                    f"LEAFDOC_ONNX_VARIANT=int8 leafdoc evaluate {esc(str(model_dir))} ... scores that copy."
+                )
 
 
 def learn_field_crops(model_dir: Path, folders: list[Path]) -> None:
