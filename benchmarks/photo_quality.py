@@ -1,4 +1,4 @@
-"""What the photo-quality checks (src/leafdoc/inference/quality.py) refuse: lab photos that must pass, the same
+"""What the photo-quality checks (src/leafdoc/imaging/quality.py) refuse: lab photos that must pass, the same
 photos darkened or blurred that must not, and photos of other things. Not a test: a table to read.
 
     .venv/bin/python benchmarks/photo_quality.py [MODEL_DIR] [--part trainval|test] [--every 8]
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.imaging.photos import is_image_name  # noqa: E402
 from leafdoc.inference.calibrate import split_photos  # noqa: E402
-from leafdoc.inference.quality import MEASURE_PX, check_photo  # noqa: E402
+from leafdoc.imaging.quality import MEASURE_PX, check_photo  # noqa: E402
 from leafdoc.modelfolder import read_card, read_labels  # noqa: E402
 
 CIFAR_SIDE = 256  # as benchmarks/field_photos.py sends them

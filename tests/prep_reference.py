@@ -33,7 +33,7 @@ from leafdoc.imaging.photos import (
     read_source,
     resize_square,
 )
-from leafdoc.inference.quality import (
+from leafdoc.imaging.quality import (
     BLUR_LAPLACIAN_VAR,
     BRIGHT_MEAN,
     COLOUR_SATURATION,

@@ -413,3 +413,31 @@ def test_more_photos_than_sqlite_takes_values_in_one_statement_are_looked_up(dat
             s.add(ImageRow(sha256=sha, width=1, height=1, format="JPEG", mode="RGB", nbytes=1, phash=0))
     with catalog.Session() as s:
         assert stored_shas(s, shas) == {shas[0], shas[25_000], shas[-1]}
+
+
+def test_photos_leafdoc_would_refuse_to_diagnose_are_kept_and_named(data, tmp_path, capsys):
+    """`leafdoc train --data` took a black-and-white photo and a one-colour one into training without a word, though
+    `leafdoc predict` refuses both. Ingest keeps them (a lab may mean them) and names each with its problems."""
+    from tests.conftest import PLANTVILLAGE
+
+    from leafdoc.cli.printing import print_ingest
+
+    if not PLANTVILLAGE.is_dir():
+        pytest.skip("shared datasets not found")
+    catalog, store = data
+    root = tmp_path / "photos"
+    for label in ("Apple___healthy", "Apple___Apple_scab"):
+        (root / label).mkdir(parents=True)
+        for f in sorted((PLANTVILLAGE / label).glob("*.jpg"))[:4]:
+            shutil.copy(f, root / label)
+    leaf = Image.open(sorted((PLANTVILLAGE / "Apple___healthy").glob("*.jpg"))[10])
+    leaf.convert("L").save(root / "Apple___healthy" / "grey.jpg")
+    Image.new("RGB", (300, 300), (30, 140, 40)).save(root / "Apple___Apple_scab" / "flat.png")
+    result = ingest(root, catalog, store, "orchard")
+    assert result.added == 10  # kept
+    poor = {Path(p["file"]).name: p["problems"] for p in result.poor_photos}
+    assert poor == {"grey.jpg": ["no_colour"], "flat.png": ["one_colour"]}, poor
+    print_ingest(result.to_dict(), root)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "2 photos added are ones leafdoc would refuse to diagnose (" in said
+    assert "Apple___healthy/grey.jpg (black and white)" in said and "Apple___Apple_scab/flat.png (one colour)" in said

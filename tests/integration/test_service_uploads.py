@@ -192,3 +192,23 @@ def test_a_restart_loses_no_accepted_upload(make_client, leaf_folder):
     ]
     assert second.get(f"/v1/training-jobs/{accepted['training_job']['id']}").json()["state"] == "queued"
     assert second.app.state.leafdoc.queue.waiting_job_ids() == {accepted["training_job"]["id"]}
+
+
+def test_an_upload_names_the_photos_leafdoc_would_refuse_to_diagnose(client, leaf_folder):
+    """A black-and-white photo in a lab's upload is kept for training, and the answer (and the page's summary of it)
+    names it with its problem: nothing said so before."""
+    import io as _io
+
+    from PIL import Image
+
+    from leafdoc.ui.text import upload_summary
+
+    grey = _io.BytesIO()
+    Image.open(leaf_photos(leaf_folder)[0]).convert("L").resize((300, 280)).save(grey, "JPEG")
+    data = class_zip(leaf_folder, extra={"leaves/Apple___healthy/grey.jpg": grey.getvalue()})
+    body = upload(client, files={"file": ("leaves.zip", data, ZIP)}).json()
+    assert body["added"] == len(leaf_photos(leaf_folder)) + 1, body
+    assert body["poor_photos"] == [{"file": "leaves.zip:leaves/Apple___healthy/grey.jpg", "problems": ["no_colour"]}]
+    said = upload_summary(body)
+    assert "1 photo(s) added that leafdoc would refuse to diagnose" in said
+    assert "- leaves.zip:leaves/Apple\\_\\_\\_healthy/grey.jpg: black and white" in said  # Markdown-escaped

@@ -134,7 +134,7 @@ def test_the_threshold_and_the_candidates_apply_to_the_renormalised_probabilitie
 
 
 def test_the_photo_checks_are_unchanged_by_the_crop():
-    from leafdoc.inference.quality import PhotoProblem
+    from leafdoc.imaging.quality import PhotoProblem
 
     dark = PhotoProblem("too_dark", "it is too dark")
     d = decide(probs(i5=0.9), LABELS, CARD, problems=[dark], crop="Tomato")

@@ -14,7 +14,7 @@ from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.imaging.leafcut import balance_to_sheet, range_correction
 from leafdoc.imaging.photos import leaf_region, min_side_for, open_photo, resize_square
-from leafdoc.inference.quality import check_photo
+from leafdoc.imaging.quality import check_photo
 
 pytestmark = needs_node
 LIGHTS = (-0.122, -0.0308, 0.0404, 0.1545)  # the starter's card
@@ -116,7 +116,7 @@ console.log(JSON.stringify(out));
 
 
 def test_the_page_refuses_the_photos_the_server_refuses_as_poor():
-    """inference/quality.py's checks, as the page runs them: the same problems for a photo as taken and spoilt each
+    """imaging/quality.py's checks, as the page runs them: the same problems for a photo as taken and spoilt each
     way (dark, over-exposed, blurred, one colour, black and white, small)."""
     leaf = Image.fromarray(leaf_photo(300, 240, 0.8, seed=6))
     photos = [

@@ -13,7 +13,7 @@ from leafdoc.advice import shipped_knowledge
 from leafdoc.core.i18n import LANGUAGES, Rendering, msg
 from leafdoc.inference.abstain import UNKNOWN_LEAF, Decision, decide
 from leafdoc.inference.answer import refusal_message
-from leafdoc.inference.quality import check_photo
+from leafdoc.imaging.quality import check_photo
 from leafdoc.offline.texts import all_texts
 
 pytestmark = needs_node

@@ -11,7 +11,7 @@ from tests import prep_reference as old
 from tests.conftest import SHARED
 
 from leafdoc.imaging import leafcut
-from leafdoc.inference.quality import check_photo
+from leafdoc.imaging.quality import check_photo
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 from tests.conftest import PLANTVILLAGE
 
-from leafdoc.inference.quality import check_photo
+from leafdoc.imaging.quality import check_photo
 
 
 def leaves(n: int = 40) -> list[Image.Image]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from leafdoc.evaluate.metrics import risk_coverage, selective_metrics
 from leafdoc.inference.abstain import decide
-from leafdoc.inference.quality import PhotoProblem
+from leafdoc.imaging.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
 

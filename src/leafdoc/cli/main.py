@@ -31,6 +31,7 @@ from leafdoc.cli.printing import (
     print_answers,
     print_experiment,
     print_ingest,
+    print_poor_photos,
     print_skipped,
     print_stats,
     print_wrapped,
@@ -259,6 +260,8 @@ def run_training(
             raise nothing_ingested(data, res.rejected)
         if res.rejected and not quiet:
             print_skipped(res.rejected, f"`leafdoc ingest {data} --json`")  # each named with its reason
+        if not quiet:
+            print_poor_photos(res.poor_photos, data)
         if (note := added_to_existing(res, data)) and not quiet:
             console.print(f"[yellow]note:[/] {esc(note)}", soft_wrap=False)
         dataset = res.dataset

@@ -15,6 +15,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Column, Table
 from rich.text import Text
 
+from leafdoc.imaging.quality import SHORT_NAMES
+
 
 class TrimmedConsole(Console):
     """A Console whose wrapped lines end at their last character: text printed with `soft_wrap=False` (wrapped at the
@@ -110,6 +112,31 @@ def print_ingest(s: dict, folder: Path | None = None) -> None:
             out.print(f"[red]{esc(reason)}[/]")
             for file in files:
                 out.print(f"  {esc(file)}")
+    print_poor_photos(s.get("poor_photos") or [], folder)
+
+
+def print_poor_photos(poor: list[dict], folder: Path | None = None) -> None:
+    """The photos an ingest added that leafdoc would refuse to diagnose (imaging/quality.py), each with its problems
+    (the first SKIPPED_SHOWN): `leafdoc train` took a black-and-white and a one-colour photo into training unsaid."""
+    if not poor:
+        return
+    counts: dict[str, int] = {}
+    for item in poor:
+        for code in item["problems"]:
+            counts[code] = counts.get(code, 0) + 1
+    tally = ", ".join(f"{SHORT_NAMES.get(code, code)} {n}" for code, n in counts.items())
+    many = len(poor) != 1
+    console.print(
+        f"[yellow]warning:[/] {len(poor)} photo{'s' if many else ''} added {'are' if many else 'is'} "
+        f"{'ones' if many else 'one'} leafdoc would refuse to diagnose ({tally}): kept for training, but no grower's "
+        "answer comes from such a photo. Look at them and remove those you do not mean to teach:",
+        soft_wrap=False,
+    )
+    for item in poor[:SKIPPED_SHOWN]:
+        problems = ", ".join(SHORT_NAMES.get(code, code) for code in item["problems"])
+        console.print(f"  {esc(shown_path(item['file'], folder))} ({problems})", soft_wrap=False)
+    if len(poor) > SKIPPED_SHOWN:
+        console.print(f"  and {len(poor) - SKIPPED_SHOWN} more (all of them: `leafdoc ingest ... --json`)")
 
 
 def shown_path(file: str, folder: Path | None) -> str:

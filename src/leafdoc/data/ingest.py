@@ -34,6 +34,7 @@ from leafdoc.data.phash import canonical_phash, near_duplicate_pairs
 from leafdoc.data.sources import Entry, Limits, Skipped, iter_source
 from leafdoc.data.store import BlobStore
 from leafdoc.imaging.photos import DEFAULT_MAX_PIXELS, open_photo, sha256_bytes
+from leafdoc.imaging.quality import check_photo
 
 INGEST_MIN_SIDE = 256  # the perceptual hash reads a 32 px thumbnail; 256 px keeps it as from the whole photo
 
@@ -51,6 +52,9 @@ class IngestResult:
     duplicates: list[dict] = field(default_factory=list)
     near_duplicates: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    # Photos added that leafdoc would refuse to diagnose (imaging/quality.py: too dark, black and white, blurred...):
+    # kept, as a lab may mean them, but named, as a model then learns from photos no grower's answer comes from.
+    poor_photos: list[dict] = field(default_factory=list)
     n_images: int = 0
     n_classes: int = 0
     classes: dict[str, int] = field(default_factory=dict)
@@ -70,6 +74,7 @@ class _Decoded:
     format: str
     mode: str
     phash: int
+    problems: tuple[str, ...] = ()  # imaging/quality.py's codes
 
 
 def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
@@ -91,6 +96,7 @@ def _decode_entry(entry: Entry, max_pixels: int) -> _Decoded | Skipped:
             fmt,
             mode,
             canonical_phash(img),
+            tuple(p.code for p in check_photo(img, own_size=frame.size)),
         )
     except LeafdocError as exc:
         return Skipped(entry.name, _reason(exc, entry.name))
@@ -227,6 +233,8 @@ def ingest(
             first_name[outcome.sha] = outcome.entry.name
             outcome.data = b""  # the store has it; free the memory
             added.append(outcome)
+            if outcome.problems:
+                result.poor_photos.append({"file": outcome.entry.name, "problems": list(outcome.problems)})
 
     existing = [ph for _, _, ph in prev_items]
     result.near_duplicates = _near_duplicates(added, existing, [f"{sha[:12]} ({lab})" for sha, lab, _ in prev_items])

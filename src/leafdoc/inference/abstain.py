@@ -23,7 +23,7 @@ from leafdoc.inference.cropfirst import (
     within_crop,
 )
 from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
-from leafdoc.inference.quality import PhotoProblem
+from leafdoc.imaging.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold

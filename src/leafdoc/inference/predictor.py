@@ -34,7 +34,7 @@ from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.fieldcrops import crop_name
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.otherleaves import OtherLeavesCheck
-from leafdoc.inference.quality import PhotoProblem, check_photo
+from leafdoc.imaging.quality import PhotoProblem, check_photo
 from leafdoc.modelfolder import (
     CARD_FILE,
     LABELS_FILE,

@@ -20,7 +20,7 @@ from leafdoc.inference.abstain import (
 )
 from leafdoc.inference.cropfirst import CROP_MISMATCH, crop_indices, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
-from leafdoc.inference.quality import PROBLEM_WORDS
+from leafdoc.imaging.quality import PROBLEM_WORDS
 from leafdoc.words import history
 from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words

@@ -43,6 +43,11 @@ class RejectedFile(BaseModel):
     reason: str
 
 
+class PoorPhoto(BaseModel):
+    file: str
+    problems: list[str] = Field(description="Why leafdoc would refuse to diagnose it: too_dark, no_colour, blurred...")
+
+
 class DuplicateFile(BaseModel):
     model_config = ConfigDict(extra="allow")
     file: str
@@ -106,6 +111,10 @@ class UploadAnswer(BaseModel):
     duplicates: list[DuplicateFile]
     near_duplicates: list[DuplicateFile]
     rejected: list[RejectedFile]
+    poor_photos: list[PoorPhoto] = Field(
+        default_factory=list,
+        description="Photos added that leafdoc would refuse to diagnose (kept for training; a lab may remove them).",
+    )
     n_images: int
     n_classes: int
     classes: dict[str, int]

@@ -221,6 +221,7 @@ def upload_dict(row: UploadRow, catalog: Catalog) -> dict:
         "duplicates": s.get("duplicates", []),
         "near_duplicates": s.get("near_duplicates", []),
         "rejected": s.get("rejected", []),
+        "poor_photos": s.get("poor_photos", []),
         "n_images": s.get("n_images", 0),
         "n_classes": s.get("n_classes", 0),
         "classes": s.get("classes", {}),

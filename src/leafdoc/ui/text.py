@@ -13,6 +13,7 @@ from typing import Any
 
 from leafdoc.advice.lookalikes import TELL_APART
 from leafdoc.core.i18n import N_, UNREVIEWED_NOTE, gettext
+from leafdoc.imaging.quality import SHORT_NAMES
 from leafdoc.words.job_phases import (
     field_check_words,
     other_leaves_words,
@@ -313,6 +314,16 @@ def upload_summary(up: dict) -> str:
         lines.append(f"- rejected {esc(r['file'])}: {esc(r['reason'])}")
     if len(rejected) > 10:
         lines.append(f"- … and {len(rejected) - 10} more")
+    poor = up.get("poor_photos") or []
+    if poor:
+        lines.append(
+            f"{len(poor)} photo(s) added that leafdoc would refuse to diagnose (kept for training; remove those you do "
+            "not mean to teach):"
+        )
+        for p in poor[:10]:
+            lines.append(f"- {esc(p['file'])}: {esc(', '.join(SHORT_NAMES.get(c, c) for c in p['problems']))}")
+        if len(poor) > 10:
+            lines.append(f"- … and {len(poor) - 10} more")
     if up.get("training_job"):
         lines.append(f"Retraining queued: job {esc(up['training_job']['id'][:8])}.")
     elif up.get("retrain"):

@@ -1,6 +1,6 @@
 // A photo as the model sees it, in the browser: the steps of src/leafdoc/imaging/photos.py (decode no larger than needed,
 // framing `leaf`, resize the shorter side with Pillow's antialiased bilinear filter, centre crop) and imaging/leafcut.py
-// (the `light-range` white balance), and the photo checks of inference/quality.py. Pillow's resampling is copied
+// (the `light-range` white balance), and the photo checks of imaging/quality.py. Pillow's resampling is copied
 // to the integer (its fixed-point coefficients and rounding), so the square matches the server's wherever the
 // browser decodes the same pixels; OpenCV's Lab conversion is the CIE formula (its 8-bit a and b can differ by one).
 
@@ -574,7 +574,7 @@ export function leafRegion(img) {
   return [left, top, left + side, top + side];
 }
 
-// ---- inference/quality.py: the photo checks -------------------------------------------------------------------
+// ---- imaging/quality.py: the photo checks -------------------------------------------------------------------
 
 const MIN_SIDE = 64;
 const DARK_P95 = 40;

@@ -52,6 +52,16 @@ PROBLEM_WORDS = {
     "blurred": BLURRED,
 }
 
+# Each problem in two or three words, for lists of photos (an ingest's, an upload's): English, for the lab.
+SHORT_NAMES = {
+    "too_small": "too small",
+    "too_dark": "too dark",
+    "too_bright": "over-exposed",
+    "one_colour": "one colour",
+    "no_colour": "black and white",
+    "blurred": "blurred",
+}
+
 
 @dataclass(frozen=True)
 class PhotoProblem:
