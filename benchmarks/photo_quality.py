@@ -32,8 +32,8 @@ from shared_data import SHARED  # noqa: E402
 sys.path.insert(0, str(REPO / "src"))
 
 from leafdoc.imaging.photos import is_image_name  # noqa: E402
-from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.imaging.quality import MEASURE_PX, check_photo  # noqa: E402
+from leafdoc.inference.calibrate import split_photos  # noqa: E402
 from leafdoc.modelfolder import read_card, read_labels  # noqa: E402
 
 CIFAR_SIDE = 256  # as benchmarks/field_photos.py sends them

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from leafdoc.advice import shipped_knowledge
+from leafdoc.imaging.quality import PhotoProblem, _problem
 from leafdoc.inference.abstain import decide
 from leafdoc.inference.answer import Answer
-from leafdoc.imaging.quality import PhotoProblem, _problem
 from leafdoc.modelfolder import ModelCard
 
 LABELS = ["Potato___Late_blight", "Tomato___Early_blight", "Tomato___Late_blight", "Tomato___healthy"]

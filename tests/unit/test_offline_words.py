@@ -11,9 +11,9 @@ from tests.unit.node_support import needs_node, run_node
 
 from leafdoc.advice import shipped_knowledge
 from leafdoc.core.i18n import LANGUAGES, Rendering, msg
+from leafdoc.imaging.quality import check_photo
 from leafdoc.inference.abstain import UNKNOWN_LEAF, Decision, decide
 from leafdoc.inference.answer import refusal_message
-from leafdoc.imaging.quality import check_photo
 from leafdoc.offline.texts import all_texts
 
 pytestmark = needs_node

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from leafdoc.evaluate.metrics import risk_coverage, selective_metrics
-from leafdoc.inference.abstain import decide
 from leafdoc.imaging.quality import PhotoProblem
+from leafdoc.inference.abstain import decide
 from leafdoc.modelfolder import ModelCard
 
 

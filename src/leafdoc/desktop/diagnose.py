@@ -16,10 +16,11 @@ import base64
 import csv
 import html
 import io
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -58,6 +59,7 @@ from leafdoc.words.refusals import refusal_headline
 
 PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
+IN_FLIGHT = 3  # photos of a batch diagnosed at once: the thread pool (4) keeps a thread for the other tabs' calls
 HISTORY_COLUMNS = [N_("Time"), N_("Photo"), N_("Diagnosis"), N_("Confidence"), N_("Answer"), N_("Model")]
 CSV_FIELDS = [
     "time",
@@ -115,6 +117,7 @@ LANGUAGE_TIP = N_(
     "Translations not yet reviewed by a plant pathologist are marked so."
 )
 EMPTY = N_("Your diagnoses will appear here, newest first.")
+PROGRESS = N_("{done} of {total} photos diagnosed…")
 HISTORY = N_("History of this session")
 SAVE_CSV = N_("Save history as CSV…")
 CLEAR = N_("Clear")
@@ -384,6 +387,9 @@ class DiagnoseTab(Tab):
         self._pending = 0
         self._batch_errors: list[tuple[str, BaseException]] = []
         self._batch_size = 0
+        self._batch_done = 0
+        self._waiting: deque[tuple[Path, dict]] = deque()  # photos of a batch not sent yet, with what to ask
+        self._in_flight = 0
         self.setAcceptDrops(True)
 
         layout = QVBoxLayout(self)
@@ -433,6 +439,9 @@ class DiagnoseTab(Tab):
         self.models: dict | None = None  # what the serving model knows, as /v1/models said it
         self.serving_model: dict | None = None  # its version with its card, as /v1/models/{version} said it
         self.session.connected.connect(lambda _ready: self.show_what_the_model_knows())
+
+        self.progress = note_label("batchProgress", Qt.TextFormat.PlainText, "2px 4px")
+        layout.addWidget(self.progress)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.cards_widget = QWidget()
@@ -495,6 +504,7 @@ class DiagnoseTab(Tab):
         self.table.setHorizontalHeaderLabels([say(c) for c in HISTORY_COLUMNS])
         self.save_csv_button.setText(say(SAVE_CSV))
         self.clear_button.setText(say(CLEAR))
+        self._show_progress()
         if self.models is not None:
             self.show_knows()
         if self.guide_dialog is not None and self.guide_dialog.lang != self.language:
@@ -592,36 +602,65 @@ class DiagnoseTab(Tab):
         self.tasks.run(expand_paths, list(paths), on_done=self._diagnose_all)
 
     def _diagnose_all(self, files: list[Path]) -> None:
+        """Queue the photos; they are sent IN_FLIGHT at a time, each getting its card when it is sent. A folder of 150
+        photos once had its 150 cards built and 150 requests queued in one turn of the event loop: the window froze
+        for about 20 s, and the top card (the last photo, answered last) said "Diagnosing…" while the history
+        filled."""
         if not files:
             dialogs.show_error(self, self.say(NO_PHOTOS), self.say(NO_PHOTOS_TEXT))
             return
         client, top_k, crop = self.session.client, self.top_k.value(), self.crop.currentData() or None
-        lang = self.language
         if client is None:
             return
         if self._pending == 0:
-            self._batch_errors, self._batch_size = [], 0
+            self._batch_errors, self._batch_size, self._batch_done = [], 0, 0
         self.empty_hint.setVisible(False)
-        for path in files:
-            card = ResultCard(path, lang)
+        asked = {"client": client, "top_k": top_k, "crop": crop, "lang": self.language}
+        self._waiting.extend((path, asked) for path in files)
+        self._pending += len(files)
+        self._batch_size += len(files)
+        self._show_progress()
+        self._send_more()
+
+    def _send_more(self) -> None:
+        """Send waiting photos while fewer than IN_FLIGHT are being diagnosed: one card built for each, at the top."""
+        while self._waiting and self._in_flight < IN_FLIGHT:
+            path, asked = self._waiting.popleft()
+            card = ResultCard(path, asked["lang"])
             self.cards.append(card)
             self.cards_layout.insertWidget(0, card)
-            self._pending += 1
-            self._batch_size += 1
+            self._in_flight += 1
             self.tasks.run(
                 diagnose_file,
-                client,
+                asked["client"],
                 path,
-                top_k,
-                crop=crop,
-                lang=lang,
+                asked["top_k"],
+                crop=asked["crop"],
+                lang=asked["lang"],
                 on_progress=lambda what, image, card=card: card.show_photo(image),
                 on_done=lambda answer, card=card: self._answered(card, answer),
                 on_error=lambda exc, card=card: self._failed(card, exc),
-                on_finally=self._one_done,
+                on_finally=self._sent_one_done,
             )
 
+    def _sent_one_done(self) -> None:
+        self._in_flight -= 1
+        self._batch_done += 1
+        self._one_done()
+        self._show_progress()
+        # the next photo is sent from the next turn of the event loop, so answers and clicks come in between
+        QTimer.singleShot(0, self, self._send_more)
+
+    def _show_progress(self) -> None:
+        """ "12 of 150 photos diagnosed" over the cards while a batch of more than one photo runs."""
+        running = self._pending > 0 and self._batch_size > 1
+        if running:
+            self.progress.setText(self.say(PROGRESS).format(done=self._batch_done, total=self._batch_size))
+        self.progress.setVisible(running)
+
     def _answered(self, card: ResultCard, answer: dict) -> None:
+        if card not in self.cards:  # cleared while it was being diagnosed
+            return
         card.show_answer(answer)
         if answer.get("prediction_id") and self.session.client is not None and asks_feedback(answer):
             labels, send = answer.get("model_labels", []), self._feedback_sender(answer)
@@ -677,6 +716,8 @@ class DiagnoseTab(Tab):
         self.table.scrollToBottom()
 
     def _failed(self, card: ResultCard, exc: BaseException) -> None:
+        if card not in self.cards:
+            return
         text, hint = dialogs.describe(exc)
         card.show_error(text + (f"\n{hint}" if hint else ""))
         self._batch_errors.append((card.path.name, exc))
@@ -699,6 +740,11 @@ class DiagnoseTab(Tab):
         )
 
     def clear(self) -> None:
+        """Every card and the history gone; photos of a batch not sent yet are not sent."""
+        self._pending -= len(self._waiting)
+        self._batch_size -= len(self._waiting)
+        self._waiting.clear()
+        self._show_progress()
         for card in self.cards:
             card.setParent(None)
             card.deleteLater()

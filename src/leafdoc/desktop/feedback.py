@@ -45,9 +45,8 @@ class FeedbackBar(QWidget):
         self.send_button = QPushButton(say(SEND))
         self.actual = ComboBox(chars=14)  # not as wide as the longest of its labels
         self.actual.addItem(say(DONT_KNOW if self.refused else ACTUALLY_PICK), None)
-        for label in labels:
-            if label != answer.get("label"):
-                self.actual.addItem(label_name(label, lang), label)
+        # the labels are added when the box is first opened (desktop/combo.py: a batch's cards stay light)
+        self.actual.fill_later(lambda: [(label_name(x, lang), x) for x in labels if x != answer.get("label")])
         if self.refused:  # only what the leaf is says anything: Send once it is picked
             self.send_button.setEnabled(False)
             self.actual.currentIndexChanged.connect(lambda _: self.send_button.setEnabled(self._picked()))

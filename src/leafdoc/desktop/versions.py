@@ -23,16 +23,29 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.advice.render import english_label
+from leafdoc.api_client import ApiError
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
 from leafdoc.words.model_card import card_markdown
 from leafdoc.words.percent import measured_share
+from leafdoc.words.serving_change import serving_change
 
 CARD_HINT = (
     "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
     "limitations."
 )
+NOTHING_TO_ROLL_BACK = (
+    "No earlier version served on this server, so there is nothing to roll back to. To serve another version, pick "
+    "it in the table and press “Serve the selected version”."
+)
+ROLLBACK_TIP = "Serve again the version that served before the current one."
+# What the server says in `leafdoc` commands and API routes, in the app's own actions (error code, words in the
+# message: what to do here).
+APP_HINTS = [
+    ("conflict", "roll back", NOTHING_TO_ROLL_BACK),
+    ("not_found", "not in the registry", "Press Refresh to list the versions this server holds."),
+]
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 
 
@@ -86,6 +99,8 @@ class VersionsBox(QGroupBox):
         self.promote_button.setEnabled(False)
         self.promote_button.clicked.connect(self.promote_selected)
         self.rollback_button = QPushButton("Roll back to the previous version")
+        self.rollback_button.setObjectName("rollbackButton")
+        self.rollback_button.setEnabled(False)  # until the server's serving history says there is one to go back to
         self.rollback_button.clicked.connect(self.rollback)
         buttons.addWidget(self.refresh_button)
         buttons.addStretch(1)
@@ -130,7 +145,28 @@ class VersionsBox(QGroupBox):
             if m["version"] == selected or (selected is None and m.get("serving")):
                 self.table.selectRow(r)
         self._selection_changed()
+        self._can_roll_back(rollback_target(models.get("history")))
         self.loaded.emit(models)
+
+    def _can_roll_back(self, target: int | None) -> None:
+        self.rollback_button.setEnabled(target is not None)
+        self.rollback_button.setToolTip(
+            f"{ROLLBACK_TIP} (version {target})" if target is not None else NOTHING_TO_ROLL_BACK
+        )
+
+    def forget(self, server: str) -> None:
+        """Another server is being connected to: nothing of the old one's versions stays on show (after a failed
+        "Connect to a server…" the tab still said "Serving now: version 1", the old server's)."""
+        self.models = {}
+        self.table.setRowCount(0)
+        self.serving_label.setText(
+            f"Not connected: the model versions of {server or 'the new server'} show here once it answers."
+        )
+        self.promote_button.setEnabled(False)
+        self.rollback_button.setEnabled(False)
+        self.rollback_button.setToolTip("Not connected to a server.")
+        self.card_version = None
+        self.card.setMarkdown(CARD_HINT)
 
     def selected_version(self) -> int | None:
         items = self.table.selectedItems()
@@ -152,7 +188,7 @@ class VersionsBox(QGroupBox):
 
         def got(model: dict) -> None:
             if self.card_version == version:  # not another selection made since
-                self.card.setMarkdown(card_markdown(model, name=english_label))
+                self.card.setMarkdown(card_markdown(model, name=english_label, face="app"))
 
         def failed(exc: BaseException) -> None:
             if self.card_version == version:
@@ -164,7 +200,10 @@ class VersionsBox(QGroupBox):
         version = self.selected_version()
         if version is None:
             return
-        if not dialogs.confirm(self, "Serve this version?", f"Serve model version {version} from now on?"):
+        chosen = next((m for m in self.models.get("models", []) if m.get("version") == version), {"version": version})
+        notes = serving_change(chosen, self.models, name=english_label)
+        question = "\n\n".join([f"Serve model version {version} from now on?", *notes])
+        if not dialogs.confirm(self, "Serve this version?", question):
             return
         self.session.with_admin(self, lambda: self._pointer_change("promote", version))
 
@@ -189,4 +228,30 @@ class VersionsBox(QGroupBox):
             self.serving_changed.emit()
             self.window_.model_changed()
 
-        self.tasks.run(call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, exc, title))
+        self.tasks.run(
+            call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, in_app_words(exc), title)
+        )
+
+
+def rollback_target(history: list[dict] | None) -> int | None:
+    """The version a rollback would serve, from GET /v1/models' `history` (the serving events, oldest first), as the
+    registry works it out (model_versions.Registry.rollback): None when no earlier version served."""
+    stack: list[int] = []
+    for ev in history or []:
+        if ev.get("action") == "rollback":
+            if stack:
+                stack.pop()
+        elif not stack or stack[-1] != ev.get("version"):
+            stack.append(ev.get("version"))
+    return stack[-2] if len(stack) >= 2 else None
+
+
+def in_app_words(exc: BaseException) -> BaseException:
+    """The server's error with its hint in the app's actions when the hint names a `leafdoc` command or an API route
+    ("Promote a version instead: `leafdoc models promote VERSION`, or POST /v1/models/{version}/promote")."""
+    if not isinstance(exc, ApiError) or not exc.hint or not ("`leafdoc " in exc.hint or "/v1/" in exc.hint):
+        return exc
+    for code, words, hint in APP_HINTS:
+        if exc.code == code and words in exc.message:
+            return ApiError(exc.message, hint, exc.status, exc.code)
+    return ApiError(exc.message, None, exc.status, exc.code)  # no instruction rather than one for another face

@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
     def _connecting(self, message: str) -> None:
         self.connection_label.setText(message)
         self.retrain.update_token_status()
+        # the server left behind: its versions are not shown as if they were the new one's (were after a failed connect)
+        self.retrain.versions.forget(self.session.server_url)
 
     def _connected(self, ready: dict) -> None:
         self.connection_label.setText(self._status_text(ready))

@@ -15,6 +15,7 @@ import numpy as np
 
 from leafdoc.advice.lookalikes import could_be_words
 from leafdoc.core.i18n import N_, Msg, msg
+from leafdoc.imaging.quality import PhotoProblem
 from leafdoc.inference.cropfirst import (
     crop_indices,
     crop_mismatch,
@@ -23,7 +24,6 @@ from leafdoc.inference.cropfirst import (
     within_crop,
 )
 from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
-from leafdoc.imaging.quality import PhotoProblem
 from leafdoc.modelfolder import ModelCard
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold

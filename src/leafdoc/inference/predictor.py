@@ -27,6 +27,7 @@ from leafdoc.imaging.photos import (
     region_in_photo,
     resize_square,
 )
+from leafdoc.imaging.quality import PhotoProblem, check_photo
 from leafdoc.inference.abstain import Decision, decide
 from leafdoc.inference.answer import Answer, Unread
 from leafdoc.inference.cropfirst import crop_indices, crop_share, parse_crop, within_crop
@@ -34,7 +35,6 @@ from leafdoc.inference.field import FieldCheck, photo_features
 from leafdoc.inference.fieldcrops import crop_name
 from leafdoc.inference.ood import OodCheck
 from leafdoc.inference.otherleaves import OtherLeavesCheck
-from leafdoc.imaging.quality import PhotoProblem, check_photo
 from leafdoc.modelfolder import (
     CARD_FILE,
     LABELS_FILE,

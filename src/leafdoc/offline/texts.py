@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from leafdoc.advice.lookalikes import COULD_BE, TELL_APART, URGENT, URGENT_FLOOR, URGENT_TOP, how_to_tell_words
 from leafdoc.core.i18n import LANGUAGES, N_, NAMES, OR, UNREVIEWED_NOTE, Advice, Rendering, gettext, render
+from leafdoc.imaging.quality import PROBLEM_WORDS
 from leafdoc.inference.abstain import (
     NOT_A_LEAF,
     PHOTO_ADVICE,
@@ -20,7 +21,6 @@ from leafdoc.inference.abstain import (
 )
 from leafdoc.inference.cropfirst import CROP_MISMATCH, crop_indices, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
-from leafdoc.imaging.quality import PROBLEM_WORDS
 from leafdoc.words import history
 from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words

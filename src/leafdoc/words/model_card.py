@@ -123,8 +123,19 @@ def _about(model: dict, card: dict) -> list[str]:
     return lines
 
 
-def _learnt_from(card: dict) -> list[str]:
+# The line a card trained without --provenance keeps (train/card_text.NO_PROVENANCE, a `leafdoc train` option): what
+# an app's reader is told instead, who cannot pass it.
+NO_PROVENANCE_START = "Provenance not given:"
+NO_PROVENANCE_APP = (
+    "Provenance not given: whoever trained this version did not name the photos' sources and licences. Check where "
+    "its photos came from before serving it."
+)
+
+
+def _learnt_from(card: dict, face: str = "cli") -> list[str]:
     lines = [p.strip() for p in (card.get("provenance") or "").split("\n") if p.strip()]
+    if face == "app":
+        lines = [NO_PROVENANCE_APP if p.startswith(NO_PROVENANCE_START) else p for p in lines]
     pre = card.get("pretrained") or {}
     if pre.get("licence") and pre.get("licence") not in (card.get("provenance") or ""):
         where = pre.get("source") or pre.get("url") or "its source"
@@ -133,7 +144,9 @@ def _learnt_from(card: dict) -> list[str]:
     return lines or ["The card does not say what the model learnt from."]
 
 
-def _figures(card: dict, name: Callable[[str], str] = label_words, n_labels: int | None = None) -> list[str]:
+def _figures(
+    card: dict, name: Callable[[str], str] = label_words, n_labels: int | None = None, face: str = "cli"
+) -> list[str]:
     metrics = card.get("metrics") or {}
     test, val = metrics.get("test") or {}, metrics.get("val") or {}
     lines = []
@@ -192,13 +205,16 @@ def _figures(card: dict, name: Callable[[str], str] = label_words, n_labels: int
             weakest.append(f"{name(label)} {_share(recall)}{found}")
         lines.append("Weakest classes (recall on the test photos): " + "; ".join(weakest) + ".")
     elif _share(test.get("accuracy")):
-        lines.append("This card keeps no per-class figures (leafdoc evaluate gives them).")
+        lines.append(
+            "This card keeps no per-class figures" + (" (leafdoc evaluate gives them)." if face == "cli" else ".")
+        )
     return lines
 
 
-def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list[Section]:
+def card_sections(model: dict, name: Callable[[str], str] = label_words, face: str = "cli") -> list[Section]:
     """The card of one model version (as GET /v1/models/{version} gives it) as titled sections, in reading order;
-    `name` names a label ("Crop — Condition")."""
+    `name` names a label ("Crop — Condition"). `face`: "cli" (`leafdoc models show`, the web page) says what to do in
+    `leafdoc` commands; "app" (the desktop app, whose users have none to type) in words."""
     card = model.get("card") or {}
     labels = list(model.get("labels") or [])
     version = model.get("version")
@@ -221,9 +237,9 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words) -> list
     limits = [p.strip() for p in (card.get("limitations") or "").split("\n") if p.strip()]
     return [
         Section(title, _about(model, card)),
-        Section("What it learnt from", _learnt_from(card), spaced=True),
+        Section("What it learnt from", _learnt_from(card, face), spaced=True),
         classes,
-        Section("Test figures", _figures(card, name, len(labels) or None)),
+        Section("Test figures", _figures(card, name, len(labels) or None, face)),
         Section("Limitations", limits or ["The card states none."], spaced=True),
     ]
 
@@ -254,10 +270,12 @@ def md_escape(value: str) -> str:
     return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
 
 
-def card_markdown(model: dict, heading: str = "####", name: Callable[[str], str] = label_words) -> str:
-    """The card as Markdown: a `heading` per section, paragraphs, a list for the classes."""
+def card_markdown(
+    model: dict, heading: str = "####", name: Callable[[str], str] = label_words, face: str = "cli"
+) -> str:
+    """The card as Markdown: a `heading` per section, paragraphs, a list for the classes (`face`: card_sections')."""
     out: list[str] = []
-    for section in card_sections(model, name):
+    for section in card_sections(model, name, face):
         out.append(f"{heading} {md_escape(section.title)}")
         if section.bullets:
             out.append("\n".join(f"- {md_escape(line)}" for line in section.lines))
