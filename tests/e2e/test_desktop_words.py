@@ -167,32 +167,15 @@ def test_a_batch_error_names_each_file_once(qtbot, window):
     assert "• broken.png: The photo could not be decoded." in text
 
 
-def test_counts_are_pluralised_and_boxes_show_their_words_whole(qtbot, window):
+def test_counts_are_pluralised():
+    """ "12 photos in 1 classes". (The boxes cut at "v1 (latest): 12 photo" and "Je ne sais pa" on a real screen now
+    resize to their text; offscreen, their layout gave them room either way, so no test here could tell.)"""
     from leafdoc.desktop.dataset import summary_text
 
     assert "12 photos in 1 class" in summary_text({"source": "mine", "n_images": 12, "class_counts": {"a": 12}})
-    tab = window.dataset
-    window.tabs.setCurrentWidget(tab)  # shown first, filled once the server answers
-    qtbot.waitUntil(tab.version_box.isVisible, timeout=5000)
-    tab.datasets = [{"name": "mine", "latest": 1, "versions": [{"version": 1, "n_images": 12}]}]
-    tab.dataset_box.addItem("mine (v1, 12 photos)", "mine")
-    tab.dataset_box.setCurrentIndex(tab.dataset_box.findData("mine"))
-    tab._dataset_changed()
-    for box in (tab.version_box, tab.dataset_box):
-        text = box.currentText()
-        assert text in ("v1 (latest): 12 photos", "mine (v1, 12 photos)")
-        QApplication.processEvents()
-        assert box.width() >= box.fontMetrics().horizontalAdvance(text) + 20, text  # the text and the arrow
-
-    diagnose = window.diagnose
-    window.tabs.setCurrentWidget(diagnose)
-    diagnose.fill_crops(["tomato", "potato"])
-    diagnose.lang.setCurrentIndex(diagnose.lang.findData("fr"))
-    diagnose.language_picked()
-    QApplication.processEvents()
-    crop = diagnose.crop
-    assert crop.currentText() == "Je ne sais pas"
-    assert crop.width() >= crop.fontMetrics().horizontalAdvance("Je ne sais pas") + 20
+    assert "12 photos in 2 classes" in summary_text(
+        {"source": "mine", "n_images": 12, "class_counts": {"a": 6, "b": 6}}
+    )
 
 
 # ---- 9. uploading an empty or a one-class folder -----------------------------------------------------------
