@@ -26,8 +26,10 @@ from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.model_versions import LOWER_IS_BETTER, check_promote_metric
 from leafdoc.modelfolder import SPLIT_FILE, read_split
+from leafdoc.words.serving_change import MIN_FAIR_IMAGES
 
-MIN_FAIR_IMAGES = 20  # test photos left, once the serving model's own are left out, to promote automatically
+# MIN_FAIR_IMAGES: test photos left (the serving model's own left out) to promote automatically; in words/ so that the
+# desktop app's "too few to tell two models apart" says the same number.
 CLEAR_P = 0.05  # ... or fewer, when McNemar's test on them says the candidate is better beyond chance
 
 

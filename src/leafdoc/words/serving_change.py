@@ -14,7 +14,7 @@ from collections.abc import Callable
 from leafdoc.core.i18n import label_words
 from leafdoc.words.percent import measured_share
 
-MIN_FAIR_IMAGES = 20  # as lifecycle/promotion.MIN_FAIR_IMAGES: fewer test photos cannot tell two models apart
+MIN_FAIR_IMAGES = 20  # fewer test photos cannot tell two models apart (lifecycle/promotion.py promotes by it too)
 
 
 def _number(value) -> bool:
