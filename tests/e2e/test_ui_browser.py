@@ -553,9 +553,12 @@ def test_promote_and_roll_back_from_the_page(browser, own_server):
 
     page.click("#promote-version input")
     page.get_by_role("option", name=re.compile(r"^v2 ")).click()
+    wait_for_text(page, "model-card", "Model version 2 · candidate")
     page.click("#promote-button")
     wait_for_text(page, "retrain-status", "version 2 is now serving")
     assert [r[1] for r in versions_table(page) if r[0] == "2"] == ["▶ serving"]
+    # the chosen version's card follows (it still said "candidate" under a table that said "serving")
+    wait_for_text(page, "model-card", "Model version 2 · serving")
 
     page.click("#rollback-button")
     wait_for_text(page, "retrain-status", "version 1 is now serving")

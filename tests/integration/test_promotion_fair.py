@@ -158,3 +158,27 @@ def test_a_candidate_plainly_better_on_few_photos_is_promoted_and_one_plainly_wo
     )
     assert few["candidate"] > few["serving"] and few["paired"]["p"] >= CLEAR_P
     assert few["promote"] is False and "do not show the candidate better beyond chance" in few["reason"]
+
+
+def test_a_candidate_that_does_not_know_the_serving_models_classes_is_never_promoted_unasked(
+    tiny_model, photos, tmp_path
+):
+    """A potato model trained from the page replaced the lab's tomato model automatically ("at least as good ... on
+    6 test images", all potato ones), and tomato leaves were then answered as potato. Here the serving model knows
+    three other classes (its labels renamed): on the candidate's own photos it is wrong on every one, so the
+    candidate is far better there, and still not promoted; the reason names what it would forget."""
+    _, fresh = photos
+    other = model_copy(tiny_model, tmp_path / "other")
+    theirs = ["Grape___Black_rot", "Grape___healthy", "Grape___Esca_(Black_Measles)"]
+    (other / "labels.json").write_text(json.dumps(theirs))
+    images, labels = [b for b, _ in fresh], [c for _, c in fresh]
+    d = promotion_decision(tiny_model, other, 1, images, labels, margin=0.0, **RULE)
+    assert d["candidate"] > d["serving"] == 0.0 and d["n_images"] >= MIN_FAIR_IMAGES
+    assert d["promote"] is False, d["reason"]
+    assert (
+        "it does not know 3 of the serving model's 3 classes (Grape___Black_rot, Grape___healthy, Grape___Esca_("
+        in (d["reason"])
+    )
+    assert "not promoted automatically; an admin can promote it by hand" in d["reason"]
+    # the same classes, or more: promoted on its figures as before
+    assert promotion_decision(tiny_model, tiny_model, 1, images, labels, margin=0.0, **RULE)["promote"] is True

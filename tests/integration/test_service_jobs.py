@@ -121,7 +121,12 @@ def test_a_retraining_job_learns_and_the_api_then_answers_with_what_it_learned(t
     assert job["metrics"]["test"]["accuracy"] >= 0.9, job["metrics"]["test"]
     assert job["progress"]["field_check"] == {"refuses": False}  # the tiny serving model had no such check
     assert job["progress"]["other_leaves"]["fitted"] is False  # nor can a 32 px CNN have the other-leaves check
-    assert api.get("/v1/models").json()["serving_version"] == job["candidate_version"] == 2
+    # colours, not the serving model's leaves: however good its figures, not promoted unasked (it would answer every
+    # leaf as a colour); an admin promotes it by hand
+    assert job["candidate_version"] == 2 and api.get("/v1/models").json()["serving_version"] == 1
+    assert "it does not know 3 of the serving model's 3 classes" in job["promotion"]["reason"], job["promotion"]
+    assert api.post("/v1/models/2/promote", headers=ADMIN, json={}).status_code == 200
+    assert api.get("/v1/models").json()["serving_version"] == 2
     fresh = colour_folder(tmp_path / "fresh", 3, seed0=500)
     answers = {
         (c, i): api.post("/v1/predict", files={"file": ("p.png", (fresh / c / f"{c}{i}.png").read_bytes())}).json()

@@ -179,3 +179,36 @@ def test_a_versions_labels_are_fetched_once_not_with_every_diagnosis(run):
         out, _ = run(answer())
         assert [value for _, value in out["actual"]["choices"]] == LABELS[1:]
     assert FakeApi.asked_for_models == 1
+
+
+def test_a_photo_is_diagnosed_once_though_gradio_says_it_changed_twice(monkeypatch, tmp_path):
+    """Gradio's Image fires `change` twice when a photo replaces another, with the same file: each photo after the
+    first was sent to /v1/explain twice (the review queue had it twice, monitoring counted two answers). The second
+    is skipped; another crop, another photo, or the Diagnose button ask again."""
+    photo = tmp_path / "leaf.jpg"
+    Image.new("RGB", (32, 32), (40, 120, 30)).save(photo)
+    monkeypatch.setattr(diagnose_tab, "page_language", lambda request: "en")
+    monkeypatch.setattr(diagnose_tab, "_LABELS", {})
+    calls = []
+
+    class Counting(FakeApi):
+        def explain(self, *a, **kw):
+            calls.append(kw.get("crop"))
+            return super().explain(*a, **kw)
+
+    api = Counting(answer())
+
+    @contextmanager
+    def client(settings, request):
+        yield api
+
+    monkeypatch.setattr(diagnose_tab, "api_client", client)
+    on_change = diagnose_tab.diagnose_handler(None, FakeFiles(photo))
+    first = on_change({"path": str(photo)}, "", None)
+    second = on_change({"path": str(photo)}, "", None)  # Gradio's second `change` for the same photo
+    assert len(calls) == 1 and "Corn" in str(first[0])
+    assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in second), second
+    on_change({"path": str(photo)}, "corn", None)  # another crop: answered again
+    button = diagnose_tab.diagnose_handler(None, FakeFiles(photo), asked=True)
+    button({"path": str(photo)}, "corn", None)  # the Diagnose button: answered again
+    assert calls == [None, "corn", "corn"]

@@ -16,6 +16,7 @@ from leafdoc.data.catalog import Catalog
 from leafdoc.data.datasets import get_version, version_items, version_sources
 from leafdoc.data.splits import split_items
 from leafdoc.data.store import BlobStore
+from leafdoc.imaging.leafcut import MIN_LIGHT_PHOTOS
 from leafdoc.imaging.photos import Preparation
 from leafdoc.train.config import TrainConfig
 
@@ -90,8 +91,18 @@ def prepare_data(
         try:
             prep = prep.with_lights(train_shas, read=store.get, what=f"the {len(train_shas)} training photos")
         except ValueError as exc:
+            if len(train_shas) < MIN_LIGHT_PHOTOS:  # too few photos, whatever they show
+                per_class = {c: sum(1 for sha, label, _ in items if label == c) for c in sorted({i[1] for i in items})}
+                fewest = min(per_class, key=per_class.get)
+                raise ConfigError(
+                    f"{dataset}: only {len(train_shas)} photos are left to train on once the validation and test "
+                    f"photos are set aside ({fewest} has {per_class[fewest]} in all): too few to train a model.",
+                    hint="Add photos: at least 20 a class to try, 100 or more for a model to rely on.",
+                ) from None
             raise ConfigError(
-                f"{dataset}: {exc}.", hint="Train with --white-balance none: its photos show no sheet to read."
+                f"{dataset}: {exc}.",
+                hint="Train with --white-balance none (a training job: the option white_balance none): its photos "
+                "show no sheet to read.",
             ) from None
     images = build_cache(cache_dir / cache_key(dataset, row.version, prep), shas, store, prep, progress=progress)
     return TrainData(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import gradio as gr
@@ -78,9 +81,35 @@ def labels_of(api, version: int) -> list[str]:
     return _LABELS[version]
 
 
+# Gradio's Image fires `change` twice when a photo replaces another (the same file, the same visitor, at once): each
+# photo after the first was diagnosed twice, recorded twice for review and counted twice by monitoring. The second of
+# two events for one photo, crop and visitor within AGAIN_SECONDS is skipped; the Diagnose button still asks again.
+AGAIN_SECONDS, AGAIN_KEPT = 10.0, 1024
+
+
+class RecentPhotos:
+    """The (visitor, photo, crop) diagnosed in the last AGAIN_SECONDS, at most AGAIN_KEPT of them."""
+
+    def __init__(self) -> None:
+        self.seen: OrderedDict[tuple, float] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def again(self, key: tuple) -> bool:
+        """Whether `key` was diagnosed within AGAIN_SECONDS; it counts as diagnosed now either way."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.seen.pop(key, None)
+            self.seen[key] = now
+            while len(self.seen) > AGAIN_KEPT:
+                self.seen.popitem(last=False)
+            return last is not None and now - last < AGAIN_SECONDS
+
+
 def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) -> Callable:
     """The diagnosis of the photo shown; `asked`: the Diagnose button's, which with no photo asks for one (clicked
     with none, it left the page as it was: nothing seemed to happen), where a photo removed just empties the answer."""
+
+    recent = RecentPhotos()
 
     def diagnose(photo: dict | None, crop: str | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
@@ -95,6 +124,9 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
                 gr.Warning(said("no_photo_toast", lang))
                 return _verdict_update(said("no_photo", lang), "error"), _no_scores(), *no_feedback
             return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), *no_feedback
+        visitor = getattr(request, "session_hash", None)
+        if not asked and recent.again((visitor, photo.get("path"), crop)):
+            return (gr.skip(),) * (2 + len(no_feedback))  # this photo's answer is being given already
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:

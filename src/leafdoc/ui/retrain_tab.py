@@ -118,7 +118,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             return CARD_HINT
         try:
             with api_client(settings, request) as api:
-                return card_markdown(api.model(int(version)), name=english_label)
+                return card_markdown(api.model(int(version)), name=english_label, face="app")  # no command line here
         except Exception as exc:
             message, hint = problem(exc, "Reading the model card")
             return text.error_text(message, hint, "Cannot show the model card")
@@ -325,9 +325,15 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     tab.select(poll, [token, watched], polled)  # the token may have been typed in another admin tab
     timer.tick(poll, [token, watched], polled, show_progress="hidden")
     cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
-    promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen])
-    rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen])
-    refresh_models.click(show_models, [chosen], [table, chosen])
+    # The card is read again after each: the chosen version stays the same, so `chosen.change` does not fire, and the
+    # card said "· not promoted" under a table that said it was serving.
+    promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen]).then(
+        show_card, [chosen], [card]
+    )
+    rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen]).then(
+        show_card, [chosen], [card]
+    )
+    refresh_models.click(show_models, [chosen], [table, chosen]).then(show_card, [chosen], [card])
     table.select(pick_row, [table], [chosen])
     chosen.change(show_card, [chosen], [card])
     return token

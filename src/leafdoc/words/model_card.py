@@ -213,8 +213,8 @@ def _figures(
 
 def card_sections(model: dict, name: Callable[[str], str] = label_words, face: str = "cli") -> list[Section]:
     """The card of one model version (as GET /v1/models/{version} gives it) as titled sections, in reading order;
-    `name` names a label ("Crop — Condition"). `face`: "cli" (`leafdoc models show`, the web page) says what to do in
-    `leafdoc` commands; "app" (the desktop app, whose users have none to type) in words."""
+    `name` names a label ("Crop — Condition"). `face`: "cli" (`leafdoc models show`) says what to do in `leafdoc`
+    commands; "app" (the desktop app and the web page, whose users have none to type) in words."""
     card = model.get("card") or {}
     labels = list(model.get("labels") or [])
     version = model.get("version")
