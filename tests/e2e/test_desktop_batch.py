@@ -16,15 +16,12 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
-
-from leafdoc.desktop.window import MainWindow  # noqa: E402
+from tests.e2e.desktop_support import close_dialogs, dialogs_shown, unreachable_window  # noqa: E402
 
 PHOTOS = 150
 LABELS = [f"Crop{c}___Condition_{i}" for c in range(6) for i in range(6)][:34]
@@ -79,25 +76,14 @@ class FakeClient:
         pass
 
 
-def _dialogs() -> list[QMessageBox]:
-    return [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
-
-
 @pytest.fixture
 def window(qtbot, tmp_path):
     """The main window, its server unreachable (the "Cannot connect" dialog closed), then given the fake client."""
-    w = MainWindow(f"http://127.0.0.1:{free_port()}", settings_path=tmp_path / "desktop.ini")
-    qtbot.addWidget(w)
-    w.resize(1100, 760)
-    w.show()
-    qtbot.waitUntil(lambda: bool(_dialogs()), timeout=30_000)
-    for box in _dialogs():
-        box.close()
+    w = unreachable_window(qtbot, tmp_path, size=(1100, 760))
     w.session.client = FakeClient()
     w.session.is_connected = True
     yield w
-    for box in _dialogs():
-        box.close()
+    close_dialogs()
 
 
 def test_a_folder_of_150_photos_never_freezes_the_window_and_the_top_card_is_answered(qtbot, window, tmp_path):
@@ -132,7 +118,7 @@ def test_a_folder_of_150_photos_never_freezes_the_window_and_the_top_card_is_ans
     assert longest < 0.5, f"the window froze for {longest * 1000:.0f} ms"
     # while it ran, a line over the cards said how far it was; gone once done
     assert said_first == f"0 of {PHOTOS} photos diagnosed…" and not progress.isVisible()
-    assert len(tab.cards) == PHOTOS and not _dialogs()
+    assert len(tab.cards) == PHOTOS and not dialogs_shown()
     # every card answered, the top one (the newest) too: none left saying "Diagnosing…"
     assert all(card.answer is not None for card in tab.cards)
     top = tab.cards_layout.itemAt(0).widget()

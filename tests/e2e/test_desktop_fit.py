@@ -12,18 +12,17 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt  # noqa: E402
 from PySide6.QtGui import QScreen, QWheelEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QScrollArea  # noqa: E402
+from PySide6.QtWidgets import QApplication, QComboBox, QScrollArea  # noqa: E402
+from tests.e2e.desktop_support import unreachable_window  # noqa: E402
 
 from leafdoc.desktop.diagnose import ResultCard  # noqa: E402
 from leafdoc.desktop.feedback import FeedbackBar  # noqa: E402
-from leafdoc.desktop.window import MainWindow  # noqa: E402
 
 # The 38 PlantVillage labels, as a model trained on them lists them (the longest are long).
 LABELS = [
@@ -75,24 +74,9 @@ def answered_card(qtbot, tmp_path: Path, sent: list) -> ResultCard:
     return card
 
 
-def open_window(qtbot, tmp_path: Path) -> MainWindow:
-    """The main window, its server unreachable (the "Cannot connect" dialog closed)."""
-    w = MainWindow(f"http://127.0.0.1:{free_port()}", settings_path=tmp_path / "desktop.ini")
-    qtbot.addWidget(w)
-    w.show()
-
-    def dialog():
-        return [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
-
-    qtbot.waitUntil(lambda: bool(dialog()), timeout=30_000)
-    for box in dialog():
-        box.close()
-    return w
-
-
 @pytest.fixture
 def window(qtbot, tmp_path):
-    return open_window(qtbot, tmp_path)
+    return unreachable_window(qtbot, tmp_path)
 
 
 def test_a_wheel_over_it_leaves_it_is_actually_alone_and_the_feedback_sent_is_the_one_picked(qtbot, tmp_path):
@@ -166,7 +150,7 @@ def test_the_window_and_the_photo_guide_fit_the_screen(qtbot, tmp_path, monkeypa
 
     room = QRect(0, 0, screen[0], screen[1] - 40)  # a task bar at the bottom
     monkeypatch.setattr(QScreen, "availableGeometry", lambda self: QRect(room))
-    window = open_window(qtbot, tmp_path)
+    window = unreachable_window(qtbot, tmp_path)
     assert window.frameGeometry().height() <= room.height() and window.height() <= room.height() - 40
     assert window.width() <= room.width()
     assert window.statusBar().mapTo(window, QPoint(0, window.statusBar().height())).y() <= window.height()

@@ -16,7 +16,8 @@ from tests.live_server import free_port  # noqa: E402
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+from tests.e2e.desktop_support import close_dialogs, next_dialog, unreachable_window  # noqa: E402
 
 from leafdoc.api_client import ApiError  # noqa: E402
 from leafdoc.desktop import dialogs  # noqa: E402
@@ -72,28 +73,10 @@ class FakeClient:
         pass
 
 
-def _dialogs() -> list[QMessageBox]:
-    return [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
-
-
-def _next_dialog(qtbot) -> tuple[str, str, str]:
-    qtbot.waitUntil(lambda: bool(_dialogs()), timeout=30_000)
-    box = _dialogs()[0]
-    seen = (box.windowTitle(), box.text(), box.informativeText())
-    box.close()
-    qtbot.waitUntil(lambda: box not in _dialogs(), timeout=5000)
-    return seen
-
-
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(f"http://127.0.0.1:{free_port()}", settings_path=tmp_path / "desktop.ini")
-    qtbot.addWidget(w)
-    w.show()
-    assert _next_dialog(qtbot)[0] == "Cannot connect"
-    yield w
-    for box in _dialogs():
-        box.close()
+    yield unreachable_window(qtbot, tmp_path)
+    close_dialogs()
 
 
 def shown(qtbot, w: MainWindow, models: dict, **kw) -> FakeClient:
@@ -187,7 +170,7 @@ def test_roll_back_is_offered_only_with_a_version_to_go_back_to_and_speaks_of_th
     # a server that refuses all the same (another admin rolled back meanwhile): the app's words, no command
     monkeypatch.setattr(dialogs, "confirm", lambda *a: True)
     box.rollback_button.click()
-    title, text, hint = _next_dialog(qtbot)
+    title, text, hint = next_dialog(qtbot)
     assert client.calls == ["rollback"] and title == "Could not roll back"
     assert "no earlier serving version" in text
     assert "Serve the selected version" in hint
@@ -217,7 +200,7 @@ def test_a_failed_connect_leaves_none_of_the_old_servers_versions(qtbot, window,
     other = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (other, True)))
     window.ask_server()
-    assert _next_dialog(qtbot)[0] == "Cannot connect"
+    assert next_dialog(qtbot)[0] == "Cannot connect"
     assert box.table.rowCount() == 0 and "Serving now" not in box.serving_label.text()
     assert other in box.serving_label.text()
     assert not box.promote_button.isEnabled() and not box.rollback_button.isEnabled()

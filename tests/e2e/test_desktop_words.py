@@ -10,40 +10,22 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 import pytest  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
 
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+from tests.e2e.desktop_support import dialogs_shown, next_dialog, unreachable_window  # noqa: E402
 
 from leafdoc.api_client import ApiError  # noqa: E402
 from leafdoc.desktop.diagnose import ResultCard  # noqa: E402
 from leafdoc.desktop.jobs import job_progress  # noqa: E402
-from leafdoc.desktop.window import MainWindow  # noqa: E402
-
-
-def dialogs_shown() -> list[QMessageBox]:
-    return [b for b in QApplication.topLevelWidgets() if isinstance(b, QMessageBox) and b.isVisible()]
-
-
-def next_dialog(qtbot) -> tuple[str, str, str]:
-    qtbot.waitUntil(lambda: bool(dialogs_shown()), timeout=30_000)
-    box = dialogs_shown()[0]
-    seen = (box.windowTitle(), box.text(), box.informativeText())
-    box.close()
-    qtbot.waitUntil(lambda: box not in dialogs_shown(), timeout=5000)
-    return seen
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
     """The main window, its server unreachable (the "Cannot connect" dialog closed)."""
-    w = MainWindow(f"http://127.0.0.1:{free_port()}", settings_path=tmp_path / "desktop.ini")
-    qtbot.addWidget(w)
-    w.show()
-    assert next_dialog(qtbot)[0] == "Cannot connect"
-    return w
+    return unreachable_window(qtbot, tmp_path)
 
 
 # ---- 4. a refusal's heading ----------------------------------------------------------------------
