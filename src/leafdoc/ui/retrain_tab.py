@@ -97,7 +97,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         chosen = gr.Dropdown(label="Version", choices=[], interactive=True, scale=3, elem_id="promote-version")
         reason = gr.Textbox(label="Reason (kept in the history)", scale=3)
         promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
-        rollback = gr.Button("Roll back", variant="stop", scale=1, elem_id="rollback-button")
+        rollback = gr.Button("Roll back to the previous version", variant="stop", scale=1, elem_id="rollback-button")
         refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
     # The chosen version's model card (words/model_card.py, as `leafdoc models show` and the desktop app say it):
     # what it learnt from, its classes, test figures and limitations, to read before promoting it.
