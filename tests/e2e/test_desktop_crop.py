@@ -120,7 +120,7 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     qtbot.waitUntil(lambda: len(tab.cards) == 2 and all(c.answer is not None for c in tab.cards), timeout=SLOW)
     refused, answered = sorted(tab.cards, key=lambda c: c.path.name)
     assert refused.answer["reason"] == "not_a_leaf" and refused.notice.text() == render(msg(NOT_A_LEAF), "es")
-    assert refused.title.text() == "No es seguro — tome una foto más clara, por favor"
+    assert refused.title.text() == "No es seguro: no hay diagnóstico para esta foto"  # the web page's heading
     assert refused.heat_caption.text() == "Dónde miró el modelo"  # a refusal names no disease under its heat map
     assert answered.answer["language"] == "es" and answered.answer["label"] == "Tomato___Early_blight"
     spanish = answered.answer["advice"]["summary"]

@@ -106,12 +106,60 @@ def export_onnx(model, path: Path, size: int) -> Path:
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=True, optimizers=passes)
         model_proto = onnx_graph.make_model(f"leafdoc {model.name}")
         del onnx_graph
-        save_protobuf(str(path), canonical_names(model_proto))
+        save_protobuf(str(path), canonical_names(drop_identity_reshapes(model_proto)))
         del model_proto
         gc.collect()
     finally:
         gc.unfreeze()
     return Path(path)
+
+
+def drop_identity_reshapes(model):
+    """The ONNX model without the Reshapes that change nothing: a constant shape that keeps every known size of its
+    input and leaves only an unknown one (the batch) to -1, such as [-1, 1152, 1, 1] on a (N, 1152, 1, 1) tensor.
+    tf2onnx's optimizer folds such a Reshape or not by the order it meets its nodes, which varies from process to
+    process (sets of objects hashed by address): the same weights gave a model.onnx with one Reshape more, 44 bytes
+    longer, in one run of two (tests/integration/test_train_repeats.py failed so on CI)."""
+    from onnx import numpy_helper, shape_inference
+
+    graph = model.graph
+    shapes_of = {i.name: numpy_helper.to_array(i) for i in graph.initializer if len(i.dims) == 1}
+    inferred = shape_inference.infer_shapes(model).graph
+    sizes = {
+        v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+        for v in (*inferred.value_info, *inferred.input)
+    }
+    outputs = {v.name for v in graph.output}
+
+    def changes_nothing(node) -> bool:
+        if node.op_type != "Reshape" or node.output[0] in outputs or node.input[1] not in shapes_of:
+            return False
+        target, size = shapes_of[node.input[1]].tolist(), sizes.get(node.input[0])
+        if size is None or len(size) != len(target) or target.count(-1) > 1:
+            return False
+        return all(t == s or (t == -1 and s is None) for t, s in zip(target, size, strict=True))
+
+    same = {node.output[0]: node.input[0] for node in graph.node if changes_nothing(node)}
+    if not same:
+        return model
+    _keep(graph.node, lambda node: node.output[0] not in same)
+    for node in graph.node:
+        node.input[:] = [same.get(name, name) for name in node.input]
+    used = {name for node in graph.node for name in node.input}
+    _keep(graph.initializer, lambda entry: entry.name in used)
+    _keep(graph.value_info, lambda entry: entry.name not in same)
+    return model
+
+
+def _keep(entries, keep) -> None:
+    """A protobuf repeated field with only the entries `keep` says (copied, as `_reorder` does)."""
+    copies = []
+    for entry in entries:
+        if keep(entry):
+            copies.append(type(entry)())
+            copies[-1].CopyFrom(entry)
+    del entries[:]
+    entries.extend(copies)
 
 
 def canonical_names(model):
