@@ -40,6 +40,7 @@ from leafdoc.modelfolder import (
     read_labels,
     starter_model_dir,
 )
+from leafdoc.words.serving_change import serving_stack
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
@@ -372,14 +373,8 @@ class Registry:
 
     def rollback(self, reason: str = "rolled back by an admin") -> dict:
         with self._pointer_lease(), self.catalog.Session.begin() as s:
-            events = list(s.scalars(select(ServingEventRow).order_by(ServingEventRow.id)))
-            stack: list[int] = []
-            for ev in events:
-                if ev.action == "rollback":
-                    if stack:
-                        stack.pop()
-                elif not stack or stack[-1] != ev.version:
-                    stack.append(ev.version)
+            events = s.scalars(select(ServingEventRow).order_by(ServingEventRow.id))
+            stack = serving_stack([(ev.action, ev.version) for ev in events])
             if len(stack) < 2:
                 raise Conflict(
                     "there is no earlier serving version to roll back to.",

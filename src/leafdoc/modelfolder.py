@@ -287,8 +287,8 @@ def default_variant(model_dir: Path, card: ModelCard) -> tuple[str, str]:
     entry = (card.onnx_variants or {}).get("int8")
     if not entry:
         return "fp32", "the model folder has no int8 copy"
-    agreement = (entry.get("validation_vs_fp32") or {}).get("top1_agreement")
-    checked = (entry.get("validation_vs_fp32") or {}).get("n")
+    check = entry.get("validation_vs_fp32") or {}
+    agreement, checked = check.get("top1_agreement"), check.get("n")
     if isinstance(checked, int) and checked < INT8_MIN_CHECKED:
         return "fp32", (
             f"its int8 copy was checked on {checked} validation photos, too few to show that it answers as model.onnx "

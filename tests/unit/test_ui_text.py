@@ -228,8 +228,9 @@ def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_headline_in_every_langu
     headline says so, in the answer's language, over the server's message."""
     from leafdoc.core.i18n import LANGUAGES, gettext
     from leafdoc.inference.abstain import UNKNOWN_LEAF
+    from leafdoc.words.refusals import REASON_HEADLINES
 
-    headline = text.REASON_HEADLINES["unknown_leaf"]
+    headline = REASON_HEADLINES["unknown_leaf"]
     for lang in LANGUAGES:
         said = gettext(lang, UNKNOWN_LEAF)
         md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=said, language=lang))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,10 +121,7 @@ def print_poor_photos(poor: list[dict], folder: Path | None = None) -> None:
     (the first SKIPPED_SHOWN): `leafdoc train` took a black-and-white and a one-colour photo into training unsaid."""
     if not poor:
         return
-    counts: dict[str, int] = {}
-    for item in poor:
-        for code in item["problems"]:
-            counts[code] = counts.get(code, 0) + 1
+    counts = Counter(code for item in poor for code in item["problems"])
     tally = ", ".join(f"{SHORT_NAMES.get(code, code)} {n}" for code, n in counts.items())
     many = len(poor) != 1
     console.print(

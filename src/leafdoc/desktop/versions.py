@@ -29,7 +29,7 @@ from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
 from leafdoc.words.model_card import card_markdown
 from leafdoc.words.percent import measured_share
-from leafdoc.words.serving_change import serving_change
+from leafdoc.words.serving_change import serving_change, serving_stack
 
 CARD_HINT = (
     "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
@@ -235,14 +235,8 @@ class VersionsBox(QGroupBox):
 
 def rollback_target(history: list[dict] | None) -> int | None:
     """The version a rollback would serve, from GET /v1/models' `history` (the serving events, oldest first), as the
-    registry works it out (model_versions.Registry.rollback): None when no earlier version served."""
-    stack: list[int] = []
-    for ev in history or []:
-        if ev.get("action") == "rollback":
-            if stack:
-                stack.pop()
-        elif not stack or stack[-1] != ev.get("version"):
-            stack.append(ev.get("version"))
+    registry works it out (words/serving_change.serving_stack): None when no earlier version served."""
+    stack = serving_stack([(ev.get("action"), ev.get("version")) for ev in history or []])
     return stack[-2] if len(stack) >= 2 else None
 
 

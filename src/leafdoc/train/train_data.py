@@ -4,6 +4,7 @@ and the class weights the loss uses. `prepare_data` makes it; trainer.train and 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +93,8 @@ def prepare_data(
             prep = prep.with_lights(train_shas, read=store.get, what=f"the {len(train_shas)} training photos")
         except ValueError as exc:
             if len(train_shas) < MIN_LIGHT_PHOTOS:  # too few photos, whatever they show
-                per_class = {c: sum(1 for sha, label, _ in items if label == c) for c in sorted({i[1] for i in items})}
-                fewest = min(per_class, key=per_class.get)
+                per_class = Counter(label for _, label, _ in items)
+                fewest = min(classes, key=per_class.__getitem__)
                 raise ConfigError(
                     f"{dataset}: only {len(train_shas)} photos are left to train on once the validation and test "
                     f"photos are set aside ({fewest} has {per_class[fewest]} in all): too few to train a model.",

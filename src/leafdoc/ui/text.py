@@ -25,7 +25,7 @@ from leafdoc.words.job_phases import (
 from leafdoc.words.labels import answer_name, pretty_label
 from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
-from leafdoc.words.refusals import NOT_SURE, REASON_HEADLINES, refusal_headline  # noqa: F401 - the page's names
+from leafdoc.words.refusals import refusal_headline
 
 MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
 # Each column's % of the table's width (on a phone, of ui/phone.py's VERSIONS_TABLE_PX).
@@ -298,6 +298,11 @@ def job_can_cancel(job: dict | None) -> bool:
     return job_is_active(job) and not job.get("cancel_requested")
 
 
+def _first_ten(items: list[str]) -> list[str]:
+    """A list's first ten lines, then how many more there are."""
+    return items[:10] + ([f"- … and {len(items) - 10} more"] if len(items) > 10 else [])
+
+
 def upload_summary(up: dict) -> str:
     lines = [
         f"**Uploaded to {esc(up['dataset'])}"
@@ -309,21 +314,16 @@ def upload_summary(up: dict) -> str:
     near = up.get("near_duplicates") or []
     if near:
         lines.append(f"{len(near)} near-duplicate(s) of photos already there (kept, grouped in splits).")
-    rejected = up.get("rejected") or []
-    for r in rejected[:10]:
-        lines.append(f"- rejected {esc(r['file'])}: {esc(r['reason'])}")
-    if len(rejected) > 10:
-        lines.append(f"- … and {len(rejected) - 10} more")
+    lines += _first_ten([f"- rejected {esc(r['file'])}: {esc(r['reason'])}" for r in up.get("rejected") or []])
     poor = up.get("poor_photos") or []
     if poor:
         lines.append(
             f"{len(poor)} photo(s) added that leafdoc would refuse to diagnose (kept for training; remove those you do "
             "not mean to teach):"
         )
-        for p in poor[:10]:
-            lines.append(f"- {esc(p['file'])}: {esc(', '.join(SHORT_NAMES.get(c, c) for c in p['problems']))}")
-        if len(poor) > 10:
-            lines.append(f"- … and {len(poor) - 10} more")
+        lines += _first_ten(
+            [f"- {esc(p['file'])}: {esc(', '.join(SHORT_NAMES.get(c, c) for c in p['problems']))}" for p in poor]
+        )
     if up.get("training_job"):
         lines.append(f"Retraining queued: job {esc(up['training_job']['id'][:8])}.")
     elif up.get("retrain"):

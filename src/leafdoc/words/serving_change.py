@@ -13,8 +13,24 @@ from collections.abc import Callable
 
 from leafdoc.core.i18n import label_words
 from leafdoc.words.percent import measured_share
+from leafdoc.words.photo_guide import listed
 
 MIN_FAIR_IMAGES = 20  # fewer test photos cannot tell two models apart (lifecycle/promotion.py promotes by it too)
+
+
+def serving_stack(events: list[tuple[str, int]]) -> list[int]:
+    """The versions that served, the one serving now last, from the serving events (action, version), oldest first:
+    a rollback takes the last one off, and the one under it serves again. What a rollback would serve is the one
+    before the last; the registry rolls back by it (model_versions.Registry.rollback), the desktop app says it
+    (desktop/versions.py) from GET /v1/models' `history`."""
+    stack: list[int] = []
+    for action, version in events:
+        if action == "rollback":
+            if stack:
+                stack.pop()
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    return stack
 
 
 def _number(value) -> bool:
@@ -61,8 +77,7 @@ def serving_change(new: dict, models: dict, name: Callable[[str], str] = label_w
         )
     lost = [label for label in old_labels if label not in new_labels]
     if lost and new_labels:
-        shown = [name(x) for x in lost[:3]] + ([f"{len(lost) - 3} more"] if len(lost) > 3 else [])
-        names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+        names = listed([name(x) for x in lost[:3]] + ([f"{len(lost) - 3} more"] if len(lost) > 3 else []))
         said.append(
             f"It knows {len(new_labels)} classes against {len(old_labels)} for version {sv}: photos of the "
             f"{len(lost)} it does not know ({names}) are answered as one of its own or refused."
