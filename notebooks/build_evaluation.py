@@ -161,13 +161,7 @@ result = evaluate_folder(
 )
 print(f"photos scored: {images_evaluated(result)}" + ("" if result["split"] else " (every photo of the folder)"))
 print(f"{result['n']} photos of {len(result['classes'])} classes evaluated; accuracy {result['accuracy']:.4f}")
-warnings = [seen_warning(result)]
-if SPLIT in ("train", "val"):
-    warnings.append(
-        f"these are the model's {SPLIT} photos: it {'learnt from' if SPLIT == 'train' else 'was chosen on'} them, "
-        "so the figures overstate how it does on photos it never saw. LEAFDOC_NB_SPLIT=test scores the others."
-    )
-for warning in filter(None, warnings):
+if warning := seen_warning(result):
     display(Markdown(f"**warning**: {warning}"))""",
     ),
     (

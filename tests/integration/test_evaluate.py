@@ -181,9 +181,18 @@ def test_photos_the_model_learnt_from_are_counted_and_the_figures_said_to_overst
     md = (out / "report.md").read_text()
     assert f"**Warning:** {said}" in md
     assert f"| of which the model learnt from (training, validation) | {train + val} ({train}, {val}) |" in md
-    assert "<code>--split unseen</code> scores only the others" in (out / "index.html").read_text()
+    assert "<code>--split unseen</code> all the others" in (out / "index.html").read_text()
 
     assert run_evaluate(tiny_model, "--data", leaf_folder, "--split", "unseen")["seen_in_training"] is None
+    # The training photos asked for by name are still photos it learnt: said, not left to read as its accuracy.
+    assert run_evaluate(tiny_model, "--data", leaf_folder, "--split", "train")["seen_in_training"] == {
+        "train": train,
+        "val": 0,
+        "of": train,
+    }
+    asked = CliRunner().invoke(app, ["evaluate", str(tiny_model), "--data", str(leaf_folder), "--split", "val"])
+    said = f"{val} of the {val} photos are photos the model was chosen on (its validation photos)"
+    assert asked.exit_code == 0 and f"warning: {said}" in " ".join(asked.output.split()), asked.output
     other = tmp_path / "other"  # photos the model never saw: nothing to say
     for label in TINY_CLASSES:
         synthetic_image(other / label / "new.png", size=(80, 80), seed=TINY_CLASSES.index(label))

@@ -63,8 +63,8 @@ def test_notebook_scores_the_test_split_by_default_and_warns_on_learnt_photos(ti
     assert f"**warning**: {seen['train'] + seen['val']} of the 18 photos are photos the model was" in text
     assert "overstate" in text
 
-    # The model's training photos: warned too (evaluate_folder leaves seen_in_training out when a split chose them).
+    # The model's training photos: warned too, by leafdoc evaluate's own words.
     text = _run_up_to_evaluation(
         monkeypatch, tmp_path, LEAFDOC_NB_MODEL=str(tiny_model), LEAFDOC_NB_DATA=str(leaves), LEAFDOC_NB_SPLIT="train"
     )
-    assert "**warning**: these are the model's train photos: it learnt from them" in text
+    assert "**warning**: " in text and "photos the model was trained on, by its split.json" in text

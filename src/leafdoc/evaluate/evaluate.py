@@ -117,7 +117,7 @@ def evaluate_folder(
         result["ood"] = evaluate_ood(predictor, Path(ood_dir), per_class, seed)
     result["sample"] = {"per_class": per_class, "seed": seed, "photos": len(files), "of": found} if per_class else None
     result["split"] = split_info
-    result["seen_in_training"] = None if split else seen_in_training(shas, model_dir)
+    result["seen_in_training"] = seen_in_training(shas, model_dir)  # `--split train` and `val` too: all are
     result["learnt_by_start"] = seen_by_start(shas, predictor.card)
     result["skipped"] = skipped
     result["model"] = str(model_dir)

@@ -389,7 +389,7 @@ def _own_split_warning(seen: dict | None) -> str | None:
     }[bool(train), bool(val)]
     return (
         f"{train + val} of the {seen['of']} photos are {which}, by its split.json: the figures overstate how it does "
-        "on photos it never saw. `--split unseen` scores only the others."
+        "on photos it never saw. `--split test` scores only the photos it kept back, `--split unseen` all the others."
     )
 
 
