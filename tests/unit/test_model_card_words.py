@@ -176,3 +176,16 @@ def test_a_labs_small_model_counts_its_validation_photos_and_says_it_learnt_them
     assert "it answered 36 of 38 (94.7%) and was not sure of the rest, right on 31 of the 36 it answered" in said
     del model["card"]["dataset"]
     assert "Validation accuracy 100.0% of 38 validation photos." in flat(card_text(model))
+
+
+def test_a_labs_card_tells_an_apps_reader_what_to_do_without_a_command_line():
+    """A card `leafdoc train` wrote says to score the model with `leafdoc evaluate MODEL --data FOLDER`: the page and
+    the desktop app (face "app") say it in words their readers can act on; `leafdoc models show` keeps the command."""
+    from leafdoc.train.card_text import data_limitations
+
+    written = data_limitations({"a": 20, "b": 20}, n_test=6)
+    model = starter(card={**starter()["card"], "limitations": written})
+    app = flat(card_markdown(model, face="app"))
+    assert "leafdoc evaluate" not in app and "Try it on a few such photos whose diagnosis you know" in app
+    assert "photos taken another way" in app  # the rest of the card's sentence stays
+    assert "`leafdoc evaluate MODEL --data FOLDER`" in flat(card_text(model))

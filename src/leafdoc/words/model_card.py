@@ -132,6 +132,19 @@ NO_PROVENANCE_APP = (
 )
 
 
+# The sentence of a trained model's limitations (train/card_text.data_limitations) that tells a lab to score it with a
+# command: what an app's reader is told instead.
+SCORE_IT_CLI = re.compile(r"Score it on such photos with `leafdoc evaluate [^`]*` before relying on it\.")
+SCORE_IT_APP = "Try it on a few such photos whose diagnosis you know before relying on it."
+
+
+def _limitations(card: dict, face: str = "cli") -> list[str]:
+    lines = [p.strip() for p in (card.get("limitations") or "").split("\n") if p.strip()]
+    if face == "app":
+        lines = [SCORE_IT_CLI.sub(SCORE_IT_APP, p) for p in lines]
+    return lines or ["The card states none."]
+
+
 def _learnt_from(card: dict, face: str = "cli") -> list[str]:
     lines = [p.strip() for p in (card.get("provenance") or "").split("\n") if p.strip()]
     if face == "app":
@@ -234,13 +247,12 @@ def card_sections(model: dict, name: Callable[[str], str] = label_words, face: s
         [f"{crop} ({len(conds)}): {'; '.join(conds)}" if conds else crop for crop, conds in groups],
         bullets=True,
     )
-    limits = [p.strip() for p in (card.get("limitations") or "").split("\n") if p.strip()]
     return [
         Section(title, _about(model, card)),
         Section("What it learnt from", _learnt_from(card, face), spaced=True),
         classes,
         Section("Test figures", _figures(card, name, len(labels) or None, face)),
-        Section("Limitations", limits or ["The card states none."], spaced=True),
+        Section("Limitations", _limitations(card, face), spaced=True),
     ]
 
 
