@@ -54,6 +54,15 @@ def version_items(catalog: Catalog, version_row: DatasetVersionRow) -> list[tupl
     return [(sha, label, to_unsigned64(ph)) for sha, label, ph in rows]
 
 
+def version_labels(catalog: Catalog, version_row: DatasetVersionRow) -> list[str]:
+    """The classes of a dataset version, sorted."""
+    with catalog.Session() as s:
+        labels = s.scalars(
+            select(DatasetItemRow.label).where(DatasetItemRow.version_id == version_row.id).distinct()
+        ).all()
+    return sorted(labels)
+
+
 def version_sources(catalog: Catalog, version_row: DatasetVersionRow) -> list[str]:
     """The names of the folders, zips or files (their last part only, never where they were on the machine) whose
     photos make up a dataset version: its own ingest's and every earlier version's it holds, oldest first, each once."""

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from leafdoc.core.errors import ConfigError, LeafdocError
 from leafdoc.core.settings import Settings, without_password
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
-from leafdoc.data.datasets import get_version
+from leafdoc.data.datasets import get_version, version_labels
 from leafdoc.model_versions import Registry, ServingPointer
 from leafdoc.modelfolder import ModelCard
 from leafdoc.runtime.parentwatch import on_parent_exit
@@ -48,16 +48,29 @@ PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-def base_options(registry: Registry, warm_start: bool = True) -> dict:
+# What a retraining keeps of the serving model's options when it learns other classes than the serving model knows (a
+# lab's first model, its photos uploaded on the page while the starter serves): the network, which the warm start
+# carries over. The rest is `leafdoc train`'s defaults, the recipe for a lab's few dozen photos a class
+# (benchmarks/lab_defaults.py) and the one leafdoc's banks of other leaves are made for (224 px, the network frozen):
+# the starter's own recipe (160 px, its top fine-tuned for six epochs on 25,000 photos) would leave the lab's model
+# without the check that refuses the leaves of crops it was not taught.
+NETWORK_OPTIONS = frozenset({"backbone", "alpha", "weights"})
+
+
+def base_options(registry: Registry, warm_start: bool = True, labels: list[str] | None = None) -> dict:
     """The serving model's training options: a retrain keeps its architecture, so it can warm-start (the backbone
-    then comes from the serving model, no starting weights are loaded). A fresh start (`warm_start: false`) of a
+    then comes from the serving model, no starting weights are loaded). Where `labels` (the job's dataset's classes)
+    are not the serving model's, only its network (NETWORK_OPTIONS). A fresh start (`warm_start: false`) of a
     model that began from the starter's backbone (`weights: starter`) starts from ImageNet's where models/starter
     is not there (the worker image)."""
     ptr = registry.serving()
     if ptr is None:
         return {}
-    training = ModelCard.from_dict(registry.get(ptr.version).card or {}).training or {}
+    row = registry.get(ptr.version)
+    training = ModelCard.from_dict(row.card or {}).training or {}
     options = {k: v for k, v in training.items() if k in TrainConfig.model_fields and k not in ONE_RUN_OPTIONS}
+    if labels is not None and set(labels) != set(row.labels):
+        options = {k: v for k, v in options.items() if k in NETWORK_OPTIONS}
     if not warm_start and options.get("weights") == STARTER and not starter_available():
         options["weights"] = IMAGENET
     return options
@@ -78,12 +91,18 @@ def default_dataset(settings: Settings, registry: Registry) -> str:
 
 
 def resolve_config(
-    registry: Registry, options: dict | None, settings: Settings | None = None, warm_start: bool = True
+    registry: Registry,
+    options: dict | None,
+    settings: Settings | None = None,
+    warm_start: bool = True,
+    labels: list[str] | None = None,
 ) -> TrainConfig:
-    """The job's training options: the serving model's, overridden by the request's; non-leaf folders from
+    """The job's training options: the serving model's (base_options: its network only for other classes than
+    its `labels`), overridden by the request's; non-leaf folders from
     LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none), field-photo folders
     from LEAFDOC_FIELD_DIRS when neither says which (an empty list says: no unlike-training check)."""
-    merged = {**base_options(registry, warm_start), **{k: v for k, v in (options or {}).items() if v is not None}}
+    asked = {k: v for k, v in (options or {}).items() if v is not None}
+    merged = {**base_options(registry, warm_start, labels), **asked}
     if not merged.get("nonleaf_dirs") and settings is not None and settings.nonleaf_dirs.strip():
         merged["nonleaf_dirs"] = [d for d in settings.nonleaf_dirs.split(":") if d.strip()]
     if merged.get("field_dirs") is None and settings is not None and settings.field_dirs.strip():
@@ -133,8 +152,9 @@ def submit(
 ) -> dict:
     """Record a queued job (on the latest dataset version unless one is named) and enqueue it."""
     dataset = dataset or default_dataset(settings, registry)
-    version = get_version(catalog, dataset, dataset_version).version  # NotFound if it does not exist
-    cfg = resolve_config(registry, options, settings, warm_start)
+    version_row = get_version(catalog, dataset, dataset_version)  # NotFound if it does not exist
+    version = version_row.version
+    cfg = resolve_config(registry, options, settings, warm_start, version_labels(catalog, version_row))
     ptr = registry.serving()
     keeps_field_check(registry, ptr, cfg, warm_start)
     epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.pretrained else 0)
