@@ -107,7 +107,7 @@ def test_serving_a_version_says_what_changes(qtbot, window, monkeypatch):
     assert said.startswith("Serve model version 2 from now on?")
     assert "95.8% of 12 photos for version 2, against 97.0% of 5,221 photos for version 1" in said
     assert "12 photos are too few to tell two models apart" in said
-    assert "It knows 3 classes against 34 for version 1: photos of the 31 it does not know" in said
+    assert "It knows 3 classes where version 1 knew 34: photos of the 31 it does not know" in said
     assert "Crop0 — Condition, Crop1 — Condition, Crop2 — Condition and 28 more" in said
 
 
@@ -139,7 +139,7 @@ def test_a_decision_taken_against_the_serving_version_gives_the_paired_figures(q
     box.table.selectRow(0)
     box.promote_button.click()
     assert "On 380 photos of its test split: accuracy 99.0%, against 97.0% for version 1." in asked[0]
-    assert "too few" not in asked[0] and "classes against" not in asked[0]
+    assert "too few" not in asked[0] and "classes where version" not in asked[0]
 
 
 def test_roll_back_is_offered_only_with_a_version_to_go_back_to_and_speaks_of_the_app(qtbot, window, monkeypatch):

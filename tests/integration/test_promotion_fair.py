@@ -176,7 +176,7 @@ def test_a_candidate_that_does_not_know_the_serving_models_classes_is_never_prom
     assert d["candidate"] > d["serving"] == 0.0 and d["n_images"] >= MIN_FAIR_IMAGES
     assert d["promote"] is False, d["reason"]
     assert (
-        "it does not know 3 of the serving model's 3 classes (Grape___Black_rot, Grape___healthy, Grape___Esca_("
+        "it does not know 3 of the serving model's 3 classes (Grape___Black_rot, Grape___healthy and Grape___Esca_("
         in (d["reason"])
     )
     assert "not promoted automatically; an admin can promote it by hand" in d["reason"]

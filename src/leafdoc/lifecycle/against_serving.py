@@ -14,7 +14,7 @@ from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.model_versions import LOWER_IS_BETTER
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.photo_guide import listed
+from leafdoc.words.serving_change import class_change
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
@@ -96,16 +96,5 @@ def what_changes(ws: Workspace, folder: Path, serving_version: int | None, decis
             figures += f"; {n} photos are too few to tell two models apart"
         said.append(figures + ".")
     old, new = read_labels(ws.registry.local_dir(serving_version)), read_labels(folder)
-    if not set(old) & set(new):
-        said.append(
-            f"It shares no class with version {serving_version} (none of their labels is the same), so version "
-            f"{serving_version} could not be right on its photos: the figures do not compare the two models."
-        )
-    lost = [label for label in old if label not in new]
-    if lost:
-        names = listed([*lost[:3], f"{len(lost) - 3} more"] if len(lost) > 3 else lost)
-        said.append(
-            f"It knows {len(new)} classes where version {serving_version} knew {len(old)}: photos of the "
-            f"{len(lost)} it does not know ({names}) are answered as one of its own or refused."
-        )
+    said += class_change(old, new, serving_version)
     return said

@@ -26,7 +26,7 @@ from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.model_versions import LOWER_IS_BETTER, check_promote_metric
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.serving_change import MIN_FAIR_IMAGES
+from leafdoc.words.serving_change import MIN_FAIR_IMAGES, some_named
 
 # MIN_FAIR_IMAGES: test photos left (the serving model's own left out) to promote automatically; in words/ so that the
 # desktop app's "too few to tell two models apart" says the same number.
@@ -159,9 +159,6 @@ def promotion_decision(
     return {**base, "candidate": c, "serving": sv, "paired": paired, "promote": promote, "reason": reason}
 
 
-LOST_SHOWN = 5
-
-
 def forgotten(candidate_dir: Path, serving_dir: Path) -> str | None:
     """Why the candidate must not replace the serving model unasked when it does not know every class the serving
     model knows, else None: a potato model trained from the page replaced a tomato one automatically ("at least as
@@ -170,10 +167,10 @@ def forgotten(candidate_dir: Path, serving_dir: Path) -> str | None:
     lost = [label for label in theirs if label not in ours]
     if not lost:
         return None
-    named = ", ".join(lost[:LOST_SHOWN]) + (f" and {len(lost) - LOST_SHOWN} more" if len(lost) > LOST_SHOWN else "")
     return (
-        f"it does not know {len(lost)} of the serving model's {len(theirs)} classes ({named}): served, it would answer "
-        "those leaves as something else, so it is not promoted automatically; an admin can promote it by hand"
+        f"it does not know {len(lost)} of the serving model's {len(theirs)} classes ({some_named(lost)}): served, it "
+        "would answer those leaves as something else, so it is not promoted automatically; an admin can promote it by "
+        "hand"
     )
 
 

@@ -18,6 +18,30 @@ from leafdoc.words.photo_guide import listed
 MIN_FAIR_IMAGES = 20  # fewer test photos cannot tell two models apart (lifecycle/promotion.py promotes by it too)
 
 
+def some_named(names: list[str], shown: int = 3) -> str:
+    """The first `shown` names and how many more, as a sentence lists them: "a, b, c and 5 more"."""
+    return listed(names[:shown] + ([f"{len(names) - shown} more"] if len(names) > shown else []))
+
+
+def class_change(old: list[str], new: list[str], version: int | str, name: Callable[[str], str] = str) -> list[str]:
+    """What serving a model of the classes `new` instead of version `version`'s `old` loses: a model that shares no
+    class with it (the figures of the two cannot compare), the classes it does not know. `leafdoc models promote`
+    (lifecycle/against_serving.py) and the desktop app's "Serve this version?" say it alike."""
+    said = []
+    if old and new and not set(old) & set(new):
+        said.append(
+            f"It shares no class with version {version} (none of their labels is the same), so version {version} "
+            "could not be right on its photos: the figures do not compare the two models."
+        )
+    lost = [label for label in old if label not in new]
+    if lost and new:
+        said.append(
+            f"It knows {len(new)} classes where version {version} knew {len(old)}: photos of the {len(lost)} it does "
+            f"not know ({some_named([name(x) for x in lost])}) are answered as one of its own or refused."
+        )
+    return said
+
+
 def serving_stack(events: list[tuple[str, int]]) -> list[int]:
     """The versions that served, the one serving now last, from the serving events (action, version), oldest first:
     a rollback takes the last one off, and the one under it serves again. What a rollback would serve is the one
@@ -69,17 +93,5 @@ def serving_change(new: dict, models: dict, name: Callable[[str], str] = label_w
     if sv is None or old is None or new.get("version") == sv:
         return []
     said = [_figures(new, sv, old)]
-    old_labels, new_labels = list(old.get("labels") or []), list(new.get("labels") or [])
-    if old_labels and new_labels and not set(old_labels) & set(new_labels):
-        said.append(
-            f"It shares no class with version {sv} (none of their labels is the same), so version {sv} could not be "
-            "right on its photos: the figures do not compare the two models."
-        )
-    lost = [label for label in old_labels if label not in new_labels]
-    if lost and new_labels:
-        names = listed([name(x) for x in lost[:3]] + ([f"{len(lost) - 3} more"] if len(lost) > 3 else []))
-        said.append(
-            f"It knows {len(new_labels)} classes against {len(old_labels)} for version {sv}: photos of the "
-            f"{len(lost)} it does not know ({names}) are answered as one of its own or refused."
-        )
+    said += class_change(list(old.get("labels") or []), list(new.get("labels") or []), sv, name)
     return [s for s in said if s]
