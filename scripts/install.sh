@@ -4,16 +4,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+UV=uv
 if ! command -v uv >/dev/null 2>&1; then
-  "$PY" -m pip install --quiet --disable-pip-version-check uv
+  # uv in a virtual environment of its own: Debian 12 and Ubuntu 23.04+ refuse `pip install` into the system's Python
+  # (externally-managed-environment), and `uv pip sync` below would remove it from .venv.
+  TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/leafdoc/uv-venv
+  if [ ! -x "$TOOLS/bin/uv" ]; then
+    "$PY" -m venv "$TOOLS" || {
+      echo "install.sh: could not make a virtual environment for uv with $PY. Install uv (https://docs.astral.sh/uv/," \
+        "or 'pipx install uv'), or Python's venv module (Debian/Ubuntu: sudo apt install python3-venv), and run it again." >&2
+      exit 1
+    }
+    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check uv
+  fi
+  UV=$TOOLS/bin/uv
 fi
-[ -x .venv/bin/python ] || uv venv --quiet --python "$PY" .venv
+[ -x .venv/bin/python ] || "$UV" venv --quiet --python "$PY" .venv
 # The lock pins every package of leafdoc[all]; `uv pip sync` makes the venv match it exactly.
 # Bytecode is compiled here, once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on the
 # machines leafdoc is developed on) Python never writes it either, so every process (each CLI command, server, worker and
 # training) compiled TensorFlow's and Keras' sources again: `import tensorflow` took 8.2 s instead of 4.2 (docs/test-suite.md).
-uv pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
-uv pip install --quiet --python .venv/bin/python --no-deps -e .
+"$UV" pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
+"$UV" pip install --quiet --python .venv/bin/python --no-deps -e .
 .venv/bin/python -m compileall -q -j 0 src/leafdoc
 echo "leafdoc installed in $(pwd)/.venv: run .venv/bin/leafdoc --help" >&2
 # The offline page's ONNX Runtime Web (src/leafdoc/offline): from npm, as web/package-lock.json pins it, copied into
