@@ -313,7 +313,7 @@ def test_kubernetes_probes_ask_real_routes_on_the_served_port(app_routes):
         assert services[name]["spec"]["selector"].items() <= pod_labels.items()
     backends = {p["path"]: p["backend"]["service"]["name"] for i in k8s_kind("Ingress") for p in ingress_paths(i)}
     api, ui = "leafdoc-api", "leafdoc-ui"
-    assert backends == {"/": api, "/v1/uploads": api, "/ui": ui, "/metrics": api}
+    assert backends == {"/": api, "/v1/uploads": api, "/ui": ui, "/app": ui, "/metrics": api}
 
 
 def ingress_paths(ingress: dict) -> list[dict]:
@@ -349,7 +349,7 @@ def test_hpa_scales_the_api_deployment_on_cpu_requests():
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed <= on_disk and on_disk - listed == {"store-pvc.yaml"}  # the optional one is documented
+    assert listed <= on_disk and on_disk - listed == {"store-pvc.yaml", "secret.yaml"}  # both documented
 
 
 def test_compose_health_checks_and_commands(app_routes):
@@ -527,6 +527,35 @@ def test_nginx_accepts_the_config_and_its_limits_match_the_service(tmp_path):
         assert nginx_size(size) == s.max_request_bytes, ingress["metadata"]["name"]
     [cm] = k8s_kind("ConfigMap")
     assert int(cm["data"]["LEAFDOC_MAX_REQUEST_BYTES"]) == s.max_request_bytes
+
+
+def test_the_offline_page_is_sent_where_the_web_page_runs(tmp_path):
+    """/app (the page that diagnoses in the browser) is mounted only with LEAFDOC_UI=true; both deployments sent it to
+    the API replicas, which run without it: a 404 for every grower installing the offline page."""
+    from fastapi.testclient import TestClient
+
+    from leafdoc.service.app import create_app
+
+    conf = NGINX_CONF.read_text()
+    block = conf[conf.index("location /app {") :]
+    assert re.search(r"proxy_pass\s+\$ui;", block[: block.index("}")]), "nginx sends /app to the API replicas"
+    assert compose()["services"]["ui"]["environment"]["LEAFDOC_UI"] == "true"
+    assert compose()["services"]["api"]["environment"]["LEAFDOC_UI"] == "false"
+    by_path = {p["path"]: p["backend"]["service"]["name"] for i in k8s_kind("Ingress") for p in ingress_paths(i)}
+    [service] = [s for s in k8s_kind("Service") if s["metadata"]["name"] == by_path["/app"]]
+    chosen = service["spec"]["selector"].items()
+    pods = [d for d in k8s_kind("Deployment") if chosen <= d["spec"]["template"]["metadata"]["labels"].items()]
+    envs = [
+        {e["name"]: e.get("value") for e in c.get("env", [])}
+        for d in pods
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    assert envs and all(env.get("LEAFDOC_UI") == "true" for env in envs), "the ingress sends /app to pods without it"
+    # and what each side serves: the page's pods have /app, the API's do not
+    for ui, status in (("true", 200), ("false", 404)):
+        settings = Settings(home=tmp_path / ui, ui=ui == "true", run_consumer=False)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/app/").status_code == status, ui
 
 
 def test_client_addresses_come_from_the_proxy_only():
