@@ -89,7 +89,8 @@ def test_the_schema_check_finds_the_mistakes_it_is_here_for():
 def test_kustomization_lists_the_manifests_and_names_both_images():
     k = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert set(k["resources"]) == on_disk - {"store-pvc.yaml"}  # the optional volume is commented in, documented
+    # the optional volume is commented in, documented; the Secret is created once, never re-applied with placeholders
+    assert set(k["resources"]) == on_disk - {"store-pvc.yaml", "secret.yaml"}
     used = {c["image"] for d in of_kind("Deployment").values() for c in pod_spec(d)["containers"]}
     assert used == {i["name"] for i in k["images"]} == {"leafdoc-serve", "leafdoc-worker"}
 

@@ -79,3 +79,26 @@ def test_the_cli_warns_once_of_a_variable_no_setting_reads(tmp_path):
     warning = "warning: LEAFDOC_DATABSE_URL is not a setting and is ignored (did you mean LEAFDOC_DATABASE_URL?)"
     assert done.stderr.count(warning) == 1, done.stderr
     json.loads(done.stdout)  # the warning is on stderr: --json stays JSON
+
+
+def test_the_deployment_files_placeholder_admin_token_stops_serve_before_it_starts(tmp_path):
+    """deploy/leafdoc.env.example and deploy/k8s/secret.yaml hold `change-me-admin-token`: 21 characters, so the length
+    warning let it through, and anyone who read the files could upload, retrain and promote."""
+    from tests.conftest import REPO
+
+    from leafdoc.core.settings import placeholder_admin_token
+    from leafdoc.service.run import serve
+
+    shipped = {}
+    for path in (REPO / "deploy" / "leafdoc.env.example", REPO / "deploy" / "k8s" / "secret.yaml"):
+        for line in path.read_text().splitlines():
+            key, _, value = line.strip().partition("=" if "=" in line else ":")
+            if key == "LEAFDOC_ADMIN_TOKEN":
+                shipped[path.name] = value.strip()
+    assert len(shipped) == 2 and all(placeholder_admin_token(t) for t in shipped.values()), shipped
+    assert placeholder_admin_token("kV3r-9d_2Lq8WzR0aPf7") is None and placeholder_admin_token(None) is None
+    settings = Settings(home=tmp_path, admin_token=shipped["secret.yaml"])
+    with pytest.raises(ConfigError) as exc:
+        serve(settings, port=1)  # refused before the port is even looked at
+    assert "placeholder" in exc.value.message and "token_urlsafe" in exc.value.hint
+    assert shipped["secret.yaml"] not in exc.value.message + exc.value.hint

@@ -70,14 +70,30 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 MIN_ADMIN_TOKEN = 16  # characters: wrong guesses are limited per address, not for a client with many addresses
 
 
+TOKEN_ADVICE = (
+    f"{MIN_ADMIN_TOKEN} or more random characters, e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+)
+PLACEHOLDER = "change-me"  # in deploy/leafdoc.env.example's and deploy/k8s/secret.yaml's values, to be replaced
+
+
+def placeholder_admin_token(token: str | None) -> str | None:
+    """Why `leafdoc serve` and `leafdoc worker` refuse to start with the admin token the shipped deployment files hold
+    (`change-me-admin-token`: 21 characters, long enough for weak_admin_token, and known to everyone)."""
+    if token is None or PLACEHOLDER not in token.lower():
+        return None
+    return (
+        "LEAFDOC_ADMIN_TOKEN is still the placeholder of leafdoc's deployment files: anyone who has read them could "
+        "upload photos, retrain and change which model answers."
+    )
+
+
 def weak_admin_token(token: str | None) -> str | None:
     """What `leafdoc serve` says of an admin token short enough to guess (it took any length in silence)."""
     if token is None or len(token) >= MIN_ADMIN_TOKEN:
         return None
     return (
         f"warning: LEAFDOC_ADMIN_TOKEN is {len(token)} characters: whoever guesses it can upload photos, retrain and "
-        f"change which model answers. Use {MIN_ADMIN_TOKEN} or more random characters, e.g. "
-        "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`."
+        f"change which model answers. Use {TOKEN_ADVICE}."
     )
 
 
@@ -350,10 +366,10 @@ class Settings(BaseSettings):
     )
     allowed_hosts: str = Field(
         "",
-        description="Host names the web page may be visited by (separated by commas; `*`: any). Unset: IP addresses, "
-        "localhost and this machine's host name only. Behind a reverse proxy, its public name. The page writes the "
-        "name it was visited by into its own URLs, so a request naming any other (Host or X-Forwarded-Host) is "
-        "answered 400.",
+        description="Host names the web page may be visited by (separated by commas; `*`: any). Unset: the address a "
+        "visitor reached this server by, localhost and this machine's host name only. Behind a reverse proxy, its "
+        "public name. The page writes the name it was visited by into its own URLs, so a request naming any other "
+        "(Host or X-Forwarded-Host) is answered 400.",
     )
     ui_page_key: str = Field(
         default_factory=lambda: secrets.token_urlsafe(32),

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from leafdoc.core.errors import ConfigError
-from leafdoc.core.settings import MAX_AUTO_API_WORKERS, Settings, weak_admin_token
+from leafdoc.core.settings import (
+    MAX_AUTO_API_WORKERS,
+    TOKEN_ADVICE,
+    Settings,
+    placeholder_admin_token,
+    weak_admin_token,
+    without_password,
+)
 from leafdoc.runtime.parentwatch import on_parent_exit, stop_child
 from leafdoc.runtime.serverlog import log_config
 
@@ -157,6 +164,8 @@ def serve(
     from leafdoc.service.balance import run_workers
 
     # Check the settings and the port, and seed the registry once, before any worker starts.
+    if placeholder := placeholder_admin_token(settings.admin_token):
+        raise ConfigError(placeholder, hint=f"Set it to {TOKEN_ADVICE}, in the secret or env file you deploy with.")
     check_port_free(host, port)
     state = build_state(settings)
     offered = offer_shipped_starter(state.registry)
@@ -189,7 +198,7 @@ def serve(
         cmd = [sys.executable, "-m", "leafdoc.cli.main", "worker", "--parent-pid", str(os.getpid())]
         child = subprocess.Popen(cmd)
         queue = settings.queue_url or settings.queue_path
-        say(f"training consumer started (pid {child.pid}); queue: {queue}")
+        say(f"training consumer started (pid {child.pid}); queue: {without_password(str(queue))}")
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: turn that into an
     # exception so the consumer is stopped below and the command exits 0.
     previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGTERM, signal.SIGINT)}
