@@ -46,7 +46,8 @@ ENV PATH=/opt/leafdoc/bin:$PATH \
 USER leafdoc
 WORKDIR /var/lib/leafdoc
 EXPOSE 8000
-# Liveness. Orchestrators should route traffic on /readyz (catalog, model and queue all reachable).
+# Liveness. Orchestrators should route traffic on /readyz (the catalog and a model; a queue that cannot be
+# reached makes it `degraded`, still 200: predictions go on).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 # Workers: one per CPU the container may use (its CPU limit), at most 4, or LEAFDOC_API_WORKERS; with several and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start, check and stop deploy/compose.yaml's stack with one command: nginx -> 3 API replicas + the web page, the
+# Start, check and stop deploy/compose.yaml's stack with one command: nginx -> 2 API replicas + the web page, the
 # worker, PostgreSQL, Redis and an S3-compatible store (docs/deploy.md, "The compose stack").
 #
 #   bash deploy/stack.sh up        # start it in order, each service healthy before the next; prints the address

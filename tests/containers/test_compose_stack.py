@@ -1,4 +1,4 @@
-"""The compose stack as deploy/stack.sh runs it (deploy/compose.yaml: nginx -> 3 API replicas + the web page, the
+"""The compose stack as deploy/stack.sh runs it (deploy/compose.yaml: nginx -> 2 API replicas + the web page, the
 worker, PostgreSQL, Redis, an S3-compatible store), driven only through nginx's published port as a user drives it:
 
 up (in order, each service healthy first) -> every replica ready -> a real leaf photo diagnosed by the starter model
@@ -29,7 +29,7 @@ from tests.live_server import free_port, wait_for
 
 TOKEN = f"stack-admin-{uuid.uuid4().hex}"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-REPLICAS = 3  # compose.yaml's deploy.replicas of `api`
+REPLICAS = 2  # compose.yaml's deploy.replicas of `api`
 CLIENTS = 4  # client threads predicting while a replica is killed: at most this many requests are in flight
 # Photos the starter model (v1) diagnoses right (tests/containers/test_serve_image.py checks the same ones).
 KNOWN = [("Corn_(maize)___Common_rust_", 0), ("Tomato___Early_blight", 0)]

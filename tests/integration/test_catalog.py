@@ -118,6 +118,18 @@ def test_unsupported_store_url():
         open_store("ftp://example.org/blobs")
 
 
+def test_a_store_url_missing_a_slash_is_refused_not_taken_for_a_folder(tmp_path, monkeypatch):
+    """`s3:/bucket/x` was a folder named `s3:` under whatever the current directory was: each replica wrote its own
+    store there, and the others could not rebuild the models."""
+    monkeypatch.chdir(tmp_path)
+    for typo in ("s3:/bucket/x", "S3:bucket", "file:/var/lib/leafdoc/store"):
+        with pytest.raises(ConfigError, match="missing a slash") as exc:
+            open_store(typo)
+        assert "s3://bucket/prefix" in exc.value.message and "LEAFDOC_STORE_URL" in exc.value.hint
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere
+    assert open_store(f"file://{tmp_path}/store").put(b"x")  # the right spellings still work
+
+
 # --- cache ---------------------------------------------------------------------------------------
 
 

@@ -526,8 +526,8 @@ def backup(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was copied as JSON.")] = False,
 ):
     """Copy this data home's catalog and store into DEST, while leafdoc runs: datasets, model versions, jobs' records,
-    feedback and kept photos. `LEAFDOC_HOME=DEST` serves from the copy; to restore, stop leafdoc and put DEST's
-    files in the home."""
+    feedback and kept photos. `LEAFDOC_HOME=DEST` serves from the copy; to restore, stop leafdoc, move the home
+    aside and copy DEST in its place (not over its files: a crashed home's catalog.sqlite-wal would be replayed)."""
     from leafdoc.data.backup import backup_home
 
     settings = load_settings()

@@ -198,6 +198,11 @@ class S3Store:
 def open_store(location: str, endpoint_url: str | None = None) -> BlobStore:
     if location.startswith("s3://"):
         return S3Store(location, endpoint_url)
+    if re.match(r"(?i)(s3|file):(?!//)", location):  # `s3:/bucket`: a folder named `s3:` in whatever the current one is
+        raise ConfigError(
+            f"store URL {location!r} is missing a slash: an S3 store is s3://bucket/prefix, a folder file:///path.",
+            hint="Correct LEAFDOC_STORE_URL.",
+        )
     if "://" in location and not location.startswith("file://"):
         raise ConfigError(
             f"store URL {location!r} is not supported.",
