@@ -53,6 +53,17 @@ context_size() {  # $1: serve | worker
 # podman is given the ignore file by name; BuildKit finds <Dockerfile>.dockerignore beside the Dockerfile itself.
 ignorefile_flag() { if [ "$ENGINE" = podman ]; then echo "--ignorefile $1"; fi; }
 
+# The offline page's ONNX Runtime Web is git-ignored (scripts/install-web.sh puts it in src/leafdoc/offline/vendor): a
+# serving image built from a fresh clone without it served an /app that lists missing files.
+if [[ " ${NAMES[*]} " == *" serve "* ]] && ! $CONTEXT_ONLY && [ -z "$(ls -A src/leafdoc/offline/vendor 2>/dev/null)" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    bash scripts/install-web.sh
+  else
+    say "no ONNX Runtime Web in src/leafdoc/offline/vendor and no npm to fetch it: the image's offline page (/app) would not work; install node and npm, or run scripts/install-web.sh where they are"
+    exit 1
+  fi
+fi
+
 for name in "${NAMES[@]}"; do
   say "$name: context $(context_size "$name") (deploy/$name.Dockerfile.dockerignore)"
   $CONTEXT_ONLY && continue
