@@ -45,6 +45,7 @@ from leafdoc.desktop import session as session_module  # noqa: E402
 from leafdoc.desktop.prefs import KEYRING_SERVICE, TokenStore, open_settings  # noqa: E402
 from leafdoc.desktop.window import MainWindow  # noqa: E402
 from leafdoc.words.labels import pretty_label  # noqa: E402
+from leafdoc.words.model_card import SCORE_IT_APP, SCORE_IT_CLI  # noqa: E402
 from leafdoc.words.percent import percent_words  # noqa: E402
 
 SLOW = 60_000  # ms: two shared cores, other engineers' tests beside ours
@@ -441,7 +442,9 @@ def test_the_selected_versions_model_card_shows_under_the_table(qtbot, live_serv
     box.table.selectRow(row)
     qtbot.waitUntil(lambda: "Limitations" in box.card.toPlainText(), timeout=SLOW)
     shown = " ".join(box.card.toPlainText().split())
-    assert shown.startswith("Model version 1 · serving") and " ".join(card["limitations"].split()) in shown
+    # the limitations in the app's words: "Try it on a few such photos…", not `leafdoc evaluate` (words/model_card.py)
+    limitations = SCORE_IT_CLI.sub(SCORE_IT_APP, " ".join(card["limitations"].split()))
+    assert shown.startswith("Model version 1 · serving") and limitations in shown and "leafdoc evaluate" not in shown
     first = " ".join(card["provenance"].split("\n")[0].split())
     if first.startswith("Provenance not given:"):  # the app's words, not `leafdoc train --provenance`'s
         assert "did not name the photos' sources and licences" in shown and "--provenance" not in shown
@@ -577,7 +580,9 @@ def test_server_down_is_a_readable_dialog(qtbot, settings_file, tmp_path):
     window = open_window(qtbot, url, settings_file, wait=False)
     title, text, hint = next_error(qtbot, window)
     assert title == "Cannot connect" and f"Cannot reach the leafdoc server at {url}" in text
-    assert "leafdoc serve" in hint
+    # what to do, in the app's menus (the API client's hint names `leafdoc serve`: dialogs.in_app_words)
+    assert "Server menu ▸ Connect to a server…" in hint and "Use the built-in server" in hint
+    assert "leafdoc serve" not in hint
     assert window.connection_label.text().startswith("Not connected")
     window.diagnose.add_paths([tmp_path / "leaf.jpg"])
     title, text, _ = next_error(qtbot, window)

@@ -1,6 +1,8 @@
 """What the desktop app says, without a server: a refusal's heading as the web page's, a retraining job's bar and
-line, one status word for a model version, figures of a few test photos, a batch's errors, counts, boxes that show
-their words whole, and an upload of an empty or one-class folder."""
+line (its epochs counted over the whole job, as the web page counts them), one status word for a model version,
+figures of a few test photos, a batch's errors, counts, boxes that show their words whole, an upload of an empty or
+one-class folder, and what to do about a server's error in the app's actions, not in `leafdoc` commands or API
+routes."""
 
 from __future__ import annotations
 
@@ -83,6 +85,33 @@ def test_a_job_still_running_never_shows_100_percent_nor_says_its_state_twice(qt
         if state == "failed":
             assert next_dialog(qtbot)[0] == "Retraining failed"
         assert f"<b>{state}</b> — {state}" not in training.job_label.text()
+
+
+def test_a_jobs_epochs_are_counted_over_the_whole_job_through_its_phases():
+    """The server counts a job's epochs over the whole job (train/trainer.py: the fine-tuning continues from the head
+    phase's last epoch; job["epochs"] is both phases'): a job of 3 head and 2 fine-tuning epochs, as a live one
+    reported them, reads 3 of 5 then 4 and 5 of 5, never 1 again, its phase named as the web page names it
+    (words/job_phases.py); the web page says "Epoch 3 / 5 · training the new head"."""
+    from leafdoc.words.job_phases import phase_words
+
+    job = {"id": "52af826e1", "dataset": "tiny", "state": "running", "epochs": 5}
+    seen = [
+        {**job, "epoch": 0, "progress": {"phase": "training"}},
+        {**job, "epoch": 3, "progress": {"phase": "head", "epoch": 3}},
+        {**job, "epoch": 3, "progress": {"phase": "fine_tune", "batch": 1, "steps": 2}},
+        {**job, "epoch": 4, "progress": {"phase": "fine_tune", "epoch": 4}},
+        {**job, "epoch": 5, "progress": {"phase": "fine_tune", "epoch": 5}},
+    ]
+    said = [job_progress(j) for j in seen]
+    assert [words for _, words in said] == [
+        "training — 0 of 5 epochs done",
+        f"{phase_words('head')} — 3 of 5 epochs done",
+        f"{phase_words('fine_tune')} — 3 of 5 epochs done",
+        f"{phase_words('fine_tune')} — 4 of 5 epochs done",
+        f"{phase_words('fine_tune')} — 5 of 5 epochs done",
+    ]
+    percents = [percent for percent, _ in said]
+    assert percents == sorted(percents) and percents[-1] < 100
 
 
 # ---- 7. one status word for a version ---------------------------------------------------------------------
@@ -209,3 +238,91 @@ def _no_dialog_left(qtbot):
     yield
     for box in dialogs_shown():
         box.close()
+
+
+# ---- what to do about a server's error: the app's actions, not `leafdoc` commands ---------------------------------
+
+NO_MODEL = ApiError(
+    "no model is serving yet.",
+    "Set LEAFDOC_MODEL_DIR to a model folder before starting, or promote a registered version: `leafdoc models "
+    "promote VERSION`, or POST /v1/models/{version}/promote.",
+    503,
+    "no_model",
+)
+FOR_PROGRAMMERS = ("`", "/v1/", "leafdoc models", "leafdoc serve", "LEAFDOC_MODEL_DIR")
+
+
+class NoModelClient:
+    """A server that has no model serving (the registry holds versions, none promoted)."""
+
+    base_url = "http://no-model"
+    admin_token = None
+
+    def explain(self, *args, **kwargs):
+        raise NO_MODEL
+
+    def models(self):
+        return {"models": [], "serving_version": None}
+
+    def close(self):
+        pass
+
+
+def test_a_photo_sent_while_no_model_serves_says_what_to_do_in_the_app(qtbot, window, tmp_path):
+    """The card and the dialog said "Set LEAFDOC_MODEL_DIR ... `leafdoc models promote VERSION`, or POST
+    /v1/models/{version}/promote": a grower is told which tab and button instead."""
+    from PIL import Image
+
+    photo = tmp_path / "leaf.png"
+    Image.new("RGB", (64, 64), (40, 140, 60)).save(photo)
+    window.session.client, window.session.is_connected = NoModelClient(), True
+    tab = window.diagnose
+    tab._diagnose_all([photo])
+    title, text, hint = next_dialog(qtbot)
+    card = tab.cards[0]
+    assert title == "Could not diagnose a photo" and text == "No model is serving yet."
+    assert "Retrain tab" in hint and "“Serve the selected version”" in hint
+    said = card.notice.text()
+    assert said.startswith("No model is serving yet.") and "Retrain tab" in said
+    assert not [words for words in FOR_PROGRAMMERS if words in hint + said]
+
+
+def test_every_hint_the_server_writes_for_programmers_is_said_in_the_apps_actions():
+    """Hints naming `leafdoc` commands, API routes or fields: in the app's words where the app has some, else left out;
+    a hint written for people (no command in it) stays as the server wrote it."""
+    from leafdoc.desktop.dialogs import APP_HINTS, describe
+
+    assert not [hint for _, _, hint in APP_HINTS if any(words in hint for words in FOR_PROGRAMMERS)]
+    cases = {
+        NO_MODEL: "Serve the selected version",
+        ApiError(
+            "Cannot reach the leafdoc server at http://127.0.0.1:9 (ConnectError).",
+            "Check that it is running (`leafdoc serve`) and that the address is right.",
+        ): "Server menu",
+        ApiError(
+            "crop 'rice' is not one this model knows; it knows 'tomato'.",
+            "Name one of those (the API's `crop`, `leafdoc predict --crop`; GET /v1/models lists them under `crops`).",
+            422,
+            "unknown_crop",
+        ): "Crop box",
+        ApiError(
+            "language 'hi' is not one leafdoc answers in; it answers in en, es.",
+            "Ask for one of those (the API's `lang`, `leafdoc predict --lang`), or leave it out.",
+            422,
+            "unknown_language",
+        ): "Language box",
+        ApiError(
+            "the serving model (version 1) refuses field photos (leaves on the plant) as `unlike_training`, ...",
+            'say so: `learn_field` on an upload, or the option `"field_dirs": []`.',
+            422,
+            "invalid_request",
+        ): "tick “The photos include field photos",
+        ApiError("training job 'x' does not exist.", "GET /v1/training-jobs lists them.", 404, "not_found"): "",
+    }
+    for error, words in cases.items():
+        text, hint = describe(error)
+        assert error.message[1:30] in text  # what went wrong, as the server said it
+        assert (words in hint) if words else hint == "", (error.message, hint)
+        assert not [w for w in FOR_PROGRAMMERS if w in hint], hint
+    people = ApiError("the server is busy.", "It may be busy (training?); try again in a moment.", 503, "busy")
+    assert describe(people)[1] == "It may be busy (training?); try again in a moment."

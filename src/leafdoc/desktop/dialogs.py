@@ -1,5 +1,6 @@
-"""Every error the app shows is one readable dialog: what went wrong, then what to do about it. Also the
-app's other small dialogs: confirmations, the admin token, where to save a file."""
+"""Every error the app shows is one readable dialog: what went wrong, then what to do about it, in the app's own
+actions (`in_app_words`: the server's hints name `leafdoc` commands and API routes). Also the app's other small
+dialogs: confirmations, the admin token, where to save a file."""
 
 from __future__ import annotations
 
@@ -9,14 +10,68 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from leafdoc.api_client import ApiError
+from leafdoc.core.i18n import N_, gettext
 from leafdoc.desktop.prefs import get_str
+from leafdoc.words.job_phases import LEARN_FIELD_LABEL
+
+NOTHING_TO_ROLL_BACK = (
+    "No earlier version served on this server, so there is nothing to roll back to. To serve another version, pick "
+    "it in the table and press “Serve the selected version”."
+)
+# What the server (and leafdoc's API client) say in `leafdoc` commands, API routes and fields, said in the app's own
+# actions: (error code, words in its message, what to do here). The Diagnose tab's (marked N_) are said in its language.
+APP_HINTS = [
+    (
+        "no_model",
+        "no model is serving",
+        N_(
+            "Serve a model version first: in the Retrain tab, pick one under “3. Model versions” and press “Serve the "
+            "selected version” (this needs the server's admin token), or ask whoever runs the server."
+        ),
+    ),
+    (
+        None,
+        "Cannot reach the leafdoc server",
+        N_(
+            "Check that the server is running and that its address is right (Server menu ▸ Connect to a server…), or "
+            "use the app's own server (Server menu ▸ Use the built-in server)."
+        ),
+    ),
+    ("unknown_crop", "", N_("Pick one of the crops in the Crop box, or “I don't know”.")),
+    ("unknown_language", "", N_("Pick another language in the Language box.")),
+    ("conflict", "roll back", NOTHING_TO_ROLL_BACK),
+    ("conflict", "already serving", "Nothing to do: press Refresh to see which version serves."),
+    ("not_found", "not in the registry", "Press Refresh to list the versions this server holds."),
+    ("not_found", "no readable image", "Upload photos to it first (Retrain tab, “1. Add labelled photos”)."),
+    ("bad_config", "no dataset named", "Upload photos first (Retrain tab, “1. Add labelled photos”), then retrain."),
+    (
+        "invalid_request",
+        "refuses field photos",
+        f"If the new photos are field photos the model should learn to answer, tick “{LEARN_FIELD_LABEL}” and start "
+        "again. To keep the check, whoever runs the server sets LEAFDOC_FIELD_DIRS to folders of field photos.",
+    ),
+]
 
 
-def describe(error: BaseException | str) -> tuple[str, str]:
-    """(what went wrong, what to do) for any exception, in plain words."""
+def in_app_words(exc: BaseException, lang: str = "en") -> BaseException:
+    """The server's error with its hint in the app's actions (in `lang` where it has them) when the hint names a
+    `leafdoc` command, an API route or field ("Promote a version instead: `leafdoc models promote VERSION`, or POST
+    /v1/models/{version}/promote"); such a hint the app has no words for is left out, as written for another face."""
+    if not isinstance(exc, ApiError) or not exc.hint or not ("`" in exc.hint or "/v1/" in exc.hint):
+        return exc
+    for code, words, hint in APP_HINTS:
+        if exc.code == code and words in exc.message:
+            return ApiError(exc.message, gettext(lang, hint), exc.status, exc.code)
+    return ApiError(exc.message, None, exc.status, exc.code)
+
+
+def describe(error: BaseException | str, lang: str = "en") -> tuple[str, str]:
+    """(what went wrong, what to do) for any exception, in plain words; what to do in the app's actions, in `lang` where
+    the app has them (`in_app_words`)."""
     if isinstance(error, str):
         return error, ""
     if isinstance(error, ApiError):
+        error = in_app_words(error, lang)
         hint = error.hint or ""
         if error.status == 401 and not hint:
             hint = "Check the admin token (LEAFDOC_ADMIN_TOKEN on the server)."
@@ -40,9 +95,12 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
 
 
-def show_error(parent: QWidget | None, title: str, error: BaseException | str, hint: str = "") -> QMessageBox:
-    """A warning box that does not block: the rest of the app keeps running behind it."""
-    text, what_to_do = describe(error)
+def show_error(
+    parent: QWidget | None, title: str, error: BaseException | str, hint: str = "", lang: str = "en"
+) -> QMessageBox:
+    """A warning box that does not block: the rest of the app keeps running behind it. `lang`: the language of what
+    it says to do about a server's error (describe)."""
+    text, what_to_do = describe(error, lang)
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("leafdocError")
     box.setTextFormat(Qt.TextFormat.PlainText)

@@ -98,5 +98,5 @@ class FeedbackBar(QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         self._enable(True)
-        text, hint = dialogs.describe(exc)
+        text, hint = dialogs.describe(exc, self.lang)
         self.status.setText(self.say(NOT_SENT).format(error=text) + (f" {hint}" if hint else ""))

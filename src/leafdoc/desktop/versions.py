@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from leafdoc.advice.render import english_label
-from leafdoc.api_client import ApiError
 from leafdoc.desktop import dialogs
+from leafdoc.desktop.dialogs import NOTHING_TO_ROLL_BACK
 from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
 from leafdoc.words.model_card import card_markdown
@@ -35,17 +35,7 @@ CARD_HINT = (
     "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
     "limitations."
 )
-NOTHING_TO_ROLL_BACK = (
-    "No earlier version served on this server, so there is nothing to roll back to. To serve another version, pick "
-    "it in the table and press “Serve the selected version”."
-)
 ROLLBACK_TIP = "Serve again the version that served before the current one."
-# What the server says in `leafdoc` commands and API routes, in the app's own actions (error code, words in the
-# message: what to do here).
-APP_HINTS = [
-    ("conflict", "roll back", NOTHING_TO_ROLL_BACK),
-    ("not_found", "not in the registry", "Press Refresh to list the versions this server holds."),
-]
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 
 
@@ -192,7 +182,8 @@ class VersionsBox(QGroupBox):
 
         def failed(exc: BaseException) -> None:
             if self.card_version == version:
-                self.card.setPlainText(f"Could not read the model card of version {version}: {exc}")
+                said = " ".join(dialogs.describe(exc)).strip()  # its hint in the app's words (dialogs.in_app_words)
+                self.card.setPlainText(f"Could not read the model card of version {version}: {said}")
 
         self.tasks.run(client.model, version, on_done=got, on_error=failed)
 
@@ -228,9 +219,7 @@ class VersionsBox(QGroupBox):
             self.serving_changed.emit()
             self.window_.model_changed()
 
-        self.tasks.run(
-            call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, in_app_words(exc), title)
-        )
+        self.tasks.run(call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, exc, title))
 
 
 def rollback_target(history: list[dict] | None) -> int | None:
@@ -238,14 +227,3 @@ def rollback_target(history: list[dict] | None) -> int | None:
     registry works it out (words/serving_change.serving_stack): None when no earlier version served."""
     stack = serving_stack([(ev.get("action"), ev.get("version")) for ev in history or []])
     return stack[-2] if len(stack) >= 2 else None
-
-
-def in_app_words(exc: BaseException) -> BaseException:
-    """The server's error with its hint in the app's actions when the hint names a `leafdoc` command or an API route
-    ("Promote a version instead: `leafdoc models promote VERSION`, or POST /v1/models/{version}/promote")."""
-    if not isinstance(exc, ApiError) or not exc.hint or not ("`leafdoc " in exc.hint or "/v1/" in exc.hint):
-        return exc
-    for code, words, hint in APP_HINTS:
-        if exc.code == code and words in exc.message:
-            return ApiError(exc.message, hint, exc.status, exc.code)
-    return ApiError(exc.message, None, exc.status, exc.code)  # no instruction rather than one for another face
