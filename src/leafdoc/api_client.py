@@ -175,12 +175,19 @@ class LeafdocClient:
     # ---- service state -----------------------------------------------------------------------
 
     def ready(self) -> dict:
-        try:
-            return self.request("GET", "/readyz").json()
-        except ApiError as exc:
-            if exc.status == 503:  # not ready yet: its body still says why
-                return {"ready": False, "checks": {"server": exc.message}, "model_version": None}
-            raise
+        """GET /readyz's answer, ready or not: a server not ready answers 503 with the same body, whose `checks` say
+        which part is not (the app showed that body as text, cut at 200 characters)."""
+        r = self._send("GET", "/readyz", self._headers(False), {})
+        if r.status_code == 503:
+            try:
+                body = r.json()
+            except (json.JSONDecodeError, ValueError):
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("checks"), dict):
+                return body
+        if r.status_code >= 400:
+            raise _error_from(r)
+        return r.json()
 
     def datasets(self) -> list[dict]:
         return self.get_json("/v1/datasets")["datasets"]

@@ -561,3 +561,20 @@ def test_serving_path_never_imports_tensorflow(tiny_model, tmp_path):
     here = str(Path(__file__).parent)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=here, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+def test_the_api_client_reads_why_a_server_is_not_ready(client, monkeypatch):
+    """The desktop app's status bar showed a server not ready as the 503's body cut at 200 characters ("The server
+    answered 503: {"ready":false,...,"model":"r"); the client now reads the body, so the app names the part that is not
+    ready."""
+    from leafdoc.api_client import LeafdocClient
+
+    state = client.app.state.leafdoc
+    monkeypatch.setattr(state.catalog.engine, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("refused")))
+    api = LeafdocClient("http://testserver")
+    api._http = client  # the app itself, in this process
+    ready = api.ready()
+    assert ready["ready"] is False and ready["checks"]["catalog"] == "unreachable (the server's log says why)"
+    assert ready["checks"]["model"] == "ok" and ready["model_version"] == 1
+    monkeypatch.undo()
+    assert api.ready()["ready"] is True
