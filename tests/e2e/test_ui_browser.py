@@ -172,6 +172,19 @@ def show_dataset(page) -> None:
         wait_for_image(page, f"plot-{kind}", wider_than=200)
 
 
+def upload_zip(page, archive: Path, dataset: str, expect: str, where: str = "upload-result") -> str:
+    """Upload `archive` to `dataset` from the Retrain tab (its file box cleared first), wait for `expect` in the
+    Markdown box `where`; its text."""
+    clear = page.locator("#upload-zip button[aria-label='Clear']")
+    if clear.count():
+        clear.click()
+    page.set_input_files("#upload-zip input[type=file]", str(archive))
+    page.locator("#upload-zip", has_text=archive.name).wait_for()  # in the page's folder: sent with the click
+    fill(page, "upload-dataset", dataset)
+    page.click("#upload-button")
+    return wait_for_text(page, where, expect)
+
+
 def enter_token(page, token: str, expect: str) -> str:
     """Type the token, press Check token, wait for `expect` in the status box; its text."""
     page.get_by_role("tab", name="Retrain").click()
@@ -185,6 +198,53 @@ def versions_table(page) -> list[list[str]]:
     rows = page.locator("#model-versions .virtual-body [role=row]")
     rows.first.wait_for()
     return [[c.strip() for c in rows.nth(i).locator("[role=gridcell]").all_inner_texts()] for i in range(rows.count())]
+
+
+# Each word of a table's headings and cells (split at spaces and after hyphens) whose letters lie on more than one
+# line: a word broken in the middle ("versi on").
+BROKEN_WORDS = """(table) => {
+  const broken = [];
+  for (const text of document.querySelectorAll(`#${table} .header-table th .text, #${table} .virtual-row .text`)) {
+    const walk = document.createTreeWalker(text, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      for (const word of node.data.matchAll(/[^\\s-]+-?/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+# The cells of a table's rows as drawn: each row's cells' boxes, and the headings'.
+TABLE_BOXES = """(table) => {
+  const box = e => {
+    const r = e.getBoundingClientRect();
+    return {x: r.x, right: r.right, width: r.width, height: r.height};
+  };
+  return {
+    headings: [...document.querySelectorAll(`#${table} .header-table th`)].map(box),
+    rows: [...document.querySelectorAll(`#${table} .virtual-row`)].map(row => ({
+      ...box(row), cells: [...row.querySelectorAll('[role=gridcell]')].map(box)})),
+    viewport: box(document.querySelector(`#${table} .virtual-table-viewport`)),
+  };
+}"""
+# Whether a drop-down shows its whole choice: the text of its box is no wider than the box.
+SHOWN_WHOLE = (
+    "(id) => { const i = document.querySelector(`#${id} input`); return [i.value, i.scrollWidth, i.clientWidth]; }"
+)
+
+
+def words_whole(page, table: str) -> None:
+    assert page.evaluate(BROKEN_WORDS, table) == [], f"words broken across lines in #{table}"
+
+
+def shown_whole(page, elem_id: str) -> str:
+    value, needs, has = page.evaluate(SHOWN_WHOLE, elem_id)
+    assert needs <= has, f"#{elem_id} shows {value!r} cut: {needs} px of text in {has} px"
+    return value
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------
@@ -211,6 +271,21 @@ def ui_url(live_server) -> str:
     return warm_up(live_server.base)
 
 
+# The promotion rule's decision on the second version of `own_server`, in its words (lifecycle/promotion.py).
+KEPT_BACK = {
+    "metric": "accuracy",
+    "margin": 0.0,
+    "serving_version": 1,
+    "n_images": 12,
+    "candidate": 0.8333,
+    "serving": 0.9167,
+    "promote": False,
+    "reason": "candidate accuracy 0.8333 is worse than serving v1 0.9167 (margin 0.0) on 12 test images (28 left "
+    "out: the serving model trained on them); on the same photos the candidate alone is right on 0, the serving "
+    "model alone on 1 (McNemar p = 1)",
+}
+
+
 def _own_server(model: Path, root: Path):
     """`leafdoc serve` with the tiny model as v1, a copy registered as candidate v2, the page built."""
     from tests.live_server import answering_copy, start_server
@@ -225,7 +300,7 @@ def _own_server(model: Path, root: Path):
         s = Settings(home=server.home)
         catalog = Catalog(s.catalog_url)
         Registry(s, catalog, open_store(s.store_location)).register(
-            answering_copy(model, root / "v2"), source="test: a second version"
+            answering_copy(model, root / "v2"), source="test: a second version", promotion=KEPT_BACK
         )
         catalog.dispose()
         warm_up(server.base)
@@ -244,10 +319,16 @@ def own_server_starting(tiny_model, tmp_path_factory) -> Iterator[Future]:
             future.result().stop()
 
 
+OWN_SERVER_TESTS = (
+    "test_promote_and_roll_back_from_the_page",
+    "test_the_models_table_says_each_promotion_in_a_few_words_and_the_chosen_versions_reason_whole",
+)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _start_own_server_early(request):
     """Start the promotion test's server while the other tests run (two servers starting take a while)."""
-    if any(item.name == "test_promote_and_roll_back_from_the_page" for item in request.session.items):
+    if any(item.name in OWN_SERVER_TESTS for item in request.session.items):
         request.getfixturevalue("own_server_starting")
 
 
@@ -450,11 +531,27 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
             for f in sorted((PLANTVILLAGE / cls).iterdir())[30:32]:
                 zf.write(f, f"{cls}/{f.name}")
         zf.writestr("notes.txt", "not a photo")
-    page.set_input_files("#upload-zip input[type=file]", str(archive))
-    fill(page, "upload-dataset", "ui-upload")
-    page.click("#upload-button")
-    result = wait_for_text(page, "upload-result", "Uploaded")
-    assert "ui-upload" in result and "4 new photo(s) added" in result and "notes.txt" in result
+    result = upload_zip(page, archive, "ui-upload", expect="4 new photo(s) added")
+    assert "ui-upload" in result and "notes.txt" in result
+
+    # The same photos again: each skipped one is named (the first ten of them), not only counted.
+    again = upload_zip(page, archive, "ui-upload", expect="4 exact duplicate(s) skipped")
+    first = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[30]
+    assert f"skipped new-photos.zip:{TINY_CLASSES[0]}/{first.name}: already in the dataset" in again
+
+    # One class whose photos are sorted into sub-folders: the server's hint names the page's box to type it in (it
+    # said "upload the zip with label=rust": a form field of the API), and the box does it.
+    one_class = tmp_path / "one-class.zip"
+    with zipfile.ZipFile(one_class, "w") as zf:
+        for i, f in enumerate(sorted((PLANTVILLAGE / TINY_CLASSES[2]).iterdir())[30:34]):
+            zf.write(f, f"photos/rust/field {i % 2}/{f.name}")
+    said = upload_zip(page, one_class, "ui-one-class", expect="Upload failed", where="retrain-status")
+    assert "type rust in “Class of every photo” and upload the zip again" in said and "label=" not in said
+    fill(page, "upload-label", "rust")
+    upload_zip(page, one_class, "ui-one-class", expect="4 new photo(s) added")
+    with LeafdocClient(live_server.base) as api:
+        stats = api.dataset_stats("ui-one-class")
+    assert stats["class_counts"] == {"rust": 4}, stats
 
 
 def test_a_versions_card_opens_from_the_models_table_and_a_grower_reads_the_serving_models_limitations(
@@ -464,9 +561,12 @@ def test_a_versions_card_opens_from_the_models_table_and_a_grower_reads_the_serv
     row shows that version's (what it learnt from, its test accuracy with the photos it was measured on, its
     limitations: the card's own words, no server folder); the
     Diagnose tab: the serving model's limitations under what it knows, folded under a title, no token needed."""
+    from leafdoc.words.model_card import SCORE_IT_APP, SCORE_IT_CLI
+
     with LeafdocClient(live_server.base) as api:
         card = api.model(1)["card"]
-    limits = " ".join(card["limitations"].split())
+    # the card's words, but for the command a page's reader has no use for (words/model_card.py)
+    limits = SCORE_IT_CLI.sub(SCORE_IT_APP, " ".join(card["limitations"].split()))
     knows = page.locator("#model-knows")
     knows.locator("summary", has_text="What this model cannot do").click()
     page.wait_for_function(
@@ -547,6 +647,32 @@ def test_cancel_the_followed_job_from_the_page(page, live_server):
         finally:
             if api.job(job["id"])["state"] in ("queued", "running"):  # never leave a long job on the shared server
                 api.cancel_job(job["id"])
+
+
+def test_the_models_table_says_each_promotion_in_a_few_words_and_the_chosen_versions_reason_whole(browser, own_server):
+    """The promotion cell held the rule's paragraph: each row was 11 lines tall, two rows filled the table's box; the
+    version menu's "v1 (serving, test accuracy 99.1% of 5,221)" was cut. Now: a verdict a line or two long, the
+    chosen version's reason whole under the table, the menu's choice whole, and no word broken in the table."""
+    page = open_page(browser, f"{own_server.base}/ui/")
+    try:
+        enter_token(page, own_server.token, expect="Token accepted")
+        page.click("#refresh-models")
+        page.wait_for_function("document.querySelector('#model-versions').innerText.includes('kept as candidate')")
+        verdicts = {row[0]: row[2] for row in versions_table(page)}
+        assert verdicts["2"] == "kept as candidate: worse on 12 test photos", verdicts
+        drawn = page.evaluate(TABLE_BOXES, "model-versions")
+        line = 20  # px: a line of the table's text
+        for row in drawn["rows"]:
+            assert row["height"] <= 3 * line + 20, f"a row of the models table is {row['height']:.0f} px tall"
+        words_whole(page, "model-versions")
+        assert shown_whole(page, "promote-version").startswith("v1 (")  # the serving version, chosen as the page opens
+        page.locator("#model-versions .virtual-body [role=row]", has_text="kept as candidate").click()
+        said = wait_for_text(page, "promotion-details", "Version 2")
+        assert said.startswith("Version 2: kept as candidate: worse on 12 test photos.")
+        assert "(McNemar p = 1)" in said and "0.8333 is worse than serving v1 0.9167" in said
+        assert shown_whole(page, "promote-version").startswith("v2 (")
+    finally:
+        page.close()
 
 
 def test_promote_and_roll_back_from_the_page(browser, own_server):

@@ -344,7 +344,8 @@ def test_a_zip_uploaded_on_the_retrain_tab_is_added(ui, config, live_server, tmp
                 zf.write(f, f"{cls}/{f.name}")
     sent = upload(ui, archive, mime="application/zip")
     output = completed(
-        run_event(ui, _dep(config, "upload"), [sent, live_server.token, "file-access-upload", False, False])
+        # the file, the token, Dataset, Class of every photo (none: class folders), Retrain and field photos unticked
+        run_event(ui, _dep(config, "upload"), [sent, live_server.token, "file-access-upload", "", False, False])
     )
     assert "Upload done" in output[0]["value"], output[0]
     assert "file-access-upload" in output[1] and "2 new photo(s) added" in output[1]

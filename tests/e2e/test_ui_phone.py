@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -455,27 +456,112 @@ def test_a_sure_answer_is_not_said_100_percent_and_the_examples_are_named_in_the
         page.context.close()
 
 
-def test_the_model_versions_table_reads_on_a_phone_and_shows_the_serving_versions_card(browser, phone_server):
-    """The Retrain tab at 390 px: Gradio gave the 8 columns of the model versions table their shares of the screen
-    (26 to 71 px), and every word broke a letter a line; now each column keeps its share of a 720 px table that
-    scrolls sideways. The serving version is chosen before any click, so its model card shows (it was an empty
-    menu and a hint)."""
-    from tests.e2e.test_ui_browser import fill, wait_for_text
+def open_admin_tab(page, name: str) -> None:
+    """The tab `name`: on a phone the tab bar holds the first tabs (those that fit), the others its "..." menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.locator(".overflow-menu").first.click()
+    page.locator(".overflow-dropdown button", has_text=name).click()
 
+
+def test_the_model_versions_table_reads_on_a_phone_and_shows_the_serving_versions_card(browser, phone_server, tmp_path):
+    """The Retrain tab at 390 px: Gradio gave the 8 columns of the model versions table their shares of the screen
+    (26 to 71 px), and every word broke a letter a line; then each column got its share of a 720 px table, and still
+    "versi on" broke, the promotion rule's paragraph made each row a screen tall and its cells showed blank, and the
+    version menu was cut. Now each column is as wide as its longest word, the table scrolls sideways, the verdict is on
+    the screen before it is scrolled, and the menu's choice shows whole. The serving version is chosen before any
+    click, so its model card shows."""
+    from tests.e2e.test_ui_browser import (
+        KEPT_BACK,
+        TABLE_BOXES,
+        fill,
+        shown_whole,
+        versions_table,
+        wait_for_text,
+        words_whole,
+    )
+    from tests.live_server import answering_copy
+
+    from leafdoc.core.settings import Settings
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.model_versions import Registry
+
+    settings = Settings(home=phone_server.home)
+    catalog = Catalog(settings.catalog_url)
+    try:  # a candidate the promotion rule kept back, as a retraining job registers it
+        Registry(settings, catalog, open_store(settings.store_location)).register(
+            answering_copy(STARTER, tmp_path / "v2"), source="job:0123456789abcdef", promotion=KEPT_BACK
+        )
+    finally:
+        catalog.dispose()
     page = open_phone(browser, phone_server.url)
-    page.locator(".overflow-menu").first.click()  # on a phone the admin tabs are in the tab bar's "..." menu
-    page.locator(".overflow-dropdown button", has_text="Retrain").click()
+    open_admin_tab(page, "Retrain")
     fill(page, "admin-token", phone_server.token)
     page.click("#check-token")
     wait_for_text(page, "retrain-status", "Token accepted")
-    page.locator("#model-versions .virtual-body [role=row]").first.wait_for()
-    widths = page.evaluate(
-        "Array.from(document.querySelectorAll('#model-versions .virtual-row [role=gridcell]'))"
-        ".map(e => e.getBoundingClientRect().width)"
-    )
-    assert len(widths) == 8 and min(widths) >= 55, widths
-    status = page.locator("#model-versions .virtual-row [role=gridcell]").nth(1)
-    assert status.inner_text().strip().endswith("serving")
-    assert status.bounding_box()["height"] < 130  # the row: three lines at most (about 500 px when a letter a line)
+    page.wait_for_function("document.querySelector('#model-versions').innerText.includes('kept as candidate')")
+    rows = {row[0]: row for row in versions_table(page)}
+    assert rows["1"][1].endswith("serving") and rows["2"][2] == "kept as candidate: worse on 12 test photos", rows
+    words_whole(page, "model-versions")
+    drawn = page.evaluate(TABLE_BOXES, "model-versions")
+    assert len(drawn["headings"]) == 8 and min(h["width"] for h in drawn["headings"]) >= 55, drawn["headings"]
+    for row in drawn["rows"]:
+        verdict = row["cells"][2]
+        assert verdict["right"] <= drawn["viewport"]["right"] + 0.5, f"the verdict is off the screen: {verdict}"
+        assert row["height"] < 110, f"a row is {row['height']:.0f} px tall: its cells show blank in the table's box"
     wait_for_text(page, "model-card", "Model version 1 · serving")
-    assert "serving" in page.evaluate("document.querySelector('#promote-version input').value")
+    assert "serving" in shown_whole(page, "promote-version")
+    page.context.close()
+
+
+def test_the_review_queue_reads_on_a_phone_and_says_why_no_answer_can_join_a_dataset(browser, phone_server):
+    """This server keeps no photos: *Add to the dataset* stayed enabled (and failed when pressed), and the headings
+    broke mid-word ("whe n", "answe r", "phot o"). Now it is disabled and the tab says why under it, and every word of
+    the table is whole, its headings over their columns."""
+    from tests.e2e.test_ui_browser import TABLE_BOXES, fill, wait_for_text, words_whole
+
+    from leafdoc.api_client import LeafdocClient
+
+    with LeafdocClient(phone_server.base, admin_token=phone_server.token) as api:
+        answer = api.predict(UNSURE_PHOTO.read_bytes(), UNSURE_PHOTO.name)  # refused: the queue lists it
+        assert answer["abstained"]
+        for _ in range(100):  # recorded off the request path
+            if api.review(limit=50)["items"]:
+                break
+            time.sleep(0.1)
+    page = open_phone(browser, phone_server.url)
+    try:
+        open_admin_tab(page, "Review")
+        fill(page, "review-token", phone_server.token)
+        page.click("#review-load")
+        wait_for_text(page, "review-status", "answer(s) to review")
+        page.locator("#review-queue .virtual-body [role=row]").first.wait_for()
+        said = wait_for_text(page, "review-add-note", "does not keep the photos")
+        assert "no answer here can join a dataset" in said
+        assert page.locator("#review-add").is_disabled()
+        assert "LEAFDOC_KEEP_PHOTOS" not in page.inner_text("#review-intro")  # the setting is named once, for the admin
+        words_whole(page, "review-queue")
+        drawn = page.evaluate(TABLE_BOXES, "review-queue")
+        for heading, cell in zip(drawn["headings"], drawn["rows"][0]["cells"], strict=True):
+            assert abs(heading["x"] - cell["x"]) < 1 and abs(heading["width"] - cell["width"]) < 1, (heading, cell)
+    finally:
+        page.context.close()
+
+
+def test_the_dataset_tab_of_a_new_server_says_where_to_add_photos(browser, phone_url):
+    """The server has no dataset yet: the tab said "Pick a dataset first." over five empty picture frames."""
+    from tests.e2e.test_ui_browser import wait_for_text
+
+    page = open_phone(browser, phone_url)
+    try:
+        open_admin_tab(page, "Dataset")
+        said = " ".join(wait_for_text(page, "dataset-summary", "No dataset yet").split())
+        assert "Add labelled photos in the Retrain tab" in said and "one folder per class" in said, said
+        page.wait_for_timeout(1000)  # the tab's drawing, which has nothing to draw, has ended
+        assert "No dataset yet" in page.inner_text("#dataset-summary")
+        assert page.locator("[id^=plot-]:visible").count() == 0  # no empty frames
+    finally:
+        page.context.close()

@@ -66,15 +66,16 @@ NOT_MADE = {
 )
 def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said, in_table):
     """Before an admin promotes: the job's detail and the models table say it (the desktop app uses the same words)."""
-    from leafdoc.ui.text import model_rows
+    from leafdoc.ui.text import promotion_details
     from leafdoc.words.job_phases import serving_copy_words
 
     promotion = {"promote": False, "promoted": False, "reason": "candidate accuracy 0.5 is worse", "serving_copy": copy}
     job = {**RUNNING, "state": "succeeded", "candidate_version": 2, "promotion": promotion}
     assert serving_copy_words(promotion) == said
     assert said in job_summary(job).replace("\\", "")
-    row = model_rows({"models": [{"version": 2, "status": "candidate", "promotion": promotion}]})[0]
-    assert row[-1] == f"candidate accuracy 0.5 is worse. {in_table}"
+    details = promotion_details({"version": 2, "status": "candidate", "promotion": promotion})
+    assert said in details.replace("\\", "")  # under the models table, for the chosen version
+    assert serving_copy_words(promotion, short=True) == in_table  # the desktop app's table
     assert serving_copy_words({"reason": "no copy asked (fp32)"}) is None
 
 

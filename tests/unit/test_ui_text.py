@@ -148,12 +148,11 @@ def test_model_versions_table_and_job():
         ]
     }  # fmt: skip
     rows = text.model_rows(models)
-    assert rows[0][:5] == ["2", "▶ serving", "2026-11-21 11:30", "job:abc", "pv v2"]
-    assert rows[0][5] == "–" and "at least as good" in rows[0][7]
+    assert rows[0] == ["2", "▶ serving", "promoted automatically", "–", "–", "pv v2", "job:abc", "2026-11-21 11:30"]
     # as `leafdoc models list` and the desktop app say it: with the photos it was measured on (it read "0.900")
-    assert rows[1][5:7] == ["90.0% of 1,250", "88.0% of 1,250"]
-    assert text.version_options(models)[1] == ("v1 (archived, test accuracy 90.0% of 1,250)", 1)
-    assert text.version_options(models)[0] == ("v2 (serving, test accuracy –)", 2)
+    assert rows[1][3:5] == ["90.0% of 1,250", "88.0% of 1,250"]
+    assert text.version_options(models)[1] == ("v1 (archived, 90.0% of 1,250)", 1)
+    assert text.version_options(models)[0] == ("v2 (serving, –)", 2)
     # A candidate the rule did not promote is stored as "rejected"; an admin can still promote it: not "rejected".
     kept_out = {"version": 3, "status": "rejected", "serving": False, "promotion": {"promote": False, "reason": "x"}}
     assert text.model_rows({"models": [kept_out]})[0][1] == "not promoted"

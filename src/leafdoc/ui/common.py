@@ -101,10 +101,11 @@ def status_box(message: str, ok: bool) -> dict:
 
 
 def problem(exc: Exception, what: str) -> tuple[str, str | None]:
-    """(message, hint) for a failure, logged when it is not the server's own answer. An unexpected
-    exception's own text is not shown: it can name a server path."""
+    """(message, hint) for a failure, logged when it is not the server's own answer, its hint in the page's words
+    (which control to use, not which form field to send). An unexpected exception's own text is not shown: it can
+    name a server path."""
     if isinstance(exc, (ApiError, NotSent)):
-        return exc.message, exc.hint
+        return exc.message, text.in_page_words(exc.hint)
     log.exception("web page: %s failed", what)
     return (
         f"{what} failed ({exc.__class__.__name__}).",

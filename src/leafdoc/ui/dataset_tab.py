@@ -18,6 +18,11 @@ PLOT_TITLES = {
     "sharpness": "Sharpness",
     "samples": "Sample photos per class",
 }
+NO_DATASET = (
+    "**No dataset yet.** Add labelled photos in the **Retrain** tab, under *1 · Add labelled photos* (with the admin "
+    "token): a zip with one folder per class, each folder named like its label (`Tomato___Early_blight/`) and "
+    "holding that class's photos. Each upload makes a new version of the dataset, shown here."
+)
 
 
 def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
@@ -45,6 +50,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
             type="pil",
             format="png",
             interactive=False,
+            visible=False,  # until there is a picture: five empty frames said nothing
             buttons=["download", "fullscreen"],
             elem_id=f"plot-{kind}",
         )
@@ -62,7 +68,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
             return gr.update(choices=[]), gr.update(choices=[]), text.error_text(message, hint, "No datasets")
         names = [d["name"] for d in datasets]
         if not names:
-            return gr.update(choices=[]), gr.update(choices=[]), "No dataset yet: ingest or upload photos first."
+            return gr.update(choices=[]), gr.update(choices=[]), NO_DATASET
         serving = next((m for m in models.get("models", []) if m.get("serving")), {})
         first = next((n for n in (current, serving.get("dataset")) if n in names), names[0])
         versions = text.version_choices(next(d for d in datasets if d["name"] == first))
@@ -75,9 +81,9 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
     def draw(
         dataset: str | None, number: int | None, per_class: int | None, request: gr.Request, progress=gr.Progress()
     ):
-        empty = [None] * len(PLOTS)
-        if not dataset:
-            return ["Pick a dataset first.", *empty]
+        empty = [gr.update(value=None, visible=False)] * len(PLOTS)
+        if not dataset:  # none to pick: what to do is said (list_datasets), or why the datasets did not come
+            return [gr.skip(), *empty]
         per_class = int(per_class) or None
         number = int(number) if number else None
         try:
@@ -90,7 +96,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
         except Exception as exc:
             message, hint = problem(exc, "Drawing the dataset")
             return [text.error_text(message, hint, title="Could not show this dataset"), *empty]
-        return [text.stats_summary(stats), *(png(p) for p in pngs)]
+        return [text.stats_summary(stats), *(gr.update(value=png(p), visible=True) for p in pngs)]
 
     choose, inputs, outputs = [name, version, summary], [name, version, sample], [summary, *images.values()]
     draws = {"fn": draw, "inputs": inputs, "outputs": outputs, "concurrency_limit": 2, "concurrency_id": "draw"}

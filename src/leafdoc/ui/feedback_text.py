@@ -30,6 +30,22 @@ def thanks(correct: bool, label: str | None, lang: str = "en") -> str:
 
 
 REVIEW_COLUMNS = ["when", "answer", "sure", "user said", "photo", "id"]
+NO_PHOTOS_KEPT = (
+    "This server does not keep the photos it diagnoses, so no answer here can join a dataset: read what users said, "
+    "and dismiss what has nothing to teach. (Whoever runs the server can keep photos with "
+    "`LEAFDOC_KEEP_PHOTOS=true`; answers from then on have theirs.)"
+)
+NO_PHOTO = "No photo was kept with this answer (it came before the server kept photos), so it cannot join a dataset."
+
+
+def cannot_add(item: dict | None, keep_photos: bool) -> str | None:
+    """Why the answer chosen in the Review tab cannot join a dataset (*Add to the dataset* is then disabled and this
+    is said under it): only a kept photo can. "" with no answer chosen; None when it can."""
+    if item is not None and item.get("has_photo"):
+        return None
+    if not keep_photos:
+        return NO_PHOTOS_KEPT
+    return "" if item is None else NO_PHOTO
 
 
 def review_rows(items: list[dict]) -> list[list[str]]:
@@ -74,18 +90,33 @@ def reviewed(answer: dict) -> str:
     )
 
 
+SMALL_BASE = 100  # answers or photos: below this, one of them is more than a percent of them, so counts are said
+
+
+def share_of(count: int, total: int) -> str:
+    """`count` of `total` as the Monitor tab says it: "3%" of many, "0 of 6" of a few (a percentage of 6 photos, "<1%"
+    or "17%", reads as a measure it is not)."""
+    return f"{count:,} of {total:,}" if total < SMALL_BASE else percent(count / total if total else None)
+
+
+def abstained(figures: dict) -> int:
+    """How many of a window's or a baseline's answers abstained (GET /v1/monitoring's counts by reason)."""
+    return sum((figures.get("abstentions") or {}).values())
+
+
 def drift_summary(report: dict) -> str:
     d = report["drift"]
     w = report["drift_window"]
     who = f"the serving model (version {report['model_version']})"
     head = f"**Last {w['hours']} hours, by {who}:** {w['answers']} answers"
     if w["answers"]:
-        head += f", {percent(w['abstention_rate'])} abstained"
+        head += f", {share_of(abstained(w), w['answers'])} abstained"
         if w["feedback"]:
             head += f", feedback agreed {w['agreed']} of {w['feedback']} times"
     base = report.get("baseline")
     if base:
-        head += f". On its {base['answers']} validation photos it abstained on {percent(base['abstention_rate'])}."
+        n = base["answers"]
+        head += f". On its {n:,} validation photos it abstained on {share_of(abstained(base), n)}."
     else:
         head += ". This model has no validation baseline, so drift is not checked."
     if not d.get("checked"):

@@ -8,6 +8,7 @@ import io
 from matplotlib.figure import Figure
 
 from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS
+from leafdoc.ui.feedback_text import SMALL_BASE, abstained, share_of
 from leafdoc.ui.text import pretty_label
 
 SERVED, BASELINE, WARN = "#3f8f3f", "#777777", "#c94a4a"
@@ -17,6 +18,13 @@ def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
+
+
+def _few(base: dict | None) -> str:
+    """What follows a figure of a baseline of few validation photos (feedback_text.SMALL_BASE), `(only 6)`, else
+    nothing: a curve or a threshold from 6 photos is not one to read as a measure."""
+    n = (base or {}).get("answers", 0)
+    return f" (only {n})" if n < SMALL_BASE else ""
 
 
 def activity(report: dict) -> bytes:
@@ -33,7 +41,8 @@ def activity(report: dict) -> bytes:
     ax2.plot(range(len(xs)), rates, "o-", color=WARN, label="abstained %")
     base = report.get("baseline")
     if base:
-        ax2.axhline(100 * base["abstention_rate"], ls="--", color=BASELINE, label="abstained % on validation")
+        on = f"abstained on validation: {share_of(abstained(base), base['answers'])}"
+        ax2.axhline(100 * base["abstention_rate"], ls="--", color=BASELINE, label=on)
         ax2.axhline(200 * base["abstention_rate"], ls=":", color=WARN, label="twice validation")
     ax2.set_ylabel("abstained (%)")
     ax2.set_ylim(0, max([*rates, 100 * 2.5 * (base["abstention_rate"] if base else 0), 5]) * 1.1)
@@ -58,10 +67,13 @@ def scores(report: dict) -> bytes:
     window = report["drift_window"]
     ax.bar(edges, _shares(window["score_bins"]), width=SCORE_BIN_WIDTH, align="edge", color=SERVED, alpha=0.6,
            label=f"last {window['hours']} h ({window['answers']} answers)")  # fmt: skip
-    if report.get("baseline"):
-        ax.step(edges, _shares(report["baseline"]["score_bins"]), where="post", color=BASELINE, lw=2,
-                label="validation photos")  # fmt: skip
-    ax.axvline(1.0, color=WARN, ls="--", label="threshold: refused as not a leaf from here")
+    base = report.get("baseline")
+    if base:
+        ax.step(edges, _shares(base["score_bins"]), where="post", color=BASELINE, lw=2,
+                label=f"validation photos{_few(base)}")  # fmt: skip
+    # the threshold is set on the validation photos (inference/ood.py): on a few, it is a rough one
+    where = f" (set on only {base['answers']} validation photos)" if base and _few(base) else ""
+    ax.axvline(1.0, color=WARN, ls="--", label=f"threshold{where}: refused as not a leaf from here")
     psi = report["drift"].get("score_psi")
     title = "Not-a-leaf score (1 = the model's threshold)"
     if not window["score_bins"]:
@@ -85,7 +97,10 @@ def labels(report: dict, top: int = 12) -> bytes:
     ax = fig.add_subplot()
     ys = range(len(names))
     ax.barh([y + 0.2 for y in ys], [window.get(n, 0) / total for n in names], 0.4, color=SERVED, label="served")
-    ax.barh([y - 0.2 for y in ys], [base.get(n, 0) for n in names], 0.4, color=BASELINE, label="validation")
+    few = _few(report.get("baseline"))
+    ax.barh(
+        [y - 0.2 for y in ys], [base.get(n, 0) for n in names], 0.4, color=BASELINE, label=f"validation photos{few}"
+    )
     ax.set_yticks(list(ys), [pretty_label(n)[:40] for n in names], fontsize=7)
     ax.invert_yaxis()
     psi = report["drift"].get("label_psi")

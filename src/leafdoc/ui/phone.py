@@ -1,35 +1,51 @@
 """The page on a phone (a screen under 640 px wide, 390 px on most). The Diagnose tab: the answer comes right after
 the photo and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
 arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes. The
-Retrain tab's model versions table scrolls sideways at its own width.
+admin tabs' tables (model versions, review queue) keep every word whole and scroll sideways at their own width.
 
-Pure CSS on the elements' ids (ui/diagnose_tab.py, ui/retrain_tab.py) and one small script in the page's head
-(`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
+Pure CSS on the elements' ids (ui/diagnose_tab.py, ui/retrain_tab.py, ui/review_tab.py) and one small script in the
+page's head (`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
 """
 
 from __future__ import annotations
 
-from leafdoc.ui.text import MODEL_COLUMN_SHARES
+from leafdoc.ui.feedback_text import REVIEW_COLUMNS
+from leafdoc.ui.text import MODEL_COLUMNS
 
 PHONE_WIDTH = 640  # px: below this the page is laid out for a phone
-VERSIONS_TABLE_PX = 720  # the Retrain tab's model versions table on a phone: it scrolls sideways at this width
+# Each column's width on a phone, in characters of the tables' (monospace) font: the longest word of its heading and
+# of its cells. Gradio gives each column its share of the screen (8 columns in 390 px: 26 to 71 px) and its cells
+# break words anywhere ("versi on", "whe n"); with these widths no word breaks, and the table scrolls sideways.
+PHONE_COLUMN_CHARS = {
+    "model-versions": dict(zip(MODEL_COLUMNS, (7, 10, 15, 8, 8, 12, 12, 10), strict=True)),
+    "review-queue": dict(zip(REVIEW_COLUMNS, (10, 18, 4, 13, 5, 10), strict=True)),
+}
+CELL_PADDING_PX = 17  # a cell's padding (8 px a side) and border
 
 
-def _versions_table_css() -> str:
-    """The model versions table at VERSIONS_TABLE_PX on a phone. Gradio sizes its columns as shares of the screen's
-    width (inline, on the header's cells and each row's), and 8 columns in 390 px broke every word a letter a line;
-    each column gets its share of VERSIONS_TABLE_PX instead, and the table scrolls sideways."""
+def _tables_css() -> str:
+    """Every word of the tables whole (Gradio's `word-break: break-word` split them wherever a line ended), and on a
+    phone each column its PHONE_COLUMN_CHARS, the table as wide as its columns. Gradio sizes a column by the cells of
+    its header table (the headings and a hidden row it measures by), then the rows' cells by them: all are set."""
+    whole = ", ".join(f"#{table} .text.wrap" for table in PHONE_COLUMN_CHARS)
     rules = [
-        f"  #model-versions .header-table, #model-versions .virtual-row {{ width: {VERSIONS_TABLE_PX}px !important; "
-        f"min-width: {VERSIONS_TABLE_PX}px !important; }}"
+        f"{whole} {{ word-break: normal !important; overflow-wrap: break-word !important; }}",
+        "@media (max-width: {PHONE_WIDTH}px) {",
     ]
-    for i, share in enumerate(MODEL_COLUMN_SHARES, start=1):
-        px = round(VERSIONS_TABLE_PX * share / 100)
+    for table, chars in PHONE_COLUMN_CHARS.items():
+        width = f"calc({sum(chars.values())}ch + {CELL_PADDING_PX * len(chars)}px)"
         rules.append(
-            f"  #model-versions .header-table th:nth-child({i}), #model-versions .virtual-row > :nth-child({i}) "
-            f"{{ width: {px}px !important; min-width: {px}px !important; flex: 0 0 {px}px !important; }}"
+            f"  #{table} .header-table, #{table} .virtual-row {{ width: {width} !important; "
+            f"min-width: {width} !important; }}"
         )
-    return "\n".join(rules)
+        for i, n in enumerate(chars.values(), start=1):
+            px = f"calc({n}ch + {CELL_PADDING_PX}px)"
+            rules.append(
+                f"  #{table} .header-table tr > :nth-child({i}), #{table} .virtual-row > :nth-child({i}) "
+                f"{{ width: {px} !important; min-width: {px} !important; max-width: {px} !important; "
+                f"flex: 0 0 {px} !important; }}"
+            )
+    return "\n".join([*rules, "}"])
 
 
 CSS = """
@@ -59,9 +75,9 @@ CSS = """
   .verdict h3 { font-size: 1.35em !important; }
   #heat-map { max-height: 340px; }
   #top-k .text { font-size: 0.92em; }
-{VERSIONS}
 }
-""".replace("{PHONE_WIDTH}", str(PHONE_WIDTH)).replace("{VERSIONS}", _versions_table_css())
+{TABLES}
+""".replace("{TABLES}", _tables_css()).replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
 
 # In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
 # the answer's top edge goes to the top of the screen, and is kept there while the answer finishes drawing (PIN_MS),

@@ -11,13 +11,13 @@ from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, admin_token_box, api_client, fail, problem, status_box
-from leafdoc.words.job_phases import LEARN_FIELD_INFO, LEARN_FIELD_LABEL
+from leafdoc.words.job_phases import AUTO_EPOCHS, AUTO_EPOCHS_RULE, LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 from leafdoc.words.model_card import card_markdown
 
 JOB_POLL_SECONDS = 3.0
 CARD_HINT = (
-    "Choose a version above (or click its row) to read its model card: what it learnt from, the classes it "
-    "knows, its test figures and its limitations."
+    "Choose a version above (or click its row) to read the promotion rule's decision on it and its model card: "
+    "what it learnt from, the classes it knows, its test figures and its limitations."
 )
 
 
@@ -46,6 +46,12 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             upload_dataset = gr.Textbox(
                 label="Dataset", placeholder="default: the serving model's dataset", elem_id="upload-dataset"
             )
+            upload_label = gr.Textbox(
+                label=text.UPLOAD_LABEL,
+                info="Only for a zip whose photos are all of one class, in any folders: each gets this label.",
+                placeholder="empty: one folder per class",
+                elem_id="upload-label",
+            )
             retrain_after = gr.Checkbox(label="Retrain when the upload is in", value=False)
             learn_field = gr.Checkbox(
                 label=LEARN_FIELD_LABEL, info=LEARN_FIELD_INFO, value=False, elem_id="learn-field"
@@ -57,21 +63,22 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         "### 2 · Retrain on the latest photos\n"
         "Of the dataset named above; the new model starts from the serving one and replaces it only if it does at "
         "least as well on held-out photos (the server's promotion rule). Tick *The photos include field photos* "
-        "above if the new model should learn to answer photos of leaves on the plant.",
+        "above if the new model should learn to answer photos of leaves on the plant. Epochs left empty: "
+        f"{AUTO_EPOCHS_RULE}.",
         elem_classes=["section-head"],
     )
     with gr.Row(equal_height=True):
         epochs = gr.Textbox(
             label="Head epochs",
             info="Training the head on the frozen backbone (from scratch: every epoch).",
-            placeholder="as the serving model",
+            placeholder=AUTO_EPOCHS,
             scale=2,
             elem_id="train-epochs",
         )
         fine_tune = gr.Textbox(
             label="Fine-tuning epochs",
             info="Then the backbone, at a lower rate (0: none; pretrained models only).",
-            placeholder="as the serving model",
+            placeholder=AUTO_EPOCHS,
             scale=2,
             elem_id="train-fine-tune-epochs",
         )
@@ -94,13 +101,23 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         elem_id="model-versions",
     )
     with gr.Row(equal_height=True):
-        chosen = gr.Dropdown(label="Version", choices=[], interactive=True, scale=3, elem_id="promote-version")
+        # wide enough for its choices whole (text.version_options): on a phone, a row of its own
+        chosen = gr.Dropdown(
+            label="Version (status, test accuracy)",
+            choices=[],
+            interactive=True,
+            scale=3,
+            min_width=300,
+            elem_id="promote-version",
+        )
         reason = gr.Textbox(label="Reason (kept in the history)", scale=3)
         promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
         rollback = gr.Button("Roll back to the previous version", variant="stop", scale=1, elem_id="rollback-button")
         refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
-    # The chosen version's model card (words/model_card.py, as `leafdoc models show` and the desktop app say it):
+    # The chosen version's promotion decision whole (the table says it in a few words), then its model card
+    # (words/model_card.py, as `leafdoc models show` and the desktop app say it):
     # what it learnt from, its classes, test figures and limitations, to read before promoting it.
+    decision = gr.Markdown(elem_id="promotion-details")
     with gr.Accordion("Model card of the chosen version", open=True, elem_id="model-card-box"):
         card = gr.Markdown(CARD_HINT, elem_id="model-card")
 
@@ -114,14 +131,16 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         return text.model_rows(models), gr.update(choices=options)
 
     def show_card(version: int | None, request: gr.Request):
+        """The chosen version's promotion decision and model card."""
         if version is None:
-            return CARD_HINT
+            return "", CARD_HINT
         try:
             with api_client(settings, request) as api:
-                return card_markdown(api.model(int(version)), name=english_label, face="app")  # no command line here
+                m = api.model(int(version))
         except Exception as exc:
             message, hint = problem(exc, "Reading the model card")
-            return text.error_text(message, hint, "Cannot show the model card")
+            return "", text.error_text(message, hint, "Cannot show the model card")
+        return text.promotion_details(m), card_markdown(m, name=english_label, face="app")  # no command line here
 
     def pick_row(rows, evt: gr.SelectData):
         """A click on a row of the table chooses its version (the first cell)."""
@@ -167,6 +186,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         sent: dict | None,
         key: str,
         dataset: str,
+        label: str,
         retrain: bool,
         learns_field: bool,
         request: gr.Request,
@@ -201,6 +221,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                 answer = api.upload(
                     path,
                     dataset=dataset.strip() or None,
+                    label=(label or "").strip() or None,
                     retrain=retrain,
                     on_progress=progressed,
                     learn_field=learns_field,
@@ -219,7 +240,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             value = (value or "").strip()
             if value and not (value.isdigit() and int(value) >= least):
                 message = f"{what} must be a whole number of at least {least}, not {value!r}."
-                hint = "Leave it blank to train as long as the serving model did."
+                hint = f"Leave it empty: {AUTO_EPOCHS_RULE}."
                 return status_box(text.error_text(message, hint, "Not started"), ok=False), *(gr.skip(),) * 5
             if value:
                 options[field] = int(value)
@@ -311,7 +332,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     upload_button.click(
         upload,
-        [archive, token, upload_dataset, retrain_after, learn_field],
+        [archive, token, upload_dataset, upload_label, retrain_after, learn_field],
         [status, upload_result, timer, watched],
         preprocess=False,
     )
@@ -327,13 +348,14 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     cancel_job.click(cancel, [token, followed], [status, job, timer, cancel_job, watched])
     # The card is read again after each: the chosen version stays the same, so `chosen.change` does not fire, and the
     # card said "· not promoted" under a table that said it was serving.
+    chosen_shown = [decision, card]
     promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen]).then(
-        show_card, [chosen], [card]
+        show_card, [chosen], chosen_shown
     )
     rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen]).then(
-        show_card, [chosen], [card]
+        show_card, [chosen], chosen_shown
     )
-    refresh_models.click(show_models, [chosen], [table, chosen]).then(show_card, [chosen], [card])
+    refresh_models.click(show_models, [chosen], [table, chosen]).then(show_card, [chosen], chosen_shown)
     table.select(pick_row, [table], [chosen])
-    chosen.change(show_card, [chosen], [card])
+    chosen.change(show_card, [chosen], chosen_shown)
     return token

@@ -27,9 +27,9 @@ from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
 from leafdoc.words.refusals import refusal_headline
 
-MODEL_COLUMNS = ["version", "status", "created", "source", "dataset", "test accuracy", "macro F1", "promotion"]
-# Each column's % of the table's width (on a phone, of ui/phone.py's VERSIONS_TABLE_PX).
-MODEL_COLUMN_SHARES = (8, 11, 13, 17, 12, 9, 8, 22)
+# The promotion rule's verdict comes third: on a phone it is on the screen before the table is scrolled sideways.
+MODEL_COLUMNS = ["version", "status", "promotion", "test accuracy", "macro F1", "dataset", "source", "created"]
+MODEL_COLUMN_SHARES = (7, 10, 24, 10, 9, 13, 14, 13)  # each column's % of the table's width (ui/phone.py: a phone's)
 
 
 def esc(value: Any) -> str:
@@ -184,29 +184,79 @@ def model_rows(models: dict) -> list[list[str]]:
         status = "▶ serving" if m.get("serving") else version_status_words(m)
         ds = m.get("dataset")
         dataset = f"{ds} v{m['dataset_version']}" if ds and m.get("dataset_version") else (ds or "–")
-        promo = m.get("promotion") or {}
-        decision = promo.get("reason") or ("promoted" if promo.get("promote") else "")
-        decision = ". ".join(filter(None, [decision, serving_copy_words(promo, short=True)]))
         rows.append(
             [
                 str(m["version"]),
                 status,
-                (m.get("created") or "")[:16].replace("T", " "),
-                re.sub(r"^job:(\w{8})\w+$", r"job \1", m.get("source") or ""),
-                dataset,
+                promotion_verdict(m),
                 _metric(m.get("metrics"), "accuracy"),
                 _metric(m.get("metrics"), "macro_f1"),
-                decision,
+                dataset,
+                re.sub(r"^job:(\w{8})\w+$", r"job \1", m.get("source") or ""),
+                (m.get("created") or "")[:16].replace("T", " "),
             ]
         )
     return rows
 
 
+# How a version came in without the promotion rule (its `promotion.decision`: model_versions.py, cli/models.py).
+ARRIVALS = {
+    "seed": "the first model, served from the start",
+    "added": "added by hand",
+    "shipped": "kept as candidate: the starter shipped with leafdoc",
+}
+# The promotion rule's reasons (lifecycle/promotion.py), which its verdict's few words sum up.
+_LOST_CLASSES = re.compile(r"does not know (\d+) of the serving model's (\d+) classes")
+
+
+def promotion_verdict(m: dict) -> str:
+    """How a version came in, in a few words for the table: the promotion rule's verdict on a job's candidate
+    ("promoted automatically", "kept as candidate: worse on 12 test photos"), or how it came without one ("added by
+    hand"); "–" when the registry does not say. `promotion_details` says it whole."""
+    promo = m.get("promotion") or {}
+    if arrival := ARRIVALS.get(promo.get("decision")):
+        return arrival + (" and promoted" if promo.get("decision") == "added" and promo.get("promoted") else "")
+    if not promo:
+        return "–"
+    if promo.get("promote", promo.get("promoted")):
+        return "promoted automatically"
+    reason, n, serving = promo.get("reason") or "", promo.get("n_images"), promo.get("serving_version")
+    photos = f"{n:,} test photo{'' if n == 1 else 's'}" if isinstance(n, int) else "its test photos"
+    if lost := _LOST_CLASSES.search(reason):
+        theirs = f"v{serving}'s" if serving else "the serving model's"
+        why = f"does not know {lost[1]} of {theirs} {lost[2]} classes"
+    elif " worse than " in reason:
+        why = f"worse on {photos}"
+    elif "too few" in reason:
+        why = f"{photos} are too few to tell"
+    elif not n:
+        why = "no test photos left to compare on"
+    else:
+        why = ""
+    return "kept as candidate" + (f": {why}" if why else "")
+
+
+def promotion_details(m: dict) -> str:
+    """How the version chosen under the table came in, whole: the verdict, why in the registry's words (for a job's
+    candidate, the promotion rule's figures on both models) and the copy it is served as."""
+    promo = m.get("promotion") or {}
+    if not promo:
+        return f"**Version {m['version']}:** the registry does not say how it came in."
+    lines = [f"**Version {m['version']}: {esc(promotion_verdict(m))}.**"]
+    if promo.get("reason"):
+        lines.append(f"Why: {esc(promo['reason'])}.")
+    if copy := serving_copy_words(promo):
+        lines.append(esc(copy))
+    return "  \n".join(lines)
+
+
 def version_options(models: dict) -> list[tuple[str, int]]:
+    """The version menu's choices, "v3 (candidate, 91.7% of 12)": short enough to show whole in the menu on a phone
+    (its label says what the figure is)."""
     out = []
     for m in sorted(models.get("models") or [], key=lambda m: -m["version"]):
         accuracy = _metric(m.get("metrics"), "accuracy")
-        out.append((f"v{m['version']} ({version_status_words(m)}, test accuracy {accuracy})", m["version"]))
+        out.append((f"v{m['version']} ({version_status_words(m)}, {accuracy})", m["version"]))
     return out
 
 
@@ -304,16 +354,29 @@ def _first_ten(items: list[str]) -> list[str]:
 
 
 def upload_summary(up: dict) -> str:
+    duplicates, near = up.get("duplicates") or [], up.get("near_duplicates") or []
     lines = [
         f"**Uploaded to {esc(up['dataset'])}"
         + (f" v{up['version']}" if up.get("version") else "")
-        + f"**: {up['added']} new photo(s) added, {len(up.get('duplicates') or [])} exact duplicate(s) skipped, "
+        + f"**: {up['added']} new photo(s) added, {len(duplicates)} exact duplicate(s) skipped, "
         f"{len(up.get('rejected') or [])} file(s) rejected.",
         f"The dataset now holds {up.get('n_images', 0):,} images in {up.get('n_classes', 0)} classes.",
     ]
-    near = up.get("near_duplicates") or []
+    # data/ingest.py names the first copy of a photo, or says "earlier version" when the dataset already had it
+    lines += _first_ten(
+        [
+            f"- skipped {esc(d['file'])}: "
+            + (
+                "already in the dataset"
+                if d.get("of", "earlier version") == "earlier version"
+                else f"same as {esc(d['of'])}"
+            )
+            for d in duplicates
+        ]
+    )
     if near:
-        lines.append(f"{len(near)} near-duplicate(s) of photos already there (kept, grouped in splits).")
+        lines.append(f"{len(near)} near-duplicate(s) of photos already there (kept, grouped in splits):")
+        lines += _first_ten([f"- {esc(n['file'])}: like {esc(n.get('similar_to', 'another photo'))}" for n in near])
     lines += _first_ten([f"- rejected {esc(r['file'])}: {esc(r['reason'])}" for r in up.get("rejected") or []])
     poor = up.get("poor_photos") or []
     if poor:
@@ -329,3 +392,23 @@ def upload_summary(up: dict) -> str:
     elif up.get("retrain"):
         lines.append(esc(up["retrain"]))
     return "  \n".join(lines)
+
+
+# ---- the API's words in the page's -------------------------------------------------------------------
+
+UPLOAD_LABEL = "Class of every photo"  # the Retrain tab's box for the API's `label` (ui/retrain_tab.py)
+# (what the API says for a program to send, what the page says for it: which of its controls to use)
+_API_HINTS = [
+    (
+        re.compile(r"upload the zip with label=(.+?), or to a dataset"),
+        rf"type \1 in “{UPLOAD_LABEL}” and upload the zip again, or upload it to a dataset",
+    ),
+]
+
+
+def in_page_words(hint: str | None) -> str | None:
+    """An API hint as the page says it: a form field a program sends (`label=rust`) becomes the page's control
+    that sends it."""
+    for pattern, words in _API_HINTS:
+        hint = pattern.sub(words, hint) if hint else hint
+    return hint

@@ -1,0 +1,224 @@
+"""What the web page's admin tabs say (ui/text.py, ui/feedback_text.py, ui/monitor_plots.py): the models table's short
+verdicts and the chosen version's whole reason, the upload's duplicates by name, the API's hints in the page's
+controls, why a review answer cannot join a dataset, and counts where a percentage of a few photos would mislead."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from leafdoc.core.errors import LeafdocError
+from leafdoc.data.sources import iter_zip
+from leafdoc.ui import feedback_text, monitor_plots, text
+
+# Promotion decisions as a retraining job keeps them (lifecycle/promotion.py's words), and as the registry writes
+# the others (model_versions.py, cli/models.py).
+RULE = {"metric": "accuracy", "margin": 0.0, "serving_version": 1}
+WORSE = {
+    **RULE,
+    "n_images": 12,
+    "candidate": 0.8333,
+    "serving": 0.9167,
+    "promote": False,
+    "reason": "candidate accuracy 0.8333 is worse than serving v1 0.9167 (margin 0.0) on 12 test images (28 left "
+    "out: the serving model trained on them); on the same photos the candidate alone is right on 0, the serving "
+    "model alone on 1 (McNemar p = 1)",
+}
+TOO_FEW = {
+    **RULE,
+    "n_images": 6,
+    "promote": False,
+    "reason": "candidate accuracy 1.0000 is at least as good as serving v1 0.8333 (margin 0.0) on 6 test images (24 "
+    "left out: the serving model trained on them); on the same photos the candidate alone is right on 1, the serving "
+    "model alone on 0 (McNemar p = 1); fewer than 20 test images are left and they do not show the candidate better "
+    "beyond chance: too few to replace the serving model automatically, an admin can promote it by hand",
+}
+FORGETS = {
+    **RULE,
+    "n_images": 60,
+    "promote": False,
+    "reason": "candidate accuracy 0.9500 is at least as good as serving v1 0.9000 (margin 0.0) on 60 test images; "
+    "it does not know 31 of the serving model's 34 classes (Apple___Apple_scab and 30 more): served, it would answer "
+    "those leaves as something else, so it is not promoted automatically; an admin can promote it by hand",
+}
+NONE_LEFT = {
+    **RULE,
+    "n_images": 0,
+    "promote": False,
+    "reason": "no test image is left to compare on: the serving model trained on all 30; an admin can promote it "
+    "by hand",
+}
+BETTER = {
+    **RULE,
+    "n_images": 140,
+    "promote": True,
+    "promoted": True,
+    "reason": "candidate accuracy 0.9571 is at least as good as serving v1 0.9429 (margin 0.0) on 140 test images",
+    "serving_copy": {
+        "variant": "int8",
+        "made": True,
+        "file": "model.int8.onnx",
+        "validation_vs_fp32": {"top1_agreement": 0.993, "n": 150, "max_abs_prob_diff": 0.012},
+    },
+}
+SEED = {"decision": "seed", "promoted": True, "reason": "first model, from starter"}
+
+
+def version(n: int, promotion: dict | None, **kw) -> dict:
+    return {"version": n, "status": "candidate", "serving": False, "promotion": promotion, **kw}
+
+
+@pytest.mark.parametrize(
+    ("promotion", "said"),
+    [
+        (BETTER, "promoted automatically"),
+        (WORSE, "kept as candidate: worse on 12 test photos"),
+        (TOO_FEW, "kept as candidate: 6 test photos are too few to tell"),
+        (FORGETS, "kept as candidate: does not know 31 of v1's 34 classes"),
+        (NONE_LEFT, "kept as candidate: no test photos left to compare on"),
+        (SEED, "the first model, served from the start"),
+        ({"decision": "added", "promoted": True, "reason": "added from lab"}, "added by hand and promoted"),
+        (None, "–"),
+    ],
+)
+def test_the_models_table_says_each_versions_promotion_in_a_few_words(promotion, said):
+    """The promotion cell held the rule's paragraph (400 characters, McNemar's p): rows were a screen tall, and on a
+    phone their cells came out blank. It says the verdict; the chosen version's reason is said whole below the table."""
+    [row] = text.model_rows({"models": [version(3, promotion)]})
+    assert row[text.MODEL_COLUMNS.index("promotion")] == said
+    assert len(said) <= 60 and "McNemar" not in " ".join(row)
+    details = text.promotion_details(version(3, promotion))
+    assert details.startswith(f"**Version 3: {said}.**" if promotion else "**Version 3:**")
+    if promotion:
+        assert text.esc(promotion["reason"]) in details  # the whole reason, for the version chosen
+
+
+def test_the_verdict_reads_the_promotion_rules_own_words_on_the_classes_a_candidate_does_not_know(tmp_path):
+    from leafdoc.lifecycle.promotion import forgotten
+    from leafdoc.modelfolder import write_labels
+
+    serving, candidate = tmp_path / "serving", tmp_path / "candidate"
+    labels = [f"Crop___condition_{i}" for i in range(34)]
+    for folder, knows in ((serving, labels), (candidate, labels[:3])):
+        folder.mkdir()
+        write_labels(folder, knows)
+    promotion = {**FORGETS, "reason": "candidate accuracy 0.9500 is at least as good; " + forgotten(candidate, serving)}
+    assert text.promotion_verdict(version(4, promotion)) == "kept as candidate: does not know 31 of v1's 34 classes"
+
+
+def test_the_chosen_versions_details_say_the_copy_it_is_served_as():
+    details = text.promotion_details(version(5, BETTER))
+    assert "Served as model.int8.onnx: same top-1 as model.onnx on 99.3% of 150 validation photos" in details
+
+
+def test_the_version_menus_choices_are_short_enough_to_show_whole():
+    """ "v1 (serving, test accuracy 99.1% of 5,221)" was cut in its menu (299 px of text in 288 px; less on a phone):
+    the menu's label says what the figure is."""
+    test = {"accuracy": 0.991, "n": 5221}
+    models = {"models": [version(12, WORSE, status="rejected", metrics={"test": test})]}
+    [(said, value)] = text.version_options(models)
+    assert said == "v12 (not promoted, 99.1% of 5,221)" and value == 12
+    assert len(said) <= 36
+
+
+def test_the_upload_summary_names_the_duplicates_it_skipped():
+    up = {
+        "dataset": "lab",
+        "version": 3,
+        "added": 1,
+        "duplicates": [{"file": f"new.zip:rust/{i:02}.jpg", "of": "earlier version"} for i in range(12)]
+        + [{"file": "new.zip:rust/copy.jpg", "of": "new.zip:rust/00.jpg"}],
+        "near_duplicates": [{"file": "new.zip:rust/a.jpg", "similar_to": "0123456789ab (rust)"}],
+        "rejected": [],
+        "n_images": 40,
+        "n_classes": 2,
+    }
+    said = text.upload_summary(up)
+    assert "13 exact duplicate(s) skipped" in said
+    assert "- skipped new.zip:rust/00.jpg: already in the dataset" in said
+    assert "- skipped new.zip:rust/09.jpg" in said and "rust/10.jpg" not in said  # the first ten ...
+    assert "- … and 3 more" in said  # ... and how many more
+    assert "- new.zip:rust/a.jpg: like 0123456789ab (rust)" in said  # a near-duplicate, with the photo it is like
+
+
+def test_a_hint_to_upload_with_a_label_names_the_pages_box_for_it(tmp_path):
+    """The server's hint for a zip of one class in sub-folders said "upload the zip with label=rust": a form field of
+    the API, which the page has no box named for. It says which box to type it in."""
+    archive = tmp_path / "up.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("photos/rust/field1/a.jpg", "photos/rust/field2/b.jpg"):
+            zf.writestr(name, b"not read: refused before")
+    with pytest.raises(LeafdocError) as refused:
+        list(iter_zip(archive, relative_names=True))  # as the upload route reads it
+    hint = refused.value.hint
+    assert "label=rust" in hint
+    said = text.in_page_words(hint)
+    assert "label=" not in said and f"type rust in “{text.UPLOAD_LABEL}” and upload the zip again" in said
+    assert "or upload it to a dataset that already has a class 'rust'" in said
+    assert text.in_page_words(None) is None and text.in_page_words("Upload it again.") == "Upload it again."
+
+
+def test_an_answer_without_a_kept_photo_cannot_be_added_and_the_page_says_why():
+    kept, lost = {"has_photo": True}, {"has_photo": False}
+    assert feedback_text.cannot_add(kept, keep_photos=True) is None
+    assert feedback_text.cannot_add(kept, keep_photos=False) is None  # kept before the server stopped keeping them
+    assert feedback_text.cannot_add(lost, keep_photos=True) == feedback_text.NO_PHOTO
+    assert feedback_text.cannot_add(None, keep_photos=True) == ""  # nothing chosen: nothing to say
+    why = feedback_text.cannot_add(lost, keep_photos=False)
+    assert why == feedback_text.cannot_add(None, keep_photos=False) == feedback_text.NO_PHOTOS_KEPT
+    assert "does not keep the photos" in why and why.count("LEAFDOC_KEEP_PHOTOS") == 1  # named once, for the admin
+
+
+def report(base_answers: int, base_abstained: int, answers: int, abstained: int) -> dict:
+    window = {"hours": 24, "answers": answers, "abstentions": {"unsure": abstained} if abstained else {}}
+    window |= {"abstention_rate": abstained / answers if answers else None, "feedback": 0, "agreed": 0}
+    window |= {"score_bins": {"0": answers}, "labels": {"Tomato___healthy": answers}}
+    return {
+        "model_version": 2,
+        "period": "hour",
+        "buckets": [],
+        "drift_window": window,
+        "baseline": {
+            "answers": base_answers,
+            "abstentions": {"unsure": base_abstained} if base_abstained else {},
+            "abstention_rate": base_abstained / base_answers,
+            "score_bins": {"0": base_answers},
+            "label_shares": {"Tomato___healthy": 1.0},
+        },
+        "drift": {"checked": False, "why": f"{answers} answers; drift is checked from 50 on"},
+    }
+
+
+def test_the_monitor_says_counts_of_a_few_photos_not_percentages():
+    """A lab's first model had 6 validation photos: "it abstained on <1%" of them (none), a figure no 6 photos give."""
+    few = feedback_text.drift_summary(report(6, 0, 3, 1))
+    assert "On its 6 validation photos it abstained on 0 of 6." in few and "<1%" not in few
+    assert "3 answers, 1 of 3 abstained" in few and "33%" not in few
+    many = feedback_text.drift_summary(report(5198, 131, 400, 12))
+    assert "On its 5,198 validation photos it abstained on 3%." in many and "400 answers, 3% abstained" in many
+    assert feedback_text.share_of(99, 99) == "99 of 99" and feedback_text.share_of(1, 100) == "1%"
+
+
+def legends(monkeypatch, draw, given: dict) -> list[str]:
+    """The legend entries of a Monitor picture (drawn, not saved)."""
+    figures = []
+    monkeypatch.setattr(monitor_plots, "_png", figures.append)
+    draw(given)
+    [fig] = figures
+    return [
+        t.get_text() for legend in (*fig.legends, *(ax.get_legend() for ax in fig.axes)) if legend for t in legend.texts
+    ]
+
+
+def test_the_monitor_pictures_say_when_their_validation_figures_rest_on_a_few_photos(monkeypatch):
+    few, many = report(6, 0, 3, 1), report(5198, 131, 400, 12)
+    assert "abstained on validation: 0 of 6" in legends(monkeypatch, monitor_plots.activity, few)
+    assert "abstained on validation: 3%" in legends(monkeypatch, monitor_plots.activity, many)
+    said = legends(monkeypatch, monitor_plots.scores, few)
+    assert "validation photos (only 6)" in said
+    assert "threshold (set on only 6 validation photos): refused as not a leaf from here" in said
+    said = legends(monkeypatch, monitor_plots.scores, many)
+    assert "validation photos" in said and "threshold: refused as not a leaf from here" in said
+    assert "validation photos (only 6)" in legends(monkeypatch, monitor_plots.labels, few)
+    assert "validation photos" in legends(monkeypatch, monitor_plots.labels, many)
