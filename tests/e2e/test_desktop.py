@@ -645,7 +645,7 @@ def test_a_retraining_job_is_followed_to_its_end_with_its_test_figures_and_promo
         tab.training._show_job = show
         tab.dataset_box.setEditText("tiny")
         tab.epochs.setValue(3)
-        assert tab.fine_tune.text() == "as the serving model"
+        assert tab.fine_tune.text() == "automatic"
         tab.fine_tune.setValue(0)  # the colour model trains from scratch: no fine-tuning phase either way
         tab.training.learn_field.setChecked(True)  # "the photos include field photos": no unlike-training check
         tab.train_button.click()

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QProgre
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.widgets import percent_text
 from leafdoc.words.job_phases import (
+    AUTO_EPOCHS,
+    AUTO_EPOCHS_RULE,
     LEARN_FIELD_INFO,
     LEARN_FIELD_LABEL,
     field_check_words,
@@ -118,16 +120,22 @@ class TrainingBox(QGroupBox):
         grid.addWidget(QLabel("Head epochs"), 0, 0)
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 500)
-        self.epochs.setSpecialValueText("as the serving model")
-        self.epochs.setToolTip("Training the head on the frozen backbone (from scratch: every epoch).")
+        self.epochs.setSpecialValueText(AUTO_EPOCHS)
+        self.epochs.setToolTip(
+            "Training the head on the frozen backbone (from scratch: every epoch). "
+            f"Left {AUTO_EPOCHS}: {AUTO_EPOCHS_RULE}."
+        )
         self.epochs.setMinimumWidth(170)
         grid.addWidget(self.epochs, 0, 1)
         grid.addWidget(QLabel("Fine-tuning epochs"), 1, 0)
         self.fine_tune = QSpinBox()
-        self.fine_tune.setRange(-1, 500)  # -1 shows "as the serving model"; 0 is no fine-tuning
-        self.fine_tune.setSpecialValueText("as the serving model")
+        self.fine_tune.setRange(-1, 500)  # -1 shows AUTO_EPOCHS; 0 is no fine-tuning
+        self.fine_tune.setSpecialValueText(AUTO_EPOCHS)
         self.fine_tune.setValue(-1)
-        self.fine_tune.setToolTip("Then the backbone, at a lower rate (0: none; pretrained models only).")
+        self.fine_tune.setToolTip(
+            "Then the backbone, at a lower rate (0: none; pretrained models only). "
+            f"Left {AUTO_EPOCHS}: {AUTO_EPOCHS_RULE}."
+        )
         grid.addWidget(self.fine_tune, 1, 1)
         self.learn_field = QCheckBox(LEARN_FIELD_LABEL)
         self.learn_field.setToolTip(LEARN_FIELD_INFO)

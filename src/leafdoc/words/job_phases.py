@@ -15,6 +15,14 @@ LEARN_FIELD_INFO = (
     "carries (or LEAFDOC_FIELD_DIRS)."
 )
 
+# The retraining's epoch boxes left empty (service/training.base_options): the serving model's recipe, or for classes it
+# does not know, a lab's first model's (`leafdoc train`'s defaults).
+AUTO_EPOCHS = "automatic"
+AUTO_EPOCHS_RULE = (
+    "as the serving model was trained; for photos of classes it does not know (a lab's own), as a lab's first model "
+    "is trained: 200 head epochs, no fine-tuning, so that it learns to refuse other crops' leaves"
+)
+
 # The trainer's phases (train/trainer.py), in words.
 PHASES = {"scratch": "training", "head": "training the new head", "fine_tune": "fine-tuning the backbone"}
 
