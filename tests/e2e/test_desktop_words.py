@@ -326,3 +326,16 @@ def test_every_hint_the_server_writes_for_programmers_is_said_in_the_apps_action
         assert not [w for w in FOR_PROGRAMMERS if w in hint], hint
     people = ApiError("the server is busy.", "It may be busy (training?); try again in a moment.", 503, "busy")
     assert describe(people)[1] == "It may be busy (training?); try again in a moment."
+
+
+def test_the_versions_table_says_each_promotion_in_a_few_words_and_the_card_says_it_whole():
+    """The Notes column held the promotion rule's whole paragraph (the web page's table had the same trouble): now
+    the page's few words, and the whole reason above the chosen version's card."""
+    from tests.unit.test_ui_admin_words import WORSE
+
+    from leafdoc.desktop.versions import version_cells
+    from leafdoc.words.serving_change import promotion_details
+
+    kept = {"version": 2, "status": "rejected", "serving": False, "labels": ["a"], "card": {}, "promotion": WORSE}
+    assert version_cells(kept)[-1] == "kept as candidate: worse on 12 test photos"
+    assert "McNemar" in promotion_details(kept) and "McNemar" not in version_cells(kept)[-1]

@@ -66,8 +66,8 @@ NOT_MADE = {
 )
 def test_the_page_and_the_app_say_how_the_served_copy_agrees_or_why_there_is_none(copy, said, in_table):
     """Before an admin promotes: the job's detail and the models table say it (the desktop app uses the same words)."""
-    from leafdoc.ui.text import promotion_details
     from leafdoc.words.job_phases import serving_copy_words
+    from leafdoc.words.serving_change import promotion_details
 
     promotion = {"promote": False, "promoted": False, "reason": "candidate accuracy 0.5 is worse", "serving_copy": copy}
     job = {**RUNNING, "state": "succeeded", "candidate_version": 2, "promotion": promotion}

@@ -11,6 +11,7 @@ import pytest
 from leafdoc.core.errors import LeafdocError
 from leafdoc.data.sources import iter_zip
 from leafdoc.ui import feedback_text, monitor_plots, text
+from leafdoc.words.serving_change import promotion_details, promotion_verdict
 
 # Promotion decisions as a retraining job keeps them (lifecycle/promotion.py's words), and as the registry writes
 # the others (model_versions.py, cli/models.py).
@@ -88,7 +89,7 @@ def test_the_models_table_says_each_versions_promotion_in_a_few_words(promotion,
     [row] = text.model_rows({"models": [version(3, promotion)]})
     assert row[text.MODEL_COLUMNS.index("promotion")] == said
     assert len(said) <= 60 and "McNemar" not in " ".join(row)
-    details = text.promotion_details(version(3, promotion))
+    details = promotion_details(version(3, promotion))
     assert details.startswith(f"**Version 3: {said}.**" if promotion else "**Version 3:**")
     if promotion:
         assert text.esc(promotion["reason"]) in details  # the whole reason, for the version chosen
@@ -104,11 +105,11 @@ def test_the_verdict_reads_the_promotion_rules_own_words_on_the_classes_a_candid
         folder.mkdir()
         write_labels(folder, knows)
     promotion = {**FORGETS, "reason": "candidate accuracy 0.9500 is at least as good; " + forgotten(candidate, serving)}
-    assert text.promotion_verdict(version(4, promotion)) == "kept as candidate: does not know 31 of v1's 34 classes"
+    assert promotion_verdict(version(4, promotion)) == "kept as candidate: does not know 31 of v1's 34 classes"
 
 
 def test_the_chosen_versions_details_say_the_copy_it_is_served_as():
-    details = text.promotion_details(version(5, BETTER))
+    details = promotion_details(version(5, BETTER))
     assert "Served as model.int8.onnx: same top-1 as model.onnx on 99.3% of 150 validation photos" in details
 
 

@@ -29,7 +29,7 @@ from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
 from leafdoc.words.model_card import card_markdown
 from leafdoc.words.percent import measured_share
-from leafdoc.words.serving_change import serving_change, serving_stack
+from leafdoc.words.serving_change import promotion_details, promotion_verdict, serving_change, serving_stack
 
 CARD_HINT = (
     "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
@@ -44,7 +44,7 @@ def version_cells(m: dict) -> list[str]:
     test = (m.get("metrics") or {}).get("test") or {}
     trained_on = f"{m['dataset']} v{m['dataset_version']}" if m.get("dataset") else "—"
     promo = m.get("promotion") or {}
-    notes = ". ".join(filter(None, [promo.get("reason") or m.get("source"), serving_copy_words(promo, True)]))
+    notes = ". ".join(filter(None, [promotion_verdict(m), serving_copy_words(promo, True)]))
     return [
         str(m["version"]),
         version_status_words(m) + (" ✔" if m.get("serving") else ""),
@@ -178,7 +178,9 @@ class VersionsBox(QGroupBox):
 
         def got(model: dict) -> None:
             if self.card_version == version:  # not another selection made since
-                self.card.setMarkdown(card_markdown(model, name=english_label, face="app"))
+                # how it came in, whole (the table says it in a few words), then its card
+                said = promotion_details(model) + "\n\n" + card_markdown(model, name=english_label, face="app")
+                self.card.setMarkdown(said)
 
         def failed(exc: BaseException) -> None:
             if self.card_version == version:

@@ -13,6 +13,7 @@ from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, admin_token_box, api_client, fail, problem, status_box
 from leafdoc.words.job_phases import AUTO_EPOCHS, AUTO_EPOCHS_RULE, LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 from leafdoc.words.model_card import card_markdown
+from leafdoc.words.serving_change import promotion_details
 
 JOB_POLL_SECONDS = 3.0
 CARD_HINT = (
@@ -140,7 +141,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         except Exception as exc:
             message, hint = problem(exc, "Reading the model card")
             return "", text.error_text(message, hint, "Cannot show the model card")
-        return text.promotion_details(m), card_markdown(m, name=english_label, face="app")  # no command line here
+        return promotion_details(m), card_markdown(m, name=english_label, face="app")  # no command line here
 
     def pick_row(rows, evt: gr.SelectData):
         """A click on a row of the table chooses its version (the first cell)."""

@@ -26,6 +26,7 @@ from leafdoc.words.labels import answer_name, pretty_label
 from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
 from leafdoc.words.refusals import refusal_headline
+from leafdoc.words.serving_change import promotion_verdict
 
 # The promotion rule's verdict comes third: on a phone it is on the screen before the table is scrolled sideways.
 MODEL_COLUMNS = ["version", "status", "promotion", "test accuracy", "macro F1", "dataset", "source", "created"]
@@ -197,57 +198,6 @@ def model_rows(models: dict) -> list[list[str]]:
             ]
         )
     return rows
-
-
-# How a version came in without the promotion rule (its `promotion.decision`: model_versions.py, cli/models.py).
-ARRIVALS = {
-    "seed": "the first model, served from the start",
-    "added": "added by hand",
-    "shipped": "kept as candidate: the starter shipped with leafdoc",
-}
-# The promotion rule's reasons (lifecycle/promotion.py), which its verdict's few words sum up.
-_LOST_CLASSES = re.compile(r"does not know (\d+) of the serving model's (\d+) classes")
-
-
-def promotion_verdict(m: dict) -> str:
-    """How a version came in, in a few words for the table: the promotion rule's verdict on a job's candidate
-    ("promoted automatically", "kept as candidate: worse on 12 test photos"), or how it came without one ("added by
-    hand"); "–" when the registry does not say. `promotion_details` says it whole."""
-    promo = m.get("promotion") or {}
-    if arrival := ARRIVALS.get(promo.get("decision")):
-        return arrival + (" and promoted" if promo.get("decision") == "added" and promo.get("promoted") else "")
-    if not promo:
-        return "–"
-    if promo.get("promote", promo.get("promoted")):
-        return "promoted automatically"
-    reason, n, serving = promo.get("reason") or "", promo.get("n_images"), promo.get("serving_version")
-    photos = f"{n:,} test photo{'' if n == 1 else 's'}" if isinstance(n, int) else "its test photos"
-    if lost := _LOST_CLASSES.search(reason):
-        theirs = f"v{serving}'s" if serving else "the serving model's"
-        why = f"does not know {lost[1]} of {theirs} {lost[2]} classes"
-    elif " worse than " in reason:
-        why = f"worse on {photos}"
-    elif "too few" in reason:
-        why = f"{photos} are too few to tell"
-    elif not n:
-        why = "no test photos left to compare on"
-    else:
-        why = ""
-    return "kept as candidate" + (f": {why}" if why else "")
-
-
-def promotion_details(m: dict) -> str:
-    """How the version chosen under the table came in, whole: the verdict, why in the registry's words (for a job's
-    candidate, the promotion rule's figures on both models) and the copy it is served as."""
-    promo = m.get("promotion") or {}
-    if not promo:
-        return f"**Version {m['version']}:** the registry does not say how it came in."
-    lines = [f"**Version {m['version']}: {esc(promotion_verdict(m))}.**"]
-    if promo.get("reason"):
-        lines.append(f"Why: {esc(promo['reason'])}.")
-    if copy := serving_copy_words(promo):
-        lines.append(esc(copy))
-    return "  \n".join(lines)
 
 
 def version_options(models: dict) -> list[tuple[str, int]]:

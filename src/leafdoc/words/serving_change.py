@@ -9,9 +9,12 @@ know, in the same words."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from leafdoc.core.i18n import label_words
+from leafdoc.words.job_phases import serving_copy_words
+from leafdoc.words.model_card import md_escape
 from leafdoc.words.percent import measured_share
 from leafdoc.words.photo_guide import listed
 
@@ -95,3 +98,54 @@ def serving_change(new: dict, models: dict, name: Callable[[str], str] = label_w
     said = [_figures(new, sv, old)]
     said += class_change(list(old.get("labels") or []), list(new.get("labels") or []), sv, name)
     return [s for s in said if s]
+
+
+# How a version came in without the promotion rule (its `promotion.decision`: model_versions.py, cli/models.py).
+ARRIVALS = {
+    "seed": "the first model, served from the start",
+    "added": "added by hand",
+    "shipped": "kept as candidate: the starter shipped with leafdoc",
+}
+# The promotion rule's reasons (lifecycle/promotion.py), which its verdict's few words sum up.
+_LOST_CLASSES = re.compile(r"does not know (\d+) of the serving model's (\d+) classes")
+
+
+def promotion_verdict(m: dict) -> str:
+    """How a version came in, in a few words for the table: the promotion rule's verdict on a job's candidate
+    ("promoted automatically", "kept as candidate: worse on 12 test photos"), or how it came without one ("added by
+    hand"); "–" when the registry does not say. `promotion_details` says it whole."""
+    promo = m.get("promotion") or {}
+    if arrival := ARRIVALS.get(promo.get("decision")):
+        return arrival + (" and promoted" if promo.get("decision") == "added" and promo.get("promoted") else "")
+    if not promo:
+        return "–"
+    if promo.get("promote", promo.get("promoted")):
+        return "promoted automatically"
+    reason, n, serving = promo.get("reason") or "", promo.get("n_images"), promo.get("serving_version")
+    photos = f"{n:,} test photo{'' if n == 1 else 's'}" if isinstance(n, int) else "its test photos"
+    if lost := _LOST_CLASSES.search(reason):
+        theirs = f"v{serving}'s" if serving else "the serving model's"
+        why = f"does not know {lost[1]} of {theirs} {lost[2]} classes"
+    elif " worse than " in reason:
+        why = f"worse on {photos}"
+    elif "too few" in reason:
+        why = f"{photos} are too few to tell"
+    elif not n:
+        why = "no test photos left to compare on"
+    else:
+        why = ""
+    return "kept as candidate" + (f": {why}" if why else "")
+
+
+def promotion_details(m: dict) -> str:
+    """How the version chosen under the table came in, whole: the verdict, why in the registry's words (for a job's
+    candidate, the promotion rule's figures on both models) and the copy it is served as."""
+    promo = m.get("promotion") or {}
+    if not promo:
+        return f"**Version {m['version']}:** the registry does not say how it came in."
+    lines = [f"**Version {m['version']}: {md_escape(promotion_verdict(m))}.**"]
+    if promo.get("reason"):
+        lines.append(f"Why: {md_escape(promo['reason'])}.")
+    if copy := serving_copy_words(promo):
+        lines.append(md_escape(copy))
+    return "  \n".join(lines)
