@@ -4,9 +4,9 @@ Starts its own `leafdoc serve` (API and job worker) over a throw-away data home 
 starter model, a sample of PlantVillage from ../shared/datasets) with LEAFDOC_KEEP_PHOTOS=true, and drives
 Debian's headless Chromium through the page at /ui: diagnose a tomato leaf -> the advice under it -> a second
 leaf the model gets wrong, a thumbs down saying what it actually is -> the admin reviews it into a new dataset
-version -> a zip of new photos is uploaded -> one epoch of retraining -> the new version is promoted -> the
+version -> a zip of new photos is uploaded -> a retraining -> the new version is promoted -> the
 Monitor tab. Each step is a viewport screenshot with its caption burned in (and a frame every few seconds
-while the page waits), assembled with Pillow: no ffmpeg needed. About five minutes on two cores.
+while the page waits), assembled with Pillow: no ffmpeg needed. Five to eight minutes on two cores.
 
     .venv/bin/python scripts/walkthrough.py [--out docs/walkthrough.webp] [--frames DIR]
 
