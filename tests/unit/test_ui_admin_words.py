@@ -223,3 +223,12 @@ def test_the_monitor_pictures_say_when_their_validation_figures_rest_on_a_few_ph
     assert "validation photos" in said and "threshold: refused as not a leaf from here" in said
     assert "validation photos (only 6)" in legends(monkeypatch, monitor_plots.labels, few)
     assert "validation photos" in legends(monkeypatch, monitor_plots.labels, many)
+
+
+@pytest.mark.parametrize("lang", ["en", "es", "fr", "hi"])
+def test_the_growers_privacy_note_names_no_server_setting(lang):
+    """A grower read "(it runs with `LEAFDOC_KEEP_PHOTOS=true`)" under the photo: the setting is the admin's word."""
+    for keep in (True, False, None):
+        note = feedback_text.privacy_note(keep, lang)
+        assert note and "LEAFDOC_" not in note and "`" not in note, (keep, note)
+    assert feedback_text.privacy_note(True, lang) != feedback_text.privacy_note(False, lang)
