@@ -26,6 +26,9 @@ BUSY_WAIT_MAX_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
+READY_CHECKS, READY_CHARS = 6, 200  # of a not-ready server's /readyz `checks`, what the app shows
+
+
 class ApiError(Exception):
     """What went wrong talking to the server, in plain words."""
 
@@ -69,8 +72,17 @@ class LeafdocClient:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
     def request(
-        self, method: str, path: str, *, admin: bool = False, headers: dict | None = None, **kwargs
+        self,
+        method: str,
+        path: str,
+        *,
+        admin: bool = False,
+        headers: dict | None = None,
+        accept: tuple[int, ...] = (),
+        **kwargs,
     ) -> httpx.Response:
+        """The server's answer, sent again while it says it is busy; an error status raises ApiError unless `accept`
+        names it."""
         headers = {**self._headers(admin), **(headers or {})}
         r = self._send(method, path, headers, kwargs)
         for _ in range(BUSY_RETRIES):
@@ -78,7 +90,7 @@ class LeafdocClient:
                 break
             time.sleep(_retry_after(r))
             r = self._send(method, path, headers, kwargs)
-        if r.status_code >= 400:
+        if r.status_code >= 400 and r.status_code not in accept:
             raise _error_from(r)
         return r
 
@@ -94,6 +106,11 @@ class LeafdocClient:
             raise ApiError(
                 f"Cannot reach the leafdoc server at {self.base_url} ({exc.__class__.__name__}).",
                 hint="Check that it is running (`leafdoc serve`) and that the address is right.",
+            ) from None
+        except httpx.InvalidURL:  # a name typed into a form, tens of thousands of characters long (security round 8)
+            raise ApiError(
+                "The request was not sent: a name or class in it is far too long.",
+                hint="Dataset names and classes are at most 200 characters.",
             ) from None
 
     def get_json(self, path: str, *, admin: bool = False, **params) -> Any:
@@ -176,16 +193,21 @@ class LeafdocClient:
 
     def ready(self) -> dict:
         """GET /readyz's answer, ready or not: a server not ready answers 503 with the same body, whose `checks` say
-        which part is not (the app showed that body as text, cut at 200 characters)."""
-        r = self._send("GET", "/readyz", self._headers(False), {})
+        which part is not (the app showed that body as text, cut at 200 characters). Only what the app shows is kept
+        of it, each part cut short: a server is not trusted to send a sensible body (security round 8)."""
+        r = self.request("GET", "/readyz", accept=(503,))
         if r.status_code == 503:
             try:
                 body = r.json()
             except (json.JSONDecodeError, ValueError):
                 body = None
             if isinstance(body, dict) and isinstance(body.get("checks"), dict):
-                return body
-        if r.status_code >= 400:
+                checks = list(body["checks"].items())[:READY_CHECKS]
+                return {
+                    "ready": False,
+                    "checks": {str(k)[:40]: str(v)[:READY_CHARS] for k, v in checks},
+                    "model_version": None,
+                }
             raise _error_from(r)
         return r.json()
 

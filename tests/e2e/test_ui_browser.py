@@ -521,14 +521,18 @@ def test_retrain_tab_token_upload_and_versions(page, live_server, tmp_path):
         for cls in TINY_CLASSES[:2]:
             for f in sorted((PLANTVILLAGE / cls).iterdir())[30:32]:
                 zf.write(f, f"{cls}/{f.name}")
+        # a file name the page's Markdown would make a link by itself (security round 8)
+        zf.write(sorted((PLANTVILLAGE / TINY_CLASSES[1]).iterdir())[33], f"{TINY_CLASSES[1]}/www.evil-example.com.jpg")
         zf.writestr("notes.txt", "not a photo")
-    result = upload_zip(page, archive, "ui-upload", expect="4 new photo(s) added")
+    result = upload_zip(page, archive, "ui-upload", expect="5 new photo(s) added")
     assert "ui-upload" in result and "notes.txt" in result
 
     # The same photos again: each skipped one is named (the first ten of them), not only counted.
-    again = upload_zip(page, archive, "ui-upload", expect="4 exact duplicate(s) skipped")
+    again = upload_zip(page, archive, "ui-upload", expect="5 exact duplicate(s) skipped")
     first = sorted((PLANTVILLAGE / TINY_CLASSES[0]).iterdir())[30]
     assert f"skipped new-photos.zip:{TINY_CLASSES[0]}/{first.name}: already in the dataset" in again
+    assert "/www.evil-example.com.jpg: already in the dataset" in again
+    assert page.locator("#upload-result a").count() == 0  # named, never a link
 
     # One class whose photos are sorted into sub-folders: the server's hint names the page's box to type it in (it
     # said "upload the zip with label=rust": a form field of the API), and the box does it.

@@ -539,6 +539,8 @@ def test_the_offline_page_is_sent_where_the_web_page_runs(tmp_path):
     conf = NGINX_CONF.read_text()
     block = conf[conf.index("location /app {") :]
     assert re.search(r"proxy_pass\s+\$ui;", block[: block.index("}")]), "nginx sends /app to the API replicas"
+    # and does not spool the 14 MB model to its disk for a client that reads slowly (security round 8)
+    assert directive(conf, "proxy_max_temp_file_size", "location /app {") == ["0"]
     assert compose()["services"]["ui"]["environment"]["LEAFDOC_UI"] == "true"
     assert compose()["services"]["api"]["environment"]["LEAFDOC_UI"] == "false"
     by_path = {p["path"]: p["backend"]["service"]["name"] for i in k8s_kind("Ingress") for p in ingress_paths(i)}

@@ -211,4 +211,4 @@ def test_an_upload_names_the_photos_leafdoc_would_refuse_to_diagnose(client, lea
     assert body["poor_photos"] == [{"file": "leaves.zip:leaves/Apple___healthy/grey.jpg", "problems": ["no_colour"]}]
     said = upload_summary(body)
     assert "1 photo(s) added that leafdoc would refuse to diagnose" in said
-    assert "- leaves.zip:leaves/Apple\\_\\_\\_healthy/grey.jpg: black and white" in said  # Markdown-escaped
+    assert "- leaves\\.zip\\:leaves/Apple\\_\\_\\_healthy/grey\\.jpg: black and white" in said  # escaped, no link

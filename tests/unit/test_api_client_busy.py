@@ -54,3 +54,30 @@ def test_other_errors_are_not_sent_again(monkeypatch):
     with pytest.raises(ApiError) as e:
         c.predict(b"jpeg bytes")
     assert e.value.code == "no_model" and len(sent) == 1 and slept == []
+
+
+def test_a_hostile_servers_not_ready_answer_is_kept_short(monkeypatch):
+    """A server the desktop app connects to answered /readyz with a 503 whose `checks` held 50 MB of HTML: the status
+    bar drew it (a minute a repaint, 2 GB). The client keeps only what the app shows, cut short (security round 8); a
+    server shedding load (busy) is asked again, as every request is."""
+    huge = {"ready": False, "checks": {f"<b>c{i}</b>": "<h1>x</h1>" * 100_000 for i in range(50)}, "model_version": 9}
+    c, sent, _ = client_answering([busy(), httpx.Response(503, json=huge)], monkeypatch)
+    ready = c.ready()
+    assert len(sent) == 2 and ready["ready"] is False and ready["model_version"] is None
+    assert len(ready["checks"]) == client_module.READY_CHECKS
+    assert all(len(k) <= 40 and len(v) <= client_module.READY_CHARS for k, v in ready["checks"].items())
+    c, _, _ = client_answering([httpx.Response(503, text="<html>down</html>")], monkeypatch)
+    with pytest.raises(ApiError, match="503"):
+        c.ready()
+
+
+def test_a_name_too_long_to_send_is_a_readable_error_not_a_crash(tmp_path, monkeypatch):
+    """A 70,000-character class typed into the page's upload box made httpx refuse the URL (InvalidURL): the page
+    logged a traceback and told the visitor it was a bug in the page."""
+    c, sent, _ = client_answering([], monkeypatch)
+    c.admin_token = "an-admin-token-of-the-right-size"
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    with pytest.raises(ApiError) as exc:
+        c.upload(archive, dataset="d", label="x" * 70_000)
+    assert "far too long" in exc.value.message and "200 characters" in exc.value.hint and sent == []

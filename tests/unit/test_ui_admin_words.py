@@ -135,7 +135,7 @@ def test_the_upload_summary_names_the_duplicates_it_skipped():
         "n_images": 40,
         "n_classes": 2,
     }
-    said = text.upload_summary(up)
+    said = text.upload_summary(up).replace("\\", "")  # as the page shows it (names escaped, never links)
     assert "13 exact duplicate(s) skipped" in said
     assert "- skipped new.zip:rust/00.jpg: already in the dataset" in said
     assert "- skipped new.zip:rust/09.jpg" in said and "rust/10.jpg" not in said  # the first ten ...
@@ -232,3 +232,24 @@ def test_the_growers_privacy_note_names_no_server_setting(lang):
         note = feedback_text.privacy_note(keep, lang)
         assert note and "LEAFDOC_" not in note and "`" not in note, (keep, note)
     assert feedback_text.privacy_note(True, lang) != feedback_text.privacy_note(False, lang)
+
+
+def test_an_uploads_file_names_are_never_links_and_a_huge_hint_is_left_as_it_is():
+    """Security round 8: the page's Markdown made `www.evil-example.com.jpg` and `x@evil.example.jpg` links by
+    themselves; and the hint rewriting ran seconds over a hint repeating a zip's folder name."""
+    import time
+
+    said = text.upload_summary(
+        {
+            "dataset": "d",
+            "version": 2,
+            "added": 0,
+            "duplicates": [{"file": "z.zip:a/www.evil-example.com.jpg", "of": "earlier version"}],
+            "rejected": [{"file": "x@evil.example.jpg", "reason": "not an image"}],
+        }
+    )
+    assert "www\\.evil-example\\.com\\.jpg" in said and "x\\@evil\\.example\\.jpg" in said
+    hint = "upload the zip with label=x, or to a dataset " * 5_000
+    start = time.perf_counter()
+    assert text.in_page_words(hint) == hint
+    assert time.perf_counter() - start < 0.1

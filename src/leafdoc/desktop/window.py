@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
         self.connection_label = QLabel("Not connected")
+        self.connection_label.setTextFormat(Qt.TextFormat.PlainText)  # it shows what a server says of itself
         self.connection_label.setObjectName("connectionStatus")
         self.statusBar().addPermanentWidget(self.connection_label, 1)
         self._menus()

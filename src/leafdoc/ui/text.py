@@ -38,6 +38,12 @@ def esc(value: Any) -> str:
     return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
 
 
+def esc_file(value: Any) -> str:
+    """A file name from an upload, safe inside Markdown and never a link: the page's Markdown makes `www.x.com` and
+    `a@b.org` links by themselves, and a zip's file names are anyone's (security round 8)."""
+    return re.sub(r"([.:@])", r"\\\1", esc(value))
+
+
 def percent(p: float | None, lang: str = "en") -> str:
     """A probability as the page shows it: ">99%" below 1, "<1%" above 0 (words/percent.py, the one rule)."""
     return percent_words(p, lang)
@@ -315,19 +321,21 @@ def upload_summary(up: dict) -> str:
     # data/ingest.py names the first copy of a photo, or says "earlier version" when the dataset already had it
     lines += _first_ten(
         [
-            f"- skipped {esc(d['file'])}: "
+            f"- skipped {esc_file(d['file'])}: "
             + (
                 "already in the dataset"
                 if d.get("of", "earlier version") == "earlier version"
-                else f"same as {esc(d['of'])}"
+                else f"same as {esc_file(d['of'])}"
             )
             for d in duplicates
         ]
     )
     if near:
         lines.append(f"{len(near)} near-duplicate(s) of photos already there (kept, grouped in splits):")
-        lines += _first_ten([f"- {esc(n['file'])}: like {esc(n.get('similar_to', 'another photo'))}" for n in near])
-    lines += _first_ten([f"- rejected {esc(r['file'])}: {esc(r['reason'])}" for r in up.get("rejected") or []])
+        lines += _first_ten(
+            [f"- {esc_file(n['file'])}: like {esc_file(n.get('similar_to', 'another photo'))}" for n in near]
+        )
+    lines += _first_ten([f"- rejected {esc_file(r['file'])}: {esc(r['reason'])}" for r in up.get("rejected") or []])
     poor = up.get("poor_photos") or []
     if poor:
         lines.append(
@@ -335,7 +343,7 @@ def upload_summary(up: dict) -> str:
             "not mean to teach):"
         )
         lines += _first_ten(
-            [f"- {esc(p['file'])}: {esc(', '.join(SHORT_NAMES.get(c, c) for c in p['problems']))}" for p in poor]
+            [f"- {esc_file(p['file'])}: {esc(', '.join(SHORT_NAMES.get(c, c) for c in p['problems']))}" for p in poor]
         )
     if up.get("training_job"):
         lines.append(f"Retraining queued: job {esc(up['training_job']['id'][:8])}.")
@@ -356,9 +364,14 @@ _API_HINTS = [
 ]
 
 
+HINT_CHARS = 2_000  # the longest hint in_page_words rewrites; the server's own are a few hundred characters
+
+
 def in_page_words(hint: str | None) -> str | None:
     """An API hint as the page says it: a form field a program sends (`label=rust`) becomes the page's control
     that sends it."""
+    if hint and len(hint) > HINT_CHARS:  # the hint repeats a zip's folder name: its patterns would take seconds
+        return hint
     for pattern, words in _API_HINTS:
         hint = pattern.sub(words, hint) if hint else hint
     return hint
