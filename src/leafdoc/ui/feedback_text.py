@@ -7,8 +7,7 @@ from leafdoc.ui.text import esc, percent, pretty_label
 from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
 
 PHOTOS_KEPT = N_(
-    "**Photos are kept on this server**: an admin may look at yours and, once labelled, add it to the training "
-    "photos."
+    "**Photos are kept on this server**: an admin may look at yours and, once labelled, add it to the training photos."
 )
 PHOTO_SENT = N_("Your photo is sent to the leafdoc server for the diagnosis.")
 PHOTO_NOT_KEPT = N_(
