@@ -435,7 +435,9 @@ def test_the_selected_versions_model_card_shows_under_the_table(qtbot, live_serv
     qtbot.waitUntil(lambda: box.table.rowCount() >= 1, timeout=SLOW)
     # Before any click, the serving version's card.
     qtbot.waitUntil(lambda: "Limitations" in box.card.toPlainText(), timeout=SLOW)
-    assert box.card.toPlainText().startswith("Model version 1 · serving")
+    # how it came in, whole (the table says it in a few words), then its card
+    assert box.card.toPlainText().startswith("Version 1: the first model, served from the start.")
+    assert "\nModel version 1 · serving\n" in box.card.toPlainText()
     box.table.clearSelection()
     assert "Select a version" in box.card.toPlainText()
     row = next(r for r in range(box.table.rowCount()) if box.table.item(r, 0).text() == "1")
@@ -444,7 +446,7 @@ def test_the_selected_versions_model_card_shows_under_the_table(qtbot, live_serv
     shown = " ".join(box.card.toPlainText().split())
     # the limitations in the app's words: "Try it on a few such photos…", not `leafdoc evaluate` (words/model_card.py)
     limitations = SCORE_IT_CLI.sub(SCORE_IT_APP, " ".join(card["limitations"].split()))
-    assert shown.startswith("Model version 1 · serving") and limitations in shown and "leafdoc evaluate" not in shown
+    assert "Model version 1 · serving" in shown and limitations in shown and "leafdoc evaluate" not in shown
     first = " ".join(card["provenance"].split("\n")[0].split())
     if first.startswith("Provenance not given:"):  # the app's words, not `leafdoc train --provenance`'s
         assert "did not name the photos' sources and licences" in shown and "--provenance" not in shown
