@@ -77,7 +77,7 @@ PLACEHOLDER = "change-me"  # in deploy/leafdoc.env.example's and deploy/k8s/secr
 
 
 def placeholder_admin_token(token: str | None) -> str | None:
-    """Why `leafdoc serve` and `leafdoc worker` refuse to start with the admin token the shipped deployment files hold
+    """Why `leafdoc serve` refuses to start with the admin token the shipped deployment files hold
     (`change-me-admin-token`: 21 characters, long enough for weak_admin_token, and known to everyone)."""
     if token is None or PLACEHOLDER not in token.lower():
         return None

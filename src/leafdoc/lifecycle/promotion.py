@@ -26,7 +26,7 @@ from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.model_versions import LOWER_IS_BETTER, check_promote_metric
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.serving_change import MIN_FAIR_IMAGES, some_named
+from leafdoc.words.serving_change import LOST_CLASSES, MIN_FAIR_IMAGES, some_named
 
 # MIN_FAIR_IMAGES: test photos left (the serving model's own left out) to promote automatically; in words/ so that the
 # desktop app's "too few to tell two models apart" says the same number.
@@ -168,7 +168,7 @@ def forgotten(candidate_dir: Path, serving_dir: Path) -> str | None:
     if not lost:
         return None
     return (
-        f"it does not know {len(lost)} of the serving model's {len(theirs)} classes ({some_named(lost)}): served, it "
+        f"it {LOST_CLASSES.format(lost=len(lost), known=len(theirs))} ({some_named(lost)}): served, it "
         "would answer those leaves as something else, so it is not promoted automatically; an admin can promote it by "
         "hand"
     )

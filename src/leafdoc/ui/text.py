@@ -7,7 +7,6 @@ Markdown.
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -23,6 +22,7 @@ from leafdoc.words.job_phases import (
     version_status_words,
 )
 from leafdoc.words.labels import answer_name, pretty_label
+from leafdoc.words.model_card import md_escape
 from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
 from leafdoc.words.refusals import refusal_headline
@@ -34,8 +34,9 @@ MODEL_COLUMN_SHARES = (7, 10, 24, 10, 9, 13, 14, 13)  # each column's % of the t
 
 
 def esc(value: Any) -> str:
-    """Text safe inside Markdown: HTML escaped and Markdown's emphasis/link characters neutralised."""
-    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(str(value), quote=False))
+    """Text safe inside Markdown: HTML escaped and Markdown's emphasis/link characters neutralised (the words' one
+    rule, words/model_card.md_escape, which the desktop app's Markdown uses too)."""
+    return md_escape(str(value))
 
 
 def esc_file(value: Any) -> str:

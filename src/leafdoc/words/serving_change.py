@@ -106,8 +106,10 @@ ARRIVALS = {
     "added": "added by hand",
     "shipped": "kept as candidate: the starter shipped with leafdoc",
 }
-# The promotion rule's reasons (lifecycle/promotion.py), which its verdict's few words sum up.
-_LOST_CLASSES = re.compile(r"does not know (\d+) of the serving model's (\d+) classes")
+# The promotion rule's reason for a candidate that forgets classes (lifecycle/promotion.forgotten writes it), which the
+# verdict's few words read back.
+LOST_CLASSES = "does not know {lost} of the serving model's {known} classes"
+_LOST_CLASSES = re.compile(LOST_CLASSES.format(lost=r"(\d+)", known=r"(\d+)"))
 
 
 def promotion_verdict(m: dict) -> str:
