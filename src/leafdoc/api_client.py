@@ -203,10 +203,11 @@ class LeafdocClient:
                 body = None
             if isinstance(body, dict) and isinstance(body.get("checks"), dict):
                 checks = list(body["checks"].items())[:READY_CHECKS]
+                version = body.get("model_version")
                 return {
                     "ready": False,
                     "checks": {str(k)[:40]: str(v)[:READY_CHARS] for k, v in checks},
-                    "model_version": None,
+                    "model_version": version if type(version) is int else None,  # a number, or nothing
                 }
             raise _error_from(r)
         return r.json()

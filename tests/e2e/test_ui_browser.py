@@ -179,6 +179,9 @@ def upload_zip(page, archive: Path, dataset: str, expect: str, where: str = "upl
     clear = page.locator("#upload-zip button[aria-label='Clear']")
     if clear.count():
         clear.click()
+        # the box drawn empty before a file is set: a file set into the old box was lost when it redrew (CI, loaded)
+        page.locator("#upload-zip input[type=file]").wait_for(state="attached")
+        page.locator("#upload-zip button[aria-label='Clear']").wait_for(state="detached")
     page.set_input_files("#upload-zip input[type=file]", str(archive))
     page.locator("#upload-zip", has_text=archive.name).wait_for()  # in the page's folder: sent with the click
     fill(page, "upload-dataset", dataset)
