@@ -48,28 +48,30 @@ PROGRESS_EVERY = 2.0  # seconds between progress writes during an epoch
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-# What a retraining keeps of the serving model's options when it learns other classes than the serving model knows (a
-# lab's first model, its photos uploaded on the page while the starter serves): the network, which the warm start
-# carries over. The rest is `leafdoc train`'s defaults, the recipe for a lab's few dozen photos a class
+# What a retraining keeps of the serving model's options when its dataset lacks some of the classes the serving model
+# knows (a lab's first model, its photos uploaded on the page while the starter serves): the network, which the warm
+# start carries over. The rest is `leafdoc train`'s defaults, the recipe for a lab's few dozen photos a class
 # (benchmarks/lab_defaults.py) and the one leafdoc's banks of other leaves are made for (224 px, the network frozen):
 # the starter's own recipe (160 px, its top fine-tuned for six epochs on 25,000 photos) would leave the lab's model
-# without the check that refuses the leaves of crops it was not taught.
+# without the check that refuses the leaves of crops it was not taught. A dataset holding every class the serving
+# model knows, and maybe more (its own dataset grown by a class), keeps the whole recipe: the lab's on 35,000 photos
+# (224 px, 4 views, 200 head epochs) would take hours for what the serving recipe does.
 NETWORK_OPTIONS = frozenset({"backbone", "alpha", "weights"})
 
 
 def base_options(registry: Registry, warm_start: bool = True, labels: list[str] | None = None) -> dict:
     """The serving model's training options: a retrain keeps its architecture, so it can warm-start (the backbone
     then comes from the serving model, no starting weights are loaded). Where `labels` (the job's dataset's classes)
-    are not the serving model's, only its network (NETWORK_OPTIONS). A fresh start (`warm_start: false`) of a
-    model that began from the starter's backbone (`weights: starter`) starts from ImageNet's where models/starter
-    is not there (the worker image)."""
+    lack some of the serving model's, only its network (NETWORK_OPTIONS); more classes keep the whole recipe. A fresh
+    start (`warm_start: false`) of a model that began from the starter's backbone (`weights: starter`) starts from
+    ImageNet's where models/starter is not there (the worker image)."""
     ptr = registry.serving()
     if ptr is None:
         return {}
     row = registry.get(ptr.version)
     training = ModelCard.from_dict(row.card or {}).training or {}
     options = {k: v for k, v in training.items() if k in TrainConfig.model_fields and k not in ONE_RUN_OPTIONS}
-    if labels is not None and set(labels) != set(row.labels):
+    if labels is not None and not set(row.labels) <= set(labels):
         options = {k: v for k, v in options.items() if k in NETWORK_OPTIONS}
     if not warm_start and options.get("weights") == STARTER and not starter_available():
         options["weights"] = IMAGENET
@@ -97,8 +99,8 @@ def resolve_config(
     warm_start: bool = True,
     labels: list[str] | None = None,
 ) -> TrainConfig:
-    """The job's training options: the serving model's (base_options: its network only for other classes than
-    its `labels`), overridden by the request's; non-leaf folders from
+    """The job's training options: the serving model's (base_options: its network only for a dataset lacking some
+    of its `labels`), overridden by the request's; non-leaf folders from
     LEAFDOC_NONLEAF_DIRS when neither names any (the starter's card, for one, records none), field-photo folders
     from LEAFDOC_FIELD_DIRS when neither says which (an empty list says: no unlike-training check)."""
     asked = {k: v for k, v in (options or {}).items() if v is not None}

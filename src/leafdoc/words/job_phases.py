@@ -15,12 +15,12 @@ LEARN_FIELD_INFO = (
     "carries (or LEAFDOC_FIELD_DIRS)."
 )
 
-# The retraining's epoch boxes left empty (service/training.base_options): the serving model's recipe, or for classes it
-# does not know, a lab's first model's (`leafdoc train`'s defaults).
+# The retraining's epoch boxes left empty (service/training.base_options): the serving model's recipe, or for photos
+# lacking some of its classes, a lab's first model's (`leafdoc train`'s defaults).
 AUTO_EPOCHS = "automatic"
 AUTO_EPOCHS_RULE = (
-    "as the serving model was trained; for photos of classes it does not know (a lab's own), as a lab's first model "
-    "is trained: 200 head epochs, no fine-tuning, so that it learns to refuse other crops' leaves"
+    "as the serving model was trained; for photos that lack some of its classes (a lab's own), as a lab's first "
+    "model is trained: 200 head epochs, no fine-tuning, so that it learns to refuse other crops' leaves"
 )
 
 # The trainer's phases (train/trainer.py), in words.
