@@ -240,10 +240,12 @@ def test_promotion_rule_compares_both_models_on_the_same_images(tiny_model):
         tiny_model, tiny_model, 1, images, labels, metric="macro_f1", margin=-0.01, max_pixels=10**8
     )
     assert strict["promote"] is False and "worse than" in strict["reason"] and strict["rule"].endswith("- -0.01")
+    assert strict["held_back"] == ["worse"]
     ece = promotion_decision(tiny_model, tiny_model, 1, images, labels, metric="ece", margin=0.0, max_pixels=10**8)
     assert ece["promote"] is True and "<=" in ece["rule"]
     first = promotion_decision(tiny_model, None, None, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8)
     assert first["promote"] is True and first["serving"] is None and "no model" in first["reason"]
+    assert first["held_back"] == []
     # A label the serving model does not know counts as wrong for it.
     unknown = promotion_decision(
         tiny_model, tiny_model, 1, images[:1], ["Tomato___new"], metric="accuracy", margin=0.0, max_pixels=10**8
@@ -284,7 +286,7 @@ def test_promotion_rule_promotes_the_better_model_and_keeps_the_worse_one_out(ti
     assert up["promote"] is True
     assert (up["candidate"], up["serving"]) == pytest.approx((figures[better], figures[worse]), abs=1e-6)
     down = promotion_decision(worse, better, 1, images, labels, metric="accuracy", margin=0.0, max_pixels=10**8)
-    assert down["promote"] is False and "worse than" in down["reason"]
+    assert down["promote"] is False and "worse than" in down["reason"] and down["held_back"] == ["worse"]
     assert (down["candidate"], down["serving"]) == pytest.approx((figures[worse], figures[better]), abs=1e-6)
 
 

@@ -76,7 +76,7 @@ def test_the_serving_models_training_photos_are_left_out_counted_and_both_scored
         assert d["n_images"] == len(fresh) >= MIN_FAIR_IMAGES
         assert d["serving"] == pytest.approx(on_fresh, abs=1e-6)
         assert d["candidate"] == pytest.approx(right(pred, fresh).mean(), abs=1e-6)
-        assert d["promote"] is True, d["reason"]
+        assert d["promote"] is True and d["held_back"] == [], d["reason"]
         assert (
             f"on {len(fresh)} test images ({len(trained)} left out: the serving model trained on them)" in d["reason"]
         )
@@ -88,7 +88,7 @@ def test_too_few_photos_left_and_none_left_keep_the_candidate_back(tiny_model, p
     images, labels = [b for b, _ in few], [c for _, c in few]
     d = promotion_decision(tiny_model, tiny_model, 1, images, labels, margin=1.0, **RULE)  # any figure passes
     assert (d["n_images"], d["n_left_out"]) == (5, len(trained))
-    assert d["promote"] is False and d["candidate"] is not None
+    assert d["promote"] is False and d["candidate"] is not None and d["held_back"] == ["too_few"]
     assert d["paired"] == {"candidate_only": 0, "serving_only": 0, "p": 1.0}  # the same model: no photo differs
     assert f"fewer than {MIN_FAIR_IMAGES} test images are left" in d["reason"] and "by hand" in d["reason"]
     # Nothing to compare on at all: no figures, not promoted, and the reason says why.
@@ -97,11 +97,13 @@ def test_too_few_photos_left_and_none_left_keep_the_candidate_back(tiny_model, p
     )
     assert none["promote"] is False and none["candidate"] is None and none["serving"] is None
     assert none["n_images"] == 0 and "no test image is left" in none["reason"]
+    assert none["held_back"] == ["no_test_photos"]
     # A small test split the serving model never trained on is compared whole, as before.
     small = promotion_decision(
         tiny_model, tiny_model, 1, images[len(trained) :], labels[len(trained) :], margin=1.0, **RULE
     )
     assert small["promote"] is True and small["n_left_out"] == 0 and small["n_images"] == 5
+    assert small["held_back"] == []
 
 
 def test_a_serving_model_without_split_json_is_compared_on_the_whole_test_split(tiny_model, photos, tmp_path):
@@ -145,12 +147,12 @@ def test_a_candidate_plainly_better_on_few_photos_is_promoted_and_one_plainly_wo
     assert (up["n_images"], up["n_left_out"]) == (len(good), len(trained)) and len(good) < MIN_FAIR_IMAGES
     assert (up["candidate"], up["serving"]) == (1.0, 0.0)
     assert up["paired"] == {"candidate_only": len(good), "serving_only": 0, "p": pytest.approx(expected_p, abs=1e-6)}
-    assert up["promote"] is True, up["reason"]
+    assert up["promote"] is True and up["held_back"] == [], up["reason"]
     assert "better beyond chance" in up["reason"] and f"alone is right on {len(good)}," in up["reason"]
 
     down = promotion_decision(wrong, tiny_model, 1, images, labels, margin=1.0, **RULE)  # the margin lets any figure
     assert down["paired"]["serving_only"] == len(good) and down["paired"]["candidate_only"] == 0
-    assert down["promote"] is False and "by hand" in down["reason"]
+    assert down["promote"] is False and "by hand" in down["reason"] and down["held_back"] == ["too_few"]
 
     # Too few disagreements for the test to tell: kept back, although the candidate's figure is higher.
     few = promotion_decision(
@@ -158,6 +160,7 @@ def test_a_candidate_plainly_better_on_few_photos_is_promoted_and_one_plainly_wo
     )
     assert few["candidate"] > few["serving"] and few["paired"]["p"] >= CLEAR_P
     assert few["promote"] is False and "do not show the candidate better beyond chance" in few["reason"]
+    assert few["held_back"] == ["too_few"]
 
 
 def test_a_candidate_that_does_not_know_the_serving_models_classes_is_never_promoted_unasked(
@@ -175,6 +178,7 @@ def test_a_candidate_that_does_not_know_the_serving_models_classes_is_never_prom
     d = promotion_decision(tiny_model, other, 1, images, labels, margin=0.0, **RULE)
     assert d["candidate"] > d["serving"] == 0.0 and d["n_images"] >= MIN_FAIR_IMAGES
     assert d["promote"] is False, d["reason"]
+    assert d["held_back"] == ["forgets"] and (d["lost_classes"], d["known_classes"]) == (3, 3)
     assert (
         "it does not know 3 of the serving model's 3 classes (Grape___Black_rot, Grape___healthy and Grape___Esca_("
         in (d["reason"])

@@ -12,9 +12,8 @@ from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.data.datasets import get_version, version_items
 from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
-from leafdoc.model_versions import LOWER_IS_BETTER
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.serving_change import class_change
+from leafdoc.words.serving_change import WORSE, class_change
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
@@ -55,12 +54,10 @@ def compare(ws: Workspace, folder: Path, serving_version: int | None) -> dict | 
 
 
 def worse(decision: dict | None) -> bool:
-    """Whether the decision found the new model worse than the serving one beyond the margin (too few photos to
-    promote automatically is not "worse": `add` and `promote` are a person's choice)."""
-    if not decision or decision.get("candidate") is None or decision.get("serving") is None:
-        return False
-    c, sv, margin = decision["candidate"], decision["serving"], decision["margin"]
-    return c > sv + margin if decision["metric"] in LOWER_IS_BETTER else c < sv - margin
+    """Whether the decision found the new model worse than the serving one beyond the margin (its `held_back` says
+    "worse"; too few photos to promote automatically, or classes it does not know, are not "worse": `add` and
+    `promote` are a person's choice, and `what_changes` says both)."""
+    return bool(decision) and WORSE in (decision.get("held_back") or [])
 
 
 def refuse_if_worse(ws: Workspace, folder: Path, serving_version: int | None, what: str, force: bool) -> dict | None:

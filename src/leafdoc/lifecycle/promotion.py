@@ -11,6 +11,11 @@ two models disagree on than chance allows (McNemar's exact test, p < CLEAR_P). O
 back and an admin can promote it by hand. Every decision records that paired count. A serving model
 without split.json (older folders, `--weights` imports) is compared on the whole test split, and the decision
 says so.
+
+Besides `reason` (the rule in words, as people read it), a decision says why the candidate is kept back as codes, for
+whatever says it shorter (words/serving_change.promotion_verdict, the models tables): `held_back`, a list of the codes
+of words/serving_change.HELD_BACK in the order the reason says them ([] when promoted), and with "forgets"
+`lost_classes` of the serving model's `known_classes`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ from leafdoc.imaging.photos import sha256_bytes
 from leafdoc.inference.predictor import Predictor
 from leafdoc.model_versions import LOWER_IS_BETTER, check_promote_metric
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.serving_change import LOST_CLASSES, MIN_FAIR_IMAGES, some_named
+from leafdoc.words.serving_change import (
+    FORGETS,
+    LOST_CLASSES,
+    MIN_FAIR_IMAGES,
+    NO_TEST_PHOTOS,
+    TOO_FEW,
+    WORSE,
+    some_named,
+)
 
 # MIN_FAIR_IMAGES: test photos left (the serving model's own left out) to promote automatically; in words/ so that the
 # desktop app's "too few to tell two models apart" says the same number.
@@ -106,6 +119,7 @@ def promotion_decision(
             "candidate": cand.get(metric),
             "serving": None,
             "promote": True,
+            "held_back": [],
             "reason": "no model was serving",
         }
 
@@ -126,7 +140,14 @@ def promotion_decision(
                 f"no test image is left to compare on: the serving model trained on all {left_out}; "
                 "an admin can promote it by hand"
             )
-        return {**base, "candidate": None, "serving": None, "promote": False, "reason": why}
+        return {
+            **base,
+            "candidate": None,
+            "serving": None,
+            "promote": False,
+            "held_back": [NO_TEST_PHOTOS],
+            "reason": why,
+        }
 
     kept_images, kept_labels = [images[i] for i in keep], [labels[i] for i in keep]
     if candidate is not None:
@@ -145,6 +166,7 @@ def promotion_decision(
     )
     clearly_better = paired["candidate_only"] > paired["serving_only"] and paired["p"] < CLEAR_P
     too_few = bool(left_out) and len(keep) < MIN_FAIR_IMAGES
+    held_back = [] if ok else [WORSE]
     if ok and too_few and clearly_better:
         reason += f"; fewer than {MIN_FAIR_IMAGES} test images are left, but the candidate is better beyond chance"
     elif ok and too_few:
@@ -152,26 +174,47 @@ def promotion_decision(
             f"; fewer than {MIN_FAIR_IMAGES} test images are left and they do not show the candidate better beyond "
             "chance: too few to replace the serving model automatically, an admin can promote it by hand"
         )
-    promote = ok and (not too_few or clearly_better)
-    if lost := forgotten(candidate_dir, serving_dir):
-        reason += f"; {lost}"
-        promote = False
-    return {**base, "candidate": c, "serving": sv, "paired": paired, "promote": promote, "reason": reason}
+        held_back.append(TOO_FEW)
+    lost, known = classes_lost(candidate_dir, serving_dir)
+    counts = {}
+    if lost:
+        reason += f"; {forgotten_words(lost, known)}"
+        held_back.append(FORGETS)
+        counts = {"lost_classes": len(lost), "known_classes": known}
+    return {
+        **base,
+        "candidate": c,
+        "serving": sv,
+        "paired": paired,
+        "promote": not held_back,
+        "held_back": held_back,
+        **counts,
+        "reason": reason,
+    }
+
+
+def classes_lost(candidate_dir: Path, serving_dir: Path) -> tuple[list[str], int]:
+    """The serving model's classes the candidate does not know, in the serving model's order, and how many classes
+    the serving model knows."""
+    theirs, ours = read_labels(serving_dir), set(read_labels(candidate_dir))
+    return [label for label in theirs if label not in ours], len(theirs)
+
+
+def forgotten_words(lost: list[str], known: int) -> str:
+    """The reason's words for a candidate that does not know `lost`, of the serving model's `known` classes."""
+    return (
+        f"it {LOST_CLASSES.format(lost=len(lost), known=known)} ({some_named(lost)}): served, it "
+        "would answer those leaves as something else, so it is not promoted automatically; an admin can promote it by "
+        "hand"
+    )
 
 
 def forgotten(candidate_dir: Path, serving_dir: Path) -> str | None:
     """Why the candidate must not replace the serving model unasked when it does not know every class the serving
     model knows, else None: a potato model trained from the page replaced a tomato one automatically ("at least as
     good ... on 6 test images", all of them potato), and tomato leaves were then answered as potato."""
-    theirs, ours = read_labels(serving_dir), set(read_labels(candidate_dir))
-    lost = [label for label in theirs if label not in ours]
-    if not lost:
-        return None
-    return (
-        f"it {LOST_CLASSES.format(lost=len(lost), known=len(theirs))} ({some_named(lost)}): served, it "
-        "would answer those leaves as something else, so it is not promoted automatically; an admin can promote it by "
-        "hand"
-    )
+    lost, known = classes_lost(candidate_dir, serving_dir)
+    return forgotten_words(lost, known) if lost else None
 
 
 def paired_outcomes(candidate_right: np.ndarray, serving_right: np.ndarray) -> dict:

@@ -96,8 +96,9 @@ class TrainingJob(BaseModel):
     error: str | None
     candidate_version: int | None
     promotion: dict[str, Any] | None = Field(
-        description="The promotion rule, both figures and the decision; with LEAFDOC_ONNX_VARIANT int8 or fp16, "
-        "`serving_copy`: whether the copy the service serves was made (`made`, `file`, `seconds`), its "
+        description="The promotion rule, both figures and the decision (as the version's `promotion` in GET "
+        "/v1/models: `promote`, `held_back`, `reason`; `promoted`: whether it served); with LEAFDOC_ONNX_VARIANT int8 "
+        "or fp16, `serving_copy`: whether the copy the service serves was made (`made`, `file`, `seconds`), its "
         "`validation_vs_fp32` agreement with model.onnx on the validation photos, or the `warning` why not."
     )
 
@@ -199,7 +200,17 @@ class ModelVersion(BaseModel):
     dataset_version: int | None
     labels: list[str]
     metrics: dict[str, Any] | None
-    promotion: dict[str, Any] | None
+    promotion: dict[str, Any] | None = Field(
+        description="How the version came in. A training job's candidate: the promotion rule's decision, with "
+        "`metric`, `margin` and `rule`, the `candidate` and `serving` figures on the same `n_images` test photos "
+        "(`n_left_out`: those the serving model trained on), `paired` (the photos only one of the two names rightly, "
+        "McNemar's `p`), `promote`, `held_back`: why it was not promoted automatically, as codes in the order the "
+        "reason says them (`worse`: worse than the serving model beyond the margin; `too_few`: too few photos left to "
+        "tell the two apart; `forgets`: it does not know `lost_classes` of the serving model's `known_classes` "
+        "classes; `no_test_photos`: none left to compare on; empty when promoted), `reason` in words and `promoted` "
+        "(whether it served). Decisions taken before `held_back` existed have only `reason`. A version that came "
+        "otherwise: its `decision` (`seed`, `added`, `shipped`), `promoted` and `reason`."
+    )
     crops: CropsKnown
 
 

@@ -106,10 +106,30 @@ ARRIVALS = {
     "added": "added by hand",
     "shipped": "kept as candidate: the starter shipped with leafdoc",
 }
-# The promotion rule's reason for a candidate that forgets classes (lifecycle/promotion.forgotten writes it), which the
-# verdict's few words read back.
+# Why the promotion rule kept a candidate back, as its decision's `held_back` says it (lifecycle/promotion.py writes
+# them): worse than the serving model beyond the margin on the same photos, too few photos left to tell the two apart
+# (and not plainly better on them), it does not know some of the serving model's classes (`lost_classes` of its
+# `known_classes`), no test photo left to compare on. In the order the table's few words choose by: what matters most
+# first (a candidate both worse and forgetting classes is said to forget them).
+FORGETS, WORSE, TOO_FEW, NO_TEST_PHOTOS = "forgets", "worse", "too_few", "no_test_photos"
+HELD_BACK = (FORGETS, WORSE, TOO_FEW, NO_TEST_PHOTOS)
+# The promotion rule's reason for a candidate that forgets classes (lifecycle/promotion.forgotten_words writes it).
 LOST_CLASSES = "does not know {lost} of the serving model's {known} classes"
 _LOST_CLASSES = re.compile(LOST_CLASSES.format(lost=r"(\d+)", known=r"(\d+)"))
+
+
+def _held_back(promo: dict) -> tuple[list[str], int | None, int | None]:
+    """The decision's `held_back` codes, and with "forgets" the classes lost of those known."""
+    held = promo.get("held_back")
+    if isinstance(held, list):
+        return held, promo.get("lost_classes"), promo.get("known_classes")
+    # Decisions stored before the rule wrote `held_back` (registries on disk keep them, and the page and the desktop app
+    # still list them) have only the reason in words: read the same codes from it, as the table did then.
+    reason = promo.get("reason") or ""
+    lost = _LOST_CLASSES.search(reason)
+    found = {FORGETS: lost, WORSE: " worse than " in reason, TOO_FEW: "too few" in reason}
+    held = [code for code, said in found.items() if said] or ([] if promo.get("n_images") else [NO_TEST_PHOTOS])
+    return held, *((int(lost[1]), int(lost[2])) if lost else (None, None))
 
 
 def promotion_verdict(m: dict) -> str:
@@ -123,16 +143,19 @@ def promotion_verdict(m: dict) -> str:
         return "–"
     if promo.get("promote", promo.get("promoted")):
         return "promoted automatically"
-    reason, n, serving = promo.get("reason") or "", promo.get("n_images"), promo.get("serving_version")
+    n, serving = promo.get("n_images"), promo.get("serving_version")
     photos = f"{n:,} test photo{'' if n == 1 else 's'}" if isinstance(n, int) else "its test photos"
-    if lost := _LOST_CLASSES.search(reason):
+    held, lost, known = _held_back(promo)
+    first = next((code for code in HELD_BACK if code in held), None)
+    if first == FORGETS:
         theirs = f"v{serving}'s" if serving else "the serving model's"
-        why = f"does not know {lost[1]} of {theirs} {lost[2]} classes"
-    elif " worse than " in reason:
+        counted = isinstance(lost, int) and isinstance(known, int)
+        why = f"does not know {f'{lost} of {theirs} {known}' if counted else f'all of {theirs}'} classes"
+    elif first == WORSE:
         why = f"worse on {photos}"
-    elif "too few" in reason:
+    elif first == TOO_FEW:
         why = f"{photos} are too few to tell"
-    elif not n:
+    elif first == NO_TEST_PHOTOS:
         why = "no test photos left to compare on"
     else:
         why = ""
