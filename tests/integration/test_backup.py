@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from tests.conftest import synthetic_image
@@ -84,6 +85,12 @@ def test_a_backup_is_a_data_home_with_the_same_datasets_and_photos(tmp_path):
     summary = json.loads(again.stdout)
     assert summary["added"] == 0 and len(summary["duplicates"]) == 6, summary
 
+    # what it says, without --json: how to restore (the home moved aside, never the copy's files over it)
+    r = subprocess.run([LEAFDOC, "backup", tmp_path / "backups" / "tuesday"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "move the data home aside and copy this folder in its place" in said and "put its files" not in said, said
+
     # never over an existing folder; never into the home itself
     r = subprocess.run([LEAFDOC, "backup", dest], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "already exists" in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -97,3 +104,61 @@ def test_a_home_whose_catalog_is_a_database_server_is_refused_with_what_to_use(t
         backup_home(settings, tmp_path / "copy")
     assert "LEAFDOC_DATABASE_URL is set" in refused.value.message and "pg_dump" in refused.value.hint
     assert not (tmp_path / "copy").exists()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "store_url", "catalog_step", "store_step"),
+    [
+        (None, "s3://leafdoc/store", 'catalog.sqlite ".backup DEST/catalog.sqlite"', "aws s3 sync"),
+        (None, "/mnt/store", 'catalog.sqlite ".backup DEST/catalog.sqlite"', "(/mnt/store: tar or rsync"),
+        ("postgresql://leafdoc:pw@db/leafdoc", "/mnt/store", "pg_dump", "(/mnt/store: tar or rsync"),
+        ("postgresql://leafdoc:pw@db/leafdoc", "s3://leafdoc/store", "pg_dump", "aws s3 sync"),
+    ],
+)
+def test_a_refusal_says_what_to_back_up_for_its_catalog_and_store(
+    tmp_path, database_url, store_url, catalog_step, store_step
+):
+    """A SQLite catalog with a bucket (or a shared folder) was told to use pg_dump: the hint names the catalog's
+    own kind, catalog first, then the store's."""
+    settings = Settings(home=tmp_path / "home", database_url=database_url, store_url=store_url)
+    with pytest.raises(ConfigError) as refused:
+        backup_home(settings, tmp_path / "copy")
+    hint = refused.value.hint
+    assert catalog_step in hint and store_step in hint, hint
+    assert hint.index(catalog_step) < hint.index(store_step), hint
+    assert ("pg_dump" in hint) == (database_url is not None), hint
+
+
+def test_photos_added_after_the_store_was_listed_but_before_the_catalog_was_copied_are_in_the_backup(
+    tmp_path, monkeypatch
+):
+    """An ingest that commits between the start of `leafdoc backup` and the catalog's copy: the copied catalog names
+    its photos, so the store's copy must hold them. The store was listed before the catalog was copied, and these
+    photos were left out: the backup named photos it did not have."""
+    import leafdoc.data.backup as backup_module
+
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    settings.ensure_home()
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(photos(tmp_path / "one", 2), catalog, store, "leaves")
+    late = photos(tmp_path / "late", 2, seed=70)
+    real_connect = backup_module.sqlite3.connect
+    written = []
+
+    def connect_after_an_ingest(*args, **kwargs):  # the catalog's copy starts: another process has just ingested
+        if not written:
+            written.append(ingest(late, catalog, store, "leaves"))
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(backup_module, "sqlite3", SimpleNamespace(connect=connect_after_an_ingest))
+    try:
+        dest = tmp_path / "copy"
+        done = backup_home(settings, dest)
+    finally:
+        catalog.dispose()
+    assert written, "the catalog was not copied"
+    original = versions(home)
+    assert sorted(original) == [("leaves", 1), ("leaves", 2)] and len(original["leaves", 2]) == 8
+    assert versions(dest) == original  # every photo the copied catalog names is in the copied store
+    assert done["blobs"] == 8

@@ -540,8 +540,9 @@ def backup(
         console,
         "Backed up",
         f"{settings.home} to {dest}: the catalog ({done['catalog_bytes']:,} bytes) and {done['blobs']:,} stored "
-        f"files ({done['blob_bytes']:,} bytes). Serve from it with LEAFDOC_HOME={dest}; to restore, stop leafdoc "
-        "and put its files in the data home.",
+        f"files ({done['blob_bytes']:,} bytes). Serve from it with LEAFDOC_HOME={dest}; to restore, stop leafdoc, "
+        "move the data home aside and copy this folder in its place (never its files over the old home's: a "
+        "catalog.sqlite-wal left there would be replayed into the restored catalog).",
         "green",
     )
 

@@ -27,6 +27,23 @@ CATALOG = "catalog.sqlite"
 STORE = "store"
 
 
+def _elsewhere_hint(settings: Settings) -> str:
+    """What to back up instead, catalog first, for the combination `settings` names: a SQLite catalog with a
+    bucket or a shared folder was told to use pg_dump."""
+    url = settings.catalog_url
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:///")
+        catalog = f'the catalog first, while leafdoc runs: sqlite3 {path} ".backup DEST/catalog.sqlite"'
+    else:
+        catalog = "the database first with pg_dump (or the managed service's snapshots)"
+    location = settings.store_location
+    if location.startswith("s3://"):
+        store = f"then the bucket ({location}: its versioning, or aws s3 sync)"
+    else:
+        store = f"then the store's folder ({location}: tar or rsync, leaving out its named/ folder)"
+    return f"Back up {catalog}, {store}: docs/deploy.md, 'Backups'."
+
+
 def backup_home(settings: Settings, dest: Path, progress: Callable[[int, int], None] | None = None) -> dict:
     """Copy the catalog, then the store, of `settings`' data home into the new folder `dest` (whole, or not at
     all); returns what was copied."""
@@ -34,8 +51,7 @@ def backup_home(settings: Settings, dest: Path, progress: Callable[[int, int], N
         raise ConfigError(
             "`leafdoc backup` copies a data home's own catalog and store; this one's are elsewhere "
             f"({'LEAFDOC_DATABASE_URL' if settings.database_url else 'LEAFDOC_STORE_URL'} is set).",
-            hint="Back the database up with pg_dump and the bucket with its versioning or replication "
-            "(docs/deploy.md, 'Backups').",
+            hint=_elsewhere_hint(settings),
         )
     catalog, store = settings.home / CATALOG, Path(settings.store_location)
     if not catalog.is_file():
@@ -48,7 +64,6 @@ def backup_home(settings: Settings, dest: Path, progress: Callable[[int, int], N
         raise ConfigError(f"{dest}: already exists.", hint="Name a new folder: a backup never overwrites one.")
     if dest.resolve().is_relative_to(settings.home.resolve()):
         raise ConfigError(f"{dest}: is inside the data home it would copy.", hint="Name a folder outside it.")
-    blobs = [p for p in sorted(store.rglob("*")) if p.is_file() and p.relative_to(store).parts[0] != NAMED]
     with atomic_dir(dest) as tmp:
         source = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
         copy = sqlite3.connect(tmp / CATALOG)
@@ -57,20 +72,24 @@ def backup_home(settings: Settings, dest: Path, progress: Callable[[int, int], N
         finally:
             copy.close()
             source.close()
-        size = 0
+        # The store is listed after the catalog's copy, not before: a blob stored (and its row committed) between the
+        # two would otherwise be named by the copied catalog and missing from the copied store.
+        blobs = [p for p in sorted(store.rglob("*")) if p.is_file() and p.relative_to(store).parts[0] != NAMED]
+        size = copied = 0
         for i, blob in enumerate(blobs):  # after the catalog: every blob a row names was stored before the row
             target = tmp / STORE / blob.relative_to(store)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 shutil.copy2(blob, target)
-            except FileNotFoundError:  # deleted since it was listed (the kept-photo retention): no row names it
-                continue
+            except FileNotFoundError:  # deleted since it was listed (the kept-photo retention): the copied catalog
+                continue  # may still name it, as a prediction whose kept photo is gone
             size += target.stat().st_size
+            copied += 1
             if progress is not None:
                 progress(i + 1, len(blobs))
     return {
         "dest": str(dest),
         "catalog_bytes": (dest / CATALOG).stat().st_size,
-        "blobs": len(blobs),
+        "blobs": copied,
         "blob_bytes": size,
     }
