@@ -44,6 +44,27 @@ from leafdoc.words.serving_change import serving_stack
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
+_hashed: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256: a version's folder is read once a process
+
+
+def file_sha256(path: Path) -> str | None:
+    """The file's sha256, or None if it is not a file; remembered while the file's inode, size and time stay the
+    same (a model version's files are checked each time the version is looked up: ~30 MB hashed once, not again)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _hashed:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _hashed[key] = h.hexdigest()
+    return _hashed[key]
+
 
 STATUSES = ("candidate", "serving", "archived", "rejected")
 PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
@@ -208,7 +229,8 @@ class Registry:
         return version, row.version
 
     def local_dir(self, version: int) -> Path:
-        """The version's folder under models_dir, rebuilt from the store if this machine lacks it. Built as
+        """The version's folder under models_dir, rebuilt from the store if this machine lacks it or holds other
+        files under its number (their sha256 checked: `file_sha256`). Built as
         core.atomic.atomic_dir builds a folder (`.<version>.<random>.<pid>@<host>.partial`, renamed in once whole),
         so what a worker killed while rebuilding one left is removed by a later rebuild or registration
         (`remove_stale_partials_in`), and what a live one is writing is kept."""
@@ -216,7 +238,10 @@ class Registry:
         row = self.get(version)
 
         def whole(folder: Path) -> bool:
-            return all((folder / name).is_file() for name in row.files)
+            # The files' contents, not only their names: a folder of the same number left by another catalog (a
+            # data home whose catalog was restored from an earlier backup, or deleted to start again) holds another
+            # model under the same names, and was served as this version.
+            return all(file_sha256(folder / name) == sha for name, sha in row.files.items())
 
         if whole(final):
             return final

@@ -97,6 +97,20 @@ def test_a_version_is_rebuilt_from_the_store_on_a_machine_without_its_folder(reg
         registry.local_dir(42)
 
 
+def test_a_folder_of_the_same_number_holding_another_model_is_not_served_as_the_version(registry, tiny_model, tmp_path):
+    """A data home whose catalog was restored from an earlier backup (or deleted to start again) keeps its models/
+    folders: version 2 of the new catalog is another model than the models/2 left there, and local_dir served the old
+    files (it checked the names only)."""
+    folder = registry.local_dir(1)
+    right = {name: (folder / name).read_bytes() for name in registry.get(1).files}
+    (folder / "model.onnx").write_bytes(b"another catalog's version 1")
+    served = registry.local_dir(1)
+    assert {name: (served / name).read_bytes() for name in right} == right
+    assert not list(served.parent.glob(".1.*")), "the replaced folder and the copy are cleaned up"
+    unchanged = served.stat().st_ino
+    assert registry.local_dir(1) == served and served.stat().st_ino == unchanged  # a right folder is kept
+
+
 def test_a_version_folder_another_process_finished_first_is_kept_not_replaced(registry, tmp_path, monkeypatch):
     """`leafdoc serve --workers 4` on a fresh machine: every worker rebuilds the serving version at once. One
     that finishes its copy second must not delete the first one's folder, which the others are loading from
