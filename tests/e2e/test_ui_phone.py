@@ -551,17 +551,57 @@ def test_the_review_queue_reads_on_a_phone_and_says_why_no_answer_can_join_a_dat
         page.context.close()
 
 
-def test_the_dataset_tab_of_a_new_server_says_where_to_add_photos(browser, phone_url):
-    """The server has no dataset yet: the tab said "Pick a dataset first." over five empty picture frames."""
+def tab_row(page) -> tuple[list[str], list[str]]:
+    """The names of the tabs the row shows, and of those it keeps under its ⋯ menu (Gradio's overflow)."""
+    page.wait_for_timeout(500)  # the row is measured, and the tabs it has no room for moved, after it is drawn
+    shown = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]
+    menu = page.locator(".overflow-dropdown button").evaluate_all("bs => bs.map(b => b.textContent.trim())")
+    return shown, menu
+
+
+@pytest.mark.parametrize(
+    ("width", "locale", "dataset", "retrain"),
+    [(390, "en-GB", "Dataset", "Retrain"), (360, "es-ES", "Datos", "Reentrenar")],
+)
+def test_the_dataset_tab_of_a_new_server_says_where_to_add_photos(browser, phone_url, width, locale, dataset, retrain):
+    """The server has no dataset yet: the tab said "Pick a dataset first." over five empty picture frames. Then it said
+    "Add labelled photos in the Retrain tab", a tab not in the phone's row of tabs but under its ⋯ menu (and, to a
+    Spanish page, a tab named "Reentrenar"). Every tab it names is now named as the row names it and, if the row has
+    no room for it, said to be under ⋯."""
     from tests.e2e.test_ui_browser import wait_for_text
 
-    page = open_phone(browser, phone_url)
+    page = open_phone(browser, phone_url, locale=locale, width=width)
     try:
-        open_admin_tab(page, "Dataset")
+        shown, menu = tab_row(page)
+        assert retrain in menu, (shown, menu)  # the case the words must tell
+        open_admin_tab(page, dataset)
         said = " ".join(wait_for_text(page, "dataset-summary", "No dataset yet").split())
-        assert "Add labelled photos in the Retrain tab" in said and "one folder per class" in said, said
+        assert "Add labelled photos with 1 · Add labelled photos in the" in said and "one folder per class" in said
+        named = [n for n in page.locator("#dataset-summary strong").all_inner_texts() if n in shown + menu]
+        assert named == [retrain], (named, said)
+        assert f"the {retrain} tab (if it is not among the tabs: under ⋯ at their right)" in said, said
         page.wait_for_timeout(1000)  # the tab's drawing, which has nothing to draw, has ended
         assert "No dataset yet" in page.inner_text("#dataset-summary")
         assert page.locator("[id^=plot-]:visible").count() == 0  # no empty frames
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "es-ES", "fr-FR", "hi-IN"])
+def test_from_the_phone_width_up_the_row_has_every_tab_and_the_words_no_menu_note(browser, phone_url, locale):
+    """The note on where a phone keeps a tab (phone.OVERFLOW) is hidden wider than phone.PHONE_WIDTH: there the row of
+    tabs must have room for every tab, in every language of the page (Spanish's lost one under 600 px)."""
+    from tests.e2e.test_ui_browser import wait_for_text
+
+    from leafdoc.ui.phone import PHONE_WIDTH
+
+    page = open_phone(browser, phone_url, locale=locale, width=PHONE_WIDTH + 1)
+    try:
+        shown, menu = tab_row(page)
+        assert len(shown) == 5 and not menu, (shown, menu)
+        if locale == "en-GB":
+            page.get_by_role("tab", name="Dataset").click()
+            said = " ".join(wait_for_text(page, "dataset-summary", "No dataset yet").split())
+            assert "in the Retrain tab, with the admin token" in said and "⋯" not in said, said
     finally:
         page.context.close()

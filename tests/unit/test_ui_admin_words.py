@@ -1,6 +1,7 @@
 """What the web page's admin tabs say (ui/text.py, ui/feedback_text.py, ui/monitor_plots.py): the models table's short
 verdicts and the chosen version's whole reason, the upload's duplicates by name, the API's hints in the page's
-controls, why a review answer cannot join a dataset, and counts where a percentage of a few photos would mislead."""
+controls, why a review answer cannot join a dataset, counts where a percentage of a few photos would mislead (the
+Monitor's words and pictures), and where a phone keeps the tab the words send to."""
 
 from __future__ import annotations
 
@@ -223,6 +224,58 @@ def test_the_monitor_pictures_say_when_their_validation_figures_rest_on_a_few_ph
     assert "validation photos" in said and "threshold: refused as not a leaf from here" in said
     assert "validation photos (only 6)" in legends(monkeypatch, monitor_plots.labels, few)
     assert "validation photos" in legends(monkeypatch, monitor_plots.labels, many)
+
+
+def hour(start: str, answers: int, abstained: int) -> dict:
+    """An hour of GET /v1/monitoring's buckets."""
+    rate = abstained / answers if answers else None
+    return {"start": start, "answers": answers, "abstentions": {"unsure": abstained} if abstained else {},
+            "abstention_rate": rate}  # fmt: skip
+
+
+def test_an_hour_of_a_few_answers_draws_no_abstained_percentage_but_its_count(monkeypatch):
+    """An hour of 2 answers, one refused, drew a 50% point on the abstained line (far over "twice validation"), and one
+    of 1 a 100% point: an alarm from one photo. Now only an hour of feedback_text.SMALL_BASE answers or more has a
+    point; a few answers' hour says "1 of 2" over its bar, and the caption says why."""
+    busy = [hour("2026-12-01T06:00:00+00:00", 150, 6), hour("2026-12-01T08:00:00+00:00", 120, 3)]
+    few = [hour("2026-12-01T07:00:00+00:00", 2, 1), hour("2026-12-01T09:00:00+00:00", 1, 1)]
+    given = report(5198, 131, 400, 12) | {"buckets": [busy[0], few[0], busy[1], few[1]]}
+    assert [monitor_plots.drawn_share(b) for b in given["buckets"]] == [4.0, None, 2.5, None]
+    assert monitor_plots.drawn_share(hour("t", 99, 99)) is None and monitor_plots.drawn_share(hour("t", 100, 1)) == 1
+    figures = []
+    monkeypatch.setattr(monitor_plots, "_png", figures.append)
+    monitor_plots.activity(given)
+    [fig] = figures
+    bars, line = fig.axes
+    [shares] = [x for x in line.get_lines() if x.get_label() == "abstained %"]
+    drawn = [(x, y) for x, y in zip(shares.get_xdata(), shares.get_ydata(), strict=True) if y == y]  # not NaN
+    assert drawn == [(0, 4.0), (2, 2.5)], drawn  # no point for the hours of 2 answers and of 1
+    assert line.get_ylim()[1] < 10  # nor is the axis stretched to 100% for them
+    assert sorted(t.get_text() for t in bars.texts) == ["1 of 1", "1 of 2"]
+    caption = bars.get_xlabel()
+    assert "Abstained % is drawn for hours of 100 answers or more" in caption and '"1 of 2"' in caption
+    figures.clear()
+    monitor_plots.activity(given | {"buckets": busy})  # every hour a point: the caption says only the rule
+    assert figures[0].axes[0].get_xlabel() == "Abstained % is drawn for hours of 100 answers or more."
+    assert monitor_plots.few_caption("day", True).startswith("Abstained % is drawn for days of 100 answers")
+
+
+@pytest.mark.parametrize(("lang", "name"), [("en", "Retrain"), ("es", "Reentrenar"), ("hi", "फिर से प्रशिक्षण")])
+def test_the_words_that_send_to_the_retrain_tab_name_it_as_the_tabs_do_and_say_where_a_phone_keeps_it(lang, name):
+    """At 390 px the row of tabs shows Diagnose and Dataset; Retrain is under its ⋯ menu. The Dataset tab of a new
+    server said "Add labelled photos in the **Retrain** tab" (and so to a Spanish page, whose tab is "Reentrenar")."""
+    from leafdoc.ui import dataset_tab, phone
+
+    hint = dataset_tab.no_dataset(lang)
+    assert f"in the **{name}** tab{phone.OVERFLOW}, with the admin token" in hint
+    assert phone.OVERFLOW == '<span class="on-narrow"> (if it is not among the tabs: under **⋯** at their right)</span>'
+    assert ".on-narrow { display: none; }" in phone.CSS  # shown on a phone's screen only
+    assert phone.CSS.index("@media (max-width: 640px) {\n  .on-narrow { display: inline; }") > 0
+    up = {"dataset": "tiny", "version": 3, "n_images": 41, "created_version": True}
+    done = {"upload": up, "prediction": {"reviewed_label": "Tomato___healthy"}}
+    said = feedback_text.reviewed(done, phone.tab_where("tab_retrain", lang))
+    assert said.endswith(f"Retrain on it in the **{name}** tab{phone.OVERFLOW}.")
+    assert feedback_text.reviewed(done).endswith("Retrain on it in the Retrain tab.")  # the desktop app's words
 
 
 @pytest.mark.parametrize("lang", ["en", "es", "fr", "hi"])

@@ -56,6 +56,9 @@ class MonitorTab(Tab):
         for view in self.pictures:
             view.setMinimumHeight(260)
             pics.addWidget(view)
+        # the activity picture's caption, under its dates, says which hours have no abstained % and why (a few
+        # answers' hour: its count, "1 of 2"; monitor_plots.drawn_share): room to read it
+        self.pictures[0].setMinimumHeight(330)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(inner)

@@ -9,6 +9,8 @@ import gradio as gr
 from leafdoc.core.settings import Settings
 from leafdoc.ui import text
 from leafdoc.ui.common import api_client, png, problem
+from leafdoc.ui.language import page_language
+from leafdoc.ui.phone import tab_where
 
 PLOTS = ("class_distribution", "sizes", "colour", "sharpness", "samples")
 PLOT_TITLES = {
@@ -19,10 +21,15 @@ PLOT_TITLES = {
     "samples": "Sample photos per class",
 }
 NO_DATASET = (
-    "**No dataset yet.** Add labelled photos in the **Retrain** tab, under *1 · Add labelled photos* (with the admin "
-    "token): a zip with one folder per class, each folder named like its label (`Tomato___Early_blight/`) and "
-    "holding that class's photos. Each upload makes a new version of the dataset, shown here."
+    "**No dataset yet.** Add labelled photos with *1 · Add labelled photos* in {retrain}, with the admin token: a zip "
+    "with one folder per class, each folder named like its label (`Tomato___Early_blight/`) and holding that class's "
+    "photos. Each upload makes a new version of the dataset, shown here."
 )
+
+
+def no_dataset(lang: str = "en") -> str:
+    """What the tab says on a server with no dataset: where to add one (the Retrain tab, found on a phone too)."""
+    return NO_DATASET.format(retrain=tab_where("tab_retrain", lang))
 
 
 def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
@@ -68,7 +75,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
             return gr.update(choices=[]), gr.update(choices=[]), text.error_text(message, hint, "No datasets")
         names = [d["name"] for d in datasets]
         if not names:
-            return gr.update(choices=[]), gr.update(choices=[]), NO_DATASET
+            return gr.update(choices=[]), gr.update(choices=[]), no_dataset(page_language(request))
         serving = next((m for m in models.get("models", []) if m.get("serving")), {})
         first = next((n for n in (current, serving.get("dataset")) if n in names), names[0])
         versions = text.version_choices(next(d for d in datasets if d["name"] == first))

@@ -79,11 +79,13 @@ def review_choice(item: dict) -> str:
     return f"{item['prediction_id'][:10]} · {pretty_label(item['top_label'] or '?')}"
 
 
-def reviewed(answer: dict) -> str:
+def reviewed(answer: dict, retrain: str = "the Retrain tab") -> str:
+    """What labelling a review answer did; `retrain` names where to retrain (the web page: phone.tab_where, which
+    says where a phone keeps that tab)."""
     up = answer["upload"]
     return (
         f"✓ Labelled **{esc(pretty_label(answer['prediction']['reviewed_label']))}**: the photo is in "
-        f"**{esc(up['dataset'])} v{up['version']}** ({up['n_images']} photos). Retrain on it in the Retrain tab."
+        f"**{esc(up['dataset'])} v{up['version']}** ({up['n_images']} photos). Retrain on it in {retrain}."
         if up["created_version"]
         else f"✓ Labelled; the photo was already in {esc(up['dataset'])} v{up['version']}, so no new version."
     )

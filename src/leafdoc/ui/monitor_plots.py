@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from leafdoc.inference.drift import SCORE_BIN_WIDTH, SCORE_BINS
 from leafdoc.ui.feedback_text import SMALL_BASE, abstained, share_of
@@ -27,28 +28,62 @@ def _few(base: dict | None) -> str:
     return f" (only {n})" if n < SMALL_BASE else ""
 
 
+def drawn_share(bucket: dict) -> float | None:
+    """The share of an hour's (or a day's) answers that abstained, in percent, as the activity picture draws it: only
+    of SMALL_BASE answers or more, as the words say a share (feedback_text.share_of). Of fewer, one photo moves it by
+    more than a point, and an hour of 2 answers drew 50% or 100% for one photo, an alarm no 2 photos can raise: those
+    hours get no point, and their abstentions are counted on their bar instead ("1 of 2")."""
+    n = bucket["answers"]
+    return 100 * abstained(bucket) / n if n >= SMALL_BASE else None
+
+
 def activity(report: dict) -> bytes:
-    """Answers per hour/day (bars) and the share that abstained (line), against validation's (dashed)."""
-    buckets = report["buckets"]
-    fig = Figure(figsize=(9, 3.2))
+    """Answers per hour/day (bars, the abstained ones red at their foot) and the share that abstained (line) of the
+    hours/days of SMALL_BASE answers or more, against validation's (dashed); fewer answers: "1 of 2" over the bar."""
+    buckets, period = report["buckets"], report["period"]
+    fig = Figure(figsize=(9, 3.4))
     ax = fig.add_subplot()
-    xs = [b["start"][5:16].replace("T", " ") if report["period"] == "hour" else b["start"][:10] for b in buckets]
-    ax.bar(range(len(xs)), [b["answers"] for b in buckets], color=SERVED, alpha=0.55, label="answers")
+    xs = [b["start"][5:16].replace("T", " ") if period == "hour" else b["start"][:10] for b in buckets]
+    at = range(len(xs))
+    answers = [b["answers"] for b in buckets]
+    refused = [abstained(b) for b in buckets]
+    ax.bar(at, refused, color=WARN, alpha=0.75, label="abstained (count)")
+    ax.bar(at, [n - k for n, k in zip(answers, refused, strict=True)], bottom=refused, color=SERVED, alpha=0.55,
+           label="answered")  # fmt: skip
     ax.set_ylabel("answers")
-    ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right", fontsize=7)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole answers: 2 of them read "0.5, 1.0, 1.5"
+    ax.set_ylim(0, max([*answers, 1]) * 1.18)  # room over the tallest bar for its count
+    ax.set_xticks(at, xs, rotation=45, ha="right", fontsize=7)
+    for x, n, k in zip(at, answers, refused, strict=True):
+        if k and n < SMALL_BASE:
+            ax.annotate(share_of(k, n), (x, n), xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=7, color=WARN, rotation=90 if len(xs) > 12 else 0)  # fmt: skip
     ax2 = ax.twinx()
-    rates = [100 * (b["abstention_rate"] or 0) for b in buckets]
-    ax2.plot(range(len(xs)), rates, "o-", color=WARN, label="abstained %")
+    shares = [drawn_share(b) for b in buckets]
+    points = [s for s in shares if s is not None]
+    # a gap (NaN) where an hour has too few answers: the line joins only the shares it draws
+    ax2.plot(at, [float("nan") if s is None else s for s in shares], "o-", color=WARN, label="abstained %")
     base = report.get("baseline")
     if base:
         on = f"abstained on validation: {share_of(abstained(base), base['answers'])}"
         ax2.axhline(100 * base["abstention_rate"], ls="--", color=BASELINE, label=on)
         ax2.axhline(200 * base["abstention_rate"], ls=":", color=WARN, label="twice validation")
     ax2.set_ylabel("abstained (%)")
-    ax2.set_ylim(0, max([*rates, 100 * 2.5 * (base["abstention_rate"] if base else 0), 5]) * 1.1)
-    fig.legend(loc="upper left", fontsize=7, ncols=4)
-    ax.set_title(f"Answers per {report['period']}, every model version", fontsize=10, loc="left")
+    ax2.set_ylim(0, max([*points, 100 * 2.5 * (base["abstention_rate"] if base else 0), 5]) * 1.1)
+    fig.legend(loc="upper left", fontsize=7, ncols=5)
+    ax.set_title(f"Answers per {period}, every model version", fontsize=10, loc="left")
+    # the caption, under the dates: why some hours have no point
+    ax.set_xlabel(few_caption(period, len(points) < len(buckets)), loc="left", fontsize=8.5, color="#444444")
     return _png(fig)
+
+
+def few_caption(period: str, any_few: bool) -> str:
+    """The activity picture's caption: which hours (days) have an abstained % (drawn_share), and, when some have
+    none, why and what they show instead."""
+    rule = f"Abstained % is drawn for {period}s of {SMALL_BASE} answers or more"
+    if not any_few:
+        return rule + "."
+    return rule + ';\nof fewer, one photo would move it by over a point, so their bar says the count ("1 of 2").'
 
 
 def _shares(bins: dict) -> list[float]:

@@ -2,6 +2,8 @@
 the photo and its button, before the examples and tips; the page scrolls the answer to the top of the screen when it
 arrives, so that it is the first thing a grower sees; the feedback row and the heat map keep readable sizes. The
 admin tabs' tables (model versions, review queue) keep every word whole and scroll sideways at their own width.
+The words that send the visitor to another tab say, on a phone, where it is when the row of tabs has no room for it
+(`tab_where`).
 
 Pure CSS on the elements' ids (ui/diagnose_tab.py, ui/retrain_tab.py, ui/review_tab.py) and one small script in the
 page's head (`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844.
@@ -10,6 +12,7 @@ page's head (`HEAD`); tests/e2e/test_ui_phone.py measures the boxes at 390 x 844
 from __future__ import annotations
 
 from leafdoc.ui.feedback_text import REVIEW_COLUMNS
+from leafdoc.ui.i18n import said
 from leafdoc.ui.text import MODEL_COLUMNS
 
 PHONE_WIDTH = 640  # px: below this the page is laid out for a phone
@@ -21,6 +24,21 @@ PHONE_COLUMN_CHARS = {
     "review-queue": dict(zip(REVIEW_COLUMNS, (10, 18, 4, 13, 5, 10), strict=True)),
 }
 CELL_PADDING_PX = 17  # a cell's padding (8 px a side) and border
+
+# Gradio lays the tabs in one row and moves those it has no room for under a "⋯" button at the row's right end: at
+# 390 px, in English, all but Diagnose and Dataset (in Hindi, Retrain stays), and the Dataset tab's "add photos in the
+# Retrain tab" sent a phone's visitor to a tab they could not see. Which tabs go depends on the width and on the
+# names' language, so on a phone the words say where to look, not what the screen shows; wider than PHONE_WIDTH, every
+# tab has room in every language (tests/e2e/test_ui_phone.py), and the note is not shown.
+ON_NARROW = "on-narrow"  # the class of words shown only on a phone's screen (CSS)
+OVERFLOW = f'<span class="{ON_NARROW}"> (if it is not among the tabs: under **⋯** at their right)</span>'
+
+
+def tab_where(key: str, lang: str = "en") -> str:
+    """Markdown naming the page's tab `key` (ui/locales: "tab_retrain") as its row of tabs names it, in the page's
+    language `lang` (what is in the admin tabs stays English), and, on a phone's screen, where it is when the row has
+    no room for it: "the **Retrain** tab (if it is not among the tabs: under **⋯** at their right)"."""
+    return f"the **{said(key, lang)}** tab{OVERFLOW}"
 
 
 def _tables_css() -> str:
@@ -48,14 +66,17 @@ def _tables_css() -> str:
     return "\n".join([*rules, "}"])
 
 
-CSS = """
+CSS = (
+    """
 #feedback-row { flex-wrap: wrap !important; align-items: center !important; gap: 0.5em !important; }
 #feedback-row > #feedback-question { flex: 1 1 9em !important; min-width: 9em !important;
                                      background: transparent !important; padding-left: 0.6em !important; }
 #feedback-row > button { flex: 0 0 auto !important; min-width: 6.5em !important; height: auto !important;
                          align-self: center !important; }
 #heat-map-note { margin-top: -0.4em !important; }
+.{ON_NARROW} { display: none; }
 @media (max-width: {PHONE_WIDTH}px) {
+  .{ON_NARROW} { display: inline; }
   .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
   #leafdoc-header svg { flex: 0 0 36px; width: 36px; height: 36px; }
   #leafdoc-header h1 { font-size: 1.5em; }
@@ -77,7 +98,10 @@ CSS = """
   #top-k .text { font-size: 0.92em; }
 }
 {TABLES}
-""".replace("{TABLES}", _tables_css()).replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+""".replace("{TABLES}", _tables_css())
+    .replace("{PHONE_WIDTH}", str(PHONE_WIDTH))
+    .replace("{ON_NARROW}", ON_NARROW)
+)
 
 # In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
 # the answer's top edge goes to the top of the screen, and is kept there while the answer finishes drawing (PIN_MS),

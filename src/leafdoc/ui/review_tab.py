@@ -10,6 +10,8 @@ import gradio as gr
 from leafdoc.core.settings import Settings
 from leafdoc.ui import feedback_text, text
 from leafdoc.ui.common import admin_token_box, api_client, fail, png, problem, status_box
+from leafdoc.ui.language import page_language
+from leafdoc.ui.phone import tab_where
 
 QUEUE_LIMIT = 50
 ENTER = (
@@ -124,7 +126,8 @@ def review_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
             return fail(exc, "Labelling the photo"), *(gr.skip(),) * 7
         gr.Info("Added to the dataset.")
         refreshed = refresh(key, request)
-        return status_box(feedback_text.reviewed(done), ok=True), *refreshed[1:]
+        where = tab_where("tab_retrain", page_language(request))
+        return status_box(feedback_text.reviewed(done, where), ok=True), *refreshed[1:]
 
     def dismiss_it(key: str, pid: str | None, request: gr.Request):
         if not pid:
