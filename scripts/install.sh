@@ -46,7 +46,36 @@ if [ -z "$UV" ]; then
   fi
   UV=$TOOLS/bin/uv
 fi
-[ -x .venv/bin/python ] || "$UV" venv --quiet --python "$PY" .venv
+# leafdoc runs on Python 3.11 (pyproject's requires-python; requirements.lock is compiled for it): Ubuntu 24.04's
+# python3 is 3.12, macOS's Homebrew's 3.13, and the lock's packages then failed to install. A python3.11 on PATH is
+# taken instead, else uv finds one on this machine or fetches a Python of its own (nothing is installed system-wide).
+WANT=3.11
+py_minor() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+if [ -x .venv/bin/python ] && [ "$(py_minor .venv/bin/python || true)" != "$WANT" ]; then
+  echo "install.sh: .venv has Python $(py_minor .venv/bin/python || echo '(none that runs)'); leafdoc needs $WANT:" \
+    "making it again" >&2
+  rm -rf .venv
+fi
+if [ ! -x .venv/bin/python ]; then
+  VENV_PY=$PY
+  HAVE=$(py_minor "$PY" || true)
+  if [ "$HAVE" != "$WANT" ]; then
+    if command -v "python$WANT" >/dev/null 2>&1; then
+      VENV_PY=$(command -v "python$WANT")
+    else
+      VENV_PY=$WANT
+    fi
+    echo "install.sh: $PY is Python ${HAVE:-(none that runs)}; leafdoc needs $WANT: using $VENV_PY" \
+      "$([ "$VENV_PY" = "$WANT" ] && echo "(uv finds it on this machine or fetches its own)")" >&2
+  fi
+  "$UV" venv --quiet --python "$VENV_PY" .venv || {
+    echo "install.sh: could not make .venv with Python $WANT. Install Python $WANT (Ubuntu 24.04: sudo" \
+      "add-apt-repository ppa:deadsnakes/ppa && sudo apt install python3.11 python3.11-venv; macOS: brew install" \
+      "python@3.11), or let uv fetch one ($UV python install $WANT), or name one: PYTHON=/path/to/python3.11 bash" \
+      "scripts/install.sh" >&2
+    exit 1
+  }
+fi
 # The lock pins every package of leafdoc[all]; `uv pip sync` makes the venv match it exactly.
 # Bytecode is compiled here, once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on the
 # machines leafdoc is developed on) Python never writes it either, so every process (each CLI command, server, worker and

@@ -22,6 +22,7 @@ FAKE_PYTHON = """#!/bin/bash
 # `-m venv DIR`: DIR/bin/python is this fake; `-m pip install ...`: logged, and a fake uv of $FAKE_PIP_UV_VERSION
 # appears beside it (or pip fails, with FAKE_PIP_FAILS); anything else (compileall): nothing.
 echo "python: $*" >> "$FAKE_LOG"
+if [ "$1" = -c ]; then echo "${FAKE_PY_VERSION:-3.11}"; fi  # the version asked (install.sh's py_minor)
 if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi
 if [ "$1" = -m ] && [ "$2" = pip ]; then
   [ -z "${FAKE_PIP_FAILS:-}" ] || { echo "ERROR: no network (fake)" >&2; exit 1; }
@@ -35,12 +36,15 @@ FAKE_UV = """#!/bin/bash
 v=$(cat "$(dirname "$0")/uv.version")
 echo "uv $v: $*" >> "$FAKE_LOG"
 [ "$1" = --version ] && echo "uv $v (x86_64-unknown-linux-gnu)"
-if [ "$1" = venv ]; then for last; do :; done; mkdir -p "$last/bin" && cp "$FAKE_PYTHON" "$last/bin/python"; fi
+if [ "$1" = venv ]; then
+  [ -z "${FAKE_UV_VENV_FAILS:-}" ] || { echo "error: no interpreter found for Python 3.11 (fake)" >&2; exit 2; }
+  for last; do :; done; mkdir -p "$last/bin" && cp "$FAKE_PYTHON" "$last/bin/python"
+fi
 exit 0
 """
 
 # What the script and the fakes call; nothing else of the system is on PATH (no real uv, no npm).
-COMMANDS = ["bash", "sh", "awk", "sort", "head", "dirname", "cat", "cp", "mkdir", "env"]
+COMMANDS = ["bash", "sh", "awk", "sort", "head", "dirname", "cat", "cp", "mkdir", "env", "rm"]
 
 
 def the_range() -> tuple[str, str]:
@@ -196,3 +200,47 @@ def test_when_pip_cannot_install_the_range_it_says_what_to_do_and_stops(tmp_path
     lo, hi = the_range()
     assert f"could not install uv>={lo},<{hi} into {tools}" in said and "pipx install" in said, said
     assert not [c for c in calls if ": pip sync" in c], "nothing is synced without a uv"
+
+
+def venv_made(calls: list[str]) -> list[str]:
+    """The Python each `uv venv` of the run was asked for."""
+    return [c.split("--python ")[1].split()[0] for c in calls if ": venv " in c]
+
+
+def test_a_python_other_than_3_11_is_not_the_venvs(tmp_path):
+    """Ubuntu 24.04's python3 is 3.12 (macOS Homebrew's 3.13): the venv was made with it and the lock, compiled for
+    3.11, failed to install. A python3.11 on PATH is taken instead, else uv is asked for 3.11 (it finds one or
+    fetches its own)."""
+    r, calls, _ = run(tmp_path, path_uv="0.13.9", FAKE_PY_VERSION="3.12")
+    assert r.returncode == 0, r.stderr
+    assert venv_made(calls) == ["3.11"], calls
+    said = " ".join(r.stderr.split())
+    assert "is Python 3.12; leafdoc needs 3.11: using 3.11 (uv finds it on this machine or fetches its own)" in said
+
+    elsewhere = tmp_path / "other"
+    setup(elsewhere, "0.13.9")
+    (elsewhere / "fakes" / "python3.11").symlink_to(elsewhere / "fakes" / "python3")
+    r, calls, _ = run(elsewhere, again=True, FAKE_PY_VERSION="3.12")
+    assert r.returncode == 0, r.stderr
+    assert venv_made(calls) == [str(elsewhere / "fakes" / "python3.11")], calls
+
+
+def test_a_venv_of_another_python_is_made_again_and_one_of_3_11_is_kept(tmp_path):
+    r, calls, _ = run(tmp_path, path_uv="0.13.9")  # a first install, with 3.11
+    assert r.returncode == 0 and venv_made(calls) == [str(tmp_path / "fakes" / "python3")], calls
+    r, calls, _ = run(tmp_path, again=True)  # again: the venv is kept
+    assert r.returncode == 0 and venv_made(calls) == [], calls
+    # a venv left by an install with 3.12 (before this check): made again, with 3.11
+    r, calls, _ = run(tmp_path, again=True, FAKE_PY_VERSION="3.12")
+    assert r.returncode == 0, r.stderr
+    assert ".venv has Python 3.12; leafdoc needs 3.11: making it again" in " ".join(r.stderr.split())
+    assert venv_made(calls) == ["3.11"], calls
+
+
+def test_without_a_python_3_11_it_says_how_to_get_one_and_stops(tmp_path):
+    r, calls, _ = run(tmp_path, path_uv="0.13.9", FAKE_PY_VERSION="3.12", FAKE_UV_VENV_FAILS="1")
+    assert r.returncode == 1
+    said = " ".join(r.stderr.split())
+    assert "could not make .venv with Python 3.11" in said and "python install 3.11" in said, said
+    assert "PYTHON=/path/to/python3.11" in said
+    assert not [c for c in calls if ": pip sync" in c], "nothing is synced without a venv"
