@@ -36,3 +36,74 @@ def test_predict_answers_every_photo_of_a_folder_and_names_the_unreadable(tmp_pa
     r = leafdoc("predict", tiny_model, tmp_path / "empty", home=tmp_path / "home")
     assert r.returncode == 1
     assert "a folder with no photos in it or its sub-folders" in " ".join(r.stderr.split())
+
+
+def test_predict_writes_a_table_of_every_answer_safe_to_open_in_a_spreadsheet(tmp_path, tiny_model):
+    """`leafdoc predict MODEL FOLDER --csv answers.csv`: a row a photo, as the desktop app saves its history; the rows
+    say what `--json` says; a photo named like a formula is text in the sheet, not a formula it runs."""
+    import csv
+
+    folder = make_leaf_folder(tmp_path / "photos", per_class=7)  # 21 photos: more than one batch of PREDICT_CHUNK
+    first = sorted(folder.rglob("*.jpg"))[0]
+    shutil.copy(first, folder / '=HYPERLINK("example.invalid")+x.jpg')
+    (folder / "notes.jpg").write_text("not a photo")
+    table = tmp_path / "answers.csv"
+
+    r = leafdoc("predict", tiny_model, folder, "--json", "--csv", table, home=tmp_path / "home")
+    assert r.returncode == 1, r.stderr  # notes.jpg could not be read
+    answers = {a["file"]: a for a in json.loads(r.stdout)}
+    assert len(answers) == 23 and "23 answers written to" in r.stderr
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert sorted(row["path"] for row in rows) == sorted(answers)
+    for row in rows:
+        a = answers[row["path"]]
+        if "error" in a:
+            assert (row["reason"], row["message"], row["diagnosis"]) == ("error", a["error"], "")
+            continue
+        assert row["diagnosis"] == (a["label"] or "") and row["abstained"] == ("yes" if a["abstained"] else "no")
+        assert abs(float(row["confidence"]) - a["confidence"]) < 1e-4
+        assert row["top_k"].split("; ")[0].split("=")[0] == a["top_k"][0]["label"]
+    formula = next(row for row in rows if "HYPERLINK" in row["file"])
+    assert formula["file"].startswith("'=") and formula["path"].startswith(str(folder))  # the name made text
+
+
+def test_predict_refuses_a_table_it_could_not_write_before_reading_a_photo(tmp_path, tiny_model):
+    photo = sorted(make_leaf_folder(tmp_path / "photos", per_class=1).rglob("*.jpg"))[0]
+    kept = photo.read_bytes()
+    for target, said in [
+        (tmp_path, "is a folder"),
+        (photo, "is named as a photo"),  # `--csv photo.jpg other.jpg`: the photo would be written over
+        (tmp_path / "no-such-folder" / "a.csv", "its folder does not exist"),
+    ]:
+        r = leafdoc("predict", tiny_model, photo, "--csv", target, home=tmp_path / "home")
+        assert r.returncode == 1 and said in " ".join(r.stderr.split()), r.stderr
+        assert "Traceback" not in r.stderr and not r.stdout.strip()  # refused before any answer
+    assert photo.read_bytes() == kept
+
+
+def test_predict_decodes_a_few_photos_at_a_time_and_prints_answers_as_they_come(tmp_path, tiny_model, monkeypatch):
+    """Every photo was decoded (4 MB each from a phone) before the first answer: 120 phone photos took 640 MB, and a
+    folder of 2,000 would take 8 GB; now PREDICT_CHUNK at a time, each batch printed before the next is read."""
+    from typer.testing import CliRunner
+
+    from leafdoc.cli import main as cli
+    from leafdoc.inference.predictor import Predictor
+
+    folder = make_leaf_folder(tmp_path / "photos", per_class=12)  # 36 photos
+    batches, printed_before = [], []
+    real = Predictor.predict_files
+    said = []
+    monkeypatch.setattr(cli, "print_answers", lambda answers: said.extend(a["file"] for a in answers))
+
+    def spy(self, paths, *args, **kwargs):
+        batches.append(len(paths))
+        printed_before.append(len(said))
+        return real(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict_files", spy)
+    monkeypatch.setenv("LEAFDOC_HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(cli.app, ["predict", str(tiny_model), str(folder)])
+    assert r.exit_code == 0, r.output
+    assert max(batches) <= cli.PREDICT_CHUNK and sum(batches) == 36, batches
+    assert printed_before == [i * cli.PREDICT_CHUNK for i in range(len(batches))]  # each batch's answers printed first
+    assert said == sorted(str(p) for p in folder.rglob("*.jpg"))

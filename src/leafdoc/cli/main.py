@@ -7,6 +7,7 @@ exit 1.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import threading
@@ -380,6 +381,14 @@ def predict(
         bool,
         typer.Option("--json", help="Print a JSON list: each photo's answer as the API gives it, or its error."),
     ] = False,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Also write the answers as a table to this CSV file, a row a photo (the desktop app's columns), "
+            "once every photo is answered.",
+        ),
+    ] = None,
 ):
     """Top-k diagnoses with probabilities for each photo, and what to do about the diagnosis."""
     from leafdoc.advice import shipped_knowledge
@@ -400,16 +409,51 @@ def predict(
         variant=settings.onnx_variant or "fp32",
         any_cpu=settings.int8_any_cpu,
     )
+    if csv_file is not None:
+        check_csv_target(csv_file)  # before hours of answers, not after
     photos = photos_of(images)  # a folder with no photos: an error in its place, the other photos still answered
-    found = [p for p in photos if isinstance(p, Path)]
-    answered = iter(a.model_dump(mode="json") for a in predictor.predict_files(found, top_k, knowledge, crop, language))
-    answers = [next(answered) if isinstance(p, Path) else p for p in photos]
+    answers: list[dict] = []
+    # A few photos at a time: each decoded photo is held until its answer is made (4 MB a phone's photo), and a folder
+    # of 2,000 held 8 GB before the first answer was printed; now the answers are printed as they come.
+    for start in range(0, len(photos), PREDICT_CHUNK):
+        part = photos[start : start + PREDICT_CHUNK]
+        found = [p for p in part if isinstance(p, Path)]
+        answered = iter(
+            a.model_dump(mode="json") for a in predictor.predict_files(found, top_k, knowledge, crop, language)
+        )
+        got = [next(answered) if isinstance(p, Path) else p for p in part]
+        if not as_json:
+            print_answers(got)
+        answers += got
     if as_json:
         emit_json(answers)
-    else:
-        print_answers(answers)
+    if csv_file is not None:
+        from leafdoc.core.atomic import atomic_write_bytes
+        from leafdoc.words.answer_table import answer_row, table_csv
+
+        rows = [answer_row(a, a["file"]) for a in answers]
+        atomic_write_bytes(csv_file, table_csv(rows).encode("utf-8"))
+        print(f"{len(rows):,} answer{'' if len(rows) == 1 else 's'} written to {csv_file}", file=sys.stderr)
     if any("error" in a for a in answers):  # a script must know a photo went unanswered; the rest were printed
         raise typer.Exit(1)
+
+
+PREDICT_CHUNK = 16  # photos `predict` decodes at once
+
+
+def check_csv_target(path: Path) -> None:
+    """Refuse a --csv file that cannot be written, or that is a photo or a folder, before any photo is read."""
+    from leafdoc.core.errors import ConfigError
+    from leafdoc.imaging.photos import is_image_name
+
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder.", hint="Name a file for the table: --csv answers.csv")
+    if is_image_name(path):  # `--csv photo.jpg other.jpg`: the first photo would be written over
+        raise ConfigError(f"{path}: is named as a photo.", hint="Name a .csv file for the table: --csv answers.csv")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: its folder does not exist.", hint="Make the folder first, or name another one.")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{path}: cannot be written here.", hint="Name a file in a folder you can write to.")
 
 
 def photos_of(paths: list[Path]) -> list[Path | dict]:

@@ -13,9 +13,7 @@ photo. Each answer also goes into this session's history, which can be saved as 
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 from collections import deque
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +48,7 @@ from leafdoc.desktop.prefs import get_int, get_str
 from leafdoc.desktop.widgets import ConfidenceBar, ImageView, Tab, decode_image, read_only_table
 from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
+from leafdoc.words.answer_table import answer_row, table_csv
 from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words
@@ -61,19 +60,6 @@ PHOTO_FILTER = "Photos (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + 
 THUMB = 480  # pixels: photos are scaled down in the worker, the UI thread only shows them
 IN_FLIGHT = 3  # photos of a batch diagnosed at once: the thread pool (4) keeps a thread for the other tabs' calls
 HISTORY_COLUMNS = [N_("Time"), N_("Photo"), N_("Diagnosis"), N_("Confidence"), N_("Answer"), N_("Model")]
-CSV_FIELDS = [
-    "time",
-    "file",
-    "path",
-    "diagnosis",
-    "confidence",
-    "abstained",
-    "reason",
-    "message",
-    "top_k",
-    "crop_given",
-    "model_version",
-]
 CROP_UNKNOWN = N_("I don't know")
 REASON_WORDS = {
     "poor_photo": N_("photo not usable"),
@@ -677,20 +663,7 @@ class DiagnoseTab(Tab):
         if answer.get("prediction_id") and self.session.client is not None and asks_feedback(answer):
             labels, send = answer.get("model_labels", []), self._feedback_sender(answer)
             card.add_feedback(FeedbackBar(answer, labels, send, card.lang))
-        top = answer.get("top_k") or []
-        row = {
-            "time": datetime.now().isoformat(timespec="seconds"),
-            "file": card.path.name,
-            "path": str(card.path),
-            "diagnosis": answer.get("label") or "",
-            "confidence": f"{float(answer.get('confidence') or 0):.4f}",
-            "abstained": "yes" if answer.get("abstained") else "no",
-            "reason": answer.get("reason") or "",
-            "message": answer.get("message") or "",
-            "top_k": "; ".join(f"{t['label']}={float(t['probability']):.4f}" for t in top),
-            "crop_given": answer.get("crop_given") or "",
-            "model_version": answer.get("model_version", ""),
-        }
+        row = answer_row(answer, card.path)
         self.history.append(row)
         self._add_history_row(row, answer, card.lang)
 
@@ -768,11 +741,7 @@ class DiagnoseTab(Tab):
     # ---- saving the history ------------------------------------------------------------------
 
     def history_csv(self) -> bytes:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.history)
-        return buf.getvalue().encode("utf-8")
+        return table_csv(self.history).encode("utf-8")  # cells a spreadsheet would run as formulas made text
 
     def save_history(self) -> None:
         if not self.history:

