@@ -40,12 +40,14 @@ def test_an_ordinary_answer_and_an_unread_photo_are_written_as_they_are():
         {"label": "Tomato___Early_blight", "probability": 0.98765},
         {"label": "Tomato___Late_blight", "probability": 0.01},
     ]
+    top[0]["name"] = "Tomate — Tizón temprano"  # the API's name, in the answer's language
     answered = {"label": "Tomato___Early_blight", "confidence": 0.98765, "abstained": False, "top_k": top}
     unread = {"file": "b.jpg", "error": "truncated"}
     first, second = read(table_csv([answer_row(answered, "a.jpg"), answer_row(unread, "b.jpg")]))
     assert list(first) == FIELDS
     assert (first["diagnosis"], first["confidence"], first["abstained"]) == ("Tomato___Early_blight", "0.9877", "no")
     assert first["top_k"] == "Tomato___Early_blight=0.9877; Tomato___Late_blight=0.0100"
+    assert first["name"] == "Tomate — Tizón temprano" and second["name"] == ""
     assert (second["file"], second["reason"], second["message"], second["diagnosis"]) == (
         "b.jpg",
         "error",

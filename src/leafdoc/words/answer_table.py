@@ -13,11 +13,14 @@ import io
 from datetime import datetime
 from pathlib import Path
 
+from leafdoc.words.labels import answer_name
+
 FIELDS = [
     "time",
     "file",
     "path",
     "diagnosis",
+    "name",
     "confidence",
     "abstained",
     "reason",
@@ -48,9 +51,11 @@ def answer_row(answer: dict, path: Path | str, when: datetime | None = None) -> 
     if "error" in answer:
         return {**row, "reason": UNREAD, "message": answer["error"]}
     top = answer.get("top_k") or []
+    label = answer.get("label")
     return {
         **row,
-        "diagnosis": answer.get("label") or "",
+        "diagnosis": label or "",
+        "name": answer_name(answer, label) if label else "",  # in the answer's language (`--lang`)
         "confidence": f"{float(answer.get('confidence') or 0):.4f}",
         "abstained": "yes" if answer.get("abstained") else "no",
         "reason": answer.get("reason") or "",
