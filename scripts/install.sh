@@ -2,7 +2,12 @@
 # Install leafdoc into ./.venv from the locked requirements (reproducible), no system changes.
 #   bash scripts/install.sh          # everything: train, serve, desktop, dev tools
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# The checkout this script is in, through a link to it too (a `~/bin/leafdoc-install` link went to `~/bin/..`).
+cd "$(dirname "$(readlink -f "$0" 2>/dev/null || echo "$0")")/.."
+if [ ! -f requirements.lock ] || [ ! -d src/leafdoc ]; then
+  echo "install.sh: $(pwd) is not a leafdoc checkout (no requirements.lock and src/leafdoc): run the script of one." >&2
+  exit 1
+fi
 PY=${PYTHON:-python3}
 # The uv this script, the locks (`uv pip compile`) and the test suite were run with: 0.13.9 (2026-12-02). A uv on PATH
 # outside this range is not used; one is installed in a virtual environment of leafdoc's own instead. Move the range

@@ -56,7 +56,7 @@ def file_sha256(path: Path) -> str | None:
         return None
     if not os.path.isfile(path):
         return None
-    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _hashed:
         h = hashlib.sha256()
         with open(path, "rb") as fh:
@@ -249,15 +249,22 @@ class Registry:
             if whole(final):
                 return final
             self._remove_leftovers()
+            if final.is_symlink():  # a link to a folder elsewhere: replaced by a folder of its own, the other kept
+                final.unlink()
             # Another worker process may finish first (they all start together on a fresh machine). Its folder is
             # whole (folders only appear by renaming a whole copy) and others may be loading from it: keep it
-            # (keep_existing). Only a leftover with files missing is replaced.
+            # (keep_existing). Only a leftover with files missing or other is replaced.
             with atomic_dir(final, keep_existing=whole) as tmp:
                 for name, sha in row.files.items():
                     data = self.store.get(sha)
                     if hashlib.sha256(data).hexdigest() != sha:
                         raise ModelError(f"model version {version}: {name} in the store does not match its sha256.")
                     (tmp / name).write_bytes(data)
+            if not whole(final):  # a folder that could not be removed (another user's, read-only): never served
+                raise ModelError(
+                    f"model version {version}: {final} holds other files than the version's and could not be replaced.",
+                    hint=f"Move {final} aside (it is rebuilt from the store), or check who owns it.",
+                )
         return final
 
     # ---- writing -------------------------------------------------------------------------------

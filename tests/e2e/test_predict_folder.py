@@ -74,7 +74,10 @@ def test_predict_refuses_a_table_it_could_not_write_before_reading_a_photo(tmp_p
         (tmp_path, "is a folder"),
         (photo, "is named as a photo"),  # `--csv photo.jpg other.jpg`: the photo would be written over
         (tmp_path / "no-such-folder" / "a.csv", "its folder does not exist"),
+        (tmp_path / "link.csv", "is a link or not a plain file"),  # it would have become a file, the linked one kept
     ]:
+        if target.name == "link.csv":
+            target.symlink_to(tmp_path / "kept.csv")
         r = leafdoc("predict", tiny_model, photo, "--csv", target, home=tmp_path / "home")
         assert r.returncode == 1 and said in " ".join(r.stderr.split()), r.stderr
         assert "Traceback" not in r.stderr and not r.stdout.strip()  # refused before any answer

@@ -111,6 +111,31 @@ def test_a_folder_of_the_same_number_holding_another_model_is_not_served_as_the_
     assert registry.local_dir(1) == served and served.stat().st_ino == unchanged  # a right folder is kept
 
 
+def test_a_stale_folder_that_cannot_be_replaced_is_an_error_and_a_link_to_one_is_replaced(
+    registry, tmp_path, monkeypatch
+):
+    """A stale models/1 that could not be removed (another user's, read-only) was served once the rebuilt copy was
+    dropped; one that was a link to another folder was served unchecked (security round 9)."""
+    from leafdoc.core import atomic
+
+    folder = registry.local_dir(1)
+    right = {name: (folder / name).read_bytes() for name in registry.get(1).files}
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(folder, elsewhere)
+    (elsewhere / "model.onnx").write_bytes(b"another catalog's version 1")
+    shutil.rmtree(folder)
+    folder.symlink_to(elsewhere)
+    served = registry.local_dir(1)
+    assert not served.is_symlink() and {name: (served / name).read_bytes() for name in right} == right
+    assert (elsewhere / "model.onnx").read_bytes() == b"another catalog's version 1"  # the other folder is kept
+
+    (served / "model.onnx").write_bytes(b"stale, and this folder cannot be removed")
+    monkeypatch.setattr(atomic.shutil, "rmtree", lambda path, ignore_errors=False: None)  # as a read-only folder
+    with pytest.raises(ModelError, match="could not be replaced") as refused:
+        registry.local_dir(1)
+    assert "Move" in refused.value.hint
+
+
 def test_a_version_folder_another_process_finished_first_is_kept_not_replaced(registry, tmp_path, monkeypatch):
     """`leafdoc serve --workers 4` on a fresh machine: every worker rebuilds the serving version at once. One
     that finishes its copy second must not delete the first one's folder, which the others are loading from

@@ -54,3 +54,26 @@ def test_an_ordinary_answer_and_an_unread_photo_are_written_as_they_are():
         "truncated",
         "",
     )
+
+
+def test_what_else_a_spreadsheet_would_run_is_text():
+    """Security round 9, with LibreOffice 7.4: a NUL before "=" was a formula; a ";" in a cell split it where a
+    spreadsheet splits on ";" (Excel in French, German, Spanish...); a line break ended the row; spaces before "="
+    were trimmed away."""
+    from leafdoc.words.answer_table import spreadsheet_safe
+
+    for hostile, safe in [
+        ("\x00=7+7", "'=7+7"),
+        ("a;=1+1;b.jpg", "a;'=1+1;b.jpg"),
+        ("x; -2+3", "x; '-2+3"),
+        ("first\n=1+1", "first =1+1"),
+        ("  =2+2", "'  =2+2"),
+        ("Tomato — Early blight; rings", "Tomato — Early blight; rings"),  # nothing to make text: as it was
+    ]:
+        assert spreadsheet_safe(hostile) == safe, hostile
+    # in a whole table, read back by a reader that splits on ";": no cell starts a formula
+    rows = [answer_row({"label": "a;=1+1", "message": "\x00@SUM(1)", "top_k": [{"label": "x;+1", "probability": 1}]},
+                       "/p/a;=HYPERLINK(1);b.jpg")]  # fmt: skip
+    text = table_csv(rows)
+    cells = [cell for line in text.splitlines() for part in line.split(",") for cell in part.split(";")]
+    assert all(not cell.strip(' "').startswith(("=", "+", "-", "@")) for cell in cells), cells

@@ -74,6 +74,22 @@ def test_a_hostile_servers_not_ready_answer_is_kept_short(monkeypatch):
         c.ready()
 
 
+def test_a_hostile_servers_ready_answer_is_kept_short_too(monkeypatch):
+    """Only the 503 was bounded: a 200 /readyz with a 5 MB `model_version` took 4.9 s a paint of the desktop app's
+    status bar (security round 9)."""
+    huge = {"ready": True, "status": "ok" * 10**6, "checks": {"model": "ok"}, "model_version": "<b>9</b>" * 10**6,
+            "keep_photos": "yes", "extra": "x" * 10**6}  # fmt: skip
+    c, _, _ = client_answering([httpx.Response(200, json=huge)], monkeypatch)
+    ready = c.ready()
+    assert ready == {"ready": True, "status": "ok" * 20, "checks": {"model": "ok"}, "model_version": None,
+                     "keep_photos": False}  # fmt: skip
+    c, _, _ = client_answering([httpx.Response(200, json={**huge, "model_version": 3})], monkeypatch)
+    assert c.ready()["model_version"] == 3
+    c, _, _ = client_answering([httpx.Response(200, text="<html>a router's page</html>")], monkeypatch)
+    with pytest.raises(ApiError, match="not leafdoc's"):
+        c.ready()
+
+
 def test_a_name_too_long_to_send_is_a_readable_error_not_a_crash(tmp_path, monkeypatch):
     """A 70,000-character class typed into the page's upload box made httpx refuse the URL (InvalidURL): the page
     logged a traceback and told the visitor it was a bug in the page."""

@@ -44,7 +44,7 @@ exit 0
 """
 
 # What the script and the fakes call; nothing else of the system is on PATH (no real uv, no npm).
-COMMANDS = ["bash", "sh", "awk", "sort", "head", "dirname", "cat", "cp", "mkdir", "env", "rm"]
+COMMANDS = ["bash", "sh", "awk", "sort", "head", "dirname", "cat", "cp", "mkdir", "env", "rm", "readlink"]
 
 
 def the_range() -> tuple[str, str]:
@@ -100,6 +100,7 @@ def setup(tmp_path: Path, path_uv: str | None) -> None:
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(SCRIPT, repo / "scripts" / "install.sh")
     (repo / "requirements.lock").write_text("")
+    (repo / "src" / "leafdoc").mkdir(parents=True)
     fakes, system = tmp_path / "fakes", tmp_path / "system"
     fakes.mkdir()
     system.mkdir()
@@ -244,3 +245,25 @@ def test_without_a_python_3_11_it_says_how_to_get_one_and_stops(tmp_path):
     assert "could not make .venv with Python 3.11" in said and "python install 3.11" in said, said
     assert "PYTHON=/path/to/python3.11" in said
     assert not [c for c in calls if ": pip sync" in c], "nothing is synced without a venv"
+
+
+def test_run_through_a_link_it_installs_into_its_checkout_and_never_removes_another_venv(tmp_path):
+    """Run through a link (`~/bin/leafdoc-install` -> the checkout's scripts/install.sh), it went to `~/bin/..`, took
+    the user's own ~/.venv of Python 3.12 for one of another Python and deleted it (security round 9)."""
+    setup(tmp_path, "0.13.9")
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "leafdoc-install").symlink_to(tmp_path / "repo" / "scripts" / "install.sh")
+    theirs = home / ".venv" / "bin"
+    theirs.mkdir(parents=True)
+    (theirs / "python").write_text("#!/bin/sh\necho 3.12\n")
+    (theirs / "python").chmod(0o755)
+    r = subprocess.run(["bash", str(home / "bin" / "leafdoc-install")], env=env_of(tmp_path, FAKE_PY_VERSION="3.12"),
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (theirs / "python").is_file(), "the user's own venv was removed"
+    assert (tmp_path / "repo" / ".venv" / "bin" / "python").is_file()  # the checkout's venv
+
+    (tmp_path / "repo" / "requirements.lock").unlink()  # a copy of the script outside a checkout
+    r, calls, _ = run(tmp_path, again=True)
+    assert r.returncode == 1 and "is not a leafdoc checkout" in r.stderr and not calls

@@ -448,6 +448,9 @@ def check_csv_target(path: Path) -> None:
 
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder.", hint="Name a file for the table: --csv answers.csv")
+    if path.is_symlink() or (path.exists() and not path.is_file()):  # the file is replaced whole: a link (or
+        # /dev/stdout) would become a file of its own, and the file it named be left as it was
+        raise ConfigError(f"{path}: is a link or not a plain file.", hint="Name a new file, or a plain one to replace.")
     if is_image_name(path):  # `--csv photo.jpg other.jpg`: the first photo would be written over
         raise ConfigError(f"{path}: is named as a photo.", hint="Name a .csv file for the table: --csv answers.csv")
     if not path.parent.is_dir():

@@ -31,8 +31,8 @@ def _elsewhere_hint(settings: Settings) -> str:
     """What to back up instead, catalog first, for the combination `settings` names: a SQLite catalog with a
     bucket or a shared folder was told to use pg_dump."""
     url = settings.catalog_url
-    if url.startswith("sqlite:"):
-        path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite"):  # sqlite:///path, sqlite+pysqlite:///path
+        path = url.split(":///", 1)[-1]
         catalog = f'the catalog first, while leafdoc runs: sqlite3 {path} ".backup DEST/catalog.sqlite"'
     else:
         catalog = "the database first with pg_dump (or the managed service's snapshots)"

@@ -4,12 +4,13 @@ CSV" (desktop/diagnose.py) and `leafdoc predict --csv` (cli/main.py).
 A cell that begins with = + - @ (or a tab or carriage return) is what a spreadsheet runs as a formula: a photo named
 `=HYPERLINK("http://…")​.jpg`, or a message from a server the desktop app was pointed at, would run when the file is
 opened. Such a cell is written as text, with a leading apostrophe, as the web page's history export does
-(ui/history.py)."""
+(ui/history.py); `spreadsheet_safe` says what else a spreadsheet's import runs."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -33,10 +34,19 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 UNREAD = "error"  # the reason of a photo that could not be read (its message says why)
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a NUL first made "\x00=7+7" a formula (LibreOffice)
+BREAKS = re.compile(r"[\r\n]+")  # a quoted cell's line break ends the row in some spreadsheets' import
+AFTER_SEMICOLON = re.compile(r";(\s*)(?=[=+\-@\t\r])")  # Excel in French, Spanish, German... splits on ";"
+
+
 def spreadsheet_safe(value) -> str:
-    """The cell's text, made text where a spreadsheet would run it as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    """The cell's text, made text where a spreadsheet would run it as a formula: control characters dropped, line
+    breaks made spaces, an apostrophe before a formula's first character at the start (after spaces, which an import
+    may trim) and after every ";" (a spreadsheet that splits on ";" makes each part a cell). Checked with LibreOffice
+    7.4 reading the CSV split on commas and on semicolons, spaces trimmed or not: no formula (security round 9)."""
+    text = BREAKS.sub(" ", CONTROL.sub("", "" if value is None else str(value)))
+    text = AFTER_SEMICOLON.sub(lambda m: ";" + m[1] + "'", text)
+    return "'" + text if text.lstrip(" \u00a0").startswith(FORMULA_START) else text
 
 
 def answer_row(answer: dict, path: Path | str, when: datetime | None = None) -> dict:

@@ -115,7 +115,7 @@ FORGETS, WORSE, TOO_FEW, NO_TEST_PHOTOS = "forgets", "worse", "too_few", "no_tes
 HELD_BACK = (FORGETS, WORSE, TOO_FEW, NO_TEST_PHOTOS)
 # The promotion rule's reason for a candidate that forgets classes (lifecycle/promotion.forgotten_words writes it).
 LOST_CLASSES = "does not know {lost} of the serving model's {known} classes"
-_LOST_CLASSES = re.compile(LOST_CLASSES.format(lost=r"(\d+)", known=r"(\d+)"))
+_LOST_CLASSES = re.compile(LOST_CLASSES.format(lost=r"(\d{1,9})", known=r"(\d{1,9})"))  # int() of 4,300 digits raises
 
 
 def _held_back(promo: dict) -> tuple[list[str], int | None, int | None]:
