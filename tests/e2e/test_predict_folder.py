@@ -110,3 +110,27 @@ def test_predict_decodes_a_few_photos_at_a_time_and_prints_answers_as_they_come(
     assert max(batches) <= cli.PREDICT_CHUNK and sum(batches) == 36, batches
     assert printed_before == [i * cli.PREDICT_CHUNK for i in range(len(batches))]  # each batch's answers printed first
     assert said == sorted(str(p) for p in folder.rglob("*.jpg"))
+
+
+def test_a_folders_answers_end_with_what_they_come_to(tmp_path, tiny_model):
+    """A scout's folder of photos scrolls by a screen a photo: the last line counts the diagnoses, the "not sure" by
+    reason and the unread, as the answers above say them."""
+    folder = make_leaf_folder(tmp_path / "photos", per_class=3)
+    (folder / "notes.jpg").write_text("not a photo")
+    home = tmp_path / "home"
+    answers = json.loads(leafdoc("predict", tiny_model, folder, "--json", home=home).stdout)
+    r = leafdoc("predict", tiny_model, folder, home=home)
+    assert r.returncode == 1
+    said = " ".join(r.stdout.split("In all:")[-1].split())
+    from collections import Counter
+
+    from leafdoc.words.labels import answer_name
+
+    named = Counter(answer_name(a, a["label"]) for a in answers if "error" not in a and not a["abstained"])
+    refused = Counter(a["reason"] for a in answers if "error" not in a and a["abstained"])
+    assert said.startswith(f"{len(answers)} photos: ") and said.endswith("1 could not be read."), said
+    for name, n in named.items():
+        assert f"{n} {name}" in said, (name, said)
+    for reason, n in refused.items():
+        assert f"{reason} {n}" in said, (reason, said)
+    assert f"{sum(named.values())} diagnosed" in said or not named

@@ -24,6 +24,7 @@ from leafdoc.cli.models import app as models_app
 from leafdoc.cli.options import train_signature
 from leafdoc.cli.printing import (
     TrainingLog,
+    answers_summary,
     console,
     experiment_events,
     out,
@@ -427,6 +428,8 @@ def predict(
         answers += got
     if as_json:
         emit_json(answers)
+    elif len(answers) > 1:  # a folder's answers scroll by: what they come to, last
+        print_wrapped(out, "In all:", answers_summary(answers), "bold")
     if csv_file is not None:
         from leafdoc.core.atomic import atomic_write_bytes
         from leafdoc.words.answer_table import answer_row, table_csv

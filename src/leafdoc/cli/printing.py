@@ -351,6 +351,30 @@ def print_answers(answers: list[dict]) -> None:
         print_advice(a["advice"])
 
 
+def answers_summary(answers: list[dict], shown: int = 5) -> str:
+    """`leafdoc predict`'s last line for several photos, what a scout reads first: "120 photos: 80 diagnosed (52
+    Tomato — Early blight, 20 Tomato — healthy, 8 among 3 other diagnoses), 35 not sure (unsure 20, not_a_leaf 15),
+    5 could not be read"."""
+    from leafdoc.words.counts import counted
+    from leafdoc.words.labels import answer_name
+
+    unread = sum("error" in a for a in answers)
+    refused = Counter(a["reason"] for a in answers if "error" not in a and a["abstained"])
+    named = Counter(answer_name(a, a["label"]) for a in answers if "error" not in a and not a["abstained"])
+    parts = []
+    if named:
+        most = [f"{n:,} {name}" for name, n in named.most_common(shown)]
+        rest = sum(named.values()) - sum(n for _, n in named.most_common(shown))
+        most += [f"{rest:,} among {counted(len(named) - shown, 'other diagnosis', 'other diagnoses')}"] if rest else []
+        parts.append(f"{sum(named.values()):,} diagnosed ({', '.join(most)})")
+    if refused:
+        why = ", ".join(f"{reason} {n:,}" for reason, n in refused.most_common())
+        parts.append(f"{sum(refused.values()):,} not sure ({why})")
+    if unread:
+        parts.append(f"{unread:,} could not be read")
+    return f"{counted(len(answers), 'photo')}: {', '.join(parts)}."
+
+
 def print_advice(advice: dict | None) -> None:
     """The summary under the diagnosis, and where the full entry is (an abstention has no advice)."""
     if advice is None:
