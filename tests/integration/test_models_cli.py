@@ -106,21 +106,26 @@ def test_promote_and_rollback_switch_what_a_worker_serves_and_refuse_what_could_
     tiny = served_label(old_home)
     assert tiny[0] == 1
 
-    # A version whose files on this machine are broken is refused before it serves; nothing changes.
+    # A version whose files on this machine were damaged is made again from the store (its files' sha256 are
+    # checked); one whose stored file is damaged too is refused before it serves, and nothing changes.
     with Workspace.open(old_home) as ws:  # the version's files on this machine, as a worker finds them
         onnx = ws.registry.local_dir(2) / "model.onnx"
+        blob = ws.registry.store._path(ws.registry.get(2).files["model.onnx"])
     good = onnx.read_bytes()
     onnx.write_bytes(good[:5000])
+    blob.chmod(0o644)
+    blob.write_bytes(good[:5000])
     code, text = models("promote", "2")
-    assert code == 1 and "models/2/model.onnx: ONNX Runtime cannot load it" in text, text
+    assert code == 1 and "model.onnx in the store does not match its sha256" in flat(text), text
     assert json.loads(models("list", "--json")[1])["serving"] == 1
-    onnx.write_bytes(good)
+    blob.write_bytes(good)
+    assert onnx.read_bytes() == good[:5000]  # still damaged here: the promotion below makes it again
 
     code, text = models("promote", "2", "--reason", "the new starter", "--json")
     event = json.loads(text)
     assert code == 0 and (event["version"], event["previous_version"], event["action"]) == (2, 1, "promote")
     assert event["reason"] == "the new starter"
-    assert served_label(old_home) == (2, "Tomato___Early_blight")
+    assert served_label(old_home) == (2, "Tomato___Early_blight") and onnx.read_bytes() == good
 
     code, text = models("promote", "2")
     assert code == 1 and "already serving" in text, text
