@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -196,6 +197,9 @@ def upload_zip(
         except sync_api.TimeoutError:
             if attempt == 2 or token is None:
                 raise
+            shown = " ".join(page.locator("#upload-zip").inner_text().split())[:200]
+            said = f"the page's file box showed {shown!r} 45 s after {archive.name} was chosen: chosen again"
+            warnings.warn(said, stacklevel=2)  # in the run's warnings summary: how often, and what it showed
             page.reload()
             enter_token(page, token, expect="Token accepted")
     fill(page, "upload-dataset", dataset)
