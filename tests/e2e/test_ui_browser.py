@@ -192,7 +192,10 @@ def upload_zip(
             page.locator("#upload-zip button[aria-label='Clear']").wait_for(state="detached")
         page.set_input_files("#upload-zip input[type=file]", str(archive))
         try:  # in the page's folder: sent with the click
-            page.locator("#upload-zip", has_text=archive.name).wait_for(timeout=45_000 if attempt == 1 else 90_000)
+            # once uploaded the box shows the name as "new-photos" and ".zip" apart ("new-photos .zip 64.6 KB"): only
+            # while it uploads as one word, which a fast upload skipped (the wait missed it: CI, twice)
+            shown = re.compile(rf"{re.escape(archive.stem)}\s*{re.escape(archive.suffix)}")
+            page.locator("#upload-zip", has_text=shown).wait_for(timeout=45_000 if attempt == 1 else 90_000)
             break
         except sync_api.TimeoutError:
             if attempt == 2 or token is None:
