@@ -44,7 +44,7 @@ from leafdoc.words.serving_change import serving_stack
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
-_hashed: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256: a version's folder is read once a process
+_hashed: dict[tuple, str] = {}  # file_sha256's key (path, device, inode, size, times) -> sha256, kept for the process
 
 
 def file_sha256(path: Path) -> str | None:
