@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from leafdoc.core.atomic import atomic_dir, remove_stale_partials_in
 from leafdoc.core.errors import ConfigError, Conflict, LeafdocError, ModelError, NotFound
+from leafdoc.core.hashing import cached_sha256
 from leafdoc.core.settings import Settings
 from leafdoc.data.catalog import Catalog, ModelVersionRow, ServingEventRow
 from leafdoc.data.leases import hold
@@ -44,28 +45,6 @@ from leafdoc.words.serving_change import serving_stack
 
 log = logging.getLogger(__name__)
 LIST_HINT = "`leafdoc models list` (or GET /v1/models) lists them."
-_hashed: dict[tuple, str] = {}  # file_sha256's key (path, device, inode, size, times) -> sha256, kept for the process
-
-
-def file_sha256(path: Path) -> str | None:
-    """The file's sha256, or None if it is not a file; remembered while the file's inode, size and time stay the
-    same (a model version's files are checked each time the version is looked up: ~30 MB hashed once, not again)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not os.path.isfile(path):
-        return None
-    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _hashed:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _hashed[key] = h.hexdigest()
-    return _hashed[key]
-
-
 STATUSES = ("candidate", "serving", "archived", "rejected")
 PROMOTE_METRICS = ("accuracy", "top3_accuracy", "macro_f1", "ece")
 LOWER_IS_BETTER = frozenset({"ece"})
@@ -168,8 +147,8 @@ class Registry:
         """The version whose model files are the folder's, byte for byte (every file of MODEL_FILES either has),
         if one is registered."""
 
-        def sha(name: str) -> str:
-            return hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
+        def sha(name: str) -> str | None:
+            return cached_sha256(Path(folder) / name)
 
         # model.onnx first: `serve` asks at every start, and the other files (tens of MB) are hashed only when a
         # version has the same network.
@@ -230,7 +209,7 @@ class Registry:
 
     def local_dir(self, version: int) -> Path:
         """The version's folder under models_dir, rebuilt from the store if this machine lacks it or holds other
-        files under its number (their sha256 checked: `file_sha256`). Built as
+        files under its number (their sha256 checked: `core/hashing.cached_sha256`). Built as
         core.atomic.atomic_dir builds a folder (`.<version>.<random>.<pid>@<host>.partial`, renamed in once whole),
         so what a worker killed while rebuilding one left is removed by a later rebuild or registration
         (`remove_stale_partials_in`), and what a live one is writing is kept."""
@@ -241,7 +220,7 @@ class Registry:
             # The files' contents, not only their names: a folder of the same number left by another catalog (a
             # data home whose catalog was restored from an earlier backup, or deleted to start again) holds another
             # model under the same names, and was served as this version.
-            return all(file_sha256(folder / name) == sha for name, sha in row.files.items())
+            return all(cached_sha256(folder / name) == sha for name, sha in row.files.items())
 
         if whole(final):
             return final

@@ -10,7 +10,6 @@ and reads or writes the card; it imports nothing of leafdoc above the base layer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from leafdoc.core.atomic import atomic_dir, atomic_write_json
 from leafdoc.core.errors import ModelError
+from leafdoc.core.hashing import sha256_file
 from leafdoc.runtime.cpuflags import describe as describe_cpu
 from leafdoc.runtime.cpuflags import int8_problem
 
@@ -327,11 +327,7 @@ def variant_file(model_dir: Path, card: ModelCard, variant: str, any_cpu: bool =
     if not entry or not path.is_file():
         raise ModelError(f"{model_dir}: the model folder has no {variant} ONNX file.", hint=hint)
     source = Path(model_dir) / ONNX_FILE
-    if (
-        entry.get("source_sha256")
-        and source.is_file()
-        and hashlib.sha256(source.read_bytes()).hexdigest() != entry["source_sha256"]
-    ):
+    if entry.get("source_sha256") and source.is_file() and sha256_file(source) != entry["source_sha256"]:
         raise ModelError(f"{path}: it was made from an earlier model.onnx than the folder's.", hint=hint)
     if variant == "int8" and not any_cpu and (why := int8_problem()):
         made_on = (entry.get("checked_on") or {}).get("model")

@@ -208,8 +208,9 @@ def load_starter_backbone(model: keras.Model, spec: backbone_registry.BackboneSp
 
 def weights_provenance(name: str, weights: str) -> dict:
     """What the model card says about the backbone's starting weights: source, file, sha256, licence."""
+    from leafdoc.core.hashing import sha256_file
     from leafdoc.modelfolder import STARTER_WEIGHTS_FILE
-    from leafdoc.train.weights import find_package_file, sha256_file
+    from leafdoc.train.weights import find_package_file
 
     spec = backbone_registry.get(name)
     if weights == NO_WEIGHTS:

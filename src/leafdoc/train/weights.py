@@ -14,7 +14,6 @@ count, then the elements, little-endian.
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.metadata
 import importlib.util
 import io
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from leafdoc.core.errors import ConfigError
+from leafdoc.core.hashing import sha256_file
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -219,14 +219,6 @@ class WeightsFile:
             "sha256": self.sha256,
             "licence": licence,
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def missing_package_error(backbone: str, package: str, extra: str | None = None) -> ConfigError:
