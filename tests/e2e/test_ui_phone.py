@@ -280,6 +280,18 @@ def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser,
         assert rows[0]["answer"].startswith("Not sure") and rows[0]["label"] == ""
         assert rows[1]["label"] == "Tomato___Early_blight" and rows[1]["caution"] == "Tomato — Late blight"
         assert all(datetime.fromisoformat(r["date"]).tzinfo is not None for r in rows)
+        # a photo's name and words a spreadsheet would run are exported as text (round 9's cases on this page)
+        hostile = {
+            "date": datetime.now().astimezone().isoformat(),
+            "photo": "\x00=1+1.jpg",
+            "answer": "a;=2+2\n@SUM(1)",
+        }
+        page.evaluate("entry => window.leafdocHistory.add(entry)", hostile)
+        with page.expect_download() as download:
+            page.click("#history-export")
+        download.value.save_as(saved)
+        newest = next(csv.DictReader(saved.open(encoding="utf-8", newline="")))
+        assert (newest["photo"], newest["answer"]) == ("'=1+1.jpg", "a;'=2+2 @SUM(1)"), newest
 
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("#history-clear")

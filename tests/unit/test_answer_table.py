@@ -8,6 +8,8 @@ import csv
 import io
 from datetime import datetime
 
+from tests.unit.node_support import needs_node, run_node
+
 from leafdoc.words.answer_table import FIELDS, answer_row, table_csv
 
 HOSTILE = {
@@ -77,3 +79,63 @@ def test_what_else_a_spreadsheet_would_run_is_text():
     text = table_csv(rows)
     cells = [cell for line in text.splitlines() for part in line.split(",") for cell in part.split(";")]
     assert all(not cell.strip(' "').startswith(("=", "+", "-", "@")) for cell in cells), cells
+
+
+NODE_SCRIPT = r"""
+const h = await import(process.argv[1]);
+let text = "";
+for await (const chunk of process.stdin) text += chunk;
+const cells = JSON.parse(text);
+console.log(JSON.stringify({ safe: cells.map(h.spreadsheetSafe), csv: cells.map(h.csvCell) }));
+"""
+
+
+@needs_node
+def test_the_web_pages_history_export_makes_the_same_cells_text():
+    """The web page's history export (ui/history.py, with offline/static/history.js's csvCell) looked at a cell's
+    first character only: round 9's NUL, ";" and leading-space cases reached the CSV as formulas. Its cells are now
+    held against spreadsheet_safe's, on round 9's cases and on strings drawn from the characters that matter."""
+    import random
+
+    from leafdoc.words.answer_table import spreadsheet_safe
+
+    rng = random.Random(7)
+    alphabet = [
+        "=",
+        "+",
+        "-",
+        "@",
+        "\t",
+        "\r",
+        "\n",
+        ";",
+        " ",
+        "\u00a0",
+        "\x00",
+        "\x1f",
+        "\x85",
+        "\ufeff",
+        "a",
+        '"',
+        ",",
+    ]
+    cells = [
+        "\x00=7+7",
+        "a;=1+1;b.jpg",
+        "x; -2+3",
+        "first\n=1+1",
+        "  =2+2",
+        "Tomato — Early blight; rings",
+        "",
+        "\u3000=1",
+    ]
+    cells += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    said = run_node(NODE_SCRIPT, "history.js", cells)
+    wanted = [spreadsheet_safe(c) for c in cells]
+    assert said["safe"] == wanted, next(
+        (c, s, w) for c, s, w in zip(cells, said["safe"], wanted, strict=True) if s != w
+    )
+    # each exported cell, read back as CSV, is that text
+    for cell, text in zip(cells, said["csv"], strict=True):
+        row = next(csv.reader(io.StringIO(text + "\r\n"))) or [""]  # an empty cell reads back as no cell
+        assert row == [spreadsheet_safe(cell)], (cell, text)

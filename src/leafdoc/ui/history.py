@@ -126,7 +126,7 @@ SCRIPT = (
   // the store's code the offline page imports (offline/static/history.js), inlined: one copy for both pages
   const store = (() => {
 %STORE%
-    return { read, add };
+    return { read, add, csvCell };
   })();
   const read = () => store.read(KEY);
   // the box's words in the page's language (ui/history.py box_html), English until it is drawn
@@ -160,14 +160,8 @@ SCRIPT = (
     const empty = document.getElementById("history-empty");
     if (empty) empty.style.display = items.length ? "none" : "";
   }
-  function csvCell(v) {
-    const s = String(v == null ? "" : v);
-    // a cell a spreadsheet would run as a formula is made text
-    const safe = /^[=+\\-@\\t\\r]/.test(s) ? "'" + s : s;
-    return /[",\\n\\r]/.test(safe) ? '"' + safe.replace(/"/g, '""') + '"' : safe;
-  }
   function exportCsv() {
-    const rows = [COLUMNS.join(",")].concat(read().map((it) => COLUMNS.map((c) => csvCell(it[c])).join(",")));
+    const rows = [COLUMNS.join(",")].concat(read().map((it) => COLUMNS.map((c) => store.csvCell(it[c])).join(",")));
     const blob = new Blob([rows.join("\\r\\n") + "\\r\\n"], {type: "text/csv"});
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
@@ -217,7 +211,7 @@ SCRIPT = (
 """.replace("%KEY%", KEY)
     .replace("%KEEP%", str(KEEP))
     .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
-    .replace("%STORE%", offline_module("history.js"))  # read, add, thumbnail, blobUrl
+    .replace("%STORE%", offline_module("history.js"))  # read, add, thumbnail, blobUrl, csvCell (formula-safe)
 )
 
 HEAD = "<script>" + SCRIPT + "</script>"

@@ -36,7 +36,8 @@ UNREAD = "error"  # the reason of a photo that could not be read (its message sa
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a NUL first made "\x00=7+7" a formula (LibreOffice)
 BREAKS = re.compile(r"[\r\n]+")  # a quoted cell's line break ends the row in some spreadsheets' import
-AFTER_SEMICOLON = re.compile(r";(\s*)(?=[=+\-@\t\r])")  # Excel in French, Spanish, German... splits on ";"
+AFTER_SEMICOLON = re.compile(r";([\s\ufeff]*)(?=[=+\-@\t\r])")  # Excel in French, Spanish, German... splits on ";"
+# (the web page's history export has the same rules in JavaScript: offline/static/history.js spreadsheetSafe)
 
 
 def spreadsheet_safe(value) -> str:
