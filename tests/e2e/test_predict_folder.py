@@ -134,3 +134,19 @@ def test_a_folders_answers_end_with_what_they_come_to(tmp_path, tiny_model):
     for reason, n in refused.items():
         assert f"{reason} {n}" in said, (reason, said)
     assert f"{sum(named.values())} diagnosed" in said or not named
+
+
+def test_a_photos_name_cannot_send_control_codes_to_the_terminal(tmp_path, tiny_model):
+    """Security round 10: a folder of photos from someone else, one named `leaf<ESC>[2J<ESC>]0;pwned<ESC>\\.jpg`:
+    `leafdoc predict` printed the name as it was, and the terminal cleared its screen and took a new title (a
+    fake diagnosis could be drawn over the real ones). Each control character is now shown as "?"."""
+    folder = make_leaf_folder(tmp_path / "photos", per_class=1)
+    first = sorted(folder.rglob("*.jpg"))[0]
+    shutil.copy(first, folder / "leaf\x1b[2J\x1b]0;pwned\x1b\\.jpg")
+    (folder / "bad\x1b[1A\x9b2K.jpg").write_text("not a photo")  # a C1 control too, on the unread photo's line
+
+    r = leafdoc("predict", tiny_model, folder, home=tmp_path / "home")
+    assert r.returncode == 1, r.stderr
+    printed = r.stdout + r.stderr
+    assert "\x1b" not in printed and "\x9b" not in printed, repr(printed)
+    assert "leaf?[2J?]0;pwned?\\.jpg:" in printed and "bad?[1A?2K.jpg:" in printed, printed

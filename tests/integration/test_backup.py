@@ -162,3 +162,27 @@ def test_photos_added_after_the_store_was_listed_but_before_the_catalog_was_copi
     assert sorted(original) == [("leaves", 1), ("leaves", 2)] and len(original["leaves", 2]) == 8
     assert versions(dest) == original  # every photo the copied catalog names is in the copied store
     assert done["blobs"] == 8
+
+
+def test_a_folder_that_appears_at_the_destination_during_the_copy_is_kept(tmp_path):
+    """Two backups started together to one dated folder (cron), or anything else written there meanwhile: the
+    backup checked DEST once at its start and, at its end, replaced whatever had come there, deleting it."""
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    settings.ensure_home()
+    catalog, store = Catalog(settings.catalog_url), open_store(settings.store_location)
+    ingest(photos(tmp_path / "one", 2), catalog, store, "leaves")
+    catalog.dispose()
+    dest = tmp_path / "copy"
+
+    def another_backup_arrives(done: int, total: int) -> None:
+        if done == 1:
+            dest.mkdir()
+            (dest / "OTHER-RUN.txt").write_text("kept")
+
+    with pytest.raises(ConfigError, match="appeared while") as refused:
+        backup_home(settings, dest, progress=another_backup_arrives)
+    assert refused.value.hint == "Name a new folder."
+    assert sorted(p.name for p in dest.iterdir()) == ["OTHER-RUN.txt"]
+    assert (dest / "OTHER-RUN.txt").read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []  # no half-made copy left beside it

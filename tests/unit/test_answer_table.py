@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 
 from tests.unit.node_support import needs_node, run_node
@@ -31,7 +32,7 @@ def read(text: str) -> list[dict]:
 def test_every_cell_a_spreadsheet_would_run_is_text():
     (row,) = read(table_csv([answer_row(HOSTILE, "/photos/\tleaf.jpg", datetime(2026, 12, 2, 9, 30))]))
     assert row["message"] == "'" + HOSTILE["message"] and row["diagnosis"] == "'" + HOSTILE["label"]
-    assert row["crop_given"] == "'@SUM(1)" and row["top_k"] == "'-2+3=0.5000" and row["file"] == "'\tleaf.jpg"
+    assert row["crop_given"] == "'@SUM(1)" and row["top_k"] == "'-2+3=0.5000" and row["file"] == " leaf.jpg"
     said = (row["time"], row["abstained"], row["reason"], row["model_version"])
     assert said == ("2026-12-02T09:30:00", "yes", "unsure", "3")
     assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values())
@@ -70,14 +71,17 @@ def test_what_else_a_spreadsheet_would_run_is_text():
         ("x; -2+3", "x; '-2+3"),
         ("first\n=1+1", "first =1+1"),
         ("  =2+2", "'  =2+2"),
+        ("ok\t=HYPERLINK(1)", "ok =HYPERLINK(1)"),  # round 10: LibreOffice and Excel split on tabs by default
+        ("leaf\t=6*7;.jpg", "leaf =6*7;.jpg"),
+        ("\u00a0\t=12+12", "'\u00a0 =12+12"),
         ("Tomato — Early blight; rings", "Tomato — Early blight; rings"),  # nothing to make text: as it was
     ]:
         assert spreadsheet_safe(hostile) == safe, hostile
-    # in a whole table, read back by a reader that splits on ";": no cell starts a formula
+    # in a whole table, read back by a reader that splits on ";" and tabs too: no cell starts a formula
     rows = [answer_row({"label": "a;=1+1", "message": "\x00@SUM(1)", "top_k": [{"label": "x;+1", "probability": 1}]},
-                       "/p/a;=HYPERLINK(1);b.jpg")]  # fmt: skip
+                       "/p/a;=HYPERLINK(1);b\t=7*7.jpg")]  # fmt: skip
     text = table_csv(rows)
-    cells = [cell for line in text.splitlines() for part in line.split(",") for cell in part.split(";")]
+    cells = [cell for line in text.splitlines() for part in re.split("[,\t]", line) for cell in part.split(";")]
     assert all(not cell.strip(' "').startswith(("=", "+", "-", "@")) for cell in cells), cells
 
 

@@ -13,16 +13,29 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape as esc
 from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.table import Column, Table
 from rich.text import Text
 
 from leafdoc.imaging.quality import SHORT_NAMES
 
+UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and line feed
+
 
 class TrimmedConsole(Console):
     """A Console whose wrapped lines end at their last character: text printed with `soft_wrap=False` (wrapped at the
     terminal's width, as the CLI's warnings and notes are) kept the space Rich breaks a line at, so every line but the
-    last ended in a trailing space (a copied warning, a diff of the output, a test's comparison all carried them)."""
+    last ended in a trailing space (a copied warning, a diff of the output, a test's comparison all carried them).
+
+    And whose text never carries a terminal's control codes: a photo named `leaf\x1b[2J.jpg`, a label in someone
+    else's model or a server's message could clear the screen or rewrite earlier lines (a fake diagnosis) through
+    `leafdoc predict`. Each is shown as "?" (Rich's own codes, its styles and cursor moves, are not text)."""
+
+    def render(self, renderable, options: ConsoleOptions | None = None):
+        for segment in super().render(renderable, options):
+            if segment.control is None and UNPRINTABLE.search(segment.text):
+                segment = Segment(UNPRINTABLE.sub("?", segment.text), segment.style)
+            yield segment
 
     def print(self, *objects, sep: str = " ", end: str = "\n", soft_wrap: bool | None = None, **kwargs) -> None:
         if soft_wrap is not False or not objects or not all(isinstance(o, str | Text) for o in objects):

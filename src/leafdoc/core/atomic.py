@@ -104,7 +104,7 @@ def remove_stale_partials_in(folder: Path, now: float | None = None) -> list[Pat
 
 
 @contextmanager
-def atomic_dir(final: Path, keep_existing: Callable[[Path], bool] | None = None):
+def atomic_dir(final: Path, keep_existing: Callable[[Path], bool] | None = None, exclusive: bool = False):
     """Build a folder under a temp name beside `final`; it appears under its name only if the block succeeds.
 
     An existing `final` is replaced only after the new one is complete. What a killed earlier write to `final`
@@ -115,6 +115,9 @@ def atomic_dir(final: Path, keep_existing: Callable[[Path], bool] | None = None)
     already be reading it. An existing `final` that `keep_existing(final)` says is whole is kept and the new
     folder dropped, as it is when another process renames its folder in first; only one it says is not is
     replaced.
+
+    `exclusive`: never replace anything: a `final` that came while the folder was built (another run's backup to
+    the same folder) is a ConfigError and the new folder is dropped.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +136,15 @@ def atomic_dir(final: Path, keep_existing: Callable[[Path], bool] | None = None)
                 os.rename(tmp, final)  # never over a folder: fails if another process's whole one came in between
             except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
+            return
+        if exclusive:
+            if os.path.lexists(final):
+                raise ConfigError(
+                    f"{final}: appeared while this folder was being made there; it was left as it is and nothing was "
+                    "written to it.",
+                    hint="Name a new folder.",
+                )
+            os.rename(tmp, final)  # never over a folder with anything in it
             return
         old = None
         if final.exists():

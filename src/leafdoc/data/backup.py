@@ -13,6 +13,7 @@ the bucket's versioning or replication (docs/deploy.md, "Backups").
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -60,11 +61,11 @@ def backup_home(settings: Settings, dest: Path, progress: Callable[[int, int], N
             hint="Check LEAFDOC_HOME: it names the data home `leafdoc serve` and `leafdoc ingest` use.",
         )
     dest = Path(dest)
-    if dest.exists():
+    if os.path.lexists(dest):
         raise ConfigError(f"{dest}: already exists.", hint="Name a new folder: a backup never overwrites one.")
     if dest.resolve().is_relative_to(settings.home.resolve()):
         raise ConfigError(f"{dest}: is inside the data home it would copy.", hint="Name a folder outside it.")
-    with atomic_dir(dest) as tmp:
+    with atomic_dir(dest, exclusive=True) as tmp:  # one that appears meanwhile is kept, not replaced
         source = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
         copy = sqlite3.connect(tmp / CATALOG)
         try:

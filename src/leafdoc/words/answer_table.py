@@ -35,16 +35,18 @@ UNREAD = "error"  # the reason of a photo that could not be read (its message sa
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a NUL first made "\x00=7+7" a formula (LibreOffice)
-BREAKS = re.compile(r"[\r\n]+")  # a quoted cell's line break ends the row in some spreadsheets' import
+BREAKS = re.compile(r"[\r\n\t]+")  # a quoted cell's line break ends the row in some spreadsheets' import; a tab
+# splits the cell where the import splits on tabs too (LibreOffice's and Excel's default: "ok\t=1+1" ran; round 10)
 AFTER_SEMICOLON = re.compile(r";([\s\ufeff]*)(?=[=+\-@\t\r])")  # Excel in French, Spanish, German... splits on ";"
 # (the web page's history export has the same rules in JavaScript: offline/static/history.js spreadsheetSafe)
 
 
 def spreadsheet_safe(value) -> str:
     """The cell's text, made text where a spreadsheet would run it as a formula: control characters dropped, line
-    breaks made spaces, an apostrophe before a formula's first character at the start (after spaces, which an import
-    may trim) and after every ";" (a spreadsheet that splits on ";" makes each part a cell). Checked with LibreOffice
-    7.4 reading the CSV split on commas and on semicolons, spaces trimmed or not: no formula (security round 9)."""
+    breaks and tabs made spaces, an apostrophe before a formula's first character at the start (after spaces, which
+    an import may trim) and after every ";" (a spreadsheet that splits on ";" makes each part a cell). Checked with
+    LibreOffice 7.4 reading the CSV split on commas, semicolons and tabs, spaces trimmed or not: no formula (security
+    rounds 9 and 10)."""
     text = BREAKS.sub(" ", CONTROL.sub("", "" if value is None else str(value)))
     text = AFTER_SEMICOLON.sub(lambda m: ";" + m[1] + "'", text)
     return "'" + text if text.lstrip(" \u00a0").startswith(FORMULA_START) else text

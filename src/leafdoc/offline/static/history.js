@@ -49,12 +49,12 @@ export function blobUrl(dataUrl) {
 }
 
 // A cell of the history's CSV as text a spreadsheet will not run as a formula: the rules of words/answer_table.py
-// spreadsheet_safe (control characters dropped, line breaks made spaces, an apostrophe before a formula's first
-// character at the start, after spaces, and after every ";"), then quoted where CSV needs it.
+// spreadsheet_safe (control characters dropped, line breaks and tabs made spaces, an apostrophe before a formula's
+// first character at the start, after spaces, and after every ";"), then quoted where CSV needs it.
 export function spreadsheetSafe(value) {
   let text = String(value == null ? "" : value)
     .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, "")
-    .replace(/[\r\n]+/g, " ");
+    .replace(/[\r\n\t]+/g, " ");
   text = text.replace(/;([\s\x85]*)(?=[=+\-@\t\r])/g, (match, spaces) => ";" + spaces + "'");
   return /^[ \u00a0]*[=+\-@\t\r]/.test(text) ? "'" + text : text;
 }
