@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from tests.conftest import REPO, TINY_CNN_CLI, run_until_killed
+
+from leafdoc.modelfolder import read_labels
 
 EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
 
@@ -348,3 +351,36 @@ def test_train_on_a_folder_whose_name_the_data_home_already_holds_says_it_trains
     assert "--dataset leaves --dataset-version N (1 to 1)" in said
     card = json.loads((tmp_path / "m2" / "card.json").read_text())
     assert card["dataset"]["version"] == 2 and sum(card["dataset"]["split"].values()) == 24
+
+
+def test_a_class_too_small_is_said_at_ingest_and_left_out_under_a_new_name(tmp_path, leaf_folder):
+    """A newcomer's folder with a class of 2 photos (walkthrough, session 71): ingest said nothing, train refused
+    with "remove their folders", and after the folder was removed the same refusal came back (a dataset keeps every
+    photo ingested into it), while `train --data DIR --dataset NEW`, the way out the notes named, was refused as
+    "pass exactly one". Now ingest warns, the refusal names the way out, and that way works."""
+    photos, home = tmp_path / "messy", tmp_path / "home"
+    shutil.copytree(leaf_folder, photos)
+    small = photos / "Corn_(maize)___healthy"
+    small.mkdir()
+    for photo in sorted((photos / "Apple___healthy").glob("*.jpg"))[:2]:
+        shutil.copy(photo, small / f"corn-{photo.name}")  # the same bytes under another label: rejected as such
+    for i, photo in enumerate(sorted((photos / "Apple___healthy").glob("*.jpg"))[:2]):
+        with Image.open(photo) as img:
+            img.rotate(90 * (i + 1)).save(small / f"turned-{i}.jpg")  # two photos of their own
+
+    r = leafdoc("ingest", photos, home=home)
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 0 and "warning: messy: Corn_(maize)___healthy has 2; training needs at least 3" in said
+    assert "--dataset NEWNAME" in said, said
+    shutil.rmtree(small)
+    r = leafdoc("train", "--data", photos, "--out", tmp_path / "m", *TINY_CNN_CLI, home=home)
+    said = " ".join(r.stderr.split())
+    assert r.returncode != 0 and "'Corn_(maize)___healthy' has 2" in said and "--dataset NEWNAME" in said, said
+
+    r = leafdoc(
+        "train", "--data", photos, "--dataset", "messy-fixed", "--out", tmp_path / "m", *TINY_CNN_CLI, home=home
+    )
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["dataset"]["name"] == "messy-fixed", card["dataset"]
+    assert "Corn_(maize)___healthy" not in read_labels(tmp_path / "m") and len(read_labels(tmp_path / "m")) == 3

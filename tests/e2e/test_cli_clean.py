@@ -238,4 +238,7 @@ def test_a_diagnosis_reads_at_80_columns(tmp_path):
     words = lines[refused + 1 : refused + 4]
     assert all(line.startswith("  ") for line in words) and "Photograph" in " ".join(words), lines
     assert "Not sure this is a leaf photo" in said and "on a plain background." in said
-    assert f"{notes}: not a photo leafdoc can read" in said and "Use a JPEG or PNG photo." in said
+    assert (
+        f"{notes}: not a photo leafdoc can read" in said
+        and "Use a photo file: JPEG, PNG, HEIC, WebP, TIFF, BMP or GIF." in said
+    )

@@ -55,7 +55,7 @@ def test_ingest_reports_each_rejected_file_and_succeeds(tmp_path, photos):
         {
             "file": "photos/rust/notes.jpg",
             "reason": "not a photo leafdoc can read (is it really a photo, or text/another format?). "
-            "Use a JPEG or PNG photo.",
+            "Use a photo file: JPEG, PNG, HEIC, WebP, TIFF, BMP or GIF.",
         },
     ]
 

@@ -86,7 +86,8 @@ def test_bad_files_are_rejected_by_name_and_the_good_ones_kept(tmp_path, data):
     assert reasons["truncated.jpg"].startswith("the image data is corrupt or truncated")
     assert "Copy the file again from its source" in reasons["truncated.jpg"]
     assert (
-        reasons["notes.jpg"].startswith("not a photo leafdoc can read") and "Use a JPEG or PNG" in reasons["notes.jpg"]
+        reasons["notes.jpg"].startswith("not a photo leafdoc can read")
+        and "Use a photo file: JPEG, PNG, HEIC" in reasons["notes.jpg"]
     )
     assert reasons["empty.jpg"] == "the file is empty (0 bytes). Re-export or re-copy the photo."
     assert "10000x10000 pixels is over the limit" in reasons["bomb.png"] and "Downscale" in reasons["bomb.png"]

@@ -20,11 +20,26 @@ def test_the_curve_gives_back_its_measured_points():
 def test_few_photos_names_the_smallest_class_its_count_and_the_expected_accuracy():
     said = caveats.few_photos({"Tomato___healthy": 21, "Tomato___Early_blight": 30, "Tomato___Late_blight": 40})
     assert said is not None
-    assert "Tomato___healthy has 21 training photos" in said
+    assert (
+        "every class is short: Tomato___healthy has 21, Tomato___Early_blight has 30, Tomato___Late_blight has 40"
+        in said
+    )
     assert f"about {caveats.curve_accuracy(21):.0%} right" in said and "90%" in said
     assert "90.2%" in said and "94.4%" in said and "at least 100 a class" in said
     even = caveats.few_photos({"a": 21, "b": 21, "c": 21})
     assert even is not None and "every class has 21 training photos" in even
+
+
+def test_few_photos_names_every_short_class_not_only_the_smallest():
+    """A newcomer's four classes of 21 to 30 photos: the warning named the pepper class alone, read as "only pepper
+    is short"."""
+    said = caveats.few_photos({"Pepper": 21, "Potato___healthy": 24, "Potato___Late_blight": 30, "Corn": 150})
+    assert "Pepper has 21, Potato___healthy has 24, Potato___Late_blight has 30 training photos" in said
+    assert "Corn" not in said and f"about {caveats.curve_accuracy(21):.0%} right" in said
+    every = caveats.few_photos({"a": 21, "b": 30})
+    assert "every class is short: a has 21, b has 30 training photos" in every
+    many = caveats.few_photos({f"c{i:02d}": 10 + i for i in range(9)})
+    assert "c05 has 15" in many and "c06" not in many and "and 3 more classes under 100" in many
 
 
 def test_enough_photos_say_nothing():

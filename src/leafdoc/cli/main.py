@@ -135,8 +135,11 @@ def train(**options):
     dataset_version, init_from = options.pop("dataset_version"), options.pop("init_from")
     nonleaf, field, provenance = options.pop("nonleaf"), options.pop("field"), options.pop("provenance")
     resume, as_json = options.pop("resume"), options.pop("as_json")
-    if (data is None) == (dataset is None):
-        raise ConfigError("pass exactly one of --data DIR or --dataset NAME.")
+    if data is None and dataset is None:
+        raise ConfigError(
+            "pass --data DIR (a folder of class folders) or --dataset NAME (a dataset already in the catalog).",
+            hint="With both, the folder is ingested into the dataset NAME, a new one or one of more photos.",
+        )
     given = {k: v for k, v in options.items() if v is not None}
     if init_from is not None:  # the backbone comes from the model warm-started from, made as its was
         given.setdefault("weights", parent_weights(init_from))

@@ -31,7 +31,15 @@ TRAIN_RUN_OPTIONS = [
         inspect.Parameter.empty,
     ),
     ("data", Path | None, typer.Option(help="A folder of class folders (ingested first)."), None),
-    ("dataset", str | None, typer.Option(help="A dataset already in the catalog."), None),
+    (
+        "dataset",
+        str | None,
+        typer.Option(
+            help="A dataset already in the catalog; with --data, the dataset the folder goes into (default: "
+            "the folder's name)."
+        ),
+        None,
+    ),
     ("dataset_version", int | None, typer.Option(help="Dataset version (default: latest)."), None),
     ("init_from", Path | None, typer.Option(help="Warm-start from this model folder."), None),
     (

@@ -127,6 +127,22 @@ def print_ingest(s: dict, folder: Path | None = None) -> None:
             for file in files:
                 out.print(f"  {esc(file)}")
     print_poor_photos(s.get("poor_photos") or [], folder)
+    print_small_classes(s.get("classes") or {}, s["dataset"])
+
+
+def print_small_classes(classes: dict[str, int], dataset: str) -> None:
+    """The classes of the version an ingest made (or found) with too few photos to train on: said at ingest, where
+    the folder is at hand, not first by `leafdoc train` (which refuses them)."""
+    from leafdoc.data.splits import MIN_PER_CLASS, SMALL_CLASS_HINT
+
+    small = sorted((n, cls) for cls, n in classes.items() if n < MIN_PER_CLASS)
+    if small:
+        listing = ", ".join(f"{cls} has {n}" for n, cls in small)
+        console.print(
+            f"[yellow]warning:[/] {esc(dataset)}: {esc(listing)}; training needs at least {MIN_PER_CLASS} photos a "
+            f"class (one each for training, validation and test). {esc(SMALL_CLASS_HINT)}",
+            soft_wrap=False,
+        )
 
 
 def print_poor_photos(poor: list[dict], folder: Path | None = None) -> None:

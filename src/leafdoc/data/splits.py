@@ -18,6 +18,13 @@ from leafdoc.data.phash import near_duplicate_pairs
 
 SPLITS = ("train", "val", "test")
 MIN_PER_CLASS = 3
+# A dataset's versions keep every photo ingested into them: a class folder deleted from disk is still in the next
+# version, so "remove its folder" alone led back to the same refusal.
+SMALL_CLASS_HINT = (
+    "Add photos to those classes; or leave them out: a dataset keeps every photo ingested into it, so ingest the "
+    "folder without them under a new name (`leafdoc train --data DIR --dataset NEWNAME`, or `leafdoc ingest DIR "
+    "--dataset NEWNAME`)."
+)
 
 
 def near_duplicate_groups(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS) -> list[int]:
@@ -51,7 +58,7 @@ def check_classes(counts: dict[str, int], where: str = "the dataset") -> None:
         raise DatasetError(
             f"{where}: too few images in some classes ({listing}); each class needs at least "
             f"{MIN_PER_CLASS} (one each for training, validation and test).",
-            hint="Add photos to those classes or remove their folders.",
+            hint=SMALL_CLASS_HINT,
         )
 
 

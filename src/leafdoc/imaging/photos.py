@@ -223,7 +223,7 @@ def _open_checked(
             raise _unsupported(name, fmt) from None
         raise ImageError(
             f"{name}: not a photo leafdoc can read (is it really a photo, or text/another format?).",
-            hint="Use a JPEG or PNG photo.",
+            hint="Use a photo file: JPEG, PNG, HEIC, WebP, TIFF, BMP or GIF.",
         ) from None
     except Exception as exc:  # a recognised format whose header is broken (OSError, SyntaxError, struct.error...)
         raise _corrupt(name, exc) from None

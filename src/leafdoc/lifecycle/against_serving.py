@@ -92,6 +92,22 @@ def what_changes(ws: Workspace, folder: Path, serving_version: int | None, decis
         if n < MIN_FAIR_IMAGES:
             figures += f"; {n} photos are too few to tell two models apart"
         said.append(figures + ".")
+    elif decision is None:  # said, not left out: "version 3 serves from now on" alone read as if it had been compared
+        said.append(not_compared(folder, serving_version))
     old, new = read_labels(ws.registry.local_dir(serving_version)), read_labels(folder)
     said += class_change(old, new, serving_version)
     return said
+
+
+def not_compared(folder: Path, serving_version: int) -> str:
+    """Why no figures compare the folder's model with the serving version: the photos it was tested on are not in
+    this data home (a model trained in another one, or with no split.json)."""
+    try:
+        split = read_split(folder)
+        tested_on = f"its test photos (dataset {split['dataset']} v{split['version']})"
+    except (LeafdocError, KeyError):
+        tested_on = f"a record of its test photos ({SPLIT_FILE})"
+    return (
+        f"Not compared with version {serving_version}: this data home does not hold {tested_on}, so neither "
+        f"model's figures on them are known. `leafdoc evaluate {folder} --data DIR` scores it on a folder of photos."
+    )

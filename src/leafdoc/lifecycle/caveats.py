@@ -25,16 +25,22 @@ def curve_accuracy(photos_per_class: int) -> float:
     return max(0.0, 1.0 - CURVE_A * photos_per_class**-CURVE_B)
 
 
-def few_photos(train_counts: dict[str, int]) -> str | None:
-    """A warning when the class with the fewest training photos has fewer than FEW_PHOTOS, else None."""
-    if not train_counts:
+def few_photos(train_counts: dict[str, int], shown: int = 6) -> str | None:
+    """A warning naming every class with fewer than FEW_PHOTOS training photos (the first `shown`, fewest first),
+    with the accuracy the curve suggests at the fewest, else None. Naming only the smallest class read as if the
+    others had enough."""
+    short = sorted((n, cls) for cls, n in train_counts.items() if n < FEW_PHOTOS)
+    if not short:
         return None
-    cls, n = min(train_counts.items(), key=lambda kv: (kv[1], kv[0]))
-    if n >= FEW_PHOTOS:
-        return None
-    fewest = f"{cls} has {n}" if len(set(train_counts.values())) > 1 else f"every class has {n}"
+    n = short[0][0]
+    if len(short) == len(train_counts) and len({k for k, _ in short}) == 1:
+        which = f"every class has {n}"
+    else:
+        listed = ", ".join(f"{cls} has {k}" for k, cls in short[:shown])
+        more = f" and {len(short) - shown} more classes under {FEW_PHOTOS}" if len(short) > shown else ""
+        which = ("every class is short: " if len(short) == len(train_counts) else "") + listed + more
     return (
-        f"few photos: {fewest} training photos. At {n} a class, leafdoc's learning curve ({CURVE_TEXT}) suggests "
+        f"few photos: {which} training photos. At {n} a class, leafdoc's learning curve ({CURVE_TEXT}) suggests "
         f"about {curve_accuracy(n):.0%} right on photos like these; fewer classes do better, look-alike classes and "
         f"field photos worse. Add photos (at least {FEW_PHOTOS} a class; about 1,100 a class for 98%) and train again."
     )
