@@ -482,6 +482,30 @@ def test_an_example_photo_shows_and_is_diagnosed_and_the_page_names_no_server_fo
     assert failed == [], failed
 
 
+def test_an_example_clicked_far_down_a_laptops_page_brings_its_answer_into_view(browser, ui_url):
+    """At 1366 x 768 the examples are below the fold: after scrolling down to one and clicking it, the answer's box
+    sat above the screen, only the bars and heat map in view (the review of session 71). It is brought into view."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(WAIT_MS)
+    try:
+        go_to(page, ui_url)
+        page.wait_for_function("document.querySelectorAll('.gallery-item').length > 0")
+        button = page.locator(".gallery-item").last
+        button.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, 400)")  # as a reader who scrolled on past the examples
+        scrolled = page.evaluate("window.scrollY")
+        assert scrolled > 0 and page.evaluate("document.getElementById('verdict').getBoundingClientRect().top") < 0
+        button.click()
+        wait_for_image(page, "heat-map")
+        page.wait_for_function(
+            "(() => { const t = document.getElementById('verdict').getBoundingClientRect().top;"
+            " return t >= 0 && t < window.innerHeight - 120; })()"
+        )
+        assert "Your diagnosis appears here" not in text_of(page, "verdict")
+    finally:
+        page.close()
+
+
 def test_a_dark_photo_gets_a_clear_not_sure(page, live_server, tmp_path):
     dark = tmp_path / "lens-cap.jpg"
     Image.new("RGB", (200, 160), (3, 4, 3)).save(dark)

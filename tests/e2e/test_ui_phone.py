@@ -617,3 +617,52 @@ def test_from_the_phone_width_up_the_row_has_every_tab_and_the_words_no_menu_not
             assert "in the Retrain tab, with the admin token" in said and "⋯" not in said, said
     finally:
         page.context.close()
+
+
+# Every visible piece of text on the Diagnose tab: its colour against the first opaque background behind it, as WCAG
+# 2 computes contrast. Large text (24 px, or 18.66 px bold) needs 3:1, the rest 4.5:1.
+CONTRASTS = r"""() => {
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0.9)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  const tab = document.querySelector("#diagnose-row") || document.body;
+  const walker = document.createTreeWalker(tab, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement, text = node.textContent.trim();
+    if (!text || !el) continue;
+    const st = getComputedStyle(el), r = el.getBoundingClientRect();
+    if (st.visibility === "hidden" || st.display === "none" || !r.width || !r.height || +st.opacity < 0.5) continue;
+    const [a, b] = [lum(rgb(st.color)), lum(behind(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), bold = +st.fontWeight >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    out.push({ text: text.slice(0, 40), ratio: Math.round(ratio * 100) / 100, large });
+  }
+  return out;
+}"""
+
+
+def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url):
+    """The review of session 71 measured Soft's green block labels ("Leaf photo", "Crop (if you know it)", "Pick
+    what it is, then Send") at 2:1 on their pale green, its grey hints at 2.2-2.5:1 and the language links at 3:1.
+    Every text of the tab, after an answer, is now at least 4.5:1 (3:1 for large text)."""
+    page = open_phone(browser, phone_url)
+    try:
+        diagnose_on_phone(
+            page, PLANTVILLAGE / "Tomato___Early_blight" / sorted(os.listdir(PLANTVILLAGE / "Tomato___Early_blight"))[0]
+        )
+        measured = page.evaluate(CONTRASTS)
+        names = {m["text"] for m in measured}
+        assert {"Leaf photo", "Most likely"} <= names, sorted(names)  # the labels the review named are measured
+        faint = [m for m in measured if m["ratio"] < (3 if m["large"] else 4.5)]
+        assert not faint, faint
+    finally:
+        page.context.close()

@@ -108,6 +108,19 @@ def theme() -> gr.themes.Base:
         neutral_hue="stone",
         font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    ).set(
+        # Soft's green labels on pale green were 2:1 ("Leaf photo", "Crop (if you know it)", "Pick what it is, then
+        # Send"), its grey hints 2.2-2.5:1 and its lime links 3:1: read in sunlight on a phone. Each is now over
+        # 4.5:1 (WCAG AA), measured in Chromium (tests/e2e/test_ui_phone.py).
+        block_label_text_color="*primary_800",
+        block_title_text_color="*primary_800",
+        body_text_color_subdued="*neutral_600",
+        link_text_color="*secondary_800",
+        link_text_color_visited="*secondary_800",
+        link_text_color_hover="*secondary_700",
+        button_primary_background_fill="*primary_700",  # white on Soft's green 500 was 2.3:1 ("Diagnose")
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_border_color="*primary_700",
     )
 
 

@@ -103,8 +103,9 @@ CSS = (
     .replace("{ON_NARROW}", ON_NARROW)
 )
 
-# In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), on a phone
-# the answer's top edge goes to the top of the screen, and is kept there while the answer finishes drawing (PIN_MS),
+# In the page's head: when an answer arrives (the history's script sends "leafdoc:answer", ui/history.py), a wider
+# screen's answer box is brought into view if it is off the screen; on a phone the answer's top edge goes to the top
+# of the screen, and is kept there while the answer finishes drawing (PIN_MS),
 # unless the grower scrolls first. A head script rather than an event's `js`, which Gradio runs through `new Function`
 # and a Content-Security-Policy without 'unsafe-eval' blocks.
 #
@@ -118,9 +119,15 @@ PIN_MS = 3000
 
 HEAD = """<script>
 document.addEventListener("leafdoc:answer", () => {
-  if (window.innerWidth >= {PHONE_WIDTH}) return;
   const box = document.getElementById("verdict");
   if (!box || box.classList.contains("verdict-empty")) return;
+  if (window.innerWidth >= {PHONE_WIDTH}) {
+    // beside the photo: brought into view only when it is off the screen (an example clicked far down the page left
+    // the answer's box above the screen, only its bars and heat map in view)
+    const top = box.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight - 120) box.scrollIntoView({block: "start", behavior: "instant"});
+    return;
+  }
   const scrollers = [document.documentElement, document.body];
   const pin = () => box.scrollIntoView({block: "start", behavior: "instant"});
   for (const s of scrollers) s.style.overflowAnchor = "none";
