@@ -68,7 +68,7 @@ def test_text_file_named_jpg_is_refused_by_name():
     with pytest.raises(ImageError) as err:
         decode(b"label,notes\nhealthy,looks fine\n", "photos/notes.jpg")
     assert err.value.message.startswith("photos/notes.jpg: not a photo leafdoc can read")
-    assert "JPEG or PNG" in err.value.hint
+    assert "JPEG, PNG, HEIC" in err.value.hint
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
