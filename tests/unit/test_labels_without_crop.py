@@ -175,3 +175,24 @@ def test_the_web_page_hides_its_crop_dropdown_for_a_model_of_no_crops(monkeypatc
 
     monkeypatch.setattr(diagnose_tab, "api_client", broken)
     assert diagnose_tab.notes_handler(None, [])(None)[2]["visible"] is True
+
+
+@pytest.mark.parametrize(
+    ("shares", "opening", "names_the_crop"),
+    [
+        ({"Tomato___Late_blight": 0.5, "Tomato___Early_blight": 0.45}, "Not sure which disease this is.", False),
+        ({"Tomato___Late_blight": 0.5, "Tomato___healthy": 0.45}, "Not sure what this is.", False),
+        ({"Tomato___Late_blight": 0.5, "Strawberry___Leaf_scorch": 0.45}, "Not sure which disease this is.", True),
+        ({"Tomato___healthy": 0.5, "Strawberry___Leaf_scorch": 0.45}, "Not sure what this is.", True),
+        ({"late blight": 0.5, "healthy": 0.45}, "Not sure what this is.", False),  # a lab's folders: no crop named
+    ],
+)
+def test_not_sure_says_what_the_candidates_allow(shares, opening, names_the_crop):
+    """A healthy leaf among the candidates: "which disease" read as if the leaf were surely sick; candidates of
+    several crops: naming the crop is what narrows the answer (the review of session 71, a healthy tomato leaf "could
+    be Tomato — Late blight or Strawberry — Leaf scorch")."""
+    labels = [*shares, *(f"Other___c{i}" for i in range(3))]
+    probs = np.array([*shares.values(), *[(1 - sum(shares.values())) / 3] * 3])
+    decision = decide(probs, labels, CARD)  # sure at 0.6: none of these is
+    assert decision.reason == "unsure" and decision.message.startswith(opening), decision.message
+    assert ("if you know which crop this is" in decision.message) == names_the_crop, decision.message

@@ -81,6 +81,11 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     # crop first, a crop the model all but rules out: a tomato late blight leaf said to be bell pepper
     mismatch = decide(probs_for(labels, {"Tomato___Late_blight": 0.999}), labels, card, crop="Pepper,_bell")
     decisions.append((mismatch, "Pepper,_bell"))
+    # a healthy leaf among the candidates, of two crops (the review of session 71): "what this is", and naming the
+    # crop narrows the answer
+    healthy = decide(probs_for(labels, {"Tomato___Late_blight": 0.5, "Strawberry___healthy": 0.45}), labels, card)
+    assert healthy.message.startswith("Not sure what this is.") and "if you know which crop" in healthy.message
+    decisions.append((healthy, None))
     assert [d.reason for d, _ in decisions[:6]] == [
         "poor_photo",
         "not_a_leaf",
@@ -116,6 +121,14 @@ def test_every_refusal_reads_as_the_servers_in_every_language():
     assert "To tell" in expected[3] and "To tell" not in expected[len(decisions) + 3]
     assert mismatch.abstained and "Late blight" in expected[8] and "bell pepper" in expected[8]  # what it looks like
     assert out["preferred"] == ["fr", "es", "en", "hi", "en"]
+    healthy_said = [
+        said
+        for said, case in zip(out["said"], cases, strict=True)
+        if "Strawberry___healthy" in case["decision"]["candidates"]
+    ]
+    assert [said.split(".")[0].split("।")[0] for said in healthy_said] == [
+        "Not sure what this is", "No es seguro qué es", "Pas sûr de ce que c'est", "पक्का नहीं कि यह क्या है"
+    ]  # fmt: skip
 
 
 CAUTION = r"""

@@ -23,8 +23,9 @@ from leafdoc.inference.cropfirst import (
     single_label_words,
     within_crop,
 )
-from leafdoc.inference.fieldcrops import knows_in_field, lab_only_words, learnt_crops
+from leafdoc.inference.fieldcrops import crop_of, knows_in_field, lab_only_words, learnt_crops
 from leafdoc.modelfolder import ModelCard
+from leafdoc.words.labels import names_crop
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold
 
@@ -82,6 +83,14 @@ UNKNOWN_LEAF = N_(
 
 POOR_PHOTO = N_("Not usable: {problems}.")  # each problem says "the photo is ...": not "photo" twice
 UNSURE = N_("Not sure which disease this is. {could_be} {photo_advice}")
+# A healthy leaf among the candidates: "which disease" read as if the leaf were surely sick (the review of session 71:
+# a healthy tomato leaf, "which disease... It could be Tomato — Late blight or Strawberry — Leaf scorch").
+UNSURE_WHAT = N_("Not sure what this is. {could_be} {photo_advice}")
+# Candidates of several crops, and no crop given: naming it narrows the answer to that crop's conditions.
+PHOTO_ADVICE_OR_CROP = N_(
+    "Take another photo of a single leaf, in daylight, filling most of the frame; or, if you know which crop this "
+    "is, say so, and the answer chooses among that crop's conditions only."
+)
 SEMICOLONS = N_("{names}; {last}")  # the photo's problems: "too dark; blurred"
 
 
@@ -181,8 +190,16 @@ def decide(
         return Decision(False, threshold=threshold, ood_score=ood_score)
     names = [labels[i] for i in hesitation(probs, labels)]
     # No confidence figure: a grower reads "Late blight 51%" as an answer (the figures stay in `top_k`).
-    words = msg(UNSURE, could_be=could_be_words(names), photo_advice=msg(PHOTO_ADVICE))
-    return Decision.refuse("unsure", words, threshold, candidates=tuple(names), ood_score=ood_score)
+    return Decision.refuse("unsure", unsure_words(names), threshold, candidates=tuple(names), ood_score=ood_score)
+
+
+def unsure_words(names: Sequence[str]) -> Msg:
+    """ "Not sure" between `names`: "what this is" when one of them is a healthy leaf, "which disease" otherwise; and
+    when they are of several crops, that naming the crop narrows the answer (the offline page's words.js `refusal`)."""
+    healthy = any(name.split("___")[-1].lower() == "healthy" for name in names)
+    crops = {crop_of(name) for name in names if names_crop(name)}
+    advice = PHOTO_ADVICE_OR_CROP if len(crops) > 1 else PHOTO_ADVICE
+    return msg(UNSURE_WHAT if healthy else UNSURE, could_be=could_be_words(list(names)), photo_advice=msg(advice))
 
 
 def leaf_refusal(

@@ -13,11 +13,13 @@ from leafdoc.imaging.quality import PROBLEM_WORDS
 from leafdoc.inference.abstain import (
     NOT_A_LEAF,
     PHOTO_ADVICE,
+    PHOTO_ADVICE_OR_CROP,
     POOR_PHOTO,
     SEMICOLONS,
     UNKNOWN_LEAF,
     UNLIKE_TRAINING,
     UNSURE,
+    UNSURE_WHAT,
 )
 from leafdoc.inference.cropfirst import CROP_MISMATCH, crop_indices, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
@@ -83,7 +85,9 @@ TEMPLATES = {
     "poor_photo": POOR_PHOTO,
     "semicolons": SEMICOLONS,
     "unsure": UNSURE,
+    "unsure_what": UNSURE_WHAT,  # a healthy leaf among the candidates (abstain.unsure_words)
     "photo_advice": PHOTO_ADVICE,
+    "photo_advice_or_crop": PHOTO_ADVICE_OR_CROP,  # candidates of several crops
     "could_be": COULD_BE,
     "tell_apart": TELL_APART,
     "or": OR,

@@ -36,7 +36,12 @@ export function refusal(texts, decision) {
   // the crop named all but ruled out by the model, which sees another condition (cropfirst.crop_mismatch)
   if (decision.seen) return fill(t.crop_mismatch, { seen: title(texts, decision.seen), crop: texts.crops[decision.crop] });
   const names = decision.candidates.map((label) => title(texts, label));
-  const said = fill(t.unsure, { could_be: fill(t.could_be, { names: joinList(names, t.or) }), photo_advice: t.photo_advice });
+  // abstain.unsure_words: "what this is" with a healthy leaf among them; several crops: naming the crop narrows it
+  const healthy = decision.candidates.some((label) => label.split("___").pop().toLowerCase() === "healthy");
+  const crops = new Set(decision.candidates.filter((label) => label.includes("___")).map((label) => label.split("___")[0]));
+  const advice = crops.size > 1 ? t.photo_advice_or_crop : t.photo_advice;
+  const could = fill(t.could_be, { names: joinList(names, t.or) });
+  const said = fill(healthy ? t.unsure_what : t.unsure, { could_be: could, photo_advice: advice });
   // lookalikes.tell_apart_words: "To tell A from B: ..." for each pair the advice says how to tell apart
   const hows = [];
   decision.candidates.forEach((a, i) => {
