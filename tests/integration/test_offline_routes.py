@@ -52,6 +52,10 @@ def test_the_page_and_its_files_carry_their_own_policy(client):
     # ... and only on its path: the page at /ui does not compile WebAssembly, the API sends no page policy
     assert "wasm-unsafe-eval" not in PAGE_POLICY
     assert "content-security-policy" not in client.get("/v1/models").headers
+    # the tab's icon, asked for at /favicon.ico by every page (a 404 in the browser's console): the leaf
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+    assert icon.content == (routes.STATIC / "icon-192.png").read_bytes()
     # nothing but the page's own files by name
     for name in ("../routes.py", "__init__.py", "index.html", "vendor"):
         assert client.get(f"/app/{name}").status_code == 404, name

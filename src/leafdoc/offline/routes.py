@@ -309,6 +309,13 @@ async def page_file(request: Request, name: str) -> Response:
     return await _file(request, STATIC / file, media)
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon(request: Request) -> Response:
+    """The leaf the browser shows on the tab of /ui, /app and /docs (it asked for /favicon.ico on every page and got
+    a 404 in its console)."""
+    return await _file(request, STATIC / "icon-192.png", "image/png")
+
+
 @router.get(APP_PATH + "/")
 async def index(request: Request) -> Response:
     return await page_file(request, "")

@@ -20,10 +20,14 @@ def page_language(request) -> str:
         return negotiate(None, headers.get("accept-language"))
 
 
-def switch_html() -> str:
-    """Links to the page in each language (`?lang=`), each named in its own language."""
+def switch_html(current: str | None = None) -> str:
+    """Links to the page in each language (`?lang=`), each named in its own language; the page's own (`current`,
+    once the page knows it) marked, and not a link."""
     links = " · ".join(
-        f'<a href="?lang={code}" lang="{code}" hreflang="{code}">{name}</a>' for code, name in NAMES.items()
+        f'<strong lang="{code}" aria-current="true">{name}</strong>'
+        if code == current
+        else f'<a href="?lang={code}" lang="{code}" hreflang="{code}">{name}</a>'
+        for code, name in NAMES.items()
     )
     return f'<nav id="language-switch" aria-label="Language">{links}</nav>'
 
@@ -77,4 +81,5 @@ def early_script(send, script: bytes = SWITCH_HEAD.encode()):
 SWITCH_CSS = """
 #language-switch { text-align: right; font-size: 0.95em; margin: 0 0 0.3em 0; }
 #language-switch a { text-decoration: none; padding: 0 0.2em; }
+#language-switch strong { padding: 0 0.2em; border-bottom: 2px solid currentColor; }
 """

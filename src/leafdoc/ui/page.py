@@ -95,9 +95,10 @@ def header_html(lang: str = "en") -> str:
 
 
 def page_words(request: gr.Request):
-    """The header's and the footer's words in the page's language (ui/language.py), as the page loads."""
+    """The language links (the page's own marked), the header's and the footer's words in the page's language
+    (ui/language.py), as the page loads."""
     lang = page_language(request)
-    return header_html(lang), gettext(lang, FOOTER)
+    return switch_html(lang), header_html(lang), gettext(lang, FOOTER)
 
 
 def theme() -> gr.themes.Base:
@@ -137,7 +138,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
             examples=frozenset(p.resolve() for p in EXAMPLES),
             uploads=lambda: blocks.upload_file_set,
         )
-        gr.HTML(switch_html())  # the page in another language: ?lang= (ui/i18n.py)
+        switch = gr.HTML(switch_html())  # the page in another language: ?lang= (ui/i18n.py)
         header = gr.HTML(header_html())
         with gr.Tabs():
             with gr.Tab(t("tab_diagnose"), id="diagnose"):
@@ -154,7 +155,7 @@ def build_page(settings: Settings, folder: Path) -> gr.Blocks:
         footer = gr.Markdown(FOOTER, elem_classes=["small-note"])
         # The admin tabs' names are in the page's language (on a phone they sit beside the Diagnose tab's); what is
         # in them (Dataset, Retrain, Review, Monitor) stays English: it is for the people who run the server.
-        blocks.load(page_words, None, [header, footer])
+        blocks.load(page_words, None, [switch, header, footer])
     return blocks
 
 
