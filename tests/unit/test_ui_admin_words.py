@@ -161,6 +161,24 @@ def test_a_hint_to_upload_with_a_label_names_the_pages_box_for_it(tmp_path):
     assert text.in_page_words(None) is None and text.in_page_words("Upload it again.") == "Upload it again."
 
 
+def test_a_rollback_with_nothing_to_roll_back_to_says_what_to_press_on_the_page(tmp_path):
+    """The page's Roll back with one version served told its visitor to run `leafdoc models promote` or POST to the
+    API (the review of session 71): the registry's own hint, said in the page's controls."""
+    from leafdoc.core.errors import Conflict
+    from leafdoc.core.settings import Settings
+    from leafdoc.data.catalog import Catalog
+    from leafdoc.data.store import open_store
+    from leafdoc.model_versions import Registry
+
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_home()
+    registry = Registry(settings, Catalog(settings.catalog_url), open_store(settings.store_location))
+    with pytest.raises(Conflict) as refused:
+        registry.rollback()
+    said = text.in_page_words(refused.value.hint)
+    assert said == "To serve another version, pick it in “Version (status, test accuracy)” and press “Promote”."
+
+
 def test_an_answer_without_a_kept_photo_cannot_be_added_and_the_page_says_why():
     kept, lost = {"has_photo": True}, {"has_photo": False}
     assert feedback_text.cannot_add(kept, keep_photos=True) is None

@@ -317,7 +317,8 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                     elem_id="feedback-actual",
                 )
                 # under a refusal: after the menu, as one reads it (pick what it is, then Send)
-                send = gr.Button(t("send"), size="sm", visible=False, elem_id="feedback-send")
+                # a button that looks like one (secondary, it read as a line of text under the menu)
+                send = gr.Button(t("send"), size="sm", variant="primary", visible=False, elem_id="feedback-send")
                 said = gr.Markdown(elem_id="feedback-status")
             heat = gr.Image(
                 label=t("heat_map"),

@@ -74,6 +74,8 @@ CSS = (
 #feedback-row > button { flex: 0 0 auto !important; min-width: 6.5em !important; height: auto !important;
                          align-self: center !important; }
 #heat-map-note { margin-top: -0.4em !important; }
+#feedback-row > button:last-child { margin-right: 0.6em !important; }
+#feedback-status { padding: 0 0.6em !important; }
 .{ON_NARROW} { display: none; }
 @media (max-width: {PHONE_WIDTH}px) {
   .{ON_NARROW} { display: inline; }

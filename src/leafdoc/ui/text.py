@@ -362,6 +362,12 @@ _API_HINTS = [
         re.compile(r"upload the zip with label=(.+?), or to a dataset"),
         rf"type \1 in “{UPLOAD_LABEL}” and upload the zip again, or upload it to a dataset",
     ),
+    (  # a rollback with nothing to roll back to (model_versions.rollback): the page's Promote, not a command
+        re.compile(
+            r"Promote a version instead: `leafdoc models promote VERSION`, or POST /v1/models/\{version\}/promote\."
+        ),
+        "To serve another version, pick it in “Version (status, test accuracy)” and press “Promote”.",
+    ),
 ]
 
 
