@@ -138,7 +138,7 @@ def train(**options):
     if data is None and dataset is None:
         raise ConfigError(
             "pass --data DIR (a folder of class folders) or --dataset NAME (a dataset already in the catalog).",
-            hint="With both, the folder is ingested into the dataset NAME, a new one or one of more photos.",
+            hint="With both, the folder is ingested into the dataset NAME (a new one, or one it adds photos to).",
         )
     given = {k: v for k, v in options.items() if v is not None}
     if init_from is not None:  # the backbone comes from the model warm-started from, made as its was
