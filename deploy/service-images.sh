@@ -65,7 +65,7 @@ for name in "${NAMES[@]}"; do
   cp -r "deploy/services/$name" "$WORK/$name"
   if [ "$name" = s3 ]; then
     # moto at the version leafdoc's tests use, and its dependencies at the versions requirements.lock pins.
-    grep -E '^[A-Za-z0-9_.-]+==' requirements.lock >"$WORK/$name/constraints.txt"
+    grep -E '^[A-Za-z0-9_.-]+==' requirements.lock | sed 's/ *\\$//' >"$WORK/$name/constraints.txt"  # pins, not hashes
   fi
   "$ENGINE" build -q $(leafdoc_build_format) -t "$image" -f "$WORK/$name/Containerfile" "$WORK/$name" >/dev/null
   size=$("$ENGINE" image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}')
