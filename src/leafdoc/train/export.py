@@ -74,6 +74,7 @@ def export_onnx(model, path: Path, size: int) -> Path:
     import tensorflow as tf
     from tf2onnx import optimizer, tf_loader
     from tf2onnx.convert import tensor_names_from_structed
+    from tf2onnx.graph import GraphUtil
     from tf2onnx.tfonnx import process_tf_graph
     from tf2onnx.utils import save_protobuf
 
@@ -106,6 +107,11 @@ def export_onnx(model, path: Path, size: int) -> Path:
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=True, optimizers=passes)
         model_proto = onnx_graph.make_model(f"leafdoc {model.name}")
         del onnx_graph
+        # tf2onnx's passes meet the nodes in an order that varies by process (sets hashed by address): about one
+        # export in six left the heat map's Reshape with its shape computed (Shape, Gather, ReduceProd, Concat)
+        # where the others fold it to [-1, C], so one training gave model.onnx files of two sizes (CI, session 71).
+        # Optimizing the made model once more folds it in every export.
+        model_proto = GraphUtil.optimize_model_proto(model_proto, catch_errors=True, optimizers=passes)
         save_protobuf(str(path), canonical_names(drop_identity_reshapes(model_proto)))
         del model_proto
         gc.collect()
