@@ -25,7 +25,7 @@ from leafdoc.inference.cropfirst import (
 )
 from leafdoc.inference.fieldcrops import crop_of, knows_in_field, lab_only_words, learnt_crops
 from leafdoc.modelfolder import ModelCard
-from leafdoc.words.labels import names_crop
+from leafdoc.words.labels import is_healthy, names_crop
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # for model folders whose card has no calibrated threshold
 
@@ -196,10 +196,10 @@ def decide(
 def unsure_words(names: Sequence[str]) -> Msg:
     """ "Not sure" between `names`: "what this is" when one of them is a healthy leaf, "which disease" otherwise; and
     when they are of several crops, that naming the crop narrows the answer (the offline page's words.js `refusal`)."""
-    healthy = any(name.split("___")[-1].lower() == "healthy" for name in names)
     crops = {crop_of(name) for name in names if names_crop(name)}
     advice = PHOTO_ADVICE_OR_CROP if len(crops) > 1 else PHOTO_ADVICE
-    return msg(UNSURE_WHAT if healthy else UNSURE, could_be=could_be_words(list(names)), photo_advice=msg(advice))
+    opening = UNSURE_WHAT if any(map(is_healthy, names)) else UNSURE
+    return msg(opening, could_be=could_be_words(list(names)), photo_advice=msg(advice))
 
 
 def leaf_refusal(

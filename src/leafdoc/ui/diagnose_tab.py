@@ -21,6 +21,7 @@ from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 from leafdoc.words.feedback import asks_feedback
+from leafdoc.words.labels import is_healthy
 from leafdoc.words.model_card import limits_note
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
                 *no_feedback,
             )
         refused = bool(answer.get("abstained"))
-        kind = "unsure" if refused else "ok" if "healthy" in (answer.get("label") or "").lower() else "sick"
+        kind = "unsure" if refused else "ok" if is_healthy(answer.get("label")) else "sick"
         # A refusal shows no heat map: the map is of the top label, which a refusal does not give (a daisy refused as
         # not a leaf showed where the model looked for corn common rust).
         heat = png(base64.b64decode(answer["overlay_png"])) if answer.get("overlay_png") and not refused else None

@@ -21,7 +21,7 @@ from leafdoc.words.job_phases import (
     split_words,
     version_status_words,
 )
-from leafdoc.words.labels import answer_name, pretty_label
+from leafdoc.words.labels import answer_name, is_healthy, pretty_label
 from leafdoc.words.model_card import md_escape
 from leafdoc.words.percent import measured_share, percent_words
 from leafdoc.words.photo_guide import answer_notes
@@ -110,7 +110,7 @@ def verdict(answer: dict) -> str:
         return "\n\n".join(lines + framed)
     label = answer.get("label") or ""
     name = answer_name(answer, label)
-    healthy = "healthy" in label.lower()
+    healthy = is_healthy(label)
     sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence"), lang))
     # The model's label (Corn_(maize)___Common_rust_) is not for a grower: it is at the end of the advice's details
     # (ui/advice.py), for whoever reports an answer or looks it up (`leafdoc advice LABEL`).

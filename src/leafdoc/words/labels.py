@@ -18,6 +18,13 @@ def names_crop(label: str) -> bool:
     return "___" in label
 
 
+def is_healthy(label: str | None) -> bool:
+    """Whether `label` is a healthy leaf (`Tomato___healthy`, a lab's `healthy` folder): the page's colour for a
+    sure answer, its headline, and "not sure what this is" rather than "which disease" (the offline page's words.js
+    `refusal`)."""
+    return "healthy" in (label or "").lower()
+
+
 def answer_name(answer: dict, label: str | None) -> str:
     """A label in the answer's words: its `name` among the answer's top candidates (the API translates it into the
     answer's language), else the label's own words."""

@@ -37,7 +37,7 @@ export function refusal(texts, decision) {
   if (decision.seen) return fill(t.crop_mismatch, { seen: title(texts, decision.seen), crop: texts.crops[decision.crop] });
   const names = decision.candidates.map((label) => title(texts, label));
   // abstain.unsure_words: "what this is" with a healthy leaf among them; several crops: naming the crop narrows it
-  const healthy = decision.candidates.some((label) => label.split("___").pop().toLowerCase() === "healthy");
+  const healthy = decision.candidates.some((label) => label.toLowerCase().includes("healthy")); // labels.is_healthy
   const crops = new Set(decision.candidates.filter((label) => label.includes("___")).map((label) => label.split("___")[0]));
   const advice = crops.size > 1 ? t.photo_advice_or_crop : t.photo_advice;
   const could = fill(t.could_be, { names: joinList(names, t.or) });
