@@ -48,7 +48,7 @@ def test_notebook_scores_the_test_split_by_default_and_warns_on_learnt_photos(ti
 
     text = _run_up_to_evaluation(monkeypatch, tmp_path, LEAFDOC_NB_MODEL=str(tiny_model), LEAFDOC_NB_DATA=str(leaves))
     assert "split: test" in text
-    assert f"photos scored: {test['n']}; the model's test photos: {test['n']} of the folder's 18" in text
+    assert f"photos scored: {test['n']}; the model's test photos: {test['n']} of the folder's 18 photo files" in text
     assert f"{test['n']} photos of 3 classes evaluated; accuracy {test['accuracy']:.4f}" in text
     assert f"{everything['n']} photos of 3 classes evaluated" not in text
     assert "warning" not in text  # none of the test photos was learnt

@@ -105,6 +105,16 @@ def test_unreadable_files_are_listed_not_fatal(known_folder):
     assert set(reasons) == {"broken.png", "notes.txt"}
     assert "not an image file type" in reasons["notes.txt"]
     assert s["per_class"]["red"]["n"] == 2
+    # A file that cannot be decoded is no photo of its class: the counts a lab reads before training say 2.
+    assert s["class_counts"]["red"] == 2 and s["n_images"] == 12 and s["imbalance_ratio"] == 2.0
+
+
+def test_a_class_of_only_unreadable_files_counts_zero_photos(known_folder):
+    (known_folder / "grey").mkdir()
+    (known_folder / "grey" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    s = stats_of(known_folder)
+    assert s["class_counts"]["grey"] == 0 and s["n_images"] == 12
+    assert "grey" not in s["per_class"] and s["imbalance_ratio"] == 2.0
 
 
 def test_write_stats_makes_json_and_valid_pngs(known_folder, tmp_path):

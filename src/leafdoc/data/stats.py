@@ -148,7 +148,10 @@ def compute_stats(
     """Measure every entry (or `sample` per class) and return JSON-ready statistics.
 
     `class_counts` and `imbalance_ratio` count every entry given, even when only a sample is
-    measured; unreadable images are listed under `skipped` with their reason and not measured.
+    measured, but for those found unreadable: a file that cannot be decoded is no photo of its class (a
+    lab counts its classes to see what training will learn from). Unreadable images are listed under
+    `skipped` with their reason; with `sample`, only the sampled ones are decoded, so an unreadable file
+    outside the sample is still counted.
     """
     entries = list(entries)
     if not entries:
@@ -157,6 +160,7 @@ def compute_stats(
     rows: dict[str, list[dict]] = defaultdict(list)
     names: dict[str, list[str]] = defaultdict(list)
     bad = [{"file": s.name, "reason": s.reason} for s in skipped]
+    unreadable: Counter[str] = Counter()
     # Threads: Pillow and OpenCV release the GIL while decoding and filtering.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done, (entry, res) in enumerate(
@@ -164,17 +168,18 @@ def compute_stats(
         ):
             if isinstance(res, Skipped):
                 bad.append({"file": res.name, "reason": res.reason})
+                unreadable[entry.label] += 1
             else:
                 rows[entry.label].append(res)
                 names[entry.label].append(entry.name)
             if progress:
                 progress(done, len(chosen))
 
-    counts = dict(sorted(Counter(e.label for e in entries).items()))
+    counts = {label: n - unreadable[label] for label, n in sorted(Counter(e.label for e in entries).items())}
     every = [r for label in sorted(rows) for r in rows[label]]
     return {
         "source": source,
-        "n_images": len(entries),
+        "n_images": sum(counts.values()),
         "n_measured": len(every),
         "n_classes": len(counts),
         "sample_per_class": sample,

@@ -358,7 +358,7 @@ def images_evaluated(result: dict) -> str:
     if sample:
         text += f" (at most {sample['per_class']} per class, seed {sample['seed']}, of {sample['of']})"
     if split:
-        text += f"; the model's {split['part']} photos: {split['photos']} of the folder's {split['of']}"
+        text += f"; the model's {split['part']} photos: {split['photos']} of the folder's {split['of']} photo files"
     return text
 
 
