@@ -382,6 +382,30 @@ def test_deploy_locks_pin_the_same_versions_as_requirements_lock():
     assert set(serve) <= set(worker)
 
 
+def pins_without_hashes(path: Path) -> list[str]:
+    """The pins of a lock that name no sha256: pip and uv then take whatever file the package index serves."""
+    bare, current = [], None
+    for line in [*path.read_text().splitlines(), ""]:
+        if re.match(r"^[A-Za-z0-9_.\-]+(\[[^\]]*\])?==", line) or not line.startswith(" "):
+            if current is not None:
+                bare.append(current)
+            current = line.split(" ")[0] if "==" in line else None
+        elif "--hash=sha256:" in line:
+            current = None
+    return bare
+
+
+@pytest.mark.parametrize(
+    "lock", ["requirements.lock", "deploy/requirements-serve.lock", "deploy/requirements-worker.lock"]
+)
+def test_every_lock_pins_each_file_by_its_hash(lock):
+    """Each pinned package lists its files' sha256 (`--generate-hashes`), so an install refuses a file the package
+    index changed (security round 10; the images' locks since session 72)."""
+    path = REPO / lock
+    assert lock_pins(path), f"{lock}: no pins read"
+    assert not pins_without_hashes(path), f"{lock}: pins without --hash (re-run its uv command with --generate-hashes)"
+
+
 def test_the_serving_image_environment_serves_without_tensorflow(tmp_path):
     """What the serving image installs, built here without Docker: a fresh venv with exactly
     deploy/requirements-serve.lock (uv, from the cache scripts/install.sh filled) and leafdoc's
