@@ -193,9 +193,19 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     # the history of diagnoses, in the store the web page's history reads (words/history.py), newest first; shown
     # under "Earlier on this device" at the next visit
     kept_history = page.evaluate(f"() => JSON.parse(localStorage.getItem('{history.KEY}'))")
+    long_name = "IMG_" + "20261202_0815" * 12 + ".jpg"  # a phone's long file name, no spaces: wraps in its line
+    page.evaluate(
+        f"name => localStorage.setItem('{history.KEY}', JSON.stringify([{{...JSON.parse(localStorage.getItem("
+        f"'{history.KEY}'))[0], photo: name}}, ...JSON.parse(localStorage.getItem('{history.KEY}'))]))",
+        long_name,
+    )
     page.reload()
     wait_ready(page)
-    earlier = page.locator("#earlier li").count()
+    earlier = page.locator("#earlier li").count() - 1
+    earlier_right = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('#earlier li *')].map(e => e.getBoundingClientRect().right))"
+    )
+    earlier_width = page.viewport_size["width"]
     context.close()
 
     assert [r["file"] for r in results + results_others] == [f.name for f in everything]
@@ -303,6 +313,7 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     # every diagnosis in the history (the newest KEEP), in the words the web page's history uses for the server's
     newest = list(zip(everything, pairs, strict=True))[::-1][: history.KEEP]
     assert len(kept_history) == len(newest) == earlier, (len(kept_history), len(newest), earlier)
+    assert earlier_right <= earlier_width, f"'Earlier on this device' runs {earlier_right:.0f} px wide on a phone"
     assert [e["photo"] for e in kept_history] == [f.name for f, _ in newest]
     words = [(e["answer"], answer_words(a)) for e, (_, (_, a)) in zip(kept_history, newest, strict=True)]
     assert sum(mine == theirs for mine, theirs in words) >= 0.99 * len(words), [w for w in words if w[0] != w[1]][:3]

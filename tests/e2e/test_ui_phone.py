@@ -292,6 +292,16 @@ def test_the_history_is_kept_in_the_browser_exported_as_csv_and_cleared(browser,
         download.value.save_as(saved)
         newest = next(csv.DictReader(saved.open(encoding="utf-8", newline="")))
         assert (newest["photo"], newest["answer"]) == ("'=1+1.jpg", "a;'=2+2 @SUM(1)"), newest
+        # a phone's long file name (no spaces) wraps in its line: nothing runs past the screen's right edge
+        long_name = {**hostile, "photo": "IMG_" + "20261202_0815" * 12 + ".jpg", "answer": "Tomato — Early blight"}
+        page.evaluate("entry => window.leafdocHistory.add(entry)", long_name)
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 4")
+        assert long_name["photo"][:20] in history_lines(page)[0]
+        right = page.evaluate(
+            "Math.max(...[...document.querySelectorAll('#history-list li *')]"
+            ".map(e => e.getBoundingClientRect().right))"
+        )
+        assert right <= page.viewport_size["width"], f"the history runs {right:.0f} px wide on a phone"
 
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("#history-clear")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -488,16 +489,29 @@ def _resumed_fit(cfg, data, folder):
     return result, [e for e in events if e["event"] in ("epoch", "resume", "restart")]
 
 
-def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf_folder):
+def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf_folder, monkeypatch):
     """From scratch: stopped in epoch 3 of 4, the run continues at epoch 3 with the optimizer's step count
-    (the cosine schedule's position) and the best epoch so far; other settings start over."""
+    (the cosine schedule's position) and the best epoch so far, its photos in a new order; other settings start
+    over."""
+    from leafdoc.train import pipeline
     from leafdoc.train.checkpoint import Checkpoint, fingerprint
     from leafdoc.train.config import TrainConfig
 
     cfg = TrainConfig(weights="none", backbone="baseline_cnn", image_size=16, epochs=4, batch_size=4, patience=10)
     data = _prepared(settings, leaf_folder, "ck", cfg)
     folder = tmp_path / "ck"
+    orders = []  # the order of the training photos in each process's first epoch, read through the real pipeline
+    made = pipeline.make_dataset
+
+    def recording(images, indices, labels, batch_size, **kw):
+        if kw.get("shuffle"):
+            probe = made(images, indices, np.arange(len(indices)), batch_size, shuffle=True, seed=kw.get("seed", 0))
+            orders.append(np.concatenate([y for _, y in probe.as_numpy_iterator()]).tolist())
+        return made(images, indices, labels, batch_size, **kw)
+
+    monkeypatch.setattr(pipeline, "make_dataset", recording)
     assert _interrupted_fit(cfg, data, folder, stop_after_epoch=2) == [1, 2]
+    shutil.copytree(folder, tmp_path / "ck-again")
     saved = Checkpoint(folder, fingerprint(cfg, data))
     steps = int(np.ceil(data.counts()["train"] / cfg.batch_size))
     assert saved.state["epoch"] == 2 and saved.state["phase"] == "scratch" and not saved.state["finished"]
@@ -507,6 +521,11 @@ def test_stopped_training_continues_from_its_checkpoint(tmp_path, settings, leaf
     result, events = _resumed_fit(cfg, data, folder)
     assert events[0] == {"event": "resume", "phase": "scratch", "epoch": 2}
     assert [e["epoch"] for e in events[1:]] == [3, 4]  # epochs 1-2 not trained again
+    # A resumed process starts its generators anew: epoch 3 must not replay epoch 1's order (it did, with the run's
+    # own seed), yet the same checkpoint resumed twice trains the same way.
+    assert sorted(orders[0]) == sorted(orders[1]) and orders[1] != orders[0]
+    _resumed_fit(cfg, data, tmp_path / "ck-again")
+    assert orders[2] == orders[1]
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]
     assert 1 <= result["best_epoch"] <= 4
     assert Checkpoint(folder, fingerprint(cfg, data)).state["finished"]

@@ -67,6 +67,21 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def resumed_draws(cfg: TrainConfig, epoch: int) -> TrainConfig:
+    """The settings the training's draws (photo order, augmentation, dropout) take after `epoch` epochs were
+    checkpointed: `cfg` itself for a run from its start; for a resumed one, another training seed derived from the
+    seed and the epoch (the same every time that checkpoint is resumed). A resumed process starts its generators
+    anew, so with the run's own seed its next epoch showed the photos in the first epoch's order, with the first
+    epoch's flips and crops. The photos trained on (split_for_replicas) keep the run's own seed."""
+    if not epoch:
+        return cfg
+    import keras
+
+    seed = int(np.random.SeedSequence([cfg.training_seed, epoch]).generate_state(1)[0] >> 1)
+    keras.utils.set_random_seed(seed)  # dropout and Keras' other draws, as _seed_everything set them at the start
+    return cfg.model_copy(update={"train_seed": seed})
+
+
 @contextmanager
 def op_determinism(on: bool):
     """TensorFlow's deterministic ops (TrainConfig.deterministic_ops) while the block runs, as they were after it:
@@ -216,14 +231,16 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
     tr, train_batch = split_for_replicas(data.training_indices(), cfg.batch_size, "training", cfg.training_seed)
     va, val_batch = split_for_replicas(data.indices("val"), cfg.batch_size, "validation", cfg.seed)  # the split's
     one_hot = one_hot_classes(cfg, len(data.classes))  # validation's labels too: one loss scores both
-    aug = augmenter(cfg.training_seed, cfg.zoom_in) if cfg.augment else None
+    saved = checkpoint.state if checkpoint else None
+    draws = resumed_draws(cfg, saved["epoch"] if saved else 0)
+    aug = augmenter(draws.training_seed, cfg.zoom_in) if cfg.augment else None
     train_ds = make_dataset(
         data.images,
         tr,
         data.y[tr],
         train_batch,
         shuffle=True,
-        seed=cfg.training_seed,
+        seed=draws.training_seed,
         augment=aug,
         background_swap=cfg.background_swap,
         colour_cast=cfg.colour_cast,
@@ -234,7 +251,6 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
     steps = int(np.ceil(len(tr) / train_batch))
     cw = class_weights(data.y[tr], len(data.classes)) if cfg.class_weights else None
     best = {"key": cfg.restore_best, "value": None, "epoch": 0, "weights": None, "history": [], "logs": {}}
-    saved = checkpoint.state if checkpoint else None
     if checkpoint and checkpoint.ignored and on_event:
         on_event(Restarted(checkpoint.ignored))
     if saved:
@@ -309,7 +325,7 @@ def fit(model, cfg: TrainConfig, data: TrainData, on_event: OnEvent | None = Non
                 cfg.base_learning_rate / 10, decay_steps=cfg.fine_tune_epochs * steps, alpha=0.01
             )
             if cfg.fine_tune_cached:
-                net, on_tr, on_va = on_activations(model, cfg, data, tr, va, n_frozen, train_batch, val_batch)
+                net, on_tr, on_va = on_activations(model, draws, data, tr, va, n_frozen, train_batch, val_batch)
                 run("fine_tune", cfg.fine_tune_epochs, ft, initial_epoch=done, net=net, train=on_tr, val=on_va)
             else:
                 run("fine_tune", cfg.fine_tune_epochs, ft, initial_epoch=done)

@@ -113,6 +113,7 @@ CSS = """
 #history-list { list-style: none; padding: 0; margin: 0; }
 #history-list li { display: flex; gap: 0.7em; align-items: center; padding: 0.35em 0; border-top: 1px solid #eee; }
 #history-list img { width: 56px; height: 56px; object-fit: cover; border-radius: 6px; flex: 0 0 56px; }
+#history-list li > div { min-width: 0; overflow-wrap: anywhere; }
 #history-list .history-answer { font-weight: 600; }
 #history-list .history-caution { color: #b03030; }
 #history-list .history-date { color: #666; font-size: 0.85em; }
