@@ -476,6 +476,14 @@ def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_languag
         assert knows.locator("strong").inner_text() == "यह मॉडल 11 फ़सलों की 34 तरह की पत्तियाँ जानता है।"
         assert limits.locator("summary").inner_text() == "यह मॉडल क्या नहीं कर सकता"
         assert [p.inner_text() for p in limits.locator("p").all()] == limits_words({"card": card}, "hi")
+        # a link sent with ?lang= (as the web page takes it) opens in that language, over the choice kept on the phone
+        page.goto(f"{server.base}/app/?lang=es")
+        wait_ready(page)
+        assert page.evaluate("[document.documentElement.lang, document.getElementById('lang').value]") == ["es", "es"]
+        assert knows.locator("strong").inner_text() == "Este modelo conoce 34 tipos de hoja de 11 cultivos."
+        page.goto(f"{server.base}/app/?lang=xx")  # not a language it has: the choice kept
+        wait_ready(page)
+        assert page.evaluate("document.documentElement.lang") == "hi"
         context.close()
     finally:
         server.stop()

@@ -461,7 +461,14 @@ function chooseLanguage() {
   } catch (e) {
     // storage refused (private mode): the browser's languages decide
   }
-  state.lang = available.includes(kept) ? kept : preferred(available, navigator.languages || [navigator.language]);
+  // the address's ?lang= first (a link sent in the grower's language, as the web page takes it), then the last choice
+  // made on this phone, then the phone's languages
+  const asked = new URLSearchParams(location.search).get("lang");
+  state.lang = available.includes(asked)
+    ? asked
+    : available.includes(kept)
+      ? kept
+      : preferred(available, navigator.languages || [navigator.language]);
   picker.value = state.lang;
   picker.hidden = false;
   picker.addEventListener("change", () => {
