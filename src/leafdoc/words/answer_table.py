@@ -30,14 +30,14 @@ FIELDS = [
     "crop_given",
     "model_version",
 ]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@")  # tabs and CRs are spaces by then (BREAKS)
 UNREAD = "error"  # the reason of a photo that could not be read (its message says why)
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # a NUL first made "\x00=7+7" a formula (LibreOffice)
 BREAKS = re.compile(r"[\r\n\t]+")  # a quoted cell's line break ends the row in some spreadsheets' import; a tab
 # splits the cell where the import splits on tabs too (LibreOffice's and Excel's default: "ok\t=1+1" ran; round 10)
-AFTER_SEMICOLON = re.compile(r";([\s\ufeff]*)(?=[=+\-@\t\r])")  # Excel in French, Spanish, German... splits on ";"
+AFTER_SEMICOLON = re.compile(r";([\s\ufeff]*)(?=[=+\-@])")  # Excel in French, Spanish, German... splits on ";"
 # (the web page's history export has the same rules in JavaScript: offline/static/history.js spreadsheetSafe)
 
 

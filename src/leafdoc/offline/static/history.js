@@ -55,8 +55,8 @@ export function spreadsheetSafe(value) {
   let text = String(value == null ? "" : value)
     .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, "")
     .replace(/[\r\n\t]+/g, " ");
-  text = text.replace(/;([\s\x85]*)(?=[=+\-@\t\r])/g, (match, spaces) => ";" + spaces + "'");
-  return /^[ \u00a0]*[=+\-@\t\r]/.test(text) ? "'" + text : text;
+  text = text.replace(/;([\s\x85]*)(?=[=+\-@])/g, (match, spaces) => ";" + spaces + "'");
+  return /^[ \u00a0]*[=+\-@]/.test(text) ? "'" + text : text;
 }
 
 export function csvCell(value) {
