@@ -3,7 +3,18 @@
 // model.json carries). `window.leafdoc` is what the browser test reads.
 import { displaySquare, prepare, unsupported } from "./prepare.js";
 import { leafRefusal, readChecks, readPhoto } from "./checks.js";
-import { answerWords, caution, fill, framedNote, preferred, refusal, shareWords, title } from "./words.js";
+import {
+  answerWords,
+  caution,
+  cropOf,
+  fill,
+  framedNote,
+  namesCrop,
+  preferred,
+  refusal,
+  shareWords,
+  title,
+} from "./words.js";
 import { classMap, overlayUrl } from "./heatmap.js";
 import * as history from "./history.js";
 import * as feedback from "./feedback.js";
@@ -47,12 +58,6 @@ async function loadRuntime() {
 }
 
 const texts = () => state.model.texts[state.lang];
-// fieldcrops.crop_of: a label without the three underscores is its own "crop" to the field-photo check, as on the
-// server; words/labels.names_crop: only a label with them is of a crop the grower can name (a lab's "late blight",
-// "healthy" are of none: never in a crop's labels, never a crop in the picker, which model.json's `crops` fill).
-const cropOf = (label) => label.split("___")[0];
-const namesCrop = (label) => label.includes("___");
-
 // abstain.hesitation: the 2-3 most likely labels, as many as cover 90% of the probability.
 function hesitation(order, probs) {
   const picked = [];

@@ -13,6 +13,13 @@ export function joinList(items, template) {
   return fill(template, { names: items.slice(0, -1).join(", "), last: items[items.length - 1] });
 }
 
+// A label's crop ("Tomato___Early_blight": "Tomato"). fieldcrops.crop_of: a label without the three underscores is its
+// own "crop" to the field-photo check, as on the server; words/labels.names_crop: only a label with them is of a crop
+// the grower can name (a lab's "late blight", "healthy" are of none: never in a crop's labels, never a crop in the
+// picker, which model.json's `crops` fill).
+export const namesCrop = (label) => label.includes("___");
+export const cropOf = (label) => label.split("___")[0];
+
 export function pretty(label) {
   return label.split("___").map((p) => p.replaceAll("_", " ").replace(/\s+/g, " ").trim()).filter(Boolean).join(" — ");
 }
@@ -38,7 +45,7 @@ export function refusal(texts, decision) {
   const names = decision.candidates.map((label) => title(texts, label));
   // abstain.unsure_words: "what this is" with a healthy leaf among them; several crops: naming the crop narrows it
   const healthy = decision.candidates.some((label) => label.toLowerCase().includes("healthy")); // labels.is_healthy
-  const crops = new Set(decision.candidates.filter((label) => label.includes("___")).map((label) => label.split("___")[0]));
+  const crops = new Set(decision.candidates.filter(namesCrop).map(cropOf));
   const advice = crops.size > 1 ? t.photo_advice_or_crop : t.photo_advice;
   const could = fill(t.could_be, { names: joinList(names, t.or) });
   const said = fill(healthy ? t.unsure_what : t.unsure, { could_be: could, photo_advice: advice });
