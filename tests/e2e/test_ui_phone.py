@@ -54,11 +54,17 @@ def browser() -> Iterator:
         b.close()
 
 
-def open_phone(browser, url: str, locale: str = "en-GB", width: int = PHONE["width"]):
-    """A page as a phone shows it: 390 (or `width`) x 844 CSS pixels, touch, in the language `locale`."""
+def open_phone(browser, url: str, locale: str = "en-GB", width: int = PHONE["width"], color_scheme: str = "light"):
+    """A page as a phone shows it: 390 (or `width`) x 844 CSS pixels, touch, in the language `locale`, the phone in
+    light or dark mode (`color_scheme`)."""
     viewport = {**PHONE, "width": width}
     context = browser.new_context(
-        viewport=viewport, is_mobile=True, has_touch=True, device_scale_factor=2, locale=locale
+        viewport=viewport,
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        locale=locale,
+        color_scheme=color_scheme,
     )
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
@@ -640,8 +646,7 @@ CONTRASTS = r"""() => {
     return [255, 255, 255];
   };
   const out = [];
-  const tab = document.querySelector("#diagnose-row") || document.body;
-  const walker = document.createTreeWalker(tab, NodeFilter.SHOW_TEXT);
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const el = node.parentElement, text = node.textContent.trim();
     if (!text || !el) continue;
@@ -657,19 +662,24 @@ CONTRASTS = r"""() => {
 }"""
 
 
-def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url):
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url, scheme):
     """The review of session 71 measured Soft's green block labels ("Leaf photo", "Crop (if you know it)", "Pick
-    what it is, then Send") at 2:1 on their pale green, its grey hints at 2.2-2.5:1 and the language links at 3:1.
-    Every text of the tab, after an answer, is now at least 4.5:1 (3:1 for large text)."""
-    page = open_phone(browser, phone_url)
+    what it is, then Send") at 2:1 on their pale green, its grey hints at 2.2-2.5:1 and the language links at 3:1;
+    session 72's, the tab's name at 2.3:1 and, with the phone in dark mode, the answer at 1.02:1 (its pale box kept
+    under Gradio's near-white words) and the history's buttons at 1:1. Every text of the page as the Diagnose tab
+    shows it, after an answer and with the history open, is now at least 4.5:1 (3:1 for large text), in both modes."""
+    page = open_phone(browser, phone_url, color_scheme=scheme)
     try:
-        diagnose_on_phone(
-            page, PLANTVILLAGE / "Tomato___Early_blight" / sorted(os.listdir(PLANTVILLAGE / "Tomato___Early_blight"))[0]
-        )
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
         measured = page.evaluate(CONTRASTS)
         names = {m["text"] for m in measured}
-        assert {"Leaf photo", "Most likely"} <= names, sorted(names)  # the labels the review named are measured
-        faint = [m for m in measured if m["ratio"] < (3 if m["large"] else 4.5)]
+        # the labels and the answer the reviews named are measured
+        assert {"Leaf photo", "Most likely", "Diagnose", "Tomato — Early blight", "Export CSV"} <= names, sorted(names)
+        diagnose_on_phone(page, UNSURE_PHOTO)  # a refusal's box and words too
+        refusal = page.evaluate(CONTRASTS)
+        assert any(m["text"].startswith("Not sure") for m in refusal), refusal
+        faint = [m for m in measured + refusal if m["ratio"] < (3 if m["large"] else 4.5)]
         assert not faint, faint
     finally:
         page.context.close()

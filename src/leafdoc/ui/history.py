@@ -117,6 +117,9 @@ CSS = """
 #history-list .history-answer { font-weight: 600; }
 #history-list .history-caution { color: #b03030; }
 #history-list .history-date { color: #666; font-size: 0.85em; }
+.dark #history-tools button { background: #2a2d2b; color: #eceeec; border-color: #5a605c; }
+.dark #history-list .history-caution { color: #ff9c9c; }
+.dark #history-list .history-date { color: #b9bdb9; }
 """
 
 SCRIPT = (

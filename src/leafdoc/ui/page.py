@@ -65,6 +65,23 @@ CSS = """
 .guide-photo { flex: 0 0 150px !important; height: 150px !important; }
 .guide-photo img { height: 150px !important; width: 100% !important; object-fit: contain !important; }
 .guide-entry p { font-size: 0.9em; margin: 0.2em 0 !important; }
+/* the tab shown, and a keyboard's place: Soft's green 500 tab name was 2.3:1 on white, its lime focus ring 1.3:1 and
+   a drop-down's highlighted choice 1.04:1 (the accessibility review of session 72) */
+button[role="tab"][aria-selected="true"] { color: var(--primary-700) !important; }
+ul.options li.item.active { background: var(--primary-100) !important; outline: 2px solid var(--primary-700);
+                            outline-offset: -2px; }
+/* A phone or computer in dark mode: Gradio turns its own parts dark, so the boxes leafdoc colours are dark too, with
+   light words (they kept their pale backgrounds under near-white text: 1.02:1) */
+.dark .block.verdict-ok, .dark .block.status-ok, .dark .guide-good { background: #14301a; }
+.dark .block.verdict-sick { background: #33260c; }
+/* one line a selector list: Gradio's handling of ".dark" missed a list's selectors on a second line */
+.dark .block.verdict-unsure, .dark .block.verdict-error { background: #3a1717; }
+.dark .block.status-error, .dark .guide-bad { background: #3a1717; }
+.dark .verdict blockquote { background: #3a1717; color: #f4eaea !important; }
+.dark .block.verdict-empty { background: #1f2321; border-color: #3d433f !important; color: #c9cfc9; }
+.dark .small-note { color: #b9bdb9; }
+.dark button[role="tab"][aria-selected="true"] { color: var(--primary-400) !important; }
+.dark ul.options li.item.active { background: var(--primary-900) !important; outline-color: var(--primary-400); }
 """
 
 HEADER = """
@@ -122,6 +139,19 @@ def theme() -> gr.themes.Base:
         button_primary_background_fill="*primary_700",  # white on Soft's green 500 was 2.3:1 ("Diagnose")
         button_primary_background_fill_hover="*primary_800",
         button_primary_border_color="*primary_700",
+        checkbox_label_background_fill_selected="*primary_700",  # Monitor's "per hour" chosen: white on 500, 2.3:1
+        input_border_color_focus="*primary_700",
+        # dark mode: white on Soft's green 600 was 3.3:1 (the labels, "Diagnose"); the focus ring lime 300
+        block_label_background_fill_dark="*primary_800",
+        block_title_background_fill_dark="*primary_800",
+        button_primary_background_fill_dark="*primary_700",
+        button_primary_background_fill_hover_dark="*primary_800",
+        button_primary_border_color_dark="*primary_700",
+        checkbox_label_background_fill_selected_dark="*primary_700",
+        input_border_color_focus_dark="*primary_400",
+        link_text_color_dark="*secondary_300",
+        link_text_color_visited_dark="*secondary_300",
+        link_text_color_hover_dark="*secondary_200",
     )
 
 
