@@ -683,3 +683,42 @@ def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url, sch
         assert not faint, faint
     finally:
         page.context.close()
+
+
+ANNOUNCED = "(document.getElementById('leafdoc-announce') || {textContent: ''}).textContent"
+# every text a status region (role=status: what a screen reader says politely) holds, even for a moment
+WATCH_STATUSES = """() => {
+  window.statusWords = [];
+  new MutationObserver(() => {
+    for (const e of document.querySelectorAll("[role=status]")) {
+      const words = e.textContent.trim();
+      if (words && window.statusWords.at(-1) !== words) window.statusWords.push(words);
+    }
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def test_the_answer_is_said_to_a_screen_reader_and_takes_the_lost_focus(browser, phone_url, tmp_path):
+    """The accessibility review of session 72: the verdict's box was no live region and the photo box the keyboard
+    chose a photo from goes away, so a screen reader said nothing of the answer (Gradio's own status region said
+    "common.complete") and the keyboard's focus fell to the page's body. Now the answer's headline and first line
+    are said (a polite live region), an error's message and hint too, and the box takes the focus the page lost."""
+    page = open_phone(browser, phone_url)
+    try:
+        page.evaluate(WATCH_STATUSES)
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
+        page.wait_for_function(f"{ANNOUNCED}.length > 0")
+        said = page.evaluate(ANNOUNCED)
+        assert said.startswith("Tomato — Early blight. 99% sure · disease found"), said
+        assert page.get_attribute("#leafdoc-announce", "role") == "status"
+        assert page.evaluate("document.activeElement.id") == "verdict"
+        statuses = page.evaluate("window.statusWords")
+        assert said in statuses and not any("common." in s for s in statuses), statuses  # Gradio's key, not a word
+        not_a_photo = tmp_path / "notes.jpg"
+        not_a_photo.write_text("a shopping list, not a photo")
+        page.set_input_files("#leaf-photo input[type=file]", str(not_a_photo))
+        page.wait_for_function(f"{ANNOUNCED}.startsWith('Could not diagnose')")
+        said = page.evaluate(ANNOUNCED)
+        assert "notes.jpg" in said and "not a photo leafdoc can read" in said, said
+    finally:
+        page.context.close()

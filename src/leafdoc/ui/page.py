@@ -16,6 +16,8 @@ from starlette.routing import Mount
 
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
+from leafdoc.ui.announce import CSS as ANNOUNCE_CSS
+from leafdoc.ui.announce import HEAD as ANNOUNCE_HEAD
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles, share_admin_token
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
@@ -270,9 +272,10 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         # (Gradio strips the whole request path, mount included, from their URL to find the root).
         root_path=path,
         theme=theme(),
-        css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS,
-        # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history
-        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD,
+        css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS + ANNOUNCE_CSS,
+        # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history;
+        # the answer said to a screen reader (ui/announce.py)
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD + ANNOUNCE_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
