@@ -712,6 +712,12 @@ def test_the_answer_is_said_to_a_screen_reader_and_takes_the_lost_focus(browser,
         assert said.startswith("Tomato — Early blight. 99% sure · disease found"), said
         assert page.get_attribute("#leafdoc-announce", "role") == "status"
         assert page.evaluate("document.activeElement.id") == "verdict"
+        # the photo and the heat map have words (alt="" in Gradio's unnamed buttons before)
+        heat_alt = page.get_attribute("#heat-map img", "alt")
+        assert heat_alt.startswith("The leaf photo with a heat map over it, for the answer Tomato — Early blight"), (
+            heat_alt
+        )
+        assert page.get_attribute("#leaf-photo img", "alt") == "Your leaf photo"
         statuses = page.evaluate("window.statusWords")
         assert said in statuses and not any("common." in s for s in statuses), statuses  # Gradio's key, not a word
         not_a_photo = tmp_path / "notes.jpg"

@@ -54,6 +54,7 @@ def dataset_tab(settings: Settings, blocks: gr.Blocks, tab: gr.Tab) -> None:
         kind: gr.Image(
             label=PLOT_TITLES[kind],
             show_label=False,
+            alt_text=f"Chart: {PLOT_TITLES[kind].lower()}, of the dataset shown",
             type="pil",
             format="png",
             interactive=False,

@@ -151,13 +151,21 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
         # every label in the page's words, as the desktop app names them; the answer's own names first (the server's
         # advice folder may name a lab's labels): the answer names only its top three
         named = {item["label"]: item["name"] for item in answer.get("top_k") or [] if item.get("name")}
-        choices = [(named.get(x) or label_name(x, lang), x) for x in labels if x != answer.get("label")]
+        top = answer.get("label")
+        choices = [(named.get(x) or label_name(x, lang), x) for x in labels if x != top]
         pick = said("pick_then_send" if refused else "actually", lang)
         return (
             _verdict_update(text.verdict(answer) + advice.advice_markdown(answer, entry), kind),
             # a refusal shows no percentage: its candidates are named in the verdict, without figures
             gr.update(value=None if refused else text.top_k_scores(answer), visible=not refused),
-            gr.update(value=heat, visible=not refused),
+            # its words for a screen reader: the answer's name (Gradio's own were alt="" inside an unnamed button)
+            gr.update(
+                value=heat,
+                visible=not refused,
+                alt_text=said("heat_map_alt", lang).format(name=named.get(top) or label_name(top, lang))
+                if top
+                else None,
+            ),
             gr.update(visible=not refused),
             {
                 "prediction_id": answer["prediction_id"],
@@ -281,6 +289,7 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 label=t("leaf_photo"),
                 height=380,
                 buttons=["download", "fullscreen"],  # never "share": a grower's photo to Hugging Face
+                alt_text=t("leaf_photo_alt"),
                 elem_id="leaf-photo",
             )
             crop = gr.Dropdown(

@@ -15,6 +15,16 @@ from leafdoc.ui.common import admin_token_box, api_client, png, problem
 ENTER = "Paste the server's admin token in the box above and press **Show the figures**."
 
 
+# What each chart shows, for a screen reader (alt text; the drift figures are in the summary above them, in words)
+CHART_WORDS = {
+    "activity": "Chart: answers per hour or day, every model version; the abstained ones at the foot of each bar and"
+    " their share as a line.",
+    "scores": "Chart: the not-a-leaf score of the photos served beside the validation photos', and the threshold past"
+    " which a photo is refused as not a leaf.",
+    "labels": "Chart: the mix of diagnoses served beside the validation photos'.",
+}
+
+
 def monitor_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
     """The tab; returns its admin token box (page.py keeps it in step with the other admin tabs')."""
     gr.Markdown(
@@ -37,9 +47,10 @@ def monitor_tab(settings: Settings, tab: gr.Tab) -> gr.Textbox:
             interactive=False,
             visible=False,
             buttons=["download", "fullscreen"],  # a business's figures: no "share" to Hugging Face
+            alt_text=words,  # the figures themselves are in the summary above, in words
             elem_id=f"monitor-{kind}",
         )
-        for kind in ("activity", "scores", "labels")
+        for kind, words in CHART_WORDS.items()
     ]
 
     def draw(key: str, which: str, request: gr.Request):
