@@ -487,3 +487,46 @@ def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_languag
         context.close()
     finally:
         server.stop()
+
+
+def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feedback(tmp_path, browser):
+    """The accessibility review of session 72: /app's answers went into a list no screen reader was told of, its heat
+    map opened on a tap of the photo only (no key, no name), and "No" or "Send" redrew the answer and dropped the
+    focus to the page's body. Now the answers' headlines are said (a polite live region of their own), the photo is a
+    button that says what it does and whether the heat map is shown, and the focus stays in the answer."""
+    from tests.live_server import start_server
+
+    vendor_or_skip()
+    server = start_server(tmp_path / "serve", STARTER)
+    try:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.base}/app/")
+        wait_ready(page)
+        page.set_input_files("#photo", str(PLANTVILLAGE / "Tomato___Early_blight" / "early_blight_764.jpg"))
+        page.wait_for_function("() => document.getElementById('said').textContent.length > 0")
+        said = page.text_content("#said")
+        assert said.startswith("Tomato — Early blight (") and "sure" in said, said
+        assert page.get_attribute("#said", "role") == "status"
+        toggle = page.locator("#answers li .photo-toggle")
+        assert toggle.get_attribute("aria-label") == "Tap the photo to see where the model looked."
+        assert toggle.get_attribute("aria-pressed") == "false"
+        toggle.focus()
+        page.keyboard.press("Enter")  # the heat map, from the keyboard
+        page.wait_for_function("() => document.querySelector('#answers li .photo-toggle').ariaPressed === 'true'")
+        assert page.evaluate("document.activeElement.className") == "photo-toggle"  # redrawn, the focus kept
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")  # past "Yes" to "No"
+        assert page.evaluate("document.activeElement.textContent") == "✗ No"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.tagName") == "SELECT"  # what it is, then Send
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")  # Send
+        # what became of it is said ("Thank you..."), in place of the answer's headline
+        page.wait_for_function("(before) => document.getElementById('said').textContent.startsWith('Thank')", arg=said)
+        focused = page.evaluate("document.activeElement.closest('#answers li') !== null")
+        assert focused, "the focus fell out of the answer after Send"
+        context.close()
+    finally:
+        server.stop()

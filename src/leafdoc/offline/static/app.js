@@ -134,10 +134,14 @@ function decide(probs, problems, reading, crop) {
 function render(item) {
   const t = texts();
   const { r } = item;
+  // a button of this answer pressed (the heat map, "No", "Send") redraws it: its focus is kept, not dropped to the body
+  const hadFocus = item.li.contains(document.activeElement);
+  const onPhoto = hadFocus && document.activeElement.classList.contains("photo-toggle");
   item.li.replaceChildren();
   const img = document.createElement("img");
   img.alt = "";
   img.src = item.showHeat ? item.heatUrl : item.url;
+  let photo = img; // the photo, or the button that shows its heat map and back (a keyboard's too, not a tap only)
   const text = document.createElement("div");
   const verdict = document.createElement("p");
   const detail = document.createElement("p");
@@ -163,14 +167,17 @@ function render(item) {
     detail.textContent = entry ? entry.summary : "";
     if (r.overlay) {
       // tap the photo: where the model looked, and back
-      img.classList.add("tappable");
-      img.alt = t.page.heat_map;
-      img.title = t.page.heat_map;
-      img.addEventListener("click", async () => {
+      photo = button("", async () => {
         item.heatUrl = item.heatUrl || (await r.overlay());
         item.showHeat = !item.showHeat;
         render(item);
       });
+      photo.className = "photo-toggle";
+      photo.setAttribute("aria-label", t.page.heat_map);
+      photo.setAttribute("aria-pressed", item.showHeat ? "true" : "false");
+      photo.title = t.page.heat_map;
+      img.classList.add("tappable");
+      photo.append(img);
       const hint = document.createElement("small");
       hint.className = "hint";
       hint.textContent = ` ${t.page.heat_map}`;
@@ -198,7 +205,29 @@ function render(item) {
     text.append(time);
     if (!(r.abstained && r.reason === "poor_photo")) text.append(feedbackRow(item)); // a poor photo: take another
   }
-  item.li.append(img, text);
+  item.li.append(photo, text);
+  if (hadFocus) {
+    const said = item.li.querySelector(".feedback .said");
+    if (said && !onPhoto) announce(said.textContent); // what became of "was this right?"
+    const next = onPhoto
+      ? item.li.querySelector(".photo-toggle")
+      : item.li.querySelector(".feedback select") || item.li.querySelector(".feedback button:not(:disabled)");
+    if (!next) {
+      text.tabIndex = -1;
+      text.focus({ preventScroll: true });
+    } else next.focus({ preventScroll: true });
+  }
+}
+
+// Said to a screen reader: the answers' headlines once they are shown, what became of "was this right?" (a polite
+// live region of its own, out of sight; #status says only how the page itself is)
+function announce(words) {
+  const region = document.getElementById("said");
+  if (!region || !words) return;
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = words;
+  }, 100);
 }
 
 function button(words, onClick) {
@@ -549,6 +578,7 @@ async function start() {
 
 input.addEventListener("change", async () => {
   state.shown = state.shown || [];
+  const done = [];
   for (const file of Array.from(input.files)) {
     const item = { file: file.name, photo: file, url: URL.createObjectURL(file), li: document.createElement("li") };
     try {
@@ -573,8 +603,10 @@ input.addEventListener("change", async () => {
     state.shown.push(item);
     render(item);
     list.prepend(item.li);
+    done.push(item);
   }
   input.value = "";
+  announce(done.map((item) => item.li.querySelector(".verdict").textContent).join(". "));
 });
 
 start().catch((e) => {
