@@ -14,6 +14,7 @@ import io
 import json
 import statistics
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -93,6 +94,27 @@ def server_answers(base: str, photos: list[Path], crop: str | None = None) -> li
             r.raise_for_status()
             answers.append(r.json())
     return answers
+
+
+@contextmanager
+def offline_page(tmp_path: Path, browser) -> Iterator:
+    """/app of a real `leafdoc serve` of the starter, open on a phone and ready: (page, server)."""
+    from tests.live_server import start_server
+
+    vendor_or_skip()
+    server = start_server(tmp_path / "serve", STARTER)
+    context = None
+    try:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.base}/app/")
+        wait_ready(page)
+        yield page, server
+    finally:
+        if context is not None:
+            context.close()
+        server.stop()
 
 
 def wait_ready(page) -> dict:
@@ -450,19 +472,10 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
 def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_language(tmp_path, browser):
     """Under the photo, as on the web page: what the model knows (which crops only from one leaf on a plain background),
     then, folded, what it cannot do; said again in the language picked, the card's own translation in Hindi."""
-    from tests.live_server import start_server
-
     from leafdoc.words.model_card import limits_words
 
-    vendor_or_skip()
     card = json.loads((STARTER / "card.json").read_text(encoding="utf-8"))
-    server = start_server(tmp_path / "serve", STARTER)
-    try:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(f"{server.base}/app/")
-        wait_ready(page)
+    with offline_page(tmp_path, browser) as (page, server):
         knows = page.locator("#knows")
         assert knows.locator("strong").inner_text() == "This model knows 34 kinds of leaf of 11 crops."
         assert "plain background (photograph them that way): apple, blueberry" in knows.inner_text()
@@ -484,9 +497,6 @@ def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_languag
         page.goto(f"{server.base}/app/?lang=xx")  # not a language it has: the choice kept
         wait_ready(page)
         assert page.evaluate("document.documentElement.lang") == "hi"
-        context.close()
-    finally:
-        server.stop()
 
 
 def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feedback(tmp_path, browser):
@@ -494,16 +504,7 @@ def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feed
     map opened on a tap of the photo only (no key, no name), and "No" or "Send" redrew the answer and dropped the
     focus to the page's body. Now the answers' headlines are said (a polite live region of their own), the photo is a
     button that says what it does and whether the heat map is shown, and the focus stays in the answer."""
-    from tests.live_server import start_server
-
-    vendor_or_skip()
-    server = start_server(tmp_path / "serve", STARTER)
-    try:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(f"{server.base}/app/")
-        wait_ready(page)
+    with offline_page(tmp_path, browser) as (page, _):
         page.set_input_files("#photo", str(PLANTVILLAGE / "Tomato___Early_blight" / "early_blight_764.jpg"))
         page.wait_for_function("() => document.getElementById('said').textContent.length > 0")
         said = page.text_content("#said")
@@ -527,6 +528,3 @@ def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feed
         page.wait_for_function("(before) => document.getElementById('said').textContent.startsWith('Thank')", arg=said)
         focused = page.evaluate("document.activeElement.closest('#answers li') !== null")
         assert focused, "the focus fell out of the answer after Send"
-        context.close()
-    finally:
-        server.stop()
