@@ -505,8 +505,12 @@ def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feed
     focus to the page's body. Now the answers' headlines are said (a polite live region of their own), the photo is a
     button that says what it does and whether the heat map is shown, and the focus stays in the answer."""
     with offline_page(tmp_path, browser) as (page, _):
+        ready = page.text_content("#status")
+        page.evaluate(WATCH_STATUS)
         page.set_input_files("#photo", str(PLANTVILLAGE / "Tomato___Early_blight" / "early_blight_764.jpg"))
         page.wait_for_function("() => document.getElementById('said').textContent.length > 0")
+        # said while the phone works (a slow one holds still for seconds), then ready again
+        assert page.evaluate("window.statusWords") == ["Diagnosing early_blight_764.jpg…", ready]
         said = page.text_content("#said")
         assert said.startswith("Tomato — Early blight (") and "sure" in said, said
         assert page.get_attribute("#said", "role") == "status"
@@ -528,3 +532,61 @@ def test_a_keyboard_and_a_screen_reader_get_the_answer_the_heat_map_and_the_feed
         page.wait_for_function("(before) => document.getElementById('said').textContent.startsWith('Thank')", arg=said)
         focused = page.evaluate("document.activeElement.closest('#answers li') !== null")
         assert focused, "the focus fell out of the answer after Send"
+
+
+def test_a_slow_first_visit_says_its_download_and_a_dropped_one_can_be_tried_again(tmp_path, browser):
+    """The slow-network review of session 72: over Slow 3G the first visit never ended (the service worker downloaded
+    the 17 MB model and checks inside its install, which a browser stops after about five minutes), said only
+    "Loading the model…" meanwhile, downloaded the model twice, and a dropped connection left it loading for ever. Now
+    the page downloads the model and checks itself, once, saying how much of how many MB; a drop says so, with a
+    button to try again; and the worker keeps only the page's own files."""
+    from tests.live_server import start_server
+
+    vendor_or_skip()
+    server = start_server(tmp_path / "serve", STARTER)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        slow = {"offline": False, "latency": 100, "downloadThroughput": 2_000_000, "uploadThroughput": 500_000}
+        cdp.send("Network.emulateNetworkConditions", slow)  # 16 Mbit/s: the download takes seconds, not minutes
+        page.goto(f"{server.base}/app/")
+        page.wait_for_function("() => document.getElementById('status').textContent.includes(' MB')")
+        said = page.text_content("#status")
+        assert said.startswith("Downloading the model once, for use with no connection: "), said
+        total = json.loads(httpx.get(f"{server.base}/app/model.json").text)
+        mb = (total["model_bytes"] + total["checks_bytes"]) / 1e6
+        assert said.endswith(f" of {mb:.1f} MB…"), (said, mb)
+        cdp.send("Network.emulateNetworkConditions", {**slow, "offline": True})  # the connection drops
+        page.wait_for_selector("#retry")
+        said = page.text_content("#status")
+        assert said.startswith("The model could not be loaded (") and "try again" in said, said
+        cdp.send("Network.emulateNetworkConditions", {**slow, "offline": False, "downloadThroughput": -1})
+        page.click("#retry")
+        state = wait_ready(page)
+        assert state["offline"], "the service worker did not install"
+        kept = page.evaluate(KEPT_CACHES)
+        models = {path.rsplit("/", 1)[-1] for path in kept["leafdoc-offline-models"]}
+        assert models == {"model.onnx", "checks.bin", "model.json"}, kept
+        shell = [name for name in kept if name != "leafdoc-offline-models"]
+        assert len(shell) == 1 and not any(p.endswith((".onnx", ".bin")) for p in kept[shell[0]]), kept
+    finally:
+        context.close()
+        server.stop()
+
+
+WATCH_STATUS = """() => {
+  window.statusWords = [];
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.statusWords.push(status.textContent)).observe(status, {childList: true});
+}"""
+
+KEPT_CACHES = """async () => {
+  const out = {};
+  for (const name of await caches.keys()) {
+    out[name] = (await (await caches.open(name)).keys()).map((request) => new URL(request.url).pathname);
+  }
+  return out;
+}"""

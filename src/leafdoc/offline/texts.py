@@ -32,6 +32,14 @@ from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH, knows_sentences
 PAGE = {
     "pick": N_("Take or choose a photo of one leaf"),
     "loading": N_("Loading the model…"),
+    "downloading": N_("Downloading the model once, for use with no connection: {got} of {total} MB…"),
+    "stalled": N_("nothing came for {s} seconds"),
+    "download_failed": N_(
+        "The model could not be loaded ({error}). Check the connection, then try again: what is already downloaded "
+        "is kept."
+    ),
+    "retry": N_("Try again"),
+    "diagnosing": N_("Diagnosing {file}…"),
     "ready_offline": N_("Ready, also with no connection: {n} conditions of leaves (model version {version})."),
     "ready_online": N_("Ready while this page stays open (this browser cannot keep it for offline use)."),
     "note": N_(

@@ -41,11 +41,69 @@ function say(text, missing = false) {
   statusLine.classList.toggle("missing", missing);
 }
 
+// The service worker (sw.js) keeps the page's own files; installed beside the model's download, never waited for
+// before it (its install over a slow connection takes minutes).
 async function keepOffline() {
   if (!("serviceWorker" in navigator)) return false;
   await navigator.serviceWorker.register("sw.js", { scope: "./" });
   await navigator.serviceWorker.ready;
   return true;
+}
+
+const MODELS = "leafdoc-offline-models"; // the cache sw.js answers the model from (and keeps across page versions)
+const STALL_MS = 30000; // a download that receives nothing for this long has stopped: said, not waited on for ever
+const MB = (bytes) => (bytes / 1e6).toFixed(1);
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+async function modelCache() {
+  try {
+    return "caches" in self ? await caches.open(MODELS) : null;
+  } catch (e) {
+    return null; // storage refused (private mode): downloaded on each visit
+  }
+}
+
+// A file of the model (the ONNX model, its checks): the one kept, else downloaded once, the progress said over the
+// whole download (`before` of `total` bytes already had), then kept for the visits with no connection.
+async function fetchKept(cache, url, before, total) {
+  const kept = cache && (await cache.match(url));
+  if (kept) return kept.arrayBuffer();
+  const response = await fetch(url, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  const parts = [];
+  let got = 0;
+  for (;;) {
+    const next = await Promise.race([reader.read(), sleep(STALL_MS).then(() => null)]);
+    if (next === null) {
+      reader.cancel().catch(() => {});
+      throw new Error(fill(texts().page.stalled, { s: STALL_MS / 1000 }));
+    }
+    if (next.done) break;
+    parts.push(next.value);
+    got += next.value.length;
+    say(fill(texts().page.downloading, { got: MB(before + got), total: MB(total) }));
+  }
+  const data = new Uint8Array(got);
+  let at = 0;
+  for (const part of parts) {
+    data.set(part, at);
+    at += part.length;
+  }
+  const type = response.headers.get("Content-Type") || "application/octet-stream";
+  if (cache) await cache.put(url, new Response(data, { headers: { "Content-Type": type } })).catch(() => {});
+  return data.buffer;
+}
+
+// Once the model and its checks are kept: their description too (what the page reads with no connection), and no
+// other version's files.
+async function keepDescription(cache) {
+  if (!cache) return;
+  const wanted = [state.model.model, state.model.checks].filter(Boolean).map((f) => new URL(f, location.href).href);
+  await cache.put("model.json", new Response(JSON.stringify(state.model), { headers: { "Content-Type": "application/json" } }));
+  for (const request of await cache.keys()) {
+    if (!request.url.endsWith("/model.json") && !wanted.includes(request.url)) await cache.delete(request);
+  }
 }
 
 async function loadRuntime() {
@@ -517,25 +575,29 @@ function chooseLanguage() {
 }
 
 async function start() {
-  const runtime = Promise.all([loadRuntime(), keepOffline().catch(() => false)]);
+  const runtime = loadRuntime();
   runtime.catch(() => {}); // its error is met below, once the page speaks the grower's language
+  const worker = keepOffline().catch(() => false);
   // the words first, while the runtime loads: the page is in English only until model.json is read
   state.model = await (await fetch("model.json")).json();
   chooseLanguage();
   state.earlier = history.read(state.model.history.key);
   showEarlier();
   speak();
-  const [ort, offline] = await runtime;
-  state.offline = offline;
+  const ort = await runtime;
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   ort.env.wasm.proxy = false;
   state.threads = ort.env.wasm.numThreads;
   const why = unsupported(state.model.input);
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
-  const bytes = await (await fetch(state.model.model)).arrayBuffer();
-  if (state.model.checks) state.checks = readChecks(await (await fetch(state.model.checks)).arrayBuffer());
-  else document.getElementById("checks-note").hidden = false;
+  const cache = await modelCache();
+  const total = (state.model.model_bytes || 0) + (state.model.checks_bytes || 0);
+  const bytes = await fetchKept(cache, state.model.model, 0, total);
+  if (state.model.checks) {
+    state.checks = readChecks(await fetchKept(cache, state.model.checks, bytes.byteLength, total));
+  } else document.getElementById("checks-note").hidden = false;
+  await keepDescription(cache).catch(() => {});
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   const size = state.model.input.size;
   const inputName = session.inputNames[0];
@@ -569,6 +631,14 @@ async function start() {
       overlay: heat && (async () => overlayUrl(await displaySquare(blob, state.model.input, state.model.heat_map_px), heat)),
     };
   };
+  // offline once the page's own files are kept too (the worker installed): said now if it is, else when it is
+  state.offline = Boolean(cache) && (await Promise.race([worker, sleep(10000).then(() => false)]));
+  if (!state.offline && cache) {
+    worker.then((kept) => {
+      state.offline = kept;
+      if (kept) speak();
+    });
+  }
   input.disabled = false;
   state.ready = true;
   speak();
@@ -579,8 +649,13 @@ async function start() {
 input.addEventListener("change", async () => {
   state.shown = state.shown || [];
   const done = [];
-  for (const file of Array.from(input.files)) {
+  const files = Array.from(input.files);
+  input.disabled = true; // one batch at a time: a slow phone takes seconds a photo
+  for (const file of files) {
     const item = { file: file.name, photo: file, url: URL.createObjectURL(file), li: document.createElement("li") };
+    // said before the work, and drawn: the page then holds still for the seconds a phone's CPU takes
+    say(fill(texts().page.diagnosing, { file: file.name }));
+    await new Promise((ok) => requestAnimationFrame(() => setTimeout(ok, 0)));
     try {
       item.r = await state.diagnose(file);
       const warned = item.r.caution;
@@ -606,10 +681,19 @@ input.addEventListener("change", async () => {
     done.push(item);
   }
   input.value = "";
+  input.disabled = false;
+  speak(); // the status line as it was: ready
   announce(done.map((item) => item.li.querySelector(".verdict").textContent).join(". "));
 });
 
 start().catch((e) => {
   state.error = String(e.message || e);
-  say(state.error, true);
+  // a download that stopped: said in the grower's language when the words are in, with a way to try again
+  const t = state.model && texts();
+  say(t ? fill(t.page.download_failed, { error: state.error }) : state.error, true);
+  if (t) {
+    const again = button(t.page.retry, () => location.reload());
+    again.id = "retry";
+    statusLine.append(" ", again);
+  }
 });

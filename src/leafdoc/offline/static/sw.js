@@ -1,6 +1,7 @@
-// The offline page's service worker: keeps the page, ONNX Runtime Web and the serving model in the browser's cache,
-// so that the page opens and diagnoses with no connection after one visit. The model's description (model.json) is
-// asked of the server first (a new serving version is then fetched and kept), else read from the cache.
+// The offline page's service worker: keeps the page and ONNX Runtime Web in the browser's cache and answers from it
+// (the serving model too, which the page keeps), so that the page opens and diagnoses with no connection after one
+// visit. The model's description (model.json) is asked of the server first (a new serving version is then
+// downloaded and kept by the page), else read from the cache.
 const CACHE = "leafdoc-offline-__BUILD__"; // the server writes in a hash of the page's files: a change reinstalls
 const SHELL = [
   "./",
@@ -21,24 +22,17 @@ const SHELL = [
   "ort/ort-wasm-simd-threaded.wasm",
 ];
 
-// Keep the model a description names, its checks and the description, and let go of any other version's files.
-async function keepModel(cache, response) {
-  const description = await response.clone().json();
-  const wanted = [description.model, description.checks].filter(Boolean).map((f) => new URL(f, location.href).href);
-  for (const url of wanted) if (!(await cache.match(url))) await cache.add(url);
-  await cache.put("model.json", response);
-  for (const request of await cache.keys()) {
-    const versioned = request.url.endsWith("/model.onnx") || request.url.endsWith("/checks.bin");
-    if (versioned && !wanted.includes(request.url)) await cache.delete(request);
-  }
-}
+// The model, its checks and its description are kept by the page as it downloads them (app.js fetchKept: with the
+// download's progress said, and not inside this worker's install, which a browser stops after about five minutes:
+// a first visit over a slow connection never ended), in a cache of their own that a new version of the page keeps.
+const MODELS = "leafdoc-offline-models";
+const DESCRIPTION_WAIT_MS = 5000; // a connection that answers nothing ("lie-fi") must not hold the page up
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(CACHE);
       await cache.addAll(SHELL);
-      await keepModel(cache, await fetch("model.json", { cache: "no-store" }));
       await self.skipWaiting();
     })(),
   );
@@ -47,7 +41,7 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     (async () => {
-      for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name);
+      for (const name of await caches.keys()) if (name !== CACHE && name !== MODELS) await caches.delete(name);
       await self.clients.claim();
     })(),
   );
@@ -57,27 +51,23 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin || !url.pathname.startsWith(new URL("./", location.href).pathname)) return;
   if (url.pathname.endsWith("/model.json")) {
+    // the server's description first (a new serving version), else the one kept, if the server is slow to answer
     event.respondWith(
       (async () => {
-        const cache = await caches.open(CACHE);
-        try {
-          const fresh = await fetch(event.request, { cache: "no-store" });
-          if (fresh.ok) {
-            await keepModel(cache, fresh.clone());
-            return fresh;
-          }
-        } catch (e) {
-          // no connection: the description kept at the last visit
-        }
-        return (await cache.match("model.json")) || Response.error();
+        const network = fetch(event.request, { cache: "no-store" }).catch(() => null);
+        const first = await Promise.race([network, new Promise((ok) => setTimeout(() => ok("slow"), DESCRIPTION_WAIT_MS))]);
+        if (first && first !== "slow" && first.ok) return first;
+        const kept = await (await caches.open(MODELS)).match("model.json");
+        if (kept) return kept;
+        const late = first === "slow" ? await network : first; // nothing kept: the server's, however late
+        return late || Response.error();
       })(),
     );
     return;
   }
   event.respondWith(
     (async () => {
-      const cache = await caches.open(CACHE);
-      const kept = await cache.match(event.request, { ignoreSearch: true });
+      const kept = await caches.match(event.request, { ignoreSearch: true }); // the page's files, the model's
       if (kept) return kept;
       return fetch(event.request);
     })(),
