@@ -728,3 +728,31 @@ def test_the_answer_is_said_to_a_screen_reader_and_takes_the_lost_focus(browser,
         assert "notes.jpg" in said and "not a photo leafdoc can read" in said, said
     finally:
         page.context.close()
+
+
+def diagnoses_so_far(server) -> int:
+    """The diagnoses the page has asked of the server's API so far (its access log's POST /v1/explain)."""
+    return server.log.read_text(encoding="utf-8", errors="replace").count("POST /v1/explain")
+
+
+def test_diagnose_tapped_while_the_photo_uploads_diagnoses_it_once(browser, phone_server):
+    """The slow-network review of session 72: the Diagnose button tapped while the photo went up (a slow upload)
+    made a second diagnosis of it, two answers recorded and counted for one photo. Now a tap while that photo's
+    answer is on its way waits for it."""
+    page = open_phone(browser, phone_server.url)
+    try:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        slow = {"offline": False, "latency": 200, "downloadThroughput": 200_000, "uploadThroughput": 40_000}
+        before = diagnoses_so_far(phone_server)
+        entry = page.evaluate(ENTRY)
+        cdp.send("Network.emulateNetworkConditions", slow)  # about 3 s for the shrunk photo to go up
+        page.set_input_files("#leaf-photo input[type=file]", str(EARLY_BLIGHT_NOT_RULING_OUT_LATE))
+        page.click("#diagnose-button")
+        page.wait_for_function(f"old => {ENTRY} !== old", arg=entry)
+        cdp.send("Network.emulateNetworkConditions", {**slow, "downloadThroughput": -1, "uploadThroughput": -1})
+        page.wait_for_timeout(3000)  # a second diagnosis, if one was asked, has ended
+        assert "Early blight" in page.inner_text("#verdict h3")
+        assert diagnoses_so_far(phone_server) - before == 1
+    finally:
+        page.context.close()

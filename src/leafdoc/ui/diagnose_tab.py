@@ -7,8 +7,9 @@ import base64
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import gradio as gr
 
@@ -84,16 +85,36 @@ def labels_of(api, version: int) -> list[str]:
 
 # Gradio's Image fires `change` twice when a photo replaces another (the same file, the same visitor, at once): each
 # photo after the first was diagnosed twice, recorded twice for review and counted twice by monitoring. The second of
-# two events for one photo, crop and visitor within AGAIN_SECONDS is skipped; the Diagnose button still asks again.
+# two events for one photo, crop and visitor within AGAIN_SECONDS is skipped. The Diagnose button asks again, but not
+# while that photo's diagnosis is on its way: tapped during a slow upload, it made a second one (the slow-network
+# review of session 72: two POST /v1/explain for one photo, one answer shown).
 AGAIN_SECONDS, AGAIN_KEPT = 10.0, 1024
 
 
 class RecentPhotos:
-    """The (visitor, photo, crop) diagnosed in the last AGAIN_SECONDS, at most AGAIN_KEPT of them."""
+    """The (visitor, photo, crop) diagnosed in the last AGAIN_SECONDS, at most AGAIN_KEPT of them, and those whose
+    diagnosis is on its way (shared by the photo's events and the Diagnose button)."""
 
     def __init__(self) -> None:
         self.seen: OrderedDict[tuple, float] = OrderedDict()
+        self.running: Counter[tuple] = Counter()
         self.lock = threading.Lock()
+
+    def busy(self, key: tuple) -> bool:
+        with self.lock:
+            return self.running[key] > 0
+
+    @contextmanager
+    def diagnosing(self, key: tuple) -> Iterator[None]:
+        with self.lock:
+            self.running[key] += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running[key] -= 1
+                if self.running[key] <= 0:
+                    del self.running[key]
 
     def again(self, key: tuple) -> bool:
         """Whether `key` was diagnosed within AGAIN_SECONDS; it counts as diagnosed now either way."""
@@ -106,11 +127,14 @@ class RecentPhotos:
             return last is not None and now - last < AGAIN_SECONDS
 
 
-def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) -> Callable:
+def diagnose_handler(
+    settings: Settings, files: PageFiles, asked: bool = False, recent: RecentPhotos | None = None
+) -> Callable:
     """The diagnosis of the photo shown; `asked`: the Diagnose button's, which with no photo asks for one (clicked
-    with none, it left the page as it was: nothing seemed to happen), where a photo removed just empties the answer."""
+    with none, it left the page as it was: nothing seemed to happen), where a photo removed just empties the answer.
+    `recent`: the photos diagnosed lately and on their way, shared by the handlers of one page."""
 
-    recent = RecentPhotos()
+    recent = recent if recent is not None else RecentPhotos()
 
     def diagnose(photo: dict | None, crop: str | None, request: gr.Request):
         """`photo` is Gradio's file description (the event runs with preprocess=False): the page checks
@@ -126,8 +150,13 @@ def diagnose_handler(settings: Settings, files: PageFiles, asked: bool = False) 
                 return _verdict_update(said("no_photo", lang), "error"), _no_scores(), *no_feedback
             return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), *no_feedback
         visitor = getattr(request, "session_hash", None)
-        if not asked and recent.again((visitor, photo.get("path"), crop)):
+        key = (visitor, photo.get("path"), crop)
+        if recent.busy(key) or (recent.again(key) and not asked):
             return (gr.skip(),) * (2 + len(no_feedback))  # this photo's answer is being given already
+        with recent.diagnosing(key):
+            return _diagnosed(photo, crop, lang, request, no_feedback)
+
+    def _diagnosed(photo: dict, crop: str | None, lang: str, request: gr.Request, no_feedback: tuple):
         try:
             path, name = files.open(photo)
             with api_client(settings, request) as api:
@@ -346,11 +375,16 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     with gr.Accordion(t("history_title"), open=True, elem_id="history"):
         box = gr.HTML(history.box_html())  # in the visitor's language as the page loads
     record = gr.HTML("", elem_id="history-entry")  # the last answer's history entry, for the page's script
-    fn = diagnose_handler(settings, files)
+    recent = RecentPhotos()  # one for the photo's events and the button: a tap while its answer is on its way waits
+    fn = diagnose_handler(settings, files, recent=recent)
     outputs = [verdict, scores, heat, heat_note, shown, feedback_box, question, up, down, send, actual, said, record]
     photo.change(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
     button.click(
-        diagnose_handler(settings, files, asked=True), [photo, crop], outputs, concurrency_limit=4, preprocess=False
+        diagnose_handler(settings, files, asked=True, recent=recent),
+        [photo, crop],
+        outputs,
+        concurrency_limit=4,
+        preprocess=False,
     )
     # picking another crop answers the photo shown again, within that crop
     crop.input(fn, [photo, crop], outputs, concurrency_limit=4, show_progress="minimal", preprocess=False)
