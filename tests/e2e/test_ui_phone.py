@@ -756,3 +756,22 @@ def test_diagnose_tapped_while_the_photo_uploads_diagnoses_it_once(browser, phon
         assert diagnoses_so_far(phone_server) - before == 1
     finally:
         page.context.close()
+
+
+def test_the_page_says_where_to_diagnose_with_no_connection(browser, phone_url):
+    """This page asks the server for every answer; with the connection gone it said nothing of /app, which keeps the
+    model on the phone (the slow-network review of session 72). A line under the photo links to it, in the page's
+    language, and the link opens it."""
+    page = open_phone(browser, phone_url, locale="es-ES")
+    try:
+        page.wait_for_function("() => document.querySelector('#offline-link a') !== null")
+        assert page.inner_text("#offline-link").startswith("¿Sin conexión en el campo?")
+        href = page.eval_on_selector("#offline-link a", "a => a.href")
+        assert href.endswith("/app/"), href
+        with page.context.expect_page() as opened:  # Gradio opens a Markdown link in a new tab
+            page.click("#offline-link a")
+        app = opened.value
+        app.wait_for_load_state()
+        assert app.url == href and app.title() == "leafdoc offline"
+    finally:
+        page.context.close()

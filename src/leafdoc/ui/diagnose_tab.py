@@ -335,6 +335,9 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
                 samples, labels = example_samples(EXAMPLES)  # until the page knows the serving model's crops
                 examples = gr.Examples(samples, inputs=[photo], label=t("examples_label"), example_labels=labels)
             gr.Markdown(t("good_answer_tip"), elem_classes=["small-note"])
+            # this page asks the server for every answer; /app keeps the model on the phone (the slow-network review:
+            # with the connection gone, nothing here said where to go)
+            gr.Markdown(t("offline_link"), elem_id="offline-link", elem_classes=["small-note"])
             privacy = gr.Markdown(
                 feedback_text.privacy_note(None), elem_id="photo-privacy", elem_classes=["small-note"]
             )
