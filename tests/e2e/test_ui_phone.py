@@ -681,6 +681,14 @@ def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url, sch
         assert any(m["text"].startswith("Not sure") for m in refusal), refusal
         faint = [m for m in measured + refusal if m["ratio"] < (3 if m["large"] else 4.5)]
         assert not faint, faint
+        # a keyboard's place in the crop's drop-down: outlined (Gradio's own highlight was 1.04:1 on white)
+        page.click("#crop-choice input")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        outline = page.evaluate(
+            "getComputedStyle(document.querySelector('[role=listbox] li.item.active')).outlineStyle"
+        )
+        assert outline == "solid"
     finally:
         page.context.close()
 

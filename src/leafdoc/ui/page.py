@@ -70,7 +70,7 @@ CSS = """
 /* the tab shown, and a keyboard's place: Soft's green 500 tab name was 2.3:1 on white, its lime focus ring 1.3:1 and
    a drop-down's highlighted choice 1.04:1 (the accessibility review of session 72) */
 button[role="tab"][aria-selected="true"] { color: var(--primary-700) !important; }
-ul.options li.item.active { background: var(--primary-100) !important; outline: 2px solid var(--primary-700);
+[role="listbox"] li.item.active { background: var(--primary-100) !important; outline: 2px solid var(--primary-700);
                             outline-offset: -2px; }
 /* A phone or computer in dark mode: Gradio turns its own parts dark, so the boxes leafdoc colours are dark too, with
    light words (they kept their pale backgrounds under near-white text: 1.02:1) */
@@ -83,7 +83,7 @@ ul.options li.item.active { background: var(--primary-100) !important; outline: 
 .dark .block.verdict-empty { background: #1f2321; border-color: #3d433f !important; color: #c9cfc9; }
 .dark .small-note { color: #b9bdb9; }
 .dark button[role="tab"][aria-selected="true"] { color: var(--primary-400) !important; }
-.dark ul.options li.item.active { background: var(--primary-900) !important; outline-color: var(--primary-400); }
+.dark [role="listbox"] li.item.active { background: var(--primary-900) !important; outline-color: var(--primary-400); }
 """
 
 HEADER = """
