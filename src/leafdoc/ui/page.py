@@ -16,8 +16,6 @@ from starlette.routing import Mount
 
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
-from leafdoc.ui.announce import CSS as ANNOUNCE_CSS
-from leafdoc.ui.announce import HEAD as ANNOUNCE_HEAD
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles, share_admin_token
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
@@ -32,6 +30,8 @@ from leafdoc.ui.phone import HEAD as PHONE_HEAD
 from leafdoc.ui.queue_guard import answer_visitors_mistakes, limit_visitor_events
 from leafdoc.ui.retrain_tab import retrain_tab
 from leafdoc.ui.review_tab import review_tab
+from leafdoc.ui.screen_reader import CSS as SCREEN_READER_CSS
+from leafdoc.ui.screen_reader import HEAD as SCREEN_READER_HEAD
 from leafdoc.ui.where import use_page_folder
 
 CSS = """
@@ -272,10 +272,10 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         # (Gradio strips the whole request path, mount included, from their URL to find the root).
         root_path=path,
         theme=theme(),
-        css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS + ANNOUNCE_CSS,
+        css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS + SCREEN_READER_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history;
-        # the answer said to a screen reader (ui/announce.py)
-        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD + ANNOUNCE_HEAD,
+        # the answer said to a screen reader (ui/screen_reader.py)
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD + SCREEN_READER_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
