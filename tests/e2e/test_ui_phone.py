@@ -728,6 +728,13 @@ def test_the_answer_is_said_to_a_screen_reader_and_takes_the_lost_focus(browser,
         assert page.get_attribute("#leaf-photo img", "alt") == "Your leaf photo"
         statuses = page.evaluate("window.statusWords")
         assert said in statuses and not any("common." in s for s in statuses), statuses  # Gradio's key, not a word
+        # "It is actually…" picked with the keyboard: the focus goes on to ✗ No, which sends it (it fell on the body)
+        page.focus("#feedback-actual input")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'feedback-down'")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('feedback-status').innerText.includes('Thank you')")
         not_a_photo = tmp_path / "notes.jpg"
         not_a_photo.write_text("a shopping list, not a photo")
         page.set_input_files("#leaf-photo input[type=file]", str(not_a_photo))

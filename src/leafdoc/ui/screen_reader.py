@@ -5,7 +5,8 @@ goes away once the photo is in, so its focus fell to the page's body: a blind gr
 started over from the top of the page (the accessibility review of session 72). This script, in the page's head,
 watches the verdict's box: when it changes to an answer, a refusal or an error, its headline and first line (the
 error's hint too) go into a polite live region of its own, and, if the focus was lost (on the body), the box takes
-it (without scrolling: ui/phone.py scrolls). Its words are the box's own, so they are in the page's language.
+it (without scrolling: ui/phone.py scrolls). Its words are the box's own, so they are in the page's language. And a
+choice picked in "It is actually…" with the keyboard hands the focus to "✗ No" (a refusal's "Send"), which sends it.
 """
 
 from __future__ import annotations
@@ -50,5 +51,18 @@ HEAD = """<script>
   new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(look, 300); })
     .observe(document.documentElement, {childList: true, subtree: true, characterData: true, attributes: true,
                                         attributeFilter: ["class"]});
+  // "It is actually…" comes after "✗ No" in the keyboard's order, and says to pick, then ✗ No: once a choice is
+  // picked with Enter (Gradio then drops the focus on the page's body), the focus goes to ✗ No, the next step
+  document.addEventListener("keydown", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (event.key !== "Enter" || !target || !target.closest("#feedback-actual")) return;
+    setTimeout(() => {
+      // under an answer ✗ No; under a refusal (no Yes or No) its Send
+      const next = ["feedback-down", "feedback-send"].map((id) => document.getElementById(id))
+        .find((b) => b && b.offsetParent !== null);
+      const here = document.activeElement;
+      if (next && (!here || here === document.body || here.closest("#feedback-actual"))) next.focus();
+    }, 150);
+  }, true);
 })();
 </script>"""
