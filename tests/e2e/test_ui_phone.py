@@ -735,6 +735,7 @@ def test_the_answer_is_said_to_a_screen_reader_and_takes_the_lost_focus(browser,
         page.wait_for_function("document.activeElement && document.activeElement.id === 'feedback-down'")
         page.keyboard.press("Enter")
         page.wait_for_function("document.getElementById('feedback-status').innerText.includes('Thank you')")
+        assert page.get_attribute("#feedback-status", "aria-live") == "polite"  # and said
         not_a_photo = tmp_path / "notes.jpg"
         not_a_photo.write_text("a shopping list, not a photo")
         page.set_input_files("#leaf-photo input[type=file]", str(not_a_photo))

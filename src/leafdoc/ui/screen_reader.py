@@ -6,7 +6,8 @@ started over from the top of the page (the accessibility review of session 72). 
 watches the verdict's box: when it changes to an answer, a refusal or an error, its headline and first line (the
 error's hint too) go into a polite live region of its own, and, if the focus was lost (on the body), the box takes
 it (without scrolling: ui/phone.py scrolls). Its words are the box's own, so they are in the page's language. And a
-choice picked in "It is actually…" with the keyboard hands the focus to "✗ No" (a refusal's "Send"), which sends it.
+choice picked in "It is actually…" with the keyboard hands the focus to "✗ No" (a refusal's "Send"), which sends it;
+the lines that say what became of a click (feedback, a job, a promotion, the figures) are polite live regions too.
 """
 
 from __future__ import annotations
@@ -48,7 +49,17 @@ HEAD = """<script>
     const lost = !document.activeElement || document.activeElement === document.body;
     if (lost) { box.setAttribute("tabindex", "-1"); box.focus({preventScroll: true}); }
   }
-  new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(look, 300); })
+  // the lines that say what became of a click (feedback sent, a dataset shown, a job's state, a promotion): read out
+  // when they change, as Gradio's Markdown blocks are not
+  const STATUS = ["feedback-status", "dataset-summary", "retrain-status", "job-status", "review-status",
+                  "monitor-summary"];
+  function mark() {
+    for (const id of STATUS) {
+      const el = document.getElementById(id);
+      if (el && !el.hasAttribute("aria-live")) { el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }
+    }
+  }
+  new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(() => { mark(); look(); }, 300); })
     .observe(document.documentElement, {childList: true, subtree: true, characterData: true, attributes: true,
                                         attributeFilter: ["class"]});
   // "It is actually…" comes after "✗ No" in the keyboard's order, and says to pick, then ✗ No: once a choice is
