@@ -56,7 +56,10 @@ HEAD = """<script>
   function mark() {
     for (const id of STATUS) {
       const el = document.getElementById(id);
-      if (el && !el.hasAttribute("aria-live")) { el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }
+      if (el && !el.hasAttribute("aria-live")) {
+        el.setAttribute("role", "status");
+        el.setAttribute("aria-live", "polite");
+      }
     }
   }
   new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(() => { mark(); look(); }, 300); })
