@@ -100,31 +100,29 @@ class RecentPhotos:
         self.running: Counter[tuple] = Counter()
         self.lock = threading.Lock()
 
-    def busy(self, key: tuple) -> bool:
-        with self.lock:
-            return self.running[key] > 0
-
     @contextmanager
-    def diagnosing(self, key: tuple) -> Iterator[None]:
-        with self.lock:
-            self.running[key] += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.running[key] -= 1
-                if self.running[key] <= 0:
-                    del self.running[key]
-
-    def again(self, key: tuple) -> bool:
-        """Whether `key` was diagnosed within AGAIN_SECONDS; it counts as diagnosed now either way."""
+    def diagnosing(self, key: tuple, asked: bool) -> Iterator[bool]:
+        """Whether to diagnose `key` now (False: its answer is on its way, or, unless `asked`, was just given), checked
+        and, if so, marked on its way under one lock, so that two events arriving together cannot both go."""
         now = time.monotonic()
         with self.lock:
             last = self.seen.pop(key, None)
             self.seen[key] = now
             while len(self.seen) > AGAIN_KEPT:
                 self.seen.popitem(last=False)
-            return last is not None and now - last < AGAIN_SECONDS
+            go = self.running[key] == 0 and (asked or last is None or now - last >= AGAIN_SECONDS)
+            if go:
+                self.running[key] += 1
+        if not go:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self.lock:
+                self.running[key] -= 1
+                if self.running[key] <= 0:
+                    del self.running[key]
 
 
 def diagnose_handler(
@@ -150,10 +148,9 @@ def diagnose_handler(
                 return _verdict_update(said("no_photo", lang), "error"), _no_scores(), *no_feedback
             return _verdict_update(said("empty_verdict", lang), "empty"), _no_scores(), *no_feedback
         visitor = getattr(request, "session_hash", None)
-        key = (visitor, photo.get("path"), crop)
-        if recent.busy(key) or (recent.again(key) and not asked):
-            return (gr.skip(),) * (2 + len(no_feedback))  # this photo's answer is being given already
-        with recent.diagnosing(key):
+        with recent.diagnosing((visitor, photo.get("path"), crop), asked) as go:
+            if not go:
+                return (gr.skip(),) * (2 + len(no_feedback))  # this photo's answer is being given already
             return _diagnosed(photo, crop, lang, request, no_feedback)
 
     def _diagnosed(photo: dict, crop: str | None, lang: str, request: gr.Request, no_feedback: tuple):
