@@ -338,7 +338,11 @@ def test_the_page_installs_and_diagnoses_offline_as_the_server_does(tmp_path, ph
     assert earlier_right <= earlier_width, f"'Earlier on this device' runs {earlier_right:.0f} px wide on a phone"
     assert [e["photo"] for e in kept_history] == [f.name for f, _ in newest]
     words = [(e["answer"], answer_words(a)) for e, (_, (_, a)) in zip(kept_history, newest, strict=True)]
-    assert sum(mine == theirs for mine, theirs in words) >= 0.99 * len(words), [w for w in words if w[0] != w[1]][:3]
+    # the same words but where a percentage rounds the other way or a "not sure" names one look-alike more: the
+    # browser decodes a photo a level apart here and there, and the page's model has most weights in half precision
+    # (offline/halve.py: alone, it moves the words of 2 in 1,200 photos, docs/phone.md)
+    same_words = sum(mine == theirs for mine, theirs in words)
+    assert same_words >= 0.98 * len(words), [w for w in words if w[0] != w[1]][:4]
     assert all(e["thumb"].startswith("data:image/jpeg;base64,") for e in kept_history[:20])
     assert not refused, refused
     assert any(k.endswith(".wasm") for k in kept) and any(k.endswith("model.onnx") for k in kept), kept

@@ -7,6 +7,7 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,11 +19,12 @@ from leafdoc.imaging import upload_size
 from leafdoc.inference import explain
 from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.cropfirst import CROP_MISMATCH_SHARE
-from leafdoc.offline import checks
+from leafdoc.offline import checks, halve
 from leafdoc.offline.texts import URGENT_RULE, all_texts
 from leafdoc.words import history
 from leafdoc.words.not_found import not_found_html
 
+log = logging.getLogger(__name__)
 APP_PATH = "/app"
 STATIC = Path(__file__).parent / "static"
 # Answers the page keeps waiting for a connection, each with its photo (at most 1,024 px: 100-400 kB): a bound on what
@@ -158,7 +160,7 @@ def model_description(loaded) -> dict:
     return {
         "version": loaded.version,
         "model": f"model/{loaded.version}/model.onnx",
-        "model_bytes": (p.model_dir / "model.onnx").stat().st_size,
+        "model_bytes": len(_model_file(loaded)),
         "labels": p.labels,
         "input": {
             "size": p.prep.size,
@@ -222,13 +224,13 @@ async def model_json(request: Request) -> Response:
 
 @router.get(APP_PATH + "/model/{version}/model.onnx")
 async def model_file(request: Request, version: int) -> Response:
-    """The serving version's model.onnx (always the float one: its answers are the reference), by its version, so a
-    new version is a new file to the service worker's cache."""
+    """The serving version's model.onnx, most of its weights in half precision (offline/halve.py: half the download,
+    the same answers), by its version, so a new version is a new file to the page's cache."""
     loaded = request.app.state.leafdoc.holder.current(wait=False)
     if version != loaded.version:
         return _with_headers(PlainTextResponse(f"version {version} is not the serving model", status_code=404))
-    path = loaded.predictor.model_dir / "model.onnx"
-    return _with_headers(FileResponse(path, media_type="application/octet-stream"), "no-cache")
+    body = await run_in_threadpool(_model_file, loaded)
+    return _with_headers(Response(body, media_type="application/octet-stream"))
 
 
 _BUILT: dict[tuple[str, str, int], bytes] = {}
@@ -243,6 +245,20 @@ def _once_per_version(loaded, name: str, make) -> bytes:
             _BUILT.pop(old, None)  # another request may have let it go already (model.json is made in a thread)
         _BUILT[key] = make()
     return _BUILT[key]
+
+
+def _model_file(loaded) -> bytes:
+    """The serving model as the page downloads it (offline/halve.py); as it is, if it cannot be halved."""
+
+    def make() -> bytes:
+        model = (loaded.predictor.model_dir / "model.onnx").read_bytes()
+        try:
+            return halve.half_weights(model)
+        except halve.NotAModel as e:  # ONNX Runtime reads it (it serves): the page can too, at full size
+            log.warning("model.onnx of version %s sent at full size to /app: %s", loaded.version, e)
+            return model
+
+    return _once_per_version(loaded, "model.onnx", make)
 
 
 def _checks_file(loaded) -> bytes:
