@@ -735,6 +735,9 @@ def test_promote_and_roll_back_from_the_page(browser, own_server):
     enter_token(page, own_server.token, expect="Token accepted")
     page.click("#refresh-models")
     page.wait_for_function("document.querySelector('#model-versions').innerText.includes('candidate')")
+    # one version has served: nothing to roll back to, so the button is not offered (it answered with an error)
+    back = page.locator("#rollback-button")
+    assert back.is_disabled() and back.inner_text() == "Roll back (no earlier version served)", back.inner_text()
 
     page.click("#promote-version input")
     page.get_by_role("option", name=re.compile(r"^v2 ")).click()
@@ -745,14 +748,15 @@ def test_promote_and_roll_back_from_the_page(browser, own_server):
     # the chosen version's card follows (it still said "candidate" under a table that said "serving")
     wait_for_text(page, "model-card", "Model version 2 · serving")
 
-    page.click("#rollback-button")
+    assert back.is_enabled() and back.inner_text() == "Roll back to version 1"  # the version it would serve
+    back.click()
     wait_for_text(page, "retrain-status", "version 1 is now serving")
     assert [r[1] for r in versions_table(page) if r[0] == "1"] == ["▶ serving"]
     with LeafdocClient(own_server.base) as api:
         assert api.models()["serving_version"] == 1
-
-    page.click("#rollback-button")  # nothing older to go back to: the server's reason, readable
-    assert "Traceback" not in wait_for_text(page, "retrain-status", "Rollback failed")
+    # nothing older to go back to now: not offered again
+    page.wait_for_function("document.querySelector('#rollback-button').disabled")
+    assert back.inner_text() == "Roll back (no earlier version served)"
     page.close()
 
 

@@ -29,7 +29,7 @@ from leafdoc.desktop.widgets import read_only_table
 from leafdoc.words.job_phases import serving_copy_words, version_status_words
 from leafdoc.words.model_card import card_markdown
 from leafdoc.words.percent import measured_share
-from leafdoc.words.serving_change import promotion_details, promotion_verdict, serving_change, serving_stack
+from leafdoc.words.serving_change import promotion_details, promotion_verdict, rollback_target, serving_change
 
 CARD_HINT = (
     "Select a version to read its model card: what it learnt from, the classes it knows, its test figures and its "
@@ -222,10 +222,3 @@ class VersionsBox(QGroupBox):
             self.window_.model_changed()
 
         self.tasks.run(call, *args, on_done=done, on_error=lambda exc: self.session.admin_error(self, exc, title))
-
-
-def rollback_target(history: list[dict] | None) -> int | None:
-    """The version a rollback would serve, from GET /v1/models' `history` (the serving events, oldest first), as the
-    registry works it out (words/serving_change.serving_stack): None when no earlier version served."""
-    stack = serving_stack([(ev.get("action"), ev.get("version")) for ev in history or []])
-    return stack[-2] if len(stack) >= 2 else None

@@ -13,9 +13,11 @@ from leafdoc.ui import text
 from leafdoc.ui.common import NotSent, PageFiles, admin_token_box, api_client, fail, problem, status_box
 from leafdoc.words.job_phases import AUTO_EPOCHS, AUTO_EPOCHS_RULE, LEARN_FIELD_INFO, LEARN_FIELD_LABEL
 from leafdoc.words.model_card import card_markdown
-from leafdoc.words.serving_change import promotion_details
+from leafdoc.words.serving_change import promotion_details, rollback_target
 
 JOB_POLL_SECONDS = 3.0
+ROLLBACK_TO = "Roll back to version {version}"
+ROLLBACK_NONE = "Roll back (no earlier version served)"
 CARD_HINT = (
     "Choose a version above (or click its row) to read the promotion rule's decision on it and its model card: "
     "what it learnt from, the classes it knows, its test figures and its limitations."
@@ -113,7 +115,8 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         )
         reason = gr.Textbox(label="Reason (kept in the history)", scale=3)
         promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
-        rollback = gr.Button("Roll back to the previous version", variant="stop", scale=1, elem_id="rollback-button")
+        # offered once the server's serving history has an earlier version to go back to (models_view)
+        rollback = gr.Button(ROLLBACK_NONE, variant="stop", scale=1, interactive=False, elem_id="rollback-button")
         refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
     # The chosen version's promotion decision whole (the table says it in a few words), then its model card
     # (words/model_card.py, as `leafdoc models show` and the desktop app say it):
@@ -122,14 +125,21 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     with gr.Accordion("Model card of the chosen version", open=True, elem_id="model-card-box"):
         card = gr.Markdown(CARD_HINT, elem_id="model-card")
 
-    def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict]:
-        """The table's rows and the version menu's choices; with nothing chosen yet (`current` None), the serving
-        version is chosen, so that its card shows before anyone picks one."""
+    def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict, dict]:
+        """The table's rows, the version menu's choices and the rollback button (naming the version it would serve,
+        or not offered: the button gave an error when there was none); with nothing chosen yet (`current` None),
+        the serving version is chosen, so that its card shows before anyone picks one."""
         models = api.models()
         options = text.version_options(models)
+        back = rollback_target(models.get("history"))
+        back_button = gr.update(
+            value=ROLLBACK_TO.format(version=back) if back else ROLLBACK_NONE, interactive=bool(back)
+        )
         if current is None:
-            return text.model_rows(models), gr.update(choices=options, value=models.get("serving_version"))
-        return text.model_rows(models), gr.update(choices=options)
+            chosen = gr.update(choices=options, value=models.get("serving_version"))
+        else:
+            chosen = gr.update(choices=options)
+        return text.model_rows(models), chosen, back_button
 
     def show_card(version: int | None, request: gr.Request):
         """The chosen version's promotion decision and model card."""
@@ -157,7 +167,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                 return models_view(api, current)
         except Exception as exc:
             fail(exc, "Loading the model versions")
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
 
     def latest(api: LeafdocClient) -> dict | None:
         jobs = api.jobs(limit=1)
@@ -264,16 +274,16 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         idle = (None, gr.update(interactive=False))
         if not (key or "").strip():
             message = "Enter the admin token to follow training jobs."
-            return message, gr.Timer(active=False), gr.skip(), gr.skip(), *idle, gr.skip(), None
+            return message, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), *idle, gr.skip(), None
         try:
             with api_client(settings, request, key) as api:
                 current = latest(api)
                 active = text.job_is_active(current)
-                rows, options = (gr.skip(), gr.skip()) if active else models_view(api)
+                rows, options, back = (gr.skip(),) * 3 if active else models_view(api)
         except Exception as exc:
             message, hint = problem(exc, "Following the training job")
             error = text.error_text(message, hint, "Cannot follow the job")
-            return error, gr.Timer(active=False), *(gr.skip(),) * 6
+            return error, gr.Timer(active=False), *(gr.skip(),) * 7
         status, watching = gr.skip(), watched
         if active:
             watching = current["id"]
@@ -281,7 +291,8 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             message, ok = text.job_outcome(current)
             (gr.Info if ok else gr.Warning)(message)
             status, watching = status_box(message, ok=ok), None
-        return text.job_summary(current), gr.Timer(active=active), rows, options, *follow(current), status, watching
+        summary = text.job_summary(current)
+        return summary, gr.Timer(active=active), rows, options, back, *follow(current), status, watching
 
     def cancel(key: str, job_id: str | None, request: gr.Request):
         """Cancel the job shown: a queued one ends at once, a running one once its worker has stopped it."""
@@ -316,19 +327,20 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                         done = api.promote(int(version), why.strip() or None)
                     else:
                         done = api.rollback(why.strip() or None)
-                    rows, options = models_view(api)
+                    rows, options, back = models_view(api)
             except Exception as exc:
-                return fail(exc, "Promotion" if action == "promote" else "Rollback"), gr.skip(), gr.skip()
+                return fail(exc, "Promotion" if action == "promote" else "Rollback"), *(gr.skip(),) * 3
             verb = "promoted" if action == "promote" else "rolled back"
             message = f"✓ {verb.capitalize()}: version {done['serving_version']} is now serving"
             if done.get("previous_version"):
                 message += f" (was {done['previous_version']})"
             gr.Info(message.removeprefix("✓ ") + ".")
-            return status_box(message + ".", ok=True), rows, options
+            return status_box(message + ".", ok=True), rows, options, back
 
         return act
 
-    blocks.load(show_models, [chosen], [table, chosen])
+    versions = [table, chosen, rollback]
+    blocks.load(show_models, [chosen], versions)
     check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     upload_button.click(
@@ -342,7 +354,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         [token, upload_dataset, epochs, fine_tune, learn_field],
         [status, job, timer, followed, cancel_job, watched],
     )
-    polled = [job, timer, table, chosen, followed, cancel_job, status, watched]
+    polled = [job, timer, *versions, followed, cancel_job, status, watched]
     refresh_job.click(poll, [token, watched], polled)
     tab.select(poll, [token, watched], polled)  # the token may have been typed in another admin tab
     timer.tick(poll, [token, watched], polled, show_progress="hidden")
@@ -350,13 +362,13 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     # The card is read again after each: the chosen version stays the same, so `chosen.change` does not fire, and the
     # card said "· not promoted" under a table that said it was serving.
     chosen_shown = [decision, card]
-    promote.click(pointer("promote"), [token, chosen, reason], [status, table, chosen]).then(
+    promote.click(pointer("promote"), [token, chosen, reason], [status, *versions]).then(
         show_card, [chosen], chosen_shown
     )
-    rollback.click(pointer("rollback"), [token, chosen, reason], [status, table, chosen]).then(
+    rollback.click(pointer("rollback"), [token, chosen, reason], [status, *versions]).then(
         show_card, [chosen], chosen_shown
     )
-    refresh_models.click(show_models, [chosen], [table, chosen]).then(show_card, [chosen], chosen_shown)
+    refresh_models.click(show_models, [chosen], versions).then(show_card, [chosen], chosen_shown)
     table.select(pick_row, [table], [chosen])
     chosen.change(show_card, [chosen], chosen_shown)
     return token

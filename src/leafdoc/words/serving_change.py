@@ -174,3 +174,11 @@ def promotion_details(m: dict) -> str:
     if copy := serving_copy_words(promo):
         lines.append(md_escape(copy))
     return "  \n".join(lines)
+
+
+def rollback_target(history: list[dict] | None) -> int | None:
+    """The version a rollback would serve, from GET /v1/models' `history` (the serving events, oldest first), as the
+    registry works it out (serving_stack): None when no earlier version served. The desktop app and the Retrain tab
+    offer a rollback by it."""
+    stack = serving_stack([(ev.get("action"), ev.get("version")) for ev in history or []])
+    return stack[-2] if len(stack) >= 2 else None
