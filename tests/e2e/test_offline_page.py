@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.conftest import PLANTVILLAGE, REPO, SHARED
+from tests.e2e.contrast import CONTRASTS, faint
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
 
 from leafdoc.ui.history import answer_words
@@ -97,15 +98,17 @@ def server_answers(base: str, photos: list[Path], crop: str | None = None) -> li
 
 
 @contextmanager
-def offline_page(tmp_path: Path, browser) -> Iterator:
-    """/app of a real `leafdoc serve` of the starter, open on a phone and ready: (page, server)."""
+def offline_page(tmp_path: Path, browser, color_scheme: str = "light") -> Iterator:
+    """/app of a real `leafdoc serve` of the starter, open on a phone (in `color_scheme`) and ready: (page, server)."""
     from tests.live_server import start_server
 
     vendor_or_skip()
     server = start_server(tmp_path / "serve", STARTER)
     context = None
     try:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        context = browser.new_context(
+            viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, color_scheme=color_scheme
+        )
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
         page.goto(f"{server.base}/app/")
@@ -594,3 +597,33 @@ KEPT_CACHES = """async () => {
   }
   return out;
 }"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_word_of_the_offline_page_can_be_read_in_light_and_dark_mode(tmp_path, browser, scheme):
+    """The accessibility review of session 72: /app had no dark mode, so a phone set to it showed the page's bright
+    light page at night (and its form controls light). Now it follows the phone; every text it shows after an
+    answer, a refusal and a reload (the earlier diagnoses, what the model cannot do opened) is at 4.5:1 or more on its
+    background (3:1 where large), in both modes."""
+    from tests.e2e.test_ui_phone import EARLY_BLIGHT_NOT_RULING_OUT_LATE, UNSURE_PHOTO
+
+    with offline_page(tmp_path, browser, color_scheme=scheme) as (page, _):
+        page.set_input_files("#photo", [str(EARLY_BLIGHT_NOT_RULING_OUT_LATE), str(UNSURE_PHOTO)])
+        page.wait_for_function("() => leafdoc.results.length >= 2")
+        answered = page.locator("#answers li", has_text=EARLY_BLIGHT_NOT_RULING_OUT_LATE.name)
+        answered.get_by_role("button", name="✗ No").click()  # the menu and Send
+        page.reload()
+        wait_ready(page)
+        page.set_input_files("#photo", [str(UNSURE_PHOTO)])
+        page.wait_for_function("() => leafdoc.results.length >= 1")
+        page.evaluate("() => { const d = document.getElementById('limits'); if (!d.hidden) d.open = true; }")
+        measured = page.evaluate(CONTRASTS)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        page.screenshot(path=str(tmp_path / f"offline-{scheme}.png"), full_page=True)
+    texts = " ".join(m["text"] for m in measured)
+    # what the measure covered: the header, an answer and a refusal, the earlier diagnoses, the notes
+    for words in ("leafdoc", "Tomato — ", "Not sure", "Earlier on this device", "Take or choose a photo"):
+        assert words in texts, (words, texts)
+    assert not faint(measured), faint(measured)
+    dark = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
+    assert (max(dark) < 60) == (scheme == "dark"), background  # the page follows the phone's choice

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import PLANTVILLAGE, REPO
+from tests.e2e.contrast import CONTRASTS, faint
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, go_to, launch, warm_up
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
@@ -634,32 +635,6 @@ def test_from_the_phone_width_up_the_row_has_every_tab_and_the_words_no_menu_not
 
 # Every visible piece of text on the Diagnose tab: its colour against the first opaque background behind it, as WCAG
 # 2 computes contrast. Large text (24 px, or 18.66 px bold) needs 3:1, the rest 4.5:1.
-CONTRASTS = r"""() => {
-  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
-  const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-  const lum = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
-  const behind = (el) => {
-    for (let e = el; e; e = e.parentElement) {
-      const c = rgb(getComputedStyle(e).backgroundColor);
-      if (c.length >= 3 && (c.length < 4 || c[3] > 0.9)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const out = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const el = node.parentElement, text = node.textContent.trim();
-    if (!text || !el) continue;
-    const st = getComputedStyle(el), r = el.getBoundingClientRect();
-    if (st.visibility === "hidden" || st.display === "none" || !r.width || !r.height || +st.opacity < 0.5) continue;
-    const [a, b] = [lum(rgb(st.color)), lum(behind(el))];
-    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    const size = parseFloat(st.fontSize), bold = +st.fontWeight >= 700;
-    const large = size >= 24 || (bold && size >= 18.66);
-    out.push({ text: text.slice(0, 40), ratio: Math.round(ratio * 100) / 100, large });
-  }
-  return out;
-}"""
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -679,8 +654,7 @@ def test_the_diagnose_tabs_words_can_be_read_in_sunlight(browser, phone_url, sch
         diagnose_on_phone(page, UNSURE_PHOTO)  # a refusal's box and words too
         refusal = page.evaluate(CONTRASTS)
         assert any(m["text"].startswith("Not sure") for m in refusal), refusal
-        faint = [m for m in measured + refusal if m["ratio"] < (3 if m["large"] else 4.5)]
-        assert not faint, faint
+        assert not faint(measured + refusal), faint(measured + refusal)
         # a keyboard's place in the crop's drop-down: outlined (Gradio's own highlight was 1.04:1 on white)
         page.click("#crop-choice input")
         page.keyboard.press("ArrowDown")

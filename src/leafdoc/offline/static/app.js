@@ -74,7 +74,10 @@ async function fetchKept(cache, url, before, total) {
   const parts = [];
   let got = 0;
   for (;;) {
-    const next = await Promise.race([reader.read(), sleep(STALL_MS).then(() => null)]);
+    let timer;
+    const stalled = new Promise((ok) => (timer = setTimeout(() => ok(null), STALL_MS)));
+    const next = await Promise.race([reader.read(), stalled]);
+    clearTimeout(timer); // one timer at a time, not one left running for every piece received
     if (next === null) {
       reader.cancel().catch(() => {});
       throw new Error(fill(texts().page.stalled, { s: STALL_MS / 1000 }));
