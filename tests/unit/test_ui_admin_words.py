@@ -244,6 +244,36 @@ def test_the_monitor_pictures_say_when_their_validation_figures_rest_on_a_few_ph
     assert "validation photos" in legends(monkeypatch, monitor_plots.labels, many)
 
 
+def looks(monkeypatch, draw, given: dict) -> list[tuple]:
+    """How each series of a Monitor picture looks in its legend, colour left out: a bar's hatch, a line's dashes
+    and marker."""
+    from matplotlib.lines import Line2D
+
+    figures = []
+    monkeypatch.setattr(monitor_plots, "_png", figures.append)
+    draw(given)
+    [fig] = figures
+    handles = [
+        h for legend in (*fig.legends, *(ax.get_legend() for ax in fig.axes)) if legend for h in legend.legend_handles
+    ]
+    return [
+        ("line", h.get_linestyle(), h.get_marker()) if isinstance(h, Line2D) else ("bar", h.get_hatch())
+        for h in handles
+    ]
+
+
+def test_the_monitor_pictures_series_can_be_told_apart_without_their_colours(monkeypatch):
+    """The accessibility review of session 72: the abstained and answered bars were red and green, the served and
+    validation bars green and grey, told apart by colour alone (red and green look alike to about one man in twelve).
+    Now no two series of a picture look the same in black and white."""
+    given = report(5198, 131, 400, 12) | {
+        "buckets": [hour("2026-12-02T08:00", 120, 4), hour("2026-12-02T09:00", 90, 2)]
+    }
+    for draw in (monitor_plots.activity, monitor_plots.scores, monitor_plots.labels):
+        seen = looks(monkeypatch, draw, given)
+        assert len(seen) >= 2 and len(set(seen)) == len(seen), (draw.__name__, seen)
+
+
 def hour(start: str, answers: int, abstained: int) -> dict:
     """An hour of GET /v1/monitoring's buckets."""
     rate = abstained / answers if answers else None
