@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +16,8 @@ import pytest
 from tests.conftest import PLANTVILLAGE, REPO
 from tests.e2e.contrast import CONTRASTS, faint
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, go_to, launch, warm_up
+
+from leafdoc.words.history import KEY as HISTORY_KEY
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 
@@ -765,3 +768,38 @@ def test_the_page_says_where_to_diagnose_with_no_connection(browser, phone_url):
         assert app.url == href and app.title() == "leafdoc offline"
     finally:
         page.context.close()
+
+
+HISTORY = f"() => JSON.parse(localStorage.getItem('{HISTORY_KEY}') || '[]')"
+
+
+def test_a_language_link_keeps_the_photo_and_its_crop_and_answers_again_in_that_language(browser, phone_server):
+    """A grower who diagnosed a photo and then switched the page to Spanish to read the advice lost the photo and its
+    answer (the link reloads the page). Now the photo comes back in the photo box with the crop chosen, is answered
+    again in Spanish, and the history keeps one line for it, in Spanish."""
+    page = open_phone(browser, phone_server.url + "?lang=en")
+    try:
+        page.click("#crop-choice input")
+        page.get_by_role("option", name="Tomato", exact=True).click()
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
+        english = page.locator("#verdict").inner_text()
+        kept = page.evaluate(HISTORY)
+        asked = diagnoses_so_far(phone_server)
+        page.click("#language-switch a[lang=es]")
+        page.wait_for_url(re.compile(r"[?&]lang=es"))
+        page.wait_for_function(f"() => {ENTRY} !== ''")  # answered again, with no photo chosen
+        wait_at_top(page, "the answer")
+        spanish = page.locator("#verdict").inner_text()
+        crop = page.input_value("#crop-choice input")
+        photo = page.evaluate("(document.querySelector('#leaf-photo img[src]') || {src: ''}).src")
+        now = page.evaluate(HISTORY)
+        address = page.url
+    finally:
+        page.context.close()
+    assert english.startswith("Tomato — Early blight") and spanish.startswith("Tomate — Tizón temprano"), spanish
+    assert crop == "Tomate" and "crop=Tomato" in address and "crop_lang=en" in address, (crop, address)
+    assert photo.endswith(EARLY_BLIGHT_NOT_RULING_OUT_LATE.name), photo
+    assert diagnoses_so_far(phone_server) == asked + 1  # answered once more, not twice
+    # the photo's line in the history, now in Spanish: not a second one
+    assert len(now) == len(kept) and now[0]["photo"] == kept[0]["photo"] == EARLY_BLIGHT_NOT_RULING_OUT_LATE.name
+    assert now[0]["answer"].startswith("Tomate") and kept[0]["answer"].startswith("Tomato"), (now[0], kept[0])

@@ -16,7 +16,7 @@ import gradio as gr
 from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
-from leafdoc.ui import advice, feedback_text, history, text
+from leafdoc.ui import advice, carry, feedback_text, history, text
 from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, PageFiles, api_client, png, problem
 from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
@@ -292,9 +292,15 @@ def notes_handler(settings: Settings, guide: list, examples: bool = False) -> Ca
             gr.update(value=knows or "", visible=bool(knows)),
             # hidden when the serving model knows no crops (its labels name none: a lab's "late blight", "healthy"),
             # or none serves: "I don't know" alone is no choice; shown as it was if the API did not say (None)
-            gr.update(choices=crop_choices(crops or [], lang), value="", visible=crops is None or bool(crops)),
+            # the crop a language link carried (ui/carry.py), else none
+            gr.update(
+                choices=crop_choices(crops or [], lang),
+                value=carry.carried_crop(request, crops or [], crop_choices),
+                visible=crops is None or bool(crops),
+            ),
             *guide_words(lang)[: len(guide)],
             *shown,
+            carry.done_html(),  # the crop menu is set: a carried photo can be put back
         )
 
     return notes
@@ -393,7 +399,8 @@ def diagnose_tab(settings: Settings, files: PageFiles, blocks: gr.Blocks) -> Non
     send.click(feedback_handler(settings, False), [shown, actual], [said], concurrency_limit=4)  # under a refusal
     shown_examples = [examples.dataset] if examples is not None else []
     notes = notes_handler(settings, guide, bool(shown_examples))
-    blocks.load(notes, None, [privacy, knows, crop, *guide, *shown_examples])
+    done = gr.HTML("", elem_id=carry.DONE_ID)  # hidden by the page's CSS (ui/history.py), as #history-entry
+    blocks.load(notes, None, [privacy, knows, crop, *guide, *shown_examples, done])
     blocks.load(history_words, None, [box])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.imaging.photos import thumbnail as photo_thumbnail
 from leafdoc.runtime.memory import give_back_after
+from leafdoc.ui.carry import CARRIED
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 from leafdoc.words.labels import answer_name, pretty_label
@@ -106,7 +107,7 @@ def box_html(lang: str = "en") -> str:
 
 
 CSS = """
-#history-entry { display: none !important; }
+#history-entry, #page-notes-done { display: none !important; }
 #history-tools { display: flex; gap: 0.5em; margin-bottom: 0.5em; }
 #history-tools button { padding: 0.35em 0.9em; border-radius: 6px; border: 1px solid #ccc; background: #fff;
                         font-size: 0.95em; font-weight: normal; }
@@ -181,6 +182,13 @@ SCRIPT = (
       // Gradio sends a replaced photo's change twice, so the page diagnoses it twice: one line for both
       const again = last && last.photo === item.photo && last.answer === item.answer &&
         Math.abs(Date.parse(item.date) - Date.parse(last.date)) < 10000;
+      // the photo carried into the page in another language (ui/carry.py): its line, in the new language, replaces
+      // the one it had in the language left
+      let carried = null;
+      try { carried = sessionStorage.getItem("%CARRIED%"); sessionStorage.removeItem("%CARRIED%"); } catch (e) {}
+      if (carried && last && last.photo === item.photo && carried === item.photo) {
+        localStorage.setItem(KEY, JSON.stringify(items.slice(1)));
+      }
       if (!again) store.add(KEY, KEEP, item);
       render();
     },
@@ -213,6 +221,7 @@ SCRIPT = (
   });
 })();
 """.replace("%KEY%", KEY)
+    .replace("%CARRIED%", CARRIED)
     .replace("%KEEP%", str(KEEP))
     .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
     .replace("%STORE%", offline_module("history.js"))  # read, add, thumbnail, blobUrl, csvCell (formula-safe)

@@ -16,6 +16,7 @@ from starlette.routing import Mount
 
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
+from leafdoc.ui.carry import HEAD as CARRY_HEAD
 from leafdoc.ui.common import EXAMPLES, GUIDE_PHOTOS, PageFiles, share_admin_token
 from leafdoc.ui.dataset_tab import dataset_tab
 from leafdoc.ui.diagnose_tab import diagnose_tab
@@ -275,7 +276,7 @@ def build_app(settings: Settings, path: str = "/ui") -> tuple[FastAPI, gr.Blocks
         css=CSS + PHONE_CSS + HISTORY_CSS + SWITCH_CSS + SCREEN_READER_CSS,
         # large photos are made smaller in the browser before upload (ui/downscale.py); the visitor's history;
         # the answer said to a screen reader (ui/screen_reader.py)
-        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD + SCREEN_READER_HEAD,
+        head=DOWNSCALE_HEAD + HISTORY_HEAD + PHONE_HEAD + SCREEN_READER_HEAD + CARRY_HEAD,
         footer_links=[],
         run_history=False,
         show_error=False,
