@@ -54,7 +54,7 @@ def test_a_refusals_heading_is_the_web_pages(qtbot, tmp_path, lang):
         said = card.title.text()
         assert said == gettext(lang, heading) and "clearer photo" not in said and "plus nette" not in said
         page = text.verdict({**answer, "language": lang})
-        assert page.startswith(f"### {said}\n"), (reason, page)
+        assert page.startswith(f"## {said}\n"), (reason, page)
     if lang == "fr":
         assert gettext("fr", "Not sure: no diagnosis for this photo") != "Not sure: no diagnosis for this photo"
 

@@ -744,7 +744,7 @@ def test_no_answer_of_the_page_names_a_server_folder(server):
             assert path not in text, f"{what} names the server path {path}: {text[text.find(path) - 200 :][:400]}"
     # ... and the page works with the names it was given
     output = completed(queued)
-    assert output[0]["value"].startswith("### ") and "Could not diagnose" not in output[0]["value"], output[0]
+    assert output[0]["value"].startswith("## ") and "Could not diagnose" not in output[0]["value"], output[0]
     # the heat map of an answer (a refusal shows none: the noise photo may be refused, the example is a real leaf)
     pictures = [out[2] for out in (output, completed(example_run))]
     shown = [p.get("value") if "__type__" in (p or {}) else p for p in pictures]  # a gr.update, or the image

@@ -38,7 +38,7 @@ def server(tmp_path_factory, found) -> Iterator:
 
 
 def headline(page) -> str:
-    return page.inner_text("#verdict h3")
+    return page.inner_text("#verdict h2")
 
 
 def test_the_crop_picked_on_the_page_reaches_the_answer(server, found):
@@ -57,7 +57,7 @@ def test_the_crop_picked_on_the_page_reaches_the_answer(server, found):
             # unaided: the other crop's condition (named, or "not sure" for a field photo it is unsure of)
             page.set_input_files("#leaf-photo input[type=file]", str(photo))
             page.wait_for_function(
-                "(want) => { const h = document.querySelector('#verdict h3');"
+                "(want) => { const h = document.querySelector('#verdict h2');"
                 " return h && (h.innerText.includes(want) || h.innerText.startsWith('Not sure')); }",
                 arg=pretty_label(unaided).split(" — ")[0],
             )

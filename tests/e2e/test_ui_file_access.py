@@ -302,7 +302,7 @@ def test_an_uploaded_photo_is_diagnosed(ui, config):
     sent = upload(ui, photo, "my leaf.jpg")
     for api_name in ("diagnose", "diagnose_1"):  # the photo's change event, and the Diagnose button
         output = completed(run_event(ui, _dep(config, api_name), [sent, ""]))  # "": no crop picked
-        assert verdict_of(output).startswith("### ") and "Could not diagnose" not in verdict_of(output)
+        assert verdict_of(output).startswith("## ") and "Could not diagnose" not in verdict_of(output)
         assert output[1]["value"]["confidences"], output[1]
         assert output[2] is not None  # the heat map
     # A webcam capture reaches the page the same way: an upload named by the browser.

@@ -32,7 +32,7 @@ def test_labels_read_like_words():
 
 def test_a_diagnosis_names_the_disease_and_how_sure():
     md = text.verdict(answer())
-    assert "### Corn (maize) — Common rust" in md and "87% sure" in md and "model version 3" in md
+    assert "## Corn (maize) — Common rust" in md and "87% sure" in md and "model version 3" in md
     assert "no disease found" in text.verdict(answer(label="Apple___healthy"))
 
 
@@ -100,13 +100,13 @@ def test_an_abstention_says_not_sure_with_the_servers_message_for_any_reason():
             top_k=[{"label": "Tomato___Early_blight", "probability": 0.51}],
         )
     )
-    assert known.startswith("### Not sure")
+    assert known.startswith("## Not sure")
     assert "**Not sure which disease this is. It could be Tomato — Early blight or Tomato — Late blight.**" in known
     assert "\n- To tell Tomato — Early blight from Tomato — Late blight: rings." in known
     assert "%" not in known and "51" not in known  # a refusal carries no confidence figure
     # A reason code this page has never heard of still shows the server's words, and says "not sure".
     new = text.verdict(answer(label=None, abstained=True, reason="too_far_away", message="Come closer."))
-    assert new.startswith("### Not sure") and "**Come closer.**" in new and "too" not in new  # the words, not the code
+    assert new.startswith("## Not sure") and "**Come closer.**" in new and "too" not in new  # the words, not the code
     bare = text.verdict(answer(label=None, abstained=True, reason=None, message=None))
     assert "not sure enough" in bare
 
@@ -216,7 +216,7 @@ def test_a_field_photo_gets_its_own_headline_and_the_servers_advice():
     from leafdoc.inference.abstain import UNLIKE_TRAINING
 
     md = text.verdict(answer(abstained=True, label=None, reason="unlike_training", message=UNLIKE_TRAINING))
-    assert md.startswith("### Not sure: this photo is not like the ones this model learnt this crop from")
+    assert md.startswith("## Not sure: this photo is not like the ones this model learnt this crop from")
     assert "sheet of paper" in md and "plain background" in md
     assert "unlike\\_training" not in md and "reason:" not in md  # the code is not for a grower: the words say it
     assert "runs past the edges" in md  # a close-up is refused by the same check: the words cover it
@@ -233,7 +233,7 @@ def test_a_leaf_a_labs_model_was_not_taught_gets_its_own_headline_in_every_langu
     for lang in LANGUAGES:
         said = gettext(lang, UNKNOWN_LEAF)
         md = text.verdict(answer(abstained=True, label=None, reason="unknown_leaf", message=said, language=lang))
-        assert md.startswith("### " + gettext(lang, headline)), lang
+        assert md.startswith("## " + gettext(lang, headline)), lang
         assert f"**{text.esc(said)}**" in md, lang
         assert "unknown\\_leaf" not in md and "unknown_leaf" not in md, lang  # no reason code ("motivo: ...")
         assert lang == "en" or gettext(lang, headline) != headline, lang  # translated
@@ -250,7 +250,7 @@ def test_the_page_its_history_and_the_app_name_a_label_by_the_answers_translated
     names = {"Corn_(maize)___Common_rust_": "Maíz — Roya común", "Corn_(maize)___healthy": "Maíz — sano"}
     top_k = [{"label": k, "name": v, "probability": p} for (k, v), p in zip(names.items(), (0.6, 0.3), strict=True)]
     es = answer(language="es", top_k=top_k)
-    assert "### Maíz — Roya común" in text.verdict(es)
+    assert "## Maíz — Roya común" in text.verdict(es)
     assert "Maíz — Roya común" in answer_words(es)
     refused = answer(language="es", top_k=top_k, label=None, abstained=True, candidates=list(names))
     assert "Maíz — Roya común" in answer_words(refused) and "Maíz — sano" in answer_words(refused)

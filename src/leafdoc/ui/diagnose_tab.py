@@ -27,7 +27,6 @@ from leafdoc.words.model_card import limits_note
 
 log = logging.getLogger(__name__)
 
-EMPTY_VERDICT = "### Your diagnosis appears here\n\nAdd a photo of one leaf: upload it or take it with the camera."
 COULD_NOT_DIAGNOSE = N_("Could not diagnose this photo")
 DIAGNOSE_FIRST = N_("Diagnose a photo first.")
 NOT_SENT = N_("Feedback not sent")

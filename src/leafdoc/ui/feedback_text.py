@@ -150,4 +150,4 @@ def monitoring_refused(exc: Exception, enter: str, sent_token: bool) -> str | No
         hint = f"Whoever runs it can set `LEAFDOC_ADMIN_TOKEN` (then enter that token here), or {OPEN_TO_EVERYONE}."
     else:
         return None
-    return f"### {title}\n\n**{message}**\n\n{hint}"
+    return f"## {title}\n\n**{message}**\n\n{hint}"

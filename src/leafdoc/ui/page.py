@@ -41,7 +41,7 @@ CSS = """
 #leafdoc-header p { margin: 0.1em 0 0 0; font-size: 1.05em; }
 .block.verdict { border-radius: 10px; padding: 0.2em 1em 0.6em 1em !important; border: 2px solid transparent !important;
                  min-height: 8em; }
-.verdict h3 { font-size: 1.6em !important; margin: 0.4em 0 0.2em 0 !important; }
+.verdict h2 { font-size: 1.6em !important; margin: 0.4em 0 0.2em 0 !important; }
 .block.verdict-ok { background: #eef8ee; border-color: #4f9d4f !important; }
 .block.verdict-sick { background: #fff6e5; border-color: #d9902b !important; }
 .block.verdict-unsure, .block.verdict-error { background: #fdf1f1; border-color: #c94a4a !important; }

@@ -95,7 +95,7 @@ CSS = (
   #verdict { scroll-margin-top: 6px; }
   #leaf-photo { height: 260px !important; }
   .block.verdict { min-height: 0 !important; }
-  .verdict h3 { font-size: 1.35em !important; }
+  .verdict h2 { font-size: 1.35em !important; }
   #heat-map { max-height: 340px; }
   #top-k .text { font-size: 0.92em; }
 }

@@ -36,7 +36,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         check = gr.Button("Check token", scale=1, elem_id="check-token")
     status = gr.Markdown(elem_id="retrain-status", elem_classes=["status-box"])
 
-    gr.Markdown("### 1 · Add labelled photos")
+    gr.Markdown("## 1 · Add labelled photos")
     with gr.Row():
         archive = gr.File(
             label="Zip of class folders (one folder per disease, named like the label)",
@@ -63,7 +63,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     upload_result = gr.Markdown(elem_id="upload-result")
 
     gr.Markdown(
-        "### 2 · Retrain on the latest photos\n"
+        "## 2 · Retrain on the latest photos\n"
         "Of the dataset named above; the new model starts from the serving one and replaces it only if it does at "
         "least as well on held-out photos (the server's promotion rule). Tick *The photos include field photos* "
         "above if the new model should learn to answer photos of leaves on the plant. Epochs left empty: "
@@ -93,7 +93,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     watched = gr.State(None)  # the id of a job this page saw queued or running: its end is announced once
     timer = gr.Timer(JOB_POLL_SECONDS, active=False)
 
-    gr.Markdown("### 3 · Model versions")
+    gr.Markdown("## 3 · Model versions")
     table = gr.Dataframe(
         headers=text.MODEL_COLUMNS,
         datatype=["str"] * len(text.MODEL_COLUMNS),

@@ -33,7 +33,7 @@ HEAD = """<script>
     return r;
   };
   function summary(box) {
-    const parts = [box.querySelector("h3")];
+    const parts = [box.querySelector("h2")];
     const lines = [...box.querySelectorAll("p")].filter((p) => !p.closest("details, blockquote"));
     parts.push(...lines.slice(0, box.classList.contains("verdict-error") ? 2 : 1));
     return parts.filter(Boolean).map((e) => e.textContent.trim()).filter(Boolean).join(". ").slice(0, 400);

@@ -96,7 +96,7 @@ def verdict(answer: dict) -> str:
     if answer.get("abstained"):
         # No confidence figure anywhere in a refusal: a grower reads a percentage as an answer. The server's message
         # names the candidates and how to tell them apart (advice/lookalikes.py).
-        lines = ["### " + refusal_headline(answer.get("reason"), lang)]
+        lines = ["## " + refusal_headline(answer.get("reason"), lang)]
         message = answer.get("message") or gettext(lang, NOT_SURE_ENOUGH)
         to_tell = gettext(lang, TELL_APART).split("{a}")[0].strip()  # "To tell": one bullet for each pair
         said, *tells = message.split(f" {to_tell} ")
@@ -114,7 +114,7 @@ def verdict(answer: dict) -> str:
     sure = gettext(lang, SURE_HEALTHY if healthy else SURE_SICK).format(percent=percent(answer.get("confidence"), lang))
     # The model's label (Corn_(maize)___Common_rust_) is not for a grower: it is at the end of the advice's details
     # (ui/advice.py), for whoever reports an answer or looks it up (`leafdoc advice LABEL`).
-    lines = [f"### {esc(name)}", f"**{sure}**" + (f" · {footer}" if footer else "")]
+    lines = [f"## {esc(name)}", f"**{sure}**" + (f" · {footer}" if footer else "")]
     return "\n\n".join(lines + caution_lines(answer) + framed)
 
 
@@ -129,7 +129,7 @@ def caution_lines(answer: dict) -> list[str]:
 
 
 def error_text(message: str, hint: str | None = None, title: str = "Something went wrong") -> str:
-    lines = [f"### {esc(title)}", f"**{esc(message)}**"]
+    lines = [f"## {esc(title)}", f"**{esc(message)}**"]
     if hint:
         lines.append(esc(hint))
     return "\n\n".join(lines)
