@@ -139,10 +139,10 @@ def test_the_answer_is_the_first_thing_on_a_phones_screen(browser, phone_url):
     try:
         diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
         verdict = box(page, "#verdict")
-        headline = box(page, "#verdict h3")
+        headline = box(page, "#verdict h2")
         assert 0 <= verdict["y"] < 40, f"the answer's box is not at the top of the screen: {verdict}"
         assert headline["y"] + headline["height"] <= PHONE["height"], "the answer's headline is off the first screen"
-        assert "Early blight" in page.inner_text("#verdict h3")
+        assert "Early blight" in page.inner_text("#verdict h2")
         # ... and late blight, the urgent look-alike, is not ruled out: the answer says so, and how to check
         caution = page.inner_text("#verdict blockquote")
         assert "Check that it is not Tomato — Late blight" in caution and "white downy growth" in caution
@@ -238,7 +238,7 @@ def test_a_refusal_on_the_page_names_what_it_could_be_with_no_percentage(browser
     try:
         diagnose_on_phone(page, UNSURE_PHOTO)
         shown = page.inner_text("#verdict")
-        assert "Not sure" in page.inner_text("#verdict h3")
+        assert "Not sure" in page.inner_text("#verdict h2")
         assert "It could be Tomato — Late blight, Tomato — Early blight or Tomato — Bacterial spot." in shown
         assert "To tell Tomato — Late blight from Tomato — Early blight" in shown
         assert not page.locator("#top-k").is_visible()
@@ -745,7 +745,7 @@ def test_diagnose_tapped_while_the_photo_uploads_diagnoses_it_once(browser, phon
         page.wait_for_function(f"old => {ENTRY} !== old", arg=entry)
         cdp.send("Network.emulateNetworkConditions", {**slow, "downloadThroughput": -1, "uploadThroughput": -1})
         page.wait_for_timeout(3000)  # a second diagnosis, if one was asked, has ended
-        assert "Early blight" in page.inner_text("#verdict h3")
+        assert "Early blight" in page.inner_text("#verdict h2")
         assert diagnoses_so_far(phone_server) - before == 1
     finally:
         page.context.close()
@@ -803,3 +803,66 @@ def test_a_language_link_keeps_the_photo_and_its_crop_and_answers_again_in_that_
     # the photo's line in the history, now in Spanish: not a second one
     assert len(now) == len(kept) and now[0]["photo"] == kept[0]["photo"] == EARLY_BLIGHT_NOT_RULING_OUT_LATE.name
     assert now[0]["answer"].startswith("Tomate") and kept[0]["answer"].startswith("Tomato"), (now[0], kept[0])
+
+
+HEADINGS = """() => [...document.querySelectorAll("h1, h2, h3, h4, h5, h6")]
+  .filter((h) => h.getClientRects().length && getComputedStyle(h).visibility !== "hidden")
+  .map((h) => [Number(h.tagName[1]), h.textContent.trim().slice(0, 60)])"""
+
+
+def test_a_screen_reader_can_jump_from_the_pages_title_to_the_answer_by_headings(browser, phone_url):
+    """The accessibility review of session 72: the page's headings went from its h1 (leafdoc) to the answer's h3,
+    with no h2, so a screen reader's list of headings skipped a level. Now the answer's headline is an h2 under the
+    page's h1, and no heading goes more than one level deeper than the one before it."""
+    page = open_phone(browser, phone_url)
+    try:
+        before = page.evaluate(HEADINGS)
+        diagnose_on_phone(page, EARLY_BLIGHT_NOT_RULING_OUT_LATE)
+        after = page.evaluate(HEADINGS)
+    finally:
+        page.context.close()
+    for outline in (before, after):
+        assert outline[0] == [1, "leafdoc"], outline
+        deeper = [(a, b) for a, b in zip(outline, outline[1:], strict=False) if b[0] > a[0] + 1]
+        assert not deeper, deeper
+    assert [2, "Your diagnosis appears here"] in before, before
+    assert any(level == 2 and text.startswith("Tomato — Early blight") for level, text in after), after
+
+
+KEPT_PHOTO = "() => sessionStorage.getItem('leafdoc-carry')"
+
+
+def test_a_photo_sent_and_not_yet_answered_comes_back_after_the_page_reloads(browser, phone_server):
+    """The slow-network review of session 72: over a poor connection Gradio reloads the page once a connection it lost
+    comes back, and the photo sent had to be chosen again. Now a photo is kept (in the tab's sessionStorage) from the
+    moment it is sent until its answer arrives; a page that opens with one kept puts it back and answers it. Once
+    answered, nothing is kept: a reload then opens the page as it is."""
+    page = open_phone(browser, phone_server.url)
+    try:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        slow = {"offline": False, "latency": 3000, "downloadThroughput": 50_000, "uploadThroughput": 50_000}
+        cdp.send("Network.emulateNetworkConditions", slow)
+        page.set_input_files("#leaf-photo input[type=file]", str(EARLY_BLIGHT_NOT_RULING_OUT_LATE))
+        page.wait_for_function(f"() => {KEPT_PHOTO}() !== null")  # kept as it is sent
+        unanswered = page.evaluate(ENTRY)
+        cdp.send(
+            "Network.emulateNetworkConditions", {**slow, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        )
+        page.reload()  # as Gradio does once the connection is back
+        page.wait_for_function(f"() => {ENTRY} !== ''")
+        wait_at_top(page, "the answer")
+        verdict = page.locator("#verdict").inner_text()
+        photo = page.evaluate("(document.querySelector('#leaf-photo img[src]') || {src: ''}).src")
+        kept_after = page.evaluate(KEPT_PHOTO)
+        page.reload()  # answered: nothing comes back
+        page.wait_for_selector("#leaf-photo input[type=file]", state="attached")
+        page.wait_for_function("() => document.querySelector('#page-notes-done [data-done]') !== null")
+        page.wait_for_timeout(1500)
+        empty = page.evaluate("document.querySelector('#leaf-photo img[src]') === null")
+    finally:
+        page.context.close()
+    assert unanswered == "", "the answer came before the reload: nothing was tested"
+    assert verdict.startswith("Tomato — Early blight"), verdict
+    assert photo.endswith(EARLY_BLIGHT_NOT_RULING_OUT_LATE.name), photo
+    assert kept_after is None and empty

@@ -5,14 +5,19 @@ address (`&crop=<its name as shown>&crop_lang=<the language it is shown in>`); t
 photo back in the photo box once the crop menu is set (`carried_crop`), which diagnoses it again, in the new
 language, and its history line replaces the one of the same photo in the language left.
 
-A photo too large for sessionStorage, or a browser without it, goes without: the link works as before.
+The same keeps a photo whose answer has not come yet across a reload: over a poor connection, Gradio reloads the
+page once the connection it lost comes back, and the photo sent had to be chosen again (the slow-network review of
+session 72). A photo is kept from the moment it is sent (as /ui uploads it: at most 1,024 px, ui/downscale.py) until
+its answer arrives (the history's "leafdoc:answer"); a page that opens with one kept puts it back and answers it.
+
+A photo too large for sessionStorage, or a browser without it, goes without: the page works as before.
 """
 
 from __future__ import annotations
 
 from leafdoc.core.i18n import UnknownLanguage, negotiate
 
-KEY = "leafdoc-carry"  # sessionStorage: the photo, while the page reloads in the other language
+KEY = "leafdoc-carry"  # sessionStorage: the photo, while the page reloads (in another language, or after a drop)
 CARRIED = "leafdoc-carried"  # sessionStorage: the carried photo's name, for the history (ui/history.py)
 MAX_BYTES = 3_000_000  # a photo shown is at most 1,024 px (ui/downscale.py): a few hundred kB; a data URL is 4/3 of it
 DONE_ID = "page-notes-done"  # set once the page's notes and crop menu are drawn (diagnose_tab.notes_handler)
@@ -40,6 +45,34 @@ _SCRIPT = """
 (() => {
   const KEY = "%KEY%", CARRIED = "%CARRIED%", MAX = %MAX%, DONE = "#%DONE% [data-done]";
   const photoShown = () => document.querySelector("#leaf-photo img[src]");
+  const asDataUrl = (blob) => new Promise((ok, fail) => {
+    const r = new FileReader();
+    r.onload = () => ok(r.result);
+    r.onerror = fail;
+    r.readAsDataURL(blob);
+  });
+  // relabel: the photo's history line is to be said again in the new language (a language link), not added
+  async function keep(blob, name, relabel = false) {
+    if (blob.size > MAX || !blob.type.startsWith("image/")) return false;
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify({ name, type: blob.type, data: await asDataUrl(blob), relabel }));
+      return true;
+    } catch (e) {
+      sessionStorage.removeItem(KEY); // the storage full: not kept
+      return false;
+    }
+  }
+  // A photo sent: kept until its answer arrives. This listener comes after ui/downscale.py's (the page's head puts
+  // this script after it), which stops a chosen photo's first `change` and sends the shrunk one: that is the one seen.
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest("#leaf-photo")) return;
+    if (!input.files || !input.files[0] || !window.sessionStorage) return;
+    keep(input.files[0], input.files[0].name);
+  }, true);
+  document.addEventListener("leafdoc:answer", () => {
+    try { sessionStorage.removeItem(KEY); } catch (e) {}
+  });
   // Leaving for another language: the photo shown kept for the page that opens, the crop named in its address.
   document.addEventListener("click", async (event) => {
     const link = event.target instanceof Element ? event.target.closest("#language-switch a[href]") : null;
@@ -49,29 +82,20 @@ _SCRIPT = """
     const to = new URL(link.href, location.href);
     try {
       const blob = await (await fetch(img.src)).blob();
-      if (blob.size <= MAX && blob.type.startsWith("image/")) {
-        const data = await new Promise((ok, fail) => {
-          const r = new FileReader();
-          r.onload = () => ok(r.result);
-          r.onerror = fail;
-          r.readAsDataURL(blob);
-        });
-        const name = decodeURIComponent(new URL(img.src, location.href).pathname.split("/").pop() || "photo.jpg");
-        sessionStorage.setItem(KEY, JSON.stringify({ name, type: blob.type, data }));
-        const crop = document.querySelector("#crop-choice input");
-        const here = document.querySelector("#language-switch [aria-current]");
-        if (crop && crop.value && here) {
-          to.searchParams.set("crop", crop.value);
-          to.searchParams.set("crop_lang", here.getAttribute("lang") || "en");
-        }
+      const name = decodeURIComponent(new URL(img.src, location.href).pathname.split("/").pop() || "photo.jpg");
+      const crop = document.querySelector("#crop-choice input");
+      const here = document.querySelector("#language-switch [aria-current]");
+      if ((await keep(blob, name, true)) && crop && crop.value && here) {
+        to.searchParams.set("crop", crop.value);
+        to.searchParams.set("crop_lang", here.getAttribute("lang") || "en");
       }
     } catch (e) {
-      sessionStorage.removeItem(KEY); // too large for the storage, or not readable: the link as it was
+      // not readable: the link as it was
     }
     location.href = to.href;
   }, true);
-  // Arrived in the new language with a photo: put back in the photo box once the crop menu is set (the page's notes
-  // drawn), which diagnoses it again.
+  // Opened with a photo kept (from a language link, or sent and not answered before a reload): put back in the photo
+  // box once the crop menu is set (the page's notes drawn), which diagnoses it.
   let raw = null;
   try { raw = window.sessionStorage && sessionStorage.getItem(KEY); } catch (e) { raw = null; }
   if (!raw) return;
@@ -88,7 +112,7 @@ _SCRIPT = """
       const [, base64] = String(carried.data).split(",", 2);
       const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
       const file = new File([bytes], carried.name, { type: carried.type });
-      sessionStorage.setItem(CARRIED, carried.name);
+      if (carried.relabel) sessionStorage.setItem(CARRIED, carried.name);
       const dt = new DataTransfer();
       dt.items.add(file);
       input.files = dt.files;

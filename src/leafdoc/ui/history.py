@@ -183,10 +183,10 @@ SCRIPT = (
       const again = last && last.photo === item.photo && last.answer === item.answer &&
         Math.abs(Date.parse(item.date) - Date.parse(last.date)) < 10000;
       // the photo carried into the page in another language (ui/carry.py): its line, in the new language, replaces
-      // the one it had in the language left
+      // the one it had in the language left (the same name and thumbnail: a phone names every photo image.jpg)
       let carried = null;
       try { carried = sessionStorage.getItem("%CARRIED%"); sessionStorage.removeItem("%CARRIED%"); } catch (e) {}
-      if (carried && last && last.photo === item.photo && carried === item.photo) {
+      if (carried === item.photo && last && last.photo === item.photo && last.thumb === item.thumb) {
         localStorage.setItem(KEY, JSON.stringify(items.slice(1)));
       }
       if (!again) store.add(KEY, KEEP, item);
