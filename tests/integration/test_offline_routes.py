@@ -189,3 +189,51 @@ def test_text_and_webassembly_are_sent_gzipped_to_a_browser_that_takes_it(client
     version = client.get("/app/model.json").json()["version"]
     r = client.get(f"/app/model/{version}/model.onnx", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in r.headers
+
+
+def test_the_model_is_halved_once_however_many_ask_and_sent_whole_where_halving_fails(client, tiny_model, monkeypatch):
+    """The security review of session 73: the first visitors after a start each halved the model at once (30 took a
+    worker from 252 to 957 MB), and a model that serves but the halving could not read answered 500 on /app, and was
+    read again on every visit. Now one build, kept; a failure sends the model whole, once decided."""
+    import threading
+
+    whole = (tiny_model / "model.onnx").read_bytes()
+    calls = []
+    real = routes.halve.half_weights
+
+    def slow_halve(model: bytes) -> bytes:
+        calls.append(1)
+        threading.Event().wait(0.3)  # the others ask meanwhile
+        return real(model)
+
+    monkeypatch.setattr(routes, "_BUILT", {})
+    monkeypatch.setattr(routes.halve, "half_weights", slow_halve)
+    answers = []
+    askers = [
+        threading.Thread(target=lambda: answers.append(client.get("/app/model.json").json()["model_bytes"]))
+        for _ in range(8)
+    ]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    assert len(calls) == 1 and len(answers) == 8 and set(answers) == {len(real(whole))}, (calls, answers)
+
+    def broken(model: bytes) -> bytes:
+        calls.append(1)
+        raise ValueError("a constant of 66 bytes")
+
+    monkeypatch.setattr(routes, "_BUILT", {})
+    monkeypatch.setattr(routes.halve, "half_weights", broken)
+    calls.clear()
+    version = client.get("/app/model.json").json()["version"]
+    for _ in range(3):
+        sent = client.get(f"/app/model/{version}/model.onnx")
+        assert sent.status_code == 200 and sent.content == whole
+    assert client.get("/app/model.json").json()["model_bytes"] == len(whole) and len(calls) == 1
+    # a model too large to halve in memory is sent from its file, as it is
+    monkeypatch.setattr(routes, "_BUILT", {})
+    monkeypatch.setattr(routes, "HALVE_MAX_BYTES", len(whole) - 1)
+    calls.clear()
+    assert client.get(f"/app/model/{version}/model.onnx").content == whole and not calls
+    assert client.get("/app/model.json").json()["model_bytes"] == len(whole)

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tests.conftest import PLANTVILLAGE, SHARED
 
-from leafdoc.offline.halve import SUFFIX, NotAModel, half_weights
+from leafdoc.offline.halve import SUFFIX, NotAModel, answers_alike, half_weights
 
 STARTER = Path(__file__).resolve().parents[2] / "models" / "starter"
 
@@ -34,7 +34,7 @@ def test_the_starter_halved_answers_as_the_starter_on_lab_and_field_photos():
     onnx.checker.check_model(model)
     kinds = {i.name: i.data_type for i in model.graph.initializer}
     halved = [n for n, t in kinds.items() if t == TensorProto.FLOAT16]
-    assert len(halved) > 50 and all(n.endswith(SUFFIX) for n in halved), halved[:3]
+    assert len(halved) > 50 and all(n.endswith(SUFFIX.decode()) for n in halved), halved[:3]
     # the stem's convolution, the first weights the network uses, stays float32 (where rounding costs most)
     first = next(i for n in model.graph.node if n.op_type != "Cast" for i in n.input if i in kinds)
     assert kinds[first] == TensorProto.FLOAT, first
@@ -93,8 +93,8 @@ def test_each_weight_is_rounded_to_half_precision_and_cast_back(weights_as_float
     kinds = {i.name: i.data_type for i in half.graph.initializer}
     assert kinds == {
         "w1": TensorProto.FLOAT,  # the first fifth of the weights the network uses
-        "w2" + SUFFIX: TensorProto.FLOAT16,
-        "w3" + SUFFIX: TensorProto.FLOAT16,
+        "w2" + SUFFIX.decode(): TensorProto.FLOAT16,
+        "w3" + SUFFIX.decode(): TensorProto.FLOAT16,
         "b": TensorProto.FLOAT,
         "f": TensorProto.FLOAT,
     }, kinds
@@ -115,3 +115,60 @@ def test_each_weight_is_rounded_to_half_precision_and_cast_back(weights_as_float
 def test_bytes_that_are_not_a_model_are_said_to_be_so(data):
     with pytest.raises(NotAModel):
         half_weights(data)
+
+
+def _model_of(inits: list, nodes: list) -> bytes:
+    graph = helper.make_graph(
+        nodes,
+        "odd",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+def test_models_that_serve_but_half_precision_does_not_hold_are_left_as_they_are():
+    """The security review of session 73: a weight of 1e5 became infinite in half precision (the float model gave
+    1.2e6, the halved one inf); an unused constant of 66 bytes, a name that is not UTF-8 (names are now compared as
+    bytes, never decoded) and float_data written as varints made the halving raise (and /app answer 500 on every
+    visit). Each such constant is now left as it is."""
+    rng = np.random.default_rng(0)
+    big = numpy_helper.from_array((rng.normal(size=(4, 4)) * 1e5).astype(np.float32), "big")
+    fine = numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), "fine")
+    odd_bytes = TensorProto(name="odd", data_type=TensorProto.FLOAT, dims=[16], raw_data=b"\0" * 66)
+    nodes = [helper.make_node("MatMul", ["x", "fine"], ["h"]), helper.make_node("MatMul", ["h", "big"], ["y"])]
+    model = _model_of([fine, big], nodes)
+    half = onnx.load_from_string(half_weights(model, keep_share=0))
+    kinds = {i.name: i.data_type for i in half.graph.initializer}
+    assert kinds == {"fine" + SUFFIX.decode(): TensorProto.FLOAT16, "big": TensorProto.FLOAT}, kinds
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    got = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
+    assert np.isfinite(got).all()
+    # an unused constant of 66 bytes (not whole float32s): left as it is, the rest halved
+    weird = _model_of([fine, big, odd_bytes], nodes)
+    kinds = {i.name: i.data_type for i in onnx.load_from_string(half_weights(weird, keep_share=0)).graph.initializer}
+    assert kinds["odd"] == TensorProto.FLOAT and kinds["fine" + SUFFIX.decode()] == TensorProto.FLOAT16
+    # float_data written as varints (wire type 0) instead of floats: left as it is
+    varints = bytes([0x08, 0x04, 0x10, 0x01]) + bytes([0x20, 0x01]) * 4 + bytes([0x42, 0x01]) + b"v"
+    assert half_weights(_model_of([], [helper.make_node("Identity", ["x"], ["y"])]))  # no weights: nothing to do
+    from leafdoc.offline import halve
+
+    assert halve._float_weights(varints) is None
+
+
+def test_a_halved_model_is_sent_only_if_it_answers_as_the_serving_one():
+    from leafdoc.inference.predictor import Predictor
+
+    predictor = Predictor(STARTER)
+    half = half_weights((STARTER / "model.onnx").read_bytes())
+    assert answers_alike(half, predictor)
+    # a serving model that answers otherwise (its probabilities the other way round): the halved copy is not sent
+
+    class Otherwise:
+        size = predictor.size
+
+        def predict_arrays(self, x, outputs):
+            return {"probabilities": predictor.predict_arrays(x, outputs)["probabilities"][:, ::-1]}
+
+    assert not answers_alike(half, Otherwise())

@@ -20,7 +20,8 @@ import numpy as np
 KEEP_SHARE = 0.1  # the share of the weights, first used first, kept at float32
 SMALLEST = 16  # weights with fewer values are kept as they are: nothing to save
 FLOAT, FLOAT16 = 1, 10  # TensorProto.DataType
-SUFFIX = "__half"  # the half-precision constant's name: the original name plus this
+SUFFIX = b"__half"  # the half-precision constant's name: the original name plus this
+HALF_MAX = 65504.0  # the largest finite half-precision value
 
 # field numbers, as onnx.proto has them
 MODEL_GRAPH = 7
@@ -35,7 +36,7 @@ class NotAModel(ValueError):
     """The bytes are not an ONNX model this reads."""
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
+def _varint(data, at: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if at >= len(data) or shift > 63:
@@ -48,8 +49,10 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
-    """A message's fields in order: (number, wire type, value: bytes for length-delimited and fixed, int for varint)."""
+def _fields(data) -> list[tuple[int, int, memoryview | int]]:
+    """A message's fields in order: (number, wire type, value: a view of the bytes for length-delimited and fixed
+    fields, not a copy: a model's weights are parsed without copying them; an int for a varint)."""
+    data = memoryview(data)
     out, at = [], 0
     while at < len(data):
         key, at = _varint(data, at)
@@ -86,7 +89,7 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _encode(fields: list[tuple[int, int, bytes | int]]) -> bytes:
+def _encode(fields: list[tuple[int, int, memoryview | bytes | int]]) -> bytes:
     out = bytearray()
     for number, wire, value in fields:
         out += _key(number, wire)
@@ -99,26 +102,27 @@ def _encode(fields: list[tuple[int, int, bytes | int]]) -> bytes:
     return bytes(out)
 
 
-def _text(number: int, value: str) -> tuple[int, int, bytes]:
-    return number, 2, value.encode()
+def _text(number: int, value: bytes) -> tuple[int, int, bytes]:
+    return number, 2, value
 
 
-def _cast_node(source: str, target: str) -> bytes:
-    """A Cast node from `source` to float32 `target`."""
-    to = _encode([_text(ATTR_NAME, "to"), (ATTR_INT, 0, FLOAT), (ATTR_TYPE, 0, ATTR_TYPE_INT)])
+def _cast_node(source: bytes, target: bytes) -> bytes:
+    """A Cast node from `source` to float32 `target` (names as the model's bytes: never decoded)."""
+    to = _encode([_text(ATTR_NAME, b"to"), (ATTR_INT, 0, FLOAT), (ATTR_TYPE, 0, ATTR_TYPE_INT)])
     return _encode(
         [
             _text(NODE_INPUT, source),
             _text(NODE_OUTPUT, target),
-            _text(NODE_NAME, target + SUFFIX + "_cast"),
-            _text(NODE_OP, "Cast"),
+            _text(NODE_NAME, target + SUFFIX + b"_cast"),
+            _text(NODE_OP, b"Cast"),
             (NODE_ATTRIBUTE, 2, to),
         ]
     )
 
 
-def _float_weights(tensor: bytes) -> tuple[str, list[int], np.ndarray] | None:
-    """(name, dims, values) of a float32 constant held in the model file itself; None for any other."""
+def _float_weights(tensor) -> tuple[bytes, list[int], np.ndarray] | None:
+    """(name, dims, values) of a float32 constant held in the model file itself that half precision holds (every
+    value finite and within its range: a weight of 1e5 would become infinite); None for any other."""
     fields = _fields(tensor)
     kind = [v for n, w, v in fields if n == TENSOR_TYPE and w == 0]
     if kind != [FLOAT] or any(n == TENSOR_LOCATION and v for n, _, v in fields):  # another type, or external data
@@ -128,28 +132,34 @@ def _float_weights(tensor: bytes) -> tuple[str, list[int], np.ndarray] | None:
         if n == TENSOR_DIMS:
             if w == 0:
                 dims.append(int(v))
-            else:  # packed
+            elif w == 2:  # packed
                 at = 0
                 while at < len(v):
                     d, at = _varint(v, at)
                     dims.append(d)
-    names = [v.decode() for n, w, v in fields if n == TENSOR_NAME and w == 2]
+    names = [bytes(v) for n, w, v in fields if n == TENSOR_NAME and w == 2]
     raw = [v for n, w, v in fields if n == TENSOR_RAW and w == 2]
-    floats = [v for n, w, v in fields if n == TENSOR_FLOATS]
-    if len(names) != 1:
+    floats = [v for n, w, v in fields if n == TENSOR_FLOATS and w in (2, 5)]  # packed, or one at a time
+    if len(names) != 1 or any(n == TENSOR_FLOATS and w not in (2, 5) for n, w, _ in fields):
         return None
     if raw:
+        if len(raw[0]) % 4:
+            return None
         values = np.frombuffer(raw[0], dtype="<f4")
     elif floats:
-        values = np.concatenate([np.frombuffer(v, dtype="<f4") for v in floats])  # packed or one at a time
+        if any(len(v) % 4 for v in floats):
+            return None
+        values = np.concatenate([np.frombuffer(v, dtype="<f4") for v in floats])
     else:
         return None
-    if values.size != int(np.prod(dims, dtype=np.int64)):
+    if any(d < 0 for d in dims) or values.size != int(np.prod(dims, dtype=np.int64)):
+        return None
+    if not np.isfinite(values).all() or np.abs(values).max(initial=0) > HALF_MAX:
         return None
     return names[0], dims, values
 
 
-def _half_tensor(name: str, dims: list[int], values: np.ndarray) -> bytes:
+def _half_tensor(name: bytes, dims: list[int], values: np.ndarray) -> bytes:
     return _encode(
         [
             *((TENSOR_DIMS, 0, d) for d in dims),  # one at a time, as onnx.proto (proto2) writes them
@@ -160,14 +170,14 @@ def _half_tensor(name: str, dims: list[int], values: np.ndarray) -> bytes:
     )
 
 
-def _first_used(graph: list[tuple[int, int, bytes | int]], names: set[str]) -> list[str]:
+def _first_used(graph: list[tuple[int, int, memoryview | int]], names: set[bytes]) -> list[bytes]:
     """The constants among `names` in the order the graph's nodes first use them."""
     order, seen = [], set()
     for number, wire, value in graph:
         if number == GRAPH_NODE and wire == 2:
             for n, w, v in _fields(value):
                 if n == NODE_INPUT and w == 2:
-                    name = v.decode()
+                    name = bytes(v)
                     if name in names and name not in seen:
                         seen.add(name)
                         order.append(name)
@@ -186,12 +196,12 @@ def half_weights(model: bytes, keep_share: float = KEEP_SHARE) -> bytes:
     inputs = set()
     for n, w, v in graph:
         if n == GRAPH_INPUT and w == 2:
-            inputs |= {x.decode() for m, x_w, x in _fields(v) if m == VALUE_INFO_NAME and x_w == 2}
+            inputs |= {bytes(x) for m, x_w, x in _fields(v) if m == VALUE_INFO_NAME and x_w == 2}
     weights = {}  # index in the graph -> (name, dims, values)
     taken = set()  # every constant's name
     for i, (n, w, v) in enumerate(graph):
         if n == GRAPH_INITIALIZER and w == 2:
-            taken |= {x.decode() for m, mw, x in _fields(v) if m == TENSOR_NAME and mw == 2}
+            taken |= {bytes(x) for m, mw, x in _fields(v) if m == TENSOR_NAME and mw == 2}
             found = _float_weights(v)
             # a constant that is also a graph input (older models) can be fed at run time: left as it is
             if found is not None and found[2].size >= SMALLEST and found[0] not in inputs:
@@ -213,3 +223,31 @@ def half_weights(model: bytes, keep_share: float = KEEP_SHARE) -> bytes:
             out.append(field)
     top[graphs[0]] = (MODEL_GRAPH, 2, _encode(casts + out))  # the casts first: nodes come in the order they run
     return _encode(top)
+
+
+def answers_alike(half: bytes, predictor, tolerance: float = 0.02) -> bool:
+    """Whether the halved model answers as the serving one on inputs drawn for the check (a gradient and flat
+    colours at the model's size): the same top label and probabilities within `tolerance`. A model whose numbers
+    half precision does not hold (a weight out of its range, a network that amplifies the rounding) fails it and is
+    sent at full size."""
+    import onnxruntime as ort
+
+    size = predictor.size
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    x = np.stack(
+        [
+            np.stack([ramp[None, :].repeat(size, 0), ramp[:, None].repeat(size, 1), np.full((size, size), 96.0)], -1),
+            np.broadcast_to(np.array([70.0, 140.0, 60.0]), (size, size, 3)),  # a leaf's green
+            np.broadcast_to(np.array([200.0, 190.0, 170.0]), (size, size, 3)),  # a pale sheet
+        ]
+    ).astype(np.float32)
+    want = predictor.predict_arrays(x, ["probabilities"])["probabilities"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(half, options, providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {session.get_inputs()[0].name: x})[0]
+    return bool(
+        np.isfinite(got).all()
+        and np.array_equal(want.argmax(1), got.argmax(1))
+        and np.abs(want - got).max() < tolerance
+    )

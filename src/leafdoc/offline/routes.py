@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import logging
+import threading
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,6 +22,7 @@ from leafdoc.inference.abstain import min_confidence
 from leafdoc.inference.cropfirst import CROP_MISMATCH_SHARE
 from leafdoc.offline import checks, halve
 from leafdoc.offline.texts import URGENT_RULE, all_texts
+from leafdoc.runtime.memory import give_back_after
 from leafdoc.words import history
 from leafdoc.words.not_found import not_found_html
 
@@ -160,7 +162,7 @@ def model_description(loaded) -> dict:
     return {
         "version": loaded.version,
         "model": f"model/{loaded.version}/model.onnx",
-        "model_bytes": len(_model_file(loaded)),
+        "model_bytes": _model_bytes(loaded),
         "labels": p.labels,
         "input": {
             "size": p.prep.size,
@@ -230,33 +232,60 @@ async def model_file(request: Request, version: int) -> Response:
     if version != loaded.version:
         return _with_headers(PlainTextResponse(f"version {version} is not the serving model", status_code=404))
     body = await run_in_threadpool(_model_file, loaded)
+    if body is None:  # too large to halve: from its file
+        path = loaded.predictor.model_dir / "model.onnx"
+        return _with_headers(FileResponse(path, media_type="application/octet-stream"))
     return _with_headers(Response(body, media_type="application/octet-stream"))
 
 
 _BUILT: dict[tuple[str, str, int], bytes] = {}
+# One build at a time: the first visitors after a start or a promotion all asked for the model at once, and each
+# halved it (30 at once took a worker from 252 to 957 MB). Re-entrant: model.json's build reads the model's size.
+_BUILDING = threading.RLock()
+HALVE_MAX_BYTES = 200 * 1024**2  # a model larger than this is sent as it is (no phone page runs one that big anyway)
 
 
 def _once_per_version(loaded, name: str, make) -> bytes:
     """`make()` for a serving version, made once (the last two versions' kept: a promotion is a new version)."""
     key = (name, str(loaded.predictor.model_dir), loaded.version)
-    if key not in _BUILT:
-        mine = [k for k in _BUILT if k[0] == name]
-        for old in mine[: max(0, len(mine) - 1)]:
-            _BUILT.pop(old, None)  # another request may have let it go already (model.json is made in a thread)
-        _BUILT[key] = make()
-    return _BUILT[key]
+    made = _BUILT.get(key)
+    if made is not None:
+        return made
+    with _BUILDING:
+        made = _BUILT.get(key)
+        if made is None:
+            mine = [k for k in _BUILT if k[0] == name]
+            for old in mine[: max(0, len(mine) - 1)]:
+                _BUILT.pop(old, None)
+            made = _BUILT[key] = make()
+    return made
 
 
-def _model_file(loaded) -> bytes:
-    """The serving model as the page downloads it (offline/halve.py); as it is, if it cannot be halved."""
+def _model_bytes(loaded) -> int:
+    made = _model_file(loaded)
+    return len(made) if made is not None else (loaded.predictor.model_dir / "model.onnx").stat().st_size
+
+
+def _model_file(loaded) -> bytes | None:
+    """The serving model as the page downloads it (offline/halve.py); as it is where it cannot be halved or the
+    halved copy does not answer as it does (said in the log once a version); None for a model over HALVE_MAX_BYTES,
+    sent from its file (halving takes about five times a model's size in memory)."""
+    path = loaded.predictor.model_dir / "model.onnx"
+    if path.stat().st_size > HALVE_MAX_BYTES:
+        return None
 
     def make() -> bytes:
-        model = (loaded.predictor.model_dir / "model.onnx").read_bytes()
+        model = path.read_bytes()
         try:
-            return halve.half_weights(model)
-        except halve.NotAModel as e:  # ONNX Runtime reads it (it serves): the page can too, at full size
-            log.warning("model.onnx of version %s sent at full size to /app: %s", loaded.version, e)
-            return model
+            half = halve.half_weights(model)
+            if halve.answers_alike(half, loaded.predictor):
+                return half
+            log.warning("model.onnx of version %s sent to /app at full size: halved, its answers moved", loaded.version)
+        except Exception as e:  # ONNX Runtime reads it (it serves): the page can too, at full size
+            log.warning("model.onnx of version %s sent to /app at full size: %s", loaded.version, type(e).__name__)
+        finally:
+            give_back_after(5 * len(model))
+        return model
 
     return _once_per_version(loaded, "model.onnx", make)
 
