@@ -20,6 +20,7 @@ from leafdoc.core.i18n import UnknownLanguage, negotiate
 KEY = "leafdoc-carry"  # sessionStorage: the photo, while the page reloads (in another language, or after a drop)
 CARRIED = "leafdoc-carried"  # sessionStorage: the carried photo's name, for the history (ui/history.py)
 MAX_BYTES = 3_000_000  # a photo shown is at most 1,024 px (ui/downscale.py): a few hundred kB; a data URL is 4/3 of it
+KEEP_SECONDS = 600  # a photo kept longer than this (a tab left open, its next visitor) is not put back
 DONE_ID = "page-notes-done"  # set once the page's notes and crop menu are drawn (diagnose_tab.notes_handler)
 
 
@@ -43,7 +44,7 @@ def done_html() -> str:
 
 _SCRIPT = """
 (() => {
-  const KEY = "%KEY%", CARRIED = "%CARRIED%", MAX = %MAX%, DONE = "#%DONE% [data-done]";
+  const KEY = "%KEY%", CARRIED = "%CARRIED%", MAX = %MAX%, DONE = "#%DONE% [data-done]", KEEP_MS = %KEEP_MS%;
   const photoShown = () => document.querySelector("#leaf-photo img[src]");
   const asDataUrl = (blob) => new Promise((ok, fail) => {
     const r = new FileReader();
@@ -55,7 +56,8 @@ _SCRIPT = """
   async function keep(blob, name, relabel = false) {
     if (blob.size > MAX || !blob.type.startsWith("image/")) return false;
     try {
-      sessionStorage.setItem(KEY, JSON.stringify({ name, type: blob.type, data: await asDataUrl(blob), relabel }));
+      const at = Date.now();
+      sessionStorage.setItem(KEY, JSON.stringify({ name, type: blob.type, data: await asDataUrl(blob), relabel, at }));
       return true;
     } catch (e) {
       sessionStorage.removeItem(KEY); // the storage full: not kept
@@ -70,8 +72,24 @@ _SCRIPT = """
     if (!input.files || !input.files[0] || !window.sessionStorage) return;
     keep(input.files[0], input.files[0].name);
   }, true);
-  document.addEventListener("leafdoc:answer", () => {
+  const forget = () => {
     try { sessionStorage.removeItem(KEY); } catch (e) {}
+  };
+  // Forgotten once the server has said something of it: an answer or a refusal (the history's "leafdoc:answer"), an
+  // error (a photo it cannot read would be sent again at every reload), or the photo box emptied (its answer box back
+  // to "your diagnosis appears here"). Told by the answer box's words and kind changing.
+  document.addEventListener("leafdoc:answer", forget);
+  let said = null;
+  new MutationObserver(() => {
+    const box = document.getElementById("verdict");
+    if (!box) return;
+    const kind = [...box.classList].find((c) => c.startsWith("verdict-") && c !== "verdict-") || "";
+    // its words only: Gradio's status tracker inside the box counts "queue: 1/1 | 0.1s" while a photo waits
+    const now = kind + "|" + (box.querySelector("[data-testid=markdown]") || box).textContent;
+    if (said !== null && now !== said && (kind === "verdict-error" || kind === "verdict-empty")) forget();
+    said = now;
+  }).observe(document.documentElement, {
+    childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["class"],
   });
   // Leaving for another language: the photo shown kept for the page that opens, the crop named in its address.
   document.addEventListener("click", async (event) => {
@@ -96,10 +114,25 @@ _SCRIPT = """
   }, true);
   // Opened with a photo kept (from a language link, or sent and not answered before a reload): put back in the photo
   // box once the crop menu is set (the page's notes drawn), which diagnoses it.
-  let raw = null;
-  try { raw = window.sessionStorage && sessionStorage.getItem(KEY); } catch (e) { raw = null; }
-  if (!raw) return;
+  let raw = null, kept = null;
+  try {
+    raw = window.sessionStorage && sessionStorage.getItem(KEY);
+    kept = raw && JSON.parse(raw);
+  } catch (e) {
+    kept = null;
+  }
+  // A crop in the address is a language link's, for the photo it carries: a link made to preset the crop (sent to a
+  // grower) opens the page without it.
+  const address = new URL(location.href);
+  if ((address.searchParams.has("crop") || address.searchParams.has("crop_lang")) && !(kept && kept.relabel)) {
+    address.searchParams.delete("crop");
+    address.searchParams.delete("crop_lang");
+    location.replace(address.href);
+    return;
+  }
+  if (!kept) return;
   sessionStorage.removeItem(KEY);
+  if (!(Date.now() - kept.at < KEEP_MS)) return; // kept long ago (the tab left open, another visitor): not sent
   const started = Date.now();
   const put = () => {
     const input = document.querySelector("#leaf-photo input[type=file]");
@@ -108,7 +141,12 @@ _SCRIPT = """
       return;
     }
     try {
-      const carried = JSON.parse(raw);
+      const carried = kept;
+      if (carried.relabel) {  // the address as the grower would keep it: without the crop it carried
+        address.searchParams.delete("crop");
+        address.searchParams.delete("crop_lang");
+        history.replaceState(history.state, "", address.href);
+      }
       const [, base64] = String(carried.data).split(",", 2);
       const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
       const file = new File([bytes], carried.name, { type: carried.type });
@@ -131,5 +169,6 @@ HEAD = (
     .replace("%CARRIED%", CARRIED)
     .replace("%MAX%", str(MAX_BYTES))
     .replace("%DONE%", DONE_ID)
+    .replace("%KEEP_MS%", str(KEEP_SECONDS * 1000))
     + "</script>"
 )

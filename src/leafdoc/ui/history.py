@@ -20,6 +20,7 @@ from leafdoc.core.i18n import N_, gettext, one_of, render
 from leafdoc.imaging.photos import thumbnail as photo_thumbnail
 from leafdoc.runtime.memory import give_back_after
 from leafdoc.ui.carry import CARRIED
+from leafdoc.ui.carry import KEY as CARRY_KEY
 from leafdoc.ui.inline_js import offline_module
 from leafdoc.words.history import COLUMNS, KEEP, KEY, NOT_SURE, SURE, THUMB_PX, not_sure_between
 from leafdoc.words.labels import answer_name, pretty_label
@@ -188,12 +189,13 @@ SCRIPT = (
       try { carried = sessionStorage.getItem("%CARRIED%"); sessionStorage.removeItem("%CARRIED%"); } catch (e) {}
       if (carried === item.photo && last && last.photo === item.photo && last.thumb === item.thumb) {
         localStorage.setItem(KEY, JSON.stringify(items.slice(1)));
-      }
-      if (!again) store.add(KEY, KEEP, item);
+        store.add(KEY, KEEP, item); // replaced, even by the same words (a lab's labels have no translation)
+      } else if (!again) store.add(KEY, KEEP, item);
       render();
     },
     render, read, exportCsv,
-    clear() { localStorage.removeItem(KEY); render(); },
+    // the photo kept for a reload (ui/carry.py) goes too: a shared computer's next visitor must not see it come back
+    clear() { localStorage.removeItem(KEY); try { sessionStorage.removeItem("%KEPT%"); } catch (e) {} render(); },
   };
   // A new answer's entry shows up in the hidden #history-entry (an output of the diagnosis): store it, draw the
   // list, and tell the page an answer arrived. Watched from here rather than run as an event's `js`, which Gradio
@@ -222,6 +224,7 @@ SCRIPT = (
 })();
 """.replace("%KEY%", KEY)
     .replace("%CARRIED%", CARRIED)
+    .replace("%KEPT%", CARRY_KEY)
     .replace("%KEEP%", str(KEEP))
     .replace("%COLUMNS%", json.dumps(list(COLUMNS)))
     .replace("%STORE%", offline_module("history.js"))  # read, add, thumbnail, blobUrl, csvCell (formula-safe)
