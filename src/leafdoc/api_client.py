@@ -329,8 +329,11 @@ class LeafdocClient:
     def promote(self, version: int, reason: str | None = None) -> dict:
         return self.request("POST", f"/v1/models/{version}/promote", admin=True, json={"reason": reason}).json()
 
-    def rollback(self, reason: str | None = None) -> dict:
-        return self.request("POST", "/v1/models/rollback", admin=True, json={"reason": reason}).json()
+    def rollback(self, reason: str | None = None, to_version: int | None = None) -> dict:
+        """Serve the version that served before; with `to_version`, only if that is still the one (else ApiError,
+        409)."""
+        body = {"reason": reason} | ({"to_version": to_version} if to_version is not None else {})
+        return self.request("POST", "/v1/models/rollback", admin=True, json=body).json()
 
 
 def _busy(r: httpx.Response) -> bool:

@@ -382,7 +382,9 @@ class Registry:
         if missing:
             raise ModelError(f"model version {row.version} lacks {', '.join(missing)}; it cannot serve.")
 
-    def rollback(self, reason: str = "rolled back by an admin") -> dict:
+    def rollback(self, reason: str = "rolled back by an admin", expected: int | None = None) -> dict:
+        """Serve the version that served before the current one; with `expected`, only if that is the one (the
+        page's button names it: another admin's promotion or rollback meanwhile would make it serve another)."""
         with self._pointer_lease(), self.catalog.Session.begin() as s:
             events = s.scalars(select(ServingEventRow).order_by(ServingEventRow.id))
             stack = serving_stack([(ev.action, ev.version) for ev in events])
@@ -393,6 +395,12 @@ class Registry:
                     "or POST /v1/models/{version}/promote.",
                 )
             current, target = stack[-1], stack[-2]
+            if expected is not None and target != expected:
+                raise Conflict(
+                    f"a rollback would now serve version {target}, not version {expected}: the serving version "
+                    "changed since the versions were read.",
+                    hint="Read the model versions again (GET /v1/models), then roll back if it is still wanted.",
+                )
             s.execute(update(ModelVersionRow).where(ModelVersionRow.version == current).values(status="archived"))
             s.execute(update(ModelVersionRow).where(ModelVersionRow.version == target).values(status="serving"))
             ev = ServingEventRow(version=target, previous_version=current, action="rollback", reason=reason)

@@ -58,8 +58,8 @@ class FakeClient:
         m = next(m for m in self.answer["models"] if m["version"] == v)
         return {**m, "card": {"provenance": NO_PROVENANCE}}
 
-    def rollback(self, reason=None):
-        self.calls.append("rollback")
+    def rollback(self, reason=None, to_version=None):
+        self.calls.append(("rollback", to_version))
         raise self.rollback_error
 
     def promote(self, v, reason=None):
@@ -171,7 +171,8 @@ def test_roll_back_is_offered_only_with_a_version_to_go_back_to_and_speaks_of_th
     monkeypatch.setattr(dialogs, "confirm", lambda *a: True)
     box.rollback_button.click()
     title, text, hint = next_dialog(qtbot)
-    assert client.calls == ["rollback"] and title == "Could not roll back"
+    # the version its tip named is sent with it, so a server whose serving history changed refuses it
+    assert client.calls == [("rollback", 1)] and title == "Could not roll back"
     assert "no earlier serving version" in text
     assert "Serve the selected version" in hint
     assert "leafdoc models" not in text + hint and "/v1/" not in text + hint

@@ -578,3 +578,19 @@ def test_the_api_client_reads_why_a_server_is_not_ready(client, monkeypatch):
     assert ready["checks"]["model"] == "ok" and ready["model_version"] == 1
     monkeypatch.undo()
     assert api.ready()["ready"] is True
+
+
+def test_a_rollback_that_names_its_version_is_refused_when_another_would_serve(client, models, tmp_path):
+    """The security review of session 73: the page's rollback button names the version it would serve, read when the
+    versions were last shown; another admin's promotion meanwhile made the click serve another. A rollback sent with
+    `to_version` now serves that version or is refused (409), changing nothing."""
+    v2 = register_copy(client, models, tmp_path, "v2")
+    v3 = register_copy(client, models, tmp_path, "v3")
+    assert client.post(f"/v1/models/{v2}/promote", headers=ADMIN).status_code == 200  # the page: "Roll back to 1"
+    assert client.post(f"/v1/models/{v3}/promote", headers=ADMIN).status_code == 200  # another admin, meanwhile
+    body = assert_error(client.post("/v1/models/rollback", headers=ADMIN, json={"to_version": 1}), 409, "conflict")
+    assert f"would now serve version {v2}, not version 1" in body["message"] and "GET /v1/models" in body["hint"]
+    assert client.get("/v1/models").json()["serving_version"] == v3  # nothing changed
+    r = client.post("/v1/models/rollback", headers=ADMIN, json={"to_version": v2})
+    assert r.status_code == 200 and r.json()["serving_version"] == v2
+    assert_error(client.post("/v1/models/rollback", headers=ADMIN, json={"to_version": 0}), 422, "invalid_request")

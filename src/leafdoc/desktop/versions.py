@@ -214,7 +214,9 @@ class VersionsBox(QGroupBox):
         if action == "promote":
             call, args, title = client.promote, (version, "promoted from the desktop app"), "Could not promote"
         else:
-            call, args, title = client.rollback, ("rolled back from the desktop app",), "Could not roll back"
+            # the version the button's tip named: refused (409) if another admin changed the serving one meanwhile
+            target = rollback_target(self.models.get("history"))
+            call, args, title = client.rollback, ("rolled back from the desktop app", target), "Could not roll back"
 
         def done(answer: dict) -> None:
             self.window_.flash(f"Model version {answer['serving_version']} is now serving.")

@@ -243,6 +243,13 @@ class PointerAnswer(BaseModel):
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = None
+    to_version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="The version the caller expects the rollback to serve (the one before the serving one in GET "
+        "/v1/models' history): 409 if another admin's promotion or rollback changed it meanwhile.",
+    )
 
 
 class PromoteRequest(BaseModel):

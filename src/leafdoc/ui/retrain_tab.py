@@ -117,6 +117,8 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         promote = gr.Button("Promote", variant="primary", scale=1, elem_id="promote-button")
         # offered once the server's serving history has an earlier version to go back to (models_view)
         rollback = gr.Button(ROLLBACK_NONE, variant="stop", scale=1, interactive=False, elem_id="rollback-button")
+        # the version the button names, sent with the rollback: refused if another admin changed the serving one
+        rollback_to = gr.State(None)
         refresh_models = gr.Button("Refresh", scale=1, elem_id="refresh-models")
     # The chosen version's promotion decision whole (the table says it in a few words), then its model card
     # (words/model_card.py, as `leafdoc models show` and the desktop app say it):
@@ -125,9 +127,10 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     with gr.Accordion("Model card of the chosen version", open=True, elem_id="model-card-box"):
         card = gr.Markdown(CARD_HINT, elem_id="model-card")
 
-    def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict, dict]:
-        """The table's rows, the version menu's choices and the rollback button (naming the version it would serve,
-        or not offered: the button gave an error when there was none); with nothing chosen yet (`current` None),
+    def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict, dict, int | None]:
+        """The table's rows, the version menu's choices, the rollback button (naming the version it would serve,
+        or not offered: the button gave an error when there was none) and that version; with nothing chosen yet
+        (`current` None),
         the serving version is chosen, so that its card shows before anyone picks one."""
         models = api.models()
         options = text.version_options(models)
@@ -139,7 +142,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             chosen = gr.update(choices=options, value=models.get("serving_version"))
         else:
             chosen = gr.update(choices=options)
-        return text.model_rows(models), chosen, back_button
+        return text.model_rows(models), chosen, back_button, back
 
     def show_card(version: int | None, request: gr.Request):
         """The chosen version's promotion decision and model card."""
@@ -167,7 +170,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                 return models_view(api, current)
         except Exception as exc:
             fail(exc, "Loading the model versions")
-            return gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * 4
 
     def latest(api: LeafdocClient) -> dict | None:
         jobs = api.jobs(limit=1)
@@ -274,16 +277,16 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         idle = (None, gr.update(interactive=False))
         if not (key or "").strip():
             message = "Enter the admin token to follow training jobs."
-            return message, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), *idle, gr.skip(), None
+            return message, gr.Timer(active=False), *(gr.skip(),) * 4, *idle, gr.skip(), None
         try:
             with api_client(settings, request, key) as api:
                 current = latest(api)
                 active = text.job_is_active(current)
-                rows, options, back = (gr.skip(),) * 3 if active else models_view(api)
+                rows, options, back, to = (gr.skip(),) * 4 if active else models_view(api)
         except Exception as exc:
             message, hint = problem(exc, "Following the training job")
             error = text.error_text(message, hint, "Cannot follow the job")
-            return error, gr.Timer(active=False), *(gr.skip(),) * 7
+            return error, gr.Timer(active=False), *(gr.skip(),) * 8
         status, watching = gr.skip(), watched
         if active:
             watching = current["id"]
@@ -292,7 +295,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
             (gr.Info if ok else gr.Warning)(message)
             status, watching = status_box(message, ok=ok), None
         summary = text.job_summary(current)
-        return summary, gr.Timer(active=active), rows, options, back, *follow(current), status, watching
+        return summary, gr.Timer(active=active), rows, options, back, to, *follow(current), status, watching
 
     def cancel(key: str, job_id: str | None, request: gr.Request):
         """Cancel the job shown: a queued one ends at once, a running one once its worker has stopped it."""
@@ -326,20 +329,20 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                             raise ApiError("Pick the version to promote first.")
                         done = api.promote(int(version), why.strip() or None)
                     else:
-                        done = api.rollback(why.strip() or None)
-                    rows, options, back = models_view(api)
+                        done = api.rollback(why.strip() or None, version)  # version: the one the button named
+                    rows, options, back, to = models_view(api)
             except Exception as exc:
-                return fail(exc, "Promotion" if action == "promote" else "Rollback"), *(gr.skip(),) * 3
+                return fail(exc, "Promotion" if action == "promote" else "Rollback"), *(gr.skip(),) * 4
             verb = "promoted" if action == "promote" else "rolled back"
             message = f"✓ {verb.capitalize()}: version {done['serving_version']} is now serving"
             if done.get("previous_version"):
                 message += f" (was {done['previous_version']})"
             gr.Info(message.removeprefix("✓ ") + ".")
-            return status_box(message + ".", ok=True), rows, options, back
+            return status_box(message + ".", ok=True), rows, options, back, to
 
         return act
 
-    versions = [table, chosen, rollback]
+    versions = [table, chosen, rollback, rollback_to]
     blocks.load(show_models, [chosen], versions)
     check.click(check_token, [token], [status, job, timer, followed, cancel_job, watched])
     token.submit(check_token, [token], [status, job, timer, followed, cancel_job, watched])
@@ -365,7 +368,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
     promote.click(pointer("promote"), [token, chosen, reason], [status, *versions]).then(
         show_card, [chosen], chosen_shown
     )
-    rollback.click(pointer("rollback"), [token, chosen, reason], [status, *versions]).then(
+    rollback.click(pointer("rollback"), [token, rollback_to, reason], [status, *versions]).then(
         show_card, [chosen], chosen_shown
     )
     refresh_models.click(show_models, [chosen], versions).then(show_card, [chosen], chosen_shown)

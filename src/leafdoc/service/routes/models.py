@@ -44,7 +44,7 @@ def list_models(state: AppState = Depends(get_state)) -> dict:
 )
 async def rollback(body: RollbackRequest | None = Body(None), state: AppState = Depends(get_state)) -> dict:
     reason = (body.reason if body else None) or "rolled back by an admin"
-    event = await run_in_threadpool(state.registry.rollback, reason)
+    event = await run_in_threadpool(state.registry.rollback, reason, body.to_version if body else None)
     return await run_in_threadpool(_pointer_answer, state, event)
 
 
