@@ -627,3 +627,23 @@ def test_every_word_of_the_offline_page_can_be_read_in_light_and_dark_mode(tmp_p
     assert not faint(measured), faint(measured)
     dark = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
     assert (max(dark) < 60) == (scheme == "dark"), background  # the page follows the phone's choice
+
+
+def test_a_photo_the_browser_cannot_read_is_said_so_in_the_growers_words_only(tmp_path, browser):
+    """The i18n review of session 73: "ph_check.py: esta foto no se puede leer aquí (The source image could not be
+    decoded.)": the browser's English reason inside the Spanish sentence. Now the sentence says what to do, in the
+    grower's language; the browser's reason is the answer's tooltip, for whoever helps them."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((PLANTVILLAGE / "Tomato___Early_blight" / "early_blight_764.jpg").read_bytes()[:600])
+    with offline_page(tmp_path, browser) as (page, server):
+        page.goto(f"{server.base}/app/?lang=es")
+        wait_ready(page)
+        page.set_input_files("#photo", str(broken))
+        page.wait_for_function("() => leafdoc.results.length >= 1")
+        verdict = page.locator("#answers li .verdict").first
+        said, reason = verdict.inner_text(), verdict.get_attribute("title")
+    assert said == (
+        "broken.jpg: este navegador no puede leer esta foto. Tome otra, o envíela desde la página completa cuando "
+        "haya conexión."
+    ), said
+    assert reason, "the browser's reason is kept for whoever helps"

@@ -918,3 +918,19 @@ def test_a_kept_photo_is_forgotten_once_answered_or_refused_and_a_link_cannot_pr
     assert "crop=" not in address and crop == "I don't know", (address, crop)
     assert after_error is None and sent_again <= 1, (after_error, sent_again)  # the cut photo's one try
     assert not old_put_back and after_clear is None
+
+
+def test_diagnose_with_no_photo_says_so_in_the_pages_language_title_and_all(browser, phone_url):
+    """The i18n review of session 73: the toast's words were Spanish under Gradio's English title, "Warning" (Gradio
+    writes the toast's kind there, whatever title it is given): the title is not shown, its icon says the kind."""
+    page = open_phone(browser, phone_url + "?lang=es", locale="es-ES")
+    try:
+        page.wait_for_function("() => document.querySelector('#page-notes-done [data-done]') !== null")
+        page.click("#diagnose-button")
+        toast = page.locator("[data-testid='toast-body']").first
+        toast.wait_for()
+        page.wait_for_timeout(500)  # drawn whole
+        said = toast.inner_text()
+    finally:
+        page.context.close()
+    assert "Primero añada la foto de una hoja." in said and "Warning" not in said, said

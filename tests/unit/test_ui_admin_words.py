@@ -354,3 +354,13 @@ def test_an_uploads_file_names_are_never_links_and_a_huge_hint_is_left_as_it_is(
     start = time.perf_counter()
     assert text.in_page_words(hint) == hint
     assert time.perf_counter() - start < 0.1
+
+
+@pytest.mark.parametrize("lang", ["es", "fr", "hi"])
+def test_the_thanks_for_a_no_names_what_the_leaf_is_in_the_pages_language(lang):
+    """The i18n review of session 73: "✓ Gracias: registrado como incorrecto (en realidad es Apple — Cedar apple rust)":
+    the condition picked from a menu in Spanish was named back in English."""
+    from leafdoc.advice.render import label_name
+
+    said = feedback_text.thanks(False, "Apple___Cedar_apple_rust", lang)
+    assert label_name("Apple___Cedar_apple_rust", lang) in said and "Cedar apple rust" not in said, said

@@ -61,7 +61,11 @@ PAGE = {
     "poor_photo": N_("Take another photo: this one cannot be read"),  # the full page's heading (ui/text.py)
     "sure": N_("{percent}% sure"),
     "on_device": N_("{file} · {ms} ms on this device"),
-    "cannot_read": N_("{file}: this photo cannot be read here ({error})."),
+    # the browser's own reason (in English) goes to the answer's tooltip, not into the grower's sentence
+    "cannot_read": N_(
+        "{file}: this browser cannot read this photo. Take another one, or send it from the full page when there is "
+        "a connection."
+    ),
     "language": N_("Language"),
     "heat_map": N_("Tap the photo to see where the model looked."),
     "earlier": N_("Earlier on this device"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
 from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
@@ -24,7 +25,8 @@ def privacy_note(keep_photos: bool | None, lang: str = "en") -> str:
 def thanks(correct: bool, label: str | None, lang: str = "en") -> str:
     if correct:
         return gettext(lang, THANKS_RIGHT)
-    said = gettext(lang, ACTUALLY).format(label=esc(pretty_label(label))) if label else ""
+    # named as the "It is actually…" menu named it, in the page's language (it said the label's English words)
+    said = gettext(lang, ACTUALLY).format(label=esc(label_name(label, lang))) if label else ""
     return gettext(lang, THANKS_WRONG).format(said=said)
 
 

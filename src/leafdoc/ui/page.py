@@ -47,6 +47,9 @@ CSS = """
 .block.verdict-unsure, .block.verdict-error { background: #fdf1f1; border-color: #c94a4a !important; }
 .block.verdict-empty { background: #f5f7f5; border-color: #d8ddd8 !important; color: #555; }
 #top-k .confidence { display: none; }  /* Gradio's rounded figure (0.999: "100%"); ours is in the label */
+/* a toast's title is its kind in English ("Warning", "Info": Gradio writes the kind, whatever the title given) over
+   words in the page's language; its icon and colour say the kind */
+.toast-title { display: none !important; }
 /* each bar's label on its own row over the bar, in the page's font, the whole row wide: Gradio's monospace label
    beside a dashed leader wrapped "Tomato — Tomato yellow leaf / curl virus · >99%" in half the row on a phone; a
    name too long for one line splits into two even lines, its share kept with its last words */

@@ -210,7 +210,8 @@ function render(item) {
   const warn = document.createElement("p"); // an urgent look-alike's warning, above the advice
   if (item.error) {
     verdict.className = "verdict unsure";
-    verdict.textContent = fill(t.page.cannot_read, { file: item.file, error: item.error });
+    verdict.textContent = fill(t.page.cannot_read, { file: item.file });
+    verdict.title = item.error; // the browser's reason, in its words, for whoever helps the grower
   } else if (r.abstained) {
     verdict.className = "verdict unsure";
     verdict.textContent = r.reason === "poor_photo" ? t.page.poor_photo : t.page.not_sure; // take another, not doubt
