@@ -934,3 +934,24 @@ def test_diagnose_with_no_photo_says_so_in_the_pages_language_title_and_all(brow
     finally:
         page.context.close()
     assert "Primero añada la foto de una hoja." in said and "Warning" not in said, said
+
+
+def test_a_photo_the_server_cannot_read_is_said_so_in_the_pages_language(browser, phone_url, tmp_path):
+    """The i18n review of session 73: on a Spanish page, "corrupt.jpg: not a photo leafdoc can read (is it really a
+    photo, or text/another format?). Use a photo file: JPEG, PNG…" under a Spanish headline. The page now says the
+    photo's own problem by the API's error code, in the page's language, with what to do."""
+    broken = tmp_path / "dañada.jpg"
+    broken.write_bytes(EARLY_BLIGHT_NOT_RULING_OUT_LATE.read_bytes()[:600])  # a JPEG cut short
+    page = open_phone(browser, phone_url + "?lang=es", locale="es-ES")
+    try:
+        page.set_input_files("#leaf-photo input[type=file]", str(broken))
+        page.wait_for_function("() => document.querySelector('#verdict.verdict-error') !== null")
+        said = page.locator("#verdict").inner_text()
+    finally:
+        page.context.close()
+    from leafdoc.core.i18n import gettext
+    from leafdoc.ui.diagnose_tab import COULD_NOT_DIAGNOSE
+
+    assert said.startswith(gettext("es", COULD_NOT_DIAGNOSE)), said
+    assert "dañada.jpg: este archivo no se puede leer como foto" in said and "Envíe una foto" in said, said
+    assert "leafdoc can read" not in said and "photo" not in said.replace("foto", ""), said

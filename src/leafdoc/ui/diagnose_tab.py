@@ -14,16 +14,18 @@ from contextlib import contextmanager
 import gradio as gr
 
 from leafdoc.advice.render import label_name
+from leafdoc.api_client import ApiError
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.core.settings import Settings
 from leafdoc.ui import advice, carry, feedback_text, history, text
-from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, PageFiles, api_client, png, problem
+from leafdoc.ui.common import EXAMPLE_LABELS, EXAMPLES, PageFiles, api_client, png, problem, sent_name
 from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import is_healthy
 from leafdoc.words.model_card import limits_note
+from leafdoc.words.photo_errors import photo_error_words
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,8 @@ def diagnose_handler(
                 labels = labels_of(api, answer["model_version"])
         except Exception as exc:
             message, hint = problem(exc, "Diagnosis")
+            if isinstance(exc, ApiError) and (words := photo_error_words(exc.code, sent_name(photo), lang)):
+                message, hint = words  # the photo's own problem, in the page's language
             return (
                 _verdict_update(text.error_text(message, hint, title=gettext(lang, COULD_NOT_DIAGNOSE)), "error"),
                 _no_scores(),
