@@ -140,3 +140,23 @@ def test_in_english_the_full_entry_names_each_look_alike_as_an_answer_and_its_ow
                 assert f"- **{other.crop} — {other.condition}**:" in md, (label, c.label)
                 named += 1
     assert named >= 40  # every shipped entry's look-alikes, checked
+
+
+@pytest.mark.parametrize(
+    ("lang", "cause"),
+    [
+        ("es", "*Alternaria linariae (syn. A. tomatophila) y Alternaria solani*"),
+        ("fr", "*Alternaria linariae (syn. A. tomatophila) et Alternaria solani*"),
+        ("hi", "*Alternaria linariae (syn. A. tomatophila) और Alternaria solani*"),
+    ],
+)
+def test_the_cause_is_named_in_the_language_of_the_page_around_its_latin(lang, cause):
+    """The i18n review of session 73: "Causa: Alternaria linariae (syn. A. tomatophila) and Alternaria solani" on a
+    Spanish page, and "A complex of wood-infecting fungi: ..." for grape esca."""
+    from leafdoc.advice.knowledge import translated_entry
+    from leafdoc.advice.render import details_markdown
+
+    entry = translated_entry(KNOWLEDGE.get("Tomato___Early_blight"), lang)
+    assert cause in details_markdown(entry) and "pathogen" not in entry["untranslated"], entry["untranslated"]
+    esca = translated_entry(KNOWLEDGE.get("Grape___Esca_(Black_Measles)"), lang)["pathogen"]["name"]
+    assert "wood-infecting" not in esca and "Phaeomoniella chlamydospora" in esca, esca

@@ -38,7 +38,9 @@ def test_every_message_has_a_translation_with_the_same_placeholders(lang, domain
             fuzzy.append(where)
         if placeholders(found.string) != placeholders(m.id):
             wrong.append(f"{where}: {sorted(placeholders(found.string))} for {sorted(placeholders(m.id))}")
-        if found.string == m.id and m.id not in SAME_OK:
+        # a cause's Latin name is the same in every language (only the words around some are translated)
+        latin = (m.context or "").endswith(" pathogen")
+        if found.string == m.id and m.id not in SAME_OK and not latin:
             english.append(where)
     assert not missing, (
         f"locales/{lang}/LC_MESSAGES/{domain}.po lacks {len(missing)} (run `python -m leafdoc.cli.i18n_catalogs`, then "

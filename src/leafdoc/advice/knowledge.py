@@ -140,7 +140,7 @@ def advice_texts(entry: Entry) -> list[tuple[str, str]]:
     """(field, English text) of every text of an entry that is translated in the `advice` catalog, the field being
     the catalog message's context after the label: what an answer carries (crop, condition, summary, how to tell
     each look-alike apart, urgent) and the rest of the full entry (symptoms, spread, each action, each thing to keep
-    doing, when to call, what the starter model measured against each look-alike)."""
+    doing, when to call, what the starter model measured against each look-alike, the cause's name)."""
     texts = [("crop", entry.crop), ("condition", entry.condition), ("summary", entry.summary)]
     texts += [(f"how_to_tell {c.label}", c.how_to_tell) for c in entry.confused_with]
     texts += [("urgent", entry.urgent)] if entry.urgent else []
@@ -152,6 +152,8 @@ def advice_texts(entry: Entry) -> list[tuple[str, str]]:
     texts += [("keep_doing", k) for k in entry.keep_doing]
     texts += [("when_to_call", entry.when_to_call)]
     texts += [(f"measured {c.label}", c.measured) for c in entry.confused_with if c.measured]
+    # the cause's name: Latin, but with words around it ("and", "a complex of...", "genus")
+    texts += [("pathogen", entry.pathogen.name)] if entry.pathogen else []
     return texts
 
 
@@ -188,10 +190,12 @@ def translated_entry(entry: Entry, lang: str) -> dict:
     if entry.keep_doing:
         data["keep_doing"] = [tr("keep_doing", k) for k in entry.keep_doing]
     data["when_to_call"] = tr("when_to_call", entry.when_to_call)
+    if entry.pathogen:
+        data["pathogen"]["name"] = tr("pathogen", entry.pathogen.name)
     data["language"] = lang
     data["translation"] = None if lang == SOURCE else ("unreviewed" if say.unreviewed else "reviewed")
     order = ("crop", "condition", "summary", "symptoms", "confused_with.how_to_tell", "spread", "actions")
-    order += ("keep_doing", "when_to_call", "urgent", "confused_with.measured")
+    order += ("keep_doing", "when_to_call", "urgent", "confused_with.measured", "pathogen")
     data["untranslated"] = [f for f in order if f in english]
     return data
 
