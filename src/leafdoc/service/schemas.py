@@ -314,7 +314,7 @@ class AdviceEntry(Entry):
     untranslated: list[str] = Field(
         default_factory=list,
         description="The entry's fields with a text still in English in this language, among crop, condition, "
-        "summary, symptoms, confused_with.how_to_tell, spread, actions, keep_doing, when_to_call, urgent and "
+        "summary, symptoms, confused_with.how_to_tell, spread, actions, keep_doing, when_to_call, urgent, "
         "confused_with.measured and pathogen (the words around a cause's Latin name); empty when the whole entry is "
         "translated. Empty in English.",
     )
