@@ -120,10 +120,10 @@ def _cast_node(source: bytes, target: bytes) -> bytes:
     )
 
 
-def _float_weights(tensor) -> tuple[bytes, list[int], np.ndarray] | None:
-    """(name, dims, values) of a float32 constant held in the model file itself that half precision holds (every
-    value finite and within its range: a weight of 1e5 would become infinite); None for any other."""
-    fields = _fields(tensor)
+def _float_weights(fields: list[tuple[int, int, memoryview | int]]) -> tuple[bytes, list[int], np.ndarray] | None:
+    """(name, dims, values) of a float32 constant (a TensorProto's `_fields`) held in the model file itself that half
+    precision holds (every value finite and within its range: a weight of 1e5 would become infinite); None for any
+    other."""
     kind = [v for n, w, v in fields if n == TENSOR_TYPE and w == 0]
     if kind != [FLOAT] or any(n == TENSOR_LOCATION and v for n, _, v in fields):  # another type, or external data
         return None
@@ -201,8 +201,9 @@ def half_weights(model: bytes, keep_share: float = KEEP_SHARE) -> bytes:
     taken = set()  # every constant's name
     for i, (n, w, v) in enumerate(graph):
         if n == GRAPH_INITIALIZER and w == 2:
-            taken |= {bytes(x) for m, mw, x in _fields(v) if m == TENSOR_NAME and mw == 2}
-            found = _float_weights(v)
+            tensor = _fields(v)  # read once: its name, and whether it is weights to halve
+            taken |= {bytes(x) for m, mw, x in tensor if m == TENSOR_NAME and mw == 2}
+            found = _float_weights(tensor)
             # a constant that is also a graph input (older models) can be fed at run time: left as it is
             if found is not None and found[2].size >= SMALLEST and found[0] not in inputs:
                 weights[i] = found
