@@ -84,9 +84,11 @@ _SCRIPT = """
     const box = document.getElementById("verdict");
     if (!box) return;
     const kind = [...box.classList].find((c) => c.startsWith("verdict-") && c !== "verdict-") || "";
-    // its words only: Gradio's status tracker inside the box counts "queue: 1/1 | 0.1s" while a photo waits
-    const now = kind + "|" + (box.querySelector("[data-testid=markdown]") || box).textContent;
-    if (said !== null && now !== said && (kind === "verdict-error" || kind === "verdict-empty")) forget();
+    // the words are read only where they matter (every mutation of the page comes here): its words only, as
+    // Gradio's status tracker inside the box counts "queue: 1/1 | 0.1s" while a photo waits
+    const watched = kind === "verdict-error" || kind === "verdict-empty";
+    const now = watched ? kind + "|" + (box.querySelector("[data-testid=markdown]") || box).textContent : kind;
+    if (said !== null && now !== said && watched) forget();
     said = now;
   }).observe(document.documentElement, {
     childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["class"],
@@ -124,10 +126,13 @@ _SCRIPT = """
   // A crop in the address is a language link's, for the photo it carries: a link made to preset the crop (sent to a
   // grower) opens the page without it.
   const address = new URL(location.href);
-  if ((address.searchParams.has("crop") || address.searchParams.has("crop_lang")) && !(kept && kept.relabel)) {
+  const withoutCrop = () => {
     address.searchParams.delete("crop");
     address.searchParams.delete("crop_lang");
-    location.replace(address.href);
+    return address.href;
+  };
+  if ((address.searchParams.has("crop") || address.searchParams.has("crop_lang")) && !(kept && kept.relabel)) {
+    location.replace(withoutCrop());
     return;
   }
   if (!kept) return;
@@ -141,16 +146,12 @@ _SCRIPT = """
       return;
     }
     try {
-      const carried = kept;
-      if (carried.relabel) {  // the address as the grower would keep it: without the crop it carried
-        address.searchParams.delete("crop");
-        address.searchParams.delete("crop_lang");
-        history.replaceState(history.state, "", address.href);
-      }
-      const [, base64] = String(carried.data).split(",", 2);
+      // the address as the grower would keep it: without the crop it carried
+      if (kept.relabel) history.replaceState(history.state, "", withoutCrop());
+      const [, base64] = String(kept.data).split(",", 2);
       const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-      const file = new File([bytes], carried.name, { type: carried.type });
-      if (carried.relabel) sessionStorage.setItem(CARRIED, carried.name);
+      const file = new File([bytes], kept.name, { type: kept.type });
+      if (kept.relabel) sessionStorage.setItem(CARRIED, kept.name);
       const dt = new DataTransfer();
       dt.items.add(file);
       input.files = dt.files;
