@@ -129,9 +129,9 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
 
     def models_view(api: LeafdocClient, current: int | None = 0) -> tuple[list[list[str]], dict, dict, int | None]:
         """The table's rows, the version menu's choices, the rollback button (naming the version it would serve,
-        or not offered: the button gave an error when there was none) and that version; with nothing chosen yet
-        (`current` None),
-        the serving version is chosen, so that its card shows before anyone picks one."""
+        or not offered: the button gave an error when there was none) and that version: `versions`' four outputs.
+        With nothing chosen yet (`current` None), the serving version is chosen, so that its card shows before anyone
+        picks one."""
         models = api.models()
         options = text.version_options(models)
         back = rollback_target(models.get("history"))
@@ -170,7 +170,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                 return models_view(api, current)
         except Exception as exc:
             fail(exc, "Loading the model versions")
-            return (gr.skip(),) * 4
+            return (gr.skip(),) * len(versions)
 
     def latest(api: LeafdocClient) -> dict | None:
         jobs = api.jobs(limit=1)
@@ -277,12 +277,12 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
         idle = (None, gr.update(interactive=False))
         if not (key or "").strip():
             message = "Enter the admin token to follow training jobs."
-            return message, gr.Timer(active=False), *(gr.skip(),) * 4, *idle, gr.skip(), None
+            return message, gr.Timer(active=False), *(gr.skip(),) * len(versions), *idle, gr.skip(), None
         try:
             with api_client(settings, request, key) as api:
                 current = latest(api)
                 active = text.job_is_active(current)
-                rows, options, back, to = (gr.skip(),) * 4 if active else models_view(api)
+                rows, options, back, to = (gr.skip(),) * len(versions) if active else models_view(api)
         except Exception as exc:
             message, hint = problem(exc, "Following the training job")
             error = text.error_text(message, hint, "Cannot follow the job")
@@ -332,7 +332,7 @@ def retrain_tab(settings: Settings, blocks: gr.Blocks, files: PageFiles, tab: gr
                         done = api.rollback(why.strip() or None, version)  # version: the one the button named
                     rows, options, back, to = models_view(api)
             except Exception as exc:
-                return fail(exc, "Promotion" if action == "promote" else "Rollback"), *(gr.skip(),) * 4
+                return fail(exc, "Promotion" if action == "promote" else "Rollback"), *(gr.skip(),) * len(versions)
             verb = "promoted" if action == "promote" else "rolled back"
             message = f"✓ {verb.capitalize()}: version {done['serving_version']} is now serving"
             if done.get("previous_version"):
