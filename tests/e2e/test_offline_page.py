@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import io
 import json
 import statistics
@@ -583,6 +584,97 @@ def test_a_slow_first_visit_says_its_download_and_a_dropped_one_can_be_tried_aga
         context.close()
         server.stop()
 
+
+class CuttingProxy:
+    """A proxy in front of `base` that drops the connection of the first answer to a path ending in `cut_path`
+    after `cut_at` bytes of its body, as a weak signal does; everything else (and that path asked again) passes
+    as it is, headers both ways. What it sent of that path: `sent`, a (status, Content-Range) a time."""
+
+    def __init__(self, base: str, cut_path: str, cut_at: int):
+        import http.server
+        import threading
+
+        self.sent: list[tuple[int, str | None]] = []
+        proxy = self
+        cut = {"done": False}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                asked = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                with httpx.stream("GET", base + self.path, headers=asked, timeout=60) as r:
+                    cutting = self.path.endswith(cut_path) and not cut["done"]
+                    if self.path.endswith(cut_path):
+                        proxy.sent.append((r.status_code, r.headers.get("content-range")))
+                    self.send_response(r.status_code)
+                    for k, v in r.headers.multi_items():
+                        if k.lower() not in ("transfer-encoding", "connection"):
+                            self.send_header(k, v)
+                    self.end_headers()
+                    written = 0
+                    for chunk in r.iter_raw():
+                        if cutting and written + len(chunk) >= cut_at:
+                            self.wfile.write(chunk[: cut_at - written])
+                            self.wfile.flush()
+                            cut["done"] = True
+                            self.close_connection = True
+                            self.connection.shutdown(2)  # the signal is gone: the browser sees the answer cut short
+                            return
+                        self.wfile.write(chunk)
+                        written += len(chunk)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_download_cut_short_goes_on_where_it_stopped(tmp_path, browser):
+    """On a weak signal a connection dropped at 6 of 7.6 MB cost the whole download again at "Try again" (session 74).
+    Now the page keeps what it got, and the next try asks only for the rest: the server's model to the byte."""
+    from tests.live_server import start_server
+
+    vendor_or_skip()
+    server = start_server(tmp_path / "serve", STARTER)
+    described = httpx.get(f"{server.base}/app/model.json").json()
+    whole = httpx.get(f"{server.base}/app/{described['model']}").content
+    proxy = CuttingProxy(server.base, "/model.onnx", cut_at=len(whole) // 2)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{proxy.base}/app/")
+        page.wait_for_selector("#retry")
+        said = page.text_content("#status")
+        assert said.startswith("The model could not be loaded (") and "try again" in said, said
+        page.click("#retry")
+        wait_ready(page)
+        # asked again from where the page's bytes stopped (at the cut, or a little before: the browser may not hand
+        # the page the last bytes of an answer cut short), and only for the rest
+        assert [status for status, _ in proxy.sent] == [200, 206], proxy.sent
+        first, _, last = proxy.sent[1][1].removeprefix("bytes ").partition("-")
+        assert len(whole) // 4 < int(first) <= len(whole) // 2 and last == f"{len(whole) - 1}/{len(whole)}", proxy.sent
+        assert page.evaluate(KEPT_SHA256, described["model"]) == hashlib.sha256(whole).hexdigest()
+        kept = page.evaluate(KEPT_CACHES)["leafdoc-offline-models"]
+        assert sorted(path.rsplit("/", 1)[-1] for path in kept) == ["checks.bin", "model.json", "model.onnx"], kept
+    finally:
+        context.close()
+        proxy.stop()
+        server.stop()
+
+
+KEPT_SHA256 = """async (file) => {
+  const kept = await (await caches.open("leafdoc-offline-models")).match(new URL(file, location.href).href);
+  const digest = await crypto.subtle.digest("SHA-256", await kept.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}"""
 
 WATCH_STATUS = """() => {
   window.statusWords = [];

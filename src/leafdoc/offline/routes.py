@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -232,10 +233,53 @@ async def model_file(request: Request, version: int) -> Response:
     if version != loaded.version:
         return _with_headers(PlainTextResponse(f"version {version} is not the serving model", status_code=404))
     body = await run_in_threadpool(_model_file, loaded)
-    if body is None:  # too large to halve: from its file
+    if body is None:  # too large to halve: from its file (Starlette answers its ranges)
         path = loaded.predictor.model_dir / "model.onnx"
         return _with_headers(FileResponse(path, media_type="application/octet-stream"))
-    return _with_headers(Response(body, media_type="application/octet-stream"))
+    tag = await run_in_threadpool(_tag, loaded, "model.onnx", body)  # the build's lock may be held: not on the loop
+    return _with_headers(_resumable(request, body, tag))
+
+
+def _tag(loaded, name: str, body: bytes) -> str:
+    """The ETag of a file made once per version: its bytes' hash, computed once too."""
+    return _once_per_version(loaded, name + ".etag", lambda: hashlib.sha256(body).hexdigest()[:32].encode()).decode()
+
+
+ONE_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})", re.ASCII | re.IGNORECASE)
+
+
+def _one_range(asked: str, size: int) -> tuple[int, int] | bool | None:
+    """The bytes a `Range` header asks for, as (first, last), both included; None where it is not one range of
+    bytes this answer can read (then the whole is sent, as RFC 9110 allows); False where it starts past the end."""
+    found = ONE_RANGE.fullmatch(asked.strip())
+    if found is None or found.group(1) == found.group(2) == "":
+        return None
+    first, last = (int(p) if p else None for p in found.groups())
+    if first is None:  # the last N bytes
+        return (max(0, size - last), size - 1) if last and size else False
+    if first >= size:
+        return False
+    end = size - 1 if last is None else min(last, size - 1)
+    return (first, end) if end >= first else None
+
+
+def _resumable(request: Request, body: bytes, tag: str, media: str = "application/octet-stream") -> Response:
+    """`body` with its ETag: 304 to a browser that has it (If-None-Match); the part a `Range` asks for (206), unless
+    `If-Range` names another version's tag, so that a phone whose download dropped asks only for the rest."""
+    etag = f'"{tag}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+    if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers=headers)
+    asked = request.headers.get("range")
+    if asked and request.headers.get("if-range", etag).strip() == etag:
+        part = _one_range(asked, len(body))
+        if part is False:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(body)}"})
+        if part is not None:
+            first, last = part
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+            return Response(body[first : last + 1], status_code=206, media_type=media, headers=headers)
+    return Response(body, media_type=media, headers=headers)
 
 
 _BUILT: dict[tuple[str, str, int], bytes] = {}
@@ -300,7 +344,9 @@ async def checks_file(request: Request, version: int) -> Response:
     loaded = request.app.state.leafdoc.holder.current(wait=False)
     if version != loaded.version or not checks.available(loaded.predictor):
         return _with_headers(PlainTextResponse(f"version {version} has no checks to send", status_code=404))
-    return _with_headers(Response(_checks_file(loaded), media_type="application/octet-stream"))
+    body = await run_in_threadpool(_checks_file, loaded)
+    tag = await run_in_threadpool(_tag, loaded, "checks.bin", body)
+    return _with_headers(_resumable(request, body, tag))
 
 
 @router.get(APP_PATH + "/ort/{name}")

@@ -64,37 +64,64 @@ async function modelCache() {
 }
 
 // A file of the model (the ONNX model, its checks): the one kept, else downloaded once, the progress said over the
-// whole download (`before` of `total` bytes already had), then kept for the visits with no connection.
-async function fetchKept(cache, url, before, total) {
-  const kept = cache && (await cache.match(url));
-  if (kept) return kept.arrayBuffer();
-  const response = await fetch(url, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const reader = response.body.getReader();
-  const parts = [];
-  let got = 0;
-  for (;;) {
-    let timer;
-    const stalled = new Promise((ok) => (timer = setTimeout(() => ok(null), STALL_MS)));
-    const next = await Promise.race([reader.read(), stalled]);
-    clearTimeout(timer); // one timer at a time, not one left running for every piece received
-    if (next === null) {
-      reader.cancel().catch(() => {});
-      throw new Error(fill(texts().page.stalled, { s: STALL_MS / 1000 }));
-    }
-    if (next.done) break;
-    parts.push(next.value);
-    got += next.value.length;
-    say(fill(texts().page.downloading, { got: MB(before + got), total: MB(total) }));
-  }
-  const data = new Uint8Array(got);
+// whole download (`before` of `total` bytes already had), then kept for the visits with no connection. A download
+// that stops (a dropped connection, a stall) keeps what it got beside the file (`.part`, with the file's ETag), and
+// the next try asks only for the rest (Range, If-Range: the server sends the whole again if its version changed).
+const PART = ".part";
+
+function joined(parts, length) {
+  const data = new Uint8Array(length);
   let at = 0;
   for (const part of parts) {
     data.set(part, at);
     at += part.length;
   }
+  return data;
+}
+
+async function fetchKept(cache, url, before, total) {
+  const kept = cache && (await cache.match(url));
+  if (kept) return kept.arrayBuffer();
+  const part = cache && (await cache.match(url + PART));
+  const had = part ? new Uint8Array(await part.arrayBuffer()) : null;
+  const asked = had && had.length && part.headers.get("ETag");
+  const headers = asked ? { Range: `bytes=${had.length}-`, "If-Range": asked } : {};
+  const response = await fetch(url, { cache: "no-store", headers });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const goesOn = asked && response.status === 206 && (response.headers.get("Content-Range") || "").startsWith(`bytes ${had.length}-`);
+  if (response.status === 206 && !goesOn) {
+    if (cache) await cache.delete(url + PART).catch(() => {});
+    throw new Error(`${url}: the server sent another part than the one asked for`);
+  }
+  const etag = response.headers.get("ETag");
+  const reader = response.body.getReader();
+  const parts = goesOn ? [had] : [];
+  let got = goesOn ? had.length : 0;
+  try {
+    for (;;) {
+      let timer;
+      const stalled = new Promise((ok) => (timer = setTimeout(() => ok(null), STALL_MS)));
+      const next = await Promise.race([reader.read(), stalled]);
+      clearTimeout(timer); // one timer at a time, not one left running for every piece received
+      if (next === null) {
+        reader.cancel().catch(() => {});
+        throw new Error(fill(texts().page.stalled, { s: STALL_MS / 1000 }));
+      }
+      if (next.done) break;
+      parts.push(next.value);
+      got += next.value.length;
+      say(fill(texts().page.downloading, { got: MB(before + got), total: MB(total) }));
+    }
+  } catch (e) {
+    if (cache && etag && got) await cache.put(url + PART, new Response(joined(parts, got), { headers: { ETag: etag } })).catch(() => {});
+    throw e;
+  }
+  const data = joined(parts, got);
   const type = response.headers.get("Content-Type") || "application/octet-stream";
-  if (cache) await cache.put(url, new Response(data, { headers: { "Content-Type": type } })).catch(() => {});
+  if (cache) {
+    await cache.put(url, new Response(data, { headers: { "Content-Type": type } })).catch(() => {});
+    await cache.delete(url + PART).catch(() => {});
+  }
   return data.buffer;
 }
 
