@@ -160,7 +160,8 @@ def test_an_unknown_training_choice_lists_every_choice_once_per_option(tmp_path)
 
 def test_training_on_photos_outside_class_folders_says_why_nothing_was_ingested(tmp_path, leaf_folder):
     """Photos straight in the folder: training said "dataset 'flat' is not in the catalog ... Run `leafdoc ingest`
-    first", where `leafdoc ingest` itself says the photos are not inside a class folder."""
+    first". Now, as `leafdoc ingest` says (session 74; before, it rejected each photo as "not inside a class folder"):
+    it looks like one class folder, and the folder to pass is its parent."""
     flat = tmp_path / "flat"
     flat.mkdir()
     for photo in sorted(leaf_folder.rglob("*.jpg"))[:4]:
@@ -168,9 +169,8 @@ def test_training_on_photos_outside_class_folders_says_why_nothing_was_ingested(
     r = run("train", "--data", flat, "--out", tmp_path / "m", "--image-size", "48", "--epochs", "1", home=tmp_path)
     said = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 1 and "Traceback" not in said, said
-    assert f"{flat}: no photo could be ingested" in said, said
-    assert "4 files (e.g. " in said and "not inside a class folder" in said, said
-    assert "one folder per class" in said and f"leafdoc ingest {flat}" in said, said
+    assert f"{flat}: 4 of its photos are in it directly, in no class folder: it looks like one class folder" in said
+    assert f"leafdoc ingest {tmp_path} --dataset NAME" in said and "folder named after their class" in said, said
     assert "not in the catalog" not in said and not (tmp_path / "m").exists()
 
 

@@ -106,7 +106,9 @@ def test_without_keep_photos_no_photo_is_kept_and_nothing_can_join_a_dataset(mak
     body = assert_error(
         client.post(f"/v1/review/{a['prediction_id']}", json={"label": "x"}, headers=ADMIN), 409, "conflict"
     )
-    assert "LEAFDOC_KEEP_PHOTOS" in body["hint"]
+    assert "LEAFDOC_KEEP_PHOTOS" in body["hint"] and "cannot join a dataset" in body["message"]
+    photo = client.get(f"/v1/review/{a['prediction_id']}/photo", headers=ADMIN)
+    assert "none to show" in assert_error(photo, 409, "conflict")["message"]  # not the label route's words
     state = client.app.state.leafdoc
     assert not state.store.exists(sha256_bytes(data))
 

@@ -23,3 +23,16 @@ def test_a_version_sharing_no_class_is_said_not_to_compare_and_the_same_classes_
     assert "(a and b)" in lost
     assert class_change(["a", "b"], ["b", "a", "c"], 3) == []
     assert class_change(["a"], [], 3) == []  # nothing known of the new one's classes: nothing said
+
+
+def test_one_photo_is_one_photo():
+    """The docs review of session 74: `models add` printed "On 1 photos of its test split ... 1 photos are too few"."""
+    from leafdoc.words.serving_change import compared_on_test
+
+    assert compared_on_test(1, "accuracy", 1.0, 0.0, 3) == (
+        "On 1 photo of its test split: accuracy 100.0%, against 0.0% for version 3; 1 photo is too few to tell two "
+        "models apart."
+    )
+    assert compared_on_test(1200, "accuracy", 0.99, 0.97, 3) == (
+        "On 1,200 photos of its test split: accuracy 99.0%, against 97.0% for version 3."
+    )

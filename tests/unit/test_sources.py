@@ -117,6 +117,13 @@ def test_one_class_folder_given_for_the_folder_of_classes_is_refused_naming_its_
     with pytest.raises(DatasetError, match="looks like one class folder") as err:
         list(iter_zip(zpath))
     assert "Zip the folder that holds the class folders" in err.value.hint
+    # the usual slip, a class folder with no folder in it at all (docs review, session 74: every photo was rejected as
+    # "not inside a class folder" and the parent never named)
+    rust = tmp_path / "mydata" / "rust"
+    with pytest.raises(DatasetError) as err:
+        list(iter_source(rust))
+    assert f"{rust}: 1 of its photos are in it directly, in no class folder: it looks like one" in err.value.message
+    assert f"`leafdoc ingest {tmp_path / 'mydata'} --dataset NAME`" in err.value.hint
     # a stray photo beside the class folders is only left out, by name, as before
     synthetic_image(tmp_path / "mydata" / "logo.jpg")
     entries, skipped = split(iter_folder(tmp_path / "mydata"))

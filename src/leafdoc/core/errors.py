@@ -89,6 +89,7 @@ class ConfigError(LeafdocError):
 class Unauthorized(LeafdocError):
     status = 401
     code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="leafdoc admin"'}  # HTTP's 401 names how to authenticate
 
 
 class RequestTooLarge(LeafdocError):
@@ -101,7 +102,7 @@ def too_large(limit: int, got: int | None = None) -> RequestTooLarge:
     return RequestTooLarge(
         f"{size} is over this route's limit of {limit:,} bytes.",
         hint="Send fewer or smaller files per request, or raise LEAFDOC_MAX_REQUEST_BYTES / LEAFDOC_MAX_IMAGE_BYTES "
-        "(LEAFDOC_MAX_JSON_BYTES for a JSON body).",
+        "(LEAFDOC_MAX_JSON_BYTES for a JSON body; feedback's 4 KiB is fixed: it is a few hundred bytes).",
     )
 
 

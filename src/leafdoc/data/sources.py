@@ -137,11 +137,14 @@ def nesting_problem(
             hint=hint,
         )
     loose = sum(1 for parts in photos if len(parts) == 1)  # photos in `root` itself, in no class folder
-    if inside and loose > max(len(rel) for rel in inside.values()):
+    # a folder given on this machine with its photos in it and no folder at all: one class folder given for the
+    # folder that holds them, the likeliest slip (a server's upload of a flat zip or files is labelled by `label`)
+    flat = loose and not inside and not zipped and not relative_names
+    if flat or (inside and loose > max(len(rel) for rel in inside.values())):
         # most photos lie in the folder itself: one class folder given for the folder that holds them (its own
         # sub-folders would become the classes, and its photos be left out; with no sub-folder at all, nothing is
         # ingested and the command says so)
-        subs = f" and {len(photos) - loose} in its sub-folders ({_listing(inside)})"
+        subs = f" and {len(photos) - loose} in its sub-folders ({_listing(inside)})" if inside else ""
         if zipped or relative_names:
             hint = "Zip the folder that holds the class folders (one folder per class, each holding its photos)."
         else:

@@ -70,8 +70,15 @@ class Answer(BaseModel):
         "--json` (a model folder has no registry version)."
     )
     label: str | None = Field(description="The diagnosis; null when the model abstains.")
-    confidence: float = Field(description="Probability of the most likely label.")
-    top_k: list[LabelScore]
+    confidence: float = Field(
+        description="Probability of the most likely label. When `abstained`, a figure the model did not trust enough "
+        "to answer with (with a crop that does not fit the leaf, even near 1 over that crop's labels): show "
+        "`message` to a person, never `top_k[0]` as a diagnosis."
+    )
+    top_k: list[LabelScore] = Field(
+        description="The most likely labels, most likely first (over the crop's labels only with `crop_given`). When "
+        "`abstained`, what the model weighed, not an answer."
+    )
     abstained: bool
     reason: Literal["poor_photo", "not_a_leaf", "unlike_training", "unknown_leaf", "unsure"] | None = Field(
         None,
@@ -84,7 +91,11 @@ class Answer(BaseModel):
         description="The abstention explained for a person, with no confidence figure; for unsure, which conditions "
         "it could be and how to tell them apart.",
     )
-    candidates: list[str] = Field(default_factory=list, description="Labels the model hesitates between.")
+    candidates: list[str] = Field(
+        default_factory=list,
+        description="For unsure: the labels the model hesitates between. Empty where the crop given does not fit "
+        "the leaf, or has one label the leaf is not like (`message` then says what the leaf looks like).",
+    )
     problems: list[str] = Field(
         default_factory=list,
         description=(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from leafdoc.core.errors import LeafdocError, ModelError
 from leafdoc.data.datasets import get_version, version_items
-from leafdoc.lifecycle.promotion import MIN_FAIR_IMAGES, promotion_decision
+from leafdoc.lifecycle.promotion import promotion_decision
 from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.modelfolder import SPLIT_FILE, read_labels, read_split
-from leafdoc.words.serving_change import WORSE, class_change
+from leafdoc.words.serving_change import WORSE, class_change, compared_on_test
 
 
 def own_test_photos(ws: Workspace, folder: Path) -> tuple[list[bytes], list[str]] | None:
@@ -85,13 +85,7 @@ def what_changes(ws: Workspace, folder: Path, serving_version: int | None, decis
     said = []
     if decision and decision.get("candidate") is not None and decision.get("serving") is not None:
         n, m = decision["n_images"], decision["metric"]
-        figures = (
-            f"On {n} photos of its test split: {m} {decision['candidate']:.1%}, against {decision['serving']:.1%} "
-            f"for version {serving_version}"
-        )
-        if n < MIN_FAIR_IMAGES:
-            figures += f"; {n} photos are too few to tell two models apart"
-        said.append(figures + ".")
+        said.append(compared_on_test(n, m, decision["candidate"], decision["serving"], serving_version))
     elif decision is None:  # said, not left out: "version 3 serves from now on" alone read as if it had been compared
         said.append(not_compared(folder, serving_version))
     old, new = read_labels(ws.registry.local_dir(serving_version)), read_labels(folder)

@@ -21,7 +21,7 @@ from leafdoc.lifecycle.workspace import Workspace
 from leafdoc.model_versions import check_promote_metric
 from leafdoc.service import errors, leftovers
 from leafdoc.service.deps import MONITORING_OPENS, AppState, require_admin, require_monitoring_token
-from leafdoc.service.docs import mount_docs
+from leafdoc.service.docs import document_errors, mount_docs
 from leafdoc.service.jobs import JobQueue, QueueCheck, counts_by_state
 from leafdoc.service.middleware import AdminGate, ApiHeaders, BodyBudget, BodyLimit, RequestMetrics, ShedLoad
 from leafdoc.service.monitoring import Monitor
@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures = admin_failure_limiter(settings)  # in Redis with a Redis queue: one count for every worker and replica
     gated = admin_routes((r for router in routers for r in router.routes), settings)
     app.add_middleware(AdminGate, routes=gated, token=settings.admin_token, failures=failures)
+    document_errors(app, {(route.path, method) for route, _ in gated for method in route.methods})
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     app.add_middleware(ApiHeaders)
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics

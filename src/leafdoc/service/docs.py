@@ -13,6 +13,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from leafdoc.service.routes import DESCRIPTIONS
+
 STATIC = Path(fastapi_offline.__file__).parent / "static"
 STATIC_PATH = "/docs/static"
 
@@ -43,3 +45,45 @@ def mount_docs(app: FastAPI) -> None:
             redoc_favicon_url=at(request, f"{STATIC_PATH}/favicon.png"),
             with_google_fonts=False,
         )
+
+
+# Answers the service's own layers give before or around a route (the admin gate, the body limits, the request
+# parser), which a route's `responses=` does not name: added to /openapi.json so that a client generated from it
+# knows every status it can meet, and FastAPI's 422 body (`HTTPValidationError`, {"detail": [...]}) is replaced by the
+# one leafdoc sends (`ErrorAnswer`, like every error: service/errors.py).
+GATE_CODES = (401, 403, 429)  # the admin gate's (service/middleware.py AdminGate)
+
+
+def document_errors(app: FastAPI, gated: set[tuple[str, str]]) -> None:
+    """Make app.openapi() name every error answer each route can give, all in the shape leafdoc sends; `gated`:
+    (path, method) of the routes behind the admin token."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            _complete(build(), gated)
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def _complete(schema: dict, gated: set[tuple[str, str]]) -> None:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for method, op in operations.items():
+            responses = op.setdefault("responses", {})
+            added = list(GATE_CODES) if (path, method.upper()) in gated else []
+            body = op.get("requestBody", {}).get("content", {})
+            added += [400, 413] if "application/json" in body else [413] if body else []  # BodyLimit, the parser
+            added += [422] if body or op.get("parameters") else []
+            for code in added:
+                responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+            for code, answer in responses.items():
+                said = str(answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref"))
+                if code[0] in "45" and ("content" not in answer or said.endswith("/HTTPValidationError")):
+                    answer["content"] = error  # FastAPI's own 422 included (a route's own body, /readyz's, stays)
+                    if answer.get("description") == "Validation Error":
+                        answer["description"] = DESCRIPTIONS[422]
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)

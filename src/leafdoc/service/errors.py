@@ -42,6 +42,13 @@ class BadUpload(LeafdocError):
     code = "bad_upload"
 
 
+class NotAPhotoBody(LeafdocError):
+    """A body sent to a photo route as JSON or text: no photo is in it (a client that sent base64 in JSON)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class AdminDisabled(LeafdocError):
     status = 403
     code = "admin_disabled"
@@ -88,8 +95,25 @@ MAX_DETAILS = 20  # problems listed in a 422 (the count says how many there were
 # was answered with 8 MB of details
 
 
+JSON_HINT = "Send a JSON object with Content-Type: application/json, as the route's examples at /docs show."
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
+    first_type = problems[0].get("type") if problems else None
+    if first_type == "json_invalid":  # JSON that does not parse: 400, as service.md says, and where it broke
+        at = problems[0].get("loc", ("body", "?"))[-1]
+        why = (problems[0].get("ctx") or {}).get("error", "malformed")
+        message = f"the request's body is not valid JSON ({why} at character {at})."
+        return JSONResponse({"error": "bad_request", "message": message, "hint": JSON_HINT}, status_code=400)
+    if first_type == "model_attributes_type" and tuple(problems[0].get("loc", ())) == ("body",):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()[:60] or "no Content-Type"
+        message = (
+            "the body must be a JSON object, not a list or a single value."
+            if kind.endswith("json")
+            else f"the body must be a JSON object with Content-Type: application/json (it was sent as {kind})."
+        )
+        return JSONResponse({"error": "invalid_request", "message": message, "hint": JSON_HINT}, status_code=422)
     details = jsonable_encoder(problems[:MAX_DETAILS], custom_encoder={Exception: str})
     for d in details:
         d.pop("input", None)  # may echo a whole upload back

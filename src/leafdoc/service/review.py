@@ -81,14 +81,14 @@ def item_dict(row: PredictionRow) -> dict:
 def photo_of(state: AppState, prediction_id: str) -> tuple[bytes, str]:
     row = predictions.get(state.catalog, prediction_id)
     if row.photo_sha256 is None:
-        raise _no_photo(prediction_id)
+        raise _no_photo(prediction_id, "there is none to show")
     data = state.store.get(row.photo_sha256)
     return data, _media_type(data)
 
 
-def _no_photo(prediction_id: str) -> Conflict:
+def _no_photo(prediction_id: str, so: str) -> Conflict:
     return Conflict(
-        f"no photo was kept for prediction {prediction_id[:64]!r}, so it cannot join a dataset.",
+        f"no photo was kept for prediction {prediction_id[:64]!r}, so {so}.",
         hint="Photos are kept only while the server runs with LEAFDOC_KEEP_PHOTOS=true.",
     )
 
@@ -112,7 +112,7 @@ def label_photo(state: AppState, prediction_id: str, label: str, dataset: str | 
     """An admin's label: the kept photo becomes a new dataset version (as an upload of one file would)."""
     row = predictions.get(state.catalog, prediction_id)
     if row.photo_sha256 is None:
-        raise _no_photo(prediction_id)
+        raise _no_photo(prediction_id, "it cannot join a dataset")
     label = uploads.check_name(label, "label")
     data = state.store.get(row.photo_sha256)
     with uploads.spool_folder(state.settings) as (upload_id, folder):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from leafdoc.service.schemas import UploadAnswer
+from leafdoc.service.schemas import UploadAnswer, UtcTime
 
 
 class FeedbackRequest(BaseModel):
@@ -22,12 +21,12 @@ class FeedbackAnswer(BaseModel):
     prediction_id: str
     correct: bool
     label: str | None
-    recorded: datetime
+    recorded: UtcTime
 
 
 class ReviewItem(BaseModel):
     prediction_id: str
-    created: datetime
+    created: UtcTime
     model_version: int
     label: str | None = Field(description="The diagnosis given; null when the model abstained.")
     top_label: str | None = Field(description="The most likely label, even when the model abstained.")

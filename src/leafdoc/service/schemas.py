@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from leafdoc.advice.schema import Entry
 from leafdoc.inference.answer import Answer
 from leafdoc.train.backbone_registry import NAMED_WEIGHTS
 from leafdoc.train.config import ONE_RUN_OPTIONS, TrainConfig
+
+# A time of the catalog, which stores UTC without its zone: sent with it ("...Z"), as RFC 3339's date-time wants.
+UtcTime = Annotated[datetime, AfterValidator(lambda t: t if t.tzinfo else t.replace(tzinfo=UTC))]
 
 
 class ErrorAnswer(BaseModel):
@@ -67,10 +70,10 @@ class TrainingJob(BaseModel):
         description="The model serving when its first attempt started; every attempt warm-starts from it."
     )
     upload_id: str | None
-    created: datetime | None
-    started: datetime | None
-    finished: datetime | None
-    cancel_requested: datetime | None = Field(
+    created: UtcTime | None
+    started: UtcTime | None
+    finished: UtcTime | None
+    cancel_requested: UtcTime | None = Field(
         None, description="When an admin asked to cancel it; a running job then ends `cancelled` within seconds."
     )
     epoch: int
@@ -119,7 +122,7 @@ class UploadAnswer(BaseModel):
     n_images: int
     n_classes: int
     classes: dict[str, int]
-    created: datetime
+    created: UtcTime
     training_job: TrainingJob | None = None
     retrain: str | None = Field(None, description="What happened to retrain=true.")
 
@@ -192,7 +195,7 @@ class ModelVersion(BaseModel):
     version: int
     status: Literal["candidate", "serving", "archived", "rejected"]
     serving: bool
-    created: datetime
+    created: UtcTime
     source: str
     job_id: str | None
     parent_version: int | None
@@ -225,7 +228,7 @@ class ServingEvent(BaseModel):
     previous_version: int | None
     action: Literal["seed", "promote", "auto_promote", "rollback"]
     reason: str
-    created: datetime
+    created: UtcTime
 
 
 class ModelList(BaseModel):
@@ -264,7 +267,7 @@ class DatasetVersion(BaseModel):
     version: int
     n_images: int
     n_classes: int
-    created: datetime
+    created: UtcTime
     source: str
 
 

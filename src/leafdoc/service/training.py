@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from leafdoc.core.errors import ConfigError, LeafdocError
+from leafdoc.core.errors import ConfigError, LeafdocError, NotFound
 from leafdoc.core.settings import Settings, without_password
 from leafdoc.data.catalog import Catalog, ModelVersionRow, TrainingJobRow, utcnow
 from leafdoc.data.datasets import get_version, version_labels
@@ -154,7 +154,15 @@ def submit(
 ) -> dict:
     """Record a queued job (on the latest dataset version unless one is named) and enqueue it."""
     dataset = dataset or default_dataset(settings, registry)
-    version_row = get_version(catalog, dataset, dataset_version)  # NotFound if it does not exist
+    try:
+        version_row = get_version(catalog, dataset, dataset_version)
+    except NotFound as missing:  # the library's hint is a command's; a client of the service uploads
+        if dataset_version is None:
+            missing.hint = (
+                f"Upload labelled photos first (POST /v1/uploads with `dataset` {dataset!r}, or the Retrain tab of "
+                "the web page or the desktop app), or name a dataset GET /v1/datasets lists."
+            )
+        raise
     version = version_row.version
     cfg = resolve_config(registry, options, settings, warm_start, version_labels(catalog, version_row))
     ptr = registry.serving()

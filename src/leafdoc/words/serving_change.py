@@ -73,9 +73,7 @@ def _figures(new: dict, sv: int, old: dict) -> str | None:
     promo = new.get("promotion") or {}
     c, s, n = promo.get("candidate"), promo.get("serving"), promo.get("n_images")
     if promo.get("serving_version") == sv and _number(c) and _number(s) and isinstance(n, int):
-        m = promo.get("metric") or "accuracy"
-        said = f"On {n:,} photos of its test split: {m} {c:.1%}, against {s:.1%} for version {sv}"
-        return said + (f"; {n} photos are too few to tell two models apart" if n < MIN_FAIR_IMAGES else "") + "."
+        return compared_on_test(n, promo.get("metric") or "accuracy", c, s, sv)
     new_test = (new.get("metrics") or {}).get("test") or {}
     old_test = (old.get("metrics") or {}).get("test") or {}
     if not _number(new_test.get("accuracy")):
@@ -84,7 +82,22 @@ def _figures(new: dict, sv: int, old: dict) -> str | None:
     if _number(old_test.get("accuracy")):
         said += f", against {_share(old_test)} for version {sv} (each on its own test photos, not the same)"
     few = [t["n"] for t in (new_test, old_test) if isinstance(t.get("n"), int) and t["n"] < MIN_FAIR_IMAGES]
-    return said + (f"; {min(few)} photos are too few to tell two models apart" if few else "") + "."
+    return said + (f"; {too_few(min(few))}" if few else "") + "."
+
+
+def photos(n: int) -> str:
+    return f"{n:,} photo" + ("" if n == 1 else "s")
+
+
+def too_few(n: int) -> str:
+    return f"{photos(n)} {'is' if n == 1 else 'are'} too few to tell two models apart"
+
+
+def compared_on_test(n: int, metric: str, candidate: float, serving: float, serving_version: int) -> str:
+    """A new version against the serving one on the same `n` photos of its test split, and whether that is too few."""
+    said = f"On {photos(n)} of its test split: {metric} {candidate:.1%}, against {serving:.1%} for version "
+    said += str(serving_version)
+    return said + (f"; {too_few(n)}" if n < MIN_FAIR_IMAGES else "") + "."
 
 
 def serving_change(new: dict, models: dict, name: Callable[[str], str] = label_words) -> list[str]:

@@ -12,7 +12,7 @@ from leafdoc.inference.answer import Answer, ExplainAnswer
 from leafdoc.inference.baseline import ood_threshold
 from leafdoc.service import serving
 from leafdoc.service.deps import AppState, get_state
-from leafdoc.service.errors import InvalidRequest
+from leafdoc.service.errors import InvalidRequest, NotAPhotoBody
 from leafdoc.service.routes import errors
 from leafdoc.service.schemas import BatchAnswer
 
@@ -140,6 +140,13 @@ async def read_images(
 
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     name = request.query_params.get("filename")
+    if ctype.endswith(b"json") or ctype.startswith(b"text/"):
+        raise NotAPhotoBody(
+            f"a body of type {ctype.decode('latin-1')[:60]} is not a photo.",
+            hint="Send the photo as a multipart form (curl -F file=@leaf.jpg; a batch: -F files=@a.jpg -F "
+            "files=@b.jpg) or as the raw body with its type (curl --data-binary @leaf.jpg -H 'Content-Type: "
+            "image/jpeg').",
+        )
     if ctype == b"multipart/form-data":
         if not params.get(b"boundary"):
             raise InvalidRequest("the multipart body has no boundary.", hint="Let your HTTP client build the form.")
@@ -233,7 +240,7 @@ def _crop(query: str | None, form: dict[str, str]) -> str | None:
     "/predict",
     response_model=Answer,
     summary="Diagnose one leaf photo",
-    responses=errors(413, 422, 503),
+    responses=errors(413, 415, 422, 503),
     openapi_extra=_image_body("file", many=False),
 )
 async def predict(
@@ -261,7 +268,7 @@ async def predict(
     "/predict/batch",
     response_model=BatchAnswer,
     summary="Diagnose several photos in one request",
-    responses=errors(413, 422, 503),
+    responses=errors(413, 415, 422, 503),
     openapi_extra=_image_body("files", many=True),
 )
 async def predict_batch(
@@ -293,7 +300,7 @@ async def predict_batch(
     "/explain",
     response_model=ExplainAnswer,
     summary="Diagnose one photo and show where the model looked (class activation heat map)",
-    responses=errors(413, 422, 503),
+    responses=errors(413, 415, 422, 503),
     openapi_extra=_image_body("file", many=False),
 )
 async def explain(
