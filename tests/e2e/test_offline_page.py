@@ -636,9 +636,17 @@ class CuttingProxy:
         self.server.server_close()
 
 
+STATUS_WORDS = """window.statusWords = [];
+new MutationObserver(() => {
+  const status = document.getElementById("status");
+  if (status) window.statusWords.push(status.textContent);
+}).observe(document, { childList: true, subtree: true, characterData: true });"""
+
+
 def test_a_download_cut_short_goes_on_where_it_stopped(tmp_path, browser):
     """On a weak signal a connection dropped at 6 of 7.6 MB cost the whole download again at "Try again" (session 74).
-    Now the page keeps what it got, and the next try asks only for the rest: the server's model to the byte."""
+    Now the page keeps what it got, and the next try asks only for the rest: the server's model to the byte. In
+    French, as a grower there reads it: "4,2 sur 11,1 Mo" (it said 4.2, an English decimal point)."""
     from tests.live_server import start_server
 
     vendor_or_skip()
@@ -650,12 +658,16 @@ def test_a_download_cut_short_goes_on_where_it_stopped(tmp_path, browser):
     try:
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
-        page.goto(f"{proxy.base}/app/")
+        page.add_init_script(STATUS_WORDS)  # every word the status line said, from the first
+        page.goto(f"{proxy.base}/app/?lang=fr")
         page.wait_for_selector("#retry")
         said = page.text_content("#status")
-        assert said.startswith("The model could not be loaded (") and "try again" in said, said
+        assert said.startswith("Le modèle n'a pas pu être chargé") and "réessayez" in said, said
         page.click("#retry")
         wait_ready(page)
+        progress = [w for w in page.evaluate("() => window.statusWords") if w.startswith("Téléchargement du modèle")]
+        mb = (described["model_bytes"] + described["checks_bytes"]) / 1e6
+        assert progress and all(w.endswith(f" sur {mb:.1f} Mo…".replace(".", ",")) for w in progress), progress[:3]
         # asked again from where the page's bytes stopped (at the cut, or a little before: the browser may not hand
         # the page the last bytes of an answer cut short), and only for the rest
         assert [status for status, _ in proxy.sent] == [200, 206], proxy.sent

@@ -52,7 +52,8 @@ async function keepOffline() {
 
 const MODELS = "leafdoc-offline-models"; // the cache sw.js answers the model from (and keeps across page versions)
 const STALL_MS = 30000; // a download that receives nothing for this long has stopped: said, not waited on for ever
-const MB = (bytes) => (bytes / 1e6).toFixed(1);
+// in the page's language's way (4,2 in French and Spanish)
+const MB = (bytes) => (bytes / 1e6).toLocaleString(state.lang || "en", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 async function modelCache() {
