@@ -358,3 +358,14 @@ def test_each_example_photo_has_one_label_a_model_knows_in_the_examples_readme(t
     readme.write_text(readme.read_text().replace("`Potato___healthy`", "`Potato___Late_blight`"))
     assert example_labels(tmp_path) == {**EXAMPLE_LABELS, "potato_healthy.jpg": "Potato___Late_blight"}
     assert example_labels(tmp_path / "nowhere") == {}  # an install without the examples: no buttons to name
+
+
+def test_the_language_links_are_named_in_the_pages_language():
+    """A screen reader announced the links' group as "Language" on the Spanish, French and Hindi pages."""
+    from leafdoc.ui.language import switch_html
+
+    for lang, name in (("en", "Language"), ("es", "Idioma"), ("fr", "Langue"), ("hi", "भाषा")):
+        said = switch_html(lang)
+        assert f'<nav id="language-switch" aria-label="{name}">' in said, said
+        assert f'<strong lang="{lang}" aria-current="true">' in said
+    assert 'aria-label="Language"' in switch_html()  # before the page knows its language

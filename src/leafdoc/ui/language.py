@@ -4,7 +4,9 @@ makes Gradio's front end speak it. No Gradio import here: ui/mount.py uses `earl
 
 from __future__ import annotations
 
-from leafdoc.core.i18n import NAMES, UnknownLanguage, negotiate
+import html
+
+from leafdoc.core.i18n import NAMES, N_, UnknownLanguage, gettext, negotiate
 
 
 def page_language(request) -> str:
@@ -20,6 +22,9 @@ def page_language(request) -> str:
         return negotiate(None, headers.get("accept-language"))
 
 
+LANGUAGE = N_("Language")
+
+
 def switch_html(current: str | None = None) -> str:
     """Links to the page in each language (`?lang=`), each named in its own language; the page's own (`current`,
     once the page knows it) marked, and not a link."""
@@ -29,7 +34,8 @@ def switch_html(current: str | None = None) -> str:
         else f'<a href="?lang={code}" lang="{code}" hreflang="{code}">{name}</a>'
         for code, name in NAMES.items()
     )
-    return f'<nav id="language-switch" aria-label="Language">{links}</nav>'
+    label = gettext(current or "en", LANGUAGE)  # a screen reader names the links' group in the page's language
+    return f'<nav id="language-switch" aria-label="{html.escape(label)}">{links}</nav>'
 
 
 # Gradio's front end reads the browser's language (navigator.language) for the catalogs above, as its scripts load:
