@@ -169,6 +169,10 @@ def test_the_feedback_row_and_heat_map_read_normally_on_a_phone(browser, phone_u
             on_screen_across(b, button, width)
             assert 60 <= b["width"] <= width and 24 <= b["height"] <= 64, f"{button} is {b}"
         on_screen_across(question, "'Was this right?'", width)
+        # Yes and No side by side, a pair under the question (at 360 px No fell alone to the line under Yes)
+        up, down = box(page, "#feedback-up"), box(page, "#feedback-down")
+        assert abs(up["y"] - down["y"]) < 2 and up["x"] + up["width"] <= down["x"], (up, down)
+        assert up["y"] >= question["y"] + question["height"] - 1, (question, up)
 
         title = box(page, "#heat-map [data-testid=block-label]")
         tools = box(page, "#heat-map .icon-button-wrapper")

@@ -91,6 +91,11 @@ CSS = (
   #photo-side > #leaf-photo, #photo-side > .form:has(> #crop-choice) { order: 1; }
   #photo-side > #diagnose-button { order: 2; }
   #answer-side { order: 2; width: 100% !important; min-width: 0 !important; }
+  /* "Was this right?" on its line, then Yes and No side by side, each half the width (at 360 px No fell alone to
+     the next line, under the question, with Yes at the right edge above it) */
+  #feedback-row > #feedback-question { flex: 1 1 100% !important; }
+  #feedback-row > button { flex: 1 1 0 !important; }
+  #feedback-row > button:first-of-type { margin-left: 0.6em !important; }
   /* scrolled to when it arrives: a little room above it, so that its border is not cut at a fractional scroll */
   #verdict { scroll-margin-top: 6px; }
   #leaf-photo { height: 260px !important; }
