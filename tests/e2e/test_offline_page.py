@@ -682,6 +682,66 @@ def test_a_download_cut_short_goes_on_where_it_stopped(tmp_path, browser):
         server.stop()
 
 
+PLANT_PART = """async ([file, how]) => {
+  const url = new URL(file, location.href).href;
+  const answer = await fetch(url, { cache: "no-store" });
+  const whole = new Uint8Array(await answer.arrayBuffer());
+  let part = whole;
+  if (how === "damaged") {
+    part = whole.slice(0, whole.length >> 1);
+    part[1000] ^= 0xff; // one byte of the part changed: the tag no longer fits what would be put together
+  } else if (how === "too long") {
+    part = new Uint8Array(whole.length + 10);
+    part.set(whole);
+  }
+  const cache = await caches.open("leafdoc-offline-models");
+  await cache.put(url + ".part", new Response(part, { headers: { ETag: answer.headers.get("ETag") } }));
+  return part.length;
+}"""
+
+
+def test_a_kept_part_that_is_whole_damaged_or_too_long_never_locks_the_page_out(tmp_path, browser):
+    """The security review of session 74: a part holding the whole file (the connection dropped after the last byte)
+    was asked for from its end, answered 416, on every try, until a new version; a damaged part was joined to the
+    rest and the model run (every probability NaN, answered as apple scab). A whole part is used as it is, one that
+    cannot be gone on from is dropped, and what is put together is checked against the server's SHA-256 tag."""
+    from tests.live_server import start_server
+
+    vendor_or_skip()
+    server = start_server(tmp_path / "serve", STARTER)
+    described = httpx.get(f"{server.base}/app/model.json").json()
+    whole = httpx.get(f"{server.base}/app/{described['model']}").content
+    proxy = CuttingProxy(server.base, "/model.onnx", cut_at=10**12)  # never cuts: it tells what was asked
+    try:
+        for how, asked_then in (
+            ("whole", []),
+            ("too long", [200]),
+            ("damaged", [206]),
+        ):
+            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+            try:
+                page = context.new_page()
+                page.set_default_timeout(WAIT_MS)
+                page.goto(f"{proxy.base}/app/status.json")  # the origin, without the page's own start
+                page.evaluate(PLANT_PART, [f"/app/{described['model']}", how])
+                proxy.sent.clear()
+                page.goto(f"{proxy.base}/app/")
+                if how == "damaged":
+                    page.wait_for_selector("#retry")
+                    said = page.text_content("#status")
+                    assert "came out damaged" in said, said
+                    page.click("#retry")
+                    asked_then = [206, 200]  # the part dropped: the try again downloads it whole
+                wait_ready(page)
+                assert [status for status, _ in proxy.sent] == asked_then, (how, proxy.sent)
+                assert page.evaluate(KEPT_SHA256, described["model"]) == hashlib.sha256(whole).hexdigest(), how
+            finally:
+                context.close()
+    finally:
+        proxy.stop()
+        server.stop()
+
+
 KEPT_SHA256 = """async (file) => {
   const kept = await (await caches.open("leafdoc-offline-models")).match(new URL(file, location.href).href);
   const digest = await crypto.subtle.digest("SHA-256", await kept.arrayBuffer());

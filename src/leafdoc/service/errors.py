@@ -104,7 +104,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     if first_type == "json_invalid":  # JSON that does not parse: 400, as service.md says, and where it broke
         at = problems[0].get("loc", ("body", "?"))[-1]
         why = (problems[0].get("ctx") or {}).get("error", "malformed")
-        message = f"the request's body is not valid JSON ({why} at character {at})."
+        message = f"the request's body is not valid JSON: {why} (character {at})."
         return JSONResponse({"error": "bad_request", "message": message, "hint": JSON_HINT}, status_code=400)
     if first_type == "model_attributes_type" and tuple(problems[0].get("loc", ())) == ("body",):
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()[:60] or "no Content-Type"

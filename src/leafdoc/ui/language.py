@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from leafdoc.core.i18n import NAMES, N_, UnknownLanguage, gettext, negotiate
+from leafdoc.core.i18n import N_, NAMES, UnknownLanguage, gettext, negotiate
 
 
 def page_language(request) -> str:

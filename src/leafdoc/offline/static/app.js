@@ -68,6 +68,8 @@ async function modelCache() {
 // whole download (`before` of `total` bytes already had), then kept for the visits with no connection. A download
 // that stops (a dropped connection, a stall) keeps what it got beside the file (`.part`, with the file's ETag), and
 // the next try asks only for the rest (Range, If-Range: the server sends the whole again if its version changed).
+// The server's ETag is the file's SHA-256 ("sha256-" and its first 32 hex digits): what is kept is checked against it
+// and `size` (the bytes model.json gives), so a part that does not join up is dropped, never run.
 const PART = ".part";
 
 function joined(parts, length) {
@@ -80,20 +82,30 @@ function joined(parts, length) {
   return data;
 }
 
-async function fetchKept(cache, url, before, total) {
+// Whether `data` is the file the server tagged `etag` (a tag of another form, or no way to hash here: not checked).
+async function isTagged(data, etag) {
+  const hex = /^"sha256-([0-9a-f]{32})"$/.exec(etag || "");
+  if (!hex || !(self.crypto && crypto.subtle)) return true;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("") === hex[1];
+}
+
+async function fetchKept(cache, url, before, total, size) {
   const kept = cache && (await cache.match(url));
   if (kept) return kept.arrayBuffer();
   const part = cache && (await cache.match(url + PART));
   const had = part ? new Uint8Array(await part.arrayBuffer()) : null;
-  const asked = had && had.length && part.headers.get("ETag");
-  const headers = asked ? { Range: `bytes=${had.length}-`, "If-Range": asked } : {};
-  const response = await fetch(url, { cache: "no-store", headers });
+  const tag = part && part.headers.get("ETag");
+  const drop = () => cache && cache.delete(url + PART).catch(() => {});
+  const type = "application/octet-stream";
+  if (had && had.length === size && (await isTagged(had, tag))) return keep(cache, url, had, type); // all of it, cut at the end
+  const resume = Boolean(had && tag && had.length && had.length < size);
+  if (had && !resume) await drop(); // a part that cannot be gone on from (too long, no tag)
+  const response = await fetch(url, { cache: "no-store", headers: resume ? { Range: `bytes=${had.length}-`, "If-Range": tag } : {} });
+  const goesOn = resume && response.status === 206 && (response.headers.get("Content-Range") || "").startsWith(`bytes ${had.length}-`);
+  if (resume && !(goesOn || response.status === 200)) await drop(); // 416, or another part: the next try starts over
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const goesOn = asked && response.status === 206 && (response.headers.get("Content-Range") || "").startsWith(`bytes ${had.length}-`);
-  if (response.status === 206 && !goesOn) {
-    if (cache) await cache.delete(url + PART).catch(() => {});
-    throw new Error(`${url}: the server sent another part than the one asked for`);
-  }
+  if (response.status === 206 && !goesOn) throw new Error(`${url}: the server sent another part than the one asked for`);
   const etag = response.headers.get("ETag");
   const reader = response.body.getReader();
   const parts = goesOn ? [had] : [];
@@ -118,7 +130,14 @@ async function fetchKept(cache, url, before, total) {
     throw e;
   }
   const data = joined(parts, got);
-  const type = response.headers.get("Content-Type") || "application/octet-stream";
+  if ((size && got !== size) || !(await isTagged(data, etag))) {
+    await drop();
+    throw new Error(`${url}: the download came out damaged (${MB(got)} MB, not the server's file)`);
+  }
+  return keep(cache, url, data, response.headers.get("Content-Type") || type);
+}
+
+async function keep(cache, url, data, type) {
   if (cache) {
     await cache.put(url, new Response(data, { headers: { "Content-Type": type } })).catch(() => {});
     await cache.delete(url + PART).catch(() => {});
@@ -211,7 +230,7 @@ function decide(probs, problems, reading, crop) {
   }
   if (crop && mismatched(mass, probs, among, order[0])) return refuse("unsure", { seen: labels[order[0]] });
   const shownOrder = best(shown, all);
-  if (shown[shownOrder[0]] < threshold) {
+  if (!(shown[shownOrder[0]] >= threshold)) { // NaN too: a model that computes nothing answers nothing
     const candidates = hesitation(shownOrder, shown).map((i) => labels[i]);
     // Without the checks: sure enough for the server, not for this page, which cannot check the photo.
     const strict = !state.checks && shown[shownOrder[0]] >= state.model.server_min_confidence;
@@ -625,9 +644,9 @@ async function start() {
   if (why) throw new Error(`The serving model cannot run on this page: ${why}. Use the full page (/ui) with a connection.`);
   const cache = await modelCache();
   const total = (state.model.model_bytes || 0) + (state.model.checks_bytes || 0);
-  const bytes = await fetchKept(cache, state.model.model, 0, total);
+  const bytes = await fetchKept(cache, state.model.model, 0, total, state.model.model_bytes);
   if (state.model.checks) {
-    state.checks = readChecks(await fetchKept(cache, state.model.checks, bytes.byteLength, total));
+    state.checks = readChecks(await fetchKept(cache, state.model.checks, bytes.byteLength, total, state.model.checks_bytes));
   } else document.getElementById("checks-note").hidden = false;
   await keepDescription(cache).catch(() => {});
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
