@@ -552,6 +552,9 @@ def test_a_slow_first_visit_says_its_download_and_a_dropped_one_can_be_tried_aga
 
     vendor_or_skip()
     server = start_server(tmp_path / "serve", STARTER)
+    # the connection drops 3 MB into the model (CDP's "offline" let a download under way finish, and the service
+    # worker's own requests through, once it had taken the page over)
+    proxy = CuttingProxy(server.base, "/model.onnx", cut_at=3_000_000)
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     try:
         page = context.new_page()
@@ -560,15 +563,14 @@ def test_a_slow_first_visit_says_its_download_and_a_dropped_one_can_be_tried_aga
         cdp.send("Network.enable")
         slow = {"offline": False, "latency": 100, "downloadThroughput": 2_000_000, "uploadThroughput": 500_000}
         cdp.send("Network.emulateNetworkConditions", slow)  # 16 Mbit/s: the download takes seconds, not minutes
-        page.goto(f"{server.base}/app/")
+        page.goto(f"{proxy.base}/app/")
         page.wait_for_function("() => document.getElementById('status').textContent.includes(' MB')")
         said = page.text_content("#status")
         assert said.startswith("Downloading the model once, for use with no connection: "), said
         total = json.loads(httpx.get(f"{server.base}/app/model.json").text)
         mb = (total["model_bytes"] + total["checks_bytes"]) / 1e6
         assert said.endswith(f" of {mb:.1f} MB…"), (said, mb)
-        cdp.send("Network.emulateNetworkConditions", {**slow, "offline": True})  # the connection drops
-        page.wait_for_selector("#retry")
+        page.wait_for_selector("#retry")  # the connection dropped
         said = page.text_content("#status")
         assert said.startswith("The model could not be loaded (") and "try again" in said, said
         cdp.send("Network.emulateNetworkConditions", {**slow, "offline": False, "downloadThroughput": -1})
@@ -582,6 +584,7 @@ def test_a_slow_first_visit_says_its_download_and_a_dropped_one_can_be_tried_aga
         assert len(shell) == 1 and not any(p.endswith((".onnx", ".bin")) for p in kept[shell[0]]), kept
     finally:
         context.close()
+        proxy.stop()
         server.stop()
 
 
@@ -668,11 +671,11 @@ def test_a_download_cut_short_goes_on_where_it_stopped(tmp_path, browser):
         progress = [w for w in page.evaluate("() => window.statusWords") if w.startswith("Téléchargement du modèle")]
         mb = (described["model_bytes"] + described["checks_bytes"]) / 1e6
         assert progress and all(w.endswith(f" sur {mb:.1f} Mo…".replace(".", ",")) for w in progress), progress[:3]
-        # asked again from where the page's bytes stopped (at the cut, or a little before: the browser may not hand
-        # the page the last bytes of an answer cut short), and only for the rest
+        # asked again from where the page's bytes stopped (at the cut or before: the browser may not hand the page
+        # all it received of an answer cut short), and only for the rest
         assert [status for status, _ in proxy.sent] == [200, 206], proxy.sent
         first, _, last = proxy.sent[1][1].removeprefix("bytes ").partition("-")
-        assert len(whole) // 4 < int(first) <= len(whole) // 2 and last == f"{len(whole) - 1}/{len(whole)}", proxy.sent
+        assert 0 < int(first) <= len(whole) // 2 and last == f"{len(whole) - 1}/{len(whole)}", proxy.sent
         assert page.evaluate(KEPT_SHA256, described["model"]) == hashlib.sha256(whole).hexdigest()
         kept = page.evaluate(KEPT_CACHES)["leafdoc-offline-models"]
         assert sorted(path.rsplit("/", 1)[-1] for path in kept) == ["checks.bin", "model.json", "model.onnx"], kept
