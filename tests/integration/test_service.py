@@ -661,3 +661,31 @@ def test_a_rollback_that_names_its_version_is_refused_when_another_would_serve(c
     r = client.post("/v1/models/rollback", headers=ADMIN, json={"to_version": v2})
     assert r.status_code == 200 and r.json()["serving_version"] == v2
     assert_error(client.post("/v1/models/rollback", headers=ADMIN, json={"to_version": 0}), 422, "invalid_request")
+
+
+def test_a_page_of_another_site_calls_the_api_only_from_the_origins_the_operator_names(make_client, models):
+    """The API review of session 74: a farm's web app on its own site could not call the API from the browser (no
+    CORS answer: its preflight got 405). LEAFDOC_CORS_ORIGINS names the sites that may; others still may not."""
+    from leafdoc.core.settings import Settings
+
+    farm, other = "https://farm.example", "https://evil.example"
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    closed = make_client(models["answers"])
+    r = closed.options("/v1/predict", headers={"Origin": farm, **preflight})
+    assert r.status_code == 405 and "access-control-allow-origin" not in r.headers
+    api = make_client(models["answers"], home=None, cors_origins=f"{farm}, https://lab.example:8443")
+    for path in ("/v1/predict", "/v1/uploads"):  # an admin route's preflight too: it carries no token
+        r = api.options(path, headers={"Origin": farm, **preflight})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == farm, (path, r.text)
+        assert "authorization" in r.headers["access-control-allow-headers"].lower()
+        r = api.options(path, headers={"Origin": other, **preflight})
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+    r = api.post("/v1/predict", files={"file": ("a.jpg", photo_bytes(0))}, headers={"Origin": farm})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == farm
+    assert "content-language" in r.headers["access-control-expose-headers"].lower()
+    r = api.post("/v1/predict", files={"file": ("a.jpg", photo_bytes(0))}, headers={"Origin": other})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # its page cannot read it
+    assert_error(api.get("/v1/uploads", headers={"Origin": farm}), 401, "unauthorized")  # the token still needed
+    for bad in ("farm.example", "https://farm.example/path", "ftp://farm.example"):
+        with pytest.raises(ValueError, match="cors_origins"):
+            Settings(cors_origins=bad)

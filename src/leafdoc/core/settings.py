@@ -371,6 +371,14 @@ class Settings(BaseSettings):
         "public name. The page writes the name it was visited by into its own URLs, so a request naming any other "
         "(Host or X-Forwarded-Host) is answered 400.",
     )
+    cors_origins: str = Field(
+        "",
+        pattern=r"^\s*(\*|https?://[^/\s,]+(\s*,\s*https?://[^/\s,]+)*)?\s*$",
+        description="Web origins whose pages may call the API from the browser (`https://farm.example`, separated by "
+        "commas; `*`: any), answered with CORS headers (Access-Control-Allow-Origin). Unset: none, and a page of "
+        "another site cannot read the API's answers: call it from your app's server, or serve your page behind the "
+        "same reverse proxy as leafdoc. No cookies are involved: an admin route still needs its token.",
+    )
     ui_page_key: str = Field(
         default_factory=lambda: secrets.token_urlsafe(32),
         min_length=16,

@@ -13,6 +13,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from leafdoc import __version__
@@ -157,6 +158,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_errors(app, {(route.path, method) for route, _ in gated for method in route.methods})
     app.add_middleware(ShedLoad, after=settings.shed_after_seconds, metrics=state.metrics)
     app.add_middleware(ApiHeaders)
+    if settings.cors_origins.strip():  # outside the admin gate: a browser's preflight carries no token
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-Admin-Token", "Content-Type", "Accept-Language"],
+            expose_headers=["Content-Language", "Retry-After"],
+            max_age=600,
+        )
     paths = frozenset(r.path for router in routers for r in router.routes if "{" not in r.path)  # see RequestMetrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, paths=paths)  # outermost: sees 413s and 503s too
     try:
