@@ -21,6 +21,7 @@ from tests.crop_photos import other_crop_photo_or_skip, words  # noqa: E402
 pytest.importorskip("PySide6.QtWidgets")
 pytest.importorskip("pytestqt")
 
+from tests.e2e.desktop_support import next_dialog  # noqa: E402
 from tests.e2e.test_desktop import SLOW, drop_files, open_window  # noqa: E402
 
 from leafdoc.desktop.prefs import open_settings  # noqa: E402
@@ -108,6 +109,11 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     said = (tab.drop_zone.pick.text(), tab.lang_title.text(), tab.table.horizontalHeaderItem(2).text())
     assert said == ("Elegir fotos…", "Idioma", "Diagnóstico"), said
     assert tab.crop.itemText(0) == "No lo sé" and tab.history_box.title() == "Historial de esta sesión"
+    # the crops in Spanish too, as the page names them (they stayed "Tomato", "Bell pepper": the desktop review of
+    # session 74)
+    qtbot.waitUntil(lambda: tab.crop.count() > 1, timeout=SLOW)
+    crops = {tab.crop.itemData(i): tab.crop.itemText(i) for i in range(1, tab.crop.count())}
+    assert crops["tomato"] == "Tomate" and crops["bell pepper"].startswith("Pimiento"), crops
     qtbot.waitUntil(lambda: tab.knows.isVisible(), timeout=SLOW)
     assert "Este modelo conoce" in tab.knows.text(), tab.knows.text()
     # under it, folded, what the model cannot do: the starter card's limitations in Spanish, marked unreviewed
@@ -143,6 +149,15 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
         "not_a_leaf.jpg": "no es seguro: no es una hoja que conozca",
         "tomato_early_blight.jpg": "diagnosticada",
     }
+    # a file that is no photo: said in Spanish, on its card and in the box (the server's words are English)
+    text_file = tmp_path / "notaphoto.jpg"
+    text_file.write_text("these are words, not a photo")
+    drop_files(tab, [text_file])
+    qtbot.waitUntil(lambda: len(tab.cards) == 3 and any(c.error for c in tab.cards), timeout=SLOW)
+    [bad] = [c for c in tab.cards if c.error]
+    assert bad.error.startswith("notaphoto.jpg: este archivo no se puede leer como foto"), bad.error
+    _, said_in_box, what_to_do = next_dialog(qtbot)
+    assert said_in_box == bad.error.split("\n")[0] and "JPEG" in what_to_do and "not a photo" not in said_in_box
     # the photo guide in Spanish too
     tab.show_guide()
     assert tab.guide_dialog.windowTitle().startswith("Guía de fotos")

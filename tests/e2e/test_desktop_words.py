@@ -168,9 +168,9 @@ def test_the_card_counts_a_small_test_set_instead_of_saying_more_than_99_9_perce
 def test_a_batch_error_names_each_file_once(qtbot, window):
     tab = window.diagnose
     tab._pending, tab._batch_size = 1, 3
-    tab._batch_errors = [
-        ("readme_renamed.jpg", ApiError("readme_renamed.jpg: not a photo (the file is text).")),
-        ("broken.png", ApiError("the photo could not be decoded.")),
+    tab._batch_errors = [  # as their cards said them
+        ("readme_renamed.jpg", "readme_renamed.jpg: not a photo (the file is text).", ""),
+        ("broken.png", "The photo could not be decoded.", ""),
     ]
     tab._one_done()
     title, text, _ = next_dialog(qtbot)

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from leafdoc.api_client import LeafdocClient
+from leafdoc.api_client import ApiError, LeafdocClient
 from leafdoc.core.i18n import LANGUAGES, N_, gettext
 from leafdoc.core.i18n import NAMES as LANGUAGE_NAMES
 from leafdoc.desktop import dialogs
@@ -53,6 +53,7 @@ from leafdoc.words.feedback import asks_feedback
 from leafdoc.words.labels import answer_name
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import percent_words
+from leafdoc.words.photo_errors import photo_error_words
 from leafdoc.words.photo_guide import answer_notes, knows_note, serving_crops
 from leafdoc.words.refusals import refusal_headline
 
@@ -383,7 +384,7 @@ class DiagnoseTab(Tab):
         self.cards: list[ResultCard] = []
         self.history: list[dict] = []
         self._pending = 0
-        self._batch_errors: list[tuple[str, BaseException]] = []
+        self._batch_errors: list[tuple[str, str, str]] = []  # (file, what went wrong, what to do), as its card said
         self._batch_size = 0
         self._batch_done = 0
         self._waiting: deque[tuple[Path, dict]] = deque()  # photos of a batch not sent yet, with what to ask
@@ -495,6 +496,8 @@ class DiagnoseTab(Tab):
         self.crop_title.setText(say(CROP))
         self.crop.setToolTip(say(CROP_TIP))
         self.crop.setItemText(0, say(CROP_UNKNOWN))
+        for i in range(1, self.crop.count()):  # the crops too, in the language picked now
+            self.crop.setItemText(i, self.crop_name(self.crop.itemData(i)))
         self.lang_title.setText(say(LANGUAGE))
         self.lang.setToolTip(say(LANGUAGE_TIP))
         self.empty_hint.setText(say(EMPTY))
@@ -552,6 +555,11 @@ class DiagnoseTab(Tab):
         self.limits_button.setArrowType(Qt.ArrowType.DownArrow if unfolded else Qt.ArrowType.RightArrow)
         self.limits.setVisible(unfolded and self.limits_button.isVisible())
 
+    def crop_name(self, crop: str) -> str:
+        """A crop as the API names it (`bell pepper`), in the tab's language with a capital, as the page shows it."""
+        name = self.say(crop)  # the crops' names are in the answers catalog
+        return name[:1].upper() + name[1:]
+
     def fill_crops(self, crops: list[str]) -> None:
         """The serving model's crops in the crop box, the one picked last selected if this model knows it. None
         (a model whose labels name no crop, a lab's "late blight" and "healthy"; or no model serving): the box and its
@@ -560,7 +568,7 @@ class DiagnoseTab(Tab):
         self.crop.clear()
         self.crop.addItem(self.say(CROP_UNKNOWN), "")
         for c in crops:
-            self.crop.addItem(c[:1].upper() + c[1:], c)
+            self.crop.addItem(self.crop_name(c), c)
         self.crop.setCurrentIndex(max(0, self.crop.findData(wanted)) if wanted else 0)
         self.crop.setVisible(bool(crops))
         self.crop_title.setVisible(bool(crops))
@@ -703,9 +711,11 @@ class DiagnoseTab(Tab):
     def _failed(self, card: ResultCard, exc: BaseException) -> None:
         if card not in self.cards:
             return
-        text, hint = dialogs.describe(exc, card.lang)
+        # a photo the server cannot read, said in the card's language (the server's message is English), as the page
+        code = exc.code if isinstance(exc, ApiError) else None
+        text, hint = photo_error_words(code, card.path.name, card.lang) or dialogs.describe(exc, card.lang)
         card.show_error(text + (f"\n{hint}" if hint else ""))
-        self._batch_errors.append((card.path.name, exc))
+        self._batch_errors.append((card.path.name, text, hint))
 
     def _one_done(self) -> None:
         self._pending -= 1
@@ -714,9 +724,10 @@ class DiagnoseTab(Tab):
         errors, total = self._batch_errors, self._batch_size
         self._batch_errors = []
         if len(errors) == 1:
-            dialogs.show_error(self, self.say(FAILED_ONE), errors[0][1], lang=self.language)
+            _, text, hint = errors[0]
+            dialogs.show_error(self, self.say(FAILED_ONE), text, hint=hint, lang=self.language)
             return
-        lines = "\n".join(f"• {_named(name, dialogs.describe(exc)[0])}" for name, exc in errors)
+        lines = "\n".join(f"• {_named(name, text)}" for name, text, _ in errors)
         dialogs.show_error(
             self,
             self.say(FAILED_SOME),
