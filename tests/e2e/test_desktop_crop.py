@@ -173,3 +173,24 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     assert open_settings(settings_file).value("diagnose/lang") == "fr"
     again = open_window(qtbot, starter_server.base, settings_file)
     assert again.diagnose.lang.currentData() == "fr" and again.diagnose.lang_title.text() == "Langue"
+
+
+def test_a_leaf_unlike_the_crop_named_is_not_said_to_hesitate_between_diseases(qtbot, starter_server, tmp_path):
+    """The desktop review of session 74: an apple leaf sent as tomato was refused, rightly, "looks like apple scab,
+    not like tomato", but its history row said "not sure: between diseases", naming none."""
+    window = open_window(qtbot, starter_server.base, tmp_path / "desktop.ini")
+    tab = window.diagnose
+    qtbot.waitUntil(lambda: tab.crop.findData("tomato") > 0, timeout=SLOW)
+    index = tab.crop.findData("tomato")
+    tab.crop.setCurrentIndex(index)
+    tab.crop.activated.emit(index)
+    drop_files(tab, [REPO / "examples" / "apple_cedar_rust.jpg"])
+    qtbot.waitUntil(lambda: len(tab.cards) == 1 and tab.cards[0].answer is not None, timeout=SLOW)
+    answer = tab.cards[0].answer
+    assert answer["abstained"] and answer["reason"] == "unsure" and not answer["candidates"], answer
+    assert "not like tomato" in answer["message"], answer["message"]
+    assert tab.table.item(0, 4).text() == "not sure: not like the crop named"
+    pick_language(tab, "es")
+    drop_files(tab, [REPO / "examples" / "apple_cedar_rust.jpg"])
+    qtbot.waitUntil(lambda: len(tab.cards) == 2 and tab.cards[-1].answer is not None, timeout=SLOW)
+    assert tab.table.item(1, 4).text() == "no es seguro: no se parece al cultivo indicado"

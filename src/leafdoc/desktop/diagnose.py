@@ -70,6 +70,7 @@ REASON_WORDS = {
     "unsure": N_("between diseases"),
 }
 NOT_SURE_ROW = N_("not sure: {reason}")
+NOT_THE_CROP = N_("not like the crop named")  # unsure, a crop given, no candidates (the card says more)
 DIAGNOSED = N_("diagnosed")
 # a card
 LOADING_PHOTO = N_("Loading the photo…")
@@ -689,6 +690,8 @@ class DiagnoseTab(Tab):
         self.table.insertRow(r)
         unsure = row["abstained"] == "yes"
         reason = gettext(lang, REASON_WORDS[row["reason"]]) if row["reason"] in REASON_WORDS else row["reason"]
+        if row["reason"] == "unsure" and answer.get("crop_given") and not answer.get("candidates"):
+            reason = gettext(lang, NOT_THE_CROP)  # not "between diseases": it named none (the leaf is another crop's)
         said = gettext(lang, NOT_SURE_ROW).format(reason=reason) if unsure else gettext(lang, DIAGNOSED)
         guess = answer_name(answer, row["diagnosis"]) if row["diagnosis"] else ""
         cells = [
