@@ -1036,6 +1036,8 @@ def test_under_a_refusal_only_what_it_is_can_be_said(qtbot):
     assert bar.send_button.isEnabled()
     bar.send_button.click()
     assert sent == [(False, "Potato___Late_blight")]
+    bar._sent(False, "Potato___Late_blight")  # the server took it: no answer was wrong, what the leaf is was said
+    assert bar.status.text().startswith("✓ Thank you: recorded that it is Potato — Late blight."), bar.status.text()
 
     answer = {"abstained": False, "label": "Tomato___healthy", "prediction_id": "p2"}
     asked = FeedbackBar(answer, labels, lambda *a: None)

@@ -26,6 +26,7 @@ from tests.conftest import PLANTVILLAGE, REPO, SHARED
 from tests.e2e.contrast import CONTRASTS, faint
 from tests.e2e.test_ui_browser import CHROMIUM, WAIT_MS, launch
 
+from leafdoc.advice.render import label_name
 from leafdoc.ui.history import answer_words
 from leafdoc.words import history
 
@@ -454,6 +455,19 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
         row(online).get_by_role("button", name="✓ Yes").click()
         page.wait_for_function("() => leafdoc.sent.some((s) => s.answer && s.answer.label && s.id > 3)")
         thanked = row(online).locator(".said").inner_text()
+        # under a refusal, what the leaf is: recorded as that, not "as wrong" (no answer was given: session 74)
+        flower = sorted((SHARED / "flowers").rglob("*.jpg"))[0]
+        page.set_input_files("#photo", [str(flower)])
+        page.wait_for_function("(name) => leafdoc.results.some((r) => r.file === name)", arg=flower.name)
+        assert page.evaluate("(name) => leafdoc.results.find((r) => r.file === name).abstained", flower.name)
+        row(flower).locator("select").select_option(actually)
+        row(flower).get_by_role("button", name="Send").click()
+        page.wait_for_function(
+            "(name) => [...document.querySelectorAll('#answers li')].some((li) => li.textContent.includes(name)"
+            " && li.querySelector('.said') && li.querySelector('.said').textContent.includes('recorded that'))",
+            arg=flower.name,
+        )
+        told = row(flower).locator(".said").inner_text()
         page.screenshot(path=str(tmp_path / "offline-feedback.png"))
         context.close()
         records = httpx.get(f"{server.base}/v1/review", params={"limit": 500}, headers=ADMIN).raise_for_status().json()
@@ -475,6 +489,7 @@ def test_feedback_given_offline_reaches_the_server_once_online(tmp_path, photos,
     assert kept[:2] == kept_as_chosen, kept  # small photos: the very files chosen
     assert kept[2][:3] == [1024, 1024, big.name] and kept[2][3] < big.stat().st_size / 2, kept
     assert thanked == "✓ Thank you: recorded as right.", thanked
+    assert told.startswith(f"✓ Thank you: recorded that it is {label_name(actually, 'en')}."), told
 
 
 def test_the_page_says_what_its_model_knows_and_cannot_do_in_the_growers_language(tmp_path, browser):

@@ -450,6 +450,14 @@ def test_a_refusal_shows_no_heat_map_and_no_yes_or_no_but_asks_what_it_is(browse
         page.click("#feedback-send")  # nothing picked: nothing sent, it says what to do
         said = "Pick what it is first." if lang == "en" else "Elija primero qué es."
         page.wait_for_function("(w) => document.querySelector('#feedback-status').innerText.includes(w)", arg=said)
+        # picked, then sent: recorded as what it is, not "as wrong" (no answer was given: the review of session 74)
+        page.click("#feedback-actual input")
+        page.locator("ul[role=listbox] li").first.click()
+        page.click("#feedback-send")
+        said = "recorded that it is" if lang == "en" else "registrado que es"
+        page.wait_for_function("(w) => document.querySelector('#feedback-status').innerText.includes(w)", arg=said)
+        thanks = page.inner_text("#feedback-status")
+        assert "wrong" not in thanks and "incorrecto" not in thanks, thanks
     finally:
         page.context.close()
 

@@ -36,3 +36,4 @@ def test_a_row_names_the_answer_and_the_crop_the_grower_gave():
     assert given[3] == "✗ wrong: Tomato — Late blight"
     [abstained] = review_rows([item(abstained=True, label=None, reason="unsure", crop_given="potato")])
     assert abstained[1] == "abstained (unsure); best guess Tomato — Early blight (crop given: potato)"
+    assert abstained[3] == "said it is Tomato — Late blight"  # a refusal gave no answer to be wrong about

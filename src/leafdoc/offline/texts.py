@@ -24,7 +24,17 @@ from leafdoc.inference.abstain import (
 from leafdoc.inference.cropfirst import CROP_MISMATCH, crop_indices, crops_of, single_label_words
 from leafdoc.inference.fieldcrops import crop_of, crop_words, crops_known, lab_only_words, learnt_crops
 from leafdoc.words import history
-from leafdoc.words.feedback import ACTUALLY, NO, SEND, THANKS_RIGHT, THANKS_WRONG, WAS_IT_RIGHT, WHAT_IS_IT, YES
+from leafdoc.words.feedback import (
+    ACTUALLY,
+    NO,
+    SEND,
+    THANKS_RIGHT,
+    THANKS_TOLD,
+    THANKS_WRONG,
+    WAS_IT_RIGHT,
+    WHAT_IS_IT,
+    YES,
+)
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import SPACE_BEFORE_SIGN
 from leafdoc.words.photo_guide import FRAMED, NOT_FRAMED_WITH, knows_sentences
@@ -90,6 +100,7 @@ PAGE = {
     "queue_full": N_("{n} answers are already waiting to be sent: connect to the internet first, to send them."),
     "thanks_right": THANKS_RIGHT,
     "thanks_wrong": THANKS_WRONG,
+    "thanks_told": THANKS_TOLD,
     "actually": ACTUALLY,
 }
 # Templates the page fills in (their {placeholders} kept), by what the server's decision and answer call them.

@@ -231,7 +231,7 @@ def feedback_handler(settings: Settings, correct: bool) -> Callable:
         except Exception as exc:
             message, hint = problem(exc, "Sending the feedback")
             return text.error_text(message, hint, title=gettext(lang, NOT_SENT))
-        return feedback_text.thanks(correct, label, lang)
+        return feedback_text.thanks(correct, label, lang, refused=bool(answer.get("abstained")))
 
     return send
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
-from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_WRONG
+from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_TOLD, THANKS_WRONG
 
 PHOTOS_KEPT = N_(
     "**Photos are kept on this server**: an admin may look at yours and, once labelled, add it to the training photos."
@@ -22,9 +22,11 @@ def privacy_note(keep_photos: bool | None, lang: str = "en") -> str:
     return gettext(lang, PHOTO_SENT if keep_photos is None else PHOTO_NOT_KEPT)
 
 
-def thanks(correct: bool, label: str | None, lang: str = "en") -> str:
+def thanks(correct: bool, label: str | None, lang: str = "en", refused: bool = False) -> str:
     if correct:
         return gettext(lang, THANKS_RIGHT)
+    if refused and label:  # no answer was given to be wrong: what the leaf is, said
+        return gettext(lang, THANKS_TOLD).format(label=esc(label_name(label, lang)))
     # named as the "It is actually…" menu named it, in the page's language (it said the label's English words)
     said = gettext(lang, ACTUALLY).format(label=esc(label_name(label, lang))) if label else ""
     return gettext(lang, THANKS_WRONG).format(said=said)
@@ -62,6 +64,8 @@ def review_rows(items: list[dict]) -> list[list[str]]:
             said = "—"
         elif i["feedback_correct"]:
             said = "✓ right"
+        elif i["abstained"] and i["feedback_label"]:  # a refusal is no answer to be wrong about
+            said = f"said it is {pretty_label(i['feedback_label'])}"
         else:
             said = "✗ wrong" + (f": {pretty_label(i['feedback_label'])}" if i["feedback_label"] else "")
         rows.append(

@@ -24,3 +24,8 @@ THANKS_WRONG = N_(
     "✓ Thank you: recorded as wrong{said}. An admin reviews it; nothing enters training without an admin's label."
 )
 ACTUALLY = N_(" (it is actually {label})")
+# under a refusal there was no answer to be wrong: what the grower said the leaf is, recorded (the desktop review of
+# session 74: it said "recorded as wrong")
+THANKS_TOLD = N_(
+    "✓ Thank you: recorded that it is {label}. An admin reviews it; nothing enters training without an admin's label."
+)

@@ -407,19 +407,21 @@ function feedbackRow(item) {
   } else {
     const said = document.createElement("p");
     said.className = fb.stage === "sent" ? "detail said" : "detail said pending";
-    said.textContent = feedbackWords(fb);
+    said.textContent = feedbackWords(fb, item.r.abstained);
     row.append(said);
   }
   return row;
 }
 
-function feedbackWords(fb) {
+function feedbackWords(fb, refused) {
   const t = texts().page;
   if (fb.stage === "queued") return t.queued;
   if (fb.stage === "not_kept") return fb.full ? fill(t.queue_full, { n: fb.full }) : fill(t.not_kept, { error: fb.error });
   if (fb.stage === "error") return fill(t.not_sent, { error: fb.error });
   if (!fb.feedback) return t.sent_other; // a bare "no" about an answer the server did not give
   if (fb.said.correct) return t.thanks_right;
+  // under a refusal there was no answer to be wrong: what the leaf is, said
+  if (refused && fb.said.label) return fill(t.thanks_told, { label: title(texts(), fb.said.label) });
   const actually = fb.said.label ? fill(t.actually, { label: title(texts(), fb.said.label) }) : "";
   return fill(t.thanks_wrong, { said: actually });
 }
