@@ -151,7 +151,7 @@ def test_roll_back_is_offered_only_with_a_version_to_go_back_to_and_speaks_of_th
         "conflict",
     )
     client = shown(qtbot, window, ONE_SERVED, rollback_error=refused)
-    assert not box.rollback_button.isEnabled()
+    assert not box.rollback_button.isEnabled() and box.rollback_button.text() == "Roll back"
     assert "nothing to roll back to" in box.rollback_button.toolTip()
     assert "Serve the selected version" in box.rollback_button.toolTip()
 
@@ -166,10 +166,15 @@ def test_roll_back_is_offered_only_with_a_version_to_go_back_to_and_speaks_of_th
     box.load(client)
     qtbot.waitUntil(lambda: box.rollback_button.isEnabled(), timeout=10_000)
     assert "(version 1)" in box.rollback_button.toolTip()
+    assert box.rollback_button.text() == "Roll back to version 1"  # the version it would serve, as the page says
 
     # a server that refuses all the same (another admin rolled back meanwhile): the app's words, no command
-    monkeypatch.setattr(dialogs, "confirm", lambda *a: True)
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm", lambda _parent, title, text: asked.append((title, text)) or True)
     box.rollback_button.click()
+    # the question names the version and what serving it changes (the desktop review of session 74: it named none)
+    assert asked[0][0] == "Roll back to version 1?", asked
+    assert asked[0][1].startswith("Serve model version 1 again, the one that served before version 2?"), asked
     title, text, hint = next_dialog(qtbot)
     # the version its tip named is sent with it, so a server whose serving history changed refuses it
     assert client.calls == [("rollback", 1)] and title == "Could not roll back"

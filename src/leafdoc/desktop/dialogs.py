@@ -122,7 +122,7 @@ def ask_token(parent: QWidget | None, server: str, again: bool = False) -> str |
     prompt = (
         ("That token was refused. " if again else "")
         + f"Admin token of the server {server}\n(uploads, retraining and promotion need it; it is kept in your "
-        "system's password store)"
+        "system's password store, or where there is none, in this app's settings file, readable by you only)"
     )
     text, ok = QInputDialog.getText(parent, "Admin token", prompt, QLineEdit.EchoMode.Password)
     text = text.strip()

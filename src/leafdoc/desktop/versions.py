@@ -36,6 +36,7 @@ CARD_HINT = (
     "limitations."
 )
 ROLLBACK_TIP = "Serve again the version that served before the current one."
+ROLL_BACK = "Roll back"
 MODEL_COLUMNS = ["Version", "Status", "Created", "Trained on", "Test accuracy", "Macro F1", "Notes"]
 
 
@@ -88,7 +89,7 @@ class VersionsBox(QGroupBox):
         self.promote_button = QPushButton("Serve the selected version")
         self.promote_button.setEnabled(False)
         self.promote_button.clicked.connect(self.promote_selected)
-        self.rollback_button = QPushButton("Roll back to the previous version")
+        self.rollback_button = QPushButton(ROLL_BACK)
         self.rollback_button.setObjectName("rollbackButton")
         self.rollback_button.setEnabled(False)  # until the server's serving history says there is one to go back to
         self.rollback_button.clicked.connect(self.rollback)
@@ -140,6 +141,8 @@ class VersionsBox(QGroupBox):
 
     def _can_roll_back(self, target: int | None) -> None:
         self.rollback_button.setEnabled(target is not None)
+        # the version it would serve on the button itself, as on the web page's Retrain tab
+        self.rollback_button.setText(ROLL_BACK if target is None else f"{ROLL_BACK} to version {target}")
         self.rollback_button.setToolTip(
             f"{ROLLBACK_TIP} (version {target})" if target is not None else NOTHING_TO_ROLL_BACK
         )
@@ -154,6 +157,7 @@ class VersionsBox(QGroupBox):
         )
         self.promote_button.setEnabled(False)
         self.rollback_button.setEnabled(False)
+        self.rollback_button.setText(ROLL_BACK)
         self.rollback_button.setToolTip("Not connected to a server.")
         self.card_version = None
         self.card.setMarkdown(CARD_HINT)
@@ -201,9 +205,15 @@ class VersionsBox(QGroupBox):
         self.session.with_admin(self, lambda: self._pointer_change("promote", version))
 
     def rollback(self) -> None:
-        if not dialogs.confirm(
-            self, "Roll back?", "Go back to the model version that was serving before the current one?"
-        ):
+        target = rollback_target(self.models.get("history"))
+        if target is None:
+            return
+        # which version, and what serving it changes (its classes against the serving one's), as "Serve" says
+        back = next((m for m in self.models.get("models", []) if m.get("version") == target), {"version": target})
+        notes = serving_change(back, self.models, name=english_label)
+        serving = self.models.get("serving_version")
+        question = f"Serve model version {target} again, the one that served before version {serving}?"
+        if not dialogs.confirm(self, f"Roll back to version {target}?", "\n\n".join([question, *notes])):
             return
         self.session.with_admin(self, lambda: self._pointer_change("rollback", None))
 
