@@ -326,6 +326,10 @@ def test_review_tab_labels_a_kept_photo_into_a_new_dataset_version(
         assert len(asked) == 1
         assert review.label.currentData() == actually  # prefilled with what the user said
         review.grab().save(str(tmp_path / "desktop-review.png"))
+        assert review.add_button.isEnabled()  # a kept photo can join a dataset
+        review._can_add({**review.current(), "has_photo": False})  # one without its photo cannot: off, and why
+        assert not review.add_button.isEnabled() and "cannot join a dataset" in review.add_button.toolTip()
+        review._selected()
         review.add_button.click()
         qtbot.waitUntil(lambda: "the photo is in" in review.status.text(), timeout=SLOW)
         assert f"tiny v{before + 1}" in review.status.text()

@@ -32,6 +32,7 @@ class ReviewTab(Tab):
     def __init__(self, window):
         super().__init__(window)
         self.items: list[dict] = []
+        self.keep_photos = True  # the server's, from its queue
         self._said = ""  # what the last action did, shown above the reloaded queue
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -74,6 +75,7 @@ class ReviewTab(Tab):
     def _show(self, result) -> None:
         queue, labels = result
         self.items = queue["items"]
+        self.keep_photos = bool(queue["keep_photos"])
         rows = feedback_text.review_rows(self.items)
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
@@ -88,9 +90,19 @@ class ReviewTab(Tab):
         self._said = ""
         if rows:
             self.table.selectRow(0)
+        else:
+            self._can_add(None)
+
+    def _can_add(self, item: dict | None) -> None:
+        """Only a kept photo can join a dataset: *Add to the dataset* is off otherwise, and its tip says why (it was
+        on, and answered with a dialog saying to set LEAFDOC_KEEP_PHOTOS, which this app cannot)."""
+        why = feedback_text.cannot_add(item, self.keep_photos)
+        self.add_button.setEnabled(why is None)
+        self.add_button.setToolTip(why or "")
 
     def _selected(self) -> None:
         item = self.current()
+        self._can_add(item)
         if item is None:
             return
         # What a user said, never the model's own guess: one click must not file a rose under a disease.
