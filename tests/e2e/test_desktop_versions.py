@@ -211,3 +211,6 @@ def test_a_failed_connect_leaves_none_of_the_old_servers_versions(qtbot, window,
     assert other in box.serving_label.text()
     assert not box.promote_button.isEnabled() and not box.rollback_button.isEnabled()
     assert "Select a version" in box.card.toPlainText()
+    # nor does the Diagnose tab say what the old server's model knows, nor offer its crops
+    tab = window.diagnose
+    assert not tab.knows.isVisible() and tab.knows.text() == "" and not tab.crop.isVisible() and tab.crop.count() == 1

@@ -541,6 +541,13 @@ class DiagnoseTab(Tab):
 
         self.tasks.run(client.models, on_done=shown, on_error=lambda _exc: self.knows.setVisible(False))
 
+    def forget_model(self) -> None:
+        """Another server is being connected to: what the old one's model knows (and its crops) is not said of the
+        new one (after a failed "Connect to a server…" the tab still said "This model knows 34 kinds of leaf…")."""
+        self.models, self.serving_model = None, None
+        self.show_knows()
+        self.fill_crops([])
+
     def show_knows(self) -> None:
         note = knows_note(self.models or {}, self.language)
         self.knows.setText(note or "")

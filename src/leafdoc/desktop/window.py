@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.retrain.update_token_status()
         # the server left behind: its versions are not shown as if they were the new one's (were after a failed connect)
         self.retrain.versions.forget(self.session.server_url)
+        self.diagnose.forget_model()  # nor what its model knows, nor its crops
 
     def _connected(self, ready: dict) -> None:
         self.connection_label.setText(self._status_text(ready))
