@@ -161,6 +161,10 @@ def test_the_answers_and_the_tab_come_in_the_language_picked_and_it_is_remembere
     # the photo guide in Spanish too
     tab.show_guide()
     assert tab.guide_dialog.windowTitle().startswith("Guía de fotos")
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    [box] = tab.guide_dialog.findChildren(QDialogButtonBox)
+    assert box.button(QDialogButtonBox.StandardButton.Close).text() == "Cerrar"  # Qt's own said "Close"
     # then French: the tab speaks French at once, the cards keep the language of their answers
     pick_language(tab, "fr")
     assert tab.drop_zone.pick.text() == "Choisir des photos…" and tab.guide_dialog is None

@@ -41,6 +41,9 @@ def _words(text: str, rich: bool = False, width: int | None = None) -> QLabel:
     return label
 
 
+CLOSE = N_("Close")
+
+
 class GuideCard(QFrame):
     """One example: the picture, the caption, what the photo is and what leafdoc answers."""
 
@@ -131,6 +134,7 @@ class PhotoGuideDialog(QDialog):
         outer = QVBoxLayout(self)
         outer.addWidget(self.scroll, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.button(QDialogButtonBox.StandardButton.Close).setText(gettext(lang, CLOSE))  # Qt's own said "Close"
         buttons.rejected.connect(self.close)
         outer.addWidget(buttons)
         self.fit_screen(buttons.sizeHint().height())
