@@ -50,7 +50,7 @@ from leafdoc.imaging.photos import IMAGE_SUFFIXES, is_image_name
 from leafdoc.imaging.upload_size import shrink_for_upload
 from leafdoc.words.answer_table import answer_row, table_csv
 from leafdoc.words.feedback import asks_feedback
-from leafdoc.words.labels import answer_name
+from leafdoc.words.labels import answer_name, crop_name
 from leafdoc.words.model_card import LIMITS_TITLE, limits_words
 from leafdoc.words.percent import percent_words
 from leafdoc.words.photo_errors import photo_error_words
@@ -409,7 +409,7 @@ class DiagnoseTab(Tab):
         self.crop.addItem(CROP_UNKNOWN, "")
         remembered = get_str(self.settings, "diagnose/crop", "")
         if remembered:  # shown at once; checked against the serving model's crops once connected
-            self.crop.addItem(remembered[:1].upper() + remembered[1:], remembered)
+            self.crop.addItem(crop_name(remembered), remembered)  # in the tab's language once it speaks
             self.crop.setCurrentIndex(1)
         self.crop.activated.connect(lambda _i: self.settings.setValue("diagnose/crop", self.crop.currentData() or ""))
         self.crop_title = titled(top, self.crop)
@@ -498,7 +498,7 @@ class DiagnoseTab(Tab):
         self.crop.setToolTip(say(CROP_TIP))
         self.crop.setItemText(0, say(CROP_UNKNOWN))
         for i in range(1, self.crop.count()):  # the crops too, in the language picked now
-            self.crop.setItemText(i, self.crop_name(self.crop.itemData(i)))
+            self.crop.setItemText(i, crop_name(self.crop.itemData(i), self.language))
         self.lang_title.setText(say(LANGUAGE))
         self.lang.setToolTip(say(LANGUAGE_TIP))
         self.empty_hint.setText(say(EMPTY))
@@ -563,11 +563,6 @@ class DiagnoseTab(Tab):
         self.limits_button.setArrowType(Qt.ArrowType.DownArrow if unfolded else Qt.ArrowType.RightArrow)
         self.limits.setVisible(unfolded and self.limits_button.isVisible())
 
-    def crop_name(self, crop: str) -> str:
-        """A crop as the API names it (`bell pepper`), in the tab's language with a capital, as the page shows it."""
-        name = self.say(crop)  # the crops' names are in the answers catalog
-        return name[:1].upper() + name[1:]
-
     def fill_crops(self, crops: list[str]) -> None:
         """The serving model's crops in the crop box, the one picked last selected if this model knows it. None
         (a model whose labels name no crop, a lab's "late blight" and "healthy"; or no model serving): the box and its
@@ -576,7 +571,7 @@ class DiagnoseTab(Tab):
         self.crop.clear()
         self.crop.addItem(self.say(CROP_UNKNOWN), "")
         for c in crops:
-            self.crop.addItem(self.crop_name(c), c)
+            self.crop.addItem(crop_name(c, self.language), c)
         self.crop.setCurrentIndex(max(0, self.crop.findData(wanted)) if wanted else 0)
         self.crop.setVisible(bool(crops))
         self.crop_title.setVisible(bool(crops))

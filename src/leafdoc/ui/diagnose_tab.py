@@ -23,7 +23,7 @@ from leafdoc.ui.i18n import said, t
 from leafdoc.ui.language import page_language
 from leafdoc.words import photo_guide
 from leafdoc.words.feedback import asks_feedback
-from leafdoc.words.labels import is_healthy
+from leafdoc.words.labels import crop_name, is_healthy
 from leafdoc.words.model_card import limits_note
 from leafdoc.words.photo_errors import photo_error_words
 
@@ -66,8 +66,7 @@ def feedback_updates(answer: dict | None, lang: str) -> tuple:
 def crop_choices(crops: list[str], lang: str = "en") -> list[tuple]:
     """The crop dropdown's choices: "I don't know" (every label), then the serving model's crops as the API names
     them (`tomato`, `bell pepper`, the value sent), shown in the page's language with a capital."""
-    shown = ((gettext(lang, c), c) for c in crops)  # the crops' names are in the answers catalog
-    return [(t("crop_unknown"), ""), *((name[:1].upper() + name[1:], c) for name, c in shown)]
+    return [(t("crop_unknown"), ""), *((crop_name(c, lang), c) for c in crops)]
 
 
 _LABELS: dict[int, list[str]] = {}  # a version's labels never change: fetched once (its card is 35 KB), a few kept

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from leafdoc.core.i18n import label_words
+from leafdoc.core.i18n import gettext, label_words
 
 
 def pretty_label(label: str | None) -> str:
     """`Corn_(maize)___Common_rust_` -> `Corn (maize) — Common rust` (PlantVillage's plant___condition); no label,
     no words."""
     return label_words(label or "")
+
+
+def crop_name(crop: str, lang: str = "en") -> str:
+    """A crop as the API names it (`bell pepper`) in `lang`, with a capital, as the crop menus show it (the web page's
+    and the desktop app's); the crops' names are in the answers catalog."""
+    name = gettext(lang, crop)
+    return name[:1].upper() + name[1:]
 
 
 def names_crop(label: str) -> bool:
