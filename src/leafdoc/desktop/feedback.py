@@ -15,17 +15,7 @@ from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.desktop import dialogs
 from leafdoc.desktop.combo import ComboBox
-from leafdoc.words.feedback import (
-    ACTUALLY,
-    NO,
-    SEND,
-    THANKS_RIGHT,
-    THANKS_TOLD,
-    THANKS_WRONG,
-    WAS_IT_RIGHT,
-    WHAT_IS_IT,
-    YES,
-)
+from leafdoc.words.feedback import NO, SEND, WAS_IT_RIGHT, WHAT_IS_IT, YES, thanks_words
 
 DONT_KNOW = N_("I don't know")
 ACTUALLY_PICK = N_("It is actually… (optional)")
@@ -100,13 +90,8 @@ class FeedbackBar(QWidget):
 
     def _sent(self, correct: bool, label: str | None) -> None:
         self._enable(True)
-        if correct:
-            self.status.setText(self.say(THANKS_RIGHT))
-        elif self.refused and label:  # no answer was given to be wrong: what the leaf is, said
-            self.status.setText(self.say(THANKS_TOLD).format(label=label_name(label, self.lang)))
-        else:
-            said = self.say(ACTUALLY).format(label=label_name(label, self.lang)) if label else ""
-            self.status.setText(self.say(THANKS_WRONG).format(said=said))
+        named = label_name(label, self.lang) if label else None
+        self.status.setText(thanks_words(self.lang, correct, named, self.refused))
 
     def _failed(self, exc: BaseException) -> None:
         self._enable(True)

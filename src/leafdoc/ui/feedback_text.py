@@ -5,7 +5,7 @@ from __future__ import annotations
 from leafdoc.advice.render import label_name
 from leafdoc.core.i18n import N_, gettext
 from leafdoc.ui.text import esc, percent, pretty_label
-from leafdoc.words.feedback import ACTUALLY, THANKS_RIGHT, THANKS_TOLD, THANKS_WRONG
+from leafdoc.words.feedback import thanks_words
 
 PHOTOS_KEPT = N_(
     "**Photos are kept on this server**: an admin may look at yours and, once labelled, add it to the training photos."
@@ -23,13 +23,8 @@ def privacy_note(keep_photos: bool | None, lang: str = "en") -> str:
 
 
 def thanks(correct: bool, label: str | None, lang: str = "en", refused: bool = False) -> str:
-    if correct:
-        return gettext(lang, THANKS_RIGHT)
-    if refused and label:  # no answer was given to be wrong: what the leaf is, said
-        return gettext(lang, THANKS_TOLD).format(label=esc(label_name(label, lang)))
     # named as the "It is actually…" menu named it, in the page's language (it said the label's English words)
-    said = gettext(lang, ACTUALLY).format(label=esc(label_name(label, lang))) if label else ""
-    return gettext(lang, THANKS_WRONG).format(said=said)
+    return thanks_words(lang, correct, esc(label_name(label, lang)) if label else None, refused)
 
 
 REVIEW_COLUMNS = ["when", "answer", "sure", "user said", "photo", "id"]

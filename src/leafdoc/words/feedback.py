@@ -5,7 +5,7 @@ about): only "What is it?" and Send."""
 
 from __future__ import annotations
 
-from leafdoc.core.i18n import N_
+from leafdoc.core.i18n import N_, gettext
 
 WAS_IT_RIGHT = N_("Was this right?")
 YES = N_("✓ Yes")
@@ -29,3 +29,13 @@ ACTUALLY = N_(" (it is actually {label})")
 THANKS_TOLD = N_(
     "✓ Thank you: recorded that it is {label}. An admin reviews it; nothing enters training without an admin's label."
 )
+
+
+def thanks_words(lang: str, correct: bool, named: str | None, refused: bool) -> str:
+    """The thanks once the server has what the grower said, in `lang`: right; what the leaf is, under a refusal; or
+    wrong, with what it actually is. `named`: the label they picked, in the words their menu named it (None: none)."""
+    if correct:
+        return gettext(lang, THANKS_RIGHT)
+    if refused and named:  # no answer was given to be wrong: what the leaf is, said
+        return gettext(lang, THANKS_TOLD).format(label=named)
+    return gettext(lang, THANKS_WRONG).format(said=gettext(lang, ACTUALLY).format(label=named) if named else "")
